@@ -1,0 +1,205 @@
+//! Link frames: what two nodes say to each other over a data channel or the
+//! relay. Encoding: one version byte, then a postcard `Frame`. Envelopes travel
+//! inside as their exact signed bytes, so they are forwarded untouched.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MessageId, PeerId, RoomId};
+
+pub const FRAME_VERSION: u8 = 1;
+/// Largest frame: a sync batch of envelopes. 256 KiB keeps one frame within an
+/// SCTP send buffer (str0m's default is 128 KiB per direction, and a frame may
+/// span a couple) and bounds what one bad peer can make us parse at once.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+/// Author heads per summary frame; a larger room is summarised in several.
+pub const MAX_SUMMARY_HEADS: usize = 1024;
+/// Message references per IHave or Graft frame.
+pub const MAX_REFS: usize = 512;
+/// Envelopes per batch (the byte limit usually binds first).
+pub const MAX_BATCH_ITEMS: usize = 256;
+/// Rooms named in one hello.
+pub const MAX_HELLO_ROOMS: usize = 256;
+/// Most hops a message is pushed; beyond it only sync carries it on.
+pub const MAX_HOPS: u8 = 32;
+/// Widest range one want may ask for.
+pub const MAX_WANT_RANGE: u64 = 4096;
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u8,
+    /// "I have your hello": ends the retransmission of hellos on lossy links.
+    pub ack: bool,
+    pub rooms: Vec<RoomId>,
+    /// The sender forwards messages of others (off on low battery).
+    pub relays: bool,
+    /// The sender runs on mains power (a venue box, a charging phone).
+    pub powered: bool,
+}
+
+/// Per author: highest contiguous seq, and the highest seq held at all.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Head {
+    pub author: PeerId,
+    pub contiguous: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub room: RoomId,
+    pub heads: Vec<Head>,
+    /// The sender wants the receiver's summary in return.
+    pub reply: bool,
+}
+
+/// Ask for an author's messages `from..=to` in a room.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Want {
+    pub room: RoomId,
+    pub author: PeerId,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// One envelope with the number of hops it has travelled.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Item {
+    pub hops: u8,
+    pub envelope: Vec<u8>,
+}
+
+/// Names a message by position and id, for announcements and grafts.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MsgRef {
+    pub room: RoomId,
+    pub author: PeerId,
+    pub seq: u64,
+    pub id: MessageId,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Frame {
+    Hello(Hello),
+    Summary(Summary),
+    /// BLAKE3 of a room's heads; a mismatch asks for summaries.
+    Digest { room: RoomId, digest: [u8; 32] },
+    Want(Want),
+    /// Envelopes answering a want or a graft, oldest first.
+    Batch { items: Vec<Item> },
+    /// Eager push of a new message.
+    Push(Item),
+    /// Lazy announcement of new messages.
+    IHave { refs: Vec<MsgRef> },
+    /// "Send me these, and push to me eagerly from now on."
+    Graft { refs: Vec<MsgRef> },
+    /// "I got that twice: announce to me lazily in this room."
+    Prune { room: RoomId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    Oversized { len: usize, max: usize },
+    #[error("frame version {0} is not supported")]
+    UnsupportedVersion(u8),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("frame carries too many {what}: {count} > {max}")]
+    TooMany { what: &'static str, count: usize, max: usize },
+    #[error("frame field out of range: {0}")]
+    OutOfRange(&'static str),
+}
+
+impl FrameError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Oversized { .. } => "frame_oversized",
+            Self::UnsupportedVersion(_) => "frame_version",
+            Self::Malformed(_) => "frame_malformed",
+            Self::TooMany { .. } => "frame_too_many",
+            Self::OutOfRange(_) => "frame_out_of_range",
+        }
+    }
+}
+
+fn at_most(what: &'static str, count: usize, max: usize) -> Result<(), FrameError> {
+    if count > max {
+        Err(FrameError::TooMany { what, count, max })
+    } else {
+        Ok(())
+    }
+}
+
+impl Frame {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FRAME_VERSION];
+        postcard::to_io(self, &mut out).expect("in-memory encode");
+        out
+    }
+
+    /// Decode and check every bound a well-behaved peer keeps.
+    pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(FrameError::Oversized { len: bytes.len(), max: MAX_FRAME_BYTES });
+        }
+        let (&v, rest) = bytes.split_first().ok_or_else(|| FrameError::Malformed("empty".into()))?;
+        if v != FRAME_VERSION {
+            return Err(FrameError::UnsupportedVersion(v));
+        }
+        let frame: Frame = match postcard::take_from_bytes(rest) {
+            Ok((f, [])) => f,
+            Ok((_, tail)) => return Err(FrameError::Malformed(format!("{} trailing bytes", tail.len()))),
+            Err(e) => return Err(FrameError::Malformed(e.to_string())),
+        };
+        frame.check()?;
+        Ok(frame)
+    }
+
+    fn check(&self) -> Result<(), FrameError> {
+        match self {
+            Frame::Hello(h) => at_most("rooms", h.rooms.len(), MAX_HELLO_ROOMS),
+            Frame::Summary(s) => at_most("heads", s.heads.len(), MAX_SUMMARY_HEADS),
+            Frame::Digest { .. } | Frame::Prune { .. } => Ok(()),
+            Frame::Want(w) => {
+                if w.from == 0 || w.to < w.from || w.to - w.from >= MAX_WANT_RANGE {
+                    return Err(FrameError::OutOfRange("want range"));
+                }
+                Ok(())
+            }
+            Frame::Batch { items } => {
+                at_most("items", items.len(), MAX_BATCH_ITEMS)?;
+                items.iter().try_for_each(check_hops)
+            }
+            Frame::Push(item) => check_hops(item),
+            Frame::IHave { refs } | Frame::Graft { refs } => {
+                at_most("refs", refs.len(), MAX_REFS)?;
+                if refs.iter().any(|r| r.seq == 0) {
+                    return Err(FrameError::OutOfRange("seq 0"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Short name for logs and counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "hello",
+            Frame::Summary(_) => "summary",
+            Frame::Digest { .. } => "digest",
+            Frame::Want(_) => "want",
+            Frame::Batch { .. } => "batch",
+            Frame::Push(_) => "push",
+            Frame::IHave { .. } => "ihave",
+            Frame::Graft { .. } => "graft",
+            Frame::Prune { .. } => "prune",
+        }
+    }
+}
+
+fn check_hops(item: &Item) -> Result<(), FrameError> {
+    if item.hops > MAX_HOPS {
+        return Err(FrameError::OutOfRange("hops"));
+    }
+    Ok(())
+}

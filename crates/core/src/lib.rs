@@ -1,0 +1,29 @@
+//! festival-core: the Festival Chat protocol, sans-IO.
+//!
+//! No sockets, no tokio, no clock and no randomness of its own: time comes in
+//! with every input and randomness from a seed in the config. That is what lets
+//! `festival-sim` run hundreds of nodes faster than real time, and what makes
+//! every behaviour reproducible from a seed.
+//!
+//! # Layout
+//! - [`ids`]: `PeerId`, `MessageId`, `RoomId`, `LinkId` newtypes.
+//! - [`identity`]: the Ed25519 identity; domain-separated signing and verifying.
+//! - [`envelope`]: the signed, versioned envelope and its strict codec.
+//! - [`body`]: typed bodies per kind; sealing and opening DMs.
+//! - [`frame`]: link frames (hello, summaries, wants, batches, push/announce).
+//! - [`sync`]: the node state machine, `Node::handle(input, now) -> outputs`.
+//! - [`policy`]: power state to limits; the circuit breaker.
+
+pub mod body;
+pub mod envelope;
+pub mod frame;
+pub mod identity;
+pub mod ids;
+pub mod policy;
+pub mod sync;
+
+pub use body::{Body, BodyError, ReceiptStatus};
+pub use envelope::{Draft, EnvelopeError, Kind, SignedEnvelope};
+pub use frame::{Frame, FrameError};
+pub use identity::Identity;
+pub use ids::{IdError, LinkId, MessageId, PeerId, RoomId};
