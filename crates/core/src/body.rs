@@ -3,9 +3,10 @@
 //! A DM is sealed with crypto_box (X25519 + XChaCha20-Poly1305, RustCrypto)
 //! from the author's static key to the recipient's, both derived from their
 //! Ed25519 identities. The box authenticates the author, so a carrier cannot
-//! re-wrap someone else's ciphertext; the AAD binds both parties' ids.
+//! re-wrap someone else's ciphertext (the box key needs the author's or the
+//! recipient's secret).
 
-use crypto_box::aead::{Aead, AeadCore, Payload};
+use crypto_box::aead::{Aead, AeadCore};
 use crypto_box::ChaChaBox;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,6 @@ pub const MAX_NAME_BYTES: usize = 48;
 /// Most message ids one receipt may acknowledge.
 pub const MAX_RECEIPT_IDS: usize = 64;
 const SEAL_NONCE_BYTES: usize = 24;
-const DM_AAD_DOMAIN: &[u8] = b"festival-chat/dm/v1\0";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -45,7 +45,7 @@ pub enum BodyError {
     BadRecipient,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub enum ReceiptStatus {
     Delivered,
     Read,
@@ -151,13 +151,6 @@ impl Body {
     }
 }
 
-fn dm_aad(from: &PeerId, to: &PeerId) -> Vec<u8> {
-    let mut aad = DM_AAD_DOMAIN.to_vec();
-    aad.extend_from_slice(from.as_bytes());
-    aad.extend_from_slice(to.as_bytes());
-    aad
-}
-
 /// Seal `text` from `me` to `to`.
 pub fn seal_dm(me: &Identity, to: &PeerId, text: &str, rng: &mut impl CryptoRngCore) -> Result<SealedBody, BodyError> {
     check_text(text)?;
@@ -165,10 +158,7 @@ pub fn seal_dm(me: &Identity, to: &PeerId, text: &str, rng: &mut impl CryptoRngC
     let cbox = ChaChaBox::new(&their, &me.x25519_secret());
     let nonce = ChaChaBox::generate_nonce(rng);
     let plain = postcard::to_stdvec(&DmPlain { text: text.to_owned() }).expect("in-memory encode");
-    let aad = dm_aad(&me.peer_id(), to);
-    let ciphertext = cbox
-        .encrypt(&nonce, Payload { msg: &plain, aad: &aad })
-        .map_err(|_| BodyError::OpenFailed)?;
+    let ciphertext = cbox.encrypt(&nonce, plain.as_slice()).map_err(|_| BodyError::OpenFailed)?;
     Ok(SealedBody { recipient: *to, nonce: nonce.into(), ciphertext })
 }
 
@@ -179,10 +169,19 @@ pub fn open_dm(me: &Identity, from: &PeerId, sealed: &SealedBody) -> Result<Stri
     }
     let theirs = identity::x25519_public(from).map_err(|_| BodyError::OpenFailed)?;
     let cbox = ChaChaBox::new(&theirs, &me.x25519_secret());
-    let aad = dm_aad(from, &sealed.recipient);
-    let plain = cbox
-        .decrypt(sealed.nonce.as_ref().into(), Payload { msg: &sealed.ciphertext, aad: &aad })
-        .map_err(|_| BodyError::OpenFailed)?;
+    let plain =
+        cbox.decrypt(sealed.nonce.as_ref().into(), sealed.ciphertext.as_slice()).map_err(|_| BodyError::OpenFailed)?;
+    let p: DmPlain = strict(Kind::SealedDm, &plain).map_err(|_| BodyError::OpenFailed)?;
+    Ok(p.text)
+}
+
+/// Open a DM that `me` sent: the box key is symmetric, so the author can read
+/// its own sent messages back from the store.
+pub fn open_own_dm(me: &Identity, sealed: &SealedBody) -> Result<String, BodyError> {
+    let theirs = identity::x25519_public(&sealed.recipient).map_err(|_| BodyError::OpenFailed)?;
+    let cbox = ChaChaBox::new(&theirs, &me.x25519_secret());
+    let plain =
+        cbox.decrypt(sealed.nonce.as_ref().into(), sealed.ciphertext.as_slice()).map_err(|_| BodyError::OpenFailed)?;
     let p: DmPlain = strict(Kind::SealedDm, &plain).map_err(|_| BodyError::OpenFailed)?;
     Ok(p.text)
 }
@@ -199,6 +198,7 @@ mod tests {
         let (a, b, c) = (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
         let sealed = seal_dm(&a, &b.peer_id(), "meet at the bar", &mut rng).unwrap();
         assert_eq!(open_dm(&b, &a.peer_id(), &sealed).unwrap(), "meet at the bar");
+        assert_eq!(open_own_dm(&a, &sealed).unwrap(), "meet at the bar");
         assert_eq!(open_dm(&c, &a.peer_id(), &sealed), Err(BodyError::NotForMe));
         // A carrier who claims to be the author cannot: the box is bound to A's key.
         assert_eq!(open_dm(&b, &c.peer_id(), &sealed), Err(BodyError::OpenFailed));

@@ -99,14 +99,14 @@ mod tests {
             b.record(t, false);
         }
         assert_eq!(b.state(4), BreakerState::Closed);
-        b.record(5, true);
-        b.record(6, false); // 5 failures of 6 calls
-        assert_eq!(b.state(6), BreakerState::Open { since_ms: 6 });
-        assert!(!b.allow(6 + 29_999));
-        assert!(b.allow(6 + 30_000), "half-open admits one trial");
-        assert!(!b.allow(6 + 30_001), "and only one");
-        b.record(6 + 30_002, true);
-        assert_eq!(b.state(6 + 30_002), BreakerState::Closed);
+        b.record(5, true); // 4 failures of 5 calls
+        assert_eq!(b.state(5), BreakerState::Open { since_ms: 5 });
+        assert!(!b.allow(5 + 29_999));
+        assert!(b.allow(5 + 30_000), "half-open admits one trial");
+        assert!(!b.allow(5 + 30_001), "and only one");
+        b.record(5 + 30_002, true);
+        assert_eq!(b.state(5 + 30_002), BreakerState::Closed);
+        assert!(b.allow(5 + 30_003));
     }
 
     #[test]
