@@ -1,0 +1,96 @@
+//! Property tests of the wire codecs: round trips, strictness, and that no
+//! input makes a decoder panic.
+
+mod common;
+
+use festival_core::body::{Body, ProfileBody, ReceiptBody, ReceiptStatus};
+use festival_core::frame::{Frame, Head, Hello, Item, MsgRef, Summary, Want};
+use festival_core::{Draft, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
+use proptest::prelude::*;
+
+fn room() -> impl Strategy<Value = RoomId> {
+    "[a-z0-9][a-z0-9._:-]{0,20}".prop_map(|s| s.parse().unwrap())
+}
+
+fn body() -> impl Strategy<Value = Body> {
+    prop_oneof![
+        "[a-zA-Z0-9 ,.!?éü🎉]{1,300}".prop_filter("not blank", |s| !s.trim().is_empty()).prop_map(Body::Text),
+        (any::<bool>(), prop::collection::vec(any::<[u8; 32]>(), 1..10)).prop_map(|(read, ids)| Body::Receipt(
+            ReceiptBody {
+                status: if read { ReceiptStatus::Read } else { ReceiptStatus::Delivered },
+                ids: ids.into_iter().map(MessageId::from_bytes).collect(),
+            }
+        )),
+        "[a-zA-Z ]{1,40}".prop_filter("not blank", |s| !s.trim().is_empty()).prop_map(|name| Body::Profile(ProfileBody { name })),
+    ]
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    let peer = any::<[u8; 32]>().prop_map(PeerId::from_bytes);
+    prop_oneof![
+        (any::<bool>(), prop::collection::vec(room(), 0..5), any::<bool>(), any::<bool>()).prop_map(|(ack, rooms, relays, powered)| {
+            Frame::Hello(Hello { version: 1, ack, rooms, relays, powered })
+        }),
+        (room(), prop::collection::vec((peer.clone(), 0u64..1000, 0u64..1000), 0..20), any::<bool>()).prop_map(|(room, h, reply)| {
+            Frame::Summary(Summary {
+                room,
+                heads: h.into_iter().map(|(author, c, m)| Head { author, contiguous: c, max: m }).collect(),
+                reply,
+            })
+        }),
+        (room(), peer.clone(), 1u64..1_000_000, 0u64..4000).prop_map(|(room, author, from, span)| Frame::Want(Want {
+            room,
+            author,
+            from,
+            to: from + span
+        })),
+        (room(), peer, 1u64..1000, any::<[u8; 32]>()).prop_map(|(room, author, seq, id)| Frame::IHave {
+            refs: vec![MsgRef { room, author, seq, id: MessageId::from_bytes(id) }]
+        }),
+        (0u8..=32, prop::collection::vec(any::<u8>(), 0..200)).prop_map(|(hops, envelope)| Frame::Push(Item { hops, envelope })),
+        room().prop_map(|room| Frame::Prune { room }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn envelopes_round_trip_and_ids_are_stable(seed in 0u64..1000, seq in 1u64..u64::MAX / 2, room in room(), body in body(), t in 0u64..u64::MAX / 2) {
+        let me = common::identity(seed);
+        let env = SignedEnvelope::sign(&me, Draft { seq, room: room.clone(), kind: body.kind(), created_at: t, body: body.encode() }).unwrap();
+        let back = SignedEnvelope::decode(env.bytes()).unwrap();
+        prop_assert_eq!(back.id(), env.id());
+        prop_assert_eq!(back.envelope(), env.envelope());
+        prop_assert_eq!(back.parsed_body(), body);
+        prop_assert_eq!(back.author(), me.peer_id());
+        prop_assert_eq!(SignedEnvelope::from_stored(env.bytes()).unwrap().id(), env.id());
+    }
+
+    #[test]
+    fn any_single_byte_change_is_rejected(seed in 0u64..50, pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let me = common::identity(seed);
+        let env = common::text(&me, "festival", 3, "see you at the main stage");
+        let mut bytes = env.bytes().to_vec();
+        let i = pos.index(bytes.len());
+        bytes[i] ^= flip;
+        prop_assert!(SignedEnvelope::decode(&bytes).is_err(), "byte {} changed and still verified", i);
+    }
+
+    #[test]
+    fn frames_round_trip(f in frame()) {
+        prop_assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+    }
+
+    #[test]
+    fn decoders_never_panic_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = Frame::decode(&bytes);
+        let _ = SignedEnvelope::decode(&bytes);
+        let mut with_version = vec![1u8];
+        with_version.extend_from_slice(&bytes);
+        let _ = Frame::decode(&with_version);
+        let _ = SignedEnvelope::decode(&with_version);
+        let _ = SignedEnvelope::from_stored(&with_version);
+        for kind in [Kind::Text, Kind::Receipt, Kind::SealedDm, Kind::Profile] {
+            let _ = Body::parse(kind, &bytes);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! A one-node harness: feeds inputs, persists into a map at once, records
+//! deliveries, frames sent and rejections.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use festival_core::frame::{Frame, Item};
+use festival_core::policy::PowerState;
+use festival_core::sync::{Config, Input, LinkKind, Node, Output, PersistError};
+use festival_core::{Draft, Identity, Kind, LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+pub const NOW: u64 = 1_750_000_000_000;
+
+pub fn identity(seed: u64) -> Identity {
+    Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed))
+}
+
+pub fn text(author: &Identity, room: &str, seq: u64, text: &str) -> SignedEnvelope {
+    SignedEnvelope::sign(
+        author,
+        Draft { seq, room: room.parse().unwrap(), kind: Kind::Text, created_at: NOW, body: text.as_bytes().to_vec() },
+    )
+    .unwrap()
+}
+
+pub fn push(env: &SignedEnvelope) -> Vec<u8> {
+    Frame::Push(Item { hops: 1, envelope: env.bytes().to_vec() }).encode()
+}
+
+pub fn batch(envs: &[SignedEnvelope]) -> Vec<u8> {
+    Frame::Batch { items: envs.iter().map(|e| Item { hops: 1, envelope: e.bytes().to_vec() }).collect() }.encode()
+}
+
+pub struct Harness {
+    pub node: Node,
+    pub now: u64,
+    pub stored: HashMap<(RoomId, PeerId, u64), MessageId>,
+    pub delivered: Vec<(MessageId, PeerId, u64)>,
+    pub sent: Vec<(LinkId, Frame)>,
+    pub rejected: Vec<(LinkId, &'static str)>,
+    pub persisted: usize,
+}
+
+impl Harness {
+    pub fn new(seed: u64, rooms: Vec<RoomId>) -> Self {
+        let cfg = Config { rooms, ..Config::default() };
+        Harness {
+            node: Node::new(identity(seed), cfg, Default::default(), PowerState::Mains, NOW),
+            now: NOW,
+            stored: HashMap::new(),
+            delivered: Vec::new(),
+            sent: Vec::new(),
+            rejected: Vec::new(),
+            persisted: 0,
+        }
+    }
+
+    /// Bring up a link to `peer` and complete the hello exchange.
+    pub fn link(&mut self, link: u64, peer: &Identity) {
+        let link = LinkId(link);
+        self.feed(Input::LinkUp { link, peer: peer.peer_id(), kind: LinkKind::Lan });
+        let hello = festival_core::frame::Hello {
+            version: 1,
+            ack: true,
+            rooms: self.node.rooms().cloned().collect(),
+            relays: true,
+            powered: true,
+        };
+        self.feed(Input::Frame { link, bytes: Frame::Hello(hello).encode() });
+    }
+
+    pub fn frame(&mut self, link: u64, bytes: Vec<u8>) {
+        self.feed(Input::Frame { link: LinkId(link), bytes });
+    }
+
+    pub fn feed(&mut self, input: Input) {
+        let out = self.node.handle(input, self.now);
+        self.apply(out);
+    }
+
+    pub fn apply(&mut self, out: Vec<Output>) {
+        let mut work: std::collections::VecDeque<Output> = out.into();
+        while let Some(o) = work.pop_front() {
+            let follow = match o {
+                Output::Persist { envelope, .. } => {
+                    let pos = (envelope.room().clone(), envelope.author(), envelope.seq());
+                    let result = match self.stored.get(&pos) {
+                        Some(id) if *id != envelope.id() => Err(PersistError::Conflict),
+                        _ => {
+                            self.persisted += 1;
+                            self.stored.insert(pos, envelope.id());
+                            Ok(())
+                        }
+                    };
+                    Some(Input::Persisted { id: envelope.id(), result })
+                }
+                Output::Deliver { id, author, seq, .. } => {
+                    self.delivered.push((id, author, seq));
+                    None
+                }
+                Output::Send { link, bytes } => {
+                    self.sent.push((link, Frame::decode(&bytes).expect("we only send valid frames")));
+                    None
+                }
+                Output::Rejected { link, reason, .. } => {
+                    self.rejected.push((link, reason.code()));
+                    None
+                }
+                _ => None,
+            };
+            if let Some(i) = follow {
+                work.extend(self.node.handle(i, self.now));
+            }
+        }
+    }
+
+    pub fn rejected_by(&self, peer: &Identity, code: &str) -> u64 {
+        self.node.stats().peers.get(&peer.peer_id()).and_then(|c| c.rejected.get(code)).copied().unwrap_or(0)
+    }
+}
