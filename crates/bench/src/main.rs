@@ -1,1 +1,34 @@
-fn main(){}
+//! festival-bench: reproducible benchmarks. Each run prints one JSON line.
+//!
+//! - `store`: ingest and history latency of festival-store on a real file.
+//! - `sim`: a large simulated mesh (festival-sim): delivery, redundancy, hops, latency.
+
+mod sim;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "festival-bench", about = "Festival Chat benchmarks (one JSON line per run)")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Sustained batched ingest, then history reads at that size.
+    Store(store::Args),
+    /// A simulated mesh of many nodes.
+    Sim(sim::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let line = match cli.bench {
+        Bench::Store(a) => store::run(a)?,
+        Bench::Sim(a) => sim::run(a)?,
+    };
+    println!("{line}");
+    Ok(())
+}

@@ -1,1 +1,53 @@
+//! festival-store: everything a Festival Chat node keeps on disk, in one
+//! SQLite file through sqlx.
+//!
+//! The store persists verified [`festival_core::SignedEnvelope`]s with their
+//! exact signed bytes, the chain heads that sync compares, the outbox of
+//! messages this device wrote, receipts, peers, joined rooms, and the device
+//! identity. The file runs in WAL mode with `synchronous = FULL`, so a commit
+//! that returned survives a crash and a power loss; see [`open`].
+//!
+//! # Layout
+//! - [`open`]: [`Store::open`], connection settings, the writer and reader
+//!   pools, migrations, [`OpenError`]; integrity check and counts.
+//! - [`error`]: [`StoreError`], and checked conversions between Rust values
+//!   and SQLite columns (data from disk never panics).
+//! - [`identity`]: the single device identity; the secret key leaves only as
+//!   a `festival_core::Identity`.
+//! - [`ingest`]: `insert` and `insert_batch`, the hot path; heads and outbox
+//!   are written in the same transaction.
+//! - [`heads`]: per-chain contiguous/max marks for sync.
+//! - [`read`]: get by id or position, history pages, ranges for sync.
+//! - [`receipts`], [`outbox`], [`peers`] (and per-peer sync times),
+//!   [`rooms`] (and unread counts): one table each.
+//!
+//! The schema lives in `migrations/`, numbered, embedded at compile time.
+//!
+//! # Why there is no store trait in festival-core
+//! The core is sans-IO: `Node::handle(input, now) -> outputs` never calls a
+//! store; it asks for what it needs in its outputs and receives the answers
+//! as inputs. The node runtime is the only caller of this crate, so a trait
+//! would have exactly one implementation and one caller, and would have to be
+//! async, which the core deliberately is not. The simulator keeps its state
+//! in memory the same way, without pretending to be a store.
 
+pub mod error;
+pub mod heads;
+pub mod identity;
+pub mod ingest;
+pub mod open;
+pub mod outbox;
+pub mod peers;
+pub mod read;
+pub mod receipts;
+pub mod rooms;
+
+pub use error::{Result, StoreError};
+pub use heads::HeadRow;
+pub use identity::LocalIdentity;
+pub use ingest::Inserted;
+pub use open::{OpenError, Store, FESTIVAL_APPLICATION_ID};
+pub use outbox::{OutboxRow, OutboxState};
+pub use peers::PeerRecord;
+pub use read::{HistoryCursor, StoredMessage};
+pub use rooms::RoomRecord;

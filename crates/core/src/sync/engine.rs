@@ -2,11 +2,19 @@
 
 use crate::body::{Body, ReceiptStatus};
 use crate::envelope::SignedEnvelope;
-use crate::frame::{Frame, Hello, Item, MsgRef, Summary, Want, MAX_HOPS, MAX_REFS, MAX_SUMMARY_HEADS};
+use crate::frame::{Frame, Head, Hello, Item, MsgRef, Summary, Want, MAX_HOPS, MAX_REFS, MAX_SUMMARY_HEADS};
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
 use super::state::{LinkState, TokenBucket};
 use super::{LinkKind, Millis, Missing, Node, Output, Pending, PersistError, Reject, WantInFlight, PROTOCOL_VERSION};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SummaryKind {
+    /// Every head: on link-up and when the peer asks.
+    Full,
+    /// Only heads changed since we last told this link.
+    Delta,
+}
 
 /// How a new envelope reached us.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,7 @@ impl Node {
                 peer_relays: false,
                 peer_powered: false,
                 peer_heads: Default::default(),
+                told: Default::default(),
                 exhausted: Default::default(),
                 frames: TokenBucket::new(fr, fb, now),
                 envelopes: TokenBucket::new(er, eb, now),
@@ -107,10 +116,12 @@ impl Node {
             _ if !hello_received => {}
             Frame::Summary(s) => self.on_summary(link, s, now, out),
             Frame::Digest { room, digest } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    if r.digest() != digest {
-                        self.send_summary(link, &room, true, out);
-                    }
+                // The peer's digest of its holdings; if our picture of them
+                // differs, a summary of theirs went missing: ask for all of it.
+                let stale = self.links.get(&link).is_some_and(|l| l.view_digest(&room) != digest);
+                if stale && self.rooms.contains_key(&room) {
+                    let f = Frame::Summary(Summary { room, heads: Vec::new(), reply: true });
+                    self.send_frame(link, &f, out);
                 }
             }
             Frame::Want(w) => self.on_want(link, w, out),
@@ -190,22 +201,34 @@ impl Node {
                 r.drop_link(link);
             } else if first || !before.contains(&room) {
                 r.make_eager(link);
-                self.send_summary(link, &room, false, out);
+                self.send_summary(link, &room, SummaryKind::Full, out);
             }
         }
     }
 
-    pub(super) fn send_summary(&mut self, link: LinkId, room: &RoomId, reply: bool, out: &mut Vec<Output>) {
-        let Some(r) = self.rooms.get(room) else { return };
-        let heads = r.heads();
-        let chunks: Vec<Vec<_>> = if heads.is_empty() {
+    /// Tell a link our heads in `room`: all of them, or only those changed
+    /// since we last told it (nothing is sent when nothing changed).
+    pub(super) fn send_summary(&mut self, link: LinkId, room: &RoomId, kind: SummaryKind, out: &mut Vec<Output>) {
+        let (Some(r), Some(l)) = (self.rooms.get(room), self.links.get_mut(&link)) else { return };
+        let told = l.told.entry(room.clone()).or_default();
+        let heads: Vec<Head> = r
+            .heads()
+            .into_iter()
+            .filter(|h| kind == SummaryKind::Full || told.get(&h.author) != Some(&(h.contiguous, h.max)))
+            .collect();
+        for h in &heads {
+            told.insert(h.author, (h.contiguous, h.max));
+        }
+        if heads.is_empty() && kind == SummaryKind::Delta {
+            return;
+        }
+        let chunks: Vec<Vec<Head>> = if heads.is_empty() {
             vec![Vec::new()]
         } else {
             heads.chunks(MAX_SUMMARY_HEADS).map(<[_]>::to_vec).collect()
         };
-        let n = chunks.len();
-        for (i, heads) in chunks.into_iter().enumerate() {
-            let f = Frame::Summary(Summary { room: room.clone(), heads, reply: reply && i + 1 == n });
+        for heads in chunks {
+            let f = Frame::Summary(Summary { room: room.clone(), heads, reply: false });
             self.send_frame(link, &f, out);
         }
     }
@@ -215,15 +238,19 @@ impl Node {
             return;
         }
         let Some(l) = self.links.get_mut(&link) else { return };
+        let view = l.peer_heads.entry(s.room.clone()).or_default();
         for h in &s.heads {
-            l.peer_heads.insert((s.room.clone(), h.author), (h.contiguous, h.max));
+            view.insert(h.author, (h.contiguous, h.max));
             l.exhausted.remove(&(s.room.clone(), h.author));
         }
         for h in &s.heads {
-            self.request_missing(&s.room, h.author, now, out);
+            // Cheap pre-check; request_missing finds the exact gap.
+            if h.max > self.head(&s.room, &h.author).0 {
+                self.request_missing(&s.room, h.author, now, out);
+            }
         }
         if s.reply {
-            self.send_summary(link, &s.room, false, out);
+            self.send_summary(link, &s.room, SummaryKind::Full, out);
         }
     }
 
@@ -236,24 +263,24 @@ impl Node {
         }
         self.wants.remove(&key);
         let Some(r) = self.rooms.get(room) else { return };
-        let state = r.authors.get(&author).cloned().unwrap_or_default();
+        let empty = Default::default();
+        let state = r.authors.get(&author).unwrap_or(&empty);
         // Candidates: links whose peer holds beyond our first gap and will
         // serve it. Prefer LAN over relay, powered peers, then the most complete.
-        let mut candidates: Vec<(LinkId, (bool, bool, u64))> = Vec::new();
+        let mut candidates: Vec<(LinkId, (bool, bool, u64), (u64, u64))> = Vec::new();
         for (id, l) in &self.links {
-            let Some(&(_, their_max)) = l.peer_heads.get(&key) else { continue };
+            let Some((_, their_max)) = l.peer_head(room, &author) else { continue };
             if l.exhausted.contains(&key) || !(l.peer_relays || l.peer == author) {
                 continue;
             }
-            if state.first_gap(their_max, 1).is_some() {
-                candidates.push((*id, (l.kind == LinkKind::Lan, l.peer_powered, their_max)));
+            if let Some(range) = state.first_gap(their_max, self.cfg.want_chunk) {
+                candidates.push((*id, (l.kind == LinkKind::Lan, l.peer_powered, their_max), range));
             }
         }
         let Some(top) = candidates.iter().map(|c| c.1).max() else { return };
         candidates.retain(|c| c.1 == top);
         let pick = (rand_core::RngCore::next_u32(&mut self.rng) as usize) % candidates.len();
-        let (link, (_, _, their_max)) = candidates[pick];
-        let Some((from, to)) = state.first_gap(their_max, self.cfg.want_chunk) else { return };
+        let (link, _, (from, to)) = candidates[pick];
         let f = Frame::Want(Want { room: room.clone(), author, from, to });
         self.send_frame(link, &f, out);
         self.wants.insert(key, WantInFlight { link, deadline: now + self.cfg.want_timeout_ms });

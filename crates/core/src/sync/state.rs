@@ -84,13 +84,7 @@ impl RoomState {
         if let Some(d) = self.digest {
             return d;
         }
-        let mut h = blake3::Hasher::new();
-        for head in self.heads() {
-            h.update(head.author.as_bytes());
-            h.update(&head.contiguous.to_le_bytes());
-            h.update(&head.max.to_le_bytes());
-        }
-        let d = *h.finalize().as_bytes();
+        let d = digest_of(self.heads().iter().map(|h| (&h.author, h.contiguous, h.max)));
         self.digest = Some(d);
         d
     }
@@ -115,6 +109,18 @@ impl RoomState {
     pub fn members(&self) -> usize {
         self.authors.len()
     }
+}
+
+/// The digest of a room's heads, given sorted by author (entries with max 0
+/// are skipped, as a summary never lists them).
+pub(crate) fn digest_of<'a>(heads: impl Iterator<Item = (&'a PeerId, u64, u64)>) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for (author, contiguous, max) in heads.filter(|h| h.2 > 0) {
+        h.update(author.as_bytes());
+        h.update(&contiguous.to_le_bytes());
+        h.update(&max.to_le_bytes());
+    }
+    *h.finalize().as_bytes()
 }
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
@@ -155,12 +161,30 @@ pub(crate) struct LinkState {
     pub peer_rooms: BTreeSet<RoomId>,
     pub peer_relays: bool,
     pub peer_powered: bool,
-    /// What the peer's summaries said it holds: (contiguous, max).
-    pub peer_heads: HashMap<(RoomId, PeerId), (u64, u64)>,
+    /// What the peer's summaries said it holds, per room and author: (contiguous, max).
+    pub peer_heads: BTreeMap<RoomId, BTreeMap<PeerId, (u64, u64)>>,
+    /// What we last told the peer we hold: summaries after the first carry
+    /// only what changed since.
+    pub told: HashMap<RoomId, HashMap<PeerId, (u64, u64)>>,
     /// Wants that came back empty; not asked again until the next summary.
     pub exhausted: HashSet<(RoomId, PeerId)>,
     pub frames: TokenBucket,
     pub envelopes: TokenBucket,
+}
+
+impl LinkState {
+    pub fn peer_head(&self, room: &RoomId, author: &PeerId) -> Option<(u64, u64)> {
+        self.peer_heads.get(room).and_then(|m| m.get(author)).copied()
+    }
+
+    /// Digest of what we believe the peer holds in `room`; it matches the
+    /// peer's own digest unless a summary of theirs was lost.
+    pub fn view_digest(&self, room: &RoomId) -> [u8; 32] {
+        match self.peer_heads.get(room) {
+            Some(m) => digest_of(m.iter().map(|(a, (c, x))| (a, *c, *x))),
+            None => digest_of(std::iter::empty()),
+        }
+    }
 }
 
 /// A map that forgets its oldest entries beyond a capacity.

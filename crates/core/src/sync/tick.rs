@@ -7,6 +7,7 @@ use crate::body::{Body, ReceiptBody, MAX_RECEIPT_IDS};
 use crate::frame::{Frame, MsgRef, MAX_REFS};
 use crate::ids::{LinkId, RoomId};
 
+use super::engine::SummaryKind;
 use super::{Millis, Node, Output};
 
 impl Node {
@@ -20,17 +21,39 @@ impl Node {
         if self.announce_due.is_some_and(|t| t <= now) {
             self.announce_due = None;
             let rooms: Vec<RoomId> = std::mem::take(&mut self.announce).into_iter().collect();
-            self.send_digests(&rooms, out);
+            self.sync_links(&rooms, false, out);
         }
         if now >= self.next_sync {
             if self.foreground || self.limits.background_sync {
                 let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
-                self.send_digests(&rooms, out);
+                self.sync_links(&rooms, true, out);
+                self.retry_lacking(now, out);
             }
             // 10 % jitter so neighbours don't all sync in the same instant.
             let interval = self.limits.sync_interval_ms;
             let jitter = rand_core::RngCore::next_u64(&mut self.rng) % (interval / 10).max(1);
             self.next_sync = now + interval - interval / 20 + jitter;
+        }
+    }
+
+    /// Forget which peers came back empty-handed and ask again for whatever
+    /// some peer is known to hold beyond us (its summaries only repeat a head
+    /// when it changes, so a failed request must be retried from our side).
+    fn retry_lacking(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let mut lacking = std::collections::BTreeSet::new();
+        for l in self.links.values_mut() {
+            l.exhausted.clear();
+            for (room, heads) in &l.peer_heads {
+                let Some(r) = self.rooms.get(room) else { continue };
+                for (author, &(_, their_max)) in heads {
+                    if their_max > r.authors.get(author).map_or(0, |a| a.contiguous) {
+                        lacking.insert((room.clone(), *author));
+                    }
+                }
+            }
+        }
+        for (room, author) in lacking {
+            self.request_missing(&room, author, now, out);
         }
     }
 
@@ -103,7 +126,10 @@ impl Node {
         }
     }
 
-    fn send_digests(&mut self, rooms: &[RoomId], out: &mut Vec<Output>) {
+    /// Send each live link what changed in our holdings of `rooms`; with
+    /// `digest`, follow it with the digest of all we hold, so a peer that
+    /// missed a summary notices and asks for the whole of it.
+    fn sync_links(&mut self, rooms: &[RoomId], digest: bool, out: &mut Vec<Output>) {
         let links: Vec<(LinkId, Vec<RoomId>)> = self
             .links
             .iter()
@@ -112,9 +138,12 @@ impl Node {
             .collect();
         for (link, shared) in links {
             for room in shared {
-                let Some(r) = self.rooms.get_mut(&room) else { continue };
-                let digest = r.digest();
-                self.send_frame(link, &Frame::Digest { room, digest }, out);
+                self.send_summary(link, &room, SummaryKind::Delta, out);
+                if digest {
+                    let Some(r) = self.rooms.get_mut(&room) else { continue };
+                    let digest = r.digest();
+                    self.send_frame(link, &Frame::Digest { room, digest }, out);
+                }
             }
         }
     }

@@ -1,0 +1,116 @@
+-- Festival Chat store, first schema.
+--
+-- Every table is STRICT so a wrong type is refused on write instead of being
+-- discovered on read. Times are milliseconds since the Unix epoch. Ids are the
+-- 32 raw bytes of festival_core's newtypes; rooms are their normalised text.
+
+-- Marks the file as ours ("FEST"), so opening some other application's
+-- SQLite file fails with a typed error instead of migrating into it.
+-- Must match FESTIVAL_APPLICATION_ID in src/open.rs.
+PRAGMA application_id = 1178948436;
+
+-- The device identity: exactly one row. The secret key is read back only as a
+-- festival_core::Identity; no API of the store returns the raw bytes.
+-- peer_id is derivable from the secret, but storing it lets SQL say "by
+-- others" (unread counts) without a round trip, and lets the loader detect a
+-- damaged secret by re-deriving and comparing.
+CREATE TABLE identity (
+    singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
+    secret     BLOB    NOT NULL CHECK (length(secret) = 32),
+    peer_id    BLOB    NOT NULL CHECK (length(peer_id) = 32),
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+
+-- Everyone we have heard of. A peer can be known by name (from a relayed
+-- profile message) before we have ever seen it on a link, so the seen times
+-- are nullable.
+CREATE TABLE peers (
+    peer_id    BLOB    PRIMARY KEY CHECK (length(peer_id) = 32),
+    name       TEXT,
+    verified   INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+    first_seen INTEGER,
+    last_seen  INTEGER
+) STRICT, WITHOUT ROWID;
+
+-- Rooms this device has joined. last_read_at is compared with messages'
+-- received_at (our clock), never created_at (the author's clock, which may be
+-- wrong), so a message with a skewed clock still shows up as unread.
+CREATE TABLE rooms (
+    room_id      TEXT    PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    joined_at    INTEGER NOT NULL,
+    last_read_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Every stored envelope. A rowid table (not WITHOUT ROWID) because raw is up to
+-- ~16 KiB and WITHOUT ROWID tables are slow with large rows. raw is the last
+-- column so reading the small columns never touches its overflow pages.
+CREATE TABLE messages (
+    pk          INTEGER PRIMARY KEY,
+    -- BLAKE3 of raw: one id names exactly one byte string.
+    id          BLOB    NOT NULL UNIQUE CHECK (length(id) = 32),
+    room        TEXT    NOT NULL,
+    author      BLOB    NOT NULL CHECK (length(author) = 32),
+    seq         INTEGER NOT NULL CHECK (seq >= 1),
+    kind        INTEGER NOT NULL,          -- festival_core::Kind::code()
+    created_at  INTEGER NOT NULL,          -- author's clock
+    received_at INTEGER NOT NULL,          -- our clock
+    hops        INTEGER NOT NULL,
+    recipient   BLOB,                      -- sealed DMs only
+    raw         BLOB    NOT NULL,          -- the exact signed bytes
+    -- Seqs are numbered per author *within a room*: a room is the unit of
+    -- sync, and an author's chain in one room says nothing about another. So
+    -- the position (room, author, seq) is unique, and a second id at the same
+    -- position is equivocation, reported as a conflict.
+    UNIQUE (room, author, seq)
+) STRICT;
+
+-- "The latest N messages of a room", paged by the (created_at, id) cursor.
+CREATE INDEX messages_history ON messages (room, created_at, id);
+
+-- Unread counts: only the kinds a person reads, by our receive time.
+CREATE INDEX messages_unread ON messages (room, received_at) WHERE kind IN (0, 2);
+
+-- Per (room, author): contiguous = highest s with all of 1..=s stored,
+-- max_seq = highest stored. Written in the same transaction as the messages
+-- it summarises, so it can never disagree with them after a crash.
+CREATE TABLE heads (
+    room       TEXT    NOT NULL,
+    author     BLOB    NOT NULL,
+    contiguous INTEGER NOT NULL,
+    max_seq    INTEGER NOT NULL,
+    PRIMARY KEY (room, author)
+) STRICT, WITHOUT ROWID;
+
+-- Delivery (0) and read (1) receipts. No foreign key to messages: a receipt
+-- can arrive before the message it acknowledges.
+CREATE TABLE receipts (
+    message_id BLOB    NOT NULL,
+    peer_id    BLOB    NOT NULL,
+    status     INTEGER NOT NULL CHECK (status IN (0, 1)),
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (message_id, peer_id, status)
+) STRICT, WITHOUT ROWID;
+
+-- Messages this device authored, and whether they have left it yet. Survives
+-- restarts, so unsent work resumes at start-up.
+CREATE TABLE outbox (
+    message_id BLOB    PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    room       TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    queued_at  INTEGER NOT NULL,
+    sent_at    INTEGER,
+    path       TEXT,
+    CHECK ((sent_at IS NULL) = (path IS NULL))
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX outbox_unsent ON outbox (queued_at) WHERE sent_at IS NULL;
+
+-- When we last completed a sync of a room with a peer.
+CREATE TABLE peer_sync (
+    peer_id        BLOB    NOT NULL,
+    room           TEXT    NOT NULL,
+    last_synced_at INTEGER NOT NULL,
+    PRIMARY KEY (peer_id, room)
+) STRICT, WITHOUT ROWID;

@@ -1,0 +1,193 @@
+//! Opening a store: the file, the connection settings, the pools, migrations.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::error::{from_sql, Result};
+
+/// `PRAGMA application_id` of a Festival Chat database: "FEST" in ASCII.
+/// Must match the value set in `migrations/0001_init.sql`.
+pub const FESTIVAL_APPLICATION_ID: i32 = 0x4645_5354;
+
+/// SQLite's result code for "file is not a database".
+const SQLITE_NOTADB: &str = "26";
+
+/// How long a statement waits for a lock held by another connection before
+/// failing with SQLITE_BUSY. In-process writers queue in the writer pool, so
+/// this only covers WAL checkpoints and outside tools (a `sqlite3` shell
+/// during debugging); five seconds is long enough for those and short enough
+/// that a real deadlock surfaces as an error rather than a hang.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Page cache of the writer, in KiB (SQLite's negative `cache_size`). At a
+/// million messages the id and position indexes are tens of MiB and every
+/// batch touches pages all over them; with the default 2 MiB the writer
+/// re-reads pages it evicted moments ago. 16 MiB holds their upper levels
+/// and the hot leaves. Readers keep the default: a history page touches a
+/// few dozen pages.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
+/// WAL pages (4 KiB each) after which a commit checkpoints the WAL into the
+/// database file; SQLite's default is 1,000. A checkpoint writes each page
+/// once however many commits changed it, and ingest keeps changing the same
+/// index pages, so checkpointing less often writes much less: measured at a
+/// million messages, batched ingest went from ~34,000 to ~52,000 messages a
+/// second. The cost is a WAL file of up to ~80 MiB during heavy sync; it is
+/// removed when the store closes.
+const WAL_CHECKPOINT_PAGES: u32 = 20_000;
+
+/// One writer connection. SQLite allows one writer at a time; a second writer
+/// connection would not write in parallel, it would sit in the busy handler
+/// polling the file lock. Queueing in the pool instead is fair, wakes at once,
+/// and keeps every write transaction free of SQLITE_BUSY surprises.
+const WRITER_CONNECTIONS: u32 = 1;
+
+/// Readers run beside the writer thanks to WAL. Four covers the UI (history,
+/// room list) and a few sync links reading ranges at once; more would not help
+/// on a 2-core phone and each connection carries its own page cache.
+const READER_CONNECTIONS: u32 = 4;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a SQLite database")]
+    NotADatabase { path: PathBuf },
+    #[error("{path} is a SQLite database of another application (application_id {application_id:#x})")]
+    NotFestival { path: PathBuf, application_id: i32 },
+    /// The file was written by a newer version of Festival Chat (it has a
+    /// migration this build does not know). Opening it could corrupt it.
+    #[error("{path} was written by a newer version (unknown migration {version})")]
+    TooNew { path: PathBuf, version: i64 },
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot migrate {path}: {source}")]
+    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+}
+
+/// The Festival Chat store. Cheap to clone: clones share the pools.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Every write goes through here; see [`WRITER_CONNECTIONS`].
+    pub(crate) writer: SqlitePool,
+    /// Reads only (enforced with `query_only`).
+    pub(crate) reader: SqlitePool,
+}
+
+fn base_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `path`, and bring its schema up
+    /// to date.
+    pub async fn open(path: &Path) -> Result<Store, OpenError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        check_ownership(path).await?;
+
+        let open_err = |source: sqlx::Error| classify(path, source);
+        let write_options = base_options(path)
+            // WAL: readers never block the writer and the writer never blocks
+            // readers, so history stays responsive during a large sync.
+            .journal_mode(SqliteJournalMode::Wal)
+            // A phone whose battery dies is a power loss, not a process crash.
+            // WAL with NORMAL survives a crash but can lose the last commits on
+            // power loss, and a lost commit here is a message the user saw as
+            // sent. FULL fsyncs the WAL on every commit; batching many messages
+            // per transaction (insert_batch) amortises that cost.
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("cache_size", (-WRITER_CACHE_KIB).to_string())
+            .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(WRITER_CONNECTIONS)
+            .min_connections(WRITER_CONNECTIONS)
+            // Keep the writer open: closing the last connection checkpoints
+            // and removes the WAL, and reopening costs more than it saves.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(write_options)
+            .await
+            .map_err(open_err)?;
+
+        sqlx::migrate!("./migrations").run(&writer).await.map_err(|source| match source {
+            sqlx::migrate::MigrateError::VersionMissing(version) => OpenError::TooNew { path: path.to_owned(), version },
+            source => OpenError::Migrate { path: path.to_owned(), source },
+        })?;
+
+        // WAL is a property of the file, set by the writer above; readers
+        // commit nothing, so synchronous does not matter to them.
+        let read_options = base_options(path)
+            // A reader that tries to write is a bug in this crate; make it an
+            // error rather than a second writer.
+            .pragma("query_only", "ON");
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .connect_with(read_options)
+            .await
+            .map_err(open_err)?;
+        tracing::debug!(path = %path.display(), "store opened");
+        Ok(Store { writer, reader })
+    }
+
+    /// Close every connection, waiting for operations in flight. The last
+    /// connection to close checkpoints the WAL into the main file.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Run SQLite's `PRAGMA integrity_check`: `"ok"` when the file is sound,
+    /// otherwise one line per problem found.
+    pub async fn integrity_check(&self) -> Result<String> {
+        let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check").fetch_all(&self.reader).await?;
+        Ok(rows.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// How many messages are stored, in every room.
+    pub async fn message_count(&self) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages").fetch_one(&self.reader).await?;
+        from_sql("messages", n)
+    }
+}
+
+/// Before anything writes to the file (switching to WAL is a write), make sure
+/// it is empty or already ours: never migrate into another application's data.
+async fn check_ownership(path: &Path) -> Result<(), OpenError> {
+    let mut conn = base_options(path).connect().await.map_err(|e| classify(path, e))?;
+    let probe: Result<(i32, i64), sqlx::Error> = async {
+        let (app_id,): (i32,) = sqlx::query_as("PRAGMA application_id").fetch_one(&mut conn).await?;
+        let (objects,): (i64,) = sqlx::query_as("SELECT count(*) FROM sqlite_schema").fetch_one(&mut conn).await?;
+        Ok((app_id, objects))
+    }
+    .await;
+    // Closing a connection that never read a valid header can fail too; the
+    // probe's own result is the informative one.
+    let _ = conn.close().await;
+    let (application_id, objects) = probe.map_err(|e| classify(path, e))?;
+    let fresh = application_id == 0 && objects == 0;
+    if fresh || application_id == FESTIVAL_APPLICATION_ID {
+        Ok(())
+    } else {
+        Err(OpenError::NotFestival { path: path.to_owned(), application_id })
+    }
+}
+
+fn classify(path: &Path, source: sqlx::Error) -> OpenError {
+    let not_a_db = source.as_database_error().and_then(|e| e.code()).is_some_and(|c| c == SQLITE_NOTADB);
+    if not_a_db {
+        OpenError::NotADatabase { path: path.to_owned() }
+    } else {
+        OpenError::Open { path: path.to_owned(), source }
+    }
+}

@@ -1,0 +1,181 @@
+//! Reading messages: by id, by chain position, a room's history page by page,
+//! and a chain's range for sync.
+//!
+//! Envelopes are rebuilt with `SignedEnvelope::from_stored`, which checks the
+//! structure but not the signature (verified once, on the way in): a page of
+//! history costs microseconds, not 50 signature checks. The rebuilt id is
+//! compared with the stored one, which catches a damaged `raw` for the price
+//! of the BLAKE3 hash `from_stored` computes anyway.
+
+use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
+
+use crate::error::{clamp_to_sql, corrupt, from_sql, hops_from_sql, message_id_from_sql, Result};
+use crate::open::Store;
+
+/// A message as stored, with what we know about its arrival.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub envelope: SignedEnvelope,
+    /// Links it crossed before reaching us (0 for our own).
+    pub hops: u8,
+    /// When it reached this device, ms since the Unix epoch (our clock).
+    pub received_at: u64,
+}
+
+impl StoredMessage {
+    /// The cursor that continues history before this message.
+    pub fn cursor(&self) -> HistoryCursor {
+        HistoryCursor { created_at: self.envelope.created_at(), id: self.envelope.id() }
+    }
+}
+
+/// A position in a room's history: ordered by the author's `created_at`, ties
+/// broken by id, so every message has one place and pages never overlap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HistoryCursor {
+    pub created_at: u64,
+    pub id: MessageId,
+}
+
+/// Rows fetched per query by [`Store::load_range`]: at most ~1 MiB of
+/// envelopes even at the maximum envelope size, while a typical sync reply
+/// (a few dozen small messages) still takes a single query.
+const RANGE_CHUNK: i64 = 64;
+
+/// `id, raw, hops, received_at`, the columns every message query selects.
+type MessageRow = (Vec<u8>, Vec<u8>, i64, i64);
+
+fn rebuild(id: &[u8], raw: &[u8]) -> Result<SignedEnvelope> {
+    let envelope = SignedEnvelope::from_stored(raw).map_err(|e| corrupt("messages", format!("raw envelope: {e}")))?;
+    let id = message_id_from_sql("messages", id)?;
+    if envelope.id() != id {
+        return Err(corrupt("messages", format!("raw bytes of {id:?} hash to {:?}", envelope.id())));
+    }
+    Ok(envelope)
+}
+
+fn stored((id, raw, hops, received_at): MessageRow) -> Result<StoredMessage> {
+    Ok(StoredMessage {
+        envelope: rebuild(&id, &raw)?,
+        hops: hops_from_sql("messages", hops)?,
+        received_at: from_sql("messages", received_at)?,
+    })
+}
+
+impl Store {
+    /// The message with this id, if stored.
+    pub async fn get(&self, id: &MessageId) -> Result<Option<StoredMessage>> {
+        let row: Option<MessageRow> = sqlx::query_as("SELECT id, raw, hops, received_at FROM messages WHERE id = ?")
+            .bind(&id.as_bytes()[..])
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(stored).transpose()
+    }
+
+    /// The message at a chain position, if stored.
+    pub async fn get_at(&self, room: &RoomId, author: &PeerId, seq: u64) -> Result<Option<StoredMessage>> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        let row: Option<MessageRow> = sqlx::query_as(
+            "SELECT id, raw, hops, received_at FROM messages WHERE room = ? AND author = ? AND seq = ?",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(seq)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(stored).transpose()
+    }
+
+    /// The latest `limit` messages of `room` strictly before `before` (or the
+    /// very latest, with `None`), returned oldest first, ready to display.
+    /// Pass the first message's [`StoredMessage::cursor`] to get the page
+    /// before it.
+    pub async fn history(
+        &self,
+        room: &RoomId,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        // Both queries walk the (room, created_at, id) index backwards from
+        // the cursor and stop after `limit` rows: the cost depends on the page
+        // size, not on how many messages the room or the store holds.
+        let rows: Vec<MessageRow> = match before {
+            // A cursor beyond what SQLite can hold is after every message.
+            Some(cursor) if i64::try_from(cursor.created_at).is_ok() => {
+                sqlx::query_as(
+                    "SELECT id, raw, hops, received_at FROM messages
+                     WHERE room = ? AND (created_at, id) < (?, ?)
+                     ORDER BY created_at DESC, id DESC LIMIT ?",
+                )
+                .bind(room.as_str())
+                .bind(clamp_to_sql(cursor.created_at))
+                .bind(&cursor.id.as_bytes()[..])
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+            _ => {
+                sqlx::query_as(
+                    "SELECT id, raw, hops, received_at FROM messages
+                     WHERE room = ?
+                     ORDER BY created_at DESC, id DESC LIMIT ?",
+                )
+                .bind(room.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        let mut page = rows.into_iter().map(stored).collect::<Result<Vec<_>>>()?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// The stored messages of one chain with `from <= seq <= to`, lowest
+    /// first, with their hop counts: the reply to a peer's want. Stops before
+    /// the raw bytes would exceed `max_bytes`, but always returns at least one
+    /// message when any is stored, so progress is made even if one envelope
+    /// is larger than the budget. Seqs missing from the range are skipped.
+    pub async fn load_range(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(SignedEnvelope, u8)>> {
+        // Seqs start at 1, so "above from - 1" is "from and up".
+        let (mut after, to) = (clamp_to_sql(from.saturating_sub(1)), clamp_to_sql(to));
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while after < to {
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+                "SELECT seq, id, raw, hops FROM messages
+                 WHERE room = ? AND author = ? AND seq > ? AND seq <= ?
+                 ORDER BY seq LIMIT ?",
+            )
+            .bind(room.as_str())
+            .bind(&author.as_bytes()[..])
+            .bind(after)
+            .bind(to)
+            .bind(RANGE_CHUNK)
+            .fetch_all(&self.reader)
+            .await?;
+            let exhausted = rows.len() < RANGE_CHUNK as usize;
+            for (seq, id, raw, hops) in rows {
+                if !out.is_empty() && bytes.saturating_add(raw.len()) > max_bytes {
+                    return Ok(out);
+                }
+                bytes = bytes.saturating_add(raw.len());
+                out.push((rebuild(&id, &raw)?, hops_from_sql("messages", hops)?));
+                after = seq;
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

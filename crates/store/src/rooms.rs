@@ -1,0 +1,106 @@
+//! Joined rooms and their unread counts.
+
+use festival_core::RoomId;
+
+use crate::error::{from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::open::Store;
+
+/// A joined room, for the room list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub room: RoomId,
+    pub name: String,
+    pub joined_at: u64,
+    pub last_read_at: u64,
+    /// Messages a person would read (text, and sealed DMs addressed to us),
+    /// written by someone else, received after `last_read_at`.
+    pub unread: u64,
+}
+
+/// Unread: kinds a person reads, not by us, received after the read mark.
+/// A sealed DM counts only if it is addressed to us: the DM room carries
+/// everyone's mail, and other people's is not ours to read. Uses the partial
+/// index `messages_unread`, whose WHERE clause this query repeats verbatim
+/// (SQLite only uses a partial index when it can see the query implies it).
+/// The kinds are literals for that reason: 0 is `Kind::Text`, 2 is
+/// `Kind::SealedDm` (checked by a test below).
+const ROOMS: &str = "
+    SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
+        (SELECT count(*) FROM messages m
+         WHERE m.room = r.room_id AND m.kind IN (0, 2) AND m.received_at > r.last_read_at
+           AND m.author IS NOT (SELECT peer_id FROM identity)
+           AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity)))
+    FROM rooms r ORDER BY r.joined_at, r.room_id";
+
+impl Store {
+    /// Join a room. Joining again changes nothing (the first name and join
+    /// time stay). Returns whether the room was newly joined.
+    pub async fn join_room(&self, room: &RoomId, display_name: &str, at: u64) -> Result<bool> {
+        let at = to_sql("at", at)?;
+        // Reading starts at the join: what was said before is history, not
+        // news.
+        let done = sqlx::query(
+            "INSERT INTO rooms (room_id, name, joined_at, last_read_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (room_id) DO NOTHING",
+        )
+        .bind(room.as_str())
+        .bind(display_name)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Leave a room. Its messages stay stored (other peers may still want
+    /// them from us); pruning is a separate decision. Returns whether the
+    /// room was joined.
+    pub async fn leave_room(&self, room: &RoomId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM rooms WHERE room_id = ?")
+            .bind(room.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every joined room, in the order they were joined, with unread counts.
+    pub async fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(ROOMS).fetch_all(&self.reader).await?;
+        rows.into_iter()
+            .map(|(room, name, joined_at, last_read_at, unread)| {
+                Ok(RoomRecord {
+                    room: room_from_sql("rooms", room)?,
+                    name,
+                    joined_at: from_sql("rooms", joined_at)?,
+                    last_read_at: from_sql("rooms", last_read_at)?,
+                    unread: from_sql("rooms", unread)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Everything received up to `at` has been read. The mark only moves
+    /// forward, so a late call from a stale screen cannot resurrect unread
+    /// messages.
+    pub async fn mark_room_read(&self, room: &RoomId, at: u64) -> Result<()> {
+        let done = sqlx::query("UPDATE rooms SET last_read_at = max(last_read_at, ?) WHERE room_id = ?")
+            .bind(to_sql("at", at)?)
+            .bind(room.as_str())
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotJoined(room.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use festival_core::Kind;
+
+    #[test]
+    fn unread_query_kind_literals_match_the_core() {
+        assert_eq!(Kind::Text.code(), 0);
+        assert_eq!(Kind::SealedDm.code(), 2);
+    }
+}
