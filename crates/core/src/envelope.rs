@@ -135,6 +135,8 @@ pub enum EnvelopeError {
     Signature(#[from] SignatureError),
     #[error("invalid body: {0}")]
     Body(#[from] BodyError),
+    #[error("a {kind:?} message cannot be posted in room {room}")]
+    WrongRoom { kind: Kind, room: RoomId },
 }
 
 impl EnvelopeError {
@@ -149,7 +151,24 @@ impl EnvelopeError {
             Self::Signature(SignatureError::BadKey) => "envelope_bad_key",
             Self::Signature(SignatureError::BadSignature) => "envelope_bad_signature",
             Self::Body(_) => "envelope_bad_body",
+            Self::WrongRoom { .. } => "envelope_wrong_room",
         }
+    }
+}
+
+/// Which kinds each room takes: the DM mailbox carries only sealed DMs and
+/// receipts; sealed DMs go nowhere else; profiles go to the festival room.
+fn check_room(kind: Kind, room: &RoomId) -> Result<(), EnvelopeError> {
+    let ok = match kind {
+        Kind::SealedDm => room.is_direct(),
+        Kind::Receipt => true,
+        Kind::Text => !room.is_direct(),
+        Kind::Profile => room.as_str() == RoomId::FESTIVAL,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(EnvelopeError::WrongRoom { kind, room: room.clone() })
     }
 }
 
@@ -182,6 +201,7 @@ impl SignedEnvelope {
             return Err(EnvelopeError::BodyTooLarge { len: draft.body.len(), max: MAX_BODY_BYTES });
         }
         Body::parse(draft.kind, &draft.body)?;
+        check_room(draft.kind, &draft.room)?;
         let mut env = Envelope {
             version: ENVELOPE_VERSION,
             author: identity.peer_id(),
@@ -234,6 +254,7 @@ impl SignedEnvelope {
         }
         identity::verify(&env.author, ENVELOPE_DOMAIN, &bytes[..bytes.len() - 64], &env.signature.0)?;
         Body::parse(env.kind, &env.body)?;
+        check_room(env.kind, &env.room)?;
         let id = MessageId::from_bytes(*blake3::hash(bytes).as_bytes());
         Ok(Self { envelope: Arc::new(env), bytes: bytes.into(), id })
     }

@@ -140,3 +140,18 @@ fn a_flood_from_one_peer_is_rate_limited_and_others_go_on() {
     assert!(limited >= 10_000, "only {limited} of 20000 frames limited");
     still_serves_alice(&mut c, 1);
 }
+
+#[test]
+fn plain_text_in_the_dm_mailbox_is_refused() {
+    let mut c = setup();
+    // Signed correctly, but the mailbox room takes only sealed DMs and receipts.
+    let mut env = common::text(&c.mallory, "festival", 1, "hi");
+    let forged = festival_core::envelope::Envelope { room: festival_core::RoomId::direct(), ..env.envelope().clone() };
+    let mut bytes = postcard::to_stdvec(&forged).unwrap();
+    let n = bytes.len() - 64;
+    let sig = c.mallory.sign(festival_core::envelope::ENVELOPE_DOMAIN, &bytes[..n]);
+    bytes[n..].copy_from_slice(&sig);
+    env = SignedEnvelope::from_stored(&bytes).unwrap();
+    assert_refused(&mut c, common::push(&env), "envelope_wrong_room");
+    still_serves_alice(&mut c, 1);
+}

@@ -1,1 +1,20 @@
+//! festival-node: the runtime that drives festival-core against the store,
+//! and the headless `festival-node` binary.
+//!
+//! # Layout
+//! - [`paths`]: where a node keeps its data (platform data dir, `--data-dir`).
+//! - [`clock`]: wall-clock milliseconds, the only clock the core ever sees.
+//! - [`engine`]: `Engine`, which owns a core `Node` and the `Store` and
+//!   carries out the core's outputs that touch the disk (persist, load, mark
+//!   sent, names from profiles, receipts); what must leave the process
+//!   (frames, events) comes back as [`engine::Effect`]s for the caller.
+//! - [`local`]: opening a data dir, first-run identity, and the offline
+//!   commands (`init`, `whoami`, `send`, `history`).
 
+pub mod clock;
+pub mod engine;
+pub mod local;
+pub mod paths;
+
+pub use engine::{Effect, Engine, EngineError};
+pub use local::{LocalError, LocalNode};

@@ -1,0 +1,128 @@
+//! A node's data dir used without the network: first-run set-up and the
+//! commands that need only the store.
+
+use std::path::{Path, PathBuf};
+
+use festival_core::body::{open_dm, open_own_dm, Body};
+use festival_core::policy::PowerState;
+use festival_core::sync::{Config, Content};
+use festival_core::{Identity, MessageId, PeerId, RoomId};
+use festival_store::{OpenError, Store, StoreError, StoredMessage};
+
+use crate::clock::now_ms;
+use crate::engine::{Engine, EngineError};
+use crate::paths::DB_FILE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot open the store in {dir}: {source}")]
+    Open { dir: PathBuf, source: OpenError },
+    #[error("already set up as {name} ({peer}); your identity is kept")]
+    AlreadyInitialised { name: String, peer: PeerId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("invalid room: {0}")]
+    Room(#[from] festival_core::IdError),
+}
+
+/// One line of history, as a person reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryLine {
+    pub id: MessageId,
+    pub author: PeerId,
+    pub author_name: Option<String>,
+    pub created_at: u64,
+    pub text: String,
+    pub mine: bool,
+    pub hops: u8,
+}
+
+pub struct LocalNode {
+    pub dir: PathBuf,
+    pub store: Store,
+}
+
+impl LocalNode {
+    pub async fn open(dir: &Path) -> Result<LocalNode, LocalError> {
+        let store = Store::open(&dir.join(DB_FILE))
+            .await
+            .map_err(|source| LocalError::Open { dir: dir.to_owned(), source })?;
+        Ok(LocalNode { dir: dir.to_owned(), store })
+    }
+
+    /// Make this device's identity, join the festival room and announce the
+    /// name. Refuses to replace an existing identity.
+    pub async fn init(&self, name: &str) -> Result<PeerId, LocalError> {
+        if let Some(me) = self.store.identity().await? {
+            return Err(LocalError::AlreadyInitialised { name: me.name, peer: me.identity.peer_id() });
+        }
+        let identity = Identity::generate(&mut rand_core::OsRng);
+        let peer = identity.peer_id();
+        self.store.create_identity(&identity, name, now_ms()).await?;
+        self.store.join_room(&RoomId::festival(), "Festival", now_ms()).await?;
+        let mut engine = self.engine().await?;
+        engine.send(RoomId::festival(), Content::Profile(name.to_owned())).await?;
+        Ok(peer)
+    }
+
+    pub async fn engine(&self) -> Result<Engine, LocalError> {
+        Ok(Engine::boot(self.store.clone(), Config::default(), PowerState::Mains).await?)
+    }
+
+    /// Save a text message in `room` (joining it first if needed). It leaves
+    /// the device when a peer is reachable.
+    pub async fn send(&self, room: &str, text: &str) -> Result<MessageId, LocalError> {
+        let room = parse_room(room)?;
+        if !self.store.rooms().await?.iter().any(|r| r.room == room) {
+            self.store.join_room(&room, room.as_str(), now_ms()).await?;
+        }
+        let mut engine = self.engine().await?;
+        let (id, _) = engine.send(room, Content::Text(text.to_owned())).await?;
+        Ok(id)
+    }
+
+    /// The latest `limit` readable messages of a room, oldest first.
+    pub async fn history(&self, room: &str, limit: u32) -> Result<Vec<HistoryLine>, LocalError> {
+        let room = parse_room(room)?;
+        let me = self.store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        let page = self.store.history(&room, None, limit).await?;
+        let mut out = Vec::with_capacity(page.len());
+        for m in page {
+            if let Some(line) = self.readable(&me.identity, m).await? {
+                out.push(line);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn readable(&self, me: &Identity, m: StoredMessage) -> Result<Option<HistoryLine>, LocalError> {
+        let env = &m.envelope;
+        let mine = env.author() == me.peer_id();
+        let text = match env.parsed_body() {
+            Body::Text(t) => t,
+            Body::SealedDm(s) if mine => open_own_dm(me, &s).unwrap_or_else(|_| "(unreadable)".into()),
+            Body::SealedDm(s) => match open_dm(me, &env.author(), &s) {
+                Ok(t) => t,
+                Err(_) => return Ok(None), // someone else's mail, carried for them
+            },
+            Body::Receipt(_) | Body::Profile(_) => return Ok(None),
+        };
+        let author_name = self.store.peer(&env.author()).await?.and_then(|p| p.name);
+        Ok(Some(HistoryLine {
+            id: env.id(),
+            author: env.author(),
+            author_name,
+            created_at: env.created_at(),
+            text,
+            mine,
+            hops: m.hops,
+        }))
+    }
+}
+
+/// Accept a room id ("main-stage") or a display name ("Main Stage").
+pub fn parse_room(s: &str) -> Result<RoomId, festival_core::IdError> {
+    s.parse::<RoomId>().or_else(|_| RoomId::from_display_name(s))
+}

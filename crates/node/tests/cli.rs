@@ -1,0 +1,77 @@
+//! The festival-node binary on a real data dir, as a person would use it
+//! before any network exists: init, whoami, send, history.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn node(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_festival-node"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("festival-node runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn init_whoami_send_history_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = node(dir.path(), &["init", "--name", "Ana"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let who = node(dir.path(), &["whoami"]);
+    assert!(who.status.success());
+    let peer_line = stdout(&who).lines().find(|l| l.starts_with("peer id:")).unwrap().to_owned();
+    assert_eq!(peer_line.split_whitespace().last().unwrap().len(), 64);
+    assert!(stdout(&who).contains("name:        Ana"));
+    assert!(stdout(&init).contains(&peer_line), "whoami and init agree on the PeerId");
+
+    for text in ["doors open at 18:00", "meet at the ferris wheel"] {
+        let s = node(dir.path(), &["send", "--room", "Main Stage", text]);
+        assert!(s.status.success(), "{}", stderr(&s));
+        assert!(stdout(&s).starts_with("saved "));
+    }
+    let h = node(dir.path(), &["history", "--room", "main-stage"]);
+    let lines: Vec<String> = stdout(&h).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with("you: doors open at 18:00"));
+    assert!(lines[1].ends_with("you: meet at the ferris wheel"));
+    // The festival room holds no text yet (the profile is not shown as a message).
+    assert_eq!(stdout(&node(dir.path(), &["history"])).lines().count(), 0);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_keeps_the_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = node(dir.path(), &["whoami"]);
+    assert!(!none.status.success());
+    assert!(stderr(&none).contains("festival-node init --name"), "{}", stderr(&none));
+
+    assert!(node(dir.path(), &["init", "--name", "Ana"]).status.success());
+    let before = stdout(&node(dir.path(), &["whoami"]));
+    let again = node(dir.path(), &["init", "--name", "Bob"]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already set up as Ana"));
+    assert_eq!(stdout(&node(dir.path(), &["whoami"])), before, "identity unchanged");
+
+    let long = "a".repeat(4001);
+    for (args, expect) in [
+        (vec!["send", "   "], "text is empty"),
+        (vec!["send", long.as_str()], "exceeds the 4000-byte limit"),
+        (vec!["send", "--room", "dm", "hi"], "cannot be posted in room dm"),
+        (vec!["send", "--room", "!!!", "hi"], "invalid room"),
+    ] {
+        let o = node(dir.path(), &args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr(&o).contains(expect), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(stdout(&node(dir.path(), &["history"])).lines().count(), 0, "nothing half-sent");
+}
