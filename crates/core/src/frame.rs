@@ -82,18 +82,29 @@ pub enum Frame {
     Hello(Hello),
     Summary(Summary),
     /// BLAKE3 of a room's heads; a mismatch asks for summaries.
-    Digest { room: RoomId, digest: [u8; 32] },
+    Digest {
+        room: RoomId,
+        digest: [u8; 32],
+    },
     Want(Want),
     /// Envelopes answering a want or a graft, oldest first.
-    Batch { items: Vec<Item> },
+    Batch {
+        items: Vec<Item>,
+    },
     /// Eager push of a new message.
     Push(Item),
     /// Lazy announcement of new messages.
-    IHave { refs: Vec<MsgRef> },
+    IHave {
+        refs: Vec<MsgRef>,
+    },
     /// "Send me these, and push to me eagerly from now on."
-    Graft { refs: Vec<MsgRef> },
+    Graft {
+        refs: Vec<MsgRef>,
+    },
     /// "I got that twice: announce to me lazily in this room."
-    Prune { room: RoomId },
+    Prune {
+        room: RoomId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

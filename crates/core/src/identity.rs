@@ -65,8 +65,7 @@ pub fn verify(peer: &PeerId, domain: &[u8], msg: &[u8], sig: &[u8; 64]) -> Resul
     let mut buf = Vec::with_capacity(domain.len() + msg.len());
     buf.extend_from_slice(domain);
     buf.extend_from_slice(msg);
-    key.verify_strict(&buf, &Signature::from_bytes(sig))
-        .map_err(|_| SignatureError::BadSignature)
+    key.verify_strict(&buf, &Signature::from_bytes(sig)).map_err(|_| SignatureError::BadSignature)
 }
 
 pub(crate) fn x25519_public(peer: &PeerId) -> Result<crypto_box::PublicKey, SignatureError> {

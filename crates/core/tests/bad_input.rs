@@ -38,7 +38,12 @@ fn assert_refused(c: &mut Case, bytes: Vec<u8>, code: &str) {
     let before = c.harness.persisted;
     let counted = c.harness.rejected_by(&c.mallory, code);
     c.harness.frame(1, bytes);
-    assert_eq!(c.harness.rejected_by(&c.mallory, code), counted + 1, "expected one more `{code}`, got {:?}", c.harness.rejected);
+    assert_eq!(
+        c.harness.rejected_by(&c.mallory, code),
+        counted + 1,
+        "expected one more `{code}`, got {:?}",
+        c.harness.rejected
+    );
     assert_eq!(c.harness.persisted, before, "refused input must not be stored");
     assert_eq!(c.harness.rejected_by(&c.alice, code), 0, "counted against the wrong peer");
 }
@@ -91,7 +96,13 @@ fn out_of_range_envelopes_are_refused() {
     let mut c = setup();
     let future = SignedEnvelope::sign(
         &c.mallory,
-        Draft { seq: 1, room: "festival".parse().unwrap(), kind: Kind::Text, created_at: NOW + 3_600_000, body: b"from the future".to_vec() },
+        Draft {
+            seq: 1,
+            room: "festival".parse().unwrap(),
+            kind: Kind::Text,
+            created_at: NOW + 3_600_000,
+            body: b"from the future".to_vec(),
+        },
     )
     .unwrap();
     assert_refused(&mut c, common::push(&future), "from_future");
@@ -99,7 +110,11 @@ fn out_of_range_envelopes_are_refused() {
     assert_refused(&mut c, common::push(&far), "seq_out_of_range");
     let elsewhere = common::text(&c.mallory, "secret-room", 1, "not carried here");
     assert_refused(&mut c, common::push(&elsewhere), "room_not_carried");
-    assert_refused(&mut c, Frame::Push(Item { hops: 200, envelope: far.bytes().to_vec() }).encode(), "frame_out_of_range");
+    assert_refused(
+        &mut c,
+        Frame::Push(Item { hops: 200, envelope: far.bytes().to_vec() }).encode(),
+        "frame_out_of_range",
+    );
     let bad_want = Frame::Want(Want { room: "festival".parse().unwrap(), author: c.alice.peer_id(), from: 10, to: 5 });
     assert_refused(&mut c, bad_want.encode(), "frame_out_of_range");
     still_serves_alice(&mut c, 1);

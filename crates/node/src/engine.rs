@@ -25,16 +25,35 @@ pub enum EngineError {
 /// What the engine cannot do itself: put bytes on a link, tell the user.
 #[derive(Clone, Debug)]
 pub enum Effect {
-    Send { link: LinkId, bytes: Vec<u8> },
+    Send {
+        link: LinkId,
+        bytes: Vec<u8>,
+    },
     /// A message is stored and ready to show, in per-author order.
-    Delivered { id: MessageId, room: RoomId, author: PeerId, seq: u64 },
+    Delivered {
+        id: MessageId,
+        room: RoomId,
+        author: PeerId,
+        seq: u64,
+    },
     /// One of our messages left on a link for the first time.
-    Sent { id: MessageId, link: LinkId, kind: LinkKind },
-    Rejected { link: LinkId, peer: PeerId, reason: Reject },
+    Sent {
+        id: MessageId,
+        link: LinkId,
+        kind: LinkKind,
+    },
+    Rejected {
+        link: LinkId,
+        peer: PeerId,
+        reason: Reject,
+    },
     Limits(festival_core::policy::Limits),
     WakeAt(u64),
     /// The store failed; the message will come again through sync.
-    StoreFailed { id: MessageId, error: String },
+    StoreFailed {
+        id: MessageId,
+        error: String,
+    },
 }
 
 pub struct Engine {
@@ -88,7 +107,9 @@ impl Engine {
     pub async fn send(&mut self, room: RoomId, content: Content) -> Result<(MessageId, Vec<Effect>), EngineError> {
         let (id, out) = self.node.send(room, content, now_ms())?;
         let effects = self.apply(out).await;
-        if let Some(Effect::StoreFailed { error, .. }) = effects.iter().find(|e| matches!(e, Effect::StoreFailed { id: f, .. } if *f == id)) {
+        if let Some(Effect::StoreFailed { error, .. }) =
+            effects.iter().find(|e| matches!(e, Effect::StoreFailed { id: f, .. } if *f == id))
+        {
             return Err(EngineError::NotSaved(error.clone()));
         }
         Ok((id, effects))

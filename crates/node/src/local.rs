@@ -46,9 +46,8 @@ pub struct LocalNode {
 
 impl LocalNode {
     pub async fn open(dir: &Path) -> Result<LocalNode, LocalError> {
-        let store = Store::open(&dir.join(DB_FILE))
-            .await
-            .map_err(|source| LocalError::Open { dir: dir.to_owned(), source })?;
+        let store =
+            Store::open(&dir.join(DB_FILE)).await.map_err(|source| LocalError::Open { dir: dir.to_owned(), source })?;
         Ok(LocalNode { dir: dir.to_owned(), store })
     }
 

@@ -62,11 +62,7 @@ async fn main() -> anyhow::Result<()> {
             println!("data dir:    {}", dir.display());
         }
         Cmd::Whoami => {
-            let me = node
-                .store
-                .identity()
-                .await?
-                .context("no identity yet: run `festival-node init --name NAME`")?;
+            let me = node.store.identity().await?.context("no identity yet: run `festival-node init --name NAME`")?;
             let peer = me.identity.peer_id();
             println!("name:        {}", me.name);
             println!("peer id:     {peer}");

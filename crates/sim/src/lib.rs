@@ -183,7 +183,8 @@ impl Sim {
     pub fn connect(&mut self, a: usize, b: usize, spec: LinkSpec) {
         assert_ne!(a, b);
         let was_up = self.link_up(a, b);
-        let entry = self.links.entry(key(a, b)).or_insert(LinkInfo { spec, enabled: true, gen: 0, last_arrival: [0; 2] });
+        let entry =
+            self.links.entry(key(a, b)).or_insert(LinkInfo { spec, enabled: true, gen: 0, last_arrival: [0; 2] });
         entry.spec = spec;
         entry.enabled = true;
         if !was_up && self.link_up(a, b) {
@@ -246,7 +247,15 @@ impl Sim {
             .links
             .iter()
             .filter(|(_, l)| l.enabled)
-            .filter_map(|(&(a, b), _)| if a == i { Some(b) } else if b == i { Some(a) } else { None })
+            .filter_map(|(&(a, b), _)| {
+                if a == i {
+                    Some(b)
+                } else if b == i {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
             .filter(|&p| self.nodes[p].online())
             .collect();
         if online {

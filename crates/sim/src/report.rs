@@ -62,8 +62,7 @@ impl Report {
             delivered_total += sim.nodes[m].delivered.iter().filter(|d| d.author != sim.peer_id(m)).count() as u64;
             copies += sim.envelopes_in(m);
         }
-        let expected = messages.len() * members.len()
-            - messages.iter().filter(|(_, a, _)| members.contains(a)).count();
+        let expected = messages.len() * members.len() - messages.iter().filter(|(_, a, _)| members.contains(a)).count();
         Report {
             messages: messages.len(),
             members: members.len(),

@@ -51,7 +51,14 @@ impl MemStore {
         self.by_id.is_empty()
     }
 
-    pub fn range(&self, room: &RoomId, author: &PeerId, from: u64, to: u64, max_bytes: usize) -> Vec<(SignedEnvelope, u8)> {
+    pub fn range(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Vec<(SignedEnvelope, u8)> {
         let mut out = Vec::new();
         let mut bytes = 0;
         for (_, id) in self.by_pos.range((room.clone(), *author, from)..=(room.clone(), *author, to)) {

@@ -6,7 +6,11 @@ use festival_core::sync::Content;
 use festival_core::{Identity, RoomId};
 use festival_sim::{LinkSpec, Sim};
 
-fn receipts_in(sim: &Sim, node: usize, status: ReceiptStatus) -> Vec<(festival_core::PeerId, festival_core::MessageId)> {
+fn receipts_in(
+    sim: &Sim,
+    node: usize,
+    status: ReceiptStatus,
+) -> Vec<(festival_core::PeerId, festival_core::MessageId)> {
     let mut out = Vec::new();
     for d in &sim.nodes[node].delivered {
         let env = sim.nodes[node].store.get(&d.id).expect("delivered means stored");
@@ -23,7 +27,8 @@ fn receipts_in(sim: &Sim, node: usize, status: ReceiptStatus) -> Vec<(festival_c
 fn c_gets_a_room_message_through_b_and_a_gets_cs_receipt() {
     let mut sim = Sim::new(7);
     let stage: RoomId = "main-stage".parse().unwrap();
-    let (a, b, c) = (sim.add_node(vec![stage.clone()]), sim.add_node(vec![stage.clone()]), sim.add_node(vec![stage.clone()]));
+    let (a, b, c) =
+        (sim.add_node(vec![stage.clone()]), sim.add_node(vec![stage.clone()]), sim.add_node(vec![stage.clone()]));
     sim.connect(a, b, LinkSpec::lan());
     sim.connect(b, c, LinkSpec::lan());
     sim.run_for(1_000);

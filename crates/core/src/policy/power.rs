@@ -11,7 +11,9 @@ pub const LOW_BATTERY_PERCENT: u8 = 20;
 pub enum PowerState {
     /// No battery, or a battery that is charging.
     Mains,
-    Battery { percent: u8 },
+    Battery {
+        percent: u8,
+    },
 }
 
 impl PowerState {

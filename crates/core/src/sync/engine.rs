@@ -2,7 +2,7 @@
 
 use crate::body::{Body, ReceiptStatus};
 use crate::envelope::SignedEnvelope;
-use crate::frame::{Frame, Head, Hello, Item, MsgRef, Summary, Want, MAX_HOPS, MAX_REFS, MAX_SUMMARY_HEADS};
+use crate::frame::{Frame, Head, Hello, Item, MsgRef, Summary, Want, MAX_HOPS, MAX_SUMMARY_HEADS};
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
 use super::state::{LinkState, TokenBucket};
@@ -50,7 +50,14 @@ impl Node {
         }
     }
 
-    pub(super) fn on_link_up(&mut self, link: LinkId, peer: PeerId, kind: LinkKind, now: Millis, out: &mut Vec<Output>) {
+    pub(super) fn on_link_up(
+        &mut self,
+        link: LinkId,
+        peer: PeerId,
+        kind: LinkKind,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
         let (fr, fb) = self.cfg.frame_rate;
         let (er, eb) = self.cfg.envelope_rate;
         self.links.insert(
@@ -267,7 +274,9 @@ impl Node {
         let state = r.authors.get(&author).unwrap_or(&empty);
         // Candidates: links whose peer holds beyond our first gap and will
         // serve it. Prefer LAN over relay, powered peers, then the most complete.
-        let mut candidates: Vec<(LinkId, (bool, bool, u64), (u64, u64))> = Vec::new();
+        // (link, rank, range to ask for)
+        type Candidate = (LinkId, (bool, bool, u64), (u64, u64));
+        let mut candidates: Vec<Candidate> = Vec::new();
         for (id, l) in &self.links {
             let Some((_, their_max)) = l.peer_head(room, &author) else { continue };
             if l.exhausted.contains(&key) || !(l.peer_relays || l.peer == author) {
@@ -342,7 +351,14 @@ impl Node {
 
     /// Check a received envelope and, if it is new, hand it to the store.
     /// Returns the (room, author) it belongs to when it was valid.
-    fn incoming(&mut self, link: LinkId, item: Item, via: Via, now: Millis, out: &mut Vec<Output>) -> Option<(RoomId, PeerId)> {
+    fn incoming(
+        &mut self,
+        link: LinkId,
+        item: Item,
+        via: Via,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) -> Option<(RoomId, PeerId)> {
         let l = self.links.get_mut(&link)?;
         let peer = l.peer;
         if !l.envelopes.take(now) {
@@ -388,11 +404,18 @@ impl Node {
         room.author(author); // invalidates the digest cache
         self.missing.remove(&(room_id.clone(), author, seq));
         out.push(Output::Persist { envelope: env.clone(), hops: item.hops, local: false });
-        self.pending.insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live: via == Via::Push });
+        self.pending
+            .insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live: via == Via::Push });
         Some((room_id, author))
     }
 
-    pub(super) fn on_persisted(&mut self, id: MessageId, result: Result<(), PersistError>, now: Millis, out: &mut Vec<Output>) {
+    pub(super) fn on_persisted(
+        &mut self,
+        id: MessageId,
+        result: Result<(), PersistError>,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
         let Some(p) = self.pending.remove(&id) else { return };
         let env = p.envelope;
         let (room_id, author, seq) = (env.room().clone(), env.author(), env.seq());
@@ -454,7 +477,6 @@ impl Node {
         if !lazy.is_empty() {
             let r = MsgRef { room: room_id, author: env.author(), seq: env.seq(), id: env.id() };
             let ihave = Frame::IHave { refs: vec![r] }.encode();
-            debug_assert!(MAX_REFS >= 1);
             for link in lazy {
                 out.push(Output::Send { link, bytes: ihave.clone() });
             }

@@ -129,13 +129,28 @@ pub enum PersistError {
 
 #[derive(Clone, Debug)]
 pub enum Input {
-    LinkUp { link: LinkId, peer: PeerId, kind: LinkKind },
-    LinkDown { link: LinkId },
-    Frame { link: LinkId, bytes: Vec<u8> },
+    LinkUp {
+        link: LinkId,
+        peer: PeerId,
+        kind: LinkKind,
+    },
+    LinkDown {
+        link: LinkId,
+    },
+    Frame {
+        link: LinkId,
+        bytes: Vec<u8>,
+    },
     /// The store's answer to `Output::Persist`.
-    Persisted { id: MessageId, result: Result<(), PersistError> },
+    Persisted {
+        id: MessageId,
+        result: Result<(), PersistError>,
+    },
     /// The store's answer to `Output::Load`.
-    Loaded { link: LinkId, items: Vec<(SignedEnvelope, u8)> },
+    Loaded {
+        link: LinkId,
+        items: Vec<(SignedEnvelope, u8)>,
+    },
     Tick,
     Power(PowerState),
     /// The app is in the foreground (false: background, on a phone).
@@ -143,7 +158,10 @@ pub enum Input {
     JoinRoom(RoomId),
     LeaveRoom(RoomId),
     /// The user has seen these messages of `room` (read receipts).
-    MarkRead { room: RoomId, ids: Vec<MessageId> },
+    MarkRead {
+        room: RoomId,
+        ids: Vec<MessageId>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -172,7 +190,10 @@ pub enum Output {
 pub enum Content {
     Text(String),
     /// Sealed so only `to` can read it; travels in the DM mailbox room.
-    Direct { to: PeerId, text: String },
+    Direct {
+        to: PeerId,
+        text: String,
+    },
     /// Our display name, announced in the festival room.
     Profile(String),
 }
@@ -292,10 +313,7 @@ impl Node {
     }
     /// (contiguous, max) held of `author` in `room`.
     pub fn head(&self, room: &RoomId, author: &PeerId) -> (u64, u64) {
-        self.rooms
-            .get(room)
-            .and_then(|r| r.authors.get(author))
-            .map_or((0, 0), |a| (a.contiguous, a.max()))
+        self.rooms.get(room).and_then(|r| r.authors.get(author)).map_or((0, 0), |a| (a.contiguous, a.max()))
     }
 
     /// Feed one input; carry out the returned outputs in order.
@@ -323,8 +341,8 @@ impl Node {
             }
             Input::Foreground(f) => self.foreground = f,
             Input::JoinRoom(room) => {
-                if !self.rooms.contains_key(&room) {
-                    self.rooms.insert(room, RoomState::default());
+                if let std::collections::btree_map::Entry::Vacant(e) = self.rooms.entry(room) {
+                    e.insert(RoomState::default());
                     self.hello_all(now, &mut out);
                 }
             }
