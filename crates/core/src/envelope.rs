@@ -135,6 +135,8 @@ pub enum EnvelopeError {
     Signature(#[from] SignatureError),
     #[error("invalid body: {0}")]
     Body(#[from] BodyError),
+    #[error("{0} is out of range")]
+    OutOfRange(&'static str),
     #[error("a {kind:?} message cannot be posted in room {room}")]
     WrongRoom { kind: Kind, room: RoomId },
 }
@@ -147,6 +149,7 @@ impl EnvelopeError {
             Self::UnsupportedVersion(_) => "envelope_version",
             Self::Malformed(_) | Self::TrailingBytes(_) | Self::NonCanonical => "envelope_malformed",
             Self::SeqZero => "envelope_seq_zero",
+            Self::OutOfRange(_) => "envelope_out_of_range",
             Self::BodyTooLarge { .. } => "envelope_body_too_large",
             Self::Signature(SignatureError::BadKey) => "envelope_bad_key",
             Self::Signature(SignatureError::BadSignature) => "envelope_bad_signature",
@@ -154,6 +157,24 @@ impl EnvelopeError {
             Self::WrongRoom { .. } => "envelope_wrong_room",
         }
     }
+}
+
+/// Bounds on the header fields. Seqs and times above `i64::MAX` are refused
+/// so every store (SQLite integers are signed) can keep what we accept.
+fn check_fields(seq: u64, created_at: u64, body_len: usize) -> Result<(), EnvelopeError> {
+    if seq == 0 {
+        return Err(EnvelopeError::SeqZero);
+    }
+    if seq > i64::MAX as u64 {
+        return Err(EnvelopeError::OutOfRange("seq"));
+    }
+    if created_at > i64::MAX as u64 {
+        return Err(EnvelopeError::OutOfRange("created_at"));
+    }
+    if body_len > MAX_BODY_BYTES {
+        return Err(EnvelopeError::BodyTooLarge { len: body_len, max: MAX_BODY_BYTES });
+    }
+    Ok(())
 }
 
 /// Which kinds each room takes: the DM mailbox carries only sealed DMs and
@@ -194,12 +215,7 @@ pub struct Draft {
 impl SignedEnvelope {
     /// Sign a draft. Fails only if the body breaks the limits.
     pub fn sign(identity: &Identity, draft: Draft) -> Result<Self, EnvelopeError> {
-        if draft.seq == 0 {
-            return Err(EnvelopeError::SeqZero);
-        }
-        if draft.body.len() > MAX_BODY_BYTES {
-            return Err(EnvelopeError::BodyTooLarge { len: draft.body.len(), max: MAX_BODY_BYTES });
-        }
+        check_fields(draft.seq, draft.created_at, draft.body.len())?;
         Body::parse(draft.kind, &draft.body)?;
         check_room(draft.kind, &draft.room)?;
         let mut env = Envelope {
@@ -242,12 +258,7 @@ impl SignedEnvelope {
         if !rest.is_empty() {
             return Err(EnvelopeError::TrailingBytes(rest.len()));
         }
-        if env.seq == 0 {
-            return Err(EnvelopeError::SeqZero);
-        }
-        if env.body.len() > MAX_BODY_BYTES {
-            return Err(EnvelopeError::BodyTooLarge { len: env.body.len(), max: MAX_BODY_BYTES });
-        }
+        check_fields(env.seq, env.created_at, env.body.len())?;
         let again = postcard::to_stdvec(&env).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if again != bytes {
             return Err(EnvelopeError::NonCanonical);
@@ -260,15 +271,18 @@ impl SignedEnvelope {
     }
 
     /// Rebuild an envelope from bytes this node stored after verifying them.
-    /// Checks structure but skips the signature (about 50 us each), so reading
-    /// a page of history stays far below a millisecond. Never use it on bytes
-    /// from the network.
+    /// Checks structure and body but skips the signature (about 50 us each),
+    /// so reading a page of history stays far below a millisecond. Never use
+    /// it on bytes from the network.
     pub fn from_stored(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let env: Envelope = match postcard::take_from_bytes(bytes) {
             Ok((env, [])) => env,
             Ok((_, rest)) => return Err(EnvelopeError::TrailingBytes(rest.len())),
             Err(e) => return Err(EnvelopeError::Malformed(e.to_string())),
         };
+        check_fields(env.seq, env.created_at, env.body.len())?;
+        // After this, `parsed_body` cannot fail, even for damaged bytes on disk.
+        Body::parse(env.kind, &env.body)?;
         let id = MessageId::from_bytes(*blake3::hash(bytes).as_bytes());
         Ok(Self { envelope: Arc::new(env), bytes: bytes.into(), id })
     }
@@ -300,8 +314,8 @@ impl SignedEnvelope {
     pub fn body(&self) -> &[u8] {
         &self.envelope.body
     }
-    /// The parsed body. Cannot fail for a `SignedEnvelope`: it was checked when
-    /// the envelope was made or decoded.
+    /// The parsed body. Cannot fail for a `SignedEnvelope`: every constructor
+    /// (`sign`, `decode`, `from_stored`) checked it.
     pub fn parsed_body(&self) -> Body {
         Body::parse(self.envelope.kind, &self.envelope.body).expect("body checked at construction")
     }

@@ -106,6 +106,18 @@ fn out_of_range_envelopes_are_refused() {
     )
     .unwrap();
     assert_refused(&mut c, common::push(&future), "from_future");
+    let huge = SignedEnvelope::sign(
+        &c.mallory,
+        Draft { seq: 1, room: "festival".parse().unwrap(), kind: Kind::Text, created_at: NOW, body: b"x".to_vec() },
+    )
+    .unwrap();
+    let mut forged = huge.envelope().clone();
+    forged.seq = u64::MAX;
+    let mut bytes = postcard::to_stdvec(&forged).unwrap();
+    let n = bytes.len() - 64;
+    let sig = c.mallory.sign(festival_core::envelope::ENVELOPE_DOMAIN, &bytes[..n]);
+    bytes[n..].copy_from_slice(&sig);
+    assert_refused(&mut c, Frame::Push(Item { hops: 1, envelope: bytes }).encode(), "envelope_out_of_range");
     let far = common::text(&c.mallory, "festival", 1_000_000, "far ahead");
     assert_refused(&mut c, common::push(&far), "seq_out_of_range");
     let elsewhere = common::text(&c.mallory, "secret-room", 1, "not carried here");

@@ -12,9 +12,12 @@
 //!   commands (`init`, `whoami`, `send`, `history`).
 
 pub mod clock;
+pub mod discovery;
 pub mod engine;
 pub mod local;
 pub mod paths;
+pub mod signaling;
+pub mod webrtc;
 
 pub use engine::{Effect, Engine, EngineError};
 pub use local::{LocalError, LocalNode};

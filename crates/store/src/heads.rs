@@ -99,14 +99,13 @@ impl Store {
             // Nothing above i64::MAX can be stored.
             return Ok(Vec::new());
         };
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT seq, id FROM messages WHERE room = ? AND author = ? AND seq > ? ORDER BY seq",
-        )
-        .bind(room.as_str())
-        .bind(&author.as_bytes()[..])
-        .bind(above)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, id FROM messages WHERE room = ? AND author = ? AND seq > ? ORDER BY seq")
+                .bind(room.as_str())
+                .bind(&author.as_bytes()[..])
+                .bind(above)
+                .fetch_all(&self.reader)
+                .await?;
         rows.into_iter()
             .map(|(seq, id)| Ok((from_sql("messages", seq)?, message_id_from_sql("messages", &id)?)))
             .collect()

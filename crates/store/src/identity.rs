@@ -70,10 +70,8 @@ impl Store {
     /// Change the display name of the device identity.
     pub async fn set_name(&self, name: &str) -> Result<()> {
         check_name(name).map_err(StoreError::BadName)?;
-        let done = sqlx::query("UPDATE identity SET name = ? WHERE singleton = 1")
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("UPDATE identity SET name = ? WHERE singleton = 1").bind(name).execute(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoIdentity);
         }

@@ -130,9 +130,10 @@ impl Store {
             // can fail at once with SQLITE_BUSY. Holding it throughout also
             // means no other writer can add rows above the pk mark below.
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            // SQLite gives a new row the rowid max + 1, so every row this
-            // transaction inserts has a pk above this mark: that is how a
-            // row we find in place is told apart from one that was there.
+            // SQLite gives a new row the rowid max + 1 (until rowids reach
+            // 2^63, which no phone will see), so every row this transaction
+            // inserts has a pk above this mark: that is how a row we find in
+            // place is told apart from one that was there before.
             let (before,): (i64,) =
                 sqlx::query_as("SELECT coalesce(max(pk), 0) FROM messages").fetch_one(&mut *tx).await?;
             // Ids stored by this batch, so a second copy is a duplicate.
@@ -168,7 +169,10 @@ impl Store {
                                 seq: row.env.seq(),
                             }),
                             None => {
-                                return Err(corrupt("messages", format!("{id:?} was skipped but nothing holds its position")))
+                                return Err(corrupt(
+                                    "messages",
+                                    format!("{id:?} was skipped but nothing holds its position"),
+                                ))
                             }
                         };
                         outcomes[row.index] = Some(outcome);
@@ -186,10 +190,7 @@ impl Store {
             tracing::debug!(items = items.len(), new = fresh.len(), chains = chains.len(), "batch stored");
         }
 
-        Ok(outcomes
-            .into_iter()
-            .map(|o| o.expect("every item is either checked out or inserted"))
-            .collect())
+        Ok(outcomes.into_iter().map(|o| o.expect("every item is either checked out or inserted")).collect())
     }
 }
 
@@ -205,11 +206,8 @@ async fn holders(conn: &mut SqliteConnection, chunk: &[Row<'_>]) -> Result<HashM
     let mut query = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(AssertSqlSafe(sql));
     for (i, row) in chunk.iter().enumerate() {
         // Chunk indexes are below ROWS_PER_STATEMENT.
-        query = query
-            .bind(i as i64)
-            .bind(row.env.room().as_str())
-            .bind(row.env.author().as_bytes().to_vec())
-            .bind(row.seq);
+        query =
+            query.bind(i as i64).bind(row.env.room().as_str()).bind(row.env.author().as_bytes().to_vec()).bind(row.seq);
     }
     let mut held = HashMap::with_capacity(chunk.len());
     for (index, pk, id) in query.fetch_all(&mut *conn).await? {
@@ -251,11 +249,8 @@ async fn queue_outbox(conn: &mut SqliteConnection, rows: &[&Row<'_>], queued_at:
     let sql = format!("INSERT INTO outbox (message_id, room, seq, queued_at) VALUES {}", placeholders(4, rows.len()));
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
-        query = query
-            .bind(row.env.id().as_bytes().to_vec())
-            .bind(row.env.room().as_str())
-            .bind(row.seq)
-            .bind(queued_at);
+        query =
+            query.bind(row.env.id().as_bytes().to_vec()).bind(row.env.room().as_str()).bind(row.seq).bind(queued_at);
     }
     query.execute(&mut *conn).await?;
     Ok(())

@@ -21,10 +21,16 @@ pub struct OutboxRow {
 /// Where one of our messages stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutboxState {
-    Queued { queued_at: u64 },
+    Queued {
+        queued_at: u64,
+    },
     /// Left the device at `sent_at` over `path` (a free-form label from the
     /// runtime, such as "lan" or "relay").
-    Sent { queued_at: u64, sent_at: u64, path: String },
+    Sent {
+        queued_at: u64,
+        sent_at: u64,
+        path: String,
+    },
 }
 
 impl Store {

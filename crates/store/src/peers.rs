@@ -118,12 +118,11 @@ impl Store {
 
     /// When `room` was last synced with `peer`, if ever.
     pub async fn last_synced(&self, peer: &PeerId, room: &RoomId) -> Result<Option<u64>> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT last_synced_at FROM peer_sync WHERE peer_id = ? AND room = ?")
-                .bind(&peer.as_bytes()[..])
-                .bind(room.as_str())
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT last_synced_at FROM peer_sync WHERE peer_id = ? AND room = ?")
+            .bind(&peer.as_bytes()[..])
+            .bind(room.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(|(at,)| from_sql("peer_sync", at)).transpose()
     }
 }

@@ -77,14 +77,13 @@ impl Store {
         let Ok(seq) = i64::try_from(seq) else {
             return Ok(None);
         };
-        let row: Option<MessageRow> = sqlx::query_as(
-            "SELECT id, raw, hops, received_at FROM messages WHERE room = ? AND author = ? AND seq = ?",
-        )
-        .bind(room.as_str())
-        .bind(&author.as_bytes()[..])
-        .bind(seq)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row: Option<MessageRow> =
+            sqlx::query_as("SELECT id, raw, hops, received_at FROM messages WHERE room = ? AND author = ? AND seq = ?")
+                .bind(room.as_str())
+                .bind(&author.as_bytes()[..])
+                .bind(seq)
+                .fetch_optional(&self.reader)
+                .await?;
         row.map(stored).transpose()
     }
 

@@ -55,10 +55,7 @@ impl Store {
     /// them from us); pruning is a separate decision. Returns whether the
     /// room was joined.
     pub async fn leave_room(&self, room: &RoomId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM rooms WHERE room_id = ?")
-            .bind(room.as_str())
-            .execute(&self.writer)
-            .await?;
+        let done = sqlx::query("DELETE FROM rooms WHERE room_id = ?").bind(room.as_str()).execute(&self.writer).await?;
         Ok(done.rows_affected() == 1)
     }
 

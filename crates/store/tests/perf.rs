@@ -74,7 +74,9 @@ fn envelopes(n: usize, shape: Shape) -> Vec<SignedEnvelope> {
                 let (authors, rooms) = (&authors, &rooms);
                 s.spawn(move || {
                     part.iter()
-                        .map(|&(a, r, seq, at)| text(&authors[a], &rooms[r], seq, at, &format!("message {seq} from {a}")))
+                        .map(|&(a, r, seq, at)| {
+                            text(&authors[a], &rooms[r], seq, at, &format!("message {seq} from {a}"))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -136,9 +138,19 @@ async fn sync_ingest_and_history_paging_meet_their_targets_at_a_million_messages
     }
     times.sort();
     let p99 = percentile(&times, 0.99);
-    println!("history (limit 50, {n} stored): p50 {:?} p99 {p99:?} max {:?}", percentile(&times, 0.5), times[times.len() - 1]);
+    println!(
+        "history (limit 50, {n} stored): p50 {:?} p99 {p99:?} max {:?}",
+        percentile(&times, 0.5),
+        times[times.len() - 1]
+    );
     store.close().await;
 
+    if cfg!(debug_assertions) {
+        // festival-store and festival-core are unoptimised in a dev build
+        // (only dependencies get opt-level 2): the targets are for release.
+        println!("dev build: targets not asserted; run with --release");
+        return;
+    }
     assert!(rate >= 50_000.0, "sync-shaped ingest {rate:.0} msgs/s is below 50,000");
     assert!(p99 <= Duration::from_millis(1), "history p99 {p99:?} is above 1 ms");
 }
@@ -150,6 +162,10 @@ async fn worst_case_ingest_where_every_message_is_another_chain() {
     let (_dir, store) = temp_store().await;
     let rate = ingest(&store, &all).await;
     store.close().await;
+    if cfg!(debug_assertions) {
+        println!("dev build: floor not asserted; run with --release");
+        return;
+    }
     // A regression guard, not the target: see the module doc.
     assert!(rate >= 20_000.0, "worst-case ingest {rate:.0} msgs/s is below 20,000");
 }

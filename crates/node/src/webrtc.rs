@@ -1,0 +1,1 @@
+//! webrtc adapter: in progress.
