@@ -15,9 +15,13 @@ pub mod clock;
 pub mod discovery;
 pub mod engine;
 pub mod local;
+pub mod netns;
 pub mod paths;
+pub mod power;
+pub mod runtime;
 pub mod signaling;
 pub mod webrtc;
 
 pub use engine::{Effect, Engine, EngineError};
 pub use local::{LocalError, LocalNode};
+pub use runtime::{NodeConfig, NodeEvent, NodeHandle};

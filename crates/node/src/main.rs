@@ -5,8 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use festival_core::policy::PowerState;
 use festival_node::local::LocalNode;
 use festival_node::paths::default_data_dir;
+use festival_node::power::parse_power;
+use festival_node::runtime::{NodeConfig, PowerConfig};
+
+mod run;
 
 #[derive(Parser)]
 #[command(name = "festival-node", version, about = "Festival Chat headless node")]
@@ -35,6 +40,37 @@ enum Cmd {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// Join the festival on the LAN and chat: prints events, reads lines
+    /// (a line is a message; /help lists commands). Runs until stopped.
+    Run {
+        /// Display name (required on first start).
+        #[arg(long)]
+        name: Option<String>,
+        /// Festival id: only nodes of the same festival link up.
+        #[arg(long, default_value = "festival")]
+        festival: String,
+        /// Network interface to use (repeatable; default: all).
+        #[arg(long = "interface")]
+        interfaces: Vec<String>,
+        /// TCP port for signaling (default: any free port, advertised via mDNS).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// UDP port for WebRTC (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        udp_port: u16,
+        /// Most links at once (default: from the power policy).
+        #[arg(long)]
+        peer_limit: Option<usize>,
+        /// `mains` or `battery:NN` instead of reading the battery.
+        #[arg(long, value_parser = parse_power)]
+        power: Option<PowerState>,
+        /// Offer loopback addresses to peers too (several nodes on one host).
+        #[arg(long)]
+        loopback: bool,
+        /// Print events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the latest messages of a room.
     History {
         #[arg(long, default_value = "festival")]
@@ -52,8 +88,23 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let dir = cli.data_dir.unwrap_or_else(default_data_dir);
+    if let Cmd::Run { name, festival, interfaces, port, udp_port, peer_limit, power, loopback, json } = cli.cmd {
+        let cfg = NodeConfig {
+            name,
+            festival,
+            interfaces,
+            signaling_port: port,
+            udp_port,
+            peer_limit,
+            power: power.map_or(PowerConfig::Auto, PowerConfig::Fixed),
+            loopback_candidates: loopback,
+            ..NodeConfig::new(dir)
+        };
+        return run::run(cfg, json).await;
+    }
     let node = LocalNode::open(&dir).await?;
     match cli.cmd {
+        Cmd::Run { .. } => unreachable!("handled above"),
         Cmd::Init { name } => {
             let peer = node.init(&name).await?;
             println!("identity created for {name}");

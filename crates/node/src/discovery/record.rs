@@ -1,0 +1,279 @@
+//! What goes into our mDNS record and how a received one is read.
+//!
+//! A TXT record is a claim made by anyone on the LAN; the signed handshake
+//! (see `signaling`) is what proves an identity. So reading one never panics
+//! and never trusts: every way a record can be unusable has an
+//! [`IgnoreReason`], and the caller counts it.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use festival_core::PeerId;
+use mdns_sd::ResolvedService;
+
+/// TXT key: the advertised PeerId, 64 hex characters.
+pub const TXT_ID: &str = "id";
+/// TXT key: the protocol version, decimal.
+pub const TXT_VERSION: &str = "v";
+/// TXT key: the festival this node belongs to.
+pub const TXT_FESTIVAL: &str = "fest";
+/// TXT key: the TCP port of the signaling endpoint, decimal.
+pub const TXT_PORT: &str = "port";
+
+/// Prefix of our instance and host names, so a person reading an mDNS browser
+/// sees whose records these are.
+const NAME_PREFIX: &str = "fc-";
+/// Hex characters of the PeerId in the instance name: 64 bits make an
+/// accidental clash between two devices at one festival negligible, while the
+/// name stays far below the 63-byte DNS label limit.
+const NAME_ID_HEX: usize = 16;
+/// Longest festival id we advertise or accept. A TXT string holds at most 255
+/// bytes; 64 keeps the record small next to the 64-character id.
+pub const MAX_FESTIVAL_LEN: usize = 64;
+
+/// The instance name a peer advertises under (`fc-` and 16 hex of its id).
+/// Derived from the PeerId, so two devices never pick the same name and no
+/// RFC 6762 probing is needed to find a free one.
+pub fn instance_name(peer: &PeerId) -> String {
+    let hex = peer.to_hex();
+    format!("{NAME_PREFIX}{}", &hex[..NAME_ID_HEX])
+}
+
+/// The host name (target of SRV, owner of A/AAAA) for a peer's record. One per
+/// node, so several nodes in one process do not share address records.
+pub fn host_name(peer: &PeerId) -> String {
+    format!("{}.local.", instance_name(peer))
+}
+
+/// Checks a festival id before we advertise it: non-empty, at most
+/// [`MAX_FESTIVAL_LEN`] bytes, printable ASCII (TXT keys and values travel as
+/// raw bytes; other apps' browsers show them).
+pub fn check_festival(festival: &str) -> Result<(), &'static str> {
+    if festival.is_empty() {
+        return Err("it is empty");
+    }
+    if festival.len() > MAX_FESTIVAL_LEN {
+        return Err("it is longer than 64 bytes");
+    }
+    if !festival.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("it has characters other than printable ASCII without spaces");
+    }
+    Ok(())
+}
+
+/// Why a received record was not reported as a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IgnoreReason {
+    /// One of `id`, `v`, `fest`, `port` is absent or has no value.
+    MissingKey,
+    /// `id` is not 64 hex characters.
+    BadId,
+    /// `v` is not a number.
+    BadVersion,
+    /// `v` is a protocol version this build does not speak.
+    UnsupportedVersion,
+    /// `fest` names another festival.
+    OtherFestival,
+    /// `port` is not a port number (or is 0).
+    BadPort,
+    /// The record resolved to no usable unicast address.
+    NoAddress,
+    /// Another instance claims our own PeerId (a clone, a spoof, or a stale
+    /// record of ours under another name).
+    ClaimsOurId,
+}
+
+impl IgnoreReason {
+    /// Every reason, in the order [`IgnoredCounts`] stores them.
+    pub const ALL: [IgnoreReason; 8] = [
+        Self::MissingKey,
+        Self::BadId,
+        Self::BadVersion,
+        Self::UnsupportedVersion,
+        Self::OtherFestival,
+        Self::BadPort,
+        Self::NoAddress,
+        Self::ClaimsOurId,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingKey => "missing_key",
+            Self::BadId => "bad_id",
+            Self::BadVersion => "bad_version",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::OtherFestival => "other_festival",
+            Self::BadPort => "bad_port",
+            Self::NoAddress => "no_address",
+            Self::ClaimsOurId => "claims_our_id",
+        }
+    }
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many records were ignored, by reason. A record is counted once per
+/// reason it is ignored for, not on every re-announcement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IgnoredCounts {
+    counts: [u64; IgnoreReason::ALL.len()],
+}
+
+impl IgnoredCounts {
+    pub fn get(&self, reason: IgnoreReason) -> u64 {
+        self.counts[reason.index()]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(reason, count)` for every reason, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (IgnoreReason, u64)> + '_ {
+        IgnoreReason::ALL.iter().map(|r| (*r, self.get(*r)))
+    }
+
+    pub(crate) fn add(&mut self, reason: IgnoreReason) {
+        let slot = &mut self.counts[reason.index()];
+        *slot = slot.saturating_add(1);
+    }
+}
+
+/// A record that parsed: what a peer claims about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub peer: PeerId,
+    pub festival: String,
+    pub version: u8,
+    pub port: u16,
+    /// Sorted, without duplicates, unicast only.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// Reads a resolved record. The festival and our own id are checked by the
+/// caller, which knows them.
+pub fn parse(service: &ResolvedService) -> Result<Claim, IgnoreReason> {
+    let id = txt_value(service, TXT_ID)?;
+    let peer: PeerId = id.parse().map_err(|_| IgnoreReason::BadId)?;
+
+    let version: u8 = txt_value(service, TXT_VERSION)?.parse().map_err(|_| IgnoreReason::BadVersion)?;
+    if version != festival_core::sync::PROTOCOL_VERSION {
+        return Err(IgnoreReason::UnsupportedVersion);
+    }
+
+    let festival = txt_value(service, TXT_FESTIVAL)?.to_owned();
+
+    let port: u16 = txt_value(service, TXT_PORT)?.parse().map_err(|_| IgnoreReason::BadPort)?;
+    if port == 0 {
+        return Err(IgnoreReason::BadPort);
+    }
+
+    let mut addrs: Vec<IpAddr> = service
+        .get_addresses()
+        .iter()
+        .map(|a| a.to_ip_addr())
+        .filter(|ip| !ip.is_unspecified() && !ip.is_multicast())
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(IgnoreReason::NoAddress);
+    }
+
+    Ok(Claim { peer, festival, version, port, addrs })
+}
+
+/// A TXT value as text. A key without `=` or with non-UTF-8 bytes counts as
+/// missing: there is nothing we could use.
+fn txt_value<'a>(service: &'a ResolvedService, key: &str) -> Result<&'a str, IgnoreReason> {
+    match service.get_property_val(key) {
+        Some(Some(bytes)) => std::str::from_utf8(bytes).map_err(|_| IgnoreReason::MissingKey),
+        _ => Err(IgnoreReason::MissingKey),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mdns_sd::{ServiceInfo, TxtProperty};
+
+    const TY: &str = "_festival-chat._udp.local.";
+
+    fn peer(byte: u8) -> PeerId {
+        PeerId::from_bytes([byte; 32])
+    }
+
+    fn good_txt(id: &str) -> Vec<TxtProperty> {
+        [(TXT_ID, id), (TXT_VERSION, "1"), (TXT_FESTIVAL, "fest-a"), (TXT_PORT, "4242")]
+            .iter()
+            .map(TxtProperty::from)
+            .collect()
+    }
+
+    fn resolved(txt: Vec<TxtProperty>, addrs: &str) -> ResolvedService {
+        ServiceInfo::new(TY, "fc-x", "fc-x.local.", addrs, 9, txt).unwrap().as_resolved_service()
+    }
+
+    /// The good record with `key` replaced by `prop` (or dropped if `None`).
+    fn parse_with(key: &str, prop: Option<TxtProperty>) -> Result<Claim, IgnoreReason> {
+        let mut txt = good_txt(&peer(7).to_hex());
+        txt.retain(|p| p.key() != key);
+        txt.extend(prop);
+        parse(&resolved(txt, "10.0.0.1"))
+    }
+
+    #[test]
+    fn a_well_formed_record_yields_its_claim_with_sorted_unique_addresses() {
+        let claim = parse(&resolved(good_txt(&peer(7).to_hex()), "10.0.0.2,10.0.0.1,::1,10.0.0.1")).unwrap();
+        assert_eq!(claim.peer, peer(7));
+        assert_eq!(claim.festival, "fest-a");
+        assert_eq!(claim.port, 4242);
+        assert_eq!(claim.version, festival_core::sync::PROTOCOL_VERSION);
+        let want: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "::1"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(claim.addrs, want);
+    }
+
+    #[test]
+    fn each_kind_of_bad_record_has_its_own_reason() {
+        let val = |k: &str, v: &str| Some(TxtProperty::from((k, v)));
+        let short_id = &peer(7).to_hex()[..10];
+        assert_eq!(parse_with(TXT_ID, val(TXT_ID, "not-hex")), Err(IgnoreReason::BadId));
+        assert_eq!(parse_with(TXT_ID, val(TXT_ID, short_id)), Err(IgnoreReason::BadId));
+        assert_eq!(parse_with(TXT_ID, None), Err(IgnoreReason::MissingKey));
+        assert_eq!(parse_with(TXT_ID, Some(TxtProperty::from(TXT_ID))), Err(IgnoreReason::MissingKey));
+        assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "one")), Err(IgnoreReason::BadVersion));
+        assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "99")), Err(IgnoreReason::UnsupportedVersion));
+        assert_eq!(parse_with(TXT_FESTIVAL, None), Err(IgnoreReason::MissingKey));
+        assert_eq!(parse_with(TXT_PORT, val(TXT_PORT, "70000")), Err(IgnoreReason::BadPort));
+        assert_eq!(parse_with(TXT_PORT, val(TXT_PORT, "0")), Err(IgnoreReason::BadPort));
+        let non_utf8 = Some(TxtProperty::from((TXT_PORT, [0xff_u8, 0xfe])));
+        assert_eq!(parse_with(TXT_PORT, non_utf8), Err(IgnoreReason::MissingKey));
+
+        let id = peer(7).to_hex();
+        assert_eq!(parse(&resolved(good_txt(&id), "")), Err(IgnoreReason::NoAddress));
+        assert_eq!(parse(&resolved(good_txt(&id), "0.0.0.0,224.0.0.251")), Err(IgnoreReason::NoAddress));
+    }
+
+    #[test]
+    fn instance_names_come_from_the_peer_id_and_differ_between_peers() {
+        assert_eq!(instance_name(&peer(0xab)), "fc-abababababababab");
+        assert_ne!(instance_name(&peer(1)), instance_name(&peer(2)));
+        assert_eq!(host_name(&peer(1)), "fc-0101010101010101.local.");
+    }
+
+    #[test]
+    fn festival_ids_that_do_not_fit_a_txt_record_are_refused() {
+        assert!(check_festival("glasto-2026").is_ok());
+        assert!(check_festival("").is_err());
+        assert!(check_festival("has space").is_err());
+        assert!(check_festival(&"x".repeat(MAX_FESTIVAL_LEN + 1)).is_err());
+    }
+}

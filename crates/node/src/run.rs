@@ -1,0 +1,159 @@
+//! `festival-node run`: the venue box. Prints what happens, takes lines from
+//! stdin, stops cleanly on SIGINT/SIGTERM or `/quit`. Runs for days: stdin
+//! closing (a service with no terminal) does not stop it.
+
+use anyhow::Context;
+use festival_core::{PeerId, RoomId};
+use festival_node::runtime::{MessageBody, NodeConfig, NodeEvent, NodeHandle};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::signal::unix::{signal, SignalKind};
+
+const HELP: &str = "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /peers, /status, /quit; \
+                    any other line is a message to the current room";
+
+pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
+    let node = NodeHandle::start(cfg).await.context("starting the node")?;
+    let status = node.status().await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "ready", "peer": status.peer, "fingerprint": status.fingerprint,
+                "signaling_port": status.signaling_port, "udp_port": status.udp_port, "festival": status.festival})
+        );
+    } else {
+        println!(
+            "festival {} | you are {} ({}) | signaling port {} | {HELP}",
+            status.festival, status.fingerprint, status.peer, status.signaling_port
+        );
+    }
+    let mut events = node.events();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut room = RoomId::festival();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            ev = events.recv() => match ev {
+                Ok(ev) => print_event(&ev, json),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("({n} events skipped)"),
+                Err(_) => break,
+            },
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    if !command(&node, &mut room, line.trim(), json).await {
+                        break;
+                    }
+                }
+                _ => stdin_open = false,
+            },
+        }
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Handle one input line; false means quit.
+async fn command(node: &NodeHandle, room: &mut RoomId, line: &str, json: bool) -> bool {
+    let result: anyhow::Result<()> = async {
+        match line.split_once(' ').unwrap_or((line, "")) {
+            ("", _) => {}
+            ("/quit", _) => return Ok(()),
+            ("/help", _) => println!("{HELP}"),
+            ("/room", name) => {
+                *room = node.join_room(name).await?;
+                println!("now in #{room}");
+            }
+            ("/dm", rest) => {
+                let (to, text) = rest.split_once(' ').context("usage: /dm PEER TEXT")?;
+                let to = find_peer(node, to).await?;
+                let id = node.send_dm(to, text.to_owned()).await?;
+                report_saved(id, json);
+            }
+            ("/peers", _) => {
+                for p in node.peers().await? {
+                    println!("{}", serde_json::to_string(&p)?);
+                }
+            }
+            ("/status", _) => println!("{}", serde_json::to_string(&node.status().await?)?),
+            _ => {
+                let id = node.send(room.clone(), line.to_owned()).await?;
+                report_saved(id, json);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        if json {
+            println!("{}", serde_json::json!({"event": "error", "message": e.to_string()}));
+        } else {
+            eprintln!("error: {e}");
+        }
+    }
+    line != "/quit"
+}
+
+fn report_saved(id: festival_core::MessageId, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"event": "saved", "id": id}));
+    } else {
+        println!("saved {}", id.short());
+    }
+}
+
+/// A peer by full id, or by a unique prefix of its id or fingerprint.
+async fn find_peer(node: &NodeHandle, s: &str) -> anyhow::Result<PeerId> {
+    if let Ok(p) = s.parse() {
+        return Ok(p);
+    }
+    let needle = s.to_lowercase().replace('-', "");
+    let matches: Vec<PeerId> = node
+        .peers()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.peer.to_hex().starts_with(&needle) || p.fingerprint.to_lowercase().replace('-', "").starts_with(&needle)
+        })
+        .map(|p| p.peer)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => anyhow::bail!("no known peer matches {s:?}"),
+        _ => anyhow::bail!("{s:?} matches several peers; give more characters"),
+    }
+}
+
+fn print_event(ev: &NodeEvent, json: bool) {
+    if json {
+        if let Ok(s) = serde_json::to_string(ev) {
+            println!("{s}");
+        }
+        return;
+    }
+    match ev {
+        NodeEvent::Message(m) => {
+            let who =
+                if m.mine { "you".to_owned() } else { m.author_name.clone().unwrap_or_else(|| m.author.fingerprint()) };
+            let via = if m.mine {
+                String::new()
+            } else {
+                format!("  [{} hop{}]", m.hops, if m.hops == 1 { "" } else { "s" })
+            };
+            match &m.body {
+                MessageBody::Text { text } => println!("#{} {who}: {text}{via}", m.room),
+                MessageBody::Direct { to, text } => println!("(dm to {}) {who}: {text}{via}", to.fingerprint()),
+            }
+        }
+        NodeEvent::LinkUp { peer, path } => println!("* linked with {} via {path}", peer.fingerprint()),
+        NodeEvent::LinkDown { peer, .. } => println!("* link to {} closed", peer.fingerprint()),
+        NodeEvent::PeerName { peer, name } => println!("* {} is {name}", peer.fingerprint()),
+        NodeEvent::Rejected { peer, code } => {
+            println!("! refused input ({code}) from {}", peer.map_or("unknown".into(), |p| p.fingerprint()))
+        }
+        NodeEvent::Receipt { .. } | NodeEvent::Sent { .. } | NodeEvent::Discovered { .. } | NodeEvent::Lost { .. } => {}
+        NodeEvent::Power { state, limits } => println!("* power {state:?}: up to {} links", limits.max_peers),
+    }
+}

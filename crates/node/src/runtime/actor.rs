@@ -1,0 +1,645 @@
+//! The node's event loop. One task owns everything mutable; it waits on its
+//! inbox, the UDP socket, the signaling listener, signaling results, mDNS
+//! events and the next timer (core or WebRTC), then drives what became due.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use festival_core::body::{open_dm, open_own_dm, Body};
+use festival_core::policy::{Limits, PowerState};
+use festival_core::sync::{Config, Content, Input, LinkKind};
+use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
+use festival_store::{Store, StoredMessage};
+use rand_core::{OsRng, RngCore};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
+use super::events::{MessageBody, MessageView, NodeEvent, PeerView, Status};
+use super::handle::NodeError;
+use super::links::Links;
+use super::signal_io::{self, SignalEvent};
+use crate::clock::now_ms;
+use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
+use crate::engine::{Effect, Engine};
+use crate::local::{LocalError, LocalNode};
+use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
+use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalMsg, SIGNAL_VERSION};
+use crate::webrtc::{self, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter};
+
+/// Signaling results waiting for the actor.
+const SIGNAL_QUEUE: usize = 256;
+/// Inbound signaling connections handled at once; more are refused, so a
+/// flood of half-open connections cannot exhaust tasks or file descriptors.
+const MAX_INBOUND_SIGNALING: usize = 64;
+/// Frames queued per link while its send buffer is full (~16 MiB at worst);
+/// beyond it frames are dropped and sync repairs the loss.
+const MAX_QUEUED_FRAMES: usize = 64;
+
+pub enum Command {
+    Send { room: RoomId, content: Content, reply: oneshot::Sender<Result<MessageId, NodeError>> },
+    Join { room: RoomId, name: String, reply: oneshot::Sender<Result<RoomId, NodeError>> },
+    MarkRead { room: RoomId, ids: Vec<MessageId>, reply: oneshot::Sender<Result<(), NodeError>> },
+    Peers { reply: oneshot::Sender<Vec<PeerView>> },
+    Status { reply: oneshot::Sender<Status> },
+    Shutdown,
+}
+
+struct Conn {
+    peer: PeerId,
+    /// The nonce of our offer, while we wait for the answer.
+    nonce: Option<[u8; 16]>,
+    open: bool,
+    queue: VecDeque<Vec<u8>>,
+}
+
+pub struct Actor {
+    engine: Engine,
+    store: Store,
+    me: PeerId,
+    festival: String,
+    rx: mpsc::Receiver<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    socket: UdpSocket,
+    listener: TcpListener,
+    endpoint: Endpoint,
+    discovery: Discovery,
+    discovery_open: bool,
+    signal_tx: mpsc::Sender<SignalEvent>,
+    signal_rx: mpsc::Receiver<SignalEvent>,
+    tasks: JoinSet<()>,
+    offers: OfferCheck,
+    links: Links,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    engine_wake: Option<u64>,
+    power: Box<dyn PowerSource>,
+    power_state: PowerState,
+    limits: Limits,
+    peer_limit: Option<usize>,
+    next_power_read: Instant,
+    rejected: BTreeMap<String, u64>,
+    buf: Vec<u8>,
+}
+
+impl Actor {
+    pub async fn build(
+        cfg: NodeConfig,
+        rx: mpsc::Receiver<Command>,
+        events: broadcast::Sender<NodeEvent>,
+    ) -> Result<(Actor, Store, PeerId), StartError> {
+        check_festival(&cfg.festival)?;
+        let local = LocalNode::open(&cfg.data_dir).await?;
+        match (local.store.identity().await.map_err(LocalError::from)?, &cfg.name) {
+            (None, None) => return Err(StartError::NeedName),
+            (None, Some(name)) => {
+                local.init(name).await?;
+            }
+            (Some(me), Some(name)) if &me.name != name => {
+                local.store.set_name(name).await.map_err(LocalError::from)?;
+                let mut engine = local.engine().await?;
+                engine.send(RoomId::festival(), Content::Profile(name.clone())).await?;
+            }
+            (Some(_), _) => {}
+        }
+        let mut power: Box<dyn PowerSource> = match cfg.power {
+            PowerConfig::Fixed(p) => Box::new(FixedPower(p)),
+            #[cfg(not(any(target_os = "android", target_os = "ios")))]
+            PowerConfig::Auto => Box::new(crate::power::BatteryPower::new()),
+            #[cfg(any(target_os = "android", target_os = "ios"))]
+            PowerConfig::Auto => Box::new(FixedPower(PowerState::Mains)),
+        };
+        let power_state = power.read();
+        let engine = Engine::boot(local.store.clone(), Config::default(), power_state).await?;
+        let me = engine.peer_id();
+        let limits = engine.node().limits();
+
+        let socket = UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, cfg.udp_port))
+            .await
+            .map_err(|source| StartError::Bind { what: "the WebRTC UDP socket", source })?;
+        let udp_port = socket.local_addr().map_err(|source| StartError::Bind { what: "UDP", source })?.port();
+        let listener = signal_io::bind(cfg.signaling_port)
+            .await
+            .map_err(|source| StartError::Bind { what: "the signaling port", source })?;
+        let tcp_port = listener.local_addr().map_err(|source| StartError::Bind { what: "TCP", source })?.port();
+        let filter = InterfaceFilter { include_loopback: cfg.loopback_candidates, only: cfg.interfaces.clone() };
+        let local_addrs = webrtc::host_candidates(udp_port, &filter)
+            .map_err(|source| StartError::Bind { what: "interface addresses", source })?;
+        let mut endpoint = Endpoint::new(EndpointConfig { local_addrs, ..EndpointConfig::default() })?;
+        endpoint.set_ice_timing(Duration::from_millis(limits.keepalive_ms), webrtc::ICE_MAX_RETRANSMITS);
+        let hub = match cfg.mdns {
+            Some(h) => h,
+            None => MdnsHub::shared(&cfg.interfaces)?,
+        };
+        let discovery = hub.register(Advert { peer: me, festival: cfg.festival.clone(), port: tcp_port })?;
+        let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
+        tracing::info!(peer = %me.short(), udp_port, tcp_port, festival = %cfg.festival, "node started");
+        let store = local.store.clone();
+        let actor = Actor {
+            engine,
+            store: store.clone(),
+            me,
+            offers: OfferCheck::new(me, cfg.festival.clone()),
+            festival: cfg.festival,
+            rx,
+            events,
+            socket,
+            listener,
+            endpoint,
+            discovery,
+            discovery_open: true,
+            signal_tx,
+            signal_rx,
+            tasks: JoinSet::new(),
+            links: Links::default(),
+            conns: HashMap::new(),
+            next_conn: 1,
+            engine_wake: Some(now_ms()),
+            power,
+            power_state,
+            limits,
+            peer_limit: cfg.peer_limit,
+            next_power_read: Instant::now() + POLL_INTERVAL,
+            rejected: BTreeMap::new(),
+            buf: vec![0; webrtc::driver::DATAGRAM_BUF],
+        };
+        Ok((actor, store, me))
+    }
+
+    fn identity(&self) -> &Identity {
+        self.engine.node().identity()
+    }
+
+    fn peer_limit(&self) -> usize {
+        self.peer_limit.unwrap_or(self.limits.max_peers)
+    }
+
+    fn emit(&self, e: NodeEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn count(&mut self, code: &str) {
+        *self.rejected.entry(code.to_owned()).or_default() += 1;
+    }
+
+    fn next_wake(&self) -> Instant {
+        let now = Instant::now();
+        let mut t = now + Duration::from_secs(1);
+        if let Some(ms) = self.engine_wake {
+            t = t.min(now + Duration::from_millis(ms.saturating_sub(now_ms())));
+        }
+        if let Some(rtc) = self.endpoint.next_timeout() {
+            t = t.min(rtc);
+        }
+        if let Some(dial) = self.links.next_attempt(&self.me) {
+            t = t.min(dial);
+        }
+        t.min(self.next_power_read)
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(cmd) => self.on_command(cmd).await,
+                },
+                r = self.socket.readable() => {
+                    if r.is_ok() {
+                        if let Err(e) = webrtc::driver::receive_ready(&mut self.endpoint, &self.socket, &mut self.buf) {
+                            tracing::warn!(error = %e, "UDP receive failed");
+                        }
+                    }
+                }
+                accepted = self.listener.accept() => {
+                    if let Ok((stream, from)) = accepted {
+                        if self.tasks.len() >= MAX_INBOUND_SIGNALING {
+                            self.count("signaling_busy");
+                        } else {
+                            self.tasks.spawn(signal_io::serve(stream, from, self.signal_tx.clone()));
+                        }
+                    }
+                }
+                Some(ev) = self.signal_rx.recv() => self.on_signal(ev).await,
+                ev = self.discovery.recv(), if self.discovery_open => match ev {
+                    Some(ev) => self.on_discovery(ev),
+                    None => self.discovery_open = false,
+                },
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            self.drive().await;
+        }
+        self.stop().await;
+    }
+
+    /// Everything that may have become due: power, core timers, dials, and
+    /// the WebRTC endpoint's output.
+    async fn drive(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_power_read {
+            self.next_power_read = now + POLL_INTERVAL;
+            let p = self.power.read();
+            if p != self.power_state {
+                self.power_state = p;
+                let eff = self.engine.handle(Input::Power(p)).await;
+                self.apply(eff).await;
+            }
+        }
+        if self.engine_wake.is_some_and(|t| t <= now_ms()) {
+            self.engine_wake = None;
+            let eff = self.engine.handle(Input::Tick).await;
+            self.apply(eff).await;
+        }
+        self.dial_due().await;
+        self.pump_endpoint().await;
+    }
+
+    async fn pump_endpoint(&mut self) {
+        loop {
+            let events = self.endpoint.poll(Instant::now());
+            if events.is_empty() {
+                return;
+            }
+            for e in webrtc::driver::send_transmits(&self.socket, events).await {
+                self.on_endpoint(e).await;
+            }
+        }
+    }
+
+    async fn on_endpoint(&mut self, e: EndpointEvent) {
+        match e {
+            EndpointEvent::Transmit { .. } => {}
+            EndpointEvent::Open(conn) => {
+                let Some(c) = self.conns.get_mut(&conn) else { return };
+                c.open = true;
+                let peer = c.peer;
+                self.links.opened(&peer);
+                let _ = self.store.peer_seen(&peer, now_ms()).await;
+                tracing::info!(peer = %peer.short(), %conn, "link up");
+                self.emit(NodeEvent::LinkUp { peer, path: "lan" });
+                let eff = self.engine.handle(Input::LinkUp { link: LinkId(conn.0), peer, kind: LinkKind::Lan }).await;
+                self.apply(eff).await;
+            }
+            EndpointEvent::Data(conn, bytes) => {
+                if self.conns.get(&conn).is_some_and(|c| c.open) {
+                    let eff = self.engine.handle(Input::Frame { link: LinkId(conn.0), bytes }).await;
+                    self.apply(eff).await;
+                }
+            }
+            EndpointEvent::Writable(conn) => self.flush(conn),
+            EndpointEvent::Closed(conn, reason) => {
+                let Some(c) = self.conns.remove(&conn) else { return };
+                tracing::info!(peer = %c.peer.short(), %conn, ?reason, "link closed");
+                if self.links.peers.get(&c.peer).is_some_and(|e| e.conn == Some(conn)) {
+                    let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
+                    self.links.failed(&c.peer, Instant::now(), jitter);
+                }
+                if c.open {
+                    let _ = self.store.peer_seen(&c.peer, now_ms()).await;
+                    self.emit(NodeEvent::LinkDown { peer: c.peer, reason: format!("{reason:?}") });
+                    let eff = self.engine.handle(Input::LinkDown { link: LinkId(conn.0) }).await;
+                    self.apply(eff).await;
+                }
+            }
+        }
+    }
+
+    fn open_links(&self) -> usize {
+        self.conns.len()
+    }
+
+    async fn dial_due(&mut self) {
+        let room = self.peer_limit().saturating_sub(self.open_links());
+        if room == 0 {
+            return;
+        }
+        for peer in self.links.due(&self.me, Instant::now(), room) {
+            let conn = ConnId(self.next_conn);
+            self.next_conn += 1;
+            let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
+                Ok(sdp) => sdp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create an offer");
+                    self.links.failed(&peer, Instant::now(), 0.5);
+                    continue;
+                }
+            };
+            let mut nonce = [0u8; 16];
+            OsRng.fill_bytes(&mut nonce);
+            let offer = Offer {
+                version: SIGNAL_VERSION,
+                festival: self.festival.clone(),
+                from: self.me,
+                to: peer,
+                nonce,
+                sent_at: now_ms(),
+                sdp,
+            }
+            .sign(self.identity());
+            let entry = self.links.peers.get_mut(&peer).expect("due peers exist");
+            entry.conn = Some(conn);
+            let (addrs, port) = (entry.addrs.clone(), entry.port);
+            self.conns.insert(conn, Conn { peer, nonce: Some(nonce), open: false, queue: VecDeque::new() });
+            tracing::debug!(peer = %peer.short(), %conn, "dialing");
+            self.tasks.spawn(signal_io::dial(conn, peer, addrs, port, offer, self.signal_tx.clone()));
+        }
+    }
+
+    async fn on_signal(&mut self, ev: SignalEvent) {
+        match ev {
+            SignalEvent::Dialed { conn, peer, result } => {
+                let Some(nonce) = self.conns.get(&conn).and_then(|c| c.nonce) else { return };
+                let outcome = match result {
+                    Ok(SignalMsg::Answer { answer, sig }) => verify_answer(&answer, &sig, &self.me, &peer, &nonce)
+                        .and_then(|()| {
+                            self.endpoint
+                                .accept_answer(conn, &answer.sdp, Instant::now())
+                                .map_err(|_| crate::signaling::SignalError::Malformed)
+                        }),
+                    Ok(SignalMsg::Reject { reason }) => Err(crate::signaling::SignalError::Rejected(reason)),
+                    Ok(_) => Err(crate::signaling::SignalError::Unexpected),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(()) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.nonce = None;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %peer.short(), error = %e, "dial failed");
+                        if !matches!(
+                            e,
+                            crate::signaling::SignalError::Rejected(_) | crate::signaling::SignalError::Io(_)
+                        ) {
+                            self.count(&format!("signaling_{}", e.code()));
+                        }
+                        self.conns.remove(&conn);
+                        let _ = self.endpoint.close(conn);
+                        let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
+                        self.links.failed(&peer, Instant::now(), jitter);
+                    }
+                }
+            }
+            SignalEvent::Incoming { msg, from, reply } => {
+                let answer = self.on_offer(msg, from);
+                let _ = reply.send(answer);
+            }
+            SignalEvent::BadInbound { from, error } => {
+                tracing::debug!(%from, %error, "bad signaling connection");
+                self.count(&format!("signaling_{}", error.code()));
+                self.emit(NodeEvent::Rejected { peer: None, code: format!("signaling_{}", error.code()) });
+            }
+        }
+    }
+
+    fn on_offer(&mut self, msg: SignalMsg, from: SocketAddr) -> SignalMsg {
+        let SignalMsg::Offer { offer, sig } = msg else {
+            self.count("signaling_unexpected");
+            return SignalMsg::Reject { reason: "expected an offer".into() };
+        };
+        if let Err(e) = self.offers.verify(&offer, &sig, now_ms()) {
+            tracing::info!(%from, error = %e, "offer refused");
+            self.count(&format!("signaling_{}", e.code()));
+            self.emit(NodeEvent::Rejected { peer: Some(offer.from), code: format!("signaling_{}", e.code()) });
+            return SignalMsg::Reject { reason: e.to_string() };
+        }
+        let peer = offer.from;
+        // A verified offer from a peer we are linked to means it restarted or
+        // lost the link: the new connection replaces the old one.
+        let old: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
+        if old.is_empty() && self.open_links() >= self.peer_limit() {
+            return SignalMsg::Reject { reason: "peer limit reached".into() };
+        }
+        for c in old {
+            let _ = self.endpoint.close(c);
+        }
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
+            Ok(sdp) => {
+                self.conns.insert(conn, Conn { peer, nonce: None, open: false, queue: VecDeque::new() });
+                Answer { version: SIGNAL_VERSION, from: self.me, to: peer, nonce: offer.nonce, sdp }
+                    .sign(self.identity())
+            }
+            Err(e) => {
+                self.count("signaling_bad_sdp");
+                SignalMsg::Reject { reason: e.to_string() }
+            }
+        }
+    }
+
+    fn on_discovery(&mut self, ev: DiscoveryEvent) {
+        match ev {
+            DiscoveryEvent::Found { peer, addrs, port, .. } => {
+                self.links.found(peer, addrs, port, Instant::now());
+                self.emit(NodeEvent::Discovered { peer });
+            }
+            DiscoveryEvent::Updated { peer, addrs, port, .. } => self.links.found(peer, addrs, port, Instant::now()),
+            DiscoveryEvent::Lost { peer } => {
+                self.links.lost(&peer);
+                self.emit(NodeEvent::Lost { peer });
+            }
+        }
+    }
+
+    fn send_conn(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.queue.is_empty() {
+            match self.endpoint.send(conn, &bytes) {
+                Ok(()) => return,
+                Err(webrtc::SendError::Full { .. }) => {}
+                Err(e) => {
+                    tracing::debug!(%conn, error = %e, "frame not sent");
+                    return;
+                }
+            }
+        }
+        if c.queue.len() >= MAX_QUEUED_FRAMES {
+            tracing::warn!(%conn, "send queue full; frame dropped (sync will repair)");
+            return;
+        }
+        c.queue.push_back(bytes);
+    }
+
+    fn flush(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        while let Some(bytes) = c.queue.front() {
+            match self.endpoint.send(conn, bytes) {
+                Ok(()) => {
+                    c.queue.pop_front();
+                }
+                Err(webrtc::SendError::Full { .. }) => return,
+                Err(_) => {
+                    c.queue.pop_front();
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send { link, bytes } => self.send_conn(ConnId(link.0), bytes),
+                Effect::Delivered { id, .. } => self.delivered(id).await,
+                Effect::Sent { id, kind, .. } => {
+                    let path = match kind {
+                        LinkKind::Lan => "lan",
+                        LinkKind::Relay => "relay",
+                    };
+                    self.emit(NodeEvent::Sent { id, path });
+                }
+                Effect::Rejected { peer, reason, .. } => {
+                    self.count(reason.code());
+                    self.emit(NodeEvent::Rejected { peer: Some(peer), code: reason.code().to_owned() });
+                }
+                Effect::Limits(l) => {
+                    self.limits = l;
+                    self.endpoint.set_ice_timing(Duration::from_millis(l.keepalive_ms), webrtc::ICE_MAX_RETRANSMITS);
+                    self.emit(NodeEvent::Power { state: self.power_state, limits: l });
+                }
+                Effect::WakeAt(t) => self.engine_wake = Some(t),
+                Effect::StoreFailed { id, error } => tracing::error!(?id, %error, "could not store a message"),
+            }
+        }
+    }
+
+    async fn delivered(&mut self, id: MessageId) {
+        let Ok(Some(m)) = self.store.get(&id).await else { return };
+        let env = &m.envelope;
+        match env.parsed_body() {
+            Body::Receipt(r) => {
+                self.emit(NodeEvent::Receipt { from: env.author(), status: r.status, ids: r.ids });
+            }
+            Body::Profile(p) => self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name }),
+            Body::Text(_) | Body::SealedDm(_) => {
+                if let Ok(Some(v)) = view(&self.store, self.engine.node().identity(), &m).await {
+                    self.emit(NodeEvent::Message(v));
+                }
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Send { room, content, reply } => {
+                let r = self.engine.send(room, content).await;
+                let r = match r {
+                    Ok((id, eff)) => {
+                        self.apply(eff).await;
+                        Ok(id)
+                    }
+                    Err(e) => Err(NodeError::from(e)),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Join { room, name, reply } => {
+                let r = self.store.join_room(&room, &name, now_ms()).await;
+                if r.is_ok() {
+                    let eff = self.engine.handle(Input::JoinRoom(room.clone())).await;
+                    self.apply(eff).await;
+                }
+                let _ = reply.send(r.map(|_| room).map_err(NodeError::from));
+            }
+            Command::MarkRead { room, ids, reply } => {
+                // The DM mailbox is not a joined room: its read state is the receipts.
+                let r = if room.is_direct() { Ok(()) } else { self.store.mark_room_read(&room, now_ms()).await };
+                let eff = self.engine.handle(Input::MarkRead { room, ids }).await;
+                self.apply(eff).await;
+                let _ = reply.send(r.map_err(NodeError::from));
+            }
+            Command::Peers { reply } => {
+                let mut out = Vec::new();
+                let linked: Vec<PeerId> = self.conns.values().filter(|c| c.open).map(|c| c.peer).collect();
+                let known = self.store.peers().await.unwrap_or_default();
+                for p in known {
+                    if p.peer == self.me {
+                        continue;
+                    }
+                    out.push(PeerView {
+                        fingerprint: p.peer.fingerprint(),
+                        linked: linked.contains(&p.peer),
+                        discovered: self.links.peers.get(&p.peer).is_some_and(|e| e.discovered),
+                        name: p.name,
+                        verified: p.verified,
+                        last_seen: p.last_seen,
+                        peer: p.peer,
+                    });
+                }
+                let _ = reply.send(out);
+            }
+            Command::Status { reply } => {
+                let mut rejected = self.rejected.clone();
+                for (code, n) in self.discovery.ignored().iter() {
+                    *rejected.entry(format!("mdns_{code:?}")).or_default() += n;
+                }
+                let _ = reply.send(Status {
+                    peer: self.me,
+                    fingerprint: self.me.fingerprint(),
+                    festival: self.festival.clone(),
+                    links: self.conns.values().filter(|c| c.open).count(),
+                    discovered: self.links.peers.values().filter(|e| e.discovered).count(),
+                    power: self.power_state,
+                    limits: self.limits,
+                    peer_limit: self.peer_limit(),
+                    signaling_port: self.listener.local_addr().map_or(0, |a| a.port()),
+                    udp_port: self.socket.local_addr().map_or(0, |a| a.port()),
+                    rejected,
+                });
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    async fn stop(mut self) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            let _ = self.endpoint.close(c);
+        }
+        // Let the close notifications leave before the socket goes.
+        let events = self.endpoint.poll(Instant::now());
+        let _ = webrtc::driver::send_transmits(&self.socket, events).await;
+        self.tasks.shutdown().await;
+        if let Err(e) = self.discovery.shutdown().await {
+            tracing::debug!(error = %e, "mDNS goodbye failed");
+        }
+        self.store.close().await;
+        tracing::info!(peer = %self.me.short(), "node stopped");
+    }
+}
+
+/// A stored message as a person sees it; `None` for what is not shown
+/// (receipts, profiles, other people's sealed mail).
+pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Option<MessageView>, NodeError> {
+    let env = &m.envelope;
+    let mine = env.author() == me.peer_id();
+    let body = match env.parsed_body() {
+        Body::Text(text) => MessageBody::Text { text },
+        Body::SealedDm(s) if mine => match open_own_dm(me, &s) {
+            Ok(text) => MessageBody::Direct { to: s.recipient, text },
+            Err(_) => return Ok(None),
+        },
+        Body::SealedDm(s) => match open_dm(me, &env.author(), &s) {
+            Ok(text) => MessageBody::Direct { to: s.recipient, text },
+            Err(_) => return Ok(None),
+        },
+        Body::Receipt(_) | Body::Profile(_) => return Ok(None),
+    };
+    let author_name = store.peer(&env.author()).await?.and_then(|p| p.name);
+    Ok(Some(MessageView {
+        id: env.id(),
+        room: env.room().clone(),
+        author: env.author(),
+        author_name,
+        seq: env.seq(),
+        created_at: env.created_at(),
+        received_at: m.received_at,
+        body,
+        hops: m.hops,
+        mine,
+    }))
+}

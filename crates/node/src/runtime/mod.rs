@@ -1,0 +1,21 @@
+//! The node runtime: one actor owns the engine (core + store), the UDP socket
+//! and WebRTC endpoint, the signaling listener and the mDNS registration;
+//! callers hold a cheap, cloneable [`NodeHandle`].
+//!
+//! - [`config`]: `NodeConfig` and start-up errors.
+//! - [`events`]: what the node tells its users (`NodeEvent`, `MessageView`,
+//!   `PeerView`, `Status`).
+//! - [`handle`]: `NodeHandle`, the one API the CLI, the app and tests call.
+//! - [`actor`]: the event loop; [`links`]: who to dial, backoff, peer limit;
+//!   [`signal_io`]: the TCP side of signaling, in short-lived tasks.
+
+mod actor;
+pub mod config;
+pub mod events;
+mod handle;
+mod links;
+mod signal_io;
+
+pub use config::{NodeConfig, PowerConfig, StartError};
+pub use events::{MessageBody, MessageView, NodeEvent, PeerView, Status};
+pub use handle::{NodeError, NodeHandle};

@@ -1,0 +1,90 @@
+//! Moving datagrams between an [`Endpoint`] and a tokio UDP socket.
+//!
+//! The pieces are separate so that an actor can `select!` over its inbox,
+//! [`UdpSocket::readable`] and `sleep_until(endpoint.next_timeout())`, and
+//! then call [`receive_ready`] and [`send_transmits`]. [`pump`] strings them
+//! together for code that has nothing else to wait on (tests, benchmarks).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tracing::{debug, trace};
+
+use super::{Endpoint, EndpointEvent};
+
+/// Datagrams read per [`receive_ready`] call: bounds how long a flood on the
+/// socket can hold back timers and our own sending.
+pub const RECV_BATCH: usize = 64;
+
+/// Receive buffer size: the largest UDP payload, so no datagram is ever
+/// truncated into garbage.
+pub const DATAGRAM_BUF: usize = 65_536;
+
+/// Sends every [`EndpointEvent::Transmit`] in `events` and returns the other
+/// events. A datagram the OS refuses (no route, interface down) is dropped:
+/// ICE and SCTP retransmit, exactly as for a datagram lost on the air.
+pub async fn send_transmits(socket: &UdpSocket, events: Vec<EndpointEvent>) -> Vec<EndpointEvent> {
+    let mut rest = Vec::new();
+    for event in events {
+        match event {
+            EndpointEvent::Transmit { destination, bytes, .. } => {
+                if let Err(e) = socket.send_to(&bytes, destination).await {
+                    debug!(error = %e, "datagram not sent");
+                }
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+/// Hands the datagrams already waiting on `socket` (at most [`RECV_BATCH`])
+/// to `endpoint`, without waiting. Returns how many were read. Datagrams the
+/// endpoint drops are only counted there; only a socket failure is an error.
+pub fn receive_ready(endpoint: &mut Endpoint, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+    let local = socket.local_addr()?;
+    let mut read = 0;
+    while read < RECV_BATCH {
+        match socket.try_recv_from(buf) {
+            Ok((len, source)) => {
+                read += 1;
+                if let Err(e) = endpoint.handle_receive(Instant::now(), source, local, &buf[..len]) {
+                    trace!(error = %e, "datagram dropped");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // Some systems report an ICMP error for an earlier send here;
+            // it says nothing about the datagrams still queued.
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused) => {
+                read += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
+}
+
+/// One turn of a simple event loop: send what is due, wait for a datagram or
+/// the endpoint's next timer (at most `max_wait`), read what arrived, send
+/// the replies. Returns the events other than `Transmit`, at once if some
+/// were already waiting. Call it in a loop.
+pub async fn pump(
+    endpoint: &mut Endpoint,
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    max_wait: Duration,
+) -> io::Result<Vec<EndpointEvent>> {
+    let events = send_transmits(socket, endpoint.poll(Instant::now())).await;
+    if !events.is_empty() {
+        return Ok(events);
+    }
+    let now = Instant::now();
+    let wake = endpoint.next_timeout().map_or(now + max_wait, |at| at.min(now + max_wait));
+    if wake > now {
+        // Timing out only means the timer is due, which the poll below handles.
+        let _ = tokio::time::timeout_at(wake.into(), socket.readable()).await;
+    }
+    receive_ready(endpoint, socket, buf)?;
+    Ok(send_transmits(socket, endpoint.poll(Instant::now())).await)
+}

@@ -1,0 +1,677 @@
+//! `Endpoint`: many str0m `Rtc`s behind one UDP socket, as a state machine.
+//!
+//! Inputs are method calls that carry `now`; outputs are queued and handed
+//! out by [`Endpoint::poll`]. Nothing here reads a clock or a socket, so the
+//! same code runs under the tokio driver, in a simulator with virtual time,
+//! or in a test that carries datagrams by hand.
+//!
+//! str0m's one strict rule: after every mutation of an `Rtc` (input, timer,
+//! write, SDP), drain `poll_output` until it returns a timeout before the
+//! next mutation. Every method here that touches an `Rtc` therefore drains
+//! it at once into the queue (`settle`); `poll` only fires due timers and
+//! hands the queue out.
+//!
+//! Demultiplexing uses str0m's `Rtc::accepts`: STUN by ICE username, the
+//! rest by the peer's socket address. Two live connections to the SAME
+//! remote socket address cannot be told apart (DTLS carries no connection
+//! id), so the caller keeps one connection per peer and closes the old one
+//! before accepting a new offer from it.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::config::Fingerprint;
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tracing::{debug, warn};
+
+use super::{CloseReason, ConnId, EndpointConfig, EndpointEvent, RtcError, SendError, CHANNEL_LABEL};
+
+/// Outputs one drain may produce before we call the connection broken.
+/// str0m requires a drain to run until its timer comes up (a partial drain
+/// corrupts its state), so this is only a guard against a bug looping
+/// forever: a maximal message is about 220 datagrams.
+const MAX_OUTPUTS_PER_DRAIN: usize = 100_000;
+
+/// Outputs drained after a connection is shut down: its SCTP shutdown and
+/// DTLS close_notify are a handful of datagrams.
+const MAX_CLOSE_OUTPUTS: usize = 64;
+
+/// Counters of input that was dropped. Input from the network is never a
+/// reason to fail loudly, but it should be visible.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams no connection claimed (stale peers, strays, probes).
+    pub unknown_datagrams: u64,
+    /// Datagrams that are not STUN, DTLS, RTP or RTCP.
+    pub malformed_datagrams: u64,
+    /// Datagrams a connection claimed but str0m refused.
+    pub rejected_datagrams: u64,
+    /// Text messages, messages on other channels, extra channels.
+    pub dropped_messages: u64,
+    /// Panics inside str0m that were contained (the connection was dropped).
+    pub panics: u64,
+}
+
+enum Phase {
+    /// Our offer is out; its answer is awaited.
+    Offering(SdpPendingOffer),
+    /// SDP done; ICE, DTLS, SCTP and the channel handshake under way.
+    Connecting,
+    Open,
+}
+
+struct PeerConn {
+    rtc: Rtc,
+    phase: Phase,
+    /// Our channel: known from the start on the offer side, from its
+    /// `ChannelOpen` on the answer side.
+    channel: Option<ChannelId>,
+    /// The channel must be open by then.
+    open_by: Instant,
+    /// When str0m wants its next `Input::Timeout`.
+    wake_at: Instant,
+    /// The candidate addresses in the peer's SDP. Its first DTLS flight can
+    /// arrive before our own ICE check of that address has succeeded, and
+    /// str0m's `accepts` refuses it then; without this the handshake stalls
+    /// for DTLS's one-second retransmission.
+    remote_candidates: Vec<SocketAddr>,
+    /// Size of the message last refused as `Full`; `Writable` once it fits.
+    blocked: Option<usize>,
+}
+
+impl PeerConn {
+    fn open_channel(&self) -> Option<ChannelId> {
+        matches!(self.phase, Phase::Open).then_some(self.channel).flatten()
+    }
+
+    fn buffered(&mut self) -> Option<usize> {
+        let cid = self.open_channel()?;
+        guarded(|| self.rtc.channel(cid).map(|mut c| c.buffered_amount())).flatten()
+    }
+}
+
+/// A WebRTC endpoint: one UDP socket, many peer connections.
+pub struct Endpoint {
+    config: EndpointConfig,
+    rtc_config: RtcConfig,
+    fingerprint: Fingerprint,
+    candidates: Vec<Candidate>,
+    peers: BTreeMap<ConnId, PeerConn>,
+    queue: Vec<EndpointEvent>,
+    last_now: Option<Instant>,
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    /// An endpoint with one DTLS certificate for all its connections, so that
+    /// [`Self::local_fingerprint`] is stable for the node's lifetime.
+    pub fn new(config: EndpointConfig) -> Result<Self, RtcError> {
+        if config.max_message_bytes == 0 || u32::try_from(config.max_message_bytes).is_err() {
+            return Err(RtcError::Config("max_message_bytes must be in 1..=u32::MAX"));
+        }
+        let mut candidates = Vec::new();
+        for addr in &config.local_addrs {
+            let candidate = Candidate::host(*addr, "udp").map_err(|_| RtcError::BadLocalAddress(*addr))?;
+            candidates.push(candidate);
+        }
+        if candidates.is_empty() {
+            return Err(RtcError::NoLocalAddress);
+        }
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let cert = crypto.dtls_provider.generate_certificate().ok_or(RtcError::Certificate)?;
+        let fingerprint =
+            Fingerprint { hash_func: "sha-256".into(), bytes: crypto.sha256_provider.sha256(&cert.certificate).to_vec() };
+        let rtc_config = RtcConfig::new()
+            .set_crypto_provider(crypto)
+            .set_dtls_cert(cert)
+            // The default, stated because the identity binding depends on it.
+            .set_fingerprint_verification(true)
+            .set_ice_lite(false)
+            .set_sctp_max_message_size(config.max_message_bytes as u32)
+            // str0m's write is all or nothing and never takes a message larger
+            // than its buffer; our own, smaller limit is applied in `send`.
+            .set_sctp_max_buffered_amount(config.send_buffer_bytes.max(config.max_message_bytes));
+        let mut endpoint = Self {
+            config,
+            rtc_config,
+            fingerprint,
+            candidates,
+            peers: BTreeMap::new(),
+            queue: Vec::new(),
+            last_now: None,
+            stats: EndpointStats::default(),
+        };
+        endpoint.set_ice_timing(endpoint.config.ice_keepalive, endpoint.config.ice_max_retransmits);
+        Ok(endpoint)
+    }
+
+    /// The SHA-256 fingerprint of this endpoint's DTLS certificate, exactly
+    /// as it appears in our SDP (`a=fingerprint:sha-256 AB:CD:...`).
+    pub fn local_fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// The configured local addresses (one host candidate each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.config.local_addrs
+    }
+
+    /// Sets the ICE keepalive and give-up count for connections created from
+    /// now on (str0m fixes them when a connection is built). The power policy
+    /// lengthens the keepalive on battery.
+    pub fn set_ice_timing(&mut self, keepalive: Duration, max_retransmits: usize) {
+        self.config.ice_keepalive = keepalive;
+        self.config.ice_max_retransmits = max_retransmits;
+        self.rtc_config.set_max_stun_rto(keepalive);
+        self.rtc_config.set_max_stun_retransmits(max_retransmits);
+    }
+
+    /// Starts connection `conn` as the offerer and returns the SDP offer.
+    pub fn create_offer(&mut self, conn: ConnId, now: Instant) -> Result<String, RtcError> {
+        self.check_new(conn, now)?;
+        let mut rtc = self.new_rtc(now)?;
+        let made = guarded(|| {
+            let mut change = rtc.sdp_api();
+            let channel = change.add_channel_with_config(ChannelConfig {
+                label: CHANNEL_LABEL.into(),
+                ordered: true,
+                reliability: Reliability::Reliable,
+                ..Default::default()
+            });
+            change.apply().map(|(offer, pending)| (channel, offer.to_sdp_string(), pending))
+        });
+        let Some(Some((channel, sdp, pending))) = made else {
+            return Err(RtcError::Internal("str0m made no offer for a new data channel"));
+        };
+        self.insert(conn, rtc, Phase::Offering(pending), Some(channel), now);
+        self.settle(conn);
+        Ok(sdp)
+    }
+
+    /// Applies the peer's answer to our offer on `conn`. A garbled answer
+    /// leaves the offer waiting; one that str0m rejects drops the connection.
+    pub fn accept_answer(&mut self, conn: ConnId, answer_sdp: &str, now: Instant) -> Result<(), RtcError> {
+        self.touch(now);
+        let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(RtcError::Sdp)?;
+        let peer = self.peers.get_mut(&conn).ok_or(RtcError::UnknownConn(conn))?;
+        let pending = match std::mem::replace(&mut peer.phase, Phase::Connecting) {
+            Phase::Offering(pending) => pending,
+            other => {
+                peer.phase = other;
+                return Err(RtcError::NoPendingOffer(conn));
+            }
+        };
+        match guarded(|| peer.rtc.sdp_api().accept_answer(pending, answer)) {
+            Some(Ok(())) => {
+                peer.remote_candidates = sdp_candidates(answer_sdp);
+                self.settle(conn);
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.peers.remove(&conn);
+                Err(RtcError::SdpRejected(e))
+            }
+            None => {
+                self.stats.panics += 1;
+                self.peers.remove(&conn);
+                Err(RtcError::Panicked(conn))
+            }
+        }
+    }
+
+    /// Starts connection `conn` as the answerer and returns the SDP answer.
+    pub fn accept_offer(&mut self, conn: ConnId, offer_sdp: &str, now: Instant) -> Result<String, RtcError> {
+        self.check_new(conn, now)?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(RtcError::Sdp)?;
+        let mut rtc = self.new_rtc(now)?;
+        let answer = match guarded(|| rtc.sdp_api().accept_offer(offer)) {
+            Some(Ok(answer)) => answer.to_sdp_string(),
+            Some(Err(e)) => return Err(RtcError::SdpRejected(e)),
+            None => {
+                self.stats.panics += 1;
+                return Err(RtcError::Panicked(conn));
+            }
+        };
+        self.insert(conn, rtc, Phase::Connecting, None, now);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.remote_candidates = sdp_candidates(offer_sdp);
+        }
+        self.settle(conn);
+        Ok(answer)
+    }
+
+    /// Hands one received datagram to the connection it belongs to. A
+    /// datagram that no connection claims, or that is not WebRTC at all, is
+    /// counted and dropped. `destination` may be the wildcard address when
+    /// the socket is bound to it; the matching local address is then inferred
+    /// from `source`.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), RtcError> {
+        self.touch(now);
+        let contents = match DatagramRecv::try_from(bytes) {
+            Ok(contents) => contents,
+            Err(e) => {
+                self.stats.malformed_datagrams += 1;
+                return Err(RtcError::Malformed(e));
+            }
+        };
+        let destination = self.local_destination(source, destination);
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        let claimed = match self.peers.iter().find(|(_, p)| guarded(|| p.rtc.accepts(&input)).unwrap_or(false)) {
+            Some((&conn, _)) => Some(conn),
+            None if is_dtls(bytes) => self
+                .peers
+                .iter()
+                .find(|(_, p)| !matches!(p.phase, Phase::Open) && p.remote_candidates.contains(&source))
+                .map(|(&conn, _)| conn),
+            None => None,
+        };
+        let Some((conn, peer)) = claimed.and_then(|conn| self.peers.get_mut(&conn).map(|peer| (conn, peer))) else {
+            self.stats.unknown_datagrams += 1;
+            return Err(RtcError::UnknownPeer);
+        };
+        match guarded(|| peer.rtc.handle_input(input)) {
+            Some(Ok(())) => {
+                self.settle(conn);
+                Ok(())
+            }
+            // str0m disconnects the Rtc itself when the error is fatal, and
+            // the drain notices. Anything else was one bad datagram.
+            Some(Err(source)) => {
+                self.stats.rejected_datagrams += 1;
+                self.settle(conn);
+                Err(RtcError::Input { conn, source })
+            }
+            None => {
+                self.stats.panics += 1;
+                self.end(conn, CloseReason::Failed("str0m panicked on input".into()));
+                Err(RtcError::Panicked(conn))
+            }
+        }
+    }
+
+    /// Fires the timers that are due and returns everything that happened
+    /// since the last poll, datagrams to send in the order str0m produced
+    /// them. Call it after any other call and when [`Self::next_timeout`]
+    /// comes up.
+    pub fn poll(&mut self, now: Instant) -> Vec<EndpointEvent> {
+        self.touch(now);
+        let send_buffer = self.config.send_buffer_bytes;
+        let mut ended = Vec::new();
+        for (&conn, peer) in self.peers.iter_mut() {
+            if !matches!(peer.phase, Phase::Open) && now >= peer.open_by {
+                ended.push((conn, CloseReason::ConnectTimeout));
+                continue;
+            }
+            if now < peer.wake_at {
+                continue;
+            }
+            let reason = match guarded(|| peer.rtc.handle_input(Input::Timeout(now))) {
+                Some(Ok(())) => settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer),
+                Some(Err(e)) => Some(close_reason(e)),
+                None => {
+                    self.stats.panics += 1;
+                    Some(CloseReason::Failed("str0m panicked on a timer".into()))
+                }
+            };
+            if let Some(reason) = reason {
+                ended.push((conn, reason));
+            }
+        }
+        for (conn, reason) in ended {
+            self.end(conn, reason);
+        }
+        std::mem::take(&mut self.queue)
+    }
+
+    /// When [`Self::poll`] should be called next, if nothing arrives before.
+    /// `None` when there are no connections and nothing is queued.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        if !self.queue.is_empty() {
+            return self.last_now;
+        }
+        self.peers
+            .values()
+            .map(|p| match p.phase {
+                Phase::Open => p.wake_at,
+                _ => p.wake_at.min(p.open_by),
+            })
+            .min()
+    }
+
+    /// Queues `bytes` as one binary message on `conn`. Datagrams follow on
+    /// the next poll. When the send buffer is full this returns
+    /// [`SendError::Full`] and keeps nothing; a later
+    /// [`EndpointEvent::Writable`] says the message now fits.
+    pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), SendError> {
+        let (max, high_water) = (self.config.max_message_bytes, self.config.send_buffer_bytes);
+        let peer = self.peers.get_mut(&conn).ok_or(SendError::UnknownConn(conn))?;
+        if bytes.len() > max {
+            return Err(SendError::TooLarge { len: bytes.len(), max });
+        }
+        let cid = peer.open_channel().ok_or(SendError::NotOpen(conn))?;
+        let written = guarded(|| {
+            peer.rtc.channel(cid).map(|mut channel| {
+                if admits(channel.buffered_amount(), bytes.len(), high_water) {
+                    channel.write(true, bytes)
+                } else {
+                    Ok(false)
+                }
+            })
+        });
+        match written {
+            Some(Some(Ok(true))) => {
+                self.settle(conn);
+                Ok(())
+            }
+            Some(Some(Ok(false))) => {
+                peer.blocked = Some(bytes.len());
+                self.settle(conn);
+                Err(SendError::Full(conn))
+            }
+            Some(Some(Err(source))) => {
+                self.settle(conn);
+                Err(SendError::Failed { conn, source })
+            }
+            Some(None) => Err(SendError::NotOpen(conn)),
+            None => {
+                self.stats.panics += 1;
+                self.end(conn, CloseReason::Failed("str0m panicked on send".into()));
+                Err(SendError::NotOpen(conn))
+            }
+        }
+    }
+
+    /// Bytes written to `conn` and not yet acknowledged by the peer; `None`
+    /// when the channel is not open.
+    pub fn buffered_amount(&mut self, conn: ConnId) -> Option<usize> {
+        let amount = self.peers.get_mut(&conn)?.buffered();
+        // Reading it goes through str0m's mutable channel handle.
+        self.settle(conn);
+        amount
+    }
+
+    /// Whether a message of `len` bytes would be accepted by [`Self::send`]
+    /// now.
+    pub fn can_send(&mut self, conn: ConnId, len: usize) -> bool {
+        let high_water = self.config.send_buffer_bytes;
+        len <= self.config.max_message_bytes
+            && self.buffered_amount(conn).is_some_and(|buffered| admits(buffered, len, high_water))
+    }
+
+    /// Shuts `conn` down and forgets it. Its goodbye datagrams (SCTP
+    /// shutdown, DTLS close_notify) come out of the next poll, so that the
+    /// peer learns at once instead of by ICE timeout. No `Closed` event is
+    /// emitted for a connection closed here.
+    pub fn close(&mut self, conn: ConnId) -> Result<(), RtcError> {
+        let mut peer = self.peers.remove(&conn).ok_or(RtcError::UnknownConn(conn))?;
+        shut_down(&mut peer, &mut self.queue);
+        debug!(%conn, "connection closed locally");
+        Ok(())
+    }
+
+    /// Whether the data channel of `conn` is open.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.peers.get(&conn).is_some_and(|p| p.open_channel().is_some())
+    }
+
+    /// Every connection, open or still connecting, in id order.
+    pub fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.last_now = Some(self.last_now.map_or(now, |last| last.max(now)));
+    }
+
+    fn check_new(&mut self, conn: ConnId, now: Instant) -> Result<(), RtcError> {
+        self.touch(now);
+        if self.peers.contains_key(&conn) {
+            return Err(RtcError::DuplicateConn(conn));
+        }
+        Ok(())
+    }
+
+    fn new_rtc(&self, now: Instant) -> Result<Rtc, RtcError> {
+        let mut rtc = self.rtc_config.clone().build(now);
+        let added = self.candidates.iter().filter(|c| rtc.add_local_candidate((*c).clone()).is_some()).count();
+        if added == 0 {
+            return Err(RtcError::NoLocalAddress);
+        }
+        Ok(rtc)
+    }
+
+    fn insert(&mut self, conn: ConnId, rtc: Rtc, phase: Phase, channel: Option<ChannelId>, now: Instant) {
+        let peer = PeerConn {
+            rtc,
+            phase,
+            channel,
+            open_by: now + self.config.connect_timeout,
+            wake_at: now,
+            remote_candidates: Vec::new(),
+            blocked: None,
+        };
+        self.peers.insert(conn, peer);
+    }
+
+    /// Drains `conn` after a mutation, and forgets it if it died.
+    fn settle(&mut self, conn: ConnId) {
+        let send_buffer = self.config.send_buffer_bytes;
+        let Some(peer) = self.peers.get_mut(&conn) else { return };
+        if let Some(reason) = settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer) {
+            self.end(conn, reason);
+        }
+    }
+
+    /// Removes a connection that ended by itself and reports why.
+    fn end(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(mut peer) = self.peers.remove(&conn) {
+            shut_down(&mut peer, &mut self.queue);
+            match &reason {
+                CloseReason::Authentication(why) => warn!(%conn, %why, "peer failed DTLS authentication"),
+                _ => debug!(%conn, ?reason, "connection ended"),
+            }
+            self.queue.push(EndpointEvent::Closed(conn, reason));
+        }
+    }
+
+    /// The local address a datagram was sent to. A socket bound to the
+    /// wildcard address cannot tell, so pick the configured address most
+    /// likely on the sender's network: the sender's own address (two nodes on
+    /// one host), loopback for loopback, else the longest common prefix.
+    fn local_destination(&self, source: SocketAddr, destination: SocketAddr) -> SocketAddr {
+        if !destination.ip().is_unspecified() {
+            return destination;
+        }
+        self.config
+            .local_addrs
+            .iter()
+            .filter(|a| destination.port() == 0 || a.port() == destination.port())
+            .min_by_key(|a| Reverse(affinity(source.ip(), a.ip())))
+            .copied()
+            .unwrap_or(destination)
+    }
+}
+
+/// Whether a message of `len` bytes may join `buffered` unacknowledged
+/// bytes under the soft limit `high_water`. An empty buffer takes any message
+/// (up to the size limit), so frames larger than the soft limit still go.
+fn admits(buffered: usize, len: usize, high_water: usize) -> bool {
+    buffered == 0 || buffered + len <= high_water
+}
+
+/// Whether a datagram is a DTLS record (first byte 20..=63, RFC 7983).
+fn is_dtls(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|b| (20..=63).contains(b))
+}
+
+/// The addresses of the `a=candidate` lines of an SDP.
+fn sdp_candidates(sdp: &str) -> Vec<SocketAddr> {
+    sdp.lines()
+        .filter_map(|line| line.trim_end().strip_prefix("a="))
+        .filter(|attr| attr.starts_with("candidate:"))
+        .filter_map(|attr| Candidate::from_sdp_string(attr).ok())
+        .map(|c| c.addr())
+        .collect()
+}
+
+/// How well local address `local` suits a datagram from `remote`.
+fn affinity(remote: IpAddr, local: IpAddr) -> u32 {
+    match (remote, local) {
+        _ if remote == local => 1000,
+        _ if remote.is_loopback() && local.is_loopback() => 500,
+        (IpAddr::V4(r), IpAddr::V4(l)) => (u32::from(r) ^ u32::from(l)).leading_zeros(),
+        (IpAddr::V6(r), IpAddr::V6(l)) => (u128::from(r) ^ u128::from(l)).leading_zeros(),
+        _ => 0,
+    }
+}
+
+/// After a mutation: drains the connection and reports `Writable` if a
+/// refused message now fits. Returns why the connection ended, if it did.
+fn settle(
+    conn: ConnId,
+    peer: &mut PeerConn,
+    queue: &mut Vec<EndpointEvent>,
+    stats: &mut EndpointStats,
+    send_buffer: usize,
+) -> Option<CloseReason> {
+    if let Some(reason) = drain(conn, peer, queue, stats) {
+        return Some(reason);
+    }
+    let wanted = peer.blocked?;
+    let fits = peer.buffered().is_some_and(|buffered| admits(buffered, wanted, send_buffer));
+    // Reading the buffered amount goes through str0m's mutable channel handle.
+    if let Some(reason) = drain(conn, peer, queue, stats) {
+        return Some(reason);
+    }
+    if fits {
+        peer.blocked = None;
+        queue.push(EndpointEvent::Writable(conn));
+    }
+    None
+}
+
+/// Takes str0m's outputs for one connection into `queue`, until it only has
+/// a timer left. Returns why the connection ended, if it did.
+fn drain(
+    conn: ConnId,
+    peer: &mut PeerConn,
+    queue: &mut Vec<EndpointEvent>,
+    stats: &mut EndpointStats,
+) -> Option<CloseReason> {
+    for _ in 0..MAX_OUTPUTS_PER_DRAIN {
+        let output = match guarded(|| peer.rtc.poll_output()) {
+            Some(Ok(output)) => output,
+            Some(Err(e)) => return Some(close_reason(e)),
+            None => {
+                stats.panics += 1;
+                return Some(CloseReason::Failed("str0m panicked while polling".into()));
+            }
+        };
+        match output {
+            Output::Timeout(at) => {
+                peer.wake_at = at;
+                return (!peer.rtc.is_alive()).then(|| CloseReason::Failed("connection no longer alive".into()));
+            }
+            Output::Transmit(t) => queue.push(EndpointEvent::Transmit {
+                source: t.source,
+                destination: t.destination,
+                bytes: t.contents.into(),
+            }),
+            Output::Event(event) => {
+                if let Some(reason) = on_event(conn, peer, event, queue, stats) {
+                    return Some(reason);
+                }
+            }
+        }
+    }
+    Some(CloseReason::Failed("str0m produced endless output".into()))
+}
+
+fn on_event(
+    conn: ConnId,
+    peer: &mut PeerConn,
+    event: Event,
+    queue: &mut Vec<EndpointEvent>,
+    stats: &mut EndpointStats,
+) -> Option<CloseReason> {
+    match event {
+        Event::ChannelOpen(cid, label) => {
+            let ours = label == CHANNEL_LABEL && peer.channel.is_none_or(|c| c == cid);
+            if ours && !matches!(peer.phase, Phase::Open) {
+                peer.channel = Some(cid);
+                peer.phase = Phase::Open;
+                debug!(%conn, "data channel open");
+                queue.push(EndpointEvent::Open(conn));
+            } else {
+                // One channel per link: a second one is either a bug or a
+                // peer probing for buffers we do not account for.
+                stats.dropped_messages += 1;
+                guarded(|| peer.rtc.direct_api().close_data_channel(cid));
+            }
+        }
+        Event::ChannelData(data) => {
+            if Some(data.id) == peer.channel && data.binary {
+                queue.push(EndpointEvent::Data(conn, data.data));
+            } else {
+                stats.dropped_messages += 1;
+            }
+        }
+        Event::ChannelClose(cid) if Some(cid) == peer.channel => return Some(CloseReason::ChannelClosed),
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Some(CloseReason::IceDisconnected),
+        Event::Closed => return Some(CloseReason::RemoteClosed),
+        _ => {}
+    }
+    None
+}
+
+/// Starts str0m's shutdown and queues the datagrams it produces.
+fn shut_down(peer: &mut PeerConn, queue: &mut Vec<EndpointEvent>) {
+    guarded(|| {
+        if peer.rtc.close().is_err() {
+            return;
+        }
+        for _ in 0..MAX_CLOSE_OUTPUTS {
+            match peer.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => queue.push(EndpointEvent::Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    bytes: t.contents.into(),
+                }),
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => break,
+            }
+        }
+    });
+}
+
+/// A failure str0m reports while running a connection. `RemoteSdp` then
+/// only comes from the DTLS certificate check against the SDP fingerprint.
+fn close_reason(e: str0m::RtcError) -> CloseReason {
+    match e {
+        str0m::RtcError::RemoteSdp(why) => CloseReason::Authentication(why),
+        other => CloseReason::Failed(other.to_string()),
+    }
+}
+
+/// Runs `f`, turning a panic into `None`. str0m parses everything a peer
+/// sends; a bug there must cost one connection, not the node.
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
