@@ -2,7 +2,10 @@
 //!
 //! - `store`: ingest and history latency of festival-store on a real file.
 //! - `sim`: a large simulated mesh (festival-sim): delivery, redundancy, hops, latency.
+//! - `lan`: WebRTC data channels and real nodes, inside namespaces it creates.
 
+mod lan;
+mod netlab;
 mod sim;
 mod store;
 
@@ -21,6 +24,8 @@ enum Bench {
     Store(store::Args),
     /// A simulated mesh of many nodes.
     Sim(sim::Args),
+    /// Data-channel latency/throughput/setup and real nodes on a namespace LAN.
+    Lan(lan::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     let line = match cli.bench {
         Bench::Store(a) => store::run(a)?,
         Bench::Sim(a) => sim::run(a)?,
+        Bench::Lan(a) => lan::run(a)?,
     };
     println!("{line}");
     Ok(())

@@ -17,13 +17,16 @@
 //! so the signed SDP binds the channel to the identity.
 //!
 //! # Layout
-//! - [`endpoint`]: `Endpoint`, the per-connection state and event mapping.
+//! - [`endpoint`]: `Endpoint`: set-up, demultiplexing, sending, timers.
+//! - `conn`: one connection's str0m `Rtc` and the drain that maps its
+//!   outputs to events.
 //! - [`interfaces`]: local interface addresses and the host candidates made
 //!   from them.
 //! - [`driver`]: a small tokio loop (`pump`) that moves datagrams between an
 //!   `Endpoint` and a `tokio::net::UdpSocket`.
 //! - [`error`]: `RtcError` and `SendError`.
 
+mod conn;
 pub mod driver;
 pub mod endpoint;
 pub mod error;
@@ -47,11 +50,12 @@ pub const CHANNEL_LABEL: &str = "festival";
 pub const MAX_MESSAGE_BYTES: usize = festival_core::frame::MAX_FRAME_BYTES;
 
 /// Unacknowledged bytes per connection before [`Endpoint::send`] pushes
-/// back: str0m's default. sctp-proto rescans every chunk in flight on each
-/// poll, so cost grows with the data in flight: with 200-byte messages a
-/// 256 KiB buffer ran 6-15x slower than 128 KiB here, and the network lab saw
-/// throughput collapse above 128 KiB. A single larger frame (up to
-/// [`MAX_MESSAGE_BYTES`]) is still taken when the buffer is empty.
+/// back: str0m's default. Every small message leaves as its own datagram, so
+/// this bounds the datagrams in flight; at 256 KiB a flood of 200-byte
+/// messages (some 1300 datagrams) overflowed the receiver's socket buffer and
+/// fell to under 1k msg/s on SCTP's retransmission timer, against about 42k
+/// msg/s at 128 KiB (the network lab saw the same collapse). A single larger
+/// frame (up to [`MAX_MESSAGE_BYTES`]) is still taken into an empty buffer.
 pub const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
 /// How long a new connection may take to open its channel. On a LAN the
@@ -66,7 +70,11 @@ pub const ICE_KEEPALIVE: Duration = Duration::from_secs(3);
 
 /// Unanswered ICE checks before a connection counts as gone. str0m's
 /// default: with the keepalive above a silent peer is noticed after about
-/// 20 s (checks speed up while unanswered).
+/// 20 s (checks speed up while unanswered). Never sooner than 15 s after the
+/// peer's last check reached us, whatever these two settings: str0m keeps a
+/// pair alive that long after a remote binding request (is-0.12
+/// `RECENT_BINDING_REQUEST`). A peer that says goodbye ([`Endpoint::close`])
+/// is noticed at once.
 pub const ICE_MAX_RETRANSMITS: usize = 9;
 
 /// Caller-chosen identifier of one peer connection on an [`Endpoint`].

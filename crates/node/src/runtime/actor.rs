@@ -116,8 +116,7 @@ impl Actor {
         let me = engine.peer_id();
         let limits = engine.node().limits();
 
-        let socket = UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, cfg.udp_port))
-            .await
+        let socket = webrtc::driver::bind_udp((std::net::Ipv4Addr::UNSPECIFIED, cfg.udp_port).into())
             .map_err(|source| StartError::Bind { what: "the WebRTC UDP socket", source })?;
         let udp_port = socket.local_addr().map_err(|source| StartError::Bind { what: "UDP", source })?.port();
         let listener = signal_io::bind(cfg.signaling_port)

@@ -88,3 +88,21 @@ pub async fn pump(
     receive_ready(endpoint, socket, buf)?;
     Ok(send_transmits(socket, endpoint.poll(Instant::now())).await)
 }
+
+/// Socket buffers we ask for. A burst of small SCTP packets (one per
+/// message) overflows the default ~208 KiB receive buffer and SCTP then
+/// stalls on its retransmission timer; the kernel caps the request at
+/// `net.core.rmem_max` (x2), so this is "as large as allowed".
+pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bind the node's one UDP socket with enlarged buffers.
+pub fn bind_udp(addr: std::net::SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, just with less headroom.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}

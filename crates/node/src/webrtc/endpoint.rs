@@ -5,11 +5,9 @@
 //! same code runs under the tokio driver, in a simulator with virtual time,
 //! or in a test that carries datagrams by hand.
 //!
-//! str0m's one strict rule: after every mutation of an `Rtc` (input, timer,
-//! write, SDP), drain `poll_output` until it returns a timeout before the
-//! next mutation. Every method here that touches an `Rtc` therefore drains
-//! it at once into the queue (`settle`); `poll` only fires due timers and
-//! hands the queue out.
+//! Every method that touches a connection drains it at once into the queue
+//! (see the `conn` module for why); `poll` only fires due timers and hands the
+//! queue out.
 //!
 //! Demultiplexing uses str0m's `Rtc::accepts`: STUN by ICE username, the
 //! rest by the peer's socket address. Two live connections to the SAME
@@ -20,28 +18,18 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::config::Fingerprint;
 use str0m::net::{DatagramRecv, Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tracing::{debug, warn};
 
+use super::conn::{admits, close_reason, guarded, settle, shut_down, PeerConn, Phase};
 use super::{CloseReason, ConnId, EndpointConfig, EndpointEvent, RtcError, SendError, CHANNEL_LABEL};
-
-/// Outputs one drain may produce before we call the connection broken.
-/// str0m requires a drain to run until its timer comes up (a partial drain
-/// corrupts its state), so this is only a guard against a bug looping
-/// forever: a maximal message is about 220 datagrams.
-const MAX_OUTPUTS_PER_DRAIN: usize = 100_000;
-
-/// Outputs drained after a connection is shut down: its SCTP shutdown and
-/// DTLS close_notify are a handful of datagrams.
-const MAX_CLOSE_OUTPUTS: usize = 64;
 
 /// Counters of input that was dropped. Input from the network is never a
 /// reason to fail loudly, but it should be visible.
@@ -57,44 +45,6 @@ pub struct EndpointStats {
     pub dropped_messages: u64,
     /// Panics inside str0m that were contained (the connection was dropped).
     pub panics: u64,
-}
-
-enum Phase {
-    /// Our offer is out; its answer is awaited.
-    Offering(SdpPendingOffer),
-    /// SDP done; ICE, DTLS, SCTP and the channel handshake under way.
-    Connecting,
-    Open,
-}
-
-struct PeerConn {
-    rtc: Rtc,
-    phase: Phase,
-    /// Our channel: known from the start on the offer side, from its
-    /// `ChannelOpen` on the answer side.
-    channel: Option<ChannelId>,
-    /// The channel must be open by then.
-    open_by: Instant,
-    /// When str0m wants its next `Input::Timeout`.
-    wake_at: Instant,
-    /// The candidate addresses in the peer's SDP. Its first DTLS flight can
-    /// arrive before our own ICE check of that address has succeeded, and
-    /// str0m's `accepts` refuses it then; without this the handshake stalls
-    /// for DTLS's one-second retransmission.
-    remote_candidates: Vec<SocketAddr>,
-    /// Size of the message last refused as `Full`; `Writable` once it fits.
-    blocked: Option<usize>,
-}
-
-impl PeerConn {
-    fn open_channel(&self) -> Option<ChannelId> {
-        matches!(self.phase, Phase::Open).then_some(self.channel).flatten()
-    }
-
-    fn buffered(&mut self) -> Option<usize> {
-        let cid = self.open_channel()?;
-        guarded(|| self.rtc.channel(cid).map(|mut c| c.buffered_amount())).flatten()
-    }
 }
 
 /// A WebRTC endpoint: one UDP socket, many peer connections.
@@ -126,8 +76,10 @@ impl Endpoint {
         }
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
         let cert = crypto.dtls_provider.generate_certificate().ok_or(RtcError::Certificate)?;
-        let fingerprint =
-            Fingerprint { hash_func: "sha-256".into(), bytes: crypto.sha256_provider.sha256(&cert.certificate).to_vec() };
+        let fingerprint = Fingerprint {
+            hash_func: "sha-256".into(),
+            bytes: crypto.sha256_provider.sha256(&cert.certificate).to_vec(),
+        };
         let rtc_config = RtcConfig::new()
             .set_crypto_provider(crypto)
             .set_dtls_cert(cert)
@@ -509,13 +461,6 @@ impl Endpoint {
     }
 }
 
-/// Whether a message of `len` bytes may join `buffered` unacknowledged
-/// bytes under the soft limit `high_water`. An empty buffer takes any message
-/// (up to the size limit), so frames larger than the soft limit still go.
-fn admits(buffered: usize, len: usize, high_water: usize) -> bool {
-    buffered == 0 || buffered + len <= high_water
-}
-
 /// Whether a datagram is a DTLS record (first byte 20..=63, RFC 7983).
 fn is_dtls(bytes: &[u8]) -> bool {
     bytes.first().is_some_and(|b| (20..=63).contains(b))
@@ -542,136 +487,39 @@ fn affinity(remote: IpAddr, local: IpAddr) -> u32 {
     }
 }
 
-/// After a mutation: drains the connection and reports `Writable` if a
-/// refused message now fits. Returns why the connection ended, if it did.
-fn settle(
-    conn: ConnId,
-    peer: &mut PeerConn,
-    queue: &mut Vec<EndpointEvent>,
-    stats: &mut EndpointStats,
-    send_buffer: usize,
-) -> Option<CloseReason> {
-    if let Some(reason) = drain(conn, peer, queue, stats) {
-        return Some(reason);
-    }
-    let wanted = peer.blocked?;
-    let fits = peer.buffered().is_some_and(|buffered| admits(buffered, wanted, send_buffer));
-    // Reading the buffered amount goes through str0m's mutable channel handle.
-    if let Some(reason) = drain(conn, peer, queue, stats) {
-        return Some(reason);
-    }
-    if fits {
-        peer.blocked = None;
-        queue.push(EndpointEvent::Writable(conn));
-    }
-    None
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Takes str0m's outputs for one connection into `queue`, until it only has
-/// a timer left. Returns why the connection ended, if it did.
-fn drain(
-    conn: ConnId,
-    peer: &mut PeerConn,
-    queue: &mut Vec<EndpointEvent>,
-    stats: &mut EndpointStats,
-) -> Option<CloseReason> {
-    for _ in 0..MAX_OUTPUTS_PER_DRAIN {
-        let output = match guarded(|| peer.rtc.poll_output()) {
-            Some(Ok(output)) => output,
-            Some(Err(e)) => return Some(close_reason(e)),
-            None => {
-                stats.panics += 1;
-                return Some(CloseReason::Failed("str0m panicked while polling".into()));
-            }
-        };
-        match output {
-            Output::Timeout(at) => {
-                peer.wake_at = at;
-                return (!peer.rtc.is_alive()).then(|| CloseReason::Failed("connection no longer alive".into()));
-            }
-            Output::Transmit(t) => queue.push(EndpointEvent::Transmit {
-                source: t.source,
-                destination: t.destination,
-                bytes: t.contents.into(),
-            }),
-            Output::Event(event) => {
-                if let Some(reason) = on_event(conn, peer, event, queue, stats) {
-                    return Some(reason);
-                }
-            }
-        }
+    fn endpoint(addrs: &[&str]) -> Endpoint {
+        let local_addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        Endpoint::new(EndpointConfig { local_addrs, ..Default::default() }).unwrap()
     }
-    Some(CloseReason::Failed("str0m produced endless output".into()))
-}
 
-fn on_event(
-    conn: ConnId,
-    peer: &mut PeerConn,
-    event: Event,
-    queue: &mut Vec<EndpointEvent>,
-    stats: &mut EndpointStats,
-) -> Option<CloseReason> {
-    match event {
-        Event::ChannelOpen(cid, label) => {
-            let ours = label == CHANNEL_LABEL && peer.channel.is_none_or(|c| c == cid);
-            if ours && !matches!(peer.phase, Phase::Open) {
-                peer.channel = Some(cid);
-                peer.phase = Phase::Open;
-                debug!(%conn, "data channel open");
-                queue.push(EndpointEvent::Open(conn));
-            } else {
-                // One channel per link: a second one is either a bug or a
-                // peer probing for buffers we do not account for.
-                stats.dropped_messages += 1;
-                guarded(|| peer.rtc.direct_api().close_data_channel(cid));
-            }
-        }
-        Event::ChannelData(data) => {
-            if Some(data.id) == peer.channel && data.binary {
-                queue.push(EndpointEvent::Data(conn, data.data));
-            } else {
-                stats.dropped_messages += 1;
-            }
-        }
-        Event::ChannelClose(cid) if Some(cid) == peer.channel => return Some(CloseReason::ChannelClosed),
-        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Some(CloseReason::IceDisconnected),
-        Event::Closed => return Some(CloseReason::RemoteClosed),
-        _ => {}
+    #[test]
+    fn a_wildcard_destination_becomes_the_address_on_the_senders_network() {
+        let ep = endpoint(&["192.168.1.20:5000", "10.99.0.1:5000", "127.0.0.1:5000"]);
+        let wildcard: SocketAddr = "0.0.0.0:5000".parse().unwrap();
+        let from = |a: &str| ep.local_destination(a.parse().unwrap(), wildcard);
+        assert_eq!(from("10.99.0.7:4000"), "10.99.0.1:5000".parse().unwrap());
+        assert_eq!(from("192.168.1.3:4000"), "192.168.1.20:5000".parse().unwrap());
+        assert_eq!(from("127.0.0.1:4000"), "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(from("192.168.1.20:4000"), "192.168.1.20:5000".parse().unwrap(), "two nodes on one host");
+        let exact: SocketAddr = "10.99.0.1:5000".parse().unwrap();
+        assert_eq!(ep.local_destination("192.168.1.3:1".parse().unwrap(), exact), exact, "a known one is kept");
     }
-    None
-}
 
-/// Starts str0m's shutdown and queues the datagrams it produces.
-fn shut_down(peer: &mut PeerConn, queue: &mut Vec<EndpointEvent>) {
-    guarded(|| {
-        if peer.rtc.close().is_err() {
-            return;
-        }
-        for _ in 0..MAX_CLOSE_OUTPUTS {
-            match peer.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => queue.push(EndpointEvent::Transmit {
-                    source: t.source,
-                    destination: t.destination,
-                    bytes: t.contents.into(),
-                }),
-                Ok(Output::Event(_)) => {}
-                Ok(Output::Timeout(_)) | Err(_) => break,
-            }
-        }
-    });
-}
-
-/// A failure str0m reports while running a connection. `RemoteSdp` then
-/// only comes from the DTLS certificate check against the SDP fingerprint.
-fn close_reason(e: str0m::RtcError) -> CloseReason {
-    match e {
-        str0m::RtcError::RemoteSdp(why) => CloseReason::Authentication(why),
-        other => CloseReason::Failed(other.to_string()),
+    #[test]
+    fn unusable_local_addresses_are_refused_up_front() {
+        let bad = EndpointConfig { local_addrs: vec!["0.0.0.0:5000".parse().unwrap()], ..Default::default() };
+        assert!(matches!(Endpoint::new(bad), Err(RtcError::BadLocalAddress(_))));
+        assert!(matches!(Endpoint::new(EndpointConfig::default()), Err(RtcError::NoLocalAddress)));
     }
-}
 
-/// Runs `f`, turning a panic into `None`. str0m parses everything a peer
-/// sends; a bug there must cost one connection, not the node.
-fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
-    catch_unwind(AssertUnwindSafe(f)).ok()
+    #[test]
+    fn candidates_and_dtls_records_are_recognised() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706175 10.0.0.2 2000 typ host\r\na=candidate:junk\r\n";
+        assert_eq!(sdp_candidates(sdp), vec!["10.0.0.2:2000".parse::<SocketAddr>().unwrap()]);
+        assert!(is_dtls(&[22, 0xfe, 0xfd]) && !is_dtls(&[0, 1]) && !is_dtls(&[0x80]) && !is_dtls(&[]));
+    }
 }

@@ -68,101 +68,16 @@ pub fn select_host_ips(interfaces: &[InterfaceAddr], filter: &InterfaceFilter) -
     real
 }
 
-/// Every IPv4 address of every interface that is up.
+/// Every IPv4 address of every interface that is up (through `if-addrs`,
+/// which mdns-sd already uses, rather than our own `getifaddrs` bindings).
 pub fn local_interfaces() -> io::Result<Vec<InterfaceAddr>> {
-    sys::interfaces()
-}
-
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"))]
-mod sys {
-    //! `getifaddrs(3)`. The leading fields of `struct ifaddrs` have the same
-    //! layout on glibc, musl, bionic and Darwin; we only read those.
-
-    use std::ffi::CStr;
-    use std::io;
-    use std::net::Ipv4Addr;
-    use std::os::raw::{c_char, c_int, c_uint, c_void};
-
-    use super::InterfaceAddr;
-
-    const AF_INET: u8 = 2;
-    const IFF_UP: c_uint = 0x1;
-    const IFF_LOOPBACK: c_uint = 0x8;
-
-    #[repr(C)]
-    struct IfAddrs {
-        ifa_next: *mut IfAddrs,
-        ifa_name: *const c_char,
-        ifa_flags: c_uint,
-        ifa_addr: *const u8,
-        ifa_netmask: *const c_void,
-        ifa_ifu: *const c_void,
-        ifa_data: *const c_void,
-    }
-
-    extern "C" {
-        fn getifaddrs(ifap: *mut *mut IfAddrs) -> c_int;
-        fn freeifaddrs(ifa: *mut IfAddrs);
-    }
-
-    /// The address family of a `struct sockaddr`: a native-endian u16 at
-    /// offset 0 on Linux and Android; on Darwin a length byte comes first
-    /// and the family is the second byte.
-    fn family(sockaddr: &[u8; 8]) -> u8 {
-        if cfg!(any(target_os = "macos", target_os = "ios")) {
-            sockaddr[1]
-        } else {
-            let family = u16::from_ne_bytes([sockaddr[0], sockaddr[1]]);
-            u8::try_from(family).unwrap_or(0)
-        }
-    }
-
-    pub(super) fn interfaces() -> io::Result<Vec<InterfaceAddr>> {
-        let mut head: *mut IfAddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs writes a list head we own until freeifaddrs.
-        if unsafe { getifaddrs(&mut head) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut out = Vec::new();
-        let mut cursor = head;
-        while !cursor.is_null() {
-            // SAFETY: cursor is a non-null node of the list getifaddrs built;
-            // it stays valid until freeifaddrs below.
-            let node = unsafe { &*cursor };
-            cursor = node.ifa_next;
-            if node.ifa_addr.is_null() || node.ifa_name.is_null() || node.ifa_flags & IFF_UP == 0 {
-                continue;
-            }
-            // SAFETY: ifa_addr points to a sockaddr of at least 16 bytes; an
-            // AF_INET sockaddr_in keeps the address in bytes 4..8 on every
-            // platform listed in the cfg above.
-            let head8: [u8; 8] = unsafe { std::ptr::read_unaligned(node.ifa_addr.cast::<[u8; 8]>()) };
-            if family(&head8) != AF_INET {
-                continue;
-            }
-            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-            let name = unsafe { CStr::from_ptr(node.ifa_name) }.to_string_lossy().into_owned();
-            out.push(InterfaceAddr {
-                name,
-                ip: Ipv4Addr::new(head8[4], head8[5], head8[6], head8[7]),
-                loopback: node.ifa_flags & IFF_LOOPBACK != 0,
-            });
-        }
-        // SAFETY: head came from a successful getifaddrs and is freed once.
-        unsafe { freeifaddrs(head) };
-        Ok(out)
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios")))]
-mod sys {
-    use std::io;
-
-    use super::InterfaceAddr;
-
-    pub(super) fn interfaces() -> io::Result<Vec<InterfaceAddr>> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "interface enumeration is not implemented on this platform"))
-    }
+    Ok(if_addrs::get_if_addrs()?
+        .into_iter()
+        .filter_map(|i| match i.addr {
+            if_addrs::IfAddr::V4(v4) => Some(InterfaceAddr { loopback: v4.ip.is_loopback(), ip: v4.ip, name: i.name }),
+            if_addrs::IfAddr::V6(_) => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]

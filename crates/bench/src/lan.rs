@@ -1,0 +1,361 @@
+//! `festival-bench lan`: the LAN transport and real nodes, measured inside
+//! network namespaces this benchmark creates (it re-runs itself under
+//! `unshare --net`; needs root).
+//!
+//! - data channel (two str0m endpoints on loopback, in one process): setup
+//!   time (offer to open on both sides), one-hop latency (half the round trip
+//!   of 200-byte messages), throughput for 200-byte and 64 KiB messages;
+//! - `festival-node run` processes: start of a process to its first message
+//!   delivered on a 2-host LAN (ip netns hosts on a bridge); CPU and RSS of
+//!   idle nodes with 5 peers each.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use festival_node::webrtc::driver::{receive_ready, send_transmits, DATAGRAM_BUF};
+use festival_node::webrtc::{ConnId, Endpoint, EndpointConfig, EndpointEvent};
+use serde_json::{json, Value};
+use tokio::net::UdpSocket;
+
+use crate::netlab;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 20)]
+    setups: usize,
+    #[arg(long, default_value_t = 5_000)]
+    rtt_samples: usize,
+    #[arg(long, default_value_t = 200_000)]
+    small_messages: usize,
+    #[arg(long, default_value_t = 2_000)]
+    large_messages: usize,
+    #[arg(long, default_value_t = 5)]
+    start_runs: usize,
+    #[arg(long, default_value_t = 5)]
+    idle_peers: usize,
+    #[arg(long, default_value_t = 30)]
+    idle_secs: u64,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Value> {
+    if !festival_node::netns::in_private_netns() {
+        return Ok(serde_json::from_str(&netlab::rerun_in_private_netns()?)?);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let transport = rt.block_on(transport(&a))?;
+    let node = node_binary()?;
+    let start = start_to_first_message(&node, a.start_runs)?;
+    let (cpu, rss) = idle(&node, a.idle_peers, a.idle_secs)?;
+    let mut out = transport;
+    out["start_to_first_msg_ms"] = json!(start);
+    out["idle_cpu_pct"] = json!((cpu * 1000.0).round() / 1000.0);
+    out["idle_rss_mb"] = json!((rss * 10.0).round() / 10.0);
+    out["idle_peers"] = json!(a.idle_peers);
+    out["idle_secs"] = json!(a.idle_secs);
+    Ok(out)
+}
+
+struct Side {
+    ep: Endpoint,
+    sock: UdpSocket,
+    buf: Vec<u8>,
+}
+
+async fn side() -> anyhow::Result<Side> {
+    let sock = festival_node::webrtc::driver::bind_udp("127.0.0.1:0".parse()?)?;
+    let ep = Endpoint::new(EndpointConfig { local_addrs: vec![sock.local_addr()?], ..EndpointConfig::default() })?;
+    Ok(Side { ep, sock, buf: vec![0; DATAGRAM_BUF] })
+}
+
+/// Move datagrams both ways once (waiting at most `wait` for any); returns
+/// each side's events.
+async fn step(x: &mut Side, y: &mut Side, wait: Duration) -> anyhow::Result<(Vec<EndpointEvent>, Vec<EndpointEvent>)> {
+    let mut ex = send_transmits(&x.sock, x.ep.poll(Instant::now())).await;
+    let mut ey = send_transmits(&y.sock, y.ep.poll(Instant::now())).await;
+    if ex.is_empty() && ey.is_empty() {
+        let now = Instant::now();
+        let due = [x.ep.next_timeout(), y.ep.next_timeout()].into_iter().flatten().min().unwrap_or(now + wait);
+        let until = due.min(now + wait);
+        tokio::select! {
+            _ = x.sock.readable() => {}
+            _ = y.sock.readable() => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
+    }
+    receive_ready(&mut x.ep, &x.sock, &mut x.buf)?;
+    receive_ready(&mut y.ep, &y.sock, &mut y.buf)?;
+    ex.extend(send_transmits(&x.sock, x.ep.poll(Instant::now())).await);
+    ey.extend(send_transmits(&y.sock, y.ep.poll(Instant::now())).await);
+    Ok((ex, ey))
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    (v[i] * 1000.0).round() / 1000.0
+}
+
+async fn transport(a: &Args) -> anyhow::Result<Value> {
+    let (mut x, mut y) = (side().await?, side().await?);
+    let mut setups = Vec::new();
+    let mut conn = ConnId(0);
+    for i in 0..a.setups.max(1) {
+        conn = ConnId(i as u64 + 1);
+        let t = Instant::now();
+        let offer = x.ep.create_offer(conn, Instant::now())?;
+        let answer = y.ep.accept_offer(conn, &offer, Instant::now())?;
+        x.ep.accept_answer(conn, &answer, Instant::now())?;
+        let (mut ox, mut oy) = (false, false);
+        while !(ox && oy) {
+            ensure!(t.elapsed() < Duration::from_secs(10), "channel did not open");
+            let (ex, ey) = step(&mut x, &mut y, Duration::from_millis(50)).await?;
+            ox |= ex.contains(&EndpointEvent::Open(conn));
+            oy |= ey.contains(&EndpointEvent::Open(conn));
+        }
+        setups.push(t.elapsed().as_secs_f64() * 1000.0);
+        if i + 1 < a.setups {
+            x.ep.close(conn)?;
+            y.ep.close(conn)?;
+        }
+    }
+
+    // Round trips of 200-byte messages: y echoes what it gets.
+    let msg = vec![7u8; 200];
+    let mut rtts = Vec::with_capacity(a.rtt_samples);
+    for _ in 0..a.rtt_samples {
+        let t = Instant::now();
+        x.ep.send(conn, &msg)?;
+        'wait: loop {
+            let (ex, ey) = step(&mut x, &mut y, Duration::from_millis(50)).await?;
+            for e in ey {
+                if let EndpointEvent::Data(c, d) = e {
+                    y.ep.send(c, &d)?;
+                }
+            }
+            if ex.iter().any(|e| matches!(e, EndpointEvent::Data(..))) {
+                break 'wait;
+            }
+            ensure!(t.elapsed() < Duration::from_secs(5), "echo lost");
+        }
+        rtts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut one_way: Vec<f64> = rtts.iter().map(|r| r / 2.0).collect();
+
+    let (msgs_per_s, x, y) = throughput(x, y, conn, 200, a.small_messages).await?;
+    let (large_per_s, _, _) = throughput(x, y, conn, 64 * 1024, a.large_messages).await?;
+    Ok(json!({
+        "bench": "lan",
+        "setup_ms": percentile(&mut setups, 0.5),
+        "setup_p99_ms": percentile(&mut setups, 0.99),
+        "latency_p50_ms": percentile(&mut one_way, 0.5),
+        "latency_p99_ms": percentile(&mut one_way, 0.99),
+        "rtt_p50_ms": percentile(&mut rtts, 0.5),
+        "rtt_p99_ms": percentile(&mut rtts, 0.99),
+        "msgs_per_s": msgs_per_s.round(),
+        "mb_per_s": (large_per_s * 65_536.0 / 1e6 * 10.0).round() / 10.0,
+    }))
+}
+
+/// Drive one side on its own until `done` says stop: what two nodes do,
+/// each on its own thread. Returns the side and the events it saw.
+async fn drive(mut me: Side, mut on_event: impl FnMut(&mut Endpoint, EndpointEvent) -> bool) -> anyhow::Result<Side> {
+    loop {
+        for e in send_transmits(&me.sock, me.ep.poll(Instant::now())).await {
+            if on_event(&mut me.ep, e) {
+                return Ok(me);
+            }
+        }
+        let now = Instant::now();
+        let until = me.ep.next_timeout().unwrap_or(now + Duration::from_millis(5)).min(now + Duration::from_millis(5));
+        tokio::select! {
+            _ = me.sock.readable() => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
+        receive_ready(&mut me.ep, &me.sock, &mut me.buf)?;
+    }
+}
+
+/// Messages per second for `n` messages of `size` bytes, x to y, keeping the
+/// send buffer full; sender and receiver run as separate tasks.
+async fn throughput(x: Side, y: Side, conn: ConnId, size: usize, n: usize) -> anyhow::Result<(f64, Side, Side)> {
+    let t = Instant::now();
+    let receiver = tokio::spawn(async move {
+        let mut got = 0usize;
+        let y = drive(y, |_, e| {
+            got += usize::from(matches!(e, EndpointEvent::Data(..)));
+            got >= n
+        })
+        .await?;
+        anyhow::Ok((y, t.elapsed()))
+    });
+    let msg = vec![1u8; size];
+    let mut sent = 0usize;
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(async move {
+        let mut x = x;
+        loop {
+            while sent < n && x.ep.can_send(conn, size) {
+                x.ep.send(conn, &msg)?;
+                sent += 1;
+            }
+            let _ = send_transmits(&x.sock, x.ep.poll(Instant::now())).await;
+            if stop_rx.try_recv().is_ok() {
+                return anyhow::Ok(x);
+            }
+            let now = Instant::now();
+            let until =
+                x.ep.next_timeout().unwrap_or(now + Duration::from_millis(2)).min(now + Duration::from_millis(2));
+            tokio::select! {
+                _ = x.sock.readable() => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
+            }
+            receive_ready(&mut x.ep, &x.sock, &mut x.buf)?;
+        }
+    });
+    let (y, elapsed) =
+        tokio::time::timeout(Duration::from_secs(120), receiver).await.context("throughput stalled")???;
+    let _ = stop_tx.send(());
+    let x = sender.await??;
+    Ok((n as f64 / elapsed.as_secs_f64(), x, y))
+}
+
+fn node_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let node = exe.with_file_name("festival-node");
+    ensure!(node.exists(), "{} not found: build it first (cargo build --release -p festival-node)", node.display());
+    Ok(node)
+}
+
+/// A `festival-node run --json` process and its stdout lines.
+struct NodeProc {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<Value>,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeProc {
+    fn spawn(node: &PathBuf, netns: Option<&str>, name: &str, extra: &[&str]) -> anyhow::Result<NodeProc> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(node);
+                c
+            }
+            None => Command::new(node),
+        };
+        cmd.arg("--data-dir").arg(dir.path()).args(["run", "--name", name, "--json", "--power", "mains"]).args(extra);
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(NodeProc { child, stdin, lines, _dir: dir })
+    }
+
+    fn wait(&self, deadline: Instant, mut pred: impl FnMut(&Value) -> bool) -> anyhow::Result<Value> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return Ok(v),
+                Ok(_) => {}
+                Err(_) => bail!("timed out waiting for an event"),
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) -> anyhow::Result<()> {
+        writeln!(self.stdin, "{line}")?;
+        Ok(self.stdin.flush()?)
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn event(v: &Value, name: &str) -> bool {
+    v["event"] == name
+}
+
+/// Median over runs of: spawn a node on host 2, have it say something at
+/// once, until the node on host 1 shows that message.
+fn start_to_first_message(node: &PathBuf, runs: usize) -> anyhow::Result<f64> {
+    let lan = netlab::Lan::new(2)?;
+    let a = NodeProc::spawn(node, Some(&lan.hosts[0]), "stage-box", &[])?;
+    a.wait(Instant::now() + Duration::from_secs(20), |v| event(v, "ready"))?;
+    let mut times = Vec::new();
+    for run in 0..runs.max(1) {
+        let text = format!("first message {run}");
+        let t = Instant::now();
+        let mut b = NodeProc::spawn(node, Some(&lan.hosts[1]), "newcomer", &[])?;
+        b.say(&text)?;
+        a.wait(Instant::now() + Duration::from_secs(30), |v| event(v, "message") && v["body"]["text"] == text)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        b.say("/quit")?;
+        let _ = b.child.wait();
+    }
+    Ok(percentile(&mut times, 0.5).round())
+}
+
+fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
+    // After the command: state is field 0, utime 11, stime 12.
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+fn proc_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// `peers + 1` nodes in this namespace, all linked to each other; mean CPU %
+/// and RSS of one node over `secs` once they are idle.
+fn idle(node: &PathBuf, peers: usize, secs: u64) -> anyhow::Result<(f64, f64)> {
+    let mut nodes = Vec::new();
+    for i in 0..=peers {
+        nodes.push(NodeProc::spawn(node, None, &format!("node{i}"), &["--loopback"])?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &nodes {
+        let mut up = 0;
+        n.wait(deadline, |v| {
+            up += usize::from(event(v, "link_up"));
+            up >= peers
+        })?;
+    }
+    // Let start-up work (profiles, first syncs) finish before measuring.
+    std::thread::sleep(Duration::from_secs(5));
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let before: Vec<u64> = nodes.iter().map(|n| proc_cpu_ticks(n.child.id())).collect::<Result<_, _>>()?;
+    std::thread::sleep(Duration::from_secs(secs));
+    let after: Vec<u64> = nodes.iter().map(|n| proc_cpu_ticks(n.child.id())).collect::<Result<_, _>>()?;
+    let rss: Vec<f64> = nodes.iter().map(|n| proc_rss_mb(n.child.id())).collect::<Result<_, _>>()?;
+    let cpu: f64 =
+        before.iter().zip(&after).map(|(b, a)| (a - b) as f64 / ticks_per_s / secs as f64 * 100.0).sum::<f64>()
+            / nodes.len() as f64;
+    Ok((cpu, rss.iter().sum::<f64>() / rss.len() as f64))
+}

@@ -1,0 +1,222 @@
+//! One peer connection: a str0m `Rtc`, its phase, and the drain that turns
+//! str0m's outputs into [`EndpointEvent`]s.
+//!
+//! str0m's one strict rule: after every mutation of an `Rtc` (input, timer,
+//! write, SDP), drain `poll_output` until it returns a timeout before the
+//! next mutation. [`settle`] is that drain; the endpoint calls it after
+//! everything it does to a connection.
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
+use str0m::{Event, IceConnectionState, Output, Rtc};
+use tracing::debug;
+
+use super::endpoint::EndpointStats;
+use super::{CloseReason, ConnId, EndpointEvent, CHANNEL_LABEL};
+
+/// Outputs one drain may produce before we call the connection broken.
+/// str0m requires a drain to run until its timer comes up (a partial drain
+/// corrupts its state), so this is only a guard against a bug looping
+/// forever: a maximal message is about 220 datagrams.
+const MAX_OUTPUTS_PER_DRAIN: usize = 100_000;
+
+/// Outputs drained after a connection is shut down: its SCTP shutdown and
+/// DTLS close_notify are a handful of datagrams.
+const MAX_CLOSE_OUTPUTS: usize = 64;
+
+pub(super) enum Phase {
+    /// Our offer is out; its answer is awaited.
+    Offering(SdpPendingOffer),
+    /// SDP done; ICE, DTLS, SCTP and the channel handshake under way.
+    Connecting,
+    Open,
+}
+
+pub(super) struct PeerConn {
+    pub(super) rtc: Rtc,
+    pub(super) phase: Phase,
+    /// Our channel: known from the start on the offer side, from its
+    /// `ChannelOpen` on the answer side.
+    pub(super) channel: Option<ChannelId>,
+    /// The channel must be open by then.
+    pub(super) open_by: Instant,
+    /// When str0m wants its next `Input::Timeout`.
+    pub(super) wake_at: Instant,
+    /// The candidate addresses in the peer's SDP. Its first DTLS flight can
+    /// arrive before our own ICE check of that address has succeeded, and
+    /// str0m's `accepts` refuses it then; without this the handshake stalls
+    /// for DTLS's one-second retransmission.
+    pub(super) remote_candidates: Vec<SocketAddr>,
+    /// Size of the message last refused as `Full`; `Writable` once it fits.
+    pub(super) blocked: Option<usize>,
+}
+
+impl PeerConn {
+    pub(super) fn open_channel(&self) -> Option<ChannelId> {
+        matches!(self.phase, Phase::Open).then_some(self.channel).flatten()
+    }
+
+    pub(super) fn buffered(&mut self) -> Option<usize> {
+        let cid = self.open_channel()?;
+        guarded(|| self.rtc.channel(cid).map(|mut c| c.buffered_amount())).flatten()
+    }
+}
+
+/// Whether a message of `len` bytes may join `buffered` unacknowledged
+/// bytes under the soft limit `high_water`. An empty buffer takes any message
+/// (up to the size limit), so frames larger than the soft limit still go.
+pub(super) fn admits(buffered: usize, len: usize, high_water: usize) -> bool {
+    buffered == 0 || buffered + len <= high_water
+}
+
+/// After a mutation: drains the connection and reports `Writable` if a
+/// refused message now fits. Returns why the connection ended, if it did.
+pub(super) fn settle(
+    conn: ConnId,
+    peer: &mut PeerConn,
+    queue: &mut Vec<EndpointEvent>,
+    stats: &mut EndpointStats,
+    send_buffer: usize,
+) -> Option<CloseReason> {
+    if let Some(reason) = drain(conn, peer, queue, stats) {
+        return Some(reason);
+    }
+    let wanted = peer.blocked?;
+    let fits = peer.buffered().is_some_and(|buffered| admits(buffered, wanted, send_buffer));
+    // Reading the buffered amount goes through str0m's mutable channel handle.
+    if let Some(reason) = drain(conn, peer, queue, stats) {
+        return Some(reason);
+    }
+    if fits {
+        peer.blocked = None;
+        queue.push(EndpointEvent::Writable(conn));
+    }
+    None
+}
+
+/// Takes str0m's outputs for one connection into `queue`, until it only has
+/// a timer left. Returns why the connection ended, if it did.
+pub(super) fn drain(
+    conn: ConnId,
+    peer: &mut PeerConn,
+    queue: &mut Vec<EndpointEvent>,
+    stats: &mut EndpointStats,
+) -> Option<CloseReason> {
+    for _ in 0..MAX_OUTPUTS_PER_DRAIN {
+        let output = match guarded(|| peer.rtc.poll_output()) {
+            Some(Ok(output)) => output,
+            Some(Err(e)) => return Some(close_reason(e)),
+            None => {
+                stats.panics += 1;
+                return Some(CloseReason::Failed("str0m panicked while polling".into()));
+            }
+        };
+        match output {
+            Output::Timeout(at) => {
+                peer.wake_at = at;
+                return (!peer.rtc.is_alive()).then(|| CloseReason::Failed("connection no longer alive".into()));
+            }
+            Output::Transmit(t) => queue.push(EndpointEvent::Transmit {
+                source: t.source,
+                destination: t.destination,
+                bytes: t.contents.into(),
+            }),
+            Output::Event(event) => {
+                if let Some(reason) = on_event(conn, peer, event, queue, stats) {
+                    return Some(reason);
+                }
+            }
+        }
+    }
+    Some(CloseReason::Failed("str0m produced endless output".into()))
+}
+
+fn on_event(
+    conn: ConnId,
+    peer: &mut PeerConn,
+    event: Event,
+    queue: &mut Vec<EndpointEvent>,
+    stats: &mut EndpointStats,
+) -> Option<CloseReason> {
+    match event {
+        Event::ChannelOpen(cid, label) => {
+            let ours = label == CHANNEL_LABEL && peer.channel.is_none_or(|c| c == cid);
+            if ours && !matches!(peer.phase, Phase::Open) {
+                peer.channel = Some(cid);
+                peer.phase = Phase::Open;
+                debug!(%conn, "data channel open");
+                queue.push(EndpointEvent::Open(conn));
+            } else {
+                // One channel per link: a second one is either a bug or a
+                // peer probing for buffers we do not account for.
+                stats.dropped_messages += 1;
+                guarded(|| peer.rtc.direct_api().close_data_channel(cid));
+            }
+        }
+        Event::ChannelData(data) => {
+            if Some(data.id) == peer.channel && data.binary {
+                queue.push(EndpointEvent::Data(conn, data.data));
+            } else {
+                stats.dropped_messages += 1;
+            }
+        }
+        Event::ChannelClose(cid) if Some(cid) == peer.channel => return Some(CloseReason::ChannelClosed),
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Some(CloseReason::IceDisconnected),
+        Event::Closed => return Some(CloseReason::RemoteClosed),
+        _ => {}
+    }
+    None
+}
+
+/// Starts str0m's shutdown and queues the datagrams it produces.
+pub(super) fn shut_down(peer: &mut PeerConn, queue: &mut Vec<EndpointEvent>) {
+    guarded(|| {
+        if peer.rtc.close().is_err() {
+            return;
+        }
+        for _ in 0..MAX_CLOSE_OUTPUTS {
+            match peer.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => queue.push(EndpointEvent::Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    bytes: t.contents.into(),
+                }),
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => break,
+            }
+        }
+    });
+}
+
+/// A failure str0m reports while running a connection. `RemoteSdp` then
+/// only comes from the DTLS certificate check against the SDP fingerprint.
+pub(super) fn close_reason(e: str0m::RtcError) -> CloseReason {
+    match e {
+        str0m::RtcError::RemoteSdp(why) => CloseReason::Authentication(why),
+        other => CloseReason::Failed(other.to_string()),
+    }
+}
+
+/// Runs `f`, turning a panic into `None`. str0m parses everything a peer
+/// sends; a bug there must cost one connection, not the node.
+pub(super) fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admits;
+
+    #[test]
+    fn the_soft_limit_holds_small_messages_but_lets_one_large_frame_through() {
+        let high_water = 128 * 1024;
+        assert!(admits(0, 256 * 1024, high_water), "an empty buffer takes a maximal frame");
+        assert!(admits(64 * 1024, 64 * 1024, high_water));
+        assert!(!admits(64 * 1024 + 1, 64 * 1024, high_water));
+        assert!(!admits(1, 256 * 1024, high_water), "a large frame waits for an empty buffer");
+    }
+}
