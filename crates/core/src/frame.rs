@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{MessageId, PeerId, RoomId};
 
 pub const FRAME_VERSION: u8 = 1;
-/// Largest frame: a sync batch of envelopes. 256 KiB keeps one frame within an
-/// SCTP send buffer (str0m's default is 128 KiB per direction, and a frame may
-/// span a couple) and bounds what one bad peer can make us parse at once.
+/// Largest frame: a sync batch of envelopes. 256 KiB is the data channel's
+/// `a=max-message-size` (str0m accepts a message only whole into its send
+/// buffer, which the node sizes for one such frame) and bounds what one bad
+/// peer can make us parse at once.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 /// Author heads per summary frame; a larger room is summarised in several.
 pub const MAX_SUMMARY_HEADS: usize = 1024;
