@@ -26,7 +26,7 @@ use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
 use crate::engine::{Effect, Engine};
 use crate::local::{LocalError, LocalNode};
 use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
-use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalMsg, SIGNAL_VERSION};
+use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalError, SignalMsg, SIGNAL_VERSION};
 use crate::webrtc::{self, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter};
 
 /// Signaling results waiting for the actor.
@@ -34,6 +34,9 @@ const SIGNAL_QUEUE: usize = 256;
 /// Inbound signaling connections handled at once; more are refused, so a
 /// flood of half-open connections cannot exhaust tasks or file descriptors.
 const MAX_INBOUND_SIGNALING: usize = 64;
+/// Inbound signaling connections at once from one address: one host cannot
+/// take every slot.
+const MAX_INBOUND_PER_SOURCE: usize = 8;
 /// Frames queued per link while its send buffer is full (~16 MiB at worst);
 /// beyond it frames are dropped and sync repairs the loss.
 const MAX_QUEUED_FRAMES: usize = 64;
@@ -49,6 +52,8 @@ pub enum Command {
 
 struct Conn {
     peer: PeerId,
+    /// We dialed it (counts against the outbound share of the limit).
+    outbound: bool,
     /// The nonce of our offer, while we wait for the answer.
     nonce: Option<[u8; 16]>,
     open: bool,
@@ -81,6 +86,9 @@ pub struct Actor {
     peer_limit: Option<usize>,
     next_power_read: Instant,
     rejected: BTreeMap<String, u64>,
+    inbound: HashMap<std::net::IpAddr, usize>,
+    /// Links we dropped ourselves, for the core to hear about (async).
+    pending_down: Vec<LinkId>,
     buf: Vec<u8>,
 }
 
@@ -162,6 +170,8 @@ impl Actor {
             peer_limit: cfg.peer_limit,
             next_power_read: Instant::now() + POLL_INTERVAL,
             rejected: BTreeMap::new(),
+            inbound: HashMap::new(),
+            pending_down: Vec::new(),
             buf: vec![0; webrtc::driver::DATAGRAM_BUF],
         };
         Ok((actor, store, me))
@@ -215,10 +225,16 @@ impl Actor {
                 }
                 accepted = self.listener.accept() => {
                     if let Ok((stream, from)) = accepted {
-                        if self.tasks.len() >= MAX_INBOUND_SIGNALING {
+                        let mine = self.inbound.get(&from.ip()).copied().unwrap_or(0);
+                        if self.tasks.len() >= MAX_INBOUND_SIGNALING || mine >= MAX_INBOUND_PER_SOURCE {
                             self.count("signaling_busy");
                         } else {
-                            self.tasks.spawn(signal_io::serve(stream, from, self.signal_tx.clone()));
+                            *self.inbound.entry(from.ip()).or_default() += 1;
+                            let tx = self.signal_tx.clone();
+                            self.tasks.spawn(async move {
+                                signal_io::serve(stream, from, tx.clone()).await;
+                                let _ = tx.send(SignalEvent::Done { from }).await;
+                            });
                         }
                     }
                 }
@@ -238,6 +254,10 @@ impl Actor {
     /// Everything that may have become due: power, core timers, dials, and
     /// the WebRTC endpoint's output.
     async fn drive(&mut self) {
+        for link in std::mem::take(&mut self.pending_down) {
+            let eff = self.engine.handle(Input::LinkDown { link }).await;
+            self.apply(eff).await;
+        }
         let now = Instant::now();
         if now >= self.next_power_read {
             self.next_power_read = now + POLL_INTERVAL;
@@ -312,11 +332,43 @@ impl Actor {
     }
 
     async fn dial_due(&mut self) {
-        let room = self.peer_limit().saturating_sub(self.open_links());
+        // Keep the last slot for a lower node's dial (see links.rs).
+        let limit = self.peer_limit();
+        let outbound_cap = limit.saturating_sub(1).max(1);
+        let outbound = self.conns.values().filter(|c| c.outbound).count();
+        let mut room = limit.saturating_sub(self.open_links()).min(outbound_cap.saturating_sub(outbound));
+        if room == 0 && outbound >= outbound_cap {
+            // Prefer the nearest higher ids: if one appeared (and never
+            // refused us) that is nearer than our farthest outbound link,
+            // move that link to it. Each move is to a strictly nearer id, so
+            // this settles; it ends with every node linked to its successor,
+            // which keeps a LAN connected even at a limit of 2.
+            let nearer = self.links.due(&self.me, Instant::now(), 1).first().copied();
+            let farthest = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.outbound && c.open)
+                .map(|(id, c)| (*id, c.peer))
+                .max_by_key(|x| x.1);
+            if let (Some(n), Some((conn, far))) = (nearer, farthest) {
+                if n < far && self.links.peers.get(&n).is_some_and(|e| e.failures == 0) {
+                    self.drop_conn(conn, "moving to a nearer peer");
+                    room = 1;
+                }
+            }
+        }
         if room == 0 {
             return;
         }
         for peer in self.links.due(&self.me, Instant::now(), room) {
+            // Linked already through its dial to us.
+            if let Some((id, _)) = self.conns.iter().find(|(_, c)| c.peer == peer) {
+                let id = *id;
+                if let Some(e) = self.links.peers.get_mut(&peer) {
+                    e.conn = Some(id);
+                }
+                continue;
+            }
             let conn = ConnId(self.next_conn);
             self.next_conn += 1;
             let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
@@ -342,7 +394,8 @@ impl Actor {
             let entry = self.links.peers.get_mut(&peer).expect("due peers exist");
             entry.conn = Some(conn);
             let (addrs, port) = (entry.addrs.clone(), entry.port);
-            self.conns.insert(conn, Conn { peer, nonce: Some(nonce), open: false, queue: VecDeque::new() });
+            self.conns
+                .insert(conn, Conn { peer, outbound: true, nonce: Some(nonce), open: false, queue: VecDeque::new() });
             tracing::debug!(peer = %peer.short(), %conn, "dialing");
             self.tasks.spawn(signal_io::dial(conn, peer, addrs, port, offer, self.signal_tx.clone()));
         }
@@ -357,10 +410,10 @@ impl Actor {
                         .and_then(|()| {
                             self.endpoint
                                 .accept_answer(conn, &answer.sdp, Instant::now())
-                                .map_err(|_| crate::signaling::SignalError::Malformed)
+                                .map_err(|_| SignalError::Malformed)
                         }),
-                    Ok(SignalMsg::Reject { reason }) => Err(crate::signaling::SignalError::Rejected(reason)),
-                    Ok(_) => Err(crate::signaling::SignalError::Unexpected),
+                    Ok(SignalMsg::Reject { reason }) => Err(SignalError::Rejected(reason)),
+                    Ok(_) => Err(SignalError::Unexpected),
                     Err(e) => Err(e),
                 };
                 match outcome {
@@ -371,22 +424,31 @@ impl Actor {
                     }
                     Err(e) => {
                         tracing::debug!(peer = %peer.short(), error = %e, "dial failed");
-                        if !matches!(
-                            e,
-                            crate::signaling::SignalError::Rejected(_) | crate::signaling::SignalError::Io(_)
-                        ) {
+                        if !matches!(e, SignalError::Rejected(_) | SignalError::Io(_)) {
                             self.count(&format!("signaling_{}", e.code()));
                         }
                         self.conns.remove(&conn);
                         let _ = self.endpoint.close(conn);
                         let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
-                        self.links.failed(&peer, Instant::now(), jitter);
+                        if matches!(&e, SignalError::Rejected(r) if r.contains("peer limit")) {
+                            self.links.busy(&peer, Instant::now(), jitter);
+                        } else {
+                            self.links.failed(&peer, Instant::now(), jitter);
+                        }
                     }
                 }
             }
             SignalEvent::Incoming { msg, from, reply } => {
                 let answer = self.on_offer(msg, from);
                 let _ = reply.send(answer);
+            }
+            SignalEvent::Done { from } => {
+                if let std::collections::hash_map::Entry::Occupied(mut e) = self.inbound.entry(from.ip()) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
             }
             SignalEvent::BadInbound { from, error } => {
                 tracing::debug!(%from, %error, "bad signaling connection");
@@ -404,10 +466,19 @@ impl Actor {
         if let Err(e) = self.offers.verify(&offer, &sig, now_ms()) {
             tracing::info!(%from, error = %e, "offer refused");
             self.count(&format!("signaling_{}", e.code()));
-            self.emit(NodeEvent::Rejected { peer: Some(offer.from), code: format!("signaling_{}", e.code()) });
+            // Until the signature verified, `from` is only a claim: blame nobody.
+            let verified = !matches!(e, SignalError::Version(_) | SignalError::BadSignature);
+            let peer = verified.then_some(offer.from);
+            self.emit(NodeEvent::Rejected { peer, code: format!("signaling_{}", e.code()) });
             return SignalMsg::Reject { reason: e.to_string() };
         }
         let peer = offer.from;
+        // Both sides dialing at once (a peer that broke the lower-dials rule):
+        // the lower id's dial wins.
+        let dialing = self.conns.values().any(|c| c.peer == peer && c.nonce.is_some());
+        if dialing && self.me < peer {
+            return SignalMsg::Reject { reason: "glare: my dial to you is under way".into() };
+        }
         // A verified offer from a peer we are linked to means it restarted or
         // lost the link: the new connection replaces the old one.
         let old: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
@@ -415,13 +486,20 @@ impl Actor {
             return SignalMsg::Reject { reason: "peer limit reached".into() };
         }
         for c in old {
-            let _ = self.endpoint.close(c);
+            self.drop_conn(c, "replaced by a new connection");
+        }
+        if let Some(e) = self.links.peers.get_mut(&peer) {
+            e.conn = None;
         }
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
             Ok(sdp) => {
-                self.conns.insert(conn, Conn { peer, nonce: None, open: false, queue: VecDeque::new() });
+                self.conns
+                    .insert(conn, Conn { peer, outbound: false, nonce: None, open: false, queue: VecDeque::new() });
+                if let Some(e) = self.links.peers.get_mut(&peer) {
+                    e.conn = Some(conn);
+                }
                 Answer { version: SIGNAL_VERSION, from: self.me, to: peer, nonce: offer.nonce, sdp }
                     .sign(self.identity())
             }
@@ -432,13 +510,43 @@ impl Actor {
         }
     }
 
+    /// Forget a connection we end ourselves (the endpoint reports no
+    /// `Closed` for those) and tell the core and the user if it was open.
+    fn drop_conn(&mut self, conn: ConnId, why: &str) {
+        let _ = self.endpoint.close(conn);
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if let Some(e) = self.links.peers.get_mut(&c.peer) {
+            if e.conn == Some(conn) {
+                e.conn = None;
+            }
+        }
+        if c.open {
+            self.emit(NodeEvent::LinkDown { peer: c.peer, reason: why.to_owned() });
+            self.pending_down.push(LinkId(conn.0));
+        }
+    }
+
     fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {
             DiscoveryEvent::Found { peer, addrs, port, .. } => {
                 self.links.found(peer, addrs, port, Instant::now());
                 self.emit(NodeEvent::Discovered { peer });
             }
-            DiscoveryEvent::Updated { peer, addrs, port, .. } => self.links.found(peer, addrs, port, Instant::now()),
+            DiscoveryEvent::Updated { peer, addrs, port, .. } => {
+                // New address or port: the peer restarted or moved, and the
+                // link we hold is dead. Drop it and dial again now rather
+                // than wait ~15 s for ICE to notice.
+                if self.links.found(peer, addrs, port, Instant::now()) {
+                    let stale: Vec<ConnId> =
+                        self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
+                    for c in stale {
+                        self.drop_conn(c, "peer moved or restarted");
+                    }
+                    if let Some(e) = self.links.peers.get_mut(&peer) {
+                        e.next_attempt = Instant::now();
+                    }
+                }
+            }
             DiscoveryEvent::Lost { peer } => {
                 self.links.lost(&peer);
                 self.emit(NodeEvent::Lost { peer });

@@ -1,6 +1,14 @@
 //! Which peers to dial and when: the lower PeerId dials (no glare), failed
 //! or dropped links are retried with exponential backoff and jitter, and no
 //! more links are opened than the peer limit allows.
+//!
+//! With a low peer limit the lower-id rule alone can split a LAN for good:
+//! nodes with low ids fill up with each other and nobody with room may dial
+//! them. So a node opens at most `limit - 1` links itself and keeps the last
+//! slot for a lower node's dial. Then every node but the highest links to a
+//! higher one (it retries the next higher peer when one is full), and
+//! following those links upwards always ends at the highest node: the LAN
+//! stays one connected mesh under any limit >= 2.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,6 +22,8 @@ use crate::webrtc::ConnId;
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Longest wait between attempts: a peer that comes back is found within this.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Retry period for a peer that refused us because it was full.
+pub const BUSY_RETRY: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct PeerEntry {
@@ -33,7 +43,8 @@ pub struct Links {
 }
 
 impl Links {
-    pub fn found(&mut self, peer: PeerId, addrs: Vec<IpAddr>, port: u16, now: Instant) {
+    /// Record a discovery; returns whether a known peer's address or port changed.
+    pub fn found(&mut self, peer: PeerId, addrs: Vec<IpAddr>, port: u16, now: Instant) -> bool {
         let e = self.peers.entry(peer).or_insert_with(|| PeerEntry {
             addrs: Vec::new(),
             port,
@@ -42,6 +53,7 @@ impl Links {
             failures: 0,
             next_attempt: now,
         });
+        let moved = e.addrs != addrs || e.port != port;
         e.addrs = addrs;
         e.port = port;
         if !e.discovered {
@@ -50,6 +62,7 @@ impl Links {
             e.failures = 0;
             e.next_attempt = now;
         }
+        moved
     }
 
     pub fn lost(&mut self, peer: &PeerId) {
@@ -75,6 +88,17 @@ impl Links {
             e.conn = None;
             e.failures = e.failures.saturating_add(1);
             e.next_attempt = now + backoff(e.failures, jitter);
+        }
+    }
+
+    /// The peer refused us because it is full: its room depends on other
+    /// links changing, not on our patience, so retry on a short fixed period
+    /// (trying peers that never refused first).
+    pub fn busy(&mut self, peer: &PeerId, now: Instant, jitter: f64) {
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.conn = None;
+            e.failures = e.failures.max(1);
+            e.next_attempt = now + BUSY_RETRY.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0));
         }
     }
 

@@ -24,6 +24,8 @@ pub enum SignalEvent {
     Incoming { msg: SignalMsg, from: SocketAddr, reply: oneshot::Sender<SignalMsg> },
     /// An inbound signaling connection failed before a valid message.
     BadInbound { from: SocketAddr, error: SignalError },
+    /// An inbound signaling connection is finished (its slot is free).
+    Done { from: SocketAddr },
 }
 
 pub async fn dial(
