@@ -22,6 +22,16 @@ fn setup() -> Case {
     Case { harness, mallory, alice }
 }
 
+/// Encode and correctly sign fields that `SignedEnvelope::sign` would refuse:
+/// only the receiver's checks stand between them and the store.
+fn sign_raw(author: &festival_core::Identity, env: &festival_core::envelope::Envelope) -> Vec<u8> {
+    let mut bytes = postcard::to_stdvec(env).unwrap();
+    let n = bytes.len() - 64;
+    let sig = author.sign(festival_core::envelope::ENVELOPE_DOMAIN, &bytes[..n]);
+    bytes[n..].copy_from_slice(&sig);
+    bytes
+}
+
 /// After the bad input, Alice's message still goes through and is forwarded.
 fn still_serves_alice(c: &mut Case, seq: u64) {
     let env = common::text(&c.alice, "festival", seq, "still here");
@@ -111,12 +121,8 @@ fn out_of_range_envelopes_are_refused() {
         Draft { seq: 1, room: "festival".parse().unwrap(), kind: Kind::Text, created_at: NOW, body: b"x".to_vec() },
     )
     .unwrap();
-    let mut forged = huge.envelope().clone();
-    forged.seq = u64::MAX;
-    let mut bytes = postcard::to_stdvec(&forged).unwrap();
-    let n = bytes.len() - 64;
-    let sig = c.mallory.sign(festival_core::envelope::ENVELOPE_DOMAIN, &bytes[..n]);
-    bytes[n..].copy_from_slice(&sig);
+    let forged = festival_core::envelope::Envelope { seq: u64::MAX, ..huge.envelope().clone() };
+    let bytes = sign_raw(&c.mallory, &forged);
     assert_refused(&mut c, Frame::Push(Item { hops: 1, envelope: bytes }).encode(), "envelope_out_of_range");
     let far = common::text(&c.mallory, "festival", 1_000_000, "far ahead");
     assert_refused(&mut c, common::push(&far), "seq_out_of_range");
@@ -174,11 +180,7 @@ fn plain_text_in_the_dm_mailbox_is_refused() {
     // Signed correctly, but the mailbox room takes only sealed DMs and receipts.
     let mut env = common::text(&c.mallory, "festival", 1, "hi");
     let forged = festival_core::envelope::Envelope { room: festival_core::RoomId::direct(), ..env.envelope().clone() };
-    let mut bytes = postcard::to_stdvec(&forged).unwrap();
-    let n = bytes.len() - 64;
-    let sig = c.mallory.sign(festival_core::envelope::ENVELOPE_DOMAIN, &bytes[..n]);
-    bytes[n..].copy_from_slice(&sig);
-    env = SignedEnvelope::from_stored(&bytes).unwrap();
+    env = SignedEnvelope::from_stored(&sign_raw(&c.mallory, &forged)).unwrap();
     assert_refused(&mut c, common::push(&env), "envelope_wrong_room");
     still_serves_alice(&mut c, 1);
 }

@@ -156,16 +156,7 @@ impl Node {
                 for r in refs {
                     let Some(room) = self.rooms.get_mut(&r.room) else { continue };
                     room.make_eager(link);
-                    if self.serves(link, r.author) {
-                        out.push(Output::Load {
-                            link,
-                            room: r.room,
-                            author: r.author,
-                            from: r.seq,
-                            to: r.seq,
-                            max_bytes: self.cfg.batch_bytes,
-                        });
-                    }
+                    self.serve(link, r.room, r.author, r.seq, r.seq, out);
                 }
             }
             Frame::Prune { room } => {
@@ -176,10 +167,13 @@ impl Node {
         }
     }
 
-    /// Do we hand `author`'s messages to this link? Always our own; others'
-    /// only while the power policy lets us work for others.
-    fn serves(&self, _link: LinkId, author: PeerId) -> bool {
-        author == self.my_id || self.limits.relay_for_others
+    /// Ask the store for `from..=to` of `author` in `room`, for `link`: always
+    /// for our own messages, for others' only while the power policy lets us
+    /// work for others.
+    fn serve(&self, link: LinkId, room: RoomId, author: PeerId, from: u64, to: u64, out: &mut Vec<Output>) {
+        if author == self.my_id || self.limits.relay_for_others {
+            out.push(Output::Load { link, room, author, from, to, max_bytes: self.cfg.batch_bytes });
+        }
     }
 
     fn on_hello(&mut self, link: LinkId, h: Hello, now: Millis, out: &mut Vec<Output>) {
@@ -299,16 +293,7 @@ impl Node {
         if !self.rooms.contains_key(&w.room) {
             return self.reject(link, Reject::NotCarried(w.room), out);
         }
-        if self.serves(link, w.author) {
-            out.push(Output::Load {
-                link,
-                room: w.room,
-                author: w.author,
-                from: w.from,
-                to: w.to,
-                max_bytes: self.cfg.batch_bytes,
-            });
-        }
+        self.serve(link, w.room, w.author, w.from, w.to, out);
     }
 
     pub(super) fn on_loaded(&mut self, link: LinkId, items: Vec<(SignedEnvelope, u8)>, out: &mut Vec<Output>) {
