@@ -20,6 +20,7 @@ pub mod paths;
 pub mod power;
 pub mod runtime;
 pub mod signaling;
+pub mod view;
 pub mod webrtc;
 
 pub use engine::{Effect, Engine, EngineError};

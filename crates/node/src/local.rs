@@ -3,15 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use festival_core::body::{open_dm, open_own_dm, Body};
 use festival_core::policy::PowerState;
 use festival_core::sync::{Config, Content};
 use festival_core::{Identity, MessageId, PeerId, RoomId};
-use festival_store::{OpenError, Store, StoreError, StoredMessage};
+use festival_store::{OpenError, Store, StoreError};
 
 use crate::clock::now_ms;
 use crate::engine::{Engine, EngineError};
 use crate::paths::DB_FILE;
+use crate::runtime::events::MessageView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -25,18 +25,6 @@ pub enum LocalError {
     Engine(#[from] EngineError),
     #[error("invalid room: {0}")]
     Room(#[from] festival_core::IdError),
-}
-
-/// One line of history, as a person reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryLine {
-    pub id: MessageId,
-    pub author: PeerId,
-    pub author_name: Option<String>,
-    pub created_at: u64,
-    pub text: String,
-    pub mine: bool,
-    pub hops: u8,
 }
 
 pub struct LocalNode {
@@ -83,41 +71,16 @@ impl LocalNode {
     }
 
     /// The latest `limit` readable messages of a room, oldest first.
-    pub async fn history(&self, room: &str, limit: u32) -> Result<Vec<HistoryLine>, LocalError> {
+    pub async fn history(&self, room: &str, limit: u32) -> Result<Vec<MessageView>, LocalError> {
         let room = parse_room(room)?;
         let me = self.store.identity().await?.ok_or(EngineError::NoIdentity)?;
-        let page = self.store.history(&room, None, limit).await?;
-        let mut out = Vec::with_capacity(page.len());
-        for m in page {
-            if let Some(line) = self.readable(&me.identity, m).await? {
-                out.push(line);
+        let mut out = Vec::new();
+        for m in self.store.history(&room, None, limit).await? {
+            if let Some(v) = crate::view::view(&self.store, &me.identity, &m).await? {
+                out.push(v);
             }
         }
         Ok(out)
-    }
-
-    async fn readable(&self, me: &Identity, m: StoredMessage) -> Result<Option<HistoryLine>, LocalError> {
-        let env = &m.envelope;
-        let mine = env.author() == me.peer_id();
-        let text = match env.parsed_body() {
-            Body::Text(t) => t,
-            Body::SealedDm(s) if mine => open_own_dm(me, &s).unwrap_or_else(|_| "(unreadable)".into()),
-            Body::SealedDm(s) => match open_dm(me, &env.author(), &s) {
-                Ok(t) => t,
-                Err(_) => return Ok(None), // someone else's mail, carried for them
-            },
-            Body::Receipt(_) | Body::Profile(_) => return Ok(None),
-        };
-        let author_name = self.store.peer(&env.author()).await?.and_then(|p| p.name);
-        Ok(Some(HistoryLine {
-            id: env.id(),
-            author: env.author(),
-            author_name,
-            created_at: env.created_at(),
-            text,
-            mine,
-            hops: m.hops,
-        }))
     }
 }
 

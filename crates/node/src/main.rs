@@ -125,13 +125,17 @@ async fn main() -> anyhow::Result<()> {
             println!("saved {id}");
         }
         Cmd::History { room, limit } => {
-            for line in node.history(&room, limit).await? {
-                let who = if line.mine {
+            for m in node.history(&room, limit).await? {
+                let who = if m.mine {
                     "you".to_owned()
                 } else {
-                    line.author_name.clone().unwrap_or_else(|| line.author.fingerprint())
+                    m.author_name.clone().unwrap_or_else(|| m.author.fingerprint())
                 };
-                println!("{}  {who}: {}", format_time(line.created_at), line.text);
+                let text = match &m.body {
+                    festival_node::runtime::MessageBody::Text { text }
+                    | festival_node::runtime::MessageBody::Direct { text, .. } => text,
+                };
+                println!("{}  {who}: {text}", format_time(m.created_at));
             }
         }
     }

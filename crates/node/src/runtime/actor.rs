@@ -6,18 +6,18 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use festival_core::body::{open_dm, open_own_dm, Body};
+use festival_core::body::Body;
 use festival_core::policy::{Limits, PowerState};
 use festival_core::sync::{Config, Content, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
-use festival_store::{Store, StoredMessage};
+use festival_store::Store;
 use rand_core::{OsRng, RngCore};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
-use super::events::{MessageBody, MessageView, NodeEvent, PeerView, Status};
+use super::events::{NodeEvent, PeerView, Status};
 use super::handle::NodeError;
 use super::links::Links;
 use super::signal_io::{self, SignalEvent};
@@ -624,7 +624,7 @@ impl Actor {
             }
             Body::Profile(p) => self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name }),
             Body::Text(_) | Body::SealedDm(_) => {
-                if let Ok(Some(v)) = view(&self.store, self.engine.node().identity(), &m).await {
+                if let Ok(Some(v)) = crate::view::view(&self.store, self.engine.node().identity(), &m).await {
                     self.emit(NodeEvent::Message(v));
                 }
             }
@@ -717,36 +717,4 @@ impl Actor {
         self.store.close().await;
         tracing::info!(peer = %self.me.short(), "node stopped");
     }
-}
-
-/// A stored message as a person sees it; `None` for what is not shown
-/// (receipts, profiles, other people's sealed mail).
-pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Option<MessageView>, NodeError> {
-    let env = &m.envelope;
-    let mine = env.author() == me.peer_id();
-    let body = match env.parsed_body() {
-        Body::Text(text) => MessageBody::Text { text },
-        Body::SealedDm(s) if mine => match open_own_dm(me, &s) {
-            Ok(text) => MessageBody::Direct { to: s.recipient, text },
-            Err(_) => return Ok(None),
-        },
-        Body::SealedDm(s) => match open_dm(me, &env.author(), &s) {
-            Ok(text) => MessageBody::Direct { to: s.recipient, text },
-            Err(_) => return Ok(None),
-        },
-        Body::Receipt(_) | Body::Profile(_) => return Ok(None),
-    };
-    let author_name = store.peer(&env.author()).await?.and_then(|p| p.name);
-    Ok(Some(MessageView {
-        id: env.id(),
-        room: env.room().clone(),
-        author: env.author(),
-        author_name,
-        seq: env.seq(),
-        created_at: env.created_at(),
-        received_at: m.received_at,
-        body,
-        hops: m.hops,
-        mine,
-    }))
 }

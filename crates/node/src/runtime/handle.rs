@@ -105,7 +105,7 @@ impl NodeHandle {
         let page = self.inner.store.history(room, before, limit).await?;
         let mut out = Vec::with_capacity(page.len());
         for m in page {
-            if let Some(v) = super::actor::view(&self.inner.store, &me.identity, &m).await? {
+            if let Some(v) = crate::view::view(&self.inner.store, &me.identity, &m).await? {
                 out.push(v);
             }
         }
