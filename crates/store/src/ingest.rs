@@ -4,7 +4,9 @@
 //! Batches are the hot path (a sync pulls thousands of messages), so a batch
 //! is one transaction of a few multi-row statements:
 //! 1. multi-row `INSERT .. ON CONFLICT DO NOTHING`s, whose row counts say
-//!    whether everything was new (the common case, which needs nothing more),
+//!    whether everything was new (the common case, which needs nothing more);
+//!    the only constraint they can hit is the (room, author, seq) position,
+//!    which also catches a stored id (see `insert_rows`),
 //! 2. only for a statement that skipped rows, one lookup of who holds its
 //!    positions, which tells new, duplicate and conflict apart,
 //! 3. the outbox entries of new rows, for our own messages,
@@ -35,8 +37,8 @@ pub enum Inserted {
     Duplicate,
 }
 
-/// Rows per multi-row statement. At most 10 values are bound per row, so
-/// 128 rows is under 1,300 variables, far below SQLite's limit of 32,766; a
+/// Rows per multi-row statement. At most 11 values are bound per row, so
+/// 128 rows is under 1,500 variables, far below SQLite's limit of 32,766; a
 /// batch of ~1,000 takes eight statements per step, which amortises the
 /// round trip, and the statement text stays small enough to prepare in
 /// microseconds.
@@ -48,6 +50,16 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 128;
 pub(crate) fn placeholders(columns: usize, rows: usize) -> String {
     let one = format!("({})", vec!["?"; columns].join(","));
     vec![one; rows].join(",")
+}
+
+/// The key of the `messages_id` index: the id's first 8 bytes as a
+/// big-endian `i64`. Ids are BLAKE3 hashes, so 8 bytes tell messages apart
+/// all but always, and lookups also compare the whole id
+/// (`WHERE id_prefix = ? AND id = ?`). See migrations/0001_init.sql.
+pub(crate) fn id_prefix(id: &MessageId) -> i64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&id.as_bytes()[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// An item whose fields have been checked and converted for SQLite.
@@ -150,8 +162,9 @@ impl Store {
                         outcomes[row.index] = Some(Ok(Inserted::New));
                     }
                 } else {
-                    // Some rows hit a constraint. Whoever holds each position
-                    // now tells which: our row (new, or a second copy of
+                    // Some rows hit the position constraint (the only one:
+                    // ids are not indexed UNIQUE, see insert_rows). Whoever
+                    // holds each position now tells which: our row (new, or a second copy of
                     // one), an older copy (duplicate), or another id
                     // (conflict; within a statement the first row wins).
                     let held = holders(&mut tx, chunk).await?;
@@ -217,19 +230,22 @@ async fn holders(conn: &mut SqliteConnection, chunk: &[Row<'_>]) -> Result<HashM
     Ok(held)
 }
 
-/// Insert rows, skipping any whose id or position is already stored.
-/// Returns how many were stored.
+/// Insert rows, skipping any whose position is already stored. That covers a
+/// stored id too: an id names one byte string, whose room, author and seq are
+/// one position. Returns how many were stored.
 async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at: i64) -> Result<usize> {
     let sql = format!(
-        "INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
+        "INSERT INTO messages (id, id_prefix, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
          VALUES {} ON CONFLICT DO NOTHING",
-        placeholders(10, rows.len())
+        placeholders(11, rows.len())
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
         let env = row.env;
+        let id = env.id();
         query = query
-            .bind(env.id().as_bytes().to_vec())
+            .bind(id.as_bytes().to_vec())
+            .bind(id_prefix(&id))
             .bind(env.room().as_str())
             .bind(env.author().as_bytes().to_vec())
             .bind(row.seq)
@@ -246,11 +262,16 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at:
 
 /// Queue our own new messages for sending, in the insert's transaction.
 async fn queue_outbox(conn: &mut SqliteConnection, rows: &[&Row<'_>], queued_at: i64) -> Result<()> {
-    let sql = format!("INSERT INTO outbox (message_id, room, seq, queued_at) VALUES {}", placeholders(4, rows.len()));
+    let sql =
+        format!("INSERT INTO outbox (message_id, room, author, seq, queued_at) VALUES {}", placeholders(5, rows.len()));
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
-        query =
-            query.bind(row.env.id().as_bytes().to_vec()).bind(row.env.room().as_str()).bind(row.seq).bind(queued_at);
+        query = query
+            .bind(row.env.id().as_bytes().to_vec())
+            .bind(row.env.room().as_str())
+            .bind(row.env.author().as_bytes().to_vec())
+            .bind(row.seq)
+            .bind(queued_at);
     }
     query.execute(&mut *conn).await?;
     Ok(())

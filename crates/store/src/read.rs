@@ -10,6 +10,7 @@
 use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 
 use crate::error::{clamp_to_sql, corrupt, from_sql, hops_from_sql, message_id_from_sql, Result};
+use crate::ingest::id_prefix;
 use crate::open::Store;
 
 /// A message as stored, with what we know about its arrival.
@@ -65,10 +66,13 @@ fn stored((id, raw, hops, received_at): MessageRow) -> Result<StoredMessage> {
 impl Store {
     /// The message with this id, if stored.
     pub async fn get(&self, id: &MessageId) -> Result<Option<StoredMessage>> {
-        let row: Option<MessageRow> = sqlx::query_as("SELECT id, raw, hops, received_at FROM messages WHERE id = ?")
-            .bind(&id.as_bytes()[..])
-            .fetch_optional(&self.reader)
-            .await?;
+        // Through the compact messages_id index; see crate::ingest::id_prefix.
+        let row: Option<MessageRow> =
+            sqlx::query_as("SELECT id, raw, hops, received_at FROM messages WHERE id_prefix = ? AND id = ?")
+                .bind(id_prefix(id))
+                .bind(&id.as_bytes()[..])
+                .fetch_optional(&self.reader)
+                .await?;
         row.map(stored).transpose()
     }
 

@@ -6,7 +6,7 @@
 //!
 //! A second test measures the worst case, where every message of a batch
 //! belongs to a different chain (live chatter from a thousand people at
-//! once), so every index is written at random. It is slower (about 30,000 a
+//! once), so every index is written at random. It is slower (about 36,000 a
 //! second on a 2-core machine) and guards against regressions only.
 //!
 //! Ignored by default (each signs a million envelopes); run in release:
