@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import {
+  SAVED,
+  applyDeliveryEvent,
+  describeDelivery,
+  mergeDelivery,
+  onReceipt,
+  onSent,
+  onWaiting,
+  recordDelivery,
+  type DeliveryBook,
+} from "./delivery";
+
+describe("delivery state of own messages", () => {
+  it("walks saved -> sent -> delivered -> read", () => {
+    let d = SAVED;
+    expect(d.stage).toBe("saved");
+    d = onSent(d, "lan");
+    expect(d.stage).toBe("sent");
+    expect(d.paths).toEqual(["lan"]);
+    d = onReceipt(d, "peerB", "Delivered");
+    expect(d.stage).toBe("delivered");
+    d = onReceipt(d, "peerB", "Read");
+    expect(d.stage).toBe("read");
+    expect(describeDelivery(d)).toBe("Read");
+  });
+
+  it("never moves backwards when a late sent event follows a receipt", () => {
+    const d = onSent(onReceipt(SAVED, "p", "Read"), "relay");
+    expect(d.stage).toBe("read");
+    expect(d.paths).toEqual(["relay"]);
+  });
+
+  it("a read receipt alone counts as delivered to that peer", () => {
+    const d = onReceipt(SAVED, "p", "Read");
+    expect(d.deliveredTo).toEqual(["p"]);
+    expect(d.readBy).toEqual(["p"]);
+  });
+
+  it("shows why a saved message waits, and forgets it once sent", () => {
+    const w = onWaiting(SAVED, "no one nearby");
+    expect(describeDelivery(w)).toBe("Saved · waiting: no one nearby");
+    const s = onSent(w, "relay");
+    expect(s.waiting).toBeUndefined();
+    expect(describeDelivery(s)).toBe("Sent via relay");
+  });
+
+  it("a waiting reason cannot pull a sent message back", () => {
+    expect(onWaiting(onSent(SAVED, "lan"), "x").stage).toBe("sent");
+  });
+
+  it("records both paths when a message left by LAN and relay", () => {
+    const d = onSent(onSent(SAVED, "lan"), "relay");
+    expect(describeDelivery(d)).toBe("Sent via LAN + relay");
+  });
+
+  it("counts room receipts per peer, once each", () => {
+    let d = onSent(SAVED, "lan");
+    d = onReceipt(d, "a", "Delivered");
+    d = onReceipt(d, "a", "Delivered");
+    d = onReceipt(d, "b", "Delivered");
+    expect(describeDelivery(d)).toBe("Delivered to 2 via LAN");
+    expect(describeDelivery(d, { direct: true })).toBe("Delivered via LAN");
+  });
+
+  it("ignores an unknown path rather than inventing one", () => {
+    expect(onSent(SAVED, "carrier-pigeon").paths).toEqual([]);
+  });
+
+  it("merge is order independent", () => {
+    const a = onReceipt(SAVED, "x", "Delivered");
+    const b = onSent(SAVED, "lan");
+    expect(mergeDelivery(a, b)).toEqual(mergeDelivery(b, a));
+  });
+});
+
+describe("delivery book", () => {
+  it("keeps a receipt that arrives before the message is loaded", () => {
+    let book: DeliveryBook = {};
+    book = applyDeliveryEvent(book, { event: "receipt", from: "p", status: "Delivered", ids: ["m1", "m2"] });
+    expect(book["m1"]?.stage).toBe("delivered");
+    // The history page later says it was only saved: the receipt still wins.
+    book = recordDelivery(book, "m1", SAVED);
+    expect(book["m1"]?.stage).toBe("delivered");
+  });
+
+  it("applies sent events by id", () => {
+    const book = applyDeliveryEvent({}, { event: "sent", id: "m", path: "relay" });
+    expect(book["m"]?.stage).toBe("sent");
+    expect(book["m"]?.paths).toEqual(["relay"]);
+  });
+
+  it("returns the same book for an empty receipt", () => {
+    const book: DeliveryBook = {};
+    expect(applyDeliveryEvent(book, { event: "receipt", from: "p", status: "Read", ids: [] })).toBe(book);
+  });
+});
