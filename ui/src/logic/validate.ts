@@ -1,0 +1,90 @@
+// Checks on what a person types, with messages meant for them. The node
+// checks again and its errors are shown as they come; these give the answer
+// before a round trip, and as the person types.
+
+/** The core's text body limit (crates/core/src/body.rs MAX_TEXT_BYTES). */
+export const MAX_TEXT_BYTES = 4000;
+/** The core's display name limit (MAX_NAME_BYTES). */
+export const MAX_NAME_BYTES = 48;
+/** Room ids are at most this long (RoomId::MAX_LEN). */
+export const MAX_ROOM_LEN = 64;
+/** Festival ids: 1 to 32 of a-z, 0-9, '-', '_', '.' (check_festival in the node). */
+export const FESTIVAL_RE = /^[a-z0-9._-]{1,32}$/;
+
+const encoder = new TextEncoder();
+
+export function utf8Bytes(s: string): number {
+  return encoder.encode(s).length;
+}
+
+export type Check = { ok: true } | { ok: false; error: string };
+const OK: Check = { ok: true };
+const fail = (error: string): Check => ({ ok: false, error });
+
+export function checkMessage(text: string): Check {
+  if (text.trim().length === 0) return fail("Type a message first.");
+  const n = utf8Bytes(text);
+  if (n > MAX_TEXT_BYTES) return fail(`Too long: ${n} of ${MAX_TEXT_BYTES} bytes. Shorten it or split it in two.`);
+  return OK;
+}
+
+export function checkName(name: string): Check {
+  if (name.trim().length === 0) return fail("Pick a name people will recognise.");
+  const n = utf8Bytes(name);
+  if (n > MAX_NAME_BYTES) return fail(`That name is too long (${n} of ${MAX_NAME_BYTES} bytes).`);
+  return OK;
+}
+
+export function checkFestival(id: string): Check {
+  if (id.length === 0) return fail("Enter the festival id (printed on your wristband or the venue signs).");
+  if (id.length > 32) return fail(`A festival id has at most 32 characters (this one has ${id.length}).`);
+  if (!FESTIVAL_RE.test(id)) return fail("Use only a-z, 0-9, '-', '_' and '.' in the festival id, no spaces or capitals.");
+  return OK;
+}
+
+/**
+ * The room id a name becomes, as the core normalises it ("Main Stage" ->
+ * "main-stage"); used to show it while typing. The node decides.
+ */
+export function roomIdPreview(name: string): string {
+  let s = "";
+  for (const c of name.trim().toLowerCase()) {
+    if (/^[a-z0-9_.:]$/.test(c)) s += c;
+    else if ((/\s/.test(c) || c === "-") && !s.endsWith("-")) s += "-";
+  }
+  return s.replace(/^-+|-+$/g, "");
+}
+
+export function checkRoomName(name: string): Check {
+  const id = roomIdPreview(name);
+  if (id.length === 0) return fail("Give the room a name with letters or digits, e.g. “Main Stage” or “Camp B12”.");
+  if (id.length > MAX_ROOM_LEN) return fail(`Room names are at most ${MAX_ROOM_LEN} characters.`);
+  if (id === "dm") return fail("“dm” is reserved for direct messages; pick another name.");
+  return OK;
+}
+
+export function checkRelayUrl(url: string): Check {
+  if (url.trim() === "") return OK; // no relay
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    return fail("The relay address must be a URL such as ws://192.168.1.10:7070 or wss://relay.example.");
+  }
+  if (u.protocol !== "ws:" && u.protocol !== "wss:") return fail("The relay address starts with ws:// or wss://.");
+  return OK;
+}
+
+export function checkPeerLimit(raw: string): Check {
+  if (raw.trim() === "") return OK; // automatic
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) return fail("Peer limit: a whole number from 1 to 64, or empty for automatic.");
+  return OK;
+}
+
+/** A code pasted to verify someone: trimmed, not empty; the node checks the rest. */
+export function checkCode(code: string): Check {
+  if (code.trim().length === 0) return fail("Paste the code shown under their QR code.");
+  if (code.trim().length > 512) return fail("That is not a Festival Chat code (far too long).");
+  return OK;
+}
