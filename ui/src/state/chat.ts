@@ -1,0 +1,223 @@
+// The whole chat as the screen shows it, and how node replies and events
+// change it. A pure reducer: the controller (useChat) does the calls.
+
+import type { MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
+import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
+import { applyDeliveryEvent, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
+import { addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
+import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, type UnreadState } from "../logic/unread";
+import { toMs } from "../logic/format";
+import { deliveryFromView } from "./viewState";
+
+export interface ChatState {
+  rooms: readonly RoomView[];
+  /** Per room id; the DM mailbox is the room "dm". */
+  timelines: Readonly<Record<string, Timeline<MessageView>>>;
+  deliveries: DeliveryBook;
+  unread: UnreadState;
+  peers: Readonly<Record<string, PeerView>>;
+  /** Names learnt from events, for peers not in the list yet. */
+  names: Readonly<Record<string, string>>;
+  /** People a DM was started with before any message. */
+  dmStarted: readonly string[];
+  status: Status | null;
+  open: ConversationKey;
+  /** The window is visible: messages in the open conversation are read. */
+  visible: boolean;
+}
+
+export const initialChat: ChatState = {
+  rooms: [],
+  timelines: {},
+  deliveries: {},
+  unread: EMPTY_UNREAD,
+  peers: {},
+  names: {},
+  dmStarted: [],
+  status: null,
+  open: FESTIVAL_ROOM,
+  visible: true,
+};
+
+export type ChatAction =
+  | { type: "rooms"; rooms: readonly RoomView[] }
+  | { type: "room_joined"; room: RoomView }
+  | { type: "page_start"; room: string }
+  | { type: "page"; room: string; messages: readonly MessageView[]; next: unknown }
+  | { type: "page_failed"; room: string; error: string }
+  | { type: "event"; event: NodeEvent }
+  | { type: "own_message"; message: MessageView }
+  | { type: "open"; key: ConversationKey }
+  | { type: "visible"; visible: boolean }
+  | { type: "peers"; peers: readonly PeerView[] }
+  | { type: "peer"; peer: PeerView }
+  | { type: "status"; status: Status }
+  | { type: "start_dm"; peer: string };
+
+export function roomOf(key: ConversationKey): string {
+  return dmPeer(key) !== undefined ? DM_ROOM : key;
+}
+
+function timeline(s: ChatState, room: string): Timeline<MessageView> {
+  return s.timelines[room] ?? emptyTimeline<MessageView>();
+}
+
+function withTimeline(s: ChatState, room: string, t: Timeline<MessageView>): ChatState {
+  return t === s.timelines[room] ? s : { ...s, timelines: { ...s.timelines, [room]: t } };
+}
+
+function openKey(s: ChatState): ConversationKey | null {
+  return s.visible ? s.open : null;
+}
+
+function recordOwn(book: DeliveryBook, m: MessageView): DeliveryBook {
+  return m.mine ? recordDelivery(book, m.id, deliveryFromView(m.state, m.waiting)) : book;
+}
+
+function touchRoom(rooms: readonly RoomView[], m: MessageView): readonly RoomView[] {
+  if (m.room === DM_ROOM) return rooms;
+  const at = toMs(m.created_at);
+  return rooms.map((r) => (r.id === m.room && (r.last_activity === null || toMs(r.last_activity) < at) ? { ...r, last_activity: at } : r));
+}
+
+function patchPeer(s: ChatState, peer: string, patch: Partial<PeerView>): ChatState {
+  const p = s.peers[peer];
+  if (!p) return s;
+  return { ...s, peers: { ...s.peers, [peer]: { ...p, ...patch } } };
+}
+
+function onEvent(s: ChatState, e: NodeEvent): ChatState {
+  switch (e.event) {
+    case "message": {
+      const { event: _tag, ...m } = e;
+      const msg = m as MessageView;
+      let next = withTimeline(s, msg.room, addLive(timeline(s, msg.room), msg));
+      next = {
+        ...next,
+        unread: onMessage(next.unread, msg, openKey(next)),
+        deliveries: recordOwn(next.deliveries, msg),
+        rooms: touchRoom(next.rooms, msg),
+      };
+      if (msg.author_name && !next.names[msg.author]) next = { ...next, names: { ...next.names, [msg.author]: msg.author_name } };
+      return next;
+    }
+    case "sent":
+    case "receipt":
+      return { ...s, deliveries: applyDeliveryEvent(s.deliveries, e) };
+    case "peer_name":
+      return patchPeer({ ...s, names: { ...s.names, [e.peer]: e.name } }, e.peer, { name: e.name });
+    case "discovered":
+      return patchPeer(s, e.peer, { discovered: true, last_seen: Date.now() });
+    case "lost":
+      return patchPeer(s, e.peer, { discovered: false });
+    case "link_up":
+      return patchPeer(s, e.peer, { linked: true, path: e.path, last_seen: Date.now() });
+    case "link_down":
+      return patchPeer(s, e.peer, { linked: false });
+    case "power":
+      return s.status ? { ...s, status: { ...s.status, power: e.state, limits: e.limits } } : s;
+    case "rejected":
+      return s;
+  }
+}
+
+export function chatReducer(s: ChatState, a: ChatAction): ChatState {
+  switch (a.type) {
+    case "rooms": {
+      const known = new Set(a.rooms.map((r) => r.id));
+      // Keep rooms joined meanwhile that the list did not have yet.
+      const rooms = [...a.rooms, ...s.rooms.filter((r) => !known.has(r.id))];
+      return { ...s, rooms, unread: fromRoomCounts(s.unread, a.rooms.filter((r) => r.id !== s.open || !s.visible)) };
+    }
+    case "room_joined":
+      return s.rooms.some((r) => r.id === a.room.id) ? s : { ...s, rooms: [...s.rooms, a.room] };
+    case "page_start":
+      return withTimeline(s, a.room, startLoading(timeline(s, a.room)));
+    case "page": {
+      const next = withTimeline(s, a.room, addPage(timeline(s, a.room), a.messages, a.next));
+      let deliveries = next.deliveries;
+      for (const m of a.messages) deliveries = recordOwn(deliveries, m);
+      return { ...next, deliveries, unread: markSeen(next.unread, a.messages.map((m) => m.id)) };
+    }
+    case "page_failed":
+      return withTimeline(s, a.room, pageFailed(timeline(s, a.room), a.error));
+    case "event":
+      return onEvent(s, a.event);
+    case "own_message": {
+      const m = a.message;
+      const next = withTimeline(s, m.room, replaceMessage(timeline(s, m.room), m));
+      return {
+        ...next,
+        deliveries: recordOwn(next.deliveries, m),
+        unread: markSeen(next.unread, [m.id]),
+        rooms: touchRoom(next.rooms, m),
+      };
+    }
+    case "open":
+      return { ...s, open: a.key, unread: s.visible ? onOpen(s.unread, a.key) : s.unread };
+    case "visible":
+      return { ...s, visible: a.visible, unread: a.visible ? onOpen(s.unread, s.open) : s.unread };
+    case "peers": {
+      const peers: Record<string, PeerView> = {};
+      for (const p of a.peers) peers[p.peer] = p;
+      return { ...s, peers };
+    }
+    case "peer":
+      return { ...s, peers: { ...s.peers, [a.peer.peer]: a.peer } };
+    case "status":
+      return { ...s, status: a.status };
+    case "start_dm":
+      return s.dmStarted.includes(a.peer) ? s : { ...s, dmStarted: [...s.dmStarted, a.peer] };
+  }
+}
+
+// ---- Selectors -------------------------------------------------------------
+
+/** Festival room first, then by latest activity. */
+export function sortedRooms(s: ChatState): RoomView[] {
+  return [...s.rooms].sort((a, b) => {
+    if (a.id === FESTIVAL_ROOM) return -1;
+    if (b.id === FESTIVAL_ROOM) return 1;
+    return toMs(b.last_activity ?? 0) - toMs(a.last_activity ?? 0) || a.name.localeCompare(b.name);
+  });
+}
+
+/** The messages of one conversation, in order. */
+export function conversationMessages(s: ChatState, key: ConversationKey): readonly MessageView[] {
+  const t = s.timelines[roomOf(key)];
+  if (!t) return [];
+  return dmPeer(key) === undefined ? t.messages : t.messages.filter((m) => conversationOf(m) === key);
+}
+
+export interface DmSummary {
+  key: ConversationKey;
+  peer: string;
+  last: MessageView | undefined;
+}
+
+/** DM conversations, newest first; started ones without messages at the top. */
+export function dmConversations(s: ChatState): DmSummary[] {
+  const byPeer = new Map<string, MessageView>();
+  for (const m of s.timelines[DM_ROOM]?.messages ?? []) byPeer.set(dmPeer(conversationOf(m))!, m);
+  const out: DmSummary[] = [...byPeer].map(([peer, last]) => ({ key: dmKey(peer), peer, last }));
+  for (const peer of s.dmStarted) if (!byPeer.has(peer)) out.push({ key: dmKey(peer), peer, last: undefined });
+  return out.sort((a, b) => (b.last ? toMs(b.last.created_at) : Infinity) - (a.last ? toMs(a.last.created_at) : Infinity));
+}
+
+export function displayName(s: ChatState, peer: string, fallback?: string | null): string | undefined {
+  return s.peers[peer]?.name ?? s.names[peer] ?? fallback ?? undefined;
+}
+
+/** The delivery state to show for one of our messages. */
+export function deliveryOf(s: ChatState, m: MessageView): Delivery {
+  const fromView = deliveryFromView(m.state, m.waiting);
+  const known = s.deliveries[m.id];
+  return known ? mergeDelivery(fromView, known) : fromView;
+}
+
+/** Ids to report read when a conversation with `count` unread is opened. */
+export function unreadIds(s: ChatState, key: ConversationKey, count: number): string[] {
+  if (count <= 0) return [];
+  const theirs = conversationMessages(s, key).filter((m) => !m.mine);
+  return theirs.slice(-count).map((m) => m.id);
+}
