@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { MessageView, NodeEvent, PeerView, RoomView } from "../model";
-import { chatReducer, conversationMessages, deliveryOf, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction, type ChatState } from "./chat";
+import { chatReducer, conversationMessages, deliveryOf, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction } from "./chat";
 
 let seq = 0;
 function msg(over: Partial<MessageView> = {}): MessageView {

@@ -5,7 +5,7 @@ import type { MessageView, NodeEvent, PeerView, RoomView, Status } from "../mode
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import { applyDeliveryEvent, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
 import { addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
-import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, type UnreadState } from "../logic/unread";
+import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, takeToMark, type UnreadState } from "../logic/unread";
 import { toMs } from "../logic/format";
 import { deliveryFromView } from "./viewState";
 
@@ -52,7 +52,9 @@ export type ChatAction =
   | { type: "peers"; peers: readonly PeerView[] }
   | { type: "peer"; peer: PeerView }
   | { type: "status"; status: Status }
-  | { type: "start_dm"; peer: string };
+  | { type: "start_dm"; peer: string }
+  /** The ids queued for a conversation were reported read. */
+  | { type: "marked"; key: ConversationKey };
 
 export function roomOf(key: ConversationKey): string {
   return dmPeer(key) !== undefined ? DM_ROOM : key;
@@ -168,6 +170,8 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       return { ...s, status: a.status };
     case "start_dm":
       return s.dmStarted.includes(a.peer) ? s : { ...s, dmStarted: [...s.dmStarted, a.peer] };
+    case "marked":
+      return { ...s, unread: takeToMark(s.unread, a.key)[0] };
   }
 }
 

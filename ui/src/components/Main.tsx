@@ -1,0 +1,128 @@
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { useApi } from "../ApiContext";
+import type { MessageView, Settings } from "../model";
+import { dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
+import { loadDrafts, saveDrafts, setDraft, type Drafts } from "../logic/drafts";
+import { shortId } from "../logic/format";
+import { conversationMessages, deliveryOf, displayName, dmConversations, roomOf, sortedRooms } from "../state/chat";
+import { useChat } from "../state/useChat";
+import { ChatView } from "./ChatView";
+import { Dialog } from "./Dialog";
+import { MyCodeCard } from "./MyCodeCard";
+import { PeoplePanel } from "./PeoplePanel";
+import { SettingsForm } from "./SettingsForm";
+import { Sidebar } from "./Sidebar";
+import { StatusBar } from "./StatusBar";
+
+const storage = typeof localStorage === "undefined" ? undefined : localStorage;
+
+export function Main({ settings, onSettings }: { settings: Settings; onSettings: (s: Settings) => void }) {
+  const api = useApi();
+  const { state, actions, streamError } = useChat(api);
+  const [drafts, setDrafts] = useState<Drafts>(() => loadDrafts(storage));
+  const [peopleOpen, setPeopleOpen] = useState(false);
+  const [dialog, setDialog] = useState<"settings" | "code" | null>(null);
+  // Narrow screens show either the list or the chat.
+  const [showList, setShowList] = useState(false);
+
+  useEffect(() => saveDrafts(storage, drafts), [drafts]);
+
+  const key = state.open;
+  const rooms = useMemo(() => sortedRooms(state), [state]);
+  const dms = useMemo(() => dmConversations(state), [state]);
+  const messages = useMemo(() => conversationMessages(state, key), [state, key]);
+  const peers = useMemo(() => Object.values(state.peers), [state.peers]);
+  const nearby = peers.filter((p) => p.linked || p.discovered).length;
+
+  const nameOfPeer = useCallback((peer: string) => displayName(state, peer), [state]);
+  const nameOf = useCallback(
+    (m: MessageView) => (m.mine ? settings.name : (displayName(state, m.author, m.author_name) ?? shortId(m.author))),
+    [state, settings.name],
+  );
+  const delivery = useCallback((m: MessageView) => deliveryOf(state, m), [state]);
+
+  const open = (k: ConversationKey) => {
+    actions.open(k);
+    setShowList(false);
+  };
+
+  const send = useCallback(
+    async (text: string) => {
+      await actions.send(key, text);
+      // The node has it: drop the draft it came from, unless more was typed.
+      setDrafts((d) => (d[key] === text ? setDraft(d, key, "") : d));
+    },
+    [actions, key],
+  );
+
+  const save = async (s: Settings) => {
+    const next = await api.saveSettings(s);
+    onSettings(next);
+    actions.refresh();
+    return next;
+  };
+
+  const peer = dmPeer(key);
+  return (
+    <div className={`app${peopleOpen ? " with-people" : ""}${showList ? " show-list" : ""}`}>
+      <Sidebar
+        me={{ id: state.status?.peer ?? "me", name: settings.name }}
+        rooms={rooms}
+        dms={dms}
+        unread={state.unread.counts}
+        open={key}
+        nearby={nearby}
+        nameOf={nameOfPeer}
+        onOpen={open}
+        onJoin={async (name) => {
+          const room = await actions.joinRoom(name);
+          open(room.id);
+        }}
+        onPeople={() => setPeopleOpen(true)}
+        onSettings={() => setDialog("settings")}
+        onMyCode={() => setDialog("code")}
+      />
+      <ChatView
+        key={key}
+        convKey={key}
+        room={state.rooms.find((r) => r.id === key)}
+        peer={peer !== undefined ? state.peers[peer] : undefined}
+        messages={messages}
+        timeline={state.timelines[roomOf(key)]}
+        nameOf={nameOf}
+        peerName={nameOfPeer}
+        deliveryOf={delivery}
+        draft={drafts[key] ?? ""}
+        onDraft={(t) => setDrafts((d) => setDraft(d, key, t))}
+        onSend={send}
+        onLoadOlder={() => actions.loadOlder(roomOf(key))}
+        onBack={() => setShowList(true)}
+        onPeople={() => setPeopleOpen((o) => !o)}
+        nearby={nearby}
+      />
+      {peopleOpen && (
+        <PeoplePanel
+          peers={peers}
+          onClose={() => setPeopleOpen(false)}
+          onVerify={actions.verify}
+          onMessage={(p) => {
+            actions.startDm(p);
+            open(dmKey(p));
+            setPeopleOpen(false);
+          }}
+        />
+      )}
+      <StatusBar status={state.status} streamError={streamError} />
+      {dialog === "settings" && (
+        <Dialog title="Settings" onClose={() => setDialog(null)}>
+          <SettingsForm settings={settings} onSave={save} />
+        </Dialog>
+      )}
+      {dialog === "code" && (
+        <Dialog title="My code" onClose={() => setDialog(null)}>
+          <MyCodeCard />
+        </Dialog>
+      )}
+    </div>
+  );
+}

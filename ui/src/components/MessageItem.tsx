@@ -1,0 +1,61 @@
+import { memo } from "react";
+import type { MessageView } from "../model";
+import { describeDelivery, type Delivery } from "../logic/delivery";
+import { messageTime } from "../logic/format";
+import { Avatar } from "./Avatar";
+import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
+
+function StateIcon({ d }: { d: Delivery }) {
+  const props = { width: 15, height: 15 };
+  switch (d.stage) {
+    case "saved":
+      return <ClockIcon {...props} />;
+    case "sent":
+      return <CheckIcon {...props} />;
+    case "delivered":
+    case "read":
+      return <CheckCheckIcon {...props} />;
+  }
+}
+
+export interface MessageItemProps {
+  m: MessageView;
+  author: string;
+  /** First of a run by the same author: show name and avatar. */
+  head: boolean;
+  delivery: Delivery | null;
+  direct: boolean;
+}
+
+export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct }: MessageItemProps) {
+  const time = messageTime(m.created_at);
+  const full = new Date(Number(m.created_at)).toLocaleString();
+  const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
+  return (
+    <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}`} data-id={m.id}>
+      {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author} size="sm" />}</div>}
+      <div className="msg-col">
+        {head && !m.mine && <div className="msg-author">{author}</div>}
+        <div className="bubble">
+          <p className="msg-text">{m.body.text}</p>
+          <span className="msg-meta" title={full}>
+            {hops && <span className="hops" title="Links it crossed to reach you">{hops} · </span>}
+            <time dateTime={new Date(Number(m.created_at)).toISOString()}>{time}</time>
+            {delivery && (
+              <span className={`state state-${delivery.stage}`} title={describeDelivery(delivery, { direct })}>
+                <StateIcon d={delivery} />
+                <span className="state-label">{describeDelivery(delivery, { direct })}</span>
+              </span>
+            )}
+          </span>
+        </div>
+        {delivery?.stage === "saved" && (
+          <div className="waiting" role="status">
+            <ClockIcon width={13} height={13} />
+            {delivery.waiting ? `Waiting: ${delivery.waiting}` : "Waiting for someone in reach"} — it leaves on its own.
+          </div>
+        )}
+      </div>
+    </li>
+  );
+});

@@ -1,0 +1,97 @@
+import { Fragment, useEffect, useLayoutEffect, useRef } from "react";
+import type { MessageView } from "../model";
+import type { Delivery } from "../logic/delivery";
+import { dayLabel, sameDay, toMs } from "../logic/format";
+import { MessageItem } from "./MessageItem";
+
+/** Messages by one author closer than this share one header. */
+const GROUP_GAP_MS = 5 * 60_000;
+/** Start loading older messages this close to the top. */
+const LOAD_MARGIN_PX = 160;
+/** Counts as "at the bottom" for following new messages. */
+const STICK_PX = 80;
+
+export interface MessageListProps {
+  messages: readonly MessageView[];
+  loading: boolean;
+  hasOlder: boolean;
+  error?: string | undefined;
+  startLabel: string;
+  nameOf: (m: MessageView) => string;
+  deliveryOf: (m: MessageView) => Delivery;
+  direct: boolean;
+  onLoadOlder: () => void;
+}
+
+export function MessageList(p: MessageListProps) {
+  const ref = useRef<HTMLDivElement>(null);
+  const prev = useRef<{ first?: string; last?: string; height: number; top: number; atBottom: boolean }>({ height: 0, top: 0, atBottom: true });
+
+  const first = p.messages[0]?.id;
+  const last = p.messages[p.messages.length - 1];
+
+  // Keep the view steady when older messages are put on top, and follow the
+  // conversation when something new arrives while at the bottom (or is ours).
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const before = prev.current;
+    if (before.first === undefined || before.last === undefined) {
+      el.scrollTop = el.scrollHeight;
+    } else if (first !== before.first && last?.id === before.last) {
+      el.scrollTop = el.scrollHeight - before.height + before.top;
+    } else if (last && last.id !== before.last && (before.atBottom || last.mine)) {
+      el.scrollTop = el.scrollHeight;
+    }
+    prev.current = { first, last: last?.id, height: el.scrollHeight, top: el.scrollTop, atBottom: el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX };
+  }, [first, last]);
+
+  // A short first page may not fill the screen: then there is no scroll to
+  // trigger the next one.
+  const { hasOlder, loading, onLoadOlder, error } = p;
+  useEffect(() => {
+    const el = ref.current;
+    if (el && hasOlder && !loading && !error && el.scrollHeight <= el.clientHeight + LOAD_MARGIN_PX) onLoadOlder();
+  }, [hasOlder, loading, onLoadOlder, error, p.messages.length]);
+
+  const onScroll = () => {
+    const el = ref.current;
+    if (!el) return;
+    prev.current = { ...prev.current, height: el.scrollHeight, top: el.scrollTop, atBottom: el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX };
+    if (el.scrollTop < LOAD_MARGIN_PX && hasOlder && !loading && !error) onLoadOlder();
+  };
+
+  return (
+    <div className="messages" ref={ref} onScroll={onScroll} role="log" aria-live="polite" aria-busy={loading}>
+      <div className="history-edge">
+        {loading && <span className="spinner" aria-label="Loading older messages" />}
+        {!loading && error && (
+          <span className="form-error">
+            Could not load older messages: {error}{" "}
+            <button type="button" className="link-btn" onClick={onLoadOlder}>
+              Try again
+            </button>
+          </span>
+        )}
+        {!loading && !error && !hasOlder && <span className="muted small">{p.startLabel}</span>}
+      </div>
+      <ol className="msg-list">
+        {p.messages.map((m, i) => {
+          const before = i > 0 ? p.messages[i - 1] : undefined;
+          const newDay = !before || !sameDay(before.created_at, m.created_at);
+          const head = newDay || !before || before.author !== m.author || toMs(m.created_at) - toMs(before.created_at) > GROUP_GAP_MS;
+          return (
+            <Fragment key={m.id}>
+              {newDay && (
+                <li className="day-sep" role="separator">
+                  <span>{dayLabel(m.created_at)}</span>
+                </li>
+              )}
+              <MessageItem m={m} author={p.nameOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} />
+            </Fragment>
+          );
+        })}
+      </ol>
+    </div>
+  );
+}

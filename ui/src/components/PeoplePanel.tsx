@@ -1,0 +1,153 @@
+import { useState, type FormEvent } from "react";
+import type { PeerView } from "../model";
+import { lastSeen } from "../logic/format";
+import { checkCode } from "../logic/validate";
+import { Avatar } from "./Avatar";
+import { CloseIcon, CloudIcon, MessageIcon, RouteIcon, ShieldCheckIcon, WifiIcon } from "./Icons";
+
+export type PathKind = "lan" | "relay" | "via";
+
+/** How we reach a peer now: a LAN data channel, the relay, or others carrying. */
+export function pathOf(p: PeerView): PathKind {
+  const path = (p.path ?? "").toLowerCase();
+  if (path.includes("relay")) return "relay";
+  if (path.includes("lan") || (p.linked && path === "")) return "lan";
+  return "via";
+}
+
+const PATH_LABEL: Record<PathKind, string> = { lan: "LAN direct", relay: "Relay", via: "Via others" };
+
+export function PathChip({ kind }: { kind: PathKind }) {
+  const Icon = kind === "lan" ? WifiIcon : kind === "relay" ? CloudIcon : RouteIcon;
+  return (
+    <span className={`chip chip-${kind}`}>
+      <Icon width={12} height={12} /> {PATH_LABEL[kind]}
+    </span>
+  );
+}
+
+export function VerifiedBadge({ verified }: { verified: boolean }) {
+  return verified ? (
+    <span className="verified" title="Verified in person">
+      <ShieldCheckIcon width={14} height={14} /> Verified
+    </span>
+  ) : (
+    <span className="unverified" title="Not verified: the name is a claim until you compare codes">
+      Unverified
+    </span>
+  );
+}
+
+/** People first by how close they are, then by when they were last seen. */
+export function sortPeople(peers: readonly PeerView[]): PeerView[] {
+  const rank = (p: PeerView) => (p.linked ? 0 : p.discovered ? 1 : 2);
+  return [...peers].sort((a, b) => rank(a) - rank(b) || Number(b.last_seen ?? 0) - Number(a.last_seen ?? 0));
+}
+
+function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView> }) {
+  const [code, setCode] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const c = checkCode(code);
+    setDone(null);
+    if (!c.ok) return setError(c.error);
+    setBusy(true);
+    setError(null);
+    try {
+      const p = await onVerify(code.trim());
+      setDone(`${p.name ?? p.fingerprint} is verified.`);
+      setCode("");
+    } catch (err) {
+      // Keep what was pasted so it can be corrected.
+      setError(`Could not verify: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="verify" onSubmit={submit} noValidate>
+      <label className="field">
+        <span>Verify someone</span>
+        <div className="verify-row">
+          <input
+            value={code}
+            onChange={(e) => {
+              setCode(e.target.value);
+              setError(null);
+            }}
+            placeholder="Paste their code"
+            aria-label="Their code"
+            aria-invalid={error ? true : undefined}
+          />
+          <button type="submit" className="btn btn-primary btn-sm" disabled={busy}>
+            Verify
+          </button>
+        </div>
+      </label>
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      {done && (
+        <p className="form-ok" role="status">
+          {done}
+        </p>
+      )}
+    </form>
+  );
+}
+
+export interface PeoplePanelProps {
+  peers: readonly PeerView[];
+  onClose: () => void;
+  onMessage: (peer: string) => void;
+  onVerify: (code: string) => Promise<PeerView>;
+}
+
+export function PeoplePanel({ peers, onClose, onMessage, onVerify }: PeoplePanelProps) {
+  const sorted = sortPeople(peers);
+  const inReach = peers.filter((p) => p.linked || p.discovered).length;
+  return (
+    <aside className="people" aria-label="People nearby">
+      <header className="panel-head">
+        <div>
+          <h2>People nearby</h2>
+          <span className="muted small">{inReach} in reach · {peers.length} known</span>
+        </div>
+        <button type="button" className="icon-btn" onClick={onClose} aria-label="Close people">
+          <CloseIcon />
+        </button>
+      </header>
+      <VerifyForm onVerify={onVerify} />
+      <ul className="people-list">
+        {sorted.length === 0 && <li className="empty-hint muted">No one found yet. People on the same Wi-Fi appear here on their own.</li>}
+        {sorted.map((p) => {
+          const name = p.name ?? "Unnamed";
+          return (
+            <li key={p.peer} className={`person${p.linked || p.discovered ? "" : " away"}`}>
+              <Avatar id={p.peer} name={name} />
+              <div className="person-main">
+                <div className="person-name">
+                  <strong>{name}</strong>
+                  <VerifiedBadge verified={p.verified} />
+                </div>
+                <div className="person-sub">
+                  <PathChip kind={pathOf(p)} />
+                  <span className="muted tiny">{p.linked ? "connected" : `seen ${lastSeen(p.last_seen)}`}</span>
+                </div>
+                <code className="fp">{p.fingerprint}</code>
+              </div>
+              <button type="button" className="icon-btn" onClick={() => onMessage(p.peer)} title={`Message ${name}`} aria-label={`Message ${name}`}>
+                <MessageIcon />
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </aside>
+  );
+}

@@ -1,0 +1,119 @@
+import { useState, type FormEvent } from "react";
+import type { Settings } from "../model";
+import { checkFestival, checkName, checkPeerLimit, checkRelayUrl, type Check } from "../logic/validate";
+
+interface Draft {
+  name: string;
+  festival: string;
+  relay_url: string;
+  peer_limit: string;
+  interfaces: string;
+}
+
+function toDraft(s: Settings): Draft {
+  return {
+    name: s.name,
+    festival: s.festival,
+    relay_url: s.relay_url ?? "",
+    peer_limit: s.peer_limit === null || s.peer_limit === undefined ? "" : String(s.peer_limit),
+    interfaces: (s.interfaces ?? []).join(", "),
+  };
+}
+
+function fromDraft(base: Settings, d: Draft): Settings {
+  return {
+    ...base,
+    name: d.name.trim(),
+    festival: d.festival.trim(),
+    relay_url: d.relay_url.trim() === "" ? null : d.relay_url.trim(),
+    peer_limit: d.peer_limit.trim() === "" ? null : Number(d.peer_limit),
+    interfaces: d.interfaces
+      .split(/[\s,]+/)
+      .map((x) => x.trim())
+      .filter(Boolean),
+  };
+}
+
+function checks(d: Draft): Record<keyof Draft, Check> {
+  return {
+    name: checkName(d.name),
+    festival: checkFestival(d.festival.trim()),
+    relay_url: checkRelayUrl(d.relay_url),
+    peer_limit: checkPeerLimit(d.peer_limit),
+    interfaces: { ok: true },
+  };
+}
+
+export function SettingsForm({ settings, onSave }: { settings: Settings; onSave: (s: Settings) => Promise<Settings> }) {
+  const [draft, setDraft] = useState<Draft>(() => toDraft(settings));
+  const [shown, setShown] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+
+  const c = checks(draft);
+  const valid = Object.values(c).every((x) => x.ok);
+  const err = (k: keyof Draft) => {
+    const x = c[k];
+    return shown && !x.ok ? x.error : null;
+  };
+
+  const set = (k: keyof Draft) => (e: { target: { value: string } }) => {
+    setDraft((d) => ({ ...d, [k]: e.target.value }));
+    setSaved(false);
+    setError(null);
+  };
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setShown(true);
+    if (!valid) return;
+    setBusy(true);
+    try {
+      const next = await onSave(fromDraft(settings, draft));
+      setDraft(toDraft(next));
+      setSaved(true);
+    } catch (ex) {
+      // The form keeps what was typed.
+      setError(ex instanceof Error ? ex.message : String(ex));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const field = (k: keyof Draft, label: string, hint: string, extra: Record<string, unknown> = {}) => {
+    const e = err(k);
+    return (
+      <label className="field">
+        <span>{label}</span>
+        <input value={draft[k]} onChange={set(k)} aria-invalid={e ? true : undefined} {...extra} />
+        {e ? <span className="field-error">{e}</span> : <span className="hint">{hint}</span>}
+      </label>
+    );
+  };
+
+  return (
+    <form className="settings" onSubmit={submit} noValidate>
+      {field("name", "Display name", "What people nearby see.")}
+      {field("festival", "Festival id", "You only link with devices of the same festival. a-z, 0-9, - _ .", { spellCheck: false, autoCapitalize: "off" })}
+      {field("relay_url", "Relay URL", "Used when devices can’t reach each other directly. Empty: no relay.", { spellCheck: false, placeholder: "ws://host:port" })}
+      {field("peer_limit", "Peer limit", "Most links open at once. Empty: decided by battery.", { inputMode: "numeric", placeholder: "automatic" })}
+      {field("interfaces", "Network interfaces", "Comma-separated, e.g. wlan0. Empty: all.", { spellCheck: false, placeholder: "all" })}
+      {error && (
+        <p className="form-error" role="alert">
+          Not saved: {error}
+        </p>
+      )}
+      {saved && (
+        <p className="form-ok" role="status">
+          Saved.
+        </p>
+      )}
+      <div className="form-actions">
+        <button type="submit" className="btn btn-primary" disabled={busy}>
+          {busy ? "Saving…" : "Save"}
+        </button>
+      </div>
+    </form>
+  );
+}

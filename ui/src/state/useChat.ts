@@ -1,0 +1,172 @@
+// The controller: calls the node through the Api, feeds replies and events to
+// the chat reducer, and reports reads. Components get state and actions from
+// here and never call the Api for chat themselves.
+
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import type { Api } from "../api";
+import { toApiError } from "../api";
+import type { MessageView, NodeEvent, PeerView, RoomView } from "../model";
+import { dmPeer, type ConversationKey } from "../logic/conversation";
+import { hasOlder } from "../logic/timeline";
+import { chatReducer, initialChat, roomOf, unreadIds, type ChatState } from "./chat";
+
+/** Messages per history page: a screenful or two. */
+export const PAGE_SIZE = 50;
+/** Peer and status lists are refreshed this often for "last seen" and counts. */
+const REFRESH_MS = 10_000;
+/** Bursts of link events cause one refresh. */
+const EVENT_REFRESH_DEBOUNCE_MS = 300;
+
+const PEER_EVENTS: ReadonlySet<NodeEvent["event"]> = new Set(["discovered", "lost", "link_up", "link_down", "peer_name", "power"]);
+
+export interface ChatActions {
+  open(key: ConversationKey): void;
+  loadOlder(room: string): void;
+  send(key: ConversationKey, text: string): Promise<MessageView>;
+  joinRoom(name: string): Promise<RoomView>;
+  verify(code: string): Promise<PeerView>;
+  startDm(peer: string): void;
+  refresh(): void;
+}
+
+export function useChat(api: Api): { state: ChatState; actions: ChatActions; streamError: string | null } {
+  const [state, dispatch] = useReducer(chatReducer, initialChat);
+  const stateRef = useRef(state);
+  stateRef.current = state;
+  const pendingMark = useRef<{ key: ConversationKey; count: number } | null>(null);
+  const [streamError, setStreamError] = useState<string | null>(null);
+
+  const refresh = useCallback(() => {
+    api.peers().then((peers) => dispatch({ type: "peers", peers }), () => {});
+    api.status().then((status) => dispatch({ type: "status", status }), () => {});
+  }, [api]);
+
+  const loadOlder = useCallback(
+    (room: string) => {
+      const t = stateRef.current.timelines[room];
+      if (t && (t.loading || !hasOlder(t))) return;
+      dispatch({ type: "page_start", room });
+      api.history(room, t?.next ?? null, PAGE_SIZE).then(
+        (page) => dispatch({ type: "page", room, messages: page.messages, next: page.next ?? null }),
+        (e) => dispatch({ type: "page_failed", room, error: toApiError(e).message }),
+      );
+    },
+    [api],
+  );
+
+  // Start: subscribe first so nothing falls between the lists and the stream
+  // (overlap is harmless: everything dedups by id).
+  const started = useRef(false);
+  const refreshTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => {
+    if (started.current) return;
+    started.current = true;
+    const onEvent = (event: NodeEvent) => {
+      dispatch({ type: "event", event });
+      if (PEER_EVENTS.has(event.event) && refreshTimer.current === null) {
+        refreshTimer.current = setTimeout(() => {
+          refreshTimer.current = null;
+          refresh();
+        }, EVENT_REFRESH_DEBOUNCE_MS);
+      }
+    };
+    api.subscribe(onEvent).catch((e) => {
+      setStreamError(toApiError(e).message);
+    });
+    api.rooms().then(
+      (rooms) => {
+        const open = stateRef.current.open;
+        const count = rooms.find((r) => r.id === open)?.unread ?? 0;
+        if (Number(count) > 0) pendingMark.current = { key: open, count: Number(count) };
+        dispatch({ type: "rooms", rooms });
+      },
+      () => {},
+    );
+    refresh();
+    loadOlder(roomOf(stateRef.current.open));
+    loadOlder("dm");
+  }, [api, refresh, loadOlder]);
+
+  useEffect(() => {
+    const id = setInterval(refresh, REFRESH_MS);
+    return () => clearInterval(id);
+  }, [refresh]);
+
+  useEffect(() => {
+    const onVisible = () => {
+      const visible = document.visibilityState !== "hidden";
+      if (visible) {
+        const s = stateRef.current;
+        const count = s.unread.counts[s.open] ?? 0;
+        if (count > 0) pendingMark.current = { key: s.open, count };
+      }
+      dispatch({ type: "visible", visible });
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => document.removeEventListener("visibilitychange", onVisible);
+  }, []);
+
+  // Report reads: what was unread when a conversation opened (once its page
+  // is in), and what arrives while it stays open.
+  useEffect(() => {
+    const p = pendingMark.current;
+    if (p && p.key === state.open && state.timelines[roomOf(p.key)]?.loaded) {
+      pendingMark.current = null;
+      const ids = unreadIds(state, p.key, p.count);
+      if (ids.length) api.markRead(roomOf(p.key), ids).catch(() => {});
+    }
+    const live = state.unread.toMark[state.open];
+    if (live && live.length && state.visible) {
+      dispatch({ type: "marked", key: state.open });
+      api.markRead(roomOf(state.open), live).catch(() => {});
+    }
+  }, [api, state]);
+
+  const actions = useMemo<ChatActions>(
+    () => ({
+      open(key) {
+        const s = stateRef.current;
+        const count = s.unread.counts[key] ?? 0;
+        pendingMark.current = count > 0 ? { key, count } : null;
+        dispatch({ type: "open", key });
+        if (!s.timelines[roomOf(key)]?.loaded) loadOlder(roomOf(key));
+      },
+      loadOlder,
+      async send(key, text) {
+        const peer = dmPeer(key);
+        try {
+          const m = peer !== undefined ? await api.sendDm(peer, text) : await api.send(key, text);
+          dispatch({ type: "own_message", message: m });
+          return m;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async joinRoom(name) {
+        try {
+          const room = await api.joinRoom(name);
+          dispatch({ type: "room_joined", room });
+          return room;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async verify(code) {
+        try {
+          const peer = await api.verify(code);
+          dispatch({ type: "peer", peer });
+          return peer;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      startDm(peer) {
+        dispatch({ type: "start_dm", peer });
+      },
+      refresh,
+    }),
+    [api, loadOlder, refresh],
+  );
+
+  return { state, actions, streamError };
+}
