@@ -26,6 +26,7 @@
 //!   `Endpoint` and a `tokio::net::UdpSocket`.
 //! - [`error`]: `RtcError` and `SendError`.
 
+pub mod bundle;
 mod conn;
 pub mod driver;
 pub mod endpoint;

@@ -10,6 +10,7 @@ mod webrtc_lab;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use festival_node::webrtc::bundle::HEADER_BYTES;
 use festival_node::webrtc::{
     host_candidates, sdp_fingerprints, CloseReason, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter,
     RtcError, SendError, MAX_MESSAGE_BYTES, SEND_BUFFER_BYTES,
@@ -74,6 +75,26 @@ async fn a_thousand_messages_arrive_in_order() {
     let got: Vec<u32> =
         lab.nodes[1].received_from(LINK).iter().map(|b| u32::from_be_bytes(b[..4].try_into().unwrap())).collect();
     assert_eq!(got, (0..1000).collect::<Vec<u32>>());
+}
+
+#[tokio::test]
+async fn messages_queued_between_polls_travel_bundled() {
+    let mut lab = Lab::new(2).await;
+    lab.open(0, 1, LINK).await;
+    lab.until("nothing in flight", WAIT, |l| l.nodes[0].ep.buffered_amount(LINK) == Some(0)).await;
+    let ep = &mut lab.nodes[0].ep;
+    assert!(matches!(ep.send(LINK, b""), Err(SendError::Empty)));
+    let messages: Vec<Vec<u8>> = (0u32..200).map(|i| [&i.to_be_bytes()[..], &[0x5a; 196]].concat()).collect();
+    for m in &messages {
+        ep.send(LINK, m).unwrap();
+    }
+    let before = lab.nodes[0].tx_datagrams;
+    lab.until("all arrive", WAIT, |l| l.nodes[1].rx_msgs == 200).await;
+    assert_eq!(lab.nodes[1].received_from(LINK), messages.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    // 200 x 204 bytes = 40 KiB: three bundles in about 35 full-size
+    // datagrams. One SCTP message per message would be 200 datagrams.
+    let datagrams = lab.nodes[0].tx_datagrams - before;
+    assert!(datagrams <= 60, "{datagrams} datagrams for 200 small messages");
 }
 
 #[tokio::test]
@@ -226,7 +247,8 @@ async fn an_unanswered_offer_times_out() {
 async fn a_full_send_buffer_refuses_then_reports_writable() {
     let mut lab = Lab::new(2).await;
     lab.open(0, 1, LINK).await;
-    let message = pattern(64 * 1024, 3);
+    // 64 KiB on the wire with its bundle record header.
+    let message = pattern(64 * 1024 - HEADER_BYTES, 3);
     // The channel handshake may still be unacknowledged (SCTP delays acks).
     lab.until("nothing in flight", WAIT, |l| l.nodes[0].ep.buffered_amount(LINK) == Some(0)).await;
     let ep = &mut lab.nodes[0].ep;
@@ -236,7 +258,7 @@ async fn a_full_send_buffer_refuses_then_reports_writable() {
     while ep.send(LINK, &message).is_ok() {
         accepted += 1;
     }
-    assert_eq!(accepted, SEND_BUFFER_BYTES / message.len(), "the send buffer takes two 64 KiB messages");
+    assert_eq!(accepted, SEND_BUFFER_BYTES / (message.len() + HEADER_BYTES), "the buffer takes two 64 KiB messages");
     assert!(!ep.can_send(LINK, message.len()));
     lab.until("writable again", WAIT, |l| l.nodes[0].writable.contains(&LINK)).await;
     assert!(lab.nodes[0].ep.can_send(LINK, message.len()));

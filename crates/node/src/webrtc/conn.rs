@@ -15,6 +15,7 @@ use str0m::channel::ChannelId;
 use str0m::{Event, IceConnectionState, Output, Rtc};
 use tracing::debug;
 
+use super::bundle::split;
 use super::endpoint::EndpointStats;
 use super::{CloseReason, ConnId, EndpointEvent, CHANNEL_LABEL};
 
@@ -53,6 +54,15 @@ pub(super) struct PeerConn {
     pub(super) remote_candidates: Vec<SocketAddr>,
     /// Size of the message last refused as `Full`; `Writable` once it fits.
     pub(super) blocked: Option<usize>,
+    /// Messages sent since the last flush, packed as one bundle (see the
+    /// `bundle` module); written to the channel at the next poll, or as soon
+    /// as the next message would not fit.
+    pub(super) outgoing: Vec<u8>,
+    /// Largest record accepted in a received bundle.
+    pub(super) max_message: usize,
+    /// Largest data-channel message the peer takes (its SDP's
+    /// `a=max-message-size`): no bundle we send is larger.
+    pub(super) peer_max: usize,
 }
 
 impl PeerConn {
@@ -60,9 +70,35 @@ impl PeerConn {
         matches!(self.phase, Phase::Open).then_some(self.channel).flatten()
     }
 
+    /// Bytes not yet acknowledged by the peer: in str0m's buffer or in the
+    /// bundle still being packed.
     pub(super) fn buffered(&mut self) -> Option<usize> {
         let cid = self.open_channel()?;
-        guarded(|| self.rtc.channel(cid).map(|mut c| c.buffered_amount())).flatten()
+        let in_sctp = guarded(|| self.rtc.channel(cid).map(|mut c| c.buffered_amount())).flatten()?;
+        Some(in_sctp + self.outgoing.len())
+    }
+
+    /// Writes the bundle being packed to the channel. Our own accounting
+    /// keeps str0m's buffer large enough for it, so a refusal is not
+    /// expected; the bundle then stays and goes at the next flush. A failed
+    /// write means the connection is broken. The caller drains the
+    /// connection afterwards.
+    pub(super) fn flush(&mut self) -> Result<(), CloseReason> {
+        let Some(cid) = self.open_channel() else { return Ok(()) };
+        if self.outgoing.is_empty() {
+            return Ok(());
+        }
+        let bundle = &self.outgoing;
+        let written = guarded(|| self.rtc.channel(cid).map(|mut c| c.write(true, bundle)));
+        match written {
+            Some(Some(Ok(true))) => {
+                self.outgoing.clear();
+                Ok(())
+            }
+            Some(Some(Ok(false))) | Some(None) => Ok(()),
+            Some(Some(Err(e))) => Err(close_reason(e)),
+            None => Err(CloseReason::Failed("str0m panicked on write".into())),
+        }
     }
 }
 
@@ -159,7 +195,13 @@ fn on_event(
         }
         Event::ChannelData(data) => {
             if Some(data.id) == peer.channel && data.binary {
-                queue.push(EndpointEvent::Data(conn, data.data));
+                match split(&data.data, peer.max_message) {
+                    Ok(records) => queue.extend(records.into_iter().map(|r| EndpointEvent::Data(conn, r))),
+                    Err(e) => {
+                        stats.malformed_bundles += 1;
+                        debug!(%conn, error = %e, "malformed bundle dropped");
+                    }
+                }
             } else {
                 stats.dropped_messages += 1;
             }

@@ -28,6 +28,7 @@ use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tracing::{debug, warn};
 
+use super::bundle::{self, HEADER_BYTES};
 use super::conn::{admits, close_reason, guarded, settle, shut_down, PeerConn, Phase};
 use super::{CloseReason, ConnId, EndpointConfig, EndpointEvent, RtcError, SendError, CHANNEL_LABEL};
 
@@ -45,6 +46,8 @@ pub struct EndpointStats {
     pub dropped_messages: u64,
     /// Panics inside str0m that were contained (the connection was dropped).
     pub panics: u64,
+    /// Data-channel messages that were not a valid bundle (dropped whole).
+    pub malformed_bundles: u64,
 }
 
 /// A WebRTC endpoint: one UDP socket, many peer connections.
@@ -63,7 +66,7 @@ impl Endpoint {
     /// An endpoint with one DTLS certificate for all its connections, so that
     /// [`Self::local_fingerprint`] is stable for the node's lifetime.
     pub fn new(config: EndpointConfig) -> Result<Self, RtcError> {
-        if config.max_message_bytes == 0 || u32::try_from(config.max_message_bytes).is_err() {
+        if config.max_message_bytes == 0 || u32::try_from(config.max_message_bytes + HEADER_BYTES).is_err() {
             return Err(RtcError::Config("max_message_bytes must be in 1..=u32::MAX"));
         }
         let mut candidates = Vec::new();
@@ -86,10 +89,12 @@ impl Endpoint {
             // The default, stated because the identity binding depends on it.
             .set_fingerprint_verification(true)
             .set_ice_lite(false)
-            .set_sctp_max_message_size(config.max_message_bytes as u32)
+            // One message travels as a bundle of one record: the limit
+            // plus its length prefix.
+            .set_sctp_max_message_size((config.max_message_bytes + HEADER_BYTES) as u32)
             // str0m's write is all or nothing and never takes a message larger
             // than its buffer; our own, smaller limit is applied in `send`.
-            .set_sctp_max_buffered_amount(config.send_buffer_bytes.max(config.max_message_bytes));
+            .set_sctp_max_buffered_amount(config.send_buffer_bytes.max(config.max_message_bytes + HEADER_BYTES));
         let mut endpoint = Self {
             config,
             rtc_config,
@@ -163,6 +168,7 @@ impl Endpoint {
         match guarded(|| peer.rtc.sdp_api().accept_answer(pending, answer)) {
             Some(Ok(())) => {
                 peer.remote_candidates = sdp_candidates(answer_sdp);
+                peer.peer_max = bundle::sdp_max_message_size(answer_sdp);
                 self.settle(conn);
                 Ok(())
             }
@@ -194,6 +200,7 @@ impl Endpoint {
         self.insert(conn, rtc, Phase::Connecting, None, now);
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.remote_candidates = sdp_candidates(offer_sdp);
+            peer.peer_max = bundle::sdp_max_message_size(offer_sdp);
         }
         self.settle(conn);
         Ok(answer)
@@ -263,6 +270,14 @@ impl Endpoint {
         let send_buffer = self.config.send_buffer_bytes;
         let mut ended = Vec::new();
         for (&conn, peer) in self.peers.iter_mut() {
+            if !peer.outgoing.is_empty() {
+                let flushed =
+                    peer.flush().err().or_else(|| settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer));
+                if let Some(reason) = flushed {
+                    ended.push((conn, reason));
+                    continue;
+                }
+            }
             if !matches!(peer.phase, Phase::Open) && now >= peer.open_by {
                 ended.push((conn, CloseReason::ConnectTimeout));
                 continue;
@@ -291,7 +306,7 @@ impl Endpoint {
     /// When [`Self::poll`] should be called next, if nothing arrives before.
     /// `None` when there are no connections and nothing is queued.
     pub fn next_timeout(&self) -> Option<Instant> {
-        if !self.queue.is_empty() {
+        if !self.queue.is_empty() || self.peers.values().any(|p| !p.outgoing.is_empty()) {
             return self.last_now;
         }
         self.peers
@@ -303,47 +318,37 @@ impl Endpoint {
             .min()
     }
 
-    /// Queues `bytes` as one binary message on `conn`. Datagrams follow on
-    /// the next poll. When the send buffer is full this returns
-    /// [`SendError::Full`] and keeps nothing; a later
+    /// Queues `bytes` as one binary message on `conn`. Messages queued
+    /// between two polls travel together in one bundle (see `bundle`);
+    /// datagrams follow on the next poll. When the send buffer is full this
+    /// returns [`SendError::Full`] and keeps nothing; a later
     /// [`EndpointEvent::Writable`] says the message now fits.
     pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), SendError> {
         let (max, high_water) = (self.config.max_message_bytes, self.config.send_buffer_bytes);
         let peer = self.peers.get_mut(&conn).ok_or(SendError::UnknownConn(conn))?;
+        let buffered = peer.buffered().ok_or(SendError::NotOpen(conn))?;
+        // Ours, or what the peer takes in a bundle of one.
+        let max = max.min(peer.peer_max.saturating_sub(HEADER_BYTES));
         if bytes.len() > max {
             return Err(SendError::TooLarge { len: bytes.len(), max });
         }
-        let cid = peer.open_channel().ok_or(SendError::NotOpen(conn))?;
-        let written = guarded(|| {
-            peer.rtc.channel(cid).map(|mut channel| {
-                if admits(channel.buffered_amount(), bytes.len(), high_water) {
-                    channel.write(true, bytes)
-                } else {
-                    Ok(false)
-                }
-            })
-        });
-        match written {
-            Some(Some(Ok(true))) => {
-                self.settle(conn);
-                Ok(())
-            }
-            Some(Some(Ok(false))) => {
-                peer.blocked = Some(bytes.len());
-                self.settle(conn);
-                Err(SendError::Full(conn))
-            }
-            Some(Some(Err(source))) => {
-                self.settle(conn);
-                Err(SendError::Failed { conn, source })
-            }
-            Some(None) => Err(SendError::NotOpen(conn)),
-            None => {
-                self.stats.panics += 1;
-                self.end(conn, CloseReason::Failed("str0m panicked on send".into()));
-                Err(SendError::NotOpen(conn))
+        if bytes.is_empty() {
+            return Err(SendError::Empty);
+        }
+        if !admits(buffered, bytes.len() + HEADER_BYTES, high_water) {
+            peer.blocked = Some(bytes.len() + HEADER_BYTES);
+            self.settle(conn);
+            return Err(SendError::Full(conn));
+        }
+        if !bundle::fits(peer.outgoing.len(), bytes.len(), peer.peer_max) {
+            if let Err(reason) = peer.flush() {
+                self.end(conn, reason);
+                return Err(SendError::NotOpen(conn));
             }
         }
+        bundle::push(&mut peer.outgoing, bytes);
+        self.settle(conn);
+        Ok(())
     }
 
     /// Bytes written to `conn` and not yet acknowledged by the peer; `None`
@@ -359,8 +364,9 @@ impl Endpoint {
     /// now.
     pub fn can_send(&mut self, conn: ConnId, len: usize) -> bool {
         let high_water = self.config.send_buffer_bytes;
-        len <= self.config.max_message_bytes
-            && self.buffered_amount(conn).is_some_and(|buffered| admits(buffered, len, high_water))
+        let peer_max = self.peers.get(&conn).map_or(0, |p| p.peer_max.saturating_sub(HEADER_BYTES));
+        (1..=self.config.max_message_bytes.min(peer_max)).contains(&len)
+            && self.buffered_amount(conn).is_some_and(|buffered| admits(buffered, len + HEADER_BYTES, high_water))
     }
 
     /// Shuts `conn` down and forgets it. Its goodbye datagrams (SCTP
@@ -369,6 +375,8 @@ impl Endpoint {
     /// emitted for a connection closed here.
     pub fn close(&mut self, conn: ConnId) -> Result<(), RtcError> {
         let mut peer = self.peers.remove(&conn).ok_or(RtcError::UnknownConn(conn))?;
+        // What was sent before the goodbye goes first.
+        let _ = peer.flush();
         shut_down(&mut peer, &mut self.queue);
         debug!(%conn, "connection closed locally");
         Ok(())
@@ -418,6 +426,9 @@ impl Endpoint {
             wake_at: now,
             remote_candidates: Vec::new(),
             blocked: None,
+            outgoing: Vec::new(),
+            max_message: self.config.max_message_bytes,
+            peer_max: 0,
         };
         self.peers.insert(conn, peer);
     }

@@ -58,10 +58,6 @@ pub enum SendError {
     /// again after [`super::EndpointEvent::Writable`] for this connection.
     #[error("send buffer of connection {0} is full")]
     Full(ConnId),
-    #[error("connection {conn} failed to send")]
-    Failed {
-        conn: ConnId,
-        #[source]
-        source: str0m::RtcError,
-    },
+    #[error("empty messages are not sent")]
+    Empty,
 }

@@ -38,6 +38,8 @@ pub struct Node {
     pub keep_data: bool,
     pub rx_msgs: u64,
     pub rx_bytes: u64,
+    /// Datagrams this node has sent.
+    pub tx_datagrams: u64,
 }
 
 impl Node {
@@ -94,6 +96,7 @@ pub fn node_on(sock: UdpSocket, config: EndpointConfig) -> Node {
         inbox: Vec::new(),
         keep_data: true,
         rx_msgs: 0,
+        tx_datagrams: 0,
         rx_bytes: 0,
     }
 }
@@ -153,6 +156,7 @@ impl Lab {
                 .partition(|e| matches!(e, EndpointEvent::Transmit { .. }));
             news |= !rest.is_empty();
             self.nodes[i].record(rest);
+            self.nodes[i].tx_datagrams += transmits.len() as u64;
             let mut transmits = transmits.into_iter().peekable();
             while transmits.peek().is_some() {
                 let burst: Vec<_> = transmits.by_ref().take(SEND_BURST).collect();
