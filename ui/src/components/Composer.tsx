@@ -1,3 +1,4 @@
+import { toApiError } from "../api";
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { checkMessage, MAX_TEXT_BYTES, utf8Bytes } from "../logic/validate";
 import { SendIcon } from "./Icons";
@@ -53,7 +54,7 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
       await onSend(value);
     } catch (err) {
       // Keep the text: nothing typed is lost.
-      setError(`Not sent: ${err instanceof Error ? err.message : String(err)}`);
+      setError(`Not sent: ${toApiError(err).message}`);
     } finally {
       setBusy(false);
       ref.current?.focus();

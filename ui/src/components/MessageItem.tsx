@@ -1,6 +1,6 @@
 import { memo } from "react";
 import type { MessageView } from "../model";
-import { describeDelivery, type Delivery } from "../logic/delivery";
+import { describeDelivery, shortDelivery, type Delivery } from "../logic/delivery";
 import { messageTime } from "../logic/format";
 import { Avatar } from "./Avatar";
 import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
@@ -44,7 +44,7 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
             {delivery && (
               <span className={`state state-${delivery.stage}`} title={describeDelivery(delivery, { direct })}>
                 <StateIcon d={delivery} />
-                <span className="state-label">{describeDelivery(delivery, { direct })}</span>
+                <span className="state-label">{shortDelivery(delivery, { direct })}</span>
               </span>
             )}
           </span>

@@ -1,3 +1,4 @@
+import { toApiError } from "../api";
 import { useState, type FormEvent } from "react";
 import type { PeerView } from "../model";
 import { lastSeen } from "../logic/format";
@@ -5,20 +6,24 @@ import { checkCode } from "../logic/validate";
 import { Avatar } from "./Avatar";
 import { CloseIcon, CloudIcon, MessageIcon, RouteIcon, ShieldCheckIcon, WifiIcon } from "./Icons";
 
-export type PathKind = "lan" | "relay" | "via";
+export type PathKind = "lan" | "relay" | "seen" | "via";
 
-/** How we reach a peer now: a LAN data channel, the relay, or others carrying. */
+/**
+ * How we reach a peer now: a LAN data channel, the relay, seen on the LAN but
+ * not linked (peer limit), or only through others carrying messages.
+ */
 export function pathOf(p: PeerView): PathKind {
   const path = (p.path ?? "").toLowerCase();
   if (path.includes("relay")) return "relay";
   if (path.includes("lan") || (p.linked && path === "")) return "lan";
-  return "via";
+  if (path.includes("via") || path.includes("other")) return "via";
+  return p.discovered ? "seen" : "via";
 }
 
-const PATH_LABEL: Record<PathKind, string> = { lan: "LAN direct", relay: "Relay", via: "Via others" };
+const PATH_LABEL: Record<PathKind, string> = { lan: "LAN direct", relay: "Relay", seen: "On this Wi-Fi", via: "Via others" };
 
 export function PathChip({ kind }: { kind: PathKind }) {
-  const Icon = kind === "lan" ? WifiIcon : kind === "relay" ? CloudIcon : RouteIcon;
+  const Icon = kind === "lan" || kind === "seen" ? WifiIcon : kind === "relay" ? CloudIcon : RouteIcon;
   return (
     <span className={`chip chip-${kind}`}>
       <Icon width={12} height={12} /> {PATH_LABEL[kind]}
@@ -62,7 +67,7 @@ function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView
       setCode("");
     } catch (err) {
       // Keep what was pasted so it can be corrected.
-      setError(`Could not verify: ${err instanceof Error ? err.message : String(err)}`);
+      setError(`Could not verify: ${toApiError(err).message}`);
     } finally {
       setBusy(false);
     }

@@ -1,4 +1,5 @@
-import { useState, type FormEvent } from "react";
+import { toApiError } from "../api";
+import { useId, useState, type FormEvent } from "react";
 import type { Settings } from "../model";
 import { checkFestival, checkName, checkPeerLimit, checkRelayUrl, type Check } from "../logic/validate";
 
@@ -45,6 +46,7 @@ function checks(d: Draft): Record<keyof Draft, Check> {
 }
 
 export function SettingsForm({ settings, onSave }: { settings: Settings; onSave: (s: Settings) => Promise<Settings> }) {
+  const uid = useId();
   const [draft, setDraft] = useState<Draft>(() => toDraft(settings));
   const [shown, setShown] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -75,7 +77,7 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
       setSaved(true);
     } catch (ex) {
       // The form keeps what was typed.
-      setError(ex instanceof Error ? ex.message : String(ex));
+      setError(toApiError(ex).message);
     } finally {
       setBusy(false);
     }
@@ -83,12 +85,21 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
 
   const field = (k: keyof Draft, label: string, hint: string, extra: Record<string, unknown> = {}) => {
     const e = err(k);
+    const id = `${uid}-${k}`;
     return (
-      <label className="field">
-        <span>{label}</span>
-        <input value={draft[k]} onChange={set(k)} aria-invalid={e ? true : undefined} {...extra} />
-        {e ? <span className="field-error">{e}</span> : <span className="hint">{hint}</span>}
-      </label>
+      <div className="field">
+        <label htmlFor={id}>{label}</label>
+        <input id={id} value={draft[k]} onChange={set(k)} aria-invalid={e ? true : undefined} aria-describedby={`${id}-hint`} {...extra} />
+        {e ? (
+          <span className="field-error" id={`${id}-hint`}>
+            {e}
+          </span>
+        ) : (
+          <span className="hint" id={`${id}-hint`}>
+            {hint}
+          </span>
+        )}
+      </div>
     );
   };
 

@@ -1,3 +1,4 @@
+import { toApiError } from "../api";
 import { useState, type FormEvent } from "react";
 import type { RoomView } from "../model";
 import { dmKey, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
@@ -45,7 +46,7 @@ function JoinRoom({ onJoin, onClose }: { onJoin: (name: string) => Promise<unkno
       await onJoin(name.trim());
       onClose();
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(toApiError(err).message);
     } finally {
       setBusy(false);
     }

@@ -44,7 +44,7 @@ export function StatusBar({ status, streamError }: { status: Status | null; stre
       <span className={`sb-item relay-${relay.toLowerCase().replace(/[^a-z]/g, "")}`} title="Relay server">
         <CloudIcon width={14} height={14} /> Relay: {relay}
       </span>
-      <span className={`sb-item${power.low ? " low" : ""}`} title={power.saving.length ? `Saving power: ${power.saving.join(", ")}` : "On mains power: full speed"}>
+      <span className={`sb-item sb-power${power.low ? " low" : ""}`} title={power.saving.length ? `Saving power: ${power.saving.join(", ")}` : "On mains power: full speed"}>
         {power.battery === null ? (
           <>
             <PlugIcon width={14} height={14} /> On power · full speed

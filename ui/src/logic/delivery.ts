@@ -114,3 +114,8 @@ export function describeDelivery(d: Delivery, opts: { direct?: boolean } = {}): 
       return opts.direct || d.readBy.length <= 1 ? "Read" : `Read by ${d.readBy.length}`;
   }
 }
+
+/** The label next to the time; a waiting reason is shown on its own line. */
+export function shortDelivery(d: Delivery, opts: { direct?: boolean } = {}): string {
+  return d.stage === "saved" ? "Saved" : describeDelivery(d, opts);
+}

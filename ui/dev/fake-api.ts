@@ -1,0 +1,217 @@
+// DEV ONLY: a pretend node for the screenshot harness (dev/screens.html).
+// Never imported by the product (index.html -> src/main.tsx) or by tests.
+// Scenes are picked with ?scene=...; everything stays in this page.
+
+import { ApiError, type Api } from "../src/api";
+import type { MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
+
+const hex = (seed: number) => Array.from({ length: 64 }, (_, i) => ((seed * 7919 + i * 104729) % 16).toString(16)).join("");
+const ME = hex(1);
+const ANA = hex(2);
+const BO = hex(3);
+const CY = hex(5);
+const DEE = hex(7);
+const EZ = hex(11);
+
+const now = Date.now();
+const min = 60_000;
+
+const names: Record<string, string> = { [ANA]: "Ana Souza", [BO]: "Bo", [CY]: "Cyrus K", [DEE]: "Dee", [EZ]: "Ezra" };
+
+let seqs: Record<string, number> = {};
+let counter = 0;
+function mk(room: string, author: string, text: string, at: number, extra: Partial<MessageView> = {}): MessageView {
+  seqs[author] = (seqs[author] ?? 0) + 1;
+  counter += 1;
+  const mine = author === ME;
+  return {
+    id: `${counter.toString(16).padStart(8, "0")}${hex(counter).slice(8)}`,
+    room,
+    author,
+    author_name: mine ? "Mia" : (names[author] ?? null),
+    seq: seqs[author]!,
+    created_at: at,
+    received_at: at + 200,
+    body: room === "dm" ? { type: "direct", to: ME, text } : { type: "text", text },
+    hops: mine ? 0 : 1,
+    mine,
+    ...(mine ? { state: "read" } : {}),
+    ...extra,
+  } as MessageView;
+}
+
+const chatter = [
+  "Anyone at the main stage already?",
+  "Queue at the east gate is huge, go via north",
+  "Water refill point behind the food trucks 💧",
+  "Lost a black hoodie near camp B, anyone?",
+  "Headliner moved to 22:30!",
+  "Meet at the big flag after the set",
+  "Phones have no signal here at all lol",
+  "This app is the only thing that works",
+  "Sunset from the hill is unreal",
+  "Who has a spare charger cable (USB-C)?",
+];
+const people = [ANA, BO, CY, DEE, EZ];
+
+function festivalHistory(): MessageView[] {
+  const out: MessageView[] = [];
+  const start = now - 26 * 60 * min;
+  for (let i = 0; i < 110; i++) {
+    const author = people[i % people.length]!;
+    out.push(mk("festival", author, chatter[i % chatter.length]!, start + i * 13 * min));
+  }
+  const t = now - 30 * min;
+  out.push(mk("festival", ANA, "Is everyone coming to the Main Stage tonight? 🎶", t));
+  out.push(mk("festival", BO, "Yes! Meeting at the big yellow flag, left of the sound desk.", t + 2 * min, { hops: 3 }));
+  out.push(mk("festival", ME, "On my way, 10 minutes", t + 4 * min, { state: "read" }));
+  out.push(mk("festival", ME, "Grabbing water first", t + 4.5 * min, { state: "delivered" }));
+  out.push(mk("festival", CY, "Bring sunscreen, it's brutal out here ☀️", t + 9 * min));
+  out.push(mk("festival", DEE, "Signal is gone completely near the stage. Good thing this works over the Wi-Fi.", t + 12 * min));
+  out.push(mk("festival", ME, "Does anyone have a spare phone charger? Mine is at 18%", t + 20 * min, { state: { sent: { path: "lan" } } }));
+  out.push(mk("festival", ME, "Found one, thanks Ana!", t + 27 * min, { state: "saved", waiting: "no one in reach; will go out when someone is" }));
+  return out;
+}
+
+function dmHistory(): MessageView[] {
+  const t = now - 50 * min;
+  const to = (peer: string, text: string) => ({ body: { type: "direct" as const, to: peer, text } });
+  return [
+    mk("dm", ANA, "Hey! Are you near the food trucks?", t),
+    mk("dm", ME, "Yes, by the taco stand", t + min, { ...to(ANA, "Yes, by the taco stand"), state: "read" }),
+    mk("dm", ANA, "Coming over 🌮", t + 3 * min),
+    mk("dm", ME, "See you in 5", t + 4 * min, { ...to(ANA, "See you in 5"), state: "delivered" }),
+    mk("dm", BO, "Did you see the schedule change?", t + 20 * min),
+    mk("dm", ME, "Headliner at 22:30, right?", t + 22 * min, { ...to(BO, "Headliner at 22:30, right?"), state: { sent: { path: "relay" } } }),
+  ];
+}
+
+const peerList: PeerView[] = [
+  { peer: ANA, fingerprint: "3F2A-91C4-7B0E-55D1", name: "Ana Souza", verified: true, linked: true, discovered: true, path: "lan", last_seen: now - 5_000 },
+  { peer: BO, fingerprint: "A1B2-C3D4-E5F6-0718", name: "Bo", verified: false, linked: true, discovered: false, path: "relay", last_seen: now - 40_000 },
+  { peer: CY, fingerprint: "77E0-12AB-9C3D-4F5E", name: "Cyrus K", verified: true, linked: false, discovered: false, path: null, last_seen: now - 14 * min },
+  { peer: DEE, fingerprint: "0C1D-2E3F-4A5B-6C7D", name: "Dee", verified: false, linked: false, discovered: true, path: null, last_seen: now - 2 * min },
+  { peer: EZ, fingerprint: "9999-AAAA-1234-FEDC", name: null, verified: false, linked: false, discovered: false, path: null, last_seen: now - 3 * 3_600_000 },
+];
+
+function fakeQr(): string {
+  // A QR-looking pattern; the real one is rendered by the node.
+  const n = 29;
+  let rects = "";
+  const finder = (x: number, y: number) =>
+    `<path d="M${x} ${y}h7v7h-7zM${x + 1} ${y + 1}v5h5v-5z" fill-rule="evenodd"/><path d="M${x + 2} ${y + 2}h3v3h-3z"/>`;
+  for (let y = 0; y < n; y++)
+    for (let x = 0; x < n; x++) {
+      const inFinder = (x < 8 && y < 8) || (x > n - 9 && y < 8) || (x < 8 && y > n - 9);
+      if (!inFinder && (x * 31 + y * 17 + x * y * 7) % 5 < 2) rects += `M${x} ${y}h1v1h-1z`;
+    }
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="-1 -1 ${n + 2} ${n + 2}"><path d="${rects}"/>${finder(0, 0)}${finder(n - 7, 0)}${finder(0, n - 7)}</svg>`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function fakeApi(scene: string): Api {
+  seqs = {};
+  counter = 0;
+  const festival = festivalHistory();
+  const dms = dmHistory();
+  const stage = [
+    mk("main-stage", CY, "Sound check done, doors in 20", now - 70 * min),
+    mk("main-stage", ANA, "Front left is the place to be", now - 40 * min),
+    mk("main-stage", DEE, "Crowd is already massive", now - 12 * min),
+  ];
+  const byRoom: Record<string, MessageView[]> = { festival, dm: dms, "main-stage": stage, "camp-b12": [mk("camp-b12", BO, "Kettle is on at camp 🫖", now - 90 * min)] };
+  const rooms: RoomView[] = [
+    { id: "festival", name: "festival", unread: 0, last_activity: now - 3 * min },
+    { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min },
+    { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min },
+  ];
+  let settings: Settings = { name: "Mia", festival: "glasto26", relay_url: "ws://10.0.0.2:7070", peer_limit: null, interfaces: ["wlan0"] };
+  const battery = scene === "mobile" ? 18 : 42;
+  const status: Status = {
+    peer: ME,
+    fingerprint: "5E6F-7A8B-9C0D-1E2F",
+    festival: "glasto26",
+    p2p: true,
+    links: 2,
+    discovered: 3,
+    relay: "connected",
+    power: { Battery: { percent: battery } },
+    limits: battery > 20
+      ? { max_peers: 4, sync_interval_ms: 15_000, relay_for_others: true, background_sync: true, keepalive_ms: 5_000 }
+      : { max_peers: 3, sync_interval_ms: 30_000, relay_for_others: false, background_sync: false, keepalive_ms: 10_000 },
+    peer_limit: 4,
+  };
+  let emit: (e: NodeEvent) => void = () => {};
+
+  const api: Api = {
+    async appState() {
+      return { onboarded: !scene.startsWith("onboarding"), status, settings: scene.startsWith("onboarding") ? { ...settings, name: "" } : settings };
+    },
+    async onboard(name) {
+      await sleep(150);
+      settings = { ...settings, name };
+      return status;
+    },
+    async myCode() {
+      return { code: `festival-chat:peer:${ME}`, fingerprint: status.fingerprint, qr_svg: fakeQr() };
+    },
+    async rooms() {
+      return rooms;
+    },
+    async joinRoom(name) {
+      const id = name.trim().toLowerCase().replace(/\s+/g, "-");
+      const r = { id, name: name.trim(), unread: 0, last_activity: null };
+      rooms.push(r);
+      byRoom[id] = [];
+      return r;
+    },
+    async history(room, before, limit) {
+      await sleep(120);
+      const all = byRoom[room] ?? [];
+      const end = typeof before === "number" ? before : all.length;
+      const startIdx = Math.max(0, end - limit);
+      return { messages: all.slice(startIdx, end), next: startIdx > 0 ? startIdx : null };
+    },
+    async send(room, text) {
+      if (scene === "send-fails") throw new ApiError("store_unavailable", "the message store is busy; try again");
+      const m = mk(room, ME, text, Date.now(), { state: "saved", waiting: "no links open yet" });
+      setTimeout(() => emit({ event: "sent", id: m.id, path: "lan" }), 900);
+      setTimeout(() => emit({ event: "receipt", from: ANA, status: "Delivered", ids: [m.id] }), 1800);
+      return m;
+    },
+    async sendDm(to, text) {
+      const m = mk("dm", ME, text, Date.now(), { state: "saved", body: { type: "direct", to, text } });
+      return m;
+    },
+    async markRead() {},
+    async peers() {
+      return peerList;
+    },
+    async verify(code) {
+      await sleep(100);
+      if (!code.includes(DEE)) throw new ApiError("bad_code", "not a Festival Chat code (expected festival-chat:peer:<64 hex>)");
+      return { ...peerList[3]!, verified: true };
+    },
+    async status() {
+      return status;
+    },
+    async settings() {
+      return settings;
+    },
+    async saveSettings(s) {
+      await sleep(100);
+      if (!/^[a-z0-9._-]{1,32}$/.test(s.festival)) throw new ApiError("bad_festival", `invalid festival id "${s.festival}"`);
+      settings = s;
+      return s;
+    },
+    async subscribe(onEvent) {
+      emit = onEvent;
+      if (scene === "chat") {
+        setTimeout(() => onEvent({ event: "message", ...mk("festival", EZ, "Fireworks at midnight by the lake 🎆", Date.now(), { hops: 2 }) }), 400);
+        setTimeout(() => onEvent({ event: "message", ...mk("main-stage", ANA, "They just opened the gates!", Date.now()) }), 500);
+      }
+    },
+  };
+  return api;
+}

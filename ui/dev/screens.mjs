@@ -1,0 +1,172 @@
+// DEV ONLY: screenshots of the UI over the fake node (dev/fake-api.ts).
+// Serves the app with Vite on 127.0.0.1 and drives headless Chromium; every
+// request that is not for loopback is aborted. Output: artifacts/ui/*.png at
+// the repository root (git-ignored).
+//
+//   node ui/dev/screens.mjs [scene-name ...]
+
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { createServer } from "vite";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const uiDir = resolve(here, "..");
+const out = resolve(uiDir, "../artifacts/ui");
+mkdirSync(out, { recursive: true });
+
+const server = await createServer({ root: uiDir, configFile: resolve(uiDir, "vite.config.ts"), server: { host: "127.0.0.1", port: 0, strictPort: false }, logLevel: "warn" });
+await server.listen();
+const addr = server.httpServer.address();
+const base = `http://127.0.0.1:${addr.port}/dev/screens.html`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+});
+
+const desktop = { width: 1280, height: 800 };
+const wide = { width: 1480, height: 860 };
+const phone = { width: 390, height: 844 };
+
+const shots = {
+  "01-onboarding": { scene: "onboarding", view: desktop, run: async (p) => p.getByPlaceholder("Your name").fill("Mia") },
+  "02-onboarding-code": {
+    scene: "onboarding",
+    view: desktop,
+    run: async (p) => {
+      await p.getByPlaceholder("Your name").fill("Mia");
+      await p.getByRole("button", { name: "Continue" }).click();
+      await p.getByText("Start chatting").waitFor();
+    },
+  },
+  "03-onboarding-empty-name": {
+    scene: "onboarding",
+    view: desktop,
+    run: async (p) => p.getByRole("button", { name: "Continue" }).click(),
+  },
+  "04-chat": { scene: "chat", view: desktop, run: async (p) => p.waitForTimeout(900) },
+  "05-chat-people": {
+    scene: "chat",
+    view: wide,
+    run: async (p) => {
+      await p.getByRole("button", { name: "People nearby" }).click();
+      await p.waitForTimeout(300);
+    },
+  },
+  "06-dm": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Ana Souza/ }).first().click();
+      await p.waitForTimeout(400);
+    },
+  },
+  "07-message-too-long": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByLabel("Message", { exact: true }).fill("Lorem ipsum dolor sit amet, ".repeat(150));
+      await p.getByLabel("Message", { exact: true }).press("Enter");
+      await p.waitForTimeout(200);
+    },
+  },
+  "08-send-fails-text-kept": {
+    scene: "send-fails",
+    view: desktop,
+    run: async (p) => {
+      await p.getByLabel("Message", { exact: true }).fill("Meet at the yellow flag at 22:00");
+      await p.getByLabel("Message", { exact: true }).press("Enter");
+      await p.getByText(/Not sent/).waitFor();
+    },
+  },
+  "09-verify-bad-code": {
+    scene: "chat",
+    view: wide,
+    run: async (p) => {
+      await p.getByRole("button", { name: "People nearby" }).click();
+      await p.getByLabel("Their code").fill("hello-this-is-not-a-code");
+      await p.getByRole("button", { name: "Verify" }).click();
+      await p.getByText(/Could not verify/).waitFor();
+    },
+  },
+  "10-settings-bad-festival": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Settings" }).click();
+      await p.getByLabel("Festival id").fill("Glasto 2026!");
+      await p.getByRole("button", { name: "Save" }).click();
+    },
+  },
+  "11-join-room": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Join or create a room" }).click();
+      await p.getByLabel("Room name").fill("Camp Sunflower");
+    },
+  },
+  "12-send-live": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByLabel("Message", { exact: true }).fill("Heading to the lake now 🌊");
+      await p.getByLabel("Message", { exact: true }).press("Enter");
+      await p.waitForTimeout(2200);
+    },
+  },
+  "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
+  "14-phone-list": {
+    scene: "mobile",
+    view: phone,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Back to conversations" }).click();
+      await p.waitForTimeout(300);
+    },
+  },
+  "15-dark": { scene: "chat", view: desktop, dark: true, run: async (p) => p.waitForTimeout(900) },
+  "16-my-code": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: "My code" }).click();
+      await p.waitForTimeout(300);
+    },
+  },
+};
+
+const only = process.argv.slice(2);
+let failed = 0;
+try {
+  for (const [name, s] of Object.entries(shots)) {
+    if (only.length && !only.some((o) => name.includes(o))) continue;
+    const ctx = await browser.newContext({ viewport: s.view, colorScheme: s.dark ? "dark" : "light", deviceScaleFactor: 1 });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    await page.route("**/*", (route) => {
+      const host = new URL(route.request().url()).hostname;
+      return host === "127.0.0.1" ? route.continue() : route.abort();
+    });
+    try {
+      await page.goto(`${base}?scene=${s.scene}`);
+      await page.waitForSelector("#root > *");
+      await s.run(page);
+      await page.screenshot({ path: `${out}/${name}.png` });
+      console.log(`ok   ${name}${errors.length ? `  (page errors: ${errors.join(" | ")})` : ""}`);
+      if (errors.length) failed++;
+    } catch (e) {
+      failed++;
+      await page.screenshot({ path: `${out}/${name}-FAILED.png` }).catch(() => {});
+      console.log(`FAIL ${name}: ${String(e).split("\n")[0]}`);
+    }
+    await ctx.close();
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,174 @@
+import { act, render, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { beforeEach, describe, expect, it } from "vitest";
+import { ApiProvider } from "./ApiContext";
+import { App } from "./App";
+import { ANA, ME, message, stubApi } from "./test/stubApi";
+
+function renderApp(api = stubApi()) {
+  render(
+    <ApiProvider api={api}>
+      <App />
+    </ApiProvider>,
+  );
+  return api;
+}
+
+beforeEach(() => localStorage.clear());
+
+describe("first start", () => {
+  it("asks for a name, refuses an empty one, then shows the QR code and fingerprint", async () => {
+    const api = stubApi({ appState: async () => ({ onboarded: false, status: null, settings: { name: "", festival: "f", relay_url: null, peer_limit: null, interfaces: [] } }) });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Continue" }));
+    expect(screen.getByRole("alert")).toHaveTextContent(/Pick a name/);
+    expect(api.onboard).not.toHaveBeenCalled();
+
+    await user.type(screen.getByPlaceholderText("Your name"), "Mia");
+    await user.click(screen.getByRole("button", { name: "Continue" }));
+    expect(api.onboard).toHaveBeenCalledWith("Mia");
+    expect(await screen.findByRole("img", { name: /QR code/ })).toBeInTheDocument();
+    expect(screen.getByLabelText("Your fingerprint")).toHaveTextContent("AAAA-BBBB-CCCC-DDDD");
+    await user.click(screen.getByRole("button", { name: "Start chatting" }));
+    expect(await screen.findByRole("textbox", { name: "Message" })).toBeInTheDocument();
+  });
+});
+
+describe("chat", () => {
+  it("shows history and a live message once, with author and state of own messages", async () => {
+    const old = message({ body: { type: "text", text: "hello from history" } });
+    const mine = message({ author: ME, mine: true, body: { type: "text", text: "my note" }, state: "saved", waiting: "no one in reach" });
+    const api = stubApi({ history: async (room) => ({ messages: room === "festival" ? [old, mine] : [], next: null }) });
+    renderApp(api);
+    expect(await screen.findByText("hello from history")).toBeInTheDocument();
+    expect(screen.getByText(/Waiting: no one in reach/)).toBeInTheDocument();
+
+    act(() => api.emit({ event: "message", ...old }));
+    act(() => api.emit({ event: "message", ...message({ body: { type: "text", text: "live one" } }) }));
+    expect(await screen.findByText("live one")).toBeInTheDocument();
+    expect(screen.getAllByText("hello from history")).toHaveLength(1);
+
+    act(() => api.emit({ event: "sent", id: mine.id, path: "relay" }));
+    expect(await screen.findByText("Sent via relay")).toBeInTheDocument();
+    expect(screen.queryByText(/Waiting: no one in reach/)).not.toBeInTheDocument();
+    act(() => api.emit({ event: "receipt", from: ANA, status: "Read", ids: [mine.id] }));
+    expect(await screen.findByText("Read")).toBeInTheDocument();
+  });
+
+  it("keeps the text when a send fails and says why", async () => {
+    const api = stubApi({
+      send: async () => {
+        throw { code: "store", message: "store is busy" };
+      },
+    });
+    renderApp(api);
+    const user = userEvent.setup();
+    const box = await screen.findByRole("textbox", { name: "Message" });
+    await user.type(box, "meet at the flag{Enter}");
+    expect(await screen.findByRole("alert")).toHaveTextContent("Not sent: store is busy");
+    expect(box).toHaveValue("meet at the flag");
+  });
+
+  it("refuses an oversized message before sending, with the byte count", async () => {
+    const api = renderApp();
+    const user = userEvent.setup();
+    const box = await screen.findByRole("textbox", { name: "Message" });
+    await user.click(box);
+    await user.paste("x".repeat(4001));
+    await user.keyboard("{Enter}");
+    expect(screen.getByRole("alert")).toHaveTextContent("4001 of 4000 bytes");
+    expect(api.send).not.toHaveBeenCalled();
+    expect(box).toHaveValue("x".repeat(4001));
+  });
+
+  it("clears the draft once the node has the message", async () => {
+    const api = renderApp();
+    const user = userEvent.setup();
+    const box = await screen.findByRole("textbox", { name: "Message" });
+    await user.type(box, "hi all{Enter}");
+    await waitFor(() => expect(box).toHaveValue(""));
+    expect(api.send).toHaveBeenCalledWith("festival", "hi all");
+    expect(await screen.findByText("hi all")).toBeInTheDocument();
+  });
+
+  it("keeps a draft per room when switching", async () => {
+    const api = stubApi({
+      rooms: async () => [
+        { id: "festival", name: "festival", unread: 0, last_activity: null },
+        { id: "camp", name: "Camp", unread: 2, last_activity: 5 },
+      ],
+    });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.type(await screen.findByRole("textbox", { name: "Message" }), "half a thought");
+    const nav = screen.getByRole("navigation");
+    expect(within(nav).getByLabelText("2 unread")).toBeInTheDocument();
+    await user.click(within(nav).getByRole("button", { name: /Camp/ }));
+    expect(screen.getByRole("textbox", { name: "Message" })).toHaveValue("");
+    expect(within(nav).queryByLabelText("2 unread")).not.toBeInTheDocument();
+    await user.click(within(nav).getByRole("button", { name: /Festival/ }));
+    expect(screen.getByRole("textbox", { name: "Message" })).toHaveValue("half a thought");
+  });
+
+  it("counts live messages in other rooms as unread", async () => {
+    const api = stubApi({
+      rooms: async () => [
+        { id: "festival", name: "festival", unread: 0, last_activity: null },
+        { id: "camp", name: "Camp", unread: 0, last_activity: 5 },
+      ],
+    });
+    renderApp(api);
+    const nav = await screen.findByRole("navigation");
+    await within(nav).findByRole("button", { name: /Camp/ });
+    act(() => api.emit({ event: "message", ...message({ room: "camp" }) }));
+    expect(await within(nav).findByLabelText("1 unread")).toBeInTheDocument();
+  });
+});
+
+describe("people and verification", () => {
+  it("shows the node's reason for an invalid code and keeps what was pasted", async () => {
+    const api = renderApp();
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: /People nearby/ }));
+    await user.click(screen.getByRole("button", { name: "Verify" }));
+    expect(screen.getByRole("alert")).toHaveTextContent(/Paste the code/);
+    await user.type(screen.getByLabelText("Their code"), "nonsense");
+    await user.click(screen.getByRole("button", { name: "Verify" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Could not verify: not a Festival Chat code");
+    expect(api.verify).toHaveBeenCalledWith("nonsense");
+    expect(screen.getByLabelText("Their code")).toHaveValue("nonsense");
+  });
+});
+
+describe("settings", () => {
+  it("refuses a festival id that does not parse, without calling the node", async () => {
+    const api = renderApp();
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Settings" }));
+    const fest = screen.getByLabelText("Festival id");
+    await user.clear(fest);
+    await user.type(fest, "My Fest!");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(screen.getByText(/Use only a-z, 0-9/)).toBeInTheDocument();
+    expect(api.saveSettings).not.toHaveBeenCalled();
+    expect(fest).toHaveValue("My Fest!");
+  });
+
+  it("shows the node's refusal and keeps the form", async () => {
+    const api = renderApp(
+      stubApi({
+        saveSettings: async () => {
+          throw { code: "bad_relay", message: "relay unreachable" };
+        },
+      }),
+    );
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Settings" }));
+    await user.type(screen.getByLabelText("Relay URL"), "ws://127.0.0.1:9");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Not saved: relay unreachable");
+    expect(screen.getByLabelText("Relay URL")).toHaveValue("ws://127.0.0.1:9");
+    void api;
+  });
+});

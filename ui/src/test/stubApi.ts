@@ -1,0 +1,66 @@
+// A test double for the node: every call resolves with something empty
+// unless a test overrides it. Events are pushed with `emit`.
+import { vi } from "vitest";
+import type { Api } from "../api";
+import type { MessageView, NodeEvent, Status } from "../model";
+
+export const ME = "a".repeat(64);
+export const ANA = "b".repeat(64);
+
+export const status: Status = {
+  peer: ME,
+  fingerprint: "AAAA-BBBB-CCCC-DDDD",
+  festival: "testfest",
+  p2p: true,
+  links: 1,
+  discovered: 2,
+  relay: "off",
+  power: "Mains",
+  limits: { max_peers: 8, sync_interval_ms: 5000, relay_for_others: true, background_sync: true, keepalive_ms: 2000 },
+  peer_limit: 8,
+};
+
+let n = 0;
+export function message(over: Partial<MessageView> = {}): MessageView {
+  n += 1;
+  return {
+    id: `m${n}`.padEnd(64, "0"),
+    room: "festival",
+    author: ANA,
+    author_name: "Ana",
+    seq: n,
+    created_at: Date.now() - 60_000 + n,
+    received_at: Date.now(),
+    body: { type: "text", text: `message ${n}` },
+    hops: 1,
+    mine: false,
+    ...over,
+  };
+}
+
+export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) => void } {
+  let listener: (e: NodeEvent) => void = () => {};
+  const api: Api = {
+    appState: vi.fn(async () => ({ onboarded: true, status, settings: { name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] } })),
+    onboard: vi.fn(async () => status),
+    myCode: vi.fn(async () => ({ code: `festival-chat:peer:${ME}`, fingerprint: status.fingerprint, qr_svg: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><path d="M0 0h1v1H0z"/></svg>' })),
+    rooms: vi.fn(async () => [{ id: "festival", name: "festival", unread: 0, last_activity: null }]),
+    joinRoom: vi.fn(async (name: string) => ({ id: name.toLowerCase(), name, unread: 0, last_activity: null })),
+    history: vi.fn(async () => ({ messages: [], next: null })),
+    send: vi.fn(async (room: string, text: string) => message({ room, author: ME, mine: true, body: { type: "text", text }, state: "saved" })),
+    sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, state: "saved" })),
+    markRead: vi.fn(async () => {}),
+    peers: vi.fn(async () => []),
+    verify: vi.fn(async () => {
+      throw { code: "bad_code", message: "not a Festival Chat code" };
+    }),
+    status: vi.fn(async () => status),
+    settings: vi.fn(async () => ({ name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] })),
+    saveSettings: vi.fn(async (s) => s),
+    subscribe: vi.fn(async (onEvent: (e: NodeEvent) => void) => {
+      listener = onEvent;
+    }),
+    ...over,
+  };
+  return { ...api, emit: (e) => listener(e) };
+}
