@@ -117,6 +117,23 @@ const shots = {
       await p.waitForTimeout(2200);
     },
   },
+  "17-history-paged": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      const count = () => p.locator(".msg").count();
+      await p.waitForTimeout(500);
+      const before = await count();
+      for (let i = 0; i < 6; i++) {
+        await p.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+        await p.waitForTimeout(350);
+      }
+      const after = await count();
+      if (!(after > before)) throw new Error(`scrolling up loaded nothing (${before} -> ${after})`);
+      await p.getByText(/This is the start of Festival/).waitFor();
+      console.log(`     history: ${before} -> ${after} messages after scrolling up`);
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

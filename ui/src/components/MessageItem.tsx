@@ -1,7 +1,7 @@
 import { memo } from "react";
 import type { MessageView } from "../model";
 import { describeDelivery, shortDelivery, type Delivery } from "../logic/delivery";
-import { messageTime } from "../logic/format";
+import { clockTime } from "../logic/format";
 import { Avatar } from "./Avatar";
 import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
 
@@ -28,7 +28,7 @@ export interface MessageItemProps {
 }
 
 export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct }: MessageItemProps) {
-  const time = messageTime(m.created_at);
+  const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
   const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
   return (

@@ -46,6 +46,18 @@ export function MessageList(p: MessageListProps) {
     prev.current = { first, last: last?.id, height: el.scrollHeight, top: el.scrollTop, atBottom: el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX };
   }, [first, last]);
 
+  // The list shrinks when the composer grows (long text, an error line):
+  // stay at the bottom if we were there.
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || typeof ResizeObserver === "undefined") return;
+    const ro = new ResizeObserver(() => {
+      if (prev.current.atBottom) el.scrollTop = el.scrollHeight;
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
   // A short first page may not fill the screen: then there is no scroll to
   // trigger the next one.
   const { hasOlder, loading, onLoadOlder, error } = p;

@@ -4,6 +4,11 @@ export function toMs(t: number | bigint): number {
   return typeof t === "bigint" ? Number(t) : t;
 }
 
+/** "14:05": inside a chat, where day separators give the date. */
+export function clockTime(at: number | bigint): string {
+  return new Date(toMs(at)).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
 /** "14:05" today, "Tue 14:05" this week, "3 Jul 14:05" before. */
 export function messageTime(at: number | bigint, now: number = Date.now()): string {
   const d = new Date(toMs(at));
