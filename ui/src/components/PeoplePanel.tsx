@@ -4,6 +4,7 @@ import type { PeerView } from "../model";
 import { lastSeen } from "../logic/format";
 import { checkCode } from "../logic/validate";
 import { Avatar } from "./Avatar";
+import { ScanButton } from "./ScanCode";
 import { CloseIcon, CloudIcon, MessageIcon, RouteIcon, ShieldCheckIcon, WifiIcon } from "./Icons";
 
 export type PathKind = "lan" | "relay" | "seen" | "via";
@@ -54,15 +55,16 @@ function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    const c = checkCode(code);
+  const submit = async (e?: FormEvent, scanned?: string) => {
+    e?.preventDefault();
+    const value = scanned ?? code;
+    const c = checkCode(value);
     setDone(null);
     if (!c.ok) return setError(c.error);
     setBusy(true);
     setError(null);
     try {
-      const p = await onVerify(code.trim());
+      const p = await onVerify(value.trim());
       setDone(`${p.name ?? p.fingerprint} is verified.`);
       setCode("");
     } catch (err) {
@@ -74,7 +76,7 @@ function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView
   };
   return (
     <form className="verify" onSubmit={submit} noValidate>
-      <label className="field">
+      <div className="field">
         <span>Verify someone</span>
         <div className="verify-row">
           <input
@@ -90,8 +92,14 @@ function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView
           <button type="submit" className="btn btn-primary btn-sm" disabled={busy}>
             Verify
           </button>
+          <ScanButton
+            onCode={(scanned) => {
+              setCode(scanned);
+              void submit(undefined, scanned);
+            }}
+          />
         </div>
-      </label>
+      </div>
       {error && (
         <p className="form-error" role="alert">
           {error}
