@@ -11,10 +11,13 @@ export function App() {
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(() => {
-    setError(null);
     api.appState().then(setApp, (e) => setError(toApiError(e).message));
   }, [api]);
   useEffect(load, [load]);
+  const retry = () => {
+    setError(null);
+    load();
+  };
 
   if (error) {
     return (
@@ -24,7 +27,7 @@ export function App() {
           <p className="form-error" role="alert">
             {error}
           </p>
-          <button type="button" className="btn btn-primary btn-wide" onClick={load}>
+          <button type="button" className="btn btn-primary btn-wide" onClick={retry}>
             Try again
           </button>
         </div>

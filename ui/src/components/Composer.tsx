@@ -32,11 +32,6 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
     el.style.height = `${Math.min(el.scrollHeight, MAX_HEIGHT_PX)}px`;
   }, [value]);
 
-  // A different conversation: its own draft, no stale error.
-  useEffect(() => {
-    setError(null);
-  }, [placeholder]);
-
   const bytes = utf8Bytes(value);
   const over = bytes > MAX_TEXT_BYTES;
 

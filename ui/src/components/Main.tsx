@@ -4,6 +4,7 @@ import type { MessageView, Settings } from "../model";
 import { dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
 import { loadDrafts, saveDrafts, setDraft, type Drafts } from "../logic/drafts";
 import { shortId } from "../logic/format";
+import { totalUnread } from "../logic/unread";
 import { conversationMessages, deliveryOf, displayName, dmConversations, roomOf, sortedRooms } from "../state/chat";
 import { useChat } from "../state/useChat";
 import { ChatView } from "./ChatView";
@@ -26,6 +27,11 @@ export function Main({ settings, onSettings }: { settings: Settings; onSettings:
   const [showList, setShowList] = useState(false);
 
   useEffect(() => saveDrafts(storage, drafts), [drafts]);
+
+  const unreadTotal = totalUnread(state.unread);
+  useEffect(() => {
+    document.title = unreadTotal > 0 ? `(${unreadTotal}) Festival Chat` : "Festival Chat";
+  }, [unreadTotal]);
 
   const key = state.open;
   const rooms = useMemo(() => sortedRooms(state), [state]);
@@ -82,6 +88,7 @@ export function Main({ settings, onSettings }: { settings: Settings; onSettings:
         onSettings={() => setDialog("settings")}
         onMyCode={() => setDialog("code")}
       />
+      {/* One ChatView per conversation: scroll position and composer errors start fresh. */}
       <ChatView
         key={key}
         convKey={key}

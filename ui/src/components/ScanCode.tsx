@@ -53,7 +53,9 @@ function Scanner({ onClose, onCode }: { onClose: () => void; onCode: (code: stri
   const [error, setError] = useState<string | null>(null);
   // The camera starts once per scanner, whatever the parent re-renders.
   const found = useRef(onCode);
-  found.current = onCode;
+  useEffect(() => {
+    found.current = onCode;
+  });
 
   useEffect(() => {
     let stream: MediaStream | null = null;

@@ -81,7 +81,7 @@ describe("chat state", () => {
   });
 
   it("keeps the festival room first, then the most recently active", () => {
-    let s = run({ type: "rooms", rooms: [room("a", 0, 10), room("b", 0, 20), room("festival", 0, 1)] });
+    let s = run({ type: "rooms", rooms: [room("a", 0, 10), room("dm", 0, 30), room("b", 0, 20), room("festival", 0, 1)] });
     expect(sortedRooms(s).map((r) => r.id)).toEqual(["festival", "b", "a"]);
     s = chatReducer(s, live(msg({ room: "a", created_at: 99 })));
     expect(sortedRooms(s).map((r) => r.id)).toEqual(["festival", "a", "b"]);

@@ -177,9 +177,9 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
 
 // ---- Selectors -------------------------------------------------------------
 
-/** Festival room first, then by latest activity. */
+/** Festival room first, then by latest activity. The DM mailbox is not a room to show. */
 export function sortedRooms(s: ChatState): RoomView[] {
-  return [...s.rooms].sort((a, b) => {
+  return s.rooms.filter((r) => r.id !== DM_ROOM).sort((a, b) => {
     if (a.id === FESTIVAL_ROOM) return -1;
     if (b.id === FESTIVAL_ROOM) return 1;
     return toMs(b.last_activity ?? 0) - toMs(a.last_activity ?? 0) || a.name.localeCompare(b.name);

@@ -2,7 +2,7 @@
 // the chat reducer, and reports reads. Components get state and actions from
 // here and never call the Api for chat themselves.
 
-import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
 import type { Api } from "../api";
 import { toApiError } from "../api";
 import type { MessageView, NodeEvent, PeerView, RoomView } from "../model";
@@ -31,8 +31,11 @@ export interface ChatActions {
 
 export function useChat(api: Api): { state: ChatState; actions: ChatActions; streamError: string | null } {
   const [state, dispatch] = useReducer(chatReducer, initialChat);
+  // Actions run from event handlers and read the latest committed state.
   const stateRef = useRef(state);
-  stateRef.current = state;
+  useLayoutEffect(() => {
+    stateRef.current = state;
+  });
   const pendingMark = useRef<{ key: ConversationKey; count: number } | null>(null);
   const [streamError, setStreamError] = useState<string | null>(null);
 
