@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { useApi } from "./ApiContext";
 import { toApiError } from "./api";
 import type { AppState, Settings, Status } from "./model";
+import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Main } from "./components/Main";
 import { Onboarding } from "./components/Onboarding";
 
@@ -49,5 +50,9 @@ export function App() {
       />
     );
   }
-  return <Main settings={app.settings} onSettings={(settings: Settings) => setApp({ ...app, settings })} />;
+  return (
+    <ErrorBoundary>
+      <Main settings={app.settings} onSettings={(settings: Settings) => setApp({ ...app, settings })} />
+    </ErrorBoundary>
+  );
 }

@@ -102,6 +102,16 @@ describe("chat state", () => {
     expect(unreadIds(s, "festival", 0)).toEqual([]);
   });
 
+  it("ignores events it does not know and messages it cannot draw", () => {
+    const s = run(live(msg()));
+    const odd = { event: "from_the_future", x: 1 } as unknown as NodeEvent;
+    expect(chatReducer(s, ev(odd))).toBe(s);
+    const broken = { event: "message", id: "x", room: "festival" } as unknown as NodeEvent;
+    expect(chatReducer(s, ev(broken))).toBe(s);
+    const page = chatReducer(s, { type: "page", room: "festival", messages: [{ id: "y" } as unknown as MessageView, msg()], next: null });
+    expect(conversationMessages(page, "festival")).toHaveLength(2);
+  });
+
   it("keeps the messages shown when an older page fails", () => {
     const s = run({ type: "page", room: "festival", messages: [msg()], next: "c" }, { type: "page_start", room: "festival" }, { type: "page_failed", room: "festival", error: "busy" });
     expect(conversationMessages(s, "festival")).toHaveLength(1);

@@ -88,11 +88,31 @@ function patchPeer(s: ChatState, peer: string, patch: Partial<PeerView>): ChatSt
   return { ...s, peers: { ...s.peers, [peer]: { ...p, ...patch } } };
 }
 
+/**
+ * A message from the node is drawn only if it has what drawing needs; a
+ * newer node with a different shape must not take the screen down.
+ */
+export function isShowable(m: unknown): m is MessageView {
+  if (typeof m !== "object" || m === null) return false;
+  const o = m as Record<string, unknown>;
+  const body = o["body"] as Record<string, unknown> | null | undefined;
+  return (
+    typeof o["id"] === "string" &&
+    typeof o["room"] === "string" &&
+    typeof o["author"] === "string" &&
+    (typeof o["created_at"] === "number" || typeof o["created_at"] === "bigint") &&
+    typeof body === "object" &&
+    body !== null &&
+    typeof body["text"] === "string"
+  );
+}
+
 function onEvent(s: ChatState, e: NodeEvent): ChatState {
   switch (e.event) {
     case "message": {
       const { event: _tag, ...m } = e;
-      const msg = m as MessageView;
+      if (!isShowable(m)) return s;
+      const msg: MessageView = m;
       let next = withTimeline(s, msg.room, addLive(timeline(s, msg.room), msg));
       next = {
         ...next,
@@ -120,6 +140,9 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       return s.status ? { ...s, status: { ...s.status, power: e.state, limits: e.limits } } : s;
     case "rejected":
       return s;
+    default:
+      // An event this UI does not know (a newer node): ignore it.
+      return s;
   }
 }
 
@@ -136,15 +159,16 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
     case "page_start":
       return withTimeline(s, a.room, startLoading(timeline(s, a.room)));
     case "page": {
-      const next = withTimeline(s, a.room, addPage(timeline(s, a.room), a.messages, a.next));
+      const messages = a.messages.filter(isShowable);
+      const next = withTimeline(s, a.room, addPage(timeline(s, a.room), messages, a.next));
       let deliveries = next.deliveries;
-      for (const m of a.messages) deliveries = recordOwn(deliveries, m);
-      return { ...next, deliveries, unread: markSeen(next.unread, a.messages.map((m) => m.id)) };
+      for (const m of messages) deliveries = recordOwn(deliveries, m);
+      return { ...next, deliveries, unread: markSeen(next.unread, messages.map((m) => m.id)) };
     }
     case "page_failed":
       return withTimeline(s, a.room, pageFailed(timeline(s, a.room), a.error));
     case "event":
-      return onEvent(s, a.event);
+      return typeof a.event === "object" && a.event !== null ? onEvent(s, a.event) : s;
     case "own_message": {
       const m = a.message;
       const next = withTimeline(s, m.room, replaceMessage(timeline(s, m.room), m));
