@@ -46,6 +46,7 @@ pub enum BodyError {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ReceiptStatus {
     Delivered,
     Read,

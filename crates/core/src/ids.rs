@@ -33,6 +33,7 @@ macro_rules! hash_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
         pub struct $name([u8; 32]);
 
         // Hex in human-readable formats (JSON for the UI and logs); the 32
@@ -131,6 +132,7 @@ impl PeerId {
 /// room and the DM mailbox that carries sealed direct messages for everyone.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 pub struct RoomId(String);
 
 impl RoomId {

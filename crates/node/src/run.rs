@@ -147,13 +147,17 @@ fn print_event(ev: &NodeEvent, json: bool) {
                 MessageBody::Direct { to, text } => println!("(dm to {}) {who}: {text}{via}", to.fingerprint()),
             }
         }
-        NodeEvent::LinkUp { peer, path } => println!("* linked with {} via {path}", peer.fingerprint()),
+        NodeEvent::LinkUp { peer, path } => println!("* linked with {} via {}", peer.fingerprint(), path.as_str()),
         NodeEvent::LinkDown { peer, .. } => println!("* link to {} closed", peer.fingerprint()),
         NodeEvent::PeerName { peer, name } => println!("* {} is {name}", peer.fingerprint()),
         NodeEvent::Rejected { peer, code } => {
             println!("! refused input ({code}) from {}", peer.map_or("unknown".into(), |p| p.fingerprint()))
         }
         NodeEvent::Receipt { .. } | NodeEvent::Sent { .. } | NodeEvent::Discovered { .. } | NodeEvent::Lost { .. } => {}
-        NodeEvent::Power { state, limits } => println!("* power {state:?}: up to {} links", limits.max_peers),
+        NodeEvent::Power { mode } => match mode.battery {
+            Some(p) => println!("* on battery ({p}%): up to {} links", mode.limits.max_peers),
+            None => println!("* on mains: up to {} links", mode.limits.max_peers),
+        },
+        NodeEvent::Lagged { missed } => eprintln!("({missed} events skipped)"),
     }
 }

@@ -4,12 +4,17 @@
 
 use festival_core::body::{open_dm, open_own_dm, Body};
 use festival_core::Identity;
-use festival_store::{Store, StoreError, StoredMessage};
+use std::collections::BTreeSet;
 
-use crate::runtime::events::{MessageBody, MessageView};
+use festival_core::ReceiptStatus;
+use festival_store::{OutboxState, Store, StoreError, StoredMessage};
+
+use crate::runtime::events::{DeliveryState, LinkPath, MessageBody, MessageView};
 
 /// A stored message as a person sees it; `None` for what is not shown
-/// (receipts, profiles, other people's sealed mail).
+/// (receipts, profiles, other people's sealed mail). Our own messages carry
+/// their delivery state from the outbox and the receipts; `waiting` is left
+/// for the caller, who knows whether anyone is in reach.
 pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Option<MessageView>, StoreError> {
     let env = &m.envelope;
     let mine = env.author() == me.peer_id();
@@ -26,6 +31,31 @@ pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Opt
         Body::Receipt(_) | Body::Profile(_) => return Ok(None),
     };
     let author_name = store.peer(&env.author()).await?.and_then(|p| p.name);
+    let (mut state, mut path, mut delivered_to, mut read_by) = (None, None, 0, 0);
+    if mine {
+        let sent = match store.outbox_state(&env.id()).await? {
+            Some(OutboxState::Sent { path: p, .. }) => {
+                path = LinkPath::from_label(&p);
+                true
+            }
+            Some(OutboxState::Queued { .. }) => false,
+            // Ours but not in the outbox: written before the outbox existed
+            // or by an older version; it is stored, so at least saved.
+            None => false,
+        };
+        let (mut got, mut read) = (BTreeSet::new(), BTreeSet::new());
+        for (peer, status, _) in store.receipts_for(&env.id()).await? {
+            // Reading implies having it.
+            got.insert(peer);
+            if status == ReceiptStatus::Read {
+                read.insert(peer);
+            }
+        }
+        delivered_to = u32::try_from(got.len()).unwrap_or(u32::MAX);
+        read_by = u32::try_from(read.len()).unwrap_or(u32::MAX);
+        // A receipt proves it left, even if the outbox mark was lost.
+        state = Some(DeliveryState::from_parts(sent, delivered_to, read_by));
+    }
     Ok(Some(MessageView {
         id: env.id(),
         room: env.room().clone(),
@@ -37,5 +67,10 @@ pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Opt
         body,
         hops: m.hops,
         mine,
+        state,
+        path,
+        waiting: None,
+        delivered_to,
+        read_by,
     }))
 }

@@ -73,7 +73,7 @@ async fn wait_for<T>(
 
 async fn linked_to_all(node: &NodeHandle, others: usize) {
     tokio::time::timeout(DEADLINE, async {
-        while node.status().await.unwrap().links < others {
+        while (node.status().await.unwrap().links as usize) < others {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -131,7 +131,7 @@ async fn two_nodes_discover_link_and_chat_both_ways_with_receipts_and_a_sealed_d
 
     // History reads back what was said, oldest first, names resolved.
     let h = b.history(&RoomId::festival(), None, 10).await.unwrap();
-    let texts: Vec<_> = h.iter().map(|m| (m.author_name.clone(), m.body.clone())).collect();
+    let texts: Vec<_> = h.messages.iter().map(|m| (m.author_name.clone(), m.body.clone())).collect();
     assert_eq!(
         texts,
         vec![

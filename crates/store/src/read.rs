@@ -32,7 +32,10 @@ impl StoredMessage {
 
 /// A position in a room's history: ordered by the author's `created_at`, ties
 /// broken by id, so every message has one place and pages never overlap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Serializable: the app hands it to its UI and takes it back for the next
+/// page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct HistoryCursor {
     pub created_at: u64,
     pub id: MessageId,
@@ -131,6 +134,43 @@ impl Store {
                 .await?
             }
         };
+        let mut page = rows.into_iter().map(stored).collect::<Result<Vec<_>>>()?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// The direct messages between `me` and `with` (either way), a page as
+    /// [`Store::history`] gives one: the latest `limit` before `before`,
+    /// oldest first. Walks the DM mailbox's history index and skips other
+    /// people's mail, so a page costs more where the mailbox carries much mail
+    /// for others.
+    pub async fn dm_history(
+        &self,
+        me: &PeerId,
+        with: &PeerId,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        // 2 is Kind::SealedDm (checked in rooms.rs's tests).
+        let (at, id) = match before {
+            Some(c) => (clamp_to_sql(c.created_at), c.id.as_bytes().to_vec()),
+            // After every message: the largest time, and an id above all ids.
+            None => (i64::MAX, vec![0xff; 33]),
+        };
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT id, raw, hops, received_at FROM messages
+             WHERE room = ?1 AND kind = 2 AND (created_at, id) < (?2, ?3)
+               AND ((author = ?4 AND recipient = ?5) OR (author = ?5 AND recipient = ?4))
+             ORDER BY created_at DESC, id DESC LIMIT ?6",
+        )
+        .bind(RoomId::DIRECT)
+        .bind(at)
+        .bind(id)
+        .bind(&me.as_bytes()[..])
+        .bind(&with.as_bytes()[..])
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
         let mut page = rows.into_iter().map(stored).collect::<Result<Vec<_>>>()?;
         page.reverse();
         Ok(page)

@@ -2,7 +2,7 @@
 
 use festival_core::RoomId;
 
-use crate::error::{from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::error::{from_sql, opt_from_sql, room_from_sql, to_sql, Result, StoreError};
 use crate::open::Store;
 
 /// A joined room, for the room list.
@@ -15,6 +15,9 @@ pub struct RoomRecord {
     /// Messages a person would read (text, and sealed DMs addressed to us),
     /// written by someone else, received after `last_read_at`.
     pub unread: u64,
+    /// When the latest message a person reads (text or sealed DM, anyone's)
+    /// reached us; `None` for a room with none yet.
+    pub last_activity: Option<u64>,
 }
 
 /// Unread: kinds a person reads, not by us, received after the read mark.
@@ -23,13 +26,17 @@ pub struct RoomRecord {
 /// index `messages_unread`, whose WHERE clause this query repeats verbatim
 /// (SQLite only uses a partial index when it can see the query implies it).
 /// The kinds are literals for that reason: 0 is `Kind::Text`, 2 is
-/// `Kind::SealedDm` (checked by a test below).
+/// `Kind::SealedDm` (checked by a test below). The last activity walks the
+/// same index backwards and stops at the first row: O(log n) per room.
 const ROOMS: &str = "
     SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
         (SELECT count(*) FROM messages m
          WHERE m.room = r.room_id AND m.kind IN (0, 2) AND m.received_at > r.last_read_at
            AND m.author IS NOT (SELECT peer_id FROM identity)
-           AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity)))
+           AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity))),
+        (SELECT m.received_at FROM messages m
+         WHERE m.room = r.room_id AND m.kind IN (0, 2)
+         ORDER BY m.received_at DESC LIMIT 1)
     FROM rooms r ORDER BY r.joined_at, r.room_id";
 
 impl Store {
@@ -61,15 +68,17 @@ impl Store {
 
     /// Every joined room, in the order they were joined, with unread counts.
     pub async fn rooms(&self) -> Result<Vec<RoomRecord>> {
-        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(ROOMS).fetch_all(&self.reader).await?;
+        let rows: Vec<(String, String, i64, i64, i64, Option<i64>)> =
+            sqlx::query_as(ROOMS).fetch_all(&self.reader).await?;
         rows.into_iter()
-            .map(|(room, name, joined_at, last_read_at, unread)| {
+            .map(|(room, name, joined_at, last_read_at, unread, last_activity)| {
                 Ok(RoomRecord {
                     room: room_from_sql("rooms", room)?,
                     name,
                     joined_at: from_sql("rooms", joined_at)?,
                     last_read_at: from_sql("rooms", last_read_at)?,
                     unread: from_sql("rooms", unread)?,
+                    last_activity: opt_from_sql("rooms", last_activity)?,
                 })
             })
             .collect()

@@ -21,7 +21,8 @@ async fn joining_twice_keeps_the_first_join_and_leaving_forgets_the_room() {
             name: "Main Stage".into(),
             joined_at: 100,
             last_read_at: 100,
-            unread: 0
+            unread: 0,
+            last_activity: None,
         }]
     );
     assert!(store.leave_room(&stage).await.unwrap());

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const LOW_BATTERY_PERCENT: u8 = 20;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum PowerState {
     /// No battery, or a battery that is charging.
     Mains,
@@ -31,6 +32,7 @@ impl PowerState {
 
 /// What the node may do. Times in milliseconds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Limits {
     /// Most links kept open at once.
     pub max_peers: usize,

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
-use super::events::{NodeEvent, PeerView, Status};
+use super::events::{DeliveryState, LinkPath, NodeEvent, PeerPath, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
 use super::links::Links;
 use super::signal_io::{self, SignalEvent};
@@ -45,6 +45,7 @@ pub enum Command {
     Send { room: RoomId, content: Content, reply: oneshot::Sender<Result<MessageId, NodeError>> },
     Join { room: RoomId, name: String, reply: oneshot::Sender<Result<RoomId, NodeError>> },
     MarkRead { room: RoomId, ids: Vec<MessageId>, reply: oneshot::Sender<Result<(), NodeError>> },
+    Rename { name: String, reply: oneshot::Sender<Result<(), NodeError>> },
     Peers { reply: oneshot::Sender<Vec<PeerView>> },
     Status { reply: oneshot::Sender<Status> },
     Shutdown,
@@ -64,7 +65,9 @@ pub struct Actor {
     engine: Engine,
     store: Store,
     me: PeerId,
+    name: String,
     festival: String,
+    relay_url: Option<String>,
     rx: mpsc::Receiver<Command>,
     events: broadcast::Sender<NodeEvent>,
     socket: UdpSocket,
@@ -100,18 +103,20 @@ impl Actor {
     ) -> Result<(Actor, Store, PeerId), StartError> {
         check_festival(&cfg.festival)?;
         let local = LocalNode::open(&cfg.data_dir).await?;
-        match (local.store.identity().await.map_err(LocalError::from)?, &cfg.name) {
+        let name = match (local.store.identity().await.map_err(LocalError::from)?, &cfg.name) {
             (None, None) => return Err(StartError::NeedName),
             (None, Some(name)) => {
                 local.init(name).await?;
+                name.clone()
             }
             (Some(me), Some(name)) if &me.name != name => {
                 local.store.set_name(name).await.map_err(LocalError::from)?;
                 let mut engine = local.engine().await?;
                 engine.send(RoomId::festival(), Content::Profile(name.clone())).await?;
+                name.clone()
             }
-            (Some(_), _) => {}
-        }
+            (Some(me), _) => me.name,
+        };
         let mut power: Box<dyn PowerSource> = match cfg.power {
             PowerConfig::Fixed(p) => Box::new(FixedPower(p)),
             #[cfg(not(any(target_os = "android", target_os = "ios")))]
@@ -148,8 +153,10 @@ impl Actor {
             engine,
             store: store.clone(),
             me,
+            name,
             offers: OfferCheck::new(me, cfg.festival.clone()),
             festival: cfg.festival,
+            relay_url: cfg.relay_url,
             rx,
             events,
             socket,
@@ -299,7 +306,7 @@ impl Actor {
                 self.links.opened(&peer);
                 let _ = self.store.peer_seen(&peer, now_ms()).await;
                 tracing::info!(peer = %peer.short(), %conn, "link up");
-                self.emit(NodeEvent::LinkUp { peer, path: "lan" });
+                self.emit(NodeEvent::LinkUp { peer, path: LinkPath::Lan });
                 let eff = self.engine.handle(Input::LinkUp { link: LinkId(conn.0), peer, kind: LinkKind::Lan }).await;
                 self.apply(eff).await;
             }
@@ -329,6 +336,10 @@ impl Actor {
 
     fn open_links(&self) -> usize {
         self.conns.len()
+    }
+
+    fn discovered(&self) -> usize {
+        self.links.peers.values().filter(|e| e.discovered).count()
     }
 
     async fn dial_due(&mut self) {
@@ -595,8 +606,8 @@ impl Actor {
                 Effect::Delivered { id, .. } => self.delivered(id).await,
                 Effect::Sent { id, kind, .. } => {
                     let path = match kind {
-                        LinkKind::Lan => "lan",
-                        LinkKind::Relay => "relay",
+                        LinkKind::Lan => LinkPath::Lan,
+                        LinkKind::Relay => LinkPath::Relay,
                     };
                     self.emit(NodeEvent::Sent { id, path });
                 }
@@ -607,7 +618,7 @@ impl Actor {
                 Effect::Limits(l) => {
                     self.limits = l;
                     self.endpoint.set_ice_timing(Duration::from_millis(l.keepalive_ms), webrtc::ICE_MAX_RETRANSMITS);
-                    self.emit(NodeEvent::Power { state: self.power_state, limits: l });
+                    self.emit(NodeEvent::Power { mode: PowerMode::new(self.power_state, l) });
                 }
                 Effect::WakeAt(t) => self.engine_wake = Some(t),
                 Effect::StoreFailed { id, error } => tracing::error!(?id, %error, "could not store a message"),
@@ -624,7 +635,11 @@ impl Actor {
             }
             Body::Profile(p) => self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name }),
             Body::Text(_) | Body::SealedDm(_) => {
-                if let Ok(Some(v)) = crate::view::view(&self.store, self.engine.node().identity(), &m).await {
+                if let Ok(Some(mut v)) = crate::view::view(&self.store, self.engine.node().identity(), &m).await {
+                    if v.state == Some(DeliveryState::Saved) {
+                        let open = self.conns.values().filter(|c| c.open).count();
+                        v.waiting = Some(Waiting::from_reach(open, self.discovered()));
+                    }
                     self.emit(NodeEvent::Message(v));
                 }
             }
@@ -659,6 +674,18 @@ impl Actor {
                 self.apply(eff).await;
                 let _ = reply.send(r.map_err(NodeError::from));
             }
+            Command::Rename { name, reply } => {
+                let r: Result<(), NodeError> = async {
+                    festival_core::body::check_name(&name).map_err(festival_core::sync::SendError::from)?;
+                    self.store.set_name(&name).await?;
+                    let (_, eff) = self.engine.send(RoomId::festival(), Content::Profile(name.clone())).await?;
+                    self.apply(eff).await;
+                    self.name = name;
+                    Ok(())
+                }
+                .await;
+                let _ = reply.send(r);
+            }
             Command::Peers { reply } => {
                 let mut out = Vec::new();
                 let linked: Vec<PeerId> = self.conns.values().filter(|c| c.open).map(|c| c.peer).collect();
@@ -667,9 +694,11 @@ impl Actor {
                     if p.peer == self.me {
                         continue;
                     }
+                    let is_linked = linked.contains(&p.peer);
                     out.push(PeerView {
                         fingerprint: p.peer.fingerprint(),
-                        linked: linked.contains(&p.peer),
+                        path: if is_linked { PeerPath::Lan } else { PeerPath::ViaOthers },
+                        linked: is_linked,
                         discovered: self.links.peers.get(&p.peer).is_some_and(|e| e.discovered),
                         name: p.name,
                         verified: p.verified,
@@ -684,15 +713,27 @@ impl Actor {
                 for (code, n) in self.discovery.ignored().iter() {
                     *rejected.entry(format!("mdns_{code:?}")).or_default() += n;
                 }
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                let relay = match &self.relay_url {
+                    None => RelayState::NotConfigured,
+                    // The relay link arrives with the relay server; until
+                    // then a configured relay is never reached.
+                    Some(url) => RelayState::Offline {
+                        url: url.clone(),
+                        reason: "this version cannot connect to relays yet".into(),
+                    },
+                };
                 let _ = reply.send(Status {
                     peer: self.me,
                     fingerprint: self.me.fingerprint(),
+                    name: self.name.clone(),
                     festival: self.festival.clone(),
-                    links: self.conns.values().filter(|c| c.open).count(),
-                    discovered: self.links.peers.values().filter(|e| e.discovered).count(),
-                    power: self.power_state,
-                    limits: self.limits,
-                    peer_limit: self.peer_limit(),
+                    p2p: self.discovery_open,
+                    links: count(self.conns.values().filter(|c| c.open).count()),
+                    discovered: count(self.discovered()),
+                    relay,
+                    power: PowerMode::new(self.power_state, self.limits),
+                    peer_limit: count(self.peer_limit()),
                     signaling_port: self.listener.local_addr().map_or(0, |a| a.port()),
                     udp_port: self.socket.local_addr().map_or(0, |a| a.port()),
                     rejected,

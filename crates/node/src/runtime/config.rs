@@ -42,6 +42,8 @@ pub struct NodeConfig {
     /// Offer loopback candidates even when other interfaces exist (tests that
     /// put several nodes on one host).
     pub loopback_candidates: bool,
+    /// The relay to use when direct paths fail (`wss://...`); `None`: LAN only.
+    pub relay_url: Option<String>,
 }
 
 impl NodeConfig {
@@ -57,6 +59,7 @@ impl NodeConfig {
             power: PowerConfig::Auto,
             mdns: None,
             loopback_candidates: false,
+            relay_url: None,
         }
     }
 }

@@ -1,29 +1,45 @@
 //! What a running node tells the people using it. Serializable: the CLI
-//! prints these as JSON lines, the app sends them to its UI.
+//! prints these as JSON lines, the app sends them to its UI (and, with the
+//! `ts` feature, ts-rs writes their TypeScript declarations for the UI).
 
 use std::collections::BTreeMap;
 
-use festival_core::policy::{Limits, PowerState};
+use festival_core::policy::{limits, Limits, PowerState};
 use festival_core::{MessageId, PeerId, ReceiptStatus, RoomId};
+use festival_store::HistoryCursor;
 use serde::Serialize;
 
 /// A message as a person sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MessageView {
     pub id: MessageId,
     pub room: RoomId,
     pub author: PeerId,
     pub author_name: Option<String>,
     pub seq: u64,
+    /// The author's clock, ms since the Unix epoch.
     pub created_at: u64,
+    /// Our clock: when it reached this device.
     pub received_at: u64,
     pub body: MessageBody,
     /// Links it crossed to reach us (0: ours).
     pub hops: u8,
     pub mine: bool,
+    /// Our own messages only: saved -> sent -> delivered -> read.
+    pub state: Option<DeliveryState>,
+    /// Our own messages, once sent: the path it first left by.
+    pub path: Option<LinkPath>,
+    /// Our own messages that are only saved: why they wait.
+    pub waiting: Option<Waiting>,
+    /// Our own messages: peers that confirmed they have it (or read it).
+    pub delivered_to: u32,
+    /// Our own messages: peers that confirmed they read it.
+    pub read_by: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MessageBody {
     Text {
@@ -36,7 +52,89 @@ pub enum MessageBody {
     },
 }
 
+/// Where one of our messages stands, as the UI shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Committed on this device; leaves when a path opens.
+    Saved,
+    /// Left this device (see `path`).
+    Sent,
+    /// At least one peer confirmed it has it.
+    Delivered,
+    /// At least one peer confirmed it read it.
+    Read,
+}
+
+impl DeliveryState {
+    /// From what the store knows: the outbox (sent or not) and the receipts.
+    pub fn from_parts(sent: bool, delivered_to: u32, read_by: u32) -> Self {
+        if read_by > 0 {
+            DeliveryState::Read
+        } else if delivered_to > 0 {
+            DeliveryState::Delivered
+        } else if sent {
+            DeliveryState::Sent
+        } else {
+            DeliveryState::Saved
+        }
+    }
+}
+
+/// Why a saved message has not left yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Waiting {
+    /// No other device found on this network (and no relay).
+    NoOneNearby,
+    /// Devices found, no link open yet.
+    Connecting,
+    /// A link is open: it goes out with the next exchange.
+    Sending,
+}
+
+impl Waiting {
+    pub fn from_reach(links: usize, discovered: usize) -> Self {
+        match (links, discovered) {
+            (0, 0) => Waiting::NoOneNearby,
+            (0, _) => Waiting::Connecting,
+            _ => Waiting::Sending,
+        }
+    }
+}
+
+/// The kind of link something travelled over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum LinkPath {
+    /// A direct WebRTC data channel on the local network.
+    Lan,
+    /// Through the relay server.
+    Relay,
+}
+
+impl LinkPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPath::Lan => "lan",
+            LinkPath::Relay => "relay",
+        }
+    }
+    /// The label the store keeps in the outbox (see `Store::mark_sent`).
+    pub fn from_label(s: &str) -> Option<Self> {
+        match s {
+            "lan" => Some(LinkPath::Lan),
+            "relay" => Some(LinkPath::Relay),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum NodeEvent {
     /// A message is stored here and ready to show (per-author order).
@@ -44,7 +142,7 @@ pub enum NodeEvent {
     /// One of our messages left the device.
     Sent {
         id: MessageId,
-        path: &'static str,
+        path: LinkPath,
     },
     Receipt {
         from: PeerId,
@@ -63,7 +161,7 @@ pub enum NodeEvent {
     },
     LinkUp {
         peer: PeerId,
-        path: &'static str,
+        path: LinkPath,
     },
     LinkDown {
         peer: PeerId,
@@ -75,17 +173,36 @@ pub enum NodeEvent {
         code: String,
     },
     Power {
-        state: PowerState,
-        limits: Limits,
+        mode: PowerMode,
+    },
+    /// Not sent by the node: a subscriber that fell behind missed `missed`
+    /// events and should re-read what it shows (history, peers, status).
+    Lagged {
+        missed: u64,
     },
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// How a peer can be reached now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum PeerPath {
+    /// A direct data channel on the local network is open.
+    Lan,
+    /// Through the relay.
+    Relay,
+    /// No link of ours: messages reach it carried by other devices.
+    ViaOthers,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PeerView {
     pub peer: PeerId,
     pub fingerprint: String,
     pub name: Option<String>,
     pub verified: bool,
+    pub path: PeerPath,
     /// A data channel is open to it now.
     pub linked: bool,
     /// Seen on the LAN via mDNS.
@@ -93,19 +210,118 @@ pub struct PeerView {
     pub last_seen: Option<u64>,
 }
 
+/// The relay connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RelayState {
+    NotConfigured,
+    Connecting { url: String },
+    Connected { url: String },
+    Offline { url: String, reason: String },
+}
+
+/// What the node holds back to save power (compared with running on mains).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Saving {
+    /// Fewer links open at once.
+    FewerLinks { max: u32 },
+    /// Compares notes with neighbours less often.
+    SlowerSync { every_s: u32 },
+    /// Stops carrying other people's messages.
+    NoRelayForOthers,
+    /// Stops syncing in the background.
+    NoBackgroundSync,
+}
+
+/// The power situation as a person reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PowerMode {
+    /// Battery percentage when running on battery; `None` on mains or while
+    /// charging.
+    pub battery: Option<u8>,
+    /// At or below the low-battery mark.
+    pub low: bool,
+    pub limits: Limits,
+    pub saving: Vec<Saving>,
+}
+
+impl PowerMode {
+    pub fn new(state: PowerState, limits: Limits) -> Self {
+        let full = festival_core::policy::limits(PowerState::Mains);
+        let mut saving = Vec::new();
+        if limits.max_peers < full.max_peers {
+            saving.push(Saving::FewerLinks { max: u32::try_from(limits.max_peers).unwrap_or(u32::MAX) });
+        }
+        if limits.sync_interval_ms > full.sync_interval_ms {
+            saving.push(Saving::SlowerSync { every_s: u32::try_from(limits.sync_interval_ms / 1000).unwrap_or(u32::MAX) });
+        }
+        if !limits.relay_for_others {
+            saving.push(Saving::NoRelayForOthers);
+        }
+        if !limits.background_sync {
+            saving.push(Saving::NoBackgroundSync);
+        }
+        let battery = match state {
+            PowerState::Battery { percent } => Some(percent),
+            PowerState::Mains => None,
+        };
+        PowerMode { battery, low: state.is_low(), limits, saving }
+    }
+
+    /// The mode the power policy gives a state.
+    pub fn from_state(state: PowerState) -> Self {
+        Self::new(state, limits(state))
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Status {
     pub peer: PeerId,
     pub fingerprint: String,
+    /// Our display name.
+    pub name: String,
     pub festival: String,
-    pub links: usize,
-    pub discovered: usize,
-    pub power: PowerState,
-    pub limits: Limits,
+    /// Peer-to-peer is running: LAN discovery and WebRTC are up.
+    pub p2p: bool,
+    /// Data channels open now.
+    pub links: u32,
+    /// Devices of this festival found on the LAN.
+    pub discovered: u32,
+    pub relay: RelayState,
+    pub power: PowerMode,
     /// Peer limit in force (policy or override).
-    pub peer_limit: usize,
+    pub peer_limit: u32,
     pub signaling_port: u16,
     pub udp_port: u16,
     /// Refused inputs by reason: signaling, frames and envelopes.
     pub rejected: BTreeMap<String, u64>,
+}
+
+/// A joined room, for the room list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RoomView {
+    pub id: RoomId,
+    pub name: String,
+    /// Messages by others received since the room was last read.
+    pub unread: u64,
+    /// When the latest message (text or DM) reached us, if any.
+    pub last_activity: Option<u64>,
+    pub joined_at: u64,
+}
+
+/// A page of history, oldest first. `next` continues with older messages;
+/// `None` means the start of the room was reached. A page can hold fewer
+/// than the asked number of messages and still have a `next` (a stretch of
+/// the DM mailbox that is other people's mail): keep going while it is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct HistoryPage {
+    pub messages: Vec<MessageView>,
+    pub next: Option<HistoryCursor>,
 }

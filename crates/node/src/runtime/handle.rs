@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use festival_core::sync::{Content, SendError};
 use festival_core::{MessageId, PeerId, RoomId};
-use festival_store::{HistoryCursor, RoomRecord, Store, StoreError};
+use festival_store::{HistoryCursor, Store, StoreError, StoredMessage};
 use tokio::sync::{broadcast, mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use super::actor::{self, Command};
 use super::config::{NodeConfig, StartError};
-use super::events::{MessageView, NodeEvent, PeerView, Status};
+use super::events::{DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status, Waiting};
 use crate::engine::EngineError;
 
 /// Commands waiting for the actor. Small: callers wait for their answer.
@@ -18,6 +18,11 @@ const INBOX: usize = 64;
 /// Events buffered per subscriber; a subscriber that falls further behind
 /// misses events (and can re-read history), it never slows the node.
 const EVENTS: usize = 4096;
+/// Most messages in one history page: a screenful or two; the UI pages on.
+pub const MAX_HISTORY_PAGE: u32 = 200;
+/// Stored messages looked at for one page, per message asked for: bounds the
+/// work when a stretch holds little to show (receipts, other people's mail).
+const HISTORY_SCAN_FACTOR: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -29,6 +34,8 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("invalid room name: {0}")]
     Room(#[from] festival_core::IdError),
+    #[error("that is your own code")]
+    OwnCode,
     #[error("the node has stopped")]
     Stopped,
 }
@@ -94,30 +101,144 @@ impl NodeHandle {
         self.ask(|reply| Command::MarkRead { room, ids, reply }).await?
     }
 
-    /// A page of a room's history, oldest first; readable messages only.
+    /// A page of a room's history, oldest first: the latest `limit` readable
+    /// messages before `before` (at most [`MAX_HISTORY_PAGE`]).
     pub async fn history(
         &self,
         room: &RoomId,
         before: Option<HistoryCursor>,
         limit: u32,
-    ) -> Result<Vec<MessageView>, NodeError> {
-        let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
-        let page = self.inner.store.history(room, before, limit).await?;
-        let mut out = Vec::with_capacity(page.len());
-        for m in page {
-            if let Some(v) = crate::view::view(&self.inner.store, &me.identity, &m).await? {
-                out.push(v);
-            }
-        }
-        Ok(out)
+    ) -> Result<HistoryPage, NodeError> {
+        let store = &self.inner.store;
+        self.page(before, limit, |cursor, n| store.history(room, cursor, n)).await
     }
 
-    pub async fn rooms(&self) -> Result<Vec<RoomRecord>, NodeError> {
-        Ok(self.inner.store.rooms().await?)
+    /// A page of the direct messages between us and `with`, as [`Self::history`].
+    pub async fn dm_history(
+        &self,
+        with: &PeerId,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoryPage, NodeError> {
+        let (store, me) = (&self.inner.store, self.inner.peer);
+        self.page(before, limit, |cursor, n| store.dm_history(&me, with, cursor, n)).await
+    }
+
+    /// Walk back from `before` in stored pages, keeping what a person reads,
+    /// until `limit` messages are found, the start is reached, or the scan
+    /// budget is spent (then the page is short but `next` goes on).
+    async fn page<F, Fut>(
+        &self,
+        before: Option<HistoryCursor>,
+        limit: u32,
+        fetch: F,
+    ) -> Result<HistoryPage, NodeError>
+    where
+        F: Fn(Option<HistoryCursor>, u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<StoredMessage>, StoreError>>,
+    {
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+        let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        let mut budget = limit.saturating_mul(HISTORY_SCAN_FACTOR);
+        let mut cursor = before;
+        // Newest first while collecting.
+        let mut found: Vec<MessageView> = Vec::new();
+        let mut next = None;
+        loop {
+            let chunk = limit.min(budget);
+            let stored = fetch(cursor, chunk).await?;
+            budget -= u32::try_from(stored.len()).unwrap_or(chunk).min(budget);
+            let exhausted = stored.len() < chunk as usize;
+            for m in stored.iter().rev() {
+                cursor = Some(m.cursor());
+                if let Some(v) = crate::view::view(&self.inner.store, &me.identity, m).await? {
+                    found.push(v);
+                    if found.len() == limit as usize {
+                        break;
+                    }
+                }
+            }
+            if found.len() == limit as usize || (!exhausted && budget == 0) {
+                // There may be more before the last message looked at.
+                next = cursor;
+                break;
+            }
+            if exhausted {
+                break;
+            }
+        }
+        found.reverse();
+        self.explain_waiting(&mut found).await;
+        Ok(HistoryPage { messages: found, next })
+    }
+
+    /// One stored message as a person sees it (`None`: not stored, or not
+    /// for us to read).
+    pub async fn message(&self, id: &MessageId) -> Result<Option<MessageView>, NodeError> {
+        let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        let Some(m) = self.inner.store.get(id).await? else { return Ok(None) };
+        let Some(v) = crate::view::view(&self.inner.store, &me.identity, &m).await? else { return Ok(None) };
+        let mut one = [v];
+        self.explain_waiting(&mut one).await;
+        let [v] = one;
+        Ok(Some(v))
+    }
+
+    /// Say why our saved messages wait, from who is in reach now.
+    async fn explain_waiting(&self, messages: &mut [MessageView]) {
+        if !messages.iter().any(|m| m.state == Some(DeliveryState::Saved)) {
+            return;
+        }
+        let why = match self.status().await {
+            Ok(s) => Waiting::from_reach(s.links as usize, s.discovered as usize),
+            Err(_) => Waiting::NoOneNearby,
+        };
+        for m in messages.iter_mut().filter(|m| m.state == Some(DeliveryState::Saved)) {
+            m.waiting = Some(why);
+        }
+    }
+
+    /// Joined rooms in the order they were joined, with unread counts.
+    pub async fn rooms(&self) -> Result<Vec<RoomView>, NodeError> {
+        Ok(self
+            .inner
+            .store
+            .rooms()
+            .await?
+            .into_iter()
+            .map(|r| RoomView {
+                id: r.room,
+                name: r.name,
+                unread: r.unread,
+                last_activity: r.last_activity,
+                joined_at: r.joined_at,
+            })
+            .collect())
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerView>, NodeError> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// One peer as [`Self::peers`] shows it, if known.
+    pub async fn peer(&self, peer: PeerId) -> Result<Option<PeerView>, NodeError> {
+        Ok(self.peers().await?.into_iter().find(|p| p.peer == peer))
+    }
+
+    /// We compared codes in person: mark `peer` verified (it need not have
+    /// been seen yet). Returns it as [`Self::peers`] shows it.
+    pub async fn verify(&self, peer: PeerId) -> Result<PeerView, NodeError> {
+        if peer == self.inner.peer {
+            return Err(NodeError::OwnCode);
+        }
+        self.inner.store.set_peer_verified(&peer, true).await?;
+        // The record exists now, so the peer is in the list.
+        self.peer(peer).await?.ok_or(NodeError::Stopped)
+    }
+
+    /// Change our display name and tell the festival.
+    pub async fn set_name(&self, name: String) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Rename { name, reply }).await?
     }
 
     pub async fn status(&self) -> Result<Status, NodeError> {

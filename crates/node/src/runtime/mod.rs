@@ -17,5 +17,8 @@ mod links;
 mod signal_io;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
-pub use events::{MessageBody, MessageView, NodeEvent, PeerView, Status};
-pub use handle::{NodeError, NodeHandle};
+pub use events::{
+    DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PeerPath, PeerView, PowerMode, RelayState,
+    RoomView, Saving, Status, Waiting,
+};
+pub use handle::{NodeError, NodeHandle, MAX_HISTORY_PAGE};

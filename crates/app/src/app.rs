@@ -1,0 +1,388 @@
+//! `App`: what each command of the desktop app does, as plain async methods.
+//! It owns the settings and the running node (none before onboarding, a new
+//! one after a settings change that needs a restart) and an event bus that
+//! outlives node restarts, so a UI subscribes once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use festival_core::body::MAX_TEXT_BYTES;
+use festival_core::{MessageId, PeerId, RoomId};
+use festival_node::discovery::MdnsHub;
+use festival_node::local::{parse_room, LocalNode};
+use festival_node::runtime::{
+    HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PowerConfig, RoomView, Status,
+};
+use festival_store::HistoryCursor;
+use serde::Serialize;
+use tokio::sync::{broadcast, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::contact::{my_code, parse_contact_code, MyCode};
+use crate::error::{AppError, ErrorCode};
+use crate::settings::{check_name, Settings};
+
+/// Events buffered for the UI; past this a slow UI gets `lagged` and
+/// re-reads, the node never waits for it.
+const BUS: usize = 4096;
+
+/// Everything the UI needs on start: show onboarding or the chat.
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct AppState {
+    /// An identity exists (a name was picked).
+    pub onboarded: bool,
+    /// The running node's status; `None` before onboarding or if it could
+    /// not start (see `error`).
+    pub status: Option<Status>,
+    pub settings: Settings,
+    /// Why the node is not running, if it should be.
+    pub error: Option<AppError>,
+}
+
+/// How the app runs its node. The defaults are the app's; tests and the lab
+/// change them.
+#[derive(Clone, Default)]
+pub struct AppOptions {
+    pub power: PowerConfig,
+    /// Share an mDNS hub (several apps in one process, in tests).
+    pub mdns: Option<MdnsHub>,
+    /// Offer loopback addresses to peers (several nodes on one host).
+    pub loopback_candidates: bool,
+}
+
+struct Running {
+    node: NodeHandle,
+    forward: JoinHandle<()>,
+}
+
+struct State {
+    settings: Settings,
+    running: Option<Running>,
+    error: Option<AppError>,
+}
+
+struct Shared {
+    data_dir: PathBuf,
+    options: AppOptions,
+    state: Mutex<State>,
+    bus: broadcast::Sender<NodeEvent>,
+}
+
+/// Cheap to clone; every clone is the same app.
+#[derive(Clone)]
+pub struct App {
+    shared: Arc<Shared>,
+}
+
+fn not_onboarded() -> AppError {
+    AppError::new(ErrorCode::NotOnboarded, "Pick a name first.")
+}
+
+fn check_text(text: &str) -> Result<(), AppError> {
+    if text.trim().is_empty() {
+        return Err(AppError::new(ErrorCode::EmptyMessage, "Type something first."));
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(AppError::new(
+            ErrorCode::MessageTooLong,
+            format!("Messages are at most {MAX_TEXT_BYTES} bytes; this one is {}. Split it up.", text.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_room_id(room: &str) -> Result<RoomId, AppError> {
+    room.parse::<RoomId>().map_err(|e| AppError::new(ErrorCode::InvalidRoom, format!("{room:?}: {e}")))
+}
+
+fn parse_peer(peer: &str) -> Result<PeerId, AppError> {
+    parse_contact_code(peer).map_err(|_| AppError::new(ErrorCode::InvalidPeer, format!("{peer:?} is not a peer id.")))
+}
+
+impl App {
+    /// Load the settings of `data_dir`; the node starts with [`App::start`]
+    /// (or [`App::onboard`] on a first start).
+    pub fn new(data_dir: &Path, options: AppOptions) -> Result<App, AppError> {
+        std::fs::create_dir_all(data_dir)?;
+        let settings = Settings::load(data_dir)?;
+        let (bus, _) = broadcast::channel(BUS);
+        Ok(App {
+            shared: Arc::new(Shared {
+                data_dir: data_dir.to_owned(),
+                options,
+                state: Mutex::new(State { settings, running: None, error: None }),
+                bus,
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// Start the node if this device has an identity. Returns whether it
+    /// runs. A failure is kept for [`App::app_state`] and returned.
+    pub async fn start(&self) -> Result<bool, AppError> {
+        let mut st = self.shared.state.lock().await;
+        if st.running.is_some() {
+            return Ok(true);
+        }
+        if !self.has_identity().await? {
+            return Ok(false);
+        }
+        self.launch(&mut st, None).await?;
+        Ok(true)
+    }
+
+    async fn has_identity(&self) -> Result<bool, AppError> {
+        let local = LocalNode::open(&self.shared.data_dir)
+            .await
+            .map_err(|e| AppError::new(ErrorCode::Storage, e.to_string()))?;
+        let me = local.store.identity().await.map_err(|e| AppError::new(ErrorCode::Storage, e.to_string()));
+        local.store.close().await;
+        Ok(me?.is_some())
+    }
+
+    fn config(&self, settings: &Settings, name: Option<String>) -> NodeConfig {
+        let o = &self.shared.options;
+        let mut cfg = NodeConfig::new(self.shared.data_dir.clone());
+        cfg.name = name;
+        cfg.festival = settings.festival.clone();
+        cfg.interfaces = settings.interfaces.clone();
+        cfg.peer_limit = settings.peer_limit.map(|n| n as usize);
+        cfg.relay_url = settings.relay_url.clone();
+        cfg.power = o.power.clone();
+        cfg.mdns = o.mdns.clone();
+        cfg.loopback_candidates = o.loopback_candidates;
+        cfg
+    }
+
+    /// Start a node with the current settings and forward its events.
+    async fn launch(&self, st: &mut State, name: Option<String>) -> Result<(), AppError> {
+        let cfg = self.config(&st.settings, name);
+        match NodeHandle::start(cfg).await {
+            Ok(node) => {
+                let mut rx = node.events();
+                let bus = self.shared.bus.clone();
+                let forward = tokio::spawn(async move {
+                    loop {
+                        let ev = match rx.recv().await {
+                            Ok(ev) => ev,
+                            Err(broadcast::error::RecvError::Lagged(missed)) => NodeEvent::Lagged { missed },
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        };
+                        // No subscriber yet is fine: the UI reads state when it comes.
+                        let _ = bus.send(ev);
+                    }
+                });
+                if st.settings.name.is_empty() {
+                    // Data from before settings were kept: the name is the identity's.
+                    st.settings.name = node.status().await?.name;
+                }
+                st.running = Some(Running { node, forward });
+                st.error = None;
+                Ok(())
+            }
+            Err(e) => {
+                let e = AppError::from(e);
+                tracing::error!(code = ?e.code, error = %e.message, "the node could not start");
+                st.error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop_node(st: &mut State) {
+        if let Some(r) = st.running.take() {
+            r.node.shutdown().await;
+            r.forward.abort();
+        }
+    }
+
+    /// Stop the node cleanly (mDNS goodbye, store closed). The app can start
+    /// again afterwards.
+    pub async fn shutdown(&self) {
+        Self::stop_node(&mut *self.shared.state.lock().await).await;
+    }
+
+    async fn node(&self) -> Result<NodeHandle, AppError> {
+        let st = self.shared.state.lock().await;
+        match &st.running {
+            Some(r) => Ok(r.node.clone()),
+            None => Err(match &st.error {
+                Some(e) => AppError::new(ErrorCode::NodeStopped, format!("Festival Chat is not running: {}", e.message)),
+                None if st.settings.name.is_empty() => not_onboarded(),
+                None => AppError::new(ErrorCode::NodeStopped, "Festival Chat is not running right now."),
+            }),
+        }
+    }
+
+    pub async fn app_state(&self) -> Result<AppState, AppError> {
+        let (node, settings, error) = {
+            let st = self.shared.state.lock().await;
+            (st.running.as_ref().map(|r| r.node.clone()), st.settings.clone(), st.error.clone())
+        };
+        let status = match &node {
+            Some(n) => Some(n.status().await?),
+            None => None,
+        };
+        let onboarded = node.is_some() || self.has_identity().await?;
+        Ok(AppState { onboarded, status, settings, error })
+    }
+
+    /// First start: make the identity with this name, join the festival room
+    /// and start the node.
+    pub async fn onboard(&self, name: &str) -> Result<Status, AppError> {
+        let name = check_name(name)?;
+        let mut st = self.shared.state.lock().await;
+        if st.running.is_some() || self.has_identity().await? {
+            return Err(AppError::new(ErrorCode::AlreadyOnboarded, "This device already has an identity."));
+        }
+        self.launch(&mut st, Some(name.clone())).await?;
+        st.settings.name = name;
+        st.settings.save(&self.shared.data_dir)?;
+        let node = st.running.as_ref().map(|r| r.node.clone()).ok_or_else(not_onboarded)?;
+        drop(st);
+        Ok(node.status().await?)
+    }
+
+    pub async fn my_code(&self) -> Result<MyCode, AppError> {
+        let status = self.node().await?.status().await?;
+        my_code(&status.peer, &status.name)
+    }
+
+    pub async fn rooms(&self) -> Result<Vec<RoomView>, AppError> {
+        Ok(self.node().await?.rooms().await?)
+    }
+
+    /// Join (or create) a room by its name ("Main Stage") or id ("main-stage").
+    pub async fn join_room(&self, name: &str) -> Result<RoomView, AppError> {
+        let node = self.node().await?;
+        parse_room(name).map_err(|e| AppError::new(ErrorCode::InvalidRoom, format!("{:?}: {e}", name.trim())))?;
+        let id = node.join_room(name).await?;
+        node.rooms()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| AppError::new(ErrorCode::Internal, "joined room missing from the room list"))
+    }
+
+    pub async fn history(
+        &self,
+        room: &str,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoryPage, AppError> {
+        let room = parse_room_id(room)?;
+        Ok(self.node().await?.history(&room, before, limit).await?)
+    }
+
+    pub async fn dm_history(
+        &self,
+        peer: &str,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoryPage, AppError> {
+        let peer = parse_peer(peer)?;
+        Ok(self.node().await?.dm_history(&peer, before, limit).await?)
+    }
+
+    async fn saved(node: &NodeHandle, id: MessageId) -> Result<MessageView, AppError> {
+        node.message(&id)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorCode::Storage, "the message was saved but cannot be read back"))
+    }
+
+    /// Post to a room; returns the message as saved (state `saved` or later).
+    pub async fn send(&self, room: &str, text: &str) -> Result<MessageView, AppError> {
+        check_text(text)?;
+        let room = parse_room_id(room)?;
+        let node = self.node().await?;
+        let id = node.send(room, text.to_owned()).await?;
+        Self::saved(&node, id).await
+    }
+
+    /// Send a direct message, sealed to `to` (a peer id or contact code).
+    pub async fn send_dm(&self, to: &str, text: &str) -> Result<MessageView, AppError> {
+        check_text(text)?;
+        let to = parse_peer(to)?;
+        let node = self.node().await?;
+        if to == node.peer_id() {
+            return Err(AppError::new(ErrorCode::InvalidPeer, "You cannot message yourself."));
+        }
+        let id = node.send_dm(to, text.to_owned()).await?;
+        Self::saved(&node, id).await
+    }
+
+    pub async fn mark_read(&self, room: &str, ids: Vec<MessageId>) -> Result<(), AppError> {
+        let room = parse_room_id(room)?;
+        Ok(self.node().await?.mark_read(room, ids).await?)
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerView>, AppError> {
+        Ok(self.node().await?.peers().await?)
+    }
+
+    /// Mark the owner of this contact code verified.
+    pub async fn verify(&self, code: &str) -> Result<PeerView, AppError> {
+        let peer = parse_contact_code(code)?;
+        Ok(self.node().await?.verify(peer).await?)
+    }
+
+    pub async fn status(&self) -> Result<Status, AppError> {
+        Ok(self.node().await?.status().await?)
+    }
+
+    pub async fn settings(&self) -> Settings {
+        self.shared.state.lock().await.settings.clone()
+    }
+
+    /// Check, keep and apply new settings: a new name is announced; a new
+    /// festival, relay, peer limit or interface list restarts the node.
+    /// Nothing is kept or changed if any field is invalid.
+    pub async fn save_settings(&self, new: Settings) -> Result<Settings, AppError> {
+        let mut new = new.validated()?;
+        let mut st = self.shared.state.lock().await;
+        let old = st.settings.clone();
+        let onboarded = st.running.is_some() || !old.name.is_empty();
+        if new.name.is_empty() {
+            // Clearing the name is not a way to become nobody.
+            new.name = old.name.clone();
+        }
+        if onboarded && new.name != old.name {
+            if let Some(r) = &st.running {
+                r.node.set_name(new.name.clone()).await?;
+            }
+        }
+        if !onboarded {
+            // The name is picked by onboarding, which makes the identity.
+            new.name = String::new();
+        }
+        new.save(&self.shared.data_dir)?;
+        st.settings = new.clone();
+        if st.running.is_some() && old.needs_restart(&new) {
+            tracing::info!("settings changed: restarting the node");
+            Self::stop_node(&mut st).await;
+            self.launch(&mut st, None).await?;
+        }
+        Ok(new)
+    }
+
+    /// Receive every node event from now on, across node restarts, until
+    /// `sink` returns false (the UI went away).
+    pub fn subscribe(&self, sink: impl Fn(NodeEvent) -> bool + Send + 'static) -> JoinHandle<()> {
+        let mut rx = self.shared.bus.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let ev = match rx.recv().await {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => NodeEvent::Lagged { missed },
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if !sink(ev) {
+                    return;
+                }
+            }
+        })
+    }
+}

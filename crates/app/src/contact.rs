@@ -1,0 +1,91 @@
+//! Contact codes: `festival:<64 hex digits of the PeerId>`, shown as text and
+//! as a QR code, compared in person to verify someone. The code carries the
+//! whole public key, so a verified peer is a key, not a name.
+
+use festival_core::PeerId;
+use qrcode::render::svg;
+use qrcode::{EcLevel, QrCode};
+use serde::Serialize;
+
+use crate::error::{AppError, ErrorCode};
+
+/// The scheme in front of the key.
+pub const CODE_PREFIX: &str = "festival:";
+
+/// Your own code, ready to show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct MyCode {
+    pub peer: PeerId,
+    /// `festival:<hex>`: what the QR code holds and what can be pasted.
+    pub code: String,
+    /// The short form people read aloud: `ABCD-EF01-2345-6789`.
+    pub fingerprint: String,
+    pub name: String,
+    /// The code as a QR code, a standalone SVG document (dark on white).
+    pub qr_svg: String,
+}
+
+pub fn contact_code(peer: &PeerId) -> String {
+    format!("{CODE_PREFIX}{}", peer.to_hex())
+}
+
+/// Read a code as a person pastes it: with or without the prefix, any case,
+/// surrounding spaces ignored.
+pub fn parse_contact_code(code: &str) -> Result<PeerId, AppError> {
+    let s = code.trim();
+    let hex = match s.get(..CODE_PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(CODE_PREFIX) => &s[CODE_PREFIX.len()..],
+        _ => s,
+    };
+    hex.trim().to_ascii_lowercase().parse::<PeerId>().map_err(|_| {
+        AppError::new(
+            ErrorCode::InvalidCode,
+            "That is not a Festival Chat code. It starts with \"festival:\" followed by 64 letters and digits.",
+        )
+    })
+}
+
+pub fn my_code(peer: &PeerId, name: &str) -> Result<MyCode, AppError> {
+    let code = contact_code(peer);
+    // Medium error correction: survives a scratched or glary phone screen.
+    let qr = QrCode::with_error_correction_level(code.as_bytes(), EcLevel::M)
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("QR code: {e}")))?;
+    let qr_svg = qr
+        .render::<svg::Color>()
+        .min_dimensions(240, 240)
+        .dark_color(svg::Color("#111111"))
+        .light_color(svg::Color("#ffffff"))
+        .quiet_zone(true)
+        .build();
+    Ok(MyCode { peer: *peer, code, fingerprint: peer.fingerprint(), name: name.to_owned(), qr_svg })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_with_or_without_prefix_and_in_any_case() {
+        let peer = PeerId::from_bytes([0xab; 32]);
+        let code = contact_code(&peer);
+        assert!(code.starts_with("festival:abab"));
+        assert_eq!(parse_contact_code(&code).unwrap(), peer);
+        assert_eq!(parse_contact_code(&format!("  {}  ", code.to_uppercase())).unwrap(), peer);
+        assert_eq!(parse_contact_code(&peer.to_hex()).unwrap(), peer);
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_code_error() {
+        for bad in ["", "festival:", "festival:xyz", "hello", &"a".repeat(63), &format!("festival:{}", "g".repeat(64))] {
+            assert_eq!(parse_contact_code(bad).unwrap_err().code, ErrorCode::InvalidCode, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn my_code_has_an_svg_qr_code() {
+        let c = my_code(&PeerId::from_bytes([1; 32]), "Ana").unwrap();
+        assert!(c.qr_svg.contains("<svg") && c.qr_svg.contains("</svg>"));
+        assert_eq!(c.fingerprint.len(), 19);
+        assert_eq!(parse_contact_code(&c.code).unwrap(), c.peer);
+    }
+}

@@ -1,0 +1,165 @@
+//! The one error type the UI sees: `{ code, message }`. The code is stable
+//! (the UI branches on it and may translate it); the message is English text
+//! a person can read as it is.
+
+use festival_core::body::BodyError;
+use festival_core::sync::SendError;
+use festival_node::engine::EngineError;
+use festival_node::local::LocalError;
+use festival_node::runtime::{NodeError, StartError};
+use serde::Serialize;
+
+/// What went wrong, as the UI branches on it. Serialized in snake_case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No identity yet: pick a name first (`onboard`).
+    NotOnboarded,
+    /// `onboard` when an identity exists already.
+    AlreadyOnboarded,
+    /// A display name that is empty or too long.
+    InvalidName,
+    /// A room name that does not make a room id.
+    InvalidRoom,
+    /// Posting to a room that was not joined.
+    NotJoined,
+    EmptyMessage,
+    MessageTooLong,
+    /// A contact code that does not parse.
+    InvalidCode,
+    /// Verifying one's own code.
+    OwnCode,
+    /// A peer id that does not parse, or a key that is not a valid recipient.
+    InvalidPeer,
+    InvalidFestival,
+    InvalidRelayUrl,
+    InvalidPeerLimit,
+    InvalidInterface,
+    /// The node could not open its sockets or join the LAN.
+    Network,
+    /// The database could not be read or written.
+    Storage,
+    /// The node is not running (stopped, restarting, or failed to start).
+    NodeStopped,
+    Internal,
+}
+
+/// An error for the UI: `{ "code": "invalid_code", "message": "..." }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError { code, message: message.into() }
+    }
+}
+
+fn body(e: &BodyError) -> ErrorCode {
+    match e {
+        BodyError::EmptyText => ErrorCode::EmptyMessage,
+        BodyError::TextTooLong { .. } => ErrorCode::MessageTooLong,
+        BodyError::BadName => ErrorCode::InvalidName,
+        BodyError::BadRecipient => ErrorCode::InvalidPeer,
+        _ => ErrorCode::Internal,
+    }
+}
+
+fn send(e: &SendError) -> ErrorCode {
+    match e {
+        SendError::NotInRoom(_) => ErrorCode::NotJoined,
+        SendError::Body(b) => body(b),
+        SendError::Envelope(_) => ErrorCode::Internal,
+    }
+}
+
+fn engine(e: &EngineError) -> ErrorCode {
+    match e {
+        EngineError::NoIdentity => ErrorCode::NotOnboarded,
+        EngineError::Store(_) | EngineError::NotSaved(_) => ErrorCode::Storage,
+        EngineError::Send(s) => send(s),
+    }
+}
+
+impl From<NodeError> for AppError {
+    fn from(e: NodeError) -> Self {
+        let code = match &e {
+            NodeError::Send(s) => send(s),
+            NodeError::Engine(en) => engine(en),
+            NodeError::Store(_) => ErrorCode::Storage,
+            NodeError::Room(_) => ErrorCode::InvalidRoom,
+            NodeError::OwnCode => ErrorCode::OwnCode,
+            NodeError::Stopped => ErrorCode::NodeStopped,
+        };
+        let message = match code {
+            ErrorCode::NotJoined => "Join the room before posting to it.".to_owned(),
+            ErrorCode::EmptyMessage => "Type something first.".to_owned(),
+            ErrorCode::OwnCode => "That is your own code: scan a friend's.".to_owned(),
+            ErrorCode::NodeStopped => "Festival Chat is not running right now; try again in a moment.".to_owned(),
+            _ => e.to_string(),
+        };
+        AppError::new(code, message)
+    }
+}
+
+impl From<StartError> for AppError {
+    fn from(e: StartError) -> Self {
+        let code = match &e {
+            StartError::Local(LocalError::AlreadyInitialised { .. }) => ErrorCode::AlreadyOnboarded,
+            StartError::Local(LocalError::Engine(en)) | StartError::Engine(en) => engine(en),
+            StartError::Local(LocalError::Room(_)) => ErrorCode::InvalidRoom,
+            StartError::Local(_) => ErrorCode::Storage,
+            StartError::NeedName => ErrorCode::NotOnboarded,
+            StartError::BadFestival(_) => ErrorCode::InvalidFestival,
+            StartError::Bind { .. } | StartError::Rtc(_) | StartError::Discovery(_) => ErrorCode::Network,
+        };
+        AppError::new(code, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        AppError::new(ErrorCode::Storage, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use festival_core::RoomId;
+
+    #[test]
+    fn errors_serialize_as_code_and_message() {
+        let e = AppError::new(ErrorCode::InvalidRelayUrl, "nope");
+        assert_eq!(serde_json::to_value(&e).unwrap(), serde_json::json!({"code": "invalid_relay_url", "message": "nope"}));
+    }
+
+    #[test]
+    fn node_errors_map_to_the_codes_the_ui_branches_on() {
+        let cases = [
+            (NodeError::Send(SendError::Body(BodyError::EmptyText)), ErrorCode::EmptyMessage),
+            (NodeError::Send(SendError::Body(BodyError::TextTooLong { len: 9, max: 1 })), ErrorCode::MessageTooLong),
+            (NodeError::Send(SendError::NotInRoom(RoomId::festival())), ErrorCode::NotJoined),
+            (NodeError::Engine(EngineError::NoIdentity), ErrorCode::NotOnboarded),
+            (NodeError::Room(festival_core::IdError::BadRoom), ErrorCode::InvalidRoom),
+            (NodeError::OwnCode, ErrorCode::OwnCode),
+            (NodeError::Stopped, ErrorCode::NodeStopped),
+        ];
+        for (e, code) in cases {
+            let app = AppError::from(e);
+            assert_eq!(app.code, code, "{app:?}");
+            assert!(!app.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn start_errors_map_to_codes() {
+        assert_eq!(AppError::from(StartError::NeedName).code, ErrorCode::NotOnboarded);
+        assert_eq!(AppError::from(StartError::BadFestival("X".into())).code, ErrorCode::InvalidFestival);
+        let bind = StartError::Bind { what: "UDP", source: std::io::Error::other("in use") };
+        assert_eq!(AppError::from(bind).code, ErrorCode::Network);
+    }
+}

@@ -1,0 +1,249 @@
+//! The settings a person can change, checked before anything is applied, and
+//! kept as JSON in the data dir (written to a temporary file and renamed, so
+//! a crash leaves the old file or the new one, never half of one).
+
+use std::path::{Path, PathBuf};
+
+use festival_core::body::MAX_NAME_BYTES;
+use festival_node::runtime::config::{check_festival, DEFAULT_FESTIVAL};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, ErrorCode};
+
+/// File name of the settings inside the data dir.
+pub const SETTINGS_FILE: &str = "settings.json";
+/// Largest peer limit a person may set: each link costs a data channel and
+/// sync traffic, and past a few dozen a laptop only relays for others.
+pub const MAX_PEER_LIMIT: u32 = 32;
+/// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
+const MAX_INTERFACE_BYTES: usize = 15;
+/// A relay URL longer than this is a paste gone wrong.
+const MAX_URL_BYTES: usize = 512;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(default)]
+pub struct Settings {
+    /// Display name; empty until the first start picks one.
+    pub name: String,
+    /// Only devices of the same festival link up.
+    pub festival: String,
+    /// `wss://host[:port][/path]`; `None`: no relay, LAN only.
+    pub relay_url: Option<String>,
+    /// Most links at once; `None`: what the power policy allows.
+    pub peer_limit: Option<u32>,
+    /// Network interfaces to use; empty: all.
+    pub interfaces: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            name: String::new(),
+            festival: DEFAULT_FESTIVAL.to_owned(),
+            relay_url: None,
+            peer_limit: None,
+            interfaces: Vec::new(),
+        }
+    }
+}
+
+fn invalid(code: ErrorCode, message: impl Into<String>) -> AppError {
+    AppError::new(code, message)
+}
+
+/// A display name: trimmed, 1 to 48 bytes.
+pub fn check_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(invalid(ErrorCode::InvalidName, "Pick a name so people know who is writing."));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(invalid(ErrorCode::InvalidName, format!("Names are at most {MAX_NAME_BYTES} bytes; pick a shorter one.")));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_relay_url(url: &str) -> Result<Option<String>, AppError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| invalid(ErrorCode::InvalidRelayUrl, format!("Relay URL {url:?} {why}."));
+    if url.len() > MAX_URL_BYTES {
+        return Err(bad("is too long"));
+    }
+    let rest = url
+        .strip_prefix("wss://")
+        .or_else(|| url.strip_prefix("ws://"))
+        .ok_or_else(|| bad("must start with wss:// (or ws:// on a trusted network)"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_ok = !host.is_empty()
+        && !host.starts_with(':')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+    if !host_ok || rest.chars().any(char::is_whitespace) {
+        return Err(bad("has no valid host"));
+    }
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
+        if !host.starts_with('[') && port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad("has an invalid port"));
+        }
+    }
+    Ok(Some(url.to_owned()))
+}
+
+impl Settings {
+    /// Check every field; returns the settings as they will be kept (trimmed,
+    /// empty relay URL as `None`, interfaces without duplicates). The first
+    /// problem found is the error.
+    pub fn validated(&self) -> Result<Settings, AppError> {
+        let name = if self.name.trim().is_empty() { String::new() } else { check_name(&self.name)? };
+        let festival = self.festival.trim().to_owned();
+        check_festival(&festival).map_err(|_| {
+            invalid(
+                ErrorCode::InvalidFestival,
+                format!("Festival id {festival:?} must be 1 to 32 characters of a-z, 0-9, '-', '_' or '.'."),
+            )
+        })?;
+        let relay_url = match &self.relay_url {
+            Some(u) => check_relay_url(u)?,
+            None => None,
+        };
+        if let Some(n) = self.peer_limit {
+            if !(1..=MAX_PEER_LIMIT).contains(&n) {
+                return Err(invalid(ErrorCode::InvalidPeerLimit, format!("Peer limit must be 1 to {MAX_PEER_LIMIT}.")));
+            }
+        }
+        let mut interfaces: Vec<String> = Vec::new();
+        for i in &self.interfaces {
+            let i = i.trim();
+            let ok = !i.is_empty()
+                && i.len() <= MAX_INTERFACE_BYTES
+                && i.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+            if !ok {
+                return Err(invalid(ErrorCode::InvalidInterface, format!("{i:?} is not a network interface name.")));
+            }
+            if !interfaces.iter().any(|x| x == i) {
+                interfaces.push(i.to_owned());
+            }
+        }
+        Ok(Settings { name, festival, relay_url, peer_limit: self.peer_limit, interfaces })
+    }
+
+    /// Whether going from `self` to `new` needs the node restarted (a new
+    /// name does not: it is announced by the running node).
+    pub fn needs_restart(&self, new: &Settings) -> bool {
+        self.festival != new.festival
+            || self.relay_url != new.relay_url
+            || self.peer_limit != new.peer_limit
+            || self.interfaces != new.interfaces
+    }
+
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(SETTINGS_FILE)
+    }
+
+    /// The saved settings, or the defaults if none were saved. A file that
+    /// does not parse (edited by hand) is kept aside and replaced by the
+    /// defaults rather than keeping the app from starting.
+    pub fn load(data_dir: &Path) -> Result<Settings, AppError> {
+        let path = Self::path(data_dir);
+        let raw = match std::fs::read(&path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+            Err(e) => return Err(e.into()),
+        };
+        match serde_json::from_slice::<Settings>(&raw).map_err(|e| e.to_string()).and_then(|s| {
+            s.validated().map_err(|e| e.message)
+        }) {
+            Ok(s) => Ok(s),
+            Err(why) => {
+                let aside = path.with_extension("json.bad");
+                tracing::warn!(path = %path.display(), %why, "settings unreadable; kept aside, using defaults");
+                std::fs::rename(&path, &aside)?;
+                Ok(Settings::default())
+            }
+        }
+    }
+
+    /// Write atomically and durably.
+    pub fn save(&self, data_dir: &Path) -> Result<(), AppError> {
+        use std::io::Write;
+        std::fs::create_dir_all(data_dir)?;
+        let path = Self::path(data_dir);
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self).map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut Settings)) -> Result<Settings, AppError> {
+        let mut s = Settings { name: "Ana".into(), ..Settings::default() };
+        f(&mut s);
+        s.validated()
+    }
+
+    fn code(r: Result<Settings, AppError>) -> ErrorCode {
+        r.expect_err("should be refused").code
+    }
+
+    #[test]
+    fn defaults_are_valid_and_join_the_default_festival() {
+        let s = Settings::default().validated().unwrap();
+        assert_eq!(s.festival, DEFAULT_FESTIVAL);
+        assert_eq!(s.relay_url, None);
+    }
+
+    #[test]
+    fn a_festival_id_that_does_not_parse_is_a_typed_error() {
+        for bad in ["", "Glasto 26", "UPPER", "x".repeat(33).as_str(), "fest/ival"] {
+            assert_eq!(code(with(|s| s.festival = bad.into())), ErrorCode::InvalidFestival, "{bad:?}");
+        }
+        assert_eq!(with(|s| s.festival = " glasto26 ".into()).unwrap().festival, "glasto26");
+    }
+
+    #[test]
+    fn relay_urls_must_be_websocket_urls_with_a_host() {
+        for bad in ["http://relay.example", "relay.example", "wss://", "wss://:443", "wss://a b", "wss://h:0", "wss://h:99999"]
+        {
+            assert_eq!(code(with(|s| s.relay_url = Some(bad.into()))), ErrorCode::InvalidRelayUrl, "{bad:?}");
+        }
+        for good in ["wss://relay.example", "ws://10.0.0.2:8080/ws", "wss://[fe80::1]:443/x"] {
+            assert_eq!(with(|s| s.relay_url = Some(good.into())).unwrap().relay_url.as_deref(), Some(good));
+        }
+        assert_eq!(with(|s| s.relay_url = Some("  ".into())).unwrap().relay_url, None);
+    }
+
+    #[test]
+    fn names_peer_limits_and_interfaces_are_checked() {
+        assert_eq!(code(with(|s| s.name = "x".repeat(49))), ErrorCode::InvalidName);
+        assert_eq!(code(with(|s| s.peer_limit = Some(0))), ErrorCode::InvalidPeerLimit);
+        assert_eq!(code(with(|s| s.peer_limit = Some(MAX_PEER_LIMIT + 1))), ErrorCode::InvalidPeerLimit);
+        assert_eq!(code(with(|s| s.interfaces = vec!["wlan0 eth0".into()])), ErrorCode::InvalidInterface);
+        assert_eq!(code(with(|s| s.interfaces = vec!["averyveryverylongname".into()])), ErrorCode::InvalidInterface);
+        let s = with(|s| s.interfaces = vec!["wlan0".into(), " wlan0 ".into(), "eth0".into()]).unwrap();
+        assert_eq!(s.interfaces, vec!["wlan0", "eth0"]);
+    }
+
+    #[test]
+    fn settings_survive_a_save_and_a_load_and_garbage_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Settings::load(dir.path()).unwrap(), Settings::default());
+        let s = with(|s| {
+            s.festival = "glasto26".into();
+            s.peer_limit = Some(4);
+        })
+        .unwrap();
+        s.save(dir.path()).unwrap();
+        assert_eq!(Settings::load(dir.path()).unwrap(), s);
+        std::fs::write(Settings::path(dir.path()), b"{not json").unwrap();
+        assert_eq!(Settings::load(dir.path()).unwrap(), Settings::default());
+        assert!(dir.path().join("settings.json.bad").exists());
+    }
+}

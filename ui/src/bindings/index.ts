@@ -1,0 +1,26 @@
+// Generated with the files beside it (festival_app::bindings). Do not edit.
+export type { AppError } from "./AppError";
+export type { AppState } from "./AppState";
+export type { DeliveryState } from "./DeliveryState";
+export type { ErrorCode } from "./ErrorCode";
+export type { HistoryCursor } from "./HistoryCursor";
+export type { HistoryPage } from "./HistoryPage";
+export type { Limits } from "./Limits";
+export type { LinkPath } from "./LinkPath";
+export type { MessageBody } from "./MessageBody";
+export type { MessageId } from "./MessageId";
+export type { MessageView } from "./MessageView";
+export type { MyCode } from "./MyCode";
+export type { NodeEvent } from "./NodeEvent";
+export type { PeerId } from "./PeerId";
+export type { PeerPath } from "./PeerPath";
+export type { PeerView } from "./PeerView";
+export type { PowerMode } from "./PowerMode";
+export type { ReceiptStatus } from "./ReceiptStatus";
+export type { RelayState } from "./RelayState";
+export type { RoomId } from "./RoomId";
+export type { RoomView } from "./RoomView";
+export type { Saving } from "./Saving";
+export type { Settings } from "./Settings";
+export type { Status } from "./Status";
+export type { Waiting } from "./Waiting";
