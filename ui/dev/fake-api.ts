@@ -3,7 +3,7 @@
 // Scenes are picked with ?scene=...; everything stays in this page.
 
 import { ApiError, type Api } from "../src/api";
-import type { MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
+import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
 
 const hex = (seed: number) => Array.from({ length: 64 }, (_, i) => ((seed * 7919 + i * 104729) % 16).toString(16)).join("");
 const ME = hex(1);
@@ -35,7 +35,11 @@ function mk(room: string, author: string, text: string, at: number, extra: Parti
     body: room === "dm" ? { type: "direct", to: ME, text } : { type: "text", text },
     hops: mine ? 0 : 1,
     mine,
-    ...(mine ? { state: "read" } : {}),
+    state: mine ? "read" : null,
+    path: mine ? "lan" : null,
+    waiting: null,
+    delivered_to: mine ? 1 : 0,
+    read_by: mine ? 1 : 0,
     ...extra,
   } as MessageView;
 }
@@ -64,12 +68,12 @@ function festivalHistory(): MessageView[] {
   const t = now - 30 * min;
   out.push(mk("festival", ANA, "Is everyone coming to the Main Stage tonight? 🎶", t));
   out.push(mk("festival", BO, "Yes! Meeting at the big yellow flag, left of the sound desk.", t + 2 * min, { hops: 3 }));
-  out.push(mk("festival", ME, "On my way, 10 minutes", t + 4 * min, { state: "read" }));
-  out.push(mk("festival", ME, "Grabbing water first", t + 4.5 * min, { state: "delivered" }));
+  out.push(mk("festival", ME, "On my way, 10 minutes", t + 4 * min, { state: "read", delivered_to: 4, read_by: 3 }));
+  out.push(mk("festival", ME, "Grabbing water first", t + 4.5 * min, { state: "delivered", delivered_to: 2, read_by: 0 }));
   out.push(mk("festival", CY, "Bring sunscreen, it's brutal out here ☀️", t + 9 * min));
   out.push(mk("festival", DEE, "Signal is gone completely near the stage. Good thing this works over the Wi-Fi.", t + 12 * min));
-  out.push(mk("festival", ME, "Does anyone have a spare phone charger? Mine is at 18%", t + 20 * min, { state: { sent: { path: "lan" } } }));
-  out.push(mk("festival", ME, "Found one, thanks Ana!", t + 27 * min, { state: "saved", waiting: "no one in reach; will go out when someone is" }));
+  out.push(mk("festival", ME, "Does anyone have a spare phone charger? Mine is at 18%", t + 20 * min, { state: "sent", delivered_to: 0, read_by: 0 }));
+  out.push(mk("festival", ME, "Found one, thanks Ana!", t + 27 * min, { state: "saved", path: null, waiting: "no_one_nearby", delivered_to: 0, read_by: 0 }));
   return out;
 }
 
@@ -80,18 +84,18 @@ function dmHistory(): MessageView[] {
     mk("dm", ANA, "Hey! Are you near the food trucks?", t),
     mk("dm", ME, "Yes, by the taco stand", t + min, { ...to(ANA, "Yes, by the taco stand"), state: "read" }),
     mk("dm", ANA, "Coming over 🌮", t + 3 * min),
-    mk("dm", ME, "See you in 5", t + 4 * min, { ...to(ANA, "See you in 5"), state: "delivered" }),
+    mk("dm", ME, "See you in 5", t + 4 * min, { ...to(ANA, "See you in 5"), state: "delivered", read_by: 0 }),
     mk("dm", BO, "Did you see the schedule change?", t + 20 * min),
-    mk("dm", ME, "Headliner at 22:30, right?", t + 22 * min, { ...to(BO, "Headliner at 22:30, right?"), state: { sent: { path: "relay" } } }),
+    mk("dm", ME, "Headliner at 22:30, right?", t + 22 * min, { ...to(BO, "Headliner at 22:30, right?"), state: "sent", path: "relay", delivered_to: 0, read_by: 0 }),
   ];
 }
 
 const peerList: PeerView[] = [
   { peer: ANA, fingerprint: "3F2A-91C4-7B0E-55D1", name: "Ana Souza", verified: true, linked: true, discovered: true, path: "lan", last_seen: now - 5_000 },
   { peer: BO, fingerprint: "A1B2-C3D4-E5F6-0718", name: "Bo", verified: false, linked: true, discovered: false, path: "relay", last_seen: now - 40_000 },
-  { peer: CY, fingerprint: "77E0-12AB-9C3D-4F5E", name: "Cyrus K", verified: true, linked: false, discovered: false, path: null, last_seen: now - 14 * min },
-  { peer: DEE, fingerprint: "0C1D-2E3F-4A5B-6C7D", name: "Dee", verified: false, linked: false, discovered: true, path: null, last_seen: now - 2 * min },
-  { peer: EZ, fingerprint: "9999-AAAA-1234-FEDC", name: null, verified: false, linked: false, discovered: false, path: null, last_seen: now - 3 * 3_600_000 },
+  { peer: CY, fingerprint: "77E0-12AB-9C3D-4F5E", name: "Cyrus K", verified: true, linked: false, discovered: false, path: "via_others", last_seen: now - 14 * min },
+  { peer: DEE, fingerprint: "0C1D-2E3F-4A5B-6C7D", name: "Dee", verified: false, linked: false, discovered: true, path: "via_others", last_seen: now - 2 * min },
+  { peer: EZ, fingerprint: "9999-AAAA-1234-FEDC", name: null, verified: false, linked: false, discovered: false, path: "via_others", last_seen: now - 3 * 3_600_000 },
 ];
 
 function fakeQr(): string {
@@ -108,6 +112,13 @@ function fakeQr(): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="-1 -1 ${n + 2} ${n + 2}"><path d="${rects}"/>${finder(0, 0)}${finder(n - 7, 0)}${finder(0, n - 7)}</svg>`;
 }
 
+function pageOf(all: MessageView[], before: HistoryCursor | null, limit: number): HistoryPage {
+  const end = before ? all.findIndex((m) => m.id === before.id) : all.length;
+  const startIdx = Math.max(0, end - limit);
+  const first = all[startIdx];
+  return { messages: all.slice(startIdx, end), next: startIdx > 0 && first ? { created_at: first.created_at, id: first.id } : null };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function fakeApi(scene: string): Api {
@@ -122,31 +133,48 @@ export function fakeApi(scene: string): Api {
   ];
   const byRoom: Record<string, MessageView[]> = { festival, dm: dms, "main-stage": stage, "camp-b12": [mk("camp-b12", BO, "Kettle is on at camp 🫖", now - 90 * min)] };
   const rooms: RoomView[] = [
-    { id: "festival", name: "festival", unread: 0, last_activity: now - 3 * min },
-    { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min },
-    { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min },
+    { id: "festival", name: "festival", unread: 0, last_activity: now - 3 * min, joined_at: now - 30 * 3_600_000 },
+    { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min, joined_at: now - 5 * 3_600_000 },
+    { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min, joined_at: now - 20 * 3_600_000 },
   ];
-  let settings: Settings = { name: "Mia", festival: "glasto26", relay_url: "ws://10.0.0.2:7070", peer_limit: null, interfaces: ["wlan0"] };
+  let settings: Settings = { name: "Mia", festival: "glasto26", relay_url: "wss://relay.glasto26.example", peer_limit: null, interfaces: ["wlan0"] };
   const battery = scene === "mobile" ? 18 : 42;
+  const low = battery <= 20;
   const status: Status = {
     peer: ME,
     fingerprint: "5E6F-7A8B-9C0D-1E2F",
+    name: "Mia",
     festival: "glasto26",
     p2p: true,
     links: 2,
     discovered: 3,
-    relay: "connected",
-    power: { Battery: { percent: battery } },
-    limits: battery > 20
-      ? { max_peers: 4, sync_interval_ms: 15_000, relay_for_others: true, background_sync: true, keepalive_ms: 5_000 }
-      : { max_peers: 3, sync_interval_ms: 30_000, relay_for_others: false, background_sync: false, keepalive_ms: 10_000 },
+    relay: { state: "connected", url: "wss://relay.glasto26.example" },
+    power: {
+      battery,
+      low,
+      limits: low
+        ? { max_peers: 3, sync_interval_ms: 30_000, relay_for_others: false, background_sync: false, keepalive_ms: 10_000 }
+        : { max_peers: 4, sync_interval_ms: 15_000, relay_for_others: true, background_sync: true, keepalive_ms: 5_000 },
+      saving: low
+        ? [{ kind: "fewer_links", max: 3 }, { kind: "slower_sync", every_s: 30 }, { kind: "no_relay_for_others" }, { kind: "no_background_sync" }]
+        : [{ kind: "fewer_links", max: 4 }, { kind: "slower_sync", every_s: 15 }],
+    },
     peer_limit: 4,
+    signaling_port: 7071,
+    udp_port: 7072,
+    rejected: {},
   };
   let emit: (e: NodeEvent) => void = () => {};
 
   const api: Api = {
     async appState() {
-      return { onboarded: !scene.startsWith("onboarding"), status, settings: scene.startsWith("onboarding") ? { ...settings, name: "" } : settings };
+      const onboarded = !scene.startsWith("onboarding");
+      return {
+        onboarded,
+        status: onboarded ? status : null,
+        settings: onboarded ? settings : { ...settings, name: "" },
+        error: scene === "node-down" ? { code: "network", message: "cannot bind the signaling port: address in use" } : null,
+      };
     },
     async onboard(name) {
       await sleep(150);
@@ -154,34 +182,36 @@ export function fakeApi(scene: string): Api {
       return status;
     },
     async myCode() {
-      return { code: `festival-chat:peer:${ME}`, fingerprint: status.fingerprint, qr_svg: fakeQr() };
+      return { peer: ME, name: settings.name, code: `festival:${ME}`, fingerprint: status.fingerprint, qr_svg: fakeQr() };
     },
     async rooms() {
       return rooms;
     },
     async joinRoom(name) {
       const id = name.trim().toLowerCase().replace(/\s+/g, "-");
-      const r = { id, name: name.trim(), unread: 0, last_activity: null };
+      const r = { id, name: name.trim(), unread: 0, last_activity: null, joined_at: Date.now() };
       rooms.push(r);
       byRoom[id] = [];
       return r;
     },
     async history(room, before, limit) {
       await sleep(120);
-      const all = byRoom[room] ?? [];
-      const end = typeof before === "number" ? before : all.length;
-      const startIdx = Math.max(0, end - limit);
-      return { messages: all.slice(startIdx, end), next: startIdx > 0 ? startIdx : null };
+      return pageOf(byRoom[room] ?? [], before, limit);
+    },
+    async dmHistory(peer, before, limit) {
+      await sleep(120);
+      const mine = (byRoom["dm"] ?? []).filter((m) => (m.mine ? m.body.type === "direct" && m.body.to === peer : m.author === peer));
+      return pageOf(mine, before, limit);
     },
     async send(room, text) {
       if (scene === "send-fails") throw new ApiError("store_unavailable", "the message store is busy; try again");
-      const m = mk(room, ME, text, Date.now(), { state: "saved", waiting: "no links open yet" });
+      const m = mk(room, ME, text, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 });
       setTimeout(() => emit({ event: "sent", id: m.id, path: "lan" }), 900);
       setTimeout(() => emit({ event: "receipt", from: ANA, status: "Delivered", ids: [m.id] }), 1800);
       return m;
     },
     async sendDm(to, text) {
-      const m = mk("dm", ME, text, Date.now(), { state: "saved", body: { type: "direct", to, text } });
+      const m = mk("dm", ME, text, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0, body: { type: "direct", to, text } });
       return m;
     },
     async markRead() {},
@@ -190,7 +220,7 @@ export function fakeApi(scene: string): Api {
     },
     async verify(code) {
       await sleep(100);
-      if (!code.includes(DEE)) throw new ApiError("bad_code", "not a Festival Chat code (expected festival-chat:peer:<64 hex>)");
+      if (!code.includes(DEE)) throw new ApiError("invalid_code", "that is not a contact code: festival: followed by 64 hex digits");
       return { ...peerList[3]!, verified: true };
     },
     async status() {
@@ -201,7 +231,7 @@ export function fakeApi(scene: string): Api {
     },
     async saveSettings(s) {
       await sleep(100);
-      if (!/^[a-z0-9._-]{1,32}$/.test(s.festival)) throw new ApiError("bad_festival", `invalid festival id "${s.festival}"`);
+      if (!/^[a-z0-9._-]{1,32}$/.test(s.festival)) throw new ApiError("invalid_festival", `invalid festival id "${s.festival}"`);
       settings = s;
       return s;
     },

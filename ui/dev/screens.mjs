@@ -88,7 +88,7 @@ const shots = {
       await p.getByRole("button", { name: "People nearby" }).click();
       await p.getByLabel("Their code").fill("hello-this-is-not-a-code");
       await p.getByRole("button", { name: "Verify" }).click();
-      await p.getByText(/Could not verify/).waitFor();
+      await p.getByText(/not a Festival Chat code/).waitFor();
     },
   },
   "10-settings-bad-festival": {
@@ -132,6 +132,18 @@ const shots = {
       if (!(after > before)) throw new Error(`scrolling up loaded nothing (${before} -> ${after})`);
       await p.getByText(/This is the start of Festival/).waitFor();
       console.log(`     history: ${before} -> ${after} messages after scrolling up`);
+    },
+  },
+  "18-node-down": { scene: "node-down", view: desktop, run: async (p) => p.getByRole("alert").first().waitFor() },
+  "19-dm-ana-paged": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Ana Souza/ }).first().click();
+      await p.getByText("Coming over").waitFor();
+      await p.getByLabel("Message", { exact: true }).fill("On my way to the taco stand 🌮");
+      await p.getByLabel("Message", { exact: true }).press("Enter");
+      await p.waitForTimeout(400);
     },
   },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },

@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ApiProvider } from "./ApiContext";
 import { App } from "./App";
-import { ANA, ME, message, stubApi } from "./test/stubApi";
+import { ANA, ME, message, room, settings, stubApi } from "./test/stubApi";
 
 function renderApp(api = stubApi()) {
   render(
@@ -18,7 +18,7 @@ beforeEach(() => localStorage.clear());
 
 describe("first start", () => {
   it("asks for a name, refuses an empty one, then shows the QR code and fingerprint", async () => {
-    const api = stubApi({ appState: async () => ({ onboarded: false, status: null, settings: { name: "", festival: "f", relay_url: null, peer_limit: null, interfaces: [] } }) });
+    const api = stubApi({ appState: async () => ({ onboarded: false, status: null, settings: { ...settings, name: "" }, error: null }) });
     renderApp(api);
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: "Continue" }));
@@ -38,11 +38,11 @@ describe("first start", () => {
 describe("chat", () => {
   it("shows history and a live message once, with author and state of own messages", async () => {
     const old = message({ body: { type: "text", text: "hello from history" } });
-    const mine = message({ author: ME, mine: true, body: { type: "text", text: "my note" }, state: "saved", waiting: "no one in reach" });
+    const mine = message({ author: ME, mine: true, body: { type: "text", text: "my note" }, state: "saved", waiting: "no_one_nearby" });
     const api = stubApi({ history: async (room) => ({ messages: room === "festival" ? [old, mine] : [], next: null }) });
     renderApp(api);
     expect(await screen.findByText("hello from history")).toBeInTheDocument();
-    expect(screen.getByText(/Waiting: no one in reach/)).toBeInTheDocument();
+    expect(screen.getByText(/Waiting: no one in reach yet/)).toBeInTheDocument();
 
     act(() => api.emit({ event: "message", ...old }));
     act(() => api.emit({ event: "message", ...message({ body: { type: "text", text: "live one" } }) }));
@@ -51,7 +51,7 @@ describe("chat", () => {
 
     act(() => api.emit({ event: "sent", id: mine.id, path: "relay" }));
     expect(await screen.findByText("Sent via relay")).toBeInTheDocument();
-    expect(screen.queryByText(/Waiting: no one in reach/)).not.toBeInTheDocument();
+    expect(screen.queryByText(/Waiting: no one in reach yet/)).not.toBeInTheDocument();
     act(() => api.emit({ event: "receipt", from: ANA, status: "Read", ids: [mine.id] }));
     expect(await screen.findByText("Read")).toBeInTheDocument();
   });
@@ -95,8 +95,8 @@ describe("chat", () => {
   it("keeps a draft per room when switching", async () => {
     const api = stubApi({
       rooms: async () => [
-        { id: "festival", name: "festival", unread: 0, last_activity: null },
-        { id: "camp", name: "Camp", unread: 2, last_activity: 5 },
+        room("festival"),
+        room("camp", { name: "Camp", unread: 2, last_activity: 5 }),
       ],
     });
     renderApp(api);
@@ -114,8 +114,8 @@ describe("chat", () => {
   it("counts live messages in other rooms as unread", async () => {
     const api = stubApi({
       rooms: async () => [
-        { id: "festival", name: "festival", unread: 0, last_activity: null },
-        { id: "camp", name: "Camp", unread: 0, last_activity: 5 },
+        room("festival"),
+        room("camp", { name: "Camp", last_activity: 5 }),
       ],
     });
     renderApp(api);
@@ -127,7 +127,7 @@ describe("chat", () => {
 });
 
 describe("people and verification", () => {
-  it("shows the node's reason for an invalid code and keeps what was pasted", async () => {
+  it("refuses what is not a code, and keeps what was pasted", async () => {
     const api = renderApp();
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: /People nearby/ }));
@@ -135,9 +135,40 @@ describe("people and verification", () => {
     expect(screen.getByRole("alert")).toHaveTextContent(/Paste the code/);
     await user.type(screen.getByLabelText("Their code"), "nonsense");
     await user.click(screen.getByRole("button", { name: "Verify" }));
-    expect(await screen.findByRole("alert")).toHaveTextContent("Could not verify: not a Festival Chat code");
-    expect(api.verify).toHaveBeenCalledWith("nonsense");
+    expect(screen.getByRole("alert")).toHaveTextContent("That is not a Festival Chat code");
+    expect(api.verify).not.toHaveBeenCalled();
     expect(screen.getByLabelText("Their code")).toHaveValue("nonsense");
+  });
+
+  it("shows the node's refusal of a well-formed code (e.g. your own)", async () => {
+    const api = renderApp(
+      stubApi({
+        verify: async () => {
+          throw { code: "own_code", message: "that is your own code" };
+        },
+      }),
+    );
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: /People nearby/ }));
+    await user.type(screen.getByLabelText("Their code"), `festival:${ME}`);
+    await user.click(screen.getByRole("button", { name: "Verify" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Could not verify: that is your own code");
+    expect(screen.getByLabelText("Their code")).toHaveValue(`festival:${ME}`);
+    void api;
+  });
+
+  it("marks a verified person and shows how they are reached", async () => {
+    const ana = { peer: ANA, fingerprint: "1111-2222-3333-4444", name: "Ana", verified: false, path: "lan" as const, linked: true, discovered: true, last_seen: Date.now() };
+    renderApp(stubApi({ peers: async () => [ana], verify: async () => ({ ...ana, verified: true }) }));
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: /People nearby/ }));
+    const people = screen.getByRole("complementary", { name: "People nearby" });
+    expect(await within(people).findByText("LAN direct")).toBeInTheDocument();
+    expect(within(people).getByText("Unverified")).toBeInTheDocument();
+    await user.type(screen.getByLabelText("Their code"), `festival:${ANA}`);
+    await user.click(screen.getByRole("button", { name: "Verify" }));
+    expect(await within(people).findByText("Ana is verified.")).toBeInTheDocument();
+    expect(within(people).getByText("Verified")).toBeInTheDocument();
   });
 });
 

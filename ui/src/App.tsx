@@ -52,7 +52,7 @@ export function App() {
   }
   return (
     <ErrorBoundary>
-      <Main settings={app.settings} onSettings={(settings: Settings) => setApp({ ...app, settings })} />
+      <Main settings={app.settings} nodeError={app.error?.message ?? null} onSettings={(settings: Settings) => setApp({ ...app, settings, error: null })} />
     </ErrorBoundary>
   );
 }

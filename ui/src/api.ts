@@ -5,6 +5,7 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
   AppState,
+  HistoryCursor,
   HistoryPage,
   MessageView,
   MyCode,
@@ -21,7 +22,10 @@ export interface Api {
   myCode(): Promise<MyCode>;
   rooms(): Promise<RoomView[]>;
   joinRoom(name: string): Promise<RoomView>;
-  history(room: string, before: unknown, limit: number): Promise<HistoryPage>;
+  /** A room's history, newest page first; pass a page's `next` for older ones. */
+  history(room: string, before: HistoryCursor | null, limit: number): Promise<HistoryPage>;
+  /** One DM conversation (`peer`: PeerId or contact code), paged like history. */
+  dmHistory(peer: string, before: HistoryCursor | null, limit: number): Promise<HistoryPage>;
   send(room: string, text: string): Promise<MessageView>;
   sendDm(to: string, text: string): Promise<MessageView>;
   markRead(room: string, ids: readonly string[]): Promise<void>;
@@ -69,7 +73,8 @@ export const tauriApi: Api = {
   myCode: () => call("my_code"),
   rooms: () => call("rooms"),
   joinRoom: (name) => call("join_room", { name }),
-  history: (room, before, limit) => call("history", { room, before: before ?? null, limit }),
+  history: (room, before, limit) => call("history", { room, before, limit }),
+  dmHistory: (peer, before, limit) => call("dm_history", { peer, before, limit }),
   send: (room, text) => call("send", { room, text }),
   sendDm: (to, text) => call("send_dm", { to, text }),
   markRead: (room, ids) => call("mark_read", { room, ids }),

@@ -1,5 +1,5 @@
 import { useCallback } from "react";
-import type { MessageView, PeerView, RoomView } from "../model";
+import type { HistoryCursor, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
 import { shortId } from "../logic/format";
@@ -15,7 +15,7 @@ export interface ChatViewProps {
   room: RoomView | undefined;
   peer: PeerView | undefined;
   messages: readonly MessageView[];
-  timeline: Timeline<MessageView> | undefined;
+  timeline: Timeline<MessageView, HistoryCursor> | undefined;
   nameOf: (m: MessageView) => string;
   peerName: (peer: string) => string | undefined;
   deliveryOf: (m: MessageView) => Delivery;

@@ -5,7 +5,7 @@ import { dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
 import { loadDrafts, saveDrafts, setDraft, type Drafts } from "../logic/drafts";
 import { shortId } from "../logic/format";
 import { totalUnread } from "../logic/unread";
-import { conversationMessages, deliveryOf, displayName, dmConversations, roomOf, sortedRooms } from "../state/chat";
+import { conversationMessages, deliveryOf, displayName, dmConversations, sortedRooms } from "../state/chat";
 import { useChat } from "../state/useChat";
 import { ChatView } from "./ChatView";
 import { Dialog } from "./Dialog";
@@ -14,10 +14,18 @@ import { PeoplePanel } from "./PeoplePanel";
 import { SettingsForm } from "./SettingsForm";
 import { Sidebar } from "./Sidebar";
 import { StatusBar } from "./StatusBar";
+import { AlertIcon } from "./Icons";
 
 const storage = typeof localStorage === "undefined" ? undefined : localStorage;
 
-export function Main({ settings, onSettings }: { settings: Settings; onSettings: (s: Settings) => void }) {
+export interface MainProps {
+  settings: Settings;
+  /** Why the node could not start (AppState.error), if it could not. */
+  nodeError: string | null;
+  onSettings: (s: Settings) => void;
+}
+
+export function Main({ settings, nodeError, onSettings }: MainProps) {
   const api = useApi();
   const { state, actions, streamError } = useChat(api);
   const [drafts, setDrafts] = useState<Drafts>(() => loadDrafts(storage));
@@ -95,14 +103,14 @@ export function Main({ settings, onSettings }: { settings: Settings; onSettings:
         room={state.rooms.find((r) => r.id === key)}
         peer={peer !== undefined ? state.peers[peer] : undefined}
         messages={messages}
-        timeline={state.timelines[roomOf(key)]}
+        timeline={state.timelines[key]}
         nameOf={nameOf}
         peerName={nameOfPeer}
         deliveryOf={delivery}
         draft={drafts[key] ?? ""}
         onDraft={(t) => setDrafts((d) => setDraft(d, key, t))}
         onSend={send}
-        onLoadOlder={() => actions.loadOlder(roomOf(key))}
+        onLoadOlder={() => actions.loadOlder(key)}
         onBack={() => setShowList(true)}
         onPeople={() => setPeopleOpen((o) => !o)}
         nearby={nearby}
@@ -118,6 +126,17 @@ export function Main({ settings, onSettings }: { settings: Settings; onSettings:
             setPeopleOpen(false);
           }}
         />
+      )}
+      {nodeError && (
+        <div className="node-error" role="alert">
+          <AlertIcon width={16} height={16} />
+          <span>
+            The network part is not running: {nodeError}. Messages you write are kept and go out once it runs.
+          </span>
+          <button type="button" className="btn btn-sm btn-ghost" onClick={() => setDialog("settings")}>
+            Settings
+          </button>
+        </div>
       )}
       <StatusBar status={state.status} streamError={streamError} />
       {dialog === "settings" && (

@@ -1,6 +1,6 @@
 import { memo } from "react";
 import type { MessageView } from "../model";
-import { describeDelivery, shortDelivery, type Delivery } from "../logic/delivery";
+import { describeDelivery, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
 import { clockTime } from "../logic/format";
 import { Avatar } from "./Avatar";
 import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
@@ -52,7 +52,7 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
         {delivery?.stage === "saved" && (
           <div className="waiting" role="status">
             <ClockIcon width={13} height={13} />
-            {delivery.waiting ? `Waiting: ${delivery.waiting}` : "Waiting for someone in reach"} — it leaves on its own.
+            Waiting: {waitingText(delivery.waiting)}. It leaves on its own.
           </div>
         )}
       </div>

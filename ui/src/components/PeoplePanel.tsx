@@ -13,12 +13,15 @@ export type PathKind = "lan" | "relay" | "seen" | "via";
  * How we reach a peer now: a LAN data channel, the relay, seen on the LAN but
  * not linked (peer limit), or only through others carrying messages.
  */
-export function pathOf(p: PeerView): PathKind {
-  const path = (p.path ?? "").toLowerCase();
-  if (path.includes("relay")) return "relay";
-  if (path.includes("lan") || (p.linked && path === "")) return "lan";
-  if (path.includes("via") || path.includes("other")) return "via";
-  return p.discovered ? "seen" : "via";
+export function pathOf(p: Pick<PeerView, "path" | "discovered">): PathKind {
+  switch (p.path) {
+    case "lan":
+      return "lan";
+    case "relay":
+      return "relay";
+    default:
+      return p.discovered ? "seen" : "via";
+  }
 }
 
 const PATH_LABEL: Record<PathKind, string> = { lan: "LAN direct", relay: "Relay", seen: "On this Wi-Fi", via: "Via others" };

@@ -136,7 +136,12 @@ export function Sidebar(p: SidebarProps) {
                   <Avatar id={d.peer} name={name} size="sm" />
                   <span className="conv-name">
                     {name}
-                    {d.last && <span className="conv-sub">{d.last.body.text}</span>}
+                    {d.last && (
+                      <span className="conv-sub">
+                        {d.last.mine ? "You: " : ""}
+                        {d.last.body.text}
+                      </span>
+                    )}
                   </span>
                   <span className="conv-meta">
                     {d.last && <span className="muted tiny">{messageTime(d.last.created_at)}</span>}

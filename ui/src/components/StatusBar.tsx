@@ -1,24 +1,41 @@
-import type { Status } from "../model";
-import { duration } from "../logic/format";
+import type { PowerMode, RelayState, Saving, Status } from "../model";
 import { BatteryIcon, CloudIcon, PlugIcon, WifiIcon } from "./Icons";
 
-export interface PowerSummary {
-  battery: number | null;
-  low: boolean;
-  /** What the app holds back to save power, in words. */
-  saving: string[];
+/** What the node holds back to save power, in words. */
+export function savingText(s: Saving): string {
+  switch (s.kind) {
+    case "fewer_links":
+      return `max ${s.max} ${s.max === 1 ? "link" : "links"}`;
+    case "slower_sync":
+      return `sync every ${s.every_s < 60 ? `${s.every_s} s` : `${Math.round(s.every_s / 60)} min`}`;
+    case "no_relay_for_others":
+      return "not relaying for others";
+    case "no_background_sync":
+      return "no background sync";
+    default:
+      return String((s as { kind?: unknown }).kind ?? "").replace(/_/g, " ");
+  }
 }
 
-export function powerSummary(s: Pick<Status, "power" | "limits">): PowerSummary {
-  const battery = typeof s.power === "object" && s.power !== null && "Battery" in s.power ? s.power.Battery.percent : null;
-  const saving: string[] = [];
-  if (battery !== null) {
-    saving.push(`max ${s.limits.max_peers} links`);
-    saving.push(`sync every ${duration(s.limits.sync_interval_ms)}`);
-    if (!s.limits.relay_for_others) saving.push("not relaying for others");
-    if (!s.limits.background_sync) saving.push("no background sync");
+export function powerText(p: PowerMode): string {
+  if (p.battery === null) return "On power · full speed";
+  const saving = p.saving.map(savingText);
+  return `${p.battery}%${saving.length ? ` · saving: ${saving.join(", ")}` : ""}`;
+}
+
+export function relayText(r: RelayState): { label: string; title: string; tone: "on" | "wait" | "off" } {
+  switch (r.state) {
+    case "not_configured":
+      return { label: "Relay: off", title: "No relay set: LAN only (Settings)", tone: "off" };
+    case "connecting":
+      return { label: "Relay: connecting", title: r.url, tone: "wait" };
+    case "connected":
+      return { label: "Relay: connected", title: r.url, tone: "on" };
+    case "offline":
+      return { label: "Relay: offline", title: `${r.url}: ${r.reason}`, tone: "off" };
+    default:
+      return { label: "Relay: ?", title: "", tone: "off" };
   }
-  return { battery, low: battery !== null && battery <= 20, saving };
 }
 
 export function StatusBar({ status, streamError }: { status: Status | null; streamError?: string | null }) {
@@ -29,31 +46,22 @@ export function StatusBar({ status, streamError }: { status: Status | null; stre
       </footer>
     );
   }
-  const active = status.p2p ?? true;
-  const power = powerSummary(status);
-  const relay = status.relay ?? "off";
+  const relay = relayText(status.relay);
+  const power = status.power;
   return (
     <footer className="statusbar" role="status" aria-label="Network status">
-      <span className="sb-item" title={active ? "Finding and linking to people on this network" : "Not linking: messages stay saved on this device"}>
-        <span className={`dot ${active ? (status.links > 0 ? "dot-on" : "dot-wait") : "dot-off"}`} />
-        {active ? "P2P active" : "P2P off"}
+      <span className="sb-item" title={status.p2p ? "Finding and linking to people on this network" : "Not linking: messages stay saved on this device"}>
+        <span className={`dot ${status.p2p ? (status.links > 0 ? "dot-on" : "dot-wait") : "dot-off"}`} />
+        {status.p2p ? "P2P active" : "P2P off"}
       </span>
-      <span className="sb-item" title="Open data channels · devices found on the LAN">
+      <span className="sb-item" title="Open data channels · devices of this festival found on the LAN">
         <WifiIcon width={14} height={14} /> {status.links} {status.links === 1 ? "link" : "links"} · {status.discovered} nearby
       </span>
-      <span className={`sb-item relay-${relay.toLowerCase().replace(/[^a-z]/g, "")}`} title="Relay server">
-        <CloudIcon width={14} height={14} /> Relay: {relay}
+      <span className={`sb-item relay-${relay.tone}`} title={relay.title}>
+        <CloudIcon width={14} height={14} /> {relay.label}
       </span>
-      <span className={`sb-item sb-power${power.low ? " low" : ""}`} title={power.saving.length ? `Saving power: ${power.saving.join(", ")}` : "On mains power: full speed"}>
-        {power.battery === null ? (
-          <>
-            <PlugIcon width={14} height={14} /> On power · full speed
-          </>
-        ) : (
-          <>
-            <BatteryIcon width={14} height={14} /> {power.battery}% · saving: {power.saving.join(", ")}
-          </>
-        )}
+      <span className={`sb-item sb-power${power.low ? " low" : ""}`} title={power.battery === null ? "On mains power: full speed" : "On battery: the app holds back to save power"}>
+        {power.battery === null ? <PlugIcon width={14} height={14} /> : <BatteryIcon width={14} height={14} />} {powerText(power)}
       </span>
       <span className="sb-item sb-right muted" title="Festival id">
         {status.festival}

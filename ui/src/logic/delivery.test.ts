@@ -6,7 +6,6 @@ import {
   mergeDelivery,
   onReceipt,
   onSent,
-  onWaiting,
   recordDelivery,
   type DeliveryBook,
 } from "./delivery";
@@ -38,15 +37,24 @@ describe("delivery state of own messages", () => {
   });
 
   it("shows why a saved message waits, and forgets it once sent", () => {
-    const w = onWaiting(SAVED, "no one nearby");
-    expect(describeDelivery(w)).toBe("Saved · waiting: no one nearby");
+    const w = { ...SAVED, waiting: "connecting" };
+    expect(describeDelivery(w)).toBe("Saved · connecting to people nearby");
     const s = onSent(w, "relay");
     expect(s.waiting).toBeUndefined();
     expect(describeDelivery(s)).toBe("Sent via relay");
   });
 
   it("a waiting reason cannot pull a sent message back", () => {
-    expect(onWaiting(onSent(SAVED, "lan"), "x").stage).toBe("sent");
+    expect(mergeDelivery(onSent(SAVED, "lan"), { ...SAVED, waiting: "connecting" }).stage).toBe("sent");
+  });
+
+  it("counts receipts from the node and from events without counting a peer twice", () => {
+    // The node says 2 peers had it before; one of them sends another receipt now.
+    let d = mergeDelivery(SAVED, { ...SAVED, stage: "delivered", deliveredCount: 2 });
+    d = onReceipt(d, "a", "Delivered");
+    expect(describeDelivery(d)).toBe("Delivered to 2");
+    d = onReceipt(onReceipt(d, "b", "Delivered"), "c", "Delivered");
+    expect(describeDelivery(d)).toBe("Delivered to 3");
   });
 
   it("records both paths when a message left by LAN and relay", () => {

@@ -14,14 +14,17 @@ export interface Delivery {
   stage: Stage;
   /** How it left this device (it may leave by both). */
   paths: readonly Path[];
-  /** Peers that confirmed they have it / have read it. */
+  /** Peers whose receipts arrived as events. */
   deliveredTo: readonly string[];
   readBy: readonly string[];
-  /** Why it has not left yet, while saved. */
+  /** Counts the node reported (history, send reply): receipts from before this session. */
+  deliveredCount: number;
+  readCount: number;
+  /** Why it has not left yet, while saved (the node's code, e.g. "no_one_nearby"). */
   waiting?: string | undefined;
 }
 
-export const SAVED: Delivery = { stage: "saved", paths: [], deliveredTo: [], readBy: [] };
+export const SAVED: Delivery = { stage: "saved", paths: [], deliveredTo: [], readBy: [], deliveredCount: 0, readCount: 0 };
 
 function union<T>(a: readonly T[], b: readonly T[]): readonly T[] {
   if (b.every((x) => a.includes(x))) return a;
@@ -40,37 +43,29 @@ export function mergeDelivery(a: Delivery, b: Delivery): Delivery {
     paths: union(a.paths, b.paths),
     deliveredTo: union(a.deliveredTo, b.deliveredTo),
     readBy: union(a.readBy, b.readBy),
+    deliveredCount: Math.max(a.deliveredCount, b.deliveredCount),
+    readCount: Math.max(a.readCount, b.readCount),
     // A reason to wait means nothing once it left.
     waiting: stage === "saved" ? (b.waiting ?? a.waiting) : undefined,
   };
 }
 
-export function asPath(p: string): Path | undefined {
-  const s = p.toLowerCase();
+export function asPath(p: string | null | undefined): Path | undefined {
+  const s = (p ?? "").toLowerCase();
   return s === "lan" || s === "relay" ? s : undefined;
 }
 
 /** `sent { id, path }`: it left this device. */
 export function onSent(d: Delivery, path: string): Delivery {
   const p = asPath(path);
-  return mergeDelivery(d, { stage: "sent", paths: p ? [p] : [], deliveredTo: [], readBy: [] });
+  return mergeDelivery(d, { ...SAVED, stage: "sent", paths: p ? [p] : [] });
 }
 
 /** `receipt { from, status }`: a peer has it (Delivered) or has read it (Read). */
 export function onReceipt(d: Delivery, from: string, status: string): Delivery {
   const read = status.toLowerCase() === "read";
   // A read receipt implies delivery to that peer.
-  return mergeDelivery(d, {
-    stage: read ? "read" : "delivered",
-    paths: [],
-    deliveredTo: [from],
-    readBy: read ? [from] : [],
-  });
-}
-
-/** The node says the message waits, and why. Ignored once it has left. */
-export function onWaiting(d: Delivery, reason: string): Delivery {
-  return mergeDelivery(d, { ...SAVED, waiting: reason });
+  return mergeDelivery(d, { ...SAVED, stage: read ? "read" : "delivered", deliveredTo: [from], readBy: read ? [from] : [] });
 }
 
 /** Events that move delivery state, as the node sends them. */
@@ -100,18 +95,42 @@ export function recordDelivery(book: DeliveryBook, id: string, d: Delivery): Del
   return { ...book, [id]: before ? mergeDelivery(before, d) : d };
 }
 
+export function deliveredCount(d: Delivery): number {
+  return Math.max(d.deliveredCount, d.deliveredTo.length, readCount(d));
+}
+
+export function readCount(d: Delivery): number {
+  return Math.max(d.readCount, d.readBy.length);
+}
+
+const WAITING: Record<string, string> = {
+  no_one_nearby: "no one in reach yet",
+  connecting: "connecting to people nearby",
+  sending: "goes out with the next exchange",
+};
+
+/** The node's waiting code in words. */
+export function waitingText(code: string | undefined): string {
+  if (!code) return "waiting for someone in reach";
+  return WAITING[code] ?? code.replace(/_/g, " ");
+}
+
 /** Short words for the state, as shown under a bubble. */
 export function describeDelivery(d: Delivery, opts: { direct?: boolean } = {}): string {
   const via = d.paths.length ? ` via ${d.paths.map((p) => (p === "lan" ? "LAN" : "relay")).join(" + ")}` : "";
   switch (d.stage) {
     case "saved":
-      return d.waiting ? `Saved · waiting: ${d.waiting}` : "Saved on this device";
+      return d.waiting ? `Saved · ${waitingText(d.waiting)}` : "Saved on this device";
     case "sent":
       return `Sent${via}`;
-    case "delivered":
-      return opts.direct || d.deliveredTo.length <= 1 ? `Delivered${via}` : `Delivered to ${d.deliveredTo.length}${via}`;
-    case "read":
-      return opts.direct || d.readBy.length <= 1 ? "Read" : `Read by ${d.readBy.length}`;
+    case "delivered": {
+      const n = deliveredCount(d);
+      return opts.direct || n <= 1 ? `Delivered${via}` : `Delivered to ${n}${via}`;
+    }
+    case "read": {
+      const n = readCount(d);
+      return opts.direct || n <= 1 ? "Read" : `Read by ${n}`;
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addLive, addPage, emptyTimeline, hasOlder, pageFailed, startLoading } from "./timeline";
+import { addLatest, addLive, addPage, emptyTimeline, hasOlder, pageFailed, startLoading } from "./timeline";
 import type { Ordered } from "./order";
 
 const m = (n: number): Ordered => ({ id: `m${n}`, created_at: n, author: "a", seq: n });
@@ -34,6 +34,17 @@ describe("timeline paging", () => {
     expect(t.error).toBe("store busy");
     expect(t.loading).toBe(false);
     expect(hasOlder(t)).toBe(true);
+  });
+
+  it("the newest page again updates what is shown and keeps the paging cursor", () => {
+    type V = Ordered & { v?: number };
+    let t = addPage<V, string>(emptyTimeline<V, string>(), range(6, 10), "cursor-6");
+    t = addPage(t, range(1, 5), "cursor-1");
+    const newest: V[] = [...range(8, 10).map((x) => (x.id === "m9" ? { ...x, v: 2 } : x)), m(11)];
+    t = addLatest(t, newest, "cursor-8");
+    expect(t.next).toBe("cursor-1");
+    expect(ids(t)).toEqual(["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10", "m11"]);
+    expect(t.messages.find((x) => x.id === "m9")?.v).toBe(2);
   });
 
   it("a repeated live event changes nothing", () => {

@@ -67,8 +67,13 @@ describe("other fields", () => {
     expect(checkPeerLimit("0").ok).toBe(false);
     expect(checkPeerLimit("2.5").ok).toBe(false);
   });
-  it("code must not be empty", () => {
+  it("a contact code is festival: and 64 hex digits, or the bare hex", () => {
+    const hex = "0123456789abcdef".repeat(4);
     expect(checkCode("   ").ok).toBe(false);
-    expect(checkCode("abc").ok).toBe(true);
+    expect(checkCode("abc").ok).toBe(false);
+    expect(checkCode(`festival:${hex}`).ok).toBe(true);
+    expect(checkCode(`  ${hex.toUpperCase()} `).ok).toBe(true);
+    expect(checkCode(`festival:${hex}0`).ok).toBe(false);
+    expect(checkCode(`festival:${hex.slice(1)}g`).ok).toBe(false);
   });
 });

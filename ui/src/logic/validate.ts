@@ -82,9 +82,13 @@ export function checkPeerLimit(raw: string): Check {
   return OK;
 }
 
-/** A code pasted to verify someone: trimmed, not empty; the node checks the rest. */
+/** Contact codes: `festival:` and 64 hex digits (the bare hex works too); see docs/app-api.md. */
+const CODE_RE = /^(festival:)?[0-9a-f]{64}$/i;
+
+/** A code pasted to verify someone. The node checks it again (and that it is not yours). */
 export function checkCode(code: string): Check {
-  if (code.trim().length === 0) return fail("Paste the code shown under their QR code.");
-  if (code.trim().length > 512) return fail("That is not a Festival Chat code (far too long).");
+  const c = code.trim();
+  if (c.length === 0) return fail("Paste the code shown under their QR code.");
+  if (!CODE_RE.test(c)) return fail("That is not a Festival Chat code. It looks like festival: followed by 64 letters and digits (0-9, a-f).");
   return OK;
 }

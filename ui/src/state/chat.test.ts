@@ -16,18 +16,23 @@ function msg(over: Partial<MessageView> = {}): MessageView {
     body: { type: "text", text: `hello ${seq}` },
     hops: 1,
     mine: false,
+    state: null,
+    path: null,
+    waiting: null,
+    delivered_to: 0,
+    read_by: 0,
     ...over,
   };
 }
 const ev = (event: NodeEvent): ChatAction => ({ type: "event", event });
 const live = (m: MessageView): ChatAction => ev({ event: "message", ...m });
 const run = (...actions: ChatAction[]) => actions.reduce(chatReducer, initialChat);
-const room = (id: string, unread = 0, last: number | null = null): RoomView => ({ id, name: id, unread, last_activity: last });
+const room = (id: string, unread = 0, last: number | null = null): RoomView => ({ id, name: id, unread, last_activity: last, joined_at: 0 });
 
 describe("chat state", () => {
   it("shows a message once when the live event and the history page both carry it", () => {
     const m = msg();
-    const s = run(live(m), { type: "page", room: "festival", messages: [m], next: null });
+    const s = run(live(m), { type: "page", key: "festival", messages: [m], next: null });
     expect(conversationMessages(s, "festival")).toHaveLength(1);
   });
 
@@ -50,9 +55,9 @@ describe("chat state", () => {
   });
 
   it("moves an own message from saved to read through events", () => {
-    const mine = msg({ author: "me", mine: true, state: "saved", waiting: "no one in reach" });
+    const mine = msg({ author: "me", mine: true, state: "saved", waiting: "no_one_nearby" });
     let s = run({ type: "own_message", message: mine });
-    expect(deliveryOf(s, mine)).toMatchObject({ stage: "saved", waiting: "no one in reach" });
+    expect(deliveryOf(s, mine)).toMatchObject({ stage: "saved", waiting: "no_one_nearby" });
     s = chatReducer(s, ev({ event: "sent", id: mine.id, path: "relay" }));
     expect(deliveryOf(s, mine)).toMatchObject({ stage: "sent", paths: ["relay"], waiting: undefined });
     s = chatReducer(s, ev({ event: "receipt", from: "bob", status: "Read", ids: [mine.id] }));
@@ -88,7 +93,7 @@ describe("chat state", () => {
   });
 
   it("applies link and name events to the people list", () => {
-    const p: PeerView = { peer: "ana", fingerprint: "AAAA", name: null, verified: false, linked: false, discovered: true, last_seen: null };
+    const p: PeerView = { peer: "ana", fingerprint: "AAAA", name: null, verified: false, path: "via_others", linked: false, discovered: true, last_seen: null };
     let s = run({ type: "peers", peers: [p] }, ev({ event: "link_up", peer: "ana", path: "lan" }), ev({ event: "peer_name", peer: "ana", name: "Ana" }));
     expect(s.peers["ana"]).toMatchObject({ linked: true, path: "lan", name: "Ana" });
     s = chatReducer(s, ev({ event: "link_down", peer: "ana", reason: "timeout" }));
@@ -97,7 +102,7 @@ describe("chat state", () => {
 
   it("picks the newest unread messages of others to report read", () => {
     const a = msg(), b = msg(), mine = msg({ mine: true }), c = msg();
-    const s = run({ type: "page", room: "festival", messages: [a, b, mine, c], next: null });
+    const s = run({ type: "page", key: "festival", messages: [a, b, mine, c], next: null });
     expect(unreadIds(s, "festival", 2)).toEqual([b.id, c.id]);
     expect(unreadIds(s, "festival", 0)).toEqual([]);
   });
@@ -108,12 +113,12 @@ describe("chat state", () => {
     expect(chatReducer(s, ev(odd))).toBe(s);
     const broken = { event: "message", id: "x", room: "festival" } as unknown as NodeEvent;
     expect(chatReducer(s, ev(broken))).toBe(s);
-    const page = chatReducer(s, { type: "page", room: "festival", messages: [{ id: "y" } as unknown as MessageView, msg()], next: null });
+    const page = chatReducer(s, { type: "page", key: "festival", messages: [{ id: "y" } as unknown as MessageView, msg()], next: null });
     expect(conversationMessages(page, "festival")).toHaveLength(2);
   });
 
   it("keeps the messages shown when an older page fails", () => {
-    const s = run({ type: "page", room: "festival", messages: [msg()], next: "c" }, { type: "page_start", room: "festival" }, { type: "page_failed", room: "festival", error: "busy" });
+    const s = run({ type: "page", key: "festival", messages: [msg()], next: { created_at: 1, id: "c" } }, { type: "page_start", key: "festival" }, { type: "page_failed", key: "festival", error: "busy" });
     expect(conversationMessages(s, "festival")).toHaveLength(1);
     expect(s.timelines["festival"]?.error).toBe("busy");
   });

@@ -1,18 +1,25 @@
 // The whole chat as the screen shows it, and how node replies and events
 // change it. A pure reducer: the controller (useChat) does the calls.
 
-import type { MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
+import type { HistoryCursor, MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import { applyDeliveryEvent, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
-import { addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
+import { addLatest, addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
 import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, takeToMark, type UnreadState } from "../logic/unread";
 import { toMs } from "../logic/format";
+import { compareMessages } from "../logic/order";
 import { deliveryFromView } from "./viewState";
+
+type Tl = Timeline<MessageView, HistoryCursor>;
 
 export interface ChatState {
   rooms: readonly RoomView[];
-  /** Per room id; the DM mailbox is the room "dm". */
-  timelines: Readonly<Record<string, Timeline<MessageView>>>;
+  /**
+   * Per conversation: a room id, or "dm:<peer>" for one DM conversation
+   * (paged with dm_history). "dm" itself is the mailbox overview (its newest
+   * page plus live DMs), which lists the DM conversations.
+   */
+  timelines: Readonly<Record<string, Tl>>;
   deliveries: DeliveryBook;
   unread: UnreadState;
   peers: Readonly<Record<string, PeerView>>;
@@ -42,9 +49,11 @@ export const initialChat: ChatState = {
 export type ChatAction =
   | { type: "rooms"; rooms: readonly RoomView[] }
   | { type: "room_joined"; room: RoomView }
-  | { type: "page_start"; room: string }
-  | { type: "page"; room: string; messages: readonly MessageView[]; next: unknown }
-  | { type: "page_failed"; room: string; error: string }
+  | { type: "page_start"; key: ConversationKey }
+  | { type: "page"; key: ConversationKey; messages: readonly MessageView[]; next: HistoryCursor | null }
+  /** The newest page again (after missed events or link changes): newer copies win, the cursor stays. */
+  | { type: "latest"; key: ConversationKey; messages: readonly MessageView[]; next: HistoryCursor | null }
+  | { type: "page_failed"; key: ConversationKey; error: string }
   | { type: "event"; event: NodeEvent }
   | { type: "own_message"; message: MessageView }
   | { type: "open"; key: ConversationKey }
@@ -56,16 +65,32 @@ export type ChatAction =
   /** The ids queued for a conversation were reported read. */
   | { type: "marked"; key: ConversationKey };
 
+/** The room a conversation's messages live in (for mark_read): DMs are in the mailbox. */
 export function roomOf(key: ConversationKey): string {
   return dmPeer(key) !== undefined ? DM_ROOM : key;
 }
 
-function timeline(s: ChatState, room: string): Timeline<MessageView> {
-  return s.timelines[room] ?? emptyTimeline<MessageView>();
+function timeline(s: ChatState, room: string): Tl {
+  return s.timelines[room] ?? emptyTimeline<MessageView, HistoryCursor>();
 }
 
-function withTimeline(s: ChatState, room: string, t: Timeline<MessageView>): ChatState {
-  return t === s.timelines[room] ? s : { ...s, timelines: { ...s.timelines, [room]: t } };
+function withTimeline(s: ChatState, key: string, t: Tl): ChatState {
+  return t === s.timelines[key] ? s : { ...s, timelines: { ...s.timelines, [key]: t } };
+}
+
+/** Where a message shows: its conversation, and for a DM the mailbox overview too. */
+function keysOf(m: MessageView): string[] {
+  const key = conversationOf(m);
+  return key === m.room ? [key] : [key, m.room];
+}
+
+function addToTimelines(s: ChatState, m: MessageView, how: "live" | "replace"): ChatState {
+  let next = s;
+  for (const key of keysOf(m)) {
+    const t = timeline(next, key);
+    next = withTimeline(next, key, how === "live" ? addLive(t, m) : replaceMessage(t, m));
+  }
+  return next;
 }
 
 function openKey(s: ChatState): ConversationKey | null {
@@ -73,7 +98,7 @@ function openKey(s: ChatState): ConversationKey | null {
 }
 
 function recordOwn(book: DeliveryBook, m: MessageView): DeliveryBook {
-  return m.mine ? recordDelivery(book, m.id, deliveryFromView(m.state, m.waiting)) : book;
+  return m.mine ? recordDelivery(book, m.id, deliveryFromView(m)) : book;
 }
 
 function touchRoom(rooms: readonly RoomView[], m: MessageView): readonly RoomView[] {
@@ -113,7 +138,7 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       const { event: _tag, ...m } = e;
       if (!isShowable(m)) return s;
       const msg: MessageView = m;
-      let next = withTimeline(s, msg.room, addLive(timeline(s, msg.room), msg));
+      let next = addToTimelines(s, msg, "live");
       next = {
         ...next,
         unread: onMessage(next.unread, msg, openKey(next)),
@@ -137,8 +162,9 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
     case "link_down":
       return patchPeer(s, e.peer, { linked: false });
     case "power":
-      return s.status ? { ...s, status: { ...s.status, power: e.state, limits: e.limits } } : s;
+      return s.status && e.mode ? { ...s, status: { ...s.status, power: e.mode } } : s;
     case "rejected":
+    case "lagged":
       return s;
     default:
       // An event this UI does not know (a newer node): ignore it.
@@ -157,21 +183,23 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
     case "room_joined":
       return s.rooms.some((r) => r.id === a.room.id) ? s : { ...s, rooms: [...s.rooms, a.room] };
     case "page_start":
-      return withTimeline(s, a.room, startLoading(timeline(s, a.room)));
-    case "page": {
+      return withTimeline(s, a.key, startLoading(timeline(s, a.key)));
+    case "page":
+    case "latest": {
       const messages = a.messages.filter(isShowable);
-      const next = withTimeline(s, a.room, addPage(timeline(s, a.room), messages, a.next));
+      const t = timeline(s, a.key);
+      const next = withTimeline(s, a.key, a.type === "page" ? addPage(t, messages, a.next) : addLatest(t, messages, a.next));
       let deliveries = next.deliveries;
       for (const m of messages) deliveries = recordOwn(deliveries, m);
       return { ...next, deliveries, unread: markSeen(next.unread, messages.map((m) => m.id)) };
     }
     case "page_failed":
-      return withTimeline(s, a.room, pageFailed(timeline(s, a.room), a.error));
+      return withTimeline(s, a.key, pageFailed(timeline(s, a.key), a.error));
     case "event":
       return typeof a.event === "object" && a.event !== null ? onEvent(s, a.event) : s;
     case "own_message": {
       const m = a.message;
-      const next = withTimeline(s, m.room, replaceMessage(timeline(s, m.room), m));
+      const next = addToTimelines(s, m, "replace");
       return {
         ...next,
         deliveries: recordOwn(next.deliveries, m),
@@ -210,11 +238,11 @@ export function sortedRooms(s: ChatState): RoomView[] {
   });
 }
 
+const NONE: readonly MessageView[] = [];
+
 /** The messages of one conversation, in order. */
 export function conversationMessages(s: ChatState, key: ConversationKey): readonly MessageView[] {
-  const t = s.timelines[roomOf(key)];
-  if (!t) return [];
-  return dmPeer(key) === undefined ? t.messages : t.messages.filter((m) => conversationOf(m) === key);
+  return s.timelines[key]?.messages ?? NONE;
 }
 
 export interface DmSummary {
@@ -226,7 +254,15 @@ export interface DmSummary {
 /** DM conversations, newest first; started ones without messages at the top. */
 export function dmConversations(s: ChatState): DmSummary[] {
   const byPeer = new Map<string, MessageView>();
-  for (const m of s.timelines[DM_ROOM]?.messages ?? []) byPeer.set(dmPeer(conversationOf(m))!, m);
+  const consider = (m: MessageView | undefined) => {
+    if (!m) return;
+    const peer = dmPeer(conversationOf(m));
+    if (peer === undefined) return;
+    const had = byPeer.get(peer);
+    if (!had || compareMessages(had, m) < 0) byPeer.set(peer, m);
+  };
+  for (const m of s.timelines[DM_ROOM]?.messages ?? []) consider(m);
+  for (const [key, t] of Object.entries(s.timelines)) if (dmPeer(key) !== undefined) consider(t.messages[t.messages.length - 1]);
   const out: DmSummary[] = [...byPeer].map(([peer, last]) => ({ key: dmKey(peer), peer, last }));
   for (const peer of s.dmStarted) if (!byPeer.has(peer)) out.push({ key: dmKey(peer), peer, last: undefined });
   return out.sort((a, b) => (b.last ? toMs(b.last.created_at) : Infinity) - (a.last ? toMs(a.last.created_at) : Infinity));
@@ -238,7 +274,7 @@ export function displayName(s: ChatState, peer: string, fallback?: string | null
 
 /** The delivery state to show for one of our messages. */
 export function deliveryOf(s: ChatState, m: MessageView): Delivery {
-  const fromView = deliveryFromView(m.state, m.waiting);
+  const fromView = deliveryFromView(m);
   const known = s.deliveries[m.id];
   return known ? mergeDelivery(fromView, known) : fromView;
 }

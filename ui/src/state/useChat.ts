@@ -5,8 +5,8 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
 import type { Api } from "../api";
 import { toApiError } from "../api";
-import type { MessageView, NodeEvent, PeerView, RoomView } from "../model";
-import { dmPeer, type ConversationKey } from "../logic/conversation";
+import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView } from "../model";
+import { DM_ROOM, dmPeer, type ConversationKey } from "../logic/conversation";
 import { hasOlder } from "../logic/timeline";
 import { chatReducer, initialChat, roomOf, unreadIds, type ChatState } from "./chat";
 
@@ -17,16 +17,23 @@ const REFRESH_MS = 10_000;
 /** Bursts of link events cause one refresh. */
 const EVENT_REFRESH_DEBOUNCE_MS = 300;
 
-const PEER_EVENTS: ReadonlySet<NodeEvent["event"]> = new Set(["discovered", "lost", "link_up", "link_down", "peer_name", "power"]);
+/** Events after which peers, status and the waiting reasons of saved messages are read again. */
+const REACH_EVENTS: ReadonlySet<string> = new Set(["discovered", "lost", "link_up", "link_down", "peer_name", "power"]);
 
 export interface ChatActions {
   open(key: ConversationKey): void;
-  loadOlder(room: string): void;
+  loadOlder(key: ConversationKey): void;
   send(key: ConversationKey, text: string): Promise<MessageView>;
   joinRoom(name: string): Promise<RoomView>;
   verify(code: string): Promise<PeerView>;
   startDm(peer: string): void;
   refresh(): void;
+}
+
+/** One page of a conversation: a room's history, or one DM conversation. */
+function page(api: Api, key: ConversationKey, before: HistoryCursor | null): Promise<HistoryPage> {
+  const peer = dmPeer(key);
+  return peer !== undefined ? api.dmHistory(peer, before, PAGE_SIZE) : api.history(key, before, PAGE_SIZE);
 }
 
 export function useChat(api: Api): { state: ChatState; actions: ChatActions; streamError: string | null } {
@@ -44,18 +51,40 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     api.status().then((status) => dispatch({ type: "status", status }), () => {});
   }, [api]);
 
+  const refreshRooms = useCallback(() => {
+    api.rooms().then(
+      (rooms) => {
+        const s = stateRef.current;
+        const count = rooms.find((r) => r.id === s.open)?.unread ?? 0;
+        if (count > 0 && s.visible) pendingMark.current = { key: s.open, count };
+        dispatch({ type: "rooms", rooms });
+      },
+      () => {},
+    );
+  }, [api]);
+
   const loadOlder = useCallback(
-    (room: string) => {
-      const t = stateRef.current.timelines[room];
+    (key: ConversationKey) => {
+      const t = stateRef.current.timelines[key];
       if (t && (t.loading || !hasOlder(t))) return;
-      dispatch({ type: "page_start", room });
-      api.history(room, t?.next ?? null, PAGE_SIZE).then(
-        (page) => dispatch({ type: "page", room, messages: page.messages, next: page.next ?? null }),
-        (e) => dispatch({ type: "page_failed", room, error: toApiError(e).message }),
+      dispatch({ type: "page_start", key });
+      page(api, key, t?.next ?? null).then(
+        (p) => dispatch({ type: "page", key, messages: p.messages, next: p.next ?? null }),
+        (e) => dispatch({ type: "page_failed", key, error: toApiError(e).message }),
       );
     },
     [api],
   );
+
+  /** The newest page of what is on screen again, for states and waiting reasons that moved. */
+  const reloadLatest = useCallback(() => {
+    const key = stateRef.current.open;
+    if (!stateRef.current.timelines[key]?.loaded) return;
+    page(api, key, null).then(
+      (p) => dispatch({ type: "latest", key, messages: p.messages, next: p.next ?? null }),
+      () => {},
+    );
+  }, [api]);
 
   // Start: subscribe first so nothing falls between the lists and the stream
   // (overlap is harmless: everything dedups by id).
@@ -66,29 +95,28 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     started.current = true;
     const onEvent = (event: NodeEvent) => {
       dispatch({ type: "event", event });
-      if (PEER_EVENTS.has(event.event) && refreshTimer.current === null) {
+      if (event.event === "lagged") {
+        // Missed events: read everything shown again.
+        refreshRooms();
+        refresh();
+        reloadLatest();
+        return;
+      }
+      if (REACH_EVENTS.has(event.event) && refreshTimer.current === null) {
         refreshTimer.current = setTimeout(() => {
           refreshTimer.current = null;
           refresh();
+          reloadLatest();
         }, EVENT_REFRESH_DEBOUNCE_MS);
       }
     };
-    api.subscribe(onEvent).catch((e) => {
-      setStreamError(toApiError(e).message);
-    });
-    api.rooms().then(
-      (rooms) => {
-        const open = stateRef.current.open;
-        const count = rooms.find((r) => r.id === open)?.unread ?? 0;
-        if (Number(count) > 0) pendingMark.current = { key: open, count: Number(count) };
-        dispatch({ type: "rooms", rooms });
-      },
-      () => {},
-    );
+    api.subscribe(onEvent).catch((e) => setStreamError(toApiError(e).message));
+    refreshRooms();
     refresh();
-    loadOlder(roomOf(stateRef.current.open));
-    loadOlder("dm");
-  }, [api, refresh, loadOlder]);
+    loadOlder(stateRef.current.open);
+    // The mailbox overview lists the DM conversations.
+    loadOlder(DM_ROOM);
+  }, [api, refresh, refreshRooms, loadOlder, reloadLatest]);
 
   useEffect(() => {
     const id = setInterval(refresh, REFRESH_MS);
@@ -113,7 +141,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
   // is in), and what arrives while it stays open.
   useEffect(() => {
     const p = pendingMark.current;
-    if (p && p.key === state.open && state.timelines[roomOf(p.key)]?.loaded) {
+    if (p && p.key === state.open && state.timelines[p.key]?.loaded) {
       pendingMark.current = null;
       const ids = unreadIds(state, p.key, p.count);
       if (ids.length) api.markRead(roomOf(p.key), ids).catch(() => {});
@@ -132,7 +160,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         const count = s.unread.counts[key] ?? 0;
         pendingMark.current = count > 0 ? { key, count } : null;
         dispatch({ type: "open", key });
-        if (!s.timelines[roomOf(key)]?.loaded) loadOlder(roomOf(key));
+        if (!s.timelines[key]?.loaded) loadOlder(key);
       },
       loadOlder,
       async send(key, text) {

@@ -2,7 +2,7 @@
 // unless a test overrides it. Events are pushed with `emit`.
 import { vi } from "vitest";
 import type { Api } from "../api";
-import type { MessageView, NodeEvent, Status } from "../model";
+import type { MessageView, NodeEvent, RoomView, Settings, Status } from "../model";
 
 export const ME = "a".repeat(64);
 export const ANA = "b".repeat(64);
@@ -10,15 +10,24 @@ export const ANA = "b".repeat(64);
 export const status: Status = {
   peer: ME,
   fingerprint: "AAAA-BBBB-CCCC-DDDD",
+  name: "Mia",
   festival: "testfest",
   p2p: true,
   links: 1,
   discovered: 2,
-  relay: "off",
-  power: "Mains",
-  limits: { max_peers: 8, sync_interval_ms: 5000, relay_for_others: true, background_sync: true, keepalive_ms: 2000 },
+  relay: { state: "not_configured" },
+  power: { battery: null, low: false, limits: { max_peers: 8, sync_interval_ms: 5000, relay_for_others: true, background_sync: true, keepalive_ms: 2000 }, saving: [] },
   peer_limit: 8,
+  signaling_port: 0,
+  udp_port: 0,
+  rejected: {},
 };
+
+export const settings: Settings = { name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] };
+
+export function room(id: string, over: Partial<RoomView> = {}): RoomView {
+  return { id, name: id, unread: 0, last_activity: null, joined_at: 0, ...over };
+}
 
 let n = 0;
 export function message(over: Partial<MessageView> = {}): MessageView {
@@ -34,6 +43,11 @@ export function message(over: Partial<MessageView> = {}): MessageView {
     body: { type: "text", text: `message ${n}` },
     hops: 1,
     mine: false,
+    state: null,
+    path: null,
+    waiting: null,
+    delivered_to: 0,
+    read_by: 0,
     ...over,
   };
 }
@@ -41,12 +55,13 @@ export function message(over: Partial<MessageView> = {}): MessageView {
 export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) => void } {
   let listener: (e: NodeEvent) => void = () => {};
   const api: Api = {
-    appState: vi.fn(async () => ({ onboarded: true, status, settings: { name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] } })),
+    appState: vi.fn(async () => ({ onboarded: true, status, settings, error: null })),
     onboard: vi.fn(async () => status),
-    myCode: vi.fn(async () => ({ code: `festival-chat:peer:${ME}`, fingerprint: status.fingerprint, qr_svg: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><path d="M0 0h1v1H0z"/></svg>' })),
-    rooms: vi.fn(async () => [{ id: "festival", name: "festival", unread: 0, last_activity: null }]),
-    joinRoom: vi.fn(async (name: string) => ({ id: name.toLowerCase(), name, unread: 0, last_activity: null })),
+    myCode: vi.fn(async () => ({ peer: ME, name: "Mia", code: `festival:${ME}`, fingerprint: status.fingerprint, qr_svg: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><path d="M0 0h1v1H0z"/></svg>' })),
+    rooms: vi.fn(async () => [room("festival")]),
+    joinRoom: vi.fn(async (name: string) => room(name.toLowerCase(), { name })),
     history: vi.fn(async () => ({ messages: [], next: null })),
+    dmHistory: vi.fn(async () => ({ messages: [], next: null })),
     send: vi.fn(async (room: string, text: string) => message({ room, author: ME, mine: true, body: { type: "text", text }, state: "saved" })),
     sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, state: "saved" })),
     markRead: vi.fn(async () => {}),
@@ -55,7 +70,7 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
       throw { code: "bad_code", message: "not a Festival Chat code" };
     }),
     status: vi.fn(async () => status),
-    settings: vi.fn(async () => ({ name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] })),
+    settings: vi.fn(async () => settings),
     saveSettings: vi.fn(async (s) => s),
     subscribe: vi.fn(async (onEvent: (e: NodeEvent) => void) => {
       listener = onEvent;
