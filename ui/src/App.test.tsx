@@ -1,4 +1,4 @@
-import { act, render, screen, waitFor, within } from "@testing-library/react";
+import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ApiProvider } from "./ApiContext";
@@ -123,6 +123,44 @@ describe("chat", () => {
     await within(nav).findByRole("button", { name: /Camp/ });
     act(() => api.emit({ event: "message", ...message({ room: "camp" }) }));
     expect(await within(nav).findByLabelText("1 unread")).toBeInTheDocument();
+  });
+});
+
+describe("reads", () => {
+  it("moves a room's read mark when it is opened with unread messages", async () => {
+    const a = message({ room: "camp" }), b = message({ room: "camp" });
+    const api = stubApi({
+      rooms: async () => [room("festival"), room("camp", { name: "Camp", unread: 2, last_activity: 5 })],
+      history: async (r) => ({ messages: r === "camp" ? [a, b] : [], next: null }),
+    });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Camp/ }));
+    await waitFor(() => expect(api.markRead).toHaveBeenCalledWith("camp", [a.id, b.id]));
+  });
+
+  it("sends read receipts for a DM conversation once, also across restarts", async () => {
+    const fromAna = message({ room: "dm", body: { type: "direct", to: ME, text: "psst" } });
+    const mine = message({ room: "dm", author: ME, mine: true, body: { type: "direct", to: ANA, text: "yes?" }, state: "delivered" });
+    const make = () =>
+      stubApi({
+        history: async (r) => ({ messages: r === "dm" ? [fromAna, mine] : [], next: null }),
+        dmHistory: async () => ({ messages: [fromAna, mine], next: null }),
+      });
+    const api = make();
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Ana/ }));
+    expect(await screen.findByText("psst")).toBeInTheDocument();
+    await waitFor(() => expect(api.markRead).toHaveBeenCalledWith("dm", [fromAna.id]));
+    expect(api.markRead).toHaveBeenCalledTimes(1);
+
+    cleanup();
+    const again = make();
+    renderApp(again);
+    await userEvent.setup().click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Ana/ }));
+    expect(await screen.findByText("psst")).toBeInTheDocument();
+    expect(again.markRead).not.toHaveBeenCalled();
   });
 });
 

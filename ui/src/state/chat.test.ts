@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { MessageView, NodeEvent, PeerView, RoomView } from "../model";
-import { chatReducer, conversationMessages, deliveryOf, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction } from "./chat";
+import { chatReducer, conversationMessages, deliveryOf, displayName, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction } from "./chat";
 
 let seq = 0;
 function msg(over: Partial<MessageView> = {}): MessageView {
@@ -78,6 +78,14 @@ describe("chat state", () => {
     expect(conversationMessages(s, "dm:ana").map((m) => m.id)).toEqual([fromAna.id, toAna.id]);
     expect(dmConversations(s).map((d) => d.peer)).toEqual(["bo", "ana"]);
     expect(s.unread.counts).toEqual({ "dm:ana": 1, "dm:bo": 1 });
+  });
+
+  it("names a DM conversation after the other person even when the last word was ours", () => {
+    const fromAna = msg({ room: "dm", author: "ana", author_name: "Ana", body: { type: "direct", to: "me", text: "hi" } });
+    const toAna = msg({ room: "dm", author: "me", author_name: "Me", mine: true, body: { type: "direct", to: "ana", text: "hey" } });
+    const s = run({ type: "page", key: "dm", messages: [fromAna, toAna], next: null });
+    expect(displayName(s, "ana")).toBe("Ana");
+    expect(displayName(s, "me")).toBeUndefined();
   });
 
   it("lists a started DM before it has messages", () => {

@@ -107,6 +107,18 @@ function touchRoom(rooms: readonly RoomView[], m: MessageView): readonly RoomVie
   return rooms.map((r) => (r.id === m.room && (r.last_activity === null || toMs(r.last_activity) < at) ? { ...r, last_activity: at } : r));
 }
 
+/** Authors' names as their messages carry them, for people not in the peer list. */
+function learnNames(s: ChatState, messages: readonly MessageView[]): ChatState {
+  let names: Record<string, string> | null = null;
+  for (const m of messages) {
+    if (!m.mine && m.author_name && (names ?? s.names)[m.author] !== m.author_name) {
+      names ??= { ...s.names };
+      names[m.author] = m.author_name;
+    }
+  }
+  return names ? { ...s, names } : s;
+}
+
 function patchPeer(s: ChatState, peer: string, patch: Partial<PeerView>): ChatState {
   const p = s.peers[peer];
   if (!p) return s;
@@ -145,8 +157,7 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
         deliveries: recordOwn(next.deliveries, msg),
         rooms: touchRoom(next.rooms, msg),
       };
-      if (msg.author_name && !next.names[msg.author]) next = { ...next, names: { ...next.names, [msg.author]: msg.author_name } };
-      return next;
+      return learnNames(next, [msg]);
     }
     case "sent":
     case "receipt":
@@ -191,7 +202,7 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       const next = withTimeline(s, a.key, a.type === "page" ? addPage(t, messages, a.next) : addLatest(t, messages, a.next));
       let deliveries = next.deliveries;
       for (const m of messages) deliveries = recordOwn(deliveries, m);
-      return { ...next, deliveries, unread: markSeen(next.unread, messages.map((m) => m.id)) };
+      return { ...learnNames(next, messages), deliveries, unread: markSeen(next.unread, messages.map((m) => m.id)) };
     }
     case "page_failed":
       return withTimeline(s, a.key, pageFailed(timeline(s, a.key), a.error));

@@ -8,7 +8,10 @@ import { toApiError } from "../api";
 import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView } from "../model";
 import { DM_ROOM, dmPeer, type ConversationKey } from "../logic/conversation";
 import { hasOlder } from "../logic/timeline";
-import { chatReducer, initialChat, roomOf, unreadIds, type ChatState } from "./chat";
+import { batches, loadReadLog, record, saveReadLog, unreported, type ReadLog } from "../logic/readLog";
+import { chatReducer, conversationMessages, initialChat, unreadIds, type ChatState } from "./chat";
+
+const storage = typeof localStorage === "undefined" ? undefined : localStorage;
 
 /** Messages per history page: a screenful or two. */
 export const PAGE_SIZE = 50;
@@ -137,20 +140,35 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     return () => document.removeEventListener("visibilitychange", onVisible);
   }, []);
 
-  // Report reads: what was unread when a conversation opened (once its page
-  // is in), and what arrives while it stays open.
+  // Report reads. Rooms: the node keeps a read mark, so report when a room
+  // with unread messages is opened (once its page is in) and what arrives
+  // while it stays open. DMs: their read state is the receipts, so every DM
+  // of the other person shown on screen is reported once (see readLog).
+  const readLog = useRef<ReadLog | null>(null);
   useEffect(() => {
+    const key = state.open;
+    const live = state.unread.toMark[key];
+    if (live && live.length && state.visible) dispatch({ type: "marked", key });
+
+    if (dmPeer(key) !== undefined) {
+      if (!state.visible || !state.timelines[key]?.loaded) return;
+      const theirs = conversationMessages(state, key).filter((m) => !m.mine).map((m) => m.id);
+      readLog.current ??= loadReadLog(storage);
+      const fresh = unreported(readLog.current, theirs);
+      if (fresh.length === 0) return;
+      readLog.current = record(readLog.current, fresh);
+      saveReadLog(storage, readLog.current);
+      for (const ids of batches(fresh)) api.markRead(DM_ROOM, ids).catch(() => {});
+      return;
+    }
+
     const p = pendingMark.current;
-    if (p && p.key === state.open && state.timelines[p.key]?.loaded) {
+    if (p && p.key === key && state.timelines[key]?.loaded) {
       pendingMark.current = null;
-      const ids = unreadIds(state, p.key, p.count);
-      if (ids.length) api.markRead(roomOf(p.key), ids).catch(() => {});
+      // The call moves the room's read mark even without ids.
+      api.markRead(key, unreadIds(state, key, p.count)).catch(() => {});
     }
-    const live = state.unread.toMark[state.open];
-    if (live && live.length && state.visible) {
-      dispatch({ type: "marked", key: state.open });
-      api.markRead(roomOf(state.open), live).catch(() => {});
-    }
+    if (live && live.length && state.visible) api.markRead(key, live).catch(() => {});
   }, [api, state]);
 
   const actions = useMemo<ChatActions>(
