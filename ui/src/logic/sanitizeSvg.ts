@@ -24,7 +24,12 @@ export function sanitizeSvg(text: string): string | null {
     }
   };
   walk(root);
-  // Let CSS size it.
+  // Let CSS size it; keep its proportions.
+  const w = root.getAttribute("width");
+  const h = root.getAttribute("height");
+  if (!root.hasAttribute("viewBox") && w && h && /^\d+(\.\d+)?$/.test(w) && /^\d+(\.\d+)?$/.test(h)) {
+    root.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  }
   root.removeAttribute("width");
   root.removeAttribute("height");
   return new XMLSerializer().serializeToString(root);
