@@ -55,7 +55,9 @@ use tokio::sync::broadcast;
 
 use hub::HubEvent;
 pub use hub::{HubStats, MdnsHub};
-pub use record::{IgnoreReason, IgnoredCounts, MAX_FESTIVAL_LEN, TXT_FESTIVAL, TXT_ID, TXT_PORT, TXT_VERSION};
+pub use record::{
+    IgnoreReason, IgnoredCounts, MAX_FESTIVAL_LEN, TXT_FESTIVAL, TXT_ID, TXT_PORT, TXT_POWERED, TXT_VERSION,
+};
 
 /// The DNS-SD service type every Festival Chat node advertises and browses.
 pub const SERVICE_TYPE: &str = "_festival-chat._udp.local.";
@@ -73,9 +75,9 @@ pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiscoveryEvent {
     /// A peer appeared. Reported once until it is `Lost`.
-    Found { peer: PeerId, addrs: Vec<IpAddr>, port: u16, version: u8 },
-    /// A known peer's addresses (or port, or version) changed.
-    Updated { peer: PeerId, addrs: Vec<IpAddr>, port: u16, version: u8 },
+    Found { peer: PeerId, addrs: Vec<IpAddr>, port: u16, version: u8, powered: bool },
+    /// A known peer's addresses (or port, version or power) changed.
+    Updated { peer: PeerId, addrs: Vec<IpAddr>, port: u16, version: u8, powered: bool },
     /// The peer said goodbye, or its records expired.
     Lost { peer: PeerId },
 }
@@ -129,6 +131,8 @@ pub struct Advert {
     pub festival: String,
     /// TCP port of this node's signaling endpoint.
     pub port: u16,
+    /// On mains power (TXT `pw`); see [`Discovery::set_powered`].
+    pub powered: bool,
 }
 
 /// One node's presence on the LAN and its view of the other peers.
@@ -138,6 +142,7 @@ pub struct Advert {
 pub struct Discovery {
     hub: MdnsHub,
     me: PeerId,
+    advert: Advert,
     fullname: String,
     table: table::PeerTable,
     events: Option<broadcast::Receiver<HubEvent>>,
@@ -193,6 +198,17 @@ impl Discovery {
                 Err(broadcast::error::RecvError::Closed) => self.events = None,
             }
         }
+    }
+
+    /// Re-announces our record with a new `pw` (power) value when it
+    /// changed, so peers can prefer powered nodes for their links.
+    pub fn set_powered(&mut self, powered: bool) -> Result<(), DiscoveryError> {
+        if self.advert.powered == powered || self.closed {
+            return Ok(());
+        }
+        self.advert.powered = powered;
+        let info = hub::service_info(&self.advert)?;
+        self.hub.daemon().register(info).map_err(DiscoveryError::Register)
     }
 
     /// Asks the LAN whether `peer` is still there (RFC 6762 §10.4): call it

@@ -65,7 +65,7 @@ fn peer(test: u8, node: u8) -> PeerId {
 }
 
 fn advert(peer: PeerId, festival: &str, port: u16) -> Advert {
-    Advert { peer, festival: festival.to_owned(), port }
+    Advert { peer, festival: festival.to_owned(), port, powered: false }
 }
 
 /// Receives until `want` holds for an event, with a deadline. Returns the
@@ -165,6 +165,13 @@ async fn two_nodes_in_one_process_find_each_other_and_see_a_goodbye_as_lost() {
     assert!(matches!(event, DiscoveryEvent::Found { port: 7001, version: PROTOCOL_VERSION, .. }));
     println!("time to discover (one process): a found b after {a_took:?}, b found a after {b_took:?}; addrs {addrs:?}");
     assert!(mdns_threads() > 0 && mdns_sockets() > 0, "the cleanup check below would prove nothing");
+
+    // b is plugged in: its record says so, and a hears it.
+    let DiscoveryEvent::Found { powered: false, .. } = event else { panic!("a advertised no power: {event:?}") };
+    b.set_powered(true).expect("re-announce");
+    let plugged_in =
+        move |e: &DiscoveryEvent| matches!(e, DiscoveryEvent::Updated { peer, powered: true, .. } if *peer == pb);
+    wait_for(&mut a, DISCOVER_DEADLINE, plugged_in).await;
 
     b.shutdown().await.expect("b shuts down");
     let (_, lost_took, seen) = wait_for(&mut a, LOST_DEADLINE, lost(pb)).await;

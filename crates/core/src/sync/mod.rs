@@ -228,6 +228,13 @@ struct Missing {
     tried: usize,
 }
 
+/// How useful a link is, for choosing which links to keep under a peer limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkValue {
+    pub powered: bool,
+    pub shared_rooms: usize,
+}
+
 pub struct Node {
     cfg: Config,
     me: Identity,
@@ -310,6 +317,16 @@ impl Node {
     /// Links whose peer has said hello, with the peer's id.
     pub fn live_links(&self) -> impl Iterator<Item = (LinkId, PeerId)> + '_ {
         self.links.iter().filter(|(_, l)| l.hello_received).map(|(id, l)| (*id, l.peer))
+    }
+    /// What makes a link worth keeping, from the peer's hello: whether it
+    /// runs on mains power, and how many of our rooms besides the festival
+    /// room and DMs (which everyone shares) it also follows. `None` before
+    /// its hello.
+    pub fn link_value(&self, link: LinkId) -> Option<LinkValue> {
+        let l = self.links.get(&link).filter(|l| l.hello_received)?;
+        let common = [RoomId::festival(), RoomId::direct()];
+        let shared_rooms = l.peer_rooms.iter().filter(|r| !common.contains(r) && self.rooms.contains_key(*r)).count();
+        Some(LinkValue { powered: l.peer_powered, shared_rooms })
     }
     /// (contiguous, max) held of `author` in `room`.
     pub fn head(&self, room: &RoomId, author: &PeerId) -> (u64, u64) {

@@ -12,7 +12,7 @@ use mdns_sd::{DaemonEvent, IfKind, ResolvedService, ServiceDaemon, ServiceEvent,
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::{timeout_at, Instant};
 
-use super::record::{self, TXT_FESTIVAL, TXT_ID, TXT_PORT, TXT_VERSION};
+use super::record::{self, TXT_FESTIVAL, TXT_ID, TXT_PORT, TXT_POWERED, TXT_VERSION};
 use super::{table, Advert, Discovery, DiscoveryError, SERVICE_TYPE, UNREGISTER_DEADLINE};
 
 /// Hub-to-node event buffer. At start-up every peer on the LAN resolves at
@@ -206,22 +206,8 @@ impl MdnsHub {
         if advert.port == 0 {
             return Err(DiscoveryError::InvalidPort);
         }
-        let Advert { peer, festival, port } = advert;
-        let txt = [
-            (TXT_ID, peer.to_hex()),
-            (TXT_VERSION, festival_core::sync::PROTOCOL_VERSION.to_string()),
-            (TXT_FESTIVAL, festival.clone()),
-            (TXT_PORT, port.to_string()),
-        ];
-        let instance = record::instance_name(&peer);
-        let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &record::host_name(&peer), (), port, &txt[..])
-            .map_err(DiscoveryError::Register)?
-            .enable_addr_auto();
-        // RFC 6762 probing makes a newcomer wait ~0.8-1 s before announcing,
-        // only to find out whether its name is taken. Ours are derived from
-        // unique PeerIds, so the answer is known: skip it and announce at once
-        // (measured here: 1-2 ms from register to resolved instead of ~1 s).
-        info.set_requires_probe(false);
+        let info = service_info(&advert)?;
+        let (peer, instance) = (advert.peer, record::instance_name(&advert.peer));
         let fullname = info.get_fullname().to_owned();
 
         if !lock(&self.inner.state).registered.insert(peer) {
@@ -239,9 +225,18 @@ impl MdnsHub {
         }
         tracing::debug!(node = ?peer, %instance, "registered on mDNS");
 
-        let mut table = table::PeerTable::new(peer, fullname.clone(), festival);
+        let mut table = table::PeerTable::new(peer, fullname.clone(), advert.festival.clone());
         let pending = table.sync(&snapshot).into();
-        Ok(Discovery { hub: self.clone(), me: peer, fullname, table, events: Some(events), pending, closed: false })
+        Ok(Discovery {
+            hub: self.clone(),
+            me: peer,
+            advert,
+            fullname,
+            table,
+            events: Some(events),
+            pending,
+            closed: false,
+        })
     }
 
     /// Advertises an arbitrary record, unchecked. For tests and interop tools
@@ -429,4 +424,27 @@ pub(super) async fn unregister(daemon: &ServiceDaemon, fullname: &str) -> Result
         Ok(Err(_)) => Ok(()),
         Err(_) => Err(DiscoveryError::Timeout { what: "mDNS unregister", after: UNREGISTER_DEADLINE }),
     }
+}
+
+/// The mDNS record of a node: instance and host name from its PeerId, TXT
+/// `id`, `v`, `fest`, `port`, `pw`.
+pub(super) fn service_info(advert: &Advert) -> Result<ServiceInfo, DiscoveryError> {
+    let Advert { peer, festival, port, powered } = advert;
+    let txt = [
+        (TXT_ID, peer.to_hex()),
+        (TXT_VERSION, festival_core::sync::PROTOCOL_VERSION.to_string()),
+        (TXT_FESTIVAL, festival.clone()),
+        (TXT_PORT, port.to_string()),
+        (TXT_POWERED, if *powered { "1" } else { "0" }.to_owned()),
+    ];
+    let instance = record::instance_name(peer);
+    let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &record::host_name(peer), (), *port, &txt[..])
+        .map_err(DiscoveryError::Register)?
+        .enable_addr_auto();
+    // RFC 6762 probing makes a newcomer wait ~0.8-1 s before announcing,
+    // only to find out whether its name is taken. Ours are derived from
+    // unique PeerIds, so the answer is known: skip it and announce at once
+    // (measured here: 1-2 ms from register to resolved instead of ~1 s).
+    info.set_requires_probe(false);
+    Ok(info)
 }

@@ -19,6 +19,10 @@ pub const TXT_VERSION: &str = "v";
 pub const TXT_FESTIVAL: &str = "fest";
 /// TXT key: the TCP port of the signaling endpoint, decimal.
 pub const TXT_PORT: &str = "port";
+/// `1` when the node runs on mains power (a venue box, a charging laptop).
+/// Optional; anything else means battery or unknown. Peers prefer powered
+/// nodes for their links (see `runtime::links`).
+pub const TXT_POWERED: &str = "pw";
 
 /// Prefix of our instance and host names, so a person reading an mDNS browser
 /// sees whose records these are.
@@ -156,6 +160,7 @@ pub struct Claim {
     pub port: u16,
     /// Sorted, without duplicates, unicast only.
     pub addrs: Vec<IpAddr>,
+    pub powered: bool,
 }
 
 /// Reads a resolved record. The festival and our own id are checked by the
@@ -188,7 +193,9 @@ pub fn parse(service: &ResolvedService) -> Result<Claim, IgnoreReason> {
         return Err(IgnoreReason::NoAddress);
     }
 
-    Ok(Claim { peer, festival, version, port, addrs })
+    let powered = service.get_property_val_str(TXT_POWERED) == Some("1");
+
+    Ok(Claim { peer, festival, version, port, addrs, powered })
 }
 
 /// A TXT value as text. A key without `=` or with non-UTF-8 bytes counts as
@@ -239,6 +246,15 @@ mod tests {
         assert_eq!(claim.version, festival_core::sync::PROTOCOL_VERSION);
         let want: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "::1"].iter().map(|a| a.parse().unwrap()).collect();
         assert_eq!(claim.addrs, want);
+    }
+
+    #[test]
+    fn the_power_claim_is_optional_and_only_1_means_powered() {
+        let val = |v: &str| Some(TxtProperty::from((TXT_POWERED, v)));
+        assert!(parse_with(TXT_POWERED, val("1")).unwrap().powered);
+        assert!(!parse_with(TXT_POWERED, val("0")).unwrap().powered);
+        assert!(!parse_with(TXT_POWERED, val("yes")).unwrap().powered);
+        assert!(!parse_with(TXT_POWERED, None).unwrap().powered, "older nodes do not say");
     }
 
     #[test]

@@ -22,6 +22,7 @@ struct View {
     addrs: Vec<IpAddr>,
     port: u16,
     version: u8,
+    powered: bool,
 }
 
 /// An accepted instance. `seq` orders resolutions: when two instances claim
@@ -89,7 +90,13 @@ impl PeerTable {
             } else if claim.festival != self.festival {
                 Err(IgnoreReason::OtherFestival)
             } else {
-                Ok(View { peer: claim.peer, addrs: claim.addrs, port: claim.port, version: claim.version })
+                Ok(View {
+                    peer: claim.peer,
+                    addrs: claim.addrs,
+                    port: claim.port,
+                    version: claim.version,
+                    powered: claim.powered,
+                })
             }
         });
         match verdict {
@@ -162,11 +169,11 @@ impl PeerTable {
             (old, Some(new)) => {
                 let first = old.is_none();
                 self.reported.insert(peer, new.clone());
-                let View { peer, addrs, port, version } = new;
+                let View { peer, addrs, port, version, powered } = new;
                 Some(if first {
-                    DiscoveryEvent::Found { peer, addrs, port, version }
+                    DiscoveryEvent::Found { peer, addrs, port, version, powered }
                 } else {
-                    DiscoveryEvent::Updated { peer, addrs, port, version }
+                    DiscoveryEvent::Updated { peer, addrs, port, version, powered }
                 })
             }
             (Some(_), None) => {

@@ -57,6 +57,10 @@ struct Conn {
     outbound: bool,
     /// The nonce of our offer, while we wait for the answer.
     nonce: Option<[u8; 16]>,
+    /// For a connection the peer dialed: its offer's `sent_at`. Two offers
+    /// from one peer can arrive out of order (a redial while the first was
+    /// in flight); the older one must not replace the newer.
+    offered_at: Option<u64>,
     open: bool,
     queue: VecDeque<Vec<u8>>,
 }
@@ -145,7 +149,8 @@ impl Actor {
             Some(h) => h,
             None => MdnsHub::shared(&cfg.interfaces)?,
         };
-        let discovery = hub.register(Advert { peer: me, festival: cfg.festival.clone(), port: tcp_port })?;
+        let powered = !matches!(power_state, PowerState::Battery { .. });
+        let discovery = hub.register(Advert { peer: me, festival: cfg.festival.clone(), port: tcp_port, powered })?;
         let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
         tracing::info!(peer = %me.short(), udp_port, tcp_port, festival = %cfg.festival, "node started");
         let store = local.store.clone();
@@ -271,6 +276,9 @@ impl Actor {
             let p = self.power.read();
             if p != self.power_state {
                 self.power_state = p;
+                if let Err(e) = self.discovery.set_powered(!matches!(p, PowerState::Battery { .. })) {
+                    tracing::warn!(error = %e, "could not re-announce our power state");
+                }
                 let eff = self.engine.handle(Input::Power(p)).await;
                 self.apply(eff).await;
             }
@@ -349,23 +357,28 @@ impl Actor {
         let outbound = self.conns.values().filter(|c| c.outbound).count();
         let mut room = limit.saturating_sub(self.open_links()).min(outbound_cap.saturating_sub(outbound));
         if room == 0 && outbound >= outbound_cap {
-            // Prefer the nearest higher ids: if one appeared (and never
-            // refused us) that is nearer than our farthest outbound link,
-            // move that link to it. Each move is to a strictly nearer id, so
-            // this settles; it ends with every node linked to its successor,
-            // which keeps a LAN connected even at a limit of 2.
-            let nearer = self.links.due(&self.me, Instant::now(), 1).first().copied();
-            let farthest = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.outbound && c.open)
-                .map(|(id, c)| (*id, c.peer))
-                .max_by_key(|x| x.1);
-            if let (Some(n), Some((conn, far))) = (nearer, farthest) {
-                if n < far && self.links.peers.get(&n).is_some_and(|e| e.failures == 0) {
-                    self.drop_conn(conn, "moving to a nearer peer");
-                    room = 1;
-                }
+            // Full: improve one link at a time (see links.rs). A nearer
+            // higher peer that never refused us takes the least useful
+            // link's place; this ends with every node linked to its
+            // successor, which keeps a LAN connected even at a limit of 2.
+            // Else a powered peer takes an unpowered link's place, never the
+            // successor's.
+            let now = Instant::now();
+            let open: Vec<(ConnId, PeerId)> =
+                self.conns.iter().filter(|(_, c)| c.outbound && c.open).map(|(id, c)| (*id, c.peer)).collect();
+            let successor = open.iter().map(|(_, p)| *p).min();
+            let victim = if self.links.nearest_due(&self.me, now).is_some() {
+                self.least_useful(&open, None).map(|v| (v, "moving to a nearer peer"))
+            } else if self.links.powered_due(&self.me, now).is_some() {
+                self.least_useful(&open, successor)
+                    .filter(|(_, peer)| !self.is_powered(*peer))
+                    .map(|v| (v, "moving to a powered peer"))
+            } else {
+                None
+            };
+            if let Some(((conn, _), why)) = victim {
+                self.drop_conn(conn, why);
+                room = 1;
             }
         }
         if room == 0 {
@@ -405,8 +418,17 @@ impl Actor {
             let entry = self.links.peers.get_mut(&peer).expect("due peers exist");
             entry.conn = Some(conn);
             let (addrs, port) = (entry.addrs.clone(), entry.port);
-            self.conns
-                .insert(conn, Conn { peer, outbound: true, nonce: Some(nonce), open: false, queue: VecDeque::new() });
+            self.conns.insert(
+                conn,
+                Conn {
+                    peer,
+                    outbound: true,
+                    nonce: Some(nonce),
+                    offered_at: None,
+                    open: false,
+                    queue: VecDeque::new(),
+                },
+            );
             tracing::debug!(peer = %peer.short(), %conn, "dialing");
             self.tasks.spawn(signal_io::dial(conn, peer, addrs, port, offer, self.signal_tx.clone()));
         }
@@ -493,6 +515,10 @@ impl Actor {
         // A verified offer from a peer we are linked to means it restarted or
         // lost the link: the new connection replaces the old one.
         let old: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
+        if old.iter().any(|id| self.conns[id].offered_at.is_some_and(|at| at >= offer.sent_at)) {
+            self.count("signaling_superseded");
+            return SignalMsg::Reject { reason: "superseded by a newer offer of yours".into() };
+        }
         if old.is_empty() && self.open_links() >= self.peer_limit() {
             return SignalMsg::Reject { reason: "peer limit reached".into() };
         }
@@ -506,8 +532,15 @@ impl Actor {
         self.next_conn += 1;
         match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
             Ok(sdp) => {
-                self.conns
-                    .insert(conn, Conn { peer, outbound: false, nonce: None, open: false, queue: VecDeque::new() });
+                let c = Conn {
+                    peer,
+                    outbound: false,
+                    nonce: None,
+                    offered_at: Some(offer.sent_at),
+                    open: false,
+                    queue: VecDeque::new(),
+                };
+                self.conns.insert(conn, c);
                 if let Some(e) = self.links.peers.get_mut(&peer) {
                     e.conn = Some(conn);
                 }
@@ -519,6 +552,27 @@ impl Actor {
                 SignalMsg::Reject { reason: e.to_string() }
             }
         }
+    }
+
+    /// The open link least worth keeping, other than the one to `keep`: an
+    /// unpowered peer before a powered one, then the fewest rooms shared
+    /// with us, then the farthest id.
+    fn least_useful(&self, open: &[(ConnId, PeerId)], keep: Option<PeerId>) -> Option<(ConnId, PeerId)> {
+        open.iter()
+            .filter(|(_, peer)| Some(*peer) != keep)
+            .min_by_key(|(conn, peer)| {
+                let rooms = self.engine.node().link_value(LinkId(conn.0)).map_or(0, |v| v.shared_rooms);
+                (self.is_powered(*peer), rooms, std::cmp::Reverse(*peer))
+            })
+            .copied()
+    }
+
+    /// On mains power by its mDNS record or its hello.
+    fn is_powered(&self, peer: PeerId) -> bool {
+        self.links.is_powered(&peer)
+            || self.conns.iter().any(|(conn, c)| {
+                c.peer == peer && self.engine.node().link_value(LinkId(conn.0)).is_some_and(|v| v.powered)
+            })
     }
 
     /// Forget a connection we end ourselves (the endpoint reports no
@@ -539,15 +593,15 @@ impl Actor {
 
     fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {
-            DiscoveryEvent::Found { peer, addrs, port, .. } => {
-                self.links.found(peer, addrs, port, Instant::now());
+            DiscoveryEvent::Found { peer, addrs, port, powered, .. } => {
+                self.links.found(peer, addrs, port, powered, Instant::now());
                 self.emit(NodeEvent::Discovered { peer });
             }
-            DiscoveryEvent::Updated { peer, addrs, port, .. } => {
+            DiscoveryEvent::Updated { peer, addrs, port, powered, .. } => {
                 // New address or port: the peer restarted or moved, and the
                 // link we hold is dead. Drop it and dial again now rather
                 // than wait ~15 s for ICE to notice.
-                if self.links.found(peer, addrs, port, Instant::now()) {
+                if self.links.found(peer, addrs, port, powered, Instant::now()) {
                     let stale: Vec<ConnId> =
                         self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
                     for c in stale {

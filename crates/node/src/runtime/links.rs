@@ -9,6 +9,16 @@
 //! higher one (it retries the next higher peer when one is full), and
 //! following those links upwards always ends at the highest node: the LAN
 //! stays one connected mesh under any limit >= 2.
+//!
+//! The other outbound slots go to the most useful peers: stable ones (no
+//! recent failures) first, then nodes on mains power (TXT `pw`: venue boxes
+//! stay up and relay for others). When a node is full it still improves its
+//! links, one move at a time, each strictly better than before so the moves
+//! settle: a nearer higher peer takes the place of the least useful link
+//! (which restores the chain above), and a powered peer takes the place of
+//! an unpowered link other than the one to the nearest higher peer. The
+//! least useful link is the unpowered one sharing the fewest rooms with us,
+//! the farthest first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,6 +45,8 @@ pub struct PeerEntry {
     pub conn: Option<ConnId>,
     pub failures: u32,
     pub next_attempt: Instant,
+    /// Claims mains power in its mDNS record.
+    pub powered: bool,
 }
 
 #[derive(Default)]
@@ -43,8 +55,9 @@ pub struct Links {
 }
 
 impl Links {
-    /// Record a discovery; returns whether a known peer's address or port changed.
-    pub fn found(&mut self, peer: PeerId, addrs: Vec<IpAddr>, port: u16, now: Instant) -> bool {
+    /// Record a discovery; returns whether a known peer moved or restarted
+    /// (its port changed or one of its addresses is gone).
+    pub fn found(&mut self, peer: PeerId, addrs: Vec<IpAddr>, port: u16, powered: bool, now: Instant) -> bool {
         let e = self.peers.entry(peer).or_insert_with(|| PeerEntry {
             addrs: Vec::new(),
             port,
@@ -52,8 +65,13 @@ impl Links {
             conn: None,
             failures: 0,
             next_attempt: now,
+            powered,
         });
-        let moved = e.addrs != addrs || e.port != port;
+        e.powered = powered;
+        // Moved or restarted: a new port, or an address gone. A record that
+        // only gains addresses (a node just started announces them one by
+        // one) leaves a dial under way alone.
+        let moved = e.port != port || !e.addrs.iter().all(|a| addrs.contains(a));
         e.addrs = addrs;
         e.port = port;
         if !e.discovered {
@@ -71,16 +89,49 @@ impl Links {
         }
     }
 
-    /// Peers we should dial now, best first, at most `room` of them.
+    /// Peers we should dial now, best first, at most `room` of them: the
+    /// nearest higher peer while we have no link to it, then stable peers,
+    /// powered ones first, then by id for determinism.
     pub fn due(&self, me: &PeerId, now: Instant, room: usize) -> Vec<PeerId> {
         let mut due: Vec<(&PeerId, &PeerEntry)> = self
             .peers
             .iter()
             .filter(|(p, e)| me < *p && e.discovered && e.conn.is_none() && e.next_attempt <= now)
             .collect();
-        // Peers that never failed first (stable links), then by id for determinism.
-        due.sort_by_key(|(p, e)| (e.failures, **p));
+        due.sort_by_key(|(p, e)| (e.failures, !e.powered, **p));
+        if let Some(next) = self.nearest_due(me, now) {
+            if let Some(i) = due.iter().position(|(p, _)| **p == next) {
+                let first = due.remove(i);
+                due.insert(0, first);
+            }
+        }
         due.into_iter().take(room).map(|(p, _)| *p).collect()
+    }
+
+    /// The nearest higher peer, if it is due and has never failed, and no
+    /// nearer one is linked: the link that keeps the chain unbroken.
+    pub fn nearest_due(&self, me: &PeerId, now: Instant) -> Option<PeerId> {
+        let (peer, e) = self
+            .peers
+            .iter()
+            .filter(|(p, e)| me < *p && (e.discovered || e.conn.is_some()))
+            .min_by_key(|(p, _)| **p)?;
+        (e.conn.is_none() && e.discovered && e.failures == 0 && e.next_attempt <= now).then_some(*peer)
+    }
+
+    /// The best due peer that is powered and never failed, if any.
+    pub fn powered_due(&self, me: &PeerId, now: Instant) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(p, e)| {
+                me < *p && e.discovered && e.conn.is_none() && e.next_attempt <= now && e.failures == 0 && e.powered
+            })
+            .map(|(p, _)| *p)
+            .min()
+    }
+
+    pub fn is_powered(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|e| e.powered)
     }
 
     pub fn failed(&mut self, peer: &PeerId, now: Instant, jitter: f64) {
@@ -144,12 +195,52 @@ mod tests {
         let now = Instant::now();
         let mut l = Links::default();
         for p in [lower, higher, higher2] {
-            l.found(p, vec![], 1, now);
+            l.found(p, vec![], 1, false, now);
         }
         assert_eq!(l.due(&me, now, 10), vec![higher2, higher]);
         assert_eq!(l.due(&me, now, 1).len(), 1);
         l.failed(&higher, now, 0.5);
         assert_eq!(l.due(&me, now, 10), vec![higher2]);
         assert_eq!(l.due(&me, now + BACKOFF_MIN, 10).len(), 2);
+    }
+
+    #[test]
+    fn the_successor_comes_first_then_powered_peers() {
+        let me = PeerId::from_bytes([5; 32]);
+        let id = |b: u8| PeerId::from_bytes([b; 32]);
+        let now = Instant::now();
+        let mut l = Links::default();
+        l.found(id(6), vec![], 1, false, now);
+        l.found(id(7), vec![], 1, false, now);
+        l.found(id(9), vec![], 1, true, now);
+        l.found(id(1), vec![], 1, true, now);
+        // 6 keeps the chain; 9 is powered; a lower peer (1) is never dialed.
+        assert_eq!(l.due(&me, now, 10), vec![id(6), id(9), id(7)]);
+        assert_eq!(l.nearest_due(&me, now), Some(id(6)));
+        assert_eq!(l.powered_due(&me, now), Some(id(9)));
+        // Linked to the successor: the rest by usefulness.
+        l.peers.get_mut(&id(6)).unwrap().conn = Some(ConnId(1));
+        assert_eq!(l.nearest_due(&me, now), None);
+        assert_eq!(l.due(&me, now, 10), vec![id(9), id(7)]);
+        // A powered peer that refused us is not chased.
+        l.busy(&id(9), now, 0.5);
+        assert_eq!(l.powered_due(&me, now + BUSY_RETRY * 2), None);
+        // The record says the power changed.
+        l.found(id(7), vec![], 1, true, now);
+        assert!(l.is_powered(&id(7)));
+        assert_eq!(l.powered_due(&me, now), Some(id(7)));
+    }
+
+    #[test]
+    fn a_peer_moved_when_its_port_changes_or_an_address_goes() {
+        let (p, now) = (PeerId::from_bytes([9; 32]), Instant::now());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut l = Links::default();
+        l.found(p, vec![a], 7000, false, now);
+        assert!(!l.found(p, vec![a, b], 7000, false, now), "an added address is no move");
+        assert!(!l.found(p, vec![a, b], 7000, true, now), "nor is plugging in");
+        assert!(l.found(p, vec![b], 7000, false, now), "an address gone");
+        assert!(l.found(p, vec![b], 7001, false, now), "a new port: restarted");
     }
 }
