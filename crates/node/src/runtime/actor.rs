@@ -767,6 +767,11 @@ impl Actor {
                 for (code, n) in self.discovery.ignored().iter() {
                     *rejected.entry(format!("mdns_{code:?}")).or_default() += n;
                 }
+                // Data-channel messages that were not a valid bundle.
+                let bad_bundles = self.endpoint.stats().malformed_bundles;
+                if bad_bundles > 0 {
+                    rejected.insert("bundle_malformed".to_owned(), bad_bundles);
+                }
                 let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 let relay = match &self.relay_url {
                     None => RelayState::NotConfigured,
