@@ -56,6 +56,18 @@ describe("chat", () => {
     expect(await screen.findByText("Read")).toBeInTheDocument();
   });
 
+  it("opens a sealed DM from an author's name in a room, and sends it there", async () => {
+    const hi = message({ body: { type: "text", text: "anyone at the gate?" } });
+    const api = stubApi({ history: async (r) => ({ messages: r === "festival" ? [hi] : [], next: null }) });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Ana" }));
+    expect(await screen.findByText(/Sealed: only you two can read this/)).toBeInTheDocument();
+    await user.type(screen.getByRole("textbox", { name: "Message" }), "I am!{Enter}");
+    await waitFor(() => expect(api.sendDm).toHaveBeenCalledWith(ANA, "I am!"));
+    expect(api.send).not.toHaveBeenCalled();
+  });
+
   it("keeps the text when a send fails and says why", async () => {
     const api = stubApi({
       send: async () => {

@@ -25,6 +25,7 @@ export interface ChatViewProps {
   onLoadOlder: () => void;
   onBack: () => void;
   onPeople: () => void;
+  onAuthor: (peer: string) => void;
   nearby: number;
 }
 
@@ -75,6 +76,7 @@ export function ChatView(p: ChatViewProps) {
         deliveryOf={p.deliveryOf}
         direct={other !== undefined}
         onLoadOlder={loadOlder}
+        onAuthor={other === undefined ? p.onAuthor : undefined}
       />
       <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? `Message ${title} (sealed)` : `Message ${title}`} />
     </section>

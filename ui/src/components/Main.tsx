@@ -36,6 +36,13 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
 
   useEffect(() => saveDrafts(storage, drafts), [drafts]);
 
+  useEffect(() => {
+    if (!peopleOpen || dialog) return;
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && setPeopleOpen(false);
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [peopleOpen, dialog]);
+
   const unreadTotal = totalUnread(state.unread);
   useEffect(() => {
     document.title = unreadTotal > 0 ? `(${unreadTotal}) Festival Chat` : "Festival Chat";
@@ -113,6 +120,10 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onLoadOlder={() => actions.loadOlder(key)}
         onBack={() => setShowList(true)}
         onPeople={() => setPeopleOpen((o) => !o)}
+        onAuthor={(p) => {
+          actions.startDm(p);
+          open(dmKey(p));
+        }}
         nearby={nearby}
       />
       {peopleOpen && (

@@ -25,9 +25,11 @@ export interface MessageItemProps {
   head: boolean;
   delivery: Delivery | null;
   direct: boolean;
+  /** Open a DM with the author (rooms only). */
+  onAuthor?: ((peer: string) => void) | undefined;
 }
 
-export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct }: MessageItemProps) {
+export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor }: MessageItemProps) {
   const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
   const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
@@ -35,7 +37,15 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
     <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}`} data-id={m.id}>
       {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author} size="sm" />}</div>}
       <div className="msg-col">
-        {head && !m.mine && <div className="msg-author">{author}</div>}
+        {head &&
+          !m.mine &&
+          (onAuthor ? (
+            <button type="button" className="msg-author" onClick={() => onAuthor(m.author)} title={`Message ${author} directly`}>
+              {author}
+            </button>
+          ) : (
+            <div className="msg-author">{author}</div>
+          ))}
         <div className="bubble">
           <p className="msg-text">{m.body.text}</p>
           <span className="msg-meta" title={full}>

@@ -21,6 +21,7 @@ export interface MessageListProps {
   deliveryOf: (m: MessageView) => Delivery;
   direct: boolean;
   onLoadOlder: () => void;
+  onAuthor?: ((peer: string) => void) | undefined;
 }
 
 export function MessageList(p: MessageListProps) {
@@ -99,7 +100,7 @@ export function MessageList(p: MessageListProps) {
                   <span>{dayLabel(m.created_at)}</span>
                 </li>
               )}
-              <MessageItem m={m} author={p.nameOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} />
+              <MessageItem m={m} author={p.nameOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} />
             </Fragment>
           );
         })}
