@@ -240,7 +240,7 @@ describe("settings", () => {
     const api = renderApp(
       stubApi({
         saveSettings: async () => {
-          throw { code: "bad_relay", message: "relay unreachable" };
+          throw { code: "invalid_relay_url", message: "relay unreachable" };
         },
       }),
     );
@@ -250,6 +250,8 @@ describe("settings", () => {
     await user.click(screen.getByRole("button", { name: "Save" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("Not saved: relay unreachable");
     expect(screen.getByLabelText("Relay URL")).toHaveValue("ws://127.0.0.1:9");
+    expect(screen.getByLabelText("Relay URL")).toHaveAccessibleDescription("relay unreachable");
+    expect(screen.getByLabelText("Relay URL")).toHaveAttribute("aria-invalid", "true");
     void api;
   });
 });

@@ -35,6 +35,15 @@ function fromDraft(base: Settings, d: Draft): Settings {
   };
 }
 
+/** The node's error codes for settings (docs/app-api.md), by the field they are about. */
+const FIELD_OF_CODE: Partial<Record<string, keyof Draft>> = {
+  invalid_name: "name",
+  invalid_festival: "festival",
+  invalid_relay_url: "relay_url",
+  invalid_peer_limit: "peer_limit",
+  invalid_interface: "interfaces",
+};
+
 function checks(d: Draft): Record<keyof Draft, Check> {
   return {
     name: checkName(d.name),
@@ -50,14 +59,15 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
   const [draft, setDraft] = useState<Draft>(() => toDraft(settings));
   const [shown, setShown] = useState(false);
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<{ field: keyof Draft | null; message: string } | null>(null);
   const [saved, setSaved] = useState(false);
 
   const c = checks(draft);
   const valid = Object.values(c).every((x) => x.ok);
   const err = (k: keyof Draft) => {
     const x = c[k];
-    return shown && !x.ok ? x.error : null;
+    if (shown && !x.ok) return x.error;
+    return error?.field === k ? error.message : null;
   };
 
   const set = (k: keyof Draft) => (e: { target: { value: string } }) => {
@@ -76,8 +86,9 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
       setDraft(toDraft(next));
       setSaved(true);
     } catch (ex) {
-      // The form keeps what was typed.
-      setError(toApiError(ex).message);
+      // The form keeps what was typed; the node's reason goes under its field.
+      const a = toApiError(ex);
+      setError({ field: FIELD_OF_CODE[a.code] ?? null, message: a.message });
     } finally {
       setBusy(false);
     }
@@ -112,7 +123,7 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
       {field("interfaces", "Network interfaces", "Comma-separated, e.g. wlan0. Empty: all.", { spellCheck: false, placeholder: "all" })}
       {error && (
         <p className="form-error" role="alert">
-          Not saved: {error}
+          Not saved: {error.message}
         </p>
       )}
       {saved && (
