@@ -62,10 +62,20 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   );
   const delivery = useCallback((m: MessageView) => deliveryOf(state, m), [state]);
 
-  const open = (k: ConversationKey) => {
-    actions.open(k);
-    setShowList(false);
-  };
+  const open = useCallback(
+    (k: ConversationKey) => {
+      actions.open(k);
+      setShowList(false);
+    },
+    [actions],
+  );
+  const dmAuthor = useCallback(
+    (p: string) => {
+      actions.startDm(p);
+      open(dmKey(p));
+    },
+    [actions, open],
+  );
 
   const send = useCallback(
     async (text: string) => {
@@ -120,10 +130,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onLoadOlder={() => actions.loadOlder(key)}
         onBack={() => setShowList(true)}
         onPeople={() => setPeopleOpen((o) => !o)}
-        onAuthor={(p) => {
-          actions.startDm(p);
-          open(dmKey(p));
-        }}
+        onAuthor={dmAuthor}
         nearby={nearby}
       />
       {peopleOpen && (

@@ -29,6 +29,14 @@ export interface MessageItemProps {
   onAuthor?: ((peer: string) => void) | undefined;
 }
 
+function sameDelivery(a: Delivery | null, b: Delivery | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return a.stage === b.stage && a.waiting === b.waiting && describeDelivery(a) === describeDelivery(b);
+}
+
+// Delivery objects are rebuilt on every change of the chat state; compare
+// what they show so a receipt re-draws one bubble, not the whole room.
 export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor }: MessageItemProps) {
   const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
@@ -68,4 +76,6 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
       </div>
     </li>
   );
-});
+},
+(a, b) =>
+  a.m === b.m && a.author === b.author && a.head === b.head && a.direct === b.direct && a.onAuthor === b.onAuthor && sameDelivery(a.delivery, b.delivery));
