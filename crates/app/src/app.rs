@@ -210,7 +210,9 @@ impl App {
         match &st.running {
             Some(r) => Ok(r.node.clone()),
             None => Err(match &st.error {
-                Some(e) => AppError::new(ErrorCode::NodeStopped, format!("Festival Chat is not running: {}", e.message)),
+                Some(e) => {
+                    AppError::new(ErrorCode::NodeStopped, format!("Festival Chat is not running: {}", e.message))
+                }
                 None if st.settings.name.is_empty() => not_onboarded(),
                 None => AppError::new(ErrorCode::NodeStopped, "Festival Chat is not running right now."),
             }),

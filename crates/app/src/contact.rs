@@ -37,12 +37,18 @@ pub fn parse_contact_code(code: &str) -> Result<PeerId, AppError> {
         Some(p) if p.eq_ignore_ascii_case(CODE_PREFIX) => &s[CODE_PREFIX.len()..],
         _ => s,
     };
-    hex.trim().to_ascii_lowercase().parse::<PeerId>().map_err(|_| {
+    let invalid = || {
         AppError::new(
             ErrorCode::InvalidCode,
             "That is not a Festival Chat code. It starts with \"festival:\" followed by 64 letters and digits.",
         )
-    })
+    };
+    let peer = hex.trim().to_ascii_lowercase().parse::<PeerId>().map_err(|_| invalid())?;
+    // 64 hex digits that are no public key: a typo that kept the length.
+    if !festival_core::identity::is_valid_key(&peer) {
+        return Err(invalid());
+    }
+    Ok(peer)
 }
 
 pub fn my_code(peer: &PeerId, name: &str) -> Result<MyCode, AppError> {
@@ -64,11 +70,14 @@ pub fn my_code(peer: &PeerId, name: &str) -> Result<MyCode, AppError> {
 mod tests {
     use super::*;
 
+    /// A real Ed25519 public key (RFC 8032, test 1).
+    const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
     #[test]
     fn codes_round_trip_with_or_without_prefix_and_in_any_case() {
-        let peer = PeerId::from_bytes([0xab; 32]);
+        let peer: PeerId = KEY.parse().unwrap();
         let code = contact_code(&peer);
-        assert!(code.starts_with("festival:abab"));
+        assert!(code.starts_with("festival:d75a98"));
         assert_eq!(parse_contact_code(&code).unwrap(), peer);
         assert_eq!(parse_contact_code(&format!("  {}  ", code.to_uppercase())).unwrap(), peer);
         assert_eq!(parse_contact_code(&peer.to_hex()).unwrap(), peer);
@@ -76,14 +85,24 @@ mod tests {
 
     #[test]
     fn garbage_is_an_invalid_code_error() {
-        for bad in ["", "festival:", "festival:xyz", "hello", &"a".repeat(63), &format!("festival:{}", "g".repeat(64))] {
+        // The last: 64 hex digits that are not a point on the curve.
+        let not_a_key = "festival:".to_owned() + &"ab".repeat(32);
+        for bad in [
+            "",
+            "festival:",
+            "festival:xyz",
+            "hello",
+            &"a".repeat(63),
+            &format!("festival:{}", "g".repeat(64)),
+            &not_a_key,
+        ] {
             assert_eq!(parse_contact_code(bad).unwrap_err().code, ErrorCode::InvalidCode, "{bad:?}");
         }
     }
 
     #[test]
     fn my_code_has_an_svg_qr_code() {
-        let c = my_code(&PeerId::from_bytes([1; 32]), "Ana").unwrap();
+        let c = my_code(&KEY.parse().unwrap(), "Ana").unwrap();
         assert!(c.qr_svg.contains("<svg") && c.qr_svg.contains("</svg>"));
         assert_eq!(c.fingerprint.len(), 19);
         assert_eq!(parse_contact_code(&c.code).unwrap(), c.peer);

@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn errors_serialize_as_code_and_message() {
         let e = AppError::new(ErrorCode::InvalidRelayUrl, "nope");
-        assert_eq!(serde_json::to_value(&e).unwrap(), serde_json::json!({"code": "invalid_relay_url", "message": "nope"}));
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"code": "invalid_relay_url", "message": "nope"})
+        );
     }
 
     #[test]

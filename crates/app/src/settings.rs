@@ -58,7 +58,10 @@ pub fn check_name(name: &str) -> Result<String, AppError> {
         return Err(invalid(ErrorCode::InvalidName, "Pick a name so people know who is writing."));
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(invalid(ErrorCode::InvalidName, format!("Names are at most {MAX_NAME_BYTES} bytes; pick a shorter one.")));
+        return Err(invalid(
+            ErrorCode::InvalidName,
+            format!("Names are at most {MAX_NAME_BYTES} bytes; pick a shorter one."),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -152,9 +155,10 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(e.into()),
         };
-        match serde_json::from_slice::<Settings>(&raw).map_err(|e| e.to_string()).and_then(|s| {
-            s.validated().map_err(|e| e.message)
-        }) {
+        match serde_json::from_slice::<Settings>(&raw)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.validated().map_err(|e| e.message))
+        {
             Ok(s) => Ok(s),
             Err(why) => {
                 let aside = path.with_extension("json.bad");
@@ -210,7 +214,8 @@ mod tests {
 
     #[test]
     fn relay_urls_must_be_websocket_urls_with_a_host() {
-        for bad in ["http://relay.example", "relay.example", "wss://", "wss://:443", "wss://a b", "wss://h:0", "wss://h:99999"]
+        for bad in
+            ["http://relay.example", "relay.example", "wss://", "wss://:443", "wss://a b", "wss://h:0", "wss://h:99999"]
         {
             assert_eq!(code(with(|s| s.relay_url = Some(bad.into()))), ErrorCode::InvalidRelayUrl, "{bad:?}");
         }

@@ -44,7 +44,9 @@ fn committed_typescript_bindings_match_the_rust_types() {
         .iter()
         .filter(|(name, text)| committed.get(*name) != Some(*text))
         .map(|(name, _)| name.display().to_string())
-        .chain(committed.keys().filter(|n| !fresh.contains_key(*n)).map(|n| format!("{} (no longer a type)", n.display())))
+        .chain(
+            committed.keys().filter(|n| !fresh.contains_key(*n)).map(|n| format!("{} (no longer a type)", n.display())),
+        )
         .collect();
     assert!(stale.is_empty(), "ui/src/bindings is out of date ({stale:?}): run scripts/bindings and commit the result");
 }

@@ -58,6 +58,12 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// Whether `peer` is a usable public key (a point on the curve): what a
+/// pasted or scanned contact code must be before anyone trusts it.
+pub fn is_valid_key(peer: &PeerId) -> bool {
+    VerifyingKey::from_bytes(peer.as_bytes()).is_ok()
+}
+
 /// Verify `sig` by `peer` over `domain || msg` (strict: rejects malleable and
 /// small-order forms).
 pub fn verify(peer: &PeerId, domain: &[u8], msg: &[u8], sig: &[u8; 64]) -> Result<(), SignatureError> {

@@ -257,7 +257,9 @@ impl PowerMode {
             saving.push(Saving::FewerLinks { max: u32::try_from(limits.max_peers).unwrap_or(u32::MAX) });
         }
         if limits.sync_interval_ms > full.sync_interval_ms {
-            saving.push(Saving::SlowerSync { every_s: u32::try_from(limits.sync_interval_ms / 1000).unwrap_or(u32::MAX) });
+            saving.push(Saving::SlowerSync {
+                every_s: u32::try_from(limits.sync_interval_ms / 1000).unwrap_or(u32::MAX),
+            });
         }
         if !limits.relay_for_others {
             saving.push(Saving::NoRelayForOthers);

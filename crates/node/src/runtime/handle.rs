@@ -127,12 +127,7 @@ impl NodeHandle {
     /// Walk back from `before` in stored pages, keeping what a person reads,
     /// until `limit` messages are found, the start is reached, or the scan
     /// budget is spent (then the page is short but `next` goes on).
-    async fn page<F, Fut>(
-        &self,
-        before: Option<HistoryCursor>,
-        limit: u32,
-        fetch: F,
-    ) -> Result<HistoryPage, NodeError>
+    async fn page<F, Fut>(&self, before: Option<HistoryCursor>, limit: u32, fetch: F) -> Result<HistoryPage, NodeError>
     where
         F: Fn(Option<HistoryCursor>, u32) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<StoredMessage>, StoreError>>,

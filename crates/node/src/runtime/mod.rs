@@ -18,7 +18,7 @@ mod signal_io;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
-    DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PeerPath, PeerView, PowerMode, RelayState,
-    RoomView, Saving, Status, Waiting,
+    DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PeerPath, PeerView, PowerMode,
+    RelayState, RoomView, Saving, Status, Waiting,
 };
 pub use handle::{NodeError, NodeHandle, MAX_HISTORY_PAGE};

@@ -1,0 +1,140 @@
+//! The Tauri commands: each one is a thin wrapper around one method of
+//! `festival_app::App`, which holds everything they do. Errors reach the UI
+//! as `AppError { code, message }`. The contract is in docs/app-api.md.
+
+use festival_app::{App, AppError, AppState, MyCode, Settings};
+use festival_core::MessageId;
+use festival_node::runtime::{HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status};
+use festival_store::HistoryCursor;
+use tauri::ipc::Channel;
+use tauri::State;
+use tokio::task::JoinHandle;
+
+type Result<T> = std::result::Result<T, AppError>;
+
+/// The live event subscription of the window. A new `subscribe` (the page
+/// reloaded) replaces the old one, whose channel has no listener any more.
+#[derive(Default)]
+pub struct Subscription(std::sync::Mutex<Option<JoinHandle<()>>>);
+
+#[tauri::command]
+pub async fn app_state(app: State<'_, App>) -> Result<AppState> {
+    app.app_state().await
+}
+
+#[tauri::command]
+pub async fn onboard(app: State<'_, App>, name: String) -> Result<Status> {
+    app.onboard(&name).await
+}
+
+#[tauri::command]
+pub async fn my_code(app: State<'_, App>) -> Result<MyCode> {
+    app.my_code().await
+}
+
+#[tauri::command]
+pub async fn rooms(app: State<'_, App>) -> Result<Vec<RoomView>> {
+    app.rooms().await
+}
+
+#[tauri::command]
+pub async fn join_room(app: State<'_, App>, name: String) -> Result<RoomView> {
+    app.join_room(&name).await
+}
+
+#[tauri::command]
+pub async fn history(
+    app: State<'_, App>,
+    room: String,
+    before: Option<HistoryCursor>,
+    limit: u32,
+) -> Result<HistoryPage> {
+    app.history(&room, before, limit).await
+}
+
+#[tauri::command]
+pub async fn dm_history(
+    app: State<'_, App>,
+    peer: String,
+    before: Option<HistoryCursor>,
+    limit: u32,
+) -> Result<HistoryPage> {
+    app.dm_history(&peer, before, limit).await
+}
+
+#[tauri::command]
+pub async fn send(app: State<'_, App>, room: String, text: String) -> Result<MessageView> {
+    app.send(&room, &text).await
+}
+
+#[tauri::command]
+pub async fn send_dm(app: State<'_, App>, to: String, text: String) -> Result<MessageView> {
+    app.send_dm(&to, &text).await
+}
+
+#[tauri::command]
+pub async fn mark_read(app: State<'_, App>, room: String, ids: Vec<MessageId>) -> Result<()> {
+    app.mark_read(&room, ids).await
+}
+
+#[tauri::command]
+pub async fn peers(app: State<'_, App>) -> Result<Vec<PeerView>> {
+    app.peers().await
+}
+
+#[tauri::command]
+pub async fn verify(app: State<'_, App>, code: String) -> Result<PeerView> {
+    app.verify(&code).await
+}
+
+#[tauri::command]
+pub async fn status(app: State<'_, App>) -> Result<Status> {
+    app.status().await
+}
+
+#[tauri::command]
+pub async fn settings(app: State<'_, App>) -> Result<Settings> {
+    Ok(app.settings().await)
+}
+
+#[tauri::command]
+pub async fn save_settings(app: State<'_, App>, settings: Settings) -> Result<Settings> {
+    app.save_settings(settings).await
+}
+
+#[tauri::command]
+pub async fn subscribe(
+    app: State<'_, App>,
+    subscription: State<'_, Subscription>,
+    on_event: Channel<NodeEvent>,
+) -> Result<()> {
+    let task = app.subscribe(move |ev| on_event.send(ev).is_ok());
+    let old = subscription.0.lock().unwrap_or_else(|p| p.into_inner()).replace(task);
+    if let Some(old) = old {
+        old.abort();
+    }
+    Ok(())
+}
+
+/// Register every command (with any runtime: the real one, or the mock one
+/// in tests). Keep in sync with COMMANDS in build.rs.
+pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.manage(Subscription::default()).invoke_handler(tauri::generate_handler![
+        app_state,
+        onboard,
+        my_code,
+        rooms,
+        join_room,
+        history,
+        dm_history,
+        send,
+        send_dm,
+        mark_read,
+        peers,
+        verify,
+        status,
+        settings,
+        save_settings,
+        subscribe,
+    ])
+}

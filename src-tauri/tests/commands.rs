@@ -1,0 +1,208 @@
+//! The commands as the UI calls them: through Tauri's IPC (mock runtime, the
+//! app's real config and capabilities), JSON in, JSON or `{ code, message }`
+//! out, over a real node. Starts a node, so it runs inside a private network
+//! namespace (scripts/test).
+
+use festival_app::AppOptions;
+use festival_core::policy::PowerState;
+use festival_node::runtime::PowerConfig;
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindow;
+
+/// One mDNS daemon per process, and each test's node would see the others':
+/// the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// A real Ed25519 public key (RFC 8032, test 1): someone else's code.
+const FRIEND: &str = "festival:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+struct Shell {
+    _turn: std::sync::MutexGuard<'static, ()>,
+    _app: tauri::App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+    backend: festival_app::App,
+    _dir: tempfile::TempDir,
+}
+
+fn shell() -> Shell {
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    festival_node::netns::require_private_netns();
+    let dir = tempfile::tempdir().unwrap();
+    let options = AppOptions { power: PowerConfig::Fixed(PowerState::Battery { percent: 15 }), ..Default::default() };
+    let backend = festival_chat::start_backend(dir.path(), options).unwrap();
+    let app = festival_chat::commands::register(mock_builder())
+        .manage(backend.clone())
+        .build(tauri::generate_context!())
+        .expect("app builds with the real config");
+    // The main window as tauri.conf.json describes it: its label is what the
+    // capabilities grant the commands to.
+    let config = app.config().app.windows[0].clone();
+    let window = tauri::WebviewWindowBuilder::from_config(&app, &config).unwrap().build().expect("main window");
+    Shell { _turn: turn, _app: app, window, backend, _dir: dir }
+}
+
+impl Shell {
+    /// Invoke as the UI does; Ok(json) or Err({ code, message }).
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        // The page the window shows (the dev server's URL in debug builds,
+        // tauri://localhost in release): the app's own, local origin.
+        self.call_from(self.window.url().unwrap(), cmd, args)
+    }
+
+    fn call_from(&self, url: tauri::Url, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.window,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url,
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_owned(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args).unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    /// The error code of a call that must fail.
+    fn code(&self, cmd: &str, args: Value) -> String {
+        let e = self.call(cmd, args).expect_err(&format!("{cmd} should fail"));
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{cmd}: error without a message: {e}");
+        e["code"].as_str().unwrap_or_else(|| panic!("{cmd}: error without a code: {e}")).to_owned()
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        tauri::async_runtime::block_on(self.backend.shutdown());
+    }
+}
+
+#[test]
+fn first_start_picks_a_name_then_posts_and_pages_history() {
+    let s = shell();
+    let state = s.ok("app_state", json!({}));
+    assert_eq!(state["onboarded"], false);
+    assert_eq!(state["status"], Value::Null);
+    assert_eq!(s.code("send", json!({"room": "festival", "text": "hi"})), "not_onboarded");
+    assert_eq!(s.code("onboard", json!({"name": "   "})), "invalid_name");
+
+    let status = s.ok("onboard", json!({"name": "Ana"}));
+    assert_eq!(status["name"], "Ana");
+    assert_eq!(status["festival"], "festival");
+    assert_eq!(status["p2p"], true);
+    assert_eq!(status["relay"], json!({"state": "not_configured"}));
+    assert_eq!(status["power"]["battery"], 15);
+    assert!(status["power"]["saving"].as_array().unwrap().contains(&json!({"kind": "no_relay_for_others"})));
+    assert_eq!(s.code("onboard", json!({"name": "Ana again"})), "already_onboarded");
+    assert_eq!(s.ok("app_state", json!({}))["onboarded"], true);
+
+    let rooms = s.ok("rooms", json!({}));
+    assert_eq!(rooms[0]["id"], "festival");
+    let stage = s.ok("join_room", json!({"name": "Main Stage"}));
+    assert_eq!((stage["id"].as_str(), stage["name"].as_str()), (Some("main-stage"), Some("Main Stage")));
+    assert_eq!(s.code("join_room", json!({"name": "!!!"})), "invalid_room");
+
+    // Alone on the network: saved, and the UI can say why it waits.
+    let m = s.ok("send", json!({"room": "main-stage", "text": "doors at 18:00"}));
+    assert_eq!(m["state"], "saved");
+    assert_eq!(m["waiting"], "no_one_nearby");
+    assert_eq!(m["mine"], true);
+    assert_eq!(m["body"], json!({"type": "text", "text": "doors at 18:00"}));
+    assert_eq!(s.code("send", json!({"room": "main-stage", "text": " \n "})), "empty_message");
+    assert_eq!(s.code("send", json!({"room": "main-stage", "text": "x".repeat(5000)})), "message_too_long");
+    assert_eq!(s.code("send", json!({"room": "camp-b12", "text": "not joined"})), "not_joined");
+
+    for i in 0..4 {
+        s.ok("send", json!({"room": "main-stage", "text": format!("line {i}")}));
+    }
+    let page = s.ok("history", json!({"room": "main-stage", "before": null, "limit": 3}));
+    let texts = |p: &Value| -> Vec<String> {
+        p["messages"].as_array().unwrap().iter().map(|m| m["body"]["text"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(texts(&page), ["line 1", "line 2", "line 3"]);
+    let older = s.ok("history", json!({"room": "main-stage", "before": page["next"], "limit": 3}));
+    assert_eq!(texts(&older), ["doors at 18:00", "line 0"]);
+    assert_eq!(older["next"], Value::Null);
+    let ids: Vec<Value> = page["messages"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect();
+    s.ok("mark_read", json!({"room": "main-stage", "ids": ids}));
+}
+
+#[test]
+fn capabilities_grant_the_commands_to_the_app_page_only() {
+    let s = shell();
+    assert_eq!(s.ok("app_state", json!({}))["onboarded"], false);
+    let remote = s.call_from("https://evil.example/".parse().unwrap(), "app_state", json!({}));
+    let refused = remote.expect_err("a remote page must not reach the commands");
+    assert!(refused.as_str().is_some_and(|m| m.contains("not allowed")), "{refused}");
+}
+
+#[test]
+fn codes_verify_people_and_bad_input_is_a_typed_error() {
+    let s = shell();
+    s.ok("onboard", json!({"name": "Ben"}));
+    let mine = s.ok("my_code", json!({}));
+    let code = mine["code"].as_str().unwrap();
+    assert!(code.starts_with("festival:") && code.len() == "festival:".len() + 64);
+    assert!(mine["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert_eq!(mine["name"], "Ben");
+
+    assert_eq!(s.code("verify", json!({"code": "festival:not-a-key"})), "invalid_code");
+    assert_eq!(s.code("verify", json!({"code": code})), "own_code");
+    assert_eq!(s.code("verify", json!({"code": format!("festival:{}", "ab".repeat(32))})), "invalid_code");
+    let p = s.ok("verify", json!({"code": FRIEND}));
+    assert_eq!(p["verified"], true);
+    assert_eq!(p["path"], "via_others");
+    assert!(s
+        .ok("peers", json!({}))
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["peer"] == p["peer"] && x["verified"] == true));
+
+    assert_eq!(s.code("send_dm", json!({"to": "nobody", "text": "hi"})), "invalid_peer");
+    let dm = s.ok("send_dm", json!({"to": p["peer"], "text": "meet at the bar?"}));
+    assert_eq!(dm["body"]["type"], "direct");
+    assert_eq!(dm["state"], "saved");
+    let convo = s.ok("dm_history", json!({"peer": p["peer"], "before": null, "limit": 20}));
+    assert_eq!(convo["messages"][0]["id"], dm["id"]);
+}
+
+#[test]
+fn settings_are_validated_kept_and_applied() {
+    let s = shell();
+    s.ok("onboard", json!({"name": "Cleo"}));
+    let mut settings = s.ok("settings", json!({}));
+    assert_eq!(settings["name"], "Cleo");
+
+    settings["festival"] = json!("Not A Festival Id");
+    assert_eq!(s.code("save_settings", json!({"settings": settings})), "invalid_festival");
+    settings["festival"] = json!("glasto26");
+    settings["relay_url"] = json!("http://relay.example");
+    assert_eq!(s.code("save_settings", json!({"settings": settings})), "invalid_relay_url");
+    // Nothing was kept from the refused attempts.
+    assert_eq!(s.ok("settings", json!({}))["festival"], "festival");
+
+    settings["relay_url"] = json!("wss://relay.example");
+    settings["peer_limit"] = json!(3);
+    settings["name"] = json!("Cleo B");
+    let kept = s.ok("save_settings", json!({"settings": settings}));
+    assert_eq!(kept["festival"], "glasto26");
+    // The node restarted into the new festival with the new limits.
+    let status = s.ok("status", json!({}));
+    assert_eq!(status["festival"], "glasto26");
+    assert_eq!(status["peer_limit"], 3);
+    assert_eq!(status["name"], "Cleo B");
+    assert_eq!(status["relay"]["state"], "offline");
+    assert_eq!(status["relay"]["url"], "wss://relay.example");
+    // And it survives a restart of the app.
+    let again = festival_app::Settings::load(s.backend.data_dir()).unwrap();
+    assert_eq!((again.festival.as_str(), again.peer_limit), ("glasto26", Some(3)));
+}
