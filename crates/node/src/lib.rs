@@ -10,6 +10,8 @@
 //!   (frames, events) comes back as [`engine::Effect`]s for the caller.
 //! - [`local`]: opening a data dir, first-run identity, and the offline
 //!   commands (`init`, `whoami`, `send`, `history`).
+//! - [`relay`]: the relay link: wire protocol shared with festival-relay,
+//!   the reconnecting WebSocket client, and a STUN query.
 
 pub mod clock;
 pub mod discovery;
@@ -18,6 +20,7 @@ pub mod local;
 pub mod netns;
 pub mod paths;
 pub mod power;
+pub mod relay;
 pub mod runtime;
 pub mod signaling;
 pub mod view;

@@ -1,0 +1,521 @@
+//! The node's WebSocket to a relay: connect, authenticate, carry frames both
+//! ways, reconnect with backoff and jitter.
+//!
+//! Two layers:
+//! - [`RelayConnection::connect`]: one authenticated socket, no retries
+//!   (tests, the benchmark's synthetic nodes).
+//! - [`RelayClient::spawn`]: a task that keeps a connection up and turns it
+//!   into [`RelayEvent`]s; the node's actor holds the cheap [`RelayHandle`].
+//!
+//! The WebSocket crate is tokio-tungstenite: it is the WebSocket
+//! implementation axum itself uses (so the relay and the node share one
+//! stack and one version), it is maintained alongside tungstenite, has no
+//! runtime of its own besides tokio, and without its TLS features it adds
+//! no TLS stack to the node. `wss://` needs one of those features (or a
+//! TLS-terminating proxy next to the node): not enabled yet.
+
+use std::time::Duration;
+
+use festival_core::{Identity, MessageId, PeerId};
+use futures_util::{SinkExt, StreamExt};
+use rand_core::{OsRng, RngCore};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::wire::{close, AuthProof, RelayMsg, Welcome, WireError, MAX_MESSAGE_BYTES, RELAY_PATH, RELAY_VERSION};
+use crate::signaling::SignalMsg;
+
+/// Frames and signals queued for the socket. A relay link carries sync
+/// batches (up to 256 KiB) and pushes; 256 of them is seconds of traffic.
+/// When it is full the caller's frame is dropped and sync repairs the loss,
+/// as on a data channel whose buffer is full.
+pub const COMMAND_QUEUE: usize = 256;
+/// Events queued for the actor. The client waits when it is full, so a busy
+/// actor slows the relay socket down (TCP backpressure) instead of losing frames.
+pub const EVENT_QUEUE: usize = 256;
+/// A session that lasted this long counts as a success: the next failure
+/// starts again from the shortest backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct RelayClientConfig {
+    /// `ws://host:port` (the path defaults to `/v1/relay`).
+    pub url: String,
+    /// Sent in the proof; a relay may serve only one festival.
+    pub festival: String,
+    /// Refuse a relay whose identity is not this one (pinned from a QR code
+    /// or the festival's config). `None`: any relay that proves its key.
+    pub relay_id: Option<PeerId>,
+    /// WebSocket ping interval (also bounded by a third of the relay's idle
+    /// timeout). Three intervals without a byte from the relay end the session.
+    pub keepalive: Duration,
+    /// TCP connect + WebSocket upgrade + authentication, all together.
+    pub connect_timeout: Duration,
+    /// First retry after a failure; doubles per failure up to `backoff_max`.
+    pub backoff_min: Duration,
+    /// Longest wait: a relay that restarts with thousands of nodes attached
+    /// is not hammered, and a node finds it again within this.
+    pub backoff_max: Duration,
+}
+
+impl RelayClientConfig {
+    pub fn new(url: impl Into<String>, festival: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            festival: festival.into(),
+            relay_id: None,
+            keepalive: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+
+    /// The URL with the default path if it had none.
+    pub fn endpoint(&self) -> String {
+        let url = self.url.trim_end_matches('/');
+        let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+        if after_scheme.contains('/') {
+            url.to_owned()
+        } else {
+            format!("{url}{RELAY_PATH}")
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot reach the relay: {0}")]
+    Connect(String),
+    #[error("the relay refused the connection (HTTP {0})")]
+    Http(u16),
+    #[error("no answer from the relay within {0:?}")]
+    Timeout(Duration),
+    #[error("the relay closed the connection: {code} {reason}")]
+    Closed { code: u16, reason: String },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("unexpected message from the relay")]
+    Unexpected,
+    #[error("relay is {got:?}, expected {expected:?}")]
+    WrongRelay { expected: PeerId, got: PeerId },
+    #[error("relay connection lost: {0}")]
+    Io(String),
+}
+
+impl RelayError {
+    /// Counter label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Http(_) => "http",
+            Self::Timeout(_) => "timeout",
+            Self::Closed { code, .. } => close::label(*code),
+            Self::Wire(_) => "wire",
+            Self::Unexpected => "unexpected",
+            Self::WrongRelay { .. } => "wrong_relay",
+            Self::Io(_) => "io",
+        }
+    }
+
+    /// Retrying with the same settings cannot succeed (wrong key, festival
+    /// or relay); the client still retries, at its longest backoff.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Closed { code, .. } => close::is_permanent(*code),
+            Self::WrongRelay { .. } | Self::Wire(WireError::Version(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> RelayError {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match e {
+        E::Http(resp) => RelayError::Http(resp.status().as_u16()),
+        E::Io(e) => RelayError::Io(e.to_string()),
+        E::ConnectionClosed | E::AlreadyClosed => RelayError::Io("closed".into()),
+        other => RelayError::Connect(other.to_string()),
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One authenticated WebSocket to a relay.
+pub struct RelayConnection {
+    /// The relay's identity, proven by its signed welcome.
+    pub relay: PeerId,
+    pub welcome: Welcome,
+    ws: Ws,
+}
+
+impl RelayConnection {
+    /// Connect and authenticate, within `cfg.connect_timeout`.
+    pub async fn connect(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
+        tokio::time::timeout(cfg.connect_timeout, Self::connect_inner(cfg, me))
+            .await
+            .map_err(|_| RelayError::Timeout(cfg.connect_timeout))?
+    }
+
+    async fn connect_inner(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
+        let ws_cfg = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(cfg.endpoint(), Some(ws_cfg), true).await.map_err(ws_error)?;
+        let mut conn = RelayConnection { relay: PeerId::from_bytes([0; 32]), welcome: placeholder_welcome(), ws };
+        let challenge = match conn.recv().await? {
+            Some(RelayMsg::Challenge(c)) => c,
+            Some(_) => return Err(RelayError::Unexpected),
+            None => return Err(RelayError::Io("closed before the challenge".into())),
+        };
+        if challenge.version != RELAY_VERSION {
+            return Err(WireError::Version(challenge.version).into());
+        }
+        if let Some(expected) = cfg.relay_id.filter(|r| *r != challenge.relay) {
+            return Err(RelayError::WrongRelay { expected, got: challenge.relay });
+        }
+        let mut client_nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut client_nonce);
+        let proof = AuthProof {
+            version: RELAY_VERSION,
+            peer: me.peer_id(),
+            relay: challenge.relay,
+            nonce: challenge.nonce,
+            festival: cfg.festival.clone(),
+            client_nonce,
+        };
+        conn.send(&proof.clone().sign(me)).await?;
+        match conn.recv().await? {
+            Some(RelayMsg::Welcome { welcome, sig }) => {
+                welcome.verify(&sig, &proof)?;
+                conn.relay = welcome.relay;
+                conn.welcome = welcome;
+                Ok(conn)
+            }
+            Some(_) => Err(RelayError::Unexpected),
+            None => Err(RelayError::Io("closed during authentication".into())),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &RelayMsg) -> Result<(), RelayError> {
+        self.send_raw(msg.encode()).await
+    }
+
+    /// Send an already encoded `RelayMsg` (see [`RelayMsg::encode_frame`]).
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), RelayError> {
+        self.ws.send(Message::Binary(bytes.into())).await.map_err(ws_error)
+    }
+
+    /// The next relay message; `None` when the socket closed cleanly. A close
+    /// with a code other than "normal" is an error carrying the code.
+    pub async fn recv(&mut self) -> Result<Option<RelayMsg>, RelayError> {
+        loop {
+            let Some(msg) = self.ws.next().await else { return Ok(None) };
+            match msg.map_err(ws_error)? {
+                Message::Binary(b) => return Ok(Some(RelayMsg::decode(&b)?)),
+                Message::Close(Some(f)) if u16::from(f.code) != 1000 => {
+                    return Err(RelayError::Closed { code: f.code.into(), reason: f.reason.to_string() })
+                }
+                Message::Close(_) => return Ok(None),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                Message::Text(_) => return Err(RelayError::Unexpected),
+            }
+        }
+    }
+
+    pub async fn ping(&mut self) -> Result<(), RelayError> {
+        self.ws.send(Message::Ping(Vec::new().into())).await.map_err(ws_error)
+    }
+
+    /// Close with "normal closure".
+    pub async fn close(mut self) {
+        let frame = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
+        let _ = self.ws.close(Some(frame)).await;
+    }
+}
+
+fn placeholder_welcome() -> Welcome {
+    Welcome {
+        version: RELAY_VERSION,
+        relay: PeerId::from_bytes([0; 32]),
+        peer: PeerId::from_bytes([0; 32]),
+        client_nonce: [0; 32],
+        max_frame: 0,
+        idle_timeout_ms: 0,
+    }
+}
+
+/// Numbers the connections a client makes: frames are sent for one session
+/// and never leak into the next (the core has a new link per session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// What the relay client tells its owner.
+#[derive(Clone, Debug)]
+pub enum RelayEvent {
+    /// Authenticated. Owner: a new link, `Input::LinkUp { peer: relay, kind: LinkKind::Relay }`.
+    Connected { session: SessionId, relay: PeerId, max_frame: usize },
+    /// A core frame from the relay. Owner: `Input::Frame` on the session's link.
+    Frame { session: SessionId, bytes: Vec<u8> },
+    /// The relay committed these envelopes of ours (or already held them).
+    Stored { session: SessionId, ids: Vec<MessageId> },
+    /// A signaling message from another node, relayed; `from` is the
+    /// identity the relay authenticated. Verify it like a LAN offer/answer.
+    Signal { from: PeerId, msg: SignalMsg },
+    /// A signal we sent could not be delivered: the peer is not connected.
+    Unreachable { peer: PeerId },
+    /// The relay dropped something we sent (a counter label).
+    Refused { code: String },
+    /// The session ended or an attempt failed. Owner: `Input::LinkDown`
+    /// for `session` if there was one. `retry_in` is `None` after `shutdown`.
+    Disconnected { session: Option<SessionId>, error: RelayError, retry_in: Option<Duration> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelaySendError {
+    #[error("the relay queue is full; the frame was dropped")]
+    Full,
+    #[error("the relay client has stopped")]
+    Stopped,
+}
+
+enum Command {
+    Frame { session: SessionId, bytes: Vec<u8> },
+    Signal { to: PeerId, msg: Vec<u8> },
+    Shutdown,
+}
+
+/// The actor's side of the relay client: cheap to clone.
+#[derive(Clone)]
+pub struct RelayHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl RelayHandle {
+    /// Queue a core frame for `session`. Never waits: when the queue is full
+    /// the frame is dropped (`Full`) and sync repairs it, like a full data
+    /// channel. A frame for a session that has ended is dropped silently.
+    pub fn send_frame(&self, session: SessionId, bytes: Vec<u8>) -> Result<(), RelaySendError> {
+        self.try_send(Command::Frame { session, bytes })
+    }
+
+    /// Send a signaling message to `to` through the relay (a signed offer or
+    /// answer; the relay adds our authenticated id as the sender).
+    pub fn send_signal(&self, to: PeerId, msg: &SignalMsg) -> Result<(), RelaySendError> {
+        let msg = postcard::to_stdvec(msg).expect("in-memory encode");
+        self.try_send(Command::Signal { to, msg })
+    }
+
+    /// Close the socket and stop; the last event is `Disconnected { retry_in: None }`.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    fn try_send(&self, cmd: Command) -> Result<(), RelaySendError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RelaySendError::Full,
+            mpsc::error::TrySendError::Closed(_) => RelaySendError::Stopped,
+        })
+    }
+}
+
+pub struct RelayClient;
+
+impl RelayClient {
+    /// Start the client task. It connects at once, and again after every
+    /// failure, until [`RelayHandle::shutdown`] or until the event receiver
+    /// is dropped.
+    pub fn spawn(cfg: RelayClientConfig, me: Identity) -> (RelayHandle, mpsc::Receiver<RelayEvent>) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(run(cfg, me, rx, ev_tx));
+        (RelayHandle { tx }, ev_rx)
+    }
+}
+
+/// `min * 2^(failures-1)`, capped at `max`, then spread over [50 %, 100 %]:
+/// when a relay restarts, its thousands of nodes come back spread out over
+/// half a backoff rather than all in the same instant.
+pub fn backoff(failures: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    let base = min.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(max);
+    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+fn jitter() -> f64 {
+    (OsRng.next_u32() as f64) / (u32::MAX as f64 + 1.0)
+}
+
+enum SessionEnd {
+    Failed(RelayError),
+    Shutdown,
+}
+
+async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Command>, events: mpsc::Sender<RelayEvent>) {
+    let mut failures = 0u32;
+    let mut next_session = 1u64;
+    loop {
+        let connect = RelayConnection::connect(&cfg, &me);
+        tokio::pin!(connect);
+        let attempt = loop {
+            tokio::select! {
+                r = &mut connect => break Some(r),
+                stop = drain_until_stopped(&mut rx) => if stop { break None },
+            }
+        };
+        let (session, error) = match attempt {
+            None => return finish(&events, None).await,
+            Some(Err(e)) => (None, e),
+            Some(Ok(conn)) => {
+                let session = SessionId(next_session);
+                next_session += 1;
+                let started = Instant::now();
+                let up =
+                    RelayEvent::Connected { session, relay: conn.relay, max_frame: conn.welcome.max_frame as usize };
+                if events.send(up).await.is_err() {
+                    return conn.close().await;
+                }
+                match run_session(&cfg, conn, session, &mut rx, &events).await {
+                    SessionEnd::Shutdown => return finish(&events, Some(session)).await,
+                    SessionEnd::Failed(e) => {
+                        if started.elapsed() >= STABLE_SESSION {
+                            failures = 0;
+                        }
+                        (Some(session), e)
+                    }
+                }
+            }
+        };
+        failures = failures.saturating_add(1);
+        let wait = if error.is_permanent() {
+            cfg.backoff_max
+        } else {
+            backoff(failures, cfg.backoff_min, cfg.backoff_max, jitter())
+        };
+        tracing::info!(error = %error, retry_in = ?wait, "relay link down");
+        let down = RelayEvent::Disconnected { session, error, retry_in: Some(wait) };
+        if events.send(down).await.is_err() {
+            return;
+        }
+        let until = Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                stop = drain_until_stopped(&mut rx) => if stop { return finish(&events, None).await },
+            }
+        }
+    }
+}
+
+async fn finish(events: &mpsc::Sender<RelayEvent>, session: Option<SessionId>) {
+    let error = RelayError::Closed { code: 1000, reason: "shut down".into() };
+    let _ = events.send(RelayEvent::Disconnected { session, error, retry_in: None }).await;
+}
+
+/// While no session is up, commands are for a session that is gone: drop
+/// them. Returns true on shutdown (or when every handle is gone), false
+/// after dropping one command.
+async fn drain_until_stopped(rx: &mut mpsc::Receiver<Command>) -> bool {
+    !matches!(rx.recv().await, Some(Command::Frame { .. } | Command::Signal { .. }))
+}
+
+async fn run_session(
+    cfg: &RelayClientConfig,
+    mut conn: RelayConnection,
+    session: SessionId,
+    rx: &mut mpsc::Receiver<Command>,
+    events: &mpsc::Sender<RelayEvent>,
+) -> SessionEnd {
+    let idle = Duration::from_millis(conn.welcome.idle_timeout_ms.max(3_000));
+    let period = cfg.keepalive.min(idle / 3);
+    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    let mut last_heard = Instant::now();
+    loop {
+        let result = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None | Some(Command::Shutdown) => {
+                    conn.close().await;
+                    return SessionEnd::Shutdown;
+                }
+                Some(Command::Frame { session: s, bytes }) if s == session => {
+                    conn.send_raw(RelayMsg::encode_frame(&bytes)).await
+                }
+                Some(Command::Frame { .. }) => Ok(()),
+                Some(Command::Signal { to, msg }) => conn.send(&RelayMsg::Signal { peer: to, msg }).await,
+            },
+            msg = conn.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    Ok(Some(m)) => match to_event(session, m) {
+                        Ok(Some(ev)) => {
+                            if events.send(ev).await.is_err() {
+                                conn.close().await;
+                                return SessionEnd::Shutdown;
+                            }
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    Ok(None) => Err(RelayError::Closed { code: 1000, reason: "closed by the relay".into() }),
+                    Err(e) => Err(e),
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= period * 3 {
+                    Err(RelayError::Timeout(period * 3))
+                } else {
+                    conn.ping().await
+                }
+            }
+        };
+        if let Err(e) = result {
+            return SessionEnd::Failed(e);
+        }
+    }
+}
+
+fn to_event(session: SessionId, msg: RelayMsg) -> Result<Option<RelayEvent>, RelayError> {
+    Ok(Some(match msg {
+        RelayMsg::Frame(bytes) => RelayEvent::Frame { session, bytes },
+        RelayMsg::Stored { ids } => RelayEvent::Stored { session, ids },
+        RelayMsg::Signal { peer, msg } => match postcard::from_bytes::<SignalMsg>(&msg) {
+            Ok(msg) => RelayEvent::Signal { from: peer, msg },
+            // Another node's garbage: not the relay's fault, not ours.
+            Err(_) => return Ok(None),
+        },
+        RelayMsg::Unreachable { peer } => RelayEvent::Unreachable { peer },
+        RelayMsg::Refused { code } => RelayEvent::Refused { code },
+        RelayMsg::Challenge(_) | RelayMsg::Auth { .. } | RelayMsg::Welcome { .. } => {
+            return Err(RelayError::Unexpected)
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_spreads() {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(60));
+        assert_eq!(backoff(1, min, max, 1.0), min);
+        assert_eq!(backoff(2, min, max, 1.0), min * 2);
+        assert_eq!(backoff(40, min, max, 1.0), max);
+        assert_eq!(backoff(40, min, max, 0.0), max / 2);
+        assert!(backoff(3, min, max, 0.1) < backoff(3, min, max, 0.9));
+    }
+
+    #[test]
+    fn the_default_path_is_added_once() {
+        let c = |u: &str| RelayClientConfig::new(u, "f").endpoint();
+        assert_eq!(c("ws://10.0.0.1:8443"), "ws://10.0.0.1:8443/v1/relay");
+        assert_eq!(c("ws://10.0.0.1:8443/"), "ws://10.0.0.1:8443/v1/relay");
+        assert_eq!(c("ws://relay.example/custom"), "ws://relay.example/custom");
+    }
+}

@@ -1,0 +1,153 @@
+//! The relay's settings: a TOML file, then command-line flags on top.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use festival_core::frame::MAX_FRAME_BYTES;
+use serde::{Deserialize, Serialize};
+
+/// Everything the relay can be told. Every field has a default, so a file
+/// names only what it changes. `listen` and `stun` are for the binary; the
+/// library takes already bound sockets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// HTTP + WebSocket address (`/v1/relay`, `/healthz`, `/metrics`).
+    pub listen: SocketAddr,
+    /// UDP address of the STUN responder; `None`: no STUN.
+    pub stun: Option<SocketAddr>,
+    /// The relay's store and identity.
+    pub data_dir: PathBuf,
+    /// Serve only nodes of this festival; `None`: any festival.
+    pub festival: Option<String>,
+    /// Open WebSockets at once. At ~100 KiB of buffers and state per idle
+    /// node, 20,000 fit in a few GiB.
+    pub max_connections: usize,
+    /// Open WebSockets from one IP address. A festival's phones may share a
+    /// carrier-grade NAT address, so this is high; it stops one host from
+    /// taking every slot.
+    pub max_connections_per_ip: usize,
+    /// Largest core frame accepted (the protocol's own limit by default).
+    pub max_frame_bytes: usize,
+    /// Frames per second one identity may send (all its connections
+    /// together), and the burst. A node's normal load is a few frames per
+    /// message plus a sync exchange every few seconds.
+    pub frames_per_sec: u32,
+    pub frames_burst: u32,
+    /// Bytes per second one identity may send, and the burst (catch-up after
+    /// a day offline is a few MiB).
+    pub bytes_per_sec: u32,
+    pub bytes_burst: u32,
+    /// A connection whose identity has this many frames refused in a row for
+    /// its rate is closed (`4008`): it is flooding, not bursting.
+    pub flood_close_after: u32,
+    /// Messages by one author the mailbox keeps (its storage quota); more
+    /// are refused as `storage_quota`. Envelopes are at most ~16.5 KiB, so
+    /// this also bounds the bytes per author.
+    pub max_messages_per_author: u64,
+    /// Rooms the relay carries (it joins the rooms its nodes name).
+    pub max_rooms: usize,
+    /// Seconds without any message (pings count) before a socket is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a new socket has to authenticate.
+    pub auth_timeout_secs: u64,
+    /// Messages queued towards one node; a node that does not read them is
+    /// closed (`4009`) and syncs again when it reconnects.
+    pub outbound_queue: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            stun: Some(SocketAddr::from(([127, 0, 0, 1], 3478))),
+            data_dir: PathBuf::from("relay-data"),
+            festival: None,
+            max_connections: 20_000,
+            max_connections_per_ip: 512,
+            max_frame_bytes: MAX_FRAME_BYTES,
+            frames_per_sec: 200,
+            frames_burst: 1_000,
+            bytes_per_sec: 1 << 20,
+            bytes_burst: 8 << 20,
+            flood_close_after: 2_000,
+            max_messages_per_author: 20_000,
+            max_rooms: 4_096,
+            idle_timeout_secs: 60,
+            auth_timeout_secs: 10,
+            outbound_queue: 1_024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+}
+
+impl RelayConfig {
+    pub fn from_file(path: &Path) -> Result<RelayConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let cfg: RelayConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |what| Err(ConfigError::Invalid(what));
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return bad("connection caps must be at least 1");
+        }
+        if self.max_frame_bytes < 1024 || self.max_frame_bytes > MAX_FRAME_BYTES {
+            return bad("max_frame_bytes must be between 1024 and the protocol's 262144");
+        }
+        if self.frames_per_sec == 0 || self.frames_burst == 0 || self.bytes_per_sec == 0 {
+            return bad("rates must be at least 1");
+        }
+        if (self.bytes_burst as usize) < self.max_frame_bytes {
+            return bad("bytes_burst must hold at least one maximal frame");
+        }
+        if self.idle_timeout_secs < 3 || self.auth_timeout_secs == 0 || self.outbound_queue == 0 {
+            return bad("timeouts and queues too small");
+        }
+        Ok(())
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.auth_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_names_only_what_it_changes_and_typos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "festival = \"glasto26\"\nmax_connections = 10\nstun = \"127.0.0.1:3479\"\n").unwrap();
+        let cfg = RelayConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.festival.as_deref(), Some("glasto26"));
+        assert_eq!(cfg.max_connections, 10);
+        assert_eq!(cfg.stun, Some("127.0.0.1:3479".parse().unwrap()));
+        assert_eq!(cfg.frames_per_sec, RelayConfig::default().frames_per_sec);
+
+        std::fs::write(&path, "max_conections = 10\n").unwrap();
+        assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Parse { .. })));
+        std::fs::write(&path, "max_frame_bytes = 10\n").unwrap();
+        assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
+        assert!(RelayConfig::default().check().is_ok());
+    }
+}

@@ -1,0 +1,232 @@
+//! One node's WebSocket: challenge, proof, welcome; then frames and signals
+//! in (rate-limited per identity) and the hub's messages out, until the node
+//! leaves, goes idle, misbehaves or the relay shuts down.
+//!
+//! Every refusal closes with a code from `festival_node::relay::wire::close`
+//! and counts in `/metrics` under that code's label.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use festival_core::{LinkId, PeerId};
+use festival_node::relay::wire::{close, AuthProof, Challenge, RelayMsg, Welcome, WireError, RELAY_VERSION};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::hub::HubIn;
+use crate::limits::{Admit, SlotGuard};
+use crate::Shared;
+
+/// After sending a close frame, read (and drop) what the node still sends
+/// for this long, so the close reaches it before the TCP connection goes:
+/// closing a socket with unread data makes the kernel reset it, and a reset
+/// can destroy the close frame before the node reads it.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+type Tx = SplitSink<WebSocket, Message>;
+type Rx = SplitStream<WebSocket>;
+
+/// Serve one upgraded socket. `_slot` holds its connection slot until the end.
+pub async fn serve(socket: WebSocket, ip: IpAddr, _slot: SlotGuard, shared: Arc<Shared>) {
+    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    let (mut tx, mut rx) = socket.split();
+    let peer = match handshake(&mut tx, &mut rx, &shared).await {
+        Ok(peer) => peer,
+        Err(code) => return refuse(tx, rx, code, &shared).await,
+    };
+    shared.metrics.authenticated_total.fetch_add(1, Relaxed);
+    let span = tracing::info_span!("node", peer = %peer.short(), %ip);
+    serve_authenticated(tx, rx, peer, shared).instrument(span).await
+}
+
+async fn serve_authenticated(mut tx: Tx, mut rx: Rx, peer: PeerId, shared: Arc<Shared>) {
+    let (out_tx, mut out_rx) = mpsc::channel(shared.cfg.outbound_queue);
+    let (kill_tx, mut kill_rx) = oneshot::channel();
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let open = HubIn::Open { peer, out: out_tx, kill: kill_tx, reply: reply_tx };
+    let link = match shared.hub.send(open).await {
+        Ok(()) => match reply_rx.await {
+            Ok(link) => link,
+            Err(_) => return close_with(tx, rx, close::GOING_AWAY).await,
+        },
+        Err(_) => return close_with(tx, rx, close::GOING_AWAY).await,
+    };
+    tracing::debug!(?link, "node connected");
+    let end = session(&mut tx, &mut rx, &mut out_rx, &mut kill_rx, peer, link, &shared).await;
+    let _ = shared.hub.send(HubIn::Closed { link }).await;
+    match end {
+        End::Close(code) if code == close::GOING_AWAY => close_with(tx, rx, code).await,
+        End::Close(code) => refuse(tx, rx, code, &shared).await,
+        End::Gone => {}
+    }
+}
+
+enum End {
+    Close(u16),
+    /// The node closed or the socket broke: nothing to say.
+    Gone,
+}
+
+async fn session(
+    tx: &mut Tx,
+    rx: &mut Rx,
+    out_rx: &mut mpsc::Receiver<Vec<u8>>,
+    kill_rx: &mut oneshot::Receiver<u16>,
+    peer: PeerId,
+    link: LinkId,
+    shared: &Shared,
+) -> End {
+    let idle = shared.cfg.idle_timeout();
+    let mut stop = shared.shutdown.clone();
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = crate::stopped(&mut stop) => return End::Close(close::GOING_AWAY),
+            code = &mut *kill_rx => return code.map_or(End::Gone, End::Close),
+            out = out_rx.recv() => {
+                let Some(bytes) = out else { return End::Gone };
+                shared.metrics.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
+                if tx.send(Message::Binary(bytes.into())).await.is_err() {
+                    return End::Gone;
+                }
+            }
+            msg = tokio::time::timeout_at(last_heard + idle, rx.next()) => {
+                let msg = match msg {
+                    Err(_) => return End::Close(close::IDLE),
+                    Ok(None) => return End::Gone,
+                    Ok(Some(Err(e))) => return read_error(e, shared),
+                    Ok(Some(Ok(m))) => m,
+                };
+                last_heard = Instant::now();
+                let bytes = match msg {
+                    Message::Binary(b) => b,
+                    Message::Text(_) => return End::Close(close::UNSUPPORTED_DATA),
+                    Message::Close(_) => return End::Gone,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                shared.metrics.bytes_in.fetch_add(bytes.len() as u64, Relaxed);
+                if bytes.len() > shared.max_message {
+                    return End::Close(close::TOO_BIG);
+                }
+                let (to_hub, len) = match RelayMsg::decode(&bytes) {
+                    Ok(RelayMsg::Frame(f)) => {
+                        let n = f.len();
+                        (HubIn::Frame { link, bytes: f }, n)
+                    }
+                    Ok(RelayMsg::Signal { peer: to, msg }) => {
+                        let n = msg.len();
+                        (HubIn::Signal { link, to, msg }, n)
+                    }
+                    // Handshake messages again, or what only a relay sends.
+                    Ok(_) | Err(_) => return End::Close(close::MALFORMED),
+                };
+                match shared.rates.admit(peer, len, Instant::now()) {
+                    Admit::Yes => {}
+                    Admit::No => {
+                        shared.metrics.reject("rate_limited");
+                        continue;
+                    }
+                    Admit::Flood => return End::Close(close::RATE_LIMITED),
+                }
+                if matches!(to_hub, HubIn::Frame { .. }) {
+                    shared.metrics.frames_in.fetch_add(1, Relaxed);
+                }
+                if shared.hub.send(to_hub).await.is_err() {
+                    return End::Close(close::GOING_AWAY);
+                }
+            }
+        }
+    }
+}
+
+/// A read error: a message over the hard size cap ends the socket (the
+/// stream is mid-message, no close frame can follow); anything else is a
+/// broken connection.
+fn read_error(e: axum::Error, shared: &Shared) -> End {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("Space limit exceeded") || text.contains("capacity") {
+        shared.metrics.reject(close::label(close::TOO_BIG));
+    }
+    tracing::debug!(error = %text, "socket read failed");
+    End::Gone
+}
+
+/// Challenge, proof, welcome. On failure: the close code to send.
+async fn handshake(tx: &mut Tx, rx: &mut Rx, shared: &Shared) -> Result<PeerId, u16> {
+    let mut nonce = [0u8; 32];
+    OsRng.fill_bytes(&mut nonce);
+    let challenge = Challenge { version: RELAY_VERSION, relay: shared.relay_id, nonce };
+    let hello = RelayMsg::Challenge(challenge.clone()).encode();
+    tx.send(Message::Binary(hello.into())).await.map_err(|_| close::GOING_AWAY)?;
+    let first = tokio::time::timeout(shared.cfg.auth_timeout(), rx.next()).await;
+    let bytes = match first {
+        Err(_) => return Err(close::AUTH_REQUIRED),
+        Ok(None | Some(Err(_))) => return Err(close::AUTH_REQUIRED),
+        Ok(Some(Ok(Message::Binary(b)))) => b,
+        Ok(Some(Ok(Message::Text(_)))) => return Err(close::UNSUPPORTED_DATA),
+        Ok(Some(Ok(_))) => return Err(close::AUTH_REQUIRED),
+    };
+    if bytes.len() > shared.max_message {
+        return Err(close::TOO_BIG);
+    }
+    let (proof, sig) = match RelayMsg::decode(&bytes) {
+        Ok(RelayMsg::Auth { proof, sig }) => (proof, sig),
+        Ok(_) => return Err(close::AUTH_REQUIRED),
+        Err(_) => return Err(close::MALFORMED),
+    };
+    proof.verify(&sig, &challenge).map_err(|e| match e {
+        WireError::Version(_) => close::VERSION,
+        WireError::BadSignature => close::BAD_SIGNATURE,
+        WireError::WrongChallenge | WireError::Malformed(_) => close::WRONG_CHALLENGE,
+    })?;
+    if proof.peer == shared.relay_id {
+        return Err(close::WRONG_CHALLENGE);
+    }
+    if shared.cfg.festival.as_ref().is_some_and(|f| *f != proof.festival) {
+        return Err(close::WRONG_FESTIVAL);
+    }
+    let welcome = welcome_for(&proof, shared);
+    tx.send(Message::Binary(welcome.encode().into())).await.map_err(|_| close::GOING_AWAY)?;
+    Ok(proof.peer)
+}
+
+fn welcome_for(proof: &AuthProof, shared: &Shared) -> RelayMsg {
+    Welcome {
+        version: RELAY_VERSION,
+        relay: shared.relay_id,
+        peer: proof.peer,
+        client_nonce: proof.client_nonce,
+        max_frame: shared.cfg.max_frame_bytes as u32,
+        idle_timeout_ms: shared.cfg.idle_timeout().as_millis() as u64,
+    }
+    .sign(&shared.identity)
+}
+
+/// Close for a refusal: counted under the code's label.
+async fn refuse(tx: Tx, rx: Rx, code: u16, shared: &Shared) {
+    shared.metrics.reject(close::label(code));
+    tracing::info!(code, reason = close::label(code), "closing a relay socket");
+    close_with(tx, rx, code).await;
+}
+
+async fn close_with(mut tx: Tx, mut rx: Rx, code: u16) {
+    let frame = CloseFrame { code, reason: close::label(code).into() };
+    if tx.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(m)) = rx.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}

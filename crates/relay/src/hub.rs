@@ -1,0 +1,353 @@
+//! The hub: the one task that owns the relay's node (festival-node's
+//! `Engine`: core + store). Every authenticated WebSocket is a link of kind
+//! `LinkKind::Relay`; connection tasks hand it frames and signals through
+//! its inbox, and it answers through each connection's bounded queue.
+//!
+//! Besides driving the engine it does the relay's own jobs:
+//! - joins the rooms its nodes name in their hellos (up to `max_rooms`), so
+//!   it carries every room somebody uses through it;
+//! - enforces the per-author storage quota before an envelope reaches the core;
+//! - after the engine returns (the store has committed, `Persist` ->
+//!   `Persisted`), acknowledges each envelope of the frame that is in the
+//!   store with `Stored`: nothing is acknowledged that a crash could lose;
+//! - forwards signaling between connected nodes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use festival_core::frame::{Frame, Item};
+use festival_core::sync::{Config, Input, LinkKind};
+use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
+use festival_node::clock::now_ms;
+use festival_node::engine::{Effect, Engine};
+use festival_node::relay::wire::{close, RelayMsg, MAX_SIGNAL_BYTES};
+use festival_node::signaling::SignalMsg;
+use festival_store::Store;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::RelayConfig;
+use crate::metrics::Metrics;
+use crate::RelayError;
+
+/// Refusal notices sent to one connection per second at most: a flooding
+/// node must not make the relay flood it back.
+const NOTICES_PER_SEC: u32 = 5;
+
+/// What connection tasks tell the hub.
+pub enum HubIn {
+    Open { peer: PeerId, out: mpsc::Sender<Vec<u8>>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
+    Frame { link: LinkId, bytes: Vec<u8> },
+    Signal { link: LinkId, to: PeerId, msg: Vec<u8> },
+    Closed { link: LinkId },
+}
+
+struct Conn {
+    peer: PeerId,
+    /// Encoded `RelayMsg`s for the socket.
+    out: mpsc::Sender<Vec<u8>>,
+    /// Tells the connection task to close with a code.
+    kill: Option<oneshot::Sender<u16>>,
+    notice_window: Instant,
+    notices: u32,
+}
+
+pub struct Hub {
+    engine: Engine,
+    store: Store,
+    cfg: RelayConfig,
+    metrics: Arc<Metrics>,
+    conns: HashMap<LinkId, Conn>,
+    by_peer: HashMap<PeerId, LinkId>,
+    next_link: u64,
+    rooms: HashSet<RoomId>,
+    /// Messages held per author: the storage quota.
+    per_author: HashMap<PeerId, u64>,
+    /// When the engine wants a tick (ms since the epoch).
+    wake: Option<u64>,
+    /// Links dropped while applying effects; the engine hears of it next.
+    down: Vec<LinkId>,
+}
+
+impl Hub {
+    /// Open (or create) the relay's store and identity and boot its node.
+    /// Returns the hub and a copy of the relay's identity for the handshake.
+    pub async fn open(cfg: &RelayConfig, metrics: Arc<Metrics>) -> Result<(Hub, Identity), RelayError> {
+        let store = Store::open(&cfg.data_dir.join(festival_node::paths::DB_FILE))
+            .await
+            .map_err(|e| RelayError::Store(e.to_string()))?;
+        let store_err = |e: festival_store::StoreError| RelayError::Store(e.to_string());
+        if store.identity().await.map_err(store_err)?.is_none() {
+            let id = Identity::generate(&mut rand_core::OsRng);
+            store.create_identity(&id, "festival-relay", now_ms()).await.map_err(store_err)?;
+        }
+        let mut per_author: HashMap<PeerId, u64> = HashMap::new();
+        for h in store.heads().await.map_err(store_err)? {
+            // `max` over-counts an author with gaps: the quota errs on the safe side.
+            *per_author.entry(h.author).or_default() += h.max;
+        }
+        let rooms: HashSet<RoomId> = store.rooms().await.map_err(store_err)?.into_iter().map(|r| r.room).collect();
+        metrics.mailbox_messages.store(store.message_count().await.map_err(store_err)?, Relaxed);
+        metrics.rooms.store(rooms.len() as u64 + 2, Relaxed);
+        let core = Config {
+            // The relay is no member of any room: it sends no receipts of
+            // its own, or every small room would see "delivered" from it.
+            room_receipts_max_members: 0,
+            ..Config::default()
+        };
+        let engine = Engine::boot(store.clone(), core, festival_core::policy::PowerState::Mains)
+            .await
+            .map_err(|e| RelayError::Store(e.to_string()))?;
+        let identity = Identity::from_secret_bytes(&engine.node().identity().secret_bytes());
+        tracing::info!(relay = %engine.peer_id(), "relay node ready");
+        let hub = Hub {
+            engine,
+            store,
+            cfg: cfg.clone(),
+            metrics,
+            conns: HashMap::new(),
+            by_peer: HashMap::new(),
+            next_link: 1,
+            rooms,
+            per_author,
+            wake: None,
+            down: Vec::new(),
+        };
+        Ok((hub, identity))
+    }
+
+    /// Serve until every sender of `rx` is gone, then close the store.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<HubIn>) {
+        self.metrics.hub_up.store(true, Relaxed);
+        let fx = self.engine.handle(Input::Tick).await;
+        self.apply(fx);
+        loop {
+            let wake = self.wake.map(|t| Instant::now() + std::time::Duration::from_millis(t.saturating_sub(now_ms())));
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => self.on(m).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                    self.wake = None;
+                    let fx = self.engine.handle(Input::Tick).await;
+                    self.apply(fx);
+                }
+            }
+            while let Some(link) = self.down.pop() {
+                let fx = self.engine.handle(Input::LinkDown { link }).await;
+                self.apply(fx);
+            }
+        }
+        self.metrics.hub_up.store(false, Relaxed);
+        self.store.close().await;
+        tracing::info!("relay store closed");
+    }
+
+    async fn on(&mut self, msg: HubIn) {
+        match msg {
+            HubIn::Open { peer, out, kill, reply } => {
+                if let Some(old) = self.by_peer.get(&peer).copied() {
+                    // The node came back on a new socket: the old one is dead or dying.
+                    self.drop_conn(old, Some(close::REPLACED));
+                }
+                let link = LinkId(self.next_link);
+                self.next_link += 1;
+                let now = Instant::now();
+                let conn = Conn { peer, out, kill: Some(kill), notice_window: now, notices: 0 };
+                self.conns.insert(link, conn);
+                self.by_peer.insert(peer, link);
+                self.metrics.connections.store(self.conns.len() as i64, Relaxed);
+                if reply.send(link).is_err() {
+                    self.drop_conn(link, None);
+                    return;
+                }
+                let fx = self.engine.handle(Input::LinkUp { link, peer, kind: LinkKind::Relay }).await;
+                self.apply(fx);
+            }
+            HubIn::Closed { link } => self.drop_conn(link, None),
+            HubIn::Frame { link, bytes } => self.on_frame(link, bytes).await,
+            HubIn::Signal { link, to, msg } => self.on_signal(link, to, msg),
+        }
+    }
+
+    /// Forget a connection; tell its task to close with `code` if given.
+    fn drop_conn(&mut self, link: LinkId, code: Option<u16>) {
+        let Some(mut c) = self.conns.remove(&link) else { return };
+        if self.by_peer.get(&c.peer) == Some(&link) {
+            self.by_peer.remove(&c.peer);
+        }
+        if let (Some(code), Some(kill)) = (code, c.kill.take()) {
+            let _ = kill.send(code);
+        }
+        self.metrics.connections.store(self.conns.len() as i64, Relaxed);
+        self.down.push(link);
+    }
+
+    async fn on_frame(&mut self, link: LinkId, bytes: Vec<u8>) {
+        if !self.conns.contains_key(&link) {
+            return;
+        }
+        // A look at the frame before the core sees it: rooms to join, and
+        // envelopes to check against the quota and to acknowledge later.
+        // The core decodes it again and refuses anything malformed.
+        let mut bytes = bytes;
+        let mut incoming: Vec<(MessageId, Option<PeerId>, bool)> = Vec::new();
+        match Frame::decode(&bytes) {
+            Ok(Frame::Hello(h)) => self.join_rooms(h.rooms).await,
+            Ok(Frame::Push(item)) => match self.admit_items(link, vec![item], &mut incoming).await {
+                Some(mut kept) if kept.len() == 1 => bytes = Frame::Push(kept.remove(0)).encode(),
+                Some(_) => return,
+                None => {}
+            },
+            Ok(Frame::Batch { items }) => match self.admit_items(link, items, &mut incoming).await {
+                Some(kept) if kept.is_empty() => return,
+                Some(kept) => bytes = Frame::Batch { items: kept }.encode(),
+                None => {}
+            },
+            _ => {}
+        }
+        let fx = self.engine.handle(Input::Frame { link, bytes }).await;
+        // The engine has run Persist -> Persisted: whatever is in the store
+        // now is committed (synchronous=FULL) and may be acknowledged.
+        let mut stored = Vec::new();
+        for (id, author, held_before) in incoming {
+            let held = held_before || matches!(self.store.get(&id).await, Ok(Some(_)));
+            if !held {
+                continue;
+            }
+            if !held_before {
+                self.metrics.mailbox_messages.fetch_add(1, Relaxed);
+                if let Some(a) = author {
+                    *self.per_author.entry(a).or_default() += 1;
+                }
+            }
+            stored.push(id);
+        }
+        if !stored.is_empty() {
+            self.metrics.stored_acks.fetch_add(stored.len() as u64, Relaxed);
+            self.send(link, RelayMsg::Stored { ids: stored }.encode());
+        }
+        self.apply(fx);
+    }
+
+    /// Check envelopes against the storage quota. Returns the items to keep
+    /// when some were dropped (`None`: keep the frame as it is), and notes
+    /// (id, author, already held) of each kept one.
+    async fn admit_items(
+        &mut self,
+        link: LinkId,
+        items: Vec<Item>,
+        incoming: &mut Vec<(MessageId, Option<PeerId>, bool)>,
+    ) -> Option<Vec<Item>> {
+        let mut kept = Vec::with_capacity(items.len());
+        let mut dropped = false;
+        for item in items {
+            // MessageId = BLAKE3 of the envelope bytes; the author is bytes
+            // 1..33 (docs/protocol.md). Unverified here: the core verifies.
+            let id = MessageId::from_bytes(*blake3::hash(&item.envelope).as_bytes());
+            let author = item.envelope.get(1..33).and_then(|b| PeerId::try_from(b).ok());
+            let held = matches!(self.store.get(&id).await, Ok(Some(_)));
+            let over = author
+                .is_some_and(|a| self.per_author.get(&a).copied().unwrap_or(0) >= self.cfg.max_messages_per_author);
+            if !held && over {
+                dropped = true;
+                self.metrics.reject("storage_quota");
+                self.notice(link, "storage_quota");
+                continue;
+            }
+            incoming.push((id, author, held));
+            kept.push(item);
+        }
+        dropped.then_some(kept)
+    }
+
+    async fn join_rooms(&mut self, rooms: Vec<RoomId>) {
+        for room in rooms {
+            if self.rooms.contains(&room) || room == RoomId::festival() || room.is_direct() {
+                continue;
+            }
+            if self.rooms.len() >= self.cfg.max_rooms {
+                self.metrics.reject("room_limit");
+                continue;
+            }
+            if let Err(e) = self.store.join_room(&room, room.as_str(), now_ms()).await {
+                tracing::warn!(%e, %room, "joining a room failed");
+                continue;
+            }
+            self.rooms.insert(room.clone());
+            self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
+            let fx = self.engine.handle(Input::JoinRoom(room)).await;
+            self.apply(fx);
+        }
+    }
+
+    fn on_signal(&mut self, link: LinkId, to: PeerId, msg: Vec<u8>) {
+        let Some(from) = self.conns.get(&link).map(|c| c.peer) else { return };
+        let decoded = (msg.len() <= MAX_SIGNAL_BYTES).then(|| postcard::from_bytes::<SignalMsg>(&msg).ok()).flatten();
+        let signer = match &decoded {
+            None => return self.refuse(link, "signal_malformed"),
+            Some(SignalMsg::Offer { offer, .. }) => Some(offer.from),
+            Some(SignalMsg::Answer { answer, .. }) => Some(answer.from),
+            Some(SignalMsg::Reject { .. }) => None,
+        };
+        // The addressee checks the signature; the relay only refuses what is
+        // plainly not from the node it authenticated.
+        if signer.is_some_and(|s| s != from) {
+            return self.refuse(link, "signal_spoofed");
+        }
+        match self.by_peer.get(&to).copied() {
+            Some(dest) if dest != link => {
+                self.metrics.signals_forwarded.fetch_add(1, Relaxed);
+                self.send(dest, RelayMsg::Signal { peer: from, msg }.encode());
+            }
+            _ => self.send(link, RelayMsg::Unreachable { peer: to }.encode()),
+        }
+    }
+
+    fn refuse(&mut self, link: LinkId, code: &'static str) {
+        self.metrics.reject(code);
+        self.notice(link, code);
+    }
+
+    /// Tell a node what was refused, a few times a second at most.
+    fn notice(&mut self, link: LinkId, code: &'static str) {
+        let Some(c) = self.conns.get_mut(&link) else { return };
+        let now = Instant::now();
+        if now.duration_since(c.notice_window) >= std::time::Duration::from_secs(1) {
+            c.notice_window = now;
+            c.notices = 0;
+        }
+        if c.notices < NOTICES_PER_SEC {
+            c.notices += 1;
+            self.send(link, RelayMsg::Refused { code: code.to_owned() }.encode());
+        }
+    }
+
+    /// Queue an encoded message for a node. A node whose queue is full is
+    /// not reading: it is closed (it syncs again when it reconnects) rather
+    /// than let the relay buffer without bound or stall everyone else.
+    fn send(&mut self, link: LinkId, msg: Vec<u8>) {
+        let Some(c) = self.conns.get(&link) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = c.out.try_send(msg) {
+            self.metrics.reject(close::label(close::TOO_SLOW));
+            self.drop_conn(link, Some(close::TOO_SLOW));
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send { link, bytes } => {
+                    self.metrics.frames_out.fetch_add(1, Relaxed);
+                    self.send(link, RelayMsg::encode_frame(&bytes));
+                }
+                Effect::Rejected { link, reason, .. } => self.refuse(link, reason.code()),
+                Effect::WakeAt(t) => self.wake = Some(t),
+                Effect::StoreFailed { .. } => self.metrics.reject("store_failed"),
+                Effect::Delivered { .. } | Effect::Sent { .. } | Effect::Limits(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! What one host or one identity may take: connection slots (in total and
+//! per IP address) and per-identity rates.
+//!
+//! Both are shared by all connection tasks behind std Mutexes: each use is
+//! one map update, never held across an await, so an async lock would only
+//! add cost.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use festival_core::PeerId;
+use tokio::time::Instant;
+
+use crate::config::RelayConfig;
+
+/// Why a connection got no slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRefusal {
+    /// The relay is at `max_connections`.
+    Full,
+    /// That address is at `max_connections_per_ip`.
+    PerIp,
+}
+
+impl SlotRefusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            SlotRefusal::Full => "too_many_connections",
+            SlotRefusal::PerIp => "too_many_from_ip",
+        }
+    }
+}
+
+pub struct Slots {
+    max_total: usize,
+    max_per_ip: usize,
+    state: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// A held slot; dropping it frees the slot.
+pub struct SlotGuard {
+    slots: Arc<Slots>,
+    key: IpAddr,
+}
+
+impl Slots {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Slots> {
+        Arc::new(Slots { max_total, max_per_ip, state: Mutex::new((0, HashMap::new())) })
+    }
+
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<SlotGuard, SlotRefusal> {
+        let key = host_key(ip);
+        let mut st = self.state.lock().expect("slots lock");
+        if st.0 >= self.max_total {
+            return Err(SlotRefusal::Full);
+        }
+        let n = st.1.entry(key).or_default();
+        if *n >= self.max_per_ip {
+            return Err(SlotRefusal::PerIp);
+        }
+        *n += 1;
+        st.0 += 1;
+        Ok(SlotGuard { slots: self.clone(), key })
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.state.lock().expect("slots lock").0
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut st = self.slots.state.lock().expect("slots lock");
+        st.0 -= 1;
+        if let Some(n) = st.1.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                st.1.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// One host: an IPv4 address, or an IPv6 /64 (a host picks any address in
+/// its /64, so counting single IPv6 addresses would limit nothing).
+fn host_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+        },
+    }
+}
+
+/// A token bucket: `rate` per second, at most `burst` saved up.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, n: f64, rate: f64, burst: f64, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * rate).min(burst);
+        self.at = now;
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct IdentityRate {
+    frames: Bucket,
+    bytes: Bucket,
+    refused_in_row: u32,
+    last: Instant,
+}
+
+/// What to do with one message from an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    Yes,
+    /// Over its rate: drop it.
+    No,
+    /// Over its rate for `flood_close_after` messages in a row: close it.
+    Flood,
+}
+
+/// Per-identity rates, shared by all of an identity's connections, so a
+/// reconnect does not buy a fresh allowance.
+pub struct Rates {
+    frames: (f64, f64),
+    bytes: (f64, f64),
+    flood_after: u32,
+    /// Entries idle this long are full again and can be forgotten.
+    forget_after: Duration,
+    map: Mutex<HashMap<PeerId, IdentityRate>>,
+}
+
+/// Identities remembered before idle ones are swept.
+const RATES_SWEEP_AT: usize = 50_000;
+
+impl Rates {
+    pub fn new(cfg: &RelayConfig) -> Rates {
+        let refill = |burst: f64, rate: f64| burst / rate;
+        let forget = refill(cfg.frames_burst as f64, cfg.frames_per_sec as f64)
+            .max(refill(cfg.bytes_burst as f64, cfg.bytes_per_sec as f64));
+        Rates {
+            frames: (cfg.frames_per_sec as f64, cfg.frames_burst as f64),
+            bytes: (cfg.bytes_per_sec as f64, cfg.bytes_burst as f64),
+            flood_after: cfg.flood_close_after,
+            forget_after: Duration::from_secs_f64(forget.ceil() + 1.0),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn admit(&self, peer: PeerId, bytes: usize, now: Instant) -> Admit {
+        let mut map = self.map.lock().expect("rates lock");
+        if map.len() >= RATES_SWEEP_AT {
+            let forget = self.forget_after;
+            map.retain(|_, r| now.saturating_duration_since(r.last) < forget);
+        }
+        let r = map.entry(peer).or_insert_with(|| IdentityRate {
+            frames: Bucket { tokens: self.frames.1, at: now },
+            bytes: Bucket { tokens: self.bytes.1, at: now },
+            refused_in_row: 0,
+            last: now,
+        });
+        r.last = now;
+        // Check both before taking either, so a refused message costs nothing.
+        let mut frames = r.frames;
+        let mut bytes_b = r.bytes;
+        let ok = frames.take(1.0, self.frames.0, self.frames.1, now)
+            && bytes_b.take(bytes as f64, self.bytes.0, self.bytes.1, now);
+        if ok {
+            r.frames = frames;
+            r.bytes = bytes_b;
+            r.refused_in_row = 0;
+            Admit::Yes
+        } else {
+            r.refused_in_row = r.refused_in_row.saturating_add(1);
+            if r.refused_in_row >= self.flood_after {
+                Admit::Flood
+            } else {
+                Admit::No
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_cap_total_and_per_host_and_free_on_drop() {
+        let slots = Slots::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let g1 = slots.try_acquire(a).unwrap();
+        let _g2 = slots.try_acquire(a).unwrap();
+        assert_eq!(slots.try_acquire(a).err(), Some(SlotRefusal::PerIp));
+        let _g3 = slots.try_acquire(b).unwrap();
+        assert_eq!(slots.try_acquire(b).err(), Some(SlotRefusal::Full));
+        drop(g1);
+        assert!(slots.try_acquire(a).is_ok());
+        // One IPv6 /64 is one host.
+        let slots = Slots::new(10, 1);
+        let _x = slots.try_acquire("2001:db8::1".parse().unwrap()).unwrap();
+        assert_eq!(slots.try_acquire("2001:db8::2".parse().unwrap()).err(), Some(SlotRefusal::PerIp));
+        assert!(slots.try_acquire("2001:db8:0:1::1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn an_identity_gets_its_burst_then_its_rate_and_a_flood_is_named() {
+        let cfg = RelayConfig {
+            frames_per_sec: 10,
+            frames_burst: 20,
+            bytes_per_sec: 1_000_000,
+            bytes_burst: 1_000_000,
+            flood_close_after: 5,
+            ..RelayConfig::default()
+        };
+        let rates = Rates::new(&cfg);
+        let (p, q) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
+        let t0 = Instant::now();
+        assert!((0..20).all(|_| rates.admit(p, 10, t0) == Admit::Yes));
+        assert_eq!(rates.admit(p, 10, t0), Admit::No);
+        assert_eq!(rates.admit(q, 10, t0), Admit::Yes, "another identity is not affected");
+        // A second later, ten more.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!((0..15).filter(|_| rates.admit(p, 10, t1) == Admit::Yes).count(), 10);
+        assert_eq!(rates.admit(p, 10, t1), Admit::Flood, "refused five times in a row");
+        // Bytes bind too: one message larger than the byte burst never passes.
+        assert_eq!(rates.admit(q, 2_000_000, t1), Admit::No);
+    }
+}

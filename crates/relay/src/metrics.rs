@@ -1,0 +1,124 @@
+//! Counters for `/metrics`, in the Prometheus text format.
+//!
+//! Plain atomics and one small map: every connection task and the hub bump
+//! them, `/metrics` reads them. The refusal map is behind a std Mutex: it is
+//! touched only on refusals and held for one map update, never across an
+//! await.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    /// Authenticated WebSockets open now.
+    pub connections: AtomicI64,
+    /// WebSockets accepted (upgraded), authenticated or not.
+    pub connections_total: AtomicU64,
+    pub authenticated_total: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Envelopes the relay acknowledged as committed (`Stored`).
+    pub stored_acks: AtomicU64,
+    pub signals_forwarded: AtomicU64,
+    pub stun_requests: AtomicU64,
+    /// Messages in the mailbox (the relay's store).
+    pub mailbox_messages: AtomicU64,
+    /// Rooms the relay carries.
+    pub rooms: AtomicU64,
+    /// The hub (engine + store) is running.
+    pub hub_up: AtomicBool,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Count one refusal under a stable label.
+    pub fn reject(&self, reason: &'static str) {
+        *self.rejections.lock().expect("metrics lock").entry(reason).or_default() += 1;
+    }
+
+    pub fn rejections(&self, reason: &str) -> u64 {
+        self.rejections.lock().expect("metrics lock").get(reason).copied().unwrap_or(0)
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut gauge = |name: &str, help: &str, v: i64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge("festival_relay_connections", "Authenticated WebSockets open now.", self.connections.load(Relaxed));
+        gauge("festival_relay_mailbox_messages", "Messages held in the relay's store.", to_i64(&self.mailbox_messages));
+        gauge("festival_relay_rooms", "Rooms the relay carries.", to_i64(&self.rooms));
+        gauge("festival_relay_up", "1 while the relay's engine and store run.", self.hub_up.load(Relaxed) as i64);
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter("festival_relay_connections_total", "WebSockets accepted.", self.connections_total.load(Relaxed));
+        counter(
+            "festival_relay_authenticated_total",
+            "WebSockets authenticated.",
+            self.authenticated_total.load(Relaxed),
+        );
+        counter(
+            "festival_relay_stored_acks_total",
+            "Envelopes acknowledged as committed.",
+            self.stored_acks.load(Relaxed),
+        );
+        counter("festival_relay_signals_total", "Signaling messages forwarded.", self.signals_forwarded.load(Relaxed));
+        counter(
+            "festival_relay_stun_requests_total",
+            "STUN binding requests answered.",
+            self.stun_requests.load(Relaxed),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP festival_relay_frames_total Core frames carried.\n# TYPE festival_relay_frames_total counter\n\
+             festival_relay_frames_total{{dir=\"in\"}} {}\nfestival_relay_frames_total{{dir=\"out\"}} {}",
+            self.frames_in.load(Relaxed),
+            self.frames_out.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP festival_relay_bytes_total WebSocket payload bytes.\n# TYPE festival_relay_bytes_total counter\n\
+             festival_relay_bytes_total{{dir=\"in\"}} {}\nfestival_relay_bytes_total{{dir=\"out\"}} {}",
+            self.bytes_in.load(Relaxed),
+            self.bytes_out.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP festival_relay_rejections_total Refused connections, messages and frames, by reason.\n\
+             # TYPE festival_relay_rejections_total counter"
+        );
+        for (reason, n) in self.rejections.lock().expect("metrics lock").iter() {
+            let _ = writeln!(s, "festival_relay_rejections_total{{reason=\"{reason}\"}} {n}");
+        }
+        s
+    }
+}
+
+fn to_i64(v: &AtomicU64) -> i64 {
+    i64::try_from(v.load(Relaxed)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_render_per_reason() {
+        let m = Metrics::default();
+        m.reject("bad_signature");
+        m.reject("bad_signature");
+        m.reject("rate_limited");
+        m.frames_in.fetch_add(3, Relaxed);
+        let text = m.render();
+        assert!(text.contains("festival_relay_rejections_total{reason=\"bad_signature\"} 2"), "{text}");
+        assert!(text.contains("festival_relay_rejections_total{reason=\"rate_limited\"} 1"));
+        assert!(text.contains("festival_relay_frames_total{dir=\"in\"} 3"));
+        assert_eq!(m.rejections("bad_signature"), 2);
+        assert_eq!(m.rejections("nothing"), 0);
+    }
+}
