@@ -52,10 +52,17 @@ pub fn binding_request(tid: &TransactionId) -> [u8; HEADER] {
     b
 }
 
-/// Split a message into (type, transaction id, attributes), checking the
+/// A parsed message: type, transaction id, attributes (type, value).
+struct Parsed<'a> {
+    typ: u16,
+    tid: TransactionId,
+    attrs: Vec<(u16, &'a [u8])>,
+}
+
+/// Split a message into type, transaction id and attributes, checking the
 /// header: top two bits zero, magic cookie, length = what follows, a
 /// multiple of 4, and attributes that tile the body exactly.
-fn parse(buf: &[u8]) -> Result<(u16, TransactionId, Vec<(u16, &[u8])>), StunError> {
+fn parse(buf: &[u8]) -> Result<Parsed<'_>, StunError> {
     if buf.len() < HEADER || buf[0] & 0xC0 != 0 || buf[4..8] != MAGIC_COOKIE.to_be_bytes() {
         return Err(StunError::NotStun);
     }
@@ -64,7 +71,7 @@ fn parse(buf: &[u8]) -> Result<(u16, TransactionId, Vec<(u16, &[u8])>), StunErro
     }
     let typ = u16::from_be_bytes([buf[0], buf[1]]);
     let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-    if len % 4 != 0 || len != buf.len() - HEADER {
+    if !len.is_multiple_of(4) || len != buf.len() - HEADER {
         return Err(StunError::Malformed);
     }
     let tid: TransactionId = buf[8..20].try_into().expect("12 bytes");
@@ -83,18 +90,18 @@ fn parse(buf: &[u8]) -> Result<(u16, TransactionId, Vec<(u16, &[u8])>), StunErro
         attrs.push((t, &rest[4..4 + l]));
         rest = &rest[4 + padded..];
     }
-    Ok((typ, tid, attrs))
+    Ok(Parsed { typ, tid, attrs })
 }
 
 /// The transaction id of a well-formed binding request. Attributes are
 /// checked for shape and otherwise ignored: a reflexive-address query needs
 /// none, and answering one we do not understand costs nothing.
 pub fn parse_binding_request(buf: &[u8]) -> Result<TransactionId, StunError> {
-    let (typ, tid, _) = parse(buf)?;
-    if typ != BINDING_REQUEST {
+    let p = parse(buf)?;
+    if p.typ != BINDING_REQUEST {
         return Err(StunError::NotBindingRequest);
     }
-    Ok(tid)
+    Ok(p.tid)
 }
 
 /// A binding success response telling the requester `mapped`, its address
@@ -115,7 +122,7 @@ pub fn binding_success(tid: &TransactionId, mapped: SocketAddr) -> Vec<u8> {
 /// The reflexive address in a binding success for transaction `tid`
 /// (XOR-MAPPED-ADDRESS, or the older MAPPED-ADDRESS if that is all there is).
 pub fn parse_binding_success(buf: &[u8], tid: &TransactionId) -> Result<SocketAddr, StunError> {
-    let (typ, got, attrs) = parse(buf)?;
+    let Parsed { typ, tid: got, attrs } = parse(buf)?;
     if typ != BINDING_SUCCESS || got != *tid {
         return Err(StunError::Unexpected);
     }

@@ -1,0 +1,56 @@
+//! The node-side client keeps its link: after the relay goes away it
+//! reports the loss and reconnects by itself, as a new session, once the
+//! relay is back.
+
+mod common;
+
+use common::*;
+use festival_node::relay::{RelayClient, RelayEvent};
+use festival_relay::RelayConfig;
+use tokio::net::TcpListener;
+
+#[tokio::test]
+async fn the_client_reconnects_with_a_new_session_after_the_relay_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(test_config(dir.path())).await;
+    let addr = relay.addr;
+    let (handle, mut events) = RelayClient::spawn(client_config(&relay.url()), identity());
+    let first = loop {
+        if let RelayEvent::Connected { session, .. } = next(&mut events).await {
+            break session;
+        }
+    };
+    relay.stop().await;
+    loop {
+        if let RelayEvent::Disconnected { session, retry_in, .. } = next(&mut events).await {
+            assert_eq!(session, Some(first));
+            assert!(retry_in.is_some(), "it will retry");
+            break;
+        }
+    }
+    // The relay comes back on the same address and data dir.
+    let listener = TcpListener::bind(addr).await.expect("the port is free again");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = RelayConfig { ..test_config(dir.path()) };
+    let task = tokio::spawn(festival_relay::run(listener, None, cfg, async move {
+        let _ = rx.await;
+    }));
+    let second = loop {
+        if let RelayEvent::Connected { session, .. } = next(&mut events).await {
+            break session;
+        }
+    };
+    assert!(second > first, "a new session, so the core sees a new link");
+    handle.shutdown().await;
+    loop {
+        if let RelayEvent::Disconnected { retry_in: None, .. } = next(&mut events).await {
+            break;
+        }
+    }
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
+async fn next(events: &mut tokio::sync::mpsc::Receiver<RelayEvent>) -> RelayEvent {
+    tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs")
+}
