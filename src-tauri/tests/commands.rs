@@ -187,14 +187,22 @@ fn settings_are_validated_kept_and_applied() {
     settings["festival"] = json!("glasto26");
     settings["relay_url"] = json!("http://relay.example");
     assert_eq!(s.code("save_settings", json!({"settings": settings})), "invalid_relay_url");
+    settings["relay_url"] = Value::Null;
+    settings["interfaces"] = json!(["nosuch0"]);
+    let e = s.call("save_settings", json!({"settings": settings})).unwrap_err();
+    assert_eq!(e["code"], "invalid_interface");
+    assert!(e["message"].as_str().unwrap().contains("lo"), "names the interfaces there are: {e}");
+    settings["interfaces"] = json!([]);
     // Nothing was kept from the refused attempts.
     assert_eq!(s.ok("settings", json!({}))["festival"], "festival");
 
     settings["relay_url"] = json!("wss://relay.example");
     settings["peer_limit"] = json!(3);
+    settings["interfaces"] = json!(["lo"]);
     settings["name"] = json!("Cleo B");
     let kept = s.ok("save_settings", json!({"settings": settings}));
     assert_eq!(kept["festival"], "glasto26");
+    assert_eq!(kept["interfaces"], json!(["lo"]));
     // The node restarted into the new festival with the new limits.
     let status = s.ok("status", json!({}));
     assert_eq!(status["festival"], "glasto26");

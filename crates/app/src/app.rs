@@ -91,6 +91,28 @@ fn check_text(text: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// A node told to use an interface this machine lacks would start, cut off
+/// from everyone: refuse the name instead, and say which ones exist.
+fn check_interfaces_exist(wanted: &[String]) -> Result<(), AppError> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut have: Vec<String> = if_addrs::get_if_addrs()
+        .map_err(|e| AppError::new(ErrorCode::Network, format!("cannot list network interfaces: {e}")))?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    have.sort();
+    have.dedup();
+    match wanted.iter().find(|w| !have.contains(w)) {
+        None => Ok(()),
+        Some(missing) => Err(AppError::new(
+            ErrorCode::InvalidInterface,
+            format!("This device has no network interface {missing:?} (it has: {}).", have.join(", ")),
+        )),
+    }
+}
+
 fn parse_room_id(room: &str) -> Result<RoomId, AppError> {
     room.parse::<RoomId>().map_err(|e| AppError::new(ErrorCode::InvalidRoom, format!("{room:?}: {e}")))
 }
@@ -344,6 +366,7 @@ impl App {
     /// Nothing is kept or changed if any field is invalid.
     pub async fn save_settings(&self, new: Settings) -> Result<Settings, AppError> {
         let mut new = new.validated()?;
+        check_interfaces_exist(&new.interfaces)?;
         let mut st = self.shared.state.lock().await;
         let old = st.settings.clone();
         let onboarded = st.running.is_some() || !old.name.is_empty();
@@ -362,10 +385,21 @@ impl App {
         }
         new.save(&self.shared.data_dir)?;
         st.settings = new.clone();
-        if st.running.is_some() && old.needs_restart(&new) {
+        // A node that failed to start gets another try with every save.
+        if onboarded && (st.running.is_none() || old.needs_restart(&new)) {
             tracing::info!("settings changed: restarting the node");
             Self::stop_node(&mut st).await;
-            self.launch(&mut st, None).await?;
+            if let Err(e) = self.launch(&mut st, None).await {
+                // Keep what worked: the old settings come back (the UI still
+                // holds what was typed), and the node runs with them again.
+                tracing::warn!(code = ?e.code, "the node does not start with the new settings; keeping the old ones");
+                old.save(&self.shared.data_dir)?;
+                st.settings = old;
+                if self.launch(&mut st, None).await.is_ok() {
+                    st.error = None;
+                }
+                return Err(e);
+            }
         }
         Ok(new)
     }
