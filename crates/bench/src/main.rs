@@ -3,9 +3,11 @@
 //! - `store`: ingest and history latency of festival-store on a real file.
 //! - `sim`: a large simulated mesh (festival-sim): delivery, redundancy, hops, latency.
 //! - `lan`: WebRTC data channels and real nodes, inside namespaces it creates.
+//! - `relay`: festival-relay under many synthetic nodes: fan-out latency, CPU, RSS, connections.
 
 mod lan;
 mod netlab;
+mod relay;
 mod sim;
 mod store;
 
@@ -26,6 +28,8 @@ enum Bench {
     Sim(sim::Args),
     /// Data-channel latency/throughput/setup and real nodes on a namespace LAN.
     Lan(lan::Args),
+    /// The relay server with many synthetic nodes, in a private namespace.
+    Relay(relay::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Store(a) => store::run(a)?,
         Bench::Sim(a) => sim::run(a)?,
         Bench::Lan(a) => lan::run(a)?,
+        Bench::Relay(a) => relay::run(a)?,
     };
     println!("{line}");
     Ok(())

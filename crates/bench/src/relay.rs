@@ -1,0 +1,311 @@
+//! `festival-bench relay`: the relay server under many synthetic nodes,
+//! inside a private network namespace (it re-runs itself under
+//! `unshare --net`, with a raised file limit; needs root).
+//!
+//! The relay is the real `festival-relay` binary (beside this one: build
+//! both with `cargo build --release -p festival-relay -p festival-bench`),
+//! so its CPU and RSS are its own. The synthetic nodes are tasks in this
+//! process, each an authenticated `RelayConnection` that speaks just enough
+//! of the core protocol: it says hello with its rooms, answers hellos, and
+//! records the pushes it receives.
+//!
+//! - fan-out: `--nodes` nodes in rooms of `--room-size`; one member of each
+//!   room authors its messages, `--rate` messages/s in total for `--secs`;
+//!   latency from the author's send to each other member's receipt of the
+//!   push (one process, one clock): p50/p99; the relay's CPU and RSS over
+//!   that window.
+//! - max connections: a fresh relay, idle nodes added until `--max-conns`
+//!   or the first failure; the relay's RSS at that count.
+//!
+//! Not measured yet: P2P versus relay latency for the same message (needs
+//! the relay link in the node's actor); those keys are `null`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use festival_core::body::Body;
+use festival_core::envelope::{Draft, Kind, SignedEnvelope};
+use festival_core::frame::{Frame, Hello, Item};
+use festival_core::{Identity, RoomId};
+use festival_node::relay::wire::RelayMsg;
+use festival_node::relay::{RelayClientConfig, RelayConnection};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 1_000)]
+    nodes: usize,
+    /// Members per room (the author included); 1,000 with 1,000 nodes is
+    /// one room everybody is in.
+    #[arg(long, default_value_t = 20)]
+    room_size: usize,
+    /// Messages per second, all rooms together.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    /// Stop adding idle connections here.
+    #[arg(long, default_value_t = 10_000)]
+    max_conns: usize,
+}
+
+const FESTIVAL: &str = "bench";
+
+pub fn run(a: Args) -> anyhow::Result<Value> {
+    if !festival_node::netns::in_private_netns() {
+        return rerun_in_netns();
+    }
+    ensure!(a.room_size >= 2 && a.nodes >= a.room_size, "need at least one room of two");
+    let relay_bin = std::env::current_exe()?.with_file_name("festival-relay");
+    ensure!(relay_bin.exists(), "{} not found: cargo build --release -p festival-relay", relay_bin.display());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut out = rt.block_on(fanout(&relay_bin, &a))?;
+    let (max, rss) = rt.block_on(max_connections(&relay_bin, a.max_conns))?;
+    out["max_connections"] = json!(max);
+    out["max_connections_rss_mb"] = json!(rss);
+    Ok(out)
+}
+
+/// Like `netlab::rerun_in_private_netns`, with the file limit raised for
+/// thousands of sockets on each side.
+fn rerun_in_netns() -> anyhow::Result<Value> {
+    let out = Command::new("unshare")
+        .args(["--net", "bash", "-c", "ip link set lo up && ulimit -n $(ulimit -Hn) && exec \"$@\"", "_"])
+        .arg(std::env::current_exe()?)
+        .args(std::env::args().skip(1))
+        .stderr(Stdio::inherit())
+        .output()
+        .context("unshare --net (needs root)")?;
+    ensure!(out.status.success(), "benchmark inside the namespace failed");
+    Ok(serde_json::from_str(String::from_utf8(out.stdout)?.trim())?)
+}
+
+struct RelayProc {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RelayProc {
+    fn start(bin: &Path) -> anyhow::Result<RelayProc> {
+        let dir = tempfile::tempdir()?;
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--no-stun", "--festival", FESTIVAL])
+            .args(["--max-connections", "1000000", "--max-connections-per-ip", "1000000"])
+            // Raised so that one room's author may push the whole rate
+            // (`--room-size` = `--nodes`); the defaults are for phones.
+            .args(["--frames-per-sec", "100000", "--frames-burst", "100000"])
+            .args(["--idle-timeout-secs", "3600", "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
+        let addr = line.split('"').nth(3).context("the relay prints its address")?.to_owned();
+        Ok(RelayProc { child, url: format!("ws://{addr}"), _dir: dir })
+    }
+}
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send times of messages in flight, and the latencies measured (ms).
+#[derive(Default)]
+struct Record {
+    /// By the envelope's bytes (what a push carries unchanged).
+    sent: HashMap<Vec<u8>, Instant>,
+    latencies: Vec<f64>,
+}
+
+/// Connect one synthetic node in `rooms`; it answers hellos and records
+/// pushes until `out` closes. Returns its sender for encoded relay messages.
+async fn node(
+    url: &str,
+    rooms: Vec<RoomId>,
+    record: Arc<Mutex<Record>>,
+) -> anyhow::Result<(mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>)> {
+    let me = Identity::generate(&mut rand::rngs::OsRng);
+    let cfg = RelayClientConfig::new(url, FESTIVAL);
+    let mut conn = RelayConnection::connect(&cfg, &me).await?;
+    let hello = |ack| Frame::Hello(Hello { version: 1, ack, rooms: rooms.clone(), relays: false, powered: false });
+    conn.send_raw(RelayMsg::encode_frame(&hello(false).encode())).await?;
+    let ack = RelayMsg::encode_frame(&hello(true).encode());
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(bytes) => if conn.send_raw(bytes).await.is_err() { return },
+                    None => return conn.close().await,
+                },
+                msg = conn.recv() => match msg {
+                    Ok(Some(RelayMsg::Frame(bytes))) => match Frame::decode(&bytes) {
+                        Ok(Frame::Hello(h)) if !h.ack && conn.send_raw(ack.clone()).await.is_err() => return,
+                        Ok(Frame::Push(item)) => {
+                            let mut r = record.lock().expect("record");
+                            if let Some(t) = r.sent.get(&item.envelope[..]).copied() {
+                                r.latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                            }
+                        }
+                        _ => {}
+                    },
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        }
+    });
+    Ok((tx, task))
+}
+
+async fn fanout(bin: &Path, a: &Args) -> anyhow::Result<Value> {
+    let relay = RelayProc::start(bin)?;
+    let record = Arc::new(Mutex::new(Record::default()));
+    let rooms: Vec<RoomId> =
+        (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();
+    let mut authors = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..rooms.len() * a.room_size {
+        let room = rooms[i / a.room_size].clone();
+        let (tx, task) = node(&relay.url, vec![RoomId::festival(), room], record.clone()).await?;
+        if i % a.room_size == 0 {
+            authors.push((tx, Identity::generate(&mut rand::rngs::OsRng)));
+        } else {
+            tasks.push((tx, task));
+        }
+    }
+    // Let the relay join every room and finish the hellos.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let before = cpu_ticks(relay.child.id())?;
+    let started = Instant::now();
+    let total = (a.rate as u64 * a.secs) as usize;
+    let mut seqs = vec![0u64; rooms.len()];
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate as f64));
+    for n in 0..total {
+        tick.tick().await;
+        let r = n % rooms.len();
+        seqs[r] += 1;
+        // Authored by the room's author identity, pushed by its node.
+        let (tx, author) = &authors[r];
+        let env = SignedEnvelope::sign(
+            author,
+            Draft {
+                seq: seqs[r],
+                room: rooms[r].clone(),
+                kind: Kind::Text,
+                created_at: festival_node::clock::now_ms(),
+                body: Body::Text(format!("bench message {n}: {}", "x".repeat(100))).encode(),
+            },
+        )?;
+        let frame = Frame::Push(Item { hops: 0, envelope: env.bytes().to_vec() }).encode();
+        record.lock().expect("record").sent.insert(env.bytes().to_vec(), Instant::now());
+        let _ = tx.try_send(RelayMsg::encode_frame(&frame));
+    }
+    let expected = total * (a.room_size - 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while record.lock().expect("record").latencies.len() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(relay.child.id())? - before) as f64 / ticks_per_sec() / elapsed * 100.0;
+    let rss = rss_mb(relay.child.id())?;
+    let mut lat = std::mem::take(&mut record.lock().expect("record").latencies);
+    let delivered = lat.len();
+    drop(authors);
+    for (tx, task) in tasks {
+        drop(tx);
+        let _ = task.await;
+    }
+    Ok(json!({
+        "bench": "relay",
+        "nodes": rooms.len() * a.room_size,
+        "room_size": a.room_size,
+        "msgs_per_sec": a.rate,
+        "secs": a.secs,
+        "messages": total,
+        "expected_deliveries": expected,
+        "delivered": delivered,
+        "fanout_p50_ms": percentile(&mut lat, 0.5),
+        "fanout_p99_ms": percentile(&mut lat, 0.99),
+        "relay_cpu_pct": (cpu * 10.0).round() / 10.0,
+        "relay_rss_mb": (rss * 10.0).round() / 10.0,
+        "relay_latency_ms": percentile(&mut lat, 0.5),
+        "p2p_latency_ms": null,
+        "p2p_over_relay": null,
+    }))
+}
+
+/// Idle nodes added 100 at a time until `target` or the first failure.
+async fn max_connections(bin: &Path, target: usize) -> anyhow::Result<(usize, f64)> {
+    let relay = RelayProc::start(bin)?;
+    let record = Arc::new(Mutex::new(Record::default()));
+    let mut held = Vec::new();
+    'outer: while held.len() < target {
+        let batch = (target - held.len()).min(100);
+        let mut joins = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            let (url, record) = (relay.url.clone(), record.clone());
+            joins.spawn(async move { node(&url, vec![RoomId::festival()], record).await });
+        }
+        while let Some(r) = joins.join_next().await {
+            match r? {
+                Ok(n) => held.push(n),
+                Err(e) => {
+                    eprintln!("connection {} failed: {e}", held.len() + 1);
+                    break 'outer;
+                }
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_mb(relay.child.id())?;
+    let max = held.len();
+    for (tx, task) in held {
+        drop(tx);
+        task.abort();
+    }
+    Ok((max, (rss * 10.0).round() / 10.0))
+}
+
+fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    Some((v[i] * 1000.0).round() / 1000.0)
+}
+
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+fn ticks_per_sec() -> f64 {
+    // USER_HZ is 100 on every Linux this runs on.
+    100.0
+}
+
+fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
