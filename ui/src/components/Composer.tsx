@@ -8,6 +8,11 @@ const COUNTER_FROM = MAX_TEXT_BYTES - 500;
 /** The box grows with the text up to this height, then scrolls. */
 const MAX_HEIGHT_PX = 180;
 
+/** With a mouse and keyboard, opening a conversation puts the cursor in the box; on touch screens that would pop the keyboard up. */
+function finePointer(): boolean {
+  return typeof window !== "undefined" && typeof window.matchMedia === "function" && window.matchMedia("(pointer: fine)").matches;
+}
+
 export interface ComposerProps {
   /** The draft for this conversation; owned by the caller so it survives switching. */
   value: string;
@@ -74,6 +79,7 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
         <textarea
           ref={ref}
           rows={1}
+          autoFocus={finePointer()}
           value={value}
           placeholder={placeholder}
           aria-label="Message"
