@@ -118,7 +118,7 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
     <form className="settings" onSubmit={submit} noValidate>
       {field("name", "Display name", "What people nearby see.")}
       {field("festival", "Festival id", "You only link with devices of the same festival. a-z, 0-9, - _ .", { spellCheck: false, autoCapitalize: "off" })}
-      {field("relay_url", "Relay URL", "Used when devices can’t reach each other directly. Empty: no relay.", { spellCheck: false, placeholder: "ws://host:port" })}
+      {field("relay_url", "Relay URL", "Used when devices can’t reach each other directly. Empty: no relay.", { spellCheck: false, placeholder: "wss://host:port" })}
       {field("peer_limit", "Peer limit", "Most links open at once. Empty: decided by battery.", { inputMode: "numeric", placeholder: "automatic" })}
       {field("interfaces", "Network interfaces", "Comma-separated, e.g. wlan0. Empty: all.", { spellCheck: false, placeholder: "all" })}
       {error && (

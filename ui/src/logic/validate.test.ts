@@ -61,9 +61,11 @@ describe("other fields", () => {
     expect(checkRelayUrl("http://x").ok).toBe(false);
     expect(checkRelayUrl("not a url").ok).toBe(false);
   });
-  it("peer limit is empty or 1..64", () => {
+  it("peer limit is empty or 1..32", () => {
     expect(checkPeerLimit("").ok).toBe(true);
     expect(checkPeerLimit("4").ok).toBe(true);
+    expect(checkPeerLimit("32").ok).toBe(true);
+    expect(checkPeerLimit("33").ok).toBe(false);
     expect(checkPeerLimit("0").ok).toBe(false);
     expect(checkPeerLimit("2.5").ok).toBe(false);
   });

@@ -75,10 +75,13 @@ export function checkRelayUrl(url: string): Check {
   return OK;
 }
 
+/** The app's largest peer limit (MAX_PEER_LIMIT in crates/app/src/settings.rs). */
+export const MAX_PEER_LIMIT = 32;
+
 export function checkPeerLimit(raw: string): Check {
   if (raw.trim() === "") return OK; // automatic
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) return fail("Peer limit: a whole number from 1 to 64, or empty for automatic.");
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PEER_LIMIT) return fail(`Peer limit: a whole number from 1 to ${MAX_PEER_LIMIT}, or empty for automatic.`);
   return OK;
 }
 
