@@ -331,7 +331,7 @@ impl Hub {
     fn send(&mut self, link: LinkId, msg: Vec<u8>) {
         let Some(c) = self.conns.get(&link) else { return };
         if let Err(mpsc::error::TrySendError::Full(_)) = c.out.try_send(msg) {
-            self.metrics.reject(close::label(close::TOO_SLOW));
+            // Counted as `too_slow` by the connection task when it closes.
             self.drop_conn(link, Some(close::TOO_SLOW));
         }
     }
