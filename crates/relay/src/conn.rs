@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use festival_core::{LinkId, PeerId};
 use festival_node::relay::wire::{close, AuthProof, Challenge, RelayMsg, Welcome, WireError, RELAY_VERSION};
@@ -77,7 +78,7 @@ enum End {
 async fn session(
     tx: &mut Tx,
     rx: &mut Rx,
-    out_rx: &mut mpsc::Receiver<Vec<u8>>,
+    out_rx: &mut mpsc::Receiver<Bytes>,
     kill_rx: &mut oneshot::Receiver<u16>,
     peer: PeerId,
     link: LinkId,
@@ -152,15 +153,15 @@ const WRITE_BATCH: usize = 64;
 /// Write `first` and whatever else is already queued (up to a batch), then flush.
 async fn write_batch(
     tx: &mut Tx,
-    out_rx: &mut mpsc::Receiver<Vec<u8>>,
-    first: Vec<u8>,
+    out_rx: &mut mpsc::Receiver<Bytes>,
+    first: Bytes,
     shared: &Shared,
 ) -> Result<(), axum::Error> {
     let mut next = Some(first);
     let mut n = 0;
     while let Some(bytes) = next.take() {
         shared.metrics.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
-        tx.feed(Message::Binary(bytes.into())).await?;
+        tx.feed(Message::Binary(bytes)).await?;
         n += 1;
         if n < WRITE_BATCH {
             next = out_rx.try_recv().ok();

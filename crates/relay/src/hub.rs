@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use festival_core::frame::{Frame, Item};
 use festival_core::sync::{Config, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
@@ -37,7 +38,7 @@ const NOTICES_PER_SEC: u32 = 5;
 
 /// What connection tasks tell the hub.
 pub enum HubIn {
-    Open { peer: PeerId, out: mpsc::Sender<Vec<u8>>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
+    Open { peer: PeerId, out: mpsc::Sender<Bytes>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
     Frame { link: LinkId, bytes: Vec<u8> },
     Signal { link: LinkId, to: PeerId, msg: Vec<u8> },
     Closed { link: LinkId },
@@ -45,8 +46,9 @@ pub enum HubIn {
 
 struct Conn {
     peer: PeerId,
-    /// Encoded `RelayMsg`s for the socket.
-    out: mpsc::Sender<Vec<u8>>,
+    /// Encoded `RelayMsg`s for the socket (shared, not copied, when one
+    /// push goes to many nodes).
+    out: mpsc::Sender<Bytes>,
     /// Tells the connection task to close with a code.
     kill: Option<oneshot::Sender<u16>>,
     notice_window: Instant,
@@ -227,7 +229,7 @@ impl Hub {
         }
         if !stored.is_empty() {
             self.metrics.stored_acks.fetch_add(stored.len() as u64, Relaxed);
-            self.send(link, RelayMsg::Stored { ids: stored }.encode());
+            self.send(link, RelayMsg::Stored { ids: stored }.encode().into());
         }
         self.apply(fx);
     }
@@ -300,9 +302,9 @@ impl Hub {
         match self.by_peer.get(&to).copied() {
             Some(dest) if dest != link => {
                 self.metrics.signals_forwarded.fetch_add(1, Relaxed);
-                self.send(dest, RelayMsg::Signal { peer: from, msg }.encode());
+                self.send(dest, RelayMsg::Signal { peer: from, msg }.encode().into());
             }
-            _ => self.send(link, RelayMsg::Unreachable { peer: to }.encode()),
+            _ => self.send(link, RelayMsg::Unreachable { peer: to }.encode().into()),
         }
     }
 
@@ -321,14 +323,14 @@ impl Hub {
         }
         if c.notices < NOTICES_PER_SEC {
             c.notices += 1;
-            self.send(link, RelayMsg::Refused { code: code.to_owned() }.encode());
+            self.send(link, RelayMsg::Refused { code: code.to_owned() }.encode().into());
         }
     }
 
     /// Queue an encoded message for a node. A node whose queue is full is
     /// not reading: it is closed (it syncs again when it reconnects) rather
     /// than let the relay buffer without bound or stall everyone else.
-    fn send(&mut self, link: LinkId, msg: Vec<u8>) {
+    fn send(&mut self, link: LinkId, msg: Bytes) {
         let Some(c) = self.conns.get(&link) else { return };
         if let Err(mpsc::error::TrySendError::Full(_)) = c.out.try_send(msg) {
             // Counted as `too_slow` by the connection task when it closes.
@@ -337,11 +339,22 @@ impl Hub {
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
+        // A push to many links comes as one `Send` per link with equal bytes:
+        // encode it once and share the buffer.
+        let mut last: Option<(Vec<u8>, Bytes)> = None;
         for e in effects {
             match e {
                 Effect::Send { link, bytes } => {
                     self.metrics.frames_out.fetch_add(1, Relaxed);
-                    self.send(link, RelayMsg::encode_frame(&bytes));
+                    let msg = match &last {
+                        Some((raw, msg)) if *raw == bytes => msg.clone(),
+                        _ => {
+                            let msg = Bytes::from(RelayMsg::encode_frame(&bytes));
+                            last = Some((bytes, msg.clone()));
+                            msg
+                        }
+                    };
+                    self.send(link, msg);
                 }
                 Effect::Rejected { link, reason, .. } => self.refuse(link, reason.code()),
                 Effect::WakeAt(t) => self.wake = Some(t),
