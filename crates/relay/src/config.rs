@@ -150,4 +150,10 @@ mod tests {
         assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
         assert!(RelayConfig::default().check().is_ok());
     }
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.example.toml");
+        assert_eq!(RelayConfig::from_file(&path).unwrap(), RelayConfig::default());
+    }
 }
