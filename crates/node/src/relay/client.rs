@@ -90,6 +90,11 @@ impl RelayClientConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelayError {
+    /// Not a `ws://` URL this build can use (`wss://` needs TLS, not built
+    /// in yet: put the relay behind a proxy reachable over `ws://` on a
+    /// trusted network, or add a TLS feature).
+    #[error("unusable relay URL: {0}")]
+    Url(String),
     #[error("cannot reach the relay: {0}")]
     Connect(String),
     #[error("the relay refused the connection (HTTP {0})")]
@@ -112,6 +117,7 @@ impl RelayError {
     /// Counter label.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Url(_) => "url",
             Self::Connect(_) => "connect",
             Self::Http(_) => "http",
             Self::Timeout(_) => "timeout",
@@ -128,7 +134,7 @@ impl RelayError {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Closed { code, .. } => close::is_permanent(*code),
-            Self::WrongRelay { .. } | Self::Wire(WireError::Version(_)) => true,
+            Self::Url(_) | Self::WrongRelay { .. } | Self::Wire(WireError::Version(_)) => true,
             _ => false,
         }
     }
@@ -163,6 +169,9 @@ impl RelayConnection {
     }
 
     async fn connect_inner(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
+        if !cfg.url.starts_with("ws://") {
+            return Err(RelayError::Url(format!("{}: only ws:// is supported in this build", cfg.url)));
+        }
         let ws_cfg = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
@@ -517,5 +526,14 @@ mod tests {
         assert_eq!(c("ws://10.0.0.1:8443"), "ws://10.0.0.1:8443/v1/relay");
         assert_eq!(c("ws://10.0.0.1:8443/"), "ws://10.0.0.1:8443/v1/relay");
         assert_eq!(c("ws://relay.example/custom"), "ws://relay.example/custom");
+    }
+
+    #[tokio::test]
+    async fn a_url_this_build_cannot_use_is_a_permanent_error() {
+        let me = Identity::generate(&mut OsRng);
+        for url in ["wss://relay.example", "http://relay.example", "relay.example"] {
+            let err = RelayConnection::connect(&RelayClientConfig::new(url, "f"), &me).await.err().unwrap();
+            assert!(matches!(err, RelayError::Url(_)) && err.is_permanent(), "{url}: {err:?}");
+        }
     }
 }
