@@ -89,10 +89,16 @@ async fn session(
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
+            // The hub drops a connection's queue and sends its close code at
+            // the same moment: the code must win, or the node would see its
+            // socket reset instead of the reason.
+            biased;
             _ = crate::stopped(&mut stop) => return End::Close(close::GOING_AWAY),
             code = &mut *kill_rx => return code.map_or(End::Gone, End::Close),
             out = out_rx.recv() => {
-                let Some(bytes) = out else { return End::Gone };
+                let Some(bytes) = out else {
+                    return kill_rx.try_recv().map_or(End::Gone, End::Close);
+                };
                 if write_batch(tx, out_rx, bytes, shared).await.is_err() {
                     return End::Gone;
                 }

@@ -245,19 +245,25 @@ impl Hub {
     ) -> Option<Vec<Item>> {
         let mut kept = Vec::with_capacity(items.len());
         let mut dropped = false;
+        // New envelopes of this frame count against their author at once: a
+        // batch of 256 must not slip past a quota of 5.
+        let mut admitted: HashMap<PeerId, u64> = HashMap::new();
         for item in items {
             // MessageId = BLAKE3 of the envelope bytes; the author is bytes
             // 1..33 (docs/protocol.md). Unverified here: the core verifies.
             let id = MessageId::from_bytes(*blake3::hash(&item.envelope).as_bytes());
             let author = item.envelope.get(1..33).and_then(|b| PeerId::try_from(b).ok());
             let held = matches!(self.store.get(&id).await, Ok(Some(_)));
-            let over = author
-                .is_some_and(|a| self.per_author.get(&a).copied().unwrap_or(0) >= self.cfg.max_messages_per_author);
-            if !held && over {
+            let count =
+                |a: &PeerId| self.per_author.get(a).copied().unwrap_or(0) + admitted.get(a).copied().unwrap_or(0);
+            if !held && author.is_some_and(|a| count(&a) >= self.cfg.max_messages_per_author) {
                 dropped = true;
                 self.metrics.reject("storage_quota");
                 self.notice(link, "storage_quota");
                 continue;
+            }
+            if let (false, Some(a)) = (held, author) {
+                *admitted.entry(a).or_default() += 1;
             }
             incoming.push((id, author, held));
             kept.push(item);
