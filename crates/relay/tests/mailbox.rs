@@ -73,9 +73,11 @@ async fn an_author_over_the_storage_quota_is_refused_and_others_are_stored() {
     let b = TestNode::start(db.path(), "Ben", &relay.url()).await;
     let from_ben = b.send("festival", "I still get through").await;
     eventually("Ben's message is stored", || async { b.acked(&from_ben) }).await;
-    // The first four notes (plus the profile) fit; the last ones were not acknowledged.
-    eventually("Ana's first notes are acknowledged", || async { ids[..4].iter().all(|id| a.acked(id)) }).await;
-    assert!(!a.acked(&ids[7]), "over the quota: not acknowledged");
+    // Five of Ana's messages fit: her profile and notes, or notes only,
+    // depending on whether live pushes or the sync batch arrived first.
+    let acked = || ids.iter().filter(|id| a.acked(id)).count();
+    eventually("four or five of Ana's notes are acknowledged", || async { acked() >= 4 }).await;
+    assert!(acked() <= 5, "over the quota: not acknowledged ({} were)", acked());
     a.stop().await;
     b.stop().await;
     relay.stop().await;
