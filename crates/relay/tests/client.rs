@@ -54,3 +54,30 @@ async fn the_client_reconnects_with_a_new_session_after_the_relay_restarts() {
 async fn next(events: &mut tokio::sync::mpsc::Receiver<RelayEvent>) -> RelayEvent {
     tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs")
 }
+
+#[tokio::test]
+async fn pongs_keep_a_quiet_link_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(test_config(dir.path())).await;
+    let mut cfg = client_config(&relay.url());
+    // Silence is judged after three keepalives (0.3 s): only the relay's
+    // pongs arrive that often (its own frames come once a second at most).
+    cfg.keepalive = std::time::Duration::from_millis(100);
+    let (handle, mut events) = RelayClient::spawn(cfg, identity());
+    loop {
+        if let RelayEvent::Connected { .. } = next(&mut events).await {
+            break;
+        }
+    }
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            if let RelayEvent::Disconnected { error, .. } = next(&mut events).await {
+                return error;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "the link dropped: {:?}", quiet.ok());
+    handle.shutdown().await;
+    relay.stop().await;
+}

@@ -158,6 +158,8 @@ pub struct RelayConnection {
     pub relay: PeerId,
     pub welcome: Welcome,
     ws: Ws,
+    /// When anything (a pong included) last arrived from the relay.
+    last_heard: Instant,
 }
 
 impl RelayConnection {
@@ -177,7 +179,12 @@ impl RelayConnection {
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
         let (ws, _) =
             tokio_tungstenite::connect_async_with_config(cfg.endpoint(), Some(ws_cfg), true).await.map_err(ws_error)?;
-        let mut conn = RelayConnection { relay: PeerId::from_bytes([0; 32]), welcome: placeholder_welcome(), ws };
+        let mut conn = RelayConnection {
+            relay: PeerId::from_bytes([0; 32]),
+            welcome: placeholder_welcome(),
+            ws,
+            last_heard: Instant::now(),
+        };
         let challenge = match conn.recv().await? {
             Some(RelayMsg::Challenge(c)) => c,
             Some(_) => return Err(RelayError::Unexpected),
@@ -226,6 +233,7 @@ impl RelayConnection {
     pub async fn recv(&mut self) -> Result<Option<RelayMsg>, RelayError> {
         loop {
             let Some(msg) = self.ws.next().await else { return Ok(None) };
+            self.last_heard = Instant::now();
             match msg.map_err(ws_error)? {
                 Message::Binary(b) => return Ok(Some(RelayMsg::decode(&b)?)),
                 Message::Close(Some(f)) if u16::from(f.code) != 1000 => {
@@ -236,6 +244,11 @@ impl RelayConnection {
                 Message::Text(_) => return Err(RelayError::Unexpected),
             }
         }
+    }
+
+    /// When anything (a pong included) last arrived from the relay.
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
     }
 
     pub async fn ping(&mut self) -> Result<(), RelayError> {
@@ -443,7 +456,6 @@ async fn run_session(
     let idle = Duration::from_millis(conn.welcome.idle_timeout_ms.max(3_000));
     let period = cfg.keepalive.min(idle / 3);
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
-    let mut last_heard = Instant::now();
     loop {
         let result = tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -458,7 +470,6 @@ async fn run_session(
                 Some(Command::Signal { to, msg }) => conn.send(&RelayMsg::Signal { peer: to, msg }).await,
             },
             msg = conn.recv() => {
-                last_heard = Instant::now();
                 match msg {
                     Ok(Some(m)) => match to_event(session, m) {
                         Ok(Some(ev)) => {
@@ -476,7 +487,7 @@ async fn run_session(
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() >= period * 3 {
+                if conn.last_heard().elapsed() >= period * 3 {
                     Err(RelayError::Timeout(period * 3))
                 } else {
                     conn.ping().await
