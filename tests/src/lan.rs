@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::node::NodeProc;
+use crate::relay::RelayProc;
 use crate::sys::{self, ip, kill9, pid_alive, run_quiet, LabLock};
 
 /// Every namespace the lab makes starts with this.
@@ -104,6 +105,32 @@ impl Lan {
     /// `--power mains` unless `extra` has `--power`).
     pub fn spawn(&self, host: usize, name: &str, extra: &[&str]) -> NodeProc {
         NodeProc::start(self.ns(host).to_owned(), host, name, extra, self.children.clone())
+    }
+
+    /// Starts `festival-relay` on `host`, listening on all its addresses at
+    /// `port` (no STUN), and waits until it has bound.
+    pub fn spawn_relay(&self, host: usize, port: u16) -> RelayProc {
+        RelayProc::start(self.ns(host).to_owned(), host, self.ip(host), port, self.children.clone())
+    }
+
+    /// Client isolation (venue Wi-Fi that blocks P2P): host `i` exchanges
+    /// packets only with the hosts in `allow` (e.g. the relay's); everything
+    /// else on the LAN, multicast and IPv6 included, is dropped both ways,
+    /// by an nftables table in the host. Undone by [`Self::clear_impairments`].
+    pub fn isolate(&self, host: usize, allow: &[usize]) -> Result<(), String> {
+        let ips: Vec<String> = allow.iter().map(|h| self.ip(*h).to_string()).collect();
+        let set = if ips.is_empty() { "0.0.0.0".to_owned() } else { ips.join(", ") };
+        let script = format!(
+            "add table inet flab; \
+             add chain inet flab out {{ type filter hook output priority 0; }}; \
+             add chain inet flab in {{ type filter hook input priority 0; }}; \
+             flush chain inet flab out; flush chain inet flab in; \
+             add rule inet flab out oifname \"veth0\" ip daddr {{ {set} }} accept; \
+             add rule inet flab out oifname \"veth0\" drop; \
+             add rule inet flab in iifname \"veth0\" ip saddr {{ {set} }} accept; \
+             add rule inet flab in iifname \"veth0\" drop"
+        );
+        sys::try_run("ip", &["netns", "exec", self.ns(host), "nft", &script])
     }
 
     /// Cuts host `i` off the LAN (its end of the veth pair goes down).

@@ -16,7 +16,9 @@
 //!   tests ask of it (who is linked, which messages arrived how often).
 //! - [`probe`]: hand-made traffic for a node's signaling port and data
 //!   channel (garbage, forged offers, floods, an intruder on a real link).
-//! - [`sys`]: finding the `festival-node` binary, the lab lock, running `ip`.
+//! - [`relay`]: [`RelayProc`], one festival-relay process on a host
+//!   ([`Lan::spawn_relay`]), SIGKILL and restart on the same port and data dir.
+//! - [`sys`]: finding the `festival-node` (and `festival-relay`) binary, the lab lock, running `ip`.
 //!
 //! # Running
 //! As root (namespaces need it), after building the binary in the same
@@ -40,6 +42,7 @@ pub mod lan;
 pub mod log;
 pub mod node;
 pub mod probe;
+pub mod relay;
 pub mod sys;
 
 use std::time::{Duration, Instant};
@@ -47,6 +50,7 @@ use std::time::{Duration, Instant};
 pub use lan::Lan;
 pub use log::{Line, Log};
 pub use node::NodeProc;
+pub use relay::RelayProc;
 
 /// `Instant::now() + secs`: a deadline shared by several waits.
 pub fn deadline(secs: u64) -> Instant {

@@ -164,3 +164,23 @@ pub fn die_with_parent(cmd: &mut Command) {
         });
     }
 }
+
+/// Overrides where the `festival-relay` binary is looked for.
+pub const RELAY_BIN_ENV: &str = "FESTIVAL_RELAY_BIN";
+
+/// The `festival-relay` binary built in the same profile as this test (see
+/// [`node_binary`]); panics with the command to build it.
+pub fn relay_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os(RELAY_BIN_ENV) {
+        return PathBuf::from(p);
+    }
+    let node = node_binary();
+    let bin = node.with_file_name("festival-relay");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first with `cargo build -p festival-relay` (same profile as the tests), \
+         or set {RELAY_BIN_ENV}",
+        bin.display()
+    );
+    bin
+}

@@ -70,6 +70,10 @@ enum Cmd {
         /// Print events as JSON lines.
         #[arg(long)]
         json: bool,
+        /// A festival relay (`ws://host:port`, path `/v1/relay` by default)
+        /// for when direct paths fail. None is contacted unless given.
+        #[arg(long, env = "FESTIVAL_RELAY")]
+        relay: Option<String>,
     },
     /// Show the latest messages of a room.
     History {
@@ -88,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    if let Cmd::Run { name, festival, interfaces, port, udp_port, peer_limit, power, loopback, json } = cli.cmd {
+    if let Cmd::Run { name, festival, interfaces, port, udp_port, peer_limit, power, loopback, json, relay } = cli.cmd {
         let cfg = NodeConfig {
             name,
             festival,
@@ -98,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             peer_limit,
             power: power.map_or(PowerConfig::Auto, PowerConfig::Fixed),
             loopback_candidates: loopback,
+            relay_url: relay.filter(|r| !r.is_empty()),
             ..NodeConfig::new(dir)
         };
         return run::run(cfg, json).await;

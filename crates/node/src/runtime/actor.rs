@@ -20,12 +20,14 @@ use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{DeliveryState, LinkPath, NodeEvent, PeerPath, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
 use super::links::Links;
+use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::signal_io::{self, SignalEvent};
 use crate::clock::now_ms;
 use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
 use crate::engine::{Effect, Engine};
 use crate::local::{LocalError, LocalNode};
 use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
+use crate::relay::{RelayClient, RelayClientConfig, RelayEvent, RelayHandle, RelaySendError, SessionId};
 use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalError, SignalMsg, SIGNAL_VERSION};
 use crate::webrtc::{self, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter};
 
@@ -65,13 +67,27 @@ struct Conn {
     queue: VecDeque<Vec<u8>>,
 }
 
+/// The relay side of the actor: the client, its session as a core link,
+/// the route's circuit breaker and what the status shows.
+struct Relay {
+    cfg: RelayClientConfig,
+    route: RelayRoute,
+    handle: Option<RelayHandle>,
+    /// The session up now: its core link and the relay's identity.
+    session: Option<(SessionId, LinkId, PeerId)>,
+    state: RelayState,
+}
+
 pub struct Actor {
     engine: Engine,
     store: Store,
     me: PeerId,
     name: String,
     festival: String,
-    relay_url: Option<String>,
+    /// The relay route, when a relay is configured.
+    relay: Option<Relay>,
+    /// Events of the running relay client (none while the breaker is open).
+    relay_rx: Option<mpsc::Receiver<RelayEvent>>,
     rx: mpsc::Receiver<Command>,
     events: broadcast::Sender<NodeEvent>,
     socket: UdpSocket,
@@ -160,8 +176,15 @@ impl Actor {
             me,
             name,
             offers: OfferCheck::new(me, cfg.festival.clone()),
-            festival: cfg.festival,
-            relay_url: cfg.relay_url,
+            festival: cfg.festival.clone(),
+            relay: cfg.relay_url.as_ref().map(|url| Relay {
+                cfg: RelayClientConfig::new(url.clone(), cfg.festival.clone()),
+                route: RelayRoute::new(RELAY_BREAKER),
+                handle: None,
+                session: None,
+                state: RelayState::Connecting { url: url.clone() },
+            }),
+            relay_rx: None,
             rx,
             events,
             socket,
@@ -217,6 +240,12 @@ impl Actor {
         if let Some(dial) = self.links.next_attempt(&self.me) {
             t = t.min(dial);
         }
+        if let Some(r) = &self.relay {
+            let mut route = r.route.clone();
+            if let Some(ms) = route.trial_at(now_ms(), &RELAY_BREAKER) {
+                t = t.min(now + Duration::from_millis(ms.saturating_sub(now_ms())));
+            }
+        }
         t.min(self.next_power_read)
     }
 
@@ -251,6 +280,7 @@ impl Actor {
                     }
                 }
                 Some(ev) = self.signal_rx.recv() => self.on_signal(ev).await,
+                Some(ev) = relay_recv(self.relay_rx.as_mut()) => self.on_relay(ev).await,
                 ev = self.discovery.recv(), if self.discovery_open => match ev {
                     Some(ev) => self.on_discovery(ev),
                     None => self.discovery_open = false,
@@ -289,7 +319,122 @@ impl Actor {
             self.apply(eff).await;
         }
         self.dial_due().await;
+        self.relay_due();
         self.pump_endpoint().await;
+    }
+
+    /// Start the relay client when the route allows it (at start, and for
+    /// the half-open trial after the breaker opened).
+    fn relay_due(&mut self) {
+        let Some(r) = self.relay.as_mut() else { return };
+        if r.route.poll(now_ms()) != RouteAction::Start {
+            return;
+        }
+        let me = Identity::from_secret_bytes(&self.engine.node().identity().secret_bytes());
+        let (handle, rx) = RelayClient::spawn(r.cfg.clone(), me);
+        tracing::info!(url = %r.cfg.url, "connecting to the relay");
+        r.handle = Some(handle);
+        r.state = RelayState::Connecting { url: r.cfg.url.clone() };
+        self.relay_rx = Some(rx);
+    }
+
+    async fn on_relay(&mut self, ev: RelayEvent) {
+        let Some(r) = self.relay.as_mut() else { return };
+        let now = now_ms();
+        match ev {
+            RelayEvent::Connected { session, relay, .. } => {
+                r.route.connected(now);
+                let link = LinkId(self.next_conn);
+                self.next_conn += 1;
+                r.session = Some((session, link, relay));
+                r.state = RelayState::Connected { url: r.cfg.url.clone() };
+                tracing::info!(relay = %relay.short(), link = link.0, "relay link up");
+                let _ = self.store.peer_seen(&relay, now).await;
+                self.emit(NodeEvent::LinkUp { peer: relay, path: LinkPath::Relay });
+                let eff = self.engine.handle(Input::LinkUp { link, peer: relay, kind: LinkKind::Relay }).await;
+                self.apply(eff).await;
+            }
+            RelayEvent::Frame { session, bytes } => {
+                if let Some((s, link, _)) = r.session {
+                    if s == session {
+                        let eff = self.engine.handle(Input::Frame { link, bytes }).await;
+                        self.apply(eff).await;
+                    }
+                }
+            }
+            RelayEvent::Disconnected { session, error, retry_in } => {
+                let ended = match (session, r.session) {
+                    (Some(s), Some((cur, link, relay))) if s == cur => {
+                        r.session = None;
+                        Some((link, relay))
+                    }
+                    _ => None,
+                };
+                let url = r.cfg.url.clone();
+                if retry_in.is_some() {
+                    self.count(&format!("relay_{}", error.code()));
+                }
+                let r = self.relay.as_mut().expect("checked above");
+                match retry_in {
+                    // The client stopped (shutdown): nothing to retry.
+                    None => {
+                        r.state = RelayState::Offline { url, reason: error.to_string() };
+                    }
+                    Some(wait) => {
+                        if r.route.failed(now) == RouteAction::Stop {
+                            // The breaker opened: no more attempts until its trial.
+                            r.handle = None;
+                            self.relay_rx = None;
+                            let trial = Duration::from_millis(RELAY_BREAKER.open_ms);
+                            tracing::info!(error = %error, ?trial, "relay circuit open");
+                            r.state = RelayState::Offline {
+                                url,
+                                reason: format!("{error}; too many failures, next try in {}s", trial.as_secs()),
+                            };
+                        } else {
+                            r.state = RelayState::Offline {
+                                url,
+                                reason: format!("{error}; retrying in {:.1}s", wait.as_secs_f64()),
+                            };
+                        }
+                    }
+                }
+                if let Some((link, relay)) = ended {
+                    tracing::info!(relay = %relay.short(), link = link.0, error = %error, "relay link down");
+                    let _ = self.store.peer_seen(&relay, now).await;
+                    self.emit(NodeEvent::LinkDown { peer: relay, reason: error.to_string() });
+                    let eff = self.engine.handle(Input::LinkDown { link }).await;
+                    self.apply(eff).await;
+                }
+            }
+            RelayEvent::Stored { ids, .. } => {
+                tracing::debug!(n = ids.len(), "the relay stored our envelopes");
+            }
+            RelayEvent::Refused { code } => self.count(&format!("relay_refused_{code}")),
+            // Direct upgrades through relayed signaling are not wired yet:
+            // the relay link carries the traffic meanwhile.
+            RelayEvent::Signal { from, .. } => {
+                tracing::debug!(from = %from.short(), "relayed signal ignored");
+            }
+            RelayEvent::Unreachable { .. } => {}
+        }
+    }
+
+    /// The relay link's core link id, while a session is up.
+    fn relay_link(&self) -> Option<(SessionId, LinkId, PeerId)> {
+        self.relay.as_ref().and_then(|r| r.session)
+    }
+
+    fn send_relay(&mut self, session: SessionId, bytes: Vec<u8>) {
+        let Some(handle) = self.relay.as_ref().and_then(|r| r.handle.as_ref()) else { return };
+        match handle.send_frame(session, bytes) {
+            Ok(()) => {}
+            Err(RelaySendError::Full) => {
+                tracing::warn!("relay queue full; frame dropped (sync will repair)");
+                self.count("relay_queue_full");
+            }
+            Err(RelaySendError::Stopped) => {}
+        }
     }
 
     async fn pump_endpoint(&mut self) {
@@ -656,7 +801,10 @@ impl Actor {
     async fn apply(&mut self, effects: Vec<Effect>) {
         for e in effects {
             match e {
-                Effect::Send { link, bytes } => self.send_conn(ConnId(link.0), bytes),
+                Effect::Send { link, bytes } => match self.relay_link() {
+                    Some((session, relay_link, _)) if relay_link == link => self.send_relay(session, bytes),
+                    _ => self.send_conn(ConnId(link.0), bytes),
+                },
                 Effect::Delivered { id, .. } => self.delivered(id).await,
                 Effect::Sent { id, kind, .. } => {
                     let path = match kind {
@@ -691,7 +839,8 @@ impl Actor {
             Body::Text(_) | Body::SealedDm(_) => {
                 if let Ok(Some(mut v)) = crate::view::view(&self.store, self.engine.node().identity(), &m).await {
                     if v.state == Some(DeliveryState::Saved) {
-                        let open = self.conns.values().filter(|c| c.open).count();
+                        let relay = usize::from(self.relay_link().is_some());
+                        let open = self.conns.values().filter(|c| c.open).count() + relay;
                         v.waiting = Some(Waiting::from_reach(open, self.discovered()));
                     }
                     self.emit(NodeEvent::Message(v));
@@ -743,16 +892,24 @@ impl Actor {
             Command::Peers { reply } => {
                 let mut out = Vec::new();
                 let linked: Vec<PeerId> = self.conns.values().filter(|c| c.open).map(|c| c.peer).collect();
+                let via_relay = self.relay_link().map(|(_, _, relay)| relay);
                 let known = self.store.peers().await.unwrap_or_default();
                 for p in known {
                     if p.peer == self.me {
                         continue;
                     }
                     let is_linked = linked.contains(&p.peer);
+                    let is_relay = via_relay == Some(p.peer);
                     out.push(PeerView {
                         fingerprint: p.peer.fingerprint(),
-                        path: if is_linked { PeerPath::Lan } else { PeerPath::ViaOthers },
-                        linked: is_linked,
+                        path: if is_linked {
+                            PeerPath::Lan
+                        } else if is_relay {
+                            PeerPath::Relay
+                        } else {
+                            PeerPath::ViaOthers
+                        },
+                        linked: is_linked || is_relay,
                         discovered: self.links.peers.get(&p.peer).is_some_and(|e| e.discovered),
                         name: p.name,
                         verified: p.verified,
@@ -773,15 +930,7 @@ impl Actor {
                     rejected.insert("bundle_malformed".to_owned(), bad_bundles);
                 }
                 let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-                let relay = match &self.relay_url {
-                    None => RelayState::NotConfigured,
-                    // The relay link arrives with the relay server; until
-                    // then a configured relay is never reached.
-                    Some(url) => RelayState::Offline {
-                        url: url.clone(),
-                        reason: "this version cannot connect to relays yet".into(),
-                    },
-                };
+                let relay = self.relay.as_ref().map_or(RelayState::NotConfigured, |r| r.state.clone());
                 let _ = reply.send(Status {
                     peer: self.me,
                     fingerprint: self.me.fingerprint(),
@@ -803,6 +952,10 @@ impl Actor {
     }
 
     async fn stop(mut self) {
+        if let Some(handle) = self.relay.as_mut().and_then(|r| r.handle.take()) {
+            // Close the socket cleanly; the relay notices the link down.
+            let _ = tokio::time::timeout(Duration::from_secs(2), handle.shutdown()).await;
+        }
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for c in conns {
             let _ = self.endpoint.close(c);
@@ -816,5 +969,13 @@ impl Actor {
         }
         self.store.close().await;
         tracing::info!(peer = %self.me.short(), "node stopped");
+    }
+}
+
+/// The next event of the relay client, if one runs; never otherwise.
+async fn relay_recv(rx: Option<&mut mpsc::Receiver<RelayEvent>>) -> Option<RelayEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod events;
 mod handle;
 mod links;
+mod relay_route;
 mod signal_io;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
