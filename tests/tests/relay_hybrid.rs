@@ -4,7 +4,7 @@
 //! relay is back, its message reaches the LAN through the relay, and what
 //! the LAN said meanwhile reaches it the same way.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use festival_lab::{deadline, phase, wait_all, Lan, Log};
 
@@ -44,6 +44,20 @@ fn lan_chat_survives_the_relay_and_an_away_node_catches_up_through_it() {
     assert_eq!(path, "lan");
     phase(start, "LAN chat went on");
 
+    // The relay stays down: after a few failed reconnects the route's circuit
+    // breaker opens and the node stops trying until its half-open trial.
+    let breaker_by = deadline(20);
+    loop {
+        let st = a.status();
+        let reason = st["relay"]["reason"].as_str().unwrap_or_default().to_owned();
+        if st["relay"]["state"] == "offline" && reason.contains("too many failures") {
+            break;
+        }
+        assert!(Instant::now() < breaker_by, "the relay breaker never opened: {st}\n{}", a.diagnostics());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    phase(start, "ana's relay breaker is open");
+
     let mut c = lan.spawn(3, "cleo", &["--relay", &url]);
     let away = vec![c.say("cleo here, my network only reaches the relay")];
     phase(start, "the away node posted while the relay is down");
@@ -53,6 +67,12 @@ fn lan_chat_survives_the_relay_and_an_away_node_catches_up_through_it() {
     wait_all([&a, &b], "cleo's message through the relay", deadline(45), |l| l.has_all(&away));
     phase(start, "cleo's message reached the LAN");
     c.wait_until("the LAN's message through the relay", deadline(20), |l| l.has_all(&lan_msgs).then_some(()));
+    // Ana's breaker was open: its half-open trial finds the relay again.
+    a.wait_until("the relay link again, by the breaker's trial", deadline(30), |l| {
+        (l.events_now("link_up").filter(|e| e["path"] == "relay").count() >= 2).then_some(())
+    });
+    assert_eq!(a.status()["relay"]["state"], "connected", "{}", a.diagnostics());
+    phase(start, "ana's breaker closed again");
     let path = c.wait_until("cleo's message sent", deadline(5), |l| sent_path(l, &away[0]));
     assert_eq!(path, "relay");
     assert!(!c.log().ever_linked().contains(&pa) && !c.log().ever_linked().contains(&pb), "{}", c.diagnostics());

@@ -11,7 +11,9 @@
 //!
 //! # Owning the relay link from the node's actor
 //! The client is a transport like a WebRTC connection; the actor owns it the
-//! same way (this wiring is not done yet):
+//! same way (`runtime/actor.rs`, `on_relay`; steps 1-6 and 8 are wired, the
+//! relayed signaling of step 7 is not yet: signals are ignored). The route's
+//! circuit breaker (`runtime/relay_route.rs`) stops the client while open:
 //! 1. When `NodeConfig::relay_url` is set, `RelayClient::spawn(cfg, identity)`
 //!    (a copy of the identity: `Identity::from_secret_bytes(&id.secret_bytes())`)
 //!    gives a [`RelayHandle`] and an event receiver; add the receiver to the

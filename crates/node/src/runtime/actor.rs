@@ -371,9 +371,6 @@ impl Actor {
                     _ => None,
                 };
                 let url = r.cfg.url.clone();
-                if retry_in.is_some() {
-                    self.count(&format!("relay_{}", error.code()));
-                }
                 let r = self.relay.as_mut().expect("checked above");
                 match retry_in {
                     // The client stopped (shutdown): nothing to retry.
