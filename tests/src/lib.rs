@@ -19,6 +19,8 @@
 //! - [`relay`]: [`RelayProc`], one festival-relay process on a host
 //!   ([`Lan::spawn_relay`]), SIGKILL and restart on the same port and data dir.
 //! - [`sys`]: finding the `festival-node` (and `festival-relay`) binary, the lab lock, running `ip`.
+//! - [`app`]: the desktop app under WebDriver for the E2E test: Xvfb,
+//!   tauri-driver, screenshots and the blank-window check.
 //!
 //! # Running
 //! As root (namespaces need it), after building the binary in the same
@@ -38,6 +40,7 @@
 //! threads or runner. Set `FESTIVAL_LAB_LOG` to change the nodes' `RUST_LOG`
 //! (their stderr is shown when a wait times out).
 
+pub mod app;
 pub mod lan;
 pub mod log;
 pub mod node;

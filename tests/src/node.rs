@@ -82,6 +82,13 @@ impl NodeProc {
         node
     }
 
+    /// A node in this process's own network namespace (no lab host), e.g.
+    /// beside the desktop app in the E2E test. The caller makes sure that
+    /// namespace is a private one.
+    pub fn spawn_here(name: &str, extra: &[&str]) -> NodeProc {
+        NodeProc::start(String::new(), 0, name, extra, Children::default())
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -97,8 +104,14 @@ impl NodeProc {
     /// Starts run `epoch` of the process and waits for its `ready` line.
     fn launch(&mut self, epoch: u32) {
         let stderr = File::create(self.stderr_path(epoch)).expect("stderr file");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns]).arg(&self.bin).arg("--data-dir").arg(self.data_dir());
+        let mut cmd = if self.ns.is_empty() {
+            Command::new(&self.bin)
+        } else {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.ns]).arg(&self.bin);
+            c
+        };
+        cmd.arg("--data-dir").arg(self.data_dir());
         cmd.args(["run", "--name", &self.name, "--json"]);
         if !self.extra.iter().any(|a| a.starts_with("--power")) {
             cmd.args(["--power", "mains"]);

@@ -1,0 +1,213 @@
+//! The desktop app under WebDriver: an Xvfb display, `tauri-driver` (which
+//! runs WebKitWebDriver, which starts the app's WebView) and screenshots.
+//!
+//! Everything here runs in the test's own network namespace, which must be a
+//! private one ([`festival_node::netns::require_private_netns`]): the app
+//! announces itself over mDNS on every interface it sees. Each process is
+//! killed when its guard drops, also while a failed test unwinds, and dies
+//! with the test process (`PR_SET_PDEATHSIG`).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::sys;
+
+/// Where the display, the driver and the app get to come up.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `target/<profile>/festival-chat`, beside the test executable.
+pub fn app_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("FESTIVAL_APP_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable under target/<profile>/deps");
+    let bin = profile_dir.join("festival-chat");
+    assert!(
+        bin.is_file(),
+        "{} not found: build the UI and the app first (npm --prefix ui run build && cargo build -p festival-chat), \
+         or set FESTIVAL_APP_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A program the E2E test needs, by name on `PATH` (or an absolute path).
+pub fn require_program(name: &str, hint: &str) -> PathBuf {
+    let found = if name.starts_with('/') {
+        Some(PathBuf::from(name)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+            .unwrap_or_default()
+    };
+    found.unwrap_or_else(|| panic!("{name} not found: {hint}"))
+}
+
+/// A child process killed on drop.
+pub struct Guard {
+    pub name: &'static str,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Guard {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Guard {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        sys::die_with_parent(&mut cmd);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Guard { name, child, log }
+    }
+
+    /// Panics (with the process's output) if it has exited.
+    pub fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited ({status}):\n{}", self.name, self.tail());
+        }
+    }
+
+    pub fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An Xvfb server on a free display number.
+pub struct Display {
+    pub number: u32,
+    _server: Guard,
+}
+
+impl Display {
+    pub fn start(logs: &Path) -> Display {
+        let xvfb = require_program("Xvfb", "apt-get install xvfb");
+        let number =
+            (90..200).find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists()).expect("a free X display number");
+        let mut cmd = Command::new(xvfb);
+        cmd.arg(format!(":{number}")).args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"]);
+        let mut server = Guard::spawn("Xvfb", cmd, logs.join("xvfb.log"));
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+        wait_until("the X display", START_TIMEOUT, || {
+            server.check_alive();
+            socket.exists()
+        });
+        Display { number, _server: server }
+    }
+
+    pub fn env(&self) -> String {
+        format!(":{}", self.number)
+    }
+}
+
+/// `tauri-driver` on a free loopback port; the WebDriver URL to connect to.
+pub struct Driver {
+    pub url: String,
+    pub process: Guard,
+}
+
+impl Driver {
+    /// `env` reaches the app: tauri-driver passes its environment on to
+    /// WebKitWebDriver, which starts the app.
+    pub fn start(display: &Display, logs: &Path, env: &[(&str, &str)]) -> Driver {
+        let tauri_driver = require_program(
+            "tauri-driver",
+            "cargo install tauri-driver --version '^2' --locked (and put ~/.cargo/bin on PATH)",
+        );
+        let native = require_program("WebKitWebDriver", "apt-get install webkit2gtk-driver");
+        let (port, native_port) = (free_port(), free_port());
+        let mut cmd = Command::new(tauri_driver);
+        cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .arg("--native-driver")
+            .arg(native)
+            .env("DISPLAY", display.env())
+            .env_remove("WAYLAND_DISPLAY")
+            .envs(env.iter().copied());
+        let mut process = Guard::spawn("tauri-driver", cmd, logs.join("tauri-driver.log"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_until("tauri-driver's port", START_TIMEOUT, || {
+            process.check_alive();
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+        Driver { url: format!("http://127.0.0.1:{port}"), process }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// Polls `done` every 50 ms until it holds; panics after `within`.
+pub fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let by = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < by, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How a screenshot looks, enough to tell a drawn window from a blank one.
+#[derive(Debug)]
+pub struct Looks {
+    pub width: u32,
+    pub height: u32,
+    /// Distinct colours among sampled pixels.
+    pub colours: usize,
+    /// Share of sampled pixels that have the most common colour.
+    pub dominant: f64,
+}
+
+impl Looks {
+    /// A chat window has text, buttons and panels: many colours and no
+    /// single colour covering nearly everything.
+    pub fn is_blank(&self) -> bool {
+        self.colours < 16 || self.dominant > 0.97
+    }
+}
+
+/// Decodes a PNG screenshot and samples every 4th pixel of every 4th row.
+pub fn looks(png_bytes: &[u8]) -> Looks {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().expect("a PNG screenshot");
+    let mut buf = vec![0; reader.output_buffer_size().expect("PNG size")];
+    let frame = reader.next_frame(&mut buf).expect("PNG pixels");
+    let channels = frame.color_type.samples();
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut counts = std::collections::HashMap::<[u8; 3], usize>::new();
+    let mut total = 0;
+    for y in (0..h).step_by(4) {
+        for x in (0..w).step_by(4) {
+            let i = (y * w + x) * channels;
+            let px = &buf[i..i + channels];
+            let rgb = if channels >= 3 { [px[0], px[1], px[2]] } else { [px[0]; 3] };
+            *counts.entry(rgb).or_default() += 1;
+            total += 1;
+        }
+    }
+    let top = counts.values().copied().max().unwrap_or(0);
+    Looks {
+        width: frame.width,
+        height: frame.height,
+        colours: counts.len(),
+        dominant: if total == 0 { 1.0 } else { top as f64 / total as f64 },
+    }
+}
+
+/// `artifacts/` at the repository root: CI keeps what the E2E test saves.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}

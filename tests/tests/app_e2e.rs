@@ -1,0 +1,193 @@
+//! The desktop app end to end, in its real WebView: tauri-driver and
+//! WebKitWebDriver drive `festival-chat` on an Xvfb display, and a headless
+//! `festival-node run` (the stage box) runs beside it in the same private
+//! network namespace. Everything between them is real: mDNS on loopback,
+//! signed signaling, a WebRTC data channel, SQLite on both sides.
+//!
+//! 1. onboarding: pick a name; the QR code and fingerprint are shown;
+//! 2. a message typed in the app reaches the node;
+//! 3. the node's reply appears in the app, and the app's own message shows
+//!    its delivery state;
+//! 4. a direct message to the stage box: the node can read it, and the
+//!    app shows it delivered (the node's signed receipt came back).
+//!
+//! Screenshots of each step go to `artifacts/e2e-*.png`; each is checked
+//! not to be a blank window.
+//!
+//! Needs: root in a private network namespace (scripts/test runs all tests
+//! inside `unshare --net`), Xvfb, WebKitWebDriver (webkit2gtk-driver),
+//! tauri-driver, and the app built with its UI (`scripts/test` does all of
+//! it).
+
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use festival_lab::app::{self, Display, Driver};
+use festival_lab::{deadline, phase, NodeProc};
+use serde_json::json;
+
+/// A UI reaction to wait for: the app has to hear from the node's process
+/// over mDNS and WebRTC first, so this is generous.
+const UI_WAIT: Duration = Duration::from_secs(40);
+
+#[test]
+fn the_app_chats_with_a_node_beside_it() {
+    festival_node::netns::require_private_netns();
+    let start = Instant::now();
+    let work = tempfile::tempdir().expect("temp dir");
+    let data = work.path().join("app-data");
+    let display = Display::start(work.path());
+    let data_env = data.to_string_lossy().into_owned();
+    let env = [("FESTIVAL_DATA_DIR", data_env.as_str()), ("FESTIVAL_POWER", "mains"), ("RUST_LOG", "info")];
+    let mut driver = Driver::start(&display, work.path(), &env);
+    phase(start, "display and driver up");
+
+    // The stage box, headless, in this same namespace.
+    let mut node = NodeProc::spawn_here("stage-box", &["--power", "mains"]);
+    phase(start, "festival-node running");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let outcome = rt.block_on(async {
+        let client = connect(&driver.url).await;
+        let result = steps(&client, &mut node, start).await;
+        if result.is_err() {
+            let _ = shot(&client, "failure").await;
+        }
+        let _ = client.close().await;
+        result
+    });
+    driver.process.check_alive();
+    if let Err(e) = outcome {
+        panic!("{e}\n--- tauri-driver and app output:\n{}\n--- node:\n{}", driver.process.tail(), node.diagnostics());
+    }
+    node.quit();
+    phase(start, "done");
+}
+
+type Step<T> = Result<T, String>;
+
+async fn connect(url: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert("tauri:options".into(), json!({ "application": app::app_binary() }));
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let by = Instant::now() + app::START_TIMEOUT;
+    loop {
+        match ClientBuilder::new(connector.clone()).capabilities(caps.clone()).connect(url).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < by => eprintln!("WebDriver session not yet: {e}"),
+            Err(e) => panic!("no WebDriver session with the app: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn steps(c: &Client, node: &mut NodeProc, start: Instant) -> Step<()> {
+    // 1. Onboarding.
+    let name = wait_css(c, ".onboarding-card input", "the name field").await?;
+    name.send_keys("Ana").await.map_err(err("type a name"))?;
+    click(c, ".onboarding-card button[type=submit]", "Join").await?;
+    wait_css(c, ".onboarding-card .qr svg", "the QR code").await?;
+    let fingerprint = wait_css(c, "[aria-label='Your fingerprint']", "the fingerprint").await?;
+    let fp = fingerprint.text().await.map_err(err("read the fingerprint"))?;
+    if fp.trim().is_empty() {
+        return Err("the fingerprint is empty".into());
+    }
+    shot(c, "1-onboarding").await?;
+    click(c, ".onboarding-card button.btn-primary", "Start chatting").await?;
+    let composer = wait_css(c, "[aria-label='Message']", "the composer").await?;
+    phase(start, &format!("onboarded (fingerprint {})", fp.trim()));
+
+    // 2. The app says something; the node receives it over the mesh.
+    let hello = "Hello from the app";
+    composer.send_keys(hello).await.map_err(err("type a message"))?;
+    click(c, ".send-btn", "Send").await?;
+    let by = deadline(UI_WAIT.as_secs());
+    node.try_wait_until(by, |l| l.events("message").any(|m| m["body"]["text"] == hello).then_some(()))
+        .map_err(|_| "the node never received the app's message".to_string())?;
+    phase(start, "the node got the app's message");
+
+    // 3. The node answers; the answer shows in the app. The app's own
+    //    message has left the device by now: sent, delivered or read.
+    let reply = "Welcome to the main stage";
+    node.say(reply);
+    wait_text(c, "li.msg.theirs .msg-text", reply).await?;
+    let state = wait_css(c, "li.msg.mine .state", "the delivery state of the app's message").await?;
+    let class = state.attr("class").await.map_err(err("read the state"))?.unwrap_or_default();
+    if !["state-sent", "state-delivered", "state-read"].iter().any(|s| class.contains(s)) {
+        return Err(format!("the app's message shows state {class:?}"));
+    }
+    shot(c, "2-room-chat").await?;
+    phase(start, &format!("the node's reply is shown; own message {class}"));
+
+    // 4. A sealed direct message to the stage box, from the people panel.
+    click(c, ".people-toggle", "People nearby").await?;
+    click(c, "[aria-label='Message stage-box']", "Message stage-box").await?;
+    let composer = wait_css(c, "[aria-label='Message']", "the DM composer").await?;
+    let secret = "Meet me at the sound desk";
+    composer.send_keys(secret).await.map_err(err("type a DM"))?;
+    click(c, ".send-btn", "Send").await?;
+    let by = deadline(UI_WAIT.as_secs());
+    let dm = node
+        .try_wait_until(by, |l| l.events("message").find(|m| m["body"]["text"] == secret).cloned())
+        .map_err(|_| "the node never read the DM".to_string())?;
+    if dm["body"]["type"] != "direct" {
+        return Err(format!("the DM arrived as {}", dm["body"]));
+    }
+    wait_until_css(c, "li.msg.mine .state.state-delivered, li.msg.mine .state.state-read", "the DM delivered").await?;
+    shot(c, "3-direct-message").await?;
+    phase(start, "the DM was delivered and the receipt shown");
+    Ok(())
+}
+
+fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+async fn wait_css(c: &Client, css: &str, what: &str) -> Step<Element> {
+    c.wait()
+        .at_most(UI_WAIT)
+        .every(Duration::from_millis(100))
+        .for_element(Locator::Css(css))
+        .await
+        .map_err(|e| format!("waiting for {what} ({css}): {e}"))
+}
+
+async fn wait_until_css(c: &Client, css: &str, what: &str) -> Step<()> {
+    wait_css(c, css, what).await.map(|_| ())
+}
+
+async fn click(c: &Client, css: &str, what: &str) -> Step<()> {
+    let el = wait_css(c, css, what).await?;
+    el.click().await.map_err(|e| format!("clicking {what}: {e}"))
+}
+
+/// Waits until some element matching `css` shows `text`.
+async fn wait_text(c: &Client, css: &str, text: &str) -> Step<()> {
+    let by = Instant::now() + UI_WAIT;
+    loop {
+        for el in c.find_all(Locator::Css(css)).await.map_err(err("find messages"))? {
+            if el.text().await.is_ok_and(|t| t.contains(text)) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > by {
+            return Err(format!("{text:?} never appeared in {css}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Saves a screenshot under artifacts/ and fails if the window is blank.
+async fn shot(c: &Client, name: &str) -> Step<()> {
+    let png = c.screenshot().await.map_err(err("screenshot"))?;
+    let path = app::artifacts_dir().join(format!("e2e-{name}.png"));
+    std::fs::write(&path, &png).map_err(err("save screenshot"))?;
+    let looks = app::looks(&png);
+    eprintln!("screenshot {}: {looks:?}", path.display());
+    if looks.is_blank() {
+        return Err(format!("the window looks blank in {}: {looks:?}", path.display()));
+    }
+    Ok(())
+}
