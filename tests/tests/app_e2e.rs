@@ -181,6 +181,11 @@ async fn wait_text(c: &Client, css: &str, text: &str) -> Step<()> {
 
 /// Saves a screenshot under artifacts/ and fails if the window is blank.
 async fn shot(c: &Client, name: &str) -> Step<()> {
+    // WebKit snapshots what it last painted: let two frames pass so the
+    // picture shows the DOM the test just checked.
+    let frames = "const done = arguments[arguments.length - 1];
+        requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
+    c.execute_async(frames, vec![]).await.map_err(err("wait for a painted frame"))?;
     let png = c.screenshot().await.map_err(err("screenshot"))?;
     let path = app::artifacts_dir().join(format!("e2e-{name}.png"));
     std::fs::write(&path, &png).map_err(err("save screenshot"))?;
