@@ -19,19 +19,11 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `target/<profile>/festival-chat`, beside the test executable.
 pub fn app_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("FESTIVAL_APP_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable under target/<profile>/deps");
-    let bin = profile_dir.join("festival-chat");
-    assert!(
-        bin.is_file(),
-        "{} not found: build the UI and the app first (npm --prefix ui run build && cargo build -p festival-chat), \
-         or set FESTIVAL_APP_BIN",
-        bin.display()
-    );
-    bin
+    sys::built_binary(
+        "festival-chat",
+        "FESTIVAL_APP_BIN",
+        "npm --prefix ui run build && cargo build -p festival-chat --features custom-protocol",
+    )
 }
 
 /// A program the E2E test needs, by name on `PATH` (or an absolute path).

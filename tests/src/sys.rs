@@ -19,20 +19,27 @@ const LOCK_PATH: &str = "/tmp/festival-lab.lock";
 /// (`target/<profile>/deps/<test>-<hash>`). Cargo builds another package's
 /// binary only when asked, so this panics with the command to run.
 pub fn node_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os(BIN_ENV) {
+    let bin = built_binary("festival-node", BIN_ENV, "cargo build -p festival-node");
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| warn_if_stale(&bin));
+    bin
+}
+
+/// A binary of this workspace built in the same profile as this test:
+/// `$env_var` if set, else `target/<profile>/<name>` beside the test
+/// executable's `deps/`; panics with `build` (the command that makes it).
+pub fn built_binary(name: &str, env_var: &str, build: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("test executable under target/<profile>/deps");
-    let bin = profile_dir.join("festival-node");
+    let bin = profile_dir.join(name);
     assert!(
         bin.is_file(),
-        "{} not found: build it first with `cargo build -p festival-node` (same profile as the tests), \
-         or set {BIN_ENV}",
+        "{} not found: build it first with `{build}` (same profile as the tests), or set {env_var}",
         bin.display()
     );
-    static CHECKED: std::sync::Once = std::sync::Once::new();
-    CHECKED.call_once(|| warn_if_stale(&bin));
     bin
 }
 
@@ -171,16 +178,5 @@ pub const RELAY_BIN_ENV: &str = "FESTIVAL_RELAY_BIN";
 /// The `festival-relay` binary built in the same profile as this test (see
 /// [`node_binary`]); panics with the command to build it.
 pub fn relay_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os(RELAY_BIN_ENV) {
-        return PathBuf::from(p);
-    }
-    let node = node_binary();
-    let bin = node.with_file_name("festival-relay");
-    assert!(
-        bin.is_file(),
-        "{} not found: build it first with `cargo build -p festival-relay` (same profile as the tests), \
-         or set {RELAY_BIN_ENV}",
-        bin.display()
-    );
-    bin
+    built_binary("festival-relay", RELAY_BIN_ENV, "cargo build -p festival-relay")
 }
