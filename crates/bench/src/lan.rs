@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::net::UdpSocket;
 
 use crate::netlab;
+use crate::procstat::{cpu_ticks, percentile, rss_mb, TICKS_PER_SEC};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -91,12 +92,6 @@ async fn step(x: &mut Side, y: &mut Side, wait: Duration) -> anyhow::Result<(Vec
     ex.extend(send_transmits(&x.sock, x.ep.poll(Instant::now())).await);
     ey.extend(send_transmits(&y.sock, y.ep.poll(Instant::now())).await);
     Ok((ex, ey))
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
-    (v[i] * 1000.0).round() / 1000.0
 }
 
 async fn transport(a: &Args) -> anyhow::Result<Value> {
@@ -311,25 +306,7 @@ fn start_to_first_message(node: &PathBuf, runs: usize) -> anyhow::Result<f64> {
         b.say("/quit")?;
         let _ = b.child.wait();
     }
-    Ok(percentile(&mut times, 0.5).round())
-}
-
-fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
-    // After the command: state is field 0, utime 11, stime 12.
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
-}
-
-fn proc_rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .context("VmRSS")?
-        .parse()?;
-    Ok(kb / 1024.0)
+    Ok(percentile(&mut times, 0.5).context("no runs")?.round())
 }
 
 /// `peers + 1` nodes in this namespace, all linked to each other; mean CPU %
@@ -349,13 +326,12 @@ fn idle(node: &PathBuf, peers: usize, secs: u64) -> anyhow::Result<(f64, f64)> {
     }
     // Let start-up work (profiles, first syncs) finish before measuring.
     std::thread::sleep(Duration::from_secs(5));
-    let ticks_per_s = 100.0; // USER_HZ on Linux
-    let before: Vec<u64> = nodes.iter().map(|n| proc_cpu_ticks(n.child.id())).collect::<Result<_, _>>()?;
+    let before: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.child.id())).collect::<Result<_, _>>()?;
     std::thread::sleep(Duration::from_secs(secs));
-    let after: Vec<u64> = nodes.iter().map(|n| proc_cpu_ticks(n.child.id())).collect::<Result<_, _>>()?;
-    let rss: Vec<f64> = nodes.iter().map(|n| proc_rss_mb(n.child.id())).collect::<Result<_, _>>()?;
+    let after: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.child.id())).collect::<Result<_, _>>()?;
+    let rss: Vec<f64> = nodes.iter().map(|n| rss_mb(n.child.id())).collect::<Result<_, _>>()?;
     let cpu: f64 =
-        before.iter().zip(&after).map(|(b, a)| (a - b) as f64 / ticks_per_s / secs as f64 * 100.0).sum::<f64>()
+        before.iter().zip(&after).map(|(b, a)| (a - b) as f64 / TICKS_PER_SEC / secs as f64 * 100.0).sum::<f64>()
             / nodes.len() as f64;
     Ok((cpu, rss.iter().sum::<f64>() / rss.len() as f64))
 }

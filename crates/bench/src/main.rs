@@ -7,6 +7,7 @@
 
 mod lan;
 mod netlab;
+mod procstat;
 mod relay;
 mod sim;
 mod store;

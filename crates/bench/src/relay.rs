@@ -36,6 +36,8 @@ use festival_node::relay::{RelayClientConfig, RelayConnection};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use crate::procstat::{cpu_ticks, percentile, rss_mb, TICKS_PER_SEC};
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, default_value_t = 1_000)]
@@ -219,7 +221,7 @@ async fn fanout(bin: &Path, a: &Args) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks(relay.child.id())? - before) as f64 / ticks_per_sec() / elapsed * 100.0;
+    let cpu = (cpu_ticks(relay.child.id())? - before) as f64 / TICKS_PER_SEC / elapsed * 100.0;
     let rss = rss_mb(relay.child.id())?;
     let mut lat = std::mem::take(&mut record.lock().expect("record").latencies);
     let delivered = lat.len();
@@ -277,35 +279,4 @@ async fn max_connections(bin: &Path, target: usize) -> anyhow::Result<(usize, f6
         task.abort();
     }
     Ok((max, (rss * 10.0).round() / 10.0))
-}
-
-fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
-    Some((v[i] * 1000.0).round() / 1000.0)
-}
-
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
-}
-
-fn ticks_per_sec() -> f64 {
-    // USER_HZ is 100 on every Linux this runs on.
-    100.0
-}
-
-fn rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .context("VmRSS")?
-        .parse()?;
-    Ok(kb / 1024.0)
 }

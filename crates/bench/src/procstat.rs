@@ -1,0 +1,39 @@
+//! What the kernel says about a process (`/proc/<pid>`), and percentiles:
+//! the measuring tools the benchmarks share.
+
+use anyhow::Context;
+
+/// Clock ticks per second of `utime`/`stime` (USER_HZ: 100 on every Linux
+/// this runs on).
+pub const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU time a process has used, user plus system, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
+    // After the command: state is field 0, utime 11, stime 12.
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+/// Resident set size of a process, in MB.
+pub fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// The `p` quantile (0..=1, nearest rank) of `v`, rounded to 3 decimals;
+/// `None` for no samples. Sorts `v`.
+pub fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    Some((v[i] * 1000.0).round() / 1000.0)
+}
