@@ -196,7 +196,8 @@ fn settings_are_validated_kept_and_applied() {
     // Nothing was kept from the refused attempts.
     assert_eq!(s.ok("settings", json!({}))["festival"], "festival");
 
-    settings["relay_url"] = json!("wss://relay.example");
+    // A relay on loopback where none listens: the node tries it, never reaches it.
+    settings["relay_url"] = json!("ws://127.0.0.1:9/relay");
     settings["peer_limit"] = json!(3);
     settings["interfaces"] = json!(["lo"]);
     settings["name"] = json!("Cleo B");
@@ -208,8 +209,8 @@ fn settings_are_validated_kept_and_applied() {
     assert_eq!(status["festival"], "glasto26");
     assert_eq!(status["peer_limit"], 3);
     assert_eq!(status["name"], "Cleo B");
-    assert_eq!(status["relay"]["state"], "offline");
-    assert_eq!(status["relay"]["url"], "wss://relay.example");
+    assert!(matches!(status["relay"]["state"].as_str(), Some("connecting" | "offline")), "{status}");
+    assert_eq!(status["relay"]["url"], "ws://127.0.0.1:9/relay");
     // And it survives a restart of the app.
     let again = festival_app::Settings::load(s.backend.data_dir()).unwrap();
     assert_eq!((again.festival.as_str(), again.peer_limit), ("glasto26", Some(3)));
