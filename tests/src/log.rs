@@ -78,6 +78,16 @@ impl Log {
         self.events("message").find(|m| m["id"] == id)
     }
 
+    /// The relay's PeerId once this run's relay link is up.
+    pub fn relay_up(&self) -> Option<String> {
+        self.events_now("link_up").find(|e| e["path"] == "relay").and_then(|e| e["peer"].as_str()).map(str::to_owned)
+    }
+
+    /// The path (`lan`, `relay`) by which our message `id` left, once sent.
+    pub fn sent_path(&self, id: &str) -> Option<String> {
+        self.events("sent").find(|e| e["id"] == id).and_then(|e| e["path"].as_str()).map(str::to_owned)
+    }
+
     /// Peers with a link open now, replaying `link_up`/`link_down` of the
     /// current run.
     pub fn linked(&self) -> BTreeSet<String> {

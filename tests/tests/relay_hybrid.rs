@@ -10,14 +10,6 @@ use festival_lab::{deadline, phase, wait_all, Lan, Log};
 
 const RELAY_PORT: u16 = 8443;
 
-fn relay_up(l: &Log) -> Option<String> {
-    l.events_now("link_up").find(|e| e["path"] == "relay").and_then(|e| e["peer"].as_str()).map(str::to_owned)
-}
-
-fn sent_path(l: &Log, id: &str) -> Option<String> {
-    l.events("sent").find(|e| e["id"] == id).and_then(|e| e["path"].as_str()).map(str::to_owned)
-}
-
 #[test]
 fn lan_chat_survives_the_relay_and_an_away_node_catches_up_through_it() {
     let start = Instant::now();
@@ -29,8 +21,8 @@ fn lan_chat_survives_the_relay_and_an_away_node_catches_up_through_it() {
     let mut b = lan.spawn(2, "ben", &["--relay", &url]);
     let (pa, pb) = (a.peer.clone(), b.peer.clone());
     let by = deadline(30);
-    let relay_peer = a.wait_until("the relay link", by, relay_up);
-    b.wait_until("the relay link", by, relay_up);
+    let relay_peer = a.wait_until("the relay link", by, Log::relay_up);
+    b.wait_until("the relay link", by, Log::relay_up);
     a.wait_until("the LAN link to ben", by, |l| l.linked().contains(&pb).then_some(()));
     b.wait_until("the LAN link to ana", by, |l| l.linked().contains(&pa).then_some(()));
     phase(start, "LAN and relay up");
@@ -40,7 +32,7 @@ fn lan_chat_survives_the_relay_and_an_away_node_catches_up_through_it() {
     phase(start, "relay killed");
     let lan_msgs = vec![a.say("relay is gone, the LAN goes on")];
     b.wait_until("ana's message over the LAN", deadline(15), |l| l.has_all(&lan_msgs).then_some(()));
-    let path = a.wait_until("ana's message sent", deadline(10), |l| sent_path(l, &lan_msgs[0]));
+    let path = a.wait_until("ana's message sent", deadline(10), |l| l.sent_path(&lan_msgs[0]));
     assert_eq!(path, "lan");
     phase(start, "LAN chat went on");
 
@@ -73,7 +65,7 @@ fn lan_chat_survives_the_relay_and_an_away_node_catches_up_through_it() {
     });
     assert_eq!(a.status()["relay"]["state"], "connected", "{}", a.diagnostics());
     phase(start, "ana's breaker closed again");
-    let path = c.wait_until("cleo's message sent", deadline(5), |l| sent_path(l, &away[0]));
+    let path = c.wait_until("cleo's message sent", deadline(5), |l| l.sent_path(&away[0]));
     assert_eq!(path, "relay");
     assert!(!c.log().ever_linked().contains(&pa) && !c.log().ever_linked().contains(&pb), "{}", c.diagnostics());
     for n in [&mut a, &mut b, &mut c] {

@@ -10,14 +10,6 @@ use festival_lab::{deadline, phase, Lan, Log};
 
 const RELAY_PORT: u16 = 8443;
 
-fn relay_up(l: &Log) -> Option<String> {
-    l.events_now("link_up").find(|e| e["path"] == "relay").and_then(|e| e["peer"].as_str()).map(str::to_owned)
-}
-
-fn sent_path(l: &Log, id: &str) -> Option<String> {
-    l.events("sent").find(|e| e["id"] == id).and_then(|e| e["path"].as_str()).map(str::to_owned)
-}
-
 #[test]
 fn isolated_clients_chat_both_ways_through_the_relay() {
     let start = Instant::now();
@@ -30,8 +22,8 @@ fn isolated_clients_chat_both_ways_through_the_relay() {
     let mut a = lan.spawn(1, "ana", &["--relay", &url]);
     let mut b = lan.spawn(2, "ben", &["--relay", &url]);
     let by = deadline(20);
-    let ra = a.wait_until("the relay link", by, relay_up);
-    let rb = b.wait_until("the relay link", by, relay_up);
+    let ra = a.wait_until("the relay link", by, Log::relay_up);
+    let rb = b.wait_until("the relay link", by, Log::relay_up);
     assert_eq!(ra, rb, "one relay");
     phase(start, "both on the relay");
     assert_eq!(a.status()["relay"]["state"], "connected", "{}", a.diagnostics());
@@ -42,8 +34,8 @@ fn isolated_clients_chat_both_ways_through_the_relay() {
     a.wait_until("ben's message", deadline(20), |l| l.has_all(&to_a).then_some(()));
     phase(start, "chatted both ways");
 
-    let pa = a.wait_until("ana's message sent", deadline(10), |l| sent_path(l, &to_b[0]));
-    let pb = b.wait_until("ben's message sent", deadline(10), |l| sent_path(l, &to_a[0]));
+    let pa = a.wait_until("ana's message sent", deadline(10), |l| l.sent_path(&to_b[0]));
+    let pb = b.wait_until("ben's message sent", deadline(10), |l| l.sent_path(&to_a[0]));
     assert_eq!((pa.as_str(), pb.as_str()), ("relay", "relay"));
     // They never had a direct link: isolation held.
     assert!(!a.log().ever_linked().contains(&b.peer), "{}", a.diagnostics());
