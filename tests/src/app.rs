@@ -8,6 +8,7 @@
 //! with the test process (`PR_SET_PDEATHSIG`).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,6 +51,9 @@ impl Guard {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        // Its own process group: tauri-driver starts WebKitWebDriver, which
+        // starts the app; dropping the guard kills all of them.
+        cmd.process_group(0);
         sys::die_with_parent(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Guard { name, child, log }
@@ -71,6 +75,10 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the group this guard's child leads.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
