@@ -163,6 +163,21 @@ export function fakeApi(scene: string): Api {
     signaling_port: 7071,
     udp_port: 7072,
     rejected: {},
+    paths: {
+      sent_lan: 41,
+      sent_relay: 6,
+      bytes_lan: 182_000,
+      bytes_relay: 31_000,
+      off_relay_share: 0.85,
+      p2p_attempts: 5,
+      p2p_opened: 4,
+      p2p_success_rate: 0.8,
+      upgrade_attempts: 1,
+      upgrades: 1,
+      lan_rtt_ms: 3.2,
+      relay_rtt_ms: 84,
+      relay_slow: false,
+    },
   };
   let emit: (e: NodeEvent) => void = () => {};
 

@@ -15,6 +15,7 @@ export type {
   MessageId,
   MessageView,
   MyCode,
+  PathStats,
   NodeEvent,
   PeerId,
   PeerPath,

@@ -115,73 +115,132 @@ impl Engine {
         Ok((id, effects))
     }
 
+    /// Feed several inputs (frames that arrived together, say) and carry
+    /// out everything that follows: the envelopes they bring are committed
+    /// in one transaction, one fsync for all of them instead of one each.
+    pub async fn handle_many(&mut self, inputs: impl IntoIterator<Item = Input>) -> Vec<Effect> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for input in inputs {
+            out.extend(self.node.handle(input, now));
+        }
+        self.apply(out).await
+    }
+
     async fn apply(&mut self, out: Vec<Output>) -> Vec<Effect> {
         let mut effects = Vec::new();
         let mut work: std::collections::VecDeque<Output> = out.into();
-        while let Some(o) = work.pop_front() {
+        while !work.is_empty() {
+            // Every `Persist` waiting in the queue is committed together (the
+            // core tracks each as pending, so the order of its answers does
+            // not matter); everything else is carried out in order.
+            let (persists, rest): (Vec<Output>, Vec<Output>) =
+                work.drain(..).partition(|o| matches!(o, Output::Persist { .. }));
+            let mut follow: Vec<Input> = Vec::new();
+            if !persists.is_empty() {
+                follow.extend(self.persist(persists, &mut effects).await);
+            }
+            for o in rest {
+                if let Some(input) = self.carry_out(o, &mut effects).await {
+                    follow.push(input);
+                }
+            }
             let now = now_ms();
-            let follow = match o {
-                Output::Send { link, bytes } => {
-                    effects.push(Effect::Send { link, bytes });
-                    None
-                }
-                Output::Persist { envelope, hops, local } => {
-                    let id = envelope.id();
-                    let result = match self.store.insert(&envelope, hops, now, local).await {
-                        Ok(Inserted::New | Inserted::Duplicate) => Ok(()),
-                        Err(StoreError::Conflict { .. }) => Err(PersistError::Conflict),
-                        Err(e) => {
-                            tracing::error!(%e, ?id, "store failed");
-                            effects.push(Effect::StoreFailed { id, error: e.to_string() });
-                            Err(PersistError::Failed(e.to_string()))
-                        }
-                    };
-                    if result.is_ok() {
-                        self.after_commit(&envelope, now).await;
-                    }
-                    Some(Input::Persisted { id, result })
-                }
-                Output::Load { link, room, author, from, to, max_bytes } => {
-                    let items = self.store.load_range(&room, &author, from, to, max_bytes).await.unwrap_or_else(|e| {
-                        tracing::error!(%e, "loading a range failed");
-                        Vec::new()
-                    });
-                    Some(Input::Loaded { link, items })
-                }
-                Output::Deliver { id, room, author, seq } => {
-                    effects.push(Effect::Delivered { id, room, author, seq });
-                    None
-                }
-                Output::Sent { id, link, kind } => {
-                    let path = match kind {
-                        LinkKind::Lan => "lan",
-                        LinkKind::Relay => "relay",
-                    };
-                    if let Err(e) = self.store.mark_sent(&id, path, now).await {
-                        tracing::warn!(%e, "marking sent failed");
-                    }
-                    effects.push(Effect::Sent { id, link, kind });
-                    None
-                }
-                Output::Rejected { link, peer, reason } => {
-                    tracing::warn!(?peer, code = reason.code(), %reason, "refused input from peer");
-                    effects.push(Effect::Rejected { link, peer, reason });
-                    None
-                }
-                Output::Limits(l) => {
-                    effects.push(Effect::Limits(l));
-                    None
-                }
-                Output::WakeAt(t) => {
-                    effects.push(Effect::WakeAt(t));
-                    None
-                }
-            };
-            if let Some(input) = follow {
+            for input in follow {
                 work.extend(self.node.handle(input, now));
             }
         }
         effects
+    }
+
+    /// Commit envelopes, ours and others' in a transaction each, and answer
+    /// each with `Persisted`.
+    async fn persist(&mut self, persists: Vec<Output>, effects: &mut Vec<Effect>) -> Vec<Input> {
+        let now = now_ms();
+        let mut answers = Vec::with_capacity(persists.len());
+        for local in [true, false] {
+            let batch: Vec<(festival_core::SignedEnvelope, u8)> = persists
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Persist { envelope, hops, local: l } if *l == local => Some((envelope.clone(), *hops)),
+                    _ => None,
+                })
+                .collect();
+            if batch.is_empty() {
+                continue;
+            }
+            // The outer error fails the whole transaction: nothing was stored.
+            let outcomes: Vec<Result<(), PersistError>> = match self.store.insert_batch(&batch, now, local).await {
+                Ok(outcomes) => outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Ok(Inserted::New | Inserted::Duplicate) => Ok(()),
+                        Err(StoreError::Conflict { .. }) => Err(PersistError::Conflict),
+                        Err(e) => Err(PersistError::Failed(e.to_string())),
+                    })
+                    .collect(),
+                Err(e) => batch.iter().map(|_| Err(PersistError::Failed(e.to_string()))).collect(),
+            };
+            for ((envelope, _), result) in batch.iter().zip(outcomes) {
+                let id = envelope.id();
+                if let Err(PersistError::Failed(error)) = &result {
+                    tracing::error!(%error, ?id, "store failed");
+                    effects.push(Effect::StoreFailed { id, error: error.clone() });
+                }
+                if result.is_ok() {
+                    self.after_commit(envelope, now).await;
+                }
+                answers.push(Input::Persisted { id, result });
+            }
+        }
+        answers
+    }
+
+    /// One output other than `Persist`; returns the input it leads to.
+    async fn carry_out(&mut self, o: Output, effects: &mut Vec<Effect>) -> Option<Input> {
+        let now = now_ms();
+        match o {
+            Output::Persist { .. } => unreachable!("persists are committed in batches"),
+            Output::Send { link, bytes } => {
+                effects.push(Effect::Send { link, bytes });
+                None
+            }
+            Output::Load { link, room, author, from, to, max_bytes } => {
+                let items = self.store.load_range(&room, &author, from, to, max_bytes).await.unwrap_or_else(|e| {
+                    tracing::error!(%e, "loading a range failed");
+                    Vec::new()
+                });
+                Some(Input::Loaded { link, items })
+            }
+            Output::Deliver { id, room, author, seq } => {
+                effects.push(Effect::Delivered { id, room, author, seq });
+                None
+            }
+            Output::Sent { id, link, kind } => {
+                let path = match kind {
+                    LinkKind::Lan => "lan",
+                    LinkKind::Relay => "relay",
+                };
+                if let Err(e) = self.store.mark_sent(&id, path, now).await {
+                    tracing::warn!(%e, "marking sent failed");
+                }
+                effects.push(Effect::Sent { id, link, kind });
+                None
+            }
+            Output::Rejected { link, peer, reason } => {
+                tracing::warn!(?peer, code = reason.code(), %reason, "refused input from peer");
+                effects.push(Effect::Rejected { link, peer, reason });
+                None
+            }
+            Output::Limits(l) => {
+                effects.push(Effect::Limits(l));
+                None
+            }
+            Output::WakeAt(t) => {
+                effects.push(Effect::WakeAt(t));
+                None
+            }
+        }
     }
 
     /// Side tables that follow from a newly stored message: names from

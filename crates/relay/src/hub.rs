@@ -36,6 +36,11 @@ use crate::RelayError;
 /// node must not make the relay flood it back.
 const NOTICES_PER_SEC: u32 = 5;
 
+/// Inbox messages taken in one turn of the hub. Frames among them share a
+/// commit; the bound keeps one turn short (a frame is at most 256 KiB, and
+/// most are one message).
+const MAX_INPUTS_PER_TURN: usize = 256;
+
 /// What connection tasks tell the hub.
 pub enum HubIn {
     Open { peer: PeerId, out: mpsc::Sender<Bytes>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
@@ -128,7 +133,18 @@ impl Hub {
             let wake = self.wake.map(|t| Instant::now() + std::time::Duration::from_millis(t.saturating_sub(now_ms())));
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(m) => self.on(m).await,
+                    Some(m) => {
+                        // Whatever else is already waiting is taken too, so
+                        // the frames among it share one commit.
+                        let mut batch = vec![m];
+                        while batch.len() < MAX_INPUTS_PER_TURN {
+                            match rx.try_recv() {
+                                Ok(m) => batch.push(m),
+                                Err(_) => break,
+                            }
+                        }
+                        self.on_batch(batch).await;
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
@@ -145,6 +161,22 @@ impl Hub {
         self.metrics.hub_up.store(false, Relaxed);
         self.store.close().await;
         tracing::info!("relay store closed");
+    }
+
+    /// Messages in arrival order; each run of frames is handed to the
+    /// engine at once.
+    async fn on_batch(&mut self, batch: Vec<HubIn>) {
+        let mut frames = Vec::new();
+        for msg in batch {
+            match msg {
+                HubIn::Frame { link, bytes } => frames.push((link, bytes)),
+                other => {
+                    self.on_frames(std::mem::take(&mut frames)).await;
+                    self.on(other).await;
+                }
+            }
+        }
+        self.on_frames(frames).await;
     }
 
     async fn on(&mut self, msg: HubIn) {
@@ -169,7 +201,7 @@ impl Hub {
                 self.apply(fx);
             }
             HubIn::Closed { link } => self.drop_conn(link, None),
-            HubIn::Frame { link, bytes } => self.on_frame(link, bytes).await,
+            HubIn::Frame { link, bytes } => self.on_frames(vec![(link, bytes)]).await,
             HubIn::Signal { link, to, msg } => self.on_signal(link, to, msg),
         }
     }
@@ -187,49 +219,68 @@ impl Hub {
         self.down.push(link);
     }
 
-    async fn on_frame(&mut self, link: LinkId, bytes: Vec<u8>) {
-        if !self.conns.contains_key(&link) {
+    /// Frames from any links, handled in one engine call: the envelopes
+    /// they carry are committed in one transaction, then each is
+    /// acknowledged to the link it came from.
+    async fn on_frames(&mut self, frames: Vec<(LinkId, Vec<u8>)>) {
+        if frames.is_empty() {
             return;
         }
-        // A look at the frame before the core sees it: rooms to join, and
-        // envelopes to check against the quota and to acknowledge later.
-        // The core decodes it again and refuses anything malformed.
-        let mut bytes = bytes;
-        let mut incoming: Vec<(MessageId, Option<PeerId>, bool)> = Vec::new();
-        match Frame::decode(&bytes) {
-            Ok(Frame::Hello(h)) => self.join_rooms(h.rooms).await,
-            Ok(Frame::Push(item)) => match self.admit_items(link, vec![item], &mut incoming).await {
-                Some(mut kept) if kept.len() == 1 => bytes = Frame::Push(kept.remove(0)).encode(),
-                Some(_) => return,
-                None => {}
-            },
-            Ok(Frame::Batch { items }) => match self.admit_items(link, items, &mut incoming).await {
-                Some(kept) if kept.is_empty() => return,
-                Some(kept) => bytes = Frame::Batch { items: kept }.encode(),
-                None => {}
-            },
-            _ => {}
-        }
-        let fx = self.engine.handle(Input::Frame { link, bytes }).await;
-        // The engine has run Persist -> Persisted: whatever is in the store
-        // now is committed (synchronous=FULL) and may be acknowledged.
-        let mut stored = Vec::new();
-        for (id, author, held_before) in incoming {
-            let held = held_before || matches!(self.store.get(&id).await, Ok(Some(_)));
-            if !held {
+        // New envelopes count against their author at once, across all of
+        // these frames: a batch of 256 must not slip past a quota of 5.
+        let mut admitted: HashMap<PeerId, u64> = HashMap::new();
+        let mut inputs = Vec::with_capacity(frames.len());
+        // Per frame: its link and (id, author, already held) of each envelope.
+        let mut incoming: Vec<(LinkId, Vec<(MessageId, Option<PeerId>, bool)>)> = Vec::new();
+        for (link, mut bytes) in frames {
+            if !self.conns.contains_key(&link) {
                 continue;
             }
-            if !held_before {
-                self.metrics.mailbox_messages.fetch_add(1, Relaxed);
-                if let Some(a) = author {
-                    *self.per_author.entry(a).or_default() += 1;
-                }
+            // A look at the frame before the core sees it: rooms to join,
+            // and envelopes to check against the quota and to acknowledge
+            // later. The core decodes it again and refuses anything malformed.
+            let mut notes = Vec::new();
+            match Frame::decode(&bytes) {
+                Ok(Frame::Hello(h)) => self.join_rooms(h.rooms).await,
+                Ok(Frame::Push(item)) => match self.admit_items(link, vec![item], &mut notes, &mut admitted).await {
+                    Some(mut kept) if kept.len() == 1 => bytes = Frame::Push(kept.remove(0)).encode(),
+                    Some(_) => continue,
+                    None => {}
+                },
+                Ok(Frame::Batch { items }) => match self.admit_items(link, items, &mut notes, &mut admitted).await {
+                    Some(kept) if kept.is_empty() => continue,
+                    Some(kept) => bytes = Frame::Batch { items: kept }.encode(),
+                    None => {}
+                },
+                _ => {}
             }
-            stored.push(id);
+            inputs.push(Input::Frame { link, bytes });
+            if !notes.is_empty() {
+                incoming.push((link, notes));
+            }
         }
-        if !stored.is_empty() {
-            self.metrics.stored_acks.fetch_add(stored.len() as u64, Relaxed);
-            self.send(link, RelayMsg::Stored { ids: stored }.encode().into());
+        let fx = self.engine.handle_many(inputs).await;
+        // The engine has run Persist -> Persisted: whatever is in the store
+        // now is committed (synchronous=FULL) and may be acknowledged.
+        for (link, notes) in incoming {
+            let mut stored = Vec::new();
+            for (id, author, held_before) in notes {
+                let held = held_before || matches!(self.store.get(&id).await, Ok(Some(_)));
+                if !held {
+                    continue;
+                }
+                if !held_before {
+                    self.metrics.mailbox_messages.fetch_add(1, Relaxed);
+                    if let Some(a) = author {
+                        *self.per_author.entry(a).or_default() += 1;
+                    }
+                }
+                stored.push(id);
+            }
+            if !stored.is_empty() {
+                self.metrics.stored_acks.fetch_add(stored.len() as u64, Relaxed);
+                self.send(link, RelayMsg::Stored { ids: stored }.encode().into());
+            }
         }
         self.apply(fx);
     }
@@ -242,12 +293,10 @@ impl Hub {
         link: LinkId,
         items: Vec<Item>,
         incoming: &mut Vec<(MessageId, Option<PeerId>, bool)>,
+        admitted: &mut HashMap<PeerId, u64>,
     ) -> Option<Vec<Item>> {
         let mut kept = Vec::with_capacity(items.len());
         let mut dropped = false;
-        // New envelopes of this frame count against their author at once: a
-        // batch of 256 must not slip past a quota of 5.
-        let mut admitted: HashMap<PeerId, u64> = HashMap::new();
         for item in items {
             // MessageId = BLAKE3 of the envelope bytes; the author is bytes
             // 1..33 (docs/protocol.md). Unverified here: the core verifies.

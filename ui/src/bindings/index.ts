@@ -12,6 +12,7 @@ export type { MessageId } from "./MessageId";
 export type { MessageView } from "./MessageView";
 export type { MyCode } from "./MyCode";
 export type { NodeEvent } from "./NodeEvent";
+export type { PathStats } from "./PathStats";
 export type { PeerId } from "./PeerId";
 export type { PeerPath } from "./PeerPath";
 export type { PeerView } from "./PeerView";

@@ -19,6 +19,15 @@ describe("status bar", () => {
     expect(relayText({ state: "offline", url: "wss://r", reason: "refused" })).toMatchObject({ label: "Relay: offline", title: "wss://r: refused" });
   });
 
+  it("a slow relay says so, with round trips and the share kept direct", () => {
+    const paths = { ...status.paths, relay_rtt_ms: 312.4, lan_rtt_ms: 0.4, off_relay_share: 0.8, upgrades: 1, relay_slow: true };
+    const r = relayText({ state: "connected", url: "wss://r" }, paths);
+    expect(r).toMatchObject({ label: "Relay: slow", tone: "wait" });
+    expect(r.title).toBe("wss://r: slow, looking for direct paths · relay round trip 312 ms · direct < 1 ms · 80% of traffic direct · 1 moved off the relay");
+    expect(relayText({ state: "connected", url: "wss://r" }, { ...paths, relay_slow: false }).label).toBe("Relay: connected");
+    expect(relayText({ state: "connected", url: "wss://r" }, status.paths).title).toBe("wss://r");
+  });
+
   it("shows P2P, links, relay and power", () => {
     render(<StatusBar status={{ ...status, links: 2, discovered: 5 }} />);
     const bar = screen.getByRole("status");

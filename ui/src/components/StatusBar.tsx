@@ -1,4 +1,4 @@
-import type { PowerMode, RelayState, Saving, Status } from "../model";
+import type { PathStats, PowerMode, RelayState, Saving, Status } from "../model";
 import { BatteryIcon, CloudIcon, PlugIcon, WifiIcon } from "./Icons";
 
 /** What the node holds back to save power, in words. */
@@ -23,14 +23,28 @@ export function powerText(p: PowerMode): string {
   return `${p.battery}%${saving.length ? ` · saving: ${saving.join(", ")}` : ""}`;
 }
 
-export function relayText(r: RelayState): { label: string; title: string; tone: "on" | "wait" | "off" } {
+/** How traffic travels, for the relay's tooltip: round trips and the share kept direct. */
+export function pathsText(p: PathStats): string {
+  const parts: string[] = [];
+  if (p.relay_rtt_ms !== null) parts.push(`relay round trip ${Math.round(p.relay_rtt_ms)} ms`);
+  if (p.lan_rtt_ms !== null) parts.push(`direct ${p.lan_rtt_ms < 1 ? "< 1" : Math.round(p.lan_rtt_ms)} ms`);
+  if (p.off_relay_share !== null) parts.push(`${Math.round(p.off_relay_share * 100)}% of traffic direct`);
+  if (p.upgrades > 0) parts.push(`${p.upgrades} moved off the relay`);
+  return parts.join(" · ");
+}
+
+export function relayText(r: RelayState, paths?: PathStats): { label: string; title: string; tone: "on" | "wait" | "off" } {
+  const detail = paths ? pathsText(paths) : "";
+  const withDetail = (t: string) => (detail ? `${t} · ${detail}` : t);
   switch (r.state) {
     case "not_configured":
       return { label: "Relay: off", title: "No relay set: LAN only (Settings)", tone: "off" };
     case "connecting":
       return { label: "Relay: connecting", title: r.url, tone: "wait" };
     case "connected":
-      return { label: "Relay: connected", title: r.url, tone: "on" };
+      return paths?.relay_slow
+        ? { label: "Relay: slow", title: withDetail(`${r.url}: slow, looking for direct paths`), tone: "wait" }
+        : { label: "Relay: connected", title: withDetail(r.url), tone: "on" };
     case "offline":
       return { label: "Relay: offline", title: `${r.url}: ${r.reason}`, tone: "off" };
     default:
@@ -46,7 +60,7 @@ export function StatusBar({ status, streamError }: { status: Status | null; stre
       </footer>
     );
   }
-  const relay = relayText(status.relay);
+  const relay = relayText(status.relay, status.paths);
   const power = status.power;
   return (
     <footer className="statusbar" role="status" aria-label="Network status">

@@ -21,6 +21,21 @@ export const status: Status = {
   signaling_port: 0,
   udp_port: 0,
   rejected: {},
+  paths: {
+    sent_lan: 0,
+    sent_relay: 0,
+    bytes_lan: 0,
+    bytes_relay: 0,
+    off_relay_share: null,
+    p2p_attempts: 0,
+    p2p_opened: 0,
+    p2p_success_rate: null,
+    upgrade_attempts: 0,
+    upgrades: 0,
+    lan_rtt_ms: null,
+    relay_rtt_ms: null,
+    relay_slow: false,
+  },
 };
 
 export const settings: Settings = { name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] };

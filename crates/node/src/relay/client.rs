@@ -160,6 +160,9 @@ pub struct RelayConnection {
     ws: Ws,
     /// When anything (a pong included) last arrived from the relay.
     last_heard: Instant,
+    /// The ping in flight: its payload and when it left.
+    ping: Option<(u64, Instant)>,
+    next_ping: u64,
 }
 
 impl RelayConnection {
@@ -184,6 +187,8 @@ impl RelayConnection {
             welcome: placeholder_welcome(),
             ws,
             last_heard: Instant::now(),
+            ping: None,
+            next_ping: 1,
         };
         let challenge = match conn.recv().await? {
             Some(RelayMsg::Challenge(c)) => c,
@@ -232,15 +237,32 @@ impl RelayConnection {
     /// with a code other than "normal" is an error carrying the code.
     pub async fn recv(&mut self) -> Result<Option<RelayMsg>, RelayError> {
         loop {
-            let Some(msg) = self.ws.next().await else { return Ok(None) };
+            match self.recv_or_pong().await? {
+                Received::Msg(m) => return Ok(Some(m)),
+                Received::Closed => return Ok(None),
+                Received::Pong(_) => {}
+            }
+        }
+    }
+
+    /// Like [`Self::recv`], but also returns when a pong answers our ping.
+    pub async fn recv_or_pong(&mut self) -> Result<Received, RelayError> {
+        loop {
+            let Some(msg) = self.ws.next().await else { return Ok(Received::Closed) };
             self.last_heard = Instant::now();
             match msg.map_err(ws_error)? {
-                Message::Binary(b) => return Ok(Some(RelayMsg::decode(&b)?)),
+                Message::Binary(b) => return Ok(Received::Msg(RelayMsg::decode(&b)?)),
                 Message::Close(Some(f)) if u16::from(f.code) != 1000 => {
                     return Err(RelayError::Closed { code: f.code.into(), reason: f.reason.to_string() })
                 }
-                Message::Close(_) => return Ok(None),
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                Message::Close(_) => return Ok(Received::Closed),
+                Message::Pong(p) => {
+                    if let Some((_, at)) = self.ping.filter(|(n, _)| p.as_ref() == n.to_be_bytes()) {
+                        self.ping = None;
+                        return Ok(Received::Pong(at.elapsed()));
+                    }
+                }
+                Message::Ping(_) | Message::Frame(_) => {}
                 Message::Text(_) => return Err(RelayError::Unexpected),
             }
         }
@@ -251,8 +273,13 @@ impl RelayConnection {
         self.last_heard
     }
 
+    /// Send a ping; [`Self::recv_or_pong`] returns the round trip when its
+    /// pong comes.
     pub async fn ping(&mut self) -> Result<(), RelayError> {
-        self.ws.send(Message::Ping(Vec::new().into())).await.map_err(ws_error)
+        let n = self.next_ping;
+        self.next_ping += 1;
+        self.ping = Some((n, Instant::now()));
+        self.ws.send(Message::Ping(n.to_be_bytes().to_vec().into())).await.map_err(ws_error)
     }
 
     /// Close with "normal closure".
@@ -271,6 +298,16 @@ fn placeholder_welcome() -> Welcome {
         max_frame: 0,
         idle_timeout_ms: 0,
     }
+}
+
+/// What [`RelayConnection::recv_or_pong`] got.
+#[derive(Debug)]
+pub enum Received {
+    Msg(RelayMsg),
+    /// The round trip of our latest ping.
+    Pong(Duration),
+    /// The relay closed the socket cleanly.
+    Closed,
 }
 
 /// Numbers the connections a client makes: frames are sent for one session
@@ -294,6 +331,8 @@ pub enum RelayEvent {
     Unreachable { peer: PeerId },
     /// The relay dropped something we sent (a counter label).
     Refused { code: String },
+    /// The round trip of a WebSocket ping to the relay.
+    Rtt { session: SessionId, rtt: Duration },
     /// The session ended or an attempt failed. Owner: `Input::LinkDown`
     /// for `session` if there was one. `retry_in` is `None` after `shutdown`.
     Disconnected { session: Option<SessionId>, error: RelayError, retry_in: Option<Duration> },
@@ -455,7 +494,9 @@ async fn run_session(
 ) -> SessionEnd {
     let idle = Duration::from_millis(conn.welcome.idle_timeout_ms.max(3_000));
     let period = cfg.keepalive.min(idle / 3);
-    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    // The first ping leaves at once: the node learns the relay's round trip
+    // as soon as the session is up.
+    let mut ping = tokio::time::interval_at(Instant::now(), period);
     loop {
         let result = tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -469,9 +510,13 @@ async fn run_session(
                 Some(Command::Frame { .. }) => Ok(()),
                 Some(Command::Signal { to, msg }) => conn.send(&RelayMsg::Signal { peer: to, msg }).await,
             },
-            msg = conn.recv() => {
+            msg = conn.recv_or_pong() => {
                 match msg {
-                    Ok(Some(m)) => match to_event(session, m) {
+                    Ok(Received::Pong(rtt)) => {
+                        let _ = events.try_send(RelayEvent::Rtt { session, rtt });
+                        Ok(())
+                    }
+                    Ok(Received::Msg(m)) => match to_event(session, m) {
                         Ok(Some(ev)) => {
                             if events.send(ev).await.is_err() {
                                 conn.close().await;
@@ -482,7 +527,7 @@ async fn run_session(
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     },
-                    Ok(None) => Err(RelayError::Closed { code: 1000, reason: "closed by the relay".into() }),
+                    Ok(Received::Closed) => Err(RelayError::Closed { code: 1000, reason: "closed by the relay".into() }),
                     Err(e) => Err(e),
                 }
             }

@@ -11,8 +11,7 @@
 //!
 //! # Owning the relay link from the node's actor
 //! The client is a transport like a WebRTC connection; the actor owns it the
-//! same way (`runtime/actor.rs`, `on_relay`; steps 1-6 and 8 are wired, the
-//! relayed signaling of step 7 is not yet: signals are ignored). The route's
+//! same way (`runtime/actor.rs`, `on_relay`). The route's
 //! circuit breaker (`runtime/relay_route.rs`) stops the client while open:
 //! 1. When `NodeConfig::relay_url` is set, `RelayClient::spawn(cfg, identity)`
 //!    (a copy of the identity: `Identity::from_secret_bytes(&id.secret_bytes())`)
@@ -42,6 +41,7 @@ pub mod stun;
 pub mod wire;
 
 pub use client::{
-    RelayClient, RelayClientConfig, RelayConnection, RelayError, RelayEvent, RelayHandle, RelaySendError, SessionId,
+    Received, RelayClient, RelayClientConfig, RelayConnection, RelayError, RelayEvent, RelayHandle, RelaySendError,
+    SessionId,
 };
 pub use wire::{RelayMsg, RELAY_PATH, RELAY_VERSION};

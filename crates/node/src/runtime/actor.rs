@@ -3,10 +3,11 @@
 //! events and the next timer (core or WebRTC), then drives what became due.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+
 use std::time::{Duration, Instant};
 
 use festival_core::body::Body;
+use festival_core::frame::Frame;
 use festival_core::policy::{Limits, PowerState};
 use festival_core::sync::{Config, Content, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
@@ -20,6 +21,7 @@ use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{DeliveryState, LinkPath, NodeEvent, PeerPath, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
 use super::links::Links;
+use super::paths::Paths;
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::signal_io::{self, SignalEvent};
 use crate::clock::now_ms;
@@ -63,6 +65,8 @@ struct Conn {
     /// from one peer can arrive out of order (a redial while the first was
     /// in flight); the older one must not replace the newer.
     offered_at: Option<u64>,
+    /// Signaled through the relay: an upgrade from the relay path.
+    upgrade: bool,
     open: bool,
     queue: VecDeque<Vec<u8>>,
 }
@@ -112,6 +116,8 @@ pub struct Actor {
     inbound: HashMap<std::net::IpAddr, usize>,
     /// Links we dropped ourselves, for the core to hear about (async).
     pending_down: Vec<LinkId>,
+    /// Traffic per path; upgrades from the relay to direct links.
+    paths: Paths,
     buf: Vec<u8>,
 }
 
@@ -207,6 +213,7 @@ impl Actor {
             rejected: BTreeMap::new(),
             inbound: HashMap::new(),
             pending_down: Vec::new(),
+            paths: Paths::default(),
             buf: vec![0; webrtc::driver::DATAGRAM_BUF],
         };
         Ok((actor, store, me))
@@ -239,6 +246,9 @@ impl Actor {
         }
         if let Some(dial) = self.links.next_attempt(&self.me) {
             t = t.min(dial);
+        }
+        if let Some(retry) = self.paths.next_retry().filter(|_| self.paths.relay_slow()) {
+            t = t.min(retry.max(now));
         }
         if let Some(r) = &self.relay {
             let mut route = r.route.clone();
@@ -319,6 +329,7 @@ impl Actor {
             self.apply(eff).await;
         }
         self.dial_due().await;
+        self.upgrade_due();
         self.relay_due();
         self.pump_endpoint().await;
     }
@@ -357,6 +368,7 @@ impl Actor {
             RelayEvent::Frame { session, bytes } => {
                 if let Some((s, link, _)) = r.session {
                     if s == session {
+                        self.paths.seen_via_relay(authors(&bytes), Instant::now());
                         let eff = self.engine.handle(Input::Frame { link, bytes }).await;
                         self.apply(eff).await;
                     }
@@ -397,6 +409,7 @@ impl Actor {
                     }
                 }
                 if let Some((link, relay)) = ended {
+                    self.paths.relay_down();
                     tracing::info!(relay = %relay.short(), link = link.0, error = %error, "relay link down");
                     let _ = self.store.peer_seen(&relay, now).await;
                     self.emit(NodeEvent::LinkDown { peer: relay, reason: error.to_string() });
@@ -406,14 +419,71 @@ impl Actor {
             }
             RelayEvent::Stored { ids, .. } => {
                 tracing::debug!(n = ids.len(), "the relay stored our envelopes");
+                self.paths.stored(&ids, Instant::now());
+            }
+            RelayEvent::Rtt { session, rtt } => {
+                if r.session.is_some_and(|(s, _, _)| s == session) {
+                    self.paths.relay_rtt.add(rtt);
+                }
             }
             RelayEvent::Refused { code } => self.count(&format!("relay_refused_{code}")),
-            // Direct upgrades through relayed signaling are not wired yet:
-            // the relay link carries the traffic meanwhile.
-            RelayEvent::Signal { from, .. } => {
-                tracing::debug!(from = %from.short(), "relayed signal ignored");
+            RelayEvent::Signal { from, msg } => self.on_relayed_signal(from, msg).await,
+            RelayEvent::Unreachable { peer } => {
+                if let Some(conn) = self.pending_upgrade(peer) {
+                    let gone = SignalError::Io(std::io::Error::other("the peer is not on the relay"));
+                    self.on_dialed(conn, peer, Err(gone)).await;
+                }
             }
-            RelayEvent::Unreachable { .. } => {}
+        }
+    }
+
+    /// An offer, answer or refusal from another node, through the relay
+    /// (which authenticated `from`). Checked exactly like LAN signaling.
+    async fn on_relayed_signal(&mut self, from: PeerId, msg: SignalMsg) {
+        match msg {
+            SignalMsg::Offer { ref offer, .. } => {
+                if offer.from != from {
+                    self.count("signaling_spoofed");
+                    return;
+                }
+                let answer = self.on_offer(msg, "the relay");
+                if let Some(handle) = self.relay.as_ref().and_then(|r| r.handle.as_ref()) {
+                    let _ = handle.send_signal(from, &answer);
+                }
+            }
+            SignalMsg::Answer { .. } | SignalMsg::Reject { .. } => match self.pending_upgrade(from) {
+                Some(conn) => self.on_dialed(conn, from, Ok(msg)).await,
+                None => self.count("signaling_unexpected"),
+            },
+        }
+    }
+
+    /// Our offer to `peer` through the relay that waits for its answer.
+    fn pending_upgrade(&self, peer: PeerId) -> Option<ConnId> {
+        self.conns.iter().find(|(_, c)| c.peer == peer && c.upgrade && c.nonce.is_some()).map(|(id, _)| *id)
+    }
+
+    /// While the relay is slow, offer a direct link, through relayed
+    /// signaling, to peers whose messages reach us through it.
+    fn upgrade_due(&mut self) {
+        let Some((_, _, relay)) = self.relay_link() else { return };
+        if !self.paths.relay_slow() {
+            return;
+        }
+        let room = self.peer_limit().saturating_sub(self.open_links());
+        if room == 0 {
+            return;
+        }
+        let me = self.me;
+        let candidates = self.paths.upgrade_candidates(Instant::now(), |p| {
+            *p == me
+                || *p == relay
+                || self.conns.values().any(|c| c.peer == *p)
+                // On the LAN: the LAN dial takes care of it.
+                || self.links.peers.get(p).is_some_and(|e| e.discovered)
+        });
+        for peer in candidates.into_iter().take(room) {
+            self.dial(peer, true);
         }
     }
 
@@ -453,6 +523,10 @@ impl Actor {
                 let Some(c) = self.conns.get_mut(&conn) else { return };
                 c.open = true;
                 let peer = c.peer;
+                if c.outbound {
+                    let upgrade = c.upgrade;
+                    self.paths.opened(peer, upgrade);
+                }
                 self.links.opened(&peer);
                 let _ = self.store.peer_seen(&peer, now_ms()).await;
                 tracing::info!(peer = %peer.short(), %conn, "link up");
@@ -470,6 +544,11 @@ impl Actor {
             EndpointEvent::Closed(conn, reason) => {
                 let Some(c) = self.conns.remove(&conn) else { return };
                 tracing::info!(peer = %c.peer.short(), %conn, ?reason, "link closed");
+                if c.upgrade && !c.open {
+                    // The ICE checks found no direct path.
+                    let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
+                    self.paths.upgrade_failed(c.peer, Instant::now(), jitter);
+                }
                 if self.links.peers.get(&c.peer).is_some_and(|e| e.conn == Some(conn)) {
                     let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
                     self.links.failed(&c.peer, Instant::now(), jitter);
@@ -482,6 +561,14 @@ impl Actor {
                 }
             }
         }
+    }
+
+    /// The median ICE round trip of the open data channels.
+    fn lan_rtt(&self) -> Option<Duration> {
+        let mut v: Vec<Duration> =
+            self.conns.iter().filter(|(_, c)| c.open).filter_map(|(id, _)| self.endpoint.rtt(*id)).collect();
+        v.sort();
+        v.get(v.len() / 2).copied()
     }
 
     fn open_links(&self) -> usize {
@@ -535,84 +622,70 @@ impl Actor {
                 }
                 continue;
             }
-            let conn = ConnId(self.next_conn);
-            self.next_conn += 1;
-            let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
-                Ok(sdp) => sdp,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot create an offer");
-                    self.links.failed(&peer, Instant::now(), 0.5);
-                    continue;
-                }
-            };
-            let mut nonce = [0u8; 16];
-            OsRng.fill_bytes(&mut nonce);
-            let offer = Offer {
-                version: SIGNAL_VERSION,
-                festival: self.festival.clone(),
-                from: self.me,
-                to: peer,
-                nonce,
-                sent_at: now_ms(),
-                sdp,
-            }
-            .sign(self.identity());
-            let entry = self.links.peers.get_mut(&peer).expect("due peers exist");
-            entry.conn = Some(conn);
-            let (addrs, port) = (entry.addrs.clone(), entry.port);
-            self.conns.insert(
-                conn,
-                Conn {
-                    peer,
-                    outbound: true,
-                    nonce: Some(nonce),
-                    offered_at: None,
-                    open: false,
-                    queue: VecDeque::new(),
-                },
-            );
-            tracing::debug!(peer = %peer.short(), %conn, "dialing");
-            self.tasks.spawn(signal_io::dial(conn, peer, addrs, port, offer, self.signal_tx.clone()));
+            self.dial(peer, false);
         }
+    }
+
+    /// Offer `peer` a data channel: over TCP to its advertised signaling
+    /// port, or (`upgrade`) through the relay.
+    fn dial(&mut self, peer: PeerId, upgrade: bool) {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create an offer");
+                if upgrade {
+                    self.paths.upgrade_failed(peer, Instant::now(), 0.5);
+                } else {
+                    self.links.failed(&peer, Instant::now(), 0.5);
+                }
+                return;
+            }
+        };
+        let mut nonce = [0u8; 16];
+        OsRng.fill_bytes(&mut nonce);
+        let offer = Offer {
+            version: SIGNAL_VERSION,
+            festival: self.festival.clone(),
+            from: self.me,
+            to: peer,
+            nonce,
+            sent_at: now_ms(),
+            sdp,
+        }
+        .sign(self.identity());
+        let c = Conn {
+            peer,
+            outbound: true,
+            nonce: Some(nonce),
+            offered_at: None,
+            upgrade,
+            open: false,
+            queue: VecDeque::new(),
+        };
+        self.conns.insert(conn, c);
+        self.paths.dialed(upgrade);
+        if upgrade {
+            tracing::info!(peer = %peer.short(), %conn, "offering a direct link through the relay");
+            let sent = self.relay.as_ref().and_then(|r| r.handle.as_ref()).map(|h| h.send_signal(peer, &offer));
+            if !matches!(sent, Some(Ok(()))) {
+                self.conns.remove(&conn);
+                let _ = self.endpoint.close(conn);
+                self.paths.upgrade_failed(peer, Instant::now(), 0.5);
+            }
+            return;
+        }
+        let entry = self.links.peers.get_mut(&peer).expect("due peers exist");
+        entry.conn = Some(conn);
+        let (addrs, port) = (entry.addrs.clone(), entry.port);
+        tracing::debug!(peer = %peer.short(), %conn, "dialing");
+        self.tasks.spawn(signal_io::dial(conn, peer, addrs, port, offer, self.signal_tx.clone()));
     }
 
     async fn on_signal(&mut self, ev: SignalEvent) {
         match ev {
-            SignalEvent::Dialed { conn, peer, result } => {
-                let Some(nonce) = self.conns.get(&conn).and_then(|c| c.nonce) else { return };
-                let outcome = match result {
-                    Ok(SignalMsg::Answer { answer, sig }) => verify_answer(&answer, &sig, &self.me, &peer, &nonce)
-                        .and_then(|()| {
-                            self.endpoint
-                                .accept_answer(conn, &answer.sdp, Instant::now())
-                                .map_err(|_| SignalError::Malformed)
-                        }),
-                    Ok(SignalMsg::Reject { reason }) => Err(SignalError::Rejected(reason)),
-                    Ok(_) => Err(SignalError::Unexpected),
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok(()) => {
-                        if let Some(c) = self.conns.get_mut(&conn) {
-                            c.nonce = None;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(peer = %peer.short(), error = %e, "dial failed");
-                        if !matches!(e, SignalError::Rejected(_) | SignalError::Io(_)) {
-                            self.count(&format!("signaling_{}", e.code()));
-                        }
-                        self.conns.remove(&conn);
-                        let _ = self.endpoint.close(conn);
-                        let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
-                        if matches!(&e, SignalError::Rejected(r) if r.contains("peer limit")) {
-                            self.links.busy(&peer, Instant::now(), jitter);
-                        } else {
-                            self.links.failed(&peer, Instant::now(), jitter);
-                        }
-                    }
-                }
-            }
+            SignalEvent::Dialed { conn, peer, result } => self.on_dialed(conn, peer, result).await,
             SignalEvent::Incoming { msg, from, reply } => {
                 let answer = self.on_offer(msg, from);
                 let _ = reply.send(answer);
@@ -633,7 +706,48 @@ impl Actor {
         }
     }
 
-    fn on_offer(&mut self, msg: SignalMsg, from: SocketAddr) -> SignalMsg {
+    /// The answer (or refusal, or failure) to an offer we sent, over TCP
+    /// or through the relay.
+    async fn on_dialed(&mut self, conn: ConnId, peer: PeerId, result: Result<SignalMsg, SignalError>) {
+        let Some((nonce, upgrade)) = self.conns.get(&conn).and_then(|c| Some((c.nonce?, c.upgrade))) else {
+            return;
+        };
+        let outcome = match result {
+            Ok(SignalMsg::Answer { answer, sig }) => {
+                verify_answer(&answer, &sig, &self.me, &peer, &nonce).and_then(|()| {
+                    self.endpoint.accept_answer(conn, &answer.sdp, Instant::now()).map_err(|_| SignalError::Malformed)
+                })
+            }
+            Ok(SignalMsg::Reject { reason }) => Err(SignalError::Rejected(reason)),
+            Ok(_) => Err(SignalError::Unexpected),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.nonce = None;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(peer = %peer.short(), error = %e, upgrade, "dial failed");
+                if !matches!(e, SignalError::Rejected(_) | SignalError::Io(_)) {
+                    self.count(&format!("signaling_{}", e.code()));
+                }
+                self.conns.remove(&conn);
+                let _ = self.endpoint.close(conn);
+                let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
+                if upgrade {
+                    self.paths.upgrade_failed(peer, Instant::now(), jitter);
+                } else if matches!(&e, SignalError::Rejected(r) if r.contains("peer limit")) {
+                    self.links.busy(&peer, Instant::now(), jitter);
+                } else {
+                    self.links.failed(&peer, Instant::now(), jitter);
+                }
+            }
+        }
+    }
+
+    fn on_offer(&mut self, msg: SignalMsg, from: impl std::fmt::Display) -> SignalMsg {
         let SignalMsg::Offer { offer, sig } = msg else {
             self.count("signaling_unexpected");
             return SignalMsg::Reject { reason: "expected an offer".into() };
@@ -679,6 +793,7 @@ impl Actor {
                     outbound: false,
                     nonce: None,
                     offered_at: Some(offer.sent_at),
+                    upgrade: false,
                     open: false,
                     queue: VecDeque::new(),
                 };
@@ -799,11 +914,18 @@ impl Actor {
         for e in effects {
             match e {
                 Effect::Send { link, bytes } => match self.relay_link() {
-                    Some((session, relay_link, _)) if relay_link == link => self.send_relay(session, bytes),
-                    _ => self.send_conn(ConnId(link.0), bytes),
+                    Some((session, relay_link, _)) if relay_link == link => {
+                        self.paths.frame_out(bytes.len(), true);
+                        self.send_relay(session, bytes)
+                    }
+                    _ => {
+                        self.paths.frame_out(bytes.len(), false);
+                        self.send_conn(ConnId(link.0), bytes)
+                    }
                 },
                 Effect::Delivered { id, .. } => self.delivered(id).await,
                 Effect::Sent { id, kind, .. } => {
+                    self.paths.sent_message(id, kind == LinkKind::Relay, Instant::now());
                     let path = match kind {
                         LinkKind::Lan => LinkPath::Lan,
                         LinkKind::Relay => LinkPath::Relay,
@@ -942,6 +1064,7 @@ impl Actor {
                     signaling_port: self.listener.local_addr().map_or(0, |a| a.port()),
                     udp_port: self.socket.local_addr().map_or(0, |a| a.port()),
                     rejected,
+                    paths: self.paths.view(self.lan_rtt()),
                 });
             }
             Command::Shutdown => {}
@@ -966,6 +1089,17 @@ impl Actor {
         }
         self.store.close().await;
         tracing::info!(peer = %self.me.short(), "node stopped");
+    }
+}
+
+/// The authors of the envelopes a frame carries (pushes and batches), read
+/// without verifying: only a hint of whom we could link to directly.
+fn authors(frame: &[u8]) -> Vec<PeerId> {
+    let author = |e: &[u8]| e.get(1..33).and_then(|b| PeerId::try_from(b).ok());
+    match Frame::decode(frame) {
+        Ok(Frame::Push(item)) => author(&item.envelope).into_iter().collect(),
+        Ok(Frame::Batch { items }) => items.iter().filter_map(|i| author(&i.envelope)).collect(),
+        _ => Vec::new(),
     }
 }
 

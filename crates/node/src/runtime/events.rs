@@ -302,6 +302,37 @@ pub struct Status {
     pub udp_port: u16,
     /// Refused inputs by reason: signaling, frames and envelopes.
     pub rejected: BTreeMap<String, u64>,
+    /// Which paths traffic took since the node started.
+    pub paths: PathStats,
+}
+
+/// Traffic per path since the node started (see `runtime/paths.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PathStats {
+    /// Our messages by the path they first left on.
+    pub sent_lan: u64,
+    pub sent_relay: u64,
+    /// Frame bytes sent on direct data channels and through the relay.
+    pub bytes_lan: u64,
+    pub bytes_relay: u64,
+    /// Share of the bytes sent that stayed off the relay; `None` before
+    /// anything was sent.
+    pub off_relay_share: Option<f64>,
+    /// Data channels we tried to open, and how many opened.
+    pub p2p_attempts: u64,
+    pub p2p_opened: u64,
+    pub p2p_success_rate: Option<f64>,
+    /// Of the attempts, those signaled through the relay (upgrades from
+    /// the relay to a direct path), and how many opened.
+    pub upgrade_attempts: u64,
+    pub upgrades: u64,
+    /// Round trip per path, median of recent samples: ICE checks on the
+    /// data channels, and the relay's ping and `Stored` acknowledgements.
+    pub lan_rtt_ms: Option<f64>,
+    pub relay_rtt_ms: Option<f64>,
+    /// The relay's round trip is above 200 ms: direct links are sought.
+    pub relay_slow: bool,
 }
 
 /// A joined room, for the room list.

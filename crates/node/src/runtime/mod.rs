@@ -14,12 +14,13 @@ pub mod config;
 pub mod events;
 mod handle;
 mod links;
+mod paths;
 mod relay_route;
 mod signal_io;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
-    DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PeerPath, PeerView, PowerMode,
-    RelayState, RoomView, Saving, Status, Waiting,
+    DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PathStats, PeerPath, PeerView,
+    PowerMode, RelayState, RoomView, Saving, Status, Waiting,
 };
 pub use handle::{NodeError, NodeHandle, MAX_HISTORY_PAGE};

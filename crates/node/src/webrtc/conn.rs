@@ -63,6 +63,9 @@ pub(super) struct PeerConn {
     /// Largest data-channel message the peer takes (its SDP's
     /// `a=max-message-size`): no bundle we send is larger.
     pub(super) peer_max: usize,
+    /// Round trip of the latest ICE consent check on the selected pair
+    /// (str0m's peer stats, every [`super::endpoint::STATS_INTERVAL`]).
+    pub(super) rtt: Option<std::time::Duration>,
 }
 
 impl PeerConn {
@@ -209,6 +212,11 @@ fn on_event(
         Event::ChannelClose(cid) if Some(cid) == peer.channel => return Some(CloseReason::ChannelClosed),
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Some(CloseReason::IceDisconnected),
         Event::Closed => return Some(CloseReason::RemoteClosed),
+        Event::PeerStats(st) => {
+            if let Some(rtt) = st.selected_candidate_pair.and_then(|p| p.current_round_trip_time).or(st.rtt) {
+                peer.rtt = Some(rtt);
+            }
+        }
         _ => {}
     }
     None

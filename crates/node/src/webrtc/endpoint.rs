@@ -50,6 +50,9 @@ pub struct EndpointStats {
     pub malformed_bundles: u64,
 }
 
+/// How often str0m reports a connection's stats (its ICE round trip).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A WebRTC endpoint: one UDP socket, many peer connections.
 pub struct Endpoint {
     config: EndpointConfig,
@@ -94,7 +97,10 @@ impl Endpoint {
             .set_sctp_max_message_size((config.max_message_bytes + HEADER_BYTES) as u32)
             // str0m's write is all or nothing and never takes a message larger
             // than its buffer; our own, smaller limit is applied in `send`.
-            .set_sctp_max_buffered_amount(config.send_buffer_bytes.max(config.max_message_bytes + HEADER_BYTES));
+            .set_sctp_max_buffered_amount(config.send_buffer_bytes.max(config.max_message_bytes + HEADER_BYTES))
+            // Peer stats carry the ICE round trip (per path latency in the
+            // node's status); one event per connection every few seconds.
+            .set_stats_interval(Some(STATS_INTERVAL));
         let mut endpoint = Self {
             config,
             rtc_config,
@@ -383,6 +389,12 @@ impl Endpoint {
     }
 
     /// Whether the data channel of `conn` is open.
+    /// The round trip of an open connection's selected ICE pair, once str0m
+    /// measured one.
+    pub fn rtt(&self, conn: ConnId) -> Option<Duration> {
+        self.peers.get(&conn).and_then(|p| p.rtt)
+    }
+
     pub fn is_open(&self, conn: ConnId) -> bool {
         self.peers.get(&conn).is_some_and(|p| p.open_channel().is_some())
     }
@@ -429,6 +441,7 @@ impl Endpoint {
             outgoing: Vec::new(),
             max_message: self.config.max_message_bytes,
             peer_max: 0,
+            rtt: None,
         };
         self.peers.insert(conn, peer);
     }
