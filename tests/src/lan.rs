@@ -8,12 +8,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::node::NodeProc;
+use crate::proxy::DelayProxy;
 use crate::relay::RelayProc;
 use crate::sys::{self, ip, kill9, pid_alive, run_quiet, LabLock};
 
@@ -131,6 +133,31 @@ impl Lan {
              add rule inet flab in iifname \"veth0\" drop"
         );
         sys::try_run("ip", &["netns", "exec", self.ns(host), "nft", &script])
+    }
+
+    /// A venue network that drops multicast (no mDNS between hosts) but
+    /// routes unicast: host `i` sends and takes no multicast on the LAN, in
+    /// an nftables table in the host. Undone by [`Self::clear_impairments`].
+    pub fn block_multicast(&self, host: usize) -> Result<(), String> {
+        let script = "add table inet flab; \
+             add chain inet flab out { type filter hook output priority 0; }; \
+             add chain inet flab in { type filter hook input priority 0; }; \
+             flush chain inet flab out; flush chain inet flab in; \
+             add rule inet flab out oifname \"veth0\" ip daddr 224.0.0.0/4 drop; \
+             add rule inet flab out oifname \"veth0\" ip6 daddr ff00::/8 drop; \
+             add rule inet flab in iifname \"veth0\" ip daddr 224.0.0.0/4 drop; \
+             add rule inet flab in iifname \"veth0\" ip6 daddr ff00::/8 drop";
+        sys::try_run("ip", &["netns", "exec", self.ns(host), "nft", script])
+    }
+
+    /// A slow path into host `i`: a TCP forwarder listening on
+    /// `listen_port` of the host's LAN address that passes everything to
+    /// `upstream_port` on the same host, `one_way` late in each direction
+    /// (see [`DelayProxy`]). Stops when dropped.
+    pub fn slow_path(&self, host: usize, listen_port: u16, upstream_port: u16, one_way: Duration) -> DelayProxy {
+        let listen = SocketAddr::from((self.ip(host), listen_port));
+        let upstream = SocketAddr::from((self.ip(host), upstream_port));
+        DelayProxy::start(format!("/var/run/netns/{}", self.ns(host)), listen, upstream, one_way)
     }
 
     /// Cuts host `i` off the LAN (its end of the veth pair goes down).

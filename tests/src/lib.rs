@@ -16,6 +16,8 @@
 //!   tests ask of it (who is linked, which messages arrived how often).
 //! - [`probe`]: hand-made traffic for a node's signaling port and data
 //!   channel (garbage, forged offers, floods, an intruder on a real link).
+//! - [`proxy`]: [`DelayProxy`], a TCP forwarder on a host that delays
+//!   both directions: a slow path to the relay ([`Lan::slow_path`]).
 //! - [`relay`]: [`RelayProc`], one festival-relay process on a host
 //!   ([`Lan::spawn_relay`]), SIGKILL and restart on the same port and data dir.
 //! - [`sys`]: finding the `festival-node` (and `festival-relay`) binary, the lab lock, running `ip`.
@@ -45,6 +47,7 @@ pub mod lan;
 pub mod log;
 pub mod node;
 pub mod probe;
+pub mod proxy;
 pub mod relay;
 pub mod sys;
 
@@ -53,6 +56,7 @@ use std::time::{Duration, Instant};
 pub use lan::Lan;
 pub use log::{Line, Log};
 pub use node::NodeProc;
+pub use proxy::DelayProxy;
 pub use relay::RelayProc;
 
 /// `Instant::now() + secs`: a deadline shared by several waits.

@@ -449,7 +449,10 @@ impl Node {
         if next_hops > MAX_HOPS {
             return;
         }
-        let eager: Vec<LinkId> = room.eager.iter().copied().filter(|l| Some(*l) != from).collect();
+        let mut eager: Vec<LinkId> = room.eager.iter().copied().filter(|l| Some(*l) != from).collect();
+        // Direct links first: a message leaves by a data channel when there
+        // is one, and by the relay otherwise (its path is the first link).
+        eager.sort_by_key(|l| self.links.get(l).map(|x| x.kind == LinkKind::Relay));
         let lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
         let push = Frame::Push(Item { hops: next_hops, envelope: env.bytes().to_vec() });
         let push_bytes = push.encode();

@@ -59,8 +59,13 @@ impl Harness {
 
     /// Bring up a link to `peer` and complete the hello exchange.
     pub fn link(&mut self, link: u64, peer: &Identity) {
+        self.link_of_kind(link, peer, LinkKind::Lan);
+    }
+
+    /// [`Self::link`] for a link of any kind (a relay session, say).
+    pub fn link_of_kind(&mut self, link: u64, peer: &Identity, kind: LinkKind) {
         let link = LinkId(link);
-        self.feed(Input::LinkUp { link, peer: peer.peer_id(), kind: LinkKind::Lan });
+        self.feed(Input::LinkUp { link, peer: peer.peer_id(), kind });
         let hello = festival_core::frame::Hello {
             version: 1,
             ack: true,

@@ -1,0 +1,56 @@
+//! Route choice per message: a message leaves by a direct data channel when
+//! there is one, by the relay otherwise, and waits in the store with no link.
+
+mod common;
+
+use common::{identity, Harness};
+use festival_core::frame::Frame;
+use festival_core::sync::{Content, LinkKind, Output};
+use festival_core::{LinkId, RoomId};
+
+/// Send a text; returns the links its push went to, in order, and the
+/// path reported in `Sent`.
+fn send(h: &mut Harness, text: &str) -> (Vec<LinkId>, Option<LinkKind>) {
+    let (_, out) = h.node.send(RoomId::festival(), Content::Text(text.into()), h.now).expect("send");
+    let mut pushes = Vec::new();
+    let mut sent = None;
+    let mut work: std::collections::VecDeque<Output> = out.into();
+    while let Some(o) = work.pop_front() {
+        match o {
+            Output::Persist { envelope, .. } => {
+                let id = envelope.id();
+                work.extend(h.node.handle(festival_core::sync::Input::Persisted { id, result: Ok(()) }, h.now));
+            }
+            Output::Send { link, bytes } => {
+                if matches!(Frame::decode(&bytes), Ok(Frame::Push(_))) {
+                    pushes.push(link);
+                }
+            }
+            Output::Sent { kind, .. } => sent = sent.or(Some(kind)),
+            _ => {}
+        }
+    }
+    (pushes, sent)
+}
+
+#[test]
+fn a_message_leaves_by_a_direct_link_before_the_relay() {
+    let mut h = Harness::new(1, vec![RoomId::festival()]);
+    // The relay session came up first: its link id is the lower one.
+    h.link_of_kind(1, &identity(2), LinkKind::Relay);
+    let (pushes, sent) = send(&mut h, "only the relay");
+    assert_eq!((pushes, sent), (vec![LinkId(1)], Some(LinkKind::Relay)));
+
+    h.link(2, &identity(3));
+    let (pushes, sent) = send(&mut h, "direct and relay");
+    assert_eq!(pushes, vec![LinkId(2), LinkId(1)], "the data channel first, the relay (a mailbox) too");
+    assert_eq!(sent, Some(LinkKind::Lan));
+}
+
+#[test]
+fn with_no_link_a_message_waits() {
+    let mut h = Harness::new(1, vec![RoomId::festival()]);
+    let (pushes, sent) = send(&mut h, "nobody around");
+    assert!(pushes.is_empty());
+    assert_eq!(sent, None);
+}
