@@ -110,7 +110,7 @@ impl Lan {
     }
 
     /// Starts `festival-relay` on `host`, listening on all its addresses at
-    /// `port` (no STUN), and waits until it has bound.
+    /// `port` (STUN on UDP 3478), and waits until it has bound.
     pub fn spawn_relay(&self, host: usize, port: u16) -> RelayProc {
         RelayProc::start(self.ns(host).to_owned(), host, self.ip(host), port, self.children.clone())
     }

@@ -17,6 +17,8 @@ use crate::sys;
 
 /// From spawn to the line with the bound address.
 pub const RELAY_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The relay answers STUN here, on all its host's addresses.
+pub const STUN_PORT: u16 = 3478;
 
 pub struct RelayProc {
     pub host: usize,
@@ -63,7 +65,8 @@ impl RelayProc {
             .arg(&self.bin)
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .args(["--listen", &format!("0.0.0.0:{}", self.port), "--no-stun"])
+            .args(["--listen", &format!("0.0.0.0:{}", self.port)])
+            .args(["--stun", &format!("0.0.0.0:{STUN_PORT}")])
             .env("RUST_LOG", std::env::var("FESTIVAL_LAB_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

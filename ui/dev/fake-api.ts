@@ -177,6 +177,7 @@ export function fakeApi(scene: string): Api {
       lan_rtt_ms: 3.2,
       relay_rtt_ms: 84,
       relay_slow: false,
+      reflexive_addr: "203.0.113.7:51820",
     },
   };
   let emit: (e: NodeEvent) => void = () => {};

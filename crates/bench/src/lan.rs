@@ -60,13 +60,13 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     Ok(out)
 }
 
-struct Side {
-    ep: Endpoint,
+pub(crate) struct Side {
+    pub(crate) ep: Endpoint,
     sock: UdpSocket,
     buf: Vec<u8>,
 }
 
-async fn side() -> anyhow::Result<Side> {
+pub(crate) async fn side() -> anyhow::Result<Side> {
     let sock = festival_node::webrtc::driver::bind_udp("127.0.0.1:0".parse()?)?;
     let ep = Endpoint::new(EndpointConfig { local_addrs: vec![sock.local_addr()?], ..EndpointConfig::default() })?;
     Ok(Side { ep, sock, buf: vec![0; DATAGRAM_BUF] })
@@ -74,7 +74,11 @@ async fn side() -> anyhow::Result<Side> {
 
 /// Move datagrams both ways once (waiting at most `wait` for any); returns
 /// each side's events.
-async fn step(x: &mut Side, y: &mut Side, wait: Duration) -> anyhow::Result<(Vec<EndpointEvent>, Vec<EndpointEvent>)> {
+pub(crate) async fn step(
+    x: &mut Side,
+    y: &mut Side,
+    wait: Duration,
+) -> anyhow::Result<(Vec<EndpointEvent>, Vec<EndpointEvent>)> {
     let mut ex = send_transmits(&x.sock, x.ep.poll(Instant::now())).await;
     let mut ey = send_transmits(&y.sock, y.ep.poll(Instant::now())).await;
     if ex.is_empty() && ey.is_empty() {

@@ -17,8 +17,11 @@
 //! - max connections: a fresh relay, idle nodes added until `--max-conns`
 //!   or the first failure; the relay's RSS at that count.
 //!
-//! Not measured yet: P2P versus relay latency for the same message (needs
-//! the relay link in the node's actor); those keys are `null`.
+//! - P2P versus relay: two more synthetic nodes, linked both through a
+//!   fresh relay and by a WebRTC data channel (festival-node's `Endpoint`,
+//!   as `festival-bench lan` uses it); each message is pushed on both paths
+//!   at the same instant and its arrival timed on each: `p2p_latency_ms`
+//!   and `relay_latency_ms` (p50, one way), and their ratio.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +36,7 @@ use festival_core::frame::{Frame, Hello, Item};
 use festival_core::{Identity, RoomId};
 use festival_node::relay::wire::RelayMsg;
 use festival_node::relay::{RelayClientConfig, RelayConnection};
+use festival_node::webrtc::EndpointEvent;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -54,6 +58,9 @@ pub struct Args {
     /// Stop adding idle connections here.
     #[arg(long, default_value_t = 10_000)]
     max_conns: usize,
+    /// Messages sent on both paths for the P2P versus relay comparison.
+    #[arg(long, default_value_t = 200)]
+    race_samples: usize,
 }
 
 const FESTIVAL: &str = "bench";
@@ -67,6 +74,10 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     ensure!(relay_bin.exists(), "{} not found: cargo build --release -p festival-relay", relay_bin.display());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut out = rt.block_on(fanout(&relay_bin, &a))?;
+    let (p2p, relay) = rt.block_on(p2p_vs_relay(&relay_bin, a.race_samples))?;
+    out["p2p_latency_ms"] = json!(p2p);
+    out["relay_latency_ms"] = json!(relay);
+    out["p2p_over_relay"] = json!(((p2p / relay) * 1000.0).round() / 1000.0);
     let (max, rss) = rt.block_on(max_connections(&relay_bin, a.max_conns))?;
     out["max_connections"] = json!(max);
     out["max_connections_rss_mb"] = json!(rss);
@@ -243,10 +254,74 @@ async fn fanout(bin: &Path, a: &Args) -> anyhow::Result<Value> {
         "fanout_p99_ms": percentile(&mut lat, 0.99),
         "relay_cpu_pct": (cpu * 10.0).round() / 10.0,
         "relay_rss_mb": (rss * 10.0).round() / 10.0,
-        "relay_latency_ms": percentile(&mut lat, 0.5),
-        "p2p_latency_ms": null,
-        "p2p_over_relay": null,
     }))
+}
+
+/// The same messages on a data channel and through the relay, sent at the
+/// same instant: (p2p p50, relay p50), one way, in ms.
+async fn p2p_vs_relay(bin: &Path, samples: usize) -> anyhow::Result<(f64, f64)> {
+    let relay = RelayProc::start(bin)?;
+    let room: RoomId = "race".parse().expect("room id");
+    let rooms = vec![RoomId::festival(), room.clone()];
+    let arrived = Arc::new(Mutex::new(Record::default()));
+    let (via_relay, _sender) = node(&relay.url, rooms.clone(), Arc::new(Mutex::new(Record::default()))).await?;
+    let (_keep, receiver) = node(&relay.url, rooms, arrived.clone()).await?;
+
+    let (mut x, mut y) = (crate::lan::side().await?, crate::lan::side().await?);
+    let conn = festival_node::webrtc::ConnId(1);
+    let offer = x.ep.create_offer(conn, Instant::now())?;
+    let answer = y.ep.accept_offer(conn, &offer, Instant::now())?;
+    x.ep.accept_answer(conn, &answer, Instant::now())?;
+    let t = Instant::now();
+    let (mut ox, mut oy) = (false, false);
+    while !(ox && oy) {
+        ensure!(t.elapsed() < Duration::from_secs(10), "data channel did not open");
+        let (ex, ey) = crate::lan::step(&mut x, &mut y, Duration::from_millis(50)).await?;
+        ox |= ex.contains(&EndpointEvent::Open(conn));
+        oy |= ey.contains(&EndpointEvent::Open(conn));
+    }
+    // The relay joins the room from the hellos; let that settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let author = Identity::generate(&mut rand::rngs::OsRng);
+    let mut p2p = Vec::with_capacity(samples);
+    for seq in 1..=samples as u64 {
+        let env = SignedEnvelope::sign(
+            &author,
+            Draft {
+                seq,
+                room: room.clone(),
+                kind: Kind::Text,
+                created_at: festival_node::clock::now_ms(),
+                body: Body::Text(format!("race {seq}: {}", "x".repeat(100))).encode(),
+            },
+        )?;
+        let frame = Frame::Push(Item { hops: 0, envelope: env.bytes().to_vec() }).encode();
+        let sent = Instant::now();
+        arrived.lock().expect("record").sent.insert(env.bytes().to_vec(), sent);
+        via_relay.send(RelayMsg::encode_frame(&frame)).await?;
+        x.ep.send(conn, &frame)?;
+        loop {
+            ensure!(sent.elapsed() < Duration::from_secs(5), "a data-channel message was lost");
+            let (_, ey) = crate::lan::step(&mut x, &mut y, Duration::from_millis(50)).await?;
+            if ey.iter().any(|e| matches!(e, EndpointEvent::Data(..))) {
+                p2p.push(sent.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+        // Spaced out: one message in flight at a time on each path.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while arrived.lock().expect("record").latencies.len() < samples && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut relayed = std::mem::take(&mut arrived.lock().expect("record").latencies);
+    ensure!(relayed.len() == samples, "{} of {samples} messages came through the relay", relayed.len());
+    drop(via_relay);
+    receiver.abort();
+    let p2p = percentile(&mut p2p, 0.5).context("no p2p samples")?;
+    Ok((p2p, percentile(&mut relayed, 0.5).context("no relay samples")?))
 }
 
 /// Idle nodes added 100 at a time until `target` or the first failure.

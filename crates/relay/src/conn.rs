@@ -235,6 +235,7 @@ fn welcome_for(proof: &AuthProof, shared: &Shared) -> RelayMsg {
         client_nonce: proof.client_nonce,
         max_frame: shared.cfg.max_frame_bytes as u32,
         idle_timeout_ms: shared.cfg.idle_timeout().as_millis() as u64,
+        stun_port: shared.stun_port,
     }
     .sign(&shared.identity)
 }

@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Largest WebSocket message accepted: one maximal frame in a `RelayMsg`.
     pub max_message: usize,
+    /// The STUN port, told to nodes in the welcome.
+    pub stun_port: Option<u16>,
 }
 
 /// Run the relay on `listener` (and answer STUN on `stun`) until `shutdown`
@@ -94,11 +96,13 @@ where
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stun_port = stun.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port());
     let stun_task = stun.map(|s| tokio::spawn(stun::serve(s, metrics.clone(), stop_rx.clone())));
     let shared = Arc::new(Shared {
         slots: Slots::new(cfg.max_connections, cfg.max_connections_per_ip),
         rates: Rates::new(&cfg),
         max_message: cfg.max_frame_bytes + MSG_OVERHEAD,
+        stun_port,
         relay_id: identity.peer_id(),
         identity,
         hub: hub_tx,

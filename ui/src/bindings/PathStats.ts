@@ -34,4 +34,9 @@ lan_rtt_ms: number | null, relay_rtt_ms: number | null,
 /**
  * The relay's round trip is above 200 ms: direct links are sought.
  */
-relay_slow: boolean, };
+relay_slow: boolean, 
+/**
+ * Our address as the relay's STUN server saw it (a candidate for
+ * direct links across a NAT), once known.
+ */
+reflexive_addr: string | null, };

@@ -35,6 +35,7 @@ export const status: Status = {
     lan_rtt_ms: null,
     relay_rtt_ms: null,
     relay_slow: false,
+    reflexive_addr: null,
   },
 };
 

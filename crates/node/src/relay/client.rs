@@ -156,6 +156,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct RelayConnection {
     /// The relay's identity, proven by its signed welcome.
     pub relay: PeerId,
+    /// The relay's address as this socket reached it (TCP peer address).
+    pub relay_addr: Option<std::net::SocketAddr>,
     pub welcome: Welcome,
     ws: Ws,
     /// When anything (a pong included) last arrived from the relay.
@@ -182,8 +184,14 @@ impl RelayConnection {
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
         let (ws, _) =
             tokio_tungstenite::connect_async_with_config(cfg.endpoint(), Some(ws_cfg), true).await.map_err(ws_error)?;
+        let relay_addr = match ws.get_ref() {
+            MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
         let mut conn = RelayConnection {
             relay: PeerId::from_bytes([0; 32]),
+            relay_addr,
             welcome: placeholder_welcome(),
             ws,
             last_heard: Instant::now(),
@@ -268,6 +276,11 @@ impl RelayConnection {
         }
     }
 
+    /// Where the relay answers STUN: its address with the welcome's port.
+    pub fn stun_addr(&self) -> Option<std::net::SocketAddr> {
+        Some(std::net::SocketAddr::new(self.relay_addr?.ip(), self.welcome.stun_port?))
+    }
+
     /// When anything (a pong included) last arrived from the relay.
     pub fn last_heard(&self) -> Instant {
         self.last_heard
@@ -297,6 +310,7 @@ fn placeholder_welcome() -> Welcome {
         client_nonce: [0; 32],
         max_frame: 0,
         idle_timeout_ms: 0,
+        stun_port: None,
     }
 }
 
@@ -319,7 +333,7 @@ pub struct SessionId(pub u64);
 #[derive(Clone, Debug)]
 pub enum RelayEvent {
     /// Authenticated. Owner: a new link, `Input::LinkUp { peer: relay, kind: LinkKind::Relay }`.
-    Connected { session: SessionId, relay: PeerId, max_frame: usize },
+    Connected { session: SessionId, relay: PeerId, max_frame: usize, stun: Option<std::net::SocketAddr> },
     /// A core frame from the relay. Owner: `Input::Frame` on the session's link.
     Frame { session: SessionId, bytes: Vec<u8> },
     /// The relay committed these envelopes of ours (or already held them).
@@ -436,8 +450,13 @@ async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Comman
                 let session = SessionId(next_session);
                 next_session += 1;
                 let started = Instant::now();
-                let up =
-                    RelayEvent::Connected { session, relay: conn.relay, max_frame: conn.welcome.max_frame as usize };
+                let stun = conn.stun_addr();
+                let up = RelayEvent::Connected {
+                    session,
+                    relay: conn.relay,
+                    max_frame: conn.welcome.max_frame as usize,
+                    stun,
+                };
                 if events.send(up).await.is_err() {
                     return conn.close().await;
                 }

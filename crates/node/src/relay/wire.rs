@@ -71,6 +71,9 @@ pub struct Welcome {
     pub max_frame: u32,
     /// The relay closes a socket silent for this long (ms); send pings sooner.
     pub idle_timeout_ms: u64,
+    /// The relay answers STUN binding requests on this UDP port of the
+    /// address the node reached it at (`None`: no STUN).
+    pub stun_port: Option<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,6 +305,7 @@ mod tests {
             client_nonce: proof.client_nonce,
             max_frame: 1,
             idle_timeout_ms: 1,
+            stun_port: Some(3478),
         };
         let RelayMsg::Welcome { welcome, sig } = welcome.sign(&relay) else { unreachable!() };
         welcome.verify(&sig, &proof).unwrap();

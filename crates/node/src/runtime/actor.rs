@@ -3,6 +3,7 @@
 //! events and the next timer (core or WebRTC), then drives what became due.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,18 @@ pub enum Command {
     Status { reply: oneshot::Sender<Status> },
     Shutdown,
 }
+
+/// A STUN binding request from the WebRTC socket to the relay's STUN port:
+/// its answer is our server-reflexive address, a candidate for direct links
+/// across a NAT. Sent again after 500 ms, doubling, [`STUN_TRIES`] times.
+struct StunQuery {
+    server: SocketAddr,
+    tid: [u8; 12],
+    next_send: Instant,
+    tries: u32,
+}
+
+const STUN_TRIES: u32 = 4;
 
 struct Conn {
     peer: PeerId,
@@ -118,6 +131,8 @@ pub struct Actor {
     pending_down: Vec<LinkId>,
     /// Traffic per path; upgrades from the relay to direct links.
     paths: Paths,
+    /// Our STUN binding request to the relay, while it waits for an answer.
+    stun: Option<StunQuery>,
     buf: Vec<u8>,
 }
 
@@ -214,6 +229,7 @@ impl Actor {
             inbound: HashMap::new(),
             pending_down: Vec::new(),
             paths: Paths::default(),
+            stun: None,
             buf: vec![0; webrtc::driver::DATAGRAM_BUF],
         };
         Ok((actor, store, me))
@@ -247,6 +263,9 @@ impl Actor {
         if let Some(dial) = self.links.next_attempt(&self.me) {
             t = t.min(dial);
         }
+        if let Some(q) = &self.stun {
+            t = t.min(q.next_send.max(now));
+        }
         if let Some(retry) = self.paths.next_retry().filter(|_| self.paths.relay_slow()) {
             t = t.min(retry.max(now));
         }
@@ -269,8 +288,22 @@ impl Actor {
                 },
                 r = self.socket.readable() => {
                     if r.is_ok() {
-                        if let Err(e) = webrtc::driver::receive_ready(&mut self.endpoint, &self.socket, &mut self.buf) {
+                        // A STUN answer for us is taken before the endpoint sees it.
+                        let query = self.stun.as_ref().map(|q| (q.server, q.tid));
+                        let mut reflexive = None;
+                        let take = |from: SocketAddr, bytes: &[u8]| match query {
+                            Some((server, tid)) if from == server => {
+                                reflexive = crate::relay::stun::parse_binding_success(bytes, &tid).ok();
+                                reflexive.is_some()
+                            }
+                            _ => false,
+                        };
+                        let got = webrtc::driver::receive_ready_with(&mut self.endpoint, &self.socket, &mut self.buf, take);
+                        if let Err(e) = got {
                             tracing::warn!(error = %e, "UDP receive failed");
+                        }
+                        if let Some(addr) = reflexive {
+                            self.on_reflexive(addr);
                         }
                     }
                 }
@@ -329,6 +362,7 @@ impl Actor {
             self.apply(eff).await;
         }
         self.dial_due().await;
+        self.stun_due().await;
         self.upgrade_due();
         self.relay_due();
         self.pump_endpoint().await;
@@ -353,8 +387,14 @@ impl Actor {
         let Some(r) = self.relay.as_mut() else { return };
         let now = now_ms();
         match ev {
-            RelayEvent::Connected { session, relay, .. } => {
+            RelayEvent::Connected { session, relay, stun, .. } => {
                 r.route.connected(now);
+                if let Some(server) = stun {
+                    let mut tid = [0u8; 12];
+                    OsRng.fill_bytes(&mut tid);
+                    self.stun = Some(StunQuery { server, tid, next_send: Instant::now(), tries: 0 });
+                }
+                let r = self.relay.as_mut().expect("checked above");
                 let link = LinkId(self.next_conn);
                 self.next_conn += 1;
                 r.session = Some((session, link, relay));
@@ -484,6 +524,38 @@ impl Actor {
         });
         for peer in candidates.into_iter().take(room) {
             self.dial(peer, true);
+        }
+    }
+
+    /// Send (or send again) our STUN binding request when it is due.
+    async fn stun_due(&mut self) {
+        let Some(q) = self.stun.as_mut() else { return };
+        let now = Instant::now();
+        if now < q.next_send {
+            return;
+        }
+        if q.tries >= STUN_TRIES {
+            tracing::info!(server = %q.server, "no STUN answer from the relay: host candidates only");
+            self.stun = None;
+            return;
+        }
+        q.tries += 1;
+        q.next_send = now + Duration::from_millis(500) * (1 << (q.tries - 1));
+        let req = crate::relay::stun::binding_request(&q.tid);
+        if let Err(e) = self.socket.send_to(&req, q.server).await {
+            tracing::debug!(error = %e, "STUN request not sent");
+        }
+    }
+
+    /// Our address as the relay saw it: offered as a server-reflexive
+    /// candidate from now on (unless it is a host address: no NAT).
+    fn on_reflexive(&mut self, addr: SocketAddr) {
+        self.stun = None;
+        self.paths.reflexive = Some(addr);
+        if self.endpoint.add_reflexive(addr) {
+            tracing::info!(%addr, "server-reflexive candidate from the relay's STUN");
+        } else {
+            tracing::debug!(%addr, "the relay sees our host address: no NAT in between");
         }
     }
 

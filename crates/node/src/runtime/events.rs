@@ -333,6 +333,9 @@ pub struct PathStats {
     pub relay_rtt_ms: Option<f64>,
     /// The relay's round trip is above 200 ms: direct links are sought.
     pub relay_slow: bool,
+    /// Our address as the relay's STUN server saw it (a candidate for
+    /// direct links across a NAT), once known.
+    pub reflexive_addr: Option<String>,
 }
 
 /// A joined room, for the room list.

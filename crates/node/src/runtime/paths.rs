@@ -75,6 +75,8 @@ pub struct Paths {
     seen: HashMap<PeerId, Instant>,
     /// Per peer: the earliest next upgrade attempt and the failures so far.
     retry: HashMap<PeerId, (Instant, u32)>,
+    /// Our address as the relay's STUN saw it.
+    pub reflexive: Option<std::net::SocketAddr>,
 }
 
 impl Paths {
@@ -194,6 +196,7 @@ impl Paths {
             lan_rtt_ms: lan_rtt.map(ms),
             relay_rtt_ms: self.relay_rtt.median().map(ms),
             relay_slow: self.relay_slow(),
+            reflexive_addr: self.reflexive.map(|a| a.to_string()),
         }
     }
 }

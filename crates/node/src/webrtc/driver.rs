@@ -43,12 +43,27 @@ pub async fn send_transmits(socket: &UdpSocket, events: Vec<EndpointEvent>) -> V
 /// to `endpoint`, without waiting. Returns how many were read. Datagrams the
 /// endpoint drops are only counted there; only a socket failure is an error.
 pub fn receive_ready(endpoint: &mut Endpoint, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+    receive_ready_with(endpoint, socket, buf, |_, _| false)
+}
+
+/// [`receive_ready`], offering each datagram to `take` first: one it
+/// returns true for (a STUN answer for the node itself, say) does not reach
+/// the endpoint.
+pub fn receive_ready_with(
+    endpoint: &mut Endpoint,
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    mut take: impl FnMut(std::net::SocketAddr, &[u8]) -> bool,
+) -> io::Result<usize> {
     let local = socket.local_addr()?;
     let mut read = 0;
     while read < RECV_BATCH {
         match socket.try_recv_from(buf) {
             Ok((len, source)) => {
                 read += 1;
+                if take(source, &buf[..len]) {
+                    continue;
+                }
                 if let Err(e) = endpoint.handle_receive(Instant::now(), source, local, &buf[..len]) {
                     trace!(error = %e, "datagram dropped");
                 }

@@ -121,6 +121,26 @@ impl Endpoint {
         &self.fingerprint
     }
 
+    /// Adds a server-reflexive candidate, our address as a STUN server saw
+    /// it, to connections created from now on (its base is the host address
+    /// of the same family). False when it adds nothing: an address already
+    /// known (no NAT in between: it is a host candidate) or invalid.
+    pub fn add_reflexive(&mut self, addr: SocketAddr) -> bool {
+        if self.candidates.iter().any(|c| c.addr() == addr) {
+            return false;
+        }
+        let Some(base) = self.config.local_addrs.iter().find(|a| a.is_ipv4() == addr.is_ipv4()).copied() else {
+            return false;
+        };
+        match Candidate::server_reflexive(addr, base, "udp") {
+            Ok(c) => {
+                self.candidates.push(c);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The configured local addresses (one host candidate each).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.config.local_addrs
