@@ -115,6 +115,7 @@ impl From<StartError> for AppError {
             StartError::NeedName => ErrorCode::NotOnboarded,
             StartError::BadFestival(_) => ErrorCode::InvalidFestival,
             StartError::Bind { .. } | StartError::Rtc(_) | StartError::Discovery(_) => ErrorCode::Network,
+            StartError::RelayCa(_) => ErrorCode::InvalidRelayUrl,
         };
         AppError::new(code, e.to_string())
     }

@@ -70,10 +70,15 @@ enum Cmd {
         /// Print events as JSON lines.
         #[arg(long)]
         json: bool,
-        /// A festival relay (`ws://host:port`, path `/v1/relay` by default)
-        /// for when direct paths fail. None is contacted unless given.
+        /// A festival relay (`wss://host[:port]`, or `ws://host:port` on a
+        /// trusted network; path `/v1/relay` by default) for when direct
+        /// paths fail. None is contacted unless given.
         #[arg(long, env = "FESTIVAL_RELAY")]
         relay: Option<String>,
+        /// PEM file of CA certificates to trust for the relay's `wss://`, on
+        /// top of the built-in roots (a self-hosted relay's own CA).
+        #[arg(long, env = "FESTIVAL_RELAY_CA", value_name = "FILE")]
+        relay_ca: Option<PathBuf>,
     },
     /// Show the latest messages of a room.
     History {
@@ -92,7 +97,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    if let Cmd::Run { name, festival, interfaces, port, udp_port, peer_limit, power, loopback, json, relay } = cli.cmd {
+    if let Cmd::Run { name, festival, interfaces, port, udp_port, peer_limit, power, loopback, json, relay, relay_ca } =
+        cli.cmd
+    {
         let cfg = NodeConfig {
             name,
             festival,
@@ -103,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             power: power.map_or(PowerConfig::Auto, PowerConfig::Fixed),
             loopback_candidates: loopback,
             relay_url: relay.filter(|r| !r.is_empty()),
+            relay_ca: relay_ca.filter(|p| !p.as_os_str().is_empty()),
             ..NodeConfig::new(dir)
         };
         return run::run(cfg, json).await;

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 pub struct RelayConfig {
     /// HTTP + WebSocket address (`/v1/relay`, `/healthz`, `/metrics`).
     pub listen: SocketAddr,
+    /// TLS certificate chain (PEM, the relay's certificate first) and its
+    /// private key (PEM): with both, `listen` speaks only TLS (`wss://`,
+    /// HTTPS). Neither: plain `ws://` and HTTP (behind a TLS proxy, or on a
+    /// trusted network).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// UDP address of the STUN responder; `None`: no STUN.
     pub stun: Option<SocketAddr>,
     /// The relay's store and identity.
@@ -61,6 +67,8 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls_cert: None,
+            tls_key: None,
             stun: Some(SocketAddr::from(([127, 0, 0, 1], 3478))),
             data_dir: PathBuf::from("relay-data"),
             festival: None,
@@ -103,6 +111,9 @@ impl RelayConfig {
 
     pub fn check(&self) -> Result<(), ConfigError> {
         let bad = |what| Err(ConfigError::Invalid(what));
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together: give both or neither");
+        }
         if self.max_connections == 0 || self.max_connections_per_ip == 0 {
             return bad("connection caps must be at least 1");
         }
@@ -148,6 +159,10 @@ mod tests {
         assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Parse { .. })));
         std::fs::write(&path, "max_frame_bytes = 10\n").unwrap();
         assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
+        std::fs::write(&path, "tls_cert = \"relay.pem\"\n").unwrap();
+        assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
+        std::fs::write(&path, "tls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n").unwrap();
+        assert_eq!(RelayConfig::from_file(&path).unwrap().tls_key, Some(PathBuf::from("relay.key")));
         assert!(RelayConfig::default().check().is_ok());
     }
 

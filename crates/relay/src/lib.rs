@@ -23,6 +23,8 @@
 //! - [`limits`]: connection slots (total, per IP) and per-identity rates.
 //! - [`metrics`]: counters and their Prometheus text.
 //! - [`stun`]: the RFC 5389 binding responder.
+//! - [`tls`]: optional TLS termination (`tls_cert`, `tls_key`): a listener
+//!   that hands axum connections already past their TLS handshake.
 
 pub mod config;
 mod conn;
@@ -31,11 +33,13 @@ mod hub;
 pub mod limits;
 pub mod metrics;
 mod stun;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use festival_core::{Identity, PeerId};
 use festival_node::relay::wire::MSG_OVERHEAD;
 use tokio::net::{TcpListener, UdpSocket};
@@ -59,6 +63,8 @@ pub enum RelayError {
     Store(String),
     #[error("relay I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("relay TLS setup: {0}")]
+    Tls(String),
 }
 
 /// What every connection task shares.
@@ -80,7 +86,9 @@ pub(crate) struct Shared {
 /// Run the relay on `listener` (and answer STUN on `stun`) until `shutdown`
 /// completes; then close every socket (1001, going away), let the hub finish
 /// what it has and close the store. Its identity and mailbox live in
-/// `cfg.data_dir`.
+/// `cfg.data_dir`. With `cfg.tls_cert` and `cfg.tls_key` the listener speaks
+/// TLS only (`wss://`, `https://.../healthz`); they are read before anything
+/// else, so a bad certificate stops the relay before it opens its store.
 pub async fn run<F>(
     listener: TcpListener,
     stun: Option<UdpSocket>,
@@ -91,6 +99,10 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     cfg.check()?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key).map_err(RelayError::Tls)?),
+        _ => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let (hub, identity) = Hub::open(&cfg, metrics.clone()).await?;
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
@@ -110,15 +122,24 @@ where
         metrics,
         cfg,
     });
-    tracing::info!(addr = ?listener.local_addr().ok(), relay = %shared.relay_id, "relay listening");
+    let handshake_deadline = shared.cfg.auth_timeout();
+    tracing::info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), relay = %shared.relay_id, "relay listening");
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     let app = http::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut stop_signal = stop_rx;
-    let served =
-        axum::serve(listener, app).with_graceful_shutdown(async move { stopped(&mut stop_signal).await }).await;
+    let graceful = async move { stopped(&mut stop_signal).await };
+    let served = match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(graceful).await,
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls, shared.metrics.clone(), handshake_deadline)?;
+            // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` applies:
+            // axum implements it for its own listeners and for tapped ones.
+            axum::serve(listener.tap_io(|_| {}), app).with_graceful_shutdown(graceful).await
+        }
+    };
     // Connection tasks see the same signal, close their sockets and drop
     // their share of the hub's inbox; the hub then drains it and closes the store.
     drop(shared);

@@ -25,6 +25,12 @@ struct Args {
     /// Do not answer STUN.
     #[arg(long)]
     no_stun: bool,
+    /// TLS certificate chain (PEM): serve wss:// and HTTPS. Needs --tls-key.
+    #[arg(long, env = "FESTIVAL_RELAY_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, env = "FESTIVAL_RELAY_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Store and identity (default ./relay-data).
     #[arg(long, env = "FESTIVAL_RELAY_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -60,6 +66,12 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
     if let Some(f) = &args.festival {
         cfg.festival = Some(f.clone());
     }
+    if let Some(p) = &args.tls_cert {
+        cfg.tls_cert = Some(p.clone());
+    }
+    if let Some(p) = &args.tls_key {
+        cfg.tls_key = Some(p.clone());
+    }
     if let Some(s) = args.stun {
         cfg.stun = Some(s);
     }
@@ -86,9 +98,10 @@ async fn main() -> anyhow::Result<()> {
     // scripts and tests.
     let stun_addr = stun.as_ref().and_then(|s| s.local_addr().ok());
     println!(
-        "{{\"listen\":\"{}\",\"stun\":{}}}",
+        "{{\"listen\":\"{}\",\"stun\":{},\"tls\":{}}}",
         listener.local_addr()?,
-        stun_addr.map_or("null".to_owned(), |a| format!("\"{a}\""))
+        stun_addr.map_or("null".to_owned(), |a| format!("\"{a}\"")),
+        cfg.tls_cert.is_some()
     );
     festival_relay::run(listener, stun, cfg, shutdown_signal()).await.context("relay failed")
 }

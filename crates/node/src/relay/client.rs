@@ -10,9 +10,9 @@
 //! The WebSocket crate is tokio-tungstenite: it is the WebSocket
 //! implementation axum itself uses (so the relay and the node share one
 //! stack and one version), it is maintained alongside tungstenite, has no
-//! runtime of its own besides tokio, and without its TLS features it adds
-//! no TLS stack to the node. `wss://` needs one of those features (or a
-//! TLS-terminating proxy next to the node): not enabled yet.
+//! runtime of its own besides tokio. `wss://` is rustls on aws-lc-rs; the
+//! node opens the TCP socket and does the TLS handshake itself and hands the
+//! stream to tokio-tungstenite (why, and which roots it trusts: [`super::tls`]).
 
 use std::time::Duration;
 
@@ -22,11 +22,13 @@ use rand_core::{OsRng, RngCore};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
+use super::tls::{self, RelayStream};
 use super::wire::{close, AuthProof, RelayMsg, Welcome, WireError, MAX_MESSAGE_BYTES, RELAY_PATH, RELAY_VERSION};
 use crate::signaling::SignalMsg;
 
@@ -44,7 +46,8 @@ const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct RelayClientConfig {
-    /// `ws://host:port` (the path defaults to `/v1/relay`).
+    /// `wss://host[:port]` or `ws://host:port` (the path defaults to
+    /// `/v1/relay`, the port to 443 and 80).
     pub url: String,
     /// Sent in the proof; a relay may serve only one festival.
     pub festival: String,
@@ -61,6 +64,10 @@ pub struct RelayClientConfig {
     /// Longest wait: a relay that restarts with thousands of nodes attached
     /// is not hammered, and a node finds it again within this.
     pub backoff_max: Duration,
+    /// Certificates (DER) trusted for `wss://` on top of the compiled-in
+    /// roots: the CA of a self-hosted relay (see [`super::tls`];
+    /// [`super::tls::read_pem_certs`] reads them from a PEM file).
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl RelayClientConfig {
@@ -73,6 +80,7 @@ impl RelayClientConfig {
             connect_timeout: Duration::from_secs(10),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
+            extra_roots: Vec::new(),
         }
     }
 
@@ -90,11 +98,14 @@ impl RelayClientConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelayError {
-    /// Not a `ws://` URL this build can use (`wss://` needs TLS, not built
-    /// in yet: put the relay behind a proxy reachable over `ws://` on a
-    /// trusted network, or add a TLS feature).
+    /// Not a `ws://` or `wss://` URL with a host.
     #[error("unusable relay URL: {0}")]
     Url(String),
+    /// TLS with the relay failed: its certificate is not trusted (unknown
+    /// CA, expired, for another name), it sent a TLS alert, or it does not
+    /// speak TLS. Not a connection problem: retrying will not fix it.
+    #[error("TLS with the relay failed: {0}")]
+    Tls(String),
     #[error("cannot reach the relay: {0}")]
     Connect(String),
     #[error("the relay refused the connection (HTTP {0})")]
@@ -118,6 +129,7 @@ impl RelayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Url(_) => "url",
+            Self::Tls(_) => "tls",
             Self::Connect(_) => "connect",
             Self::Http(_) => "http",
             Self::Timeout(_) => "timeout",
@@ -130,11 +142,12 @@ impl RelayError {
     }
 
     /// Retrying with the same settings cannot succeed (wrong key, festival
-    /// or relay); the client still retries, at its longest backoff.
+    /// or relay, a certificate we do not trust); the client still retries,
+    /// at its longest backoff (a relay's certificate may get fixed).
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Closed { code, .. } => close::is_permanent(*code),
-            Self::Url(_) | Self::WrongRelay { .. } | Self::Wire(WireError::Version(_)) => true,
+            Self::Url(_) | Self::Tls(_) | Self::WrongRelay { .. } | Self::Wire(WireError::Version(_)) => true,
             _ => false,
         }
     }
@@ -150,7 +163,7 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> RelayError {
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<RelayStream>;
 
 /// One authenticated WebSocket to a relay.
 pub struct RelayConnection {
@@ -176,18 +189,10 @@ impl RelayConnection {
     }
 
     async fn connect_inner(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
-        if !cfg.url.starts_with("ws://") {
-            return Err(RelayError::Url(format!("{}: only ws:// is supported in this build", cfg.url)));
-        }
-        let ws_cfg = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE_BYTES))
-            .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(cfg.endpoint(), Some(ws_cfg), true).await.map_err(ws_error)?;
+        let ws = open(cfg).await?;
         let relay_addr = match ws.get_ref() {
-            MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
-            #[allow(unreachable_patterns)]
-            _ => None,
+            RelayStream::Plain(s) => s.peer_addr().ok(),
+            RelayStream::Tls(s) => s.get_ref().0.peer_addr().ok(),
         };
         let mut conn = RelayConnection {
             relay: PeerId::from_bytes([0; 32]),
@@ -300,6 +305,34 @@ impl RelayConnection {
         let frame = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
         let _ = self.ws.close(Some(frame)).await;
     }
+}
+
+/// TCP, then TLS for `wss://`, then the WebSocket upgrade.
+async fn open(cfg: &RelayClientConfig) -> Result<Ws, RelayError> {
+    let bad = |why: &str| RelayError::Url(format!("{}: {why}", cfg.url));
+    let url = cfg.endpoint();
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(bad("must start with wss:// (or ws://)"));
+    }
+    let request = url.as_str().into_client_request().map_err(|e| bad(&e.to_string()))?;
+    let uri = request.uri();
+    let secure = uri.scheme_str() == Some("wss");
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+    // An IPv6 literal comes bracketed; TCP and TLS want the bare address.
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    // Settings first: a bad extra certificate is reported before any packet.
+    let tls_cfg = if secure { Some(tls::client_config(&cfg.extra_roots)?) } else { None };
+    let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| RelayError::Connect(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = match tls_cfg {
+        Some(tls_cfg) => RelayStream::Tls(Box::new(tls::handshake(tls_cfg, &host, tcp).await?)),
+        None => RelayStream::Plain(tcp),
+    };
+    let ws_cfg =
+        WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE_BYTES)).max_frame_size(Some(MAX_MESSAGE_BYTES));
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_cfg)).await.map_err(ws_error)?;
+    Ok(ws)
 }
 
 fn placeholder_welcome() -> Welcome {
@@ -606,9 +639,26 @@ mod tests {
     #[tokio::test]
     async fn a_url_this_build_cannot_use_is_a_permanent_error() {
         let me = Identity::generate(&mut OsRng);
-        for url in ["wss://relay.example", "http://relay.example", "relay.example"] {
+        // Refused before any lookup or packet.
+        for url in ["http://relay.example", "relay.example", "wss://", "wss:///v1/relay"] {
             let err = RelayConnection::connect(&RelayClientConfig::new(url, "f"), &me).await.err().unwrap();
             assert!(matches!(err, RelayError::Url(_)) && err.is_permanent(), "{url}: {err:?}");
+            assert_eq!(err.code(), "url");
         }
+        // wss:// is usable: it gets as far as the TCP connect (loopback, a
+        // port where nothing listens), which is not permanent.
+        for url in ["wss://127.0.0.1:1", "ws://127.0.0.1:1"] {
+            let err = RelayConnection::connect(&RelayClientConfig::new(url, "f"), &me).await.err().unwrap();
+            assert!(matches!(err, RelayError::Connect(_)) && !err.is_permanent(), "{url}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unusable_extra_root_is_a_permanent_tls_error() {
+        let mut cfg = RelayClientConfig::new("wss://127.0.0.1:1", "f");
+        cfg.extra_roots = vec![b"not a certificate".to_vec()];
+        let err = RelayConnection::connect(&cfg, &Identity::generate(&mut OsRng)).await.err().unwrap();
+        assert!(matches!(err, RelayError::Tls(_)) && err.is_permanent(), "{err:?}");
+        assert_eq!(err.code(), "tls");
     }
 }

@@ -7,6 +7,7 @@
 //!   the close codes; shared with festival-relay (docs/protocol.md, "Relay").
 //! - [`client`]: [`RelayConnection`] (one authenticated socket) and
 //!   [`RelayClient`] (a task that keeps one up, with backoff and jitter).
+//! - [`tls`]: `wss://`: rustls on aws-lc-rs, the trusted roots, the stream.
 //! - [`stun`]: the RFC 5389 binding request/response codec and [`stun::query`].
 //!
 //! # Owning the relay link from the node's actor
@@ -38,6 +39,7 @@
 
 pub mod client;
 pub mod stun;
+pub mod tls;
 pub mod wire;
 
 pub use client::{

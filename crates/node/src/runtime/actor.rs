@@ -143,6 +143,10 @@ impl Actor {
         events: broadcast::Sender<NodeEvent>,
     ) -> Result<(Actor, Store, PeerId), StartError> {
         check_festival(&cfg.festival)?;
+        let relay_roots = match &cfg.relay_ca {
+            Some(path) => crate::relay::tls::read_pem_certs(path).map_err(StartError::RelayCa)?,
+            None => Vec::new(),
+        };
         let local = LocalNode::open(&cfg.data_dir).await?;
         let name = match (local.store.identity().await.map_err(LocalError::from)?, &cfg.name) {
             (None, None) => return Err(StartError::NeedName),
@@ -199,7 +203,10 @@ impl Actor {
             offers: OfferCheck::new(me, cfg.festival.clone()),
             festival: cfg.festival.clone(),
             relay: cfg.relay_url.as_ref().map(|url| Relay {
-                cfg: RelayClientConfig::new(url.clone(), cfg.festival.clone()),
+                cfg: RelayClientConfig {
+                    extra_roots: relay_roots,
+                    ..RelayClientConfig::new(url.clone(), cfg.festival.clone())
+                },
                 route: RelayRoute::new(RELAY_BREAKER),
                 handle: None,
                 session: None,

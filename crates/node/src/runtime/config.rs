@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub loopback_candidates: bool,
     /// The relay to use when direct paths fail (`wss://...`); `None`: LAN only.
     pub relay_url: Option<String>,
+    /// A PEM file of CA certificates trusted for the relay's `wss://` on top
+    /// of the compiled-in roots (a self-hosted relay's own CA). Read at start.
+    pub relay_ca: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -60,6 +63,7 @@ impl NodeConfig {
             mdns: None,
             loopback_candidates: false,
             relay_url: None,
+            relay_ca: None,
         }
     }
 }
@@ -83,6 +87,8 @@ pub enum StartError {
     Rtc(#[from] RtcError),
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+    #[error("cannot use the relay CA certificate file {0}")]
+    RelayCa(String),
 }
 
 /// Festival ids go into TXT records and signed offers: keep them short and plain.

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +29,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// TLS settings of a test client of the relay's HTTP side (`/healthz`,
+/// `/metrics`): `None` for plain HTTP.
+pub type HttpTls = Option<Arc<rustls::ClientConfig>>;
 
 pub const FESTIVAL: &str = "testfest";
 /// Every wait in these tests gives up after this long.
@@ -51,12 +55,24 @@ pub fn test_config(dir: &Path) -> RelayConfig {
 pub struct TestRelay {
     pub addr: SocketAddr,
     pub stun: SocketAddr,
+    /// Set when the relay terminates TLS: how this harness reaches its HTTP side.
+    pub tls: HttpTls,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), festival_relay::RelayError>>>,
 }
 
 impl TestRelay {
     pub async fn start(cfg: RelayConfig) -> TestRelay {
+        Self::start_with(cfg, None).await
+    }
+
+    /// A relay with `cfg.tls_cert`/`tls_key` set; the harness trusts `ca`.
+    pub async fn start_tls(cfg: RelayConfig, ca: &TestCa) -> TestRelay {
+        assert!(cfg.tls_cert.is_some() && cfg.tls_key.is_some(), "a TLS relay needs tls_cert and tls_key");
+        Self::start_with(cfg, Some(ca.client_config())).await
+    }
+
+    async fn start_with(cfg: RelayConfig, tls: HttpTls) -> TestRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (addr, stun) = (listener.local_addr().unwrap(), udp.local_addr().unwrap());
@@ -64,15 +80,18 @@ impl TestRelay {
         let task = tokio::spawn(festival_relay::run(listener, Some(udp), cfg, async move {
             let _ = rx.await;
         }));
-        let relay = TestRelay { addr, stun, stop: Some(tx), task: Some(task) };
+        let relay = TestRelay { addr, stun, tls, stop: Some(tx), task: Some(task) };
         let url = relay.http("/healthz");
-        eventually("the relay answers /healthz", || async { http_get(&url).await.is_some_and(|(s, _)| s == 200) })
-            .await;
+        eventually("the relay answers /healthz", || async {
+            get(&url, &relay.tls).await.is_some_and(|(s, _)| s == 200)
+        })
+        .await;
         relay
     }
 
     pub fn url(&self) -> String {
-        format!("ws://{}", self.addr)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -80,7 +99,7 @@ impl TestRelay {
     }
 
     pub async fn metric(&self, line_prefix: &str) -> u64 {
-        metric(self.addr, line_prefix).await
+        metric_via(self.addr, line_prefix, &self.tls).await
     }
 
     pub async fn rejections(&self, reason: &str) -> u64 {
@@ -117,9 +136,15 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     pub async fn start(dir: &Path) -> RelayProcess {
+        Self::start_with(dir, &[], None).await
+    }
+
+    /// With extra flags; `tls`: how to reach its HTTP side if they turn TLS on.
+    pub async fn start_with(dir: &Path, extra: &[&std::ffi::OsStr], tls: HttpTls) -> RelayProcess {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_festival-relay"))
             .args(["--listen", "127.0.0.1:0", "--no-stun", "--festival", FESTIVAL, "--data-dir"])
             .arg(dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -133,10 +158,11 @@ impl RelayProcess {
             .expect("the relay prints its address")
             .unwrap();
         let addr = line.split('"').nth(3).expect("listen address").parse().unwrap();
+        assert!(line.contains(&format!("\"tls\":{}", tls.is_some())), "TLS as asked: {line}");
         let p = RelayProcess { addr, child };
         let url = format!("{addr}/healthz");
         eventually("the relay process answers /healthz", || async {
-            http_get(&url).await.is_some_and(|(s, _)| s == 200)
+            get(&url, &tls).await.is_some_and(|(s, _)| s == 200)
         })
         .await;
         p
@@ -168,11 +194,30 @@ where
 
 /// GET over plain HTTP/1.1: (status, body).
 pub async fn http_get(addr_path: &str) -> Option<(u16, String)> {
+    get(addr_path, &None).await
+}
+
+/// GET over HTTP/1.1, in TLS if `tls` is set (the relay's name: 127.0.0.1).
+pub async fn get(addr_path: &str, tls: &HttpTls) -> Option<(u16, String)> {
     let (addr, path) = addr_path.split_at(addr_path.find('/').unwrap());
-    let mut s = TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
-    let mut buf = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut buf)).await.ok()?.ok()?;
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    match tls {
+        None => {
+            let mut s = tcp;
+            s.write_all(request.as_bytes()).await.ok()?;
+            tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf)).await.ok()?.ok()?;
+        }
+        Some(cfg) => {
+            let name = rustls::pki_types::ServerName::IpAddress(tcp.peer_addr().ok()?.ip().into());
+            let mut s = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await.ok()?;
+            s.write_all(request.as_bytes()).await.ok()?;
+            // What arrived counts even if the server's close skips close_notify.
+            let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf)).await.ok()?;
+        }
+    }
+    let buf = String::from_utf8(buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
     let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
@@ -180,8 +225,65 @@ pub async fn http_get(addr_path: &str) -> Option<(u16, String)> {
 
 /// The value of the metric line starting with `line_prefix` (0 if absent).
 pub async fn metric(addr: SocketAddr, line_prefix: &str) -> u64 {
-    let (_, body) = http_get(&format!("{addr}/metrics")).await.expect("/metrics answers");
+    metric_via(addr, line_prefix, &None).await
+}
+
+pub async fn metric_via(addr: SocketAddr, line_prefix: &str, tls: &HttpTls) -> u64 {
+    let (_, body) = get(&format!("{addr}/metrics"), tls).await.expect("/metrics answers");
     body.lines().find_map(|l| l.strip_prefix(line_prefix).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
+}
+
+/// A CA of our own and a relay certificate for 127.0.0.1 signed by it, as
+/// PEM files (the relay's `tls_cert`, `tls_key`; the node's `--relay-ca`).
+pub struct TestCa {
+    /// The CA certificate (DER): a node's extra root.
+    pub ca_der: Vec<u8>,
+    pub ca_pem: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "Festival Chat test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, "festival-relay test");
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(path("relay.pem"), leaf.pem()).unwrap();
+        std::fs::write(path("relay.key"), leaf_key.serialize_pem()).unwrap();
+        TestCa {
+            ca_der: ca.der().to_vec(),
+            ca_pem: path("ca.pem"),
+            cert: path("relay.pem"),
+            key: path("relay.key"),
+            _dir: dir,
+        }
+    }
+
+    /// `cfg` with this CA's relay certificate and key.
+    pub fn relay_config(&self, cfg: RelayConfig) -> RelayConfig {
+        RelayConfig { tls_cert: Some(self.cert.clone()), tls_key: Some(self.key.clone()), ..cfg }
+    }
+
+    /// A rustls client that trusts this CA (and the compiled-in roots), as
+    /// the node builds it.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        festival_node::relay::tls::client_config(std::slice::from_ref(&self.ca_der)).unwrap()
+    }
 }
 
 pub fn identity() -> Identity {
@@ -278,6 +380,10 @@ pub struct TestNode {
 
 impl TestNode {
     pub async fn start(dir: &Path, name: &str, url: &str) -> TestNode {
+        Self::start_with(dir, name, client_config(url)).await
+    }
+
+    pub async fn start_with(dir: &Path, name: &str, cfg: RelayClientConfig) -> TestNode {
         let local = LocalNode::open(dir).await.unwrap();
         if local.store.identity().await.unwrap().is_none() {
             local.init(name).await.unwrap();
@@ -285,7 +391,7 @@ impl TestNode {
         let me = local.store.identity().await.unwrap().unwrap().identity;
         let id = me.peer_id();
         let engine = local.engine().await.unwrap();
-        let (relay, events) = RelayClient::spawn(client_config(url), me);
+        let (relay, events) = RelayClient::spawn(cfg, me);
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let connected = Arc::new(Mutex::new(0));
