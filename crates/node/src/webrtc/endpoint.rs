@@ -350,11 +350,10 @@ impl Endpoint {
     /// returns [`SendError::Full`] and keeps nothing; a later
     /// [`EndpointEvent::Writable`] says the message now fits.
     pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), SendError> {
-        let (max, high_water) = (self.config.max_message_bytes, self.config.send_buffer_bytes);
+        let high_water = self.config.send_buffer_bytes;
+        let max = self.message_limit(conn);
         let peer = self.peers.get_mut(&conn).ok_or(SendError::UnknownConn(conn))?;
         let buffered = peer.buffered().ok_or(SendError::NotOpen(conn))?;
-        // Ours, or what the peer takes in a bundle of one.
-        let max = max.min(peer.peer_max.saturating_sub(HEADER_BYTES));
         if bytes.len() > max {
             return Err(SendError::TooLarge { len: bytes.len(), max });
         }
@@ -377,6 +376,14 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The largest message `conn` takes: ours, or what the peer takes in a
+    /// bundle of one (its SDP `max-message-size` less the record header);
+    /// 0 for an unknown connection.
+    fn message_limit(&self, conn: ConnId) -> usize {
+        let peer_max = self.peers.get(&conn).map_or(0, |p| p.peer_max.saturating_sub(HEADER_BYTES));
+        self.config.max_message_bytes.min(peer_max)
+    }
+
     /// Bytes written to `conn` and not yet acknowledged by the peer; `None`
     /// when the channel is not open.
     pub fn buffered_amount(&mut self, conn: ConnId) -> Option<usize> {
@@ -390,8 +397,7 @@ impl Endpoint {
     /// now.
     pub fn can_send(&mut self, conn: ConnId, len: usize) -> bool {
         let high_water = self.config.send_buffer_bytes;
-        let peer_max = self.peers.get(&conn).map_or(0, |p| p.peer_max.saturating_sub(HEADER_BYTES));
-        (1..=self.config.max_message_bytes.min(peer_max)).contains(&len)
+        (1..=self.message_limit(conn)).contains(&len)
             && self.buffered_amount(conn).is_some_and(|buffered| admits(buffered, len + HEADER_BYTES, high_water))
     }
 
