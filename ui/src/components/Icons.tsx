@@ -81,3 +81,23 @@ export const CameraIcon = (p: P) => (
 export const MessageIcon = (p: P) => (
   <svg {...base(p)}><path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z" /></svg>
 );
+
+/** The app's mark, the same drawing as its icon (icons/icon.svg): a chat
+ * bubble with three people in it, and a stage light. */
+export const LogoMark = ({ size = 56 }: { size?: number }) => (
+  <svg width={size} height={size} viewBox="0 0 512 512" aria-hidden="true" focusable="false">
+    <defs>
+      <linearGradient id="logo-bg" x1="0" y1="0" x2="1" y2="1">
+        <stop offset="0" stopColor="#7c3aed" />
+        <stop offset="0.55" stopColor="#db2777" />
+        <stop offset="1" stopColor="#f97316" />
+      </linearGradient>
+    </defs>
+    <rect x="16" y="16" width="480" height="480" rx="112" ry="112" fill="url(#logo-bg)" />
+    <path d="M128 150 h256 a56 56 0 0 1 56 56 v112 a56 56 0 0 1 -56 56 h-150 l-70 56 v-56 h-36 a56 56 0 0 1 -56 -56 v-112 a56 56 0 0 1 56 -56 z" fill="#ffffff" />
+    <circle cx="186" cy="262" r="26" fill="#7c3aed" />
+    <circle cx="256" cy="262" r="26" fill="#db2777" />
+    <circle cx="326" cy="262" r="26" fill="#f97316" />
+    <path d="M402 70 l10 26 26 10 -26 10 -10 26 -10 -26 -26 -10 26 -10 z" fill="#fde68a" />
+  </svg>
+);

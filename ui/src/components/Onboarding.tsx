@@ -3,6 +3,7 @@ import { useApi } from "../ApiContext";
 import { toApiError } from "../api";
 import type { Status } from "../model";
 import { checkName, MAX_NAME_BYTES, utf8Bytes } from "../logic/validate";
+import { LogoMark } from "./Icons";
 import { MyCodeCard } from "./MyCodeCard";
 
 /** First start: pick a name, then see your code. */
@@ -50,7 +51,7 @@ export function Onboarding({ onDone, initialName = "" }: { onDone: (status: Stat
     <div className="onboarding">
       <form className="onboarding-card" onSubmit={submit} noValidate>
         <div className="brand-mark" aria-hidden="true">
-          ✦
+          <LogoMark size={64} />
         </div>
         <h1>Festival Chat</h1>
         <p className="lead">Chat with the people around you, even when the phone network is down. No account, no server: messages hop from device to device.</p>
