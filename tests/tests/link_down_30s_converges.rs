@@ -22,7 +22,8 @@ fn a_host_cut_off_for_30s_converges_with_every_message_exactly_once() {
     let peers: Vec<String> = nodes.iter().map(|n| n.peer.clone()).collect();
     let by = deadline(30);
     for n in &nodes {
-        n.wait_until("links with every other node", by, |l| {
+        let others: Vec<&str> = peers.iter().filter(|p| **p != n.peer).map(|p| &p[..12]).collect();
+        n.wait_until(&format!("links with every other node {others:?}"), by, |l| {
             peers.iter().filter(|p| **p != n.peer).all(|p| l.linked().contains(p)).then_some(())
         });
     }
