@@ -32,6 +32,9 @@ pub struct Lan {
     subnet: [u8; 2],
     bridge: Option<String>,
     hosts: Vec<String>,
+    /// Hosts behind a NAT router (see [`Lan::add_behind_nat`]): their
+    /// private addresses.
+    private: std::collections::HashMap<usize, Ipv4Addr>,
     children: Children,
     _lock: LabLock,
 }
@@ -54,6 +57,7 @@ impl Lan {
             subnet,
             bridge: None,
             hosts: Vec::new(),
+            private: Default::default(),
             children: Children::default(),
             _lock: lock,
         };
@@ -97,9 +101,55 @@ impl Lan {
         &self.hosts[host]
     }
 
-    /// Host `i`'s address on the LAN.
+    /// Host `i`'s address on the LAN (a private one behind a NAT router).
     pub fn ip(&self, host: usize) -> Ipv4Addr {
+        if let Some(ip) = self.private.get(&host) {
+            return *ip;
+        }
         Ipv4Addr::new(10, self.subnet[0], self.subnet[1], host as u8 + 1)
+    }
+
+    /// A home router: LAN host `router` forwards and masquerades (source
+    /// NAT, nftables) for a private /24 behind it, where a new host sits
+    /// with a default route through it. Returns the new host's index. The
+    /// new host reaches the LAN and beyond, but nothing on the LAN can reach
+    /// it unless it sent there first (the NAT's connection tracking), and no
+    /// multicast crosses the router: no mDNS either way. Like a home router,
+    /// it drops unsolicited packets from the LAN silently; a packet it took
+    /// in would leave a conntrack entry that makes the NAT pick another port
+    /// for the host's own flow to that sender (the clash behind failed hole
+    /// punching on Linux routers).
+    pub fn add_behind_nat(&mut self, router: usize) -> usize {
+        let i = self.hosts.len();
+        let r = self.hosts[router].clone();
+        let h = format!("{}h{i}", self.tag);
+        let net = [192, 168, i as u8];
+        let (gw, me) = (format!("{}.{}.{}.1", net[0], net[1], net[2]), format!("{}.{}.{}.2", net[0], net[1], net[2]));
+        ip(&["netns", "add", &h]);
+        self.hosts.push(h.clone());
+        self.private.insert(i, me.parse().expect("private address"));
+        let port = format!("nat{i}");
+        ip(&["-n", &r, "link", "add", &port, "type", "veth", "peer", "name", "veth0", "netns", &h]);
+        ip(&["-n", &r, "addr", "add", &format!("{gw}/24"), "dev", &port]);
+        ip(&["-n", &r, "link", "set", &port, "up"]);
+        ip(&["-n", &h, "link", "set", "lo", "up"]);
+        ip(&["-n", &h, "link", "set", "lo", "multicast", "on"]);
+        ip(&["-n", &h, "link", "set", "veth0", "multicast", "on"]);
+        ip(&["-n", &h, "addr", "add", &format!("{me}/24"), "dev", "veth0"]);
+        ip(&["-n", &h, "link", "set", "veth0", "up"]);
+        ip(&["-n", &h, "route", "add", "default", "via", &gw]);
+        ip(&["-n", &h, "route", "add", "224.0.0.0/4", "dev", "veth0"]);
+        sys::run("ip", &["netns", "exec", &r, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let nat = format!(
+            "add table ip flabnat; \
+             add chain ip flabnat post {{ type nat hook postrouting priority 100; }}; \
+             add rule ip flabnat post ip saddr {}.{}.{}.0/24 oifname \"veth0\" masquerade; \
+             add chain ip flabnat in {{ type filter hook input priority 0; }}; \
+             add rule ip flabnat in iifname \"veth0\" ct state new drop",
+            net[0], net[1], net[2]
+        );
+        sys::run("ip", &["netns", "exec", &r, "nft", &nat]);
+        i
     }
 
     /// Starts `festival-node run --json` on `host` and waits for its `ready`

@@ -396,3 +396,22 @@ async fn flood(lab: &mut Lab, size: usize, span: Duration) -> (f64, f64) {
     lab.until("backlog drains", WAIT * 4, |l| l.nodes[0].ep.buffered_amount(LINK) == Some(0)).await;
     (msgs / secs, bytes / secs)
 }
+
+/// Behind a NAT a check only gets in once this side's own check has opened
+/// the NAT, so the answering side must start checking as soon as it has
+/// the offer, not when the offerer's first check reaches it.
+#[test]
+fn the_answerer_starts_its_checks_before_hearing_from_the_offerer() {
+    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let cfg = |port| EndpointConfig { local_addrs: vec![addr(port)], ..EndpointConfig::default() };
+    let (mut x, mut y) = (Endpoint::new(cfg(40001)).unwrap(), Endpoint::new(cfg(40002)).unwrap());
+    let now = Instant::now();
+    let offer = x.create_offer(LINK, now).unwrap();
+    y.accept_offer(LINK, &offer, now).unwrap();
+    // Nothing of x's reaches y: its polls alone must send a check to x.
+    let checks = (0..10)
+        .flat_map(|i| y.poll(now + Duration::from_millis(50 * i)))
+        .filter(|e| matches!(e, EndpointEvent::Transmit { destination, .. } if *destination == addr(40001)))
+        .count();
+    assert!(checks > 0, "the answerer sent no connectivity check of its own");
+}

@@ -195,6 +195,7 @@ impl Endpoint {
             Some(Ok(())) => {
                 peer.remote_candidates = sdp_candidates(answer_sdp);
                 peer.peer_max = bundle::sdp_max_message_size(answer_sdp);
+                self.start_checks(conn, now);
                 self.settle(conn);
                 Ok(())
             }
@@ -228,6 +229,7 @@ impl Endpoint {
             peer.remote_candidates = sdp_candidates(offer_sdp);
             peer.peer_max = bundle::sdp_max_message_size(offer_sdp);
         }
+        self.start_checks(conn, now);
         self.settle(conn);
         Ok(answer)
     }
@@ -473,6 +475,24 @@ impl Endpoint {
     }
 
     /// Drains `conn` after a mutation, and forgets it if it died.
+    /// Gives str0m the time once the remote candidates are known, so that
+    /// its ICE agent starts its own connectivity checks at once. Without it
+    /// the agent of the side that answered waits for the first check to
+    /// arrive, which is enough on a LAN; behind a NAT that check only gets
+    /// through after this side's own check opened the NAT (hole punching).
+    fn start_checks(&mut self, conn: ConnId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&conn) else { return };
+        let reason = match guarded(|| peer.rtc.handle_input(Input::Timeout(now))) {
+            Some(Ok(())) => return,
+            Some(Err(e)) => close_reason(e),
+            None => {
+                self.stats.panics += 1;
+                CloseReason::Failed("str0m panicked on a timer".into())
+            }
+        };
+        self.end(conn, reason);
+    }
+
     fn settle(&mut self, conn: ConnId) {
         let send_buffer = self.config.send_buffer_bytes;
         let Some(peer) = self.peers.get_mut(&conn) else { return };
