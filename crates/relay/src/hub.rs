@@ -41,6 +41,10 @@ const NOTICES_PER_SEC: u32 = 5;
 /// most are one message).
 const MAX_INPUTS_PER_TURN: usize = 256;
 
+/// An envelope of a frame on its way to the core: its id, its author (read
+/// unverified from the envelope) and whether the store held it already.
+type Incoming = (MessageId, Option<PeerId>, bool);
+
 /// What connection tasks tell the hub.
 pub enum HubIn {
     Open { peer: PeerId, out: mpsc::Sender<Bytes>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
@@ -231,7 +235,7 @@ impl Hub {
         let mut admitted: HashMap<PeerId, u64> = HashMap::new();
         let mut inputs = Vec::with_capacity(frames.len());
         // Per frame: its link and (id, author, already held) of each envelope.
-        let mut incoming: Vec<(LinkId, Vec<(MessageId, Option<PeerId>, bool)>)> = Vec::new();
+        let mut incoming: Vec<(LinkId, Vec<Incoming>)> = Vec::new();
         for (link, mut bytes) in frames {
             if !self.conns.contains_key(&link) {
                 continue;
@@ -292,7 +296,7 @@ impl Hub {
         &mut self,
         link: LinkId,
         items: Vec<Item>,
-        incoming: &mut Vec<(MessageId, Option<PeerId>, bool)>,
+        incoming: &mut Vec<Incoming>,
         admitted: &mut HashMap<PeerId, u64>,
     ) -> Option<Vec<Item>> {
         let mut kept = Vec::with_capacity(items.len());

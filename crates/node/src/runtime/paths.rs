@@ -170,7 +170,7 @@ impl Paths {
             .filter(|(p, _)| self.retry.get(p).is_none_or(|(next, _)| now >= *next))
             .map(|(p, at)| (*at, *p))
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
         v.into_iter().map(|(_, p)| p).collect()
     }
 
