@@ -6,7 +6,9 @@
 //! # Layout
 //! - [`lan`]: [`Lan`], the bridge and hosts of one test (unique names and
 //!   subnet per instance), link cuts, impairments (netem where the kernel has
-//!   it, random loss through nftables, rate limits through tbf), probes run
+//!   it, random loss through nftables, rate limits through tbf), client
+//!   isolation and dropped multicast (nftables), hosts behind a home router
+//!   that does NAT ([`Lan::add_behind_nat`]), probes run
 //!   from inside a host ([`Lan::in_host`]), and the cleanup that also runs
 //!   on panic.
 //! - [`node`]: [`NodeProc`], one festival-node process: stdin commands, a
