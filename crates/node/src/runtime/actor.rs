@@ -589,9 +589,28 @@ impl Actor {
             if events.is_empty() {
                 return;
             }
+            // Frames that arrived together go to the engine together: the
+            // envelopes among them are committed in one transaction.
+            let mut frames = Vec::new();
             for e in webrtc::driver::send_transmits(&self.socket, events).await {
-                self.on_endpoint(e).await;
+                match e {
+                    EndpointEvent::Data(conn, bytes) if self.conns.get(&conn).is_some_and(|c| c.open) => {
+                        frames.push(Input::Frame { link: LinkId(conn.0), bytes });
+                    }
+                    other => {
+                        self.frames_in(std::mem::take(&mut frames)).await;
+                        self.on_endpoint(other).await;
+                    }
+                }
             }
+            self.frames_in(frames).await;
+        }
+    }
+
+    async fn frames_in(&mut self, frames: Vec<Input>) {
+        if !frames.is_empty() {
+            let eff = self.engine.handle_many(frames).await;
+            self.apply(eff).await;
         }
     }
 
