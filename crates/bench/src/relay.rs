@@ -14,8 +14,10 @@
 //!   latency from the author's send to each other member's receipt of the
 //!   push (one process, one clock): p50/p99; the relay's CPU and RSS over
 //!   that window.
-//! - max connections: a fresh relay, idle nodes added until `--max-conns`
-//!   or the first failure; the relay's RSS at that count.
+//! - max connections: a fresh relay, idle nodes added until `--max-conns`,
+//!   the open-file limit (less 100) or the first failure; the relay's RSS
+//!   at that count, per connection, and what 24 GiB would hold at that cost
+//!   (`connections_in_24gib_projected`, a projection, not a measurement).
 //!
 //! - P2P versus relay: two more synthetic nodes, linked both through a
 //!   fresh relay and by a WebRTC data channel (festival-node's `Endpoint`,
@@ -55,8 +57,9 @@ pub struct Args {
     rate: u32,
     #[arg(long, default_value_t = 20)]
     secs: u64,
-    /// Stop adding idle connections here.
-    #[arg(long, default_value_t = 10_000)]
+    /// Stop adding idle connections here, or below the file limit (each
+    /// connection is a descriptor in the relay and one in this process).
+    #[arg(long, default_value_t = 100_000)]
     max_conns: usize,
     /// Messages sent on both paths for the P2P versus relay comparison.
     #[arg(long, default_value_t = 200)]
@@ -78,17 +81,42 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     out["p2p_latency_ms"] = json!(p2p);
     out["relay_latency_ms"] = json!(relay);
     out["p2p_over_relay"] = json!(((p2p / relay) * 1000.0).round() / 1000.0);
-    let (max, rss) = rt.block_on(max_connections(&relay_bin, a.max_conns))?;
+    let fd_limit = open_files_limit();
+    let target = a.max_conns.min(fd_limit.map_or(usize::MAX, |l| l.saturating_sub(100)));
+    let (max, rss) = rt.block_on(max_connections(&relay_bin, target))?;
+    out["open_files_limit"] = json!(fd_limit);
     out["max_connections"] = json!(max);
     out["max_connections_rss_mb"] = json!(rss);
+    // What 24 GiB would hold at the measured cost per connection (the relay
+    // process alone; the clients here are in the bench process).
+    if max > 0 {
+        let per_conn = rss / max as f64;
+        out["rss_per_connection_kb"] = json!((per_conn * 1024.0 * 10.0).round() / 10.0);
+        out["connections_in_24gib_projected"] = json!((24.0 * 1024.0 / per_conn) as u64);
+    }
     Ok(out)
 }
+
+/// This process's open-file limit (what the relay it starts inherits).
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The namespace for tens of thousands of sockets: loopback up, the file
+/// limit raised as far as the kernel allows (root may raise the hard limit
+/// to `fs.nr_open`), and the namespace's own ephemeral port range widened
+/// so that one client address can hold ~64,000 connections to the relay.
+const NETNS_SETUP: &str = "ip link set lo up && \
+    { ulimit -Hn $(cat /proc/sys/fs/nr_open) 2>/dev/null || true; } && ulimit -n $(ulimit -Hn) && \
+    echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range && exec \"$@\"";
 
 /// Like `netlab::rerun_in_private_netns`, with the file limit raised for
 /// thousands of sockets on each side.
 fn rerun_in_netns() -> anyhow::Result<Value> {
     let out = Command::new("unshare")
-        .args(["--net", "bash", "-c", "ip link set lo up && ulimit -n $(ulimit -Hn) && exec \"$@\"", "_"])
+        .args(["--net", "bash", "-c", NETNS_SETUP, "_"])
         .arg(std::env::current_exe()?)
         .args(std::env::args().skip(1))
         .stderr(Stdio::inherit())
