@@ -230,6 +230,36 @@ impl NodeProc {
         })
     }
 
+    /// Asks `/status` until `f` returns `Some` (every 50 ms), or panics at
+    /// `by` with the last status and the node's output.
+    pub fn wait_status<T>(&mut self, what: &str, by: Instant, mut f: impl FnMut(&Value) -> Option<T>) -> T {
+        loop {
+            let st = self.status();
+            if let Some(t) = f(&st) {
+                return t;
+            }
+            assert!(Instant::now() < by, "{}: timed out waiting for {what}: {st}\n{}", self.name, self.diagnostics());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Posts numbered messages (`{text} 0`, `{text} 1`, ...) until one
+    /// leaves by `path` (`lan`, `relay`), each once its `sent` line came;
+    /// panics at `by`. Returns the ids of all it posted.
+    pub fn say_until_sent_by(&mut self, text: &str, path: &str, by: Instant) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0.. {
+            let id = self.say(&format!("{text} {i}"));
+            let went = self.wait_for("the message sent", COMMAND_TIMEOUT, |l| l.sent_path(&id));
+            ids.push(id);
+            if went == path {
+                break;
+            }
+            assert!(Instant::now() < by, "{}: messages still leave by {went}\n{}", self.name, self.diagnostics());
+        }
+        ids
+    }
+
     /// One counter of `/status` `rejected` (0 when absent).
     pub fn rejected(&mut self, code: &str) -> u64 {
         self.status()["rejected"][code].as_u64().unwrap_or(0)

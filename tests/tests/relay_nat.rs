@@ -35,15 +35,9 @@ fn two_nodes_behind_nats_go_direct_with_server_reflexive_candidates() {
     // The relay's STUN sees each at its router's address, not its own.
     for (n, router, host) in [(&mut a, 1, ha), (&mut b, 2, hb)] {
         let (public, private) = (lan.ip(router).to_string(), lan.ip(host).to_string());
-        let by = deadline(10);
-        let seen = loop {
-            let s = n.status()["paths"]["reflexive_addr"].as_str().map(str::to_owned);
-            if let Some(addr) = s {
-                break addr;
-            }
-            assert!(Instant::now() < by, "no STUN answer: {}", n.diagnostics());
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let seen = n.wait_status("the STUN answer", deadline(10), |st| {
+            st["paths"]["reflexive_addr"].as_str().map(str::to_owned)
+        });
         assert!(seen.starts_with(&format!("{public}:")), "{seen} is not behind router {public} (private {private})");
     }
     phase(start, "public addresses learned");
@@ -59,17 +53,7 @@ fn two_nodes_behind_nats_go_direct_with_server_reflexive_candidates() {
     b.wait_until("a direct link to ana", by, |l| l.linked().contains(&a.peer).then_some(()));
     phase(start, "direct link through both NATs");
 
-    let by = deadline(10);
-    let mut direct = Vec::new();
-    for i in 0.. {
-        let id = a.say(&format!("direct yet? {i}"));
-        let path = a.wait_until("the message sent", deadline(10), |l| l.sent_path(&id));
-        direct.push(id);
-        if path == "lan" {
-            break;
-        }
-        assert!(Instant::now() < by, "messages still leave by {path}: {}", a.diagnostics());
-    }
+    let direct = a.say_until_sent_by("direct yet?", "lan", deadline(10));
     b.wait_until("the direct messages", deadline(20), |l| l.has_all(&direct).then_some(()));
     let upgrades = |s: &serde_json::Value| s["paths"]["upgrades"].as_u64().unwrap_or(0);
     let (sa, sb) = (a.status(), b.status());

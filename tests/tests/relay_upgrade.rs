@@ -34,11 +34,9 @@ fn a_slow_relay_path_is_upgraded_to_a_direct_data_channel() {
     // its WebRTC socket: no NAT here, so its LAN address and UDP port.
     for (n, host) in [(&mut a, 1), (&mut b, 2)] {
         let want = format!("{}:{}", lan.ip(host), n.status()["udp_port"]);
-        let by = deadline(10);
-        while n.status()["paths"]["reflexive_addr"] != want.as_str() {
-            assert!(Instant::now() < by, "no STUN answer for {want}: {}", n.status()["paths"]);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        n.wait_status(&format!("the STUN answer {want}"), deadline(10), |st| {
+            (st["paths"]["reflexive_addr"] == want.as_str()).then_some(())
+        });
     }
 
     // Each learns of the other from a message that came through the relay.
@@ -59,17 +57,7 @@ fn a_slow_relay_path_is_upgraded_to_a_direct_data_channel() {
 
     // New messages leave by the direct link, once the two nodes' cores have
     // said hello over it (just after link up): from then on, every one.
-    let by = deadline(10);
-    let mut direct = Vec::new();
-    for i in 0.. {
-        let id = a.say(&format!("direct now? {i}"));
-        let path = a.wait_until("the message sent", deadline(10), |l| l.sent_path(&id));
-        direct.push(id);
-        if path == "lan" {
-            break;
-        }
-        assert!(Instant::now() < by, "messages still leave by {path}: {}", a.diagnostics());
-    }
+    let mut direct = a.say_until_sent_by("direct now?", "lan", deadline(10));
     for i in 0..3 {
         let id = a.say(&format!("this one goes direct too {i}"));
         let path = a.wait_until("the message sent", deadline(10), |l| l.sent_path(&id));
