@@ -44,7 +44,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<Value> {
     if !festival_node::netns::in_private_netns() {
-        return Ok(serde_json::from_str(&netlab::rerun_in_private_netns()?)?);
+        return Ok(serde_json::from_str(&netlab::rerun_in_private_netns(netlab::LAN_SETUP)?)?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let transport = rt.block_on(transport(&a))?;
@@ -98,24 +98,30 @@ pub(crate) async fn step(
     Ok((ex, ey))
 }
 
+/// Offer, answer, and datagrams both ways until the data channel `conn` is
+/// open on both sides; returns how long that took.
+pub(crate) async fn open_channel(x: &mut Side, y: &mut Side, conn: ConnId) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let offer = x.ep.create_offer(conn, Instant::now())?;
+    let answer = y.ep.accept_offer(conn, &offer, Instant::now())?;
+    x.ep.accept_answer(conn, &answer, Instant::now())?;
+    let (mut ox, mut oy) = (false, false);
+    while !(ox && oy) {
+        ensure!(t.elapsed() < Duration::from_secs(10), "channel did not open");
+        let (ex, ey) = step(x, y, Duration::from_millis(50)).await?;
+        ox |= ex.contains(&EndpointEvent::Open(conn));
+        oy |= ey.contains(&EndpointEvent::Open(conn));
+    }
+    Ok(t.elapsed())
+}
+
 async fn transport(a: &Args) -> anyhow::Result<Value> {
     let (mut x, mut y) = (side().await?, side().await?);
     let mut setups = Vec::new();
     let mut conn = ConnId(0);
     for i in 0..a.setups.max(1) {
         conn = ConnId(i as u64 + 1);
-        let t = Instant::now();
-        let offer = x.ep.create_offer(conn, Instant::now())?;
-        let answer = y.ep.accept_offer(conn, &offer, Instant::now())?;
-        x.ep.accept_answer(conn, &answer, Instant::now())?;
-        let (mut ox, mut oy) = (false, false);
-        while !(ox && oy) {
-            ensure!(t.elapsed() < Duration::from_secs(10), "channel did not open");
-            let (ex, ey) = step(&mut x, &mut y, Duration::from_millis(50)).await?;
-            ox |= ex.contains(&EndpointEvent::Open(conn));
-            oy |= ey.contains(&EndpointEvent::Open(conn));
-        }
-        setups.push(t.elapsed().as_secs_f64() * 1000.0);
+        setups.push(open_channel(&mut x, &mut y, conn).await?.as_secs_f64() * 1000.0);
         if i + 1 < a.setups {
             x.ep.close(conn)?;
             y.ep.close(conn)?;

@@ -12,14 +12,17 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run this same benchmark again inside `unshare --net` (loopback up, with
-/// multicast for mDNS) and return its JSON line.
-pub fn rerun_in_private_netns() -> anyhow::Result<String> {
+/// Loopback up, with multicast for mDNS.
+pub const LAN_SETUP: &str = "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo";
+
+/// Run this same benchmark again inside `unshare --net`, after the shell
+/// commands `setup` (e.g. [`LAN_SETUP`]), and return its JSON line.
+pub fn rerun_in_private_netns(setup: &str) -> anyhow::Result<String> {
     let exe = std::env::current_exe()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = Command::new("unshare")
         .args(["--net", "bash", "-c"])
-        .arg("ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$@\"")
+        .arg(format!("{setup} && exec \"$@\""))
         .arg("_")
         .arg(exe)
         .args(args)

@@ -70,7 +70,7 @@ const FESTIVAL: &str = "bench";
 
 pub fn run(a: Args) -> anyhow::Result<Value> {
     if !festival_node::netns::in_private_netns() {
-        return rerun_in_netns();
+        return Ok(serde_json::from_str(&crate::netlab::rerun_in_private_netns(NETNS_SETUP)?)?);
     }
     ensure!(a.room_size >= 2 && a.nodes >= a.room_size, "need at least one room of two");
     let relay_bin = std::env::current_exe()?.with_file_name("festival-relay");
@@ -110,21 +110,7 @@ fn open_files_limit() -> Option<usize> {
 /// so that one client address can hold ~64,000 connections to the relay.
 const NETNS_SETUP: &str = "ip link set lo up && \
     { ulimit -Hn $(cat /proc/sys/fs/nr_open) 2>/dev/null || true; } && ulimit -n $(ulimit -Hn) && \
-    echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range && exec \"$@\"";
-
-/// Like `netlab::rerun_in_private_netns`, with the file limit raised for
-/// thousands of sockets on each side.
-fn rerun_in_netns() -> anyhow::Result<Value> {
-    let out = Command::new("unshare")
-        .args(["--net", "bash", "-c", NETNS_SETUP, "_"])
-        .arg(std::env::current_exe()?)
-        .args(std::env::args().skip(1))
-        .stderr(Stdio::inherit())
-        .output()
-        .context("unshare --net (needs root)")?;
-    ensure!(out.status.success(), "benchmark inside the namespace failed");
-    Ok(serde_json::from_str(String::from_utf8(out.stdout)?.trim())?)
-}
+    echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range";
 
 struct RelayProc {
     child: Child,
@@ -297,17 +283,7 @@ async fn p2p_vs_relay(bin: &Path, samples: usize) -> anyhow::Result<(f64, f64)> 
 
     let (mut x, mut y) = (crate::lan::side().await?, crate::lan::side().await?);
     let conn = festival_node::webrtc::ConnId(1);
-    let offer = x.ep.create_offer(conn, Instant::now())?;
-    let answer = y.ep.accept_offer(conn, &offer, Instant::now())?;
-    x.ep.accept_answer(conn, &answer, Instant::now())?;
-    let t = Instant::now();
-    let (mut ox, mut oy) = (false, false);
-    while !(ox && oy) {
-        ensure!(t.elapsed() < Duration::from_secs(10), "data channel did not open");
-        let (ex, ey) = crate::lan::step(&mut x, &mut y, Duration::from_millis(50)).await?;
-        ox |= ex.contains(&EndpointEvent::Open(conn));
-        oy |= ey.contains(&EndpointEvent::Open(conn));
-    }
+    crate::lan::open_channel(&mut x, &mut y, conn).await?;
     // The relay joins the room from the hellos; let that settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
 

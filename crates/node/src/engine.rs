@@ -158,14 +158,14 @@ impl Engine {
     async fn persist(&mut self, persists: Vec<Output>, effects: &mut Vec<Effect>) -> Vec<Input> {
         let now = now_ms();
         let mut answers = Vec::with_capacity(persists.len());
-        for local in [true, false] {
-            let batch: Vec<(festival_core::SignedEnvelope, u8)> = persists
-                .iter()
-                .filter_map(|o| match o {
-                    Output::Persist { envelope, hops, local: l } if *l == local => Some((envelope.clone(), *hops)),
-                    _ => None,
-                })
-                .collect();
+        // Ours (which also join the outbox) and others', a transaction each.
+        let (mut ours, mut others) = (Vec::new(), Vec::new());
+        for o in persists {
+            if let Output::Persist { envelope, hops, local } = o {
+                if local { &mut ours } else { &mut others }.push((envelope, hops));
+            }
+        }
+        for (local, batch) in [(true, ours), (false, others)] {
             if batch.is_empty() {
                 continue;
             }

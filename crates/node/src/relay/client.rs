@@ -458,7 +458,8 @@ pub fn backoff(failures: u32, min: Duration, max: Duration, jitter: f64) -> Dura
     base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-fn jitter() -> f64 {
+/// A random fraction in [0, 1): spreads retries apart.
+pub(crate) fn jitter() -> f64 {
     (OsRng.next_u32() as f64) / (u32::MAX as f64 + 1.0)
 }
 

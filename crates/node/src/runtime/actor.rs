@@ -4,11 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-
 use std::time::{Duration, Instant};
 
 use festival_core::body::Body;
-use festival_core::frame::Frame;
 use festival_core::policy::{Limits, PowerState};
 use festival_core::sync::{Config, Content, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
@@ -22,7 +20,7 @@ use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{DeliveryState, LinkPath, NodeEvent, PeerPath, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
 use super::links::Links;
-use super::paths::Paths;
+use super::paths::{median, Paths};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::signal_io::{self, SignalEvent};
 use crate::clock::now_ms;
@@ -30,6 +28,7 @@ use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
 use crate::engine::{Effect, Engine};
 use crate::local::{LocalError, LocalNode};
 use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
+use crate::relay::client::jitter;
 use crate::relay::{RelayClient, RelayClientConfig, RelayEvent, RelayHandle, RelaySendError, SessionId};
 use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalError, SignalMsg, SIGNAL_VERSION};
 use crate::webrtc::{self, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter};
@@ -415,8 +414,14 @@ impl Actor {
             RelayEvent::Frame { session, bytes } => {
                 if let Some((s, link, _)) = r.session {
                     if s == session {
-                        self.paths.seen_via_relay(authors(&bytes), Instant::now());
                         let eff = self.engine.handle(Input::Frame { link, bytes }).await;
+                        // Authors whose messages reached us through the relay:
+                        // peers we could link to directly.
+                        let authors = eff.iter().filter_map(|e| match e {
+                            Effect::Delivered { author, .. } => Some(*author),
+                            _ => None,
+                        });
+                        self.paths.seen_via_relay(authors, Instant::now());
                         self.apply(eff).await;
                     }
                 }
@@ -644,12 +649,10 @@ impl Actor {
                 tracing::info!(peer = %c.peer.short(), %conn, ?reason, "link closed");
                 if c.upgrade && !c.open {
                     // The ICE checks found no direct path.
-                    let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
-                    self.paths.upgrade_failed(c.peer, Instant::now(), jitter);
+                    self.paths.upgrade_failed(c.peer, Instant::now(), jitter());
                 }
                 if self.links.peers.get(&c.peer).is_some_and(|e| e.conn == Some(conn)) {
-                    let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
-                    self.links.failed(&c.peer, Instant::now(), jitter);
+                    self.links.failed(&c.peer, Instant::now(), jitter());
                 }
                 if c.open {
                     let _ = self.store.peer_seen(&c.peer, now_ms()).await;
@@ -663,10 +666,7 @@ impl Actor {
 
     /// The median ICE round trip of the open data channels.
     fn lan_rtt(&self) -> Option<Duration> {
-        let mut v: Vec<Duration> =
-            self.conns.iter().filter(|(_, c)| c.open).filter_map(|(id, _)| self.endpoint.rtt(*id)).collect();
-        v.sort();
-        v.get(v.len() / 2).copied()
+        median(self.conns.iter().filter(|(_, c)| c.open).filter_map(|(id, _)| self.endpoint.rtt(*id)).collect())
     }
 
     fn open_links(&self) -> usize {
@@ -833,7 +833,7 @@ impl Actor {
                 }
                 self.conns.remove(&conn);
                 let _ = self.endpoint.close(conn);
-                let jitter = (OsRng.next_u32() as f64) / (u32::MAX as f64);
+                let jitter = jitter();
                 if upgrade {
                     self.paths.upgrade_failed(peer, Instant::now(), jitter);
                 } else if matches!(&e, SignalError::Rejected(r) if r.contains("peer limit")) {
@@ -1187,17 +1187,6 @@ impl Actor {
         }
         self.store.close().await;
         tracing::info!(peer = %self.me.short(), "node stopped");
-    }
-}
-
-/// The authors of the envelopes a frame carries (pushes and batches), read
-/// without verifying: only a hint of whom we could link to directly.
-fn authors(frame: &[u8]) -> Vec<PeerId> {
-    let author = |e: &[u8]| e.get(1..33).and_then(|b| PeerId::try_from(b).ok());
-    match Frame::decode(frame) {
-        Ok(Frame::Push(item)) => author(&item.envelope).into_iter().collect(),
-        Ok(Frame::Batch { items }) => items.iter().filter_map(|i| author(&i.envelope)).collect(),
-        _ => Vec::new(),
     }
 }
 

@@ -32,6 +32,12 @@ const MAX_PENDING_ACKS: usize = 1024;
 pub const RETRY_MIN: Duration = Duration::from_secs(30);
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
 
+/// The middle value (the upper one of an even count); `None` for none.
+pub fn median(mut v: Vec<Duration>) -> Option<Duration> {
+    v.sort();
+    v.get(v.len() / 2).copied()
+}
+
 /// The last [`SAMPLES`] round trips of one path.
 #[derive(Default)]
 pub struct Rtt {
@@ -47,9 +53,7 @@ impl Rtt {
     }
 
     pub fn median(&self) -> Option<Duration> {
-        let mut v: Vec<Duration> = self.samples.iter().copied().collect();
-        v.sort();
-        v.get(v.len() / 2).copied()
+        median(self.samples.iter().copied().collect())
     }
 
     pub fn clear(&mut self) {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
-use str0m::{Event, IceConnectionState, Output, Rtc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::debug;
 
 use super::bundle::split;
@@ -253,6 +253,19 @@ pub(super) fn close_reason(e: str0m::RtcError) -> CloseReason {
 
 /// Runs `f`, turning a panic into `None`. str0m parses everything a peer
 /// sends; a bug there must cost one connection, not the node.
+/// Gives str0m the time (its timers fire); why the connection must end if
+/// that failed.
+pub(super) fn tick(peer: &mut PeerConn, now: Instant, stats: &mut EndpointStats) -> Result<(), CloseReason> {
+    match guarded(|| peer.rtc.handle_input(Input::Timeout(now))) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(close_reason(e)),
+        None => {
+            stats.panics += 1;
+            Err(CloseReason::Failed("str0m panicked on a timer".into()))
+        }
+    }
+}
+
 pub(super) fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }

@@ -29,7 +29,7 @@ use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tracing::{debug, warn};
 
 use super::bundle::{self, HEADER_BYTES};
-use super::conn::{admits, close_reason, guarded, settle, shut_down, PeerConn, Phase};
+use super::conn::{admits, guarded, settle, shut_down, tick, PeerConn, Phase};
 use super::{CloseReason, ConnId, EndpointConfig, EndpointEvent, RtcError, SendError, CHANNEL_LABEL};
 
 /// Counters of input that was dropped. Input from the network is never a
@@ -313,13 +313,9 @@ impl Endpoint {
             if now < peer.wake_at {
                 continue;
             }
-            let reason = match guarded(|| peer.rtc.handle_input(Input::Timeout(now))) {
-                Some(Ok(())) => settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer),
-                Some(Err(e)) => Some(close_reason(e)),
-                None => {
-                    self.stats.panics += 1;
-                    Some(CloseReason::Failed("str0m panicked on a timer".into()))
-                }
+            let reason = match tick(peer, now, &mut self.stats) {
+                Ok(()) => settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer),
+                Err(reason) => Some(reason),
             };
             if let Some(reason) = reason {
                 ended.push((conn, reason));
@@ -482,15 +478,9 @@ impl Endpoint {
     /// through after this side's own check opened the NAT (hole punching).
     fn start_checks(&mut self, conn: ConnId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&conn) else { return };
-        let reason = match guarded(|| peer.rtc.handle_input(Input::Timeout(now))) {
-            Some(Ok(())) => return,
-            Some(Err(e)) => close_reason(e),
-            None => {
-                self.stats.panics += 1;
-                CloseReason::Failed("str0m panicked on a timer".into())
-            }
-        };
-        self.end(conn, reason);
+        if let Err(reason) = tick(peer, now, &mut self.stats) {
+            self.end(conn, reason);
+        }
     }
 
     fn settle(&mut self, conn: ConnId) {
