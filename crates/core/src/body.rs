@@ -1,10 +1,13 @@
 //! Typed bodies for each envelope kind, and sealing of direct messages.
 //!
-//! A DM is sealed with crypto_box (X25519 + XChaCha20-Poly1305, RustCrypto)
-//! from the author's static key to the recipient's, both derived from their
-//! Ed25519 identities. The box authenticates the author, so a carrier cannot
-//! re-wrap someone else's ciphertext (the box key needs the author's or the
-//! recipient's secret).
+//! A DM (and the receipt for one) is sealed with crypto_box (X25519 +
+//! XChaCha20-Poly1305, RustCrypto) from the author's static key to the
+//! recipient's, both derived from their Ed25519 identities. The box key is
+//! the same both ways (Alice-to-Bob and Bob-to-Alice share it), so the
+//! plaintext names its sender and recipient and the opener checks both
+//! against the envelope: Bob cannot re-post Alice's ciphertext back to her
+//! as his own, and a carrier cannot re-wrap anyone's. Keys of small order
+//! (whose shared secret is all zero, which anyone could compute) are refused.
 
 use crypto_box::aead::{Aead, AeadCore};
 use crypto_box::ChaChaBox;
@@ -17,8 +20,7 @@ use crate::ids::{MessageId, PeerId};
 
 /// Longest text message, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 4000;
-/// Longest display name, in bytes of UTF-8.
-pub const MAX_NAME_BYTES: usize = 48;
+pub use crate::name::MAX_NAME_BYTES;
 /// Most message ids one receipt may acknowledge.
 pub const MAX_RECEIPT_IDS: usize = 64;
 const SEAL_NONCE_BYTES: usize = 24;
@@ -31,8 +33,8 @@ pub enum BodyError {
     TextTooLong { len: usize, max: usize },
     #[error("text is not valid UTF-8")]
     NotUtf8,
-    #[error("name must be 1 to {max} bytes", max = MAX_NAME_BYTES)]
-    BadName,
+    #[error("name {0}")]
+    BadName(#[from] crate::name::NameProblem),
     #[error("receipt must acknowledge 1 to {max} ids", max = MAX_RECEIPT_IDS)]
     BadReceipt,
     #[error("malformed {0:?} body")]
@@ -41,8 +43,10 @@ pub enum BodyError {
     NotForMe,
     #[error("sealed message failed to open (tampered or wrong key)")]
     OpenFailed,
-    #[error("recipient key is not a valid Ed25519 point")]
+    #[error("recipient key is not a valid Ed25519 point, or of small order")]
     BadRecipient,
+    #[error("sealed message names another sender or recipient than its envelope")]
+    Misbound,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
@@ -70,10 +74,30 @@ pub struct ProfileBody {
     pub name: String,
 }
 
-/// The plaintext inside a sealed DM.
+/// What a sealed body holds: a message (kind `SealedDm`) or the receipt
+/// for DMs (kind `SealedReceipt`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum DmContent {
+    Text(String),
+    Receipt(ReceiptBody),
+}
+
+impl DmContent {
+    fn kind(&self) -> Kind {
+        match self {
+            DmContent::Text(_) => Kind::SealedDm,
+            DmContent::Receipt(_) => Kind::SealedReceipt,
+        }
+    }
+}
+
+/// The plaintext inside a sealed body: who sealed it to whom, bound under
+/// the box's tag.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 struct DmPlain {
-    text: String,
+    from: PeerId,
+    to: PeerId,
+    content: DmContent,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -82,6 +106,7 @@ pub enum Body {
     Receipt(ReceiptBody),
     SealedDm(SealedBody),
     Profile(ProfileBody),
+    SealedReceipt(SealedBody),
 }
 
 pub fn check_text(text: &str) -> Result<(), BodyError> {
@@ -94,9 +119,14 @@ pub fn check_text(text: &str) -> Result<(), BodyError> {
     Ok(())
 }
 
+/// A display name as the protocol accepts it (see [`crate::name`]).
 pub fn check_name(name: &str) -> Result<(), BodyError> {
-    if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(BodyError::BadName);
+    Ok(crate::name::check_name(name)?)
+}
+
+fn check_receipt(r: &ReceiptBody) -> Result<(), BodyError> {
+    if r.ids.is_empty() || r.ids.len() > MAX_RECEIPT_IDS {
+        return Err(BodyError::BadReceipt);
     }
     Ok(())
 }
@@ -119,12 +149,11 @@ impl Body {
             }
             Kind::Receipt => {
                 let r: ReceiptBody = strict(kind, bytes)?;
-                if r.ids.is_empty() || r.ids.len() > MAX_RECEIPT_IDS {
-                    return Err(BodyError::BadReceipt);
-                }
+                check_receipt(&r)?;
                 Ok(Body::Receipt(r))
             }
             Kind::SealedDm => Ok(Body::SealedDm(strict(kind, bytes)?)),
+            Kind::SealedReceipt => Ok(Body::SealedReceipt(strict(kind, bytes)?)),
             Kind::Profile => {
                 let p: ProfileBody = strict(kind, bytes)?;
                 check_name(&p.name)?;
@@ -139,6 +168,15 @@ impl Body {
             Body::Receipt(_) => Kind::Receipt,
             Body::SealedDm(_) => Kind::SealedDm,
             Body::Profile(_) => Kind::Profile,
+            Body::SealedReceipt(_) => Kind::SealedReceipt,
+        }
+    }
+
+    /// The sealed part of a DM or DM receipt.
+    pub fn sealed(&self) -> Option<&SealedBody> {
+        match self {
+            Body::SealedDm(s) | Body::SealedReceipt(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -146,7 +184,7 @@ impl Body {
         match self {
             Body::Text(t) => t.as_bytes().to_vec(),
             Body::Receipt(r) => postcard::to_stdvec(r).expect("in-memory encode"),
-            Body::SealedDm(s) => postcard::to_stdvec(s).expect("in-memory encode"),
+            Body::SealedDm(s) | Body::SealedReceipt(s) => postcard::to_stdvec(s).expect("in-memory encode"),
             Body::Profile(p) => postcard::to_stdvec(p).expect("in-memory encode"),
         }
     }
@@ -155,36 +193,65 @@ impl Body {
 /// Seal `text` from `me` to `to`.
 pub fn seal_dm(me: &Identity, to: &PeerId, text: &str, rng: &mut impl CryptoRngCore) -> Result<SealedBody, BodyError> {
     check_text(text)?;
+    seal(me, to, DmContent::Text(text.to_owned()), rng)
+}
+
+/// Seal a receipt for DMs of `to` (their author), so only they learn which
+/// messages reached us and which we read.
+pub fn seal_receipt(
+    me: &Identity,
+    to: &PeerId,
+    receipt: ReceiptBody,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SealedBody, BodyError> {
+    check_receipt(&receipt)?;
+    seal(me, to, DmContent::Receipt(receipt), rng)
+}
+
+fn seal(me: &Identity, to: &PeerId, content: DmContent, rng: &mut impl CryptoRngCore) -> Result<SealedBody, BodyError> {
     let their = identity::x25519_public(to).map_err(|_| BodyError::BadRecipient)?;
     let cbox = ChaChaBox::new(&their, &me.x25519_secret());
     let nonce = ChaChaBox::generate_nonce(rng);
-    let plain = postcard::to_stdvec(&DmPlain { text: text.to_owned() }).expect("in-memory encode");
+    let plain = postcard::to_stdvec(&DmPlain { from: me.peer_id(), to: *to, content }).expect("in-memory encode");
     let ciphertext = cbox.encrypt(&nonce, plain.as_slice()).map_err(|_| BodyError::OpenFailed)?;
     Ok(SealedBody { recipient: *to, nonce: nonce.into(), ciphertext })
 }
 
-/// Open a sealed DM that `from` sent to `me`.
-pub fn open_dm(me: &Identity, from: &PeerId, sealed: &SealedBody) -> Result<String, BodyError> {
-    if sealed.recipient != me.peer_id() {
+/// Open a sealed envelope (a DM or a DM receipt) that `me` sent or that was
+/// sent to `me`. The plaintext must name the envelope's author as its
+/// sender and the sealed body's recipient as its recipient, and its content
+/// must match the envelope's kind; anything else is refused.
+pub fn open(me: &Identity, env: &crate::envelope::SignedEnvelope) -> Result<DmContent, BodyError> {
+    let body = env.parsed_body();
+    let sealed = body.sealed().ok_or(BodyError::Malformed(env.kind()))?;
+    let author = env.author();
+    let mine = author == me.peer_id();
+    if !mine && sealed.recipient != me.peer_id() {
         return Err(BodyError::NotForMe);
     }
-    let theirs = identity::x25519_public(from).map_err(|_| BodyError::OpenFailed)?;
+    // The other end of the box: the recipient for what we sent, the
+    // author for what we received.
+    let other = if mine { sealed.recipient } else { author };
+    let theirs = identity::x25519_public(&other).map_err(|_| BodyError::OpenFailed)?;
     let cbox = ChaChaBox::new(&theirs, &me.x25519_secret());
     let plain =
         cbox.decrypt(sealed.nonce.as_ref().into(), sealed.ciphertext.as_slice()).map_err(|_| BodyError::OpenFailed)?;
-    let p: DmPlain = strict(Kind::SealedDm, &plain).map_err(|_| BodyError::OpenFailed)?;
-    Ok(p.text)
+    let p: DmPlain = strict(env.kind(), &plain).map_err(|_| BodyError::OpenFailed)?;
+    if p.from != author || p.to != sealed.recipient || p.content.kind() != env.kind() {
+        return Err(BodyError::Misbound);
+    }
+    if let DmContent::Receipt(r) = &p.content {
+        check_receipt(r)?;
+    }
+    Ok(p.content)
 }
 
-/// Open a DM that `me` sent: the box key is symmetric, so the author can read
-/// its own sent messages back from the store.
-pub fn open_own_dm(me: &Identity, sealed: &SealedBody) -> Result<String, BodyError> {
-    let theirs = identity::x25519_public(&sealed.recipient).map_err(|_| BodyError::OpenFailed)?;
-    let cbox = ChaChaBox::new(&theirs, &me.x25519_secret());
-    let plain =
-        cbox.decrypt(sealed.nonce.as_ref().into(), sealed.ciphertext.as_slice()).map_err(|_| BodyError::OpenFailed)?;
-    let p: DmPlain = strict(Kind::SealedDm, &plain).map_err(|_| BodyError::OpenFailed)?;
-    Ok(p.text)
+/// The text of a DM `me` sent or received; `NotForMe` for a receipt.
+pub fn open_dm(me: &Identity, env: &crate::envelope::SignedEnvelope) -> Result<String, BodyError> {
+    match open(me, env)? {
+        DmContent::Text(t) => Ok(t),
+        DmContent::Receipt(_) => Err(BodyError::Malformed(env.kind())),
+    }
 }
 
 #[cfg(test)]
@@ -193,19 +260,67 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
+    use crate::envelope::{Draft, SignedEnvelope};
+    use crate::ids::RoomId;
+
+    fn dm_envelope(author: &Identity, kind: Kind, sealed: &SealedBody) -> SignedEnvelope {
+        let body = postcard::to_stdvec(sealed).unwrap();
+        SignedEnvelope::sign(author, Draft { seq: 1, room: RoomId::direct(), kind, created_at: 1, body }).unwrap()
+    }
+
     #[test]
     fn only_the_recipient_opens_a_sealed_dm() {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let (a, b, c) = (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
         let sealed = seal_dm(&a, &b.peer_id(), "meet at the bar", &mut rng).unwrap();
-        assert_eq!(open_dm(&b, &a.peer_id(), &sealed).unwrap(), "meet at the bar");
-        assert_eq!(open_own_dm(&a, &sealed).unwrap(), "meet at the bar");
-        assert_eq!(open_dm(&c, &a.peer_id(), &sealed), Err(BodyError::NotForMe));
-        // A carrier who claims to be the author cannot: the box is bound to A's key.
-        assert_eq!(open_dm(&b, &c.peer_id(), &sealed), Err(BodyError::OpenFailed));
+        let env = dm_envelope(&a, Kind::SealedDm, &sealed);
+        assert_eq!(open_dm(&b, &env).unwrap(), "meet at the bar");
+        assert_eq!(open_dm(&a, &env).unwrap(), "meet at the bar", "the author reads its own");
+        assert_eq!(open_dm(&c, &env), Err(BodyError::NotForMe));
+        // A carrier who posts it as its own cannot: the box is bound to A's key.
+        assert_eq!(open_dm(&b, &dm_envelope(&c, Kind::SealedDm, &sealed)), Err(BodyError::OpenFailed));
         let mut tampered = sealed.clone();
         tampered.ciphertext[0] ^= 1;
-        assert_eq!(open_dm(&b, &a.peer_id(), &tampered), Err(BodyError::OpenFailed));
+        assert_eq!(open_dm(&b, &dm_envelope(&a, Kind::SealedDm, &tampered)), Err(BodyError::OpenFailed));
+    }
+
+    #[test]
+    fn a_dm_cannot_be_reposted_to_its_author_as_the_recipients_own() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let (alice, bob) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+        let sealed = seal_dm(&alice, &bob.peer_id(), "I owe you 50", &mut rng).unwrap();
+        // Bob re-posts Alice's ciphertext, addressed back to Alice, as his own:
+        // the box key is the same both ways, so it decrypts, but it names
+        // Alice as its sender and Bob as its recipient.
+        let mut back = sealed.clone();
+        back.recipient = alice.peer_id();
+        assert_eq!(open_dm(&alice, &dm_envelope(&bob, Kind::SealedDm, &back)), Err(BodyError::Misbound));
+        // Nor can a DM pass as a receipt.
+        assert_eq!(open(&bob, &dm_envelope(&alice, Kind::SealedReceipt, &sealed)), Err(BodyError::Misbound));
+    }
+
+    #[test]
+    fn receipts_travel_sealed_to_the_dm_author() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (alice, bob, eve) = (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
+        let r = ReceiptBody { status: ReceiptStatus::Read, ids: vec![MessageId::from_bytes([7; 32])] };
+        let sealed = seal_receipt(&bob, &alice.peer_id(), r.clone(), &mut rng).unwrap();
+        let env = dm_envelope(&bob, Kind::SealedReceipt, &sealed);
+        assert_eq!(open(&alice, &env), Ok(DmContent::Receipt(r)));
+        assert_eq!(open(&eve, &env), Err(BodyError::NotForMe));
+        assert!(!env.bytes().windows(32).any(|w| w == [7; 32]), "the acknowledged id is not in clear");
+    }
+
+    #[test]
+    fn small_order_keys_are_refused_as_recipients() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let a = Identity::generate(&mut rng);
+        // The Ed25519 identity point (0, 1): of order 1, its X25519 shared
+        // secret with anyone is all zero.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        assert_eq!(seal_dm(&a, &PeerId::from_bytes(identity_point), "hi", &mut rng), Err(BodyError::BadRecipient));
+        assert!(!crate::identity::is_valid_key(&PeerId::from_bytes(identity_point)));
     }
 
     #[test]
@@ -218,5 +333,7 @@ mod tests {
         assert_eq!(Body::parse(Kind::Receipt, &empty), Err(BodyError::BadReceipt));
         let name = Body::Profile(ProfileBody { name: "Ana".into() }).encode();
         assert!(Body::parse(Kind::Profile, &name).is_ok());
+        let hidden = Body::Profile(ProfileBody { name: "A\u{200B}na".into() }).encode();
+        assert!(matches!(Body::parse(Kind::Profile, &hidden), Err(BodyError::BadName(_))));
     }
 }

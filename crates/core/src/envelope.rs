@@ -36,6 +36,8 @@ pub enum Kind {
     SealedDm,
     /// The author's display name.
     Profile,
+    /// Delivery or read receipt for DMs, sealed to their author.
+    SealedReceipt,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Receipt => 1,
             Kind::SealedDm => 2,
             Kind::Profile => 3,
+            Kind::SealedReceipt => 4,
         }
     }
     pub fn from_code(c: u8) -> Option<Kind> {
@@ -53,6 +56,7 @@ impl Kind {
             1 => Kind::Receipt,
             2 => Kind::SealedDm,
             3 => Kind::Profile,
+            4 => Kind::SealedReceipt,
             _ => return None,
         })
     }
@@ -178,11 +182,13 @@ fn check_fields(seq: u64, created_at: u64, body_len: usize) -> Result<(), Envelo
 }
 
 /// Which kinds each room takes: the DM mailbox carries only sealed DMs and
-/// receipts; sealed DMs go nowhere else; profiles go to the festival room.
+/// their sealed receipts, which go nowhere else (a receipt in clear there
+/// would tell every carrier who read which DM); profiles go to the
+/// festival room.
 fn check_room(kind: Kind, room: &RoomId) -> Result<(), EnvelopeError> {
     let ok = match kind {
-        Kind::SealedDm => room.is_direct(),
-        Kind::Receipt => true,
+        Kind::SealedDm | Kind::SealedReceipt => room.is_direct(),
+        Kind::Receipt => !room.is_direct(),
         Kind::Text => !room.is_direct(),
         Kind::Profile => room.as_str() == RoomId::FESTIVAL,
     };

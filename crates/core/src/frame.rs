@@ -22,7 +22,7 @@ pub const MAX_BATCH_ITEMS: usize = 256;
 pub const MAX_HELLO_ROOMS: usize = 256;
 /// Most hops a message is pushed; beyond it only sync carries it on.
 pub const MAX_HOPS: u8 = 32;
-/// Widest range one want may ask for.
+/// Widest range one want (or one `Gone`) may name.
 pub const MAX_WANT_RANGE: u64 = 4096;
 
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -37,12 +37,15 @@ pub struct Hello {
     pub powered: bool,
 }
 
-/// Per author: highest contiguous seq, and the highest seq held at all.
+/// Per author: highest contiguous seq, the highest seq held at all, and the
+/// id of the message at `max` (all zero when the sender no longer holds it),
+/// so two nodes that hold different messages at one position see it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Head {
     pub author: PeerId,
     pub contiguous: u64,
     pub max: u64,
+    pub tip: MessageId,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -105,6 +108,20 @@ pub enum Frame {
     /// "I got that twice: announce to me lazily in this room."
     Prune {
         room: RoomId,
+    },
+    /// The answer to a `Want` whose first seqs the sender cannot serve
+    /// (expired, evicted for its budget, or never held): ask someone else.
+    Gone {
+        room: RoomId,
+        author: PeerId,
+        from: u64,
+        to: u64,
+    },
+    /// Proof that an author signed two different messages for one position:
+    /// both envelopes, exactly as signed.
+    Proof {
+        a: Vec<u8>,
+        b: Vec<u8>,
     },
 }
 
@@ -170,11 +187,26 @@ impl Frame {
     fn check(&self) -> Result<(), FrameError> {
         match self {
             Frame::Hello(h) => at_most("rooms", h.rooms.len(), MAX_HELLO_ROOMS),
-            Frame::Summary(s) => at_most("heads", s.heads.len(), MAX_SUMMARY_HEADS),
+            Frame::Summary(s) => {
+                at_most("heads", s.heads.len(), MAX_SUMMARY_HEADS)?;
+                // SQLite keeps seqs as signed integers: nothing above i64::MAX
+                // can ever be held, so no honest node claims it.
+                if s.heads.iter().any(|h| h.contiguous > h.max || h.max > i64::MAX as u64) {
+                    return Err(FrameError::OutOfRange("head"));
+                }
+                Ok(())
+            }
             Frame::Digest { .. } | Frame::Prune { .. } => Ok(()),
-            Frame::Want(w) => {
-                if w.from == 0 || w.to < w.from || w.to - w.from >= MAX_WANT_RANGE {
+            Frame::Want(Want { from, to, .. }) | Frame::Gone { from, to, .. } => {
+                if *from == 0 || to < from || to - from >= MAX_WANT_RANGE {
                     return Err(FrameError::OutOfRange("want range"));
+                }
+                Ok(())
+            }
+            Frame::Proof { a, b } => {
+                let max = crate::envelope::MAX_ENVELOPE_BYTES;
+                if a.len() > max || b.len() > max {
+                    return Err(FrameError::OutOfRange("proof envelope size"));
                 }
                 Ok(())
             }
@@ -205,6 +237,8 @@ impl Frame {
             Frame::IHave { .. } => "ihave",
             Frame::Graft { .. } => "graft",
             Frame::Prune { .. } => "prune",
+            Frame::Gone { .. } => "gone",
+            Frame::Proof { .. } => "proof",
         }
     }
 }

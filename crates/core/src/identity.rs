@@ -58,10 +58,12 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-/// Whether `peer` is a usable public key (a point on the curve): what a
-/// pasted or scanned contact code must be before anyone trusts it.
+/// Whether `peer` is a usable public key: a point on the curve and not of
+/// small order (whose X25519 shared secret with anyone is all zero, so a DM
+/// "sealed" to it is readable by all). What a pasted or scanned contact
+/// code must be before anyone trusts it.
 pub fn is_valid_key(peer: &PeerId) -> bool {
-    VerifyingKey::from_bytes(peer.as_bytes()).is_ok()
+    VerifyingKey::from_bytes(peer.as_bytes()).is_ok_and(|k| !k.is_weak())
 }
 
 /// Verify `sig` by `peer` over `domain || msg` (strict: rejects malleable and
@@ -74,7 +76,15 @@ pub fn verify(peer: &PeerId, domain: &[u8], msg: &[u8], sig: &[u8; 64]) -> Resul
     key.verify_strict(&buf, &Signature::from_bytes(sig)).map_err(|_| SignatureError::BadSignature)
 }
 
+/// The X25519 form of a peer's key, for sealing. Keys of small order are
+/// refused, and so is any key whose shared secret with a fixed test scalar
+/// comes out all zero (a second check of the same property, independent of
+/// ed25519-dalek's `is_weak`).
 pub(crate) fn x25519_public(peer: &PeerId) -> Result<crypto_box::PublicKey, SignatureError> {
     let key = VerifyingKey::from_bytes(peer.as_bytes()).map_err(|_| SignatureError::BadKey)?;
-    Ok(crypto_box::PublicKey::from(key.to_montgomery()))
+    let mont = key.to_montgomery();
+    if key.is_weak() || mont.mul_clamped([0x5a; 32]).to_bytes() == [0; 32] {
+        return Err(SignatureError::BadKey);
+    }
+    Ok(crypto_box::PublicKey::from(mont))
 }

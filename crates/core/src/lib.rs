@@ -9,7 +9,8 @@
 //! - [`ids`]: `PeerId`, `MessageId`, `RoomId`, `LinkId` newtypes.
 //! - [`identity`]: the Ed25519 identity; domain-separated signing and verifying.
 //! - [`envelope`]: the signed, versioned envelope and its strict codec.
-//! - [`body`]: typed bodies per kind; sealing and opening DMs.
+//! - [`body`]: typed bodies per kind; sealing and opening DMs and their receipts.
+//! - [`name`]: the rules a display name keeps, and lookalike skeletons.
 //! - [`frame`]: link frames (hello, summaries, wants, batches, push/announce).
 //! - [`sync`]: the node state machine, `Node::handle(input, now) -> outputs`.
 //! - [`policy`]: power state to limits; the circuit breaker.
@@ -18,6 +19,7 @@ pub mod body;
 pub mod envelope;
 pub mod frame;
 pub mod identity;
+pub mod name;
 pub mod ids;
 pub mod policy;
 pub mod sync;

@@ -153,24 +153,59 @@ fn replayed_envelope_is_a_counted_duplicate_not_a_second_delivery() {
 }
 
 #[test]
-fn equivocation_is_refused() {
+fn equivocation_is_kept_as_proof_and_not_held_against_the_carrier() {
     let mut c = setup();
     let first = common::text(&c.mallory, "festival", 1, "version one");
     let second = common::text(&c.mallory, "festival", 1, "version two");
     c.harness.frame(1, common::push(&first));
-    assert_refused(&mut c, common::push(&second), "equivocation");
+    // Alice carries the second version in good faith.
+    c.harness.sent.clear();
+    c.harness.frame(2, common::push(&second));
+    assert_eq!(c.harness.node.stats().peers[&c.alice.peer_id()].rejected_total(), 0, "the carrier is not blamed");
+    assert_eq!(c.harness.equivocators, vec![c.mallory.peer_id()], "the author is marked");
+    assert!(c.harness.node.is_equivocator(&c.mallory.peer_id()));
+    // The proof goes to every link, with both signed envelopes.
+    let proofs: Vec<_> = c.harness.sent.iter().filter(|(_, f)| matches!(f, Frame::Proof { .. })).collect();
+    assert_eq!(proofs.len(), 2, "{:?}", c.harness.sent);
+    let Frame::Proof { a, b } = &proofs[0].1 else { unreachable!() };
+    let mut got = [a.clone(), b.clone()];
+    got.sort();
+    let mut want = [first.bytes().to_vec(), second.bytes().to_vec()];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(c.harness.delivered.iter().filter(|d| d.1 == c.mallory.peer_id()).count(), 1, "one version shown");
     still_serves_alice(&mut c, 1);
 }
 
 #[test]
-fn a_flood_from_one_peer_is_rate_limited_and_others_go_on() {
+fn a_proof_from_a_peer_marks_the_author_once_and_a_bogus_one_is_refused() {
+    let mut c = setup();
+    let eve = common::identity(77);
+    let one = common::text(&eve, "festival", 3, "one");
+    let two = common::text(&eve, "festival", 3, "two");
+    let proof = Frame::Proof { a: one.bytes().to_vec(), b: two.bytes().to_vec() }.encode();
+    c.harness.frame(2, proof.clone());
+    c.harness.frame(2, proof);
+    assert_eq!(c.harness.equivocators, vec![eve.peer_id()], "once");
+    // Two messages at different positions prove nothing.
+    let other = common::text(&eve, "festival", 4, "two");
+    assert_refused(&mut c, Frame::Proof { a: one.bytes().to_vec(), b: other.bytes().to_vec() }.encode(), "proof_invalid");
+    assert_refused(&mut c, Frame::Proof { a: one.bytes().to_vec(), b: one.bytes().to_vec() }.encode(), "proof_invalid");
+    still_serves_alice(&mut c, 1);
+}
+
+#[test]
+fn a_flood_from_one_peer_is_rate_limited_reported_and_others_go_on() {
     let mut c = setup();
     let junk = Frame::Prune { room: "festival".parse().unwrap() }.encode();
     for _ in 0..20_000 {
         c.harness.frame(1, junk.clone());
     }
     let limited = c.harness.rejected_by(&c.mallory, "rate_limited");
-    assert!(limited >= 10_000, "only {limited} of 20000 frames limited");
+    assert_eq!(limited, festival_core::sync::caps::MISBEHAVING_REFUSALS, "counted until reported");
+    assert_eq!(c.harness.misbehaving, vec![festival_core::LinkId(1)], "reported once, for dropping");
+    // One report for the flood, not one per frame.
+    assert!(c.harness.rejected.len() as u64 <= limited);
     still_serves_alice(&mut c, 1);
 }
 

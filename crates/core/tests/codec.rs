@@ -21,9 +21,7 @@ fn body() -> impl Strategy<Value = Body> {
                 ids: ids.into_iter().map(MessageId::from_bytes).collect(),
             }
         )),
-        "[a-zA-Z ]{1,40}"
-            .prop_filter("not blank", |s| !s.trim().is_empty())
-            .prop_map(|name| Body::Profile(ProfileBody { name })),
+        "[a-zA-Z]{1,20}( [a-zA-Z]{1,20})?".prop_map(|name| Body::Profile(ProfileBody { name })),
     ]
 }
 
@@ -31,13 +29,21 @@ fn frame() -> impl Strategy<Value = Frame> {
     let peer = any::<[u8; 32]>().prop_map(PeerId::from_bytes);
     prop_oneof![
         (any::<bool>(), prop::collection::vec(room(), 0..5), any::<bool>(), any::<bool>()).prop_map(
-            |(ack, rooms, relays, powered)| { Frame::Hello(Hello { version: 1, ack, rooms, relays, powered }) }
+            |(ack, rooms, relays, powered)| { Frame::Hello(Hello { version: 2, ack, rooms, relays, powered }) }
         ),
         (room(), prop::collection::vec((peer.clone(), 0u64..1000, 0u64..1000), 0..20), any::<bool>()).prop_map(
             |(room, h, reply)| {
                 Frame::Summary(Summary {
                     room,
-                    heads: h.into_iter().map(|(author, c, m)| Head { author, contiguous: c, max: m }).collect(),
+                    heads: h
+                        .into_iter()
+                        .map(|(author, c, m)| Head {
+                            author,
+                            contiguous: c.min(m),
+                            max: c.max(m),
+                            tip: MessageId::from_bytes([9; 32]),
+                        })
+                        .collect(),
                     reply,
                 })
             }
@@ -54,6 +60,14 @@ fn frame() -> impl Strategy<Value = Frame> {
         (0u8..=32, prop::collection::vec(any::<u8>(), 0..200))
             .prop_map(|(hops, envelope)| Frame::Push(Item { hops, envelope })),
         room().prop_map(|room| Frame::Prune { room }),
+        (room(), any::<[u8; 32]>(), 1u64..1_000_000, 0u64..4000).prop_map(|(room, author, from, span)| Frame::Gone {
+            room,
+            author: PeerId::from_bytes(author),
+            from,
+            to: from + span
+        }),
+        (prop::collection::vec(any::<u8>(), 0..300), prop::collection::vec(any::<u8>(), 0..300))
+            .prop_map(|(a, b)| Frame::Proof { a, b }),
     ]
 }
 

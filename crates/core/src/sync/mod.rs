@@ -19,13 +19,36 @@
 //!   hops and repairs whatever loss and partitions did to the live path.
 //! - Nothing is forwarded, delivered or acknowledged before the store has
 //!   confirmed it (`Output::Persist` then `Input::Persisted`).
+//! - Messages live for the festival's message lifetime: older ones are not
+//!   taken, not served, and a run nobody can serve any more (expired or
+//!   evicted everywhere, answered with `Gone`) is given up on, so what is
+//!   held above it is still shown.
+//! - Everything a peer can make us remember is capped ([`caps`]); refusals
+//!   are reported once a second per link, and a link that keeps sending what
+//!   no honest peer sends is reported for dropping.
+//!
+//! # Layout
+//! - this file: config, inputs and outputs, the `Node` and its entry points.
+//! - `state`: per room, author and link; fingerprints; token buckets.
+//! - `caps`: the bounds on per-peer state, each with its reason.
+//! - `link`: hellos, summaries, digests, frame dispatch.
+//! - `pull`: asking for what we lack (wants, gone runs, demotion).
+//! - `serve`: answering wants and grafts within a per-link budget.
+//! - `ingest`: checking, persisting, delivering and forwarding envelopes;
+//!   receipts; equivocation.
+//! - `refusals`: reasons, counters, the per-link report window.
+//! - `tick`: timers.
 
-mod engine;
-mod reject;
+pub mod caps;
+mod ingest;
+mod link;
+mod pull;
+mod refusals;
+mod serve;
 mod state;
 mod tick;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -37,11 +60,18 @@ use crate::identity::Identity;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 use crate::policy::{limits, Limits, PowerState};
 
-pub use reject::{PeerCounters, Reject, Stats};
+pub use refusals::{PeerCounters, RefusalReport, Reject, Stats};
 use state::{BoundedMap, LinkState, RoomState};
+pub use state::digest_of;
 
-/// Protocol version spoken in hellos.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Protocol version spoken in hellos. 2: heads carry the tip id, digests
+/// are fingerprints over heads, `Gone` and `Proof` frames, sealed DMs name
+/// their sender and recipient, DM receipts are sealed.
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// A week: a long festival weekend with its build-up and departures. A
+/// festival sets its own (`Config::message_lifetime_ms`).
+pub const DEFAULT_MESSAGE_LIFETIME_MS: u64 = 7 * 24 * 3_600_000;
 
 /// Milliseconds since the Unix epoch (the simulator's virtual clock counts the same way).
 pub type Millis = u64;
@@ -85,6 +115,13 @@ pub struct Config {
     pub want_chunk: u64,
     /// Positions whose ids are remembered to detect equivocation.
     pub recent_ids: usize,
+    /// Messages created longer ago than this are expired: not taken, not
+    /// served, deleted by the runtime (the festival's setting).
+    pub message_lifetime_ms: u64,
+    /// A hello to a link names only the rooms it shares with that link
+    /// (besides the festival room and DMs): what a relay does, whose rooms
+    /// are the sum of everyone's and would not fit in one hello.
+    pub hello_shared_only: bool,
 }
 
 impl Default for Config {
@@ -104,19 +141,47 @@ impl Default for Config {
             batch_bytes: 192 * 1024,
             want_chunk: 256,
             recent_ids: 65_536,
+            message_lifetime_ms: DEFAULT_MESSAGE_LIFETIME_MS,
+            hello_shared_only: false,
         }
     }
+}
+
+/// One chain's head as the store keeps it.
+#[derive(Clone, Debug)]
+pub struct SnapshotHead {
+    pub room: RoomId,
+    pub author: PeerId,
+    pub contiguous: u64,
+    pub max: u64,
+    /// The id of the message at `max`, if it is still held.
+    pub tip: Option<MessageId>,
 }
 
 /// What the store held when the node started.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    /// (room, author, contiguous, max) per author and room.
-    pub heads: Vec<(RoomId, PeerId, u64, u64)>,
+    pub heads: Vec<SnapshotHead>,
     /// Stored messages above a gap: (room, author, seq, id).
     pub held_above: Vec<(RoomId, PeerId, u64, MessageId)>,
     /// Own messages not yet handed to any link.
     pub unsent: Vec<MessageId>,
+    /// Authors with an equivocation proof in the store.
+    pub equivocators: Vec<PeerId>,
+}
+
+/// A read of `from..=to` of an author's chain for a link: at most
+/// `max_bytes`, only messages created at or after `not_before` (the rest
+/// are expired). Answered with `Input::Loaded` carrying it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Load {
+    pub link: LinkId,
+    pub room: RoomId,
+    pub author: PeerId,
+    pub from: u64,
+    pub to: u64,
+    pub max_bytes: usize,
+    pub not_before: Millis,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,10 +211,16 @@ pub enum Input {
         id: MessageId,
         result: Result<(), PersistError>,
     },
-    /// The store's answer to `Output::Load`.
+    /// The store's answer to `Output::Load` (the load, handed back).
     Loaded {
-        link: LinkId,
+        load: Load,
         items: Vec<(SignedEnvelope, u8)>,
+    },
+    /// The store now keeps a proof that `a` and `b` (two valid envelopes
+    /// of one author at one position) were both signed.
+    Proved {
+        a: SignedEnvelope,
+        b: SignedEnvelope,
     },
     Tick,
     Power(PowerState),
@@ -157,10 +228,11 @@ pub enum Input {
     Foreground(bool),
     JoinRoom(RoomId),
     LeaveRoom(RoomId),
-    /// The user has seen these messages of `room` (read receipts).
+    /// The user has seen these messages of `room`, with their authors
+    /// (read receipts; a DM's goes sealed to its author).
     MarkRead {
         room: RoomId,
-        ids: Vec<MessageId>,
+        messages: Vec<(MessageId, PeerId)>,
     },
 }
 
@@ -170,15 +242,28 @@ pub enum Output {
     Send { link: LinkId, bytes: Vec<u8> },
     /// Commit this envelope, then answer with `Input::Persisted`.
     Persist { envelope: SignedEnvelope, hops: u8, local: bool },
-    /// Read `from..=to` of an author's chain (at most `max_bytes`), then
-    /// answer with `Input::Loaded`.
-    Load { link: LinkId, room: RoomId, author: PeerId, from: u64, to: u64, max_bytes: usize },
+    /// Read from the store, beside the event loop, then answer with
+    /// `Input::Loaded`.
+    Load(Load),
     /// A message is ready for the user, in per-author order.
     Deliver { id: MessageId, room: RoomId, author: PeerId, seq: u64 },
     /// An own message left on a link for the first time.
     Sent { id: MessageId, link: LinkId, kind: LinkKind },
-    /// A peer sent something we refused.
-    Rejected { link: LinkId, peer: PeerId, reason: Reject },
+    /// What a peer sent that we refused, in the last second: at most one a
+    /// second per link (each refusal is counted in `Stats` at once).
+    Refused { link: LinkId, peer: PeerId, report: RefusalReport },
+    /// The link keeps sending what no honest peer sends: close it and back
+    /// off from the peer.
+    Misbehaving { link: LinkId, peer: PeerId },
+    /// Nobody can serve `..=through` of this chain any more: the store
+    /// marks it as seen so it is not asked for again.
+    Skip { room: RoomId, author: PeerId, through: u64 },
+    /// Two messages claim one position: keep both as proof (`held` is
+    /// `None` when it is the one in the store at `other`'s position), then
+    /// answer with `Input::Proved`.
+    RecordProof { held: Option<SignedEnvelope>, other: SignedEnvelope },
+    /// An author is newly known to have equivocated.
+    Equivocator { author: PeerId },
     /// The power policy changed what the node may do.
     Limits(Limits),
     /// Call `handle(Input::Tick, t)` at `t` (the latest one replaces earlier ones).
@@ -197,6 +282,9 @@ pub enum Content {
     /// Our display name, announced in the festival room.
     Profile(String),
 }
+
+/// A read receipt waiting to be sent.
+type ReceiptKey = (RoomId, ReceiptStatus, Option<PeerId>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -218,14 +306,33 @@ struct Pending {
 
 struct WantInFlight {
     link: LinkId,
+    from: u64,
+    to: u64,
     deadline: Millis,
 }
 
 struct Missing {
     id: MessageId,
+    /// The link whose announcement created the entry (it is counted there).
+    first: LinkId,
     announcers: Vec<LinkId>,
     deadline: Millis,
     tried: usize,
+}
+
+/// The size of the node's per-peer maps (see [`caps`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateSizes {
+    /// Heads claimed by the link that claims the most.
+    pub claims: usize,
+    pub wants: usize,
+    pub exhausted: usize,
+    pub missing: usize,
+    pub serve_queue: usize,
+    pub loads: usize,
+    /// Authors of the room with the most.
+    pub authors: usize,
+    pub pending: usize,
 }
 
 /// How useful a link is, for choosing which links to keep under a peer limit.
@@ -245,12 +352,14 @@ pub struct Node {
     foreground: bool,
     rooms: BTreeMap<RoomId, RoomState>,
     links: BTreeMap<LinkId, LinkState>,
-    pending: HashMap<MessageId, Pending>,
-    wants: HashMap<(RoomId, PeerId), WantInFlight>,
+    pending: BTreeMap<MessageId, Pending>,
+    wants: BTreeMap<(RoomId, PeerId), WantInFlight>,
     missing: BTreeMap<(RoomId, PeerId, u64), Missing>,
     recent: BoundedMap<(RoomId, PeerId, u64), MessageId>,
     unsent: HashSet<MessageId>,
-    receipts: BTreeMap<(RoomId, ReceiptStatus), Vec<MessageId>>,
+    /// Receipts to send; for DMs, keyed by the author they go (sealed) to.
+    receipts: BTreeMap<ReceiptKey, Vec<MessageId>>,
+    equivocators: BTreeSet<PeerId>,
     receipts_due: Option<Millis>,
     /// Rooms whose holdings changed through sync: tell the neighbours.
     announce: BTreeSet<RoomId>,
@@ -266,8 +375,10 @@ impl Node {
         for r in [RoomId::festival(), RoomId::direct()].into_iter().chain(cfg.rooms.iter().cloned()) {
             rooms.insert(r, RoomState::default());
         }
-        for (room, author, contiguous, _max) in snapshot.heads {
-            rooms.entry(room).or_default().author(author).contiguous = contiguous;
+        for h in snapshot.heads {
+            let a = rooms.entry(h.room).or_default().author(h.author);
+            a.contiguous = h.contiguous;
+            a.tip = h.tip;
         }
         for (room, author, seq, id) in snapshot.held_above {
             rooms.entry(room).or_default().author(author).above.insert(seq, id);
@@ -283,12 +394,13 @@ impl Node {
             foreground: true,
             rooms,
             links: BTreeMap::new(),
-            pending: HashMap::new(),
-            wants: HashMap::new(),
+            pending: BTreeMap::new(),
+            wants: BTreeMap::new(),
             missing: BTreeMap::new(),
             recent: BoundedMap::new(cfg.recent_ids),
             unsent: snapshot.unsent.into_iter().collect(),
             receipts: BTreeMap::new(),
+            equivocators: snapshot.equivocators.into_iter().take(caps::MAX_EQUIVOCATORS).collect(),
             receipts_due: None,
             announce: BTreeSet::new(),
             announce_due: None,
@@ -332,16 +444,34 @@ impl Node {
     pub fn head(&self, room: &RoomId, author: &PeerId) -> (u64, u64) {
         self.rooms.get(room).and_then(|r| r.authors.get(author)).map_or((0, 0), |a| (a.contiguous, a.max()))
     }
+    /// Whether `author` is known to have signed two messages for one position.
+    pub fn is_equivocator(&self, author: &PeerId) -> bool {
+        self.equivocators.contains(author)
+    }
+    /// The size of every per-peer map, to check the caps hold.
+    pub fn state_sizes(&self) -> StateSizes {
+        StateSizes {
+            claims: self.links.values().map(|l| l.claims).max().unwrap_or(0),
+            wants: self.wants.len(),
+            exhausted: self.links.values().map(|l| l.exhausted.len()).max().unwrap_or(0),
+            missing: self.missing.len(),
+            serve_queue: self.links.values().map(|l| l.serve_queue.len()).max().unwrap_or(0),
+            loads: self.links.values().map(|l| l.loads.len()).max().unwrap_or(0),
+            authors: self.rooms.values().map(|r| r.authors.len()).max().unwrap_or(0),
+            pending: self.pending.len(),
+        }
+    }
 
     /// Feed one input; carry out the returned outputs in order.
     pub fn handle(&mut self, input: Input, now: Millis) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
             Input::LinkUp { link, peer, kind } => self.on_link_up(link, peer, kind, now, &mut out),
-            Input::LinkDown { link } => self.on_link_down(link, now),
+            Input::LinkDown { link } => self.on_link_down(link, now, &mut out),
             Input::Frame { link, bytes } => self.on_frame(link, &bytes, now, &mut out),
             Input::Persisted { id, result } => self.on_persisted(id, result, now, &mut out),
-            Input::Loaded { link, items } => self.on_loaded(link, items, &mut out),
+            Input::Loaded { load, items } => self.on_loaded(load, items, now, &mut out),
+            Input::Proved { a, b } => self.on_proved(a, b, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Power(p) => {
                 self.power = p;
@@ -358,20 +488,27 @@ impl Node {
             }
             Input::Foreground(f) => self.foreground = f,
             Input::JoinRoom(room) => {
-                if let std::collections::btree_map::Entry::Vacant(e) = self.rooms.entry(room) {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.rooms.entry(room.clone()) {
                     e.insert(RoomState::default());
-                    self.hello_all(now, &mut out);
+                    self.hello_rooms_changed(&room, now, &mut out);
                 }
             }
             Input::LeaveRoom(room) => {
                 if room != RoomId::festival() && !room.is_direct() && self.rooms.remove(&room).is_some() {
-                    self.hello_all(now, &mut out);
+                    self.hello_rooms_changed(&room, now, &mut out);
                 }
             }
-            Input::MarkRead { room, ids } => {
+            Input::MarkRead { room, messages } => {
                 let small = self.rooms.get(&room).is_some_and(|r| r.members() <= self.cfg.room_receipts_max_members);
-                if room.is_direct() || small {
-                    self.queue_receipts(room, ReceiptStatus::Read, ids, now);
+                let me = self.my_id;
+                if room.is_direct() {
+                    for (id, author) in messages.into_iter().filter(|(_, a)| *a != me) {
+                        self.queue_receipt(room.clone(), ReceiptStatus::Read, Some(author), id, now);
+                    }
+                } else if small {
+                    for (id, _) in messages {
+                        self.queue_receipt(room.clone(), ReceiptStatus::Read, None, id, now);
+                    }
                 }
             }
         }
@@ -419,11 +556,12 @@ impl Node {
         Ok(env)
     }
 
-    fn queue_receipts(&mut self, room: RoomId, status: ReceiptStatus, ids: Vec<MessageId>, now: Millis) {
-        if ids.is_empty() || !self.rooms.contains_key(&room) {
+    /// Queue a receipt: for a DM, `to` is its author, who alone gets it.
+    fn queue_receipt(&mut self, room: RoomId, status: ReceiptStatus, to: Option<PeerId>, id: MessageId, now: Millis) {
+        if !self.rooms.contains_key(&room) {
             return;
         }
-        self.receipts.entry((room, status)).or_default().extend(ids);
+        self.receipts.entry((room, status, to)).or_default().push(id);
         self.receipts_due.get_or_insert(now + self.cfg.receipt_delay_ms);
     }
 
@@ -435,8 +573,16 @@ impl Node {
 
     fn next_deadline(&self) -> Option<Millis> {
         let mut t = self.next_sync;
-        for l in self.links.values().filter(|l| !l.hello_acked) {
-            t = t.min(l.hello_sent_at + self.cfg.hello_retry_ms);
+        for l in self.links.values() {
+            if !l.hello_acked {
+                t = t.min(l.hello_sent_at + self.cfg.hello_retry_ms);
+            }
+            if let Some(due) = l.refusals.due_at() {
+                t = t.min(due);
+            }
+            if let Some(next) = l.serve_queue.front() {
+                t = t.min(l.serve.ready_at(next.max_bytes as u64));
+            }
         }
         for w in self.wants.values() {
             t = t.min(w.deadline);

@@ -6,17 +6,25 @@ use std::hash::Hash;
 use crate::frame::Head;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
-use super::LinkKind;
+use super::caps;
+use super::refusals::RefusalWindow;
+use super::{Load, LinkKind};
+
+/// The all-zero id: "the sender no longer holds the message at its max".
+pub(crate) const NO_TIP: MessageId = MessageId::from_bytes([0; 32]);
 
 /// What this node holds of one author's chain in one room.
 #[derive(Default, Debug, Clone)]
 pub(crate) struct AuthorState {
-    /// Every seq in 1..=contiguous is stored.
+    /// Every seq in 1..=contiguous is stored, or was and is gone (expired,
+    /// evicted, or given up on when no peer could serve it any more).
     pub contiguous: u64,
     /// Stored seqs above a gap, with their ids (delivered once the gap fills).
     pub above: BTreeMap<u64, MessageId>,
     /// Seqs handed to the store and not yet confirmed.
     pub pending: BTreeSet<u64>,
+    /// The id of the message at `max()`, when we know it.
+    pub tip: Option<MessageId>,
 }
 
 impl AuthorState {
@@ -50,6 +58,98 @@ impl AuthorState {
         }
         Some((from, to))
     }
+
+    /// Move `contiguous` up over everything held above it; returns the
+    /// (seq, id) of each message that became contiguous, in order.
+    pub fn advance(&mut self) -> Vec<(u64, MessageId)> {
+        let mut out = Vec::new();
+        while let Some(next) = self.above.remove(&(self.contiguous + 1)) {
+            self.contiguous += 1;
+            out.push((self.contiguous, next));
+        }
+        out
+    }
+
+    /// Treat `1..=through` as gone: nobody can serve it any more.
+    pub fn skip_through(&mut self, through: u64) -> Vec<(u64, MessageId)> {
+        let mut out = Vec::new();
+        if through <= self.contiguous {
+            return out;
+        }
+        // Held messages inside the skipped run are still shown.
+        let below: Vec<u64> = self.above.range(..=through).map(|(s, _)| *s).collect();
+        for s in below {
+            if let Some(id) = self.above.remove(&s) {
+                out.push((s, id));
+            }
+        }
+        self.contiguous = through;
+        out.extend(self.advance());
+        out
+    }
+
+    fn head(&self, author: PeerId) -> Option<Head> {
+        let max = self.max();
+        (max > 0).then(|| Head { author, contiguous: self.contiguous, max, tip: self.tip.unwrap_or(NO_TIP) })
+    }
+}
+
+/// An order-independent fingerprint of a set of heads that can be updated
+/// one head at a time: lane-wise sums (mod 2^64) of BLAKE3 over each head,
+/// and their count. Adding and removing a head are O(1), so neither our own
+/// digest nor our view of a peer's is ever recomputed over a whole room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    lanes: [u64; 4],
+    count: u64,
+}
+
+fn term(h: &Head) -> [u64; 4] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(h.author.as_bytes());
+    hasher.update(&h.contiguous.to_le_bytes());
+    hasher.update(&h.max.to_le_bytes());
+    hasher.update(h.tip.as_bytes());
+    let d = hasher.finalize();
+    let b = d.as_bytes();
+    std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
+}
+
+impl Fingerprint {
+    pub fn add(&mut self, h: &Head) {
+        let t = term(h);
+        for (l, x) in self.lanes.iter_mut().zip(t) {
+            *l = l.wrapping_add(x);
+        }
+        self.count += 1;
+    }
+
+    pub fn remove(&mut self, h: &Head) {
+        let t = term(h);
+        for (l, x) in self.lanes.iter_mut().zip(t) {
+            *l = l.wrapping_sub(x);
+        }
+        self.count -= 1;
+    }
+
+    /// The 32 bytes a `Digest` frame carries.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"festival-chat/digest/v2\0");
+        for l in self.lanes {
+            h.update(&l.to_le_bytes());
+        }
+        h.update(&self.count.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+}
+
+/// The digest of a list of heads, computed from scratch (tests and docs:
+/// equal to the incremental one).
+pub fn digest_of(heads: &[Head]) -> [u8; 32] {
+    let mut fp = Fingerprint::default();
+    heads.iter().filter(|h| h.max > 0).for_each(|h| fp.add(h));
+    fp.digest()
 }
 
 #[derive(Default, Debug)]
@@ -59,34 +159,39 @@ pub(crate) struct RoomState {
     pub eager: BTreeSet<LinkId>,
     /// Links this room only announces new messages to.
     pub lazy: BTreeSet<LinkId>,
-    digest: Option<[u8; 32]>,
+    /// Fingerprint of the heads, up to date except for `dirty` authors.
+    fp: Fingerprint,
+    /// Each author's head as counted in `fp`.
+    counted: HashMap<PeerId, Head>,
+    /// Authors changed since `fp` was last brought up to date.
+    dirty: BTreeSet<PeerId>,
 }
 
 impl RoomState {
+    /// An author's state, for changing it (marks its head for the digest).
     pub fn author(&mut self, a: PeerId) -> &mut AuthorState {
-        self.digest = None;
+        self.dirty.insert(a);
         self.authors.entry(a).or_default()
     }
 
     pub fn heads(&self) -> Vec<Head> {
-        let mut heads: Vec<Head> = self
-            .authors
-            .iter()
-            .filter(|(_, s)| s.max() > 0)
-            .map(|(a, s)| Head { author: *a, contiguous: s.contiguous, max: s.max() })
-            .collect();
+        let mut heads: Vec<Head> = self.authors.iter().filter_map(|(a, s)| s.head(*a)).collect();
         heads.sort_by_key(|h| h.author);
         heads
     }
 
-    /// BLAKE3 over the sorted heads: equal digests mean equal holdings.
+    /// Equal digests mean equal holdings; see [`Fingerprint`].
     pub fn digest(&mut self) -> [u8; 32] {
-        if let Some(d) = self.digest {
-            return d;
+        for a in std::mem::take(&mut self.dirty) {
+            if let Some(old) = self.counted.remove(&a) {
+                self.fp.remove(&old);
+            }
+            if let Some(new) = self.authors.get(&a).and_then(|s| s.head(a)) {
+                self.fp.add(&new);
+                self.counted.insert(a, new);
+            }
         }
-        let d = digest_of(self.heads().iter().map(|h| (&h.author, h.contiguous, h.max)));
-        self.digest = Some(d);
-        d
+        self.fp.digest()
     }
 
     pub fn make_eager(&mut self, link: LinkId) {
@@ -111,18 +216,6 @@ impl RoomState {
     }
 }
 
-/// The digest of a room's heads, given sorted by author (entries with max 0
-/// are skipped, as a summary never lists them).
-pub(crate) fn digest_of<'a>(heads: impl Iterator<Item = (&'a PeerId, u64, u64)>) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    for (author, contiguous, max) in heads.filter(|h| h.2 > 0) {
-        h.update(author.as_bytes());
-        h.update(&contiguous.to_le_bytes());
-        h.update(&max.to_le_bytes());
-    }
-    *h.finalize().as_bytes()
-}
-
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
@@ -137,16 +230,69 @@ impl TokenBucket {
         Self { tokens: burst as f64, last_ms: now, rate: rate as f64, burst: burst as f64 }
     }
 
-    pub fn take(&mut self, now: u64) -> bool {
+    fn refill(&mut self, now: u64) {
         let elapsed = now.saturating_sub(self.last_ms) as f64 / 1000.0;
         self.last_ms = self.last_ms.max(now);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+    }
+
+    pub fn take(&mut self, now: u64) -> bool {
+        self.take_n(1, now)
+    }
+
+    pub fn take_n(&mut self, n: u64, now: u64) -> bool {
+        self.refill(now);
+        if self.tokens >= n as f64 {
+            self.tokens -= n as f64;
             true
         } else {
             false
         }
+    }
+
+    /// Give back what a reservation did not use.
+    pub fn refund(&mut self, n: u64) {
+        self.tokens = (self.tokens + n as f64).min(self.burst);
+    }
+
+    /// When `n` tokens will be there (now, if they are).
+    pub fn ready_at(&self, n: u64) -> u64 {
+        let short = n as f64 - self.tokens;
+        if short <= 0.0 {
+            self.last_ms
+        } else {
+            self.last_ms + (short / self.rate * 1000.0).ceil() as u64
+        }
+    }
+}
+
+/// What a peer's summaries said it holds in one room, and the fingerprint
+/// of that, kept up to date claim by claim.
+#[derive(Debug, Default)]
+pub(crate) struct PeerView {
+    pub heads: BTreeMap<PeerId, Head>,
+    fp: Fingerprint,
+}
+
+impl PeerView {
+    /// Record a claim; `false` when it is a new author and `room_left` is 0.
+    pub fn claim(&mut self, h: Head, room_left: usize) -> bool {
+        match self.heads.get_mut(&h.author) {
+            Some(old) => {
+                self.fp.remove(old);
+                *old = h;
+            }
+            None if room_left == 0 => return false,
+            None => {
+                self.heads.insert(h.author, h);
+            }
+        }
+        self.fp.add(&h);
+        true
+    }
+
+    pub fn digest(&self) -> [u8; 32] {
+        self.fp.digest()
     }
 }
 
@@ -161,29 +307,83 @@ pub(crate) struct LinkState {
     pub peer_rooms: BTreeSet<RoomId>,
     pub peer_relays: bool,
     pub peer_powered: bool,
-    /// What the peer's summaries said it holds, per room and author: (contiguous, max).
-    pub peer_heads: BTreeMap<RoomId, BTreeMap<PeerId, (u64, u64)>>,
+    /// What the peer's summaries said it holds, per room.
+    pub peer_heads: BTreeMap<RoomId, PeerView>,
+    /// Claims over all rooms in `peer_heads` (capped: [`caps::MAX_CLAIMS_PER_LINK`]).
+    pub claims: usize,
     /// What we last told the peer we hold: summaries after the first carry
     /// only what changed since.
     pub told: HashMap<RoomId, HashMap<PeerId, (u64, u64)>>,
     /// Wants that came back empty; not asked again until the next summary.
     pub exhausted: HashSet<(RoomId, PeerId)>,
+    /// Chains whose seqs up to the mark it told us (`Gone`) it cannot serve.
+    pub gone: HashMap<(RoomId, PeerId), u64>,
+    /// Wants of ours it let time out since it last served one.
+    pub strikes: u32,
     pub frames: TokenBucket,
     pub envelopes: TokenBucket,
+    /// New authors it may still introduce.
+    pub new_authors: TokenBucket,
+    /// Bytes we may still serve it.
+    pub serve: TokenBucket,
+    /// Its requests waiting for a load slot or for budget, oldest first.
+    pub serve_queue: VecDeque<Load>,
+    /// Reads of ours for it that the store has not answered yet.
+    pub loads: Vec<Load>,
+    /// Missing-message entries it created (capped: [`caps::MAX_MISSING_PER_LINK`]).
+    pub missing: usize,
+    pub refusals: RefusalWindow,
+    /// Reported as misbehaving: the runtime is closing it.
+    pub dropped: bool,
 }
 
 impl LinkState {
-    pub fn peer_head(&self, room: &RoomId, author: &PeerId) -> Option<(u64, u64)> {
-        self.peer_heads.get(room).and_then(|m| m.get(author)).copied()
+    pub fn new(peer: PeerId, kind: LinkKind, cfg: &super::Config, now: u64) -> Self {
+        let (fr, fb) = cfg.frame_rate;
+        let (er, eb) = cfg.envelope_rate;
+        LinkState {
+            peer,
+            kind,
+            hello_received: false,
+            hello_acked: false,
+            hello_sent_at: now,
+            peer_rooms: BTreeSet::new(),
+            peer_relays: false,
+            peer_powered: false,
+            peer_heads: BTreeMap::new(),
+            claims: 0,
+            told: HashMap::new(),
+            exhausted: HashSet::new(),
+            gone: HashMap::new(),
+            strikes: 0,
+            frames: TokenBucket::new(fr, fb, now),
+            envelopes: TokenBucket::new(er, eb, now),
+            new_authors: TokenBucket::new(caps::NEW_AUTHORS_PER_SEC, caps::NEW_AUTHORS_BURST, now),
+            serve: TokenBucket::new(caps::SERVE_BYTES_PER_SEC, caps::SERVE_BYTES_BURST, now),
+            serve_queue: VecDeque::new(),
+            loads: Vec::new(),
+            missing: 0,
+            refusals: RefusalWindow::new(now),
+            dropped: false,
+        }
+    }
+
+    pub fn peer_head(&self, room: &RoomId, author: &PeerId) -> Option<Head> {
+        self.peer_heads.get(room).and_then(|v| v.heads.get(author)).copied()
     }
 
     /// Digest of what we believe the peer holds in `room`; it matches the
     /// peer's own digest unless a summary of theirs was lost.
     pub fn view_digest(&self, room: &RoomId) -> [u8; 32] {
         match self.peer_heads.get(room) {
-            Some(m) => digest_of(m.iter().map(|(a, (c, x))| (a, *c, *x))),
-            None => digest_of(std::iter::empty()),
+            Some(v) => v.digest(),
+            None => Fingerprint::default().digest(),
         }
+    }
+
+    /// Asked last: it let our requests time out.
+    pub fn demoted(&self) -> bool {
+        self.strikes >= caps::STRIKES_TO_DEMOTE
     }
 }
 
@@ -233,6 +433,18 @@ mod tests {
     }
 
     #[test]
+    fn skipping_a_gone_run_shows_what_is_held_above_it() {
+        let id = |b| MessageId::from_bytes([b; 32]);
+        let mut a = AuthorState { contiguous: 2, ..Default::default() };
+        a.above.insert(6, id(6));
+        a.above.insert(7, id(7));
+        a.above.insert(9, id(9));
+        assert_eq!(a.skip_through(5), vec![(6, id(6)), (7, id(7))]);
+        assert_eq!(a.contiguous, 7);
+        assert_eq!(a.skip_through(3), vec![], "never goes back");
+    }
+
+    #[test]
     fn bucket_refills_at_its_rate_up_to_burst() {
         let mut b = TokenBucket::new(10, 2, 0);
         assert!(b.take(0) && b.take(0));
@@ -240,5 +452,34 @@ mod tests {
         assert!(!b.take(50));
         assert!(b.take(100));
         assert!(b.take(10_000) && b.take(10_000) && !b.take(10_000));
+        let mut bytes = TokenBucket::new(1000, 4000, 0);
+        assert!(bytes.take_n(4000, 0) && !bytes.take_n(1, 0));
+        assert_eq!(bytes.ready_at(500), 500);
+        bytes.refund(300);
+        assert!(bytes.take_n(300, 0));
+    }
+
+    #[test]
+    fn incremental_fingerprints_equal_the_fingerprint_from_scratch() {
+        let head = |a: u8, c, m| Head { author: PeerId::from_bytes([a; 32]), contiguous: c, max: m, tip: NO_TIP };
+        let mut room = RoomState::default();
+        let mut view = PeerView::default();
+        for (a, c, m) in [(1, 3, 3), (2, 1, 4), (3, 7, 7)] {
+            let s = room.author(PeerId::from_bytes([a; 32]));
+            s.contiguous = c;
+            if m > c {
+                s.above.insert(m, NO_TIP);
+            }
+            room.digest();
+            assert!(view.claim(head(a, c, m), 10));
+        }
+        // Change one, in both.
+        room.author(PeerId::from_bytes([2; 32])).contiguous = 4;
+        room.author(PeerId::from_bytes([2; 32])).above.clear();
+        assert!(view.claim(head(2, 4, 4), 0), "updates need no room");
+        let scratch = digest_of(&room.heads());
+        assert_eq!(room.digest(), scratch);
+        assert_eq!(view.digest(), scratch);
+        assert!(!view.claim(head(9, 1, 1), 0), "a new author needs room");
     }
 }

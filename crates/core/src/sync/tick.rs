@@ -1,13 +1,13 @@
 //! Timer work: hello retransmission, request timeouts, grafts, receipts,
-//! change announcements and the periodic summary exchange.
+//! refusal reports, serving that waited for budget, change announcements
+//! and the periodic summary exchange.
 
 use std::collections::BTreeMap;
 
-use crate::body::{Body, ReceiptBody, MAX_RECEIPT_IDS};
 use crate::frame::{Frame, MsgRef, MAX_REFS};
 use crate::ids::{LinkId, RoomId};
 
-use super::engine::SummaryKind;
+use super::link::SummaryKind;
 use super::{Millis, Node, Output};
 
 impl Node {
@@ -15,6 +15,8 @@ impl Node {
         self.retry_hellos(now, out);
         self.expire_wants(now, out);
         self.graft_missing(now, out);
+        self.report_refusals(now, out);
+        self.pump_all(now, out);
         if self.receipts_due.is_some_and(|t| t <= now) {
             self.flush_receipts(now, out);
         }
@@ -36,52 +38,24 @@ impl Node {
         }
     }
 
-    /// Forget which peers came back empty-handed and ask again for whatever
-    /// some peer is known to hold beyond us (its summaries only repeat a head
-    /// when it changes, so a failed request must be retried from our side).
-    fn retry_lacking(&mut self, now: Millis, out: &mut Vec<Output>) {
-        let mut lacking = std::collections::BTreeSet::new();
-        for l in self.links.values_mut() {
-            l.exhausted.clear();
-            for (room, heads) in &l.peer_heads {
-                let Some(r) = self.rooms.get(room) else { continue };
-                for (author, &(_, their_max)) in heads {
-                    if their_max > r.authors.get(author).map_or(0, |a| a.contiguous) {
-                        lacking.insert((room.clone(), *author));
-                    }
-                }
-            }
-        }
-        for (room, author) in lacking {
-            self.request_missing(&room, author, now, out);
-        }
-    }
-
     fn retry_hellos(&mut self, now: Millis, out: &mut Vec<Output>) {
-        let due: Vec<(LinkId, bool)> = self
+        let due: Vec<LinkId> = self
             .links
             .iter()
             .filter(|(_, l)| !l.hello_acked && l.hello_sent_at + self.cfg.hello_retry_ms <= now)
-            .map(|(id, l)| (*id, l.hello_received))
+            .map(|(id, _)| *id)
             .collect();
-        for (link, ack) in due {
-            let f = self.hello(ack);
-            self.send_frame(link, &f, out);
-            if let Some(l) = self.links.get_mut(&link) {
-                l.hello_sent_at = now;
-            }
+        for link in due {
+            self.send_hello(link, now, out);
         }
     }
 
-    fn expire_wants(&mut self, now: Millis, out: &mut Vec<Output>) {
-        let expired: Vec<_> = self.wants.iter().filter(|(_, w)| w.deadline <= now).map(|(k, _)| k.clone()).collect();
-        for key in expired {
-            if let Some(w) = self.wants.remove(&key) {
-                if let Some(l) = self.links.get_mut(&w.link) {
-                    l.exhausted.insert(key.clone());
-                }
+    /// Each link's refusals of the last second, as one report.
+    fn report_refusals(&mut self, now: Millis, out: &mut Vec<Output>) {
+        for (link, l) in self.links.iter_mut() {
+            if let Some(report) = l.refusals.take(now, false) {
+                out.push(Output::Refused { link: *link, peer: l.peer, report });
             }
-            self.request_missing(&key.0, key.1, now, out);
         }
     }
 
@@ -96,7 +70,7 @@ impl Node {
             let Some(m) = self.missing.get_mut(&pos) else { continue };
             if held || m.tried >= m.announcers.len() {
                 // Held now, or nobody left to ask: anti-entropy takes over.
-                self.missing.remove(&pos);
+                self.forget_missing(&pos);
                 continue;
             }
             let link = m.announcers[m.tried];
@@ -110,18 +84,6 @@ impl Node {
         for (link, refs) in grafts {
             for chunk in refs.chunks(MAX_REFS) {
                 self.send_frame(link, &Frame::Graft { refs: chunk.to_vec() }, out);
-            }
-        }
-    }
-
-    fn flush_receipts(&mut self, now: Millis, out: &mut Vec<Output>) {
-        self.receipts_due = None;
-        for ((room, status), ids) in std::mem::take(&mut self.receipts) {
-            for chunk in ids.chunks(MAX_RECEIPT_IDS) {
-                let body = Body::Receipt(ReceiptBody { status, ids: chunk.to_vec() });
-                if let Ok(env) = self.author(room.clone(), body, now) {
-                    out.push(Output::Persist { envelope: env, hops: 0, local: true });
-                }
             }
         }
     }

@@ -41,6 +41,13 @@ pub struct Harness {
     pub sent: Vec<(LinkId, Frame)>,
     pub rejected: Vec<(LinkId, &'static str)>,
     pub persisted: usize,
+    /// Every envelope the node had persisted, by id (its "store").
+    pub envelopes: HashMap<MessageId, SignedEnvelope>,
+    pub misbehaving: Vec<LinkId>,
+    pub equivocators: Vec<PeerId>,
+    pub skipped: Vec<(RoomId, PeerId, u64)>,
+    /// Loads carried out (and answered).
+    pub loads: usize,
 }
 
 impl Harness {
@@ -54,6 +61,11 @@ impl Harness {
             sent: Vec::new(),
             rejected: Vec::new(),
             persisted: 0,
+            envelopes: HashMap::new(),
+            misbehaving: Vec::new(),
+            equivocators: Vec::new(),
+            skipped: Vec::new(),
+            loads: 0,
         }
     }
 
@@ -67,7 +79,7 @@ impl Harness {
         let link = LinkId(link);
         self.feed(Input::LinkUp { link, peer: peer.peer_id(), kind });
         let hello = festival_core::frame::Hello {
-            version: 1,
+            version: festival_core::sync::PROTOCOL_VERSION,
             ack: true,
             rooms: self.node.rooms().cloned().collect(),
             relays: true,
@@ -96,6 +108,7 @@ impl Harness {
                         _ => {
                             self.persisted += 1;
                             self.stored.insert(pos, envelope.id());
+                            self.envelopes.insert(envelope.id(), envelope.clone());
                             Ok(())
                         }
                     };
@@ -109,8 +122,45 @@ impl Harness {
                     self.sent.push((link, Frame::decode(&bytes).expect("we only send valid frames")));
                     None
                 }
-                Output::Rejected { link, reason, .. } => {
-                    self.rejected.push((link, reason.code()));
+                Output::Load(load) => {
+                    self.loads += 1;
+                    let mut items = Vec::new();
+                    let mut bytes = 0;
+                    for seq in load.from..=load.to {
+                        let pos = (load.room.clone(), load.author, seq);
+                        let Some(env) = self.stored.get(&pos).and_then(|id| self.envelopes.get(id)) else { continue };
+                        if env.created_at() < load.not_before {
+                            continue;
+                        }
+                        if !items.is_empty() && bytes + env.bytes().len() > load.max_bytes {
+                            break;
+                        }
+                        bytes += env.bytes().len();
+                        items.push((env.clone(), 1));
+                    }
+                    Some(Input::Loaded { load, items })
+                }
+                Output::RecordProof { held, other } => {
+                    let pos = (other.room().clone(), other.author(), other.seq());
+                    let held = held.or_else(|| self.stored.get(&pos).and_then(|id| self.envelopes.get(id)).cloned());
+                    held.filter(|h| h.id() != other.id()).map(|a| Input::Proved { a, b: other })
+                }
+                Output::Misbehaving { link, .. } => {
+                    self.misbehaving.push(link);
+                    None
+                }
+                Output::Equivocator { author } => {
+                    self.equivocators.push(author);
+                    None
+                }
+                Output::Skip { room, author, through } => {
+                    self.skipped.push((room, author, through));
+                    None
+                }
+                Output::Refused { link, report, .. } => {
+                    for (code, n) in report.counts {
+                        self.rejected.extend(std::iter::repeat_n((link, code), n as usize));
+                    }
                     None
                 }
                 _ => None,

@@ -1,0 +1,80 @@
+//! Every map a peer can grow has a cap; here they are, each with the reason
+//! for its number. A peer that pushes past one loses only its own
+//! usefulness: its extra claims, wants or announcements are dropped and
+//! counted, and everyone else's keep working.
+
+/// Heads one link may claim, over all its rooms. A festival room of 50,000
+/// authors fits; at ~90 bytes a claim (key, marks, tip id, map overhead)
+/// a link at the cap costs ~6 MiB.
+pub const MAX_CLAIMS_PER_LINK: usize = 65_536;
+
+/// Range requests in flight, over all links. Each names one (room, author);
+/// at 256 seqs each this is a quarter of a million messages on their way,
+/// more than any catch-up needs at once.
+pub const MAX_WANTS: usize = 1_024;
+
+/// Range requests in flight to one link: one slow or hostile peer cannot
+/// hold more than this share of [`MAX_WANTS`]. Also the most requests a
+/// peer may queue with us (see [`MAX_SERVE_QUEUE`]).
+pub const MAX_WANTS_PER_LINK: usize = 64;
+
+/// Announced messages waited for (IHave without a push yet). A few seconds
+/// of live traffic in every room; more is a flood of invented references.
+pub const MAX_MISSING: usize = 4_096;
+
+/// Of [`MAX_MISSING`], entries first announced by one link.
+pub const MAX_MISSING_PER_LINK: usize = 1_024;
+
+/// Links remembered per announced message: enough to try a few in turn.
+pub const MAX_ANNOUNCERS: usize = 4;
+
+/// Loads (store reads) in flight for one link. Reads run beside the event
+/// loop; four keep a link busy without letting it starve the others.
+pub const MAX_LOADS_PER_LINK: usize = 4;
+
+/// Requests a link may have queued with us, waiting for a load slot or
+/// for its byte budget: what an honest asker can have in flight.
+pub const MAX_SERVE_QUEUE: usize = MAX_WANTS_PER_LINK;
+
+/// Bytes per second we serve one link, and the burst. A catch-up of a few
+/// MiB (a day of a busy room) goes at once; a peer asking for everything
+/// again and again gets 2 MiB/s and no more of our disk and CPU.
+pub const SERVE_BYTES_PER_SEC: u32 = 2 * 1024 * 1024;
+pub const SERVE_BYTES_BURST: u32 = 8 * 1024 * 1024;
+
+/// Message references served for one Graft: a graft asks for what a push
+/// missed, a handful of messages; 512 (the frame's limit) would be 512 reads.
+pub const MAX_GRAFT_REFS_SERVED: usize = 64;
+
+/// New authors (keys not yet known in a room) accepted from one link: the
+/// per-second rate and the burst. A phone joining a room of 5,000 people
+/// takes them at once; a stream of fresh keys gets 20 a second per link.
+pub const NEW_AUTHORS_PER_SEC: u32 = 20;
+pub const NEW_AUTHORS_BURST: u32 = 5_000;
+
+/// Authors tracked per room (~120 bytes each in memory): ten times the
+/// largest room a festival makes, and 12 MiB.
+pub const MAX_AUTHORS_PER_ROOM: usize = 100_000;
+
+/// Authors known to have equivocated. Proofs are gossiped once per author;
+/// a peer with many keys can make them all equivocate, so the set is capped.
+pub const MAX_EQUIVOCATORS: usize = 10_000;
+
+/// Refusals in one window that make a link misbehaving, and the window.
+/// Only the peer's own faults count (malformed frames, bad signatures, rate
+/// floods); an honest peer makes none. 100 in 10 s is no accident.
+pub const MISBEHAVING_REFUSALS: u64 = 100;
+pub const MISBEHAVING_WINDOW_MS: u64 = 10_000;
+
+/// Refusals are reported (logged, shown) per link at most once a second,
+/// as counts per reason: one bundle can hold 52,000 bad records.
+pub const REFUSAL_REPORT_MS: u64 = 1_000;
+
+/// Range requests a link may leave unanswered (timed out) before it is
+/// asked only when no other peer claims what we need: a peer that claims
+/// and never serves stops being anyone's first choice.
+pub const STRIKES_TO_DEMOTE: u32 = 2;
+
+/// Tip mismatches probed per summary frame (a `Want` for the one message a
+/// peer holds at a position where we hold another), to find equivocation.
+pub const MAX_TIP_PROBES: usize = 16;

@@ -1,0 +1,304 @@
+//! Envelopes coming in: checked, handed to the store, delivered and
+//! forwarded once it confirmed them; receipts; announcements; equivocation.
+
+use crate::body::{self, Body, ReceiptBody, ReceiptStatus, MAX_RECEIPT_IDS};
+use crate::envelope::SignedEnvelope;
+use crate::frame::{Frame, Item, MsgRef, MAX_HOPS};
+use crate::ids::{LinkId, MessageId, PeerId, RoomId};
+
+use super::caps::{MAX_ANNOUNCERS, MAX_AUTHORS_PER_ROOM, MAX_EQUIVOCATORS, MAX_MISSING, MAX_MISSING_PER_LINK};
+use super::{LinkKind, Millis, Missing, Node, Output, Pending, PersistError, Reject};
+
+/// How a new envelope reached us.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    Push,
+    Sync,
+}
+
+impl Node {
+    /// Check a received envelope and, if it is new, hand it to the store.
+    /// Returns the (room, author) it belongs to when it was valid.
+    pub(super) fn incoming(
+        &mut self,
+        link: LinkId,
+        item: Item,
+        via: Via,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) -> Option<(RoomId, PeerId)> {
+        let l = self.links.get_mut(&link)?;
+        let peer = l.peer;
+        if !l.envelopes.take(now) {
+            self.reject(link, Reject::RateLimited, now, out);
+            return None;
+        }
+        self.stats.peer(peer).envelopes_in += 1;
+        let env = match SignedEnvelope::decode(&item.envelope) {
+            Ok(e) => e,
+            Err(e) => {
+                self.reject(link, e.into(), now, out);
+                return None;
+            }
+        };
+        let room_id = env.room().clone();
+        let (author, seq) = (env.author(), env.seq());
+        if !self.rooms.contains_key(&room_id) {
+            self.reject(link, Reject::NotCarried(room_id), now, out);
+            return None;
+        }
+        if env.created_at() > now + self.cfg.max_clock_skew_ms {
+            let ahead_ms = env.created_at() - now;
+            self.reject(link, Reject::FromFuture { ahead_ms }, now, out);
+            return None;
+        }
+        let room = self.rooms.get(&room_id).expect("checked above");
+        let state = room.authors.get(&author);
+        let known = state.is_some();
+        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= now {
+            // Not taken; if it is the next one we need, nobody will serve
+            // it any more either: go past it.
+            if state.is_some_and(|a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
+                self.give_up_expired(&room_id, author, seq, out);
+            }
+            self.reject(link, Reject::Expired, now, out);
+            return None;
+        }
+        if let Some(a) = state.filter(|a| a.has(seq)) {
+            let pos = (room_id.clone(), author, seq);
+            let ours = self.recent.get(&pos).copied().or(if a.max() == seq { a.tip } else { None });
+            self.stats.peer(peer).duplicates += 1;
+            if ours.is_some_and(|id| id != env.id()) {
+                if !self.equivocators.contains(&author) {
+                    out.push(Output::RecordProof { held: None, other: env });
+                }
+            } else if via == Via::Push && self.rooms.get_mut(&room_id).is_some_and(|r| r.make_lazy(link)) {
+                self.send_frame(link, &Frame::Prune { room: room_id.clone() }, out);
+            }
+            return Some((room_id, author));
+        }
+        let contiguous = state.map_or(0, |a| a.contiguous);
+        let authors = room.authors.len();
+        if seq > contiguous + self.cfg.max_seq_ahead {
+            self.reject(link, Reject::SeqTooFarAhead { seq, contiguous }, now, out);
+            return None;
+        }
+        if !known && author != self.my_id {
+            if authors >= MAX_AUTHORS_PER_ROOM {
+                self.reject(link, Reject::AuthorsFull(room_id), now, out);
+                return None;
+            }
+            if !self.links.get_mut(&link).is_some_and(|l| l.new_authors.take(now)) {
+                self.reject(link, Reject::NewAuthorsLimited, now, out);
+                return None;
+            }
+        }
+        let room = self.rooms.get_mut(&room_id).expect("checked above");
+        room.author(author).pending.insert(seq);
+        self.forget_missing(&(room_id.clone(), author, seq));
+        out.push(Output::Persist { envelope: env.clone(), hops: item.hops, local: false });
+        self.pending
+            .insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live: via == Via::Push });
+        Some((room_id, author))
+    }
+
+    /// An expired message at the end of our chain: nobody serves it, go past.
+    fn give_up_expired(&mut self, room: &RoomId, author: PeerId, seq: u64, out: &mut Vec<Output>) {
+        let Some(a) = self.rooms.get_mut(room).map(|r| r.author(author)) else { return };
+        let shown = a.skip_through(seq);
+        let through = a.contiguous;
+        self.stats.skipped += 1;
+        out.push(Output::Skip { room: room.clone(), author, through });
+        for (seq, id) in shown {
+            out.push(Output::Deliver { id, room: room.clone(), author, seq });
+        }
+    }
+
+    pub(super) fn on_persisted(
+        &mut self,
+        id: MessageId,
+        result: Result<(), PersistError>,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.pending.remove(&id) else { return };
+        let env = p.envelope;
+        let (room_id, author, seq) = (env.room().clone(), env.author(), env.seq());
+        let Some(room) = self.rooms.get_mut(&room_id) else { return };
+        let a = room.author(author);
+        a.pending.remove(&seq);
+        match result {
+            Err(PersistError::Conflict) => {
+                // Another message holds this position: the author signed
+                // both. Not the carrier's fault; keep both as proof.
+                if !self.equivocators.contains(&author) {
+                    out.push(Output::RecordProof { held: None, other: env });
+                }
+                return;
+            }
+            Err(PersistError::Failed(_)) => return,
+            Ok(()) => {}
+        }
+        if seq >= a.max() {
+            a.tip = Some(id);
+        }
+        a.above.insert(seq, id);
+        for (seq, next) in a.advance() {
+            out.push(Output::Deliver { id: next, room: room_id.clone(), author, seq });
+            if author != self.my_id {
+                self.stats.delivered += 1;
+            }
+        }
+        self.recent.insert((room_id.clone(), author, seq), id);
+        let local = p.from.is_none();
+        if local {
+            self.unsent.insert(id);
+        }
+        if p.live && (local || self.limits.relay_for_others) {
+            self.forward(&env, p.hops, p.from, out);
+        } else if !p.live {
+            self.announce.insert(room_id.clone());
+            self.announce_due.get_or_insert(now + self.cfg.graft_timeout_ms);
+        }
+        if !local {
+            self.receipt_for(&env, now);
+        }
+    }
+
+    /// Push along the room's tree, announce to the rest.
+    fn forward(&mut self, env: &SignedEnvelope, hops: u8, from: Option<LinkId>, out: &mut Vec<Output>) {
+        let room_id = env.room().clone();
+        let Some(room) = self.rooms.get(&room_id) else { return };
+        let next_hops = hops.saturating_add(1);
+        if next_hops > MAX_HOPS {
+            return;
+        }
+        let mut eager: Vec<LinkId> = room.eager.iter().copied().filter(|l| Some(*l) != from).collect();
+        // Direct links first: a message leaves by a data channel when there
+        // is one, and by the relay otherwise (its path is the first link).
+        eager.sort_by_key(|l| self.links.get(l).map(|x| x.kind == LinkKind::Relay));
+        let lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
+        let push = Frame::Push(Item { hops: next_hops, envelope: env.bytes().to_vec() });
+        let push_bytes = push.encode();
+        for link in eager {
+            out.push(Output::Send { link, bytes: push_bytes.clone() });
+            if let Some(kind) = self.links.get(&link).map(|l| l.kind) {
+                self.note_sent(env.id(), link, kind, out);
+            }
+        }
+        if !lazy.is_empty() {
+            let r = MsgRef { room: room_id, author: env.author(), seq: env.seq(), id: env.id() };
+            let ihave = Frame::IHave { refs: vec![r] }.encode();
+            for link in lazy {
+                out.push(Output::Send { link, bytes: ihave.clone() });
+            }
+        }
+    }
+
+    pub(super) fn note_sent(&mut self, id: MessageId, link: LinkId, kind: LinkKind, out: &mut Vec<Output>) {
+        if self.unsent.remove(&id) {
+            out.push(Output::Sent { id, link, kind });
+        }
+    }
+
+    /// "Delivered" for what we can read: a DM to us that opens (one that
+    /// does not will never be shown, so it was not delivered), a message in
+    /// a small room.
+    fn receipt_for(&mut self, env: &SignedEnvelope, now: Millis) {
+        let room = env.room().clone();
+        match env.parsed_body() {
+            Body::SealedDm(s) if s.recipient == self.my_id => {
+                if body::open(&self.me, env).is_ok() {
+                    self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
+                }
+            }
+            Body::Text(_) if self.rooms.get(&room).is_some_and(|r| r.members() <= self.cfg.room_receipts_max_members) => {
+                self.queue_receipt(room, ReceiptStatus::Delivered, None, env.id(), now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Send the queued receipts: in a room as they are, for DMs sealed to
+    /// each DM's author.
+    pub(super) fn flush_receipts(&mut self, now: Millis, out: &mut Vec<Output>) {
+        self.receipts_due = None;
+        for ((room, status, to), ids) in std::mem::take(&mut self.receipts) {
+            for chunk in ids.chunks(MAX_RECEIPT_IDS) {
+                let receipt = ReceiptBody { status, ids: chunk.to_vec() };
+                let body = match to {
+                    Some(author) => match body::seal_receipt(&self.me, &author, receipt, &mut self.rng) {
+                        Ok(sealed) => Body::SealedReceipt(sealed),
+                        Err(_) => continue,
+                    },
+                    None => Body::Receipt(receipt),
+                };
+                if let Ok(env) = self.author(room.clone(), body, now) {
+                    out.push(Output::Persist { envelope: env, hops: 0, local: true });
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_ihave(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis) {
+        for r in refs {
+            let Some(room) = self.rooms.get(&r.room) else { continue };
+            if room.authors.get(&r.author).is_some_and(|a| a.has(r.seq)) {
+                continue;
+            }
+            let pos = (r.room, r.author, r.seq);
+            if let Some(m) = self.missing.get_mut(&pos) {
+                if !m.announcers.contains(&link) && m.announcers.len() < MAX_ANNOUNCERS {
+                    m.announcers.push(link);
+                }
+                continue;
+            }
+            let Some(l) = self.links.get_mut(&link) else { return };
+            if self.missing.len() >= MAX_MISSING || l.missing >= MAX_MISSING_PER_LINK {
+                // Sync brings whatever this announced, if it exists.
+                continue;
+            }
+            l.missing += 1;
+            let deadline = now + self.cfg.graft_timeout_ms;
+            self.missing.insert(pos, Missing { id: r.id, first: link, announcers: vec![link], deadline, tried: 0 });
+        }
+    }
+
+    /// Stop waiting for an announced message.
+    pub(super) fn forget_missing(&mut self, pos: &(RoomId, PeerId, u64)) {
+        if let Some(m) = self.missing.remove(pos) {
+            if let Some(l) = self.links.get_mut(&m.first) {
+                l.missing = l.missing.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A peer's proof that an author equivocated: both envelopes must be
+    /// valid, by one author, for one position, and differ.
+    pub(super) fn on_proof(&mut self, link: LinkId, a: &[u8], b: &[u8], now: Millis, out: &mut Vec<Output>) {
+        let (Ok(a), Ok(b)) = (SignedEnvelope::decode(a), SignedEnvelope::decode(b)) else {
+            return self.reject(link, Reject::BadProof, now, out);
+        };
+        if a.author() != b.author() || a.room() != b.room() || a.seq() != b.seq() || a.id() == b.id() {
+            return self.reject(link, Reject::BadProof, now, out);
+        }
+        if !self.equivocators.contains(&a.author()) {
+            out.push(Output::RecordProof { held: Some(a), other: b });
+        }
+    }
+
+    /// The store keeps a proof: mark the author, tell the user, pass the
+    /// proof on to every link (once per author).
+    pub(super) fn on_proved(&mut self, a: SignedEnvelope, b: SignedEnvelope, out: &mut Vec<Output>) {
+        let author = a.author();
+        if self.equivocators.len() >= MAX_EQUIVOCATORS || !self.equivocators.insert(author) {
+            return;
+        }
+        self.stats.equivocations += 1;
+        out.push(Output::Equivocator { author });
+        let proof = Frame::Proof { a: a.bytes().to_vec(), b: b.bytes().to_vec() }.encode();
+        for (link, _) in self.live_links().collect::<Vec<_>>() {
+            out.push(Output::Send { link, bytes: proof.clone() });
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Links: hellos, frame dispatch, summaries and digests, refusals.
+
+use crate::frame::{Frame, Head, Hello, Summary, Want, MAX_HELLO_ROOMS, MAX_SUMMARY_HEADS};
+use crate::ids::{LinkId, PeerId, RoomId};
+
+use super::caps::{MAX_CLAIMS_PER_LINK, MAX_TIP_PROBES};
+use super::state::{LinkState, NO_TIP};
+use super::{LinkKind, Millis, Node, Output, Reject, PROTOCOL_VERSION};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SummaryKind {
+    /// Every head: on link-up and when the peer asks.
+    Full,
+    /// Only heads changed since we last told this link.
+    Delta,
+}
+
+impl Node {
+    pub(super) fn send_frame(&mut self, link: LinkId, frame: &Frame, out: &mut Vec<Output>) {
+        out.push(Output::Send { link, bytes: frame.encode() });
+    }
+
+    /// Our hello to `link`: every room we carry, or (`hello_shared_only`,
+    /// a relay) the festival room, DMs and the rooms the link named.
+    fn hello(&self, link: LinkId, ack: bool) -> Frame {
+        let common = [RoomId::festival(), RoomId::direct()];
+        let peer_rooms = self.links.get(&link).map(|l| &l.peer_rooms);
+        let rooms = self
+            .rooms
+            .keys()
+            .filter(|r| !self.cfg.hello_shared_only || common.contains(r) || peer_rooms.is_some_and(|p| p.contains(*r)))
+            .take(MAX_HELLO_ROOMS)
+            .cloned()
+            .collect();
+        Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            ack,
+            rooms,
+            relays: self.limits.relay_for_others,
+            powered: !matches!(self.power, crate::policy::PowerState::Battery { .. }),
+        })
+    }
+
+    pub(super) fn send_hello(&mut self, link: LinkId, now: Millis, out: &mut Vec<Output>) {
+        let ack = self.links.get(&link).is_some_and(|l| l.hello_received);
+        let f = self.hello(link, ack);
+        self.send_frame(link, &f, out);
+        if let Some(l) = self.links.get_mut(&link) {
+            l.hello_sent_at = now;
+        }
+    }
+
+    /// Re-announce our rooms and role to every link (after a power change).
+    pub(super) fn hello_all(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let links: Vec<LinkId> = self.links.keys().copied().collect();
+        for link in links {
+            self.send_hello(link, now, out);
+        }
+    }
+
+    /// We joined or left `room`: tell the links that need to know. With
+    /// `hello_shared_only` only those that named it (a relay joining a room
+    /// for one node does not re-hello every node).
+    pub(super) fn hello_rooms_changed(&mut self, room: &RoomId, now: Millis, out: &mut Vec<Output>) {
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !self.cfg.hello_shared_only || l.peer_rooms.contains(room))
+            .map(|(id, _)| *id)
+            .collect();
+        for link in links {
+            self.send_hello(link, now, out);
+        }
+    }
+
+    pub(super) fn on_link_up(
+        &mut self,
+        link: LinkId,
+        peer: PeerId,
+        kind: LinkKind,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        self.links.insert(link, LinkState::new(peer, kind, &self.cfg, now));
+        self.send_hello(link, now, out);
+    }
+
+    pub(super) fn on_link_down(&mut self, link: LinkId, now: Millis, out: &mut Vec<Output>) {
+        let Some(mut l) = self.links.remove(&link) else { return };
+        if let Some(report) = l.refusals.take(now, true) {
+            out.push(Output::Refused { link, peer: l.peer, report });
+        }
+        for room in self.rooms.values_mut() {
+            room.drop_link(link);
+        }
+        // Whatever we were waiting for from that link, ask someone else now.
+        for w in self.wants.values_mut().filter(|w| w.link == link) {
+            w.deadline = now;
+        }
+        for m in self.missing.values_mut() {
+            m.announcers.retain(|l| *l != link);
+        }
+    }
+
+    /// Count a refusal against the link's peer; report it with the link's
+    /// others once a second; report the link when it misbehaves.
+    pub(super) fn reject(&mut self, link: LinkId, reason: Reject, now: Millis, out: &mut Vec<Output>) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let peer = l.peer;
+        *self.stats.peer(peer).rejected.entry(reason.code()).or_default() += 1;
+        if l.refusals.count(reason, now) && !l.dropped {
+            l.dropped = true;
+            out.push(Output::Misbehaving { link, peer });
+        }
+        if let Some(report) = l.refusals.take(now, false) {
+            out.push(Output::Refused { link, peer, report });
+        }
+    }
+
+    pub(super) fn on_frame(&mut self, link: LinkId, bytes: &[u8], now: Millis, out: &mut Vec<Output>) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        if l.dropped {
+            return;
+        }
+        let peer = l.peer;
+        if !l.frames.take(now) {
+            return self.reject(link, Reject::RateLimited, now, out);
+        }
+        self.stats.peer(peer).frames_in += 1;
+        let frame = match Frame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => return self.reject(link, e.into(), now, out),
+        };
+        let hello_received = self.links.get(&link).is_some_and(|l| l.hello_received);
+        match frame {
+            Frame::Hello(h) => self.on_hello(link, h, now, out),
+            // Before the hello (lost on a lossy link) we cannot know the peer's
+            // rooms; its hello is being retransmitted, so drop the rest for now.
+            _ if !hello_received => {}
+            Frame::Summary(s) => self.on_summary(link, s, now, out),
+            Frame::Digest { room, digest } => {
+                // The peer's digest of its holdings; if our picture of them
+                // differs, a summary of theirs went missing: ask for all of it.
+                let stale = self.links.get(&link).is_some_and(|l| l.view_digest(&room) != digest);
+                if stale && self.rooms.contains_key(&room) {
+                    let f = Frame::Summary(Summary { room, heads: Vec::new(), reply: true });
+                    self.send_frame(link, &f, out);
+                }
+            }
+            Frame::Want(w) => self.on_want(link, w, now, out),
+            Frame::Batch { items } => self.on_batch(link, items, now, out),
+            Frame::Push(item) => {
+                self.incoming(link, item, super::ingest::Via::Push, now, out);
+            }
+            Frame::IHave { refs } => self.on_ihave(link, refs, now),
+            Frame::Graft { refs } => self.on_graft(link, refs, now, out),
+            Frame::Prune { room } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.make_lazy(link);
+                }
+            }
+            Frame::Gone { room, author, from, to } => self.on_gone(link, room, author, from, to, now, out),
+            Frame::Proof { a, b } => self.on_proof(link, &a, &b, now, out),
+        }
+    }
+
+    fn on_hello(&mut self, link: LinkId, h: Hello, now: Millis, out: &mut Vec<Output>) {
+        if h.version != PROTOCOL_VERSION {
+            return self.reject(link, Reject::Version(h.version), now, out);
+        }
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let first = !l.hello_received;
+        l.hello_received = true;
+        l.hello_acked |= h.ack;
+        l.peer_relays = h.relays;
+        l.peer_powered = h.powered;
+        let before = std::mem::replace(&mut l.peer_rooms, h.rooms.into_iter().collect());
+        // A relay's hello depends on ours: answer when ours changes too.
+        let ours_changed = self.cfg.hello_shared_only && before != self.links[&link].peer_rooms;
+        if !h.ack || ours_changed {
+            self.send_hello(link, now, out);
+        }
+        let peer_rooms = self.links[&link].peer_rooms.clone();
+        for room in self.rooms.keys().cloned().collect::<Vec<_>>() {
+            let shared = peer_rooms.contains(&room);
+            let r = self.rooms.get_mut(&room).expect("listed above");
+            if !shared {
+                r.drop_link(link);
+                self.forget_claims(link, &room);
+            } else if first || !before.contains(&room) {
+                r.make_eager(link);
+                self.send_summary(link, &room, SummaryKind::Full, out);
+            }
+        }
+    }
+
+    /// Drop what a link claimed in a room it no longer shares with us.
+    fn forget_claims(&mut self, link: LinkId, room: &RoomId) {
+        if let Some(l) = self.links.get_mut(&link) {
+            if let Some(v) = l.peer_heads.remove(room) {
+                l.claims -= v.heads.len();
+            }
+        }
+    }
+
+    /// Tell a link our heads in `room`: all of them, or only those changed
+    /// since we last told it (nothing is sent when nothing changed).
+    pub(super) fn send_summary(&mut self, link: LinkId, room: &RoomId, kind: SummaryKind, out: &mut Vec<Output>) {
+        let (Some(r), Some(l)) = (self.rooms.get(room), self.links.get_mut(&link)) else { return };
+        let told = l.told.entry(room.clone()).or_default();
+        let heads: Vec<Head> = r
+            .heads()
+            .into_iter()
+            .filter(|h| kind == SummaryKind::Full || told.get(&h.author) != Some(&(h.contiguous, h.max)))
+            .collect();
+        for h in &heads {
+            told.insert(h.author, (h.contiguous, h.max));
+        }
+        if heads.is_empty() && kind == SummaryKind::Delta {
+            return;
+        }
+        let chunks: Vec<Vec<Head>> = if heads.is_empty() {
+            vec![Vec::new()]
+        } else {
+            heads.chunks(MAX_SUMMARY_HEADS).map(<[_]>::to_vec).collect()
+        };
+        for heads in chunks {
+            let f = Frame::Summary(Summary { room: room.clone(), heads, reply: false });
+            self.send_frame(link, &f, out);
+        }
+    }
+
+    fn on_summary(&mut self, link: LinkId, s: Summary, now: Millis, out: &mut Vec<Output>) {
+        let shared = self.links.get(&link).is_some_and(|l| l.peer_rooms.contains(&s.room));
+        if !self.rooms.contains_key(&s.room) || !shared {
+            return;
+        }
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let mut over_cap = false;
+        let mut claimed = Vec::with_capacity(s.heads.len());
+        for h in &s.heads {
+            let left = MAX_CLAIMS_PER_LINK - l.claims;
+            let view = l.peer_heads.entry(s.room.clone()).or_default();
+            let known = view.heads.contains_key(&h.author);
+            if view.claim(*h, left) {
+                l.claims += usize::from(!known);
+                l.exhausted.remove(&(s.room.clone(), h.author));
+                claimed.push(*h);
+            } else {
+                over_cap = true;
+            }
+        }
+        if over_cap {
+            self.reject(link, Reject::ClaimsOverCap, now, out);
+        }
+        let mut probes = 0;
+        for h in claimed {
+            let (contiguous, _) = self.head(&s.room, &h.author);
+            // Cheap pre-check; request_missing finds the exact gap.
+            if h.max > contiguous {
+                self.request_missing(&s.room, h.author, now, out);
+            } else if probes < MAX_TIP_PROBES && h.tip != NO_TIP && self.tip_differs(&s.room, &h) {
+                // Same position, another message: fetch theirs, and the
+                // duplicate check finds the equivocation.
+                probes += 1;
+                let f = Frame::Want(Want { room: s.room.clone(), author: h.author, from: h.max, to: h.max });
+                self.send_frame(link, &f, out);
+            }
+        }
+        if s.reply {
+            self.send_summary(link, &s.room, SummaryKind::Full, out);
+        }
+    }
+
+    /// Whether we know another id than `h.tip` at `h.max`.
+    fn tip_differs(&self, room: &RoomId, h: &Head) -> bool {
+        let pos = (room.clone(), h.author, h.max);
+        let ours = self.recent.get(&pos).copied().or_else(|| {
+            let a = self.rooms.get(room)?.authors.get(&h.author)?;
+            (a.max() == h.max).then_some(a.tip).flatten()
+        });
+        ours.is_some_and(|id| id != h.tip) && !self.equivocators.contains(&h.author)
+    }
+}

@@ -1,0 +1,207 @@
+//! Asking for what we lack: one range request per (room, author) at a
+//! time, to the best link that claims it; timeouts, `Gone` answers,
+//! demotion of links that claim and do not serve, and giving up on runs
+//! that nobody can serve any more.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::frame::{Frame, Item, Want};
+use crate::ids::{LinkId, PeerId, RoomId};
+
+use super::caps::{MAX_WANTS, MAX_WANTS_PER_LINK};
+use super::{LinkKind, Millis, Node, Output, WantInFlight};
+
+/// A link that can serve a gap: (link, rank, range to ask for).
+type Candidate = (LinkId, (bool, bool, bool, u64), (u64, u64));
+
+impl Node {
+    /// If someone holds more of `author` in `room` than we do and nobody is
+    /// already fetching it, ask the best such link for the first gap. If
+    /// nobody can serve the gap any more (the links that claimed it
+    /// answered `Gone`), give it up.
+    pub(super) fn request_missing(&mut self, room: &RoomId, author: PeerId, now: Millis, out: &mut Vec<Output>) {
+        let key = (room.clone(), author);
+        if self.wants.get(&key).is_some_and(|w| w.deadline > now) {
+            return;
+        }
+        self.wants.remove(&key);
+        let candidates = self.candidates(room, author, None);
+        let Some(top) = candidates.iter().map(|c| c.1).max() else {
+            if let Some((from, to)) = self.gone_everywhere(room, author) {
+                if self.give_up(room, author, from, to, out) {
+                    // What lies above the run we gave up on may be served.
+                    self.request_missing(room, author, now, out);
+                }
+            }
+            return;
+        };
+        if self.wants.len() >= MAX_WANTS {
+            // Asked again at the next sync (retry_lacking) or when a want ends.
+            return;
+        }
+        let mut candidates = candidates;
+        candidates.retain(|c| c.1 == top);
+        let pick = (rand_core::RngCore::next_u32(&mut self.rng) as usize) % candidates.len();
+        let (link, _, (from, to)) = candidates[pick];
+        let f = Frame::Want(Want { room: room.clone(), author, from, to });
+        self.send_frame(link, &f, out);
+        self.wants.insert(key, WantInFlight { link, from, to, deadline: now + self.cfg.want_timeout_ms });
+    }
+
+    /// Links that can serve our first gap of `author` in `room`, with their
+    /// rank and the range to ask each for. Prefer links that serve what
+    /// they claim, LAN over relay, powered peers, then the most complete
+    /// for the next chunk (a claim beyond it buys nothing, so an invented
+    /// claim of 2^62 does not make a link first choice).
+    fn candidates(&self, room: &RoomId, author: PeerId, except: Option<LinkId>) -> Vec<Candidate> {
+        let key = (room.clone(), author);
+        let Some(r) = self.rooms.get(room) else { return Vec::new() };
+        let empty = Default::default();
+        let state = r.authors.get(&author).unwrap_or(&empty);
+        let chunk_end = state.contiguous.saturating_add(self.cfg.want_chunk);
+        let mut in_flight: BTreeMap<LinkId, usize> = BTreeMap::new();
+        for w in self.wants.values() {
+            *in_flight.entry(w.link).or_default() += 1;
+        }
+        let mut candidates = Vec::new();
+        for (id, l) in &self.links {
+            let Some(head) = l.peer_head(room, &author) else { continue };
+            let busy = in_flight.get(id).copied().unwrap_or(0) >= MAX_WANTS_PER_LINK;
+            if Some(*id) == except
+                || l.exhausted.contains(&key)
+                || !(l.peer_relays || l.peer == author)
+                || busy
+                || l.dropped
+            {
+                continue;
+            }
+            let Some((from, to)) = state.first_gap(head.max, self.cfg.want_chunk) else { continue };
+            if l.gone.get(&key).is_some_and(|g| *g >= from) {
+                continue;
+            }
+            let rank = (!l.demoted(), l.kind == LinkKind::Lan, l.peer_powered, head.max.min(chunk_end));
+            candidates.push((*id, rank, (from, to)));
+        }
+        candidates
+    }
+
+    /// The start of our first gap, if links told us they no longer hold it
+    /// (and so nobody left can serve it): the run to give up on.
+    fn gone_everywhere(&self, room: &RoomId, author: PeerId) -> Option<(u64, u64)> {
+        let key = (room.clone(), author);
+        let a = self.rooms.get(room)?.authors.get(&author)?;
+        let (from, to) = a.first_gap(u64::MAX, self.cfg.want_chunk)?;
+        let gone = self.links.values().filter_map(|l| l.gone.get(&key)).copied().max()?;
+        (gone >= from).then_some((from, to.min(gone)))
+    }
+
+    /// No peer can serve `from..=to` any more: if it is where our chain
+    /// stops, treat it as seen, so what we hold above it is shown and it is
+    /// not asked for again.
+    fn give_up(&mut self, room: &RoomId, author: PeerId, from: u64, to: u64, out: &mut Vec<Output>) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else { return false };
+        let a = r.author(author);
+        if from != a.contiguous + 1 || (from..=to).any(|s| a.pending.contains(&s)) {
+            return false;
+        }
+        let shown = a.skip_through(to);
+        let through = a.contiguous;
+        self.stats.skipped += to - from + 1;
+        out.push(Output::Skip { room: room.clone(), author, through });
+        for (seq, id) in shown {
+            out.push(Output::Deliver { id, room: room.clone(), author, seq });
+            if author != self.my_id {
+                self.stats.delivered += 1;
+            }
+        }
+        true
+    }
+
+    /// The link we asked says it cannot serve `from..=to` of our request.
+    /// If that is all we asked, ask elsewhere; if the rest follows in a
+    /// batch, give the run up now when nobody else can serve it, so the
+    /// batch is shown when it lands.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_gone(
+        &mut self,
+        link: LinkId,
+        room: RoomId,
+        author: PeerId,
+        from: u64,
+        to: u64,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        let key = (room.clone(), author);
+        // Only an answer to what we asked that link counts.
+        let Some(w) = self.wants.get(&key).filter(|w| w.link == link && w.from == from) else { return };
+        let whole = to >= w.to;
+        let Some(l) = self.links.get_mut(&link) else { return };
+        // Bounded like `exhausted`: only keys we asked this link about.
+        let mark = l.gone.entry(key.clone()).or_default();
+        *mark = (*mark).max(to);
+        l.strikes = 0;
+        if whole {
+            self.wants.remove(&key);
+            self.request_missing(&room, author, now, out);
+        } else if self.candidates(&room, author, Some(link)).is_empty() {
+            self.give_up(&room, author, from, to, out);
+        }
+    }
+
+    pub(super) fn on_batch(&mut self, link: LinkId, items: Vec<Item>, now: Millis, out: &mut Vec<Output>) {
+        let mut touched = BTreeSet::new();
+        for item in items {
+            if let Some(key) = self.incoming(link, item, super::ingest::Via::Sync, now, out) {
+                touched.insert(key);
+            }
+        }
+        for (room, author) in touched {
+            if self.wants.get(&(room.clone(), author)).is_some_and(|w| w.link == link) {
+                self.wants.remove(&(room.clone(), author));
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.strikes = 0;
+                }
+                self.request_missing(&room, author, now, out);
+            }
+        }
+    }
+
+    pub(super) fn expire_wants(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let expired: Vec<_> = self.wants.iter().filter(|(_, w)| w.deadline <= now).map(|(k, _)| k.clone()).collect();
+        for key in expired {
+            if let Some(w) = self.wants.remove(&key) {
+                if let Some(l) = self.links.get_mut(&w.link) {
+                    l.exhausted.insert(key.clone());
+                    l.strikes = l.strikes.saturating_add(1);
+                }
+            }
+            self.request_missing(&key.0, key.1, now, out);
+        }
+    }
+
+    /// Forget which peers came back empty-handed and ask again for whatever
+    /// some peer is known to hold beyond us (its summaries only repeat a head
+    /// when it changes, so a failed request must be retried from our side).
+    pub(super) fn retry_lacking(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let mut lacking = BTreeSet::new();
+        for l in self.links.values_mut() {
+            l.exhausted.clear();
+            l.gone.clear();
+            for (room, view) in &l.peer_heads {
+                let Some(r) = self.rooms.get(room) else { continue };
+                for (author, head) in &view.heads {
+                    if head.max > r.authors.get(author).map_or(0, |a| a.contiguous) {
+                        lacking.insert((room.clone(), *author));
+                    }
+                }
+            }
+        }
+        for (room, author) in lacking {
+            if self.wants.len() >= MAX_WANTS {
+                break;
+            }
+            self.request_missing(&room, author, now, out);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Answering wants and grafts. Requests queue per link (deduplicated,
+//! capped), become store reads (`Output::Load`, run beside the event loop)
+//! a few at a time and within the link's byte budget, and are answered with
+//! a `Batch`, preceded by `Gone` for the start of the range when we no
+//! longer hold it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::envelope::SignedEnvelope;
+use crate::frame::{Frame, Item, MsgRef, Want, MAX_HOPS};
+use crate::ids::{LinkId, PeerId, RoomId};
+
+use super::caps::{MAX_GRAFT_REFS_SERVED, MAX_LOADS_PER_LINK, MAX_SERVE_QUEUE};
+use super::{Load, Millis, Node, Output, Reject};
+
+impl Node {
+    pub(super) fn on_want(&mut self, link: LinkId, w: Want, now: Millis, out: &mut Vec<Output>) {
+        if !self.rooms.contains_key(&w.room) {
+            return self.reject(link, Reject::NotCarried(w.room), now, out);
+        }
+        self.queue_serve(link, w.room, w.author, w.from, w.to, now, out);
+    }
+
+    /// "Send me these, and push to me from now on": the link becomes eager
+    /// in each room, and the refs, deduplicated and joined into runs per
+    /// chain, are served (at most [`MAX_GRAFT_REFS_SERVED`] of them).
+    pub(super) fn on_graft(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
+        let mut wanted: BTreeMap<(RoomId, PeerId), BTreeSet<u64>> = BTreeMap::new();
+        for r in refs {
+            let Some(room) = self.rooms.get_mut(&r.room) else { continue };
+            room.make_eager(link);
+            wanted.entry((r.room, r.author)).or_default().insert(r.seq);
+        }
+        let mut served = 0;
+        for ((room, author), seqs) in wanted {
+            let mut runs: Vec<(u64, u64)> = Vec::new();
+            for s in seqs.into_iter().take(MAX_GRAFT_REFS_SERVED - served) {
+                served += 1;
+                match runs.last_mut() {
+                    Some((_, to)) if *to + 1 == s => *to = s,
+                    _ => runs.push((s, s)),
+                }
+            }
+            for (from, to) in runs {
+                self.queue_serve(link, room.clone(), author, from, to, now, out);
+            }
+            if served >= MAX_GRAFT_REFS_SERVED {
+                break;
+            }
+        }
+    }
+
+    /// Queue a read of `from..=to` for `link`: always for our own messages,
+    /// for others' only while the power policy lets us work for others.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_serve(
+        &mut self,
+        link: LinkId,
+        room: RoomId,
+        author: PeerId,
+        from: u64,
+        to: u64,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        if author != self.my_id && !self.limits.relay_for_others {
+            return;
+        }
+        let not_before = now.saturating_sub(self.cfg.message_lifetime_ms);
+        let max_bytes = self.cfg.batch_bytes;
+        let Some(l) = self.links.get_mut(&link) else { return };
+        // A request for a range that is already queued or being read starts
+        // inside it: asked again after a timeout, or a graft for a want.
+        let covered = |q: &Load| q.room == room && q.author == author && q.from <= from && from <= q.to;
+        if l.serve_queue.iter().chain(&l.loads).any(covered) {
+            return;
+        }
+        if l.serve_queue.len() >= MAX_SERVE_QUEUE {
+            return self.reject(link, Reject::ServeQueueFull, now, out);
+        }
+        l.serve_queue.push_back(Load { link, room, author, from, to, max_bytes, not_before });
+        self.pump_serve(link, now, out);
+    }
+
+    /// Start the queued reads of `link` that have a slot and budget.
+    pub(super) fn pump_serve(&mut self, link: LinkId, now: Millis, out: &mut Vec<Output>) {
+        let Some(l) = self.links.get_mut(&link) else { return };
+        while l.loads.len() < MAX_LOADS_PER_LINK {
+            let Some(next) = l.serve_queue.front() else { break };
+            if !l.serve.take_n(next.max_bytes as u64, now) {
+                break;
+            }
+            let load = l.serve_queue.pop_front().expect("front exists");
+            l.loads.push(load.clone());
+            out.push(Output::Load(load));
+        }
+    }
+
+    pub(super) fn on_loaded(
+        &mut self,
+        load: Load,
+        items: Vec<(SignedEnvelope, u8)>,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        let link = load.link;
+        let Some(l) = self.links.get_mut(&link) else { return };
+        if let Some(i) = l.loads.iter().position(|x| *x == load) {
+            l.loads.swap_remove(i);
+        }
+        let used: usize = items.iter().map(|(e, _)| e.bytes().len()).sum();
+        l.serve.refund(load.max_bytes.saturating_sub(used) as u64);
+        let kind = l.kind;
+        // The start of the range is not held (expired, evicted or never
+        // had): say so, so the asker looks elsewhere or gives it up.
+        let first = items.first().map(|(e, _)| e.seq());
+        let gone_to = match first {
+            None => Some(load.to),
+            Some(s) if s > load.from => Some(s - 1),
+            Some(_) => None,
+        };
+        if let Some(to) = gone_to {
+            let f = Frame::Gone { room: load.room.clone(), author: load.author, from: load.from, to };
+            self.send_frame(link, &f, out);
+        }
+        let mut batch = Vec::with_capacity(items.len());
+        for (env, hops) in items {
+            self.note_sent(env.id(), link, kind, out);
+            batch.push(Item { hops: hops.saturating_add(1).min(MAX_HOPS), envelope: env.bytes().to_vec() });
+        }
+        if !batch.is_empty() {
+            self.send_frame(link, &Frame::Batch { items: batch }, out);
+        }
+        self.pump_serve(link, now, out);
+    }
+
+    /// Reads waiting for budget that may start now (from the timer).
+    pub(super) fn pump_all(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let waiting: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| !l.serve_queue.is_empty()).map(|(id, _)| *id).collect();
+        for link in waiting {
+            self.pump_serve(link, now, out);
+        }
+    }
+}
