@@ -302,7 +302,8 @@ mod tests {
     #[test]
     fn receipts_travel_sealed_to_the_dm_author() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
-        let (alice, bob, eve) = (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
+        let (alice, bob, eve) =
+            (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
         let r = ReceiptBody { status: ReceiptStatus::Read, ids: vec![MessageId::from_bytes([7; 32])] };
         let sealed = seal_receipt(&bob, &alice.peer_id(), r.clone(), &mut rng).unwrap();
         let env = dm_envelope(&bob, Kind::SealedReceipt, &sealed);

@@ -19,8 +19,8 @@ pub mod body;
 pub mod envelope;
 pub mod frame;
 pub mod identity;
-pub mod name;
 pub mod ids;
+pub mod name;
 pub mod policy;
 pub mod sync;
 

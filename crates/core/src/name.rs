@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn ordinary_names_of_every_script_pass() {
-        for n in ["Ana", "Zoë", "José María", "Nguyễn Văn", "Jürgen-Ö", "山田 太郎", "Ольга", "أحمد", "DJ 🎧 Max"] {
+        for n in ["Ana", "Zoë", "José María", "Nguyễn Văn", "Jürgen-Ö", "山田 太郎", "Ольга", "أحمد", "DJ 🎧 Max"]
+        {
             assert_eq!(check_name(n), Ok(()), "{n}");
         }
     }
@@ -152,19 +153,19 @@ mod tests {
     #[test]
     fn invisible_direction_and_blank_characters_are_refused() {
         for n in [
-            "Ana\u{200B}",      // zero-width space
-            "A\u{200D}na",      // zero-width joiner
-            "\u{202E}anA",      // right-to-left override
-            "Ana\u{2066}x",     // isolate
-            "An\u{00AD}a",      // soft hyphen
-            "Ana\u{0007}",      // bell
-            "Ana\u{2028}Bo",    // line separator
-            "\u{3164}",         // Hangul filler
-            "Ana\u{E0041}",     // tag character
-            "Ana\u{FEFF}",      // byte order mark
-            "Ana\tBo",          // tab
-            "Ana\u{00A0}Bo",    // no-break space
-            "\u{E000}",         // private use
+            "Ana\u{200B}",   // zero-width space
+            "A\u{200D}na",   // zero-width joiner
+            "\u{202E}anA",   // right-to-left override
+            "Ana\u{2066}x",  // isolate
+            "An\u{00AD}a",   // soft hyphen
+            "Ana\u{0007}",   // bell
+            "Ana\u{2028}Bo", // line separator
+            "\u{3164}",      // Hangul filler
+            "Ana\u{E0041}",  // tag character
+            "Ana\u{FEFF}",   // byte order mark
+            "Ana\tBo",       // tab
+            "Ana\u{00A0}Bo", // no-break space
+            "\u{E000}",      // private use
         ] {
             assert_eq!(check_name(n), Err(NameProblem::Invisible), "{n:?}");
         }

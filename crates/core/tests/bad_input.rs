@@ -189,7 +189,11 @@ fn a_proof_from_a_peer_marks_the_author_once_and_a_bogus_one_is_refused() {
     assert_eq!(c.harness.equivocators, vec![eve.peer_id()], "once");
     // Two messages at different positions prove nothing.
     let other = common::text(&eve, "festival", 4, "two");
-    assert_refused(&mut c, Frame::Proof { a: one.bytes().to_vec(), b: other.bytes().to_vec() }.encode(), "proof_invalid");
+    assert_refused(
+        &mut c,
+        Frame::Proof { a: one.bytes().to_vec(), b: other.bytes().to_vec() }.encode(),
+        "proof_invalid",
+    );
     assert_refused(&mut c, Frame::Proof { a: one.bytes().to_vec(), b: one.bytes().to_vec() }.encode(), "proof_invalid");
     still_serves_alice(&mut c, 1);
 }

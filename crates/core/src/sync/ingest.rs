@@ -207,12 +207,12 @@ impl Node {
     fn receipt_for(&mut self, env: &SignedEnvelope, now: Millis) {
         let room = env.room().clone();
         match env.parsed_body() {
-            Body::SealedDm(s) if s.recipient == self.my_id => {
-                if body::open(&self.me, env).is_ok() {
-                    self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
-                }
+            Body::SealedDm(s) if s.recipient == self.my_id && body::open(&self.me, env).is_ok() => {
+                self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
             }
-            Body::Text(_) if self.rooms.get(&room).is_some_and(|r| r.members() <= self.cfg.room_receipts_max_members) => {
+            Body::Text(_)
+                if self.rooms.get(&room).is_some_and(|r| r.members() <= self.cfg.room_receipts_max_members) =>
+            {
                 self.queue_receipt(room, ReceiptStatus::Delivered, None, env.id(), now);
             }
             _ => {}

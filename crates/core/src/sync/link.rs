@@ -267,7 +267,14 @@ impl Node {
                 self.send_frame(link, &f, out);
             }
         }
-        if s.reply {
+        // A full summary can be large (a head per author) and the request
+        // for it is a few bytes: answered once per half sync interval per
+        // room, so asking again and again amplifies nothing.
+        let gap = self.limits.sync_interval_ms / 2;
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let last = l.full_sent.get(&s.room).copied();
+        if s.reply && last.is_none_or(|t| now >= t + gap) {
+            l.full_sent.insert(s.room.clone(), now);
             self.send_summary(link, &s.room, SummaryKind::Full, out);
         }
     }

@@ -61,8 +61,8 @@ use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 use crate::policy::{limits, Limits, PowerState};
 
 pub use refusals::{PeerCounters, RefusalReport, Reject, Stats};
-use state::{BoundedMap, LinkState, RoomState};
 pub use state::digest_of;
+use state::{BoundedMap, LinkState, RoomState};
 
 /// Protocol version spoken in hellos. 2: heads carry the tip id, digests
 /// are fingerprints over heads, `Gone` and `Proof` frames, sealed DMs name

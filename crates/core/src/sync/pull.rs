@@ -3,7 +3,7 @@
 //! demotion of links that claim and do not serve, and giving up on runs
 //! that nobody can serve any more.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::frame::{Frame, Item, Want};
 use crate::ids::{LinkId, PeerId, RoomId};
@@ -24,7 +24,7 @@ impl Node {
         if self.wants.get(&key).is_some_and(|w| w.deadline > now) {
             return;
         }
-        self.wants.remove(&key);
+        self.take_want(&key);
         let candidates = self.candidates(room, author, None);
         let Some(top) = candidates.iter().map(|c| c.1).max() else {
             if let Some((from, to)) = self.gone_everywhere(room, author) {
@@ -46,6 +46,18 @@ impl Node {
         let f = Frame::Want(Want { room: room.clone(), author, from, to });
         self.send_frame(link, &f, out);
         self.wants.insert(key, WantInFlight { link, from, to, deadline: now + self.cfg.want_timeout_ms });
+        if let Some(l) = self.links.get_mut(&link) {
+            l.wants_out += 1;
+        }
+    }
+
+    /// Forget a request in flight (answered, timed out or replaced).
+    fn take_want(&mut self, key: &(RoomId, PeerId)) -> Option<WantInFlight> {
+        let w = self.wants.remove(key)?;
+        if let Some(l) = self.links.get_mut(&w.link) {
+            l.wants_out -= 1;
+        }
+        Some(w)
     }
 
     /// Links that can serve our first gap of `author` in `room`, with their
@@ -59,14 +71,10 @@ impl Node {
         let empty = Default::default();
         let state = r.authors.get(&author).unwrap_or(&empty);
         let chunk_end = state.contiguous.saturating_add(self.cfg.want_chunk);
-        let mut in_flight: BTreeMap<LinkId, usize> = BTreeMap::new();
-        for w in self.wants.values() {
-            *in_flight.entry(w.link).or_default() += 1;
-        }
         let mut candidates = Vec::new();
         for (id, l) in &self.links {
             let Some(head) = l.peer_head(room, &author) else { continue };
-            let busy = in_flight.get(id).copied().unwrap_or(0) >= MAX_WANTS_PER_LINK;
+            let busy = l.wants_out >= MAX_WANTS_PER_LINK;
             if Some(*id) == except
                 || l.exhausted.contains(&key)
                 || !(l.peer_relays || l.peer == author)
@@ -142,7 +150,7 @@ impl Node {
         *mark = (*mark).max(to);
         l.strikes = 0;
         if whole {
-            self.wants.remove(&key);
+            self.take_want(&key);
             self.request_missing(&room, author, now, out);
         } else if self.candidates(&room, author, Some(link)).is_empty() {
             self.give_up(&room, author, from, to, out);
@@ -158,7 +166,7 @@ impl Node {
         }
         for (room, author) in touched {
             if self.wants.get(&(room.clone(), author)).is_some_and(|w| w.link == link) {
-                self.wants.remove(&(room.clone(), author));
+                self.take_want(&(room.clone(), author));
                 if let Some(l) = self.links.get_mut(&link) {
                     l.strikes = 0;
                 }
@@ -170,7 +178,7 @@ impl Node {
     pub(super) fn expire_wants(&mut self, now: Millis, out: &mut Vec<Output>) {
         let expired: Vec<_> = self.wants.iter().filter(|(_, w)| w.deadline <= now).map(|(k, _)| k.clone()).collect();
         for key in expired {
-            if let Some(w) = self.wants.remove(&key) {
+            if let Some(w) = self.take_want(&key) {
                 if let Some(l) = self.links.get_mut(&w.link) {
                     l.exhausted.insert(key.clone());
                     l.strikes = l.strikes.saturating_add(1);

@@ -8,7 +8,7 @@ use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
 use super::caps;
 use super::refusals::RefusalWindow;
-use super::{Load, LinkKind};
+use super::{LinkKind, Load};
 
 /// The all-zero id: "the sender no longer holds the message at its max".
 pub(crate) const NO_TIP: MessageId = MessageId::from_bytes([0; 32]);
@@ -314,10 +314,15 @@ pub(crate) struct LinkState {
     /// What we last told the peer we hold: summaries after the first carry
     /// only what changed since.
     pub told: HashMap<RoomId, HashMap<PeerId, (u64, u64)>>,
+    /// When we last sent it a full summary of a room on its request (one
+    /// entry per room we share).
+    pub full_sent: BTreeMap<RoomId, u64>,
     /// Wants that came back empty; not asked again until the next summary.
     pub exhausted: HashSet<(RoomId, PeerId)>,
     /// Chains whose seqs up to the mark it told us (`Gone`) it cannot serve.
     pub gone: HashMap<(RoomId, PeerId), u64>,
+    /// Our wants in flight to it.
+    pub wants_out: usize,
     /// Wants of ours it let time out since it last served one.
     pub strikes: u32,
     pub frames: TokenBucket,
@@ -353,8 +358,10 @@ impl LinkState {
             peer_heads: BTreeMap::new(),
             claims: 0,
             told: HashMap::new(),
+            full_sent: BTreeMap::new(),
             exhausted: HashSet::new(),
             gone: HashMap::new(),
+            wants_out: 0,
             strikes: 0,
             frames: TokenBucket::new(fr, fb, now),
             envelopes: TokenBucket::new(er, eb, now),

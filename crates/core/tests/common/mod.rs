@@ -48,6 +48,8 @@ pub struct Harness {
     pub skipped: Vec<(RoomId, PeerId, u64)>,
     /// Loads carried out (and answered).
     pub loads: usize,
+    /// When set, loads are kept here unanswered (a slow store).
+    pub held_loads: Option<Vec<festival_core::sync::Load>>,
 }
 
 impl Harness {
@@ -66,6 +68,7 @@ impl Harness {
             equivocators: Vec::new(),
             skipped: Vec::new(),
             loads: 0,
+            held_loads: None,
         }
     }
 
@@ -120,6 +123,10 @@ impl Harness {
                 }
                 Output::Send { link, bytes } => {
                     self.sent.push((link, Frame::decode(&bytes).expect("we only send valid frames")));
+                    None
+                }
+                Output::Load(load) if self.held_loads.is_some() => {
+                    self.held_loads.as_mut().expect("checked").push(load);
                     None
                 }
                 Output::Load(load) => {

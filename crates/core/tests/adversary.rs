@@ -1,0 +1,215 @@
+//! One hostile link against one node: invented claims, digest and IHave
+//! floods, a claim of everything for a real author. Every per-peer map stays
+//! under its cap, and an honest link's catch-up still finishes within a
+//! fixed number of ticks.
+
+mod common;
+
+use common::{Harness, NOW};
+use festival_core::frame::{Frame, Head, MsgRef, Summary, Want};
+use festival_core::sync::caps::{
+    MAX_CLAIMS_PER_LINK, MAX_MISSING, MAX_MISSING_PER_LINK, MAX_SERVE_QUEUE, MAX_WANTS, MAX_WANTS_PER_LINK,
+};
+use festival_core::sync::Input;
+use festival_core::{Identity, MessageId, PeerId, RoomId, SignedEnvelope};
+
+const MALLORY: u64 = 1;
+const ALICE: u64 = 2;
+const TRUDY: u64 = 3;
+const TICK_MS: u64 = 100;
+/// The catch-up must end within this many ticks (10 s), attack or not: one
+/// want timeout (3 s) per chunk lost to the attacker before it is demoted.
+const CATCH_UP_TICKS: usize = 100;
+
+fn festival() -> RoomId {
+    RoomId::festival()
+}
+
+fn invented(i: u64) -> PeerId {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&i.to_le_bytes());
+    b[31] = 0xee;
+    PeerId::from_bytes(b)
+}
+
+fn head(author: PeerId, contiguous: u64, max: u64) -> Head {
+    Head { author, contiguous, max, tip: MessageId::from_bytes([1; 32]) }
+}
+
+/// Alice's own chain of `n` messages.
+fn chain(alice: &Identity, n: u64) -> Vec<SignedEnvelope> {
+    (1..=n).map(|seq| common::text(alice, "festival", seq, &format!("line {seq}"))).collect()
+}
+
+/// Answer the wants the node sent to Alice from her chain; Mallory never
+/// answers. Returns how many wants Alice answered.
+fn alice_serves(h: &mut Harness, chain: &[SignedEnvelope]) -> usize {
+    let wants: Vec<Want> = h
+        .sent
+        .drain(..)
+        .filter_map(|(l, f)| match f {
+            Frame::Want(w) if l.0 == ALICE => Some(w),
+            _ => None,
+        })
+        .collect();
+    for w in &wants {
+        let batch: Vec<SignedEnvelope> =
+            chain.iter().filter(|e| e.author() == w.author && (w.from..=w.to).contains(&e.seq())).cloned().collect();
+        if !batch.is_empty() {
+            h.frame(ALICE, common::batch(&batch));
+        }
+    }
+    wants.len()
+}
+
+/// Ticks until the node holds all of Alice's chain.
+fn catch_up(h: &mut Harness, alice: &Identity, chain: &[SignedEnvelope]) -> usize {
+    let last = chain.len() as u64;
+    let summary = Summary { room: festival(), heads: vec![head(alice.peer_id(), last, last)], reply: false };
+    // Alice's real tip, so the digest of our view of her is right.
+    let mut summary = summary;
+    summary.heads[0].tip = chain.last().unwrap().id();
+    h.frame(ALICE, Frame::Summary(summary).encode());
+    for tick in 0..=CATCH_UP_TICKS {
+        alice_serves(h, chain);
+        if h.node.head(&festival(), &alice.peer_id()).0 == last {
+            return tick;
+        }
+        h.now += TICK_MS;
+        h.feed(Input::Tick);
+    }
+    panic!(
+        "catch-up of {last} messages did not finish in {CATCH_UP_TICKS} ticks: {:?}",
+        h.node.head(&festival(), &alice.peer_id())
+    );
+}
+
+fn assert_under_caps(h: &Harness) {
+    let s = h.node.state_sizes();
+    assert!(s.claims <= MAX_CLAIMS_PER_LINK, "{s:?}");
+    assert!(s.wants <= MAX_WANTS, "{s:?}");
+    assert!(s.exhausted <= MAX_CLAIMS_PER_LINK, "{s:?}");
+    assert!(s.missing <= MAX_MISSING, "{s:?}");
+    assert!(s.serve_queue <= MAX_SERVE_QUEUE, "{s:?}");
+}
+
+#[test]
+fn an_honest_catch_up_without_attack_is_quick() {
+    let mut h = Harness::new(1, vec![]);
+    let alice = common::identity(2);
+    h.link(ALICE, &alice);
+    let chain = chain(&alice, 500);
+    let ticks = catch_up(&mut h, &alice, &chain);
+    assert!(ticks <= 2, "took {ticks} ticks");
+    assert_eq!(h.delivered.len(), 500);
+}
+
+#[test]
+fn a_hostile_link_cannot_grow_state_past_its_caps_nor_stall_an_honest_catch_up() {
+    let mut h = Harness::new(1, vec![]);
+    let (mallory, alice) = (common::identity(66), common::identity(2));
+    h.link(MALLORY, &mallory);
+    h.link(ALICE, &alice);
+
+    // 2,000 summaries of 1,024 invented authors each, at the allowed rate.
+    for s in 0..2_000u64 {
+        let heads = (0..1_024).map(|i| head(invented(s * 1_024 + i), 0, 10)).collect();
+        h.frame(MALLORY, Frame::Summary(Summary { room: festival(), heads, reply: true }).encode());
+        h.now += 1;
+    }
+    assert_under_caps(&h);
+    let sizes = h.node.state_sizes();
+    assert_eq!(sizes.claims, MAX_CLAIMS_PER_LINK, "claims stop at the cap");
+    assert!(sizes.wants <= MAX_WANTS_PER_LINK, "wants to one link are capped: {sizes:?}");
+    assert!(h.rejected_by(&mallory, "claims_over_cap") > 0);
+
+    // 10,000 digests that never match.
+    for i in 0..10_000u64 {
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&i.to_le_bytes());
+        h.frame(MALLORY, Frame::Digest { room: festival(), digest }.encode());
+        h.now += 1;
+    }
+    // Summary requests (reply=true) are answered with a full summary once
+    // per half sync interval, not once per request.
+    let full_answers = h
+        .sent
+        .iter()
+        .filter(|(l, f)| l.0 == MALLORY && matches!(f, Frame::Summary(s) if !s.heads.is_empty() || !s.reply))
+        .count();
+    assert!(full_answers <= 10, "{full_answers} full summaries sent to the asker");
+
+    // An IHave flood of invented references.
+    for i in 0..200u64 {
+        let refs = (0..512)
+            .map(|j| MsgRef {
+                room: festival(),
+                author: invented(9_000_000 + i * 512 + j),
+                seq: 1,
+                id: MessageId::from_bytes([7; 32]),
+            })
+            .collect();
+        h.frame(MALLORY, Frame::IHave { refs }.encode());
+        h.now += 1;
+    }
+    assert_under_caps(&h);
+    assert!(h.node.state_sizes().missing <= MAX_MISSING_PER_LINK);
+
+    // A claim of max = 2^63 for a real author is refused outright (nothing
+    // above i64::MAX can be held); 2^63 - 1 is taken as a claim, and
+    // Mallory never serves it.
+    let absurd = Summary { room: festival(), heads: vec![head(alice.peer_id(), 0, 1 << 63)], reply: false };
+    h.frame(MALLORY, Frame::Summary(absurd).encode());
+    assert_eq!(h.rejected_by(&mallory, "frame_out_of_range"), 1);
+    let huge = Summary { room: festival(), heads: vec![head(alice.peer_id(), 0, (1 << 63) - 1)], reply: false };
+    h.frame(MALLORY, Frame::Summary(huge).encode());
+    assert!(h.misbehaving.is_empty(), "claims alone are no misbehaviour: {:?}", h.misbehaving);
+    // A second hostile link, with all its request slots free, claims
+    // Alice's whole chain and never serves it: it may be asked first, but
+    // its timeouts demote it.
+    let trudy = common::identity(67);
+    h.link(TRUDY, &trudy);
+    let stall = Summary { room: festival(), heads: vec![head(alice.peer_id(), 500, 500)], reply: false };
+    h.frame(TRUDY, Frame::Summary(stall).encode());
+
+    let chain = chain(&alice, 500);
+    h.sent.clear();
+    let ticks = catch_up(&mut h, &alice, &chain);
+    assert_under_caps(&h);
+    assert_eq!(h.delivered.iter().filter(|d| d.1 == alice.peer_id()).count(), 500);
+    eprintln!("catch-up under attack: {ticks} ticks");
+    assert!(ticks <= CATCH_UP_TICKS, "took {ticks} ticks");
+    assert_eq!(h.node.stats().peers[&alice.peer_id()].rejected_total(), 0, "Alice was never blamed");
+}
+
+#[test]
+fn a_peer_that_only_asks_gets_its_budget_and_a_bounded_queue() {
+    let mut h = Harness::new(1, vec![]);
+    let mallory = common::identity(66);
+    h.link(MALLORY, &mallory);
+    // A store that answers slowly: reads pile up unless they are bounded.
+    h.held_loads = Some(Vec::new());
+    let me = common::identity(1).peer_id();
+    // The same want 1,000 times, and 1,000 different ones, in one instant.
+    for _ in 0..1_000 {
+        h.frame(MALLORY, Frame::Want(Want { room: festival(), author: me, from: 1, to: 256 }).encode());
+    }
+    assert_eq!(h.held_loads.as_ref().unwrap().len(), 1, "a repeated request is read once");
+    for i in 0..1_000u64 {
+        h.frame(MALLORY, Frame::Want(Want { room: festival(), author: invented(i), from: 1, to: 1 }).encode());
+    }
+    assert_under_caps(&h);
+    let loads = h.held_loads.take().unwrap();
+    assert_eq!(loads.len(), festival_core::sync::caps::MAX_LOADS_PER_LINK, "reads in flight are capped");
+    assert_eq!(h.node.state_sizes().serve_queue, MAX_SERVE_QUEUE);
+    assert!(h.rejected_by(&mallory, "serve_queue_full") > 0);
+    // As reads complete (nothing held: each answered `Gone`), the queue
+    // drains within the byte budget, and never past it.
+    for load in loads {
+        h.feed(Input::Loaded { load, items: vec![] });
+    }
+    let gone = h.sent.iter().filter(|(l, f)| l.0 == MALLORY && matches!(f, Frame::Gone { .. })).count();
+    assert!(gone >= MAX_SERVE_QUEUE, "{gone} answered");
+    assert_eq!(h.node.state_sizes().serve_queue, 0);
+    let _ = NOW;
+}
