@@ -11,6 +11,7 @@
 //! - [`envelope`]: the signed, versioned envelope and its strict codec.
 //! - [`body`]: typed bodies per kind; sealing and opening DMs and their receipts.
 //! - [`name`]: the rules a display name keeps, and lookalike skeletons.
+//! - [`receipt`]: which receipts may mark which messages.
 //! - [`frame`]: link frames (hello, summaries, wants, batches, push/announce).
 //! - [`sync`]: the node state machine, `Node::handle(input, now) -> outputs`.
 //! - [`policy`]: power state to limits; the circuit breaker.
@@ -22,6 +23,7 @@ pub mod identity;
 pub mod ids;
 pub mod name;
 pub mod policy;
+pub mod receipt;
 pub mod sync;
 
 pub use body::{Body, BodyError, ReceiptStatus};

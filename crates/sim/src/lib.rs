@@ -17,8 +17,10 @@ pub mod report;
 pub mod store;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use festival_core::body::Body;
+use festival_core::frame::Frame;
 use festival_core::policy::PowerState;
 use festival_core::sync::{Config, Content, Input, LinkKind, Node, Output, PersistError, SendError};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
@@ -55,6 +57,14 @@ pub struct SimNode {
     pub rejected: u64,
     wake_at: Option<u64>,
     power: PowerState,
+    /// False for a node that claims and never serves: its batches and
+    /// `Gone` answers are dropped on the way out.
+    pub serves: bool,
+    /// Refusal reports its core made, and links it reported misbehaving.
+    pub refusal_reports: u64,
+    pub misbehaving: Vec<usize>,
+    /// Bytes its store held at most (after each eviction).
+    pub peak_bytes: u64,
 }
 
 impl SimNode {
@@ -119,6 +129,8 @@ pub struct Sim {
     pub frames_sent: u64,
     pub frames_lost: u64,
     pub config: Config,
+    /// Each node's store budget in bytes (`None`: unlimited).
+    pub budget: Option<u64>,
 }
 
 fn key(a: usize, b: usize) -> (usize, usize) {
@@ -137,6 +149,7 @@ impl Sim {
             frames_sent: 0,
             frames_lost: 0,
             config: Config::default(),
+            budget: None,
         }
     }
 
@@ -155,6 +168,10 @@ impl Sim {
             rejected: 0,
             wake_at: None,
             power: PowerState::Mains,
+            serves: true,
+            refusal_reports: 0,
+            misbehaving: Vec::new(),
+            peak_bytes: 0,
         });
         let i = self.nodes.len() - 1;
         self.start(i);
@@ -313,12 +330,18 @@ impl Sim {
                 }
                 Output::Persist { envelope, hops, local: _ } => {
                     let id = envelope.id();
-                    let result = self.nodes[i].store.insert(envelope, hops, now).map_err(|_| PersistError::Conflict);
+                    let result =
+                        self.nodes[i].store.insert(envelope.clone(), hops, now).map_err(|_| PersistError::Conflict);
+                    if result.is_ok() {
+                        self.after_commit(i, &envelope);
+                    }
                     Some(Input::Persisted { id, result })
                 }
-                Output::Load { link, room, author, from, to, max_bytes } => {
-                    let items = self.nodes[i].store.range(&room, &author, from, to, max_bytes);
-                    Some(Input::Loaded { link, items })
+                Output::Load(load) => {
+                    let n = &self.nodes[i];
+                    let items =
+                        n.store.range(&load.room, &load.author, load.from, load.to, load.max_bytes, load.not_before);
+                    Some(Input::Loaded { load, items })
                 }
                 Output::Deliver { id, room, author, seq } => {
                     let hops = self.nodes[i].store.hops(&id);
@@ -332,13 +355,69 @@ impl Sim {
                     }
                     None
                 }
-                Output::Sent { .. } | Output::Rejected { .. } | Output::Limits(_) => None,
+                Output::Skip { room, author, through } => {
+                    self.nodes[i].store.skip(&room, &author, through);
+                    None
+                }
+                Output::RecordProof { held, other } => {
+                    self.nodes[i].store.record_proof(held, other).map(|(a, b)| Input::Proved { a, b })
+                }
+                Output::Refused { .. } => {
+                    self.nodes[i].refusal_reports += 1;
+                    None
+                }
+                Output::Misbehaving { link, .. } => {
+                    let peer = link.0 as usize;
+                    self.nodes[i].misbehaving.push(peer);
+                    self.disconnect(i, peer);
+                    None
+                }
+                Output::Sent { .. } | Output::Limits(_) | Output::Equivocator { .. } => None,
             };
             if let Some(input) = follow {
                 let Some(core) = self.nodes[i].core.as_mut() else { return };
                 work.extend(core.handle(input, now));
             }
         }
+        self.keep_budget(i);
+    }
+
+    /// What follows from a commit besides the core: receipts for our own
+    /// messages, counted by the protocol's rule.
+    fn after_commit(&mut self, i: usize, env: &festival_core::SignedEnvelope) {
+        if !matches!(env.parsed_body(), Body::Receipt(_) | Body::SealedReceipt(_)) {
+            return;
+        }
+        let me = Identity::from_secret_bytes(&self.nodes[i].secret);
+        let store = &self.nodes[i].store;
+        let counted = festival_core::receipt::counted(&me, env, |id| store.target(id), |a, r| store.is_member(a, r));
+        if let Some((status, ids)) = counted {
+            for id in ids {
+                let e = self.nodes[i].store.receipts.entry(id).or_default().entry(env.author()).or_insert(status);
+                *e = (*e).max(status);
+            }
+        }
+    }
+
+    /// Expiry and the byte budget, as a node's background task keeps them.
+    fn keep_budget(&mut self, i: usize) {
+        let lifetime = self.config.message_lifetime_ms;
+        let n = &mut self.nodes[i];
+        if let Some(budget) = self.budget {
+            if n.store.bytes() > budget {
+                let mut rooms: BTreeSet<RoomId> = n.rooms.iter().cloned().collect();
+                rooms.insert(RoomId::festival());
+                // Down to 90 %, so a full store does not evict on every message.
+                n.store.evict(budget / 10 * 9, &n.peer, &rooms, self.now, lifetime);
+            }
+        }
+        n.peak_bytes = n.peak_bytes.max(n.store.bytes());
+    }
+
+    /// Put raw bytes on the link from `from` to `to`, as if `from` sent
+    /// them (a hostile node's frames).
+    pub fn inject(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        self.transmit(from, to, bytes);
     }
 
     fn schedule(&mut self, at: u64, event: Event) {
@@ -348,6 +427,9 @@ impl Sim {
 
     fn transmit(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
         if !self.link_up(from, to) {
+            return;
+        }
+        if !self.nodes[from].serves && matches!(Frame::decode(&bytes), Ok(Frame::Batch { .. } | Frame::Gone { .. })) {
             return;
         }
         self.frames_sent += 1;

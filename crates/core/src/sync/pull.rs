@@ -180,8 +180,12 @@ impl Node {
         for key in expired {
             if let Some(w) = self.take_want(&key) {
                 if let Some(l) = self.links.get_mut(&w.link) {
+                    // A strike only for what it claimed to hold without a gap.
+                    let claimed = l.peer_head(&key.0, &key.1).is_some_and(|h| h.contiguous >= w.from);
                     l.exhausted.insert(key.clone());
-                    l.strikes = l.strikes.saturating_add(1);
+                    if claimed {
+                        l.strikes = l.strikes.saturating_add(1);
+                    }
                 }
             }
             self.request_missing(&key.0, key.1, now, out);

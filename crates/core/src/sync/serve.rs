@@ -111,15 +111,18 @@ impl Node {
         let used: usize = items.iter().map(|(e, _)| e.bytes().len()).sum();
         l.serve.refund(load.max_bytes.saturating_sub(used) as u64);
         let kind = l.kind;
-        // The start of the range is not held (expired, evicted or never
-        // had): say so, so the asker looks elsewhere or gives it up.
+        // The start of the range is not held though we had it (expired,
+        // evicted, or given up on: it lies within our contiguous run): say
+        // so, so the asker looks elsewhere or gives it up. What we never
+        // had is not gone; the asker's timeout moves it on.
+        let contiguous = self.head(&load.room, &load.author).0;
         let first = items.first().map(|(e, _)| e.seq());
-        let gone_to = match first {
+        let lacking_to = match first {
             None => Some(load.to),
             Some(s) if s > load.from => Some(s - 1),
             Some(_) => None,
         };
-        if let Some(to) = gone_to {
+        if let Some(to) = lacking_to.map(|t| t.min(contiguous)).filter(|t| *t >= load.from) {
             let f = Frame::Gone { room: load.room.clone(), author: load.author, from: load.from, to };
             self.send_frame(link, &f, out);
         }
