@@ -1,14 +1,25 @@
 //! The engine: a core `Node` plus its `Store`. It carries out every output
 //! that touches the disk and hands back the rest as effects, so the same code
-//! serves the CLI, the networked runtime and tests.
+//! serves the CLI, the networked runtime, the relay and tests.
+//!
+//! Store reads for peers (`Output::Load`) never run inside the caller's
+//! event loop: each runs in a task of its own and comes back through
+//! [`Engine::loaded`], which the caller's `select!` waits on beside its
+//! other inputs. The core caps reads in flight per link, so these tasks are
+//! bounded too.
 
 use festival_core::body::Body;
 use festival_core::policy::PowerState;
-use festival_core::sync::{Config, Content, Input, LinkKind, Node, Output, PersistError, Reject, SendError, Snapshot};
-use festival_core::{LinkId, MessageId, PeerId, RoomId};
+use festival_core::sync::{
+    Config, Content, Input, LinkKind, Load, Node, Output, PersistError, RefusalReport, SendError, Snapshot,
+    SnapshotHead,
+};
+use festival_core::{LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_store::{Inserted, Store, StoreError};
+use tokio::sync::mpsc;
 
 use crate::clock::now_ms;
+use crate::retention::{self, Retention, RetentionTask, RetentionTrigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -42,10 +53,21 @@ pub enum Effect {
         link: LinkId,
         kind: LinkKind,
     },
-    Rejected {
+    /// What one link's peer sent that was refused in the last second.
+    Refused {
         link: LinkId,
         peer: PeerId,
-        reason: Reject,
+        report: RefusalReport,
+    },
+    /// The link keeps sending what no honest peer sends: close it and back
+    /// off from the peer.
+    Misbehaving {
+        link: LinkId,
+        peer: PeerId,
+    },
+    /// An author is newly known to have signed two messages for one position.
+    Equivocator {
+        author: PeerId,
     },
     Limits(festival_core::policy::Limits),
     WakeAt(u64),
@@ -59,22 +81,31 @@ pub enum Effect {
 pub struct Engine {
     node: Node,
     store: Store,
+    /// Answers of reads running beside the event loop.
+    loaded_tx: mpsc::UnboundedSender<Input>,
+    loaded_rx: mpsc::UnboundedReceiver<Input>,
+    /// Wakes the retention task after enough has been committed.
+    retention: Option<RetentionTrigger>,
 }
 
 impl Engine {
-    /// Build the core from what the store holds (heads, gaps, the outbox).
+    /// Build the core from what the store holds (heads, gaps, the outbox,
+    /// equivocation proofs).
     pub async fn boot(store: Store, mut cfg: Config, power: PowerState) -> Result<Engine, EngineError> {
         let local = store.identity().await?.ok_or(EngineError::NoIdentity)?;
         let mut snapshot = Snapshot::default();
+        let tips = store.tips().await?;
         for h in store.heads().await? {
             if h.max > h.contiguous {
                 for (seq, id) in store.held_above(&h.room, &h.author, h.contiguous).await? {
                     snapshot.held_above.push((h.room.clone(), h.author, seq, id));
                 }
             }
-            snapshot.heads.push((h.room, h.author, h.contiguous, h.max));
+            let tip = tips.get(&(h.room.clone(), h.author)).copied();
+            snapshot.heads.push(SnapshotHead { room: h.room, author: h.author, contiguous: h.contiguous, max: h.max, tip });
         }
         snapshot.unsent = store.unsent().await?.into_iter().map(|r| r.id).collect();
+        snapshot.equivocators = store.equivocators().await?;
         for r in store.rooms().await? {
             if !cfg.rooms.contains(&r.room) {
                 cfg.rooms.push(r.room);
@@ -84,7 +115,16 @@ impl Engine {
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut cfg.rng_seed);
         }
         let node = Node::new(local.identity, cfg, snapshot, power, now_ms());
-        Ok(Engine { node, store })
+        let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
+        Ok(Engine { node, store, loaded_tx, loaded_rx, retention: None })
+    }
+
+    /// Keep the store within `r` from now on (see [`crate::retention`]);
+    /// the task stops when the returned handle is dropped.
+    pub fn start_retention(&mut self, r: Retention) -> RetentionTask {
+        let (task, trigger) = retention::start(self.store.clone(), r);
+        self.retention = Some(trigger);
+        task
     }
 
     pub fn node(&self) -> &Node {
@@ -95,6 +135,16 @@ impl Engine {
     }
     pub fn peer_id(&self) -> PeerId {
         self.node.peer_id()
+    }
+
+    /// The next answer of a store read for a peer: feed it to
+    /// [`Engine::handle`]. Pending forever while none is running.
+    pub async fn loaded(&mut self) -> Input {
+        match self.loaded_rx.recv().await {
+            Some(input) => input,
+            // The engine holds a sender, so the channel never closes.
+            None => std::future::pending().await,
+        }
     }
 
     /// Feed one input and carry out everything that follows.
@@ -113,6 +163,20 @@ impl Engine {
             return Err(EngineError::NotSaved(error.clone()));
         }
         Ok((id, effects))
+    }
+
+    /// The user has seen these messages of `room`: read receipts go to
+    /// their authors (for DMs, sealed to each).
+    pub async fn mark_read(&mut self, room: RoomId, ids: &[MessageId]) -> Vec<Effect> {
+        let mut messages = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.store.get(id).await {
+                Ok(Some(m)) if *m.envelope.room() == room => messages.push((*id, m.envelope.author())),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%e, "looking up a message read failed"),
+            }
+        }
+        self.handle(Input::MarkRead { room, messages }).await
     }
 
     /// Feed several inputs (frames that arrived together, say) and carry
@@ -181,6 +245,9 @@ impl Engine {
                     .collect(),
                 Err(e) => batch.iter().map(|_| Err(PersistError::Failed(e.to_string()))).collect(),
             };
+            if let Some(t) = &self.retention {
+                t.committed(batch.iter().map(|(e, _)| e.bytes().len() as u64).sum());
+            }
             for ((envelope, _), result) in batch.iter().zip(outcomes) {
                 let id = envelope.id();
                 if let Err(PersistError::Failed(error)) = &result {
@@ -205,12 +272,9 @@ impl Engine {
                 effects.push(Effect::Send { link, bytes });
                 None
             }
-            Output::Load { link, room, author, from, to, max_bytes } => {
-                let items = self.store.load_range(&room, &author, from, to, max_bytes).await.unwrap_or_else(|e| {
-                    tracing::error!(%e, "loading a range failed");
-                    Vec::new()
-                });
-                Some(Input::Loaded { link, items })
+            Output::Load(load) => {
+                self.spawn_load(load);
+                None
             }
             Output::Deliver { id, room, author, seq } => {
                 effects.push(Effect::Delivered { id, room, author, seq });
@@ -227,9 +291,32 @@ impl Engine {
                 effects.push(Effect::Sent { id, link, kind });
                 None
             }
-            Output::Rejected { link, peer, reason } => {
-                tracing::warn!(?peer, code = reason.code(), %reason, "refused input from peer");
-                effects.push(Effect::Rejected { link, peer, reason });
+            Output::Refused { link, peer, report } => {
+                tracing::warn!(
+                    peer = %peer.short(),
+                    refused = report.total(),
+                    first = %report.first,
+                    counts = ?report.counts,
+                    "refused input from a peer in the last second"
+                );
+                effects.push(Effect::Refused { link, peer, report });
+                None
+            }
+            Output::Misbehaving { link, peer } => {
+                tracing::warn!(peer = %peer.short(), "peer misbehaving: dropping its link");
+                effects.push(Effect::Misbehaving { link, peer });
+                None
+            }
+            Output::Skip { room, author, through } => {
+                if let Err(e) = self.store.advance_contiguous(&room, &author, through).await {
+                    tracing::warn!(%e, "recording a skipped run failed");
+                }
+                None
+            }
+            Output::RecordProof { held, other } => self.record_proof(held, other, now).await,
+            Output::Equivocator { author } => {
+                tracing::warn!(author = %author.short(), "author signed two messages for one position");
+                effects.push(Effect::Equivocator { author });
                 None
             }
             Output::Limits(l) => {
@@ -243,16 +330,84 @@ impl Engine {
         }
     }
 
+    /// Read for a peer beside the event loop; the answer comes back
+    /// through [`Engine::loaded`].
+    fn spawn_load(&self, load: Load) {
+        let store = self.store.clone();
+        let tx = self.loaded_tx.clone();
+        tokio::spawn(async move {
+            let items = store
+                .load_range(&load.room, &load.author, load.from, load.to, load.max_bytes, load.not_before)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(%e, "loading a range failed");
+                    Vec::new()
+                });
+            let _ = tx.send(Input::Loaded { load, items });
+        });
+    }
+
+    /// Keep both envelopes of an equivocation; `Proved` when the store has
+    /// them (and did not before).
+    async fn record_proof(&mut self, held: Option<SignedEnvelope>, other: SignedEnvelope, now: u64) -> Option<Input> {
+        let held = match held {
+            Some(h) => h,
+            None => match self.store.get_at(other.room(), &other.author(), other.seq()).await {
+                Ok(Some(m)) => m.envelope,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(%e, "looking up an equivocation failed");
+                    return None;
+                }
+            },
+        };
+        if held.id() == other.id() {
+            return None;
+        }
+        match self.store.record_equivocation(&held, &other, now).await {
+            Ok(true) => Some(Input::Proved { a: held, b: other }),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(%e, "keeping an equivocation proof failed");
+                None
+            }
+        }
+    }
+
     /// Side tables that follow from a newly stored message: names from
-    /// profiles, receipts for our messages.
-    async fn after_commit(&self, env: &festival_core::SignedEnvelope, now: u64) {
+    /// profiles, receipts for our messages (only those the protocol's rule
+    /// lets count: see `festival_core::receipt`).
+    async fn after_commit(&self, env: &SignedEnvelope, now: u64) {
         let r = match env.parsed_body() {
             Body::Profile(p) => self.store.set_peer_name(&env.author(), &p.name).await,
-            Body::Receipt(r) => self.store.add_receipts(env.author(), r.status, &r.ids, now).await,
+            Body::Receipt(_) | Body::SealedReceipt(_) => self.count_receipt(env, now).await,
             Body::Text(_) | Body::SealedDm(_) => Ok(()),
         };
         if let Err(e) = r {
             tracing::warn!(%e, "updating side tables failed");
+        }
+    }
+
+    async fn count_receipt(&self, env: &SignedEnvelope, now: u64) -> Result<(), StoreError> {
+        let ids = match env.parsed_body() {
+            Body::Receipt(r) => r.ids,
+            Body::SealedReceipt(_) => match festival_core::body::open(self.node.identity(), env) {
+                Ok(festival_core::body::DmContent::Receipt(r)) => r.ids,
+                _ => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        let targets = self.store.receipt_targets(&ids).await?;
+        let member = self.store.is_member(&env.author(), env.room()).await?;
+        let counted = festival_core::receipt::counted(
+            self.node.identity(),
+            env,
+            |id| targets.get(id).cloned(),
+            |_, _| member,
+        );
+        match counted {
+            Some((status, ids)) if !ids.is_empty() => self.store.add_receipts(env.author(), status, &ids, now).await,
+            _ => Ok(()),
         }
     }
 }

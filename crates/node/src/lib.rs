@@ -8,19 +8,25 @@
 //!   carries out the core's outputs that touch the disk (persist, load, mark
 //!   sent, names from profiles, receipts); what must leave the process
 //!   (frames, events) comes back as [`engine::Effect`]s for the caller.
+//! - [`names`]: names people can trust: verified marks, short
+//!   fingerprints, lookalike and equivocation flags.
 //! - [`local`]: opening a data dir, first-run identity, and the offline
 //!   commands (`init`, `whoami`, `send`, `history`).
 //! - [`relay`]: the relay link: wire protocol shared with festival-relay,
 //!   the reconnecting WebSocket client, and a STUN query.
+//! - [`retention`]: the background task that expires messages and keeps the
+//!   store within its budget.
 
 pub mod clock;
 pub mod discovery;
 pub mod engine;
 pub mod local;
+pub mod names;
 pub mod netns;
 pub mod paths;
 pub mod power;
 pub mod relay;
+pub mod retention;
 pub mod runtime;
 pub mod signaling;
 pub mod view;

@@ -74,9 +74,10 @@ impl LocalNode {
     pub async fn history(&self, room: &str, limit: u32) -> Result<Vec<MessageView>, LocalError> {
         let room = parse_room(room)?;
         let me = self.store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        let names = crate::names::Names::load(&self.store, me.identity.peer_id(), &me.name).await?;
         let mut out = Vec::new();
         for m in self.store.history(&room, None, limit).await? {
-            if let Some(v) = crate::view::view(&self.store, &me.identity, &m).await? {
+            if let Some(v) = crate::view::view(&self.store, &me.identity, &names, &m).await? {
                 out.push(v);
             }
         }

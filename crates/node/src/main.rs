@@ -139,11 +139,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::History { room, limit } => {
             for m in node.history(&room, limit).await? {
-                let who = if m.mine {
-                    "you".to_owned()
-                } else {
-                    m.author_name.clone().unwrap_or_else(|| m.author.fingerprint())
-                };
+                let who = if m.mine { "you".to_owned() } else { m.sender.label() };
                 let text = match &m.body {
                     festival_node::runtime::MessageBody::Text { text }
                     | festival_node::runtime::MessageBody::Direct { text, .. } => text,

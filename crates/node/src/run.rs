@@ -135,8 +135,7 @@ fn print_event(ev: &NodeEvent, json: bool) {
     }
     match ev {
         NodeEvent::Message(m) => {
-            let who =
-                if m.mine { "you".to_owned() } else { m.author_name.clone().unwrap_or_else(|| m.author.fingerprint()) };
+            let who = if m.mine { "you".to_owned() } else { m.sender.label() };
             let via = if m.mine {
                 String::new()
             } else {
@@ -150,8 +149,12 @@ fn print_event(ev: &NodeEvent, json: bool) {
         NodeEvent::LinkUp { peer, path } => println!("* linked with {} via {}", peer.fingerprint(), path.as_str()),
         NodeEvent::LinkDown { peer, .. } => println!("* link to {} closed", peer.fingerprint()),
         NodeEvent::PeerName { peer, name } => println!("* {} is {name}", peer.fingerprint()),
-        NodeEvent::Rejected { peer, code } => {
-            println!("! refused input ({code}) from {}", peer.map_or("unknown".into(), |p| p.fingerprint()))
+        NodeEvent::Rejected { peer, code, count } => {
+            let from = peer.map_or("unknown".into(), |p| p.fingerprint());
+            println!("! refused {count} input(s) ({code}, ...) from {from}")
+        }
+        NodeEvent::Equivocation { peer } => {
+            println!("! {} signed two different messages for one place in its history", peer.fingerprint())
         }
         NodeEvent::Receipt { .. } | NodeEvent::Sent { .. } | NodeEvent::Discovered { .. } | NodeEvent::Lost { .. } => {}
         NodeEvent::Power { mode } => match mode.battery {

@@ -2,35 +2,38 @@
 //! us, its author), with the author's name. Used by the runtime's events, its
 //! history pages and the offline CLI alike.
 
-use festival_core::body::{open_dm, open_own_dm, Body};
+use festival_core::body::{open_dm, Body};
 use festival_core::Identity;
 use std::collections::BTreeSet;
 
 use festival_core::ReceiptStatus;
 use festival_store::{OutboxState, Store, StoreError, StoredMessage};
 
+use crate::names::Names;
 use crate::runtime::events::{DeliveryState, LinkPath, MessageBody, MessageView};
 
 /// A stored message as a person sees it; `None` for what is not shown
-/// (receipts, profiles, other people's sealed mail). Our own messages carry
-/// their delivery state from the outbox and the receipts; `waiting` is left
-/// for the caller, who knows whether anyone is in reach.
-pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Option<MessageView>, StoreError> {
+/// (receipts, profiles, other people's sealed mail, sealed mail that does
+/// not open or names another sender). Our own messages carry their delivery
+/// state from the outbox and the receipts (only receipts the protocol lets
+/// count are stored); `waiting` is left for the caller, who knows whether
+/// anyone is in reach.
+pub async fn view(
+    store: &Store,
+    me: &Identity,
+    names: &Names,
+    m: &StoredMessage,
+) -> Result<Option<MessageView>, StoreError> {
     let env = &m.envelope;
     let mine = env.author() == me.peer_id();
     let body = match env.parsed_body() {
         Body::Text(text) => MessageBody::Text { text },
-        Body::SealedDm(s) if mine => match open_own_dm(me, &s) {
+        Body::SealedDm(s) => match open_dm(me, env) {
             Ok(text) => MessageBody::Direct { to: s.recipient, text },
             Err(_) => return Ok(None),
         },
-        Body::SealedDm(s) => match open_dm(me, &env.author(), &s) {
-            Ok(text) => MessageBody::Direct { to: s.recipient, text },
-            Err(_) => return Ok(None),
-        },
-        Body::Receipt(_) | Body::Profile(_) => return Ok(None),
+        Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) => return Ok(None),
     };
-    let author_name = store.peer(&env.author()).await?.and_then(|p| p.name);
     let (mut state, mut path, mut delivered_to, mut read_by) = (None, None, 0, 0);
     if mine {
         let sent = match store.outbox_state(&env.id()).await? {
@@ -60,7 +63,7 @@ pub async fn view(store: &Store, me: &Identity, m: &StoredMessage) -> Result<Opt
         id: env.id(),
         room: env.room().clone(),
         author: env.author(),
-        author_name,
+        sender: names.author(&env.author()),
         seq: env.seq(),
         created_at: env.created_at(),
         received_at: m.received_at,

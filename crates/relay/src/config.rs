@@ -61,6 +61,23 @@ pub struct RelayConfig {
     /// Messages queued towards one node; a node that does not read them is
     /// closed (`4009`) and syncs again when it reconnects.
     pub outbound_queue: usize,
+    /// New rooms one identity may make the relay join per hour: a person
+    /// joins a handful over a festival; a client naming hundreds gets this
+    /// many and a `room_creation_limit` refusal for the rest.
+    pub rooms_per_identity_per_hour: u32,
+    /// Hours after which a room no connected node names and nobody wrote in
+    /// is left (its messages go first when the store is over budget).
+    pub room_idle_hours: u64,
+    /// The store's files (database and WAL) stay under this (MiB). The
+    /// relay is a server: 4 GiB by default.
+    pub disk_budget_mb: u64,
+    /// Bytes kept per author (MiB), all rooms together.
+    pub per_author_mb: u64,
+    /// Bytes kept per room (MiB).
+    pub per_room_mb: u64,
+    /// Messages older than this (hours) are expired: not taken, not served,
+    /// deleted. The festival's length; a week by default.
+    pub message_lifetime_hours: u64,
 }
 
 impl Default for RelayConfig {
@@ -85,6 +102,12 @@ impl Default for RelayConfig {
             idle_timeout_secs: 60,
             auth_timeout_secs: 10,
             outbound_queue: 1_024,
+            rooms_per_identity_per_hour: 16,
+            room_idle_hours: 24,
+            disk_budget_mb: 4_096,
+            per_author_mb: 16,
+            per_room_mb: 2_048,
+            message_lifetime_hours: 7 * 24,
         }
     }
 }
@@ -129,7 +152,26 @@ impl RelayConfig {
         if self.idle_timeout_secs < 3 || self.auth_timeout_secs == 0 || self.outbound_queue == 0 {
             return bad("timeouts and queues too small");
         }
+        if self.disk_budget_mb < 64 || self.per_author_mb == 0 || self.per_room_mb == 0 {
+            return bad("disk_budget_mb must be at least 64, per_author_mb and per_room_mb at least 1");
+        }
+        if self.message_lifetime_hours == 0 {
+            return bad("message_lifetime_hours must be at least 1");
+        }
         Ok(())
+    }
+
+    /// The store's budget and lifetime, for festival-node's retention task.
+    pub fn retention(&self) -> festival_node::retention::Retention {
+        const MIB: u64 = 1024 * 1024;
+        festival_node::retention::Retention {
+            budget: festival_store::Budget {
+                disk_bytes: self.disk_budget_mb.saturating_mul(MIB),
+                per_author_bytes: self.per_author_mb.saturating_mul(MIB),
+                per_room_bytes: self.per_room_mb.saturating_mul(MIB),
+            },
+            lifetime_ms: self.message_lifetime_hours.saturating_mul(3_600_000),
+        }
     }
 
     pub fn idle_timeout(&self) -> Duration {

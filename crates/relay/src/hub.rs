@@ -4,15 +4,22 @@
 //! its inbox, and it answers through each connection's bounded queue.
 //!
 //! Besides driving the engine it does the relay's own jobs:
-//! - joins the rooms its nodes name in their hellos (up to `max_rooms`), so
-//!   it carries every room somebody uses through it;
+//! - joins the rooms its nodes name in their hellos, so it carries every room
+//!   somebody uses through it: up to `max_rooms`, at most
+//!   `rooms_per_identity_per_hour` new ones for any one identity, and leaves
+//!   rooms nobody named or wrote in for `room_idle_hours`. Its hello to each
+//!   node names only the rooms that node named (the core's
+//!   `hello_shared_only`), so no node ever sees more rooms than it sent, and
+//!   a join re-hellos only the nodes that named the room;
+//! - keeps its store within its budget and the festival's message lifetime
+//!   (festival-node's retention task);
 //! - enforces the per-author storage quota before an envelope reaches the core;
 //! - after the engine returns (the store has committed, `Persist` ->
 //!   `Persisted`), acknowledges each envelope of the frame that is in the
 //!   store with `Stored`: nothing is acknowledged that a crash could lose;
 //! - forwards signaling between connected nodes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -45,6 +52,13 @@ const MAX_INPUTS_PER_TURN: usize = 256;
 /// unverified from the envelope) and whether the store held it already.
 type Incoming = (MessageId, Option<PeerId>, bool);
 
+/// How often idle rooms are looked for.
+const ROOM_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Identities remembered for the room-creation limit; beyond it, windows
+/// that ended are forgotten (they hold no allowance worth keeping).
+const MAX_ROOM_CREATORS: usize = 50_000;
+
 /// What connection tasks tell the hub.
 pub enum HubIn {
     Open { peer: PeerId, out: mpsc::Sender<Bytes>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
@@ -62,6 +76,8 @@ struct Conn {
     kill: Option<oneshot::Sender<u16>>,
     notice_window: Instant,
     notices: u32,
+    /// The rooms its latest hello named (at most the protocol's 256).
+    rooms: BTreeSet<RoomId>,
 }
 
 pub struct Hub {
@@ -73,6 +89,12 @@ pub struct Hub {
     by_peer: HashMap<PeerId, LinkId>,
     next_link: u64,
     rooms: HashSet<RoomId>,
+    /// When each room was last named in a hello or written in.
+    room_used: HashMap<RoomId, Instant>,
+    /// Rooms each identity made us join in its current hour: (start, count).
+    creators: HashMap<PeerId, (Instant, u32)>,
+    /// Expiry and the budget; stops with the hub.
+    _retention: festival_node::retention::RetentionTask,
     /// Messages held per author: the storage quota.
     per_author: HashMap<PeerId, u64>,
     /// When the engine wants a tick (ms since the epoch).
@@ -101,15 +123,19 @@ impl Hub {
         let rooms: HashSet<RoomId> = store.rooms().await.map_err(store_err)?.into_iter().map(|r| r.room).collect();
         metrics.mailbox_messages.store(store.message_count().await.map_err(store_err)?, Relaxed);
         metrics.rooms.store(rooms.len() as u64 + 2, Relaxed);
+        let retention = cfg.retention();
         let core = Config {
             // The relay is no member of any room: it sends no receipts of
             // its own, or every small room would see "delivered" from it.
             room_receipts_max_members: 0,
+            hello_shared_only: true,
+            message_lifetime_ms: retention.lifetime_ms,
             ..Config::default()
         };
-        let engine = Engine::boot(store.clone(), core, festival_core::policy::PowerState::Mains)
+        let mut engine = Engine::boot(store.clone(), core, festival_core::policy::PowerState::Mains)
             .await
             .map_err(|e| RelayError::Store(e.to_string()))?;
+        let retention_task = engine.start_retention(retention);
         let identity = Identity::from_secret_bytes(&engine.node().identity().secret_bytes());
         tracing::info!(relay = %engine.peer_id(), "relay node ready");
         let hub = Hub {
@@ -120,7 +146,10 @@ impl Hub {
             conns: HashMap::new(),
             by_peer: HashMap::new(),
             next_link: 1,
+            room_used: rooms.iter().map(|r| (r.clone(), Instant::now())).collect(),
             rooms,
+            creators: HashMap::new(),
+            _retention: retention_task,
             per_author,
             wake: None,
             down: Vec::new(),
@@ -133,9 +162,16 @@ impl Hub {
         self.metrics.hub_up.store(true, Relaxed);
         let fx = self.engine.handle(Input::Tick).await;
         self.apply(fx);
+        let mut sweep = tokio::time::interval(ROOM_SWEEP_EVERY);
         loop {
             let wake = self.wake.map(|t| Instant::now() + std::time::Duration::from_millis(t.saturating_sub(now_ms())));
             tokio::select! {
+                // Store reads for nodes, done beside this loop.
+                input = self.engine.loaded() => {
+                    let fx = self.engine.handle(input).await;
+                    self.apply(fx);
+                }
+                _ = sweep.tick() => self.leave_idle_rooms().await,
                 msg = rx.recv() => match msg {
                     Some(m) => {
                         // Whatever else is already waiting is taken too, so
@@ -193,7 +229,7 @@ impl Hub {
                 let link = LinkId(self.next_link);
                 self.next_link += 1;
                 let now = Instant::now();
-                let conn = Conn { peer, out, kill: Some(kill), notice_window: now, notices: 0 };
+                let conn = Conn { peer, out, kill: Some(kill), notice_window: now, notices: 0, rooms: BTreeSet::new() };
                 self.conns.insert(link, conn);
                 self.by_peer.insert(peer, link);
                 self.metrics.connections.store(self.conns.len() as i64, Relaxed);
@@ -245,7 +281,7 @@ impl Hub {
             // later. The core decodes it again and refuses anything malformed.
             let mut notes = Vec::new();
             match Frame::decode(&bytes) {
-                Ok(Frame::Hello(h)) => self.join_rooms(h.rooms).await,
+                Ok(Frame::Hello(h)) => self.join_rooms(link, h.rooms).await,
                 Ok(Frame::Push(item)) => match self.admit_items(link, vec![item], &mut notes, &mut admitted).await {
                     Some(mut kept) if kept.len() == 1 => bytes = Frame::Push(kept.remove(0)).encode(),
                     Some(_) => continue,
@@ -324,13 +360,28 @@ impl Hub {
         dropped.then_some(kept)
     }
 
-    async fn join_rooms(&mut self, rooms: Vec<RoomId>) {
+    /// Join the rooms a node names, within the caps: `max_rooms` in all,
+    /// and `rooms_per_identity_per_hour` new ones per identity (what a
+    /// person joins in an hour is a handful; a client naming hundreds gets
+    /// its first few and a refusal for the rest).
+    async fn join_rooms(&mut self, link: LinkId, rooms: Vec<RoomId>) {
+        let Some(peer) = self.conns.get(&link).map(|c| c.peer) else { return };
+        let now = Instant::now();
+        let named: BTreeSet<RoomId> = rooms.iter().cloned().collect();
         for room in rooms {
-            if self.rooms.contains(&room) || room == RoomId::festival() || room.is_direct() {
+            if room == RoomId::festival() || room.is_direct() {
+                continue;
+            }
+            if self.rooms.contains(&room) {
+                self.room_used.insert(room, now);
                 continue;
             }
             if self.rooms.len() >= self.cfg.max_rooms {
-                self.metrics.reject("room_limit");
+                self.refuse(link, "room_limit");
+                continue;
+            }
+            if !self.may_create_room(peer, now) {
+                self.refuse(link, "room_creation_limit");
                 continue;
             }
             if let Err(e) = self.store.join_room(&room, room.as_str(), now_ms()).await {
@@ -338,10 +389,60 @@ impl Hub {
                 continue;
             }
             self.rooms.insert(room.clone());
+            self.room_used.insert(room.clone(), now);
             self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
             let fx = self.engine.handle(Input::JoinRoom(room)).await;
             self.apply(fx);
         }
+        if let Some(c) = self.conns.get_mut(&link) {
+            c.rooms = named;
+        }
+    }
+
+    /// Count one room creation against `peer`'s hourly allowance.
+    fn may_create_room(&mut self, peer: PeerId, now: Instant) -> bool {
+        const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+        if self.creators.len() >= MAX_ROOM_CREATORS {
+            self.creators.retain(|_, (start, _)| now.duration_since(*start) < HOUR);
+        }
+        let (start, n) = self.creators.entry(peer).or_insert((now, 0));
+        if now.duration_since(*start) >= HOUR {
+            *start = now;
+            *n = 0;
+        }
+        if *n >= self.cfg.rooms_per_identity_per_hour {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Leave rooms that no connected node names and nobody used for
+    /// `room_idle_hours`: what one client made us join does not stay for
+    /// good. Their messages become others' mail in a room we left, the
+    /// first to go when the store is over its budget.
+    async fn leave_idle_rooms(&mut self) {
+        let idle = std::time::Duration::from_secs(self.cfg.room_idle_hours.saturating_mul(3600));
+        let named: HashSet<&RoomId> = self.conns.values().flat_map(|c| c.rooms.iter()).collect();
+        let now = Instant::now();
+        let gone: Vec<RoomId> = self
+            .rooms
+            .iter()
+            .filter(|r| !named.contains(r) && self.room_used.get(*r).is_none_or(|t| now.duration_since(*t) >= idle))
+            .cloned()
+            .collect();
+        for room in gone {
+            if let Err(e) = self.store.leave_room(&room).await {
+                tracing::warn!(%e, %room, "leaving an idle room failed");
+                continue;
+            }
+            tracing::info!(%room, "left an idle room");
+            self.rooms.remove(&room);
+            self.room_used.remove(&room);
+            let fx = self.engine.handle(Input::LeaveRoom(room)).await;
+            self.apply(fx);
+        }
+        self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
     }
 
     fn on_signal(&mut self, link: LinkId, to: PeerId, msg: Vec<u8>) {
@@ -415,10 +516,23 @@ impl Hub {
                     };
                     self.send(link, msg);
                 }
-                Effect::Rejected { link, reason, .. } => self.refuse(link, reason.code()),
+                Effect::Refused { link, report, .. } => {
+                    for (code, n) in &report.counts {
+                        self.metrics.reject_n(code, *n);
+                    }
+                    self.notice(link, report.first.code());
+                }
+                // Counted under `misbehaving` when the socket closes.
+                Effect::Misbehaving { link, .. } => self.drop_conn(link, Some(close::MISBEHAVING)),
+                Effect::Equivocator { .. } => {
+                    self.metrics.equivocators.fetch_add(1, Relaxed);
+                }
                 Effect::WakeAt(t) => self.wake = Some(t),
                 Effect::StoreFailed { .. } => self.metrics.reject("store_failed"),
-                Effect::Delivered { .. } | Effect::Sent { .. } | Effect::Limits(_) => {}
+                Effect::Delivered { room, .. } => {
+                    self.room_used.insert(room, Instant::now());
+                }
+                Effect::Sent { .. } | Effect::Limits(_) => {}
             }
         }
     }

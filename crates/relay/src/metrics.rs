@@ -31,6 +31,8 @@ pub struct Metrics {
     pub rooms: AtomicU64,
     /// The hub (engine + store) is running.
     pub hub_up: AtomicBool,
+    /// Authors with an equivocation proof (two messages for one position).
+    pub equivocators: AtomicU64,
     rejections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -38,6 +40,11 @@ impl Metrics {
     /// Count one refusal under a stable label.
     pub fn reject(&self, reason: &'static str) {
         *self.rejections.lock().expect("metrics lock").entry(reason).or_default() += 1;
+    }
+
+    /// Count `n` refusals under one label (the core reports them per second).
+    pub fn reject_n(&self, reason: &'static str, n: u64) {
+        *self.rejections.lock().expect("metrics lock").entry(reason).or_default() += n;
     }
 
     pub fn rejections(&self, reason: &str) -> u64 {

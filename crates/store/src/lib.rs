@@ -17,6 +17,7 @@
 //! - [`ingest`]: `insert` and `insert_batch`, the hot path; heads and outbox
 //!   are written in the same transaction.
 //! - [`heads`]: per-chain contiguous/max marks for sync.
+//! - [`lookup`]: chain tips, what receipts refer to, room membership.
 //! - [`read`]: get by id or position, history pages, ranges for sync.
 //! - [`receipts`], [`outbox`], [`peers`] (and per-peer sync times),
 //!   [`rooms`] (and unread counts): one table each.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod heads;
 pub mod identity;
 pub mod ingest;
+pub mod lookup;
 pub mod open;
 pub mod outbox;
 pub mod peers;

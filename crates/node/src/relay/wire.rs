@@ -217,6 +217,9 @@ pub mod close {
     pub const IDLE: u16 = 4010;
     /// The same identity connected again; this older socket is closed.
     pub const REPLACED: u16 = 4011;
+    /// The node kept sending frames no honest node sends (malformed, badly
+    /// signed): its core reported it misbehaving.
+    pub const MISBEHAVING: u16 = 4012;
 
     /// The metrics label of a close code.
     pub fn label(code: u16) -> &'static str {
@@ -234,6 +237,7 @@ pub mod close {
             TOO_SLOW => "too_slow",
             IDLE => "idle",
             REPLACED => "replaced",
+            MISBEHAVING => "misbehaving",
             _ => "other",
         }
     }

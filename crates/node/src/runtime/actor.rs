@@ -27,6 +27,8 @@ use crate::clock::now_ms;
 use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
 use crate::engine::{Effect, Engine};
 use crate::local::{LocalError, LocalNode};
+use crate::names::Names;
+use crate::retention::RetentionTask;
 use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
 use crate::relay::client::jitter;
 use crate::relay::{RelayClient, RelayClientConfig, RelayEvent, RelayHandle, RelaySendError, SessionId};
@@ -44,6 +46,9 @@ const MAX_INBOUND_PER_SOURCE: usize = 8;
 /// Frames queued per link while its send buffer is full (~16 MiB at worst);
 /// beyond it frames are dropped and sync repairs the loss.
 const MAX_QUEUED_FRAMES: usize = 64;
+/// How long the names (verified marks, lookalike flags) shown with messages
+/// may be stale: they are reloaded at most this often while messages flow.
+const NAMES_FRESH: Duration = Duration::from_secs(2);
 
 pub enum Command {
     Send { room: RoomId, content: Content, reply: oneshot::Sender<Result<MessageId, NodeError>> },
@@ -133,6 +138,10 @@ pub struct Actor {
     /// Our STUN binding request to the relay, while it waits for an answer.
     stun: Option<StunQuery>,
     buf: Vec<u8>,
+    /// Expiry and the store's budget, beside the event loop.
+    _retention: RetentionTask,
+    /// Names for the messages we show, and when they were loaded.
+    names: Option<(Instant, Names)>,
 }
 
 impl Actor {
@@ -169,7 +178,9 @@ impl Actor {
             PowerConfig::Auto => Box::new(FixedPower(PowerState::Mains)),
         };
         let power_state = power.read();
-        let engine = Engine::boot(local.store.clone(), Config::default(), power_state).await?;
+        let core = Config { message_lifetime_ms: cfg.retention.lifetime_ms, ..Config::default() };
+        let mut engine = Engine::boot(local.store.clone(), core, power_state).await?;
+        let retention = engine.start_retention(cfg.retention);
         let me = engine.peer_id();
         let limits = engine.node().limits();
 
@@ -237,6 +248,8 @@ impl Actor {
             paths: Paths::default(),
             stun: None,
             buf: vec![0; webrtc::driver::DATAGRAM_BUF],
+            _retention: retention,
+            names: None,
         };
         Ok((actor, store, me))
     }
@@ -329,6 +342,10 @@ impl Actor {
                     }
                 }
                 Some(ev) = self.signal_rx.recv() => self.on_signal(ev).await,
+                input = self.engine.loaded() => {
+                    let eff = self.engine.handle(input).await;
+                    self.apply(eff).await;
+                }
                 Some(ev) = relay_recv(self.relay_rx.as_mut()) => self.on_relay(ev).await,
                 ev = self.discovery.recv(), if self.discovery_open => match ev {
                     Some(ev) => self.on_discovery(ev),
@@ -799,7 +816,7 @@ impl Actor {
             SignalEvent::BadInbound { from, error } => {
                 tracing::debug!(%from, %error, "bad signaling connection");
                 self.count(&format!("signaling_{}", error.code()));
-                self.emit(NodeEvent::Rejected { peer: None, code: format!("signaling_{}", error.code()) });
+                self.emit(NodeEvent::Rejected { peer: None, code: format!("signaling_{}", error.code()), count: 1 });
             }
         }
     }
@@ -856,10 +873,14 @@ impl Actor {
             // Until the signature verified, `from` is only a claim: blame nobody.
             let verified = !matches!(e, SignalError::Version(_) | SignalError::BadSignature);
             let peer = verified.then_some(offer.from);
-            self.emit(NodeEvent::Rejected { peer, code: format!("signaling_{}", e.code()) });
+            self.emit(NodeEvent::Rejected { peer, code: format!("signaling_{}", e.code()), count: 1 });
             return SignalMsg::Reject { reason: e.to_string() };
         }
         let peer = offer.from;
+        if self.links.is_banned(&peer, Instant::now()) {
+            self.count("signaling_banned");
+            return SignalMsg::Reject { reason: "backing off: your link misbehaved".into() };
+        }
         // Both sides dialing at once (a peer that broke the lower-dials rule):
         // the lower id's dial wins.
         let dialing = self.conns.values().any(|c| c.peer == peer && c.nonce.is_some());
@@ -1030,9 +1051,17 @@ impl Actor {
                     };
                     self.emit(NodeEvent::Sent { id, path });
                 }
-                Effect::Rejected { peer, reason, .. } => {
-                    self.count(reason.code());
-                    self.emit(NodeEvent::Rejected { peer: Some(peer), code: reason.code().to_owned() });
+                Effect::Refused { peer, report, .. } => {
+                    for (code, n) in &report.counts {
+                        *self.rejected.entry((*code).to_owned()).or_default() += n;
+                    }
+                    let code = report.first.code().to_owned();
+                    self.emit(NodeEvent::Rejected { peer: Some(peer), code, count: report.total() });
+                }
+                Effect::Misbehaving { link, peer } => self.misbehaving(link, peer),
+                Effect::Equivocator { author } => {
+                    self.names = None;
+                    self.emit(NodeEvent::Equivocation { peer: author });
                 }
                 Effect::Limits(l) => {
                     self.limits = l;
@@ -1045,16 +1074,69 @@ impl Actor {
         }
     }
 
+    /// Reload the names shown with messages when they are stale.
+    async fn refresh_names(&mut self) {
+        let stale = self.names.as_ref().is_none_or(|(at, _)| at.elapsed() > NAMES_FRESH);
+        if stale {
+            match Names::load(&self.store, self.me, &self.name).await {
+                Ok(n) => self.names = Some((Instant::now(), n)),
+                Err(e) => tracing::warn!(%e, "loading names failed"),
+            }
+        }
+    }
+
+    /// The ids a stored receipt counted for (our messages it may mark).
+    async fn counted_receipt(
+        &self,
+        env: &festival_core::SignedEnvelope,
+    ) -> Option<(festival_core::ReceiptStatus, Vec<MessageId>)> {
+        let ids = match env.parsed_body() {
+            Body::Receipt(r) => r.ids,
+            Body::SealedReceipt(_) => match festival_core::body::open(self.identity(), env) {
+                Ok(festival_core::body::DmContent::Receipt(r)) => r.ids,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let targets = self.store.receipt_targets(&ids).await.ok()?;
+        let member = self.store.is_member(&env.author(), env.room()).await.ok()?;
+        festival_core::receipt::counted(self.identity(), env, |id| targets.get(id).cloned(), |_, _| member)
+            .filter(|(_, ids)| !ids.is_empty())
+    }
+
+    /// A link sent what no honest peer sends, again and again: close it,
+    /// and neither dial nor accept the peer for a while.
+    fn misbehaving(&mut self, link: LinkId, peer: PeerId) {
+        self.count("link_misbehaving");
+        if self.relay_link().is_some_and(|(_, l, _)| l == link) {
+            // The relay speaks for many; its session stays (its own limits
+            // police its nodes), but this is counted and logged.
+            tracing::warn!(relay = %peer.short(), "the relay sent what no honest node sends");
+            return;
+        }
+        self.links.ban(&peer, Instant::now());
+        self.drop_conn(ConnId(link.0), "dropped: it kept sending what no honest peer sends");
+    }
+
     async fn delivered(&mut self, id: MessageId) {
         let Ok(Some(m)) = self.store.get(&id).await else { return };
         let env = &m.envelope;
         match env.parsed_body() {
-            Body::Receipt(r) => {
-                self.emit(NodeEvent::Receipt { from: env.author(), status: r.status, ids: r.ids });
+            Body::Receipt(_) | Body::SealedReceipt(_) => {
+                // Only what the protocol's rule let count (see engine.rs).
+                if let Some((status, ids)) = self.counted_receipt(env).await {
+                    self.emit(NodeEvent::Receipt { from: env.author(), status, ids });
+                }
             }
-            Body::Profile(p) => self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name }),
+            Body::Profile(p) => {
+                self.names = None;
+                self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name })
+            }
             Body::Text(_) | Body::SealedDm(_) => {
-                if let Ok(Some(mut v)) = crate::view::view(&self.store, self.engine.node().identity(), &m).await {
+                self.refresh_names().await;
+                let Some((_, names)) = &self.names else { return };
+                let view = crate::view::view(&self.store, self.engine.node().identity(), names, &m).await;
+                if let Ok(Some(mut v)) = view {
                     if v.state == Some(DeliveryState::Saved) {
                         let relay = usize::from(self.relay_link().is_some());
                         let open = self.conns.values().filter(|c| c.open).count() + relay;
@@ -1090,7 +1172,7 @@ impl Actor {
             Command::MarkRead { room, ids, reply } => {
                 // The DM mailbox is not a joined room: its read state is the receipts.
                 let r = if room.is_direct() { Ok(()) } else { self.store.mark_room_read(&room, now_ms()).await };
-                let eff = self.engine.handle(Input::MarkRead { room, ids }).await;
+                let eff = self.engine.mark_read(room, &ids).await;
                 self.apply(eff).await;
                 let _ = reply.send(r.map_err(NodeError::from));
             }
@@ -1111,10 +1193,13 @@ impl Actor {
                 let linked: Vec<PeerId> = self.conns.values().filter(|c| c.open).map(|c| c.peer).collect();
                 let via_relay = self.relay_link().map(|(_, _, relay)| relay);
                 let known = self.store.peers().await.unwrap_or_default();
+                self.names = None;
+                self.refresh_names().await;
                 for p in known {
                     if p.peer == self.me {
                         continue;
                     }
+                    let who = self.names.as_ref().map(|(_, n)| n.author(&p.peer));
                     let is_linked = linked.contains(&p.peer);
                     let is_relay = via_relay == Some(p.peer);
                     out.push(PeerView {
@@ -1130,6 +1215,8 @@ impl Actor {
                         discovered: self.links.peers.get(&p.peer).is_some_and(|e| e.discovered),
                         name: p.name,
                         verified: p.verified,
+                        name_clash: who.as_ref().is_some_and(|w| w.name_clash),
+                        equivocated: who.as_ref().is_some_and(|w| w.equivocated),
                         last_seen: p.last_seen,
                         peer: p.peer,
                     });

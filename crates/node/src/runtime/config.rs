@@ -47,6 +47,8 @@ pub struct NodeConfig {
     /// A PEM file of CA certificates trusted for the relay's `wss://` on top
     /// of the compiled-in roots (a self-hosted relay's own CA). Read at start.
     pub relay_ca: Option<PathBuf>,
+    /// The store's budget and the festival's message lifetime.
+    pub retention: crate::retention::Retention,
 }
 
 impl NodeConfig {
@@ -64,6 +66,7 @@ impl NodeConfig {
             loopback_candidates: false,
             relay_url: None,
             relay_ca: None,
+            retention: crate::retention::Retention::default(),
         }
     }
 }

@@ -16,7 +16,9 @@ pub struct MessageView {
     pub id: MessageId,
     pub room: RoomId,
     pub author: PeerId,
-    pub author_name: Option<String>,
+    /// Who the author is, as far as anyone can tell: name, verified mark or
+    /// short fingerprint, lookalike and equivocation flags.
+    pub sender: crate::names::Author,
     pub seq: u64,
     /// The author's clock, ms since the Unix epoch.
     pub created_at: u64,
@@ -167,10 +169,17 @@ pub enum NodeEvent {
         peer: PeerId,
         reason: String,
     },
-    /// Something a peer sent was refused (and counted).
+    /// What a peer sent that was refused (and counted): at most one event
+    /// a second per link, `count` refusals, `code` the first one's reason.
     Rejected {
         peer: Option<PeerId>,
         code: String,
+        count: u64,
+    },
+    /// An author was found to have signed two different messages for one
+    /// position; the proof is kept and passed on.
+    Equivocation {
+        peer: PeerId,
     },
     Power {
         mode: PowerMode,
@@ -202,6 +211,10 @@ pub struct PeerView {
     pub fingerprint: String,
     pub name: Option<String>,
     pub verified: bool,
+    /// The name looks like mine, a verified contact's or another peer's.
+    pub name_clash: bool,
+    /// Proven to have signed two messages for one position.
+    pub equivocated: bool,
     pub path: PeerPath,
     /// A data channel is open to it now.
     pub linked: bool,

@@ -134,6 +134,7 @@ impl NodeHandle {
     {
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        let names = crate::names::Names::load(&self.inner.store, me.identity.peer_id(), &me.name).await?;
         let mut budget = limit.saturating_mul(HISTORY_SCAN_FACTOR);
         let mut cursor = before;
         // Newest first while collecting.
@@ -146,7 +147,7 @@ impl NodeHandle {
             let exhausted = stored.len() < chunk as usize;
             for m in stored.iter().rev() {
                 cursor = Some(m.cursor());
-                if let Some(v) = crate::view::view(&self.inner.store, &me.identity, m).await? {
+                if let Some(v) = crate::view::view(&self.inner.store, &me.identity, &names, m).await? {
                     found.push(v);
                     if found.len() == limit as usize {
                         break;
@@ -172,7 +173,8 @@ impl NodeHandle {
     pub async fn message(&self, id: &MessageId) -> Result<Option<MessageView>, NodeError> {
         let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
         let Some(m) = self.inner.store.get(id).await? else { return Ok(None) };
-        let Some(v) = crate::view::view(&self.inner.store, &me.identity, &m).await? else { return Ok(None) };
+        let names = crate::names::Names::load(&self.inner.store, me.identity.peer_id(), &me.name).await?;
+        let Some(v) = crate::view::view(&self.inner.store, &me.identity, &names, &m).await? else { return Ok(None) };
         let mut one = [v];
         self.explain_waiting(&mut one).await;
         let [v] = one;

@@ -34,6 +34,14 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Retry period for a peer that refused us because it was full.
 pub const BUSY_RETRY: Duration = Duration::from_secs(2);
+/// How long a peer whose link we dropped for misbehaving is neither dialed
+/// nor accepted: long enough that a flood costs it its place, short enough
+/// that a buggy but honest device comes back within the hour.
+pub const MISBEHAVING_BAN: Duration = Duration::from_secs(300);
+/// Peers remembered as banned at once: a node links to a handful of peers,
+/// and each ban is earned on a link, so a few hundred is plenty; the oldest
+/// is forgotten beyond it.
+const MAX_BANNED: usize = 256;
 
 #[derive(Debug)]
 pub struct PeerEntry {
@@ -52,6 +60,8 @@ pub struct PeerEntry {
 #[derive(Default)]
 pub struct Links {
     pub peers: HashMap<PeerId, PeerEntry>,
+    /// Peers dropped for misbehaving, until when.
+    banned: HashMap<PeerId, Instant>,
 }
 
 impl Links {
@@ -151,6 +161,26 @@ impl Links {
             e.failures = e.failures.max(1);
             e.next_attempt = now + BUSY_RETRY.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0));
         }
+    }
+
+    /// The peer's link was dropped for misbehaving: leave it alone for
+    /// [`MISBEHAVING_BAN`].
+    pub fn ban(&mut self, peer: &PeerId, now: Instant) {
+        self.banned.retain(|_, until| *until > now);
+        if self.banned.len() >= MAX_BANNED {
+            if let Some(oldest) = self.banned.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
+                self.banned.remove(&oldest);
+            }
+        }
+        self.banned.insert(*peer, now + MISBEHAVING_BAN);
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.conn = None;
+            e.next_attempt = now + MISBEHAVING_BAN;
+        }
+    }
+
+    pub fn is_banned(&self, peer: &PeerId, now: Instant) -> bool {
+        self.banned.get(peer).is_some_and(|until| *until > now)
     }
 
     pub fn opened(&mut self, peer: &PeerId) {

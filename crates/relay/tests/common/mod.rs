@@ -500,6 +500,7 @@ async fn drive(
                     fx
                 }
             },
+            input = engine.loaded() => engine.handle(input).await,
             _ = tokio::time::sleep(sleep.unwrap_or(Duration::from_secs(3600))), if sleep.is_some() => {
                 wake = None;
                 engine.handle(Input::Tick).await

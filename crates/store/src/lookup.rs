@@ -1,0 +1,99 @@
+//! Small lookups the node needs around sync: each chain's tip id (for
+//! summaries that show equivocation), what a receipt refers to, and who
+//! counts as a member of a room.
+
+use std::collections::HashMap;
+
+use festival_core::receipt::Target;
+use festival_core::{Kind, MessageId, PeerId, RoomId};
+use sqlx::AssertSqlSafe;
+
+use crate::error::{message_id_from_sql, peer_from_sql, room_from_sql, Result};
+use crate::ingest::{id_prefix, placeholders};
+use crate::open::Store;
+
+/// Ids looked up per statement (two values bound each).
+const IDS_PER_STATEMENT: usize = 256;
+
+impl Store {
+    /// The id of the message at each chain's `max_seq`, for the chains
+    /// that still hold it: one pass over `heads` joined with the position index.
+    pub async fn tips(&self) -> Result<HashMap<(RoomId, PeerId), MessageId>> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT h.room, h.author, m.id FROM heads h
+             JOIN messages m ON m.room = h.room AND m.author = h.author AND m.seq = h.max_seq",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(room, author, id)| {
+                Ok((
+                    (room_from_sql("heads", room)?, peer_from_sql("heads", &author)?),
+                    message_id_from_sql("messages", &id)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// What each of `ids` that is stored refers to: its room, author and,
+    /// for a sealed DM, its recipient.
+    pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT m.id, m.room, m.author, m.kind, m.recipient FROM (VALUES {}) AS v
+                 JOIN messages m ON m.id_prefix = v.column1 AND m.id = v.column2",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>)>(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id_prefix(id)).bind(id.as_bytes().to_vec());
+            }
+            for (id, room, author, kind, recipient) in q.fetch_all(&self.reader).await? {
+                let dm = kind == i64::from(Kind::SealedDm.code());
+                let recipient = match recipient {
+                    Some(r) if dm => Some(peer_from_sql("messages", &r)?),
+                    _ => None,
+                };
+                let target =
+                    Target { room: room_from_sql("messages", room)?, author: peer_from_sql("messages", &author)?, recipient };
+                out.insert(message_id_from_sql("messages", &id)?, target);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `author` has written a text in `room` (a member, whose room
+    /// receipts count).
+    pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM messages WHERE room = ? AND author = ? AND kind = ? LIMIT 1")
+                .bind(room.as_str())
+                .bind(&author.as_bytes()[..])
+                .bind(i64::from(Kind::Text.code()))
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.is_some())
+    }
+}
+
+impl Store {
+    /// Keep the peers table to about `keep` rows: forget unverified peers,
+    /// those never met on a link or seen longest ago first (their messages
+    /// then show with a fingerprint and no name). Names arrive with every
+    /// profile of every key, so a stream of fresh keys would otherwise grow
+    /// the table without end. Returns how many were forgotten.
+    pub async fn prune_peers(&self, keep: u64) -> Result<u64> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let done = sqlx::query(
+            "DELETE FROM peers WHERE peer_id IN (
+                 SELECT peer_id FROM peers WHERE verified = 0
+                 ORDER BY coalesce(last_seen, 0), peer_id
+                 LIMIT max(0, (SELECT count(*) FROM peers) - ?))",
+        )
+        .bind(keep)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
