@@ -206,7 +206,7 @@ impl Engine {
                 None
             }
             Output::Load { link, room, author, from, to, max_bytes } => {
-                let items = self.store.load_range(&room, &author, from, to, max_bytes).await.unwrap_or_else(|e| {
+                let items = self.store.load_range(&room, &author, from, to, max_bytes, 0).await.unwrap_or_else(|e| {
                     tracing::error!(%e, "loading a range failed");
                     Vec::new()
                 });
