@@ -31,6 +31,10 @@ pub enum StoreError {
     NotInOutbox(MessageId),
     #[error("room {0} has not been joined")]
     NotJoined(RoomId),
+    /// Two envelopes offered as an equivocation proof are not one: they
+    /// differ in author, room or seq, or are the same message.
+    #[error("not an equivocation: the envelopes are not two messages at one position")]
+    NotAnEquivocation,
     /// Data on disk does not decode. Holds where, and why.
     #[error("corrupt {table} row: {detail}")]
     Corrupt { table: &'static str, detail: String },

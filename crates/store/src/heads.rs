@@ -7,7 +7,7 @@
 use festival_core::{MessageId, PeerId, RoomId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
-use crate::error::{from_sql, message_id_from_sql, peer_from_sql, room_from_sql, Result};
+use crate::error::{from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result};
 use crate::ingest::placeholders;
 use crate::open::Store;
 
@@ -28,45 +28,66 @@ pub struct HeadRow {
 /// statements instead of a thousand round trips to sqlx's worker thread.
 const CHAINS_PER_STATEMENT: usize = crate::ingest::ROWS_PER_STATEMENT;
 
+/// One chain touched by a transaction, and what it added to the chain's
+/// accounting (see [`crate::usage`]): raw bytes and messages newly stored.
+pub(crate) struct Touched<'a> {
+    pub room: &'a RoomId,
+    pub author: PeerId,
+    pub added_bytes: i64,
+    pub added_messages: i64,
+}
+
 /// Recompute the heads of the listed chains from the messages themselves.
 /// For each chain, start from the old contiguous mark and probe `seq + 1`
 /// through the (room, author, seq) index until a gap. Only newly filled seqs
 /// are probed, so an in-order batch costs one index lookup per message, and
 /// filling a gap costs one per held message above it, once. The max comes
-/// from the same index.
+/// from the same index, but never goes below the old max.
 ///
-/// Deriving heads from the rows (instead of adjusting them by arithmetic on
-/// the batch) means they cannot drift from the rows, whatever order seqs
-/// arrive in.
+/// Neither mark ever goes down: they mean "seen up to", and eviction deletes
+/// messages sync must not fetch again. Deriving them from the rows (instead
+/// of adjusting them by arithmetic on the batch) means they cannot drift
+/// from the rows, whatever order seqs arrive in. The accounting columns are
+/// sums, so they are added: the batch knows what it stored.
 fn update_heads_sql(chains: usize) -> String {
-    let values = placeholders(2, chains);
+    let values = placeholders(4, chains);
     format!(
         "WITH RECURSIVE
-            touched(room, author) AS (VALUES {values}),
-            run(room, author, s) AS (
-                SELECT t.room, t.author, coalesce(h.contiguous, 0)
+            touched(room, author, added_bytes, added_messages) AS (VALUES {values}),
+            run(room, author, s, added_bytes, added_messages) AS (
+                SELECT t.room, t.author, coalesce(h.contiguous, 0), t.added_bytes, t.added_messages
                 FROM touched t LEFT JOIN heads h ON h.room = t.room AND h.author = t.author
                 UNION ALL
-                SELECT run.room, run.author, run.s + 1 FROM run
+                SELECT run.room, run.author, run.s + 1, run.added_bytes, run.added_messages FROM run
                 WHERE EXISTS (SELECT 1 FROM messages m
                               WHERE m.room = run.room AND m.author = run.author AND m.seq = run.s + 1)
             )
-        INSERT INTO heads (room, author, contiguous, max_seq)
+        INSERT INTO heads (room, author, contiguous, max_seq, raw_bytes, messages)
         SELECT room, author, max(s),
-               (SELECT max(seq) FROM messages m WHERE m.room = run.room AND m.author = run.author)
+               max(max(s), coalesce((SELECT max(seq) FROM messages m
+                                     WHERE m.room = run.room AND m.author = run.author), 0)),
+               max(added_bytes), max(added_messages)
         FROM run GROUP BY room, author
         ON CONFLICT (room, author) DO UPDATE SET
-            contiguous = excluded.contiguous, max_seq = excluded.max_seq"
+            contiguous = excluded.contiguous,
+            max_seq = max(max_seq, excluded.max_seq),
+            raw_bytes = raw_bytes + excluded.raw_bytes,
+            messages = messages + excluded.messages"
     )
 }
 
-/// Bring the heads of these chains up to date; call inside the transaction
-/// that inserted their messages. Each chain should appear once.
-pub(crate) async fn update_heads(conn: &mut SqliteConnection, chains: &[(&RoomId, PeerId)]) -> Result<()> {
+/// Bring the heads (and the accounting) of these chains up to date; call
+/// inside the transaction that inserted their messages. Each chain should
+/// appear once.
+pub(crate) async fn update_heads(conn: &mut SqliteConnection, chains: &[Touched<'_>]) -> Result<()> {
     for part in chains.chunks(CHAINS_PER_STATEMENT) {
         let mut query = sqlx::query(AssertSqlSafe(update_heads_sql(part.len())));
-        for (room, author) in part {
-            query = query.bind(room.as_str()).bind(&author.as_bytes()[..]);
+        for chain in part {
+            query = query
+                .bind(chain.room.as_str())
+                .bind(&chain.author.as_bytes()[..])
+                .bind(chain.added_bytes)
+                .bind(chain.added_messages);
         }
         query.execute(&mut *conn).await?;
     }
@@ -109,6 +130,30 @@ impl Store {
         rows.into_iter()
             .map(|(seq, id)| Ok((from_sql("messages", seq)?, message_id_from_sql("messages", &id)?)))
             .collect()
+    }
+
+    /// Sync gave up on the seqs up to `through` of this chain (no peer holds
+    /// them any more): count them as seen. Contiguous becomes at least
+    /// `through` (and max at least as high), then climbs over what is
+    /// stored above it, as after an insert. Never lowers either mark.
+    pub async fn advance_contiguous(&self, room: &RoomId, author: &PeerId, through: u64) -> Result<()> {
+        let through = to_sql("through", through)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO heads (room, author, contiguous, max_seq) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (room, author) DO UPDATE SET
+                 contiguous = max(contiguous, excluded.contiguous),
+                 max_seq = max(max_seq, excluded.contiguous)",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(through)
+        .execute(&mut *tx)
+        .await?;
+        let chain = Touched { room, author: *author, added_bytes: 0, added_messages: 0 };
+        update_heads(&mut tx, &[chain]).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The seq the next message of this chain should carry: one above the

@@ -19,14 +19,15 @@
 //! time). Statements are prepared once per connection and reused through
 //! sqlx's statement cache, so a batch pays only for binding and stepping.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use festival_core::{Body, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::error::{corrupt, message_id_from_sql, to_sql, Result, StoreError};
-use crate::heads::update_heads;
+use crate::heads::{update_heads, Touched};
 use crate::open::Store;
+use crate::usage::{add_room_usage, raw_len};
 
 /// What happened to a message handed to the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,10 +196,25 @@ impl Store {
                     queue_outbox(&mut tx, &fresh[start..], received_at).await?;
                 }
             }
-            // Once per chain touched, not per row.
-            let chains: BTreeSet<(&RoomId, PeerId)> = fresh.iter().map(|r| (r.env.room(), r.env.author())).collect();
-            let chains: Vec<(&RoomId, PeerId)> = chains.into_iter().collect();
+            // Once per chain touched, not per row, with what each chain
+            // and room gained (the accounting budgets are checked against).
+            let mut chains: BTreeMap<(&RoomId, PeerId), (i64, i64)> = BTreeMap::new();
+            for row in &fresh {
+                let added = chains.entry((row.env.room(), row.env.author())).or_default();
+                added.0 += raw_len(row.env);
+                added.1 += 1;
+            }
+            let chains: Vec<Touched> = chains
+                .into_iter()
+                .map(|((room, author), (added_bytes, added_messages))| Touched {
+                    room,
+                    author,
+                    added_bytes,
+                    added_messages,
+                })
+                .collect();
             update_heads(&mut tx, &chains).await?;
+            add_room_usage(&mut tx, &chains).await?;
             tx.commit().await?;
             tracing::debug!(items = items.len(), new = fresh.len(), chains = chains.len(), "batch stored");
         }

@@ -32,7 +32,11 @@
 //! async, which the core deliberately is not. The simulator keeps its state
 //! in memory the same way, without pretending to be a store.
 
+pub mod equivocation;
 pub mod error;
+pub mod evict;
+pub mod expire;
+pub mod files;
 pub mod heads;
 pub mod identity;
 pub mod ingest;
@@ -43,8 +47,13 @@ pub mod peers;
 pub mod read;
 pub mod receipts;
 pub mod rooms;
+pub mod usage;
+mod victims;
 
+pub use equivocation::{MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 pub use error::{Result, StoreError};
+pub use evict::{Budget, Evicted, WAL_RESERVE_BYTES};
+pub use files::DiskUsage;
 pub use heads::HeadRow;
 pub use identity::LocalIdentity;
 pub use ingest::Inserted;
@@ -53,3 +62,5 @@ pub use outbox::{OutboxRow, OutboxState};
 pub use peers::PeerRecord;
 pub use read::{HistoryCursor, StoredMessage};
 pub use rooms::RoomRecord;
+pub use usage::{Usage, ROW_OVERHEAD_BYTES};
+pub use victims::STEP_ROWS;

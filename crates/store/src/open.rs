@@ -1,12 +1,16 @@
 //! Opening a store: the file, the connection settings, the pools, migrations.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{from_sql, Result};
+use crate::files;
 
 /// `PRAGMA application_id` of a Festival Chat database: "FEST" in ASCII.
 /// Must match the value set in `migrations/0001_init.sql`.
@@ -37,7 +41,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// million messages on a 2-core machine, batched ingest went from ~33,000 to
 /// over 50,000 messages a second. The cost is a WAL file of up to ~80 MiB
 /// during heavy sync; it is removed when the store closes.
-const WAL_CHECKPOINT_PAGES: u32 = 20_000;
+pub(crate) const WAL_CHECKPOINT_PAGES: u32 = 20_000;
 
 /// One writer connection. SQLite allows one writer at a time; a second writer
 /// connection would not write in parallel, it would sit in the busy handler
@@ -55,6 +59,10 @@ const READER_CONNECTIONS: u32 = 4;
 pub enum OpenError {
     #[error("cannot create directory {path}: {source}")]
     CreateDir { path: PathBuf, source: std::io::Error },
+    /// The database holds the secret key: a file or directory whose mode
+    /// cannot be made private is not used.
+    #[error("cannot make {path} private: {source}")]
+    Permissions { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a SQLite database")]
     NotADatabase { path: PathBuf },
     #[error("{path} is a SQLite database of another application (application_id {application_id:#x})")]
@@ -76,6 +84,8 @@ pub struct Store {
     pub(crate) writer: SqlitePool,
     /// Reads only (enforced with `query_only`).
     pub(crate) reader: SqlitePool,
+    /// The database file; its `-wal` and `-shm` siblings are beside it.
+    pub(crate) path: Arc<PathBuf>,
 }
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
@@ -86,10 +96,9 @@ impl Store {
     /// Open (creating if needed) the store at `path`, and bring its schema up
     /// to date.
     pub async fn open(path: &Path) -> Result<Store, OpenError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { path: dir.to_owned(), source })?;
-        }
+        files::prepare(path)?;
         check_ownership(path).await?;
+        files::tighten(path)?;
 
         let open_err = |source: sqlx::Error| classify(path, source);
         let write_options = base_options(path)
@@ -102,6 +111,12 @@ impl Store {
             // sent. FULL fsyncs the WAL on every commit; batching many messages
             // per transaction (insert_batch) amortises that cost.
             .synchronous(SqliteSynchronous::Full)
+            // Eviction gives the space of deleted messages back to the file
+            // system (`incremental_vacuum`), so the disk budget bounds the
+            // real file; without it the file only ever grows. Takes effect
+            // on a new file (before the first table); older files are
+            // converted once below.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .pragma("cache_size", (-WRITER_CACHE_KIB).to_string())
             .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
             // A multi-row INSERT inside a transaction keeps a statement
@@ -132,6 +147,11 @@ impl Store {
             });
         }
 
+        if let Err(source) = ensure_incremental_vacuum(&writer).await {
+            writer.close().await;
+            return Err(OpenError::Open { path: path.to_owned(), source });
+        }
+
         // WAL is a property of the file, set by the writer above; readers
         // commit nothing, so synchronous does not matter to them.
         let read_options = base_options(path)
@@ -147,7 +167,7 @@ impl Store {
             }
         };
         tracing::debug!(path = %path.display(), "store opened");
-        Ok(Store { writer, reader })
+        Ok(Store { writer, reader, path: Arc::new(path.to_owned()) })
     }
 
     /// Close every connection, waiting for operations in flight. The last
@@ -169,6 +189,23 @@ impl Store {
         let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages").fetch_one(&self.reader).await?;
         from_sql("messages", n)
     }
+}
+
+/// A file created before eviction existed has `auto_vacuum = NONE`, and the
+/// mode can only change by rebuilding the file: VACUUM once, here. It
+/// rewrites the whole database (through the WAL, so it needs as much free
+/// space again, once); files created since never need it.
+async fn ensure_incremental_vacuum(writer: &SqlitePool) -> Result<(), sqlx::Error> {
+    /// `PRAGMA auto_vacuum` reads 2 for INCREMENTAL.
+    const INCREMENTAL: i64 = 2;
+    let (mode,): (i64,) = sqlx::query_as("PRAGMA auto_vacuum").fetch_one(writer).await?;
+    if mode != INCREMENTAL {
+        tracing::info!(mode, "converting the store to incremental auto-vacuum (once)");
+        let mut conn = writer.acquire().await?;
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+        sqlx::query("VACUUM").execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Before anything writes to the file (switching to WAL is a write), make sure

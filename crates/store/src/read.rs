@@ -180,7 +180,9 @@ impl Store {
     /// first, with their hop counts: the reply to a peer's want. Stops before
     /// the raw bytes would exceed `max_bytes`, but always returns at least one
     /// message when any is stored, so progress is made even if one envelope
-    /// is larger than the budget. Seqs missing from the range are skipped.
+    /// is larger than the budget. Seqs missing from the range are skipped,
+    /// and so are messages created before `not_before`: expired ones are not
+    /// served (pass 0 for all).
     pub async fn load_range(
         &self,
         room: &RoomId,
@@ -188,6 +190,7 @@ impl Store {
         from: u64,
         to: u64,
         max_bytes: usize,
+        not_before: u64,
     ) -> Result<Vec<(SignedEnvelope, u8)>> {
         // Seqs start at 1, so "above from - 1" is "from and up".
         let (mut after, to) = (clamp_to_sql(from.saturating_sub(1)), clamp_to_sql(to));
@@ -196,13 +199,14 @@ impl Store {
         while after < to {
             let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
                 "SELECT seq, id, raw, hops FROM messages
-                 WHERE room = ? AND author = ? AND seq > ? AND seq <= ?
+                 WHERE room = ? AND author = ? AND seq > ? AND seq <= ? AND created_at >= ?
                  ORDER BY seq LIMIT ?",
             )
             .bind(room.as_str())
             .bind(&author.as_bytes()[..])
             .bind(after)
             .bind(to)
+            .bind(clamp_to_sql(not_before))
             .bind(RANGE_CHUNK)
             .fetch_all(&self.reader)
             .await?;

@@ -94,17 +94,17 @@ async fn load_range_respects_the_byte_budget_but_always_makes_progress() {
         store.insert(&env, (seq % 5) as u8, 1, false).await.unwrap();
     }
 
-    let all = store.load_range(&stage, &ana.peer_id(), 1, 200, usize::MAX).await.unwrap();
+    let all = store.load_range(&stage, &ana.peer_id(), 1, 200, usize::MAX, 0).await.unwrap();
     let seqs: Vec<u64> = all.iter().map(|(e, _)| e.seq()).collect();
     assert_eq!(seqs, (1..=200).filter(|&s| s != 7).collect::<Vec<_>>());
     assert!(all.iter().all(|(e, hops)| *hops == (e.seq() % 5) as u8));
 
     let budget = sizes[0] * 3 + 1;
-    let some = store.load_range(&stage, &ana.peer_id(), 5, 200, budget).await.unwrap();
+    let some = store.load_range(&stage, &ana.peer_id(), 5, 200, budget, 0).await.unwrap();
     assert_eq!(some.iter().map(|(e, _)| e.seq()).collect::<Vec<_>>(), vec![5, 6, 8]);
 
-    let one = store.load_range(&stage, &ana.peer_id(), 10, 20, 1).await.unwrap();
+    let one = store.load_range(&stage, &ana.peer_id(), 10, 20, 1, 0).await.unwrap();
     assert_eq!(one.len(), 1, "at least one message even over budget");
-    assert!(store.load_range(&stage, &ana.peer_id(), 7, 7, 1 << 20).await.unwrap().is_empty());
-    assert!(store.load_range(&stage, &ana.peer_id(), 300, u64::MAX, 1 << 20).await.unwrap().is_empty());
+    assert!(store.load_range(&stage, &ana.peer_id(), 7, 7, 1 << 20, 0).await.unwrap().is_empty());
+    assert!(store.load_range(&stage, &ana.peer_id(), 300, u64::MAX, 1 << 20, 0).await.unwrap().is_empty());
 }

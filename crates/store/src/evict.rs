@@ -1,0 +1,224 @@
+//! Budgets and eviction: what a phone keeps when hostile or merely chatty
+//! peers send more than it can hold.
+//!
+//! [`Store::evict`] enforces a [`Budget`] in three passes, each deleting
+//! oldest first (by `created_at`) in short transactions (see
+//! [`crate::victims`]):
+//! 1. per author: an author (never me) holding more than `per_author_bytes`
+//!    over all rooms loses its oldest messages, down to the budget;
+//! 2. per room: a room holding more than `per_room_bytes` loses its oldest
+//!    evictable messages (in `dm`, that is other people's mail);
+//! 3. disk: while the store holds more than the disk budget leaves for data,
+//!    messages go by class: expired ones, then others' mail for others and
+//!    rooms I have left, then others' messages in rooms I am in. Then the
+//!    real files (database, WAL, shared memory) are brought under
+//!    `disk_bytes`: free pages are given back to the file system, the WAL is
+//!    truncated, and if the rows still take more than estimated, more go.
+//!
+//! Never deleted: messages by me, sealed DMs to me, unsent outbox entries.
+//! Heads never go down (see [`crate::heads`]).
+
+use festival_core::{PeerId, RoomId};
+
+use crate::error::{clamp_to_sql, peer_from_sql, room_from_sql, Result};
+use crate::files::DiskUsage;
+use crate::open::Store;
+use crate::usage::ROW_OVERHEAD_BYTES;
+use crate::victims::{delete_oldest, Merge, Source};
+
+pub use crate::victims::Evicted;
+
+const MIB: u64 = 1024 * 1024;
+
+/// The WAL's high-water mark: a commit checkpoints once the WAL passes
+/// `WAL_CHECKPOINT_PAGES` (20,000 pages of 4 KiB plus a 24-byte frame header
+/// each: 82.4 MB), and the commit that crosses it can add one batch's worth
+/// (a batch of 1,000 messages from 1,000 chains dirties ~3,000 pages, 12 MB).
+/// Measured during `festival-bench store` at a million messages: the WAL
+/// peaked at 85 MB. The shared-memory index is ~200 KiB on top.
+pub const WAL_RESERVE_BYTES: u64 = 96 * MIB;
+
+/// Bounds on what the store keeps. All sizes are bytes as
+/// [`crate::Usage`] counts them, except `disk_bytes`, which bounds the real
+/// files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Database + WAL + shared memory on disk, after eviction.
+    pub disk_bytes: u64,
+    /// One author, all rooms together (this device's identity is exempt).
+    pub per_author_bytes: u64,
+    /// One room, all authors together.
+    pub per_room_bytes: u64,
+}
+
+impl Default for Budget {
+    /// Fits a phone: 512 MiB is what a messaging app can take without the
+    /// user noticing. Per author 4 MiB: 256 maximum-size sealed DMs, or some
+    /// 6,000 text messages of a few hundred bytes, far beyond what a person
+    /// writes in a festival, while one hostile key can fill 1/128 of the disk
+    /// at most. Per room 256 MiB: half the disk, so one flooded room cannot
+    /// push every other room (or the DM mailbox) out.
+    fn default() -> Budget {
+        Budget { disk_bytes: 512 * MIB, per_author_bytes: 4 * MIB, per_room_bytes: 256 * MIB }
+    }
+}
+
+impl Budget {
+    /// What the rows may take: the disk budget less room for the WAL to
+    /// grow to its checkpoint. A quarter of the budget at most, so a small
+    /// budget still keeps data; below 384 MiB the WAL can pass its share
+    /// between evictions, and eviction truncates it.
+    pub fn data_bytes(&self) -> u64 {
+        self.disk_bytes.saturating_sub(WAL_RESERVE_BYTES.min(self.disk_bytes / 4))
+    }
+}
+
+/// Rounds of "give back free pages, truncate the WAL, evict the rest" when
+/// the files are still over the budget after eviction by estimate. Each
+/// round evicts the measured excess, so two or three suffice; the bound
+/// stops a store that holds only protected messages from looping.
+const FIT_ROUNDS: usize = 8;
+
+impl Store {
+    /// Delete until `budget` holds; see the module docs for the order.
+    /// `now_ms` caps the expiry cutoff recorded by [`Store::expire`], so a
+    /// clock that once ran ahead cannot make the present count as expired.
+    pub async fn evict(&self, budget: &Budget, now_ms: u64) -> Result<Evicted> {
+        let mut done = Evicted::default();
+        for (author, over) in self.authors_over(budget.per_author_bytes).await? {
+            let rooms = self.rooms_of(&author).await?;
+            let mut merge = Merge::new(rooms.into_iter().map(|room| Source::chain(room, author)).collect());
+            done.add(delete_oldest(self, &mut merge, over).await?);
+        }
+        for (room, over) in self.rooms_over(budget.per_room_bytes).await? {
+            let mut merge = Merge::new(vec![Source::room(room, None)]);
+            done.add(delete_oldest(self, &mut merge, over).await?);
+        }
+        let expired_before = clamp_to_sql(self.expire_before().await?.min(now_ms));
+        let used = self.usage().await?.bytes;
+        if used > budget.data_bytes() {
+            done.add(self.evict_by_class(used - budget.data_bytes(), expired_before).await?);
+        }
+        done.add(self.fit_files(budget.disk_bytes, expired_before).await?);
+        if done.messages > 0 {
+            tracing::debug!(messages = done.messages, bytes = done.bytes, "evicted");
+        }
+        Ok(done)
+    }
+
+    /// Free `need` bytes, class by class, oldest first within a class.
+    async fn evict_by_class(&self, need: u64, expired_before: i64) -> Result<Evicted> {
+        let stored = self.rooms_with_messages().await?;
+        let joined: Vec<RoomId> = sqlx::query_as::<_, (String,)>("SELECT room_id FROM rooms")
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|(room,)| room_from_sql("rooms", room))
+            .collect::<Result<_>>()?;
+        let class_of = |room: &RoomId| {
+            let stays = room.as_str() == RoomId::FESTIVAL || joined.contains(room);
+            if room.is_direct() || !stays {
+                1
+            } else {
+                2
+            }
+        };
+        let mut done = Evicted::default();
+        // Class 0: expired, in every room.
+        if expired_before > 0 {
+            let sources = stored.iter().map(|room| Source::room(room.clone(), Some(expired_before))).collect();
+            done.add(delete_oldest(self, &mut Merge::new(sources), need).await?);
+        }
+        // Class 1: others' mail for others (the DM room holds nothing else
+        // that may go) and rooms I have left; class 2: rooms I am in.
+        for class in [1, 2] {
+            if done.bytes >= need {
+                break;
+            }
+            let sources =
+                stored.iter().filter(|room| class_of(room) == class).map(|room| Source::room(room.clone(), None));
+            done.add(delete_oldest(self, &mut Merge::new(sources.collect()), need - done.bytes).await?);
+        }
+        Ok(done)
+    }
+
+    /// Bring the real files under `disk_bytes`: free pages back to the file
+    /// system, the WAL truncated, and more messages evicted when the rows
+    /// really take more than [`ROW_OVERHEAD_BYTES`] estimates.
+    async fn fit_files(&self, disk_bytes: u64, expired_before: i64) -> Result<Evicted> {
+        let mut done = Evicted::default();
+        for _ in 0..FIT_ROUNDS {
+            let files = self.disk_usage().await?;
+            if files.total() <= disk_bytes {
+                break;
+            }
+            let over = files.total() - disk_bytes;
+            if files.free_bytes > 0 {
+                self.give_back(files.free_bytes.min(over)).await?;
+            }
+            self.truncate_wal().await?;
+            let files: DiskUsage = self.disk_usage().await?;
+            if files.total() <= disk_bytes {
+                break;
+            }
+            let more = self.evict_by_class(files.total() - disk_bytes, expired_before).await?;
+            if more.messages == 0 {
+                tracing::warn!(total = files.total(), disk_bytes, "over the disk budget with nothing left to evict");
+                break;
+            }
+            done.add(more);
+        }
+        Ok(done)
+    }
+
+    /// Authors other than me whose messages in all rooms exceed `budget`,
+    /// with by how much. One pass over `heads` (one row per chain), on a
+    /// reader.
+    async fn authors_over(&self, budget: u64) -> Result<Vec<(PeerId, u64)>> {
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT author, sum(raw_bytes) + sum(messages) * ?1 AS bytes FROM heads
+             WHERE author NOT IN (SELECT peer_id FROM identity)
+             GROUP BY author HAVING bytes > ?2",
+        )
+        .bind(clamp_to_sql(ROW_OVERHEAD_BYTES))
+        .bind(clamp_to_sql(budget))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(|(author, bytes)| Ok((peer_from_sql("heads", &author)?, over(bytes, budget)))).collect()
+    }
+
+    /// Rooms whose messages exceed `budget`, with by how much.
+    async fn rooms_over(&self, budget: u64) -> Result<Vec<(RoomId, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT room, raw_bytes + messages * ?1 AS bytes FROM room_usage WHERE bytes > ?2 ORDER BY room",
+        )
+        .bind(clamp_to_sql(ROW_OVERHEAD_BYTES))
+        .bind(clamp_to_sql(budget))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(|(room, bytes)| Ok((room_from_sql("room_usage", room)?, over(bytes, budget)))).collect()
+    }
+
+    /// The rooms where `author` has messages stored.
+    async fn rooms_of(&self, author: &PeerId) -> Result<Vec<RoomId>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT room FROM heads WHERE author = ? AND messages > 0 ORDER BY room")
+                .bind(&author.as_bytes()[..])
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter().map(|(room,)| room_from_sql("heads", room)).collect()
+    }
+
+    /// Every room with messages stored.
+    pub(crate) async fn rooms_with_messages(&self) -> Result<Vec<RoomId>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT room FROM room_usage WHERE messages > 0 ORDER BY room")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(|(room,)| room_from_sql("room_usage", room)).collect()
+    }
+}
+
+/// How far a sum read from SQLite is over a budget (sums are never negative).
+fn over(bytes: i64, budget: u64) -> u64 {
+    u64::try_from(bytes).unwrap_or(0).saturating_sub(budget)
+}
