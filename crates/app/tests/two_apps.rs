@@ -83,7 +83,7 @@ async fn a_message_goes_saved_sent_delivered_and_a_dm_is_read() {
             _ => None,
         })
         .await;
-    assert_eq!(got.author_name.as_deref(), Some("Ana"));
+    assert_eq!(got.sender.name.as_deref(), Some("Ana"));
     assert_eq!(got.body, MessageBody::Text { text: "anyone at the main stage?".into() });
     assert!(!got.mine && got.state.is_none());
     ana.expect("delivery receipt", |e| match e {

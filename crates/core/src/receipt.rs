@@ -84,7 +84,11 @@ mod tests {
         let dm = MessageId::from_bytes([1; 32]);
         let other = MessageId::from_bytes([2; 32]);
         let target = |id: &MessageId| {
-            (*id == dm).then(|| Target { room: RoomId::direct(), author: alice.peer_id(), recipient: Some(bob.peer_id()) })
+            (*id == dm).then(|| Target {
+                room: RoomId::direct(),
+                author: alice.peer_id(),
+                recipient: Some(bob.peer_id()),
+            })
         };
         let read = |ids: Vec<MessageId>| ReceiptBody { status: ReceiptStatus::Read, ids };
         let from_bob = seal_receipt(&bob, &alice.peer_id(), read(vec![dm, other]), &mut rng).unwrap();

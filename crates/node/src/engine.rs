@@ -69,6 +69,13 @@ pub enum Effect {
     Equivocator {
         author: PeerId,
     },
+    /// A receipt counted for these messages of ours (only what the
+    /// protocol's rule lets count: see `festival_core::receipt`).
+    Receipt {
+        from: PeerId,
+        status: festival_core::ReceiptStatus,
+        ids: Vec<MessageId>,
+    },
     Limits(festival_core::policy::Limits),
     WakeAt(u64),
     /// The store failed; the message will come again through sync.
@@ -102,7 +109,13 @@ impl Engine {
                 }
             }
             let tip = tips.get(&(h.room.clone(), h.author)).copied();
-            snapshot.heads.push(SnapshotHead { room: h.room, author: h.author, contiguous: h.contiguous, max: h.max, tip });
+            snapshot.heads.push(SnapshotHead {
+                room: h.room,
+                author: h.author,
+                contiguous: h.contiguous,
+                max: h.max,
+                tip,
+            });
         }
         snapshot.unsent = store.unsent().await?.into_iter().map(|r| r.id).collect();
         snapshot.equivocators = store.equivocators().await?;
@@ -255,7 +268,7 @@ impl Engine {
                     effects.push(Effect::StoreFailed { id, error: error.clone() });
                 }
                 if result.is_ok() {
-                    self.after_commit(envelope, now).await;
+                    self.after_commit(envelope, now, effects).await;
                 }
                 answers.push(Input::Persisted { id, result });
             }
@@ -377,10 +390,10 @@ impl Engine {
     /// Side tables that follow from a newly stored message: names from
     /// profiles, receipts for our messages (only those the protocol's rule
     /// lets count: see `festival_core::receipt`).
-    async fn after_commit(&self, env: &SignedEnvelope, now: u64) {
+    async fn after_commit(&self, env: &SignedEnvelope, now: u64, effects: &mut Vec<Effect>) {
         let r = match env.parsed_body() {
             Body::Profile(p) => self.store.set_peer_name(&env.author(), &p.name).await,
-            Body::Receipt(_) | Body::SealedReceipt(_) => self.count_receipt(env, now).await,
+            Body::Receipt(_) | Body::SealedReceipt(_) => self.count_receipt(env, now, effects).await,
             Body::Text(_) | Body::SealedDm(_) => Ok(()),
         };
         if let Err(e) = r {
@@ -388,7 +401,7 @@ impl Engine {
         }
     }
 
-    async fn count_receipt(&self, env: &SignedEnvelope, now: u64) -> Result<(), StoreError> {
+    async fn count_receipt(&self, env: &SignedEnvelope, now: u64, effects: &mut Vec<Effect>) -> Result<(), StoreError> {
         let ids = match env.parsed_body() {
             Body::Receipt(r) => r.ids,
             Body::SealedReceipt(_) => match festival_core::body::open(self.node.identity(), env) {
@@ -399,14 +412,14 @@ impl Engine {
         };
         let targets = self.store.receipt_targets(&ids).await?;
         let member = self.store.is_member(&env.author(), env.room()).await?;
-        let counted = festival_core::receipt::counted(
-            self.node.identity(),
-            env,
-            |id| targets.get(id).cloned(),
-            |_, _| member,
-        );
+        let counted =
+            festival_core::receipt::counted(self.node.identity(), env, |id| targets.get(id).cloned(), |_, _| member);
         match counted {
-            Some((status, ids)) if !ids.is_empty() => self.store.add_receipts(env.author(), status, &ids, now).await,
+            Some((status, ids)) if !ids.is_empty() => {
+                self.store.add_receipts(env.author(), status, &ids, now).await?;
+                effects.push(Effect::Receipt { from: env.author(), status, ids });
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

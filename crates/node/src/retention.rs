@@ -79,7 +79,8 @@ impl Drop for RetentionTask {
 /// Start the task on `store`.
 pub fn start(store: Store, r: Retention) -> (RetentionTask, RetentionTrigger) {
     let wake = Arc::new(Notify::new());
-    let trigger = RetentionTrigger { committed: Arc::new(AtomicU64::new(0)), wake: wake.clone(), threshold: r.wake_bytes() };
+    let trigger =
+        RetentionTrigger { committed: Arc::new(AtomicU64::new(0)), wake: wake.clone(), threshold: r.wake_bytes() };
     let handle = tokio::spawn(async move {
         loop {
             sweep(&store, &r).await;

@@ -131,7 +131,7 @@ async fn two_nodes_discover_link_and_chat_both_ways_with_receipts_and_a_sealed_d
 
     // History reads back what was said, oldest first, names resolved.
     let h = b.history(&RoomId::festival(), None, 10).await.unwrap();
-    let texts: Vec<_> = h.messages.iter().map(|m| (m.author_name.clone(), m.body.clone())).collect();
+    let texts: Vec<_> = h.messages.iter().map(|m| (m.sender.name.clone(), m.body.clone())).collect();
     assert_eq!(
         texts,
         vec![

@@ -532,7 +532,7 @@ impl Hub {
                 Effect::Delivered { room, .. } => {
                     self.room_used.insert(room, Instant::now());
                 }
-                Effect::Sent { .. } | Effect::Limits(_) => {}
+                Effect::Sent { .. } | Effect::Limits(_) | Effect::Receipt { .. } => {}
             }
         }
     }

@@ -19,11 +19,10 @@ pub mod store;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use festival_core::body::Body;
 use festival_core::frame::Frame;
 use festival_core::policy::PowerState;
 use festival_core::sync::{Config, Content, Input, LinkKind, Node, Output, PersistError, SendError};
-use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
+use festival_core::{Identity, Kind, LinkId, MessageId, PeerId, RoomId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -128,6 +127,9 @@ pub struct Sim {
     seq: u64,
     pub frames_sent: u64,
     pub frames_lost: u64,
+    /// Frames sent, by the frame's variant index (its second byte: every
+    /// variant index is below 128, one varint byte).
+    pub frames_by_kind: BTreeMap<u8, u64>,
     pub config: Config,
     /// Each node's store budget in bytes (`None`: unlimited).
     pub budget: Option<u64>,
@@ -148,6 +150,7 @@ impl Sim {
             seq: 0,
             frames_sent: 0,
             frames_lost: 0,
+            frames_by_kind: BTreeMap::new(),
             config: Config::default(),
             budget: None,
         }
@@ -385,7 +388,7 @@ impl Sim {
     /// What follows from a commit besides the core: receipts for our own
     /// messages, counted by the protocol's rule.
     fn after_commit(&mut self, i: usize, env: &festival_core::SignedEnvelope) {
-        if !matches!(env.parsed_body(), Body::Receipt(_) | Body::SealedReceipt(_)) {
+        if !matches!(env.kind(), Kind::Receipt | Kind::SealedReceipt) {
             return;
         }
         let me = Identity::from_secret_bytes(&self.nodes[i].secret);
@@ -433,6 +436,7 @@ impl Sim {
             return;
         }
         self.frames_sent += 1;
+        *self.frames_by_kind.entry(bytes.get(1).copied().unwrap_or(255)).or_default() += 1;
         let k = key(from, to);
         let dir = usize::from(from > to);
         let l = self.links.get_mut(&k).expect("link is up");
@@ -490,6 +494,12 @@ impl Sim {
     /// Has node `i` delivered message `id`?
     pub fn has(&self, i: usize, id: &MessageId) -> bool {
         self.nodes[i].store.contains(id) && self.nodes[i].delivered.iter().any(|d| d.id == *id)
+    }
+
+    /// Has node `i`'s user seen message `id` (whether or not its store
+    /// still holds it)?
+    pub fn saw(&self, i: usize, id: &MessageId) -> bool {
+        self.nodes[i].delivered.iter().any(|d| d.id == *id)
     }
 
     /// Envelope copies node `i` received in all its incarnations.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use festival_core::body::{Body, ReceiptStatus};
 use festival_core::receipt::Target;
 use festival_core::sync::{Snapshot, SnapshotHead};
-use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
+use festival_core::{Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Conflict;
@@ -34,6 +34,11 @@ pub struct MemStore {
     pub receipts: BTreeMap<MessageId, BTreeMap<PeerId, ReceiptStatus>>,
     /// Messages deleted for the budget or by expiry.
     pub evicted: u64,
+    /// (room, author) of every text stored: the room's members.
+    members: BTreeSet<(RoomId, PeerId)>,
+    /// Authors with a message stored outside the DM mailbox (a profile, a
+    /// text): not strangers.
+    present: BTreeSet<PeerId>,
 }
 
 impl MemStore {
@@ -45,6 +50,12 @@ impl MemStore {
             Some(id) if *id == env.id() => Ok(()),
             Some(_) => Err(Conflict),
             None => {
+                if env.kind() == Kind::Text {
+                    self.members.insert((env.room().clone(), env.author()));
+                }
+                if !env.room().is_direct() {
+                    self.present.insert(env.author());
+                }
                 self.by_pos.insert(pos, env.id());
                 self.bytes += env.bytes().len() as u64 + ROW_OVERHEAD;
                 self.by_id.insert(env.id(), Row { env, hops, received_at: now });
@@ -141,16 +152,15 @@ impl MemStore {
 
     /// Whether `author` posted a text in `room`.
     pub fn is_member(&self, author: &PeerId, room: &RoomId) -> bool {
-        self.by_pos
-            .range((room.clone(), *author, 0)..=(room.clone(), *author, u64::MAX))
-            .any(|(_, id)| matches!(self.by_id[id].env.parsed_body(), Body::Text(_)))
+        self.members.contains(&(room.clone(), *author))
     }
 
     /// Delete until `bytes()` is at most `target`, in festival-store's
     /// order: expired first (all of them), then others' mail for others (DMs
-    /// neither by nor to `me`, rooms not in `rooms`), then others' messages
-    /// in our rooms; oldest first within each; never `me`'s messages or DMs
-    /// to `me`.
+    /// neither by nor to `me`, rooms not in `rooms`), strangers' first
+    /// (authors with nothing stored outside the DM mailbox: fresh keys),
+    /// then others' messages in our rooms; oldest first within each; never
+    /// `me`'s messages or DMs to `me`.
     pub fn evict(&mut self, target: u64, me: &PeerId, rooms: &BTreeSet<RoomId>, now: u64, lifetime: u64) {
         let budget = target;
         let mut victims: Vec<(u8, u64, MessageId)> = Vec::new();
@@ -162,10 +172,12 @@ impl MemStore {
             }
             let class = if env.created_at().saturating_add(lifetime) <= now {
                 0
-            } else if env.room().is_direct() || !rooms.contains(env.room()) {
+            } else if env.room().is_direct() && !self.present.contains(&env.author()) {
                 1
-            } else {
+            } else if env.room().is_direct() || !rooms.contains(env.room()) {
                 2
+            } else {
+                3
             };
             victims.push((class, env.created_at(), *id));
         }

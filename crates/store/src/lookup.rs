@@ -55,8 +55,11 @@ impl Store {
                     Some(r) if dm => Some(peer_from_sql("messages", &r)?),
                     _ => None,
                 };
-                let target =
-                    Target { room: room_from_sql("messages", room)?, author: peer_from_sql("messages", &author)?, recipient };
+                let target = Target {
+                    room: room_from_sql("messages", room)?,
+                    author: peer_from_sql("messages", &author)?,
+                    recipient,
+                };
                 out.insert(message_id_from_sql("messages", &id)?, target);
             }
         }

@@ -261,6 +261,7 @@ impl Node {
             l.missing += 1;
             let deadline = now + self.cfg.graft_timeout_ms;
             self.missing.insert(pos, Missing { id: r.id, first: link, announcers: vec![link], deadline, tried: 0 });
+            self.timer_at(deadline);
         }
     }
 

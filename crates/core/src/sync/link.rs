@@ -96,6 +96,7 @@ impl Node {
         // Whatever we were waiting for from that link, ask someone else now.
         for w in self.wants.values_mut().filter(|w| w.link == link) {
             w.deadline = now;
+            self.timers_due = Some(now);
         }
         for m in self.missing.values_mut() {
             m.announcers.retain(|l| *l != link);

@@ -360,6 +360,11 @@ pub struct Node {
     /// Receipts to send; for DMs, keyed by the author they go (sealed) to.
     receipts: BTreeMap<ReceiptKey, Vec<MessageId>>,
     equivocators: BTreeSet<PeerId>,
+    /// The earliest deadline of a want or an announced message, or earlier:
+    /// kept as they are set and recomputed when the timers run, so the next
+    /// wake-up costs nothing however many are waiting (an IHave flood fills
+    /// thousands).
+    timers_due: Option<Millis>,
     receipts_due: Option<Millis>,
     /// Rooms whose holdings changed through sync: tell the neighbours.
     announce: BTreeSet<RoomId>,
@@ -401,6 +406,7 @@ impl Node {
             unsent: snapshot.unsent.into_iter().collect(),
             receipts: BTreeMap::new(),
             equivocators: snapshot.equivocators.into_iter().take(caps::MAX_EQUIVOCATORS).collect(),
+            timers_due: None,
             receipts_due: None,
             announce: BTreeSet::new(),
             announce_due: None,
@@ -565,6 +571,11 @@ impl Node {
         self.receipts_due.get_or_insert(now + self.cfg.receipt_delay_ms);
     }
 
+    /// A want or announced message now waits until `t`.
+    fn timer_at(&mut self, t: Millis) {
+        self.timers_due = Some(self.timers_due.map_or(t, |d| d.min(t)));
+    }
+
     fn push_wake(&self, out: &mut Vec<Output>) {
         if let Some(t) = self.next_deadline() {
             out.push(Output::WakeAt(t));
@@ -584,13 +595,7 @@ impl Node {
                 t = t.min(l.serve.ready_at(next.max_bytes as u64));
             }
         }
-        for w in self.wants.values() {
-            t = t.min(w.deadline);
-        }
-        if let Some(m) = self.missing.values().map(|m| m.deadline).min() {
-            t = t.min(m);
-        }
-        for d in [self.receipts_due, self.announce_due].into_iter().flatten() {
+        for d in [self.receipts_due, self.announce_due, self.timers_due].into_iter().flatten() {
             t = t.min(d);
         }
         Some(t)

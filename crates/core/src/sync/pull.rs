@@ -45,7 +45,9 @@ impl Node {
         let (link, _, (from, to)) = candidates[pick];
         let f = Frame::Want(Want { room: room.clone(), author, from, to });
         self.send_frame(link, &f, out);
-        self.wants.insert(key, WantInFlight { link, from, to, deadline: now + self.cfg.want_timeout_ms });
+        let deadline = now + self.cfg.want_timeout_ms;
+        self.wants.insert(key, WantInFlight { link, from, to, deadline });
+        self.timer_at(deadline);
         if let Some(l) = self.links.get_mut(&link) {
             l.wants_out += 1;
         }

@@ -13,8 +13,12 @@ use super::{Millis, Node, Output};
 impl Node {
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Vec<Output>) {
         self.retry_hellos(now, out);
-        self.expire_wants(now, out);
-        self.graft_missing(now, out);
+        if self.timers_due.is_some_and(|t| t <= now) {
+            self.expire_wants(now, out);
+            self.graft_missing(now, out);
+            let wants = self.wants.values().map(|w| w.deadline);
+            self.timers_due = wants.chain(self.missing.values().map(|m| m.deadline)).min();
+        }
         self.report_refusals(now, out);
         self.pump_all(now, out);
         if self.receipts_due.is_some_and(|t| t <= now) {

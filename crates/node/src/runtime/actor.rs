@@ -28,10 +28,10 @@ use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
 use crate::engine::{Effect, Engine};
 use crate::local::{LocalError, LocalNode};
 use crate::names::Names;
-use crate::retention::RetentionTask;
 use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
 use crate::relay::client::jitter;
 use crate::relay::{RelayClient, RelayClientConfig, RelayEvent, RelayHandle, RelaySendError, SessionId};
+use crate::retention::RetentionTask;
 use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalError, SignalMsg, SIGNAL_VERSION};
 use crate::webrtc::{self, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter};
 
@@ -1063,6 +1063,7 @@ impl Actor {
                     self.names = None;
                     self.emit(NodeEvent::Equivocation { peer: author });
                 }
+                Effect::Receipt { from, status, ids } => self.emit(NodeEvent::Receipt { from, status, ids }),
                 Effect::Limits(l) => {
                     self.limits = l;
                     self.endpoint.set_ice_timing(Duration::from_millis(l.keepalive_ms), webrtc::ICE_MAX_RETRANSMITS);
@@ -1085,25 +1086,6 @@ impl Actor {
         }
     }
 
-    /// The ids a stored receipt counted for (our messages it may mark).
-    async fn counted_receipt(
-        &self,
-        env: &festival_core::SignedEnvelope,
-    ) -> Option<(festival_core::ReceiptStatus, Vec<MessageId>)> {
-        let ids = match env.parsed_body() {
-            Body::Receipt(r) => r.ids,
-            Body::SealedReceipt(_) => match festival_core::body::open(self.identity(), env) {
-                Ok(festival_core::body::DmContent::Receipt(r)) => r.ids,
-                _ => return None,
-            },
-            _ => return None,
-        };
-        let targets = self.store.receipt_targets(&ids).await.ok()?;
-        let member = self.store.is_member(&env.author(), env.room()).await.ok()?;
-        festival_core::receipt::counted(self.identity(), env, |id| targets.get(id).cloned(), |_, _| member)
-            .filter(|(_, ids)| !ids.is_empty())
-    }
-
     /// A link sent what no honest peer sends, again and again: close it,
     /// and neither dial nor accept the peer for a while.
     fn misbehaving(&mut self, link: LinkId, peer: PeerId) {
@@ -1122,12 +1104,8 @@ impl Actor {
         let Ok(Some(m)) = self.store.get(&id).await else { return };
         let env = &m.envelope;
         match env.parsed_body() {
-            Body::Receipt(_) | Body::SealedReceipt(_) => {
-                // Only what the protocol's rule let count (see engine.rs).
-                if let Some((status, ids)) = self.counted_receipt(env).await {
-                    self.emit(NodeEvent::Receipt { from: env.author(), status, ids });
-                }
-            }
+            // Shown as they count (Effect::Receipt), not as they arrive.
+            Body::Receipt(_) | Body::SealedReceipt(_) => {}
             Body::Profile(p) => {
                 self.names = None;
                 self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name })
