@@ -181,9 +181,11 @@ fn parse_relay_id(s: &str) -> anyhow::Result<Option<PeerId>> {
     if s.is_empty() {
         return Ok(None);
     }
-    let id = s
+    let id: PeerId = s
         .to_ascii_lowercase()
         .parse()
+        .ok()
+        .filter(festival_core::identity::is_valid_key)
         .with_context(|| format!("--relay-id {s:?} is not a relay id: give the relay's PeerId, 64 hex digits"))?;
     Ok(Some(id))
 }

@@ -96,7 +96,8 @@ fn the_data_dir_is_made_owner_only() {
 fn a_relay_id_that_is_no_peer_id_stops_run_before_it_starts() {
     // Refused while reading the flags: no store opened, no socket.
     let dir = tempfile::tempdir().unwrap();
-    for bad in ["relay.example", "abcd", &"g".repeat(64)] {
+    // The last: 64 hex digits that are no public key.
+    for bad in ["relay.example", "abcd", &"g".repeat(64), &"ab".repeat(32)] {
         let o = node(dir.path(), &["run", "--name", "Ana", "--relay", "ws://127.0.0.1:9", "--relay-id", bad]);
         assert!(!o.status.success(), "{bad:?} should fail");
         assert!(stderr(&o).contains("is not a relay id"), "{bad:?}: {}", stderr(&o));
