@@ -145,6 +145,28 @@ fn capabilities_grant_the_commands_to_the_app_page_only() {
 }
 
 #[test]
+fn core_apis_the_ui_does_not_use_are_refused_and_the_event_channel_needs_none() {
+    let s = shell();
+    // capabilities/main.json grants no `core:` permission: a script in the
+    // page cannot reach Tauri's own plugins.
+    for (cmd, args) in [
+        ("plugin:event|listen", json!({"event": "tauri://focus", "target": {"kind": "Any"}, "handler": 7})),
+        ("plugin:event|emit", json!({"event": "x", "payload": null})),
+        ("plugin:app|version", json!({})),
+        ("plugin:window|get_all_windows", json!({})),
+        ("plugin:window|close", json!({"label": "main"})),
+        ("plugin:webview|get_all_webviews", json!({})),
+        ("plugin:path|resolve_directory", json!({"directory": 1})),
+    ] {
+        let refused = s.call(cmd, args).expect_err(cmd);
+        assert!(refused.as_str().is_some_and(|m| m.contains("not allowed")), "{cmd}: {refused}");
+    }
+    // What the UI does use: `subscribe` with a Channel (a callback id).
+    s.ok("onboard", json!({"name": "Dana"}));
+    s.ok("subscribe", json!({"onEvent": "__CHANNEL__:42"}));
+}
+
+#[test]
 fn codes_verify_people_and_bad_input_is_a_typed_error() {
     let s = shell();
     s.ok("onboard", json!({"name": "Ben"}));
@@ -188,6 +210,9 @@ fn settings_are_validated_kept_and_applied() {
     settings["relay_url"] = json!("http://relay.example");
     assert_eq!(s.code("save_settings", json!({"settings": settings})), "invalid_relay_url");
     settings["relay_url"] = Value::Null;
+    settings["relay_id"] = json!("not-a-relay-id");
+    assert_eq!(s.code("save_settings", json!({"settings": settings})), "invalid_relay_id");
+    settings["relay_id"] = Value::Null;
     settings["interfaces"] = json!(["nosuch0"]);
     let e = s.call("save_settings", json!({"settings": settings})).unwrap_err();
     assert_eq!(e["code"], "invalid_interface");

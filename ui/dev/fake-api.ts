@@ -137,7 +137,7 @@ export function fakeApi(scene: string): Api {
     { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min, joined_at: now - 5 * 3_600_000 },
     { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min, joined_at: now - 20 * 3_600_000 },
   ];
-  let settings: Settings = { name: "Mia", festival: "glasto26", relay_url: "wss://relay.glasto26.example", peer_limit: null, interfaces: ["wlan0"] };
+  let settings: Settings = { name: "Mia", festival: "glasto26", relay_url: "wss://relay.glasto26.example", relay_id: null, peer_limit: null, interfaces: ["wlan0"] };
   const battery = scene === "mobile" ? 18 : 42;
   const low = battery <= 20;
   const status: Status = {

@@ -125,7 +125,8 @@ impl App {
     /// Load the settings of `data_dir`; the node starts with [`App::start`]
     /// (or [`App::onboard`] on a first start).
     pub fn new(data_dir: &Path, options: AppOptions) -> Result<App, AppError> {
-        std::fs::create_dir_all(data_dir)?;
+        // Owner-only: it holds the identity key (the store) and the settings.
+        festival_node::paths::create_private_dir(data_dir)?;
         let settings = Settings::load(data_dir)?;
         let (bus, _) = broadcast::channel(BUS);
         Ok(App {
@@ -173,6 +174,7 @@ impl App {
         cfg.interfaces = settings.interfaces.clone();
         cfg.peer_limit = settings.peer_limit.map(|n| n as usize);
         cfg.relay_url = settings.relay_url.clone();
+        cfg.relay_id = settings.relay_peer_id();
         cfg.power = o.power.clone();
         cfg.mdns = o.mdns.clone();
         cfg.loopback_candidates = o.loopback_candidates;
@@ -420,5 +422,22 @@ impl App {
                 }
             }
         })
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_data_dir_is_made_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("share/chat.festival.desktop");
+        let app = App::new(&dir, AppOptions::default()).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        // Opening the store (without starting the node) keeps it so.
+        assert!(!app.has_identity().await.unwrap());
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

@@ -107,4 +107,18 @@ mod tests {
         assert_eq!(c.fingerprint.len(), 19);
         assert_eq!(parse_contact_code(&c.code).unwrap(), c.peer);
     }
+
+    /// The UI's sanitiser is tested on this key's QR code as a file
+    /// (ui/src/logic/fixtures/qr-code.svg): it must stay what we emit.
+    /// `FESTIVAL_WRITE_BINDINGS=1 cargo test -p festival-app --lib qr_fixture`
+    /// rewrites it.
+    #[test]
+    fn the_uis_qr_fixture_is_what_we_emit() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/logic/fixtures/qr-code.svg");
+        let svg = my_code(&KEY.parse().unwrap(), "Ana").unwrap().qr_svg;
+        if std::env::var_os("FESTIVAL_WRITE_BINDINGS").is_some() {
+            std::fs::write(&path, &svg).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), svg, "the QR renderer changed: rewrite the fixture");
+    }
 }

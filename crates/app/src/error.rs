@@ -33,6 +33,8 @@ pub enum ErrorCode {
     InvalidPeer,
     InvalidFestival,
     InvalidRelayUrl,
+    /// A pinned relay id that is not a PeerId (64 hex digits of a public key).
+    InvalidRelayId,
     InvalidPeerLimit,
     InvalidInterface,
     /// The node could not open its sockets or join the LAN.

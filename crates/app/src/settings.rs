@@ -1,10 +1,13 @@
 //! The settings a person can change, checked before anything is applied, and
 //! kept as JSON in the data dir (written to a temporary file and renamed, so
-//! a crash leaves the old file or the new one, never half of one).
+//! a crash leaves the old file or the new one, never half of one). On Unix
+//! the file is the owner's only (0600) and so is the data dir (0700): it
+//! says which relay and festival this device trusts.
 
 use std::path::{Path, PathBuf};
 
 use festival_core::body::MAX_NAME_BYTES;
+use festival_core::PeerId;
 use festival_node::runtime::config::{check_festival, DEFAULT_FESTIVAL};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +22,9 @@ pub const MAX_PEER_LIMIT: u32 = 32;
 const MAX_INTERFACE_BYTES: usize = 15;
 /// A relay URL longer than this is a paste gone wrong.
 const MAX_URL_BYTES: usize = 512;
+/// Mode of the settings file on Unix: the owner reads and writes it, nobody
+/// else (another user must not learn or change the pinned relay).
+pub const SETTINGS_FILE_MODE: u32 = 0o600;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
@@ -29,6 +35,10 @@ pub struct Settings {
     pub festival: String,
     /// `wss://host[:port][/path]`; `None`: no relay, LAN only.
     pub relay_url: Option<String>,
+    /// The relay's identity, pinned (its PeerId, 64 hex digits): a relay
+    /// that cannot prove this key is refused. `None`: any relay that proves
+    /// its key.
+    pub relay_id: Option<String>,
     /// Most links at once; `None`: what the power policy allows.
     pub peer_limit: Option<u32>,
     /// Network interfaces to use; empty: all.
@@ -41,6 +51,7 @@ impl Default for Settings {
             name: String::new(),
             festival: DEFAULT_FESTIVAL.to_owned(),
             relay_url: None,
+            relay_id: None,
             peer_limit: None,
             interfaces: Vec::new(),
         }
@@ -94,7 +105,35 @@ fn check_relay_url(url: &str) -> Result<Option<String>, AppError> {
     Ok(Some(url.to_owned()))
 }
 
+/// A relay id as a person pastes it: 64 hex digits, any case, spaces around
+/// ignored, and a public key (not just any 32 bytes). Kept lowercase.
+fn check_relay_id(id: &str) -> Result<Option<String>, AppError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let peer =
+        id.to_ascii_lowercase().parse::<PeerId>().ok().filter(festival_core::identity::is_valid_key).ok_or_else(
+            || {
+                let shown: String = id.chars().take(80).collect();
+                invalid(
+                    ErrorCode::InvalidRelayId,
+                    format!(
+                    "Relay id {shown:?} is not a relay's id: it is 64 letters a-f and digits, as the relay shows it."
+                ),
+                )
+            },
+        )?;
+    Ok(Some(peer.to_hex()))
+}
+
 impl Settings {
+    /// The pinned relay id, parsed (settings are kept validated, so a bad
+    /// one only comes from a `Settings` that skipped [`Settings::validated`]).
+    pub fn relay_peer_id(&self) -> Option<PeerId> {
+        self.relay_id.as_deref().and_then(|id| id.parse().ok())
+    }
+
     /// Check every field; returns the settings as they will be kept (trimmed,
     /// empty relay URL as `None`, interfaces without duplicates). The first
     /// problem found is the error.
@@ -109,6 +148,10 @@ impl Settings {
         })?;
         let relay_url = match &self.relay_url {
             Some(u) => check_relay_url(u)?,
+            None => None,
+        };
+        let relay_id = match &self.relay_id {
+            Some(id) => check_relay_id(id)?,
             None => None,
         };
         if let Some(n) = self.peer_limit {
@@ -129,7 +172,7 @@ impl Settings {
                 interfaces.push(i.to_owned());
             }
         }
-        Ok(Settings { name, festival, relay_url, peer_limit: self.peer_limit, interfaces })
+        Ok(Settings { name, festival, relay_url, relay_id, peer_limit: self.peer_limit, interfaces })
     }
 
     /// Whether going from `self` to `new` needs the node restarted (a new
@@ -137,6 +180,7 @@ impl Settings {
     pub fn needs_restart(&self, new: &Settings) -> bool {
         self.festival != new.festival
             || self.relay_url != new.relay_url
+            || self.relay_id != new.relay_id
             || self.peer_limit != new.peer_limit
             || self.interfaces != new.interfaces
     }
@@ -155,6 +199,8 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(e.into()),
         };
+        // A file from an older version may be readable by others.
+        make_private(&path)?;
         match serde_json::from_slice::<Settings>(&raw)
             .map_err(|e| e.to_string())
             .and_then(|s| s.validated().map_err(|e| e.message))
@@ -172,15 +218,48 @@ impl Settings {
     /// Write atomically and durably.
     pub fn save(&self, data_dir: &Path) -> Result<(), AppError> {
         use std::io::Write;
-        std::fs::create_dir_all(data_dir)?;
+        festival_node::paths::create_private_dir(data_dir)?;
         let path = Self::path(data_dir);
         let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(self).map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         Ok(())
     }
+}
+
+/// Create (or truncate) `path` for writing, owner-only on Unix: made with
+/// [`SETTINGS_FILE_MODE`], and narrowed to it if it was left over (a crash
+/// between write and rename) with a wider mode.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, SETTINGS_FILE_MODE);
+    let f = open.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if f.metadata()?.permissions().mode() & 0o777 != SETTINGS_FILE_MODE {
+            f.set_permissions(std::fs::Permissions::from_mode(SETTINGS_FILE_MODE))?;
+        }
+    }
+    Ok(f)
+}
+
+/// Narrow an existing file to [`SETTINGS_FILE_MODE`] (Unix).
+fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(SETTINGS_FILE_MODE))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -226,6 +305,24 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_id_must_be_a_peer_id_and_is_kept_lowercase() {
+        /// A real Ed25519 public key (RFC 8032, test 1).
+        const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let not_a_key = "ab".repeat(32);
+        for bad in ["relay", "d75a98", &KEY[1..], &format!("{KEY}00"), &"g".repeat(64), &not_a_key, "festival:x"] {
+            let err = with(|s| s.relay_id = Some(bad.into())).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::InvalidRelayId, "{bad:?}");
+            assert!(err.message.contains("64"), "{}", err.message);
+        }
+        let s = with(|s| s.relay_id = Some(format!("  {}  ", KEY.to_uppercase()))).unwrap();
+        assert_eq!(s.relay_id.as_deref(), Some(KEY));
+        assert_eq!(s.relay_peer_id(), Some(KEY.parse().unwrap()));
+        assert_eq!(with(|s| s.relay_id = Some(" ".into())).unwrap().relay_id, None);
+        // Pinning another relay restarts the node, like another URL.
+        assert!(Settings::default().needs_restart(&s));
+    }
+
+    #[test]
     fn names_peer_limits_and_interfaces_are_checked() {
         assert_eq!(code(with(|s| s.name = "x".repeat(49))), ErrorCode::InvalidName);
         assert_eq!(code(with(|s| s.peer_limit = Some(0))), ErrorCode::InvalidPeerLimit);
@@ -250,5 +347,30 @@ mod tests {
         std::fs::write(Settings::path(dir.path()), b"{not json").unwrap();
         assert_eq!(Settings::load(dir.path()).unwrap(), Settings::default());
         assert!(dir.path().join("settings.json.bad").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_settings_file_and_its_dir_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("chat.festival.desktop");
+        let s = with(|s| s.relay_url = Some("wss://relay.example".into())).unwrap();
+        s.save(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700, "the data dir");
+        assert_eq!(mode(&Settings::path(&dir)), 0o600, "the settings file");
+
+        // Files an older version left readable by others: a stale temporary
+        // file is rewritten owner-only, and a loaded settings file narrowed.
+        let tmp = Settings::path(&dir).with_extension("json.tmp");
+        std::fs::write(&tmp, b"{}").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        s.save(&dir).unwrap();
+        assert_eq!((mode(&dir), mode(&Settings::path(&dir))), (0o700, 0o600));
+        std::fs::set_permissions(Settings::path(&dir), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Settings::load(&dir).unwrap(), s);
+        assert_eq!(mode(&Settings::path(&dir)), 0o600);
     }
 }

@@ -124,6 +124,8 @@ impl RelayProc {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--no-stun", "--festival", FESTIVAL])
             .args(["--max-connections", "1000000", "--max-connections-per-ip", "1000000"])
+            // Every synthetic node comes from 127.0.0.1, up to 100 at once.
+            .args(["--max-unauthenticated", "1000000", "--max-unauthenticated-per-prefix", "1000000"])
             // Raised so that one room's author may push the whole rate
             // (`--room-size` = `--nodes`); the defaults are for phones.
             .args(["--frames-per-sec", "100000", "--frames-burst", "100000"])

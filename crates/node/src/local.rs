@@ -15,6 +15,8 @@ use crate::runtime::events::MessageView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    #[error("cannot make the data dir {dir} private to this user: {source}")]
+    Dir { dir: PathBuf, source: std::io::Error },
     #[error("cannot open the store in {dir}: {source}")]
     Open { dir: PathBuf, source: OpenError },
     #[error("already set up as {name} ({peer}); your identity is kept")]
@@ -33,7 +35,10 @@ pub struct LocalNode {
 }
 
 impl LocalNode {
+    /// Open (or make) the data dir, owner-only (see
+    /// [`crate::paths::create_private_dir`]), and its store.
     pub async fn open(dir: &Path) -> Result<LocalNode, LocalError> {
+        crate::paths::create_private_dir(dir).map_err(|source| LocalError::Dir { dir: dir.to_owned(), source })?;
         let store =
             Store::open(&dir.join(DB_FILE)).await.map_err(|source| LocalError::Open { dir: dir.to_owned(), source })?;
         Ok(LocalNode { dir: dir.to_owned(), store })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use festival_core::policy::PowerState;
+use festival_core::PeerId;
 use festival_node::local::LocalNode;
 use festival_node::paths::default_data_dir;
 use festival_node::power::parse_power;
@@ -79,6 +80,11 @@ enum Cmd {
         /// top of the built-in roots (a self-hosted relay's own CA).
         #[arg(long, env = "FESTIVAL_RELAY_CA", value_name = "FILE")]
         relay_ca: Option<PathBuf>,
+        /// Pin the relay's identity: its PeerId (64 hex digits, as it logs
+        /// at start). A relay that cannot prove this key is refused, whatever
+        /// its certificate says.
+        #[arg(long, env = "FESTIVAL_RELAY_ID", value_name = "PEER_ID")]
+        relay_id: Option<String>,
     },
     /// Show the latest messages of a room.
     History {
@@ -97,8 +103,20 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let dir = cli.data_dir.unwrap_or_else(default_data_dir);
-    if let Cmd::Run { name, festival, interfaces, port, udp_port, peer_limit, power, loopback, json, relay, relay_ca } =
-        cli.cmd
+    if let Cmd::Run {
+        name,
+        festival,
+        interfaces,
+        port,
+        udp_port,
+        peer_limit,
+        power,
+        loopback,
+        json,
+        relay,
+        relay_ca,
+        relay_id,
+    } = cli.cmd
     {
         let cfg = NodeConfig {
             name,
@@ -111,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             loopback_candidates: loopback,
             relay_url: relay.filter(|r| !r.is_empty()),
             relay_ca: relay_ca.filter(|p| !p.as_os_str().is_empty()),
+            relay_id: parse_relay_id(relay_id.as_deref().unwrap_or_default())?,
             ..NodeConfig::new(dir)
         };
         return run::run(cfg, json).await;
@@ -150,6 +169,21 @@ async fn main() -> anyhow::Result<()> {
     }
     node.store.close().await;
     Ok(())
+}
+
+/// A relay's PeerId; empty (an unset `FESTIVAL_RELAY_ID=`) pins nothing.
+fn parse_relay_id(s: &str) -> anyhow::Result<Option<PeerId>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let id: PeerId = s
+        .to_ascii_lowercase()
+        .parse()
+        .ok()
+        .filter(festival_core::identity::is_valid_key)
+        .with_context(|| format!("--relay-id {s:?} is not a relay id: give the relay's PeerId, 64 hex digits"))?;
+    Ok(Some(id))
 }
 
 /// `HH:MM:SS` UTC: enough to follow a conversation in a terminal.

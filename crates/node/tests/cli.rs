@@ -75,3 +75,32 @@ fn bad_input_gets_a_clear_error_and_keeps_the_identity() {
     }
     assert_eq!(stdout(&node(dir.path(), &["history"])).lines().count(), 0, "nothing half-sent");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_data_dir_is_made_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("share/festival-chat/node");
+    let init = node(&dir, &["init", "--name", "Ana"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "it holds the identity key");
+    // A data dir someone made with `mkdir` (0755) is narrowed on next use.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(node(&dir, &["whoami"]).status.success());
+    assert_eq!(mode(&dir), 0o700);
+}
+
+#[test]
+fn a_relay_id_that_is_no_peer_id_stops_run_before_it_starts() {
+    // Refused while reading the flags: no store opened, no socket.
+    let dir = tempfile::tempdir().unwrap();
+    // The last: 64 hex digits that are no public key.
+    for bad in ["relay.example", "abcd", &"g".repeat(64), &"ab".repeat(32)] {
+        let o = node(dir.path(), &["run", "--name", "Ana", "--relay", "ws://127.0.0.1:9", "--relay-id", bad]);
+        assert!(!o.status.success(), "{bad:?} should fail");
+        assert!(stderr(&o).contains("is not a relay id"), "{bad:?}: {}", stderr(&o));
+    }
+    assert!(!dir.path().join("festival.db").exists(), "nothing started");
+}

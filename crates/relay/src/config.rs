@@ -30,10 +30,21 @@ pub struct RelayConfig {
     /// Open WebSockets at once. At ~100 KiB of buffers and state per idle
     /// node, 20,000 fit in a few GiB.
     pub max_connections: usize,
-    /// Open WebSockets from one IP address. A festival's phones may share a
-    /// carrier-grade NAT address, so this is high; it stops one host from
-    /// taking every slot.
+    /// Open WebSockets from one host: an IPv4 address or an IPv6 /56. A
+    /// festival's phones may share a carrier-grade NAT address, so this is
+    /// high; it stops one host from taking every slot.
     pub max_connections_per_ip: usize,
+    /// WebSockets open at once that have not authenticated yet (they count
+    /// in `max_connections` too). Default 1/8 of `max_connections`: a flood
+    /// of sockets that never authenticate can hold no more, so 7/8 of the
+    /// slots stay for nodes.
+    pub max_unauthenticated: usize,
+    /// Of those, from one host prefix (an IPv4 address or an IPv6 /56). A
+    /// node needs one socket and one round trip to authenticate, so even a
+    /// CGNAT address shared by many phones seldom has 16 handshakes in flight
+    /// within one `auth_timeout_secs`; one refused (HTTP 429) retries after
+    /// its backoff. One host that opens sockets and stays silent holds 16.
+    pub max_unauthenticated_per_prefix: usize,
     /// Largest core frame accepted (the protocol's own limit by default).
     pub max_frame_bytes: usize,
     /// Frames per second one identity may send (all its connections
@@ -56,7 +67,10 @@ pub struct RelayConfig {
     pub max_rooms: usize,
     /// Seconds without any message (pings count) before a socket is closed.
     pub idle_timeout_secs: u64,
-    /// Seconds a new socket has to authenticate.
+    /// Seconds a new socket has, from its upgrade, to authenticate (and to
+    /// read the welcome). A node answers the challenge in one round trip,
+    /// so 3 s is plenty even over a congested festival uplink, and a socket
+    /// that stays silent frees its unauthenticated slot after that.
     pub auth_timeout_secs: u64,
     /// Messages queued towards one node; a node that does not read them is
     /// closed (`4009`) and syncs again when it reconnects.
@@ -91,6 +105,8 @@ impl Default for RelayConfig {
             festival: None,
             max_connections: 20_000,
             max_connections_per_ip: 512,
+            max_unauthenticated: 2_500,
+            max_unauthenticated_per_prefix: 16,
             max_frame_bytes: MAX_FRAME_BYTES,
             frames_per_sec: 200,
             frames_burst: 1_000,
@@ -100,7 +116,7 @@ impl Default for RelayConfig {
             max_messages_per_author: 20_000,
             max_rooms: 4_096,
             idle_timeout_secs: 60,
-            auth_timeout_secs: 10,
+            auth_timeout_secs: 3,
             outbound_queue: 1_024,
             rooms_per_identity_per_hour: 16,
             room_idle_hours: 24,
@@ -137,7 +153,11 @@ impl RelayConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert and tls_key go together: give both or neither");
         }
-        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+        if self.max_connections == 0
+            || self.max_connections_per_ip == 0
+            || self.max_unauthenticated == 0
+            || self.max_unauthenticated_per_prefix == 0
+        {
             return bad("connection caps must be at least 1");
         }
         if self.max_frame_bytes < 1024 || self.max_frame_bytes > MAX_FRAME_BYTES {

@@ -34,13 +34,20 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 type Tx = SplitSink<WebSocket, Message>;
 type Rx = SplitStream<WebSocket>;
 
-/// Serve one upgraded socket. `_slot` holds its connection slot until the end.
-pub async fn serve(socket: WebSocket, ip: IpAddr, _slot: SlotGuard, shared: Arc<Shared>) {
+/// Serve one upgraded socket. `_slot` holds its connection slot until the
+/// end, `unauthenticated` its unauthenticated slot until the welcome is sent
+/// or the socket is refused, which is within `auth_timeout_secs`.
+pub async fn serve(socket: WebSocket, ip: IpAddr, _slot: SlotGuard, unauthenticated: SlotGuard, shared: Arc<Shared>) {
     shared.metrics.connections_total.fetch_add(1, Relaxed);
     let (mut tx, mut rx) = socket.split();
-    let peer = match handshake(&mut tx, &mut rx, &shared).await {
-        Ok(peer) => peer,
-        Err(code) => return refuse(tx, rx, code, &shared).await,
+    // One deadline for all of it: a socket that never reads the challenge,
+    // or never reads the welcome, is held no longer than a silent one.
+    let authenticated = tokio::time::timeout(shared.cfg.auth_timeout(), handshake(&mut tx, &mut rx, &shared)).await;
+    drop(unauthenticated);
+    let peer = match authenticated {
+        Ok(Ok(peer)) => peer,
+        Ok(Err(code)) => return refuse(tx, rx, code, &shared).await,
+        Err(_) => return refuse(tx, rx, close::AUTH_REQUIRED, &shared).await,
     };
     shared.metrics.authenticated_total.fetch_add(1, Relaxed);
     let span = tracing::info_span!("node", peer = %peer.short(), %ip);
@@ -195,13 +202,12 @@ async fn handshake(tx: &mut Tx, rx: &mut Rx, shared: &Shared) -> Result<PeerId, 
     let challenge = Challenge { version: RELAY_VERSION, relay: shared.relay_id, nonce };
     let hello = RelayMsg::Challenge(challenge.clone()).encode();
     tx.send(Message::Binary(hello.into())).await.map_err(|_| close::GOING_AWAY)?;
-    let first = tokio::time::timeout(shared.cfg.auth_timeout(), rx.next()).await;
-    let bytes = match first {
-        Err(_) => return Err(close::AUTH_REQUIRED),
-        Ok(None | Some(Err(_))) => return Err(close::AUTH_REQUIRED),
-        Ok(Some(Ok(Message::Binary(b)))) => b,
-        Ok(Some(Ok(Message::Text(_)))) => return Err(close::UNSUPPORTED_DATA),
-        Ok(Some(Ok(_))) => return Err(close::AUTH_REQUIRED),
+    // The caller's deadline bounds this wait.
+    let bytes = match rx.next().await {
+        None | Some(Err(_)) => return Err(close::AUTH_REQUIRED),
+        Some(Ok(Message::Binary(b))) => b,
+        Some(Ok(Message::Text(_))) => return Err(close::UNSUPPORTED_DATA),
+        Some(Ok(_)) => return Err(close::AUTH_REQUIRED),
     };
     if bytes.len() > shared.max_message {
         return Err(close::TOO_BIG);

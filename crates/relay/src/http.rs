@@ -1,7 +1,8 @@
 //! The HTTP side: the WebSocket endpoint (`/v1/relay`), `/healthz` and
 //! `/metrics`. Connection caps are checked before the upgrade, so a refused
-//! connection costs one HTTP response: 503 when the relay is full, 429 when
-//! that address has too many sockets open.
+//! connection costs one HTTP response: 503 when the relay is full (or has
+//! too many sockets still authenticating), 429 when that host has too many
+//! sockets open (or still authenticating).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -31,25 +32,29 @@ async fn relay(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    match s.slots.try_acquire(addr.ip()) {
-        Err(refusal) => {
-            s.metrics.reject(refusal.label());
-            let status = match refusal {
-                SlotRefusal::Full => StatusCode::SERVICE_UNAVAILABLE,
-                SlotRefusal::PerIp => StatusCode::TOO_MANY_REQUESTS,
-            };
-            (status, refusal.label()).into_response()
-        }
-        Ok(slot) => {
+    let slots = s.slots.try_acquire(addr.ip()).and_then(|slot| {
+        // Held until the socket authenticates (or is closed).
+        let pending = s.unauthenticated.try_acquire(addr.ip())?;
+        Ok((slot, pending))
+    });
+    match slots {
+        Err(refusal) => refused(&s, refusal),
+        Ok((slot, pending)) => {
             // Messages up to twice the limit are read whole and refused with
             // a clean close (1009); beyond that the socket is dropped unread.
             let hard = s.max_message * 2;
             let ip = addr.ip();
             ws.max_message_size(hard)
                 .max_frame_size(hard)
-                .on_upgrade(move |socket| crate::conn::serve(socket, ip, slot, s))
+                .on_upgrade(move |socket| crate::conn::serve(socket, ip, slot, pending, s))
         }
     }
+}
+
+fn refused(s: &Shared, refusal: SlotRefusal) -> Response {
+    s.metrics.reject(refusal.label());
+    let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (status, refusal.label()).into_response()
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
@@ -61,5 +66,6 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    s.metrics.unauthenticated.store(s.unauthenticated.in_use() as i64, Relaxed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }

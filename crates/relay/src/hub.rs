@@ -107,6 +107,8 @@ impl Hub {
     /// Open (or create) the relay's store and identity and boot its node.
     /// Returns the hub and a copy of the relay's identity for the handshake.
     pub async fn open(cfg: &RelayConfig, metrics: Arc<Metrics>) -> Result<(Hub, Identity), RelayError> {
+        // Owner-only (0700), as a node's: it holds the relay's identity key.
+        festival_node::paths::create_private_dir(&cfg.data_dir)?;
         let store = Store::open(&cfg.data_dir.join(festival_node::paths::DB_FILE))
             .await
             .map_err(|e| RelayError::Store(e.to_string()))?;

@@ -20,7 +20,8 @@
 //!   idle timeout, close codes.
 //! - [`hub`]: the task that owns the engine: links, rooms, storage quota,
 //!   `Stored` acknowledgements after commit, signaling between nodes.
-//! - [`limits`]: connection slots (total, per IP) and per-identity rates.
+//! - [`limits`]: connection slots (total, per host; and for sockets not
+//!   authenticated yet, total and per host prefix) and per-identity rates.
 //! - [`metrics`]: counters and their Prometheus text.
 //! - [`stun`]: the RFC 5389 binding responder.
 //! - [`tls`]: optional TLS termination (`tls_cert`, `tls_key`): a listener
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     pub cfg: RelayConfig,
     pub metrics: Arc<Metrics>,
     pub slots: Arc<Slots>,
+    /// Slots of sockets that have not authenticated yet (also in `slots`).
+    pub unauthenticated: Arc<Slots>,
     pub rates: Rates,
     pub hub: mpsc::Sender<HubIn>,
     pub identity: Identity,
@@ -112,6 +115,7 @@ where
     let stun_task = stun.map(|s| tokio::spawn(stun::serve(s, metrics.clone(), stop_rx.clone())));
     let shared = Arc::new(Shared {
         slots: Slots::new(cfg.max_connections, cfg.max_connections_per_ip),
+        unauthenticated: Slots::unauthenticated(cfg.max_unauthenticated, cfg.max_unauthenticated_per_prefix),
         rates: Rates::new(&cfg),
         max_message: cfg.max_frame_bytes + MSG_OVERHEAD,
         stun_port,

@@ -1,5 +1,6 @@
 //! What one host or one identity may take: connection slots (in total and
-//! per IP address) and per-identity rates.
+//! per host), slots for sockets that have not authenticated yet (in total
+//! and per host prefix, far fewer), and per-identity rates.
 //!
 //! Both are shared by all connection tasks behind std Mutexes: each use is
 //! one map update, never held across an await, so an async lock would only
@@ -20,8 +21,12 @@ use crate::config::RelayConfig;
 pub enum SlotRefusal {
     /// The relay is at `max_connections`.
     Full,
-    /// That address is at `max_connections_per_ip`.
+    /// That host is at `max_connections_per_ip`.
     PerIp,
+    /// The relay is at `max_unauthenticated` sockets still authenticating.
+    Unauthenticated,
+    /// That host prefix is at `max_unauthenticated_per_prefix`.
+    UnauthenticatedPerPrefix,
 }
 
 impl SlotRefusal {
@@ -29,13 +34,29 @@ impl SlotRefusal {
         match self {
             SlotRefusal::Full => "too_many_connections",
             SlotRefusal::PerIp => "too_many_from_ip",
+            SlotRefusal::Unauthenticated => "too_many_unauthenticated",
+            SlotRefusal::UnauthenticatedPerPrefix => "too_many_unauthenticated_from_prefix",
+        }
+    }
+
+    /// The HTTP status of the refusal: 503 when the relay as a whole is at
+    /// its cap, 429 when only that host is.
+    pub fn http_status(self) -> u16 {
+        match self {
+            SlotRefusal::Full | SlotRefusal::Unauthenticated => 503,
+            SlotRefusal::PerIp | SlotRefusal::UnauthenticatedPerPrefix => 429,
         }
     }
 }
 
+/// A pool of slots: at most `max_total` in all and `max_per_host` per host
+/// (see [`host_key`]). The relay has two: every open socket, and the
+/// sockets that have not authenticated yet.
 pub struct Slots {
     max_total: usize,
-    max_per_ip: usize,
+    max_per_host: usize,
+    /// What to answer when the pool, or one host's share, is full.
+    refusals: (SlotRefusal, SlotRefusal),
     state: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
@@ -46,19 +67,31 @@ pub struct SlotGuard {
 }
 
 impl Slots {
+    /// Every open socket: `max_connections`, `max_connections_per_ip`.
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Slots> {
-        Arc::new(Slots { max_total, max_per_ip, state: Mutex::new((0, HashMap::new())) })
+        Self::with_refusals(max_total, max_per_ip, (SlotRefusal::Full, SlotRefusal::PerIp))
+    }
+
+    /// Sockets not authenticated yet: `max_unauthenticated`,
+    /// `max_unauthenticated_per_prefix`.
+    pub fn unauthenticated(max_total: usize, max_per_prefix: usize) -> Arc<Slots> {
+        let refusals = (SlotRefusal::Unauthenticated, SlotRefusal::UnauthenticatedPerPrefix);
+        Self::with_refusals(max_total, max_per_prefix, refusals)
+    }
+
+    fn with_refusals(max_total: usize, max_per_host: usize, refusals: (SlotRefusal, SlotRefusal)) -> Arc<Slots> {
+        Arc::new(Slots { max_total, max_per_host, refusals, state: Mutex::new((0, HashMap::new())) })
     }
 
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<SlotGuard, SlotRefusal> {
         let key = host_key(ip);
         let mut st = self.state.lock().expect("slots lock");
         if st.0 >= self.max_total {
-            return Err(SlotRefusal::Full);
+            return Err(self.refusals.0);
         }
         let n = st.1.entry(key).or_default();
-        if *n >= self.max_per_ip {
-            return Err(SlotRefusal::PerIp);
+        if *n >= self.max_per_host {
+            return Err(self.refusals.1);
         }
         *n += 1;
         st.0 += 1;
@@ -83,17 +116,22 @@ impl Drop for SlotGuard {
     }
 }
 
-/// One host: an IPv4 address, or an IPv6 /64 (a host picks any address in
-/// its /64, so counting single IPv6 addresses would limit nothing).
-fn host_key(ip: IpAddr) -> IpAddr {
+/// Bits of an IPv6 address that name one customer: a home line or a cheap
+/// VPS is given a /56 (RFC 6177 suggests /56 for homes), and its owner can
+/// use any address in it, so counting /64s (or single addresses) would let
+/// one customer take 256 shares or more.
+pub const IPV6_HOST_PREFIX_BITS: u32 = 56;
+
+/// One host: an IPv4 address (an IPv4-mapped IPv6 address counts as IPv4),
+/// or an IPv6 /56 ([`IPV6_HOST_PREFIX_BITS`]).
+pub fn host_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {
-                let mut o = v6.octets();
-                o[8..].fill(0);
-                IpAddr::V6(o.into())
+                let mask = u128::MAX << (128 - IPV6_HOST_PREFIX_BITS);
+                IpAddr::V6((u128::from(v6) & mask).into())
             }
         },
     }
@@ -215,11 +253,31 @@ mod tests {
         assert_eq!(slots.try_acquire(b).err(), Some(SlotRefusal::Full));
         drop(g1);
         assert!(slots.try_acquire(a).is_ok());
-        // One IPv6 /64 is one host.
+        // One IPv6 /56 is one host: other /64s of it too.
         let slots = Slots::new(10, 1);
         let _x = slots.try_acquire("2001:db8::1".parse().unwrap()).unwrap();
         assert_eq!(slots.try_acquire("2001:db8::2".parse().unwrap()).err(), Some(SlotRefusal::PerIp));
-        assert!(slots.try_acquire("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        assert_eq!(slots.try_acquire("2001:db8:0:ff::1".parse().unwrap()).err(), Some(SlotRefusal::PerIp));
+        assert!(slots.try_acquire("2001:db8:0:100::1".parse().unwrap()).is_ok(), "the next /56");
+        // An IPv4-mapped address is that IPv4 host.
+        let _v4 = slots.try_acquire("192.0.2.1".parse().unwrap()).unwrap();
+        assert_eq!(slots.try_acquire("::ffff:192.0.2.1".parse().unwrap()).err(), Some(SlotRefusal::PerIp));
+    }
+
+    #[test]
+    fn unauthenticated_slots_are_named_apart_and_counted_per_prefix() {
+        let pending = Slots::unauthenticated(3, 2);
+        let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let _a = pending.try_acquire(v6("2001:db8:1:1::1")).unwrap();
+        let _b = pending.try_acquire(v6("2001:db8:1:2::9")).unwrap();
+        let refused = pending.try_acquire(v6("2001:db8:1:3::1")).err().unwrap();
+        assert_eq!(refused, SlotRefusal::UnauthenticatedPerPrefix);
+        assert_eq!((refused.label(), refused.http_status()), ("too_many_unauthenticated_from_prefix", 429));
+        let _c = pending.try_acquire(v6("2001:db8:2::1")).unwrap();
+        let full = pending.try_acquire("10.0.0.1".parse().unwrap()).err().unwrap();
+        assert_eq!((full, full.http_status()), (SlotRefusal::Unauthenticated, 503));
+        assert_eq!(pending.in_use(), 3);
+        assert_eq!(host_key(v6("2001:db8:1:ff:1:2:3:4")), v6("2001:db8:1::"));
     }
 
     #[test]

@@ -41,6 +41,12 @@ struct Args {
     max_connections: Option<usize>,
     #[arg(long)]
     max_connections_per_ip: Option<usize>,
+    /// Sockets not authenticated yet, in all.
+    #[arg(long)]
+    max_unauthenticated: Option<usize>,
+    /// Sockets not authenticated yet, per IPv4 address or IPv6 /56.
+    #[arg(long)]
+    max_unauthenticated_per_prefix: Option<usize>,
     /// Frames per second per identity.
     #[arg(long)]
     frames_per_sec: Option<u32>,
@@ -62,7 +68,7 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
         ($($field:ident),*) => { $( if let Some(v) = args.$field.clone() { cfg.$field = v; } )* };
     }
     set!(listen, data_dir, max_connections, max_connections_per_ip, frames_per_sec, frames_burst);
-    set!(max_messages_per_author, idle_timeout_secs);
+    set!(max_messages_per_author, idle_timeout_secs, max_unauthenticated, max_unauthenticated_per_prefix);
     if let Some(f) = &args.festival {
         cfg.festival = Some(f.clone());
     }

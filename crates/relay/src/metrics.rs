@@ -14,6 +14,9 @@ use std::sync::Mutex;
 pub struct Metrics {
     /// Authenticated WebSockets open now.
     pub connections: AtomicI64,
+    /// WebSockets open now that have not authenticated yet (read from the
+    /// relay's slots when `/metrics` is asked).
+    pub unauthenticated: AtomicI64,
     /// WebSockets accepted (upgraded), authenticated or not.
     pub connections_total: AtomicU64,
     pub authenticated_total: AtomicU64,
@@ -57,6 +60,11 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         gauge("festival_relay_connections", "Authenticated WebSockets open now.", self.connections.load(Relaxed));
+        gauge(
+            "festival_relay_unauthenticated",
+            "WebSockets open now that have not authenticated yet.",
+            self.unauthenticated.load(Relaxed),
+        );
         gauge("festival_relay_mailbox_messages", "Messages held in the relay's store.", to_i64(&self.mailbox_messages));
         gauge("festival_relay_rooms", "Rooms the relay carries.", to_i64(&self.rooms));
         gauge("festival_relay_up", "1 while the relay's engine and store run.", self.hub_up.load(Relaxed) as i64);

@@ -82,3 +82,15 @@ async fn an_author_over_the_storage_quota_is_refused_and_others_are_stored() {
     b.stop().await;
     relay.stop().await;
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_relays_data_dir_is_its_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("srv/festival-relay");
+    let relay = TestRelay::start(test_config(&dir)).await;
+    // It holds the relay's identity key, which nodes pin.
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    relay.stop().await;
+}

@@ -14,6 +14,12 @@ festival: string,
  */
 relay_url: string | null, 
 /**
+ * The relay's identity, pinned (its PeerId, 64 hex digits): a relay
+ * that cannot prove this key is refused. `None`: any relay that proves
+ * its key.
+ */
+relay_id: string | null, 
+/**
  * Most links at once; `None`: what the power policy allows.
  */
 peer_limit: number | null, 

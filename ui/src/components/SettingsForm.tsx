@@ -1,12 +1,13 @@
 import { toApiError } from "../api";
 import { useId, useState, type FormEvent } from "react";
 import type { Settings } from "../model";
-import { checkFestival, checkName, checkPeerLimit, checkRelayUrl, type Check } from "../logic/validate";
+import { checkFestival, checkName, checkPeerLimit, checkRelayId, checkRelayUrl, type Check } from "../logic/validate";
 
 interface Draft {
   name: string;
   festival: string;
   relay_url: string;
+  relay_id: string;
   peer_limit: string;
   interfaces: string;
 }
@@ -16,6 +17,7 @@ function toDraft(s: Settings): Draft {
     name: s.name,
     festival: s.festival,
     relay_url: s.relay_url ?? "",
+    relay_id: s.relay_id ?? "",
     peer_limit: s.peer_limit === null || s.peer_limit === undefined ? "" : String(s.peer_limit),
     interfaces: (s.interfaces ?? []).join(", "),
   };
@@ -27,6 +29,7 @@ function fromDraft(base: Settings, d: Draft): Settings {
     name: d.name.trim(),
     festival: d.festival.trim(),
     relay_url: d.relay_url.trim() === "" ? null : d.relay_url.trim(),
+    relay_id: d.relay_id.trim() === "" ? null : d.relay_id.trim(),
     peer_limit: d.peer_limit.trim() === "" ? null : Number(d.peer_limit),
     interfaces: d.interfaces
       .split(/[\s,]+/)
@@ -40,6 +43,7 @@ const FIELD_OF_CODE: Partial<Record<string, keyof Draft>> = {
   invalid_name: "name",
   invalid_festival: "festival",
   invalid_relay_url: "relay_url",
+  invalid_relay_id: "relay_id",
   invalid_peer_limit: "peer_limit",
   invalid_interface: "interfaces",
 };
@@ -49,6 +53,7 @@ function checks(d: Draft): Record<keyof Draft, Check> {
     name: checkName(d.name),
     festival: checkFestival(d.festival.trim()),
     relay_url: checkRelayUrl(d.relay_url),
+    relay_id: checkRelayId(d.relay_id),
     peer_limit: checkPeerLimit(d.peer_limit),
     interfaces: { ok: true },
   };
@@ -119,6 +124,12 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
       {field("name", "Display name", "What people nearby see.")}
       {field("festival", "Festival id", "You only link with devices of the same festival. a-z, 0-9, - _ .", { spellCheck: false, autoCapitalize: "off" })}
       {field("relay_url", "Relay URL", "Used when devices can’t reach each other directly. Empty: no relay.", { spellCheck: false, placeholder: "wss://host:port" })}
+      {field("relay_id", "Relay id", "Optional: the relay’s id, from its operator. Set, only that relay is used.", {
+        spellCheck: false,
+        autoCapitalize: "off",
+        autoComplete: "off",
+        placeholder: "any relay",
+      })}
       {field("peer_limit", "Peer limit", "Most links open at once. Empty: decided by battery.", { inputMode: "numeric", placeholder: "automatic" })}
       {field("interfaces", "Network interfaces", "Comma-separated, e.g. wlan0. Empty: all.", { spellCheck: false, placeholder: "all" })}
       {error && (

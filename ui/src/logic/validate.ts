@@ -75,6 +75,18 @@ export function checkRelayUrl(url: string): Check {
   return OK;
 }
 
+/**
+ * A pinned relay id: the relay's PeerId, 64 hex digits (any case, spaces
+ * around ignored). Empty: no pin. The node also checks that it is a public
+ * key (`invalid_relay_id`).
+ */
+export function checkRelayId(id: string): Check {
+  const t = id.trim();
+  if (t === "") return OK; // any relay that proves its key
+  if (!/^[0-9a-fA-F]{64}$/.test(t)) return fail("A relay id is 64 characters of 0-9 and a-f, as the relay shows it.");
+  return OK;
+}
+
 /** The app's largest peer limit (MAX_PEER_LIMIT in crates/app/src/settings.rs). */
 export const MAX_PEER_LIMIT = 32;
 

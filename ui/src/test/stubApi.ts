@@ -39,7 +39,7 @@ export const status: Status = {
   },
 };
 
-export const settings: Settings = { name: "Mia", festival: "testfest", relay_url: null, peer_limit: null, interfaces: [] };
+export const settings: Settings = { name: "Mia", festival: "testfest", relay_url: null, relay_id: null, peer_limit: null, interfaces: [] };
 
 export function room(id: string, over: Partial<RoomView> = {}): RoomView {
   return { id, name: id, unread: 0, last_activity: null, joined_at: 0, ...over };

@@ -215,6 +215,7 @@ impl Actor {
             relay: cfg.relay_url.as_ref().map(|url| Relay {
                 cfg: RelayClientConfig {
                     extra_roots: relay_roots,
+                    relay_id: cfg.relay_id,
                     ..RelayClientConfig::new(url.clone(), cfg.festival.clone())
                 },
                 route: RelayRoute::new(RELAY_BREAKER),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use festival_core::policy::PowerState;
+use festival_core::PeerId;
 
 use crate::discovery::{DiscoveryError, MdnsHub};
 use crate::engine::EngineError;
@@ -47,6 +48,9 @@ pub struct NodeConfig {
     /// A PEM file of CA certificates trusted for the relay's `wss://` on top
     /// of the compiled-in roots (a self-hosted relay's own CA). Read at start.
     pub relay_ca: Option<PathBuf>,
+    /// The relay's identity, pinned: a relay that cannot prove this key (its
+    /// signed welcome) is refused. `None`: any relay that proves its key.
+    pub relay_id: Option<PeerId>,
     /// The store's budget and the festival's message lifetime.
     pub retention: crate::retention::Retention,
 }
@@ -66,6 +70,7 @@ impl NodeConfig {
             loopback_candidates: false,
             relay_url: None,
             relay_ca: None,
+            relay_id: None,
             retention: crate::retention::Retention::default(),
         }
     }

@@ -308,6 +308,34 @@ pub async fn raw(relay_addr: SocketAddr) -> (Ws, Challenge) {
     }
 }
 
+/// A WebSocket from the source address `from` (any 127.x.y.z reaches a
+/// relay on 127.0.0.1 over loopback, so one test plays several hosts): its
+/// challenge, or the HTTP status the relay refused it with.
+pub async fn raw_from(relay_addr: SocketAddr, from: std::net::IpAddr) -> Result<(Ws, Challenge), u16> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).expect("bind a loopback source address");
+    let tcp = socket.connect(relay_addr).await.expect("tcp connects");
+    let url = format!("ws://{relay_addr}/v1/relay");
+    match tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await {
+        Ok((mut ws, _)) => match next_msg(&mut ws).await {
+            Some(RelayMsg::Challenge(c)) => Ok((ws, c)),
+            other => panic!("expected a challenge, got {other:?}"),
+        },
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("websocket from {from} failed: {e}"),
+    }
+}
+
+/// A socket from `from` past authentication.
+pub async fn authed_from(relay_addr: SocketAddr, from: std::net::IpAddr, me: &Identity) -> Result<Ws, u16> {
+    let (mut ws, c) = raw_from(relay_addr, from).await?;
+    send(&mut ws, &proof(me, &c, FESTIVAL)).await;
+    match next_msg(&mut ws).await {
+        Some(RelayMsg::Welcome { .. }) => Ok(ws),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
 pub fn proof(me: &Identity, challenge: &Challenge, festival: &str) -> RelayMsg {
     AuthProof {
         version: RELAY_VERSION,
