@@ -175,6 +175,7 @@ impl App {
         cfg.peer_limit = settings.peer_limit.map(|n| n as usize);
         cfg.relay_url = settings.relay_url.clone();
         cfg.relay_id = settings.relay_peer_id();
+        cfg.retention = settings.retention();
         cfg.power = o.power.clone();
         cfg.mdns = o.mdns.clone();
         cfg.loopback_candidates = o.loopback_candidates;

@@ -17,7 +17,7 @@ pub enum ErrorCode {
     NotOnboarded,
     /// `onboard` when an identity exists already.
     AlreadyOnboarded,
-    /// A display name that is empty or too long.
+    /// A display name that is empty, too long, or breaks the name rules.
     InvalidName,
     /// A room name that does not make a room id.
     InvalidRoom,
@@ -37,6 +37,8 @@ pub enum ErrorCode {
     InvalidRelayId,
     InvalidPeerLimit,
     InvalidInterface,
+    /// A storage budget or message lifetime out of range.
+    InvalidStorage,
     /// The node could not open its sockets or join the LAN.
     Network,
     /// The database could not be read or written.
@@ -64,7 +66,7 @@ fn body(e: &BodyError) -> ErrorCode {
     match e {
         BodyError::EmptyText => ErrorCode::EmptyMessage,
         BodyError::TextTooLong { .. } => ErrorCode::MessageTooLong,
-        BodyError::BadName => ErrorCode::InvalidName,
+        BodyError::BadName(_) => ErrorCode::InvalidName,
         BodyError::BadRecipient => ErrorCode::InvalidPeer,
         _ => ErrorCode::Internal,
     }

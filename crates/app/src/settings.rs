@@ -43,6 +43,11 @@ pub struct Settings {
     pub peer_limit: Option<u32>,
     /// Network interfaces to use; empty: all.
     pub interfaces: Vec<String>,
+    /// Disk the messages may use, in MiB; `None`: 512, which fits a phone.
+    pub storage_mb: Option<u32>,
+    /// The festival's message lifetime in hours (its length): older
+    /// messages are deleted and no longer passed on; `None`: a week.
+    pub message_lifetime_hours: Option<u32>,
 }
 
 impl Default for Settings {
@@ -54,27 +59,42 @@ impl Default for Settings {
             relay_id: None,
             peer_limit: None,
             interfaces: Vec::new(),
+            storage_mb: None,
+            message_lifetime_hours: None,
         }
     }
 }
+
+/// Smallest storage budget: below it the store's log alone would not fit.
+pub const MIN_STORAGE_MB: u32 = 64;
+/// Largest storage budget a person may set (64 GiB): beyond it a typo.
+pub const MAX_STORAGE_MB: u32 = 65_536;
+/// Longest message lifetime (a year): festivals are days long.
+pub const MAX_LIFETIME_HOURS: u32 = 24 * 366;
 
 fn invalid(code: ErrorCode, message: impl Into<String>) -> AppError {
     AppError::new(code, message)
 }
 
-/// A display name: trimmed, 1 to 48 bytes.
+/// A display name: trimmed, then the protocol's rules (festival_core::name),
+/// each with a message a person can act on.
 pub fn check_name(name: &str) -> Result<String, AppError> {
+    use festival_core::name::NameProblem;
     let name = name.trim();
-    if name.is_empty() {
-        return Err(invalid(ErrorCode::InvalidName, "Pick a name so people know who is writing."));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(invalid(
-            ErrorCode::InvalidName,
-            format!("Names are at most {MAX_NAME_BYTES} bytes; pick a shorter one."),
-        ));
-    }
-    Ok(name.to_owned())
+    let message = match festival_core::name::check_name(name) {
+        Ok(()) => return Ok(name.to_owned()),
+        Err(NameProblem::Empty) => "Pick a name so people know who is writing.".to_owned(),
+        Err(NameProblem::TooLong) => format!("Names are at most {MAX_NAME_BYTES} bytes; pick a shorter one."),
+        Err(NameProblem::Invisible) => {
+            "Names cannot hold invisible or direction-changing characters, tabs or line breaks.".to_owned()
+        }
+        Err(NameProblem::Spacing) => "Use single spaces between the words of your name.".to_owned(),
+        Err(NameProblem::Marks) => "Too many accents on one letter.".to_owned(),
+        Err(NameProblem::ClaimsVerified) => {
+            "Names cannot claim to be verified or official: the app shows who is verified.".to_owned()
+        }
+    };
+    Err(invalid(ErrorCode::InvalidName, message))
 }
 
 fn check_relay_url(url: &str) -> Result<Option<String>, AppError> {
@@ -159,6 +179,22 @@ impl Settings {
                 return Err(invalid(ErrorCode::InvalidPeerLimit, format!("Peer limit must be 1 to {MAX_PEER_LIMIT}.")));
             }
         }
+        if let Some(mb) = self.storage_mb {
+            if !(MIN_STORAGE_MB..=MAX_STORAGE_MB).contains(&mb) {
+                return Err(invalid(
+                    ErrorCode::InvalidStorage,
+                    format!("Storage must be {MIN_STORAGE_MB} to {MAX_STORAGE_MB} MiB."),
+                ));
+            }
+        }
+        if let Some(h) = self.message_lifetime_hours {
+            if !(1..=MAX_LIFETIME_HOURS).contains(&h) {
+                return Err(invalid(
+                    ErrorCode::InvalidStorage,
+                    format!("Messages must be kept 1 to {MAX_LIFETIME_HOURS} hours."),
+                ));
+            }
+        }
         let mut interfaces: Vec<String> = Vec::new();
         for i in &self.interfaces {
             let i = i.trim();
@@ -172,7 +208,16 @@ impl Settings {
                 interfaces.push(i.to_owned());
             }
         }
-        Ok(Settings { name, festival, relay_url, relay_id, peer_limit: self.peer_limit, interfaces })
+        Ok(Settings {
+            name,
+            festival,
+            relay_url,
+            relay_id,
+            peer_limit: self.peer_limit,
+            interfaces,
+            storage_mb: self.storage_mb,
+            message_lifetime_hours: self.message_lifetime_hours,
+        })
     }
 
     /// Whether going from `self` to `new` needs the node restarted (a new
@@ -183,6 +228,16 @@ impl Settings {
             || self.relay_id != new.relay_id
             || self.peer_limit != new.peer_limit
             || self.interfaces != new.interfaces
+            || self.storage_mb != new.storage_mb
+            || self.message_lifetime_hours != new.message_lifetime_hours
+    }
+
+    /// The store's budget and lifetime these settings ask for.
+    pub fn retention(&self) -> festival_node::retention::Retention {
+        festival_node::retention::Retention::with_limits(
+            u64::from(self.storage_mb.unwrap_or(512)),
+            u64::from(self.message_lifetime_hours.unwrap_or(168)),
+        )
     }
 
     pub fn path(data_dir: &Path) -> PathBuf {

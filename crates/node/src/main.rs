@@ -85,6 +85,14 @@ enum Cmd {
         /// its certificate says.
         #[arg(long, env = "FESTIVAL_RELAY_ID", value_name = "PEER_ID")]
         relay_id: Option<String>,
+        /// Disk the store may use, in MiB (database and its log together;
+        /// expired messages go first, then others' mail, then the oldest).
+        #[arg(long, env = "FESTIVAL_DISK_BUDGET_MB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(64..))]
+        disk_budget_mb: u64,
+        /// The festival's message lifetime in hours: older messages are not
+        /// taken, not served and deleted (default: a week).
+        #[arg(long, env = "FESTIVAL_MESSAGE_LIFETIME_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..))]
+        message_lifetime_hours: u64,
     },
     /// Show the latest messages of a room.
     History {
@@ -116,8 +124,11 @@ async fn main() -> anyhow::Result<()> {
         relay,
         relay_ca,
         relay_id,
+        disk_budget_mb,
+        message_lifetime_hours,
     } = cli.cmd
     {
+        let retention = festival_node::retention::Retention::with_limits(disk_budget_mb, message_lifetime_hours);
         let cfg = NodeConfig {
             name,
             festival,
@@ -130,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             relay_url: relay.filter(|r| !r.is_empty()),
             relay_ca: relay_ca.filter(|p| !p.as_os_str().is_empty()),
             relay_id: parse_relay_id(relay_id.as_deref().unwrap_or_default())?,
+            retention,
             ..NodeConfig::new(dir)
         };
         return run::run(cfg, json).await;

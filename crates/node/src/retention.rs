@@ -41,6 +41,17 @@ impl Default for Retention {
 }
 
 impl Retention {
+    /// A disk budget in MiB (per author and per room scaled from the
+    /// default phone budget: 1/128 and 1/2 of it) and a lifetime in hours.
+    pub fn with_limits(disk_budget_mb: u64, lifetime_hours: u64) -> Retention {
+        const MIB: u64 = 1024 * 1024;
+        let disk = disk_budget_mb.saturating_mul(MIB);
+        Retention {
+            budget: Budget { disk_bytes: disk, per_author_bytes: (disk / 128).max(MIB), per_room_bytes: disk / 2 },
+            lifetime_ms: lifetime_hours.saturating_mul(3_600_000),
+        }
+    }
+
     /// Bytes committed that wake the task early: 1/64 of the budget (8 MiB
     /// of 512 MiB), so the store overshoots its budget by about that much.
     pub fn wake_bytes(&self) -> u64 {
@@ -120,5 +131,16 @@ pub async fn sweep(store: &Store, r: &Retention) {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(%e, "evicting for the budget failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_defaults_are_the_phone_defaults() {
+        assert_eq!(Retention::with_limits(512, 168), Retention::default());
+        assert_eq!(Retention::default().wake_bytes(), 8 * 1024 * 1024);
     }
 }

@@ -8,21 +8,24 @@
 //!
 //! # Layout
 //! - [`store`]: `MemStore`, the in-memory stand-in for festival-store.
+//! - [`host`]: one node's outputs that stay in the node (store, budget,
+//!   receipts), shared with nodes run in another process.
 //! - [`net`]: link specs and the random graph builder.
 //! - [`Sim`] (this file): the event loop and the test/bench API.
 //! - [`report`]: delivery ratio, redundancy, hops and latency.
 
+pub mod host;
 pub mod net;
 pub mod report;
 pub mod store;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use festival_core::frame::Frame;
 use festival_core::policy::PowerState;
-use festival_core::sync::{Config, Content, Input, LinkKind, Node, Output, PersistError, SendError};
-use festival_core::{Identity, Kind, LinkId, MessageId, PeerId, RoomId};
+use festival_core::sync::{Config, Content, Input, LinkKind, Node, Output, SendError};
+use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -64,6 +67,14 @@ pub struct SimNode {
     pub misbehaving: Vec<usize>,
     /// Bytes its store held at most (after each eviction).
     pub peak_bytes: u64,
+    /// When set, the node runs elsewhere (see [`Sim::set_remote`]).
+    pub remote: Option<Box<dyn Remote>>,
+}
+
+/// A node whose core and store run outside the simulator.
+pub trait Remote {
+    /// Handle one input at virtual time `now`; return what leaves the node.
+    fn handle(&mut self, input: Input, now: u64) -> Vec<Output>;
 }
 
 impl SimNode {
@@ -175,6 +186,7 @@ impl Sim {
             refusal_reports: 0,
             misbehaving: Vec::new(),
             peak_bytes: 0,
+            remote: None,
         });
         let i = self.nodes.len() - 1;
         self.start(i);
@@ -317,104 +329,65 @@ impl Sim {
     /// Feed one input to node `i` and carry out everything that follows.
     pub fn feed(&mut self, i: usize, input: Input) {
         let now = self.now;
+        if let Some(remote) = self.nodes[i].remote.as_mut() {
+            let external = remote.handle(input, now);
+            self.external(i, external);
+            return;
+        }
         let Some(core) = self.nodes[i].core.as_mut() else { return };
         let outputs = core.handle(input, now);
         self.apply(i, outputs);
     }
 
+    /// Run node `i` elsewhere (another process, say): its inputs go to
+    /// `remote`, which answers with what leaves the node. Its core here
+    /// stays only to say that it is online.
+    pub fn set_remote(&mut self, i: usize, remote: Box<dyn Remote>) {
+        self.nodes[i].remote = Some(remote);
+    }
+
     fn apply(&mut self, i: usize, outputs: Vec<Output>) {
-        let mut work: std::collections::VecDeque<Output> = outputs.into();
-        while let Some(o) = work.pop_front() {
-            let now = self.now;
-            let follow = match o {
-                Output::Send { link, bytes } => {
-                    self.transmit(i, link.0 as usize, bytes);
-                    None
-                }
-                Output::Persist { envelope, hops, local: _ } => {
-                    let id = envelope.id();
-                    let result =
-                        self.nodes[i].store.insert(envelope.clone(), hops, now).map_err(|_| PersistError::Conflict);
-                    if result.is_ok() {
-                        self.after_commit(i, &envelope);
-                    }
-                    Some(Input::Persisted { id, result })
-                }
-                Output::Load(load) => {
-                    let n = &self.nodes[i];
-                    let items =
-                        n.store.range(&load.room, &load.author, load.from, load.to, load.max_bytes, load.not_before);
-                    Some(Input::Loaded { load, items })
-                }
+        let now = self.now;
+        let cfg = self.host_cfg(i);
+        let n = &mut self.nodes[i];
+        let Some(core) = n.core.as_mut() else { return };
+        let external = host::carry_out(core, &mut n.store, &cfg, outputs, now, &mut n.peak_bytes);
+        self.external(i, external);
+    }
+
+    fn host_cfg(&self, i: usize) -> host::HostCfg {
+        host::HostCfg {
+            budget: self.budget,
+            lifetime_ms: self.config.message_lifetime_ms,
+            rooms: self.nodes[i].rooms.iter().cloned().collect(),
+        }
+    }
+
+    /// What left node `i`: frames onto links, wake-ups, deliveries.
+    fn external(&mut self, i: usize, outputs: Vec<Output>) {
+        let now = self.now;
+        for o in outputs {
+            match o {
+                Output::Send { link, bytes } => self.transmit(i, link.0 as usize, bytes),
                 Output::Deliver { id, room, author, seq } => {
                     let hops = self.nodes[i].store.hops(&id);
                     self.nodes[i].delivered.push(Delivery { id, room, author, seq, at: now, hops });
-                    None
                 }
                 Output::WakeAt(t) => {
                     if self.nodes[i].wake_at != Some(t) {
                         self.nodes[i].wake_at = Some(t);
                         self.schedule(t.max(now), Event::Wake { node: i });
                     }
-                    None
                 }
-                Output::Skip { room, author, through } => {
-                    self.nodes[i].store.skip(&room, &author, through);
-                    None
-                }
-                Output::RecordProof { held, other } => {
-                    self.nodes[i].store.record_proof(held, other).map(|(a, b)| Input::Proved { a, b })
-                }
-                Output::Refused { .. } => {
-                    self.nodes[i].refusal_reports += 1;
-                    None
-                }
+                Output::Refused { .. } => self.nodes[i].refusal_reports += 1,
                 Output::Misbehaving { link, .. } => {
                     let peer = link.0 as usize;
                     self.nodes[i].misbehaving.push(peer);
                     self.disconnect(i, peer);
-                    None
                 }
-                Output::Sent { .. } | Output::Limits(_) | Output::Equivocator { .. } => None,
-            };
-            if let Some(input) = follow {
-                let Some(core) = self.nodes[i].core.as_mut() else { return };
-                work.extend(core.handle(input, now));
+                _ => {}
             }
         }
-        self.keep_budget(i);
-    }
-
-    /// What follows from a commit besides the core: receipts for our own
-    /// messages, counted by the protocol's rule.
-    fn after_commit(&mut self, i: usize, env: &festival_core::SignedEnvelope) {
-        if !matches!(env.kind(), Kind::Receipt | Kind::SealedReceipt) {
-            return;
-        }
-        let me = Identity::from_secret_bytes(&self.nodes[i].secret);
-        let store = &self.nodes[i].store;
-        let counted = festival_core::receipt::counted(&me, env, |id| store.target(id), |a, r| store.is_member(a, r));
-        if let Some((status, ids)) = counted {
-            for id in ids {
-                let e = self.nodes[i].store.receipts.entry(id).or_default().entry(env.author()).or_insert(status);
-                *e = (*e).max(status);
-            }
-        }
-    }
-
-    /// Expiry and the byte budget, as a node's background task keeps them.
-    fn keep_budget(&mut self, i: usize) {
-        let lifetime = self.config.message_lifetime_ms;
-        let n = &mut self.nodes[i];
-        if let Some(budget) = self.budget {
-            if n.store.bytes() > budget {
-                let mut rooms: BTreeSet<RoomId> = n.rooms.iter().cloned().collect();
-                rooms.insert(RoomId::festival());
-                // Down to 90 %, so a full store does not evict on every message.
-                n.store.evict(budget / 10 * 9, &n.peer, &rooms, self.now, lifetime);
-            }
-        }
-        n.peak_bytes = n.peak_bytes.max(n.store.bytes());
     }
 
     /// Put raw bytes on the link from `from` to `to`, as if `from` sent

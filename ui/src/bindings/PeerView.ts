@@ -2,7 +2,15 @@
 import type { PeerId } from "./PeerId";
 import type { PeerPath } from "./PeerPath";
 
-export type PeerView = { peer: PeerId, fingerprint: string, name: string | null, verified: boolean, path: PeerPath, 
+export type PeerView = { peer: PeerId, fingerprint: string, name: string | null, verified: boolean, 
+/**
+ * The name looks like mine, a verified contact's or another peer's.
+ */
+name_clash: boolean, 
+/**
+ * Proven to have signed two messages for one position.
+ */
+equivocated: boolean, path: PeerPath, 
 /**
  * A data channel is open to it now.
  */

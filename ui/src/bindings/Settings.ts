@@ -26,4 +26,13 @@ peer_limit: number | null,
 /**
  * Network interfaces to use; empty: all.
  */
-interfaces: Array<string>, };
+interfaces: Array<string>, 
+/**
+ * Disk the messages may use, in MiB; `None`: 512, which fits a phone.
+ */
+storage_mb: number | null, 
+/**
+ * The festival's message lifetime in hours (its length): older
+ * messages are deleted and no longer passed on; `None`: a week.
+ */
+message_lifetime_hours: number | null, };

@@ -1,6 +1,7 @@
 // Generated with the files beside it (festival_app::bindings). Do not edit.
 export type { AppError } from "./AppError";
 export type { AppState } from "./AppState";
+export type { Author } from "./Author";
 export type { DeliveryState } from "./DeliveryState";
 export type { ErrorCode } from "./ErrorCode";
 export type { HistoryCursor } from "./HistoryCursor";

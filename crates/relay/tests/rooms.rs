@@ -1,0 +1,88 @@
+//! One client naming hundreds of rooms cannot make the relay useless: the
+//! relay joins a few of them for that identity (its hourly allowance), and
+//! its hello to every other node names only that node's rooms, so nobody
+//! is cut off, also after the relay restarts with what it joined.
+
+mod common;
+
+use common::*;
+use festival_core::frame::{Frame, Hello, MAX_HELLO_ROOMS};
+use festival_core::sync::PROTOCOL_VERSION;
+use festival_core::RoomId;
+use festival_node::relay::wire::RelayMsg;
+
+/// The rooms of the relay's first hello to a connection.
+async fn relay_hello_rooms(ws: &mut Ws) -> Vec<RoomId> {
+    loop {
+        match next_msg(ws).await.expect("the link stays up") {
+            RelayMsg::Frame(bytes) => {
+                if let Ok(Frame::Hello(h)) = Frame::decode(&bytes) {
+                    return h.rooms;
+                }
+            }
+            RelayMsg::Refused { .. } | RelayMsg::Stored { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn hello(rooms: Vec<RoomId>) -> Vec<u8> {
+    Frame::Hello(Hello { version: PROTOCOL_VERSION, ack: false, rooms, relays: true, powered: true }).encode()
+}
+
+#[tokio::test]
+async fn a_hello_naming_hundreds_of_rooms_cuts_nobody_off_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    let allowance = cfg.rooms_per_identity_per_hour as usize;
+    let relay = TestRelay::start(cfg.clone()).await;
+
+    // Mallory names 250 rooms (the most a hello may carry besides two).
+    let mallory = identity();
+    let mut m = authed(relay.addr, &mallory).await;
+    let many: Vec<RoomId> = (0..MAX_HELLO_ROOMS - 6).map(|i| format!("spam-{i}").parse().unwrap()).collect();
+    send(&mut m, &RelayMsg::Frame(hello(many.clone()))).await;
+    eventually("the relay refuses the rooms past the allowance", || async {
+        relay.rejections("room_creation_limit").await as usize == many.len() - allowance
+    })
+    .await;
+
+    // Ana and Ben chat through the relay in a room of their own.
+    let (ana, ben) = (
+        TestNode::start(&dir.path().join("ana"), "Ana", &relay.url()).await,
+        TestNode::start(&dir.path().join("ben"), "Ben", &relay.url()).await,
+    );
+    let id = ana.send("camp-b12", "tent is up").await;
+    eventually("Ben gets Ana's message", || async { ben.has(&id).await }).await;
+
+    // A plain node that names one room hears a hello with only it and the
+    // two everyone shares, not Mallory's rooms.
+    let mut carl = authed(relay.addr, &identity()).await;
+    let camp: RoomId = "camp-b12".parse().unwrap();
+    send(&mut carl, &RelayMsg::Frame(hello(vec![RoomId::festival(), RoomId::direct(), camp.clone()]))).await;
+    let first = relay_hello_rooms(&mut carl).await;
+    assert!(first.len() <= 2, "before Carl's hello, only the common rooms: {first:?}");
+    let second = relay_hello_rooms(&mut carl).await;
+    assert_eq!(second, vec![camp.clone(), RoomId::direct(), RoomId::festival()]);
+
+    // Mallory's own hello from the relay names its rooms the relay joined,
+    // and never more than a hello may carry.
+    let mallory_hello = relay_hello_rooms(&mut m).await;
+    assert!(mallory_hello.len() <= MAX_HELLO_ROOMS);
+
+    // After a restart with the rooms it joined, the same holds.
+    drop((ana, ben, m, carl));
+    relay.stop().await;
+    let relay = TestRelay::start(cfg).await;
+    let mut dora = authed(relay.addr, &identity()).await;
+    send(&mut dora, &RelayMsg::Frame(hello(vec![RoomId::festival(), RoomId::direct()]))).await;
+    let rooms = relay_hello_rooms(&mut dora).await;
+    assert!(rooms.iter().all(|r| *r == RoomId::festival() || r.is_direct()), "{rooms:?}");
+    let (eve, fay) = (
+        TestNode::start(&dir.path().join("eve"), "Eve", &relay.url()).await,
+        TestNode::start(&dir.path().join("fay"), "Fay", &relay.url()).await,
+    );
+    let id = eve.send("festival", "still works").await;
+    eventually("Fay gets Eve's message after the restart", || async { fay.has(&id).await }).await;
+    relay.stop().await;
+}
