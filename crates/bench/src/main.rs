@@ -4,7 +4,10 @@
 //! - `sim`: a large simulated mesh (festival-sim): delivery, redundancy, hops, latency.
 //! - `lan`: WebRTC data channels and real nodes, inside namespaces it creates.
 //! - `relay`: festival-relay under many synthetic nodes: fan-out latency, CPU, RSS, connections.
+//! - `attack`: hostile nodes on a simulated festival: honest delivery and
+//!   latency with and without each attack, the victim's memory and store.
 
+mod attack;
 mod lan;
 mod netlab;
 mod procstat;
@@ -31,6 +34,11 @@ enum Bench {
     Lan(lan::Args),
     /// The relay server with many synthetic nodes, in a private namespace.
     Relay(relay::Args),
+    /// Hostile nodes on a simulated festival (one JSON line per attack).
+    Attack(attack::Args),
+    /// The victim of `attack`, run by it in a process of its own.
+    #[command(hide = true)]
+    AttackVictim(attack::VictimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +48,13 @@ fn main() -> anyhow::Result<()> {
         Bench::Sim(a) => sim::run(a)?,
         Bench::Lan(a) => lan::run(a)?,
         Bench::Relay(a) => relay::run(a)?,
+        Bench::Attack(a) => {
+            for line in attack::run(a)? {
+                println!("{line}");
+            }
+            return Ok(());
+        }
+        Bench::AttackVictim(a) => return attack::victim(a),
     };
     println!("{line}");
     Ok(())

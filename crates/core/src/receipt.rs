@@ -6,7 +6,7 @@
 //!   a DM read, and no carrier learns who read what.
 //! - A room receipt (kind `Receipt`, in clear) counts only for messages of
 //!   that same room, and only from a member: an author who has posted a
-//!   text in the room.
+//!   text in the room (or, in the festival room, announced a name there).
 //! - Only receipts for our own messages are kept; the rest is not ours to
 //!   show.
 

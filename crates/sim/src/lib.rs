@@ -8,12 +8,14 @@
 //!
 //! # Layout
 //! - [`store`]: `MemStore`, the in-memory stand-in for festival-store.
+//! - [`attacks`]: hostile nodes (floods, invented claims, forged receipts).
 //! - [`host`]: one node's outputs that stay in the node (store, budget,
 //!   receipts), shared with nodes run in another process.
 //! - [`net`]: link specs and the random graph builder.
 //! - [`Sim`] (this file): the event loop and the test/bench API.
 //! - [`report`]: delivery ratio, redundancy, hops and latency.
 
+pub mod attacks;
 pub mod host;
 pub mod net;
 pub mod report;
@@ -206,6 +208,11 @@ impl Sim {
 
     pub fn peer_id(&self, i: usize) -> PeerId {
         self.nodes[i].peer
+    }
+
+    /// Node `i`'s secret key (to run it in another process).
+    pub fn node_secret(&self, i: usize) -> [u8; 32] {
+        self.nodes[i].secret
     }
 
     fn link_up(&self, a: usize, b: usize) -> bool {

@@ -34,7 +34,7 @@ pub struct MemStore {
     pub receipts: BTreeMap<MessageId, BTreeMap<PeerId, ReceiptStatus>>,
     /// Messages deleted for the budget or by expiry.
     pub evicted: u64,
-    /// (room, author) of every text stored: the room's members.
+    /// (room, author) of every text (or profile) stored: the room's members.
     members: BTreeSet<(RoomId, PeerId)>,
     /// Authors with a message stored outside the DM mailbox (a profile, a
     /// text): not strangers.
@@ -50,7 +50,7 @@ impl MemStore {
             Some(id) if *id == env.id() => Ok(()),
             Some(_) => Err(Conflict),
             None => {
-                if env.kind() == Kind::Text {
+                if matches!(env.kind(), Kind::Text | Kind::Profile) {
                     self.members.insert((env.room().clone(), env.author()));
                 }
                 if !env.room().is_direct() {
@@ -150,7 +150,7 @@ impl MemStore {
         Some(Target { room: env.room().clone(), author: env.author(), recipient })
     }
 
-    /// Whether `author` posted a text in `room`.
+    /// Whether `author` posted a text (or a profile) in `room`.
     pub fn is_member(&self, author: &PeerId, room: &RoomId) -> bool {
         self.members.contains(&(room.clone(), *author))
     }

@@ -66,14 +66,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `author` has written a text in `room` (a member, whose room
-    /// receipts count).
+    /// Whether `author` has written a text in `room`, or (the festival room)
+    /// announced a name there: a member, whose room receipts count.
     pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
         let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM messages WHERE room = ? AND author = ? AND kind = ? LIMIT 1")
+            sqlx::query_as("SELECT 1 FROM messages WHERE room = ? AND author = ? AND kind IN (?, ?) LIMIT 1")
                 .bind(room.as_str())
                 .bind(&author.as_bytes()[..])
                 .bind(i64::from(Kind::Text.code()))
+                .bind(i64::from(Kind::Profile.code()))
                 .fetch_optional(&self.reader)
                 .await?;
         Ok(row.is_some())
