@@ -198,21 +198,22 @@ impl Store {
             }
             // Once per chain touched, not per row, with what each chain
             // and room gained (the accounting budgets are checked against).
-            let mut chains: BTreeMap<(&RoomId, PeerId), (i64, i64)> = BTreeMap::new();
+            let mut chains: BTreeMap<(&RoomId, PeerId), Touched> = BTreeMap::new();
             for row in &fresh {
-                let added = chains.entry((row.env.room(), row.env.author())).or_default();
-                added.0 += raw_len(row.env);
-                added.1 += 1;
-            }
-            let chains: Vec<Touched> = chains
-                .into_iter()
-                .map(|((room, author), (added_bytes, added_messages))| Touched {
+                let (room, author) = (row.env.room(), row.env.author());
+                let chain = chains.entry((room, author)).or_insert_with(|| Touched {
                     room,
                     author,
-                    added_bytes,
-                    added_messages,
-                })
-                .collect();
+                    fresh_seqs: Vec::new(),
+                    added_bytes: 0,
+                });
+                chain.fresh_seqs.push(row.seq);
+                chain.added_bytes += raw_len(row.env);
+            }
+            let mut chains: Vec<Touched> = chains.into_values().collect();
+            for chain in &mut chains {
+                chain.fresh_seqs.sort_unstable();
+            }
             update_heads(&mut tx, &chains).await?;
             add_room_usage(&mut tx, &chains).await?;
             tx.commit().await?;

@@ -59,9 +59,9 @@ pub(crate) async fn add_room_usage(conn: &mut SqliteConnection, chains: &[Touche
         match rooms.iter_mut().find(|(room, _, _)| *room == chain.room) {
             Some(sums) => {
                 sums.1 += chain.added_bytes;
-                sums.2 += chain.added_messages;
+                sums.2 += chain.added_messages();
             }
-            None => rooms.push((chain.room, chain.added_bytes, chain.added_messages)),
+            None => rooms.push((chain.room, chain.added_bytes, chain.added_messages())),
         }
     }
     for part in rooms.chunks(crate::ingest::ROWS_PER_STATEMENT) {
