@@ -2,8 +2,7 @@
 //! peers send more than it can hold.
 //!
 //! [`Store::evict`] enforces a [`Budget`] in three passes, each deleting
-//! oldest first (by `created_at`) in short transactions (see
-//! [`crate::victims`]):
+//! oldest first (by `created_at`) in short transactions (see `victims`):
 //! 1. per author: an author (never me) holding more than `per_author_bytes`
 //!    over all rooms loses its oldest messages, down to the budget;
 //! 2. per room: a room holding more than `per_room_bytes` loses its oldest
