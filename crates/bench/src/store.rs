@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::procstat::{cpu_ticks, TICKS_PER_SEC};
+use crate::procstat::{cpu_ticks, written_bytes, TICKS_PER_SEC};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -189,6 +189,7 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
             .then(|| tokio::spawn(housekeeping(store.clone(), budget, a.lifetime_ms, clock.clone(), done.clone())));
         let pid = std::process::id();
         let cpu_before = cpu_ticks(pid)?;
+        let (wchar_before, disk_before) = written_bytes(pid)?;
         let t = Instant::now();
         for chunk in envelopes.chunks(a.batch) {
             store.insert_batch(chunk, T0, false).await?;
@@ -197,6 +198,8 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
         }
         let ingest_s = t.elapsed().as_secs_f64();
         let ingest_cpu_s = (cpu_ticks(pid)? - cpu_before) as f64 / TICKS_PER_SEC;
+        let (wchar, disk) = written_bytes(pid)?;
+        let (ingest_written, ingest_to_disk) = (wchar - wchar_before, disk - disk_before);
         done.store(true, Ordering::Relaxed);
         let h = match background {
             Some(task) => task.await??,
@@ -246,6 +249,10 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
             "ingest_msgs_per_s": (a.messages as f64 / ingest_s).round(),
             "ingest_s": (ingest_s * 100.0).round() / 100.0,
             "ingest_cpu_s": (ingest_cpu_s * 10.0).round() / 10.0,
+            // Bytes written during ingest (WAL, checkpoints, eviction's
+            // vacuum), per message: what the disk has to absorb.
+            "ingest_written_b_per_msg": (ingest_written as f64 / a.messages as f64).round(),
+            "ingest_to_disk_b_per_msg": (ingest_to_disk as f64 / a.messages as f64).round(),
             "evict": !a.no_evict,
             "evicted": h.evicted + after.messages,
             "expired": h.expired,
