@@ -20,12 +20,12 @@ use crate::open::Store;
 /// position, history, unread), its share of `heads`, and the slack of
 /// B-tree pages that are not full. Measured on a real file at 100,000
 /// messages shaped like `festival-bench store` (1,000 authors, 10 rooms,
-/// 175-byte envelopes): 46.9 MB of database, 469 bytes a row, of which 293
-/// beyond the raw bytes; rounded up to 300. Deletes leave pages part-empty,
-/// so after eviction a row can cost more; eviction then measures the real
-/// files and takes the difference too. Reproduce with
+/// 175-byte envelopes): 43.2 MB of database, 432 bytes a row, of which 256
+/// beyond the raw bytes. Deletes leave pages part-empty, so after eviction a
+/// row can cost more; eviction then measures the real files and takes the
+/// difference too. Reproduce with
 /// `cargo test -p festival-store --release --test perf -- --ignored row_overhead --nocapture`.
-pub const ROW_OVERHEAD_BYTES: u64 = 300;
+pub const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// How much is stored: messages, and bytes as the budgets count them (raw
 /// envelope bytes plus [`ROW_OVERHEAD_BYTES`] a message).
