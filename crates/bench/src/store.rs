@@ -88,16 +88,15 @@ fn position(a: &Args, i: usize) -> (usize, usize, u64) {
     match a.shape {
         Shape::Live => (i % a.authors, (i / a.authors) % a.rooms, (i / (a.authors * a.rooms)) as u64 + 1),
         Shape::Sync => {
-            // Batch b: chains c = b * chains_per_batch + k (k < batch / run),
-            // each sending `run` consecutive seqs; a chain's next run comes
-            // when the cycle over all chains returns to it.
-            let chains = a.authors * a.rooms;
+            // Batch b: one room (b mod rooms), as a reply to wants in one
+            // room; `batch / run` authors in it, each sending `run`
+            // consecutive seqs. An author's next run in that room comes
+            // when the cycle over all authors returns to it.
             let per_batch = (a.batch / a.run).max(1);
             let (b, k) = (i / a.batch, (i % a.batch) / a.run);
-            let chain = (b * per_batch + k) % chains;
-            let round = (b * per_batch + k) / chains;
-            let seq = (round * a.run + (i % a.batch) % a.run) as u64 + 1;
-            (chain % a.authors, chain / a.authors, seq)
+            let n = (b / a.rooms) * per_batch + k;
+            let seq = ((n / a.authors) * a.run + (i % a.batch) % a.run) as u64 + 1;
+            (n % a.authors, b % a.rooms, seq)
         }
     }
 }
@@ -167,7 +166,7 @@ async fn housekeeping(
 }
 
 pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
-    anyhow::ensure!(a.run > 0 && a.batch > 0, "--run and --batch must be positive");
+    anyhow::ensure!(a.run > 0 && a.batch.is_multiple_of(a.run), "--run must divide --batch");
     let tmp = tempfile::tempdir()?;
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
     let t = Instant::now();
