@@ -15,6 +15,18 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
 }
 
+/// Bytes a process has written so far: `wchar` (passed to write calls,
+/// page cache included) and `write_bytes` (sent to storage), from
+/// `/proc/<pid>/io`.
+pub fn written_bytes(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = io.lines().find_map(|l| l.strip_prefix(name)).context("io field")?;
+        Ok(line.trim().parse()?)
+    };
+    Ok((field("wchar:")?, field("write_bytes:")?))
+}
+
 /// Resident set size of a process, in MB.
 pub fn rss_mb(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

@@ -1,16 +1,38 @@
 //! `festival-bench store`: sustained batched ingest into a real SQLite file,
-//! then the latency of reading a room's latest page at that size.
+//! with the background expiry and eviction a node runs beside it, then the
+//! latency of reading a room's latest page at that size.
 //!
 //! Envelopes are really signed (before the clock starts); the store is
-//! opened exactly as a node opens it (WAL, synchronous = FULL).
+//! opened exactly as a node opens it (WAL, synchronous = FULL). With the
+//! default budget (512 MiB) a million messages do not fit, so eviction runs
+//! during the run, as it would on a phone.
+//!
+//! `--shape live` (the default) makes every message of a batch another
+//! chain: a thousand people talking at once, the hardest case for the
+//! indexes. `--shape sync` makes batches of runs of consecutive seqs from a
+//! few chains, what a peer sends in reply to a want.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use festival_core::{Draft, Identity, Kind, RoomId, SignedEnvelope};
-use festival_store::{HistoryCursor, Store};
+use festival_store::{Budget, HistoryCursor, Store, STEP_ROWS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
+
+use crate::procstat::{cpu_ticks, written_bytes, TICKS_PER_SEC};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// Each message of a batch from another (room, author) chain.
+    Live,
+    /// Each batch: runs of `--run` consecutive seqs from as many chains.
+    Sync,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,11 +45,32 @@ pub struct Args {
     authors: usize,
     #[arg(long, default_value_t = 10)]
     rooms: usize,
+    #[arg(long, value_enum, default_value_t = Shape::Live)]
+    shape: Shape,
+    /// With `--shape sync`: consecutive seqs per chain in a batch.
+    #[arg(long, default_value_t = 50)]
+    run: usize,
     /// History pages read (half the latest page, half an older page by cursor).
     #[arg(long, default_value_t = 2_000)]
     reads: usize,
     #[arg(long, default_value_t = 50)]
     page: u32,
+    /// Disk budget (database + WAL + shm), MiB.
+    #[arg(long, default_value_t = 512)]
+    disk_budget_mb: u64,
+    /// Per-author budget, MiB.
+    #[arg(long, default_value_t = 4)]
+    per_author_mb: u64,
+    /// Per-room budget, MiB.
+    #[arg(long, default_value_t = 256)]
+    per_room_mb: u64,
+    /// Message lifetime for expiry, ms (default: a five-day festival, so
+    /// nothing in this run expires, but expiry still runs).
+    #[arg(long, default_value_t = 5 * 24 * 3_600_000)]
+    lifetime_ms: u64,
+    /// Ingest without the background expiry and eviction (accounting stays).
+    #[arg(long)]
+    no_evict: bool,
     /// Directory for the database (default: a temporary one, removed after).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -35,14 +78,35 @@ pub struct Args {
 
 const T0: u64 = 1_750_000_000_000;
 
+/// How often the background task looks again when the last pass found
+/// nothing to do. While a pass deletes, the next starts at once, as a node
+/// under a sync storm would run it.
+const IDLE_PASS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// (author, room, seq) of message `i`.
+fn position(a: &Args, i: usize) -> (usize, usize, u64) {
+    match a.shape {
+        Shape::Live => (i % a.authors, (i / a.authors) % a.rooms, (i / (a.authors * a.rooms)) as u64 + 1),
+        Shape::Sync => {
+            // Batch b: one room (b mod rooms), as a reply to wants in one
+            // room; `batch / run` authors in it, each sending `run`
+            // consecutive seqs. An author's next run in that room comes
+            // when the cycle over all authors returns to it.
+            let per_batch = (a.batch / a.run).max(1);
+            let (b, k) = (i / a.batch, (i % a.batch) / a.run);
+            let n = (b / a.rooms) * per_batch + k;
+            let seq = ((n / a.authors) * a.run + (i % a.batch) % a.run) as u64 + 1;
+            (n % a.authors, b % a.rooms, seq)
+        }
+    }
+}
+
 fn make_envelopes(a: &Args) -> Vec<(SignedEnvelope, u8)> {
     let ids: Vec<Identity> =
         (0..a.authors).map(|i| Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(i as u64))).collect();
     let rooms: Vec<RoomId> = (0..a.rooms).map(|r| format!("stage-{r}").parse().expect("valid room")).collect();
     let make = |i: usize| {
-        let author = i % a.authors;
-        let room = (i / a.authors) % a.rooms;
-        let seq = (i / (a.authors * a.rooms)) as u64 + 1;
+        let (author, room, seq) = position(a, i);
         let body = format!("message {i}: meet at the {} stage after the show, bring water", room).into_bytes();
         let draft = Draft { seq, room: rooms[room].clone(), kind: Kind::Text, created_at: T0 + i as u64, body };
         (SignedEnvelope::sign(&ids[author], draft).expect("valid draft"), 1u8)
@@ -64,24 +128,92 @@ fn ms_percentile(v: &mut [f64], p: f64) -> f64 {
     (v[i] * 1000.0).round() / 1000.0
 }
 
+/// What the background task did.
+#[derive(Default)]
+struct Housekeeping {
+    expired: u64,
+    evicted: u64,
+    passes: u64,
+    disk_peak: u64,
+    wal_peak: u64,
+}
+
+/// Expiry and eviction as a node runs them: pass after pass while they
+/// find work, one every [`IDLE_PASS_INTERVAL`] when they do not.
+async fn housekeeping(
+    store: Store,
+    budget: Budget,
+    lifetime_ms: u64,
+    clock: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+) -> anyhow::Result<Housekeeping> {
+    let mut h = Housekeeping::default();
+    while !done.load(Ordering::Relaxed) {
+        let now = clock.load(Ordering::Relaxed);
+        let expired = store.expire(now.saturating_sub(lifetime_ms), STEP_ROWS as u64).await?;
+        let evicted = store.evict(&budget, now).await?;
+        let files = store.disk_usage().await?;
+        h.disk_peak = h.disk_peak.max(files.total());
+        h.wal_peak = h.wal_peak.max(files.wal_bytes);
+        h.expired += expired;
+        h.evicted += evicted.messages;
+        h.passes += 1;
+        if expired == 0 && evicted.messages == 0 {
+            tokio::time::sleep(IDLE_PASS_INTERVAL).await;
+        }
+    }
+    Ok(h)
+}
+
 pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(a.run > 0 && a.batch.is_multiple_of(a.run), "--run must divide --batch");
     let tmp = tempfile::tempdir()?;
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
     let t = Instant::now();
     let envelopes = make_envelopes(&a);
     let sign_s = t.elapsed().as_secs_f64();
+    let budget = Budget {
+        disk_bytes: a.disk_budget_mb * MIB,
+        per_author_bytes: a.per_author_mb * MIB,
+        per_room_bytes: a.per_room_mb * MIB,
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let path = dir.join("bench.db");
         let store = Store::open(&path).await?;
+        let clock = Arc::new(AtomicU64::new(T0));
+        let done = Arc::new(AtomicBool::new(false));
+        let background = (!a.no_evict)
+            .then(|| tokio::spawn(housekeeping(store.clone(), budget, a.lifetime_ms, clock.clone(), done.clone())));
+        let pid = std::process::id();
+        let cpu_before = cpu_ticks(pid)?;
+        let (wchar_before, disk_before) = written_bytes(pid)?;
         let t = Instant::now();
         for chunk in envelopes.chunks(a.batch) {
             store.insert_batch(chunk, T0, false).await?;
+            let latest = chunk.iter().map(|(e, _)| e.created_at()).max().unwrap_or(T0);
+            clock.store(latest, Ordering::Relaxed);
         }
         let ingest_s = t.elapsed().as_secs_f64();
+        let ingest_cpu_s = (cpu_ticks(pid)? - cpu_before) as f64 / TICKS_PER_SEC;
+        let (wchar, disk) = written_bytes(pid)?;
+        let (ingest_written, ingest_to_disk) = (wchar - wchar_before, disk - disk_before);
+        done.store(true, Ordering::Relaxed);
+        let h = match background {
+            Some(task) => task.await??,
+            None => Housekeeping::default(),
+        };
         let stored = store.message_count().await?;
-        anyhow::ensure!(stored as usize == a.messages, "stored {stored} of {}", a.messages);
+        anyhow::ensure!(
+            stored + h.evicted + h.expired == a.messages as u64,
+            "stored {stored} + evicted {} + expired {} of {}",
+            h.evicted,
+            h.expired,
+            a.messages
+        );
+        // Once the run is over, as a node would at its next pass.
+        let after = if a.no_evict { Default::default() } else { store.evict(&budget, T0 + a.messages as u64).await? };
 
         let rooms: Vec<RoomId> = (0..a.rooms).map(|r| format!("stage-{r}").parse().expect("valid room")).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -102,22 +234,38 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
                 older.push((room, first.cursor()));
             }
         }
-        let db_bytes =
-            std::fs::metadata(&path)?.len() + std::fs::metadata(dir.join("bench.db-wal")).map_or(0, |m| m.len());
+        let files = store.disk_usage().await?;
+        let usage = store.usage().await?;
         store.close().await;
+        let mb = |bytes: u64| (bytes as f64 / 1e6).round();
         Ok(json!({
             "bench": "store",
+            "shape": match a.shape { Shape::Live => "live", Shape::Sync => "sync" },
             "messages": a.messages,
             "batch": a.batch,
             "authors": a.authors,
             "rooms": a.rooms,
             "ingest_msgs_per_s": (a.messages as f64 / ingest_s).round(),
             "ingest_s": (ingest_s * 100.0).round() / 100.0,
+            "ingest_cpu_s": (ingest_cpu_s * 10.0).round() / 10.0,
+            // Bytes written during ingest (WAL, checkpoints, eviction's
+            // vacuum), per message: what the disk has to absorb.
+            "ingest_written_b_per_msg": (ingest_written as f64 / a.messages as f64).round(),
+            "ingest_to_disk_b_per_msg": (ingest_to_disk as f64 / a.messages as f64).round(),
+            "evict": !a.no_evict,
+            "evicted": h.evicted + after.messages,
+            "expired": h.expired,
+            "housekeeping_passes": h.passes,
+            "stored": stored - after.messages,
+            "usage_mb": mb(usage.bytes),
+            "disk_budget_mb": a.disk_budget_mb,
+            "disk_peak_mb": mb(h.disk_peak),
+            "wal_peak_mb": mb(h.wal_peak),
             "history_page": a.page,
             "history_reads": a.reads,
             "history_p50_ms": ms_percentile(&mut lat, 0.5),
             "history_p99_ms": ms_percentile(&mut lat, 0.99),
-            "db_mb": (db_bytes as f64 / 1e6).round(),
+            "db_mb": mb(files.total()),
             "sign_s": (sign_s * 10.0).round() / 10.0,
             "synchronous": "FULL",
         }))

@@ -2,8 +2,7 @@
 //! peers send more than it can hold.
 //!
 //! [`Store::evict`] enforces a [`Budget`] in three passes, each deleting
-//! oldest first (by `created_at`) in short transactions (see
-//! [`crate::victims`]):
+//! oldest first (by `created_at`) in short transactions (see `victims`):
 //! 1. per author: an author (never me) holding more than `per_author_bytes`
 //!    over all rooms loses its oldest messages, down to the budget;
 //! 2. per room: a room holding more than `per_room_bytes` loses its oldest
@@ -86,8 +85,8 @@ impl Store {
     pub async fn evict(&self, budget: &Budget, now_ms: u64) -> Result<Evicted> {
         let mut done = Evicted::default();
         for (author, over) in self.authors_over(budget.per_author_bytes).await? {
-            let rooms = self.rooms_of(&author).await?;
-            let mut merge = Merge::new(rooms.into_iter().map(|room| Source::chain(room, author)).collect());
+            let chains = self.chains_of(&author).await?;
+            let mut merge = Merge::new(chains.into_iter().map(Source::chain).collect());
             done.add(delete_oldest(self, &mut merge, over).await?);
         }
         for (room, over) in self.rooms_over(budget.per_room_bytes).await? {
@@ -199,14 +198,14 @@ impl Store {
         rows.into_iter().map(|(room, bytes)| Ok((room_from_sql("room_usage", room)?, over(bytes, budget)))).collect()
     }
 
-    /// The rooms where `author` has messages stored.
-    async fn rooms_of(&self, author: &PeerId) -> Result<Vec<RoomId>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT room FROM heads WHERE author = ? AND messages > 0 ORDER BY room")
+    /// The chains (one per room) where `author` has messages stored.
+    async fn chains_of(&self, author: &PeerId) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT chain FROM heads WHERE author = ? AND messages > 0 ORDER BY chain")
                 .bind(&author.as_bytes()[..])
                 .fetch_all(&self.reader)
                 .await?;
-        rows.into_iter().map(|(room,)| room_from_sql("heads", room)).collect()
+        Ok(rows.into_iter().map(|(chain,)| chain).collect())
     }
 
     /// Every room with messages stored.

@@ -7,7 +7,7 @@
 use festival_core::{MessageId, PeerId, RoomId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
-use crate::error::{from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result};
+use crate::error::{corrupt, from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result};
 use crate::ingest::placeholders;
 use crate::open::Store;
 
@@ -28,68 +28,189 @@ pub struct HeadRow {
 /// statements instead of a thousand round trips to sqlx's worker thread.
 const CHAINS_PER_STATEMENT: usize = crate::ingest::ROWS_PER_STATEMENT;
 
-/// One chain touched by a transaction, and what it added to the chain's
-/// accounting (see [`crate::usage`]): raw bytes and messages newly stored.
+/// A chain's marks: (contiguous, max_seq).
+pub(crate) type Marks = (i64, i64);
+
+/// A chain as the ingest transaction found it: its id, and its marks before
+/// the transaction ((0, 0) for a chain created by it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    pub id: i64,
+    pub marks: Marks,
+}
+
+/// One chain touched by a transaction: the seqs it newly stored (ascending)
+/// and what they added to the chain's accounting (see [`crate::usage`]).
 pub(crate) struct Touched<'a> {
     pub room: &'a RoomId,
     pub author: PeerId,
+    pub chain: Chain,
+    pub fresh_seqs: Vec<i64>,
     pub added_bytes: i64,
-    pub added_messages: i64,
 }
 
-/// Recompute the heads of the listed chains from the messages themselves.
-/// For each chain, start from the old contiguous mark and probe `seq + 1`
-/// through the (room, author, seq) index until a gap. Only newly filled seqs
-/// are probed, so an in-order batch costs one index lookup per message, and
-/// filling a gap costs one per held message above it, once. The max comes
-/// from the same index, but never goes below the old max.
-///
-/// Neither mark ever goes down: they mean "seen up to", and eviction deletes
-/// messages sync must not fetch again. Deriving them from the rows (instead
-/// of adjusting them by arithmetic on the batch) means they cannot drift
-/// from the rows, whatever order seqs arrive in. The accounting columns are
-/// sums, so they are added: the batch knows what it stored.
-fn update_heads_sql(chains: usize) -> String {
-    let values = placeholders(4, chains);
+impl Touched<'_> {
+    pub(crate) fn added_messages(&self) -> i64 {
+        i64::try_from(self.fresh_seqs.len()).unwrap_or(i64::MAX)
+    }
+}
+
+/// The id and marks of each listed chain (room, author), in order, creating
+/// the chains not seen before: a new chain takes the next id (its head row
+/// starts at (0, 0) with nothing accounted). Call inside the transaction
+/// that writes their messages, before writing them: messages name their
+/// chain by id.
+pub(crate) async fn resolve_chains(conn: &mut SqliteConnection, keys: &[(&RoomId, PeerId)]) -> Result<Vec<Chain>> {
+    let mut found: Vec<Option<Chain>> = vec![None; keys.len()];
+    for (part, slots) in keys.chunks(CHAINS_PER_STATEMENT).zip(found.chunks_mut(CHAINS_PER_STATEMENT)) {
+        let sql = format!(
+            "SELECT v.column1, h.chain, h.contiguous, h.max_seq FROM (VALUES {}) AS v
+             JOIN heads h ON h.room = v.column2 AND h.author = v.column3",
+            placeholders(3, part.len())
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, i64)>(AssertSqlSafe(sql));
+        for (i, (room, author)) in part.iter().enumerate() {
+            // Indexes are below CHAINS_PER_STATEMENT.
+            query = query.bind(i as i64).bind(room.as_str()).bind(&author.as_bytes()[..]);
+        }
+        for (i, id, contiguous, max_seq) in query.fetch_all(&mut *conn).await? {
+            let slot = usize::try_from(i).ok().and_then(|i| slots.get_mut(i));
+            *slot.ok_or_else(|| corrupt("heads", "chain lookup index"))? =
+                Some(Chain { id, marks: (contiguous, max_seq) });
+        }
+    }
+    let new: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+    if !new.is_empty() {
+        let (last,): (i64,) = sqlx::query_as("SELECT coalesce(max(chain), 0) FROM heads").fetch_one(&mut *conn).await?;
+        for (id, &i) in (last + 1..).zip(&new) {
+            found[i] = Some(Chain { id, marks: (0, 0) });
+        }
+        for part in new.chunks(CHAINS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO heads (room, author, chain, contiguous, max_seq) VALUES {}",
+                vec!["(?, ?, ?, 0, 0)"; part.len()].join(",")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for &i in part {
+                let (room, author) = keys[i];
+                let chain = found[i].expect("just assigned");
+                query = query.bind(room.as_str()).bind(&author.as_bytes()[..]).bind(chain.id);
+            }
+            query.execute(&mut *conn).await?;
+        }
+    }
+    Ok(found.into_iter().map(|c| c.expect("every chain found or created")).collect())
+}
+
+/// The new marks of a chain when they follow from the old ones and the
+/// batch alone, without looking at the rows: when nothing was stored above
+/// `contiguous` before (max_seq == contiguous; a new chain is (0, 0)), the
+/// seqs stored above it now are exactly the fresh ones, so contiguous climbs
+/// through the unbroken run of fresh seqs that starts right above it.
+/// `None` when older messages are held above a gap, which only a probe of
+/// the rows can settle.
+fn fast_marks((contiguous, max_seq): Marks, fresh: &[i64]) -> Option<Marks> {
+    if max_seq > contiguous {
+        return None;
+    }
+    let mut top = contiguous;
+    for &seq in fresh.iter().skip_while(|&&s| s <= contiguous) {
+        if seq != top + 1 {
+            break;
+        }
+        top = seq;
+    }
+    Some((top, max_seq.max(fresh.last().copied().unwrap_or(0))))
+}
+
+/// Recompute the marks of chains that [`fast_marks`] cannot derive, from
+/// the messages themselves: start from the old contiguous mark and probe
+/// `seq + 1` through the (chain, seq) index until a gap. Filling a gap costs
+/// one probe per held message above it, once. The max comes from the same
+/// index, but never goes below the old max. Also adds the accounting, like
+/// [`write_sql`].
+fn probe_sql(chains: usize) -> String {
+    let values = placeholders(3, chains);
     format!(
         "WITH RECURSIVE
-            touched(room, author, added_bytes, added_messages) AS (VALUES {values}),
-            run(room, author, s, added_bytes, added_messages) AS (
-                SELECT t.room, t.author, coalesce(h.contiguous, 0), t.added_bytes, t.added_messages
-                FROM touched t LEFT JOIN heads h ON h.room = t.room AND h.author = t.author
+            touched(chain, added_bytes, added_messages) AS (VALUES {values}),
+            run(chain, s, added_bytes, added_messages) AS (
+                SELECT t.chain, h.contiguous, t.added_bytes, t.added_messages
+                FROM touched t JOIN heads h ON h.chain = t.chain
                 UNION ALL
-                SELECT run.room, run.author, run.s + 1, run.added_bytes, run.added_messages FROM run
-                WHERE EXISTS (SELECT 1 FROM messages m
-                              WHERE m.room = run.room AND m.author = run.author AND m.seq = run.s + 1)
+                SELECT run.chain, run.s + 1, run.added_bytes, run.added_messages FROM run
+                WHERE EXISTS (SELECT 1 FROM messages m WHERE m.chain = run.chain AND m.seq = run.s + 1)
             )
-        INSERT INTO heads (room, author, contiguous, max_seq, raw_bytes, messages)
-        SELECT room, author, max(s),
-               max(max(s), coalesce((SELECT max(seq) FROM messages m
-                                     WHERE m.room = run.room AND m.author = run.author), 0)),
-               max(added_bytes), max(added_messages)
-        FROM run GROUP BY room, author
-        ON CONFLICT (room, author) DO UPDATE SET
-            contiguous = excluded.contiguous,
-            max_seq = max(max_seq, excluded.max_seq),
-            raw_bytes = raw_bytes + excluded.raw_bytes,
-            messages = messages + excluded.messages"
+        UPDATE heads SET
+            contiguous = r.contiguous,
+            max_seq = max(max_seq, r.contiguous, coalesce(r.stored_max, 0)),
+            raw_bytes = raw_bytes + r.added_bytes,
+            messages = messages + r.added_messages
+        FROM (SELECT chain, max(s) AS contiguous,
+                     (SELECT max(seq) FROM messages m WHERE m.chain = run.chain) AS stored_max,
+                     max(added_bytes) AS added_bytes, max(added_messages) AS added_messages
+              FROM run GROUP BY chain) AS r
+        WHERE heads.chain = r.chain"
+    )
+}
+
+/// Write marks computed by [`fast_marks`] and add the accounting, keyed by
+/// (room, author), the table's own key. Neither mark goes down (max() guards
+/// against a caller's mistake as well).
+fn write_sql(chains: usize) -> String {
+    format!(
+        "UPDATE heads SET
+             contiguous = max(contiguous, v.column3),
+             max_seq = max(max_seq, v.column4),
+             raw_bytes = raw_bytes + v.column5,
+             messages = messages + v.column6
+         FROM (VALUES {}) AS v
+         WHERE heads.room = v.column1 AND heads.author = v.column2",
+        placeholders(6, chains)
     )
 }
 
 /// Bring the heads (and the accounting) of these chains up to date; call
-/// inside the transaction that inserted their messages. Each chain should
-/// appear once.
+/// inside the transaction that inserted their messages, with the marks
+/// [`resolve_chains`] found. Each chain should appear once.
+///
+/// Neither mark ever goes down: they mean "seen up to", and eviction deletes
+/// messages that sync must not fetch again. Marks follow from the rows (or,
+/// in the common case, from the old marks and the seqs this transaction
+/// stored, which is the same thing: see [`fast_marks`]), never from
+/// arithmetic on what a peer claims, so they cannot drift from the rows
+/// whatever order seqs arrive in. The common case costs one write per
+/// chain; only chains with messages held above a gap are probed.
 pub(crate) async fn update_heads(conn: &mut SqliteConnection, chains: &[Touched<'_>]) -> Result<()> {
     for part in chains.chunks(CHAINS_PER_STATEMENT) {
-        let mut query = sqlx::query(AssertSqlSafe(update_heads_sql(part.len())));
+        let mut fast = Vec::with_capacity(part.len());
+        let mut slow = Vec::new();
         for chain in part {
-            query = query
-                .bind(chain.room.as_str())
-                .bind(&chain.author.as_bytes()[..])
-                .bind(chain.added_bytes)
-                .bind(chain.added_messages);
+            match fast_marks(chain.chain.marks, &chain.fresh_seqs) {
+                Some(new) => fast.push((chain, new)),
+                None => slow.push(chain),
+            }
         }
-        query.execute(&mut *conn).await?;
+        if !fast.is_empty() {
+            let mut query = sqlx::query(AssertSqlSafe(write_sql(fast.len())));
+            for (chain, (contiguous, max_seq)) in fast {
+                query = query
+                    .bind(chain.room.as_str())
+                    .bind(&chain.author.as_bytes()[..])
+                    .bind(contiguous)
+                    .bind(max_seq)
+                    .bind(chain.added_bytes)
+                    .bind(chain.added_messages());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        if !slow.is_empty() {
+            let mut query = sqlx::query(AssertSqlSafe(probe_sql(slow.len())));
+            for chain in slow {
+                query = query.bind(chain.chain.id).bind(chain.added_bytes).bind(chain.added_messages());
+            }
+            query.execute(&mut *conn).await?;
+        }
     }
     Ok(())
 }
@@ -120,13 +241,15 @@ impl Store {
             // Nothing above i64::MAX can be stored.
             return Ok(Vec::new());
         };
-        let rows: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT seq, id FROM messages WHERE room = ? AND author = ? AND seq > ? ORDER BY seq")
-                .bind(room.as_str())
-                .bind(&author.as_bytes()[..])
-                .bind(above)
-                .fetch_all(&self.reader)
-                .await?;
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, id FROM messages
+                 WHERE chain = (SELECT chain FROM heads WHERE room = ? AND author = ?) AND seq > ? ORDER BY seq",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(above)
+        .fetch_all(&self.reader)
+        .await?;
         rows.into_iter()
             .map(|(seq, id)| Ok((from_sql("messages", seq)?, message_id_from_sql("messages", &id)?)))
             .collect()
@@ -139,19 +262,20 @@ impl Store {
     pub async fn advance_contiguous(&self, room: &RoomId, author: &PeerId, through: u64) -> Result<()> {
         let through = to_sql("through", through)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO heads (room, author, contiguous, max_seq) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (room, author) DO UPDATE SET
-                 contiguous = max(contiguous, excluded.contiguous),
-                 max_seq = max(max_seq, excluded.contiguous)",
-        )
-        .bind(room.as_str())
-        .bind(&author.as_bytes()[..])
-        .bind(through)
-        .execute(&mut *tx)
-        .await?;
-        let chain = Touched { room, author: *author, added_bytes: 0, added_messages: 0 };
-        update_heads(&mut tx, &[chain]).await?;
+        let [chain] = resolve_chains(&mut tx, &[(room, *author)]).await?[..] else {
+            return Err(corrupt("heads", "one chain asked, not one found"));
+        };
+        let (contiguous, max_seq) = chain.marks;
+        let marks = (contiguous.max(through), max_seq.max(through));
+        sqlx::query("UPDATE heads SET contiguous = ?, max_seq = ? WHERE chain = ?")
+            .bind(marks.0)
+            .bind(marks.1)
+            .bind(chain.id)
+            .execute(&mut *tx)
+            .await?;
+        // Then climb over what is stored above the new mark: the probe of
+        // update_heads, adding nothing to the accounting.
+        sqlx::query(AssertSqlSafe(probe_sql(1))).bind(chain.id).bind(0i64).bind(0i64).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -25,7 +25,7 @@ use festival_core::{Body, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::error::{corrupt, message_id_from_sql, to_sql, Result, StoreError};
-use crate::heads::{update_heads, Touched};
+use crate::heads::{resolve_chains, update_heads, Touched};
 use crate::open::Store;
 use crate::usage::{add_room_usage, raw_len};
 
@@ -38,8 +38,8 @@ pub enum Inserted {
     Duplicate,
 }
 
-/// Rows per multi-row statement. At most 11 values are bound per row, so
-/// 128 rows is under 1,500 variables, far below SQLite's limit of 32,766; a
+/// Rows per multi-row statement. At most 12 values are bound per row, so
+/// 128 rows is under 1,600 variables, far below SQLite's limit of 32,766; a
 /// batch of ~1,000 takes eight statements per step, which amortises the
 /// round trip, and the statement text stays small enough to prepare in
 /// microseconds.
@@ -69,6 +69,9 @@ struct Row<'a> {
     index: usize,
     env: &'a SignedEnvelope,
     hops: u8,
+    /// `heads.chain` of the envelope's (room, author); set inside the
+    /// transaction, by `resolve_chains`.
+    chain: i64,
     seq: i64,
     created_at: i64,
     recipient: Option<PeerId>,
@@ -89,6 +92,7 @@ fn check<'a>(index: usize, env: &'a SignedEnvelope, hops: u8) -> Result<Row<'a>>
         index,
         env,
         hops,
+        chain: 0,
         seq: to_sql("seq", env.seq())?,
         created_at: to_sql("created_at", env.created_at())?,
         recipient,
@@ -149,6 +153,21 @@ impl Store {
             // place is told apart from one that was there before.
             let (before,): (i64,) =
                 sqlx::query_as("SELECT coalesce(max(pk), 0) FROM messages").fetch_one(&mut *tx).await?;
+            // Rows name their chain by id: find (or create) every chain of
+            // the batch, once, with its marks before this transaction.
+            let mut keys: BTreeMap<(&RoomId, PeerId), usize> = BTreeMap::new();
+            for row in &rows {
+                let next = keys.len();
+                keys.entry((row.env.room(), row.env.author())).or_insert(next);
+            }
+            let mut ordered: Vec<(&RoomId, PeerId)> = vec![(rows[0].env.room(), rows[0].env.author()); keys.len()];
+            for (&key, &i) in &keys {
+                ordered[i] = key;
+            }
+            let chains = resolve_chains(&mut tx, &ordered).await?;
+            for row in &mut rows {
+                row.chain = chains[keys[&(row.env.room(), row.env.author())]].id;
+            }
             // Ids stored by this batch, so a second copy is a duplicate.
             let mut claimed: HashSet<MessageId> = HashSet::with_capacity(rows.len());
             let mut fresh: Vec<&Row> = Vec::with_capacity(rows.len());
@@ -198,21 +217,23 @@ impl Store {
             }
             // Once per chain touched, not per row, with what each chain
             // and room gained (the accounting budgets are checked against).
-            let mut chains: BTreeMap<(&RoomId, PeerId), (i64, i64)> = BTreeMap::new();
+            let mut touched: BTreeMap<(&RoomId, PeerId), Touched> = BTreeMap::new();
             for row in &fresh {
-                let added = chains.entry((row.env.room(), row.env.author())).or_default();
-                added.0 += raw_len(row.env);
-                added.1 += 1;
-            }
-            let chains: Vec<Touched> = chains
-                .into_iter()
-                .map(|((room, author), (added_bytes, added_messages))| Touched {
+                let (room, author) = (row.env.room(), row.env.author());
+                let chain = touched.entry((room, author)).or_insert_with(|| Touched {
                     room,
                     author,
-                    added_bytes,
-                    added_messages,
-                })
-                .collect();
+                    chain: chains[keys[&(room, author)]],
+                    fresh_seqs: Vec::new(),
+                    added_bytes: 0,
+                });
+                chain.fresh_seqs.push(row.seq);
+                chain.added_bytes += raw_len(row.env);
+            }
+            let mut chains: Vec<Touched> = touched.into_values().collect();
+            for chain in &mut chains {
+                chain.fresh_seqs.sort_unstable();
+            }
             update_heads(&mut tx, &chains).await?;
             add_room_usage(&mut tx, &chains).await?;
             tx.commit().await?;
@@ -224,19 +245,18 @@ impl Store {
 }
 
 /// For each row of a chunk (by index) whose position is held, the pk and id
-/// holding it. Joining the positions against the (room, author, seq) index
-/// costs one index probe per row.
+/// holding it. Joining the positions against the (chain, seq) index costs
+/// one index probe per row.
 async fn holders(conn: &mut SqliteConnection, chunk: &[Row<'_>]) -> Result<HashMap<usize, (i64, MessageId)>> {
     let sql = format!(
         "SELECT v.column1, m.pk, m.id FROM (VALUES {}) AS v
-         JOIN messages m ON m.room = v.column2 AND m.author = v.column3 AND m.seq = v.column4",
-        placeholders(4, chunk.len())
+         JOIN messages m ON m.chain = v.column2 AND m.seq = v.column3",
+        placeholders(3, chunk.len())
     );
     let mut query = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(AssertSqlSafe(sql));
     for (i, row) in chunk.iter().enumerate() {
         // Chunk indexes are below ROWS_PER_STATEMENT.
-        query =
-            query.bind(i as i64).bind(row.env.room().as_str()).bind(row.env.author().as_bytes().to_vec()).bind(row.seq);
+        query = query.bind(i as i64).bind(row.chain).bind(row.seq);
     }
     let mut held = HashMap::with_capacity(chunk.len());
     for (index, pk, id) in query.fetch_all(&mut *conn).await? {
@@ -251,9 +271,10 @@ async fn holders(conn: &mut SqliteConnection, chunk: &[Row<'_>]) -> Result<HashM
 /// one position. Returns how many were stored.
 async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at: i64) -> Result<usize> {
     let sql = format!(
-        "INSERT INTO messages (id, id_prefix, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
+        "INSERT INTO messages
+             (id, id_prefix, room, author, chain, seq, kind, created_at, received_at, hops, recipient, raw)
          VALUES {} ON CONFLICT DO NOTHING",
-        placeholders(11, rows.len())
+        placeholders(12, rows.len())
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
@@ -264,6 +285,7 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at:
             .bind(id_prefix(&id))
             .bind(env.room().as_str())
             .bind(env.author().as_bytes().to_vec())
+            .bind(row.chain)
             .bind(row.seq)
             .bind(i64::from(env.kind().code()))
             .bind(row.created_at)
@@ -278,14 +300,17 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at:
 
 /// Queue our own new messages for sending, in the insert's transaction.
 async fn queue_outbox(conn: &mut SqliteConnection, rows: &[&Row<'_>], queued_at: i64) -> Result<()> {
-    let sql =
-        format!("INSERT INTO outbox (message_id, room, author, seq, queued_at) VALUES {}", placeholders(5, rows.len()));
+    let sql = format!(
+        "INSERT INTO outbox (message_id, room, author, chain, seq, queued_at) VALUES {}",
+        placeholders(6, rows.len())
+    );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
         query = query
             .bind(row.env.id().as_bytes().to_vec())
             .bind(row.env.room().as_str())
             .bind(row.env.author().as_bytes().to_vec())
+            .bind(row.chain)
             .bind(row.seq)
             .bind(queued_at);
     }

@@ -10,14 +10,28 @@
 //! # Layout
 //! - [`open`]: [`Store::open`], connection settings, the writer and reader
 //!   pools, migrations, [`OpenError`]; integrity check and counts.
+//! - [`files`]: the files on disk: created private (directory 0700, file
+//!   0600, since the secret key is inside), their real sizes
+//!   ([`DiskUsage`]), giving free pages back, truncating the WAL.
 //! - [`error`]: [`StoreError`], and checked conversions between Rust values
 //!   and SQLite columns (data from disk never panics).
 //! - [`identity`]: the single device identity; the secret key leaves only as
 //!   a `festival_core::Identity`.
-//! - [`ingest`]: `insert` and `insert_batch`, the hot path; heads and outbox
-//!   are written in the same transaction.
-//! - [`heads`]: per-chain contiguous/max marks for sync.
+//! - [`ingest`]: `insert` and `insert_batch`, the hot path; heads, outbox and
+//!   accounting are written in the same transaction.
+//! - [`heads`]: per-chain contiguous/max marks for sync; they never go down,
+//!   even when messages are deleted.
 //! - [`lookup`]: chain tips, what receipts refer to, room membership.
+//! - [`usage`]: accounting per chain, room and author ([`Usage`]), kept
+//!   exact by ingest and a delete trigger.
+//! - [`evict`]: [`Budget`] and [`Store::evict`]: per author, per room, then
+//!   the disk, by class, oldest first; never my messages or DMs to me.
+//! - [`expire`]: [`Store::expire`], deleting messages past the festival's
+//!   lifetime in short background transactions.
+//! - `victims` (private): choosing the oldest evictable rows on a reader and
+//!   deleting them in bounded transactions, shared by the two above.
+//! - [`equivocation`]: proofs that an author signed two messages for one
+//!   position, capped.
 //! - [`read`]: get by id or position, history pages, ranges for sync.
 //! - [`receipts`], [`outbox`], [`peers`] (and per-peer sync times),
 //!   [`rooms`] (and unread counts): one table each.

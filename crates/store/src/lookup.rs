@@ -21,7 +21,7 @@ impl Store {
     pub async fn tips(&self) -> Result<HashMap<(RoomId, PeerId), MessageId>> {
         let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
             "SELECT h.room, h.author, m.id FROM heads h
-             JOIN messages m ON m.room = h.room AND m.author = h.author AND m.seq = h.max_seq",
+             JOIN messages m ON m.chain = h.chain AND m.seq = h.max_seq",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -69,14 +69,16 @@ impl Store {
     /// Whether `author` has written a text in `room`, or (the festival room)
     /// announced a name there: a member, whose room receipts count.
     pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM messages WHERE room = ? AND author = ? AND kind IN (?, ?) LIMIT 1")
-                .bind(room.as_str())
-                .bind(&author.as_bytes()[..])
-                .bind(i64::from(Kind::Text.code()))
-                .bind(i64::from(Kind::Profile.code()))
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM heads h JOIN messages m ON m.chain = h.chain
+                 WHERE h.room = ? AND h.author = ? AND m.kind IN (?, ?) LIMIT 1",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(i64::from(Kind::Text.code()))
+        .bind(i64::from(Kind::Profile.code()))
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.is_some())
     }
 }

@@ -84,13 +84,15 @@ impl Store {
         let Ok(seq) = i64::try_from(seq) else {
             return Ok(None);
         };
-        let row: Option<MessageRow> =
-            sqlx::query_as("SELECT id, raw, hops, received_at FROM messages WHERE room = ? AND author = ? AND seq = ?")
-                .bind(room.as_str())
-                .bind(&author.as_bytes()[..])
-                .bind(seq)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<MessageRow> = sqlx::query_as(
+            "SELECT id, raw, hops, received_at FROM messages
+                 WHERE chain = (SELECT chain FROM heads WHERE room = ? AND author = ?) AND seq = ?",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(seq)
+        .fetch_optional(&self.reader)
+        .await?;
         row.map(stored).transpose()
     }
 
@@ -199,7 +201,8 @@ impl Store {
         while after < to {
             let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
                 "SELECT seq, id, raw, hops FROM messages
-                 WHERE room = ? AND author = ? AND seq > ? AND seq <= ? AND created_at >= ?
+                 WHERE chain = (SELECT chain FROM heads WHERE room = ? AND author = ?)
+                   AND seq > ? AND seq <= ? AND created_at >= ?
                  ORDER BY seq LIMIT ?",
             )
             .bind(room.as_str())

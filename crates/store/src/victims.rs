@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use festival_core::{PeerId, RoomId};
+use festival_core::RoomId;
 
 use crate::error::{from_sql, Result};
 use crate::open::Store;
@@ -39,8 +39,7 @@ const PAGE_ROWS: i64 = 256;
 /// nothing is "mine", and the first test is true.
 pub(crate) const EVICTABLE: &str = "NOT EXISTS (SELECT 1 FROM identity i
          WHERE i.peer_id = m.author OR i.peer_id = m.recipient)
-     AND NOT EXISTS (SELECT 1 FROM outbox o
-         WHERE o.room = m.room AND o.author = m.author AND o.seq = m.seq AND o.sent_at IS NULL)";
+     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.chain = m.chain AND o.seq = m.seq AND o.sent_at IS NULL)";
 
 /// A message that may be deleted, as read by a [`Source`].
 #[derive(Clone, Copy, Debug)]
@@ -57,10 +56,10 @@ pub(crate) enum Source {
     /// The evictable messages of one room, by (created_at, id) through the
     /// history index; only those created before `before`, if set (expiry).
     Room { room: RoomId, before: Option<i64>, after: Option<(i64, Vec<u8>)> },
-    /// The messages of one author in one room, lowest seq first through the
-    /// position index: within one chain seq order is the author's own order
-    /// of writing. Never used for this device's own chains.
-    Chain { room: RoomId, author: PeerId, after_seq: i64 },
+    /// The messages of one chain (an author in one room), lowest seq first
+    /// through the position index: within one chain seq order is the
+    /// author's own order of writing.
+    Chain { chain: i64, after_seq: i64 },
 }
 
 impl Source {
@@ -68,8 +67,8 @@ impl Source {
         Source::Room { room, before, after: None }
     }
 
-    pub(crate) fn chain(room: RoomId, author: PeerId) -> Source {
-        Source::Chain { room, author, after_seq: 0 }
+    pub(crate) fn chain(chain: i64) -> Source {
+        Source::Chain { chain, after_seq: 0 }
     }
 
     /// The next page of candidates, moving the cursor past them.
@@ -93,15 +92,14 @@ impl Source {
                     .fetch_all(&store.reader)
                     .await?
             }
-            Source::Chain { room, author, after_seq } => {
+            Source::Chain { chain, after_seq } => {
                 let sql = format!(
                     "SELECT m.pk, m.id_prefix, m.created_at, length(m.raw), x'', m.seq FROM messages AS m
-                     WHERE m.room = ?1 AND m.author = ?2 AND m.seq > ?3 AND {EVICTABLE}
-                     ORDER BY m.seq LIMIT ?4"
+                     WHERE m.chain = ?1 AND m.seq > ?2 AND {EVICTABLE}
+                     ORDER BY m.seq LIMIT ?3"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(room.as_str())
-                    .bind(&author.as_bytes()[..])
+                    .bind(*chain)
                     .bind(*after_seq)
                     .bind(PAGE_ROWS)
                     .fetch_all(&store.reader)

@@ -6,7 +6,7 @@ mod common;
 
 use common::{identity, room, temp_store, text};
 use festival_core::SignedEnvelope;
-use festival_store::HeadRow;
+use festival_store::{Budget, HeadRow};
 
 #[tokio::test]
 async fn gaps_filled_out_of_order_advance_contiguous() {
@@ -78,4 +78,71 @@ async fn seqs_are_numbered_per_room() {
     assert_eq!(store.next_seq(&a, &ana.peer_id()).await.unwrap(), 4);
     assert_eq!(store.next_seq(&b, &ana.peer_id()).await.unwrap(), 2);
     assert_eq!(store.next_seq(&room("stage-c"), &ana.peer_id()).await.unwrap(), 1);
+}
+
+/// Evict everything evictable: a budget nothing fits in.
+fn nothing_fits() -> Budget {
+    Budget { disk_bytes: 0, per_author_bytes: u64::MAX, per_room_bytes: u64::MAX }
+}
+
+#[tokio::test]
+async fn heads_do_not_go_down_when_their_messages_are_evicted() {
+    let (_dir, store) = temp_store().await;
+    let ben = identity(2);
+    let festival = room("festival");
+    // 1..=5 and 8: contiguous 5, max 8.
+    let items: Vec<(SignedEnvelope, u8)> =
+        [1, 2, 3, 4, 5, 8].iter().map(|&s| (text(&ben, &festival, s, s, "hello"), 1)).collect();
+    store.insert_batch(&items, 1, false).await.unwrap();
+    let head = |contiguous, max| vec![HeadRow { room: festival.clone(), author: ben.peer_id(), contiguous, max }];
+    assert_eq!(store.heads().await.unwrap(), head(5, 8));
+
+    let evicted = store.evict(&nothing_fits(), 100).await.unwrap();
+    assert_eq!(evicted.messages, 6);
+    assert_eq!(store.message_count().await.unwrap(), 0);
+    assert_eq!(store.heads().await.unwrap(), head(5, 8), "seen up to stays seen up to");
+    assert_eq!(store.next_seq(&festival, &ben.peer_id()).await.unwrap(), 9);
+
+    // New messages continue from the marks, not from what is stored.
+    store.insert(&text(&ben, &festival, 6, 6, "six"), 1, 2, false).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(6, 8));
+    // An evicted message coming back changes nothing.
+    store.insert(&items[0].0, 1, 3, false).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(6, 8));
+    // 7 joins 6 to the 8 that was seen (and evicted): contiguous climbs
+    // over stored messages only, so it stops at 7.
+    store.insert(&text(&ben, &festival, 7, 7, "seven"), 1, 4, false).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(7, 8));
+}
+
+#[tokio::test]
+async fn advance_contiguous_skips_what_no_peer_holds_and_climbs_over_what_is_stored() {
+    let (_dir, store) = temp_store().await;
+    let ben = identity(2);
+    let festival = room("festival");
+    // 1..=3 and 6..=8: 4 and 5 are lost for good.
+    let items: Vec<(SignedEnvelope, u8)> =
+        [1, 2, 3, 6, 7, 8].iter().map(|&s| (text(&ben, &festival, s, s, "hello"), 1)).collect();
+    store.insert_batch(&items, 1, false).await.unwrap();
+    let head = |contiguous, max| vec![HeadRow { room: festival.clone(), author: ben.peer_id(), contiguous, max }];
+    assert_eq!(store.heads().await.unwrap(), head(3, 8));
+
+    store.advance_contiguous(&festival, &ben.peer_id(), 4).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(4, 8), "5 is still missing");
+    store.advance_contiguous(&festival, &ben.peer_id(), 5).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(8, 8), "then 6..=8 are stored");
+    store.advance_contiguous(&festival, &ben.peer_id(), 2).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(8, 8), "never lowers");
+    store.advance_contiguous(&festival, &ben.peer_id(), 12).await.unwrap();
+    assert_eq!(store.heads().await.unwrap(), head(12, 12), "max at least as high");
+    assert_eq!(store.next_seq(&festival, &ben.peer_id()).await.unwrap(), 13);
+
+    // A chain never seen: its head starts at the mark.
+    let cat = identity(3);
+    store.advance_contiguous(&festival, &cat.peer_id(), 3).await.unwrap();
+    let cats = store.heads().await.unwrap().into_iter().find(|h| h.author == cat.peer_id()).unwrap();
+    assert_eq!((cats.contiguous, cats.max), (3, 3));
+    store.insert(&text(&cat, &festival, 4, 4, "four"), 1, 2, false).await.unwrap();
+    let cats = store.heads().await.unwrap().into_iter().find(|h| h.author == cat.peer_id()).unwrap();
+    assert_eq!((cats.contiguous, cats.max), (4, 4));
 }

@@ -9,6 +9,9 @@
 //! once), so every index is written at random. It is slower (about 36,000 a
 //! second on a 2-core machine) and guards against regressions only.
 //!
+//! A third measures what a stored message really costs on disk beyond its
+//! raw bytes, the figure behind `festival_store::ROW_OVERHEAD_BYTES`.
+//!
 //! Ignored by default (each signs a million envelopes); run in release:
 //! `cargo test -p festival-store --release --test perf -- --ignored --nocapture --test-threads=1`.
 //! `FESTIVAL_PERF_MESSAGES` overrides the message count.
@@ -168,4 +171,40 @@ async fn worst_case_ingest_where_every_message_is_another_chain() {
     }
     // A regression guard, not the target: see the module doc.
     assert!(rate >= 20_000.0, "worst-case ingest {rate:.0} msgs/s is below 20,000");
+}
+
+/// Messages for the row-overhead measurement: the size the estimate is
+/// quoted at.
+const OVERHEAD_MESSAGES: usize = 100_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: signs 100,000 envelopes; run explicitly, in release"]
+async fn row_overhead_of_a_stored_message() {
+    // Shaped like `festival-bench store`: 1,000 authors, 10 rooms, bodies
+    // of about 60 bytes, every message of a batch another chain.
+    let authors: Vec<Identity> = (0..1_000u64).map(identity).collect();
+    let rooms: Vec<RoomId> = (0..10).map(|r| room(&format!("stage-{r}"))).collect();
+    let all: Vec<SignedEnvelope> = (0..OVERHEAD_MESSAGES)
+        .map(|i| {
+            let (a, r, seq) = (i % 1_000, (i / 1_000) % 10, (i / 10_000) as u64 + 1);
+            let body = format!("message {i}: meet at the {r} stage after the show, bring water");
+            text(&authors[a], &rooms[r], seq, 1_700_000_000_000 + i as u64, &body)
+        })
+        .collect();
+    let raw: u64 = all.iter().map(|e| e.bytes().len() as u64).sum();
+    let (dir, store) = temp_store().await;
+    for chunk in all.chunks(BATCH) {
+        let items: Vec<(SignedEnvelope, u8)> = chunk.iter().map(|e| (e.clone(), 1)).collect();
+        store.insert_batch(&items, 1_700_000_000_000, false).await.unwrap();
+    }
+    // Closing checkpoints the WAL into the file and removes it.
+    store.close().await;
+    let file = std::fs::metadata(dir.path().join("festival.db")).unwrap().len();
+    let n = OVERHEAD_MESSAGES as u64;
+    println!(
+        "{n} messages, {raw} raw bytes ({} a message), file {file} bytes: {} a row, {} beyond the raw bytes",
+        raw / n,
+        file / n,
+        (file - raw) / n
+    );
 }

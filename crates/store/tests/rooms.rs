@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{identity, profile, receipt, room, sealed, temp_store, text};
+use common::{identity, profile, receipt, room, sealed, sealed_receipt, temp_store, text};
 use festival_core::RoomId;
 use festival_store::{RoomRecord, StoreError};
 
@@ -49,7 +49,7 @@ async fn unread_counts_text_and_my_dms_from_others_since_last_read() {
         (text(&me, &stage, 1, 30, "my own words"), 1_300),
         (profile(&ben, &stage, 1, 40, "Ben"), 1_400),
         (receipt(&ben, &stage, 2, 50, &[first.id()]), 1_500),
-        (receipt(&ben, &dm, 1, 55, &[first.id()]), 1_550),
+        (sealed_receipt(&ben, &ana.peer_id(), 1, 55, &[first.id()]), 1_550),
         (sealed(&ana, &me.peer_id(), 1, 60, "psst"), 1_600),
         (sealed(&ana, &ben.peer_id(), 2, 70, "not for you"), 1_700),
     ];

@@ -4,7 +4,7 @@
 // Each test binary compiles this module and uses a different subset.
 #![allow(dead_code)]
 
-use festival_core::body::{seal_dm, ProfileBody, ReceiptBody};
+use festival_core::body::{seal_dm, seal_receipt, ProfileBody, ReceiptBody};
 use festival_core::{Body, Draft, Identity, Kind, MessageId, PeerId, ReceiptStatus, RoomId, SignedEnvelope};
 use festival_store::Store;
 use rand_chacha::rand_core::SeedableRng;
@@ -41,6 +41,13 @@ pub fn profile(author: &Identity, room: &RoomId, seq: u64, created_at: u64, name
 pub fn sealed(author: &Identity, to: &PeerId, seq: u64, created_at: u64, text: &str) -> SignedEnvelope {
     let sealed = seal_dm(author, to, text, &mut ChaCha20Rng::seed_from_u64(seq)).expect("seal");
     sign(author, &RoomId::direct(), seq, Kind::SealedDm, created_at, Body::SealedDm(sealed).encode())
+}
+
+/// A read receipt sealed to `to`, as DMs' receipts travel.
+pub fn sealed_receipt(author: &Identity, to: &PeerId, seq: u64, created_at: u64, ids: &[MessageId]) -> SignedEnvelope {
+    let receipt = ReceiptBody { status: ReceiptStatus::Read, ids: ids.to_vec() };
+    let sealed = seal_receipt(author, to, receipt, &mut ChaCha20Rng::seed_from_u64(seq)).expect("seal");
+    sign(author, &RoomId::direct(), seq, Kind::SealedReceipt, created_at, Body::SealedReceipt(sealed).encode())
 }
 
 /// A store on a real file; keep the directory alive as long as the store.
