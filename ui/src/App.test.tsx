@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ApiProvider } from "./ApiContext";
 import { App } from "./App";
-import { ANA, ME, message, room, settings, stubApi } from "./test/stubApi";
+import { ANA, ME, message, peer, room, settings, stubApi } from "./test/stubApi";
 
 function renderApp(api = stubApi()) {
   render(
@@ -61,7 +61,8 @@ describe("chat", () => {
     const api = stubApi({ history: async (r) => ({ messages: r === "festival" ? [hi] : [], next: null }) });
     renderApp(api);
     const user = userEvent.setup();
-    await user.click(await screen.findByRole("button", { name: "Ana" }));
+    // The name comes with its short fingerprint: Ana is not verified.
+    await user.click(await screen.findByRole("button", { name: "Ana fingerprint 3F2A" }));
     expect(await screen.findByText(/Sealed: only you two can read this/)).toBeInTheDocument();
     await user.type(screen.getByRole("textbox", { name: "Message" }), "I am!{Enter}");
     await waitFor(() => expect(api.sendDm).toHaveBeenCalledWith(ANA, "I am!"));
@@ -208,17 +209,21 @@ describe("people and verification", () => {
   });
 
   it("marks a verified person and shows how they are reached", async () => {
-    const ana = { peer: ANA, fingerprint: "1111-2222-3333-4444", name: "Ana", verified: false, path: "lan" as const, linked: true, discovered: true, last_seen: Date.now() };
+    const ana = peer({ fingerprint: "1111-2222-3333-4444" });
     renderApp(stubApi({ peers: async () => [ana], verify: async () => ({ ...ana, verified: true }) }));
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: /People nearby/ }));
     const people = screen.getByRole("complementary", { name: "People nearby" });
     expect(await within(people).findByText("LAN direct")).toBeInTheDocument();
-    expect(within(people).getByText("Unverified")).toBeInTheDocument();
+    expect(within(people).getByText(/Not verified/)).toBeInTheDocument();
+    expect(within(people).getByText("1111")).toBeInTheDocument();
+    expect(within(people).queryByRole("img", { name: "Verified in person" })).not.toBeInTheDocument();
     await user.type(screen.getByLabelText("Their code"), `festival:${ANA}`);
     await user.click(screen.getByRole("button", { name: "Verify" }));
-    expect(await within(people).findByText("Ana is verified.")).toBeInTheDocument();
-    expect(within(people).getByText("Verified")).toBeInTheDocument();
+    expect(await within(people).findByRole("status")).toHaveTextContent("Ana is verified.");
+    const list = within(people).getByRole("list");
+    expect(within(list).getByRole("img", { name: "Verified in person" })).toBeInTheDocument();
+    expect(within(list).queryByText("1111")).not.toBeInTheDocument();
   });
 });
 
