@@ -146,6 +146,16 @@ const shots = {
       await p.waitForTimeout(400);
     },
   },
+  "20-dm-lookalike": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      // "Аna Souza" (a Cyrillic А) wrote first: her DM carries the warning, the real Ana the verified mark.
+      await p.getByRole("navigation").getByRole("button", { name: /looks like another name/ }).click();
+      await p.getByText(/Lost my wallet/).waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

@@ -148,7 +148,7 @@ export function PeoplePanel({ peers, onClose, onMessage, onVerify }: PeoplePanel
                 <span className="fp" title={p.verified ? "Their fingerprint, compared in person" : "Their fingerprint: compare it with theirs in person to verify them"}>
                   {p.verified ? "Verified" : "Not verified"} · <code>{p.fingerprint}</code>
                 </span>
-                <PersonWarnings author={who} />
+                <PersonWarnings author={who} brief />
               </div>
               <button type="button" className="icon-btn" onClick={() => onMessage(p.peer)} title={`Message ${label}`} aria-label={`Message ${label}`}>
                 <MessageIcon />

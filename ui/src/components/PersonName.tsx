@@ -99,8 +99,17 @@ export function PersonName({ author, peer, me = false, compact = false, classNam
  * The warnings in full, where there is room to explain them (a DM's header,
  * the people panel); nothing when there is nothing to warn about.
  */
-export function PersonWarnings({ author, fingerprint }: { author: Author | undefined; fingerprint?: string | undefined }) {
+export function PersonWarnings({ author, fingerprint, brief = false }: { author: Author | undefined; fingerprint?: string | undefined; brief?: boolean }) {
   if (!author || (!author.name_clash && !author.equivocated)) return null;
+  if (brief) {
+    // A list row: what to do, in a line each; the chips above carry the rest.
+    return (
+      <div className="pn-explain brief" role="note">
+        {author.name_clash && <p>Compare fingerprints before you trust this name.</p>}
+        {author.equivocated && <p>Its messages may not be what others see.</p>}
+      </div>
+    );
+  }
   return (
     <div className="pn-explain" role="note">
       <AlertIcon width={16} height={16} />

@@ -98,12 +98,11 @@ export function Sidebar(p: SidebarProps) {
           <strong>{p.me.name}</strong>
           {p.me.fingerprint ? (
             <span className="muted small me-sub">
-              Others see{" "}
+              Fingerprint{" "}
               <FingerprintChip
                 fingerprint={p.me.fingerprint.slice(0, SHORT_FINGERPRINT_LEN)}
                 title="The start of your fingerprint: people who have not verified you see it beside your name."
-              />{" "}
-              by your name
+              />
             </span>
           ) : (
             <span className="muted small">Festival Chat</span>
