@@ -1,6 +1,6 @@
 import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiProvider } from "./ApiContext";
 import { App } from "./App";
 import { ANA, ME, message, peer, room, settings, stubApi } from "./test/stubApi";
@@ -136,6 +136,42 @@ describe("chat", () => {
     await within(nav).findByRole("button", { name: /Camp/ });
     act(() => api.emit({ event: "message", ...message({ room: "camp" }) }));
     expect(await within(nav).findByLabelText("1 unread")).toBeInTheDocument();
+  });
+});
+
+describe("names and warnings", () => {
+  it("marks the author of conflicting messages when the node proves it, and reads the people list again", async () => {
+    const hi = message({ body: { type: "text", text: "meet at the gate" } });
+    const api = stubApi({ history: async (r) => ({ messages: r === "festival" ? [hi] : [], next: null }) });
+    renderApp(api);
+    const log = await screen.findByRole("log");
+    expect(await within(log).findByText("meet at the gate")).toBeInTheDocument();
+    expect(within(log).queryByText("sent conflicting messages")).not.toBeInTheDocument();
+    const peersRead = (api.peers as ReturnType<typeof vi.fn>).mock.calls.length;
+    act(() => api.emit({ event: "equivocation", peer: ANA }));
+    expect(await within(log).findByText("sent conflicting messages")).toHaveAttribute("title", expect.stringMatching(/two different messages/));
+    await waitFor(() => expect((api.peers as ReturnType<typeof vi.fn>).mock.calls.length).toBeGreaterThan(peersRead));
+  });
+
+  it("tells two people with one name apart, and warns about the lookalike", async () => {
+    const real = message({ body: { type: "text", text: "from the real Ana" } });
+    const other = message({
+      author: "c".repeat(64),
+      sender: { name: "Ana", short_fingerprint: "9C1D", verified: false, name_clash: true, equivocated: false },
+      body: { type: "text", text: "send me your code" },
+    });
+    renderApp(stubApi({ history: async (r) => ({ messages: r === "festival" ? [real, other] : [], next: null }) }));
+    const log = await screen.findByRole("log");
+    expect(await within(log).findByRole("button", { name: "Ana fingerprint 3F2A" })).toBeInTheDocument();
+    expect(within(log).getByRole("button", { name: "Ana fingerprint 9C1D looks like another name" })).toBeInTheDocument();
+  });
+
+  it("adds refusals the node reports to the status bar", async () => {
+    const api = renderApp();
+    // The counters live on the status: wait for it.
+    await screen.findByText("P2P active");
+    act(() => api.emit({ event: "rejected", peer: ANA, code: "envelope_bad_sig", count: 12 }));
+    expect(await screen.findByText(/12 refused/)).toBeInTheDocument();
   });
 });
 
