@@ -3,7 +3,7 @@
 // Scenes are picked with ?scene=...; everything stays in this page.
 
 import { ApiError, type Api } from "../src/api";
-import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
+import type { Author, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
 
 const hex = (seed: number) => Array.from({ length: 64 }, (_, i) => ((seed * 7919 + i * 104729) % 16).toString(16)).join("");
 const ME = hex(1);
@@ -12,11 +12,35 @@ const BO = hex(3);
 const CY = hex(5);
 const DEE = hex(7);
 const EZ = hex(11);
+/** Not Ana: her name with a Cyrillic "А", flagged by the node as a lookalike. */
+const FAKE_ANA = hex(13);
 
 const now = Date.now();
 const min = 60_000;
 
-const names: Record<string, string> = { [ANA]: "Ana Souza", [BO]: "Bo", [CY]: "Cyrus K", [DEE]: "Dee", [EZ]: "Ezra" };
+
+const trust = { name_clash: false, equivocated: false };
+// Ana and Cyrus were verified in person; "Аna Souza" borrows Ana's name (a
+// Cyrillic А) and is flagged; Dee's device is caught signing two different
+// messages for one place a moment after start (an `equivocation` event).
+const peerList: PeerView[] = [
+  { peer: ANA, fingerprint: "3F2A-91C4-7B0E-55D1", name: "Ana Souza", verified: true, ...trust, linked: true, discovered: true, path: "lan", last_seen: now - 5_000 },
+  { peer: BO, fingerprint: "A1B2-C3D4-E5F6-0718", name: "Bo", verified: false, ...trust, linked: true, discovered: false, path: "relay", last_seen: now - 40_000 },
+  { peer: CY, fingerprint: "77E0-12AB-9C3D-4F5E", name: "Cyrus K", verified: true, ...trust, linked: false, discovered: false, path: "via_others", last_seen: now - 14 * min },
+  { peer: DEE, fingerprint: "0C1D-2E3F-4A5B-6C7D", name: "Dee", verified: false, ...trust, linked: false, discovered: true, path: "via_others", last_seen: now - 2 * min },
+  { peer: EZ, fingerprint: "9999-AAAA-1234-FEDC", name: null, verified: false, ...trust, linked: false, discovered: false, path: "via_others", last_seen: now - 3 * 3_600_000 },
+  { peer: FAKE_ANA, fingerprint: "9C1D-04E7-B2A8-61F3", name: "\u0410na Souza", verified: false, name_clash: true, equivocated: false, linked: true, discovered: true, path: "lan", last_seen: now - 20_000 },
+];
+
+const ME_FINGERPRINT = "5E6F-7A8B-9C0D-1E2F";
+
+/** A message's `sender` as the node builds it (names.rs): ourselves are verified and nameless. */
+function senderOf(author: string): Author {
+  if (author === ME) return { name: null, short_fingerprint: ME_FINGERPRINT.slice(0, 4), verified: true, name_clash: false, equivocated: false };
+  const p = peerList.find((x) => x.peer === author);
+  if (!p) return { name: null, short_fingerprint: author.slice(0, 4).toUpperCase(), verified: false, name_clash: false, equivocated: false };
+  return { name: p.name, short_fingerprint: p.fingerprint.slice(0, 4), verified: p.verified, name_clash: p.name_clash, equivocated: p.equivocated };
+}
 
 let seqs: Record<string, number> = {};
 let counter = 0;
@@ -28,7 +52,7 @@ function mk(room: string, author: string, text: string, at: number, extra: Parti
     id: `${counter.toString(16).padStart(8, "0")}${hex(counter).slice(8)}`,
     room,
     author,
-    author_name: mine ? "Mia" : (names[author] ?? null),
+    sender: senderOf(author),
     seq: seqs[author]!,
     created_at: at,
     received_at: at + 200,
@@ -72,6 +96,7 @@ function festivalHistory(): MessageView[] {
   out.push(mk("festival", ME, "Grabbing water first", t + 4.5 * min, { state: "delivered", delivered_to: 2, read_by: 0 }));
   out.push(mk("festival", CY, "Bring sunscreen, it's brutal out here ☀️", t + 9 * min));
   out.push(mk("festival", DEE, "Signal is gone completely near the stage. Good thing this works over the Wi-Fi.", t + 12 * min));
+  out.push(mk("festival", FAKE_ANA, "Ana here, new phone 🙈 my old one died. Send me your codes again?", t + 15 * min));
   out.push(mk("festival", ME, "Does anyone have a spare phone charger? Mine is at 18%", t + 20 * min, { state: "sent", delivered_to: 0, read_by: 0 }));
   out.push(mk("festival", ME, "Found one, thanks Ana!", t + 27 * min, { state: "saved", path: null, waiting: "no_one_nearby", delivered_to: 0, read_by: 0 }));
   return out;
@@ -87,16 +112,10 @@ function dmHistory(): MessageView[] {
     mk("dm", ME, "See you in 5", t + 4 * min, { ...to(ANA, "See you in 5"), state: "delivered", read_by: 0 }),
     mk("dm", BO, "Did you see the schedule change?", t + 20 * min),
     mk("dm", ME, "Headliner at 22:30, right?", t + 22 * min, { ...to(BO, "Headliner at 22:30, right?"), state: "sent", path: "relay", delivered_to: 0, read_by: 0 }),
+    mk("dm", FAKE_ANA, "It's Ana! Lost my wallet, can you bring cash to the east gate? 🙏", t + 40 * min),
   ];
 }
 
-const peerList: PeerView[] = [
-  { peer: ANA, fingerprint: "3F2A-91C4-7B0E-55D1", name: "Ana Souza", verified: true, linked: true, discovered: true, path: "lan", last_seen: now - 5_000 },
-  { peer: BO, fingerprint: "A1B2-C3D4-E5F6-0718", name: "Bo", verified: false, linked: true, discovered: false, path: "relay", last_seen: now - 40_000 },
-  { peer: CY, fingerprint: "77E0-12AB-9C3D-4F5E", name: "Cyrus K", verified: true, linked: false, discovered: false, path: "via_others", last_seen: now - 14 * min },
-  { peer: DEE, fingerprint: "0C1D-2E3F-4A5B-6C7D", name: "Dee", verified: false, linked: false, discovered: true, path: "via_others", last_seen: now - 2 * min },
-  { peer: EZ, fingerprint: "9999-AAAA-1234-FEDC", name: null, verified: false, linked: false, discovered: false, path: "via_others", last_seen: now - 3 * 3_600_000 },
-];
 
 function fakeQr(): string {
   // A QR-looking pattern; the real one is rendered by the node.
@@ -137,12 +156,21 @@ export function fakeApi(scene: string): Api {
     { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min, joined_at: now - 5 * 3_600_000 },
     { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min, joined_at: now - 20 * 3_600_000 },
   ];
-  let settings: Settings = { name: "Mia", festival: "glasto26", relay_url: "wss://relay.glasto26.example", relay_id: null, peer_limit: null, interfaces: ["wlan0"] };
+  let settings: Settings = {
+    name: "Mia",
+    festival: "glasto26",
+    relay_url: "wss://relay.glasto26.example",
+    relay_id: null,
+    peer_limit: null,
+    interfaces: ["wlan0"],
+    storage_mb: null,
+    message_lifetime_hours: 120,
+  };
   const battery = scene === "mobile" ? 18 : 42;
   const low = battery <= 20;
   const status: Status = {
     peer: ME,
-    fingerprint: "5E6F-7A8B-9C0D-1E2F",
+    fingerprint: ME_FINGERPRINT,
     name: "Mia",
     festival: "glasto26",
     p2p: true,
@@ -248,11 +276,20 @@ export function fakeApi(scene: string): Api {
     async saveSettings(s) {
       await sleep(100);
       if (!/^[a-z0-9._-]{1,32}$/.test(s.festival)) throw new ApiError("invalid_festival", `invalid festival id "${s.festival}"`);
+      if (s.storage_mb !== null && !(s.storage_mb >= 64 && s.storage_mb <= 65_536)) throw new ApiError("invalid_storage", "Storage must be 64 to 65536 MiB.");
+      if (s.message_lifetime_hours !== null && !(s.message_lifetime_hours >= 1 && s.message_lifetime_hours <= 8784))
+        throw new ApiError("invalid_storage", "Messages must be kept 1 to 8784 hours.");
       settings = s;
       return s;
     },
     async subscribe(onEvent) {
       emit = onEvent;
+      // Dee's device is caught signing two messages for one place: the mark follows the event.
+      setTimeout(() => {
+        const dee = peerList.findIndex((p) => p.peer === DEE);
+        peerList[dee] = { ...peerList[dee]!, equivocated: true };
+        onEvent({ event: "equivocation", peer: DEE });
+      }, 300);
       if (scene === "chat") {
         setTimeout(() => onEvent({ event: "message", ...mk("festival", EZ, "Fireworks at midnight by the lake 🎆", Date.now(), { hops: 2 }) }), 400);
         setTimeout(() => onEvent({ event: "message", ...mk("main-stage", ANA, "They just opened the gates!", Date.now()) }), 500);

@@ -146,6 +146,46 @@ const shots = {
       await p.waitForTimeout(400);
     },
   },
+  "20-dm-lookalike": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      // "Аna Souza" (a Cyrillic А) wrote first: her DM carries the warning, the real Ana the verified mark.
+      await p.getByRole("navigation").getByRole("button", { name: /looks like another name/ }).click();
+      await p.getByText(/Lost my wallet/).waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "21-settings-storage": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Settings" }).click();
+      await p.getByLabel("Keep messages for (hours)").scrollIntoViewIfNeeded();
+      await p.waitForTimeout(200);
+    },
+  },
+  "22-settings-bad-storage": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Settings" }).click();
+      await p.getByLabel("Storage for messages (MB)").fill("32");
+      await p.getByLabel("Keep messages for (hours)").fill("2.5");
+      await p.getByRole("button", { name: "Save" }).click();
+      await p.getByLabel("Keep messages for (hours)").scrollIntoViewIfNeeded();
+      await p.waitForTimeout(200);
+    },
+  },
+  "23-onboarding-name-claims-verified": {
+    scene: "onboarding",
+    view: desktop,
+    run: async (p) => {
+      await p.getByPlaceholder("Your name").fill("Mia ✓ official");
+      await p.getByRole("button", { name: "Continue" }).click();
+      await p.getByRole("alert").waitFor();
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

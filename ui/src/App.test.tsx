@@ -1,9 +1,9 @@
 import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiProvider } from "./ApiContext";
 import { App } from "./App";
-import { ANA, ME, message, room, settings, stubApi } from "./test/stubApi";
+import { ANA, ME, message, peer, room, settings, stubApi } from "./test/stubApi";
 
 function renderApp(api = stubApi()) {
   render(
@@ -61,7 +61,8 @@ describe("chat", () => {
     const api = stubApi({ history: async (r) => ({ messages: r === "festival" ? [hi] : [], next: null }) });
     renderApp(api);
     const user = userEvent.setup();
-    await user.click(await screen.findByRole("button", { name: "Ana" }));
+    // The name comes with its short fingerprint: Ana is not verified.
+    await user.click(await screen.findByRole("button", { name: "Ana fingerprint 3F2A" }));
     expect(await screen.findByText(/Sealed: only you two can read this/)).toBeInTheDocument();
     await user.type(screen.getByRole("textbox", { name: "Message" }), "I am!{Enter}");
     await waitFor(() => expect(api.sendDm).toHaveBeenCalledWith(ANA, "I am!"));
@@ -138,6 +139,42 @@ describe("chat", () => {
   });
 });
 
+describe("names and warnings", () => {
+  it("marks the author of conflicting messages when the node proves it, and reads the people list again", async () => {
+    const hi = message({ body: { type: "text", text: "meet at the gate" } });
+    const api = stubApi({ history: async (r) => ({ messages: r === "festival" ? [hi] : [], next: null }) });
+    renderApp(api);
+    const log = await screen.findByRole("log");
+    expect(await within(log).findByText("meet at the gate")).toBeInTheDocument();
+    expect(within(log).queryByText("sent conflicting messages")).not.toBeInTheDocument();
+    const peersRead = (api.peers as ReturnType<typeof vi.fn>).mock.calls.length;
+    act(() => api.emit({ event: "equivocation", peer: ANA }));
+    expect(await within(log).findByText("sent conflicting messages")).toHaveAttribute("title", expect.stringMatching(/two different messages/));
+    await waitFor(() => expect((api.peers as ReturnType<typeof vi.fn>).mock.calls.length).toBeGreaterThan(peersRead));
+  });
+
+  it("tells two people with one name apart, and warns about the lookalike", async () => {
+    const real = message({ body: { type: "text", text: "from the real Ana" } });
+    const other = message({
+      author: "c".repeat(64),
+      sender: { name: "Ana", short_fingerprint: "9C1D", verified: false, name_clash: true, equivocated: false },
+      body: { type: "text", text: "send me your code" },
+    });
+    renderApp(stubApi({ history: async (r) => ({ messages: r === "festival" ? [real, other] : [], next: null }) }));
+    const log = await screen.findByRole("log");
+    expect(await within(log).findByRole("button", { name: "Ana fingerprint 3F2A" })).toBeInTheDocument();
+    expect(within(log).getByRole("button", { name: "Ana fingerprint 9C1D looks like another name" })).toBeInTheDocument();
+  });
+
+  it("adds refusals the node reports to the status bar", async () => {
+    const api = renderApp();
+    // The counters live on the status: wait for it.
+    await screen.findByText("P2P active");
+    act(() => api.emit({ event: "rejected", peer: ANA, code: "envelope_bad_sig", count: 12 }));
+    expect(await screen.findByText(/12 refused/)).toBeInTheDocument();
+  });
+});
+
 describe("reads", () => {
   it("moves a room's read mark when it is opened with unread messages", async () => {
     const a = message({ room: "camp" }), b = message({ room: "camp" });
@@ -208,17 +245,21 @@ describe("people and verification", () => {
   });
 
   it("marks a verified person and shows how they are reached", async () => {
-    const ana = { peer: ANA, fingerprint: "1111-2222-3333-4444", name: "Ana", verified: false, path: "lan" as const, linked: true, discovered: true, last_seen: Date.now() };
+    const ana = peer({ fingerprint: "1111-2222-3333-4444" });
     renderApp(stubApi({ peers: async () => [ana], verify: async () => ({ ...ana, verified: true }) }));
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: /People nearby/ }));
     const people = screen.getByRole("complementary", { name: "People nearby" });
     expect(await within(people).findByText("LAN direct")).toBeInTheDocument();
-    expect(within(people).getByText("Unverified")).toBeInTheDocument();
+    expect(within(people).getByText(/Not verified/)).toBeInTheDocument();
+    expect(within(people).getByText("1111")).toBeInTheDocument();
+    expect(within(people).queryByRole("img", { name: "Verified in person" })).not.toBeInTheDocument();
     await user.type(screen.getByLabelText("Their code"), `festival:${ANA}`);
     await user.click(screen.getByRole("button", { name: "Verify" }));
-    expect(await within(people).findByText("Ana is verified.")).toBeInTheDocument();
-    expect(within(people).getByText("Verified")).toBeInTheDocument();
+    expect(await within(people).findByRole("status")).toHaveTextContent("Ana is verified.");
+    const list = within(people).getByRole("list");
+    expect(within(list).getByRole("img", { name: "Verified in person" })).toBeInTheDocument();
+    expect(within(list).queryByText("1111")).not.toBeInTheDocument();
   });
 });
 

@@ -5,6 +5,7 @@
 export type {
   AppError,
   AppState,
+  Author,
   DeliveryState,
   ErrorCode,
   HistoryCursor,

@@ -1,14 +1,15 @@
 import { useCallback } from "react";
-import type { HistoryCursor, MessageView, PeerView, RoomView } from "../model";
+import type { Author, HistoryCursor, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
-import { shortId } from "../logic/format";
+import { plainName } from "../logic/person";
 import { hasOlder, type Timeline } from "../logic/timeline";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
 import { BackIcon, HashIcon, LockIcon, UsersIcon } from "./Icons";
 import { MessageList } from "./MessageList";
-import { PathChip, VerifiedBadge, pathOf } from "./PeoplePanel";
+import { PathChip, pathOf } from "./PeoplePanel";
+import { PersonName, PersonWarnings } from "./PersonName";
 
 export interface ChatViewProps {
   convKey: ConversationKey;
@@ -16,8 +17,10 @@ export interface ChatViewProps {
   peer: PeerView | undefined;
   messages: readonly MessageView[];
   timeline: Timeline<MessageView, HistoryCursor> | undefined;
-  nameOf: (m: MessageView) => string;
-  peerName: (peer: string) => string | undefined;
+  /** Who wrote a message, as names are shown. */
+  authorOf: (m: MessageView) => Author | undefined;
+  /** Who a peer is (the other side of a DM). */
+  personOf: (peer: string) => Author | undefined;
   deliveryOf: (m: MessageView) => Delivery;
   draft: string;
   onDraft: (text: string) => void;
@@ -31,7 +34,8 @@ export interface ChatViewProps {
 
 export function ChatView(p: ChatViewProps) {
   const other = dmPeer(p.convKey);
-  const title = other !== undefined ? (p.peerName(other) ?? shortId(other)) : p.convKey === FESTIVAL_ROOM ? "Festival" : (p.room?.name ?? p.convKey);
+  const person = other !== undefined ? p.personOf(other) : undefined;
+  const title = other !== undefined ? plainName(person, other) : p.convKey === FESTIVAL_ROOM ? "Festival" : (p.room?.name ?? p.convKey);
   const { onLoadOlder } = p;
   const loadOlder = useCallback(() => onLoadOlder(), [onLoadOlder]);
 
@@ -42,19 +46,19 @@ export function ChatView(p: ChatViewProps) {
           <BackIcon />
         </button>
         {other !== undefined ? (
-          <Avatar id={other} name={title} />
+          <Avatar id={other} name={person?.name ?? "?"} />
         ) : (
           <span className={`room-icon big${p.convKey === FESTIVAL_ROOM ? " festival" : ""}`}>{p.convKey === FESTIVAL_ROOM ? "✦" : <HashIcon />}</span>
         )}
         <div className="chat-title">
-          <h1>{title}</h1>
+          <h1>{other !== undefined ? <PersonName author={person} peer={other} /> : title}</h1>
           {other !== undefined ? (
             <span className="chat-sub">
               <LockIcon width={12} height={12} /> Sealed: only you two can read this
               {p.peer && (
                 <>
                   {" · "}
-                  <VerifiedBadge verified={p.peer.verified} /> <PathChip kind={pathOf(p.peer)} />
+                  <PathChip kind={pathOf(p.peer)} />
                 </>
               )}
             </span>
@@ -66,19 +70,28 @@ export function ChatView(p: ChatViewProps) {
           <UsersIcon width={18} height={18} /> {p.nearby}
         </button>
       </header>
+      {other !== undefined && <PersonWarnings author={person} fingerprint={p.peer?.fingerprint} />}
       <MessageList
         messages={p.messages}
         loading={p.timeline?.loading ?? true}
         hasOlder={p.timeline ? hasOlder(p.timeline) : true}
         error={p.timeline?.error}
-        startLabel={other !== undefined ? `This is the start of your sealed conversation with ${title}.` : `This is the start of ${title}.`}
-        nameOf={p.nameOf}
+        startLabel={
+          other !== undefined ? (
+            <>
+              This is the start of your sealed conversation with <PersonName author={person} peer={other} />.
+            </>
+          ) : (
+            `This is the start of ${title}.`
+          )
+        }
+        authorOf={p.authorOf}
         deliveryOf={p.deliveryOf}
         direct={other !== undefined}
         onLoadOlder={loadOlder}
         onAuthor={other === undefined ? p.onAuthor : undefined}
       />
-      <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? `Message ${title} (sealed)` : `Message ${title}`} />
+      <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? "Write a sealed message" : `Message ${title}`} />
     </section>
   );
 }

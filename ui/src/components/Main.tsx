@@ -1,11 +1,10 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { useApi } from "../ApiContext";
-import type { MessageView, Settings } from "../model";
+import type { Author, MessageView, Settings } from "../model";
 import { dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
 import { loadDrafts, saveDrafts, setDraft, type Drafts } from "../logic/drafts";
-import { shortId } from "../logic/format";
 import { totalUnread } from "../logic/unread";
-import { conversationMessages, deliveryOf, displayName, dmConversations, sortedRooms } from "../state/chat";
+import { authorOf, conversationMessages, deliveryOf, dmConversations, sortedRooms } from "../state/chat";
 import { useChat } from "../state/useChat";
 import { ChatView } from "./ChatView";
 import { Dialog } from "./Dialog";
@@ -55,11 +54,10 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   const peers = useMemo(() => Object.values(state.peers), [state.peers]);
   const nearby = peers.filter((p) => p.linked || p.discovered).length;
 
-  const nameOfPeer = useCallback((peer: string) => displayName(state, peer), [state]);
-  const nameOf = useCallback(
-    (m: MessageView) => (m.mine ? settings.name : (displayName(state, m.author, m.author_name) ?? shortId(m.author))),
-    [state, settings.name],
-  );
+  // Every name on screen comes from here: the people list, then what
+  // messages said (the sender), each with its verified mark or fingerprint.
+  const personOf = useCallback((peer: string, fallback?: Author) => authorOf(state, peer, fallback), [state]);
+  const messageAuthor = useCallback((m: MessageView) => (m.mine ? undefined : authorOf(state, m.author, m.sender)), [state]);
   const delivery = useCallback((m: MessageView) => deliveryOf(state, m), [state]);
 
   const open = useCallback(
@@ -97,13 +95,13 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   return (
     <div className={`app${peopleOpen ? " with-people" : ""}${showList ? " show-list" : ""}`}>
       <Sidebar
-        me={{ id: state.status?.peer ?? "me", name: settings.name }}
+        me={{ id: state.status?.peer ?? "me", name: settings.name, fingerprint: state.status?.fingerprint }}
         rooms={rooms}
         dms={dms}
         unread={state.unread.counts}
         open={key}
         nearby={nearby}
-        nameOf={nameOfPeer}
+        personOf={personOf}
         onOpen={open}
         onJoin={async (name) => {
           const room = await actions.joinRoom(name);
@@ -121,8 +119,8 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         peer={peer !== undefined ? state.peers[peer] : undefined}
         messages={messages}
         timeline={state.timelines[key]}
-        nameOf={nameOf}
-        peerName={nameOfPeer}
+        authorOf={messageAuthor}
+        personOf={personOf}
         deliveryOf={delivery}
         draft={drafts[key] ?? ""}
         onDraft={(t) => setDrafts((d) => setDraft(d, key, t))}

@@ -1,9 +1,11 @@
 import { memo } from "react";
-import type { MessageView } from "../model";
+import type { Author, MessageView } from "../model";
 import { describeDelivery, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
 import { clockTime } from "../logic/format";
+import { plainName, sameAuthor } from "../logic/person";
 import { Avatar } from "./Avatar";
 import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
+import { PersonName } from "./PersonName";
 
 function StateIcon({ d }: { d: Delivery }) {
   const props = { width: 15, height: 15 };
@@ -20,7 +22,8 @@ function StateIcon({ d }: { d: Delivery }) {
 
 export interface MessageItemProps {
   m: MessageView;
-  author: string;
+  /** Who wrote it (undefined: not known yet); ours show as "You". */
+  author: Author | undefined;
   /** First of a run by the same author: show name and avatar. */
   head: boolean;
   delivery: Delivery | null;
@@ -37,22 +40,28 @@ function sameDelivery(a: Delivery | null, b: Delivery | null): boolean {
 
 // Delivery objects are rebuilt on every change of the chat state; compare
 // what they show so a receipt re-draws one bubble, not the whole room.
+function sameWho(a: Author | undefined, b: Author | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && sameAuthor(a, b));
+}
+
 export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor }: MessageItemProps) {
   const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
   const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
   return (
     <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}`} data-id={m.id}>
-      {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author} size="sm" />}</div>}
+      {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author?.name ?? "?"} size="sm" />}</div>}
       <div className="msg-col">
         {head &&
           !m.mine &&
           (onAuthor ? (
-            <button type="button" className="msg-author" onClick={() => onAuthor(m.author)} title={`Message ${author} directly`}>
-              {author}
+            <button type="button" className="msg-author" onClick={() => onAuthor(m.author)} title={`Message ${plainName(author, m.author)} directly`}>
+              <PersonName author={author} peer={m.author} />
             </button>
           ) : (
-            <div className="msg-author">{author}</div>
+            <div className="msg-author">
+              <PersonName author={author} peer={m.author} />
+            </div>
           ))}
         <div className="bubble">
           <p className="msg-text">{m.body.text}</p>
@@ -78,4 +87,4 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   );
 },
 (a, b) =>
-  a.m === b.m && a.author === b.author && a.head === b.head && a.direct === b.direct && a.onAuthor === b.onAuthor && sameDelivery(a.delivery, b.delivery));
+  a.m === b.m && sameWho(a.author, b.author) && a.head === b.head && a.direct === b.direct && a.onAuthor === b.onAuthor && sameDelivery(a.delivery, b.delivery));

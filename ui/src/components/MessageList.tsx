@@ -1,5 +1,5 @@
-import { Fragment, useEffect, useLayoutEffect, useRef } from "react";
-import type { MessageView } from "../model";
+import { Fragment, useEffect, useLayoutEffect, useRef, type ReactNode } from "react";
+import type { Author, MessageView } from "../model";
 import type { Delivery } from "../logic/delivery";
 import { dayLabel, sameDay, toMs } from "../logic/format";
 import { MessageItem } from "./MessageItem";
@@ -16,8 +16,9 @@ export interface MessageListProps {
   loading: boolean;
   hasOlder: boolean;
   error?: string | undefined;
-  startLabel: string;
-  nameOf: (m: MessageView) => string;
+  startLabel: ReactNode;
+  /** Who wrote a message, as its name is shown. */
+  authorOf: (m: MessageView) => Author | undefined;
   deliveryOf: (m: MessageView) => Delivery;
   direct: boolean;
   onLoadOlder: () => void;
@@ -100,7 +101,7 @@ export function MessageList(p: MessageListProps) {
                   <span>{dayLabel(m.created_at)}</span>
                 </li>
               )}
-              <MessageItem m={m} author={p.nameOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} />
+              <MessageItem m={m} author={m.mine ? undefined : p.authorOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} />
             </Fragment>
           );
         })}

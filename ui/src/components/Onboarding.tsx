@@ -15,7 +15,8 @@ export function Onboarding({ onDone, initialName = "" }: { onDone: (status: Stat
   const [error, setError] = useState<string | null>(null);
   const [status, setStatus] = useState<Status | null | undefined>(undefined);
 
-  const check = checkName(name);
+  // Sent trimmed, as the app keeps it.
+  const check = checkName(name.trim());
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setTouched(true);

@@ -2,10 +2,12 @@ import { toApiError } from "../api";
 import { useState, type FormEvent } from "react";
 import type { PeerView } from "../model";
 import { lastSeen } from "../logic/format";
+import { authorFromPeer, plainName } from "../logic/person";
 import { checkCode } from "../logic/validate";
 import { Avatar } from "./Avatar";
 import { ScanButton } from "./ScanCode";
-import { CloseIcon, CloudIcon, MessageIcon, RouteIcon, ShieldCheckIcon, WifiIcon } from "./Icons";
+import { CloseIcon, CloudIcon, MessageIcon, RouteIcon, WifiIcon } from "./Icons";
+import { PersonName, PersonWarnings } from "./PersonName";
 
 export type PathKind = "lan" | "relay" | "seen" | "via";
 
@@ -35,18 +37,6 @@ export function PathChip({ kind }: { kind: PathKind }) {
   );
 }
 
-export function VerifiedBadge({ verified }: { verified: boolean }) {
-  return verified ? (
-    <span className="verified" title="Verified in person">
-      <ShieldCheckIcon width={14} height={14} /> Verified
-    </span>
-  ) : (
-    <span className="unverified" title="Not verified: the name is a claim until you compare codes">
-      Unverified
-    </span>
-  );
-}
-
 /** People first by how close they are, then by when they were last seen. */
 export function sortPeople(peers: readonly PeerView[]): PeerView[] {
   const rank = (p: PeerView) => (p.linked ? 0 : p.discovered ? 1 : 2);
@@ -56,7 +46,7 @@ export function sortPeople(peers: readonly PeerView[]): PeerView[] {
 function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView> }) {
   const [code, setCode] = useState("");
   const [error, setError] = useState<string | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const [done, setDone] = useState<PeerView | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e?: FormEvent, scanned?: string) => {
     e?.preventDefault();
@@ -68,7 +58,7 @@ function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView
     setError(null);
     try {
       const p = await onVerify(value.trim());
-      setDone(`${p.name ?? p.fingerprint} is verified.`);
+      setDone(p);
       setCode("");
     } catch (err) {
       // Keep what was pasted so it can be corrected.
@@ -110,7 +100,7 @@ function VerifyForm({ onVerify }: { onVerify: (code: string) => Promise<PeerView
       )}
       {done && (
         <p className="form-ok" role="status">
-          {done}
+          <PersonName author={authorFromPeer(done)} peer={done.peer} /> is verified.
         </p>
       )}
     </form>
@@ -142,22 +132,25 @@ export function PeoplePanel({ peers, onClose, onMessage, onVerify }: PeoplePanel
       <ul className="people-list">
         {sorted.length === 0 && <li className="empty-hint muted">No one found yet. People on the same Wi-Fi appear here on their own.</li>}
         {sorted.map((p) => {
-          const name = p.name ?? "Unnamed";
+          const who = authorFromPeer(p);
+          const label = plainName(who);
           return (
-            <li key={p.peer} className={`person${p.linked || p.discovered ? "" : " away"}`}>
-              <Avatar id={p.peer} name={name} />
+            <li key={p.peer} className={`person${p.linked || p.discovered ? "" : " away"}${p.name_clash || p.equivocated ? " warned" : ""}`}>
+              <Avatar id={p.peer} name={p.name ?? "?"} />
               <div className="person-main">
                 <div className="person-name">
-                  <strong>{name}</strong>
-                  <VerifiedBadge verified={p.verified} />
+                  <PersonName author={who} peer={p.peer} />
                 </div>
                 <div className="person-sub">
                   <PathChip kind={pathOf(p)} />
                   <span className="muted tiny">{p.linked ? "connected" : `seen ${lastSeen(p.last_seen)}`}</span>
                 </div>
-                <code className="fp">{p.fingerprint}</code>
+                <span className="fp" title={p.verified ? "Their fingerprint, compared in person" : "Their fingerprint: compare it with theirs in person to verify them"}>
+                  {p.verified ? "Verified" : "Not verified"} · <code>{p.fingerprint}</code>
+                </span>
+                <PersonWarnings author={who} brief />
               </div>
-              <button type="button" className="icon-btn" onClick={() => onMessage(p.peer)} title={`Message ${name}`} aria-label={`Message ${name}`}>
+              <button type="button" className="icon-btn" onClick={() => onMessage(p.peer)} title={`Message ${label}`} aria-label={`Message ${label}`}>
                 <MessageIcon />
               </button>
             </li>

@@ -59,3 +59,111 @@ describe("settings form: relay id", () => {
     expect(field()).toHaveValue(notAKey);
   });
 });
+
+describe("settings form: messages on this device", () => {
+  const storage = () => screen.getByLabelText("Storage for messages (MB)");
+  const lifetime = () => screen.getByLabelText("Keep messages for (hours)");
+
+  it("saves the storage and the festival's length as numbers, and says the length in days", async () => {
+    const { onSave, user } = form();
+    expect(storage()).toHaveValue("");
+    expect(storage()).toHaveAccessibleDescription(/Empty: 512 MB/);
+    expect(lifetime()).toHaveAccessibleDescription(/Now: a week \(168 hours\)/);
+    await user.type(storage(), "2048");
+    await user.type(lifetime(), "96");
+    expect(lifetime()).toHaveAccessibleDescription(/festival’s length: older messages are deleted and no longer passed on\. Now: 4 days\./);
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).toHaveBeenCalledWith({ ...settings, storage_mb: 2048, message_lifetime_hours: 96 });
+  });
+
+  it("shows the saved values, and empty fields go back to the defaults", async () => {
+    const { onSave, user } = form({ ...settings, storage_mb: 1024, message_lifetime_hours: 72 });
+    expect(storage()).toHaveValue("1024");
+    expect(lifetime()).toHaveValue("72");
+    await user.clear(storage());
+    await user.clear(lifetime());
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).toHaveBeenCalledWith(expect.objectContaining({ storage_mb: null, message_lifetime_hours: null }));
+  });
+
+  it("refuses what is out of range without asking the node, and keeps what was typed", async () => {
+    const { onSave, user } = form();
+    await user.type(storage(), "32");
+    await user.type(lifetime(), "9000");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).not.toHaveBeenCalled();
+    expect(storage()).toHaveAttribute("aria-invalid", "true");
+    expect(storage()).toHaveAccessibleDescription(/from 64 to 65536/);
+    expect(lifetime()).toHaveAttribute("aria-invalid", "true");
+    expect(lifetime()).toHaveAccessibleDescription(/1 to 8784 hours/);
+    expect(storage()).toHaveValue("32");
+    await user.clear(storage());
+    await user.type(storage(), "1.5");
+    expect(storage()).toHaveAccessibleDescription(/a whole number/);
+  });
+
+  it("puts the node's invalid_storage next to the field that was changed", async () => {
+    const { user } = form(
+      settings,
+      vi.fn(async () => {
+        throw { code: "invalid_storage", message: "Messages must be kept 1 to 8784 hours." };
+      }),
+    );
+    await user.type(lifetime(), "48");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Not saved: Messages must be kept 1 to 8784 hours.");
+    expect(lifetime()).toHaveAttribute("aria-invalid", "true");
+    expect(lifetime()).toHaveAccessibleDescription(/Messages must be kept 1 to 8784 hours\./);
+    expect(storage()).not.toHaveAttribute("aria-invalid");
+    expect(lifetime()).toHaveValue("48");
+  });
+});
+
+describe("settings form: name rules", () => {
+  const name = () => screen.getByLabelText("Display name");
+
+  it("refuses a name that claims to be verified, in the app's words, before asking the node", async () => {
+    const { onSave, user } = form();
+    await user.clear(name());
+    await user.type(name(), "Mia ✓");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).not.toHaveBeenCalled();
+    expect(name()).toHaveAccessibleDescription("Names cannot claim to be verified or official: the app shows who is verified.");
+  });
+
+  it("refuses double spaces and invisible characters", async () => {
+    const { onSave, user } = form();
+    await user.clear(name());
+    await user.type(name(), "Mia  Rose");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(name()).toHaveAccessibleDescription("Use single spaces between the words of your name.");
+    await user.clear(name());
+    await user.click(name());
+    await user.paste("Mi\u200Ba");
+    expect(name()).toHaveAccessibleDescription("Names cannot hold invisible or direction-changing characters, tabs or line breaks.");
+    expect(onSave).not.toHaveBeenCalled();
+  });
+
+  it("trims spaces at the ends rather than refusing them, as the app does", async () => {
+    const { onSave, user } = form();
+    await user.clear(name());
+    await user.type(name(), " Mia ");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).toHaveBeenCalledWith(expect.objectContaining({ name: "Mia" }));
+  });
+
+  it("shows the node's invalid_name under the name", async () => {
+    const { user } = form(
+      settings,
+      vi.fn(async () => {
+        throw { code: "invalid_name", message: "Names cannot claim to be verified or official: the app shows who is verified." };
+      }),
+    );
+    await user.clear(name());
+    await user.type(name(), "Vеrified"); // a Cyrillic е: the node's check folds it, this one does not
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Not saved: Names cannot claim");
+    expect(name()).toHaveAttribute("aria-invalid", "true");
+    expect(name()).toHaveAccessibleDescription(/the app shows who is verified/);
+  });
+});

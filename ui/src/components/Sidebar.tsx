@@ -1,21 +1,25 @@
 import { toApiError } from "../api";
 import { useState, type FormEvent } from "react";
-import type { RoomView } from "../model";
+import type { Author, RoomView } from "../model";
 import { dmKey, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
-import { messageTime, shortId } from "../logic/format";
+import { messageTime } from "../logic/format";
+import { SHORT_FINGERPRINT_LEN } from "../logic/person";
 import { checkRoomName, roomIdPreview } from "../logic/validate";
 import type { DmSummary } from "../state/chat";
 import { Avatar } from "./Avatar";
 import { CloseIcon, HashIcon, LockIcon, PlusIcon, QrIcon, SettingsIcon, UsersIcon } from "./Icons";
+import { FingerprintChip, PersonName } from "./PersonName";
 
 export interface SidebarProps {
-  me: { id: string; name: string };
+  /** Ourselves; `fingerprint` once the node runs ("5E6F-7A8B-..."). */
+  me: { id: string; name: string; fingerprint?: string | undefined };
   rooms: readonly RoomView[];
   dms: readonly DmSummary[];
   unread: Readonly<Record<string, number>>;
   open: ConversationKey;
   nearby: number;
-  nameOf: (peer: string) => string | undefined;
+  /** Who a peer is; `fallback`: what their last message said. */
+  personOf: (peer: string, fallback?: Author) => Author | undefined;
   onOpen: (key: ConversationKey) => void;
   onJoin: (name: string) => Promise<unknown>;
   onPeople: () => void;
@@ -92,7 +96,17 @@ export function Sidebar(p: SidebarProps) {
         <Avatar id={p.me.id} name={p.me.name} />
         <div className="me">
           <strong>{p.me.name}</strong>
-          <span className="muted small">Festival Chat</span>
+          {p.me.fingerprint ? (
+            <span className="muted small me-sub">
+              Fingerprint{" "}
+              <FingerprintChip
+                fingerprint={p.me.fingerprint.slice(0, SHORT_FINGERPRINT_LEN)}
+                title="The start of your fingerprint: people who have not verified you see it beside your name."
+              />
+            </span>
+          ) : (
+            <span className="muted small">Festival Chat</span>
+          )}
         </div>
         <button type="button" className="icon-btn" onClick={p.onMyCode} title="My code" aria-label="My code">
           <QrIcon />
@@ -128,17 +142,21 @@ export function Sidebar(p: SidebarProps) {
         <ul className="conv-list">
           {p.dms.length === 0 && <li className="muted small empty-hint">Open “People nearby” to message someone.</li>}
           {p.dms.map((d) => {
-            const name = p.nameOf(d.peer) ?? shortId(d.peer);
+            const who = p.personOf(d.peer, d.last && !d.last.mine ? d.last.sender : undefined);
             const key = dmKey(d.peer);
             return (
               <li key={key}>
                 <button type="button" className={`conv${p.open === key ? " active" : ""}`} onClick={() => p.onOpen(key)} aria-current={p.open === key ? "page" : undefined}>
-                  <Avatar id={d.peer} name={name} size="sm" />
+                  <Avatar id={d.peer} name={who?.name ?? "?"} size="sm" />
                   <span className="conv-name">
-                    {name}
+                    <PersonName author={who} peer={d.peer} compact />
                     {d.last && (
                       <span className="conv-sub">
-                        {d.last.mine ? "You: " : ""}
+                        {d.last.mine && (
+                          <>
+                            <PersonName me />:{" "}
+                          </>
+                        )}
                         {d.last.body.text}
                       </span>
                     )}

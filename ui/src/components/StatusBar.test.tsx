@@ -1,7 +1,7 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { status } from "../test/stubApi";
-import { StatusBar, powerText, relayText } from "./StatusBar";
+import { StatusBar, powerText, rejectedText, relayText } from "./StatusBar";
 
 describe("status bar", () => {
   it("says what is saved on battery", () => {
@@ -35,5 +35,15 @@ describe("status bar", () => {
     expect(bar).toHaveTextContent("2 links · 5 nearby");
     expect(bar).toHaveTextContent("Relay: off");
     expect(bar).toHaveTextContent("On power · full speed");
+  });
+
+  it("counts what other devices sent that was refused, and says nothing while nothing was", () => {
+    expect(rejectedText({})).toBeNull();
+    expect(rejectedText({ envelope_bad_sig: 0 })).toBeNull();
+    const r = rejectedText({ signaling_bad_offer: 2, envelope_bad_sig: 40 });
+    expect(r?.label).toBe("42 refused");
+    expect(r?.title).toMatch(/envelope bad sig: 40, signaling bad offer: 2/);
+    render(<StatusBar status={{ ...status, rejected: { envelope_bad_sig: 40 } }} />);
+    expect(screen.getByRole("status")).toHaveTextContent("40 refused");
   });
 });

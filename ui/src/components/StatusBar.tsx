@@ -1,5 +1,5 @@
 import type { PathStats, PowerMode, RelayState, Saving, Status } from "../model";
-import { BatteryIcon, CloudIcon, PlugIcon, WifiIcon } from "./Icons";
+import { AlertIcon, BatteryIcon, CloudIcon, PlugIcon, WifiIcon } from "./Icons";
 
 /** What the node holds back to save power, in words. */
 export function savingText(s: Saving): string {
@@ -52,6 +52,22 @@ export function relayText(r: RelayState, paths?: PathStats): { label: string; ti
   }
 }
 
+/**
+ * What peers sent that the node refused (bad signatures, oversized frames,
+ * ...), since it started: nothing to do for the person, but a sign that a
+ * device nearby misbehaves. `null` when nothing was refused.
+ */
+export function rejectedText(rejected: Readonly<Record<string, number>> | undefined): { label: string; title: string } | null {
+  const entries = Object.entries(rejected ?? {}).filter(([, n]) => typeof n === "number" && n > 0);
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  if (total === 0) return null;
+  const reasons = entries
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, n]) => `${code.replace(/_/g, " ")}: ${n}`)
+    .join(", ");
+  return { label: `${total} refused`, title: `Refused from other devices since the app started (${reasons}). Nothing for you to do: what they sent was dropped.` };
+}
+
 export function StatusBar({ status, streamError }: { status: Status | null; streamError?: string | null }) {
   if (!status) {
     return (
@@ -61,6 +77,7 @@ export function StatusBar({ status, streamError }: { status: Status | null; stre
     );
   }
   const relay = relayText(status.relay, status.paths);
+  const refused = rejectedText(status.rejected);
   const power = status.power;
   return (
     <footer className="statusbar" role="status" aria-label="Network status">
@@ -77,6 +94,11 @@ export function StatusBar({ status, streamError }: { status: Status | null; stre
       <span className={`sb-item sb-power${power.low ? " low" : ""}`} title={power.battery === null ? "On mains power: full speed" : "On battery: the app holds back to save power"}>
         {power.battery === null ? <PlugIcon width={14} height={14} /> : <BatteryIcon width={14} height={14} />} {powerText(power)}
       </span>
+      {refused && (
+        <span className="sb-item sb-refused muted" title={refused.title}>
+          <AlertIcon width={14} height={14} /> {refused.label}
+        </span>
+      )}
       <span className="sb-item sb-right muted" title="Festival id">
         {status.festival}
       </span>

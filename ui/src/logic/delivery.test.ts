@@ -3,6 +3,7 @@ import {
   SAVED,
   applyDeliveryEvent,
   describeDelivery,
+  forRecipient,
   mergeDelivery,
   onReceipt,
   onSent,
@@ -101,5 +102,31 @@ describe("delivery book", () => {
   it("returns the same book for an empty receipt", () => {
     const book: DeliveryBook = {};
     expect(applyDeliveryEvent(book, { event: "receipt", from: "p", status: "Read", ids: [] })).toBe(book);
+  });
+});
+
+describe("a DM's state comes from its recipient only", () => {
+  it("drops receipts from anyone else, and the stage they claimed", () => {
+    const d = onReceipt(onReceipt(onSent(SAVED, "relay"), "carrier", "Delivered"), "liar", "Read");
+    expect(d.stage).toBe("read");
+    const mine = forRecipient(d, "ana");
+    expect(mine).toMatchObject({ stage: "sent", deliveredTo: [], readBy: [], paths: ["relay"] });
+    expect(describeDelivery(mine, { direct: true })).toBe("Sent via relay");
+  });
+
+  it("keeps the recipient's receipts", () => {
+    const d = onReceipt(onReceipt(onSent(SAVED, "lan"), "liar", "Read"), "ana", "Delivered");
+    expect(forRecipient(d, "ana")).toMatchObject({ stage: "delivered", deliveredTo: ["ana"], readBy: [] });
+    expect(forRecipient(onReceipt(d, "ana", "Read"), "ana").stage).toBe("read");
+  });
+
+  it("keeps what the node itself reported", () => {
+    const reported = mergeDelivery(SAVED, { ...SAVED, stage: "delivered", reported: "delivered", deliveredCount: 1 });
+    expect(forRecipient(onReceipt(reported, "liar", "Read"), "ana").stage).toBe("delivered");
+  });
+
+  it("returns the same object when every receipt is the recipient's", () => {
+    const d = onReceipt(SAVED, "ana", "Read");
+    expect(forRecipient(d, "ana")).toBe(d);
   });
 });

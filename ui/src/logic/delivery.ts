@@ -12,6 +12,12 @@ const RANK: Record<Stage, number> = { saved: 0, sent: 1, delivered: 2, read: 3 }
 
 export interface Delivery {
   stage: Stage;
+  /**
+   * The furthest stage known without the receipts in `deliveredTo` /
+   * `readBy`: what the node reported and `sent` events. Kept apart so a
+   * DM's state can be told from its recipient's receipts alone.
+   */
+  reported: Stage;
   /** How it left this device (it may leave by both). */
   paths: readonly Path[];
   /** Peers whose receipts arrived as events. */
@@ -24,7 +30,7 @@ export interface Delivery {
   waiting?: string | undefined;
 }
 
-export const SAVED: Delivery = { stage: "saved", paths: [], deliveredTo: [], readBy: [], deliveredCount: 0, readCount: 0 };
+export const SAVED: Delivery = { stage: "saved", reported: "saved", paths: [], deliveredTo: [], readBy: [], deliveredCount: 0, readCount: 0 };
 
 function union<T>(a: readonly T[], b: readonly T[]): readonly T[] {
   if (b.every((x) => a.includes(x))) return a;
@@ -40,6 +46,7 @@ export function mergeDelivery(a: Delivery, b: Delivery): Delivery {
   const stage = further(a.stage, b.stage);
   return {
     stage,
+    reported: further(a.reported, b.reported),
     paths: union(a.paths, b.paths),
     deliveredTo: union(a.deliveredTo, b.deliveredTo),
     readBy: union(a.readBy, b.readBy),
@@ -58,7 +65,7 @@ export function asPath(p: string | null | undefined): Path | undefined {
 /** `sent { id, path }`: it left this device. */
 export function onSent(d: Delivery, path: string): Delivery {
   const p = asPath(path);
-  return mergeDelivery(d, { ...SAVED, stage: "sent", paths: p ? [p] : [] });
+  return mergeDelivery(d, { ...SAVED, stage: "sent", reported: "sent", paths: p ? [p] : [] });
 }
 
 /** `receipt { from, status }`: a peer has it (Delivered) or has read it (Read). */
@@ -66,6 +73,21 @@ export function onReceipt(d: Delivery, from: string, status: string): Delivery {
   const read = status.toLowerCase() === "read";
   // A read receipt implies delivery to that peer.
   return mergeDelivery(d, { ...SAVED, stage: read ? "read" : "delivered", deliveredTo: [from], readBy: read ? [from] : [] });
+}
+
+/**
+ * A DM as far as its recipient's receipts go. Only the person it is for can
+ * have it delivered or read: a receipt from anyone else (a device that
+ * carried the sealed message, or one that lies) moves nothing. The node
+ * counts it so too; the UI keeps to it in its own state.
+ */
+export function forRecipient(d: Delivery, to: string): Delivery {
+  const deliveredTo = d.deliveredTo.filter((p) => p === to);
+  const readBy = d.readBy.filter((p) => p === to);
+  if (deliveredTo.length === d.deliveredTo.length && readBy.length === d.readBy.length) return d;
+  const fromReceipts: Stage = readBy.length ? "read" : deliveredTo.length ? "delivered" : "saved";
+  const stage = further(d.reported, fromReceipts);
+  return { ...d, stage, deliveredTo, readBy, waiting: stage === "saved" ? d.waiting : undefined };
 }
 
 /** Events that move delivery state, as the node sends them. */

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { MessageView, NodeEvent, PeerView, RoomView } from "../model";
-import { chatReducer, conversationMessages, deliveryOf, displayName, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction } from "./chat";
+import type { Author, MessageView, NodeEvent, PeerView, RoomView } from "../model";
+import { status } from "../test/stubApi";
+import { authorOf, chatReducer, conversationMessages, deliveryOf, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction } from "./chat";
+
+const BOB: Author = { name: "Bob", short_fingerprint: "B0B1", verified: false, name_clash: false, equivocated: false };
+const author = (name: string, over: Partial<Author> = {}): Author => ({ ...BOB, name, ...over });
+const ME_SENDER: Author = { name: null, short_fingerprint: "AAAA", verified: true, name_clash: false, equivocated: false };
 
 let seq = 0;
 function msg(over: Partial<MessageView> = {}): MessageView {
@@ -9,7 +14,7 @@ function msg(over: Partial<MessageView> = {}): MessageView {
     id: `id${seq}`,
     room: "festival",
     author: "bob",
-    author_name: "Bob",
+    sender: over.mine ? ME_SENDER : BOB,
     seq,
     created_at: 1_000 + seq,
     received_at: 1_000 + seq,
@@ -28,6 +33,19 @@ const ev = (event: NodeEvent): ChatAction => ({ type: "event", event });
 const live = (m: MessageView): ChatAction => ev({ event: "message", ...m });
 const run = (...actions: ChatAction[]) => actions.reduce(chatReducer, initialChat);
 const room = (id: string, unread = 0, last: number | null = null): RoomView => ({ id, name: id, unread, last_activity: last, joined_at: 0 });
+const peerView = (over: Partial<PeerView> = {}): PeerView => ({
+  peer: "ana",
+  fingerprint: "3F2A-91C4-7B0E-55D1",
+  name: "Ana",
+  verified: false,
+  name_clash: false,
+  equivocated: false,
+  path: "lan",
+  linked: true,
+  discovered: true,
+  last_seen: 1,
+  ...over,
+});
 
 describe("chat state", () => {
   it("shows a message once when the live event and the history page both carry it", () => {
@@ -81,11 +99,11 @@ describe("chat state", () => {
   });
 
   it("names a DM conversation after the other person even when the last word was ours", () => {
-    const fromAna = msg({ room: "dm", author: "ana", author_name: "Ana", body: { type: "direct", to: "me", text: "hi" } });
-    const toAna = msg({ room: "dm", author: "me", author_name: "Me", mine: true, body: { type: "direct", to: "ana", text: "hey" } });
+    const fromAna = msg({ room: "dm", author: "ana", sender: author("Ana"), body: { type: "direct", to: "me", text: "hi" } });
+    const toAna = msg({ room: "dm", author: "me", mine: true, body: { type: "direct", to: "ana", text: "hey" } });
     const s = run({ type: "page", key: "dm", messages: [fromAna, toAna], next: null });
-    expect(displayName(s, "ana")).toBe("Ana");
-    expect(displayName(s, "me")).toBeUndefined();
+    expect(authorOf(s, "ana")?.name).toBe("Ana");
+    expect(authorOf(s, "me")).toBeUndefined();
   });
 
   it("lists a started DM before it has messages", () => {
@@ -101,7 +119,7 @@ describe("chat state", () => {
   });
 
   it("applies link and name events to the people list", () => {
-    const p: PeerView = { peer: "ana", fingerprint: "AAAA", name: null, verified: false, path: "via_others", linked: false, discovered: true, last_seen: null };
+    const p = peerView({ name: null, path: "via_others", linked: false, discovered: true, last_seen: null });
     let s = run({ type: "peers", peers: [p] }, ev({ event: "link_up", peer: "ana", path: "lan" }), ev({ event: "peer_name", peer: "ana", name: "Ana" }));
     expect(s.peers["ana"]).toMatchObject({ linked: true, path: "lan", name: "Ana" });
     s = chatReducer(s, ev({ event: "link_down", peer: "ana", reason: "timeout" }));
@@ -129,5 +147,115 @@ describe("chat state", () => {
     const s = run({ type: "page", key: "festival", messages: [msg()], next: { created_at: 1, id: "c" } }, { type: "page_start", key: "festival" }, { type: "page_failed", key: "festival", error: "busy" });
     expect(conversationMessages(s, "festival")).toHaveLength(1);
     expect(s.timelines["festival"]?.error).toBe("busy");
+  });
+});
+
+describe("names people can trust", () => {
+  it("keeps each author's name with its short fingerprint and trust flags, from pages and live messages", () => {
+    const clash = author("Ana", { short_fingerprint: "9C1D", name_clash: true });
+    const s = run(live(msg({ author: "mallory", sender: clash })), { type: "page", key: "festival", messages: [msg()], next: null });
+    expect(authorOf(s, "mallory")).toEqual(clash);
+    expect(authorOf(s, "bob")).toEqual(BOB);
+  });
+
+  it("takes the name from the sender, never from our own messages", () => {
+    const s = run(live(msg({ author: "me", mine: true })));
+    expect(authorOf(s, "me")).toBeUndefined();
+  });
+
+  it("prefers the people list, which is refreshed, over what older messages said", () => {
+    const s = run(live(msg({ author: "ana", sender: author("Ana") })), { type: "peers", peers: [peerView({ verified: true })] });
+    expect(authorOf(s, "ana")).toEqual({ name: "Ana", short_fingerprint: "3F2A", verified: true, name_clash: false, equivocated: false });
+  });
+
+  it("keeps a name its messages carried when the people list has none yet", () => {
+    const s = run(live(msg({ author: "ana", sender: author("Ana") })), { type: "peers", peers: [peerView({ name: null, name_clash: true })] });
+    expect(authorOf(s, "ana")).toMatchObject({ name: "Ana", short_fingerprint: "3F2A", name_clash: true });
+  });
+
+  it("falls back to the message's own sender for someone not known otherwise", () => {
+    expect(authorOf(initialChat, "zed", author("Zed"))?.name).toBe("Zed");
+    expect(authorOf(initialChat, "zed")).toBeUndefined();
+  });
+
+  it("a new name keeps the fingerprint and flags already known", () => {
+    const s = run(live(msg({ author: "ana", sender: author("Ana", { equivocated: true }) })), ev({ event: "peer_name", peer: "ana", name: "Ana B" }));
+    expect(authorOf(s, "ana")).toMatchObject({ name: "Ana B", short_fingerprint: "B0B1", equivocated: true });
+  });
+
+  it("an equivocation marks the person in the people list and on their messages", () => {
+    const s = run({ type: "peers", peers: [peerView()] }, live(msg({ author: "ana", sender: author("Ana") })), ev({ event: "equivocation", peer: "ana" }));
+    expect(s.peers["ana"]?.equivocated).toBe(true);
+    expect(authorOf(s, "ana")?.equivocated).toBe(true);
+  });
+
+  it("the equivocation mark stays when a people list or page read earlier does not have it yet", () => {
+    const s = run(
+      ev({ event: "equivocation", peer: "ana" }),
+      { type: "peers", peers: [peerView()] },
+      { type: "page", key: "festival", messages: [msg({ author: "ana", sender: author("Ana") })], next: null },
+    );
+    expect(authorOf(s, "ana")?.equivocated).toBe(true);
+    // Someone known only from a message later is marked too.
+    const t = run(ev({ event: "equivocation", peer: "eve" }), live(msg({ author: "eve", sender: author("Eve") })));
+    expect(authorOf(t, "eve")?.equivocated).toBe(true);
+  });
+
+  it("a message without a sender (another node version) is still drawn, and names nobody", () => {
+    const odd = { ...msg({ author: "zed" }), sender: undefined } as unknown as MessageView;
+    const s = run(live(odd));
+    expect(conversationMessages(s, "festival")).toHaveLength(1);
+    expect(authorOf(s, "zed")).toBeUndefined();
+  });
+});
+
+describe("refusals", () => {
+  it("adds a rejected event's count to the status' counters", () => {
+    let s = run({ type: "status", status: { ...status, rejected: { envelope_bad_sig: 2 } } });
+    s = chatReducer(s, ev({ event: "rejected", peer: "mallory", code: "envelope_bad_sig", count: 40 }));
+    s = chatReducer(s, ev({ event: "rejected", peer: null, code: "signaling_bad_offer", count: 1 }));
+    expect(s.status?.rejected).toEqual({ envelope_bad_sig: 42, signaling_bad_offer: 1 });
+  });
+
+  it("ignores a rejected event before the status is known", () => {
+    const s = run(ev({ event: "rejected", peer: null, code: "x", count: 3 }));
+    expect(s).toBe(initialChat);
+  });
+});
+
+describe("DM receipts", () => {
+  const toAna = () => msg({ room: "dm", author: "me", mine: true, state: "sent", path: "lan", body: { type: "direct", to: "ana", text: "psst" } });
+
+  it("a receipt from someone who is not the DM's recipient does not make it read", () => {
+    const m = toAna();
+    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "Read", ids: [m.id] }));
+    expect(deliveryOf(s, m)).toMatchObject({ stage: "sent", readBy: [], deliveredTo: [] });
+  });
+
+  it("nor one that arrives before the DM is loaded", () => {
+    const m = toAna();
+    const s = run(ev({ event: "receipt", from: "mallory", status: "Read", ids: [m.id] }), { type: "page", key: "dm", messages: [m], next: null });
+    expect(deliveryOf(s, m).stage).toBe("sent");
+  });
+
+  it("the recipient's own receipts move it to delivered and read", () => {
+    const m = toAna();
+    let s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "Read", ids: [m.id] }));
+    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "Delivered", ids: [m.id] }));
+    expect(deliveryOf(s, m).stage).toBe("delivered");
+    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "Read", ids: [m.id] }));
+    expect(deliveryOf(s, m)).toMatchObject({ stage: "read", readBy: ["ana"] });
+  });
+
+  it("what the node reported for the DM still counts", () => {
+    const m = { ...toAna(), state: "read" as const, read_by: 1, delivered_to: 1 };
+    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "Delivered", ids: [m.id] }));
+    expect(deliveryOf(s, m).stage).toBe("read");
+  });
+
+  it("room messages count receipts from anyone the node passes on", () => {
+    const m = msg({ author: "me", mine: true, state: "sent" });
+    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "cy", status: "Read", ids: [m.id] }));
+    expect(deliveryOf(s, m).stage).toBe("read");
   });
 });

@@ -1,13 +1,14 @@
 // The whole chat as the screen shows it, and how node replies and events
 // change it. A pure reducer: the controller (useChat) does the calls.
 
-import type { HistoryCursor, MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
+import type { Author, HistoryCursor, MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
-import { applyDeliveryEvent, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
+import { applyDeliveryEvent, forRecipient, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
 import { addLatest, addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
 import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, takeToMark, type UnreadState } from "../logic/unread";
 import { toMs } from "../logic/format";
 import { compareMessages } from "../logic/order";
+import { authorFromPeer, mergeAuthor } from "../logic/person";
 import { deliveryFromView } from "./viewState";
 
 type Tl = Timeline<MessageView, HistoryCursor>;
@@ -23,8 +24,13 @@ export interface ChatState {
   deliveries: DeliveryBook;
   unread: UnreadState;
   peers: Readonly<Record<string, PeerView>>;
-  /** Names learnt from events, for peers not in the list yet. */
-  names: Readonly<Record<string, string>>;
+  /**
+   * Authors as their messages carry them (name, short fingerprint, trust
+   * flags), for peers not in the people list yet.
+   */
+  names: Readonly<Record<string, Author>>;
+  /** Peers proven to have signed two messages for one place (sticky). */
+  equivocators: readonly string[];
   /** People a DM was started with before any message. */
   dmStarted: readonly string[];
   status: Status | null;
@@ -40,6 +46,7 @@ export const initialChat: ChatState = {
   unread: EMPTY_UNREAD,
   peers: {},
   names: {},
+  equivocators: [],
   dmStarted: [],
   status: null,
   open: FESTIVAL_ROOM,
@@ -107,16 +114,40 @@ function touchRoom(rooms: readonly RoomView[], m: MessageView): readonly RoomVie
   return rooms.map((r) => (r.id === m.room && (r.last_activity === null || toMs(r.last_activity) < at) ? { ...r, last_activity: at } : r));
 }
 
-/** Authors' names as their messages carry them, for people not in the peer list. */
+function isAuthor(a: unknown): a is Author {
+  if (typeof a !== "object" || a === null) return false;
+  const o = a as Record<string, unknown>;
+  return (o["name"] === null || typeof o["name"] === "string") && typeof o["short_fingerprint"] === "string";
+}
+
+/** Authors as their messages carry them, for people not in the peer list. Our own are not learnt. */
 function learnNames(s: ChatState, messages: readonly MessageView[]): ChatState {
-  let names: Record<string, string> | null = null;
+  let names: Record<string, Author> | null = null;
   for (const m of messages) {
-    if (!m.mine && m.author_name && (names ?? s.names)[m.author] !== m.author_name) {
+    if (m.mine || !isAuthor(m.sender)) continue;
+    const known = (names ?? s.names)[m.author];
+    const next = mergeAuthor(known, m.sender);
+    if (next !== known) {
       names ??= { ...s.names };
-      names[m.author] = m.author_name;
+      names[m.author] = next;
     }
   }
   return names ? { ...s, names } : s;
+}
+
+/** `peer_name`: the new name, on what is known of the peer (flags follow with the next people list). */
+function renamed(s: ChatState, peer: string, name: string): ChatState {
+  const known = s.names[peer];
+  const next = known && known.name !== name ? { ...s, names: { ...s.names, [peer]: { ...known, name } } } : s;
+  return patchPeer(next, peer, { name });
+}
+
+/** `equivocation`: the mark goes on the person everywhere, and stays. */
+function equivocated(s: ChatState, peer: string): ChatState {
+  const known = s.names[peer];
+  let next = s.equivocators.includes(peer) ? s : { ...s, equivocators: [...s.equivocators, peer] };
+  if (known && !known.equivocated) next = { ...next, names: { ...next.names, [peer]: { ...known, equivocated: true } } };
+  return patchPeer(next, peer, { equivocated: true });
 }
 
 function patchPeer(s: ChatState, peer: string, patch: Partial<PeerView>): ChatState {
@@ -163,7 +194,7 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
     case "receipt":
       return { ...s, deliveries: applyDeliveryEvent(s.deliveries, e) };
     case "peer_name":
-      return patchPeer({ ...s, names: { ...s.names, [e.peer]: e.name } }, e.peer, { name: e.name });
+      return typeof e.name === "string" ? renamed(s, e.peer, e.name) : s;
     case "discovered":
       return patchPeer(s, e.peer, { discovered: true, last_seen: Date.now() });
     case "lost":
@@ -174,7 +205,17 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       return patchPeer(s, e.peer, { linked: false });
     case "power":
       return s.status && e.mode ? { ...s, status: { ...s.status, power: e.mode } } : s;
-    case "rejected":
+    case "equivocation":
+      return typeof e.peer === "string" ? equivocated(s, e.peer) : s;
+    case "rejected": {
+      // One event stands for `count` refusals (the node reports at most one
+      // a second per link): the status' counters move by that many until
+      // the next status read replaces them with the node's own totals.
+      if (!s.status || typeof e.code !== "string") return s;
+      const n = typeof e.count === "number" && Number.isFinite(e.count) && e.count > 0 ? e.count : 1;
+      const rejected = { ...s.status.rejected, [e.code]: (s.status.rejected[e.code] ?? 0) + n };
+      return { ...s, status: { ...s.status, rejected } };
+    }
     case "lagged":
       return s;
     default:
@@ -279,15 +320,34 @@ export function dmConversations(s: ChatState): DmSummary[] {
   return out.sort((a, b) => (b.last ? toMs(b.last.created_at) : Infinity) - (a.last ? toMs(a.last.created_at) : Infinity));
 }
 
-export function displayName(s: ChatState, peer: string, fallback?: string | null): string | undefined {
-  return s.peers[peer]?.name ?? s.names[peer] ?? fallback ?? undefined;
+/**
+ * Who a peer is, as every name on screen shows it: the people list first
+ * (it is refreshed), then what their messages said, then `fallback` (the
+ * message being drawn). An equivocation seen this session marks them even
+ * before the list catches up. `undefined`: nothing known yet.
+ */
+export function authorOf(s: ChatState, peer: string, fallback?: Author | null): Author | undefined {
+  const p = s.peers[peer];
+  const said = s.names[peer] ?? (isAuthor(fallback) ? fallback : undefined);
+  let base = p ? authorFromPeer(p) : said;
+  if (!base) return undefined;
+  // The list may not have a name its messages already carried.
+  if (base.name === null && said?.name) base = { ...base, name: said.name };
+  const marked = base.equivocated || s.equivocators.includes(peer) || s.names[peer]?.equivocated === true;
+  return marked === base.equivocated ? base : { ...base, equivocated: marked };
 }
 
-/** The delivery state to show for one of our messages. */
+/**
+ * The delivery state to show for one of our messages. A DM counts receipts
+ * from its recipient (`body.to`) only, whatever the events said: receipts
+ * are kept by sender, so one that came before the message was loaded is
+ * judged once it is.
+ */
 export function deliveryOf(s: ChatState, m: MessageView): Delivery {
   const fromView = deliveryFromView(m);
   const known = s.deliveries[m.id];
-  return known ? mergeDelivery(fromView, known) : fromView;
+  if (!known) return fromView;
+  return mergeDelivery(fromView, m.body.type === "direct" ? forRecipient(known, m.body.to) : known);
 }
 
 /** Ids to report read when a conversation with `count` unread is opened. */

@@ -20,8 +20,12 @@ const REFRESH_MS = 10_000;
 /** Bursts of link events cause one refresh. */
 const EVENT_REFRESH_DEBOUNCE_MS = 300;
 
-/** Events after which peers, status and the waiting reasons of saved messages are read again. */
-const REACH_EVENTS: ReadonlySet<string> = new Set(["discovered", "lost", "link_up", "link_down", "peer_name", "power"]);
+/**
+ * Events after which peers, status and the waiting reasons of saved messages
+ * are read again. `peer_name` and `equivocation` also change how a person is
+ * marked (a lookalike name, conflicting messages): the people list has it.
+ */
+const REACH_EVENTS: ReadonlySet<string> = new Set(["discovered", "lost", "link_up", "link_down", "peer_name", "equivocation", "power"]);
 
 export interface ChatActions {
   open(key: ConversationKey): void;

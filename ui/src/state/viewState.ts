@@ -8,6 +8,7 @@ export function deliveryFromView(m: Pick<MessageView, "state" | "path" | "waitin
   return {
     ...SAVED,
     stage,
+    reported: stage,
     paths: path ? [path] : [],
     deliveredCount: m.delivered_to ?? 0,
     readCount: m.read_by ?? 0,

@@ -2,7 +2,7 @@
 // unless a test overrides it. Events are pushed with `emit`.
 import { vi } from "vitest";
 import type { Api } from "../api";
-import type { MessageView, NodeEvent, RoomView, Settings, Status } from "../model";
+import type { Author, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
 
 export const ME = "a".repeat(64);
 export const ANA = "b".repeat(64);
@@ -39,7 +39,37 @@ export const status: Status = {
   },
 };
 
-export const settings: Settings = { name: "Mia", festival: "testfest", relay_url: null, relay_id: null, peer_limit: null, interfaces: [] };
+export const settings: Settings = {
+  name: "Mia",
+  festival: "testfest",
+  relay_url: null,
+  relay_id: null,
+  peer_limit: null,
+  interfaces: [],
+  storage_mb: null,
+  message_lifetime_hours: null,
+};
+
+/** Ana as the node describes her: unverified, so shown with her short fingerprint. */
+export const ANA_AUTHOR: Author = { name: "Ana", short_fingerprint: "3F2A", verified: false, name_clash: false, equivocated: false };
+/** How the node describes us as a sender. */
+export const ME_AUTHOR: Author = { name: null, short_fingerprint: "AAAA", verified: true, name_clash: false, equivocated: false };
+
+export function peer(over: Partial<PeerView> = {}): PeerView {
+  return {
+    peer: ANA,
+    fingerprint: "3F2A-91C4-7B0E-55D1",
+    name: "Ana",
+    verified: false,
+    name_clash: false,
+    equivocated: false,
+    path: "lan",
+    linked: true,
+    discovered: true,
+    last_seen: Date.now(),
+    ...over,
+  };
+}
 
 export function room(id: string, over: Partial<RoomView> = {}): RoomView {
   return { id, name: id, unread: 0, last_activity: null, joined_at: 0, ...over };
@@ -52,7 +82,7 @@ export function message(over: Partial<MessageView> = {}): MessageView {
     id: `m${n}`.padEnd(64, "0"),
     room: "festival",
     author: ANA,
-    author_name: "Ana",
+    sender: over.mine ? ME_AUTHOR : ANA_AUTHOR,
     seq: n,
     created_at: Date.now() - 60_000 + n,
     received_at: Date.now(),
