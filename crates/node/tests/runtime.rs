@@ -7,7 +7,7 @@ use std::time::Duration;
 use festival_core::policy::PowerState;
 use festival_core::{MessageId, PeerId, ReceiptStatus, RoomId};
 use festival_node::discovery::MdnsHub;
-use festival_node::runtime::{MessageBody, NodeConfig, NodeEvent, NodeHandle, PowerConfig};
+use festival_node::runtime::{DeliveryState, MessageBody, NodeConfig, NodeEvent, NodeHandle, PowerConfig};
 use tokio::sync::{broadcast, Mutex};
 
 /// One mDNS daemon per process: these tests take turns.
@@ -17,7 +17,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 struct Net {
     hub: MdnsHub,
     nodes: Vec<NodeHandle>,
-    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Net {
@@ -37,7 +37,7 @@ impl Net {
             nodes.push(NodeHandle::start(cfg).await.expect("node starts"));
             dirs.push(dir);
         }
-        Net { hub, nodes, _dirs: dirs }
+        Net { hub, nodes, dirs }
     }
 
     async fn stop(self) {
@@ -129,14 +129,15 @@ async fn two_nodes_discover_link_and_chat_both_ways_with_receipts_and_a_sealed_d
     })
     .await;
 
-    // History reads back what was said, oldest first, names resolved.
+    // History reads back what was said, oldest first, names resolved; our
+    // own messages carry no name (the UI shows "You").
     let h = b.history(&RoomId::festival(), None, 10).await.unwrap();
     let texts: Vec<_> = h.messages.iter().map(|m| (m.sender.name.clone(), m.body.clone())).collect();
     assert_eq!(
         texts,
         vec![
             (Some("Ana".into()), MessageBody::Text { text: "hello from Ana".into() }),
-            (Some("Bob".into()), MessageBody::Text { text: "hi Ana".into() }),
+            (None, MessageBody::Text { text: "hi Ana".into() }),
         ]
     );
     net.stop().await;
@@ -167,5 +168,73 @@ async fn three_nodes_all_link_and_each_message_reaches_the_other_two_once() {
         .await;
         assert!(seen.values().all(|&n| n == 1), "node {i} saw a message twice: {seen:?}");
     }
+    net.stop().await;
+}
+
+/// Wait until `cond` holds, polling, with the deadline.
+async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let met = tokio::time::timeout(DEADLINE, async {
+        while !cond().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    met.unwrap_or_else(|_| panic!("not within {DEADLINE:?}: {what}"));
+}
+
+/// Mallory carries Bob's DM to Ana (every node carries the DM mailbox) and
+/// calls it read: her node seals a "Read" receipt to Bob. It reaches Bob,
+/// who does not count it (only the DM's recipient can mark it read): no
+/// receipt event, the DM still shows as delivered. Then Ana reads it, and
+/// Bob sees "Read" from Ana.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_receipt_from_anyone_but_the_recipient_does_not_mark_a_dm_read() {
+    let _turn = TURN.lock().await;
+    let net = Net::start(&["Ana", "Bob", "Mallory"]).await;
+    for n in &net.nodes {
+        linked_to_all(n, 2).await;
+    }
+    let (a, b, m) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
+    // The test's own look into two nodes' stores (SQLite in WAL: a second
+    // connection reads beside the node's).
+    let db = |i: usize| net.dirs[i].path().join(festival_node::paths::DB_FILE);
+    let at_bob = festival_store::Store::open(&db(1)).await.expect("Bob's store");
+    let at_mallory = festival_store::Store::open(&db(2)).await.expect("Mallory's store");
+    let mut eb = b.events();
+
+    let dm = b.send_dm(a.peer_id(), "the code is 4711".into()).await.unwrap();
+    until("Mallory carries Bob's DM", async || at_mallory.get(&dm).await.unwrap().is_some()).await;
+    assert!(m.message(&dm).await.unwrap().is_none(), "Mallory cannot open a DM to Ana");
+    wait_for(&mut eb, "Ana's delivery receipt", |e| match e {
+        NodeEvent::Receipt { from, status: ReceiptStatus::Delivered, ids } if ids.contains(&dm) => Some(*from),
+        _ => None,
+    })
+    .await;
+
+    m.mark_read(RoomId::direct(), vec![dm]).await.unwrap();
+    let forged = async || at_bob.chain_usage(&RoomId::direct(), &m.peer_id()).await.unwrap().messages > 0;
+    until("Mallory's sealed receipt is stored at Bob", forged).await;
+    let seen = b.message(&dm).await.unwrap().expect("Bob's own DM");
+    assert_eq!(seen.state, Some(DeliveryState::Delivered), "Mallory's receipt counted: {seen:?}");
+    assert_eq!(seen.read_by, 0);
+    while let Ok(e) = eb.try_recv() {
+        if let NodeEvent::Receipt { from, status, .. } = e {
+            assert_ne!((from, status), (m.peer_id(), ReceiptStatus::Read), "a receipt from Mallory was shown");
+        }
+    }
+
+    a.mark_read(RoomId::direct(), vec![dm]).await.unwrap();
+    wait_for(&mut eb, "Ana's read receipt", |e| match e {
+        NodeEvent::Receipt { from, status: ReceiptStatus::Read, ids } if *from == a.peer_id() && ids.contains(&dm) => {
+            Some(())
+        }
+        NodeEvent::Receipt { from, .. } if *from == m.peer_id() => panic!("a receipt from Mallory was shown"),
+        _ => None,
+    })
+    .await;
+    let seen = b.message(&dm).await.unwrap().expect("Bob's own DM");
+    assert_eq!((seen.state, seen.read_by), (Some(DeliveryState::Read), 1));
+    at_bob.close().await;
+    at_mallory.close().await;
     net.stop().await;
 }
