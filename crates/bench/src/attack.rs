@@ -23,6 +23,13 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+/// The victim's memory budget: a base (the process, its store up to its
+/// disk budget, the room's authors up to the core's cap) plus, per hostile
+/// link, the most per-link state the core keeps (claims at
+/// `MAX_CLAIMS_PER_LINK`, ~9 MiB measured, with missing and wants far below).
+const MEMORY_BASE_MB: f64 = 32.0;
+const MEMORY_PER_HOSTILE_LINK_MB: f64 = 10.0;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// One attack (dm_flood, invented_summaries, ihave_flood, claim_stall,
@@ -42,6 +49,10 @@ pub struct Args {
     budget_mb: u64,
     #[arg(long, default_value_t = 5)]
     seed: u64,
+    /// With dm_flood: fresh-key DMs (4 KB each) each hostile node pushes
+    /// every 500 virtual ms.
+    #[arg(long, default_value_t = 1)]
+    flood: usize,
 }
 
 #[derive(clap::Args)]
@@ -249,11 +260,14 @@ impl Remote for Pipe {
 }
 
 /// Honest traffic for one phase: `n` festival messages from random honest
-/// authors, one every 250 ms; returns them with their send times.
+/// authors, one every 250 ms; returns them with their send times. The
+/// victim (`honest[0]`) only receives: it runs in its own process, which
+/// takes frames and ticks, not messages to author.
 fn phase(sim: &mut Sim, honest: &[usize], n: usize, mut attacks: Option<&mut Attacks>) -> Vec<(MessageId, usize, u64)> {
     let mut sent = Vec::with_capacity(n);
+    let authors = &honest[1..];
     for i in 0..n {
-        let author = honest[sim.rng.gen_range(0..honest.len())];
+        let author = authors[sim.rng.gen_range(0..authors.len())];
         sent.push((sim.send_text(author, "festival", &format!("honest {i}")), author, sim.now));
         if let Some(a) = attacks.as_deref_mut() {
             if i % 2 == 0 {
@@ -279,6 +293,22 @@ fn settle(sim: &mut Sim, sent: &[(MessageId, usize, u64)], honest: &[usize], att
     Report::measure(sim, sent, honest)
 }
 
+/// Who misses which honest message after settling: `[node, [message index]]`
+/// for each honest node that misses any, so a ratio under 1 can be told
+/// apart (one message nobody has, or one node cut off).
+fn missing(sim: &Sim, sent: &[(MessageId, usize, u64)], honest: &[usize]) -> Vec<(usize, Vec<usize>)> {
+    let mut out = Vec::new();
+    for &n in honest {
+        let got: std::collections::HashSet<MessageId> = sim.nodes[n].delivered.iter().map(|d| d.id).collect();
+        let lack: Vec<usize> =
+            sent.iter().enumerate().filter(|(_, (id, a, _))| *a != n && !got.contains(id)).map(|(i, _)| i).collect();
+        if !lack.is_empty() {
+            out.push((n, lack));
+        }
+    }
+    out
+}
+
 fn one(a: &Args, attack: Attack) -> anyhow::Result<serde_json::Value> {
     let started = Instant::now();
     let budget = a.budget_mb * 1024 * 1024;
@@ -300,8 +330,10 @@ fn one(a: &Args, attack: Attack) -> anyhow::Result<serde_json::Value> {
         sim.connect(x, y, LinkSpec::lossy(0.05));
     }
     let mut attacks = Attacks::new(&mut sim, hostile.iter().map(|h| (*h, attack)).collect(), &edges);
+    attacks.flood_per_round = a.flood;
     sim.run_for(3_000);
     let honest: Vec<usize> = (0..a.nodes).filter(|i| !attacks.is_hostile(*i)).collect();
+    debug_assert_eq!(honest.first(), Some(&victim), "phase() takes honest[0] for the victim");
     for &i in honest.iter().filter(|i| **i != victim) {
         sim.send(i, RoomId::festival(), festival_core::sync::Content::Profile(format!("Node {i}")))?;
     }
@@ -314,6 +346,14 @@ fn one(a: &Args, attack: Attack) -> anyhow::Result<serde_json::Value> {
     let attack_sent = phase(&mut sim, &honest, a.messages, Some(&mut attacks));
     let under = settle(&mut sim, &attack_sent, &honest, Some(&mut attacks));
     let (peak_rss_kb, peak_store) = process.borrow_mut().measure(sim.now);
+    let missing = missing(&sim, &attack_sent, &honest);
+    if std::env::var_os("ATTACK_DEBUG").is_some() {
+        for (n, lack) in missing.iter().take(3) {
+            for i in lack {
+                eprintln!("node {n} misses #{i} by node {} sent at {}", attack_sent[*i].1, attack_sent[*i].2);
+            }
+        }
+    }
     let honest_peak = honest.iter().filter(|i| **i != victim).map(|i| sim.nodes[*i].peak_bytes).max().unwrap_or(0);
     let mb = |b: u64| (b as f64 / 1024.0 / 1024.0 * 1000.0).round() / 1000.0;
     Ok(json!({
@@ -324,6 +364,7 @@ fn one(a: &Args, attack: Attack) -> anyhow::Result<serde_json::Value> {
         "loss": 0.05,
         "seed": a.seed,
         "messages_per_phase": a.messages,
+        "flood_per_round": a.flood,
         "baseline_delivery_ratio": base.delivery_ratio,
         "honest_delivery_ratio": under.delivery_ratio,
         "baseline_p99_ms": base.latency_p99_ms,
@@ -334,6 +375,8 @@ fn one(a: &Args, attack: Attack) -> anyhow::Result<serde_json::Value> {
         "victim_disk_mb": mb(peak_store),
         "honest_peak_disk_mb": mb(honest_peak),
         "disk_budget_mb": a.budget_mb,
+        "victim_memory_budget_mb": MEMORY_BASE_MB + MEMORY_PER_HOSTILE_LINK_MB * a.hostile as f64 + 2.0 * a.budget_mb as f64,
+        "missing": missing,
         "frames_sent": sim.frames_sent,
         "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     }))

@@ -4,8 +4,9 @@
 //! counted, and everyone else's keep working.
 
 /// Heads one link may claim, over all its rooms. A festival room of 50,000
-/// authors fits; at ~90 bytes a claim (key, marks, tip id, map overhead)
-/// a link at the cap costs ~6 MiB.
+/// authors fits; at ~140 bytes a claim (key, marks, tip id, map overhead)
+/// a link at the cap costs ~9 MiB (`festival-bench attack`, invented
+/// summaries: ten links at the cap, ~100 MiB peak for the victim).
 pub const MAX_CLAIMS_PER_LINK: usize = 65_536;
 
 /// Range requests in flight, over all links. Each names one (room, author);

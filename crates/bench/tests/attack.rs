@@ -1,0 +1,65 @@
+//! `festival-bench attack` in CI, on a smaller festival than the recorded
+//! run (docs/benchmarks.md): every attack, its JSON keys, and its targets.
+//! Delivery and latency are counted in the simulator's virtual time, so the
+//! figures are the same on a busy machine and a quiet one (a seeded run is
+//! deterministic); peak memory is the victim process's own, from the kernel.
+
+use std::process::Command;
+
+const KEYS: [&str; 8] = [
+    "bench",
+    "attack",
+    "honest_delivery_ratio",
+    "honest_p99_ms",
+    "baseline_p99_ms",
+    "victim_peak_rss_mb",
+    "victim_disk_mb",
+    "disk_budget_mb",
+];
+
+#[test]
+fn every_attack_leaves_honest_delivery_complete_latency_within_twice_and_the_victim_within_budget() {
+    let out = Command::new(env!("CARGO_BIN_EXE_festival-bench"))
+        .args([
+            "attack",
+            "--nodes",
+            "60",
+            "--hostile",
+            "6",
+            "--messages",
+            "24",
+            "--seed",
+            "7",
+            "--budget-mb",
+            "1",
+            "--flood",
+            "4",
+        ])
+        .output()
+        .expect("festival-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "festival-bench attack failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["attack"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dm_flood", "invented_summaries", "ihave_flood", "claim_stall", "forged_receipts"]);
+    for l in &lines {
+        for k in KEYS {
+            assert!(l.get(k).is_some(), "{k} missing in {l}");
+        }
+        let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} is no number in {l}"));
+        assert_eq!(l["bench"], "attack");
+        assert_eq!(f("baseline_delivery_ratio"), 1.0, "{l}");
+        assert_eq!(f("honest_delivery_ratio"), 1.0, "honest messages lost under attack: {l}");
+        assert!(f("honest_p99_ms") <= 2.0 * f("baseline_p99_ms"), "p99 under attack more than twice: {l}");
+        assert!(f("victim_disk_mb") <= f("disk_budget_mb"), "{l}");
+        assert!(f("honest_peak_disk_mb") <= f("disk_budget_mb"), "{l}");
+        assert!(f("victim_peak_rss_mb") <= f("victim_memory_budget_mb"), "{l}");
+        assert_eq!(l["missing"], serde_json::json!([]), "{l}");
+    }
+    let flood = &lines[0];
+    assert!(
+        flood["victim_disk_mb"].as_f64().unwrap() > 0.5 * flood["disk_budget_mb"].as_f64().unwrap(),
+        "the flood should press the victim's store towards its budget: {flood}"
+    );
+}
