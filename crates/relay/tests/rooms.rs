@@ -52,8 +52,11 @@ async fn a_hello_naming_hundreds_of_rooms_cuts_nobody_off_also_after_a_restart()
         TestNode::start(&dir.path().join("ana"), "Ana", &relay.url()).await,
         TestNode::start(&dir.path().join("ben"), "Ben", &relay.url()).await,
     );
+    // Each joins the room by writing in it.
+    let first = ben.send("camp-b12", "saving us a spot").await;
     let id = ana.send("camp-b12", "tent is up").await;
     eventually("Ben gets Ana's message", || async { ben.has(&id).await }).await;
+    eventually("Ana gets Ben's message", || async { ana.has(&first).await }).await;
 
     // A plain node that names one room hears a hello with only it and the
     // two everyone shares, not Mallory's rooms.
