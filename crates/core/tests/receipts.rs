@@ -1,0 +1,74 @@
+//! "Delivered" means someone can read it: a node sends a delivery receipt
+//! for a DM sealed to it only when the DM opens. A DM addressed to us that
+//! does not open (garbage ciphertext under a valid signature) is never
+//! shown, so its sender must not see "Delivered" for it.
+
+mod common;
+
+use common::{identity, push, Harness};
+use festival_core::body::{self, seal_dm, Body, DmContent, SealedBody};
+use festival_core::frame::Frame;
+use festival_core::sync::Input;
+use festival_core::{Draft, Kind, MessageId, RoomId, SignedEnvelope};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+fn dm(author: &festival_core::Identity, seq: u64, sealed: SealedBody) -> SignedEnvelope {
+    let draft = Draft {
+        seq,
+        room: RoomId::direct(),
+        kind: Kind::SealedDm,
+        created_at: common::NOW,
+        body: Body::SealedDm(sealed).encode(),
+    };
+    SignedEnvelope::sign(author, draft).expect("valid draft")
+}
+
+/// The ids our node said were delivered to `to`, from the sealed receipts it
+/// sent on any link.
+fn delivered_to(h: &Harness, to: &festival_core::Identity) -> Vec<MessageId> {
+    let mut ids = Vec::new();
+    for (_, frame) in &h.sent {
+        let items = match frame {
+            Frame::Push(item) => vec![item.clone()],
+            Frame::Batch { items } => items.clone(),
+            _ => continue,
+        };
+        for item in items {
+            let env = SignedEnvelope::decode(&item.envelope).expect("we send valid envelopes");
+            if env.kind() == Kind::SealedReceipt {
+                if let Ok(DmContent::Receipt(r)) = body::open(to, &env) {
+                    ids.extend(r.ids);
+                }
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn a_dm_to_us_that_does_not_open_gets_no_delivery_receipt() {
+    let mut h = Harness::new(1, vec![]);
+    let me = identity(1);
+    let bob = identity(2);
+    h.link(1, &bob);
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+
+    let good = dm(&bob, 1, seal_dm(&bob, &me.peer_id(), "see you at the gate", &mut rng).expect("seals"));
+    let mut broken = seal_dm(&bob, &me.peer_id(), "this will not open", &mut rng).expect("seals");
+    for b in broken.ciphertext.iter_mut() {
+        *b ^= 0x5a;
+    }
+    let broken = dm(&bob, 2, broken);
+    h.frame(1, push(&good));
+    h.frame(1, push(&broken));
+    assert!(h.envelopes.contains_key(&broken.id()), "a well-signed DM is stored and carried even if it does not open");
+
+    for _ in 0..20 {
+        h.now += 500;
+        h.feed(Input::Tick);
+    }
+    let ids = delivered_to(&h, &bob);
+    assert!(ids.contains(&good.id()), "the DM that opens is acknowledged: {ids:?}");
+    assert!(!ids.contains(&broken.id()), "\"Delivered\" for a DM nobody can read");
+}
