@@ -1,7 +1,8 @@
 //! A hostile peer on the wire. Mallory signs her own offer (signaling lets
 //! anyone with an identity in), opens a data channel to Ana, then sends an
-//! oversized frame and a flood. Ana refuses and counts each, and keeps
-//! chatting with Bob. Runs inside a private network namespace (scripts/test).
+//! oversized frame and a flood. Ana refuses and counts each, drops the
+//! misbehaving link (and refuses Mallory's next offer while backing off),
+//! and keeps chatting with Bob. Runs inside a private network namespace (scripts/test).
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,8 @@ async fn oversized_frames_and_a_flood_are_refused_and_counted_while_others_chat(
         sdp: ep.create_offer(conn, Instant::now()).unwrap(),
     }
     .sign(&mallory);
+    let SignalMsg::Offer { offer: ref sent_offer, .. } = offer else { unreachable!() };
+    let offer_sdp = sent_offer.sdp.clone();
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", status.signaling_port)).await.unwrap();
     write_msg(&mut tcp, &offer).await.unwrap();
     let SignalMsg::Answer { answer, sig } = read_msg(&mut tcp).await.unwrap() else { panic!("Ana refused the offer") };
@@ -83,7 +86,7 @@ async fn oversized_frames_and_a_flood_are_refused_and_counted_while_others_chat(
     }
 
     let hello = Frame::Hello(Hello {
-        version: 1,
+        version: festival_core::sync::PROTOCOL_VERSION,
         ack: false,
         rooms: vec![RoomId::festival(), RoomId::direct()],
         relays: true,
@@ -122,9 +125,15 @@ async fn oversized_frames_and_a_flood_are_refused_and_counted_while_others_chat(
         r.get("envelope_oversized").is_some_and(|n| *n >= 1)
     })
     .await;
-    until("the flood rate-limited", || async {
-        let r = ana.status().await.unwrap().rejected;
-        r.get("rate_limited").is_some_and(|n| *n >= 1000)
+    // A hundred of her own faults within ten seconds make the link
+    // misbehaving: Ana drops it; what the flood still sends goes nowhere.
+    // Her frames are malformed: each is refused and counted, and the 100th
+    // fault (the oversized envelope was the first) drops the link.
+    until("the flood refused and the link dropped", || async {
+        let s = ana.status().await.unwrap();
+        let refused = s.rejected.get("frame_malformed").copied().unwrap_or(0);
+        let dropped = s.rejected.get("link_misbehaving").copied().unwrap_or(0);
+        refused >= 99 && dropped == 1 && s.links == 1
     })
     .await;
 
@@ -142,6 +151,22 @@ async fn oversized_frames_and_a_flood_are_refused_and_counted_while_others_chat(
     })
     .await
     .expect("Bob's message reached Ana despite the flood");
+
+    // Mallory comes straight back with a fresh offer: refused while Ana backs off.
+    let again = Offer {
+        version: 1,
+        festival: status.festival.clone(),
+        from: mallory.peer_id(),
+        to: ana.peer_id(),
+        nonce: [10; 16],
+        sent_at: festival_node::clock::now_ms(),
+        sdp: offer_sdp,
+    }
+    .sign(&mallory);
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", status.signaling_port)).await.unwrap();
+    write_msg(&mut tcp, &again).await.unwrap();
+    let reply = read_msg(&mut tcp).await;
+    assert!(matches!(reply, Ok(SignalMsg::Reject { .. })), "a misbehaving peer was let back in at once: {reply:?}");
 
     keep.abort();
     ana.shutdown().await;

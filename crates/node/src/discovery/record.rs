@@ -219,7 +219,8 @@ mod tests {
     }
 
     fn good_txt(id: &str) -> Vec<TxtProperty> {
-        [(TXT_ID, id), (TXT_VERSION, "1"), (TXT_FESTIVAL, "fest-a"), (TXT_PORT, "4242")]
+        let version = festival_core::sync::PROTOCOL_VERSION.to_string();
+        [(TXT_ID, id), (TXT_VERSION, version.as_str()), (TXT_FESTIVAL, "fest-a"), (TXT_PORT, "4242")]
             .iter()
             .map(TxtProperty::from)
             .collect()
@@ -267,6 +268,8 @@ mod tests {
         assert_eq!(parse_with(TXT_ID, Some(TxtProperty::from(TXT_ID))), Err(IgnoreReason::MissingKey));
         assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "one")), Err(IgnoreReason::BadVersion));
         assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "99")), Err(IgnoreReason::UnsupportedVersion));
+        // A node of the first protocol version is told apart, not half-understood.
+        assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "1")), Err(IgnoreReason::UnsupportedVersion));
         assert_eq!(parse_with(TXT_FESTIVAL, None), Err(IgnoreReason::MissingKey));
         assert_eq!(parse_with(TXT_PORT, val(TXT_PORT, "70000")), Err(IgnoreReason::BadPort));
         assert_eq!(parse_with(TXT_PORT, val(TXT_PORT, "0")), Err(IgnoreReason::BadPort));

@@ -201,7 +201,8 @@ mod tests {
     }
 
     fn record(instance: &str, id: &str, festival: &str, addrs: &str) -> ResolvedService {
-        let txt = [(TXT_ID, id), (TXT_VERSION, "1"), (TXT_FESTIVAL, festival), (TXT_PORT, "7000")];
+        let version = festival_core::sync::PROTOCOL_VERSION.to_string();
+        let txt = [(TXT_ID, id), (TXT_VERSION, version.as_str()), (TXT_FESTIVAL, festival), (TXT_PORT, "7000")];
         ServiceInfo::new(SERVICE_TYPE, instance, "h.local.", addrs, 7000, &txt[..]).unwrap().as_resolved_service()
     }
 
