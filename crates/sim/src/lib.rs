@@ -380,11 +380,9 @@ impl Sim {
                     let hops = self.nodes[i].store.hops(&id);
                     self.nodes[i].delivered.push(Delivery { id, room, author, seq, at: now, hops });
                 }
-                Output::WakeAt(t) => {
-                    if self.nodes[i].wake_at != Some(t) {
-                        self.nodes[i].wake_at = Some(t);
-                        self.schedule(t.max(now), Event::Wake { node: i });
-                    }
+                Output::WakeAt(t) if self.nodes[i].wake_at != Some(t) => {
+                    self.nodes[i].wake_at = Some(t);
+                    self.schedule(t.max(now), Event::Wake { node: i });
                 }
                 Output::Refused { .. } => self.nodes[i].refusal_reports += 1,
                 Output::Misbehaving { link, .. } => {
