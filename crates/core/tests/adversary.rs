@@ -8,7 +8,7 @@ mod common;
 use common::{Harness, NOW};
 use festival_core::frame::{Frame, Head, MsgRef, Summary, Want};
 use festival_core::sync::caps::{
-    MAX_CLAIMS_PER_LINK, MAX_MISSING, MAX_MISSING_PER_LINK, MAX_SERVE_QUEUE, MAX_WANTS, MAX_WANTS_PER_LINK,
+    MAX_BACKLOG, MAX_CLAIMS_PER_LINK, MAX_MISSING, MAX_MISSING_PER_LINK, MAX_SERVE_QUEUE, MAX_WANTS, MAX_WANTS_PER_LINK,
 };
 use festival_core::sync::Input;
 use festival_core::{Identity, MessageId, PeerId, RoomId, SignedEnvelope};
@@ -90,6 +90,7 @@ fn assert_under_caps(h: &Harness) {
     assert!(s.wants <= MAX_WANTS, "{s:?}");
     assert!(s.exhausted <= MAX_CLAIMS_PER_LINK, "{s:?}");
     assert!(s.missing <= MAX_MISSING, "{s:?}");
+    assert!(s.backlog <= MAX_BACKLOG, "{s:?}");
     assert!(s.serve_queue <= MAX_SERVE_QUEUE, "{s:?}");
 }
 
@@ -102,6 +103,36 @@ fn an_honest_catch_up_without_attack_is_quick() {
     let ticks = catch_up(&mut h, &alice, &chain);
     assert!(ticks <= 2, "took {ticks} ticks");
     assert_eq!(h.delivered.len(), 500);
+}
+
+/// A room of many people who each said one thing (or a DM mailbox of many
+/// senders) is one want per author, and a link takes 64 at a time. Each
+/// answered want makes room for the next author at once: the catch-up does
+/// not wait for the next sync (5 s on mains) for every 64 authors.
+#[test]
+fn a_catch_up_of_many_one_message_authors_does_not_wait_for_the_next_sync() {
+    const PEOPLE: u64 = 1_000;
+    let mut h = Harness::new(1, vec![]);
+    let alice = common::identity(2);
+    h.link(ALICE, &alice);
+    let said: Vec<SignedEnvelope> =
+        (0..PEOPLE).map(|i| common::text(&common::identity(1_000 + i), "festival", 1, "hello")).collect();
+    let heads = said.iter().map(|e| Head { author: e.author(), contiguous: 1, max: 1, tip: e.id() }).collect();
+    h.frame(ALICE, Frame::Summary(Summary { room: festival(), heads, reply: false }).encode());
+    let mut ticks = 0;
+    loop {
+        // Alice answers every want as soon as it is sent.
+        while alice_serves(&mut h, &said) > 0 {}
+        if said.iter().all(|e| h.node.head(&festival(), &e.author()).0 == 1) {
+            break;
+        }
+        ticks += 1;
+        let held = said.iter().filter(|e| h.node.head(&festival(), &e.author()).0 == 1).count();
+        assert!(ticks <= 10, "after {ticks} ticks of {TICK_MS} ms, {held} of {PEOPLE} authors caught up");
+        h.now += TICK_MS;
+        h.feed(Input::Tick);
+    }
+    assert_eq!(h.delivered.len() as u64, PEOPLE);
 }
 
 #[test]
