@@ -16,6 +16,7 @@ use festival_core::{Identity, MessageId, PeerId, RoomId, SignedEnvelope};
 const MALLORY: u64 = 1;
 const ALICE: u64 = 2;
 const TRUDY: u64 = 3;
+const BEN: u64 = 4;
 const TICK_MS: u64 = 100;
 /// The catch-up must end within this many ticks (10 s), attack or not: one
 /// want timeout (3 s) per chunk lost to the attacker before it is demoted.
@@ -249,4 +250,29 @@ fn a_peer_that_only_asks_gets_its_budget_and_a_bounded_queue() {
     assert_eq!(answered, festival_core::sync::caps::MAX_LOADS_PER_LINK + MAX_SERVE_QUEUE);
     assert_eq!(h.node.state_sizes().serve_queue, 0);
     let _ = NOW;
+}
+
+/// An honest asker gives a request up after its timeout (3 s) and asks
+/// for something else, while a busy server still holds the old request
+/// queued: its queue overflows though the asker never had more than its
+/// share in flight. The excess is refused and counted, but it is no
+/// misbehaviour: the link stays.
+#[test]
+fn an_asker_whose_requests_timed_out_is_not_dropped_for_asking_again() {
+    let mut h = Harness::new(1, vec![]);
+    let ben = common::identity(3);
+    h.link(BEN, &ben);
+    // A store too busy to answer within the asker's timeout.
+    h.held_loads = Some(Vec::new());
+    for round in 0..4u64 {
+        for i in 0..MAX_WANTS_PER_LINK as u64 {
+            let author = invented(round * 1_000 + i);
+            h.frame(BEN, Frame::Want(Want { room: festival(), author, from: 1, to: 1 }).encode());
+        }
+        h.now += 3_000;
+        h.feed(Input::Tick);
+    }
+    assert_under_caps(&h);
+    assert!(h.rejected_by(&ben, "serve_queue_full") >= 100, "the excess is refused and counted");
+    assert!(h.misbehaving.is_empty(), "an asker that only re-asked is dropped: {:?}", h.misbehaving);
 }
