@@ -276,3 +276,41 @@ fn an_asker_whose_requests_timed_out_is_not_dropped_for_asking_again() {
     assert!(h.rejected_by(&ben, "serve_queue_full") >= 100, "the excess is refused and counted");
     assert!(h.misbehaving.is_empty(), "an asker that only re-asked is dropped: {:?}", h.misbehaving);
 }
+
+/// A graft repairs the live path (an announced message that did not come):
+/// it is served before the catch-up that link has queued with us, even when
+/// that queue is full.
+#[test]
+fn a_graft_goes_ahead_of_queued_wants() {
+    use festival_core::sync::caps::MAX_LOADS_PER_LINK;
+    use festival_core::sync::{Content, Load};
+    let mut h = Harness::new(1, vec![]);
+    let me = common::identity(1).peer_id();
+    let ben = common::identity(3);
+    h.link(BEN, &ben);
+    let (id, out) = h.node.send(festival(), Content::Text("see you at the bar".into()), h.now).unwrap();
+    h.apply(out);
+    h.sent.clear();
+    // Ben's catch-up fills every read slot and its queue: a slow store.
+    h.held_loads = Some(Vec::new());
+    for i in 0..(MAX_LOADS_PER_LINK + MAX_SERVE_QUEUE) as u64 {
+        h.frame(BEN, Frame::Want(Want { room: festival(), author: invented(i), from: 1, to: 1 }).encode());
+    }
+    let graft = MsgRef { room: festival(), author: me, seq: 1, id };
+    h.frame(BEN, Frame::Graft { refs: vec![graft] }.encode());
+    assert_eq!(h.rejected_by(&ben, "serve_queue_full"), 1, "the oldest queued want made room for the graft");
+    // One read finishes: the next to start is the graft's.
+    let mut loads = h.held_loads.replace(Vec::new()).unwrap();
+    let first = loads.remove(0);
+    h.feed(Input::Loaded { load: first, items: vec![] });
+    let started: Vec<Load> = h.held_loads.replace(Vec::new()).unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].author, me, "the graft is read before the wants queued earlier");
+    let env = h.envelopes[&id].clone();
+    h.feed(Input::Loaded { load: started[0].clone(), items: vec![(env, 0)] });
+    let answers: Vec<&Frame> = h.sent.iter().filter(|(l, _)| l.0 == BEN).map(|(_, f)| f).collect();
+    assert!(
+        matches!(answers.as_slice(), [Frame::Batch { items }] if SignedEnvelope::decode(&items[0].envelope).unwrap().id() == id),
+        "the graft is answered: {answers:?}"
+    );
+}

@@ -182,6 +182,9 @@ pub struct Load {
     pub to: u64,
     pub max_bytes: usize,
     pub not_before: Millis,
+    /// For a graft (the live path), not a want (catch-up): read before the
+    /// link's queued wants.
+    pub live: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
