@@ -5,10 +5,11 @@
 //!
 //! It runs every [`SWEEP_EVERY`], and sooner when the engine has committed
 //! [`Retention::wake_bytes`] since the last run: a flood cannot push the
-//! store far past its budget between two runs. While the store is within
-//! that much of its budget, it also runs [`NEAR_BUDGET_CHECK`] after
-//! anything at all was committed: the last commits of a burst, too small to
-//! wake it, would otherwise keep the store over its budget for a minute.
+//! store far past its budget between two runs. And while anything is being
+//! committed it looks at the store's size every [`CHECK_EVERY`], and runs
+//! if the store is over its budget: the last commits of a burst, too small
+//! to wake it, would otherwise keep the store over its budget for a minute
+//! (small transactions grow the WAL by several times their messages' bytes).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -24,9 +25,9 @@ use crate::clock::now_ms;
 /// is a matter of hours, so a minute late is nothing.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// How soon the task looks again, while the store is near its budget,
-/// whether anything was committed (see the module docs).
-pub const NEAR_BUDGET_CHECK: Duration = Duration::from_secs(2);
+/// How often the task looks at the store's size while commits come in
+/// (see the module docs): two cheap reads (sums per room, file sizes).
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Rows one expiry transaction deletes (10-20 ms of the write lock at a
 /// million messages, measured by festival-store).
@@ -104,38 +105,34 @@ pub fn start(store: Store, r: Retention) -> (RetentionTask, RetentionTrigger) {
             // What is committed from here on is for the next run.
             committed.store(0, Relaxed);
             sweep(&store, &r).await;
-            let near = near_budget(&store, &r).await;
-            wait_for_next_run(&wake, &committed, near).await;
+            wait_for_next_run(&store, &r, &wake, &committed).await;
         }
     });
     (RetentionTask { handle }, trigger)
 }
 
-/// Whether commits too small to wake the task could take the store over
-/// its budget: its messages or its files are within one wake-up of it.
-async fn near_budget(store: &Store, r: &Retention) -> bool {
-    let wake = r.wake_bytes();
+/// Whether the store's messages or its files are over the budget.
+async fn over_budget(store: &Store, r: &Retention) -> bool {
     let messages = store.usage().await.map_or(0, |u| u.bytes);
     let files = store.disk_usage().await.map_or(0, |d| d.total());
-    messages.saturating_add(wake) > r.budget.data_bytes() || files.saturating_add(wake) > r.budget.disk_bytes
+    messages > r.budget.data_bytes() || files > r.budget.disk_bytes
 }
 
-/// Until [`SWEEP_EVERY`] has passed or the engine wakes the task; when the
-/// store is `near` its budget, also until anything has been committed
-/// (looked at every [`NEAR_BUDGET_CHECK`]).
-async fn wait_for_next_run(wake: &Notify, committed: &AtomicU64, near: bool) {
+/// Until [`SWEEP_EVERY`] has passed or the engine wakes the task, or,
+/// looked at every [`CHECK_EVERY`] once anything has been committed, the
+/// store is over its budget.
+async fn wait_for_next_run(store: &Store, r: &Retention, wake: &Notify, committed: &AtomicU64) {
     let until = tokio::time::Instant::now() + SWEEP_EVERY;
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             return;
         }
-        let nap = if near { left.min(NEAR_BUDGET_CHECK) } else { left };
         tokio::select! {
-            _ = tokio::time::sleep(nap) => {}
+            _ = tokio::time::sleep(left.min(CHECK_EVERY)) => {}
             _ = wake.notified() => return,
         }
-        if near && committed.load(Relaxed) > 0 {
+        if committed.load(Relaxed) > 0 && over_budget(store, r).await {
             return;
         }
     }
