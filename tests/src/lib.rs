@@ -22,6 +22,8 @@
 //!   both directions: a slow path to the relay ([`Lan::slow_path`]).
 //! - [`relay`]: [`RelayProc`], one festival-relay process on a host
 //!   ([`Lan::spawn_relay`]), SIGKILL and restart on the same port and data dir.
+//! - [`flood`]: a flood of fresh identities (maximum-size sealed DMs, one
+//!   key each) written into a stopped node's store, for it to serve.
 //! - [`sys`]: finding the `festival-node` (and `festival-relay`) binary, the lab lock, running `ip`.
 //! - [`app`]: the desktop app under WebDriver for the E2E test: Xvfb,
 //!   tauri-driver, screenshots and the blank-window check.
@@ -45,6 +47,7 @@
 //! (their stderr is shown when a wait times out).
 
 pub mod app;
+pub mod flood;
 pub mod lan;
 pub mod log;
 pub mod node;

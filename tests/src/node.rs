@@ -230,6 +230,17 @@ impl NodeProc {
         })
     }
 
+    /// The node's `/storage`: its store's files, messages and bytes against
+    /// its budget, per room (see festival-node's `run.rs`). The `storage`
+    /// object of the reply.
+    pub fn storage(&mut self) -> Value {
+        let from = self.shared.lock().lines.len();
+        self.send_line("/storage");
+        self.wait_for("the /storage reply", COMMAND_TIMEOUT, |log| {
+            log.lines[from..].iter().filter_map(|l| l.json.as_ref()).find_map(|j| j.get("storage")).cloned()
+        })
+    }
+
     /// Asks `/status` until `f` returns `Some` (every 50 ms), or panics at
     /// `by` with the last status and the node's output.
     pub fn wait_status<T>(&mut self, what: &str, by: Instant, mut f: impl FnMut(&Value) -> Option<T>) -> T {

@@ -166,6 +166,18 @@ impl Frame {
         out
     }
 
+    /// Whether encoded `bytes` are a [`Frame::Batch`]: bulk answers to
+    /// wants, which a sender may hold back behind everything else (pushes of
+    /// new messages, announcements, requests) without changing what the
+    /// receiver ends up with, since any frame order converges. Reads only
+    /// the version and the tag (postcard writes a variant index as a
+    /// varint: one byte here).
+    pub fn is_batch(bytes: &[u8]) -> bool {
+        /// `Frame::Batch`'s variant index.
+        const BATCH_TAG: u8 = 4;
+        bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == BATCH_TAG
+    }
+
     /// Decode and check every bound a well-behaved peer keeps.
     pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
         if bytes.len() > MAX_FRAME_BYTES {

@@ -8,7 +8,7 @@ mod common;
 use common::{Harness, NOW};
 use festival_core::frame::{Frame, Head, MsgRef, Summary, Want};
 use festival_core::sync::caps::{
-    MAX_CLAIMS_PER_LINK, MAX_MISSING, MAX_MISSING_PER_LINK, MAX_SERVE_QUEUE, MAX_WANTS, MAX_WANTS_PER_LINK,
+    MAX_BACKLOG, MAX_CLAIMS_PER_LINK, MAX_MISSING, MAX_MISSING_PER_LINK, MAX_SERVE_QUEUE, MAX_WANTS, MAX_WANTS_PER_LINK,
 };
 use festival_core::sync::Input;
 use festival_core::{Identity, MessageId, PeerId, RoomId, SignedEnvelope};
@@ -16,6 +16,7 @@ use festival_core::{Identity, MessageId, PeerId, RoomId, SignedEnvelope};
 const MALLORY: u64 = 1;
 const ALICE: u64 = 2;
 const TRUDY: u64 = 3;
+const BEN: u64 = 4;
 const TICK_MS: u64 = 100;
 /// The catch-up must end within this many ticks (10 s), attack or not: one
 /// want timeout (3 s) per chunk lost to the attacker before it is demoted.
@@ -90,6 +91,7 @@ fn assert_under_caps(h: &Harness) {
     assert!(s.wants <= MAX_WANTS, "{s:?}");
     assert!(s.exhausted <= MAX_CLAIMS_PER_LINK, "{s:?}");
     assert!(s.missing <= MAX_MISSING, "{s:?}");
+    assert!(s.backlog <= MAX_BACKLOG, "{s:?}");
     assert!(s.serve_queue <= MAX_SERVE_QUEUE, "{s:?}");
 }
 
@@ -102,6 +104,36 @@ fn an_honest_catch_up_without_attack_is_quick() {
     let ticks = catch_up(&mut h, &alice, &chain);
     assert!(ticks <= 2, "took {ticks} ticks");
     assert_eq!(h.delivered.len(), 500);
+}
+
+/// A room of many people who each said one thing (or a DM mailbox of many
+/// senders) is one want per author, and a link takes 64 at a time. Each
+/// answered want makes room for the next author at once: the catch-up does
+/// not wait for the next sync (5 s on mains) for every 64 authors.
+#[test]
+fn a_catch_up_of_many_one_message_authors_does_not_wait_for_the_next_sync() {
+    const PEOPLE: u64 = 1_000;
+    let mut h = Harness::new(1, vec![]);
+    let alice = common::identity(2);
+    h.link(ALICE, &alice);
+    let said: Vec<SignedEnvelope> =
+        (0..PEOPLE).map(|i| common::text(&common::identity(1_000 + i), "festival", 1, "hello")).collect();
+    let heads = said.iter().map(|e| Head { author: e.author(), contiguous: 1, max: 1, tip: e.id() }).collect();
+    h.frame(ALICE, Frame::Summary(Summary { room: festival(), heads, reply: false }).encode());
+    let mut ticks = 0;
+    loop {
+        // Alice answers every want as soon as it is sent.
+        while alice_serves(&mut h, &said) > 0 {}
+        if said.iter().all(|e| h.node.head(&festival(), &e.author()).0 == 1) {
+            break;
+        }
+        ticks += 1;
+        let held = said.iter().filter(|e| h.node.head(&festival(), &e.author()).0 == 1).count();
+        assert!(ticks <= 10, "after {ticks} ticks of {TICK_MS} ms, {held} of {PEOPLE} authors caught up");
+        h.now += TICK_MS;
+        h.feed(Input::Tick);
+    }
+    assert_eq!(h.delivered.len() as u64, PEOPLE);
 }
 
 #[test]
@@ -218,4 +250,67 @@ fn a_peer_that_only_asks_gets_its_budget_and_a_bounded_queue() {
     assert_eq!(answered, festival_core::sync::caps::MAX_LOADS_PER_LINK + MAX_SERVE_QUEUE);
     assert_eq!(h.node.state_sizes().serve_queue, 0);
     let _ = NOW;
+}
+
+/// An honest asker gives a request up after its timeout (3 s) and asks
+/// for something else, while a busy server still holds the old request
+/// queued: its queue overflows though the asker never had more than its
+/// share in flight. The excess is refused and counted, but it is no
+/// misbehaviour: the link stays.
+#[test]
+fn an_asker_whose_requests_timed_out_is_not_dropped_for_asking_again() {
+    let mut h = Harness::new(1, vec![]);
+    let ben = common::identity(3);
+    h.link(BEN, &ben);
+    // A store too busy to answer within the asker's timeout.
+    h.held_loads = Some(Vec::new());
+    for round in 0..4u64 {
+        for i in 0..MAX_WANTS_PER_LINK as u64 {
+            let author = invented(round * 1_000 + i);
+            h.frame(BEN, Frame::Want(Want { room: festival(), author, from: 1, to: 1 }).encode());
+        }
+        h.now += 3_000;
+        h.feed(Input::Tick);
+    }
+    assert_under_caps(&h);
+    assert!(h.rejected_by(&ben, "serve_queue_full") >= 100, "the excess is refused and counted");
+    assert!(h.misbehaving.is_empty(), "an asker that only re-asked is dropped: {:?}", h.misbehaving);
+}
+
+/// A graft repairs the live path (an announced message that did not come):
+/// it is served before the catch-up that link has queued with us, even when
+/// that queue is full.
+#[test]
+fn a_graft_goes_ahead_of_queued_wants() {
+    use festival_core::sync::caps::MAX_LOADS_PER_LINK;
+    use festival_core::sync::{Content, Load};
+    let mut h = Harness::new(1, vec![]);
+    let me = common::identity(1).peer_id();
+    let ben = common::identity(3);
+    h.link(BEN, &ben);
+    let (id, out) = h.node.send(festival(), Content::Text("see you at the bar".into()), h.now).unwrap();
+    h.apply(out);
+    h.sent.clear();
+    // Ben's catch-up fills every read slot and its queue: a slow store.
+    h.held_loads = Some(Vec::new());
+    for i in 0..(MAX_LOADS_PER_LINK + MAX_SERVE_QUEUE) as u64 {
+        h.frame(BEN, Frame::Want(Want { room: festival(), author: invented(i), from: 1, to: 1 }).encode());
+    }
+    let graft = MsgRef { room: festival(), author: me, seq: 1, id };
+    h.frame(BEN, Frame::Graft { refs: vec![graft] }.encode());
+    assert_eq!(h.rejected_by(&ben, "serve_queue_full"), 1, "the oldest queued want made room for the graft");
+    // One read finishes: the next to start is the graft's.
+    let mut loads = h.held_loads.replace(Vec::new()).unwrap();
+    let first = loads.remove(0);
+    h.feed(Input::Loaded { load: first, items: vec![] });
+    let started: Vec<Load> = h.held_loads.replace(Vec::new()).unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].author, me, "the graft is read before the wants queued earlier");
+    let env = h.envelopes[&id].clone();
+    h.feed(Input::Loaded { load: started[0].clone(), items: vec![(env, 0)] });
+    let answers: Vec<&Frame> = h.sent.iter().filter(|(l, _)| l.0 == BEN).map(|(_, f)| f).collect();
+    assert!(
+        matches!(answers.as_slice(), [Frame::Batch { items }] if SignedEnvelope::decode(&items[0].envelope).unwrap().id() == id),
+        "the graft is answered: {answers:?}"
+    );
 }

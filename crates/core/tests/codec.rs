@@ -98,7 +98,16 @@ proptest! {
 
     #[test]
     fn frames_round_trip(f in frame()) {
-        prop_assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+        let bytes = f.encode();
+        // None of these is a batch: a sender never holds them back.
+        prop_assert!(!Frame::is_batch(&bytes), "not a batch");
+        prop_assert_eq!(Frame::decode(&bytes).unwrap(), f);
+    }
+
+    #[test]
+    fn batches_are_told_apart_by_their_tag(n in 0usize..300, len in 0usize..200) {
+        let items = vec![Item { hops: 1, envelope: vec![7; len] }; n];
+        prop_assert!(Frame::is_batch(&Frame::Batch { items }.encode()), "a batch");
     }
 
     #[test]

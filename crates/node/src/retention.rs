@@ -5,7 +5,11 @@
 //!
 //! It runs every [`SWEEP_EVERY`], and sooner when the engine has committed
 //! [`Retention::wake_bytes`] since the last run: a flood cannot push the
-//! store far past its budget between two runs.
+//! store far past its budget between two runs. And while anything is being
+//! committed it looks at the store's size every [`CHECK_EVERY`], and runs
+//! if the store is over its budget: the last commits of a burst, too small
+//! to wake it, would otherwise keep the store over its budget for a minute
+//! (small transactions grow the WAL by several times their messages' bytes).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -20,6 +24,10 @@ use crate::clock::now_ms;
 /// How often expiry and the budget are checked without a wake-up: expiry
 /// is a matter of hours, so a minute late is nothing.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the task looks at the store's size while commits come in
+/// (see the module docs): two cheap reads (sums per room, file sizes).
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Rows one expiry transaction deletes (10-20 ms of the write lock at a
 /// million messages, measured by festival-store).
@@ -90,18 +98,44 @@ impl Drop for RetentionTask {
 /// Start the task on `store`.
 pub fn start(store: Store, r: Retention) -> (RetentionTask, RetentionTrigger) {
     let wake = Arc::new(Notify::new());
-    let trigger =
-        RetentionTrigger { committed: Arc::new(AtomicU64::new(0)), wake: wake.clone(), threshold: r.wake_bytes() };
+    let committed = Arc::new(AtomicU64::new(0));
+    let trigger = RetentionTrigger { committed: committed.clone(), wake: wake.clone(), threshold: r.wake_bytes() };
     let handle = tokio::spawn(async move {
         loop {
+            // What is committed from here on is for the next run.
+            committed.store(0, Relaxed);
             sweep(&store, &r).await;
-            tokio::select! {
-                _ = tokio::time::sleep(SWEEP_EVERY) => {}
-                _ = wake.notified() => {}
-            }
+            wait_for_next_run(&store, &r, &wake, &committed).await;
         }
     });
     (RetentionTask { handle }, trigger)
+}
+
+/// Whether the store's messages or its files are over the budget.
+async fn over_budget(store: &Store, r: &Retention) -> bool {
+    let messages = store.usage().await.map_or(0, |u| u.bytes);
+    let files = store.disk_usage().await.map_or(0, |d| d.total());
+    messages > r.budget.data_bytes() || files > r.budget.disk_bytes
+}
+
+/// Until [`SWEEP_EVERY`] has passed or the engine wakes the task, or,
+/// looked at every [`CHECK_EVERY`] once anything has been committed, the
+/// store is over its budget.
+async fn wait_for_next_run(store: &Store, r: &Retention, wake: &Notify, committed: &AtomicU64) {
+    let until = tokio::time::Instant::now() + SWEEP_EVERY;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(left.min(CHECK_EVERY)) => {}
+            _ = wake.notified() => return,
+        }
+        if committed.load(Relaxed) > 0 && over_budget(store, r).await {
+            return;
+        }
+    }
 }
 
 /// One run: expired messages first, then the budget.
@@ -142,5 +176,57 @@ mod tests {
     fn the_command_line_defaults_are_the_phone_defaults() {
         assert_eq!(Retention::with_limits(512, 168), Retention::default());
         assert_eq!(Retention::default().wake_bytes(), 8 * 1024 * 1024);
+    }
+
+    /// The last commits of a burst are smaller than a wake-up, yet they take
+    /// a store at its budget over it: it is back under within seconds, not
+    /// at the next minute's run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_taken_over_its_budget_by_a_small_commit_is_back_under_it_within_seconds() {
+        use festival_core::{Draft, Identity, Kind, RoomId, SignedEnvelope};
+        const MIB: u64 = 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("festival.db")).await.unwrap();
+        let r = Retention {
+            budget: Budget { disk_bytes: 4 * MIB, per_author_bytes: 4 * MIB, per_room_bytes: 4 * MIB },
+            lifetime_ms: 3_600_000,
+        };
+        let (_task, trigger) = start(store.clone(), r);
+        let author = Identity::generate(&mut rand_core::OsRng);
+        let mut seq = 0;
+        let mut put = |n: usize| {
+            let now = now_ms();
+            let items: Vec<(SignedEnvelope, u8)> = (0..n)
+                .map(|_| {
+                    seq += 1;
+                    let body = format!("{seq} {}", "x".repeat(3_990)).into_bytes();
+                    let draft = Draft { seq, room: RoomId::festival(), kind: Kind::Text, created_at: now, body };
+                    (SignedEnvelope::sign(&author, draft).unwrap(), 1)
+                })
+                .collect();
+            items
+        };
+        let over = |u: festival_store::Usage| u.bytes > r.budget.data_bytes();
+        // Twice the budget, each batch a wake-up's worth (so nothing is
+        // left over towards the next one).
+        for _ in 0..40 {
+            store.insert_batch(&put(50), now_ms(), false).await.unwrap();
+            trigger.committed(r.wake_bytes());
+        }
+        let by = tokio::time::Instant::now() + Duration::from_secs(20);
+        while over(store.usage().await.unwrap()) {
+            assert!(tokio::time::Instant::now() < by, "the flood is evicted as it comes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Ten more messages: 40 KiB, less than a wake-up (64 KiB).
+        store.insert_batch(&put(10), now_ms(), false).await.unwrap();
+        trigger.committed(1);
+        assert!(over(store.usage().await.unwrap()), "the last commit takes the store over its budget");
+        let since = tokio::time::Instant::now();
+        while over(store.usage().await.unwrap()) {
+            assert!(since.elapsed() < Duration::from_secs(10), "still over its budget after 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.close().await;
     }
 }

@@ -5,13 +5,16 @@
 use anyhow::Context;
 use festival_core::{PeerId, RoomId};
 use festival_node::runtime::{MessageBody, NodeConfig, NodeEvent, NodeHandle};
+use festival_store::Budget;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
 
-const HELP: &str = "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /peers, /status, /quit; \
+const HELP: &str =
+    "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /peers, /status, /storage, /quit; \
                     any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
+    let budget = cfg.retention.budget;
     let node = NodeHandle::start(cfg).await.context("starting the node")?;
     let status = node.status().await?;
     if json {
@@ -43,7 +46,7 @@ pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
             },
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(line)) => {
-                    if !command(&node, &mut room, line.trim(), json).await {
+                    if !command(&node, &budget, &mut room, line.trim(), json).await {
                         break;
                     }
                 }
@@ -56,7 +59,7 @@ pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
 }
 
 /// Handle one input line; false means quit.
-async fn command(node: &NodeHandle, room: &mut RoomId, line: &str, json: bool) -> bool {
+async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &str, json: bool) -> bool {
     let result: anyhow::Result<()> = async {
         match line.split_once(' ').unwrap_or((line, "")) {
             ("", _) => {}
@@ -78,6 +81,7 @@ async fn command(node: &NodeHandle, room: &mut RoomId, line: &str, json: bool) -
                 }
             }
             ("/status", _) => println!("{}", serde_json::to_string(&node.status().await?)?),
+            ("/storage", _) => println!("{}", storage(node.store(), budget).await?),
             _ => {
                 let id = node.send(room.clone(), line.to_owned()).await?;
                 report_saved(id, json);
@@ -94,6 +98,36 @@ async fn command(node: &NodeHandle, room: &mut RoomId, line: &str, json: bool) -
         }
     }
     line != "/quit"
+}
+
+/// What the store holds against its budget, as one JSON line: the files
+/// on disk (what the disk budget bounds), the messages and their bytes as
+/// the budgets count them, and per room the messages held now and the
+/// authors ever seen there (heads stay when messages are evicted, so
+/// `authors - messages` is, for rooms of one message per author, what
+/// eviction took).
+async fn storage(store: &festival_store::Store, budget: &Budget) -> anyhow::Result<serde_json::Value> {
+    let files = store.disk_usage().await?;
+    let usage = store.usage().await?;
+    let mut rooms = serde_json::Map::new();
+    let mut authors: std::collections::BTreeMap<RoomId, u64> = Default::default();
+    for h in store.heads().await? {
+        *authors.entry(h.room).or_default() += 1;
+    }
+    for (room, authors) in authors {
+        let u = store.room_usage(&room).await?;
+        rooms.insert(
+            room.to_string(),
+            serde_json::json!({"messages": u.messages, "bytes": u.bytes, "authors": authors}),
+        );
+    }
+    Ok(serde_json::json!({"storage": {
+        "files": {"db": files.db_bytes, "wal": files.wal_bytes, "shm": files.shm_bytes,
+                  "free": files.free_bytes, "total": files.total()},
+        "budget": {"disk": budget.disk_bytes, "data": budget.data_bytes(),
+                   "per_author": budget.per_author_bytes, "per_room": budget.per_room_bytes},
+        "messages": usage.messages, "bytes": usage.bytes, "rooms": rooms,
+    }}))
 }
 
 fn report_saved(id: festival_core::MessageId, json: bool) {

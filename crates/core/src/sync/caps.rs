@@ -19,6 +19,12 @@ pub const MAX_WANTS: usize = 1_024;
 /// peer may queue with us (see [`MAX_SERVE_QUEUE`]).
 pub const MAX_WANTS_PER_LINK: usize = 64;
 
+/// Chains we lack that a link claims but that could not be asked for yet,
+/// because every link claiming them had its share of wants out (or all
+/// wants were): asked for as soon as a want ends. As many as one link may
+/// claim; beyond that they wait for the next sync, as before.
+pub const MAX_BACKLOG: usize = MAX_CLAIMS_PER_LINK;
+
 /// Announced messages waited for (IHave without a push yet). A few seconds
 /// of live traffic in every room; more is a flood of invented references.
 pub const MAX_MISSING: usize = 4_096;

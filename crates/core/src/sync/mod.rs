@@ -48,7 +48,7 @@ mod serve;
 mod state;
 mod tick;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -182,6 +182,9 @@ pub struct Load {
     pub to: u64,
     pub max_bytes: usize,
     pub not_before: Millis,
+    /// For a graft (the live path), not a want (catch-up): read before the
+    /// link's queued wants.
+    pub live: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -328,6 +331,7 @@ pub struct StateSizes {
     pub wants: usize,
     pub exhausted: usize,
     pub missing: usize,
+    pub backlog: usize,
     pub serve_queue: usize,
     pub loads: usize,
     /// Authors of the room with the most.
@@ -354,6 +358,10 @@ pub struct Node {
     links: BTreeMap<LinkId, LinkState>,
     pending: BTreeMap<MessageId, Pending>,
     wants: BTreeMap<(RoomId, PeerId), WantInFlight>,
+    /// Chains to ask for as soon as a want ends, oldest first, and the
+    /// same as a set (capped: [`caps::MAX_BACKLOG`]).
+    backlog: VecDeque<(RoomId, PeerId)>,
+    backlogged: HashSet<(RoomId, PeerId)>,
     missing: BTreeMap<(RoomId, PeerId, u64), Missing>,
     recent: BoundedMap<(RoomId, PeerId, u64), MessageId>,
     unsent: HashSet<MessageId>,
@@ -401,6 +409,8 @@ impl Node {
             links: BTreeMap::new(),
             pending: BTreeMap::new(),
             wants: BTreeMap::new(),
+            backlog: VecDeque::new(),
+            backlogged: HashSet::new(),
             missing: BTreeMap::new(),
             recent: BoundedMap::new(cfg.recent_ids),
             unsent: snapshot.unsent.into_iter().collect(),
@@ -459,6 +469,7 @@ impl Node {
         StateSizes {
             claims: self.links.values().map(|l| l.claims).max().unwrap_or(0),
             wants: self.wants.len(),
+            backlog: self.backlog.len(),
             exhausted: self.links.values().map(|l| l.exhausted.len()).max().unwrap_or(0),
             missing: self.missing.len(),
             serve_queue: self.links.values().map(|l| l.serve_queue.len()).max().unwrap_or(0),

@@ -2,13 +2,19 @@
 //! time, to the best link that claims it; timeouts, `Gone` answers,
 //! demotion of links that claim and do not serve, and giving up on runs
 //! that nobody can serve any more.
+//!
+//! A link takes [`MAX_WANTS_PER_LINK`] requests at a time. What could not
+//! be asked for because every link claiming it was that busy waits in the
+//! backlog and is asked for as soon as a request ends: a catch-up of
+//! thousands of authors with one message each (a big room, the DM mailbox)
+//! goes as fast as the links answer, not 64 authors per sync interval.
 
 use std::collections::BTreeSet;
 
 use crate::frame::{Frame, Item, Want};
 use crate::ids::{LinkId, PeerId, RoomId};
 
-use super::caps::{MAX_WANTS, MAX_WANTS_PER_LINK};
+use super::caps::{MAX_BACKLOG, MAX_WANTS, MAX_WANTS_PER_LINK};
 use super::{LinkKind, Millis, Node, Output, WantInFlight};
 
 /// A link that can serve a gap: (link, rank, range to ask for).
@@ -25,18 +31,20 @@ impl Node {
             return;
         }
         self.take_want(&key);
-        let candidates = self.candidates(room, author, None);
+        let (candidates, busy) = self.servers(room, author, None);
         let Some(top) = candidates.iter().map(|c| c.1).max() else {
             if let Some((from, to)) = self.gone_everywhere(room, author) {
                 if self.give_up(room, author, from, to, out) {
                     // What lies above the run we gave up on may be served.
                     self.request_missing(room, author, now, out);
                 }
+            } else if busy {
+                self.defer(key);
             }
             return;
         };
         if self.wants.len() >= MAX_WANTS {
-            // Asked again at the next sync (retry_lacking) or when a want ends.
+            self.defer(key);
             return;
         }
         let mut candidates = candidates;
@@ -68,31 +76,61 @@ impl Node {
     /// for the next chunk (a claim beyond it buys nothing, so an invented
     /// claim of 2^62 does not make a link first choice).
     fn candidates(&self, room: &RoomId, author: PeerId, except: Option<LinkId>) -> Vec<Candidate> {
+        self.servers(room, author, except).0
+    }
+
+    /// [`Self::candidates`], and whether a link that could serve the gap
+    /// was left out only because it has its share of wants out.
+    fn servers(&self, room: &RoomId, author: PeerId, except: Option<LinkId>) -> (Vec<Candidate>, bool) {
         let key = (room.clone(), author);
-        let Some(r) = self.rooms.get(room) else { return Vec::new() };
+        let Some(r) = self.rooms.get(room) else { return (Vec::new(), false) };
         let empty = Default::default();
         let state = r.authors.get(&author).unwrap_or(&empty);
         let chunk_end = state.contiguous.saturating_add(self.cfg.want_chunk);
         let mut candidates = Vec::new();
+        let mut busy_only = false;
         for (id, l) in &self.links {
             let Some(head) = l.peer_head(room, &author) else { continue };
-            let busy = l.wants_out >= MAX_WANTS_PER_LINK;
-            if Some(*id) == except
-                || l.exhausted.contains(&key)
-                || !(l.peer_relays || l.peer == author)
-                || busy
-                || l.dropped
-            {
+            if Some(*id) == except || l.exhausted.contains(&key) || !(l.peer_relays || l.peer == author) || l.dropped {
                 continue;
             }
             let Some((from, to)) = state.first_gap(head.max, self.cfg.want_chunk) else { continue };
             if l.gone.get(&key).is_some_and(|g| *g >= from) {
                 continue;
             }
+            if l.wants_out >= MAX_WANTS_PER_LINK {
+                busy_only = true;
+                continue;
+            }
             let rank = (!l.demoted(), l.kind == LinkKind::Lan, l.peer_powered, head.max.min(chunk_end));
             candidates.push((*id, rank, (from, to)));
         }
-        candidates
+        (candidates, busy_only)
+    }
+
+    /// Keep a chain to ask for when a want ends (the next sync's
+    /// `retry_lacking` finds it too, if the backlog is full).
+    fn defer(&mut self, key: (RoomId, PeerId)) {
+        if self.backlog.len() < MAX_BACKLOG && self.backlogged.insert(key.clone()) {
+            self.backlog.push_back(key);
+        }
+    }
+
+    /// Wants ended: ask for backlogged chains, oldest first, while some
+    /// link has room for a want. A chain whose links are all still busy
+    /// goes to the back; at most [`MAX_WANTS_PER_LINK`] chains are looked
+    /// at per call, so a backlog of chains that only a stalling link claims
+    /// costs little and holds up nobody else's.
+    pub(super) fn ask_backlog(&mut self, now: Millis, out: &mut Vec<Output>) {
+        for _ in 0..MAX_WANTS_PER_LINK {
+            let room_for_one = self.links.values().any(|l| !l.dropped && l.wants_out < MAX_WANTS_PER_LINK);
+            if !room_for_one || self.wants.len() >= MAX_WANTS {
+                break;
+            }
+            let Some(key) = self.backlog.pop_front() else { break };
+            self.backlogged.remove(&key);
+            self.request_missing(&key.0, key.1, now, out);
+        }
     }
 
     /// The start of our first gap, if links told us they no longer hold it
@@ -154,6 +192,7 @@ impl Node {
         if whole {
             self.take_want(&key);
             self.request_missing(&room, author, now, out);
+            self.ask_backlog(now, out);
         } else if self.candidates(&room, author, Some(link)).is_empty() {
             self.give_up(&room, author, from, to, out);
         }
@@ -175,6 +214,7 @@ impl Node {
                 self.request_missing(&room, author, now, out);
             }
         }
+        self.ask_backlog(now, out);
     }
 
     pub(super) fn expire_wants(&mut self, now: Millis, out: &mut Vec<Output>) {
@@ -192,6 +232,7 @@ impl Node {
             }
             self.request_missing(&key.0, key.1, now, out);
         }
+        self.ask_backlog(now, out);
     }
 
     /// Forget which peers came back empty-handed and ask again for whatever

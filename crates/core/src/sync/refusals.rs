@@ -67,15 +67,13 @@ impl Reject {
     /// mangled, and floods. Only these count towards dropping the link. An
     /// honest carrier may hand on what its own clock, budget or rooms let
     /// through and ours do not (expired, from the future, a room we left).
+    /// A full serve queue is not a fault either: an honest asker gives a
+    /// request up after its timeout and asks for the next, while a server
+    /// slower than that timeout still holds the old one queued.
     pub fn peer_fault(&self) -> bool {
         matches!(
             self,
-            Reject::Frame(_)
-                | Reject::Envelope(_)
-                | Reject::RateLimited
-                | Reject::Version(_)
-                | Reject::ServeQueueFull
-                | Reject::BadProof
+            Reject::Frame(_) | Reject::Envelope(_) | Reject::RateLimited | Reject::Version(_) | Reject::BadProof
         )
     }
 }

@@ -3,6 +3,13 @@
 //! a few at a time and within the link's byte budget, and are answered with
 //! a `Batch`, preceded by `Gone` for the start of the range when we no
 //! longer hold it.
+//!
+//! A graft repairs the live path (an announced message did not come), so it
+//! is latency, not catch-up: it goes ahead of the wants the link has queued,
+//! pushing the oldest out if the queue is full (the asker asks again after
+//! its timeout). Its answer is still a batch: as pushes, a copy that a
+//! second announcer also sent would prune that link, and in the lab the
+//! eager trees then thrashed (three times the grafts, slower delivery).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +25,7 @@ impl Node {
         if !self.rooms.contains_key(&w.room) {
             return self.reject(link, Reject::NotCarried(w.room), now, out);
         }
-        self.queue_serve(link, w.room, w.author, w.from, w.to, now, out);
+        self.queue_serve(link, w.room, w.author, w.from, w.to, false, now, out);
     }
 
     /// "Send me these, and push to me from now on": the link becomes eager
@@ -42,7 +49,7 @@ impl Node {
                 }
             }
             for (from, to) in runs {
-                self.queue_serve(link, room.clone(), author, from, to, now, out);
+                self.queue_serve(link, room.clone(), author, from, to, true, now, out);
             }
             if served >= MAX_GRAFT_REFS_SERVED {
                 break;
@@ -52,6 +59,7 @@ impl Node {
 
     /// Queue a read of `from..=to` for `link`: always for our own messages,
     /// for others' only while the power policy lets us work for others.
+    /// `live` (a graft) goes ahead of the queued wants.
     #[allow(clippy::too_many_arguments)]
     fn queue_serve(
         &mut self,
@@ -60,6 +68,7 @@ impl Node {
         author: PeerId,
         from: u64,
         to: u64,
+        live: bool,
         now: Millis,
         out: &mut Vec<Output>,
     ) {
@@ -72,13 +81,38 @@ impl Node {
         // A request for a range that is already queued or being read starts
         // inside it: asked again after a timeout, or a graft for a want.
         let covered = |q: &Load| q.room == room && q.author == author && q.from <= from && from <= q.to;
-        if l.serve_queue.iter().chain(&l.loads).any(covered) {
+        if l.loads.iter().any(covered) {
             return;
         }
-        if l.serve_queue.len() >= MAX_SERVE_QUEUE {
-            return self.reject(link, Reject::ServeQueueFull, now, out);
+        if let Some(i) = l.serve_queue.iter().position(covered) {
+            if !live || l.serve_queue[i].live {
+                return;
+            }
+            // A graft for what a want already queued: serve it as the graft.
+            l.serve_queue.remove(i);
         }
-        l.serve_queue.push_back(Load { link, room, author, from, to, max_bytes, not_before });
+        let mut refused = false;
+        if l.serve_queue.len() >= MAX_SERVE_QUEUE {
+            let oldest_want = l.serve_queue.iter().position(|q| !q.live);
+            match oldest_want.filter(|_| live) {
+                Some(i) => {
+                    l.serve_queue.remove(i);
+                    refused = true;
+                }
+                None => return self.reject(link, Reject::ServeQueueFull, now, out),
+            }
+        }
+        let load = Load { link, room, author, from, to, max_bytes, not_before, live };
+        if live {
+            // Behind the grafts already queued, ahead of every want.
+            let at = l.serve_queue.iter().position(|q| !q.live).unwrap_or(l.serve_queue.len());
+            l.serve_queue.insert(at, load);
+        } else {
+            l.serve_queue.push_back(load);
+        }
+        if refused {
+            self.reject(link, Reject::ServeQueueFull, now, out);
+        }
         self.pump_serve(link, now, out);
     }
 

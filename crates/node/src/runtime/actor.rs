@@ -43,8 +43,9 @@ const MAX_INBOUND_SIGNALING: usize = 64;
 /// Inbound signaling connections at once from one address: one host cannot
 /// take every slot.
 const MAX_INBOUND_PER_SOURCE: usize = 8;
-/// Frames queued per link while its send buffer is full (~16 MiB at worst);
-/// beyond it frames are dropped and sync repairs the loss.
+/// Frames queued per link while its send buffer is full, in each of its two
+/// queues (live frames, sync batches: ~16 MiB each at worst); beyond it
+/// frames are dropped and sync repairs the loss.
 const MAX_QUEUED_FRAMES: usize = 64;
 /// How long the names (verified marks, lookalike flags) shown with messages
 /// may be stale: they are reloaded at most this often while messages flow.
@@ -85,7 +86,10 @@ struct Conn {
     /// Signaled through the relay: an upgrade from the relay path.
     upgrade: bool,
     open: bool,
+    /// Frames waiting for room in the send buffer: everything but sync
+    /// batches, which wait in `bulk` and go only when this is empty.
     queue: VecDeque<Vec<u8>>,
+    bulk: VecDeque<Vec<u8>>,
 }
 
 /// The relay side of the actor: the client, its session as a core link,
@@ -779,6 +783,7 @@ impl Actor {
             upgrade,
             open: false,
             queue: VecDeque::new(),
+            bulk: VecDeque::new(),
         };
         self.conns.insert(conn, c);
         self.paths.dialed(upgrade);
@@ -916,6 +921,7 @@ impl Actor {
                     upgrade: false,
                     open: false,
                     queue: VecDeque::new(),
+                    bulk: VecDeque::new(),
                 };
                 self.conns.insert(conn, c);
                 if let Some(e) = self.links.peers.get_mut(&peer) {
@@ -996,9 +1002,15 @@ impl Actor {
         }
     }
 
+    /// Send a frame on a direct link, or queue it while the link's send
+    /// buffer is full. Sync batches queue behind everything else: a new
+    /// message, a want or an announcement never waits behind megabytes of
+    /// catch-up (a flood of others' mail, say) queued before it.
     fn send_conn(&mut self, conn: ConnId, bytes: Vec<u8>) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        if c.queue.is_empty() {
+        let bulk = festival_core::Frame::is_batch(&bytes);
+        let behind = c.queue.len() + if bulk { c.bulk.len() } else { 0 };
+        if behind == 0 {
             match self.endpoint.send(conn, &bytes) {
                 Ok(()) => return,
                 Err(webrtc::SendError::Full { .. }) => {}
@@ -1008,23 +1020,27 @@ impl Actor {
                 }
             }
         }
-        if c.queue.len() >= MAX_QUEUED_FRAMES {
-            tracing::warn!(%conn, "send queue full; frame dropped (sync will repair)");
+        let queue = if bulk { &mut c.bulk } else { &mut c.queue };
+        if queue.len() >= MAX_QUEUED_FRAMES {
+            tracing::warn!(%conn, bulk, "send queue full; frame dropped (sync will repair)");
             return;
         }
-        c.queue.push_back(bytes);
+        queue.push_back(bytes);
     }
 
+    /// The send buffer has room again: live frames first, then batches.
     fn flush(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        while let Some(bytes) = c.queue.front() {
-            match self.endpoint.send(conn, bytes) {
-                Ok(()) => {
-                    c.queue.pop_front();
-                }
-                Err(webrtc::SendError::Full { .. }) => return,
-                Err(_) => {
-                    c.queue.pop_front();
+        for queue in [&mut c.queue, &mut c.bulk] {
+            while let Some(bytes) = queue.front() {
+                match self.endpoint.send(conn, bytes) {
+                    Ok(()) => {
+                        queue.pop_front();
+                    }
+                    Err(webrtc::SendError::Full { .. }) => return,
+                    Err(_) => {
+                        queue.pop_front();
+                    }
                 }
             }
         }
