@@ -123,7 +123,9 @@ async fn steps(c: &Client, node: &mut NodeProc, start: Instant) -> Step<()> {
 
     // 4. A sealed direct message to the stage box, from the people panel.
     click(c, ".people-toggle", "People nearby").await?;
-    click(c, "[aria-label='Message stage-box']", "Message stage-box").await?;
+    // The label names the person with their short fingerprint ("stage-box ·
+    // 18BD"), so a lookalike name cannot take the button's place.
+    click(c, "[aria-label^='Message stage-box \u{b7} ']", "Message stage-box").await?;
     let composer = wait_css(c, "[aria-label='Message']", "the DM composer").await?;
     let secret = "Meet me at the sound desk";
     composer.send_keys(secret).await.map_err(err("type a DM"))?;
