@@ -1,10 +1,10 @@
 //! Someone on the festival Wi-Fi makes thousands of keys and sends a sealed
-//! DM of the largest size from each, to nobody anyone knows: 94 MiB of
-//! mail, half again as much as a phone set to keep 64 MiB will hold. The
-//! people around notice nothing: their messages and DMs keep arriving
-//! within seconds while the flood goes on, their phones drop strangers' mail
-//! to stay within the 64 MiB they allowed, and nothing they wrote or were
-//! sent is lost.
+//! DM of the largest size from each, to nobody anyone knows: 79 MiB of
+//! mail, more than a phone set to keep 64 MiB will hold. The people around
+//! notice nothing: their messages and DMs keep arriving within seconds
+//! while the flood goes on, their phones drop strangers' mail to stay
+//! within the 64 MiB they allowed, and nothing they wrote or were sent is
+//! lost.
 //!
 //! The flooder is a real festival-node: its store is filled with the flood
 //! while it is stopped, and once started it offers the flood to everyone it
@@ -20,9 +20,13 @@ use festival_lab::flood::{fresh_identity_dms, preload, store_files_bytes};
 use festival_lab::{deadline, phase, Lan, NodeProc};
 use serde_json::Value;
 
-/// Fresh identities, one maximum-size sealed DM each: 94 MiB of raw
-/// envelopes, about 1.5 times the victims' budget.
-const FLOOD: usize = 6_000;
+/// Fresh identities, one maximum-size sealed DM each: 79 MiB of raw
+/// envelopes, 1.2 times the victims' disk budget, 1.6 times what it leaves
+/// for messages and 2.5 times what one room (`dm`) may take. Sized so the
+/// test takes about a minute and a half on two cores: victims take the
+/// flood at ~65 DMs a second, busy as they are verifying, storing and
+/// evicting it, serving it to each other and chatting.
+const FLOOD: usize = 5_000;
 /// The victims' disk budget, the smallest `festival-node run` takes.
 const BUDGET_MB: u64 = 64;
 const BUDGET_BYTES: u64 = BUDGET_MB * 1024 * 1024;
@@ -43,8 +47,8 @@ const FLOOD_DONE: Duration = Duration::from_secs(120);
 /// over its budget.
 const SETTLED: Duration = Duration::from_secs(15);
 /// How far over the budget the files may be for a moment during the flood:
-/// eviction runs after the fact (see `SETTLED`), and small transactions
-/// grow the WAL by several times their messages' bytes. Seen: 65-67 MiB.
+/// eviction runs after the fact (see `SETTLED`). Seen (sampled every ~2 s):
+/// 53 MiB; 88-91 MiB before eviction kept the WAL within its share.
 const PEAK_SLACK_BYTES: u64 = 8 * 1024 * 1024;
 
 fn now_ms() -> u64 {
@@ -168,7 +172,7 @@ fn a_flood_of_fresh_identities_leaves_honest_nodes_chatting_and_under_budget() {
     let flood = fresh_identity_dms(FLOOD, 0xF100D, |i| first + i as u64 * 500);
     let raw: u64 = flood.iter().map(|e| e.bytes().len() as u64).sum();
     phase(start, &format!("{FLOOD} fresh identities, one sealed DM each: {} of envelopes", mib(raw)));
-    assert!(raw > BUDGET_BYTES * 5 / 4, "the flood must exceed the victims' budget by a good margin");
+    assert!(raw > BUDGET_BYTES * 6 / 5, "the flood must exceed the victims' budget by a good margin");
 
     let lan = Lan::new(4);
     // The flooder gets its identity on a first start, alone on the LAN, and

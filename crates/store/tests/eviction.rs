@@ -293,6 +293,56 @@ async fn eviction_gives_the_space_back_to_the_file_system() {
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
 
+/// Small transactions (a node storing messages as they come in) grow the
+/// WAL by several times their rows; eviction keeps it within its share of
+/// the budget, so the files stay near the budget even while a checkpoint
+/// copies the WAL into the database (the two briefly take both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_kept_within_its_share_so_the_files_stay_near_the_budget_throughout() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let (dir, store) = temp_store().await;
+    let budget = disk_only(8 * 1024 * 1024);
+    let wal_share = budget.disk_bytes - budget.data_bytes();
+    // The files' size, every millisecond, from another thread.
+    let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let watcher = {
+        let (stop, peak, dir) = (stop.clone(), peak.clone(), dir.path().to_owned());
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                peak.fetch_max(files_on_disk(&dir), Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let stage = room("stage-a");
+    let mut seq = 0;
+    for _ in 0..100 {
+        for _ in 0..10 {
+            let items: Vec<(SignedEnvelope, u8)> = (0..3)
+                .map(|_| {
+                    seq += 1;
+                    (text(&identity(1_000 + seq), &stage, 1, 1_000 + seq, &"y".repeat(3_990)), 1)
+                })
+                .collect();
+            store.insert_batch(&items, 1, false).await.unwrap();
+        }
+        store.evict(&budget, 10_000_000).await.unwrap();
+        let files = store.disk_usage().await.unwrap();
+        assert!(files.total() <= budget.disk_bytes, "{files:?} after eviction");
+        assert!(files.wal_bytes <= wal_share, "WAL {} after eviction, its share {wal_share}", files.wal_bytes);
+    }
+    stop.store(true, Relaxed);
+    watcher.join().unwrap();
+    let peak = peak.load(Relaxed);
+    // While a checkpoint copies the WAL (its share, and what came in since
+    // the last eviction: ~125 KB of messages, several times that in WAL)
+    // into the database, the two take its pages twice.
+    eprintln!("the files reached {peak} bytes, budget {}", budget.disk_bytes);
+    assert!(peak <= budget.disk_bytes + wal_share, "the files reached {peak}, budget {}", budget.disk_bytes);
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
 #[tokio::test]
 async fn usage_follows_inserts_and_evictions_per_room_author_and_chain() {
     let (_dir, store) = temp_store().await;
