@@ -8,12 +8,12 @@
 //! message, an estimate of what a row really costs on disk.
 
 use festival_core::{PeerId, RoomId, SignedEnvelope};
-use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::error::{from_sql, Result};
 use crate::heads::Touched;
 use crate::ingest::placeholders;
 use crate::open::Store;
+use crate::script::Script;
 
 /// Disk cost of one stored message beyond its raw bytes: the row header and
 /// small columns, the entries of the indexes on `messages` (id prefix,
@@ -52,12 +52,13 @@ pub(crate) fn raw_len(env: &SignedEnvelope) -> i64 {
     i64::try_from(env.bytes().len()).unwrap_or(i64::MAX)
 }
 
-/// Add what a batch stored to its rooms' sums; in the ingest transaction.
-pub(crate) async fn add_room_usage(conn: &mut SqliteConnection, chains: &[Touched<'_>]) -> Result<()> {
+/// Add to `script` what a batch stored, to its rooms' sums; for the ingest
+/// transaction.
+pub(crate) fn room_usage_script(script: &mut Script, chains: &[Touched<'_>]) {
     // Rooms per batch are few (one, in a sync reply): sum per room here and
     // write one row each.
     let mut rooms: Vec<(&RoomId, i64, i64)> = Vec::new();
-    for chain in chains {
+    for chain in chains.iter().filter(|c| !c.fresh_seqs.is_empty()) {
         match rooms.iter_mut().find(|(room, _, _)| *room == chain.room) {
             Some(sums) => {
                 sums.1 += chain.added_bytes;
@@ -67,19 +68,16 @@ pub(crate) async fn add_room_usage(conn: &mut SqliteConnection, chains: &[Touche
         }
     }
     for part in rooms.chunks(crate::ingest::ROWS_PER_STATEMENT) {
-        let sql = format!(
+        script.sql(&format!(
             "INSERT INTO room_usage (room, raw_bytes, messages) VALUES {}
              ON CONFLICT (room) DO UPDATE SET
-                 raw_bytes = raw_bytes + excluded.raw_bytes, messages = messages + excluded.messages",
+                 raw_bytes = raw_bytes + excluded.raw_bytes, messages = messages + excluded.messages;",
             placeholders(3, part.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        ));
         for (room, bytes, messages) in part {
-            query = query.bind(room.as_str()).bind(*bytes).bind(*messages);
+            script.bind(room.as_str()).bind(*bytes).bind(*messages);
         }
-        query.execute(&mut *conn).await?;
     }
-    Ok(())
 }
 
 impl Store {
