@@ -7,6 +7,7 @@
 use festival_core::{MessageId, PeerId, RoomId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
+use crate::chains::KnownChains;
 use crate::error::{corrupt, from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result};
 use crate::ingest::placeholders;
 use crate::open::Store;
@@ -78,28 +79,74 @@ pub(crate) struct Found {
 /// transaction that writes their messages, before writing them: messages
 /// name their chain by id.
 ///
-/// Also returns the highest message rowid, which ingest needs at the same
-/// moment: a subquery costs far less than another round trip. Rows come
-/// back as one text, since every row sqlx returns is a message from its
-/// worker thread (a thousand of them cost more than the lookups).
-pub(crate) async fn find_chains(conn: &mut SqliteConnection, keys: &[(&RoomId, PeerId)]) -> Result<Found> {
-    let mut found: Vec<Option<Chain>> = vec![None; keys.len()];
-    let (mut last_pk, mut last_chain) = (0, 0);
-    let parts = keys.chunks(CHAINS_PER_STATEMENT).zip(found.chunks_mut(CHAINS_PER_STATEMENT));
-    for (part, slots) in parts {
+/// Chains the writer remembers (see [`crate::chains`]) are not looked up,
+/// unless the file changed under the memory. Also returns the highest
+/// message rowid, which ingest needs at the same moment: a subquery costs
+/// far less than another round trip.
+pub(crate) async fn find_chains(
+    conn: &mut SqliteConnection,
+    keys: &[(&RoomId, PeerId)],
+    known: &KnownChains,
+) -> Result<Found> {
+    let (mut found, _) = known.recall(keys);
+    let recalled = found.iter().any(Option::is_some);
+    let mut last = lookup(conn, keys, &mut found).await?;
+    if !known.check(last.data_version) && recalled {
+        // Another connection wrote since: what was recalled may be stale.
+        found = vec![None; keys.len()];
+        last = lookup(conn, keys, &mut found).await?;
+    }
+    let mut next = last.chain;
+    let chains = found
+        .into_iter()
+        .map(|c| {
+            c.unwrap_or_else(|| {
+                next += 1;
+                Chain { id: next, marks: (0, 0), new: true }
+            })
+        })
+        .collect();
+    Ok(Found { last_pk: last.pk, chains })
+}
+
+/// The file's `data_version`, highest message rowid and highest chain id.
+struct Last {
+    data_version: i64,
+    pk: i64,
+    chain: i64,
+}
+
+/// Fill the empty slots of `found` (one per key) with the chains `heads`
+/// holds. Rows come back as one text, since every row sqlx returns is a
+/// message from its worker thread, and a thousand of them cost more than
+/// the lookups.
+async fn lookup(conn: &mut SqliteConnection, keys: &[(&RoomId, PeerId)], found: &mut [Option<Chain>]) -> Result<Last> {
+    let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+    let mut last = None;
+    // At least one query, for the marks, even with nothing to look up.
+    let parts: Vec<&[usize]> =
+        if missing.is_empty() { vec![&[]] } else { missing.chunks(CHAINS_PER_STATEMENT).collect() };
+    for part in parts {
+        let lookups = if part.is_empty() {
+            "NULL".to_owned()
+        } else {
+            format!(
+                "(SELECT group_concat(v.column1 || ' ' || h.chain || ' ' || h.contiguous || ' ' || h.max_seq, ' ')
+                  FROM (VALUES {}) AS v JOIN heads h ON h.room = v.column2 AND h.author = v.column3)",
+                placeholders(3, part.len())
+            )
+        };
         let sql = format!(
-            "SELECT (SELECT coalesce(max(pk), 0) FROM messages), (SELECT coalesce(max(chain), 0) FROM heads),
-                    (SELECT group_concat(v.column1 || ' ' || h.chain || ' ' || h.contiguous || ' ' || h.max_seq, ' ')
-                     FROM (VALUES {}) AS v JOIN heads h ON h.room = v.column2 AND h.author = v.column3)",
-            placeholders(3, part.len())
+            "SELECT (SELECT data_version FROM pragma_data_version()), (SELECT coalesce(max(pk), 0) FROM messages),
+                    (SELECT coalesce(max(chain), 0) FROM heads), {lookups}"
         );
-        let mut query = sqlx::query_as::<_, (i64, i64, Option<String>)>(AssertSqlSafe(sql));
-        for (i, (room, author)) in part.iter().enumerate() {
-            // Indexes are below CHAINS_PER_STATEMENT.
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, Option<String>)>(AssertSqlSafe(sql));
+        for &i in part {
+            let (room, author) = &keys[i];
             query = query.bind(i as i64).bind(room.as_str()).bind(&author.as_bytes()[..]);
         }
-        let (pk, chain, rows) = query.fetch_one(&mut *conn).await?;
-        (last_pk, last_chain) = (pk, chain);
+        let (data_version, pk, chain, rows) = query.fetch_one(&mut *conn).await?;
+        last = Some(Last { data_version, pk, chain });
         let numbers: Vec<i64> = match rows {
             Some(text) => text
                 .split_ascii_whitespace()
@@ -111,22 +158,12 @@ pub(crate) async fn find_chains(conn: &mut SqliteConnection, keys: &[(&RoomId, P
             let &[i, id, contiguous, max_seq] = row else {
                 return Err(corrupt("heads", "chain lookup row"));
             };
-            let slot = usize::try_from(i).ok().and_then(|i| slots.get_mut(i));
+            let slot = usize::try_from(i).ok().and_then(|i| found.get_mut(i));
             *slot.ok_or_else(|| corrupt("heads", "chain lookup index"))? =
                 Some(Chain { id, marks: (contiguous, max_seq), new: false });
         }
     }
-    let mut next = last_chain;
-    let chains = found
-        .into_iter()
-        .map(|c| {
-            c.unwrap_or_else(|| {
-                next += 1;
-                Chain { id: next, marks: (0, 0), new: true }
-            })
-        })
-        .collect();
-    Ok(Found { last_pk, chains })
+    last.ok_or_else(|| corrupt("heads", "no chain lookup ran"))
 }
 
 /// Write the head rows of the `new` chains among `chains` (found for `keys`
@@ -230,7 +267,13 @@ fn write_sql(chains: usize) -> String {
 /// arithmetic on what a peer claims, so they cannot drift from the rows
 /// whatever order seqs arrive in. The common case costs one write per
 /// chain; only chains with messages held above a gap are probed.
-pub(crate) fn heads_script(script: &mut Script, chains: &[Touched<'_>]) {
+///
+/// Returns each chain's marks as the script leaves them, `None` where SQL
+/// computes them (for [`KnownChains::remember`]).
+pub(crate) fn heads_script<'a>(
+    script: &mut Script,
+    chains: &[Touched<'a>],
+) -> Vec<(&'a RoomId, PeerId, i64, Option<Marks>)> {
     let mut new = Vec::new();
     let mut fast: Vec<(&Touched, Marks)> = Vec::new();
     let mut slow = Vec::new();
@@ -278,6 +321,8 @@ pub(crate) fn heads_script(script: &mut Script, chains: &[Touched<'_>]) {
             script.bind(chain.chain.id).bind(chain.added_bytes).bind(chain.added_messages());
         }
     }
+    let known = new.iter().chain(&fast).map(|(c, marks)| (c.room, c.author, c.chain.id, Some(*marks)));
+    known.chain(slow.iter().map(|c| (c.room, c.author, c.chain.id, None))).collect()
 }
 
 impl Store {
@@ -328,7 +373,9 @@ impl Store {
         let through = to_sql("through", through)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let keys = [(room, *author)];
-        let found = find_chains(&mut tx, &keys).await?;
+        let found = find_chains(&mut tx, &keys, &self.chains).await?;
+        // Its marks are about to change in SQL.
+        self.chains.forget_chain(room, *author);
         create_chains(&mut tx, &keys, &found.chains).await?;
         let [chain] = found.chains[..] else {
             return Err(corrupt("heads", "one chain asked, not one found"));

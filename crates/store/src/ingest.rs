@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use festival_core::{Body, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use crate::error::{corrupt, message_id_from_sql, to_sql, Result, StoreError};
 use crate::heads::{find_chains, heads_script, Touched};
@@ -152,7 +152,11 @@ impl Store {
             // applies, instead of at the first write, where a lock upgrade
             // can fail at once with SQLITE_BUSY. Holding it throughout also
             // means no other writer can add rows above the pk mark below.
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            // The connection is held until the chains it wrote are
+            // remembered (see crate::chains), so no other write starts
+            // in between.
+            let mut conn = self.writer.acquire().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             // Rows name their chain by id: find (or number) every chain of
             // the batch, once, with its marks before this transaction.
             let mut keys: BTreeMap<(&RoomId, PeerId), usize> = BTreeMap::new();
@@ -164,7 +168,7 @@ impl Store {
             for (&key, &i) in &keys {
                 ordered[i] = key;
             }
-            let found = find_chains(&mut tx, &ordered).await?;
+            let found = find_chains(&mut tx, &ordered, &self.chains).await?;
             // SQLite gives a new row the rowid max + 1 (until rowids reach
             // 2^63, which no phone will see), so every row this transaction
             // inserts has a pk above this mark: that is how a row we find in
@@ -234,6 +238,13 @@ impl Store {
                 chain.fresh_seqs.push(row.seq);
                 chain.added_bytes += raw_len(row.env);
             }
+            // Chains of the batch that stored nothing keep the marks found.
+            let mut unchanged = Vec::new();
+            for (&(room, author), &i) in &keys {
+                if !touched.contains_key(&(room, author)) {
+                    unchanged.push((room, author, chains[i].id, Some(chains[i].marks)));
+                }
+            }
             let mut chains: Vec<Touched> = touched.into_values().collect();
             for chain in &mut chains {
                 chain.fresh_seqs.sort_unstable();
@@ -242,12 +253,17 @@ impl Store {
             if local {
                 outbox_script(&mut script, &fresh, received_at);
             }
-            heads_script(&mut script, &chains);
+            let mut marks = heads_script(&mut script, &chains);
+            marks.extend(unchanged);
             room_usage_script(&mut script, &chains);
             let prefixes: Vec<i64> = fresh.iter().map(|row| id_prefix(&row.env.id())).collect();
             ids_script(&mut script, &self.ids, before, &prefixes);
             script.run(&mut tx).await?;
+            let unsure = self.chains.unsure();
             tx.commit().await?;
+            self.chains.remember(marks);
+            unsure.resolved();
+            drop(conn);
             tracing::debug!(items = items.len(), new = fresh.len(), chains = chains.len(), "batch stored");
         }
 

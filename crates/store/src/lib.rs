@@ -24,6 +24,8 @@
 //!   in one round trip.
 //! - [`heads`]: per-chain contiguous/max marks for sync; they never go down,
 //!   even when messages are deleted.
+//! - `chains` (private): the writer's memory of chain ids and marks between
+//!   batches, trusted only while no other connection writes the file.
 //! - [`lookup`]: chain tips, what receipts refer to, room membership.
 //! - [`ids`]: lookups by id, through an index in two parts (a small recent
 //!   one, merged into the main one a slice of the key space at a time) so
@@ -52,6 +54,7 @@
 //! async, which the core deliberately is not. The simulator keeps its state
 //! in memory the same way, without pretending to be a store.
 
+mod chains;
 pub mod equivocation;
 pub mod error;
 pub mod evict;

@@ -9,6 +9,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
+use crate::chains::KnownChains;
 use crate::error::{from_sql, Result};
 use crate::files;
 use crate::ids::SharedIdIndex;
@@ -89,6 +90,8 @@ pub struct Store {
     pub(crate) path: Arc<PathBuf>,
     /// What ingest knows of the id index (see [`crate::ids`]).
     pub(crate) ids: SharedIdIndex,
+    /// Chains the writer remembers between batches (see [`crate::chains`]).
+    pub(crate) chains: KnownChains,
 }
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
@@ -178,7 +181,7 @@ impl Store {
             }
         };
         tracing::debug!(path = %path.display(), "store opened");
-        Ok(Store { writer, reader, path: Arc::new(path.to_owned()), ids })
+        Ok(Store { writer, reader, path: Arc::new(path.to_owned()), ids, chains: KnownChains::default() })
     }
 
     /// Close every connection, waiting for operations in flight. The last
