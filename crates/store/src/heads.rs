@@ -236,29 +236,30 @@ fn probe_sql(chains: usize) -> String {
     )
 }
 
-/// Write marks computed by [`fast_marks`] and add the accounting, for
-/// chains of one room (bound once), keyed by (room, author), the table's
-/// own key. Neither mark goes down (max() guards against a caller's mistake
-/// as well).
+/// Write marks computed by [`fast_marks`] and add the accounting, creating
+/// the chains that are new: one upsert, keyed by (room, author), the
+/// table's own key, so each chain costs one probe of it (an `UPDATE ..
+/// FROM` first copies its values and then the rows to change into two
+/// temporary tables). Neither mark goes down (max() guards against a
+/// caller's mistake as well); the chain id of an existing row is left as
+/// it is.
 fn write_sql(chains: usize) -> String {
     format!(
-        "UPDATE heads SET
-             contiguous = max(contiguous, v.column2),
-             max_seq = max(max_seq, v.column3),
-             raw_bytes = raw_bytes + v.column4,
-             messages = messages + v.column5
-         FROM (VALUES {}) AS v
-         WHERE heads.room = ? AND heads.author = v.column1;",
-        placeholders(5, chains)
+        "INSERT INTO heads (room, author, chain, contiguous, max_seq, raw_bytes, messages) VALUES {}
+         ON CONFLICT (room, author) DO UPDATE SET
+             contiguous = max(contiguous, excluded.contiguous),
+             max_seq = max(max_seq, excluded.max_seq),
+             raw_bytes = raw_bytes + excluded.raw_bytes,
+             messages = messages + excluded.messages;",
+        placeholders(7, chains)
     )
 }
 
 /// Add to `script` what brings the heads (and the accounting) of these
 /// chains up to date, and creates the new ones; for the transaction that
 /// inserted their messages, with the marks [`find_chains`] found. Each
-/// chain should appear once, and `chains` be sorted by room (the updates of
-/// one room are one statement). Every new chain must be listed, even one
-/// that stored nothing: its row is written here.
+/// chain should appear once. Every new chain must be listed, even one that
+/// stored nothing: its row is written here.
 ///
 /// Neither mark ever goes down: they mean "seen up to", and eviction deletes
 /// messages that sync must not fetch again. Marks follow from the rows (or,
@@ -274,22 +275,17 @@ pub(crate) fn heads_script<'a>(
     script: &mut Script,
     chains: &[Touched<'a>],
 ) -> Vec<(&'a RoomId, PeerId, i64, Option<Marks>)> {
-    let mut new = Vec::new();
     let mut fast: Vec<(&Touched, Marks)> = Vec::new();
     let mut slow = Vec::new();
     for chain in chains {
         match fast_marks(chain.chain.marks, &chain.fresh_seqs) {
-            Some(marks) if chain.chain.new => new.push((chain, marks)),
             Some(marks) => fast.push((chain, marks)),
             // A new chain has nothing above a gap: fast_marks always applies.
             None => slow.push(chain),
         }
     }
-    for part in new.chunks(CHAINS_PER_STATEMENT) {
-        script.sql(&format!(
-            "INSERT INTO heads (room, author, chain, contiguous, max_seq, raw_bytes, messages) VALUES {};",
-            placeholders(7, part.len())
-        ));
+    for part in fast.chunks(CHAINS_PER_STATEMENT) {
+        script.sql(&write_sql(part.len()));
         for (chain, (contiguous, max_seq)) in part {
             script
                 .bind(chain.room.as_str())
@@ -301,27 +297,13 @@ pub(crate) fn heads_script<'a>(
                 .bind(chain.added_messages());
         }
     }
-    for room in fast.chunk_by(|a, b| a.0.room == b.0.room) {
-        for part in room.chunks(CHAINS_PER_STATEMENT) {
-            script.sql(&write_sql(part.len()));
-            for (chain, (contiguous, max_seq)) in part {
-                script
-                    .bind(chain.author.as_bytes().to_vec())
-                    .bind(*contiguous)
-                    .bind(*max_seq)
-                    .bind(chain.added_bytes)
-                    .bind(chain.added_messages());
-            }
-            script.bind(part[0].0.room.as_str());
-        }
-    }
     for part in slow.chunks(CHAINS_PER_STATEMENT) {
         script.sql(&probe_sql(part.len())).sql(";");
         for chain in part {
             script.bind(chain.chain.id).bind(chain.added_bytes).bind(chain.added_messages());
         }
     }
-    let known = new.iter().chain(&fast).map(|(c, marks)| (c.room, c.author, c.chain.id, Some(*marks)));
+    let known = fast.iter().map(|(c, marks)| (c.room, c.author, c.chain.id, Some(*marks)));
     known.chain(slow.iter().map(|c| (c.room, c.author, c.chain.id, None))).collect()
 }
 
