@@ -1,6 +1,7 @@
 //! Opening a store: the file, the connection settings, the pools, migrations.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +93,9 @@ pub struct Store {
     pub(crate) ids: SharedIdIndex,
     /// Chains the writer remembers between batches (see [`crate::chains`]).
     pub(crate) chains: KnownChains,
+    /// The writer's `wal_autocheckpoint`, as eviction last set it for its
+    /// budget (see [`crate::evict`]).
+    pub(crate) wal_pages: Arc<AtomicU32>,
 }
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
@@ -181,7 +185,14 @@ impl Store {
             }
         };
         tracing::debug!(path = %path.display(), "store opened");
-        Ok(Store { writer, reader, path: Arc::new(path.to_owned()), ids, chains: KnownChains::default() })
+        Ok(Store {
+            writer,
+            reader,
+            path: Arc::new(path.to_owned()),
+            ids,
+            chains: KnownChains::default(),
+            wal_pages: Arc::new(AtomicU32::new(WAL_CHECKPOINT_PAGES)),
+        })
     }
 
     /// Close every connection, waiting for operations in flight. The last

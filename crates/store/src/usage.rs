@@ -3,9 +3,11 @@
 //!
 //! `heads` carries per-chain sums (written once per chain per batch by the
 //! ingest transaction), `room_usage` the same per room; deletes subtract
-//! through a trigger (migrations/0002_retention.sql). Budgets compare
-//! [`Usage::bytes`]: the raw envelope bytes plus [`ROW_OVERHEAD_BYTES`] per
-//! message, an estimate of what a row really costs on disk.
+//! through a trigger (migrations/0003_id_index.sql). The per-author and
+//! per-room budgets compare [`Usage::bytes`]: the raw envelope bytes plus
+//! [`ROW_OVERHEAD_BYTES`] per message, an estimate of what a row really
+//! costs on disk. The disk budget is held against the real file instead
+//! (see [`crate::evict`]).
 
 use festival_core::{PeerId, RoomId, SignedEnvelope};
 
@@ -22,8 +24,8 @@ use crate::script::Script;
 /// messages shaped like `festival-bench store` (1,000 authors, 10 rooms,
 /// 175-byte envelopes): 43.2 MB of database, 432 bytes a row, of which 256
 /// beyond the raw bytes. Deletes leave pages part-empty, so after eviction a
-/// row can cost more; eviction then measures the real files and takes the
-/// difference too. Reproduce with
+/// row can cost more; the disk budget is why eviction measures the file.
+/// Reproduce with
 /// `cargo test -p festival-store --release --test perf -- --ignored row_overhead --nocapture`.
 pub const ROW_OVERHEAD_BYTES: u64 = 256;
 
