@@ -18,9 +18,9 @@ use crate::open::Store;
 use crate::script::Script;
 
 /// Disk cost of one stored message beyond its raw bytes: the row header and
-/// small columns, the entries of the indexes on `messages` (id prefix,
-/// position, history, unread), its share of `heads`, and the slack of
-/// B-tree pages that are not full. Measured on a real file at 100,000
+/// small columns, the entries of the indexes on `messages` (position,
+/// history, unread) and of the id index, its share of `heads`, and the
+/// slack of B-tree pages that are not full. Measured on a real file at 100,000
 /// messages shaped like `festival-bench store` (1,000 authors, 10 rooms,
 /// 175-byte envelopes): 43.2 MB of database, 432 bytes a row, of which 256
 /// beyond the raw bytes. Deletes leave pages part-empty, so after eviction a
