@@ -7,12 +7,18 @@
 //!    over all rooms loses its oldest messages, down to the budget;
 //! 2. per room: a room holding more than `per_room_bytes` loses its oldest
 //!    evictable messages (in `dm`, that is other people's mail);
-//! 3. disk: while the store holds more than the disk budget leaves for data,
-//!    messages go by class: expired ones, then others' mail for others and
-//!    rooms I have left, then others' messages in rooms I am in. Then the
-//!    real files (database, WAL, shared memory) are brought under
-//!    `disk_bytes`: free pages are given back to the file system, the WAL is
-//!    truncated, and if the rows still take more than estimated, more go.
+//! 3. disk: the budget is on the real files (database, WAL, shared memory).
+//!    The WAL gets a share ([`Budget::wal_bytes`]) and checkpoints early
+//!    enough to stay in it; the database gets the rest
+//!    ([`Budget::data_bytes`]). When the pages SQLite has in use come
+//!    within [`Budget::headroom_bytes`] of that, measured on the file (the
+//!    per-message estimate of [`crate::usage`] misses index pages left
+//!    part-full), messages go by class until they are twice the headroom
+//!    under it: expired ones, then others' mail for others and rooms I
+//!    have left, then others' messages in rooms I am in. Freed pages stay
+//!    in the file for the next messages, unless the file is over its share;
+//!    if the files are still over the budget (a reader kept the WAL from
+//!    starting over), the WAL is truncated and more go.
 //!
 //! Never deleted: messages by me, sealed DMs to me, unsent outbox entries.
 //! Heads never go down (see [`crate::heads`]).
@@ -20,8 +26,10 @@
 use festival_core::{PeerId, RoomId};
 
 use crate::error::{clamp_to_sql, peer_from_sql, room_from_sql, Result};
+use std::sync::atomic::Ordering;
+
 use crate::files::DiskUsage;
-use crate::open::Store;
+use crate::open::{Store, WAL_CHECKPOINT_PAGES};
 use crate::usage::ROW_OVERHEAD_BYTES;
 use crate::victims::{delete_oldest, Merge, Source};
 
@@ -29,13 +37,26 @@ pub use crate::victims::Evicted;
 
 const MIB: u64 = 1024 * 1024;
 
-/// The WAL's high-water mark: a commit checkpoints once the WAL passes
-/// `WAL_CHECKPOINT_PAGES` (20,000 pages of 4 KiB plus a 24-byte frame header
-/// each: 82.4 MB), and the commit that crosses it can add one batch's worth
-/// (a batch of 1,000 messages from 1,000 chains dirties ~3,000 pages, 12 MB).
-/// Measured during `festival-bench store` at a million messages: the WAL
-/// peaked at 85 MB. The shared-memory index is ~200 KiB on top.
+/// What the WAL and its shared-memory index may take on disk, at most: a
+/// commit checkpoints once the WAL passes `WAL_CHECKPOINT_PAGES` (20,000
+/// pages of 4 KiB plus a 24-byte frame header each: 82.4 MB), the commit
+/// that crosses it adds its own pages (a batch of 1,000 messages from 1,000
+/// chains dirties ~700, 3 MB), and the index is ~200 KiB. A budget below
+/// four times this gives the WAL a quarter of itself instead, and eviction
+/// makes the WAL checkpoint early enough to stay in it (see
+/// [`Budget::checkpoint_pages`]).
 pub const WAL_RESERVE_BYTES: u64 = 96 * MIB;
+
+/// Room the WAL's share keeps for the commit that crosses the checkpoint
+/// threshold: several batches' worth of pages.
+const COMMIT_MARGIN_BYTES: u64 = 8 * MIB;
+
+/// The fewest WAL pages between checkpoints, however small the budget:
+/// each checkpoint costs an fsync of the database.
+const MIN_CHECKPOINT_PAGES: u64 = 256;
+
+/// A WAL frame: a page and its 24-byte header.
+const WAL_FRAME_BYTES: u64 = 4_096 + 24;
 
 /// Bounds on what the store keeps. All sizes are bytes as
 /// [`crate::Usage`] counts them, except `disk_bytes`, which bounds the real
@@ -63,12 +84,38 @@ impl Default for Budget {
 }
 
 impl Budget {
-    /// What the rows may take: the disk budget less room for the WAL to
-    /// grow to its checkpoint. A quarter of the budget at most, so a small
-    /// budget still keeps data; below 384 MiB the WAL can pass its share
-    /// between evictions, and eviction truncates it.
+    /// What the WAL (with its shared-memory index) may take:
+    /// [`WAL_RESERVE_BYTES`], or a quarter of a budget below 384 MiB, so a
+    /// small budget still keeps data.
+    pub fn wal_bytes(&self) -> u64 {
+        WAL_RESERVE_BYTES.min(self.disk_bytes / 4)
+    }
+
+    /// What the database file may take: the disk budget less the WAL's
+    /// share. Eviction holds it against the file's real size.
     pub fn data_bytes(&self) -> u64 {
-        self.disk_bytes.saturating_sub(WAL_RESERVE_BYTES.min(self.disk_bytes / 4))
+        self.disk_bytes.saturating_sub(self.wal_bytes())
+    }
+
+    /// WAL pages after which a commit checkpoints, so that the WAL stays in
+    /// its share (leaving [`COMMIT_MARGIN_BYTES`] for the commit that
+    /// crosses the threshold): the store's usual 20,000 pages under a
+    /// budget of 384 MiB or more, fewer under a smaller one.
+    pub fn checkpoint_pages(&self) -> u32 {
+        let pages = self.wal_bytes().saturating_sub(COMMIT_MARGIN_BYTES) / WAL_FRAME_BYTES;
+        let pages = pages.clamp(MIN_CHECKPOINT_PAGES, u64::from(WAL_CHECKPOINT_PAGES));
+        u32::try_from(pages).unwrap_or(WAL_CHECKPOINT_PAGES)
+    }
+
+    /// How far below [`Budget::data_bytes`] eviction keeps the pages in
+    /// use: a pass starts when they come within this of it and evicts to
+    /// twice this below it. Ingest between two passes fills the pages freed
+    /// before the file grows, so the file itself stays under the budget and
+    /// the space of evicted messages is reused in place (giving it back to
+    /// the file system and growing again would rewrite pages for nothing).
+    /// 1/32 of the share: 13 MiB of 416, ~25,000 messages.
+    pub fn headroom_bytes(&self) -> u64 {
+        self.data_bytes() / 32
     }
 }
 
@@ -83,6 +130,7 @@ impl Store {
     /// `now_ms` caps the expiry cutoff recorded by [`Store::expire`], so a
     /// clock that once ran ahead cannot make the present count as expired.
     pub async fn evict(&self, budget: &Budget, now_ms: u64) -> Result<Evicted> {
+        self.fit_wal(budget).await?;
         let mut done = Evicted::default();
         for (author, over) in self.authors_over(budget.per_author_bytes).await? {
             let chains = self.chains_of(&author).await?;
@@ -94,10 +142,7 @@ impl Store {
             done.add(delete_oldest(self, &mut merge, over).await?);
         }
         let expired_before = clamp_to_sql(self.expire_before().await?.min(now_ms));
-        let used = self.usage().await?.bytes;
-        if used > budget.data_bytes() {
-            done.add(self.evict_by_class(used - budget.data_bytes(), expired_before).await?);
-        }
+        done.add(self.fit_data(budget, expired_before).await?);
         done.add(self.fit_files(budget, expired_before).await?);
         if done.messages > 0 {
             tracing::debug!(messages = done.messages, bytes = done.bytes, "evicted");
@@ -141,19 +186,74 @@ impl Store {
         Ok(done)
     }
 
+    /// Keep the database's pages in use [`Budget::headroom_bytes`] under
+    /// [`Budget::data_bytes`], measured on the file (what the rows and
+    /// their indexes really take, not [`ROW_OVERHEAD_BYTES`]' estimate), and
+    /// the file itself under `data_bytes`.
+    async fn fit_data(&self, budget: &Budget, expired_before: i64) -> Result<Evicted> {
+        let (limit, headroom) = (budget.data_bytes(), budget.headroom_bytes());
+        let mut done = Evicted::default();
+        let mut target = limit.saturating_sub(headroom);
+        for _ in 0..FIT_ROUNDS {
+            let pages = self.pages().await?;
+            if pages.used_bytes() <= target {
+                break;
+            }
+            // Once over, down to twice the headroom below, so passes do not
+            // evict a few messages each. Deleting frees fewer pages than
+            // the rows' share (index pages are left part-full), so the
+            // excess is converted to accounted bytes at the measured ratio
+            // and measured again.
+            target = limit.saturating_sub(2 * headroom);
+            let usage = self.usage().await?.bytes;
+            let excess = pages.used_bytes() - target;
+            let need = u64::try_from(u128::from(excess) * u128::from(usage) / u128::from(pages.used_bytes().max(1)))
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let more = self.evict_by_class(need, expired_before).await?;
+            if more.messages == 0 {
+                tracing::warn!(used = pages.used_bytes(), limit, "database over its budget with nothing left to evict");
+                break;
+            }
+            done.add(more);
+        }
+        // Only pages beyond the limit go back to the file system: the rest
+        // are reused by the next messages.
+        let pages = self.pages().await?;
+        if pages.file_bytes() > limit && pages.free_bytes() > 0 {
+            self.give_back((pages.file_bytes() - limit).min(pages.free_bytes())).await?;
+        }
+        Ok(done)
+    }
+
+    /// Make the writer checkpoint early enough for the WAL to stay in its
+    /// share of `budget`, and truncate the WAL file to that share whenever
+    /// it starts over. Set once per budget.
+    async fn fit_wal(&self, budget: &Budget) -> Result<()> {
+        let pages = budget.checkpoint_pages();
+        if self.wal_pages.swap(pages, Ordering::Relaxed) == pages {
+            return Ok(());
+        }
+        let script = format!(
+            "PRAGMA wal_autocheckpoint = {pages}; PRAGMA journal_size_limit = {};",
+            clamp_to_sql(budget.wal_bytes())
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&self.writer).await?;
+        Ok(())
+    }
+
     /// Bring the real files under the disk budget: free pages back to the
-    /// file system, the WAL truncated, and more messages evicted when the
-    /// rows really take more than [`ROW_OVERHEAD_BYTES`] estimates.
+    /// file system, the WAL truncated, and more messages evicted if still
+    /// over (a reader kept the WAL from starting over, say).
     ///
-    /// A WAL past its share of the budget (what [`Budget::data_bytes`]
-    /// leaves) is truncated even when the files fit: small transactions
-    /// grow it by several times their rows, and a checkpoint copies its
-    /// pages into the database before the WAL shrinks, so the files briefly
-    /// take both. Left to grow to the whole budget, a WAL of 50 MiB made
-    /// the files of a 64 MiB store reach 88 MiB during that checkpoint.
+    /// A WAL past its share ([`Budget::wal_bytes`]) is truncated even when
+    /// the files fit: a checkpoint copies its pages into the database before
+    /// the WAL shrinks, so the files briefly take both. Left to grow (a
+    /// reader held it while the writer's threshold passed), a WAL of 50 MiB
+    /// made the files of a 64 MiB store reach 88 MiB during that checkpoint.
     async fn fit_files(&self, budget: &Budget, expired_before: i64) -> Result<Evicted> {
         let disk_bytes = budget.disk_bytes;
-        if self.disk_usage().await?.wal_bytes > disk_bytes - budget.data_bytes() {
+        if self.disk_usage().await?.wal_bytes > budget.wal_bytes() {
             self.truncate_wal().await?;
         }
         let mut done = Evicted::default();

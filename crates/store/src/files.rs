@@ -36,6 +36,32 @@ impl DiskUsage {
     }
 }
 
+/// The database's pages as SQLite counts them, in the latest committed
+/// state (what the file holds once the WAL is checkpointed).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pages {
+    size: u64,
+    count: u64,
+    free: u64,
+}
+
+impl Pages {
+    /// The file's size.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.size.saturating_mul(self.count)
+    }
+
+    /// Pages on the free list, reused by the next inserts.
+    pub(crate) fn free_bytes(&self) -> u64 {
+        self.size.saturating_mul(self.free)
+    }
+
+    /// Pages holding rows and indexes.
+    pub(crate) fn used_bytes(&self) -> u64 {
+        self.file_bytes().saturating_sub(self.free_bytes())
+    }
+}
+
 /// `<db>-wal` and `<db>-shm`, beside the database.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -48,6 +74,21 @@ fn file_len(path: &Path) -> u64 {
 }
 
 impl Store {
+    /// The database's pages, on a reader.
+    pub(crate) async fn pages(&self) -> Result<Pages> {
+        let (size, count, free): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT page_size FROM pragma_page_size()), (SELECT page_count FROM pragma_page_count()),
+                    (SELECT freelist_count FROM pragma_freelist_count())",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(Pages {
+            size: from_sql("pragma", size)?,
+            count: from_sql("pragma", count)?,
+            free: from_sql("pragma", free)?,
+        })
+    }
+
     /// The real size of the store's files.
     pub async fn disk_usage(&self) -> Result<DiskUsage> {
         let (page_size,): (i64,) = sqlx::query_as("PRAGMA page_size").fetch_one(&self.reader).await?;

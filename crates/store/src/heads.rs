@@ -7,9 +7,11 @@
 use festival_core::{MessageId, PeerId, RoomId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
+use crate::chains::KnownChains;
 use crate::error::{corrupt, from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result};
 use crate::ingest::placeholders;
 use crate::open::Store;
+use crate::script::Script;
 
 /// One chain's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,20 +25,22 @@ pub struct HeadRow {
     pub max: u64,
 }
 
-/// Chains whose heads one statement recomputes: the same budget as message
-/// rows, so a batch of ~1,000 messages from as many chains takes eight
-/// statements instead of a thousand round trips to sqlx's worker thread.
-const CHAINS_PER_STATEMENT: usize = crate::ingest::ROWS_PER_STATEMENT;
+/// Chains one statement looks up or writes: a batch of 1,000 messages from
+/// as many chains takes one statement (three values bound per chain here,
+/// six at most below, far under SQLite's limit of 32,766), since every
+/// statement is a round trip to sqlx's worker thread.
+const CHAINS_PER_STATEMENT: usize = 1_024;
 
 /// A chain's marks: (contiguous, max_seq).
 pub(crate) type Marks = (i64, i64);
 
 /// A chain as the ingest transaction found it: its id, and its marks before
-/// the transaction ((0, 0) for a chain created by it).
+/// the transaction ((0, 0) for a chain the transaction creates, `new`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chain {
     pub id: i64,
     pub marks: Marks,
+    pub new: bool,
 }
 
 /// One chain touched by a transaction: the seqs it newly stored (ascending)
@@ -49,57 +53,135 @@ pub(crate) struct Touched<'a> {
     pub added_bytes: i64,
 }
 
-impl Touched<'_> {
+impl<'a> Touched<'a> {
+    /// Nothing added yet.
+    pub(crate) fn new(room: &'a RoomId, author: PeerId, chain: Chain) -> Touched<'a> {
+        Touched { room, author, chain, fresh_seqs: Vec::new(), added_bytes: 0 }
+    }
+
     pub(crate) fn added_messages(&self) -> i64 {
         i64::try_from(self.fresh_seqs.len()).unwrap_or(i64::MAX)
     }
 }
 
-/// The id and marks of each listed chain (room, author), in order, creating
-/// the chains not seen before: a new chain takes the next id (its head row
-/// starts at (0, 0) with nothing accounted). Call inside the transaction
-/// that writes their messages, before writing them: messages name their
-/// chain by id.
-pub(crate) async fn resolve_chains(conn: &mut SqliteConnection, keys: &[(&RoomId, PeerId)]) -> Result<Vec<Chain>> {
-    let mut found: Vec<Option<Chain>> = vec![None; keys.len()];
-    for (part, slots) in keys.chunks(CHAINS_PER_STATEMENT).zip(found.chunks_mut(CHAINS_PER_STATEMENT)) {
+/// What [`find_chains`] found.
+pub(crate) struct Found {
+    /// The highest rowid of `messages` (0 when empty).
+    pub last_pk: i64,
+    /// Per key, in order.
+    pub chains: Vec<Chain>,
+}
+
+/// The id and marks of each listed chain (room, author), in order. A chain
+/// not seen before gets the next free id, marks (0, 0) and `new`; nothing
+/// is written: ingest writes new chains with its head updates
+/// ([`heads_script`]), others call [`create_chains`]. Call inside the
+/// transaction that writes their messages, before writing them: messages
+/// name their chain by id.
+///
+/// Chains the writer remembers (see [`crate::chains`]) are not looked up,
+/// unless the file changed under the memory. Also returns the highest
+/// message rowid, which ingest needs at the same moment: a subquery costs
+/// far less than another round trip.
+pub(crate) async fn find_chains(
+    conn: &mut SqliteConnection,
+    keys: &[(&RoomId, PeerId)],
+    known: &KnownChains,
+) -> Result<Found> {
+    let (mut found, _) = known.recall(keys);
+    let recalled = found.iter().any(Option::is_some);
+    let mut last = lookup(conn, keys, &mut found).await?;
+    if !known.check(last.data_version) && recalled {
+        // Another connection wrote since: what was recalled may be stale.
+        found = vec![None; keys.len()];
+        last = lookup(conn, keys, &mut found).await?;
+    }
+    let mut next = last.chain;
+    let chains = found
+        .into_iter()
+        .map(|c| {
+            c.unwrap_or_else(|| {
+                next += 1;
+                Chain { id: next, marks: (0, 0), new: true }
+            })
+        })
+        .collect();
+    Ok(Found { last_pk: last.pk, chains })
+}
+
+/// The file's `data_version`, highest message rowid and highest chain id.
+struct Last {
+    data_version: i64,
+    pk: i64,
+    chain: i64,
+}
+
+/// Fill the empty slots of `found` (one per key) with the chains `heads`
+/// holds. Rows come back as one text, since every row sqlx returns is a
+/// message from its worker thread, and a thousand of them cost more than
+/// the lookups.
+async fn lookup(conn: &mut SqliteConnection, keys: &[(&RoomId, PeerId)], found: &mut [Option<Chain>]) -> Result<Last> {
+    let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+    let mut last = None;
+    // At least one query, for the marks, even with nothing to look up.
+    let parts: Vec<&[usize]> =
+        if missing.is_empty() { vec![&[]] } else { missing.chunks(CHAINS_PER_STATEMENT).collect() };
+    for part in parts {
+        let lookups = if part.is_empty() {
+            "NULL".to_owned()
+        } else {
+            format!(
+                "(SELECT group_concat(v.column1 || ' ' || h.chain || ' ' || h.contiguous || ' ' || h.max_seq, ' ')
+                  FROM (VALUES {}) AS v JOIN heads h ON h.room = v.column2 AND h.author = v.column3)",
+                placeholders(3, part.len())
+            )
+        };
         let sql = format!(
-            "SELECT v.column1, h.chain, h.contiguous, h.max_seq FROM (VALUES {}) AS v
-             JOIN heads h ON h.room = v.column2 AND h.author = v.column3",
-            placeholders(3, part.len())
+            "SELECT (SELECT data_version FROM pragma_data_version()), (SELECT coalesce(max(pk), 0) FROM messages),
+                    (SELECT coalesce(max(chain), 0) FROM heads), {lookups}"
         );
-        let mut query = sqlx::query_as::<_, (i64, i64, i64, i64)>(AssertSqlSafe(sql));
-        for (i, (room, author)) in part.iter().enumerate() {
-            // Indexes are below CHAINS_PER_STATEMENT.
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, Option<String>)>(AssertSqlSafe(sql));
+        for &i in part {
+            let (room, author) = &keys[i];
             query = query.bind(i as i64).bind(room.as_str()).bind(&author.as_bytes()[..]);
         }
-        for (i, id, contiguous, max_seq) in query.fetch_all(&mut *conn).await? {
-            let slot = usize::try_from(i).ok().and_then(|i| slots.get_mut(i));
+        let (data_version, pk, chain, rows) = query.fetch_one(&mut *conn).await?;
+        last = Some(Last { data_version, pk, chain });
+        let numbers: Vec<i64> = match rows {
+            Some(text) => text
+                .split_ascii_whitespace()
+                .map(|n| n.parse().map_err(|_| corrupt("heads", "chain lookup")))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        for row in numbers.chunks(4) {
+            let &[i, id, contiguous, max_seq] = row else {
+                return Err(corrupt("heads", "chain lookup row"));
+            };
+            let slot = usize::try_from(i).ok().and_then(|i| found.get_mut(i));
             *slot.ok_or_else(|| corrupt("heads", "chain lookup index"))? =
-                Some(Chain { id, marks: (contiguous, max_seq) });
+                Some(Chain { id, marks: (contiguous, max_seq), new: false });
         }
     }
-    let new: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
-    if !new.is_empty() {
-        let (last,): (i64,) = sqlx::query_as("SELECT coalesce(max(chain), 0) FROM heads").fetch_one(&mut *conn).await?;
-        for (id, &i) in (last + 1..).zip(&new) {
-            found[i] = Some(Chain { id, marks: (0, 0) });
-        }
-        for part in new.chunks(CHAINS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO heads (room, author, chain, contiguous, max_seq) VALUES {}",
-                vec!["(?, ?, ?, 0, 0)"; part.len()].join(",")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for &i in part {
-                let (room, author) = keys[i];
-                let chain = found[i].expect("just assigned");
-                query = query.bind(room.as_str()).bind(&author.as_bytes()[..]).bind(chain.id);
-            }
-            query.execute(&mut *conn).await?;
-        }
+    last.ok_or_else(|| corrupt("heads", "no chain lookup ran"))
+}
+
+/// Write the head rows of the `new` chains among `chains` (found for `keys`
+/// by [`find_chains`]), at (0, 0) with nothing accounted.
+pub(crate) async fn create_chains(
+    conn: &mut SqliteConnection,
+    keys: &[(&RoomId, PeerId)],
+    chains: &[Chain],
+) -> Result<()> {
+    let mut script = Script::default();
+    for (&(room, author), chain) in keys.iter().zip(chains).filter(|(_, c)| c.new) {
+        script
+            .sql("INSERT INTO heads (room, author, chain, contiguous, max_seq) VALUES (?, ?, ?, 0, 0);")
+            .bind(room.as_str())
+            .bind(author.as_bytes().to_vec())
+            .bind(chain.id);
     }
-    Ok(found.into_iter().map(|c| c.expect("every chain found or created")).collect())
+    script.run(conn).await
 }
 
 /// The new marks of a chain when they follow from the old ones and the
@@ -154,25 +236,30 @@ fn probe_sql(chains: usize) -> String {
     )
 }
 
-/// Write marks computed by [`fast_marks`] and add the accounting, keyed by
-/// (room, author), the table's own key. Neither mark goes down (max() guards
-/// against a caller's mistake as well).
+/// Write marks computed by [`fast_marks`] and add the accounting, creating
+/// the chains that are new: one upsert, keyed by (room, author), the
+/// table's own key, so each chain costs one probe of it (an `UPDATE ..
+/// FROM` first copies its values and then the rows to change into two
+/// temporary tables). Neither mark goes down (max() guards against a
+/// caller's mistake as well); the chain id of an existing row is left as
+/// it is.
 fn write_sql(chains: usize) -> String {
     format!(
-        "UPDATE heads SET
-             contiguous = max(contiguous, v.column3),
-             max_seq = max(max_seq, v.column4),
-             raw_bytes = raw_bytes + v.column5,
-             messages = messages + v.column6
-         FROM (VALUES {}) AS v
-         WHERE heads.room = v.column1 AND heads.author = v.column2",
-        placeholders(6, chains)
+        "INSERT INTO heads (room, author, chain, contiguous, max_seq, raw_bytes, messages) VALUES {}
+         ON CONFLICT (room, author) DO UPDATE SET
+             contiguous = max(contiguous, excluded.contiguous),
+             max_seq = max(max_seq, excluded.max_seq),
+             raw_bytes = raw_bytes + excluded.raw_bytes,
+             messages = messages + excluded.messages;",
+        placeholders(7, chains)
     )
 }
 
-/// Bring the heads (and the accounting) of these chains up to date; call
-/// inside the transaction that inserted their messages, with the marks
-/// [`resolve_chains`] found. Each chain should appear once.
+/// Add to `script` what brings the heads (and the accounting) of these
+/// chains up to date, and creates the new ones; for the transaction that
+/// inserted their messages, with the marks [`find_chains`] found. Each
+/// chain should appear once. Every new chain must be listed, even one that
+/// stored nothing: its row is written here.
 ///
 /// Neither mark ever goes down: they mean "seen up to", and eviction deletes
 /// messages that sync must not fetch again. Marks follow from the rows (or,
@@ -181,38 +268,43 @@ fn write_sql(chains: usize) -> String {
 /// arithmetic on what a peer claims, so they cannot drift from the rows
 /// whatever order seqs arrive in. The common case costs one write per
 /// chain; only chains with messages held above a gap are probed.
-pub(crate) async fn update_heads(conn: &mut SqliteConnection, chains: &[Touched<'_>]) -> Result<()> {
-    for part in chains.chunks(CHAINS_PER_STATEMENT) {
-        let mut fast = Vec::with_capacity(part.len());
-        let mut slow = Vec::new();
-        for chain in part {
-            match fast_marks(chain.chain.marks, &chain.fresh_seqs) {
-                Some(new) => fast.push((chain, new)),
-                None => slow.push(chain),
-            }
-        }
-        if !fast.is_empty() {
-            let mut query = sqlx::query(AssertSqlSafe(write_sql(fast.len())));
-            for (chain, (contiguous, max_seq)) in fast {
-                query = query
-                    .bind(chain.room.as_str())
-                    .bind(&chain.author.as_bytes()[..])
-                    .bind(contiguous)
-                    .bind(max_seq)
-                    .bind(chain.added_bytes)
-                    .bind(chain.added_messages());
-            }
-            query.execute(&mut *conn).await?;
-        }
-        if !slow.is_empty() {
-            let mut query = sqlx::query(AssertSqlSafe(probe_sql(slow.len())));
-            for chain in slow {
-                query = query.bind(chain.chain.id).bind(chain.added_bytes).bind(chain.added_messages());
-            }
-            query.execute(&mut *conn).await?;
+///
+/// Returns each chain's marks as the script leaves them, `None` where SQL
+/// computes them (for [`KnownChains::remember`]).
+pub(crate) fn heads_script<'a>(
+    script: &mut Script,
+    chains: &[Touched<'a>],
+) -> Vec<(&'a RoomId, PeerId, i64, Option<Marks>)> {
+    let mut fast: Vec<(&Touched, Marks)> = Vec::new();
+    let mut slow = Vec::new();
+    for chain in chains {
+        match fast_marks(chain.chain.marks, &chain.fresh_seqs) {
+            Some(marks) => fast.push((chain, marks)),
+            // A new chain has nothing above a gap: fast_marks always applies.
+            None => slow.push(chain),
         }
     }
-    Ok(())
+    for part in fast.chunks(CHAINS_PER_STATEMENT) {
+        script.sql(&write_sql(part.len()));
+        for (chain, (contiguous, max_seq)) in part {
+            script
+                .bind(chain.room.as_str())
+                .bind(chain.author.as_bytes().to_vec())
+                .bind(chain.chain.id)
+                .bind(*contiguous)
+                .bind(*max_seq)
+                .bind(chain.added_bytes)
+                .bind(chain.added_messages());
+        }
+    }
+    for part in slow.chunks(CHAINS_PER_STATEMENT) {
+        script.sql(&probe_sql(part.len())).sql(";");
+        for chain in part {
+            script.bind(chain.chain.id).bind(chain.added_bytes).bind(chain.added_messages());
+        }
+    }
+    let known = fast.iter().map(|(c, marks)| (c.room, c.author, c.chain.id, Some(*marks)));
+    known.chain(slow.iter().map(|c| (c.room, c.author, c.chain.id, None))).collect()
 }
 
 impl Store {
@@ -262,7 +354,12 @@ impl Store {
     pub async fn advance_contiguous(&self, room: &RoomId, author: &PeerId, through: u64) -> Result<()> {
         let through = to_sql("through", through)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let [chain] = resolve_chains(&mut tx, &[(room, *author)]).await?[..] else {
+        let keys = [(room, *author)];
+        let found = find_chains(&mut tx, &keys, &self.chains).await?;
+        // Its marks are about to change in SQL.
+        self.chains.forget_chain(room, *author);
+        create_chains(&mut tx, &keys, &found.chains).await?;
+        let [chain] = found.chains[..] else {
             return Err(corrupt("heads", "one chain asked, not one found"));
         };
         let (contiguous, max_seq) = chain.marks;

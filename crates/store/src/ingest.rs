@@ -1,16 +1,20 @@
-//! Writing messages: one at a time or in batches, with `heads` and the outbox
-//! kept in the same transaction so a crash can never leave them disagreeing.
+//! Writing messages: one at a time or in batches, with `heads`, the outbox,
+//! the accounting and the id index kept in the same transaction so a crash
+//! can never leave them disagreeing.
 //!
 //! Batches are the hot path (a sync pulls thousands of messages), so a batch
-//! is one transaction of a few multi-row statements:
-//! 1. multi-row `INSERT .. ON CONFLICT DO NOTHING`s, whose row counts say
+//! is one transaction of a few round trips to SQLite:
+//! 1. one query for the chains of the batch (see `heads::find_chains`) and
+//!    the highest rowid, the mark above which rows are this transaction's;
+//! 2. multi-row `INSERT .. ON CONFLICT DO NOTHING`s, whose row counts say
 //!    whether everything was new (the common case, which needs nothing more);
-//!    the only constraint they can hit is the (room, author, seq) position,
-//!    which also catches a stored id (see `insert_rows`),
-//! 2. only for a statement that skipped rows, one lookup of who holds its
-//!    positions, which tells new, duplicate and conflict apart,
-//! 3. the outbox entries of new rows, for our own messages,
-//! 4. one recomputation of the heads of the chains touched.
+//!    the only constraint they can hit is the (chain, seq) position, which
+//!    also catches a stored id (see `insert_rows`);
+//! 3. only for a statement that skipped rows, one lookup of who holds its
+//!    positions, which tells new, duplicate and conflict apart;
+//! 4. one script (see `script`) with everything that follows from what was
+//!    stored: outbox entries of our own new messages, the heads of the
+//!    chains touched, the rooms' sums, the id index.
 //!
 //! sqlx runs SQLite on a worker thread and every statement, and every row a
 //! statement returns, is a hop to it and back. Per-row statements, or an
@@ -22,12 +26,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use festival_core::{Body, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use crate::error::{corrupt, message_id_from_sql, to_sql, Result, StoreError};
-use crate::heads::{resolve_chains, update_heads, Touched};
+use crate::heads::{find_chains, heads_script, Touched};
+use crate::ids::ids_script;
 use crate::open::Store;
-use crate::usage::{add_room_usage, raw_len};
+use crate::script::Script;
+use crate::usage::{raw_len, room_usage_script};
 
 /// What happened to a message handed to the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,11 +45,11 @@ pub enum Inserted {
 }
 
 /// Rows per multi-row statement. At most 12 values are bound per row, so
-/// 128 rows is under 1,600 variables, far below SQLite's limit of 32,766; a
-/// batch of ~1,000 takes eight statements per step, which amortises the
-/// round trip, and the statement text stays small enough to prepare in
-/// microseconds.
-pub(crate) const ROWS_PER_STATEMENT: usize = 128;
+/// 1,024 rows is under 12,300 variables, below SQLite's limit of 32,766: a
+/// batch of 1,000 is one statement, one round trip to sqlx's worker thread.
+/// A shape not seen before is prepared once per connection (a few hundred
+/// microseconds at this size, against ~10 ms to insert the rows).
+pub(crate) const ROWS_PER_STATEMENT: usize = 1_024;
 
 /// `(?,?,?),(?,?,?)`: `rows` groups of `columns` placeholders. The text
 /// depends only on the shape, so sqlx's statement cache reuses the prepared
@@ -53,10 +59,10 @@ pub(crate) fn placeholders(columns: usize, rows: usize) -> String {
     vec![one; rows].join(",")
 }
 
-/// The key of the `messages_id` index: the id's first 8 bytes as a
-/// big-endian `i64`. Ids are BLAKE3 hashes, so 8 bytes tell messages apart
-/// all but always, and lookups also compare the whole id
-/// (`WHERE id_prefix = ? AND id = ?`). See migrations/0001_init.sql.
+/// The key of the id index (see [`crate::ids`]): the id's first 8 bytes as
+/// a big-endian `i64`. Ids are BLAKE3 hashes, so 8 bytes tell messages apart
+/// all but always, and lookups also compare the whole id. See
+/// migrations/0001_init.sql.
 pub(crate) fn id_prefix(id: &MessageId) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&id.as_bytes()[..8]);
@@ -146,14 +152,12 @@ impl Store {
             // applies, instead of at the first write, where a lock upgrade
             // can fail at once with SQLITE_BUSY. Holding it throughout also
             // means no other writer can add rows above the pk mark below.
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            // SQLite gives a new row the rowid max + 1 (until rowids reach
-            // 2^63, which no phone will see), so every row this transaction
-            // inserts has a pk above this mark: that is how a row we find in
-            // place is told apart from one that was there before.
-            let (before,): (i64,) =
-                sqlx::query_as("SELECT coalesce(max(pk), 0) FROM messages").fetch_one(&mut *tx).await?;
-            // Rows name their chain by id: find (or create) every chain of
+            // The connection is held until the chains it wrote are
+            // remembered (see crate::chains), so no other write starts
+            // in between.
+            let mut conn = self.writer.acquire().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            // Rows name their chain by id: find (or number) every chain of
             // the batch, once, with its marks before this transaction.
             let mut keys: BTreeMap<(&RoomId, PeerId), usize> = BTreeMap::new();
             for row in &rows {
@@ -164,7 +168,12 @@ impl Store {
             for (&key, &i) in &keys {
                 ordered[i] = key;
             }
-            let chains = resolve_chains(&mut tx, &ordered).await?;
+            let found = find_chains(&mut tx, &ordered, &self.chains).await?;
+            // SQLite gives a new row the rowid max + 1 (until rowids reach
+            // 2^63, which no phone will see), so every row this transaction
+            // inserts has a pk above this mark: that is how a row we find in
+            // place is told apart from one that was there before.
+            let (before, chains) = (found.last_pk, found.chains);
             for row in &mut rows {
                 row.chain = chains[keys[&(row.env.room(), row.env.author())]].id;
             }
@@ -173,7 +182,6 @@ impl Store {
             let mut fresh: Vec<&Row> = Vec::with_capacity(rows.len());
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let stored = insert_rows(&mut tx, chunk, received_at).await?;
-                let start = fresh.len();
                 if stored == chunk.len() {
                     // The common case: all new, and no lookup needed.
                     for row in chunk {
@@ -181,62 +189,81 @@ impl Store {
                         fresh.push(row);
                         outcomes[row.index] = Some(Ok(Inserted::New));
                     }
-                } else {
-                    // Some rows hit the position constraint (the only one:
-                    // ids are not indexed UNIQUE, see insert_rows). Whoever
-                    // holds each position now tells which: our row (new, or a second copy of
-                    // one), an older copy (duplicate), or another id
-                    // (conflict; within a statement the first row wins).
-                    let held = holders(&mut tx, chunk).await?;
-                    for (i, row) in chunk.iter().enumerate() {
-                        let id = row.env.id();
-                        let outcome = match held.get(&i) {
-                            Some(&(pk, holder)) if holder == id && pk > before && claimed.insert(id) => {
-                                fresh.push(row);
-                                Ok(Inserted::New)
-                            }
-                            Some(&(_, holder)) if holder == id => Ok(Inserted::Duplicate),
-                            Some(_) => Err(StoreError::Conflict {
-                                room: row.env.room().clone(),
-                                author: row.env.author(),
-                                seq: row.env.seq(),
-                            }),
-                            None => {
-                                return Err(corrupt(
-                                    "messages",
-                                    format!("{id:?} was skipped but nothing holds its position"),
-                                ))
-                            }
-                        };
-                        outcomes[row.index] = Some(outcome);
-                    }
+                    continue;
                 }
-                if local && fresh.len() > start {
-                    queue_outbox(&mut tx, &fresh[start..], received_at).await?;
+                // Some rows hit the position constraint (the only one: ids
+                // are not indexed UNIQUE, see insert_rows). Whoever holds
+                // each position now tells which: our row (new, or a second
+                // copy of one), an older copy (duplicate), or another id
+                // (conflict; within a statement the first row wins).
+                let held = holders(&mut tx, chunk).await?;
+                for (i, row) in chunk.iter().enumerate() {
+                    let id = row.env.id();
+                    let outcome = match held.get(&i) {
+                        Some(&(pk, holder)) if holder == id && pk > before && claimed.insert(id) => {
+                            fresh.push(row);
+                            Ok(Inserted::New)
+                        }
+                        Some(&(_, holder)) if holder == id => Ok(Inserted::Duplicate),
+                        Some(_) => Err(StoreError::Conflict {
+                            room: row.env.room().clone(),
+                            author: row.env.author(),
+                            seq: row.env.seq(),
+                        }),
+                        None => {
+                            return Err(corrupt(
+                                "messages",
+                                format!("{id:?} was skipped but nothing holds its position"),
+                            ))
+                        }
+                    };
+                    outcomes[row.index] = Some(outcome);
                 }
             }
-            // Once per chain touched, not per row, with what each chain
-            // and room gained (the accounting budgets are checked against).
+            // Once per chain, not per row, with what each chain and room
+            // gained (the accounting budgets are checked against). New
+            // chains are listed even without a fresh row: their head row
+            // is written with the others.
             let mut touched: BTreeMap<(&RoomId, PeerId), Touched> = BTreeMap::new();
+            for (&(room, author), &i) in &keys {
+                if chains[i].new {
+                    touched.insert((room, author), Touched::new(room, author, chains[i]));
+                }
+            }
             for row in &fresh {
                 let (room, author) = (row.env.room(), row.env.author());
-                let chain = touched.entry((room, author)).or_insert_with(|| Touched {
-                    room,
-                    author,
-                    chain: chains[keys[&(room, author)]],
-                    fresh_seqs: Vec::new(),
-                    added_bytes: 0,
-                });
+                let chain = touched
+                    .entry((room, author))
+                    .or_insert_with(|| Touched::new(room, author, chains[keys[&(room, author)]]));
                 chain.fresh_seqs.push(row.seq);
                 chain.added_bytes += raw_len(row.env);
+            }
+            // Chains of the batch that stored nothing keep the marks found.
+            let mut unchanged = Vec::new();
+            for (&(room, author), &i) in &keys {
+                if !touched.contains_key(&(room, author)) {
+                    unchanged.push((room, author, chains[i].id, Some(chains[i].marks)));
+                }
             }
             let mut chains: Vec<Touched> = touched.into_values().collect();
             for chain in &mut chains {
                 chain.fresh_seqs.sort_unstable();
             }
-            update_heads(&mut tx, &chains).await?;
-            add_room_usage(&mut tx, &chains).await?;
+            let mut script = Script::default();
+            if local {
+                outbox_script(&mut script, &fresh, received_at);
+            }
+            let mut marks = heads_script(&mut script, &chains);
+            marks.extend(unchanged);
+            room_usage_script(&mut script, &chains);
+            let prefixes: Vec<i64> = fresh.iter().map(|row| id_prefix(&row.env.id())).collect();
+            ids_script(&mut script, &self.ids, before, &prefixes);
+            script.run(&mut tx).await?;
+            let unsure = self.chains.unsure();
             tx.commit().await?;
+            self.chains.remember(marks);
+            unsure.resolved();
+            drop(conn);
             tracing::debug!(items = items.len(), new = fresh.len(), chains = chains.len(), "batch stored");
         }
 
@@ -299,21 +326,20 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at:
 }
 
 /// Queue our own new messages for sending, in the insert's transaction.
-async fn queue_outbox(conn: &mut SqliteConnection, rows: &[&Row<'_>], queued_at: i64) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO outbox (message_id, room, author, chain, seq, queued_at) VALUES {}",
-        placeholders(6, rows.len())
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for row in rows {
-        query = query
-            .bind(row.env.id().as_bytes().to_vec())
-            .bind(row.env.room().as_str())
-            .bind(row.env.author().as_bytes().to_vec())
-            .bind(row.chain)
-            .bind(row.seq)
-            .bind(queued_at);
+fn outbox_script(script: &mut Script, rows: &[&Row<'_>], queued_at: i64) {
+    for part in rows.chunks(ROWS_PER_STATEMENT) {
+        script.sql(&format!(
+            "INSERT INTO outbox (message_id, room, author, chain, seq, queued_at) VALUES {};",
+            placeholders(6, part.len())
+        ));
+        for row in part {
+            script
+                .bind(row.env.id().as_bytes().to_vec())
+                .bind(row.env.room().as_str())
+                .bind(row.env.author().as_bytes().to_vec())
+                .bind(row.chain)
+                .bind(row.seq)
+                .bind(queued_at);
+        }
     }
-    query.execute(&mut *conn).await?;
-    Ok(())
 }

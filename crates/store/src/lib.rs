@@ -17,11 +17,19 @@
 //!   and SQLite columns (data from disk never panics).
 //! - [`identity`]: the single device identity; the secret key leaves only as
 //!   a `festival_core::Identity`.
-//! - [`ingest`]: `insert` and `insert_batch`, the hot path; heads, outbox and
-//!   accounting are written in the same transaction.
+//! - [`ingest`]: `insert` and `insert_batch`, the hot path; heads, outbox,
+//!   accounting and the id index are written in the same transaction, in a
+//!   few round trips.
+//! - `script` (private): several statements and their values sent to SQLite
+//!   in one round trip.
 //! - [`heads`]: per-chain contiguous/max marks for sync; they never go down,
 //!   even when messages are deleted.
+//! - `chains` (private): the writer's memory of chain ids and marks between
+//!   batches, trusted only while no other connection writes the file.
 //! - [`lookup`]: chain tips, what receipts refer to, room membership.
+//! - [`ids`]: lookups by id, through an index in two parts (a small recent
+//!   one, merged into the main one a slice of the key space at a time) so
+//!   random ids do not cost a page write each.
 //! - [`usage`]: accounting per chain, room and author ([`Usage`]), kept
 //!   exact by ingest and a delete trigger.
 //! - [`evict`]: [`Budget`] and [`Store::evict`]: per author, per room, then
@@ -46,6 +54,7 @@
 //! async, which the core deliberately is not. The simulator keeps its state
 //! in memory the same way, without pretending to be a store.
 
+mod chains;
 pub mod equivocation;
 pub mod error;
 pub mod evict;
@@ -53,6 +62,7 @@ pub mod expire;
 pub mod files;
 pub mod heads;
 pub mod identity;
+pub mod ids;
 pub mod ingest;
 pub mod lookup;
 pub mod open;
@@ -61,6 +71,7 @@ pub mod peers;
 pub mod read;
 pub mod receipts;
 pub mod rooms;
+mod script;
 pub mod usage;
 mod victims;
 
@@ -70,6 +81,7 @@ pub use evict::{Budget, Evicted, WAL_RESERVE_BYTES};
 pub use files::DiskUsage;
 pub use heads::HeadRow;
 pub use identity::LocalIdentity;
+pub use ids::{MERGE_SLICES, MERGE_STEP};
 pub use ingest::Inserted;
 pub use open::{OpenError, Store, FESTIVAL_APPLICATION_ID};
 pub use outbox::{OutboxRow, OutboxState};

@@ -9,6 +9,7 @@ use festival_core::{Kind, MessageId, PeerId, RoomId};
 use sqlx::AssertSqlSafe;
 
 use crate::error::{message_id_from_sql, peer_from_sql, room_from_sql, Result};
+use crate::ids::pks_of;
 use crate::ingest::{id_prefix, placeholders};
 use crate::open::Store;
 
@@ -40,10 +41,13 @@ impl Store {
     pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            // Through both parts of the id index (see crate::ids), one
+            // probe of each per id.
             let sql = format!(
                 "SELECT m.id, m.room, m.author, m.kind, m.recipient FROM (VALUES {}) AS v
-                 JOIN messages m ON m.id_prefix = v.column1 AND m.id = v.column2",
-                placeholders(2, chunk.len())
+                 JOIN messages m ON m.pk IN ({}) AND m.id = v.column2",
+                placeholders(2, chunk.len()),
+                pks_of("v.column1")
             );
             let mut q = sqlx::query_as::<_, (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>)>(AssertSqlSafe(sql));
             for id in chunk {

@@ -1,6 +1,7 @@
 //! Opening a store: the file, the connection settings, the pools, migrations.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
+use crate::chains::KnownChains;
 use crate::error::{from_sql, Result};
 use crate::files;
+use crate::ids::SharedIdIndex;
 
 /// `PRAGMA application_id` of a Festival Chat database: "FEST" in ASCII.
 /// Must match the value set in `migrations/0001_init.sql`.
@@ -86,6 +89,13 @@ pub struct Store {
     pub(crate) reader: SqlitePool,
     /// The database file; its `-wal` and `-shm` siblings are beside it.
     pub(crate) path: Arc<PathBuf>,
+    /// What ingest knows of the id index (see [`crate::ids`]).
+    pub(crate) ids: SharedIdIndex,
+    /// Chains the writer remembers between batches (see [`crate::chains`]).
+    pub(crate) chains: KnownChains,
+    /// The writer's `wal_autocheckpoint`, as eviction last set it for its
+    /// budget (see [`crate::evict`]).
+    pub(crate) wal_pages: Arc<AtomicU32>,
 }
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
@@ -151,6 +161,14 @@ impl Store {
             writer.close().await;
             return Err(OpenError::Open { path: path.to_owned(), source });
         }
+        // Entries waiting to be merged into the id index (see crate::ids).
+        let ids = match load_ids(&writer).await {
+            Ok(ids) => ids,
+            Err(source) => {
+                writer.close().await;
+                return Err(OpenError::Open { path: path.to_owned(), source });
+            }
+        };
 
         // WAL is a property of the file, set by the writer above; readers
         // commit nothing, so synchronous does not matter to them.
@@ -167,7 +185,14 @@ impl Store {
             }
         };
         tracing::debug!(path = %path.display(), "store opened");
-        Ok(Store { writer, reader, path: Arc::new(path.to_owned()) })
+        Ok(Store {
+            writer,
+            reader,
+            path: Arc::new(path.to_owned()),
+            ids,
+            chains: KnownChains::default(),
+            wal_pages: Arc::new(AtomicU32::new(WAL_CHECKPOINT_PAGES)),
+        })
     }
 
     /// Close every connection, waiting for operations in flight. The last
@@ -189,6 +214,11 @@ impl Store {
         let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages").fetch_one(&self.reader).await?;
         from_sql("messages", n)
     }
+}
+
+async fn load_ids(writer: &SqlitePool) -> Result<SharedIdIndex, sqlx::Error> {
+    let mut conn = writer.acquire().await?;
+    crate::ids::load(&mut conn).await
 }
 
 /// A file created before eviction existed has `auto_vacuum = NONE`, and the

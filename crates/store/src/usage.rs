@@ -3,27 +3,29 @@
 //!
 //! `heads` carries per-chain sums (written once per chain per batch by the
 //! ingest transaction), `room_usage` the same per room; deletes subtract
-//! through a trigger (migrations/0002_retention.sql). Budgets compare
-//! [`Usage::bytes`]: the raw envelope bytes plus [`ROW_OVERHEAD_BYTES`] per
-//! message, an estimate of what a row really costs on disk.
+//! through a trigger (migrations/0003_id_index.sql). The per-author and
+//! per-room budgets compare [`Usage::bytes`]: the raw envelope bytes plus
+//! [`ROW_OVERHEAD_BYTES`] per message, an estimate of what a row really
+//! costs on disk. The disk budget is held against the real file instead
+//! (see [`crate::evict`]).
 
 use festival_core::{PeerId, RoomId, SignedEnvelope};
-use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::error::{from_sql, Result};
 use crate::heads::Touched;
 use crate::ingest::placeholders;
 use crate::open::Store;
+use crate::script::Script;
 
 /// Disk cost of one stored message beyond its raw bytes: the row header and
-/// small columns, the entries of the indexes on `messages` (id prefix,
-/// position, history, unread), its share of `heads`, and the slack of
-/// B-tree pages that are not full. Measured on a real file at 100,000
+/// small columns, the entries of the indexes on `messages` (position,
+/// history, unread) and of the id index, its share of `heads`, and the
+/// slack of B-tree pages that are not full. Measured on a real file at 100,000
 /// messages shaped like `festival-bench store` (1,000 authors, 10 rooms,
 /// 175-byte envelopes): 43.2 MB of database, 432 bytes a row, of which 256
 /// beyond the raw bytes. Deletes leave pages part-empty, so after eviction a
-/// row can cost more; eviction then measures the real files and takes the
-/// difference too. Reproduce with
+/// row can cost more; the disk budget is why eviction measures the file.
+/// Reproduce with
 /// `cargo test -p festival-store --release --test perf -- --ignored row_overhead --nocapture`.
 pub const ROW_OVERHEAD_BYTES: u64 = 256;
 
@@ -52,12 +54,13 @@ pub(crate) fn raw_len(env: &SignedEnvelope) -> i64 {
     i64::try_from(env.bytes().len()).unwrap_or(i64::MAX)
 }
 
-/// Add what a batch stored to its rooms' sums; in the ingest transaction.
-pub(crate) async fn add_room_usage(conn: &mut SqliteConnection, chains: &[Touched<'_>]) -> Result<()> {
+/// Add to `script` what a batch stored, to its rooms' sums; for the ingest
+/// transaction.
+pub(crate) fn room_usage_script(script: &mut Script, chains: &[Touched<'_>]) {
     // Rooms per batch are few (one, in a sync reply): sum per room here and
     // write one row each.
     let mut rooms: Vec<(&RoomId, i64, i64)> = Vec::new();
-    for chain in chains {
+    for chain in chains.iter().filter(|c| !c.fresh_seqs.is_empty()) {
         match rooms.iter_mut().find(|(room, _, _)| *room == chain.room) {
             Some(sums) => {
                 sums.1 += chain.added_bytes;
@@ -67,19 +70,16 @@ pub(crate) async fn add_room_usage(conn: &mut SqliteConnection, chains: &[Touche
         }
     }
     for part in rooms.chunks(crate::ingest::ROWS_PER_STATEMENT) {
-        let sql = format!(
+        script.sql(&format!(
             "INSERT INTO room_usage (room, raw_bytes, messages) VALUES {}
              ON CONFLICT (room) DO UPDATE SET
-                 raw_bytes = raw_bytes + excluded.raw_bytes, messages = messages + excluded.messages",
+                 raw_bytes = raw_bytes + excluded.raw_bytes, messages = messages + excluded.messages;",
             placeholders(3, part.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        ));
         for (room, bytes, messages) in part {
-            query = query.bind(room.as_str()).bind(*bytes).bind(*messages);
+            script.bind(room.as_str()).bind(*bytes).bind(*messages);
         }
-        query.execute(&mut *conn).await?;
     }
-    Ok(())
 }
 
 impl Store {

@@ -369,3 +369,38 @@ async fn usage_follows_inserts_and_evictions_per_room_author_and_chain() {
     assert_eq!(store.usage().await.unwrap(), Usage { bytes: cost(&envs[1]) + cost(&envs[2]), messages: 2 });
     assert_eq!(store.chain_usage(&a, &ana.peer_id()).await.unwrap(), Usage::default());
 }
+
+/// A node stores batch after batch and evicts after each: more arrives than
+/// the budget holds, and the files (database, WAL and its index, as the
+/// file system counts them) never pass the disk budget, just after a batch
+/// as well as after eviction.
+#[tokio::test]
+async fn the_files_stay_within_the_disk_budget_while_more_arrives_than_fits() {
+    const MIB: u64 = 1024 * 1024;
+    let (dir, store) = temp_store().await;
+    let authors: Vec<_> = (0..100).map(identity).collect();
+    let stage = room("main-stage");
+    let budget = disk_only(16 * MIB);
+    let (mut evicted, mut peak) = (0, 0);
+    // ~40,000 small messages: twice what 16 MiB holds.
+    for batch in 0..80u64 {
+        let items: Vec<(SignedEnvelope, u8)> = (0..500)
+            .map(|i| {
+                let n = batch * 500 + i;
+                let author = &authors[(n % 100) as usize];
+                (text(author, &stage, n / 100 + 1, 1_000 + n, &format!("message {n}: see you at the stage")), 1)
+            })
+            .collect();
+        store.insert_batch(&items, 1, false).await.unwrap();
+        peak = peak.max(files_on_disk(dir.path()));
+        evicted += store.evict(&budget, 100_000).await.unwrap().messages;
+        let after = files_on_disk(dir.path());
+        assert!(after <= budget.disk_bytes, "batch {batch}: {after} bytes on disk after eviction");
+        peak = peak.max(after);
+    }
+    assert!(evicted > 5_000, "the budget overflowed: {evicted} evicted");
+    assert!(peak <= budget.disk_bytes, "peak {peak} bytes on disk, budget {}", budget.disk_bytes);
+    assert!(peak > budget.disk_bytes * 2 / 3, "the budget was used: peak {peak}");
+    assert_eq!(store.usage().await.unwrap(), scanned(dir.path()).await);
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}

@@ -146,3 +146,25 @@ async fn advance_contiguous_skips_what_no_peer_holds_and_climbs_over_what_is_sto
     let cats = store.heads().await.unwrap().into_iter().find(|h| h.author == cat.peer_id()).unwrap();
     assert_eq!((cats.contiguous, cats.max), (4, 4));
 }
+
+/// The writer remembers chains between batches; another store on the same
+/// file writing in between must not leave it with stale marks.
+#[tokio::test]
+async fn heads_stay_right_when_another_store_writes_the_same_file_in_between() {
+    let (dir, first) = temp_store().await;
+    let second = festival_store::Store::open(&dir.path().join("festival.db")).await.unwrap();
+    let ana = identity(1);
+    let festival = room("festival");
+    let msg = |seq: u64| text(&ana, &festival, seq, seq, &format!("message {seq}"));
+    let head = |contiguous, max| vec![HeadRow { room: festival.clone(), author: ana.peer_id(), contiguous, max }];
+
+    first.insert_batch(&[(msg(1), 0), (msg(2), 0)], 1, false).await.unwrap();
+    second.insert_batch(&[(msg(3), 0), (msg(4), 0)], 1, false).await.unwrap();
+    // The first store remembers the chain at 2; the file holds 4.
+    first.insert(&msg(5), 0, 1, false).await.unwrap();
+    assert_eq!(first.heads().await.unwrap(), head(5, 5), "seq 5 follows on from 4");
+    second.insert(&msg(7), 0, 1, false).await.unwrap();
+    first.insert(&msg(6), 0, 1, false).await.unwrap();
+    assert_eq!(first.heads().await.unwrap(), head(7, 7), "seq 6 joins the 7 the other store wrote");
+    second.close().await;
+}
