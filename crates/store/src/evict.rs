@@ -126,6 +126,18 @@ impl Budget {
 const FIT_ROUNDS: usize = 8;
 
 impl Store {
+    /// Whether [`Store::evict`] would delete for the disk budget now: the
+    /// database's pages in use within [`Budget::headroom_bytes`] of
+    /// [`Budget::data_bytes`], or the files over `disk_bytes`. Two cheap
+    /// reads, for a task that decides whether to run eviction early.
+    pub async fn over_budget(&self, budget: &Budget) -> Result<bool> {
+        let pages = self.pages().await?;
+        if pages.used_bytes() > budget.data_bytes().saturating_sub(budget.headroom_bytes()) {
+            return Ok(true);
+        }
+        Ok(self.disk_usage().await?.total() > budget.disk_bytes)
+    }
+
     /// Delete until `budget` holds; see the module docs for the order.
     /// `now_ms` caps the expiry cutoff recorded by [`Store::expire`], so a
     /// clock that once ran ahead cannot make the present count as expired.
