@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use common::Harness;
 use festival_core::{PeerId, SignedEnvelope};
@@ -40,7 +40,7 @@ proptest! {
         }
         // Each message exactly once, in per-author order, none missing.
         prop_assert_eq!(h.delivered.len(), msgs.len());
-        let mut last: HashMap<PeerId, u64> = HashMap::new();
+        let mut last: BTreeMap<PeerId, u64> = BTreeMap::new();
         for (_, author, seq) in &h.delivered {
             let prev = last.insert(*author, *seq).unwrap_or(0);
             prop_assert_eq!(*seq, prev + 1);

@@ -4,7 +4,12 @@
 //! latency, jitter and loss, partitions, and nodes that go offline and come
 //! back (rebuilt from their store, as after an app restart). Every frame is
 //! really encoded, decoded and verified; only the sockets and the disk are
-//! simulated. The same seed gives the same run, byte for byte.
+//! simulated. The same seed gives the same run, byte for byte: every frame
+//! put on a link, with its time and ends, goes into [`Sim::trace_hash`],
+//! and `tests/deterministic.rs` runs one seed twice and compares the hashes.
+//! Nothing that decides an output may iterate a `HashMap` (its order differs
+//! per process): clippy's `disallowed-types` refuses them here and in the
+//! core (`clippy.toml` of each crate).
 //!
 //! # Layout
 //! - [`store`]: `MemStore`, the in-memory stand-in for festival-store.
@@ -146,6 +151,8 @@ pub struct Sim {
     pub config: Config,
     /// Each node's store budget in bytes (`None`: unlimited).
     pub budget: Option<u64>,
+    /// Every frame put on a link, in order: (time, from, to, length, bytes).
+    trace: blake3::Hasher,
 }
 
 fn key(a: usize, b: usize) -> (usize, usize) {
@@ -166,6 +173,7 @@ impl Sim {
             frames_by_kind: BTreeMap::new(),
             config: Config::default(),
             budget: None,
+            trace: blake3::Hasher::new(),
         }
     }
 
@@ -243,7 +251,7 @@ impl Sim {
 
     /// Cut every link between `side` and the rest.
     pub fn partition(&mut self, side: &[usize]) {
-        let inside: std::collections::HashSet<usize> = side.iter().copied().collect();
+        let inside: std::collections::BTreeSet<usize> = side.iter().copied().collect();
         let cut: Vec<(usize, usize)> =
             self.links.keys().copied().filter(|(a, b)| inside.contains(a) != inside.contains(b)).collect();
         for (a, b) in cut {
@@ -414,6 +422,10 @@ impl Sim {
             return;
         }
         self.frames_sent += 1;
+        for n in [self.now, from as u64, to as u64, bytes.len() as u64] {
+            self.trace.update(&n.to_le_bytes());
+        }
+        self.trace.update(&bytes);
         *self.frames_by_kind.entry(bytes.get(1).copied().unwrap_or(255)).or_default() += 1;
         let k = key(from, to);
         let dir = usize::from(from > to);
@@ -467,6 +479,12 @@ impl Sim {
             self.run_until((self.now + step_ms).min(end));
         }
         done(self)
+    }
+
+    /// A hash of every frame put on a link so far (lost ones too), with its
+    /// virtual time and ends: two runs are the same run when it is equal.
+    pub fn trace_hash(&self) -> String {
+        self.trace.finalize().to_hex().to_string()
     }
 
     /// Has node `i` delivered message `id`?

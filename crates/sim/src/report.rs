@@ -1,6 +1,6 @@
 //! Figures from a finished run.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use festival_core::MessageId;
 
@@ -34,7 +34,7 @@ fn percentile<T: Copy + Ord + Default>(v: &mut [T], p: f64) -> T {
 impl Report {
     /// Measure how `messages` (with their authors and send times) reached `members`.
     pub fn measure(sim: &Sim, messages: &[(MessageId, usize, u64)], members: &[usize]) -> Report {
-        let sent: HashMap<MessageId, (usize, u64)> = messages.iter().map(|(id, a, t)| (*id, (*a, *t))).collect();
+        let sent: BTreeMap<MessageId, (usize, u64)> = messages.iter().map(|(id, a, t)| (*id, (*a, *t))).collect();
         let mut seen = 0usize;
         let mut dups = 0usize;
         let mut hops = Vec::new();
@@ -42,7 +42,7 @@ impl Report {
         let mut copies = 0u64;
         let mut delivered_total = 0u64;
         for &m in members {
-            let mut count: HashMap<MessageId, usize> = HashMap::new();
+            let mut count: BTreeMap<MessageId, usize> = BTreeMap::new();
             for d in &sim.nodes[m].delivered {
                 if let Some(&(author, t)) = sent.get(&d.id) {
                     if author == m {

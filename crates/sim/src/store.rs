@@ -2,7 +2,7 @@
 //! (room, author, seq), per-author heads that never go down, a byte budget
 //! with the same eviction order, expiry, equivocation proofs and receipts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use festival_core::body::{Body, ReceiptStatus};
 use festival_core::receipt::Target;
@@ -24,7 +24,7 @@ struct Row {
 
 #[derive(Default)]
 pub struct MemStore {
-    by_id: HashMap<MessageId, Row>,
+    by_id: BTreeMap<MessageId, Row>,
     by_pos: BTreeMap<(RoomId, PeerId, u64), MessageId>,
     /// Chains seen up to a seq, whatever was deleted or given up on since.
     seen: BTreeMap<(RoomId, PeerId), u64>,

@@ -2,7 +2,7 @@
 //! that heals after 60 virtual seconds. Every message reaches every member
 //! exactly once, in each author's order.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use festival_sim::{random_graph, LinkSpec, Report, Sim};
 use rand::Rng;
@@ -38,7 +38,7 @@ fn two_hundred_nodes_with_loss_and_a_healed_partition_converge_exactly_once_in_o
     assert_eq!(report.duplicate_deliveries, 0, "{report:?}");
 
     for m in 0..n {
-        let mut last: HashMap<festival_core::PeerId, u64> = HashMap::new();
+        let mut last: BTreeMap<festival_core::PeerId, u64> = BTreeMap::new();
         for d in &sim.nodes[m].delivered {
             let prev = last.insert(d.author, d.seq).unwrap_or(0);
             assert_eq!(d.seq, prev + 1, "node {m}: author {:?} out of order", d.author);

@@ -48,7 +48,7 @@ mod serve;
 mod state;
 mod tick;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -361,10 +361,10 @@ pub struct Node {
     /// Chains to ask for as soon as a want ends, oldest first, and the
     /// same as a set (capped: [`caps::MAX_BACKLOG`]).
     backlog: VecDeque<(RoomId, PeerId)>,
-    backlogged: HashSet<(RoomId, PeerId)>,
+    backlogged: BTreeSet<(RoomId, PeerId)>,
     missing: BTreeMap<(RoomId, PeerId, u64), Missing>,
     recent: BoundedMap<(RoomId, PeerId, u64), MessageId>,
-    unsent: HashSet<MessageId>,
+    unsent: BTreeSet<MessageId>,
     /// Receipts to send; for DMs, keyed by the author they go (sealed) to.
     receipts: BTreeMap<ReceiptKey, Vec<MessageId>>,
     equivocators: BTreeSet<PeerId>,
@@ -410,7 +410,7 @@ impl Node {
             pending: BTreeMap::new(),
             wants: BTreeMap::new(),
             backlog: VecDeque::new(),
-            backlogged: HashSet::new(),
+            backlogged: BTreeSet::new(),
             missing: BTreeMap::new(),
             recent: BoundedMap::new(cfg.recent_ids),
             unsent: snapshot.unsent.into_iter().collect(),

@@ -2,7 +2,7 @@
 //! per-link window that turns thousands of refusals into one report a
 //! second (and a misbehaving link into a dropped one).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::envelope::EnvelopeError;
 use crate::frame::FrameError;
@@ -99,7 +99,7 @@ impl PeerCounters {
 /// had a link with (linked peers are few: the power policy's limit).
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    pub peers: HashMap<PeerId, PeerCounters>,
+    pub peers: BTreeMap<PeerId, PeerCounters>,
     /// Messages delivered to this node's user (own messages excluded).
     pub delivered: u64,
     /// Positions found to hold two different messages of one author.

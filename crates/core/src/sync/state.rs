@@ -1,7 +1,6 @@
 //! Per-room, per-author and per-link bookkeeping of the sync engine.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::frame::Head;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
@@ -154,7 +153,7 @@ pub fn digest_of(heads: &[Head]) -> [u8; 32] {
 
 #[derive(Default, Debug)]
 pub(crate) struct RoomState {
-    pub authors: HashMap<PeerId, AuthorState>,
+    pub authors: BTreeMap<PeerId, AuthorState>,
     /// Links this room pushes new messages to at once (the broadcast tree).
     pub eager: BTreeSet<LinkId>,
     /// Links this room only announces new messages to.
@@ -162,7 +161,7 @@ pub(crate) struct RoomState {
     /// Fingerprint of the heads, up to date except for `dirty` authors.
     fp: Fingerprint,
     /// Each author's head as counted in `fp`.
-    counted: HashMap<PeerId, Head>,
+    counted: BTreeMap<PeerId, Head>,
     /// Authors changed since `fp` was last brought up to date.
     dirty: BTreeSet<PeerId>,
 }
@@ -313,14 +312,14 @@ pub(crate) struct LinkState {
     pub claims: usize,
     /// What we last told the peer we hold: summaries after the first carry
     /// only what changed since.
-    pub told: HashMap<RoomId, HashMap<PeerId, (u64, u64)>>,
+    pub told: BTreeMap<RoomId, BTreeMap<PeerId, (u64, u64)>>,
     /// When we last sent it a full summary of a room on its request (one
     /// entry per room we share).
     pub full_sent: BTreeMap<RoomId, u64>,
     /// Wants that came back empty; not asked again until the next summary.
-    pub exhausted: HashSet<(RoomId, PeerId)>,
+    pub exhausted: BTreeSet<(RoomId, PeerId)>,
     /// Chains whose seqs up to the mark it told us (`Gone`) it cannot serve.
-    pub gone: HashMap<(RoomId, PeerId), u64>,
+    pub gone: BTreeMap<(RoomId, PeerId), u64>,
     /// Our wants in flight to it.
     pub wants_out: usize,
     /// Wants of ours it let time out since it last served one.
@@ -357,10 +356,10 @@ impl LinkState {
             peer_powered: false,
             peer_heads: BTreeMap::new(),
             claims: 0,
-            told: HashMap::new(),
+            told: BTreeMap::new(),
             full_sent: BTreeMap::new(),
-            exhausted: HashSet::new(),
-            gone: HashMap::new(),
+            exhausted: BTreeSet::new(),
+            gone: BTreeMap::new(),
             wants_out: 0,
             strikes: 0,
             frames: TokenBucket::new(fr, fb, now),
@@ -397,14 +396,14 @@ impl LinkState {
 /// A map that forgets its oldest entries beyond a capacity.
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
-    map: HashMap<K, V>,
+    map: BTreeMap<K, V>,
     order: VecDeque<K>,
     cap: usize,
 }
 
-impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
+impl<K: Ord + Clone, V> BoundedMap<K, V> {
     pub fn new(cap: usize) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), cap }
+        Self { map: BTreeMap::new(), order: VecDeque::new(), cap }
     }
     pub fn insert(&mut self, k: K, v: V) {
         if self.map.insert(k.clone(), v).is_none() {

@@ -2,7 +2,7 @@
 //! deliveries, frames sent and rejections.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use festival_core::frame::{Frame, Item};
 use festival_core::policy::PowerState;
@@ -36,13 +36,13 @@ pub fn batch(envs: &[SignedEnvelope]) -> Vec<u8> {
 pub struct Harness {
     pub node: Node,
     pub now: u64,
-    pub stored: HashMap<(RoomId, PeerId, u64), MessageId>,
+    pub stored: BTreeMap<(RoomId, PeerId, u64), MessageId>,
     pub delivered: Vec<(MessageId, PeerId, u64)>,
     pub sent: Vec<(LinkId, Frame)>,
     pub rejected: Vec<(LinkId, &'static str)>,
     pub persisted: usize,
     /// Every envelope the node had persisted, by id (its "store").
-    pub envelopes: HashMap<MessageId, SignedEnvelope>,
+    pub envelopes: BTreeMap<MessageId, SignedEnvelope>,
     pub misbehaving: Vec<LinkId>,
     pub equivocators: Vec<PeerId>,
     pub skipped: Vec<(RoomId, PeerId, u64)>,
@@ -58,12 +58,12 @@ impl Harness {
         Harness {
             node: Node::new(identity(seed), cfg, Default::default(), PowerState::Mains, NOW),
             now: NOW,
-            stored: HashMap::new(),
+            stored: BTreeMap::new(),
             delivered: Vec::new(),
             sent: Vec::new(),
             rejected: Vec::new(),
             persisted: 0,
-            envelopes: HashMap::new(),
+            envelopes: BTreeMap::new(),
             misbehaving: Vec::new(),
             equivocators: Vec::new(),
             skipped: Vec::new(),
