@@ -56,7 +56,8 @@ use tokio::sync::broadcast;
 use hub::HubEvent;
 pub use hub::{HubStats, MdnsHub};
 pub use record::{
-    IgnoreReason, IgnoredCounts, MAX_FESTIVAL_LEN, TXT_FESTIVAL, TXT_ID, TXT_PORT, TXT_POWERED, TXT_VERSION,
+    host_name, instance_name, AddrScope, IgnoreReason, IgnoredCounts, MAX_FESTIVAL_LEN, TXT_FESTIVAL, TXT_ID, TXT_PORT,
+    TXT_POWERED, TXT_VERSION,
 };
 
 /// The DNS-SD service type every Festival Chat node advertises and browses.
@@ -124,6 +125,20 @@ pub enum DiscoveryError {
     Timeout { what: &'static str, after: Duration },
 }
 
+/// How often the addresses we dial are re-read from our interfaces, at most
+/// (once per received record, when this much has passed).
+const SCOPE_REFRESH: Duration = Duration::from_secs(5);
+
+/// The addresses we would dial on `interfaces` (empty: all); loopback mode
+/// if they cannot be read, which refuses every LAN address rather than
+/// dialing any.
+fn local_scope(interfaces: &[String]) -> record::AddrScope {
+    record::AddrScope::local(interfaces).unwrap_or_else(|e| {
+        tracing::warn!(%e, "could not read the interfaces' addresses; dialing loopback only");
+        record::AddrScope::loopback()
+    })
+}
+
 /// What a node advertises about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advert {
@@ -145,6 +160,9 @@ pub struct Discovery {
     advert: Advert,
     fullname: String,
     table: table::PeerTable,
+    /// When the table's [`record::AddrScope`] was last read from our
+    /// interfaces (a phone joins the Wi-Fi after the app started).
+    scope_at: std::time::Instant,
     events: Option<broadcast::Receiver<HubEvent>>,
     pending: VecDeque<DiscoveryEvent>,
     closed: bool,
@@ -182,6 +200,10 @@ impl Discovery {
                 return Some(event);
             }
             let received = self.events.as_mut()?.recv().await;
+            if self.scope_at.elapsed() >= SCOPE_REFRESH {
+                self.scope_at = std::time::Instant::now();
+                self.table.set_scope(local_scope(self.hub.interfaces()));
+            }
             match received {
                 Ok(HubEvent::Resolved(service)) => self.pending.extend(self.table.resolved(&service)),
                 Ok(HubEvent::Removed(fullname)) => self.pending.extend(self.table.removed(&fullname)),

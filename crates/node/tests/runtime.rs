@@ -238,3 +238,64 @@ async fn a_read_receipt_from_anyone_but_the_recipient_does_not_mark_a_dm_read() 
     at_mallory.close().await;
     net.stop().await;
 }
+
+/// Anyone on the LAN can announce a record for Bob's id (his instance name,
+/// his id, a port of their own): Ana's open, verified link to Bob is kept,
+/// and Bob's next message reaches her over it. (Before, both ends dropped
+/// the link and redialled the announced address, at every re-announcement.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_record_for_a_linked_peer_does_not_drop_the_link() {
+    use festival_node::discovery::{
+        host_name, instance_name, Advert, DiscoveryEvent, SERVICE_TYPE, TXT_FESTIVAL, TXT_ID, TXT_PORT, TXT_VERSION,
+    };
+    let _turn = TURN.lock().await;
+    let net = Net::start(&["Ana", "Bob"]).await;
+    for n in &net.nodes {
+        linked_to_all(n, 1).await;
+    }
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let bob = b.peer_id();
+    let mut a_events = a.events();
+    // A witness on the same daemon: once it has the spoofed record, so has
+    // Ana's discovery (one hub hands every record to all its subscribers).
+    let witness_id = festival_core::Identity::generate(&mut rand_core::OsRng).peer_id();
+    let festival = festival_node::runtime::NodeConfig::new(net.dirs[0].path().to_owned()).festival;
+    let mut witness =
+        net.hub.register(Advert { peer: witness_id, festival: festival.clone(), port: 9, powered: false }).unwrap();
+
+    let spoof_port = 9;
+    let version = festival_core::sync::PROTOCOL_VERSION.to_string();
+    let txt =
+        [(TXT_ID, bob.to_hex()), (TXT_VERSION, version), (TXT_FESTIVAL, festival), (TXT_PORT, spoof_port.to_string())];
+    let spoof =
+        mdns_sd::ServiceInfo::new(SERVICE_TYPE, &instance_name(&bob), &host_name(&bob), (), spoof_port, &txt[..])
+            .unwrap()
+            .enable_addr_auto();
+    net.hub.register_raw(spoof).unwrap();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match witness.recv().await {
+                Some(DiscoveryEvent::Found { peer, port, .. } | DiscoveryEvent::Updated { peer, port, .. })
+                    if peer == bob && port == spoof_port =>
+                {
+                    return
+                }
+                Some(_) => {}
+                None => panic!("the witness's discovery ended"),
+            }
+        }
+    })
+    .await
+    .expect("the spoofed record is heard on the LAN");
+
+    b.send(RoomId::festival(), "still here".into()).await.unwrap();
+    let down = wait_for(&mut a_events, "Bob's message after the spoof", |ev| match ev {
+        NodeEvent::LinkDown { peer, reason } if *peer == bob => Some(Some(reason.clone())),
+        ev => text_from(ev, bob, "still here").map(|_| None),
+    })
+    .await;
+    assert_eq!(down, None, "Ana dropped her link to Bob for a record anyone can announce");
+    assert_eq!(a.status().await.unwrap().links, 1);
+    drop(witness);
+    net.stop().await;
+}

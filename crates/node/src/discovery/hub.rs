@@ -225,7 +225,8 @@ impl MdnsHub {
         }
         tracing::debug!(node = ?peer, %instance, "registered on mDNS");
 
-        let mut table = table::PeerTable::new(peer, fullname.clone(), advert.festival.clone());
+        let scope = super::local_scope(self.interfaces());
+        let mut table = table::PeerTable::new(peer, fullname.clone(), advert.festival.clone(), scope);
         let pending = table.sync(&snapshot).into();
         Ok(Discovery {
             hub: self.clone(),
@@ -233,6 +234,7 @@ impl MdnsHub {
             advert,
             fullname,
             table,
+            scope_at: std::time::Instant::now(),
             events: Some(events),
             pending,
             closed: false,

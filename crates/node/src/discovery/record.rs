@@ -6,6 +6,7 @@
 //! [`IgnoreReason`], and the caller counts it.
 
 use std::fmt;
+use std::io;
 use std::net::IpAddr;
 
 use festival_core::PeerId;
@@ -85,11 +86,20 @@ pub enum IgnoreReason {
     /// Another instance claims our own PeerId (a clone, a spoof, or a stale
     /// record of ours under another name).
     ClaimsOurId,
+    /// The instance name is not the one derived from the claimed id
+    /// ([`instance_name`]): one id has one name, so a stranger cannot add
+    /// records for someone else's id under names of its own.
+    NameMismatch,
+    /// Every address given is one we would not dial: loopback while we are
+    /// on a real network, or outside the networks of our interfaces (a
+    /// record naming `127.0.0.1:<any port>` would make every node dial its
+    /// own services).
+    AddressOutOfScope,
 }
 
 impl IgnoreReason {
     /// Every reason, in the order [`IgnoredCounts`] stores them.
-    pub const ALL: [IgnoreReason; 8] = [
+    pub const ALL: [IgnoreReason; 10] = [
         Self::MissingKey,
         Self::BadId,
         Self::BadVersion,
@@ -98,6 +108,8 @@ impl IgnoreReason {
         Self::BadPort,
         Self::NoAddress,
         Self::ClaimsOurId,
+        Self::NameMismatch,
+        Self::AddressOutOfScope,
     ];
 
     fn index(self) -> usize {
@@ -114,6 +126,8 @@ impl IgnoreReason {
             Self::BadPort => "bad_port",
             Self::NoAddress => "no_address",
             Self::ClaimsOurId => "claims_our_id",
+            Self::NameMismatch => "name_mismatch",
+            Self::AddressOutOfScope => "address_out_of_scope",
         }
     }
 }
@@ -151,6 +165,70 @@ impl IgnoredCounts {
     }
 }
 
+/// Which advertised addresses we would dial: those inside the networks of
+/// our own interfaces, and loopback only in loopback mode (no interface
+/// with another address: a test namespace, a machine alone).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddrScope {
+    /// (address, prefix length) of each non-loopback interface address.
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl AddrScope {
+    /// Loopback mode: only loopback addresses are dialed.
+    pub fn loopback() -> Self {
+        Self::default()
+    }
+
+    /// The scope of these networks (address and prefix length each);
+    /// loopback ones are left out (an empty list is loopback mode).
+    pub fn of_networks(nets: impl IntoIterator<Item = (IpAddr, u8)>) -> Self {
+        let mut nets: Vec<(IpAddr, u8)> = nets.into_iter().filter(|(ip, _)| !ip.is_loopback()).collect();
+        nets.sort_unstable();
+        nets.dedup();
+        Self { nets }
+    }
+
+    /// The scope of this machine's interfaces that are up, or of those
+    /// named in `only` (empty: all).
+    pub fn local(only: &[String]) -> io::Result<Self> {
+        let nets = if_addrs::get_if_addrs()?.into_iter().filter(|i| only.is_empty() || only.contains(&i.name)).map(
+            |i| match i.addr {
+                if_addrs::IfAddr::V4(v4) => (IpAddr::V4(v4.ip), v4.prefixlen),
+                if_addrs::IfAddr::V6(v6) => (IpAddr::V6(v6.ip), v6.prefixlen),
+            },
+        );
+        Ok(Self::of_networks(nets))
+    }
+
+    pub fn is_loopback_mode(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// Whether we would dial `ip`.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        if ip.is_loopback() {
+            return self.is_loopback_mode();
+        }
+        self.nets.iter().any(|&(net, len)| same_network(ip, net, len))
+    }
+}
+
+/// Whether `a` is in the network of `net` with prefix length `len`.
+fn same_network(a: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
 /// A record that parsed: what a peer claims about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
@@ -163,9 +241,17 @@ pub struct Claim {
     pub powered: bool,
 }
 
-/// Reads a resolved record. The festival and our own id are checked by the
-/// caller, which knows them.
-pub fn parse(service: &ResolvedService) -> Result<Claim, IgnoreReason> {
+/// Whether a record's instance (the first label of its full name) is the
+/// one [`instance_name`] gives for `peer`. DNS names are case-insensitive.
+pub fn named_for(service: &ResolvedService, peer: &PeerId) -> bool {
+    let instance = service.fullname.split('.').next().unwrap_or_default();
+    instance.eq_ignore_ascii_case(&instance_name(peer))
+}
+
+/// Reads a resolved record, keeping the addresses `scope` allows. The
+/// festival, our own id and the instance name ([`named_for`]) are checked
+/// by the caller, which knows who we are.
+pub fn parse(service: &ResolvedService, scope: &AddrScope) -> Result<Claim, IgnoreReason> {
     let id = txt_value(service, TXT_ID)?;
     let peer: PeerId = id.parse().map_err(|_| IgnoreReason::BadId)?;
 
@@ -191,6 +277,10 @@ pub fn parse(service: &ResolvedService) -> Result<Claim, IgnoreReason> {
     addrs.dedup();
     if addrs.is_empty() {
         return Err(IgnoreReason::NoAddress);
+    }
+    addrs.retain(|ip| scope.allows(*ip));
+    if addrs.is_empty() {
+        return Err(IgnoreReason::AddressOutOfScope);
     }
 
     let powered = service.get_property_val_str(TXT_POWERED) == Some("1");
@@ -230,6 +320,19 @@ mod tests {
         ServiceInfo::new(TY, "fc-x", "fc-x.local.", addrs, 9, txt).unwrap().as_resolved_service()
     }
 
+    /// A LAN of 10.0.0.0/24 and fd00::/64.
+    fn lan() -> AddrScope {
+        AddrScope::of_networks([
+            ("10.0.0.5".parse().unwrap(), 24),
+            ("fd00::5".parse().unwrap(), 64),
+            ("127.0.0.1".parse().unwrap(), 8),
+        ])
+    }
+
+    fn parse(service: &ResolvedService) -> Result<Claim, IgnoreReason> {
+        super::parse(service, &lan())
+    }
+
     /// The good record with `key` replaced by `prop` (or dropped if `None`).
     fn parse_with(key: &str, prop: Option<TxtProperty>) -> Result<Claim, IgnoreReason> {
         let mut txt = good_txt(&peer(7).to_hex());
@@ -240,13 +343,50 @@ mod tests {
 
     #[test]
     fn a_well_formed_record_yields_its_claim_with_sorted_unique_addresses() {
-        let claim = parse(&resolved(good_txt(&peer(7).to_hex()), "10.0.0.2,10.0.0.1,::1,10.0.0.1")).unwrap();
+        let claim = parse(&resolved(good_txt(&peer(7).to_hex()), "10.0.0.2,10.0.0.1,fd00::1,10.0.0.1")).unwrap();
         assert_eq!(claim.peer, peer(7));
         assert_eq!(claim.festival, "fest-a");
         assert_eq!(claim.port, 4242);
         assert_eq!(claim.version, festival_core::sync::PROTOCOL_VERSION);
-        let want: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "::1"].iter().map(|a| a.parse().unwrap()).collect();
+        let want: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "fd00::1"].iter().map(|a| a.parse().unwrap()).collect();
         assert_eq!(claim.addrs, want);
+    }
+
+    #[test]
+    fn loopback_and_off_network_addresses_are_dialed_only_where_they_can_be_ours() {
+        let txt = || good_txt(&peer(7).to_hex());
+        // On a LAN: loopback and other networks are dropped from a record,
+        // and a record with nothing else is refused.
+        let mixed = parse(&resolved(txt(), "127.0.0.1,10.0.0.9,192.168.7.7,::1")).unwrap();
+        assert_eq!(mixed.addrs, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(parse(&resolved(txt(), "127.0.0.1")), Err(IgnoreReason::AddressOutOfScope));
+        assert_eq!(parse(&resolved(txt(), "::1,127.0.0.2")), Err(IgnoreReason::AddressOutOfScope));
+        assert_eq!(parse(&resolved(txt(), "10.0.1.1,8.8.8.8")), Err(IgnoreReason::AddressOutOfScope));
+        assert_eq!(parse(&resolved(txt(), "fd00:0:0:1::1")), Err(IgnoreReason::AddressOutOfScope));
+        // Alone on loopback (a test namespace): loopback only.
+        let alone = AddrScope::of_networks([("127.0.0.1".parse().unwrap(), 8)]);
+        assert!(alone.is_loopback_mode());
+        assert_eq!(super::parse(&resolved(txt(), "127.0.0.1"), &alone).map(|c| c.addrs.len()), Ok(1));
+        assert_eq!(super::parse(&resolved(txt(), "10.0.0.9"), &alone), Err(IgnoreReason::AddressOutOfScope));
+        // Prefix lengths are honoured at every size.
+        let host = AddrScope::of_networks([("10.1.2.3".parse().unwrap(), 32)]);
+        assert!(host.allows("10.1.2.3".parse().unwrap()) && !host.allows("10.1.2.4".parse().unwrap()));
+        let any = AddrScope::of_networks([("10.1.2.3".parse().unwrap(), 0)]);
+        assert!(any.allows("203.0.113.1".parse().unwrap()) && !any.allows("::2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_record_is_named_for_one_id_only() {
+        let p = peer(7);
+        let named = |instance: &str| {
+            let info = ServiceInfo::new(TY, instance, "h.local.", "10.0.0.1", 9, good_txt(&p.to_hex())).unwrap();
+            named_for(&info.as_resolved_service(), &p)
+        };
+        assert!(named(&instance_name(&p)));
+        assert!(named(&instance_name(&p).to_uppercase()), "DNS names are case-insensitive");
+        assert!(!named("fc-x"));
+        assert!(!named(&instance_name(&peer(8))));
+        assert!(!named(&format!("{}x", instance_name(&p))));
     }
 
     #[test]

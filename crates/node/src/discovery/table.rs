@@ -12,7 +12,7 @@ use std::sync::Arc;
 use festival_core::PeerId;
 use mdns_sd::ResolvedService;
 
-use super::record::{self, IgnoreReason, IgnoredCounts};
+use super::record::{self, AddrScope, IgnoreReason, IgnoredCounts};
 use super::DiscoveryEvent;
 
 /// What we tell the subscriber about one peer.
@@ -40,6 +40,8 @@ pub(crate) struct PeerTable {
     /// through the shared browse and is skipped without being counted.
     own_instance: String,
     festival: String,
+    /// The addresses we would dial (see [`AddrScope`]).
+    scope: AddrScope,
     /// Keyed by lowercase fullname: DNS names are case-insensitive.
     accepted: HashMap<String, Accepted>,
     /// Instances we ignore, with the reason we last counted for each, so a
@@ -52,17 +54,24 @@ pub(crate) struct PeerTable {
 }
 
 impl PeerTable {
-    pub(crate) fn new(me: PeerId, own_instance: String, festival: String) -> Self {
+    pub(crate) fn new(me: PeerId, own_instance: String, festival: String, scope: AddrScope) -> Self {
         Self {
             me,
             own_instance: own_instance.to_lowercase(),
             festival,
+            scope,
             accepted: HashMap::new(),
             rejected: HashMap::new(),
             reported: HashMap::new(),
             next_seq: 0,
             ignored: IgnoredCounts::default(),
         }
+    }
+
+    /// Our interfaces changed: records resolved from now on are read with
+    /// `scope` (the ones already accepted stay until they change).
+    pub(crate) fn set_scope(&mut self, scope: AddrScope) {
+        self.scope = scope;
     }
 
     pub(crate) fn ignored(&self) -> &IgnoredCounts {
@@ -84,9 +93,11 @@ impl PeerTable {
         if key == self.own_instance {
             return Vec::new();
         }
-        let verdict = record::parse(service).and_then(|claim| {
+        let verdict = record::parse(service, &self.scope).and_then(|claim| {
             if claim.peer == self.me {
                 Err(IgnoreReason::ClaimsOurId)
+            } else if !record::named_for(service, &claim.peer) {
+                Err(IgnoreReason::NameMismatch)
             } else if claim.festival != self.festival {
                 Err(IgnoreReason::OtherFestival)
             } else {
@@ -197,7 +208,8 @@ mod tests {
 
     fn table() -> PeerTable {
         let me = peer(1);
-        PeerTable::new(me, format!("{}.{SERVICE_TYPE}", instance_name(&me)), "fest".into())
+        let lan = AddrScope::of_networks([("10.0.0.1".parse().unwrap(), 24)]);
+        PeerTable::new(me, format!("{}.{SERVICE_TYPE}", instance_name(&me)), "fest".into(), lan)
     }
 
     fn record(instance: &str, id: &str, festival: &str, addrs: &str) -> ResolvedService {
@@ -250,7 +262,7 @@ mod tests {
     #[test]
     fn other_festivals_and_bad_records_are_counted_once_each_and_never_reported() {
         let mut t = table();
-        let other = record("fc-x", &peer(3).to_hex(), "elsewhere", "10.0.0.3");
+        let other = record(&instance_name(&peer(3)), &peer(3).to_hex(), "elsewhere", "10.0.0.3");
         assert!(t.resolved(&other).is_empty());
         assert!(t.resolved(&other).is_empty());
         let bad = record("fc-y", "zz", "fest", "10.0.0.4");
@@ -270,15 +282,31 @@ mod tests {
     }
 
     #[test]
-    fn two_instances_claiming_one_peer_give_one_peer_that_outlives_either() {
+    fn a_record_for_someone_elses_id_under_another_name_changes_nothing() {
         let mut t = table();
         let b = peer(2);
         t.resolved(&of(&b, "10.0.0.2"));
-        let renamed = record("fc-renamed", &b.to_hex(), "fest", "10.0.0.7");
-        assert!(matches!(t.resolved(&renamed).as_slice(), [DiscoveryEvent::Updated { .. }]));
-        // The newer instance leaves: the older one speaks for the peer again.
-        assert!(matches!(t.removed(&renamed.fullname).as_slice(), [DiscoveryEvent::Updated { .. }]));
+        // A stranger announces b's id under a name of its own, at its
+        // own address: refused, counted once, b stays where it is.
+        let spoof = record("fc-spoof", &b.to_hex(), "fest", "10.0.0.66");
+        assert!(t.resolved(&spoof).is_empty());
+        assert!(t.resolved(&spoof).is_empty());
+        assert_eq!(t.ignored().get(IgnoreReason::NameMismatch), 1);
+        assert!(t.removed(&spoof.fullname).is_empty());
+        assert_eq!(t.peers().collect::<Vec<_>>(), vec![b]);
         assert_eq!(t.removed(&fullname(&b)), vec![DiscoveryEvent::Lost { peer: b }]);
+    }
+
+    #[test]
+    fn a_record_pointing_at_loopback_or_another_network_is_not_dialed() {
+        let mut t = table();
+        let (b, c) = (peer(2), peer(3));
+        assert!(t.resolved(&of(&b, "127.0.0.1")).is_empty());
+        assert!(t.resolved(&of(&c, "192.168.9.9")).is_empty());
+        assert_eq!(t.ignored().get(IgnoreReason::AddressOutOfScope), 2);
+        // Once our interfaces say we are alone on loopback, it is dialed.
+        t.set_scope(AddrScope::loopback());
+        assert!(matches!(t.resolved(&of(&b, "127.0.0.1")).as_slice(), [DiscoveryEvent::Found { .. }]));
     }
 
     #[test]

@@ -981,17 +981,24 @@ impl Actor {
                 self.emit(NodeEvent::Discovered { peer });
             }
             DiscoveryEvent::Updated { peer, addrs, port, powered, .. } => {
-                // New address or port: the peer restarted or moved, and the
-                // link we hold is dead. Drop it and dial again now rather
-                // than wait ~15 s for ICE to notice.
+                // New address or port. A record is a claim anyone on the LAN
+                // can make, so an open link (DTLS with the key it claims,
+                // then a signed handshake) is never dropped for one: the
+                // new address is dialed when that link fails (ICE notices a
+                // peer that moved or restarted; a restarted peer also dials
+                // us). Only attempts still opening start over at the new
+                // address.
                 if self.links.found(peer, addrs, port, powered, Instant::now()) {
-                    let stale: Vec<ConnId> =
-                        self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
-                    for c in stale {
-                        self.drop_conn(c, "peer moved or restarted");
-                    }
-                    if let Some(e) = self.links.peers.get_mut(&peer) {
-                        e.next_attempt = Instant::now();
+                    let (open, opening) = self.conns_of(peer);
+                    if open.is_empty() {
+                        for c in opening {
+                            self.drop_conn(c, "peer moved or restarted");
+                        }
+                        if let Some(e) = self.links.peers.get_mut(&peer) {
+                            e.next_attempt = Instant::now();
+                        }
+                    } else {
+                        tracing::debug!(peer = %peer.short(), "new address announced; keeping the open link");
                     }
                 }
             }
@@ -1000,6 +1007,15 @@ impl Actor {
                 self.emit(NodeEvent::Lost { peer });
             }
         }
+    }
+
+    /// The connections to `peer`: (open, still opening).
+    fn conns_of(&self, peer: PeerId) -> (Vec<ConnId>, Vec<ConnId>) {
+        let mut ours: Vec<(ConnId, bool)> =
+            self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, c)| (*id, c.open)).collect();
+        ours.sort_unstable_by_key(|(id, _)| id.0);
+        let (open, opening): (Vec<_>, Vec<_>) = ours.into_iter().partition(|(_, open)| *open);
+        (open.into_iter().map(|(id, _)| id).collect(), opening.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Send a frame on a direct link, or queue it while the link's send
