@@ -33,7 +33,8 @@ const MEMORY_PER_HOSTILE_LINK_MB: f64 = 10.0;
 #[derive(clap::Args)]
 pub struct Args {
     /// One attack (dm_flood, invented_summaries, ihave_flood, claim_stall,
-    /// forged_receipts) or `all`: one JSON line each.
+    /// forged_receipts on the simulator; relay_room_flood, relay_dm_flood on
+    /// the relay) or `all`: one JSON line each.
     #[arg(long, default_value = "all")]
     attack: String,
     #[arg(long, default_value_t = 200)]
@@ -53,6 +54,11 @@ pub struct Args {
     /// every 500 virtual ms.
     #[arg(long, default_value_t = 1)]
     flood: usize,
+    /// With `all`: also the attacks on the real relay (relay_room_flood,
+    /// relay_dm_flood; they need root for a private network namespace and
+    /// `festival-relay` built beside this binary).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    relay_attacks: bool,
 }
 
 #[derive(clap::Args)]
@@ -382,11 +388,23 @@ fn one(a: &Args, attack: Attack) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// `all`: every attack on the simulator, then every attack on the relay
+/// (`--relay-attacks false` leaves those out); or one of either by name.
 pub fn run(a: Args) -> anyhow::Result<Vec<serde_json::Value>> {
+    let relay = crate::relay_attack::Params { hostile: a.hostile, messages: a.messages };
+    if crate::relay_attack::ATTACKS.contains(&a.attack.as_str()) {
+        return Ok(vec![crate::relay_attack::run(&a.attack, &relay)?]);
+    }
     let attacks: Vec<Attack> = if a.attack == "all" {
         Attack::ALL.to_vec()
     } else {
         vec![*Attack::ALL.iter().find(|x| x.name() == a.attack).context("unknown attack")?]
     };
-    attacks.into_iter().map(|x| one(&a, x)).collect()
+    let mut out: Vec<serde_json::Value> = attacks.into_iter().map(|x| one(&a, x)).collect::<anyhow::Result<_>>()?;
+    if a.attack == "all" && a.relay_attacks {
+        for name in crate::relay_attack::ATTACKS {
+            out.push(crate::relay_attack::run(name, &relay)?);
+        }
+    }
+    Ok(out)
 }

@@ -12,6 +12,7 @@ mod lan;
 mod netlab;
 mod procstat;
 mod relay;
+mod relay_attack;
 mod sim;
 mod store;
 

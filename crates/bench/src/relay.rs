@@ -66,7 +66,7 @@ pub struct Args {
     race_samples: usize,
 }
 
-const FESTIVAL: &str = "bench";
+pub(crate) const FESTIVAL: &str = "bench";
 
 pub fn run(a: Args) -> anyhow::Result<Value> {
     if !festival_node::netns::in_private_netns() {
@@ -112,25 +112,31 @@ const NETNS_SETUP: &str = "ip link set lo up && \
     { ulimit -Hn $(cat /proc/sys/fs/nr_open) 2>/dev/null || true; } && ulimit -n $(ulimit -Hn) && \
     echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range";
 
-struct RelayProc {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
+pub(crate) struct RelayProc {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl RelayProc {
     fn start(bin: &Path) -> anyhow::Result<RelayProc> {
+        // Raised so that one room's author may push the whole rate
+        // (`--room-size` = `--nodes`); the defaults are for phones.
+        Self::start_with(bin, &["--frames-per-sec", "100000", "--frames-burst", "100000"])
+    }
+
+    /// With `extra` arguments besides the connection limits (the relay's
+    /// defaults for the rest).
+    pub(crate) fn start_with(bin: &Path, extra: &[&str]) -> anyhow::Result<RelayProc> {
         let dir = tempfile::tempdir()?;
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--no-stun", "--festival", FESTIVAL])
             .args(["--max-connections", "1000000", "--max-connections-per-ip", "1000000"])
             // Every synthetic node comes from 127.0.0.1, up to 100 at once.
             .args(["--max-unauthenticated", "1000000", "--max-unauthenticated-per-prefix", "1000000"])
-            // Raised so that one room's author may push the whole rate
-            // (`--room-size` = `--nodes`); the defaults are for phones.
-            .args(["--frames-per-sec", "100000", "--frames-burst", "100000"])
             .args(["--idle-timeout-secs", "3600", "--data-dir"])
             .arg(dir.path())
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -138,7 +144,7 @@ impl RelayProc {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
         let addr = line.split('"').nth(3).context("the relay prints its address")?.to_owned();
-        Ok(RelayProc { child, url: format!("ws://{addr}"), _dir: dir })
+        Ok(RelayProc { child, url: format!("ws://{addr}"), dir })
     }
 }
 
@@ -151,15 +157,15 @@ impl Drop for RelayProc {
 
 /// Send times of messages in flight, and the latencies measured (ms).
 #[derive(Default)]
-struct Record {
+pub(crate) struct Record {
     /// By the envelope's bytes (what a push carries unchanged).
-    sent: HashMap<Vec<u8>, Instant>,
-    latencies: Vec<f64>,
+    pub(crate) sent: HashMap<Vec<u8>, Instant>,
+    pub(crate) latencies: Vec<f64>,
 }
 
 /// Connect one synthetic node in `rooms`; it answers hellos and records
 /// pushes until `out` closes. Returns its sender for encoded relay messages.
-async fn node(
+pub(crate) async fn node(
     url: &str,
     rooms: Vec<RoomId>,
     record: Arc<Mutex<Record>>,
@@ -167,7 +173,10 @@ async fn node(
     let me = Identity::generate(&mut rand::rngs::OsRng);
     let cfg = RelayClientConfig::new(url, FESTIVAL);
     let mut conn = RelayConnection::connect(&cfg, &me).await?;
-    let hello = |ack| Frame::Hello(Hello { version: 1, ack, rooms: rooms.clone(), relays: false, powered: false });
+    let hello = |ack| {
+        let version = festival_core::sync::PROTOCOL_VERSION;
+        Frame::Hello(Hello { version, ack, rooms: rooms.clone(), relays: false, powered: false })
+    };
     conn.send_raw(RelayMsg::encode_frame(&hello(false).encode())).await?;
     let ack = RelayMsg::encode_frame(&hello(true).encode());
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);

@@ -178,6 +178,15 @@ impl Frame {
         bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == BATCH_TAG
     }
 
+    /// Whether encoded frame `bytes` is a `Hello`, by its version and tag
+    /// only (see [`Frame::is_batch`]): a relay limits them per connection
+    /// before decoding.
+    pub fn is_hello(bytes: &[u8]) -> bool {
+        /// `Frame::Hello`'s variant index.
+        const HELLO_TAG: u8 = 0;
+        bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == HELLO_TAG
+    }
+
     /// Decode and check every bound a well-behaved peer keeps.
     pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
         if bytes.len() > MAX_FRAME_BYTES {

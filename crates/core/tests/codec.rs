@@ -101,6 +101,8 @@ proptest! {
         let bytes = f.encode();
         // None of these is a batch: a sender never holds them back.
         prop_assert!(!Frame::is_batch(&bytes), "not a batch");
+        // The tag alone tells a hello (a relay limits them before decoding).
+        prop_assert_eq!(Frame::is_hello(&bytes), matches!(f, Frame::Hello(_)));
         prop_assert_eq!(Frame::decode(&bytes).unwrap(), f);
     }
 

@@ -79,6 +79,12 @@ pub struct RelayConfig {
     /// joins a handful over a festival; a client naming hundreds gets this
     /// many and a `room_creation_limit` refusal for the rest.
     pub rooms_per_identity_per_hour: u32,
+    /// New rooms the relay joins per minute, whoever names them: fresh keys
+    /// each get `rooms_per_identity_per_hour`, so without this a stream of
+    /// them would make the relay join (a store write each) until
+    /// `max_rooms`, and every node's traffic would wait behind the joins.
+    /// A festival's people make a few rooms a minute at most.
+    pub rooms_created_per_minute: u32,
     /// Hours after which a room no connected node names and nobody wrote in
     /// is left (its messages go first when the store is over budget).
     pub room_idle_hours: u64,
@@ -119,6 +125,7 @@ impl Default for RelayConfig {
             auth_timeout_secs: 3,
             outbound_queue: 1_024,
             rooms_per_identity_per_hour: 16,
+            rooms_created_per_minute: 60,
             room_idle_hours: 24,
             disk_budget_mb: 4_096,
             per_author_mb: 16,

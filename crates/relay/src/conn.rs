@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use festival_core::frame::Frame;
 use festival_core::{LinkId, PeerId};
 use festival_node::relay::wire::{close, AuthProof, Challenge, RelayMsg, Welcome, WireError, RELAY_VERSION};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -94,6 +95,11 @@ async fn session(
     let idle = shared.cfg.idle_timeout();
     let mut stop = shared.shutdown.clone();
     let mut last_heard = Instant::now();
+    let mut hellos = HelloBudget::new(Instant::now());
+    // A refused message costs a pause of a quarter of the frame interval:
+    // a socket past its rate is read at four times the rate, not at wire
+    // speed (TCP holds the sender back), and still reaches the flood close.
+    let refused_pause = Duration::from_secs_f64(0.25 / f64::from(shared.cfg.frames_per_sec.max(1)));
     loop {
         tokio::select! {
             // The hub drops a connection's queue and sends its close code at
@@ -144,9 +150,19 @@ async fn session(
                     Admit::Yes => {}
                     Admit::No => {
                         shared.metrics.reject("rate_limited");
+                        tokio::time::sleep(refused_pause).await;
                         continue;
                     }
                     Admit::Flood => return End::Close(close::RATE_LIMITED),
+                }
+                // A node says hello once, and again when its rooms change;
+                // more is a flood that would cost the hub a look at up to
+                // 256 rooms each. Dropped here.
+                if let HubIn::Frame { bytes, .. } = &to_hub {
+                    if Frame::is_hello(bytes) && !hellos.take(Instant::now()) {
+                        shared.metrics.reject("hello_rate");
+                        continue;
+                    }
                 }
                 if matches!(to_hub, HubIn::Frame { .. }) {
                     shared.metrics.frames_in.fetch_add(1, Relaxed);
@@ -155,6 +171,34 @@ async fn session(
                     return End::Close(close::GOING_AWAY);
                 }
             }
+        }
+    }
+}
+
+/// Hellos one connection may send: [`HELLO_BURST`] at once, then one per
+/// [`HELLO_EVERY`] (a node re-hellos when it joins or leaves a room).
+const HELLO_BURST: f64 = 4.0;
+const HELLO_EVERY: Duration = Duration::from_secs(1);
+
+struct HelloBudget {
+    tokens: f64,
+    at: Instant,
+}
+
+impl HelloBudget {
+    fn new(now: Instant) -> Self {
+        HelloBudget { tokens: HELLO_BURST, at: now }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() / HELLO_EVERY.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(HELLO_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }

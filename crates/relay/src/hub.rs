@@ -6,7 +6,8 @@
 //! Besides driving the engine it does the relay's own jobs:
 //! - joins the rooms its nodes name in their hellos, so it carries every room
 //!   somebody uses through it: up to `max_rooms`, at most
-//!   `rooms_per_identity_per_hour` new ones for any one identity, and leaves
+//!   `rooms_per_identity_per_hour` new ones for any one identity and
+//!   `rooms_created_per_minute` in all, and leaves
 //!   rooms nobody named or wrote in for `room_idle_hours`. Its hello to each
 //!   node names only the rooms that node named (the core's
 //!   `hello_shared_only`), so no node ever sees more rooms than it sent, and
@@ -93,6 +94,8 @@ pub struct Hub {
     room_used: HashMap<RoomId, Instant>,
     /// Rooms each identity made us join in its current hour: (start, count).
     creators: HashMap<PeerId, (Instant, u32)>,
+    /// Rooms joined in the current minute, by anyone: (start, count).
+    created: (Instant, u32),
     /// Expiry and the budget; stops with the hub.
     _retention: festival_node::retention::RetentionTask,
     /// Messages held per author: the storage quota.
@@ -151,6 +154,7 @@ impl Hub {
             room_used: rooms.iter().map(|r| (r.clone(), Instant::now())).collect(),
             rooms,
             creators: HashMap::new(),
+            created: (Instant::now(), 0),
             _retention: retention_task,
             per_author,
             wake: None,
@@ -363,9 +367,10 @@ impl Hub {
     }
 
     /// Join the rooms a node names, within the caps: `max_rooms` in all,
-    /// and `rooms_per_identity_per_hour` new ones per identity (what a
-    /// person joins in an hour is a handful; a client naming hundreds gets
-    /// its first few and a refusal for the rest).
+    /// `rooms_per_identity_per_hour` new ones per identity (what a person
+    /// joins in an hour is a handful; a client naming hundreds gets its
+    /// first few and a refusal for the rest) and `rooms_created_per_minute`
+    /// new ones in all (fresh keys each have an allowance of their own).
     async fn join_rooms(&mut self, link: LinkId, rooms: Vec<RoomId>) {
         let Some(peer) = self.conns.get(&link).map(|c| c.peer) else { return };
         let now = Instant::now();
@@ -401,9 +406,17 @@ impl Hub {
         }
     }
 
-    /// Count one room creation against `peer`'s hourly allowance.
+    /// Count one room creation against `peer`'s hourly allowance and the
+    /// relay's per minute.
     fn may_create_room(&mut self, peer: PeerId, now: Instant) -> bool {
         const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+        const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+        if now.duration_since(self.created.0) >= MINUTE {
+            self.created = (now, 0);
+        }
+        if self.created.1 >= self.cfg.rooms_created_per_minute {
+            return false;
+        }
         if self.creators.len() >= MAX_ROOM_CREATORS {
             self.creators.retain(|_, (start, _)| now.duration_since(*start) < HOUR);
         }
@@ -416,6 +429,7 @@ impl Hub {
             return false;
         }
         *n += 1;
+        self.created.1 += 1;
         true
     }
 

@@ -171,7 +171,8 @@ pub enum Admit {
     Yes,
     /// Over its rate: drop it.
     No,
-    /// Over its rate for `flood_close_after` messages in a row: close it.
+    /// Over its rate for `flood_close_after` messages since it last backed
+    /// off (its frame bucket half full again): close it.
     Flood,
 }
 
@@ -209,9 +210,13 @@ impl Rates {
             let forget = self.forget_after;
             map.retain(|_, r| now.saturating_duration_since(r.last) < forget);
         }
+        // A new identity starts with one second's worth, not the whole
+        // burst: keys are free, and each fresh one would otherwise bring
+        // a burst of its own (1,000 frames, 8 MiB) to the hub. Its bucket
+        // fills to the burst at its rate like any other.
         let r = map.entry(peer).or_insert_with(|| IdentityRate {
-            frames: Bucket { tokens: self.frames.1, at: now },
-            bytes: Bucket { tokens: self.bytes.1, at: now },
+            frames: Bucket { tokens: self.frames.1.min(self.frames.0), at: now },
+            bytes: Bucket { tokens: self.bytes.1.min(self.bytes.0), at: now },
             refused_in_row: 0,
             last: now,
         });
@@ -224,7 +229,13 @@ impl Rates {
         if ok {
             r.frames = frames;
             r.bytes = bytes_b;
-            r.refused_in_row = 0;
+            // Refusals are forgiven once the sender has backed off (its
+            // frame bucket half full again), not by any one frame that
+            // passes: a sender held to the rate by the relay reading
+            // slowly (see `conn`) still floods, and is still closed.
+            if frames.tokens >= self.frames.1 / 2.0 {
+                r.refused_in_row = 0;
+            }
             Admit::Yes
         } else {
             r.refused_in_row = r.refused_in_row.saturating_add(1);
@@ -281,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn an_identity_gets_its_burst_then_its_rate_and_a_flood_is_named() {
+    fn a_new_identity_gets_a_seconds_worth_then_its_rate_up_to_its_burst_and_a_flood_is_named() {
         let cfg = RelayConfig {
             frames_per_sec: 10,
             frames_burst: 20,
@@ -293,13 +304,17 @@ mod tests {
         let rates = Rates::new(&cfg);
         let (p, q) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
         let t0 = Instant::now();
-        assert!((0..20).all(|_| rates.admit(p, 10, t0) == Admit::Yes));
+        // A new identity: one second's worth (10), not the burst (20).
+        assert!((0..10).all(|_| rates.admit(p, 10, t0) == Admit::Yes));
         assert_eq!(rates.admit(p, 10, t0), Admit::No);
         assert_eq!(rates.admit(q, 10, t0), Admit::Yes, "another identity is not affected");
-        // A second later, ten more.
-        let t1 = t0 + Duration::from_secs(1);
-        assert_eq!((0..15).filter(|_| rates.admit(p, 10, t1) == Admit::Yes).count(), 10);
-        assert_eq!(rates.admit(p, 10, t1), Admit::Flood, "refused five times in a row");
+        // Quiet for three seconds: the bucket fills to the burst, no more.
+        let t1 = t0 + Duration::from_secs(3);
+        assert_eq!((0..25).filter(|_| rates.admit(p, 10, t1) == Admit::Yes).count(), 20);
+        // Held at the rate without backing off: five refusals close it.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!((0..14).filter(|_| rates.admit(p, 10, t2) == Admit::Yes).count(), 10);
+        assert_eq!(rates.admit(p, 10, t2), Admit::Flood, "refused five times without backing off");
         // Bytes bind too: one message larger than the byte burst never passes.
         assert_eq!(rates.admit(q, 2_000_000, t1), Admit::No);
     }

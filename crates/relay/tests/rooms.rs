@@ -89,3 +89,42 @@ async fn a_hello_naming_hundreds_of_rooms_cuts_nobody_off_also_after_a_restart()
     eventually("Fay gets Eve's message after the restart", || async { fay.has(&id).await }).await;
     relay.stop().await;
 }
+
+/// Fresh keys each have an hourly allowance of new rooms, so a stream of
+/// them is held by the relay-wide cap per minute; and one socket's hellos
+/// past its budget are dropped before they cost the hub anything.
+#[tokio::test]
+async fn fresh_keys_together_cannot_make_the_relay_join_more_than_its_rooms_per_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = festival_relay::RelayConfig { rooms_created_per_minute: 20, ..test_config(dir.path()) };
+    let per_key = cfg.rooms_per_identity_per_hour as usize;
+    let relay = TestRelay::start(cfg).await;
+
+    // Three fresh keys, each naming its full allowance of new rooms.
+    let mut sockets = Vec::new();
+    for k in 0..3 {
+        let mut s = authed(relay.addr, &identity()).await;
+        let rooms: Vec<RoomId> = (0..per_key).map(|i| format!("junk-{k}-{i}").parse().unwrap()).collect();
+        send(&mut s, &RelayMsg::Frame(hello(rooms))).await;
+        sockets.push(s);
+    }
+    eventually("the rooms past 20 in this minute are refused", || async {
+        relay.rejections("room_creation_limit").await as usize == 3 * per_key - 20
+    })
+    .await;
+
+    // One socket, 20 hellos at once: four pass (its burst), plus at most
+    // one a second while they are sent.
+    let mut m = authed(relay.addr, &identity()).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        send(&mut m, &RelayMsg::Frame(hello(vec![RoomId::festival()]))).await;
+    }
+    let passed_at_most = 4 + started.elapsed().as_secs() as usize + 1;
+    eventually("hellos past the budget are dropped and counted", || async {
+        relay.rejections("hello_rate").await as usize >= 20 - passed_at_most
+    })
+    .await;
+    drop(sockets);
+    relay.stop().await;
+}
