@@ -1,6 +1,9 @@
 //! `festival-bench sim`: N nodes on a random graph of degree 4-6 with lossy
 //! links; messages from random authors; run until every member has every
-//! message (or the virtual deadline).
+//! message (or the virtual deadline). Then the same seed again (at
+//! `--determinism-nodes`, the full size by default up to 1,000 nodes) to
+//! check that it gives the same frame trace (`Sim::trace_hash`): the key
+//! `deterministic`.
 
 use std::time::Instant;
 
@@ -22,15 +25,41 @@ pub struct Args {
     loss: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Nodes of the run made twice to compare traces (0: skip the check).
+    /// At most `--nodes`; with fewer, two extra runs at this size.
+    #[arg(long, default_value_t = 1000)]
+    determinism_nodes: usize,
 }
 
 pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
+    let (mut out, trace) = one(&a, a.nodes);
+    let check = a.determinism_nodes.min(a.nodes);
+    if check > 0 {
+        let (first, again) =
+            if check == a.nodes { (trace.clone(), one(&a, check).1) } else { (one(&a, check).1, one(&a, check).1) };
+        out["deterministic"] = json!(first == again);
+        out["determinism_nodes"] = json!(check);
+    }
+    out["trace_hash"] = json!(trace);
+    out["peak_rss_mb"] = json!(peak_rss_mb());
+    Ok(out)
+}
+
+/// This process's peak resident set (`VmHWM`), MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+/// One run with `nodes` nodes: its figures and its trace hash.
+fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
     let started = Instant::now();
     let mut sim = Sim::new(a.seed);
-    for _ in 0..a.nodes {
+    for _ in 0..nodes {
         sim.add_node(vec![]);
     }
-    let edges = random_graph(a.nodes, 4, 6, &mut sim.rng);
+    let edges = random_graph(nodes, 4, 6, &mut sim.rng);
     for &(x, y) in &edges {
         sim.connect(x, y, LinkSpec::lossy(a.loss));
     }
@@ -38,17 +67,17 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
     let start_virtual = sim.now;
     let mut sent = Vec::with_capacity(a.messages);
     for i in 0..a.messages {
-        let author = sim.rng.gen_range(0..a.nodes);
+        let author = sim.rng.gen_range(0..nodes);
         let id = sim.send_text(author, "festival", &format!("bench message {i}"));
         sent.push((id, author, sim.now));
         sim.run_for(a.interval_ms);
     }
-    let members: Vec<usize> = (0..a.nodes).collect();
+    let members: Vec<usize> = (0..nodes).collect();
     sim.run_until_cond(600_000, 1_000, |s| Report::measure(s, &sent, &members).delivery_ratio >= 1.0);
     let r = Report::measure(&sim, &sent, &members);
-    Ok(json!({
+    let out = json!({
         "bench": "sim",
-        "nodes": a.nodes,
+        "nodes": nodes,
         "edges": edges.len(),
         "messages": a.messages,
         "loss": a.loss,
@@ -63,5 +92,6 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
         "frames_sent": sim.frames_sent,
         "virtual_s": (sim.now - start_virtual) as f64 / 1000.0,
         "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
-    }))
+    });
+    (out, sim.trace_hash())
 }
