@@ -196,6 +196,12 @@ impl Frame {
         if v != FRAME_VERSION {
             return Err(FrameError::UnsupportedVersion(v));
         }
+        // The variant tag in its one shortest byte (every variant index is
+        // below 128): postcard would also take a longer varint for it, which
+        // would slip past `is_hello` and `is_batch`, read from the tag byte.
+        if rest.first().is_some_and(|&tag| tag >= 0x80) {
+            return Err(FrameError::Malformed("frame tag not in its shortest form".into()));
+        }
         let frame: Frame = match postcard::take_from_bytes(rest) {
             Ok((f, [])) => f,
             Ok((_, tail)) => return Err(FrameError::Malformed(format!("{} trailing bytes", tail.len()))),

@@ -107,6 +107,16 @@ proptest! {
     }
 
     #[test]
+    fn a_tag_in_a_longer_varint_is_refused(f in frame()) {
+        // A relay limits hellos (and a sender orders batches) by the tag
+        // byte: the same tag spelled as two varint bytes must not decode.
+        let bytes = f.encode();
+        let mut long = vec![bytes[0], bytes[1] | 0x80, 0x00];
+        long.extend_from_slice(&bytes[2..]);
+        prop_assert!(Frame::decode(&long).is_err(), "a non-shortest tag decoded");
+    }
+
+    #[test]
     fn batches_are_told_apart_by_their_tag(n in 0usize..300, len in 0usize..200) {
         let items = vec![Item { hops: 1, envelope: vec![7; len] }; n];
         prop_assert!(Frame::is_batch(&Frame::Batch { items }.encode()), "a batch");

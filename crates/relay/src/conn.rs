@@ -96,10 +96,17 @@ async fn session(
     let mut stop = shared.shutdown.clone();
     let mut last_heard = Instant::now();
     let mut hellos = HelloBudget::new(Instant::now());
-    // A refused message costs a pause of a quarter of the frame interval:
-    // a socket past its rate is read at four times the rate, not at wire
-    // speed (TCP holds the sender back), and still reaches the flood close.
-    let refused_pause = Duration::from_secs_f64(0.25 / f64::from(shared.cfg.frames_per_sec.max(1)));
+    // The newest hello past the budget: it names the node's rooms as they
+    // are now (a node re-hellos when they change and stops once one is
+    // acknowledged), so it is handed on when the budget allows, not lost.
+    let mut held_hello: Option<Vec<u8>> = None;
+    // A refused message costs a pause of a quarter of what it would take
+    // of the rate (frames or bytes, whichever binds): a socket past its
+    // rate is read at four times the rate, not at wire speed (TCP holds the
+    // sender back), and still reaches the flood close.
+    let frame_pause = 0.25 / f64::from(shared.cfg.frames_per_sec.max(1));
+    let byte_pause = 0.25 / (shared.cfg.bytes_per_sec.max(1) as f64);
+    let refused_pause = |len: usize| Duration::from_secs_f64(frame_pause.max(byte_pause * len as f64));
     loop {
         tokio::select! {
             // The hub drops a connection's queue and sends its close code at
@@ -108,6 +115,14 @@ async fn session(
             biased;
             _ = crate::stopped(&mut stop) => return End::Close(close::GOING_AWAY),
             code = &mut *kill_rx => return code.map_or(End::Gone, End::Close),
+            _ = tokio::time::sleep_until(hellos.next_at()), if held_hello.is_some() => {
+                if hellos.take(Instant::now()) {
+                    let bytes = held_hello.take().expect("held");
+                    if shared.hub.send(HubIn::Frame { link, bytes }).await.is_err() {
+                        return End::Close(close::GOING_AWAY);
+                    }
+                }
+            }
             out = out_rx.recv() => {
                 let Some(bytes) = out else {
                     return kill_rx.try_recv().map_or(End::Gone, End::Close);
@@ -150,20 +165,23 @@ async fn session(
                     Admit::Yes => {}
                     Admit::No => {
                         shared.metrics.reject("rate_limited");
-                        tokio::time::sleep(refused_pause).await;
+                        tokio::time::sleep(refused_pause(len)).await;
                         continue;
                     }
                     Admit::Flood => return End::Close(close::RATE_LIMITED),
                 }
                 // A node says hello once, and again when its rooms change;
                 // more is a flood that would cost the hub a look at up to
-                // 256 rooms each. Dropped here.
-                if let HubIn::Frame { bytes, .. } = &to_hub {
-                    if Frame::is_hello(bytes) && !hellos.take(Instant::now()) {
+                // 256 rooms each. Held here: only the newest goes on, when
+                // the budget allows.
+                let to_hub = match to_hub {
+                    HubIn::Frame { bytes, .. } if Frame::is_hello(&bytes) && !hellos.take(Instant::now()) => {
                         shared.metrics.reject("hello_rate");
+                        held_hello = Some(bytes);
                         continue;
                     }
-                }
+                    other => other,
+                };
                 if matches!(to_hub, HubIn::Frame { .. }) {
                     shared.metrics.frames_in.fetch_add(1, Relaxed);
                 }
@@ -188,6 +206,12 @@ struct HelloBudget {
 impl HelloBudget {
     fn new(now: Instant) -> Self {
         HelloBudget { tokens: HELLO_BURST, at: now }
+    }
+
+    /// When the next hello may pass.
+    fn next_at(&self) -> Instant {
+        let missing = (1.0 - self.tokens).max(0.0);
+        self.at + HELLO_EVERY.mul_f64(missing)
     }
 
     fn take(&mut self, now: Instant) -> bool {

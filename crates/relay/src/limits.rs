@@ -172,7 +172,7 @@ pub enum Admit {
     /// Over its rate: drop it.
     No,
     /// Over its rate for `flood_close_after` messages since it last backed
-    /// off (its frame bucket half full again): close it.
+    /// off (both its buckets half full again): close it.
     Flood,
 }
 
@@ -229,11 +229,11 @@ impl Rates {
         if ok {
             r.frames = frames;
             r.bytes = bytes_b;
-            // Refusals are forgiven once the sender has backed off (its
-            // frame bucket half full again), not by any one frame that
+            // Refusals are forgiven once the sender has backed off (both
+            // its buckets half full again), not by any one frame that
             // passes: a sender held to the rate by the relay reading
             // slowly (see `conn`) still floods, and is still closed.
-            if frames.tokens >= self.frames.1 / 2.0 {
+            if frames.tokens >= self.frames.1 / 2.0 && bytes_b.tokens >= self.bytes.1 / 2.0 {
                 r.refused_in_row = 0;
             }
             Admit::Yes
@@ -317,5 +317,43 @@ mod tests {
         assert_eq!(rates.admit(p, 10, t2), Admit::Flood, "refused five times without backing off");
         // Bytes bind too: one message larger than the byte burst never passes.
         assert_eq!(rates.admit(q, 2_000_000, t1), Admit::No);
+    }
+
+    /// A sender held at its rate (one frame passes per refill, the rest are
+    /// refused) is still flooding: a frame that passes does not forgive
+    /// the refusals before it. One that backs off until its buckets are
+    /// half full again is forgiven.
+    #[test]
+    fn refusals_are_forgiven_only_after_the_sender_backs_off() {
+        let cfg = RelayConfig {
+            frames_per_sec: 10,
+            frames_burst: 20,
+            bytes_per_sec: 1_000_000,
+            bytes_burst: 1_000_000,
+            flood_close_after: 6,
+            ..RelayConfig::default()
+        };
+        let rates = Rates::new(&cfg);
+        let p = PeerId::from_bytes([3; 32]);
+        let mut t = Instant::now();
+        while rates.admit(p, 10, t) == Admit::Yes {}
+        // Every 100 ms one token: one frame passes, two are refused.
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            t += Duration::from_millis(100);
+            outcomes.extend((0..3).map(|_| rates.admit(p, 10, t)));
+        }
+        assert!(outcomes.contains(&Admit::Flood), "held at the rate and never closed: {outcomes:?}");
+
+        let q = PeerId::from_bytes([4; 32]);
+        let mut t = Instant::now();
+        while rates.admit(q, 10, t) == Admit::Yes {}
+        assert_eq!((0..4).map(|_| rates.admit(q, 10, t)).filter(|a| *a == Admit::No).count(), 4);
+        // Quiet for two seconds: the bucket is full again; the next
+        // refusals count from zero.
+        t += Duration::from_secs(2);
+        assert_eq!(rates.admit(q, 10, t), Admit::Yes);
+        while rates.admit(q, 10, t) == Admit::Yes {}
+        assert_eq!((0..4).map(|_| rates.admit(q, 10, t)).filter(|a| *a == Admit::No).count(), 4, "forgiven");
     }
 }

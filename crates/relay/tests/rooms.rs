@@ -96,7 +96,9 @@ async fn a_hello_naming_hundreds_of_rooms_cuts_nobody_off_also_after_a_restart()
 #[tokio::test]
 async fn fresh_keys_together_cannot_make_the_relay_join_more_than_its_rooms_per_minute() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = festival_relay::RelayConfig { rooms_created_per_minute: 20, ..test_config(dir.path()) };
+    // Sockets here stay quiet while the test waits on the relay.
+    let cfg =
+        festival_relay::RelayConfig { rooms_created_per_minute: 20, idle_timeout_secs: 60, ..test_config(dir.path()) };
     let per_key = cfg.rooms_per_identity_per_hour as usize;
     let relay = TestRelay::start(cfg).await;
 
@@ -114,17 +116,64 @@ async fn fresh_keys_together_cannot_make_the_relay_join_more_than_its_rooms_per_
     .await;
 
     // One socket, 20 hellos at once: four pass (its burst), plus at most
-    // one a second while they are sent.
+    // one a second while they are sent. The last names a room the others
+    // did not: it is held, not lost, and reaches the hub when the budget
+    // allows, so the relay then forwards that room's messages to it.
     let mut m = authed(relay.addr, &identity()).await;
     let started = std::time::Instant::now();
-    for _ in 0..20 {
-        send(&mut m, &RelayMsg::Frame(hello(vec![RoomId::festival()]))).await;
+    let room: RoomId = "junk-0-0".parse().unwrap();
+    for i in 0..20 {
+        let rooms = if i < 19 { vec![RoomId::festival()] } else { vec![RoomId::festival(), room.clone()] };
+        send(&mut m, &RelayMsg::Frame(hello(rooms))).await;
     }
     let passed_at_most = 4 + started.elapsed().as_secs() as usize + 1;
-    eventually("hellos past the budget are dropped and counted", || async {
+    eventually("hellos past the budget are counted", || async {
         relay.rejections("hello_rate").await as usize >= 20 - passed_at_most
     })
     .await;
+
+    // The relay answers a hello that changes a node's rooms with its own,
+    // naming the rooms they now share: the held hello reached the hub.
+    tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while !relay_hello_rooms(&mut m).await.contains(&room) {}
+    })
+    .await
+    .expect("the held hello never reached the hub");
+    let mut w = authed(relay.addr, &identity()).await;
+    send(&mut w, &RelayMsg::Frame(hello(vec![RoomId::festival(), room.clone()]))).await;
+    let author = identity();
+    let env = festival_core::envelope::SignedEnvelope::sign(
+        &author,
+        festival_core::envelope::Draft {
+            seq: 1,
+            room: room.clone(),
+            kind: festival_core::envelope::Kind::Text,
+            created_at: festival_node::clock::now_ms(),
+            body: festival_core::body::Body::Text("in the room the last hello named".into()).encode(),
+        },
+    )
+    .unwrap();
+    let push = Frame::Push(festival_core::frame::Item { hops: 0, envelope: env.bytes().to_vec() });
+    send(&mut w, &RelayMsg::Frame(push.encode())).await;
+    let got = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            let bytes = match next_msg(&mut m).await {
+                Some(RelayMsg::Frame(bytes)) => bytes,
+                Some(_) => continue,
+                None => panic!("the relay closed the socket"),
+            };
+            let items = match Frame::decode(&bytes) {
+                Ok(Frame::Push(item)) => vec![item],
+                Ok(Frame::Batch { items }) => items,
+                _ => continue,
+            };
+            if items.iter().any(|i| i.envelope == env.bytes()) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "the room's message was not forwarded to the node that named it last");
     drop(sockets);
     relay.stop().await;
 }

@@ -243,7 +243,7 @@ impl Store {
     /// it starts over. Set once per budget.
     async fn fit_wal(&self, budget: &Budget) -> Result<()> {
         let pages = budget.checkpoint_pages();
-        if self.wal_pages.swap(pages, Ordering::Relaxed) == pages {
+        if self.wal_pages.load(Ordering::Relaxed) == pages {
             return Ok(());
         }
         let script = format!(
@@ -251,6 +251,8 @@ impl Store {
             clamp_to_sql(budget.wal_bytes())
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&self.writer).await?;
+        // Noted once set: a failed PRAGMA is tried again at the next pass.
+        self.wal_pages.store(pages, Ordering::Relaxed);
         Ok(())
     }
 
