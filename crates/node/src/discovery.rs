@@ -199,26 +199,50 @@ impl Discovery {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
             }
-            let received = self.events.as_mut()?.recv().await;
+            let events = self.events.as_mut()?;
+            let received = tokio::select! {
+                r = events.recv() => Some(r),
+                // Our interfaces are looked at even when no record comes.
+                _ = tokio::time::sleep(SCOPE_REFRESH) => None,
+            };
             if self.scope_at.elapsed() >= SCOPE_REFRESH {
-                self.scope_at = std::time::Instant::now();
-                self.table.set_scope(local_scope(self.hub.interfaces()));
+                self.refresh_scope();
             }
             match received {
-                Ok(HubEvent::Resolved(service)) => self.pending.extend(self.table.resolved(&service)),
-                Ok(HubEvent::Removed(fullname)) => self.pending.extend(self.table.removed(&fullname)),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                None => {}
+                Some(Ok(HubEvent::Resolved(service))) => self.pending.extend(self.table.resolved(&service)),
+                Some(Ok(HubEvent::Removed(fullname))) => self.pending.extend(self.table.removed(&fullname)),
+                Some(Err(broadcast::error::RecvError::Lagged(missed))) => {
                     tracing::warn!(node = ?self.me, missed, "discovery fell behind; resyncing");
-                    match self.hub.subscribe() {
-                        Some((events, snapshot)) => {
-                            self.events = Some(events);
-                            self.pending.extend(self.table.sync(&snapshot));
-                        }
-                        None => self.events = None,
-                    }
+                    self.resync();
                 }
-                Err(broadcast::error::RecvError::Closed) => self.events = None,
+                Some(Err(broadcast::error::RecvError::Closed)) => self.events = None,
             }
+        }
+    }
+
+    /// Re-read the addresses we would dial from our interfaces; when they
+    /// changed (the phone joined the Wi-Fi after the app started, or moved
+    /// to another network), read every record again: mdns-sd reports a
+    /// record only when it changes, so one refused under the old scope
+    /// would otherwise stay refused.
+    fn refresh_scope(&mut self) {
+        self.scope_at = std::time::Instant::now();
+        let scope = local_scope(self.hub.interfaces());
+        if self.table.set_scope(scope) {
+            tracing::info!(node = ?self.me, "network addresses changed; reading the peers' records again");
+            self.resync();
+        }
+    }
+
+    /// Start over from the hub's snapshot of every record.
+    fn resync(&mut self) {
+        match self.hub.subscribe() {
+            Some((events, snapshot)) => {
+                self.events = Some(events);
+                self.pending.extend(self.table.sync(&snapshot));
+            }
+            None => self.events = None,
         }
     }
 

@@ -68,10 +68,13 @@ impl PeerTable {
         }
     }
 
-    /// Our interfaces changed: records resolved from now on are read with
-    /// `scope` (the ones already accepted stay until they change).
-    pub(crate) fn set_scope(&mut self, scope: AddrScope) {
+    /// Records resolved from now on are read with `scope` (the ones already
+    /// accepted stay until they change or the caller syncs). Whether it
+    /// differs from the one before.
+    pub(crate) fn set_scope(&mut self, scope: AddrScope) -> bool {
+        let changed = self.scope != scope;
         self.scope = scope;
+        changed
     }
 
     pub(crate) fn ignored(&self) -> &IgnoredCounts {
@@ -304,9 +307,14 @@ mod tests {
         assert!(t.resolved(&of(&b, "127.0.0.1")).is_empty());
         assert!(t.resolved(&of(&c, "192.168.9.9")).is_empty());
         assert_eq!(t.ignored().get(IgnoreReason::AddressOutOfScope), 2);
-        // Once our interfaces say we are alone on loopback, it is dialed.
-        t.set_scope(AddrScope::loopback());
-        assert!(matches!(t.resolved(&of(&b, "127.0.0.1")).as_slice(), [DiscoveryEvent::Found { .. }]));
+        // Once our interfaces say we are alone on loopback, the record
+        // refused before is read again from a snapshot (mdns-sd would not
+        // report it again unchanged) and dialed.
+        assert!(t.set_scope(AddrScope::loopback()));
+        assert!(!t.set_scope(AddrScope::loopback()), "no change, no resync");
+        let events = t.sync(&[Arc::new(of(&b, "127.0.0.1")), Arc::new(of(&c, "192.168.9.9"))]);
+        assert!(matches!(events.as_slice(), [DiscoveryEvent::Found { peer, .. }] if *peer == b), "{events:?}");
+        assert_eq!(t.ignored().get(IgnoreReason::AddressOutOfScope), 2, "c counted once, not again");
     }
 
     #[test]
