@@ -986,8 +986,8 @@ impl Actor {
                 // then a signed handshake) is never dropped for one: the
                 // new address is dialed when that link fails (ICE notices a
                 // peer that moved or restarted; a restarted peer also dials
-                // us). Only attempts still opening start over at the new
-                // address.
+                // us). Only our own dials still opening start over at the
+                // new address.
                 if self.links.found(peer, addrs, port, powered, Instant::now()) {
                     let (open, opening) = self.conns_of(peer);
                     if open.is_empty() {
@@ -1009,13 +1009,16 @@ impl Actor {
         }
     }
 
-    /// The connections to `peer`: (open, still opening).
+    /// The connections to `peer`: (open, our own dials still opening). A
+    /// dial the peer made to us is left out of the second: its offer was
+    /// signed by the peer, so no record of anyone's can call it stale.
     fn conns_of(&self, peer: PeerId) -> (Vec<ConnId>, Vec<ConnId>) {
-        let mut ours: Vec<(ConnId, bool)> =
-            self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, c)| (*id, c.open)).collect();
-        ours.sort_unstable_by_key(|(id, _)| id.0);
-        let (open, opening): (Vec<_>, Vec<_>) = ours.into_iter().partition(|(_, open)| *open);
-        (open.into_iter().map(|(id, _)| id).collect(), opening.into_iter().map(|(id, _)| id).collect())
+        let mut ours: Vec<(ConnId, bool, bool)> =
+            self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, c)| (*id, c.open, c.outbound)).collect();
+        ours.sort_unstable_by_key(|(id, ..)| id.0);
+        let open = ours.iter().filter(|(_, open, _)| *open).map(|(id, ..)| *id).collect();
+        let dialing = ours.iter().filter(|(_, open, outbound)| !*open && *outbound).map(|(id, ..)| *id).collect();
+        (open, dialing)
     }
 
     /// Send a frame on a direct link, or queue it while the link's send
