@@ -32,6 +32,9 @@ const NAME_PREFIX: &str = "fc-";
 /// accidental clash between two devices at one festival negligible, while the
 /// name stays far below the 63-byte DNS label limit.
 const NAME_ID_HEX: usize = 16;
+/// Addresses of one record that are dialed (the first in order, after
+/// those out of scope are dropped).
+pub const MAX_RECORD_ADDRS: usize = 4;
 /// Longest festival id we advertise or accept. A TXT string holds at most 255
 /// bytes; 64 keeps the record small next to the 64-character id.
 pub const MAX_FESTIVAL_LEN: usize = 64;
@@ -282,6 +285,9 @@ pub fn parse(service: &ResolvedService, scope: &AddrScope) -> Result<Claim, Igno
     if addrs.is_empty() {
         return Err(IgnoreReason::AddressOutOfScope);
     }
+    // A device has an address or two per network; a record listing a
+    // whole subnet would have every node dial each of them in turn.
+    addrs.truncate(MAX_RECORD_ADDRS);
 
     let powered = service.get_property_val_str(TXT_POWERED) == Some("1");
 
@@ -368,6 +374,9 @@ mod tests {
         assert!(alone.is_loopback_mode());
         assert_eq!(super::parse(&resolved(txt(), "127.0.0.1"), &alone).map(|c| c.addrs.len()), Ok(1));
         assert_eq!(super::parse(&resolved(txt(), "10.0.0.9"), &alone), Err(IgnoreReason::AddressOutOfScope));
+        // A record listing a subnet is dialed at its first few addresses.
+        let many: String = (1..=50).map(|i| format!("10.0.0.{i}")).collect::<Vec<_>>().join(",");
+        assert_eq!(parse(&resolved(txt(), &many)).unwrap().addrs.len(), MAX_RECORD_ADDRS);
         // Prefix lengths are honoured at every size.
         let host = AddrScope::of_networks([("10.1.2.3".parse().unwrap(), 32)]);
         assert!(host.allows("10.1.2.3".parse().unwrap()) && !host.allows("10.1.2.4".parse().unwrap()));
