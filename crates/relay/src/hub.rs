@@ -20,7 +20,7 @@
 //!   store with `Stored`: nothing is acknowledged that a crash could lose;
 //! - forwards signaling between connected nodes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -59,6 +59,19 @@ const ROOM_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600
 /// Identities remembered for the room-creation limit; beyond it, windows
 /// that ended are forgotten (they hold no allowance worth keeping).
 const MAX_ROOM_CREATORS: usize = 50_000;
+/// Whether a new room may be joined now.
+enum Creation {
+    Allowed,
+    /// The identity made us join its hourly allowance already.
+    IdentitySpent,
+    /// The relay-wide budget is spent for now.
+    RelaySpent,
+}
+
+/// Rooms waiting for the relay-wide budget (see `Hub::waiting`).
+const MAX_ROOMS_WAITING: usize = 1_024;
+/// How often waiting rooms are looked at.
+const ROOM_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What connection tasks tell the hub.
 pub enum HubIn {
@@ -94,8 +107,14 @@ pub struct Hub {
     room_used: HashMap<RoomId, Instant>,
     /// Rooms each identity made us join in its current hour: (start, count).
     creators: HashMap<PeerId, (Instant, u32)>,
-    /// Rooms joined in the current minute, by anyone: (start, count).
-    created: (Instant, u32),
+    /// The relay-wide budget of new rooms: tokens (up to
+    /// `rooms_created_per_minute`, refilled at that rate) and when counted.
+    created: (f64, Instant),
+    /// Rooms refused only for the relay-wide budget, oldest first, with the
+    /// identity that named them: joined as the budget refills while that
+    /// node is connected and still names them (a node names its rooms in a hello
+    /// and does not repeat it). At most [`MAX_ROOMS_WAITING`].
+    waiting: VecDeque<(RoomId, PeerId)>,
     /// Expiry and the budget; stops with the hub.
     _retention: festival_node::retention::RetentionTask,
     /// Messages held per author: the storage quota.
@@ -154,7 +173,8 @@ impl Hub {
             room_used: rooms.iter().map(|r| (r.clone(), Instant::now())).collect(),
             rooms,
             creators: HashMap::new(),
-            created: (Instant::now(), 0),
+            created: (f64::from(cfg.rooms_created_per_minute), Instant::now()),
+            waiting: VecDeque::new(),
             _retention: retention_task,
             per_author,
             wake: None,
@@ -169,6 +189,7 @@ impl Hub {
         let fx = self.engine.handle(Input::Tick).await;
         self.apply(fx);
         let mut sweep = tokio::time::interval(ROOM_SWEEP_EVERY);
+        let mut retry = tokio::time::interval(ROOM_RETRY_EVERY);
         loop {
             let wake = self.wake.map(|t| Instant::now() + std::time::Duration::from_millis(t.saturating_sub(now_ms())));
             tokio::select! {
@@ -178,6 +199,7 @@ impl Hub {
                     self.apply(fx);
                 }
                 _ = sweep.tick() => self.leave_idle_rooms().await,
+                _ = retry.tick(), if !self.waiting.is_empty() => self.join_waiting_rooms().await,
                 msg = rx.recv() => match msg {
                     Some(m) => {
                         // Whatever else is already waiting is taken too, so
@@ -387,35 +409,75 @@ impl Hub {
                 self.refuse(link, "room_limit");
                 continue;
             }
-            if !self.may_create_room(peer, now) {
-                self.refuse(link, "room_creation_limit");
-                continue;
+            match self.may_create_room(peer, now) {
+                Creation::Allowed => self.join_room(room, now).await,
+                Creation::IdentitySpent => self.refuse(link, "room_creation_limit"),
+                Creation::RelaySpent => {
+                    self.refuse(link, "room_creation_limit");
+                    if self.waiting.len() < MAX_ROOMS_WAITING && !self.waiting.iter().any(|(r, _)| *r == room) {
+                        self.waiting.push_back((room, peer));
+                    }
+                }
             }
-            if let Err(e) = self.store.join_room(&room, room.as_str(), now_ms()).await {
-                tracing::warn!(%e, %room, "joining a room failed");
-                continue;
-            }
-            self.rooms.insert(room.clone());
-            self.room_used.insert(room.clone(), now);
-            self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
-            let fx = self.engine.handle(Input::JoinRoom(room)).await;
-            self.apply(fx);
         }
         if let Some(c) = self.conns.get_mut(&link) {
             c.rooms = named;
         }
     }
 
-    /// Count one room creation against `peer`'s hourly allowance and the
-    /// relay's per minute.
-    fn may_create_room(&mut self, peer: PeerId, now: Instant) -> bool {
-        const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
-        const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
-        if now.duration_since(self.created.0) >= MINUTE {
-            self.created = (now, 0);
+    async fn join_room(&mut self, room: RoomId, now: Instant) {
+        if let Err(e) = self.store.join_room(&room, room.as_str(), now_ms()).await {
+            tracing::warn!(%e, %room, "joining a room failed");
+            return;
         }
-        if self.created.1 >= self.cfg.rooms_created_per_minute {
-            return false;
+        self.rooms.insert(room.clone());
+        self.room_used.insert(room.clone(), now);
+        self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
+        let fx = self.engine.handle(Input::JoinRoom(room)).await;
+        self.apply(fx);
+    }
+
+    /// Join waiting rooms as the relay-wide budget allows, oldest first,
+    /// each while the node that named it is connected and still names it;
+    /// that identity pays from its hourly allowance then.
+    async fn join_waiting_rooms(&mut self) {
+        let now = Instant::now();
+        while let Some((room, peer)) = self.waiting.front().cloned() {
+            // Still named by the node that named it (one look, whatever
+            // the number of connections).
+            let named =
+                self.by_peer.get(&peer).and_then(|l| self.conns.get(l)).is_some_and(|c| c.rooms.contains(&room));
+            if !named || self.rooms.contains(&room) {
+                self.waiting.pop_front();
+                continue;
+            }
+            if self.rooms.len() >= self.cfg.max_rooms {
+                return;
+            }
+            match self.may_create_room(peer, now) {
+                Creation::Allowed => {
+                    self.waiting.pop_front();
+                    self.join_room(room, now).await;
+                }
+                Creation::IdentitySpent => {
+                    self.waiting.pop_front();
+                }
+                Creation::RelaySpent => return,
+            }
+        }
+    }
+
+    /// Count one room creation against the relay's budget (a token bucket
+    /// of `rooms_created_per_minute`, refilled at that rate) and `peer`'s
+    /// hourly allowance.
+    fn may_create_room(&mut self, peer: PeerId, now: Instant) -> Creation {
+        const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+        let per_minute = f64::from(self.cfg.rooms_created_per_minute);
+        let (tokens, at) = self.created;
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * per_minute / 60.0).min(per_minute);
+        self.created = (tokens, now);
+        if tokens < 1.0 {
+            return Creation::RelaySpent;
         }
         if self.creators.len() >= MAX_ROOM_CREATORS {
             self.creators.retain(|_, (start, _)| now.duration_since(*start) < HOUR);
@@ -426,11 +488,11 @@ impl Hub {
             *n = 0;
         }
         if *n >= self.cfg.rooms_per_identity_per_hour {
-            return false;
+            return Creation::IdentitySpent;
         }
         *n += 1;
-        self.created.1 += 1;
-        true
+        self.created.0 -= 1.0;
+        Creation::Allowed
     }
 
     /// Leave rooms that no connected node names and nobody used for
