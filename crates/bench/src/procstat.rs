@@ -29,12 +29,22 @@ pub fn written_bytes(pid: u32) -> anyhow::Result<(u64, u64)> {
 
 /// Resident set size of a process, in MB.
 pub fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// Peak resident set size (`VmHWM`) of a process, in MB.
+pub fn hwm_mb(pid: u32) -> anyhow::Result<f64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// A kB field of `/proc/<pid>/status`, in MB.
+fn status_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
-        .context("VmRSS")?
+        .with_context(|| field.to_owned())?
         .parse()?;
     Ok(kb / 1024.0)
 }

@@ -36,7 +36,7 @@ use festival_node::relay::{RelayClientConfig, RelayConnection};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::procstat::percentile;
+use crate::procstat::{hwm_mb, percentile};
 use crate::relay::{node, Record, RelayProc, FESTIVAL};
 
 /// The relay attacks, by name.
@@ -305,16 +305,4 @@ fn dir_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-/// Peak resident set (`VmHWM`) of a process, in MB.
-fn hwm_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .context("VmHWM")?
-        .parse()?;
-    Ok(kb / 1024.0)
 }

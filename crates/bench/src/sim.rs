@@ -41,15 +41,9 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
         out["determinism_nodes"] = json!(check);
     }
     out["trace_hash"] = json!(trace);
-    out["peak_rss_mb"] = json!(peak_rss_mb());
+    let peak = crate::procstat::hwm_mb(std::process::id()).ok();
+    out["peak_rss_mb"] = json!(peak.map(|mb| (mb * 10.0).round() / 10.0));
     Ok(out)
-}
-
-/// This process's peak resident set (`VmHWM`), MB.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
-    Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
 /// One run with `nodes` nodes: its figures and its trace hash.
