@@ -36,8 +36,13 @@
 //! interface (RFC 6762 §6), announcements included, so the peer's answer to
 //! our first query is held back until its second announcement ~1.1 s after
 //! the first. No re-query or re-announce can beat that limit (and a second
-//! `browse` is not allowed), so none is sent. The hub browses from the moment
-//! it starts, so nodes in one process never hit this.
+//! `browse` is not allowed), so none is sent. Instead the peer, which heard
+//! the newcomer's announcement at once, dials it when the newcomer's id is
+//! the lower one and no dial came within 150 ms (a knock: see
+//! `runtime/links.rs`); when the newcomer's id is the higher, it dials as
+//! soon as it hears the peer, and the peer's own query does not wait. The hub
+//! browses from the moment it starts, so nodes in one process never hit
+//! this.
 //!
 //! A TXT record is a claim, nothing more: the signed handshake in `signaling`
 //! proves who is at the other end.

@@ -699,11 +699,46 @@ impl Actor {
         self.links.peers.values().filter(|e| e.discovered).count()
     }
 
+    /// Links toward higher ids (see links.rs), whoever dialed: ours, and a
+    /// higher peer's knock.
+    fn upward_links(&self) -> usize {
+        self.conns.values().filter(|c| c.peer > self.me).count()
+    }
+
+    /// Links toward higher ids we may have: all but the last slot, kept for
+    /// a lower node's dial (see links.rs).
+    fn upward_cap(&self) -> usize {
+        self.peer_limit().saturating_sub(1).max(1)
+    }
+
     async fn dial_due(&mut self) {
+        self.dial_upward();
+        self.knock();
+    }
+
+    /// Knock on lower peers that appeared and have not dialed us (see
+    /// links.rs), while a slot is free: the link takes the slot the lower
+    /// peer's own dial would have.
+    fn knock(&mut self) {
+        let now = Instant::now();
+        for peer in self.links.knock_due(&self.me, now) {
+            if self.open_links() >= self.peer_limit() {
+                return;
+            }
+            self.links.knocked(&peer);
+            if self.links.is_banned(&peer, now) || self.conns.values().any(|c| c.peer == peer) {
+                continue;
+            }
+            tracing::debug!(peer = %peer.short(), "knocking: a lower peer appeared and has not dialed");
+            self.dial(peer, false);
+        }
+    }
+
+    fn dial_upward(&mut self) {
         // Keep the last slot for a lower node's dial (see links.rs).
         let limit = self.peer_limit();
-        let outbound_cap = limit.saturating_sub(1).max(1);
-        let outbound = self.conns.values().filter(|c| c.outbound).count();
+        let outbound_cap = self.upward_cap();
+        let outbound = self.upward_links();
         let mut room = limit.saturating_sub(self.open_links()).min(outbound_cap.saturating_sub(outbound));
         if room == 0 && outbound >= outbound_cap {
             // Full: improve one link at a time (see links.rs). A nearer
@@ -714,7 +749,7 @@ impl Actor {
             // successor's.
             let now = Instant::now();
             let open: Vec<(ConnId, PeerId)> =
-                self.conns.iter().filter(|(_, c)| c.outbound && c.open).map(|(id, c)| (*id, c.peer)).collect();
+                self.conns.iter().filter(|(_, c)| c.peer > self.me && c.open).map(|(id, c)| (*id, c.peer)).collect();
             let successor = open.iter().map(|(_, p)| *p).min();
             let victim = if self.links.nearest_due(&self.me, now).is_some() {
                 self.least_useful(&open, None).map(|v| (v, "moving to a nearer peer"))
@@ -901,6 +936,12 @@ impl Actor {
             return SignalMsg::Reject { reason: "superseded by a newer offer of yours".into() };
         }
         if old.is_empty() && self.open_links() >= self.peer_limit() {
+            return SignalMsg::Reject { reason: "peer limit reached".into() };
+        }
+        // A higher peer's dial (a knock, see links.rs) is a link we could
+        // have dialed ourselves: only while we still could, so the last slot
+        // stays for a lower node.
+        if old.is_empty() && peer > self.me && self.upward_links() >= self.upward_cap() {
             return SignalMsg::Reject { reason: "peer limit reached".into() };
         }
         for c in old {

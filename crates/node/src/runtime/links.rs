@@ -10,6 +10,17 @@
 //! following those links upwards always ends at the highest node: the LAN
 //! stays one connected mesh under any limit >= 2.
 //!
+//! A node that starts just after its higher neighbour announced may not hear
+//! that neighbour for a second (mDNS multicasts a record at most once a
+//! second per interface, so the answer to its query waits), while the
+//! neighbour hears the newcomer's own announcement at once. So the higher
+//! node knocks: [`KNOCK_DELAY`] after a lower peer appears, if that peer
+//! has not dialed it, it dials the peer once itself. Slots count links by
+//! direction (toward a higher or a lower id), not by who dialed, so a
+//! knock takes exactly the slots the lower peer's own dial would have
+//! taken, and the argument above holds: the lower peer accepts a knock
+//! only while it could still have dialed us itself.
+//!
 //! The other outbound slots go to the most useful peers: stable ones (no
 //! recent failures) first, then nodes on mains power (TXT `pw`: venue boxes
 //! stay up and relay for others). When a node is full it still improves its
@@ -38,6 +49,11 @@ pub const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// nor accepted: long enough that a flood costs it its place, short enough
 /// that a buggy but honest device comes back within the hour.
 pub const MISBEHAVING_BAN: Duration = Duration::from_secs(300);
+/// How long a node waits for a peer with a lower id that just appeared to
+/// dial it, before knocking (dialing that peer itself, once). A peer that
+/// already knows us dials within a few tens of milliseconds of starting; one
+/// that does not would wait ~1 s for our record.
+pub const KNOCK_DELAY: Duration = Duration::from_millis(150);
 /// Peers remembered as banned at once: a node links to a handful of peers,
 /// and each ban is earned on a link, so a few hundred is plenty; the oldest
 /// is forgotten beyond it.
@@ -55,6 +71,9 @@ pub struct PeerEntry {
     pub next_attempt: Instant,
     /// Claims mains power in its mDNS record.
     pub powered: bool,
+    /// For a lower peer that just appeared: when to knock if it has not
+    /// dialed us by then. Cleared by the knock and by a link opening.
+    pub knock_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -76,6 +95,7 @@ impl Links {
             failures: 0,
             next_attempt: now,
             powered,
+            knock_at: Some(now + KNOCK_DELAY),
         });
         e.powered = powered;
         // Moved or restarted: a new port, or an address gone. A record that
@@ -89,6 +109,7 @@ impl Links {
             e.discovered = true;
             e.failures = 0;
             e.next_attempt = now;
+            e.knock_at = Some(now + KNOCK_DELAY);
         }
         moved
     }
@@ -127,6 +148,27 @@ impl Links {
             .filter(|(p, e)| me < *p && (e.discovered || e.conn.is_some()))
             .min_by_key(|(p, _)| **p)?;
         (e.conn.is_none() && e.discovered && e.failures == 0 && e.next_attempt <= now).then_some(*peer)
+    }
+
+    /// Lower peers to knock on now (see the module docs), by id: they
+    /// appeared at least [`KNOCK_DELAY`] ago, are still announced, and have
+    /// not linked to us.
+    pub fn knock_due(&self, me: &PeerId, now: Instant) -> Vec<PeerId> {
+        let mut due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(p, e)| *p < me && e.discovered && e.conn.is_none() && e.knock_at.is_some_and(|t| t <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// We knocked on `peer`: once per appearance.
+    pub fn knocked(&mut self, peer: &PeerId) {
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.knock_at = None;
+        }
     }
 
     /// The best due peer that is powered and never failed, if any.
@@ -186,15 +228,20 @@ impl Links {
     pub fn opened(&mut self, peer: &PeerId) {
         if let Some(e) = self.peers.get_mut(peer) {
             e.failures = 0;
+            e.knock_at = None;
         }
     }
 
+    /// When the next dial or knock is due.
     pub fn next_attempt(&self, me: &PeerId) -> Option<Instant> {
-        self.peers
+        let dial =
+            self.peers.iter().filter(|(p, e)| me < *p && e.discovered && e.conn.is_none()).map(|(_, e)| e.next_attempt);
+        let knock = self
+            .peers
             .iter()
-            .filter(|(p, e)| me < *p && e.discovered && e.conn.is_none())
-            .map(|(_, e)| e.next_attempt)
-            .min()
+            .filter(|(p, e)| *p < me && e.discovered && e.conn.is_none())
+            .filter_map(|(_, e)| e.knock_at);
+        dial.chain(knock).min()
     }
 }
 
@@ -259,6 +306,35 @@ mod tests {
         l.found(id(7), vec![], 1, true, now);
         assert!(l.is_powered(&id(7)));
         assert_eq!(l.powered_due(&me, now), Some(id(7)));
+    }
+
+    #[test]
+    fn a_lower_peer_that_appears_is_knocked_on_once_unless_it_links_first() {
+        let me = PeerId::from_bytes([5; 32]);
+        let id = |b: u8| PeerId::from_bytes([b; 32]);
+        let now = Instant::now();
+        let mut l = Links::default();
+        l.found(id(1), vec![], 1, false, now);
+        l.found(id(2), vec![], 1, false, now);
+        l.found(id(9), vec![], 1, false, now);
+        assert_eq!(l.knock_due(&me, now), vec![], "the lower peers get time to dial first");
+        assert_eq!(l.next_attempt(&me), Some(now), "the higher peer is due at once");
+        l.peers.get_mut(&id(9)).unwrap().conn = Some(ConnId(1));
+        assert_eq!(l.next_attempt(&me), Some(now + KNOCK_DELAY), "the knock wakes us");
+        // 2 dialed us meanwhile.
+        l.peers.get_mut(&id(2)).unwrap().conn = Some(ConnId(2));
+        l.opened(&id(2));
+        assert_eq!(l.knock_due(&me, now + KNOCK_DELAY), vec![id(1)], "never a higher peer, nor one linked");
+        l.knocked(&id(1));
+        assert_eq!(l.knock_due(&me, now + KNOCK_DELAY * 10), vec![], "once");
+        // 2's link drops: no knock for an old appearance.
+        l.peers.get_mut(&id(2)).unwrap().conn = None;
+        assert_eq!(l.knock_due(&me, now + KNOCK_DELAY * 10), vec![]);
+        // 1 leaves and comes back: a new appearance, a new knock.
+        l.lost(&id(1));
+        let later = now + Duration::from_secs(60);
+        l.found(id(1), vec![], 1, false, later);
+        assert_eq!(l.knock_due(&me, later + KNOCK_DELAY), vec![id(1)]);
     }
 
     #[test]

@@ -1,0 +1,29 @@
+//! `festival-bench lan` in CI, small: real `festival-node` processes on a
+//! 2-host namespace LAN must deliver a newcomer's first message in every
+//! run (the bench fails otherwise), and the figures it reports must be
+//! there and consistent. Timings move with the machine's load: they are
+//! recorded in docs/benchmarks.md, not checked here.
+//!
+//! Needs root (the bench makes its own network namespaces) and the
+//! `festival-node` binary beside `festival-bench` (built by the workspace's
+//! test run).
+
+use std::process::Command;
+
+#[test]
+fn the_lan_bench_delivers_a_newcomers_first_message_in_every_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_festival-bench"))
+        .args(["lan", "--setups", "2", "--rtt-samples", "50", "--small-messages", "500", "--large-messages", "5"])
+        .args(["--start-runs", "4", "--idle-peers", "1", "--idle-secs", "1"])
+        .output()
+        .expect("festival-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "festival-bench lan failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let l: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} is no number in {l}"));
+    assert_eq!(l["bench"], "lan");
+    assert_eq!(f("start_runs"), 4.0, "{l}");
+    assert!(f("start_to_first_msg_ms") > 0.0, "{l}");
+    assert!(f("start_to_first_msg_max_ms") >= f("start_to_first_msg_ms"), "{l}");
+    assert!(f("setup_ms") > 0.0 && f("msgs_per_s") > 0.0 && f("idle_rss_mb") > 0.0, "{l}");
+}
