@@ -18,7 +18,7 @@ use festival_core::{LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_store::{Inserted, Store, StoreError};
 use tokio::sync::mpsc;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::retention::{self, Retention, RetentionTask, RetentionTrigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,8 @@ pub enum Effect {
         ids: Vec<MessageId>,
     },
     Limits(festival_core::policy::Limits),
+    /// Call [`Engine::handle`] with `Input::Tick` at this time of the
+    /// engine's monotonic clock ([`Clock::mono`]).
     WakeAt(u64),
     /// The store failed; the message will come again through sync.
     StoreFailed {
@@ -93,12 +95,25 @@ pub struct Engine {
     loaded_rx: mpsc::UnboundedReceiver<Input>,
     /// Wakes the retention task after enough has been committed.
     retention: Option<RetentionTrigger>,
+    /// Both clocks: the core's timers on the monotonic one, dates (store
+    /// times, `created_at`) on the wall clock.
+    clock: Clock,
 }
 
 impl Engine {
     /// Build the core from what the store holds (heads, gaps, the outbox,
     /// equivocation proofs).
-    pub async fn boot(store: Store, mut cfg: Config, power: PowerState) -> Result<Engine, EngineError> {
+    pub async fn boot(store: Store, cfg: Config, power: PowerState) -> Result<Engine, EngineError> {
+        Engine::boot_with_clock(store, cfg, power, Clock::system()).await
+    }
+
+    /// [`Engine::boot`] on `clock` (a test's, whose wall clock jumps).
+    pub async fn boot_with_clock(
+        store: Store,
+        mut cfg: Config,
+        power: PowerState,
+        clock: Clock,
+    ) -> Result<Engine, EngineError> {
         let local = store.identity().await?.ok_or(EngineError::NoIdentity)?;
         let mut snapshot = Snapshot::default();
         let tips = store.tips().await?;
@@ -127,9 +142,9 @@ impl Engine {
         if cfg.rng_seed == [0; 32] {
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut cfg.rng_seed);
         }
-        let node = Node::new(local.identity, cfg, snapshot, power, now_ms());
+        let node = Node::new(local.identity, cfg, snapshot, power, clock.now());
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
-        Ok(Engine { node, store, loaded_tx, loaded_rx, retention: None })
+        Ok(Engine { node, store, loaded_tx, loaded_rx, retention: None, clock })
     }
 
     /// Keep the store within `r` from now on (see [`crate::retention`]);
@@ -145,6 +160,11 @@ impl Engine {
     }
     pub fn store(&self) -> &Store {
         &self.store
+    }
+    /// The clocks the core runs on; [`Effect::WakeAt`] is on its
+    /// monotonic one.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
     pub fn peer_id(&self) -> PeerId {
         self.node.peer_id()
@@ -162,13 +182,13 @@ impl Engine {
 
     /// Feed one input and carry out everything that follows.
     pub async fn handle(&mut self, input: Input) -> Vec<Effect> {
-        let out = self.node.handle(input, now_ms());
+        let out = self.node.handle(input, self.clock.now());
         self.apply(out).await
     }
 
     /// Author a message: it is committed before this returns.
     pub async fn send(&mut self, room: RoomId, content: Content) -> Result<(MessageId, Vec<Effect>), EngineError> {
-        let (id, out) = self.node.send(room, content, now_ms())?;
+        let (id, out) = self.node.send(room, content, self.clock.now())?;
         let effects = self.apply(out).await;
         if let Some(Effect::StoreFailed { error, .. }) =
             effects.iter().find(|e| matches!(e, Effect::StoreFailed { id: f, .. } if *f == id))
@@ -196,7 +216,7 @@ impl Engine {
     /// out everything that follows: the envelopes they bring are committed
     /// in one transaction, one fsync for all of them instead of one each.
     pub async fn handle_many(&mut self, inputs: impl IntoIterator<Item = Input>) -> Vec<Effect> {
-        let now = now_ms();
+        let now = self.clock.now();
         let mut out = Vec::new();
         for input in inputs {
             out.extend(self.node.handle(input, now));
@@ -222,7 +242,7 @@ impl Engine {
                     follow.push(input);
                 }
             }
-            let now = now_ms();
+            let now = self.clock.now();
             for input in follow {
                 work.extend(self.node.handle(input, now));
             }
@@ -233,7 +253,8 @@ impl Engine {
     /// Commit envelopes, ours and others' in a transaction each, and answer
     /// each with `Persisted`.
     async fn persist(&mut self, persists: Vec<Output>, effects: &mut Vec<Effect>) -> Vec<Input> {
-        let now = now_ms();
+        // Received at: a date.
+        let now = self.clock.wall();
         let mut answers = Vec::with_capacity(persists.len());
         // Ours (which also join the outbox) and others', a transaction each.
         let (mut ours, mut others) = (Vec::new(), Vec::new());
@@ -278,7 +299,8 @@ impl Engine {
 
     /// One output other than `Persist`; returns the input it leads to.
     async fn carry_out(&mut self, o: Output, effects: &mut Vec<Effect>) -> Option<Input> {
-        let now = now_ms();
+        // Store dates (sent at, proofs).
+        let now = self.clock.wall();
         match o {
             Output::Persist { .. } => unreachable!("persists are committed in batches"),
             Output::Send { link, bytes } => {

@@ -191,7 +191,9 @@ impl Hub {
         let mut sweep = tokio::time::interval(ROOM_SWEEP_EVERY);
         let mut retry = tokio::time::interval(ROOM_RETRY_EVERY);
         loop {
-            let wake = self.wake.map(|t| Instant::now() + std::time::Duration::from_millis(t.saturating_sub(now_ms())));
+            // The core's timers run on the engine's monotonic clock.
+            let mono = self.engine.clock().mono();
+            let wake = self.wake.map(|t| Instant::now() + std::time::Duration::from_millis(t.saturating_sub(mono)));
             tokio::select! {
                 // Store reads for nodes, done beside this loop.
                 input = self.engine.loaded() => {

@@ -47,15 +47,17 @@ impl Node {
             self.reject(link, Reject::NotCarried(room_id), now, out);
             return None;
         }
-        if env.created_at() > now + self.cfg.max_clock_skew_ms {
-            let ahead_ms = env.created_at() - now;
+        // Dates against the wall clock (see `Now`).
+        let wall = self.wall;
+        if env.created_at() > wall + self.cfg.max_clock_skew_ms {
+            let ahead_ms = env.created_at() - wall;
             self.reject(link, Reject::FromFuture { ahead_ms }, now, out);
             return None;
         }
         let room = self.rooms.get(&room_id).expect("checked above");
         let state = room.authors.get(&author);
         let known = state.is_some();
-        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= now {
+        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= wall {
             // Not taken; if it is the next one we need, nobody will serve
             // it any more either: go past it.
             if state.is_some_and(|a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
@@ -221,7 +223,7 @@ impl Node {
 
     /// Send the queued receipts: in a room as they are, for DMs sealed to
     /// each DM's author.
-    pub(super) fn flush_receipts(&mut self, now: Millis, out: &mut Vec<Output>) {
+    pub(super) fn flush_receipts(&mut self, out: &mut Vec<Output>) {
         self.receipts_due = None;
         for ((room, status, to), ids) in std::mem::take(&mut self.receipts) {
             for chunk in ids.chunks(MAX_RECEIPT_IDS) {
@@ -233,7 +235,7 @@ impl Node {
                     },
                     None => Body::Receipt(receipt),
                 };
-                if let Ok(env) = self.author(room.clone(), body, now) {
+                if let Ok(env) = self.author(room.clone(), body) {
                     out.push(Output::Persist { envelope: env, hops: 0, local: true });
                 }
             }

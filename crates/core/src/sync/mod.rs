@@ -73,8 +73,30 @@ pub const PROTOCOL_VERSION: u8 = 2;
 /// festival sets its own (`Config::message_lifetime_ms`).
 pub const DEFAULT_MESSAGE_LIFETIME_MS: u64 = 7 * 24 * 3_600_000;
 
-/// Milliseconds since the Unix epoch (the simulator's virtual clock counts the same way).
+/// Milliseconds. On [`Now::mono`] (every timer) a monotonic count; on
+/// [`Now::wall`] (dates) since the Unix epoch. The simulator's virtual
+/// clock is both.
 pub type Millis = u64;
+
+/// The time of an input, on two clocks. Every timer of the core (syncs,
+/// retries, wants, receipts, rate buckets) runs on `mono`, which never
+/// jumps; the wall clock is read only for dates: a message's `created_at`,
+/// the check that an incoming one is not from the future (clock skew), and
+/// the festival's message lifetime. So setting a phone's clock back an hour
+/// does not stall the mesh for an hour, and setting it forward does not fire
+/// every timer at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono: Millis,
+    pub wall: Millis,
+}
+
+impl From<Millis> for Now {
+    /// One clock for both (the simulator, tests): `mono` and `wall` equal.
+    fn from(t: Millis) -> Now {
+        Now { mono: t, wall: t }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum LinkKind {
@@ -379,11 +401,14 @@ pub struct Node {
     announce_due: Option<Millis>,
     next_sync: Millis,
     last_created_at: Millis,
+    /// The wall clock of the latest input: dates only (see [`Now`]).
+    wall: Millis,
     stats: Stats,
 }
 
 impl Node {
-    pub fn new(me: Identity, cfg: Config, snapshot: Snapshot, power: PowerState, now: Millis) -> Self {
+    pub fn new(me: Identity, cfg: Config, snapshot: Snapshot, power: PowerState, now: impl Into<Now>) -> Self {
+        let Now { mono: now, wall } = now.into();
         let mut rooms = BTreeMap::new();
         for r in [RoomId::festival(), RoomId::direct()].into_iter().chain(cfg.rooms.iter().cloned()) {
             rooms.insert(r, RoomState::default());
@@ -422,6 +447,7 @@ impl Node {
             announce_due: None,
             next_sync: now + limits.sync_interval_ms,
             last_created_at: 0,
+            wall,
             stats: Stats::default(),
             cfg,
         }
@@ -480,7 +506,8 @@ impl Node {
     }
 
     /// Feed one input; carry out the returned outputs in order.
-    pub fn handle(&mut self, input: Input, now: Millis) -> Vec<Output> {
+    pub fn handle(&mut self, input: Input, now: impl Into<Now>) -> Vec<Output> {
+        let now = self.clock(now.into());
         let mut out = Vec::new();
         match input {
             Input::LinkUp { link, peer, kind } => self.on_link_up(link, peer, kind, now, &mut out),
@@ -535,7 +562,13 @@ impl Node {
 
     /// Author, sign and hand a message to the store. Returns its id; the
     /// outputs carry `Persist` and, once confirmed, the rest follows.
-    pub fn send(&mut self, room: RoomId, content: Content, now: Millis) -> Result<(MessageId, Vec<Output>), SendError> {
+    pub fn send(
+        &mut self,
+        room: RoomId,
+        content: Content,
+        now: impl Into<Now>,
+    ) -> Result<(MessageId, Vec<Output>), SendError> {
+        self.clock(now.into());
         let (room, body) = match content {
             Content::Text(text) => {
                 body::check_text(&text)?;
@@ -550,19 +583,28 @@ impl Node {
                 (RoomId::festival(), Body::Profile(ProfileBody { name }))
             }
         };
-        let env = self.author(room, body, now)?;
+        let env = self.author(room, body)?;
         let id = env.id();
         let mut out = vec![Output::Persist { envelope: env, hops: 0, local: true }];
         self.push_wake(&mut out);
         Ok((id, out))
     }
 
-    fn author(&mut self, room: RoomId, body: Body, now: Millis) -> Result<SignedEnvelope, SendError> {
+    /// Note the wall clock of an input; its monotonic time, which every
+    /// timer uses.
+    fn clock(&mut self, now: Now) -> Millis {
+        self.wall = now.wall;
+        now.mono
+    }
+
+    fn author(&mut self, room: RoomId, body: Body) -> Result<SignedEnvelope, SendError> {
         let me = self.my_id;
         let state = self.rooms.get_mut(&room).ok_or_else(|| SendError::NotInRoom(room.clone()))?;
         let seq = state.author(me).max_known() + 1;
-        // Own timestamps never go backwards, so per-author order and time agree.
-        let created_at = now.max(self.last_created_at);
+        // Dated by the wall clock. Own timestamps never go backwards (a
+        // clock set back keeps the last date until it catches up), so
+        // per-author order and time agree.
+        let created_at = self.wall.max(self.last_created_at);
         self.last_created_at = created_at;
         let env = SignedEnvelope::sign(
             &self.me,

@@ -75,7 +75,8 @@ impl Node {
         if author != self.my_id && !self.limits.relay_for_others {
             return;
         }
-        let not_before = now.saturating_sub(self.cfg.message_lifetime_ms);
+        // A date: against the wall clock (see `Now`).
+        let not_before = self.wall.saturating_sub(self.cfg.message_lifetime_ms);
         let max_bytes = self.cfg.batch_bytes;
         let Some(l) = self.links.get_mut(&link) else { return };
         // A request for a range that is already queued or being read starts

@@ -22,7 +22,7 @@ impl Node {
         self.report_refusals(now, out);
         self.pump_all(now, out);
         if self.receipts_due.is_some_and(|t| t <= now) {
-            self.flush_receipts(now, out);
+            self.flush_receipts(out);
         }
         if self.announce_due.is_some_and(|t| t <= now) {
             self.announce_due = None;

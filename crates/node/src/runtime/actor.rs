@@ -241,7 +241,7 @@ impl Actor {
             links: Links::default(),
             conns: HashMap::new(),
             next_conn: 1,
-            engine_wake: Some(now_ms()),
+            engine_wake: Some(0),
             power,
             power_state,
             limits,
@@ -278,8 +278,11 @@ impl Actor {
     fn next_wake(&self) -> Instant {
         let now = Instant::now();
         let mut t = now + Duration::from_secs(1);
+        // The engine's and the route's timers run on the engine's monotonic
+        // clock (see crate::clock), never the wall clock.
+        let mono = self.engine.clock().mono();
         if let Some(ms) = self.engine_wake {
-            t = t.min(now + Duration::from_millis(ms.saturating_sub(now_ms())));
+            t = t.min(now + Duration::from_millis(ms.saturating_sub(mono)));
         }
         if let Some(rtc) = self.endpoint.next_timeout() {
             t = t.min(rtc);
@@ -295,8 +298,8 @@ impl Actor {
         }
         if let Some(r) = &self.relay {
             let mut route = r.route.clone();
-            if let Some(ms) = route.trial_at(now_ms(), &RELAY_BREAKER) {
-                t = t.min(now + Duration::from_millis(ms.saturating_sub(now_ms())));
+            if let Some(ms) = route.trial_at(mono, &RELAY_BREAKER) {
+                t = t.min(now + Duration::from_millis(ms.saturating_sub(mono)));
             }
         }
         t.min(self.next_power_read)
@@ -384,7 +387,7 @@ impl Actor {
                 self.apply(eff).await;
             }
         }
-        if self.engine_wake.is_some_and(|t| t <= now_ms()) {
+        if self.engine_wake.is_some_and(|t| t <= self.engine.clock().mono()) {
             self.engine_wake = None;
             let eff = self.engine.handle(Input::Tick).await;
             self.apply(eff).await;
@@ -399,8 +402,9 @@ impl Actor {
     /// Start the relay client when the route allows it (at start, and for
     /// the half-open trial after the breaker opened).
     fn relay_due(&mut self) {
+        let mono = self.engine.clock().mono();
         let Some(r) = self.relay.as_mut() else { return };
-        if r.route.poll(now_ms()) != RouteAction::Start {
+        if r.route.poll(mono) != RouteAction::Start {
             return;
         }
         let me = Identity::from_secret_bytes(&self.engine.node().identity().secret_bytes());
@@ -412,11 +416,12 @@ impl Actor {
     }
 
     async fn on_relay(&mut self, ev: RelayEvent) {
+        // Dates on the wall clock; the route's timers on the monotonic one.
+        let (now, mono) = (now_ms(), self.engine.clock().mono());
         let Some(r) = self.relay.as_mut() else { return };
-        let now = now_ms();
         match ev {
             RelayEvent::Connected { session, relay, stun, .. } => {
-                r.route.connected(now);
+                r.route.connected(mono);
                 if let Some(server) = stun {
                     let mut tid = [0u8; 12];
                     OsRng.fill_bytes(&mut tid);
@@ -464,7 +469,7 @@ impl Actor {
                         r.state = RelayState::Offline { url, reason: error.to_string() };
                     }
                     Some(wait) => {
-                        if r.route.failed(now) == RouteAction::Stop {
+                        if r.route.failed(mono) == RouteAction::Stop {
                             // The breaker opened: no more attempts until its trial.
                             r.handle = None;
                             self.relay_rx = None;
