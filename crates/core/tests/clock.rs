@@ -99,6 +99,7 @@ fn incoming_dates_are_checked_against_the_wall_clock() {
     let behind = Now { mono: NOW + 1_000, wall: NOW - DAY };
     let out = n.handle(Input::Frame { link: LinkId(1), bytes: common::push(&env) }, behind);
     assert!(!out.iter().any(|o| matches!(o, Output::Persist { .. })), "not stored: {out:?}");
-    let out = n.handle(Input::Frame { link: LinkId(1), bytes: common::push(&env) }, Now { mono: NOW + 2_000, wall: NOW });
+    let out =
+        n.handle(Input::Frame { link: LinkId(1), bytes: common::push(&env) }, Now { mono: NOW + 2_000, wall: NOW });
     assert!(out.iter().any(|o| matches!(o, Output::Persist { .. })), "stored once the wall clock is right");
 }

@@ -183,7 +183,7 @@ impl Actor {
         };
         let power_state = power.read();
         let core = Config { message_lifetime_ms: cfg.retention.lifetime_ms, ..Config::default() };
-        let mut engine = Engine::boot(local.store.clone(), core, power_state).await?;
+        let mut engine = Engine::boot_with_clock(local.store.clone(), core, power_state, cfg.clock.clone()).await?;
         let retention = engine.start_retention(cfg.retention);
         let me = engine.peer_id();
         let limits = engine.node().limits();

@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub relay_id: Option<PeerId>,
     /// The store's budget and the festival's message lifetime.
     pub retention: crate::retention::Retention,
+    /// The core's clocks (see [`crate::clock`]): the system's, or a test's
+    /// whose wall clock jumps.
+    pub clock: crate::clock::Clock,
 }
 
 impl NodeConfig {
@@ -72,6 +75,7 @@ impl NodeConfig {
             relay_ca: None,
             relay_id: None,
             retention: crate::retention::Retention::default(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }
