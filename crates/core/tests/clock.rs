@@ -61,7 +61,7 @@ fn a_wall_clock_set_forward_a_day_fires_no_timer_early() {
 fn own_messages_are_dated_by_the_wall_clock_and_never_go_back() {
     let mut n = node();
     let festival = RoomId::festival();
-    let mut date = |n: &mut Node, now: Now| {
+    let date = |n: &mut Node, now: Now| {
         let (_, out) = n.send(festival.clone(), Content::Text("hello".into()), now).expect("sent");
         let created_at = out
             .iter()
