@@ -203,14 +203,16 @@ impl Lan {
     /// Host `i` stops hearing host `from`'s mDNS (records and answers to
     /// its queries; both are UDP to port 5353), while `from` still hears
     /// `i` and unicast passes both ways: a newcomer whose query went
-    /// unanswered. An nftables table in host `i`; undone by
+    /// unanswered. mDNS over IPv6 (from link-local addresses) is dropped
+    /// from every host. An nftables table in host `i`; undone by
     /// [`Self::clear_impairments`].
     pub fn deafen_to_mdns_of(&self, host: usize, from: usize) -> Result<(), String> {
         let script = format!(
             "add table inet flab; \
              add chain inet flab in {{ type filter hook input priority 0; }}; \
              flush chain inet flab in; \
-             add rule inet flab in iifname \"veth0\" ip saddr {} udp dport 5353 drop",
+             add rule inet flab in iifname \"veth0\" ip saddr {} udp dport 5353 drop; \
+             add rule inet flab in iifname \"veth0\" meta nfproto ipv6 udp dport 5353 drop",
             self.ip(from)
         );
         sys::try_run("ip", &["netns", "exec", self.ns(host), "nft", &script])

@@ -605,10 +605,15 @@ impl Node {
         let me = self.my_id;
         let state = self.rooms.get_mut(&room).ok_or_else(|| SendError::NotInRoom(room.clone()))?;
         let seq = state.author(me).max_known() + 1;
-        // Dated by the wall clock. Own timestamps never go backwards (a
-        // clock set back keeps the last date until it catches up), so
-        // per-author order and time agree.
-        let created_at = self.wall.max(self.last_created_at);
+        // Dated by the wall clock. Own timestamps do not go backwards (a
+        // clock set back a little keeps the last date until it catches up),
+        // so per-author order and time agree; but a clock set back by more
+        // than half the skew others allow (one that ran ahead and was
+        // corrected) dates by the wall again, or peers would refuse our
+        // messages as from the future until it caught up.
+        let ahead = self.last_created_at.saturating_sub(self.wall);
+        let created_at =
+            if ahead > self.cfg.max_clock_skew_ms / 2 { self.wall } else { self.wall.max(self.last_created_at) };
         self.last_created_at = created_at;
         let env = SignedEnvelope::sign(
             &self.me,

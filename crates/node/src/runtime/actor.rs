@@ -287,7 +287,7 @@ impl Actor {
         if let Some(rtc) = self.endpoint.next_timeout() {
             t = t.min(rtc);
         }
-        if let Some(dial) = self.links.next_attempt(&self.me) {
+        if let Some(dial) = self.links.next_attempt(&self.me, now) {
             t = t.min(dial);
         }
         if let Some(q) = &self.stun {
@@ -722,15 +722,19 @@ impl Actor {
     }
 
     /// Knock on lower peers that appeared and have not dialed us (see
-    /// links.rs), while a slot is free: the link takes the slot the lower
-    /// peer's own dial would have.
+    /// links.rs): one at a time, and only while two slots are free, so that
+    /// records anyone can multicast (low ids at dead addresses) never take
+    /// the last slot from a real lower node's dial. The link takes the slot
+    /// the lower peer's own dial would have.
     fn knock(&mut self) {
         let now = Instant::now();
-        for peer in self.links.knock_due(&self.me, now) {
-            if self.open_links() >= self.peer_limit() {
+        let me = self.me;
+        for peer in self.links.knock_due(&me, now) {
+            let knocking = self.conns.values().any(|c| c.outbound && !c.upgrade && !c.open && c.peer < me);
+            if knocking || self.open_links() + 2 > self.peer_limit() {
                 return;
             }
-            self.links.knocked(&peer);
+            self.links.knocked(&peer, now);
             if self.links.is_banned(&peer, now) || self.conns.values().any(|c| c.peer == peer) {
                 continue;
             }
@@ -929,7 +933,9 @@ impl Actor {
         }
         // Both sides dialing at once (a peer that broke the lower-dials rule):
         // the lower id's dial wins.
-        let dialing = self.conns.values().any(|c| c.peer == peer && c.nonce.is_some());
+        // Also when our dial was answered or is open: a higher peer's knock
+        // that crossed our dial (see links.rs) must not replace it.
+        let dialing = self.conns.values().any(|c| c.peer == peer && (c.nonce.is_some() || (c.outbound && !c.upgrade)));
         if dialing && self.me < peer {
             return SignalMsg::Reject { reason: "glare: my dial to you is under way".into() };
         }

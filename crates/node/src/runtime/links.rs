@@ -54,6 +54,10 @@ pub const MISBEHAVING_BAN: Duration = Duration::from_secs(300);
 /// already knows us dials within a few tens of milliseconds of starting; one
 /// that does not would wait ~1 s for our record.
 pub const KNOCK_DELAY: Duration = Duration::from_millis(150);
+/// The shortest time between two knocks on one peer: a record that says
+/// goodbye and comes back (anyone can multicast one) cannot have every node
+/// knock again and again.
+pub const KNOCK_REARM: Duration = Duration::from_secs(60);
 /// Peers remembered as banned at once: a node links to a handful of peers,
 /// and each ban is earned on a link, so a few hundred is plenty; the oldest
 /// is forgotten beyond it.
@@ -74,6 +78,17 @@ pub struct PeerEntry {
     /// For a lower peer that just appeared: when to knock if it has not
     /// dialed us by then. Cleared by the knock and by a link opening.
     pub knock_at: Option<Instant>,
+    /// When we last knocked on it (see [`KNOCK_REARM`]).
+    pub knocked_at: Option<Instant>,
+}
+
+impl PeerEntry {
+    /// Knock after [`KNOCK_DELAY`], unless we knocked within [`KNOCK_REARM`].
+    fn arm_knock(&mut self, now: Instant) {
+        if self.knocked_at.is_none_or(|at| now.saturating_duration_since(at) >= KNOCK_REARM) {
+            self.knock_at = Some(now + KNOCK_DELAY);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -96,6 +111,7 @@ impl Links {
             next_attempt: now,
             powered,
             knock_at: Some(now + KNOCK_DELAY),
+            knocked_at: None,
         });
         e.powered = powered;
         // Moved or restarted: a new port, or an address gone. A record that
@@ -104,12 +120,16 @@ impl Links {
         let moved = e.port != port || !e.addrs.iter().all(|a| addrs.contains(a));
         e.addrs = addrs;
         e.port = port;
+        if moved && e.conn.is_none() {
+            // Restarted without saying goodbye: a new appearance.
+            e.arm_knock(now);
+        }
         if !e.discovered {
             // Back after being lost: try at once.
             e.discovered = true;
             e.failures = 0;
             e.next_attempt = now;
-            e.knock_at = Some(now + KNOCK_DELAY);
+            e.arm_knock(now);
         }
         moved
     }
@@ -151,23 +171,26 @@ impl Links {
     }
 
     /// Lower peers to knock on now (see the module docs), by id: they
-    /// appeared at least [`KNOCK_DELAY`] ago, are still announced, and have
-    /// not linked to us.
+    /// appeared at least [`KNOCK_DELAY`] ago, are still announced, have not
+    /// linked to us, and no dial to them failed.
     pub fn knock_due(&self, me: &PeerId, now: Instant) -> Vec<PeerId> {
         let mut due: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(p, e)| *p < me && e.discovered && e.conn.is_none() && e.knock_at.is_some_and(|t| t <= now))
+            .filter(|(p, e)| {
+                *p < me && e.discovered && e.conn.is_none() && e.failures == 0 && e.knock_at.is_some_and(|t| t <= now)
+            })
             .map(|(p, _)| *p)
             .collect();
         due.sort_unstable();
         due
     }
 
-    /// We knocked on `peer`: once per appearance.
-    pub fn knocked(&mut self, peer: &PeerId) {
+    /// We knocked on `peer` (or chose not to): once per appearance.
+    pub fn knocked(&mut self, peer: &PeerId, now: Instant) {
         if let Some(e) = self.peers.get_mut(peer) {
             e.knock_at = None;
+            e.knocked_at = Some(now);
         }
     }
 
@@ -232,8 +255,11 @@ impl Links {
         }
     }
 
-    /// When the next dial or knock is due.
-    pub fn next_attempt(&self, me: &PeerId) -> Option<Instant> {
+    /// When the next dial or knock falls due, after `after`. One already
+    /// due is left out: the caller dialed what it had room for, and the
+    /// rest waits for a slot to free (an event), not a timer that would
+    /// fire at once, again and again.
+    pub fn next_attempt(&self, me: &PeerId, after: Instant) -> Option<Instant> {
         let dial =
             self.peers.iter().filter(|(p, e)| me < *p && e.discovered && e.conn.is_none()).map(|(_, e)| e.next_attempt);
         let knock = self
@@ -241,7 +267,7 @@ impl Links {
             .iter()
             .filter(|(p, e)| *p < me && e.discovered && e.conn.is_none())
             .filter_map(|(_, e)| e.knock_at);
-        dial.chain(knock).min()
+        dial.chain(knock).filter(|t| *t > after).min()
     }
 }
 
@@ -318,23 +344,37 @@ mod tests {
         l.found(id(2), vec![], 1, false, now);
         l.found(id(9), vec![], 1, false, now);
         assert_eq!(l.knock_due(&me, now), vec![], "the lower peers get time to dial first");
-        assert_eq!(l.next_attempt(&me), Some(now), "the higher peer is due at once");
+        let before = now - Duration::from_millis(1);
+        assert_eq!(l.next_attempt(&me, before), Some(now), "the higher peer is due at once");
+        assert_eq!(l.next_attempt(&me, now), Some(now + KNOCK_DELAY), "what is due already wakes nobody");
         l.peers.get_mut(&id(9)).unwrap().conn = Some(ConnId(1));
-        assert_eq!(l.next_attempt(&me), Some(now + KNOCK_DELAY), "the knock wakes us");
+        assert_eq!(l.next_attempt(&me, before), Some(now + KNOCK_DELAY), "the knock wakes us");
         // 2 dialed us meanwhile.
         l.peers.get_mut(&id(2)).unwrap().conn = Some(ConnId(2));
         l.opened(&id(2));
         assert_eq!(l.knock_due(&me, now + KNOCK_DELAY), vec![id(1)], "never a higher peer, nor one linked");
-        l.knocked(&id(1));
+        l.knocked(&id(1), now + KNOCK_DELAY);
         assert_eq!(l.knock_due(&me, now + KNOCK_DELAY * 10), vec![], "once");
         // 2's link drops: no knock for an old appearance.
         l.peers.get_mut(&id(2)).unwrap().conn = None;
         assert_eq!(l.knock_due(&me, now + KNOCK_DELAY * 10), vec![]);
-        // 1 leaves and comes back: a new appearance, a new knock.
+        // 1 says goodbye and comes back at once: no knock storm.
         l.lost(&id(1));
-        let later = now + Duration::from_secs(60);
+        l.found(id(1), vec![], 1, false, now + KNOCK_DELAY * 2);
+        assert_eq!(l.knock_due(&me, now + KNOCK_DELAY * 10), vec![], "not again within KNOCK_REARM");
+        // Back much later: a new appearance, a new knock.
+        l.lost(&id(1));
+        let later = now + KNOCK_DELAY + KNOCK_REARM;
         l.found(id(1), vec![], 1, false, later);
         assert_eq!(l.knock_due(&me, later + KNOCK_DELAY), vec![id(1)]);
+        // A peer restarted on a new port without a goodbye is one too.
+        l.found(id(3), vec![], 1, false, later);
+        l.knocked(&id(3), later);
+        l.found(id(3), vec![], 2, false, later + KNOCK_REARM);
+        assert_eq!(l.knock_due(&me, later + KNOCK_REARM + KNOCK_DELAY), vec![id(1), id(3)]);
+        // A peer whose dial failed is not knocked on.
+        l.failed(&id(3), later, 0.5);
+        assert_eq!(l.knock_due(&me, later + KNOCK_REARM + KNOCK_DELAY), vec![id(1)]);
     }
 
     #[test]
