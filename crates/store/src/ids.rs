@@ -1,37 +1,56 @@
 //! Lookups by message id, through an index kept in two parts so that random
 //! ids do not cost a random page write per message (see
-//! migrations/0003_id_index.sql for the tables and why).
+//! migrations/0003_id_index.sql and 0004_recent_ids_in_memory.sql).
 //!
-//! Ingest adds the new messages' entries to `recent_ids`, in its own
-//! transaction. Each time [`MERGE_STEP`] more entries have come in, the
-//! same transaction also moves one slice of the key space (1/[`MERGE_SLICES`]
-//! of it: the slice holding the most waiting entries, so slices take turns)
-//! into `message_ids`, in key order, and removes the entries of deleted
-//! messages in that slice (`dead_ids`, filled by the delete trigger). The
-//! work is the same in every batch, and needs no transaction (or fsync) of
-//! its own.
+//! The main part is the table `message_ids`. The recent part is in memory:
+//! the (id prefix, rowid) of every message stored since its slice of the key
+//! space (1/[`MERGE_SLICES`] of it) was last merged. Each time [`MERGE_STEP`]
+//! more entries have come in, the ingest transaction also merges one slice,
+//! the one merged longest ago (so slices take turns): its waiting entries go
+//! into `message_ids` in key order, the entries of deleted messages in that
+//! slice leave it (`dead_ids`, filled by the delete trigger), and
+//! `id_merges` records that every entry of the slice up to the highest rowid
+//! now stored is merged. Ingest writes nothing else for the index: no page
+//! of a recent table to dirty per message, no row to read back.
 //!
-//! A lookup probes both parts and keeps only a row whose whole id matches,
-//! so a stale entry (its message deleted, or its rowid given by SQLite to a
-//! newer message) is never returned. A merge removes an entry only if it is
-//! stale when the merge runs, so a message deleted and stored again under
-//! the same rowid keeps its entry.
+//! SQLite gives a new row the highest rowid + 1, so after the newest rows
+//! were deleted (eviction) it gives their rowids again, below marks already
+//! written: a batch that stores rows at or below a mark lowers that mark
+//! below its first row, in its own transaction, so a mark never claims a row
+//! whose entry is not merged.
+//!
+//! Memory is lost with the process, the file is not: at open, the rows above
+//! each slice's merge mark are read back into memory (at most about
+//! `MERGE_SLICES * MERGE_STEP` of them: slices take turns). A commit that
+//! lands without its entries reaching memory (the process died right after)
+//! is covered the same way.
+//!
+//! A lookup asks memory for the rowids of its prefix and probes the main
+//! part, and keeps only a row whose whole id matches, so a stale entry (its
+//! message deleted, or its rowid given by SQLite to a newer message) is never
+//! returned. A merge removes an entry only if it is stale when the merge
+//! runs, so a message deleted and stored again under the same rowid keeps
+//! its entry.
+//!
+//! The recent part belongs to the [`crate::Store`] that wrote it: one
+//! process, one `Store` (and its clones) per file. A second `Store` opened
+//! on the same file meanwhile would not see the first one's recent entries.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sqlx::SqliteConnection;
 
 use crate::error::Result;
+use crate::ingest::placeholders;
 use crate::open::Store;
 use crate::script::Script;
 
-/// Slices of the key space merged one at a time. The cost of a batch of
-/// 1,000 is what it dirties in `recent_ids` (which holds ~MERGE_SLICES / 2
-/// batches of entries, ~14 bytes each: ~55 pages at 32) plus the pages of
+/// Slices of the key space merged one at a time. A merge writes the pages of
 /// one slice of `message_ids` (~4,500 pages at a million messages, so ~140
-/// at 32): about 200 pages, against ~1,000 for a plain index. Fewer
-/// slices make `recent_ids` smaller and each merge larger; at a million
-/// messages the sum is lowest between 32 and 64.
+/// at 32) for the ~1,000 entries that gathered in it; more slices mean
+/// fewer pages per merge, more entries waiting in memory (16 bytes each,
+/// `MERGE_SLICES * MERGE_STEP` at most in steady use) and more rows to read
+/// back at open.
 pub const MERGE_SLICES: usize = 32;
 
 /// Bits of the id prefix that name its slice.
@@ -43,40 +62,34 @@ const SLICE_BITS: u32 = MERGE_SLICES.trailing_zeros();
 /// entries even when messages arrive one at a time.
 pub const MERGE_STEP: u64 = 1_024;
 
-/// The query of [`Store::get`]: both parts of the index, then the row.
+/// Rows of one multi-row insert of a merge (two values each).
+const MERGE_ROWS_PER_STATEMENT: usize = 4_096;
+
+/// The query of [`Store::get`]: the main part of the index, the rowids
+/// memory holds for the prefix (`?3`, a JSON array), then the row.
 pub(crate) const GET_BY_ID: &str = "SELECT id, raw, hops, received_at FROM messages
      WHERE pk IN (SELECT pk FROM message_ids WHERE id_prefix = ?1
-                  UNION ALL SELECT pk FROM recent_ids WHERE id_prefix = ?1)
+                  UNION ALL SELECT value FROM json_each(?3))
        AND id = ?2";
 
 /// The rowids the index holds for the id prefix `prefix` (an SQL
-/// expression), as a subquery: `m.pk IN ({})`.
-pub(crate) fn pks_of(prefix: &str) -> String {
+/// expression), with the rowids memory holds for it in `recent` (an SQL
+/// expression for a JSON array), as a subquery: `m.pk IN ({})`.
+pub(crate) fn pks_of(prefix: &str, recent: &str) -> String {
     format!(
         "SELECT pk FROM message_ids WHERE id_prefix = {prefix}
-         UNION ALL SELECT pk FROM recent_ids WHERE id_prefix = {prefix}"
+         UNION ALL SELECT value FROM json_each({recent})"
     )
 }
 
-/// Move the entries of one key range from `recent_ids` to `message_ids`,
-/// and drop the stale entries noted in `dead_ids` for it. Each of the four
-/// statements binds the range's bounds.
-const MERGE_SQL: &str = "
-    INSERT OR IGNORE INTO message_ids (id_prefix, pk)
-        SELECT id_prefix, pk FROM recent_ids WHERE id_prefix BETWEEN ? AND ?;
-    DELETE FROM recent_ids WHERE id_prefix BETWEEN ? AND ?;
+/// Drop the stale entries noted in `dead_ids` for one key range from
+/// `message_ids`, and the notes. Each statement binds the range's bounds.
+const DEAD_SQL: &str = "
     DELETE FROM message_ids WHERE (id_prefix, pk) IN (
         SELECT d.id_prefix, d.pk FROM dead_ids d
         WHERE d.id_prefix BETWEEN ? AND ?
           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.pk = d.pk AND m.id_prefix = d.id_prefix));
     DELETE FROM dead_ids WHERE id_prefix BETWEEN ? AND ?;";
-
-fn merge_range(script: &mut Script, (low, high): (i64, i64)) {
-    script.sql(MERGE_SQL);
-    for _ in 0..4 {
-        script.bind(low).bind(high);
-    }
-}
 
 /// The slice of an id prefix: its top bits, as the big-endian bytes of the
 /// id read them (the prefix is their signed reading; see `id_prefix`).
@@ -94,98 +107,216 @@ fn slice_range(slice: usize) -> (i64, i64) {
     (low as i64, high as i64)
 }
 
-/// What ingest needs to know to choose the next slice to merge: an
-/// estimate (a rolled-back batch leaves it off by that batch, which only
-/// shifts a merge), restored from `recent_ids` when the store opens.
-#[derive(Debug, Default)]
+/// The recent part of the index, and when each slice was last merged.
+#[derive(Debug)]
 pub(crate) struct IdIndex {
-    /// Entries waiting in `recent_ids`, per slice.
-    waiting: [u64; MERGE_SLICES],
+    /// Per slice: (id prefix, rowid) of the rows stored above `through`.
+    recent: Vec<Vec<(i64, i64)>>,
+    /// Per slice: every row up to this rowid has its entry in `message_ids`.
+    through: [i64; MERGE_SLICES],
     /// Entries added since the last slice merge.
     since_merge: u64,
 }
 
-/// Shared by a store's clones; ingest holds the lock only between awaits.
+impl Default for IdIndex {
+    fn default() -> IdIndex {
+        IdIndex { recent: vec![Vec::new(); MERGE_SLICES], through: [0; MERGE_SLICES], since_merge: 0 }
+    }
+}
+
+impl IdIndex {
+    /// The rowids memory holds for `prefix`, as a JSON array (`[]` mostly).
+    fn pks_json(&self, prefix: i64) -> String {
+        let pks: Vec<String> =
+            self.recent[slice_of(prefix)].iter().filter(|(p, _)| *p == prefix).map(|(_, pk)| pk.to_string()).collect();
+        format!("[{}]", pks.join(","))
+    }
+
+    /// Entries waiting in memory.
+    fn waiting(&self) -> usize {
+        self.recent.iter().map(Vec::len).sum()
+    }
+}
+
+/// Shared by a store's clones; held only between awaits.
 pub(crate) type SharedIdIndex = Arc<Mutex<IdIndex>>;
 
 fn lock(index: &SharedIdIndex) -> MutexGuard<'_, IdIndex> {
-    // The state is an estimate: whatever a panicking thread left is usable.
+    // Every change is made whole under the lock: what a panicking thread
+    // left is consistent.
     index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The per-slice counts of `recent_ids`, for [`IdIndex`] at open.
+/// Memory's rowids for `prefix`, as a JSON array for [`GET_BY_ID`] and
+/// [`pks_of`]. Read before the query that uses them starts: an entry that
+/// leaves memory does so after the merge that put it in `message_ids`
+/// committed, so the query sees it there.
+pub(crate) fn recent_pks(index: &SharedIdIndex, prefix: i64) -> String {
+    lock(index).pks_json(prefix)
+}
+
+/// The recent part as the file says it is, at open: the merge marks, and
+/// the rows above them.
 pub(crate) async fn load(conn: &mut SqliteConnection) -> Result<SharedIdIndex, sqlx::Error> {
-    let sql = format!(
-        "SELECT (id_prefix >> {}) & {}, count(*) FROM recent_ids GROUP BY 1",
-        64 - SLICE_BITS,
-        MERGE_SLICES - 1
-    );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
+    let marks: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT slice, through_pk FROM id_merges").fetch_all(&mut *conn).await?;
     let mut index = IdIndex::default();
-    let mut waiting = 0;
-    for (slice, n) in rows {
-        if let (Ok(slice), Ok(n)) = (usize::try_from(slice), u64::try_from(n)) {
-            if let Some(count) = index.waiting.get_mut(slice) {
-                *count = n;
-                waiting += n;
-            }
+    let complete =
+        marks.len() == MERGE_SLICES && marks.iter().all(|(s, _)| usize::try_from(*s).is_ok_and(|s| s < MERGE_SLICES));
+    if complete {
+        for (slice, through) in marks {
+            index.through[slice as usize] = through;
+        }
+    } else {
+        // Written with another number of slices (or damaged): the lowest
+        // mark holds for every slice. Entries read back twice are merged
+        // with OR IGNORE.
+        let low = marks.iter().map(|(_, t)| *t).min().unwrap_or(0);
+        index.through = [low; MERGE_SLICES];
+    }
+    let low = index.through.iter().copied().min().unwrap_or(0);
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id_prefix, pk FROM messages WHERE pk > ? ORDER BY pk")
+        .bind(low)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (prefix, pk) in rows {
+        let slice = slice_of(prefix);
+        if pk > index.through[slice] {
+            index.recent[slice].push((prefix, pk));
         }
     }
     // In steady use about half the slices' worth of steps wait. Whatever
     // waits beyond that (a store used in short sessions, each adding less
     // than a step) counts as due, so the recent part cannot grow without
     // bound across restarts.
+    let waiting = index.waiting() as u64;
     index.since_merge = waiting.saturating_sub(MERGE_SLICES as u64 * MERGE_STEP / 2);
     Ok(Arc::new(Mutex::new(index)))
 }
 
-/// Add to `script` (run in the ingest transaction, after its inserts): the
-/// entries of the rows above `before` (this transaction's, whose id
-/// prefixes are `prefixes`), and as many slice merges as are due.
-pub(crate) fn ids_script(script: &mut Script, index: &SharedIdIndex, before: i64, prefixes: &[i64]) {
-    if prefixes.is_empty() {
-        return;
+/// What an ingest transaction does to the index, for [`IdIndex`] once it
+/// has committed ([`apply`]).
+#[derive(Debug, Default)]
+pub(crate) struct IdsPlan {
+    /// (id prefix, rowid) of the rows it stored.
+    fresh: Vec<(i64, i64)>,
+    /// Marks at or above this rowid came down to just below it (rowids
+    /// given again; see the module docs).
+    lowered_to: Option<i64>,
+    /// Slices it merged, up to `last_pk`.
+    merged: Vec<usize>,
+    last_pk: i64,
+}
+
+/// Add to `script` (run in the ingest transaction, after its inserts) the
+/// slice merges that are due, given the entries of the rows it stored
+/// (`fresh`: id prefix and rowid; `last_pk`, the highest rowid now).
+/// Memory is not touched: call [`apply`] with the plan once committed.
+pub(crate) fn ids_script(script: &mut Script, index: &SharedIdIndex, fresh: Vec<(i64, i64)>, last_pk: i64) -> IdsPlan {
+    let index = lock(index);
+    // Rowids given again, below a mark: that mark must not claim them.
+    let first = fresh.iter().map(|(_, pk)| *pk).min();
+    let lowered_to = first.filter(|first| index.through.iter().any(|t| t >= first)).map(|first| first - 1);
+    if let Some(to) = lowered_to {
+        script.sql("UPDATE id_merges SET through_pk = ? WHERE through_pk > ?;").bind(to).bind(to);
     }
-    // In key order, so consecutive inserts land on the same page. OR IGNORE:
-    // an entry of a deleted message may still wait with the same key.
-    script
-        .sql(
-            "INSERT OR IGNORE INTO recent_ids (id_prefix, pk)
-             SELECT id_prefix, pk FROM messages WHERE pk > ? ORDER BY id_prefix;",
-        )
-        .bind(before);
+    let mut through = index.through;
+    if let Some(to) = lowered_to {
+        for t in &mut through {
+            *t = (*t).min(to);
+        }
+    }
+    let mut due = index.since_merge + fresh.len() as u64;
+    let mut merged: Vec<usize> = Vec::new();
+    while due >= MERGE_STEP && merged.len() < MERGE_SLICES {
+        // The slice merged longest ago (lowest mark; the lowest slice of
+        // equals), so every slice takes its turn.
+        let Some(slice) = (0..MERGE_SLICES).filter(|s| !merged.contains(s)).min_by_key(|&s| (through[s], s))
+        else {
+            break;
+        };
+        let mut entries: Vec<(i64, i64)> = index.recent[slice].clone();
+        entries.extend(fresh.iter().copied().filter(|(p, _)| slice_of(*p) == slice));
+        merge_slice(script, slice, &mut entries, last_pk);
+        merged.push(slice);
+        due -= MERGE_STEP;
+    }
+    IdsPlan { fresh, lowered_to, merged, last_pk }
+}
+
+/// Put a committed plan into memory.
+pub(crate) fn apply(index: &SharedIdIndex, plan: IdsPlan) {
     let mut index = lock(index);
-    for &prefix in prefixes {
-        index.waiting[slice_of(prefix)] += 1;
+    if let Some(to) = plan.lowered_to {
+        for t in &mut index.through {
+            *t = (*t).min(to);
+        }
     }
-    index.since_merge += prefixes.len() as u64;
-    let mut merged = 0;
-    while index.since_merge >= MERGE_STEP && merged < MERGE_SLICES {
-        let fullest = (0..MERGE_SLICES).max_by_key(|&s| index.waiting[s]).unwrap_or(0);
-        merge_range(script, slice_range(fullest));
-        index.waiting[fullest] = 0;
-        index.since_merge -= MERGE_STEP;
-        merged += 1;
+    let mut due = index.since_merge + plan.fresh.len() as u64;
+    for &slice in &plan.merged {
+        index.recent[slice].clear();
+        index.through[slice] = plan.last_pk;
+        due = due.saturating_sub(MERGE_STEP);
     }
-    if merged == MERGE_SLICES {
-        // Everything was merged: nothing is due any more.
-        index.since_merge = 0;
+    for (prefix, pk) in plan.fresh {
+        let slice = slice_of(prefix);
+        if !plan.merged.contains(&slice) {
+            index.recent[slice].push((prefix, pk));
+        }
     }
+    index.since_merge = if plan.merged.len() == MERGE_SLICES { 0 } else { due };
+}
+
+/// The statements that merge one slice: its entries (sorted here) into
+/// `message_ids`, its dead entries out, and its mark.
+fn merge_slice(script: &mut Script, slice: usize, entries: &mut [(i64, i64)], last_pk: i64) {
+    entries.sort_unstable();
+    // OR IGNORE: an entry read back twice (see `load`), or one whose row
+    // was deleted and stored again under the same rowid.
+    for part in entries.chunks(MERGE_ROWS_PER_STATEMENT) {
+        script
+            .sql(&format!("INSERT OR IGNORE INTO message_ids (id_prefix, pk) VALUES {};", placeholders(2, part.len())));
+        for &(prefix, pk) in part {
+            script.bind(prefix).bind(pk);
+        }
+    }
+    let (low, high) = slice_range(slice);
+    script.sql(DEAD_SQL).bind(low).bind(high).bind(low).bind(high);
+    script
+        .sql("INSERT INTO id_merges (slice, through_pk) VALUES (?, ?) ON CONFLICT (slice) DO UPDATE SET through_pk = excluded.through_pk;")
+        .bind(slice as i64)
+        .bind(last_pk);
 }
 
 impl Store {
-    /// Merge all of `recent_ids` into `message_ids` and drop every stale
-    /// entry, in one transaction. Ingest merges a slice at a time on its
-    /// own; this is for tests, and for a node that wants the index compact
-    /// (after a large eviction, say).
+    /// Merge every slice of the recent part into `message_ids` and drop
+    /// every stale entry, in one transaction. Ingest merges a slice at a
+    /// time on its own; this is for tests, and for a node that wants the
+    /// index compact (after a large eviction, say).
     pub async fn merge_ids(&self) -> Result<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut script = Script::default();
-        merge_range(&mut script, (i64::MIN, i64::MAX));
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        let (last_pk,): (i64,) =
+            sqlx::query_as("SELECT coalesce(max(pk), 0) FROM messages").fetch_one(&mut *tx).await?;
+        let plan = {
+            let index = lock(&self.ids);
+            let mut script = Script::default();
+            for slice in 0..MERGE_SLICES {
+                let mut entries = index.recent[slice].clone();
+                merge_slice(&mut script, slice, &mut entries, last_pk);
+            }
+            (script, IdsPlan { fresh: Vec::new(), lowered_to: None, merged: (0..MERGE_SLICES).collect(), last_pk })
+        };
+        let (script, plan) = plan;
         script.run(&mut tx).await?;
         tx.commit().await?;
-        *lock(&self.ids) = IdIndex::default();
+        apply(&self.ids, plan);
         Ok(())
+    }
+
+    /// Entries of the id index waiting in memory (for tests and status).
+    pub fn recent_ids(&self) -> usize {
+        lock(&self.ids).waiting()
     }
 }
 
@@ -206,5 +337,23 @@ mod tests {
             next = high.wrapping_add(1);
         }
         assert_eq!(next, i64::MIN, "the last slice ends at i64::MAX");
+    }
+
+    #[test]
+    fn a_committed_plan_moves_merged_slices_out_of_memory_and_keeps_the_rest() {
+        let index: SharedIdIndex = Arc::new(Mutex::new(IdIndex::default()));
+        let prefix = |slice: usize, n: i64| slice_range(slice).0.wrapping_add(n);
+        let fresh: Vec<(i64, i64)> = (0..MERGE_STEP as i64).map(|i| (prefix(i as usize % 4, i), i + 1)).collect();
+        let mut script = Script::default();
+        let plan = ids_script(&mut script, &index, fresh, MERGE_STEP as i64);
+        assert_eq!(plan.merged, vec![0], "one step: one slice, the lowest of equal marks");
+        apply(&index, plan);
+        let i = lock(&index);
+        assert_eq!(i.through[0], MERGE_STEP as i64);
+        assert!(i.recent[0].is_empty());
+        assert_eq!(i.waiting(), (MERGE_STEP as usize) * 3 / 4, "slices 1-3 wait");
+        assert_eq!(i.since_merge, 0);
+        assert_eq!(i.pks_json(prefix(1, 1)), "[2]");
+        assert_eq!(i.pks_json(prefix(0, 0)), "[]", "merged: the table has it");
     }
 }

@@ -30,7 +30,7 @@ use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use crate::error::{corrupt, message_id_from_sql, to_sql, Result, StoreError};
 use crate::heads::{find_chains, heads_script, Touched};
-use crate::ids::ids_script;
+use crate::ids::{apply as apply_ids, ids_script};
 use crate::open::Store;
 use crate::script::Script;
 use crate::usage::{raw_len, room_usage_script};
@@ -180,12 +180,23 @@ impl Store {
             // Ids stored by this batch, so a second copy is a duplicate.
             let mut claimed: HashSet<MessageId> = HashSet::with_capacity(rows.len());
             let mut fresh: Vec<&Row> = Vec::with_capacity(rows.len());
+            // (id prefix, rowid) of each row stored, for the id index.
+            let mut entries: Vec<(i64, i64)> = Vec::with_capacity(rows.len());
+            let mut last_pk = before;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let stored = insert_rows(&mut tx, chunk, received_at).await?;
+                let (stored, last) = insert_rows(&mut tx, chunk, received_at).await?;
                 if stored == chunk.len() {
-                    // The common case: all new, and no lookup needed.
-                    for row in chunk {
+                    // The common case: all new, and no lookup needed. A
+                    // statement's rows take consecutive rowids, in order,
+                    // ending at the last one inserted (see `before`).
+                    let first = last - (stored as i64 - 1);
+                    if first <= last_pk {
+                        return Err(corrupt("messages", format!("rowids {first}..={last} after {last_pk}")));
+                    }
+                    last_pk = last;
+                    for (k, row) in chunk.iter().enumerate() {
                         claimed.insert(row.env.id());
+                        entries.push((id_prefix(&row.env.id()), first + k as i64));
                         fresh.push(row);
                         outcomes[row.index] = Some(Ok(Inserted::New));
                     }
@@ -201,6 +212,8 @@ impl Store {
                     let id = row.env.id();
                     let outcome = match held.get(&i) {
                         Some(&(pk, holder)) if holder == id && pk > before && claimed.insert(id) => {
+                            entries.push((id_prefix(&id), pk));
+                            last_pk = last_pk.max(pk);
                             fresh.push(row);
                             Ok(Inserted::New)
                         }
@@ -256,12 +269,12 @@ impl Store {
             let mut marks = heads_script(&mut script, &chains);
             marks.extend(unchanged);
             room_usage_script(&mut script, &chains);
-            let prefixes: Vec<i64> = fresh.iter().map(|row| id_prefix(&row.env.id())).collect();
-            ids_script(&mut script, &self.ids, before, &prefixes);
+            let ids = ids_script(&mut script, &self.ids, entries, last_pk);
             script.run(&mut tx).await?;
             let unsure = self.chains.unsure();
             tx.commit().await?;
             self.chains.remember(marks);
+            apply_ids(&self.ids, ids);
             unsure.resolved();
             drop(conn);
             tracing::debug!(items = items.len(), new = fresh.len(), chains = chains.len(), "batch stored");
@@ -295,8 +308,8 @@ async fn holders(conn: &mut SqliteConnection, chunk: &[Row<'_>]) -> Result<HashM
 
 /// Insert rows, skipping any whose position is already stored. That covers a
 /// stored id too: an id names one byte string, whose room, author and seq are
-/// one position. Returns how many were stored.
-async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at: i64) -> Result<usize> {
+/// one position. Returns how many were stored, and the rowid of the last.
+async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at: i64) -> Result<(usize, i64)> {
     let sql = format!(
         "INSERT INTO messages
              (id, id_prefix, room, author, chain, seq, kind, created_at, received_at, hops, recipient, raw)
@@ -322,7 +335,8 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[Row<'_>], received_at:
             .bind(env.bytes());
     }
     let done = query.execute(&mut *conn).await?;
-    usize::try_from(done.rows_affected()).map_err(|_| corrupt("messages", "row count"))
+    let stored = usize::try_from(done.rows_affected()).map_err(|_| corrupt("messages", "row count"))?;
+    Ok((stored, done.last_insert_rowid()))
 }
 
 /// Queue our own new messages for sending, in the insert's transaction.

@@ -27,9 +27,9 @@
 //! - `chains` (private): the writer's memory of chain ids and marks between
 //!   batches, trusted only while no other connection writes the file.
 //! - [`lookup`]: chain tips, what receipts refer to, room membership.
-//! - [`ids`]: lookups by id, through an index in two parts (a small recent
-//!   one, merged into the main one a slice of the key space at a time) so
-//!   random ids do not cost a page write each.
+//! - [`ids`]: lookups by id, through an index in two parts (a recent one
+//!   in memory, merged into the table a slice of the key space at a time,
+//!   and read back at open) so random ids do not cost a page write each.
 //! - [`usage`]: accounting per chain, room and author ([`Usage`]), kept
 //!   exact by ingest and a delete trigger.
 //! - [`evict`]: [`Budget`] and [`Store::evict`]: per author, per room, then

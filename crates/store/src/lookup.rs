@@ -9,11 +9,11 @@ use festival_core::{Kind, MessageId, PeerId, RoomId};
 use sqlx::AssertSqlSafe;
 
 use crate::error::{message_id_from_sql, peer_from_sql, room_from_sql, Result};
-use crate::ids::pks_of;
+use crate::ids::{pks_of, recent_pks};
 use crate::ingest::{id_prefix, placeholders};
 use crate::open::Store;
 
-/// Ids looked up per statement (two values bound each).
+/// Ids looked up per statement (three values bound each).
 const IDS_PER_STATEMENT: usize = 256;
 
 impl Store {
@@ -41,17 +41,18 @@ impl Store {
     pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            // Through both parts of the id index (see crate::ids), one
-            // probe of each per id.
+            // Through both parts of the id index (see crate::ids): memory's
+            // rowids for each id, then one probe of the main part per id.
             let sql = format!(
                 "SELECT m.id, m.room, m.author, m.kind, m.recipient FROM (VALUES {}) AS v
                  JOIN messages m ON m.pk IN ({}) AND m.id = v.column2",
-                placeholders(2, chunk.len()),
-                pks_of("v.column1")
+                placeholders(3, chunk.len()),
+                pks_of("v.column1", "v.column3")
             );
             let mut q = sqlx::query_as::<_, (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>)>(AssertSqlSafe(sql));
             for id in chunk {
-                q = q.bind(id_prefix(id)).bind(id.as_bytes().to_vec());
+                let prefix = id_prefix(id);
+                q = q.bind(prefix).bind(id.as_bytes().to_vec()).bind(recent_pks(&self.ids, prefix));
             }
             for (id, room, author, kind, recipient) in q.fetch_all(&self.reader).await? {
                 let dm = kind == i64::from(Kind::SealedDm.code());

@@ -10,7 +10,7 @@
 use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 
 use crate::error::{clamp_to_sql, corrupt, from_sql, hops_from_sql, message_id_from_sql, Result};
-use crate::ids::GET_BY_ID;
+use crate::ids::{recent_pks, GET_BY_ID};
 use crate::ingest::id_prefix;
 use crate::open::Store;
 
@@ -70,9 +70,16 @@ fn stored((id, raw, hops, received_at): MessageRow) -> Result<StoredMessage> {
 impl Store {
     /// The message with this id, if stored.
     pub async fn get(&self, id: &MessageId) -> Result<Option<StoredMessage>> {
-        // Through both parts of the id index; see crate::ids.
-        let row: Option<MessageRow> =
-            sqlx::query_as(GET_BY_ID).bind(id_prefix(id)).bind(&id.as_bytes()[..]).fetch_optional(&self.reader).await?;
+        // Through both parts of the id index; see crate::ids. Memory first,
+        // then the query.
+        let prefix = id_prefix(id);
+        let recent = recent_pks(&self.ids, prefix);
+        let row: Option<MessageRow> = sqlx::query_as(GET_BY_ID)
+            .bind(prefix)
+            .bind(&id.as_bytes()[..])
+            .bind(recent)
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(stored).transpose()
     }
 

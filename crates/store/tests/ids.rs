@@ -1,8 +1,8 @@
 //! Every stored message is found by its id, whichever part of the id index
-//! holds its entry (the recent part, or the main one after a merge), before
-//! and after reopening the store; a deleted message never is, even when
-//! SQLite gives its rowid to a newer message; and the recent part stays
-//! small however the store is used.
+//! holds its entry (the recent part in memory, or the main one after a
+//! merge), before and after reopening the store, also after a crash; a
+//! deleted message never is, even when SQLite gives its rowid to a newer
+//! message; and the recent part stays small however the store is used.
 
 mod common;
 
@@ -35,16 +35,19 @@ async fn assert_all_found(store: &Store, all: &[SignedEnvelope], step: usize, wh
     }
 }
 
-/// Entries in (the recent part, the main part) of the id index, read
-/// straight from the file.
+/// (messages whose entry is not in the main part yet, entries in the main
+/// part) of the id index, read straight from the file.
 async fn entries(path: &Path) -> (u64, u64) {
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
-    let (recent, main): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM recent_ids), (SELECT count(*) FROM message_ids)")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let (recent, main): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages m WHERE NOT EXISTS
+                     (SELECT 1 FROM message_ids i WHERE i.id_prefix = m.id_prefix AND i.pk = m.pk)),
+                (SELECT count(*) FROM message_ids)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     sqlx::Connection::close(conn).await.unwrap();
     (recent as u64, main as u64)
 }
@@ -60,6 +63,7 @@ async fn messages_are_found_by_id_in_either_part_of_the_index_and_deleted_ones_a
     let old = messages(&authors, &b, 0, 300, 1);
     insert_in_batches(&store, &old, 100).await;
     assert_eq!(entries(&db).await, (300, 0), "nothing merged yet");
+    assert_eq!(store.recent_ids(), 300, "all in memory");
     assert_all_found(&store, &old, 1, "found through the recent part").await;
 
     // Enough for many slice merges: entries are in both parts now.
@@ -68,6 +72,7 @@ async fn messages_are_found_by_id_in_either_part_of_the_index_and_deleted_ones_a
     let (recent, main) = entries(&db).await;
     assert!(recent > 0 && main > 0, "both parts hold entries: {recent} recent, {main} merged");
     assert_eq!(recent + main, 300 + 12 * MERGE_STEP, "one entry per message");
+    assert_eq!(store.recent_ids() as u64, recent, "memory holds exactly what is not merged");
     assert_all_found(&store, &old, 1, "old messages, merged or not").await;
     assert_all_found(&store, &new, 7, "new messages, merged or not").await;
     assert!(store.get(&text(&authors[0], &a, 99_999, 1, "never stored").id()).await.unwrap().is_none());
@@ -166,4 +171,62 @@ async fn the_recent_part_stays_small_across_many_short_sessions() {
     assert_eq!(recent + main, sessions * per_session, "one entry per message");
     let bound = MERGE_SLICES as u64 * MERGE_STEP / 2 + 2 * MERGE_STEP;
     assert!(recent <= bound, "{recent} entries wait in the recent part (at most {bound})");
+}
+
+/// A process that dies leaves its recent entries only in the file's rows:
+/// the next open reads them back, from each slice's merge mark, and finds
+/// every message.
+#[tokio::test]
+async fn after_a_crash_the_recent_part_is_read_back_from_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("festival.db");
+    let authors: Vec<_> = (0..50).map(identity).collect();
+    let stage = room("stage-a");
+    let all = messages(&authors, &stage, 0, 5 * MERGE_STEP + 77, 1);
+    {
+        let store = Store::open(&db).await.unwrap();
+        insert_in_batches(&store, &all, 500).await;
+        let (recent, _) = entries(&db).await;
+        assert!(recent > 0 && store.recent_ids() as u64 == recent, "some wait in memory: {recent}");
+        // No close: as if the process died (the WAL holds the commits).
+        std::mem::forget(store);
+    }
+    let store = Store::open(&db).await.unwrap();
+    let (recent, main) = entries(&db).await;
+    assert_eq!(store.recent_ids() as u64, recent, "read back: exactly the rows not merged");
+    assert_eq!(recent + main, all.len() as u64);
+    assert_all_found(&store, &all, 1, "after reopening").await;
+    // And merging goes on from there: more batches, all found.
+    let more = messages(&authors, &stage, all.len() as u64, 3 * MERGE_STEP, 1);
+    insert_in_batches(&store, &more, 1_000).await;
+    assert_all_found(&store, &more, 1, "stored after reopening").await;
+    let (recent, main) = entries(&db).await;
+    assert_eq!(recent + main, (all.len() + more.len()) as u64);
+    assert_eq!(store.recent_ids() as u64, recent);
+}
+
+/// SQLite gives the rowid of a deleted newest row again. A message stored
+/// under such a rowid, below a slice's merge mark, must still be read back
+/// after a crash: its batch lowered the mark.
+#[tokio::test]
+async fn a_rowid_given_again_below_a_merge_mark_is_read_back_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("festival.db");
+    let (ben, cat) = (identity(2), identity(3));
+    let (a, b) = (room("stage-a"), room("stage-b"));
+    let again = text(&ben, &a, 2, 3, "takes the deleted row's rowid");
+    {
+        let store = Store::open(&db).await.unwrap();
+        store.insert(&text(&ben, &a, 1, 1, "stays"), 1, 1, false).await.unwrap();
+        // The newest row, larger than stage-b's budget below.
+        store.insert(&text(&cat, &b, 1, 2, &"goes ".repeat(300)), 1, 1, false).await.unwrap();
+        store.merge_ids().await.unwrap();
+        let per_room = Budget { disk_bytes: u64::MAX, per_author_bytes: u64::MAX, per_room_bytes: 1_000 };
+        assert_eq!(store.evict(&per_room, 1).await.unwrap().messages, 1);
+        store.insert(&again, 1, 1, false).await.unwrap();
+        assert!(store.get(&again.id()).await.unwrap().is_some());
+        std::mem::forget(store);
+    }
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(store.get(&again.id()).await.unwrap().map(|m| m.envelope), Some(again), "read back after the crash");
 }
