@@ -62,8 +62,21 @@ const SLICE_BITS: u32 = MERGE_SLICES.trailing_zeros();
 /// entries even when messages arrive one at a time.
 pub const MERGE_STEP: u64 = 1_024;
 
-/// Rows of one multi-row insert of a merge (two values each).
-const MERGE_ROWS_PER_STATEMENT: usize = 4_096;
+/// Rows of one multi-row insert of a merge (two values each). A merge's
+/// entries go in statements of this many rows, then of the powers of two
+/// below it that make up the rest, so a handful of statement shapes stay
+/// in sqlx's statement cache instead of a new shape per merge evicting the
+/// others (ingest's own among them).
+const MERGE_ROWS_PER_STATEMENT: usize = 256;
+
+/// Sizes of the statements for `n` rows: as many full ones as fit, then
+/// the binary digits of the rest, largest first.
+fn statement_sizes(n: usize) -> impl Iterator<Item = usize> {
+    let full = std::iter::repeat_n(MERGE_ROWS_PER_STATEMENT, n / MERGE_ROWS_PER_STATEMENT);
+    let rest = n % MERGE_ROWS_PER_STATEMENT;
+    let digits = (0..usize::BITS).rev().map(|b| 1usize << b).filter(move |d| rest & d != 0);
+    full.chain(digits)
+}
 
 /// The query of [`Store::get`]: the main part of the index, the rowids
 /// memory holds for the prefix (`?3`, a JSON array), then the row.
@@ -231,8 +244,7 @@ pub(crate) fn ids_script(script: &mut Script, index: &SharedIdIndex, fresh: Vec<
     while due >= MERGE_STEP && merged.len() < MERGE_SLICES {
         // The slice merged longest ago (lowest mark; the lowest slice of
         // equals), so every slice takes its turn.
-        let Some(slice) = (0..MERGE_SLICES).filter(|s| !merged.contains(s)).min_by_key(|&s| (through[s], s))
-        else {
+        let Some(slice) = (0..MERGE_SLICES).filter(|s| !merged.contains(s)).min_by_key(|&s| (through[s], s)) else {
             break;
         };
         let mut entries: Vec<(i64, i64)> = index.recent[slice].clone();
@@ -273,9 +285,11 @@ fn merge_slice(script: &mut Script, slice: usize, entries: &mut [(i64, i64)], la
     entries.sort_unstable();
     // OR IGNORE: an entry read back twice (see `load`), or one whose row
     // was deleted and stored again under the same rowid.
-    for part in entries.chunks(MERGE_ROWS_PER_STATEMENT) {
-        script
-            .sql(&format!("INSERT OR IGNORE INTO message_ids (id_prefix, pk) VALUES {};", placeholders(2, part.len())));
+    let mut rest: &[(i64, i64)] = entries;
+    for size in statement_sizes(rest.len()) {
+        let (part, tail) = rest.split_at(size);
+        rest = tail;
+        script.sql(&format!("INSERT OR IGNORE INTO message_ids (id_prefix, pk) VALUES {};", placeholders(2, size)));
         for &(prefix, pk) in part {
             script.bind(prefix).bind(pk);
         }
@@ -337,6 +351,15 @@ mod tests {
             next = high.wrapping_add(1);
         }
         assert_eq!(next, i64::MIN, "the last slice ends at i64::MAX");
+    }
+
+    #[test]
+    fn merge_statements_come_in_few_sizes_that_add_up() {
+        for n in [0, 1, 5, 255, 256, 257, 1_000, 1_024, 4_097] {
+            let sizes: Vec<usize> = statement_sizes(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}: {sizes:?}");
+            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MERGE_ROWS_PER_STATEMENT), "{n}: {sizes:?}");
+        }
     }
 
     #[test]
