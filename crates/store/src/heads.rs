@@ -68,6 +68,9 @@ impl<'a> Touched<'a> {
 pub(crate) struct Found {
     /// The highest rowid of `messages` (0 when empty).
     pub last_pk: i64,
+    /// The file's `data_version` on this connection: it changes when
+    /// another connection commits.
+    pub data_version: i64,
     /// Per key, in order.
     pub chains: Vec<Chain>,
 }
@@ -106,7 +109,7 @@ pub(crate) async fn find_chains(
             })
         })
         .collect();
-    Ok(Found { last_pk: last.pk, chains })
+    Ok(Found { last_pk: last.pk, data_version: last.data_version, chains })
 }
 
 /// The file's `data_version`, highest message rowid and highest chain id.

@@ -32,9 +32,12 @@
 //! runs, so a message deleted and stored again under the same rowid keeps
 //! its entry.
 //!
-//! The recent part belongs to the [`crate::Store`] that wrote it: one
-//! process, one `Store` (and its clones) per file. A second `Store` opened
-//! on the same file meanwhile would not see the first one's recent entries.
+//! Another `Store` on the same file (a second process, a test peeking in)
+//! writes rows this one's memory does not hold. Lookups therefore also read
+//! the rows above the highest rowid this instance knows of (a rowid range,
+//! empty unless someone else wrote), and ingest reads the recent part back
+//! from the file again when the writer's `data_version` says another
+//! connection committed, so its merges take those rows in too.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -79,19 +82,23 @@ fn statement_sizes(n: usize) -> impl Iterator<Item = usize> {
 }
 
 /// The query of [`Store::get`]: the main part of the index, the rowids
-/// memory holds for the prefix (`?3`, a JSON array), then the row.
+/// memory holds for the prefix (`?3`, a JSON array), the rows above the
+/// highest rowid this instance knows (`?4`), then the row.
 pub(crate) const GET_BY_ID: &str = "SELECT id, raw, hops, received_at FROM messages
      WHERE pk IN (SELECT pk FROM message_ids WHERE id_prefix = ?1
-                  UNION ALL SELECT value FROM json_each(?3))
+                  UNION ALL SELECT value FROM json_each(?3)
+                  UNION ALL SELECT pk FROM messages WHERE pk > ?4 AND id_prefix = ?1)
        AND id = ?2";
 
 /// The rowids the index holds for the id prefix `prefix` (an SQL
 /// expression), with the rowids memory holds for it in `recent` (an SQL
-/// expression for a JSON array), as a subquery: `m.pk IN ({})`.
-pub(crate) fn pks_of(prefix: &str, recent: &str) -> String {
+/// expression for a JSON array) and the rows above `known` (an SQL
+/// expression), as a subquery: `m.pk IN ({})`.
+pub(crate) fn pks_of(prefix: &str, recent: &str, known: &str) -> String {
     format!(
         "SELECT pk FROM message_ids WHERE id_prefix = {prefix}
-         UNION ALL SELECT value FROM json_each({recent})"
+         UNION ALL SELECT value FROM json_each({recent})
+         UNION ALL SELECT pk FROM messages WHERE pk > {known} AND id_prefix = {prefix}"
     )
 }
 
@@ -129,11 +136,22 @@ pub(crate) struct IdIndex {
     through: [i64; MERGE_SLICES],
     /// Entries added since the last slice merge.
     since_merge: u64,
+    /// The highest rowid this instance has seen stored: rows above it were
+    /// written by another connection, and lookups read them directly.
+    known_max: i64,
+    /// The writer's `data_version` when memory last matched the file.
+    data_version: Option<i64>,
 }
 
 impl Default for IdIndex {
     fn default() -> IdIndex {
-        IdIndex { recent: vec![Vec::new(); MERGE_SLICES], through: [0; MERGE_SLICES], since_merge: 0 }
+        IdIndex {
+            recent: vec![Vec::new(); MERGE_SLICES],
+            through: [0; MERGE_SLICES],
+            since_merge: 0,
+            known_max: 0,
+            data_version: None,
+        }
     }
 }
 
@@ -164,13 +182,33 @@ fn lock(index: &SharedIdIndex) -> MutexGuard<'_, IdIndex> {
 /// [`pks_of`]. Read before the query that uses them starts: an entry that
 /// leaves memory does so after the merge that put it in `message_ids`
 /// committed, so the query sees it there.
-pub(crate) fn recent_pks(index: &SharedIdIndex, prefix: i64) -> String {
-    lock(index).pks_json(prefix)
+pub(crate) fn recent_pks(index: &SharedIdIndex, prefix: i64) -> (String, i64) {
+    let index = lock(index);
+    (index.pks_json(prefix), index.known_max)
 }
 
 /// The recent part as the file says it is, at open: the merge marks, and
 /// the rows above them.
 pub(crate) async fn load(conn: &mut SqliteConnection) -> Result<SharedIdIndex, sqlx::Error> {
+    Ok(Arc::new(Mutex::new(read_back(conn).await?)))
+}
+
+/// Read the recent part again (another connection wrote): on the writer,
+/// inside the ingest transaction, before planning its merges.
+pub(crate) async fn reload(conn: &mut SqliteConnection, index: &SharedIdIndex, data_version: i64) -> Result<()> {
+    let mut fresh = read_back(conn).await?;
+    fresh.data_version = Some(data_version);
+    *lock(index) = fresh;
+    Ok(())
+}
+
+/// Whether memory was read at this `data_version` of the writer (nobody
+/// else committed since).
+pub(crate) fn current(index: &SharedIdIndex, data_version: i64) -> bool {
+    lock(index).data_version == Some(data_version)
+}
+
+async fn read_back(conn: &mut SqliteConnection) -> Result<IdIndex, sqlx::Error> {
     let marks: Vec<(i64, i64)> =
         sqlx::query_as("SELECT slice, through_pk FROM id_merges").fetch_all(&mut *conn).await?;
     let mut index = IdIndex::default();
@@ -204,7 +242,14 @@ pub(crate) async fn load(conn: &mut SqliteConnection) -> Result<SharedIdIndex, s
     // bound across restarts.
     let waiting = index.waiting() as u64;
     index.since_merge = waiting.saturating_sub(MERGE_SLICES as u64 * MERGE_STEP / 2);
-    Ok(Arc::new(Mutex::new(index)))
+    let (max, data_version): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT coalesce(max(pk), 0) FROM messages), (SELECT data_version FROM pragma_data_version())",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    index.known_max = max;
+    index.data_version = Some(data_version);
+    Ok(index)
 }
 
 /// What an ingest transaction does to the index, for [`IdIndex`] once it
@@ -259,6 +304,7 @@ pub(crate) fn ids_script(script: &mut Script, index: &SharedIdIndex, fresh: Vec<
 /// Put a committed plan into memory.
 pub(crate) fn apply(index: &SharedIdIndex, plan: IdsPlan) {
     let mut index = lock(index);
+    index.known_max = index.known_max.max(plan.last_pk);
     if let Some(to) = plan.lowered_to {
         for t in &mut index.through {
             *t = (*t).min(to);
@@ -310,8 +356,15 @@ impl Store {
     pub async fn merge_ids(&self) -> Result<()> {
         let mut conn = self.writer.acquire().await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-        let (last_pk,): (i64,) =
-            sqlx::query_as("SELECT coalesce(max(pk), 0) FROM messages").fetch_one(&mut *tx).await?;
+        let (last_pk, data_version): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(max(pk), 0) FROM messages), (SELECT data_version FROM pragma_data_version())",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        // Another connection wrote: merge its rows too (see the module docs).
+        if !current(&self.ids, data_version) {
+            reload(&mut tx, &self.ids, data_version).await?;
+        }
         let plan = {
             let index = lock(&self.ids);
             let mut script = Script::default();

@@ -174,6 +174,12 @@ impl Store {
             // inserts has a pk above this mark: that is how a row we find in
             // place is told apart from one that was there before.
             let (before, chains) = (found.last_pk, found.chains);
+            // Another connection committed since memory last matched the
+            // file: read the recent part of the id index back, so the
+            // merges below take its rows in too (see crate::ids).
+            if !crate::ids::current(&self.ids, found.data_version) {
+                crate::ids::reload(&mut tx, &self.ids, found.data_version).await?;
+            }
             for row in &mut rows {
                 row.chain = chains[keys[&(row.env.room(), row.env.author())]].id;
             }

@@ -13,7 +13,7 @@ use crate::ids::{pks_of, recent_pks};
 use crate::ingest::{id_prefix, placeholders};
 use crate::open::Store;
 
-/// Ids looked up per statement (three values bound each).
+/// Ids looked up per statement (four values bound each).
 const IDS_PER_STATEMENT: usize = 256;
 
 impl Store {
@@ -46,13 +46,14 @@ impl Store {
             let sql = format!(
                 "SELECT m.id, m.room, m.author, m.kind, m.recipient FROM (VALUES {}) AS v
                  JOIN messages m ON m.pk IN ({}) AND m.id = v.column2",
-                placeholders(3, chunk.len()),
-                pks_of("v.column1", "v.column3")
+                placeholders(4, chunk.len()),
+                pks_of("v.column1", "v.column3", "v.column4")
             );
             let mut q = sqlx::query_as::<_, (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>)>(AssertSqlSafe(sql));
             for id in chunk {
                 let prefix = id_prefix(id);
-                q = q.bind(prefix).bind(id.as_bytes().to_vec()).bind(recent_pks(&self.ids, prefix));
+                let (recent, known) = recent_pks(&self.ids, prefix);
+                q = q.bind(prefix).bind(id.as_bytes().to_vec()).bind(recent).bind(known);
             }
             for (id, room, author, kind, recipient) in q.fetch_all(&self.reader).await? {
                 let dm = kind == i64::from(Kind::SealedDm.code());

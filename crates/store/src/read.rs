@@ -73,11 +73,12 @@ impl Store {
         // Through both parts of the id index; see crate::ids. Memory first,
         // then the query.
         let prefix = id_prefix(id);
-        let recent = recent_pks(&self.ids, prefix);
+        let (recent, known) = recent_pks(&self.ids, prefix);
         let row: Option<MessageRow> = sqlx::query_as(GET_BY_ID)
             .bind(prefix)
             .bind(&id.as_bytes()[..])
             .bind(recent)
+            .bind(known)
             .fetch_optional(&self.reader)
             .await?;
         row.map(stored).transpose()

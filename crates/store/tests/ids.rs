@@ -230,3 +230,33 @@ async fn a_rowid_given_again_below_a_merge_mark_is_read_back_after_a_crash() {
     let store = Store::open(&db).await.unwrap();
     assert_eq!(store.get(&again.id()).await.unwrap().map(|m| m.envelope), Some(again), "read back after the crash");
 }
+
+/// Two `Store`s on one file (a second process, a test peeking in): each
+/// finds what the other stored before any merge, and merges take the other's
+/// rows in, so a later open finds everything.
+#[tokio::test]
+async fn a_second_store_on_the_same_file_finds_and_merges_what_the_first_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("festival.db");
+    let authors: Vec<_> = (0..50).map(identity).collect();
+    let stage = room("stage-a");
+    let (a, b) = (Store::open(&db).await.unwrap(), Store::open(&db).await.unwrap());
+    let first = messages(&authors, &stage, 0, 300, 1);
+    insert_in_batches(&a, &first, 100).await;
+    assert_all_found(&b, &first, 1, "b finds a's rows, none merged").await;
+    let second = messages(&authors, &stage, 300, 300, 1);
+    insert_in_batches(&b, &second, 100).await;
+    assert_all_found(&a, &second, 1, "a finds b's rows").await;
+    let third = messages(&authors, &stage, 600, 5 * MERGE_STEP, 1);
+    insert_in_batches(&a, &third, 1_000).await;
+    let all: Vec<SignedEnvelope> = first.iter().chain(&second).chain(&third).cloned().collect();
+    assert_all_found(&a, &all, 1, "a, after merging").await;
+    assert_all_found(&b, &all, 1, "b, after a merged").await;
+    insert_in_batches(&b, &messages(&authors, &stage, 600 + 5 * MERGE_STEP, 10, 1), 10).await;
+    a.merge_ids().await.unwrap();
+    assert_eq!(entries(&db).await.0, 0, "a full merge by a took in b's rows too");
+    a.close().await;
+    b.close().await;
+    let store = Store::open(&db).await.unwrap();
+    assert_all_found(&store, &all, 1, "after reopening").await;
+}
