@@ -278,12 +278,7 @@ pub(crate) fn ids_script(script: &mut Script, index: &SharedIdIndex, fresh: Vec<
     if let Some(to) = lowered_to {
         script.sql("UPDATE id_merges SET through_pk = ? WHERE through_pk > ?;").bind(to).bind(to);
     }
-    let mut through = index.through;
-    if let Some(to) = lowered_to {
-        for t in &mut through {
-            *t = (*t).min(to);
-        }
-    }
+    let through = lowered(index.through, lowered_to);
     let mut due = index.since_merge + fresh.len() as u64;
     let mut merged: Vec<usize> = Vec::new();
     while due >= MERGE_STEP && merged.len() < MERGE_SLICES {
@@ -301,15 +296,16 @@ pub(crate) fn ids_script(script: &mut Script, index: &SharedIdIndex, fresh: Vec<
     IdsPlan { fresh, lowered_to, merged, last_pk }
 }
 
+/// The merge marks, none above `to` (rowids given again below them).
+fn lowered(through: [i64; MERGE_SLICES], to: Option<i64>) -> [i64; MERGE_SLICES] {
+    through.map(|t| to.map_or(t, |to| t.min(to)))
+}
+
 /// Put a committed plan into memory.
 pub(crate) fn apply(index: &SharedIdIndex, plan: IdsPlan) {
     let mut index = lock(index);
     index.known_max = index.known_max.max(plan.last_pk);
-    if let Some(to) = plan.lowered_to {
-        for t in &mut index.through {
-            *t = (*t).min(to);
-        }
-    }
+    index.through = lowered(index.through, plan.lowered_to);
     let mut due = index.since_merge + plan.fresh.len() as u64;
     for &slice in &plan.merged {
         index.recent[slice].clear();
@@ -365,7 +361,7 @@ impl Store {
         if !current(&self.ids, data_version) {
             reload(&mut tx, &self.ids, data_version).await?;
         }
-        let plan = {
+        let (script, plan) = {
             let index = lock(&self.ids);
             let mut script = Script::default();
             for slice in 0..MERGE_SLICES {
@@ -374,7 +370,6 @@ impl Store {
             }
             (script, IdsPlan { fresh: Vec::new(), lowered_to: None, merged: (0..MERGE_SLICES).collect(), last_pk })
         };
-        let (script, plan) = plan;
         script.run(&mut tx).await?;
         tx.commit().await?;
         apply(&self.ids, plan);
