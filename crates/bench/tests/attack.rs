@@ -6,7 +6,7 @@
 //! figures are the same on a busy machine and a quiet one (a seeded run is
 //! deterministic); peak memory is the victim process's own, from the kernel.
 
-use std::process::Command;
+mod common;
 
 const KEYS: [&str; 8] = [
     "bench",
@@ -21,28 +21,21 @@ const KEYS: [&str; 8] = [
 
 #[test]
 fn every_attack_leaves_honest_delivery_complete_latency_within_twice_and_the_victim_within_budget() {
-    let out = Command::new(env!("CARGO_BIN_EXE_festival-bench"))
-        .args([
-            "attack",
-            "--nodes",
-            "60",
-            "--hostile",
-            "6",
-            "--messages",
-            "24",
-            "--seed",
-            "7",
-            "--budget-mb",
-            "1",
-            "--flood",
-            "4",
-        ])
-        .output()
-        .expect("festival-bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "festival-bench attack failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let lines = common::run(&[
+        "attack",
+        "--nodes",
+        "60",
+        "--hostile",
+        "6",
+        "--messages",
+        "24",
+        "--seed",
+        "7",
+        "--budget-mb",
+        "1",
+        "--flood",
+        "4",
+    ]);
     let names: Vec<&str> = lines.iter().map(|l| l["attack"].as_str().unwrap()).collect();
     assert_eq!(
         names,
@@ -63,7 +56,7 @@ fn every_attack_leaves_honest_delivery_complete_latency_within_twice_and_the_vic
         for k in KEYS {
             assert!(l.get(k).is_some(), "{k} missing in {l}");
         }
-        let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} is no number in {l}"));
+        let f = |k: &str| common::number(l, k);
         assert_eq!(l["target"], "relay");
         assert_eq!(f("baseline_delivery_ratio"), 1.0, "{l}");
         assert_eq!(f("honest_delivery_ratio"), 1.0, "honest messages lost under attack on the relay: {l}");
@@ -75,7 +68,7 @@ fn every_attack_leaves_honest_delivery_complete_latency_within_twice_and_the_vic
         for k in KEYS {
             assert!(l.get(k).is_some(), "{k} missing in {l}");
         }
-        let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} is no number in {l}"));
+        let f = |k: &str| common::number(l, k);
         assert_eq!(l["bench"], "attack");
         assert_eq!(f("baseline_delivery_ratio"), 1.0, "{l}");
         assert_eq!(f("honest_delivery_ratio"), 1.0, "honest messages lost under attack: {l}");

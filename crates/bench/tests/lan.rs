@@ -8,19 +8,28 @@
 //! `festival-node` binary beside `festival-bench` (built by the workspace's
 //! test run).
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn the_lan_bench_delivers_a_newcomers_first_message_in_every_run() {
-    let out = Command::new(env!("CARGO_BIN_EXE_festival-bench"))
-        .args(["lan", "--setups", "2", "--rtt-samples", "50", "--small-messages", "500", "--large-messages", "5"])
-        .args(["--start-runs", "4", "--idle-peers", "1", "--idle-secs", "1"])
-        .output()
-        .expect("festival-bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "festival-bench lan failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let l: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
-    let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} is no number in {l}"));
+    let l = common::run_one(&[
+        "lan",
+        "--setups",
+        "2",
+        "--rtt-samples",
+        "50",
+        "--small-messages",
+        "500",
+        "--large-messages",
+        "5",
+        "--start-runs",
+        "4",
+        "--idle-peers",
+        "1",
+        "--idle-secs",
+        "1",
+    ]);
+    let f = |k: &str| common::number(&l, k);
     assert_eq!(l["bench"], "lan");
     assert_eq!(f("start_runs"), 4.0, "{l}");
     assert!(f("start_to_first_msg_ms") > 0.0, "{l}");
