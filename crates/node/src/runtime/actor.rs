@@ -710,6 +710,14 @@ impl Actor {
         self.conns.values().filter(|c| c.peer > self.me).count()
     }
 
+    /// Whether to refuse a lower peer's dial to keep our last slot for our
+    /// own dial upward (see links.rs).
+    fn keep_slot_upward(&self, now: Instant) -> bool {
+        self.upward_links() == 0
+            && self.open_links() + 1 >= self.peer_limit()
+            && self.links.upward_possible(&self.me, now)
+    }
+
     /// Links toward higher ids we may have: all but the last slot, kept for
     /// a lower node's dial (see links.rs).
     fn upward_cap(&self) -> usize {
@@ -749,7 +757,16 @@ impl Actor {
         let outbound_cap = self.upward_cap();
         let outbound = self.upward_links();
         let mut room = limit.saturating_sub(self.open_links()).min(outbound_cap.saturating_sub(outbound));
-        if room == 0 && outbound >= outbound_cap {
+        if room == 0 && outbound == 0 && self.links.nearest_due(&self.me, Instant::now()).is_some() {
+            // Full of lower nodes' links, and a higher peer appeared: the
+            // least useful of them makes room for our link up (see links.rs).
+            let open: Vec<(ConnId, PeerId)> =
+                self.conns.iter().filter(|(_, c)| c.peer < self.me && c.open).map(|(id, c)| (*id, c.peer)).collect();
+            if let Some((conn, _)) = self.least_useful(&open, None) {
+                self.drop_conn(conn, "making room for a link to a higher peer");
+                room = 1;
+            }
+        } else if room == 0 && outbound >= outbound_cap {
             // Full: improve one link at a time (see links.rs). A nearer
             // higher peer that never refused us takes the least useful
             // link's place; this ends with every node linked to its
@@ -955,6 +972,10 @@ impl Actor {
         if old.is_empty() && peer > self.me && self.upward_links() >= self.upward_cap() {
             return SignalMsg::Reject { reason: "peer limit reached".into() };
         }
+        // A lower peer's dial: not into the slot we keep for our own dial up.
+        if old.is_empty() && peer < self.me && self.keep_slot_upward(Instant::now()) {
+            return SignalMsg::Reject { reason: "peer limit reached".into() };
+        }
         for c in old {
             self.drop_conn(c, "replaced by a new connection");
         }
@@ -991,13 +1012,15 @@ impl Actor {
 
     /// The open link least worth keeping, other than the one to `keep`: an
     /// unpowered peer before a powered one, then the fewest rooms shared
-    /// with us, then the farthest id.
+    /// with us, then the farthest id (the highest above us, the lowest
+    /// below).
     fn least_useful(&self, open: &[(ConnId, PeerId)], keep: Option<PeerId>) -> Option<(ConnId, PeerId)> {
         open.iter()
             .filter(|(_, peer)| Some(*peer) != keep)
             .min_by_key(|(conn, peer)| {
                 let rooms = self.engine.node().link_value(LinkId(conn.0)).map_or(0, |v| v.shared_rooms);
-                (self.is_powered(*peer), rooms, std::cmp::Reverse(*peer))
+                let above = *peer > self.me;
+                (self.is_powered(*peer), rooms, above.then_some(std::cmp::Reverse(*peer)), (!above).then_some(*peer))
             })
             .copied()
     }

@@ -30,6 +30,16 @@
 //! an unpowered link other than the one to the nearest higher peer. The
 //! least useful link is the unpowered one sharing the fewest rooms with us,
 //! the farthest first.
+//!
+//! The argument needs every node but the highest to find a slot upward, and
+//! a node whose slots all went to lower nodes' dials has none for its own
+//! dial up: the nodes above it were cut off (five nodes at a limit of 2 split
+//! so in CI). So a node without a link upward accepts lower nodes' dials
+//! into all but the last slot while a higher peer it could dial is
+//! announced, and a node that is full of lower links anyway (it had no
+//! higher peer when they came) drops the least useful of them when a higher
+//! peer appears, and dials it. The dropped node redials and, finding us
+//! full, moves on to the next higher node.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -192,6 +202,13 @@ impl Links {
             e.knock_at = None;
             e.knocked_at = Some(now);
         }
+    }
+
+    /// A higher peer we could link to: announced, and no dial to it failed
+    /// or was refused. While there is one, a node without a link upward
+    /// keeps a slot for it (see the module docs).
+    pub fn upward_possible(&self, me: &PeerId, now: Instant) -> bool {
+        self.peers.iter().any(|(p, e)| me < p && e.discovered && e.failures == 0 && !self.is_banned(p, now))
     }
 
     /// The best due peer that is powered and never failed, if any.
@@ -375,6 +392,26 @@ mod tests {
         // A peer whose dial failed is not knocked on.
         l.failed(&id(3), later, 0.5);
         assert_eq!(l.knock_due(&me, later + KNOCK_REARM + KNOCK_DELAY), vec![id(1)]);
+    }
+
+    #[test]
+    fn a_slot_is_kept_upward_only_for_a_higher_peer_we_could_dial() {
+        let me = PeerId::from_bytes([5; 32]);
+        let id = |b: u8| PeerId::from_bytes([b; 32]);
+        let now = Instant::now();
+        let mut l = Links::default();
+        l.found(id(1), vec![], 1, false, now);
+        assert!(!l.upward_possible(&me, now), "only lower peers: nothing to keep a slot for");
+        l.found(id(9), vec![], 1, false, now);
+        assert!(l.upward_possible(&me, now));
+        l.failed(&id(9), now, 0.5);
+        assert!(!l.upward_possible(&me, now), "a higher peer that failed is not waited for");
+        l.found(id(8), vec![], 1, false, now);
+        l.ban(&id(8), now);
+        assert!(!l.upward_possible(&me, now), "nor one we banned");
+        l.found(id(7), vec![], 1, false, now);
+        l.lost(&id(7));
+        assert!(!l.upward_possible(&me, now), "nor one that said goodbye");
     }
 
     #[test]
