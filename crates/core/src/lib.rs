@@ -14,6 +14,7 @@
 //! - [`receipt`]: which receipts may mark which messages.
 //! - [`frame`]: link frames (hello, summaries, wants, batches, push/announce).
 //! - [`sync`]: the node state machine, `Node::handle(input, now) -> outputs`.
+//! - [`mesh`]: who links to whom: dialing, peer limits, knocks, moves, bans.
 //! - [`policy`]: power state to limits; the circuit breaker.
 
 pub mod body;
@@ -21,6 +22,7 @@ pub mod envelope;
 pub mod frame;
 pub mod identity;
 pub mod ids;
+pub mod mesh;
 pub mod name;
 pub mod policy;
 pub mod receipt;

@@ -1,0 +1,983 @@
+//! Who links to whom, sans IO: `Mesh::handle(input, now) -> outputs`, in the
+//! manner of iroh-gossip's `proto/hyparview.rs`. The node's runtime turns
+//! the outputs into sockets and WebRTC connections; the simulator turns
+//! them into virtual links; both feed back what happened. Time is the
+//! monotonic clock (`Now::mono`), randomness comes from a seed.
+//!
+//! # The rules
+//! The lower PeerId dials (no glare), failed or dropped links are retried
+//! with exponential backoff and jitter, and no more links are opened than
+//! the peer limit allows.
+//!
+//! With a low peer limit the lower-id rule alone can split a LAN for good:
+//! nodes with low ids fill up with each other and nobody with room may dial
+//! them. So a node keeps at most `limit - 1` links toward higher ids and
+//! keeps the last slot for a lower node's dial. Then every node but the
+//! highest links to a higher one (it retries the next higher peer when one
+//! is full), and following those links upwards always ends at the highest
+//! node: the LAN stays one connected mesh under any limit >= 2.
+//!
+//! That needs every node but the highest to find a slot upward, and a node
+//! whose slots all went to lower nodes' dials has none for its own dial up:
+//! the nodes above it are cut off. So a node full of lower links (it had no
+//! higher peer when they came) drops the least useful of them when a higher
+//! peer appears, and dials it. The dropped node redials and, finding
+//! us full, moves on to the next higher node.
+//!
+//! A node that starts just after its higher neighbour announced may not hear
+//! that neighbour for a second (mDNS multicasts a record at most once a
+//! second per interface, so the answer to its query waits), while the
+//! neighbour hears the newcomer's own announcement at once. So the higher
+//! node knocks: [`KNOCK_DELAY`] after a lower peer appears, if that peer
+//! has not dialed it, it dials the peer once itself. Slots count links by
+//! direction (toward a higher or a lower id), not by who dialed, so a knock
+//! takes exactly the slots the lower peer's own dial would have taken, and
+//! the argument above holds: the lower peer accepts a knock only while it
+//! could still have dialed us itself. One knock at a time, and only while
+//! two slots are free, so records anyone can multicast (low ids at dead
+//! addresses) never take the last slot from a real lower node's dial.
+//!
+//! The other slots toward higher ids go to the most useful peers: stable
+//! ones (no recent failures) first, then nodes on mains power (venue boxes
+//! stay up and relay for others). When a node is full it still improves its
+//! links, one move at a time, each strictly better than before so the moves
+//! settle: a nearer higher peer takes the place of the least useful link
+//! (which restores the chain above), and a powered peer takes the place of
+//! an unpowered link other than the one to the nearest higher peer. The
+//! least useful link is the unpowered one sharing the fewest rooms with us,
+//! the farthest first.
+//!
+//! A discovery record is a claim anyone on the LAN can make: an open link
+//! (DTLS with the key it claims, then a signed handshake) is never dropped
+//! for one. A new address is dialed when that link fails; only our own
+//! dials still opening start over at the new address.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::sync::{Millis, Now};
+use crate::{LinkId, PeerId};
+
+/// First retry after a failure; doubles per failure up to [`BACKOFF_MAX`].
+pub const BACKOFF_MIN: Millis = 500;
+/// Longest wait between attempts: a peer that comes back is found within this.
+pub const BACKOFF_MAX: Millis = 30_000;
+/// Retry period for a peer that refused us because it was full.
+pub const BUSY_RETRY: Millis = 2_000;
+/// How long a peer whose link we dropped for misbehaving is neither dialed
+/// nor accepted: long enough that a flood costs it its place, short enough
+/// that a buggy but honest device comes back within the hour.
+pub const MISBEHAVING_BAN: Millis = 300_000;
+/// How long a node waits for a peer with a lower id that just appeared to
+/// dial it, before knocking (dialing that peer itself, once). A peer that
+/// already knows us dials within a few tens of milliseconds of starting; one
+/// that does not would wait ~1 s for our record.
+pub const KNOCK_DELAY: Millis = 150;
+/// The shortest time between two knocks on one peer: a record that says
+/// goodbye and comes back (anyone can multicast one) cannot have every node
+/// knock again and again.
+pub const KNOCK_REARM: Millis = 60_000;
+/// Peers remembered as banned at once: a node links to a handful of peers,
+/// and each ban is earned on a link, so a few hundred is plenty; the oldest
+/// is forgotten beyond it.
+const MAX_BANNED: usize = 256;
+
+/// Why a peer's offer is refused. The wording is what the peer is told;
+/// peers branch on "peer limit" (retry on a short period) and "glare".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its link misbehaved: neither dialed nor accepted for a while.
+    Banned,
+    /// Both dialed at once and ours wins (we have the lower id).
+    Glare,
+    /// An offer of its that was sent later is already under way.
+    Superseded,
+    /// No slot for it.
+    Full,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Banned => "backing off: your link misbehaved",
+            Refusal::Glare => "glare: my dial to you is under way",
+            Refusal::Superseded => "superseded by a newer offer of yours",
+            Refusal::Full => "peer limit reached",
+        }
+    }
+
+    /// A label for counters.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Banned => "banned",
+            Refusal::Glare => "glare",
+            Refusal::Superseded => "superseded",
+            Refusal::Full => "peer_limit",
+        }
+    }
+}
+
+/// What the mesh learns.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A discovery record for `peer` (new, or again with the same or new
+    /// addresses or power).
+    Discovered { peer: PeerId, addrs: Vec<IpAddr>, port: u16, powered: bool },
+    /// The record said goodbye or expired.
+    Lost { peer: PeerId },
+    /// A verified offer from `peer` (signature and freshness checked by the
+    /// caller), sent at `sent_at` by the peer's clock. Answered with
+    /// [`Output::Accept`] or [`Output::Refuse`].
+    Offer { peer: PeerId, sent_at: u64 },
+    /// The peer answered our dial on `link`; the connection is opening.
+    Answered { link: LinkId },
+    /// Our dial on `link` failed: refused because the peer is full (`busy`),
+    /// or anything else.
+    DialFailed { link: LinkId, busy: bool },
+    /// `link` is open (the data channel works).
+    Opened { link: LinkId },
+    /// `link` ended by itself (not by an [`Output::Close`]).
+    Closed { link: LinkId },
+    /// What the sync layer knows of an open link's peer, for choosing which
+    /// link to give up: its hello's power, and rooms shared with us.
+    Valued { link: LinkId, powered: bool, shared_rooms: usize },
+    /// The peer on `link` kept sending what no honest peer sends.
+    Misbehaved { link: LinkId },
+    /// Offer `peer` a direct link through relayed signaling (an upgrade
+    /// from the relay path; the caller chose it).
+    Upgrade { peer: PeerId },
+    /// The most links at once (power policy or a flag).
+    SetLimit(usize),
+    /// Time passed (a wake-up).
+    Tick,
+}
+
+/// What the mesh asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Offer `peer` a link, numbered `link`: at `addrs`/`port` on the LAN,
+    /// or through the relay when `upgrade`.
+    Dial {
+        link: LinkId,
+        peer: PeerId,
+        addrs: Vec<IpAddr>,
+        port: u16,
+        upgrade: bool,
+    },
+    /// The answer to an [`Input::Offer`]: accept it as `link` (older links
+    /// to the same peer come as [`Output::Close`] before it).
+    Accept {
+        link: LinkId,
+        peer: PeerId,
+    },
+    Refuse {
+        peer: PeerId,
+        why: Refusal,
+    },
+    /// Close `link` (ours to end): tell the peer, and the sync layer if it
+    /// was open.
+    Close {
+        link: LinkId,
+        peer: PeerId,
+        was_open: bool,
+        why: &'static str,
+    },
+    /// Call again with [`Input::Tick`] at this time.
+    WakeAt(Millis),
+}
+
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub addrs: Vec<IpAddr>,
+    pub port: u16,
+    /// Still announced.
+    pub discovered: bool,
+    /// Our link to it, dialing or open (ours or its dial to us).
+    pub link: Option<LinkId>,
+    pub failures: u32,
+    pub next_attempt: Millis,
+    /// Claims mains power in its record.
+    pub powered: bool,
+    /// For a lower peer that just appeared: when to knock if it has not
+    /// dialed us by then. Cleared by the knock and by a link opening.
+    knock_at: Option<Millis>,
+    /// When we last knocked on it (see [`KNOCK_REARM`]).
+    knocked_at: Option<Millis>,
+}
+
+impl Peer {
+    /// Knock after [`KNOCK_DELAY`], unless we knocked within [`KNOCK_REARM`].
+    fn arm_knock(&mut self, now: Millis) {
+        if self.knocked_at.is_none_or(|at| now.saturating_sub(at) >= KNOCK_REARM) {
+            self.knock_at = Some(now + KNOCK_DELAY);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub peer: PeerId,
+    /// We dialed it.
+    pub outbound: bool,
+    /// Signaled through the relay.
+    pub upgrade: bool,
+    /// Our dial, waiting for the answer.
+    pub awaiting_answer: bool,
+    /// For a link the peer dialed: its offer's `sent_at`. Two offers from
+    /// one peer can arrive out of order (a redial while the first was in
+    /// flight); the older one must not replace the newer.
+    pub offered_at: Option<u64>,
+    pub open: bool,
+    /// From its hello (see [`Input::Valued`]).
+    pub powered: bool,
+    pub shared_rooms: usize,
+}
+
+pub struct Mesh {
+    me: PeerId,
+    limit: usize,
+    peers: BTreeMap<PeerId, Peer>,
+    links: BTreeMap<LinkId, Link>,
+    /// Peers dropped for misbehaving, until when.
+    banned: BTreeMap<PeerId, Millis>,
+    next_link: u64,
+    rng: ChaCha8Rng,
+    wake: Option<Millis>,
+}
+
+impl Mesh {
+    /// A mesh for node `me`, at most `limit` links, jitter from `seed`.
+    pub fn new(me: PeerId, limit: usize, seed: [u8; 32]) -> Mesh {
+        Mesh {
+            me,
+            limit,
+            peers: BTreeMap::new(),
+            links: BTreeMap::new(),
+            banned: BTreeMap::new(),
+            next_link: 1,
+            rng: ChaCha8Rng::from_seed(seed),
+            wake: None,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &Peer)> {
+        self.peers.iter()
+    }
+
+    pub fn peer(&self, peer: &PeerId) -> Option<&Peer> {
+        self.peers.get(peer)
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = (&LinkId, &Link)> {
+        self.links.iter()
+    }
+
+    pub fn link(&self, link: LinkId) -> Option<&Link> {
+        self.links.get(&link)
+    }
+
+    /// Peers announced now.
+    pub fn discovered(&self) -> usize {
+        self.peers.values().filter(|p| p.discovered).count()
+    }
+
+    pub fn is_discovered(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.discovered)
+    }
+
+    /// Links dialing, opening or open.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// On mains power by its record or its hello.
+    pub fn is_powered(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.powered) || self.links.values().any(|l| l.peer == *peer && l.powered)
+    }
+
+    /// When the next dial or knock falls due (as the last
+    /// [`Output::WakeAt`] said).
+    pub fn next_wake(&self) -> Option<Millis> {
+        self.wake
+    }
+
+    pub fn is_banned(&self, peer: &PeerId, now: Millis) -> bool {
+        self.banned.get(peer).is_some_and(|until| *until > now)
+    }
+
+    /// Feed one input at `now`; returns what to do, in order.
+    pub fn handle(&mut self, input: Input, now: impl Into<Now>) -> Vec<Output> {
+        let now = now.into().mono;
+        let mut out = Vec::new();
+        match input {
+            Input::Discovered { peer, addrs, port, powered } => self.found(peer, addrs, port, powered, now, &mut out),
+            Input::Lost { peer } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.discovered = false;
+                }
+            }
+            Input::Offer { peer, sent_at } => self.offer(peer, sent_at, now, &mut out),
+            Input::Answered { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.awaiting_answer = false;
+                }
+            }
+            Input::DialFailed { link, busy } => {
+                if let Some(l) = self.links.remove(&link) {
+                    if !l.upgrade {
+                        if busy {
+                            self.busy(&l.peer, now);
+                        } else {
+                            self.failed(&l.peer, now);
+                        }
+                    }
+                }
+            }
+            Input::Opened { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.open = true;
+                    l.awaiting_answer = false;
+                    if let Some(p) = self.peers.get_mut(&l.peer) {
+                        p.failures = 0;
+                        p.knock_at = None;
+                    }
+                }
+            }
+            Input::Closed { link } => {
+                if let Some(l) = self.links.remove(&link) {
+                    if self.peers.get(&l.peer).is_some_and(|p| p.link == Some(link)) {
+                        self.failed(&l.peer, now);
+                    }
+                }
+            }
+            Input::Valued { link, powered, shared_rooms } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.powered = powered;
+                    l.shared_rooms = shared_rooms;
+                }
+            }
+            Input::Misbehaved { link } => {
+                if let Some(peer) = self.links.get(&link).map(|l| l.peer) {
+                    self.ban(peer, now);
+                    self.close(link, "dropped: it kept sending what no honest peer sends", &mut out);
+                }
+            }
+            Input::Upgrade { peer } => {
+                if peer != self.me && !self.links.values().any(|l| l.peer == peer) && self.links.len() < self.limit {
+                    self.dial(peer, true, &mut out);
+                }
+            }
+            Input::SetLimit(limit) => self.limit = limit,
+            Input::Tick => {}
+        }
+        self.dial_upward(now, &mut out);
+        self.knock(now, &mut out);
+        let wake = self.next_attempt(now);
+        if let Some(at) = wake.filter(|_| wake != self.wake) {
+            out.push(Output::WakeAt(at));
+        }
+        self.wake = wake;
+        out
+    }
+
+    fn found(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<IpAddr>,
+        port: u16,
+        powered: bool,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        if peer == self.me {
+            return;
+        }
+        let p = self.peers.entry(peer).or_insert_with(|| Peer {
+            addrs: Vec::new(),
+            port,
+            discovered: true,
+            link: None,
+            failures: 0,
+            next_attempt: now,
+            powered,
+            knock_at: Some(now + KNOCK_DELAY),
+            knocked_at: None,
+        });
+        p.powered = powered;
+        // Moved or restarted: a new port, or an address gone. A record that
+        // only gains addresses (a node just started announces them one by
+        // one) leaves a dial under way alone.
+        let moved = p.port != port || !p.addrs.iter().all(|a| addrs.contains(a));
+        p.addrs = addrs;
+        p.port = port;
+        if moved && p.link.is_none() {
+            // Restarted without saying goodbye: a new appearance.
+            p.arm_knock(now);
+        }
+        if !p.discovered {
+            // Back after being lost: try at once.
+            p.discovered = true;
+            p.failures = 0;
+            p.next_attempt = now;
+            p.arm_knock(now);
+        }
+        if !moved {
+            return;
+        }
+        // Never drop an open, verified link for a record; our own dials
+        // still opening start over at the new address.
+        let mut ours: Vec<(LinkId, bool, bool)> =
+            self.links.iter().filter(|(_, l)| l.peer == peer).map(|(id, l)| (*id, l.open, l.outbound)).collect();
+        ours.sort_unstable_by_key(|(id, ..)| id.0);
+        if ours.iter().any(|(_, open, _)| *open) {
+            return;
+        }
+        for (link, _, outbound) in ours {
+            if outbound {
+                self.close(link, "peer moved or restarted", out);
+            }
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.next_attempt = now;
+        }
+    }
+
+    fn offer(&mut self, peer: PeerId, sent_at: u64, now: Millis, out: &mut Vec<Output>) {
+        let refuse = |why| Output::Refuse { peer, why };
+        if self.is_banned(&peer, now) {
+            out.push(refuse(Refusal::Banned));
+            return;
+        }
+        // Both sides dialing at once (a peer that broke the lower-dials
+        // rule, or a knock that crossed our dial): the lower id's dial wins,
+        // also when ours was answered or is open.
+        let dialing = self.links.values().any(|l| l.peer == peer && (l.awaiting_answer || (l.outbound && !l.upgrade)));
+        if dialing && self.me < peer {
+            out.push(refuse(Refusal::Glare));
+            return;
+        }
+        // A verified offer from a peer we are linked to means it restarted
+        // or lost the link: the new link replaces the old one.
+        let old: Vec<LinkId> = self.links.iter().filter(|(_, l)| l.peer == peer).map(|(id, _)| *id).collect();
+        if old.iter().any(|id| self.links[id].offered_at.is_some_and(|at| at >= sent_at)) {
+            out.push(refuse(Refusal::Superseded));
+            return;
+        }
+        if old.is_empty() {
+            let full = self.links.len() >= self.limit
+                // A higher peer's dial (a knock) is a link we could have
+                // dialed ourselves: only while we still could.
+                || (peer > self.me && self.upward_links() >= self.upward_cap());
+            if full {
+                out.push(refuse(Refusal::Full));
+                return;
+            }
+        }
+        for link in old {
+            self.close(link, "replaced by a new connection", out);
+        }
+        let link = self.new_link();
+        self.links.insert(
+            link,
+            Link {
+                peer,
+                outbound: false,
+                upgrade: false,
+                awaiting_answer: false,
+                offered_at: Some(sent_at),
+                open: false,
+                powered: false,
+                shared_rooms: 0,
+            },
+        );
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.link = Some(link);
+        }
+        out.push(Output::Accept { link, peer });
+    }
+
+    fn new_link(&mut self) -> LinkId {
+        let link = LinkId(self.next_link);
+        self.next_link += 1;
+        link
+    }
+
+    fn dial(&mut self, peer: PeerId, upgrade: bool, out: &mut Vec<Output>) {
+        let link = self.new_link();
+        self.links.insert(
+            link,
+            Link {
+                peer,
+                outbound: true,
+                upgrade,
+                awaiting_answer: true,
+                offered_at: None,
+                open: false,
+                powered: false,
+                shared_rooms: 0,
+            },
+        );
+        let (addrs, port) = match self.peers.get_mut(&peer) {
+            Some(p) if !upgrade => {
+                p.link = Some(link);
+                (p.addrs.clone(), p.port)
+            }
+            _ => (Vec::new(), 0),
+        };
+        out.push(Output::Dial { link, peer, addrs, port, upgrade });
+    }
+
+    /// End `link` ourselves.
+    fn close(&mut self, link: LinkId, why: &'static str, out: &mut Vec<Output>) {
+        let Some(l) = self.links.remove(&link) else { return };
+        if let Some(p) = self.peers.get_mut(&l.peer) {
+            if p.link == Some(link) {
+                p.link = None;
+            }
+        }
+        out.push(Output::Close { link, peer: l.peer, was_open: l.open, why });
+    }
+
+    /// Links toward higher ids, whoever dialed: ours, and a higher peer's
+    /// knock.
+    fn upward_links(&self) -> usize {
+        self.links.values().filter(|l| l.peer > self.me).count()
+    }
+
+    /// Links toward higher ids we may have: all but the last slot, kept for
+    /// a lower node's dial.
+    fn upward_cap(&self) -> usize {
+        self.limit.saturating_sub(1).max(1)
+    }
+
+    fn dial_upward(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let cap = self.upward_cap();
+        let up = self.upward_links();
+        let mut room = self.limit.saturating_sub(self.links.len()).min(cap.saturating_sub(up));
+        if room == 0 && up == 0 && self.nearest_due(now).is_some() {
+            // Full of lower nodes' links, and a higher peer appeared: the
+            // least useful of them makes room for our link up.
+            let open = self.open_links(|p| p < self.me);
+            if let Some(link) = self.least_useful(&open, None) {
+                self.close(link, "making room for a link to a higher peer", out);
+                room = 1;
+            }
+        } else if room == 0 && up >= cap {
+            // Full: improve one link at a time. A nearer higher peer that
+            // never refused us takes the least useful link's place; else a
+            // powered peer takes an unpowered link's place, never the
+            // successor's.
+            let open = self.open_links(|p| p > self.me);
+            let successor = open.iter().map(|(_, p)| *p).min();
+            let victim = if self.nearest_due(now).is_some() {
+                self.least_useful(&open, None).map(|v| (v, "moving to a nearer peer"))
+            } else if self.powered_due(now).is_some() {
+                self.least_useful(&open, successor)
+                    .filter(|v| !self.links.get(v).is_some_and(|l| self.is_powered(&l.peer)))
+                    .map(|v| (v, "moving to a powered peer"))
+            } else {
+                None
+            };
+            if let Some((link, why)) = victim {
+                self.close(link, why, out);
+                room = 1;
+            }
+        }
+        if room == 0 {
+            return;
+        }
+        for peer in self.due(now, room) {
+            // Linked already through its dial to us.
+            if let Some(id) = self.links.iter().find(|(_, l)| l.peer == peer).map(|(id, _)| *id) {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.link = Some(id);
+                }
+                continue;
+            }
+            self.dial(peer, false, out);
+        }
+    }
+
+    /// Knock on lower peers that appeared and have not dialed us: one at a
+    /// time, and only while two slots are free.
+    fn knock(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let me = self.me;
+        for peer in self.knock_due(now) {
+            let knocking = self.links.values().any(|l| l.outbound && !l.upgrade && !l.open && l.peer < me);
+            if knocking || self.links.len() + 2 > self.limit {
+                return;
+            }
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.knock_at = None;
+                p.knocked_at = Some(now);
+            }
+            if self.is_banned(&peer, now) || self.links.values().any(|l| l.peer == peer) {
+                continue;
+            }
+            self.dial(peer, false, out);
+        }
+    }
+
+    /// Open links whose peer passes `side`.
+    fn open_links(&self, side: impl Fn(PeerId) -> bool) -> Vec<(LinkId, PeerId)> {
+        self.links.iter().filter(|(_, l)| l.open && side(l.peer)).map(|(id, l)| (*id, l.peer)).collect()
+    }
+
+    /// The open link least worth keeping, other than the one to `keep`: an
+    /// unpowered peer before a powered one, then the fewest rooms shared
+    /// with us, then the farthest id (the highest above us, the lowest
+    /// below).
+    fn least_useful(&self, open: &[(LinkId, PeerId)], keep: Option<PeerId>) -> Option<LinkId> {
+        open.iter()
+            .filter(|(_, peer)| Some(*peer) != keep)
+            .min_by_key(|(link, peer)| {
+                let rooms = self.links.get(link).map_or(0, |l| l.shared_rooms);
+                let above = *peer > self.me;
+                (self.is_powered(peer), rooms, above.then_some(std::cmp::Reverse(*peer)), (!above).then_some(*peer))
+            })
+            .map(|(link, _)| *link)
+    }
+
+    /// Peers to dial now, best first, at most `room` of them: the nearest
+    /// higher peer while we have no link to it, then stable peers, powered
+    /// ones first, then by id.
+    fn due(&self, now: Millis, room: usize) -> Vec<PeerId> {
+        let me = self.me;
+        let mut due: Vec<(&PeerId, &Peer)> = self
+            .peers
+            .iter()
+            .filter(|(p, e)| me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now)
+            .filter(|(p, _)| !self.is_banned(p, now))
+            .collect();
+        due.sort_by_key(|(p, e)| (e.failures, !e.powered, **p));
+        if let Some(next) = self.nearest_due(now) {
+            if let Some(i) = due.iter().position(|(p, _)| **p == next) {
+                let first = due.remove(i);
+                due.insert(0, first);
+            }
+        }
+        due.into_iter().take(room).map(|(p, _)| *p).collect()
+    }
+
+    /// The nearest higher peer, if it is due and has never failed, and no
+    /// nearer one is linked: the link that keeps the chain unbroken.
+    fn nearest_due(&self, now: Millis) -> Option<PeerId> {
+        let me = self.me;
+        let (peer, e) = self
+            .peers
+            .iter()
+            .filter(|(p, e)| me < **p && (e.discovered || e.link.is_some()))
+            .min_by_key(|(p, _)| **p)?;
+        (e.link.is_none() && e.discovered && e.failures == 0 && e.next_attempt <= now && !self.is_banned(peer, now))
+            .then_some(*peer)
+    }
+
+    /// The best due peer that is powered and never failed, if any.
+    fn powered_due(&self, now: Millis) -> Option<PeerId> {
+        let me = self.me;
+        self.peers
+            .iter()
+            .filter(|(p, e)| {
+                me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now && e.failures == 0 && e.powered
+            })
+            .map(|(p, _)| *p)
+            .min()
+    }
+
+    /// Lower peers to knock on now, by id: they appeared at least
+    /// [`KNOCK_DELAY`] ago, are still announced, have not linked to us, and
+    /// no dial to them failed.
+    fn knock_due(&self, now: Millis) -> Vec<PeerId> {
+        let me = self.me;
+        self.peers
+            .iter()
+            .filter(|(p, e)| {
+                **p < me && e.discovered && e.link.is_none() && e.failures == 0 && e.knock_at.is_some_and(|t| t <= now)
+            })
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    fn jitter(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn failed(&mut self, peer: &PeerId, now: Millis) {
+        let jitter = self.jitter();
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.link = None;
+            e.failures = e.failures.saturating_add(1);
+            e.next_attempt = now + backoff(e.failures, jitter);
+        }
+    }
+
+    /// The peer refused us because it is full: its room depends on other
+    /// links changing, not on our patience, so retry on a short fixed period
+    /// (trying peers that never refused first).
+    fn busy(&mut self, peer: &PeerId, now: Millis) {
+        let jitter = self.jitter();
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.link = None;
+            e.failures = e.failures.max(1);
+            e.next_attempt = now + spread(BUSY_RETRY, jitter);
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, now: Millis) {
+        self.banned.retain(|_, until| *until > now);
+        if self.banned.len() >= MAX_BANNED {
+            if let Some(oldest) = self.banned.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
+                self.banned.remove(&oldest);
+            }
+        }
+        self.banned.insert(peer, now + MISBEHAVING_BAN);
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.next_attempt = now + MISBEHAVING_BAN;
+        }
+    }
+
+    /// When the next dial or knock falls due, after `now`. One already due
+    /// is left out: what had room was dialed, and the rest waits for a slot
+    /// to free (an input), not a timer that would fire at once, again and
+    /// again.
+    fn next_attempt(&self, now: Millis) -> Option<Millis> {
+        let me = self.me;
+        let dial = self
+            .peers
+            .iter()
+            .filter(|(p, e)| me < **p && e.discovered && e.link.is_none())
+            .map(|(_, e)| e.next_attempt);
+        let knock = self
+            .peers
+            .iter()
+            .filter(|(p, e)| **p < me && e.discovered && e.link.is_none())
+            .filter_map(|(_, e)| e.knock_at);
+        dial.chain(knock).filter(|t| *t > now).min()
+    }
+}
+
+/// `BACKOFF_MIN * 2^(failures-1)`, capped, spread by `jitter` in [0, 1) over
+/// +-20 % so peers that failed together do not retry together.
+pub fn backoff(failures: u32, jitter: f64) -> Millis {
+    let base = BACKOFF_MIN.saturating_mul(1u64 << failures.saturating_sub(1).min(16)).min(BACKOFF_MAX);
+    spread(base, jitter)
+}
+
+fn spread(base: Millis, jitter: f64) -> Millis {
+    (base as f64 * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as Millis
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(b: u8) -> PeerId {
+        PeerId::from_bytes([b; 32])
+    }
+
+    fn mesh(me: u8, limit: usize) -> Mesh {
+        Mesh::new(id(me), limit, [7; 32])
+    }
+
+    fn found(m: &mut Mesh, peer: u8, now: Millis) -> Vec<Output> {
+        m.handle(Input::Discovered { peer: id(peer), addrs: vec![], port: 1, powered: false }, now)
+    }
+
+    fn dials(out: &[Output]) -> Vec<PeerId> {
+        out.iter().filter_map(|o| if let Output::Dial { peer, .. } = o { Some(*peer) } else { None }).collect()
+    }
+
+    fn closes(out: &[Output]) -> Vec<PeerId> {
+        out.iter().filter_map(|o| if let Output::Close { peer, .. } = o { Some(*peer) } else { None }).collect()
+    }
+
+    fn link_to(m: &Mesh, peer: u8) -> LinkId {
+        m.links().find(|(_, l)| l.peer == id(peer)).map(|(id, _)| *id).expect("a link")
+    }
+
+    /// An offer from `peer`, accepted and opened; returns the link.
+    fn linked_by(m: &mut Mesh, peer: u8, now: Millis) -> LinkId {
+        let out = m.handle(Input::Offer { peer: id(peer), sent_at: now }, now);
+        let link = out
+            .iter()
+            .find_map(|o| if let Output::Accept { link, .. } = o { Some(*link) } else { None })
+            .unwrap_or_else(|| panic!("offer from {peer} refused: {out:?}"));
+        m.handle(Input::Opened { link }, now);
+        link
+    }
+
+    fn refusal(out: &[Output]) -> Option<Refusal> {
+        out.iter().find_map(|o| if let Output::Refuse { why, .. } = o { Some(*why) } else { None })
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        assert_eq!(backoff(1, 0.5), BACKOFF_MIN);
+        assert_eq!(backoff(2, 0.5), BACKOFF_MIN * 2);
+        assert_eq!(backoff(30, 0.5), BACKOFF_MAX);
+        assert!(backoff(3, 0.0) < backoff(3, 0.99));
+    }
+
+    #[test]
+    fn only_the_lower_id_dials_nearest_first_and_the_last_slot_stays_free() {
+        let mut m = mesh(5, 3);
+        assert_eq!(dials(&found(&mut m, 1, 0)), vec![], "a lower peer is never dialed at once");
+        assert_eq!(dials(&found(&mut m, 9, 0)), vec![id(9)]);
+        assert_eq!(dials(&found(&mut m, 7, 0)), vec![id(7)]);
+        assert_eq!(dials(&found(&mut m, 6, 0)), vec![], "two of three slots upward: the last is a lower node's");
+        assert_eq!(m.len(), 2);
+        // 9 refuses: 6 takes its place, and 9 is retried after BUSY_RETRY.
+        let out = m.handle(Input::DialFailed { link: link_to(&m, 9), busy: true }, 10);
+        assert_eq!(dials(&out), vec![id(6)]);
+        let retry = m.peer(&id(9)).expect("known").next_attempt;
+        assert!((10 + BUSY_RETRY * 8 / 10..=10 + BUSY_RETRY * 12 / 10).contains(&retry), "{retry}");
+    }
+
+    #[test]
+    fn a_failed_dial_backs_off_and_a_peer_back_from_lost_is_dialed_at_once() {
+        let mut m = mesh(5, 4);
+        found(&mut m, 9, 0);
+        let out = m.handle(Input::DialFailed { link: link_to(&m, 9), busy: false }, 0);
+        assert_eq!(dials(&out), vec![]);
+        let retry = m.peer(&id(9)).expect("known").next_attempt;
+        assert!((BACKOFF_MIN * 8 / 10..=BACKOFF_MIN * 12 / 10).contains(&retry), "{retry}");
+        assert_eq!(m.next_wake(), Some(retry));
+        assert_eq!(dials(&m.handle(Input::Tick, retry - 1)), vec![]);
+        assert_eq!(dials(&m.handle(Input::Tick, retry)), vec![id(9)]);
+        m.handle(Input::DialFailed { link: link_to(&m, 9), busy: false }, retry);
+        m.handle(Input::Lost { peer: id(9) }, retry + 1);
+        assert_eq!(dials(&found(&mut m, 9, retry + 2)), vec![id(9)], "back: at once");
+    }
+
+    #[test]
+    fn offers_are_refused_for_glare_limit_ban_and_an_older_offer() {
+        let mut m = mesh(5, 2);
+        found(&mut m, 9, 0);
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(9), sent_at: 1 }, 1)), Some(Refusal::Glare));
+        linked_by(&mut m, 1, 2);
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 3 }, 3)), Some(Refusal::Full));
+        // 1 redials (it restarted): the newer offer replaces the link, an
+        // older one that arrives late does not.
+        let out = m.handle(Input::Offer { peer: id(1), sent_at: 10 }, 10);
+        assert_eq!(closes(&out), vec![id(1)]);
+        assert!(matches!(out.last(), Some(Output::Accept { .. }) | Some(Output::WakeAt(_))));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 9 }, 11)), Some(Refusal::Superseded));
+        let link = link_to(&m, 1);
+        let out = m.handle(Input::Misbehaved { link }, 12);
+        assert_eq!(closes(&out), vec![id(1)]);
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 13 }, 13)), Some(Refusal::Banned));
+        assert_eq!(
+            refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 14 }, 13 + MISBEHAVING_BAN)),
+            None,
+            "the ban ends"
+        );
+    }
+
+    #[test]
+    fn a_lower_peer_is_knocked_on_once_unless_it_links_first() {
+        let mut m = mesh(5, 4);
+        found(&mut m, 1, 0);
+        found(&mut m, 2, 0);
+        assert_eq!(m.next_wake(), Some(KNOCK_DELAY));
+        linked_by(&mut m, 2, 50);
+        let out = m.handle(Input::Tick, KNOCK_DELAY);
+        assert_eq!(dials(&out), vec![id(1)], "never one linked");
+        assert_eq!(dials(&m.handle(Input::DialFailed { link: link_to(&m, 1), busy: false }, 200)), vec![]);
+        assert_eq!(dials(&m.handle(Input::Tick, 10_000)), vec![], "once, and never after a failure");
+        // Says goodbye and comes back at once: no knock storm.
+        m.handle(Input::Lost { peer: id(1) }, 10_000);
+        found(&mut m, 1, 10_001);
+        assert_eq!(dials(&m.handle(Input::Tick, 20_000)), vec![], "not again within KNOCK_REARM");
+        m.handle(Input::Lost { peer: id(1) }, 20_000);
+        let back = KNOCK_DELAY + KNOCK_REARM;
+        found(&mut m, 1, back);
+        assert_eq!(dials(&m.handle(Input::Tick, back + KNOCK_DELAY)), vec![id(1)], "a new appearance");
+    }
+
+    #[test]
+    fn knocks_leave_the_last_slot_alone_and_go_one_at_a_time() {
+        let mut m = mesh(5, 3);
+        found(&mut m, 1, 0);
+        found(&mut m, 2, 0);
+        let out = m.handle(Input::Tick, KNOCK_DELAY);
+        assert_eq!(dials(&out), vec![id(1)], "one at a time");
+        m.handle(Input::DialFailed { link: link_to(&m, 1), busy: true }, KNOCK_DELAY + 1);
+        linked_by(&mut m, 3, KNOCK_DELAY + 2);
+        assert_eq!(dials(&m.handle(Input::Tick, KNOCK_DELAY + 3)), vec![], "two slots must be free");
+    }
+
+    #[test]
+    fn a_node_full_of_lower_links_makes_room_when_a_higher_peer_appears() {
+        let mut m = mesh(5, 2);
+        linked_by(&mut m, 1, 0);
+        linked_by(&mut m, 3, 0);
+        let out = found(&mut m, 9, 10);
+        assert_eq!(closes(&out), vec![id(1)], "the farthest lower link goes");
+        assert_eq!(dials(&out), vec![id(9)]);
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 11 }, 11)), Some(Refusal::Full));
+    }
+
+    #[test]
+    fn a_full_node_moves_to_a_nearer_peer_then_to_a_powered_one_never_dropping_its_successor() {
+        let mut m = mesh(5, 2);
+        found(&mut m, 9, 0);
+        m.handle(Input::Opened { link: link_to(&m, 9) }, 1);
+        let out = found(&mut m, 7, 2);
+        assert_eq!((closes(&out), dials(&out)), (vec![id(9)], vec![id(7)]), "the nearer peer takes 9's place");
+        m.handle(Input::Opened { link: link_to(&m, 7) }, 3);
+        assert!(dials(&m.handle(Input::Tick, 5_000)).is_empty(), "settled: 9 is farther than 7");
+        // A powered peer does not take the successor's place.
+        let out = m.handle(Input::Discovered { peer: id(8), addrs: vec![], port: 1, powered: true }, 5_001);
+        assert_eq!(closes(&out), vec![]);
+    }
+
+    #[test]
+    fn a_record_never_drops_an_open_link_but_restarts_our_opening_dial() {
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let mut m = mesh(5, 4);
+        m.handle(Input::Discovered { peer: id(9), addrs: vec![a], port: 7000, powered: false }, 0);
+        let first = link_to(&m, 9);
+        let out = m.handle(Input::Discovered { peer: id(9), addrs: vec![a, b], port: 7000, powered: false }, 1);
+        assert!(closes(&out).is_empty(), "an added address is no move");
+        let out = m.handle(Input::Discovered { peer: id(9), addrs: vec![b], port: 7001, powered: false }, 2);
+        assert_eq!(closes(&out), vec![id(9)], "our dial still opening starts over");
+        assert!(matches!(&out[1], Output::Dial { peer, addrs, port: 7001, .. } if *peer == id(9) && addrs == &vec![b]));
+        let second = link_to(&m, 9);
+        assert_ne!(first, second);
+        m.handle(Input::Opened { link: second }, 3);
+        let out = m.handle(Input::Discovered { peer: id(9), addrs: vec![a], port: 6666, powered: false }, 4);
+        assert!(closes(&out).is_empty() && dials(&out).is_empty(), "a spoofed record leaves the open link alone");
+        // The link fails: the new address is dialed after the backoff.
+        m.handle(Input::Closed { link: second }, 5);
+        let retry = m.peer(&id(9)).expect("known").next_attempt;
+        let out = m.handle(Input::Tick, retry);
+        assert!(matches!(&out[0], Output::Dial { port: 6666, .. }));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_jitter() {
+        let run = || {
+            let mut m = mesh(5, 4);
+            found(&mut m, 9, 0);
+            m.handle(Input::DialFailed { link: link_to(&m, 9), busy: false }, 0);
+            m.peer(&id(9)).expect("known").next_attempt
+        };
+        assert_eq!(run(), run());
+        let mut other = Mesh::new(id(5), 4, [8; 32]);
+        found(&mut other, 9, 0);
+        other.handle(Input::DialFailed { link: link_to(&other, 9), busy: false }, 0);
+        assert_ne!(other.peer(&id(9)).expect("known").next_attempt, run(), "another seed, another jitter");
+    }
+}
