@@ -21,7 +21,10 @@
 //! whose slots all went to lower nodes' dials has none for its own dial up:
 //! the nodes above it are cut off. So a node full of lower links (it had no
 //! higher peer when they came) drops the least useful of them when a higher
-//! peer appears, and dials it. The dropped node redials and, finding
+//! peer appears, and dials it. And a full node that a lower peer dials gives
+//! it the place of a farther lower link: a node that dials its nearest
+//! higher peer gets in, and the links settle on each node's neighbours by
+//! id (at a limit of 2, the chain of all nodes in id order). The dropped node redials and, finding
 //! us full, moves on to the next higher node.
 //!
 //! A node that starts just after its higher neighbour announced may not hear
@@ -141,9 +144,6 @@ pub enum Input {
     Opened { link: LinkId },
     /// `link` ended by itself (not by an [`Output::Close`]).
     Closed { link: LinkId },
-    /// What the sync layer knows of an open link's peer, for choosing which
-    /// link to give up: its hello's power, and rooms shared with us.
-    Valued { link: LinkId, powered: bool, shared_rooms: usize },
     /// The peer on `link` kept sending what no honest peer sends.
     Misbehaved { link: LinkId },
     /// Offer `peer` a direct link through relayed signaling (an upgrade
@@ -197,7 +197,11 @@ pub struct Peer {
     pub discovered: bool,
     /// Our link to it, dialing or open (ours or its dial to us).
     pub link: Option<LinkId>,
+    /// Dials that failed (unreachable, or the link dropped) since it last
+    /// opened.
     pub failures: u32,
+    /// Dials it refused because it was full, since it last opened.
+    pub refusals: u32,
     pub next_attempt: Millis,
     /// Claims mains power in its record.
     pub powered: bool,
@@ -224,6 +228,9 @@ pub struct Link {
     pub outbound: bool,
     /// Signaled through the relay.
     pub upgrade: bool,
+    /// A move (see [`Mesh::kept`]): the link this one replaces once open,
+    /// and why.
+    pub replaces: Option<(LinkId, &'static str)>,
     /// Our dial, waiting for the answer.
     pub awaiting_answer: bool,
     /// For a link the peer dialed: its offer's `sent_at`. Two offers from
@@ -231,7 +238,7 @@ pub struct Link {
     /// flight); the older one must not replace the newer.
     pub offered_at: Option<u64>,
     pub open: bool,
-    /// From its hello (see [`Input::Valued`]).
+    /// From its hello (see [`Mesh::set_value`]).
     pub powered: bool,
     pub shared_rooms: usize,
 }
@@ -297,6 +304,14 @@ impl Mesh {
         self.links.len()
     }
 
+    /// Links kept: all but a move's new link while the link it replaces is
+    /// still there. The peer limit bounds this; a move holds one link more
+    /// for as long as its dial takes.
+    pub fn kept(&self) -> usize {
+        let moving = self.links.values().filter_map(|l| l.replaces).filter(|(old, _)| self.links.contains_key(old));
+        self.links.len() - moving.count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.links.is_empty()
     }
@@ -304,6 +319,16 @@ impl Mesh {
     /// On mains power by its record or its hello.
     pub fn is_powered(&self, peer: &PeerId) -> bool {
         self.peers.get(peer).is_some_and(|p| p.powered) || self.links.values().any(|l| l.peer == *peer && l.powered)
+    }
+
+    /// What the sync layer knows of an open link's peer, for choosing which
+    /// link to give up: its hello's power, and rooms shared with us. Set it
+    /// before an input that may move links; it decides nothing by itself.
+    pub fn set_value(&mut self, link: LinkId, powered: bool, shared_rooms: usize) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.powered = powered;
+            l.shared_rooms = shared_rooms;
+        }
     }
 
     /// When the next dial or knock falls due (as the last
@@ -348,9 +373,14 @@ impl Mesh {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.open = true;
                     l.awaiting_answer = false;
+                    let replaced = l.replaces.take();
                     if let Some(p) = self.peers.get_mut(&l.peer) {
                         p.failures = 0;
+                        p.refusals = 0;
                         p.knock_at = None;
+                    }
+                    if let Some((old, why)) = replaced {
+                        self.close(old, why, &mut out);
                     }
                 }
             }
@@ -361,12 +391,6 @@ impl Mesh {
                     }
                 }
             }
-            Input::Valued { link, powered, shared_rooms } => {
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.powered = powered;
-                    l.shared_rooms = shared_rooms;
-                }
-            }
             Input::Misbehaved { link } => {
                 if let Some(peer) = self.links.get(&link).map(|l| l.peer) {
                     self.ban(peer, now);
@@ -375,7 +399,7 @@ impl Mesh {
             }
             Input::Upgrade { peer } => {
                 if peer != self.me && !self.links.values().any(|l| l.peer == peer) && self.links.len() < self.limit {
-                    self.dial(peer, true, &mut out);
+                    self.dial(peer, true, None, &mut out);
                 }
             }
             Input::SetLimit(limit) => self.limit = limit,
@@ -409,6 +433,7 @@ impl Mesh {
             discovered: true,
             link: None,
             failures: 0,
+            refusals: 0,
             next_attempt: now,
             powered,
             knock_at: Some(now + KNOCK_DELAY),
@@ -474,6 +499,15 @@ impl Mesh {
             out.push(refuse(Refusal::Superseded));
             return;
         }
+        if old.is_empty() && peer < self.me && self.links.len() >= self.limit {
+            // Full, and a lower peer dials: it takes the place of a farther
+            // lower link, so each node's links below settle on its nearest
+            // lower peers (the chain's other half).
+            let farthest = self.open_links(|p| p < self.me).into_iter().min_by_key(|(_, p)| *p);
+            if let Some((link, _)) = farthest.filter(|(_, p)| *p < peer) {
+                self.close(link, "replaced by a nearer peer", out);
+            }
+        }
         if old.is_empty() {
             let full = self.links.len() >= self.limit
                 // A higher peer's dial (a knock) is a link we could have
@@ -494,6 +528,7 @@ impl Mesh {
                 peer,
                 outbound: false,
                 upgrade: false,
+                replaces: None,
                 awaiting_answer: false,
                 offered_at: Some(sent_at),
                 open: false,
@@ -513,7 +548,9 @@ impl Mesh {
         link
     }
 
-    fn dial(&mut self, peer: PeerId, upgrade: bool, out: &mut Vec<Output>) {
+    /// Dial `peer`; a move when `replaces` names the link the new one
+    /// replaces once open.
+    fn dial(&mut self, peer: PeerId, upgrade: bool, replaces: Option<(LinkId, &'static str)>, out: &mut Vec<Output>) {
         let link = self.new_link();
         self.links.insert(
             link,
@@ -521,6 +558,7 @@ impl Mesh {
                 peer,
                 outbound: true,
                 upgrade,
+                replaces,
                 awaiting_answer: true,
                 offered_at: None,
                 open: false,
@@ -564,37 +602,9 @@ impl Mesh {
     fn dial_upward(&mut self, now: Millis, out: &mut Vec<Output>) {
         let cap = self.upward_cap();
         let up = self.upward_links();
-        let mut room = self.limit.saturating_sub(self.links.len()).min(cap.saturating_sub(up));
-        if room == 0 && up == 0 && self.nearest_due(now).is_some() {
-            // Full of lower nodes' links, and a higher peer appeared: the
-            // least useful of them makes room for our link up.
-            let open = self.open_links(|p| p < self.me);
-            if let Some(link) = self.least_useful(&open, None) {
-                self.close(link, "making room for a link to a higher peer", out);
-                room = 1;
-            }
-        } else if room == 0 && up >= cap {
-            // Full: improve one link at a time. A nearer higher peer that
-            // never refused us takes the least useful link's place; else a
-            // powered peer takes an unpowered link's place, never the
-            // successor's.
-            let open = self.open_links(|p| p > self.me);
-            let successor = open.iter().map(|(_, p)| *p).min();
-            let victim = if self.nearest_due(now).is_some() {
-                self.least_useful(&open, None).map(|v| (v, "moving to a nearer peer"))
-            } else if self.powered_due(now).is_some() {
-                self.least_useful(&open, successor)
-                    .filter(|v| !self.links.get(v).is_some_and(|l| self.is_powered(&l.peer)))
-                    .map(|v| (v, "moving to a powered peer"))
-            } else {
-                None
-            };
-            if let Some((link, why)) = victim {
-                self.close(link, why, out);
-                room = 1;
-            }
-        }
+        let room = self.limit.saturating_sub(self.links.len()).min(cap.saturating_sub(up));
         if room == 0 {
+            self.improve(now, up, cap, out);
             return;
         }
         for peer in self.due(now, room) {
@@ -605,7 +615,40 @@ impl Mesh {
                 }
                 continue;
             }
-            self.dial(peer, false, out);
+            self.dial(peer, false, None, out);
+        }
+    }
+
+    /// Full: improve one link at a time, make before break (the new link
+    /// opens first, then the one it replaces closes; a refusal costs
+    /// nothing). A nearer higher peer that never failed takes the place of
+    /// the least useful link upward, or, with no link upward, of the least
+    /// useful link below (which restores the chain above); else, with every
+    /// upward slot taken, a powered peer takes an unpowered link's place,
+    /// never the successor's.
+    fn improve(&mut self, now: Millis, up: usize, cap: usize, out: &mut Vec<Output>) {
+        if self.links.values().any(|l| l.replaces.is_some()) {
+            return;
+        }
+        let above = self.open_links(|p| p > self.me);
+        let (next, victim, why) = if let Some(next) = self.nearest_due(now) {
+            if up == 0 {
+                let below = self.open_links(|p| p < self.me);
+                (next, self.least_useful(&below, None), "making room for a link to a higher peer")
+            } else {
+                (next, self.least_useful(&above, None), "moving to a nearer peer")
+            }
+        } else if let Some(next) = self.powered_due(now).filter(|_| up >= cap) {
+            let successor = above.iter().map(|(_, p)| *p).min();
+            let victim = self
+                .least_useful(&above, successor)
+                .filter(|v| !self.links.get(v).is_some_and(|l| self.is_powered(&l.peer)));
+            (next, victim, "moving to a powered peer")
+        } else {
+            return;
+        };
+        if let Some(victim) = victim {
+            self.dial(next, false, Some((victim, why)), out);
         }
     }
 
@@ -625,7 +668,7 @@ impl Mesh {
             if self.is_banned(&peer, now) || self.links.values().any(|l| l.peer == peer) {
                 continue;
             }
-            self.dial(peer, false, out);
+            self.dial(peer, false, None, out);
         }
     }
 
@@ -660,7 +703,7 @@ impl Mesh {
             .filter(|(p, e)| me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now)
             .filter(|(p, _)| !self.is_banned(p, now))
             .collect();
-        due.sort_by_key(|(p, e)| (e.failures, !e.powered, **p));
+        due.sort_by_key(|(p, e)| (e.failures, e.refusals, !e.powered, **p));
         if let Some(next) = self.nearest_due(now) {
             if let Some(i) = due.iter().position(|(p, _)| **p == next) {
                 let first = due.remove(i);
@@ -670,8 +713,9 @@ impl Mesh {
         due.into_iter().take(room).map(|(p, _)| *p).collect()
     }
 
-    /// The nearest higher peer, if it is due and has never failed, and no
-    /// nearer one is linked: the link that keeps the chain unbroken.
+    /// The nearest higher peer, if it is due and no dial to it failed (a
+    /// refusal only waits for its retry), and no nearer one is linked: the
+    /// link that keeps the chain unbroken.
     fn nearest_due(&self, now: Millis) -> Option<PeerId> {
         let me = self.me;
         let (peer, e) = self
@@ -683,13 +727,20 @@ impl Mesh {
             .then_some(*peer)
     }
 
-    /// The best due peer that is powered and never failed, if any.
+    /// The best due peer that is powered and never failed nor refused us, if
+    /// any.
     fn powered_due(&self, now: Millis) -> Option<PeerId> {
         let me = self.me;
         self.peers
             .iter()
             .filter(|(p, e)| {
-                me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now && e.failures == 0 && e.powered
+                me < **p
+                    && e.discovered
+                    && e.link.is_none()
+                    && e.next_attempt <= now
+                    && e.failures == 0
+                    && e.refusals == 0
+                    && e.powered
             })
             .map(|(p, _)| *p)
             .min()
@@ -723,14 +774,16 @@ impl Mesh {
     }
 
     /// The peer refused us because it is full: its room depends on other
-    /// links changing, not on our patience, so retry on a short fixed period
-    /// (trying peers that never refused first).
+    /// links changing, so retry from a short period ([`BUSY_RETRY`],
+    /// doubling up to [`BACKOFF_MAX`]), trying peers that never refused
+    /// first.
     fn busy(&mut self, peer: &PeerId, now: Millis) {
         let jitter = self.jitter();
         if let Some(e) = self.peers.get_mut(peer) {
             e.link = None;
-            e.failures = e.failures.max(1);
-            e.next_attempt = now + spread(BUSY_RETRY, jitter);
+            e.refusals = e.refusals.saturating_add(1);
+            let wait = BUSY_RETRY.saturating_mul(1 << e.refusals.saturating_sub(1).min(16)).min(BACKOFF_MAX);
+            e.next_attempt = now + spread(wait, jitter);
         }
     }
 
@@ -866,7 +919,7 @@ mod tests {
         found(&mut m, 9, 0);
         assert_eq!(refusal(&m.handle(Input::Offer { peer: id(9), sent_at: 1 }, 1)), Some(Refusal::Glare));
         linked_by(&mut m, 1, 2);
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 3 }, 3)), Some(Refusal::Full));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(0), sent_at: 3 }, 3)), Some(Refusal::Full));
         // 1 redials (it restarted): the newer offer replaces the link, an
         // older one that arrives late does not.
         let out = m.handle(Input::Offer { peer: id(1), sent_at: 10 }, 10);
@@ -923,9 +976,14 @@ mod tests {
         linked_by(&mut m, 1, 0);
         linked_by(&mut m, 3, 0);
         let out = found(&mut m, 9, 10);
+        assert_eq!((closes(&out), dials(&out)), (vec![], vec![id(9)]), "make before break");
+        assert_eq!(m.kept(), 2);
+        let out = m.handle(Input::Opened { link: link_to(&m, 9) }, 11);
         assert_eq!(closes(&out), vec![id(1)], "the farthest lower link goes");
-        assert_eq!(dials(&out), vec![id(9)]);
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 11 }, 11)), Some(Refusal::Full));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 12 }, 12)), Some(Refusal::Full));
+        // A nearer lower peer's dial takes a farther one's place.
+        let out = m.handle(Input::Offer { peer: id(4), sent_at: 13 }, 13);
+        assert_eq!((closes(&out), refusal(&out)), (vec![id(3)], None));
     }
 
     #[test]
@@ -934,8 +992,15 @@ mod tests {
         found(&mut m, 9, 0);
         m.handle(Input::Opened { link: link_to(&m, 9) }, 1);
         let out = found(&mut m, 7, 2);
-        assert_eq!((closes(&out), dials(&out)), (vec![id(9)], vec![id(7)]), "the nearer peer takes 9's place");
-        m.handle(Input::Opened { link: link_to(&m, 7) }, 3);
+        assert_eq!((closes(&out), dials(&out)), (vec![], vec![id(7)]), "the nearer peer is dialed first");
+        // 7 refuses: nothing lost, tried again after a while.
+        let out = m.handle(Input::DialFailed { link: link_to(&m, 7), busy: true }, 3);
+        assert_eq!((closes(&out), dials(&out)), (vec![], vec![]));
+        let retry = m.peer(&id(7)).expect("known").next_attempt;
+        let out = m.handle(Input::Tick, retry);
+        assert_eq!(dials(&out), vec![id(7)]);
+        let out = m.handle(Input::Opened { link: link_to(&m, 7) }, retry + 1);
+        assert_eq!(closes(&out), vec![id(9)], "the nearer peer takes 9's place once open");
         assert!(dials(&m.handle(Input::Tick, 5_000)).is_empty(), "settled: 9 is farther than 7");
         // A powered peer does not take the successor's place.
         let out = m.handle(Input::Discovered { peer: id(8), addrs: vec![], port: 1, powered: true }, 5_001);

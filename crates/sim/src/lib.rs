@@ -17,11 +17,14 @@
 //! - [`host`]: one node's outputs that stay in the node (store, budget,
 //!   receipts), shared with nodes run in another process.
 //! - [`net`]: link specs and the random graph builder.
+//! - [`lan`]: LAN mode: discovery, and links chosen by each node's
+//!   `festival_core::mesh`.
 //! - [`Sim`] (this file): the event loop and the test/bench API.
 //! - [`report`]: delivery ratio, redundancy, hops and latency.
 
 pub mod attacks;
 pub mod host;
+pub mod lan;
 pub mod net;
 pub mod report;
 pub mod store;
@@ -36,6 +39,7 @@ use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use lan::{Hearing, LanCfg};
 pub use net::{random_graph, LinkSpec};
 pub use report::Report;
 pub use store::MemStore;
@@ -110,6 +114,7 @@ struct LinkInfo {
 enum Event {
     Frame { to: usize, from: usize, gen: u64, bytes: Vec<u8> },
     Wake { node: usize },
+    Lan(lan::LanEvent),
 }
 
 struct Scheduled {
@@ -151,8 +156,11 @@ pub struct Sim {
     pub config: Config,
     /// Each node's store budget in bytes (`None`: unlimited).
     pub budget: Option<u64>,
-    /// Every frame put on a link, in order: (time, from, to, length, bytes).
+    /// Every frame put on a link, in order: (time, from, to, length, bytes),
+    /// and in LAN mode every link opened and closed.
     trace: blake3::Hasher,
+    /// LAN mode (see [`lan`]), once enabled.
+    lan: Option<lan::LanState>,
 }
 
 fn key(a: usize, b: usize) -> (usize, usize) {
@@ -174,6 +182,7 @@ impl Sim {
             config: Config::default(),
             budget: None,
             trace: blake3::Hasher::new(),
+            lan: None,
         }
     }
 
@@ -212,6 +221,7 @@ impl Sim {
         self.nodes[i].core = Some(core);
         self.nodes[i].wake_at = None;
         self.feed(i, Input::Tick);
+        self.lan_start(i);
     }
 
     pub fn peer_id(&self, i: usize) -> PeerId {
@@ -319,6 +329,11 @@ impl Sim {
             n.rejected += n.core.as_ref().map_or(0, |c| c.stats().rejected_total());
             n.core = None;
             n.wake_at = None;
+            if self.lan.is_some() {
+                // Its links are gone for good: a new incarnation dials anew.
+                self.links.retain(|&(a, b), _| a != i && b != i);
+                self.lan_stop(i);
+            }
         }
     }
 
@@ -459,6 +474,7 @@ impl Sim {
                         self.feed(node, Input::Tick);
                     }
                 }
+                Event::Lan(ev) => self.on_lan(ev),
             }
         }
         self.now = self.now.max(t);
