@@ -273,12 +273,8 @@ impl Sim {
         let mine: Vec<u64> =
             lan.conns.iter().filter(|(_, c)| c.dialer == i || c.target == i).map(|(id, _)| *id).collect();
         for id in mine {
+            let c = self.forget_conn(id).expect("listed");
             let lan = self.lan.as_mut().expect("lan mode");
-            let c = lan.conns.remove(&id).expect("listed");
-            lan.by_link.remove(&(c.dialer, c.dialer_link));
-            if let Some(t) = c.target_link {
-                lan.by_link.remove(&(c.target, t));
-            }
             if lan.open_pair.get(&key(c.dialer, c.target)) == Some(&id) {
                 lan.open_pair.remove(&key(c.dialer, c.target));
             }
@@ -364,15 +360,15 @@ impl Sim {
                     }
                 }
                 self.mesh_outputs(target, out);
-                let at = self.now + self.lan_latency(dialer, target);
+                let at = self.now + self.lan_latency();
                 self.schedule(at, Event::Lan(LanEvent::Answer { conn, accepted: answer.0, busy: answer.1 }));
             }
             LanEvent::Answer { conn, accepted, busy } => {
                 let Some(c) = lan.conns.get(&conn) else { return };
-                let (dialer, target, link) = (c.dialer, c.target, c.dialer_link);
+                let (dialer, link) = (c.dialer, c.dialer_link);
                 if accepted {
                     self.mesh_feed(dialer, MeshInput::Answered { link });
-                    let at = self.now + 2 * self.lan_latency(dialer, target);
+                    let at = self.now + 2 * self.lan_latency();
                     self.schedule(at, Event::Lan(LanEvent::Open { conn }));
                 } else {
                     self.forget_conn(conn);
@@ -425,7 +421,7 @@ impl Sim {
         }
     }
 
-    fn lan_latency(&mut self, _a: usize, _b: usize) -> u64 {
+    fn lan_latency(&mut self) -> u64 {
         let spec = self.lan.as_ref().expect("lan mode").cfg.spec;
         spec.latency_ms + if spec.jitter_ms > 0 { self.rng.gen_range(0..=spec.jitter_ms) } else { 0 }
     }
@@ -473,7 +469,7 @@ impl Sim {
                         Conn { dialer: i, target, dialer_link: link, target_link: None, epochs, open: false },
                     );
                     lan.by_link.insert((i, link), conn);
-                    let at = self.now + self.lan_latency(i, target);
+                    let at = self.now + self.lan_latency();
                     self.schedule(at, Event::Lan(LanEvent::Offer { conn }));
                 }
                 MeshOutput::Close { link, .. } => {
@@ -493,24 +489,22 @@ impl Sim {
         }
     }
 
-    /// Forget a conn without telling anyone (a refused dial).
-    fn forget_conn(&mut self, conn: u64) {
+    /// Forget a conn without telling anyone (a refused dial); returns it.
+    fn forget_conn(&mut self, conn: u64) -> Option<Conn> {
         let lan = self.lan.as_mut().expect("lan mode");
-        if let Some(c) = lan.conns.remove(&conn) {
-            lan.by_link.remove(&(c.dialer, c.dialer_link));
-            if let Some(t) = c.target_link {
-                lan.by_link.remove(&(c.target, t));
-            }
+        let c = lan.conns.remove(&conn)?;
+        lan.by_link.remove(&(c.dialer, c.dialer_link));
+        if let Some(t) = c.target_link {
+            lan.by_link.remove(&(c.target, t));
         }
+        Some(c)
     }
 
     /// End `conn`: `by` (if any) closed it; the other end hears of it one
     /// latency later. If it was open, the core link between the pair drops.
     fn close_conn(&mut self, conn: u64, by: Option<usize>) {
-        let lan = self.lan.as_mut().expect("lan mode");
-        let Some(c) = lan.conns.get(&conn) else { return };
+        let Some(c) = self.forget_conn(conn) else { return };
         let (a, b, la, lb, epochs, open) = (c.dialer, c.target, c.dialer_link, c.target_link, c.epochs, c.open);
-        self.forget_conn(conn);
         let lan = self.lan.as_mut().expect("lan mode");
         if open && lan.open_pair.get(&key(a, b)) == Some(&conn) {
             lan.open_pair.remove(&key(a, b));
@@ -519,7 +513,7 @@ impl Sim {
             self.disconnect(a, b);
             self.links.remove(&key(a, b));
         }
-        let latency = self.lan_latency(a, b);
+        let latency = self.lan_latency();
         for (node, link, epoch) in [(a, Some(la), epochs[0]), (b, lb, epochs[1])] {
             if Some(node) == by {
                 continue;
