@@ -1,5 +1,5 @@
 //! A node whose every slot went to lower nodes' dials still links up when a
-//! higher node appears (see `runtime/links.rs`); without that, the higher
+//! higher node appears (see `festival_core::mesh`); without that, the higher
 //! node is cut off for good. CI once saw five nodes at `--peer-limit 2`
 //! split so.
 //!

@@ -39,7 +39,7 @@
 //! `browse` is not allowed), so none is sent. Instead the peer, which heard
 //! the newcomer's announcement at once, dials it when the newcomer's id is
 //! the lower one and no dial came within 150 ms (a knock: see
-//! `runtime/links.rs`); when the newcomer's id is the higher, it dials as
+//! `festival_core::mesh`); when the newcomer's id is the higher, it dials as
 //! soon as it hears the peer, and the peer's own query does not wait. The hub
 //! browses from the moment it starts, so nodes in one process never hit
 //! this.

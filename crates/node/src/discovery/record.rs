@@ -22,7 +22,7 @@ pub const TXT_FESTIVAL: &str = "fest";
 pub const TXT_PORT: &str = "port";
 /// `1` when the node runs on mains power (a venue box, a charging laptop).
 /// Optional; anything else means battery or unknown. Peers prefer powered
-/// nodes for their links (see `runtime::links`).
+/// nodes for their links (see `festival_core::mesh`).
 pub const TXT_POWERED: &str = "pw";
 
 /// Prefix of our instance and host names, so a person reading an mDNS browser

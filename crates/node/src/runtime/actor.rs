@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use festival_core::body::Body;
+use festival_core::mesh::{self, Mesh, Output as MeshOut, Refusal};
 use festival_core::policy::{Limits, PowerState};
 use festival_core::sync::{Config, Content, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
@@ -19,7 +20,6 @@ use tokio::task::JoinSet;
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{DeliveryState, LinkPath, NodeEvent, PeerPath, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
-use super::links::Links;
 use super::paths::{median, Paths};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::signal_io::{self, SignalEvent};
@@ -73,16 +73,16 @@ struct StunQuery {
 
 const STUN_TRIES: u32 = 4;
 
+/// Core links of relay sessions are numbered from here; the mesh numbers
+/// direct links from 1, so the two never meet.
+const RELAY_LINKS: u64 = 1 << 62;
+
+/// A direct link's transport: the WebRTC connection numbered like its
+/// mesh link (`ConnId(link.0)`). Who links to whom is the mesh's.
 struct Conn {
     peer: PeerId,
-    /// We dialed it (counts against the outbound share of the limit).
-    outbound: bool,
     /// The nonce of our offer, while we wait for the answer.
     nonce: Option<[u8; 16]>,
-    /// For a connection the peer dialed: its offer's `sent_at`. Two offers
-    /// from one peer can arrive out of order (a redial while the first was
-    /// in flight); the older one must not replace the newer.
-    offered_at: Option<u64>,
     /// Signaled through the relay: an upgrade from the relay path.
     upgrade: bool,
     open: bool,
@@ -124,9 +124,12 @@ pub struct Actor {
     signal_rx: mpsc::Receiver<SignalEvent>,
     tasks: JoinSet<()>,
     offers: OfferCheck,
-    links: Links,
+    /// Who links to whom (festival_core::mesh); the actor only does its IO.
+    mesh: Mesh,
+    /// Direct links' transports, by mesh link.
     conns: HashMap<ConnId, Conn>,
-    next_conn: u64,
+    /// Relay sessions' core links, numbered apart from the mesh's.
+    next_relay_link: u64,
     engine_wake: Option<u64>,
     power: Box<dyn PowerSource>,
     power_state: PowerState,
@@ -209,6 +212,8 @@ impl Actor {
         let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
         tracing::info!(peer = %me.short(), udp_port, tcp_port, festival = %cfg.festival, "node started");
         let store = local.store.clone();
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
         let actor = Actor {
             engine,
             store: store.clone(),
@@ -238,9 +243,9 @@ impl Actor {
             signal_tx,
             signal_rx,
             tasks: JoinSet::new(),
-            links: Links::default(),
+            mesh: Mesh::new(me, cfg.peer_limit.unwrap_or(limits.max_peers), seed),
             conns: HashMap::new(),
-            next_conn: 1,
+            next_relay_link: RELAY_LINKS,
             engine_wake: Some(0),
             power,
             power_state,
@@ -287,8 +292,11 @@ impl Actor {
         if let Some(rtc) = self.endpoint.next_timeout() {
             t = t.min(rtc);
         }
-        if let Some(dial) = self.links.next_attempt(&self.me, now) {
-            t = t.min(dial);
+        if let Some(ms) = self.mesh.next_wake() {
+            t = t.min(now + Duration::from_millis(ms.saturating_sub(mono)));
+        }
+        if !self.pending_down.is_empty() {
+            t = now;
         }
         if let Some(q) = &self.stun {
             t = t.min(q.next_send.max(now));
@@ -392,7 +400,9 @@ impl Actor {
             let eff = self.engine.handle(Input::Tick).await;
             self.apply(eff).await;
         }
-        self.dial_due().await;
+        if self.mesh.next_wake().is_some_and(|t| t <= self.engine.clock().mono()) {
+            self.mesh_input(mesh::Input::Tick);
+        }
         self.stun_due().await;
         self.upgrade_due();
         self.relay_due();
@@ -428,8 +438,8 @@ impl Actor {
                     self.stun = Some(StunQuery { server, tid, next_send: Instant::now(), tries: 0 });
                 }
                 let r = self.relay.as_mut().expect("checked above");
-                let link = LinkId(self.next_conn);
-                self.next_conn += 1;
+                let link = LinkId(self.next_relay_link);
+                self.next_relay_link += 1;
                 r.session = Some((session, link, relay));
                 r.state = RelayState::Connected { url: r.cfg.url.clone() };
                 tracing::info!(relay = %relay.short(), link = link.0, "relay link up");
@@ -549,7 +559,7 @@ impl Actor {
         if !self.paths.relay_slow() {
             return;
         }
-        let room = self.peer_limit().saturating_sub(self.open_links());
+        let room = self.mesh.limit().saturating_sub(self.mesh.len());
         if room == 0 {
             return;
         }
@@ -559,10 +569,10 @@ impl Actor {
                 || *p == relay
                 || self.conns.values().any(|c| c.peer == *p)
                 // On the LAN: the LAN dial takes care of it.
-                || self.links.peers.get(p).is_some_and(|e| e.discovered)
+                || self.mesh.is_discovered(p)
         });
         for peer in candidates.into_iter().take(room) {
-            self.dial(peer, true);
+            self.mesh_input(mesh::Input::Upgrade { peer });
         }
     }
 
@@ -652,12 +662,11 @@ impl Actor {
             EndpointEvent::Open(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else { return };
                 c.open = true;
-                let peer = c.peer;
-                if c.outbound {
-                    let upgrade = c.upgrade;
+                let (peer, upgrade) = (c.peer, c.upgrade);
+                if self.mesh.link(LinkId(conn.0)).is_some_and(|l| l.outbound) {
                     self.paths.opened(peer, upgrade);
                 }
-                self.links.opened(&peer);
+                self.mesh_input(mesh::Input::Opened { link: LinkId(conn.0) });
                 let _ = self.store.peer_seen(&peer, now_ms()).await;
                 tracing::info!(peer = %peer.short(), %conn, "link up");
                 self.emit(NodeEvent::LinkUp { peer, path: LinkPath::Lan });
@@ -678,9 +687,7 @@ impl Actor {
                     // The ICE checks found no direct path.
                     self.paths.upgrade_failed(c.peer, Instant::now(), jitter());
                 }
-                if self.links.peers.get(&c.peer).is_some_and(|e| e.conn == Some(conn)) {
-                    self.links.failed(&c.peer, Instant::now(), jitter());
-                }
+                self.mesh_input(mesh::Input::Closed { link: LinkId(conn.0) });
                 if c.open {
                     let _ = self.store.peer_seen(&c.peer, now_ms()).await;
                     self.emit(NodeEvent::LinkDown { peer: c.peer, reason: format!("{reason:?}") });
@@ -696,132 +703,70 @@ impl Actor {
         median(self.conns.iter().filter(|(_, c)| c.open).filter_map(|(id, _)| self.endpoint.rtt(*id)).collect())
     }
 
-    fn open_links(&self) -> usize {
-        self.conns.len()
-    }
-
     fn discovered(&self) -> usize {
-        self.links.peers.values().filter(|e| e.discovered).count()
+        self.mesh.discovered()
     }
 
-    /// Links toward higher ids (see links.rs), whoever dialed: ours, and a
-    /// higher peer's knock.
-    fn upward_links(&self) -> usize {
-        self.conns.values().filter(|c| c.peer > self.me).count()
-    }
-
-    /// Whether to refuse a lower peer's dial to keep our last slot for our
-    /// own dial upward (see links.rs).
-    fn keep_slot_upward(&self, now: Instant) -> bool {
-        self.upward_links() == 0
-            && self.open_links() + 1 >= self.peer_limit()
-            && self.links.upward_possible(&self.me, now)
-    }
-
-    /// Links toward higher ids we may have: all but the last slot, kept for
-    /// a lower node's dial (see links.rs).
-    fn upward_cap(&self) -> usize {
-        self.peer_limit().saturating_sub(1).max(1)
-    }
-
-    async fn dial_due(&mut self) {
-        self.dial_upward();
-        self.knock();
-    }
-
-    /// Knock on lower peers that appeared and have not dialed us (see
-    /// links.rs): one at a time, and only while two slots are free, so that
-    /// records anyone can multicast (low ids at dead addresses) never take
-    /// the last slot from a real lower node's dial. The link takes the slot
-    /// the lower peer's own dial would have.
-    fn knock(&mut self) {
-        let now = Instant::now();
-        let me = self.me;
-        for peer in self.links.knock_due(&me, now) {
-            let knocking = self.conns.values().any(|c| c.outbound && !c.upgrade && !c.open && c.peer < me);
-            if knocking || self.open_links() + 2 > self.peer_limit() {
-                return;
+    /// Feed the mesh one input and carry out what it asks for. Our own
+    /// failures in doing so (an offer we cannot create or send) go back in
+    /// as inputs, in turn.
+    fn mesh_input(&mut self, input: mesh::Input) -> Vec<MeshOut> {
+        let mut answers = Vec::new();
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            // What the sync layer knows of each open link, for choosing the
+            // one to give up.
+            let values: Vec<(LinkId, bool, usize)> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.open)
+                .filter_map(|(id, _)| {
+                    let link = LinkId(id.0);
+                    self.engine.node().link_value(link).map(|v| (link, v.powered, v.shared_rooms))
+                })
+                .collect();
+            for (link, powered, rooms) in values {
+                self.mesh.set_value(link, powered, rooms);
             }
-            self.links.knocked(&peer, now);
-            if self.links.is_banned(&peer, now) || self.conns.values().any(|c| c.peer == peer) {
-                continue;
-            }
-            tracing::debug!(peer = %peer.short(), "knocking: a lower peer appeared and has not dialed");
-            self.dial(peer, false);
-        }
-    }
-
-    fn dial_upward(&mut self) {
-        // Keep the last slot for a lower node's dial (see links.rs).
-        let limit = self.peer_limit();
-        let outbound_cap = self.upward_cap();
-        let outbound = self.upward_links();
-        let mut room = limit.saturating_sub(self.open_links()).min(outbound_cap.saturating_sub(outbound));
-        if room == 0 && outbound == 0 && self.links.nearest_due(&self.me, Instant::now()).is_some() {
-            // Full of lower nodes' links, and a higher peer appeared: the
-            // least useful of them makes room for our link up (see links.rs).
-            let open: Vec<(ConnId, PeerId)> =
-                self.conns.iter().filter(|(_, c)| c.peer < self.me && c.open).map(|(id, c)| (*id, c.peer)).collect();
-            if let Some((conn, _)) = self.least_useful(&open, None) {
-                self.drop_conn(conn, "making room for a link to a higher peer");
-                room = 1;
-            }
-        } else if room == 0 && outbound >= outbound_cap {
-            // Full: improve one link at a time (see links.rs). A nearer
-            // higher peer that never refused us takes the least useful
-            // link's place; this ends with every node linked to its
-            // successor, which keeps a LAN connected even at a limit of 2.
-            // Else a powered peer takes an unpowered link's place, never the
-            // successor's.
-            let now = Instant::now();
-            let open: Vec<(ConnId, PeerId)> =
-                self.conns.iter().filter(|(_, c)| c.peer > self.me && c.open).map(|(id, c)| (*id, c.peer)).collect();
-            let successor = open.iter().map(|(_, p)| *p).min();
-            let victim = if self.links.nearest_due(&self.me, now).is_some() {
-                self.least_useful(&open, None).map(|v| (v, "moving to a nearer peer"))
-            } else if self.links.powered_due(&self.me, now).is_some() {
-                self.least_useful(&open, successor)
-                    .filter(|(_, peer)| !self.is_powered(*peer))
-                    .map(|v| (v, "moving to a powered peer"))
-            } else {
-                None
-            };
-            if let Some(((conn, _), why)) = victim {
-                self.drop_conn(conn, why);
-                room = 1;
-            }
-        }
-        if room == 0 {
-            return;
-        }
-        for peer in self.links.due(&self.me, Instant::now(), room) {
-            // Linked already through its dial to us.
-            if let Some((id, _)) = self.conns.iter().find(|(_, c)| c.peer == peer) {
-                let id = *id;
-                if let Some(e) = self.links.peers.get_mut(&peer) {
-                    e.conn = Some(id);
+            let mono = self.engine.clock().mono();
+            for out in self.mesh.handle(input, mono) {
+                match out {
+                    MeshOut::Dial { link, peer, addrs, port, upgrade } => {
+                        if let Err(again) = self.dial(link, peer, addrs, port, upgrade) {
+                            inputs.push_back(again);
+                        }
+                    }
+                    MeshOut::Close { link, peer, why, .. } => self.drop_conn(ConnId(link.0), peer, why),
+                    MeshOut::Accept { .. } | MeshOut::Refuse { .. } => answers.push(out),
+                    // Read back through `Mesh::next_wake`.
+                    MeshOut::WakeAt(_) => {}
                 }
-                continue;
             }
-            self.dial(peer, false);
         }
+        answers
     }
 
-    /// Offer `peer` a data channel: over TCP to its advertised signaling
-    /// port, or (`upgrade`) through the relay.
-    fn dial(&mut self, peer: PeerId, upgrade: bool) {
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
+    /// Offer `peer` a data channel on mesh link `link`: over TCP to its
+    /// advertised signaling port, or (`upgrade`) through the relay. What
+    /// failed at once comes back as the mesh's input.
+    fn dial(
+        &mut self,
+        link: LinkId,
+        peer: PeerId,
+        addrs: Vec<std::net::IpAddr>,
+        port: u16,
+        upgrade: bool,
+    ) -> Result<(), mesh::Input> {
+        let conn = ConnId(link.0);
+        let failed = mesh::Input::DialFailed { link, busy: false };
         let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
             Ok(sdp) => sdp,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create an offer");
                 if upgrade {
                     self.paths.upgrade_failed(peer, Instant::now(), 0.5);
-                } else {
-                    self.links.failed(&peer, Instant::now(), 0.5);
                 }
-                return;
+                return Err(failed);
             }
         };
         let mut nonce = [0u8; 16];
@@ -836,16 +781,7 @@ impl Actor {
             sdp,
         }
         .sign(self.identity());
-        let c = Conn {
-            peer,
-            outbound: true,
-            nonce: Some(nonce),
-            offered_at: None,
-            upgrade,
-            open: false,
-            queue: VecDeque::new(),
-            bulk: VecDeque::new(),
-        };
+        let c = Conn { peer, nonce: Some(nonce), upgrade, open: false, queue: VecDeque::new(), bulk: VecDeque::new() };
         self.conns.insert(conn, c);
         self.paths.dialed(upgrade);
         if upgrade {
@@ -855,14 +791,13 @@ impl Actor {
                 self.conns.remove(&conn);
                 let _ = self.endpoint.close(conn);
                 self.paths.upgrade_failed(peer, Instant::now(), 0.5);
+                return Err(failed);
             }
-            return;
+            return Ok(());
         }
-        let entry = self.links.peers.get_mut(&peer).expect("due peers exist");
-        entry.conn = Some(conn);
-        let (addrs, port) = (entry.addrs.clone(), entry.port);
         tracing::debug!(peer = %peer.short(), %conn, "dialing");
         self.tasks.spawn(signal_io::dial(conn, peer, addrs, port, offer, self.signal_tx.clone()));
+        Ok(())
     }
 
     async fn on_signal(&mut self, ev: SignalEvent) {
@@ -904,11 +839,13 @@ impl Actor {
             Ok(_) => Err(SignalError::Unexpected),
             Err(e) => Err(e),
         };
+        let link = LinkId(conn.0);
         match outcome {
             Ok(()) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.nonce = None;
                 }
+                self.mesh_input(mesh::Input::Answered { link });
             }
             Err(e) => {
                 tracing::debug!(peer = %peer.short(), error = %e, upgrade, "dial failed");
@@ -917,18 +854,17 @@ impl Actor {
                 }
                 self.conns.remove(&conn);
                 let _ = self.endpoint.close(conn);
-                let jitter = jitter();
                 if upgrade {
-                    self.paths.upgrade_failed(peer, Instant::now(), jitter);
-                } else if matches!(&e, SignalError::Rejected(r) if r.contains("peer limit")) {
-                    self.links.busy(&peer, Instant::now(), jitter);
-                } else {
-                    self.links.failed(&peer, Instant::now(), jitter);
+                    self.paths.upgrade_failed(peer, Instant::now(), jitter());
                 }
+                let busy = matches!(&e, SignalError::Rejected(r) if r.contains(Refusal::Full.reason()));
+                self.mesh_input(mesh::Input::DialFailed { link, busy });
             }
         }
     }
 
+    /// A peer's offer, over TCP or through the relay: checked (signature,
+    /// festival, freshness), then the mesh decides whether it gets a slot.
     fn on_offer(&mut self, msg: SignalMsg, from: impl std::fmt::Display) -> SignalMsg {
         let SignalMsg::Offer { offer, sig } = msg else {
             self.count("signaling_unexpected");
@@ -944,105 +880,49 @@ impl Actor {
             return SignalMsg::Reject { reason: e.to_string() };
         }
         let peer = offer.from;
-        if self.links.is_banned(&peer, Instant::now()) {
-            self.count("signaling_banned");
-            return SignalMsg::Reject { reason: "backing off: your link misbehaved".into() };
-        }
-        // Both sides dialing at once (a peer that broke the lower-dials rule):
-        // the lower id's dial wins.
-        // Also when our dial was answered or is open: a higher peer's knock
-        // that crossed our dial (see links.rs) must not replace it.
-        let dialing = self.conns.values().any(|c| c.peer == peer && (c.nonce.is_some() || (c.outbound && !c.upgrade)));
-        if dialing && self.me < peer {
-            return SignalMsg::Reject { reason: "glare: my dial to you is under way".into() };
-        }
-        // A verified offer from a peer we are linked to means it restarted or
-        // lost the link: the new connection replaces the old one.
-        let old: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, _)| *id).collect();
-        if old.iter().any(|id| self.conns[id].offered_at.is_some_and(|at| at >= offer.sent_at)) {
-            self.count("signaling_superseded");
-            return SignalMsg::Reject { reason: "superseded by a newer offer of yours".into() };
-        }
-        if old.is_empty() && self.open_links() >= self.peer_limit() {
-            return SignalMsg::Reject { reason: "peer limit reached".into() };
-        }
-        // A higher peer's dial (a knock, see links.rs) is a link we could
-        // have dialed ourselves: only while we still could, so the last slot
-        // stays for a lower node.
-        if old.is_empty() && peer > self.me && self.upward_links() >= self.upward_cap() {
-            return SignalMsg::Reject { reason: "peer limit reached".into() };
-        }
-        // A lower peer's dial: not into the slot we keep for our own dial up.
-        if old.is_empty() && peer < self.me && self.keep_slot_upward(Instant::now()) {
-            return SignalMsg::Reject { reason: "peer limit reached".into() };
-        }
-        for c in old {
-            self.drop_conn(c, "replaced by a new connection");
-        }
-        if let Some(e) = self.links.peers.get_mut(&peer) {
-            e.conn = None;
-        }
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
+        let answer = self.mesh_input(mesh::Input::Offer { peer, sent_at: offer.sent_at });
+        let link = match answer
+            .into_iter()
+            .find(|o| matches!(o, MeshOut::Accept { peer: p, .. } | MeshOut::Refuse { peer: p, .. } if *p == peer))
+        {
+            Some(MeshOut::Accept { link, .. }) => link,
+            Some(MeshOut::Refuse { why, .. }) => {
+                if matches!(why, Refusal::Banned | Refusal::Superseded) {
+                    self.count(&format!("signaling_{}", why.code()));
+                }
+                return SignalMsg::Reject { reason: why.reason().into() };
+            }
+            _ => unreachable!("the mesh answers every offer"),
+        };
+        let conn = ConnId(link.0);
         match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
             Ok(sdp) => {
                 let c = Conn {
                     peer,
-                    outbound: false,
                     nonce: None,
-                    offered_at: Some(offer.sent_at),
                     upgrade: false,
                     open: false,
                     queue: VecDeque::new(),
                     bulk: VecDeque::new(),
                 };
                 self.conns.insert(conn, c);
-                if let Some(e) = self.links.peers.get_mut(&peer) {
-                    e.conn = Some(conn);
-                }
                 Answer { version: SIGNAL_VERSION, from: self.me, to: peer, nonce: offer.nonce, sdp }
                     .sign(self.identity())
             }
             Err(e) => {
                 self.count("signaling_bad_sdp");
+                self.mesh_input(mesh::Input::Closed { link });
                 SignalMsg::Reject { reason: e.to_string() }
             }
         }
     }
 
-    /// The open link least worth keeping, other than the one to `keep`: an
-    /// unpowered peer before a powered one, then the fewest rooms shared
-    /// with us, then the farthest id (the highest above us, the lowest
-    /// below).
-    fn least_useful(&self, open: &[(ConnId, PeerId)], keep: Option<PeerId>) -> Option<(ConnId, PeerId)> {
-        open.iter()
-            .filter(|(_, peer)| Some(*peer) != keep)
-            .min_by_key(|(conn, peer)| {
-                let rooms = self.engine.node().link_value(LinkId(conn.0)).map_or(0, |v| v.shared_rooms);
-                let above = *peer > self.me;
-                (self.is_powered(*peer), rooms, above.then_some(std::cmp::Reverse(*peer)), (!above).then_some(*peer))
-            })
-            .copied()
-    }
-
-    /// On mains power by its mDNS record or its hello.
-    fn is_powered(&self, peer: PeerId) -> bool {
-        self.links.is_powered(&peer)
-            || self.conns.iter().any(|(conn, c)| {
-                c.peer == peer && self.engine.node().link_value(LinkId(conn.0)).is_some_and(|v| v.powered)
-            })
-    }
-
-    /// Forget a connection we end ourselves (the endpoint reports no
-    /// `Closed` for those) and tell the core and the user if it was open.
-    fn drop_conn(&mut self, conn: ConnId, why: &str) {
+    /// End a connection the mesh closed (the endpoint reports no `Closed`
+    /// for those) and tell the core and the user if it was open.
+    fn drop_conn(&mut self, conn: ConnId, peer: PeerId, why: &str) {
         let _ = self.endpoint.close(conn);
         let Some(c) = self.conns.remove(&conn) else { return };
-        if let Some(e) = self.links.peers.get_mut(&c.peer) {
-            if e.conn == Some(conn) {
-                e.conn = None;
-            }
-        }
+        tracing::debug!(peer = %peer.short(), %conn, why, "closing a link");
         if c.open {
             self.emit(NodeEvent::LinkDown { peer: c.peer, reason: why.to_owned() });
             self.pending_down.push(LinkId(conn.0));
@@ -1052,48 +932,20 @@ impl Actor {
     fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {
             DiscoveryEvent::Found { peer, addrs, port, powered, .. } => {
-                self.links.found(peer, addrs, port, powered, Instant::now());
+                self.mesh_input(mesh::Input::Discovered { peer, addrs, port, powered });
                 self.emit(NodeEvent::Discovered { peer });
             }
+            // A new address or port. A record is a claim anyone on the LAN
+            // can make, so the mesh never drops an open link (DTLS with the
+            // key it claims, then a signed handshake) for one.
             DiscoveryEvent::Updated { peer, addrs, port, powered, .. } => {
-                // New address or port. A record is a claim anyone on the LAN
-                // can make, so an open link (DTLS with the key it claims,
-                // then a signed handshake) is never dropped for one: the
-                // new address is dialed when that link fails (ICE notices a
-                // peer that moved or restarted; a restarted peer also dials
-                // us). Only our own dials still opening start over at the
-                // new address.
-                if self.links.found(peer, addrs, port, powered, Instant::now()) {
-                    let (open, opening) = self.conns_of(peer);
-                    if open.is_empty() {
-                        for c in opening {
-                            self.drop_conn(c, "peer moved or restarted");
-                        }
-                        if let Some(e) = self.links.peers.get_mut(&peer) {
-                            e.next_attempt = Instant::now();
-                        }
-                    } else {
-                        tracing::debug!(peer = %peer.short(), "new address announced; keeping the open link");
-                    }
-                }
+                self.mesh_input(mesh::Input::Discovered { peer, addrs, port, powered });
             }
             DiscoveryEvent::Lost { peer } => {
-                self.links.lost(&peer);
+                self.mesh_input(mesh::Input::Lost { peer });
                 self.emit(NodeEvent::Lost { peer });
             }
         }
-    }
-
-    /// The connections to `peer`: (open, our own dials still opening). A
-    /// dial the peer made to us is left out of the second: its offer was
-    /// signed by the peer, so no record of anyone's can call it stale.
-    fn conns_of(&self, peer: PeerId) -> (Vec<ConnId>, Vec<ConnId>) {
-        let mut ours: Vec<(ConnId, bool, bool)> =
-            self.conns.iter().filter(|(_, c)| c.peer == peer).map(|(id, c)| (*id, c.open, c.outbound)).collect();
-        ours.sort_unstable_by_key(|(id, ..)| id.0);
-        let open = ours.iter().filter(|(_, open, _)| *open).map(|(id, ..)| *id).collect();
-        let dialing = ours.iter().filter(|(_, open, outbound)| !*open && *outbound).map(|(id, ..)| *id).collect();
-        (open, dialing)
     }
 
     /// Send a frame on a direct link, or queue it while the link's send
@@ -1177,6 +1029,7 @@ impl Actor {
                 Effect::Receipt { from, status, ids } => self.emit(NodeEvent::Receipt { from, status, ids }),
                 Effect::Limits(l) => {
                     self.limits = l;
+                    self.mesh_input(mesh::Input::SetLimit(self.peer_limit()));
                     self.endpoint.set_ice_timing(Duration::from_millis(l.keepalive_ms), webrtc::ICE_MAX_RETRANSMITS);
                     self.emit(NodeEvent::Power { mode: PowerMode::new(self.power_state, l) });
                 }
@@ -1207,8 +1060,8 @@ impl Actor {
             tracing::warn!(relay = %peer.short(), "the relay sent what no honest node sends");
             return;
         }
-        self.links.ban(&peer, Instant::now());
-        self.drop_conn(ConnId(link.0), "dropped: it kept sending what no honest peer sends");
+        tracing::info!(peer = %peer.short(), link = link.0, "dropping a link that misbehaved");
+        self.mesh_input(mesh::Input::Misbehaved { link });
     }
 
     async fn delivered(&mut self, id: MessageId) {
@@ -1301,7 +1154,7 @@ impl Actor {
                             PeerPath::ViaOthers
                         },
                         linked: is_linked || is_relay,
-                        discovered: self.links.peers.get(&p.peer).is_some_and(|e| e.discovered),
+                        discovered: self.mesh.is_discovered(&p.peer),
                         name: p.name,
                         verified: p.verified,
                         name_clash: who.as_ref().is_some_and(|w| w.name_clash),

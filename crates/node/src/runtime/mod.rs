@@ -6,14 +6,15 @@
 //! - [`events`]: what the node tells its users (`NodeEvent`, `MessageView`,
 //!   `PeerView`, `Status`).
 //! - [`handle`]: `NodeHandle`, the one API the CLI, the app and tests call.
-//! - [`actor`]: the event loop; [`links`]: who to dial, backoff, peer limit;
-//!   [`signal_io`]: the TCP side of signaling, in short-lived tasks.
+//! - [`actor`]: the event loop, which turns the outputs of the mesh
+//!   (`festival_core::mesh`: who to dial, backoff, peer limit) and of the
+//!   sync core into IO; [`signal_io`]: the TCP side of signaling, in
+//!   short-lived tasks.
 
 mod actor;
 pub mod config;
 pub mod events;
 mod handle;
-mod links;
 mod paths;
 mod relay_route;
 mod signal_io;
