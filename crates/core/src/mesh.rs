@@ -54,6 +54,12 @@
 //! (DTLS with the key it claims, then a signed handshake) is never dropped
 //! for one. A new address is dialed when that link fails; only our own
 //! dials still opening start over at the new address.
+//!
+//! A link holds a slot only if it carries something: a peer that has not
+//! said hello [`HELLO_TIMEOUT`] after its link opened (a Sybil that takes
+//! links and forwards nothing, its id ground to sort just above or below
+//! ours) loses the link and is banned for a while, and a banned peer does
+//! not count as the nearest higher one: the chain goes around it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -83,6 +89,11 @@ pub const KNOCK_DELAY: Millis = 150;
 /// goodbye and comes back (anyone can multicast one) cannot have every node
 /// knock again and again.
 pub const KNOCK_REARM: Millis = 60_000;
+/// How long an open link may stay silent before its peer's hello: an
+/// honest core greets at once and resends its hello on a lossy link, so a
+/// peer that says nothing for this long only holds a slot (a Sybil's black
+/// hole). Its link closes and the peer is banned like one that misbehaved.
+pub const HELLO_TIMEOUT: Millis = 10_000;
 /// Peers remembered as banned at once: a node links to a handful of peers,
 /// and each ban is earned on a link, so a few hundred is plenty; the oldest
 /// is forgotten beyond it.
@@ -238,6 +249,10 @@ pub struct Link {
     /// flight); the older one must not replace the newer.
     pub offered_at: Option<u64>,
     pub open: bool,
+    /// The peer's hello arrived (see [`Mesh::set_value`]); until then, the
+    /// time it opened.
+    pub greeted: bool,
+    pub opened_at: Millis,
     /// From its hello (see [`Mesh::set_value`]).
     pub powered: bool,
     pub shared_rooms: usize,
@@ -321,11 +336,13 @@ impl Mesh {
         self.peers.get(peer).is_some_and(|p| p.powered) || self.links.values().any(|l| l.peer == *peer && l.powered)
     }
 
-    /// What the sync layer knows of an open link's peer, for choosing which
-    /// link to give up: its hello's power, and rooms shared with us. Set it
-    /// before an input that may move links; it decides nothing by itself.
+    /// What the sync layer knows of an open link's peer once its hello
+    /// arrived, for choosing which link to give up: its hello's power, and
+    /// rooms shared with us. Set it before each input (a link never set
+    /// within [`HELLO_TIMEOUT`] of opening is closed).
     pub fn set_value(&mut self, link: LinkId, powered: bool, shared_rooms: usize) {
         if let Some(l) = self.links.get_mut(&link) {
+            l.greeted = true;
             l.powered = powered;
             l.shared_rooms = shared_rooms;
         }
@@ -372,6 +389,7 @@ impl Mesh {
             Input::Opened { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.open = true;
+                    l.opened_at = now;
                     l.awaiting_answer = false;
                     let replaced = l.replaces.take();
                     if let Some(p) = self.peers.get_mut(&l.peer) {
@@ -405,6 +423,7 @@ impl Mesh {
             Input::SetLimit(limit) => self.limit = limit,
             Input::Tick => {}
         }
+        self.close_silent(now, &mut out);
         self.dial_upward(now, &mut out);
         self.knock(now, &mut out);
         let wake = self.next_attempt(now);
@@ -532,6 +551,8 @@ impl Mesh {
                 awaiting_answer: false,
                 offered_at: Some(sent_at),
                 open: false,
+                greeted: false,
+                opened_at: 0,
                 powered: false,
                 shared_rooms: 0,
             },
@@ -562,6 +583,8 @@ impl Mesh {
                 awaiting_answer: true,
                 offered_at: None,
                 open: false,
+                greeted: false,
+                opened_at: 0,
                 powered: false,
                 shared_rooms: 0,
             },
@@ -652,6 +675,22 @@ impl Mesh {
         }
     }
 
+    /// Close open links whose peer never said hello (see [`HELLO_TIMEOUT`])
+    /// and ban the peer: neither dialed nor accepted for a while, so a
+    /// silent Sybil cannot take the slot again at once.
+    fn close_silent(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let silent: Vec<(LinkId, PeerId)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.open && !l.greeted && now >= l.opened_at + HELLO_TIMEOUT)
+            .map(|(id, l)| (*id, l.peer))
+            .collect();
+        for (link, peer) in silent {
+            self.ban(peer, now);
+            self.close(link, "it never said hello", out);
+        }
+    }
+
     /// Knock on lower peers that appeared and have not dialed us: one at a
     /// time, and only while two slots are free.
     fn knock(&mut self, now: Millis, out: &mut Vec<Output>) {
@@ -713,34 +752,30 @@ impl Mesh {
         due.into_iter().take(room).map(|(p, _)| *p).collect()
     }
 
-    /// The nearest higher peer, if it is due and no dial to it failed (a
-    /// refusal only waits for its retry), and no nearer one is linked: the
-    /// link that keeps the chain unbroken.
+    /// The nearest higher peer (banned ones do not count), if it is due and
+    /// no dial to it failed (a refusal only waits for its retry), and no
+    /// nearer one is linked: the link that keeps the chain unbroken.
     fn nearest_due(&self, now: Millis) -> Option<PeerId> {
         let me = self.me;
         let (peer, e) = self
             .peers
             .iter()
-            .filter(|(p, e)| me < **p && (e.discovered || e.link.is_some()))
+            .filter(|(p, e)| me < **p && (e.discovered || e.link.is_some()) && !self.is_banned(p, now))
             .min_by_key(|(p, _)| **p)?;
-        (e.link.is_none() && e.discovered && e.failures == 0 && e.next_attempt <= now && !self.is_banned(peer, now))
-            .then_some(*peer)
+        (e.link.is_none() && e.discovered && e.failures == 0 && e.next_attempt <= now).then_some(*peer)
     }
 
-    /// The best due peer that is powered and never failed nor refused us, if
-    /// any.
+    /// The best due peer that is powered and never refused us, if any. One
+    /// whose dial failed is tried again after its backoff: a move opens the
+    /// new link before it closes the old one, so a failed try costs only the
+    /// dial (and a box that did not answer once, busy starting, say, is not
+    /// given up on for good).
     fn powered_due(&self, now: Millis) -> Option<PeerId> {
         let me = self.me;
         self.peers
             .iter()
             .filter(|(p, e)| {
-                me < **p
-                    && e.discovered
-                    && e.link.is_none()
-                    && e.next_attempt <= now
-                    && e.failures == 0
-                    && e.refusals == 0
-                    && e.powered
+                me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now && e.refusals == 0 && e.powered
             })
             .map(|(p, _)| *p)
             .min()
@@ -816,7 +851,8 @@ impl Mesh {
             .iter()
             .filter(|(p, e)| **p < me && e.discovered && e.link.is_none())
             .filter_map(|(_, e)| e.knock_at);
-        dial.chain(knock).filter(|t| *t > now).min()
+        let silent = self.links.values().filter(|l| l.open && !l.greeted).map(|l| l.opened_at + HELLO_TIMEOUT);
+        dial.chain(knock).chain(silent).filter(|t| *t > now).min()
     }
 }
 
@@ -1005,6 +1041,49 @@ mod tests {
         // A powered peer does not take the successor's place.
         let out = m.handle(Input::Discovered { peer: id(8), addrs: vec![], port: 1, powered: true }, 5_001);
         assert_eq!(closes(&out), vec![]);
+    }
+
+    #[test]
+    fn a_move_to_a_powered_peer_whose_dial_failed_is_tried_again_after_its_backoff() {
+        let mut m = mesh(5, 3);
+        found(&mut m, 6, 0);
+        found(&mut m, 9, 0);
+        for p in [6, 9] {
+            m.handle(Input::Opened { link: link_to(&m, p) }, 1);
+        }
+        let out = m.handle(Input::Discovered { peer: id(8), addrs: vec![], port: 1, powered: true }, 2);
+        assert_eq!((closes(&out), dials(&out)), (vec![], vec![id(8)]), "a move to the powered peer");
+        // The box did not answer: nothing lost, and the move is tried again.
+        let out = m.handle(Input::DialFailed { link: link_to(&m, 8), busy: false }, 3);
+        assert_eq!((closes(&out), dials(&out)), (vec![], vec![]));
+        let retry = m.peer(&id(8)).expect("known").next_attempt;
+        assert!(retry > 3);
+        let out = m.handle(Input::Tick, retry);
+        assert_eq!(dials(&out), vec![id(8)]);
+        let out = m.handle(Input::Opened { link: link_to(&m, 8) }, retry + 1);
+        assert_eq!(closes(&out), vec![id(9)], "the unpowered link gives its place, never the successor's");
+    }
+
+    #[test]
+    fn a_link_whose_peer_never_says_hello_is_closed_and_the_peer_banned() {
+        let mut m = mesh(5, 3);
+        found(&mut m, 6, 0);
+        let link = link_to(&m, 6);
+        m.handle(Input::Opened { link }, 10);
+        assert!(closes(&m.handle(Input::Tick, 10 + HELLO_TIMEOUT - 1)).is_empty());
+        assert_eq!(m.next_wake(), Some(10 + HELLO_TIMEOUT), "a wake-up for the deadline");
+        let out = m.handle(Input::Tick, 10 + HELLO_TIMEOUT);
+        assert_eq!(closes(&out), vec![id(6)]);
+        assert!(m.is_banned(&id(6), 10 + HELLO_TIMEOUT));
+        let out = m.handle(Input::Offer { peer: id(6), sent_at: 1 }, 20 + HELLO_TIMEOUT);
+        assert_eq!(refusal(&out), Some(Refusal::Banned));
+        // A peer that greets keeps its link.
+        let mut m = mesh(5, 3);
+        found(&mut m, 7, 0);
+        let link = link_to(&m, 7);
+        m.handle(Input::Opened { link }, 10);
+        m.set_value(link, false, 0);
+        assert!(closes(&m.handle(Input::Tick, 10 * HELLO_TIMEOUT)).is_empty());
     }
 
     #[test]

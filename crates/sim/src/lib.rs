@@ -73,6 +73,9 @@ pub struct SimNode {
     /// False for a node that claims and never serves: its batches and
     /// `Gone` answers are dropped on the way out.
     pub serves: bool,
+    /// A black hole: it sends nothing at all on its links (a Sybil that
+    /// takes links to cut nodes off).
+    pub silent: bool,
     /// Refusal reports its core made, and links it reported misbehaving.
     pub refusal_reports: u64,
     pub misbehaving: Vec<usize>,
@@ -189,6 +192,11 @@ impl Sim {
     /// Add an online node carrying `rooms` (besides the festival and DM rooms).
     pub fn add_node(&mut self, rooms: Vec<RoomId>) -> usize {
         let secret: [u8; 32] = self.rng.gen();
+        self.add_node_with_secret(secret, rooms)
+    }
+
+    /// Add an online node with the key `secret` (an attacker's chosen key).
+    pub fn add_node_with_secret(&mut self, secret: [u8; 32], rooms: Vec<RoomId>) -> usize {
         let peer = Identity::from_secret_bytes(&secret).peer_id();
         self.nodes.push(SimNode {
             secret,
@@ -202,6 +210,7 @@ impl Sim {
             wake_at: None,
             power: PowerState::Mains,
             serves: true,
+            silent: false,
             refusal_reports: 0,
             misbehaving: Vec::new(),
             peak_bytes: 0,
@@ -430,7 +439,7 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
-        if !self.link_up(from, to) {
+        if !self.link_up(from, to) || self.nodes[from].silent {
             return;
         }
         if !self.nodes[from].serves && matches!(Frame::decode(&bytes), Ok(Frame::Batch { .. } | Frame::Gone { .. })) {

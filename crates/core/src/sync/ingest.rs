@@ -99,8 +99,9 @@ impl Node {
         room.author(author).pending.insert(seq);
         self.forget_missing(&(room_id.clone(), author, seq));
         out.push(Output::Persist { envelope: env.clone(), hops: item.hops, local: false });
-        self.pending
-            .insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live: via == Via::Push });
+        let fresh = wall.saturating_sub(env.created_at()) < self.cfg.live_window_ms;
+        let live = via == Via::Push || fresh;
+        self.pending.insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live });
         Some((room_id, author))
     }
 
@@ -172,14 +173,17 @@ impl Node {
         let room_id = env.room().clone();
         let Some(room) = self.rooms.get(&room_id) else { return };
         let next_hops = hops.saturating_add(1);
-        if next_hops > MAX_HOPS {
-            return;
-        }
         let mut eager: Vec<LinkId> = room.eager.iter().copied().filter(|l| Some(*l) != from).collect();
+        let mut lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
+        if next_hops > MAX_HOPS {
+            // No push goes further: announce it to every link instead, and
+            // whoever lacks it grafts it (a chain of phones at a low peer
+            // limit can be longer than that).
+            lazy.append(&mut eager);
+        }
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
         eager.sort_by_key(|l| self.links.get(l).map(|x| x.kind == LinkKind::Relay));
-        let lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
         let push = Frame::Push(Item { hops: next_hops, envelope: env.bytes().to_vec() });
         let push_bytes = push.encode();
         for link in eager {

@@ -120,6 +120,12 @@ pub struct Config {
     pub graft_timeout_ms: u64,
     /// Give a range request this long before asking someone else.
     pub want_timeout_ms: u64,
+    /// A message created less than this long ago that arrives by sync (the
+    /// repair of a push lost on the way) goes on by push, as if it came
+    /// live: else every hop after one lost frame waits for a summary and a
+    /// request. Older ones (catch-up) are only announced in summaries.
+    /// Covers the longest sync interval, after which a loss is noticed.
+    pub live_window_ms: u64,
     /// Resend an unanswered hello this often (lossy links).
     pub hello_retry_ms: u64,
     /// Collect receipts this long, then send them as one envelope.
@@ -157,6 +163,7 @@ impl Default for Config {
             rooms: Vec::new(),
             graft_timeout_ms: 250,
             want_timeout_ms: 3_000,
+            live_window_ms: 60_000,
             hello_retry_ms: 1_000,
             receipt_delay_ms: 300,
             room_receipts_max_members: 32,

@@ -18,7 +18,7 @@ use super::caps::{MAX_BACKLOG, MAX_WANTS, MAX_WANTS_PER_LINK};
 use super::{LinkKind, Millis, Node, Output, WantInFlight};
 
 /// A link that can serve a gap: (link, rank, range to ask for).
-type Candidate = (LinkId, (bool, bool, bool, u64), (u64, u64));
+type Candidate = (LinkId, (bool, bool, bool, bool, u64), (u64, u64));
 
 impl Node {
     /// If someone holds more of `author` in `room` than we do and nobody is
@@ -27,8 +27,19 @@ impl Node {
     /// answered `Gone`), give it up.
     pub(super) fn request_missing(&mut self, room: &RoomId, author: PeerId, now: Millis, out: &mut Vec<Output>) {
         let key = (room.clone(), author);
-        if self.wants.get(&key).is_some_and(|w| w.deadline > now) {
-            return;
+        if let Some(w) = self.wants.get(&key).filter(|w| w.deadline > now) {
+            // Out to a link that only claims something above the gap (it may
+            // lack the same message) while another now claims the gap's
+            // start: ask that one at once rather than after the timeout.
+            let holds = |l: &super::state::LinkState| {
+                !l.dropped
+                    && (l.peer_relays || l.peer == author)
+                    && l.peer_head(room, &author).is_some_and(|h| h.contiguous >= w.from)
+            };
+            let asked_holds = self.links.get(&w.link).is_some_and(holds);
+            if asked_holds || !self.links.iter().any(|(id, l)| *id != w.link && holds(l)) {
+                return;
+            }
         }
         self.take_want(&key);
         let (candidates, busy) = self.servers(room, author, None);
@@ -72,7 +83,8 @@ impl Node {
 
     /// Links that can serve our first gap of `author` in `room`, with their
     /// rank and the range to ask each for. Prefer links that serve what
-    /// they claim, LAN over relay, powered peers, then the most complete
+    /// they claim, then those that claim the gap's start without a gap of
+    /// their own before it, LAN over relay, powered peers, then the most complete
     /// for the next chunk (a claim beyond it buys nothing, so an invented
     /// claim of 2^62 does not make a link first choice).
     fn candidates(&self, room: &RoomId, author: PeerId, except: Option<LinkId>) -> Vec<Candidate> {
@@ -88,13 +100,23 @@ impl Node {
         let state = r.authors.get(&author).unwrap_or(&empty);
         let chunk_end = state.contiguous.saturating_add(self.cfg.want_chunk);
         let mut candidates = Vec::new();
+        // Links asked already that claim the gap's start without a gap of
+        // their own: asked again when nobody else can serve it (an answer
+        // lost on a lossy link), instead of waiting for the next sync.
+        let mut again = Vec::new();
         let mut busy_only = false;
         for (id, l) in &self.links {
             let Some(head) = l.peer_head(room, &author) else { continue };
-            if Some(*id) == except || l.exhausted.contains(&key) || !(l.peer_relays || l.peer == author) || l.dropped {
+            if Some(*id) == except || !(l.peer_relays || l.peer == author) || l.dropped {
                 continue;
             }
             let Some((from, to)) = state.first_gap(head.max, self.cfg.want_chunk) else { continue };
+            if l.exhausted.contains(&key) {
+                if head.contiguous >= from && l.wants_out < MAX_WANTS_PER_LINK && !l.gone.contains_key(&key) {
+                    again.push((*id, (!l.demoted(), true, l.kind == LinkKind::Lan, l.peer_powered, 0), (from, to)));
+                }
+                continue;
+            }
             if l.gone.get(&key).is_some_and(|g| *g >= from) {
                 continue;
             }
@@ -102,8 +124,16 @@ impl Node {
                 busy_only = true;
                 continue;
             }
-            let rank = (!l.demoted(), l.kind == LinkKind::Lan, l.peer_powered, head.max.min(chunk_end));
+            // A link whose run without gaps reaches the gap surely holds its
+            // start; one that only holds something above it may not (it
+            // lacks the same message: a chain of peers that all got a
+            // later receipt by push and the text by nobody).
+            let holds = head.contiguous >= from;
+            let rank = (!l.demoted(), holds, l.kind == LinkKind::Lan, l.peer_powered, head.max.min(chunk_end));
             candidates.push((*id, rank, (from, to)));
+        }
+        if candidates.is_empty() && !busy_only {
+            candidates = again;
         }
         (candidates, busy_only)
     }
