@@ -1,14 +1,18 @@
 //! Signaling through the relay: a signed offer addressed to another node's
 //! PeerId reaches it with the authenticated sender, and the answer comes
 //! back; a node that is not connected is reported unreachable; an offer
-//! signed by someone else than the sender is refused.
+//! signed by someone else than the sender is refused. A node refuses
+//! relayed offers from strangers.
 
 mod common;
 
 use common::*;
+use festival_core::policy::PowerState;
 use festival_core::{Identity, PeerId};
+use festival_node::discovery::MdnsHub;
 use festival_node::relay::wire::RelayMsg;
 use festival_node::relay::{RelayClient, RelayEvent};
+use festival_node::runtime::{NodeConfig, NodeHandle, PowerConfig, RelayState};
 use festival_node::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalMsg};
 use tokio::sync::mpsc;
 
@@ -113,5 +117,51 @@ async fn a_signed_offer_reaches_its_addressee_with_the_authenticated_sender() {
     let SignalMsg::Answer { answer, sig } = got else { panic!("an answer") };
     verify_answer(&answer, &sig, &a_id, &b_id, &o.nonce).expect("a valid answer");
     assert_eq!(relay.metric("festival_relay_signals_total").await, 2);
+    relay.stop().await;
+}
+
+/// A node takes a relayed offer only for an upgrade of its own under way or
+/// from someone it knows: anyone on the relay can offer from fresh keys, and
+/// each offer it took would cost a slot (the eclipse the mesh guards the
+/// LAN against). A stranger is refused, told why, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_relayed_offers_from_strangers_and_counts_them() {
+    // A whole node: mDNS and WebRTC sockets too, so only in a private namespace.
+    festival_node::netns::require_private_netns();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(test_config(dir.path())).await;
+    let hub = MdnsHub::new(&[]).expect("mDNS hub");
+    let ben_dir = tempfile::tempdir().unwrap();
+    let ben = NodeHandle::start(NodeConfig {
+        name: Some("Ben".into()),
+        festival: FESTIVAL.into(),
+        mdns: Some(hub.clone()),
+        power: PowerConfig::Fixed(PowerState::Mains),
+        relay_url: Some(relay.url()),
+        ..NodeConfig::new(ben_dir.path().to_owned())
+    })
+    .await
+    .expect("node starts");
+    let ben_id = ben.status().await.unwrap().peer;
+    eventually("Ben is on the relay", || async {
+        matches!(ben.status().await.unwrap().relay, RelayState::Connected { .. })
+    })
+    .await;
+
+    let stranger = identity();
+    let twin = Identity::from_secret_bytes(&stranger.secret_bytes());
+    let (hs, mut es) = RelayClient::spawn(client_config(&relay.url()), stranger);
+    connected(&mut es).await;
+    hs.send_signal(ben_id, &offer(&twin, ben_id)).unwrap();
+    match next_signal(&mut es).await {
+        RelayEvent::Signal { from, msg: SignalMsg::Reject { reason } } => {
+            assert_eq!(from, ben_id);
+            assert!(reason.contains("only from peers we know"), "says why: {reason}");
+        }
+        other => panic!("expected Ben's refusal, got {other:?}"),
+    }
+    let counted = || async { ben.status().await.unwrap().rejected.get("signaling_stranger").copied() == Some(1) };
+    eventually("the stranger's offer is counted", counted).await;
+    ben.shutdown().await;
     relay.stop().await;
 }

@@ -73,6 +73,9 @@ struct StunQuery {
 
 const STUN_TRIES: u32 = 4;
 
+/// What a stranger's relayed offer is told (see `Actor::knows`).
+const STRANGER: &str = "relayed offers are taken only from peers we know";
+
 /// Core links of relay sessions are numbered from here; the mesh numbers
 /// direct links from 1, so the two never meet.
 const RELAY_LINKS: u64 = 1 << 62;
@@ -535,7 +538,15 @@ impl Actor {
                     self.count("signaling_spoofed");
                     return;
                 }
-                let answer = self.on_offer(msg, "the relay");
+                // Anyone on the relay can offer, from as many keys as it
+                // likes and from anywhere: only an upgrade of our own under
+                // way, or someone we know, gets a slot.
+                let answer = if self.knows(from).await {
+                    self.on_offer(msg, "the relay")
+                } else {
+                    self.count("signaling_stranger");
+                    SignalMsg::Reject { reason: STRANGER.into() }
+                };
                 if let Some(handle) = self.relay.as_ref().and_then(|r| r.handle.as_ref()) {
                     let _ = handle.send_signal(from, &answer);
                 }
@@ -545,6 +556,19 @@ impl Actor {
                 None => self.count("signaling_unexpected"),
             },
         }
+    }
+
+    /// Whether a relayed offer from `peer` may have a slot: we are offering
+    /// it an upgrade ourselves (both saw the relay slow), its messages
+    /// reached us through the relay lately (someone we talk with there), or
+    /// we met it on a direct link before or verified it.
+    /// (`&mut`: a shared borrow held across the await would need the actor
+    /// to be `Sync`.)
+    async fn knows(&mut self, peer: PeerId) -> bool {
+        if self.pending_upgrade(peer).is_some() || self.paths.heard_via_relay(&peer, Instant::now()) {
+            return true;
+        }
+        matches!(self.store.peer(&peer).await, Ok(Some(p)) if p.verified || p.first_seen.is_some())
     }
 
     /// Our offer to `peer` through the relay that waits for its answer.

@@ -159,6 +159,11 @@ impl Paths {
         }
     }
 
+    /// Whether messages of `peer` came through the relay within [`SEEN_FOR`].
+    pub fn heard_via_relay(&self, peer: &PeerId, now: Instant) -> bool {
+        self.seen.get(peer).is_some_and(|at| now.duration_since(*at) < SEEN_FOR)
+    }
+
     /// The relay is slow: its median round trip is above [`SLOW_RELAY`].
     pub fn relay_slow(&self) -> bool {
         self.relay_rtt.median().is_some_and(|d| d > SLOW_RELAY)
