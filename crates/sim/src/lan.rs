@@ -191,6 +191,14 @@ impl Sim {
         self.lan.as_ref().and_then(|l| l.meshes.get(i)).and_then(Option::as_ref)
     }
 
+    /// A record for node `victim`'s id at another address, as anyone on
+    /// the LAN can multicast, heard by node `to` now.
+    pub fn lan_spoof_record(&mut self, to: usize, victim: usize, port: u16) {
+        let peer = self.nodes[victim].peer;
+        let addrs = vec![std::net::IpAddr::from([192, 0, 2, 66])];
+        self.mesh_feed(to, MeshInput::Discovered { peer, addrs, port, powered: true });
+    }
+
     /// Links opened and closed so far in LAN mode.
     pub fn lan_link_churn(&self) -> (u64, u64) {
         self.lan.as_ref().map_or((0, 0), |l| (l.opened, l.closed))

@@ -186,3 +186,36 @@ fn eight_sybil_keys_with_the_lowest_ids_do_not_partition_the_crowd() {
         assert!(sim.run_until_cond(within, 500, all), "limit {limit}: messages did not reach every honest node");
     }
 }
+
+/// A record anyone can multicast, with a linked peer's id at another
+/// address, again at every re-announcement: the verified links stay, and
+/// messages keep flowing over them.
+#[test]
+fn spoofed_records_for_linked_peers_drop_no_link() {
+    let mut sim = crowd(31, vec![3], 0.0);
+    wait_connected(&mut sim, 60_000, "before the spoofing");
+    // Until the links settle (no link opened or closed for 20 s), so any
+    // change below is the spoofs'.
+    let mut last = (sim.lan_link_churn(), sim.now);
+    let settled = sim.run_until_cond(300_000, 1_000, |s| {
+        if s.lan_link_churn() != last.0 {
+            last = (s.lan_link_churn(), s.now);
+        }
+        s.now >= last.1 + 20_000
+    });
+    assert!(settled, "the links never settled");
+    let pairs = sim.open_pairs();
+    let churn = sim.lan_link_churn();
+    for round in 0..10u16 {
+        // Both ends of every link hear a spoof of the other.
+        for &(a, b) in &pairs {
+            sim.lan_spoof_record(a, b, 40_000 + round);
+            sim.lan_spoof_record(b, a, 40_000 + round);
+        }
+        sim.run_for(2_000);
+    }
+    assert_eq!(sim.open_pairs(), pairs, "a spoofed record changed the links");
+    assert_eq!(sim.lan_link_churn(), churn, "links were opened or closed");
+    let ids: Vec<MessageId> = (0..3).map(|k| sim.send_text(k * 50, "festival", &format!("m{k}"))).collect();
+    wait_delivered(&mut sim, &ids, 60_000, "after the spoofing");
+}
