@@ -661,11 +661,20 @@ impl Mesh {
             } else {
                 (next, self.least_useful(&above, None), "moving to a nearer peer")
             }
-        } else if let Some(next) = self.powered_due(now).filter(|_| up >= cap) {
-            let successor = above.iter().map(|(_, p)| *p).min();
-            let victim = self
-                .least_useful(&above, successor)
-                .filter(|v| !self.links.get(v).is_some_and(|l| self.is_powered(&l.peer)));
+        } else if let Some(next) = self.powered_due(now) {
+            // With every upward slot taken, an upward link other than the
+            // successor's gives its place; else (lower peers' dials filled
+            // the node) a lower link other than the predecessor's, whose
+            // peer has nearer higher ones than us for its own chain link.
+            let victim = if up >= cap {
+                let successor = above.iter().map(|(_, p)| *p).min();
+                self.least_useful(&above, successor)
+            } else {
+                let below = self.open_links(|p| p < self.me);
+                let predecessor = below.iter().map(|(_, p)| *p).max();
+                self.least_useful(&below, predecessor)
+            };
+            let victim = victim.filter(|v| !self.links.get(v).is_some_and(|l| self.is_powered(&l.peer)));
             (next, victim, "moving to a powered peer")
         } else {
             return;
@@ -1062,6 +1071,22 @@ mod tests {
         assert_eq!(dials(&out), vec![id(8)]);
         let out = m.handle(Input::Opened { link: link_to(&m, 8) }, retry + 1);
         assert_eq!(closes(&out), vec![id(9)], "the unpowered link gives its place, never the successor's");
+    }
+
+    #[test]
+    fn a_node_full_of_lower_links_gives_one_but_its_predecessors_to_a_powered_peer() {
+        let mut m = mesh(5, 3);
+        found(&mut m, 9, 0);
+        m.handle(Input::Opened { link: link_to(&m, 9) }, 1);
+        linked_by(&mut m, 1, 2);
+        linked_by(&mut m, 3, 3);
+        let out = m.handle(Input::Discovered { peer: id(12), addrs: vec![], port: 1, powered: true }, 4);
+        assert_eq!(dials(&out), vec![id(12)], "full of lower links, it still moves to the box");
+        let out = m.handle(Input::Opened { link: link_to(&m, 12) }, 5);
+        assert_eq!(closes(&out), vec![id(1)], "the farther lower link goes, never the predecessor's");
+        assert_eq!(m.kept(), 3);
+        // Settled: both upward slots taken, the predecessor kept.
+        assert!(dials(&m.handle(Input::Tick, 5_000)).is_empty());
     }
 
     #[test]
