@@ -1,13 +1,20 @@
 //! `festival-bench sim`: N nodes on a random graph of degree 4-6 with lossy
 //! links; messages from random authors; run until every member has every
-//! message (or the virtual deadline). Then the same seed again (at
+//! message (or the virtual deadline). With `--lan`, no drawn graph: the
+//! nodes arrive over 20 s, find each other by discovery (each hears about
+//! `--hear` others around it on a field, or everyone) and link as their
+//! meshes decide under peer limits (2-4 for phones on battery, 8 for every
+//! 25th node, a venue box on mains); while the messages go out, a share of the crowd (`--churn`)
+//! sleeps and wakes every 5 s, and all are awake at the end. Latency and
+//! hops count the nodes that never slept. Then the same seed again (at
 //! `--determinism-nodes`, the full size by default up to 1,000 nodes) to
 //! check that it gives the same frame trace (`Sim::trace_hash`): the key
 //! `deterministic`.
 
 use std::time::Instant;
 
-use festival_sim::{random_graph, LinkSpec, Report, Sim};
+use festival_core::policy::PowerState;
+use festival_sim::{random_graph, Hearing, LanCfg, LinkSpec, Report, Sim};
 use rand::Rng;
 use serde_json::json;
 
@@ -29,6 +36,16 @@ pub struct Args {
     /// At most `--nodes`; with fewer, two extra runs at this size.
     #[arg(long, default_value_t = 1000)]
     determinism_nodes: usize,
+    /// Discovery and the mesh decide the links (see the module docs).
+    #[arg(long)]
+    lan: bool,
+    /// With `--lan`: how many others each node hears, on average (0: all).
+    #[arg(long, default_value_t = 0)]
+    hear: usize,
+    /// With `--lan`: the share of nodes that sleep or wake every 5 s while
+    /// the messages go out.
+    #[arg(long, default_value_t = 0.05)]
+    churn: f64,
 }
 
 pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
@@ -50,29 +67,64 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
 fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
     let started = Instant::now();
     let mut sim = Sim::new(a.seed);
-    for _ in 0..nodes {
-        sim.add_node(vec![]);
-    }
-    let edges = random_graph(nodes, 4, 6, &mut sim.rng);
-    for &(x, y) in &edges {
-        sim.connect(x, y, LinkSpec::lossy(a.loss));
+    let mut edges = 0;
+    if a.lan {
+        arrive(&mut sim, a, nodes);
+    } else {
+        for _ in 0..nodes {
+            sim.add_node(vec![]);
+        }
+        let graph = random_graph(nodes, 4, 6, &mut sim.rng);
+        for &(x, y) in &graph {
+            sim.connect(x, y, LinkSpec::lossy(a.loss));
+        }
+        edges = graph.len();
     }
     sim.run_for(3_000);
     let start_virtual = sim.now;
     let mut sent = Vec::with_capacity(a.messages);
+    let mut slept = vec![false; nodes];
     for i in 0..a.messages {
-        let author = sim.rng.gen_range(0..nodes);
+        if a.lan && a.churn > 0.0 && i as u64 * a.interval_ms % 5_000 < a.interval_ms {
+            for _ in 0..(nodes as f64 * a.churn).round() as usize {
+                let n = sim.rng.gen_range(0..nodes);
+                let online = sim.nodes[n].online();
+                slept[n] = true;
+                sim.set_online(n, !online);
+            }
+        }
+        let awake: Vec<usize> = (0..nodes).filter(|&n| sim.nodes[n].online()).collect();
+        let author = awake[sim.rng.gen_range(0..awake.len())];
         let id = sim.send_text(author, "festival", &format!("bench message {i}"));
         sent.push((id, author, sim.now));
         sim.run_for(a.interval_ms);
     }
+    for n in 0..nodes {
+        sim.set_online(n, true);
+    }
     let members: Vec<usize> = (0..nodes).collect();
     sim.run_until_cond(600_000, 1_000, |s| Report::measure(s, &sent, &members).delivery_ratio >= 1.0);
-    let r = Report::measure(&sim, &sent, &members);
+    let mut r = Report::measure(&sim, &sent, &members);
+    if a.lan {
+        // Latency and hops of the nodes that stayed awake: a sleeper's
+        // catch-up is not the mesh's speed.
+        let awake: Vec<usize> = (0..nodes).filter(|&n| !slept[n]).collect();
+        let live = Report::measure(&sim, &sent, &awake);
+        (r.hops_p50, r.hops_p99, r.latency_p50_ms, r.latency_p99_ms) =
+            (live.hops_p50, live.hops_p99, live.latency_p50_ms, live.latency_p99_ms);
+    }
+    let (opened, closed) = sim.lan_link_churn();
     let out = json!({
         "bench": "sim",
+        "mode": if a.lan { "lan" } else { "graph" },
         "nodes": nodes,
-        "edges": edges.len(),
+        "edges": if a.lan { sim.open_pairs().len() } else { edges },
+        "hear": a.hear,
+        "churn": if a.lan { a.churn } else { 0.0 },
+        "slept": slept.iter().filter(|s| **s).count(),
+        "links_opened": opened,
+        "links_closed": closed,
+        "components": if a.lan { sim.components().len() } else { 1 },
         "messages": a.messages,
         "loss": a.loss,
         "seed": a.seed,
@@ -88,4 +140,28 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
     (out, sim.trace_hash())
+}
+
+/// `--lan`: the crowd arrives over 20 s and links by discovery.
+fn arrive(sim: &mut Sim, a: &Args, nodes: usize) {
+    let limits: Vec<usize> = (0..nodes).map(|i| if i % 25 == 0 { 8 } else { 2 + i % 3 }).collect();
+    let mut cfg = LanCfg::new(3, LinkSpec::lossy(a.loss));
+    cfg.limits = limits;
+    if a.hear > 0 && a.hear < nodes {
+        // A unit square; the radius that holds `hear` others on average.
+        let positions: Vec<(f64, f64)> = (0..nodes).map(|_| (sim.rng.gen(), sim.rng.gen())).collect();
+        let radius = (a.hear as f64 / (std::f64::consts::PI * nodes as f64)).sqrt();
+        cfg.hears = Hearing::Field { positions, radius };
+    }
+    sim.enable_lan(cfg);
+    let gap = 20_000 / nodes.max(1) as u64;
+    for i in 0..nodes {
+        let n = sim.add_node(vec![]);
+        if i % 25 != 0 {
+            // Phones, on battery above the level where they stop relaying.
+            let percent = sim.rng.gen_range(25..=100);
+            sim.set_power(n, PowerState::Battery { percent });
+        }
+        sim.run_for(gap);
+    }
 }

@@ -22,10 +22,13 @@
 //! the nodes above it are cut off. So a node full of lower links (it had no
 //! higher peer when they came) drops the least useful of them when a higher
 //! peer appears, and dials it. And a full node that a lower peer dials gives
-//! it the place of a farther lower link: a node that dials its nearest
-//! higher peer gets in, and the links settle on each node's neighbours by
-//! id (at a limit of 2, the chain of all nodes in id order). The dropped node redials and, finding
-//! us full, moves on to the next higher node.
+//! it the place of its farthest lower link when that peer is nearer than
+//! every lower link it has (the peer's chain link is to us): a node that
+//! dials its nearest higher peer gets in (at a limit of 2 the links settle
+//! on the chain of all nodes in id order). The dropped node redials and,
+//! finding us full, moves on to the next higher node. Other lower peers
+//! wait for a free slot: the links that are not chain links are chords
+//! across the crowd, and they stay.
 //!
 //! A node that starts just after its higher neighbour announced may not hear
 //! that neighbour for a second (mDNS multicasts a record at most once a
@@ -42,7 +45,9 @@
 //!
 //! The other slots toward higher ids go to the most useful peers: stable
 //! ones (no recent failures) first, then nodes on mains power (venue boxes
-//! stay up and relay for others). When a node is full it still improves its
+//! stay up and relay for others), then in an order each node draws for
+//! itself ([`Mesh::rank`]), so these links are random chords across the
+//! chain and a crowd of thousands stays a few hops wide. When a node is full it still improves its
 //! links, one move at a time, each strictly better than before so the moves
 //! settle: a nearer higher peer takes the place of the least useful link
 //! (which restores the chain above), and a powered peer takes the place of
@@ -221,6 +226,9 @@ pub struct Peer {
     knock_at: Option<Millis>,
     /// When we last knocked on it (see [`KNOCK_REARM`]).
     knocked_at: Option<Millis>,
+    /// Its place in our order of preference among equals: a keyed hash of
+    /// its id (see [`Mesh::rank`]).
+    rank: u64,
 }
 
 impl Peer {
@@ -267,12 +275,17 @@ pub struct Mesh {
     banned: BTreeMap<PeerId, Millis>,
     next_link: u64,
     rng: ChaCha8Rng,
+    /// Key of [`Mesh::rank`], from the seed.
+    salt: [u8; 32],
     wake: Option<Millis>,
 }
 
 impl Mesh {
     /// A mesh for node `me`, at most `limit` links, jitter from `seed`.
     pub fn new(me: PeerId, limit: usize, seed: [u8; 32]) -> Mesh {
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        let mut salt = [0; 32];
+        rng.fill_bytes(&mut salt);
         Mesh {
             me,
             limit,
@@ -280,9 +293,22 @@ impl Mesh {
             links: BTreeMap::new(),
             banned: BTreeMap::new(),
             next_link: 1,
-            rng: ChaCha8Rng::from_seed(seed),
+            rng,
+            salt,
             wake: None,
         }
+    }
+
+    /// A peer's place in this node's order of preference among otherwise
+    /// equal peers: a hash of its id keyed by our seed, so each node ranks
+    /// the crowd in its own random order. Ranking by id instead gave every
+    /// node's extra links to its next few ids: a ring with short chords,
+    /// whose diameter grows with the crowd; random chords keep it near
+    /// log(n), and spread the crowd's dials over the venue boxes instead of
+    /// sending them all to the lowest one.
+    fn rank(&self, peer: &PeerId) -> u64 {
+        let h = blake3::keyed_hash(&self.salt, peer.as_bytes());
+        u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
     }
 
     pub fn limit(&self) -> usize {
@@ -446,6 +472,7 @@ impl Mesh {
         if peer == self.me {
             return;
         }
+        let rank = self.rank(&peer);
         let p = self.peers.entry(peer).or_insert_with(|| Peer {
             addrs: Vec::new(),
             port,
@@ -457,6 +484,7 @@ impl Mesh {
             powered,
             knock_at: Some(now + KNOCK_DELAY),
             knocked_at: None,
+            rank,
         });
         p.powered = powered;
         // Moved or restarted: a new port, or an address gone. A record that
@@ -519,12 +547,17 @@ impl Mesh {
             return;
         }
         if old.is_empty() && peer < self.me && self.links.len() >= self.limit {
-            // Full, and a lower peer dials: it takes the place of a farther
-            // lower link, so each node's links below settle on its nearest
-            // lower peers (the chain's other half).
-            let farthest = self.open_links(|p| p < self.me).into_iter().min_by_key(|(_, p)| *p);
-            if let Some((link, _)) = farthest.filter(|(_, p)| *p < peer) {
-                self.close(link, "replaced by a nearer peer", out);
+            // Full, and a lower peer dials that is nearer than every lower
+            // link we have: it is our predecessor in the chain, and takes
+            // the place of the farthest lower link. Any other lower peer
+            // waits for a free slot, so the chords that came while we had
+            // room stay (preferring every nearer dial would settle all
+            // links on neighbours by id: a ring, as wide as the crowd).
+            let below = self.open_links(|p| p < self.me);
+            let nearest = below.iter().map(|(_, p)| *p).max();
+            let farthest = below.iter().min_by_key(|(_, p)| *p);
+            if let Some((link, _)) = farthest.filter(|_| nearest.is_some_and(|n| n < peer)) {
+                self.close(*link, "replaced by a nearer peer", out);
             }
         }
         if old.is_empty() {
@@ -742,7 +775,7 @@ impl Mesh {
 
     /// Peers to dial now, best first, at most `room` of them: the nearest
     /// higher peer while we have no link to it, then stable peers, powered
-    /// ones first, then by id.
+    /// ones first, then by [`Mesh::rank`].
     fn due(&self, now: Millis, room: usize) -> Vec<PeerId> {
         let me = self.me;
         let mut due: Vec<(&PeerId, &Peer)> = self
@@ -751,7 +784,7 @@ impl Mesh {
             .filter(|(p, e)| me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now)
             .filter(|(p, _)| !self.is_banned(p, now))
             .collect();
-        due.sort_by_key(|(p, e)| (e.failures, e.refusals, !e.powered, **p));
+        due.sort_by_key(|(p, e)| (e.failures, e.refusals, !e.powered, e.rank, **p));
         if let Some(next) = self.nearest_due(now) {
             if let Some(i) = due.iter().position(|(p, _)| **p == next) {
                 let first = due.remove(i);
@@ -786,8 +819,8 @@ impl Mesh {
             .filter(|(p, e)| {
                 me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now && e.refusals == 0 && e.powered
             })
+            .min_by_key(|(p, e)| (e.rank, **p))
             .map(|(p, _)| *p)
-            .min()
     }
 
     /// Lower peers to knock on now, by id: they appeared at least
@@ -879,6 +912,7 @@ fn spread(base: Millis, jitter: f64) -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn id(b: u8) -> PeerId {
         PeerId::from_bytes([b; 32])
@@ -1148,5 +1182,39 @@ mod tests {
         found(&mut other, 9, 0);
         other.handle(Input::DialFailed { link: link_to(&other, 9), busy: false }, 0);
         assert_ne!(other.peer(&id(9)).expect("known").next_attempt, run(), "another seed, another jitter");
+    }
+
+    #[test]
+    fn links_beyond_the_chain_go_in_each_nodes_own_order() {
+        let second = |seed: u8| {
+            let mut m = Mesh::new(id(1), 3, [seed; 32]);
+            m.handle(Input::SetLimit(0), 0);
+            for p in 2..=40 {
+                found(&mut m, p, 0);
+            }
+            let out = m.handle(Input::SetLimit(3), 0);
+            let d = dials(&out);
+            assert_eq!(d.len(), 2, "{out:?}");
+            assert_eq!(d[0], id(2), "the chain link first");
+            d[1]
+        };
+        assert_eq!(second(1), second(1), "the same seed, the same choice");
+        let chosen: BTreeSet<PeerId> = (1..=8).map(second).collect();
+        assert!(chosen.len() >= 4, "eight seeds chose only {chosen:?}");
+    }
+
+    #[test]
+    fn a_full_node_gives_a_lower_peers_dial_a_place_only_when_it_is_the_nearest() {
+        let mut m = mesh(10, 2);
+        linked_by(&mut m, 5, 0);
+        linked_by(&mut m, 3, 0);
+        // Nearer than 3, not than 5: a chord, which waits for a free slot.
+        let out = m.handle(Input::Offer { peer: id(4), sent_at: 1 }, 1);
+        assert_eq!(refusal(&out), Some(Refusal::Full), "{out:?}");
+        assert!(closes(&out).is_empty());
+        // Nearer than every lower link: our predecessor takes 3's place.
+        let out = m.handle(Input::Offer { peer: id(7), sent_at: 2 }, 2);
+        assert_eq!(closes(&out), vec![id(3)]);
+        assert!(out.iter().any(|o| matches!(o, Output::Accept { peer, .. } if *peer == id(7))), "{out:?}");
     }
 }

@@ -209,6 +209,33 @@ impl Sim {
         self.links.iter().filter(|(&(a, b), l)| l.enabled && self.link_up(a, b)).map(|(k, _)| *k).collect()
     }
 
+    /// The longest of the shortest paths, in links, between online nodes
+    /// that reach each other over open links (the mesh's diameter).
+    pub fn diameter(&self) -> usize {
+        let n = self.nodes.len();
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (a, b) in self.open_pairs() {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+        let mut widest = 0;
+        for s in (0..n).filter(|&i| self.nodes[i].online()) {
+            let mut dist = vec![usize::MAX; n];
+            dist[s] = 0;
+            let mut queue = std::collections::VecDeque::from([s]);
+            while let Some(x) = queue.pop_front() {
+                for &y in &adj[x] {
+                    if dist[y] == usize::MAX {
+                        dist[y] = dist[x] + 1;
+                        widest = widest.max(dist[y]);
+                        queue.push_back(y);
+                    }
+                }
+            }
+        }
+        widest
+    }
+
     /// The online nodes in groups that reach each other over open links,
     /// largest first.
     pub fn components(&self) -> Vec<Vec<usize>> {

@@ -68,6 +68,21 @@ fn two_hundred_devices_form_one_mesh_under_every_limit() {
     }
 }
 
+/// The links beyond each node's chain link are chords across the crowd, so
+/// the mesh stays narrow. When a full node gave every nearer lower peer's
+/// dial the place of a farther link, all links settled on neighbours by
+/// id: a ring with short chords, 30 links across at this size (8 now).
+#[test]
+fn extra_links_are_random_chords_that_keep_the_mesh_narrow() {
+    let mut sim = crowd(5, vec![4], 0.0);
+    wait_connected(&mut sim, 60_000, "limit 4");
+    sim.run_for(30_000);
+    wait_connected(&mut sim, 10_000, "limit 4, settled");
+    let diameter = sim.diameter();
+    eprintln!("200 devices at limit 4: diameter {diameter}, {} links", sim.open_pairs().len());
+    assert!(diameter <= 10, "diameter {diameter}");
+}
+
 #[test]
 fn at_a_limit_of_two_the_chain_of_two_hundred_delivers_everything_without_loss() {
     let mut sim = crowd(9, vec![2], 0.0);
