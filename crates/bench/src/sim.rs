@@ -2,7 +2,7 @@
 //! links; messages from random authors; run until every member has every
 //! message (or the virtual deadline). With `--lan`, no drawn graph: the
 //! nodes arrive over 20 s, find each other by discovery (each hears about
-//! `--hear` others around it on a field, or everyone) and link as their
+//! `--hear` others, at random or around it on a `--field`, or everyone) and link as their
 //! meshes decide under peer limits (2-4 for phones on battery, 8 for every
 //! 25th node, a venue box on mains); while the messages go out, a share of the crowd (`--churn`)
 //! sleeps and wakes every 5 s, and all are awake at the end. Latency and
@@ -39,9 +39,15 @@ pub struct Args {
     /// Discovery and the mesh decide the links (see the module docs).
     #[arg(long)]
     lan: bool,
-    /// With `--lan`: how many others each node hears, on average (0: all).
+    /// With `--lan`: how many others each node hears, on average (0: all),
+    /// drawn at random per pair.
     #[arg(long, default_value_t = 0)]
     hear: usize,
+    /// With `--hear`: nodes stand on a field and hear those nearest them
+    /// instead (a crowd spread over a site, each phone's Wi-Fi in reach of
+    /// a few).
+    #[arg(long)]
+    field: bool,
     /// With `--lan`: the share of nodes that sleep or wake every 5 s while
     /// the messages go out.
     #[arg(long, default_value_t = 0.05)]
@@ -125,6 +131,7 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "links_opened": opened,
         "links_closed": closed,
         "components": if a.lan { sim.components().len() } else { 1 },
+        "diameter": if a.lan { sim.diameter() } else { 0 },
         "messages": a.messages,
         "loss": a.loss,
         "seed": a.seed,
@@ -148,10 +155,14 @@ fn arrive(sim: &mut Sim, a: &Args, nodes: usize) {
     let mut cfg = LanCfg::new(3, LinkSpec::lossy(a.loss));
     cfg.limits = limits;
     if a.hear > 0 && a.hear < nodes {
-        // A unit square; the radius that holds `hear` others on average.
-        let positions: Vec<(f64, f64)> = (0..nodes).map(|_| (sim.rng.gen(), sim.rng.gen())).collect();
-        let radius = (a.hear as f64 / (std::f64::consts::PI * nodes as f64)).sqrt();
-        cfg.hears = Hearing::Field { positions, radius };
+        cfg.hears = if a.field {
+            // A unit square; the radius that holds `hear` others on average.
+            let positions: Vec<(f64, f64)> = (0..nodes).map(|_| (sim.rng.gen(), sim.rng.gen())).collect();
+            let radius = (a.hear as f64 / (std::f64::consts::PI * nodes as f64)).sqrt();
+            Hearing::Field { positions, radius }
+        } else {
+            Hearing::Random { share: a.hear as f64 / (nodes - 1) as f64, salt: sim.rng.gen() }
+        };
     }
     sim.enable_lan(cfg);
     let gap = 20_000 / nodes.max(1) as u64;

@@ -37,6 +37,10 @@ pub enum Hearing {
     All,
     /// Node `i` stands at `positions[i]` and hears nodes within `radius`.
     Field { positions: Vec<(f64, f64)>, radius: f64 },
+    /// Each pair hears each other with probability `share`, drawn once per
+    /// pair from `salt` (one Wi-Fi whose multicast reaches only part of a
+    /// crowd of thousands, and a mDNS cache that keeps only some records).
+    Random { share: f64, salt: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +172,15 @@ impl LanState {
             Hearing::Field { positions, radius } => {
                 let (pa, pb) = (positions[a], positions[b]);
                 (pa.0 - pb.0).hypot(pa.1 - pb.1) <= *radius
+            }
+            Hearing::Random { share, salt } => {
+                // splitmix64 of the pair: the same answer both ways, every run.
+                let mut z = salt ^ ((a.min(b) as u64) << 32 | a.max(b) as u64);
+                z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                (z >> 11) as f64 / (1u64 << 53) as f64 <= *share
             }
         }
     }

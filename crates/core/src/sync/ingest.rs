@@ -164,6 +164,11 @@ impl Node {
             self.announce_due.get_or_insert(now + self.cfg.graft_timeout_ms);
         }
         if !local {
+            if p.hops > self.cfg.room_receipts_max_hops {
+                if let Some(r) = self.rooms.get_mut(&room_id) {
+                    r.far = true;
+                }
+            }
             self.receipt_for(&env, now);
         }
     }
@@ -209,16 +214,15 @@ impl Node {
 
     /// "Delivered" for what we can read: a DM to us that opens (one that
     /// does not will never be shown, so it was not delivered), a message in
-    /// a small room.
+    /// a small room (few authors, and no message from far away, this one
+    /// included).
     fn receipt_for(&mut self, env: &SignedEnvelope, now: Millis) {
         let room = env.room().clone();
         match env.parsed_body() {
             Body::SealedDm(s) if s.recipient == self.my_id && body::open(&self.me, env).is_ok() => {
                 self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
             }
-            Body::Text(_)
-                if self.rooms.get(&room).is_some_and(|r| r.members() <= self.cfg.room_receipts_max_members) =>
-            {
+            Body::Text(_) if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) => {
                 self.queue_receipt(room, ReceiptStatus::Delivered, None, env.id(), now);
             }
             _ => {}

@@ -133,6 +133,12 @@ pub struct Config {
     /// Rooms with more authors than this get no receipts for room messages:
     /// in the festival room, thousands of receipts per message would drown it.
     pub room_receipts_max_members: usize,
+    /// Nor does a room where a message came from further than this many
+    /// hops (a crowd, not a group of friends), nor a message that did.
+    /// Counting authors alone, every device in a crowd of thousands saw one
+    /// author when the festival room's first message came, and answered it
+    /// with a receipt that then went to every device: a receipt storm.
+    pub room_receipts_max_hops: u8,
     /// Messages dated further ahead than this are refused (clock skew allowance).
     pub max_clock_skew_ms: u64,
     /// Refuse seqs this far beyond what we hold contiguously (memory bound).
@@ -167,6 +173,7 @@ impl Default for Config {
             hello_retry_ms: 1_000,
             receipt_delay_ms: 300,
             room_receipts_max_members: 32,
+            room_receipts_max_hops: 3,
             max_clock_skew_ms: 10 * 60_000,
             max_seq_ahead: 4096,
             frame_rate: (2_000, 8_000),
@@ -554,7 +561,7 @@ impl Node {
                 }
             }
             Input::MarkRead { room, messages } => {
-                let small = self.rooms.get(&room).is_some_and(|r| r.members() <= self.cfg.room_receipts_max_members);
+                let small = self.rooms.get(&room).is_some_and(|r| self.is_small(r));
                 let me = self.my_id;
                 if room.is_direct() {
                     for (id, author) in messages.into_iter().filter(|(_, a)| *a != me) {
@@ -632,6 +639,13 @@ impl Node {
     }
 
     /// Queue a receipt: for a DM, `to` is its author, who alone gets it.
+    /// A room small enough for receipts (see
+    /// [`Config::room_receipts_max_members`] and
+    /// [`Config::room_receipts_max_hops`]).
+    fn is_small(&self, r: &RoomState) -> bool {
+        r.members() <= self.cfg.room_receipts_max_members && !r.far
+    }
+
     fn queue_receipt(&mut self, room: RoomId, status: ReceiptStatus, to: Option<PeerId>, id: MessageId, now: Millis) {
         if !self.rooms.contains_key(&room) {
             return;

@@ -158,6 +158,9 @@ pub(crate) struct RoomState {
     pub eager: BTreeSet<LinkId>,
     /// Links this room only announces new messages to.
     pub lazy: BTreeSet<LinkId>,
+    /// A message came from further than `Config::room_receipts_max_hops`:
+    /// the room spans a crowd, and gets no receipts.
+    pub far: bool,
     /// Fingerprint of the heads, up to date except for `dirty` authors.
     fp: Fingerprint,
     /// Each author's head as counted in `fp`.
