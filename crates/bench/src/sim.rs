@@ -2,11 +2,12 @@
 //! links; messages from random authors; run until every member has every
 //! message (or the virtual deadline). With `--lan`, no drawn graph: the
 //! nodes arrive over 20 s, find each other by discovery (each hears about
-//! `--hear` others, at random or around it on a `--field`, or everyone) and link as their
-//! meshes decide under peer limits (2-4 for phones on battery, 8 for every
-//! 25th node, a venue box on mains); while the messages go out, a share of the crowd (`--churn`)
-//! sleeps and wakes every 5 s, and all are awake at the end. Latency and
-//! hops count the nodes that never slept. Then the same seed again (at
+//! `--hear` others, at random or around it on a `--field`, or everyone)
+//! and link as their meshes decide under peer limits (2-4 for phones on
+//! battery, 8 for every 25th node, a venue box on mains); while the
+//! messages go out, a share of the crowd (`--churn`) sleeps and wakes every
+//! 5 s, and all are awake at the end. Latency and hops count the nodes that
+//! never slept. Then the same seed again (at
 //! `--determinism-nodes`, the full size by default up to 1,000 nodes) to
 //! check that it gives the same frame trace (`Sim::trace_hash`): the key
 //! `deterministic`.

@@ -46,8 +46,7 @@
 //! The other slots toward higher ids go to the most useful peers: stable
 //! ones (no recent failures) first, then nodes on mains power (venue boxes
 //! stay up and relay for others), then in an order each node draws for
-//! itself ([`Mesh::rank`]), so these links are random chords across the
-//! chain and a crowd of thousands stays a few hops wide. When a node is full it still improves its
+//! itself ([`Mesh::rank`]). When a node is full it still improves its
 //! links, one move at a time, each strictly better than before so the moves
 //! settle: a nearer higher peer takes the place of the least useful link
 //! (which restores the chain above), and a powered peer takes the place of
@@ -301,11 +300,9 @@ impl Mesh {
 
     /// A peer's place in this node's order of preference among otherwise
     /// equal peers: a hash of its id keyed by our seed, so each node ranks
-    /// the crowd in its own random order. Ranking by id instead gave every
-    /// node's extra links to its next few ids: a ring with short chords,
-    /// whose diameter grows with the crowd; random chords keep it near
-    /// log(n), and spread the crowd's dials over the venue boxes instead of
-    /// sending them all to the lowest one.
+    /// the crowd in its own random order. By id, every node's extra dials
+    /// went first to its next few ids, and every phone's move to a powered
+    /// peer to the same venue box, the lowest, which refused all but a few.
     fn rank(&self, peer: &PeerId) -> u64 {
         let h = blake3::keyed_hash(&self.salt, peer.as_bytes());
         u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
@@ -554,10 +551,10 @@ impl Mesh {
             // room stay (preferring every nearer dial would settle all
             // links on neighbours by id: a ring, as wide as the crowd).
             let below = self.open_links(|p| p < self.me);
-            let nearest = below.iter().map(|(_, p)| *p).max();
-            let farthest = below.iter().min_by_key(|(_, p)| *p);
-            if let Some((link, _)) = farthest.filter(|_| nearest.is_some_and(|n| n < peer)) {
-                self.close(*link, "replaced by a nearer peer", out);
+            if below.iter().all(|(_, p)| *p < peer) {
+                if let Some((link, _)) = below.into_iter().min_by_key(|(_, p)| *p) {
+                    self.close(link, "replaced by a nearer peer", out);
+                }
             }
         }
         if old.is_empty() {

@@ -222,31 +222,31 @@ impl Sim {
         self.links.iter().filter(|(&(a, b), l)| l.enabled && self.link_up(a, b)).map(|(k, _)| *k).collect()
     }
 
+    /// The fewest open links from node `from` to each node (`usize::MAX`
+    /// for one it does not reach).
+    pub fn hops_from(&self, from: usize) -> Vec<usize> {
+        hops_over(&self.adjacency(), from)
+    }
+
     /// The longest of the shortest paths, in links, between online nodes
     /// that reach each other over open links (the mesh's diameter).
     pub fn diameter(&self) -> usize {
-        let n = self.nodes.len();
-        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let adj = self.adjacency();
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].online())
+            .flat_map(|s| hops_over(&adj, s).into_iter().filter(|d| *d != usize::MAX))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Each node's neighbours over open links.
+    fn adjacency(&self) -> Vec<Vec<usize>> {
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
         for (a, b) in self.open_pairs() {
             adj[a].push(b);
             adj[b].push(a);
         }
-        let mut widest = 0;
-        for s in (0..n).filter(|&i| self.nodes[i].online()) {
-            let mut dist = vec![usize::MAX; n];
-            dist[s] = 0;
-            let mut queue = std::collections::VecDeque::from([s]);
-            while let Some(x) = queue.pop_front() {
-                for &y in &adj[x] {
-                    if dist[y] == usize::MAX {
-                        dist[y] = dist[x] + 1;
-                        widest = widest.max(dist[y]);
-                        queue.push_back(y);
-                    }
-                }
-            }
-        }
-        widest
+        adj
     }
 
     /// The online nodes in groups that reach each other over open links,
@@ -570,5 +570,43 @@ impl Sim {
                 self.schedule(self.now + latency, Event::Lan(LanEvent::Closed { node, link, epoch }));
             }
         }
+    }
+}
+
+/// Breadth first from `from` over `adj`.
+fn hops_over(adj: &[Vec<usize>], from: usize) -> Vec<usize> {
+    let mut dist = vec![usize::MAX; adj.len()];
+    dist[from] = 0;
+    let mut queue = std::collections::VecDeque::from([from]);
+    while let Some(x) = queue.pop_front() {
+        for &y in &adj[x] {
+            if dist[y] == usize::MAX {
+                dist[y] = dist[x] + 1;
+                queue.push_back(y);
+            }
+        }
+    }
+    dist
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_hearing_is_mutual_stable_and_near_its_share() {
+        let mut cfg = LanCfg::new(3, LinkSpec::lan());
+        cfg.hears = Hearing::Random { share: 0.1, salt: 42 };
+        let lan = LanState::new(cfg);
+        let mut heard = 0;
+        for a in 0..200 {
+            for b in 0..200 {
+                assert_eq!(lan.hears(a, b), lan.hears(b, a), "{a} and {b}");
+                assert_eq!(lan.hears(a, b), lan.hears(a, b));
+                heard += usize::from(a < b && lan.hears(a, b));
+            }
+        }
+        let share = heard as f64 / (200.0 * 199.0 / 2.0);
+        assert!((0.08..0.12).contains(&share), "share {share}");
     }
 }

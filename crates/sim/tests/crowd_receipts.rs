@@ -5,8 +5,6 @@
 //! `room_receipts_max_hops` of the author send one; one that saw a message
 //! from further away marks nothing read for the room either.
 
-use std::collections::VecDeque;
-
 use festival_core::sync::Input;
 use festival_core::RoomId;
 use festival_sim::{random_graph, LinkSpec, Sim};
@@ -18,31 +16,14 @@ fn only_devices_near_the_author_answer_a_crowd_rooms_message() {
     for _ in 0..NODES {
         sim.add_node(vec![]);
     }
-    let edges = random_graph(NODES, 2, 3, &mut sim.rng);
-    for &(x, y) in &edges {
+    for (x, y) in random_graph(NODES, 2, 3, &mut sim.rng) {
         sim.connect(x, y, LinkSpec::lan());
     }
     sim.run_for(3_000);
     let max_hops = sim.config.room_receipts_max_hops as usize;
 
-    // Hops from the author over the drawn links.
     let author = 0;
-    let mut adj = vec![Vec::new(); NODES];
-    for &(x, y) in &edges {
-        adj[x].push(y);
-        adj[y].push(x);
-    }
-    let mut dist = vec![usize::MAX; NODES];
-    dist[author] = 0;
-    let mut queue = VecDeque::from([author]);
-    while let Some(x) = queue.pop_front() {
-        for &y in &adj[x] {
-            if dist[y] == usize::MAX {
-                dist[y] = dist[x] + 1;
-                queue.push_back(y);
-            }
-        }
-    }
+    let dist = sim.hops_from(author);
     let near = dist.iter().filter(|d| (1..=max_hops).contains(*d)).count();
     let far = (0..NODES).find(|&i| dist[i] > max_hops + 2).expect("a device far from the author");
 
