@@ -121,6 +121,7 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
             (live.hops_p50, live.hops_p99, live.latency_p50_ms, live.latency_p99_ms);
     }
     let (opened, closed) = sim.lan_link_churn();
+    let (shortest, stretch) = stretch(&sim, &sent);
     let out = json!({
         "bench": "sim",
         "mode": if a.lan { "lan" } else { "graph" },
@@ -141,6 +142,9 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "redundancy": (r.redundancy * 1000.0).round() / 1000.0,
         "hops_p50": r.hops_p50,
         "hops_p99": r.hops_p99,
+        "shortest_p99": shortest,
+        "stretch_p50": stretch.0,
+        "stretch_p99": stretch.1,
         "latency_p50_ms": r.latency_p50_ms,
         "latency_p99_ms": r.latency_p99_ms,
         "frames_sent": sim.frames_sent,
@@ -148,6 +152,34 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
     (out, sim.trace_hash())
+}
+
+/// How far the pushes went out of their way: per delivery, its hops less
+/// the fewest links from its author over the links open at the end. Returns
+/// the p99 of those fewest links, and the p50 and p99 of the excess.
+fn stretch(sim: &Sim, sent: &[(festival_core::MessageId, usize, u64)]) -> (usize, (usize, usize)) {
+    let mut shortest = Vec::new();
+    let mut excess = Vec::new();
+    let mut by_author: std::collections::BTreeMap<usize, Vec<festival_core::MessageId>> = Default::default();
+    for (id, author, _) in sent {
+        by_author.entry(*author).or_default().push(*id);
+    }
+    for (author, ids) in by_author {
+        let dist = sim.hops_from(author);
+        for (n, node) in sim.nodes.iter().enumerate() {
+            for d in node.delivered.iter().filter(|d| ids.contains(&d.id)) {
+                if n != author && dist[n] != usize::MAX {
+                    shortest.push(dist[n]);
+                    excess.push((d.hops as usize).saturating_sub(dist[n]));
+                }
+            }
+        }
+    }
+    let p = |v: &mut Vec<usize>, q: f64| {
+        v.sort_unstable();
+        v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0)
+    };
+    (p(&mut shortest, 0.99), (p(&mut excess, 0.5), p(&mut excess, 0.99)))
 }
 
 /// `--lan`: the crowd arrives over 20 s and links by discovery.
