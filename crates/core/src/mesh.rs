@@ -102,6 +102,13 @@ pub const HELLO_TIMEOUT: Millis = 10_000;
 /// and each ban is earned on a link, so a few hundred is plenty; the oldest
 /// is forgotten beyond it.
 const MAX_BANNED: usize = 256;
+/// Peers remembered at once. Discovery reports every device in earshot and
+/// a lost one is kept (to find it again at once), so over a weekend, or
+/// under a stream of records with fresh keys, the table would grow without
+/// end. Beyond the cap a new peer takes the place of one without a link:
+/// a lost one first, then the one whose dials failed most (a record with an
+/// address nobody answers), then the one seen longest ago.
+pub const MAX_PEERS: usize = 1024;
 
 /// Why a peer's offer is refused. The wording is what the peer is told;
 /// peers branch on "peer limit" (retry on a short period) and "glare".
@@ -228,6 +235,8 @@ pub struct Peer {
     /// Its place in our order of preference among equals: a keyed hash of
     /// its id (see [`Mesh::rank`]).
     rank: u64,
+    /// When its record was last reported (see [`MAX_PEERS`]).
+    seen_at: Millis,
 }
 
 impl Peer {
@@ -277,6 +286,9 @@ pub struct Mesh {
     /// Key of [`Mesh::rank`], from the seed.
     salt: [u8; 32],
     wake: Option<Millis>,
+    /// Peers forgotten to keep the table within [`MAX_PEERS`], and new ones
+    /// not taken because every place held a link.
+    forgotten: u64,
 }
 
 impl Mesh {
@@ -295,6 +307,7 @@ impl Mesh {
             rng,
             salt,
             wake: None,
+            forgotten: 0,
         }
     }
 
@@ -326,6 +339,35 @@ impl Mesh {
 
     pub fn link(&self, link: LinkId) -> Option<&Link> {
         self.links.get(&link)
+    }
+
+    /// Peers forgotten for [`MAX_PEERS`] (or not taken, every place holding
+    /// a link).
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// Make room for a new peer when the table is full: forget the least
+    /// worth keeping of those without a link. False when every place holds
+    /// a link.
+    fn make_room(&mut self) -> bool {
+        if self.peers.len() < MAX_PEERS {
+            return true;
+        }
+        self.forgotten += 1;
+        let victim = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.link.is_none())
+            .min_by_key(|(id, p)| (p.discovered, std::cmp::Reverse(p.failures), p.seen_at, **id))
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                self.peers.remove(&id);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Peers announced now.
@@ -469,6 +511,9 @@ impl Mesh {
         if peer == self.me {
             return;
         }
+        if !self.peers.contains_key(&peer) && !self.make_room() {
+            return;
+        }
         let rank = self.rank(&peer);
         let p = self.peers.entry(peer).or_insert_with(|| Peer {
             addrs: Vec::new(),
@@ -482,8 +527,10 @@ impl Mesh {
             knock_at: Some(now + KNOCK_DELAY),
             knocked_at: None,
             rank,
+            seen_at: now,
         });
         p.powered = powered;
+        p.seen_at = now;
         // Moved or restarted: a new port, or an address gone. A record that
         // only gains addresses (a node just started announces them one by
         // one) leaves a dial under way alone.
@@ -948,6 +995,83 @@ mod tests {
 
     fn refusal(out: &[Output]) -> Option<Refusal> {
         out.iter().find_map(|o| if let Output::Refuse { why, .. } = o { Some(*why) } else { None })
+    }
+
+    /// A distinct id for each of many peers (`id` has 256).
+    fn many(i: usize) -> PeerId {
+        let mut b = [0xff; 32];
+        b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        PeerId::from_bytes(b)
+    }
+
+    fn discover(m: &mut Mesh, peer: PeerId, now: Millis) -> Vec<Output> {
+        m.handle(Input::Discovered { peer, addrs: vec![], port: 1, powered: false }, now)
+    }
+
+    #[test]
+    fn the_peer_table_is_bounded_and_forgets_the_least_worth_keeping() {
+        let mut m = mesh(0, 2);
+        for i in 0..MAX_PEERS {
+            for o in discover(&mut m, many(i), i as Millis) {
+                if let Output::Dial { link, .. } = o {
+                    m.handle(Input::Opened { link }, i as Millis);
+                }
+            }
+        }
+        let linked: BTreeSet<PeerId> = m.links().map(|(_, l)| l.peer).collect();
+        assert_eq!((m.peers().count(), m.forgotten()), (MAX_PEERS, 0));
+        assert!(!linked.is_empty());
+        let mut now = MAX_PEERS as Millis;
+        let arrive = |m: &mut Mesh, now: &mut Millis, i: usize| {
+            *now += 1;
+            discover(m, many(i), *now);
+            assert_eq!(m.peers().count(), MAX_PEERS, "the table stays at its cap");
+            assert!(m.peer(&many(i)).is_some(), "the new peer is taken");
+        };
+        // A lost peer goes first, however recently it was seen.
+        m.handle(Input::Lost { peer: many(900) }, now);
+        arrive(&mut m, &mut now, MAX_PEERS);
+        assert!(m.peer(&many(900)).is_none());
+        // Then the one whose dials failed most.
+        m.peers.get_mut(&many(700)).expect("known").failures = 3;
+        m.peers.get_mut(&many(800)).expect("known").failures = 1;
+        arrive(&mut m, &mut now, MAX_PEERS + 1);
+        assert!(m.peer(&many(700)).is_none() && m.peer(&many(800)).is_some());
+        arrive(&mut m, &mut now, MAX_PEERS + 2);
+        assert!(m.peer(&many(800)).is_none());
+        // Then the one seen longest ago; a peer with a link never.
+        let oldest = (0..MAX_PEERS).find(|&i| !linked.contains(&many(i))).expect("an unlinked peer");
+        arrive(&mut m, &mut now, MAX_PEERS + 3);
+        assert!(m.peer(&many(oldest)).is_none());
+        for _ in 0..MAX_PEERS {
+            let i = MAX_PEERS + 4 + m.forgotten() as usize;
+            arrive(&mut m, &mut now, i);
+        }
+        assert!(linked.iter().all(|p| m.peer(p).is_some()), "linked peers are kept");
+        assert_eq!(m.forgotten(), 4 + MAX_PEERS as u64);
+        // A record seen again is fresh: it is kept over older ones.
+        let again = MAX_PEERS + 10;
+        assert!(m.peer(&many(again)).is_some(), "among the oldest now");
+        discover(&mut m, many(again), now + 1);
+        for _ in 0..MAX_PEERS / 2 {
+            let i = MAX_PEERS + 4 + m.forgotten() as usize;
+            arrive(&mut m, &mut now, i);
+        }
+        assert!(m.peer(&many(again)).is_some(), "seen again, kept");
+    }
+
+    #[test]
+    fn with_every_place_linked_a_new_peer_is_not_taken() {
+        let mut m = mesh(0, 2);
+        for i in 0..MAX_PEERS {
+            discover(&mut m, many(i), 0);
+        }
+        for p in m.peers.values_mut() {
+            p.link = Some(LinkId(1));
+        }
+        discover(&mut m, many(MAX_PEERS), 1);
+        assert!(m.peer(&many(MAX_PEERS)).is_none());
+        assert_eq!((m.peers().count(), m.forgotten()), (MAX_PEERS, 1));
     }
 
     #[test]

@@ -314,3 +314,26 @@ fn a_graft_goes_ahead_of_queued_wants() {
         "the graft is answered: {answers:?}"
     );
 }
+
+#[test]
+fn per_peer_counters_stay_under_their_cap_and_the_totals_stay_whole() {
+    use festival_core::sync::caps::MAX_PEER_COUNTERS;
+    let mut h = Harness::new(1, vec![festival()]);
+    let alice = common::identity(2);
+    h.link(ALICE, &alice);
+    h.frame(ALICE, vec![9, 9]);
+    // A stream of fresh keys, each linking once, sending one refused frame
+    // and going.
+    let fresh = MAX_PEER_COUNTERS as u64 + 100;
+    for i in 0..fresh {
+        let link = 100 + i;
+        h.link(link, &common::identity(1_000 + i));
+        h.frame(link, vec![9, 9]);
+        h.feed(Input::LinkDown { link: festival_core::LinkId(link) });
+    }
+    let s = h.node.stats();
+    assert!(s.peers.len() <= MAX_PEER_COUNTERS, "{} peers with counters", s.peers.len());
+    assert_eq!(s.rejected_total(), fresh + 1, "every refusal still counted");
+    assert!(s.departed.rejected_total() >= 100, "the departed were folded");
+    assert_eq!(s.peers[&alice.peer_id()].rejected_total(), 1, "a linked peer keeps its own counters");
+}

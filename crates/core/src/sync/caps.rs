@@ -9,6 +9,13 @@
 /// summaries: ten links at the cap, ~100 MiB peak for the victim).
 pub const MAX_CLAIMS_PER_LINK: usize = 65_536;
 
+/// Peers with counters of their own ([`super::Stats::peers`]). Linked peers
+/// are few at a time (the power policy's limit, or a relay's sockets), but
+/// over a weekend, or from a stream of fresh keys, there is no end to them:
+/// beyond the cap, the counters of a peer without a live link are folded
+/// into [`super::Stats::departed`], so the totals stay whole.
+pub const MAX_PEER_COUNTERS: usize = 1_024;
+
 /// Range requests in flight, over all links. Each names one (room, author);
 /// at 256 seqs each this is a quarter of a million messages on their way,
 /// more than any catch-up needs at once.

@@ -33,7 +33,7 @@ impl Node {
             self.reject(link, Reject::RateLimited, now, out);
             return None;
         }
-        self.stats.peer(peer).envelopes_in += 1;
+        self.counters(peer).envelopes_in += 1;
         let env = match SignedEnvelope::decode(&item.envelope) {
             Ok(e) => e,
             Err(e) => {
@@ -69,7 +69,7 @@ impl Node {
         if let Some(a) = state.filter(|a| a.has(seq)) {
             let pos = (room_id.clone(), author, seq);
             let ours = self.recent.get(&pos).copied().or(if a.max() == seq { a.tip } else { None });
-            self.stats.peer(peer).duplicates += 1;
+            self.counters(peer).duplicates += 1;
             if ours.is_some_and(|id| id != env.id()) {
                 if !self.equivocators.contains(&author) {
                     out.push(Output::RecordProof { held: None, other: env });

@@ -106,9 +106,9 @@ impl Node {
     /// Count a refusal against the link's peer; report it with the link's
     /// others once a second; report the link when it misbehaves.
     pub(super) fn reject(&mut self, link: LinkId, reason: Reject, now: Millis, out: &mut Vec<Output>) {
+        let Some(peer) = self.links.get(&link).map(|l| l.peer) else { return };
+        *self.counters(peer).rejected.entry(reason.code()).or_default() += 1;
         let Some(l) = self.links.get_mut(&link) else { return };
-        let peer = l.peer;
-        *self.stats.peer(peer).rejected.entry(reason.code()).or_default() += 1;
         if l.refusals.count(reason, now) && !l.dropped {
             l.dropped = true;
             out.push(Output::Misbehaving { link, peer });
@@ -127,7 +127,7 @@ impl Node {
         if !l.frames.take(now) {
             return self.reject(link, Reject::RateLimited, now, out);
         }
-        self.stats.peer(peer).frames_in += 1;
+        self.counters(peer).frames_in += 1;
         let frame = match Frame::decode(bytes) {
             Ok(f) => f,
             Err(e) => return self.reject(link, e.into(), now, out),

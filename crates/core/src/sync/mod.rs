@@ -610,6 +610,12 @@ impl Node {
 
     /// Note the wall clock of an input; its monotonic time, which every
     /// timer uses.
+    /// A peer's counters (see [`caps::MAX_PEER_COUNTERS`]).
+    fn counters(&mut self, peer: PeerId) -> &mut refusals::PeerCounters {
+        let links = &self.links;
+        self.stats.peer(peer, |p| links.values().any(|l| l.peer == *p))
+    }
+
     fn clock(&mut self, now: Now) -> Millis {
         self.wall = now.wall;
         now.mono

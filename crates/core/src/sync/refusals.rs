@@ -95,11 +95,15 @@ impl PeerCounters {
     }
 }
 
-/// Counters of the whole node. Per-peer entries are kept for peers we have
-/// had a link with (linked peers are few: the power policy's limit).
+/// Counters of the whole node.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
+    /// Per peer, for at most [`MAX_PEER_COUNTERS`] peers.
+    ///
+    /// [`MAX_PEER_COUNTERS`]: super::caps::MAX_PEER_COUNTERS
     pub peers: BTreeMap<PeerId, PeerCounters>,
+    /// Counters of the peers folded away from `peers`.
+    pub departed: PeerCounters,
     /// Messages delivered to this node's user (own messages excluded).
     pub delivered: u64,
     /// Positions found to hold two different messages of one author.
@@ -108,15 +112,36 @@ pub struct Stats {
     pub skipped: u64,
 }
 
+impl PeerCounters {
+    fn absorb(&mut self, other: PeerCounters) {
+        self.frames_in += other.frames_in;
+        self.envelopes_in += other.envelopes_in;
+        self.duplicates += other.duplicates;
+        for (code, n) in other.rejected {
+            *self.rejected.entry(code).or_default() += n;
+        }
+    }
+}
+
 impl Stats {
-    pub fn peer(&mut self, p: PeerId) -> &mut PeerCounters {
+    /// `p`'s counters; a new peer beyond the cap first folds away those of
+    /// a peer that `live` says has no link now (the lowest id of them), or
+    /// if every one has a link, counts into `departed` itself.
+    pub(crate) fn peer(&mut self, p: PeerId, live: impl Fn(&PeerId) -> bool) -> &mut PeerCounters {
+        if !self.peers.contains_key(&p) && self.peers.len() >= super::caps::MAX_PEER_COUNTERS {
+            let gone = self.peers.keys().find(|q| !live(q)).copied();
+            match gone.and_then(|q| self.peers.remove(&q)) {
+                Some(c) => self.departed.absorb(c),
+                None => return &mut self.departed,
+            }
+        }
         self.peers.entry(p).or_default()
     }
     pub fn envelopes_in(&self) -> u64 {
-        self.peers.values().map(|c| c.envelopes_in).sum()
+        self.departed.envelopes_in + self.peers.values().map(|c| c.envelopes_in).sum::<u64>()
     }
     pub fn rejected_total(&self) -> u64 {
-        self.peers.values().map(|c| c.rejected_total()).sum()
+        self.departed.rejected_total() + self.peers.values().map(|c| c.rejected_total()).sum::<u64>()
     }
 }
 

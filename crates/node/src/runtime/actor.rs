@@ -1199,6 +1199,10 @@ impl Actor {
                 if bad_bundles > 0 {
                     rejected.insert("bundle_malformed".to_owned(), bad_bundles);
                 }
+                // Discovered peers forgotten to keep the mesh's table bounded.
+                if self.mesh.forgotten() > 0 {
+                    rejected.insert("mesh_peers_forgotten".to_owned(), self.mesh.forgotten());
+                }
                 let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 let relay = self.relay.as_ref().map_or(RelayState::NotConfigured, |r| r.state.clone());
                 let _ = reply.send(Status {
