@@ -11,8 +11,7 @@
 use festival_core::body::Body;
 use festival_core::policy::PowerState;
 use festival_core::sync::{
-    Config, Content, Input, LinkKind, Load, Node, Output, PersistError, RefusalReport, SendError, Snapshot,
-    SnapshotHead,
+    Config, Content, Input, LinkKind, Load, Node, Output, PersistError, RefusalReport, SendError,
 };
 use festival_core::{LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_store::{Inserted, Store, StoreError};
@@ -115,25 +114,7 @@ impl Engine {
         clock: Clock,
     ) -> Result<Engine, EngineError> {
         let local = store.identity().await?.ok_or(EngineError::NoIdentity)?;
-        let mut snapshot = Snapshot::default();
-        let tips = store.tips().await?;
-        for h in store.heads().await? {
-            if h.max > h.contiguous {
-                for (seq, id) in store.held_above(&h.room, &h.author, h.contiguous).await? {
-                    snapshot.held_above.push((h.room.clone(), h.author, seq, id));
-                }
-            }
-            let tip = tips.get(&(h.room.clone(), h.author)).copied();
-            snapshot.heads.push(SnapshotHead {
-                room: h.room,
-                author: h.author,
-                contiguous: h.contiguous,
-                max: h.max,
-                tip,
-            });
-        }
-        snapshot.unsent = store.unsent().await?.into_iter().map(|r| r.id).collect();
-        snapshot.equivocators = store.equivocators().await?;
+        let snapshot = store.snapshot().await?;
         for r in store.rooms().await? {
             if !cfg.rooms.contains(&r.room) {
                 cfg.rooms.push(r.room);

@@ -4,6 +4,7 @@
 //! must be cheap: they live in their own table, updated by the ingest
 //! transaction, instead of being recomputed from `messages` on every summary.
 
+use festival_core::sync::{Snapshot, SnapshotHead};
 use festival_core::{MessageId, PeerId, RoomId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
@@ -311,6 +312,32 @@ pub(crate) fn heads_script<'a>(
 }
 
 impl Store {
+    /// What the sync core starts from (`festival_core::sync::Node::new`):
+    /// every chain's head with its tip id, the seqs held above each gap,
+    /// the messages not yet sent, and the equivocators proven.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let mut snapshot = Snapshot::default();
+        let tips = self.tips().await?;
+        for h in self.heads().await? {
+            if h.max > h.contiguous {
+                for (seq, id) in self.held_above(&h.room, &h.author, h.contiguous).await? {
+                    snapshot.held_above.push((h.room.clone(), h.author, seq, id));
+                }
+            }
+            let tip = tips.get(&(h.room.clone(), h.author)).copied();
+            snapshot.heads.push(SnapshotHead {
+                room: h.room,
+                author: h.author,
+                contiguous: h.contiguous,
+                max: h.max,
+                tip,
+            });
+        }
+        snapshot.unsent = self.unsent().await?.into_iter().map(|r| r.id).collect();
+        snapshot.equivocators = self.equivocators().await?;
+        Ok(snapshot)
+    }
+
     /// The head of every chain in every room.
     pub async fn heads(&self) -> Result<Vec<HeadRow>> {
         let rows: Vec<(String, Vec<u8>, i64, i64)> =
