@@ -88,7 +88,7 @@ pub fn preload(db: &Path, envelopes: &[SignedEnvelope]) -> DiskUsage {
 /// Database + WAL + shared memory of the store in `data_dir`, as the file
 /// system sees them now: what a node's disk budget bounds.
 pub fn store_files_bytes(data_dir: &Path) -> u64 {
-    let db = data_dir.join(festival_node::paths::DB_FILE);
+    let db = data_dir.join(festival_node::datadir::DB_FILE);
     ["", "-wal", "-shm"]
         .iter()
         .map(|suffix| {

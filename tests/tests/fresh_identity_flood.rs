@@ -179,7 +179,7 @@ fn a_flood_of_fresh_identities_leaves_honest_nodes_chatting_and_under_budget() {
     // is stopped again to be filled.
     let mut flooder = lan.spawn(FLOODER, "flooder", &[]);
     flooder.quit();
-    let files = preload(&flooder.data_dir().join(festival_node::paths::DB_FILE), &flood);
+    let files = preload(&flooder.data_dir().join(festival_node::datadir::DB_FILE), &flood);
     drop(flood);
     phase(start, &format!("flooder's store filled: {} on disk", mib(files.total())));
 

@@ -126,7 +126,7 @@ impl App {
     /// (or [`App::onboard`] on a first start).
     pub fn new(data_dir: &Path, options: AppOptions) -> Result<App, AppError> {
         // Owner-only: it holds the identity key (the store) and the settings.
-        festival_node::paths::create_private_dir(data_dir)?;
+        festival_node::datadir::create_private_dir(data_dir)?;
         let settings = Settings::load(data_dir)?;
         let (bus, _) = broadcast::channel(BUS);
         Ok(App {

@@ -273,7 +273,7 @@ impl Settings {
     /// Write atomically and durably.
     pub fn save(&self, data_dir: &Path) -> Result<(), AppError> {
         use std::io::Write;
-        festival_node::paths::create_private_dir(data_dir)?;
+        festival_node::datadir::create_private_dir(data_dir)?;
         let path = Self::path(data_dir);
         let tmp = path.with_extension("json.tmp");
         let mut f = create_private(&tmp)?;

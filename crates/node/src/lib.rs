@@ -17,21 +17,20 @@
 //! - [`retention`]: the background task that expires messages and keeps the
 //!   store within its budget.
 
-pub mod clock;
 pub mod discovery;
-pub mod engine;
 pub mod local;
 pub mod names;
 pub mod netns;
-pub mod paths;
 pub mod power;
 pub mod relay;
-pub mod retention;
 pub mod runtime;
-pub mod signaling;
 pub mod view;
 pub mod webrtc;
 
-pub use engine::{Effect, Engine, EngineError};
+// The engine, clocks, retention and wire formats live in festival-engine
+// (shared with the relay, which needs no network stack of a node's).
+pub use festival_engine::wire::signaling;
+pub use festival_engine::{clock, datadir, engine, retention};
+pub use festival_engine::{Effect, Engine, EngineError};
 pub use local::{LocalError, LocalNode};
 pub use runtime::{NodeConfig, NodeEvent, NodeHandle};

@@ -9,8 +9,8 @@ use festival_core::{Identity, MessageId, PeerId, RoomId};
 use festival_store::{OpenError, Store, StoreError};
 
 use crate::clock::now_ms;
+use crate::datadir::DB_FILE;
 use crate::engine::{Engine, EngineError};
-use crate::paths::DB_FILE;
 use crate::runtime::events::MessageView;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +36,9 @@ pub struct LocalNode {
 
 impl LocalNode {
     /// Open (or make) the data dir, owner-only (see
-    /// [`crate::paths::create_private_dir`]), and its store.
+    /// [`crate::datadir::create_private_dir`]), and its store.
     pub async fn open(dir: &Path) -> Result<LocalNode, LocalError> {
-        crate::paths::create_private_dir(dir).map_err(|source| LocalError::Dir { dir: dir.to_owned(), source })?;
+        crate::datadir::create_private_dir(dir).map_err(|source| LocalError::Dir { dir: dir.to_owned(), source })?;
         let store =
             Store::open(&dir.join(DB_FILE)).await.map_err(|source| LocalError::Open { dir: dir.to_owned(), source })?;
         Ok(LocalNode { dir: dir.to_owned(), store })

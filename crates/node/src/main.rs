@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use festival_core::policy::PowerState;
 use festival_core::PeerId;
+use festival_node::datadir::default_data_dir;
 use festival_node::local::LocalNode;
-use festival_node::paths::default_data_dir;
 use festival_node::power::parse_power;
 use festival_node::runtime::{NodeConfig, PowerConfig};
 

@@ -197,7 +197,7 @@ async fn a_read_receipt_from_anyone_but_the_recipient_does_not_mark_a_dm_read() 
     let (a, b, m) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
     // The test's own look into two nodes' stores (SQLite in WAL: a second
     // connection reads beside the node's).
-    let db = |i: usize| net.dirs[i].path().join(festival_node::paths::DB_FILE);
+    let db = |i: usize| net.dirs[i].path().join(festival_node::datadir::DB_FILE);
     let at_bob = festival_store::Store::open(&db(1)).await.expect("Bob's store");
     let at_mallory = festival_store::Store::open(&db(2)).await.expect("Mallory's store");
     let mut eb = b.events();

@@ -189,9 +189,9 @@ impl RelayConfig {
     }
 
     /// The store's budget and lifetime, for festival-node's retention task.
-    pub fn retention(&self) -> festival_node::retention::Retention {
+    pub fn retention(&self) -> festival_engine::retention::Retention {
         const MIB: u64 = 1024 * 1024;
-        festival_node::retention::Retention {
+        festival_engine::retention::Retention {
             budget: festival_store::Budget {
                 disk_bytes: self.disk_budget_mb.saturating_mul(MIB),
                 per_author_bytes: self.per_author_mb.saturating_mul(MIB),

@@ -2,7 +2,7 @@
 //! in (rate-limited per identity) and the hub's messages out, until the node
 //! leaves, goes idle, misbehaves or the relay shuts down.
 //!
-//! Every refusal closes with a code from `festival_node::relay::wire::close`
+//! Every refusal closes with a code from `festival_engine::wire::relay::close`
 //! and counts in `/metrics` under that code's label.
 
 use std::net::IpAddr;
@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use festival_core::frame::Frame;
 use festival_core::{LinkId, PeerId};
-use festival_node::relay::wire::{close, AuthProof, Challenge, RelayMsg, Welcome, WireError, RELAY_VERSION};
+use festival_engine::wire::relay::{close, AuthProof, Challenge, RelayMsg, Welcome, WireError, RELAY_VERSION};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rand_core::{OsRng, RngCore};

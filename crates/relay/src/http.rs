@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use festival_node::relay::wire::RELAY_PATH;
+use festival_engine::wire::relay::RELAY_PATH;
 
 use crate::limits::SlotRefusal;
 use crate::Shared;

@@ -28,10 +28,10 @@ use axum::body::Bytes;
 use festival_core::frame::{Frame, Item};
 use festival_core::sync::{Config, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
-use festival_node::clock::now_ms;
-use festival_node::engine::{Effect, Engine};
-use festival_node::relay::wire::{close, RelayMsg, MAX_SIGNAL_BYTES};
-use festival_node::signaling::SignalMsg;
+use festival_engine::clock::now_ms;
+use festival_engine::engine::{Effect, Engine};
+use festival_engine::wire::relay::{close, RelayMsg, MAX_SIGNAL_BYTES};
+use festival_engine::wire::signaling::SignalMsg;
 use festival_store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -116,7 +116,7 @@ pub struct Hub {
     /// and does not repeat it). At most [`MAX_ROOMS_WAITING`].
     waiting: VecDeque<(RoomId, PeerId)>,
     /// Expiry and the budget; stops with the hub.
-    _retention: festival_node::retention::RetentionTask,
+    _retention: festival_engine::retention::RetentionTask,
     /// Messages held per author: the storage quota.
     per_author: HashMap<PeerId, u64>,
     /// When the engine wants a tick (ms since the epoch).
@@ -130,8 +130,8 @@ impl Hub {
     /// Returns the hub and a copy of the relay's identity for the handshake.
     pub async fn open(cfg: &RelayConfig, metrics: Arc<Metrics>) -> Result<(Hub, Identity), RelayError> {
         // Owner-only (0700), as a node's: it holds the relay's identity key.
-        festival_node::paths::create_private_dir(&cfg.data_dir)?;
-        let store = Store::open(&cfg.data_dir.join(festival_node::paths::DB_FILE))
+        festival_engine::datadir::create_private_dir(&cfg.data_dir)?;
+        let store = Store::open(&cfg.data_dir.join(festival_engine::datadir::DB_FILE))
             .await
             .map_err(|e| RelayError::Store(e.to_string()))?;
         let store_err = |e: festival_store::StoreError| RelayError::Store(e.to_string());

@@ -7,7 +7,7 @@
 //! each other, a relay for their signaling (so they can try a direct data
 //! channel) and a STUN responder (so they learn their server-reflexive
 //! address). The wire protocol is in docs/protocol.md, "Relay"; its types
-//! are in `festival_node::relay::wire`, shared with the node-side client.
+//! are in `festival_engine::wire::relay`, shared with the node-side client.
 //!
 //! # Layout
 //! - [`run`]: the server: takes a bound TCP listener (and optionally a bound
@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use festival_core::{Identity, PeerId};
-use festival_node::relay::wire::MSG_OVERHEAD;
+use festival_engine::wire::relay::MSG_OVERHEAD;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use festival_node::relay::stun::{binding_success, parse_binding_request, MAX_STUN_BYTES};
+use festival_engine::wire::stun::{binding_success, parse_binding_request, MAX_STUN_BYTES};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;

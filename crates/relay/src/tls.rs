@@ -42,11 +42,12 @@ pub const HANDSHAKE_REJECTION: &str = "tls_handshake";
 /// a PEM private key (PKCS#8, PKCS#1 or SEC1). HTTP/1.1 only: the WebSocket
 /// upgrade is an HTTP/1.1 request.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let chain: Vec<CertificateDer> = festival_node::relay::tls::read_pem_certs(cert)
-        .map_err(|e| format!("tls_cert {e}"))?
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("tls_cert {}: no PEM certificate in it", cert.display()));
+    }
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)

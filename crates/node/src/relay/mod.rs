@@ -4,11 +4,13 @@
 //!
 //! # Layout
 //! - [`wire`]: the relay messages, the challenge/proof/welcome handshake and
-//!   the close codes; shared with festival-relay (docs/protocol.md, "Relay").
+//!   the close codes (`festival_engine::wire::relay`, shared with
+//!   festival-relay; docs/protocol.md, "Relay").
 //! - [`client`]: [`RelayConnection`] (one authenticated socket) and
 //!   [`RelayClient`] (a task that keeps one up, with backoff and jitter).
 //! - [`tls`]: `wss://`: rustls on aws-lc-rs, the trusted roots, the stream.
-//! - [`stun`]: the RFC 5389 binding request/response codec and [`stun::query`].
+//! - [`stun`]: [`stun::query`] over the RFC 5389 binding codec of
+//!   `festival_engine::wire::stun`.
 //!
 //! # Owning the relay link from the node's actor
 //! The client is a transport like a WebRTC connection; the actor owns it the
@@ -40,7 +42,8 @@
 pub mod client;
 pub mod stun;
 pub mod tls;
-pub mod wire;
+/// The relay's wire format (shared with festival-relay).
+pub use festival_engine::wire::relay as wire;
 
 pub use client::{
     Received, RelayClient, RelayClientConfig, RelayConnection, RelayError, RelayEvent, RelayHandle, RelaySendError,

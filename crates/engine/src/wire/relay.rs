@@ -29,7 +29,7 @@ pub const MSG_OVERHEAD: usize = 16;
 /// Largest WebSocket message either side sends: one maximal core frame.
 pub const MAX_MESSAGE_BYTES: usize = MAX_FRAME_BYTES + MSG_OVERHEAD;
 /// Largest signaling payload carried (the same bound as LAN signaling).
-pub const MAX_SIGNAL_BYTES: usize = crate::signaling::MAX_SIGNAL_BYTES;
+pub const MAX_SIGNAL_BYTES: usize = super::signaling::MAX_SIGNAL_BYTES;
 /// Message ids in one `Stored` acknowledgement: one per item of a maximal batch.
 pub const MAX_STORED_IDS: usize = festival_core::frame::MAX_BATCH_ITEMS;
 
