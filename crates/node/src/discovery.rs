@@ -38,7 +38,7 @@
 //! the first. No re-query or re-announce can beat that limit (and a second
 //! `browse` is not allowed), so none is sent. Instead the peer, which heard
 //! the newcomer's announcement at once, dials it when the newcomer's id is
-//! the lower one and no dial came within 150 ms (a knock: see
+//! the lower one and no dial came within 50 ms (a knock: see
 //! `festival_core::mesh`); when the newcomer's id is the higher, it dials as
 //! soon as it hears the peer, and the peer's own query does not wait. The hub
 //! browses from the moment it starts, so nodes in one process never hit
