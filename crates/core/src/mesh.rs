@@ -67,6 +67,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::ops::Bound;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -827,9 +828,8 @@ impl Mesh {
     fn due(&self, now: Millis, room: usize) -> Vec<PeerId> {
         let me = self.me;
         let mut due: Vec<(&PeerId, &Peer)> = self
-            .peers
-            .iter()
-            .filter(|(p, e)| me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now)
+            .higher()
+            .filter(|(_, e)| e.discovered && e.link.is_none() && e.next_attempt <= now)
             .filter(|(p, _)| !self.is_banned(p, now))
             .collect();
         due.sort_by_key(|(p, e)| (e.failures, e.refusals, !e.powered, e.rank, **p));
@@ -846,12 +846,7 @@ impl Mesh {
     /// no dial to it failed (a refusal only waits for its retry), and no
     /// nearer one is linked: the link that keeps the chain unbroken.
     fn nearest_due(&self, now: Millis) -> Option<PeerId> {
-        let me = self.me;
-        let (peer, e) = self
-            .peers
-            .iter()
-            .filter(|(p, e)| me < **p && (e.discovered || e.link.is_some()) && !self.is_banned(p, now))
-            .min_by_key(|(p, _)| **p)?;
+        let (peer, e) = self.higher().find(|(p, e)| (e.discovered || e.link.is_some()) && !self.is_banned(p, now))?;
         (e.link.is_none() && e.discovered && e.failures == 0 && e.next_attempt <= now).then_some(*peer)
     }
 
@@ -861,12 +856,8 @@ impl Mesh {
     /// dial (and a box that did not answer once, busy starting, say, is not
     /// given up on for good).
     fn powered_due(&self, now: Millis) -> Option<PeerId> {
-        let me = self.me;
-        self.peers
-            .iter()
-            .filter(|(p, e)| {
-                me < **p && e.discovered && e.link.is_none() && e.next_attempt <= now && e.refusals == 0 && e.powered
-            })
+        self.higher()
+            .filter(|(_, e)| e.discovered && e.link.is_none() && e.next_attempt <= now && e.refusals == 0 && e.powered)
             .min_by_key(|(p, e)| (e.rank, **p))
             .map(|(p, _)| *p)
     }
@@ -875,14 +866,23 @@ impl Mesh {
     /// [`KNOCK_DELAY`] ago, are still announced, have not linked to us, and
     /// no dial to them failed.
     fn knock_due(&self, now: Millis) -> Vec<PeerId> {
-        let me = self.me;
-        self.peers
-            .iter()
-            .filter(|(p, e)| {
-                **p < me && e.discovered && e.link.is_none() && e.failures == 0 && e.knock_at.is_some_and(|t| t <= now)
+        self.lower()
+            .filter(|(_, e)| {
+                e.discovered && e.link.is_none() && e.failures == 0 && e.knock_at.is_some_and(|t| t <= now)
             })
             .map(|(p, _)| *p)
             .collect()
+    }
+
+    /// Known peers with a higher id than ours, nearest first (the map's
+    /// order: no comparison with our id per peer).
+    fn higher(&self) -> impl Iterator<Item = (&PeerId, &Peer)> {
+        self.peers.range((Bound::Excluded(self.me), Bound::Unbounded))
+    }
+
+    /// Known peers with a lower id than ours, lowest first.
+    fn lower(&self) -> impl Iterator<Item = (&PeerId, &Peer)> {
+        self.peers.range(..self.me)
     }
 
     fn jitter(&mut self) -> f64 {
@@ -930,17 +930,8 @@ impl Mesh {
     /// to free (an input), not a timer that would fire at once, again and
     /// again.
     fn next_attempt(&self, now: Millis) -> Option<Millis> {
-        let me = self.me;
-        let dial = self
-            .peers
-            .iter()
-            .filter(|(p, e)| me < **p && e.discovered && e.link.is_none())
-            .map(|(_, e)| e.next_attempt);
-        let knock = self
-            .peers
-            .iter()
-            .filter(|(p, e)| **p < me && e.discovered && e.link.is_none())
-            .filter_map(|(_, e)| e.knock_at);
+        let dial = self.higher().filter(|(_, e)| e.discovered && e.link.is_none()).map(|(_, e)| e.next_attempt);
+        let knock = self.lower().filter(|(_, e)| e.discovered && e.link.is_none()).filter_map(|(_, e)| e.knock_at);
         let silent = self.links.values().filter(|l| l.open && !l.greeted).map(|l| l.opened_at + HELLO_TIMEOUT);
         dial.chain(knock).chain(silent).filter(|t| *t > now).min()
     }

@@ -496,8 +496,9 @@ impl Node {
     /// its hello.
     pub fn link_value(&self, link: LinkId) -> Option<LinkValue> {
         let l = self.links.get(&link).filter(|l| l.hello_received)?;
-        let common = [RoomId::festival(), RoomId::direct()];
-        let shared_rooms = l.peer_rooms.iter().filter(|r| !common.contains(r) && self.rooms.contains_key(*r)).count();
+        // The festival room and the mailbox are everyone's: not counted.
+        let common = |r: &RoomId| r.as_str() == RoomId::FESTIVAL || r.is_direct();
+        let shared_rooms = l.peer_rooms.iter().filter(|r| !common(r) && self.rooms.contains_key(*r)).count();
         Some(LinkValue { powered: l.peer_powered, shared_rooms })
     }
     /// (contiguous, max) held of `author` in `room`.
