@@ -98,6 +98,18 @@ pub const KNOCK_DELAY: Millis = 50;
 /// goodbye and comes back (anyone can multicast one) cannot have every node
 /// knock again and again.
 pub const KNOCK_REARM: Millis = 60_000;
+/// A link that has not opened this long after its dial or offer is given
+/// up (closed, and counted as a failed dial): the transport reports a
+/// failure or a close in seconds, but a dial whose answer or close got lost
+/// would otherwise hold its slot for good, and a knock under way stops all
+/// other knocks (a node with no link stayed alone behind one, in the
+/// simulator).
+pub const DIAL_TIMEOUT: Millis = 20_000;
+/// A node with no link at all knocks on its lower peers again this often:
+/// the top of the crowd by id (or of the part of it a node hears) has no
+/// higher peer to dial, and when no lower peer takes it as the nearest
+/// higher one, knocks are its only way in (see [`ADOPT_AFTER`]).
+pub const LONELY_REKNOCK: Millis = 5_000;
 /// How long an open link may stay silent before its peer's hello: an
 /// honest core greets at once and resends its hello on a lossy link, so a
 /// peer that says nothing for this long only holds a slot (a Sybil's black
@@ -107,6 +119,16 @@ pub const HELLO_TIMEOUT: Millis = 10_000;
 /// and each ban is earned on a link, so a few hundred is plenty; the oldest
 /// is forgotten beyond it.
 const MAX_BANNED: usize = 256;
+/// A lower peer refused for a full house this many times, dialing again, has
+/// found no place elsewhere (a node that hears few nodes near it in id, all
+/// of them full with nearer lower links: at limits 2-4 on a crowd where
+/// each hears a few dozen, one in some thousands ended with no link at
+/// all). It gets the place of a chord: a link other than our successor's
+/// and our predecessor's, so no chain breaks.
+pub const ADOPT_AFTER: u32 = 2;
+/// At most one such adoption per this long: a stream of fresh keys dialing
+/// again and again moves one chord a while, never the chain.
+pub const ADOPT_GAP: Millis = 10_000;
 /// Peers remembered at once. Discovery reports every device in earshot and
 /// a lost one is kept (to find it again at once), so over a weekend, or
 /// under a stream of records with fresh keys, the table would grow without
@@ -242,6 +264,9 @@ pub struct Peer {
     rank: u64,
     /// When its record was last reported (see [`MAX_PEERS`]).
     seen_at: Millis,
+    /// Its dials we refused for a full house since it last linked with us
+    /// (see [`ADOPT_AFTER`]).
+    turned_away: u32,
 }
 
 impl Peer {
@@ -274,6 +299,8 @@ pub struct Link {
     /// time it opened.
     pub greeted: bool,
     pub opened_at: Millis,
+    /// When the dial or the offer began (see [`DIAL_TIMEOUT`]).
+    pub started_at: Millis,
     /// From its hello (see [`Mesh::set_value`]).
     pub powered: bool,
     pub shared_rooms: usize,
@@ -294,6 +321,8 @@ pub struct Mesh {
     /// Peers forgotten to keep the table within [`MAX_PEERS`], and new ones
     /// not taken because every place held a link.
     forgotten: u64,
+    /// When we last gave a chord's place to a peer that found none.
+    adopted_at: Option<Millis>,
 }
 
 impl Mesh {
@@ -313,6 +342,7 @@ impl Mesh {
             salt,
             wake: None,
             forgotten: 0,
+            adopted_at: None,
         }
     }
 
@@ -487,7 +517,7 @@ impl Mesh {
             }
             Input::Upgrade { peer } => {
                 if peer != self.me && !self.links.values().any(|l| l.peer == peer) && self.links.len() < self.limit {
-                    self.dial(peer, true, None, &mut out);
+                    self.dial(peer, true, None, now, &mut out);
                 }
             }
             Input::SetLimit(limit) => self.limit = limit,
@@ -533,6 +563,7 @@ impl Mesh {
             knocked_at: None,
             rank,
             seen_at: now,
+            turned_away: 0,
         });
         p.powered = powered;
         p.seen_at = now;
@@ -610,11 +641,16 @@ impl Mesh {
             }
         }
         if old.is_empty() {
-            let full = self.links.len() >= self.limit
-                // A higher peer's dial (a knock) is a link we could have
-                // dialed ourselves: only while we still could.
-                || (peer > self.me && self.upward_links() >= self.upward_cap());
-            if full {
+            // A higher peer's dial (a knock) is a link we could have dialed
+            // ourselves: only while we still could.
+            let full = |m: &Mesh| m.links.len() >= m.limit || (peer > m.me && m.upward_links() >= m.upward_cap());
+            if full(self) && self.may_adopt(&peer, now) {
+                self.adopt(peer, now, out);
+            }
+            if full(self) {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.turned_away = p.turned_away.saturating_add(1);
+                }
                 out.push(refuse(Refusal::Full));
                 return;
             }
@@ -635,14 +671,40 @@ impl Mesh {
                 open: false,
                 greeted: false,
                 opened_at: 0,
+                started_at: now,
                 powered: false,
                 shared_rooms: 0,
             },
         );
         if let Some(p) = self.peers.get_mut(&peer) {
             p.link = Some(link);
+            p.turned_away = 0;
         }
         out.push(Output::Accept { link, peer });
+    }
+
+    /// Whether `peer`, refused for a full house [`ADOPT_AFTER`] times, may
+    /// have a chord's place now.
+    fn may_adopt(&self, peer: &PeerId, now: Millis) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.turned_away >= ADOPT_AFTER)
+            && self.adopted_at.is_none_or(|t| now >= t + ADOPT_GAP)
+    }
+
+    /// Close a chord for `peer`: the least useful open link other than our
+    /// successor's and our predecessor's, on `peer`'s side of us when it
+    /// dials from above (a knock takes an upward slot).
+    fn adopt(&mut self, peer: PeerId, now: Millis, out: &mut Vec<Output>) {
+        let above = self.open_links(|p| p > self.me);
+        let below = self.open_links(|p| p < self.me);
+        let successor = above.iter().map(|(_, p)| *p).min();
+        let predecessor = below.iter().map(|(_, p)| *p).max();
+        let side = if peer > self.me { above } else { above.into_iter().chain(below).collect() };
+        let chords: Vec<(LinkId, PeerId)> =
+            side.into_iter().filter(|(_, p)| Some(*p) != successor && Some(*p) != predecessor).collect();
+        if let Some(link) = self.least_useful(&chords, None) {
+            self.adopted_at = Some(now);
+            self.close(link, "making room for a peer that found no place", out);
+        }
     }
 
     fn new_link(&mut self) -> LinkId {
@@ -653,7 +715,14 @@ impl Mesh {
 
     /// Dial `peer`; a move when `replaces` names the link the new one
     /// replaces once open.
-    fn dial(&mut self, peer: PeerId, upgrade: bool, replaces: Option<(LinkId, &'static str)>, out: &mut Vec<Output>) {
+    fn dial(
+        &mut self,
+        peer: PeerId,
+        upgrade: bool,
+        replaces: Option<(LinkId, &'static str)>,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
         let link = self.new_link();
         self.links.insert(
             link,
@@ -667,6 +736,7 @@ impl Mesh {
                 open: false,
                 greeted: false,
                 opened_at: 0,
+                started_at: now,
                 powered: false,
                 shared_rooms: 0,
             },
@@ -720,7 +790,7 @@ impl Mesh {
                 }
                 continue;
             }
-            self.dial(peer, false, None, out);
+            self.dial(peer, false, None, now, out);
         }
     }
 
@@ -762,7 +832,7 @@ impl Mesh {
             return;
         };
         if let Some(victim) = victim {
-            self.dial(next, false, Some((victim, why)), out);
+            self.dial(next, false, Some((victim, why)), now, out);
         }
     }
 
@@ -780,12 +850,34 @@ impl Mesh {
             self.ban(peer, now);
             self.close(link, "it never said hello", out);
         }
+        let stuck: Vec<(LinkId, PeerId, bool)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !l.open && now >= l.started_at + DIAL_TIMEOUT)
+            .map(|(id, l)| (*id, l.peer, l.outbound))
+            .collect();
+        for (link, peer, outbound) in stuck {
+            self.close(link, "it did not open in time", out);
+            if outbound {
+                self.failed(&peer, now);
+            }
+        }
     }
 
     /// Knock on lower peers that appeared and have not dialed us: one at a
     /// time, and only while two slots are free.
     fn knock(&mut self, now: Millis, out: &mut Vec<Output>) {
         let me = self.me;
+        if self.links.is_empty() {
+            // No link at all: knock again on every lower peer, each at most
+            // once per LONELY_REKNOCK.
+            for (_, p) in self.peers.range_mut(..me) {
+                if p.discovered && p.knock_at.is_none() && p.knocked_at.is_none_or(|t| now >= t + LONELY_REKNOCK) {
+                    p.knock_at = Some(now);
+                    p.failures = 0;
+                }
+            }
+        }
         for peer in self.knock_due(now) {
             let knocking = self.links.values().any(|l| l.outbound && !l.upgrade && !l.open && l.peer < me);
             if knocking || self.links.len() + 2 > self.limit {
@@ -798,7 +890,7 @@ impl Mesh {
             if self.is_banned(&peer, now) || self.links.values().any(|l| l.peer == peer) {
                 continue;
             }
-            self.dial(peer, false, None, out);
+            self.dial(peer, false, None, now, out);
         }
     }
 
@@ -932,8 +1024,14 @@ impl Mesh {
     fn next_attempt(&self, now: Millis) -> Option<Millis> {
         let dial = self.higher().filter(|(_, e)| e.discovered && e.link.is_none()).map(|(_, e)| e.next_attempt);
         let knock = self.lower().filter(|(_, e)| e.discovered && e.link.is_none()).filter_map(|(_, e)| e.knock_at);
+        let lonely = self.links.is_empty();
+        let reknock = self
+            .lower()
+            .filter(|(_, e)| lonely && e.discovered && e.knock_at.is_none())
+            .filter_map(|(_, e)| e.knocked_at.map(|t| t + LONELY_REKNOCK));
         let silent = self.links.values().filter(|l| l.open && !l.greeted).map(|l| l.opened_at + HELLO_TIMEOUT);
-        dial.chain(knock).chain(silent).filter(|t| *t > now).min()
+        let stuck = self.links.values().filter(|l| !l.open).map(|l| l.started_at + DIAL_TIMEOUT);
+        dial.chain(knock).chain(reknock).chain(silent).chain(stuck).filter(|t| *t > now).min()
     }
 }
 
@@ -1138,7 +1236,10 @@ mod tests {
         found(&mut m, 1, 0);
         found(&mut m, 2, 0);
         assert_eq!(m.next_wake(), Some(KNOCK_DELAY));
-        linked_by(&mut m, 2, KNOCK_DELAY / 2);
+        // Linked to 2 (greeted, so the link stays): not lonely, see
+        // LONELY_REKNOCK for a node with no link.
+        let to_2 = linked_by(&mut m, 2, KNOCK_DELAY / 2);
+        m.set_value(to_2, false, 0);
         let out = m.handle(Input::Tick, KNOCK_DELAY);
         assert_eq!(dials(&out), vec![id(1)], "never one linked");
         assert_eq!(dials(&m.handle(Input::DialFailed { link: link_to(&m, 1), busy: false }, 200)), vec![]);
@@ -1151,6 +1252,79 @@ mod tests {
         let back = KNOCK_DELAY + KNOCK_REARM;
         found(&mut m, 1, back);
         assert_eq!(dials(&m.handle(Input::Tick, back + KNOCK_DELAY)), vec![id(1)], "a new appearance");
+    }
+
+    #[test]
+    fn a_peer_that_found_no_place_gets_a_chords_place_never_the_chains() {
+        // Full at 4: predecessor 4, a lower chord 1, successor 6, an upper
+        // chord 9.
+        let mut m = mesh(5, 4);
+        for p in [4, 1, 6, 9] {
+            found(&mut m, p, 0);
+        }
+        for p in [4, 1] {
+            let l = linked_by(&mut m, p, 0);
+            m.set_value(l, false, 0);
+        }
+        for p in [6, 9] {
+            let l = m.links().find(|(_, l)| l.peer == id(p)).map(|(l, _)| *l);
+            if let Some(l) = l {
+                m.handle(Input::Opened { link: l }, 0);
+                m.set_value(l, false, 0);
+            }
+        }
+        assert_eq!(m.kept(), 4, "{:?}", m.links().collect::<Vec<_>>());
+        // 2 dials: not nearer than our predecessor 4, so refused; again,
+        // refused; the third time it has a chord's place.
+        found(&mut m, 2, 0);
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 1 }, 1)), Some(Refusal::Full));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 2 }, 2)), Some(Refusal::Full));
+        let out = m.handle(Input::Offer { peer: id(2), sent_at: 3 }, 3);
+        assert_eq!(refusal(&out), None, "{out:?}");
+        let closed = closes(&out);
+        assert_eq!(closed.len(), 1);
+        assert!([id(1), id(9)].contains(&closed[0]), "a chord went, not the chain: {closed:?}");
+        // Another one right after: one adoption per ADOPT_GAP.
+        found(&mut m, 3, 3);
+        for t in 4..7 {
+            assert_eq!(refusal(&m.handle(Input::Offer { peer: id(3), sent_at: t }, t)), Some(Refusal::Full));
+        }
+        let out = m.handle(Input::Offer { peer: id(3), sent_at: 8 }, 3 + ADOPT_GAP);
+        assert_eq!(refusal(&out), None, "after the gap: {out:?}");
+    }
+
+    #[test]
+    fn a_dial_that_never_opens_is_given_up_after_the_dial_timeout() {
+        let mut m = mesh(1, 4);
+        let out = found(&mut m, 9, 0);
+        assert_eq!(dials(&out), vec![id(9)]);
+        m.handle(Input::Answered { link: link_to(&m, 9) }, 10);
+        // Neither Opened nor Closed ever comes (lost on the way).
+        assert!(m.next_wake().is_some_and(|t| t <= DIAL_TIMEOUT), "{:?}", m.next_wake());
+        assert!(closes(&m.handle(Input::Tick, DIAL_TIMEOUT - 1)).is_empty());
+        let out = m.handle(Input::Tick, DIAL_TIMEOUT);
+        assert_eq!(closes(&out), vec![id(9)], "{out:?}");
+        assert_eq!(m.peer(&id(9)).expect("known").failures, 1, "counted as a failed dial");
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn a_node_with_no_link_knocks_again_on_its_lower_peers() {
+        // The top node by id: nobody higher to dial.
+        let mut m = mesh(9, 4);
+        found(&mut m, 3, 0);
+        let out = m.handle(Input::Tick, KNOCK_DELAY);
+        assert_eq!(dials(&out), vec![id(3)]);
+        m.handle(Input::DialFailed { link: link_to(&m, 3), busy: true }, KNOCK_DELAY + 1);
+        assert_eq!(dials(&m.handle(Input::Tick, KNOCK_DELAY + 2)), vec![], "not at once");
+        assert!(m.next_wake().is_some_and(|t| t <= KNOCK_DELAY + LONELY_REKNOCK), "{:?}", m.next_wake());
+        let again = KNOCK_DELAY + LONELY_REKNOCK;
+        assert_eq!(dials(&m.handle(Input::Tick, again)), vec![id(3)], "again after LONELY_REKNOCK");
+        // Linked (to 3's dial, say): no more knocks.
+        m.handle(Input::DialFailed { link: link_to(&m, 3), busy: true }, again + 1);
+        let l = linked_by(&mut m, 3, again + 2);
+        m.set_value(l, false, 0);
+        assert_eq!(dials(&m.handle(Input::Tick, again + 3 * LONELY_REKNOCK)), vec![]);
     }
 
     #[test]
