@@ -918,7 +918,6 @@ impl Mesh {
     /// higher peer while we have no link to it, then stable peers, powered
     /// ones first, then by [`Mesh::rank`].
     fn due(&self, now: Millis, room: usize) -> Vec<PeerId> {
-        let me = self.me;
         let mut due: Vec<(&PeerId, &Peer)> = self
             .higher()
             .filter(|(_, e)| e.discovered && e.link.is_none() && e.next_attempt <= now)
