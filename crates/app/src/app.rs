@@ -185,9 +185,10 @@ impl App {
     /// Start a node with the current settings and forward its events.
     async fn launch(&self, st: &mut State, name: Option<String>) -> Result<(), AppError> {
         let cfg = self.config(&st.settings, name);
-        match NodeHandle::start(cfg).await {
-            Ok(node) => {
-                let mut rx = node.events();
+        // Subscribed before the node's actor runs: none of its first events
+        // (the relay link up, a peer found at once) is lost.
+        match NodeHandle::start_subscribed(cfg).await {
+            Ok((node, mut rx)) => {
                 let bus = self.shared.bus.clone();
                 let forward = tokio::spawn(async move {
                     loop {

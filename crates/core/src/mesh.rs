@@ -28,7 +28,10 @@
 //! on the chain of all nodes in id order). The dropped node redials and,
 //! finding us full, moves on to the next higher node. Other lower peers
 //! wait for a free slot: the links that are not chain links are chords
-//! across the crowd, and they stay.
+//! across the crowd, and they stay, but for one: a peer that keeps dialing
+//! a full node in vain (see [`ADOPT_AFTER`]) gets a chord's place, and the
+//! next such peer takes that same place, so a stream of them (fresh keys
+//! too) moves one slot, never more.
 //!
 //! A node that starts just after its higher neighbour announced may not hear
 //! that neighbour for a second (mDNS multicasts a record at most once a
@@ -119,22 +122,27 @@ pub const HELLO_TIMEOUT: Millis = 10_000;
 /// and each ban is earned on a link, so a few hundred is plenty; the oldest
 /// is forgotten beyond it.
 const MAX_BANNED: usize = 256;
-/// A lower peer refused for a full house this many times, dialing again, has
-/// found no place elsewhere (a node that hears few nodes near it in id, all
-/// of them full with nearer lower links: at limits 2-4 on a crowd where
-/// each hears a few dozen, one in some thousands ended with no link at
-/// all). It gets the place of a chord: a link other than our successor's
-/// and our predecessor's, so no chain breaks.
+/// A peer refused for a full house this many times, at least
+/// [`BUSY_RETRY`] apart, dialing again, has likely found no place elsewhere
+/// (a node that hears few nodes near it in id, all of them full with nearer
+/// links: at limits 2-4 on a crowd where each hears a few dozen, one in some
+/// thousands ended with no link at all). It gets the place of a chord: the
+/// link a previous such peer got, if there is one, else a link other than
+/// to our successor and predecessor (on the dialer's side of us when it
+/// dials from above: a knock takes an upward slot). So adoptions share one
+/// slot: a stream of fresh keys dialing in vain rotates that one slot and
+/// cannot take a second.
 pub const ADOPT_AFTER: u32 = 2;
-/// At most one such adoption per this long: a stream of fresh keys dialing
-/// again and again moves one chord a while, never the chain.
+/// At most one adoption per this long.
 pub const ADOPT_GAP: Millis = 10_000;
 /// Peers remembered at once. Discovery reports every device in earshot and
 /// a lost one is kept (to find it again at once), so over a weekend, or
 /// under a stream of records with fresh keys, the table would grow without
 /// end. Beyond the cap a new peer takes the place of one without a link:
 /// a lost one first, then the one whose dials failed most (a record with an
-/// address nobody answers), then the one seen longest ago.
+/// address nobody answers), then the newest (discovery reports a record
+/// again only when it changes, so peers known long are the ones a flood of
+/// fresh records must not push out: it pushes out its own).
 pub const MAX_PEERS: usize = 1024;
 
 /// Why a peer's offer is refused. The wording is what the peer is told;
@@ -264,12 +272,24 @@ pub struct Peer {
     rank: u64,
     /// When its record was last reported (see [`MAX_PEERS`]).
     seen_at: Millis,
-    /// Its dials we refused for a full house since it last linked with us
-    /// (see [`ADOPT_AFTER`]).
+    /// Its dials we refused for a full house, at least [`BUSY_RETRY`]
+    /// apart, since a link with it last opened or it was last lost (see
+    /// [`ADOPT_AFTER`]), and when the last of them was.
     turned_away: u32,
+    turned_away_at: Millis,
 }
 
 impl Peer {
+    /// When a node with no link may knock on this lower peer again (its
+    /// first knock comes [`KNOCK_DELAY`] after it appeared, as for all):
+    /// [`LONELY_REKNOCK`] after the last knock, doubled for each failed or
+    /// refused dial since it last linked (up to 8 times), so a lonely node
+    /// does not dial without pause.
+    fn lonely_due(&self) -> Option<Millis> {
+        let backoff = (self.failures + self.refusals).min(3);
+        self.knocked_at.map(|t| t + (LONELY_REKNOCK << backoff))
+    }
+
     /// Knock after [`KNOCK_DELAY`], unless we knocked within [`KNOCK_REARM`].
     fn arm_knock(&mut self, now: Millis) {
         if self.knocked_at.is_none_or(|at| now.saturating_sub(at) >= KNOCK_REARM) {
@@ -301,6 +321,8 @@ pub struct Link {
     pub opened_at: Millis,
     /// When the dial or the offer began (see [`DIAL_TIMEOUT`]).
     pub started_at: Millis,
+    /// Accepted in a chord's place (see [`ADOPT_AFTER`]).
+    pub adopted: bool,
     /// From its hello (see [`Mesh::set_value`]).
     pub powered: bool,
     pub shared_rooms: usize,
@@ -393,8 +415,8 @@ impl Mesh {
         let victim = self
             .peers
             .iter()
-            .filter(|(_, p)| p.link.is_none())
-            .min_by_key(|(id, p)| (p.discovered, std::cmp::Reverse(p.failures), p.seen_at, **id))
+            .filter(|(id, p)| p.link.is_none() && !self.links.values().any(|l| l.peer == **id))
+            .min_by_key(|(id, p)| (p.discovered, std::cmp::Reverse(p.failures), std::cmp::Reverse(p.seen_at), **id))
             .map(|(id, _)| *id);
         match victim {
             Some(id) => {
@@ -467,6 +489,7 @@ impl Mesh {
             Input::Lost { peer } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.discovered = false;
+                    p.turned_away = 0;
                 }
             }
             Input::Offer { peer, sent_at } => self.offer(peer, sent_at, now, &mut out),
@@ -496,6 +519,7 @@ impl Mesh {
                         p.failures = 0;
                         p.refusals = 0;
                         p.knock_at = None;
+                        p.turned_away = 0;
                     }
                     if let Some((old, why)) = replaced {
                         self.close(old, why, &mut out);
@@ -564,6 +588,7 @@ impl Mesh {
             rank,
             seen_at: now,
             turned_away: 0,
+            turned_away_at: 0,
         });
         p.powered = powered;
         p.seen_at = now;
@@ -640,21 +665,34 @@ impl Mesh {
                 }
             }
         }
+        let mut adopted = false;
         if old.is_empty() {
             // A higher peer's dial (a knock) is a link we could have dialed
             // ourselves: only while we still could.
             let full = |m: &Mesh| m.links.len() >= m.limit || (peer > m.me && m.upward_links() >= m.upward_cap());
             if full(self) && self.may_adopt(&peer, now) {
-                self.adopt(peer, now, out);
+                adopted = self.adopt(peer, now, out);
             }
             if full(self) {
-                if let Some(p) = self.peers.get_mut(&peer) {
+                if let Some(p) =
+                    self.peers.get_mut(&peer).filter(|p| p.turned_away == 0 || now >= p.turned_away_at + BUSY_RETRY)
+                {
                     p.turned_away = p.turned_away.saturating_add(1);
+                    p.turned_away_at = now;
                 }
                 out.push(refuse(Refusal::Full));
                 return;
             }
         }
+        // A redial that replaces a link that never opened keeps its start:
+        // offers again and again do not hold a slot past DIAL_TIMEOUT.
+        let started_at = old
+            .iter()
+            .filter_map(|id| self.links.get(id))
+            .filter(|l| !l.open)
+            .map(|l| l.started_at)
+            .min()
+            .unwrap_or(now);
         for link in old {
             self.close(link, "replaced by a new connection", out);
         }
@@ -671,14 +709,14 @@ impl Mesh {
                 open: false,
                 greeted: false,
                 opened_at: 0,
-                started_at: now,
+                started_at,
+                adopted,
                 powered: false,
                 shared_rooms: 0,
             },
         );
         if let Some(p) = self.peers.get_mut(&peer) {
             p.link = Some(link);
-            p.turned_away = 0;
         }
         out.push(Output::Accept { link, peer });
     }
@@ -686,14 +724,20 @@ impl Mesh {
     /// Whether `peer`, refused for a full house [`ADOPT_AFTER`] times, may
     /// have a chord's place now.
     fn may_adopt(&self, peer: &PeerId, now: Millis) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.turned_away >= ADOPT_AFTER)
+        // One close must make the room: not while a move holds a link more,
+        // nor above a lowered limit.
+        let one_close_fits = self.links.len() <= self.limit
+            && (*peer < self.me || self.upward_links() <= self.upward_cap())
+            && !self.links.values().any(|l| l.replaces.is_some());
+        self.peers.get(peer).is_some_and(|p| p.discovered && p.turned_away >= ADOPT_AFTER)
             && self.adopted_at.is_none_or(|t| now >= t + ADOPT_GAP)
+            && one_close_fits
     }
 
     /// Close a chord for `peer`: the least useful open link other than our
     /// successor's and our predecessor's, on `peer`'s side of us when it
     /// dials from above (a knock takes an upward slot).
-    fn adopt(&mut self, peer: PeerId, now: Millis, out: &mut Vec<Output>) {
+    fn adopt(&mut self, peer: PeerId, now: Millis, out: &mut Vec<Output>) -> bool {
         let above = self.open_links(|p| p > self.me);
         let below = self.open_links(|p| p < self.me);
         let successor = above.iter().map(|(_, p)| *p).min();
@@ -701,10 +745,19 @@ impl Mesh {
         let side = if peer > self.me { above } else { above.into_iter().chain(below).collect() };
         let chords: Vec<(LinkId, PeerId)> =
             side.into_iter().filter(|(_, p)| Some(*p) != successor && Some(*p) != predecessor).collect();
-        if let Some(link) = self.least_useful(&chords, None) {
-            self.adopted_at = Some(now);
-            self.close(link, "making room for a peer that found no place", out);
-        }
+        // The slot of the last adoption first; else the chord sharing the
+        // fewest rooms, farthest in id (not by claimed power: anyone can
+        // claim it).
+        let victim = chords.iter().find(|(l, _)| self.links.get(l).is_some_and(|l| l.adopted)).or_else(|| {
+            chords.iter().min_by_key(|(l, p)| {
+                let rooms = self.links.get(l).map_or(0, |l| l.shared_rooms);
+                (rooms, std::cmp::Reverse(if *p > self.me { *p } else { PeerId::from_bytes([0xff; 32]) }), *p)
+            })
+        });
+        let Some(&(link, _)) = victim else { return false };
+        self.adopted_at = Some(now);
+        self.close(link, "making room for a peer that found no place", out);
+        true
     }
 
     fn new_link(&mut self) -> LinkId {
@@ -737,6 +790,7 @@ impl Mesh {
                 greeted: false,
                 opened_at: 0,
                 started_at: now,
+                adopted: false,
                 powered: false,
                 shared_rooms: 0,
             },
@@ -850,15 +904,19 @@ impl Mesh {
             self.ban(peer, now);
             self.close(link, "it never said hello", out);
         }
-        let stuck: Vec<(LinkId, PeerId, bool)> = self
+        let stuck: Vec<(LinkId, PeerId, bool, bool)> = self
             .links
             .iter()
             .filter(|(_, l)| !l.open && now >= l.started_at + DIAL_TIMEOUT)
-            .map(|(id, l)| (*id, l.peer, l.outbound))
+            .map(|(id, l)| (*id, l.peer, l.outbound, l.upgrade))
             .collect();
-        for (link, peer, outbound) in stuck {
+        for (link, peer, outbound, upgrade) in stuck {
             self.close(link, "it did not open in time", out);
-            if outbound {
+            if !outbound {
+                // Its offer took a slot and it never opened the channel
+                // (again and again: see the offer's start carried over).
+                self.ban(peer, now);
+            } else if !upgrade {
                 self.failed(&peer, now);
             }
         }
@@ -869,12 +927,11 @@ impl Mesh {
     fn knock(&mut self, now: Millis, out: &mut Vec<Output>) {
         let me = self.me;
         if self.links.is_empty() {
-            // No link at all: knock again on every lower peer, each at most
-            // once per LONELY_REKNOCK.
+            // No link at all: knock again on the lower peers, each at most
+            // once per its lonely period (see `Peer::lonely_due`).
             for (_, p) in self.peers.range_mut(..me) {
-                if p.discovered && p.knock_at.is_none() && p.knocked_at.is_none_or(|t| now >= t + LONELY_REKNOCK) {
+                if p.discovered && p.lonely_due().is_some_and(|t| now >= t) {
                     p.knock_at = Some(now);
-                    p.failures = 0;
                 }
             }
         }
@@ -957,12 +1014,17 @@ impl Mesh {
     /// [`KNOCK_DELAY`] ago, are still announced, have not linked to us, and
     /// no dial to them failed.
     fn knock_due(&self, now: Millis) -> Vec<PeerId> {
-        self.lower()
-            .filter(|(_, e)| {
-                e.discovered && e.link.is_none() && e.failures == 0 && e.knock_at.is_some_and(|t| t <= now)
-            })
-            .map(|(p, _)| *p)
-            .collect()
+        // Alone, a peer whose dials failed is knocked on too, after its
+        // longer lonely period; the least recently knocked first, so one
+        // that fails slowly cannot keep the others waiting.
+        let lonely = self.links.is_empty();
+        let mut due: Vec<(&PeerId, &Peer)> = self
+            .lower()
+            .filter(|(_, e)| e.discovered && e.link.is_none() && (e.failures == 0 || lonely))
+            .filter(|(_, e)| e.knock_at.is_some_and(|t| t <= now))
+            .collect();
+        due.sort_by_key(|(p, e)| (e.knocked_at, **p));
+        due.into_iter().map(|(p, _)| *p).collect()
     }
 
     /// Known peers with a higher id than ours, nearest first (the map's
@@ -1024,10 +1086,7 @@ impl Mesh {
         let dial = self.higher().filter(|(_, e)| e.discovered && e.link.is_none()).map(|(_, e)| e.next_attempt);
         let knock = self.lower().filter(|(_, e)| e.discovered && e.link.is_none()).filter_map(|(_, e)| e.knock_at);
         let lonely = self.links.is_empty();
-        let reknock = self
-            .lower()
-            .filter(|(_, e)| lonely && e.discovered && e.knock_at.is_none())
-            .filter_map(|(_, e)| e.knocked_at.map(|t| t + LONELY_REKNOCK));
+        let reknock = self.lower().filter(|(_, e)| lonely && e.discovered).filter_map(|(_, e)| e.lonely_due());
         let silent = self.links.values().filter(|l| l.open && !l.greeted).map(|l| l.opened_at + HELLO_TIMEOUT);
         let stuck = self.links.values().filter(|l| !l.open).map(|l| l.started_at + DIAL_TIMEOUT);
         dial.chain(knock).chain(reknock).chain(silent).chain(stuck).filter(|t| *t > now).min()
@@ -1131,25 +1190,19 @@ mod tests {
         assert!(m.peer(&many(700)).is_none() && m.peer(&many(800)).is_some());
         arrive(&mut m, &mut now, MAX_PEERS + 2);
         assert!(m.peer(&many(800)).is_none());
-        // Then the one seen longest ago; a peer with a link never.
-        let oldest = (0..MAX_PEERS).find(|&i| !linked.contains(&many(i))).expect("an unlinked peer");
+        // Then the newest: a flood of fresh records pushes out its own, and
+        // every peer known from before stays; a peer with a link never goes.
+        let newest = MAX_PEERS + 2;
         arrive(&mut m, &mut now, MAX_PEERS + 3);
-        assert!(m.peer(&many(oldest)).is_none());
+        assert!(m.peer(&many(newest)).is_none(), "the newest before it went");
         for _ in 0..MAX_PEERS {
             let i = MAX_PEERS + 4 + m.forgotten() as usize;
             arrive(&mut m, &mut now, i);
         }
         assert!(linked.iter().all(|p| m.peer(p).is_some()), "linked peers are kept");
+        let before = (0..MAX_PEERS).filter(|&i| ![700, 800, 900].contains(&i)).all(|i| m.peer(&many(i)).is_some());
+        assert!(before, "the flood pushed out a peer known from before it");
         assert_eq!(m.forgotten(), 4 + MAX_PEERS as u64);
-        // A record seen again is fresh: it is kept over older ones.
-        let again = MAX_PEERS + 10;
-        assert!(m.peer(&many(again)).is_some(), "among the oldest now");
-        discover(&mut m, many(again), now + 1);
-        for _ in 0..MAX_PEERS / 2 {
-            let i = MAX_PEERS + 4 + m.forgotten() as usize;
-            arrive(&mut m, &mut now, i);
-        }
-        assert!(m.peer(&many(again)).is_some(), "seen again, kept");
     }
 
     #[test]
@@ -1277,19 +1330,29 @@ mod tests {
         // refused; the third time it has a chord's place.
         found(&mut m, 2, 0);
         assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 1 }, 1)), Some(Refusal::Full));
+        // Dials closer together than BUSY_RETRY count once.
         assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 2 }, 2)), Some(Refusal::Full));
-        let out = m.handle(Input::Offer { peer: id(2), sent_at: 3 }, 3);
+        let t = 1 + BUSY_RETRY;
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: t }, t)), Some(Refusal::Full));
+        let out = m.handle(Input::Offer { peer: id(2), sent_at: t + 1 }, t + 1);
         assert_eq!(refusal(&out), None, "{out:?}");
         let closed = closes(&out);
         assert_eq!(closed.len(), 1);
         assert!([id(1), id(9)].contains(&closed[0]), "a chord went, not the chain: {closed:?}");
-        // Another one right after: one adoption per ADOPT_GAP.
-        found(&mut m, 3, 3);
-        for t in 4..7 {
-            assert_eq!(refusal(&m.handle(Input::Offer { peer: id(3), sent_at: t }, t)), Some(Refusal::Full));
+        let adopted = link_to(&m, 2);
+        m.handle(Input::Opened { link: adopted }, t + 2);
+        m.set_value(adopted, false, 0);
+        // Another one right after: one adoption per ADOPT_GAP, and it takes
+        // the adopted one's place, not a second chord.
+        found(&mut m, 3, t);
+        for k in 0..3 {
+            let at = t + 3 + k * BUSY_RETRY;
+            assert_eq!(refusal(&m.handle(Input::Offer { peer: id(3), sent_at: at }, at)), Some(Refusal::Full));
         }
-        let out = m.handle(Input::Offer { peer: id(3), sent_at: 8 }, 3 + ADOPT_GAP);
+        let at = t + 1 + ADOPT_GAP;
+        let out = m.handle(Input::Offer { peer: id(3), sent_at: at }, at);
         assert_eq!(refusal(&out), None, "after the gap: {out:?}");
+        assert_eq!(closes(&out), vec![id(2)], "the adopted slot rotates");
     }
 
     #[test]
@@ -1316,9 +1379,11 @@ mod tests {
         assert_eq!(dials(&out), vec![id(3)]);
         m.handle(Input::DialFailed { link: link_to(&m, 3), busy: true }, KNOCK_DELAY + 1);
         assert_eq!(dials(&m.handle(Input::Tick, KNOCK_DELAY + 2)), vec![], "not at once");
-        assert!(m.next_wake().is_some_and(|t| t <= KNOCK_DELAY + LONELY_REKNOCK), "{:?}", m.next_wake());
-        let again = KNOCK_DELAY + LONELY_REKNOCK;
-        assert_eq!(dials(&m.handle(Input::Tick, again)), vec![id(3)], "again after LONELY_REKNOCK");
+        // Refused once: twice the period.
+        let again = KNOCK_DELAY + 2 * LONELY_REKNOCK;
+        assert_eq!(m.next_wake(), Some(again));
+        assert_eq!(dials(&m.handle(Input::Tick, again - 1)), vec![]);
+        assert_eq!(dials(&m.handle(Input::Tick, again)), vec![id(3)], "again after its lonely period");
         // Linked (to 3's dial, say): no more knocks.
         m.handle(Input::DialFailed { link: link_to(&m, 3), busy: true }, again + 1);
         let l = linked_by(&mut m, 3, again + 2);

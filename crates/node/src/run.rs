@@ -15,7 +15,9 @@ const HELP: &str =
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
     let budget = cfg.retention.budget;
-    let node = NodeHandle::start(cfg).await.context("starting the node")?;
+    // Subscribed before the actor runs: its first events (a relay link up
+    // at once) come after the ready line, never lost.
+    let (node, mut events) = NodeHandle::start_subscribed(cfg).await.context("starting the node")?;
     let status = node.status().await?;
     if json {
         println!(
@@ -29,7 +31,6 @@ pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
             status.festival, status.fingerprint, status.peer, status.signaling_port
         );
     }
-    let mut events = node.events();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut room = RoomId::festival();

@@ -57,11 +57,19 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// Open the data dir, bind sockets, announce on the LAN and start the actor.
     pub async fn start(cfg: NodeConfig) -> Result<NodeHandle, StartError> {
+        Ok(NodeHandle::start_subscribed(cfg).await?.0)
+    }
+
+    /// [`NodeHandle::start`], with a subscription to events made before the
+    /// actor runs: [`NodeHandle::events`] called after `start` misses what
+    /// the actor emits first (a relay link can be up within a millisecond).
+    pub async fn start_subscribed(cfg: NodeConfig) -> Result<(NodeHandle, broadcast::Receiver<NodeEvent>), StartError> {
         let (tx, rx) = mpsc::channel(INBOX);
-        let (events, _) = broadcast::channel(EVENTS);
+        let (events, first) = broadcast::channel(EVENTS);
         let (actor, store, peer) = actor::Actor::build(cfg, rx, events.clone()).await?;
         let task = tokio::spawn(actor.run());
-        Ok(NodeHandle { inner: Arc::new(Inner { tx, events, store, peer, task: Mutex::new(Some(task)) }) })
+        let node = NodeHandle { inner: Arc::new(Inner { tx, events, store, peer, task: Mutex::new(Some(task)) }) };
+        Ok((node, first))
     }
 
     pub fn peer_id(&self) -> PeerId {
