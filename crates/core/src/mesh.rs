@@ -102,11 +102,12 @@ pub const KNOCK_DELAY: Millis = 50;
 /// knock again and again.
 pub const KNOCK_REARM: Millis = 60_000;
 /// A link that has not opened this long after its dial or offer is given
-/// up (closed, and counted as a failed dial): the transport reports a
-/// failure or a close in seconds, but a dial whose answer or close got lost
-/// would otherwise hold its slot for good, and a knock under way stops all
-/// other knocks (a node with no link stayed alone behind one, in the
-/// simulator).
+/// up and closed: our LAN dial counts as failed (an upgrade dial through
+/// the relay does not), and a peer whose offer never opened is banned like
+/// one that never said hello. The transport reports a failure or a close
+/// in seconds, but a dial whose answer or close got lost would otherwise
+/// hold its slot for good, and a knock under way stops all other knocks (a
+/// node with no link stayed alone behind one, in the simulator).
 pub const DIAL_TIMEOUT: Millis = 20_000;
 /// A node with no link at all knocks on its lower peers again this often:
 /// the top of the crowd by id (or of the part of it a node hears) has no
