@@ -1372,6 +1372,20 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_that_never_opens_costs_its_peer_a_ban_and_a_redial_keeps_its_start() {
+        let mut m = mesh(5, 4);
+        let out = m.handle(Input::Offer { peer: id(1), sent_at: 0 }, 0);
+        assert!(out.iter().any(|o| matches!(o, Output::Accept { .. })));
+        // Offering again and again does not restart the clock.
+        let out = m.handle(Input::Offer { peer: id(1), sent_at: DIAL_TIMEOUT / 2 }, DIAL_TIMEOUT / 2);
+        assert!(out.iter().any(|o| matches!(o, Output::Accept { .. })));
+        let out = m.handle(Input::Tick, DIAL_TIMEOUT);
+        assert_eq!(closes(&out), vec![id(1)], "{out:?}");
+        let again = m.handle(Input::Offer { peer: id(1), sent_at: DIAL_TIMEOUT + 1 }, DIAL_TIMEOUT + 1);
+        assert_eq!(refusal(&again), Some(Refusal::Banned));
+    }
+
+    #[test]
     fn a_node_with_no_link_knocks_again_on_its_lower_peers() {
         // The top node by id: nobody higher to dial.
         let mut m = mesh(9, 4);
