@@ -749,12 +749,10 @@ impl Mesh {
         // The slot of the last adoption first; else the chord sharing the
         // fewest rooms, farthest in id (not by claimed power: anyone can
         // claim it).
-        let victim = chords.iter().find(|(l, _)| self.links.get(l).is_some_and(|l| l.adopted)).or_else(|| {
-            chords.iter().min_by_key(|(l, p)| {
-                let rooms = self.links.get(l).map_or(0, |l| l.shared_rooms);
-                (rooms, std::cmp::Reverse(if *p > self.me { *p } else { PeerId::from_bytes([0xff; 32]) }), *p)
-            })
-        });
+        let victim = chords
+            .iter()
+            .find(|(l, _)| self.links.get(l).is_some_and(|l| l.adopted))
+            .or_else(|| chords.iter().min_by_key(|(l, p)| self.worth(*l, *p)));
         let Some(&(link, _)) = victim else { return false };
         self.adopted_at = Some(now);
         self.close(link, "making room for a peer that found no place", out);
@@ -964,12 +962,17 @@ impl Mesh {
     fn least_useful(&self, open: &[(LinkId, PeerId)], keep: Option<PeerId>) -> Option<LinkId> {
         open.iter()
             .filter(|(_, peer)| Some(*peer) != keep)
-            .min_by_key(|(link, peer)| {
-                let rooms = self.links.get(link).map_or(0, |l| l.shared_rooms);
-                let above = *peer > self.me;
-                (self.is_powered(peer), rooms, above.then_some(std::cmp::Reverse(*peer)), (!above).then_some(*peer))
-            })
+            .min_by_key(|(link, peer)| (self.is_powered(peer), self.worth(*link, *peer)))
             .map(|(link, _)| *link)
+    }
+
+    /// What a link is worth apart from power, least first: the rooms it
+    /// shares with us, then how near its peer is (below us, the lowest
+    /// comes first; then above us, the highest).
+    fn worth(&self, link: LinkId, peer: PeerId) -> (usize, Option<std::cmp::Reverse<PeerId>>, Option<PeerId>) {
+        let rooms = self.links.get(&link).map_or(0, |l| l.shared_rooms);
+        let above = peer > self.me;
+        (rooms, above.then_some(std::cmp::Reverse(peer)), (!above).then_some(peer))
     }
 
     /// Peers to dial now, best first, at most `room` of them: the nearest
