@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use festival_core::policy::PowerState;
+use festival_core::policy::{self, PowerState};
 use festival_sim::{random_graph, Hearing, LanCfg, LinkSpec, Report, Sim};
 use rand::Rng;
 use serde_json::json;
@@ -53,6 +53,18 @@ pub struct Args {
     /// the messages go out.
     #[arg(long, default_value_t = 0.05)]
     churn: f64,
+    /// With `--lan`: peer limits. `policy`: what each node's power state
+    /// gives it in the product (`policy::limits`: 8 on mains, 6 or 4 on
+    /// battery); `low`: 2, 3 or 4 for phones and 8 for the boxes, a crowd
+    /// short of links.
+    #[arg(long, value_enum, default_value_t = Limits::Policy)]
+    limits: Limits,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Limits {
+    Policy,
+    Low,
 }
 
 pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
@@ -128,6 +140,7 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "nodes": nodes,
         "edges": if a.lan { sim.open_pairs().len() } else { edges },
         "hear": a.hear,
+        "limits": if a.lan { format!("{:?}", a.limits).to_lowercase() } else { "graph".into() },
         "churn": if a.lan { a.churn } else { 0.0 },
         "slept": slept.iter().filter(|s| **s).count(),
         "links_opened": opened,
@@ -184,7 +197,22 @@ fn stretch(sim: &Sim, sent: &[(festival_core::MessageId, usize, u64)]) -> (usize
 
 /// `--lan`: the crowd arrives over 20 s and links by discovery.
 fn arrive(sim: &mut Sim, a: &Args, nodes: usize) {
-    let limits: Vec<usize> = (0..nodes).map(|i| if i % 25 == 0 { 8 } else { 2 + i % 3 }).collect();
+    // Every 25th node is a venue box on mains; the others are phones on
+    // battery above the level where they stop relaying.
+    let power: Vec<PowerState> =
+        (0..nodes)
+            .map(|i| {
+                if i % 25 == 0 {
+                    PowerState::Mains
+                } else {
+                    PowerState::Battery { percent: sim.rng.gen_range(25..=100) }
+                }
+            })
+            .collect();
+    let limits: Vec<usize> = match a.limits {
+        Limits::Policy => power.iter().map(|&p| policy::limits(p).max_peers).collect(),
+        Limits::Low => (0..nodes).map(|i| if i % 25 == 0 { 8 } else { 2 + i % 3 }).collect(),
+    };
     let mut cfg = LanCfg::new(3, LinkSpec::lossy(a.loss));
     cfg.limits = limits;
     if a.hear > 0 && a.hear < nodes {
@@ -199,12 +227,10 @@ fn arrive(sim: &mut Sim, a: &Args, nodes: usize) {
     }
     sim.enable_lan(cfg);
     let gap = 20_000 / nodes.max(1) as u64;
-    for i in 0..nodes {
+    for p in power {
         let n = sim.add_node(vec![]);
-        if i % 25 != 0 {
-            // Phones, on battery above the level where they stop relaying.
-            let percent = sim.rng.gen_range(25..=100);
-            sim.set_power(n, PowerState::Battery { percent });
+        if p != PowerState::Mains {
+            sim.set_power(n, p);
         }
         sim.run_for(gap);
     }

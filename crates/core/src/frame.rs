@@ -22,6 +22,9 @@ pub const MAX_BATCH_ITEMS: usize = 256;
 pub const MAX_HELLO_ROOMS: usize = 256;
 /// Most hops a message is pushed; beyond it only sync carries it on.
 pub const MAX_HOPS: u8 = 32;
+/// Deepest place in a room's broadcast tree: a node further from the root
+/// roots its own tree instead.
+pub const MAX_TREE_DEPTH: u8 = 32;
 /// Widest range one want (or one `Gone`) may name.
 pub const MAX_WANT_RANGE: u64 = 4096;
 
@@ -123,6 +126,24 @@ pub enum Frame {
         a: Vec<u8>,
         b: Vec<u8>,
     },
+    /// Protocol 3: the sender's place in a room's broadcast tree. Sent on
+    /// direct links only, to peers that said hello with version 3.
+    Tree(TreeAdvert),
+}
+
+/// A node's place in a room's broadcast tree: the root it follows, the
+/// root's latest beacon (`epoch`) it has heard, its distance from the root,
+/// and whether the receiver is its parent.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TreeAdvert {
+    pub room: RoomId,
+    pub root: PeerId,
+    /// The root said it runs on mains power (roots on mains rank first).
+    pub powered: bool,
+    pub epoch: u32,
+    pub depth: u8,
+    /// "You are my parent": push this room's messages to me.
+    pub parent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,6 +245,13 @@ impl Frame {
                 Ok(())
             }
             Frame::Digest { .. } | Frame::Prune { .. } => Ok(()),
+            Frame::Tree(t) => {
+                // A root (depth 0) has no parent.
+                if t.depth > MAX_TREE_DEPTH || (t.depth == 0 && t.parent) {
+                    return Err(FrameError::OutOfRange("tree depth"));
+                }
+                Ok(())
+            }
             Frame::Want(Want { from, to, .. }) | Frame::Gone { from, to, .. } => {
                 if *from == 0 || to < from || to - from >= MAX_WANT_RANGE {
                     return Err(FrameError::OutOfRange("want range"));
@@ -266,6 +294,7 @@ impl Frame {
             Frame::Prune { .. } => "prune",
             Frame::Gone { .. } => "gone",
             Frame::Proof { .. } => "proof",
+            Frame::Tree(_) => "tree",
         }
     }
 }

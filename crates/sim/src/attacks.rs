@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use festival_core::body::{seal_dm, seal_receipt, Body, ReceiptBody, ReceiptStatus};
-use festival_core::frame::{Frame, Head, Item, MsgRef, Summary};
+use festival_core::frame::{Frame, Head, Item, MsgRef, Summary, TreeAdvert};
 use festival_core::{Draft, Identity, MessageId, PeerId, RoomId, SignedEnvelope};
 use rand::Rng;
 
@@ -28,11 +28,21 @@ pub enum Attack {
     /// "Read" receipts for DMs it carries: sealed to each DM's author, and
     /// in clear in the festival room.
     ForgedReceipts,
+    /// Tree adverts for a made-up root that outranks everyone (on mains,
+    /// the highest id), one hop away, to draw the festival room's tree
+    /// through itself; and it pushes nothing (a black hole in the tree).
+    TreeHijack,
 }
 
 impl Attack {
-    pub const ALL: [Attack; 5] =
-        [Attack::DmFlood, Attack::InventedSummaries, Attack::IHaveFlood, Attack::ClaimStall, Attack::ForgedReceipts];
+    pub const ALL: [Attack; 6] = [
+        Attack::DmFlood,
+        Attack::InventedSummaries,
+        Attack::IHaveFlood,
+        Attack::ClaimStall,
+        Attack::ForgedReceipts,
+        Attack::TreeHijack,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -41,6 +51,7 @@ impl Attack {
             Attack::IHaveFlood => "ihave_flood",
             Attack::ClaimStall => "claim_stall",
             Attack::ForgedReceipts => "forged_receipts",
+            Attack::TreeHijack => "tree_hijack",
         }
     }
 }
@@ -94,6 +105,9 @@ impl Attacks {
         for (h, a) in &hostile {
             if *a == Attack::ClaimStall {
                 sim.nodes[*h].serves = false;
+            }
+            if *a == Attack::TreeHijack {
+                sim.nodes[*h].pushes = false;
             }
         }
         Attacks { hostile, neighbours, forged: BTreeSet::new(), round: 0, flood_per_round: 1 }
@@ -156,6 +170,17 @@ impl Attacks {
                     vec![Frame::Summary(Summary { room: RoomId::festival(), heads, reply: false }).encode()]
                 }
                 Attack::ForgedReceipts => self.forge(sim, h, round, now),
+                Attack::TreeHijack => {
+                    let advert = TreeAdvert {
+                        room: RoomId::festival(),
+                        root: PeerId::from_bytes([0xff; 32]),
+                        powered: true,
+                        epoch: round as u32,
+                        depth: 1,
+                        parent: false,
+                    };
+                    vec![Frame::Tree(advert).encode()]
+                }
             };
             for n in self.neighbours[k].clone() {
                 for f in &frames {

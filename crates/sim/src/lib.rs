@@ -73,6 +73,8 @@ pub struct SimNode {
     /// False for a node that claims and never serves: its batches and
     /// `Gone` answers are dropped on the way out.
     pub serves: bool,
+    /// False for a node that drops its own pushes on the way out.
+    pub pushes: bool,
     /// A black hole: it sends nothing at all on its links (a Sybil that
     /// takes links to cut nodes off).
     pub silent: bool,
@@ -210,6 +212,7 @@ impl Sim {
             wake_at: None,
             power: PowerState::Mains,
             serves: true,
+            pushes: true,
             silent: false,
             refusal_reports: 0,
             misbehaving: Vec::new(),
@@ -443,6 +446,9 @@ impl Sim {
             return;
         }
         if !self.nodes[from].serves && matches!(Frame::decode(&bytes), Ok(Frame::Batch { .. } | Frame::Gone { .. })) {
+            return;
+        }
+        if !self.nodes[from].pushes && matches!(Frame::decode(&bytes), Ok(Frame::Push(_))) {
             return;
         }
         self.frames_sent += 1;

@@ -1,6 +1,8 @@
-//! 200 nodes on a random graph with 5 % loss, 10 of them hostile: a flood of
+//! 200 nodes on a random graph with 5 % loss, 12 of them hostile: a flood of
 //! sealed DMs from fresh keys, invented summaries and announcements, claims
-//! of messages they never serve, and forged receipts. Every honest message
+//! of messages they never serve, forged receipts, and tree adverts for a
+//! made-up root that draw the festival room's tree through nodes that push
+//! nothing. Every honest message
 //! reaches every honest member (and every DM its recipient), every honest
 //! store stays under its budget, and no receipt from a hostile node counts
 //! anywhere.
@@ -28,12 +30,14 @@ fn hostile_nodes() -> Vec<(usize, Attack)> {
         Attack::ClaimStall,
         Attack::ForgedReceipts,
         Attack::ForgedReceipts,
+        Attack::TreeHijack,
+        Attack::TreeHijack,
     ];
     roles.into_iter().enumerate().map(|(k, a)| (N - roles.len() + k, a)).collect()
 }
 
 #[test]
-fn ten_hostile_nodes_among_two_hundred_change_nothing_honest_nodes_notice() {
+fn twelve_hostile_nodes_among_two_hundred_change_nothing_honest_nodes_notice() {
     let mut sim = Sim::new(99);
     sim.budget = Some(BUDGET);
     for _ in 0..N {
@@ -52,6 +56,17 @@ fn ten_hostile_nodes_among_two_hundred_change_nothing_honest_nodes_notice() {
     }
     sim.run_for(2_000);
 
+    let fake = PeerId::from_bytes([0xff; 32]);
+    let following_fake = |sim: &Sim| {
+        let room = RoomId::festival();
+        honest
+            .iter()
+            .filter(|&&n| sim.nodes[n].core.as_ref().and_then(|c| c.tree_view(&room)).unwrap().root == fake)
+            .count()
+    };
+    attacks.round(&mut sim, &honest);
+    sim.run_for(500);
+    let hijacked_at_start = following_fake(&sim);
     let mut room_msgs = Vec::new();
     let mut dms = Vec::new();
     for step in 0..40u64 {
@@ -92,6 +107,21 @@ fn ten_hostile_nodes_among_two_hundred_change_nothing_honest_nodes_notice() {
     for (id, from, to) in &dms {
         assert!(sim.saw(*to, id), "DM from {from} never reached {to}");
     }
+    // The hijack took at first (honest nodes followed the made-up root),
+    // and the neighbours of the black holes then passed them over.
+    assert!(hijacked_at_start > honest.len() / 2, "only {hijacked_at_start} honest nodes followed the made-up root");
+    // Half a minute more of the attack, and of chat: time for every
+    // neighbour of a black hole to see 32 new messages not pushed by it
+    // (`TREE_PARENT_MISSES`) and for the made-up root, no longer beaconed
+    // by anyone, to go stale everywhere (`TREE_STALE_MS`).
+    for step in 0..60 {
+        let author = honest[sim.rng.gen_range(0..honest.len())];
+        sim.send_text(author, "festival", &format!("later {step}"));
+        attacks.round(&mut sim, &honest);
+        sim.run_for(500);
+    }
+    let hijacked = following_fake(&sim);
+    assert_eq!(hijacked, 0, "{hijacked} honest nodes still follow the made-up root through a node that pushes nothing");
 
     let hostile_ids: Vec<PeerId> = hostile_nodes().iter().map(|(i, _)| sim.peer_id(*i)).collect();
     let mut evicted = 0;

@@ -5,7 +5,7 @@ use crate::ids::{LinkId, PeerId, RoomId};
 
 use super::caps::{MAX_CLAIMS_PER_LINK, MAX_TIP_PROBES};
 use super::state::{LinkState, NO_TIP};
-use super::{LinkKind, Millis, Node, Output, Reject, PROTOCOL_VERSION};
+use super::{LinkKind, Millis, Node, Output, Reject, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum SummaryKind {
@@ -32,8 +32,14 @@ impl Node {
             .take(MAX_HELLO_ROOMS)
             .cloned()
             .collect();
+        // Ours, or the peer's when it spoke an older one we also speak.
+        let version = self
+            .links
+            .get(&link)
+            .filter(|l| l.hello_received)
+            .map_or(PROTOCOL_VERSION, |l| l.peer_version.min(PROTOCOL_VERSION));
         Frame::Hello(Hello {
-            version: PROTOCOL_VERSION,
+            version,
             ack,
             rooms,
             relays: self.limits.relay_for_others,
@@ -90,8 +96,15 @@ impl Node {
         if let Some(report) = l.refusals.take(now, true) {
             out.push(Output::Refused { link, peer: l.peer, report });
         }
-        for room in self.rooms.values_mut() {
+        let mut trees = Vec::new();
+        for (id, room) in self.rooms.iter_mut() {
+            if room.tree.pinned.contains(&link) || room.tree.parent == Some(link) {
+                trees.push(id.clone());
+            }
             room.drop_link(link);
+        }
+        for room in trees {
+            self.tree_update(&room, now, out);
         }
         // Whatever we were waiting for from that link, ask someone else now.
         for w in self.wants.values_mut().filter(|w| w.link == link) {
@@ -156,41 +169,67 @@ impl Node {
             Frame::IHave { refs } => self.on_ihave(link, refs, now),
             Frame::Graft { refs } => self.on_graft(link, refs, now, out),
             Frame::Prune { room } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
+                let pinned = self.rooms.get(&room).is_some_and(|r| r.tree.pinned.contains(&link));
+                if pinned {
+                    // A tree link stays; the peer does not see it as one.
+                    self.tree_mismatch(link, &room, now, out);
+                } else if let Some(r) = self.rooms.get_mut(&room) {
                     r.make_lazy(link);
                 }
             }
             Frame::Gone { room, author, from, to } => self.on_gone(link, room, author, from, to, now, out),
             Frame::Proof { a, b } => self.on_proof(link, &a, &b, now, out),
+            Frame::Tree(advert) => self.on_tree(link, advert, now, out),
         }
     }
 
     fn on_hello(&mut self, link: LinkId, h: Hello, now: Millis, out: &mut Vec<Output>) {
-        if h.version != PROTOCOL_VERSION {
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&h.version) {
             return self.reject(link, Reject::Version(h.version), now, out);
         }
         let Some(l) = self.links.get_mut(&link) else { return };
         let first = !l.hello_received;
+        // An older peer refused our hello: say it again in its version.
+        let older = h.version < PROTOCOL_VERSION && l.peer_version != h.version;
+        l.peer_version = h.version;
         l.hello_received = true;
+        let acked = h.ack && !l.hello_acked;
         l.hello_acked |= h.ack;
         l.peer_relays = h.relays;
         l.peer_powered = h.powered;
         let before = std::mem::replace(&mut l.peer_rooms, h.rooms.into_iter().collect());
         // A relay's hello depends on ours: answer when ours changes too.
         let ours_changed = self.cfg.hello_shared_only && before != self.links[&link].peer_rooms;
-        if !h.ack || ours_changed {
+        if !h.ack || ours_changed || older {
             self.send_hello(link, now, out);
         }
         let peer_rooms = self.links[&link].peer_rooms.clone();
+        let capable = self.tree_capable(link);
         for room in self.rooms.keys().cloned().collect::<Vec<_>>() {
             let shared = peer_rooms.contains(&room);
             let r = self.rooms.get_mut(&room).expect("listed above");
             if !shared {
                 r.drop_link(link);
                 self.forget_claims(link, &room);
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.trees.remove(&room);
+                }
+                self.tree_update(&room, now, out);
             } else if first || !before.contains(&room) {
-                r.make_eager(link);
+                if capable {
+                    // The tree decides this link's pushes: a peer that
+                    // speaks it sends its advert once it has our hello. Till
+                    // then (and for good from a peer that never sends one)
+                    // messages are announced to it, and it grafts them.
+                    r.make_lazy(link);
+                } else {
+                    r.make_eager(link);
+                }
                 self.send_summary(link, &room, SummaryKind::Full, out);
+                // Where we stand in the room's tree, if the peer speaks it.
+                self.tree_update(&room, now, out);
+            } else if acked {
+                self.tree_update(&room, now, out);
             }
         }
     }

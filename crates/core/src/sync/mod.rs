@@ -51,6 +51,7 @@ mod refusals;
 mod serve;
 mod state;
 mod tick;
+mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -70,8 +71,13 @@ use state::{BoundedMap, LinkState, RoomState};
 
 /// Protocol version spoken in hellos. 2: heads carry the tip id, digests
 /// are fingerprints over heads, `Gone` and `Proof` frames, sealed DMs name
-/// their sender and recipient, DM receipts are sealed.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// their sender and recipient, DM receipts are sealed. 3: `Tree` adverts
+/// (a shallow broadcast tree per room, see `tree`).
+pub const PROTOCOL_VERSION: u8 = 3;
+/// The oldest version still spoken: a peer that says hello with it gets
+/// our hellos in its version, and no frames it does not know.
+pub const MIN_PROTOCOL_VERSION: u8 = 2;
+pub use tree::{TreeView, TREE_BEACON_MS, TREE_STALE_MS};
 
 /// A week: a long festival weekend with its build-up and departures. A
 /// festival sets its own (`Config::message_lifetime_ms`).
@@ -418,6 +424,8 @@ pub struct Node {
     announce: BTreeSet<RoomId>,
     announce_due: Option<Millis>,
     next_sync: Millis,
+    /// The next tree beacon (`tree`).
+    tree_due: Millis,
     last_created_at: Millis,
     /// The wall clock of the latest input: dates only (see [`Now`]).
     wall: Millis,
@@ -464,6 +472,7 @@ impl Node {
             announce: BTreeSet::new(),
             announce_due: None,
             next_sync: now + limits.sync_interval_ms,
+            tree_due: now + TREE_BEACON_MS,
             last_created_at: 0,
             wall,
             stats: Stats::default(),
@@ -546,6 +555,10 @@ impl Node {
                     out.push(Output::Limits(l));
                     if relays_changed {
                         self.hello_all(now, &mut out);
+                    }
+                    // Our rank as a root may have changed.
+                    for room in self.rooms.keys().cloned().collect::<Vec<_>>() {
+                        self.tree_update(&room, now, &mut out);
                     }
                 }
             }
@@ -673,7 +686,7 @@ impl Node {
     }
 
     fn next_deadline(&self) -> Option<Millis> {
-        let mut t = self.next_sync;
+        let mut t = self.next_sync.min(self.tree_due);
         for l in self.links.values() {
             if !l.hello_acked {
                 t = t.min(l.hello_sent_at + self.cfg.hello_retry_ms);

@@ -161,6 +161,8 @@ pub(crate) struct RoomState {
     /// A message came from further than `Config::room_receipts_max_hops`:
     /// the room spans a crowd, and gets no receipts.
     pub far: bool,
+    /// The room's shallow tree over direct links (protocol 3).
+    pub tree: super::tree::Tree,
     /// Fingerprint of the heads, up to date except for `dirty` authors.
     fp: Fingerprint,
     /// Each author's head as counted in `fp`.
@@ -201,7 +203,12 @@ impl RoomState {
         self.eager.insert(link);
     }
 
+    /// Moves `link` to the lazy set, unless it is one of the tree's links
+    /// (those push whatever duplicates arrive). Whether it was eager.
     pub fn make_lazy(&mut self, link: LinkId) -> bool {
+        if self.tree.pinned.contains(&link) {
+            return false;
+        }
         let was = self.eager.remove(&link);
         self.lazy.insert(link);
         was
@@ -210,6 +217,7 @@ impl RoomState {
     pub fn drop_link(&mut self, link: LinkId) {
         self.eager.remove(&link);
         self.lazy.remove(&link);
+        self.tree.drop_link(link);
     }
 
     /// Authors who posted here: receipts are only worth it in small rooms.
@@ -309,6 +317,10 @@ pub(crate) struct LinkState {
     pub peer_rooms: BTreeSet<RoomId>,
     pub peer_relays: bool,
     pub peer_powered: bool,
+    /// The protocol version of the peer's hello (0 before it).
+    pub peer_version: u8,
+    /// Its latest tree advert per room we share (at most one per room).
+    pub trees: BTreeMap<RoomId, super::tree::Heard>,
     /// What the peer's summaries said it holds, per room.
     pub peer_heads: BTreeMap<RoomId, PeerView>,
     /// Claims over all rooms in `peer_heads` (capped: [`caps::MAX_CLAIMS_PER_LINK`]).
@@ -357,6 +369,8 @@ impl LinkState {
             peer_rooms: BTreeSet::new(),
             peer_relays: false,
             peer_powered: false,
+            peer_version: 0,
+            trees: BTreeMap::new(),
             peer_heads: BTreeMap::new(),
             claims: 0,
             told: BTreeMap::new(),

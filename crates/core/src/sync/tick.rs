@@ -20,6 +20,7 @@ impl Node {
             self.timers_due = wants.chain(self.missing.values().map(|m| m.deadline)).min();
         }
         self.report_refusals(now, out);
+        self.tree_tick(now, out);
         self.pump_all(now, out);
         if self.receipts_due.is_some_and(|t| t <= now) {
             self.flush_receipts(out);
@@ -81,7 +82,8 @@ impl Node {
             m.tried += 1;
             m.deadline = now + self.cfg.want_timeout_ms;
             grafts.entry(link).or_default().push(MsgRef { room: room.clone(), author, seq, id: m.id });
-            if let Some(r) = self.rooms.get_mut(&room) {
+            let tree = self.follows_tree(link, &room);
+            if let Some(r) = self.rooms.get_mut(&room).filter(|_| !tree) {
                 r.make_eager(link);
             }
         }

@@ -122,8 +122,20 @@ impl Harness {
                     None
                 }
                 Output::Send { link, bytes } => {
-                    self.sent.push((link, Frame::decode(&bytes).expect("we only send valid frames")));
-                    None
+                    let frame = Frame::decode(&bytes).expect("we only send valid frames");
+                    // Every peer here joins our node's tree as its child
+                    // (a protocol-3 neighbour): its links push, as they
+                    // would for a peer that keeps its advert up to date.
+                    let answer = match &frame {
+                        Frame::Tree(a) => {
+                            let child =
+                                festival_core::frame::TreeAdvert { depth: a.depth + 1, parent: true, ..a.clone() };
+                            Some(Input::Frame { link, bytes: Frame::Tree(child).encode() })
+                        }
+                        _ => None,
+                    };
+                    self.sent.push((link, frame));
+                    answer
                 }
                 Output::Load(load) if self.held_loads.is_some() => {
                     self.held_loads.as_mut().expect("checked").push(load);

@@ -1,0 +1,406 @@
+//! A shallow broadcast tree per room (protocol 3).
+//!
+//! Plumtree alone builds one tree per room from the order in which pushes
+//! arrive: a duplicate prunes its link, a graft after a loss adds one. With
+//! many authors that tree drifts towards a random spanning tree, whose paths
+//! are long (`festival-bench sim`: at 1,000 nodes the shortest paths over
+//! the mesh were 6 hops at p99 and the tree's 23). So the nodes of a room
+//! agree on a root and each keeps the link to its neighbour nearest that
+//! root as its parent, as a spanning-tree protocol does: the tree is a
+//! breadth-first one, and a path between any two nodes is at most the sum
+//! of their depths.
+//!
+//! - Root: the best-ranked node the room's direct links lead to, by (on
+//!   mains power, id). Every node starts as its own root; better ranks
+//!   spread by the adverts.
+//! - The root beacons every [`TREE_BEACON_MS`] (a new `epoch`). Each node
+//!   takes as parent the neighbour that advertises the best root at the
+//!   least depth (among adverts of the root's latest or previous epoch, so
+//!   a loop left behind by a lost link does not keep itself alive), and
+//!   tells every neighbour its root, epoch and depth, and whether it is
+//!   that neighbour's child. A root whose epoch does not advance for
+//!   [`TREE_STALE_MS`] is gone: its adverts are ignored until a newer epoch.
+//! - The tree's links (parent and children) are the room's eager links and
+//!   are not pruned by duplicates; other direct links to peers that speak
+//!   the tree are lazy (a graft makes one eager until a duplicate prunes it,
+//!   as in Plumtree). Links to peers of protocol 2 and relay links keep
+//!   plain Plumtree.
+//!
+//! The tree only chooses which links push: every message still goes out as
+//! an announcement (`IHave`) on the other links, and a node that is not
+//! pushed a message grafts it. A neighbour that lies about the root (a
+//! made-up best rank, to draw the tree through itself and drop pushes) costs
+//! latency (the graft timeout per cut), not delivery, and only until its
+//! children notice that their messages come by grafts, not from it
+//! ([`TREE_PARENT_MISSES`]) and pass it over. A root's rank is a claim (an
+//! id can be ground, mains power is said, not shown): a node that outranks
+//! everyone and forwards honestly is simply the root.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::frame::{Frame, TreeAdvert, MAX_TREE_DEPTH};
+use crate::ids::{LinkId, PeerId, RoomId};
+use crate::policy::PowerState;
+
+use super::{LinkKind, Millis, Node, Output};
+
+/// How often a root beacons (a new epoch), and so how often every node
+/// tells its neighbours where it stands.
+pub const TREE_BEACON_MS: Millis = 5_000;
+/// A root whose epoch has not advanced for this long is gone.
+pub const TREE_STALE_MS: Millis = 12_000;
+/// A parent that pushed none of this many new messages in a row, while some
+/// of them came by grafts, is not taken as parent for [`TREE_SHUN_MS`]: a
+/// neighbour that draws the tree through itself with a made-up root and
+/// then pushes nothing is routed around. An honest parent pushes everything
+/// that does not come from our side of the tree, and loses one push in
+/// twenty on a very lossy link.
+pub const TREE_PARENT_MISSES: u32 = 32;
+/// How long a parent that did not push is passed over.
+pub const TREE_SHUN_MS: Millis = 120_000;
+/// Links passed over at once per room (a node has a few links; the oldest
+/// is forgotten beyond this).
+const MAX_SHUNNED: usize = 64;
+/// Silent roots remembered per room: an advert can name any root, so the
+/// list is bounded; the longest silent is forgotten first.
+const MAX_DEAD_ROOTS: usize = 16;
+/// The shortest time between two adverts repeated to one link because the
+/// two ends disagree on the tree.
+pub const TREE_RESEND_MS: Millis = 500;
+/// The first protocol version that speaks the tree.
+pub const TREE_VERSION: u8 = 3;
+
+/// One room's tree, as this node sees it.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    /// Epoch of our own beacons, while we are the root.
+    own_epoch: u32,
+    /// The root we follow and its newest epoch we heard, with when it
+    /// arrived; `None`: we are the root.
+    following: Option<Following>,
+    /// A root that went silent and its last epoch.
+    /// Roots that went silent, with their last epoch, in the order they
+    /// went ([`MAX_DEAD_ROOTS`]; one slot let a root two deaths back come
+    /// back to life from adverts still going round a loop of nodes).
+    dead: VecDeque<(PeerId, u32)>,
+    /// The roots we weighed lately, each with its newest epoch and when
+    /// that arrived (as many as `dead`).
+    tracked: VecDeque<Following>,
+    pub parent: Option<LinkId>,
+    pub depth: u8,
+    /// The tree's links, which push and are never pruned.
+    pub pinned: BTreeSet<LinkId>,
+    /// Per link: new messages that came while it was our parent and did
+    /// not push them, and how many of those came by grafts (reset when it
+    /// pushes; `tree_first_copy`).
+    unpushed: BTreeMap<LinkId, (u32, u32)>,
+    /// Links not taken as parent until the time given: each once a parent
+    /// that let [`TREE_PARENT_MISSES`] messages in a row come by grafts.
+    shunned: BTreeMap<LinkId, Millis>,
+    /// The advert each link last got from us, and when.
+    told: BTreeMap<LinkId, (TreeAdvert, Millis)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Following {
+    root: PeerId,
+    powered: bool,
+    epoch: u32,
+    since: Millis,
+}
+
+impl Tree {
+    pub fn drop_link(&mut self, link: LinkId) {
+        self.pinned.remove(&link);
+        self.told.remove(&link);
+        self.shunned.remove(&link);
+        self.unpushed.remove(&link);
+        if self.parent == Some(link) {
+            self.parent = None;
+        }
+    }
+}
+
+/// A neighbour's advert and when it came.
+#[derive(Debug, Clone)]
+pub(crate) struct Heard {
+    pub advert: TreeAdvert,
+    pub at: Millis,
+}
+
+/// Where a node stands in a room's tree (for status and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeView {
+    /// The root it follows (itself when it is the root).
+    pub root: PeerId,
+    /// The root's latest beacon heard.
+    pub epoch: u32,
+    pub depth: u8,
+    pub parent: Option<PeerId>,
+    /// The peers it pushes the room's messages to because of the tree.
+    pub tree_peers: Vec<PeerId>,
+    /// Peers passed over as parent (they did not push).
+    pub passed_over: Vec<PeerId>,
+}
+
+impl Node {
+    /// This node's place in `room`'s tree, if it carries the room.
+    pub fn tree_view(&self, room: &RoomId) -> Option<TreeView> {
+        let t = &self.rooms.get(room)?.tree;
+        let peer = |l: &LinkId| self.links.get(l).map(|l| l.peer);
+        Some(TreeView {
+            root: t.following.map_or(self.my_id, |f| f.root),
+            epoch: t.following.map_or(t.own_epoch, |f| f.epoch),
+            depth: t.depth,
+            parent: t.parent.as_ref().and_then(peer),
+            tree_peers: t.pinned.iter().filter_map(peer).collect(),
+            passed_over: t.shunned.keys().filter_map(peer).collect(),
+        })
+    }
+
+    /// Whether `link` takes part in the trees: a direct link to a peer that
+    /// speaks protocol 3 (a relay keeps plain Plumtree).
+    pub(super) fn tree_capable(&self, link: LinkId) -> bool {
+        !self.cfg.hello_shared_only
+            && self
+                .links
+                .get(&link)
+                .is_some_and(|l| l.kind == LinkKind::Lan && l.hello_received && l.peer_version >= TREE_VERSION)
+    }
+
+    /// Whether the room's tree decides the pushes on `link` (the peer
+    /// told us its place in it): a graft there asks for messages only, and
+    /// the tree, which mends itself when a link goes, stays as it is.
+    pub(super) fn follows_tree(&self, link: LinkId, room: &RoomId) -> bool {
+        self.links.get(&link).is_some_and(|l| l.trees.contains_key(room)) && self.tree_capable(link)
+    }
+
+    /// A push came on a link that is not in our tree, or a prune on one
+    /// that is: the two ends see the tree differently (an advert was lost,
+    /// or is on its way). Tell the peer where we stand again (at most every
+    /// [`TREE_RESEND_MS`] per link), so that the end with the stale view
+    /// mends it within a round trip instead of at the next beacon.
+    pub(super) fn tree_mismatch(&mut self, link: LinkId, room: &RoomId, now: Millis, out: &mut Vec<Output>) {
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        if r.tree.told.get(&link).is_some_and(|(_, at)| now < at + TREE_RESEND_MS) {
+            return;
+        }
+        r.tree.told.remove(&link);
+        self.tree_update(room, now, out);
+    }
+
+    /// A push of `room` came from `link` (a duplicate or not): it pushes.
+    pub(super) fn tree_pushed(&mut self, room: &RoomId, link: LinkId) {
+        if let Some(t) = self.rooms.get_mut(room).map(|r| &mut r.tree) {
+            t.unpushed.remove(&link);
+        }
+    }
+
+    /// A new message of `room` came first from `link` (`pushed`: by push,
+    /// not as the answer to a graft or want). Our parent pushes every
+    /// message that does not come from our side of the tree, so when a
+    /// link, while our parent, pushed none of [`TREE_PARENT_MISSES`] new
+    /// messages, and some of them came by grafts (from links outside the
+    /// tree, or from the parent only when asked), it is not pushing: pass
+    /// it over. (Messages that all came from our children say only that
+    /// our side of the tree is busy: a root at the edge of the crowd pushes
+    /// only its own.) Counted per link, not reset by a change of parent: a
+    /// liar whose adverts make us switch back and forth is still counted.
+    pub(super) fn tree_first_copy(
+        &mut self,
+        room: &RoomId,
+        link: LinkId,
+        pushed: bool,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        if pushed {
+            self.tree_pushed(room, link);
+        }
+        let Some(t) = self.rooms.get_mut(room).map(|r| &mut r.tree) else { return };
+        let Some(parent) = t.parent else { return };
+        if link == parent && pushed {
+            return;
+        }
+        let grafted = link == parent || !t.pinned.contains(&link);
+        let (unpushed, grafts) = t.unpushed.entry(parent).or_default();
+        *unpushed += 1;
+        *grafts += u32::from(grafted);
+        if *unpushed < TREE_PARENT_MISSES || *grafts < TREE_PARENT_MISSES / 8 {
+            return;
+        }
+        t.unpushed.remove(&parent);
+        if t.shunned.len() >= MAX_SHUNNED {
+            let oldest = t.shunned.iter().min_by_key(|(_, until)| **until).map(|(l, _)| *l);
+            oldest.map(|l| t.shunned.remove(&l));
+        }
+        t.shunned.insert(parent, now + TREE_SHUN_MS);
+        self.tree_update(room, now, out);
+    }
+
+    pub(super) fn on_tree(&mut self, link: LinkId, advert: TreeAdvert, now: Millis, out: &mut Vec<Output>) {
+        let room = advert.room.clone();
+        let shared = self.links.get(&link).is_some_and(|l| l.peer_rooms.contains(&room));
+        if !self.rooms.contains_key(&room) || !shared || !self.tree_capable(link) {
+            return;
+        }
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let first = l.trees.insert(room.clone(), Heard { advert, at: now }).is_none();
+        if first {
+            // A peer that speaks the tree: no pushes on this link unless
+            // the tree puts it there.
+            if let Some(r) = self.rooms.get_mut(&room) {
+                if !r.tree.pinned.contains(&link) {
+                    r.make_lazy(link);
+                }
+            }
+        }
+        self.tree_update(&room, now, out);
+    }
+
+    /// Every beacon: a new epoch where we are the root, and every room's
+    /// tree checked for a root that went silent.
+    pub(super) fn tree_tick(&mut self, now: Millis, out: &mut Vec<Output>) {
+        if now < self.tree_due {
+            return;
+        }
+        self.tree_due = now + TREE_BEACON_MS;
+        let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            if let Some(r) = self.rooms.get_mut(&room) {
+                if r.tree.following.is_none() {
+                    r.tree.own_epoch = r.tree.own_epoch.wrapping_add(1);
+                }
+            }
+            self.tree_update(&room, now, out);
+        }
+    }
+
+    /// Choose root and parent from the adverts of `room`'s links, pin the
+    /// tree's links, and tell each link what changed.
+    pub(super) fn tree_update(&mut self, room: &RoomId, now: Millis, out: &mut Vec<Output>) {
+        let me = (!matches!(self.power, PowerState::Battery { .. }), self.my_id);
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        r.tree.shunned.retain(|_, until| *until > now);
+        let r = self.rooms.get(room).expect("just seen");
+        // Adverts that count: recent, from links in the room that speak
+        // the tree, not naming us as root (our children), not of a root
+        // known dead, and not too deep.
+        let mut heard: Vec<(LinkId, TreeAdvert)> = Vec::new();
+        for (id, l) in &self.links {
+            let Some(h) = l.trees.get(room) else { continue };
+            let a = &h.advert;
+            let dead = r.tree.dead.iter().any(|&(root, epoch)| root == a.root && a.epoch <= epoch);
+            if now.saturating_sub(h.at) > TREE_STALE_MS || a.root == self.my_id || dead || a.depth >= MAX_TREE_DEPTH {
+                continue;
+            }
+            if l.peer_rooms.contains(room) && self.tree_capable(*id) && !r.tree.shunned.contains_key(id) {
+                heard.push((*id, a.clone()));
+            }
+        }
+        let mut dead = r.tree.dead.clone();
+        let mut tracked = r.tree.tracked.clone();
+        let mut following: Option<Following>;
+        let (parent, depth) = loop {
+            let best = heard.iter().map(|(_, a)| (a.powered, a.root)).max();
+            let Some(best) = best.filter(|b| *b > me) else {
+                following = None;
+                break (None, 0);
+            };
+            let newest = heard.iter().filter(|(_, a)| a.root == best.1).map(|(_, a)| a.epoch).max().unwrap_or(0);
+            // When each root's epoch last advanced, kept also while we do
+            // not follow it: a node pushed out of a loop of stale adverts
+            // (too deep) and back into it must not see an old epoch as new.
+            let f = match tracked.iter().find(|f| f.root == best.1) {
+                Some(f) if newest <= f.epoch => *f,
+                _ => Following { root: best.1, powered: best.0, epoch: newest, since: now },
+            };
+            tracked.retain(|t| t.root != f.root);
+            if tracked.len() >= MAX_DEAD_ROOTS {
+                tracked.pop_front();
+            }
+            tracked.push_back(f);
+            if now.saturating_sub(f.since) > TREE_STALE_MS {
+                // No new beacon for too long: that root is gone.
+                dead.retain(|(root, _)| *root != f.root);
+                if dead.len() >= MAX_DEAD_ROOTS {
+                    dead.pop_front();
+                }
+                dead.push_back((f.root, f.epoch));
+                heard.retain(|(_, a)| a.root != f.root || a.epoch > f.epoch);
+                continue;
+            }
+            following = Some(f);
+            // The nearest neighbour to the root among those that heard one
+            // of its last two beacons; the current parent on a tie.
+            let current = r.tree.parent;
+            let parent = heard
+                .iter()
+                .filter(|(_, a)| a.root == f.root && a.epoch.saturating_add(1) >= f.epoch)
+                .min_by_key(|(l, a)| (a.depth, Some(*l) != current, *l))
+                .map(|(l, a)| (*l, a.depth + 1));
+            match parent {
+                Some((l, d)) => break (Some(l), d),
+                None => {
+                    following = None;
+                    break (None, 0);
+                }
+            }
+        };
+        let (root, powered, epoch) = match following {
+            Some(f) => (f.root, f.powered, f.epoch),
+            None => (self.my_id, me.0, r.tree.own_epoch),
+        };
+        // Children: links whose fresh advert names us their parent in the
+        // same tree.
+        let children: BTreeSet<LinkId> = heard_children(self, room, root, now);
+        let mut tree: BTreeSet<LinkId> = children;
+        tree.extend(parent);
+        let capable: Vec<LinkId> = self
+            .links
+            .iter()
+            // Only once the peer has our hello: it drops frames before it.
+            .filter(|(id, l)| l.peer_rooms.contains(room) && l.hello_acked && self.tree_capable(**id))
+            .map(|(id, _)| *id)
+            .collect();
+        let r = self.rooms.get_mut(room).expect("checked above");
+        r.tree.dead = dead;
+        r.tree.tracked = tracked;
+        r.tree.following = following;
+        r.tree.parent = parent;
+        r.tree.depth = depth;
+        for &l in &tree {
+            r.make_eager(l);
+        }
+        let before = std::mem::replace(&mut r.tree.pinned, tree);
+        for l in before {
+            if !r.tree.pinned.contains(&l) {
+                r.make_lazy(l);
+            }
+        }
+        let mut sends = Vec::new();
+        for link in capable {
+            let advert = TreeAdvert { room: room.clone(), root, powered, epoch, depth, parent: parent == Some(link) };
+            if r.tree.told.get(&link).map(|(a, _)| a) != Some(&advert) {
+                r.tree.told.insert(link, (advert.clone(), now));
+                sends.push((link, advert));
+            }
+        }
+        for (link, advert) in sends {
+            self.send_frame(link, &Frame::Tree(advert), out);
+        }
+    }
+}
+
+fn heard_children(node: &Node, room: &RoomId, root: PeerId, now: Millis) -> BTreeSet<LinkId> {
+    node.links
+        .iter()
+        .filter(|(id, l)| {
+            l.trees
+                .get(room)
+                .is_some_and(|h| h.advert.parent && h.advert.root == root && now.saturating_sub(h.at) <= TREE_STALE_MS)
+                && node.tree_capable(**id)
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
