@@ -259,7 +259,9 @@ pub fn parse(service: &ResolvedService, scope: &AddrScope) -> Result<Claim, Igno
     let peer: PeerId = id.parse().map_err(|_| IgnoreReason::BadId)?;
 
     let version: u8 = txt_value(service, TXT_VERSION)?.parse().map_err(|_| IgnoreReason::BadVersion)?;
-    if version != festival_core::sync::PROTOCOL_VERSION {
+    // Older peers we still speak to are dialed; their hello sets the version.
+    let spoken = festival_core::sync::MIN_PROTOCOL_VERSION..=festival_core::sync::PROTOCOL_VERSION;
+    if !spoken.contains(&version) {
         return Err(IgnoreReason::UnsupportedVersion);
     }
 
@@ -419,6 +421,8 @@ mod tests {
         assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "99")), Err(IgnoreReason::UnsupportedVersion));
         // A node of the first protocol version is told apart, not half-understood.
         assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "1")), Err(IgnoreReason::UnsupportedVersion));
+        // Protocol 2 (before the room trees) is still spoken.
+        assert_eq!(parse_with(TXT_VERSION, val(TXT_VERSION, "2")).map(|c| c.version), Ok(2));
         assert_eq!(parse_with(TXT_FESTIVAL, None), Err(IgnoreReason::MissingKey));
         assert_eq!(parse_with(TXT_PORT, val(TXT_PORT, "70000")), Err(IgnoreReason::BadPort));
         assert_eq!(parse_with(TXT_PORT, val(TXT_PORT, "0")), Err(IgnoreReason::BadPort));
