@@ -11,6 +11,9 @@
 //!   the manner of Plumtree. A duplicate push prunes that link to lazy; an
 //!   announcement of a message that does not arrive in time grafts the link
 //!   back. So after a few messages each node gets about one copy of each.
+//!   Between protocol-3 nodes on direct links the eager links are instead
+//!   a breadth-first tree from a root the room's nodes agree on (`tree`):
+//!   Plumtree's own tree drifts, with many authors, into one with long paths.
 //! - Anti-entropy: on link-up and every sync interval the two sides compare
 //!   per-room summaries (per author: highest contiguous seq, highest seq). The
 //!   side that lacks messages asks for them in bounded ranges, oldest first,
@@ -42,6 +45,7 @@
 //!   receipts; equivocation.
 //! - `refusals`: reasons, counters, the per-link report window.
 //! - `tick`: timers.
+//! - `tree`: the room trees of protocol 3 (root, parent, adverts).
 
 pub mod caps;
 mod ingest;
