@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use festival_core::sync::PROTOCOL_VERSION;
+use festival_core::sync::MIN_PROTOCOL_VERSION;
 use festival_core::PeerId;
 use festival_node::discovery::{
     Advert, Discovery, DiscoveryError, DiscoveryEvent, IgnoreReason, MdnsHub, SERVICE_TYPE, TXT_FESTIVAL, TXT_ID,
@@ -159,10 +159,10 @@ async fn two_nodes_in_one_process_find_each_other_and_see_a_goodbye_as_lost() {
 
     let (event, a_took, _) = wait_for(&mut a, DISCOVER_DEADLINE, found(pb)).await;
     let DiscoveryEvent::Found { addrs, port, version, .. } = event else { unreachable!() };
-    assert_eq!((port, version), (7002, PROTOCOL_VERSION));
+    assert_eq!((port, version), (7002, MIN_PROTOCOL_VERSION));
     assert!(!addrs.is_empty());
     let (event, b_took, _) = wait_for(&mut b, DISCOVER_DEADLINE, found(pa)).await;
-    assert!(matches!(event, DiscoveryEvent::Found { port: 7001, version: PROTOCOL_VERSION, .. }));
+    assert!(matches!(event, DiscoveryEvent::Found { port: 7001, version: MIN_PROTOCOL_VERSION, .. }));
     println!("time to discover (one process): a found b after {a_took:?}, b found a after {b_took:?}; addrs {addrs:?}");
     assert!(mdns_threads() > 0 && mdns_sockets() > 0, "the cleanup check below would prove nothing");
 

@@ -161,11 +161,24 @@ fn a_protocol_2_peer_gets_version_2_hellos_and_no_tree_frames() {
         powered: false,
     };
     take(node.handle(Input::Frame { link, bytes: Frame::Hello(hello).encode() }, 10), &mut sent);
-    let last_hello = sent.iter().rev().find_map(|f| if let Frame::Hello(h) = f { Some(h.version) } else { None });
-    assert_eq!(last_hello, Some(2), "answered in the peer's version");
+    let last_hello =
+        sent.iter().rev().find_map(|f| if let Frame::Hello(h) = f { Some((h.version, h.ack)) } else { None });
+    // Without an ack: the peer refused our first hello and has none to
+    // ack, and a protocol-2 node answers only a hello without one.
+    assert_eq!(last_hello, Some((2, false)), "answered in the peer's version");
+    let acked = Hello {
+        version: 2,
+        ack: true,
+        rooms: vec![RoomId::festival(), RoomId::direct()],
+        relays: true,
+        powered: false,
+    };
+    take(node.handle(Input::Frame { link, bytes: Frame::Hello(acked).encode() }, 20), &mut sent);
+    let hellos = sent.iter().filter(|f| matches!(f, Frame::Hello(_))).count();
     for t in (1..=4).map(|k| k * TREE_BEACON_MS) {
         take(node.handle(Input::Tick, t), &mut sent);
     }
     assert!(!sent.iter().any(|f| matches!(f, Frame::Tree(_))), "a protocol-2 peer got a frame it cannot read");
+    assert_eq!(sent.iter().filter(|f| matches!(f, Frame::Hello(_))).count(), hellos, "hellos repeated after the ack");
     assert_eq!(node.stats().rejected_total(), 0);
 }

@@ -75,16 +75,16 @@ impl Node {
                     out.push(Output::RecordProof { held: None, other: env });
                 }
             } else if via == Via::Push {
-                self.tree_pushed(&room_id, link);
                 let pinned = self.rooms.get(&room_id).is_some_and(|r| r.tree.pinned.contains(&link));
-                if !pinned {
-                    self.rooms.get_mut(&room_id).map(|r| r.make_lazy(link));
+                let capable = self.tree_capable(link);
+                let was_eager = !pinned && self.rooms.get_mut(&room_id).is_some_and(|r| r.make_lazy(link));
+                if was_eager || (!pinned && capable) {
                     self.send_frame(link, &Frame::Prune { room: room_id.clone() }, out);
-                    if self.tree_capable(link) {
-                        // The peer pushes to us as part of a tree we do not
-                        // see it in: one of us missed an advert.
-                        self.tree_mismatch(link, &room_id, now, out);
-                    }
+                }
+                if !pinned && capable {
+                    // The peer pushes to us as part of a tree we do not see
+                    // it in: one of us missed an advert.
+                    self.tree_mismatch(link, &room_id, now, out);
                 }
             }
             return Some((room_id, author));
@@ -112,7 +112,7 @@ impl Node {
         let fresh = wall.saturating_sub(env.created_at()) < self.cfg.live_window_ms;
         let live = via == Via::Push || fresh;
         if live {
-            self.tree_first_copy(&room_id, link, via == Via::Push, now, out);
+            self.tree_first_copy(&room_id, author, link, via == Via::Push, now, out);
         }
         self.pending.insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live });
         Some((room_id, author))

@@ -200,7 +200,15 @@ impl Node {
         let before = std::mem::replace(&mut l.peer_rooms, h.rooms.into_iter().collect());
         // A relay's hello depends on ours: answer when ours changes too.
         let ours_changed = self.cfg.hello_shared_only && before != self.links[&link].peer_rooms;
-        if !h.ack || ours_changed || older {
+        if older {
+            // It refused our first hello, so it has none to ack: say hello
+            // in its version without an ack, so that it answers with one.
+            let f = self.hello(link, false);
+            self.send_frame(link, &f, out);
+            if let Some(l) = self.links.get_mut(&link) {
+                l.hello_sent_at = now;
+            }
+        } else if !h.ack || ours_changed {
             self.send_hello(link, now, out);
         }
         let peer_rooms = self.links[&link].peer_rooms.clone();
@@ -214,7 +222,9 @@ impl Node {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.trees.remove(&room);
                 }
-                self.tree_update(&room, now, out);
+                if before.contains(&room) {
+                    self.tree_update(&room, now, out);
+                }
             } else if first || !before.contains(&room) {
                 if capable {
                     // The tree decides this link's pushes: a peer that

@@ -575,6 +575,9 @@ impl Node {
             }
             Input::LeaveRoom(room) => {
                 if room != RoomId::festival() && !room.is_direct() && self.rooms.remove(&room).is_some() {
+                    for l in self.links.values_mut() {
+                        l.trees.remove(&room);
+                    }
                     self.hello_rooms_changed(&room, now, &mut out);
                 }
             }

@@ -434,7 +434,9 @@ pub(super) fn service_info(advert: &Advert) -> Result<ServiceInfo, DiscoveryErro
     let Advert { peer, festival, port, powered } = advert;
     let txt = [
         (TXT_ID, peer.to_hex()),
-        (TXT_VERSION, festival_core::sync::PROTOCOL_VERSION.to_string()),
+        // The oldest version we speak: a node of that version dials only
+        // records of its own, and the hello settles the link's version.
+        (TXT_VERSION, festival_core::sync::MIN_PROTOCOL_VERSION.to_string()),
         (TXT_FESTIVAL, festival.clone()),
         (TXT_PORT, port.to_string()),
         (TXT_POWERED, if *powered { "1" } else { "0" }.to_owned()),
