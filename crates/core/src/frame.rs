@@ -22,8 +22,8 @@ pub const MAX_BATCH_ITEMS: usize = 256;
 pub const MAX_HELLO_ROOMS: usize = 256;
 /// Most hops a message is pushed; beyond it only sync carries it on.
 pub const MAX_HOPS: u8 = 32;
-/// Deepest place in a room's broadcast tree: a node further from the root
-/// roots its own tree instead.
+/// Deepest place in a room's broadcast tree: adverts at this depth are not
+/// taken (a node whose every candidate is this deep roots its own tree).
 pub const MAX_TREE_DEPTH: u8 = 32;
 /// Widest range one want (or one `Gone`) may name.
 pub const MAX_WANT_RANGE: u64 = 4096;

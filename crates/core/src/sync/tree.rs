@@ -13,12 +13,13 @@
 //! - Root: the best-ranked node the room's direct links lead to, by (on
 //!   mains power, id). Every node starts as its own root; better ranks
 //!   spread by the adverts.
-//! - The root beacons every [`TREE_BEACON_MS`] (a new `epoch`). Each node
-//!   takes as parent the neighbour that advertises the best root at the
-//!   least depth (among adverts of the root's latest or previous epoch, so
-//!   a loop left behind by a lost link does not keep itself alive), and
-//!   tells every neighbour its root, epoch and depth, and whether it is
-//!   that neighbour's child. A root whose epoch does not advance for
+//! - The root beacons every [`TREE_BEACON_MS`] (its epoch: beacons since
+//!   the Unix epoch by its clock). Each node takes as parent the neighbour
+//!   that advertises the best root at the least depth (among adverts of
+//!   the root's latest or previous epoch, never a child's), and tells every
+//!   neighbour its root, its parent's epoch and its depth, and whether it
+//!   is that neighbour's child: a loop left behind by a lost link gets no
+//!   newer epoch and goes stale. A root whose epoch does not advance for
 //!   [`TREE_STALE_MS`] is gone: its adverts are ignored until a newer epoch.
 //! - The tree's links (parent and children) are the room's eager links and
 //!   are not pruned by duplicates; other direct links to peers that speak
