@@ -4,7 +4,7 @@
 mod common;
 
 use festival_core::body::{Body, ProfileBody, ReceiptBody, ReceiptStatus};
-use festival_core::frame::{Frame, Head, Hello, Item, MsgRef, Summary, Want};
+use festival_core::frame::{Frame, FrameError, Head, Hello, Item, MsgRef, Summary, TreeAdvert, Want};
 use festival_core::{Draft, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 use proptest::prelude::*;
 
@@ -68,7 +68,33 @@ fn frame() -> impl Strategy<Value = Frame> {
         }),
         (prop::collection::vec(any::<u8>(), 0..300), prop::collection::vec(any::<u8>(), 0..300))
             .prop_map(|(a, b)| Frame::Proof { a, b }),
+        (room(), any::<[u8; 32]>(), any::<bool>(), any::<u32>(), 0u8..=32, any::<bool>()).prop_map(
+            |(room, root, powered, epoch, depth, parent)| {
+                let parent = parent && depth > 0;
+                Frame::Tree(TreeAdvert { room, root: PeerId::from_bytes(root), powered, epoch, depth, parent })
+            }
+        ),
     ]
+}
+
+#[test]
+fn tree_adverts_out_of_range_are_refused() {
+    let advert = |depth, parent| {
+        Frame::Tree(TreeAdvert {
+            room: RoomId::festival(),
+            root: PeerId::from_bytes([1; 32]),
+            powered: false,
+            epoch: 7,
+            depth,
+            parent,
+        })
+        .encode()
+    };
+    assert!(Frame::decode(&advert(32, true)).is_ok());
+    assert_eq!(Frame::decode(&advert(33, true)), Err(FrameError::OutOfRange("tree depth")));
+    // A root (depth 0) has no parent.
+    assert_eq!(Frame::decode(&advert(0, true)), Err(FrameError::OutOfRange("tree depth")));
+    assert!(Frame::decode(&advert(0, false)).is_ok());
 }
 
 proptest! {

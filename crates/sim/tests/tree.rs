@@ -137,6 +137,32 @@ fn a_root_that_leaves_is_replaced_by_the_next_best() {
 }
 
 #[test]
+fn a_root_that_restarts_is_the_root_again() {
+    let mut sim = Sim::new(23);
+    let n = 30;
+    for _ in 0..n {
+        sim.add_node(vec![]);
+    }
+    let edges = random_graph(n, 3, 5, &mut sim.rng);
+    for &(a, b) in &edges {
+        sim.connect(a, b, LinkSpec::lan());
+    }
+    sim.run_for(2 * TREE_BEACON_MS);
+    let alive: BTreeSet<usize> = (0..n).collect();
+    let root = best(&sim, &alive, &alive);
+    assert_breadth_first(&sim, &edges, &alive, root);
+    // A minute as root, then a restart shorter than a root's staleness:
+    // its epochs go on from its clock (a count that started over at zero
+    // would be taken for old beacons and ignored for another minute).
+    sim.run_for(12 * TREE_BEACON_MS);
+    sim.set_online(root, false);
+    sim.run_for(3_000);
+    sim.set_online(root, true);
+    sim.run_for(TREE_STALE_MS + 3 * TREE_BEACON_MS);
+    assert_breadth_first(&sim, &edges, &alive, root);
+}
+
+#[test]
 fn a_protocol_2_peer_gets_version_2_hellos_and_no_tree_frames() {
     let me = Identity::from_secret_bytes(&[1; 32]);
     let mut node = Node::new(me, Config::default(), Snapshot::default(), PowerState::Mains, 0);
