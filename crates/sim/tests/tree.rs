@@ -60,23 +60,33 @@ fn best(sim: &Sim, alive: &BTreeSet<usize>, powered: &BTreeSet<usize>) -> usize 
     *alive.iter().max_by_key(|&&i| (powered.contains(&i), sim.peer_id(i))).unwrap()
 }
 
-#[test]
-fn the_tree_is_breadth_first_from_the_best_node_and_carries_one_copy_per_message() {
-    let mut sim = Sim::new(21);
-    let n = 60;
+/// `n` nodes on a random graph of degree 3-5, lossless: phones on battery
+/// but for the `powered` ones (everyone on mains when it is empty); run
+/// for two beacons. The simulator and its links.
+fn crowd(seed: u64, n: usize, powered: &BTreeSet<usize>) -> (Sim, Vec<(usize, usize)>) {
+    let mut sim = Sim::new(seed);
     for _ in 0..n {
         sim.add_node(vec![]);
     }
-    // Phones, but for three venue boxes: a box ranks first as root.
-    let powered: BTreeSet<usize> = [5, 17, 40].into();
-    for i in (0..n).filter(|i| !powered.contains(i)) {
-        sim.set_power(i, PowerState::Battery { percent: 80 });
+    if !powered.is_empty() {
+        for i in (0..n).filter(|i| !powered.contains(i)) {
+            sim.set_power(i, PowerState::Battery { percent: 80 });
+        }
     }
     let edges = random_graph(n, 3, 5, &mut sim.rng);
     for &(a, b) in &edges {
         sim.connect(a, b, LinkSpec::lan());
     }
     sim.run_for(2 * TREE_BEACON_MS);
+    (sim, edges)
+}
+
+#[test]
+fn the_tree_is_breadth_first_from_the_best_node_and_carries_one_copy_per_message() {
+    let n = 60;
+    // Phones, but for three venue boxes: a box ranks first as root.
+    let powered: BTreeSet<usize> = [5, 17, 40].into();
+    let (mut sim, edges) = crowd(21, n, &powered);
     let alive: BTreeSet<usize> = (0..n).collect();
     let root = best(&sim, &alive, &powered);
     assert!(powered.contains(&root));
@@ -109,16 +119,8 @@ fn the_tree_is_breadth_first_from_the_best_node_and_carries_one_copy_per_message
 
 #[test]
 fn a_root_that_leaves_is_replaced_by_the_next_best() {
-    let mut sim = Sim::new(22);
     let n = 40;
-    for _ in 0..n {
-        sim.add_node(vec![]);
-    }
-    let edges = random_graph(n, 3, 5, &mut sim.rng);
-    for &(a, b) in &edges {
-        sim.connect(a, b, LinkSpec::lan());
-    }
-    sim.run_for(2 * TREE_BEACON_MS);
+    let (mut sim, edges) = crowd(22, n, &BTreeSet::new());
     let mut alive: BTreeSet<usize> = (0..n).collect();
     let root = best(&sim, &alive, &alive);
     assert_breadth_first(&sim, &edges, &alive, root);
@@ -138,16 +140,8 @@ fn a_root_that_leaves_is_replaced_by_the_next_best() {
 
 #[test]
 fn a_root_that_restarts_is_the_root_again() {
-    let mut sim = Sim::new(23);
     let n = 30;
-    for _ in 0..n {
-        sim.add_node(vec![]);
-    }
-    let edges = random_graph(n, 3, 5, &mut sim.rng);
-    for &(a, b) in &edges {
-        sim.connect(a, b, LinkSpec::lan());
-    }
-    sim.run_for(2 * TREE_BEACON_MS);
+    let (mut sim, edges) = crowd(23, n, &BTreeSet::new());
     let alive: BTreeSet<usize> = (0..n).collect();
     let root = best(&sim, &alive, &alive);
     assert_breadth_first(&sim, &edges, &alive, root);

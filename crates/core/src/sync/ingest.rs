@@ -75,16 +75,19 @@ impl Node {
                     out.push(Output::RecordProof { held: None, other: env });
                 }
             } else if via == Via::Push {
+                // A tree link pushes whatever duplicates arrive.
                 let pinned = self.rooms.get(&room_id).is_some_and(|r| r.tree.pinned.contains(&link));
-                let capable = self.tree_capable(link);
-                let was_eager = !pinned && self.rooms.get_mut(&room_id).is_some_and(|r| r.make_lazy(link));
-                if was_eager || (!pinned && capable) {
-                    self.send_frame(link, &Frame::Prune { room: room_id.clone() }, out);
-                }
-                if !pinned && capable {
-                    // The peer pushes to us as part of a tree we do not see
-                    // it in: one of us missed an advert.
-                    self.tree_mismatch(link, &room_id, now, out);
+                if !pinned {
+                    let was_eager = self.rooms.get_mut(&room_id).is_some_and(|r| r.make_lazy(link));
+                    let capable = self.tree_capable(link);
+                    if was_eager || capable {
+                        self.send_frame(link, &Frame::Prune { room: room_id.clone() }, out);
+                    }
+                    if capable {
+                        // The peer pushes to us as part of a tree we do not
+                        // see it in: one of us missed an advert.
+                        self.tree_mismatch(link, &room_id, now, out);
+                    }
                 }
             }
             return Some((room_id, author));

@@ -49,6 +49,10 @@ impl Node {
 
     pub(super) fn send_hello(&mut self, link: LinkId, now: Millis, out: &mut Vec<Output>) {
         let ack = self.links.get(&link).is_some_and(|l| l.hello_received);
+        self.send_hello_acking(link, ack, now, out);
+    }
+
+    fn send_hello_acking(&mut self, link: LinkId, ack: bool, now: Millis, out: &mut Vec<Output>) {
         let f = self.hello(link, ack);
         self.send_frame(link, &f, out);
         if let Some(l) = self.links.get_mut(&link) {
@@ -98,7 +102,8 @@ impl Node {
         }
         let mut trees = Vec::new();
         for (id, room) in self.rooms.iter_mut() {
-            if room.tree.pinned.contains(&link) || room.tree.parent == Some(link) {
+            // The parent is one of the tree's links.
+            if room.tree.pinned.contains(&link) {
                 trees.push(id.clone());
             }
             room.drop_link(link);
@@ -203,11 +208,7 @@ impl Node {
         if older {
             // It refused our first hello, so it has none to ack: say hello
             // in its version without an ack, so that it answers with one.
-            let f = self.hello(link, false);
-            self.send_frame(link, &f, out);
-            if let Some(l) = self.links.get_mut(&link) {
-                l.hello_sent_at = now;
-            }
+            self.send_hello_acking(link, false, now, out);
         } else if !h.ack || ours_changed {
             self.send_hello(link, now, out);
         }

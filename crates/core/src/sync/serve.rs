@@ -29,8 +29,9 @@ impl Node {
     }
 
     /// "Send me these, and push to me from now on": the link becomes eager
-    /// in each room (unless the room's tree decides its pushes), and the refs, deduplicated and joined into runs per
-    /// chain, are served (at most [`MAX_GRAFT_REFS_SERVED`] of them).
+    /// in each room (unless the room's tree decides its pushes), and the
+    /// refs, deduplicated and joined into runs per chain, are served (at
+    /// most [`MAX_GRAFT_REFS_SERVED`] of them).
     pub(super) fn on_graft(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
         let mut wanted: BTreeMap<(RoomId, PeerId), BTreeSet<u64>> = BTreeMap::new();
         for r in refs {
