@@ -448,3 +448,53 @@ fn heard_children(node: &Node, room: &RoomId, root: PeerId, now: Millis) -> BTre
         .map(|(id, _)| *id)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Hello;
+    use crate::identity::Identity;
+    use crate::sync::{Config, Input, Snapshot};
+
+    /// A neighbour naming a new made-up root in every advert and letting
+    /// each go silent: the roots a node remembers stay within their caps.
+    #[test]
+    fn made_up_roots_without_end_fill_no_more_than_the_caps() {
+        let me = Identity::from_secret_bytes(&[1; 32]);
+        let mut now: Millis = 1_000_000_000;
+        let mut node = Node::new(me, Config::default(), Snapshot::default(), PowerState::Battery { percent: 80 }, now);
+        let link = LinkId(1);
+        let peer = Identity::from_secret_bytes(&[2; 32]).peer_id();
+        node.handle(Input::LinkUp { link, peer, kind: LinkKind::Lan }, now);
+        let rooms = vec![RoomId::festival(), RoomId::direct()];
+        let hello = Hello { version: TREE_VERSION, ack: true, rooms, relays: true, powered: true };
+        node.handle(Input::Frame { link, bytes: Frame::Hello(hello).encode() }, now);
+        for i in 0..200u32 {
+            let mut root = [0xf0; 32];
+            root[..4].copy_from_slice(&i.to_be_bytes());
+            let advert = TreeAdvert {
+                room: RoomId::festival(),
+                root: PeerId::from_bytes(root),
+                powered: true,
+                epoch: (now / TREE_BEACON_MS) as u32,
+                depth: 0,
+                parent: false,
+            };
+            let bytes = Frame::Tree(advert).encode();
+            node.handle(Input::Frame { link, bytes: bytes.clone() }, now);
+            assert_eq!(node.tree_view(&RoomId::festival()).unwrap().root, PeerId::from_bytes(root), "advert {i} taken");
+            // The same epoch again past staleness: that root is dead.
+            now += TREE_STALE_MS + 1;
+            node.handle(Input::Frame { link, bytes }, now);
+        }
+        let t = &node.rooms[&RoomId::festival()].tree;
+        assert!(
+            t.dead.len() <= MAX_DEAD_ROOTS && t.tracked.len() <= MAX_DEAD_ROOTS,
+            "{} {}",
+            t.dead.len(),
+            t.tracked.len()
+        );
+        assert_eq!(t.dead.len(), MAX_DEAD_ROOTS, "the caps were reached, not just approached");
+        assert!(node.links[&link].trees.len() <= 2, "one advert per room the link shares");
+    }
+}
