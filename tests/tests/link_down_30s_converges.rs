@@ -29,6 +29,10 @@ fn a_host_cut_off_for_30s_converges_with_every_message_exactly_once() {
     }
     phase(start, "full mesh linked");
     let mut ids = vec![nodes[3].say("before the walk")];
+    // The walk starts once the others hold it: `saved` comes before the push
+    // leaves, and a veth taken down in that gap would hold the message back
+    // until link up, which is the last phase's business, not this one's.
+    wait_all(&nodes[..HOSTS - 1], "the message said before the walk", deadline(10), |l| l.has_all(&ids));
 
     let away = HOSTS - 1;
     lan.link_down(away);
