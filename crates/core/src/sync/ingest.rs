@@ -146,6 +146,7 @@ impl Node {
         let Some(room) = self.rooms.get_mut(&room_id) else { return };
         let a = room.author(author);
         a.pending.remove(&seq);
+        a.shrink();
         match result {
             Err(PersistError::Conflict) => {
                 // Another message holds this position: the author signed

@@ -257,16 +257,11 @@ impl Node {
     /// Tell a link our heads in `room`: all of them, or only those changed
     /// since we last told it (nothing is sent when nothing changed).
     pub(super) fn send_summary(&mut self, link: LinkId, room: &RoomId, kind: SummaryKind, out: &mut Vec<Output>) {
-        let (Some(r), Some(l)) = (self.rooms.get(room), self.links.get_mut(&link)) else { return };
+        let (Some(r), Some(l)) = (self.rooms.get_mut(room), self.links.get_mut(&link)) else { return };
         let told = l.told.entry(room.clone()).or_default();
-        let heads: Vec<Head> = r
-            .heads()
-            .into_iter()
-            .filter(|h| kind == SummaryKind::Full || told.get(&h.author) != Some(&(h.contiguous, h.max)))
-            .collect();
-        for h in &heads {
-            told.insert(h.author, (h.contiguous, h.max));
-        }
+        let since = if kind == SummaryKind::Full { 0 } else { *told };
+        let (heads, now_at) = r.heads_since(since);
+        *told = now_at;
         if heads.is_empty() && kind == SummaryKind::Delta {
             return;
         }

@@ -577,6 +577,7 @@ impl Node {
                 if room != RoomId::festival() && !room.is_direct() && self.rooms.remove(&room).is_some() {
                     for l in self.links.values_mut() {
                         l.trees.remove(&room);
+                        l.told.remove(&room);
                     }
                     self.hello_rooms_changed(&room, now, &mut out);
                 }
