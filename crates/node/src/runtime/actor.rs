@@ -2,7 +2,7 @@
 //! inbox, the UDP socket, the signaling listener, signaling results, mDNS
 //! events and the next timer (core or WebRTC), then drives what became due.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
-use super::events::{DeliveryState, LinkPath, NodeEvent, PeerPath, PeerView, PowerMode, RelayState, Status, Waiting};
+use super::events::{DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
 use super::paths::{median, Paths};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::signal_io::{self, SignalEvent};
+use super::status;
 use crate::clock::now_ms;
 use crate::discovery::{Advert, Discovery, DiscoveryEvent, MdnsHub};
 use crate::engine::{Effect, Engine};
@@ -1155,54 +1156,20 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::Peers { reply } => {
-                let mut out = Vec::new();
-                let linked: Vec<PeerId> = self.conns.values().filter(|c| c.open).map(|c| c.peer).collect();
+                let linked: BTreeSet<PeerId> = self.conns.values().filter(|c| c.open).map(|c| c.peer).collect();
                 let via_relay = self.relay_link().map(|(_, _, relay)| relay);
                 let known = self.store.peers().await.unwrap_or_default();
                 self.names = None;
                 self.refresh_names().await;
-                for p in known {
-                    if p.peer == self.me {
-                        continue;
-                    }
-                    let who = self.names.as_ref().map(|(_, n)| n.author(&p.peer));
-                    let is_linked = linked.contains(&p.peer);
-                    let is_relay = via_relay == Some(p.peer);
-                    out.push(PeerView {
-                        fingerprint: p.peer.fingerprint(),
-                        path: if is_linked {
-                            PeerPath::Lan
-                        } else if is_relay {
-                            PeerPath::Relay
-                        } else {
-                            PeerPath::ViaOthers
-                        },
-                        linked: is_linked || is_relay,
-                        discovered: self.mesh.is_discovered(&p.peer),
-                        name: p.name,
-                        verified: p.verified,
-                        name_clash: who.as_ref().is_some_and(|w| w.name_clash),
-                        equivocated: who.as_ref().is_some_and(|w| w.equivocated),
-                        last_seen: p.last_seen,
-                        peer: p.peer,
-                    });
-                }
+                let names = self.names.as_ref().map(|(_, n)| n);
+                let mesh = &self.mesh;
+                let out = status::peer_views(self.me, known, &linked, via_relay, names, |p| mesh.is_discovered(p));
                 let _ = reply.send(out);
             }
             Command::Status { reply } => {
-                let mut rejected = self.rejected.clone();
-                for (code, n) in self.discovery.ignored().iter() {
-                    *rejected.entry(format!("mdns_{code:?}")).or_default() += n;
-                }
-                // Data-channel messages that were not a valid bundle.
                 let bad_bundles = self.endpoint.stats().malformed_bundles;
-                if bad_bundles > 0 {
-                    rejected.insert("bundle_malformed".to_owned(), bad_bundles);
-                }
-                // Discovered peers forgotten to keep the mesh's table bounded.
-                if self.mesh.forgotten() > 0 {
-                    rejected.insert("mesh_peers_forgotten".to_owned(), self.mesh.forgotten());
-                }
+                let rejected =
+                    status::rejected(&self.rejected, self.discovery.ignored(), bad_bundles, self.mesh.forgotten());
                 let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 let relay = self.relay.as_ref().map_or(RelayState::NotConfigured, |r| r.state.clone());
                 let _ = reply.send(Status {

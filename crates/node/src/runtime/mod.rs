@@ -9,7 +9,7 @@
 //! - [`actor`]: the event loop, which turns the outputs of the mesh
 //!   (`festival_core::mesh`: who to dial, backoff, peer limit) and of the
 //!   sync core into IO; [`signal_io`]: the TCP side of signaling, in
-//!   short-lived tasks.
+//!   short-lived tasks; [`status`]: the `/peers` and `/status` views.
 
 mod actor;
 pub mod config;
@@ -18,6 +18,7 @@ mod handle;
 mod paths;
 mod relay_route;
 mod signal_io;
+mod status;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
