@@ -5,31 +5,17 @@ mod common;
 
 use common::{identity, Harness};
 use festival_core::frame::Frame;
-use festival_core::sync::{Content, LinkKind, Output};
+use festival_core::sync::{Content, LinkKind};
 use festival_core::{LinkId, RoomId};
 
 /// Send a text; returns the links its push went to, in order, and the
 /// path reported in `Sent`.
 fn send(h: &mut Harness, text: &str) -> (Vec<LinkId>, Option<LinkKind>) {
-    let (_, out) = h.node.send(RoomId::festival(), Content::Text(text.into()), h.now).expect("send");
-    let mut pushes = Vec::new();
-    let mut sent = None;
-    let mut work: std::collections::VecDeque<Output> = out.into();
-    while let Some(o) = work.pop_front() {
-        match o {
-            Output::Persist { envelope, .. } => {
-                let id = envelope.id();
-                work.extend(h.node.handle(festival_core::sync::Input::Persisted { id, result: Ok(()) }, h.now));
-            }
-            Output::Send { link, bytes } => {
-                if matches!(Frame::decode(&bytes), Ok(Frame::Push(_))) {
-                    pushes.push(link);
-                }
-            }
-            Output::Sent { kind, .. } => sent = sent.or(Some(kind)),
-            _ => {}
-        }
-    }
+    let (id, out) = h.node.send(RoomId::festival(), Content::Text(text.into()), h.now).expect("send");
+    let from = h.sent.len();
+    h.apply(out);
+    let pushes = h.sent[from..].iter().filter(|(_, f)| matches!(f, Frame::Push(_))).map(|(l, _)| *l).collect();
+    let sent = h.departures.iter().find(|(m, _)| *m == id).map(|(_, k)| *k);
     (pushes, sent)
 }
 

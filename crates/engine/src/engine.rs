@@ -11,7 +11,8 @@
 use festival_core::body::Body;
 use festival_core::policy::PowerState;
 use festival_core::sync::{
-    Config, Content, Input, LinkKind, Load, Node, Output, PersistError, RefusalReport, SendError,
+    drain, Config, Content, Host, Input, LinkKind, Load, Node, Now, Output, PersistError, RefusalReport, SendError,
+    ToPersist,
 };
 use festival_core::{LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_store::{Inserted, Store, StoreError};
@@ -88,15 +89,22 @@ pub enum Effect {
 
 pub struct Engine {
     node: Node,
-    store: Store,
+    io: Io,
     /// Answers of reads running beside the event loop.
-    loaded_tx: mpsc::UnboundedSender<Input>,
     loaded_rx: mpsc::UnboundedReceiver<Input>,
+}
+
+/// The engine's side of [`drain`]: the store and what goes with it.
+struct Io {
+    store: Store,
+    loaded_tx: mpsc::UnboundedSender<Input>,
     /// Wakes the retention task after enough has been committed.
     retention: Option<RetentionTrigger>,
     /// Both clocks: the core's timers on the monotonic one, dates (store
     /// times, `created_at`) on the wall clock.
     clock: Clock,
+    /// What the outputs carried out so far leave for the caller.
+    effects: Vec<Effect>,
 }
 
 impl Engine {
@@ -125,14 +133,14 @@ impl Engine {
         }
         let node = Node::new(local.identity, cfg, snapshot, power, clock.now());
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
-        Ok(Engine { node, store, loaded_tx, loaded_rx, retention: None, clock })
+        Ok(Engine { node, io: Io { store, loaded_tx, retention: None, clock, effects: Vec::new() }, loaded_rx })
     }
 
     /// Keep the store within `r` from now on (see [`crate::retention`]);
     /// the task stops when the returned handle is dropped.
     pub fn start_retention(&mut self, r: Retention) -> RetentionTask {
-        let (task, trigger) = retention::start(self.store.clone(), r);
-        self.retention = Some(trigger);
+        let (task, trigger) = retention::start(self.io.store.clone(), r);
+        self.io.retention = Some(trigger);
         task
     }
 
@@ -140,12 +148,12 @@ impl Engine {
         &self.node
     }
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.io.store
     }
     /// The clocks the core runs on; [`Effect::WakeAt`] is on its
     /// monotonic one.
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        &self.io.clock
     }
     pub fn peer_id(&self) -> PeerId {
         self.node.peer_id()
@@ -163,13 +171,13 @@ impl Engine {
 
     /// Feed one input and carry out everything that follows.
     pub async fn handle(&mut self, input: Input) -> Vec<Effect> {
-        let out = self.node.handle(input, self.clock.now());
+        let out = self.node.handle(input, self.io.clock.now());
         self.apply(out).await
     }
 
     /// Author a message: it is committed before this returns.
     pub async fn send(&mut self, room: RoomId, content: Content) -> Result<(MessageId, Vec<Effect>), EngineError> {
-        let (id, out) = self.node.send(room, content, self.clock.now())?;
+        let (id, out) = self.node.send(room, content, self.io.clock.now())?;
         let effects = self.apply(out).await;
         if let Some(Effect::StoreFailed { error, .. }) =
             effects.iter().find(|e| matches!(e, Effect::StoreFailed { id: f, .. } if *f == id))
@@ -184,7 +192,7 @@ impl Engine {
     pub async fn mark_read(&mut self, room: RoomId, ids: &[MessageId]) -> Vec<Effect> {
         let mut messages = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.store.get(id).await {
+            match self.io.store.get(id).await {
                 Ok(Some(m)) if *m.envelope.room() == room => messages.push((*id, m.envelope.author())),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%e, "looking up a message read failed"),
@@ -197,7 +205,7 @@ impl Engine {
     /// out everything that follows: the envelopes they bring are committed
     /// in one transaction, one fsync for all of them instead of one each.
     pub async fn handle_many(&mut self, inputs: impl IntoIterator<Item = Input>) -> Vec<Effect> {
-        let now = self.clock.now();
+        let now = self.io.clock.now();
         let mut out = Vec::new();
         for input in inputs {
             out.extend(self.node.handle(input, now));
@@ -206,48 +214,33 @@ impl Engine {
     }
 
     async fn apply(&mut self, out: Vec<Output>) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        let mut work: std::collections::VecDeque<Output> = out.into();
-        while !work.is_empty() {
-            // Every `Persist` waiting in the queue is committed together (the
-            // core tracks each as pending, so the order of its answers does
-            // not matter); everything else is carried out in order.
-            let (persists, rest): (Vec<Output>, Vec<Output>) =
-                work.drain(..).partition(|o| matches!(o, Output::Persist { .. }));
-            let mut follow: Vec<Input> = Vec::new();
-            if !persists.is_empty() {
-                follow.extend(self.persist(persists, &mut effects).await);
-            }
-            for o in rest {
-                if let Some(input) = self.carry_out(o, &mut effects).await {
-                    follow.push(input);
-                }
-            }
-            let now = self.clock.now();
-            for input in follow {
-                work.extend(self.node.handle(input, now));
-            }
-        }
-        effects
+        drain(&mut self.node, out, &mut self.io).await;
+        std::mem::take(&mut self.io.effects)
+    }
+}
+
+impl Host for Io {
+    fn now(&self) -> Now {
+        self.clock.now()
     }
 
     /// Commit envelopes, ours and others' in a transaction each, and answer
     /// each with `Persisted`.
-    async fn persist(&mut self, persists: Vec<Output>, effects: &mut Vec<Effect>) -> Vec<Input> {
+    async fn persist(&mut self, node: &Node, persists: Vec<ToPersist>) -> Vec<Result<(), PersistError>> {
         // Received at: a date.
         let now = self.clock.wall();
-        let mut answers = Vec::with_capacity(persists.len());
-        // Ours (which also join the outbox) and others', a transaction each.
+        let mut answers: Vec<Option<Result<(), PersistError>>> = vec![None; persists.len()];
+        // Ours (which also join the outbox) and others', a transaction each;
+        // answered in the order asked.
         let (mut ours, mut others) = (Vec::new(), Vec::new());
-        for o in persists {
-            if let Output::Persist { envelope, hops, local } = o {
-                if local { &mut ours } else { &mut others }.push((envelope, hops));
-            }
+        for (i, p) in persists.into_iter().enumerate() {
+            if p.local { &mut ours } else { &mut others }.push((i, (p.envelope, p.hops)));
         }
         for (local, batch) in [(true, ours), (false, others)] {
             if batch.is_empty() {
                 continue;
             }
+            let (places, batch): (Vec<usize>, Vec<(SignedEnvelope, u8)>) = batch.into_iter().unzip();
             // The outer error fails the whole transaction: nothing was stored.
             let outcomes: Vec<Result<(), PersistError>> = match self.store.insert_batch(&batch, now, local).await {
                 Ok(outcomes) => outcomes
@@ -263,25 +256,26 @@ impl Engine {
             if let Some(t) = &self.retention {
                 t.committed(batch.iter().map(|(e, _)| e.bytes().len() as u64).sum());
             }
-            for ((envelope, _), result) in batch.iter().zip(outcomes) {
+            for (((envelope, _), result), place) in batch.iter().zip(outcomes).zip(places) {
                 let id = envelope.id();
                 if let Err(PersistError::Failed(error)) = &result {
                     tracing::error!(%error, ?id, "store failed");
-                    effects.push(Effect::StoreFailed { id, error: error.clone() });
+                    self.effects.push(Effect::StoreFailed { id, error: error.clone() });
                 }
                 if result.is_ok() {
-                    self.after_commit(envelope, now, effects).await;
+                    self.after_commit(node, envelope, now).await;
                 }
-                answers.push(Input::Persisted { id, result });
+                answers[place] = Some(result);
             }
         }
-        answers
+        answers.into_iter().map(|a| a.unwrap_or_else(|| Err(PersistError::Failed("not committed".into())))).collect()
     }
 
     /// One output other than `Persist`; returns the input it leads to.
-    async fn carry_out(&mut self, o: Output, effects: &mut Vec<Effect>) -> Option<Input> {
+    async fn carry_out(&mut self, _node: &Node, o: Output) -> Option<Input> {
         // Store dates (sent at, proofs).
         let now = self.clock.wall();
+        let effects = &mut self.effects;
         match o {
             Output::Persist { .. } => unreachable!("persists are committed in batches"),
             Output::Send { link, bytes } => {
@@ -345,7 +339,9 @@ impl Engine {
             }
         }
     }
+}
 
+impl Io {
     /// Read for a peer beside the event loop; the answer comes back
     /// through [`Engine::loaded`].
     fn spawn_load(&self, load: Load) {
@@ -393,10 +389,10 @@ impl Engine {
     /// Side tables that follow from a newly stored message: names from
     /// profiles, receipts for our messages (only those the protocol's rule
     /// lets count: see `festival_core::receipt`).
-    async fn after_commit(&self, env: &SignedEnvelope, now: u64, effects: &mut Vec<Effect>) {
+    async fn after_commit(&mut self, node: &Node, env: &SignedEnvelope, now: u64) {
         let r = match env.parsed_body() {
             Body::Profile(p) => self.store.set_peer_name(&env.author(), &p.name).await,
-            Body::Receipt(_) | Body::SealedReceipt(_) => self.count_receipt(env, now, effects).await,
+            Body::Receipt(_) | Body::SealedReceipt(_) => self.count_receipt(node, env, now).await,
             Body::Text(_) | Body::SealedDm(_) => Ok(()),
         };
         if let Err(e) = r {
@@ -404,10 +400,10 @@ impl Engine {
         }
     }
 
-    async fn count_receipt(&self, env: &SignedEnvelope, now: u64, effects: &mut Vec<Effect>) -> Result<(), StoreError> {
+    async fn count_receipt(&mut self, node: &Node, env: &SignedEnvelope, now: u64) -> Result<(), StoreError> {
         let ids = match env.parsed_body() {
             Body::Receipt(r) => r.ids,
-            Body::SealedReceipt(_) => match festival_core::body::open(self.node.identity(), env) {
+            Body::SealedReceipt(_) => match festival_core::body::open(node.identity(), env) {
                 Ok(festival_core::body::DmContent::Receipt(r)) => r.ids,
                 _ => return Ok(()),
             },
@@ -416,11 +412,11 @@ impl Engine {
         let targets = self.store.receipt_targets(&ids).await?;
         let member = self.store.is_member(&env.author(), env.room()).await?;
         let counted =
-            festival_core::receipt::counted(self.node.identity(), env, |id| targets.get(id).cloned(), |_, _| member);
+            festival_core::receipt::counted(node.identity(), env, |id| targets.get(id).cloned(), |_, _| member);
         match counted {
             Some((status, ids)) if !ids.is_empty() => {
                 self.store.add_receipts(env.author(), status, &ids, now).await?;
-                effects.push(Effect::Receipt { from: env.author(), status, ids });
+                self.effects.push(Effect::Receipt { from: env.author(), status, ids });
                 Ok(())
             }
             _ => Ok(()),

@@ -4,9 +4,9 @@
 //! The simulator runs one per node; `festival-bench attack` runs one in a
 //! process of its own, to measure a victim's real memory.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
-use festival_core::sync::{Input, Node, Output, PersistError};
+use festival_core::sync::{drain_now, Host, Input, Node, Now, Output, PersistError, ToPersist};
 use festival_core::{Identity, Kind, RoomId, SignedEnvelope};
 
 use crate::store::MemStore;
@@ -34,7 +34,9 @@ pub fn handle(
     carry_out(core, store, cfg, first, now, peak_bytes)
 }
 
-/// Carry out `outputs` (and what follows from them) for one node.
+/// Carry out `outputs` (and what follows from them) for one node, with the
+/// loop the product's engine runs ([`drain`]: persists waiting together
+/// are committed together, the rest in order).
 pub fn carry_out(
     core: &mut Node,
     store: &mut MemStore,
@@ -43,36 +45,9 @@ pub fn carry_out(
     now: u64,
     peak_bytes: &mut u64,
 ) -> Vec<Output> {
-    let mut external = Vec::new();
-    let mut work: VecDeque<Output> = outputs.into();
-    while let Some(o) = work.pop_front() {
-        let follow = match o {
-            Output::Persist { envelope, hops, local: _ } => {
-                let id = envelope.id();
-                let result = store.insert(envelope.clone(), hops, now).map_err(|_| PersistError::Conflict);
-                if result.is_ok() {
-                    count_receipt(core.identity(), store, &envelope);
-                }
-                Some(Input::Persisted { id, result })
-            }
-            Output::Load(load) => {
-                let items = store.range(&load.room, &load.author, load.from, load.to, load.max_bytes, load.not_before);
-                Some(Input::Loaded { load, items })
-            }
-            Output::Skip { room, author, through } => {
-                store.skip(&room, &author, through);
-                None
-            }
-            Output::RecordProof { held, other } => store.record_proof(held, other).map(|(a, b)| Input::Proved { a, b }),
-            other => {
-                external.push(other);
-                None
-            }
-        };
-        if let Some(input) = follow {
-            work.extend(core.handle(input, now));
-        }
-    }
+    let mut io = Io { store, now, external: Vec::new() };
+    drain_now(core, outputs, &mut io);
+    let Io { store, external, .. } = io;
     if let Some(budget) = cfg.budget {
         if store.bytes() > budget {
             let mut rooms = cfg.rooms.clone();
@@ -83,6 +58,53 @@ pub fn carry_out(
     }
     *peak_bytes = (*peak_bytes).max(store.bytes());
     external
+}
+
+/// A node's store as [`drain`] sees it: in memory, so nothing waits.
+struct Io<'a> {
+    store: &'a mut MemStore,
+    now: u64,
+    /// What leaves the node, in order.
+    external: Vec<Output>,
+}
+
+impl Host for Io<'_> {
+    fn now(&self) -> Now {
+        self.now.into()
+    }
+
+    async fn persist(&mut self, node: &Node, batch: Vec<ToPersist>) -> Vec<Result<(), PersistError>> {
+        let mut results = Vec::with_capacity(batch.len());
+        for p in batch {
+            let result = self.store.insert(p.envelope.clone(), p.hops, self.now).map_err(|_| PersistError::Conflict);
+            if result.is_ok() {
+                count_receipt(node.identity(), self.store, &p.envelope);
+            }
+            results.push(result);
+        }
+        results
+    }
+
+    async fn carry_out(&mut self, _: &Node, output: Output) -> Option<Input> {
+        match output {
+            Output::Load(load) => {
+                let store = &self.store;
+                let items = store.range(&load.room, &load.author, load.from, load.to, load.max_bytes, load.not_before);
+                Some(Input::Loaded { load, items })
+            }
+            Output::Skip { room, author, through } => {
+                self.store.skip(&room, &author, through);
+                None
+            }
+            Output::RecordProof { held, other } => {
+                self.store.record_proof(held, other).map(|(a, b)| Input::Proved { a, b })
+            }
+            other => {
+                self.external.push(other);
+                None
+            }
+        }
+    }
 }
 
 /// Receipts for our own messages, counted by the protocol's rule.

@@ -46,8 +46,11 @@
 //! - `refusals`: reasons, counters, the per-link report window.
 //! - `tick`: timers.
 //! - `tree`: the room trees of protocol 3 (root, parent, adverts).
+//! - `drain`: the loop every host (engine, simulator, tests) carries out
+//!   outputs with: persists committed together, the rest in order.
 
 pub mod caps;
+pub mod drain;
 mod ingest;
 mod link;
 mod pull;
@@ -69,6 +72,7 @@ use crate::identity::Identity;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 use crate::policy::{limits, Limits, PowerState};
 
+pub use drain::{drain, drain_now, Host, ToPersist};
 pub use refusals::{PeerCounters, RefusalReport, Reject, Stats};
 pub use state::digest_of;
 use state::{BoundedMap, LinkState, RoomState};

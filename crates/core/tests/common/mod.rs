@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use festival_core::frame::{Frame, Item};
 use festival_core::policy::PowerState;
-use festival_core::sync::{Config, Input, LinkKind, Node, Output, PersistError};
+use festival_core::sync::{drain_now, Config, Host, Input, LinkKind, Node, Now, Output, PersistError, ToPersist};
 use festival_core::{Draft, Identity, Kind, LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -36,6 +36,14 @@ pub fn batch(envs: &[SignedEnvelope]) -> Vec<u8> {
 pub struct Harness {
     pub node: Node,
     pub now: u64,
+    /// Everything the node's outputs did (fields reached through `Deref`).
+    pub io: Io,
+}
+
+/// What the harness records of a node's outputs; its store.
+#[derive(Default)]
+pub struct Io {
+    now: u64,
     pub stored: BTreeMap<(RoomId, PeerId, u64), MessageId>,
     pub delivered: Vec<(MessageId, PeerId, u64)>,
     pub sent: Vec<(LinkId, Frame)>,
@@ -48,8 +56,23 @@ pub struct Harness {
     pub skipped: Vec<(RoomId, PeerId, u64)>,
     /// Loads carried out (and answered).
     pub loads: usize,
+    /// The path of each `Sent` (an own message's first departure).
+    pub departures: Vec<(MessageId, LinkKind)>,
     /// When set, loads are kept here unanswered (a slow store).
     pub held_loads: Option<Vec<festival_core::sync::Load>>,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Io;
+    fn deref(&self) -> &Io {
+        &self.io
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Io {
+        &mut self.io
+    }
 }
 
 impl Harness {
@@ -58,17 +81,7 @@ impl Harness {
         Harness {
             node: Node::new(identity(seed), cfg, Default::default(), PowerState::Mains, NOW),
             now: NOW,
-            stored: BTreeMap::new(),
-            delivered: Vec::new(),
-            sent: Vec::new(),
-            rejected: Vec::new(),
-            persisted: 0,
-            envelopes: BTreeMap::new(),
-            misbehaving: Vec::new(),
-            equivocators: Vec::new(),
-            skipped: Vec::new(),
-            loads: 0,
-            held_loads: None,
+            io: Io::default(),
         }
     }
 
@@ -100,97 +113,110 @@ impl Harness {
         self.apply(out);
     }
 
+    /// Carry out `out` with the loop every host runs (`drain`).
     pub fn apply(&mut self, out: Vec<Output>) {
-        let mut work: std::collections::VecDeque<Output> = out.into();
-        while let Some(o) = work.pop_front() {
-            let follow = match o {
-                Output::Persist { envelope, .. } => {
-                    let pos = (envelope.room().clone(), envelope.author(), envelope.seq());
-                    let result = match self.stored.get(&pos) {
-                        Some(id) if *id != envelope.id() => Err(PersistError::Conflict),
-                        _ => {
-                            self.persisted += 1;
-                            self.stored.insert(pos, envelope.id());
-                            self.envelopes.insert(envelope.id(), envelope.clone());
-                            Ok(())
-                        }
-                    };
-                    Some(Input::Persisted { id: envelope.id(), result })
-                }
-                Output::Deliver { id, author, seq, .. } => {
-                    self.delivered.push((id, author, seq));
-                    None
-                }
-                Output::Send { link, bytes } => {
-                    let frame = Frame::decode(&bytes).expect("we only send valid frames");
-                    // Every peer here joins our node's tree as its child
-                    // (a protocol-3 neighbour): its links push, as they
-                    // would for a peer that keeps its advert up to date.
-                    let answer = match &frame {
-                        Frame::Tree(a) => {
-                            let child =
-                                festival_core::frame::TreeAdvert { depth: a.depth + 1, parent: true, ..a.clone() };
-                            Some(Input::Frame { link, bytes: Frame::Tree(child).encode() })
-                        }
-                        _ => None,
-                    };
-                    self.sent.push((link, frame));
-                    answer
-                }
-                Output::Load(load) if self.held_loads.is_some() => {
-                    self.held_loads.as_mut().expect("checked").push(load);
-                    None
-                }
-                Output::Load(load) => {
-                    self.loads += 1;
-                    let mut items = Vec::new();
-                    let mut bytes = 0;
-                    for seq in load.from..=load.to {
-                        let pos = (load.room.clone(), load.author, seq);
-                        let Some(env) = self.stored.get(&pos).and_then(|id| self.envelopes.get(id)) else { continue };
-                        if env.created_at() < load.not_before {
-                            continue;
-                        }
-                        if !items.is_empty() && bytes + env.bytes().len() > load.max_bytes {
-                            break;
-                        }
-                        bytes += env.bytes().len();
-                        items.push((env.clone(), 1));
-                    }
-                    Some(Input::Loaded { load, items })
-                }
-                Output::RecordProof { held, other } => {
-                    let pos = (other.room().clone(), other.author(), other.seq());
-                    let held = held.or_else(|| self.stored.get(&pos).and_then(|id| self.envelopes.get(id)).cloned());
-                    held.filter(|h| h.id() != other.id()).map(|a| Input::Proved { a, b: other })
-                }
-                Output::Misbehaving { link, .. } => {
-                    self.misbehaving.push(link);
-                    None
-                }
-                Output::Equivocator { author } => {
-                    self.equivocators.push(author);
-                    None
-                }
-                Output::Skip { room, author, through } => {
-                    self.skipped.push((room, author, through));
-                    None
-                }
-                Output::Refused { link, report, .. } => {
-                    for (code, n) in report.counts {
-                        self.rejected.extend(std::iter::repeat_n((link, code), n as usize));
-                    }
-                    None
-                }
-                _ => None,
-            };
-            if let Some(i) = follow {
-                work.extend(self.node.handle(i, self.now));
-            }
-        }
+        self.io.now = self.now;
+        drain_now(&mut self.node, out, &mut self.io);
     }
 
     pub fn rejected_by(&self, peer: &Identity, code: &str) -> u64 {
         self.node.stats().peers.get(&peer.peer_id()).and_then(|c| c.rejected.get(code)).copied().unwrap_or(0)
+    }
+}
+
+impl Host for Io {
+    fn now(&self) -> Now {
+        self.now.into()
+    }
+
+    async fn persist(&mut self, _: &Node, batch: Vec<ToPersist>) -> Vec<Result<(), PersistError>> {
+        let mut results = Vec::new();
+        for ToPersist { envelope, .. } in batch {
+            let pos = (envelope.room().clone(), envelope.author(), envelope.seq());
+            results.push(match self.stored.get(&pos) {
+                Some(id) if *id != envelope.id() => Err(PersistError::Conflict),
+                _ => {
+                    self.persisted += 1;
+                    self.stored.insert(pos, envelope.id());
+                    self.envelopes.insert(envelope.id(), envelope);
+                    Ok(())
+                }
+            });
+        }
+        results
+    }
+
+    async fn carry_out(&mut self, _: &Node, o: Output) -> Option<Input> {
+        match o {
+            Output::Deliver { id, author, seq, .. } => {
+                self.delivered.push((id, author, seq));
+                None
+            }
+            Output::Send { link, bytes } => {
+                let frame = Frame::decode(&bytes).expect("we only send valid frames");
+                // Every peer here joins our node's tree as its child
+                // (a protocol-3 neighbour): its links push, as they
+                // would for a peer that keeps its advert up to date.
+                let answer = match &frame {
+                    Frame::Tree(a) => {
+                        let child = festival_core::frame::TreeAdvert { depth: a.depth + 1, parent: true, ..a.clone() };
+                        Some(Input::Frame { link, bytes: Frame::Tree(child).encode() })
+                    }
+                    _ => None,
+                };
+                self.sent.push((link, frame));
+                answer
+            }
+            Output::Load(load) if self.held_loads.is_some() => {
+                self.held_loads.as_mut().expect("checked").push(load);
+                None
+            }
+            Output::Load(load) => {
+                self.loads += 1;
+                let mut items = Vec::new();
+                let mut bytes = 0;
+                for seq in load.from..=load.to {
+                    let pos = (load.room.clone(), load.author, seq);
+                    let Some(env) = self.stored.get(&pos).and_then(|id| self.envelopes.get(id)) else { continue };
+                    if env.created_at() < load.not_before {
+                        continue;
+                    }
+                    if !items.is_empty() && bytes + env.bytes().len() > load.max_bytes {
+                        break;
+                    }
+                    bytes += env.bytes().len();
+                    items.push((env.clone(), 1));
+                }
+                Some(Input::Loaded { load, items })
+            }
+            Output::RecordProof { held, other } => {
+                let pos = (other.room().clone(), other.author(), other.seq());
+                let held = held.or_else(|| self.stored.get(&pos).and_then(|id| self.envelopes.get(id)).cloned());
+                held.filter(|h| h.id() != other.id()).map(|a| Input::Proved { a, b: other })
+            }
+            Output::Sent { id, kind, .. } => {
+                self.departures.push((id, kind));
+                None
+            }
+            Output::Misbehaving { link, .. } => {
+                self.misbehaving.push(link);
+                None
+            }
+            Output::Equivocator { author } => {
+                self.equivocators.push(author);
+                None
+            }
+            Output::Skip { room, author, through } => {
+                self.skipped.push((room, author, through));
+                None
+            }
+            Output::Refused { link, report, .. } => {
+                for (code, n) in report.counts {
+                    self.rejected.extend(std::iter::repeat_n((link, code), n as usize));
+                }
+                None
+            }
+            _ => None,
+        }
     }
 }
