@@ -78,6 +78,9 @@ use rand_core::{RngCore, SeedableRng};
 use crate::sync::{Millis, Now};
 use crate::{LinkId, PeerId};
 
+mod upgrade;
+pub use upgrade::{MAX_RETRY, MAX_SEEN, RETRY_MAX, RETRY_MIN, SEEN_FOR, SLOW_RELAY};
+
 /// First retry after a failure; doubles per failure up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Millis = 500;
 /// Longest wait between attempts: a peer that comes back is found within this.
@@ -204,9 +207,16 @@ pub enum Input {
     Closed { link: LinkId },
     /// The peer on `link` kept sending what no honest peer sends.
     Misbehaved { link: LinkId },
-    /// Offer `peer` a direct link through relayed signaling (an upgrade
-    /// from the relay path; the caller chose it).
-    Upgrade { peer: PeerId },
+    /// A relay session is up, with the relay `relay` (see [`upgrade`]).
+    RelayUp { relay: PeerId },
+    /// The relay session ended.
+    RelayDown,
+    /// One round trip of the relay (a ping, or a message until its
+    /// `Stored`), in milliseconds.
+    RelayRoundTrip { ms: Millis },
+    /// Messages of these authors reached us through the relay: peers we
+    /// could link to directly.
+    HeardViaRelay { authors: Vec<PeerId> },
     /// The most links at once (power policy or a flag).
     SetLimit(usize),
     /// Time passed (a wake-up).
@@ -346,6 +356,8 @@ pub struct Mesh {
     forgotten: u64,
     /// When we last gave a chord's place to a peer that found none.
     adopted_at: Option<Millis>,
+    /// The relay path and the upgrades from it.
+    upgrades: upgrade::Upgrades,
 }
 
 impl Mesh {
@@ -366,6 +378,7 @@ impl Mesh {
             wake: None,
             forgotten: 0,
             adopted_at: None,
+            upgrades: upgrade::Upgrades::default(),
         }
     }
 
@@ -501,12 +514,13 @@ impl Mesh {
             }
             Input::DialFailed { link, busy } => {
                 if let Some(l) = self.links.remove(&link) {
-                    if !l.upgrade {
-                        if busy {
-                            self.busy(&l.peer, now);
-                        } else {
-                            self.failed(&l.peer, now);
-                        }
+                    if l.upgrade {
+                        let jitter = self.jitter();
+                        self.upgrades.failed(l.peer, now, jitter);
+                    } else if busy {
+                        self.busy(&l.peer, now);
+                    } else {
+                        self.failed(&l.peer, now);
                     }
                 }
             }
@@ -515,6 +529,9 @@ impl Mesh {
                     l.open = true;
                     l.opened_at = now;
                     l.awaiting_answer = false;
+                    if l.upgrade {
+                        self.upgrades.opened(&l.peer);
+                    }
                     let replaced = l.replaces.take();
                     if let Some(p) = self.peers.get_mut(&l.peer) {
                         p.failures = 0;
@@ -529,6 +546,11 @@ impl Mesh {
             }
             Input::Closed { link } => {
                 if let Some(l) = self.links.remove(&link) {
+                    if l.upgrade && !l.open {
+                        // The ICE checks found no direct path.
+                        let jitter = self.jitter();
+                        self.upgrades.failed(l.peer, now, jitter);
+                    }
                     if self.peers.get(&l.peer).is_some_and(|p| p.link == Some(link)) {
                         self.failed(&l.peer, now);
                     }
@@ -540,17 +562,17 @@ impl Mesh {
                     self.close(link, "dropped: it kept sending what no honest peer sends", &mut out);
                 }
             }
-            Input::Upgrade { peer } => {
-                if peer != self.me && !self.links.values().any(|l| l.peer == peer) && self.links.len() < self.limit {
-                    self.dial(peer, true, None, now, &mut out);
-                }
-            }
+            Input::RelayUp { relay } => self.upgrades.relay = Some(relay),
+            Input::RelayDown => self.upgrades.relay_down(),
+            Input::RelayRoundTrip { ms } => self.upgrades.round_trip(ms),
+            Input::HeardViaRelay { authors } => self.upgrades.heard(authors, now),
             Input::SetLimit(limit) => self.limit = limit,
             Input::Tick => {}
         }
         self.close_silent(now, &mut out);
         self.dial_upward(now, &mut out);
         self.knock(now, &mut out);
+        self.upgrade(now, &mut out);
         let wake = self.next_attempt(now);
         if let Some(at) = wake.filter(|_| wake != self.wake) {
             out.push(Output::WakeAt(at));
@@ -915,7 +937,10 @@ impl Mesh {
                 // Its offer took a slot and it never opened the channel
                 // (again and again: see the offer's start carried over).
                 self.ban(peer, now);
-            } else if !upgrade {
+            } else if upgrade {
+                let jitter = self.jitter();
+                self.upgrades.failed(peer, now, jitter);
+            } else {
                 self.failed(&peer, now);
             }
         }
@@ -1086,6 +1111,44 @@ impl Mesh {
     /// is left out: what had room was dialed, and the rest waits for a slot
     /// to free (an input), not a timer that would fire at once, again and
     /// again.
+    /// While the relay is slow, offer a direct link through relayed
+    /// signaling to peers whose messages reach us through it, as far as
+    /// free slots allow: not the relay itself, nobody linked or being
+    /// dialed, and nobody on the LAN (the LAN dial takes care of those).
+    fn upgrade(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let Some(relay) = self.upgrades.relay.filter(|_| self.upgrades.slow()) else { return };
+        let room = self.limit.saturating_sub(self.links.len());
+        if room == 0 {
+            return;
+        }
+        let candidates = self.upgrades.candidates(now, |p| {
+            *p == self.me
+                || *p == relay
+                || self.links.values().any(|l| l.peer == *p)
+                || self.is_discovered(p)
+                || self.is_banned(p, now)
+        });
+        for peer in candidates.into_iter().take(room) {
+            self.dial(peer, true, None, now, out);
+        }
+    }
+
+    /// The relay's median round trip, while a session is up.
+    pub fn relay_rtt(&self) -> Option<Millis> {
+        self.upgrades.relay_rtt()
+    }
+
+    /// The relay is slow: direct links are sought (see [`SLOW_RELAY`]).
+    pub fn relay_slow(&self) -> bool {
+        self.upgrades.slow()
+    }
+
+    /// Messages of `peer` reached us through the relay within [`SEEN_FOR`]:
+    /// someone we talk with there (its relayed offer may have a slot).
+    pub fn heard_via_relay(&self, peer: &PeerId, now: impl Into<Now>) -> bool {
+        self.upgrades.heard_lately(peer, now.into().mono)
+    }
+
     fn next_attempt(&self, now: Millis) -> Option<Millis> {
         let dial = self.higher().filter(|(_, e)| e.discovered && e.link.is_none()).map(|(_, e)| e.next_attempt);
         let knock = self.lower().filter(|(_, e)| e.discovered && e.link.is_none()).filter_map(|(_, e)| e.knock_at);
@@ -1093,7 +1156,8 @@ impl Mesh {
         let reknock = self.lower().filter(|(_, e)| lonely && e.discovered).filter_map(|(_, e)| e.lonely_due());
         let silent = self.links.values().filter(|l| l.open && !l.greeted).map(|l| l.opened_at + HELLO_TIMEOUT);
         let stuck = self.links.values().filter(|l| !l.open).map(|l| l.started_at + DIAL_TIMEOUT);
-        dial.chain(knock).chain(reknock).chain(silent).chain(stuck).filter(|t| *t > now).min()
+        let upgrade = self.upgrades.next_retry(now);
+        dial.chain(knock).chain(reknock).chain(silent).chain(stuck).chain(upgrade).filter(|t| *t > now).min()
     }
 }
 
@@ -1221,6 +1285,89 @@ mod tests {
         discover(&mut m, many(MAX_PEERS), 1);
         assert!(m.peer(&many(MAX_PEERS)).is_none());
         assert_eq!((m.peers().count(), m.forgotten()), (MAX_PEERS, 1));
+    }
+
+    fn upgrade_dials(out: &[Output]) -> Vec<PeerId> {
+        out.iter()
+            .filter_map(|o| if let Output::Dial { peer, upgrade: true, .. } = o { Some(*peer) } else { None })
+            .collect()
+    }
+
+    /// A relay session up with a slow relay (its round trips 400 ms).
+    fn slow_relay(m: &mut Mesh, now: Millis) {
+        m.handle(Input::RelayUp { relay: id(9) }, now);
+        for _ in 0..3 {
+            m.handle(Input::RelayRoundTrip { ms: 400 }, now);
+        }
+        assert!(m.relay_slow());
+    }
+
+    #[test]
+    fn while_the_relay_is_slow_authors_heard_through_it_are_offered_a_direct_link() {
+        let mut m = mesh(5, 3);
+        // A fast relay: nobody is offered anything.
+        m.handle(Input::RelayUp { relay: id(9) }, 0);
+        m.handle(Input::RelayRoundTrip { ms: 40 }, 0);
+        let out = m.handle(Input::HeardViaRelay { authors: vec![id(1), id(2)] }, 0);
+        assert!(upgrade_dials(&out).is_empty() && !m.relay_slow());
+        // Slow: the authors, latest heard first; not the relay, not us,
+        // not a peer on the LAN (the LAN dial is for those).
+        found(&mut m, 3, 10);
+        m.handle(Input::HeardViaRelay { authors: vec![id(9), id(5), id(3)] }, 20);
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.extend(m.handle(Input::RelayRoundTrip { ms: 400 }, 30));
+        }
+        let mut offered = upgrade_dials(&out);
+        offered.sort();
+        assert_eq!(offered, vec![id(1), id(2)]);
+        assert!(m.heard_via_relay(&id(1), 30) && !m.heard_via_relay(&id(7), 30));
+        // Nobody twice while a dial is under way.
+        assert!(upgrade_dials(&m.handle(Input::Tick, 40)).is_empty());
+        // The relay went away: no more offers, and its samples are gone.
+        m.handle(Input::RelayDown, 50);
+        assert_eq!(m.relay_rtt(), None);
+        m.handle(Input::HeardViaRelay { authors: vec![id(4)] }, 60);
+        assert!(upgrade_dials(&m.handle(Input::Tick, 70)).is_empty());
+    }
+
+    #[test]
+    fn an_upgrade_that_fails_is_tried_again_after_a_backoff_that_doubles() {
+        let mut m = mesh(5, 3);
+        slow_relay(&mut m, 0);
+        let out = m.handle(Input::HeardViaRelay { authors: vec![id(1)] }, 0);
+        assert_eq!(upgrade_dials(&out), vec![id(1)]);
+        let link = link_to(&m, 1);
+        // No direct path: the ICE checks gave up before it opened.
+        let out = m.handle(Input::Closed { link }, 1000);
+        assert!(upgrade_dials(&out).is_empty(), "not at once");
+        let retry = out.iter().find_map(|o| if let Output::WakeAt(t) = o { Some(*t) } else { None });
+        let retry = retry.expect("a wake for the retry");
+        assert!((1000 + RETRY_MIN / 2..=1000 + RETRY_MIN).contains(&retry), "{retry}");
+        assert!(upgrade_dials(&m.handle(Input::Tick, retry - 1)).is_empty());
+        assert_eq!(upgrade_dials(&m.handle(Input::Tick, retry)), vec![id(1)]);
+        // Refused this time: the next wait is longer.
+        let out = m.handle(Input::DialFailed { link: link_to(&m, 1), busy: true }, retry);
+        let again = out.iter().find_map(|o| if let Output::WakeAt(t) = o { Some(*t) } else { None }).expect("wake");
+        assert!(again - retry > retry - 1000, "the wait doubles");
+        // It opens at last: the backoff is forgotten. When that link
+        // ends, the peer (still heard through the slow relay) is offered a
+        // new one at once.
+        m.handle(Input::Tick, again);
+        let link = link_to(&m, 1);
+        m.handle(Input::Opened { link }, again + 10);
+        let out = m.handle(Input::Closed { link }, again + 20);
+        assert_eq!(upgrade_dials(&out), vec![id(1)], "no backoff after a success");
+    }
+
+    #[test]
+    fn upgrades_take_only_free_slots() {
+        let mut m = mesh(5, 2);
+        linked_by(&mut m, 1, 0);
+        slow_relay(&mut m, 0);
+        let out = m.handle(Input::HeardViaRelay { authors: vec![id(20), id(21), id(22)] }, 10);
+        assert_eq!(upgrade_dials(&out).len(), 1, "one slot left, one offer");
+        assert!(upgrade_dials(&m.handle(Input::Tick, 20)).is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting};
 use super::handle::NodeError;
-use super::paths::{median, Paths};
+use super::paths::{median, Paths, RelayPath};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::signal_io::{self, SignalEvent};
 use super::status;
@@ -30,7 +30,6 @@ use crate::engine::{Effect, Engine};
 use crate::local::{LocalError, LocalNode};
 use crate::names::Names;
 use crate::power::{FixedPower, PowerSource, POLL_INTERVAL};
-use crate::relay::client::jitter;
 use crate::relay::{RelayClient, RelayClientConfig, RelayEvent, RelayHandle, RelaySendError, SessionId};
 use crate::retention::RetentionTask;
 use crate::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalError, SignalMsg, SIGNAL_VERSION};
@@ -305,9 +304,6 @@ impl Actor {
         if let Some(q) = &self.stun {
             t = t.min(q.next_send.max(now));
         }
-        if let Some(retry) = self.paths.next_retry().filter(|_| self.paths.relay_slow()) {
-            t = t.min(retry.max(now));
-        }
         if let Some(r) = &self.relay {
             let mut route = r.route.clone();
             if let Some(ms) = route.trial_at(mono, &RELAY_BREAKER) {
@@ -408,7 +404,6 @@ impl Actor {
             self.mesh_input(mesh::Input::Tick);
         }
         self.stun_due().await;
-        self.upgrade_due();
         self.relay_due();
         self.pump_endpoint().await;
     }
@@ -447,6 +442,7 @@ impl Actor {
                 r.session = Some((session, link, relay));
                 r.state = RelayState::Connected { url: r.cfg.url.clone() };
                 tracing::info!(relay = %relay.short(), link = link.0, "relay link up");
+                self.mesh_input(mesh::Input::RelayUp { relay });
                 let _ = self.store.peer_seen(&relay, now).await;
                 self.emit(NodeEvent::LinkUp { peer: relay, path: LinkPath::Relay });
                 let eff = self.engine.handle(Input::LinkUp { link, peer: relay, kind: LinkKind::Relay }).await;
@@ -458,11 +454,16 @@ impl Actor {
                         let eff = self.engine.handle(Input::Frame { link, bytes }).await;
                         // Authors whose messages reached us through the relay:
                         // peers we could link to directly.
-                        let authors = eff.iter().filter_map(|e| match e {
-                            Effect::Delivered { author, .. } => Some(*author),
-                            _ => None,
-                        });
-                        self.paths.seen_via_relay(authors, Instant::now());
+                        let authors: Vec<PeerId> = eff
+                            .iter()
+                            .filter_map(|e| match e {
+                                Effect::Delivered { author, .. } => Some(*author),
+                                _ => None,
+                            })
+                            .collect();
+                        if !authors.is_empty() {
+                            self.mesh_input(mesh::Input::HeardViaRelay { authors });
+                        }
                         self.apply(eff).await;
                     }
                 }
@@ -503,6 +504,7 @@ impl Actor {
                 }
                 if let Some((link, relay)) = ended {
                     self.paths.relay_down();
+                    self.mesh_input(mesh::Input::RelayDown);
                     tracing::info!(relay = %relay.short(), link = link.0, error = %error, "relay link down");
                     let _ = self.store.peer_seen(&relay, now).await;
                     self.emit(NodeEvent::LinkDown { peer: relay, reason: error.to_string() });
@@ -512,11 +514,13 @@ impl Actor {
             }
             RelayEvent::Stored { ids, .. } => {
                 tracing::debug!(n = ids.len(), "the relay stored our envelopes");
-                self.paths.stored(&ids, Instant::now());
+                for rtt in self.paths.stored(&ids, Instant::now()) {
+                    self.mesh_input(mesh::Input::RelayRoundTrip { ms: rtt.as_millis() as u64 });
+                }
             }
             RelayEvent::Rtt { session, rtt } => {
                 if r.session.is_some_and(|(s, _, _)| s == session) {
-                    self.paths.relay_rtt.add(rtt);
+                    self.mesh_input(mesh::Input::RelayRoundTrip { ms: rtt.as_millis() as u64 });
                 }
             }
             RelayEvent::Refused { code } => self.count(&format!("relay_refused_{code}")),
@@ -566,7 +570,7 @@ impl Actor {
     /// (`&mut`: a shared borrow held across the await would need the actor
     /// to be `Sync`.)
     async fn knows(&mut self, peer: PeerId) -> bool {
-        if self.pending_upgrade(peer).is_some() || self.paths.heard_via_relay(&peer, Instant::now()) {
+        if self.pending_upgrade(peer).is_some() || self.mesh.heard_via_relay(&peer, self.engine.clock().mono()) {
             return true;
         }
         matches!(self.store.peer(&peer).await, Ok(Some(p)) if p.verified || p.first_seen.is_some())
@@ -575,30 +579,6 @@ impl Actor {
     /// Our offer to `peer` through the relay that waits for its answer.
     fn pending_upgrade(&self, peer: PeerId) -> Option<ConnId> {
         self.conns.iter().find(|(_, c)| c.peer == peer && c.upgrade && c.nonce.is_some()).map(|(id, _)| *id)
-    }
-
-    /// While the relay is slow, offer a direct link, through relayed
-    /// signaling, to peers whose messages reach us through it.
-    fn upgrade_due(&mut self) {
-        let Some((_, _, relay)) = self.relay_link() else { return };
-        if !self.paths.relay_slow() {
-            return;
-        }
-        let room = self.mesh.limit().saturating_sub(self.mesh.len());
-        if room == 0 {
-            return;
-        }
-        let me = self.me;
-        let candidates = self.paths.upgrade_candidates(Instant::now(), |p| {
-            *p == me
-                || *p == relay
-                || self.conns.values().any(|c| c.peer == *p)
-                // On the LAN: the LAN dial takes care of it.
-                || self.mesh.is_discovered(p)
-        });
-        for peer in candidates.into_iter().take(room) {
-            self.mesh_input(mesh::Input::Upgrade { peer });
-        }
     }
 
     /// Send (or send again) our STUN binding request when it is due.
@@ -689,7 +669,7 @@ impl Actor {
                 c.open = true;
                 let (peer, upgrade) = (c.peer, c.upgrade);
                 if self.mesh.link(LinkId(conn.0)).is_some_and(|l| l.outbound) {
-                    self.paths.opened(peer, upgrade);
+                    self.paths.opened(upgrade);
                 }
                 self.mesh_input(mesh::Input::Opened { link: LinkId(conn.0) });
                 let _ = self.store.peer_seen(&peer, now_ms()).await;
@@ -708,10 +688,6 @@ impl Actor {
             EndpointEvent::Closed(conn, reason) => {
                 let Some(c) = self.conns.remove(&conn) else { return };
                 tracing::info!(peer = %c.peer.short(), %conn, ?reason, "link closed");
-                if c.upgrade && !c.open {
-                    // The ICE checks found no direct path.
-                    self.paths.upgrade_failed(c.peer, Instant::now(), jitter());
-                }
                 self.mesh_input(mesh::Input::Closed { link: LinkId(conn.0) });
                 if c.open {
                     let _ = self.store.peer_seen(&c.peer, now_ms()).await;
@@ -788,9 +764,6 @@ impl Actor {
             Ok(sdp) => sdp,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create an offer");
-                if upgrade {
-                    self.paths.upgrade_failed(peer, Instant::now(), 0.5);
-                }
                 return Err(failed);
             }
         };
@@ -815,7 +788,6 @@ impl Actor {
             if !matches!(sent, Some(Ok(()))) {
                 self.conns.remove(&conn);
                 let _ = self.endpoint.close(conn);
-                self.paths.upgrade_failed(peer, Instant::now(), 0.5);
                 return Err(failed);
             }
             return Ok(());
@@ -879,9 +851,6 @@ impl Actor {
                 }
                 self.conns.remove(&conn);
                 let _ = self.endpoint.close(conn);
-                if upgrade {
-                    self.paths.upgrade_failed(peer, Instant::now(), jitter());
-                }
                 let busy = matches!(&e, SignalError::Rejected(r) if r.contains(Refusal::Full.reason()));
                 self.mesh_input(mesh::Input::DialFailed { link, busy });
             }
@@ -1186,7 +1155,13 @@ impl Actor {
                     signaling_port: self.listener.local_addr().map_or(0, |a| a.port()),
                     udp_port: self.socket.local_addr().map_or(0, |a| a.port()),
                     rejected,
-                    paths: self.paths.view(self.lan_rtt()),
+                    paths: self.paths.view(
+                        self.lan_rtt(),
+                        RelayPath {
+                            rtt: self.mesh.relay_rtt().map(Duration::from_millis),
+                            slow: self.mesh.relay_slow(),
+                        },
+                    ),
                 });
             }
             Command::Shutdown => {}
