@@ -161,6 +161,9 @@ pub enum Refusal {
     Superseded,
     /// No slot for it.
     Full,
+    /// A relayed offer from a peer we do not know: not an upgrade we
+    /// started, not heard through the relay lately, never met or verified.
+    Stranger,
 }
 
 impl Refusal {
@@ -170,6 +173,7 @@ impl Refusal {
             Refusal::Glare => "glare: my dial to you is under way",
             Refusal::Superseded => "superseded by a newer offer of yours",
             Refusal::Full => "peer limit reached",
+            Refusal::Stranger => "relayed offers are taken only from peers we know",
         }
     }
 
@@ -180,8 +184,20 @@ impl Refusal {
             Refusal::Glare => "glare",
             Refusal::Superseded => "superseded",
             Refusal::Full => "peer_limit",
+            Refusal::Stranger => "stranger",
         }
     }
+}
+
+/// How an offer reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// LAN signaling: TCP to the port our record advertises.
+    Lan,
+    /// Relayed signaling: anyone on the relay can send one, from as many
+    /// keys as it likes and from anywhere. `met`: we linked to the peer
+    /// directly before, or verified it (the caller's store knows).
+    Relay { met: bool },
 }
 
 /// What the mesh learns.
@@ -193,9 +209,10 @@ pub enum Input {
     /// The record said goodbye or expired.
     Lost { peer: PeerId },
     /// A verified offer from `peer` (signature and freshness checked by the
-    /// caller), sent at `sent_at` by the peer's clock. Answered with
-    /// [`Output::Accept`] or [`Output::Refuse`].
-    Offer { peer: PeerId, sent_at: u64 },
+    /// caller), sent at `sent_at` by the peer's clock, come `via` LAN or
+    /// relay signaling. Answered with [`Output::Accept`] or
+    /// [`Output::Refuse`].
+    Offer { peer: PeerId, sent_at: u64, via: Via },
     /// The peer answered our dial on `link`; the connection is opening.
     Answered { link: LinkId },
     /// Our dial on `link` failed: refused because the peer is full (`busy`),
@@ -506,7 +523,7 @@ impl Mesh {
                     p.turned_away = 0;
                 }
             }
-            Input::Offer { peer, sent_at } => self.offer(peer, sent_at, now, &mut out),
+            Input::Offer { peer, sent_at, via } => self.offer(peer, sent_at, via, now, &mut out),
             Input::Answered { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.awaiting_answer = false;
@@ -653,11 +670,22 @@ impl Mesh {
         }
     }
 
-    fn offer(&mut self, peer: PeerId, sent_at: u64, now: Millis, out: &mut Vec<Output>) {
+    fn offer(&mut self, peer: PeerId, sent_at: u64, via: Via, now: Millis, out: &mut Vec<Output>) {
         let refuse = |why| Output::Refuse { peer, why };
         if self.is_banned(&peer, now) {
             out.push(refuse(Refusal::Banned));
             return;
+        }
+        // A slot through the relay only for an upgrade we started (both
+        // saw the relay slow), someone whose messages reach us through it
+        // (we talk with them there), or someone met or verified: fresh keys
+        // on the relay cannot fill our slots from afar.
+        if let Via::Relay { met } = via {
+            let ours = self.links.values().any(|l| l.peer == peer && l.upgrade && l.awaiting_answer);
+            if !(met || ours || self.upgrades.heard_lately(&peer, now)) {
+                out.push(refuse(Refusal::Stranger));
+                return;
+            }
         }
         // Both sides dialing at once (a peer that broke the lower-dials
         // rule, or a knock that crossed our dial): the lower id's dial wins,
@@ -1203,7 +1231,7 @@ mod tests {
 
     /// An offer from `peer`, accepted and opened; returns the link.
     fn linked_by(m: &mut Mesh, peer: u8, now: Millis) -> LinkId {
-        let out = m.handle(Input::Offer { peer: id(peer), sent_at: now }, now);
+        let out = m.handle(Input::Offer { peer: id(peer), sent_at: now, via: Via::Lan }, now);
         let link = out
             .iter()
             .find_map(|o| if let Output::Accept { link, .. } = o { Some(*link) } else { None })
@@ -1361,6 +1389,37 @@ mod tests {
     }
 
     #[test]
+    fn a_relayed_offer_gets_a_slot_only_from_someone_we_know() {
+        let mut m = mesh(5, 4);
+        let relayed = |peer: u8, met: bool| Input::Offer { peer: id(peer), sent_at: 1, via: Via::Relay { met } };
+        // Fresh keys on the relay: refused, whatever their id.
+        for stranger in [1, 7, 200] {
+            assert_eq!(refusal(&m.handle(relayed(stranger, false), 1)), Some(Refusal::Stranger));
+        }
+        assert!(m.links().next().is_none(), "no slot taken");
+        // Met on a direct link before, or verified: taken.
+        assert_eq!(refusal(&m.handle(relayed(1, true), 2)), None);
+        // Heard through the relay lately: someone we talk with there.
+        m.handle(Input::RelayUp { relay: id(9) }, 3);
+        m.handle(Input::HeardViaRelay { authors: vec![id(7)] }, 3);
+        assert_eq!(refusal(&m.handle(relayed(7, false), 4)), None);
+        assert_eq!(refusal(&m.handle(relayed(7, false), 4 + SEEN_FOR + 1)), Some(Refusal::Stranger), "not for ever");
+        // On the LAN anyone may offer.
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 3, via: Via::Lan }, 20)), None);
+
+        // An upgrade of ours under way counts, even once the author was
+        // last heard longer ago than that (heard while the relay was fast,
+        // dialed when it turned slow).
+        let mut m = mesh(5, 4);
+        m.handle(Input::RelayUp { relay: id(9) }, 0);
+        m.handle(Input::HeardViaRelay { authors: vec![id(8)] }, 0);
+        slow_relay(&mut m, SEEN_FOR - 5_000);
+        assert!(m.links().any(|(_, l)| l.peer == id(8) && l.upgrade && l.awaiting_answer));
+        let out = m.handle(relayed(8, false), SEEN_FOR + 1);
+        assert_ne!(refusal(&out), Some(Refusal::Stranger), "{out:?}");
+    }
+
+    #[test]
     fn upgrades_take_only_free_slots() {
         let mut m = mesh(5, 2);
         linked_by(&mut m, 1, 0);
@@ -1413,21 +1472,30 @@ mod tests {
     fn offers_are_refused_for_glare_limit_ban_and_an_older_offer() {
         let mut m = mesh(5, 2);
         found(&mut m, 9, 0);
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(9), sent_at: 1 }, 1)), Some(Refusal::Glare));
+        assert_eq!(
+            refusal(&m.handle(Input::Offer { peer: id(9), sent_at: 1, via: Via::Lan }, 1)),
+            Some(Refusal::Glare)
+        );
         linked_by(&mut m, 1, 2);
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(0), sent_at: 3 }, 3)), Some(Refusal::Full));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(0), sent_at: 3, via: Via::Lan }, 3)), Some(Refusal::Full));
         // 1 redials (it restarted): the newer offer replaces the link, an
         // older one that arrives late does not.
-        let out = m.handle(Input::Offer { peer: id(1), sent_at: 10 }, 10);
+        let out = m.handle(Input::Offer { peer: id(1), sent_at: 10, via: Via::Lan }, 10);
         assert_eq!(closes(&out), vec![id(1)]);
         assert!(matches!(out.last(), Some(Output::Accept { .. }) | Some(Output::WakeAt(_))));
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 9 }, 11)), Some(Refusal::Superseded));
+        assert_eq!(
+            refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 9, via: Via::Lan }, 11)),
+            Some(Refusal::Superseded)
+        );
         let link = link_to(&m, 1);
         let out = m.handle(Input::Misbehaved { link }, 12);
         assert_eq!(closes(&out), vec![id(1)]);
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 13 }, 13)), Some(Refusal::Banned));
         assert_eq!(
-            refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 14 }, 13 + MISBEHAVING_BAN)),
+            refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 13, via: Via::Lan }, 13)),
+            Some(Refusal::Banned)
+        );
+        assert_eq!(
+            refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 14, via: Via::Lan }, 13 + MISBEHAVING_BAN)),
             None,
             "the ban ends"
         );
@@ -1480,12 +1548,12 @@ mod tests {
         // 2 dials: not nearer than our predecessor 4, so refused; again,
         // refused; the third time it has a chord's place.
         found(&mut m, 2, 0);
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 1 }, 1)), Some(Refusal::Full));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 1, via: Via::Lan }, 1)), Some(Refusal::Full));
         // Dials closer together than BUSY_RETRY count once.
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 2 }, 2)), Some(Refusal::Full));
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: 2, via: Via::Lan }, 2)), Some(Refusal::Full));
         let t = 1 + BUSY_RETRY;
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: t }, t)), Some(Refusal::Full));
-        let out = m.handle(Input::Offer { peer: id(2), sent_at: t + 1 }, t + 1);
+        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(2), sent_at: t, via: Via::Lan }, t)), Some(Refusal::Full));
+        let out = m.handle(Input::Offer { peer: id(2), sent_at: t + 1, via: Via::Lan }, t + 1);
         assert_eq!(refusal(&out), None, "{out:?}");
         let closed = closes(&out);
         assert_eq!(closed.len(), 1);
@@ -1498,10 +1566,13 @@ mod tests {
         found(&mut m, 3, t);
         for k in 0..3 {
             let at = t + 3 + k * BUSY_RETRY;
-            assert_eq!(refusal(&m.handle(Input::Offer { peer: id(3), sent_at: at }, at)), Some(Refusal::Full));
+            assert_eq!(
+                refusal(&m.handle(Input::Offer { peer: id(3), sent_at: at, via: Via::Lan }, at)),
+                Some(Refusal::Full)
+            );
         }
         let at = t + 1 + ADOPT_GAP;
-        let out = m.handle(Input::Offer { peer: id(3), sent_at: at }, at);
+        let out = m.handle(Input::Offer { peer: id(3), sent_at: at, via: Via::Lan }, at);
         assert_eq!(refusal(&out), None, "after the gap: {out:?}");
         assert_eq!(closes(&out), vec![id(2)], "the adopted slot rotates");
     }
@@ -1524,14 +1595,14 @@ mod tests {
     #[test]
     fn an_offer_that_never_opens_costs_its_peer_a_ban_and_a_redial_keeps_its_start() {
         let mut m = mesh(5, 4);
-        let out = m.handle(Input::Offer { peer: id(1), sent_at: 0 }, 0);
+        let out = m.handle(Input::Offer { peer: id(1), sent_at: 0, via: Via::Lan }, 0);
         assert!(out.iter().any(|o| matches!(o, Output::Accept { .. })));
         // Offering again and again does not restart the clock.
-        let out = m.handle(Input::Offer { peer: id(1), sent_at: DIAL_TIMEOUT / 2 }, DIAL_TIMEOUT / 2);
+        let out = m.handle(Input::Offer { peer: id(1), sent_at: DIAL_TIMEOUT / 2, via: Via::Lan }, DIAL_TIMEOUT / 2);
         assert!(out.iter().any(|o| matches!(o, Output::Accept { .. })));
         let out = m.handle(Input::Tick, DIAL_TIMEOUT);
         assert_eq!(closes(&out), vec![id(1)], "{out:?}");
-        let again = m.handle(Input::Offer { peer: id(1), sent_at: DIAL_TIMEOUT + 1 }, DIAL_TIMEOUT + 1);
+        let again = m.handle(Input::Offer { peer: id(1), sent_at: DIAL_TIMEOUT + 1, via: Via::Lan }, DIAL_TIMEOUT + 1);
         assert_eq!(refusal(&again), Some(Refusal::Banned));
     }
 
@@ -1578,9 +1649,12 @@ mod tests {
         assert_eq!(m.kept(), 2);
         let out = m.handle(Input::Opened { link: link_to(&m, 9) }, 11);
         assert_eq!(closes(&out), vec![id(1)], "the farthest lower link goes");
-        assert_eq!(refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 12 }, 12)), Some(Refusal::Full));
+        assert_eq!(
+            refusal(&m.handle(Input::Offer { peer: id(1), sent_at: 12, via: Via::Lan }, 12)),
+            Some(Refusal::Full)
+        );
         // A nearer lower peer's dial takes a farther one's place.
-        let out = m.handle(Input::Offer { peer: id(4), sent_at: 13 }, 13);
+        let out = m.handle(Input::Offer { peer: id(4), sent_at: 13, via: Via::Lan }, 13);
         assert_eq!((closes(&out), refusal(&out)), (vec![id(3)], None));
     }
 
@@ -1653,7 +1727,7 @@ mod tests {
         let out = m.handle(Input::Tick, 10 + HELLO_TIMEOUT);
         assert_eq!(closes(&out), vec![id(6)]);
         assert!(m.is_banned(&id(6), 10 + HELLO_TIMEOUT));
-        let out = m.handle(Input::Offer { peer: id(6), sent_at: 1 }, 20 + HELLO_TIMEOUT);
+        let out = m.handle(Input::Offer { peer: id(6), sent_at: 1, via: Via::Lan }, 20 + HELLO_TIMEOUT);
         assert_eq!(refusal(&out), Some(Refusal::Banned));
         // A peer that greets keeps its link.
         let mut m = mesh(5, 3);
@@ -1728,11 +1802,11 @@ mod tests {
         linked_by(&mut m, 5, 0);
         linked_by(&mut m, 3, 0);
         // Nearer than 3, not than 5: a chord, which waits for a free slot.
-        let out = m.handle(Input::Offer { peer: id(4), sent_at: 1 }, 1);
+        let out = m.handle(Input::Offer { peer: id(4), sent_at: 1, via: Via::Lan }, 1);
         assert_eq!(refusal(&out), Some(Refusal::Full), "{out:?}");
         assert!(closes(&out).is_empty());
         // Nearer than every lower link: our predecessor takes 3's place.
-        let out = m.handle(Input::Offer { peer: id(7), sent_at: 2 }, 2);
+        let out = m.handle(Input::Offer { peer: id(7), sent_at: 2, via: Via::Lan }, 2);
         assert_eq!(closes(&out), vec![id(3)]);
         assert!(out.iter().any(|o| matches!(o, Output::Accept { peer, .. } if *peer == id(7))), "{out:?}");
     }

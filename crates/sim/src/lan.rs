@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use festival_core::mesh::{Input as MeshInput, Mesh, Output as MeshOutput};
+use festival_core::mesh::{Input as MeshInput, Mesh, Output as MeshOutput, Via};
 use festival_core::policy::PowerState;
 use festival_core::LinkId;
 use rand::Rng;
@@ -389,7 +389,7 @@ impl Sim {
                 }
                 let peer = self.nodes[dialer].peer;
                 let sent_at = self.now;
-                let out = self.mesh_handle(target, MeshInput::Offer { peer, sent_at });
+                let out = self.mesh_handle(target, MeshInput::Offer { peer, sent_at, via: Via::Lan });
                 let mut answer = (false, false);
                 for o in &out {
                     match o {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use festival_core::body::Body;
-use festival_core::mesh::{self, Mesh, Output as MeshOut, Refusal};
+use festival_core::mesh::{self, Mesh, Output as MeshOut, Refusal, Via};
 use festival_core::policy::{Limits, PowerState};
 use festival_core::sync::{Config, Content, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
@@ -72,9 +72,6 @@ struct StunQuery {
 }
 
 const STUN_TRIES: u32 = 4;
-
-/// What a stranger's relayed offer is told (see `Actor::knows`).
-const STRANGER: &str = "relayed offers are taken only from peers we know";
 
 /// Core links of relay sessions are numbered from here; the mesh numbers
 /// direct links from 1, so the two never meet.
@@ -543,15 +540,11 @@ impl Actor {
                     self.count("signaling_spoofed");
                     return;
                 }
-                // Anyone on the relay can offer, from as many keys as it
-                // likes and from anywhere: only an upgrade of our own under
-                // way, or someone we know, gets a slot.
-                let answer = if self.knows(from).await {
-                    self.on_offer(msg, "the relay")
-                } else {
-                    self.count("signaling_stranger");
-                    SignalMsg::Reject { reason: STRANGER.into() }
-                };
+                // Anyone on the relay can offer: the mesh gives a slot only
+                // to an upgrade of ours, someone heard through the relay,
+                // or someone met or verified (which the store knows).
+                let met = matches!(self.store.peer(&from).await, Ok(Some(p)) if p.verified || p.first_seen.is_some());
+                let answer = self.on_offer(msg, "the relay", Via::Relay { met });
                 if let Some(handle) = self.relay.as_ref().and_then(|r| r.handle.as_ref()) {
                     let _ = handle.send_signal(from, &answer);
                 }
@@ -561,19 +554,6 @@ impl Actor {
                 None => self.count("signaling_unexpected"),
             },
         }
-    }
-
-    /// Whether a relayed offer from `peer` may have a slot: we are offering
-    /// it an upgrade ourselves (both saw the relay slow), its messages
-    /// reached us through the relay lately (someone we talk with there), or
-    /// we met it on a direct link before or verified it.
-    /// (`&mut`: a shared borrow held across the await would need the actor
-    /// to be `Sync`.)
-    async fn knows(&mut self, peer: PeerId) -> bool {
-        if self.pending_upgrade(peer).is_some() || self.mesh.heard_via_relay(&peer, self.engine.clock().mono()) {
-            return true;
-        }
-        matches!(self.store.peer(&peer).await, Ok(Some(p)) if p.verified || p.first_seen.is_some())
     }
 
     /// Our offer to `peer` through the relay that waits for its answer.
@@ -801,7 +781,7 @@ impl Actor {
         match ev {
             SignalEvent::Dialed { conn, peer, result } => self.on_dialed(conn, peer, result).await,
             SignalEvent::Incoming { msg, from, reply } => {
-                let answer = self.on_offer(msg, from);
+                let answer = self.on_offer(msg, from, Via::Lan);
                 let _ = reply.send(answer);
             }
             SignalEvent::Done { from } => {
@@ -859,7 +839,7 @@ impl Actor {
 
     /// A peer's offer, over TCP or through the relay: checked (signature,
     /// festival, freshness), then the mesh decides whether it gets a slot.
-    fn on_offer(&mut self, msg: SignalMsg, from: impl std::fmt::Display) -> SignalMsg {
+    fn on_offer(&mut self, msg: SignalMsg, from: impl std::fmt::Display, via: Via) -> SignalMsg {
         let SignalMsg::Offer { offer, sig } = msg else {
             self.count("signaling_unexpected");
             return SignalMsg::Reject { reason: "expected an offer".into() };
@@ -874,14 +854,14 @@ impl Actor {
             return SignalMsg::Reject { reason: e.to_string() };
         }
         let peer = offer.from;
-        let answer = self.mesh_input(mesh::Input::Offer { peer, sent_at: offer.sent_at });
+        let answer = self.mesh_input(mesh::Input::Offer { peer, sent_at: offer.sent_at, via });
         let link = match answer
             .into_iter()
             .find(|o| matches!(o, MeshOut::Accept { peer: p, .. } | MeshOut::Refuse { peer: p, .. } if *p == peer))
         {
             Some(MeshOut::Accept { link, .. }) => link,
             Some(MeshOut::Refuse { why, .. }) => {
-                if matches!(why, Refusal::Banned | Refusal::Superseded) {
+                if matches!(why, Refusal::Banned | Refusal::Superseded | Refusal::Stranger) {
                     self.count(&format!("signaling_{}", why.code()));
                 }
                 return SignalMsg::Reject { reason: why.reason().into() };
