@@ -77,9 +77,19 @@ const STUN_TRIES: u32 = 4;
 /// direct links from 1, so the two never meet.
 const RELAY_LINKS: u64 = 1 << 62;
 
-/// A direct link's transport: the WebRTC connection numbered like its
-/// mesh link (`ConnId(link.0)`). Who links to whom is the mesh's.
+/// What carries a core link: a direct link's WebRTC connection (the mesh
+/// numbers those links), or the relay session (numbered apart, from
+/// [`RELAY_LINKS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Lan(ConnId),
+    Relay(SessionId),
+}
+
+/// A direct link's WebRTC connection. Who links to whom is the mesh's.
 struct Conn {
+    /// The mesh's (and the core's) link it carries.
+    link: LinkId,
     peer: PeerId,
     /// The nonce of our offer, while we wait for the answer.
     nonce: Option<[u8; 16]>,
@@ -130,6 +140,10 @@ pub struct Actor {
     conns: HashMap<ConnId, Conn>,
     /// Relay sessions' core links, numbered apart from the mesh's.
     next_relay_link: u64,
+    /// The transport of every core link (LAN connection or relay session).
+    transports: BTreeMap<LinkId, Transport>,
+    /// WebRTC connections are numbered by the actor, apart from links.
+    next_conn: u64,
     engine_wake: Option<u64>,
     power: Box<dyn PowerSource>,
     power_state: PowerState,
@@ -246,6 +260,8 @@ impl Actor {
             mesh: Mesh::new(me, cfg.peer_limit.unwrap_or(limits.max_peers), seed),
             conns: HashMap::new(),
             next_relay_link: RELAY_LINKS,
+            transports: BTreeMap::new(),
+            next_conn: 1,
             engine_wake: Some(0),
             power,
             power_state,
@@ -437,6 +453,7 @@ impl Actor {
                 let link = LinkId(self.next_relay_link);
                 self.next_relay_link += 1;
                 r.session = Some((session, link, relay));
+                self.transports.insert(link, Transport::Relay(session));
                 r.state = RelayState::Connected { url: r.cfg.url.clone() };
                 tracing::info!(relay = %relay.short(), link = link.0, "relay link up");
                 self.mesh_input(mesh::Input::RelayUp { relay });
@@ -500,6 +517,7 @@ impl Actor {
                     }
                 }
                 if let Some((link, relay)) = ended {
+                    self.transports.remove(&link);
                     self.paths.relay_down();
                     self.mesh_input(mesh::Input::RelayDown);
                     tracing::info!(relay = %relay.short(), link = link.0, error = %error, "relay link down");
@@ -622,7 +640,9 @@ impl Actor {
             for e in webrtc::driver::send_transmits(&self.socket, events).await {
                 match e {
                     EndpointEvent::Data(conn, bytes) if self.conns.get(&conn).is_some_and(|c| c.open) => {
-                        frames.push(Input::Frame { link: LinkId(conn.0), bytes });
+                        if let Some(link) = self.conns.get(&conn).map(|c| c.link) {
+                            frames.push(Input::Frame { link, bytes });
+                        }
                     }
                     other => {
                         self.frames_in(std::mem::take(&mut frames)).await;
@@ -647,32 +667,32 @@ impl Actor {
             EndpointEvent::Open(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else { return };
                 c.open = true;
-                let (peer, upgrade) = (c.peer, c.upgrade);
-                if self.mesh.link(LinkId(conn.0)).is_some_and(|l| l.outbound) {
+                let (link, peer, upgrade) = (c.link, c.peer, c.upgrade);
+                if self.mesh.link(link).is_some_and(|l| l.outbound) {
                     self.paths.opened(upgrade);
                 }
-                self.mesh_input(mesh::Input::Opened { link: LinkId(conn.0) });
+                self.mesh_input(mesh::Input::Opened { link });
                 let _ = self.store.peer_seen(&peer, now_ms()).await;
                 tracing::info!(peer = %peer.short(), %conn, "link up");
                 self.emit(NodeEvent::LinkUp { peer, path: LinkPath::Lan });
-                let eff = self.engine.handle(Input::LinkUp { link: LinkId(conn.0), peer, kind: LinkKind::Lan }).await;
+                let eff = self.engine.handle(Input::LinkUp { link, peer, kind: LinkKind::Lan }).await;
                 self.apply(eff).await;
             }
             EndpointEvent::Data(conn, bytes) => {
-                if self.conns.get(&conn).is_some_and(|c| c.open) {
-                    let eff = self.engine.handle(Input::Frame { link: LinkId(conn.0), bytes }).await;
+                if let Some(link) = self.conns.get(&conn).filter(|c| c.open).map(|c| c.link) {
+                    let eff = self.engine.handle(Input::Frame { link, bytes }).await;
                     self.apply(eff).await;
                 }
             }
             EndpointEvent::Writable(conn) => self.flush(conn),
             EndpointEvent::Closed(conn, reason) => {
-                let Some(c) = self.conns.remove(&conn) else { return };
+                let Some(c) = self.forget_conn(conn) else { return };
                 tracing::info!(peer = %c.peer.short(), %conn, ?reason, "link closed");
-                self.mesh_input(mesh::Input::Closed { link: LinkId(conn.0) });
+                self.mesh_input(mesh::Input::Closed { link: c.link });
                 if c.open {
                     let _ = self.store.peer_seen(&c.peer, now_ms()).await;
                     self.emit(NodeEvent::LinkDown { peer: c.peer, reason: format!("{reason:?}") });
-                    let eff = self.engine.handle(Input::LinkDown { link: LinkId(conn.0) }).await;
+                    let eff = self.engine.handle(Input::LinkDown { link: c.link }).await;
                     self.apply(eff).await;
                 }
             }
@@ -717,7 +737,11 @@ impl Actor {
                             inputs.push_back(again);
                         }
                     }
-                    MeshOut::Close { link, peer, why, .. } => self.drop_conn(ConnId(link.0), peer, why),
+                    MeshOut::Close { link, peer, why, .. } => {
+                        if let Some(Transport::Lan(conn)) = self.transports.get(&link).copied() {
+                            self.drop_conn(conn, peer, why);
+                        }
+                    }
                     MeshOut::Accept { .. } | MeshOut::Refuse { .. } => answers.push(out),
                     // Read back through `Mesh::next_wake`.
                     MeshOut::WakeAt(_) => {}
@@ -738,7 +762,7 @@ impl Actor {
         port: u16,
         upgrade: bool,
     ) -> Result<(), mesh::Input> {
-        let conn = ConnId(link.0);
+        let conn = self.new_conn();
         let failed = mesh::Input::DialFailed { link, busy: false };
         let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
             Ok(sdp) => sdp,
@@ -759,14 +783,22 @@ impl Actor {
             sdp,
         }
         .sign(self.identity());
-        let c = Conn { peer, nonce: Some(nonce), upgrade, open: false, queue: VecDeque::new(), bulk: VecDeque::new() };
-        self.conns.insert(conn, c);
+        let c = Conn {
+            link,
+            peer,
+            nonce: Some(nonce),
+            upgrade,
+            open: false,
+            queue: VecDeque::new(),
+            bulk: VecDeque::new(),
+        };
+        self.add_conn(conn, c);
         self.paths.dialed(upgrade);
         if upgrade {
             tracing::info!(peer = %peer.short(), %conn, "offering a direct link through the relay");
             let sent = self.relay.as_ref().and_then(|r| r.handle.as_ref()).map(|h| h.send_signal(peer, &offer));
             if !matches!(sent, Some(Ok(()))) {
-                self.conns.remove(&conn);
+                self.forget_conn(conn);
                 let _ = self.endpoint.close(conn);
                 return Err(failed);
             }
@@ -803,7 +835,8 @@ impl Actor {
     /// The answer (or refusal, or failure) to an offer we sent, over TCP
     /// or through the relay.
     async fn on_dialed(&mut self, conn: ConnId, peer: PeerId, result: Result<SignalMsg, SignalError>) {
-        let Some((nonce, upgrade)) = self.conns.get(&conn).and_then(|c| Some((c.nonce?, c.upgrade))) else {
+        let Some((nonce, upgrade, link)) = self.conns.get(&conn).and_then(|c| Some((c.nonce?, c.upgrade, c.link)))
+        else {
             return;
         };
         let outcome = match result {
@@ -816,7 +849,6 @@ impl Actor {
             Ok(_) => Err(SignalError::Unexpected),
             Err(e) => Err(e),
         };
-        let link = LinkId(conn.0);
         match outcome {
             Ok(()) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -829,7 +861,7 @@ impl Actor {
                 if !matches!(e, SignalError::Rejected(_) | SignalError::Io(_)) {
                     self.count(&format!("signaling_{}", e.code()));
                 }
-                self.conns.remove(&conn);
+                self.forget_conn(conn);
                 let _ = self.endpoint.close(conn);
                 let busy = matches!(&e, SignalError::Rejected(r) if r.contains(Refusal::Full.reason()));
                 self.mesh_input(mesh::Input::DialFailed { link, busy });
@@ -868,10 +900,11 @@ impl Actor {
             }
             _ => unreachable!("the mesh answers every offer"),
         };
-        let conn = ConnId(link.0);
+        let conn = self.new_conn();
         match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
             Ok(sdp) => {
                 let c = Conn {
+                    link,
                     peer,
                     nonce: None,
                     upgrade: false,
@@ -879,7 +912,7 @@ impl Actor {
                     queue: VecDeque::new(),
                     bulk: VecDeque::new(),
                 };
-                self.conns.insert(conn, c);
+                self.add_conn(conn, c);
                 Answer { version: SIGNAL_VERSION, from: self.me, to: peer, nonce: offer.nonce, sdp }
                     .sign(self.identity())
             }
@@ -895,12 +928,33 @@ impl Actor {
     /// for those) and tell the core and the user if it was open.
     fn drop_conn(&mut self, conn: ConnId, peer: PeerId, why: &str) {
         let _ = self.endpoint.close(conn);
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.forget_conn(conn) else { return };
         tracing::debug!(peer = %peer.short(), %conn, why, "closing a link");
         if c.open {
             self.emit(NodeEvent::LinkDown { peer: c.peer, reason: why.to_owned() });
-            self.pending_down.push(LinkId(conn.0));
+            self.pending_down.push(c.link);
         }
+    }
+
+    /// A number for a new WebRTC connection.
+    fn new_conn(&mut self) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        conn
+    }
+
+    fn add_conn(&mut self, conn: ConnId, c: Conn) {
+        self.transports.insert(c.link, Transport::Lan(conn));
+        self.conns.insert(conn, c);
+    }
+
+    /// A connection ended or was given up: it carries its link no more.
+    fn forget_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        if self.transports.get(&c.link) == Some(&Transport::Lan(conn)) {
+            self.transports.remove(&c.link);
+        }
+        Some(c)
     }
 
     fn on_discovery(&mut self, ev: DiscoveryEvent) {
@@ -969,15 +1023,17 @@ impl Actor {
     async fn apply(&mut self, effects: Vec<Effect>) {
         for e in effects {
             match e {
-                Effect::Send { link, bytes } => match self.relay_link() {
-                    Some((session, relay_link, _)) if relay_link == link => {
+                Effect::Send { link, bytes } => match self.transports.get(&link).copied() {
+                    Some(Transport::Relay(session)) => {
                         self.paths.frame_out(bytes.len(), true);
                         self.send_relay(session, bytes)
                     }
-                    _ => {
+                    Some(Transport::Lan(conn)) => {
                         self.paths.frame_out(bytes.len(), false);
-                        self.send_conn(ConnId(link.0), bytes)
+                        self.send_conn(conn, bytes)
                     }
+                    // The link is gone (the core hears of it next).
+                    None => {}
                 },
                 Effect::Delivered { id, .. } => self.delivered(id).await,
                 Effect::Sent { id, kind, .. } => {
