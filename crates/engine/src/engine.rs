@@ -230,6 +230,7 @@ impl Host for Io {
         // Received at: a date.
         let now = self.clock.wall();
         let mut answers: Vec<Option<Result<(), PersistError>>> = vec![None; persists.len()];
+        let ids: Vec<MessageId> = persists.iter().map(|p| p.envelope.id()).collect();
         // Ours (which also join the outbox) and others', a transaction each;
         // answered in the order asked.
         let (mut ours, mut others) = (Vec::new(), Vec::new());
@@ -268,7 +269,18 @@ impl Host for Io {
                 answers[place] = Some(result);
             }
         }
-        answers.into_iter().map(|a| a.unwrap_or_else(|| Err(PersistError::Failed("not committed".into())))).collect()
+        // A store that answered short did not commit the rest: failed, and
+        // said so like any failure.
+        let mut results = Vec::with_capacity(answers.len());
+        for (answer, id) in answers.into_iter().zip(ids) {
+            results.push(answer.unwrap_or_else(|| {
+                let error = "the store gave no answer for it".to_owned();
+                tracing::error!(%error, ?id, "store failed");
+                self.effects.push(Effect::StoreFailed { id, error: error.clone() });
+                Err(PersistError::Failed(error))
+            }));
+        }
+        results
     }
 
     /// One output other than `Persist`; returns the input it leads to.

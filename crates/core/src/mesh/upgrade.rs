@@ -25,8 +25,9 @@ pub const MAX_SEEN: usize = 4096;
 /// First wait after a failed upgrade; doubles per failure up to [`RETRY_MAX`].
 pub const RETRY_MIN: Millis = 30_000;
 pub const RETRY_MAX: Millis = 600_000;
-/// Peers whose failed upgrades are remembered at once (the one due soonest
-/// is forgotten first: it would be tried soonest anyway).
+/// Peers whose failed upgrades are remembered at once (beyond it the one
+/// due soonest is forgotten, also as heard: it is tried again only once
+/// its messages come through the relay again).
 pub const MAX_RETRY: usize = 1024;
 
 #[derive(Debug, Default)]
@@ -94,10 +95,16 @@ impl Upgrades {
         e.1 = e.1.saturating_add(1);
         let base = RETRY_MIN.saturating_mul(1 << e.1.saturating_sub(1).min(16)).min(RETRY_MAX);
         e.0 = now + (base as f64 * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as Millis;
+        // Beyond the cap the wait due soonest goes, never the one just
+        // set, and its peer is forgotten as heard too: a peer without a
+        // wait would be a candidate again at once (a failure that comes at
+        // once, a relay queue full, would redial it without end).
         while self.retry.len() > MAX_RETRY {
-            let soonest = self.retry.iter().min_by_key(|(p, (at, _))| (*at, **p)).map(|(p, _)| *p);
+            let soonest =
+                self.retry.iter().filter(|(p, _)| **p != peer).min_by_key(|(p, (at, _))| (*at, **p)).map(|(p, _)| *p);
             if let Some(p) = soonest {
                 self.retry.remove(&p);
+                self.seen.remove(&p);
             }
         }
     }
@@ -189,14 +196,28 @@ mod tests {
     #[test]
     fn a_crowd_of_fresh_authors_on_the_relay_grows_neither_table_past_its_cap() {
         let mut u = Upgrades { relay: Some(peer(9)), ..Default::default() };
+        u.round_trip(500);
         let t0 = 1_000_000;
         // All within SEEN_FOR: expiry alone would keep them all.
         for n in 0..(MAX_SEEN as u16 + 500) {
             u.heard([peer(n)], t0 + u64::from(n));
             u.failed(peer(n), t0 + u64::from(n), 0.0);
         }
-        assert_eq!(u.sizes(), (MAX_SEEN, MAX_RETRY));
-        assert!(u.heard_lately(&peer(MAX_SEEN as u16 + 499), t0 + 10_000), "the latest are kept");
+        assert_eq!(u.sizes().1, MAX_RETRY);
+        assert!(u.sizes().0 <= MAX_SEEN);
+        let last = peer(MAX_SEEN as u16 + 499);
+        assert!(u.heard_lately(&last, t0 + 10_000), "the latest are kept");
         assert!(!u.heard_lately(&peer(0), t0 + 10_000), "the oldest went first");
+        // With the wait table full, a fresh failure still waits, and the
+        // peer whose wait made room is no candidate either (every wait
+        // still runs: the first is due at t0 + RETRY_MIN / 2).
+        let now = t0 + 5_000;
+        u.heard([peer(60_000)], now);
+        u.failed(peer(60_000), now, 0.0);
+        assert_eq!(u.sizes().1, MAX_RETRY);
+        let soon = u.candidates(now + 1, |_| false);
+        assert!(!soon.contains(&peer(60_000)), "the new wait was kept");
+        assert!(soon.is_empty(), "no peer without a wait is offered again at once: {}", soon.len());
+        assert!(u.next_retry(now).is_some_and(|t| t > now));
     }
 }

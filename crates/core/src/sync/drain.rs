@@ -133,6 +133,8 @@ mod tests {
         drain_now(&mut n, out, &mut host);
         assert_eq!(host.batches, vec![3], "one commit for the three");
         assert_eq!(n.state_sizes().pending, 0, "each answered");
+        let me = n.peer_id();
+        assert_eq!(n.head(&RoomId::festival(), &me), (3, 3), "all three held");
     }
 
     #[test]
@@ -144,5 +146,8 @@ mod tests {
         drain_now(&mut n, out, &mut host);
         assert_eq!(host.batches, vec![1]);
         assert_eq!(n.state_sizes().pending, 0, "answered, not left pending");
+        let me = n.peer_id();
+        assert_eq!(n.head(&RoomId::festival(), &me), (0, 0), "not held: the commit failed");
+        assert_eq!(host.sends, 0, "nothing went out");
     }
 }

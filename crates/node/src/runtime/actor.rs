@@ -721,10 +721,7 @@ impl Actor {
                 .conns
                 .iter()
                 .filter(|(_, c)| c.open)
-                .filter_map(|(id, _)| {
-                    let link = LinkId(id.0);
-                    self.engine.node().link_value(link).map(|v| (link, v.powered, v.shared_rooms))
-                })
+                .filter_map(|(_, c)| self.engine.node().link_value(c.link).map(|v| (c.link, v.powered, v.shared_rooms)))
                 .collect();
             for (link, powered, rooms) in values {
                 self.mesh.set_value(link, powered, rooms);

@@ -51,7 +51,7 @@ pub(super) fn peer_views(
 }
 
 /// Everything refused, by label, from every layer: the runtime's own
-/// counts, mDNS records ignored (`mdns_<reason>`), data-channel messages
+/// counts, mDNS records ignored (`mdns_<reason>`, e.g. `mdns_bad_id`), data-channel messages
 /// that were no valid bundle (`bundle_malformed`) and discovered peers
 /// forgotten to keep the mesh's table bounded (`mesh_peers_forgotten`).
 /// Labels with no count are left out.
@@ -62,8 +62,8 @@ pub(super) fn rejected(
     forgotten: u64,
 ) -> BTreeMap<String, u64> {
     let mut all = runtime.clone();
-    for (code, n) in mdns.iter() {
-        *all.entry(format!("mdns_{code:?}")).or_default() += n;
+    for (code, n) in mdns.iter().filter(|(_, n)| *n > 0) {
+        *all.entry(format!("mdns_{}", code.as_str())).or_default() += n;
     }
     for (label, n) in [("bundle_malformed", bad_bundles), ("mesh_peers_forgotten", forgotten)] {
         if n > 0 {
@@ -111,6 +111,7 @@ mod tests {
     fn refusals_of_every_layer_are_summed_under_their_labels() {
         let runtime = BTreeMap::from([("signal_malformed".to_owned(), 2), ("bundle_malformed".to_owned(), 1)]);
         let all = rejected(&runtime, &IgnoredCounts::default(), 3, 0);
+        assert!(!all.keys().any(|k| k.starts_with("mdns_")), "no count, no label: {all:?}");
         assert_eq!(all.get("signal_malformed"), Some(&2));
         assert_eq!(all.get("bundle_malformed"), Some(&4), "added to, not replaced");
         assert!(!all.contains_key("mesh_peers_forgotten"), "no count, no label");
