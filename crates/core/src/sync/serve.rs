@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::envelope::SignedEnvelope;
-use crate::frame::{Frame, Item, MsgRef, Want, MAX_HOPS};
+use crate::frame::{Frame, Item, MsgRef, Want, MAX_BATCH_ITEMS, MAX_HOPS};
 use crate::ids::{LinkId, PeerId, RoomId};
 
 use super::caps::{MAX_GRAFT_REFS_SERVED, MAX_LOADS_PER_LINK, MAX_SERVE_QUEUE};
@@ -138,10 +138,14 @@ impl Node {
     pub(super) fn on_loaded(
         &mut self,
         load: Load,
-        items: Vec<(SignedEnvelope, u8)>,
+        mut items: Vec<(SignedEnvelope, u8)>,
         now: Millis,
         out: &mut Vec<Output>,
     ) {
+        // One batch carries at most [`MAX_BATCH_ITEMS`]: the oldest go, the
+        // asker asks for the rest (a want of another implementation may
+        // span more seqs than that, and a bigger batch is refused).
+        items.truncate(MAX_BATCH_ITEMS);
         let link = load.link;
         let Some(l) = self.links.get_mut(&link) else { return };
         if let Some(i) = l.loads.iter().position(|x| *x == load) {
