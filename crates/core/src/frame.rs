@@ -228,6 +228,15 @@ impl Frame {
             Ok((_, tail)) => return Err(FrameError::Malformed(format!("{} trailing bytes", tail.len()))),
             Err(e) => return Err(FrameError::Malformed(e.to_string())),
         };
+        // Every varint in its shortest form, so that one frame has one
+        // encoding: the decoded value's shortest encoding is exactly as long
+        // as what came (any longer varint makes it longer; only varints can
+        // be spelled two ways). Counted, not written: no copy.
+        let shortest =
+            postcard::experimental::serialized_size(&frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        if shortest != rest.len() {
+            return Err(FrameError::Malformed("a varint not in its shortest form".into()));
+        }
         frame.check()?;
         Ok(frame)
     }

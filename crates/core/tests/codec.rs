@@ -143,6 +143,21 @@ proptest! {
     }
 
     #[test]
+    fn a_longer_varint_anywhere_in_a_frame_is_refused(from in 1u64..(1 << 40), len in 0u64..4095, room in 0usize..3) {
+        // A Want ends with its `to`: spell that varint one byte longer
+        // (the last byte gets its "more" bit, then a zero byte). Same
+        // value, another encoding: one frame must have one encoding.
+        let room: RoomId = ["festival", "stage-b", "camp.12"][room].parse().unwrap();
+        let f = Frame::Want(Want { room, author: PeerId::from_bytes([3; 32]), from, to: from + len });
+        let bytes = f.encode();
+        prop_assert_eq!(Frame::decode(&bytes).ok(), Some(f));
+        let mut long = bytes.clone();
+        *long.last_mut().unwrap() |= 0x80;
+        long.push(0x00);
+        prop_assert!(Frame::decode(&long).is_err(), "a non-shortest varint decoded");
+    }
+
+    #[test]
     fn batches_are_told_apart_by_their_tag(n in 0usize..300, len in 0usize..200) {
         let items = vec![Item { hops: 1, envelope: vec![7; len] }; n];
         prop_assert!(Frame::is_batch(&Frame::Batch { items }.encode()), "a batch");
