@@ -538,7 +538,10 @@ impl Actor {
                     self.mesh_input(mesh::Input::RelayRoundTrip { ms: rtt.as_millis() as u64 });
                 }
             }
-            RelayEvent::Refused { code } => self.count(&format!("relay_refused_{code}")),
+            RelayEvent::Refused { code } => {
+                let label = relay_refusal_label(&code, &self.rejected);
+                self.count(&label);
+            }
             RelayEvent::Signal { from, msg } => self.on_relayed_signal(from, msg).await,
             RelayEvent::Unreachable { peer } => {
                 if let Some(conn) = self.pending_upgrade(peer) {
@@ -1223,9 +1226,52 @@ impl Actor {
 }
 
 /// The next event of the relay client, if one runs; never otherwise.
+/// Distinct `relay_refused_*` labels kept: the relay names the code, and a
+/// relay that sends a new string each time must not grow the counters.
+const MAX_RELAY_REFUSAL_LABELS: usize = 32;
+
+/// The counter label for a refusal the relay reported: `relay_refused_<code>`
+/// for a code that looks like one (1 to 40 of `a-z _`) while fewer than
+/// [`MAX_RELAY_REFUSAL_LABELS`] are kept, else `relay_refused_other`.
+fn relay_refusal_label(code: &str, counted: &BTreeMap<String, u64>) -> String {
+    let label = format!("relay_refused_{code}");
+    let plain = (1..=40).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    let kept = counted.keys().filter(|k| k.starts_with("relay_refused_")).count();
+    if plain && (counted.contains_key(&label) || kept < MAX_RELAY_REFUSAL_LABELS) {
+        label
+    } else {
+        "relay_refused_other".to_owned()
+    }
+}
+
 async fn relay_recv(rx: Option<&mut mpsc::Receiver<RelayEvent>>) -> Option<RelayEvent> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_cannot_grow_the_refusal_labels() {
+        let mut counted = BTreeMap::new();
+        assert_eq!(relay_refusal_label("storage_quota", &counted), "relay_refused_storage_quota");
+        assert_eq!(relay_refusal_label("Storage Quota!", &counted), "relay_refused_other");
+        assert_eq!(relay_refusal_label(&"a".repeat(41), &counted), "relay_refused_other");
+        for i in 0..1000 {
+            let code: String = format!("x{i}").chars().map(|c| if c.is_ascii_digit() { 'a' } else { c }).collect();
+            let code = format!("{code}_{}", "b".repeat(i % 30));
+            let label = relay_refusal_label(&code, &counted);
+            *counted.entry(label).or_insert(0u64) += 1;
+        }
+        assert!(counted.len() <= MAX_RELAY_REFUSAL_LABELS + 1, "{} labels", counted.len());
+        assert!(counted.contains_key("relay_refused_other"));
+        // One already counted keeps its own label.
+        let first = counted.keys().find(|k| *k != "relay_refused_other").unwrap().clone();
+        let code = first.trim_start_matches("relay_refused_").to_owned();
+        assert_eq!(relay_refusal_label(&code, &counted), first);
     }
 }
