@@ -150,7 +150,8 @@ pub const ADOPT_GAP: Millis = 10_000;
 pub const MAX_PEERS: usize = 1024;
 
 /// Why a peer's offer is refused. The wording is what the peer is told;
-/// peers branch on "peer limit" (retry on a short period) and "glare".
+/// a dialer branches on "peer limit reached" (retry on a short period);
+/// every other reason is a failed dial to it (docs/protocol.md, Rejects).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Its link misbehaved: neither dialed nor accepted for a while.

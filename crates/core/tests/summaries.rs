@@ -5,9 +5,9 @@
 mod common;
 
 use common::Harness;
-use festival_core::frame::{Frame, Head};
-use festival_core::sync::Input;
-use festival_core::{LinkId, PeerId, RoomId};
+use festival_core::frame::{Frame, Head, Summary};
+use festival_core::sync::{digest_of, Input};
+use festival_core::{LinkId, MessageId, PeerId, RoomId};
 
 const MINUTE: u64 = 60_000;
 
@@ -71,4 +71,23 @@ fn a_delta_summary_carries_what_changed_since_the_link_was_last_told() {
     let mut both = vec![authors[0].peer_id(), authors[4].peer_id()];
     both.sort();
     assert_eq!(summarised(&h, 2, &room, from), vec![both]);
+}
+
+#[test]
+fn a_head_that_holds_nothing_is_not_taken_into_the_view() {
+    // A head with max 0 says "nothing held": no digest counts it, so a view
+    // that kept it would never match the sender's digest, and every sync
+    // would ask it for a full summary again.
+    let peer = common::identity(1);
+    let mut h = Harness::new(9, vec![]);
+    h.link(1, &peer);
+    let nothing =
+        Head { author: common::identity(100).peer_id(), contiguous: 0, max: 0, tip: MessageId::from_bytes([0; 32]) };
+    let summary = Summary { room: RoomId::festival(), heads: vec![nothing], reply: false };
+    h.frame(1, Frame::Summary(summary).encode());
+    let from = h.sent.len();
+    h.frame(1, Frame::Digest { room: RoomId::festival(), digest: digest_of(&[]) }.encode());
+    let asked = h.sent[from..].iter().any(|(l, f)| *l == LinkId(1) && matches!(f, Frame::Summary(s) if s.reply));
+    assert!(!asked, "the view matched the digest of nothing held");
+    assert_eq!(h.node.state_sizes().claims, 0);
 }

@@ -284,7 +284,9 @@ impl Node {
         let Some(l) = self.links.get_mut(&link) else { return };
         let mut over_cap = false;
         let mut claimed = Vec::with_capacity(s.heads.len());
-        for h in &s.heads {
+        // A head with max 0 holds nothing: no digest counts one, so the
+        // view leaves it out too (else it would never match again).
+        for h in s.heads.iter().filter(|h| h.max > 0) {
             let left = MAX_CLAIMS_PER_LINK - l.claims;
             let view = l.peer_heads.entry(s.room.clone()).or_default();
             let known = view.heads.contains_key(&h.author);
