@@ -533,8 +533,7 @@ impl Mesh {
             Input::DialFailed { link, busy } => {
                 if let Some(l) = self.links.remove(&link) {
                     if l.upgrade {
-                        let jitter = self.jitter();
-                        self.upgrades.failed(l.peer, now, jitter);
+                        self.upgrade_failed(l.peer, now);
                     } else if busy {
                         self.busy(&l.peer, now);
                     } else {
@@ -566,8 +565,7 @@ impl Mesh {
                 if let Some(l) = self.links.remove(&link) {
                     if l.upgrade && !l.open {
                         // The ICE checks found no direct path.
-                        let jitter = self.jitter();
-                        self.upgrades.failed(l.peer, now, jitter);
+                        self.upgrade_failed(l.peer, now);
                     }
                     if self.peers.get(&l.peer).is_some_and(|p| p.link == Some(link)) {
                         self.failed(&l.peer, now);
@@ -967,8 +965,7 @@ impl Mesh {
                 // (again and again: see the offer's start carried over).
                 self.ban(peer, now);
             } else if upgrade {
-                let jitter = self.jitter();
-                self.upgrades.failed(peer, now, jitter);
+                self.upgrade_failed(peer, now);
             } else {
                 self.failed(&peer, now);
             }
@@ -1136,10 +1133,6 @@ impl Mesh {
         }
     }
 
-    /// When the next dial or knock falls due, after `now`. One already due
-    /// is left out: what had room was dialed, and the rest waits for a slot
-    /// to free (an input), not a timer that would fire at once, again and
-    /// again.
     /// While the relay is slow, offer a direct link through relayed
     /// signaling to peers whose messages reach us through it, as far as
     /// free slots allow: not the relay itself, nobody linked or being
@@ -1162,6 +1155,13 @@ impl Mesh {
         }
     }
 
+    /// An upgrade to `peer` failed (unreachable, refused, no direct path,
+    /// not open in time): it waits out a backoff.
+    fn upgrade_failed(&mut self, peer: PeerId, now: Millis) {
+        let jitter = self.jitter();
+        self.upgrades.failed(peer, now, jitter);
+    }
+
     /// The relay's median round trip, while a session is up.
     pub fn relay_rtt(&self) -> Option<Millis> {
         self.upgrades.relay_rtt()
@@ -1178,6 +1178,10 @@ impl Mesh {
         self.upgrades.heard_lately(peer, now.into().mono)
     }
 
+    /// When the next dial, knock or upgrade retry falls due, after `now`. One already due
+    /// is left out: what had room was dialed, and the rest waits for a slot
+    /// to free (an input), not a timer that would fire at once, again and
+    /// again.
     fn next_attempt(&self, now: Millis) -> Option<Millis> {
         let dial = self.higher().filter(|(_, e)| e.discovered && e.link.is_none()).map(|(_, e)| e.next_attempt);
         let knock = self.lower().filter(|(_, e)| e.discovered && e.link.is_none()).filter_map(|(_, e)| e.knock_at);

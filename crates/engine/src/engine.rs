@@ -230,7 +230,6 @@ impl Host for Io {
         // Received at: a date.
         let now = self.clock.wall();
         let mut answers: Vec<Option<Result<(), PersistError>>> = vec![None; persists.len()];
-        let ids: Vec<MessageId> = persists.iter().map(|p| p.envelope.id()).collect();
         // Ours (which also join the outbox) and others', a transaction each;
         // answered in the order asked.
         let (mut ours, mut others) = (Vec::new(), Vec::new());
@@ -243,7 +242,7 @@ impl Host for Io {
             }
             let (places, batch): (Vec<usize>, Vec<(SignedEnvelope, u8)>) = batch.into_iter().unzip();
             // The outer error fails the whole transaction: nothing was stored.
-            let outcomes: Vec<Result<(), PersistError>> = match self.store.insert_batch(&batch, now, local).await {
+            let mut outcomes: Vec<Result<(), PersistError>> = match self.store.insert_batch(&batch, now, local).await {
                 Ok(outcomes) => outcomes
                     .into_iter()
                     .map(|o| match o {
@@ -254,6 +253,8 @@ impl Host for Io {
                     .collect(),
                 Err(e) => batch.iter().map(|_| Err(PersistError::Failed(e.to_string()))).collect(),
             };
+            // A store that answered short did not commit the rest.
+            outcomes.resize(batch.len(), Err(PersistError::Failed("the store gave no answer for it".into())));
             if let Some(t) = &self.retention {
                 t.committed(batch.iter().map(|(e, _)| e.bytes().len() as u64).sum());
             }
@@ -269,18 +270,7 @@ impl Host for Io {
                 answers[place] = Some(result);
             }
         }
-        // A store that answered short did not commit the rest: failed, and
-        // said so like any failure.
-        let mut results = Vec::with_capacity(answers.len());
-        for (answer, id) in answers.into_iter().zip(ids) {
-            results.push(answer.unwrap_or_else(|| {
-                let error = "the store gave no answer for it".to_owned();
-                tracing::error!(%error, ?id, "store failed");
-                self.effects.push(Effect::StoreFailed { id, error: error.clone() });
-                Err(PersistError::Failed(error))
-            }));
-        }
-        results
+        answers.into_iter().map(|a| a.expect("each envelope is in one of the two batches")).collect()
     }
 
     /// One output other than `Persist`; returns the input it leads to.

@@ -173,27 +173,18 @@ fn a_protocol_2_peer_gets_version_2_hellos_and_no_tree_frames() {
     };
     take(node.handle(Input::LinkUp { link, peer: old, kind: LinkKind::Lan }, 0), &mut sent);
     assert!(matches!(&sent[0], Frame::Hello(h) if h.version == 3), "we say hello in our version first");
-    let hello = Hello {
-        version: 2,
-        ack: false,
-        rooms: vec![RoomId::festival(), RoomId::direct()],
-        relays: true,
-        powered: false,
+    let v2_hello = |ack| {
+        let hello =
+            Hello { version: 2, ack, rooms: vec![RoomId::festival(), RoomId::direct()], relays: true, powered: false };
+        Frame::Hello(hello).encode()
     };
-    take(node.handle(Input::Frame { link, bytes: Frame::Hello(hello).encode() }, 10), &mut sent);
+    take(node.handle(Input::Frame { link, bytes: v2_hello(false) }, 10), &mut sent);
     let last_hello =
         sent.iter().rev().find_map(|f| if let Frame::Hello(h) = f { Some((h.version, h.ack)) } else { None });
     // Without an ack: the peer refused our first hello and has none to
     // ack, and a protocol-2 node answers only a hello without one.
     assert_eq!(last_hello, Some((2, false)), "answered in the peer's version");
-    let acked = Hello {
-        version: 2,
-        ack: true,
-        rooms: vec![RoomId::festival(), RoomId::direct()],
-        relays: true,
-        powered: false,
-    };
-    take(node.handle(Input::Frame { link, bytes: Frame::Hello(acked).encode() }, 20), &mut sent);
+    take(node.handle(Input::Frame { link, bytes: v2_hello(true) }, 20), &mut sent);
     let hellos = sent.iter().filter(|f| matches!(f, Frame::Hello(_))).count();
     for t in (1..=4).map(|k| k * TREE_BEACON_MS) {
         take(node.handle(Input::Tick, t), &mut sent);

@@ -643,9 +643,7 @@ impl Actor {
             for e in webrtc::driver::send_transmits(&self.socket, events).await {
                 match e {
                     EndpointEvent::Data(conn, bytes) if self.conns.get(&conn).is_some_and(|c| c.open) => {
-                        if let Some(link) = self.conns.get(&conn).map(|c| c.link) {
-                            frames.push(Input::Frame { link, bytes });
-                        }
+                        frames.push(Input::Frame { link: self.conns[&conn].link, bytes });
                     }
                     other => {
                         self.frames_in(std::mem::take(&mut frames)).await;
@@ -1225,7 +1223,6 @@ impl Actor {
     }
 }
 
-/// The next event of the relay client, if one runs; never otherwise.
 /// Distinct `relay_refused_*` labels kept: the relay names the code, and a
 /// relay that sends a new string each time must not grow the counters.
 const MAX_RELAY_REFUSAL_LABELS: usize = 32;
@@ -1244,6 +1241,7 @@ fn relay_refusal_label(code: &str, counted: &BTreeMap<String, u64>) -> String {
     }
 }
 
+/// The next event of the relay client, if one runs; never otherwise.
 async fn relay_recv(rx: Option<&mut mpsc::Receiver<RelayEvent>>) -> Option<RelayEvent> {
     match rx {
         Some(rx) => rx.recv().await,
