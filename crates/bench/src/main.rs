@@ -4,6 +4,7 @@
 //! - `sim`: a large simulated mesh (festival-sim): delivery, redundancy, hops, latency.
 //! - `lan`: WebRTC data channels and real nodes, inside namespaces it creates.
 //! - `relay`: festival-relay under many synthetic nodes: fan-out latency, CPU, RSS, connections.
+//! - `sync`: bytes and round trips to reconcile a room's heads, in sync and not.
 //! - `attack`: hostile nodes on a simulated festival: honest delivery and
 //!   latency with and without each attack, the victim's memory and store.
 
@@ -15,6 +16,7 @@ mod relay;
 mod relay_attack;
 mod sim;
 mod store;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +37,8 @@ enum Bench {
     Lan(lan::Args),
     /// The relay server with many synthetic nodes, in a private namespace.
     Relay(relay::Args),
+    /// Reconciling a room's heads: bytes and round trips (one JSON line per point).
+    Sync(sync::Args),
     /// Hostile nodes on a simulated festival (one JSON line per attack).
     Attack(attack::Args),
     /// The victim of `attack`, run by it in a process of its own.
@@ -49,6 +53,12 @@ fn main() -> anyhow::Result<()> {
         Bench::Sim(a) => sim::run(a)?,
         Bench::Lan(a) => lan::run(a)?,
         Bench::Relay(a) => relay::run(a)?,
+        Bench::Sync(a) => {
+            for line in sync::run(a)? {
+                println!("{line}");
+            }
+            return Ok(());
+        }
         Bench::Attack(a) => {
             for line in attack::run(a)? {
                 println!("{line}");

@@ -129,6 +129,17 @@ pub enum Frame {
     /// Protocol 3: the sender's place in a room's broadcast tree. Sent on
     /// direct links only, to peers that said hello with version 3.
     Tree(TreeAdvert),
+    /// Protocol 4: reconciliation of a room's heads, a node of the trie
+    /// of author ids at a time (`sync::recon`). Sent to peers that said
+    /// hello with version 4.
+    Recon(Recon),
+}
+
+/// What the sender holds under some nodes of a room's trie of heads.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Recon {
+    pub room: RoomId,
+    pub parts: Vec<crate::sync::recon::Part>,
 }
 
 /// A node's place in a room's broadcast tree: the root it follows, the
@@ -279,6 +290,13 @@ impl Frame {
                 items.iter().try_for_each(check_hops)
             }
             Frame::Push(item) => check_hops(item),
+            Frame::Recon(r) => {
+                at_most("parts", r.parts.len(), crate::sync::recon::MAX_PARTS)?;
+                if !r.parts.iter().all(crate::sync::recon::Part::valid) {
+                    return Err(FrameError::OutOfRange("recon part"));
+                }
+                Ok(())
+            }
             Frame::IHave { refs } | Frame::Graft { refs } => {
                 at_most("refs", refs.len(), MAX_REFS)?;
                 if refs.iter().any(|r| r.seq == 0) {
@@ -304,6 +322,7 @@ impl Frame {
             Frame::Gone { .. } => "gone",
             Frame::Proof { .. } => "proof",
             Frame::Tree(_) => "tree",
+            Frame::Recon(_) => "recon",
         }
     }
 }

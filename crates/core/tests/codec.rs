@@ -4,7 +4,8 @@
 mod common;
 
 use festival_core::body::{Body, ProfileBody, ReceiptBody, ReceiptStatus};
-use festival_core::frame::{Frame, FrameError, Head, Hello, Item, MsgRef, Summary, TreeAdvert, Want};
+use festival_core::frame::{Frame, FrameError, Head, Hello, Item, MsgRef, Recon, Summary, TreeAdvert, Want};
+use festival_core::sync::recon::{Node, Part};
 use festival_core::{Draft, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 use proptest::prelude::*;
 
@@ -74,7 +75,44 @@ fn frame() -> impl Strategy<Value = Frame> {
                 Frame::Tree(TreeAdvert { room, root: PeerId::from_bytes(root), powered, epoch, depth, parent })
             }
         ),
+        (room(), prop::collection::vec(part(), 0..20)).prop_map(|(room, parts)| Frame::Recon(Recon { room, parts })),
     ]
+}
+
+fn part() -> impl Strategy<Value = Part> {
+    let node = (0u8..=16, any::<u64>()).prop_map(|(depth, path)| Node {
+        depth,
+        path: if depth == 16 { path } else { path & ((1 << (4 * depth)) - 1) },
+    });
+    let shorts = prop::collection::vec(any::<[u8; 8]>(), 0..=64);
+    prop_oneof![
+        (node.clone(), any::<[u8; 8]>()).prop_map(|(node, fp)| Part::Fingerprint { node, fp }),
+        (node.clone().prop_filter("not the deepest", |n| n.depth < 16), any::<u16>(), any::<[u8; 8]>()).prop_map(
+            |(node, present, fp)| Part::Split { node, present, fps: vec![fp; present.count_ones() as usize] }
+        ),
+        (node.clone(), shorts.clone()).prop_map(|(node, hashes)| Part::Hashes { node, hashes }),
+        (node, shorts).prop_map(|(node, hashes)| Part::Need { node, hashes }),
+    ]
+}
+
+#[test]
+fn recon_parts_out_of_bounds_are_refused() {
+    let recon = |part| Frame::Recon(Recon { room: RoomId::festival(), parts: vec![part] }).encode();
+    let root = Node::ROOT;
+    assert!(Frame::decode(&recon(Part::Split { node: root, present: 0b11, fps: vec![[0; 8]; 2] })).is_ok());
+    let refused = Err(FrameError::OutOfRange("recon part"));
+    // One fingerprint per present child, no more, no fewer.
+    assert_eq!(Frame::decode(&recon(Part::Split { node: root, present: 0b11, fps: vec![[0; 8]] })), refused);
+    // A path wider than its depth, a node deeper than 16 nibbles, a split
+    // of the deepest level, a list longer than any node holds.
+    assert_eq!(Frame::decode(&recon(Part::Fingerprint { node: Node { depth: 1, path: 16 }, fp: [0; 8] })), refused);
+    assert_eq!(Frame::decode(&recon(Part::Fingerprint { node: Node { depth: 17, path: 0 }, fp: [0; 8] })), refused);
+    let deepest = Node { depth: 16, path: 7 };
+    assert_eq!(Frame::decode(&recon(Part::Split { node: deepest, present: 0, fps: vec![] })), refused);
+    assert_eq!(Frame::decode(&recon(Part::Hashes { node: root, hashes: vec![[0; 8]; 65] })), refused);
+    let many =
+        Frame::Recon(Recon { room: RoomId::festival(), parts: vec![Part::Need { node: root, hashes: vec![] }; 257] });
+    assert!(matches!(Frame::decode(&many.encode()), Err(FrameError::TooMany { what: "parts", .. })));
 }
 
 #[test]

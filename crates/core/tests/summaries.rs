@@ -1,12 +1,14 @@
 //! Summaries after the first carry only the heads that changed since the
 //! last one a link was told: a room of many authors costs a link what
-//! changed, not a head per author at every sync.
+//! changed, not a head per author at every sync. Between protocol 4 nodes
+//! the first is not sent at all: the link-up reconciles (`sync::recon`),
+//! and costs one fingerprint when the two are in sync.
 
 mod common;
 
 use common::Harness;
 use festival_core::frame::{Frame, Head, Summary};
-use festival_core::sync::{digest_of, Input};
+use festival_core::sync::{digest_of, Input, LinkKind};
 use festival_core::{LinkId, MessageId, PeerId, RoomId};
 
 const MINUTE: u64 = 60_000;
@@ -46,7 +48,8 @@ fn a_delta_summary_carries_what_changed_since_the_link_was_last_told() {
         h.frame(1, common::push(&common::text(a, "festival", 1, "hi")));
     }
     let before = h.sent.len();
-    h.link(2, &listener);
+    // A protocol 3 peer: it gets every head at link-up, and digests.
+    h.link_speaking(2, &listener, LinkKind::Lan, 3);
     let first = summarised(&h, 2, &room, before);
     let all: usize = first.iter().map(Vec::len).sum();
     assert!(all >= authors.len(), "the link-up summary names every author: {first:?}");
@@ -90,4 +93,99 @@ fn a_head_that_holds_nothing_is_not_taken_into_the_view() {
     let asked = h.sent[from..].iter().any(|(l, f)| *l == LinkId(1) && matches!(f, Frame::Summary(s) if s.reply));
     assert!(!asked, "the view matched the digest of nothing held");
     assert_eq!(h.node.state_sizes().claims, 0);
+}
+
+/// Frames from `a`'s link `la` go to `b`'s link `lb` and back, until
+/// neither sends more; returns the bytes of the sync frames (summaries,
+/// digests, reconciliation) each way.
+fn shuttle(a: &mut Harness, la: u64, b: &mut Harness, lb: u64) -> (usize, usize) {
+    let (mut at_a, mut at_b, mut bytes) = (0, 0, (0, 0));
+    let sync_bytes = |f: &Frame| match f {
+        Frame::Summary(_) | Frame::Digest { .. } | Frame::Recon(_) => f.encode().len(),
+        _ => 0,
+    };
+    for _ in 0..100 {
+        let from_a: Vec<Frame> =
+            a.sent[at_a..].iter().filter(|(l, _)| *l == LinkId(la)).map(|(_, f)| f.clone()).collect();
+        let from_b: Vec<Frame> =
+            b.sent[at_b..].iter().filter(|(l, _)| *l == LinkId(lb)).map(|(_, f)| f.clone()).collect();
+        (at_a, at_b) = (a.sent.len(), b.sent.len());
+        if from_a.is_empty() && from_b.is_empty() {
+            return bytes;
+        }
+        for f in from_a {
+            bytes.0 += sync_bytes(&f);
+            b.frame(lb, f.encode());
+        }
+        for f in from_b {
+            bytes.1 += sync_bytes(&f);
+            a.frame(la, f.encode());
+        }
+    }
+    panic!("the two nodes never went quiet");
+}
+
+fn linked(a: &mut Harness, b: &mut Harness) -> (usize, usize) {
+    let (ia, ib) = (a.node.peer_id(), b.node.peer_id());
+    a.feed(Input::LinkUp { link: LinkId(1), peer: ib, kind: LinkKind::Lan });
+    b.feed(Input::LinkUp { link: LinkId(1), peer: ia, kind: LinkKind::Lan });
+    shuttle(a, 1, b, 1)
+}
+
+#[test]
+fn protocol_4_nodes_in_sync_link_up_with_one_fingerprint() {
+    let authors: Vec<_> = (0..300).map(|i| common::identity(100 + i)).collect();
+    let envs: Vec<_> = authors.iter().map(|a| common::text(a, "festival", 1, "hi")).collect();
+    let (mut a, mut b) = (Harness::new(1, vec![]), Harness::new(2, vec![]));
+    let bringer = common::identity(50);
+    for h in [&mut a, &mut b] {
+        h.link(9, &bringer);
+        for chunk in envs.chunks(100) {
+            h.frame(9, common::batch(chunk));
+        }
+    }
+    assert_eq!((a.delivered.len(), b.delivered.len()), (300, 300));
+    let (ab, ba) = linked(&mut a, &mut b);
+    // 300 heads in summaries would be ~22 KB each way.
+    assert!(ab + ba <= 200, "in sync, the link-up cost {ab} + {ba} bytes");
+    let recons = |h: &Harness| {
+        let festival = |f: &Frame| matches!(f, Frame::Recon(r) if r.room == RoomId::festival());
+        h.sent.iter().filter(|(l, f)| *l == LinkId(1) && festival(f)).count()
+    };
+    assert_eq!(recons(&a) + recons(&b), 1, "one side starts, the other agrees by silence");
+}
+
+#[test]
+fn protocol_4_nodes_that_differ_reconcile_what_differs() {
+    let authors: Vec<_> = (0..300).map(|i| common::identity(100 + i)).collect();
+    let (mut a, mut b) = (Harness::new(1, vec![]), Harness::new(2, vec![]));
+    let bringer = common::identity(50);
+    a.link(9, &bringer);
+    b.link(9, &bringer);
+    for (i, au) in authors.iter().enumerate() {
+        let env = common::text(au, "festival", 1, "hi");
+        a.frame(9, common::push(&env));
+        // b lacks ten of them, and holds a second message of five others.
+        if i % 30 != 0 {
+            b.frame(9, common::push(&env));
+        }
+        if i % 60 == 1 {
+            b.frame(9, common::push(&common::text(au, "festival", 2, "again")));
+        }
+    }
+    let (ab, ba) = linked(&mut a, &mut b);
+    assert_eq!(a.delivered.len(), 305, "a got b's five second messages");
+    assert_eq!(b.delivered.len(), 305, "b got the ten it lacked");
+    // Fifteen heads differ: their heads, their messages and the exchange
+    // that found them, well below the ~44 KB of 300 heads both ways.
+    let summaries: usize = [&a, &b]
+        .iter()
+        .flat_map(|h| h.sent.iter())
+        .filter_map(|(l, f)| match f {
+            Frame::Summary(s) if *l == LinkId(1) => Some(s.heads.len()),
+            _ => None,
+        })
+        .sum();
+    assert!(summaries <= 2 * 15 + 4, "{summaries} heads in summaries");
+    assert!(ab + ba <= 6_000, "{ab} + {ba} bytes");
 }

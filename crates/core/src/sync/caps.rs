@@ -56,6 +56,16 @@ pub const MAX_SERVE_QUEUE: usize = MAX_WANTS_PER_LINK;
 pub const SERVE_BYTES_PER_SEC: u32 = 2 * 1024 * 1024;
 pub const SERVE_BYTES_BURST: u32 = 8 * 1024 * 1024;
 
+/// Heads read per second to answer one link's reconciliation, and the
+/// burst. Reading a head hashes it (~0.2 µs); an exchange in a room of
+/// 100,000 authors with ten differences reads ~70,000 (the first split of
+/// the room is kept up to date, the second reads a sixteenth of it per
+/// differing branch), and a peer that has nothing gets the whole room in
+/// one reading. A peer asking for splits again and again gets a few tens
+/// of milliseconds of our CPU a second.
+pub const RECON_READS_PER_SEC: u32 = 250_000;
+pub const RECON_READS_BURST: u32 = 1_000_000;
+
 /// Message references served for one Graft: a graft asks for what a push
 /// missed, a handful of messages; 512 (the frame's limit) would be 512 reads.
 pub const MAX_GRAFT_REFS_SERVED: usize = 64;

@@ -1,9 +1,10 @@
 //! Links: hellos, frame dispatch, summaries and digests, refusals.
 
-use crate::frame::{Frame, Head, Hello, Summary, Want, MAX_HELLO_ROOMS, MAX_SUMMARY_HEADS};
+use crate::frame::{Frame, Head, Hello, Recon, Summary, Want, MAX_HELLO_ROOMS, MAX_SUMMARY_HEADS};
 use crate::ids::{LinkId, PeerId, RoomId};
 
 use super::caps::{MAX_CLAIMS_PER_LINK, MAX_TIP_PROBES};
+use super::recon;
 use super::state::{LinkState, NO_TIP};
 use super::{LinkKind, Millis, Node, Output, Reject, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
@@ -185,6 +186,7 @@ impl Node {
             Frame::Gone { room, author, from, to } => self.on_gone(link, room, author, from, to, now, out),
             Frame::Proof { a, b } => self.on_proof(link, &a, &b, now, out),
             Frame::Tree(advert) => self.on_tree(link, advert, now, out),
+            Frame::Recon(r) => self.on_recon(link, r, now, out),
         }
     }
 
@@ -236,7 +238,7 @@ impl Node {
                 } else {
                     r.make_eager(link);
                 }
-                self.send_summary(link, &room, SummaryKind::Full, out);
+                self.link_up_sync(link, &room, out);
                 // Where we stand in the room's tree, if the peer speaks it.
                 self.tree_update(&room, now, out);
             } else if acked {
@@ -251,6 +253,58 @@ impl Node {
             if let Some(v) = l.peer_heads.remove(room) {
                 l.claims -= v.heads.len();
             }
+        }
+    }
+
+    /// The peer reconciles heads (protocol 4): no full summaries, no
+    /// digests; `Recon` exchanges instead.
+    pub(super) fn reconciles(&self, link: LinkId) -> bool {
+        self.links.get(&link).is_some_and(|l| l.peer_version >= 4)
+    }
+
+    /// A room newly shared with a link: tell it what we hold. A peer of
+    /// protocol 4 reconciles (the side with the lower id starts, so one
+    /// exchange runs, not two); older ones get every head.
+    fn link_up_sync(&mut self, link: LinkId, room: &RoomId, out: &mut Vec<Output>) {
+        if !self.reconciles(link) {
+            return self.send_summary(link, room, SummaryKind::Full, out);
+        }
+        // Reconciliation covers what we hold now: summaries after it
+        // carry what changes from here.
+        let (Some(r), Some(l)) = (self.rooms.get_mut(room), self.links.get_mut(&link)) else { return };
+        l.told.insert(room.clone(), r.changes());
+        if self.my_id < l.peer {
+            self.start_recon(link, room, out);
+        }
+    }
+
+    /// Our fingerprint of all of `room`: the first part of an exchange.
+    pub(super) fn start_recon(&mut self, link: LinkId, room: &RoomId, out: &mut Vec<Output>) {
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        r.settle();
+        let f = Frame::Recon(Recon { room: room.clone(), parts: vec![recon::start(&*r)] });
+        self.send_frame(link, &f, out);
+    }
+
+    /// Answer a peer's reconciliation: the parts that go on, in `Recon`
+    /// frames, and our heads it lacks, in summaries (which it merges).
+    fn on_recon(&mut self, link: LinkId, rec: Recon, now: Millis, out: &mut Vec<Output>) {
+        let shared = self.links.get(&link).is_some_and(|l| l.peer_rooms.contains(&rec.room));
+        if !shared || !self.reconciles(link) {
+            return;
+        }
+        let Some(r) = self.rooms.get_mut(&rec.room) else { return };
+        let Some(l) = self.links.get_mut(&link) else { return };
+        // Reading heads costs CPU: a peer that asks again and again before
+        // its budget refills is refused, and an honest one never does.
+        if !l.recon.take_n(0, now) {
+            return self.reject(link, Reject::RateLimited, now, out);
+        }
+        r.settle();
+        let answer = recon::answer(&*r, &rec.parts);
+        l.recon.charge(answer.read as u64, now);
+        for f in recon::frames(&rec.room, &answer) {
+            self.send_frame(link, &f, out);
         }
     }
 

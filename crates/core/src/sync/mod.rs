@@ -54,6 +54,7 @@ pub mod drain;
 mod ingest;
 mod link;
 mod pull;
+pub mod recon;
 mod refusals;
 mod serve;
 mod state;
@@ -80,8 +81,10 @@ use state::{BoundedMap, LinkState, RoomState};
 /// Protocol version spoken in hellos. 2: heads carry the tip id, digests
 /// are fingerprints over heads, `Gone` and `Proof` frames, sealed DMs name
 /// their sender and recipient, DM receipts are sealed. 3: `Tree` adverts
-/// (a shallow broadcast tree per room, see `tree`).
-pub const PROTOCOL_VERSION: u8 = 3;
+/// (a shallow broadcast tree per room, see `tree`). 4: `Recon` frames
+/// (range-based reconciliation of heads, see `recon`) instead of full
+/// summaries and digests.
+pub const PROTOCOL_VERSION: u8 = 4;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;

@@ -6,6 +6,7 @@ use crate::frame::Head;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
 use super::caps;
+use super::recon::{HeadSet, Node};
 use super::refusals::RefusalWindow;
 use super::{LinkKind, Load};
 
@@ -131,55 +132,7 @@ impl AuthorState {
     }
 }
 
-/// An order-independent fingerprint of a set of heads that can be updated
-/// one head at a time: lane-wise sums (mod 2^64) of BLAKE3 over each head,
-/// and their count. Adding and removing a head are O(1), so neither our own
-/// digest nor our view of a peer's is ever recomputed over a whole room.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Fingerprint {
-    lanes: [u64; 4],
-    count: u64,
-}
-
-fn term(h: &Head) -> [u64; 4] {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(h.author.as_bytes());
-    hasher.update(&h.contiguous.to_le_bytes());
-    hasher.update(&h.max.to_le_bytes());
-    hasher.update(h.tip.as_bytes());
-    let d = hasher.finalize();
-    let b = d.as_bytes();
-    std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
-}
-
-impl Fingerprint {
-    pub fn add(&mut self, h: &Head) {
-        let t = term(h);
-        for (l, x) in self.lanes.iter_mut().zip(t) {
-            *l = l.wrapping_add(x);
-        }
-        self.count += 1;
-    }
-
-    pub fn remove(&mut self, h: &Head) {
-        let t = term(h);
-        for (l, x) in self.lanes.iter_mut().zip(t) {
-            *l = l.wrapping_sub(x);
-        }
-        self.count -= 1;
-    }
-
-    /// The 32 bytes a `Digest` frame carries.
-    pub fn digest(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(b"festival-chat/digest/v2\0");
-        for l in self.lanes {
-            h.update(&l.to_le_bytes());
-        }
-        h.update(&self.count.to_le_bytes());
-        *h.finalize().as_bytes()
-    }
-}
+pub(crate) use super::recon::Fingerprint;
 
 /// The digest of a list of heads, computed from scratch (tests and docs:
 /// equal to the incremental one).
@@ -203,6 +156,9 @@ pub(crate) struct RoomState {
     pub tree: super::tree::Tree,
     /// Fingerprint of the heads, up to date except for `dirty` authors.
     fp: Fingerprint,
+    /// The same per first nibble of the author id: the root's children in
+    /// reconciliation, read without a pass over the room.
+    level1: [Fingerprint; super::recon::BRANCH],
     /// Authors changed since `fp` was last brought up to date.
     dirty: BTreeSet<PeerId>,
     /// Heads changed so far: numbers each change, so that what a link was
@@ -230,20 +186,30 @@ impl RoomState {
         self.fp.digest()
     }
 
-    /// Brings the fingerprint and the change numbers up to date with the
-    /// authors changed since the last call.
-    fn settle(&mut self) {
+    /// The change number now (see [`RoomState::heads_since`]).
+    pub fn changes(&mut self) -> u64 {
+        self.settle();
+        self.changes
+    }
+
+    /// Brings the fingerprints and the change numbers up to date with the
+    /// authors changed since the last call; reconciliation reads the room
+    /// as a [`HeadSet`] after it.
+    pub fn settle(&mut self) {
         for a in std::mem::take(&mut self.dirty) {
             let Some(s) = self.authors.get_mut(&a) else { continue };
             let new = s.head(a).map(|h| HeadPos::of(&h));
             if new == s.counted {
                 continue;
             }
+            let nibble = Node::ROOT.child_of(&a);
             if let Some(old) = s.counted {
                 self.fp.remove(&old.head(a));
+                self.level1[nibble].remove(&old.head(a));
             }
             if let Some(new) = new {
                 self.fp.add(&new.head(a));
+                self.level1[nibble].add(&new.head(a));
             }
             s.counted = new;
             self.changes += 1;
@@ -287,6 +253,37 @@ impl RoomState {
     }
 }
 
+/// A settled room's heads, as counted in its fingerprints.
+impl HeadSet for RoomState {
+    fn under(&self, node: Node) -> Vec<Head> {
+        let counted = |(a, s): (&PeerId, &AuthorState)| s.counted.map(|p| p.head(*a));
+        self.authors.range(node.bounds()).filter_map(counted).collect()
+    }
+
+    fn fingerprint(&self, node: Node) -> Fingerprint {
+        match node.depth {
+            0 => self.fp,
+            1 => self.level1[node.path as usize],
+            _ => {
+                let mut fp = Fingerprint::default();
+                self.under(node).iter().for_each(|h| fp.add(h));
+                fp
+            }
+        }
+    }
+
+    fn children(&self, node: Node) -> [Fingerprint; super::recon::BRANCH] {
+        if node.depth == 0 {
+            return self.level1;
+        }
+        let mut out = [Fingerprint::default(); super::recon::BRANCH];
+        for h in self.under(node) {
+            out[node.child_of(&h.author)].add(&h);
+        }
+        out
+    }
+}
+
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
@@ -319,6 +316,13 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+
+    /// Take `n` after the fact: the bucket may go below zero, and stays
+    /// empty (`take_n(0)` fails) until it has refilled past it.
+    pub fn charge(&mut self, n: u64, now: u64) {
+        self.refill(now);
+        self.tokens -= n as f64;
     }
 
     /// Give back what a reservation did not use.
@@ -407,6 +411,8 @@ pub(crate) struct LinkState {
     pub new_authors: TokenBucket,
     /// Bytes we may still serve it.
     pub serve: TokenBucket,
+    /// Heads we may still read to answer its reconciliation.
+    pub recon: TokenBucket,
     /// Its requests waiting for a load slot or for budget, oldest first.
     pub serve_queue: VecDeque<Load>,
     /// Reads of ours for it that the store has not answered yet.
@@ -445,6 +451,7 @@ impl LinkState {
             envelopes: TokenBucket::new(er, eb, now),
             new_authors: TokenBucket::new(caps::NEW_AUTHORS_PER_SEC, caps::NEW_AUTHORS_BURST, now),
             serve: TokenBucket::new(caps::SERVE_BYTES_PER_SEC, caps::SERVE_BYTES_BURST, now),
+            recon: TokenBucket::new(caps::RECON_READS_PER_SEC, caps::RECON_READS_BURST, now),
             serve_queue: VecDeque::new(),
             loads: Vec::new(),
             missing: 0,

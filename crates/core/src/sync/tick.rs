@@ -95,8 +95,10 @@ impl Node {
     }
 
     /// Send each live link what changed in our holdings of `rooms`; with
-    /// `digest`, follow it with the digest of all we hold, so a peer that
-    /// missed a summary notices and asks for the whole of it.
+    /// `digest`, follow it with the fingerprint of all we hold: a peer of
+    /// protocol 4 reconciles when it differs from its own, an older one
+    /// (a digest) asks for the whole summary when it differs from what we
+    /// told it.
     fn sync_links(&mut self, rooms: &[RoomId], digest: bool, out: &mut Vec<Output>) {
         let links: Vec<(LinkId, Vec<RoomId>)> = self
             .links
@@ -107,7 +109,9 @@ impl Node {
         for (link, shared) in links {
             for room in shared {
                 self.send_summary(link, &room, SummaryKind::Delta, out);
-                if digest {
+                if digest && self.reconciles(link) {
+                    self.start_recon(link, &room, out);
+                } else if digest {
                     let Some(r) = self.rooms.get_mut(&room) else { continue };
                     let digest = r.digest();
                     self.send_frame(link, &Frame::Digest { room, digest }, out);

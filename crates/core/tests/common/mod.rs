@@ -92,10 +92,15 @@ impl Harness {
 
     /// [`Self::link`] for a link of any kind (a relay session, say).
     pub fn link_of_kind(&mut self, link: u64, peer: &Identity, kind: LinkKind) {
+        self.link_speaking(link, peer, kind, festival_core::sync::PROTOCOL_VERSION);
+    }
+
+    /// [`Self::link_of_kind`] to a peer that says hello in `version`.
+    pub fn link_speaking(&mut self, link: u64, peer: &Identity, kind: LinkKind, version: u8) {
         let link = LinkId(link);
         self.feed(Input::LinkUp { link, peer: peer.peer_id(), kind });
         let hello = festival_core::frame::Hello {
-            version: festival_core::sync::PROTOCOL_VERSION,
+            version,
             ack: true,
             rooms: self.node.rooms().cloned().collect(),
             relays: true,
