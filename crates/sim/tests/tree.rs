@@ -172,7 +172,10 @@ fn a_protocol_2_peer_gets_version_2_hellos_and_no_tree_frames() {
         }
     };
     take(node.handle(Input::LinkUp { link, peer: old, kind: LinkKind::Lan }, 0), &mut sent);
-    assert!(matches!(&sent[0], Frame::Hello(h) if h.version == 3), "we say hello in our version first");
+    assert!(
+        matches!(&sent[0], Frame::Hello(h) if h.version == festival_core::sync::PROTOCOL_VERSION),
+        "we say hello in our version first"
+    );
     let v2_hello = |ack| {
         let hello =
             Hello { version: 2, ack, rooms: vec![RoomId::festival(), RoomId::direct()], relays: true, powered: false };
@@ -189,7 +192,9 @@ fn a_protocol_2_peer_gets_version_2_hellos_and_no_tree_frames() {
     for t in (1..=4).map(|k| k * TREE_BEACON_MS) {
         take(node.handle(Input::Tick, t), &mut sent);
     }
-    assert!(!sent.iter().any(|f| matches!(f, Frame::Tree(_))), "a protocol-2 peer got a frame it cannot read");
+    let unknown = |f: &Frame| matches!(f, Frame::Tree(_) | Frame::Recon(_));
+    assert!(!sent.iter().any(unknown), "a protocol-2 peer got a frame it cannot read");
+    assert!(sent.iter().any(|f| matches!(f, Frame::Summary(_))), "it gets every head in summaries");
     assert_eq!(sent.iter().filter(|f| matches!(f, Frame::Hello(_))).count(), hellos, "hellos repeated after the ack");
     assert_eq!(node.stats().rejected_total(), 0);
 }
