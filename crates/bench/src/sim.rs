@@ -15,6 +15,7 @@
 use std::time::Instant;
 
 use festival_core::policy::{self, PowerState};
+use festival_core::{Draft, Identity, Kind, MessageId, RoomId, SignedEnvelope};
 use festival_sim::{random_graph, Hearing, LanCfg, LinkSpec, Report, Sim};
 use rand::Rng;
 use serde_json::json;
@@ -59,6 +60,15 @@ pub struct Args {
     /// short of links.
     #[arg(long, value_enum, default_value_t = Limits::Policy)]
     limits: Limits,
+    /// Earlier in the day, this many other people (not among the nodes)
+    /// wrote one message each in the festival room; each node arrives
+    /// holding each of them but `--lacking` of them (at random). The run
+    /// ends when every node holds all of them too (`history_ratio`).
+    #[arg(long, default_value_t = 0)]
+    authors: usize,
+    /// With `--authors`: the share of those messages each node lacks.
+    #[arg(long, default_value_t = 0.01)]
+    lacking: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -86,12 +96,17 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
 fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
     let started = Instant::now();
     let mut sim = Sim::new(a.seed);
+    let history = history(&mut sim, a.authors);
+    let mut held = |sim: &mut Sim| -> Vec<SignedEnvelope> {
+        history.iter().filter(|_| !sim.rng.gen_bool(a.lacking)).cloned().collect()
+    };
     let mut edges = 0;
     if a.lan {
-        arrive(&mut sim, a, nodes);
+        arrive(&mut sim, a, nodes, &mut held);
     } else {
         for _ in 0..nodes {
-            sim.add_node(vec![]);
+            let h = held(&mut sim);
+            sim.add_node_holding(vec![], h);
         }
         let graph = random_graph(nodes, 4, 6, &mut sim.rng);
         for &(x, y) in &graph {
@@ -122,7 +137,10 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         sim.set_online(n, true);
     }
     let members: Vec<usize> = (0..nodes).collect();
-    sim.run_until_cond(600_000, 1_000, |s| Report::measure(s, &sent, &members).delivery_ratio >= 1.0);
+    let ids: Vec<MessageId> = history.iter().map(|e| e.id()).collect();
+    sim.run_until_cond(600_000, 1_000, |s| {
+        Report::measure(s, &sent, &members).delivery_ratio >= 1.0 && history_ratio(s, &ids) >= 1.0
+    });
     let mut r = Report::measure(&sim, &sent, &members);
     if a.lan {
         // Latency and hops of the nodes that stayed awake: a sleeper's
@@ -133,6 +151,7 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
             (live.hops_p50, live.hops_p99, live.latency_p50_ms, live.latency_p99_ms);
     }
     let (opened, closed) = sim.lan_link_churn();
+    let sync_bytes: u64 = [SUMMARY_TAG, DIGEST_TAG, RECON_TAG].iter().filter_map(|k| sim.bytes_by_kind.get(k)).sum();
     let (shortest, stretch) = stretch(&sim, &sent);
     let out = json!({
         "bench": "sim",
@@ -148,6 +167,11 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "components": if a.lan { sim.components().len() } else { 1 },
         "diameter": if a.lan { sim.diameter() } else { 0 },
         "messages": a.messages,
+        "authors": a.authors,
+        "history_ratio": history_ratio(&sim, &ids),
+        // Anti-entropy (summaries, digests, reconciliation) per link opened.
+        "sync_bytes": sync_bytes,
+        "sync_bytes_per_link": sync_bytes / (if a.lan { opened } else { edges as u64 }).max(1),
         "loss": a.loss,
         "seed": a.seed,
         "delivery_ratio": r.delivery_ratio,
@@ -195,8 +219,40 @@ fn stretch(sim: &Sim, sent: &[(festival_core::MessageId, usize, u64)]) -> (usize
     (p(&mut shortest, 0.99), (p(&mut excess, 0.5), p(&mut excess, 0.99)))
 }
 
+/// `Frame` variant indices of anti-entropy: `Summary`, `Digest`, `Recon`.
+const SUMMARY_TAG: u8 = 1;
+const DIGEST_TAG: u8 = 2;
+const RECON_TAG: u8 = 12;
+
+/// `--authors`: one message each from that many people, written an hour
+/// before the run.
+fn history(sim: &mut Sim, authors: usize) -> Vec<SignedEnvelope> {
+    (0..authors)
+        .map(|_| {
+            let me = Identity::from_secret_bytes(&sim.rng.gen());
+            let draft = Draft {
+                seq: 1,
+                room: RoomId::festival(),
+                kind: Kind::Text,
+                created_at: sim.now - 3_600_000,
+                body: b"earlier today".to_vec(),
+            };
+            SignedEnvelope::sign(&me, draft).expect("a valid draft")
+        })
+        .collect()
+}
+
+/// Of every node's copies of the history, the share it holds.
+fn history_ratio(sim: &Sim, ids: &[MessageId]) -> f64 {
+    if ids.is_empty() {
+        return 1.0;
+    }
+    let held: usize = sim.nodes.iter().map(|n| ids.iter().filter(|id| n.store.contains(id)).count()).sum();
+    held as f64 / (ids.len() * sim.nodes.len()) as f64
+}
+
 /// `--lan`: the crowd arrives over 20 s and links by discovery.
-fn arrive(sim: &mut Sim, a: &Args, nodes: usize) {
+fn arrive(sim: &mut Sim, a: &Args, nodes: usize, held: &mut dyn FnMut(&mut Sim) -> Vec<SignedEnvelope>) {
     // Every 25th node is a venue box on mains; the others are phones on
     // battery above the level where they stop relaying.
     let power: Vec<PowerState> =
@@ -228,7 +284,8 @@ fn arrive(sim: &mut Sim, a: &Args, nodes: usize) {
     sim.enable_lan(cfg);
     let gap = 20_000 / nodes.max(1) as u64;
     for p in power {
-        let n = sim.add_node(vec![]);
+        let h = held(sim);
+        let n = sim.add_node_holding(vec![], h);
         if p != PowerState::Mains {
             sim.set_power(n, p);
         }

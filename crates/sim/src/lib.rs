@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use festival_core::frame::Frame;
 use festival_core::policy::PowerState;
 use festival_core::sync::{Config, Content, Input, LinkKind, Node, Output, SendError};
-use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
+use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -158,6 +158,8 @@ pub struct Sim {
     /// Frames sent, by the frame's variant index (its second byte: every
     /// variant index is below 128, one varint byte).
     pub frames_by_kind: BTreeMap<u8, u64>,
+    /// Bytes sent, by the same index.
+    pub bytes_by_kind: BTreeMap<u8, u64>,
     pub config: Config,
     /// Each node's store budget in bytes (`None`: unlimited).
     pub budget: Option<u64>,
@@ -184,6 +186,7 @@ impl Sim {
             frames_sent: 0,
             frames_lost: 0,
             frames_by_kind: BTreeMap::new(),
+            bytes_by_kind: BTreeMap::new(),
             config: Config::default(),
             budget: None,
             trace: blake3::Hasher::new(),
@@ -197,8 +200,24 @@ impl Sim {
         self.add_node_with_secret(secret, rooms)
     }
 
+    /// Add an online node whose store already holds `held` (messages of
+    /// earlier in the day), as festival-store would after a restart.
+    pub fn add_node_holding(&mut self, rooms: Vec<RoomId>, held: impl IntoIterator<Item = SignedEnvelope>) -> usize {
+        let secret: [u8; 32] = self.rng.gen();
+        let now = self.now;
+        self.add_node_inner(secret, rooms, |store| {
+            for env in held {
+                store.insert(env, 1, now).expect("one message per position");
+            }
+        })
+    }
+
     /// Add an online node with the key `secret` (an attacker's chosen key).
     pub fn add_node_with_secret(&mut self, secret: [u8; 32], rooms: Vec<RoomId>) -> usize {
+        self.add_node_inner(secret, rooms, |_| {})
+    }
+
+    fn add_node_inner(&mut self, secret: [u8; 32], rooms: Vec<RoomId>, fill: impl FnOnce(&mut MemStore)) -> usize {
         let peer = Identity::from_secret_bytes(&secret).peer_id();
         self.nodes.push(SimNode {
             secret,
@@ -220,6 +239,7 @@ impl Sim {
             remote: None,
         });
         let i = self.nodes.len() - 1;
+        fill(&mut self.nodes[i].store);
         self.start(i);
         i
     }
@@ -456,7 +476,9 @@ impl Sim {
             self.trace.update(&n.to_le_bytes());
         }
         self.trace.update(&bytes);
-        *self.frames_by_kind.entry(bytes.get(1).copied().unwrap_or(255)).or_default() += 1;
+        let kind = bytes.get(1).copied().unwrap_or(255);
+        *self.frames_by_kind.entry(kind).or_default() += 1;
+        *self.bytes_by_kind.entry(kind).or_default() += bytes.len() as u64;
         let k = key(from, to);
         let dir = usize::from(from > to);
         let l = self.links.get_mut(&k).expect("link is up");
