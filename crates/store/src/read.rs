@@ -27,19 +27,25 @@ pub struct StoredMessage {
 impl StoredMessage {
     /// The cursor that continues history before this message.
     pub fn cursor(&self) -> HistoryCursor {
-        HistoryCursor { created_at: self.envelope.created_at(), id: self.envelope.id() }
+        HistoryCursor {
+            created_at: self.envelope.created_at(),
+            author: self.envelope.author(),
+            seq: self.envelope.seq(),
+        }
     }
 }
 
-/// A position in a room's history: ordered by the author's `created_at`, ties
-/// broken by id, so every message has one place and pages never overlap.
-/// Serializable: the app hands it to its UI and takes it back for the next
-/// page.
+/// A position in a room's history: ordered by the author's `created_at`,
+/// then author, then the author's seq (the order the app shows), so every
+/// message has one place, pages never overlap, and one author's messages
+/// of one millisecond come in the order they were written. Serializable:
+/// the app hands it to its UI and takes it back for the next page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct HistoryCursor {
     pub created_at: u64,
-    pub id: MessageId,
+    pub author: PeerId,
+    pub seq: u64,
 }
 
 /// Rows fetched per query by [`Store::load_range`]: at most ~1 MiB of
@@ -104,36 +110,43 @@ impl Store {
     /// The latest `limit` messages of `room` strictly before `before` (or the
     /// very latest, with `None`), returned oldest first, ready to display.
     /// Pass the first message's [`StoredMessage::cursor`] to get the page
-    /// before it.
+    /// before it. A message held above a gap in its author's chain is left
+    /// out until the gap fills (or is given up on), as the node delivers it
+    /// only then: a later message is never shown before an earlier one of
+    /// the same author that is still on its way.
     pub async fn history(
         &self,
         room: &RoomId,
         before: Option<HistoryCursor>,
         limit: u32,
     ) -> Result<Vec<StoredMessage>> {
-        // Both queries walk the (room, created_at, id) index backwards from
-        // the cursor and stop after `limit` rows: the cost depends on the page
-        // size, not on how many messages the room or the store holds.
+        // Both queries walk the (room, created_at, author, seq) index
+        // backwards from the cursor and stop after `limit` rows: the cost
+        // depends on the page size, not on how many messages the room or
+        // the store holds.
         let rows: Vec<MessageRow> = match before {
             // A cursor beyond what SQLite can hold is after every message.
             Some(cursor) if i64::try_from(cursor.created_at).is_ok() => {
                 sqlx::query_as(
-                    "SELECT id, raw, hops, received_at FROM messages
-                     WHERE room = ? AND (created_at, id) < (?, ?)
-                     ORDER BY created_at DESC, id DESC LIMIT ?",
+                    "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
+                     JOIN heads h ON h.chain = m.chain
+                     WHERE m.room = ? AND (m.created_at, m.author, m.seq) < (?, ?, ?) AND m.seq <= h.contiguous
+                     ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?",
                 )
                 .bind(room.as_str())
                 .bind(clamp_to_sql(cursor.created_at))
-                .bind(&cursor.id.as_bytes()[..])
+                .bind(&cursor.author.as_bytes()[..])
+                .bind(clamp_to_sql(cursor.seq))
                 .bind(i64::from(limit))
                 .fetch_all(&self.reader)
                 .await?
             }
             _ => {
                 sqlx::query_as(
-                    "SELECT id, raw, hops, received_at FROM messages
-                     WHERE room = ?
-                     ORDER BY created_at DESC, id DESC LIMIT ?",
+                    "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
+                     JOIN heads h ON h.chain = m.chain
+                     WHERE m.room = ? AND m.seq <= h.contiguous
+                     ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?",
                 )
                 .bind(room.as_str())
                 .bind(i64::from(limit))
@@ -148,9 +161,9 @@ impl Store {
 
     /// The direct messages between `me` and `with` (either way), a page as
     /// [`Store::history`] gives one: the latest `limit` before `before`,
-    /// oldest first. Walks the DM mailbox's history index and skips other
-    /// people's mail, so a page costs more where the mailbox carries much mail
-    /// for others.
+    /// oldest first, none above a gap in its author's chain. Walks the DM
+    /// mailbox's history index and skips other people's mail, so a page
+    /// costs more where the mailbox carries much mail for others.
     pub async fn dm_history(
         &self,
         me: &PeerId,
@@ -159,20 +172,23 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredMessage>> {
         // 2 is Kind::SealedDm (checked in rooms.rs's tests).
-        let (at, id) = match before {
-            Some(c) => (clamp_to_sql(c.created_at), c.id.as_bytes().to_vec()),
-            // After every message: the largest time, and an id above all ids.
-            None => (i64::MAX, vec![0xff; 33]),
+        let (at, author, seq) = match before {
+            Some(c) => (clamp_to_sql(c.created_at), c.author.as_bytes().to_vec(), clamp_to_sql(c.seq)),
+            // After every message: the largest time, and an author above all.
+            None => (i64::MAX, vec![0xff; 33], i64::MAX),
         };
         let rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT id, raw, hops, received_at FROM messages
-             WHERE room = ?1 AND kind = 2 AND (created_at, id) < (?2, ?3)
-               AND ((author = ?4 AND recipient = ?5) OR (author = ?5 AND recipient = ?4))
-             ORDER BY created_at DESC, id DESC LIMIT ?6",
+            "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
+             JOIN heads h ON h.chain = m.chain
+             WHERE m.room = ?1 AND m.kind = 2 AND (m.created_at, m.author, m.seq) < (?2, ?3, ?4)
+               AND ((m.author = ?5 AND m.recipient = ?6) OR (m.author = ?6 AND m.recipient = ?5))
+               AND m.seq <= h.contiguous
+             ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?7",
         )
         .bind(RoomId::DIRECT)
         .bind(at)
-        .bind(id)
+        .bind(author)
+        .bind(seq)
         .bind(&me.as_bytes()[..])
         .bind(&with.as_bytes()[..])
         .bind(i64::from(limit))

@@ -53,9 +53,10 @@ pub(crate) struct Candidate {
 
 /// Where a pass looks for what to delete, oldest first.
 pub(crate) enum Source {
-    /// The evictable messages of one room, by (created_at, id) through the
-    /// history index; only those created before `before`, if set (expiry).
-    Room { room: RoomId, before: Option<i64>, after: Option<(i64, Vec<u8>)> },
+    /// The evictable messages of one room, by (created_at, author, seq)
+    /// through the history index; only those created before `before`, if
+    /// set (expiry).
+    Room { room: RoomId, before: Option<i64>, after: Option<(i64, Vec<u8>, i64)> },
     /// The messages of one chain (an author in one room), lowest seq first
     /// through the position index: within one chain seq order is the
     /// author's own order of writing.
@@ -76,17 +77,19 @@ impl Source {
         type Row = (i64, i64, i64, i64, Vec<u8>, i64);
         let rows: Vec<Row> = match self {
             Source::Room { room, before, after } => {
-                let (at, id) = after.clone().unwrap_or((i64::MIN, Vec::new()));
+                // Before every author: an empty blob sorts below them all.
+                let (at, author, seq) = after.clone().unwrap_or((i64::MIN, Vec::new(), 0));
                 let sql = format!(
-                    "SELECT m.pk, m.id_prefix, m.created_at, length(m.raw), m.id, 0 FROM messages AS m
-                     WHERE m.room = ?1 AND (m.created_at, m.id) > (?2, ?3) AND m.created_at < ?4
+                    "SELECT m.pk, m.id_prefix, m.created_at, length(m.raw), m.author, m.seq FROM messages AS m
+                     WHERE m.room = ?1 AND (m.created_at, m.author, m.seq) > (?2, ?3, ?4) AND m.created_at < ?5
                        AND {EVICTABLE}
-                     ORDER BY m.created_at, m.id LIMIT ?5"
+                     ORDER BY m.created_at, m.author, m.seq LIMIT ?6"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(room.as_str())
                     .bind(at)
-                    .bind(id)
+                    .bind(author)
+                    .bind(seq)
                     .bind(before.unwrap_or(i64::MAX))
                     .bind(PAGE_ROWS)
                     .fetch_all(&store.reader)
@@ -106,9 +109,9 @@ impl Source {
                     .await?
             }
         };
-        if let Some((_, _, created_at, _, id, seq)) = rows.last() {
+        if let Some((_, _, created_at, _, author, seq)) = rows.last() {
             match self {
-                Source::Room { after, .. } => *after = Some((*created_at, id.clone())),
+                Source::Room { after, .. } => *after = Some((*created_at, author.clone(), *seq)),
                 Source::Chain { after_seq, .. } => *after_seq = *seq,
             }
         }

@@ -1,6 +1,7 @@
 //! Messages come back byte for byte, and history pages backwards through a
 //! room with cursors: newest page first, each page oldest first, no overlap,
-//! no gaps, even when many messages share a timestamp.
+//! no gaps, even when many messages share a timestamp; in the order the app
+//! shows, (created_at, author, seq); nothing above a gap in its chain.
 
 mod common;
 
@@ -44,7 +45,7 @@ async fn history_pages_backwards_without_overlap_or_gaps() {
     let mut all = Vec::new();
     for seq in 1..=42u64 {
         for (i, author) in authors.iter().enumerate() {
-            // Groups of messages share a timestamp, so the id tie-break matters.
+            // Groups of messages share a timestamp, so the tie-break matters.
             let created_at = 10_000 + (seq / 4) * 100;
             let env = text(author, &stage, seq, created_at, &format!("{i} says {seq}"));
             all.push(env.clone());
@@ -53,7 +54,7 @@ async fn history_pages_backwards_without_overlap_or_gaps() {
         // Noise in another room must never show up.
         store.insert(&text(&authors[0], &room("camp"), seq, 10_000, "elsewhere"), 1, 50_000, false).await.unwrap();
     }
-    all.sort_by_key(|e| (e.created_at(), e.id()));
+    all.sort_by_key(|e| (e.created_at(), e.author(), e.seq()));
 
     let mut pages: Vec<Vec<StoredMessage>> = Vec::new();
     let mut cursor = None;
@@ -107,4 +108,30 @@ async fn load_range_respects_the_byte_budget_but_always_makes_progress() {
     assert_eq!(one.len(), 1, "at least one message even over budget");
     assert!(store.load_range(&stage, &ana.peer_id(), 7, 7, 1 << 20, 0).await.unwrap().is_empty());
     assert!(store.load_range(&stage, &ana.peer_id(), 300, u64::MAX, 1 << 20, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn one_authors_messages_keep_their_order_and_none_shows_above_a_gap() {
+    let (_dir, store) = temp_store().await;
+    let ana = identity(1);
+    let stage = room("main-stage");
+    // One millisecond, five messages: their ids sort in some other order.
+    let same_ms: Vec<_> = (1..=5).map(|seq| text(&ana, &stage, seq, 7_000, &format!("burst {seq}"))).collect();
+    let mut by_id = same_ms.clone();
+    by_id.sort_by_key(|e| e.id());
+    assert_ne!(by_id, same_ms, "the ids alone would scramble them (else this test proves nothing)");
+    for e in &same_ms {
+        store.insert(e, 1, 8_000, false).await.unwrap();
+    }
+    // Seq 7 arrives before 6: it waits, as the node waits to deliver it.
+    let (six, seven) = (text(&ana, &stage, 6, 7_500, "six"), text(&ana, &stage, 7, 7_600, "seven"));
+    store.insert(&seven, 1, 8_000, false).await.unwrap();
+    let shown = |page: Vec<StoredMessage>| page.into_iter().map(|m| m.envelope.seq()).collect::<Vec<_>>();
+    assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5]);
+    // Paging from inside the burst goes on in seq order.
+    let from_four =
+        store.history(&stage, Some(StoredMessage::cursor(&store.get(&same_ms[3].id()).await.unwrap().unwrap())), 2);
+    assert_eq!(shown(from_four.await.unwrap()), vec![2, 3]);
+    store.insert(&six, 1, 8_000, false).await.unwrap();
+    assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5, 6, 7]);
 }

@@ -132,7 +132,7 @@ async fn sync_ingest_and_history_paging_meet_their_targets_at_a_million_messages
         // Half the queries open a room (no cursor), half scroll back.
         let cursor = (q % 2 == 1).then(|| {
             let e = &all[rng.gen_range(0..n)];
-            HistoryCursor { created_at: e.created_at(), id: e.id() }
+            HistoryCursor { created_at: e.created_at(), author: e.author(), seq: e.seq() }
         });
         let t = Instant::now();
         let page = store.history(room, cursor, 50).await.unwrap();

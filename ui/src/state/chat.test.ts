@@ -144,7 +144,7 @@ describe("chat state", () => {
   });
 
   it("keeps the messages shown when an older page fails", () => {
-    const s = run({ type: "page", key: "festival", messages: [msg()], next: { created_at: 1, id: "c" } }, { type: "page_start", key: "festival" }, { type: "page_failed", key: "festival", error: "busy" });
+    const s = run({ type: "page", key: "festival", messages: [msg()], next: { created_at: 1, author: "c", seq: 1 } }, { type: "page_start", key: "festival" }, { type: "page_failed", key: "festival", error: "busy" });
     expect(conversationMessages(s, "festival")).toHaveLength(1);
     expect(s.timelines["festival"]?.error).toBe("busy");
   });

@@ -385,9 +385,9 @@ pub fn exchange(room: &RoomId, a: &impl HeadSet, b: &impl HeadSet) -> Exchange {
     x.frames += 1;
     x.flights += 1;
     for turn in 0.. {
-        let (me, heads_to): (&dyn Fn(&[Part]) -> Answer, &mut Vec<Head>) =
-            if turn % 2 == 0 { (&|p| answer(b, p), &mut x.to_a) } else { (&|p| answer(a, p), &mut x.to_b) };
-        let ans = me(&parts);
+        // `b` answers first (what `a` sent), then `a`, and so on.
+        let (ans, heads_to) =
+            if turn % 2 == 0 { (answer(b, &parts), &mut x.to_a) } else { (answer(a, &parts), &mut x.to_b) };
         if ans.parts.is_empty() && ans.heads.is_empty() {
             break;
         }
