@@ -132,10 +132,10 @@ function fakeQr(): string {
 }
 
 function pageOf(all: MessageView[], before: HistoryCursor | null, limit: number): HistoryPage {
-  const end = before ? all.findIndex((m) => m.id === before.id) : all.length;
+  const end = before ? all.findIndex((m) => m.author === before.author && m.seq === before.seq) : all.length;
   const startIdx = Math.max(0, end - limit);
   const first = all[startIdx];
-  return { messages: all.slice(startIdx, end), next: startIdx > 0 && first ? { created_at: first.created_at, id: first.id } : null };
+  return { messages: all.slice(startIdx, end), next: startIdx > 0 && first ? { created_at: first.created_at, author: first.author, seq: first.seq } : null };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

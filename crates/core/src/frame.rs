@@ -210,6 +210,33 @@ impl Frame {
         bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == BATCH_TAG
     }
 
+    /// How urgent encoded frame `bytes` is, for a link's send queue (what
+    /// waits for room in the transport goes most urgent first; any order
+    /// converges): requests, announcements and the rest of the control
+    /// traffic first; then a sender's own new messages (a push whose `hops`
+    /// is one) and DMs; then the room traffic it passes on; sync batches last.
+    /// Reads the tag and, for a push, its hops and the envelope's room (its
+    /// fields before the room: version, 32-byte author, seq varint). What
+    /// does not parse is room traffic.
+    pub fn priority(bytes: &[u8]) -> Priority {
+        const PUSH_TAG: u8 = 5;
+        const SUMMARY_TAG: u8 = 1;
+        const PROOF_TAG: u8 = 10;
+        match bytes.get(1).copied() {
+            _ if Frame::is_batch(bytes) => Priority::Bulk,
+            Some(SUMMARY_TAG | PROOF_TAG) => Priority::Room,
+            Some(PUSH_TAG) => {
+                let own = bytes.get(2) == Some(&1);
+                if own || push_room(bytes) == Some(crate::ids::RoomId::DIRECT.as_bytes()) {
+                    Priority::Direct
+                } else {
+                    Priority::Room
+                }
+            }
+            _ => Priority::Control,
+        }
+    }
+
     /// Whether encoded frame `bytes` is a `Hello`, by its version and tag
     /// only (see [`Frame::is_batch`]): a relay limits them per connection
     /// before decoding.
@@ -325,6 +352,44 @@ impl Frame {
             Frame::Recon(_) => "recon",
         }
     }
+}
+
+/// A link's send queue's classes, most urgent first ([`Frame::priority`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Control = 0,
+    /// Own new messages and DMs.
+    Direct = 1,
+    /// Others' room messages passed on.
+    Room = 2,
+    /// Sync batches.
+    Bulk = 3,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Priority::Control, Priority::Direct, Priority::Room, Priority::Bulk];
+}
+
+/// The room name of an encoded `Push` frame's envelope: after the version
+/// byte, tag and hops, the envelope's length varint, then the envelope's
+/// version, author and seq varint.
+fn push_room(bytes: &[u8]) -> Option<&[u8]> {
+    fn varint(b: &[u8]) -> Option<(u64, usize)> {
+        let mut v = 0u64;
+        for (i, byte) in b.iter().enumerate().take(10) {
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some((v, i + 1));
+            }
+        }
+        None
+    }
+    let (_, len_bytes) = varint(bytes.get(3..)?)?;
+    let env = bytes.get(3 + len_bytes..)?;
+    let (_, seq_bytes) = varint(env.get(33..)?)?;
+    let at = 33 + seq_bytes;
+    let (room_len, n) = varint(env.get(at..)?)?;
+    env.get(at + n..at + n + usize::try_from(room_len).ok()?)
 }
 
 fn check_hops(item: &Item) -> Result<(), FrameError> {

@@ -215,3 +215,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn priorities_put_control_then_own_and_dms_then_room_traffic_then_batches() {
+    use festival_core::frame::Priority;
+    let me = common::identity(1);
+    let room_msg = common::text(&me, "main-stage", 3, "see you there");
+    let push = |hops, env: &SignedEnvelope| Frame::Push(Item { hops, envelope: env.bytes().to_vec() }).encode();
+    assert_eq!(Frame::priority(&push(1, &room_msg)), Priority::Direct, "our own message");
+    assert_eq!(Frame::priority(&push(4, &room_msg)), Priority::Room, "someone else's, passed on");
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(3);
+    let sealed = festival_core::body::seal_dm(&me, &common::identity(2).peer_id(), "hi", &mut rng).unwrap();
+    let body = Body::SealedDm(sealed).encode();
+    let dm =
+        SignedEnvelope::sign(&me, Draft { seq: 1, room: RoomId::direct(), kind: Kind::SealedDm, created_at: 5, body })
+            .unwrap();
+    assert_eq!(Frame::priority(&push(6, &dm)), Priority::Direct, "a DM, however far it came");
+    // A seq of many varint bytes, and a room named like the DM room's prefix.
+    let long_seq = common::text(&me, "dmz", 1 << 40, "not a dm");
+    assert_eq!(Frame::priority(&push(2, &long_seq)), Priority::Room);
+    let want = Frame::Want(Want { room: RoomId::festival(), author: me.peer_id(), from: 1, to: 2 }).encode();
+    assert_eq!(Frame::priority(&want), Priority::Control);
+    assert_eq!(Frame::priority(&Frame::Batch { items: vec![] }.encode()), Priority::Bulk);
+    assert_eq!(Frame::priority(&[1, 5, 3]), Priority::Room, "a push that does not parse");
+    assert!(Priority::Control < Priority::Direct && Priority::Room < Priority::Bulk);
+}

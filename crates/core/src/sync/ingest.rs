@@ -174,8 +174,11 @@ impl Node {
         if local {
             self.unsent.insert(id);
         }
+        if p.live {
+            self.crowd_count(now);
+        }
         if p.live && (local || self.limits.relay_for_others) {
-            self.forward(&env, p.hops, p.from, out);
+            self.forward(&env, p.hops, p.from, now, out);
         } else if !p.live {
             self.announce.insert(room_id.clone());
             self.announce_due.get_or_insert(now + self.cfg.graft_timeout_ms);
@@ -190,8 +193,9 @@ impl Node {
         }
     }
 
-    /// Push along the room's tree, announce to the rest.
-    fn forward(&mut self, env: &SignedEnvelope, hops: u8, from: Option<LinkId>, out: &mut Vec<Output>) {
+    /// Push along the room's tree, announce to the rest (see `crowd` for
+    /// what a busy crowd and an author over its budget change).
+    fn forward(&mut self, env: &SignedEnvelope, hops: u8, from: Option<LinkId>, now: Millis, out: &mut Vec<Output>) {
         let room_id = env.room().clone();
         let Some(room) = self.rooms.get(&room_id) else { return };
         let next_hops = hops.saturating_add(1);
@@ -202,6 +206,11 @@ impl Node {
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
             lazy.append(&mut eager);
+        } else if !eager.is_empty() && !self.push_budget(env.author(), now) {
+            // Its author is over its push budget: announced only, to every
+            // link (those that lack it graft it, paced by their asking).
+            lazy.append(&mut eager);
+            self.stats.held_back += 1;
         }
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
@@ -216,10 +225,7 @@ impl Node {
         }
         if !lazy.is_empty() {
             let r = MsgRef { room: room_id, author: env.author(), seq: env.seq(), id: env.id() };
-            let ihave = Frame::IHave { refs: vec![r] }.encode();
-            for link in lazy {
-                out.push(Output::Send { link, bytes: ihave.clone() });
-            }
+            self.announce_to(lazy, r, now, out);
         }
     }
 

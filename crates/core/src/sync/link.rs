@@ -120,6 +120,7 @@ impl Node {
         for m in self.missing.values_mut() {
             m.announcers.retain(|l| *l != link);
         }
+        self.crowd.waiting.remove(&link);
     }
 
     /// Count a refusal against the link's peer; report it with the link's

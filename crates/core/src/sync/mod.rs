@@ -50,6 +50,7 @@
 //!   outputs with: persists committed together, the rest in order.
 
 pub mod caps;
+mod crowd;
 pub mod drain;
 mod ingest;
 mod link;
@@ -177,6 +178,16 @@ pub struct Config {
     /// (besides the festival room and DMs): what a relay does, whose rooms
     /// are the sum of everyone's and would not fit in one hello.
     pub hello_shared_only: bool,
+    /// Live messages taken per second at which the crowd around us is
+    /// busy (`crowd`): announcements then go to fewer links, batched.
+    pub busy_messages_per_sec: u64,
+    /// Busy: lazy links each message is announced to.
+    pub busy_lazy_fanout: usize,
+    /// Busy: announcements wait this long to go as one frame per link.
+    pub busy_announce_ms: u64,
+    /// Pushes per second of one author's messages, and the burst; beyond
+    /// it they are only announced (own messages are always pushed).
+    pub author_push_rate: (u32, u32),
 }
 
 impl Default for Config {
@@ -200,6 +211,12 @@ impl Default for Config {
             recent_ids: 65_536,
             message_lifetime_ms: DEFAULT_MESSAGE_LIFETIME_MS,
             hello_shared_only: false,
+            busy_messages_per_sec: 20,
+            busy_lazy_fanout: 2,
+            busy_announce_ms: 100,
+            // A person types a few messages a minute; a burst of ten
+            // covers a quick exchange.
+            author_push_rate: (2, 10),
         }
     }
 }
@@ -434,6 +451,8 @@ pub struct Node {
     /// Rooms whose holdings changed through sync: tell the neighbours.
     announce: BTreeSet<RoomId>,
     announce_due: Option<Millis>,
+    /// Density and per-sender budgets (`crowd`).
+    crowd: crowd::Crowd,
     next_sync: Millis,
     /// The next tree beacon (`tree`).
     tree_due: Millis,
@@ -482,6 +501,7 @@ impl Node {
             receipts_due: None,
             announce: BTreeSet::new(),
             announce_due: None,
+            crowd: crowd::Crowd::new(now),
             next_sync: now + limits.sync_interval_ms,
             tree_due: now + TREE_BEACON_MS,
             last_created_at: 0,
@@ -713,7 +733,7 @@ impl Node {
                 t = t.min(l.serve.ready_at(next.max_bytes as u64));
             }
         }
-        for d in [self.receipts_due, self.announce_due, self.timers_due].into_iter().flatten() {
+        for d in [self.receipts_due, self.announce_due, self.timers_due, self.crowd.due].into_iter().flatten() {
             t = t.min(d);
         }
         Some(t)

@@ -110,6 +110,9 @@ pub struct Stats {
     pub equivocations: u64,
     /// Seqs given up on because no peer could serve them any more.
     pub skipped: u64,
+    /// Messages of others announced only, not pushed: their author was
+    /// over its push budget (`crowd`).
+    pub held_back: u64,
 }
 
 impl PeerCounters {

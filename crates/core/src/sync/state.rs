@@ -504,6 +504,9 @@ impl<K: Ord + Clone, V> BoundedMap<K, V> {
     pub fn get(&self, k: &K) -> Option<&V> {
         self.map.get(k)
     }
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.get_mut(k)
+    }
 }
 
 #[cfg(test)]

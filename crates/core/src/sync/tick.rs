@@ -25,6 +25,9 @@ impl Node {
         if self.receipts_due.is_some_and(|t| t <= now) {
             self.flush_receipts(out);
         }
+        if self.crowd.due.is_some_and(|t| t <= now) {
+            self.flush_announcements(out);
+        }
         if self.announce_due.is_some_and(|t| t <= now) {
             self.announce_due = None;
             let rooms: Vec<RoomId> = std::mem::take(&mut self.announce).into_iter().collect();

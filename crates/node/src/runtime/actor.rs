@@ -22,6 +22,7 @@ use super::events::{DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, Rel
 use super::handle::NodeError;
 use super::paths::{median, Paths, RelayPath};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
+use super::sendq::{Admit, SendQueue};
 use super::signal_io::{self, SignalEvent};
 use super::status;
 use crate::clock::now_ms;
@@ -43,10 +44,6 @@ const MAX_INBOUND_SIGNALING: usize = 64;
 /// Inbound signaling connections at once from one address: one host cannot
 /// take every slot.
 const MAX_INBOUND_PER_SOURCE: usize = 8;
-/// Frames queued per link while its send buffer is full, in each of its two
-/// queues (live frames, sync batches: ~16 MiB each at worst); beyond it
-/// frames are dropped and sync repairs the loss.
-const MAX_QUEUED_FRAMES: usize = 64;
 /// How long the names (verified marks, lookalike flags) shown with messages
 /// may be stale: they are reloaded at most this often while messages flow.
 const NAMES_FRESH: Duration = Duration::from_secs(2);
@@ -96,10 +93,8 @@ struct Conn {
     /// Signaled through the relay: an upgrade from the relay path.
     upgrade: bool,
     open: bool,
-    /// Frames waiting for room in the send buffer: everything but sync
-    /// batches, which wait in `bulk` and go only when this is empty.
-    queue: VecDeque<Vec<u8>>,
-    bulk: VecDeque<Vec<u8>>,
+    /// Frames waiting for room in the send buffer, most urgent first.
+    queue: SendQueue,
 }
 
 /// The relay side of the actor: the client, its session as a core link,
@@ -781,15 +776,7 @@ impl Actor {
             sdp,
         }
         .sign(self.identity());
-        let c = Conn {
-            link,
-            peer,
-            nonce: Some(nonce),
-            upgrade,
-            open: false,
-            queue: VecDeque::new(),
-            bulk: VecDeque::new(),
-        };
+        let c = Conn { link, peer, nonce: Some(nonce), upgrade, open: false, queue: SendQueue::default() };
         self.add_conn(conn, c);
         self.paths.dialed(upgrade);
         if upgrade {
@@ -901,15 +888,7 @@ impl Actor {
         let conn = self.new_conn();
         match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
             Ok(sdp) => {
-                let c = Conn {
-                    link,
-                    peer,
-                    nonce: None,
-                    upgrade: false,
-                    open: false,
-                    queue: VecDeque::new(),
-                    bulk: VecDeque::new(),
-                };
+                let c = Conn { link, peer, nonce: None, upgrade: false, open: false, queue: SendQueue::default() };
                 self.add_conn(conn, c);
                 Answer { version: SIGNAL_VERSION, from: self.me, to: peer, nonce: offer.nonce, sdp }
                     .sign(self.identity())
@@ -975,44 +954,38 @@ impl Actor {
     }
 
     /// Send a frame on a direct link, or queue it while the link's send
-    /// buffer is full. Sync batches queue behind everything else: a new
-    /// message, a want or an announcement never waits behind megabytes of
-    /// catch-up (a flood of others' mail, say) queued before it.
+    /// buffer is full, by urgency (`sendq`): a DM or a new message of ours
+    /// never waits behind the crowd's messages, nor anything behind
+    /// megabytes of catch-up (a flood of others' mail, say).
     fn send_conn(&mut self, conn: ConnId, bytes: Vec<u8>) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        let bulk = festival_core::Frame::is_batch(&bytes);
-        let behind = c.queue.len() + if bulk { c.bulk.len() } else { 0 };
-        if behind == 0 {
-            match self.endpoint.send(conn, &bytes) {
+        let admitted = match c.queue.admit(&bytes) {
+            Admit::SendNow => match self.endpoint.send(conn, &bytes) {
                 Ok(()) => return,
-                Err(webrtc::SendError::Full { .. }) => {}
+                Err(webrtc::SendError::Full { .. }) => c.queue.enqueue(bytes),
                 Err(e) => {
                     tracing::debug!(%conn, error = %e, "frame not sent");
                     return;
                 }
-            }
+            },
+            other => other,
+        };
+        if admitted == Admit::Dropped {
+            tracing::warn!(%conn, "send queue full; frame dropped (sync will repair)");
         }
-        let queue = if bulk { &mut c.bulk } else { &mut c.queue };
-        if queue.len() >= MAX_QUEUED_FRAMES {
-            tracing::warn!(%conn, bulk, "send queue full; frame dropped (sync will repair)");
-            return;
-        }
-        queue.push_back(bytes);
     }
 
-    /// The send buffer has room again: live frames first, then batches.
+    /// The send buffer has room again: the most urgent frames first.
     fn flush(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        for queue in [&mut c.queue, &mut c.bulk] {
-            while let Some(bytes) = queue.front() {
-                match self.endpoint.send(conn, bytes) {
-                    Ok(()) => {
-                        queue.pop_front();
-                    }
-                    Err(webrtc::SendError::Full { .. }) => return,
-                    Err(_) => {
-                        queue.pop_front();
-                    }
+        while let Some(bytes) = c.queue.front() {
+            match self.endpoint.send(conn, bytes) {
+                Ok(()) => {
+                    c.queue.pop_front();
+                }
+                Err(webrtc::SendError::Full { .. }) => return,
+                Err(_) => {
+                    c.queue.pop_front();
                 }
             }
         }

@@ -17,6 +17,7 @@ pub mod events;
 mod handle;
 mod paths;
 mod relay_route;
+mod sendq;
 mod signal_io;
 mod status;
 

@@ -1,0 +1,134 @@
+//! Crowd density: what a node pushes and announces when the crowd around it
+//! is busy, and how much of the live path one sender may take.
+//!
+//! At a festival the failure to avoid is a busy channel that every node
+//! makes busier (Meshtastic's at Hamvention: every packet rebroadcast until
+//! the air was full). Here pushes follow a tree, so each node sends each
+//! message to few links already; what grows with the crowd is the rest:
+//!
+//! - **Announcements.** Each message is announced (`IHave`) to every lazy
+//!   link, one frame per message per link. A node counts the live messages
+//!   it takes each second; at [`Config::busy_messages_per_sec`] or more it
+//!   is *busy*: it announces each message to at most
+//!   [`Config::busy_lazy_fanout`] lazy links (drawn at random, so that the
+//!   announcements of a room spread over all of them) and sends them as one
+//!   `IHave` per link every [`Config::busy_announce_ms`]. Pushes along the
+//!   tree are unchanged, and what an announcement no longer reaches, the
+//!   next reconciliation does.
+//! - **Per-sender budgets.** Each author's messages are pushed on at most
+//!   [`Config::author_push_rate`] a second (with a burst); beyond that they
+//!   are stored, delivered and announced like any other, but only
+//!   announced: a sender that floods gets its own messages slowed, not the
+//!   crowd's airtime. Own messages are never held back. Budgets are kept for
+//!   at most [`caps::MAX_PUSH_BUDGETS`] authors (the oldest forgotten).
+//!
+//! Priorities between classes of frames (own messages and DMs before room
+//! traffic, catch-up last) are the transport's: a link's send queue orders
+//! by [`crate::frame::Frame::priority`].
+//!
+//! [`Config::busy_messages_per_sec`]: super::Config::busy_messages_per_sec
+//! [`Config::busy_lazy_fanout`]: super::Config::busy_lazy_fanout
+//! [`Config::busy_announce_ms`]: super::Config::busy_announce_ms
+//! [`Config::author_push_rate`]: super::Config::author_push_rate
+
+use std::collections::BTreeMap;
+
+use crate::frame::{Frame, MsgRef, MAX_REFS};
+use crate::ids::{LinkId, PeerId};
+
+use super::caps;
+use super::state::{BoundedMap, TokenBucket};
+use super::{Millis, Node, Output};
+
+/// The length of one counting window.
+const WINDOW_MS: Millis = 1_000;
+
+pub(crate) struct Crowd {
+    window_start: Millis,
+    /// Live messages taken in the current window.
+    count: u64,
+    /// Busy as of the last full window.
+    pub busy: bool,
+    budgets: BoundedMap<PeerId, TokenBucket>,
+    /// Announcements waiting, per link (busy only), each link's list at
+    /// most [`MAX_REFS`] long.
+    pub waiting: BTreeMap<LinkId, Vec<MsgRef>>,
+    pub due: Option<Millis>,
+}
+
+impl Crowd {
+    pub fn new(now: Millis) -> Self {
+        Crowd {
+            window_start: now,
+            count: 0,
+            busy: false,
+            budgets: BoundedMap::new(caps::MAX_PUSH_BUDGETS),
+            waiting: BTreeMap::new(),
+            due: None,
+        }
+    }
+}
+
+impl Node {
+    /// Count one live message taken; roll the window.
+    pub(super) fn crowd_count(&mut self, now: Millis) {
+        let c = &mut self.crowd;
+        if now >= c.window_start + WINDOW_MS {
+            // A window with nothing in between counts as quiet.
+            let full = now < c.window_start + 2 * WINDOW_MS;
+            c.busy = full && c.count >= self.cfg.busy_messages_per_sec;
+            c.window_start = now;
+            c.count = 0;
+        }
+        c.count += 1;
+    }
+
+    /// Whether `author`'s next message may be pushed (takes from its budget).
+    pub(super) fn push_budget(&mut self, author: PeerId, now: Millis) -> bool {
+        if author == self.my_id {
+            return true;
+        }
+        let (rate, burst) = self.cfg.author_push_rate;
+        if self.crowd.budgets.get(&author).is_none() {
+            self.crowd.budgets.insert(author, TokenBucket::new(rate, burst, now));
+        }
+        self.crowd.budgets.get_mut(&author).is_some_and(|b| b.take(now))
+    }
+
+    /// Announce `r` to `lazy`: at once to each, or (busy) to a few of them,
+    /// batched.
+    pub(super) fn announce_to(&mut self, mut lazy: Vec<LinkId>, r: MsgRef, now: Millis, out: &mut Vec<Output>) {
+        if !self.crowd.busy {
+            let ihave = Frame::IHave { refs: vec![r] }.encode();
+            for link in lazy {
+                out.push(Output::Send { link, bytes: ihave.clone() });
+            }
+            return;
+        }
+        // A partial Fisher-Yates draw of `busy_lazy_fanout` links.
+        let k = self.cfg.busy_lazy_fanout.min(lazy.len());
+        for i in 0..k {
+            let j = i + (rand_core::RngCore::next_u32(&mut self.rng) as usize) % (lazy.len() - i);
+            lazy.swap(i, j);
+        }
+        for link in lazy.into_iter().take(k) {
+            let refs = self.crowd.waiting.entry(link).or_default();
+            refs.push(r.clone());
+            if refs.len() >= MAX_REFS {
+                let refs = std::mem::take(refs);
+                self.send_frame(link, &Frame::IHave { refs }, out);
+            }
+        }
+        self.crowd.due.get_or_insert(now + self.cfg.busy_announce_ms);
+    }
+
+    /// Send the announcements that waited.
+    pub(super) fn flush_announcements(&mut self, out: &mut Vec<Output>) {
+        self.crowd.due = None;
+        for (link, refs) in std::mem::take(&mut self.crowd.waiting) {
+            if !refs.is_empty() && self.links.contains_key(&link) {
+                self.send_frame(link, &Frame::IHave { refs }, out);
+            }
+        }
+    }
+}
