@@ -214,17 +214,23 @@ impl Frame {
     /// waits for room in the transport goes most urgent first; any order
     /// converges): requests, announcements and the rest of the control
     /// traffic first; then a sender's own new messages (a push whose `hops`
-    /// is one) and DMs; then the room traffic it passes on; sync batches last.
+    /// is one) and DMs; then the room traffic it passes on, with summaries,
+    /// digests and reconciliation; sync batches last.
     /// Reads the tag and, for a push, its hops and the envelope's room (its
     /// fields before the room: version, 32-byte author, seq varint). What
     /// does not parse is room traffic.
     pub fn priority(bytes: &[u8]) -> Priority {
         const PUSH_TAG: u8 = 5;
         const SUMMARY_TAG: u8 = 1;
+        const DIGEST_TAG: u8 = 2;
         const PROOF_TAG: u8 = 10;
+        const RECON_TAG: u8 = 12;
         match bytes.get(1).copied() {
             _ if Frame::is_batch(bytes) => Priority::Bulk,
-            Some(SUMMARY_TAG | PROOF_TAG) => Priority::Room,
+            // Summaries and what follows them in the same round (a digest
+            // compared with the view the summary updates, a reconciliation
+            // after a delta) keep their order: one class.
+            Some(SUMMARY_TAG | DIGEST_TAG | RECON_TAG | PROOF_TAG) => Priority::Room,
             Some(PUSH_TAG) => {
                 let own = bytes.get(2) == Some(&1);
                 if own || push_room(bytes) == Some(crate::ids::RoomId::DIRECT.as_bytes()) {
@@ -321,6 +327,12 @@ impl Frame {
                 at_most("parts", r.parts.len(), crate::sync::recon::MAX_PARTS)?;
                 if !r.parts.iter().all(crate::sync::recon::Part::valid) {
                     return Err(FrameError::OutOfRange("recon part"));
+                }
+                // Each part about its own node: no node under another (an
+                // honest exchange never names one twice), so answering one
+                // frame reads each head a bounded number of times.
+                if !crate::sync::recon::disjoint(r.parts.iter().map(crate::sync::recon::Part::node)) {
+                    return Err(FrameError::OutOfRange("recon nodes overlap"));
                 }
                 Ok(())
             }

@@ -75,24 +75,41 @@ fn frame() -> impl Strategy<Value = Frame> {
                 Frame::Tree(TreeAdvert { room, root: PeerId::from_bytes(root), powered, epoch, depth, parent })
             }
         ),
-        (room(), prop::collection::vec(part(), 0..20)).prop_map(|(room, parts)| Frame::Recon(Recon { room, parts })),
+        (
+            room(),
+            node().prop_filter("not the deepest", |n| n.depth < 16),
+            prop::collection::btree_set(0usize..16, 0..16)
+        )
+            .prop_flat_map(|(room, base, children)| {
+                // Parts about distinct children of one node: disjoint.
+                let parts: Vec<_> = children.into_iter().map(|i| part_at(base.child(i))).collect();
+                (Just(room), parts)
+            })
+            .prop_map(|(room, parts)| Frame::Recon(Recon { room, parts })),
     ]
 }
 
-fn part() -> impl Strategy<Value = Part> {
-    let node = (0u8..=16, any::<u64>()).prop_map(|(depth, path)| Node {
+fn node() -> impl Strategy<Value = Node> {
+    (0u8..=16, any::<u64>()).prop_map(|(depth, path)| Node {
         depth,
         path: if depth == 16 { path } else { path & ((1 << (4 * depth)) - 1) },
-    });
+    })
+}
+
+fn part_at(node: Node) -> BoxedStrategy<Part> {
     let shorts = prop::collection::vec(any::<[u8; 8]>(), 0..=64);
-    prop_oneof![
-        (node.clone(), any::<[u8; 8]>()).prop_map(|(node, fp)| Part::Fingerprint { node, fp }),
-        (node.clone().prop_filter("not the deepest", |n| n.depth < 16), any::<u16>(), any::<[u8; 8]>()).prop_map(
-            |(node, present, fp)| Part::Split { node, present, fps: vec![fp; present.count_ones() as usize] }
-        ),
-        (node.clone(), shorts.clone()).prop_map(|(node, hashes)| Part::Hashes { node, hashes }),
-        (node, shorts).prop_map(|(node, hashes)| Part::Need { node, hashes }),
-    ]
+    let fingerprint = any::<[u8; 8]>().prop_map(move |fp| Part::Fingerprint { node, fp });
+    let hashes = shorts.clone().prop_map(move |hashes| Part::Hashes { node, hashes });
+    let need = shorts.prop_map(move |hashes| Part::Need { node, hashes });
+    if node.depth == 16 {
+        return prop_oneof![fingerprint, hashes, need].boxed();
+    }
+    let split = (any::<u16>(), any::<[u8; 8]>()).prop_map(move |(present, fp)| Part::Split {
+        node,
+        present,
+        fps: vec![fp; present.count_ones() as usize],
+    });
+    prop_oneof![fingerprint, split, hashes, need].boxed()
 }
 
 #[test]

@@ -63,3 +63,22 @@ fn an_author_over_its_push_budget_is_announced_not_pushed() {
     }
     assert_eq!(pushes_and_refs(&h, 2, from).0, 2);
 }
+
+#[test]
+fn a_push_that_came_with_hops_0_goes_on_as_room_traffic_not_as_our_own() {
+    let (source, listener, author) = (common::identity(1), common::identity(2), common::identity(10));
+    let mut h = Harness::new(9, vec![]);
+    h.link(1, &source);
+    h.link(2, &listener);
+    let env = common::text(&author, "festival", 1, "hops zero");
+    let from = h.sent.len();
+    h.frame(1, Frame::Push(festival_core::frame::Item { hops: 0, envelope: env.bytes().to_vec() }).encode());
+    let hops: Vec<u8> = h.sent[from..]
+        .iter()
+        .filter_map(|(l, f)| match f {
+            Frame::Push(i) if *l == LinkId(2) => Some(i.hops),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hops, vec![2], "forwarded as if it had crossed one link");
+}

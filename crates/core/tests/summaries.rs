@@ -189,3 +189,71 @@ fn protocol_4_nodes_that_differ_reconcile_what_differs() {
     assert!(summaries <= 2 * 15 + 4, "{summaries} heads in summaries");
     assert!(ab + ba <= 6_000, "{ab} + {ba} bytes");
 }
+
+#[test]
+fn reconciliation_that_asks_faster_than_we_answer_is_refused_but_is_no_fault() {
+    use festival_core::frame::Recon;
+    use festival_core::sync::recon::{self, Node, Part};
+    let authors: Vec<_> = (0..500).map(|i| common::identity(1_000 + i)).collect();
+    let envs: Vec<_> = authors.iter().map(|a| common::text(a, "festival", 1, "hi")).collect();
+    let (bringer, greedy) = (common::identity(50), common::identity(51));
+    let mut h = Harness::new(1, vec![]);
+    h.link(9, &bringer);
+    for chunk in envs.chunks(100) {
+        h.frame(9, common::batch(chunk));
+    }
+    h.link(2, &greedy);
+    // "I hold nothing": the answer is every head (~36 KB). Again and again.
+    let everything = Frame::Recon(Recon {
+        room: RoomId::festival(),
+        parts: vec![Part::Fingerprint { node: Node::ROOT, fp: recon::empty() }],
+    })
+    .encode();
+    let from = h.sent.len();
+    for _ in 0..400 {
+        h.frame(2, everything.clone());
+    }
+    let sent: usize =
+        h.sent[from..].iter().filter(|(l, _)| *l == LinkId(2)).map(|(_, f)| f.encode().len()).sum::<usize>();
+    let burst = festival_core::sync::caps::SERVE_BYTES_BURST as usize;
+    assert!(sent > burst / 2 && sent < burst + 64 * 1024, "answered {sent} bytes against a burst of {burst}");
+    assert!(h.rejected_by(&greedy, "recon_busy") > 0);
+    assert!(!h.misbehaving.contains(&LinkId(2)), "an eager asker is not dropped for it");
+    // A second later the budget has refilled enough for another answer.
+    h.now += 1_000;
+    let from = h.sent.len();
+    h.frame(2, everything);
+    assert!(h.sent[from..].iter().any(|(l, f)| *l == LinkId(2) && matches!(f, Frame::Summary(_))));
+}
+
+#[test]
+fn a_head_whose_tip_we_no_longer_know_takes_the_peers_and_then_agrees() {
+    use festival_core::policy::PowerState;
+    use festival_core::sync::{Config, Node, Snapshot, SnapshotHead};
+    let author = common::identity(100).peer_id();
+    let tip = MessageId::from_bytes([7; 32]);
+    // Restarted after evicting the author's last message: marks, no tip.
+    let snapshot = Snapshot {
+        heads: vec![SnapshotHead { room: RoomId::festival(), author, contiguous: 4, max: 4, tip: None }],
+        ..Snapshot::default()
+    };
+    let mut h = Harness::new(1, vec![]);
+    h.node = Node::new(common::identity(1), Config::default(), snapshot, PowerState::Mains, common::NOW);
+    let peer = common::identity(2);
+    h.link(1, &peer);
+    let head = Head { author, contiguous: 4, max: 4, tip };
+    h.frame(1, Frame::Summary(Summary { room: RoomId::festival(), heads: vec![head], reply: false }).encode());
+    // Our next delta tells the peer's tip back: our heads now agree.
+    h.link(2, &common::identity(3));
+    let from = sync_round(&mut h);
+    let told: Vec<Head> = h.sent[from..]
+        .iter()
+        .filter_map(|(l, f)| match f {
+            Frame::Summary(s) if *l == LinkId(1) => Some(s.heads.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|h| h.author == author)
+        .collect();
+    assert_eq!(told, vec![head]);
+}

@@ -86,7 +86,7 @@ pub use ingest::Inserted;
 pub use open::{OpenError, Store, FESTIVAL_APPLICATION_ID};
 pub use outbox::{OutboxRow, OutboxState};
 pub use peers::PeerRecord;
-pub use read::{HistoryCursor, StoredMessage};
+pub use read::{HistoryCursor, StoredMessage, GAP_WAIT_MS};
 pub use rooms::RoomRecord;
 pub use usage::{Usage, ROW_OVERHEAD_BYTES};
 pub use victims::STEP_ROWS;

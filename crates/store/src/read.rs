@@ -53,6 +53,10 @@ pub struct HistoryCursor {
 /// (a few dozen small messages) still takes a single query.
 const RANGE_CHUNK: i64 = 64;
 
+/// How long history leaves out a message held above a gap in its chain:
+/// ten minutes, then it is shown anyway. Written into the queries.
+pub const GAP_WAIT_MS: u64 = 600_000;
+
 /// `id, raw, hops, received_at`, the columns every message query selects.
 type MessageRow = (Vec<u8>, Vec<u8>, i64, i64);
 
@@ -112,8 +116,11 @@ impl Store {
     /// Pass the first message's [`StoredMessage::cursor`] to get the page
     /// before it. A message held above a gap in its author's chain is left
     /// out until the gap fills (or is given up on), as the node delivers it
-    /// only then: a later message is never shown before an earlier one of
-    /// the same author that is still on its way.
+    /// only then: a later message is not shown before an earlier one of the
+    /// same author that is still on its way. It waits at most
+    /// [`GAP_WAIT_MS`] after it arrived (by this device's clock): a gap
+    /// nobody around can fill does not hide the rest of a chain for the
+    /// whole festival.
     pub async fn history(
         &self,
         room: &RoomId,
@@ -130,7 +137,7 @@ impl Store {
                 sqlx::query_as(
                     "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
                      JOIN heads h ON h.chain = m.chain
-                     WHERE m.room = ? AND (m.created_at, m.author, m.seq) < (?, ?, ?) AND m.seq <= h.contiguous
+                     WHERE m.room = ? AND (m.created_at, m.author, m.seq) < (?, ?, ?) AND (m.seq <= h.contiguous OR m.received_at <= (strftime('%s', 'now') * 1000 - 600000))
                      ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?",
                 )
                 .bind(room.as_str())
@@ -145,7 +152,7 @@ impl Store {
                 sqlx::query_as(
                     "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
                      JOIN heads h ON h.chain = m.chain
-                     WHERE m.room = ? AND m.seq <= h.contiguous
+                     WHERE m.room = ? AND (m.seq <= h.contiguous OR m.received_at <= (strftime('%s', 'now') * 1000 - 600000))
                      ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?",
                 )
                 .bind(room.as_str())
@@ -182,7 +189,7 @@ impl Store {
              JOIN heads h ON h.chain = m.chain
              WHERE m.room = ?1 AND m.kind = 2 AND (m.created_at, m.author, m.seq) < (?2, ?3, ?4)
                AND ((m.author = ?5 AND m.recipient = ?6) OR (m.author = ?6 AND m.recipient = ?5))
-               AND m.seq <= h.contiguous
+               AND (m.seq <= h.contiguous OR m.received_at <= (strftime('%s', 'now') * 1000 - 600000))
              ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?7",
         )
         .bind(RoomId::DIRECT)
@@ -248,5 +255,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_queries_wait_for_a_gap_as_long_as_the_constant_says() {
+        let source = include_str!("read.rs");
+        let written = format!("* 1000 - {})", super::GAP_WAIT_MS);
+        assert_eq!(source.matches(&written).count(), 3, "history, its first page, DM history");
     }
 }

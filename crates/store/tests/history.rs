@@ -111,7 +111,7 @@ async fn load_range_respects_the_byte_budget_but_always_makes_progress() {
 }
 
 #[tokio::test]
-async fn one_authors_messages_keep_their_order_and_none_shows_above_a_gap() {
+async fn one_authors_messages_keep_their_order_and_none_shows_above_a_gap_for_long() {
     let (_dir, store) = temp_store().await;
     let ana = identity(1);
     let stage = room("main-stage");
@@ -125,13 +125,18 @@ async fn one_authors_messages_keep_their_order_and_none_shows_above_a_gap() {
     }
     // Seq 7 arrives before 6: it waits, as the node waits to deliver it.
     let (six, seven) = (text(&ana, &stage, 6, 7_500, "six"), text(&ana, &stage, 7, 7_600, "seven"));
-    store.insert(&seven, 1, 8_000, false).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    store.insert(&seven, 1, now, false).await.unwrap();
+    // Bo's seq 3 came above a gap eleven minutes ago: shown, gap or not.
+    let bo = identity(2);
+    let late = text(&bo, &stage, 3, 7_700, "bo three");
+    store.insert(&late, 1, now - festival_store::GAP_WAIT_MS - 60_000, false).await.unwrap();
     let shown = |page: Vec<StoredMessage>| page.into_iter().map(|m| m.envelope.seq()).collect::<Vec<_>>();
-    assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5]);
+    assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5, 3]);
     // Paging from inside the burst goes on in seq order.
     let from_four =
         store.history(&stage, Some(StoredMessage::cursor(&store.get(&same_ms[3].id()).await.unwrap().unwrap())), 2);
     assert_eq!(shown(from_four.await.unwrap()), vec![2, 3]);
     store.insert(&six, 1, 8_000, false).await.unwrap();
-    assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5, 6, 7, 3]);
 }

@@ -66,11 +66,12 @@ pub const SERVE_BYTES_BURST: u32 = 8 * 1024 * 1024;
 pub const RECON_READS_PER_SEC: u32 = 250_000;
 pub const RECON_READS_BURST: u32 = 1_000_000;
 
-/// Authors with a push budget of their own (`crowd`): a few hundred bytes
-/// each. Beyond it the least recently added is forgotten, and starts again
-/// with a full budget if it comes back: a stream of fresh keys is limited
-/// by [`NEW_AUTHORS_PER_SEC`] per link already.
-pub const MAX_PUSH_BUDGETS: usize = 4_096;
+/// Authors with a push budget of their own (`crowd`): ~100 bytes each, 1.6
+/// MiB in all. Beyond it the least recently added is forgotten, and starts
+/// again with a full budget if it comes back: above one link's burst of
+/// new authors ([`NEW_AUTHORS_BURST`]), so one burst of fresh keys cannot
+/// reset everyone's budget.
+pub const MAX_PUSH_BUDGETS: usize = 16_384;
 
 /// Message references served for one Graft: a graft asks for what a push
 /// missed, a handful of messages; 512 (the frame's limit) would be 512 reads.

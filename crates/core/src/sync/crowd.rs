@@ -15,12 +15,17 @@
 //!   `IHave` per link every [`Config::busy_announce_ms`]. Pushes along the
 //!   tree are unchanged, and what an announcement no longer reaches, the
 //!   next reconciliation does.
-//! - **Per-sender budgets.** Each author's messages are pushed on at most
-//!   [`Config::author_push_rate`] a second (with a burst); beyond that they
-//!   are stored, delivered and announced like any other, but only
-//!   announced: a sender that floods gets its own messages slowed, not the
-//!   crowd's airtime. Own messages are never held back. Budgets are kept for
-//!   at most [`caps::MAX_PUSH_BUDGETS`] authors (the oldest forgotten).
+//! - **Per-sender budgets.** Each author's messages are pushed on direct
+//!   links at most [`Config::author_push_rate`] a second (with a burst);
+//!   beyond that they are stored, delivered and announced like any other,
+//!   but only announced (to every link they would have been pushed to):
+//!   those links graft them, and the graft's batch waits behind live
+//!   traffic, so a sender that floods gets its own messages slowed, not
+//!   the crowd's airtime. A graft of a held-back message does not make the
+//!   link eager. Own messages are never held back, nor pushes on relay
+//!   links (the relay's bandwidth, limited per identity by the relay
+//!   itself). Budgets are kept for at most [`caps::MAX_PUSH_BUDGETS`]
+//!   authors (the oldest forgotten).
 //!
 //! Priorities between classes of frames (own messages and DMs before room
 //! traffic, catch-up last) are the transport's: a link's send queue orders
@@ -93,6 +98,11 @@ impl Node {
             self.crowd.budgets.insert(author, TokenBucket::new(rate, burst, now));
         }
         self.crowd.budgets.get_mut(&author).is_some_and(|b| b.take(now))
+    }
+
+    /// Whether `author`'s budget is spent (takes nothing).
+    pub(super) fn over_push_budget(&mut self, author: &PeerId, now: Millis) -> bool {
+        self.crowd.budgets.get_mut(author).is_some_and(|b| !b.take_n(0, now) || b.ready_at(1) > now)
     }
 
     /// Announce `r` to `lazy`: at once to each, or (busy) to a few of them,

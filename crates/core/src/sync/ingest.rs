@@ -198,18 +198,24 @@ impl Node {
     fn forward(&mut self, env: &SignedEnvelope, hops: u8, from: Option<LinkId>, now: Millis, out: &mut Vec<Output>) {
         let room_id = env.room().clone();
         let Some(room) = self.rooms.get(&room_id) else { return };
-        let next_hops = hops.saturating_add(1);
+        // Another's message that came with hops 0 (no honest sender writes
+        // it) goes on as if it had crossed one link: hops 1 on a push means
+        // "the author's own", which links send first.
+        let next_hops = if from.is_some() { hops.max(1) } else { hops }.saturating_add(1);
         let mut eager: Vec<LinkId> = room.eager.iter().copied().filter(|l| Some(*l) != from).collect();
         let mut lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
+        // Links told of it at once whatever the crowd: held-back pushes.
+        let mut told = Vec::new();
         if next_hops > MAX_HOPS {
             // No push goes further: announce it to every link instead, and
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
             lazy.append(&mut eager);
-        } else if !eager.is_empty() && !self.push_budget(env.author(), now) {
-            // Its author is over its push budget: announced only, to every
-            // link (those that lack it graft it, paced by their asking).
-            lazy.append(&mut eager);
+        } else if eager.iter().any(|l| self.is_lan(*l)) && !self.push_budget(env.author(), now) {
+            // Its author is over its push budget: announced, not pushed, on
+            // direct links (they graft it, paced by their asking).
+            let links = &self.links;
+            (told, eager) = eager.into_iter().partition(|l| links.get(l).is_some_and(|x| x.kind == LinkKind::Lan));
             self.stats.held_back += 1;
         }
         // Direct links first: a message leaves by a data channel when there
@@ -223,10 +229,18 @@ impl Node {
                 self.note_sent(env.id(), link, kind, out);
             }
         }
+        let r = MsgRef { room: room_id, author: env.author(), seq: env.seq(), id: env.id() };
+        if !told.is_empty() {
+            let ihave = Frame::IHave { refs: vec![r.clone()] }.encode();
+            out.extend(told.into_iter().map(|link| Output::Send { link, bytes: ihave.clone() }));
+        }
         if !lazy.is_empty() {
-            let r = MsgRef { room: room_id, author: env.author(), seq: env.seq(), id: env.id() };
             self.announce_to(lazy, r, now, out);
         }
+    }
+
+    fn is_lan(&self, link: LinkId) -> bool {
+        self.links.get(&link).is_some_and(|l| l.kind == LinkKind::Lan)
     }
 
     pub(super) fn note_sent(&mut self, id: MessageId, link: LinkId, kind: LinkKind, out: &mut Vec<Output>) {
@@ -329,6 +343,10 @@ impl Node {
             return;
         }
         self.stats.equivocations += 1;
+        // Its heads are now told without their tip (`RoomState::settle`).
+        for r in self.rooms.values_mut().filter(|r| r.authors.contains_key(&author)) {
+            r.author(author);
+        }
         out.push(Output::Equivocator { author });
         let proof = Frame::Proof { a: a.bytes().to_vec(), b: b.bytes().to_vec() }.encode();
         for (link, _) in self.live_links().collect::<Vec<_>>() {

@@ -244,6 +244,10 @@ impl Node {
                 self.tree_update(&room, now, out);
             } else if acked {
                 self.tree_update(&room, now, out);
+                // Our hello has arrived: the exchange can start now.
+                if self.reconciles(link) && self.my_id < self.links[&link].peer {
+                    self.start_recon(link, &room, out);
+                }
             }
         }
     }
@@ -264,8 +268,9 @@ impl Node {
     }
 
     /// A room newly shared with a link: tell it what we hold. A peer of
-    /// protocol 4 reconciles (the side with the lower id starts, so one
-    /// exchange runs, not two); older ones get every head.
+    /// protocol 4 reconciles: the side with the lower id starts (so one
+    /// exchange runs, not two), once the peer has confirmed our hello (a
+    /// frame before that would be dropped); older ones get every head.
     fn link_up_sync(&mut self, link: LinkId, room: &RoomId, out: &mut Vec<Output>) {
         if !self.reconciles(link) {
             return self.send_summary(link, room, SummaryKind::Full, out);
@@ -273,8 +278,8 @@ impl Node {
         // Reconciliation covers what we hold now: summaries after it
         // carry what changes from here.
         let (Some(r), Some(l)) = (self.rooms.get_mut(room), self.links.get_mut(&link)) else { return };
-        l.told.insert(room.clone(), r.changes());
-        if self.my_id < l.peer {
+        l.told.insert(room.clone(), r.changes(&self.equivocators));
+        if self.my_id < l.peer && l.hello_acked {
             self.start_recon(link, room, out);
         }
     }
@@ -282,7 +287,7 @@ impl Node {
     /// Our fingerprint of all of `room`: the first part of an exchange.
     pub(super) fn start_recon(&mut self, link: LinkId, room: &RoomId, out: &mut Vec<Output>) {
         let Some(r) = self.rooms.get_mut(room) else { return };
-        r.settle();
+        r.settle(&self.equivocators);
         let f = Frame::Recon(Recon { room: room.clone(), parts: vec![recon::start(&*r)] });
         self.send_frame(link, &f, out);
     }
@@ -296,17 +301,20 @@ impl Node {
         }
         let Some(r) = self.rooms.get_mut(&rec.room) else { return };
         let Some(l) = self.links.get_mut(&link) else { return };
-        // Reading heads costs CPU: a peer that asks again and again before
-        // its budget refills is refused, and an honest one never does.
-        if !l.recon.take_n(0, now) {
-            return self.reject(link, Reject::RateLimited, now, out);
+        // Answering costs CPU (heads read) and bandwidth (what we send,
+        // from the link's serving budget, shared with its wants): a peer
+        // that asks before both have refilled is refused. An honest one
+        // asks once per sync interval and then only what differs; it is
+        // no fault, and the next sync asks again.
+        if !l.recon.take_n(0, now) || !l.serve.take_n(0, now) {
+            return self.reject(link, Reject::ReconBusy, now, out);
         }
-        r.settle();
+        r.settle(&self.equivocators);
         let answer = recon::answer(&*r, &rec.parts);
         l.recon.charge(answer.read as u64, now);
-        for f in recon::frames(&rec.room, &answer) {
-            self.send_frame(link, &f, out);
-        }
+        let frames: Vec<Vec<u8>> = recon::frames(&rec.room, &answer).iter().map(Frame::encode).collect();
+        l.serve.charge(frames.iter().map(|f| f.len() as u64).sum(), now);
+        out.extend(frames.into_iter().map(|bytes| Output::Send { link, bytes }));
     }
 
     /// Tell a link our heads in `room`: all of them, or only those changed
@@ -315,7 +323,7 @@ impl Node {
         let (Some(r), Some(l)) = (self.rooms.get_mut(room), self.links.get_mut(&link)) else { return };
         let told = l.told.entry(room.clone()).or_default();
         let since = if kind == SummaryKind::Full { 0 } else { *told };
-        let (heads, now_at) = r.heads_since(since);
+        let (heads, now_at) = r.heads_since(since, &self.equivocators);
         *told = now_at;
         if heads.is_empty() && kind == SummaryKind::Delta {
             return;
@@ -358,6 +366,7 @@ impl Node {
         }
         let mut probes = 0;
         for h in claimed {
+            self.adopt_tip(&s.room, &h);
             let (contiguous, _) = self.head(&s.room, &h.author);
             // Cheap pre-check; request_missing finds the exact gap.
             if h.max > contiguous {
@@ -379,6 +388,26 @@ impl Node {
         if s.reply && last.is_none_or(|t| now >= t + gap) {
             l.full_sent.insert(s.room.clone(), now);
             self.send_summary(link, &s.room, SummaryKind::Full, out);
+        }
+    }
+
+    /// We hold this author to the same marks but no longer know the id at
+    /// its max (evicted before a restart): take the peer's, so that our
+    /// heads and fingerprints agree with those who still hold it (else
+    /// every reconciliation would find the difference again). If it is
+    /// not the real one, the next holder's head differs from it and we
+    /// ask that holder for the message, which sets it right.
+    fn adopt_tip(&mut self, room: &RoomId, h: &Head) {
+        if h.tip == NO_TIP || self.equivocators.contains(&h.author) {
+            return;
+        }
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        let same = r
+            .authors
+            .get(&h.author)
+            .is_some_and(|a| a.tip.is_none() && a.contiguous == h.contiguous && a.max() == h.max);
+        if same {
+            r.author(h.author).tip = Some(h.tip);
         }
     }
 

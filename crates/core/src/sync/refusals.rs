@@ -41,6 +41,8 @@ pub enum Reject {
     ServeQueueFull,
     #[error("an equivocation proof that proves nothing")]
     BadProof,
+    #[error("reconciliation asked for faster than we answer; try at the next sync")]
+    ReconBusy,
 }
 
 impl Reject {
@@ -60,6 +62,7 @@ impl Reject {
             Reject::ClaimsOverCap => "claims_over_cap",
             Reject::ServeQueueFull => "serve_queue_full",
             Reject::BadProof => "proof_invalid",
+            Reject::ReconBusy => "recon_busy",
         }
     }
 

@@ -35,7 +35,9 @@ impl Node {
     pub(super) fn on_graft(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
         let mut wanted: BTreeMap<(RoomId, PeerId), BTreeSet<u64>> = BTreeMap::new();
         for r in refs {
-            let tree = self.follows_tree(link, &r.room);
+            // A graft of a message we held back (its author over its push
+            // budget) asks for that message, not for pushes from now on.
+            let tree = self.follows_tree(link, &r.room) || self.over_push_budget(&r.author, now);
             let Some(room) = self.rooms.get_mut(&r.room) else { continue };
             if !tree {
                 room.make_eager(link);

@@ -126,6 +126,13 @@ impl AuthorState {
         out
     }
 
+    /// Our head as summaries, digests and reconciliation tell it: without
+    /// its tip for a proven equivocator.
+    fn head_as_told(&self, author: PeerId, eq: &BTreeSet<PeerId>) -> Option<Head> {
+        let h = self.head(author)?;
+        Some(if eq.contains(&author) { Head { tip: NO_TIP, ..h } } else { h })
+    }
+
     fn head(&self, author: PeerId) -> Option<Head> {
         let max = self.max();
         (max > 0).then(|| Head { author, contiguous: self.contiguous, max, tip: self.tip.unwrap_or(NO_TIP) })
@@ -181,24 +188,26 @@ impl RoomState {
     }
 
     /// Equal digests mean equal holdings; see [`Fingerprint`].
-    pub fn digest(&mut self) -> [u8; 32] {
-        self.settle();
+    pub fn digest(&mut self, eq: &BTreeSet<PeerId>) -> [u8; 32] {
+        self.settle(eq);
         self.fp.digest()
     }
 
     /// The change number now (see [`RoomState::heads_since`]).
-    pub fn changes(&mut self) -> u64 {
-        self.settle();
+    pub fn changes(&mut self, eq: &BTreeSet<PeerId>) -> u64 {
+        self.settle(eq);
         self.changes
     }
 
     /// Brings the fingerprints and the change numbers up to date with the
     /// authors changed since the last call; reconciliation reads the room
-    /// as a [`HeadSet`] after it.
-    pub fn settle(&mut self) {
+    /// as a [`HeadSet`] after it. The heads of authors in `eq` (proven
+    /// equivocators) count without their tip: two nodes that hold either of
+    /// their two messages at one position agree, and reconcile nothing.
+    pub fn settle(&mut self, eq: &BTreeSet<PeerId>) {
         for a in std::mem::take(&mut self.dirty) {
             let Some(s) = self.authors.get_mut(&a) else { continue };
-            let new = s.head(a).map(|h| HeadPos::of(&h));
+            let new = s.head_as_told(a, eq).map(|h| HeadPos::of(&h));
             if new == s.counted {
                 continue;
             }
@@ -219,9 +228,14 @@ impl RoomState {
 
     /// The heads that changed after change number `since` (0: all of them),
     /// by author, and the number to pass next time.
-    pub fn heads_since(&mut self, since: u64) -> (Vec<Head>, u64) {
-        self.settle();
-        let heads = self.authors.iter().filter(|(_, s)| s.changed > since).filter_map(|(a, s)| s.head(*a)).collect();
+    pub fn heads_since(&mut self, since: u64, eq: &BTreeSet<PeerId>) -> (Vec<Head>, u64) {
+        self.settle(eq);
+        let heads = self
+            .authors
+            .iter()
+            .filter(|(_, s)| s.changed > since)
+            .filter_map(|(a, s)| s.head_as_told(*a, eq))
+            .collect();
         (heads, self.changes)
     }
 
@@ -270,6 +284,14 @@ impl HeadSet for RoomState {
                 fp
             }
         }
+    }
+
+    fn kept(&self, node: Node) -> bool {
+        node.depth <= 1
+    }
+
+    fn children_kept(&self, node: Node) -> bool {
+        node.depth == 0
     }
 
     fn children(&self, node: Node) -> [Fingerprint; super::recon::BRANCH] {
@@ -565,7 +587,7 @@ mod tests {
             if m > c {
                 s.above.insert(m, NO_TIP);
             }
-            room.digest();
+            room.digest(&BTreeSet::new());
             assert!(view.claim(head(a, c, m), 10));
         }
         // Change one, in both.
@@ -573,8 +595,29 @@ mod tests {
         room.author(PeerId::from_bytes([2; 32])).above.clear();
         assert!(view.claim(head(2, 4, 4), 0), "updates need no room");
         let scratch = digest_of(&room.heads());
-        assert_eq!(room.digest(), scratch);
+        assert_eq!(room.digest(&BTreeSet::new()), scratch);
         assert_eq!(view.digest(), scratch);
         assert!(!view.claim(head(9, 1, 1), 0), "a new author needs room");
+    }
+
+    #[test]
+    fn a_proven_equivocators_heads_count_without_their_tip() {
+        let (a, b) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
+        // Two nodes each hold one of a's two messages at seq 3.
+        let mut rooms = [RoomState::default(), RoomState::default()];
+        for (i, room) in rooms.iter_mut().enumerate() {
+            room.author(a).contiguous = 3;
+            room.author(a).tip = Some(MessageId::from_bytes([10 + i as u8; 32]));
+            room.author(b).contiguous = 1;
+        }
+        let none = BTreeSet::new();
+        let [x, y] = &mut rooms;
+        assert_ne!(x.digest(&none), y.digest(&none), "they differ while a is not known to equivocate");
+        let eq: BTreeSet<PeerId> = [a].into();
+        x.author(a);
+        y.author(a);
+        assert_eq!(x.digest(&eq), y.digest(&eq), "and agree once it is");
+        let (heads, _) = x.heads_since(0, &eq);
+        assert_eq!(heads.iter().find(|h| h.author == a).map(|h| h.tip), Some(NO_TIP));
     }
 }

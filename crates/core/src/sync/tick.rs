@@ -116,7 +116,7 @@ impl Node {
                     self.start_recon(link, &room, out);
                 } else if digest {
                     let Some(r) = self.rooms.get_mut(&room) else { continue };
-                    let digest = r.digest();
+                    let digest = r.digest(&self.equivocators);
                     self.send_frame(link, &Frame::Digest { room, digest }, out);
                 }
             }
