@@ -30,6 +30,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::tls::{self, RelayStream};
 use super::wire::{close, AuthProof, RelayMsg, Welcome, WireError, MAX_MESSAGE_BYTES, RELAY_PATH, RELAY_VERSION};
+use crate::runtime::sendq::SendQueue;
 use crate::signaling::SignalMsg;
 
 /// Frames and signals queued for the socket. A relay link carries sync
@@ -561,7 +562,14 @@ async fn run_session(
                     return SessionEnd::Shutdown;
                 }
                 Some(Command::Frame { session: s, bytes }) if s == session => {
-                    conn.send_raw(RelayMsg::encode_frame(&bytes)).await
+                    match send_by_urgency(&mut conn, session, bytes, rx).await {
+                        Ok(true) => {
+                            conn.close().await;
+                            return SessionEnd::Shutdown;
+                        }
+                        Ok(false) => Ok(()),
+                        Err(e) => Err(e),
+                    }
                 }
                 Some(Command::Frame { .. }) => Ok(()),
                 Some(Command::Signal { to, msg }) => conn.send(&RelayMsg::Signal { peer: to, msg }).await,
@@ -598,6 +606,43 @@ async fn run_session(
         if let Err(e) = result {
             return SessionEnd::Failed(e);
         }
+    }
+}
+
+/// Send `first` and every frame already waiting behind it, most urgent
+/// first (`runtime::sendq`: control, own messages and DMs, room traffic,
+/// batches): what queued while the socket was busy goes out by urgency,
+/// not by arrival, as on a data channel. A signal or shutdown met on the
+/// way is carried out after the frames before it. True: shut down (the
+/// caller closes the socket).
+async fn send_by_urgency(
+    conn: &mut RelayConnection,
+    session: SessionId,
+    first: Vec<u8>,
+    rx: &mut mpsc::Receiver<Command>,
+) -> Result<bool, RelayError> {
+    let mut queue = SendQueue::bounded(COMMAND_QUEUE);
+    queue.enqueue(first);
+    let mut after = None;
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Command::Frame { session: s, bytes } if s == session => {
+                queue.enqueue(bytes);
+            }
+            Command::Frame { .. } => {}
+            other => {
+                after = Some(other);
+                break;
+            }
+        }
+    }
+    while let Some(bytes) = queue.pop_front() {
+        conn.send_raw(RelayMsg::encode_frame(&bytes)).await?;
+    }
+    match after {
+        Some(Command::Signal { to, msg }) => conn.send(&RelayMsg::Signal { peer: to, msg }).await.map(|()| false),
+        Some(Command::Shutdown) => Ok(true),
+        _ => Ok(false),
     }
 }
 

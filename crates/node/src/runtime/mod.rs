@@ -17,7 +17,7 @@ pub mod events;
 mod handle;
 mod paths;
 mod relay_route;
-mod sendq;
+pub(crate) mod sendq;
 mod signal_io;
 mod status;
 

@@ -14,9 +14,16 @@ use festival_core::Frame;
 /// beyond it frames are dropped and sync repairs the loss.
 pub(crate) const MAX_QUEUED_FRAMES: usize = 64;
 
-#[derive(Default)]
 pub(crate) struct SendQueue {
     classes: [VecDeque<Vec<u8>>; 4],
+    /// Frames per class at most.
+    cap: usize,
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        SendQueue::bounded(MAX_QUEUED_FRAMES)
+    }
 }
 
 /// What to do with a frame that is to be sent.
@@ -31,6 +38,11 @@ pub(crate) enum Admit {
 }
 
 impl SendQueue {
+    /// At most `cap` frames per class.
+    pub fn bounded(cap: usize) -> Self {
+        SendQueue { classes: Default::default(), cap }
+    }
+
     /// Where `bytes` goes: straight to the transport when no frame of its
     /// class or a more urgent one waits, else into its class.
     pub fn admit(&mut self, bytes: &[u8]) -> Admit {
@@ -44,8 +56,9 @@ impl SendQueue {
 
     /// Queue `bytes` in its class (the transport had no room for it).
     pub fn enqueue(&mut self, bytes: Vec<u8>) -> Admit {
+        let cap = self.cap;
         let class = &mut self.classes[Frame::priority(&bytes) as usize];
-        if class.len() >= MAX_QUEUED_FRAMES {
+        if class.len() >= cap {
             return Admit::Dropped;
         }
         class.push_back(bytes);
