@@ -14,7 +14,8 @@
 //!   announcements of a room spread over all of them) and sends them as one
 //!   `IHave` per link every [`Config::busy_announce_ms`]. Pushes along the
 //!   tree are unchanged, and what an announcement no longer reaches, the
-//!   next reconciliation does.
+//!   next reconciliation does. The hop limit is kept (measured: a lower one
+//!   saves nothing, since what is not pushed is grafted, and is slower).
 //! - **Per-sender budgets.** Each author's messages are pushed on direct
 //!   links at most [`Config::author_push_rate`] a second (with a burst);
 //!   beyond that they are stored, delivered and announced like any other,

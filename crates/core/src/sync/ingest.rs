@@ -206,7 +206,8 @@ impl Node {
         let mut lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
         // Links told of it at once whatever the crowd: held-back pushes.
         let mut told = Vec::new();
-        if next_hops > MAX_HOPS {
+        let limit = if self.crowd.busy { self.cfg.busy_max_hops.min(MAX_HOPS) } else { MAX_HOPS };
+        if next_hops > limit {
             // No push goes further: announce it to every link instead, and
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).

@@ -185,6 +185,11 @@ pub struct Config {
     pub busy_lazy_fanout: usize,
     /// Busy: announcements wait this long to go as one frame per link.
     pub busy_announce_ms: u64,
+    /// Busy: hops a message is pushed; beyond them it is announced. The
+    /// default keeps the hop limit ([`crate::frame::MAX_HOPS`]): measured
+    /// in a busy crowd, a lower one saves no bytes (what it does not push
+    /// is grafted) and adds latency (festival-sim's `crowd` test).
+    pub busy_max_hops: u8,
     /// Pushes per second of one author's messages, and the burst; beyond
     /// it they are only announced (own messages are always pushed).
     pub author_push_rate: (u32, u32),
@@ -214,6 +219,7 @@ impl Default for Config {
             busy_messages_per_sec: 20,
             busy_lazy_fanout: 2,
             busy_announce_ms: 100,
+            busy_max_hops: crate::frame::MAX_HOPS,
             // A person types a few messages a minute; a burst of ten
             // covers a quick exchange.
             author_push_rate: (2, 10),
