@@ -546,9 +546,6 @@ impl Mesh {
                     l.open = true;
                     l.opened_at = now;
                     l.awaiting_answer = false;
-                    if l.upgrade {
-                        self.upgrades.opened(&l.peer);
-                    }
                     let replaced = l.replaces.take();
                     if let Some(p) = self.peers.get_mut(&l.peer) {
                         p.failures = 0;
@@ -563,9 +560,17 @@ impl Mesh {
             }
             Input::Closed { link } => {
                 if let Some(l) = self.links.remove(&link) {
-                    if l.upgrade && !l.open {
-                        // The ICE checks found no direct path.
+                    if l.upgrade && (!l.open || now < l.opened_at + upgrade::RETRY_MIN) {
+                        // The ICE checks found no direct path, or the peer
+                        // closed it soon after (its peer limit, say): wait
+                        // before the next offer, longer each time, or a peer
+                        // that takes and drops the link is redialed without
+                        // end.
                         self.upgrade_failed(l.peer, now);
+                    } else if l.upgrade {
+                        // It served a while: the backoff is forgotten, and
+                        // the next offer may go at once.
+                        self.upgrades.opened(&l.peer);
                     }
                     if self.peers.get(&l.peer).is_some_and(|p| p.link == Some(link)) {
                         self.failed(&l.peer, now);
@@ -1383,13 +1388,22 @@ mod tests {
         let out = m.handle(Input::DialFailed { link: link_to(&m, 1), busy: true }, retry);
         let again = out.iter().find_map(|o| if let Output::WakeAt(t) = o { Some(*t) } else { None }).expect("wake");
         assert!(again - retry > retry - 1000, "the wait doubles");
-        // It opens at last: the backoff is forgotten. When that link
-        // ends, the peer (still heard through the slow relay) is offered a
-        // new one at once.
+        // It opens at last, and the peer closes it at once (its peer
+        // limit): not redialed at once, and the wait keeps doubling.
         m.handle(Input::Tick, again);
         let link = link_to(&m, 1);
         m.handle(Input::Opened { link }, again + 10);
         let out = m.handle(Input::Closed { link }, again + 20);
+        assert!(upgrade_dials(&out).is_empty(), "a link dropped at once is no success");
+        let third = out.iter().find_map(|o| if let Output::WakeAt(t) = o { Some(*t) } else { None }).expect("wake");
+        assert!(third - again > again - retry, "the wait doubles again");
+        // One that served longer than the first wait: the backoff is
+        // forgotten, and the peer (still heard through the slow relay) is
+        // offered a new link at once when it ends.
+        m.handle(Input::Tick, third);
+        let link = link_to(&m, 1);
+        m.handle(Input::Opened { link }, third + 10);
+        let out = m.handle(Input::Closed { link }, third + 10 + RETRY_MIN);
         assert_eq!(upgrade_dials(&out), vec![id(1)], "no backoff after a success");
     }
 

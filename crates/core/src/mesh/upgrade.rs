@@ -109,6 +109,8 @@ impl Upgrades {
         }
     }
 
+    /// An upgraded link served longer than the first wait: its backoff is
+    /// forgotten.
     pub fn opened(&mut self, peer: &PeerId) {
         self.retry.remove(peer);
     }
