@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use festival_core::body::Body;
 use festival_core::mesh::{self, Mesh, Output as MeshOut, Refusal, Via};
@@ -301,7 +303,7 @@ impl Actor {
             t = t.min(now + Duration::from_millis(ms.saturating_sub(mono)));
         }
         if let Some(rtc) = self.endpoint.next_timeout() {
-            t = t.min(rtc);
+            t = t.min(Instant::from_std(rtc));
         }
         if let Some(ms) = self.mesh.next_wake() {
             t = t.min(now + Duration::from_millis(ms.saturating_sub(mono)));
@@ -376,7 +378,7 @@ impl Actor {
                     None => self.discovery_open = false,
                 },
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
-                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = tokio::time::sleep_until(wake) => {}
             }
             self.drive().await;
         }
@@ -628,7 +630,7 @@ impl Actor {
 
     async fn pump_endpoint(&mut self) {
         loop {
-            let events = self.endpoint.poll(Instant::now());
+            let events = self.endpoint.poll(Instant::now().into_std());
             if events.is_empty() {
                 return;
             }
@@ -757,7 +759,7 @@ impl Actor {
     ) -> Result<(), mesh::Input> {
         let conn = self.new_conn();
         let failed = mesh::Input::DialFailed { link, busy: false };
-        let sdp = match self.endpoint.create_offer(conn, Instant::now()) {
+        let sdp = match self.endpoint.create_offer(conn, Instant::now().into_std()) {
             Ok(sdp) => sdp,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create an offer");
@@ -827,7 +829,9 @@ impl Actor {
         let outcome = match result {
             Ok(SignalMsg::Answer { answer, sig }) => {
                 verify_answer(&answer, &sig, &self.me, &peer, &nonce).and_then(|()| {
-                    self.endpoint.accept_answer(conn, &answer.sdp, Instant::now()).map_err(|_| SignalError::Malformed)
+                    self.endpoint
+                        .accept_answer(conn, &answer.sdp, Instant::now().into_std())
+                        .map_err(|_| SignalError::Malformed)
                 })
             }
             Ok(SignalMsg::Reject { reason }) => Err(SignalError::Rejected(reason)),
@@ -886,7 +890,7 @@ impl Actor {
             _ => unreachable!("the mesh answers every offer"),
         };
         let conn = self.new_conn();
-        match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now()) {
+        match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now().into_std()) {
             Ok(sdp) => {
                 let c = Conn { link, peer, nonce: None, upgrade: false, open: false, queue: SendQueue::default() };
                 self.add_conn(conn, c);
@@ -1185,7 +1189,7 @@ impl Actor {
             let _ = self.endpoint.close(c);
         }
         // Let the close notifications leave before the socket goes.
-        let events = self.endpoint.poll(Instant::now());
+        let events = self.endpoint.poll(Instant::now().into_std());
         let _ = webrtc::driver::send_transmits(&self.socket, events).await;
         self.tasks.shutdown().await;
         if let Err(e) = self.discovery.shutdown().await {

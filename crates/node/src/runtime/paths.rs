@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use festival_core::MessageId;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::events::PathStats;
 

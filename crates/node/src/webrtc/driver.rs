@@ -6,7 +6,9 @@
 //! together for code that has nothing else to wait on (tests, benchmarks).
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
@@ -64,7 +66,7 @@ pub fn receive_ready_with(
                 if take(source, &buf[..len]) {
                     continue;
                 }
-                if let Err(e) = endpoint.handle_receive(Instant::now(), source, local, &buf[..len]) {
+                if let Err(e) = endpoint.handle_receive(Instant::now().into_std(), source, local, &buf[..len]) {
                     trace!(error = %e, "datagram dropped");
                 }
             }
@@ -90,18 +92,18 @@ pub async fn pump(
     buf: &mut [u8],
     max_wait: Duration,
 ) -> io::Result<Vec<EndpointEvent>> {
-    let events = send_transmits(socket, endpoint.poll(Instant::now())).await;
+    let events = send_transmits(socket, endpoint.poll(Instant::now().into_std())).await;
     if !events.is_empty() {
         return Ok(events);
     }
     let now = Instant::now();
-    let wake = endpoint.next_timeout().map_or(now + max_wait, |at| at.min(now + max_wait));
+    let wake = endpoint.next_timeout().map_or(now + max_wait, |at| Instant::from_std(at).min(now + max_wait));
     if wake > now {
         // Timing out only means the timer is due, which the poll below handles.
-        let _ = tokio::time::timeout_at(wake.into(), socket.readable()).await;
+        let _ = tokio::time::timeout_at(wake, socket.readable()).await;
     }
     receive_ready(endpoint, socket, buf)?;
-    Ok(send_transmits(socket, endpoint.poll(Instant::now())).await)
+    Ok(send_transmits(socket, endpoint.poll(Instant::now().into_std())).await)
 }
 
 /// Socket buffers we ask for. A burst of small SCTP packets (one per
