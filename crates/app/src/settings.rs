@@ -33,7 +33,9 @@ pub struct Settings {
     pub name: String,
     /// Only devices of the same festival link up.
     pub festival: String,
-    /// `wss://host[:port][/path]`; `None`: no relay, LAN only.
+    /// `wss://host[:port][/path]`; several instances of the relay: their
+    /// URLs separated by spaces (or commas), tried in turn. `None`: no
+    /// relay, LAN only.
     pub relay_url: Option<String>,
     /// The relay's identity, pinned (its PeerId, 64 hex digits): a relay
     /// that cannot prove this key is refused. `None`: any relay that proves
@@ -97,7 +99,21 @@ pub fn check_name(name: &str) -> Result<String, AppError> {
     Err(invalid(ErrorCode::InvalidName, message))
 }
 
-fn check_relay_url(url: &str) -> Result<Option<String>, AppError> {
+/// One relay URL, or several instances' separated by spaces or commas
+/// (each checked; kept space-separated).
+fn check_relay_url(urls: &str) -> Result<Option<String>, AppError> {
+    let mut ok = Vec::new();
+    for url in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
+        if let Some(u) = check_one_relay_url(url)? {
+            if !ok.contains(&u) {
+                ok.push(u);
+            }
+        }
+    }
+    Ok(if ok.is_empty() { None } else { Some(ok.join(" ")) })
+}
+
+fn check_one_relay_url(url: &str) -> Result<Option<String>, AppError> {
     let url = url.trim();
     if url.is_empty() {
         return Ok(None);
@@ -357,6 +373,10 @@ mod tests {
             assert_eq!(with(|s| s.relay_url = Some(good.into())).unwrap().relay_url.as_deref(), Some(good));
         }
         assert_eq!(with(|s| s.relay_url = Some("  ".into())).unwrap().relay_url, None);
+        // Several instances: each checked, kept once each, space-separated.
+        let several = with(|s| s.relay_url = Some(" wss://a.example, wss://b.example:8443  wss://a.example ".into()));
+        assert_eq!(several.unwrap().relay_url.as_deref(), Some("wss://a.example wss://b.example:8443"));
+        assert_eq!(code(with(|s| s.relay_url = Some("wss://a.example, http://b".into()))), ErrorCode::InvalidRelayUrl);
     }
 
     #[test]

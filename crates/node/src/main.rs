@@ -73,9 +73,13 @@ enum Cmd {
         json: bool,
         /// A festival relay (`wss://host[:port]`, or `ws://host:port` on a
         /// trusted network; path `/v1/relay` by default) for when direct
-        /// paths fail. None is contacted unless given.
-        #[arg(long, env = "FESTIVAL_RELAY")]
-        relay: Option<String>,
+        /// paths fail. None is contacted unless given. Repeat it (or list
+        /// them, comma-separated, in FESTIVAL_RELAY) for several instances:
+        /// the node keeps one session and moves to the next when its
+        /// instance dies or stalls; a name with several addresses counts as
+        /// several.
+        #[arg(long, env = "FESTIVAL_RELAY", value_delimiter = ',')]
+        relay: Vec<String>,
         /// PEM file of CA certificates to trust for the relay's `wss://`, on
         /// top of the built-in roots (a self-hosted relay's own CA).
         #[arg(long, env = "FESTIVAL_RELAY_CA", value_name = "FILE")]
@@ -138,7 +142,8 @@ async fn main() -> anyhow::Result<()> {
             peer_limit,
             power: power.map_or(PowerConfig::Auto, PowerConfig::Fixed),
             loopback_candidates: loopback,
-            relay_url: relay.filter(|r| !r.is_empty()),
+            relay_url: Some(relay.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect::<Vec<_>>().join(" "))
+                .filter(|r| !r.is_empty()),
             relay_ca: relay_ca.filter(|p| !p.as_os_str().is_empty()),
             relay_id: parse_relay_id(relay_id.as_deref().unwrap_or_default())?,
             retention,

@@ -81,3 +81,46 @@ async fn pongs_keep_a_quiet_link_up() {
     handle.shutdown().await;
     relay.stop().await;
 }
+
+/// Issue 12's "nodes know several relays": given two instances, the
+/// client keeps one session, says which, and moves to the other when its
+/// instance dies; an instance that is down at the start is passed over.
+#[tokio::test]
+async fn the_client_fails_over_to_another_instance_and_says_which() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestRelay::start(test_config(dir_a.path())).await;
+    let b = TestRelay::start(test_config(dir_b.path())).await;
+    // Nothing listens here: the first place in the list is down.
+    let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = format!("ws://{}", gone.local_addr().unwrap());
+    drop(gone);
+    let mut cfg = client_config(&down);
+    cfg.fallbacks = vec![a.url(), b.url()];
+    let (a_url, b_url) = (a.url(), b.url());
+    let (handle, mut events) = RelayClient::spawn(cfg, identity());
+    let connected = |ev| if let RelayEvent::Connected { session, via, .. } = ev { Some((session, via)) } else { None };
+    let (first, via) = loop {
+        if let Some(c) = connected(next(&mut events).await) {
+            break c;
+        }
+    };
+    assert_eq!(via, a_url, "the first instance that is up");
+    a.stop().await;
+    let (second, via) = loop {
+        if let Some(c) = connected(next(&mut events).await) {
+            break c;
+        }
+    };
+    assert!(second > first);
+    assert_eq!(via, b_url, "the next instance, while the first is down");
+    handle.shutdown().await;
+    b.stop().await;
+}
+
+#[test]
+fn several_relay_urls_are_one_list_in_order_each_once() {
+    use festival_node::relay::RelayClientConfig;
+    let cfg = RelayClientConfig::several(" wss://a.example, wss://b.example wss://a.example\twss://c.example ", "f");
+    assert_eq!(cfg.url, "wss://a.example");
+    assert_eq!(cfg.urls(), vec!["wss://a.example", "wss://b.example", "wss://c.example"]);
+}

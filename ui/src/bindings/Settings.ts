@@ -10,7 +10,9 @@ name: string,
  */
 festival: string, 
 /**
- * `wss://host[:port][/path]`; `None`: no relay, LAN only.
+ * `wss://host[:port][/path]`; several instances of the relay: their
+ * URLs separated by spaces (or commas), tried in turn. `None`: no
+ * relay, LAN only.
  */
 relay_url: string | null, 
 /**

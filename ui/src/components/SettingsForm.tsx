@@ -174,7 +174,7 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
     <form className="settings" onSubmit={submit} noValidate>
       {field("name", "Display name", "What people nearby see, with your fingerprint or, for those who verified you, a check mark the app draws.")}
       {field("festival", "Festival id", "You only link with devices of the same festival. a-z, 0-9, - _ .", { spellCheck: false, autoCapitalize: "off" })}
-      {field("relay_url", "Relay URL", "Used when devices can’t reach each other directly. Empty: no relay.", { spellCheck: false, placeholder: "wss://host:port" })}
+      {field("relay_url", "Relay URL", "Used when devices can’t reach each other directly. Several instances: separate them with spaces; the app uses one and moves on when it fails. Empty: no relay.", { spellCheck: false, placeholder: "wss://host:port" })}
       {field("relay_id", "Relay id", "Optional: the relay’s id, from its operator. Set, only that relay is used.", {
         spellCheck: false,
         autoCapitalize: "off",

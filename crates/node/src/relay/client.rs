@@ -50,6 +50,9 @@ pub struct RelayClientConfig {
     /// `wss://host[:port]` or `ws://host:port` (the path defaults to
     /// `/v1/relay`, the port to 443 and 80).
     pub url: String,
+    /// Other instances of the festival's relay, tried in turn after `url`
+    /// (see [`RelayClient::spawn`]).
+    pub fallbacks: Vec<String>,
     /// Sent in the proof; a relay may serve only one festival.
     pub festival: String,
     /// Refuse a relay whose identity is not this one (pinned from a QR code
@@ -75,6 +78,7 @@ impl RelayClientConfig {
     pub fn new(url: impl Into<String>, festival: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallbacks: Vec::new(),
             festival: festival.into(),
             relay_id: None,
             keepalive: Duration::from_secs(15),
@@ -85,16 +89,105 @@ impl RelayClientConfig {
         }
     }
 
+    /// The first of several URLs, separated by commas or whitespace, and
+    /// the others as fallbacks (each once, in order).
+    pub fn several(urls: &str, festival: impl Into<String>) -> Self {
+        let mut list: Vec<String> = Vec::new();
+        for u in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
+            if !list.iter().any(|x| x == u) {
+                list.push(u.to_owned());
+            }
+        }
+        let first = if list.is_empty() { String::new() } else { list.remove(0) };
+        RelayClientConfig { fallbacks: list, ..RelayClientConfig::new(first, festival) }
+    }
+
+    /// Every URL, `url` first.
+    pub fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url.clone()).chain(self.fallbacks.iter().cloned()).collect()
+    }
+
     /// The URL with the default path if it had none.
     pub fn endpoint(&self) -> String {
-        let url = self.url.trim_end_matches('/');
-        let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-        if after_scheme.contains('/') {
-            url.to_owned()
-        } else {
-            format!("{url}{RELAY_PATH}")
+        endpoint_of(&self.url)
+    }
+}
+
+/// `url` with the default path if it had none.
+fn endpoint_of(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if after_scheme.contains('/') {
+        url.to_owned()
+    } else {
+        format!("{url}{RELAY_PATH}")
+    }
+}
+
+/// One place to try: a relay URL, and one of the addresses its host name
+/// resolved to (`None`: not resolved, let the connect resolve it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub url: String,
+    pub addr: Option<std::net::SocketAddr>,
+    /// The URL's host resolved to more than this address.
+    shared: bool,
+}
+
+impl Candidate {
+    /// What the status shows: the URL, and the address when its name
+    /// stands for several.
+    pub fn label(&self) -> String {
+        match self.addr {
+            Some(a) if self.shared => format!("{} ({a})", self.url),
+            _ => self.url.clone(),
         }
     }
+}
+
+/// The places to try, in order: each URL, and for a host name that
+/// resolves to several addresses each of them (a name for several
+/// instances counts as several).
+pub async fn candidates(cfg: &RelayClientConfig) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for url in cfg.urls() {
+        let Ok((_, _, host, port)) = target(&url) else {
+            out.push(Candidate { url, addr: None, shared: false });
+            continue;
+        };
+        let mut addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![(ip, port).into()],
+            Err(_) => tokio::net::lookup_host((host.as_str(), port)).await.map(|a| a.collect()).unwrap_or_default(),
+        };
+        addrs.dedup();
+        if addrs.is_empty() {
+            out.push(Candidate { url, addr: None, shared: false });
+        } else {
+            let shared = addrs.len() > 1;
+            out.extend(addrs.into_iter().map(|a| Candidate { url: url.clone(), addr: Some(a), shared }));
+        }
+    }
+    out
+}
+
+/// A URL's WebSocket request, whether it is `wss`, its host (bare, for TCP
+/// and TLS) and port.
+fn target(
+    url: &str,
+) -> Result<(tokio_tungstenite::tungstenite::handshake::client::Request, bool, String, u16), RelayError> {
+    let bad = |why: &str| RelayError::Url(format!("{url}: {why}"));
+    let endpoint = endpoint_of(url);
+    if !(endpoint.starts_with("ws://") || endpoint.starts_with("wss://")) {
+        return Err(bad("must start with wss:// (or ws://)"));
+    }
+    let request = endpoint.as_str().into_client_request().map_err(|e| bad(&e.to_string()))?;
+    let uri = request.uri();
+    let secure = uri.scheme_str() == Some("wss");
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+    // An IPv6 literal comes bracketed; TCP and TLS want the bare address.
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    Ok((request, secure, host, port))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,13 +277,26 @@ pub struct RelayConnection {
 impl RelayConnection {
     /// Connect and authenticate, within `cfg.connect_timeout`.
     pub async fn connect(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
-        tokio::time::timeout(cfg.connect_timeout, Self::connect_inner(cfg, me))
+        Self::connect_to(cfg, &Candidate { url: cfg.url.clone(), addr: None, shared: false }, me).await
+    }
+
+    /// [`RelayConnection::connect`] to one of the config's candidates.
+    pub async fn connect_to(
+        cfg: &RelayClientConfig,
+        at: &Candidate,
+        me: &Identity,
+    ) -> Result<RelayConnection, RelayError> {
+        tokio::time::timeout(cfg.connect_timeout, Self::connect_inner(cfg, at, me))
             .await
             .map_err(|_| RelayError::Timeout(cfg.connect_timeout))?
     }
 
-    async fn connect_inner(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
-        let ws = open(cfg).await?;
+    async fn connect_inner(
+        cfg: &RelayClientConfig,
+        at: &Candidate,
+        me: &Identity,
+    ) -> Result<RelayConnection, RelayError> {
+        let ws = open(cfg, at).await?;
         let relay_addr = match ws.get_ref() {
             RelayStream::Plain(s) => s.peer_addr().ok(),
             RelayStream::Tls(s) => s.get_ref().0.peer_addr().ok(),
@@ -309,24 +415,18 @@ impl RelayConnection {
 }
 
 /// TCP, then TLS for `wss://`, then the WebSocket upgrade.
-async fn open(cfg: &RelayClientConfig) -> Result<Ws, RelayError> {
-    let bad = |why: &str| RelayError::Url(format!("{}: {why}", cfg.url));
-    let url = cfg.endpoint();
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        return Err(bad("must start with wss:// (or ws://)"));
-    }
-    let request = url.as_str().into_client_request().map_err(|e| bad(&e.to_string()))?;
-    let uri = request.uri();
-    let secure = uri.scheme_str() == Some("wss");
-    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
-    // An IPv6 literal comes bracketed; TCP and TLS want the bare address.
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+async fn open(cfg: &RelayClientConfig, at: &Candidate) -> Result<Ws, RelayError> {
+    let (request, secure, host, port) = target(&at.url)?;
     // Settings first: a bad extra certificate is reported before any packet.
     let tls_cfg = if secure { Some(tls::client_config(&cfg.extra_roots)?) } else { None };
-    let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| RelayError::Connect(e.to_string()))?;
+    let tcp = match at.addr {
+        Some(addr) => TcpStream::connect(addr).await,
+        None => TcpStream::connect((host.as_str(), port)).await,
+    }
+    .map_err(|e| RelayError::Connect(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let stream = match tls_cfg {
+        // The name, not the address: the certificate is for the name.
         Some(tls_cfg) => RelayStream::Tls(Box::new(tls::handshake(tls_cfg, &host, tcp).await?)),
         None => RelayStream::Plain(tcp),
     };
@@ -370,7 +470,14 @@ pub struct SessionId(pub u64);
 #[derive(Clone, Debug)]
 pub enum RelayEvent {
     /// Authenticated. Owner: a new link, `Input::LinkUp { peer: relay, kind: LinkKind::Relay }`.
-    Connected { session: SessionId, relay: PeerId, max_frame: usize, stun: Option<std::net::SocketAddr> },
+    Connected {
+        session: SessionId,
+        relay: PeerId,
+        max_frame: usize,
+        stun: Option<std::net::SocketAddr>,
+        /// Which of the relays this session is with ([`Candidate::label`]).
+        via: String,
+    },
     /// A core frame from the relay. Owner: `Input::Frame` on the session's link.
     Frame { session: SessionId, bytes: Vec<u8> },
     /// The relay committed these envelopes of ours (or already held them).
@@ -472,8 +579,11 @@ enum SessionEnd {
 async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Command>, events: mpsc::Sender<RelayEvent>) {
     let mut failures = 0u32;
     let mut next_session = 1u64;
+    let mut places = candidates(&cfg).await;
+    let mut at = 0usize;
     loop {
-        let connect = RelayConnection::connect(&cfg, &me);
+        let place = places[at % places.len()].clone();
+        let connect = RelayConnection::connect_to(&cfg, &place, &me);
         tokio::pin!(connect);
         let attempt = loop {
             tokio::select! {
@@ -494,6 +604,7 @@ async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Comman
                     relay: conn.relay,
                     max_frame: conn.welcome.max_frame as usize,
                     stun,
+                    via: place.label(),
                 };
                 if events.send(up).await.is_err() {
                     return conn.close().await;
@@ -509,13 +620,23 @@ async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Comman
                 }
             }
         };
-        failures = failures.saturating_add(1);
-        let wait = if error.is_permanent() {
-            cfg.backoff_max
+        // The next place: another instance at once (spread by a short
+        // jittered wait, so that the nodes of an instance that died do not
+        // all land on the next one in the same instant); once every one
+        // has failed, the backoff, and the names resolved again.
+        at += 1;
+        let round_done = at.is_multiple_of(places.len());
+        let wait = if !round_done {
+            backoff(1, cfg.backoff_min, cfg.backoff_max, jitter())
         } else {
-            backoff(failures, cfg.backoff_min, cfg.backoff_max, jitter())
+            failures = failures.saturating_add(1);
+            if error.is_permanent() {
+                cfg.backoff_max
+            } else {
+                backoff(failures, cfg.backoff_min, cfg.backoff_max, jitter())
+            }
         };
-        tracing::info!(error = %error, retry_in = ?wait, "relay link down");
+        tracing::info!(error = %error, relay = %place.label(), retry_in = ?wait, "relay link down");
         let down = RelayEvent::Disconnected { session, error, retry_in: Some(wait) };
         if events.send(down).await.is_err() {
             return;
@@ -526,6 +647,10 @@ async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Comman
                 _ = tokio::time::sleep_until(until) => break,
                 stop = drain_until_stopped(&mut rx) => if stop { return finish(&events, None).await },
             }
+        }
+        if round_done {
+            places = candidates(&cfg).await;
+            at = 0;
         }
     }
 }
@@ -675,6 +800,23 @@ mod tests {
         assert_eq!(backoff(40, min, max, 1.0), max);
         assert_eq!(backoff(40, min, max, 0.0), max / 2);
         assert!(backoff(3, min, max, 0.1) < backoff(3, min, max, 0.9));
+    }
+
+    #[tokio::test]
+    async fn a_name_with_several_addresses_counts_as_several_places() {
+        let cfg = RelayClientConfig::several("ws://localhost:9 ws://127.0.0.1:10", "f");
+        let places = candidates(&cfg).await;
+        let named: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host(("localhost", 9)).await.map(|a| a.collect()).unwrap_or_default();
+        let local: Vec<&Candidate> = places.iter().filter(|c| c.url == "ws://localhost:9").collect();
+        assert_eq!(local.len(), named.len().max(1), "one place per address of the name");
+        assert_eq!(local.iter().filter_map(|c| c.addr).collect::<Vec<_>>(), named);
+        if named.len() > 1 {
+            assert!(local.iter().all(|c| c.label().contains(&c.addr.unwrap().to_string())), "the label says which");
+        }
+        // An address in the URL is one place, shown as the URL.
+        let last = places.last().unwrap();
+        assert_eq!((last.label(), last.addr), ("ws://127.0.0.1:10".to_owned(), Some(([127, 0, 0, 1], 10).into())));
     }
 
     #[test]

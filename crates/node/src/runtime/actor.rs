@@ -236,7 +236,7 @@ impl Actor {
                 cfg: RelayClientConfig {
                     extra_roots: relay_roots,
                     relay_id: cfg.relay_id,
-                    ..RelayClientConfig::new(url.clone(), cfg.festival.clone())
+                    ..RelayClientConfig::several(url, cfg.festival.clone())
                 },
                 route: RelayRoute::new(RELAY_BREAKER),
                 handle: None,
@@ -439,7 +439,7 @@ impl Actor {
         let (now, mono) = (now_ms(), self.engine.clock().mono());
         let Some(r) = self.relay.as_mut() else { return };
         match ev {
-            RelayEvent::Connected { session, relay, stun, .. } => {
+            RelayEvent::Connected { session, relay, stun, via, .. } => {
                 r.route.connected(mono);
                 if let Some(server) = stun {
                     let mut tid = [0u8; 12];
@@ -451,8 +451,8 @@ impl Actor {
                 self.next_relay_link += 1;
                 r.session = Some((session, link, relay));
                 self.transports.insert(link, Transport::Relay(session));
-                r.state = RelayState::Connected { url: r.cfg.url.clone() };
-                tracing::info!(relay = %relay.short(), link = link.0, "relay link up");
+                tracing::info!(relay = %relay.short(), link = link.0, via = %via, "relay link up");
+                r.state = RelayState::Connected { url: via };
                 self.mesh_input(mesh::Input::RelayUp { relay });
                 let _ = self.store.peer_seen(&relay, now).await;
                 self.emit(NodeEvent::LinkUp { peer: relay, path: LinkPath::Relay });

@@ -43,7 +43,9 @@ pub struct NodeConfig {
     /// Offer loopback candidates even when other interfaces exist (tests that
     /// put several nodes on one host).
     pub loopback_candidates: bool,
-    /// The relay to use when direct paths fail (`wss://...`); `None`: LAN only.
+    /// The relay to use when direct paths fail (`wss://...`); `None`: LAN
+    /// only. Several instances of it: their URLs separated by spaces or
+    /// commas, tried in turn (see `RelayClientConfig::several`).
     pub relay_url: Option<String>,
     /// A PEM file of CA certificates trusted for the relay's `wss://` on top
     /// of the compiled-in roots (a self-hosted relay's own CA). Read at start.
