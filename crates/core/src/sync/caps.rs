@@ -58,10 +58,11 @@ pub const SERVE_BYTES_BURST: u32 = 8 * 1024 * 1024;
 
 /// Heads read per second to answer one link's reconciliation, and the
 /// burst. Reading a head hashes it (~0.2 µs); an exchange in a room of
-/// 100,000 authors with ten differences reads ~70,000 (the first split of
-/// the room is kept up to date, the second reads a sixteenth of it per
-/// differing branch), and a peer that has nothing gets the whole room in
-/// one reading. A peer asking for splits again and again gets a few tens
+/// 100,000 authors with ten differences reads ~67,000 on each side (the
+/// root's fingerprint and its children's are kept up to date; the next
+/// level reads a sixteenth of the room per differing branch: a test in
+/// `state.rs`), and a peer that has nothing gets the whole room in one
+/// reading. A peer asking for splits again and again gets a few tens
 /// of milliseconds of our CPU a second.
 pub const RECON_READS_PER_SEC: u32 = 250_000;
 pub const RECON_READS_BURST: u32 = 1_000_000;

@@ -398,6 +398,8 @@ pub struct Exchange {
     /// Heads `a` received from `b`, and `b` from `a`, in order.
     pub to_a: Vec<Head>,
     pub to_b: Vec<Head>,
+    /// Heads each side read to answer ([`Answer::read`]): `a`'s, `b`'s.
+    pub read: (usize, usize),
 }
 
 /// Runs an exchange that `a` starts (`a` sends its fingerprint of the
@@ -415,6 +417,11 @@ pub fn exchange(room: &RoomId, a: &impl HeadSet, b: &impl HeadSet) -> Exchange {
         // `b` answers first (what `a` sent), then `a`, and so on.
         let (ans, heads_to) =
             if turn % 2 == 0 { (answer(b, &parts), &mut x.to_a) } else { (answer(a, &parts), &mut x.to_b) };
+        if turn % 2 == 0 {
+            x.read.1 += ans.read;
+        } else {
+            x.read.0 += ans.read;
+        }
         if ans.parts.is_empty() && ans.heads.is_empty() {
             break;
         }
