@@ -22,6 +22,8 @@ pub const MAX_PEER_LIMIT: u32 = 32;
 const MAX_INTERFACE_BYTES: usize = 15;
 /// A relay URL longer than this is a paste gone wrong.
 const MAX_URL_BYTES: usize = 512;
+/// Relay instances in the setting: a festival runs a handful.
+const MAX_RELAY_URLS: usize = 8;
 /// Mode of the settings file on Unix: the owner reads and writes it, nobody
 /// else (another user must not learn or change the pinned relay).
 pub const SETTINGS_FILE_MODE: u32 = 0o600;
@@ -103,7 +105,12 @@ pub fn check_name(name: &str) -> Result<String, AppError> {
 /// (each checked; kept space-separated).
 fn check_relay_url(urls: &str) -> Result<Option<String>, AppError> {
     let mut ok = Vec::new();
-    for url in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
+    let list: Vec<&str> = urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()).collect();
+    if list.len() > MAX_RELAY_URLS {
+        let message = format!("At most {MAX_RELAY_URLS} relay URLs.");
+        return Err(invalid(ErrorCode::InvalidRelayUrl, message));
+    }
+    for url in list {
         if let Some(u) = check_one_relay_url(url)? {
             if !ok.contains(&u) {
                 ok.push(u);
@@ -377,6 +384,8 @@ mod tests {
         let several = with(|s| s.relay_url = Some(" wss://a.example, wss://b.example:8443  wss://a.example ".into()));
         assert_eq!(several.unwrap().relay_url.as_deref(), Some("wss://a.example wss://b.example:8443"));
         assert_eq!(code(with(|s| s.relay_url = Some("wss://a.example, http://b".into()))), ErrorCode::InvalidRelayUrl);
+        let nine = (0..9).map(|i| format!("wss://r{i}.example")).collect::<Vec<_>>().join(" ");
+        assert_eq!(code(with(|s| s.relay_url = Some(nine))), ErrorCode::InvalidRelayUrl);
     }
 
     #[test]

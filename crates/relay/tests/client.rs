@@ -100,8 +100,17 @@ async fn the_client_fails_over_to_another_instance_and_says_which() {
     let (handle, mut events) = RelayClient::spawn(cfg, identity());
     let connected = |ev| if let RelayEvent::Connected { session, via, .. } = ev { Some((session, via)) } else { None };
     let (first, via) = loop {
-        if let Some(c) = connected(next(&mut events).await) {
-            break c;
+        match next(&mut events).await {
+            RelayEvent::Disconnected { round_over, via, .. } => {
+                // The dead one: moving on is not a failed round (the
+                // node's circuit breaker counts rounds).
+                assert!(!round_over && via == down, "{via}");
+            }
+            ev => {
+                if let Some(c) = connected(ev) {
+                    break c;
+                }
+            }
         }
     };
     assert_eq!(via, a_url, "the first instance that is up");

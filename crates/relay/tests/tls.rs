@@ -69,7 +69,7 @@ async fn a_node_without_the_ca_gets_a_permanent_tls_error() {
     let (handle, mut events) = RelayClient::spawn(cfg, identity());
     let ev = tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs");
     match ev {
-        RelayEvent::Disconnected { session: None, error: RelayError::Tls(_), retry_in } => {
+        RelayEvent::Disconnected { session: None, error: RelayError::Tls(_), retry_in, .. } => {
             assert_eq!(retry_in, Some(backoff_max));
         }
         other => panic!("expected a TLS failure, got {other:?}"),

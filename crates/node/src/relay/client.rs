@@ -145,6 +145,9 @@ impl Candidate {
     }
 }
 
+/// Addresses of one relay name tried as instances of their own.
+pub const MAX_ADDRS_PER_NAME: usize = 4;
+
 /// The places to try, in order: each URL, and for a host name that
 /// resolves to several addresses each of them (a name for several
 /// instances counts as several).
@@ -160,6 +163,9 @@ pub async fn candidates(cfg: &RelayClientConfig) -> Vec<Candidate> {
             Err(_) => tokio::net::lookup_host((host.as_str(), port)).await.map(|a| a.collect()).unwrap_or_default(),
         };
         addrs.dedup();
+        // A name for a few instances, not a CDN's many addresses (nor a
+        // dual-stack name's every address): the first few, as resolved.
+        addrs.truncate(MAX_ADDRS_PER_NAME);
         if addrs.is_empty() {
             out.push(Candidate { url, addr: None, shared: false });
         } else {
@@ -493,7 +499,18 @@ pub enum RelayEvent {
     Rtt { session: SessionId, rtt: Duration },
     /// The session ended or an attempt failed. Owner: `Input::LinkDown`
     /// for `session` if there was one. `retry_in` is `None` after `shutdown`.
-    Disconnected { session: Option<SessionId>, error: RelayError, retry_in: Option<Duration> },
+    Disconnected {
+        session: Option<SessionId>,
+        error: RelayError,
+        retry_in: Option<Duration>,
+        /// Every instance has now failed once in a row (with a single
+        /// relay: every failure): what the owner's circuit breaker counts,
+        /// so that moving on to the next instance is not a failure of the
+        /// route.
+        round_over: bool,
+        /// The instance it was ([`Candidate::label`]).
+        via: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -579,8 +596,10 @@ enum SessionEnd {
 async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Command>, events: mpsc::Sender<RelayEvent>) {
     let mut failures = 0u32;
     let mut next_session = 1u64;
-    let mut places = candidates(&cfg).await;
+    let Some(mut places) = resolve_or_stop(&cfg, &mut rx).await else { return finish(&events, None).await };
     let mut at = 0usize;
+    // Whether every failure of this round was one retrying cannot fix.
+    let mut all_permanent = true;
     loop {
         let place = places[at % places.len()].clone();
         let connect = RelayConnection::connect_to(&cfg, &place, &me);
@@ -625,19 +644,26 @@ async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Comman
         // all land on the next one in the same instant); once every one
         // has failed, the backoff, and the names resolved again.
         at += 1;
+        all_permanent &= error.is_permanent();
         let round_done = at.is_multiple_of(places.len());
         let wait = if !round_done {
             backoff(1, cfg.backoff_min, cfg.backoff_max, jitter())
         } else {
             failures = failures.saturating_add(1);
-            if error.is_permanent() {
+            if std::mem::replace(&mut all_permanent, true) {
                 cfg.backoff_max
             } else {
                 backoff(failures, cfg.backoff_min, cfg.backoff_max, jitter())
             }
         };
         tracing::info!(error = %error, relay = %place.label(), retry_in = ?wait, "relay link down");
-        let down = RelayEvent::Disconnected { session, error, retry_in: Some(wait) };
+        let down = RelayEvent::Disconnected {
+            session,
+            error,
+            retry_in: Some(wait),
+            round_over: round_done,
+            via: place.label(),
+        };
         if events.send(down).await.is_err() {
             return;
         }
@@ -649,15 +675,35 @@ async fn run(cfg: RelayClientConfig, me: Identity, mut rx: mpsc::Receiver<Comman
             }
         }
         if round_done {
-            places = candidates(&cfg).await;
+            let Some(fresh) = resolve_or_stop(&cfg, &mut rx).await else { return finish(&events, None).await };
+            places = fresh;
             at = 0;
+        }
+    }
+}
+
+/// [`candidates`], within the connect timeout, while honouring a shutdown
+/// (`None`). A name that does not resolve in time is tried by the connect.
+async fn resolve_or_stop(cfg: &RelayClientConfig, rx: &mut mpsc::Receiver<Command>) -> Option<Vec<Candidate>> {
+    let resolve = tokio::time::timeout(cfg.connect_timeout, candidates(cfg));
+    tokio::pin!(resolve);
+    loop {
+        tokio::select! {
+            r = &mut resolve => {
+                return Some(r.unwrap_or_else(|_| {
+                    cfg.urls().into_iter().map(|url| Candidate { url, addr: None, shared: false }).collect()
+                }));
+            }
+            stop = drain_until_stopped(rx) => if stop { return None },
         }
     }
 }
 
 async fn finish(events: &mpsc::Sender<RelayEvent>, session: Option<SessionId>) {
     let error = RelayError::Closed { code: 1000, reason: "shut down".into() };
-    let _ = events.send(RelayEvent::Disconnected { session, error, retry_in: None }).await;
+    let _ = events
+        .send(RelayEvent::Disconnected { session, error, retry_in: None, round_over: true, via: String::new() })
+        .await;
 }
 
 /// While no session is up, commands are for a session that is gone: drop
@@ -734,8 +780,11 @@ async fn run_session(
     }
 }
 
-/// Send `first` and every frame already waiting behind it, most urgent
-/// first (`runtime::sendq`: control, own messages and DMs, room traffic,
+/// Frames taken from the channel at once by [`send_by_urgency`].
+const URGENCY_BURST: usize = 32;
+
+/// Send `first` and the frames already waiting behind it (up to
+/// [`URGENCY_BURST`] in all), most urgent first (`runtime::sendq`: control, own messages and DMs, room traffic,
 /// batches): what queued while the socket was busy goes out by urgency,
 /// not by arrival, as on a data channel. A signal or shutdown met on the
 /// way is carried out after the frames before it. True: shut down (the
@@ -746,10 +795,13 @@ async fn send_by_urgency(
     first: Vec<u8>,
     rx: &mut mpsc::Receiver<Command>,
 ) -> Result<bool, RelayError> {
-    let mut queue = SendQueue::bounded(COMMAND_QUEUE);
+    let mut queue = SendQueue::bounded(URGENCY_BURST);
     queue.enqueue(first);
     let mut after = None;
-    while let Ok(cmd) = rx.try_recv() {
+    // A bounded burst: the session's loop reads (pongs, frames) between
+    // bursts, and what stays in the channel keeps its backpressure.
+    for _ in 1..URGENCY_BURST {
+        let Ok(cmd) = rx.try_recv() else { break };
         match cmd {
             Command::Frame { session: s, bytes } if s == session => {
                 queue.enqueue(bytes);
@@ -761,8 +813,12 @@ async fn send_by_urgency(
             }
         }
     }
+    let shutdown = matches!(after, Some(Command::Shutdown));
     while let Some(bytes) = queue.pop_front() {
-        conn.send_raw(RelayMsg::encode_frame(&bytes)).await?;
+        if let Err(e) = conn.send_raw(RelayMsg::encode_frame(&bytes)).await {
+            // A shutdown taken from the channel is not lost with the socket.
+            return if shutdown { Ok(true) } else { Err(e) };
+        }
     }
     match after {
         Some(Command::Signal { to, msg }) => conn.send(&RelayMsg::Signal { peer: to, msg }).await.map(|()| false),

@@ -479,7 +479,7 @@ impl Actor {
                     }
                 }
             }
-            RelayEvent::Disconnected { session, error, retry_in } => {
+            RelayEvent::Disconnected { session, error, retry_in, round_over, via } => {
                 let ended = match (session, r.session) {
                     (Some(s), Some((cur, link, relay))) if s == cur => {
                         r.session = None;
@@ -487,12 +487,20 @@ impl Actor {
                     }
                     _ => None,
                 };
-                let url = r.cfg.url.clone();
+                let url = if via.is_empty() { r.cfg.url.clone() } else { via };
                 let r = self.relay.as_mut().expect("checked above");
                 match retry_in {
                     // The client stopped (shutdown): nothing to retry.
                     None => {
                         r.state = RelayState::Offline { url, reason: error.to_string() };
+                    }
+                    // Moving on to the next instance is no failure of the
+                    // route: the breaker counts rounds over all of them.
+                    Some(wait) if !round_over => {
+                        r.state = RelayState::Offline {
+                            url,
+                            reason: format!("{error}; trying the next relay in {:.1}s", wait.as_secs_f64()),
+                        };
                     }
                     Some(wait) => {
                         if r.route.failed(mono) == RouteAction::Stop {

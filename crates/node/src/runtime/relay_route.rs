@@ -5,16 +5,18 @@
 //! comes up counts as a success, every failed attempt and every session that
 //! ends counts as a failure. When the breaker opens, the actor stops the
 //! client (no more attempts at all); when the cool-down is over the breaker
-//! turns half-open and the actor starts a fresh client, whose first attempt
-//! is the trial: up closes the breaker, a failure opens it again.
+//! turns half-open and the actor starts a fresh client, whose first round
+//! (every instance once) is the trial: up closes the breaker, a round that
+//! fails opens it again.
 //!
 //! Pure logic with explicit times (ms), so it is unit-tested without sockets.
 
 use festival_core::policy::{BreakerConfig, BreakerState, CircuitBreaker};
 
 /// The relay's breaker: at least 5 failures making half of the outcomes in
-/// 30 s open it (about 8 s of failed reconnects with the client's backoff),
-/// and it stays open 15 s before a trial.
+/// 30 s open it (about 8 s of failed reconnects with the client's backoff;
+/// with several relay instances a failure is a round in which every one
+/// failed), and it stays open 15 s before a trial.
 pub const RELAY_BREAKER: BreakerConfig =
     BreakerConfig { window_ms: 30_000, failure_ratio: 0.5, min_volume: 5, open_ms: 15_000 };
 
