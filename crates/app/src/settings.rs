@@ -104,19 +104,14 @@ pub fn check_name(name: &str) -> Result<String, AppError> {
 /// One relay URL, or several instances' separated by spaces or commas
 /// (each checked; kept space-separated).
 fn check_relay_url(urls: &str) -> Result<Option<String>, AppError> {
-    let mut ok = Vec::new();
-    let list: Vec<&str> = urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()).collect();
+    // Split as the node splits them (`RelayClientConfig::several`).
+    let list = festival_node::relay::relay_urls(urls);
     if list.len() > MAX_RELAY_URLS {
         let message = format!("At most {MAX_RELAY_URLS} relay URLs.");
         return Err(invalid(ErrorCode::InvalidRelayUrl, message));
     }
-    for url in list {
-        if let Some(u) = check_one_relay_url(url)? {
-            if !ok.contains(&u) {
-                ok.push(u);
-            }
-        }
-    }
+    let ok = list.into_iter().map(check_one_relay_url).collect::<Result<Vec<_>, _>>()?;
+    let ok: Vec<String> = ok.into_iter().flatten().collect();
     Ok(if ok.is_empty() { None } else { Some(ok.join(" ")) })
 }
 

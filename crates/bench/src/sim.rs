@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+use festival_core::frame::tag;
 use festival_core::policy::{self, PowerState};
 use festival_core::{Draft, Identity, Kind, MessageId, RoomId, SignedEnvelope};
 use festival_sim::{random_graph, Hearing, LanCfg, LinkSpec, Report, Sim};
@@ -151,7 +152,7 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
             (live.hops_p50, live.hops_p99, live.latency_p50_ms, live.latency_p99_ms);
     }
     let (opened, closed) = sim.lan_link_churn();
-    let sync_bytes: u64 = [SUMMARY_TAG, DIGEST_TAG, RECON_TAG].iter().filter_map(|k| sim.bytes_by_kind.get(k)).sum();
+    let sync_bytes: u64 = [tag::SUMMARY, tag::DIGEST, tag::RECON].iter().filter_map(|k| sim.bytes_by_kind.get(k)).sum();
     let (shortest, stretch) = stretch(&sim, &sent);
     let out = json!({
         "bench": "sim",
@@ -218,11 +219,6 @@ fn stretch(sim: &Sim, sent: &[(festival_core::MessageId, usize, u64)]) -> (usize
     };
     (p(&mut shortest, 0.99), (p(&mut excess, 0.5), p(&mut excess, 0.99)))
 }
-
-/// `Frame` variant indices of anti-entropy: `Summary`, `Digest`, `Recon`.
-const SUMMARY_TAG: u8 = 1;
-const DIGEST_TAG: u8 = 2;
-const RECON_TAG: u8 = 12;
 
 /// `--authors`: one message each from that many people, written an hour
 /// before the run.

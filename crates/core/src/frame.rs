@@ -205,9 +205,7 @@ impl Frame {
     /// the version and the tag (postcard writes a variant index as a
     /// varint: one byte here).
     pub fn is_batch(bytes: &[u8]) -> bool {
-        /// `Frame::Batch`'s variant index.
-        const BATCH_TAG: u8 = 4;
-        bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == BATCH_TAG
+        bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == tag::BATCH
     }
 
     /// How urgent encoded frame `bytes` is, for a link's send queue (what
@@ -220,20 +218,15 @@ impl Frame {
     /// fields before the room: version, 32-byte author, seq varint). What
     /// does not parse is room traffic.
     pub fn priority(bytes: &[u8]) -> Priority {
-        const PUSH_TAG: u8 = 5;
-        const SUMMARY_TAG: u8 = 1;
-        const DIGEST_TAG: u8 = 2;
-        const PROOF_TAG: u8 = 10;
-        const RECON_TAG: u8 = 12;
         match bytes.get(1).copied() {
             _ if Frame::is_batch(bytes) => Priority::Bulk,
             // Summaries and what follows them in the same round (a digest
             // compared with the view the summary updates, a reconciliation
             // after a delta) keep their order: one class.
-            Some(SUMMARY_TAG | DIGEST_TAG | RECON_TAG | PROOF_TAG) => Priority::Room,
-            Some(PUSH_TAG) => {
+            Some(tag::SUMMARY | tag::DIGEST | tag::RECON | tag::PROOF) => Priority::Room,
+            Some(tag::PUSH) => {
                 let own = bytes.get(2) == Some(&1);
-                if own || push_room(bytes) == Some(crate::ids::RoomId::DIRECT.as_bytes()) {
+                if own || push_room(bytes) == Some(crate::ids::RoomId::DIRECT) {
                     Priority::Direct
                 } else {
                     Priority::Room
@@ -247,9 +240,7 @@ impl Frame {
     /// only (see [`Frame::is_batch`]): a relay limits them per connection
     /// before decoding.
     pub fn is_hello(bytes: &[u8]) -> bool {
-        /// `Frame::Hello`'s variant index.
-        const HELLO_TAG: u8 = 0;
-        bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == HELLO_TAG
+        bytes.len() >= 2 && bytes[0] == FRAME_VERSION && bytes[1] == tag::HELLO
     }
 
     /// Decode and check every bound a well-behaved peer keeps.
@@ -366,6 +357,26 @@ impl Frame {
     }
 }
 
+/// Each [`Frame`] variant's index, the byte after the version in an
+/// encoded frame (postcard writes it as a varint, one byte for all of
+/// them): what [`Frame::is_batch`], [`Frame::is_hello`] and
+/// [`Frame::priority`] read, and what counters by kind count.
+pub mod tag {
+    pub const HELLO: u8 = 0;
+    pub const SUMMARY: u8 = 1;
+    pub const DIGEST: u8 = 2;
+    pub const WANT: u8 = 3;
+    pub const BATCH: u8 = 4;
+    pub const PUSH: u8 = 5;
+    pub const IHAVE: u8 = 6;
+    pub const GRAFT: u8 = 7;
+    pub const PRUNE: u8 = 8;
+    pub const GONE: u8 = 9;
+    pub const PROOF: u8 = 10;
+    pub const TREE: u8 = 11;
+    pub const RECON: u8 = 12;
+}
+
 /// A link's send queue's classes, most urgent first ([`Frame::priority`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
@@ -383,25 +394,12 @@ impl Priority {
 }
 
 /// The room name of an encoded `Push` frame's envelope: after the version
-/// byte, tag and hops, the envelope's length varint, then the envelope's
-/// version, author and seq varint.
-fn push_room(bytes: &[u8]) -> Option<&[u8]> {
-    fn varint(b: &[u8]) -> Option<(u64, usize)> {
-        let mut v = 0u64;
-        for (i, byte) in b.iter().enumerate().take(10) {
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Some((v, i + 1));
-            }
-        }
-        None
-    }
-    let (_, len_bytes) = varint(bytes.get(3..)?)?;
-    let env = bytes.get(3 + len_bytes..)?;
-    let (_, seq_bytes) = varint(env.get(33..)?)?;
-    let at = 33 + seq_bytes;
-    let (room_len, n) = varint(env.get(at..)?)?;
-    env.get(at + n..at + n + usize::try_from(room_len).ok()?)
+/// byte, tag and hops, the envelope's bytes (length-prefixed), whose room
+/// follows its version byte, 32-byte author and seq.
+fn push_room(bytes: &[u8]) -> Option<&str> {
+    let (envelope, _) = postcard::take_from_bytes::<&[u8]>(bytes.get(3..)?).ok()?;
+    let (_seq, rest) = postcard::take_from_bytes::<u64>(envelope.get(33..)?).ok()?;
+    postcard::take_from_bytes::<&str>(rest).ok().map(|(room, _)| room)
 }
 
 fn check_hops(item: &Item) -> Result<(), FrameError> {

@@ -257,3 +257,41 @@ fn priorities_put_control_then_own_and_dms_then_room_traffic_then_batches() {
     assert_eq!(Frame::priority(&[1, 5, 3]), Priority::Room, "a push that does not parse");
     assert!(Priority::Control < Priority::Direct && Priority::Room < Priority::Bulk);
 }
+
+#[test]
+fn each_variant_is_encoded_with_its_tag() {
+    use festival_core::frame::tag;
+    let room = RoomId::festival();
+    let peer = PeerId::from_bytes([1; 32]);
+    let msg = MsgRef { room: room.clone(), author: peer, seq: 1, id: MessageId::from_bytes([2; 32]) };
+    let want = Want { room: room.clone(), author: peer, from: 1, to: 1 };
+    let item = Item { hops: 1, envelope: vec![] };
+    let cases = [
+        (Frame::Hello(Hello { version: 4, ack: false, rooms: vec![], relays: true, powered: false }), tag::HELLO),
+        (Frame::Summary(Summary { room: room.clone(), heads: vec![], reply: false }), tag::SUMMARY),
+        (Frame::Digest { room: room.clone(), digest: [0; 32] }, tag::DIGEST),
+        (Frame::Want(want), tag::WANT),
+        (Frame::Batch { items: vec![] }, tag::BATCH),
+        (Frame::Push(item), tag::PUSH),
+        (Frame::IHave { refs: vec![msg.clone()] }, tag::IHAVE),
+        (Frame::Graft { refs: vec![msg] }, tag::GRAFT),
+        (Frame::Prune { room: room.clone() }, tag::PRUNE),
+        (Frame::Gone { room: room.clone(), author: peer, from: 1, to: 1 }, tag::GONE),
+        (Frame::Proof { a: vec![], b: vec![] }, tag::PROOF),
+        (
+            Frame::Tree(TreeAdvert {
+                room: room.clone(),
+                root: peer,
+                powered: false,
+                epoch: 1,
+                depth: 0,
+                parent: false,
+            }),
+            tag::TREE,
+        ),
+        (Frame::Recon(Recon { room, parts: vec![] }), tag::RECON),
+    ];
+    for (frame, t) in cases {
+        assert_eq!(frame.encode()[1], t, "{}", frame.name());
+    }
+}

@@ -3,11 +3,9 @@
 //! message to at most two lazy links, batched: announcements shrink to a
 //! fraction while every message still reaches every node.
 
+use festival_core::frame::tag::IHAVE;
 use festival_sim::{random_graph, LinkSpec, Report, Sim};
 use rand::Rng;
-
-/// `Frame::IHave`'s variant index.
-const IHAVE: u8 = 6;
 
 /// (IHave frames, IHave bytes, report) of one run.
 fn run(busy_at: u64) -> (u64, u64, Report) {

@@ -82,5 +82,5 @@ fn partitions_holding_different_messages_of_the_same_authors_reconcile_exactly()
     }
     // The join found the difference by reconciliation, not by summaries
     // of every head: `Recon` frames were sent.
-    assert!(sim.frames_by_kind.get(&12).copied().unwrap_or(0) > 0);
+    assert!(sim.frames_by_kind.get(&festival_core::frame::tag::RECON).copied().unwrap_or(0) > 0);
 }

@@ -95,26 +95,25 @@ impl Node {
             return true;
         }
         let (rate, burst) = self.cfg.author_push_rate;
-        if self.crowd.budgets.get(&author).is_none() {
-            self.crowd.budgets.insert(author, TokenBucket::new(rate, burst, now));
-        }
-        self.crowd.budgets.get_mut(&author).is_some_and(|b| b.take(now))
+        self.crowd.budgets.get_or_insert_with(author, || TokenBucket::new(rate, burst, now)).take(now)
     }
 
     /// Whether `author`'s budget is spent (takes nothing).
     pub(super) fn over_push_budget(&mut self, author: &PeerId, now: Millis) -> bool {
-        self.crowd.budgets.get_mut(author).is_some_and(|b| !b.take_n(0, now) || b.ready_at(1) > now)
+        self.crowd.budgets.get_mut(author).is_some_and(|b| !b.has(1, now))
+    }
+
+    /// Announce `r` to each of `links` now, one frame for all.
+    pub(super) fn announce_now(&self, links: Vec<LinkId>, r: MsgRef, out: &mut Vec<Output>) {
+        let ihave = Frame::IHave { refs: vec![r] }.encode();
+        out.extend(links.into_iter().map(|link| Output::Send { link, bytes: ihave.clone() }));
     }
 
     /// Announce `r` to `lazy`: at once to each, or (busy) to a few of them,
     /// batched.
     pub(super) fn announce_to(&mut self, mut lazy: Vec<LinkId>, r: MsgRef, now: Millis, out: &mut Vec<Output>) {
         if !self.crowd.busy {
-            let ihave = Frame::IHave { refs: vec![r] }.encode();
-            for link in lazy {
-                out.push(Output::Send { link, bytes: ihave.clone() });
-            }
-            return;
+            return self.announce_now(lazy, r, out);
         }
         // A partial Fisher-Yates draw of `busy_lazy_fanout` links.
         let k = self.cfg.busy_lazy_fanout.min(lazy.len());
@@ -141,5 +140,35 @@ impl Node {
                 self.send_frame(link, &Frame::IHave { refs }, out);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PowerState;
+    use crate::sync::{Config, Snapshot};
+    use crate::Identity;
+
+    #[test]
+    fn a_stream_of_fresh_authors_grows_the_budgets_no_further_than_the_cap() {
+        let me = Identity::from_secret_bytes(&[1; 32]);
+        let mut node = Node::new(me, Config::default(), Snapshot::default(), PowerState::Mains, 0);
+        let author = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_be_bytes());
+            PeerId::from_bytes(b)
+        };
+        for i in 0..caps::MAX_PUSH_BUDGETS as u32 + 500 {
+            assert!(node.push_budget(author(i), 0), "a fresh author has its burst");
+        }
+        assert_eq!(node.crowd.budgets.len(), caps::MAX_PUSH_BUDGETS);
+        // The newest are kept: the last one's budget is spent as it spends it.
+        let last = author(caps::MAX_PUSH_BUDGETS as u32 + 499);
+        let burst = Config::default().author_push_rate.1;
+        for _ in 1..burst {
+            assert!(node.push_budget(last, 0));
+        }
+        assert!(!node.push_budget(last, 0) && node.over_push_budget(&last, 0));
     }
 }

@@ -215,8 +215,7 @@ impl Node {
         } else if eager.iter().any(|l| self.is_lan(*l)) && !self.push_budget(env.author(), now) {
             // Its author is over its push budget: announced, not pushed, on
             // direct links (they graft it, paced by their asking).
-            let links = &self.links;
-            (told, eager) = eager.into_iter().partition(|l| links.get(l).is_some_and(|x| x.kind == LinkKind::Lan));
+            (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
             self.stats.held_back += 1;
         }
         // Direct links first: a message leaves by a data channel when there
@@ -232,8 +231,7 @@ impl Node {
         }
         let r = MsgRef { room: room_id, author: env.author(), seq: env.seq(), id: env.id() };
         if !told.is_empty() {
-            let ihave = Frame::IHave { refs: vec![r.clone()] }.encode();
-            out.extend(told.into_iter().map(|link| Output::Send { link, bytes: ihave.clone() }));
+            self.announce_now(told, r.clone(), out);
         }
         if !lazy.is_empty() {
             self.announce_to(lazy, r, now, out);

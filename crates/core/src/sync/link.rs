@@ -245,9 +245,7 @@ impl Node {
             } else if acked {
                 self.tree_update(&room, now, out);
                 // Our hello has arrived: the exchange can start now.
-                if self.reconciles(link) && self.my_id < self.links[&link].peer {
-                    self.start_recon(link, &room, out);
-                }
+                self.first_recon(link, &room, out);
             }
         }
     }
@@ -279,7 +277,14 @@ impl Node {
         // carry what changes from here.
         let (Some(r), Some(l)) = (self.rooms.get_mut(room), self.links.get_mut(&link)) else { return };
         l.told.insert(room.clone(), r.changes(&self.equivocators));
-        if self.my_id < l.peer && l.hello_acked {
+        self.first_recon(link, room, out);
+    }
+
+    /// The exchange of a newly shared room starts from the side with the
+    /// lower id, once the peer has confirmed our hello.
+    fn first_recon(&mut self, link: LinkId, room: &RoomId, out: &mut Vec<Output>) {
+        let starts = self.links.get(&link).is_some_and(|l| l.peer_version >= 4 && l.hello_acked && self.my_id < l.peer);
+        if starts {
             self.start_recon(link, room, out);
         }
     }
@@ -306,7 +311,7 @@ impl Node {
         // that asks before both have refilled is refused. An honest one
         // asks once per sync interval and then only what differs; it is
         // no fault, and the next sync asks again.
-        if !l.recon.take_n(0, now) || !l.serve.take_n(0, now) {
+        if !l.recon.has(0, now) || !l.serve.has(0, now) {
             return self.reject(link, Reject::ReconBusy, now, out);
         }
         r.settle(&self.equivocators);

@@ -257,32 +257,40 @@ pub trait HeadSet {
     /// Every head whose author is under `node`, in author order.
     fn under(&self, node: Node) -> Vec<Head>;
 
-    /// The fingerprint of those heads.
-    fn fingerprint(&self, node: Node) -> Fingerprint {
-        let mut fp = Fingerprint::default();
-        self.under(node).iter().for_each(|h| fp.add(h));
-        fp
+    /// The fingerprint of the heads under `node`, when the set keeps it up
+    /// to date (no pass over them); `None`: computed from [`HeadSet::under`].
+    fn kept_fingerprint(&self, _node: Node) -> Option<Fingerprint> {
+        None
     }
 
-    /// The fingerprints of `node`'s 16 children (`node` above [`MAX_DEPTH`]).
-    fn children(&self, node: Node) -> [Fingerprint; BRANCH] {
-        let mut out = [Fingerprint::default(); BRANCH];
-        for h in self.under(node) {
-            out[node.child_of(&h.author)].add(&h);
-        }
-        out
+    /// The fingerprints of `node`'s 16 children, when kept up to date.
+    fn kept_children(&self, _node: Node) -> Option<[Fingerprint; BRANCH]> {
+        None
     }
+}
 
-    /// Whether [`HeadSet::fingerprint`] of `node` is kept up to date (costs
-    /// no pass over its heads).
-    fn kept(&self, _node: Node) -> bool {
-        false
+/// The fingerprint of the heads under `node`, and the heads read for it.
+fn fingerprint_of(set: &impl HeadSet, node: Node) -> (Fingerprint, usize) {
+    if let Some(fp) = set.kept_fingerprint(node) {
+        return (fp, 0);
     }
+    let mut fp = Fingerprint::default();
+    set.under(node).iter().for_each(|h| fp.add(h));
+    (fp, fp.count as usize)
+}
 
-    /// Whether [`HeadSet::children`] of `node` are kept up to date.
-    fn children_kept(&self, _node: Node) -> bool {
-        false
+/// The fingerprints of `node`'s children (`node` above [`MAX_DEPTH`]), and
+/// the heads read for them.
+fn children_of(set: &impl HeadSet, node: Node) -> ([Fingerprint; BRANCH], usize) {
+    if let Some(children) = set.kept_children(node) {
+        return (children, 0);
     }
+    let mut out = [Fingerprint::default(); BRANCH];
+    let heads = set.under(node);
+    for h in &heads {
+        out[node.child_of(&h.author)].add(h);
+    }
+    (out, heads.len())
 }
 
 /// Heads by author: the tests' and the benchmark's set.
@@ -294,7 +302,7 @@ impl HeadSet for BTreeMap<PeerId, Head> {
 
 /// The first part of an exchange: our fingerprint of the whole room.
 pub fn start(set: &impl HeadSet) -> Part {
-    Part::Fingerprint { node: Node::ROOT, fp: set.fingerprint(Node::ROOT).short() }
+    Part::Fingerprint { node: Node::ROOT, fp: fingerprint_of(set, Node::ROOT).0.short() }
 }
 
 /// What to send back for a `Recon` frame's parts.
@@ -308,17 +316,16 @@ pub struct Answer {
     pub read: usize,
 }
 
-/// Answers `parts` from `set` (see the module docs). Invalid parts are
-/// skipped (the frame decoder refuses them first).
+/// Answers `parts` from `set` (see the module docs): parts about disjoint
+/// nodes, as the frame decoder checks ([`disjoint`]). Invalid parts are
+/// skipped (the decoder refuses them first).
 pub fn answer(set: &impl HeadSet, parts: &[Part]) -> Answer {
     let mut a = Answer::default();
-    // A node named twice is answered once.
-    let mut seen = BTreeSet::new();
-    for part in parts.iter().filter(|p| p.valid() && seen.insert((p.node(), tag(p)))) {
+    for part in parts.iter().filter(|p| p.valid()) {
         match part {
             Part::Fingerprint { node, fp } => {
-                let mine = set.fingerprint(*node);
-                a.read += if set.kept(*node) { 0 } else { mine.count as usize };
+                let (mine, read) = fingerprint_of(set, *node);
+                a.read += read;
                 if mine.short() == *fp {
                     continue;
                 }
@@ -329,10 +336,8 @@ pub fn answer(set: &impl HeadSet, parts: &[Part]) -> Answer {
                 }
             }
             Part::Split { node, present, fps } => {
-                let mine = set.children(*node);
-                if !set.children_kept(*node) {
-                    a.read += mine.iter().map(|f| f.count as usize).sum::<usize>();
-                }
+                let (mine, read) = children_of(set, *node);
+                a.read += read;
                 let mut theirs = fps.iter();
                 for (i, m) in mine.iter().enumerate() {
                     let child = node.child(i);
@@ -444,15 +449,6 @@ pub fn exchange(room: &RoomId, a: &impl HeadSet, b: &impl HeadSet) -> Exchange {
     x
 }
 
-fn tag(p: &Part) -> u8 {
-    match p {
-        Part::Fingerprint { .. } => 0,
-        Part::Split { .. } => 1,
-        Part::Hashes { .. } => 2,
-        Part::Need { .. } => 3,
-    }
-}
-
 impl Answer {
     /// The sender holds nothing under `node`: all of ours.
     fn give_all(&mut self, set: &impl HeadSet, node: Node) {
@@ -466,10 +462,8 @@ impl Answer {
     /// deepest level).
     fn describe(&mut self, set: &impl HeadSet, node: Node, count: u64) {
         if count as usize > LEAF && node.depth < MAX_DEPTH {
-            let children = set.children(node);
-            if !set.children_kept(node) {
-                self.read += count as usize;
-            }
+            let (children, read) = children_of(set, node);
+            self.read += read;
             let mut present = 0u16;
             let mut fps = Vec::new();
             for (i, f) in children.iter().enumerate().filter(|(_, f)| f.count > 0) {

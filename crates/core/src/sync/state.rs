@@ -274,35 +274,16 @@ impl HeadSet for RoomState {
         self.authors.range(node.bounds()).filter_map(counted).collect()
     }
 
-    fn fingerprint(&self, node: Node) -> Fingerprint {
+    fn kept_fingerprint(&self, node: Node) -> Option<Fingerprint> {
         match node.depth {
-            0 => self.fp,
-            1 => self.level1[node.path as usize],
-            _ => {
-                let mut fp = Fingerprint::default();
-                self.under(node).iter().for_each(|h| fp.add(h));
-                fp
-            }
+            0 => Some(self.fp),
+            1 => Some(self.level1[node.path as usize]),
+            _ => None,
         }
     }
 
-    fn kept(&self, node: Node) -> bool {
-        node.depth <= 1
-    }
-
-    fn children_kept(&self, node: Node) -> bool {
-        node.depth == 0
-    }
-
-    fn children(&self, node: Node) -> [Fingerprint; super::recon::BRANCH] {
-        if node.depth == 0 {
-            return self.level1;
-        }
-        let mut out = [Fingerprint::default(); super::recon::BRANCH];
-        for h in self.under(node) {
-            out[node.child_of(&h.author)].add(&h);
-        }
-        out
+    fn kept_children(&self, node: Node) -> Option<[Fingerprint; super::recon::BRANCH]> {
+        (node.depth == 0).then_some(self.level1)
     }
 }
 
@@ -340,8 +321,15 @@ impl TokenBucket {
         }
     }
 
+    /// Whether `n` tokens are there (takes nothing; a charge may have
+    /// left the bucket below zero, where even `n = 0` is not there).
+    pub fn has(&mut self, n: u64, now: u64) -> bool {
+        self.refill(now);
+        self.tokens >= n as f64
+    }
+
     /// Take `n` after the fact: the bucket may go below zero, and stays
-    /// empty (`take_n(0)` fails) until it has refilled past it.
+    /// empty (`has(0)` fails) until it has refilled past it.
     pub fn charge(&mut self, n: u64, now: u64) {
         self.refill(now);
         self.tokens -= n as f64;
@@ -528,6 +516,18 @@ impl<K: Ord + Clone, V> BoundedMap<K, V> {
     }
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         self.map.get_mut(k)
+    }
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// The entry of `k`, inserted with `make` if there is none (which may
+    /// forget the oldest).
+    pub fn get_or_insert_with(&mut self, k: K, make: impl FnOnce() -> V) -> &mut V {
+        if !self.map.contains_key(&k) {
+            self.insert(k.clone(), make());
+        }
+        self.map.get_mut(&k).expect("just inserted, and the newest is never the one forgotten")
     }
 }
 

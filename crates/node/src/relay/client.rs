@@ -92,12 +92,7 @@ impl RelayClientConfig {
     /// The first of several URLs, separated by commas or whitespace, and
     /// the others as fallbacks (each once, in order).
     pub fn several(urls: &str, festival: impl Into<String>) -> Self {
-        let mut list: Vec<String> = Vec::new();
-        for u in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
-            if !list.iter().any(|x| x == u) {
-                list.push(u.to_owned());
-            }
-        }
+        let mut list: Vec<String> = relay_urls(urls).into_iter().map(str::to_owned).collect();
         let first = if list.is_empty() { String::new() } else { list.remove(0) };
         RelayClientConfig { fallbacks: list, ..RelayClientConfig::new(first, festival) }
     }
@@ -111,6 +106,17 @@ impl RelayClientConfig {
     pub fn endpoint(&self) -> String {
         endpoint_of(&self.url)
     }
+}
+
+/// Relay URLs separated by commas or whitespace, each once, in order.
+pub fn relay_urls(urls: &str) -> Vec<&str> {
+    let mut list: Vec<&str> = Vec::new();
+    for u in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
+        if !list.contains(&u) {
+            list.push(u);
+        }
+    }
+    list
 }
 
 /// `url` with the default path if it had none.
@@ -135,6 +141,11 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// `url` as it is: its name resolved by the connect.
+    fn unresolved(url: String) -> Candidate {
+        Candidate { url, addr: None, shared: false }
+    }
+
     /// What the status shows: the URL, and the address when its name
     /// stands for several.
     pub fn label(&self) -> String {
@@ -155,7 +166,7 @@ pub async fn candidates(cfg: &RelayClientConfig) -> Vec<Candidate> {
     let mut out = Vec::new();
     for url in cfg.urls() {
         let Ok((_, _, host, port)) = target(&url) else {
-            out.push(Candidate { url, addr: None, shared: false });
+            out.push(Candidate::unresolved(url));
             continue;
         };
         let mut addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
@@ -167,7 +178,7 @@ pub async fn candidates(cfg: &RelayClientConfig) -> Vec<Candidate> {
         // dual-stack name's every address): the first few, as resolved.
         addrs.truncate(MAX_ADDRS_PER_NAME);
         if addrs.is_empty() {
-            out.push(Candidate { url, addr: None, shared: false });
+            out.push(Candidate::unresolved(url));
         } else {
             let shared = addrs.len() > 1;
             out.extend(addrs.into_iter().map(|a| Candidate { url: url.clone(), addr: Some(a), shared }));
@@ -283,7 +294,7 @@ pub struct RelayConnection {
 impl RelayConnection {
     /// Connect and authenticate, within `cfg.connect_timeout`.
     pub async fn connect(cfg: &RelayClientConfig, me: &Identity) -> Result<RelayConnection, RelayError> {
-        Self::connect_to(cfg, &Candidate { url: cfg.url.clone(), addr: None, shared: false }, me).await
+        Self::connect_to(cfg, &Candidate::unresolved(cfg.url.clone()), me).await
     }
 
     /// [`RelayConnection::connect`] to one of the config's candidates.
@@ -691,7 +702,7 @@ async fn resolve_or_stop(cfg: &RelayClientConfig, rx: &mut mpsc::Receiver<Comman
         tokio::select! {
             r = &mut resolve => {
                 return Some(r.unwrap_or_else(|_| {
-                    cfg.urls().into_iter().map(|url| Candidate { url, addr: None, shared: false }).collect()
+                    cfg.urls().into_iter().map(Candidate::unresolved).collect()
                 }));
             }
             stop = drain_until_stopped(rx) => if stop { return None },

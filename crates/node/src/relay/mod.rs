@@ -46,7 +46,7 @@ pub mod tls;
 pub use festival_engine::wire::relay as wire;
 
 pub use client::{
-    Received, RelayClient, RelayClientConfig, RelayConnection, RelayError, RelayEvent, RelayHandle, RelaySendError,
-    SessionId,
+    relay_urls, Received, RelayClient, RelayClientConfig, RelayConnection, RelayError, RelayEvent, RelayHandle,
+    RelaySendError, SessionId,
 };
 pub use wire::{RelayMsg, RELAY_PATH, RELAY_VERSION};
