@@ -42,6 +42,13 @@ pub use error::{RtcError, SendError};
 pub use interfaces::{host_candidates, local_interfaces, select_host_ips, InterfaceAddr, InterfaceFilter};
 pub use str0m::config::Fingerprint;
 
+/// The time to give str0m (which takes `std` instants): tokio's clock, the
+/// one every other timer of the node runs on, so that `tokio::time::pause`
+/// moves the data channels' timers with the rest.
+pub fn rtc_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Label of the one data channel per connection. The answer side ignores and
 /// closes channels with any other label.
 pub const CHANNEL_LABEL: &str = "festival";

@@ -127,10 +127,17 @@ async fn one_authors_messages_keep_their_order_and_none_shows_above_a_gap_for_lo
     let (six, seven) = (text(&ana, &stage, 6, 7_500, "six"), text(&ana, &stage, 7, 7_600, "seven"));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     store.insert(&seven, 1, now, false).await.unwrap();
-    // Bo's seq 3 came above a gap eleven minutes ago: shown, gap or not.
+    // Bo's seq 3 came above a gap eleven minutes ago: shown, gap or not;
+    // Cy's, nine minutes ago: still waiting (the queries wait as long as
+    // GAP_WAIT_MS says).
     let bo = identity(2);
     let late = text(&bo, &stage, 3, 7_700, "bo three");
     store.insert(&late, 1, now - festival_store::GAP_WAIT_MS - 60_000, false).await.unwrap();
+    let cy = identity(3);
+    store
+        .insert(&text(&cy, &stage, 3, 7_800, "cy three"), 1, now - festival_store::GAP_WAIT_MS + 60_000, false)
+        .await
+        .unwrap();
     let shown = |page: Vec<StoredMessage>| page.into_iter().map(|m| m.envelope.seq()).collect::<Vec<_>>();
     assert_eq!(shown(store.history(&stage, None, 50).await.unwrap()), vec![1, 2, 3, 4, 5, 3]);
     // Paging from inside the burst goes on in seq order.

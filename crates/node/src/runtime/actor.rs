@@ -638,7 +638,7 @@ impl Actor {
 
     async fn pump_endpoint(&mut self) {
         loop {
-            let events = self.endpoint.poll(Instant::now().into_std());
+            let events = self.endpoint.poll(webrtc::rtc_now());
             if events.is_empty() {
                 return;
             }
@@ -767,7 +767,7 @@ impl Actor {
     ) -> Result<(), mesh::Input> {
         let conn = self.new_conn();
         let failed = mesh::Input::DialFailed { link, busy: false };
-        let sdp = match self.endpoint.create_offer(conn, Instant::now().into_std()) {
+        let sdp = match self.endpoint.create_offer(conn, webrtc::rtc_now()) {
             Ok(sdp) => sdp,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create an offer");
@@ -838,7 +838,7 @@ impl Actor {
             Ok(SignalMsg::Answer { answer, sig }) => {
                 verify_answer(&answer, &sig, &self.me, &peer, &nonce).and_then(|()| {
                     self.endpoint
-                        .accept_answer(conn, &answer.sdp, Instant::now().into_std())
+                        .accept_answer(conn, &answer.sdp, webrtc::rtc_now())
                         .map_err(|_| SignalError::Malformed)
                 })
             }
@@ -898,7 +898,7 @@ impl Actor {
             _ => unreachable!("the mesh answers every offer"),
         };
         let conn = self.new_conn();
-        match self.endpoint.accept_offer(conn, &offer.sdp, Instant::now().into_std()) {
+        match self.endpoint.accept_offer(conn, &offer.sdp, webrtc::rtc_now()) {
             Ok(sdp) => {
                 let c = Conn { link, peer, nonce: None, upgrade: false, open: false, queue: SendQueue::default() };
                 self.add_conn(conn, c);
@@ -1197,7 +1197,7 @@ impl Actor {
             let _ = self.endpoint.close(c);
         }
         // Let the close notifications leave before the socket goes.
-        let events = self.endpoint.poll(Instant::now().into_std());
+        let events = self.endpoint.poll(webrtc::rtc_now());
         let _ = webrtc::driver::send_transmits(&self.socket, events).await;
         self.tasks.shutdown().await;
         if let Err(e) = self.discovery.shutdown().await {

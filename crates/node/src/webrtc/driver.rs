@@ -66,7 +66,7 @@ pub fn receive_ready_with(
                 if take(source, &buf[..len]) {
                     continue;
                 }
-                if let Err(e) = endpoint.handle_receive(Instant::now().into_std(), source, local, &buf[..len]) {
+                if let Err(e) = endpoint.handle_receive(super::rtc_now(), source, local, &buf[..len]) {
                     trace!(error = %e, "datagram dropped");
                 }
             }
@@ -92,7 +92,7 @@ pub async fn pump(
     buf: &mut [u8],
     max_wait: Duration,
 ) -> io::Result<Vec<EndpointEvent>> {
-    let events = send_transmits(socket, endpoint.poll(Instant::now().into_std())).await;
+    let events = send_transmits(socket, endpoint.poll(super::rtc_now())).await;
     if !events.is_empty() {
         return Ok(events);
     }
@@ -103,7 +103,7 @@ pub async fn pump(
         let _ = tokio::time::timeout_at(wake, socket.readable()).await;
     }
     receive_ready(endpoint, socket, buf)?;
-    Ok(send_transmits(socket, endpoint.poll(Instant::now().into_std())).await)
+    Ok(send_transmits(socket, endpoint.poll(super::rtc_now())).await)
 }
 
 /// Socket buffers we ask for. A burst of small SCTP packets (one per
