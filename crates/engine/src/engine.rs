@@ -15,7 +15,7 @@ use festival_core::sync::{
     ToPersist,
 };
 use festival_core::{LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
-use festival_store::{Inserted, Store, StoreError};
+use festival_store::{Inserted, MessageStore, Store, StoreError};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
@@ -87,16 +87,18 @@ pub enum Effect {
     },
 }
 
-pub struct Engine {
+/// The engine on a store: a device's SQLite file unless said otherwise
+/// (a relay cluster runs it on PostgreSQL).
+pub struct Engine<S: MessageStore = Store> {
     node: Node,
-    io: Io,
+    io: Io<S>,
     /// Answers of reads running beside the event loop.
     loaded_rx: mpsc::UnboundedReceiver<Input>,
 }
 
 /// The engine's side of [`drain`]: the store and what goes with it.
-struct Io {
-    store: Store,
+struct Io<S: MessageStore> {
+    store: S,
     loaded_tx: mpsc::UnboundedSender<Input>,
     /// Wakes the retention task after enough has been committed.
     retention: Option<RetentionTrigger>,
@@ -107,20 +109,20 @@ struct Io {
     effects: Vec<Effect>,
 }
 
-impl Engine {
+impl<S: MessageStore> Engine<S> {
     /// Build the core from what the store holds (heads, gaps, the outbox,
     /// equivocation proofs).
-    pub async fn boot(store: Store, cfg: Config, power: PowerState) -> Result<Engine, EngineError> {
+    pub async fn boot(store: S, cfg: Config, power: PowerState) -> Result<Engine<S>, EngineError> {
         Engine::boot_with_clock(store, cfg, power, Clock::system()).await
     }
 
     /// [`Engine::boot`] on `clock` (a test's, whose wall clock jumps).
     pub async fn boot_with_clock(
-        store: Store,
+        store: S,
         mut cfg: Config,
         power: PowerState,
         clock: Clock,
-    ) -> Result<Engine, EngineError> {
+    ) -> Result<Engine<S>, EngineError> {
         let local = store.identity().await?.ok_or(EngineError::NoIdentity)?;
         let snapshot = store.snapshot().await?;
         for r in store.rooms().await? {
@@ -147,7 +149,7 @@ impl Engine {
     pub fn node(&self) -> &Node {
         &self.node
     }
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &S {
         &self.io.store
     }
     /// The clocks the core runs on; [`Effect::WakeAt`] is on its
@@ -219,7 +221,7 @@ impl Engine {
     }
 }
 
-impl Host for Io {
+impl<S: MessageStore> Host for Io<S> {
     fn now(&self) -> Now {
         self.clock.now()
     }
@@ -343,7 +345,7 @@ impl Host for Io {
     }
 }
 
-impl Io {
+impl<S: MessageStore> Io<S> {
     /// Read for a peer beside the event loop; the answer comes back
     /// through [`Engine::loaded`].
     fn spawn_load(&self, load: Load) {

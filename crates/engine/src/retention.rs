@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use festival_store::{Budget, Store};
+use festival_store::{Budget, MessageStore};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -96,7 +96,7 @@ impl Drop for RetentionTask {
 }
 
 /// Start the task on `store`.
-pub fn start(store: Store, r: Retention) -> (RetentionTask, RetentionTrigger) {
+pub fn start<S: MessageStore>(store: S, r: Retention) -> (RetentionTask, RetentionTrigger) {
     let wake = Arc::new(Notify::new());
     let committed = Arc::new(AtomicU64::new(0));
     let trigger = RetentionTrigger { committed: committed.clone(), wake: wake.clone(), threshold: r.wake_bytes() };
@@ -113,14 +113,14 @@ pub fn start(store: Store, r: Retention) -> (RetentionTask, RetentionTrigger) {
 
 /// Whether eviction would delete now (the store's pages or files at or
 /// over the budget); a store that cannot be read is left to the next run.
-async fn over_budget(store: &Store, r: &Retention) -> bool {
+async fn over_budget<S: MessageStore>(store: &S, r: &Retention) -> bool {
     store.over_budget(&r.budget).await.unwrap_or(false)
 }
 
 /// Until [`SWEEP_EVERY`] has passed or the engine wakes the task, or,
 /// looked at every [`CHECK_EVERY`] once anything has been committed, the
 /// store is over its budget.
-async fn wait_for_next_run(store: &Store, r: &Retention, wake: &Notify, committed: &AtomicU64) {
+async fn wait_for_next_run<S: MessageStore>(store: &S, r: &Retention, wake: &Notify, committed: &AtomicU64) {
     let until = tokio::time::Instant::now() + SWEEP_EVERY;
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
@@ -138,7 +138,7 @@ async fn wait_for_next_run(store: &Store, r: &Retention, wake: &Notify, committe
 }
 
 /// One run: expired messages first, then the budget.
-pub async fn sweep(store: &Store, r: &Retention) {
+pub async fn sweep<S: MessageStore>(store: &S, r: &Retention) {
     let now = now_ms();
     let cutoff = now.saturating_sub(r.lifetime_ms);
     let mut expired = 0;
@@ -185,7 +185,7 @@ mod tests {
         use festival_core::{Draft, Identity, Kind, RoomId, SignedEnvelope};
         const MIB: u64 = 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("festival.db")).await.unwrap();
+        let store = festival_store::Store::open(&dir.path().join("festival.db")).await.unwrap();
         let r = Retention {
             budget: Budget { disk_bytes: 4 * MIB, per_author_bytes: 4 * MIB, per_room_bytes: 4 * MIB },
             lifetime_ms: 3_600_000,

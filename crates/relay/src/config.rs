@@ -23,8 +23,14 @@ pub struct RelayConfig {
     pub tls_key: Option<PathBuf>,
     /// UDP address of the STUN responder; `None`: no STUN.
     pub stun: Option<SocketAddr>,
-    /// The relay's store and identity.
+    /// The relay's store and identity, when `store` is not set: a SQLite
+    /// file in this directory.
     pub data_dir: PathBuf,
+    /// The store of a cluster of relays: a PostgreSQL URL
+    /// (`postgres://user@host/db`, or `?host=/socket/dir`). Every instance
+    /// given the same database shares the mailbox and the relay's identity
+    /// (see docs/relay-cluster.md). `None`: SQLite in `data_dir`.
+    pub store: Option<String>,
     /// Serve only nodes of this festival; `None`: any festival.
     pub festival: Option<String>,
     /// Open WebSockets at once. At ~100 KiB of buffers and state per idle
@@ -108,6 +114,7 @@ impl Default for RelayConfig {
             tls_key: None,
             stun: Some(SocketAddr::from(([127, 0, 0, 1], 3478))),
             data_dir: PathBuf::from("relay-data"),
+            store: None,
             festival: None,
             max_connections: 20_000,
             max_connections_per_ip: 512,

@@ -32,7 +32,8 @@ use festival_engine::clock::now_ms;
 use festival_engine::engine::{Effect, Engine};
 use festival_engine::wire::relay::{close, RelayMsg, MAX_SIGNAL_BYTES};
 use festival_engine::wire::signaling::SignalMsg;
-use festival_store::Store;
+use festival_store::pg::PgStore;
+use festival_store::{AnyStore, MessageStore, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -95,8 +96,8 @@ struct Conn {
 }
 
 pub struct Hub {
-    engine: Engine,
-    store: Store,
+    engine: Engine<AnyStore>,
+    store: AnyStore,
     cfg: RelayConfig,
     metrics: Arc<Metrics>,
     conns: HashMap<LinkId, Conn>,
@@ -129,15 +130,24 @@ impl Hub {
     /// Open (or create) the relay's store and identity and boot its node.
     /// Returns the hub and a copy of the relay's identity for the handshake.
     pub async fn open(cfg: &RelayConfig, metrics: Arc<Metrics>) -> Result<(Hub, Identity), RelayError> {
-        // Owner-only (0700), as a node's: it holds the relay's identity key.
-        festival_engine::datadir::create_private_dir(&cfg.data_dir)?;
-        let store = Store::open(&cfg.data_dir.join(festival_engine::datadir::DB_FILE))
-            .await
-            .map_err(|e| RelayError::Store(e.to_string()))?;
-        let store_err = |e: festival_store::StoreError| RelayError::Store(e.to_string());
+        let store_err = |e: StoreError| RelayError::Store(e.to_string());
+        let store = match &cfg.store {
+            Some(url) => AnyStore::Postgres(PgStore::connect(url).await.map_err(store_err)?),
+            None => {
+                // Owner-only (0700), as a node's: it holds the relay's identity key.
+                festival_engine::datadir::create_private_dir(&cfg.data_dir)?;
+                let path = cfg.data_dir.join(festival_engine::datadir::DB_FILE);
+                AnyStore::Sqlite(Store::open(&path).await.map_err(|e| RelayError::Store(e.to_string()))?)
+            }
+        };
         if store.identity().await.map_err(store_err)?.is_none() {
             let id = Identity::generate(&mut rand_core::OsRng);
-            store.create_identity(&id, "festival-relay", now_ms()).await.map_err(store_err)?;
+            match store.create_identity(&id, "festival-relay", now_ms()).await {
+                // Another instance of the cluster created it first: its
+                // identity is the relay's, read below by the engine.
+                Ok(()) | Err(StoreError::AlreadyInitialised) => {}
+                Err(e) => return Err(store_err(e)),
+            }
         }
         let mut per_author: HashMap<PeerId, u64> = HashMap::new();
         for h in store.heads().await.map_err(store_err)? {

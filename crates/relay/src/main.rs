@@ -34,6 +34,10 @@ struct Args {
     /// Store and identity (default ./relay-data).
     #[arg(long, env = "FESTIVAL_RELAY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// A cluster's shared store: a PostgreSQL URL (default: SQLite in the
+    /// data dir).
+    #[arg(long, env = "FESTIVAL_RELAY_STORE", value_name = "URL")]
+    store: Option<String>,
     /// Serve only nodes of this festival.
     #[arg(long)]
     festival: Option<String>,
@@ -69,6 +73,9 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
     }
     set!(listen, data_dir, max_connections, max_connections_per_ip, frames_per_sec, frames_burst);
     set!(max_messages_per_author, idle_timeout_secs, max_unauthenticated, max_unauthenticated_per_prefix);
+    if let Some(url) = &args.store {
+        cfg.store = Some(url.clone());
+    }
     if let Some(f) = &args.festival {
         cfg.festival = Some(f.clone());
     }

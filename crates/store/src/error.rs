@@ -35,6 +35,9 @@ pub enum StoreError {
     /// differ in author, room or seq, or are the same message.
     #[error("not an equivocation: the envelopes are not two messages at one position")]
     NotAnEquivocation,
+    /// A PostgreSQL schema could not be brought up to date.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
     /// Data on disk does not decode. Holds where, and why.
     #[error("corrupt {table} row: {detail}")]
     Corrupt { table: &'static str, detail: String },

@@ -1,5 +1,7 @@
 //! festival-store: everything a Festival Chat node keeps on disk, in one
-//! SQLite file through sqlx.
+//! SQLite file through sqlx; and, with the `postgres` feature, the same on
+//! PostgreSQL for a cluster of relays ([`pg`]). [`MessageStore`] is the
+//! interface both implement.
 //!
 //! The store persists verified [`festival_core::SignedEnvelope`]s with their
 //! exact signed bytes, the chain heads that sync compares, the outbox of
@@ -46,14 +48,22 @@
 //!
 //! The schema lives in `migrations/`, numbered, embedded at compile time.
 //!
-//! # Why there is no store trait in festival-core
-//! The core is sans-IO: `Node::handle(input, now) -> outputs` never calls a
-//! store; it asks for what it needs in its outputs and receives the answers
-//! as inputs. The node runtime is the only caller of this crate, so a trait
-//! would have exactly one implementation and one caller, and would have to be
-//! async, which the core deliberately is not. The simulator keeps its state
-//! in memory the same way, without pretending to be a store.
+//! # Two backends, one trait, and still none in festival-core
+//! [`MessageStore`] (in [`backend`]) is what the engine, its retention task
+//! and the relay call; [`Store`] (SQLite, a device's file) and
+//! [`pg::PgStore`] (PostgreSQL, a relay cluster's shared mailbox) implement
+//! it, and `tests/conformance.rs` runs one suite against both. A relay picks
+//! its backend at start-up ([`AnyStore`]). The SQLite store keeps its wider
+//! API (DM history, peers, unread counts) for the app.
+//!
+//! The core stays sans-IO: `Node::handle(input, now) -> outputs` never calls
+//! a store; it asks for what it needs in its outputs and receives the
+//! answers as inputs. The simulator keeps its state in memory the same way,
+//! without pretending to be a store.
 
+#[cfg(feature = "postgres")]
+mod any;
+pub mod backend;
 mod chains;
 pub mod equivocation;
 pub mod error;
@@ -68,6 +78,8 @@ pub mod lookup;
 pub mod open;
 pub mod outbox;
 pub mod peers;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod read;
 pub mod receipts;
 pub mod rooms;
@@ -75,6 +87,9 @@ mod script;
 pub mod usage;
 mod victims;
 
+#[cfg(feature = "postgres")]
+pub use any::AnyStore;
+pub use backend::MessageStore;
 pub use equivocation::{MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 pub use error::{Result, StoreError};
 pub use evict::{Budget, Evicted, WAL_RESERVE_BYTES};

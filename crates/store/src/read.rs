@@ -51,7 +51,7 @@ pub struct HistoryCursor {
 /// Rows fetched per query by [`Store::load_range`]: at most ~1 MiB of
 /// envelopes even at the maximum envelope size, while a typical sync reply
 /// (a few dozen small messages) still takes a single query.
-const RANGE_CHUNK: i64 = 64;
+pub(crate) const RANGE_CHUNK: i64 = 64;
 
 /// How long history leaves out a message held above a gap in its chain:
 /// ten minutes, then it is shown anyway.
@@ -60,7 +60,7 @@ pub const GAP_WAIT_MS: u64 = 600_000;
 /// A history cursor as bound to SQL: (created_at, author, seq). No cursor,
 /// or one beyond what SQLite holds, is after every message: the largest
 /// time, and an author above all.
-fn after_or_end(before: Option<HistoryCursor>) -> (i64, Vec<u8>, i64) {
+pub(crate) fn after_or_end(before: Option<HistoryCursor>) -> (i64, Vec<u8>, i64) {
     match before {
         Some(c) if i64::try_from(c.created_at).is_ok() => {
             (clamp_to_sql(c.created_at), c.author.as_bytes().to_vec(), clamp_to_sql(c.seq))
@@ -71,15 +71,15 @@ fn after_or_end(before: Option<HistoryCursor>) -> (i64, Vec<u8>, i64) {
 
 /// Messages held above a gap that arrived at or before this (ms, this
 /// device's clock) are shown anyway ([`GAP_WAIT_MS`]).
-fn gap_cutoff() -> i64 {
+pub(crate) fn gap_cutoff() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     clamp_to_sql(now.saturating_sub(GAP_WAIT_MS))
 }
 
 /// `id, raw, hops, received_at`, the columns every message query selects.
-type MessageRow = (Vec<u8>, Vec<u8>, i64, i64);
+pub(crate) type MessageRow = (Vec<u8>, Vec<u8>, i64, i64);
 
-fn rebuild(id: &[u8], raw: &[u8]) -> Result<SignedEnvelope> {
+pub(crate) fn rebuild(id: &[u8], raw: &[u8]) -> Result<SignedEnvelope> {
     let envelope = SignedEnvelope::from_stored(raw).map_err(|e| corrupt("messages", format!("raw envelope: {e}")))?;
     let id = message_id_from_sql("messages", id)?;
     if envelope.id() != id {
@@ -88,7 +88,7 @@ fn rebuild(id: &[u8], raw: &[u8]) -> Result<SignedEnvelope> {
     Ok(envelope)
 }
 
-fn stored((id, raw, hops, received_at): MessageRow) -> Result<StoredMessage> {
+pub(crate) fn stored((id, raw, hops, received_at): MessageRow) -> Result<StoredMessage> {
     Ok(StoredMessage {
         envelope: rebuild(&id, &raw)?,
         hops: hops_from_sql("messages", hops)?,

@@ -1,0 +1,423 @@
+//! Writing on PostgreSQL: batches, and the heads they move.
+//!
+//! A batch is one transaction of a few statements, each over arrays
+//! (`unnest`), whatever its size:
+//! 1. lock (and create) the head rows of its chains, in the order of
+//!    (room, author) bytes that every instance uses, and read their marks;
+//! 2. insert the rows, `ON CONFLICT DO NOTHING`, returning the ids stored;
+//! 3. only if some were skipped, look up who holds their positions: the
+//!    same id (duplicate) or another (conflict);
+//! 4. outbox entries of our own new messages, then the heads' new marks
+//!    and accounting.
+//!
+//! Holding the head rows from step 1 to the commit is what makes this safe
+//! with many writers: nobody else stores into those chains meanwhile, so the
+//! marks computed in step 4 follow from rows nobody else is changing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use festival_core::sync::{Snapshot, SnapshotHead};
+use festival_core::{Body, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
+use sqlx::PgConnection;
+
+use super::{with_retries, PgStore};
+use crate::error::{corrupt, from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::{HeadRow, Inserted};
+
+/// A chain's key in lock order: room bytes, then author bytes.
+type Key = (RoomId, PeerId);
+
+/// An item checked and converted for SQL.
+struct Row<'a> {
+    index: usize,
+    env: &'a SignedEnvelope,
+    hops: i64,
+    seq: i64,
+    created_at: i64,
+    recipient: Option<Vec<u8>>,
+}
+
+fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
+    let recipient = match env.kind() {
+        Kind::SealedDm => match Body::parse(Kind::SealedDm, env.body()) {
+            Ok(Body::SealedDm(sealed)) => Some(sealed.recipient.as_bytes().to_vec()),
+            Ok(_) => None,
+            Err(e) => return Err(StoreError::Envelope(e.into())),
+        },
+        _ => None,
+    };
+    Ok(Row {
+        index,
+        env,
+        hops: i64::from(hops),
+        seq: to_sql("seq", env.seq())?,
+        created_at: to_sql("created_at", env.created_at())?,
+        recipient,
+    })
+}
+
+/// The new marks of a chain from its old ones and the seqs it newly stored
+/// (ascending), when nothing was held above a gap before; `None` when the
+/// rows must be read (see the SQLite store's `fast_marks`).
+fn fast_marks((contiguous, max_seq): (i64, i64), fresh: &[i64]) -> Option<(i64, i64)> {
+    if max_seq > contiguous {
+        return None;
+    }
+    let mut top = contiguous;
+    for &seq in fresh.iter().skip_while(|&&s| s <= contiguous) {
+        if seq != top + 1 {
+            break;
+        }
+        top = seq;
+    }
+    Some((top, max_seq.max(fresh.last().copied().unwrap_or(0))))
+}
+
+/// Lock (creating at (0, 0) where missing) the head rows of `keys`, which
+/// must be in lock order, and return their marks in that order.
+async fn lock_heads(conn: &mut PgConnection, keys: &[Key]) -> Result<Vec<(i64, i64)>> {
+    let rooms: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
+    let authors: Vec<Vec<u8>> = keys.iter().map(|(_, a)| a.as_bytes().to_vec()).collect();
+    // The no-op update locks an existing row (and waits for a writer that
+    // holds it); RETURNING then gives its committed marks.
+    let rows: Vec<(String, Vec<u8>, i64, i64)> = sqlx::query_as(
+        "INSERT INTO heads (room, author)
+         SELECT room, author FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(room, author, n) ORDER BY n
+         ON CONFLICT (room, author) DO UPDATE SET contiguous = heads.contiguous
+         RETURNING room, author, contiguous, max_seq",
+    )
+    .bind(&rooms)
+    .bind(&authors)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut marks: HashMap<(String, Vec<u8>), (i64, i64)> =
+        rows.into_iter().map(|(room, author, c, m)| ((room, author), (c, m))).collect();
+    keys.iter()
+        .map(|(room, author)| {
+            marks
+                .remove(&(room.as_str().to_owned(), author.as_bytes().to_vec()))
+                .ok_or_else(|| corrupt("heads", "a locked chain came back without its row"))
+        })
+        .collect()
+}
+
+/// Climb a chain's contiguous mark over the seqs stored above it, from the
+/// rows; the max is the highest seq stored, never below `max_seq`.
+async fn probe_marks(conn: &mut PgConnection, key: &Key, (contiguous, max_seq): (i64, i64)) -> Result<(i64, i64)> {
+    let seqs: Vec<(i64,)> =
+        sqlx::query_as("SELECT seq FROM messages WHERE room = $1 AND author = $2 AND seq > $3 ORDER BY seq")
+            .bind(key.0.as_str())
+            .bind(&key.1.as_bytes()[..])
+            .bind(contiguous)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut top = contiguous;
+    for &(seq,) in &seqs {
+        if seq != top + 1 {
+            break;
+        }
+        top = seq;
+    }
+    let stored_max = seqs.last().map_or(0, |&(s,)| s);
+    Ok((top, max_seq.max(top).max(stored_max)))
+}
+
+/// Write the marks (never lower) and add to the accounting of these chains.
+async fn write_heads(conn: &mut PgConnection, heads: &[(&Key, (i64, i64), i64, i64)]) -> Result<()> {
+    if heads.is_empty() {
+        return Ok(());
+    }
+    let rooms: Vec<&str> = heads.iter().map(|(k, ..)| k.0.as_str()).collect();
+    let authors: Vec<Vec<u8>> = heads.iter().map(|(k, ..)| k.1.as_bytes().to_vec()).collect();
+    let contiguous: Vec<i64> = heads.iter().map(|(_, m, ..)| m.0).collect();
+    let max_seq: Vec<i64> = heads.iter().map(|(_, m, ..)| m.1).collect();
+    let bytes: Vec<i64> = heads.iter().map(|h| h.2).collect();
+    let messages: Vec<i64> = heads.iter().map(|h| h.3).collect();
+    sqlx::query(
+        "UPDATE heads h SET
+             contiguous = greatest(h.contiguous, u.contiguous),
+             max_seq = greatest(h.max_seq, u.max_seq),
+             raw_bytes = h.raw_bytes + u.bytes,
+             messages = h.messages + u.messages
+         FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+             AS u(room, author, contiguous, max_seq, bytes, messages)
+         WHERE h.room = u.room AND h.author = u.author",
+    )
+    .bind(&rooms)
+    .bind(&authors)
+    .bind(&contiguous)
+    .bind(&max_seq)
+    .bind(&bytes)
+    .bind(&messages)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Store verified envelopes in one transaction, as
+    /// [`crate::Store::insert_batch`] does: one outcome per item in input
+    /// order, the first of two items for one position wins, and a second
+    /// copy of a stored envelope (also one another instance is storing at
+    /// the same moment) is a [`Inserted::Duplicate`].
+    pub async fn insert_batch(
+        &self,
+        items: &[(SignedEnvelope, u8)],
+        received_at: u64,
+        local: bool,
+    ) -> Result<Vec<Result<Inserted>>> {
+        let received_at = to_sql("received_at", received_at)?;
+        let mut outcomes: Vec<Option<Result<Inserted>>> = items.iter().map(|_| None).collect();
+        let mut rows = Vec::with_capacity(items.len());
+        for (index, (env, hops)) in items.iter().enumerate() {
+            match check(index, env, *hops) {
+                Ok(row) => rows.push(row),
+                Err(e) => outcomes[index] = Some(Err(e)),
+            }
+        }
+        if !rows.is_empty() {
+            let stored = with_retries(|| self.ingest(&rows, received_at, local)).await?;
+            for (index, outcome) in stored {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("every item is either checked out or inserted")).collect())
+    }
+
+    /// One try of the batch's transaction: each row's outcome by its index.
+    async fn ingest(&self, rows: &[Row<'_>], received_at: i64, local: bool) -> Result<Vec<(usize, Result<Inserted>)>> {
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<Key> = {
+            let set: BTreeMap<(&[u8], [u8; 32]), Key> = rows
+                .iter()
+                .map(|r| {
+                    let (room, author) = (r.env.room(), r.env.author());
+                    ((room.as_str().as_bytes(), *author.as_bytes()), (room.clone(), author))
+                })
+                .collect();
+            set.into_values().collect()
+        };
+        let before = lock_heads(&mut tx, &keys).await?;
+
+        let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
+        let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
+        let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let kinds: Vec<i64> = rows.iter().map(|r| i64::from(r.env.kind().code())).collect();
+        let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
+        let hops: Vec<i64> = rows.iter().map(|r| r.hops).collect();
+        let recipients: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.recipient.clone()).collect();
+        let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
+        // Rows go in input order, so of two rows for one position the first
+        // is stored and the second skipped, as if inserted one by one.
+        let inserted: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
+             SELECT id, room, author, seq, kind, created_at, $10, hops, recipient, raw
+             FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::bigint[], $8::bytea[], $9::bytea[]) WITH ORDINALITY
+                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
+             ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING id",
+        )
+        .bind(&ids)
+        .bind(&rooms)
+        .bind(&authors)
+        .bind(&seqs)
+        .bind(&kinds)
+        .bind(&created)
+        .bind(&hops)
+        .bind(&recipients)
+        .bind(&raws)
+        .bind(received_at)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut fresh_ids: HashSet<MessageId> =
+            inserted.into_iter().map(|(id,)| message_id_from_sql("messages", &id)).collect::<Result<_>>()?;
+
+        let held = if fresh_ids.len() < rows.len() { holders(&mut tx, rows).await? } else { HashMap::new() };
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut fresh: Vec<&Row> = Vec::with_capacity(fresh_ids.len());
+        for row in rows {
+            let id = row.env.id();
+            let outcome = if fresh_ids.remove(&id) {
+                fresh.push(row);
+                Ok(Inserted::New)
+            } else {
+                match held.get(&(row.env.room().clone(), row.env.author(), row.seq)) {
+                    Some(holder) if *holder == id => Ok(Inserted::Duplicate),
+                    Some(_) => Err(StoreError::Conflict {
+                        room: row.env.room().clone(),
+                        author: row.env.author(),
+                        seq: row.env.seq(),
+                    }),
+                    None => {
+                        return Err(corrupt("messages", format!("{id:?} was skipped but nothing holds its position")))
+                    }
+                }
+            };
+            outcomes.push((row.index, outcome));
+        }
+
+        if local && !fresh.is_empty() {
+            outbox(&mut tx, &fresh, received_at).await?;
+        }
+        // Per chain: the fresh seqs (ascending) and what they added.
+        let mut gained: BTreeMap<&Key, (Vec<i64>, i64, i64)> = BTreeMap::new();
+        let index: HashMap<(&RoomId, PeerId), &Key> = keys.iter().map(|k| ((&k.0, k.1), k)).collect();
+        for row in &fresh {
+            let key = index[&(row.env.room(), row.env.author())];
+            let entry = gained.entry(key).or_default();
+            entry.0.push(row.seq);
+            entry.1 += i64::try_from(row.env.bytes().len()).unwrap_or(i64::MAX);
+            entry.2 += 1;
+        }
+        let marks_before: HashMap<&Key, (i64, i64)> = keys.iter().zip(before).collect();
+        let mut heads = Vec::with_capacity(gained.len());
+        for (key, (mut seqs, bytes, messages)) in gained {
+            seqs.sort_unstable();
+            let old = marks_before[key];
+            let marks = match fast_marks(old, &seqs) {
+                Some(marks) => marks,
+                None => probe_marks(&mut tx, key, old).await?,
+            };
+            heads.push((key, marks, bytes, messages));
+        }
+        write_heads(&mut tx, &heads).await?;
+        tx.commit().await?;
+        tracing::debug!(items = rows.len(), new = fresh.len(), chains = keys.len(), "batch stored");
+        Ok(outcomes)
+    }
+
+    /// Count a chain's seqs up to `through` as seen, as
+    /// [`crate::Store::advance_contiguous`] does.
+    pub async fn advance_contiguous(&self, room: &RoomId, author: &PeerId, through: u64) -> Result<()> {
+        let through = to_sql("through", through)?;
+        let key: Key = (room.clone(), *author);
+        with_retries(|| async {
+            let mut tx = self.pool.begin().await?;
+            let [(contiguous, max_seq)] = lock_heads(&mut tx, std::slice::from_ref(&key)).await?[..] else {
+                return Err(corrupt("heads", "one chain asked, not one found"));
+            };
+            let marks = probe_marks(&mut tx, &key, (contiguous.max(through), max_seq.max(through))).await?;
+            write_heads(&mut tx, &[(&key, marks, 0, 0)]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The head of every chain in every room.
+    pub async fn heads(&self) -> Result<Vec<HeadRow>> {
+        let rows: Vec<(String, Vec<u8>, i64, i64)> =
+            sqlx::query_as("SELECT room, author, contiguous, max_seq FROM heads ORDER BY room, author")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(room, author, contiguous, max)| {
+                Ok(HeadRow {
+                    room: room_from_sql("heads", room)?,
+                    author: peer_from_sql("heads", &author)?,
+                    contiguous: from_sql("heads", contiguous)?,
+                    max: from_sql("heads", max)?,
+                })
+            })
+            .collect()
+    }
+
+    /// What the sync core starts from, as [`crate::Store::snapshot`].
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let mut snapshot = Snapshot::default();
+        let tips: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT h.room, h.author, m.id FROM heads h
+             JOIN messages m ON m.room = h.room AND m.author = h.author AND m.seq = h.max_seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tip_of = HashMap::with_capacity(tips.len());
+        for (room, author, id) in tips {
+            tip_of.insert(
+                (room_from_sql("heads", room)?, peer_from_sql("heads", &author)?),
+                message_id_from_sql("messages", &id)?,
+            );
+        }
+        let above: Vec<(String, Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.room, m.author, m.seq, m.id FROM heads h
+             JOIN messages m ON m.room = h.room AND m.author = h.author AND m.seq > h.contiguous
+             WHERE h.max_seq > h.contiguous ORDER BY m.room, m.author, m.seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (room, author, seq, id) in above {
+            snapshot.held_above.push((
+                room_from_sql("messages", room)?,
+                peer_from_sql("messages", &author)?,
+                from_sql("messages", seq)?,
+                message_id_from_sql("messages", &id)?,
+            ));
+        }
+        for h in self.heads().await? {
+            let tip = tip_of.get(&(h.room.clone(), h.author)).copied();
+            snapshot.heads.push(SnapshotHead {
+                room: h.room,
+                author: h.author,
+                contiguous: h.contiguous,
+                max: h.max,
+                tip,
+            });
+        }
+        let unsent: Vec<(Vec<u8>,)> =
+            sqlx::query_as("SELECT message_id FROM outbox WHERE sent_at IS NULL ORDER BY queued_at, room, seq")
+                .fetch_all(&self.pool)
+                .await?;
+        snapshot.unsent = unsent.into_iter().map(|(id,)| message_id_from_sql("outbox", &id)).collect::<Result<_>>()?;
+        snapshot.equivocators = self.equivocators().await?;
+        Ok(snapshot)
+    }
+}
+
+/// Who holds the positions of `rows`: (room, author, seq) -> id.
+async fn holders(conn: &mut PgConnection, rows: &[Row<'_>]) -> Result<HashMap<(RoomId, PeerId, i64), MessageId>> {
+    let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
+    let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let found: Vec<(String, Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT m.room, m.author, m.seq, m.id FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS u(room, author, seq)
+         JOIN messages m ON m.room = u.room AND m.author = u.author AND m.seq = u.seq",
+    )
+    .bind(&rooms)
+    .bind(&authors)
+    .bind(&seqs)
+    .fetch_all(&mut *conn)
+    .await?;
+    found
+        .into_iter()
+        .map(|(room, author, seq, id)| {
+            Ok((
+                (room_from_sql("messages", room)?, peer_from_sql("messages", &author)?, seq),
+                message_id_from_sql("messages", &id)?,
+            ))
+        })
+        .collect()
+}
+
+/// Queue our own new messages for sending, in the insert's transaction.
+async fn outbox(conn: &mut PgConnection, fresh: &[&Row<'_>], queued_at: i64) -> Result<()> {
+    let ids: Vec<Vec<u8>> = fresh.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
+    let rooms: Vec<&str> = fresh.iter().map(|r| r.env.room().as_str()).collect();
+    let authors: Vec<Vec<u8>> = fresh.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
+    let seqs: Vec<i64> = fresh.iter().map(|r| r.seq).collect();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, room, author, seq, queued_at)
+         SELECT id, room, author, seq, $5 FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bigint[])
+             AS u(id, room, author, seq)",
+    )
+    .bind(&ids)
+    .bind(&rooms)
+    .bind(&authors)
+    .bind(&seqs)
+    .bind(queued_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The store on PostgreSQL: the mailbox that the relay instances of a
+//! cluster share (`festival-relay --store postgres://...`).
+//!
+//! It keeps what the SQLite store keeps (see [`crate::MessageStore`]) in
+//! one database that many instances write at once:
+//! - **Ingest** is one transaction per batch. It first upserts the head
+//!   rows of the batch's chains, in one order every instance uses, which
+//!   locks them: two instances storing into one chain take turns, and a
+//!   second copy of an envelope (from another instance at the same moment)
+//!   waits for the first to commit, then finds it and is a duplicate. A
+//!   commit that returned is durable (PostgreSQL's `synchronous_commit`
+//!   is on by default); an ack sent after it cannot be lost by a crash of
+//!   the instance or the database.
+//! - Deadlocks (an ingest and an eviction locking heads in different
+//!   orders) and serialisation failures roll the transaction back whole;
+//!   it is retried a few times ([`RETRIES`]).
+//! - **Budgets**: the database is shared and its files are not ours to
+//!   measure, so [`crate::Budget::disk_bytes`] bounds the bytes the store
+//!   accounts ([`crate::Usage`]: raw envelopes plus a fixed per-row
+//!   overhead), with the same headroom and the same eviction order as the
+//!   SQLite store: per author, per room, then expired, others' mail and
+//!   rooms left, then the rest; never the relay's own messages, DMs to it,
+//!   or unsent outbox entries.
+//! - What only a device needs (DM history pages, unread counts beyond the
+//!   room list, per-peer sync times, the peers list) is not here.
+//!
+//! The schema lives in `migrations-pg/`, numbered; instances that start at
+//! once migrate under sqlx's advisory lock.
+
+mod evict;
+mod ingest;
+mod read;
+pub mod server;
+
+use std::time::Duration;
+
+use festival_core::body::check_name;
+use festival_core::{Identity, MessageId, PeerId, ReceiptStatus, RoomId, SignedEnvelope};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::error::{corrupt, from_sql, opt_from_sql, peer_from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::{LocalIdentity, RoomRecord, Usage, MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
+
+pub use server::TempServer;
+
+/// Times a transaction that PostgreSQL rolled back for a deadlock or a
+/// serialisation failure is tried again before the error is returned.
+pub const RETRIES: usize = 5;
+
+/// Connections per instance. Ingest batches, sync reads and the retention
+/// task each hold one for a transaction at a time; PostgreSQL's default of
+/// 100 connections serves ten instances.
+const CONNECTIONS: u32 = 8;
+
+/// How long to wait for a connection from the pool (and so for the
+/// database to answer) before failing the operation.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The store in one PostgreSQL database. Cheap to clone: clones share the
+/// pool.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+/// Whether PostgreSQL rolled the transaction back for something a retry can
+/// fix: a deadlock (40P01) or a serialisation failure (40001).
+pub(crate) fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
+    }
+}
+
+/// Run `op` (one transaction) until it succeeds, fails for another reason,
+/// or has been rolled back [`RETRIES`] times.
+pub(crate) async fn with_retries<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match op().await {
+            Err(e) if retryable(&e) && tries < RETRIES => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "transaction rolled back, trying again");
+            }
+            other => return other,
+        }
+    }
+}
+
+fn status_code(status: ReceiptStatus) -> i64 {
+    match status {
+        ReceiptStatus::Delivered => 0,
+        ReceiptStatus::Read => 1,
+    }
+}
+
+fn status_from_code(code: i64) -> Result<ReceiptStatus> {
+    match code {
+        0 => Ok(ReceiptStatus::Delivered),
+        1 => Ok(ReceiptStatus::Read),
+        other => Err(corrupt("receipts", format!("receipt status {other}"))),
+    }
+}
+
+impl PgStore {
+    /// Connect to the database at `url` (`postgres://user@host/db`, or a
+    /// socket directory as `?host=/path`) and bring its schema up to date.
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        let options: PgConnectOptions = url.parse()?;
+        PgStore::connect_with(options).await
+    }
+
+    /// [`PgStore::connect`] with options built by the caller.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations-pg").run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(PgStore { pool })
+    }
+
+    /// Whether the database answers now (for a health check).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn identity(&self) -> Result<Option<LocalIdentity>> {
+        let row: Option<(Vec<u8>, Vec<u8>, String, i64)> =
+            sqlx::query_as("SELECT secret, peer_id, name, created_at FROM identity WHERE singleton = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((secret, peer_id, name, created_at)) = row else {
+            return Ok(None);
+        };
+        let secret: &[u8; 32] = secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("identity", format!("secret key of {} bytes", secret.len())))?;
+        let identity = Identity::from_secret_bytes(secret);
+        if identity.peer_id() != peer_from_sql("identity", &peer_id)? {
+            return Err(corrupt("identity", "secret key does not match the stored peer id"));
+        }
+        Ok(Some(LocalIdentity { identity, name, created_at: from_sql("identity", created_at)? }))
+    }
+
+    pub async fn create_identity(&self, identity: &Identity, name: &str, now: u64) -> Result<()> {
+        check_name(name).map_err(StoreError::BadName)?;
+        let done = sqlx::query(
+            "INSERT INTO identity (singleton, secret, peer_id, name, created_at) VALUES (1, $1, $2, $3, $4)
+             ON CONFLICT (singleton) DO NOTHING",
+        )
+        .bind(&identity.secret_bytes()[..])
+        .bind(&identity.peer_id().as_bytes()[..])
+        .bind(name)
+        .bind(to_sql("created_at", now)?)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::AlreadyInitialised);
+        }
+        Ok(())
+    }
+
+    /// A peer's display name, as a verified profile announced it.
+    pub async fn set_peer_name(&self, peer: &PeerId, name: &str) -> Result<()> {
+        sqlx::query("INSERT INTO peers (peer_id, name) VALUES ($1, $2) ON CONFLICT (peer_id) DO UPDATE SET name = $2")
+            .bind(&peer.as_bytes()[..])
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn join_room(&self, room: &RoomId, display_name: &str, at: u64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO rooms (room_id, name, joined_at, last_read_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (room_id) DO NOTHING",
+        )
+        .bind(room.as_str())
+        .bind(display_name)
+        .bind(to_sql("at", at)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn leave_room(&self, room: &RoomId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM rooms WHERE room_id = $1").bind(room.as_str()).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Rooms joined, as [`crate::Store::rooms`] lists them (unread: texts
+    /// and DMs to me by others since `last_read_at`, by receive time).
+    pub async fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        let rows: Vec<(String, String, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
+                 (SELECT count(*) FROM messages m
+                  WHERE m.room = r.room_id AND m.kind IN (0, 2) AND m.received_at > r.last_read_at
+                    AND m.author IS DISTINCT FROM (SELECT peer_id FROM identity)
+                    AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity))),
+                 (SELECT max(m.received_at) FROM messages m WHERE m.room = r.room_id AND m.kind IN (0, 2))
+             FROM rooms r ORDER BY r.joined_at, r.room_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(room, name, joined_at, last_read_at, unread, last_activity)| {
+                Ok(RoomRecord {
+                    room: room_from_sql("rooms", room)?,
+                    name,
+                    joined_at: from_sql("rooms", joined_at)?,
+                    last_read_at: from_sql("rooms", last_read_at)?,
+                    unread: from_sql("rooms", unread)?,
+                    last_activity: opt_from_sql("rooms", last_activity)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn mark_sent(&self, id: &MessageId, path: &str, at: u64) -> Result<bool> {
+        let done = sqlx::query("UPDATE outbox SET sent_at = $1, path = $2 WHERE message_id = $3 AND sent_at IS NULL")
+            .bind(to_sql("sent_at", at)?)
+            .bind(path)
+            .bind(&id.as_bytes()[..])
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let held: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM outbox WHERE message_id = $1")
+            .bind(&id.as_bytes()[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        match held {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotInOutbox(*id)),
+        }
+    }
+
+    /// Receipts, as [`crate::Store::add_receipts`]: the earliest time of
+    /// each stays. One statement for all of `ids`.
+    pub async fn add_receipts(&self, from: PeerId, status: ReceiptStatus, ids: &[MessageId], at: u64) -> Result<()> {
+        let at = to_sql("at", at)?;
+        // One row per id: a statement may not update one row twice.
+        let mut unique: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        with_retries(|| async {
+            sqlx::query(
+                "INSERT INTO receipts (message_id, peer_id, status, at)
+                 SELECT id, $2, $3, $4 FROM unnest($1::bytea[]) AS u(id)
+                 ON CONFLICT (message_id, peer_id, status) DO UPDATE SET at = least(receipts.at, excluded.at)",
+            )
+            .bind(&unique)
+            .bind(&from.as_bytes()[..])
+            .bind(status_code(status))
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn receipts_for(&self, id: &MessageId) -> Result<Vec<(PeerId, ReceiptStatus, u64)>> {
+        let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
+            "SELECT peer_id, status, at FROM receipts WHERE message_id = $1 ORDER BY at, peer_id, status",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(peer, status, at)| {
+                Ok((peer_from_sql("receipts", &peer)?, status_from_code(status)?, from_sql("receipts", at)?))
+            })
+            .collect()
+    }
+
+    /// Keep two envelopes as proof, as [`crate::Store::record_equivocation`]
+    /// does, with the same caps.
+    pub async fn record_equivocation(&self, a: &SignedEnvelope, b: &SignedEnvelope, at: u64) -> Result<bool> {
+        if a.author() != b.author() || a.room() != b.room() || a.seq() != b.seq() || a.id() == b.id() {
+            return Err(StoreError::NotAnEquivocation);
+        }
+        let (first, second) = if a.id().as_bytes() <= b.id().as_bytes() { (a, b) } else { (b, a) };
+        let (seq, at) = (to_sql("seq", a.seq())?, to_sql("at", at)?);
+        with_retries(|| async {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(
+                "INSERT INTO equivocations (author, room, seq, at, first, second) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (author) DO NOTHING",
+            )
+            .bind(&a.author().as_bytes()[..])
+            .bind(a.room().as_str())
+            .bind(seq)
+            .bind(at)
+            .bind(first.bytes())
+            .bind(second.bytes())
+            .execute(&mut *tx)
+            .await?;
+            let new = done.rows_affected() == 1;
+            if new {
+                sqlx::query(
+                    "DELETE FROM equivocations WHERE pk IN (
+                         SELECT pk FROM (
+                             SELECT pk, row_number() OVER (ORDER BY at DESC, pk DESC) AS newer,
+                                    sum(length(first) + length(second)) OVER (ORDER BY at DESC, pk DESC) AS newer_bytes
+                             FROM equivocations) AS ranked
+                         WHERE newer > $1 OR newer_bytes > $2)",
+                )
+                .bind(MAX_EQUIVOCATION_PROOFS)
+                .bind(MAX_EQUIVOCATION_BYTES)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(new)
+        })
+        .await
+    }
+
+    pub async fn equivocators(&self) -> Result<Vec<PeerId>> {
+        let rows: Vec<(Vec<u8>,)> =
+            sqlx::query_as("SELECT author FROM equivocations ORDER BY at, pk").fetch_all(&self.pool).await?;
+        rows.into_iter().map(|(author,)| peer_from_sql("equivocations", &author)).collect()
+    }
+
+    /// What every room holds, summed over the chains.
+    pub async fn usage(&self) -> Result<Usage> {
+        let (raw, messages): (i64, i64) =
+            sqlx::query_as("SELECT coalesce(sum(raw_bytes), 0)::bigint, coalesce(sum(messages), 0)::bigint FROM heads")
+                .fetch_one(&self.pool)
+                .await?;
+        Usage::from_sums("heads", raw, messages)
+    }
+
+    pub async fn room_usage(&self, room: &RoomId) -> Result<Usage> {
+        let (raw, messages): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(raw_bytes), 0)::bigint, coalesce(sum(messages), 0)::bigint FROM heads WHERE room = $1",
+        )
+        .bind(room.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Usage::from_sums("heads", raw, messages)
+    }
+
+    pub async fn author_usage(&self, author: &PeerId) -> Result<Usage> {
+        let (raw, messages): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(raw_bytes), 0)::bigint, coalesce(sum(messages), 0)::bigint FROM heads
+             WHERE author = $1",
+        )
+        .bind(&author.as_bytes()[..])
+        .fetch_one(&self.pool)
+        .await?;
+        Usage::from_sums("heads", raw, messages)
+    }
+
+    /// How many messages are stored: the chains' exact counts, summed (a
+    /// `count(*)` would scan the table).
+    pub async fn message_count(&self) -> Result<u64> {
+        Ok(self.usage().await?.messages)
+    }
+}
+
+crate::backend::inherent_message_store!(PgStore);
