@@ -117,8 +117,37 @@ impl Node {
         if live {
             self.tree_first_copy(&room_id, author, link, via == Via::Push, now, out);
         }
-        self.pending.insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), live });
+        self.pending
+            .insert(env.id(), Pending { envelope: env, hops: item.hops, from: Some(link), sibling: false, live });
         Some((room_id, author))
+    }
+
+    /// An envelope another instance of our relay cluster committed to the
+    /// shared store (see `Input::Committed`): no `Persist` (it is stored),
+    /// straight to what follows a commit.
+    pub(super) fn on_committed(&mut self, env: SignedEnvelope, hops: u8, now: Millis, out: &mut Vec<Output>) {
+        let (room_id, author, seq) = (env.room().clone(), env.author(), env.seq());
+        let Some(room) = self.rooms.get(&room_id) else { return };
+        let state = room.authors.get(&author);
+        if state.is_some_and(|a| a.has(seq)) {
+            return;
+        }
+        if state.is_none() && room.authors.len() >= MAX_AUTHORS_PER_ROOM {
+            return;
+        }
+        let wall = self.wall;
+        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= wall {
+            return;
+        }
+        self.rooms.get_mut(&room_id).expect("checked above").author(author).pending.insert(seq);
+        self.forget_missing(&(room_id, author, seq));
+        let id = env.id();
+        let live = wall.saturating_sub(env.created_at()) < self.cfg.live_window_ms;
+        // It goes on with the hops the other instance gives it: both are one
+        // relay, one hop. (Another's message never has 0; see `forward`.)
+        let hops = hops.max(1);
+        self.pending.insert(id, Pending { envelope: env, hops, from: None, sibling: true, live });
+        self.on_persisted(id, Ok(()), now, out);
     }
 
     /// An expired message at the end of our chain: nobody serves it, go past.
@@ -170,7 +199,7 @@ impl Node {
             }
         }
         self.recent.insert((room_id.clone(), author, seq), id);
-        let local = p.from.is_none();
+        let local = p.from.is_none() && !p.sibling;
         if local {
             self.unsent.insert(id);
         }

@@ -305,6 +305,16 @@ pub enum Input {
         a: SignedEnvelope,
         b: SignedEnvelope,
     },
+    /// An envelope another instance of this relay cluster verified and
+    /// committed to the store they share (it came over the cluster's bus):
+    /// taken as stored, delivered and forwarded to our links as if it had
+    /// reached us over one more link (`hops` as that instance received it).
+    /// Dropped when its room is not carried, it is held already, or it has
+    /// expired. The caller verified it (`SignedEnvelope::decode`).
+    Committed {
+        envelope: SignedEnvelope,
+        hops: u8,
+    },
     Tick,
     Power(PowerState),
     /// The app is in the foreground (false: background, on a phone).
@@ -382,7 +392,10 @@ pub enum SendError {
 struct Pending {
     envelope: SignedEnvelope,
     hops: u8,
+    /// The link it came from; `None` for our own and for what another
+    /// instance of a relay cluster committed (`sibling`).
     from: Option<LinkId>,
+    sibling: bool,
     /// Arrived by live push (forwarded by push) rather than by sync.
     live: bool,
 }
@@ -581,6 +594,7 @@ impl Node {
             Input::Persisted { id, result } => self.on_persisted(id, result, now, &mut out),
             Input::Loaded { load, items } => self.on_loaded(load, items, now, &mut out),
             Input::Proved { a, b } => self.on_proved(a, b, &mut out),
+            Input::Committed { envelope, hops } => self.on_committed(envelope, hops, now, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Power(p) => {
                 self.power = p;
@@ -695,7 +709,8 @@ impl Node {
             Draft { seq, room: room.clone(), kind: body.kind(), created_at, body: body.encode() },
         )?;
         state.author(me).pending.insert(seq);
-        self.pending.insert(env.id(), Pending { envelope: env.clone(), hops: 0, from: None, live: true });
+        self.pending
+            .insert(env.id(), Pending { envelope: env.clone(), hops: 0, from: None, sibling: false, live: true });
         Ok(env)
     }
 

@@ -31,6 +31,7 @@ mod evict;
 mod ingest;
 mod read;
 pub mod server;
+mod tail;
 
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ use crate::error::{corrupt, from_sql, opt_from_sql, peer_from_sql, room_from_sql
 use crate::{LocalIdentity, RoomRecord, Usage, MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 
 pub use server::TempServer;
+pub use tail::CommitCursor;
 
 /// Times a transaction that PostgreSQL rolled back for a deadlock or a
 /// serialisation failure is tried again before the error is returned.

@@ -1,0 +1,63 @@
+//! The committed order of the PostgreSQL store: a reader that tails it
+//! misses nothing, even when transactions commit in another order than they
+//! began (which a sequence number would get wrong).
+
+mod common;
+
+use common::{identity, room, text};
+use festival_store::pg::{PgStore, TempServer};
+use sqlx::{Connection, Executor};
+
+const T0: u64 = 1_750_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_misses_nothing_that_commits_out_of_order() {
+    let server = TempServer::start(false).await.expect("start PostgreSQL");
+    let url = server.create_database("tail").await.unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let (alice, bob, camp) = (identity(1), identity(2), room("camp"));
+
+    let mut cursor = store.commit_horizon().await.unwrap();
+    let before = text(&alice, &camp, 1, T0, "before");
+    store.insert_batch(&[(before.clone(), 1)], T0, false).await.unwrap();
+    let (got, next) = store.committed_after(&cursor, 100).await.unwrap();
+    assert_eq!(got.iter().map(|(e, h)| (e.id(), *h)).collect::<Vec<_>>(), vec![(before.id(), 1)]);
+    cursor = next;
+
+    // A transaction begins (and takes its id) first, and writes a message;
+    // a batch begins after it and commits first.
+    let slow_msg = text(&bob, &camp, 1, T0, "slow");
+    let mut slow = sqlx::PgConnection::connect(&url).await.unwrap();
+    slow.execute("BEGIN").await.unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, raw)
+         VALUES ($1, 'camp', $2, 1, 0, $3, $3, 4, $4)",
+    )
+    .bind(&slow_msg.id().as_bytes()[..])
+    .bind(&bob.peer_id().as_bytes()[..])
+    .bind(T0 as i64)
+    .bind(slow_msg.bytes())
+    .execute(&mut slow)
+    .await
+    .unwrap();
+    let fast = text(&alice, &camp, 2, T0, "fast");
+    store.insert_batch(&[(fast.clone(), 1)], T0, false).await.unwrap();
+    // The fast one is committed, but an earlier transaction is still open:
+    // the tail waits rather than step past the slow one's place.
+    let (got, same) = store.committed_after(&cursor, 100).await.unwrap();
+    assert!(got.is_empty(), "nothing is read past a transaction still open");
+    assert_eq!(same, cursor);
+    slow.execute("COMMIT").await.unwrap();
+    let (got, next) = store.committed_after(&cursor, 100).await.unwrap();
+    let ids: Vec<_> = got.iter().map(|(e, _)| e.id()).collect();
+    assert_eq!(ids, vec![slow_msg.id(), fast.id()], "both, in the order their transactions began");
+    assert_eq!(got[0].1, 4);
+    // Read once: the cursor is past them, and pages by `limit`.
+    assert!(store.committed_after(&next, 100).await.unwrap().0.is_empty());
+    let batch: Vec<_> = (3..=12).map(|seq| (text(&alice, &camp, seq, T0, "more"), 1)).collect();
+    store.insert_batch(&batch, T0, false).await.unwrap();
+    let (page, after) = store.committed_after(&next, 4).await.unwrap();
+    assert_eq!(page.len(), 4);
+    let (rest, _) = store.committed_after(&after, 100).await.unwrap();
+    assert_eq!(rest.len(), 6);
+}
