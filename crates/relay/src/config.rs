@@ -31,6 +31,17 @@ pub struct RelayConfig {
     /// given the same database shares the mailbox and the relay's identity
     /// (see docs/relay-cluster.md). `None`: SQLite in `data_dir`.
     pub store: Option<String>,
+    /// The cluster's bus: a Redis URL (`redis://host:6379`, or
+    /// `redis+unix:///path/redis.sock`). Needs `store`. Without it the
+    /// instances of a cluster still share everything, and learn of each
+    /// other's envelopes from the store within a fraction of a second
+    /// instead of at once.
+    pub bus: Option<String>,
+    /// This instance's name in the cluster: its consumer group on the bus
+    /// and where its nodes are said to be. Must differ between instances
+    /// and stay the same across restarts. Default: the host name and the
+    /// port listened on.
+    pub instance: Option<String>,
     /// Serve only nodes of this festival; `None`: any festival.
     pub festival: Option<String>,
     /// Open WebSockets at once. At ~100 KiB of buffers and state per idle
@@ -115,6 +126,8 @@ impl Default for RelayConfig {
             stun: Some(SocketAddr::from(([127, 0, 0, 1], 3478))),
             data_dir: PathBuf::from("relay-data"),
             store: None,
+            bus: None,
+            instance: None,
             festival: None,
             max_connections: 20_000,
             max_connections_per_ip: 512,
@@ -191,6 +204,12 @@ impl RelayConfig {
         }
         if self.message_lifetime_hours == 0 {
             return bad("message_lifetime_hours must be at least 1");
+        }
+        if self.bus.is_some() && self.store.is_none() {
+            return bad("bus needs store: the instances of a cluster share a PostgreSQL store");
+        }
+        if self.instance.as_ref().is_some_and(|i| i.is_empty() || i.len() > 128) {
+            return bad("instance must be 1 to 128 bytes");
         }
         Ok(())
     }

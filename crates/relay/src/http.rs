@@ -57,12 +57,25 @@ fn refused(s: &Shared, refusal: SlotRefusal) -> Response {
     (status, refusal.label()).into_response()
 }
 
+/// 200 while the relay can take and acknowledge messages. An instance of a
+/// cluster also says whether the shared store (PostgreSQL) and the bus
+/// (Redis) answer: without the store it cannot acknowledge anything (503);
+/// without the bus it still serves, and learns of the other instances'
+/// messages from the store (200).
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
-    if s.metrics.hub_up.load(Relaxed) {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "store not running\n").into_response()
+    let m = &s.metrics;
+    if !m.hub_up.load(Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store not running\n").into_response();
     }
+    if !m.clustered.load(Relaxed) {
+        return (StatusCode::OK, "ok\n").into_response();
+    }
+    let reach = |up: bool| if up { "reachable" } else { "unreachable" };
+    let store_up = m.store_up.load(Relaxed);
+    let bus = if s.cfg.bus.is_some() { reach(m.bus_up.load(Relaxed)) } else { "none" };
+    let body = format!("{}\nstore: {}\nbus: {bus}\n", if store_up { "ok" } else { "down" }, reach(store_up));
+    let status = if store_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, body).into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

@@ -37,6 +37,7 @@ use festival_store::{AnyStore, MessageStore, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::cluster::Cluster;
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
 use crate::RelayError;
@@ -52,7 +53,10 @@ const MAX_INPUTS_PER_TURN: usize = 256;
 
 /// An envelope of a frame on its way to the core: its id, its author (read
 /// unverified from the envelope) and whether the store held it already.
-type Incoming = (MessageId, Option<PeerId>, bool);
+/// An envelope of a frame: its id, its author (unverified), whether the
+/// store held it before, and (when it did not) its bytes and hops, for the
+/// cluster's bus once it is committed.
+type Incoming = (MessageId, Option<PeerId>, bool, Option<(Vec<u8>, u8)>);
 
 /// How often idle rooms are looked for.
 const ROOM_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -72,14 +76,58 @@ enum Creation {
 /// Rooms waiting for the relay-wide budget (see `Hub::waiting`).
 const MAX_ROOMS_WAITING: usize = 1_024;
 /// How often waiting rooms are looked at.
+/// How often an instance of a cluster reads the authors' counts from the
+/// shared store for the storage quota (between reads it adds its own).
+const QUOTA_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Messages per author the store holds, for the storage quota. `max` over-counts
+/// an author with gaps: the quota errs on the safe side.
+async fn quota_counts<S: MessageStore>(store: &S) -> festival_store::Result<HashMap<PeerId, u64>> {
+    let mut per_author: HashMap<PeerId, u64> = HashMap::new();
+    for h in store.heads().await? {
+        *per_author.entry(h.author).or_default() += h.max;
+    }
+    Ok(per_author)
+}
+
 const ROOM_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What connection tasks tell the hub.
 pub enum HubIn {
-    Open { peer: PeerId, out: mpsc::Sender<Bytes>, kill: oneshot::Sender<u16>, reply: oneshot::Sender<LinkId> },
-    Frame { link: LinkId, bytes: Vec<u8> },
-    Signal { link: LinkId, to: PeerId, msg: Vec<u8> },
-    Closed { link: LinkId },
+    Open {
+        peer: PeerId,
+        out: mpsc::Sender<Bytes>,
+        kill: oneshot::Sender<u16>,
+        reply: oneshot::Sender<LinkId>,
+    },
+    Frame {
+        link: LinkId,
+        bytes: Vec<u8>,
+    },
+    Signal {
+        link: LinkId,
+        to: PeerId,
+        msg: Vec<u8>,
+    },
+    Closed {
+        link: LinkId,
+    },
+    /// Envelopes other instances of the cluster committed (from the bus or
+    /// the shared store's tail; see `crate::cluster`).
+    Committed {
+        items: Vec<(festival_core::SignedEnvelope, u8)>,
+    },
+    /// An offer or answer from a node of another instance.
+    RemoteSignal {
+        from: PeerId,
+        to: PeerId,
+        msg: Vec<u8>,
+    },
+    /// A signal of this link's node found its addressee nowhere.
+    Unreachable {
+        link: LinkId,
+        to: PeerId,
+    },
 }
 
 struct Conn {
@@ -124,12 +172,19 @@ pub struct Hub {
     wake: Option<u64>,
     /// Links dropped while applying effects; the engine hears of it next.
     down: Vec<LinkId>,
+    /// The other instances, when this is one of a cluster.
+    cluster: Option<Cluster>,
 }
 
 impl Hub {
     /// Open (or create) the relay's store and identity and boot its node.
     /// Returns the hub and a copy of the relay's identity for the handshake.
-    pub async fn open(cfg: &RelayConfig, metrics: Arc<Metrics>) -> Result<(Hub, Identity), RelayError> {
+    pub async fn open(
+        cfg: &RelayConfig,
+        metrics: Arc<Metrics>,
+        hub: &mpsc::Sender<HubIn>,
+        instance: String,
+    ) -> Result<(Hub, Identity), RelayError> {
         let store_err = |e: StoreError| RelayError::Store(e.to_string());
         let store = match &cfg.store {
             Some(url) => AnyStore::Postgres(PgStore::connect(url).await.map_err(store_err)?),
@@ -149,11 +204,14 @@ impl Hub {
                 Err(e) => return Err(store_err(e)),
             }
         }
-        let mut per_author: HashMap<PeerId, u64> = HashMap::new();
-        for h in store.heads().await.map_err(store_err)? {
-            // `max` over-counts an author with gaps: the quota errs on the safe side.
-            *per_author.entry(h.author).or_default() += h.max;
-        }
+        // In a cluster, the tail of the shared store starts here: what
+        // commits after this is read again, what commits before it is in
+        // the state the engine boots from.
+        let horizon = match &store {
+            AnyStore::Postgres(pg) => Some(pg.commit_horizon().await.map_err(store_err)?),
+            AnyStore::Sqlite(_) => None,
+        };
+        let per_author = quota_counts(&store).await.map_err(store_err)?;
         let rooms: HashSet<RoomId> = store.rooms().await.map_err(store_err)?.into_iter().map(|r| r.room).collect();
         metrics.mailbox_messages.store(store.message_count().await.map_err(store_err)?, Relaxed);
         metrics.rooms.store(rooms.len() as u64 + 2, Relaxed);
@@ -170,6 +228,16 @@ impl Hub {
             .await
             .map_err(|e| RelayError::Store(e.to_string()))?;
         let retention_task = engine.start_retention(retention);
+        let cluster = match (&store, horizon) {
+            (AnyStore::Postgres(pg), Some(horizon)) => {
+                metrics.clustered.store(true, Relaxed);
+                tracing::info!(%instance, bus = cfg.bus.is_some(), "relay cluster instance");
+                let c = Cluster::start(pg.clone(), horizon, cfg.bus.clone(), instance, hub, metrics.clone())
+                    .map_err(|e| RelayError::Store(format!("bus: {e}")))?;
+                Some(c)
+            }
+            _ => None,
+        };
         let identity = Identity::from_secret_bytes(&engine.node().identity().secret_bytes());
         tracing::info!(relay = %engine.peer_id(), "relay node ready");
         let hub = Hub {
@@ -189,6 +257,7 @@ impl Hub {
             per_author,
             wake: None,
             down: Vec::new(),
+            cluster,
         };
         Ok((hub, identity))
     }
@@ -199,6 +268,7 @@ impl Hub {
         let fx = self.engine.handle(Input::Tick).await;
         self.apply(fx);
         let mut sweep = tokio::time::interval(ROOM_SWEEP_EVERY);
+        let mut quota = tokio::time::interval(QUOTA_REFRESH);
         let mut retry = tokio::time::interval(ROOM_RETRY_EVERY);
         loop {
             // The core's timers run on the engine's monotonic clock.
@@ -211,6 +281,12 @@ impl Hub {
                     self.apply(fx);
                 }
                 _ = sweep.tick() => self.leave_idle_rooms().await,
+                // Other instances store too: the quota counts what the
+                // shared store holds.
+                _ = quota.tick(), if self.cluster.is_some() => match quota_counts(&self.store).await {
+                    Ok(counts) => self.per_author = counts,
+                    Err(e) => tracing::warn!(%e, "reading the authors' counts failed"),
+                },
                 _ = retry.tick(), if !self.waiting.is_empty() => self.join_waiting_rooms().await,
                 msg = rx.recv() => match msg {
                     Some(m) => {
@@ -273,6 +349,9 @@ impl Hub {
                 self.conns.insert(link, conn);
                 self.by_peer.insert(peer, link);
                 self.metrics.connections.store(self.conns.len() as i64, Relaxed);
+                if let Some(c) = &self.cluster {
+                    c.arrived(peer);
+                }
                 if reply.send(link).is_err() {
                     self.drop_conn(link, None);
                     return;
@@ -283,6 +362,14 @@ impl Hub {
             HubIn::Closed { link } => self.drop_conn(link, None),
             HubIn::Frame { link, bytes } => self.on_frames(vec![(link, bytes)]).await,
             HubIn::Signal { link, to, msg } => self.on_signal(link, to, msg),
+            HubIn::Committed { items } => self.on_committed(items).await,
+            HubIn::RemoteSignal { from, to, msg } => {
+                if let Some(dest) = self.by_peer.get(&to).copied() {
+                    self.metrics.signals_forwarded.fetch_add(1, Relaxed);
+                    self.send(dest, RelayMsg::Signal { peer: from, msg }.encode().into());
+                }
+            }
+            HubIn::Unreachable { link, to } => self.send(link, RelayMsg::Unreachable { peer: to }.encode().into()),
         }
     }
 
@@ -291,6 +378,9 @@ impl Hub {
         let Some(mut c) = self.conns.remove(&link) else { return };
         if self.by_peer.get(&c.peer) == Some(&link) {
             self.by_peer.remove(&c.peer);
+            if let Some(cluster) = &self.cluster {
+                cluster.left(c.peer);
+            }
         }
         if let (Some(code), Some(kill)) = (code, c.kill.take()) {
             let _ = kill.send(code);
@@ -342,9 +432,10 @@ impl Hub {
         let fx = self.engine.handle_many(inputs).await;
         // The engine has run Persist -> Persisted: whatever is in the store
         // now is committed (synchronous=FULL) and may be acknowledged.
+        let mut accepted = Vec::new();
         for (link, notes) in incoming {
             let mut stored = Vec::new();
-            for (id, author, held_before) in notes {
+            for (id, author, held_before, bytes) in notes {
                 let held = held_before || matches!(self.store.get(&id).await, Ok(Some(_)));
                 if !held {
                     continue;
@@ -354,6 +445,7 @@ impl Hub {
                     if let Some(a) = author {
                         *self.per_author.entry(a).or_default() += 1;
                     }
+                    accepted.extend(bytes);
                 }
                 stored.push(id);
             }
@@ -362,6 +454,29 @@ impl Hub {
                 self.send(link, RelayMsg::Stored { ids: stored }.encode().into());
             }
         }
+        // Committed: the other instances may hear of it now.
+        if let Some(c) = &self.cluster {
+            c.accepted(accepted);
+        }
+        self.apply(fx);
+    }
+
+    /// What other instances committed: rooms are the cluster's, so one
+    /// another instance carries is joined here too (within `max_rooms`).
+    async fn on_committed(&mut self, items: Vec<(festival_core::SignedEnvelope, u8)>) {
+        let mut inputs = Vec::with_capacity(items.len());
+        for (envelope, hops) in items {
+            let room = envelope.room().clone();
+            let carried = room == RoomId::festival() || room.is_direct() || self.rooms.contains(&room);
+            if !carried {
+                if self.rooms.len() >= self.cfg.max_rooms {
+                    continue;
+                }
+                self.join_room(room, Instant::now()).await;
+            }
+            inputs.push(Input::Committed { envelope, hops });
+        }
+        let fx = self.engine.handle_many(inputs).await;
         self.apply(fx);
     }
 
@@ -394,7 +509,8 @@ impl Hub {
             if let (false, Some(a)) = (held, author) {
                 *admitted.entry(a).or_default() += 1;
             }
-            incoming.push((id, author, held));
+            let bytes = (!held).then(|| (item.envelope.clone(), item.hops));
+            incoming.push((id, author, held, bytes));
             kept.push(item);
         }
         dropped.then_some(kept)
@@ -554,7 +670,14 @@ impl Hub {
                 self.metrics.signals_forwarded.fetch_add(1, Relaxed);
                 self.send(dest, RelayMsg::Signal { peer: from, msg }.encode().into());
             }
-            _ => self.send(link, RelayMsg::Unreachable { peer: to }.encode().into()),
+            Some(_) => self.send(link, RelayMsg::Unreachable { peer: to }.encode().into()),
+            // Perhaps at another instance of the cluster, which answers
+            // `Unreachable` itself when nobody has the peer.
+            None => {
+                if !self.cluster.as_ref().is_some_and(|c| c.signal(link, from, to, msg)) {
+                    self.send(link, RelayMsg::Unreachable { peer: to }.encode().into());
+                }
+            }
         }
     }
 

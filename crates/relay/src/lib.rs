@@ -27,6 +27,7 @@
 //! - [`tls`]: optional TLS termination (`tls_cert`, `tls_key`): a listener
 //!   that hands axum connections already past their TLS handshake.
 
+pub mod cluster;
 pub mod config;
 mod conn;
 mod http;
@@ -107,8 +108,10 @@ where
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let (hub, identity) = Hub::open(&cfg, metrics.clone()).await?;
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
+    let port = listener.local_addr()?.port();
+    let instance = cfg.instance.clone().unwrap_or_else(|| default_instance(port));
+    let (hub, identity) = Hub::open(&cfg, metrics.clone(), &hub_tx, instance).await?;
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stun_port = stun.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port());
@@ -156,6 +159,16 @@ where
 }
 
 /// Resolves once the relay is shutting down (or the signal is gone).
+/// An instance's name when none is given: the host name and the port.
+fn default_instance(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "relay".to_owned());
+    format!("{host}:{port}")
+}
+
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send: drop it before any other await.
     let _ = rx.wait_for(|s| *s).await.map(|_| ());

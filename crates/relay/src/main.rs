@@ -38,6 +38,12 @@ struct Args {
     /// data dir).
     #[arg(long, env = "FESTIVAL_RELAY_STORE", value_name = "URL")]
     store: Option<String>,
+    /// A cluster's bus: a Redis URL. Needs --store.
+    #[arg(long, env = "FESTIVAL_RELAY_BUS", value_name = "URL")]
+    bus: Option<String>,
+    /// This instance's name in its cluster (default: host name and port).
+    #[arg(long, env = "FESTIVAL_RELAY_INSTANCE")]
+    instance: Option<String>,
     /// Serve only nodes of this festival.
     #[arg(long)]
     festival: Option<String>,
@@ -75,6 +81,12 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
     set!(max_messages_per_author, idle_timeout_secs, max_unauthenticated, max_unauthenticated_per_prefix);
     if let Some(url) = &args.store {
         cfg.store = Some(url.clone());
+    }
+    if let Some(url) = &args.bus {
+        cfg.bus = Some(url.clone());
+    }
+    if let Some(name) = &args.instance {
+        cfg.instance = Some(name.clone());
     }
     if let Some(f) = &args.festival {
         cfg.festival = Some(f.clone());

@@ -36,6 +36,28 @@ pub struct Metrics {
     pub hub_up: AtomicBool,
     /// Authors with an equivocation proof (two messages for one position).
     pub equivocators: AtomicU64,
+    /// This relay is one instance of a cluster (PostgreSQL store); the
+    /// counters below are rendered only then. See `crate::cluster`.
+    pub clustered: AtomicBool,
+    /// The shared store answered the last read of its committed order.
+    pub store_up: AtomicBool,
+    /// Redis answered the last command (false without a bus).
+    pub bus_up: AtomicBool,
+    /// Envelopes added to the bus, and those whose `XADD` failed.
+    pub cluster_published: AtomicU64,
+    pub cluster_publish_failed: AtomicU64,
+    /// Envelopes other instances accepted, read from the bus.
+    pub cluster_bus_received: AtomicU64,
+    /// Envelopes read from the shared store's committed order (the
+    /// fallback; it also reads what the bus brought).
+    pub cluster_tail_read: AtomicU64,
+    /// Signals sent to, and received from, other instances.
+    pub cluster_signals_out: AtomicU64,
+    pub cluster_signals_in: AtomicU64,
+    /// Work for the bus dropped because its queue was full.
+    pub cluster_out_dropped: AtomicU64,
+    /// Entries of the bus this instance has not read yet.
+    pub cluster_stream_lag: AtomicI64,
     rejections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -110,7 +132,66 @@ impl Metrics {
         for (reason, n) in self.rejections.lock().expect("metrics lock").iter() {
             let _ = writeln!(s, "festival_relay_rejections_total{{reason=\"{reason}\"}} {n}");
         }
+        if self.clustered.load(Relaxed) {
+            self.render_cluster(&mut s);
+        }
         s
+    }
+
+    /// The cluster's gauges and counters (see `crate::cluster`).
+    fn render_cluster(&self, s: &mut String) {
+        let mut gauge = |name: &str, help: &str, v: i64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            "festival_relay_store_up",
+            "1 while the shared PostgreSQL store answers.",
+            self.store_up.load(Relaxed) as i64,
+        );
+        gauge("festival_relay_bus_up", "1 while the Redis bus answers.", self.bus_up.load(Relaxed) as i64);
+        gauge(
+            "festival_relay_cluster_stream_lag",
+            "Entries of the bus this instance has not read yet.",
+            self.cluster_stream_lag.load(Relaxed),
+        );
+        let mut counter = |name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        };
+        counter(
+            "festival_relay_cluster_published_total",
+            "Envelopes this instance added to the bus (fan-out).",
+            &self.cluster_published,
+        );
+        counter(
+            "festival_relay_cluster_publish_failed_total",
+            "Envelopes whose XADD failed (the store's tail carries them).",
+            &self.cluster_publish_failed,
+        );
+        counter(
+            "festival_relay_cluster_bus_received_total",
+            "Envelopes other instances accepted, read from the bus (fan-in).",
+            &self.cluster_bus_received,
+        );
+        counter(
+            "festival_relay_cluster_fallback_reads_total",
+            "Envelopes read from the shared store's committed order.",
+            &self.cluster_tail_read,
+        );
+        counter(
+            "festival_relay_cluster_signals_out_total",
+            "Signals sent to other instances.",
+            &self.cluster_signals_out,
+        );
+        counter(
+            "festival_relay_cluster_signals_in_total",
+            "Signals received from other instances.",
+            &self.cluster_signals_in,
+        );
+        counter(
+            "festival_relay_cluster_dropped_total",
+            "Work for the bus dropped on a full queue.",
+            &self.cluster_out_dropped,
+        );
     }
 }
 

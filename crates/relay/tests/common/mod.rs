@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -401,6 +403,8 @@ pub struct TestNode {
     /// Ids the relay acknowledged as committed (`Stored`).
     pub stored: Arc<Mutex<Vec<MessageId>>>,
     pub connected: Arc<Mutex<u32>>,
+    /// The identity of the relay it last connected to.
+    pub relay_id: Arc<Mutex<Option<PeerId>>>,
     pub relay: RelayHandle,
     cmd: mpsc::Sender<NodeCmd>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -423,8 +427,10 @@ impl TestNode {
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let stored = Arc::new(Mutex::new(Vec::new()));
         let connected = Arc::new(Mutex::new(0));
-        let task = tokio::spawn(drive(engine, relay.clone(), events, cmd_rx, stored.clone(), connected.clone()));
-        TestNode { id, store: local.store.clone(), stored, connected, relay, cmd: cmd_tx, task: Some(task) }
+        let relay_id = Arc::new(Mutex::new(None));
+        let watch = (stored.clone(), connected.clone(), relay_id.clone());
+        let task = tokio::spawn(drive(engine, relay.clone(), events, cmd_rx, watch));
+        TestNode { id, store: local.store.clone(), stored, connected, relay_id, relay, cmd: cmd_tx, task: Some(task) }
     }
 
     pub async fn send(&self, room: &str, text: &str) -> MessageId {
@@ -464,13 +470,16 @@ impl Drop for TestNode {
     }
 }
 
+/// What a test watches of a node: ids acknowledged, connections made, the
+/// relay connected to.
+type Watch = (Arc<Mutex<Vec<MessageId>>>, Arc<Mutex<u32>>, Arc<Mutex<Option<PeerId>>>);
+
 async fn drive(
     mut engine: Engine,
     relay: RelayHandle,
     mut events: mpsc::Receiver<RelayEvent>,
     mut cmds: mpsc::Receiver<NodeCmd>,
-    stored: Arc<Mutex<Vec<MessageId>>>,
-    connected: Arc<Mutex<u32>>,
+    (stored, connected, relay_id): Watch,
 ) {
     // session -> link; one relay session at a time.
     let mut current: Option<(festival_node::relay::SessionId, LinkId)> = None;
@@ -484,6 +493,7 @@ async fn drive(
                     let link = LinkId(session.0);
                     current = Some((session, link));
                     *connected.lock().unwrap() += 1;
+                    *relay_id.lock().unwrap() = Some(peer);
                     engine.handle(Input::LinkUp { link, peer, kind: LinkKind::Relay }).await
                 }
                 Some(RelayEvent::Frame { session, bytes }) => match current {

@@ -1,0 +1,568 @@
+//! Several relay instances as one relay: what one instance accepts reaches
+//! the nodes of every other at once, and signaling crosses instances.
+//! See docs/relay-cluster.md.
+//!
+//! The instances share one PostgreSQL database (the mailbox, the heads, the
+//! rooms and the relay's identity) and, optionally, a Redis server:
+//! - **The bus** (Redis Streams). After an instance's commit returned, it
+//!   adds each envelope it newly stored to the stream [`ACCEPTED_STREAM`]
+//!   (`XADD`, capped at [`STREAM_MAXLEN`] entries). Every instance reads the
+//!   stream through a consumer group of its own name: the group remembers
+//!   where it is in Redis, so an instance that restarts goes on from there
+//!   and first re-reads what it had been handed but had not acknowledged.
+//!   Envelopes are verified again (Redis is not trusted with signatures)
+//!   and handed to the engine as `Input::Committed`.
+//! - **The store's tail**, always running: every instance also reads what
+//!   was committed since it started, in the committed order of the shared
+//!   database ([`festival_store::pg::CommitCursor`]), every [`TAIL_EVERY`],
+//!   or every [`TAIL_EVERY_WITHOUT_BUS`] while the bus is away or absent.
+//!   It catches what the bus missed: Redis down, an `XADD` that failed, an
+//!   instance killed between its commit and its `XADD`. The engine drops
+//!   what it already has, so reading an envelope twice costs a lookup.
+//! - **Signaling**: an instance keeps "peer P is connected to instance I"
+//!   in Redis (`festival:at:<peer>`, refreshed, expiring after
+//!   [`PRESENCE_TTL`]). An offer or answer for a peer connected elsewhere is
+//!   added to [`SIGNAL_STREAM`] naming that instance, which every instance
+//!   reads; one for a peer connected nowhere is answered `Unreachable`.
+//!   Without Redis, signaling stays within an instance.
+//!
+//! Nothing here acknowledges anything: `Stored` still means committed in
+//! PostgreSQL by the instance that sends it.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use festival_core::{LinkId, PeerId, SignedEnvelope};
+use festival_store::pg::{CommitCursor, PgStore};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::StreamReadReply;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::hub::HubIn;
+use crate::metrics::Metrics;
+
+/// The stream of envelopes instances accepted.
+pub const ACCEPTED_STREAM: &str = "festival:accepted";
+/// The stream of offers and answers between instances.
+pub const SIGNAL_STREAM: &str = "festival:signals";
+/// Entries the accepted stream keeps (approximately; `MAXLEN ~`). An
+/// instance that falls further behind than this loses nothing: the store's
+/// tail brings the rest.
+pub const STREAM_MAXLEN: usize = 100_000;
+/// Entries the signal stream keeps: signals are read within a second or
+/// are stale.
+const SIGNAL_MAXLEN: usize = 10_000;
+/// How long a presence entry lives without a refresh.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(120);
+/// How often an instance refreshes the presence of its nodes.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(40);
+/// How often the store's tail is read while the bus runs.
+pub const TAIL_EVERY: Duration = Duration::from_secs(1);
+/// How often while it does not.
+pub const TAIL_EVERY_WITHOUT_BUS: Duration = Duration::from_millis(200);
+/// Rows per read of the store's tail.
+const TAIL_PAGE: u32 = 512;
+/// Entries per read of a stream, and how long a read waits for one.
+const READ_COUNT: usize = 256;
+const BLOCK_MS: usize = 1_000;
+/// Waits between attempts to reach Redis after a failure.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// What the hub may queue for the bus before it drops (the tail covers
+/// what is dropped).
+const OUT_QUEUE: usize = 4_096;
+/// How often the stream's lag for this instance is read for `/metrics`.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// One envelope an instance accepted, as it travels in the stream.
+#[derive(Serialize, Deserialize)]
+struct Accepted {
+    instance: String,
+    hops: u8,
+    envelope: Vec<u8>,
+}
+
+/// One offer or answer for a node of `instance`.
+#[derive(Serialize, Deserialize)]
+struct Signal {
+    instance: String,
+    from: PeerId,
+    to: PeerId,
+    msg: Vec<u8>,
+}
+
+/// What the hub hands the cluster.
+enum Out {
+    Accepted(Vec<(Vec<u8>, u8)>),
+    Signal { link: LinkId, from: PeerId, to: PeerId, msg: Vec<u8> },
+    Arrived(PeerId),
+    Left(PeerId),
+}
+
+/// The hub's handle on the cluster's tasks; they stop when it is dropped.
+pub struct Cluster {
+    out: Option<mpsc::Sender<Out>>,
+    metrics: Arc<Metrics>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The hub's queue, held weakly: the hub stops when its nodes and server
+/// are gone, whatever the cluster's tasks are doing.
+type Hub = mpsc::WeakSender<HubIn>;
+
+async fn to_hub(hub: &Hub, msg: HubIn) -> bool {
+    match hub.upgrade() {
+        Some(tx) => tx.send(msg).await.is_ok(),
+        None => false,
+    }
+}
+
+impl Cluster {
+    /// Start tailing `store` from `horizon` (taken before the engine read
+    /// its state), and, with a Redis URL, the bus and signaling as
+    /// `instance`.
+    pub fn start(
+        store: PgStore,
+        horizon: CommitCursor,
+        bus: Option<String>,
+        instance: String,
+        hub: &mpsc::Sender<HubIn>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Cluster, redis::RedisError> {
+        // It answered the horizon's query a moment ago.
+        metrics.store_up.store(true, Relaxed);
+        let mut tasks = vec![tokio::spawn(tail(store, horizon, hub.downgrade(), metrics.clone()))];
+        let mut out = None;
+        if let Some(url) = bus {
+            let client = redis::Client::open(url.as_str())?;
+            let (tx, rx) = mpsc::channel(OUT_QUEUE);
+            out = Some(tx);
+            let ctx = Ctx { client, instance, hub: hub.downgrade(), metrics: metrics.clone() };
+            tasks.push(tokio::spawn(publish(ctx.clone(), rx)));
+            tasks.push(tokio::spawn(read_accepted(ctx.clone())));
+            tasks.push(tokio::spawn(read_signals(ctx)));
+        }
+        Ok(Cluster { out, metrics, tasks })
+    }
+
+    fn hand(&self, msg: Out) -> bool {
+        match &self.out {
+            Some(out) => match out.try_send(msg) {
+                Ok(()) => true,
+                Err(_) => {
+                    self.metrics.cluster_out_dropped.fetch_add(1, Relaxed);
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    /// Envelopes this instance newly committed: to the bus.
+    pub fn accepted(&self, items: Vec<(Vec<u8>, u8)>) {
+        if !items.is_empty() {
+            self.hand(Out::Accepted(items));
+        }
+    }
+
+    /// An offer or answer for a peer not connected here. `false`: there is
+    /// no bus (or it is full), answer `Unreachable` now.
+    pub fn signal(&self, link: LinkId, from: PeerId, to: PeerId, msg: Vec<u8>) -> bool {
+        self.hand(Out::Signal { link, from, to, msg })
+    }
+
+    pub fn arrived(&self, peer: PeerId) {
+        self.hand(Out::Arrived(peer));
+    }
+
+    pub fn left(&self, peer: PeerId) {
+        self.hand(Out::Left(peer));
+    }
+}
+
+/// Read the shared store's committed order and hand the engine what it
+/// may not have.
+async fn tail(store: PgStore, mut cursor: CommitCursor, hub: Hub, metrics: Arc<Metrics>) {
+    loop {
+        let every = if metrics.bus_up.load(Relaxed) { TAIL_EVERY } else { TAIL_EVERY_WITHOUT_BUS };
+        tokio::time::sleep(every).await;
+        loop {
+            match store.committed_after(&cursor, TAIL_PAGE).await {
+                Ok((items, next)) => {
+                    metrics.store_up.store(true, Relaxed);
+                    let n = items.len();
+                    if n > 0 {
+                        metrics.cluster_tail_read.fetch_add(n as u64, Relaxed);
+                        if !to_hub(&hub, HubIn::Committed { items }).await {
+                            return;
+                        }
+                    }
+                    cursor = next;
+                    if n < TAIL_PAGE as usize {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    metrics.store_up.store(false, Relaxed);
+                    tracing::warn!(%e, "reading the store's committed order failed");
+                    break;
+                }
+            }
+        }
+        if hub.upgrade().is_none() {
+            return;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    client: redis::Client,
+    instance: String,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+}
+
+impl Ctx {
+    /// A connection that reconnects by itself; `blocking` ones wait on
+    /// `BLOCK` reads, so they have no response timeout.
+    async fn connect(&self, blocking: bool) -> ConnectionManager {
+        let mut wait = BACKOFF_MIN;
+        loop {
+            let mut config = ConnectionManagerConfig::new().set_connection_timeout(Some(Duration::from_secs(2)));
+            config = config.set_response_timeout(if blocking { None } else { Some(Duration::from_secs(2)) });
+            match self.client.get_connection_manager_with_config(config).await {
+                Ok(c) => return c,
+                Err(e) => {
+                    self.down(&e);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    fn down(&self, e: &redis::RedisError) {
+        if self.metrics.bus_up.swap(false, Relaxed) {
+            tracing::warn!(%e, "the cluster's bus is unreachable: fan-out by the store's tail");
+        }
+    }
+
+    fn up(&self) {
+        if !self.metrics.bus_up.swap(true, Relaxed) {
+            tracing::info!(instance = %self.instance, "the cluster's bus is up");
+        }
+    }
+}
+
+fn presence_key(peer: &PeerId) -> String {
+    format!("festival:at:{}", peer.to_hex())
+}
+
+/// Add what the hub hands over to Redis: accepted envelopes, signals,
+/// presence.
+async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
+    let mut conn = ctx.connect(false).await;
+    let mut present: HashSet<PeerId> = HashSet::new();
+    let mut refresh = tokio::time::interval(PRESENCE_REFRESH);
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => return },
+            _ = refresh.tick() => {
+                if present.is_empty() {
+                    continue;
+                }
+                let mut pipe = redis::pipe();
+                for peer in &present {
+                    pipe.cmd("SET").arg(presence_key(peer)).arg(&ctx.instance).arg("EX").arg(PRESENCE_TTL.as_secs()).ignore();
+                }
+                match pipe.query_async::<()>(&mut conn).await {
+                    Ok(()) => ctx.up(),
+                    Err(e) => ctx.down(&e),
+                }
+                continue;
+            }
+        };
+        match msg {
+            Out::Accepted(items) => {
+                let mut pipe = redis::pipe();
+                for (envelope, hops) in &items {
+                    let entry = Accepted { instance: ctx.instance.clone(), hops: *hops, envelope: envelope.clone() };
+                    let bytes = postcard::to_allocvec(&entry).expect("an entry encodes");
+                    pipe.cmd("XADD")
+                        .arg(ACCEPTED_STREAM)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(STREAM_MAXLEN)
+                        .arg("*")
+                        .arg("m")
+                        .arg(bytes)
+                        .ignore();
+                }
+                match pipe.query_async::<()>(&mut conn).await {
+                    Ok(()) => {
+                        ctx.up();
+                        ctx.metrics.cluster_published.fetch_add(items.len() as u64, Relaxed);
+                    }
+                    Err(e) => {
+                        ctx.down(&e);
+                        ctx.metrics.cluster_publish_failed.fetch_add(items.len() as u64, Relaxed);
+                    }
+                }
+            }
+            Out::Signal { link, from, to, msg } => {
+                let at: redis::RedisResult<Option<String>> =
+                    redis::cmd("GET").arg(presence_key(&to)).query_async(&mut conn).await;
+                let sent = match at {
+                    Ok(Some(instance)) if instance != ctx.instance => {
+                        let bytes = postcard::to_allocvec(&Signal { instance, from, to, msg }).expect("encodes");
+                        let added: redis::RedisResult<String> = redis::cmd("XADD")
+                            .arg(SIGNAL_STREAM)
+                            .arg("MAXLEN")
+                            .arg("~")
+                            .arg(SIGNAL_MAXLEN)
+                            .arg("*")
+                            .arg("m")
+                            .arg(bytes)
+                            .query_async(&mut conn)
+                            .await;
+                        added.inspect_err(|e| ctx.down(e)).is_ok()
+                    }
+                    Ok(_) => false,
+                    Err(e) => {
+                        ctx.down(&e);
+                        false
+                    }
+                };
+                if sent {
+                    ctx.metrics.cluster_signals_out.fetch_add(1, Relaxed);
+                } else if !to_hub(&ctx.hub, HubIn::Unreachable { link, to }).await {
+                    return;
+                }
+            }
+            Out::Arrived(peer) => {
+                present.insert(peer);
+                let set: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(presence_key(&peer))
+                    .arg(&ctx.instance)
+                    .arg("EX")
+                    .arg(PRESENCE_TTL.as_secs())
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = set {
+                    ctx.down(&e);
+                }
+            }
+            Out::Left(peer) => {
+                present.remove(&peer);
+                // Only if it still names this instance: the node may have
+                // moved to another already.
+                let at: redis::RedisResult<Option<String>> =
+                    redis::cmd("GET").arg(presence_key(&peer)).query_async(&mut conn).await;
+                if matches!(at, Ok(Some(ref i)) if *i == ctx.instance) {
+                    let _: redis::RedisResult<()> =
+                        redis::cmd("DEL").arg(presence_key(&peer)).query_async(&mut conn).await;
+                }
+            }
+        }
+    }
+}
+
+/// Entries of one stream read: (entry id, the `m` field's bytes).
+fn entries(reply: Option<StreamReadReply>) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for key in reply.map(|r| r.keys).unwrap_or_default() {
+        for entry in key.ids {
+            let bytes = match entry.map.get("m") {
+                Some(redis::Value::BulkString(b)) => b.clone(),
+                _ => Vec::new(),
+            };
+            out.push((entry.id, bytes));
+        }
+    }
+    out
+}
+
+/// Read the accepted stream through this instance's consumer group and
+/// hand the engine what other instances accepted.
+async fn read_accepted(ctx: Ctx) {
+    let group = ctx.instance.clone();
+    let mut wait = BACKOFF_MIN;
+    let mut conn = ctx.connect(true).await;
+    'connected: loop {
+        // The group starts at the stream's end the first time ("$"); after
+        // that it keeps its place in Redis across our restarts.
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(ACCEPTED_STREAM)
+            .arg(&group)
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = created {
+            if e.code() != Some("BUSYGROUP") {
+                ctx.down(&e);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        }
+        ctx.up();
+        wait = BACKOFF_MIN;
+        // First what we were handed before and did not acknowledge (a
+        // restart), then new entries.
+        let mut from = "0".to_owned();
+        let mut lag_at = tokio::time::Instant::now();
+        loop {
+            let read: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&group)
+                .arg(&ctx.instance)
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(BLOCK_MS)
+                .arg("STREAMS")
+                .arg(ACCEPTED_STREAM)
+                .arg(&from)
+                .query_async(&mut conn)
+                .await;
+            let got = match read {
+                Ok(reply) => entries(reply),
+                Err(e) => {
+                    // NOGROUP (Redis lost the stream) or Redis away: make
+                    // the group again once it answers.
+                    ctx.down(&e);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(BACKOFF_MAX);
+                    continue 'connected;
+                }
+            };
+            ctx.up();
+            if got.is_empty() && from == "0" {
+                from = ">".to_owned();
+            }
+            let mut items = Vec::new();
+            let mut ids = Vec::with_capacity(got.len());
+            for (id, bytes) in got {
+                ids.push(id);
+                let Ok(entry) = postcard::from_bytes::<Accepted>(&bytes) else {
+                    ctx.metrics.reject("bus_malformed");
+                    continue;
+                };
+                if entry.instance == ctx.instance {
+                    continue;
+                }
+                match SignedEnvelope::decode(&entry.envelope) {
+                    Ok(env) => items.push((env, entry.hops)),
+                    Err(_) => ctx.metrics.reject("bus_invalid_envelope"),
+                }
+            }
+            ctx.metrics.cluster_bus_received.fetch_add(items.len() as u64, Relaxed);
+            if !items.is_empty() && !to_hub(&ctx.hub, HubIn::Committed { items }).await {
+                return;
+            }
+            if !ids.is_empty() {
+                let acked: redis::RedisResult<()> =
+                    redis::cmd("XACK").arg(ACCEPTED_STREAM).arg(&group).arg(&ids).query_async(&mut conn).await;
+                if let Err(e) = acked {
+                    ctx.down(&e);
+                }
+            }
+            if lag_at.elapsed() >= LAG_EVERY {
+                lag_at = tokio::time::Instant::now();
+                if let Some(lag) = group_lag(&mut conn, &group).await {
+                    ctx.metrics.cluster_stream_lag.store(lag, Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Entries of the accepted stream this instance's group has not read yet
+/// (`XINFO GROUPS`' `lag`, Redis 7).
+async fn group_lag(conn: &mut ConnectionManager, group: &str) -> Option<i64> {
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(ACCEPTED_STREAM).query_async(conn).await.ok()?;
+    let ours = groups
+        .into_iter()
+        .find(|g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()))?;
+    match ours.get("lag") {
+        Some(redis::Value::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Read the signal stream from its end and hand over what names this
+/// instance.
+async fn read_signals(ctx: Ctx) {
+    let mut conn = ctx.connect(true).await;
+    let mut wait = BACKOFF_MIN;
+    // From the last entry now there ("$" in every read would miss what is
+    // added between two reads).
+    let mut from = loop {
+        let last: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
+            .arg(SIGNAL_STREAM)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await;
+        match last {
+            Ok(r) => break r.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+            Err(e) => {
+                ctx.down(&e);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF_MAX);
+            }
+        }
+    };
+    loop {
+        let read: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(SIGNAL_STREAM)
+            .arg(&from)
+            .query_async(&mut conn)
+            .await;
+        let got = match read {
+            Ok(reply) => entries(reply),
+            Err(e) => {
+                ctx.down(&e);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        wait = BACKOFF_MIN;
+        for (id, bytes) in got {
+            from = id;
+            let Ok(signal) = postcard::from_bytes::<Signal>(&bytes) else { continue };
+            if signal.instance != ctx.instance {
+                continue;
+            }
+            ctx.metrics.cluster_signals_in.fetch_add(1, Relaxed);
+            let msg = HubIn::RemoteSignal { from: signal.from, to: signal.to, msg: signal.msg };
+            if !to_hub(&ctx.hub, msg).await {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Several relay instances as one relay: they share a PostgreSQL store and
+//! pass what they accept over a Redis stream (see crate::cluster). Nodes on
+//! different instances chat both ways, DMs and receipts included; a message
+//! posted through one instance while its addressee is away reaches it
+//! through another; an instance killed during a burst loses nothing it
+//! acknowledged; without Redis the store's tail carries the fan-out; and
+//! signaling crosses instances.
+
+mod common;
+
+use common::servers::TempRedis;
+use common::*;
+use festival_core::{Identity, PeerId, ReceiptStatus};
+use festival_node::relay::{RelayClient, RelayClientConfig, RelayEvent};
+use festival_node::signaling::{Offer, SignalMsg};
+use festival_relay::RelayConfig;
+use festival_store::pg::TempServer;
+use tokio::sync::mpsc;
+
+fn instance(dir: &std::path::Path, name: &str, store: &str, bus: Option<&str>) -> RelayConfig {
+    RelayConfig {
+        store: Some(store.to_owned()),
+        bus: bus.map(str::to_owned),
+        instance: Some(name.to_owned()),
+        ..test_config(dir)
+    }
+}
+
+async fn healthz(relay: &TestRelay) -> (u16, String) {
+    http_get(&relay.http("/healthz")).await.expect("the relay answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let (h1, h2) = (healthz(&one).await, healthz(&two).await);
+    assert_eq!(h1, (200, "ok\nstore: reachable\nbus: reachable\n".to_owned()));
+    assert_eq!(h2.0, 200);
+
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    // One relay to both: the same identity.
+    let relay_of = |n: &TestNode| *n.relay_id.lock().unwrap();
+    eventually("both nodes are connected", || async { relay_of(&a).is_some() && relay_of(&b).is_some() }).await;
+    assert_eq!(relay_of(&a), relay_of(&b));
+
+    let hi = a.send("festival", "hi Ben, from instance one").await;
+    eventually("Ben (on instance two) has Ana's message", || b.has(&hi)).await;
+    let back = b.send("festival", "hi Ana, from instance two").await;
+    eventually("Ana has Ben's message", || a.has(&back)).await;
+    let dm = a.dm(b.id, "meet at the gate").await;
+    eventually("Ben has Ana's DM", || b.has(&dm)).await;
+    let dm_back = b.dm(a.id, "on my way").await;
+    eventually("Ana has Ben's DM", || a.has(&dm_back)).await;
+    // Ben's device tells Ana it got her DM: a sealed receipt, across.
+    let delivered = || async {
+        a.store.receipts_for(&dm).await.unwrap().iter().any(|(p, s, _)| *p == b.id && *s == ReceiptStatus::Delivered)
+    };
+    eventually("Ana sees her DM delivered to Ben", delivered).await;
+    // By the bus, not only by the store's tail.
+    assert!(two.metric("festival_relay_cluster_bus_received_total").await >= 2);
+    assert!(one.metric("festival_relay_cluster_published_total").await >= 2);
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_posted_through_one_instance_reaches_a_node_that_connects_to_another_later() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Ben exists, but is offline.
+    let ben = festival_node::local::LocalNode::open(db.path()).await.unwrap().init("Ben").await.unwrap();
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(a.send("festival", &format!("note {i} for later")).await);
+    }
+    ids.push(a.dm(ben, "for when you are back").await);
+    eventually("instance one acknowledged all of it", || async { ids.iter().all(|id| a.acked(id)) }).await;
+    a.stop().await;
+
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    for id in &ids {
+        let id = *id;
+        eventually("Ben got it through instance two", || b.has(&id)).await;
+    }
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_shared_store_carries_the_fan_out() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let mut redis = TempRedis::start().await;
+    let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Two with a bus that goes away, one that never had one.
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let three = TestRelay::start(instance(d3.path(), "three", &store, None)).await;
+    assert_eq!(healthz(&three).await, (200, "ok\nstore: reachable\nbus: none\n".to_owned()));
+    let (da, db, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    let c = TestNode::start(dc.path(), "Cem", &three.url()).await;
+
+    let first = a.send("festival", "with the bus").await;
+    eventually("Ben has it", || b.has(&first)).await;
+    eventually("Cem (no bus) has it, from the store", || c.has(&first)).await;
+
+    redis.kill();
+    eventually("instance one says the bus is away", || async {
+        healthz(&one).await == (200, "ok\nstore: reachable\nbus: unreachable\n".to_owned())
+    })
+    .await;
+    let second = a.send("festival", "without the bus").await;
+    let third = c.send("festival", "from the instance that never had one").await;
+    eventually("Ben has Ana's second message", || b.has(&second)).await;
+    eventually("Ana and Ben have Cem's", || async { a.has(&third).await && b.has(&third).await }).await;
+    assert!(two.metric("festival_relay_cluster_fallback_reads_total").await >= 2);
+
+    redis.restart().await;
+    eventually("the bus is back", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;
+    let fourth = b.send("festival", "the bus is back").await;
+    eventually("Ana has it", || a.has(&fourth)).await;
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+    for r in [one, two, three] {
+        r.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_during_a_burst_loses_nothing_it_acknowledged() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flags = |name: &str| -> Vec<std::ffi::OsString> {
+        ["--store", &store, "--bus", &redis.url(), "--instance", name].iter().map(Into::into).collect()
+    };
+    let f1 = flags("one");
+    let f1: Vec<&std::ffi::OsStr> = f1.iter().map(|s| s.as_os_str()).collect();
+    let f2 = flags("two");
+    let f2: Vec<&std::ffi::OsStr> = f2.iter().map(|s| s.as_os_str()).collect();
+    let one = RelayProcess::start_with(d1.path(), &f1, None).await;
+    let two = RelayProcess::start_with(d2.path(), &f2, None).await;
+
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Ana knows both instances: the first, and the second to fail over to.
+    let mut ana = RelayClientConfig::several(&format!("{} {}", one.url(), two.url()), FESTIVAL);
+    ana.backoff_min = std::time::Duration::from_millis(50);
+    ana.backoff_max = std::time::Duration::from_millis(500);
+    ana.keepalive = std::time::Duration::from_millis(500);
+    let a = TestNode::start_with(da.path(), "Ana", ana).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    eventually("Ana is connected", || async { a.relay_id.lock().unwrap().is_some() }).await;
+
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(a.send("festival", &format!("burst {i}")).await);
+    }
+    // Mid-burst, before all of it is acknowledged by instance one.
+    one.kill9().await;
+    for i in 30..60 {
+        ids.push(a.send("festival", &format!("burst {i}")).await);
+    }
+    eventually("Ana moved to instance two and every message is acknowledged", || async {
+        ids.iter().all(|id| a.acked(id))
+    })
+    .await;
+    for id in &ids {
+        let id = *id;
+        eventually("Ben has every message", || b.has(&id)).await;
+    }
+    // Once each: the shared store holds one row per message.
+    let held = festival_store::pg::PgStore::connect(&store).await.unwrap();
+    let mine = held.author_usage(&a.id).await.unwrap();
+    assert_eq!(mine.messages, 61, "Ana's profile and her 60 messages, each once");
+    held.close().await;
+    a.stop().await;
+    b.stop().await;
+    two.kill9().await;
+}
+
+fn offer(from: &Identity, to: PeerId) -> SignalMsg {
+    Offer {
+        version: 1,
+        festival: FESTIVAL.into(),
+        from: from.peer_id(),
+        to,
+        nonce: [5; 16],
+        sent_at: festival_node::clock::now_ms(),
+        sdp: "v=0 offer".into(),
+    }
+    .sign(from)
+}
+
+async fn next_signal(events: &mut mpsc::Receiver<RelayEvent>) -> RelayEvent {
+    loop {
+        let ev = tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs");
+        if matches!(ev, RelayEvent::Signal { .. } | RelayEvent::Unreachable { .. }) {
+            return ev;
+        }
+    }
+}
+
+async fn connected(events: &mut mpsc::Receiver<RelayEvent>) {
+    loop {
+        match tokio::time::timeout(DEADLINE, events.recv()).await.expect("connects in time").unwrap() {
+            RelayEvent::Connected { .. } => return,
+            RelayEvent::Disconnected { error, .. } => panic!("{error}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let (a, b) = (identity(), identity());
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    let a_twin = Identity::from_secret_bytes(&a.secret_bytes());
+    let (ha, mut ea) = RelayClient::spawn(client_config(&one.url()), a);
+    let (_hb, mut eb) = RelayClient::spawn(client_config(&two.url()), b);
+    connected(&mut ea).await;
+    connected(&mut eb).await;
+
+    // B's presence is written as it connects; the first offer may find it
+    // not yet written, and is then answered unreachable: try until through.
+    let mut through = false;
+    for _ in 0..50 {
+        ha.send_signal(b_id, &offer(&a_twin, b_id)).unwrap();
+        match next_signal(&mut eb).await {
+            RelayEvent::Signal { from, msg: SignalMsg::Offer { offer, .. } } => {
+                assert_eq!((from, offer.to), (a_id, b_id));
+                through = true;
+                break;
+            }
+            other => panic!("expected A's offer, got {other:?}"),
+        }
+    }
+    assert!(through);
+    assert_eq!(two.metric("festival_relay_cluster_signals_in_total").await, 1);
+
+    let nobody = identity().peer_id();
+    ha.send_signal(nobody, &offer(&a_twin, nobody)).unwrap();
+    match next_signal(&mut ea).await {
+        RelayEvent::Unreachable { peer } => assert_eq!(peer, nobody),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+    one.stop().await;
+    two.stop().await;
+}
