@@ -86,13 +86,20 @@ struct Accepted {
     envelope: Vec<u8>,
 }
 
-/// One offer or answer for a node of `instance`.
+/// A word for one instance, on the signal stream.
 #[derive(Serialize, Deserialize)]
-struct Signal {
+struct ToInstance {
     instance: String,
-    from: PeerId,
-    to: PeerId,
-    msg: Vec<u8>,
+    what: Word,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Word {
+    /// An offer or answer for a node connected there.
+    Signal { from: PeerId, to: PeerId, msg: Vec<u8> },
+    /// A node connected there has opened a session elsewhere: close the
+    /// old one (one session per identity in the cluster).
+    Replaced { peer: PeerId },
 }
 
 /// What the hub hands the cluster.
@@ -327,18 +334,8 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
                     redis::cmd("GET").arg(presence_key(&to)).query_async(&mut conn).await;
                 let sent = match at {
                     Ok(Some(instance)) if instance != ctx.instance => {
-                        let bytes = postcard::to_allocvec(&Signal { instance, from, to, msg }).expect("encodes");
-                        let added: redis::RedisResult<String> = redis::cmd("XADD")
-                            .arg(SIGNAL_STREAM)
-                            .arg("MAXLEN")
-                            .arg("~")
-                            .arg(SIGNAL_MAXLEN)
-                            .arg("*")
-                            .arg("m")
-                            .arg(bytes)
-                            .query_async(&mut conn)
-                            .await;
-                        added.inspect_err(|e| ctx.down(e)).is_ok()
+                        let word = ToInstance { instance, what: Word::Signal { from, to, msg } };
+                        tell(&ctx, &mut conn, &word).await
                     }
                     Ok(_) => false,
                     Err(e) => {
@@ -354,15 +351,21 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
             }
             Out::Arrived(peer) => {
                 present.insert(peer);
-                let set: redis::RedisResult<()> = redis::cmd("SET")
+                // SET .. GET: where it was before, if anywhere.
+                let before: redis::RedisResult<Option<String>> = redis::cmd("SET")
                     .arg(presence_key(&peer))
                     .arg(&ctx.instance)
                     .arg("EX")
                     .arg(PRESENCE_TTL.as_secs())
+                    .arg("GET")
                     .query_async(&mut conn)
                     .await;
-                if let Err(e) = set {
-                    ctx.down(&e);
+                match before {
+                    Ok(Some(instance)) if instance != ctx.instance => {
+                        tell(&ctx, &mut conn, &ToInstance { instance, what: Word::Replaced { peer } }).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => ctx.down(&e),
                 }
             }
             Out::Left(peer) => {
@@ -378,6 +381,22 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
             }
         }
     }
+}
+
+/// Add a word for another instance to the signal stream; whether it went.
+async fn tell(ctx: &Ctx, conn: &mut ConnectionManager, word: &ToInstance) -> bool {
+    let bytes = postcard::to_allocvec(word).expect("a word encodes");
+    let added: redis::RedisResult<String> = redis::cmd("XADD")
+        .arg(SIGNAL_STREAM)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(SIGNAL_MAXLEN)
+        .arg("*")
+        .arg("m")
+        .arg(bytes)
+        .query_async(conn)
+        .await;
+    added.inspect_err(|e| ctx.down(e)).is_ok()
 }
 
 /// Entries of one stream read: (entry id, the `m` field's bytes).
@@ -554,12 +573,17 @@ async fn read_signals(ctx: Ctx) {
         wait = BACKOFF_MIN;
         for (id, bytes) in got {
             from = id;
-            let Ok(signal) = postcard::from_bytes::<Signal>(&bytes) else { continue };
-            if signal.instance != ctx.instance {
+            let Ok(word) = postcard::from_bytes::<ToInstance>(&bytes) else { continue };
+            if word.instance != ctx.instance {
                 continue;
             }
-            ctx.metrics.cluster_signals_in.fetch_add(1, Relaxed);
-            let msg = HubIn::RemoteSignal { from: signal.from, to: signal.to, msg: signal.msg };
+            let msg = match word.what {
+                Word::Signal { from, to, msg } => {
+                    ctx.metrics.cluster_signals_in.fetch_add(1, Relaxed);
+                    HubIn::RemoteSignal { from, to, msg }
+                }
+                Word::Replaced { peer } => HubIn::Replaced { peer },
+            };
             if !to_hub(&ctx.hub, msg).await {
                 return;
             }

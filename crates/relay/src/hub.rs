@@ -76,9 +76,15 @@ enum Creation {
 /// Rooms waiting for the relay-wide budget (see `Hub::waiting`).
 const MAX_ROOMS_WAITING: usize = 1_024;
 /// How often waiting rooms are looked at.
-/// How often an instance of a cluster reads the authors' counts from the
-/// shared store for the storage quota (between reads it adds its own).
-const QUOTA_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long an instance of a cluster trusts its count of an author's
+/// messages before it reads the shared store's again: other instances
+/// store that author's messages too, and the quota is the relay's, not an
+/// instance's.
+const AUTHOR_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Authors whose counts an instance remembers having read; the memory is
+/// cleared when full (the next message of each is read again).
+const MAX_AUTHORS_CHECKED: usize = 50_000;
 
 /// Messages per author the store holds, for the storage quota. `max` over-counts
 /// an author with gaps: the quota errs on the safe side.
@@ -128,6 +134,10 @@ pub enum HubIn {
         link: LinkId,
         to: PeerId,
     },
+    /// This node has connected to another instance since.
+    Replaced {
+        peer: PeerId,
+    },
 }
 
 struct Conn {
@@ -174,6 +184,8 @@ pub struct Hub {
     down: Vec<LinkId>,
     /// The other instances, when this is one of a cluster.
     cluster: Option<Cluster>,
+    /// When each author's count was last read from the shared store.
+    author_checked: HashMap<PeerId, Instant>,
 }
 
 impl Hub {
@@ -258,6 +270,7 @@ impl Hub {
             wake: None,
             down: Vec::new(),
             cluster,
+            author_checked: HashMap::new(),
         };
         Ok((hub, identity))
     }
@@ -268,7 +281,6 @@ impl Hub {
         let fx = self.engine.handle(Input::Tick).await;
         self.apply(fx);
         let mut sweep = tokio::time::interval(ROOM_SWEEP_EVERY);
-        let mut quota = tokio::time::interval(QUOTA_REFRESH);
         let mut retry = tokio::time::interval(ROOM_RETRY_EVERY);
         loop {
             // The core's timers run on the engine's monotonic clock.
@@ -281,12 +293,6 @@ impl Hub {
                     self.apply(fx);
                 }
                 _ = sweep.tick() => self.leave_idle_rooms().await,
-                // Other instances store too: the quota counts what the
-                // shared store holds.
-                _ = quota.tick(), if self.cluster.is_some() => match quota_counts(&self.store).await {
-                    Ok(counts) => self.per_author = counts,
-                    Err(e) => tracing::warn!(%e, "reading the authors' counts failed"),
-                },
                 _ = retry.tick(), if !self.waiting.is_empty() => self.join_waiting_rooms().await,
                 msg = rx.recv() => match msg {
                     Some(m) => {
@@ -370,6 +376,13 @@ impl Hub {
                 }
             }
             HubIn::Unreachable { link, to } => self.send(link, RelayMsg::Unreachable { peer: to }.encode().into()),
+            // The node opened a session at another instance: one session
+            // per identity in the whole cluster, as within one instance.
+            HubIn::Replaced { peer } => {
+                if let Some(link) = self.by_peer.get(&peer).copied() {
+                    self.drop_conn(link, Some(close::REPLACED));
+                }
+            }
         }
     }
 
@@ -498,6 +511,9 @@ impl Hub {
             let id = MessageId::from_bytes(*blake3::hash(&item.envelope).as_bytes());
             let author = item.envelope.get(1..33).and_then(|b| PeerId::try_from(b).ok());
             let held = matches!(self.store.get(&id).await, Ok(Some(_)));
+            if let (false, Some(a)) = (held, author) {
+                self.recount(a).await;
+            }
             let count =
                 |a: &PeerId| self.per_author.get(a).copied().unwrap_or(0) + admitted.get(a).copied().unwrap_or(0);
             if !held && author.is_some_and(|a| count(&a) >= self.cfg.max_messages_per_author) {
@@ -514,6 +530,28 @@ impl Hub {
             kept.push(item);
         }
         dropped.then_some(kept)
+    }
+
+    /// In a cluster, read an author's count from the shared store if it
+    /// was not read within [`AUTHOR_CHECK_EVERY`].
+    async fn recount(&mut self, author: PeerId) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.author_checked.get(&author).is_some_and(|t| now.duration_since(*t) < AUTHOR_CHECK_EVERY) {
+            return;
+        }
+        if self.author_checked.len() >= MAX_AUTHORS_CHECKED {
+            self.author_checked.clear();
+        }
+        match self.store.author_usage(&author).await {
+            Ok(usage) => {
+                self.per_author.insert(author, usage.messages);
+                self.author_checked.insert(author, now);
+            }
+            Err(e) => tracing::warn!(%e, "reading an author's count failed"),
+        }
     }
 
     /// Join the rooms a node names, within the caps: `max_rooms` in all,

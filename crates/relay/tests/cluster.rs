@@ -246,21 +246,19 @@ async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable()
     connected(&mut ea).await;
     connected(&mut eb).await;
 
-    // B's presence is written as it connects; the first offer may find it
-    // not yet written, and is then answered unreachable: try until through.
-    let mut through = false;
-    for _ in 0..50 {
-        ha.send_signal(b_id, &offer(&a_twin, b_id)).unwrap();
-        match next_signal(&mut eb).await {
-            RelayEvent::Signal { from, msg: SignalMsg::Offer { offer, .. } } => {
-                assert_eq!((from, offer.to), (a_id, b_id));
-                through = true;
-                break;
-            }
-            other => panic!("expected A's offer, got {other:?}"),
-        }
+    // B's presence is written as it connects: wait for it, then offer.
+    let bus = redis::Client::open(redis.url()).unwrap();
+    let key = format!("festival:at:{}", b_id.to_hex());
+    eventually("instance two has said where B is", || async {
+        let mut c = bus.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut c).await.unwrap().as_deref() == Some("two")
+    })
+    .await;
+    ha.send_signal(b_id, &offer(&a_twin, b_id)).unwrap();
+    match next_signal(&mut eb).await {
+        RelayEvent::Signal { from, msg: SignalMsg::Offer { offer, .. } } => assert_eq!((from, offer.to), (a_id, b_id)),
+        other => panic!("expected A's offer, got {other:?}"),
     }
-    assert!(through);
     assert_eq!(two.metric("festival_relay_cluster_signals_in_total").await, 1);
 
     let nobody = identity().peer_id();
@@ -269,6 +267,124 @@ async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable()
         RelayEvent::Unreachable { peer } => assert_eq!(peer, nobody),
         other => panic!("expected unreachable, got {other:?}"),
     }
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_after() {
+    let mut pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    let first = a.send("festival", "before").await;
+    eventually("Ben has the first", || b.has(&first)).await;
+
+    pg.stop();
+    eventually("instance one says the store is away", || async { healthz(&one).await.0 == 503 }).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(a.send("festival", &format!("while the store is away {i}")).await);
+    }
+    eventually("instance one failed to store them", || async { one.rejections("store_failed").await >= 5 }).await;
+    assert!(ids.iter().all(|id| !a.acked(id)), "nothing is acknowledged that is not committed");
+
+    pg.resume().await.expect("PostgreSQL starts again");
+    eventually("instance one is healthy again", || async { healthz(&one).await.0 == 200 }).await;
+    eventually("all of it is acknowledged", || async { ids.iter().all(|id| a.acked(id)) }).await;
+    for id in &ids {
+        let id = *id;
+        eventually("Ben has it", || b.has(&id)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_resumes() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let mut redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    let mut ids = Vec::new();
+    for i in 0..45 {
+        if i == 15 {
+            redis.kill();
+        }
+        if i == 30 {
+            redis.restart().await;
+        }
+        ids.push(a.send("festival", &format!("burst {i}")).await);
+    }
+    for id in &ids {
+        let id = *id;
+        eventually("Ben has every message of the burst", || b.has(&id)).await;
+    }
+    // The stream carries again: a message after the burst comes by it.
+    eventually("the bus is back", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;
+    let before = two.metric("festival_relay_cluster_bus_received_total").await;
+    let after = a.send("festival", "after the burst").await;
+    eventually("Ben has it", || b.has(&after)).await;
+    eventually("it came by the stream", || async {
+        two.metric("festival_relay_cluster_bus_received_total").await > before
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storage_quota_and_the_one_session_rule_hold_across_instances() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let quota = |cfg: RelayConfig| RelayConfig { max_messages_per_author: 5, ..cfg };
+    let one = TestRelay::start(quota(instance(d1.path(), "one", &store, Some(&redis.url())))).await;
+    let two = TestRelay::start(quota(instance(d2.path(), "two", &store, Some(&redis.url())))).await;
+
+    // Ana stores her profile and two notes through one, then moves to two.
+    let da = tempfile::tempdir().unwrap();
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let early = [a.send("festival", "one").await, a.send("festival", "two").await];
+    eventually("instance one acknowledged them", || async { early.iter().all(|id| a.acked(id)) }).await;
+    a.stop().await;
+    let a = TestNode::start(da.path(), "Ana", &two.url()).await;
+    for i in 0..6 {
+        a.send("festival", &format!("more {i}")).await;
+    }
+    eventually("instance two refuses what is over the relay's quota", || async {
+        two.rejections("storage_quota").await >= 1
+    })
+    .await;
+    let held = festival_store::pg::PgStore::connect(&store).await.unwrap();
+    eventually("no more than the quota is stored, whichever instance took it", || async {
+        held.author_usage(&a.id).await.unwrap().messages == 5
+    })
+    .await;
+    held.close().await;
+    a.stop().await;
+
+    // One session per identity in the cluster: a second one at another
+    // instance closes the first.
+    let me = identity();
+    let mut first = authed(one.addr, &me).await;
+    let _second = authed(two.addr, &me).await;
+    assert_eq!(close_code(&mut first).await, festival_node::relay::wire::close::REPLACED);
     one.stop().await;
     two.stop().await;
 }

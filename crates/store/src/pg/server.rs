@@ -47,6 +47,9 @@ pub struct TempServer {
     dir: PathBuf,
     child: Option<Child>,
     port: u16,
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+    durable: bool,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -129,33 +132,68 @@ impl TempServer {
         let dir = base.join(unique);
         std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
         // From here on, Drop removes the directory whatever fails.
-        let mut server = TempServer { dir, child: None, port: 5432 };
+        let mut server = TempServer { dir, child: None, port: 5432, bin: bin.clone(), user, durable };
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid)).map_err(io("chown of the server directory"))?;
         }
-        let data = server.dir.join("data");
         let mut initdb = as_server_user(&bin.join("initdb"), user);
-        initdb.args(["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "-U", USER, "-D"]).arg(&data);
+        initdb.args(["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "-U", USER, "-D"]);
+        initdb.arg(server.dir.join("data"));
         run(initdb)?;
+        server.spawn().await?;
+        Ok(server)
+    }
 
-        let mut postgres = as_server_user(&bin.join("postgres"), user);
+    /// Start `postgres` on the data directory and wait until it answers.
+    async fn spawn(&mut self) -> Result<(), ServerError> {
+        let mut postgres = as_server_user(&self.bin.join("postgres"), self.user);
         postgres
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.join("data"))
             .arg("-k")
-            .arg(&server.dir)
+            .arg(&self.dir)
             .args(["-c", "listen_addresses=", "-p"])
-            .arg(server.port.to_string())
+            .arg(self.port.to_string())
             .args(["-c", "max_connections=200", "-c", "shared_buffers=64MB"]);
-        if !durable {
+        if !self.durable {
             postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
         }
-        let log = std::fs::File::create(server.dir.join("server.log")).map_err(io("creating the server log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .map_err(io("opening the server log"))?;
         let log2 = log.try_clone().map_err(io("cloning the server log"))?;
-        server.child =
+        self.child =
             Some(postgres.stdin(Stdio::null()).stdout(log).stderr(log2).spawn().map_err(io("starting postgres"))?);
-        server.wait_ready().await?;
-        Ok(server)
+        self.wait_ready().await
+    }
+
+    /// Stop the server at once (an immediate shutdown: what a crash leaves,
+    /// recovered from the WAL at the next start). [`TempServer::resume`]
+    /// starts it again on the same data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-QUIT").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + STOP_DEADLINE;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+
+    /// Start a stopped server again.
+    pub async fn resume(&mut self) -> Result<(), ServerError> {
+        self.stop();
+        self.spawn().await
     }
 
     async fn wait_ready(&mut self) -> Result<(), ServerError> {
@@ -215,22 +253,7 @@ impl TempServer {
 
 impl Drop for TempServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGQUIT: immediate shutdown, every backend at once.
-            let _ = Command::new("kill").arg("-QUIT").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + STOP_DEADLINE;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
