@@ -208,7 +208,9 @@ async fn tail(store: PgStore, mut cursor: CommitCursor, hub: Hub, metrics: Arc<M
         loop {
             match store.committed_after(&cursor, TAIL_PAGE).await {
                 Ok((items, next)) => {
-                    metrics.store_up.store(true, Relaxed);
+                    if !metrics.store_up.swap(true, Relaxed) {
+                        tracing::info!("the shared store answers again");
+                    }
                     let n = items.len();
                     if n > 0 {
                         metrics.cluster_tail_read.fetch_add(n as u64, Relaxed);
@@ -222,8 +224,10 @@ async fn tail(store: PgStore, mut cursor: CommitCursor, hub: Hub, metrics: Arc<M
                     }
                 }
                 Err(e) => {
-                    metrics.store_up.store(false, Relaxed);
-                    tracing::warn!(%e, "reading the store's committed order failed");
+                    // Said once, when it goes away; /healthz tells the rest.
+                    if metrics.store_up.swap(false, Relaxed) {
+                        tracing::warn!(%e, "the shared store is unreachable: nothing is acknowledged until it is back");
+                    }
                     break;
                 }
             }

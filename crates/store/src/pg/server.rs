@@ -119,7 +119,8 @@ fn run(mut command: Command) -> Result<(), ServerError> {
 impl TempServer {
     /// Create a cluster in a new temporary directory and start it. `durable`
     /// keeps PostgreSQL's fsyncs (for benchmarks that measure commits);
-    /// without it the server skips them, as a test server may.
+    /// without it the server skips them, as a test server may: what it
+    /// committed survives a crash of the server, not of the machine.
     pub async fn start(durable: bool) -> Result<TempServer, ServerError> {
         let bin = binaries()?;
         let user = if is_root() { Some(postgres_user()?) } else { None };
@@ -156,7 +157,10 @@ impl TempServer {
             .arg(self.port.to_string())
             .args(["-c", "max_connections=200", "-c", "shared_buffers=64MB"]);
         if !self.durable {
-            postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            // Commits still wait for the WAL to reach the kernel, so a
+            // crash of the server (not of the machine) loses nothing that
+            // was committed: tests that restart it rely on that.
+            postgres.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
