@@ -35,6 +35,7 @@ mod hub;
 pub mod limits;
 pub mod metrics;
 mod stun;
+pub mod testing;
 pub mod tls;
 
 use std::future::Future;

@@ -8,11 +8,11 @@
 
 mod common;
 
-use common::servers::TempRedis;
 use common::*;
 use festival_core::{Identity, PeerId, ReceiptStatus};
 use festival_node::relay::{RelayClient, RelayClientConfig, RelayEvent};
 use festival_node::signaling::{Offer, SignalMsg};
+use festival_relay::testing::TempRedis;
 use festival_relay::RelayConfig;
 use festival_store::pg::TempServer;
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ async fn healthz(relay: &TestRelay) -> (u16, String) {
 async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await;
+    let redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
     let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
@@ -76,7 +76,7 @@ async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
 async fn a_message_posted_through_one_instance_reaches_a_node_that_connects_to_another_later() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await;
+    let redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
     let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
@@ -106,7 +106,7 @@ async fn a_message_posted_through_one_instance_reaches_a_node_that_connects_to_a
 async fn without_redis_the_shared_store_carries_the_fan_out() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let mut redis = TempRedis::start().await;
+    let mut redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Two with a bus that goes away, one that never had one.
     let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
@@ -133,7 +133,7 @@ async fn without_redis_the_shared_store_carries_the_fan_out() {
     eventually("Ana and Ben have Cem's", || async { a.has(&third).await && b.has(&third).await }).await;
     assert!(two.metric("festival_relay_cluster_fallback_reads_total").await >= 2);
 
-    redis.restart().await;
+    redis.restart().await.expect("Redis starts again");
     eventually("the bus is back", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;
     let fourth = b.send("festival", "the bus is back").await;
     eventually("Ana has it", || a.has(&fourth)).await;
@@ -149,7 +149,7 @@ async fn without_redis_the_shared_store_carries_the_fan_out() {
 async fn an_instance_killed_during_a_burst_loses_nothing_it_acknowledged() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await;
+    let redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let flags = |name: &str| -> Vec<std::ffi::OsString> {
         ["--store", &store, "--bus", &redis.url(), "--instance", name].iter().map(Into::into).collect()
@@ -234,7 +234,7 @@ async fn connected(events: &mut mpsc::Receiver<RelayEvent>) {
 async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await;
+    let redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
     let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
@@ -275,7 +275,7 @@ async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable()
 async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_after() {
     let mut pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await;
+    let redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
     let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
@@ -311,7 +311,7 @@ async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_af
 async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_resumes() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let mut redis = TempRedis::start().await;
+    let mut redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
     let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
@@ -324,7 +324,7 @@ async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_
             redis.kill();
         }
         if i == 30 {
-            redis.restart().await;
+            redis.restart().await.expect("Redis starts again");
         }
         ids.push(a.send("festival", &format!("burst {i}")).await);
     }
@@ -351,7 +351,7 @@ async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_
 async fn the_storage_quota_and_the_one_session_rule_hold_across_instances() {
     let pg = TempServer::start(false).await.expect("PostgreSQL starts");
     let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await;
+    let redis = TempRedis::start().await.expect("Redis starts");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let quota = |cfg: RelayConfig| RelayConfig { max_messages_per_author: 5, ..cfg };
     let one = TestRelay::start(quota(instance(d1.path(), "one", &store, Some(&redis.url())))).await;

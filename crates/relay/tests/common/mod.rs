@@ -8,8 +8,6 @@
 
 #![allow(dead_code)]
 
-pub mod servers;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
