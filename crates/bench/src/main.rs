@@ -4,6 +4,8 @@
 //! - `sim`: a large simulated mesh (festival-sim): delivery, redundancy, hops, latency.
 //! - `lan`: WebRTC data channels and real nodes, inside namespaces it creates.
 //! - `relay`: festival-relay under many synthetic nodes: fan-out latency, CPU, RSS, connections.
+//! - `relay-cluster`: several relay instances on PostgreSQL and Redis:
+//!   cross-instance fan-out, CPU of the tier; and one instance on SQLite.
 //! - `sync`: bytes and round trips to reconcile a room's heads, in sync and not.
 //! - `attack`: hostile nodes on a simulated festival: honest delivery and
 //!   latency with and without each attack, the victim's memory and store.
@@ -14,6 +16,7 @@ mod netlab;
 mod procstat;
 mod relay;
 mod relay_attack;
+mod relay_cluster;
 mod sim;
 mod store;
 mod sync;
@@ -37,6 +40,9 @@ enum Bench {
     Lan(lan::Args),
     /// The relay server with many synthetic nodes, in a private namespace.
     Relay(relay::Args),
+    /// Several relay instances on PostgreSQL and Redis (and one on SQLite),
+    /// in a private namespace.
+    RelayCluster(relay_cluster::Args),
     /// Reconciling a room's heads: bytes and round trips (one JSON line per point).
     Sync(sync::Args),
     /// Hostile nodes on a simulated festival (one JSON line per attack).
@@ -53,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Sim(a) => sim::run(a)?,
         Bench::Lan(a) => lan::run(a)?,
         Bench::Relay(a) => relay::run(a)?,
+        Bench::RelayCluster(a) => relay_cluster::run(a)?,
         Bench::Sync(a) => {
             for line in sync::run(a)? {
                 println!("{line}");

@@ -76,7 +76,8 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     let relay_bin = std::env::current_exe()?.with_file_name("festival-relay");
     ensure!(relay_bin.exists(), "{} not found: cargo build --release -p festival-relay", relay_bin.display());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut out = rt.block_on(fanout(&relay_bin, &a))?;
+    let load = Load { nodes: a.nodes, room_size: a.room_size, rate: a.rate, secs: a.secs };
+    let mut out = rt.block_on(fanout_on(RelayProc::start(&relay_bin)?, &load))?;
     let (p2p, relay) = rt.block_on(p2p_vs_relay(&relay_bin, a.race_samples))?;
     out["p2p_latency_ms"] = json!(p2p);
     out["relay_latency_ms"] = json!(relay);
@@ -108,7 +109,7 @@ fn open_files_limit() -> Option<usize> {
 /// limit raised as far as the kernel allows (root may raise the hard limit
 /// to `fs.nr_open`), and the namespace's own ephemeral port range widened
 /// so that one client address can hold ~64,000 connections to the relay.
-const NETNS_SETUP: &str = "ip link set lo up && \
+pub(crate) const NETNS_SETUP: &str = "ip link set lo up && \
     { ulimit -Hn $(cat /proc/sys/fs/nr_open) 2>/dev/null || true; } && ulimit -n $(ulimit -Hn) && \
     echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range";
 
@@ -119,7 +120,7 @@ pub(crate) struct RelayProc {
 }
 
 impl RelayProc {
-    fn start(bin: &Path) -> anyhow::Result<RelayProc> {
+    pub(crate) fn start(bin: &Path) -> anyhow::Result<RelayProc> {
         // Raised so that one room's author may push the whole rate
         // (`--room-size` = `--nodes`); the defaults are for phones.
         Self::start_with(bin, &["--frames-per-sec", "100000", "--frames-burst", "100000"])
@@ -207,8 +208,17 @@ pub(crate) async fn node(
     Ok((tx, task))
 }
 
-async fn fanout(bin: &Path, a: &Args) -> anyhow::Result<Value> {
-    let relay = RelayProc::start(bin)?;
+/// The fan-out load: nodes in rooms of `room_size`, one author per room,
+/// `rate` messages/s in all for `secs`.
+pub(crate) struct Load {
+    pub(crate) nodes: usize,
+    pub(crate) room_size: usize,
+    pub(crate) rate: u32,
+    pub(crate) secs: u64,
+}
+
+/// The fan-out figures of `relay` under `a`.
+pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Value> {
     let record = Arc::new(Mutex::new(Record::default()));
     let rooms: Vec<RoomId> =
         (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();

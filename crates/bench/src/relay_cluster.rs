@@ -1,0 +1,208 @@
+//! `festival-bench relay-cluster`: several festival-relay instances as one
+//! relay (docs/relay-cluster.md) under synthetic nodes, inside a private
+//! network namespace (it re-runs itself under `unshare --net`; needs root).
+//!
+//! It starts its own PostgreSQL (durable: fsync on, as a deployment's) and
+//! Redis (append-only file on), both on Unix sockets in temporary
+//! directories, and `--instances` real `festival-relay` processes on them.
+//! `--nodes` synthetic nodes (those of `festival-bench relay`) sit in rooms
+//! of `--room-size`, each room's members spread over the instances (member
+//! k of room r on instance (r + k) mod instances), so most deliveries cross
+//! instances. One member of each room authors, `--rate` messages/s in all
+//! for `--secs`. Figures: fan-out latency from the author's send to each
+//! member's receipt of the push (one process, one clock), all of them and
+//! those that crossed instances; deliveries against the expected; each
+//! instance's CPU and RSS, PostgreSQL's CPU (all its processes) and
+//! Redis's over the load; CPU per 1,000 messages/s for the whole tier.
+//! Then the same load on one instance with SQLite (`festival-bench relay`'s
+//! fan-out), in the same run.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use festival_core::body::Body;
+use festival_core::envelope::{Draft, Kind, SignedEnvelope};
+use festival_core::frame::{Frame, Item};
+use festival_core::{Identity, RoomId};
+use festival_node::relay::wire::RelayMsg;
+use serde_json::{json, Value};
+
+use crate::procstat::{cpu_ticks, percentile, rss_mb, TICKS_PER_SEC};
+use crate::relay::{node, Record, RelayProc};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 3)]
+    instances: usize,
+    #[arg(long, default_value_t = 3_000)]
+    nodes: usize,
+    /// Members per room, the author included.
+    #[arg(long, default_value_t = 20)]
+    room_size: usize,
+    /// Messages per second, all rooms together.
+    #[arg(long, default_value_t = 1_500)]
+    rate: u32,
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    /// Leave out the same load on one instance with SQLite.
+    #[arg(long)]
+    no_single: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Value> {
+    if !festival_node::netns::in_private_netns() {
+        return Ok(serde_json::from_str(&crate::netlab::rerun_in_private_netns(crate::relay::NETNS_SETUP)?)?);
+    }
+    ensure!(a.instances >= 1 && a.room_size >= 2 && a.nodes >= a.room_size, "need an instance and a room of two");
+    let relay_bin = std::env::current_exe()?.with_file_name("festival-relay");
+    ensure!(relay_bin.exists(), "{} not found: cargo build --release -p festival-relay", relay_bin.display());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut out = rt.block_on(cluster(&relay_bin, &a))?;
+    if !a.no_single {
+        let single = rt.block_on(crate::relay::fanout_on(
+            RelayProc::start(&relay_bin)?,
+            &crate::relay::Load { nodes: a.nodes, room_size: a.room_size, rate: a.rate, secs: a.secs },
+        ))?;
+        for key in ["fanout_p50_ms", "fanout_p99_ms", "delivered", "relay_cpu_pct", "relay_rss_mb"] {
+            out[format!("single_sqlite_{key}")] = single[key].clone();
+        }
+        let cpu = single["relay_cpu_pct"].as_f64().unwrap_or(0.0);
+        out["single_sqlite_cpu_pct_per_1k_msgs"] = json!(round1(cpu / (f64::from(a.rate) / 1000.0)));
+    }
+    Ok(out)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// CPU ticks of PostgreSQL: the postmaster and every process it started.
+fn postgres_ticks(postmaster: u32) -> u64 {
+    let mut total = cpu_ticks(postmaster).unwrap_or(0);
+    let Ok(procs) = std::fs::read_dir("/proc") else { return total };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The fields after the command's closing parenthesis: state, ppid, ...
+        let ppid = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            total += cpu_ticks(pid).unwrap_or(0);
+        }
+    }
+    total
+}
+
+async fn cluster(bin: &Path, a: &Args) -> anyhow::Result<Value> {
+    let pg = festival_store::pg::TempServer::start(true).await.context("starting PostgreSQL")?;
+    let store = pg.create_database("relay").await?;
+    let redis = festival_relay::testing::TempRedis::start().await.context("starting Redis")?;
+    let mut relays = Vec::with_capacity(a.instances);
+    for i in 0..a.instances {
+        let name = format!("relay-{i}");
+        let bus = redis.url();
+        let args = ["--store", &store, "--bus", &bus, "--instance", &name];
+        let mut extra: Vec<&str> = args.to_vec();
+        extra.extend(["--frames-per-sec", "100000", "--frames-burst", "100000"]);
+        relays.push(RelayProc::start_with(bin, &extra)?);
+    }
+    // Deliveries to members on the author's instance, and on another.
+    let (same, cross) = (Arc::new(Mutex::new(Record::default())), Arc::new(Mutex::new(Record::default())));
+    let rooms: Vec<RoomId> =
+        (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();
+    let mut authors = Vec::new();
+    let mut members = Vec::new();
+    for (r, room) in rooms.iter().enumerate() {
+        for k in 0..a.room_size {
+            let at = (r + k) % a.instances;
+            let author_at = r % a.instances;
+            let record = if at == author_at { same.clone() } else { cross.clone() };
+            let (tx, task) = node(&relays[at].url, vec![RoomId::festival(), room.clone()], record).await?;
+            if k == 0 {
+                authors.push((tx, Identity::generate(&mut rand::rngs::OsRng)));
+            } else {
+                members.push((tx, task));
+            }
+        }
+    }
+    // Every instance joins every room (from its nodes' hellos, and from
+    // what the others carry); let that settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let pids: Vec<u32> = relays.iter().map(|r| r.child.id()).collect();
+    let relay_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p).unwrap_or(0)).collect();
+    let postmaster = pg.pid().context("PostgreSQL runs")?;
+    let pg_before = postgres_ticks(postmaster);
+    let redis_pid = redis.pid().context("Redis runs")?;
+    let redis_before = cpu_ticks(redis_pid)?;
+    let started = Instant::now();
+    let total = (u64::from(a.rate) * a.secs) as usize;
+    let mut seqs = vec![0u64; rooms.len()];
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(a.rate)));
+    for n in 0..total {
+        tick.tick().await;
+        let r = n % rooms.len();
+        seqs[r] += 1;
+        let (tx, author) = &authors[r];
+        let env = SignedEnvelope::sign(
+            author,
+            Draft {
+                seq: seqs[r],
+                room: rooms[r].clone(),
+                kind: Kind::Text,
+                created_at: festival_node::clock::now_ms(),
+                body: Body::Text(format!("bench message {n}: {}", "x".repeat(100))).encode(),
+            },
+        )?;
+        let frame = Frame::Push(Item { hops: 0, envelope: env.bytes().to_vec() }).encode();
+        let now = Instant::now();
+        same.lock().expect("record").sent.insert(env.bytes().to_vec(), now);
+        cross.lock().expect("record").sent.insert(env.bytes().to_vec(), now);
+        let _ = tx.try_send(RelayMsg::encode_frame(&frame));
+    }
+    let expected = total * (a.room_size - 1);
+    let delivered = || same.lock().expect("record").latencies.len() + cross.lock().expect("record").latencies.len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let pct = |ticks: u64| ticks as f64 / TICKS_PER_SEC / elapsed * 100.0;
+    let relay_cpu: Vec<f64> =
+        pids.iter().zip(&relay_before).map(|(p, b)| round1(pct(cpu_ticks(*p).unwrap_or(0) - b))).collect();
+    let relay_rss: Vec<f64> = pids.iter().map(|p| round1(rss_mb(*p).unwrap_or(0.0))).collect();
+    let pg_cpu = round1(pct(postgres_ticks(postmaster).saturating_sub(pg_before)));
+    let redis_cpu = round1(pct(cpu_ticks(redis_pid)? - redis_before));
+    let mut cross_lat = std::mem::take(&mut cross.lock().expect("record").latencies);
+    let mut all = std::mem::take(&mut same.lock().expect("record").latencies);
+    all.extend_from_slice(&cross_lat);
+    drop(authors);
+    for (tx, task) in members {
+        drop(tx);
+        let _ = task.await;
+    }
+    let tier_cpu = relay_cpu.iter().sum::<f64>() + pg_cpu + redis_cpu;
+    Ok(json!({
+        "bench": "relay-cluster",
+        "instances": a.instances,
+        "nodes": rooms.len() * a.room_size,
+        "room_size": a.room_size,
+        "msgs_per_sec": a.rate,
+        "secs": a.secs,
+        "messages": total,
+        "expected_deliveries": expected,
+        "delivered": all.len(),
+        "cross_instance_deliveries": cross_lat.len(),
+        "fanout_p50_ms": percentile(&mut all, 0.5),
+        "fanout_p99_ms": percentile(&mut all, 0.99),
+        "cross_fanout_p50_ms": percentile(&mut cross_lat, 0.5),
+        "cross_fanout_p99_ms": percentile(&mut cross_lat, 0.99),
+        "relay_cpu_pct": relay_cpu,
+        "relay_rss_mb": relay_rss,
+        "postgres_cpu_pct": pg_cpu,
+        "redis_cpu_pct": redis_cpu,
+        "tier_cpu_pct": round1(tier_cpu),
+        "cpu_pct_per_1k_msgs": round1(tier_cpu / (f64::from(a.rate) / 1000.0)),
+    }))
+}
