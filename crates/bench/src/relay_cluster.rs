@@ -15,7 +15,13 @@
 //! instance's CPU and RSS, PostgreSQL's CPU (all its processes) and
 //! Redis's over the load; CPU per 1,000 messages/s for the whole tier.
 //! Then the same load on one instance with SQLite (`festival-bench relay`'s
-//! fan-out), in the same run.
+//! fan-out), and on the seed design's stack: as many Socket.IO servers with
+//! the Redis Streams adapter (Node.js; `bench/socketio`, installed from the
+//! npm registry with `npm ci` before the namespace is entered) on a Redis of
+//! their own, the same clients in the same rooms: its fan-out and the CPU of
+//! its servers and Redis. Socket.IO passes messages unsigned and keeps
+//! nothing; festival-relay verifies every signature and commits every
+//! message to PostgreSQL before it passes it on.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -49,10 +55,27 @@ pub struct Args {
     /// Leave out the same load on one instance with SQLite.
     #[arg(long)]
     no_single: bool,
+    /// Leave out the same load on Socket.IO.
+    #[arg(long)]
+    no_socketio: bool,
+}
+
+/// Where the Socket.IO side lives (its package.json, servers and load).
+fn socketio_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/socketio")
 }
 
 pub fn run(a: Args) -> anyhow::Result<Value> {
     if !festival_node::netns::in_private_netns() {
+        if !a.no_socketio && !socketio_dir().join("node_modules").exists() {
+            // From the npm registry, before the namespace cuts the network.
+            let ok = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                .arg(socketio_dir())
+                .status()
+                .context("npm ci for bench/socketio (Node.js 20)")?;
+            ensure!(ok.success(), "npm ci in bench/socketio failed");
+        }
         return Ok(serde_json::from_str(&crate::netlab::rerun_in_private_netns(crate::relay::NETNS_SETUP)?)?);
     }
     ensure!(a.instances >= 1 && a.room_size >= 2 && a.nodes >= a.room_size, "need an instance and a room of two");
@@ -71,7 +94,87 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
         let cpu = single["relay_cpu_pct"].as_f64().unwrap_or(0.0);
         out["single_sqlite_cpu_pct_per_1k_msgs"] = json!(round1(cpu / (f64::from(a.rate) / 1000.0)));
     }
+    if !a.no_socketio {
+        let sio = rt.block_on(socketio(&a))?;
+        for key in ["fanout_p50_ms", "fanout_p99_ms", "cross_fanout_p99_ms", "delivered", "cpu_pct_per_1k_msgs"] {
+            out[format!("socketio_{key}")] = sio[key].clone();
+        }
+        out["socketio_servers_cpu_pct"] = sio["servers_cpu_pct"].clone();
+        out["socketio_redis_cpu_pct"] = sio["redis_cpu_pct"].clone();
+    }
     Ok(out)
+}
+
+/// The same load on Socket.IO servers with the Redis Streams adapter.
+async fn socketio(a: &Args) -> anyhow::Result<Value> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = socketio_dir();
+    let redis = festival_relay::testing::TempRedis::start().await.context("starting Redis")?;
+    let socket = redis.url().trim_start_matches("redis+unix://").to_owned();
+    // Ports are free: the namespace is this run's own.
+    let ports: Vec<u16> = (0..a.instances).map(|i| 9_100 + i as u16).collect();
+    let mut servers = Vec::new();
+    for port in &ports {
+        let mut child = Command::new("node")
+            .arg(dir.join("server.js"))
+            .arg(port.to_string())
+            .arg(&socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("node server.js")?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        ensure!(line.contains("listening"), "a Socket.IO server did not start: {line}");
+        servers.push(KillOnDrop(child));
+    }
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let mut load = KillOnDrop(
+        Command::new("node")
+            .arg(dir.join("load.js"))
+            .arg(ports.join(","))
+            .args([a.nodes.to_string(), a.room_size.to_string(), a.rate.to_string(), a.secs.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("node load.js")?,
+    );
+    let pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
+    let redis_pid = redis.pid().context("Redis runs")?;
+    let ticks = || pids.iter().map(|p| cpu_ticks(*p).unwrap_or(0)).sum::<u64>();
+    let mut lines = std::io::BufReader::new(load.0.stdout.take().context("stdout")?).lines();
+    let mut before = None;
+    let mut result = None;
+    for line in lines.by_ref() {
+        let line = line?;
+        if line.contains("\"phase\"") {
+            before = Some((ticks(), cpu_ticks(redis_pid)?, Instant::now()));
+        } else if line.starts_with('{') {
+            result = Some(line);
+            break;
+        }
+    }
+    let (servers_before, redis_before, started) = before.context("the load never started")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut out: Value = serde_json::from_str(&result.context("no figures from load.js")?)?;
+    let pct = |t: u64| t as f64 / TICKS_PER_SEC / elapsed * 100.0;
+    let servers_cpu = pct(ticks().saturating_sub(servers_before));
+    let redis_cpu = pct(cpu_ticks(redis_pid)?.saturating_sub(redis_before));
+    out["servers_cpu_pct"] = json!(round1(servers_cpu));
+    out["redis_cpu_pct"] = json!(round1(redis_cpu));
+    out["cpu_pct_per_1k_msgs"] = json!(round1((servers_cpu + redis_cpu) / (f64::from(a.rate) / 1000.0)));
+    Ok(out)
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn round1(x: f64) -> f64 {

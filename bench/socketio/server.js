@@ -1,0 +1,22 @@
+// One Socket.IO server of the comparison in `festival-bench relay-cluster`:
+// the Redis Streams adapter passes room broadcasts between servers, as the
+// seed design would have run it. A client joins rooms and sends a message
+// to a room; the servers pass it to every other member, wherever connected.
+//   node server.js PORT REDIS_SOCKET
+import { Server } from "socket.io";
+import { createClient } from "redis";
+import { createAdapter } from "@socket.io/redis-streams-adapter";
+
+const [port, redisSocket] = process.argv.slice(2);
+const redis = createClient({ socket: { path: redisSocket } });
+await redis.connect();
+const io = new Server({ adapter: createAdapter(redis), transports: ["websocket"] });
+io.on("connection", (socket) => {
+  socket.on("join", (room, ack) => {
+    socket.join(room);
+    if (ack) ack();
+  });
+  socket.on("msg", (room, payload) => socket.to(room).emit("msg", payload));
+});
+io.listen(Number(port));
+console.log(JSON.stringify({ listening: Number(port) }));
