@@ -82,10 +82,17 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     let relay_bin = std::env::current_exe()?.with_file_name("festival-relay");
     ensure!(relay_bin.exists(), "{} not found: cargo build --release -p festival-relay", relay_bin.display());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut out = rt.block_on(cluster(&relay_bin, &a))?;
+    // Every room of the load is new to the relay at once: its budget of
+    // new rooms a minute (60, for a festival's people) would keep most
+    // waiting for minutes.
+    let config = tempfile::NamedTempFile::new()?;
+    std::fs::write(config.path(), "rooms_created_per_minute = 1000000\nrooms_per_identity_per_hour = 1000000\n")?;
+    let config = config.path().to_str().context("a temporary path")?.to_owned();
+    let mut out = rt.block_on(cluster(&relay_bin, &a, &config))?;
     if !a.no_single {
+        let extra = ["--config", &config, "--frames-per-sec", "100000", "--frames-burst", "100000"];
         let single = rt.block_on(crate::relay::fanout_on(
-            RelayProc::start(&relay_bin)?,
+            RelayProc::start_with(&relay_bin, &extra)?,
             &crate::relay::Load { nodes: a.nodes, room_size: a.room_size, rate: a.rate, secs: a.secs },
         ))?;
         for key in ["fanout_p50_ms", "fanout_p99_ms", "delivered", "relay_cpu_pct", "relay_rss_mb"] {
@@ -112,13 +119,11 @@ async fn socketio(a: &Args) -> anyhow::Result<Value> {
     let dir = socketio_dir();
     let redis = festival_relay::testing::TempRedis::start().await.context("starting Redis")?;
     let socket = redis.url().trim_start_matches("redis+unix://").to_owned();
-    // Ports are free: the namespace is this run's own.
-    let ports: Vec<u16> = (0..a.instances).map(|i| 9_100 + i as u16).collect();
     let mut servers = Vec::new();
-    for port in &ports {
+    let mut ports = Vec::new();
+    for _ in 0..a.instances {
         let mut child = Command::new("node")
             .arg(dir.join("server.js"))
-            .arg(port.to_string())
             .arg(&socket)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -126,10 +131,10 @@ async fn socketio(a: &Args) -> anyhow::Result<Value> {
             .context("node server.js")?;
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        ensure!(line.contains("listening"), "a Socket.IO server did not start: {line}");
+        let listening: Value = serde_json::from_str(&line).with_context(|| format!("a Socket.IO server: {line}"))?;
+        ports.push(listening["listening"].as_u64().context("the port it listens on")?.to_string());
         servers.push(KillOnDrop(child));
     }
-    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
     let mut load = KillOnDrop(
         Command::new("node")
             .arg(dir.join("load.js"))
@@ -197,7 +202,7 @@ fn postgres_ticks(postmaster: u32) -> u64 {
     total
 }
 
-async fn cluster(bin: &Path, a: &Args) -> anyhow::Result<Value> {
+async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let pg = festival_store::pg::TempServer::start(true).await.context("starting PostgreSQL")?;
     let store = pg.create_database("relay").await?;
     let redis = festival_relay::testing::TempRedis::start().await.context("starting Redis")?;
@@ -205,7 +210,7 @@ async fn cluster(bin: &Path, a: &Args) -> anyhow::Result<Value> {
     for i in 0..a.instances {
         let name = format!("relay-{i}");
         let bus = redis.url();
-        let args = ["--store", &store, "--bus", &bus, "--instance", &name];
+        let args = ["--config", config, "--store", &store, "--bus", &bus, "--instance", &name];
         let mut extra: Vec<&str> = args.to_vec();
         extra.extend(["--frames-per-sec", "100000", "--frames-burst", "100000"]);
         relays.push(RelayProc::start_with(bin, &extra)?);

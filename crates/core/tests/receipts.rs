@@ -72,3 +72,23 @@ fn a_dm_to_us_that_does_not_open_gets_no_delivery_receipt() {
     assert!(ids.contains(&good.id()), "the DM that opens is acknowledged: {ids:?}");
     assert!(!ids.contains(&broken.id()), "\"Delivered\" for a DM nobody can read");
 }
+
+/// A relay writes nothing of its own: the instances of a relay cluster
+/// share its key, not their seq counters, so receipts from two of them
+/// would be two messages at one position of the relay's chain.
+#[test]
+fn a_node_told_to_send_no_dm_receipts_writes_none() {
+    let cfg = festival_core::sync::Config { dm_receipts: false, ..Default::default() };
+    let mut h = Harness::with_config(1, cfg);
+    let (me, bob) = (identity(1), identity(2));
+    h.link(1, &bob);
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let good = dm(&bob, 1, seal_dm(&bob, &me.peer_id(), "to the relay", &mut rng).expect("seals"));
+    h.frame(1, push(&good));
+    assert!(h.envelopes.contains_key(&good.id()), "stored and carried all the same");
+    for _ in 0..20 {
+        h.now += 500;
+        h.feed(Input::Tick);
+    }
+    assert!(delivered_to(&h, &bob).is_empty(), "no receipt");
+}

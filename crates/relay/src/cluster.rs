@@ -29,7 +29,7 @@
 //! Nothing here acknowledges anything: `Stored` still means committed in
 //! PostgreSQL by the instance that sends it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,8 +73,11 @@ const BLOCK_MS: usize = 1_000;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// What the hub may queue for the bus before it drops (the tail covers
-/// what is dropped).
+/// dropped envelopes; a dropped signal is a lost offer, retried by its node).
 const OUT_QUEUE: usize = 4_096;
+/// Arrivals and departures queued at most: one of each per connection
+/// slot of a large relay.
+const PRESENCE_QUEUE: usize = 65_536;
 /// How often the stream's lag for this instance is read for `/metrics`.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -97,22 +100,27 @@ struct ToInstance {
 enum Word {
     /// An offer or answer for a node connected there.
     Signal { from: PeerId, to: PeerId, msg: Vec<u8> },
-    /// A node connected there has opened a session elsewhere: close the
-    /// old one (one session per identity in the cluster).
-    Replaced { peer: PeerId },
+    /// A node connected there (its session on `link`) has opened a session
+    /// elsewhere: close the old one (one session per identity in the
+    /// cluster). Naming the session keeps a late word from closing a newer
+    /// one of the same node.
+    Replaced { peer: PeerId, link: u64 },
 }
 
 /// What the hub hands the cluster.
 enum Out {
     Accepted(Vec<(Vec<u8>, u8)>),
     Signal { link: LinkId, from: PeerId, to: PeerId, msg: Vec<u8> },
-    Arrived(PeerId),
-    Left(PeerId),
+    Arrived(PeerId, LinkId),
+    Left(PeerId, LinkId),
 }
 
 /// The hub's handle on the cluster's tasks; they stop when it is dropped.
 pub struct Cluster {
     out: Option<mpsc::Sender<Out>>,
+    /// Arrivals and departures, apart: a flood of signals must not crowd
+    /// them out (a lost departure would claim a node for good).
+    presence: Option<mpsc::Sender<Out>>,
     metrics: Arc<Metrics>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -150,22 +158,24 @@ impl Cluster {
     ) -> Result<Cluster, redis::RedisError> {
         // It answered the horizon's query a moment ago.
         metrics.store_up.store(true, Relaxed);
-        let mut tasks = vec![tokio::spawn(tail(store, horizon, hub.downgrade(), metrics.clone()))];
-        let mut out = None;
+        let mut tasks = vec![tokio::spawn(tail(store.clone(), horizon, hub.downgrade(), metrics.clone()))];
+        let (mut out, mut presence) = (None, None);
         if let Some(url) = bus {
             let client = redis::Client::open(url.as_str())?;
             let (tx, rx) = mpsc::channel(OUT_QUEUE);
-            out = Some(tx);
-            let ctx = Ctx { client, instance, hub: hub.downgrade(), metrics: metrics.clone() };
-            tasks.push(tokio::spawn(publish(ctx.clone(), rx)));
+            let (ptx, prx) = mpsc::channel(PRESENCE_QUEUE);
+            (out, presence) = (Some(tx), Some(ptx));
+            let ctx = Ctx { client, instance, hub: hub.downgrade(), metrics: metrics.clone(), store };
+            tasks.push(tokio::spawn(publish(ctx.clone(), rx, prx)));
             tasks.push(tokio::spawn(read_accepted(ctx.clone())));
             tasks.push(tokio::spawn(read_signals(ctx)));
         }
-        Ok(Cluster { out, metrics, tasks })
+        Ok(Cluster { out, presence, metrics, tasks })
     }
 
     fn hand(&self, msg: Out) -> bool {
-        match &self.out {
+        let queue = if matches!(msg, Out::Arrived(..) | Out::Left(..)) { &self.presence } else { &self.out };
+        match queue {
             Some(out) => match out.try_send(msg) {
                 Ok(()) => true,
                 Err(_) => {
@@ -190,12 +200,14 @@ impl Cluster {
         self.hand(Out::Signal { link, from, to, msg })
     }
 
-    pub fn arrived(&self, peer: PeerId) {
-        self.hand(Out::Arrived(peer));
+    /// A node's session opened here, on `link`.
+    pub fn arrived(&self, peer: PeerId, link: LinkId) {
+        self.hand(Out::Arrived(peer, link));
     }
 
-    pub fn left(&self, peer: PeerId) {
-        self.hand(Out::Left(peer));
+    /// That session closed.
+    pub fn left(&self, peer: PeerId, link: LinkId) {
+        self.hand(Out::Left(peer, link));
     }
 }
 
@@ -244,6 +256,9 @@ struct Ctx {
     instance: String,
     hub: Hub,
     metrics: Arc<Metrics>,
+    /// The shared store: what the bus says was committed is looked up
+    /// there before it is believed.
+    store: PgStore,
 }
 
 impl Ctx {
@@ -253,7 +268,11 @@ impl Ctx {
         let mut wait = BACKOFF_MIN;
         loop {
             let mut config = ConnectionManagerConfig::new().set_connection_timeout(Some(Duration::from_secs(2)));
-            config = config.set_response_timeout(if blocking { None } else { Some(Duration::from_secs(2)) });
+            // A blocking read waits up to BLOCK_MS for entries; past that
+            // and a margin the connection is taken for dead (a silent
+            // partition), and remade.
+            let timeout = if blocking { Duration::from_millis(BLOCK_MS as u64) } else { Duration::ZERO };
+            config = config.set_response_timeout(Some(timeout + Duration::from_secs(2)));
             match self.client.get_connection_manager_with_config(config).await {
                 Ok(c) => return c,
                 Err(e) => {
@@ -282,22 +301,52 @@ fn presence_key(peer: &PeerId) -> String {
     format!("festival:at:{}", peer.to_hex())
 }
 
+/// A presence entry's value: the instance and the session's link there.
+fn presence_value(instance: &str, link: LinkId) -> String {
+    format!("{instance} {}", link.0)
+}
+
+/// (instance, link) of a presence value.
+fn parse_presence(value: &str) -> Option<(&str, u64)> {
+    let (instance, link) = value.rsplit_once(' ')?;
+    Some((instance, link.parse().ok()?))
+}
+
+/// Extend a presence entry only while it is still this session's (another
+/// instance may have taken the node since); write it again if it expired.
+const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if not v then return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 0";
+
+/// Remove a presence entry only if it is still this session's.
+const FORGET: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
 /// Add what the hub hands over to Redis: accepted envelopes, signals,
 /// presence.
-async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
+async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>, mut presence: mpsc::Receiver<Out>) {
     let mut conn = ctx.connect(false).await;
-    let mut present: HashSet<PeerId> = HashSet::new();
+    let mut present: HashMap<PeerId, LinkId> = HashMap::new();
     let mut refresh = tokio::time::interval(PRESENCE_REFRESH);
     loop {
         let msg = tokio::select! {
+            biased;
+            m = presence.recv() => match m { Some(m) => m, None => return },
             m = rx.recv() => match m { Some(m) => m, None => return },
             _ = refresh.tick() => {
                 if present.is_empty() {
                     continue;
                 }
                 let mut pipe = redis::pipe();
-                for peer in &present {
-                    pipe.cmd("SET").arg(presence_key(peer)).arg(&ctx.instance).arg("EX").arg(PRESENCE_TTL.as_secs()).ignore();
+                for (peer, link) in &present {
+                    pipe.cmd("EVAL")
+                        .arg(REFRESH)
+                        .arg(1)
+                        .arg(presence_key(peer))
+                        .arg(presence_value(&ctx.instance, *link))
+                        .arg(PRESENCE_TTL.as_secs())
+                        .ignore();
                 }
                 match pipe.query_async::<()>(&mut conn).await {
                     Ok(()) => ctx.up(),
@@ -336,14 +385,15 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
             Out::Signal { link, from, to, msg } => {
                 let at: redis::RedisResult<Option<String>> =
                     redis::cmd("GET").arg(presence_key(&to)).query_async(&mut conn).await;
-                let sent = match at {
-                    Ok(Some(instance)) if instance != ctx.instance => {
-                        let word = ToInstance { instance, what: Word::Signal { from, to, msg } };
+                let there = at.as_ref().ok().and_then(|v| v.as_deref()).and_then(parse_presence);
+                let sent = match (there, &at) {
+                    (Some((instance, _)), _) if instance != ctx.instance => {
+                        let word = ToInstance { instance: instance.to_owned(), what: Word::Signal { from, to, msg } };
                         tell(&ctx, &mut conn, &word).await
                     }
-                    Ok(_) => false,
-                    Err(e) => {
-                        ctx.down(&e);
+                    (_, Ok(_)) => false,
+                    (_, Err(e)) => {
+                        ctx.down(e);
                         false
                     }
                 };
@@ -353,34 +403,43 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>) {
                     return;
                 }
             }
-            Out::Arrived(peer) => {
-                present.insert(peer);
+            Out::Arrived(peer, link) => {
+                present.insert(peer, link);
                 // SET .. GET: where it was before, if anywhere.
                 let before: redis::RedisResult<Option<String>> = redis::cmd("SET")
                     .arg(presence_key(&peer))
-                    .arg(&ctx.instance)
+                    .arg(presence_value(&ctx.instance, link))
                     .arg("EX")
                     .arg(PRESENCE_TTL.as_secs())
                     .arg("GET")
                     .query_async(&mut conn)
                     .await;
                 match before {
-                    Ok(Some(instance)) if instance != ctx.instance => {
-                        tell(&ctx, &mut conn, &ToInstance { instance, what: Word::Replaced { peer } }).await;
-                    }
-                    Ok(_) => {}
+                    Ok(Some(value)) => match parse_presence(&value) {
+                        Some((instance, old)) if instance != ctx.instance => {
+                            let word =
+                                ToInstance { instance: instance.to_owned(), what: Word::Replaced { peer, link: old } };
+                            tell(&ctx, &mut conn, &word).await;
+                        }
+                        _ => {}
+                    },
+                    Ok(None) => {}
                     Err(e) => ctx.down(&e),
                 }
             }
-            Out::Left(peer) => {
-                present.remove(&peer);
-                // Only if it still names this instance: the node may have
-                // moved to another already.
-                let at: redis::RedisResult<Option<String>> =
-                    redis::cmd("GET").arg(presence_key(&peer)).query_async(&mut conn).await;
-                if matches!(at, Ok(Some(ref i)) if *i == ctx.instance) {
-                    let _: redis::RedisResult<()> =
-                        redis::cmd("DEL").arg(presence_key(&peer)).query_async(&mut conn).await;
+            Out::Left(peer, link) => {
+                if present.get(&peer) == Some(&link) {
+                    present.remove(&peer);
+                }
+                let forgot: redis::RedisResult<i64> = redis::cmd("EVAL")
+                    .arg(FORGET)
+                    .arg(1)
+                    .arg(presence_key(&peer))
+                    .arg(presence_value(&ctx.instance, link))
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = forgot {
+                    ctx.down(&e);
                 }
             }
         }
@@ -466,11 +525,13 @@ async fn read_accepted(ctx: Ctx) {
             let got = match read {
                 Ok(reply) => entries(reply),
                 Err(e) => {
-                    // NOGROUP (Redis lost the stream) or Redis away: make
-                    // the group again once it answers.
+                    // NOGROUP (Redis lost the stream), Redis away or a
+                    // connection gone silent: a new connection, and the
+                    // group made again once Redis answers.
                     ctx.down(&e);
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(BACKOFF_MAX);
+                    conn = ctx.connect(true).await;
                     continue 'connected;
                 }
             };
@@ -492,6 +553,21 @@ async fn read_accepted(ctx: Ctx) {
                 match SignedEnvelope::decode(&entry.envelope) {
                     Ok(env) => items.push((env, entry.hops)),
                     Err(_) => ctx.metrics.reject("bus_invalid_envelope"),
+                }
+            }
+            // Believed only once the shared store has it: an entry in Redis
+            // is no proof of a commit (the store's tail brings the rest).
+            if !items.is_empty() {
+                let ids: Vec<_> = items.iter().map(|(e, _)| e.id()).collect();
+                match ctx.store.held(&ids).await {
+                    Ok(held) => {
+                        let before = items.len();
+                        items.retain(|(e, _)| held.contains(&e.id()));
+                        if items.len() < before {
+                            ctx.metrics.reject_n("bus_not_committed", (before - items.len()) as u64);
+                        }
+                    }
+                    Err(_) => items.clear(),
                 }
             }
             ctx.metrics.cluster_bus_received.fetch_add(items.len() as u64, Relaxed);
@@ -571,6 +647,7 @@ async fn read_signals(ctx: Ctx) {
                 ctx.down(&e);
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(BACKOFF_MAX);
+                conn = ctx.connect(true).await;
                 continue;
             }
         };
@@ -586,7 +663,7 @@ async fn read_signals(ctx: Ctx) {
                     ctx.metrics.cluster_signals_in.fetch_add(1, Relaxed);
                     HubIn::RemoteSignal { from, to, msg }
                 }
-                Word::Replaced { peer } => HubIn::Replaced { peer },
+                Word::Replaced { peer, link } => HubIn::Replaced { peer, link: LinkId(link) },
             };
             if !to_hub(&ctx.hub, msg).await {
                 return;

@@ -134,9 +134,11 @@ pub enum HubIn {
         link: LinkId,
         to: PeerId,
     },
-    /// This node has connected to another instance since.
+    /// This node's session on `link` has been replaced by one at another
+    /// instance.
     Replaced {
         peer: PeerId,
+        link: LinkId,
     },
 }
 
@@ -232,6 +234,9 @@ impl Hub {
             // The relay is no member of any room: it sends no receipts of
             // its own, or every small room would see "delivered" from it.
             room_receipts_max_members: 0,
+            // Nor for DMs to it: it writes nothing of its own (see
+            // `Config::dm_receipts`: cluster instances share its key).
+            dm_receipts: false,
             hello_shared_only: true,
             message_lifetime_ms: retention.lifetime_ms,
             ..Config::default()
@@ -356,7 +361,7 @@ impl Hub {
                 self.by_peer.insert(peer, link);
                 self.metrics.connections.store(self.conns.len() as i64, Relaxed);
                 if let Some(c) = &self.cluster {
-                    c.arrived(peer);
+                    c.arrived(peer, link);
                 }
                 if reply.send(link).is_err() {
                     self.drop_conn(link, None);
@@ -378,8 +383,8 @@ impl Hub {
             HubIn::Unreachable { link, to } => self.send(link, RelayMsg::Unreachable { peer: to }.encode().into()),
             // The node opened a session at another instance: one session
             // per identity in the whole cluster, as within one instance.
-            HubIn::Replaced { peer } => {
-                if let Some(link) = self.by_peer.get(&peer).copied() {
+            HubIn::Replaced { peer, link } => {
+                if self.by_peer.get(&peer) == Some(&link) {
                     self.drop_conn(link, Some(close::REPLACED));
                 }
             }
@@ -392,7 +397,7 @@ impl Hub {
         if self.by_peer.get(&c.peer) == Some(&link) {
             self.by_peer.remove(&c.peer);
             if let Some(cluster) = &self.cluster {
-                cluster.left(c.peer);
+                cluster.left(c.peer, link);
             }
         }
         if let (Some(code), Some(kill)) = (code, c.kill.take()) {
@@ -446,10 +451,14 @@ impl Hub {
         // The engine has run Persist -> Persisted: whatever is in the store
         // now is committed (synchronous=FULL) and may be acknowledged.
         let mut accepted = Vec::new();
+        // One lookup for every envelope of the batch that was new.
+        let asked: Vec<MessageId> =
+            incoming.iter().flat_map(|(_, notes)| notes.iter().filter(|n| !n.2).map(|n| n.0)).collect();
+        let committed = self.lookup_held(&asked).await;
         for (link, notes) in incoming {
             let mut stored = Vec::new();
             for (id, author, held_before, bytes) in notes {
-                let held = held_before || matches!(self.store.get(&id).await, Ok(Some(_)));
+                let held = held_before || committed.contains(&id);
                 if !held {
                     continue;
                 }
@@ -505,12 +514,14 @@ impl Hub {
     ) -> Option<Vec<Item>> {
         let mut kept = Vec::with_capacity(items.len());
         let mut dropped = false;
-        for item in items {
-            // MessageId = BLAKE3 of the envelope bytes; the author is bytes
-            // 1..33 (docs/protocol.md). Unverified here: the core verifies.
-            let id = MessageId::from_bytes(*blake3::hash(&item.envelope).as_bytes());
+        // MessageId = BLAKE3 of the envelope bytes (docs/protocol.md).
+        let ids: Vec<MessageId> =
+            items.iter().map(|i| MessageId::from_bytes(*blake3::hash(&i.envelope).as_bytes())).collect();
+        let held_now = self.lookup_held(&ids).await;
+        for (item, id) in items.into_iter().zip(ids) {
+            // The author is bytes 1..33. Unverified here: the core verifies.
             let author = item.envelope.get(1..33).and_then(|b| PeerId::try_from(b).ok());
-            let held = matches!(self.store.get(&id).await, Ok(Some(_)));
+            let held = held_now.contains(&id);
             if let (false, Some(a)) = (held, author) {
                 self.recount(a).await;
             }
@@ -532,10 +543,35 @@ impl Hub {
         dropped.then_some(kept)
     }
 
+    /// Which of `ids` the store holds, in one lookup; none when the store
+    /// is not to be asked now (see [`Hub::store_answers`]) or fails.
+    async fn lookup_held(&self, ids: &[MessageId]) -> HashSet<MessageId> {
+        if ids.is_empty() || !self.store_answers() {
+            return HashSet::new();
+        }
+        self.store.held(ids).await.unwrap_or_else(|e| {
+            tracing::warn!(%e, "looking up what the store holds failed");
+            HashSet::new()
+        })
+    }
+
+    /// Whether to ask the store now: an instance of a cluster whose shared
+    /// store is away (its tail says so) skips the lookups around a batch,
+    /// each of which would hold this loop for the pool's timeout; nothing
+    /// is acknowledged meanwhile, since nothing is committed.
+    fn store_answers(&self) -> bool {
+        self.cluster.is_none() || self.metrics.store_up.load(Relaxed)
+    }
+
     /// In a cluster, read an author's count from the shared store if it
-    /// was not read within [`AUTHOR_CHECK_EVERY`].
+    /// was not read within [`AUTHOR_CHECK_EVERY`] and this instance's count
+    /// is a quarter of the way to the quota (other instances store the
+    /// author too; an author far below it, or a made-up one, costs no read).
     async fn recount(&mut self, author: PeerId) {
-        if self.cluster.is_none() {
+        if self.cluster.is_none() || !self.metrics.store_up.load(Relaxed) {
+            return;
+        }
+        if self.per_author.get(&author).copied().unwrap_or(0) < self.cfg.max_messages_per_author / 4 {
             return;
         }
         let now = Instant::now();
@@ -545,10 +581,11 @@ impl Hub {
         if self.author_checked.len() >= MAX_AUTHORS_CHECKED {
             self.author_checked.clear();
         }
+        self.author_checked.insert(author, now);
         match self.store.author_usage(&author).await {
             Ok(usage) => {
-                self.per_author.insert(author, usage.messages);
-                self.author_checked.insert(author, now);
+                let count = self.per_author.entry(author).or_default();
+                *count = (*count).max(usage.messages);
             }
             Err(e) => tracing::warn!(%e, "reading an author's count failed"),
         }
@@ -676,9 +713,13 @@ impl Hub {
             .cloned()
             .collect();
         for room in gone {
-            if let Err(e) = self.store.leave_room(&room).await {
-                tracing::warn!(%e, %room, "leaving an idle room failed");
-                continue;
+            // In a cluster the rooms are every instance's: this one stops
+            // carrying it, and leaves the row to the others.
+            if self.cluster.is_none() {
+                if let Err(e) = self.store.leave_room(&room).await {
+                    tracing::warn!(%e, %room, "leaving an idle room failed");
+                    continue;
+                }
             }
             tracing::info!(%room, "left an idle room");
             self.rooms.remove(&room);

@@ -55,6 +55,9 @@ impl MessageStore for AnyStore {
     async fn get(&self, id: &MessageId) -> Result<Option<StoredMessage>> {
         both!(self, s => s.get(id).await)
     }
+    async fn held(&self, ids: &[MessageId]) -> Result<std::collections::HashSet<MessageId>> {
+        both!(self, s => s.held(ids).await)
+    }
     async fn get_at(&self, room: &RoomId, author: &PeerId, seq: u64) -> Result<Option<StoredMessage>> {
         both!(self, s => s.get_at(room, author, seq).await)
     }

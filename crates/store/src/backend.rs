@@ -41,6 +41,8 @@ pub trait MessageStore: Clone + Send + Sync + 'static {
     fn leave_room(&self, room: &RoomId) -> impl Future<Output = Result<bool>> + Send;
     /// The message with this id.
     fn get(&self, id: &MessageId) -> impl Future<Output = Result<Option<StoredMessage>>> + Send;
+    /// Which of `ids` are stored (one round trip on PostgreSQL).
+    fn held(&self, ids: &[MessageId]) -> impl Future<Output = Result<std::collections::HashSet<MessageId>>> + Send;
     /// The message at a chain position.
     fn get_at(
         &self,
@@ -153,6 +155,12 @@ macro_rules! inherent_message_store {
             }
             async fn get(&self, id: &festival_core::MessageId) -> $crate::Result<Option<$crate::StoredMessage>> {
                 self.get(id).await
+            }
+            async fn held(
+                &self,
+                ids: &[festival_core::MessageId],
+            ) -> $crate::Result<std::collections::HashSet<festival_core::MessageId>> {
+                self.held(ids).await
             }
             async fn get_at(
                 &self,

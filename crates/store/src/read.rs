@@ -113,6 +113,17 @@ impl Store {
         row.map(stored).transpose()
     }
 
+    /// Which of `ids` are stored: a lookup each, in this process.
+    pub async fn held(&self, ids: &[MessageId]) -> Result<std::collections::HashSet<MessageId>> {
+        let mut out = std::collections::HashSet::with_capacity(ids.len());
+        for id in ids {
+            if self.get(id).await?.is_some() {
+                out.insert(*id);
+            }
+        }
+        Ok(out)
+    }
+
     /// The message at a chain position, if stored.
     pub async fn get_at(&self, room: &RoomId, author: &PeerId, seq: u64) -> Result<Option<StoredMessage>> {
         let Ok(seq) = i64::try_from(seq) else {

@@ -284,7 +284,9 @@ impl Node {
     fn receipt_for(&mut self, env: &SignedEnvelope, now: Millis) {
         let room = env.room().clone();
         match env.parsed_body() {
-            Body::SealedDm(s) if s.recipient == self.my_id && body::open(&self.me, env).is_ok() => {
+            Body::SealedDm(s)
+                if self.cfg.dm_receipts && s.recipient == self.my_id && body::open(&self.me, env).is_ok() =>
+            {
                 self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
             }
             Body::Text(_) if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) => {

@@ -148,6 +148,11 @@ pub struct Config {
     pub hello_retry_ms: u64,
     /// Collect receipts this long, then send them as one envelope.
     pub receipt_delay_ms: u64,
+    /// Send delivery receipts for sealed DMs addressed to this node. A
+    /// relay does not: nobody reads its DMs, and the instances of a relay
+    /// cluster share one key but not their seq counters, so two of them
+    /// writing would sign two messages for one position.
+    pub dm_receipts: bool,
     /// Rooms with more authors than this get no receipts for room messages:
     /// in the festival room, thousands of receipts per message would drown it.
     pub room_receipts_max_members: usize,
@@ -205,6 +210,7 @@ impl Default for Config {
             live_window_ms: 60_000,
             hello_retry_ms: 1_000,
             receipt_delay_ms: 300,
+            dm_receipts: true,
             room_receipts_max_members: 32,
             room_receipts_max_hops: 3,
             max_clock_skew_ms: 10 * 60_000,

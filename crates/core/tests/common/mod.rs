@@ -77,7 +77,10 @@ impl std::ops::DerefMut for Harness {
 
 impl Harness {
     pub fn new(seed: u64, rooms: Vec<RoomId>) -> Self {
-        let cfg = Config { rooms, ..Config::default() };
+        Harness::with_config(seed, Config { rooms, ..Config::default() })
+    }
+
+    pub fn with_config(seed: u64, cfg: Config) -> Self {
         Harness {
             node: Node::new(identity(seed), cfg, Default::default(), PowerState::Mains, NOW),
             now: NOW,

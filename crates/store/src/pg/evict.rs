@@ -21,6 +21,34 @@ const EVICTABLE: &str = "NOT EXISTS (SELECT 1 FROM identity i WHERE i.peer_id = 
      AND NOT EXISTS (SELECT 1 FROM outbox o
                      WHERE o.room = m.room AND o.author = m.author AND o.seq = m.seq AND o.sent_at IS NULL)";
 
+/// Delete the messages `ids` that are still evictable and created before
+/// `before`, in `tx`; the raw sizes of those deleted. The head rows of
+/// their chains are locked first, in the order ingest locks them (room,
+/// then author, bytewise), so the delete trigger's updates of the heads
+/// cannot deadlock with an ingest holding some of them.
+async fn delete_in(tx: &mut sqlx::PgConnection, ids: &[Vec<u8>], before: i64) -> Result<Vec<(i64,)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(
+        "SELECT 1 FROM heads h
+         WHERE (h.room, h.author) IN (SELECT DISTINCT room, author FROM messages WHERE id = ANY($1))
+         ORDER BY h.room, h.author FOR UPDATE",
+    )
+    .bind(ids)
+    .execute(&mut *tx)
+    .await?;
+    let delete = format!(
+        "DELETE FROM messages m WHERE m.id = ANY($1) AND m.created_at < $2 AND {EVICTABLE}
+         RETURNING length(m.raw)::bigint"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(delete)).bind(ids).bind(before).fetch_all(&mut *tx).await?)
+}
+
+/// The advisory lock one instance of a cluster holds while it evicts: the
+/// others skip their pass, or each would delete the whole excess.
+const EVICT_LOCK: i64 = 0x4645_5354_4556_4943; // "FESTEVIC"
+
 /// Which messages a pass deletes from.
 enum Scope {
     Author(PeerId),
@@ -51,20 +79,24 @@ impl PgStore {
     pub async fn expire(&self, cutoff_created_at_ms: u64, max_rows: u64) -> Result<u64> {
         let cutoff = clamp_to_sql(cutoff_created_at_ms);
         let max_rows = clamp_to_sql(max_rows);
+        let choose = format!(
+            "SELECT m.id FROM messages m WHERE m.created_at < $1 AND {EVICTABLE} ORDER BY m.created_at LIMIT $2"
+        );
         with_retries(|| async {
             let mut tx = self.pool.begin().await?;
-            let sql = format!(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT m.id FROM messages m WHERE m.created_at < $1 AND {EVICTABLE}
-                     ORDER BY m.created_at LIMIT $2)"
-            );
-            let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cutoff).bind(max_rows).execute(&mut *tx).await?;
+            let ids: Vec<(Vec<u8>,)> = sqlx::query_as(sqlx::AssertSqlSafe(choose.clone()))
+                .bind(cutoff)
+                .bind(max_rows)
+                .fetch_all(&mut *tx)
+                .await?;
+            let ids: Vec<Vec<u8>> = ids.into_iter().map(|(id,)| id).collect();
+            let gone = delete_in(&mut tx, &ids, cutoff).await?;
             sqlx::query("UPDATE retention SET expire_before = $1 WHERE singleton = 1 AND expire_before < $1")
                 .bind(cutoff)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(done.rows_affected())
+            Ok(gone.len() as u64)
         })
         .await
     }
@@ -76,8 +108,22 @@ impl PgStore {
         from_sql("retention", before)
     }
 
-    /// Delete until `budget` holds; see the module docs for the order.
+    /// Delete until `budget` holds; see the module docs for the order. In
+    /// a cluster one instance evicts at a time: while another holds the
+    /// eviction lock this returns at once, having deleted nothing.
     pub async fn evict(&self, budget: &Budget, now_ms: u64) -> Result<Evicted> {
+        let mut lock = self.pool.acquire().await?;
+        let (held,): (bool,) =
+            sqlx::query_as("SELECT pg_try_advisory_lock($1)").bind(EVICT_LOCK).fetch_one(&mut *lock).await?;
+        if !held {
+            return Ok(Evicted::default());
+        }
+        let done = self.evict_holding_the_lock(budget, now_ms).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(EVICT_LOCK).execute(&mut *lock).await?;
+        done
+    }
+
+    async fn evict_holding_the_lock(&self, budget: &Budget, now_ms: u64) -> Result<Evicted> {
         let mut done = Evicted::default();
         let authors: Vec<(Vec<u8>, i64)> = sqlx::query_as(
             "SELECT author, (sum(raw_bytes) + sum(messages) * $1)::bigint AS bytes FROM heads
@@ -159,10 +205,6 @@ impl PgStore {
              WHERE {filter} AND m.created_at < $2 AND {EVICTABLE}
              ORDER BY m.created_at, m.author, m.seq LIMIT $3"
         );
-        let delete = format!(
-            "DELETE FROM messages m WHERE m.id = ANY($1) AND m.created_at < $2 AND {EVICTABLE}
-             RETURNING length(m.raw)::bigint"
-        );
         let before = before.unwrap_or(i64::MAX);
         let mut done = Evicted::default();
         while done.bytes < need {
@@ -186,12 +228,11 @@ impl PgStore {
             if ids.is_empty() {
                 break;
             }
-            let gone: Vec<(i64,)> = with_retries(|| async {
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(delete.clone()))
-                    .bind(&ids)
-                    .bind(before)
-                    .fetch_all(&self.pool)
-                    .await?)
+            let gone = with_retries(|| async {
+                let mut tx = self.pool.begin().await?;
+                let gone = delete_in(&mut tx, &ids, before).await?;
+                tx.commit().await?;
+                Ok(gone)
             })
             .await?;
             if gone.is_empty() {

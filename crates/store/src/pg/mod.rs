@@ -55,8 +55,13 @@ pub const RETRIES: usize = 5;
 const CONNECTIONS: u32 = 8;
 
 /// How long to wait for a connection from the pool (and so for the
-/// database to answer) before failing the operation.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// database to answer) before failing the operation: short, since a relay's
+/// event loop waits on it, and a node sends again what was not
+/// acknowledged.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest a statement may run on the server before it is cancelled.
+const STATEMENT_TIMEOUT: &str = "10s";
 
 /// The store in one PostgreSQL database. Cheap to clone: clones share the
 /// pool.
@@ -121,7 +126,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
             .await?;
         sqlx::migrate!("./migrations-pg").run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(PgStore { pool })

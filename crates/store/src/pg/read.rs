@@ -108,6 +108,14 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Which of `ids` are stored.
+    pub async fn held(&self, ids: &[MessageId]) -> Result<std::collections::HashSet<MessageId>> {
+        let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let rows: Vec<(Vec<u8>,)> =
+            sqlx::query_as("SELECT id FROM messages WHERE id = ANY($1)").bind(&ids).fetch_all(&self.pool).await?;
+        rows.into_iter().map(|(id,)| message_id_from_sql("messages", &id)).collect()
+    }
+
     /// What each stored id of `ids` refers to.
     pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
         let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
