@@ -75,7 +75,6 @@ enum Creation {
 
 /// Rooms waiting for the relay-wide budget (see `Hub::waiting`).
 const MAX_ROOMS_WAITING: usize = 1_024;
-/// How often waiting rooms are looked at.
 /// How long an instance of a cluster trusts its count of an author's
 /// messages before it reads the shared store's again: other instances
 /// store that author's messages too, and the quota is the relay's, not an
@@ -96,6 +95,7 @@ async fn quota_counts<S: MessageStore>(store: &S) -> festival_store::Result<Hash
     Ok(per_author)
 }
 
+/// How often waiting rooms are looked at.
 const ROOM_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What connection tasks tell the hub.
