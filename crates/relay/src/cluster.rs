@@ -284,6 +284,15 @@ impl Ctx {
         }
     }
 
+    /// After a failed read: say the bus is down, wait (longer each time)
+    /// and make a new blocking connection.
+    async fn recover(&self, e: &redis::RedisError, wait: &mut Duration) -> ConnectionManager {
+        self.down(e);
+        tokio::time::sleep(*wait).await;
+        *wait = (*wait * 2).min(BACKOFF_MAX);
+        self.connect(true).await
+    }
+
     fn down(&self, e: &redis::RedisError) {
         if self.metrics.bus_up.swap(false, Relaxed) {
             tracing::warn!(%e, "the cluster's bus is unreachable: fan-out by the store's tail");
@@ -462,6 +471,21 @@ async fn tell(ctx: &Ctx, conn: &mut ConnectionManager, word: &ToInstance) -> boo
     added.inspect_err(|e| ctx.down(e)).is_ok()
 }
 
+/// `XREAD` (or, with a group and consumer, `XREADGROUP`) of one stream
+/// from `from`, blocking up to [`BLOCK_MS`].
+fn read_cmd(group: Option<(&str, &str)>, stream: &str, from: &str) -> redis::Cmd {
+    let mut cmd = match group {
+        Some((group, consumer)) => {
+            let mut c = redis::cmd("XREADGROUP");
+            c.arg("GROUP").arg(group).arg(consumer);
+            c
+        }
+        None => redis::cmd("XREAD"),
+    };
+    cmd.arg("COUNT").arg(READ_COUNT).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS").arg(stream).arg(from);
+    cmd
+}
+
 /// Entries of one stream read: (entry id, the `m` field's bytes).
 fn entries(reply: Option<StreamReadReply>) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -509,29 +533,14 @@ async fn read_accepted(ctx: Ctx) {
         let mut from = "0".to_owned();
         let mut lag_at = tokio::time::Instant::now();
         loop {
-            let read: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(&group)
-                .arg(&ctx.instance)
-                .arg("COUNT")
-                .arg(READ_COUNT)
-                .arg("BLOCK")
-                .arg(BLOCK_MS)
-                .arg("STREAMS")
-                .arg(ACCEPTED_STREAM)
-                .arg(&from)
-                .query_async(&mut conn)
-                .await;
+            let read = read_cmd(Some((&group, &ctx.instance)), ACCEPTED_STREAM, &from).query_async(&mut conn).await;
             let got = match read {
                 Ok(reply) => entries(reply),
                 Err(e) => {
                     // NOGROUP (Redis lost the stream), Redis away or a
                     // connection gone silent: a new connection, and the
                     // group made again once Redis answers.
-                    ctx.down(&e);
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(BACKOFF_MAX);
-                    conn = ctx.connect(true).await;
+                    conn = ctx.recover(&e, &mut wait).await;
                     continue 'connected;
                 }
             };
@@ -631,23 +640,10 @@ async fn read_signals(ctx: Ctx) {
         }
     };
     loop {
-        let read: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ_COUNT)
-            .arg("BLOCK")
-            .arg(BLOCK_MS)
-            .arg("STREAMS")
-            .arg(SIGNAL_STREAM)
-            .arg(&from)
-            .query_async(&mut conn)
-            .await;
-        let got = match read {
+        let got = match read_cmd(None, SIGNAL_STREAM, &from).query_async(&mut conn).await {
             Ok(reply) => entries(reply),
             Err(e) => {
-                ctx.down(&e);
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(BACKOFF_MAX);
-                conn = ctx.connect(true).await;
+                conn = ctx.recover(&e, &mut wait).await;
                 continue;
             }
         };

@@ -9,13 +9,12 @@
 mod common;
 
 use common::*;
-use festival_core::{Identity, PeerId, ReceiptStatus};
+use festival_core::{Identity, ReceiptStatus};
 use festival_node::relay::{RelayClient, RelayClientConfig, RelayEvent};
-use festival_node::signaling::{Offer, SignalMsg};
+use festival_node::signaling::SignalMsg;
 use festival_relay::testing::TempRedis;
 use festival_relay::RelayConfig;
 use festival_store::pg::TempServer;
-use tokio::sync::mpsc;
 
 fn instance(dir: &std::path::Path, name: &str, store: &str, bus: Option<&str>) -> RelayConfig {
     RelayConfig {
@@ -198,38 +197,6 @@ async fn an_instance_killed_during_a_burst_loses_nothing_it_acknowledged() {
     a.stop().await;
     b.stop().await;
     two.kill9().await;
-}
-
-fn offer(from: &Identity, to: PeerId) -> SignalMsg {
-    Offer {
-        version: 1,
-        festival: FESTIVAL.into(),
-        from: from.peer_id(),
-        to,
-        nonce: [5; 16],
-        sent_at: festival_node::clock::now_ms(),
-        sdp: "v=0 offer".into(),
-    }
-    .sign(from)
-}
-
-async fn next_signal(events: &mut mpsc::Receiver<RelayEvent>) -> RelayEvent {
-    loop {
-        let ev = tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs");
-        if matches!(ev, RelayEvent::Signal { .. } | RelayEvent::Unreachable { .. }) {
-            return ev;
-        }
-    }
-}
-
-async fn connected(events: &mut mpsc::Receiver<RelayEvent>) {
-    loop {
-        match tokio::time::timeout(DEADLINE, events.recv()).await.expect("connects in time").unwrap() {
-            RelayEvent::Connected { .. } => return,
-            RelayEvent::Disconnected { error, .. } => panic!("{error}"),
-            _ => {}
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,45 +8,12 @@ mod common;
 
 use common::*;
 use festival_core::policy::PowerState;
-use festival_core::{Identity, PeerId};
+use festival_core::Identity;
 use festival_node::discovery::MdnsHub;
 use festival_node::relay::wire::RelayMsg;
 use festival_node::relay::{RelayClient, RelayEvent};
 use festival_node::runtime::{NodeConfig, NodeHandle, PowerConfig, RelayState};
-use festival_node::signaling::{verify_answer, Answer, Offer, OfferCheck, SignalMsg};
-use tokio::sync::mpsc;
-
-fn offer(from: &Identity, to: PeerId) -> SignalMsg {
-    Offer {
-        version: 1,
-        festival: FESTIVAL.into(),
-        from: from.peer_id(),
-        to,
-        nonce: [3; 16],
-        sent_at: festival_node::clock::now_ms(),
-        sdp: "v=0 offer".into(),
-    }
-    .sign(from)
-}
-
-async fn next_signal(events: &mut mpsc::Receiver<RelayEvent>) -> RelayEvent {
-    loop {
-        let ev = tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs");
-        if matches!(ev, RelayEvent::Signal { .. } | RelayEvent::Unreachable { .. }) {
-            return ev;
-        }
-    }
-}
-
-async fn connected(events: &mut mpsc::Receiver<RelayEvent>) {
-    loop {
-        match tokio::time::timeout(DEADLINE, events.recv()).await.expect("connects in time").unwrap() {
-            RelayEvent::Connected { .. } => return,
-            RelayEvent::Disconnected { error, .. } => panic!("{error}"),
-            _ => {}
-        }
-    }
-}
+use festival_node::signaling::{verify_answer, Answer, OfferCheck, SignalMsg};
 
 #[tokio::test]
 async fn relay_clients_exchange_signals_and_learn_of_unreachable_peers() {

@@ -26,6 +26,18 @@ pub struct HeadRow {
     pub max: u64,
 }
 
+impl HeadRow {
+    /// From a row of `room, author, contiguous, max_seq`.
+    pub(crate) fn from_row((room, author, contiguous, max): (String, Vec<u8>, i64, i64)) -> Result<HeadRow> {
+        Ok(HeadRow {
+            room: room_from_sql("heads", room)?,
+            author: peer_from_sql("heads", &author)?,
+            contiguous: from_sql("heads", contiguous)?,
+            max: from_sql("heads", max)?,
+        })
+    }
+}
+
 /// Chains one statement looks up or writes: a batch of 1,000 messages from
 /// as many chains takes one statement (three values bound per chain here,
 /// six at most below, far under SQLite's limit of 32,766), since every
@@ -344,16 +356,7 @@ impl Store {
             sqlx::query_as("SELECT room, author, contiguous, max_seq FROM heads ORDER BY room, author")
                 .fetch_all(&self.reader)
                 .await?;
-        rows.into_iter()
-            .map(|(room, author, contiguous, max)| {
-                Ok(HeadRow {
-                    room: room_from_sql("heads", room)?,
-                    author: peer_from_sql("heads", &author)?,
-                    contiguous: from_sql("heads", contiguous)?,
-                    max: from_sql("heads", max)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(HeadRow::from_row).collect()
     }
 
     /// The seqs (and ids) stored above `contiguous` in one chain, lowest

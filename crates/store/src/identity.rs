@@ -23,6 +23,20 @@ pub struct LocalIdentity {
 
 const SECRET_LEN: usize = 32;
 
+/// The identity from its stored row, checked: the secret must be 32 bytes
+/// and give the stored peer id (a flipped bit in the secret would give a
+/// working but different identity: everything signed from then on would be
+/// someone else's).
+pub(crate) fn local_identity(secret: &[u8], peer_id: &[u8], name: String, created_at: i64) -> Result<LocalIdentity> {
+    let secret: &[u8; SECRET_LEN] =
+        secret.try_into().map_err(|_| corrupt("identity", format!("secret key of {} bytes", secret.len())))?;
+    let identity = Identity::from_secret_bytes(secret);
+    if identity.peer_id() != peer_from_sql("identity", peer_id)? {
+        return Err(corrupt("identity", "secret key does not match the stored peer id"));
+    }
+    Ok(LocalIdentity { identity, name, created_at: from_sql("identity", created_at)? })
+}
+
 impl Store {
     /// The device identity, or `None` before [`Store::create_identity`].
     pub async fn identity(&self) -> Result<Option<LocalIdentity>> {
@@ -30,20 +44,7 @@ impl Store {
             sqlx::query_as("SELECT secret, peer_id, name, created_at FROM identity WHERE singleton = 1")
                 .fetch_optional(&self.reader)
                 .await?;
-        let Some((secret, peer_id, name, created_at)) = row else {
-            return Ok(None);
-        };
-        let secret: &[u8; SECRET_LEN] = secret
-            .as_slice()
-            .try_into()
-            .map_err(|_| corrupt("identity", format!("secret key of {} bytes", secret.len())))?;
-        let identity = Identity::from_secret_bytes(secret);
-        // A flipped bit in the secret would give a working but different
-        // identity: everything we signed from then on would be someone else's.
-        if identity.peer_id() != peer_from_sql("identity", &peer_id)? {
-            return Err(corrupt("identity", "secret key does not match the stored peer id"));
-        }
-        Ok(Some(LocalIdentity { identity, name, created_at: from_sql("identity", created_at)? }))
+        row.map(|(secret, peer_id, name, created_at)| local_identity(&secret, &peer_id, name, created_at)).transpose()
     }
 
     /// Store the device identity. There is only ever one: a second call fails

@@ -83,17 +83,22 @@ struct Row<'a> {
     recipient: Option<PeerId>,
 }
 
-fn check<'a>(index: usize, env: &'a SignedEnvelope, hops: u8) -> Result<Row<'a>> {
-    let recipient = match env.kind() {
-        // Parsed again (not `parsed_body`, which panics on a bad body) so an
-        // envelope rebuilt from damaged bytes is refused, not a crash.
+/// A sealed DM's recipient (`None` for other kinds). Parsed again (not
+/// `parsed_body`, which panics on a bad body) so an envelope rebuilt from
+/// damaged bytes is refused, not a crash.
+pub(crate) fn recipient(env: &SignedEnvelope) -> Result<Option<PeerId>> {
+    match env.kind() {
         Kind::SealedDm => match Body::parse(Kind::SealedDm, env.body()) {
-            Ok(Body::SealedDm(sealed)) => Some(sealed.recipient),
-            Ok(_) => None,
-            Err(e) => return Err(StoreError::Envelope(e.into())),
+            Ok(Body::SealedDm(sealed)) => Ok(Some(sealed.recipient)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(StoreError::Envelope(e.into())),
         },
-        _ => None,
-    };
+        _ => Ok(None),
+    }
+}
+
+fn check<'a>(index: usize, env: &'a SignedEnvelope, hops: u8) -> Result<Row<'a>> {
+    let recipient = recipient(env)?;
     Ok(Row {
         index,
         env,

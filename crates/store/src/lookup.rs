@@ -13,6 +13,20 @@ use crate::ids::{pks_of, recent_pks};
 use crate::ingest::{id_prefix, placeholders};
 use crate::open::Store;
 
+/// A row of `id, room, author, kind, recipient`.
+pub(crate) type TargetRow = (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>);
+
+/// What a receipt for the message of this row refers to.
+pub(crate) fn target_from_row((id, room, author, kind, recipient): TargetRow) -> Result<(MessageId, Target)> {
+    let recipient = match recipient {
+        Some(r) if kind == i64::from(Kind::SealedDm.code()) => Some(peer_from_sql("messages", &r)?),
+        _ => None,
+    };
+    let target =
+        Target { room: room_from_sql("messages", room)?, author: peer_from_sql("messages", &author)?, recipient };
+    Ok((message_id_from_sql("messages", &id)?, target))
+}
+
 /// Ids looked up per statement (four values bound each).
 const IDS_PER_STATEMENT: usize = 256;
 
@@ -55,18 +69,9 @@ impl Store {
                 let (recent, known) = recent_pks(&self.ids, prefix);
                 q = q.bind(prefix).bind(id.as_bytes().to_vec()).bind(recent).bind(known);
             }
-            for (id, room, author, kind, recipient) in q.fetch_all(&self.reader).await? {
-                let dm = kind == i64::from(Kind::SealedDm.code());
-                let recipient = match recipient {
-                    Some(r) if dm => Some(peer_from_sql("messages", &r)?),
-                    _ => None,
-                };
-                let target = Target {
-                    room: room_from_sql("messages", room)?,
-                    author: peer_from_sql("messages", &author)?,
-                    recipient,
-                };
-                out.insert(message_id_from_sql("messages", &id)?, target);
+            for row in q.fetch_all(&self.reader).await? {
+                let (id, target) = target_from_row(row)?;
+                out.insert(id, target);
             }
         }
         Ok(out)

@@ -5,14 +5,14 @@ use festival_core::{MessageId, PeerId, ReceiptStatus};
 use crate::error::{corrupt, from_sql, peer_from_sql, to_sql, Result};
 use crate::open::Store;
 
-fn status_code(status: ReceiptStatus) -> i64 {
+pub(crate) fn status_code(status: ReceiptStatus) -> i64 {
     match status {
         ReceiptStatus::Delivered => 0,
         ReceiptStatus::Read => 1,
     }
 }
 
-fn status_from_code(code: i64) -> Result<ReceiptStatus> {
+pub(crate) fn status_from_code(code: i64) -> Result<ReceiptStatus> {
     match code {
         0 => Ok(ReceiptStatus::Delivered),
         1 => Ok(ReceiptStatus::Read),

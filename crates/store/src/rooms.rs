@@ -39,6 +39,20 @@ const ROOMS: &str = "
          ORDER BY m.received_at DESC LIMIT 1)
     FROM rooms r ORDER BY r.joined_at, r.room_id";
 
+/// A room list row: (room, name, joined_at, last_read_at, unread, last activity).
+pub(crate) type RoomRow = (String, String, i64, i64, i64, Option<i64>);
+
+pub(crate) fn room_record((room, name, joined_at, last_read_at, unread, last_activity): RoomRow) -> Result<RoomRecord> {
+    Ok(RoomRecord {
+        room: room_from_sql("rooms", room)?,
+        name,
+        joined_at: from_sql("rooms", joined_at)?,
+        last_read_at: from_sql("rooms", last_read_at)?,
+        unread: from_sql("rooms", unread)?,
+        last_activity: opt_from_sql("rooms", last_activity)?,
+    })
+}
+
 impl Store {
     /// Join a room. Joining again changes nothing (the first name and join
     /// time stay). Returns whether the room was newly joined.
@@ -68,20 +82,8 @@ impl Store {
 
     /// Every joined room, in the order they were joined, with unread counts.
     pub async fn rooms(&self) -> Result<Vec<RoomRecord>> {
-        let rows: Vec<(String, String, i64, i64, i64, Option<i64>)> =
-            sqlx::query_as(ROOMS).fetch_all(&self.reader).await?;
-        rows.into_iter()
-            .map(|(room, name, joined_at, last_read_at, unread, last_activity)| {
-                Ok(RoomRecord {
-                    room: room_from_sql("rooms", room)?,
-                    name,
-                    joined_at: from_sql("rooms", joined_at)?,
-                    last_read_at: from_sql("rooms", last_read_at)?,
-                    unread: from_sql("rooms", unread)?,
-                    last_activity: opt_from_sql("rooms", last_activity)?,
-                })
-            })
-            .collect()
+        let rows: Vec<RoomRow> = sqlx::query_as(ROOMS).fetch_all(&self.reader).await?;
+        rows.into_iter().map(room_record).collect()
     }
 
     /// Everything received up to `at` has been read. The mark only moves

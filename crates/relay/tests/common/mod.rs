@@ -557,3 +557,38 @@ async fn drive(
         }
     }
 }
+
+/// A signed offer from `from` to `to`, as a node sends one.
+pub fn offer(from: &Identity, to: PeerId) -> festival_node::signaling::SignalMsg {
+    festival_node::signaling::Offer {
+        version: 1,
+        festival: FESTIVAL.into(),
+        from: from.peer_id(),
+        to,
+        nonce: [3; 16],
+        sent_at: festival_node::clock::now_ms(),
+        sdp: "v=0 offer".into(),
+    }
+    .sign(from)
+}
+
+/// The client's next signal or unreachable notice.
+pub async fn next_signal(events: &mut mpsc::Receiver<RelayEvent>) -> RelayEvent {
+    loop {
+        let ev = tokio::time::timeout(DEADLINE, events.recv()).await.expect("an event in time").expect("client runs");
+        if matches!(ev, RelayEvent::Signal { .. } | RelayEvent::Unreachable { .. }) {
+            return ev;
+        }
+    }
+}
+
+/// Wait until the client is connected.
+pub async fn connected(events: &mut mpsc::Receiver<RelayEvent>) {
+    loop {
+        match tokio::time::timeout(DEADLINE, events.recv()).await.expect("connects in time").unwrap() {
+            RelayEvent::Connected { .. } => return,
+            RelayEvent::Disconnected { error, .. } => panic!("{error}"),
+            _ => {}
+        }
+    }
+}

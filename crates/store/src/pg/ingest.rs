@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use festival_core::sync::{Snapshot, SnapshotHead};
-use festival_core::{Body, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
+use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 use sqlx::PgConnection;
 
 use super::{with_retries, PgStore};
@@ -38,14 +38,7 @@ struct Row<'a> {
 }
 
 fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
-    let recipient = match env.kind() {
-        Kind::SealedDm => match Body::parse(Kind::SealedDm, env.body()) {
-            Ok(Body::SealedDm(sealed)) => Some(sealed.recipient.as_bytes().to_vec()),
-            Ok(_) => None,
-            Err(e) => return Err(StoreError::Envelope(e.into())),
-        },
-        _ => None,
-    };
+    let recipient = crate::ingest::recipient(env)?.map(|r| r.as_bytes().to_vec());
     Ok(Row {
         index,
         env,
@@ -313,16 +306,7 @@ impl PgStore {
             sqlx::query_as("SELECT room, author, contiguous, max_seq FROM heads ORDER BY room, author")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.into_iter()
-            .map(|(room, author, contiguous, max)| {
-                Ok(HeadRow {
-                    room: room_from_sql("heads", room)?,
-                    author: peer_from_sql("heads", &author)?,
-                    contiguous: from_sql("heads", contiguous)?,
-                    max: from_sql("heads", max)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(HeadRow::from_row).collect()
     }
 
     /// What the sync core starts from, as [`crate::Store::snapshot`].

@@ -39,7 +39,10 @@ use festival_core::body::check_name;
 use festival_core::{Identity, MessageId, PeerId, ReceiptStatus, RoomId, SignedEnvelope};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::error::{corrupt, from_sql, opt_from_sql, peer_from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::error::{from_sql, peer_from_sql, to_sql, Result, StoreError};
+use crate::identity::local_identity;
+use crate::receipts::{status_code, status_from_code};
+use crate::rooms::room_record;
 use crate::{LocalIdentity, RoomRecord, Usage, MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 
 pub use server::TempServer;
@@ -98,21 +101,6 @@ where
     }
 }
 
-fn status_code(status: ReceiptStatus) -> i64 {
-    match status {
-        ReceiptStatus::Delivered => 0,
-        ReceiptStatus::Read => 1,
-    }
-}
-
-fn status_from_code(code: i64) -> Result<ReceiptStatus> {
-    match code {
-        0 => Ok(ReceiptStatus::Delivered),
-        1 => Ok(ReceiptStatus::Read),
-        other => Err(corrupt("receipts", format!("receipt status {other}"))),
-    }
-}
-
 impl PgStore {
     /// Connect to the database at `url` (`postgres://user@host/db`, or a
     /// socket directory as `?host=/path`) and bring its schema up to date.
@@ -147,18 +135,7 @@ impl PgStore {
             sqlx::query_as("SELECT secret, peer_id, name, created_at FROM identity WHERE singleton = 1")
                 .fetch_optional(&self.pool)
                 .await?;
-        let Some((secret, peer_id, name, created_at)) = row else {
-            return Ok(None);
-        };
-        let secret: &[u8; 32] = secret
-            .as_slice()
-            .try_into()
-            .map_err(|_| corrupt("identity", format!("secret key of {} bytes", secret.len())))?;
-        let identity = Identity::from_secret_bytes(secret);
-        if identity.peer_id() != peer_from_sql("identity", &peer_id)? {
-            return Err(corrupt("identity", "secret key does not match the stored peer id"));
-        }
-        Ok(Some(LocalIdentity { identity, name, created_at: from_sql("identity", created_at)? }))
+        row.map(|(secret, peer_id, name, created_at)| local_identity(&secret, &peer_id, name, created_at)).transpose()
     }
 
     pub async fn create_identity(&self, identity: &Identity, name: &str, now: u64) -> Result<()> {
@@ -210,7 +187,7 @@ impl PgStore {
     /// Rooms joined, as [`crate::Store::rooms`] lists them (unread: texts
     /// and DMs to me by others since `last_read_at`, by receive time).
     pub async fn rooms(&self) -> Result<Vec<RoomRecord>> {
-        let rows: Vec<(String, String, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<crate::rooms::RoomRow> = sqlx::query_as(
             "SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
                  (SELECT count(*) FROM messages m
                   WHERE m.room = r.room_id AND m.kind IN (0, 2) AND m.received_at > r.last_read_at
@@ -221,18 +198,7 @@ impl PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(room, name, joined_at, last_read_at, unread, last_activity)| {
-                Ok(RoomRecord {
-                    room: room_from_sql("rooms", room)?,
-                    name,
-                    joined_at: from_sql("rooms", joined_at)?,
-                    last_read_at: from_sql("rooms", last_read_at)?,
-                    unread: from_sql("rooms", unread)?,
-                    last_activity: opt_from_sql("rooms", last_activity)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(room_record).collect()
     }
 
     pub async fn mark_sent(&self, id: &MessageId, path: &str, at: u64) -> Result<bool> {

@@ -7,7 +7,7 @@ use festival_core::receipt::Target;
 use festival_core::{Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 
 use super::PgStore;
-use crate::error::{clamp_to_sql, hops_from_sql, message_id_from_sql, peer_from_sql, room_from_sql, Result};
+use crate::error::{clamp_to_sql, hops_from_sql, message_id_from_sql, Result};
 use crate::read::{after_or_end, gap_cutoff, rebuild, stored, MessageRow, RANGE_CHUNK};
 use crate::{HistoryCursor, StoredMessage};
 
@@ -119,26 +119,12 @@ impl PgStore {
     /// What each stored id of `ids` refers to.
     pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
         let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
-        type TargetRow = (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>);
-        let rows: Vec<TargetRow> =
+        let rows: Vec<crate::lookup::TargetRow> =
             sqlx::query_as("SELECT id, room, author, kind, recipient FROM messages WHERE id = ANY($1)")
                 .bind(&ids)
                 .fetch_all(&self.pool)
                 .await?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for (id, room, author, kind, recipient) in rows {
-            let recipient = match recipient {
-                Some(r) if kind == i64::from(Kind::SealedDm.code()) => Some(peer_from_sql("messages", &r)?),
-                _ => None,
-            };
-            let target = Target {
-                room: room_from_sql("messages", room)?,
-                author: peer_from_sql("messages", &author)?,
-                recipient,
-            };
-            out.insert(message_id_from_sql("messages", &id)?, target);
-        }
-        Ok(out)
+        rows.into_iter().map(crate::lookup::target_from_row).collect()
     }
 
     /// Whether `author` has written a text in `room`, or announced a name.
