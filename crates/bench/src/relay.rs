@@ -247,19 +247,9 @@ pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Valu
         seqs[r] += 1;
         // Authored by the room's author identity, pushed by its node.
         let (tx, author) = &authors[r];
-        let env = SignedEnvelope::sign(
-            author,
-            Draft {
-                seq: seqs[r],
-                room: rooms[r].clone(),
-                kind: Kind::Text,
-                created_at: festival_node::clock::now_ms(),
-                body: Body::Text(format!("bench message {n}: {}", "x".repeat(100))).encode(),
-            },
-        )?;
-        let frame = Frame::Push(Item { hops: 0, envelope: env.bytes().to_vec() }).encode();
-        record.lock().expect("record").sent.insert(env.bytes().to_vec(), Instant::now());
-        let _ = tx.try_send(RelayMsg::encode_frame(&frame));
+        let (env, msg) = bench_push(author, &rooms[r], seqs[r], n)?;
+        record.lock().expect("record").sent.insert(env, Instant::now());
+        let _ = tx.try_send(msg);
     }
     let expected = total * (a.room_size - 1);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -290,6 +280,24 @@ pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Valu
         "relay_cpu_pct": (cpu * 10.0).round() / 10.0,
         "relay_rss_mb": (rss * 10.0).round() / 10.0,
     }))
+}
+
+/// Message `n` of a fan-out load, by `author` at `seq` of `room`: its
+/// envelope's bytes (what the push carries to every member) and the relay
+/// message that pushes it.
+pub(crate) fn bench_push(author: &Identity, room: &RoomId, seq: u64, n: usize) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let env = SignedEnvelope::sign(
+        author,
+        Draft {
+            seq,
+            room: room.clone(),
+            kind: Kind::Text,
+            created_at: festival_node::clock::now_ms(),
+            body: Body::Text(format!("bench message {n}: {}", "x".repeat(100))).encode(),
+        },
+    )?;
+    let frame = Frame::Push(Item { hops: 0, envelope: env.bytes().to_vec() }).encode();
+    Ok((env.bytes().to_vec(), RelayMsg::encode_frame(&frame)))
 }
 
 /// The same messages on a data channel and through the relay, sent at the

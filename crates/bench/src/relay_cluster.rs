@@ -28,11 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use festival_core::body::Body;
-use festival_core::envelope::{Draft, Kind, SignedEnvelope};
-use festival_core::frame::{Frame, Item};
 use festival_core::{Identity, RoomId};
-use festival_node::relay::wire::RelayMsg;
 use serde_json::{json, Value};
 
 use crate::procstat::{cpu_ticks, percentile, rss_mb, TICKS_PER_SEC};
@@ -253,21 +249,11 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         let r = n % rooms.len();
         seqs[r] += 1;
         let (tx, author) = &authors[r];
-        let env = SignedEnvelope::sign(
-            author,
-            Draft {
-                seq: seqs[r],
-                room: rooms[r].clone(),
-                kind: Kind::Text,
-                created_at: festival_node::clock::now_ms(),
-                body: Body::Text(format!("bench message {n}: {}", "x".repeat(100))).encode(),
-            },
-        )?;
-        let frame = Frame::Push(Item { hops: 0, envelope: env.bytes().to_vec() }).encode();
+        let (env, msg) = crate::relay::bench_push(author, &rooms[r], seqs[r], n)?;
         let now = Instant::now();
-        same.lock().expect("record").sent.insert(env.bytes().to_vec(), now);
-        cross.lock().expect("record").sent.insert(env.bytes().to_vec(), now);
-        let _ = tx.try_send(RelayMsg::encode_frame(&frame));
+        same.lock().expect("record").sent.insert(env.clone(), now);
+        cross.lock().expect("record").sent.insert(env, now);
+        let _ = tx.try_send(msg);
     }
     let expected = total * (a.room_size - 1);
     let delivered = || same.lock().expect("record").latencies.len() + cross.lock().expect("record").latencies.len();

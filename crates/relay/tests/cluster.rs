@@ -25,18 +25,39 @@ fn instance(dir: &std::path::Path, name: &str, store: &str, bus: Option<&str>) -
     }
 }
 
+/// A cluster's servers, private to one test: PostgreSQL with a database
+/// for it, and Redis.
+struct Servers {
+    pg: TempServer,
+    redis: TempRedis,
+    store: String,
+}
+
+impl Servers {
+    async fn start() -> Servers {
+        let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+        let store = pg.create_database("cluster").await.unwrap();
+        let redis = TempRedis::start().await.expect("Redis starts");
+        Servers { pg, redis, store }
+    }
+
+    /// An instance on them, with `tweak` applied to its settings.
+    async fn relay(&self, name: &str, tweak: impl Fn(RelayConfig) -> RelayConfig) -> (tempfile::TempDir, TestRelay) {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(tweak(instance(dir.path(), name, &self.store, Some(&self.redis.url())))).await;
+        (dir, relay)
+    }
+}
+
 async fn healthz(relay: &TestRelay) -> (u16, String) {
     http_get(&relay.http("/healthz")).await.expect("the relay answers")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
-    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
-    let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await.expect("Redis starts");
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
-    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
     let (h1, h2) = (healthz(&one).await, healthz(&two).await);
     assert_eq!(h1, (200, "ok\nstore: reachable\nbus: reachable\n".to_owned()));
     assert_eq!(h2.0, 200);
@@ -73,12 +94,9 @@ async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_posted_through_one_instance_reaches_a_node_that_connects_to_another_later() {
-    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
-    let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await.expect("Redis starts");
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
-    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Ben exists, but is offline.
     let ben = festival_node::local::LocalNode::open(db.path()).await.unwrap().init("Ben").await.unwrap();
@@ -201,12 +219,9 @@ async fn an_instance_killed_during_a_burst_loses_nothing_it_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable() {
-    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
-    let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await.expect("Redis starts");
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
-    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
     let (a, b) = (identity(), identity());
     let (a_id, b_id) = (a.peer_id(), b.peer_id());
     let a_twin = Identity::from_secret_bytes(&a.secret_bytes());
@@ -216,7 +231,7 @@ async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable()
     connected(&mut eb).await;
 
     // B's presence is written as it connects: wait for it, then offer.
-    let bus = redis::Client::open(redis.url()).unwrap();
+    let bus = redis::Client::open(s.redis.url()).unwrap();
     let key = format!("festival:at:{}", b_id.to_hex());
     eventually("instance two has said where B is", || async {
         let mut c = bus.get_multiplexed_async_connection().await.unwrap();
@@ -244,19 +259,16 @@ async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_after() {
-    let mut pg = TempServer::start(false).await.expect("PostgreSQL starts");
-    let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await.expect("Redis starts");
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
-    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let mut s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = TestNode::start(da.path(), "Ana", &one.url()).await;
     let b = TestNode::start(db.path(), "Ben", &two.url()).await;
     let first = a.send("festival", "before").await;
     eventually("Ben has the first", || b.has(&first)).await;
 
-    pg.stop();
+    s.pg.stop();
     eventually("instance one says the store is away", || async { healthz(&one).await.0 == 503 }).await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -265,7 +277,7 @@ async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_af
     eventually("instance one failed to store them", || async { one.rejections("store_failed").await >= 5 }).await;
     assert!(ids.iter().all(|id| !a.acked(id)), "nothing is acknowledged that is not committed");
 
-    pg.resume().await.expect("PostgreSQL starts again");
+    s.pg.resume().await.expect("PostgreSQL starts again");
     eventually("instance one is healthy again", || async { healthz(&one).await.0 == 200 }).await;
     eventually("all of it is acknowledged", || async { ids.iter().all(|id| a.acked(id)) }).await;
     for id in &ids {
@@ -280,22 +292,19 @@ async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_af
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_resumes() {
-    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
-    let store = pg.create_database("cluster").await.unwrap();
-    let mut redis = TempRedis::start().await.expect("Redis starts");
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
-    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let mut s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = TestNode::start(da.path(), "Ana", &one.url()).await;
     let b = TestNode::start(db.path(), "Ben", &two.url()).await;
     let mut ids = Vec::new();
     for i in 0..45 {
         if i == 15 {
-            redis.kill();
+            s.redis.kill();
         }
         if i == 30 {
-            redis.restart().await.expect("Redis starts again");
+            s.redis.restart().await.expect("Redis starts again");
         }
         ids.push(a.send("festival", &format!("burst {i}")).await);
     }
@@ -320,13 +329,10 @@ async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storage_quota_and_the_one_session_rule_hold_across_instances() {
-    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
-    let store = pg.create_database("cluster").await.unwrap();
-    let redis = TempRedis::start().await.expect("Redis starts");
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = Servers::start().await;
     let quota = |cfg: RelayConfig| RelayConfig { max_messages_per_author: 5, ..cfg };
-    let one = TestRelay::start(quota(instance(d1.path(), "one", &store, Some(&redis.url())))).await;
-    let two = TestRelay::start(quota(instance(d2.path(), "two", &store, Some(&redis.url())))).await;
+    let (_d1, one) = s.relay("one", quota).await;
+    let (_d2, two) = s.relay("two", quota).await;
 
     // Ana stores her profile and two notes through one, then moves to two.
     let da = tempfile::tempdir().unwrap();
@@ -342,7 +348,7 @@ async fn the_storage_quota_and_the_one_session_rule_hold_across_instances() {
         two.rejections("storage_quota").await >= 1
     })
     .await;
-    let held = festival_store::pg::PgStore::connect(&store).await.unwrap();
+    let held = festival_store::pg::PgStore::connect(&s.store).await.unwrap();
     eventually("no more than the quota is stored, whichever instance took it", || async {
         held.author_usage(&a.id).await.unwrap().messages == 5
     })

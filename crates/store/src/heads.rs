@@ -207,7 +207,7 @@ pub(crate) async fn create_chains(
 /// through the unbroken run of fresh seqs that starts right above it.
 /// `None` when older messages are held above a gap, which only a probe of
 /// the rows can settle.
-fn fast_marks((contiguous, max_seq): Marks, fresh: &[i64]) -> Option<Marks> {
+pub(crate) fn fast_marks((contiguous, max_seq): Marks, fresh: &[i64]) -> Option<Marks> {
     if max_seq > contiguous {
         return None;
     }

@@ -22,6 +22,7 @@ use sqlx::PgConnection;
 
 use super::{with_retries, PgStore};
 use crate::error::{corrupt, from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::heads::fast_marks;
 use crate::{HeadRow, Inserted};
 
 /// A chain's key in lock order: room bytes, then author bytes.
@@ -47,23 +48,6 @@ fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
         created_at: to_sql("created_at", env.created_at())?,
         recipient,
     })
-}
-
-/// The new marks of a chain from its old ones and the seqs it newly stored
-/// (ascending), when nothing was held above a gap before; `None` when the
-/// rows must be read (see the SQLite store's `fast_marks`).
-fn fast_marks((contiguous, max_seq): (i64, i64), fresh: &[i64]) -> Option<(i64, i64)> {
-    if max_seq > contiguous {
-        return None;
-    }
-    let mut top = contiguous;
-    for &seq in fresh.iter().skip_while(|&&s| s <= contiguous) {
-        if seq != top + 1 {
-            break;
-        }
-        top = seq;
-    }
-    Some((top, max_seq.max(fresh.last().copied().unwrap_or(0))))
 }
 
 /// Lock (creating at (0, 0) where missing) the head rows of `keys`, which
