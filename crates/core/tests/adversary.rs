@@ -337,3 +337,34 @@ fn per_peer_counters_stay_under_their_cap_and_the_totals_stay_whole() {
     assert!(s.departed.rejected_total() >= 100, "the departed were folded");
     assert_eq!(s.peers[&alice.peer_id()].rejected_total(), 1, "a linked peer keeps its own counters");
 }
+
+/// More linked peers than counters (a relay with thousands of nodes): the
+/// ones beyond the cap count into `departed`, and once a link goes down the
+/// next new peer takes the freed place. (The node remembers that every
+/// counted peer is linked until a link goes down, so it does not walk its
+/// links for every frame of a peer beyond the cap.)
+#[test]
+fn beyond_the_counter_cap_linked_peers_count_together_until_a_link_goes_down() {
+    use festival_core::sync::caps::MAX_PEER_COUNTERS;
+    let mut h = Harness::new(1, vec![festival()]);
+    let linked = MAX_PEER_COUNTERS as u64 + 10;
+    for i in 0..linked {
+        h.link(100 + i, &common::identity(1_000 + i));
+        h.frame(100 + i, vec![9, 9]);
+    }
+    let s = h.node.stats();
+    assert_eq!(s.peers.len(), MAX_PEER_COUNTERS);
+    assert_eq!(s.departed.rejected_total(), 10, "the peers beyond the cap count together");
+    assert_eq!(s.rejected_total(), linked);
+
+    // One counted peer's link goes down; a peer new to the node gets the place.
+    h.feed(Input::LinkDown { link: festival_core::LinkId(100) });
+    let late = common::identity(9_999);
+    h.link(50, &late);
+    h.frame(50, vec![9, 9]);
+    let s = h.node.stats();
+    assert_eq!(s.peers.len(), MAX_PEER_COUNTERS);
+    assert_eq!(s.peers[&late.peer_id()].rejected_total(), 1, "the freed place is taken");
+    assert!(!s.peers.contains_key(&common::identity(1_000).peer_id()));
+    assert_eq!(s.rejected_total(), linked + 1, "every refusal still counted");
+}

@@ -98,6 +98,7 @@ impl Node {
 
     pub(super) fn on_link_down(&mut self, link: LinkId, now: Millis, out: &mut Vec<Output>) {
         let Some(mut l) = self.links.remove(&link) else { return };
+        self.stats.link_went_down();
         if let Some(report) = l.refusals.take(now, true) {
             out.push(Output::Refused { link, peer: l.peer, report });
         }

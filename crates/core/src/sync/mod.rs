@@ -688,7 +688,7 @@ impl Node {
     /// A peer's counters (see [`caps::MAX_PEER_COUNTERS`]).
     fn counters(&mut self, peer: PeerId) -> &mut refusals::PeerCounters {
         let links = &self.links;
-        self.stats.peer(peer, |p| links.values().any(|l| l.peer == *p))
+        self.stats.peer(peer, || links.values().map(|l| l.peer).collect())
     }
 
     fn clock(&mut self, now: Now) -> Millis {

@@ -2,7 +2,7 @@
 //! per-link window that turns thousands of refusals into one report a
 //! second (and a misbehaving link into a dropped one).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::envelope::EnvelopeError;
 use crate::frame::FrameError;
@@ -116,6 +116,11 @@ pub struct Stats {
     /// Messages of others announced only, not pushed: their author was
     /// over its push budget (`crowd`).
     pub held_back: u64,
+    /// Every peer in `peers` had a link when last looked at, and no link
+    /// went down since: a new peer counts into `departed` without another
+    /// look (a relay with thousands of links would otherwise walk them for
+    /// every frame of a peer beyond the cap).
+    full_of_live: bool,
 }
 
 impl PeerCounters {
@@ -133,15 +138,29 @@ impl Stats {
     /// `p`'s counters; a new peer beyond the cap first folds away those of
     /// a peer that `live` says has no link now (the lowest id of them), or
     /// if every one has a link, counts into `departed` itself.
-    pub(crate) fn peer(&mut self, p: PeerId, live: impl Fn(&PeerId) -> bool) -> &mut PeerCounters {
+    /// `live` gives the peers that have a link now; it is asked at most
+    /// once per call, and not again until [`Stats::link_went_down`].
+    pub(crate) fn peer<L: FnOnce() -> BTreeSet<PeerId>>(&mut self, p: PeerId, live: L) -> &mut PeerCounters {
         if !self.peers.contains_key(&p) && self.peers.len() >= super::caps::MAX_PEER_COUNTERS {
-            let gone = self.peers.keys().find(|q| !live(q)).copied();
+            if self.full_of_live {
+                return &mut self.departed;
+            }
+            let live = live();
+            let gone = self.peers.keys().find(|q| !live.contains(q)).copied();
             match gone.and_then(|q| self.peers.remove(&q)) {
                 Some(c) => self.departed.absorb(c),
-                None => return &mut self.departed,
+                None => {
+                    self.full_of_live = true;
+                    return &mut self.departed;
+                }
             }
         }
         self.peers.entry(p).or_default()
+    }
+
+    /// A link went down: a counted peer may have no link now.
+    pub(crate) fn link_went_down(&mut self) {
+        self.full_of_live = false;
     }
     pub fn envelopes_in(&self) -> u64 {
         self.departed.envelopes_in + self.peers.values().map(|c| c.envelopes_in).sum::<u64>()
