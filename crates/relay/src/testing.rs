@@ -18,9 +18,13 @@ pub struct TempRedis {
 
 impl TempRedis {
     pub async fn start() -> std::io::Result<TempRedis> {
+        // Tests start servers in parallel threads of one process, within
+        // the clock's resolution of each other: a counter keeps them apart.
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let unique = format!(
-            "festival-redis-{}-{}",
+            "festival-redis-{}-{}-{}",
             std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
         );
         let dir = std::env::temp_dir().join(unique);

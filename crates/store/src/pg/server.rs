@@ -125,9 +125,13 @@ impl TempServer {
         let bin = binaries()?;
         let user = if is_root() { Some(postgres_user()?) } else { None };
         let base = std::env::temp_dir();
+        // Tests start servers in parallel threads of one process, within
+        // the clock's resolution of each other: a counter keeps them apart.
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let unique = format!(
-            "festival-pg-{}-{}",
+            "festival-pg-{}-{}-{}",
             std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
         );
         let dir = base.join(unique);
