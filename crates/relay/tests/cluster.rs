@@ -199,10 +199,11 @@ async fn an_instance_killed_during_a_burst_loses_nothing_it_acknowledged() {
     for i in 30..60 {
         ids.push(a.send("festival", &format!("burst {i}")).await);
     }
-    eventually("Ana moved to instance two and every message is acknowledged", || async {
-        ids.iter().all(|id| a.acked(id))
-    })
-    .await;
+    // Every message reaches Ben through instance two, those acknowledged
+    // before the kill included. (Not every one is acknowledged: one that
+    // instance one committed but died before acknowledging is held by the
+    // store, so Ana's node never pushes it again and no instance says
+    // `Stored` for it; Ana sees it delivered through sync instead.)
     for id in &ids {
         let id = *id;
         eventually("Ben has every message", || b.has(&id)).await;
