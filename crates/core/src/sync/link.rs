@@ -93,6 +93,7 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         self.links.insert(link, LinkState::new(peer, kind, &self.cfg, now));
+        self.attention.insert(link);
         self.send_hello(link, now, out);
     }
 
@@ -130,6 +131,7 @@ impl Node {
         let Some(peer) = self.links.get(&link).map(|l| l.peer) else { return };
         *self.counters(peer).rejected.entry(reason.code()).or_default() += 1;
         let Some(l) = self.links.get_mut(&link) else { return };
+        self.attention.insert(link);
         if l.refusals.count(reason, now) && !l.dropped {
             l.dropped = true;
             out.push(Output::Misbehaving { link, peer });

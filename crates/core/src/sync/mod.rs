@@ -455,6 +455,13 @@ pub struct Node {
     foreground: bool,
     rooms: BTreeMap<RoomId, RoomState>,
     links: BTreeMap<LinkId, LinkState>,
+    /// Links that may have timer work of their own: a hello not yet
+    /// acknowledged, refusals to report, loads waiting for serving budget
+    /// ([`LinkState::needs_timer`]). Every such link is in it (checked
+    /// against a walk of all links in debug builds); the wake-up time and
+    /// the tick walk these, not every link: a relay holds thousands of
+    /// links and computes its wake-up after every input.
+    attention: BTreeSet<LinkId>,
     pending: BTreeMap<MessageId, Pending>,
     wants: BTreeMap<(RoomId, PeerId), WantInFlight>,
     /// Chains to ask for as soon as a want ends, oldest first, and the
@@ -513,6 +520,7 @@ impl Node {
             foreground: true,
             rooms,
             links: BTreeMap::new(),
+            attention: BTreeSet::new(),
             pending: BTreeMap::new(),
             wants: BTreeMap::new(),
             backlog: VecDeque::new(),
@@ -569,6 +577,10 @@ impl Node {
     /// (contiguous, max) held of `author` in `room`.
     pub fn head(&self, room: &RoomId, author: &PeerId) -> (u64, u64) {
         self.rooms.get(room).and_then(|r| r.authors.get(author)).map_or((0, 0), |a| (a.contiguous, a.max()))
+    }
+    /// Whether the position is held, or on its way into the store.
+    pub fn holds(&self, room: &RoomId, author: &PeerId, seq: u64) -> bool {
+        self.rooms.get(room).and_then(|r| r.authors.get(author)).is_some_and(|a| a.has(seq))
     }
     /// Whether `author` is known to have signed two messages for one position.
     pub fn is_equivocator(&self, author: &PeerId) -> bool {
@@ -741,7 +753,13 @@ impl Node {
         self.timers_due = Some(self.timers_due.map_or(t, |d| d.min(t)));
     }
 
-    fn push_wake(&self, out: &mut Vec<Output>) {
+    fn push_wake(&mut self, out: &mut Vec<Output>) {
+        let links = &self.links;
+        self.attention.retain(|id| links.get(id).is_some_and(LinkState::needs_timer));
+        debug_assert!(
+            self.links.iter().all(|(id, l)| !l.needs_timer() || self.attention.contains(id)),
+            "a link with timer work is missing from `attention`"
+        );
         if let Some(t) = self.next_deadline() {
             out.push(Output::WakeAt(t));
         }
@@ -749,7 +767,7 @@ impl Node {
 
     fn next_deadline(&self) -> Option<Millis> {
         let mut t = self.next_sync.min(self.tree_due);
-        for l in self.links.values() {
+        for l in self.attention.iter().filter_map(|id| self.links.get(id)) {
             if !l.hello_acked {
                 t = t.min(l.hello_sent_at + self.cfg.hello_retry_ms);
             }

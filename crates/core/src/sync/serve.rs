@@ -110,6 +110,7 @@ impl Node {
             }
         }
         let load = Load { link, room, author, from, to, max_bytes, not_before, live };
+        self.attention.insert(link);
         if live {
             // Behind the grafts already queued, ahead of every want.
             let at = l.serve_queue.iter().position(|q| !q.live).unwrap_or(l.serve_queue.len());
@@ -184,8 +185,13 @@ impl Node {
 
     /// Reads waiting for budget that may start now (from the timer).
     pub(super) fn pump_all(&mut self, now: Millis, out: &mut Vec<Output>) {
-        let waiting: Vec<LinkId> =
-            self.links.iter().filter(|(_, l)| !l.serve_queue.is_empty()).map(|(id, _)| *id).collect();
+        let links = &self.links;
+        let waiting: Vec<LinkId> = self
+            .attention
+            .iter()
+            .filter(|id| links.get(id).is_some_and(|l| !l.serve_queue.is_empty()))
+            .copied()
+            .collect();
         for link in waiting {
             self.pump_serve(link, now, out);
         }

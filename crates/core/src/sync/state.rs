@@ -435,6 +435,12 @@ pub(crate) struct LinkState {
 }
 
 impl LinkState {
+    /// Whether the link has timer work of its own: a hello to send again,
+    /// refusals to report, or loads waiting for serving budget.
+    pub fn needs_timer(&self) -> bool {
+        !self.hello_acked || self.refusals.due_at().is_some() || !self.serve_queue.is_empty()
+    }
+
     pub fn new(peer: PeerId, kind: LinkKind, cfg: &super::Config, now: u64) -> Self {
         let (fr, fb) = cfg.frame_rate;
         let (er, eb) = cfg.envelope_rate;

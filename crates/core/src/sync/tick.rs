@@ -47,11 +47,13 @@ impl Node {
     }
 
     fn retry_hellos(&mut self, now: Millis, out: &mut Vec<Output>) {
+        let retry = self.cfg.hello_retry_ms;
+        let links = &self.links;
         let due: Vec<LinkId> = self
-            .links
+            .attention
             .iter()
-            .filter(|(_, l)| !l.hello_acked && l.hello_sent_at + self.cfg.hello_retry_ms <= now)
-            .map(|(id, _)| *id)
+            .filter(|id| links.get(id).is_some_and(|l| !l.hello_acked && l.hello_sent_at + retry <= now))
+            .copied()
             .collect();
         for link in due {
             self.send_hello(link, now, out);
@@ -60,7 +62,8 @@ impl Node {
 
     /// Each link's refusals of the last second, as one report.
     fn report_refusals(&mut self, now: Millis, out: &mut Vec<Output>) {
-        for (link, l) in self.links.iter_mut() {
+        for link in &self.attention {
+            let Some(l) = self.links.get_mut(link) else { continue };
             if let Some(report) = l.refusals.take(now, false) {
                 out.push(Output::Refused { link: *link, peer: l.peer, report });
             }
