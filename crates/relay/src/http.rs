@@ -46,6 +46,7 @@ async fn relay(
             let ip = addr.ip();
             ws.max_message_size(hard)
                 .max_frame_size(hard)
+                .read_buffer_size(festival_engine::wire::relay::WS_READ_BUFFER)
                 .on_upgrade(move |socket| crate::conn::serve(socket, ip, slot, pending, s))
         }
     }
