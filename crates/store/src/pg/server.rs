@@ -160,6 +160,11 @@ impl TempServer {
             .args(["-c", "listen_addresses=", "-p"])
             .arg(self.port.to_string())
             .args(["-c", "max_connections=200", "-c", "shared_buffers=64MB"]);
+        if std::env::var_os("FESTIVAL_PG_STAT_STATEMENTS").is_some() {
+            // For profiling a benchmark: `CREATE EXTENSION pg_stat_statements`
+            // in its database, then read the view while it runs.
+            postgres.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
+        }
         if !self.durable {
             // Commits still wait for the WAL to reach the kernel, so a
             // crash of the server (not of the machine) loses nothing that
