@@ -80,6 +80,13 @@ pub enum Effect {
     /// Call [`Engine::handle`] with `Input::Tick` at this time of the
     /// engine's monotonic clock ([`Clock::mono`]).
     WakeAt(u64),
+    /// The envelope is in the store after this call's commit: `new` when
+    /// this call stored it, not when it was there already (another writer
+    /// of a shared store put it there).
+    Stored {
+        id: MessageId,
+        new: bool,
+    },
     /// The store failed; the message will come again through sync.
     StoreFailed {
         id: MessageId,
@@ -247,8 +254,13 @@ impl<S: MessageStore> Host for Io<S> {
             let mut outcomes: Vec<Result<(), PersistError>> = match self.store.insert_batch(&batch, now, local).await {
                 Ok(outcomes) => outcomes
                     .into_iter()
-                    .map(|o| match o {
-                        Ok(Inserted::New | Inserted::Duplicate) => Ok(()),
+                    .zip(&batch)
+                    .map(|(o, (envelope, _))| match o {
+                        Ok(inserted @ (Inserted::New | Inserted::Duplicate)) => {
+                            let new = matches!(inserted, Inserted::New);
+                            self.effects.push(Effect::Stored { id: envelope.id(), new });
+                            Ok(())
+                        }
                         Err(StoreError::Conflict { .. }) => Err(PersistError::Conflict),
                         Err(e) => Err(PersistError::Failed(e.to_string())),
                     })

@@ -10,8 +10,10 @@
 //!   stream through a consumer group of its own name: the group remembers
 //!   where it is in Redis, so an instance that restarts goes on from there
 //!   and first re-reads what it had been handed but had not acknowledged.
-//!   Envelopes are verified again (Redis is not trusted with signatures)
-//!   and handed to the engine as `Input::Committed`.
+//!   Redis is not trusted: an entry is believed only if the shared store
+//!   holds an envelope of its id (BLAKE3 of its bytes), which an instance
+//!   verified before storing; then it is handed to the engine as
+//!   `Input::Committed`.
 //! - **The store's tail**, always running: every instance also reads what
 //!   was committed since it started, in the committed order of the shared
 //!   database ([`festival_store::pg::CommitCursor`]), every [`TAIL_EVERY`],
@@ -548,7 +550,7 @@ async fn read_accepted(ctx: Ctx) {
             if got.is_empty() && from == "0" {
                 from = ">".to_owned();
             }
-            let mut items = Vec::new();
+            let mut entries = Vec::new();
             let mut ids = Vec::with_capacity(got.len());
             for (id, bytes) in got {
                 ids.push(id);
@@ -559,24 +561,34 @@ async fn read_accepted(ctx: Ctx) {
                 if entry.instance == ctx.instance {
                     continue;
                 }
-                match SignedEnvelope::decode(&entry.envelope) {
-                    Ok(env) => items.push((env, entry.hops)),
-                    Err(_) => ctx.metrics.reject("bus_invalid_envelope"),
-                }
+                // MessageId = BLAKE3 of the envelope bytes (docs/protocol.md).
+                let id = festival_core::MessageId::from_bytes(*blake3::hash(&entry.envelope).as_bytes());
+                entries.push((id, entry));
             }
             // Believed only once the shared store has it: an entry in Redis
             // is no proof of a commit (the store's tail brings the rest).
-            if !items.is_empty() {
-                let ids: Vec<_> = items.iter().map(|(e, _)| e.id()).collect();
-                match ctx.store.held(&ids).await {
+            // Then its bytes are the very bytes an instance verified before
+            // storing them (the id is their hash): they are not verified
+            // again, which would cost every instance a signature check for
+            // every message of the cluster.
+            let mut items = Vec::new();
+            if !entries.is_empty() {
+                let asked: Vec<_> = entries.iter().map(|(id, _)| *id).collect();
+                match ctx.store.held(&asked).await {
                     Ok(held) => {
-                        let before = items.len();
-                        items.retain(|(e, _)| held.contains(&e.id()));
-                        if items.len() < before {
-                            ctx.metrics.reject_n("bus_not_committed", (before - items.len()) as u64);
+                        let before = entries.len();
+                        entries.retain(|(id, _)| held.contains(id));
+                        if entries.len() < before {
+                            ctx.metrics.reject_n("bus_not_committed", (before - entries.len()) as u64);
                         }
                     }
-                    Err(_) => items.clear(),
+                    Err(_) => entries.clear(),
+                }
+                for (_, entry) in entries {
+                    match SignedEnvelope::from_stored(&entry.envelope) {
+                        Ok(env) => items.push((env, entry.hops)),
+                        Err(_) => ctx.metrics.reject("bus_invalid_envelope"),
+                    }
                 }
             }
             ctx.metrics.cluster_bus_received.fetch_add(items.len() as u64, Relaxed);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use festival_core::frame::{Frame, Item};
 use festival_core::sync::{Config, Input, LinkKind};
-use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId};
+use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_engine::clock::now_ms;
 use festival_engine::engine::{Effect, Engine};
 use festival_engine::wire::relay::{close, RelayMsg, MAX_SIGNAL_BYTES};
@@ -449,20 +449,34 @@ impl Hub {
         }
         let fx = self.engine.handle_many(inputs).await;
         // The engine has run Persist -> Persisted: whatever is in the store
-        // now is committed (synchronous=FULL) and may be acknowledged.
+        // now is committed (synchronous=FULL) and may be acknowledged. The
+        // engine says what its commit stored (`new`) or found there already
+        // (a sibling instance's); what else of the batch was new is looked
+        // up, in one read: the core drops an envelope it holds, and a
+        // sibling's copy may have reached it while the frame waited.
+        let stored_now: HashMap<MessageId, bool> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Stored { id, new } => Some((*id, *new)),
+                _ => None,
+            })
+            .collect();
+        let asked: Vec<MessageId> = incoming
+            .iter()
+            .flat_map(|(_, notes)| notes.iter().filter(|n| !n.2 && !stored_now.contains_key(&n.0)).map(|n| n.0))
+            .collect();
+        let found = self.lookup_held(&asked).await;
         let mut accepted = Vec::new();
-        // One lookup for every envelope of the batch that was new.
-        let asked: Vec<MessageId> =
-            incoming.iter().flat_map(|(_, notes)| notes.iter().filter(|n| !n.2).map(|n| n.0)).collect();
-        let committed = self.lookup_held(&asked).await;
         for (link, notes) in incoming {
             let mut stored = Vec::new();
             for (id, author, held_before, bytes) in notes {
-                let held = held_before || committed.contains(&id);
-                if !held {
+                let new = !held_before && stored_now.get(&id) == Some(&true);
+                if !(held_before || new || stored_now.contains_key(&id) || found.contains(&id)) {
                     continue;
                 }
-                if !held_before {
+                // Only what this instance stored counts against its author
+                // here and goes on the bus; a sibling's copy went from there.
+                if new {
                     self.metrics.mailbox_messages.fetch_add(1, Relaxed);
                     if let Some(a) = author {
                         *self.per_author.entry(a).or_default() += 1;
@@ -517,7 +531,20 @@ impl Hub {
         // MessageId = BLAKE3 of the envelope bytes (docs/protocol.md).
         let ids: Vec<MessageId> =
             items.iter().map(|i| MessageId::from_bytes(*blake3::hash(&i.envelope).as_bytes())).collect();
-        let held_now = self.lookup_held(&ids).await;
+        // Only an envelope whose position the core holds may be in the
+        // store already: those are looked up (one read). The rest are new
+        // to this instance; one a sibling stored meanwhile is a duplicate
+        // at the commit, and acknowledged then.
+        let node = self.engine.node();
+        let maybe: Vec<MessageId> = items
+            .iter()
+            .zip(&ids)
+            .filter(|(i, _)| {
+                SignedEnvelope::claimed_position(&i.envelope).is_some_and(|(r, a, s)| node.holds(&r, &a, s))
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        let held_now = self.lookup_held(&maybe).await;
         for (item, id) in items.into_iter().zip(ids) {
             // The author is bytes 1..33. Unverified here: the core verifies.
             let author = item.envelope.get(1..33).and_then(|b| PeerId::try_from(b).ok());
@@ -824,7 +851,7 @@ impl Hub {
                 Effect::Delivered { room, .. } => {
                     self.room_used.insert(room, Instant::now());
                 }
-                Effect::Sent { .. } | Effect::Limits(_) | Effect::Receipt { .. } => {}
+                Effect::Sent { .. } | Effect::Limits(_) | Effect::Receipt { .. } | Effect::Stored { .. } => {}
             }
         }
     }

@@ -1047,6 +1047,7 @@ impl Actor {
                     self.emit(NodeEvent::Power { mode: PowerMode::new(self.power_state, l) });
                 }
                 Effect::WakeAt(t) => self.engine_wake = Some(t),
+                Effect::Stored { .. } => {}
                 Effect::StoreFailed { id, error } => tracing::error!(?id, %error, "could not store a message"),
             }
         }
