@@ -360,6 +360,41 @@ async fn p2p_vs_relay(bin: &Path, samples: usize) -> anyhow::Result<(f64, f64)> 
 /// Idle nodes added 100 at a time until `target` or the first failure.
 async fn max_connections(bin: &Path, target: usize) -> anyhow::Result<(usize, f64)> {
     let relay = RelayProc::start(bin)?;
+    let held = hold(&relay, target).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_mb(relay.child.id())?;
+    let max = held.len();
+    for (tx, task) in held {
+        drop(tx);
+        task.abort();
+    }
+    Ok((max, (rss * 10.0).round() / 10.0))
+}
+
+/// What one more idle connection costs a relay, in KB of RSS: the growth
+/// from a relay holding 10 connections to one holding `n` more, over `n`
+/// (so the process's own baseline is not counted per connection).
+pub(crate) async fn rss_per_idle_conn_kb(bin: &Path, n: usize) -> anyhow::Result<f64> {
+    let relay = RelayProc::start(bin)?;
+    let first = hold(&relay, 10).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_mb(relay.child.id())?;
+    let more = hold(&relay, n).await?;
+    ensure!(more.len() == n, "only {} of {n} connections opened", more.len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_mb(relay.child.id())?;
+    for (tx, task) in first.into_iter().chain(more) {
+        drop(tx);
+        task.abort();
+    }
+    Ok(((after - before) * 1024.0 / n as f64 * 10.0).round() / 10.0)
+}
+
+type Held = Vec<(mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>)>;
+
+/// Open up to `target` idle nodes on `relay` (the festival room only), a
+/// hundred at a time; fewer when a connection fails (a file limit).
+async fn hold(relay: &RelayProc, target: usize) -> anyhow::Result<Held> {
     let record = Arc::new(Mutex::new(Record::default()));
     let mut held = Vec::new();
     'outer: while held.len() < target {
@@ -379,12 +414,5 @@ async fn max_connections(bin: &Path, target: usize) -> anyhow::Result<(usize, f6
             }
         }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss = rss_mb(relay.child.id())?;
-    let max = held.len();
-    for (tx, task) in held {
-        drop(tx);
-        task.abort();
-    }
-    Ok((max, (rss * 10.0).round() / 10.0))
+    Ok(held)
 }

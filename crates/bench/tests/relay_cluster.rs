@@ -34,4 +34,5 @@ fn the_cluster_bench_delivers_every_message_across_instances() {
     assert_eq!(f("single_sqlite_delivered"), f("expected_deliveries"), "{l}");
     assert_eq!(f("socketio_delivered"), f("expected_deliveries"), "Socket.IO lost messages: {l}");
     assert!(f("socketio_cpu_pct_per_1k_msgs") > 0.0 && f("cpu_pct_per_1k_msgs") > 0.0, "{l}");
+    assert!(f("rss_per_idle_conn_kb").is_finite(), "{l}");
 }
