@@ -163,7 +163,12 @@ impl TempServer {
         if std::env::var_os("FESTIVAL_PG_STAT_STATEMENTS").is_some() {
             // For profiling a benchmark: `CREATE EXTENSION pg_stat_statements`
             // in its database, then read the view while it runs.
-            postgres.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
+            postgres.args([
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "pg_stat_statements.track_planning=on",
+            ]);
         }
         if !self.durable {
             // Commits still wait for the WAL to reach the kernel, so a
