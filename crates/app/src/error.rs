@@ -76,7 +76,8 @@ fn send(e: &SendError) -> ErrorCode {
     match e {
         SendError::NotInRoom(_) => ErrorCode::NotJoined,
         SendError::Body(b) => body(b),
-        SendError::Envelope(_) => ErrorCode::Internal,
+        // The app sends no announcements (the organiser's node does).
+        SendError::Envelope(_) | SendError::NotOrganiser | SendError::AnnouncementEnd => ErrorCode::Internal,
     }
 }
 

@@ -74,6 +74,15 @@ pub struct ProfileBody {
     pub name: String,
 }
 
+/// An organiser's announcement: its text, and when it ends (milliseconds
+/// since the Unix epoch): after that it is neither shown, taken nor passed
+/// on.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AnnouncementBody {
+    pub text: String,
+    pub until: u64,
+}
+
 /// What a sealed body holds: a message (kind `SealedDm`) or the receipt
 /// for DMs (kind `SealedReceipt`).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -107,6 +116,7 @@ pub enum Body {
     SealedDm(SealedBody),
     Profile(ProfileBody),
     SealedReceipt(SealedBody),
+    Announcement(AnnouncementBody),
 }
 
 pub fn check_text(text: &str) -> Result<(), BodyError> {
@@ -159,6 +169,11 @@ impl Body {
                 check_name(&p.name)?;
                 Ok(Body::Profile(p))
             }
+            Kind::Announcement => {
+                let a: AnnouncementBody = strict(kind, bytes)?;
+                check_text(&a.text)?;
+                Ok(Body::Announcement(a))
+            }
         }
     }
 
@@ -169,6 +184,7 @@ impl Body {
             Body::SealedDm(_) => Kind::SealedDm,
             Body::Profile(_) => Kind::Profile,
             Body::SealedReceipt(_) => Kind::SealedReceipt,
+            Body::Announcement(_) => Kind::Announcement,
         }
     }
 
@@ -186,6 +202,7 @@ impl Body {
             Body::Receipt(r) => postcard::to_stdvec(r).expect("in-memory encode"),
             Body::SealedDm(s) | Body::SealedReceipt(s) => postcard::to_stdvec(s).expect("in-memory encode"),
             Body::Profile(p) => postcard::to_stdvec(p).expect("in-memory encode"),
+            Body::Announcement(a) => postcard::to_stdvec(a).expect("in-memory encode"),
         }
     }
 }

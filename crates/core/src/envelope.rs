@@ -38,6 +38,9 @@ pub enum Kind {
     Profile,
     /// Delivery or read receipt for DMs, sealed to their author.
     SealedReceipt,
+    /// The organiser's announcement to everyone, in the festival room, with
+    /// the time it stops being shown and carried.
+    Announcement,
 }
 
 impl Kind {
@@ -48,6 +51,7 @@ impl Kind {
             Kind::SealedDm => 2,
             Kind::Profile => 3,
             Kind::SealedReceipt => 4,
+            Kind::Announcement => 5,
         }
     }
     pub fn from_code(c: u8) -> Option<Kind> {
@@ -57,6 +61,7 @@ impl Kind {
             2 => Kind::SealedDm,
             3 => Kind::Profile,
             4 => Kind::SealedReceipt,
+            5 => Kind::Announcement,
             _ => return None,
         })
     }
@@ -188,9 +193,10 @@ fn check_fields(seq: u64, created_at: u64, body_len: usize) -> Result<(), Envelo
 fn check_room(kind: Kind, room: &RoomId) -> Result<(), EnvelopeError> {
     let ok = match kind {
         Kind::SealedDm | Kind::SealedReceipt => room.is_direct(),
-        Kind::Receipt => !room.is_direct(),
-        Kind::Text => !room.is_direct(),
+        Kind::Receipt => !room.is_direct() && !room.is_announcements(),
+        Kind::Text => !room.is_direct() && !room.is_announcements(),
         Kind::Profile => room.as_str() == RoomId::FESTIVAL,
+        Kind::Announcement => room.is_announcements(),
     };
     if ok {
         Ok(())

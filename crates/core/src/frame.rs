@@ -210,7 +210,8 @@ impl Frame {
 
     /// How urgent encoded frame `bytes` is, for a link's send queue (what
     /// waits for room in the transport goes most urgent first; any order
-    /// converges): requests, announcements and the rest of the control
+    /// converges): requests, announcements (of what we hold, and the
+    /// organiser's, the announcements room) and the rest of the control
     /// traffic first; then a sender's own new messages (a push whose `hops`
     /// is one) and DMs; then the room traffic it passes on, with summaries,
     /// digests and reconciliation; sync batches last.
@@ -224,6 +225,7 @@ impl Frame {
             // compared with the view the summary updates, a reconciliation
             // after a delta) keep their order: one class.
             Some(tag::SUMMARY | tag::DIGEST | tag::RECON | tag::PROOF) => Priority::Room,
+            Some(tag::PUSH) if push_room(bytes) == Some(crate::ids::RoomId::ANNOUNCEMENTS) => Priority::Control,
             Some(tag::PUSH) => {
                 let own = bytes.get(2) == Some(&1);
                 if own || push_room(bytes) == Some(crate::ids::RoomId::DIRECT) {

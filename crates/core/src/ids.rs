@@ -128,8 +128,9 @@ impl PeerId {
 }
 
 /// A room: the unit of membership and of sync. A short, normalised name such as
-/// `festival`, `main-stage` or `camp.b12`. Two reserved ids exist: the festival-wide
-/// room and the DM mailbox that carries sealed direct messages for everyone.
+/// `festival`, `main-stage` or `camp.b12`. Three reserved ids exist: the festival-wide
+/// room, the DM mailbox that carries sealed direct messages for everyone, and
+/// the organiser's announcements. Every node carries all three and leaves none.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
@@ -141,6 +142,8 @@ impl RoomId {
     pub const FESTIVAL: &'static str = "festival";
     /// The mailbox room: sealed DMs and their receipts, carried by every node.
     pub const DIRECT: &'static str = "dm";
+    /// The organiser's announcements (protocol 5), carried by every node.
+    pub const ANNOUNCEMENTS: &'static str = "announcements";
 
     pub fn festival() -> Self {
         Self(Self::FESTIVAL.to_owned())
@@ -154,9 +157,25 @@ impl RoomId {
     pub fn is_direct(&self) -> bool {
         self.0 == Self::DIRECT
     }
+    pub fn announcements() -> Self {
+        Self(Self::ANNOUNCEMENTS.to_owned())
+    }
+    pub fn is_announcements(&self) -> bool {
+        self.0 == Self::ANNOUNCEMENTS
+    }
+    /// One of the rooms every node carries and nobody leaves: the festival
+    /// room, the DM mailbox and the announcements.
+    pub fn is_everyones(&self) -> bool {
+        matches!(self.0.as_str(), Self::FESTIVAL | Self::DIRECT | Self::ANNOUNCEMENTS)
+    }
+    /// The rooms every node carries ([`RoomId::is_everyones`]).
+    pub fn everyones() -> [RoomId; 3] {
+        [Self::festival(), Self::direct(), Self::announcements()]
+    }
 
     /// Turn a name a person typed ("Main Stage") into a room id ("main-stage").
-    /// Refuses the reserved DM room, which is never joined by name.
+    /// Refuses the reserved DM and announcement rooms, which are never
+    /// joined by name.
     pub fn from_display_name(name: &str) -> Result<Self, IdError> {
         let mut s = String::new();
         for c in name.trim().chars().flat_map(char::to_lowercase) {
@@ -167,7 +186,7 @@ impl RoomId {
             }
         }
         let s = s.trim_matches('-').to_owned();
-        if s == Self::DIRECT {
+        if s == Self::DIRECT || s == Self::ANNOUNCEMENTS {
             return Err(IdError::ReservedRoom(s));
         }
         Self::try_from(s)

@@ -75,6 +75,18 @@ impl LocalNode {
         Ok(id)
     }
 
+    /// Save the organiser's announcement, shown until `until` (ms since the
+    /// Unix epoch). This node's own key is the organiser's: the one that
+    /// may (`festival-node run --organiser self` carries it).
+    pub async fn announce(&self, text: &str, until: u64) -> Result<MessageId, LocalError> {
+        let me = self.store.identity().await?.ok_or(EngineError::NoIdentity)?.identity.peer_id();
+        let cfg = Config { organiser: Some(me), ..Config::default() };
+        let mut engine = Engine::boot(self.store.clone(), cfg, PowerState::Mains).await?;
+        let (id, _) =
+            engine.send(RoomId::announcements(), Content::Announcement { text: text.to_owned(), until }).await?;
+        Ok(id)
+    }
+
     /// The latest `limit` readable messages of a room, oldest first.
     pub async fn history(&self, room: &str, limit: u32) -> Result<Vec<MessageView>, LocalError> {
         let room = parse_room(room)?;

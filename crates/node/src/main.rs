@@ -41,6 +41,20 @@ enum Cmd {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// Save the organiser's announcement; it goes out when peers are
+    /// reachable, ahead of room traffic, and is shown pinned until its end.
+    /// Only for the organiser's own node (the festival's `--organiser` key
+    /// is this node's PeerId). Run it while the node is stopped, or type
+    /// `/announce UNTIL TEXT` in `festival-node run`.
+    Announce {
+        /// When it ends: a time of day `HH:MM` (UTC, the next one to come),
+        /// or a time from now such as `45m`, `2h`, `1d`.
+        #[arg(long)]
+        until: String,
+        /// The announcement's text.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
     /// Join the festival on the LAN and chat: prints events, reads lines
     /// (a line is a message; /help lists commands). Runs until stopped.
     Run {
@@ -89,6 +103,12 @@ enum Cmd {
         /// its certificate says.
         #[arg(long, env = "FESTIVAL_RELAY_ID", value_name = "PEER_ID")]
         relay_id: Option<String>,
+        /// The festival's organiser key (a PeerId, 64 hex digits; `self`
+        /// for this node's own, on the organiser's venue box): the only
+        /// author whose announcements are taken, passed on and shown.
+        /// Without it none are.
+        #[arg(long, env = "FESTIVAL_ORGANISER", value_name = "PEER_ID")]
+        organiser: Option<String>,
         /// Disk the store may use, in MiB (database and its log together;
         /// expired messages go first, then others' mail, then the oldest).
         #[arg(long, env = "FESTIVAL_DISK_BUDGET_MB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(64..))]
@@ -128,10 +148,22 @@ async fn main() -> anyhow::Result<()> {
         relay,
         relay_ca,
         relay_id,
+        organiser,
         disk_budget_mb,
         message_lifetime_hours,
     } = cli.cmd
     {
+        let organiser = match organiser.as_deref().map(str::trim).unwrap_or_default() {
+            "" => None,
+            "self" => {
+                let node = LocalNode::open(&dir).await?;
+                let me = node.store.identity().await?;
+                node.store.close().await;
+                let me = me.context("--organiser self: no identity yet; run `festival-node init --name NAME` first")?;
+                Some(me.identity.peer_id())
+            }
+            key => Some(parse_key(key, "--organiser", "an organiser key", "the organiser's PeerId")?),
+        };
         let retention = festival_node::retention::Retention::with_limits(disk_budget_mb, message_lifetime_hours);
         let cfg = NodeConfig {
             name,
@@ -146,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 .filter(|r| !r.is_empty()),
             relay_ca: relay_ca.filter(|p| !p.as_os_str().is_empty()),
             relay_id: parse_relay_id(relay_id.as_deref().unwrap_or_default())?,
+            organiser,
             retention,
             ..NodeConfig::new(dir)
         };
@@ -173,6 +206,11 @@ async fn main() -> anyhow::Result<()> {
             let id = node.send(&room, &text.join(" ")).await?;
             println!("saved {id}");
         }
+        Cmd::Announce { until, text } => {
+            let until = run::parse_until(&until, festival_node::clock::now_ms())?;
+            let id = node.announce(&text.join(" "), until).await?;
+            println!("saved {id}");
+        }
         Cmd::History { room, limit } => {
             for m in node.history(&room, limit).await? {
                 let who = if m.mine { "you".to_owned() } else { m.sender.label() };
@@ -194,13 +232,16 @@ fn parse_relay_id(s: &str) -> anyhow::Result<Option<PeerId>> {
     if s.is_empty() {
         return Ok(None);
     }
-    let id: PeerId = s
-        .to_ascii_lowercase()
+    Ok(Some(parse_key(s, "--relay-id", "a relay id", "the relay's PeerId")?))
+}
+
+/// A PeerId given on the command line (a valid public key).
+fn parse_key(s: &str, flag: &str, noun: &str, what: &str) -> anyhow::Result<PeerId> {
+    s.to_ascii_lowercase()
         .parse()
         .ok()
         .filter(festival_core::identity::is_valid_key)
-        .with_context(|| format!("--relay-id {s:?} is not a relay id: give the relay's PeerId, 64 hex digits"))?;
-    Ok(Some(id))
+        .with_context(|| format!("{flag} {s:?} is not {noun}: give {what}, 64 hex digits"))
 }
 
 /// `HH:MM:SS` UTC: enough to follow a conversation in a terminal.

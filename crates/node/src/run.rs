@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
-    "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /peers, /status, /storage, /quit; \
-                    any other line is a message to the current room";
+    "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
+     /announcements, /peers, /status, /storage, /quit; any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
     let budget = cfg.retention.budget;
@@ -81,6 +81,17 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
                     println!("{}", serde_json::to_string(&p)?);
                 }
             }
+            ("/announce", rest) => {
+                let (until, text) = rest.split_once(' ').context("usage: /announce UNTIL TEXT")?;
+                let until = parse_until(until, festival_node::clock::now_ms())?;
+                let id = node.announce(text.to_owned(), until).await?;
+                report_saved(id, json);
+            }
+            ("/announcements", _) => {
+                for a in node.announcements().await? {
+                    println!("{}", serde_json::to_string(&a)?);
+                }
+            }
             ("/status", _) => println!("{}", serde_json::to_string(&node.status().await?)?),
             ("/storage", _) => println!("{}", storage(node.store(), budget).await?),
             _ => {
@@ -129,6 +140,32 @@ async fn storage(store: &festival_store::Store, budget: &Budget) -> anyhow::Resu
                    "per_author": budget.per_author_bytes, "per_room": budget.per_room_bytes},
         "messages": usage.messages, "bytes": usage.bytes, "rooms": rooms,
     }}))
+}
+
+/// When an announcement ends, from `HH:MM` (UTC, the next such time after
+/// `now`) or a span from now (`90s`, `45m`, `2h`, `1d`); in milliseconds
+/// since the Unix epoch.
+pub fn parse_until(s: &str, now: u64) -> anyhow::Result<u64> {
+    const DAY: u64 = 86_400_000;
+    let s = s.trim().trim_start_matches('+');
+    let bad = || anyhow::anyhow!("{s:?} is not an end time: give HH:MM (UTC) or a span such as 45m, 2h, 1d");
+    if let Some((h, m)) = s.split_once(':') {
+        let (h, m): (u64, u64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        anyhow::ensure!(h < 24 && m < 60, bad());
+        let at = now - now % DAY + (h * 60 + m) * 60_000;
+        return Ok(if at > now { at } else { at + DAY });
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let n: u64 = s[..split].parse().map_err(|_| bad())?;
+    let unit = match &s[split..] {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => DAY,
+        _ => return Err(bad()),
+    };
+    anyhow::ensure!(n > 0, bad());
+    Ok(now.saturating_add(n.saturating_mul(unit)))
 }
 
 fn report_saved(id: festival_core::MessageId, json: bool) {
@@ -180,6 +217,9 @@ fn print_event(ev: &NodeEvent, json: bool) {
                 MessageBody::Text { text } => println!("#{} {who}: {text}{via}", m.room),
                 MessageBody::Direct { to, text } => println!("(dm to {}) {who}: {text}{via}", to.fingerprint()),
             }
+        }
+        NodeEvent::Announcement(a) => {
+            println!("[ANNOUNCEMENT until {} UTC] {}", &crate::format_time(a.until)[..5], a.text)
         }
         NodeEvent::LinkUp { peer, path } => println!("* linked with {} via {}", peer.fingerprint(), path.as_str()),
         NodeEvent::LinkDown { peer, .. } => println!("* link to {} closed", peer.fingerprint()),

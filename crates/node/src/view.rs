@@ -32,7 +32,8 @@ pub async fn view(
             Ok(text) => MessageBody::Direct { to: s.recipient, text },
             Err(_) => return Ok(None),
         },
-        Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) => return Ok(None),
+        // Announcements are shown pinned, apart from any room's history.
+        Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) | Body::Announcement(_) => return Ok(None),
     };
     let (mut state, mut path, mut delivered_to, mut read_by) = (None, None, 0, 0);
     if mine {

@@ -104,3 +104,33 @@ fn a_relay_id_that_is_no_peer_id_stops_run_before_it_starts() {
     }
     assert!(!dir.path().join("festival.db").exists(), "nothing started");
 }
+
+#[test]
+fn an_organiser_key_that_is_no_peer_id_stops_run_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["gate-crew", &"ab".repeat(32)] {
+        let o = node(dir.path(), &["run", "--name", "Ana", "--organiser", bad]);
+        assert!(!o.status.success(), "{bad:?} should fail");
+        assert!(stderr(&o).contains("is not an organiser key"), "{bad:?}: {}", stderr(&o));
+    }
+    // `self` needs an identity to be.
+    let o = node(dir.path(), &["run", "--name", "Ana", "--organiser", "self"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no identity yet"), "{}", stderr(&o));
+}
+
+#[test]
+fn announce_saves_the_organisers_announcement_and_refuses_a_bad_end() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(node(dir.path(), &["init", "--name", "Gate Crew"]).status.success());
+    for bad in ["tomorrow", "25:00", "0h", "2x"] {
+        let o = node(dir.path(), &["announce", "--until", bad, "doors", "open"]);
+        assert!(!o.status.success(), "{bad:?} should fail");
+        assert!(stderr(&o).contains("is not an end time"), "{bad:?}: {}", stderr(&o));
+    }
+    for until in ["2h", "+45m", "23:30"] {
+        let o = node(dir.path(), &["announce", "--until", until, "doors", "open"]);
+        assert!(o.status.success(), "{until}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with("saved "), "{}", stdout(&o));
+    }
+}

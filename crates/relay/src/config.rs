@@ -44,6 +44,10 @@ pub struct RelayConfig {
     pub instance: Option<String>,
     /// Serve only nodes of this festival; `None`: any festival.
     pub festival: Option<String>,
+    /// The festival's organiser key (a PeerId, 64 hex digits): the only
+    /// author whose announcements the relay stores and passes on. `None`:
+    /// it takes none.
+    pub organiser: Option<String>,
     /// Open WebSockets at once. At ~100 KiB of buffers and state per idle
     /// node, 20,000 fit in a few GiB.
     pub max_connections: usize,
@@ -129,6 +133,7 @@ impl Default for RelayConfig {
             bus: None,
             instance: None,
             festival: None,
+            organiser: None,
             max_connections: 20_000,
             max_connections_per_ip: 512,
             max_unauthenticated: 2_500,
@@ -211,7 +216,16 @@ impl RelayConfig {
         if self.instance.as_ref().is_some_and(|i| i.is_empty() || i.len() > 128) {
             return bad("instance must be 1 to 128 bytes");
         }
+        if self.organiser.is_some() && self.organiser_key().is_none() {
+            return bad("organiser must be a PeerId: 64 hex digits of a public key");
+        }
         Ok(())
+    }
+
+    /// The organiser's key, when `organiser` names a valid one.
+    pub fn organiser_key(&self) -> Option<festival_core::PeerId> {
+        let key: festival_core::PeerId = self.organiser.as_deref()?.trim().to_ascii_lowercase().parse().ok()?;
+        festival_core::identity::is_valid_key(&key).then_some(key)
     }
 
     /// The store's budget and lifetime, for festival-node's retention task.

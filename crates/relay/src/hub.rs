@@ -239,6 +239,7 @@ impl Hub {
             dm_receipts: false,
             hello_shared_only: true,
             message_lifetime_ms: retention.lifetime_ms,
+            organiser: cfg.organiser_key(),
             ..Config::default()
         };
         let mut engine = Engine::boot(store.clone(), core, festival_core::policy::PowerState::Mains)
@@ -503,7 +504,7 @@ impl Hub {
         let mut inputs = Vec::with_capacity(items.len());
         for (envelope, hops) in items {
             let room = envelope.room().clone();
-            let carried = room == RoomId::festival() || room.is_direct() || self.rooms.contains(&room);
+            let carried = room.is_everyones() || self.rooms.contains(&room);
             if !carried {
                 if self.rooms.len() >= self.cfg.max_rooms {
                     continue;
@@ -628,7 +629,7 @@ impl Hub {
         let now = Instant::now();
         let named: BTreeSet<RoomId> = rooms.iter().cloned().collect();
         for room in rooms {
-            if room == RoomId::festival() || room.is_direct() {
+            if room.is_everyones() {
                 continue;
             }
             if self.rooms.contains(&room) {

@@ -47,6 +47,10 @@ struct Args {
     /// Serve only nodes of this festival.
     #[arg(long)]
     festival: Option<String>,
+    /// The festival's organiser key (its PeerId): the only author whose
+    /// announcements are stored and passed on.
+    #[arg(long, env = "FESTIVAL_ORGANISER", value_name = "PEER_ID")]
+    organiser: Option<String>,
     #[arg(long)]
     max_connections: Option<usize>,
     #[arg(long)]
@@ -90,6 +94,9 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
     }
     if let Some(f) = &args.festival {
         cfg.festival = Some(f.clone());
+    }
+    if let Some(o) = &args.organiser {
+        cfg.organiser = Some(o.clone());
     }
     if let Some(p) = &args.tls_cert {
         cfg.tls_cert = Some(p.clone());

@@ -172,7 +172,7 @@ impl Store {
             .map(|(room,)| room_from_sql("rooms", room))
             .collect::<Result<_>>()?;
         let class_of = |room: &RoomId| {
-            let stays = room.as_str() == RoomId::FESTIVAL || joined.contains(room);
+            let stays = room.as_str() == RoomId::FESTIVAL || room.is_announcements() || joined.contains(room);
             if room.is_direct() || !stays {
                 1
             } else {

@@ -2,7 +2,7 @@
 //! forwarded once it confirmed them; receipts; announcements; equivocation.
 
 use crate::body::{self, Body, ReceiptBody, ReceiptStatus, MAX_RECEIPT_IDS};
-use crate::envelope::SignedEnvelope;
+use crate::envelope::{Kind, SignedEnvelope};
 use crate::frame::{Frame, Item, MsgRef, MAX_HOPS};
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
@@ -54,10 +54,16 @@ impl Node {
             self.reject(link, Reject::FromFuture { ahead_ms }, now, out);
             return None;
         }
+        // An announcement only from the organiser key (a carrier with
+        // another festival's settings may pass one on: not its fault).
+        if env.kind() == Kind::Announcement && self.cfg.organiser != Some(author) {
+            self.reject(link, Reject::NotOrganiser, now, out);
+            return None;
+        }
         let room = self.rooms.get(&room_id).expect("checked above");
         let state = room.authors.get(&author);
         let known = state.is_some();
-        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= wall {
+        if self.expired(&env) {
             // Not taken; if it is the next one we need, nobody will serve
             // it any more either: go past it.
             if state.is_some_and(|a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
@@ -108,6 +114,10 @@ impl Node {
                 return None;
             }
         }
+        if env.kind() == Kind::Announcement && !self.announcements.take(now) {
+            self.reject(link, Reject::AnnouncementsLimited, now, out);
+            return None;
+        }
         let room = self.rooms.get_mut(&room_id).expect("checked above");
         room.author(author).pending.insert(seq);
         self.forget_missing(&(room_id.clone(), author, seq));
@@ -135,10 +145,10 @@ impl Node {
         if state.is_none() && room.authors.len() >= MAX_AUTHORS_PER_ROOM {
             return;
         }
-        let wall = self.wall;
-        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= wall {
+        if self.expired(&env) {
             return;
         }
+        let wall = self.wall;
         self.rooms.get_mut(&room_id).expect("checked above").author(author).pending.insert(seq);
         self.forget_missing(&(room_id, author, seq));
         let id = env.id();
@@ -148,6 +158,15 @@ impl Node {
         let hops = hops.max(1);
         self.pending.insert(id, Pending { envelope: env, hops, from: None, sibling: true, live });
         self.on_persisted(id, Ok(()), now, out);
+    }
+
+    /// Past the festival's message lifetime, or an announcement past its end:
+    /// neither taken nor passed on.
+    pub(super) fn expired(&self, env: &SignedEnvelope) -> bool {
+        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= self.wall {
+            return true;
+        }
+        env.kind() == Kind::Announcement && matches!(env.parsed_body(), Body::Announcement(a) if a.until <= self.wall)
     }
 
     /// An expired message at the end of our chain: nobody serves it, go past.

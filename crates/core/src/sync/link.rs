@@ -6,7 +6,7 @@ use crate::ids::{LinkId, PeerId, RoomId};
 use super::caps::{MAX_CLAIMS_PER_LINK, MAX_TIP_PROBES};
 use super::recon;
 use super::state::{LinkState, NO_TIP};
-use super::{LinkKind, Millis, Node, Output, Reject, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use super::{LinkKind, Millis, Node, Output, Reject, ANNOUNCEMENTS_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum SummaryKind {
@@ -24,11 +24,15 @@ impl Node {
     /// Our hello to `link`: every room we carry, or (`hello_shared_only`,
     /// a relay) the festival room, DMs and the rooms the link named.
     fn hello(&self, link: LinkId, ack: bool) -> Frame {
-        let common = [RoomId::festival(), RoomId::direct()];
+        let common = RoomId::everyones();
         let peer_rooms = self.links.get(&link).map(|l| &l.peer_rooms);
+        // A peer known to speak an older protocol is not told of rooms it
+        // would not understand (`ANNOUNCEMENTS_VERSION`).
+        let older = self.links.get(&link).is_some_and(|l| l.hello_received && l.peer_version < ANNOUNCEMENTS_VERSION);
         let rooms = self
             .rooms
             .keys()
+            .filter(|r| !(older && r.is_announcements()))
             .filter(|r| !self.cfg.hello_shared_only || common.contains(r) || peer_rooms.is_some_and(|p| p.contains(*r)))
             .take(MAX_HELLO_ROOMS)
             .cloned()
@@ -208,7 +212,10 @@ impl Node {
         l.hello_acked |= h.ack;
         l.peer_relays = h.relays;
         l.peer_powered = h.powered;
-        let before = std::mem::replace(&mut l.peer_rooms, h.rooms.into_iter().collect());
+        // An older peer does not know announcements (see
+        // `ANNOUNCEMENTS_VERSION`): whatever it names, that room is not shared.
+        let rooms = h.rooms.into_iter().filter(|r| h.version >= ANNOUNCEMENTS_VERSION || !r.is_announcements());
+        let before = std::mem::replace(&mut l.peer_rooms, rooms.collect());
         // A relay's hello depends on ours: answer when ours changes too.
         let ours_changed = self.cfg.hello_shared_only && before != self.links[&link].peer_rooms;
         if older {

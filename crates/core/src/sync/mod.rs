@@ -68,7 +68,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::body::{self, Body, BodyError, ProfileBody, ReceiptStatus};
+use crate::body::{self, AnnouncementBody, Body, BodyError, ProfileBody, ReceiptStatus};
 use crate::envelope::{Draft, EnvelopeError, SignedEnvelope};
 use crate::identity::Identity;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
@@ -77,7 +77,7 @@ use crate::policy::{limits, Limits, PowerState};
 pub use drain::{drain, drain_now, Host, ToPersist};
 pub use refusals::{PeerCounters, RefusalReport, Reject, Stats};
 pub use state::digest_of;
-use state::{BoundedMap, LinkState, RoomState};
+use state::{BoundedMap, LinkState, RoomState, TokenBucket};
 
 /// Protocol version spoken in hellos. 2: heads carry the tip id, digests
 /// are fingerprints over heads, `Gone` and `Proof` frames, sealed DMs name
@@ -85,7 +85,10 @@ use state::{BoundedMap, LinkState, RoomState};
 /// (a shallow broadcast tree per room, see `tree`). 4: `Recon` frames
 /// (range-based reconciliation of heads, see `recon`) instead of full
 /// summaries and digests.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
+/// The first version that carries the announcements room: an older peer
+/// would refuse its envelopes' kind, so it gets none of it.
+pub const ANNOUNCEMENTS_VERSION: u8 = 5;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;
@@ -198,6 +201,13 @@ pub struct Config {
     /// Pushes per second of one author's messages, and the burst; beyond
     /// it they are only announced (own messages are always pushed).
     pub author_push_rate: (u32, u32),
+    /// The festival's organiser key: the only author whose announcements
+    /// (`Kind::Announcement`) are taken, carried and shown. None: no
+    /// announcement is taken.
+    pub organiser: Option<PeerId>,
+    /// The organiser's announcements taken per hour, and the burst: a key
+    /// that leaked cannot flood the festival.
+    pub announcements_per_hour: (u32, u32),
 }
 
 impl Default for Config {
@@ -229,6 +239,8 @@ impl Default for Config {
             // A person types a few messages a minute; a burst of ten
             // covers a quick exchange.
             author_push_rate: (2, 10),
+            organiser: None,
+            announcements_per_hour: (30, 10),
         }
     }
 }
@@ -380,6 +392,13 @@ pub enum Content {
     },
     /// Our display name, announced in the festival room.
     Profile(String),
+    /// The organiser's announcement to everyone, shown until `until`
+    /// (milliseconds since the Unix epoch); only the organiser key
+    /// ([`Config::organiser`]) may send one.
+    Announcement {
+        text: String,
+        until: u64,
+    },
 }
 
 /// A read receipt waiting to be sent.
@@ -393,6 +412,10 @@ pub enum SendError {
     Body(#[from] BodyError),
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    #[error("only the festival's organiser key may send announcements")]
+    NotOrganiser,
+    #[error("an announcement must end in the future, within the festival's message lifetime")]
+    AnnouncementEnd,
 }
 
 struct Pending {
@@ -485,6 +508,9 @@ pub struct Node {
     announce_due: Option<Millis>,
     /// Density and per-sender budgets (`crowd`).
     crowd: crowd::Crowd,
+    /// The organiser's announcements still to be taken this hour
+    /// ([`Config::announcements_per_hour`]).
+    announcements: TokenBucket,
     next_sync: Millis,
     /// The next tree beacon (`tree`).
     tree_due: Millis,
@@ -498,7 +524,7 @@ impl Node {
     pub fn new(me: Identity, cfg: Config, snapshot: Snapshot, power: PowerState, now: impl Into<Now>) -> Self {
         let Now { mono: now, wall } = now.into();
         let mut rooms = BTreeMap::new();
-        for r in [RoomId::festival(), RoomId::direct()].into_iter().chain(cfg.rooms.iter().cloned()) {
+        for r in RoomId::everyones().into_iter().chain(cfg.rooms.iter().cloned()) {
             rooms.insert(r, RoomState::default());
         }
         for h in snapshot.heads {
@@ -535,6 +561,7 @@ impl Node {
             announce: BTreeSet::new(),
             announce_due: None,
             crowd: crowd::Crowd::new(now),
+            announcements: TokenBucket::per_hour(cfg.announcements_per_hour, now),
             next_sync: now + limits.sync_interval_ms,
             tree_due: now + TREE_BEACON_MS,
             last_created_at: 0,
@@ -570,7 +597,7 @@ impl Node {
     pub fn link_value(&self, link: LinkId) -> Option<LinkValue> {
         let l = self.links.get(&link).filter(|l| l.hello_received)?;
         // The festival room and the mailbox are everyone's: not counted.
-        let common = |r: &RoomId| r.as_str() == RoomId::FESTIVAL || r.is_direct();
+        let common = |r: &RoomId| r.is_everyones();
         let shared_rooms = l.peer_rooms.iter().filter(|r| !common(r) && self.rooms.contains_key(*r)).count();
         Some(LinkValue { powered: l.peer_powered, shared_rooms })
     }
@@ -639,7 +666,7 @@ impl Node {
                 }
             }
             Input::LeaveRoom(room) => {
-                if room != RoomId::festival() && !room.is_direct() && self.rooms.remove(&room).is_some() {
+                if !room.is_everyones() && self.rooms.remove(&room).is_some() {
                     for l in self.links.values_mut() {
                         l.trees.remove(&room);
                         l.told.remove(&room);
@@ -686,6 +713,16 @@ impl Node {
             Content::Profile(name) => {
                 body::check_name(&name)?;
                 (RoomId::festival(), Body::Profile(ProfileBody { name }))
+            }
+            Content::Announcement { text, until } => {
+                if self.cfg.organiser != Some(self.my_id) {
+                    return Err(SendError::NotOrganiser);
+                }
+                body::check_text(&text)?;
+                if until <= self.wall || until > self.wall.saturating_add(self.cfg.message_lifetime_ms) {
+                    return Err(SendError::AnnouncementEnd);
+                }
+                (RoomId::announcements(), Body::Announcement(AnnouncementBody { text, until }))
             }
         };
         let env = self.author(room, body)?;

@@ -43,6 +43,10 @@ pub enum Reject {
     BadProof,
     #[error("reconciliation asked for faster than we answer; try at the next sync")]
     ReconBusy,
+    #[error("an announcement not signed by the festival's organiser key")]
+    NotOrganiser,
+    #[error("more of the organiser's announcements than an hour allows")]
+    AnnouncementsLimited,
 }
 
 impl Reject {
@@ -63,6 +67,8 @@ impl Reject {
             Reject::ServeQueueFull => "serve_queue_full",
             Reject::BadProof => "proof_invalid",
             Reject::ReconBusy => "recon_busy",
+            Reject::NotOrganiser => "announcement_not_organiser",
+            Reject::AnnouncementsLimited => "announcements_limited",
         }
     }
 

@@ -301,6 +301,11 @@ impl TokenBucket {
         Self { tokens: burst as f64, last_ms: now, rate: rate as f64, burst: burst as f64 }
     }
 
+    /// `rate` tokens an hour, at most `burst` saved up.
+    pub fn per_hour((rate, burst): (u32, u32), now: u64) -> Self {
+        Self { tokens: burst as f64, last_ms: now, rate: rate as f64 / 3600.0, burst: burst as f64 }
+    }
+
     fn refill(&mut self, now: u64) {
         let elapsed = now.saturating_sub(self.last_ms) as f64 / 1000.0;
         self.last_ms = self.last_ms.max(now);

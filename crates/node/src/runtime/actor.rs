@@ -20,7 +20,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
-use super::events::{DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting};
+use super::events::{
+    AnnouncementView, DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting,
+};
 use super::handle::NodeError;
 use super::paths::{median, Paths, RelayPath};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
@@ -196,7 +198,8 @@ impl Actor {
             PowerConfig::Auto => Box::new(FixedPower(PowerState::Mains)),
         };
         let power_state = power.read();
-        let core = Config { message_lifetime_ms: cfg.retention.lifetime_ms, ..Config::default() };
+        let core =
+            Config { message_lifetime_ms: cfg.retention.lifetime_ms, organiser: cfg.organiser, ..Config::default() };
         let mut engine = Engine::boot_with_clock(local.store.clone(), core, power_state, cfg.clock.clone()).await?;
         let retention = engine.start_retention(cfg.retention);
         let me = engine.peer_id();
@@ -1087,6 +1090,12 @@ impl Actor {
             Body::Profile(p) => {
                 self.names = None;
                 self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name })
+            }
+            Body::Announcement(a) => {
+                // Only the organiser's are taken (the core checks the key).
+                if a.until > self.engine.clock().wall() {
+                    self.emit(NodeEvent::Announcement(AnnouncementView::new(env, a)));
+                }
             }
             Body::Text(_) | Body::SealedDm(_) => {
                 self.refresh_names().await;

@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// The relay's identity, pinned: a relay that cannot prove this key (its
     /// signed welcome) is refused. `None`: any relay that proves its key.
     pub relay_id: Option<PeerId>,
+    /// The festival's organiser key: the only author whose announcements
+    /// this node takes, carries and shows. `None`: it takes none.
+    pub organiser: Option<PeerId>,
     /// The store's budget and the festival's message lifetime.
     pub retention: crate::retention::Retention,
     /// The core's clocks (see [`crate::clock`]): the system's, or a test's
@@ -76,6 +79,7 @@ impl NodeConfig {
             relay_url: None,
             relay_ca: None,
             relay_id: None,
+            organiser: None,
             retention: crate::retention::Retention::default(),
             clock: crate::clock::Clock::system(),
         }

@@ -9,6 +9,24 @@ use festival_core::{MessageId, PeerId, ReceiptStatus, RoomId};
 use festival_store::HistoryCursor;
 use serde::Serialize;
 
+/// The organiser's announcement, shown pinned until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AnnouncementView {
+    pub id: MessageId,
+    pub text: String,
+    /// Milliseconds since the Unix epoch, by the organiser's clock.
+    pub created_at: u64,
+    /// When it stops being shown (and carried).
+    pub until: u64,
+}
+
+impl AnnouncementView {
+    pub fn new(env: &festival_core::SignedEnvelope, body: festival_core::body::AnnouncementBody) -> Self {
+        AnnouncementView { id: env.id(), text: body.text, created_at: env.created_at(), until: body.until }
+    }
+}
+
 /// A message as a person sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -141,6 +159,9 @@ impl LinkPath {
 pub enum NodeEvent {
     /// A message is stored here and ready to show (per-author order).
     Message(MessageView),
+    /// The organiser's announcement arrived (or was sent by this node, the
+    /// organiser's): show it pinned until its end.
+    Announcement(AnnouncementView),
     /// One of our messages left the device.
     Sent {
         id: MessageId,

@@ -10,14 +10,21 @@ use tokio::task::JoinHandle;
 
 use super::actor::{self, Command};
 use super::config::{NodeConfig, StartError};
-use super::events::{DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status, Waiting};
+use super::events::{
+    AnnouncementView, DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status, Waiting,
+};
 use crate::engine::EngineError;
+use festival_core::body::Body;
 
 /// Commands waiting for the actor. Small: callers wait for their answer.
 const INBOX: usize = 64;
 /// Events buffered per subscriber; a subscriber that falls further behind
 /// misses events (and can re-read history), it never slows the node.
 const EVENTS: usize = 4096;
+/// Most announcements shown at once (the newest).
+pub const MAX_ANNOUNCEMENTS: usize = 8;
+/// The latest stored announcements looked at for those.
+const ANNOUNCEMENTS_SCAN: u32 = 64;
 /// Most messages in one history page: a screenful or two; the UI pages on.
 pub const MAX_HISTORY_PAGE: u32 = 200;
 /// Stored messages looked at for one page, per message asked for: bounds the
@@ -45,6 +52,9 @@ struct Inner {
     events: broadcast::Sender<NodeEvent>,
     store: Store,
     peer: PeerId,
+    /// The festival's organiser key, whose announcements are shown.
+    organiser: Option<PeerId>,
+    clock: crate::clock::Clock,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -66,9 +76,11 @@ impl NodeHandle {
     pub async fn start_subscribed(cfg: NodeConfig) -> Result<(NodeHandle, broadcast::Receiver<NodeEvent>), StartError> {
         let (tx, rx) = mpsc::channel(INBOX);
         let (events, first) = broadcast::channel(EVENTS);
+        let (organiser, clock) = (cfg.organiser, cfg.clock.clone());
         let (actor, store, peer) = actor::Actor::build(cfg, rx, events.clone()).await?;
         let task = tokio::spawn(actor.run());
-        let node = NodeHandle { inner: Arc::new(Inner { tx, events, store, peer, task: Mutex::new(Some(task)) }) };
+        let task = Mutex::new(Some(task));
+        let node = NodeHandle { inner: Arc::new(Inner { tx, events, store, peer, organiser, clock, task }) };
         Ok((node, first))
     }
 
@@ -102,6 +114,33 @@ impl NodeHandle {
         let room = crate::local::parse_room(name)?;
         let name = name.trim().to_owned();
         self.ask(|reply| Command::Join { room, name, reply }).await?
+    }
+
+    /// Send the organiser's announcement to everyone, shown until `until`
+    /// (milliseconds since the Unix epoch, within the festival's message
+    /// lifetime). Only a node whose own key is the organiser's may.
+    pub async fn announce(&self, text: String, until: u64) -> Result<MessageId, NodeError> {
+        let content = Content::Announcement { text, until };
+        self.ask(|reply| Command::Send { room: RoomId::announcements(), content, reply }).await?
+    }
+
+    /// The organiser's announcements still running, newest first (at most
+    /// [`MAX_ANNOUNCEMENTS`]).
+    pub async fn announcements(&self) -> Result<Vec<AnnouncementView>, NodeError> {
+        let Some(organiser) = self.inner.organiser else { return Ok(Vec::new()) };
+        let now = self.inner.clock.wall();
+        let stored = self.inner.store.history(&RoomId::announcements(), None, ANNOUNCEMENTS_SCAN).await?;
+        let mut running: Vec<AnnouncementView> = stored
+            .iter()
+            .rev()
+            .filter(|m| m.envelope.author() == organiser)
+            .filter_map(|m| match m.envelope.parsed_body() {
+                Body::Announcement(a) if a.until > now => Some(AnnouncementView::new(&m.envelope, a)),
+                _ => None,
+            })
+            .collect();
+        running.truncate(MAX_ANNOUNCEMENTS);
+        Ok(running)
     }
 
     /// Tell the authors of these messages that we read them.

@@ -168,7 +168,8 @@ impl PgStore {
         let joined: Vec<(String,)> = sqlx::query_as("SELECT room_id FROM rooms").fetch_all(&self.pool).await?;
         let (mut others, mut mine) = (Vec::new(), Vec::new());
         for (room,) in stored {
-            let stays = room == RoomId::FESTIVAL || joined.iter().any(|(j,)| *j == room);
+            let stays =
+                room == RoomId::FESTIVAL || room == RoomId::ANNOUNCEMENTS || joined.iter().any(|(j,)| *j == room);
             let room = room_from_sql("heads", room)?;
             if room.is_direct() || !stays {
                 others.push(room);
