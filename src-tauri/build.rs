@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "send_dm",
     "mark_read",
     "peers",
+    "announcements",
     "verify",
     "status",
     "settings",

@@ -4,7 +4,7 @@
 
 use festival_app::{App, AppError, AppState, MyCode, Settings};
 use festival_core::MessageId;
-use festival_node::runtime::{HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status};
+use festival_node::runtime::{AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status};
 use festival_store::HistoryCursor;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -83,6 +83,11 @@ pub async fn peers(app: State<'_, App>) -> Result<Vec<PeerView>> {
 }
 
 #[tauri::command]
+pub async fn announcements(app: State<'_, App>) -> Result<Vec<AnnouncementView>> {
+    app.announcements().await
+}
+
+#[tauri::command]
 pub async fn verify(app: State<'_, App>, code: String) -> Result<PeerView> {
     app.verify(&code).await
 }
@@ -131,6 +136,7 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         send_dm,
         mark_read,
         peers,
+        announcements,
         verify,
         status,
         settings,

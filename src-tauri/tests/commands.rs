@@ -184,6 +184,7 @@ fn codes_verify_people_and_bad_input_is_a_typed_error() {
     assert_eq!(p["path"], "via_others");
     assert!(s
         .ok("peers", json!({}))
+        .ok("announcements", json!({}))
         .as_array()
         .unwrap()
         .iter()

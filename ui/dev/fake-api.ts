@@ -161,6 +161,7 @@ export function fakeApi(scene: string): Api {
     festival: "glasto26",
     relay_url: "wss://relay.glasto26.example",
     relay_id: null,
+    organiser: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
     peer_limit: null,
     interfaces: ["wlan0"],
     storage_mb: null,
@@ -259,6 +260,9 @@ export function fakeApi(scene: string): Api {
       return m;
     },
     async markRead() {},
+    async announcements() {
+      return [{ id: "f".repeat(64), text: "The east gate closes at 23:00 tonight: leave by the north gate after that.", created_at: now - 20 * min, until: now + 3 * 60 * min }];
+    },
     async peers() {
       return peerList;
     },

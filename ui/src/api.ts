@@ -4,6 +4,7 @@
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
+  AnnouncementView,
   AppState,
   HistoryCursor,
   HistoryPage,
@@ -30,6 +31,8 @@ export interface Api {
   sendDm(to: string, text: string): Promise<MessageView>;
   markRead(room: string, ids: readonly string[]): Promise<void>;
   peers(): Promise<PeerView[]>;
+  /** The organiser's announcements still running, newest first. */
+  announcements(): Promise<AnnouncementView[]>;
   verify(code: string): Promise<PeerView>;
   status(): Promise<Status>;
   settings(): Promise<Settings>;
@@ -79,6 +82,7 @@ export const tauriApi: Api = {
   sendDm: (to, text) => call("send_dm", { to, text }),
   markRead: (room, ids) => call("mark_read", { room, ids }),
   peers: () => call("peers"),
+  announcements: () => call("announcements"),
   verify: (code) => call("verify", { code }),
   status: () => call("status"),
   settings: () => call("settings"),

@@ -3,6 +3,7 @@
 // The rest of the UI imports them from here.
 
 export type {
+  AnnouncementView,
   AppError,
   AppState,
   Author,

@@ -11,7 +11,8 @@ use festival_core::{MessageId, PeerId, RoomId};
 use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_room, LocalNode};
 use festival_node::runtime::{
-    HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PowerConfig, RoomView, Status,
+    AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PowerConfig, RoomView,
+    Status,
 };
 use festival_store::HistoryCursor;
 use serde::Serialize;
@@ -175,6 +176,7 @@ impl App {
         cfg.peer_limit = settings.peer_limit.map(|n| n as usize);
         cfg.relay_url = settings.relay_url.clone();
         cfg.relay_id = settings.relay_peer_id();
+        cfg.organiser = settings.organiser_peer_id();
         cfg.retention = settings.retention();
         cfg.power = o.power.clone();
         cfg.mdns = o.mdns.clone();
@@ -345,6 +347,11 @@ impl App {
     pub async fn mark_read(&self, room: &str, ids: Vec<MessageId>) -> Result<(), AppError> {
         let room = parse_room_id(room)?;
         Ok(self.node().await?.mark_read(room, ids).await?)
+    }
+
+    /// The organiser's announcements still running, newest first.
+    pub async fn announcements(&self) -> Result<Vec<AnnouncementView>, AppError> {
+        Ok(self.node().await?.announcements().await?)
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerView>, AppError> {

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidRelayUrl,
     /// A pinned relay id that is not a PeerId (64 hex digits of a public key).
     InvalidRelayId,
+    /// An organiser key that is not a PeerId.
+    InvalidOrganiser,
     InvalidPeerLimit,
     InvalidInterface,
     /// A storage budget or message lifetime out of range.

@@ -43,6 +43,10 @@ pub struct Settings {
     /// that cannot prove this key is refused. `None`: any relay that proves
     /// its key.
     pub relay_id: Option<String>,
+    /// The festival's organiser key (its PeerId, 64 hex digits, as the
+    /// festival publishes it): the only author whose announcements are
+    /// shown. `None`: none are.
+    pub organiser: Option<String>,
     /// Most links at once; `None`: what the power policy allows.
     pub peer_limit: Option<u32>,
     /// Network interfaces to use; empty: all.
@@ -61,6 +65,7 @@ impl Default for Settings {
             festival: DEFAULT_FESTIVAL.to_owned(),
             relay_url: None,
             relay_id: None,
+            organiser: None,
             peer_limit: None,
             interfaces: Vec::new(),
             storage_mb: None,
@@ -143,9 +148,10 @@ fn check_one_relay_url(url: &str) -> Result<Option<String>, AppError> {
     Ok(Some(url.to_owned()))
 }
 
-/// A relay id as a person pastes it: 64 hex digits, any case, spaces around
-/// ignored, and a public key (not just any 32 bytes). Kept lowercase.
-fn check_relay_id(id: &str) -> Result<Option<String>, AppError> {
+/// A key as a person pastes it (a relay's id, the organiser's): 64 hex
+/// digits, any case, spaces around ignored, and a public key (not just any
+/// 32 bytes). Kept lowercase. `what` names it in the error.
+fn check_key(id: &str, code: ErrorCode, what: &str) -> Result<Option<String>, AppError> {
     let id = id.trim();
     if id.is_empty() {
         return Ok(None);
@@ -154,12 +160,7 @@ fn check_relay_id(id: &str) -> Result<Option<String>, AppError> {
         id.to_ascii_lowercase().parse::<PeerId>().ok().filter(festival_core::identity::is_valid_key).ok_or_else(
             || {
                 let shown: String = id.chars().take(80).collect();
-                invalid(
-                    ErrorCode::InvalidRelayId,
-                    format!(
-                    "Relay id {shown:?} is not a relay's id: it is 64 letters a-f and digits, as the relay shows it."
-                ),
-                )
+                invalid(code, format!("{shown:?} is not {what}: it is 64 letters a-f and digits."))
             },
         )?;
     Ok(Some(peer.to_hex()))
@@ -170,6 +171,11 @@ impl Settings {
     /// one only comes from a `Settings` that skipped [`Settings::validated`]).
     pub fn relay_peer_id(&self) -> Option<PeerId> {
         self.relay_id.as_deref().and_then(|id| id.parse().ok())
+    }
+
+    /// The organiser key, parsed (as [`Settings::relay_peer_id`]).
+    pub fn organiser_peer_id(&self) -> Option<PeerId> {
+        self.organiser.as_deref().and_then(|id| id.parse().ok())
     }
 
     /// Check every field; returns the settings as they will be kept (trimmed,
@@ -189,7 +195,11 @@ impl Settings {
             None => None,
         };
         let relay_id = match &self.relay_id {
-            Some(id) => check_relay_id(id)?,
+            Some(id) => check_key(id, ErrorCode::InvalidRelayId, "a relay's id (as the relay shows it)")?,
+            None => None,
+        };
+        let organiser = match &self.organiser {
+            Some(id) => check_key(id, ErrorCode::InvalidOrganiser, "an organiser key (as the festival publishes it)")?,
             None => None,
         };
         if let Some(n) = self.peer_limit {
@@ -231,6 +241,7 @@ impl Settings {
             festival,
             relay_url,
             relay_id,
+            organiser,
             peer_limit: self.peer_limit,
             interfaces,
             storage_mb: self.storage_mb,
@@ -244,6 +255,7 @@ impl Settings {
         self.festival != new.festival
             || self.relay_url != new.relay_url
             || self.relay_id != new.relay_id
+            || self.organiser != new.organiser
             || self.peer_limit != new.peer_limit
             || self.interfaces != new.interfaces
             || self.storage_mb != new.storage_mb
@@ -398,6 +410,20 @@ mod tests {
         assert_eq!(s.relay_peer_id(), Some(KEY.parse().unwrap()));
         assert_eq!(with(|s| s.relay_id = Some(" ".into())).unwrap().relay_id, None);
         // Pinning another relay restarts the node, like another URL.
+        assert!(Settings::default().needs_restart(&s));
+    }
+
+    #[test]
+    fn an_organiser_key_must_be_a_peer_id_and_changing_it_restarts_the_node() {
+        const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        for bad in ["gate crew", &KEY[1..], &"ab".repeat(32)] {
+            let err = with(|s| s.organiser = Some(bad.into())).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::InvalidOrganiser, "{bad:?}");
+            assert!(err.message.contains("organiser key"), "{}", err.message);
+        }
+        let s = with(|s| s.organiser = Some(format!(" {} ", KEY.to_uppercase()))).unwrap();
+        assert_eq!(s.organiser_peer_id(), Some(KEY.parse().unwrap()));
+        assert_eq!(with(|s| s.organiser = Some("".into())).unwrap().organiser, None);
         assert!(Settings::default().needs_restart(&s));
     }
 

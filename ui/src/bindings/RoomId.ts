@@ -2,7 +2,8 @@
 
 /**
  * A room: the unit of membership and of sync. A short, normalised name such as
- * `festival`, `main-stage` or `camp.b12`. Two reserved ids exist: the festival-wide
- * room and the DM mailbox that carries sealed direct messages for everyone.
+ * `festival`, `main-stage` or `camp.b12`. Three reserved ids exist: the festival-wide
+ * room, the DM mailbox that carries sealed direct messages for everyone, and
+ * the organiser's announcements. Every node carries all three and leaves none.
  */
 export type RoomId = string;

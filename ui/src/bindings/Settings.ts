@@ -22,6 +22,12 @@ relay_url: string | null,
  */
 relay_id: string | null, 
 /**
+ * The festival's organiser key (its PeerId, 64 hex digits, as the
+ * festival publishes it): the only author whose announcements are
+ * shown. `None`: none are.
+ */
+organiser: string | null, 
+/**
  * Most links at once; `None`: what the power policy allows.
  */
 peer_limit: number | null, 

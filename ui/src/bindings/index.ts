@@ -1,4 +1,5 @@
 // Generated with the files beside it (festival_app::bindings). Do not edit.
+export type { AnnouncementView } from "./AnnouncementView";
 export type { AppError } from "./AppError";
 export type { AppState } from "./AppState";
 export type { Author } from "./Author";

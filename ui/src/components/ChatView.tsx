@@ -1,9 +1,10 @@
 import { useCallback } from "react";
-import type { Author, HistoryCursor, MessageView, PeerView, RoomView } from "../model";
+import type { AnnouncementView, Author, HistoryCursor, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
 import { plainName } from "../logic/person";
 import { hasOlder, type Timeline } from "../logic/timeline";
+import { AnnouncementBanner } from "./AnnouncementBanner";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
 import { BackIcon, HashIcon, LockIcon, UsersIcon } from "./Icons";
@@ -30,6 +31,8 @@ export interface ChatViewProps {
   onPeople: () => void;
   onAuthor: (peer: string) => void;
   nearby: number;
+  /** The organiser's announcements, pinned above every conversation. */
+  announcements?: readonly AnnouncementView[];
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -70,6 +73,7 @@ export function ChatView(p: ChatViewProps) {
           <UsersIcon width={18} height={18} /> {p.nearby}
         </button>
       </header>
+      <AnnouncementBanner announcements={p.announcements ?? []} />
       {other !== undefined && <PersonWarnings author={person} fingerprint={p.peer?.fingerprint} />}
       <MessageList
         messages={p.messages}

@@ -101,3 +101,6 @@ export const LogoMark = ({ size = 56 }: { size?: number }) => (
     <path d="M402 70 l10 26 26 10 -26 10 -10 26 -10 -26 -26 -10 26 -10 z" fill="#fde68a" />
   </svg>
 );
+export const MegaphoneIcon = (p: P) => (
+  <svg {...base(p)}><path d="M3 11v3a1 1 0 0 0 1 1h2l5 4V6L6 10H4a1 1 0 0 0-1 1z" /><path d="M15 9a4 4 0 0 1 0 6" /><path d="M18 6a8 8 0 0 1 0 12" /></svg>
+);

@@ -130,6 +130,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onPeople={() => setPeopleOpen((o) => !o)}
         onAuthor={dmAuthor}
         nearby={nearby}
+        announcements={state.announcements}
       />
       {peopleOpen && (
         <PeoplePanel

@@ -167,3 +167,22 @@ describe("settings form: name rules", () => {
     expect(name()).toHaveAccessibleDescription(/the app shows who is verified/);
   });
 });
+
+describe("settings form: organiser key", () => {
+  it("saves the key a person pastes, and refuses what is not one without asking the node", async () => {
+    const onSave = vi.fn(async (s: Settings) => s);
+    render(<SettingsForm settings={settings} onSave={onSave} />);
+    const user = userEvent.setup();
+    const field = screen.getByLabelText("Organiser key");
+    await user.type(field, "gate crew");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).not.toHaveBeenCalled();
+    expect(field).toHaveAttribute("aria-invalid", "true");
+    expect(field).toHaveAccessibleDescription(/64 characters of 0-9 and a-f/);
+    await user.clear(field);
+    await user.click(field);
+    await user.paste(` ${RELAY_ID} `);
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(onSave).toHaveBeenCalledWith({ ...settings, organiser: RELAY_ID });
+  });
+});

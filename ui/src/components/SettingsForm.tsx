@@ -8,6 +8,7 @@ import {
   checkLifetimeHours,
   checkName,
   checkPeerLimit,
+  checkOrganiser,
   checkRelayId,
   checkRelayUrl,
   checkStorageMb,
@@ -21,6 +22,7 @@ interface Draft {
   festival: string;
   relay_url: string;
   relay_id: string;
+  organiser: string;
   peer_limit: string;
   interfaces: string;
   storage_mb: string;
@@ -35,6 +37,7 @@ function toDraft(s: Settings): Draft {
     festival: s.festival,
     relay_url: s.relay_url ?? "",
     relay_id: s.relay_id ?? "",
+    organiser: s.organiser ?? "",
     peer_limit: numberText(s.peer_limit),
     interfaces: (s.interfaces ?? []).join(", "),
     storage_mb: numberText(s.storage_mb),
@@ -49,6 +52,7 @@ function fromDraft(base: Settings, d: Draft): Settings {
     festival: d.festival.trim(),
     relay_url: d.relay_url.trim() === "" ? null : d.relay_url.trim(),
     relay_id: d.relay_id.trim() === "" ? null : d.relay_id.trim(),
+    organiser: d.organiser.trim() === "" ? null : d.organiser.trim(),
     peer_limit: d.peer_limit.trim() === "" ? null : Number(d.peer_limit),
     interfaces: d.interfaces
       .split(/[\s,]+/)
@@ -70,6 +74,7 @@ const FIELD_OF_CODE: Partial<Record<string, Where>> = {
   invalid_festival: "festival",
   invalid_relay_url: "relay_url",
   invalid_relay_id: "relay_id",
+  invalid_organiser: "organiser",
   invalid_peer_limit: "peer_limit",
   invalid_interface: "interfaces",
   invalid_storage: "storage",
@@ -82,6 +87,7 @@ function checks(d: Draft): Record<keyof Draft, Check> {
     festival: checkFestival(d.festival.trim()),
     relay_url: checkRelayUrl(d.relay_url),
     relay_id: checkRelayId(d.relay_id),
+    organiser: checkOrganiser(d.organiser),
     peer_limit: checkPeerLimit(d.peer_limit),
     interfaces: { ok: true },
     storage_mb: checkStorageMb(d.storage_mb),
@@ -180,6 +186,12 @@ export function SettingsForm({ settings, onSave }: { settings: Settings; onSave:
         autoCapitalize: "off",
         autoComplete: "off",
         placeholder: "any relay",
+      })}
+      {field("organiser", "Organiser key", "Optional: the festival organiser’s key, as the festival publishes it. Their announcements are shown pinned at the top; nobody else’s are.", {
+        spellCheck: false,
+        autoCapitalize: "off",
+        autoComplete: "off",
+        placeholder: "no announcements",
       })}
       {field("peer_limit", "Peer limit", "Most links open at once. Empty: decided by battery.", { inputMode: "numeric", placeholder: "automatic" })}
       {field("interfaces", "Network interfaces", "Comma-separated, e.g. wlan0. Empty: all.", { spellCheck: false, placeholder: "all" })}

@@ -169,6 +169,13 @@ export function checkRelayId(id: string): Check {
   return OK;
 }
 
+export function checkOrganiser(id: string): Check {
+  const t = id.trim();
+  if (t === "") return OK; // no announcements
+  if (!/^[0-9a-fA-F]{64}$/.test(t)) return fail("An organiser key is 64 characters of 0-9 and a-f, as the festival publishes it.");
+  return OK;
+}
+
 /** The app's largest peer limit (MAX_PEER_LIMIT in crates/app/src/settings.rs). */
 export const MAX_PEER_LIMIT = 32;
 

@@ -126,6 +126,17 @@ describe("chat state", () => {
     expect(s.peers["ana"]?.linked).toBe(false);
   });
 
+  it("keeps the organiser's announcements from events and reads, each once, newest first", () => {
+    const first = { id: "1".repeat(64), text: "Gates open", created_at: 100, until: 10_000 };
+    const second = { id: "2".repeat(64), text: "Rain at 18:00", created_at: 200, until: 10_000 };
+    let s = run(ev({ event: "announcement", ...first }));
+    s = chatReducer(s, { type: "announcements", announcements: [second, first] });
+    s = chatReducer(s, ev({ event: "announcement", ...second }));
+    expect(s.announcements.map((a) => a.text)).toEqual(["Rain at 18:00", "Gates open"]);
+    const broken = { event: "announcement", id: 5 } as unknown as NodeEvent;
+    expect(chatReducer(s, ev(broken))).toBe(s);
+  });
+
   it("picks the newest unread messages of others to report read", () => {
     const a = msg(), b = msg(), mine = msg({ mine: true }), c = msg();
     const s = run({ type: "page", key: "festival", messages: [a, b, mine, c], next: null });

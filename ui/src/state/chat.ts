@@ -1,7 +1,8 @@
 // The whole chat as the screen shows it, and how node replies and events
 // change it. A pure reducer: the controller (useChat) does the calls.
 
-import type { Author, HistoryCursor, MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
+import type { AnnouncementView, Author, HistoryCursor, MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
+import { addAnnouncement } from "../logic/announcements";
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import { applyDeliveryEvent, forRecipient, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
 import { addLatest, addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
@@ -37,6 +38,8 @@ export interface ChatState {
   open: ConversationKey;
   /** The window is visible: messages in the open conversation are read. */
   visible: boolean;
+  /** The organiser's announcements, newest first (ended ones are hidden as they end). */
+  announcements: readonly AnnouncementView[];
 }
 
 export const initialChat: ChatState = {
@@ -51,6 +54,7 @@ export const initialChat: ChatState = {
   status: null,
   open: FESTIVAL_ROOM,
   visible: true,
+  announcements: [],
 };
 
 export type ChatAction =
@@ -66,6 +70,7 @@ export type ChatAction =
   | { type: "open"; key: ConversationKey }
   | { type: "visible"; visible: boolean }
   | { type: "peers"; peers: readonly PeerView[] }
+  | { type: "announcements"; announcements: readonly AnnouncementView[] }
   | { type: "peer"; peer: PeerView }
   | { type: "status"; status: Status }
   | { type: "start_dm"; peer: string }
@@ -216,6 +221,10 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       const rejected = { ...s.status.rejected, [e.code]: (s.status.rejected[e.code] ?? 0) + n };
       return { ...s, status: { ...s.status, rejected } };
     }
+    case "announcement": {
+      const { event: _tag, ...a } = e;
+      return typeof a.text === "string" && typeof a.id === "string" ? { ...s, announcements: addAnnouncement(s.announcements, a) } : s;
+    }
     case "lagged":
       return s;
     default:
@@ -263,6 +272,8 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       return { ...s, open: a.key, unread: s.visible ? onOpen(s.unread, a.key) : s.unread };
     case "visible":
       return { ...s, visible: a.visible, unread: a.visible ? onOpen(s.unread, s.open) : s.unread };
+    case "announcements":
+      return { ...s, announcements: a.announcements.reduce(addAnnouncement, s.announcements) };
     case "peers": {
       const peers: Record<string, PeerView> = {};
       for (const p of a.peers) peers[p.peer] = p;

@@ -56,6 +56,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
   const refresh = useCallback(() => {
     api.peers().then((peers) => dispatch({ type: "peers", peers }), () => {});
     api.status().then((status) => dispatch({ type: "status", status }), () => {});
+    api.announcements().then((announcements) => dispatch({ type: "announcements", announcements }), () => {});
   }, [api]);
 
   const refreshRooms = useCallback(() => {

@@ -44,6 +44,7 @@ export const settings: Settings = {
   festival: "testfest",
   relay_url: null,
   relay_id: null,
+  organiser: null,
   peer_limit: null,
   interfaces: [],
   storage_mb: null,
@@ -112,6 +113,7 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, state: "saved" })),
     markRead: vi.fn(async () => {}),
     peers: vi.fn(async () => []),
+    announcements: vi.fn(async () => []),
     verify: vi.fn(async () => {
       throw { code: "bad_code", message: "not a Festival Chat code" };
     }),

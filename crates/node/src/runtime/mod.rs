@@ -23,7 +23,7 @@ mod status;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
-    DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PathStats, PeerPath, PeerView,
-    PowerMode, RelayState, RoomView, Saving, Status, Waiting,
+    AnnouncementView, DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PathStats, PeerPath,
+    PeerView, PowerMode, RelayState, RoomView, Saving, Status, Waiting,
 };
-pub use handle::{NodeError, NodeHandle, MAX_HISTORY_PAGE};
+pub use handle::{NodeError, NodeHandle, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE};
