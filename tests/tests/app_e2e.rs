@@ -9,7 +9,10 @@
 //! 3. the node's reply appears in the app, and the app's own message shows
 //!    its delivery state;
 //! 4. a direct message to the stage box: the node can read it, and the
-//!    app shows it delivered (the node's signed receipt came back).
+//!    app shows it delivered (the node's signed receipt came back);
+//! 5. the stage box is the festival's organiser (`--organiser self`, and
+//!    its key in the app's settings): its announcement appears in the app
+//!    as the pinned banner.
 //!
 //! Screenshots of each step go to `artifacts/e2e-*.png`; each is checked
 //! not to be a blank window.
@@ -43,9 +46,14 @@ fn the_app_chats_with_a_node_beside_it() {
     let mut driver = Driver::start(&display, work.path(), &env);
     phase(start, "display and driver up");
 
-    // The stage box, headless, in this same namespace.
-    let mut node = NodeProc::spawn_here("stage-box", &["--power", "mains"]);
+    // The stage box, headless, in this same namespace, and the festival's
+    // organiser: the app is given its key as the festival publishes it.
+    let mut node = NodeProc::spawn_here("stage-box", &["--power", "mains", "--organiser", "self"]);
     phase(start, "festival-node running");
+    std::fs::create_dir_all(&data).expect("app data dir");
+    std::fs::set_permissions(&data, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700))
+        .expect("chmod");
+    std::fs::write(data.join("settings.json"), json!({ "organiser": node.peer }).to_string()).expect("settings");
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let outcome = rt.block_on(async {
@@ -140,6 +148,13 @@ async fn steps(c: &Client, node: &mut NodeProc, start: Instant) -> Step<()> {
     wait_until_css(c, "li.msg.mine .state.state-delivered, li.msg.mine .state.state-read", "the DM delivered").await?;
     shot(c, "3-direct-message").await?;
     phase(start, "the DM was delivered and the receipt shown");
+
+    // 5. The organiser's announcement, pinned above the conversation.
+    let notice = "Stage two opens at 20:00";
+    node.send_line(&format!("/announce 2h {notice}"));
+    wait_text(c, ".announcements .announcement-text", notice).await?;
+    shot(c, "4-announcement").await?;
+    phase(start, "the organiser's announcement is shown");
     Ok(())
 }
 

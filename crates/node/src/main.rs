@@ -156,11 +156,16 @@ async fn main() -> anyhow::Result<()> {
         let organiser = match organiser.as_deref().map(str::trim).unwrap_or_default() {
             "" => None,
             "self" => {
+                // This node's key; on a first start, made now from --name
+                // (as the start itself would).
                 let node = LocalNode::open(&dir).await?;
-                let me = node.store.identity().await?;
+                let me = match (node.store.identity().await?, &name) {
+                    (Some(me), _) => Ok(me.identity.peer_id()),
+                    (None, Some(name)) => node.init(name).await.map_err(anyhow::Error::from),
+                    (None, None) => Err(anyhow::anyhow!("--organiser self: no identity yet; give --name NAME")),
+                };
                 node.store.close().await;
-                let me = me.context("--organiser self: no identity yet; run `festival-node init --name NAME` first")?;
-                Some(me.identity.peer_id())
+                Some(me?)
             }
             key => Some(parse_key(key, "--organiser", "an organiser key", "the organiser's PeerId")?),
         };
