@@ -184,11 +184,13 @@ fn codes_verify_people_and_bad_input_is_a_typed_error() {
     assert_eq!(p["path"], "via_others");
     assert!(s
         .ok("peers", json!({}))
-        .ok("announcements", json!({}))
         .as_array()
         .unwrap()
         .iter()
         .any(|x| x["peer"] == p["peer"] && x["verified"] == true));
+
+    // No organiser key in the settings: no announcements.
+    assert_eq!(s.ok("announcements", json!({})), json!([]));
 
     assert_eq!(s.code("send_dm", json!({"to": "nobody", "text": "hi"})), "invalid_peer");
     let dm = s.ok("send_dm", json!({"to": p["peer"], "text": "meet at the bar?"}));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use festival_core::body::MAX_TEXT_BYTES;
 use festival_core::{MessageId, PeerId, RoomId};
 use festival_node::discovery::MdnsHub;
-use festival_node::local::{parse_room, LocalNode};
+use festival_node::local::{parse_joinable_room, LocalNode};
 use festival_node::runtime::{
     AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PowerConfig, RoomView,
     Status,
@@ -288,7 +288,8 @@ impl App {
     /// Join (or create) a room by its name ("Main Stage") or id ("main-stage").
     pub async fn join_room(&self, name: &str) -> Result<RoomView, AppError> {
         let node = self.node().await?;
-        parse_room(name).map_err(|e| AppError::new(ErrorCode::InvalidRoom, format!("{:?}: {e}", name.trim())))?;
+        parse_joinable_room(name)
+            .map_err(|e| AppError::new(ErrorCode::InvalidRoom, format!("{:?}: {e}", name.trim())))?;
         let id = node.join_room(name).await?;
         node.rooms()
             .await?

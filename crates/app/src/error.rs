@@ -79,7 +79,10 @@ fn send(e: &SendError) -> ErrorCode {
         SendError::NotInRoom(_) => ErrorCode::NotJoined,
         SendError::Body(b) => body(b),
         // The app sends no announcements (the organiser's node does).
-        SendError::Envelope(_) | SendError::NotOrganiser | SendError::AnnouncementEnd => ErrorCode::Internal,
+        SendError::Envelope(_)
+        | SendError::NotOrganiser
+        | SendError::AnnouncementEnd
+        | SendError::AnnouncementsLimited => ErrorCode::Internal,
     }
 }
 

@@ -42,13 +42,79 @@ fn only_the_organisers_announcements_are_taken() {
 }
 
 #[test]
-fn without_an_organiser_no_announcement_is_taken() {
+fn without_an_organiser_the_room_is_not_carried_at_all() {
     let (organiser, carrier) = (identity(7), identity(2));
     let mut h = Harness::new(1, vec![]);
     h.link(1, &carrier);
+    assert!(!h.node.rooms().any(RoomId::is_announcements), "not carried, so not named in hellos");
     h.frame(1, push(&announcement(&organiser, 1, NOW + HOUR)));
     assert!(h.io.delivered.is_empty());
-    assert_eq!(h.rejected_by(&carrier, "announcement_not_organiser"), 1);
+    assert_eq!(h.rejected_by(&carrier, "room_not_carried"), 1);
+}
+
+#[test]
+fn a_late_joiner_goes_past_announcements_that_have_ended() {
+    let (organiser, carrier) = (identity(7), identity(2));
+    let mut h = harness(&organiser);
+    h.link(1, &carrier);
+    // All the organiser's announcements ended before we met anyone: the
+    // first one, served by sync, is not taken, and the chain goes past it.
+    let ended = announcement(&organiser, 1, NOW - 1);
+    h.frame(1, common::batch(&[ended]));
+    assert_eq!(h.node.head(&RoomId::announcements(), &organiser.peer_id()).0, 1, "given up: not asked for again");
+    let running = announcement(&organiser, 2, NOW + HOUR);
+    h.frame(1, common::batch(std::slice::from_ref(&running)));
+    assert_eq!(h.io.delivered.iter().map(|d| d.0).collect::<Vec<_>>(), vec![running.id()]);
+}
+
+#[test]
+fn only_the_organisers_heads_are_asked_for() {
+    let (organiser, mallory, carrier) = (identity(7), identity(8), identity(2));
+    let mut h = harness(&organiser);
+    h.link(1, &carrier);
+    let heads = [&organiser, &mallory]
+        .map(|a| festival_core::frame::Head {
+            author: a.peer_id(),
+            contiguous: 3,
+            max: 3,
+            tip: festival_core::MessageId::from_bytes([0; 32]),
+        })
+        .to_vec();
+    h.frame(
+        1,
+        Frame::Summary(festival_core::frame::Summary { room: RoomId::announcements(), heads, reply: false }).encode(),
+    );
+    let wants: Vec<_> =
+        h.io.sent
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Frame::Want(w) if w.room.is_announcements() => Some(w.author),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(wants, vec![organiser.peer_id()], "the organiser's chain, not another author's");
+}
+
+#[test]
+fn ended_announcements_are_not_served() {
+    let organiser = identity(1);
+    let mut h = harness(&organiser);
+    let asker = identity(2);
+    h.link(1, &asker);
+    let content = Content::Announcement { text: "soon over".into(), until: NOW + 60_000 };
+    let (_, out) = h.node.send(RoomId::announcements(), content, NOW).expect("the organiser may");
+    h.apply(out);
+    h.now += 61_000;
+    h.io.sent.clear();
+    let want =
+        festival_core::frame::Want { room: RoomId::announcements(), author: organiser.peer_id(), from: 1, to: 1 };
+    h.frame(1, Frame::Want(want).encode());
+    h.feed(festival_core::sync::Input::Tick);
+    let batches = h.io.sent.iter().filter(|(_, f)| matches!(f, Frame::Batch { .. })).count();
+    let gone =
+        h.io.sent.iter().any(|(_, f)| matches!(f, Frame::Gone { room, from: 1, to: 1, .. } if room.is_announcements()));
+    assert_eq!(batches, 0, "{:?}", h.io.sent);
+    assert!(gone, "the asker hears it is gone: {:?}", h.io.sent);
 }
 
 #[test]
@@ -67,20 +133,40 @@ fn an_announcement_past_its_end_is_neither_taken_nor_passed_on() {
 }
 
 #[test]
-fn the_organiser_has_a_budget_of_its_own() {
-    let (organiser, carrier) = (identity(7), identity(2));
+fn the_organiser_has_a_budget_of_its_own_that_forgers_cannot_spend() {
+    let (organiser, mallory, carrier) = (identity(7), identity(8), identity(2));
     let burst = Config::default().announcements_per_hour.1 as u64;
     let mut h = harness(&organiser);
     h.link(1, &carrier);
+    for seq in 1..=50 {
+        h.frame(1, push(&announcement(&mallory, seq, NOW + HOUR)));
+    }
     for seq in 1..=burst + 3 {
         h.frame(1, push(&announcement(&organiser, seq, NOW + HOUR)));
     }
-    assert_eq!(h.io.delivered.len() as u64, burst);
+    assert_eq!(h.io.delivered.len() as u64, burst, "the forged ones took nothing of it");
     assert_eq!(h.rejected_by(&carrier, "announcements_limited"), 3);
-    // An hour refills it (30 an hour by default).
-    h.now += HOUR;
-    h.frame(1, push(&announcement(&organiser, burst + 1, NOW + 2 * HOUR)));
+    // 30 an hour: one every two minutes, not one a second.
+    h.now += 60_000;
+    h.frame(1, push(&announcement(&organiser, burst + 1, NOW + HOUR)));
+    assert_eq!(h.io.delivered.len() as u64, burst);
+    h.now += 61_000;
+    h.frame(1, push(&announcement(&organiser, burst + 1, NOW + HOUR)));
     assert_eq!(h.io.delivered.len() as u64, burst + 1);
+}
+
+#[test]
+fn the_organisers_own_node_keeps_to_the_budget() {
+    let organiser = identity(1);
+    let mut h = harness(&organiser);
+    let burst = Config::default().announcements_per_hour.1;
+    for i in 0..burst {
+        let content = Content::Announcement { text: format!("notice {i}"), until: NOW + HOUR };
+        let (_, out) = h.node.send(RoomId::announcements(), content, NOW).expect("within the budget");
+        h.apply(out);
+    }
+    let content = Content::Announcement { text: "one too many".into(), until: NOW + HOUR };
+    assert_eq!(h.node.send(RoomId::announcements(), content, NOW).err(), Some(SendError::AnnouncementsLimited));
 }
 
 #[test]

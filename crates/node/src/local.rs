@@ -66,7 +66,7 @@ impl LocalNode {
     /// Save a text message in `room` (joining it first if needed). It leaves
     /// the device when a peer is reachable.
     pub async fn send(&self, room: &str, text: &str) -> Result<MessageId, LocalError> {
-        let room = parse_room(room)?;
+        let room = parse_joinable_room(room)?;
         if !self.store.rooms().await?.iter().any(|r| r.room == room) {
             self.store.join_room(&room, room.as_str(), now_ms()).await?;
         }
@@ -105,4 +105,14 @@ impl LocalNode {
 /// Accept a room id ("main-stage") or a display name ("Main Stage").
 pub fn parse_room(s: &str) -> Result<RoomId, festival_core::IdError> {
     s.parse::<RoomId>().or_else(|_| RoomId::from_display_name(s))
+}
+
+/// A room a person may join and post to: [`parse_room`], but not the DM
+/// mailbox nor the announcements (reserved: never joined by name or id).
+pub fn parse_joinable_room(s: &str) -> Result<RoomId, festival_core::IdError> {
+    let room = parse_room(s)?;
+    if room.is_everyones() && room != RoomId::festival() {
+        return Err(festival_core::IdError::ReservedRoom(room.as_str().to_owned()));
+    }
+    Ok(room)
 }

@@ -66,7 +66,8 @@ fn bad_input_gets_a_clear_error_and_keeps_the_identity() {
     for (args, expect) in [
         (vec!["send", "   "], "text is empty"),
         (vec!["send", long.as_str()], "exceeds the 4000-byte limit"),
-        (vec!["send", "--room", "dm", "hi"], "cannot be posted in room dm"),
+        (vec!["send", "--room", "dm", "hi"], "the room id `dm` is reserved"),
+        (vec!["send", "--room", "announcements", "hi"], "the room id `announcements` is reserved"),
         (vec!["send", "--room", "!!!", "hi"], "invalid room"),
     ] {
         let o = node(dir.path(), &args);

@@ -42,6 +42,12 @@ use crate::config::RelayConfig;
 use crate::metrics::Metrics;
 use crate::RelayError;
 
+/// The rooms every node carries and the relay with them: the festival room
+/// and the DM mailbox, and the announcements with an organiser key.
+fn everyones(cfg: &RelayConfig) -> u64 {
+    2 + u64::from(cfg.organiser_key().is_some())
+}
+
 /// Refusal notices sent to one connection per second at most: a flooding
 /// node must not make the relay flood it back.
 const NOTICES_PER_SEC: u32 = 5;
@@ -228,7 +234,7 @@ impl Hub {
         let per_author = quota_counts(&store).await.map_err(store_err)?;
         let rooms: HashSet<RoomId> = store.rooms().await.map_err(store_err)?.into_iter().map(|r| r.room).collect();
         metrics.mailbox_messages.store(store.message_count().await.map_err(store_err)?, Relaxed);
-        metrics.rooms.store(rooms.len() as u64 + 2, Relaxed);
+        metrics.rooms.store(rooms.len() as u64 + everyones(cfg), Relaxed);
         let retention = cfg.retention();
         let core = Config {
             // The relay is no member of any room: it sends no receipts of
@@ -663,7 +669,7 @@ impl Hub {
         }
         self.rooms.insert(room.clone());
         self.room_used.insert(room.clone(), now);
-        self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
+        self.metrics.rooms.store(self.rooms.len() as u64 + everyones(&self.cfg), Relaxed);
         let fx = self.engine.handle(Input::JoinRoom(room)).await;
         self.apply(fx);
     }
@@ -755,7 +761,7 @@ impl Hub {
             let fx = self.engine.handle(Input::LeaveRoom(room)).await;
             self.apply(fx);
         }
-        self.metrics.rooms.store(self.rooms.len() as u64 + 2, Relaxed);
+        self.metrics.rooms.store(self.rooms.len() as u64 + everyones(&self.cfg), Relaxed);
     }
 
     fn on_signal(&mut self, link: LinkId, to: PeerId, msg: Vec<u8>) {

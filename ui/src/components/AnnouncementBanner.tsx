@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useId, useState } from "react";
 import type { AnnouncementView } from "../model";
 import { nextEnd, running } from "../logic/announcements";
 import { clockTime } from "../logic/format";
@@ -7,7 +7,9 @@ import { MegaphoneIcon } from "./Icons";
 /**
  * The organiser's announcements, pinned above the conversation: the newest
  * in full, the others behind a toggle. Each goes at the time it carries.
- * Announced to screen readers as it appears (a polite live region).
+ * The region is always there (empty when none runs), and the newest
+ * announcement's text alone is a polite live region, so a screen reader
+ * reads a new one out, not the toggle.
  */
 export function AnnouncementBanner({ announcements, now = Date.now }: { announcements: readonly AnnouncementView[]; now?: () => number }) {
   const [, setTick] = useState(0);
@@ -21,18 +23,30 @@ export function AnnouncementBanner({ announcements, now = Date.now }: { announce
     const id = setTimeout(() => setTick((n) => n + 1), Math.max(0, end - now()) + 50);
     return () => clearTimeout(id);
   }, [end, now]);
+  const listId = useId();
   const [first, ...rest] = shown;
   return (
-    <div className="announcements" role="region" aria-label="Announcements from the organiser" aria-live="polite">
+    <div className={`announcements${first ? "" : " none"}`} role="region" aria-label="Announcements from the organiser">
+      <p className="sr-only" aria-live="polite">
+        {first ? `Announcement from the organiser: ${first.text}` : ""}
+      </p>
       {first && (
         <>
           <Announcement a={first} />
           {rest.length > 0 && (
-            <button type="button" className="btn btn-sm btn-ghost announcements-more" aria-expanded={expanded} onClick={() => setExpanded((e) => !e)}>
+            <button
+              type="button"
+              className="btn btn-sm btn-ghost announcements-more"
+              aria-expanded={expanded}
+              aria-controls={listId}
+              onClick={() => setExpanded((e) => !e)}
+            >
               {expanded ? "Fewer announcements" : `${rest.length} more announcement${rest.length === 1 ? "" : "s"}`}
             </button>
           )}
-          {expanded && rest.map((a) => <Announcement key={a.id} a={a} />)}
+          <div id={listId} hidden={!expanded}>
+            {expanded && rest.map((a) => <Announcement key={a.id} a={a} />)}
+          </div>
         </>
       )}
     </div>

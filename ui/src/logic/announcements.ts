@@ -6,10 +6,16 @@ import { toMs } from "./format";
 
 export const MAX_SHOWN = 8;
 
-/** `list` with `a` in its place (newest first), once, at most MAX_SHOWN. */
-export function addAnnouncement(list: readonly AnnouncementView[], a: AnnouncementView): readonly AnnouncementView[] {
+/**
+ * `list` with `a` in its place (newest first), once, at most MAX_SHOWN of
+ * those still running at `now`: ended ones never push out a running one.
+ */
+export function addAnnouncement(list: readonly AnnouncementView[], a: AnnouncementView, now: number = Date.now()): readonly AnnouncementView[] {
   const rest = list.filter((x) => x.id !== a.id);
-  return [...rest, a].sort((x, y) => toMs(y.created_at) - toMs(x.created_at)).slice(0, MAX_SHOWN);
+  return running([...rest, a], now)
+    .slice()
+    .sort((x, y) => toMs(y.created_at) - toMs(x.created_at))
+    .slice(0, MAX_SHOWN);
 }
 
 /** Those still running at `now` (ms since the Unix epoch). */

@@ -127,12 +127,16 @@ describe("chat state", () => {
   });
 
   it("keeps the organiser's announcements from events and reads, each once, newest first", () => {
-    const first = { id: "1".repeat(64), text: "Gates open", created_at: 100, until: 10_000 };
-    const second = { id: "2".repeat(64), text: "Rain at 18:00", created_at: 200, until: 10_000 };
+    const until = Date.now() + 3_600_000;
+    const first = { id: "1".repeat(64), text: "Gates open", created_at: 100, until };
+    const second = { id: "2".repeat(64), text: "Rain at 18:00", created_at: 200, until };
     let s = run(ev({ event: "announcement", ...first }));
     s = chatReducer(s, { type: "announcements", announcements: [second, first] });
     s = chatReducer(s, ev({ event: "announcement", ...second }));
     expect(s.announcements.map((a) => a.text)).toEqual(["Rain at 18:00", "Gates open"]);
+    // A read of the node's list replaces what was kept (a new organiser key).
+    s = chatReducer(s, { type: "announcements", announcements: [second] });
+    expect(s.announcements.map((a) => a.text)).toEqual(["Rain at 18:00"]);
     const broken = { event: "announcement", id: 5 } as unknown as NodeEvent;
     expect(chatReducer(s, ev(broken))).toBe(s);
   });

@@ -272,8 +272,12 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       return { ...s, open: a.key, unread: s.visible ? onOpen(s.unread, a.key) : s.unread };
     case "visible":
       return { ...s, visible: a.visible, unread: a.visible ? onOpen(s.unread, s.open) : s.unread };
-    case "announcements":
-      return { ...s, announcements: a.announcements.reduce(addAnnouncement, s.announcements) };
+    case "announcements": {
+      // The node's list is the whole truth (a new organiser key drops the
+      // old key's); what an event brought meanwhile is in it too.
+      const now = Date.now();
+      return { ...s, announcements: a.announcements.reduce<readonly AnnouncementView[]>((l, x) => addAnnouncement(l, x, now), []) };
+    }
     case "peers": {
       const peers: Record<string, PeerView> = {};
       for (const p of a.peers) peers[p.peer] = p;

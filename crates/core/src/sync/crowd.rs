@@ -91,9 +91,7 @@ impl Node {
 
     /// Whether `author`'s next message may be pushed (takes from its budget).
     pub(super) fn push_budget(&mut self, author: PeerId, now: Millis) -> bool {
-        // Ours, and the organiser's (whose announcements have a budget of
-        // their own, `Config::announcements_per_hour`), always go by push.
-        if author == self.my_id || self.cfg.organiser == Some(author) {
+        if author == self.my_id {
             return true;
         }
         let (rate, burst) = self.cfg.author_push_rate;

@@ -65,8 +65,11 @@ impl Node {
         let known = state.is_some();
         if self.expired(&env) {
             // Not taken; if it is the next one we need, nobody will serve
-            // it any more either: go past it.
-            if state.is_some_and(|a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
+            // it any more either: go past it. (Also the first of the
+            // organiser's chain, whose announcements may all have ended
+            // before we met anyone: its author is checked above.)
+            let first_announcement = env.kind() == Kind::Announcement && seq == 1;
+            if state.map_or(first_announcement, |a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
                 self.give_up_expired(&room_id, author, seq, out);
             }
             self.reject(link, Reject::Expired, now, out);
@@ -114,7 +117,9 @@ impl Node {
                 return None;
             }
         }
-        if env.kind() == Kind::Announcement && !self.announcements.take(now) {
+        // Charged for what comes live: catching up on the announcements
+        // still running (a late joiner) is paced by sync itself.
+        if env.kind() == Kind::Announcement && via == Via::Push && !self.announcements.take(now) {
             self.reject(link, Reject::AnnouncementsLimited, now, out);
             return None;
         }
@@ -158,6 +163,14 @@ impl Node {
         let hops = hops.max(1);
         self.pending.insert(id, Pending { envelope: env, hops, from: None, sibling: true, live });
         self.on_persisted(id, Ok(()), now, out);
+    }
+
+    /// Whether `author`'s messages in `room` are taken at all: in the
+    /// announcements room, only the organiser's. Others' heads, refs and
+    /// chains there are not asked for (a carrier with other settings may
+    /// claim them; we would refuse every one it serves).
+    pub(super) fn takes_author(&self, room: &RoomId, author: &PeerId) -> bool {
+        !room.is_announcements() || self.cfg.organiser == Some(*author)
     }
 
     /// Past the festival's message lifetime, or an announcement past its end:
@@ -255,7 +268,12 @@ impl Node {
         // Links told of it at once whatever the crowd: held-back pushes.
         let mut told = Vec::new();
         let limit = if self.crowd.busy { self.cfg.busy_max_hops.min(MAX_HOPS) } else { MAX_HOPS };
-        if next_hops > limit {
+        if room_id.is_announcements() {
+            // The organiser's (a few an hour, `Config::announcements_per_hour`):
+            // pushed to every link of the room, tree or not, so none waits
+            // for an announcement and a graft.
+            eager.append(&mut lazy);
+        } else if next_hops > limit {
             // No push goes further: announce it to every link instead, and
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
@@ -338,6 +356,9 @@ impl Node {
 
     pub(super) fn on_ihave(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis) {
         for r in refs {
+            if !self.takes_author(&r.room, &r.author) {
+                continue;
+            }
             let Some(room) = self.rooms.get(&r.room) else { continue };
             if room.authors.get(&r.author).is_some_and(|a| a.has(r.seq)) {
                 continue;

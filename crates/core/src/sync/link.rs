@@ -364,7 +364,9 @@ impl Node {
         let mut claimed = Vec::with_capacity(s.heads.len());
         // A head with max 0 holds nothing: no digest counts one, so the
         // view leaves it out too (else it would never match again).
-        for h in s.heads.iter().filter(|h| h.max > 0) {
+        let organiser = self.cfg.organiser;
+        let takes = |h: &&crate::frame::Head| !s.room.is_announcements() || organiser == Some(h.author);
+        for h in s.heads.iter().filter(|h| h.max > 0).filter(takes) {
             let left = MAX_CLAIMS_PER_LINK - l.claims;
             let view = l.peer_heads.entry(s.room.clone()).or_default();
             let known = view.heads.contains_key(&h.author);

@@ -416,6 +416,8 @@ pub enum SendError {
     NotOrganiser,
     #[error("an announcement must end in the future, within the festival's message lifetime")]
     AnnouncementEnd,
+    #[error("more announcements than the festival's budget allows for now (10 at once, 30 an hour)")]
+    AnnouncementsLimited,
 }
 
 struct Pending {
@@ -524,7 +526,10 @@ impl Node {
     pub fn new(me: Identity, cfg: Config, snapshot: Snapshot, power: PowerState, now: impl Into<Now>) -> Self {
         let Now { mono: now, wall } = now.into();
         let mut rooms = BTreeMap::new();
-        for r in RoomId::everyones().into_iter().chain(cfg.rooms.iter().cloned()) {
+        // The announcements room only with an organiser key: without one
+        // every announcement would be refused, so none is asked for.
+        let everyones = RoomId::everyones().into_iter().filter(|r| !r.is_announcements() || cfg.organiser.is_some());
+        for r in everyones.chain(cfg.rooms.iter().cloned()) {
             rooms.insert(r, RoomState::default());
         }
         for h in snapshot.heads {
@@ -700,7 +705,7 @@ impl Node {
         content: Content,
         now: impl Into<Now>,
     ) -> Result<(MessageId, Vec<Output>), SendError> {
-        self.clock(now.into());
+        let now = self.clock(now.into());
         let (room, body) = match content {
             Content::Text(text) => {
                 body::check_text(&text)?;
@@ -721,6 +726,11 @@ impl Node {
                 body::check_text(&text)?;
                 if until <= self.wall || until > self.wall.saturating_add(self.cfg.message_lifetime_ms) {
                     return Err(SendError::AnnouncementEnd);
+                }
+                // Within the budget every node keeps for them, so that none
+                // refuses an honest organiser's push.
+                if !self.announcements.take(now) {
+                    return Err(SendError::AnnouncementsLimited);
                 }
                 (RoomId::announcements(), Body::Announcement(AnnouncementBody { text, until }))
             }

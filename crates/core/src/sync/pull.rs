@@ -26,6 +26,9 @@ impl Node {
     /// nobody can serve the gap any more (the links that claimed it
     /// answered `Gone`), give it up.
     pub(super) fn request_missing(&mut self, room: &RoomId, author: PeerId, now: Millis, out: &mut Vec<Output>) {
+        if !self.takes_author(room, &author) {
+            return;
+        }
         let key = (room.clone(), author);
         if let Some(w) = self.wants.get(&key).filter(|w| w.deadline > now) {
             // Out to a link that only claims something above the gap (it may

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::envelope::SignedEnvelope;
+use crate::envelope::{Kind, SignedEnvelope};
 use crate::frame::{Frame, Item, MsgRef, Want, MAX_BATCH_ITEMS, MAX_HOPS};
 use crate::ids::{LinkId, PeerId, RoomId};
 
@@ -149,6 +149,9 @@ impl Node {
         // asker asks for the rest (a want of another implementation may
         // span more seqs than that, and a bigger batch is refused).
         items.truncate(MAX_BATCH_ITEMS);
+        // Announcements past their end are not passed on (the store keeps
+        // them until the lifetime): the asker hears they are gone.
+        items.retain(|(e, _)| !(e.kind() == Kind::Announcement && self.expired(e)));
         let link = load.link;
         let Some(l) = self.links.get_mut(&link) else { return };
         if let Some(i) = l.loads.iter().position(|x| *x == load) {

@@ -111,7 +111,7 @@ impl NodeHandle {
 
     /// Join (or create) a room by name; returns its id.
     pub async fn join_room(&self, name: &str) -> Result<RoomId, NodeError> {
-        let room = crate::local::parse_room(name)?;
+        let room = crate::local::parse_joinable_room(name)?;
         let name = name.trim().to_owned();
         self.ask(|reply| Command::Join { room, name, reply }).await?
     }
