@@ -227,4 +227,12 @@ fn a_peer_of_an_older_protocol_gets_no_announcements() {
     let hello = last_hello.expect("a hello to the older peer");
     assert_eq!(hello.version, ANNOUNCEMENTS_VERSION - 1);
     assert!(!hello.rooms.iter().any(RoomId::is_announcements), "{hello:?}");
+    // Nor is it served when the older peer asks for it anyway.
+    h.io.sent.clear();
+    let want =
+        festival_core::frame::Want { room: RoomId::announcements(), author: organiser.peer_id(), from: 1, to: 1 };
+    h.frame(1, Frame::Want(want).encode());
+    h.feed(festival_core::sync::Input::Tick);
+    assert!(!h.io.sent.iter().any(|(l, f)| l.0 == 1 && matches!(f, Frame::Batch { .. })), "{:?}", h.io.sent);
+    assert_eq!(h.rejected_by(&old, "room_not_carried"), 1);
 }

@@ -22,7 +22,7 @@ use super::{Load, Millis, Node, Output, Reject};
 
 impl Node {
     pub(super) fn on_want(&mut self, link: LinkId, w: Want, now: Millis, out: &mut Vec<Output>) {
-        if !self.rooms.contains_key(&w.room) {
+        if !self.rooms.contains_key(&w.room) || !self.shares_announcements(link, &w.room) {
             return self.reject(link, Reject::NotCarried(w.room), now, out);
         }
         self.queue_serve(link, w.room, w.author, w.from, w.to, false, now, out);
@@ -35,6 +35,9 @@ impl Node {
     pub(super) fn on_graft(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
         let mut wanted: BTreeMap<(RoomId, PeerId), BTreeSet<u64>> = BTreeMap::new();
         for r in refs {
+            if !self.shares_announcements(link, &r.room) {
+                continue;
+            }
             // A graft of a message we held back (its author over its push
             // budget) asks for that message, not for pushes from now on.
             let tree = self.follows_tree(link, &r.room) || self.over_push_budget(&r.author, now);
@@ -61,6 +64,13 @@ impl Node {
                 break;
             }
         }
+    }
+
+    /// Whether `room`, if it is the announcements room, is shared with
+    /// `link`: never with a peer of an older protocol, which would refuse
+    /// their kind (see `ANNOUNCEMENTS_VERSION`), whatever it asks for.
+    fn shares_announcements(&self, link: LinkId, room: &RoomId) -> bool {
+        !room.is_announcements() || self.links.get(&link).is_some_and(|l| l.peer_rooms.contains(room))
     }
 
     /// Queue a read of `from..=to` for `link`: always for our own messages,
