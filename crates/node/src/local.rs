@@ -76,11 +76,11 @@ impl LocalNode {
     }
 
     /// Save the organiser's announcement, shown until `until` (ms since the
-    /// Unix epoch). This node's own key is the organiser's: the one that
+    /// Unix epoch; within the festival's message lifetime, `lifetime_ms`). This node's own key is the organiser's: the one that
     /// may (`festival-node run --organiser self` carries it).
-    pub async fn announce(&self, text: &str, until: u64) -> Result<MessageId, LocalError> {
+    pub async fn announce(&self, text: &str, until: u64, lifetime_ms: u64) -> Result<MessageId, LocalError> {
         let me = self.store.identity().await?.ok_or(EngineError::NoIdentity)?.identity.peer_id();
-        let cfg = Config { organiser: Some(me), ..Config::default() };
+        let cfg = Config { organiser: Some(me), message_lifetime_ms: lifetime_ms, ..Config::default() };
         let mut engine = Engine::boot(self.store.clone(), cfg, PowerState::Mains).await?;
         let (id, _) =
             engine.send(RoomId::announcements(), Content::Announcement { text: text.to_owned(), until }).await?;

@@ -51,6 +51,10 @@ enum Cmd {
         /// or a time from now such as `45m`, `2h`, `1d`.
         #[arg(long)]
         until: String,
+        /// The festival's message lifetime in hours (as `run` is given it):
+        /// an announcement ends within it.
+        #[arg(long, env = "FESTIVAL_MESSAGE_LIFETIME_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..))]
+        message_lifetime_hours: u64,
         /// The announcement's text.
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
@@ -211,9 +215,10 @@ async fn main() -> anyhow::Result<()> {
             let id = node.send(&room, &text.join(" ")).await?;
             println!("saved {id}");
         }
-        Cmd::Announce { until, text } => {
+        Cmd::Announce { until, message_lifetime_hours, text } => {
             let until = run::parse_until(&until, festival_node::clock::now_ms())?;
-            let id = node.announce(&text.join(" "), until).await?;
+            let lifetime_ms = message_lifetime_hours.saturating_mul(3_600_000);
+            let id = node.announce(&text.join(" "), until, lifetime_ms).await?;
             println!("saved {id}");
         }
         Cmd::History { room, limit } => {

@@ -129,6 +129,10 @@ fn announce_saves_the_organisers_announcement_and_refuses_a_bad_end() {
         assert!(!o.status.success(), "{bad:?} should fail");
         assert!(stderr(&o).contains("is not an end time"), "{bad:?}: {}", stderr(&o));
     }
+    // Within the festival's lifetime: a day's festival takes no two-day one.
+    let o = node(dir.path(), &["announce", "--until", "2d", "--message-lifetime-hours", "24", "doors", "open"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("within the festival's message lifetime"), "{}", stderr(&o));
     for until in ["2h", "+45m", "23:30"] {
         let o = node(dir.path(), &["announce", "--until", until, "doors", "open"]);
         assert!(o.status.success(), "{until}: {}", stderr(&o));
