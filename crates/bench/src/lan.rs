@@ -34,6 +34,12 @@ pub struct Args {
     small_messages: usize,
     #[arg(long, default_value_t = 2_000)]
     large_messages: usize,
+    /// Room messages a second offered on the busy channel an announcement
+    /// crosses (`announce_p99_ms_under_load`).
+    #[arg(long, default_value_t = 10_000)]
+    busy_rate: u32,
+    #[arg(long, default_value_t = 5)]
+    busy_secs: u64,
     #[arg(long, default_value_t = 5)]
     start_runs: usize,
     #[arg(long, default_value_t = 5)]
@@ -153,8 +159,9 @@ async fn transport(a: &Args) -> anyhow::Result<Value> {
     let mut one_way: Vec<f64> = rtts.iter().map(|r| r / 2.0).collect();
 
     let (msgs_per_s, x, y) = throughput(x, y, conn, 200, a.small_messages).await?;
-    let (large_per_s, _, _) = throughput(x, y, conn, 64 * 1024, a.large_messages).await?;
-    Ok(json!({
+    let (large_per_s, x, y) = throughput(x, y, conn, 64 * 1024, a.large_messages).await?;
+    let busy = announce_under_load(x, y, conn, a.busy_rate, a.busy_secs).await?;
+    let mut out = json!({
         "bench": "lan",
         "setup_ms": percentile(&mut setups, 0.5),
         "setup_p99_ms": percentile(&mut setups, 0.99),
@@ -164,6 +171,147 @@ async fn transport(a: &Args) -> anyhow::Result<Value> {
         "rtt_p99_ms": percentile(&mut rtts, 0.99),
         "msgs_per_s": msgs_per_s.round(),
         "mb_per_s": (large_per_s * 65_536.0 / 1e6 * 10.0).round() / 10.0,
+    });
+    for (k, v) in busy.as_object().into_iter().flatten() {
+        out[k] = v.clone();
+    }
+    Ok(out)
+}
+
+/// How often the organiser's node has an announcement to send, in the busy
+/// channel measurement.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
+
+/// An announcement's latency across a data channel busy with room traffic:
+/// the sender offers `rate` room pushes a second (another author's message
+/// passed on, priority `Room`) for `secs`, and an announcement push (the
+/// organiser's, priority `Control`) every [`ANNOUNCE_EVERY`], all through
+/// the send queue a node's direct link uses (`runtime::sendq`): what waits
+/// for the channel goes most urgent first, and a full class drops (sync
+/// repairs it). Latency runs from the offer to the receiver's event (one
+/// process, one clock); the room traffic's own delivery rate and drops are
+/// reported beside it.
+async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u64) -> anyhow::Result<Value> {
+    use festival_core::body::{AnnouncementBody, Body};
+    use festival_core::envelope::{Draft, Kind, SignedEnvelope};
+    use festival_core::frame::{Frame, Item, Priority};
+    use festival_core::{Identity, RoomId};
+    use festival_node::runtime::sendq::{Admit, SendQueue};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let now_ms = festival_node::clock::now_ms();
+    let (crowd, organiser) = (Identity::generate(&mut rand::rngs::OsRng), Identity::generate(&mut rand::rngs::OsRng));
+    let text = Body::Text(format!("the crowd talks: {}", "x".repeat(200)));
+    let draft =
+        Draft { seq: 1, room: "main-stage".parse()?, kind: Kind::Text, created_at: now_ms, body: text.encode() };
+    let room_env = SignedEnvelope::sign(&crowd, draft)?;
+    let room_frame = Frame::Push(Item { hops: 3, envelope: room_env.bytes().to_vec() }).encode();
+    let total = (Duration::from_secs(secs).as_millis() / ANNOUNCE_EVERY.as_millis()).max(1) as usize;
+    let mut announcements = Vec::with_capacity(total);
+    for i in 0..total {
+        let body = Body::Announcement(AnnouncementBody { text: format!("notice {i}"), until: now_ms + 3_600_000 });
+        let draft = Draft {
+            seq: i as u64 + 1,
+            room: RoomId::announcements(),
+            kind: Kind::Announcement,
+            created_at: now_ms,
+            body: body.encode(),
+        };
+        let env = SignedEnvelope::sign(&organiser, draft)?;
+        announcements.push(Frame::Push(Item { hops: 1, envelope: env.bytes().to_vec() }).encode());
+    }
+    ensure!(Frame::priority(&announcements[0]) == Priority::Control && Frame::priority(&room_frame) == Priority::Room);
+    let offered: Arc<Mutex<HashMap<Vec<u8>, Instant>>> = Arc::default();
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let drops = dropped.clone();
+
+    let t0 = Instant::now();
+    let seen = offered.clone();
+    let receiver = tokio::spawn(async move {
+        let (mut latencies, mut room) = (Vec::with_capacity(total), 0u64);
+        let y = drive(y, |_, e| {
+            if let EndpointEvent::Data(_, d) = e {
+                if Frame::priority(&d) == Priority::Control {
+                    if let Some(at) = seen.lock().expect("offers").get(&d[..]) {
+                        latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+                    }
+                } else {
+                    room += 1;
+                }
+            }
+            latencies.len() >= total
+        })
+        .await?;
+        anyhow::Ok((y, latencies, room, t0.elapsed()))
+    });
+    let sender = tokio::spawn(async move {
+        let mut x = x;
+        let mut q = SendQueue::default();
+        let (mut room_offered, mut next) = (0u64, 0usize);
+        let busy = Duration::from_secs(secs);
+        loop {
+            let elapsed = t0.elapsed();
+            let mut offer = |x: &mut Side, bytes: Vec<u8>| -> anyhow::Result<bool> {
+                Ok(match q.admit(&bytes) {
+                    Admit::SendNow if x.ep.can_send(conn, bytes.len()) => {
+                        x.ep.send(conn, &bytes)?;
+                        true
+                    }
+                    Admit::SendNow => q.enqueue(bytes) != Admit::Dropped,
+                    Admit::Queued => true,
+                    Admit::Dropped => false,
+                })
+            };
+            if elapsed < busy {
+                let due = (elapsed.as_secs_f64() * f64::from(rate)) as u64;
+                while room_offered < due {
+                    room_offered += 1;
+                    if !offer(&mut x, room_frame.clone())? {
+                        drops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            let due = ((elapsed.as_millis() / ANNOUNCE_EVERY.as_millis()) as usize + 1).min(total);
+            while next < due {
+                offered.lock().expect("offers").insert(announcements[next].clone(), Instant::now());
+                ensure!(offer(&mut x, announcements[next].clone())?, "an announcement was dropped");
+                next += 1;
+            }
+            while q.front().is_some_and(|f| x.ep.can_send(conn, f.len())) {
+                let f = q.pop_front().expect("a front");
+                x.ep.send(conn, &f)?;
+            }
+            let _ = send_transmits(&x.sock, x.ep.poll(Instant::now())).await;
+            if next >= total && elapsed >= busy && q.front().is_none() {
+                // Keep the channel served until the receiver has all.
+                if elapsed > busy + Duration::from_secs(30) {
+                    return anyhow::Ok(x);
+                }
+            }
+            let now = Instant::now();
+            let until =
+                x.ep.next_timeout().unwrap_or(now + Duration::from_millis(1)).min(now + Duration::from_millis(1));
+            tokio::select! {
+                _ = x.sock.readable() => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
+            }
+            receive_ready(&mut x.ep, &x.sock, &mut x.buf)?;
+        }
+    });
+    let (_y, mut latencies, room, elapsed) =
+        tokio::time::timeout(Duration::from_secs(secs + 60), receiver).await.context("announcements stalled")???;
+    sender.abort();
+    let _ = sender.await;
+    let offered_room = u64::from(rate) * secs;
+    Ok(json!({
+        "announce_p50_ms_under_load": percentile(&mut latencies, 0.5),
+        "announce_p99_ms_under_load": percentile(&mut latencies, 0.99),
+        "announcements_under_load": latencies.len(),
+        "busy_room_msgs_per_s_offered": rate,
+        "busy_room_msgs_per_s_delivered": (room as f64 / elapsed.as_secs_f64()).round(),
+        "busy_room_msgs_offered": offered_room,
+        "busy_room_msgs_dropped": dropped.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }
 

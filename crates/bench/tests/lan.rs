@@ -28,6 +28,10 @@ fn the_lan_bench_delivers_a_newcomers_first_message_in_every_run() {
         "1",
         "--idle-secs",
         "1",
+        "--busy-rate",
+        "2000",
+        "--busy-secs",
+        "1",
     ]);
     let f = |k: &str| common::number(&l, k);
     assert_eq!(l["bench"], "lan");
@@ -35,4 +39,8 @@ fn the_lan_bench_delivers_a_newcomers_first_message_in_every_run() {
     assert!(f("start_to_first_msg_ms") > 0.0, "{l}");
     assert!(f("start_to_first_msg_max_ms") >= f("start_to_first_msg_ms"), "{l}");
     assert!(f("setup_ms") > 0.0 && f("msgs_per_s") > 0.0 && f("idle_rss_mb") > 0.0, "{l}");
+    // Every announcement crossed the busy channel (the bench fails if one is
+    // dropped), one each 20 ms of the busy second.
+    assert_eq!(f("announcements_under_load"), 50.0, "{l}");
+    assert!(f("announce_p99_ms_under_load") >= f("announce_p50_ms_under_load"), "{l}");
 }

@@ -17,7 +17,7 @@ pub mod events;
 mod handle;
 mod paths;
 mod relay_route;
-pub(crate) mod sendq;
+pub mod sendq;
 mod signal_io;
 mod status;
 

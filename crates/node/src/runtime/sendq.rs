@@ -12,9 +12,9 @@ use festival_core::Frame;
 /// Frames queued per class while the send buffer is full (at worst 16 MiB
 /// of batches, 64 of 256 KiB; the other classes' frames are far smaller);
 /// beyond it frames are dropped and sync repairs the loss.
-pub(crate) const MAX_QUEUED_FRAMES: usize = 64;
+pub const MAX_QUEUED_FRAMES: usize = 64;
 
-pub(crate) struct SendQueue {
+pub struct SendQueue {
     classes: [VecDeque<Vec<u8>>; 4],
     /// Frames per class at most.
     cap: usize,
@@ -28,7 +28,7 @@ impl Default for SendQueue {
 
 /// What to do with a frame that is to be sent.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Admit {
+pub enum Admit {
     /// Nothing as urgent waits: try the transport now.
     SendNow,
     /// Queued behind frames as urgent or more.
@@ -75,7 +75,7 @@ impl SendQueue {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.classes.iter().map(VecDeque::len).sum()
     }
 }
