@@ -133,6 +133,21 @@ fn an_announcement_past_its_end_is_neither_taken_nor_passed_on() {
 }
 
 #[test]
+fn an_announcement_that_would_outlast_the_festival_is_refused() {
+    let (organiser, carrier) = (identity(7), identity(2));
+    let mut h = harness(&organiser);
+    h.link(1, &carrier);
+    let cfg = Config::default();
+    let last = NOW + cfg.message_lifetime_ms + cfg.max_clock_skew_ms;
+    h.frame(1, push(&announcement(&organiser, 1, last)));
+    h.frame(1, push(&announcement(&organiser, 2, last + 1)));
+    h.frame(1, push(&announcement(&organiser, 3, u64::MAX)));
+    assert_eq!(h.io.delivered.len(), 1, "the one that ends within the lifetime");
+    assert_eq!(h.rejected_by(&carrier, "announcement_end"), 2);
+    assert!(h.io.misbehaving.is_empty(), "lifetimes are a festival's setting: not the carrier's fault");
+}
+
+#[test]
 fn the_organiser_has_a_budget_of_its_own_that_forgers_cannot_spend() {
     let (organiser, mallory, carrier) = (identity(7), identity(8), identity(2));
     let burst = Config::default().announcements_per_hour.1 as u64;

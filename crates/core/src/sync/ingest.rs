@@ -60,6 +60,17 @@ impl Node {
             self.reject(link, Reject::NotOrganiser, now, out);
             return None;
         }
+        // An end past the festival's lifetime (and the clock skew allowed):
+        // no honest organiser's node writes one, and shown it would stay
+        // pinned until the store dropped it.
+        if env.kind() == Kind::Announcement
+            && matches!(env.parsed_body(), Body::Announcement(a) if a.until > env.created_at()
+            .saturating_add(self.cfg.message_lifetime_ms)
+            .saturating_add(self.cfg.max_clock_skew_ms))
+        {
+            self.reject(link, Reject::AnnouncementEnd, now, out);
+            return None;
+        }
         let room = self.rooms.get(&room_id).expect("checked above");
         let state = room.authors.get(&author);
         let known = state.is_some();

@@ -47,6 +47,8 @@ pub enum Reject {
     NotOrganiser,
     #[error("more of the organiser's announcements than an hour allows")]
     AnnouncementsLimited,
+    #[error("an announcement that ends beyond the festival's message lifetime")]
+    AnnouncementEnd,
 }
 
 impl Reject {
@@ -69,6 +71,7 @@ impl Reject {
             Reject::ReconBusy => "recon_busy",
             Reject::NotOrganiser => "announcement_not_organiser",
             Reject::AnnouncementsLimited => "announcements_limited",
+            Reject::AnnouncementEnd => "announcement_end",
         }
     }
 
