@@ -145,6 +145,10 @@ fn an_announcement_that_would_outlast_the_festival_is_refused() {
     assert_eq!(h.io.delivered.len(), 1, "the one that ends within the lifetime");
     assert_eq!(h.rejected_by(&carrier, "announcement_end"), 2);
     assert!(h.io.misbehaving.is_empty(), "lifetimes are a festival's setting: not the carrier's fault");
+    // The chain goes past them (not asked for again and again), and on.
+    assert_eq!(h.node.head(&RoomId::announcements(), &organiser.peer_id()).0, 3);
+    h.frame(1, push(&announcement(&organiser, 4, NOW + HOUR)));
+    assert_eq!(h.io.delivered.len(), 2);
 }
 
 #[test]

@@ -60,30 +60,29 @@ impl Node {
             self.reject(link, Reject::NotOrganiser, now, out);
             return None;
         }
-        // An end past the festival's lifetime (and the clock skew allowed):
-        // no honest organiser's node writes one, and shown it would stay
-        // pinned until the store dropped it.
-        if env.kind() == Kind::Announcement
-            && matches!(env.parsed_body(), Body::Announcement(a) if a.until > env.created_at()
-            .saturating_add(self.cfg.message_lifetime_ms)
-            .saturating_add(self.cfg.max_clock_skew_ms))
-        {
-            self.reject(link, Reject::AnnouncementEnd, now, out);
-            return None;
-        }
         let room = self.rooms.get(&room_id).expect("checked above");
         let state = room.authors.get(&author);
         let known = state.is_some();
-        if self.expired(&env) {
-            // Not taken; if it is the next one we need, nobody will serve
-            // it any more either: go past it. (Also the first of the
-            // organiser's chain, whose announcements may all have ended
-            // before we met anyone: its author is checked above.)
+        // An announcement whose end lies past the festival's lifetime (and
+        // the clock skew allowed): no honest organiser's node writes one
+        // (shown, it would stay pinned until the store dropped it), but a
+        // venue box set to a longer lifetime than ours might.
+        let end_too_far = env.kind() == Kind::Announcement
+            && matches!(env.parsed_body(), Body::Announcement(a) if a.until > env.created_at()
+            .saturating_add(self.cfg.message_lifetime_ms)
+            .saturating_add(self.cfg.max_clock_skew_ms));
+        if end_too_far || self.expired(&env) {
+            // Not taken; if it is the next one we need, we never will take
+            // it: go past it rather than ask for it again and again. (Also
+            // the first of the organiser's chain, whose announcements may
+            // all have ended before we met anyone: its author is checked
+            // above.)
             let first_announcement = env.kind() == Kind::Announcement && seq == 1;
             if state.map_or(first_announcement, |a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
                 self.give_up_expired(&room_id, author, seq, out);
             }
-            self.reject(link, Reject::Expired, now, out);
+            let why = if end_too_far { Reject::AnnouncementEnd } else { Reject::Expired };
+            self.reject(link, why, now, out);
             return None;
         }
         if let Some(a) = state.filter(|a| a.has(seq)) {
