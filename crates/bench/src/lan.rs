@@ -289,14 +289,7 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
                     return anyhow::Ok(x);
                 }
             }
-            let now = Instant::now();
-            let until =
-                x.ep.next_timeout().unwrap_or(now + Duration::from_millis(1)).min(now + Duration::from_millis(1));
-            tokio::select! {
-                _ = x.sock.readable() => {}
-                _ = tokio::time::sleep_until(until.into()) => {}
-            }
-            receive_ready(&mut x.ep, &x.sock, &mut x.buf)?;
+            wait_and_receive(&mut x, Duration::from_millis(1)).await?;
         }
     });
     let (_y, mut latencies, room, elapsed) =
@@ -361,14 +354,7 @@ async fn throughput(x: Side, y: Side, conn: ConnId, size: usize, n: usize) -> an
             if stop_rx.try_recv().is_ok() {
                 return anyhow::Ok(x);
             }
-            let now = Instant::now();
-            let until =
-                x.ep.next_timeout().unwrap_or(now + Duration::from_millis(2)).min(now + Duration::from_millis(2));
-            tokio::select! {
-                _ = x.sock.readable() => {}
-                _ = tokio::time::sleep_until(until.into()) => {}
-            }
-            receive_ready(&mut x.ep, &x.sock, &mut x.buf)?;
+            wait_and_receive(&mut x, Duration::from_millis(2)).await?;
         }
     });
     let (y, elapsed) =
@@ -376,6 +362,19 @@ async fn throughput(x: Side, y: Side, conn: ConnId, size: usize, n: usize) -> an
     let _ = stop_tx.send(());
     let x = sender.await??;
     Ok((n as f64 / elapsed.as_secs_f64(), x, y))
+}
+
+/// Wait for a datagram or the endpoint's next timeout (at most `cap`), then
+/// take in what arrived.
+async fn wait_and_receive(x: &mut Side, cap: Duration) -> anyhow::Result<()> {
+    let now = Instant::now();
+    let until = x.ep.next_timeout().unwrap_or(now + cap).min(now + cap);
+    tokio::select! {
+        _ = x.sock.readable() => {}
+        _ = tokio::time::sleep_until(until.into()) => {}
+    }
+    receive_ready(&mut x.ep, &x.sock, &mut x.buf)?;
+    Ok(())
 }
 
 fn node_binary() -> anyhow::Result<PathBuf> {
