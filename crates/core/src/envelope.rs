@@ -248,7 +248,7 @@ impl SignedEnvelope {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(EnvelopeError::Oversized { len: bytes.len(), max: MAX_ENVELOPE_BYTES });
         }
-        let id = MessageId::from_bytes(*blake3::hash(&bytes).as_bytes());
+        let id = Self::id_of(&bytes);
         Ok(Self { envelope: Arc::new(env), bytes: bytes.into(), id })
     }
 
@@ -278,8 +278,14 @@ impl SignedEnvelope {
         identity::verify(&env.author, ENVELOPE_DOMAIN, &bytes[..bytes.len() - 64], &env.signature.0)?;
         Body::parse(env.kind, &env.body)?;
         check_room(env.kind, &env.room)?;
-        let id = MessageId::from_bytes(*blake3::hash(bytes).as_bytes());
+        let id = Self::id_of(bytes);
         Ok(Self { envelope: Arc::new(env), bytes: bytes.into(), id })
+    }
+
+    /// The id of an envelope's bytes: their BLAKE3 hash (docs/protocol.md),
+    /// whether or not they are a valid envelope.
+    pub fn id_of(bytes: &[u8]) -> MessageId {
+        MessageId::from_bytes(*blake3::hash(bytes).as_bytes())
     }
 
     /// The position (room, author, seq) the bytes claim, read without
@@ -304,7 +310,7 @@ impl SignedEnvelope {
         check_fields(env.seq, env.created_at, env.body.len())?;
         // After this, `parsed_body` cannot fail, even for damaged bytes on disk.
         Body::parse(env.kind, &env.body)?;
-        let id = MessageId::from_bytes(*blake3::hash(bytes).as_bytes());
+        let id = Self::id_of(bytes);
         Ok(Self { envelope: Arc::new(env), bytes: bytes.into(), id })
     }
 

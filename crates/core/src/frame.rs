@@ -225,15 +225,11 @@ impl Frame {
             // compared with the view the summary updates, a reconciliation
             // after a delta) keep their order: one class.
             Some(tag::SUMMARY | tag::DIGEST | tag::RECON | tag::PROOF) => Priority::Room,
-            Some(tag::PUSH) if push_room(bytes) == Some(crate::ids::RoomId::ANNOUNCEMENTS) => Priority::Control,
-            Some(tag::PUSH) => {
-                let own = bytes.get(2) == Some(&1);
-                if own || push_room(bytes) == Some(crate::ids::RoomId::DIRECT) {
-                    Priority::Direct
-                } else {
-                    Priority::Room
-                }
-            }
+            Some(tag::PUSH) => match push_room(bytes) {
+                Some(crate::ids::RoomId::ANNOUNCEMENTS) => Priority::Control,
+                room if bytes.get(2) == Some(&1) || room == Some(crate::ids::RoomId::DIRECT) => Priority::Direct,
+                _ => Priority::Room,
+            },
             _ => Priority::Control,
         }
     }

@@ -60,7 +60,11 @@ impl LocalNode {
     }
 
     pub async fn engine(&self) -> Result<Engine, LocalError> {
-        Ok(Engine::boot(self.store.clone(), Config::default(), PowerState::Mains).await?)
+        self.engine_with(Config::default()).await
+    }
+
+    async fn engine_with(&self, cfg: Config) -> Result<Engine, LocalError> {
+        Ok(Engine::boot(self.store.clone(), cfg, PowerState::Mains).await?)
     }
 
     /// Save a text message in `room` (joining it first if needed). It leaves
@@ -81,7 +85,7 @@ impl LocalNode {
     pub async fn announce(&self, text: &str, until: u64, lifetime_ms: u64) -> Result<MessageId, LocalError> {
         let me = self.store.identity().await?.ok_or(EngineError::NoIdentity)?.identity.peer_id();
         let cfg = Config { organiser: Some(me), message_lifetime_ms: lifetime_ms, ..Config::default() };
-        let mut engine = Engine::boot(self.store.clone(), cfg, PowerState::Mains).await?;
+        let mut engine = self.engine_with(cfg).await?;
         let (id, _) =
             engine.send(RoomId::announcements(), Content::Announcement { text: text.to_owned(), until }).await?;
         Ok(id)

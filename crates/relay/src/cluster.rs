@@ -561,9 +561,7 @@ async fn read_accepted(ctx: Ctx) {
                 if entry.instance == ctx.instance {
                     continue;
                 }
-                // MessageId = BLAKE3 of the envelope bytes (docs/protocol.md).
-                let id = festival_core::MessageId::from_bytes(*blake3::hash(&entry.envelope).as_bytes());
-                entries.push((id, entry));
+                entries.push((SignedEnvelope::id_of(&entry.envelope), entry));
             }
             // Believed only once the shared store has it: an entry in Redis
             // is no proof of a commit (the store's tail brings the rest).

@@ -477,10 +477,10 @@ impl Hub {
         for (link, notes) in incoming {
             let mut stored = Vec::new();
             for (id, author, held_before, bytes) in notes {
-                let new = !held_before && stored_now.get(&id) == Some(&true);
-                if !(held_before || new || stored_now.contains_key(&id) || found.contains(&id)) {
+                if !(held_before || stored_now.contains_key(&id) || found.contains(&id)) {
                     continue;
                 }
+                let new = !held_before && stored_now.get(&id) == Some(&true);
                 // Only what this instance stored counts against its author
                 // here and goes on the bus; a sibling's copy went from there.
                 if new {
@@ -535,9 +535,7 @@ impl Hub {
     ) -> Option<Vec<Item>> {
         let mut kept = Vec::with_capacity(items.len());
         let mut dropped = false;
-        // MessageId = BLAKE3 of the envelope bytes (docs/protocol.md).
-        let ids: Vec<MessageId> =
-            items.iter().map(|i| MessageId::from_bytes(*blake3::hash(&i.envelope).as_bytes())).collect();
+        let ids: Vec<MessageId> = items.iter().map(|i| SignedEnvelope::id_of(&i.envelope)).collect();
         // Only an envelope whose position the core holds may be in the
         // store already: those are looked up (one read). The rest are new
         // to this instance; one a sibling stored meanwhile is a duplicate

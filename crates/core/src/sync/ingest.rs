@@ -67,10 +67,9 @@ impl Node {
         // the clock skew allowed): no honest organiser's node writes one
         // (shown, it would stay pinned until the store dropped it), but a
         // venue box set to a longer lifetime than ours might.
-        let end_too_far = env.kind() == Kind::Announcement
-            && matches!(env.parsed_body(), Body::Announcement(a) if a.until > env.created_at()
-            .saturating_add(self.cfg.message_lifetime_ms)
-            .saturating_add(self.cfg.max_clock_skew_ms));
+        let latest_end =
+            env.created_at().saturating_add(self.cfg.message_lifetime_ms).saturating_add(self.cfg.max_clock_skew_ms);
+        let end_too_far = announcement_end(&env).is_some_and(|until| until > latest_end);
         if end_too_far || self.expired(&env) {
             // Not taken; if it is the next one we need, we never will take
             // it: go past it rather than ask for it again and again. (Also
@@ -186,10 +185,8 @@ impl Node {
     /// Past the festival's message lifetime, or an announcement past its end:
     /// neither taken nor passed on.
     pub(super) fn expired(&self, env: &SignedEnvelope) -> bool {
-        if env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= self.wall {
-            return true;
-        }
-        env.kind() == Kind::Announcement && matches!(env.parsed_body(), Body::Announcement(a) if a.until <= self.wall)
+        env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= self.wall
+            || announcement_end(env).is_some_and(|until| until <= self.wall)
     }
 
     /// An expired message at the end of our chain: nobody serves it, go past.
@@ -432,5 +429,17 @@ impl Node {
         for (link, _) in self.live_links().collect::<Vec<_>>() {
             out.push(Output::Send { link, bytes: proof.clone() });
         }
+    }
+}
+
+/// When an announcement ends; `None` for every other kind (whose body is
+/// not parsed for it).
+fn announcement_end(env: &SignedEnvelope) -> Option<u64> {
+    match env.kind() {
+        Kind::Announcement => match env.parsed_body() {
+            Body::Announcement(a) => Some(a.until),
+            _ => None,
+        },
+        _ => None,
     }
 }

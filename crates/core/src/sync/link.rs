@@ -359,14 +359,14 @@ impl Node {
         if !self.rooms.contains_key(&s.room) || !shared {
             return;
         }
-        let Some(l) = self.links.get_mut(&link) else { return };
-        let mut over_cap = false;
-        let mut claimed = Vec::with_capacity(s.heads.len());
         // A head with max 0 holds nothing: no digest counts one, so the
         // view leaves it out too (else it would never match again).
-        let organiser = self.cfg.organiser;
-        let takes = |h: &&crate::frame::Head| !s.room.is_announcements() || organiser == Some(h.author);
-        for h in s.heads.iter().filter(|h| h.max > 0).filter(takes) {
+        let heads: Vec<_> =
+            s.heads.iter().filter(|h| h.max > 0 && self.takes_author(&s.room, &h.author)).copied().collect();
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let mut over_cap = false;
+        let mut claimed = Vec::with_capacity(heads.len());
+        for h in &heads {
             let left = MAX_CLAIMS_PER_LINK - l.claims;
             let view = l.peer_heads.entry(s.room.clone()).or_default();
             let known = view.heads.contains_key(&h.author);
