@@ -4,7 +4,9 @@
 
 use festival_app::{App, AppError, AppState, MyCode, Settings};
 use festival_core::MessageId;
-use festival_node::runtime::{AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status};
+use festival_node::runtime::{
+    AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status,
+};
 use festival_store::HistoryCursor;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -82,6 +84,28 @@ pub async fn peers(app: State<'_, App>) -> Result<Vec<PeerView>> {
     app.peers().await
 }
 
+/// Mute a conversation (`dm:<peer>`: the person) or undo it.
+#[tauri::command]
+pub async fn mute(app: State<'_, App>, conversation: String, muted: bool) -> Result<()> {
+    app.mute(&conversation, muted).await
+}
+
+#[tauri::command]
+pub async fn block(app: State<'_, App>, peer: String, blocked: bool) -> Result<()> {
+    app.block(&peer, blocked).await
+}
+
+#[tauri::command]
+pub async fn people_choices(app: State<'_, App>) -> Result<Vec<PersonChoiceView>> {
+    app.people_choices().await
+}
+
+/// The conversation on screen: no notifications for it while focused.
+#[tauri::command]
+pub fn viewing(app: State<'_, App>, conversation: Option<String>) -> Result<()> {
+    app.viewing(conversation.as_deref())
+}
+
 #[tauri::command]
 pub async fn announcements(app: State<'_, App>) -> Result<Vec<AnnouncementView>> {
     app.announcements().await
@@ -122,9 +146,11 @@ pub async fn subscribe(
 }
 
 /// Register every command (with any runtime: the real one, or the mock one
-/// in tests). Keep in sync with COMMANDS in build.rs.
+/// in tests), and the notification plugin: the Rust side raises every
+/// notification, so the page is granted none of the plugin's commands.
+/// Keep in sync with COMMANDS in build.rs.
 pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.manage(Subscription::default()).invoke_handler(tauri::generate_handler![
+    builder.plugin(tauri_plugin_notification::init()).manage(Subscription::default()).invoke_handler(tauri::generate_handler![
         app_state,
         onboard,
         my_code,
@@ -136,6 +162,10 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         send_dm,
         mark_read,
         peers,
+        mute,
+        block,
+        people_choices,
+        viewing,
         announcements,
         verify,
         status,

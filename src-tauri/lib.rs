@@ -3,9 +3,11 @@
 //! app's defaults, registers the commands and stops the node on exit.
 //!
 //! # Layout
-//! - [`commands`]: one `#[tauri::command]` per `App` method, and `register`.
+//! - [`commands`]: one `#[tauri::command]` per `App` method, and `register`
+//!   (which also adds the notification plugin).
 //! - this file: [`run`], start-up (data dir, options from the environment,
-//!   logging) and shutdown.
+//!   logging), desktop notifications (`festival_app::notify` decides, the
+//!   plugin shows; the window's focus is passed on) and shutdown.
 //!
 //! Defaults: SQLite and settings in the app data dir
 //! (`~/.local/share/chat.festival.desktop`, or `$FESTIVAL_DATA_DIR`), the
@@ -16,7 +18,7 @@ pub mod commands;
 
 use std::path::PathBuf;
 
-use festival_app::{App, AppOptions};
+use festival_app::{App, AppOptions, Notification};
 use festival_node::power::parse_power;
 use festival_node::runtime::PowerConfig;
 use tauri::Manager;
@@ -46,6 +48,18 @@ fn options_from_env() -> AppOptions {
     AppOptions { power, ..AppOptions::default() }
 }
 
+/// Show one notification through the Tauri notification plugin (on Linux
+/// the desktop's notification service, over D-Bus). A desktop without one
+/// loses the notification, not the message: it is logged.
+fn show<R: tauri::Runtime>(handle: &tauri::AppHandle<R>, n: &Notification) {
+    use tauri_plugin_notification::NotificationExt;
+    let shown = handle.notification().builder().title(&n.title).body(&n.body).show();
+    match shown {
+        Ok(()) => tracing::info!(kind = ?n.kind, count = n.count, "notification raised"),
+        Err(e) => tracing::warn!(kind = ?n.kind, error = %e, "notification not shown"),
+    }
+}
+
 /// Open the backend in `dir` and start the node if an identity exists. A
 /// node that cannot start (e.g. no network) leaves the app usable: the UI
 /// shows why.
@@ -67,8 +81,18 @@ pub fn run() {
             let dir = data_dir(app)?;
             tracing::info!(dir = %dir.display(), "data dir");
             let backend = start_backend(&dir, options_from_env())?;
+            let handle = app.handle().clone();
+            // Spawned on Tauri's runtime; it lives as long as the app.
+            tauri::async_runtime::block_on(async { backend.notifications(move |n| show(&handle, &n)) });
             app.manage(backend);
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::Focused(focused) = event {
+                if let Some(backend) = window.try_state::<App>() {
+                    backend.set_focus(*focused);
+                }
+            }
         })
         .build(tauri::generate_context!())
         .unwrap_or_else(|e| {

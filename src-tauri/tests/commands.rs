@@ -157,6 +157,10 @@ fn core_apis_the_ui_does_not_use_are_refused_and_the_event_channel_needs_none() 
         ("plugin:window|close", json!({"label": "main"})),
         ("plugin:webview|get_all_webviews", json!({})),
         ("plugin:path|resolve_directory", json!({"directory": 1})),
+        // Notifications are raised by the Rust side only: a script in the
+        // page cannot pop them up.
+        ("plugin:notification|notify", json!({"options": {"title": "x", "body": "spam"}})),
+        ("plugin:notification|request_permission", json!({})),
     ] {
         let refused = s.call(cmd, args).expect_err(cmd);
         assert!(refused.as_str().is_some_and(|m| m.contains("not allowed")), "{cmd}: {refused}");
@@ -242,4 +246,39 @@ fn settings_are_validated_kept_and_applied() {
     // And it survives a restart of the app.
     let again = festival_app::Settings::load(s.backend.data_dir()).unwrap();
     assert_eq!((again.festival.as_str(), again.peer_limit), ("glasto26", Some(3)));
+}
+
+#[test]
+fn mute_block_and_viewing_are_kept_listed_and_undone() {
+    let s = shell();
+    assert_eq!(s.code("mute", json!({"conversation": "festival", "muted": true})), "not_onboarded");
+    s.ok("onboard", json!({"name": "Dev"}));
+    let friend = FRIEND.trim_start_matches("festival:");
+    let me = s.ok("status", json!({}))["peer"].as_str().unwrap().to_owned();
+
+    s.ok("mute", json!({"conversation": "festival", "muted": true}));
+    assert_eq!(s.ok("rooms", json!({}))[0]["muted"], true);
+    s.ok("mute", json!({"conversation": format!("dm:{friend}"), "muted": true}));
+    s.ok("block", json!({"peer": friend, "blocked": true}));
+    let list = s.ok("people_choices", json!({}));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!((list[0]["peer"].as_str(), &list[0]["muted"], &list[0]["blocked"]), (Some(friend), &json!(true), &json!(true)));
+    assert!(list[0]["sender"]["short_fingerprint"].as_str().is_some());
+
+    // Undone, one flag at a time; the room too.
+    s.ok("block", json!({"peer": friend, "blocked": false}));
+    s.ok("mute", json!({"conversation": format!("dm:{friend}"), "muted": false}));
+    s.ok("mute", json!({"conversation": "festival", "muted": false}));
+    assert_eq!(s.ok("people_choices", json!({})), json!([]));
+    assert_eq!(s.ok("rooms", json!({}))[0]["muted"], false);
+
+    // Bad input: a typed error each.
+    assert_eq!(s.code("block", json!({"peer": me, "blocked": true})), "invalid_peer");
+    assert_eq!(s.code("block", json!({"peer": "nobody", "blocked": true})), "invalid_peer");
+    assert_eq!(s.code("mute", json!({"conversation": "dm:nobody", "muted": true})), "invalid_peer");
+    assert_eq!(s.code("mute", json!({"conversation": "!!!", "muted": true})), "invalid_room");
+    assert_eq!(s.code("mute", json!({"conversation": "camp-b12", "muted": true})), "not_joined");
+    assert_eq!(s.code("viewing", json!({"conversation": "dm:nobody"})), "invalid_peer");
+    s.ok("viewing", json!({"conversation": "festival"}));
+    s.ok("viewing", json!({"conversation": null}));
 }

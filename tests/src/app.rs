@@ -211,3 +211,91 @@ pub fn artifacts_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
 }
+
+/// A notification as the desktop's notification service was asked to show
+/// it (`org.freedesktop.Notifications.Notify`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub app: String,
+    pub summary: String,
+    pub body: String,
+}
+
+struct NotificationService {
+    shown: std::sync::Arc<std::sync::Mutex<Vec<Shown>>>,
+}
+
+/// The parts of the freedesktop.org notification spec the Tauri plugin
+/// calls: a real server on the bus, which records what it is asked to show.
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl NotificationService {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        _actions: Vec<String>,
+        _hints: std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut shown = self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        shown.push(Shown { app: app_name, summary, body });
+        u32::try_from(shown.len()).unwrap_or(u32::MAX)
+    }
+
+    fn close_notification(&self, _id: u32) {}
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".to_owned()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        ("festival-lab".to_owned(), "festival".to_owned(), "1".to_owned(), "1.2".to_owned())
+    }
+}
+
+/// A private D-Bus session bus (`dbus-daemon`, its socket in the test's
+/// dir) with a notification service on it: give the app
+/// `DBUS_SESSION_BUS_ADDRESS` = [`Notifications::address`] and read what it
+/// raised with [`Notifications::shown`].
+pub struct Notifications {
+    address: String,
+    shown: std::sync::Arc<std::sync::Mutex<Vec<Shown>>>,
+    _connection: zbus::blocking::Connection,
+    _bus: Guard,
+}
+
+impl Notifications {
+    pub fn start(dir: &Path) -> Notifications {
+        let daemon = require_program("dbus-daemon", "apt-get install dbus-daemon");
+        let socket = dir.join("session-bus");
+        let address = format!("unix:path={}", socket.display());
+        let mut cmd = Command::new(daemon);
+        cmd.args(["--session", "--nofork", "--nopidfile", "--address"]).arg(&address);
+        let mut bus = Guard::spawn("dbus-daemon", cmd, dir.join("dbus-daemon.log"));
+        wait_until("the session bus", START_TIMEOUT, || {
+            bus.check_alive();
+            socket.exists()
+        });
+        let shown = std::sync::Arc::default();
+        let service = NotificationService { shown: std::sync::Arc::clone(&shown) };
+        let connection = zbus::blocking::connection::Builder::address(address.as_str())
+            .and_then(|b| b.name("org.freedesktop.Notifications"))
+            .and_then(|b| b.serve_at("/org/freedesktop/Notifications", service))
+            .and_then(|b| b.build())
+            .unwrap_or_else(|e| panic!("no notification service on the session bus: {e}"));
+        Notifications { address, shown, _connection: connection, _bus: bus }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Everything shown so far, oldest first.
+    pub fn shown(&self) -> Vec<Shown> {
+        self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}

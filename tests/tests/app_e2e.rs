@@ -12,7 +12,13 @@
 //!    app shows it delivered (the node's signed receipt came back);
 //! 5. the stage box is the festival's organiser (`--organiser self`, and
 //!    its key in the app's settings): its announcement appears in the app
-//!    as the pinned banner.
+//!    as the pinned banner;
+//! 6. desktop notifications, as the desktop's notification service receives
+//!    them (a real `org.freedesktop.Notifications` server on a private
+//!    session bus, `festival_lab::app::Notifications`): a room message that
+//!    mentions the app's person by name, the announcement and a DM each
+//!    raise one; the crowd's room messages raise none; the mention is
+//!    highlighted in the room.
 //!
 //! Screenshots of each step go to `artifacts/e2e-*.png`; each is checked
 //! not to be a blank window.
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use festival_lab::app::{self, Display, Driver};
+use festival_lab::app::{self, Display, Driver, Notifications, Shown};
 use festival_lab::{deadline, phase, NodeProc};
 use serde_json::json;
 
@@ -41,8 +47,14 @@ fn the_app_chats_with_a_node_beside_it() {
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("app-data");
     let display = Display::start(work.path());
+    let notifications = Notifications::start(work.path());
     let data_env = data.to_string_lossy().into_owned();
-    let env = [("FESTIVAL_DATA_DIR", data_env.as_str()), ("FESTIVAL_POWER", "mains"), ("RUST_LOG", "info")];
+    let env = [
+        ("FESTIVAL_DATA_DIR", data_env.as_str()),
+        ("FESTIVAL_POWER", "mains"),
+        ("RUST_LOG", "info"),
+        ("DBUS_SESSION_BUS_ADDRESS", notifications.address()),
+    ];
     let mut driver = Driver::start(&display, work.path(), &env);
     phase(start, "display and driver up");
 
@@ -58,7 +70,7 @@ fn the_app_chats_with_a_node_beside_it() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let outcome = rt.block_on(async {
         let client = connect(&driver.url).await;
-        let result = steps(&client, &mut node, start).await;
+        let result = steps(&client, &mut node, &notifications, start).await;
         if result.is_err() {
             let _ = shot(&client, "failure").await;
         }
@@ -91,7 +103,7 @@ async fn connect(url: &str) -> Client {
     }
 }
 
-async fn steps(c: &Client, node: &mut NodeProc, start: Instant) -> Step<()> {
+async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, start: Instant) -> Step<()> {
     // 1. Onboarding.
     let name = wait_css(c, ".onboarding-card input", "the name field").await?;
     name.send_keys("Ana").await.map_err(err("type a name"))?;
@@ -112,7 +124,10 @@ async fn steps(c: &Client, node: &mut NodeProc, start: Instant) -> Step<()> {
     composer.send_keys(hello).await.map_err(err("type a message"))?;
     click(c, ".send-btn", "Send").await?;
     let by = deadline(UI_WAIT.as_secs());
-    node.try_wait_until(by, |l| l.events("message").any(|m| m["body"]["text"] == hello).then_some(()))
+    let app_peer = node
+        .try_wait_until(by, |l| {
+            l.events("message").find(|m| m["body"]["text"] == hello).and_then(|m| m["author"].as_str().map(str::to_owned))
+        })
         .map_err(|_| "the node never received the app's message".to_string())?;
     phase(start, "the node got the app's message");
 
@@ -155,7 +170,48 @@ async fn steps(c: &Client, node: &mut NodeProc, start: Instant) -> Step<()> {
     wait_text(c, ".announcements .announcement-text", notice).await?;
     shot(c, "4-announcement").await?;
     phase(start, "the organiser's announcement is shown");
+
+    // 6. Notifications. The app shows the DM with the stage box; a room
+    //    message naming Ana raises one, the announcement raised one.
+    let mention = "@Ana the sound check moved to 19:00";
+    node.say(mention);
+    let raised = wait_shown(notifications, |n| n.body.contains("sound check moved")).await?;
+    if !raised.summary.contains("stage-box") || !raised.summary.contains("festival") {
+        return Err(format!("the mention's notification says {raised:?}"));
+    }
+    wait_shown(notifications, |n| n.summary.contains("Announcement") && n.body == notice).await?;
+    // The mention, highlighted in its room.
+    click(c, ".conv-list button.conv", "the Festival room").await?;
+    wait_until_css(c, "li.msg.mentioned mark.mention.me", "the highlighted mention").await?;
+    shot(c, "5-mention").await?;
+    // A DM while the room is on screen.
+    let dm_text = "Backstage pass is at the info tent";
+    node.send_line(&format!("/dm {app_peer} {dm_text}"));
+    let dm = wait_shown(notifications, |n| n.body == dm_text).await?;
+    if !dm.summary.contains("stage-box") {
+        return Err(format!("the DM's notification says {dm:?}"));
+    }
+    // The crowd's room messages raised none of their own.
+    let all = notifications.shown();
+    if let Some(n) = all.iter().find(|n| n.body.contains(hello) || n.body.contains("Welcome to the main stage")) {
+        return Err(format!("a room message raised a notification: {n:?} (all: {all:?})"));
+    }
+    phase(start, &format!("notifications raised: {}", all.len()));
     Ok(())
+}
+
+/// Waits until the notification service was asked to show one that `pick`s.
+async fn wait_shown(n: &Notifications, pick: impl Fn(&Shown) -> bool) -> Step<Shown> {
+    let by = Instant::now() + UI_WAIT;
+    loop {
+        if let Some(found) = n.shown().into_iter().find(|s| pick(s)) {
+            return Ok(found);
+        }
+        if Instant::now() > by {
+            return Err(format!("no such notification was raised; all: {:?}", n.shown()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {

@@ -19,7 +19,7 @@ const now = Date.now();
 const min = 60_000;
 
 
-const trust = { name_clash: false, equivocated: false };
+const trust = { name_clash: false, equivocated: false, muted: false, blocked: false };
 // Ana and Cyrus were verified in person; "Аna Souza" borrows Ana's name (a
 // Cyrillic А) and is flagged; Dee's device is caught signing two different
 // messages for one place a moment after start (an `equivocation` event).
@@ -29,7 +29,7 @@ const peerList: PeerView[] = [
   { peer: CY, fingerprint: "77E0-12AB-9C3D-4F5E", name: "Cyrus K", verified: true, ...trust, linked: false, discovered: false, path: "via_others", last_seen: now - 14 * min },
   { peer: DEE, fingerprint: "0C1D-2E3F-4A5B-6C7D", name: "Dee", verified: false, ...trust, linked: false, discovered: true, path: "via_others", last_seen: now - 2 * min },
   { peer: EZ, fingerprint: "9999-AAAA-1234-FEDC", name: null, verified: false, ...trust, linked: false, discovered: false, path: "via_others", last_seen: now - 3 * 3_600_000 },
-  { peer: FAKE_ANA, fingerprint: "9C1D-04E7-B2A8-61F3", name: "\u0410na Souza", verified: false, name_clash: true, equivocated: false, linked: true, discovered: true, path: "lan", last_seen: now - 20_000 },
+  { peer: FAKE_ANA, fingerprint: "9C1D-04E7-B2A8-61F3", name: "\u0410na Souza", verified: false, name_clash: true, equivocated: false, muted: false, blocked: false, linked: true, discovered: true, path: "lan", last_seen: now - 20_000 },
 ];
 
 const ME_FINGERPRINT = "5E6F-7A8B-9C0D-1E2F";
@@ -151,10 +151,12 @@ export function fakeApi(scene: string): Api {
     mk("main-stage", DEE, "Crowd is already massive", now - 12 * min),
   ];
   const byRoom: Record<string, MessageView[]> = { festival, dm: dms, "main-stage": stage, "camp-b12": [mk("camp-b12", BO, "Kettle is on at camp 🫖", now - 90 * min)] };
-  const rooms: RoomView[] = [
-    { id: "festival", name: "festival", unread: 0, last_activity: now - 3 * min, joined_at: now - 30 * 3_600_000 },
-    { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min, joined_at: now - 5 * 3_600_000 },
-    { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min, joined_at: now - 20 * 3_600_000 },
+  const muted = new Set<string>();
+  const blocked = new Set<string>();
+  let rooms: RoomView[] = [
+    { id: "festival", name: "festival", unread: 0, last_activity: now - 3 * min, joined_at: now - 30 * 3_600_000, muted: false },
+    { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min, joined_at: now - 5 * 3_600_000, muted: false },
+    { id: "camp-b12", name: "Camp B12", unread: 1, last_activity: now - 90 * min, joined_at: now - 20 * 3_600_000, muted: false },
   ];
   let settings: Settings = {
     name: "Mia",
@@ -234,7 +236,7 @@ export function fakeApi(scene: string): Api {
     },
     async joinRoom(name) {
       const id = name.trim().toLowerCase().replace(/\s+/g, "-");
-      const r = { id, name: name.trim(), unread: 0, last_activity: null, joined_at: Date.now() };
+      const r = { id, name: name.trim(), unread: 0, last_activity: null, joined_at: Date.now(), muted: false };
       rooms.push(r);
       byRoom[id] = [];
       return r;
@@ -264,8 +266,31 @@ export function fakeApi(scene: string): Api {
       return [{ id: "f".repeat(64), text: "The east gate closes at 23:00 tonight: leave by the north gate after that.", created_at: now - 20 * min, until: now + 3 * 60 * min }];
     },
     async peers() {
-      return peerList;
+      return peerList.map((p) => ({ ...p, muted: muted.has(`dm:${p.peer}`), blocked: blocked.has(p.peer) }));
     },
+    async mute(conversation, on) {
+      if (on) muted.add(conversation);
+      else muted.delete(conversation);
+      rooms = rooms.map((r) => (r.id === conversation ? { ...r, muted: on } : r));
+    },
+    async block(peer, on) {
+      if (on) blocked.add(peer);
+      else blocked.delete(peer);
+    },
+    async peopleChoices() {
+      const ids = new Set([...blocked, ...[...muted].filter((c) => c.startsWith("dm:")).map((c) => c.slice(3))]);
+      return [...ids].map((peer) => {
+        const p = peerList.find((x) => x.peer === peer);
+        return {
+          peer,
+          sender: { name: p?.name ?? null, short_fingerprint: p?.fingerprint.slice(0, 4) ?? "0000", verified: p?.verified ?? false, name_clash: false, equivocated: false },
+          muted: muted.has(`dm:${peer}`),
+          blocked: blocked.has(peer),
+          since: Date.now(),
+        };
+      });
+    },
+    async viewing() {},
     async verify(code) {
       await sleep(100);
       if (!code.includes(DEE)) throw new ApiError("invalid_code", "that is not a contact code: festival: followed by 64 hex digits");

@@ -296,3 +296,74 @@ describe("settings", () => {
     void api;
   });
 });
+
+describe("mentions, muting and blocking", () => {
+  it("highlights a mention of me and completes names after @ with the keyboard", async () => {
+    const theirs = message({ body: { type: "text", text: "@mia meet at the gate" } });
+    const api = stubApi({
+      history: async (r) => ({ messages: r === "festival" ? [theirs] : [], next: null }),
+      peers: vi.fn(async () => [peer({ peer: ANA, name: "Ana" }), peer({ peer: "c".repeat(64), name: "Anton" })]),
+    });
+    renderApp(api);
+    const mark = await screen.findByText("@mia");
+    expect(mark.tagName).toBe("MARK");
+    expect(mark).toHaveClass("mention", "me");
+    expect(mark.closest("li")).toHaveClass("mentioned");
+
+    const user = userEvent.setup();
+    const box = screen.getByRole("textbox", { name: "Message" });
+    await waitFor(() => expect(api.peers).toHaveBeenCalled());
+    await user.type(box, "hi @an");
+    const list = await screen.findByRole("listbox", { name: "People to mention" });
+    expect(within(list).getAllByRole("option").map((o) => o.textContent)).toEqual(["@Ana", "@Anton"]);
+    await user.keyboard("{ArrowDown}{Enter}");
+    expect(box).toHaveValue("hi @Anton ");
+    expect(screen.queryByRole("listbox")).not.toBeInTheDocument();
+    expect(api.send).not.toHaveBeenCalled();
+    // Escape closes the list and keeps the text.
+    await user.type(box, "@a");
+    await screen.findByRole("listbox");
+    await user.keyboard("{Escape}");
+    expect(screen.queryByRole("listbox")).not.toBeInTheDocument();
+    expect(box).toHaveValue("hi @Anton @a");
+  });
+
+  it("mutes the open room and says so; blocking a person hides what they wrote and Settings undoes it", async () => {
+    const theirs = message({ room: "dm", author: ANA, body: { type: "direct", to: ME, text: "buy my tokens" } });
+    let blocked = false;
+    const api = stubApi({
+      rooms: async () => [room("festival", { muted: false })],
+      peers: async () => [peer({ peer: ANA, name: "Ana", blocked })],
+      dmHistory: async () => ({ messages: blocked ? [] : [theirs], next: null }),
+      history: async (r) => ({ messages: r === "dm" && !blocked ? [theirs] : [], next: null }),
+      block: vi.fn(async (_p: string, on: boolean) => {
+        blocked = on;
+      }),
+      peopleChoices: vi.fn(async () =>
+        blocked ? [{ peer: ANA, sender: { name: "Ana", short_fingerprint: "3F2A", verified: false, name_clash: false, equivocated: false }, muted: false, blocked: true, since: 1 }] : [],
+      ),
+    });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Mute Festival" }));
+    expect(api.mute).toHaveBeenCalledWith("festival", true);
+    await waitFor(() => expect(api.viewing).toHaveBeenCalledWith("festival"));
+
+    // The DM conversation with Ana, then block her.
+    await user.click(await screen.findByRole("button", { name: /Ana/, description: undefined }));
+    expect((await screen.findAllByText("buy my tokens")).length).toBeGreaterThan(0);
+    await waitFor(() => expect(api.viewing).toHaveBeenLastCalledWith(`dm:${ANA}`));
+    await user.click(screen.getByRole("button", { name: /^Block Ana/ }));
+    const confirm = screen.getByRole("alertdialog");
+    await user.click(within(confirm).getByRole("button", { name: "Block" }));
+    expect(api.block).toHaveBeenCalledWith(ANA, true);
+    await waitFor(() => expect(screen.queryByText("buy my tokens")).not.toBeInTheDocument());
+
+    // Settings lists her; Unblock undoes it.
+    await user.click(screen.getByRole("button", { name: /Settings/ }));
+    const list = await screen.findByRole("region", { name: "Muted and blocked people" });
+    await user.click(await within(list).findByRole("button", { name: "Unblock" }));
+    expect(api.block).toHaveBeenLastCalledWith(ANA, false);
+    expect(await within(list).findByText(/Nobody/)).toBeInTheDocument();
+  });
+});

@@ -12,6 +12,7 @@ import type {
   MyCode,
   NodeEvent,
   PeerView,
+  PersonChoiceView,
   RoomView,
   Settings,
   Status,
@@ -31,6 +32,14 @@ export interface Api {
   sendDm(to: string, text: string): Promise<MessageView>;
   markRead(room: string, ids: readonly string[]): Promise<void>;
   peers(): Promise<PeerView[]>;
+  /** Mute a conversation (a room id, or "dm:<peer>": the person) or undo it: no notifications from it. */
+  mute(conversation: string, muted: boolean): Promise<void>;
+  /** Block a person or undo it: their messages hidden, their DMs not kept, no receipts to them. */
+  block(peer: string, blocked: boolean): Promise<void>;
+  /** Everyone muted or blocked, the latest first: the list to undo it. */
+  peopleChoices(): Promise<PersonChoiceView[]>;
+  /** The conversation on screen: it raises no notification while the window has the focus. */
+  viewing(conversation: string | null): Promise<void>;
   /** The organiser's announcements still running, newest first. */
   announcements(): Promise<AnnouncementView[]>;
   verify(code: string): Promise<PeerView>;
@@ -82,6 +91,10 @@ export const tauriApi: Api = {
   sendDm: (to, text) => call("send_dm", { to, text }),
   markRead: (room, ids) => call("mark_read", { room, ids }),
   peers: () => call("peers"),
+  mute: (conversation, muted) => call("mute", { conversation, muted }),
+  block: (peer, blocked) => call("block", { peer, blocked }),
+  peopleChoices: () => call("people_choices"),
+  viewing: (conversation) => call("viewing", { conversation }),
   announcements: () => call("announcements"),
   verify: (code) => call("verify", { code }),
   status: () => call("status"),

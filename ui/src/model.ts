@@ -22,6 +22,7 @@ export type {
   PeerId,
   PeerPath,
   PeerView,
+  PersonChoiceView,
   PowerMode,
   ReceiptStatus,
   RelayState,

@@ -10,9 +10,10 @@ use festival_core::body::MAX_TEXT_BYTES;
 use festival_core::{MessageId, PeerId, RoomId};
 use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_joinable_room, LocalNode};
+use festival_node::clock::now_ms;
 use festival_node::runtime::{
-    AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PowerConfig, RoomView,
-    Status,
+    AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PersonChoiceView,
+    PowerConfig, RoomView, Status,
 };
 use festival_store::HistoryCursor;
 use serde::Serialize;
@@ -21,11 +22,14 @@ use tokio::task::JoinHandle;
 
 use crate::contact::{my_code, parse_contact_code, MyCode};
 use crate::error::{AppError, ErrorCode};
+use crate::notify::{Notification, Notifier};
 use crate::settings::{check_name, Settings};
 
 /// Events buffered for the UI; past this a slow UI gets `lagged` and
 /// re-reads, the node never waits for it.
 const BUS: usize = 4096;
+/// How often held notifications and the digest are looked at.
+const NOTIFY_TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything the UI needs on start: show onboarding or the chat.
 #[derive(Clone, Debug, Serialize, ts_rs::TS)]
@@ -67,6 +71,8 @@ struct Shared {
     options: AppOptions,
     state: Mutex<State>,
     bus: broadcast::Sender<NodeEvent>,
+    /// Which events become desktop notifications (`notify`).
+    notifier: std::sync::Mutex<Notifier>,
 }
 
 /// Cheap to clone; every clone is the same app.
@@ -122,6 +128,26 @@ fn parse_peer(peer: &str) -> Result<PeerId, AppError> {
     parse_contact_code(peer).map_err(|_| AppError::new(ErrorCode::InvalidPeer, format!("{peer:?} is not a peer id.")))
 }
 
+/// A conversation as the UI keys it: `dm:<peer>` or a room id.
+enum Conversation {
+    Direct(PeerId),
+    Room(RoomId),
+}
+
+fn parse_conversation(key: &str) -> Result<Conversation, AppError> {
+    match key.strip_prefix("dm:") {
+        Some(peer) => Ok(Conversation::Direct(parse_peer(peer)?)),
+        None => Ok(Conversation::Room(parse_room_id(key)?)),
+    }
+}
+
+fn not_yourself(me: PeerId, peer: PeerId) -> Result<(), AppError> {
+    if me == peer {
+        return Err(AppError::new(ErrorCode::InvalidPeer, "You cannot mute or block yourself."));
+    }
+    Ok(())
+}
+
 impl App {
     /// Load the settings of `data_dir`; the node starts with [`App::start`]
     /// (or [`App::onboard`] on a first start).
@@ -136,6 +162,7 @@ impl App {
                 options,
                 state: Mutex::new(State { settings, running: None, error: None }),
                 bus,
+                notifier: std::sync::Mutex::new(Notifier::new()),
             }),
         })
     }
@@ -206,6 +233,9 @@ impl App {
                 if st.settings.name.is_empty() {
                     // Data from before settings were kept: the name is the identity's.
                     st.settings.name = node.status().await?.name;
+                }
+                if let Err(e) = self.refresh_notifier(&node).await {
+                    tracing::warn!(code = ?e.code, error = %e.message, "notification settings not loaded");
                 }
                 st.running = Some(Running { node, forward });
                 st.error = None;
@@ -359,6 +389,91 @@ impl App {
         Ok(self.node().await?.peers().await?)
     }
 
+    /// Mute a conversation (`dm:<peer>` mutes the person, in rooms too) or
+    /// undo it: no notifications from it; its messages still show.
+    pub async fn mute(&self, conversation: &str, muted: bool) -> Result<(), AppError> {
+        let node = self.node().await?;
+        match parse_conversation(conversation)? {
+            Conversation::Direct(peer) => {
+                not_yourself(node.peer_id(), peer)?;
+                node.mute_person(peer, muted).await?;
+            }
+            Conversation::Room(room) => node.mute_room(&room, muted).await?,
+        }
+        self.refresh_notifier(&node).await
+    }
+
+    /// Block a person (or undo it): their messages are hidden, their DMs
+    /// not kept, and they get no receipts from me.
+    pub async fn block(&self, peer: &str, blocked: bool) -> Result<(), AppError> {
+        let node = self.node().await?;
+        let peer = parse_peer(peer)?;
+        not_yourself(node.peer_id(), peer)?;
+        Ok(node.block(peer, blocked).await?)
+    }
+
+    /// Everyone muted or blocked, the latest first: the list to undo it.
+    pub async fn people_choices(&self) -> Result<Vec<PersonChoiceView>, AppError> {
+        Ok(self.node().await?.people_choices().await?)
+    }
+
+    /// The conversation on screen (`None`: none): it raises no
+    /// notification while the window has the focus.
+    pub fn viewing(&self, conversation: Option<&str>) -> Result<(), AppError> {
+        if let Some(c) = conversation {
+            parse_conversation(c)?;
+        }
+        self.notifier().set_viewing(conversation.map(str::to_owned));
+        Ok(())
+    }
+
+    /// The window gained or lost the focus (the desktop shell tells).
+    pub fn set_focus(&self, focused: bool) {
+        self.notifier().set_focus(focused);
+    }
+
+    fn notifier(&self) -> std::sync::MutexGuard<'_, Notifier> {
+        // A panic while holding it leaves plain data behind: go on with it.
+        self.shared.notifier.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Who I am and what is muted, for the notifier.
+    async fn refresh_notifier(&self, node: &NodeHandle) -> Result<(), AppError> {
+        let name = node.status().await?.name;
+        let muted_rooms: Vec<RoomId> = node.rooms().await?.into_iter().filter(|r| r.muted).map(|r| r.id).collect();
+        let choices = node.people_choices().await?;
+        let mut n = self.notifier();
+        n.set_me(node.peer_id(), &name);
+        n.set_muted(muted_rooms, choices.into_iter().filter(|c| c.muted).map(|c| c.peer));
+        Ok(())
+    }
+
+    /// Hand every notification due to `sink` (the desktop shell shows it),
+    /// from node events across restarts and from a timer for held ones and
+    /// the digest.
+    pub fn notifications(&self, sink: impl Fn(Notification) + Send + 'static) -> JoinHandle<()> {
+        let mut rx = self.shared.bus.subscribe();
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(NOTIFY_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let due = tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Ok(ev) => app.notifier().on_event(&ev, now_ms()).into_iter().collect::<Vec<_>>(),
+                        // Missed events are not worth a late notification.
+                        Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = tick.tick() => app.notifier().tick(now_ms()),
+                };
+                for n in due {
+                    sink(n);
+                }
+            }
+        })
+    }
+
     /// Mark the owner of this contact code verified.
     pub async fn verify(&self, code: &str) -> Result<PeerView, AppError> {
         let peer = parse_contact_code(code)?;
@@ -389,6 +504,7 @@ impl App {
         if onboarded && new.name != old.name {
             if let Some(r) = &st.running {
                 r.node.set_name(new.name.clone()).await?;
+                self.notifier().set_me(r.node.peer_id(), &new.name);
             }
         }
         if !onboarded {

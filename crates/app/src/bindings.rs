@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use festival_core::MessageId;
-use festival_node::runtime::{HistoryPage, NodeEvent, PeerView, RoomView, Status};
+use festival_node::runtime::{HistoryPage, NodeEvent, PeerView, PersonChoiceView, RoomView, Status};
 use ts_rs::{Config, ExportError, TS};
 
-use crate::{AppError, AppState, MyCode, Settings};
+use crate::{AppError, AppState, MyCode, Notification, Settings};
 
 /// Where the bindings live, relative to the repository root.
 pub const BINDINGS_DIR: &str = "ui/src/bindings";
@@ -28,6 +28,8 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     RoomView::export_all(&cfg)?;
     HistoryPage::export_all(&cfg)?;
     PeerView::export_all(&cfg)?;
+    PersonChoiceView::export_all(&cfg)?;
+    Notification::export_all(&cfg)?;
     NodeEvent::export_all(&cfg)?;
     MessageId::export_all(&cfg)?;
     write_index(dir)

@@ -7,6 +7,7 @@ use festival_core::sync::SendError;
 use festival_node::engine::EngineError;
 use festival_node::local::LocalError;
 use festival_node::runtime::{NodeError, StartError};
+use festival_store::StoreError;
 use serde::Serialize;
 
 /// What went wrong, as the UI branches on it. Serialized in snake_case.
@@ -45,6 +46,8 @@ pub enum ErrorCode {
     Network,
     /// The database could not be read or written.
     Storage,
+    /// The list of people muted or blocked is full (10,000): undo some.
+    TooManyChoices,
     /// The node is not running (stopped, restarting, or failed to start).
     NodeStopped,
     Internal,
@@ -99,6 +102,8 @@ impl From<NodeError> for AppError {
         let code = match &e {
             NodeError::Send(s) => send(s),
             NodeError::Engine(en) => engine(en),
+            NodeError::Store(StoreError::TooManyChoices { .. }) => ErrorCode::TooManyChoices,
+            NodeError::Store(StoreError::NotJoined(_)) => ErrorCode::NotJoined,
             NodeError::Store(_) => ErrorCode::Storage,
             NodeError::Room(_) => ErrorCode::InvalidRoom,
             NodeError::OwnCode => ErrorCode::OwnCode,

@@ -9,6 +9,7 @@
 //!   survives restarts.
 //! - [`settings`]: [`Settings`], their validation and their JSON file.
 //! - [`contact`]: contact codes (`festival:<hex>`) and their QR code.
+//! - [`notify`]: which events raise a desktop notification, and how few.
 //! - [`error`]: [`AppError`] `{ code, message }` and the mapping from node
 //!   errors.
 //! - [`bindings`]: the TypeScript declarations of every type the UI sees,
@@ -18,9 +19,11 @@ pub mod app;
 pub mod bindings;
 pub mod contact;
 pub mod error;
+pub mod notify;
 pub mod settings;
 
 pub use app::{App, AppOptions, AppState};
 pub use contact::MyCode;
 pub use error::{AppError, ErrorCode};
+pub use notify::{Notification, NotifyKind};
 pub use settings::Settings;

@@ -92,3 +92,47 @@ fn a_node_told_to_send_no_dm_receipts_writes_none() {
     }
     assert!(delivered_to(&h, &bob).is_empty(), "no receipt");
 }
+
+/// Blocking someone: their DMs are dropped unstored (not the carrier's
+/// fault: no refusal), they get no receipt, delivered or read, and their
+/// room messages are still carried for others. Undoing it takes their DMs
+/// again.
+#[test]
+fn a_blocked_person_gets_no_receipts_and_their_dms_are_not_kept() {
+    let mut h = Harness::new(1, vec![]);
+    let (me, bob, carrier) = (identity(1), identity(2), identity(3));
+    h.link(1, &carrier);
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+
+    // One DM taken before the block: its read receipt is then never sent.
+    let before = dm(&bob, 1, seal_dm(&bob, &me.peer_id(), "hi", &mut rng).expect("seals"));
+    h.frame(1, push(&before));
+    h.feed(Input::Block { peer: bob.peer_id(), blocked: true });
+    assert!(h.node.is_blocked(&bob.peer_id()));
+    h.feed(Input::MarkRead { room: RoomId::direct(), messages: vec![(before.id(), bob.peer_id())] });
+
+    let after = dm(&bob, 2, seal_dm(&bob, &me.peer_id(), "why no answer", &mut rng).expect("seals"));
+    h.frame(1, push(&after));
+    assert!(!h.envelopes.contains_key(&after.id()), "a blocked person's DM is not stored");
+    assert_eq!(h.node.stats().blocked_dropped, 1);
+    assert!(h.node.stats().peers.get(&carrier.peer_id()).is_none_or(|c| c.rejected.is_empty()), "not a refusal");
+    let room_text = common::text(&bob, "festival", 1, "still carried for others");
+    h.frame(1, push(&room_text));
+    assert!(h.envelopes.contains_key(&room_text.id()), "their room messages are still carried");
+
+    for _ in 0..20 {
+        h.now += 500;
+        h.feed(Input::Tick);
+    }
+    assert!(delivered_to(&h, &bob).is_empty(), "no receipt of any kind goes to a blocked person");
+
+    // Unblocked: the next DM is taken (and acknowledged) again.
+    h.feed(Input::Block { peer: bob.peer_id(), blocked: false });
+    h.frame(1, push(&after));
+    assert!(h.envelopes.contains_key(&after.id()), "taken once unblocked");
+    for _ in 0..20 {
+        h.now += 500;
+        h.feed(Input::Tick);
+    }
+    assert!(delivered_to(&h, &bob).contains(&after.id()));
+}

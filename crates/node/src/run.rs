@@ -11,7 +11,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
     "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
-     /announcements, /peers, /status, /storage, /quit; any other line is a message to the current room";
+     /announcements, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
+     any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
     let budget = cfg.retention.budget;
@@ -90,6 +91,21 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
             ("/announcements", _) => {
                 for a in node.announcements().await? {
                     println!("{}", serde_json::to_string(&a)?);
+                }
+            }
+            (cmd @ ("/block" | "/unblock"), who) => {
+                let peer = find_peer(node, who).await?;
+                let blocked = cmd == "/block";
+                node.block(peer, blocked).await?;
+                if json {
+                    println!("{}", serde_json::json!({"event": "blocked", "peer": peer, "blocked": blocked}));
+                } else {
+                    println!("{} {}", if blocked { "blocked" } else { "unblocked" }, peer);
+                }
+            }
+            ("/blocked", _) => {
+                for c in node.people_choices().await?.into_iter().filter(|c| c.blocked) {
+                    println!("{}", serde_json::to_string(&c)?);
                 }
             }
             ("/status", _) => println!("{}", serde_json::to_string(&node.status().await?)?),

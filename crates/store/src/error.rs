@@ -31,6 +31,9 @@ pub enum StoreError {
     NotInOutbox(MessageId),
     #[error("room {0} has not been joined")]
     NotJoined(RoomId),
+    /// The list of people muted or blocked is full.
+    #[error("at most {max} people can be muted or blocked")]
+    TooManyChoices { max: u64 },
     /// Two envelopes offered as an equivocation proof are not one: they
     /// differ in author, room or seq, or are the same message.
     #[error("not an equivocation: the envelopes are not two messages at one position")]

@@ -326,7 +326,8 @@ pub(crate) fn heads_script<'a>(
 impl Store {
     /// What the sync core starts from (`festival_core::sync::Node::new`):
     /// every chain's head with its tip id, the seqs held above each gap,
-    /// the messages not yet sent, and the equivocators proven.
+    /// the messages not yet sent, the equivocators proven and the people
+    /// blocked here.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let mut snapshot = Snapshot::default();
         let tips = self.tips().await?;
@@ -347,6 +348,7 @@ impl Store {
         }
         snapshot.unsent = self.unsent().await?.into_iter().map(|r| r.id).collect();
         snapshot.equivocators = self.equivocators().await?;
+        snapshot.blocked = self.people_choices().await?.into_iter().filter(|c| c.blocked).map(|c| c.peer).collect();
         Ok(snapshot)
     }
 

@@ -65,6 +65,7 @@
 mod any;
 pub mod backend;
 mod chains;
+pub mod choices;
 pub mod equivocation;
 pub mod error;
 pub mod evict;
@@ -90,6 +91,7 @@ mod victims;
 #[cfg(feature = "postgres")]
 pub use any::AnyStore;
 pub use backend::MessageStore;
+pub use choices::{PersonChoice, MAX_PEOPLE_CHOICES};
 pub use equivocation::{MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 pub use error::{Result, StoreError};
 pub use evict::{Budget, Evicted, WAL_RESERVE_BYTES};

@@ -99,12 +99,14 @@ impl Store {
     /// those never met on a link or seen longest ago first (their messages
     /// then show with a fingerprint and no name). Names arrive with every
     /// profile of every key, so a stream of fresh keys would otherwise grow
-    /// the table without end. Returns how many were forgotten.
+    /// the table without end. People muted or blocked keep their names (the
+    /// list to undo it shows them). Returns how many were forgotten.
     pub async fn prune_peers(&self, keep: u64) -> Result<u64> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let done = sqlx::query(
             "DELETE FROM peers WHERE peer_id IN (
                  SELECT peer_id FROM peers WHERE verified = 0
+                     AND peer_id NOT IN (SELECT peer_id FROM people_choices)
                  ORDER BY coalesce(last_seen, 0), peer_id
                  LIMIT max(0, (SELECT count(*) FROM peers) - ?))",
         )

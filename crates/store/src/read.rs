@@ -150,7 +150,8 @@ impl Store {
     /// same author that is still on its way. It waits at most
     /// [`GAP_WAIT_MS`] after it arrived (by this device's clock): a gap
     /// nobody around can fill does not hide the rest of a chain for the
-    /// whole festival.
+    /// whole festival. Messages of people blocked here are left out (they
+    /// stay stored: the room's other members may want them from us).
     pub async fn history(
         &self,
         room: &RoomId,
@@ -167,6 +168,7 @@ impl Store {
              JOIN heads h ON h.chain = m.chain
              WHERE m.room = ?1 AND (m.created_at, m.author, m.seq) < (?2, ?3, ?4)
                AND (m.seq <= h.contiguous OR m.received_at <= ?5)
+               AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
              ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?6",
         )
         .bind(room.as_str())
@@ -186,7 +188,8 @@ impl Store {
     /// [`Store::history`] gives one: the latest `limit` before `before`,
     /// oldest first, none above a gap in its author's chain. Walks the DM
     /// mailbox's history index and skips other people's mail, so a page
-    /// costs more where the mailbox carries much mail for others.
+    /// costs more where the mailbox carries much mail for others. Nothing a
+    /// blocked person wrote is shown; what we wrote to them is.
     pub async fn dm_history(
         &self,
         me: &PeerId,
@@ -202,6 +205,7 @@ impl Store {
              WHERE m.room = ?1 AND m.kind = 2 AND (m.created_at, m.author, m.seq) < (?2, ?3, ?4)
                AND ((m.author = ?5 AND m.recipient = ?6) OR (m.author = ?6 AND m.recipient = ?5))
                AND (m.seq <= h.contiguous OR m.received_at <= ?7)
+               AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
              ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?8",
         )
         .bind(RoomId::DIRECT)

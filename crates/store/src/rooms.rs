@@ -15,6 +15,8 @@ pub struct RoomRecord {
     /// Messages a person would read (text, and sealed DMs addressed to us),
     /// written by someone else, received after `last_read_at`.
     pub unread: u64,
+    /// No notifications for its messages (mentions of me included).
+    pub muted: bool,
     /// When the latest message a person reads (text or sealed DM, anyone's)
     /// reached us; `None` for a room with none yet.
     pub last_activity: Option<u64>,
@@ -33,22 +35,32 @@ const ROOMS: &str = "
         (SELECT count(*) FROM messages m
          WHERE m.room = r.room_id AND m.kind IN (0, 2) AND m.received_at > r.last_read_at
            AND m.author IS NOT (SELECT peer_id FROM identity)
-           AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity))),
+           AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity))
+           AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)),
         (SELECT m.received_at FROM messages m
          WHERE m.room = r.room_id AND m.kind IN (0, 2)
-         ORDER BY m.received_at DESC LIMIT 1)
+         ORDER BY m.received_at DESC LIMIT 1),
+        r.muted
     FROM rooms r ORDER BY r.joined_at, r.room_id";
 
-/// A room list row: (room, name, joined_at, last_read_at, unread, last activity).
-pub(crate) type RoomRow = (String, String, i64, i64, i64, Option<i64>);
+/// A room list row: (room, name, joined_at, last_read_at, unread, last
+/// activity, muted).
+pub(crate) type RoomRow = (String, String, i64, i64, i64, Option<i64>, i64);
 
-pub(crate) fn room_record((room, name, joined_at, last_read_at, unread, last_activity): RoomRow) -> Result<RoomRecord> {
+pub(crate) fn room_record(
+    (room, name, joined_at, last_read_at, unread, last_activity, muted): RoomRow,
+) -> Result<RoomRecord> {
     Ok(RoomRecord {
         room: room_from_sql("rooms", room)?,
         name,
         joined_at: from_sql("rooms", joined_at)?,
         last_read_at: from_sql("rooms", last_read_at)?,
         unread: from_sql("rooms", unread)?,
+        muted: match muted {
+            0 => false,
+            1 => true,
+            other => return Err(crate::error::corrupt("rooms", format!("muted flag {other}"))),
+        },
         last_activity: opt_from_sql("rooms", last_activity)?,
     })
 }

@@ -22,6 +22,7 @@ async fn joining_twice_keeps_the_first_join_and_leaving_forgets_the_room() {
             joined_at: 100,
             last_read_at: 100,
             unread: 0,
+            muted: false,
             last_activity: None,
         }]
     );

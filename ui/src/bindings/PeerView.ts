@@ -18,4 +18,12 @@ linked: boolean,
 /**
  * Seen on the LAN via mDNS.
  */
-discovered: boolean, last_seen: number | null, };
+discovered: boolean, last_seen: number | null, 
+/**
+ * No notifications for their messages.
+ */
+muted: boolean, 
+/**
+ * Their messages are hidden, their DMs not carried, no receipts.
+ */
+blocked: boolean, };

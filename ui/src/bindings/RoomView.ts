@@ -12,4 +12,8 @@ unread: number,
 /**
  * When the latest message (text or DM) reached us, if any.
  */
-last_activity: number | null, joined_at: number, };
+last_activity: number | null, joined_at: number, 
+/**
+ * No notifications from it, mentions of me included.
+ */
+muted: boolean, };

@@ -1,4 +1,5 @@
-import { useCallback } from "react";
+import { useCallback, useState } from "react";
+import { toApiError } from "../api";
 import type { AnnouncementView, Author, HistoryCursor, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
@@ -7,7 +8,7 @@ import { hasOlder, type Timeline } from "../logic/timeline";
 import { AnnouncementBanner } from "./AnnouncementBanner";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
-import { BackIcon, HashIcon, LockIcon, UsersIcon } from "./Icons";
+import { BackIcon, BanIcon, BellIcon, BellOffIcon, HashIcon, LockIcon, UsersIcon } from "./Icons";
 import { MessageList } from "./MessageList";
 import { PathChip, pathOf } from "./PeoplePanel";
 import { PersonName, PersonWarnings } from "./PersonName";
@@ -33,6 +34,12 @@ export interface ChatViewProps {
   nearby: number;
   /** The organiser's announcements, pinned above every conversation. */
   announcements?: readonly AnnouncementView[];
+  /** No notifications from this conversation (a room, or the person of a DM). */
+  muted?: boolean;
+  onMute?: (muted: boolean) => Promise<void>;
+  /** DMs: the person is blocked. */
+  blocked?: boolean;
+  onBlock?: (blocked: boolean) => Promise<void>;
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -41,6 +48,14 @@ export function ChatView(p: ChatViewProps) {
   const title = other !== undefined ? plainName(person, other) : p.convKey === FESTIVAL_ROOM ? "Festival" : (p.room?.name ?? p.convKey);
   const { onLoadOlder } = p;
   const loadOlder = useCallback(() => onLoadOlder(), [onLoadOlder]);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [confirmBlock, setConfirmBlock] = useState(false);
+  const act = (f: (() => Promise<void>) | undefined) => {
+    if (!f) return;
+    setActionError(null);
+    f().catch((e) => setActionError(toApiError(e).message));
+  };
+  const who = other !== undefined ? plainName(person, other) : title;
 
   return (
     <section className="chat" aria-label={title}>
@@ -69,11 +84,72 @@ export function ChatView(p: ChatViewProps) {
             <span className="chat-sub">{p.convKey === FESTIVAL_ROOM ? "Everyone at the festival" : `#${p.convKey}`}</span>
           )}
         </div>
+        <div className="chat-actions">
+          {p.onMute && (
+            <button
+              type="button"
+              className="icon-btn"
+              aria-pressed={p.muted ?? false}
+              aria-label={p.muted ? `Unmute ${who}` : `Mute ${who}`}
+              title={p.muted ? "Muted: no notifications. Click to unmute." : "Mute: no notifications from here"}
+              onClick={() => act(() => p.onMute!(!p.muted))}
+            >
+              {p.muted ? <BellOffIcon width={18} height={18} /> : <BellIcon width={18} height={18} />}
+            </button>
+          )}
+          {other !== undefined && p.onBlock && (
+            <button
+              type="button"
+              className="icon-btn"
+              aria-pressed={p.blocked ?? false}
+              aria-label={p.blocked ? `Unblock ${who}` : `Block ${who}`}
+              title={p.blocked ? "Blocked. Click to unblock." : "Block: hide what they write, keep none of their DMs, send them no receipts"}
+              onClick={() => (p.blocked ? act(() => p.onBlock!(false)) : setConfirmBlock(true))}
+            >
+              <BanIcon width={18} height={18} />
+            </button>
+          )}
+        </div>
         <button type="button" className="btn btn-ghost people-toggle" onClick={p.onPeople} title="People nearby">
           <UsersIcon width={18} height={18} /> {p.nearby}
         </button>
       </header>
       <AnnouncementBanner announcements={p.announcements ?? []} />
+      {actionError && (
+        <p className="form-error composer-error" role="alert">
+          {actionError}
+        </p>
+      )}
+      {other !== undefined && confirmBlock && !p.blocked && (
+        <div className="blocked-note" role="alertdialog" aria-label={`Block ${who}?`}>
+          <span>
+            Block {who}? You will not see what they write, their DMs are not kept, and they get no receipts from you. Settings lists whom you
+            blocked, to undo it.
+          </span>
+          <button
+            type="button"
+            className="btn btn-sm"
+            autoFocus
+            onClick={() => {
+              setConfirmBlock(false);
+              act(() => p.onBlock!(true));
+            }}
+          >
+            Block
+          </button>
+          <button type="button" className="btn btn-sm btn-ghost" onClick={() => setConfirmBlock(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
+      {other !== undefined && p.blocked && (
+        <div className="blocked-note" role="status">
+          <BanIcon width={16} height={16} /> You blocked {who}: nothing they write is shown or kept.
+          <button type="button" className="btn btn-sm btn-ghost" onClick={() => act(() => p.onBlock!(false))}>
+            Unblock
+          </button>
+        </div>
+      )}
       {other !== undefined && <PersonWarnings author={person} fingerprint={p.peer?.fingerprint} />}
       <MessageList
         messages={p.messages}

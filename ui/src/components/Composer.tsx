@@ -1,5 +1,7 @@
 import { toApiError } from "../api";
-import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useContext, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { completeMention, mentionQuery, suggestions } from "../logic/mentions";
+import { MentionContext } from "./Mentions";
 import { checkMessage, MAX_TEXT_BYTES, utf8Bytes } from "../logic/validate";
 import { SendIcon } from "./Icons";
 
@@ -29,6 +31,25 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
   const ref = useRef<HTMLTextAreaElement>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // "@" completion: where the caret is, the suggestion picked, dismissed by Escape.
+  const [caret, setCaret] = useState(0);
+  const [pick, setPick] = useState(0);
+  const [dismissed, setDismissed] = useState<number | null>(null);
+  const { names, me } = useContext(MentionContext);
+  const listId = useId();
+  const query = mentionQuery(value, caret);
+  const options = query && dismissed !== query.start ? suggestions(query.query, names, me) : [];
+  const picked = options.length ? Math.min(pick, options.length - 1) : -1;
+
+  const complete = (name: string) => {
+    if (!query) return;
+    const next = completeMention(value, query.start, caret, name);
+    onChange(next.text);
+    setCaret(next.caret);
+    setPick(0);
+    // The caret goes after the name once React has put the text in.
+    requestAnimationFrame(() => ref.current?.setSelectionRange(next.caret, next.caret));
+  };
 
   useEffect(() => {
     const el = ref.current;
@@ -62,6 +83,26 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
   };
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (options.length > 0 && !e.nativeEvent.isComposing) {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        const step = e.key === "ArrowDown" ? 1 : options.length - 1;
+        setPick((picked + step) % options.length);
+        return;
+      }
+      if ((e.key === "Enter" || e.key === "Tab") && !e.shiftKey) {
+        e.preventDefault();
+        complete(options[picked] ?? options[0]!);
+        return;
+      }
+      if (e.key === "Escape") {
+        // Close the list, not the dialog or panel around the composer.
+        e.preventDefault();
+        e.stopPropagation();
+        setDismissed(query?.start ?? null);
+        return;
+      }
+    }
     if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       void submit();
@@ -75,6 +116,26 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
           {error}
         </p>
       )}
+      {options.length > 0 && (
+        <ul className="mention-list" role="listbox" id={listId} aria-label="People to mention">
+          {options.map((n, i) => (
+            <li
+              key={n}
+              id={`${listId}-${i}`}
+              role="option"
+              aria-selected={i === picked}
+              className={i === picked ? "picked" : undefined}
+              // mousedown, so the text box keeps the focus.
+              onMouseDown={(e) => {
+                e.preventDefault();
+                complete(n);
+              }}
+            >
+              @{n}
+            </li>
+          ))}
+        </ul>
+      )}
       <div className={`composer-box${over ? " over" : ""}`}>
         <textarea
           ref={ref}
@@ -84,10 +145,15 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
           placeholder={placeholder}
           aria-label="Message"
           aria-invalid={over || undefined}
+          aria-autocomplete="list"
+          aria-controls={options.length > 0 ? listId : undefined}
+          aria-activedescendant={picked >= 0 ? `${listId}-${picked}` : undefined}
           onChange={(e) => {
             onChange(e.target.value);
+            setCaret(e.target.selectionStart ?? e.target.value.length);
             if (error) setError(null);
           }}
+          onSelect={(e) => setCaret(e.currentTarget.selectionStart ?? 0)}
           onKeyDown={onKeyDown}
         />
         {bytes >= COUNTER_FROM && (

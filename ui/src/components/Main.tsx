@@ -1,14 +1,16 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { useApi } from "../ApiContext";
 import type { Author, MessageView, Settings } from "../model";
-import { dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
+import { DM_ROOM, dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
 import { loadDrafts, saveDrafts, setDraft, type Drafts } from "../logic/drafts";
 import { totalUnread } from "../logic/unread";
 import { authorOf, conversationMessages, deliveryOf, dmConversations, sortedRooms } from "../state/chat";
 import { useChat } from "../state/useChat";
 import { ChatView } from "./ChatView";
 import { Dialog } from "./Dialog";
+import { MentionContext, type MentionNames } from "./Mentions";
 import { MyCodeCard } from "./MyCodeCard";
+import { PeopleChoices } from "./PeopleChoices";
 import { PeoplePanel } from "./PeoplePanel";
 import { SettingsForm } from "./SettingsForm";
 import { Sidebar } from "./Sidebar";
@@ -60,6 +62,20 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   const messageAuthor = useCallback((m: MessageView) => (m.mine ? undefined : authorOf(state, m.author, m.sender)), [state]);
   const delivery = useCallback((m: MessageView) => deliveryOf(state, m), [state]);
 
+  // Names a message may mention, and mine: highlighted, completed after "@".
+  const mentionNames = useMemo<MentionNames>(() => {
+    const names = new Set<string>();
+    for (const p of peers) if (p.name && !p.blocked) names.add(p.name);
+    for (const a of Object.values(state.names)) if (a.name) names.add(a.name);
+    return { names: [...names].sort((a, b) => a.localeCompare(b)), me: settings.name };
+  }, [peers, state.names, settings.name]);
+  const muted = useMemo(() => {
+    const set = new Set<string>();
+    for (const r of state.rooms) if (r.muted) set.add(r.id);
+    for (const p of peers) if (p.muted) set.add(dmKey(p.peer));
+    return set;
+  }, [state.rooms, peers]);
+
   const open = useCallback(
     (k: ConversationKey) => {
       actions.open(k);
@@ -92,7 +108,9 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   };
 
   const peer = dmPeer(key);
+  const peerView = peer !== undefined ? state.peers[peer] : undefined;
   return (
+    <MentionContext.Provider value={mentionNames}>
     <div className={`app${peopleOpen ? " with-people" : ""}${showList ? " show-list" : ""}`}>
       <Sidebar
         me={{ id: state.status?.peer ?? "me", name: settings.name, fingerprint: state.status?.fingerprint }}
@@ -110,13 +128,14 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onPeople={() => setPeopleOpen(true)}
         onSettings={() => setDialog("settings")}
         onMyCode={() => setDialog("code")}
+        muted={muted}
       />
       {/* One ChatView per conversation: scroll position and composer errors start fresh. */}
       <ChatView
         key={key}
         convKey={key}
         room={state.rooms.find((r) => r.id === key)}
-        peer={peer !== undefined ? state.peers[peer] : undefined}
+        peer={peerView}
         messages={messages}
         timeline={state.timelines[key]}
         authorOf={messageAuthor}
@@ -131,6 +150,10 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onAuthor={dmAuthor}
         nearby={nearby}
         announcements={state.announcements}
+        muted={muted.has(key)}
+        onMute={key !== DM_ROOM ? (on) => actions.mute(key, on) : undefined}
+        blocked={peerView?.blocked ?? false}
+        onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
       />
       {peopleOpen && (
         <PeoplePanel
@@ -159,6 +182,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
       {dialog === "settings" && (
         <Dialog title="Settings" onClose={() => setDialog(null)}>
           <SettingsForm settings={settings} onSave={save} />
+          <PeopleChoices onMute={actions.mute} onBlock={actions.block} />
         </Dialog>
       )}
       {dialog === "code" && (
@@ -167,5 +191,6 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         </Dialog>
       )}
     </div>
+    </MentionContext.Provider>
   );
 }

@@ -1,8 +1,10 @@
-import { memo } from "react";
+import { memo, useContext } from "react";
 import type { Author, MessageView } from "../model";
 import { describeDelivery, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
 import { clockTime } from "../logic/format";
 import { plainName, sameAuthor } from "../logic/person";
+import { mentions } from "../logic/mentions";
+import { MentionContext, MentionText } from "./Mentions";
 import { Avatar } from "./Avatar";
 import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
 import { PersonName } from "./PersonName";
@@ -48,8 +50,10 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
   const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
+  const { me } = useContext(MentionContext);
+  const mentioned = !m.mine && mentions(m.body.text, me);
   return (
-    <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}`} data-id={m.id}>
+    <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}${mentioned ? " mentioned" : ""}`} data-id={m.id}>
       {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author?.name ?? "?"} size="sm" />}</div>}
       <div className="msg-col">
         {head &&
@@ -64,7 +68,9 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
             </div>
           ))}
         <div className="bubble">
-          <p className="msg-text">{m.body.text}</p>
+          <p className="msg-text">
+            <MentionText text={m.body.text} />
+          </p>
           <span className="msg-meta" title={full}>
             {hops && <span className="hops" title="Links it crossed to reach you">{hops} · </span>}
             <time dateTime={new Date(Number(m.created_at)).toISOString()}>{time}</time>

@@ -7,7 +7,7 @@ import { SHORT_FINGERPRINT_LEN } from "../logic/person";
 import { checkRoomName, roomIdPreview } from "../logic/validate";
 import type { DmSummary } from "../state/chat";
 import { Avatar } from "./Avatar";
-import { CloseIcon, HashIcon, LockIcon, PlusIcon, QrIcon, SettingsIcon, UsersIcon } from "./Icons";
+import { BellOffIcon, CloseIcon, HashIcon, LockIcon, PlusIcon, QrIcon, SettingsIcon, UsersIcon } from "./Icons";
 import { FingerprintChip, PersonName } from "./PersonName";
 
 export interface SidebarProps {
@@ -25,6 +25,16 @@ export interface SidebarProps {
   onPeople: () => void;
   onSettings: () => void;
   onMyCode: () => void;
+  /** Conversations muted (rooms by id, people as "dm:<peer>"). */
+  muted?: ReadonlySet<string>;
+}
+
+function Muted() {
+  return (
+    <span className="room-muted" title="Muted: no notifications">
+      <BellOffIcon width={14} height={14} aria-label="muted" aria-hidden={false} role="img" />
+    </span>
+  );
 }
 
 function Badge({ n }: { n: number }) {
@@ -129,7 +139,10 @@ export function Sidebar(p: SidebarProps) {
             <li key={r.id}>
               <button type="button" className={`conv${p.open === r.id ? " active" : ""}`} onClick={() => p.onOpen(r.id)} aria-current={p.open === r.id ? "page" : undefined}>
                 <span className={`room-icon${r.id === FESTIVAL_ROOM ? " festival" : ""}`}>{r.id === FESTIVAL_ROOM ? "✦" : <HashIcon width={16} height={16} />}</span>
-                <span className="conv-name">{r.id === FESTIVAL_ROOM ? "Festival" : r.name}</span>
+                <span className="conv-name">
+                  {r.id === FESTIVAL_ROOM ? "Festival" : r.name}
+                  {r.muted && <Muted />}
+                </span>
                 <Badge n={p.unread[r.id] ?? 0} />
               </button>
             </li>
@@ -150,6 +163,7 @@ export function Sidebar(p: SidebarProps) {
                   <Avatar id={d.peer} name={who?.name ?? "?"} size="sm" />
                   <span className="conv-name">
                     <PersonName author={who} peer={d.peer} compact />
+                    {p.muted?.has(key) && <Muted />}
                     {d.last && (
                       <span className="conv-sub">
                         {d.last.mine && (

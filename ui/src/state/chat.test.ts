@@ -32,7 +32,7 @@ function msg(over: Partial<MessageView> = {}): MessageView {
 const ev = (event: NodeEvent): ChatAction => ({ type: "event", event });
 const live = (m: MessageView): ChatAction => ev({ event: "message", ...m });
 const run = (...actions: ChatAction[]) => actions.reduce(chatReducer, initialChat);
-const room = (id: string, unread = 0, last: number | null = null): RoomView => ({ id, name: id, unread, last_activity: last, joined_at: 0 });
+const room = (id: string, unread = 0, last: number | null = null): RoomView => ({ id, name: id, unread, last_activity: last, joined_at: 0, muted: false });
 const peerView = (over: Partial<PeerView> = {}): PeerView => ({
   peer: "ana",
   fingerprint: "3F2A-91C4-7B0E-55D1",
@@ -44,6 +44,8 @@ const peerView = (over: Partial<PeerView> = {}): PeerView => ({
   linked: true,
   discovered: true,
   last_seen: 1,
+  muted: false,
+  blocked: false,
   ...over,
 });
 
@@ -272,5 +274,18 @@ describe("DM receipts", () => {
     const m = msg({ author: "me", mine: true, state: "sent" });
     const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "cy", status: "Read", ids: [m.id] }));
     expect(deliveryOf(s, m).stage).toBe("read");
+  });
+
+  it("blocking takes a person's messages out of every timeline; unblocking reads them all again", () => {
+    const theirs = msg({ author: "bob" });
+    const other = msg({ author: "cy" });
+    const mine = msg({ author: "me", mine: true, state: "sent" });
+    let s = run({ type: "peers", peers: [peerView({ peer: "bob", name: "Bob" })] }, { type: "page", key: "festival", messages: [theirs, other, mine], next: null });
+    s = chatReducer(s, { type: "blocked", peer: "bob", blocked: true });
+    expect(conversationMessages(s, "festival").map((m) => m.id)).toEqual([other.id, mine.id]);
+    expect(s.peers["bob"]?.blocked).toBe(true);
+    s = chatReducer(s, { type: "blocked", peer: "bob", blocked: false });
+    expect(s.timelines).toEqual({});
+    expect(s.peers["bob"]?.blocked).toBe(false);
   });
 });

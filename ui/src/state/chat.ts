@@ -74,6 +74,11 @@ export type ChatAction =
   | { type: "peer"; peer: PeerView }
   | { type: "status"; status: Status }
   | { type: "start_dm"; peer: string }
+  /**
+   * A person was blocked (their messages leave every timeline at once) or
+   * unblocked (every timeline is read again: the node kept what they wrote).
+   */
+  | { type: "blocked"; peer: string; blocked: boolean }
   /** The ids queued for a conversation were reported read. */
   | { type: "marked"; key: ConversationKey };
 
@@ -291,6 +296,17 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       return s.dmStarted.includes(a.peer) ? s : { ...s, dmStarted: [...s.dmStarted, a.peer] };
     case "marked":
       return { ...s, unread: takeToMark(s.unread, a.key)[0] };
+    case "blocked": {
+      const known = s.peers[a.peer];
+      const peers = known ? { ...s.peers, [a.peer]: { ...known, blocked: a.blocked } } : s.peers;
+      if (!a.blocked) return { ...s, peers, timelines: {} };
+      const timelines: Record<string, Tl> = {};
+      for (const [k, t] of Object.entries(s.timelines)) {
+        const messages = t.messages.filter((m) => m.mine || m.author !== a.peer);
+        timelines[k] = messages.length === t.messages.length ? t : { ...t, messages };
+      }
+      return { ...s, peers, timelines };
+    }
   }
 }
 

@@ -34,6 +34,10 @@ export interface ChatActions {
   joinRoom(name: string): Promise<RoomView>;
   verify(code: string): Promise<PeerView>;
   startDm(peer: string): void;
+  /** Mute a conversation (or undo it): no notifications from it. */
+  mute(key: ConversationKey, muted: boolean): Promise<void>;
+  /** Block a person (or undo it). */
+  block(peer: string, blocked: boolean): Promise<void>;
   refresh(): void;
 }
 
@@ -131,6 +135,11 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     return () => clearInterval(id);
   }, [refresh]);
 
+  // The conversation on screen raises no notification while it is seen.
+  useEffect(() => {
+    api.viewing(state.visible ? state.open : null).catch(() => {});
+  }, [api, state.open, state.visible]);
+
   useEffect(() => {
     const onVisible = () => {
       const visible = document.visibilityState !== "hidden";
@@ -217,9 +226,33 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
       startDm(peer) {
         dispatch({ type: "start_dm", peer });
       },
+      async mute(key, muted) {
+        try {
+          await api.mute(key, muted);
+        } catch (e) {
+          throw toApiError(e);
+        }
+        refreshRooms();
+        refresh();
+      },
+      async block(peer, blocked) {
+        try {
+          await api.block(peer, blocked);
+        } catch (e) {
+          throw toApiError(e);
+        }
+        dispatch({ type: "blocked", peer, blocked });
+        if (!blocked) {
+          // Everything is read again: what they wrote was kept.
+          loadOlder(stateRef.current.open);
+          if (stateRef.current.open !== DM_ROOM) loadOlder(DM_ROOM);
+        }
+        refreshRooms();
+        refresh();
+      },
       refresh,
     }),
-    [api, loadOlder, refresh],
+    [api, loadOlder, refresh, refreshRooms],
   );
 
   return { state, actions, streamError };

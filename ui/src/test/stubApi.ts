@@ -68,12 +68,14 @@ export function peer(over: Partial<PeerView> = {}): PeerView {
     linked: true,
     discovered: true,
     last_seen: Date.now(),
+    muted: false,
+    blocked: false,
     ...over,
   };
 }
 
 export function room(id: string, over: Partial<RoomView> = {}): RoomView {
-  return { id, name: id, unread: 0, last_activity: null, joined_at: 0, ...over };
+  return { id, name: id, unread: 0, last_activity: null, joined_at: 0, muted: false, ...over };
 }
 
 let n = 0;
@@ -113,6 +115,10 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, state: "saved" })),
     markRead: vi.fn(async () => {}),
     peers: vi.fn(async () => []),
+    mute: vi.fn(async () => {}),
+    block: vi.fn(async () => {}),
+    peopleChoices: vi.fn(async () => []),
+    viewing: vi.fn(async () => {}),
     announcements: vi.fn(async () => []),
     verify: vi.fn(async () => {
       throw { code: "bad_code", message: "not a Festival Chat code" };

@@ -91,6 +91,9 @@ pub const MAX_AUTHORS_PER_ROOM: usize = 100_000;
 /// Authors known to have equivocated. Proofs are gossiped once per author;
 /// a peer with many keys can make them all equivocate, so the set is capped.
 pub const MAX_EQUIVOCATORS: usize = 10_000;
+/// People blocked at once: blocked by hand, one at a time, so far above what
+/// anyone taps (the app's store holds as many choices).
+pub const MAX_BLOCKED: usize = 10_000;
 
 /// Refusals in one window that make a link misbehaving, and the window.
 /// Only the peer's own faults count (malformed frames, bad signatures, rate

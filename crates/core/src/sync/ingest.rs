@@ -60,6 +60,11 @@ impl Node {
             self.reject(link, Reject::NotOrganiser, now, out);
             return None;
         }
+        // A DM of someone blocked here: not stored, asked for or passed on.
+        if !self.takes_author(&room_id, &author) {
+            self.stats.blocked_dropped += 1;
+            return None;
+        }
         let room = self.rooms.get(&room_id).expect("checked above");
         let state = room.authors.get(&author);
         let known = state.is_some();
@@ -175,11 +180,15 @@ impl Node {
     }
 
     /// Whether `author`'s messages in `room` are taken at all: in the
-    /// announcements room, only the organiser's. Others' heads, refs and
-    /// chains there are not asked for (a carrier with other settings may
-    /// claim them; we would refuse every one it serves).
+    /// announcements room, only the organiser's; in the DM mailbox, nobody's
+    /// who is blocked here. Others' heads, refs and chains there are not
+    /// asked for (a carrier with other settings may claim them; we would
+    /// refuse or drop every one it serves).
     pub(super) fn takes_author(&self, room: &RoomId, author: &PeerId) -> bool {
-        !room.is_announcements() || self.cfg.organiser == Some(*author)
+        if room.is_announcements() {
+            return self.cfg.organiser == Some(*author);
+        }
+        !(room.is_direct() && self.blocked.contains(author))
     }
 
     /// Past the festival's message lifetime, or an announcement past its end:
@@ -326,6 +335,9 @@ impl Node {
     /// a small room (few authors, and no message from far away, this one
     /// included).
     fn receipt_for(&mut self, env: &SignedEnvelope, now: Millis) {
+        if self.blocked.contains(&env.author()) {
+            return;
+        }
         let room = env.room().clone();
         match env.parsed_body() {
             Body::SealedDm(s)

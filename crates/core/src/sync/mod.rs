@@ -266,6 +266,8 @@ pub struct Snapshot {
     pub unsent: Vec<MessageId>,
     /// Authors with an equivocation proof in the store.
     pub equivocators: Vec<PeerId>,
+    /// People the person using this device blocked (see [`Input::Block`]).
+    pub blocked: Vec<PeerId>,
 }
 
 /// A read of `from..=to` of an author's chain for a link: at most
@@ -344,6 +346,15 @@ pub enum Input {
     MarkRead {
         room: RoomId,
         messages: Vec<(MessageId, PeerId)>,
+    },
+    /// The person using this device blocked `peer` (or undid it): their
+    /// DMs are no longer taken, asked for or carried, and they get no
+    /// receipt from us. Their room messages are still carried for the
+    /// room's other members (not showing them is the app's part). At most
+    /// [`caps::MAX_BLOCKED`] people; past it a block is ignored.
+    Block {
+        peer: PeerId,
+        blocked: bool,
     },
 }
 
@@ -499,6 +510,8 @@ pub struct Node {
     /// Receipts to send; for DMs, keyed by the author they go (sealed) to.
     receipts: BTreeMap<ReceiptKey, Vec<MessageId>>,
     equivocators: BTreeSet<PeerId>,
+    /// People blocked here ([`Input::Block`]).
+    blocked: BTreeSet<PeerId>,
     /// The earliest deadline of a want or an announced message, or earlier:
     /// kept as they are set and recomputed when the timers run, so the next
     /// wake-up costs nothing however many are waiting (an IHave flood fills
@@ -561,6 +574,7 @@ impl Node {
             unsent: snapshot.unsent.into_iter().collect(),
             receipts: BTreeMap::new(),
             equivocators: snapshot.equivocators.into_iter().take(caps::MAX_EQUIVOCATORS).collect(),
+            blocked: snapshot.blocked.into_iter().take(caps::MAX_BLOCKED).collect(),
             timers_due: None,
             receipts_due: None,
             announce: BTreeSet::new(),
@@ -578,6 +592,10 @@ impl Node {
 
     pub fn peer_id(&self) -> PeerId {
         self.my_id
+    }
+    /// Blocked here ([`Input::Block`]).
+    pub fn is_blocked(&self, peer: &PeerId) -> bool {
+        self.blocked.contains(peer)
     }
     pub fn identity(&self) -> &Identity {
         &self.me
@@ -679,15 +697,21 @@ impl Node {
                     self.hello_rooms_changed(&room, now, &mut out);
                 }
             }
+            Input::Block { peer, blocked } => self.on_block(peer, blocked),
             Input::MarkRead { room, messages } => {
                 let small = self.rooms.get(&room).is_some_and(|r| self.is_small(r));
                 let me = self.my_id;
                 if room.is_direct() {
-                    for (id, author) in messages.into_iter().filter(|(_, a)| *a != me) {
+                    let blocked = &self.blocked;
+                    let to = messages.into_iter().filter(|(_, a)| *a != me && !blocked.contains(a)).collect::<Vec<_>>();
+                    for (id, author) in to {
                         self.queue_receipt(room.clone(), ReceiptStatus::Read, Some(author), id, now);
                     }
                 } else if small {
-                    for (id, _) in messages {
+                    let blocked = &self.blocked;
+                    let read: Vec<MessageId> =
+                        messages.into_iter().filter(|(_, a)| !blocked.contains(a)).map(|(id, _)| id).collect();
+                    for id in read {
                         self.queue_receipt(room.clone(), ReceiptStatus::Read, None, id, now);
                     }
                 }
@@ -695,6 +719,19 @@ impl Node {
         }
         self.push_wake(&mut out);
         out
+    }
+
+    fn on_block(&mut self, peer: PeerId, blocked: bool) {
+        if !blocked {
+            self.blocked.remove(&peer);
+            return;
+        }
+        if self.blocked.len() >= caps::MAX_BLOCKED && !self.blocked.contains(&peer) {
+            return;
+        }
+        self.blocked.insert(peer);
+        // Receipts already queued for them stay unsent.
+        self.receipts.retain(|(_, _, to), _| *to != Some(peer));
     }
 
     /// Author, sign and hand a message to the store. Returns its id; the

@@ -125,6 +125,9 @@ pub struct Stats {
     /// Messages of others announced only, not pushed: their author was
     /// over its push budget (`crowd`).
     pub held_back: u64,
+    /// DMs of people blocked here, dropped unstored (not the carrier's
+    /// fault, so not a refusal).
+    pub blocked_dropped: u64,
     /// Every peer in `peers` had a link when last looked at, and no link
     /// went down since: a new peer counts into `departed` without another
     /// look (a relay with thousands of links would otherwise walk them for

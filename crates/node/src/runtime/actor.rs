@@ -56,6 +56,7 @@ pub enum Command {
     Send { room: RoomId, content: Content, reply: oneshot::Sender<Result<MessageId, NodeError>> },
     Join { room: RoomId, name: String, reply: oneshot::Sender<Result<RoomId, NodeError>> },
     MarkRead { room: RoomId, ids: Vec<MessageId>, reply: oneshot::Sender<Result<(), NodeError>> },
+    Block { peer: PeerId, blocked: bool, reply: oneshot::Sender<Result<(), NodeError>> },
     Rename { name: String, reply: oneshot::Sender<Result<(), NodeError>> },
     Peers { reply: oneshot::Sender<Vec<PeerView>> },
     Status { reply: oneshot::Sender<Status> },
@@ -1097,6 +1098,8 @@ impl Actor {
                     self.emit(NodeEvent::Announcement(AnnouncementView::new(env, a)));
                 }
             }
+            // Someone blocked here: kept for others, not shown.
+            Body::Text(_) | Body::SealedDm(_) if self.engine.node().is_blocked(&env.author()) => {}
             Body::Text(_) | Body::SealedDm(_) => {
                 self.refresh_names().await;
                 let Some((_, names)) = &self.names else { return };
@@ -1139,6 +1142,15 @@ impl Actor {
                 let r = if room.is_direct() { Ok(()) } else { self.store.mark_room_read(&room, now_ms()).await };
                 let eff = self.engine.mark_read(room, &ids).await;
                 self.apply(eff).await;
+                let _ = reply.send(r.map_err(NodeError::from));
+            }
+            Command::Block { peer, blocked, reply } => {
+                // Kept first: a block that is not kept is not applied.
+                let r = self.store.set_person_blocked(&peer, blocked, self.engine.clock().wall()).await;
+                if r.is_ok() {
+                    let eff = self.engine.handle(Input::Block { peer, blocked }).await;
+                    self.apply(eff).await;
+                }
                 let _ = reply.send(r.map_err(NodeError::from));
             }
             Command::Rename { name, reply } => {

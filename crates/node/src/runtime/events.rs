@@ -242,6 +242,22 @@ pub struct PeerView {
     /// Seen on the LAN via mDNS.
     pub discovered: bool,
     pub last_seen: Option<u64>,
+    /// No notifications for their messages.
+    pub muted: bool,
+    /// Their messages are hidden, their DMs not carried, no receipts.
+    pub blocked: bool,
+}
+
+/// Someone muted or blocked here, for the list that undoes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PersonChoiceView {
+    pub peer: PeerId,
+    pub sender: crate::names::Author,
+    pub muted: bool,
+    pub blocked: bool,
+    /// When it was chosen (ms since the Unix epoch).
+    pub since: u64,
 }
 
 /// The relay connection.
@@ -383,6 +399,8 @@ pub struct RoomView {
     /// When the latest message (text or DM) reached us, if any.
     pub last_activity: Option<u64>,
     pub joined_at: u64,
+    /// No notifications from it, mentions of me included.
+    pub muted: bool,
 }
 
 /// A page of history, oldest first. `next` continues with older messages;

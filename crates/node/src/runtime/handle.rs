@@ -1,17 +1,19 @@
 //! `NodeHandle`: the one API of a running node.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use festival_core::sync::{Content, SendError};
 use festival_core::{MessageId, PeerId, RoomId};
-use festival_store::{HistoryCursor, Store, StoreError, StoredMessage};
+use festival_store::{HistoryCursor, PersonChoice, Store, StoreError, StoredMessage};
 use tokio::sync::{broadcast, mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use super::actor::{self, Command};
 use super::config::{NodeConfig, StartError};
 use super::events::{
-    AnnouncementView, DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Status, Waiting,
+    AnnouncementView, DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status,
+    Waiting,
 };
 use crate::engine::EngineError;
 use festival_core::body::Body;
@@ -256,12 +258,63 @@ impl NodeHandle {
                 unread: r.unread,
                 last_activity: r.last_activity,
                 joined_at: r.joined_at,
+                muted: r.muted,
             })
             .collect())
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerView>, NodeError> {
-        self.ask(|reply| Command::Peers { reply }).await
+        let mut peers = self.ask(|reply| Command::Peers { reply }).await?;
+        let choices: BTreeMap<PeerId, PersonChoice> =
+            self.inner.store.people_choices().await?.into_iter().map(|c| (c.peer, c)).collect();
+        for p in &mut peers {
+            if let Some(c) = choices.get(&p.peer) {
+                (p.muted, p.blocked) = (c.muted, c.blocked);
+            }
+        }
+        Ok(peers)
+    }
+
+    /// Mute `peer` (or undo it): the app raises no notification for what
+    /// they write. Nothing else changes.
+    pub async fn mute_person(&self, peer: PeerId, muted: bool) -> Result<(), NodeError> {
+        if peer == self.inner.peer {
+            return Err(NodeError::OwnCode);
+        }
+        let now = self.inner.clock.wall();
+        Ok(self.inner.store.set_person_muted(&peer, muted, now).await?)
+    }
+
+    /// Block `peer` (or undo it): what they write is not shown, their DMs
+    /// are no longer stored or carried here, and they get no receipts from
+    /// us. Undoing shows again what was kept.
+    pub async fn block(&self, peer: PeerId, blocked: bool) -> Result<(), NodeError> {
+        if peer == self.inner.peer {
+            return Err(NodeError::OwnCode);
+        }
+        self.ask(|reply| Command::Block { peer, blocked, reply }).await?
+    }
+
+    /// Mute a joined room (or undo it): no notifications from it.
+    pub async fn mute_room(&self, room: &RoomId, muted: bool) -> Result<(), NodeError> {
+        Ok(self.inner.store.set_room_muted(room, muted).await?)
+    }
+
+    /// Everyone muted or blocked here, the latest first.
+    pub async fn people_choices(&self) -> Result<Vec<PersonChoiceView>, NodeError> {
+        let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        let names = crate::names::Names::load(&self.inner.store, me.identity.peer_id(), &me.name).await?;
+        let choices = self.inner.store.people_choices().await?;
+        Ok(choices
+            .into_iter()
+            .map(|c| PersonChoiceView {
+                peer: c.peer,
+                sender: names.author(&c.peer),
+                muted: c.muted,
+                blocked: c.blocked,
+                since: c.since,
+            })
+            .collect())
     }
 
     /// One peer as [`Self::peers`] shows it, if known.

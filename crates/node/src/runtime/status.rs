@@ -44,6 +44,9 @@ pub(super) fn peer_views(
                 name_clash: who.as_ref().is_some_and(|w| w.name_clash),
                 equivocated: who.as_ref().is_some_and(|w| w.equivocated),
                 last_seen: p.last_seen,
+                // Filled in by `NodeHandle::peers` from the store's choices.
+                muted: false,
+                blocked: false,
                 peer: p.peer,
             }
         })

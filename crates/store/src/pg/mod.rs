@@ -195,7 +195,8 @@ impl PgStore {
     }
 
     /// Rooms joined, as [`crate::Store::rooms`] lists them (unread: texts
-    /// and DMs to me by others since `last_read_at`, by receive time).
+    /// and DMs to me by others since `last_read_at`, by receive time). A
+    /// relay mutes nothing and blocks nobody.
     pub async fn rooms(&self) -> Result<Vec<RoomRecord>> {
         let rows: Vec<crate::rooms::RoomRow> = sqlx::query_as(
             "SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
@@ -203,7 +204,8 @@ impl PgStore {
                   WHERE m.room = r.room_id AND m.kind IN (0, 2) AND m.received_at > r.last_read_at
                     AND m.author IS DISTINCT FROM (SELECT peer_id FROM identity)
                     AND (m.kind = 0 OR m.recipient = (SELECT peer_id FROM identity))),
-                 (SELECT max(m.received_at) FROM messages m WHERE m.room = r.room_id AND m.kind IN (0, 2))
+                 (SELECT max(m.received_at) FROM messages m WHERE m.room = r.room_id AND m.kind IN (0, 2)),
+                 0::bigint
              FROM rooms r ORDER BY r.joined_at, r.room_id",
         )
         .fetch_all(&self.pool)

@@ -1,0 +1,84 @@
+//! Blocking between real nodes (mDNS, signed signaling, WebRTC data
+//! channels, inside a private network namespace): Ana blocks Ben; his DM to
+//! her is neither stored nor shown and gets no "delivered" receipt; his room
+//! message is kept for others but not shown to her; the block survives a
+//! restart; unblocking takes his DMs again. Run with scripts/test.
+
+use std::time::Duration;
+
+use festival_core::policy::PowerState;
+use festival_core::RoomId;
+use festival_node::discovery::MdnsHub;
+use festival_node::runtime::{NodeConfig, NodeError, NodeEvent, NodeHandle, PowerConfig};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn start(hub: &MdnsHub, dir: &std::path::Path, name: &str) -> NodeHandle {
+    let cfg = NodeConfig {
+        name: Some(name.to_owned()),
+        mdns: Some(hub.clone()),
+        power: PowerConfig::Fixed(PowerState::Mains),
+        ..NodeConfig::new(dir.to_owned())
+    };
+    NodeHandle::start(cfg).await.expect("node starts")
+}
+
+async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let ok = tokio::time::timeout(DEADLINE, async {
+        while !cond().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "{what} within {DEADLINE:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt_goes_back() {
+    festival_node::netns::require_private_netns();
+    let hub = MdnsHub::new(&[]).expect("mDNS hub");
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ana = start(&hub, dirs[0].path(), "Ana").await;
+    let ben = start(&hub, dirs[1].path(), "Ben").await;
+    for n in [&ana, &ben] {
+        until("linked", async || n.status().await.unwrap().links >= 1).await;
+    }
+    let (a, b) = (ana.peer_id(), ben.peer_id());
+    assert!(matches!(ana.block(a, true).await, Err(NodeError::OwnCode)), "not yourself");
+    ana.block(b, true).await.expect("block");
+    assert!(ana.peers().await.unwrap().iter().any(|p| p.peer == b && p.blocked));
+    assert_eq!(ana.people_choices().await.unwrap().iter().map(|c| (c.peer, c.blocked)).collect::<Vec<_>>(), [(b, true)]);
+    let mut ana_events = ana.events();
+    let mut ben_events = ben.events();
+
+    // The DM first, then a post on the same link: once the post is in
+    // Ana's store (she carries it for others), the DM before it was handled.
+    let dm = ben.send_dm(a, "answer me".into()).await.unwrap();
+    let post = ben.send(RoomId::festival(), "free tokens".into()).await.unwrap();
+    until("Ben's post stored at Ana's", async || ana.store().get(&post).await.unwrap().is_some()).await;
+    assert!(ana.status().await.unwrap().rejected.is_empty(), "dropping his DM is no refusal of Ben's link");
+    assert!(ana.store().get(&dm).await.unwrap().is_none(), "a blocked person's DM is not stored");
+    assert!(ana.dm_history(&b, None, 50).await.unwrap().messages.is_empty());
+    let shown = ana.history(&RoomId::festival(), None, 50).await.unwrap();
+    assert!(shown.messages.iter().all(|m| m.author != b), "his post is not shown");
+    while let Ok(ev) = ana_events.try_recv() {
+        if let NodeEvent::Message(m) = ev {
+            assert_ne!(m.author, b, "no event shows what he wrote");
+        }
+    }
+    while let Ok(ev) = ben_events.try_recv() {
+        if let NodeEvent::Receipt { from, ids, .. } = ev {
+            assert!(!(from == a && ids.contains(&dm)), "no receipt goes to a blocked person");
+        }
+    }
+    assert_eq!(ben.message(&dm).await.unwrap().map(|m| m.delivered_to), Some(0));
+
+    // Unblocked: his DM is asked for again, taken and acknowledged.
+    ana.block(b, false).await.expect("unblock");
+    assert!(ana.people_choices().await.unwrap().is_empty());
+    until("the DM taken once unblocked", async || ana.store().get(&dm).await.unwrap().is_some()).await;
+    until("the DM delivered", async || ben.message(&dm).await.unwrap().is_some_and(|m| m.delivered_to >= 1)).await;
+    assert!(ana.history(&RoomId::festival(), None, 50).await.unwrap().messages.iter().any(|m| m.id == post));
+    ana.shutdown().await;
+    ben.shutdown().await;
+}
