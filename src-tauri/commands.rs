@@ -150,27 +150,29 @@ pub async fn subscribe(
 /// notification, so the page is granted none of the plugin's commands.
 /// Keep in sync with COMMANDS in build.rs.
 pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.plugin(tauri_plugin_notification::init()).manage(Subscription::default()).invoke_handler(tauri::generate_handler![
-        app_state,
-        onboard,
-        my_code,
-        rooms,
-        join_room,
-        history,
-        dm_history,
-        send,
-        send_dm,
-        mark_read,
-        peers,
-        mute,
-        block,
-        people_choices,
-        viewing,
-        announcements,
-        verify,
-        status,
-        settings,
-        save_settings,
-        subscribe,
-    ])
+    builder.plugin(tauri_plugin_notification::init()).manage(Subscription::default()).invoke_handler(
+        tauri::generate_handler![
+            app_state,
+            onboard,
+            my_code,
+            rooms,
+            join_room,
+            history,
+            dm_history,
+            send,
+            send_dm,
+            mark_read,
+            peers,
+            mute,
+            block,
+            people_choices,
+            viewing,
+            announcements,
+            verify,
+            status,
+            settings,
+            save_settings,
+            subscribe,
+        ],
+    )
 }

@@ -262,7 +262,10 @@ fn mute_block_and_viewing_are_kept_listed_and_undone() {
     s.ok("block", json!({"peer": friend, "blocked": true}));
     let list = s.ok("people_choices", json!({}));
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!((list[0]["peer"].as_str(), &list[0]["muted"], &list[0]["blocked"]), (Some(friend), &json!(true), &json!(true)));
+    assert_eq!(
+        (list[0]["peer"].as_str(), &list[0]["muted"], &list[0]["blocked"]),
+        (Some(friend), &json!(true), &json!(true))
+    );
     assert!(list[0]["sender"]["short_fingerprint"].as_str().is_some());
 
     // Undone, one flag at a time; the room too.

@@ -126,7 +126,9 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     let by = deadline(UI_WAIT.as_secs());
     let app_peer = node
         .try_wait_until(by, |l| {
-            l.events("message").find(|m| m["body"]["text"] == hello).and_then(|m| m["author"].as_str().map(str::to_owned))
+            l.events("message")
+                .find(|m| m["body"]["text"] == hello)
+                .and_then(|m| m["author"].as_str().map(str::to_owned))
         })
         .map_err(|_| "the node never received the app's message".to_string())?;
     phase(start, "the node got the app's message");
@@ -182,7 +184,7 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     wait_shown(notifications, |n| n.summary.contains("Announcement") && n.body == notice).await?;
     // The mention, highlighted in its room.
     click(c, ".conv-list button.conv", "the Festival room").await?;
-    wait_until_css(c, "li.msg.mentioned mark.mention.me", "the highlighted mention").await?;
+    wait_until_css(c, "li.msg.mentioned mark.mention.of-me", "the highlighted mention").await?;
     shot(c, "5-mention").await?;
     // A DM while the room is on screen.
     let dm_text = "Backstage pass is at the info tent";

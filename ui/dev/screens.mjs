@@ -186,6 +186,47 @@ const shots = {
       await p.getByRole("alert").waitFor();
     },
   },
+  "24-mention-complete": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("textbox", { name: "Message" }).fill("see you at the bar @");
+      await p.getByRole("textbox", { name: "Message" }).press("End");
+      await p.getByRole("textbox", { name: "Message" }).pressSequentially("a");
+      await p.getByRole("listbox", { name: "People to mention" }).waitFor();
+    },
+  },
+  "25-block-confirm": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Ana Souza/ }).first().click();
+      await p.getByRole("button", { name: /^Block / }).click();
+      await p.getByRole("alertdialog").waitFor();
+    },
+  },
+  "26-settings-blocked": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Ana Souza/ }).first().click();
+      await p.getByRole("button", { name: /^Mute / }).click();
+      await p.getByRole("button", { name: /^Block / }).click();
+      await p.getByRole("alertdialog").getByRole("button", { name: "Block" }).click();
+      await p.getByRole("button", { name: "Settings" }).click();
+      await p.getByRole("region", { name: "Muted and blocked people" }).scrollIntoViewIfNeeded();
+      await p.waitForTimeout(300);
+    },
+  },
+  "27-phone-dm-actions": {
+    scene: "chat",
+    view: phone,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Ana Souza/ }).first().click();
+      await p.getByRole("button", { name: /^Block / }).click();
+      await p.getByRole("alertdialog").waitFor();
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

@@ -307,7 +307,7 @@ describe("mentions, muting and blocking", () => {
     renderApp(api);
     const mark = await screen.findByText("@mia");
     expect(mark.tagName).toBe("MARK");
-    expect(mark).toHaveClass("mention", "me");
+    expect(mark).toHaveClass("mention", "of-me");
     expect(mark.closest("li")).toHaveClass("mentioned");
 
     const user = userEvent.setup();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use festival_core::body::MAX_TEXT_BYTES;
 use festival_core::{MessageId, PeerId, RoomId};
+use festival_node::clock::now_ms;
 use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_joinable_room, LocalNode};
-use festival_node::clock::now_ms;
 use festival_node::runtime::{
     AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PersonChoiceView,
     PowerConfig, RoomView, Status,

@@ -47,7 +47,10 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
     assert!(matches!(ana.block(a, true).await, Err(NodeError::OwnCode)), "not yourself");
     ana.block(b, true).await.expect("block");
     assert!(ana.peers().await.unwrap().iter().any(|p| p.peer == b && p.blocked));
-    assert_eq!(ana.people_choices().await.unwrap().iter().map(|c| (c.peer, c.blocked)).collect::<Vec<_>>(), [(b, true)]);
+    assert_eq!(
+        ana.people_choices().await.unwrap().iter().map(|c| (c.peer, c.blocked)).collect::<Vec<_>>(),
+        [(b, true)]
+    );
     let mut ana_events = ana.events();
     let mut ben_events = ben.events();
 

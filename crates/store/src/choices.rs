@@ -94,12 +94,7 @@ impl Store {
                  ON CONFLICT (peer_id) DO UPDATE SET blocked = excluded.blocked, since = excluded.since"
             }
         };
-        sqlx::query(upsert)
-        .bind(key)
-        .bind(i64::from(on))
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(upsert).bind(key).bind(i64::from(on)).bind(at).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM people_choices WHERE peer_id = ? AND muted = 0 AND blocked = 0")
             .bind(key)
             .execute(&mut *tx)

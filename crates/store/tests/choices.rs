@@ -26,7 +26,10 @@ async fn choices_are_kept_until_undone_newest_first() {
     // Changing a choice moves it to the top and keeps the other flag;
     // undoing both drops it.
     store.set_person_blocked(&ana, true, 300).await.unwrap();
-    assert_eq!(store.people_choices().await.unwrap()[0], PersonChoice { peer: ana, muted: true, blocked: true, since: 300 });
+    assert_eq!(
+        store.people_choices().await.unwrap()[0],
+        PersonChoice { peer: ana, muted: true, blocked: true, since: 300 }
+    );
     store.set_person_muted(&ana, false, 400).await.unwrap();
     assert_eq!(store.person_choice(&ana).await.unwrap().map(|c| (c.muted, c.blocked)), Some((false, true)));
     store.set_person_blocked(&ana, false, 500).await.unwrap();
@@ -66,7 +69,8 @@ async fn a_blocked_persons_messages_leave_history_and_unread_but_stay_stored() {
     for env in [&hers, &junk, &junk_dm] {
         store.insert(env, 1, 2_000, false).await.unwrap();
     }
-    let unread = |rooms: Vec<festival_store::RoomRecord>, r: &RoomId| rooms.iter().find(|x| &x.room == r).unwrap().unread;
+    let unread =
+        |rooms: Vec<festival_store::RoomRecord>, r: &RoomId| rooms.iter().find(|x| &x.room == r).unwrap().unread;
     assert_eq!(unread(store.rooms().await.unwrap(), &stage), 2);
     assert_eq!(unread(store.rooms().await.unwrap(), &RoomId::direct()), 1);
 
@@ -104,7 +108,10 @@ async fn pruning_peers_keeps_the_names_of_people_muted_or_blocked() {
     let festival = RoomId::festival();
     let (ana, ben) = (identity(1), identity(2));
     for (i, who) in [&ana, &ben].into_iter().enumerate() {
-        store.insert(&profile(who, &festival, 1, 1_000, if i == 0 { "Ana" } else { "Ben" }), 1, 2_000, false).await.unwrap();
+        store
+            .insert(&profile(who, &festival, 1, 1_000, if i == 0 { "Ana" } else { "Ben" }), 1, 2_000, false)
+            .await
+            .unwrap();
         store.set_peer_name(&who.peer_id(), if i == 0 { "Ana" } else { "Ben" }).await.unwrap();
     }
     store.set_person_blocked(&ben.peer_id(), true, 3_000).await.unwrap();

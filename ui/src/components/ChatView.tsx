@@ -56,6 +56,7 @@ export function ChatView(p: ChatViewProps) {
     f().catch((e) => setActionError(toApiError(e).message));
   };
   const who = other !== undefined ? plainName(person, other) : title;
+  const shortWho = person?.name ?? "this person";
 
   return (
     <section className="chat" aria-label={title}>
@@ -123,7 +124,7 @@ export function ChatView(p: ChatViewProps) {
       {other !== undefined && confirmBlock && !p.blocked && (
         <div className="blocked-note" role="alertdialog" aria-label={`Block ${who}?`}>
           <span>
-            Block {who}? You will not see what they write, their DMs are not kept, and they get no receipts from you. Settings lists whom you
+            Block {shortWho}? You will not see what they write, their DMs are not kept, and they get no receipts from you. Settings lists whom you
             blocked, to undo it.
           </span>
           <button
@@ -144,7 +145,9 @@ export function ChatView(p: ChatViewProps) {
       )}
       {other !== undefined && p.blocked && (
         <div className="blocked-note" role="status">
-          <BanIcon width={16} height={16} /> You blocked {who}: nothing they write is shown or kept.
+          <span>
+            <BanIcon width={16} height={16} /> You blocked {shortWho}: nothing they write is shown, their DMs are not kept.
+          </span>
           <button type="button" className="btn btn-sm btn-ghost" onClick={() => act(() => p.onBlock!(false))}>
             Unblock
           </button>

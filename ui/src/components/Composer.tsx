@@ -1,5 +1,5 @@
 import { toApiError } from "../api";
-import { useContext, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useContext, useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { completeMention, mentionQuery, suggestions } from "../logic/mentions";
 import { MentionContext } from "./Mentions";
 import { checkMessage, MAX_TEXT_BYTES, utf8Bytes } from "../logic/validate";
@@ -47,9 +47,15 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
     onChange(next.text);
     setCaret(next.caret);
     setPick(0);
-    // The caret goes after the name once React has put the text in.
-    requestAnimationFrame(() => ref.current?.setSelectionRange(next.caret, next.caret));
+    placeCaret.current = next.caret;
   };
+  // The caret goes after the completed name as soon as React has put the text in.
+  const placeCaret = useRef<number | null>(null);
+  useLayoutEffect(() => {
+    if (placeCaret.current === null) return;
+    ref.current?.setSelectionRange(placeCaret.current, placeCaret.current);
+    placeCaret.current = null;
+  }, [value]);
 
   useEffect(() => {
     const el = ref.current;

@@ -18,7 +18,7 @@ export function MentionText({ text }: { text: string }) {
     <>
       {parts.map((p, i) =>
         p.mention ? (
-          <mark key={i} className={`mention${p.mention.me ? " me" : ""}`}>
+          <mark key={i} className={`mention${p.mention.me ? " of-me" : ""}`}>
             {p.text}
           </mark>
         ) : (

@@ -163,7 +163,6 @@ export function Sidebar(p: SidebarProps) {
                   <Avatar id={d.peer} name={who?.name ?? "?"} size="sm" />
                   <span className="conv-name">
                     <PersonName author={who} peer={d.peer} compact />
-                    {p.muted?.has(key) && <Muted />}
                     {d.last && (
                       <span className="conv-sub">
                         {d.last.mine && (
@@ -177,6 +176,7 @@ export function Sidebar(p: SidebarProps) {
                   </span>
                   <span className="conv-meta">
                     {d.last && <span className="muted tiny">{messageTime(d.last.created_at)}</span>}
+                    {p.muted?.has(key) && <Muted />}
                     <Badge n={p.unread[key] ?? 0} />
                   </span>
                 </button>

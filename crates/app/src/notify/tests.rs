@@ -68,7 +68,12 @@ fn dms_mentions_and_announcements_notify_crowd_messages_only_count() {
     let got = n.on_event(&text(3, "festival", "@ana the gate is open"), 3_000).expect("a mention notifies");
     assert_eq!((got.kind, got.title.as_str()), (NotifyKind::Mention, "P3 (3F2A) in festival"));
 
-    let a = AnnouncementView { id: MessageId::from_bytes([9; 32]), text: "Gates close at 23:00".into(), created_at: 0, until: 1 };
+    let a = AnnouncementView {
+        id: MessageId::from_bytes([9; 32]),
+        text: "Gates close at 23:00".into(),
+        created_at: 0,
+        until: 1,
+    };
     let got = n.on_event(&NodeEvent::Announcement(a), 4_000).expect("an announcement notifies");
     assert_eq!(got.kind, NotifyKind::Announcement);
     // Other events never do.
