@@ -20,6 +20,7 @@ const COMMANDS: &[&str] = &[
     "block",
     "people_choices",
     "viewing",
+    "search",
     "announcements",
     "verify",
     "status",

@@ -5,7 +5,7 @@
 use festival_app::{App, AppError, AppState, MyCode, Settings};
 use festival_core::MessageId;
 use festival_node::runtime::{
-    AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status,
+    AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, SearchResults, Status,
 };
 use festival_store::HistoryCursor;
 use tauri::ipc::Channel;
@@ -95,6 +95,12 @@ pub async fn block(app: State<'_, App>, peer: String, blocked: bool) -> Result<(
     app.block(&peer, blocked).await
 }
 
+/// Messages I can read holding every word of `query`, newest first.
+#[tauri::command]
+pub async fn search(app: State<'_, App>, query: String, limit: u32) -> Result<SearchResults> {
+    app.search(&query, limit).await
+}
+
 #[tauri::command]
 pub async fn people_choices(app: State<'_, App>) -> Result<Vec<PersonChoiceView>> {
     app.people_choices().await
@@ -167,6 +173,7 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
             block,
             people_choices,
             viewing,
+            search,
             announcements,
             verify,
             status,

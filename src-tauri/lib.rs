@@ -82,8 +82,11 @@ pub fn run() {
             tracing::info!(dir = %dir.display(), "data dir");
             let backend = start_backend(&dir, options_from_env())?;
             let handle = app.handle().clone();
-            // Spawned on Tauri's runtime; it lives as long as the app.
-            tauri::async_runtime::block_on(async { backend.notifications(move |n| show(&handle, &n)) });
+            // On Tauri's runtime; it lives as long as the app.
+            let notifier = backend.clone();
+            tauri::async_runtime::spawn(async move {
+                let _ = notifier.notifications(move |n| show(&handle, &n)).await;
+            });
             app.manage(backend);
             Ok(())
         })

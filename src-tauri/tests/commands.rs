@@ -283,5 +283,11 @@ fn mute_block_and_viewing_are_kept_listed_and_undone() {
     assert_eq!(s.code("mute", json!({"conversation": "camp-b12", "muted": true})), "not_joined");
     assert_eq!(s.code("viewing", json!({"conversation": "dm:nobody"})), "invalid_peer");
     s.ok("viewing", json!({"conversation": "festival"}));
+    // Search: what was said here is found, bad input is a typed error.
+    s.ok("send", json!({"room": "festival", "text": "Fireworks by the lake at midnight"}));
+    let found = s.ok("search", json!({"query": "firew", "limit": 20}));
+    assert_eq!(found["messages"][0]["body"]["text"], "Fireworks by the lake at midnight");
+    assert_eq!(found["pending"], 0);
+    assert_eq!(s.code("search", json!({"query": "  \"\" ", "limit": 20})), "invalid_search");
     s.ok("viewing", json!({"conversation": null}));
 }

@@ -291,6 +291,13 @@ export function fakeApi(scene: string): Api {
       });
     },
     async viewing() {},
+    async search(query, limit) {
+      await sleep(80);
+      const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+      const all = Object.values(byRoom).flat();
+      const hits = all.filter((m) => words.every((w) => m.body.text.toLowerCase().split(/[^\p{L}\p{N}]+/u).some((t) => t.startsWith(w))));
+      return { messages: hits.sort((a, b) => b.created_at - a.created_at).slice(0, limit), pending: 0 };
+    },
     async verify(code) {
       await sleep(100);
       if (!code.includes(DEE)) throw new ApiError("invalid_code", "that is not a contact code: festival: followed by 64 hex digits");

@@ -367,3 +367,38 @@ describe("mentions, muting and blocking", () => {
     expect(await within(list).findByText(/Nobody/)).toBeInTheDocument();
   });
 });
+
+describe("search", () => {
+  it("finds messages as the words are typed and opens one in its conversation, paging back to it", async () => {
+    const target = message({ room: "main-stage", body: { type: "text", text: "Fireworks at the lake" }, created_at: 1_000 });
+    const newer = Array.from({ length: 3 }, (_, i) => message({ room: "main-stage", body: { type: "text", text: `later ${i}` }, created_at: 2_000 + i }));
+    const api = stubApi({
+      rooms: async () => [room("festival"), room("main-stage", { name: "Main Stage" })],
+      search: vi.fn(async () => ({ messages: [target], pending: 0 })),
+      // The newest page first; the found message is on the second one.
+      history: vi.fn(async (r: string, before: unknown) =>
+        r !== "main-stage" ? { messages: [], next: null } : before === null ? { messages: newer, next: { created_at: 2_000, author: ANA, seq: 1 } } : { messages: [target], next: null },
+      ),
+    });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.type(await screen.findByRole("searchbox", { name: "Search messages" }), "fire");
+    const results = await screen.findByRole("region", { name: "Search results" });
+    const hit = await within(results).findByRole("button", { name: /Main Stage/ });
+    expect(within(hit).getByText("Fire").tagName).toBe("MARK");
+    expect(api.search).toHaveBeenLastCalledWith("fire", 50);
+    await user.click(hit);
+    // Only the second page holds it: paged back until it is there, then it
+    // is marked and focused.
+    await waitFor(() => expect(document.querySelector(`li[data-id="${target.id}"]`)).toHaveClass("found"));
+    expect(document.activeElement).toBe(document.querySelector(`li[data-id="${target.id}"]`));
+  });
+
+  it("says why a search was refused", async () => {
+    const api = stubApi({ search: vi.fn(async () => Promise.reject({ code: "invalid_search", message: "search: type a word to search for" })) });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.type(await screen.findByRole("searchbox", { name: "Search messages" }), "--");
+    expect(await screen.findByText(/type a word to search for/)).toBeInTheDocument();
+  });
+});

@@ -14,6 +14,7 @@ import type {
   PeerView,
   PersonChoiceView,
   RoomView,
+  SearchResults,
   Settings,
   Status,
 } from "./model";
@@ -38,6 +39,8 @@ export interface Api {
   block(peer: string, blocked: boolean): Promise<void>;
   /** Everyone muted or blocked, the latest first: the list to undo it. */
   peopleChoices(): Promise<PersonChoiceView[]>;
+  /** Messages I can read holding every word of `query` (the last as a prefix), newest first. */
+  search(query: string, limit: number): Promise<SearchResults>;
   /** The conversation on screen: it raises no notification while the window has the focus. */
   viewing(conversation: string | null): Promise<void>;
   /** The organiser's announcements still running, newest first. */
@@ -95,6 +98,7 @@ export const tauriApi: Api = {
   block: (peer, blocked) => call("block", { peer, blocked }),
   peopleChoices: () => call("people_choices"),
   viewing: (conversation) => call("viewing", { conversation }),
+  search: (query, limit) => call("search", { query, limit }),
   announcements: () => call("announcements"),
   verify: (code) => call("verify", { code }),
   status: () => call("status"),

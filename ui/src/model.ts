@@ -29,6 +29,7 @@ export type {
   RoomId,
   RoomView,
   Saving,
+  SearchResults,
   Settings,
   Status,
   Waiting,

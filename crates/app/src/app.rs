@@ -13,7 +13,7 @@ use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_joinable_room, LocalNode};
 use festival_node::runtime::{
     AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PersonChoiceView,
-    PowerConfig, RoomView, Status,
+    PowerConfig, RoomView, SearchResults, Status,
 };
 use festival_store::HistoryCursor;
 use serde::Serialize;
@@ -410,6 +410,11 @@ impl App {
         let peer = parse_peer(peer)?;
         not_yourself(node.peer_id(), peer)?;
         Ok(node.block(peer, blocked).await?)
+    }
+
+    /// Search what I can read here (rooms, my DMs), newest first.
+    pub async fn search(&self, query: &str, limit: u32) -> Result<SearchResults, AppError> {
+        Ok(self.node().await?.search(query, limit).await?)
     }
 
     /// Everyone muted or blocked, the latest first: the list to undo it.

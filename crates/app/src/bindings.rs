@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use festival_core::MessageId;
-use festival_node::runtime::{HistoryPage, NodeEvent, PeerView, PersonChoiceView, RoomView, Status};
+use festival_node::runtime::{HistoryPage, NodeEvent, PeerView, PersonChoiceView, RoomView, SearchResults, Status};
 use ts_rs::{Config, ExportError, TS};
 
 use crate::{AppError, AppState, MyCode, Notification, Settings};
@@ -29,6 +29,7 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     HistoryPage::export_all(&cfg)?;
     PeerView::export_all(&cfg)?;
     PersonChoiceView::export_all(&cfg)?;
+    SearchResults::export_all(&cfg)?;
     Notification::export_all(&cfg)?;
     NodeEvent::export_all(&cfg)?;
     MessageId::export_all(&cfg)?;

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     Storage,
     /// The list of people muted or blocked is full (10,000): undo some.
     TooManyChoices,
+    /// A search with no word in it, or too long.
+    InvalidSearch,
     /// The node is not running (stopped, restarting, or failed to start).
     NodeStopped,
     Internal,
@@ -104,6 +106,7 @@ impl From<NodeError> for AppError {
             NodeError::Engine(en) => engine(en),
             NodeError::Store(StoreError::TooManyChoices { .. }) => ErrorCode::TooManyChoices,
             NodeError::Store(StoreError::NotJoined(_)) => ErrorCode::NotJoined,
+            NodeError::Store(StoreError::BadQuery(_)) => ErrorCode::InvalidSearch,
             NodeError::Store(_) => ErrorCode::Storage,
             NodeError::Room(_) => ErrorCode::InvalidRoom,
             NodeError::OwnCode => ErrorCode::OwnCode,

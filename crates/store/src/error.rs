@@ -31,6 +31,9 @@ pub enum StoreError {
     NotInOutbox(MessageId),
     #[error("room {0} has not been joined")]
     NotJoined(RoomId),
+    /// A search query with nothing to search for, or too long.
+    #[error("search: {0}")]
+    BadQuery(String),
     /// The list of people muted or blocked is full.
     #[error("at most {max} people can be muted or blocked")]
     TooManyChoices { max: u64 },

@@ -85,6 +85,7 @@ pub mod read;
 pub mod receipts;
 pub mod rooms;
 mod script;
+pub mod search;
 pub mod usage;
 mod victims;
 
@@ -105,5 +106,6 @@ pub use outbox::{OutboxRow, OutboxState};
 pub use peers::PeerRecord;
 pub use read::{HistoryCursor, StoredMessage, GAP_WAIT_MS};
 pub use rooms::RoomRecord;
+pub use search::{MAX_QUERY_CHARS, MAX_SEARCH_RESULTS};
 pub use usage::{Usage, ROW_OVERHEAD_BYTES};
 pub use victims::STEP_ROWS;

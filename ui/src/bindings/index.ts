@@ -27,6 +27,7 @@ export type { RelayState } from "./RelayState";
 export type { RoomId } from "./RoomId";
 export type { RoomView } from "./RoomView";
 export type { Saving } from "./Saving";
+export type { SearchResults } from "./SearchResults";
 export type { Settings } from "./Settings";
 export type { Status } from "./Status";
 export type { Waiting } from "./Waiting";

@@ -40,6 +40,8 @@ export interface ChatViewProps {
   /** DMs: the person is blocked. */
   blocked?: boolean;
   onBlock?: (blocked: boolean) => Promise<void>;
+  /** A message to bring into view (a search result). */
+  focusId?: string | undefined;
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -173,6 +175,7 @@ export function ChatView(p: ChatViewProps) {
         direct={other !== undefined}
         onLoadOlder={loadOlder}
         onAuthor={other === undefined ? p.onAuthor : undefined}
+        focusId={p.focusId}
       />
       <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? "Write a sealed message" : `Message ${title}`} />
     </section>

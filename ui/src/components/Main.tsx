@@ -129,6 +129,10 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onSettings={() => setDialog("settings")}
         onMyCode={() => setDialog("code")}
         muted={muted}
+        onJump={(k, id) => {
+          actions.reveal(k, id);
+          setShowList(false);
+        }}
       />
       {/* One ChatView per conversation: scroll position and composer errors start fresh. */}
       <ChatView
@@ -150,6 +154,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onAuthor={dmAuthor}
         nearby={nearby}
         announcements={state.announcements}
+        focusId={state.focus?.key === key ? state.focus.id : undefined}
         muted={muted.has(key)}
         onMute={key !== DM_ROOM ? (on) => actions.mute(key, on) : undefined}
         blocked={peerView?.blocked ?? false}

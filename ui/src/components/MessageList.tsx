@@ -23,6 +23,8 @@ export interface MessageListProps {
   direct: boolean;
   onLoadOlder: () => void;
   onAuthor?: ((peer: string) => void) | undefined;
+  /** A message to scroll to and mark (a search result), once it is in the list. */
+  focusId?: string | undefined;
 }
 
 export function MessageList(p: MessageListProps) {
@@ -59,6 +61,21 @@ export function MessageList(p: MessageListProps) {
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
+
+  // A search result: scrolled to the middle, marked, and given the focus
+  // (keyboard and screen reader users land on it).
+  const { focusId } = p;
+  const shown = focusId !== undefined && p.messages.some((m) => m.id === focusId);
+  useEffect(() => {
+    if (!shown || !ref.current) return;
+    const li = ref.current.querySelector<HTMLLIElement>(`li[data-id="${CSS.escape(focusId)}"]`);
+    if (!li) return;
+    li.scrollIntoView?.({ block: "center" });
+    li.classList.add("found");
+    li.tabIndex = -1;
+    li.focus({ preventScroll: true });
+    prev.current = { ...prev.current, atBottom: false };
+  }, [focusId, shown]);
 
   // A short first page may not fill the screen: then there is no scroll to
   // trigger the next one.

@@ -9,6 +9,7 @@ import type { DmSummary } from "../state/chat";
 import { Avatar } from "./Avatar";
 import { BellOffIcon, CloseIcon, HashIcon, LockIcon, PlusIcon, QrIcon, SettingsIcon, UsersIcon } from "./Icons";
 import { FingerprintChip, PersonName } from "./PersonName";
+import { SearchBox, SearchResults } from "./Search";
 
 export interface SidebarProps {
   /** Ourselves; `fingerprint` once the node runs ("5E6F-7A8B-..."). */
@@ -27,6 +28,8 @@ export interface SidebarProps {
   onMyCode: () => void;
   /** Conversations muted (rooms by id, people as "dm:<peer>"). */
   muted?: ReadonlySet<string>;
+  /** Open a search result's conversation at the message. */
+  onJump?: (key: ConversationKey, id: string) => void;
 }
 
 function Muted() {
@@ -100,6 +103,9 @@ function JoinRoom({ onJoin, onClose }: { onJoin: (name: string) => Promise<unkno
 
 export function Sidebar(p: SidebarProps) {
   const [joining, setJoining] = useState(false);
+  const [query, setQuery] = useState("");
+  const searching = query.trim() !== "" && p.onJump !== undefined;
+  const roomName = (id: string) => p.rooms.find((r) => r.id === id)?.name ?? id;
   return (
     <nav className="sidebar" aria-label="Conversations">
       <header className="sidebar-head">
@@ -126,7 +132,20 @@ export function Sidebar(p: SidebarProps) {
         </button>
       </header>
 
+      {p.onJump && <SearchBox query={query} onQuery={setQuery} />}
       <div className="sidebar-scroll">
+        {searching && p.onJump && (
+          <SearchResults
+            query={query}
+            onQuery={setQuery}
+            onJump={(key, id) => {
+              p.onJump?.(key, id);
+            }}
+            personOf={p.personOf}
+            roomName={roomName}
+          />
+        )}
+        <div className="conv-lists" hidden={searching}>
         <div className="section-head">
           <span>Rooms</span>
           <button type="button" className="icon-btn icon-btn-sm" onClick={() => setJoining((j) => !j)} title="Join or create a room" aria-label="Join or create a room">
@@ -184,6 +203,7 @@ export function Sidebar(p: SidebarProps) {
             );
           })}
         </ul>
+        </div>
       </div>
 
       <button type="button" className="people-btn" onClick={p.onPeople}>

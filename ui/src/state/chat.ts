@@ -40,6 +40,8 @@ export interface ChatState {
   visible: boolean;
   /** The organiser's announcements, newest first (ended ones are hidden as they end). */
   announcements: readonly AnnouncementView[];
+  /** A message to bring into view (a search result): its conversation pages back until it is loaded. */
+  focus: { key: ConversationKey; id: string } | null;
 }
 
 export const initialChat: ChatState = {
@@ -55,6 +57,7 @@ export const initialChat: ChatState = {
   open: FESTIVAL_ROOM,
   visible: true,
   announcements: [],
+  focus: null,
 };
 
 export type ChatAction =
@@ -79,6 +82,8 @@ export type ChatAction =
    * unblocked (every timeline is read again: the node kept what they wrote).
    */
   | { type: "blocked"; peer: string; blocked: boolean }
+  /** Bring a message into view (null: done, or given up). */
+  | { type: "focus"; focus: { key: ConversationKey; id: string } | null }
   /** The ids queued for a conversation were reported read. */
   | { type: "marked"; key: ConversationKey };
 
@@ -296,6 +301,8 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       return s.dmStarted.includes(a.peer) ? s : { ...s, dmStarted: [...s.dmStarted, a.peer] };
     case "marked":
       return { ...s, unread: takeToMark(s.unread, a.key)[0] };
+    case "focus":
+      return { ...s, focus: a.focus };
     case "blocked": {
       const known = s.peers[a.peer];
       const peers = known ? { ...s.peers, [a.peer]: { ...known, blocked: a.blocked } } : s.peers;

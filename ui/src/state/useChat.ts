@@ -17,6 +17,8 @@ const storage = typeof localStorage === "undefined" ? undefined : localStorage;
 export const PAGE_SIZE = 50;
 /** Peer and status lists are refreshed this often for "last seen" and counts. */
 const REFRESH_MS = 10_000;
+/** Pages loaded at most to bring a search result into view. */
+const REVEAL_PAGES = 20;
 /** Bursts of link events cause one refresh. */
 const EVENT_REFRESH_DEBOUNCE_MS = 300;
 
@@ -38,6 +40,8 @@ export interface ChatActions {
   mute(key: ConversationKey, muted: boolean): Promise<void>;
   /** Block a person (or undo it). */
   block(peer: string, blocked: boolean): Promise<void>;
+  /** Open a conversation at one of its messages (a search result). */
+  reveal(key: ConversationKey, id: string): void;
   refresh(): void;
 }
 
@@ -135,6 +139,23 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     return () => clearInterval(id);
   }, [refresh]);
 
+  // A message to bring into view: page back through its conversation until
+  // it is loaded (at most REVEAL_PAGES pages), then the list scrolls to it.
+  const revealPages = useRef(0);
+  useEffect(() => {
+    const f = state.focus;
+    if (!f) return;
+    const t = state.timelines[f.key];
+    if (!t || t.loading || t.error) return;
+    if (t.messages.some((m) => m.id === f.id)) return;
+    if (!hasOlder(t) || revealPages.current >= REVEAL_PAGES) {
+      dispatch({ type: "focus", focus: null });
+      return;
+    }
+    revealPages.current += 1;
+    loadOlder(f.key);
+  }, [state.focus, state.timelines, loadOlder]);
+
   // The conversation on screen raises no notification while it is seen.
   useEffect(() => {
     api.viewing(state.visible ? state.open : null).catch(() => {});
@@ -185,15 +206,16 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     if (live && live.length && state.visible) api.markRead(key, live).catch(() => {});
   }, [api, state]);
 
-  const actions = useMemo<ChatActions>(
-    () => ({
-      open(key) {
-        const s = stateRef.current;
-        const count = s.unread.counts[key] ?? 0;
-        pendingMark.current = count > 0 ? { key, count } : null;
-        dispatch({ type: "open", key });
-        if (!s.timelines[key]?.loaded) loadOlder(key);
-      },
+  const actions = useMemo<ChatActions>(() => {
+    const open = (key: ConversationKey) => {
+      const s = stateRef.current;
+      const count = s.unread.counts[key] ?? 0;
+      pendingMark.current = count > 0 ? { key, count } : null;
+      dispatch({ type: "open", key });
+      if (!s.timelines[key]?.loaded) loadOlder(key);
+    };
+    return {
+      open,
       loadOlder,
       async send(key, text) {
         const peer = dmPeer(key);
@@ -250,10 +272,14 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         refreshRooms();
         refresh();
       },
+      reveal(key, id) {
+        revealPages.current = 0;
+        open(key);
+        dispatch({ type: "focus", focus: { key, id } });
+      },
       refresh,
-    }),
-    [api, loadOlder, refresh, refreshRooms],
-  );
+    };
+  }, [api, loadOlder, refresh, refreshRooms]);
 
   return { state, actions, streamError };
 }

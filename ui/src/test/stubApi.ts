@@ -119,6 +119,7 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     block: vi.fn(async () => {}),
     peopleChoices: vi.fn(async () => []),
     viewing: vi.fn(async () => {}),
+    search: vi.fn(async () => ({ messages: [], pending: 0 })),
     announcements: vi.fn(async () => []),
     verify: vi.fn(async () => {
       throw { code: "bad_code", message: "not a Festival Chat code" };

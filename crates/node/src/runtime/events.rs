@@ -403,6 +403,16 @@ pub struct RoomView {
     pub muted: bool,
 }
 
+/// What a search found: messages a person can read, newest first, each
+/// with its conversation (`room`, and for a DM its `body.to` or author).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SearchResults {
+    pub messages: Vec<MessageView>,
+    /// Messages stored but not indexed yet (they are found once they are).
+    pub pending: u64,
+}
+
 /// A page of history, oldest first. `next` continues with older messages;
 /// `None` means the start of the room was reached. A page can hold fewer
 /// than the asked number of messages and still have a `next` (a stretch of

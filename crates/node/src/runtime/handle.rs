@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use super::actor::{self, Command};
 use super::config::{NodeConfig, StartError};
 use super::events::{
-    AnnouncementView, DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status,
-    Waiting,
+    AnnouncementView, DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView,
+    SearchResults, Status, Waiting,
 };
 use crate::engine::EngineError;
 use festival_core::body::Body;
@@ -32,6 +32,11 @@ pub const MAX_HISTORY_PAGE: u32 = 200;
 /// Stored messages looked at for one page, per message asked for: bounds the
 /// work when a stretch holds little to show (receipts, other people's mail).
 const HISTORY_SCAN_FACTOR: u32 = 8;
+
+/// Messages indexed for search before one search runs: what arrived since
+/// the last one, bounded so a search answers in about a second even after a
+/// long time without one.
+pub const SEARCH_INDEX_BUDGET: u32 = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -215,6 +220,27 @@ impl NodeHandle {
         found.reverse();
         self.explain_waiting(&mut found).await;
         Ok(HistoryPage { messages: found, next })
+    }
+
+    /// Search the messages a person can read here (room texts, DMs to or
+    /// from us) for every word of `query`, the last one as a prefix; newest
+    /// first, at most `limit` (up to [`festival_store::MAX_SEARCH_RESULTS`]).
+    /// What arrived since the last search is indexed first, up to
+    /// [`SEARCH_INDEX_BUDGET`] messages (`pending` says how many wait).
+    pub async fn search(&self, query: &str, limit: u32) -> Result<SearchResults, NodeError> {
+        let store = &self.inner.store;
+        let me = store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        store.index_pending(&me.identity, SEARCH_INDEX_BUDGET).await?;
+        let found = store.search(query, limit).await?;
+        let names = crate::names::Names::load(store, me.identity.peer_id(), &me.name).await?;
+        let mut messages = Vec::with_capacity(found.len());
+        for m in &found {
+            if let Some(v) = crate::view::view(store, &me.identity, &names, m).await? {
+                messages.push(v);
+            }
+        }
+        self.explain_waiting(&mut messages).await;
+        Ok(SearchResults { messages, pending: store.search_pending().await? })
     }
 
     /// One stored message as a person sees it (`None`: not stored, or not

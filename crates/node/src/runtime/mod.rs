@@ -24,6 +24,6 @@ mod status;
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
     AnnouncementView, DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PathStats, PeerPath,
-    PeerView, PersonChoiceView, PowerMode, RelayState, RoomView, Saving, Status, Waiting,
+    PeerView, PersonChoiceView, PowerMode, RelayState, RoomView, Saving, SearchResults, Status, Waiting,
 };
-pub use handle::{NodeError, NodeHandle, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE};
+pub use handle::{NodeError, NodeHandle, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE, SEARCH_INDEX_BUDGET};

@@ -1,0 +1,151 @@
+//! Full-text search over what a person can read here: room texts, and DMs
+//! to or from us (SQLite FTS5, `migrations/0007_search.sql`).
+//!
+//! Ingest only queues a message (a trigger writes its pk to
+//! `search_pending`); [`Store::index_pending`] opens DMs and indexes the
+//! queue in batches, outside the ingest transaction. A message deleted by
+//! expiry or eviction leaves the index and the queue with it (a trigger).
+//! Blocked people's messages stay indexed and are left out of results.
+
+use festival_core::body::{open_dm, Body};
+use festival_core::{Identity, SignedEnvelope};
+
+use crate::error::{Result, StoreError};
+use crate::open::Store;
+use crate::read::{stored, MessageRow};
+use crate::StoredMessage;
+
+/// Messages indexed per transaction.
+pub const INDEX_BATCH: u32 = 512;
+/// Results per search at most.
+pub const MAX_SEARCH_RESULTS: u32 = 100;
+/// A query longer than this (in characters) is refused: nobody types it.
+pub const MAX_QUERY_CHARS: usize = 200;
+/// Words of a query at most.
+pub const MAX_QUERY_TERMS: usize = 8;
+
+/// The FTS5 query for what a person typed: every word must appear (in any
+/// order), the last one as a prefix ("fire" finds "fireworks" as it is
+/// typed). Words are quoted, so FTS5's own syntax (`OR`, `NEAR`, `-`,
+/// `col:`, quotes) is plain text here. `None` when nothing searchable is
+/// left.
+pub fn fts_query(typed: &str) -> Option<String> {
+    let words: Vec<String> = typed
+        .split_whitespace()
+        .map(|w| w.replace('"', ""))
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .take(MAX_QUERY_TERMS)
+        .collect();
+    let last = words.len().checked_sub(1)?;
+    let terms: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| if i == last { format!("\"{w}\"*") } else { format!("\"{w}\"") })
+        .collect();
+    Some(terms.join(" "))
+}
+
+/// The text a person reads in `env`, if it is one of ours to read.
+fn readable_text(me: &Identity, env: &SignedEnvelope) -> Option<String> {
+    match env.parsed_body() {
+        Body::Text(t) => Some(t),
+        Body::SealedDm(_) => open_dm(me, env).ok(),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Index up to `max` queued messages (opening DMs with `me`), oldest
+    /// first, [`INDEX_BATCH`] per transaction. Returns how many left the
+    /// queue (a DM that does not open leaves it unindexed).
+    pub async fn index_pending(&self, me: &Identity, max: u32) -> Result<u64> {
+        let mut done = 0u64;
+        while done < u64::from(max) {
+            let batch = INDEX_BATCH.min(max - u32::try_from(done).unwrap_or(max));
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT p.pk, m.raw FROM search_pending p JOIN messages m ON m.pk = p.pk ORDER BY p.pk LIMIT ?",
+            )
+            .bind(i64::from(batch))
+            .fetch_all(&self.reader)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let texts: Vec<(i64, Option<String>)> = rows
+                .into_iter()
+                .map(|(pk, raw)| (pk, SignedEnvelope::from_stored(&raw).ok().and_then(|e| readable_text(me, &e))))
+                .collect();
+            let mut tx = self.writer.begin().await?;
+            for (pk, text) in &texts {
+                // Still queued: its message was not deleted meanwhile (its
+                // pk could then be another message's).
+                if let Some(text) = text {
+                    sqlx::query(
+                        "INSERT INTO message_search (rowid, text)
+                         SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM search_pending WHERE pk = ?1)",
+                    )
+                    .bind(pk)
+                    .bind(text)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM search_pending WHERE pk = ?").bind(pk).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            done += texts.len() as u64;
+        }
+        Ok(done)
+    }
+
+    /// Messages stored but not indexed yet.
+    pub async fn search_pending(&self) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM search_pending").fetch_one(&self.reader).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The indexed messages holding every word of `typed` (the last as a
+    /// prefix), newest first (by arrival here), at most `limit` (clamped to
+    /// [`MAX_SEARCH_RESULTS`]); nothing by people blocked here.
+    /// [`StoreError::BadQuery`] for a query with no word in it or longer
+    /// than [`MAX_QUERY_CHARS`].
+    pub async fn search(&self, typed: &str, limit: u32) -> Result<Vec<StoredMessage>> {
+        if typed.chars().count() > MAX_QUERY_CHARS {
+            return Err(StoreError::BadQuery(format!("at most {MAX_QUERY_CHARS} characters")));
+        }
+        let query = fts_query(typed).ok_or_else(|| StoreError::BadQuery("type a word to search for".into()))?;
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT m.id, m.raw, m.hops, m.received_at FROM message_search s JOIN messages m ON m.pk = s.rowid
+             WHERE message_search MATCH ?1
+               AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
+             ORDER BY s.rowid DESC LIMIT ?2",
+        )
+        .bind(query)
+        .bind(i64::from(limit.clamp(1, MAX_SEARCH_RESULTS)))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(stored).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+    use festival_core::Kind;
+
+    #[test]
+    fn the_triggers_kind_literals_match_the_core() {
+        assert_eq!(Kind::Text.code(), 0);
+        assert_eq!(Kind::SealedDm.code(), 2);
+    }
+
+    #[test]
+    fn typed_words_become_quoted_terms_the_last_a_prefix() {
+        assert_eq!(fts_query("fire works").as_deref(), Some("\"fire\" \"works\"*"));
+        assert_eq!(fts_query("  taco  ").as_deref(), Some("\"taco\"*"));
+        // FTS5 syntax is text here.
+        assert_eq!(fts_query("a OR \"b\" NEAR(c) -d").as_deref(), Some("\"a\" \"OR\" \"b\" \"NEAR(c)\" \"-d\"*"));
+        assert_eq!(fts_query("\"\" - *"), None);
+        assert_eq!(fts_query(""), None);
+        assert_eq!(fts_query(&"w ".repeat(50)).map(|q| q.matches('"').count()), Some(16), "at most 8 terms");
+    }
+}
