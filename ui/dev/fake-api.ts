@@ -194,6 +194,7 @@ export function fakeApi(scene: string): Api {
     signaling_port: 7071,
     udp_port: 7072,
     rejected: {},
+    blocked_dropped: 0,
     paths: {
       sent_lan: 41,
       sent_relay: 6,

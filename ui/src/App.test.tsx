@@ -365,6 +365,8 @@ describe("mentions, muting and blocking", () => {
     await user.click(await within(list).findByRole("button", { name: "Unblock" }));
     expect(api.block).toHaveBeenLastCalledWith(ANA, false);
     expect(await within(list).findByText(/Nobody/)).toBeInTheDocument();
+    // What she wrote was kept: it is read again and shown.
+    expect((await screen.findAllByText("buy my tokens")).length).toBeGreaterThan(0);
   });
 });
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use festival_core::body::MAX_TEXT_BYTES;
 use festival_core::{MessageId, PeerId, RoomId};
-use festival_node::clock::now_ms;
 use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_joinable_room, LocalNode};
 use festival_node::runtime::{
@@ -73,6 +72,9 @@ struct Shared {
     bus: broadcast::Sender<NodeEvent>,
     /// Which events become desktop notifications (`notify`).
     notifier: std::sync::Mutex<Notifier>,
+    /// The notifier's clock: monotonic, so a wall clock set back cannot
+    /// hold notifications back.
+    started: std::time::Instant,
 }
 
 /// Cheap to clone; every clone is the same app.
@@ -163,6 +165,7 @@ impl App {
                 state: Mutex::new(State { settings, running: None, error: None }),
                 bus,
                 notifier: std::sync::Mutex::new(Notifier::new()),
+                started: std::time::Instant::now(),
             }),
         })
     }
@@ -437,6 +440,10 @@ impl App {
         self.notifier().set_focus(focused);
     }
 
+    fn mono_ms(&self) -> u64 {
+        u64::try_from(self.shared.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn notifier(&self) -> std::sync::MutexGuard<'_, Notifier> {
         // A panic while holding it leaves plain data behind: go on with it.
         self.shared.notifier.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -465,12 +472,12 @@ impl App {
             loop {
                 let due = tokio::select! {
                     ev = rx.recv() => match ev {
-                        Ok(ev) => app.notifier().on_event(&ev, now_ms()).into_iter().collect::<Vec<_>>(),
+                        Ok(ev) => app.notifier().on_event(&ev, app.mono_ms()).into_iter().collect::<Vec<_>>(),
                         // Missed events are not worth a late notification.
                         Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
-                    _ = tick.tick() => app.notifier().tick(now_ms()),
+                    _ = tick.tick() => app.notifier().tick(app.mono_ms()),
                 };
                 for n in due {
                     sink(n);

@@ -9,19 +9,23 @@
 //!   digest); the organiser's announcements cannot be muted;
 //! - nothing is raised for the conversation on screen while the window has
 //!   the focus;
-//! - one conversation raises at most one notification per
-//!   [`COALESCE_MS`]: what arrives meanwhile is held, and raised as one
-//!   ("3 new messages") when the window ends;
+//! - one conversation (the announcements too) raises at most one
+//!   notification per [`COALESCE_MS`]: what arrives meanwhile is held, and
+//!   raised as one ("3 new messages") when the window ends, or with the
+//!   next message of it;
 //! - at most [`MAX_PER_MINUTE`] notifications a minute in all (an
-//!   announcement always goes out); past that, messages count into the
-//!   digest;
+//!   announcement always goes out); past that, a message of a conversation
+//!   raised before is held for it, others count into the digest;
 //! - the digest: while the window is away, what raised nothing is counted
+//!   (with the focus, nothing is: the person sees the unread counts)
 //!   and summed up in one notification ("42 new messages") [`DIGEST_MS`]
 //!   after the first of them, so at most one per [`DIGEST_MS`]. Focusing the
 //!   window clears it.
 //!
 //! Pure: events and times in, notifications out; the desktop shell shows
-//! them with the Tauri notification plugin.
+//! them with the Tauri notification plugin. Times are monotonic (the app
+//! passes milliseconds since it started), so a wall clock set back cannot
+//! silence it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -56,8 +60,8 @@ pub enum NotifyKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Notification {
     pub kind: NotifyKind,
-    /// The conversation to open on a click: a room id, `dm:<peer>`, or
-    /// empty for the digest.
+    /// The conversation it is about: a room id, `dm:<peer>`,
+    /// `announcements`, or empty for the digest.
     pub conversation: String,
     pub title: String,
     pub body: String,
@@ -190,20 +194,29 @@ impl Notifier {
     pub fn on_event(&mut self, ev: &NodeEvent, now: u64) -> Option<Notification> {
         match ev {
             NodeEvent::Message(m) => self.on_message(m, now),
-            NodeEvent::Announcement(a) => Some(self.on_announcement(a, now)),
+            NodeEvent::Announcement(a) => self.on_announcement(a, now),
             _ => None,
         }
     }
 
-    fn on_announcement(&mut self, a: &AnnouncementView, now: u64) -> Notification {
-        self.note_raised(now);
-        Notification {
-            kind: NotifyKind::Announcement,
-            conversation: RoomId::ANNOUNCEMENTS.to_owned(),
-            title: "Announcement from the organisers".to_owned(),
-            body: clip(&a.text),
-            count: 1,
+    /// Always raised (past the per-minute cap), but coalesced like a
+    /// conversation: a device that catches up on several at once shows one,
+    /// then one for the rest.
+    fn on_announcement(&mut self, a: &AnnouncementView, now: u64) -> Option<Notification> {
+        let conversation = RoomId::ANNOUNCEMENTS.to_owned();
+        let title = "Announcement from the organisers".to_owned();
+        if let Some(slot) = self.slots.get_mut(&conversation) {
+            if now < slot.last_at.saturating_add(COALESCE_MS) {
+                slot.held += 1;
+                return None;
+            }
         }
+        self.note_raised(now);
+        self.track(
+            conversation.clone(),
+            Slot { last_at: now, held: 0, kind: NotifyKind::Announcement, title: title.clone() },
+        );
+        Some(Notification { kind: NotifyKind::Announcement, conversation, title, body: clip(&a.text), count: 1 })
     }
 
     fn on_message(&mut self, m: &MessageView, now: u64) -> Option<Notification> {
@@ -228,19 +241,28 @@ impl Notifier {
             self.count_quiet(now);
             return None;
         }
+        // Held ones of an earlier window not raised yet go with this one.
+        let mut earlier = 0;
         if let Some(slot) = self.slots.get_mut(&conversation) {
             if now < slot.last_at.saturating_add(COALESCE_MS) {
                 slot.held += 1;
                 return None;
             }
+            earlier = slot.held;
         }
         if !self.room_for_one(now) {
-            self.count_quiet(now);
+            // Kept for the tick (the window is over, so it raises them as
+            // soon as there is room), not lost.
+            match self.slots.get_mut(&conversation) {
+                Some(slot) => slot.held += 1,
+                None => self.count_quiet(now),
+            }
             return None;
         }
         self.note_raised(now);
         self.track(conversation.clone(), Slot { last_at: now, held: 0, kind, title: title.clone() });
-        Some(Notification { kind, conversation, title, body: clip(text), count: 1 })
+        let body = if earlier == 0 { clip(text) } else { clip(&format!("+{earlier} more · {text}")) };
+        Some(Notification { kind, conversation, title, body, count: earlier + 1 })
     }
 
     /// Raise what is due: held messages whose conversation's window ended
@@ -254,16 +276,18 @@ impl Notifier {
             .map(|(c, _)| c.clone())
             .collect();
         for conversation in due {
-            if !self.room_for_one(now) {
-                break;
+            let announcement = self.slots.get(&conversation).is_some_and(|s| s.kind == NotifyKind::Announcement);
+            if !announcement && !self.room_for_one(now) {
+                continue;
             }
             let Some(slot) = self.slots.get_mut(&conversation) else { continue };
             let count = std::mem::take(&mut slot.held);
             slot.last_at = now;
+            let what = if slot.kind == NotifyKind::Announcement { "announcement" } else { "message" };
             let n = Notification {
                 kind: slot.kind,
                 title: slot.title.clone(),
-                body: if count == 1 { "1 new message".to_owned() } else { format!("{count} new messages") },
+                body: if count == 1 { format!("1 new {what}") } else { format!("{count} new {what}s") },
                 conversation,
                 count,
             };
@@ -287,7 +311,12 @@ impl Notifier {
         out
     }
 
+    /// A message that raised nothing: counted for the digest while the
+    /// window is away (with the focus, the person sees the unread counts).
     fn count_quiet(&mut self, now: u64) {
+        if self.focused {
+            return;
+        }
         self.quiet += 1;
         self.quiet_since.get_or_insert(now);
     }

@@ -257,3 +257,27 @@ fn a_head_whose_tip_we_no_longer_know_takes_the_peers_and_then_agrees() {
         .collect();
     assert_eq!(told, vec![head]);
 }
+
+/// A peer that holds a blocked person's DMs keeps claiming them. The claim
+/// goes into our view of the peer (so its digest still matches and no full
+/// summary is asked for at every sync), but nothing of it is asked for.
+#[test]
+fn a_blocked_persons_dm_heads_match_the_view_but_are_not_asked_for() {
+    let (peer, blocked) = (common::identity(1), common::identity(2));
+    let mut h = Harness::new(9, vec![]);
+    h.link(1, &peer);
+    h.feed(Input::Block { peer: blocked.peer_id(), blocked: true });
+    let theirs = Head { author: blocked.peer_id(), contiguous: 3, max: 3, tip: MessageId::from_bytes([7; 32]) };
+    let from = h.sent.len();
+    h.frame(1, Frame::Summary(Summary { room: RoomId::direct(), heads: vec![theirs], reply: false }).encode());
+    let wanted = h.sent[from..].iter().any(|(_, f)| matches!(f, Frame::Want(w) if w.author == blocked.peer_id()));
+    assert!(!wanted, "nothing of a blocked person's DMs is asked for");
+    let from = h.sent.len();
+    h.frame(1, Frame::Digest { room: RoomId::direct(), digest: digest_of(&[theirs]) }.encode());
+    let asked = h.sent[from..].iter().any(|(l, f)| *l == LinkId(1) && matches!(f, Frame::Summary(s) if s.reply));
+    assert!(!asked, "the view matched the peer's digest");
+    // Unblocked: the claim already in the view is asked for at once.
+    let from = h.sent.len();
+    h.feed(Input::Block { peer: blocked.peer_id(), blocked: false });
+    assert!(h.sent[from..].iter().any(|(_, f)| matches!(f, Frame::Want(w) if w.author == blocked.peer_id())));
+}

@@ -1,8 +1,9 @@
 //! Blocking between real nodes (mDNS, signed signaling, WebRTC data
 //! channels, inside a private network namespace): Ana blocks Ben; his DM to
-//! her is neither stored nor shown and gets no "delivered" receipt; his room
-//! message is kept for others but not shown to her; the block survives a
-//! restart; unblocking takes his DMs again. Run with scripts/test.
+//! her is dropped unstored (counted), not shown and gets no "delivered"
+//! receipt; his room message is kept for others but not shown to her; the
+//! block survives a restart of her node; unblocking takes his DMs again,
+//! those sent while he was blocked included. Run with scripts/test.
 
 use std::time::Duration;
 
@@ -54,11 +55,10 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
     let mut ana_events = ana.events();
     let mut ben_events = ben.events();
 
-    // The DM first, then a post on the same link: once the post is in
-    // Ana's store (she carries it for others), the DM before it was handled.
     let dm = ben.send_dm(a, "answer me".into()).await.unwrap();
     let post = ben.send(RoomId::festival(), "free tokens".into()).await.unwrap();
     until("Ben's post stored at Ana's", async || ana.store().get(&post).await.unwrap().is_some()).await;
+    until("Ben's DM dropped at Ana's", async || ana.status().await.unwrap().blocked_dropped >= 1).await;
     assert!(ana.status().await.unwrap().rejected.is_empty(), "dropping his DM is no refusal of Ben's link");
     assert!(ana.store().get(&dm).await.unwrap().is_none(), "a blocked person's DM is not stored");
     assert!(ana.dm_history(&b, None, 50).await.unwrap().messages.is_empty());
@@ -76,10 +76,23 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
     }
     assert_eq!(ben.message(&dm).await.unwrap().map(|m| m.delivered_to), Some(0));
 
-    // Unblocked: his DM is asked for again, taken and acknowledged.
+    // Ana's node restarts: the block holds (her core starts from the
+    // store's choices), and a second DM is dropped as well.
+    ana.shutdown().await;
+    let ana = start(&hub, dirs[0].path(), "Ana").await;
+    until("linked again", async || ana.status().await.unwrap().links >= 1).await;
+    let dm2 = ben.send_dm(a, "still there?".into()).await.unwrap();
+    until("the second DM dropped too", async || ana.status().await.unwrap().blocked_dropped >= 1).await;
+    assert!(ana.store().get(&dm2).await.unwrap().is_none());
+    assert!(ana.dm_history(&b, None, 50).await.unwrap().messages.is_empty());
+
+    // Unblocked: his DMs are asked for again, taken and acknowledged.
     ana.block(b, false).await.expect("unblock");
     assert!(ana.people_choices().await.unwrap().is_empty());
-    until("the DM taken once unblocked", async || ana.store().get(&dm).await.unwrap().is_some()).await;
+    until("the DMs taken once unblocked", async || {
+        ana.store().get(&dm).await.unwrap().is_some() && ana.store().get(&dm2).await.unwrap().is_some()
+    })
+    .await;
     until("the DM delivered", async || ben.message(&dm).await.unwrap().is_some_and(|m| m.delivered_to >= 1)).await;
     assert!(ana.history(&RoomId::festival(), None, 50).await.unwrap().messages.iter().any(|m| m.id == post));
     ana.shutdown().await;

@@ -39,6 +39,7 @@ const ROOMS: &str = "
            AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)),
         (SELECT m.received_at FROM messages m
          WHERE m.room = r.room_id AND m.kind IN (0, 2)
+           AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
          ORDER BY m.received_at DESC LIMIT 1),
         r.muted
     FROM rooms r ORDER BY r.joined_at, r.room_id";

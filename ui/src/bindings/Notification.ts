@@ -6,8 +6,8 @@ import type { NotifyKind } from "./NotifyKind";
  */
 export type Notification = { kind: NotifyKind, 
 /**
- * The conversation to open on a click: a room id, `dm:<peer>`, or
- * empty for the digest.
+ * The conversation it is about: a room id, `dm:<peer>`,
+ * `announcements`, or empty for the digest.
  */
 conversation: string, title: string, body: string, 
 /**

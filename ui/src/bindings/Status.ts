@@ -30,6 +30,11 @@ peer_limit: number, signaling_port: number, udp_port: number,
  */
 rejected: { [key in string]: number }, 
 /**
+ * DMs of people blocked here dropped unstored since the node started
+ * (not refusals: whoever carried them did nothing wrong).
+ */
+blocked_dropped: number, 
+/**
  * Which paths traffic took since the node started.
  */
 paths: PathStats, };

@@ -66,9 +66,9 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   const mentionNames = useMemo<MentionNames>(() => {
     const names = new Set<string>();
     for (const p of peers) if (p.name && !p.blocked) names.add(p.name);
-    for (const a of Object.values(state.names)) if (a.name) names.add(a.name);
+    for (const [peer, a] of Object.entries(state.names)) if (a.name && !state.peers[peer]?.blocked) names.add(a.name);
     return { names: [...names].sort((a, b) => a.localeCompare(b)), me: settings.name };
-  }, [peers, state.names, settings.name]);
+  }, [peers, state.names, state.peers, settings.name]);
   const muted = useMemo(() => {
     const set = new Set<string>();
     for (const r of state.rooms) if (r.muted) set.add(r.id);

@@ -34,8 +34,10 @@ describe("mentions", () => {
   it("suggests names that start with the query, not mine, no duplicates, capped", () => {
     const names = ["Ana", "Anton", "anton", "Ben", "Andrea", "Anja", "Anouk", "Antje", "Ana"];
     expect(suggestions("an", names, "Ana")).toEqual(["Anton", "Andrea", "Anja", "Anouk", "Antje"].slice(0, MAX_SUGGESTIONS));
-    expect(suggestions("ben", names, "Ana")).toEqual([]);
+    expect(suggestions("ben", names, "Ana")).toEqual(["Ben"]);
     expect(suggestions("B", names, "Ana")).toEqual(["Ben"]);
+    // Typed in full: first, so Enter keeps it.
+    expect(suggestions("ben", ["Benedikt", "Ben"], "Ana")).toEqual(["Ben", "Benedikt"]);
   });
 
   it("completes the mention in place with a space after it", () => {

@@ -67,7 +67,11 @@ export function mentionQuery(text: string, caret: number): { start: number; quer
   return { start: at, query };
 }
 
-/** Names that complete `query`, in the order given, at most MAX_SUGGESTIONS. */
+/**
+ * Names that complete `query`, in the order given, at most MAX_SUGGESTIONS;
+ * a name typed in full comes first, so Enter takes it rather than a longer
+ * one ("@Ben" with Benedikt known).
+ */
 export function suggestions(query: string, names: readonly string[], myName: string): string[] {
   const q = query.toLowerCase();
   const me = myName.trim().toLowerCase();
@@ -77,10 +81,9 @@ export function suggestions(query: string, names: readonly string[], myName: str
     const name = n.trim();
     const key = name.toLowerCase();
     if (!name || key === me || seen.has(key) || !key.startsWith(q)) continue;
-    // Already typed in full: nothing to complete.
-    if (key === q) continue;
     seen.add(key);
-    out.push(name);
+    if (key === q) out.unshift(name);
+    else out.push(name);
     if (out.length === MAX_SUGGESTIONS) break;
   }
   return out;

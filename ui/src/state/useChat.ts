@@ -265,9 +265,16 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         }
         dispatch({ type: "blocked", peer, blocked });
         if (!blocked) {
-          // Everything is read again: what they wrote was kept.
-          loadOlder(stateRef.current.open);
-          if (stateRef.current.open !== DM_ROOM) loadOlder(DM_ROOM);
+          // Every timeline was dropped: the newest page of what is on
+          // screen and of the mailbox again (what they wrote was kept).
+          const open = stateRef.current.open;
+          for (const key of open === DM_ROOM ? [open] : [open, DM_ROOM]) {
+            dispatch({ type: "page_start", key });
+            page(api, key, null).then(
+              (p) => dispatch({ type: "page", key, messages: p.messages, next: p.next ?? null }),
+              (e) => dispatch({ type: "page_failed", key, error: toApiError(e).message }),
+            );
+          }
         }
         refreshRooms();
         refresh();

@@ -21,6 +21,7 @@ export const status: Status = {
   signaling_port: 0,
   udp_port: 0,
   rejected: {},
+  blocked_dropped: 0,
   paths: {
     sent_lan: 0,
     sent_relay: 0,

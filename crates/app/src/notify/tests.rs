@@ -205,3 +205,50 @@ fn long_texts_are_clipped_to_one_line() {
     assert_eq!(got.body.chars().count(), MAX_BODY_CHARS);
     assert!(got.body.ends_with('…'));
 }
+
+#[test]
+fn nothing_counts_into_the_digest_while_the_window_has_the_focus() {
+    let mut n = away();
+    n.set_focus(true);
+    n.on_event(&text(2, "festival", "crowd"), 1_000);
+    assert_eq!(n.quiet(), 0, "the person sees the unread counts");
+    n.set_focus(false);
+    assert!(n.tick(1_000 + 2 * DIGEST_MS).is_empty(), "no digest of what was seen");
+}
+
+#[test]
+fn held_messages_go_with_the_next_one_when_it_comes_before_the_tick() {
+    let mut n = away();
+    assert!(n.on_event(&dm(1, "first"), 0).is_some());
+    n.on_event(&dm(1, "second"), 1_000);
+    n.on_event(&dm(1, "third"), 2_000);
+    // The window is over and the tick has not run yet: the next message
+    // raises one notification for all three.
+    let got = n.on_event(&dm(1, "fourth"), COALESCE_MS + 1).expect("raised");
+    assert_eq!((got.count, got.body.as_str()), (3, "+2 more · fourth"));
+    assert!(n.tick(COALESCE_MS + 2).iter().all(|x| x.kind != NotifyKind::Direct), "nothing left held");
+}
+
+#[test]
+fn announcements_always_go_out_but_a_burst_of_them_is_one_then_a_summary() {
+    let mut n = away();
+    // The per-minute cap is full of DMs.
+    for from in 1..=MAX_PER_MINUTE as u8 {
+        assert!(n.on_event(&dm(from, "hi"), 0).is_some());
+    }
+    let a = |i: u8| {
+        NodeEvent::Announcement(AnnouncementView {
+            id: MessageId::from_bytes([i; 32]),
+            text: format!("news {i}"),
+            created_at: 0,
+            until: 1,
+        })
+    };
+    assert!(n.on_event(&a(1), 1).is_some(), "past the cap");
+    for i in 2..=8 {
+        assert_eq!(n.on_event(&a(i), 2), None, "a device catching up on eight: one, then one summary");
+    }
+    let due = n.tick(COALESCE_MS + 1);
+    let summary = due.iter().find(|x| x.kind == NotifyKind::Announcement).expect("the rest, summed up");
+    assert_eq!((summary.count, summary.body.as_str()), (7, "7 new announcements"));
+}

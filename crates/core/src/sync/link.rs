@@ -360,9 +360,11 @@ impl Node {
             return;
         }
         // A head with max 0 holds nothing: no digest counts one, so the
-        // view leaves it out too (else it would never match again).
-        let heads: Vec<_> =
-            s.heads.iter().filter(|h| h.max > 0 && self.takes_author(&s.room, &h.author)).copied().collect();
+        // view leaves it out too (else it would never match again). Heads
+        // of authors we do not take (someone else's announcements, a
+        // blocked person's DMs) are kept in the view, so it matches the
+        // peer's digest, but nothing is asked for or adopted from them.
+        let heads: Vec<_> = s.heads.iter().filter(|h| h.max > 0).copied().collect();
         let Some(l) = self.links.get_mut(&link) else { return };
         let mut over_cap = false;
         let mut claimed = Vec::with_capacity(heads.len());
@@ -383,6 +385,9 @@ impl Node {
         }
         let mut probes = 0;
         for h in claimed {
+            if !self.takes_author(&s.room, &h.author) {
+                continue;
+            }
             self.adopt_tip(&s.room, &h);
             let (contiguous, _) = self.head(&s.room, &h.author);
             // Cheap pre-check; request_missing finds the exact gap.

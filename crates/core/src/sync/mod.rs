@@ -697,7 +697,7 @@ impl Node {
                     self.hello_rooms_changed(&room, now, &mut out);
                 }
             }
-            Input::Block { peer, blocked } => self.on_block(peer, blocked),
+            Input::Block { peer, blocked } => self.on_block(peer, blocked, now, &mut out),
             Input::MarkRead { room, messages } => {
                 let small = self.rooms.get(&room).is_some_and(|r| self.is_small(r));
                 let me = self.my_id;
@@ -721,9 +721,14 @@ impl Node {
         out
     }
 
-    fn on_block(&mut self, peer: PeerId, blocked: bool) {
+    fn on_block(&mut self, peer: PeerId, blocked: bool, now: Millis, out: &mut Vec<Output>) {
         if !blocked {
-            self.blocked.remove(&peer);
+            // What peers claimed of their DMs meanwhile is in our views of
+            // them (it matched their digests, so they will not say it
+            // again): ask for it now.
+            if self.blocked.remove(&peer) {
+                self.request_missing(&RoomId::direct(), peer, now, out);
+            }
             return;
         }
         if self.blocked.len() >= caps::MAX_BLOCKED && !self.blocked.contains(&peer) {
@@ -732,6 +737,15 @@ impl Node {
         self.blocked.insert(peer);
         // Receipts already queued for them stay unsent.
         self.receipts.retain(|(_, _, to), _| *to != Some(peer));
+        // Nothing more of their DMs is waited for: an answer would be
+        // dropped, and the link that owes it must not be blamed for that.
+        let dm = RoomId::direct();
+        self.take_want(&(dm.clone(), peer));
+        let waiting: Vec<_> =
+            self.missing.range((dm.clone(), peer, 0)..=(dm, peer, u64::MAX)).map(|(pos, _)| pos.clone()).collect();
+        for pos in waiting {
+            self.forget_missing(&pos);
+        }
     }
 
     /// Author, sign and hand a message to the store. Returns its id; the

@@ -76,7 +76,7 @@ impl Node {
     }
 
     /// Forget a request in flight (answered, timed out or replaced).
-    fn take_want(&mut self, key: &(RoomId, PeerId)) -> Option<WantInFlight> {
+    pub(super) fn take_want(&mut self, key: &(RoomId, PeerId)) -> Option<WantInFlight> {
         let w = self.wants.remove(key)?;
         if let Some(l) = self.links.get_mut(&w.link) {
             l.wants_out -= 1;

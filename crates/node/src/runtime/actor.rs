@@ -1196,6 +1196,7 @@ impl Actor {
                     signaling_port: self.listener.local_addr().map_or(0, |a| a.port()),
                     udp_port: self.socket.local_addr().map_or(0, |a| a.port()),
                     rejected,
+                    blocked_dropped: self.engine.node().stats().blocked_dropped,
                     paths: self.paths.view(
                         self.lan_rtt(),
                         RelayPath {

@@ -352,6 +352,9 @@ pub struct Status {
     pub udp_port: u16,
     /// Refused inputs by reason: signaling, frames and envelopes.
     pub rejected: BTreeMap<String, u64>,
+    /// DMs of people blocked here dropped unstored since the node started
+    /// (not refusals: whoever carried them did nothing wrong).
+    pub blocked_dropped: u64,
     /// Which paths traffic took since the node started.
     pub paths: PathStats,
 }
