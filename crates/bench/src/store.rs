@@ -7,6 +7,12 @@
 //! default budget (512 MiB) a million messages do not fit, so eviction runs
 //! during the run, as it would on a phone.
 //!
+//! Then search: the queued messages indexed (`search_index_msgs_per_s`),
+//! and the latency of searches for words of the texts, the last typed word
+//! as a prefix (`search_p50_ms`, `search_p99_ms`). `--no-search-index`
+//! drops the ingest trigger that queues texts for search, to see what it
+//! costs ingest.
+//!
 //! `--shape live` (the default) makes every message of a batch another
 //! chain: a thousand people talking at once, the hardest case for the
 //! indexes. `--shape sync` makes batches of runs of consecutive seqs from a
@@ -71,6 +77,12 @@ pub struct Args {
     /// Ingest without the background expiry and eviction (accounting stays).
     #[arg(long)]
     no_evict: bool,
+    /// Searches timed after ingest.
+    #[arg(long, default_value_t = 200)]
+    searches: usize,
+    /// Ingest without queueing texts for search (the trigger dropped): its cost.
+    #[arg(long)]
+    no_search_index: bool,
     /// Directory for the database (default: a temporary one, removed after).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -199,6 +211,9 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
     rt.block_on(async {
         let path = dir.join("bench.db");
         let store = Store::open(&path).await?;
+        if a.no_search_index {
+            store.drop_search_trigger_for_bench().await?;
+        }
         let clock = Arc::new(AtomicU64::new(T0));
         let done = Arc::new(AtomicBool::new(false));
         let background = (!a.no_evict)
@@ -254,6 +269,24 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
                 older.push((room, first.cursor()));
             }
         }
+        // Search: index what ingest queued, then time searches.
+        let me = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(u64::MAX));
+        let t = Instant::now();
+        let indexed = store.index_pending(&me, u32::MAX).await?;
+        let index_s = t.elapsed().as_secs_f64();
+        let words = ["stage", "water", "show", "meet after", "bring wat", "stage-3 show", "message 4242"];
+        let mut search_lat = Vec::with_capacity(a.searches);
+        let mut hits = 0usize;
+        for i in 0..a.searches {
+            let query = if i % 3 == 2 {
+                format!("message {}", rng.gen_range(0..a.messages))
+            } else {
+                words[i % words.len()].to_owned()
+            };
+            let t = Instant::now();
+            hits += store.search(&query, 50).await?.len();
+            search_lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
         let files = store.disk_usage().await?;
         let usage = store.usage().await?;
         store.close().await;
@@ -288,6 +321,13 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
             "history_reads": a.reads,
             "history_p50_ms": ms_percentile(&mut lat, 0.5),
             "history_p99_ms": ms_percentile(&mut lat, 0.99),
+            "search_index": !a.no_search_index,
+            "search_indexed": indexed,
+            "search_index_msgs_per_s": if index_s > 0.0 { (indexed as f64 / index_s).round() } else { 0.0 },
+            "searches": a.searches,
+            "search_hits": hits,
+            "search_p50_ms": if search_lat.is_empty() { 0.0 } else { ms_percentile(&mut search_lat, 0.5) },
+            "search_p99_ms": if search_lat.is_empty() { 0.0 } else { ms_percentile(&mut search_lat, 0.99) },
             "db_mb": mb(files.total()),
             "sign_s": (sign_s * 10.0).round() / 10.0,
             "synchronous": "FULL",

@@ -97,6 +97,15 @@ impl Store {
         Ok(done)
     }
 
+    /// `festival-bench store --no-search-index`: ingest without queueing
+    /// texts for search, to measure what the queueing costs. Never used by
+    /// a node (search would miss what arrives afterwards).
+    #[doc(hidden)]
+    pub async fn drop_search_trigger_for_bench(&self) -> Result<()> {
+        sqlx::query("DROP TRIGGER IF EXISTS messages_search_pending").execute(&self.writer).await?;
+        Ok(())
+    }
+
     /// Messages stored but not indexed yet.
     pub async fn search_pending(&self) -> Result<u64> {
         let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM search_pending").fetch_one(&self.reader).await?;
