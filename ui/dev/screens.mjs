@@ -227,6 +227,25 @@ const shots = {
       await p.getByRole("alertdialog").waitFor();
     },
   },
+  "28-search": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("searchbox", { name: "Search messages" }).fill("the");
+      await p.getByRole("region", { name: "Search results" }).getByRole("button").first().waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "29-search-opened": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("searchbox", { name: "Search messages" }).fill("sunscreen");
+      await p.getByRole("region", { name: "Search results" }).getByRole("button").first().click();
+      await p.locator("li.msg.found").waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

@@ -4,7 +4,7 @@ import { useApi } from "../ApiContext";
 import type { Author, MessageView } from "../model";
 import { conversationOf, dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import { messageTime } from "../logic/format";
-import { plainName } from "../logic/person";
+import { PersonName } from "./PersonName";
 import { highlightWords } from "../logic/search";
 
 /** Wait this long after the last key before asking the node. */
@@ -88,14 +88,30 @@ export function SearchResults({ query, onJump, personOf, roomName }: SearchProps
         {current?.messages.map((m) => {
           const key = conversationOf(m);
           const peer = dmPeer(key);
-          const where = peer !== undefined ? plainName(personOf(peer), peer) : key === FESTIVAL_ROOM ? "Festival" : `#${roomName(key)}`;
-          const who = m.mine ? "You" : plainName(personOf(m.author, m.sender), m.author);
+          const room = key === FESTIVAL_ROOM ? "Festival" : `#${roomName(key)}`;
           return (
             <li key={m.id}>
               <button type="button" className="conv search-hit" onClick={() => onJump(key, m.id)}>
                 <span className="conv-name">
                   <span className="search-where">
-                    {where} · {who}
+                    {peer !== undefined ? (
+                      // A DM: the person it is with, and "You" for what I wrote.
+                      <>
+                        <PersonName author={personOf(peer)} peer={peer} compact />
+                        {m.mine && (
+                          <>
+                            {" · "}
+                            <PersonName me />
+                          </>
+                        )}
+                      </>
+                    ) : (
+                      <>
+                        {room}
+                        {" · "}
+                        {m.mine ? <PersonName me /> : <PersonName author={personOf(m.author, m.sender)} peer={m.author} compact />}
+                      </>
+                    )}
                   </span>
                   <span className="conv-sub">
                     {highlightWords(m.body.text, words).map((part, i) => (part.hit ? <mark key={i}>{part.text}</mark> : <span key={i}>{part.text}</span>))}
