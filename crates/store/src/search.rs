@@ -23,6 +23,22 @@ pub const MAX_SEARCH_RESULTS: u32 = 100;
 pub const MAX_QUERY_CHARS: usize = 200;
 /// Words of a query at most.
 pub const MAX_QUERY_TERMS: usize = 8;
+/// Index pages an FTS5 `merge` may write after a step of expiry or
+/// eviction (~1,000 rows): segments holding many deleted rows are rewritten
+/// without them, a little at a time.
+pub const SEARCH_MERGE_PAGES: u32 = 500;
+
+/// A bounded FTS5 merge (see [`SEARCH_MERGE_PAGES`]), in a transaction of
+/// its own after a delete.
+pub(crate) async fn merge_after_deletes(store: &Store) -> Result<()> {
+    sqlx::query("INSERT INTO message_search (message_search, rank) VALUES ('merge', ?)")
+        // Negative: an incremental `optimize` (every segment may be
+        // merged, one level), bounded by the page count.
+        .bind(-i64::from(SEARCH_MERGE_PAGES))
+        .execute(&store.writer)
+        .await?;
+    Ok(())
+}
 
 /// The FTS5 query for what a person typed: every word must appear (in any
 /// order), the last one as a prefix ("fire" finds "fireworks" as it is
@@ -103,6 +119,14 @@ impl Store {
     #[doc(hidden)]
     pub async fn drop_search_trigger_for_bench(&self) -> Result<()> {
         sqlx::query("DROP TRIGGER IF EXISTS messages_search_pending").execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Merge the index's segments into one, dropping what deleted messages
+    /// left in them (FTS5 `optimize`). After many deletions (eviction,
+    /// expiry) a search otherwise reads past their tombstones.
+    pub async fn optimize_search_index(&self) -> Result<()> {
+        sqlx::query("INSERT INTO message_search (message_search) VALUES ('optimize')").execute(&self.writer).await?;
         Ok(())
     }
 
