@@ -4,39 +4,16 @@
 //! lists it while it runs; a node given no organiser key takes none; a node
 //! that is not the organiser cannot send one. Run with scripts/test.
 
-use std::time::Duration;
+mod common;
 
-use festival_core::policy::PowerState;
+use common::{start, until, DEADLINE};
 use festival_core::sync::SendError;
-use festival_core::PeerId;
 use festival_node::discovery::MdnsHub;
 use festival_node::engine::EngineError;
 use festival_node::local::LocalNode;
-use festival_node::runtime::{NodeConfig, NodeError, NodeEvent, NodeHandle, PowerConfig};
+use festival_node::runtime::{NodeError, NodeEvent};
 
-const DEADLINE: Duration = Duration::from_secs(20);
 const HOUR: u64 = 3_600_000;
-
-async fn start(hub: &MdnsHub, dir: &std::path::Path, name: &str, organiser: Option<PeerId>) -> NodeHandle {
-    let cfg = NodeConfig {
-        name: Some(name.to_owned()),
-        mdns: Some(hub.clone()),
-        power: PowerConfig::Fixed(PowerState::Mains),
-        organiser,
-        ..NodeConfig::new(dir.to_owned())
-    };
-    NodeHandle::start(cfg).await.expect("node starts")
-}
-
-async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let ok = tokio::time::timeout(DEADLINE, async {
-        while !cond().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(ok.is_ok(), "{what} within {DEADLINE:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_organisers_announcement_reaches_those_who_know_the_key_and_nobody_else_may_send_one() {

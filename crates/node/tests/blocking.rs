@@ -5,42 +5,20 @@
 //! block survives a restart of her node; unblocking takes his DMs again,
 //! those sent while he was blocked included. Run with scripts/test.
 
-use std::time::Duration;
+mod common;
 
-use festival_core::policy::PowerState;
+use common::{start, until};
 use festival_core::RoomId;
 use festival_node::discovery::MdnsHub;
-use festival_node::runtime::{NodeConfig, NodeError, NodeEvent, NodeHandle, PowerConfig};
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn start(hub: &MdnsHub, dir: &std::path::Path, name: &str) -> NodeHandle {
-    let cfg = NodeConfig {
-        name: Some(name.to_owned()),
-        mdns: Some(hub.clone()),
-        power: PowerConfig::Fixed(PowerState::Mains),
-        ..NodeConfig::new(dir.to_owned())
-    };
-    NodeHandle::start(cfg).await.expect("node starts")
-}
-
-async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let ok = tokio::time::timeout(DEADLINE, async {
-        while !cond().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(ok.is_ok(), "{what} within {DEADLINE:?}");
-}
+use festival_node::runtime::{NodeError, NodeEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt_goes_back() {
     festival_node::netns::require_private_netns();
     let hub = MdnsHub::new(&[]).expect("mDNS hub");
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ana = start(&hub, dirs[0].path(), "Ana").await;
-    let ben = start(&hub, dirs[1].path(), "Ben").await;
+    let ana = start(&hub, dirs[0].path(), "Ana", None).await;
+    let ben = start(&hub, dirs[1].path(), "Ben", None).await;
     for n in [&ana, &ben] {
         until("linked", async || n.status().await.unwrap().links >= 1).await;
     }
@@ -79,7 +57,7 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
     // Ana's node restarts: the block holds (her core starts from the
     // store's choices), and a second DM is dropped as well.
     ana.shutdown().await;
-    let ana = start(&hub, dirs[0].path(), "Ana").await;
+    let ana = start(&hub, dirs[0].path(), "Ana", None).await;
     until("linked again", async || ana.status().await.unwrap().links >= 1).await;
     let dm2 = ben.send_dm(a, "still there?".into()).await.unwrap();
     until("the second DM dropped too", async || ana.status().await.unwrap().blocked_dropped >= 1).await;

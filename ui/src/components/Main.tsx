@@ -66,15 +66,16 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   const mentionNames = useMemo<MentionNames>(() => {
     const names = new Set<string>();
     for (const p of peers) if (p.name && !p.blocked) names.add(p.name);
-    for (const [peer, a] of Object.entries(state.names)) if (a.name && !state.peers[peer]?.blocked) names.add(a.name);
+    for (const [peer, a] of Object.entries(state.names)) if (a.name && !state.peers[peer]?.blocked && !state.choices[peer]?.blocked) names.add(a.name);
     return { names: [...names].sort((a, b) => a.localeCompare(b)), me: settings.name };
-  }, [peers, state.names, state.peers, settings.name]);
+  }, [peers, state.names, state.peers, state.choices, settings.name]);
   const muted = useMemo(() => {
     const set = new Set<string>();
     for (const r of state.rooms) if (r.muted) set.add(r.id);
     for (const p of peers) if (p.muted) set.add(dmKey(p.peer));
+    for (const [peer, c] of Object.entries(state.choices)) if (c.muted) set.add(dmKey(peer));
     return set;
-  }, [state.rooms, peers]);
+  }, [state.rooms, peers, state.choices]);
 
   const open = useCallback(
     (k: ConversationKey) => {
@@ -157,7 +158,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         focusId={state.focus?.key === key ? state.focus.id : undefined}
         muted={muted.has(key)}
         onMute={key !== DM_ROOM ? (on) => actions.mute(key, on) : undefined}
-        blocked={peerView?.blocked ?? false}
+        blocked={peerView?.blocked ?? (peer !== undefined && (state.choices[peer]?.blocked ?? false))}
         onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
       />
       {peopleOpen && (

@@ -288,4 +288,13 @@ describe("DM receipts", () => {
     expect(s.timelines).toEqual({});
     expect(s.peers["bob"]?.blocked).toBe(false);
   });
+
+  it("knows who is muted or blocked also for people never in the people list", () => {
+    const sender = { name: "Zed", short_fingerprint: "ZZZZ", verified: false, name_clash: false, equivocated: false };
+    let s = run({ type: "choices", choices: [{ peer: "zed", sender, muted: true, blocked: false, since: 1 }] });
+    expect(s.choices["zed"]).toEqual({ muted: true, blocked: false });
+    s = chatReducer(s, { type: "blocked", peer: "zed", blocked: true });
+    expect(s.choices["zed"]).toEqual({ muted: true, blocked: true });
+    expect(s.peers["zed"]).toBeUndefined();
+  });
 });

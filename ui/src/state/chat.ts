@@ -1,7 +1,7 @@
 // The whole chat as the screen shows it, and how node replies and events
 // change it. A pure reducer: the controller (useChat) does the calls.
 
-import type { AnnouncementView, Author, HistoryCursor, MessageView, NodeEvent, PeerView, RoomView, Status } from "../model";
+import type { AnnouncementView, Author, HistoryCursor, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status } from "../model";
 import { addAnnouncement } from "../logic/announcements";
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import { applyDeliveryEvent, forRecipient, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
@@ -40,6 +40,8 @@ export interface ChatState {
   visible: boolean;
   /** The organiser's announcements, newest first (ended ones are hidden as they end). */
   announcements: readonly AnnouncementView[];
+  /** People muted or blocked here (`people_choices`), also those never in the people list. */
+  choices: Readonly<Record<string, { muted: boolean; blocked: boolean }>>;
   /** A message to bring into view (a search result): its conversation pages back until it is loaded. */
   focus: { key: ConversationKey; id: string } | null;
 }
@@ -57,6 +59,7 @@ export const initialChat: ChatState = {
   open: FESTIVAL_ROOM,
   visible: true,
   announcements: [],
+  choices: {},
   focus: null,
 };
 
@@ -82,6 +85,8 @@ export type ChatAction =
    * unblocked (every timeline is read again: the node kept what they wrote).
    */
   | { type: "blocked"; peer: string; blocked: boolean }
+  /** The node's list of people muted or blocked. */
+  | { type: "choices"; choices: readonly PersonChoiceView[] }
   /** Bring a message into view (null: done, or given up). */
   | { type: "focus"; focus: { key: ConversationKey; id: string } | null }
   /** The ids queued for a conversation were reported read. */
@@ -303,9 +308,16 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
       return { ...s, unread: takeToMark(s.unread, a.key)[0] };
     case "focus":
       return { ...s, focus: a.focus };
+    case "choices": {
+      const choices: Record<string, { muted: boolean; blocked: boolean }> = {};
+      for (const c of a.choices) choices[c.peer] = { muted: c.muted, blocked: c.blocked };
+      return { ...s, choices };
+    }
     case "blocked": {
       const known = s.peers[a.peer];
       const peers = known ? { ...s.peers, [a.peer]: { ...known, blocked: a.blocked } } : s.peers;
+      const was = s.choices[a.peer] ?? { muted: false, blocked: false };
+      s = { ...s, choices: { ...s.choices, [a.peer]: { ...was, blocked: a.blocked } } };
       if (!a.blocked) return { ...s, peers, timelines: {} };
       const timelines: Record<string, Tl> = {};
       for (const [k, t] of Object.entries(s.timelines)) {

@@ -65,6 +65,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     api.peers().then((peers) => dispatch({ type: "peers", peers }), () => {});
     api.status().then((status) => dispatch({ type: "status", status }), () => {});
     api.announcements().then((announcements) => dispatch({ type: "announcements", announcements }), () => {});
+    api.peopleChoices().then((choices) => dispatch({ type: "choices", choices }), () => {});
   }, [api]);
 
   const refreshRooms = useCallback(() => {

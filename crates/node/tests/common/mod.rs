@@ -1,0 +1,35 @@
+//! What the node tests of several real nodes on one mDNS hub share.
+
+use std::time::Duration;
+
+use festival_core::policy::PowerState;
+use festival_core::PeerId;
+use festival_node::discovery::MdnsHub;
+use festival_node::runtime::{NodeConfig, NodeHandle, PowerConfig};
+
+/// How long a condition may take: links come up over mDNS and WebRTC.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A node on mains power in `dir`, on `hub`, named `name`, given the
+/// festival's organiser key (or none).
+pub async fn start(hub: &MdnsHub, dir: &std::path::Path, name: &str, organiser: Option<PeerId>) -> NodeHandle {
+    let cfg = NodeConfig {
+        name: Some(name.to_owned()),
+        mdns: Some(hub.clone()),
+        power: PowerConfig::Fixed(PowerState::Mains),
+        organiser,
+        ..NodeConfig::new(dir.to_owned())
+    };
+    NodeHandle::start(cfg).await.expect("node starts")
+}
+
+/// Waits until `cond` holds, checking every 20 ms; fails after [`DEADLINE`].
+pub async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let ok = tokio::time::timeout(DEADLINE, async {
+        while !cond().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "{what} within {DEADLINE:?}");
+}
