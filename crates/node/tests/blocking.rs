@@ -1,9 +1,11 @@
 //! Blocking between real nodes (mDNS, signed signaling, WebRTC data
 //! channels, inside a private network namespace): Ana blocks Ben; his DM to
-//! her is dropped unstored (counted), not shown and gets no "delivered"
-//! receipt; his room message is kept for others but not shown to her; the
-//! block survives a restart of her node; unblocking takes his DMs again,
-//! those sent while he was blocked included. Run with scripts/test.
+//! her is not stored, not shown and gets no "delivered" receipt; his room
+//! message is kept for others but not shown to her; the block survives a
+//! restart of her node; unblocking takes his DMs again, those sent while he
+//! was blocked included. (Whether his node pushes a DM or only announces it
+//! depends on the room's tree; the drop of a pushed one, and its count, are
+//! checked in the core's tests/receipts.rs.) Run with scripts/test.
 
 mod common;
 
@@ -36,7 +38,6 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
     let dm = ben.send_dm(a, "answer me".into()).await.unwrap();
     let post = ben.send(RoomId::festival(), "free tokens".into()).await.unwrap();
     until("Ben's post stored at Ana's", async || ana.store().get(&post).await.unwrap().is_some()).await;
-    until("Ben's DM dropped at Ana's", async || ana.status().await.unwrap().blocked_dropped >= 1).await;
     assert!(ana.status().await.unwrap().rejected.is_empty(), "dropping his DM is no refusal of Ben's link");
     assert!(ana.store().get(&dm).await.unwrap().is_none(), "a blocked person's DM is not stored");
     assert!(ana.dm_history(&b, None, 50).await.unwrap().messages.is_empty());
@@ -60,7 +61,9 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
     let ana = start(&hub, dirs[0].path(), "Ana", None).await;
     until("linked again", async || ana.status().await.unwrap().links >= 1).await;
     let dm2 = ben.send_dm(a, "still there?".into()).await.unwrap();
-    until("the second DM dropped too", async || ana.status().await.unwrap().blocked_dropped >= 1).await;
+    let post2 = ben.send(RoomId::festival(), "more free tokens".into()).await.unwrap();
+    until("Ben's second post stored at Ana's", async || ana.store().get(&post2).await.unwrap().is_some()).await;
+    assert!(ana.people_choices().await.unwrap().iter().any(|c| c.peer == b && c.blocked));
     assert!(ana.store().get(&dm2).await.unwrap().is_none());
     assert!(ana.dm_history(&b, None, 50).await.unwrap().messages.is_empty());
 
