@@ -453,7 +453,8 @@ impl App {
     async fn refresh_notifier(&self, node: &NodeHandle) -> Result<(), AppError> {
         let name = node.status().await?.name;
         let muted_rooms: Vec<RoomId> = node.rooms().await?.into_iter().filter(|r| r.muted).map(|r| r.id).collect();
-        let choices = node.people_choices().await?;
+        // The store's list: the names `NodeHandle::people_choices` adds are not needed here.
+        let choices = node.store().people_choices().await.map_err(festival_node::runtime::NodeError::from)?;
         let mut n = self.notifier();
         n.set_me(node.peer_id(), &name);
         n.set_muted(muted_rooms, choices.into_iter().filter(|c| c.muted).map(|c| c.peer));

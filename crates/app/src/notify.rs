@@ -104,11 +104,13 @@ fn clip(text: &str) -> String {
     s
 }
 
-/// The sender as every name is shown: verified mark or short fingerprint,
-/// and the lookalike warning (a notification is where an impostor would
-/// be believed).
-fn display_name(m: &MessageView) -> String {
-    m.sender.label()
+/// "1 new message", "3 new announcements".
+fn count_text(count: u32, what: &str) -> String {
+    if count == 1 {
+        format!("1 new {what}")
+    } else {
+        format!("{count} new {what}s")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -204,19 +206,40 @@ impl Notifier {
     /// then one for the rest.
     fn on_announcement(&mut self, a: &AnnouncementView, now: u64) -> Option<Notification> {
         let conversation = RoomId::ANNOUNCEMENTS.to_owned();
+        let earlier = self.hold_in_window(&conversation, now)?;
         let title = "Announcement from the organisers".to_owned();
-        if let Some(slot) = self.slots.get_mut(&conversation) {
-            if now < slot.last_at.saturating_add(COALESCE_MS) {
+        Some(self.raise(NotifyKind::Announcement, conversation, title, &a.text, earlier, now))
+    }
+
+    /// A conversation's coalescing window: `None` when this message is held
+    /// in it (it is open), else how many were held in the one that ended
+    /// and not raised yet (they go with this one).
+    fn hold_in_window(&mut self, conversation: &str, now: u64) -> Option<u32> {
+        match self.slots.get_mut(conversation) {
+            Some(slot) if now < slot.last_at.saturating_add(COALESCE_MS) => {
                 slot.held += 1;
-                return None;
+                None
             }
+            Some(slot) => Some(slot.held),
+            None => Some(0),
         }
+    }
+
+    /// Raise one for `text` and the `earlier` ones held, and open a new
+    /// window for its conversation.
+    fn raise(
+        &mut self,
+        kind: NotifyKind,
+        conversation: String,
+        title: String,
+        text: &str,
+        earlier: u32,
+        now: u64,
+    ) -> Notification {
         self.note_raised(now);
-        self.track(
-            conversation.clone(),
-            Slot { last_at: now, held: 0, kind: NotifyKind::Announcement, title: title.clone() },
-        );
-        Some(Notification { kind: NotifyKind::Announcement, conversation, title, body: clip(&a.text), count: 1 })
+        self.track(conversation.clone(), Slot { last_at: now, held: 0, kind, title: title.clone() });
+        let body = if earlier == 0 { clip(text) } else { clip(&format!("+{earlier} more · {text}")) };
+        Notification { kind, conversation, title, body, count: earlier + 1 }
     }
 
     fn on_message(&mut self, m: &MessageView, now: u64) -> Option<Notification> {
@@ -227,10 +250,13 @@ impl Notifier {
         if self.focused && self.viewing.as_deref() == Some(conversation.as_str()) {
             return None;
         }
+        // The sender as every name is shown: verified mark or short
+        // fingerprint, and the lookalike warning (a notification is where an
+        // impostor would be believed).
         let (kind, title, text) = match &m.body {
-            MessageBody::Direct { text, .. } => (NotifyKind::Direct, display_name(m), text),
+            MessageBody::Direct { text, .. } => (NotifyKind::Direct, m.sender.label(), text),
             MessageBody::Text { text } if mentions(text, &self.name) && !self.muted_rooms.contains(&m.room) => {
-                (NotifyKind::Mention, format!("{} in {}", display_name(m), m.room.as_str()), text)
+                (NotifyKind::Mention, format!("{} in {}", m.sender.label(), m.room.as_str()), text)
             }
             MessageBody::Text { .. } => {
                 self.count_quiet(now);
@@ -241,15 +267,7 @@ impl Notifier {
             self.count_quiet(now);
             return None;
         }
-        // Held ones of an earlier window not raised yet go with this one.
-        let mut earlier = 0;
-        if let Some(slot) = self.slots.get_mut(&conversation) {
-            if now < slot.last_at.saturating_add(COALESCE_MS) {
-                slot.held += 1;
-                return None;
-            }
-            earlier = slot.held;
-        }
+        let earlier = self.hold_in_window(&conversation, now)?;
         if !self.room_for_one(now) {
             // Kept for the tick (the window is over, so it raises them as
             // soon as there is room), not lost.
@@ -259,10 +277,7 @@ impl Notifier {
             }
             return None;
         }
-        self.note_raised(now);
-        self.track(conversation.clone(), Slot { last_at: now, held: 0, kind, title: title.clone() });
-        let body = if earlier == 0 { clip(text) } else { clip(&format!("+{earlier} more · {text}")) };
-        Some(Notification { kind, conversation, title, body, count: earlier + 1 })
+        Some(self.raise(kind, conversation, title, text, earlier, now))
     }
 
     /// Raise what is due: held messages whose conversation's window ended
@@ -287,7 +302,7 @@ impl Notifier {
             let n = Notification {
                 kind: slot.kind,
                 title: slot.title.clone(),
-                body: if count == 1 { format!("1 new {what}") } else { format!("{count} new {what}s") },
+                body: count_text(count, what),
                 conversation,
                 count,
             };
@@ -304,7 +319,7 @@ impl Notifier {
                 kind: NotifyKind::Digest,
                 conversation: String::new(),
                 title: "Festival Chat".to_owned(),
-                body: if count == 1 { "1 new message".to_owned() } else { format!("{count} new messages") },
+                body: count_text(count, "message"),
                 count,
             });
         }

@@ -4,7 +4,7 @@
 
 use festival_core::{PeerId, RoomId};
 
-use crate::error::{corrupt, from_sql, peer_from_sql, to_sql, Result, StoreError};
+use crate::error::{flag_from_sql, from_sql, peer_from_sql, to_sql, Result, StoreError};
 use crate::open::Store;
 
 /// People a person may mute or block at once. Spammers who cycle keys are
@@ -33,19 +33,11 @@ enum Flag {
 
 type ChoiceRow = (Vec<u8>, i64, i64, i64);
 
-fn flag(what: &str, v: i64) -> Result<bool> {
-    match v {
-        0 => Ok(false),
-        1 => Ok(true),
-        other => Err(corrupt("people_choices", format!("{what} flag {other}"))),
-    }
-}
-
 fn choice((peer, muted, blocked, since): ChoiceRow) -> Result<PersonChoice> {
     Ok(PersonChoice {
         peer: peer_from_sql("people_choices", &peer)?,
-        muted: flag("muted", muted)?,
-        blocked: flag("blocked", blocked)?,
+        muted: flag_from_sql("people_choices", "muted", muted)?,
+        blocked: flag_from_sql("people_choices", "blocked", blocked)?,
         since: from_sql("people_choices", since)?,
     })
 }

@@ -65,6 +65,15 @@ pub(crate) fn from_sql(table: &'static str, value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| corrupt(table, format!("negative integer {value}")))
 }
 
+/// A 0/1 flag column (`CHECK (x IN (0, 1))`) as a bool.
+pub(crate) fn flag_from_sql(table: &'static str, what: &str, value: i64) -> Result<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(corrupt(table, format!("{what} flag {other}"))),
+    }
+}
+
 pub(crate) fn opt_from_sql(table: &'static str, value: Option<i64>) -> Result<Option<u64>> {
     value.map(|v| from_sql(table, v)).transpose()
 }

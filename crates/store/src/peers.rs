@@ -2,7 +2,7 @@
 
 use festival_core::{PeerId, RoomId};
 
-use crate::error::{corrupt, from_sql, opt_from_sql, peer_from_sql, to_sql, Result};
+use crate::error::{flag_from_sql, from_sql, opt_from_sql, peer_from_sql, to_sql, Result};
 use crate::open::Store;
 
 /// What we know about a peer.
@@ -25,11 +25,7 @@ fn record((peer, name, verified, first_seen, last_seen): PeerRow) -> Result<Peer
     Ok(PeerRecord {
         peer: peer_from_sql("peers", &peer)?,
         name,
-        verified: match verified {
-            0 => false,
-            1 => true,
-            other => return Err(corrupt("peers", format!("verified flag {other}"))),
-        },
+        verified: flag_from_sql("peers", "verified", verified)?,
         first_seen: opt_from_sql("peers", first_seen)?,
         last_seen: opt_from_sql("peers", last_seen)?,
     })

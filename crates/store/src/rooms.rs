@@ -2,7 +2,7 @@
 
 use festival_core::RoomId;
 
-use crate::error::{from_sql, opt_from_sql, room_from_sql, to_sql, Result, StoreError};
+use crate::error::{flag_from_sql, from_sql, opt_from_sql, room_from_sql, to_sql, Result, StoreError};
 use crate::open::Store;
 
 /// A joined room, for the room list.
@@ -57,11 +57,7 @@ pub(crate) fn room_record(
         joined_at: from_sql("rooms", joined_at)?,
         last_read_at: from_sql("rooms", last_read_at)?,
         unread: from_sql("rooms", unread)?,
-        muted: match muted {
-            0 => false,
-            1 => true,
-            other => return Err(crate::error::corrupt("rooms", format!("muted flag {other}"))),
-        },
+        muted: flag_from_sql("rooms", "muted", muted)?,
         last_activity: opt_from_sql("rooms", last_activity)?,
     })
 }

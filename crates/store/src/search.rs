@@ -75,9 +75,9 @@ impl Store {
     /// first, [`INDEX_BATCH`] per transaction. Returns how many left the
     /// queue (a DM that does not open leaves it unindexed).
     pub async fn index_pending(&self, me: &Identity, max: u32) -> Result<u64> {
-        let mut done = 0u64;
-        while done < u64::from(max) {
-            let batch = INDEX_BATCH.min(max - u32::try_from(done).unwrap_or(max));
+        let mut left = max;
+        while left > 0 {
+            let batch = INDEX_BATCH.min(left);
             let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT p.pk, m.raw FROM search_pending p JOIN messages m ON m.pk = p.pk ORDER BY p.pk LIMIT ?",
             )
@@ -108,9 +108,10 @@ impl Store {
                 sqlx::query("DELETE FROM search_pending WHERE pk = ?").bind(pk).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            done += texts.len() as u64;
+            // At most `batch` rows came back.
+            left -= u32::try_from(texts.len()).unwrap_or(batch);
         }
-        Ok(done)
+        Ok(u64::from(max - left))
     }
 
     /// `festival-bench store --no-search-index`: ingest without queueing

@@ -41,6 +41,7 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
   const options = query && dismissed !== query.start ? suggestions(query.query, names, me) : [];
   const picked = options.length ? Math.min(pick, options.length - 1) : -1;
 
+  const placeCaret = useRef<number | null>(null);
   const complete = (name: string) => {
     if (!query) return;
     const next = completeMention(value, query.start, caret, name);
@@ -50,7 +51,6 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
     placeCaret.current = next.caret;
   };
   // The caret goes after the completed name as soon as React has put the text in.
-  const placeCaret = useRef<number | null>(null);
   useLayoutEffect(() => {
     if (placeCaret.current === null) return;
     ref.current?.setSelectionRange(placeCaret.current, placeCaret.current);

@@ -138,9 +138,7 @@ export function Sidebar(p: SidebarProps) {
           <SearchResults
             query={query}
             onQuery={setQuery}
-            onJump={(key, id) => {
-              p.onJump?.(key, id);
-            }}
+            onJump={p.onJump}
             personOf={p.personOf}
             roomName={roomName}
           />

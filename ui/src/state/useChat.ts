@@ -80,17 +80,25 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     );
   }, [api]);
 
-  const loadOlder = useCallback(
-    (key: ConversationKey) => {
-      const t = stateRef.current.timelines[key];
-      if (t && (t.loading || !hasOlder(t))) return;
+  /** One page of a conversation into its timeline, from `before` (null: the newest). */
+  const fetchPage = useCallback(
+    (key: ConversationKey, before: HistoryCursor | null) => {
       dispatch({ type: "page_start", key });
-      page(api, key, t?.next ?? null).then(
+      page(api, key, before).then(
         (p) => dispatch({ type: "page", key, messages: p.messages, next: p.next ?? null }),
         (e) => dispatch({ type: "page_failed", key, error: toApiError(e).message }),
       );
     },
     [api],
+  );
+
+  const loadOlder = useCallback(
+    (key: ConversationKey) => {
+      const t = stateRef.current.timelines[key];
+      if (t && (t.loading || !hasOlder(t))) return;
+      fetchPage(key, t?.next ?? null);
+    },
+    [fetchPage],
   );
 
   /** The newest page of what is on screen again, for states and waiting reasons that moved. */
@@ -269,13 +277,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
           // Every timeline was dropped: the newest page of what is on
           // screen and of the mailbox again (what they wrote was kept).
           const open = stateRef.current.open;
-          for (const key of open === DM_ROOM ? [open] : [open, DM_ROOM]) {
-            dispatch({ type: "page_start", key });
-            page(api, key, null).then(
-              (p) => dispatch({ type: "page", key, messages: p.messages, next: p.next ?? null }),
-              (e) => dispatch({ type: "page_failed", key, error: toApiError(e).message }),
-            );
-          }
+          for (const key of open === DM_ROOM ? [open] : [open, DM_ROOM]) fetchPage(key, null);
         }
         refreshRooms();
         refresh();
@@ -287,7 +289,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
       },
       refresh,
     };
-  }, [api, loadOlder, refresh, refreshRooms]);
+  }, [api, fetchPage, loadOlder, refresh, refreshRooms]);
 
   return { state, actions, streamError };
 }

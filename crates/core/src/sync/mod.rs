@@ -701,17 +701,14 @@ impl Node {
             Input::MarkRead { room, messages } => {
                 let small = self.rooms.get(&room).is_some_and(|r| self.is_small(r));
                 let me = self.my_id;
+                // Nothing read goes back to someone blocked here.
+                let messages: Vec<_> = messages.into_iter().filter(|(_, a)| !self.blocked.contains(a)).collect();
                 if room.is_direct() {
-                    let blocked = &self.blocked;
-                    let to = messages.into_iter().filter(|(_, a)| *a != me && !blocked.contains(a)).collect::<Vec<_>>();
-                    for (id, author) in to {
+                    for (id, author) in messages.into_iter().filter(|(_, a)| *a != me) {
                         self.queue_receipt(room.clone(), ReceiptStatus::Read, Some(author), id, now);
                     }
                 } else if small {
-                    let blocked = &self.blocked;
-                    let read: Vec<MessageId> =
-                        messages.into_iter().filter(|(_, a)| !blocked.contains(a)).map(|(id, _)| id).collect();
-                    for id in read {
+                    for (id, _) in messages {
                         self.queue_receipt(room.clone(), ReceiptStatus::Read, None, id, now);
                     }
                 }
