@@ -136,3 +136,24 @@ fn a_blocked_person_gets_no_receipts_and_their_dms_are_not_kept() {
     }
     assert!(delivered_to(&h, &bob).contains(&after.id()));
 }
+
+/// The blocked set is capped: past `caps::MAX_BLOCKED` a block is ignored
+/// (the app's store refuses it first), and unblocking makes room again.
+#[test]
+fn blocks_past_the_cap_are_ignored() {
+    let mut h = Harness::new(1, vec![]);
+    let max = festival_core::sync::caps::MAX_BLOCKED;
+    let peer = |i: usize| {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        festival_core::PeerId::from_bytes(b)
+    };
+    for i in 0..=max {
+        h.feed(Input::Block { peer: peer(i), blocked: true });
+    }
+    assert!(h.node.is_blocked(&peer(max - 1)));
+    assert!(!h.node.is_blocked(&peer(max)), "one past the cap is not kept");
+    h.feed(Input::Block { peer: peer(0), blocked: false });
+    h.feed(Input::Block { peer: peer(max), blocked: true });
+    assert!(h.node.is_blocked(&peer(max)));
+}
