@@ -3,6 +3,7 @@
 //! as `AppError { code, message }`. The contract is in docs/app-api.md.
 
 use festival_app::{App, AppError, AppState, MyCode, Settings};
+use festival_core::body::MeetupAnswer;
 use festival_core::MessageId;
 use festival_node::runtime::{
     AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, SearchResults, Status,
@@ -67,6 +68,16 @@ pub async fn dm_history(
 #[tauri::command]
 pub async fn send(app: State<'_, App>, room: String, text: String) -> Result<MessageView> {
     app.send(&room, &text).await
+}
+
+#[tauri::command]
+pub async fn send_meetup(app: State<'_, App>, room: String, place: String, at: u64) -> Result<MessageView> {
+    app.send_meetup(&room, &place, at).await
+}
+
+#[tauri::command]
+pub async fn answer_meetup(app: State<'_, App>, meetup: MessageId, answer: MeetupAnswer) -> Result<MessageView> {
+    app.answer_meetup(meetup, answer).await
 }
 
 #[tauri::command]
@@ -151,35 +162,22 @@ pub async fn subscribe(
     Ok(())
 }
 
+macro_rules! festival_commands {
+    ($($name:ident),* $(,)?) => {
+        /// Every command's name, from command_list.rs (the list build.rs
+        /// grants and tests/commands.rs checks the UI against).
+        pub const COMMANDS: &[&str] = &[$(stringify!($name)),*];
+
+        fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$($name),*]
+        }
+    };
+}
+include!("command_list.rs");
+
 /// Register every command (with any runtime: the real one, or the mock one
 /// in tests), and the notification plugin: the Rust side raises every
 /// notification, so the page is granted none of the plugin's commands.
-/// Keep in sync with COMMANDS in build.rs.
 pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.plugin(tauri_plugin_notification::init()).manage(Subscription::default()).invoke_handler(
-        tauri::generate_handler![
-            app_state,
-            onboard,
-            my_code,
-            rooms,
-            join_room,
-            history,
-            dm_history,
-            send,
-            send_dm,
-            mark_read,
-            peers,
-            mute,
-            block,
-            people_choices,
-            viewing,
-            search,
-            announcements,
-            verify,
-            status,
-            settings,
-            save_settings,
-            subscribe,
-        ],
-    )
+    builder.plugin(tauri_plugin_notification::init()).manage(Subscription::default()).invoke_handler(handler())
 }

@@ -136,6 +136,32 @@ fn first_start_picks_a_name_then_posts_and_pages_history() {
 }
 
 #[test]
+fn the_ui_calls_exactly_the_commands_of_the_one_list() {
+    // command_list.rs names each command once; the UI's api.ts is the one
+    // place the page calls them, each by `call("<name>"`.
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ui/src/api.ts")).unwrap();
+    let mut called: Vec<&str> = api.split("call(\"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
+    called.sort_unstable();
+    called.dedup();
+    let mut listed = festival_chat::commands::COMMANDS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(called, listed, "ui/src/api.ts and src-tauri/command_list.rs disagree");
+}
+
+#[test]
+fn every_command_of_the_list_is_granted_to_the_app_page() {
+    let s = shell();
+    // Called with no arguments: a command that is granted answers (with a
+    // typed error, or refuses the missing arguments); one that is not is
+    // refused by the ACL before it runs.
+    for cmd in festival_chat::commands::COMMANDS {
+        if let Err(e) = s.call(cmd, json!({})) {
+            assert!(!e.as_str().is_some_and(|m| m.contains("not allowed")), "{cmd} is not granted: {e}");
+        }
+    }
+}
+
+#[test]
 fn capabilities_grant_the_commands_to_the_app_page_only() {
     let s = shell();
     assert_eq!(s.ok("app_state", json!({}))["onboarded"], false);

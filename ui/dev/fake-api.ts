@@ -4,6 +4,7 @@
 
 import { ApiError, type Api } from "../src/api";
 import type { Author, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
+import { bodyText } from "../src/logic/meetup";
 
 const hex = (seed: number) => Array.from({ length: 64 }, (_, i) => ((seed * 7919 + i * 104729) % 16).toString(16)).join("");
 const ME = hex(1);
@@ -149,6 +150,23 @@ export function fakeApi(scene: string): Api {
     mk("main-stage", CY, "Sound check done, doors in 20", now - 70 * min),
     mk("main-stage", ANA, "Front left is the place to be", now - 40 * min),
     mk("main-stage", DEE, "Crowd is already massive", now - 12 * min),
+    mk("main-stage", ANA, "", now - 8 * min, {
+      body: {
+        type: "meetup",
+        place: "the big wheel, left of the main stage",
+        at: now + 40 * min,
+        until: now + 70 * min,
+        coming: 3,
+        cant: 1,
+        mine: null,
+        people: [
+          { peer: ANA, me: false, who: senderOf(ANA), answer: "coming" },
+          { peer: CY, me: false, who: senderOf(CY), answer: "coming" },
+          { peer: DEE, me: false, who: senderOf(DEE), answer: "coming" },
+          { peer: BO, me: false, who: senderOf(BO), answer: "cant" },
+        ],
+      },
+    }),
   ];
   const byRoom: Record<string, MessageView[]> = { festival, dm: dms, "main-stage": stage, "camp-b12": [mk("camp-b12", BO, "Kettle is on at camp 🫖", now - 90 * min)] };
   const muted = new Set<string>();
@@ -252,11 +270,33 @@ export function fakeApi(scene: string): Api {
       return pageOf(mine, before, limit);
     },
     async send(room, text) {
-      if (scene === "send-fails") throw new ApiError("store_unavailable", "the message store is busy; try again");
+      if (scene === "send-fails") throw new ApiError("storage", "the message store is busy; try again");
       const m = mk(room, ME, text, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 });
       setTimeout(() => emit({ event: "sent", id: m.id, path: "lan" }), 900);
-      setTimeout(() => emit({ event: "receipt", from: ANA, status: "Delivered", ids: [m.id] }), 1800);
+      setTimeout(() => emit({ event: "receipt", from: ANA, status: "delivered", ids: [m.id] }), 1800);
       return m;
+    },
+    async sendMeetup(room, place, at) {
+      if (!place.trim()) throw new ApiError("invalid_place", "a meet-up needs a place");
+      const card = { type: "meetup" as const, place, at, until: at + 30 * min, coming: 0, cant: 0, mine: null, people: [] };
+      const m = mk(room, ME, place, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0, body: card });
+      (byRoom[room] ??= []).push(m);
+      return m;
+    },
+    async answerMeetup(meetup, answer) {
+      const all = Object.values(byRoom).flat();
+      const m = all.find((x) => x.id === meetup);
+      if (!m || m.body.type !== "meetup") throw new ApiError("no_such_meetup", "no meet-up with that id is stored here");
+      const others = m.body.people.filter((p) => !p.me);
+      const mePerson = { peer: ME, me: true, who: senderOf(ME), answer };
+      const people = [mePerson, ...others];
+      const body = { ...m.body, people, mine: answer, coming: people.filter((p) => p.answer === "coming").length, cant: people.filter((p) => p.answer === "cant").length };
+      const next = { ...m, body };
+      for (const list of Object.values(byRoom)) {
+        const i = list.findIndex((x) => x.id === meetup);
+        if (i >= 0) list[i] = next;
+      }
+      return next;
     },
     async sendDm(to, text) {
       const m = mk("dm", ME, text, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0, body: { type: "direct", to, text } });
@@ -296,7 +336,7 @@ export function fakeApi(scene: string): Api {
       await sleep(80);
       const words = query.toLowerCase().split(/\s+/).filter(Boolean);
       const all = Object.values(byRoom).flat();
-      const hits = all.filter((m) => words.every((w) => m.body.text.toLowerCase().split(/[^\p{L}\p{N}]+/u).some((t) => t.startsWith(w))));
+      const hits = all.filter((m) => words.every((w) => bodyText(m.body).toLowerCase().split(/[^\p{L}\p{N}]+/u).some((t) => t.startsWith(w))));
       return { messages: hits.sort((a, b) => b.created_at - a.created_at).slice(0, limit), pending: 0 };
     },
     async verify(code) {

@@ -52,7 +52,7 @@ describe("chat", () => {
     act(() => api.emit({ event: "sent", id: mine.id, path: "relay" }));
     expect(await screen.findByText("Sent via relay")).toBeInTheDocument();
     expect(screen.queryByText(/Waiting: no one in reach yet/)).not.toBeInTheDocument();
-    act(() => api.emit({ event: "receipt", from: ANA, status: "Read", ids: [mine.id] }));
+    act(() => api.emit({ event: "receipt", from: ANA, status: "read", ids: [mine.id] }));
     expect(await screen.findByText("Read")).toBeInTheDocument();
   });
 

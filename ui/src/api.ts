@@ -6,7 +6,9 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
   AnnouncementView,
   AppState,
+  ErrorCode,
   HistoryCursor,
+  MeetupAnswer,
   HistoryPage,
   MessageView,
   MyCode,
@@ -31,6 +33,10 @@ export interface Api {
   dmHistory(peer: string, before: HistoryCursor | null, limit: number): Promise<HistoryPage>;
   send(room: string, text: string): Promise<MessageView>;
   sendDm(to: string, text: string): Promise<MessageView>;
+  /** Post "meet at `place` at `at`" (ms since the epoch) to a room: a card until half an hour after `at`. */
+  sendMeetup(room: string, place: string, at: number): Promise<MessageView>;
+  /** Answer a meet-up ("coming" / "cant"); resolves to its card with the answer counted. */
+  answerMeetup(meetup: string, answer: MeetupAnswer): Promise<MessageView>;
   markRead(room: string, ids: readonly string[]): Promise<void>;
   peers(): Promise<PeerView[]>;
   /** Mute a conversation (a room id, or "dm:<peer>": the person) or undo it: no notifications from it. */
@@ -53,10 +59,53 @@ export interface Api {
   subscribe(onEvent: (e: NodeEvent) => void): Promise<void>;
 }
 
+/**
+ * What the UI branches on: the node's `ErrorCode`, or "error" for what did
+ * not come from the node (Tauri's own refusals, a dropped connection).
+ */
+export type ApiErrorCode = ErrorCode | "error";
+
+// Every code, once: a Record over the generated type, so the compiler
+// fails when the node gains a code this list lacks (or loses one it has).
+const ERROR_CODES: Record<ErrorCode, true> = {
+  not_onboarded: true,
+  already_onboarded: true,
+  invalid_name: true,
+  invalid_room: true,
+  not_joined: true,
+  empty_message: true,
+  message_too_long: true,
+  invalid_code: true,
+  own_code: true,
+  invalid_peer: true,
+  invalid_festival: true,
+  invalid_relay_url: true,
+  invalid_relay_id: true,
+  invalid_organiser: true,
+  invalid_peer_limit: true,
+  invalid_interface: true,
+  invalid_storage: true,
+  network: true,
+  storage: true,
+  too_many_choices: true,
+  invalid_search: true,
+  invalid_place: true,
+  invalid_meetup_time: true,
+  meetup_over: true,
+  no_such_meetup: true,
+  node_stopped: true,
+  internal: true,
+};
+
+/** A code from the node as the UI knows it; anything else is "error". */
+export function asErrorCode(code: unknown): ApiErrorCode {
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : "error";
+}
+
 /** An error as the node reports it: `{ code, message }`. */
 export class ApiError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: ApiErrorCode;
+  constructor(code: ApiErrorCode, message: string) {
     super(message);
     this.name = "ApiError";
     this.code = code;
@@ -68,7 +117,7 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (typeof e === "object" && e !== null) {
     const o = e as { code?: unknown; message?: unknown };
-    if (typeof o.message === "string") return new ApiError(typeof o.code === "string" ? o.code : "error", o.message);
+    if (typeof o.message === "string") return new ApiError(asErrorCode(o.code), o.message);
   }
   if (typeof e === "string") return new ApiError("error", e);
   return new ApiError("error", "Something went wrong talking to the node.");
@@ -92,6 +141,8 @@ export const tauriApi: Api = {
   dmHistory: (peer, before, limit) => call("dm_history", { peer, before, limit }),
   send: (room, text) => call("send", { room, text }),
   sendDm: (to, text) => call("send_dm", { to, text }),
+  sendMeetup: (room, place, at) => call("send_meetup", { room, place, at }),
+  answerMeetup: (meetup, answer) => call("answer_meetup", { meetup, answer }),
   markRead: (room, ids) => call("mark_read", { room, ids }),
   peers: () => call("peers"),
   mute: (conversation, muted) => call("mute", { conversation, muted }),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use festival_core::body::MAX_TEXT_BYTES;
+use festival_core::body::{MeetupAnswer, MAX_TEXT_BYTES};
 use festival_core::{MessageId, PeerId, RoomId};
 use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_joinable_room, LocalNode};
@@ -376,6 +376,23 @@ impl App {
         }
         let id = node.send_dm(to, text.to_owned()).await?;
         Self::saved(&node, id).await
+    }
+
+    /// Post a meet-up to a room: "meet at `place` at `at`" (ms since the
+    /// Unix epoch). Returns its card as saved.
+    pub async fn send_meetup(&self, room: &str, place: &str, at: u64) -> Result<MessageView, AppError> {
+        let room = parse_room_id(room)?;
+        let node = self.node().await?;
+        let id = node.send_meetup(room, place.trim().to_owned(), at).await?;
+        Self::saved(&node, id).await
+    }
+
+    /// Answer a meet-up ("coming" / "can't"); returns its card with the
+    /// answer counted.
+    pub async fn answer_meetup(&self, meetup: MessageId, answer: MeetupAnswer) -> Result<MessageView, AppError> {
+        let node = self.node().await?;
+        node.answer_meetup(meetup, answer).await?;
+        Self::saved(&node, meetup).await
     }
 
     pub async fn mark_read(&self, room: &str, ids: Vec<MessageId>) -> Result<(), AppError> {

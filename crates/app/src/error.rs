@@ -50,6 +50,15 @@ pub enum ErrorCode {
     TooManyChoices,
     /// A search with no word in it, or too long.
     InvalidSearch,
+    /// A meet-up place that is empty, longer than 200 bytes, or more than
+    /// one line.
+    InvalidPlace,
+    /// A meet-up time in the past, or beyond the festival's message lifetime.
+    InvalidMeetupTime,
+    /// Answering a meet-up whose card has gone (half an hour after its time).
+    MeetupOver,
+    /// Answering a meet-up this device does not hold.
+    NoSuchMeetup,
     /// The node is not running (stopped, restarting, or failed to start).
     NodeStopped,
     Internal,
@@ -75,6 +84,7 @@ fn body(e: &BodyError) -> ErrorCode {
         BodyError::TextTooLong { .. } => ErrorCode::MessageTooLong,
         BodyError::BadName(_) => ErrorCode::InvalidName,
         BodyError::BadRecipient => ErrorCode::InvalidPeer,
+        BodyError::EmptyPlace | BodyError::PlaceTooLong { .. } | BodyError::PlaceNotOneLine => ErrorCode::InvalidPlace,
         _ => ErrorCode::Internal,
     }
 }
@@ -88,6 +98,8 @@ fn send(e: &SendError) -> ErrorCode {
         | SendError::NotOrganiser
         | SendError::AnnouncementEnd
         | SendError::AnnouncementsLimited => ErrorCode::Internal,
+        SendError::MeetupTime => ErrorCode::InvalidMeetupTime,
+        SendError::MeetupOver => ErrorCode::MeetupOver,
     }
 }
 
@@ -110,12 +122,15 @@ impl From<NodeError> for AppError {
             NodeError::Store(_) => ErrorCode::Storage,
             NodeError::Room(_) => ErrorCode::InvalidRoom,
             NodeError::OwnCode => ErrorCode::OwnCode,
+            NodeError::NoSuchMeetup => ErrorCode::NoSuchMeetup,
             NodeError::Stopped => ErrorCode::NodeStopped,
         };
         let message = match code {
             ErrorCode::NotJoined => "Join the room before posting to it.".to_owned(),
             ErrorCode::EmptyMessage => "Type something first.".to_owned(),
             ErrorCode::OwnCode => "That is your own code: scan a friend's.".to_owned(),
+            ErrorCode::InvalidMeetupTime => "Pick a time ahead, within the festival.".to_owned(),
+            ErrorCode::MeetupOver => "That meet-up is over.".to_owned(),
             ErrorCode::NodeStopped => "Festival Chat is not running right now; try again in a moment.".to_owned(),
             _ => e.to_string(),
         };

@@ -75,7 +75,7 @@ pub struct Notification {
 pub fn conversation_of(m: &MessageView) -> String {
     match &m.body {
         MessageBody::Direct { to, .. } => format!("dm:{}", if m.mine { *to } else { m.author }),
-        MessageBody::Text { .. } => m.room.as_str().to_owned(),
+        MessageBody::Text { .. } | MessageBody::Meetup(_) => m.room.as_str().to_owned(),
     }
 }
 
@@ -258,7 +258,8 @@ impl Notifier {
             MessageBody::Text { text } if mentions(text, &self.name) && !self.muted_rooms.contains(&m.room) => {
                 (NotifyKind::Mention, format!("{} in {}", m.sender.label(), m.room.as_str()), text)
             }
-            MessageBody::Text { .. } => {
+            // A meet-up is room traffic: on its card, counted in the digest.
+            MessageBody::Text { .. } | MessageBody::Meetup(_) => {
                 self.count_quiet(now);
                 return None;
             }

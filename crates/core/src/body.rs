@@ -23,6 +23,13 @@ pub const MAX_TEXT_BYTES: usize = 4000;
 pub use crate::name::MAX_NAME_BYTES;
 /// Most message ids one receipt may acknowledge.
 pub const MAX_RECEIPT_IDS: usize = 64;
+/// Longest meet-up place, in bytes of UTF-8 ("the big tree left of the
+/// main stage, by the flags").
+pub const MAX_PLACE_BYTES: usize = 200;
+/// How long a meet-up card stays after its time (people arrive late, and
+/// look for the card on the way): 30 minutes. Then it is neither shown,
+/// taken nor passed on, and neither are its answers.
+pub const MEETUP_GRACE_MS: u64 = 30 * 60_000;
 const SEAL_NONCE_BYTES: usize = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,10 +54,17 @@ pub enum BodyError {
     BadRecipient,
     #[error("sealed message names another sender or recipient than its envelope")]
     Misbound,
+    #[error("a meet-up needs a place")]
+    EmptyPlace,
+    #[error("place of {len} bytes exceeds the {max}-byte limit")]
+    PlaceTooLong { len: usize, max: usize },
+    #[error("a meet-up place is one line of text")]
+    PlaceNotOneLine,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
 pub enum ReceiptStatus {
     Delivered,
     Read,
@@ -80,6 +94,41 @@ pub struct ProfileBody {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct AnnouncementBody {
     pub text: String,
+    pub until: u64,
+}
+
+/// "Meet at `place` at `at`" (milliseconds since the Unix epoch), in a
+/// room. Shown as a card until [`MEETUP_GRACE_MS`] after `at`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MeetupBody {
+    pub place: String,
+    pub at: u64,
+}
+
+impl MeetupBody {
+    /// When the card goes, and with it the meet-up and its answers.
+    pub fn end(&self) -> u64 {
+        self.at.saturating_add(MEETUP_GRACE_MS)
+    }
+}
+
+/// An answer to a meet-up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum MeetupAnswer {
+    Coming,
+    Cant,
+}
+
+/// A person's answer to the meet-up `meetup` of the same room; the
+/// answer with the highest seq of each author counts. `until` is the
+/// meet-up's end, copied so a carrier that never saw the meet-up still
+/// drops the answer when the card is gone.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MeetupReplyBody {
+    pub meetup: MessageId,
+    pub answer: MeetupAnswer,
     pub until: u64,
 }
 
@@ -117,6 +166,27 @@ pub enum Body {
     Profile(ProfileBody),
     SealedReceipt(SealedBody),
     Announcement(AnnouncementBody),
+    Meetup(MeetupBody),
+    MeetupReply(MeetupReplyBody),
+}
+
+/// A meet-up's place: one line of text, not empty, at most
+/// [`MAX_PLACE_BYTES`].
+pub fn check_place(place: &str) -> Result<(), BodyError> {
+    if place.trim().is_empty() {
+        return Err(BodyError::EmptyPlace);
+    }
+    if place.len() > MAX_PLACE_BYTES {
+        return Err(BodyError::PlaceTooLong { len: place.len(), max: MAX_PLACE_BYTES });
+    }
+    // Line breaks and other controls, and the direction overrides that
+    // would let a place read backwards ("etag" shown as "gate").
+    let bidi =
+        |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if place.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}' || bidi(c)) {
+        return Err(BodyError::PlaceNotOneLine);
+    }
+    Ok(())
 }
 
 pub fn check_text(text: &str) -> Result<(), BodyError> {
@@ -174,6 +244,25 @@ impl Body {
                 check_text(&a.text)?;
                 Ok(Body::Announcement(a))
             }
+            Kind::Meetup => {
+                let m: MeetupBody = strict(kind, bytes)?;
+                check_place(&m.place)?;
+                Ok(Body::Meetup(m))
+            }
+            Kind::MeetupReply => Ok(Body::MeetupReply(strict(kind, bytes)?)),
+        }
+    }
+
+    /// When what it holds stops being shown, taken and passed on, for the
+    /// kinds that end before the festival's message lifetime: an
+    /// announcement's `until`, a meet-up's time plus [`MEETUP_GRACE_MS`],
+    /// an answer's copy of that.
+    pub fn end(&self) -> Option<u64> {
+        match self {
+            Body::Announcement(a) => Some(a.until),
+            Body::Meetup(m) => Some(m.end()),
+            Body::MeetupReply(r) => Some(r.until),
+            _ => None,
         }
     }
 
@@ -185,6 +274,8 @@ impl Body {
             Body::Profile(_) => Kind::Profile,
             Body::SealedReceipt(_) => Kind::SealedReceipt,
             Body::Announcement(_) => Kind::Announcement,
+            Body::Meetup(_) => Kind::Meetup,
+            Body::MeetupReply(_) => Kind::MeetupReply,
         }
     }
 
@@ -203,6 +294,8 @@ impl Body {
             Body::SealedDm(s) | Body::SealedReceipt(s) => postcard::to_stdvec(s).expect("in-memory encode"),
             Body::Profile(p) => postcard::to_stdvec(p).expect("in-memory encode"),
             Body::Announcement(a) => postcard::to_stdvec(a).expect("in-memory encode"),
+            Body::Meetup(m) => postcard::to_stdvec(m).expect("in-memory encode"),
+            Body::MeetupReply(r) => postcard::to_stdvec(r).expect("in-memory encode"),
         }
     }
 }
@@ -353,5 +446,28 @@ mod tests {
         assert!(Body::parse(Kind::Profile, &name).is_ok());
         let hidden = Body::Profile(ProfileBody { name: "A\u{200B}na".into() }).encode();
         assert!(matches!(Body::parse(Kind::Profile, &hidden), Err(BodyError::BadName(_))));
+    }
+
+    #[test]
+    fn meetups_need_a_one_line_place_within_the_limit() {
+        let meetup = |place: &str| Body::Meetup(MeetupBody { place: place.into(), at: 5 }).encode();
+        let ok = Body::parse(Kind::Meetup, &meetup("bar by the main stage")).unwrap();
+        assert_eq!(ok.end(), Some(5 + MEETUP_GRACE_MS));
+        assert_eq!(Body::parse(Kind::Meetup, &meetup("  ")), Err(BodyError::EmptyPlace));
+        assert_eq!(Body::parse(Kind::Meetup, &meetup("bar\ngate")), Err(BodyError::PlaceNotOneLine));
+        assert_eq!(Body::parse(Kind::Meetup, &meetup("bar \u{202E}etag")), Err(BodyError::PlaceNotOneLine));
+        assert!(Body::parse(Kind::Meetup, &meetup("🎡 big wheel, Ω gate")).is_ok());
+        let long = "x".repeat(MAX_PLACE_BYTES + 1);
+        assert!(matches!(Body::parse(Kind::Meetup, &meetup(&long)), Err(BodyError::PlaceTooLong { .. })));
+        // A body of another kind, or with bytes left over, is malformed.
+        assert_eq!(Body::parse(Kind::Meetup, b"bar"), Err(BodyError::Malformed(Kind::Meetup)));
+        let mut trailing = meetup("bar");
+        trailing.push(0);
+        assert_eq!(Body::parse(Kind::Meetup, &trailing), Err(BodyError::Malformed(Kind::Meetup)));
+        let reply = MeetupReplyBody { meetup: MessageId::from_bytes([1; 32]), answer: MeetupAnswer::Cant, until: 9 };
+        let parsed = Body::parse(Kind::MeetupReply, &Body::MeetupReply(reply.clone()).encode()).unwrap();
+        assert_eq!(parsed, Body::MeetupReply(reply));
+        assert_eq!(parsed.end(), Some(9));
+        assert_eq!(Body::parse(Kind::MeetupReply, &[1, 2]), Err(BodyError::Malformed(Kind::MeetupReply)));
     }
 }

@@ -41,6 +41,12 @@ pub enum Kind {
     /// The organiser's announcement to everyone, in the festival room, with
     /// the time it stops being shown and carried.
     Announcement,
+    /// "Meet at PLACE at TIME", in a room: shown as a card until a while
+    /// after its time (see [`crate::body::MEETUP_GRACE_MS`]).
+    Meetup,
+    /// An answer to a meet-up ("coming" / "can't"), in the meet-up's room;
+    /// a person's latest answer counts.
+    MeetupReply,
 }
 
 impl Kind {
@@ -52,6 +58,8 @@ impl Kind {
             Kind::Profile => 3,
             Kind::SealedReceipt => 4,
             Kind::Announcement => 5,
+            Kind::Meetup => 6,
+            Kind::MeetupReply => 7,
         }
     }
     pub fn from_code(c: u8) -> Option<Kind> {
@@ -62,6 +70,8 @@ impl Kind {
             3 => Kind::Profile,
             4 => Kind::SealedReceipt,
             5 => Kind::Announcement,
+            6 => Kind::Meetup,
+            7 => Kind::MeetupReply,
             _ => return None,
         })
     }
@@ -194,7 +204,7 @@ fn check_room(kind: Kind, room: &RoomId) -> Result<(), EnvelopeError> {
     let ok = match kind {
         Kind::SealedDm | Kind::SealedReceipt => room.is_direct(),
         Kind::Receipt => !room.is_direct() && !room.is_announcements(),
-        Kind::Text => !room.is_direct() && !room.is_announcements(),
+        Kind::Text | Kind::Meetup | Kind::MeetupReply => !room.is_direct() && !room.is_announcements(),
         Kind::Profile => room.as_str() == RoomId::FESTIVAL,
         Kind::Announcement => room.is_announcements(),
     };

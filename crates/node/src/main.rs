@@ -226,7 +226,15 @@ async fn main() -> anyhow::Result<()> {
                 let who = if m.mine { "you".to_owned() } else { m.sender.label() };
                 let text = match &m.body {
                     festival_node::runtime::MessageBody::Text { text }
-                    | festival_node::runtime::MessageBody::Direct { text, .. } => text,
+                    | festival_node::runtime::MessageBody::Direct { text, .. } => text.clone(),
+                    festival_node::runtime::MessageBody::Meetup(c) => format!(
+                        "meet at {} at {} UTC ({} coming, {} can't) [meet-up {}]",
+                        c.place,
+                        &format_time(c.at)[..5],
+                        c.coming,
+                        c.cant,
+                        m.id
+                    ),
                 };
                 println!("{}  {who}: {text}", format_time(m.created_at));
             }

@@ -3,6 +3,7 @@
 //! closing (a service with no terminal) does not stop it.
 
 use anyhow::Context;
+use festival_core::body::MeetupAnswer;
 use festival_core::{PeerId, RoomId};
 use festival_node::runtime::{MessageBody, NodeConfig, NodeEvent, NodeHandle};
 use festival_store::Budget;
@@ -11,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
     "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
-     /announcements, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
+     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
      any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
@@ -86,6 +87,19 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
                 let (until, text) = rest.split_once(' ').context("usage: /announce UNTIL TEXT")?;
                 let until = parse_until(until, festival_node::clock::now_ms())?;
                 let id = node.announce(text.to_owned(), until).await?;
+                report_saved(id, json);
+            }
+            ("/meetup", rest) => {
+                let (at, place) = rest.split_once(' ').context("usage: /meetup TIME PLACE")?;
+                let at = parse_until(at, festival_node::clock::now_ms())?;
+                let id = node.send_meetup(room.clone(), place.trim().to_owned(), at).await?;
+                report_saved(id, json);
+            }
+            (cmd @ ("/coming" | "/cant"), id) => {
+                let id: festival_core::MessageId =
+                    id.trim().parse().map_err(|_| anyhow::anyhow!("usage: {cmd} MEETUP-ID (the id in full)"))?;
+                let answer = if cmd == "/coming" { MeetupAnswer::Coming } else { MeetupAnswer::Cant };
+                let id = node.answer_meetup(id, answer).await?;
                 report_saved(id, json);
             }
             ("/announcements", _) => {
@@ -232,6 +246,15 @@ fn print_event(ev: &NodeEvent, json: bool) {
             match &m.body {
                 MessageBody::Text { text } => println!("#{} {who}: {text}{via}", m.room),
                 MessageBody::Direct { to, text } => println!("(dm to {}) {who}: {text}{via}", to.fingerprint()),
+                MessageBody::Meetup(c) => {
+                    let at = &crate::format_time(c.at)[..5];
+                    println!("#{} {who}: meet at {} at {at} UTC [meet-up {}]{via}", m.room, c.place, m.id)
+                }
+            }
+        }
+        NodeEvent::MeetupChanged(m) => {
+            if let MessageBody::Meetup(c) = &m.body {
+                println!("* meet-up at {}: {} coming, {} can't", c.place, c.coming, c.cant)
             }
         }
         NodeEvent::Announcement(a) => {

@@ -1,28 +1,33 @@
-//! A stored message as a person sees it: text, or a DM opened for us (or by
-//! us, its author), with the author's name. Used by the runtime's events, its
-//! history pages and the offline CLI alike.
+//! A stored message as a person sees it: text, a DM opened for us (or by
+//! us, its author), or a meet-up card with its answers, with the author's
+//! name. Used by the runtime's events, its history pages and the offline CLI
+//! alike.
 
-use festival_core::body::{open_dm, Body};
-use festival_core::Identity;
+use festival_core::body::{open_dm, Body, MeetupAnswer, MeetupBody};
+use festival_core::{Identity, MessageId};
 use std::collections::BTreeSet;
 
 use festival_core::ReceiptStatus;
 use festival_store::{OutboxState, Store, StoreError, StoredMessage};
 
 use crate::names::Names;
-use crate::runtime::events::{DeliveryState, LinkPath, MessageBody, MessageView};
+use crate::runtime::events::{
+    DeliveryState, LinkPath, MeetupPerson, MeetupView, MessageBody, MessageView, MAX_MEETUP_PEOPLE,
+};
 
 /// A stored message as a person sees it; `None` for what is not shown
-/// (receipts, profiles, other people's sealed mail, sealed mail that does
-/// not open or names another sender). Our own messages carry their delivery
-/// state from the outbox and the receipts (only receipts the protocol lets
-/// count are stored); `waiting` is left for the caller, who knows whether
-/// anyone is in reach.
+/// (receipts, profiles, answers to meet-ups, meet-ups whose card has gone by
+/// `now`, other people's sealed mail, sealed mail that does not open or
+/// names another sender). Our own messages carry their delivery state from
+/// the outbox and the receipts (only receipts the protocol lets count are
+/// stored); `waiting` is left for the caller, who knows whether anyone is in
+/// reach.
 pub async fn view(
     store: &Store,
     me: &Identity,
     names: &Names,
     m: &StoredMessage,
+    now: u64,
 ) -> Result<Option<MessageView>, StoreError> {
     let env = &m.envelope;
     let mine = env.author() == me.peer_id();
@@ -32,8 +37,13 @@ pub async fn view(
             Ok(text) => MessageBody::Direct { to: s.recipient, text },
             Err(_) => return Ok(None),
         },
-        // Announcements are shown pinned, apart from any room's history.
-        Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) | Body::Announcement(_) => return Ok(None),
+        Body::Meetup(meetup) if meetup.end() <= now => return Ok(None),
+        Body::Meetup(meetup) => MessageBody::Meetup(meetup_view(store, me, names, &env.id(), meetup).await?),
+        // Announcements are shown pinned, apart from any room's history;
+        // answers to meet-ups on their cards.
+        Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) | Body::Announcement(_) | Body::MeetupReply(_) => {
+            return Ok(None)
+        }
     };
     let (mut state, mut path, mut delivered_to, mut read_by) = (None, None, 0, 0);
     if mine {
@@ -77,4 +87,30 @@ pub async fn view(
         delivered_to,
         read_by,
     }))
+}
+
+/// A meet-up's card: its answers as the store tallies them.
+async fn meetup_view(
+    store: &Store,
+    me: &Identity,
+    names: &Names,
+    id: &MessageId,
+    m: MeetupBody,
+) -> Result<MeetupView, StoreError> {
+    let replies = store.meetup_replies(id).await?;
+    let count = |a: MeetupAnswer| u32::try_from(replies.iter().filter(|(_, x)| *x == a).count()).unwrap_or(u32::MAX);
+    let (coming, cant) = (count(MeetupAnswer::Coming), count(MeetupAnswer::Cant));
+    let my_id = me.peer_id();
+    let mine = replies.iter().find(|(p, _)| *p == my_id).map(|(_, a)| *a);
+    let mut people: Vec<MeetupPerson> = replies
+        .into_iter()
+        .map(|(peer, answer)| MeetupPerson { peer, me: peer == my_id, who: names.author(&peer), answer })
+        .collect();
+    // Us first, then verified contacts, then named people, by name; a
+    // crowd's worth is counted, not listed.
+    let rank = |p: &MeetupPerson| (!p.me, !p.who.verified, p.who.name.is_none());
+    people.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.who.name.cmp(&b.who.name)).then(a.peer.cmp(&b.peer)));
+    people.truncate(MAX_MEETUP_PEOPLE);
+    let until = m.end();
+    Ok(MeetupView { place: m.place, at: m.at, until, coming, cant, mine, people })
 }

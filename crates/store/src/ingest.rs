@@ -70,15 +70,15 @@ pub(crate) fn id_prefix(id: &MessageId) -> i64 {
 }
 
 /// An item whose fields have been checked and converted for SQLite.
-struct Row<'a> {
+pub(crate) struct Row<'a> {
     /// Position in the caller's slice, where its outcome goes.
     index: usize,
-    env: &'a SignedEnvelope,
+    pub(crate) env: &'a SignedEnvelope,
     hops: u8,
     /// `heads.chain` of the envelope's (room, author); set inside the
     /// transaction, by `resolve_chains`.
     chain: i64,
-    seq: i64,
+    pub(crate) seq: i64,
     created_at: i64,
     recipient: Option<PeerId>,
 }
@@ -277,6 +277,7 @@ impl Store {
             if local {
                 outbox_script(&mut script, &fresh, received_at);
             }
+            crate::meetups::replies_script(&mut script, &fresh);
             let mut marks = heads_script(&mut script, &chains);
             marks.extend(unchanged);
             room_usage_script(&mut script, &chains);

@@ -43,6 +43,8 @@
 //! - [`equivocation`]: proofs that an author signed two messages for one
 //!   position, capped.
 //! - [`read`]: get by id or position, history pages, ranges for sync.
+//! - [`meetups`]: each person's latest answer to each meet-up, kept by
+//!   ingest in the insert's transaction.
 //! - [`receipts`], [`outbox`], [`peers`] (and per-peer sync times),
 //!   [`rooms`] (and unread counts): one table each.
 //!
@@ -76,6 +78,7 @@ pub mod identity;
 pub mod ids;
 pub mod ingest;
 pub mod lookup;
+pub mod meetups;
 pub mod open;
 pub mod outbox;
 pub mod peers;

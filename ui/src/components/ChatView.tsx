@@ -1,6 +1,6 @@
 import { useCallback, useState } from "react";
 import { toApiError } from "../api";
-import type { AnnouncementView, Author, HistoryCursor, MessageView, PeerView, RoomView } from "../model";
+import type { AnnouncementView, Author, HistoryCursor, MeetupAnswer, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
 import { plainName } from "../logic/person";
@@ -10,6 +10,7 @@ import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
 import { BackIcon, BanIcon, BellIcon, BellOffIcon, HashIcon, LockIcon, UsersIcon } from "./Icons";
 import { MessageList } from "./MessageList";
+import { MeetupForm } from "./MeetupForm";
 import { PathChip, pathOf } from "./PeoplePanel";
 import { PersonName, PersonWarnings } from "./PersonName";
 
@@ -42,6 +43,10 @@ export interface ChatViewProps {
   onBlock?: (blocked: boolean) => Promise<void>;
   /** A message to bring into view (a search result). */
   focusId?: string | undefined;
+  /** Rooms: post a meet-up card. */
+  onMeetup?: ((place: string, at: number) => Promise<unknown>) | undefined;
+  /** Answer a meet-up card ("coming" / "cant"). */
+  onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -52,6 +57,7 @@ export function ChatView(p: ChatViewProps) {
   const loadOlder = useCallback(() => onLoadOlder(), [onLoadOlder]);
   const [actionError, setActionError] = useState<string | null>(null);
   const [confirmBlock, setConfirmBlock] = useState(false);
+  const [meetupOpen, setMeetupOpen] = useState(false);
   const act = (f: (() => Promise<void>) | undefined) => {
     if (!f) return;
     setActionError(null);
@@ -176,8 +182,12 @@ export function ChatView(p: ChatViewProps) {
         onLoadOlder={loadOlder}
         onAuthor={other === undefined ? p.onAuthor : undefined}
         focusId={p.focusId}
+        onAnswer={p.onAnswer}
       />
-      <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? "Write a sealed message" : `Message ${title}`} />
+      {meetupOpen && p.onMeetup && <MeetupForm onPost={p.onMeetup} onClose={() => setMeetupOpen(false)} />}
+      <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? "Write a sealed message" : `Message ${title}`}
+        onMeetup={p.onMeetup && !meetupOpen ? () => setMeetupOpen(true) : undefined}
+      />
     </section>
   );
 }

@@ -3,7 +3,7 @@ import { useContext, useEffect, useId, useLayoutEffect, useRef, useState, type F
 import { completeMention, mentionQuery, suggestions } from "../logic/mentions";
 import { MentionContext } from "./Mentions";
 import { checkMessage, MAX_TEXT_BYTES, utf8Bytes } from "../logic/validate";
-import { SendIcon } from "./Icons";
+import { PinIcon, SendIcon } from "./Icons";
 
 /** Show the byte counter from here on. */
 const COUNTER_FROM = MAX_TEXT_BYTES - 500;
@@ -25,9 +25,11 @@ export interface ComposerProps {
    */
   onSend: (text: string) => Promise<unknown>;
   placeholder: string;
+  /** Rooms: open the meet-up form. */
+  onMeetup?: (() => void) | undefined;
 }
 
-export function Composer({ value, onChange, onSend, placeholder }: ComposerProps) {
+export function Composer({ value, onChange, onSend, placeholder, onMeetup }: ComposerProps) {
   const ref = useRef<HTMLTextAreaElement>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -143,6 +145,11 @@ export function Composer({ value, onChange, onSend, placeholder }: ComposerProps
         </ul>
       )}
       <div className={`composer-box${over ? " over" : ""}`}>
+        {onMeetup && (
+          <button type="button" className="icon-btn composer-tool" onClick={onMeetup} aria-label="New meet-up" title="Meet-up: a place and a time, answered with one tap">
+            <PinIcon width={18} height={18} />
+          </button>
+        )}
         <textarea
           ref={ref}
           rows={1}

@@ -160,6 +160,8 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onMute={key !== DM_ROOM ? (on) => actions.mute(key, on) : undefined}
         blocked={peerView?.blocked ?? (peer !== undefined && (state.choices[peer]?.blocked ?? false))}
         onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
+        onMeetup={peer === undefined && key !== DM_ROOM ? (place, at) => actions.sendMeetup(key, place, at) : undefined}
+        onAnswer={actions.answerMeetup}
       />
       {peopleOpen && (
         <PeoplePanel

@@ -1,7 +1,9 @@
 import { memo, useContext } from "react";
-import type { Author, MessageView } from "../model";
+import type { Author, MeetupAnswer, MessageView } from "../model";
+import { bodyText, meetupOf } from "../logic/meetup";
+import { MeetupCard } from "./MeetupCard";
 import { describeDelivery, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
-import { clockTime } from "../logic/format";
+import { clockTime, toMs } from "../logic/format";
 import { plainName, sameAuthor } from "../logic/person";
 import { mentions } from "../logic/mentions";
 import { MentionContext, MentionText } from "./Mentions";
@@ -32,6 +34,10 @@ export interface MessageItemProps {
   direct: boolean;
   /** Open a DM with the author (rooms only). */
   onAuthor?: ((peer: string) => void) | undefined;
+  /** Answer a meet-up card. */
+  onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
+  /** The time the list was drawn at (a card's "in 10 min"). */
+  now?: number | undefined;
 }
 
 function sameDelivery(a: Delivery | null, b: Delivery | null): boolean {
@@ -46,12 +52,13 @@ function sameWho(a: Author | undefined, b: Author | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && sameAuthor(a, b));
 }
 
-export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor }: MessageItemProps) {
+export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor, onAnswer, now }: MessageItemProps) {
   const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
   const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
   const { me } = useContext(MentionContext);
-  const mentioned = !m.mine && mentions(m.body.text, me);
+  const card = meetupOf(m);
+  const mentioned = !m.mine && card === null && mentions(bodyText(m.body), me);
   return (
     <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}${mentioned ? " mentioned" : ""}`} data-id={m.id}>
       {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author?.name ?? "?"} size="sm" />}</div>}
@@ -68,9 +75,13 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
             </div>
           ))}
         <div className="bubble">
-          <p className="msg-text">
-            <MentionText text={m.body.text} />
-          </p>
+          {card ? (
+            <MeetupCard id={m.id} card={card} onAnswer={onAnswer} now={now ?? toMs(m.created_at)} />
+          ) : (
+            <p className="msg-text">
+              <MentionText text={bodyText(m.body)} />
+            </p>
+          )}
           <span className="msg-meta" title={full}>
             {hops && <span className="hops" title="Links it crossed to reach you">{hops} · </span>}
             <time dateTime={new Date(Number(m.created_at)).toISOString()}>{time}</time>
@@ -93,4 +104,12 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   );
 },
 (a, b) =>
-  a.m === b.m && sameWho(a.author, b.author) && a.head === b.head && a.direct === b.direct && a.onAuthor === b.onAuthor && sameDelivery(a.delivery, b.delivery));
+  a.m === b.m &&
+  sameWho(a.author, b.author) &&
+  a.head === b.head &&
+  a.direct === b.direct &&
+  a.onAuthor === b.onAuthor &&
+  a.onAnswer === b.onAnswer &&
+  // A card's "in 10 min" moves with the clock; a text does not.
+  (a.m.body.type !== "meetup" || a.now === b.now) &&
+  sameDelivery(a.delivery, b.delivery));

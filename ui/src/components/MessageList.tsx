@@ -1,5 +1,6 @@
-import { Fragment, useEffect, useLayoutEffect, useRef, type ReactNode } from "react";
-import type { Author, MessageView } from "../model";
+import { Fragment, useEffect, useLayoutEffect, useRef, useState, type ReactNode } from "react";
+import type { Author, MeetupAnswer, MessageView } from "../model";
+import { cardUp, nextCardEnd } from "../logic/meetup";
 import type { Delivery } from "../logic/delivery";
 import { dayLabel, sameDay, toMs } from "../logic/format";
 import { MessageItem } from "./MessageItem";
@@ -25,14 +26,29 @@ export interface MessageListProps {
   onAuthor?: ((peer: string) => void) | undefined;
   /** A message to scroll to and mark (a search result), once it is in the list. */
   focusId?: string | undefined;
+  /** Answer a meet-up card. */
+  onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
+  now?: () => number;
 }
 
 export function MessageList(p: MessageListProps) {
   const ref = useRef<HTMLDivElement>(null);
+  // Meet-up cards go at their end: re-draw then (and every minute while
+  // one is up, for its "in 10 min").
+  const now = p.now ?? Date.now;
+  const [, setTick] = useState(0);
+  const t = now();
+  const end = nextCardEnd(p.messages, t);
+  useEffect(() => {
+    if (end === null) return;
+    const id = setTimeout(() => setTick((n) => n + 1), Math.min(60_000, Math.max(0, end - now()) + 50));
+    return () => clearTimeout(id);
+  });
+  const messages = end === null && !p.messages.some((m) => m.body.type === "meetup") ? p.messages : p.messages.filter((m) => cardUp(m, t));
   const prev = useRef<{ first?: string; last?: string; height: number; top: number; atBottom: boolean }>({ height: 0, top: 0, atBottom: true });
 
-  const first = p.messages[0]?.id;
-  const last = p.messages[p.messages.length - 1];
+  const first = messages[0]?.id;
+  const last = messages[messages.length - 1];
 
   // Keep the view steady when older messages are put on top, and follow the
   // conversation when something new arrives while at the bottom (or is ours).
@@ -65,7 +81,7 @@ export function MessageList(p: MessageListProps) {
   // A search result: scrolled to the middle, marked, and given the focus
   // (keyboard and screen reader users land on it).
   const { focusId } = p;
-  const shown = focusId !== undefined && p.messages.some((m) => m.id === focusId);
+  const shown = focusId !== undefined && messages.some((m) => m.id === focusId);
   useEffect(() => {
     if (!shown || !ref.current) return;
     const li = ref.current.querySelector<HTMLLIElement>(`li[data-id="${CSS.escape(focusId)}"]`);
@@ -83,7 +99,7 @@ export function MessageList(p: MessageListProps) {
   useEffect(() => {
     const el = ref.current;
     if (el && hasOlder && !loading && !error && el.scrollHeight <= el.clientHeight + LOAD_MARGIN_PX) onLoadOlder();
-  }, [hasOlder, loading, onLoadOlder, error, p.messages.length]);
+  }, [hasOlder, loading, onLoadOlder, error, messages.length]);
 
   const onScroll = () => {
     const el = ref.current;
@@ -107,8 +123,8 @@ export function MessageList(p: MessageListProps) {
         {!loading && !error && !hasOlder && <span className="muted small">{p.startLabel}</span>}
       </div>
       <ol className="msg-list">
-        {p.messages.map((m, i) => {
-          const before = i > 0 ? p.messages[i - 1] : undefined;
+        {messages.map((m, i) => {
+          const before = i > 0 ? messages[i - 1] : undefined;
           const newDay = !before || !sameDay(before.created_at, m.created_at);
           const head = newDay || !before || before.author !== m.author || toMs(m.created_at) - toMs(before.created_at) > GROUP_GAP_MS;
           return (
@@ -118,7 +134,7 @@ export function MessageList(p: MessageListProps) {
                   <span>{dayLabel(m.created_at)}</span>
                 </li>
               )}
-              <MessageItem m={m} author={m.mine ? undefined : p.authorOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} />
+              <MessageItem m={m} author={m.mine ? undefined : p.authorOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} onAnswer={p.onAnswer} now={t} />
             </Fragment>
           );
         })}

@@ -6,6 +6,7 @@ import { conversationOf, dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../
 import { messageTime } from "../logic/format";
 import { PersonName } from "./PersonName";
 import { highlightWords } from "../logic/search";
+import { bodyText } from "../logic/meetup";
 
 /** Wait this long after the last key before asking the node. */
 const DEBOUNCE_MS = 250;
@@ -114,7 +115,7 @@ export function SearchResults({ query, onJump, personOf, roomName }: SearchProps
                     )}
                   </span>
                   <span className="conv-sub">
-                    {highlightWords(m.body.text, words).map((part, i) => (part.hit ? <mark key={i}>{part.text}</mark> : <span key={i}>{part.text}</span>))}
+                    {highlightWords(bodyText(m.body), words).map((part, i) => (part.hit ? <mark key={i}>{part.text}</mark> : <span key={i}>{part.text}</span>))}
                   </span>
                 </span>
                 <span className="conv-meta">

@@ -10,6 +10,7 @@ import { Avatar } from "./Avatar";
 import { BellOffIcon, CloseIcon, HashIcon, LockIcon, PlusIcon, QrIcon, SettingsIcon, UsersIcon } from "./Icons";
 import { FingerprintChip, PersonName } from "./PersonName";
 import { SearchBox, SearchResults } from "./Search";
+import { bodyText } from "../logic/meetup";
 
 export interface SidebarProps {
   /** Ourselves; `fingerprint` once the node runs ("5E6F-7A8B-..."). */
@@ -187,7 +188,7 @@ export function Sidebar(p: SidebarProps) {
                             <PersonName me />:{" "}
                           </>
                         )}
-                        {d.last.body.text}
+                        {bodyText(d.last.body)}
                       </span>
                     )}
                   </span>

@@ -18,21 +18,21 @@ describe("delivery state of own messages", () => {
     d = onSent(d, "lan");
     expect(d.stage).toBe("sent");
     expect(d.paths).toEqual(["lan"]);
-    d = onReceipt(d, "peerB", "Delivered");
+    d = onReceipt(d, "peerB", "delivered");
     expect(d.stage).toBe("delivered");
-    d = onReceipt(d, "peerB", "Read");
+    d = onReceipt(d, "peerB", "read");
     expect(d.stage).toBe("read");
     expect(describeDelivery(d)).toBe("Read");
   });
 
   it("never moves backwards when a late sent event follows a receipt", () => {
-    const d = onSent(onReceipt(SAVED, "p", "Read"), "relay");
+    const d = onSent(onReceipt(SAVED, "p", "read"), "relay");
     expect(d.stage).toBe("read");
     expect(d.paths).toEqual(["relay"]);
   });
 
   it("a read receipt alone counts as delivered to that peer", () => {
-    const d = onReceipt(SAVED, "p", "Read");
+    const d = onReceipt(SAVED, "p", "read");
     expect(d.deliveredTo).toEqual(["p"]);
     expect(d.readBy).toEqual(["p"]);
   });
@@ -52,9 +52,9 @@ describe("delivery state of own messages", () => {
   it("counts receipts from the node and from events without counting a peer twice", () => {
     // The node says 2 peers had it before; one of them sends another receipt now.
     let d = mergeDelivery(SAVED, { ...SAVED, stage: "delivered", deliveredCount: 2 });
-    d = onReceipt(d, "a", "Delivered");
+    d = onReceipt(d, "a", "delivered");
     expect(describeDelivery(d)).toBe("Delivered to 2");
-    d = onReceipt(onReceipt(d, "b", "Delivered"), "c", "Delivered");
+    d = onReceipt(onReceipt(d, "b", "delivered"), "c", "delivered");
     expect(describeDelivery(d)).toBe("Delivered to 3");
   });
 
@@ -65,9 +65,9 @@ describe("delivery state of own messages", () => {
 
   it("counts room receipts per peer, once each", () => {
     let d = onSent(SAVED, "lan");
-    d = onReceipt(d, "a", "Delivered");
-    d = onReceipt(d, "a", "Delivered");
-    d = onReceipt(d, "b", "Delivered");
+    d = onReceipt(d, "a", "delivered");
+    d = onReceipt(d, "a", "delivered");
+    d = onReceipt(d, "b", "delivered");
     expect(describeDelivery(d)).toBe("Delivered to 2 via LAN");
     expect(describeDelivery(d, { direct: true })).toBe("Delivered via LAN");
   });
@@ -77,7 +77,7 @@ describe("delivery state of own messages", () => {
   });
 
   it("merge is order independent", () => {
-    const a = onReceipt(SAVED, "x", "Delivered");
+    const a = onReceipt(SAVED, "x", "delivered");
     const b = onSent(SAVED, "lan");
     expect(mergeDelivery(a, b)).toEqual(mergeDelivery(b, a));
   });
@@ -107,7 +107,7 @@ describe("delivery book", () => {
 
 describe("a DM's state comes from its recipient only", () => {
   it("drops receipts from anyone else, and the stage they claimed", () => {
-    const d = onReceipt(onReceipt(onSent(SAVED, "relay"), "carrier", "Delivered"), "liar", "Read");
+    const d = onReceipt(onReceipt(onSent(SAVED, "relay"), "carrier", "delivered"), "liar", "read");
     expect(d.stage).toBe("read");
     const mine = forRecipient(d, "ana");
     expect(mine).toMatchObject({ stage: "sent", deliveredTo: [], readBy: [], paths: ["relay"] });
@@ -115,18 +115,18 @@ describe("a DM's state comes from its recipient only", () => {
   });
 
   it("keeps the recipient's receipts", () => {
-    const d = onReceipt(onReceipt(onSent(SAVED, "lan"), "liar", "Read"), "ana", "Delivered");
+    const d = onReceipt(onReceipt(onSent(SAVED, "lan"), "liar", "read"), "ana", "delivered");
     expect(forRecipient(d, "ana")).toMatchObject({ stage: "delivered", deliveredTo: ["ana"], readBy: [] });
-    expect(forRecipient(onReceipt(d, "ana", "Read"), "ana").stage).toBe("read");
+    expect(forRecipient(onReceipt(d, "ana", "read"), "ana").stage).toBe("read");
   });
 
   it("keeps what the node itself reported", () => {
     const reported = mergeDelivery(SAVED, { ...SAVED, stage: "delivered", reported: "delivered", deliveredCount: 1 });
-    expect(forRecipient(onReceipt(reported, "liar", "Read"), "ana").stage).toBe("delivered");
+    expect(forRecipient(onReceipt(reported, "liar", "read"), "ana").stage).toBe("delivered");
   });
 
   it("returns the same object when every receipt is the recipient's", () => {
-    const d = onReceipt(SAVED, "ana", "Read");
+    const d = onReceipt(SAVED, "ana", "read");
     expect(forRecipient(d, "ana")).toBe(d);
   });
 });

@@ -80,7 +80,7 @@ describe("chat state", () => {
     expect(deliveryOf(s, mine)).toMatchObject({ stage: "saved", waiting: "no_one_nearby" });
     s = chatReducer(s, ev({ event: "sent", id: mine.id, path: "relay" }));
     expect(deliveryOf(s, mine)).toMatchObject({ stage: "sent", paths: ["relay"], waiting: undefined });
-    s = chatReducer(s, ev({ event: "receipt", from: "bob", status: "Read", ids: [mine.id] }));
+    s = chatReducer(s, ev({ event: "receipt", from: "bob", status: "read", ids: [mine.id] }));
     expect(deliveryOf(s, mine).stage).toBe("read");
   });
 
@@ -245,34 +245,34 @@ describe("DM receipts", () => {
 
   it("a receipt from someone who is not the DM's recipient does not make it read", () => {
     const m = toAna();
-    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "Read", ids: [m.id] }));
+    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "read", ids: [m.id] }));
     expect(deliveryOf(s, m)).toMatchObject({ stage: "sent", readBy: [], deliveredTo: [] });
   });
 
   it("nor one that arrives before the DM is loaded", () => {
     const m = toAna();
-    const s = run(ev({ event: "receipt", from: "mallory", status: "Read", ids: [m.id] }), { type: "page", key: "dm", messages: [m], next: null });
+    const s = run(ev({ event: "receipt", from: "mallory", status: "read", ids: [m.id] }), { type: "page", key: "dm", messages: [m], next: null });
     expect(deliveryOf(s, m).stage).toBe("sent");
   });
 
   it("the recipient's own receipts move it to delivered and read", () => {
     const m = toAna();
-    let s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "Read", ids: [m.id] }));
-    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "Delivered", ids: [m.id] }));
+    let s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "read", ids: [m.id] }));
+    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "delivered", ids: [m.id] }));
     expect(deliveryOf(s, m).stage).toBe("delivered");
-    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "Read", ids: [m.id] }));
+    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "read", ids: [m.id] }));
     expect(deliveryOf(s, m)).toMatchObject({ stage: "read", readBy: ["ana"] });
   });
 
   it("what the node reported for the DM still counts", () => {
     const m = { ...toAna(), state: "read" as const, read_by: 1, delivered_to: 1 };
-    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "Delivered", ids: [m.id] }));
+    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "delivered", ids: [m.id] }));
     expect(deliveryOf(s, m).stage).toBe("read");
   });
 
   it("room messages count receipts from anyone the node passes on", () => {
     const m = msg({ author: "me", mine: true, state: "sent" });
-    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "cy", status: "Read", ids: [m.id] }));
+    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "cy", status: "read", ids: [m.id] }));
     expect(deliveryOf(s, m).stage).toBe("read");
   });
 

@@ -191,7 +191,8 @@ export function isShowable(m: unknown): m is MessageView {
     (typeof o["created_at"] === "number" || typeof o["created_at"] === "bigint") &&
     typeof body === "object" &&
     body !== null &&
-    typeof body["text"] === "string"
+    (typeof body["text"] === "string" ||
+      (body["type"] === "meetup" && typeof body["place"] === "string" && typeof body["at"] === "number" && typeof body["until"] === "number" && Array.isArray(body["people"])))
   );
 }
 
@@ -209,6 +210,12 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
         rooms: touchRoom(next.rooms, msg),
       };
       return learnNames(next, [msg]);
+    }
+    case "meetup_changed": {
+      // A card's answers changed: the card as it stands replaces the one shown.
+      const { event: _tag, ...m } = e;
+      if (!isShowable(m)) return s;
+      return learnNames(addToTimelines(s, m, "replace"), [m]);
     }
     case "sent":
     case "receipt":

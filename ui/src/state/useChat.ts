@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
 import type { Api } from "../api";
 import { toApiError } from "../api";
-import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView } from "../model";
+import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, MeetupAnswer } from "../model";
 import { DM_ROOM, dmPeer, type ConversationKey } from "../logic/conversation";
 import { hasOlder } from "../logic/timeline";
 import { batches, loadReadLog, record, saveReadLog, unreported, type ReadLog } from "../logic/readLog";
@@ -33,6 +33,10 @@ export interface ChatActions {
   open(key: ConversationKey): void;
   loadOlder(key: ConversationKey): void;
   send(key: ConversationKey, text: string): Promise<MessageView>;
+  /** Post a meet-up card to a room. */
+  sendMeetup(room: string, place: string, at: number): Promise<MessageView>;
+  /** Answer a meet-up card; the card with the answer counted replaces the one shown. */
+  answerMeetup(id: string, answer: MeetupAnswer): Promise<MessageView>;
   joinRoom(name: string): Promise<RoomView>;
   verify(code: string): Promise<PeerView>;
   startDm(peer: string): void;
@@ -231,6 +235,24 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         try {
           const m = peer !== undefined ? await api.sendDm(peer, text) : await api.send(key, text);
           dispatch({ type: "own_message", message: m });
+          return m;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async sendMeetup(room, place, at) {
+        try {
+          const m = await api.sendMeetup(room, place, at);
+          dispatch({ type: "own_message", message: m });
+          return m;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async answerMeetup(id, answer) {
+        try {
+          const m = await api.answerMeetup(id, answer);
+          dispatch({ type: "event", event: { event: "meetup_changed", ...m } });
           return m;
         } catch (e) {
           throw toApiError(e);

@@ -3,6 +3,7 @@
 import { vi } from "vitest";
 import type { Api } from "../api";
 import type { Author, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
+import { ApiError } from "../api";
 
 export const ME = "a".repeat(64);
 export const ANA = "b".repeat(64);
@@ -114,6 +115,12 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     dmHistory: vi.fn(async () => ({ messages: [], next: null })),
     send: vi.fn(async (room: string, text: string) => message({ room, author: ME, mine: true, body: { type: "text", text }, state: "saved" })),
     sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, state: "saved" })),
+    sendMeetup: vi.fn(async (room: string, place: string, at: number) =>
+      message({ room, author: ME, mine: true, body: { type: "meetup", place, at, until: at + 1_800_000, coming: 0, cant: 0, mine: null, people: [] }, state: "saved" }),
+    ),
+    answerMeetup: vi.fn(async () => {
+      throw new ApiError("no_such_meetup", "no meet-up with that id is stored here");
+    }),
     markRead: vi.fn(async () => {}),
     peers: vi.fn(async () => []),
     mute: vi.fn(async () => {}),

@@ -74,7 +74,7 @@ impl Node {
         // venue box set to a longer lifetime than ours might.
         let latest_end =
             env.created_at().saturating_add(self.cfg.message_lifetime_ms).saturating_add(self.cfg.max_clock_skew_ms);
-        let end_too_far = announcement_end(&env).is_some_and(|until| until > latest_end);
+        let end_too_far = body_end(&env).is_some_and(|until| until > latest_end);
         if end_too_far || self.expired(&env) {
             // Not taken; if it is the next one we need, we never will take
             // it: go past it rather than ask for it again and again. (Also
@@ -85,7 +85,11 @@ impl Node {
             if state.map_or(first_announcement, |a| seq == a.contiguous + 1 && !a.pending.contains(&seq)) {
                 self.give_up_expired(&room_id, author, seq, out);
             }
-            let why = if end_too_far { Reject::AnnouncementEnd } else { Reject::Expired };
+            let why = match (end_too_far, env.kind()) {
+                (false, _) => Reject::Expired,
+                (true, Kind::Announcement) => Reject::AnnouncementEnd,
+                (true, _) => Reject::MeetupEnd,
+            };
             self.reject(link, why, now, out);
             return None;
         }
@@ -195,7 +199,7 @@ impl Node {
     /// neither taken nor passed on.
     pub(super) fn expired(&self, env: &SignedEnvelope) -> bool {
         env.created_at().saturating_add(self.cfg.message_lifetime_ms) <= self.wall
-            || announcement_end(env).is_some_and(|until| until <= self.wall)
+            || body_end(env).is_some_and(|until| until <= self.wall)
     }
 
     /// An expired message at the end of our chain: nobody serves it, go past.
@@ -300,6 +304,14 @@ impl Node {
             (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
             self.stats.held_back += 1;
         }
+        // A peer of an older protocol is not pushed a kind it would refuse:
+        // told of it, it asks, and hears it is gone (see `MEETUPS_VERSION`).
+        let kind = env.kind();
+        let (speaks, older): (Vec<LinkId>, Vec<LinkId>) = eager.into_iter().partition(|l| {
+            self.links.get(l).is_none_or(|x| !x.hello_received || kind_travels_to(kind, x.peer_version))
+        });
+        eager = speaks;
+        lazy.extend(older);
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
         eager.sort_by_key(|l| self.links.get(l).map(|x| x.kind == LinkKind::Relay));
@@ -345,7 +357,7 @@ impl Node {
             {
                 self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
             }
-            Body::Text(_) if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) => {
+            Body::Text(_) | Body::Meetup(_) if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) => {
                 self.queue_receipt(room, ReceiptStatus::Delivered, None, env.id(), now);
             }
             _ => {}
@@ -444,14 +456,18 @@ impl Node {
     }
 }
 
-/// When an announcement ends; `None` for every other kind (whose body is
-/// not parsed for it).
-fn announcement_end(env: &SignedEnvelope) -> Option<u64> {
+/// When an announcement, a meet-up or an answer to one ends (see
+/// [`Body::end`]); `None` for every other kind (whose body is not parsed
+/// for it).
+pub(super) fn body_end(env: &SignedEnvelope) -> Option<u64> {
     match env.kind() {
-        Kind::Announcement => match env.parsed_body() {
-            Body::Announcement(a) => Some(a.until),
-            _ => None,
-        },
+        Kind::Announcement | Kind::Meetup | Kind::MeetupReply => env.parsed_body().end(),
         _ => None,
     }
+}
+
+/// Whether `kind` travels to a peer speaking `version` (see
+/// [`super::MEETUPS_VERSION`]).
+pub(super) fn kind_travels_to(kind: Kind, version: u8) -> bool {
+    !matches!(kind, Kind::Meetup | Kind::MeetupReply) || version >= super::MEETUPS_VERSION
 }

@@ -68,7 +68,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::body::{self, AnnouncementBody, Body, BodyError, ProfileBody, ReceiptStatus};
+use crate::body::{
+    self, AnnouncementBody, Body, BodyError, MeetupAnswer, MeetupBody, MeetupReplyBody, ProfileBody, ReceiptStatus,
+};
 use crate::envelope::{Draft, EnvelopeError, SignedEnvelope};
 use crate::identity::Identity;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
@@ -84,11 +86,18 @@ use state::{BoundedMap, LinkState, RoomState, TokenBucket};
 /// their sender and recipient, DM receipts are sealed. 3: `Tree` adverts
 /// (a shallow broadcast tree per room, see `tree`). 4: `Recon` frames
 /// (range-based reconciliation of heads, see `recon`) instead of full
-/// summaries and digests.
-pub const PROTOCOL_VERSION: u8 = 5;
+/// summaries and digests. 5: the announcements room. 6: meet-ups and
+/// their answers (`Kind::Meetup`, `Kind::MeetupReply`).
+pub const PROTOCOL_VERSION: u8 = 6;
 /// The first version that carries the announcements room: an older peer
 /// would refuse its envelopes' kind, so it gets none of it.
 pub const ANNOUNCEMENTS_VERSION: u8 = 5;
+/// The first version that takes meet-ups and their answers. They travel in
+/// ordinary rooms, among an author's texts, so an older peer is not kept
+/// out of the room: it is not pushed them, and when it asks for one it
+/// hears the message is gone (`Gone`) and goes past it, as past an
+/// expired message.
+pub const MEETUPS_VERSION: u8 = 6;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;
@@ -410,6 +419,19 @@ pub enum Content {
         text: String,
         until: u64,
     },
+    /// "Meet at `place` at `at`" (ms since the Unix epoch), in the room.
+    Meetup {
+        place: String,
+        at: u64,
+    },
+    /// Our answer to the meet-up `meetup` of the room, which ends at `until`
+    /// (its time plus [`body::MEETUP_GRACE_MS`]): the caller has the
+    /// meet-up and copies its end.
+    MeetupReply {
+        meetup: MessageId,
+        answer: MeetupAnswer,
+        until: u64,
+    },
 }
 
 /// A read receipt waiting to be sent.
@@ -429,6 +451,10 @@ pub enum SendError {
     AnnouncementEnd,
     #[error("more announcements than the festival's budget allows for now (10 at once, 30 an hour)")]
     AnnouncementsLimited,
+    #[error("a meet-up's time must lie ahead, within the festival's message lifetime")]
+    MeetupTime,
+    #[error("that meet-up is over")]
+    MeetupOver,
 }
 
 struct Pending {
@@ -781,6 +807,23 @@ impl Node {
                     return Err(SendError::AnnouncementsLimited);
                 }
                 (RoomId::announcements(), Body::Announcement(AnnouncementBody { text, until }))
+            }
+            Content::Meetup { place, at } => {
+                body::check_place(&place)?;
+                // Its card lasts until `at` plus the grace: within the
+                // lifetime every carrier keeps, or carriers refuse it.
+                let end = at.saturating_add(body::MEETUP_GRACE_MS);
+                if at <= self.wall || end > self.wall.saturating_add(self.cfg.message_lifetime_ms) {
+                    return Err(SendError::MeetupTime);
+                }
+                (room, Body::Meetup(MeetupBody { place, at }))
+            }
+            Content::MeetupReply { meetup, answer, until } => {
+                if until <= self.wall {
+                    return Err(SendError::MeetupOver);
+                }
+                let until = until.min(self.wall.saturating_add(self.cfg.message_lifetime_ms));
+                (room, Body::MeetupReply(MeetupReplyBody { meetup, answer, until }))
             }
         };
         let env = self.author(room, body)?;

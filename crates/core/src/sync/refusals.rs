@@ -49,6 +49,8 @@ pub enum Reject {
     AnnouncementsLimited,
     #[error("an announcement that ends beyond the festival's message lifetime")]
     AnnouncementEnd,
+    #[error("a meet-up (or an answer to one) that ends beyond the festival's message lifetime")]
+    MeetupEnd,
 }
 
 impl Reject {
@@ -72,6 +74,7 @@ impl Reject {
             Reject::NotOrganiser => "announcement_not_organiser",
             Reject::AnnouncementsLimited => "announcements_limited",
             Reject::AnnouncementEnd => "announcement_end",
+            Reject::MeetupEnd => "meetup_end",
         }
     }
 

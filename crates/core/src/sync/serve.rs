@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::envelope::{Kind, SignedEnvelope};
+use crate::envelope::SignedEnvelope;
 use crate::frame::{Frame, Item, MsgRef, Want, MAX_BATCH_ITEMS, MAX_HOPS};
 use crate::ids::{LinkId, PeerId, RoomId};
 
@@ -159,10 +159,15 @@ impl Node {
         // asker asks for the rest (a want of another implementation may
         // span more seqs than that, and a bigger batch is refused).
         items.truncate(MAX_BATCH_ITEMS);
-        // Announcements past their end are not passed on (the store keeps
-        // them until the lifetime): the asker hears they are gone.
-        items.retain(|(e, _)| !(e.kind() == Kind::Announcement && self.expired(e)));
+        // Announcements and meet-ups past their end are not passed on (the
+        // store keeps them until the lifetime), nor meet-ups to a peer of an
+        // older protocol: the asker hears they are gone.
         let link = load.link;
+        let version = self.links.get(&link).map_or(0, |l| l.peer_version);
+        items.retain(|(e, _)| {
+            super::ingest::kind_travels_to(e.kind(), version)
+                && !(super::ingest::body_end(e).is_some() && self.expired(e))
+        });
         let Some(l) = self.links.get_mut(&link) else { return };
         if let Some(i) = l.loads.iter().position(|x| *x == load) {
             l.loads.swap_remove(i);

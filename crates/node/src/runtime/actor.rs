@@ -1099,11 +1099,27 @@ impl Actor {
                 }
             }
             // Someone blocked here: kept for others, not shown.
-            Body::Text(_) | Body::SealedDm(_) if self.engine.node().is_blocked(&env.author()) => {}
-            Body::Text(_) | Body::SealedDm(_) => {
+            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::MeetupReply(_)
+                if self.engine.node().is_blocked(&env.author()) => {}
+            // An answer changes its meet-up's card (the store has tallied it).
+            Body::MeetupReply(r) => {
+                let Ok(Some(meetup)) = self.store.get(&r.meetup).await else { return };
+                if meetup.envelope.room() != env.room() {
+                    return;
+                }
                 self.refresh_names().await;
                 let Some((_, names)) = &self.names else { return };
-                let view = crate::view::view(&self.store, self.engine.node().identity(), names, &m).await;
+                let now = self.engine.clock().wall();
+                let view = crate::view::view(&self.store, self.engine.node().identity(), names, &meetup, now).await;
+                if let Ok(Some(v)) = view {
+                    self.emit(NodeEvent::MeetupChanged(v));
+                }
+            }
+            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) => {
+                self.refresh_names().await;
+                let Some((_, names)) = &self.names else { return };
+                let now = self.engine.clock().wall();
+                let view = crate::view::view(&self.store, self.engine.node().identity(), names, &m, now).await;
                 if let Ok(Some(mut v)) = view {
                     if v.state == Some(DeliveryState::Saved) {
                         let relay = usize::from(self.relay_link().is_some());

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use festival_core::body::MeetupAnswer;
 use festival_core::policy::{limits, Limits, PowerState};
 use festival_core::{MessageId, PeerId, ReceiptStatus, RoomId};
 use festival_store::HistoryCursor;
@@ -70,7 +71,45 @@ pub enum MessageBody {
         to: PeerId,
         text: String,
     },
+    /// "Meet at `place` at `at`": shown as a card, with who answered,
+    /// until `until` (its time plus `festival_core::body::MEETUP_GRACE_MS`).
+    Meetup(MeetupView),
 }
+
+/// A meet-up card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MeetupView {
+    pub place: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+    /// When the card goes.
+    pub until: u64,
+    /// How many people answer "coming" and "can't" (each person's latest
+    /// answer; blocked people left out).
+    pub coming: u32,
+    pub cant: u32,
+    /// Our own answer, if we gave one.
+    pub mine: Option<MeetupAnswer>,
+    /// Who answered: us first, verified contacts next, at most
+    /// [`MAX_MEETUP_PEOPLE`] (the counts above are complete).
+    pub people: Vec<MeetupPerson>,
+}
+
+/// One person's answer on a card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MeetupPerson {
+    pub peer: PeerId,
+    /// This is us (shown as "You").
+    pub me: bool,
+    pub who: crate::names::Author,
+    pub answer: MeetupAnswer,
+}
+
+/// Most people a card lists by name (a room of thousands answering is
+/// counted, not listed).
+pub const MAX_MEETUP_PEOPLE: usize = 64;
 
 /// Where one of our messages stands, as the UI shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -159,6 +198,9 @@ impl LinkPath {
 pub enum NodeEvent {
     /// A message is stored here and ready to show (per-author order).
     Message(MessageView),
+    /// A meet-up's answers changed: the card as it stands now (replaces
+    /// the message of the same id).
+    MeetupChanged(MessageView),
     /// The organiser's announcement arrived (or was sent by this node, the
     /// organiser's): show it pinned until its end.
     Announcement(AnnouncementView),

@@ -16,7 +16,7 @@ use super::events::{
     SearchResults, Status, Waiting,
 };
 use crate::engine::EngineError;
-use festival_core::body::Body;
+use festival_core::body::{Body, MeetupAnswer};
 
 /// Commands waiting for the actor. Small: callers wait for their answer.
 const INBOX: usize = 64;
@@ -51,6 +51,8 @@ pub enum NodeError {
     Room(#[from] festival_core::IdError),
     #[error("that is your own code")]
     OwnCode,
+    #[error("no meet-up with that id is stored here")]
+    NoSuchMeetup,
     #[error("the node has stopped")]
     Stopped,
 }
@@ -132,6 +134,27 @@ impl NodeHandle {
         self.ask(|reply| Command::Send { room: RoomId::announcements(), content, reply }).await?
     }
 
+    /// Post a meet-up to a room: "meet at `place` at `at`" (milliseconds
+    /// since the Unix epoch, ahead of now and within the festival's message
+    /// lifetime). Shown as a card until half an hour after `at`.
+    pub async fn send_meetup(&self, room: RoomId, place: String, at: u64) -> Result<MessageId, NodeError> {
+        self.ask(|reply| Command::Send { room, content: Content::Meetup { place, at }, reply }).await?
+    }
+
+    /// Answer a meet-up stored here ("coming" / "can't"), in its room; a
+    /// later answer replaces an earlier one on every card.
+    pub async fn answer_meetup(&self, meetup: MessageId, answer: MeetupAnswer) -> Result<MessageId, NodeError> {
+        let found = self.inner.store.get(&meetup).await?;
+        let Some(m) = found else { return Err(NodeError::NoSuchMeetup) };
+        let Body::Meetup(body) = m.envelope.parsed_body() else { return Err(NodeError::NoSuchMeetup) };
+        if body.end() <= self.inner.clock.wall() {
+            return Err(NodeError::Send(SendError::MeetupOver));
+        }
+        let room = m.envelope.room().clone();
+        let content = Content::MeetupReply { meetup, answer, until: body.end() };
+        self.ask(|reply| Command::Send { room, content, reply }).await?
+    }
+
     /// The organiser's announcements still running, newest first (at most
     /// [`MAX_ANNOUNCEMENTS`]).
     pub async fn announcements(&self) -> Result<Vec<AnnouncementView>, NodeError> {
@@ -202,7 +225,9 @@ impl NodeHandle {
             let exhausted = stored.len() < chunk as usize;
             for m in stored.iter().rev() {
                 cursor = Some(m.cursor());
-                if let Some(v) = crate::view::view(&self.inner.store, &me.identity, &names, m).await? {
+                if let Some(v) =
+                    crate::view::view(&self.inner.store, &me.identity, &names, m, self.inner.clock.wall()).await?
+                {
                     found.push(v);
                     if found.len() == limit as usize {
                         break;
@@ -236,7 +261,7 @@ impl NodeHandle {
         let names = crate::names::Names::load(store, me.identity.peer_id(), &me.name).await?;
         let mut messages = Vec::with_capacity(found.len());
         for m in &found {
-            if let Some(v) = crate::view::view(store, &me.identity, &names, m).await? {
+            if let Some(v) = crate::view::view(store, &me.identity, &names, m, self.inner.clock.wall()).await? {
                 messages.push(v);
             }
         }
@@ -250,7 +275,10 @@ impl NodeHandle {
         let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
         let Some(m) = self.inner.store.get(id).await? else { return Ok(None) };
         let names = crate::names::Names::load(&self.inner.store, me.identity.peer_id(), &me.name).await?;
-        let Some(v) = crate::view::view(&self.inner.store, &me.identity, &names, &m).await? else { return Ok(None) };
+        let Some(v) = crate::view::view(&self.inner.store, &me.identity, &names, &m, self.inner.clock.wall()).await?
+        else {
+            return Ok(None);
+        };
         let mut one = [v];
         self.explain_waiting(&mut one).await;
         let [v] = one;
