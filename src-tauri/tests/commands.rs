@@ -197,6 +197,53 @@ fn core_apis_the_ui_does_not_use_are_refused_and_the_event_channel_needs_none() 
 }
 
 #[test]
+fn meetups_are_posted_and_answered_and_bad_ones_are_typed_errors() {
+    let s = shell();
+    s.ok("onboard", json!({"name": "Cleo"}));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let at = now + 3_600_000;
+    let card = s.ok("send_meetup", json!({"room": "festival", "place": "the big wheel", "at": at}));
+    assert_eq!(card["body"]["type"], "meetup");
+    assert_eq!(card["body"]["place"], "the big wheel");
+    assert_eq!(card["body"]["at"], at);
+    assert_eq!(card["body"]["until"], at + 30 * 60_000);
+    assert_eq!((card["body"]["coming"].as_u64(), card["body"]["mine"].clone()), (Some(0), Value::Null));
+    let answered = s.ok("answer_meetup", json!({"meetup": card["id"], "answer": "coming"}));
+    assert_eq!(answered["id"], card["id"]);
+    assert_eq!((answered["body"]["coming"].as_u64(), answered["body"]["mine"].as_str()), (Some(1), Some("coming")));
+    assert_eq!(answered["body"]["people"][0]["me"], true);
+    let changed = s.ok("answer_meetup", json!({"meetup": card["id"], "answer": "cant"}));
+    assert_eq!((changed["body"]["coming"].as_u64(), changed["body"]["cant"].as_u64()), (Some(0), Some(1)));
+
+    for (place, code) in
+        [("  ", "invalid_place"), ("gate\nB", "invalid_place"), (&"x".repeat(201)[..], "invalid_place")]
+    {
+        assert_eq!(s.code("send_meetup", json!({"room": "festival", "place": place, "at": at})), code, "{place:?}");
+    }
+    assert_eq!(
+        s.code("send_meetup", json!({"room": "festival", "place": "gate", "at": now - 60_000})),
+        "invalid_meetup_time"
+    );
+    assert_eq!(
+        s.code("send_meetup", json!({"room": "festival", "place": "gate", "at": now + 30 * 86_400_000u64})),
+        "invalid_meetup_time"
+    );
+    assert_eq!(s.code("send_meetup", json!({"room": "camp-b12", "place": "gate", "at": at})), "not_joined");
+    let unknown = "ab".repeat(32);
+    assert_eq!(s.code("answer_meetup", json!({"meetup": unknown, "answer": "coming"})), "no_such_meetup");
+    let text = s.ok("send", json!({"room": "festival", "text": "not a meet-up"}));
+    assert_eq!(s.code("answer_meetup", json!({"meetup": text["id"], "answer": "coming"})), "no_such_meetup");
+    // Malformed arguments are refused before the command runs.
+    assert!(s.call("answer_meetup", json!({"meetup": card["id"], "answer": "maybe"})).is_err());
+    assert!(s.call("answer_meetup", json!({"meetup": "not-an-id", "answer": "coming"})).is_err());
+    // The card is in history with its tally.
+    let page = s.ok("history", json!({"room": "festival", "before": null, "limit": 10}));
+    let shown =
+        page["messages"].as_array().unwrap().iter().find(|m| m["id"] == card["id"]).expect("in history").clone();
+    assert_eq!(shown["body"]["cant"], 1);
+}
+
+#[test]
 fn codes_verify_people_and_bad_input_is_a_typed_error() {
     let s = shell();
     s.ok("onboard", json!({"name": "Ben"}));

@@ -23,7 +23,8 @@ mod status;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
-    AnnouncementView, DeliveryState, HistoryPage, LinkPath, MessageBody, MessageView, NodeEvent, PathStats, PeerPath,
-    PeerView, PersonChoiceView, PowerMode, RelayState, RoomView, Saving, SearchResults, Status, Waiting,
+    AnnouncementView, DeliveryState, HistoryPage, LinkPath, MeetupPerson, MeetupView, MessageBody, MessageView,
+    NodeEvent, PathStats, PeerPath, PeerView, PersonChoiceView, PowerMode, RelayState, RoomView, Saving, SearchResults,
+    Status, Waiting,
 };
 pub use handle::{NodeError, NodeHandle, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE, SEARCH_INDEX_BUDGET};
