@@ -18,7 +18,11 @@
 //!    session bus, `festival_lab::app::Notifications`): a room message that
 //!    mentions the app's person by name, the announcement and a DM each
 //!    raise one; the crowd's room messages raise none; the mention is
-//!    highlighted in the room.
+//!    highlighted in the room;
+//! 7. a meet-up: the stage box posts "meet at the big wheel" in the room
+//!    (`/meetup`), the app shows its card, one tap answers "Coming", and
+//!    the node's card counts the app's person as coming;
+//! 8. the same conversation at phone size (390 x 844, the app's least).
 //!
 //! Screenshots of each step go to `artifacts/e2e-*.png`; each is checked
 //! not to be a blank window.
@@ -199,6 +203,33 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
         return Err(format!("a room message raised a notification: {n:?} (all: {all:?})"));
     }
     phase(start, &format!("notifications raised: {}", all.len()));
+
+    // 7. A meet-up from the stage box, answered in the app with one tap.
+    node.send_line("/meetup 45m the big wheel");
+    wait_text(c, "li.msg.theirs .meetup-title", "the big wheel").await?;
+    click(c, "li.msg.theirs .meetup-answers button[aria-pressed='false']", "Coming").await?;
+    wait_until_css(c, "li.msg.theirs .meetup-answers button[aria-pressed='true']", "the answer pressed").await?;
+    let by = deadline(UI_WAIT.as_secs());
+    node.try_wait_until(by, |l| {
+        l.events("meetup_changed").find(|m| m["body"]["place"] == "the big wheel" && m["body"]["coming"] == 1).cloned()
+    })
+    .map_err(|_| "the node's card never counted the app's answer".to_string())?;
+    wait_text(c, "li.msg.theirs .meetup-count", "1 coming").await?;
+    shot(c, "6-meetup").await?;
+    phase(start, "a meet-up answered");
+
+    // 8. Phone size.
+    c.set_window_size(390, 844).await.map_err(err("resize the window to 390 x 844"))?;
+    // The phone layout: one column, with a way back to the list.
+    let back = wait_css(c, ".chat .back-btn", "the back button").await?;
+    let by = Instant::now() + UI_WAIT;
+    while !back.is_displayed().await.map_err(err("is the back button shown"))? {
+        if Instant::now() > by {
+            return Err("the window never took the phone layout at 390 x 844".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(c, "7-phone-meetup").await?;
     Ok(())
 }
 
