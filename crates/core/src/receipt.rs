@@ -6,7 +6,8 @@
 //!   a DM read, and no carrier learns who read what.
 //! - A room receipt (kind `Receipt`, in clear) counts only for messages of
 //!   that same room, and only from a member: an author who has posted a
-//!   text in the room (or, in the festival room, announced a name there).
+//!   text, a meet-up or an answer to one in the room (or, in the festival
+//!   room, announced a name there).
 //! - Only receipts for our own messages are kept; the rest is not ours to
 //!   show.
 

@@ -152,36 +152,80 @@ fn ended_meetups_are_not_served() {
 }
 
 #[test]
-fn a_peer_of_an_older_protocol_is_told_and_goes_past_but_is_never_pushed_one() {
+fn a_peer_of_an_older_protocol_is_told_nothing_of_them_and_goes_past_them() {
     let (ana, old, new) = (identity(5), identity(2), identity(3));
     let mut h = harness();
     h.link_speaking(1, &old, LinkKind::Lan, MEETUPS_VERSION - 1);
     h.link(2, &new);
     h.link(3, &identity(4));
-    let card = meetup(&ana, 1, NOW + HOUR);
-    let after = text(&ana, "camp-b12", 2, "see you there");
-    h.frame(2, push(&card));
-    h.frame(2, push(&after));
+    // A meet-up between two texts of its author.
+    let before = text(&ana, "camp-b12", 1, "heading out");
+    let card = meetup(&ana, 2, NOW + HOUR);
+    let after = text(&ana, "camp-b12", 3, "see you there");
+    for env in [&before, &card, &after] {
+        h.frame(2, push(env));
+    }
     assert!(pushed_to(&h, 3, &card), "a peer of this protocol gets it");
-    assert!(!pushed_to(&h, 1, &card), "the older one is not pushed it");
-    // It asks for the author's chain: it gets the text, and hears the
-    // meet-up is gone, so it goes past it.
+    assert!(pushed_to(&h, 1, &before) && pushed_to(&h, 1, &after), "the older one gets the texts");
+    let told_old = h.io.sent.iter().any(|(l, f)| {
+        l.0 == 1
+            && match f {
+                Frame::Push(i) => i.envelope == card.bytes(),
+                Frame::IHave { refs } => refs.iter().any(|r| r.id == card.id()),
+                _ => false,
+            }
+    });
+    assert!(!told_old, "neither pushed nor announced to the older one: {:?}", h.io.sent);
+    // Its sync asks for the author's chain: it gets the texts, and for the
+    // gap it asks again and hears the meet-up is gone, so it goes past it.
+    let served = |h: &mut Harness, from: u64, to: u64| {
+        h.io.sent.clear();
+        h.frame(1, Frame::Want(Want { room: room(), author: ana.peer_id(), from, to }).encode());
+        h.feed(Input::Tick);
+        let batch: Vec<Vec<u8>> =
+            h.io.sent
+                .iter()
+                .filter(|(l, _)| l.0 == 1)
+                .flat_map(|(_, f)| match f {
+                    Frame::Batch { items } => items.iter().map(|i| i.envelope.clone()).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+        let gone: Vec<(u64, u64)> =
+            h.io.sent
+                .iter()
+                .filter_map(|(l, f)| match f {
+                    Frame::Gone { from, to, .. } if l.0 == 1 => Some((*from, *to)),
+                    _ => None,
+                })
+                .collect();
+        (batch, gone)
+    };
+    let (batch, _) = served(&mut h, 1, 3);
+    assert_eq!(batch, vec![before.bytes().to_vec(), after.bytes().to_vec()], "the texts only");
+    let (batch, gone) = served(&mut h, 2, 2);
+    assert!(batch.is_empty());
+    assert_eq!(gone, vec![(2, 2)]);
+}
+
+#[test]
+fn a_proof_of_equivocating_meetups_goes_to_no_peer_that_would_refuse_it() {
+    let (mallory, old, new) = (identity(9), identity(2), identity(3));
+    let mut h = harness();
+    h.link_speaking(1, &old, LinkKind::Lan, MEETUPS_VERSION - 1);
+    h.link(2, &new);
+    h.link(3, &identity(4));
+    let a = meetup(&mallory, 1, NOW + HOUR);
+    let b = meetup(&mallory, 1, NOW + 2 * HOUR);
+    h.frame(2, push(&a));
     h.io.sent.clear();
-    let want = Want { room: room(), author: ana.peer_id(), from: 1, to: 2 };
-    h.frame(1, Frame::Want(want).encode());
-    h.feed(Input::Tick);
-    let batch: Vec<Vec<u8>> =
-        h.io.sent
-            .iter()
-            .filter(|(l, _)| l.0 == 1)
-            .flat_map(|(_, f)| match f {
-                Frame::Batch { items } => items.iter().map(|i| i.envelope.clone()).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-    assert_eq!(batch, vec![after.bytes().to_vec()], "only the text: {:?}", h.io.sent);
-    let gone = h.io.sent.iter().any(|(l, f)| l.0 == 1 && matches!(f, Frame::Gone { from: 1, to: 1, .. }));
-    assert!(gone, "{:?}", h.io.sent);
+    h.frame(3, push(&b));
+    assert_eq!(h.io.equivocators, vec![mallory.peer_id()], "the equivocation is proved");
+    let proof_to = |link: u64| h.io.sent.iter().any(|(l, f)| l.0 == link && matches!(f, Frame::Proof { .. }));
+    assert!(proof_to(2), "a peer of this protocol hears of it: {:?}", h.io.sent);
+    // The older peer would refuse a proof of a kind it cannot decode as
+    // invalid (a fault of ours): a flood of them would cut honest links.
+    assert!(!proof_to(1), "{:?}", h.io.sent);
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! name. Used by the runtime's events, its history pages and the offline CLI
 //! alike.
 
-use festival_core::body::{open_dm, Body, MeetupAnswer, MeetupBody};
-use festival_core::{Identity, MessageId};
+use festival_core::body::{open_dm, Body, MeetupBody};
+use festival_core::Identity;
 use std::collections::BTreeSet;
 
 use festival_core::ReceiptStatus;
@@ -38,7 +38,7 @@ pub async fn view(
             Err(_) => return Ok(None),
         },
         Body::Meetup(meetup) if meetup.end() <= now => return Ok(None),
-        Body::Meetup(meetup) => MessageBody::Meetup(meetup_view(store, me, names, &env.id(), meetup).await?),
+        Body::Meetup(meetup) => MessageBody::Meetup(meetup_view(store, me, names, env, meetup).await?),
         // Announcements are shown pinned, apart from any room's history;
         // answers to meet-ups on their cards.
         Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) | Body::Announcement(_) | Body::MeetupReply(_) => {
@@ -89,28 +89,35 @@ pub async fn view(
     }))
 }
 
-/// A meet-up's card: its answers as the store tallies them.
+/// A meet-up's card: its answers as the store tallies them (complete
+/// counts, at most [`MAX_MEETUP_PEOPLE`] people by name).
 async fn meetup_view(
     store: &Store,
     me: &Identity,
     names: &Names,
-    id: &MessageId,
+    env: &festival_core::SignedEnvelope,
     m: MeetupBody,
 ) -> Result<MeetupView, StoreError> {
-    let replies = store.meetup_replies(id).await?;
-    let count = |a: MeetupAnswer| u32::try_from(replies.iter().filter(|(_, x)| *x == a).count()).unwrap_or(u32::MAX);
-    let (coming, cant) = (count(MeetupAnswer::Coming), count(MeetupAnswer::Cant));
     let my_id = me.peer_id();
-    let mine = replies.iter().find(|(p, _)| *p == my_id).map(|(_, a)| *a);
-    let mut people: Vec<MeetupPerson> = replies
+    let max = u32::try_from(MAX_MEETUP_PEOPLE).unwrap_or(u32::MAX);
+    let tally = store.meetup_tally(&env.id(), env.room(), &my_id, max).await?;
+    let mut people: Vec<MeetupPerson> = tally
+        .people
         .into_iter()
         .map(|(peer, answer)| MeetupPerson { peer, me: peer == my_id, who: names.author(&peer), answer })
         .collect();
-    // Us first, then verified contacts, then named people, by name; a
-    // crowd's worth is counted, not listed.
+    // Us first, then verified contacts, then named people, by name.
     let rank = |p: &MeetupPerson| (!p.me, !p.who.verified, p.who.name.is_none());
     people.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.who.name.cmp(&b.who.name)).then(a.peer.cmp(&b.peer)));
-    people.truncate(MAX_MEETUP_PEOPLE);
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     let until = m.end();
-    Ok(MeetupView { place: m.place, at: m.at, until, coming, cant, mine, people })
+    Ok(MeetupView {
+        place: m.place,
+        at: m.at,
+        until,
+        coming: count(tally.coming),
+        cant: count(tally.cant),
+        mine: tally.mine,
+        people,
+    })
 }

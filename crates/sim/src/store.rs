@@ -50,7 +50,7 @@ impl MemStore {
             Some(id) if *id == env.id() => Ok(()),
             Some(_) => Err(Conflict),
             None => {
-                if matches!(env.kind(), Kind::Text | Kind::Profile) {
+                if matches!(env.kind(), Kind::Text | Kind::Profile | Kind::Meetup | Kind::MeetupReply) {
                     self.members.insert((env.room().clone(), env.author()));
                 }
                 if !env.room().is_direct() {

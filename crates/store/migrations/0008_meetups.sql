@@ -8,7 +8,10 @@
 -- every answer of the room. A row stands for one stored answer message, so
 -- the table holds at most as many rows as the store holds answers, within
 -- the store's budgets; when that message goes (expiry, eviction), its row
--- goes with it.
+-- goes with it. The key names the answer's room: an answer counts only in
+-- the meet-up's own room, and seqs compare only within one chain (room,
+-- author), so an answer posted elsewhere can neither replace nor block one
+-- posted in the room.
 CREATE TABLE meetup_replies (
     meetup BLOB    NOT NULL CHECK (length(meetup) = 32),
     author BLOB    NOT NULL CHECK (length(author) = 32),
@@ -17,7 +20,7 @@ CREATE TABLE meetup_replies (
     seq    INTEGER NOT NULL,
     -- 0: coming, 1: can't (Kind::MeetupReply's MeetupAnswer).
     answer INTEGER NOT NULL CHECK (answer IN (0, 1)),
-    PRIMARY KEY (meetup, author)
+    PRIMARY KEY (meetup, room, author)
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX meetup_replies_message ON meetup_replies (author, room, seq);

@@ -104,6 +104,7 @@ pub use heads::HeadRow;
 pub use identity::LocalIdentity;
 pub use ids::{MERGE_SLICES, MERGE_STEP};
 pub use ingest::Inserted;
+pub use meetups::MeetupTally;
 pub use open::{OpenError, Store, FESTIVAL_APPLICATION_ID};
 pub use outbox::{OutboxRow, OutboxState};
 pub use peers::PeerRecord;

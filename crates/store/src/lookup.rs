@@ -77,17 +77,20 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `author` has written a text in `room`, or (the festival room)
-    /// announced a name there: a member, whose room receipts count.
+    /// Whether `author` has written a text or posted or answered a meet-up
+    /// in `room`, or (the festival room) announced a name there: a member,
+    /// whose room receipts count.
     pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT 1 FROM heads h JOIN messages m ON m.chain = h.chain
-                 WHERE h.room = ? AND h.author = ? AND m.kind IN (?, ?) LIMIT 1",
+                 WHERE h.room = ? AND h.author = ? AND m.kind IN (?, ?, ?, ?) LIMIT 1",
         )
         .bind(room.as_str())
         .bind(&author.as_bytes()[..])
         .bind(i64::from(Kind::Text.code()))
         .bind(i64::from(Kind::Profile.code()))
+        .bind(i64::from(Kind::Meetup.code()))
+        .bind(i64::from(Kind::MeetupReply.code()))
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.is_some())

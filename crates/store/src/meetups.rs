@@ -2,9 +2,10 @@
 //! ingest (see migrations/0008_meetups.sql) so a card is one index range.
 
 use festival_core::body::{Body, MeetupAnswer};
-use festival_core::{Kind, MessageId, PeerId};
+use festival_core::{Kind, MessageId, PeerId, RoomId};
+use sqlx::AssertSqlSafe;
 
-use crate::error::{corrupt, peer_from_sql, Result};
+use crate::error::{corrupt, from_sql, peer_from_sql, Result};
 use crate::ingest::{placeholders, Row};
 use crate::open::Store;
 use crate::script::Script;
@@ -41,8 +42,7 @@ pub(crate) fn replies_script(script: &mut Script, rows: &[&Row<'_>]) {
     for part in replies.chunks(crate::ingest::ROWS_PER_STATEMENT) {
         script.sql(&format!(
             "INSERT INTO meetup_replies (meetup, author, room, seq, answer) VALUES {}
-             ON CONFLICT (meetup, author) DO UPDATE SET room = excluded.room, seq = excluded.seq,
-                 answer = excluded.answer
+             ON CONFLICT (meetup, room, author) DO UPDATE SET seq = excluded.seq, answer = excluded.answer
              WHERE excluded.seq > meetup_replies.seq;",
             placeholders(5, part.len())
         ));
@@ -57,26 +57,67 @@ pub(crate) fn replies_script(script: &mut Script, rows: &[&Row<'_>]) {
     }
 }
 
+/// A meet-up's answers as a card shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeetupTally {
+    /// People whose latest answer is "coming" / "can't".
+    pub coming: u64,
+    pub cant: u64,
+    /// Our own latest answer.
+    pub mine: Option<MeetupAnswer>,
+    /// Who answered, us first, then by key; at most the `max_people` asked.
+    pub people: Vec<(PeerId, MeetupAnswer)>,
+}
+
 impl Store {
-    /// Each person's latest answer to `meetup`, of the meet-up's own room
-    /// only (an answer posted elsewhere names it in vain), leaving out
-    /// people blocked here; ordered by key (the caller sorts by name).
-    /// Empty while the meet-up itself is not stored.
-    pub async fn meetup_replies(&self, meetup: &MessageId) -> Result<Vec<(PeerId, MeetupAnswer)>> {
-        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT r.author, r.answer FROM meetup_replies r
-             JOIN messages m ON m.id_prefix = ?2 AND m.id = ?1 AND m.room = r.room AND m.kind = 6
-             WHERE r.meetup = ?1
-               AND r.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
-             ORDER BY r.author",
-        )
+    /// The answers to the meet-up `meetup` of `room` (the caller has the
+    /// meet-up: answers posted in another room name it in vain), each
+    /// person's latest, leaving out people blocked here: complete counts,
+    /// and at most `max_people` of them by name. Reads only the meet-up's
+    /// own rows of the tally (its key's first column), however busy the
+    /// room.
+    pub async fn meetup_tally(
+        &self,
+        meetup: &MessageId,
+        room: &RoomId,
+        me: &PeerId,
+        max_people: u32,
+    ) -> Result<MeetupTally> {
+        const NOT_BLOCKED: &str = "author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)";
+        let counts: Vec<(i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT answer, count(*) FROM meetup_replies WHERE meetup = ?1 AND room = ?2 AND {NOT_BLOCKED}
+             GROUP BY answer"
+        )))
         .bind(&meetup.as_bytes()[..])
-        .bind(crate::ingest::id_prefix(meetup))
+        .bind(room.as_str())
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(author, answer)| Ok((peer_from_sql("meetup_replies", &author)?, answer_from_code(answer)?)))
-            .collect()
+        let mut tally = MeetupTally::default();
+        for (answer, n) in counts {
+            let n = from_sql("meetup_replies", n)?;
+            match answer_from_code(answer)? {
+                MeetupAnswer::Coming => tally.coming = n,
+                MeetupAnswer::Cant => tally.cant = n,
+            }
+        }
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT author, answer FROM meetup_replies WHERE meetup = ?1 AND room = ?2 AND {NOT_BLOCKED}
+             ORDER BY author = ?3 DESC, author LIMIT ?4"
+        )))
+        .bind(&meetup.as_bytes()[..])
+        .bind(room.as_str())
+        .bind(&me.as_bytes()[..])
+        .bind(i64::from(max_people))
+        .fetch_all(&self.reader)
+        .await?;
+        for (author, answer) in rows {
+            let (peer, answer) = (peer_from_sql("meetup_replies", &author)?, answer_from_code(answer)?);
+            if peer == *me {
+                tally.mine = Some(answer);
+            }
+            tally.people.push((peer, answer));
+        }
+        Ok(tally)
     }
 }
 

@@ -1,13 +1,16 @@
 //! Meet-ups' answers as the store tallies them: each person's latest answer
 //! counts (whatever order they arrive in), only answers of the meet-up's own
-//! room, blocked people left out, and a tally row goes with its message.
+//! room (one from elsewhere neither replaces nor blocks it), blocked people
+//! left out, names listed up to a limit and counts complete, and a tally row
+//! goes with its message.
 //! A meet-up counts as unread like a text.
 
 mod common;
 
-use common::{identity, room, sign, temp_store, text};
+use common::{identity, room, sign, temp_store};
 use festival_core::body::{Body, MeetupAnswer, MeetupBody, MeetupReplyBody};
-use festival_core::{Identity, Kind, MessageId, RoomId, SignedEnvelope};
+use festival_core::{Identity, Kind, MessageId, PeerId, RoomId, SignedEnvelope};
+use festival_store::{MeetupTally, Store};
 
 const T: u64 = 1_750_000_000_000;
 const HOUR: u64 = 3_600_000;
@@ -22,6 +25,14 @@ fn answer(author: &Identity, room: &RoomId, seq: u64, meetup: MessageId, answer:
     sign(author, room, seq, Kind::MeetupReply, T + seq, body.encode())
 }
 
+/// Everyone's answers (up to 64), as (peer, answer), sorted.
+async fn replies(store: &Store, meetup: &MessageId, room: &RoomId) -> Vec<(PeerId, MeetupAnswer)> {
+    let me = identity(100).peer_id();
+    let mut people = store.meetup_tally(meetup, room, &me, 64).await.unwrap().people;
+    people.sort();
+    people
+}
+
 #[tokio::test]
 async fn each_persons_latest_answer_counts_whatever_order_they_arrive_in() {
     let (_dir, store) = temp_store().await;
@@ -29,7 +40,7 @@ async fn each_persons_latest_answer_counts_whatever_order_they_arrive_in() {
     let (ana, ben, cy) = (identity(1), identity(2), identity(3));
     let card = meetup(&ana, &camp, 1);
     store.insert(&card, 1, T, false).await.unwrap();
-    assert!(store.meetup_replies(&card.id()).await.unwrap().is_empty());
+    assert_eq!(store.meetup_tally(&card.id(), &camp, &ana.peer_id(), 64).await.unwrap(), MeetupTally::default());
 
     // Ben says coming, then can't; the later answer arrives first.
     let later = answer(&ben, &camp, 2, card.id(), MeetupAnswer::Cant);
@@ -42,11 +53,14 @@ async fn each_persons_latest_answer_counts_whatever_order_they_arrive_in() {
     let cy2 = answer(&cy, &camp, 2, card.id(), MeetupAnswer::Coming);
     store.insert_batch(&[(cy2, 1), (cy1, 1)], T, false).await.unwrap();
 
-    let mut got = store.meetup_replies(&card.id()).await.unwrap();
-    got.sort();
     let mut want = vec![(ben.peer_id(), MeetupAnswer::Cant), (cy.peer_id(), MeetupAnswer::Coming)];
     want.sort();
-    assert_eq!(got, want);
+    assert_eq!(replies(&store, &card.id(), &camp).await, want);
+    // As Cy sees it: the counts, Cy's own answer, Cy listed first; and the
+    // names listed stop at the number asked, the counts do not.
+    let as_cy = store.meetup_tally(&card.id(), &camp, &cy.peer_id(), 1).await.unwrap();
+    assert_eq!((as_cy.coming, as_cy.cant, as_cy.mine), (1, 1, Some(MeetupAnswer::Coming)));
+    assert_eq!(as_cy.people, vec![(cy.peer_id(), MeetupAnswer::Coming)]);
 }
 
 #[tokio::test]
@@ -56,17 +70,19 @@ async fn answers_from_another_room_and_blocked_people_do_not_count() {
     let (ana, ben, mallory) = (identity(1), identity(2), identity(9));
     let card = meetup(&ana, &camp, 1);
     store.insert(&card, 1, T, false).await.unwrap();
-    store.insert(&answer(&ben, &other, 1, card.id(), MeetupAnswer::Coming), 1, T, false).await.unwrap();
-    assert!(store.meetup_replies(&card.id()).await.unwrap().is_empty(), "named from another room");
+    // Ben answers "can't" in the room, then posts a "coming" with a far
+    // higher seq of another room's chain: it neither replaces nor blocks
+    // his answer in the room.
+    store.insert(&answer(&ben, &camp, 1, card.id(), MeetupAnswer::Cant), 1, T, false).await.unwrap();
+    store.insert(&answer(&ben, &other, 50, card.id(), MeetupAnswer::Coming), 1, T, false).await.unwrap();
+    assert_eq!(replies(&store, &card.id(), &camp).await, vec![(ben.peer_id(), MeetupAnswer::Cant)]);
+    store.insert(&answer(&ben, &camp, 2, card.id(), MeetupAnswer::Coming), 1, T, false).await.unwrap();
+    assert_eq!(replies(&store, &card.id(), &camp).await, vec![(ben.peer_id(), MeetupAnswer::Coming)]);
     store.insert(&answer(&mallory, &camp, 1, card.id(), MeetupAnswer::Coming), 1, T, false).await.unwrap();
-    assert_eq!(store.meetup_replies(&card.id()).await.unwrap().len(), 1);
+    assert_eq!(replies(&store, &card.id(), &camp).await.len(), 2);
     store.set_person_blocked(&mallory.peer_id(), true, T).await.unwrap();
-    assert!(store.meetup_replies(&card.id()).await.unwrap().is_empty());
-    // An answer to a text is no answer to a meet-up.
-    let hello = text(&ana, &camp, 2, T, "hello");
-    store.insert(&hello, 1, T, false).await.unwrap();
-    store.insert(&answer(&ben, &camp, 1, hello.id(), MeetupAnswer::Coming), 1, T, false).await.unwrap();
-    assert!(store.meetup_replies(&hello.id()).await.unwrap().is_empty());
+    let tally = store.meetup_tally(&card.id(), &camp, &ana.peer_id(), 64).await.unwrap();
+    assert_eq!((tally.coming, tally.people.len()), (1, 1), "the blocked person is neither counted nor listed");
 }
 
 #[tokio::test]
@@ -78,12 +94,16 @@ async fn a_tally_row_goes_with_its_answer_and_a_meetup_counts_as_unread() {
     let card = meetup(&ana, &camp, 1);
     store.insert(&card, 1, T, false).await.unwrap();
     store.insert(&answer(&ben, &camp, 1, card.id(), MeetupAnswer::Coming), 1, T, false).await.unwrap();
+    // Cy's answer is created later than the cutoff below (T + 5).
+    let cy = identity(3);
+    store.insert(&answer(&cy, &camp, 5, card.id(), MeetupAnswer::Cant), 1, T, false).await.unwrap();
     let unread = |rooms: Vec<festival_store::RoomRecord>| rooms.into_iter().find(|r| r.room == camp).unwrap().unread;
-    assert_eq!(unread(store.rooms().await.unwrap()), 1, "the card, not the answer");
-    assert_eq!(store.meetup_replies(&card.id()).await.unwrap().len(), 1);
-    assert_eq!(store.meetup_reply_rows().await.unwrap(), 1);
-    // Everything created before the cutoff goes (T + 1 is Ben's answer).
+    assert_eq!(unread(store.rooms().await.unwrap()), 1, "the card, not the answers");
+    assert_eq!(replies(&store, &card.id(), &camp).await.len(), 2);
+    assert_eq!(store.meetup_reply_rows().await.unwrap(), 2);
+    // What was created before the cutoff goes: the card (T) and Ben's
+    // answer (T + 1), not Cy's (T + 5). Ben's row goes with his answer.
     store.expire(T + 2, 100).await.unwrap();
     assert!(store.get(&card.id()).await.unwrap().is_none());
-    assert_eq!(store.meetup_reply_rows().await.unwrap(), 0, "no row outlives its answer");
+    assert_eq!(store.meetup_reply_rows().await.unwrap(), 1, "no row outlives its answer, and only its own goes");
 }

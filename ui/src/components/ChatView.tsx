@@ -184,7 +184,16 @@ export function ChatView(p: ChatViewProps) {
         focusId={p.focusId}
         onAnswer={p.onAnswer}
       />
-      {meetupOpen && p.onMeetup && <MeetupForm onPost={p.onMeetup} onClose={() => setMeetupOpen(false)} />}
+      {meetupOpen && p.onMeetup && (
+        <MeetupForm
+          onPost={p.onMeetup}
+          onClose={() => {
+            setMeetupOpen(false);
+            // Back to the button that opened it (it returns with the form gone).
+            requestAnimationFrame(() => document.querySelector<HTMLButtonElement>(".composer-tool")?.focus());
+          }}
+        />
+      )}
       <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? "Write a sealed message" : `Message ${title}`}
         onMeetup={p.onMeetup && !meetupOpen ? () => setMeetupOpen(true) : undefined}
       />

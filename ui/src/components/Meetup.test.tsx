@@ -49,6 +49,23 @@ describe("meet-up cards", () => {
     await waitFor(() => expect(within(group).getByText("2 coming")).toBeInTheDocument());
     expect(within(group).getByRole("button", { name: "Coming" })).toHaveAttribute("aria-pressed", "true");
     expect(within(group).getByText("You")).toBeInTheDocument();
+    // The answer given already: a second tap signs and sends nothing.
+    await userEvent.setup().click(within(group).getByRole("button", { name: "Coming" }));
+    expect(api.answerMeetup).toHaveBeenCalledTimes(1);
+  });
+
+  it("an update names only cards shown: it brings no message in (a blocked person's, a text named by a forged answer)", async () => {
+    const shown = cardAt(Date.now() + 40 * MIN);
+    const api = stubApi({ history: async () => ({ messages: [shown], next: null }) });
+    renderApp(api);
+    await screen.findByRole("group", { name: /Meet at the big wheel/ });
+    const other = cardAt(Date.now() + 50 * MIN, { place: "the north gate" });
+    act(() => api.emit({ event: "meetup_changed", ...other }));
+    const text = message({ body: { type: "text", text: "an old text re-sent as a card update" } });
+    act(() => api.emit({ event: "meetup_changed", ...text }));
+    await act(async () => {});
+    expect(screen.queryByRole("group", { name: /north gate/ })).not.toBeInTheDocument();
+    expect(screen.queryByText("an old text re-sent as a card update")).not.toBeInTheDocument();
   });
 
   it("takes others' answers live, and an answer that fails says why", async () => {
@@ -84,7 +101,11 @@ describe("meet-up cards", () => {
     renderApp(api);
     const user = userEvent.setup();
     await screen.findByRole("textbox", { name: "Message" });
-    await user.click(screen.getByRole("button", { name: "New meet-up" }));
+    // From the message box, Shift+Tab reaches the meet-up button; Enter opens the form.
+    screen.getByRole("textbox", { name: "Message" }).focus();
+    await user.tab({ shift: true });
+    expect(screen.getByRole("button", { name: "New meet-up" })).toHaveFocus();
+    await user.keyboard("{Enter}");
     const form = screen.getByRole("form", { name: "New meet-up" });
     const place = within(form).getByRole("textbox", { name: "Where" });
     expect(place).toHaveFocus();
@@ -97,9 +118,12 @@ describe("meet-up cards", () => {
     expect(at).toBeGreaterThan(Date.now());
     expect(await screen.findByRole("group", { name: /Meet at food trucks/ })).toBeInTheDocument();
     expect(screen.queryByRole("form", { name: "New meet-up" })).not.toBeInTheDocument();
-    // Escape closes it.
-    await user.click(screen.getByRole("button", { name: "New meet-up" }));
+    // Escape closes it, and the focus goes back to the button.
+    screen.getByRole("button", { name: "New meet-up" }).focus();
+    await user.keyboard("{Enter}");
+    expect(within(screen.getByRole("form", { name: "New meet-up" })).getByRole("textbox", { name: "Where" })).toHaveFocus();
     await user.keyboard("{Escape}");
     expect(screen.queryByRole("form", { name: "New meet-up" })).not.toBeInTheDocument();
+    await waitFor(() => expect(screen.getByRole("button", { name: "New meet-up" })).toHaveFocus());
   });
 });

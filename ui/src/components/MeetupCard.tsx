@@ -28,7 +28,8 @@ export function MeetupCard({ id, card, onAnswer, now }: MeetupCardProps) {
   const [error, setError] = useState<string | null>(null);
   const at = toMs(card.at);
   const answer = async (a: MeetupAnswer) => {
-    if (!onAnswer || busy) return;
+    // The answer given already: nothing to sign and send again.
+    if (!onAnswer || busy || card.mine === a) return;
     setBusy(a);
     setError(null);
     try {
@@ -53,7 +54,7 @@ export function MeetupCard({ id, card, onAnswer, now }: MeetupCardProps) {
       <p className="meetup-when">
         <time dateTime={new Date(at).toISOString()}>{clockTime(at)}</time> · {whenText(at, now)}
       </p>
-      <p className="meetup-count" aria-live="polite">
+      <p className="meetup-count">
         {card.coming} coming{card.cant > 0 ? ` · ${card.cant} can't` : ""}
       </p>
       {coming.length > 0 && (
@@ -69,10 +70,11 @@ export function MeetupCard({ id, card, onAnswer, now }: MeetupCardProps) {
       )}
       {onAnswer && (
         <div className="meetup-answers">
-          <button type="button" className="btn btn-sm" aria-pressed={card.mine === "coming"} disabled={busy !== null} onClick={() => void answer("coming")}>
+          {/* aria-disabled, not disabled: the button keeps the focus while it saves. */}
+          <button type="button" className="btn btn-sm" aria-pressed={card.mine === "coming"} aria-disabled={busy !== null} onClick={() => void answer("coming")}>
             {busy === "coming" ? "Saving…" : "Coming"}
           </button>
-          <button type="button" className="btn btn-sm btn-ghost" aria-pressed={card.mine === "cant"} disabled={busy !== null} onClick={() => void answer("cant")}>
+          <button type="button" className="btn btn-sm btn-ghost" aria-pressed={card.mine === "cant"} aria-disabled={busy !== null} onClick={() => void answer("cant")}>
             {busy === "cant" ? "Saving…" : "Can't"}
           </button>
         </div>

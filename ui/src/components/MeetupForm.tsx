@@ -23,10 +23,12 @@ export function MeetupForm({ onPost, onClose, now = Date.now }: MeetupFormProps)
   const [busy, setBusy] = useState(false);
   const placeRef = useRef<HTMLInputElement>(null);
   const id = useId();
-  const at = nextAt(time, now());
+  const shownAt = nextAt(time, now());
   const submit = async (e?: React.FormEvent) => {
     e?.preventDefault();
     if (busy) return;
+    // The time as of posting: a form left open past "21:30" means tomorrow's.
+    const at = nextAt(time, now());
     const problem = placeProblem(place) ?? (at === null ? "Pick a time." : null);
     if (problem || at === null) {
       setError(problem);
@@ -80,7 +82,7 @@ export function MeetupForm({ onPost, onClose, now = Date.now }: MeetupFormProps)
         At
       </label>
       <input id={`${id}-time`} className="input meetup-time" type="time" value={time} required onChange={(e) => setTime(e.target.value)} />
-      <span className="muted tiny meetup-hint">{at !== null ? `${clockTime(at)}, ${whenText(at, now())}` : ""}</span>
+      <span className="muted tiny meetup-hint">{shownAt !== null ? `${clockTime(shownAt)}, ${whenText(shownAt, now())}` : ""}</span>
       <button type="submit" className="btn btn-sm" disabled={busy}>
         {busy ? "Posting…" : "Post"}
       </button>

@@ -86,7 +86,7 @@ describe("delivery state of own messages", () => {
 describe("delivery book", () => {
   it("keeps a receipt that arrives before the message is loaded", () => {
     let book: DeliveryBook = {};
-    book = applyDeliveryEvent(book, { event: "receipt", from: "p", status: "Delivered", ids: ["m1", "m2"] });
+    book = applyDeliveryEvent(book, { event: "receipt", from: "p", status: "delivered", ids: ["m1", "m2"] });
     expect(book["m1"]?.stage).toBe("delivered");
     // The history page later says it was only saved: the receipt still wins.
     book = recordDelivery(book, "m1", SAVED);
@@ -101,7 +101,7 @@ describe("delivery book", () => {
 
   it("returns the same book for an empty receipt", () => {
     const book: DeliveryBook = {};
-    expect(applyDeliveryEvent(book, { event: "receipt", from: "p", status: "Read", ids: [] })).toBe(book);
+    expect(applyDeliveryEvent(book, { event: "receipt", from: "p", status: "read", ids: [] })).toBe(book);
   });
 });
 

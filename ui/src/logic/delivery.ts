@@ -5,6 +5,8 @@
 // history page can be older than the events already seen), so the state only
 // ever moves forward: every update is a merge that keeps the furthest stage.
 
+import type { ReceiptStatus } from "../model";
+
 export type Stage = "saved" | "sent" | "delivered" | "read";
 export type Path = "lan" | "relay";
 
@@ -69,8 +71,8 @@ export function onSent(d: Delivery, path: string): Delivery {
 }
 
 /** `receipt { from, status }`: a peer has it (Delivered) or has read it (Read). */
-export function onReceipt(d: Delivery, from: string, status: string): Delivery {
-  const read = status.toLowerCase() === "read";
+export function onReceipt(d: Delivery, from: string, status: ReceiptStatus): Delivery {
+  const read = status === "read";
   // A read receipt implies delivery to that peer.
   return mergeDelivery(d, { ...SAVED, stage: read ? "read" : "delivered", deliveredTo: [from], readBy: read ? [from] : [] });
 }
@@ -93,7 +95,7 @@ export function forRecipient(d: Delivery, to: string): Delivery {
 /** Events that move delivery state, as the node sends them. */
 export type DeliveryEvent =
   | { event: "sent"; id: string; path: string }
-  | { event: "receipt"; from: string; status: string; ids: readonly string[] };
+  | { event: "receipt"; from: string; status: ReceiptStatus; ids: readonly string[] };
 
 export type DeliveryBook = Readonly<Record<string, Delivery>>;
 

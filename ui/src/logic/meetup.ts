@@ -86,13 +86,17 @@ export function defaultTime(now: number): string {
 /** Longest place, in bytes of UTF-8 (the node's MAX_PLACE_BYTES). */
 export const MAX_PLACE_BYTES = 200;
 
+// Direction marks and overrides, which could make a place read backwards:
+// the node refuses them (core body.rs `check_place`).
+const DIRECTION_MARKS: ReadonlySet<number> = new Set([0x200e, 0x200f, 0x061c, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069]);
+
 /** Why a place cannot be sent, or null. */
 export function placeProblem(place: string): string | null {
   if (!place.trim()) return "Say where to meet.";
   if (new TextEncoder().encode(place).length > MAX_PLACE_BYTES) return "That place is too long.";
   const control = [...place].some((c) => {
     const n = c.codePointAt(0) ?? 0;
-    return n < 0x20 || (n >= 0x7f && n <= 0x9f) || n === 0x2028 || n === 0x2029;
+    return n < 0x20 || (n >= 0x7f && n <= 0x9f) || n === 0x2028 || n === 0x2029 || DIRECTION_MARKS.has(n);
   });
   if (control) return "Keep the place to one line.";
   return null;

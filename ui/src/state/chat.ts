@@ -111,10 +111,15 @@ function keysOf(m: MessageView): string[] {
   return key === m.room ? [key] : [key, m.room];
 }
 
-function addToTimelines(s: ChatState, m: MessageView, how: "live" | "replace"): ChatState {
+function addToTimelines(s: ChatState, m: MessageView, how: "live" | "replace" | "update"): ChatState {
   let next = s;
   for (const key of keysOf(m)) {
     const t = timeline(next, key);
+    if (how === "update") {
+      // Only a message shown already: an update brings nothing new in.
+      if (t.messages.some((x) => x.id === m.id)) next = withTimeline(next, key, replaceMessage(t, m));
+      continue;
+    }
     next = withTimeline(next, key, how === "live" ? addLive(t, m) : replaceMessage(t, m));
   }
   return next;
@@ -212,10 +217,11 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       return learnNames(next, [msg]);
     }
     case "meetup_changed": {
-      // A card's answers changed: the card as it stands replaces the one shown.
+      // A card's answers changed: the card as it stands replaces the one
+      // shown (and shows nothing that is not: no card comes in this way).
       const { event: _tag, ...m } = e;
-      if (!isShowable(m)) return s;
-      return learnNames(addToTimelines(s, m, "replace"), [m]);
+      if (!isShowable(m) || m.body.type !== "meetup") return s;
+      return addToTimelines(s, m, "update");
     }
     case "sent":
     case "receipt":

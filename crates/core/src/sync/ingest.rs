@@ -285,6 +285,14 @@ impl Node {
         let next_hops = if from.is_some() { hops.max(1) } else { hops }.saturating_add(1);
         let mut eager: Vec<LinkId> = room.eager.iter().copied().filter(|l| Some(*l) != from).collect();
         let mut lazy: Vec<LinkId> = room.lazy.iter().copied().filter(|l| Some(*l) != from).collect();
+        // A peer of an older protocol is told nothing of a kind it would
+        // refuse, neither pushed it nor announced it (it would graft it and
+        // wait out the graft's timeout): it hears the message is gone when
+        // its sync asks for it (see `MEETUPS_VERSION`).
+        let kind = env.kind();
+        let speaks = |l: &LinkId| self.link_takes(*l, kind);
+        eager.retain(speaks);
+        lazy.retain(speaks);
         // Links told of it at once whatever the crowd: held-back pushes.
         let mut told = Vec::new();
         let limit = if self.crowd.busy { self.cfg.busy_max_hops.min(MAX_HOPS) } else { MAX_HOPS };
@@ -304,14 +312,6 @@ impl Node {
             (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
             self.stats.held_back += 1;
         }
-        // A peer of an older protocol is not pushed a kind it would refuse:
-        // told of it, it asks, and hears it is gone (see `MEETUPS_VERSION`).
-        let kind = env.kind();
-        let (speaks, older): (Vec<LinkId>, Vec<LinkId>) = eager.into_iter().partition(|l| {
-            self.links.get(l).is_none_or(|x| !x.hello_received || kind_travels_to(kind, x.peer_version))
-        });
-        eager = speaks;
-        lazy.extend(older);
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
         eager.sort_by_key(|l| self.links.get(l).map(|x| x.kind == LinkKind::Relay));
@@ -450,8 +450,13 @@ impl Node {
         }
         out.push(Output::Equivocator { author });
         let proof = Frame::Proof { a: a.bytes().to_vec(), b: b.bytes().to_vec() }.encode();
+        // Not to a peer of an older protocol that cannot decode the kind:
+        // it would refuse the proof as invalid, a fault of ours, and a
+        // flood of such proofs would make it drop honest links.
         for (link, _) in self.live_links().collect::<Vec<_>>() {
-            out.push(Output::Send { link, bytes: proof.clone() });
+            if self.link_takes(link, a.kind()) {
+                out.push(Output::Send { link, bytes: proof.clone() });
+            }
         }
     }
 }
@@ -466,8 +471,22 @@ pub(super) fn body_end(env: &SignedEnvelope) -> Option<u64> {
     }
 }
 
-/// Whether `kind` travels to a peer speaking `version` (see
-/// [`super::MEETUPS_VERSION`]).
+/// Whether `kind` travels to a peer speaking `version`: a kind newer than
+/// the peer's protocol would be refused as malformed (see
+/// [`super::ANNOUNCEMENTS_VERSION`], [`super::MEETUPS_VERSION`]).
 pub(super) fn kind_travels_to(kind: Kind, version: u8) -> bool {
-    !matches!(kind, Kind::Meetup | Kind::MeetupReply) || version >= super::MEETUPS_VERSION
+    match kind {
+        Kind::Announcement => version >= super::ANNOUNCEMENTS_VERSION,
+        Kind::Meetup | Kind::MeetupReply => version >= super::MEETUPS_VERSION,
+        Kind::Text | Kind::Receipt | Kind::SealedDm | Kind::Profile | Kind::SealedReceipt => true,
+    }
+}
+
+impl Node {
+    /// Whether `link`'s peer takes envelopes of `kind` (a link whose hello
+    /// has not come yet is given the benefit of the doubt: nothing but a
+    /// hello reaches a peer before its own hello anyway).
+    pub(super) fn link_takes(&self, link: LinkId, kind: Kind) -> bool {
+        self.links.get(&link).is_none_or(|x| !x.hello_received || kind_travels_to(kind, x.peer_version))
+    }
 }

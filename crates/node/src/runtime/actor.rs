@@ -1008,6 +1008,10 @@ impl Actor {
     }
 
     async fn apply(&mut self, effects: Vec<Effect>) {
+        // Meet-ups whose answers changed: one card each, however many
+        // answers the batch held (a catch-up of a crowd's answers is one
+        // event per card, not one per answer).
+        let mut cards = std::collections::BTreeSet::new();
         for e in effects {
             match e {
                 Effect::Send { link, bytes } => match self.transports.get(&link).copied() {
@@ -1022,7 +1026,11 @@ impl Actor {
                     // The link is gone (the core hears of it next).
                     None => {}
                 },
-                Effect::Delivered { id, .. } => self.delivered(id).await,
+                Effect::Delivered { id, .. } => {
+                    if let Some(card) = self.delivered(id).await {
+                        cards.insert(card);
+                    }
+                }
                 Effect::Sent { id, kind, .. } => {
                     self.paths.sent_message(id, kind == LinkKind::Relay, Instant::now());
                     let path = match kind {
@@ -1055,6 +1063,29 @@ impl Actor {
                 Effect::StoreFailed { id, error } => tracing::error!(?id, %error, "could not store a message"),
             }
         }
+        for (meetup, room) in cards {
+            self.meetup_changed(meetup, room).await;
+        }
+    }
+
+    /// A meet-up's card as it stands after new answers: only a meet-up of
+    /// the answers' room (an answer names any id it likes), by someone not
+    /// blocked here, still up.
+    async fn meetup_changed(&mut self, id: MessageId, room: RoomId) {
+        let Ok(Some(m)) = self.store.get(&id).await else { return };
+        let env = &m.envelope;
+        if env.room() != &room
+            || env.kind() != festival_core::Kind::Meetup
+            || self.engine.node().is_blocked(&env.author())
+        {
+            return;
+        }
+        self.refresh_names().await;
+        let Some((_, names)) = &self.names else { return };
+        let now = self.engine.clock().wall();
+        if let Ok(Some(v)) = crate::view::view(&self.store, self.engine.node().identity(), names, &m, now).await {
+            self.emit(NodeEvent::MeetupChanged(v));
+        }
     }
 
     /// Reload the names shown with messages when they are stale.
@@ -1082,42 +1113,38 @@ impl Actor {
         self.mesh_input(mesh::Input::Misbehaved { link });
     }
 
-    async fn delivered(&mut self, id: MessageId) {
-        let Ok(Some(m)) = self.store.get(&id).await else { return };
+    /// Show a newly stored message; an answer to a meet-up returns the
+    /// meet-up's (id, room) instead, for `apply` to show the card once.
+    async fn delivered(&mut self, id: MessageId) -> Option<(MessageId, RoomId)> {
+        let Ok(Some(m)) = self.store.get(&id).await else { return None };
         let env = &m.envelope;
         match env.parsed_body() {
             // Shown as they count (Effect::Receipt), not as they arrive.
-            Body::Receipt(_) | Body::SealedReceipt(_) => {}
+            Body::Receipt(_) | Body::SealedReceipt(_) => None,
             Body::Profile(p) => {
                 self.names = None;
-                self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name })
+                self.emit(NodeEvent::PeerName { peer: env.author(), name: p.name });
+                None
             }
             Body::Announcement(a) => {
                 // Only the organiser's are taken (the core checks the key).
                 if a.until > self.engine.clock().wall() {
                     self.emit(NodeEvent::Announcement(AnnouncementView::new(env, a)));
                 }
+                None
             }
             // Someone blocked here: kept for others, not shown.
             Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::MeetupReply(_)
-                if self.engine.node().is_blocked(&env.author()) => {}
-            // An answer changes its meet-up's card (the store has tallied it).
-            Body::MeetupReply(r) => {
-                let Ok(Some(meetup)) = self.store.get(&r.meetup).await else { return };
-                if meetup.envelope.room() != env.room() {
-                    return;
-                }
-                self.refresh_names().await;
-                let Some((_, names)) = &self.names else { return };
-                let now = self.engine.clock().wall();
-                let view = crate::view::view(&self.store, self.engine.node().identity(), names, &meetup, now).await;
-                if let Ok(Some(v)) = view {
-                    self.emit(NodeEvent::MeetupChanged(v));
-                }
+                if self.engine.node().is_blocked(&env.author()) =>
+            {
+                None
             }
+            // An answer changes its meet-up's card (the store has tallied
+            // it): shown once per batch of effects (see `apply`).
+            Body::MeetupReply(r) => return Some((r.meetup, env.room().clone())),
             Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) => {
                 self.refresh_names().await;
-                let Some((_, names)) = &self.names else { return };
+                let Some((_, names)) = &self.names else { return None };
                 let now = self.engine.clock().wall();
                 let view = crate::view::view(&self.store, self.engine.node().identity(), names, &m, now).await;
                 if let Ok(Some(mut v)) = view {
@@ -1128,6 +1155,7 @@ impl Actor {
                     }
                     self.emit(NodeEvent::Message(v));
                 }
+                None
             }
         }
     }

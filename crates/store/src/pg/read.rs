@@ -127,16 +127,20 @@ impl PgStore {
         rows.into_iter().map(crate::lookup::target_from_row).collect()
     }
 
-    /// Whether `author` has written a text in `room`, or announced a name.
+    /// Whether `author` has written a text, posted or answered a meet-up in
+    /// `room`, or announced a name.
     pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
-        let row: Option<(i32,)> =
-            sqlx::query_as("SELECT 1 FROM messages WHERE room = $1 AND author = $2 AND kind IN ($3, $4) LIMIT 1")
-                .bind(room.as_str())
-                .bind(&author.as_bytes()[..])
-                .bind(i64::from(Kind::Text.code()))
-                .bind(i64::from(Kind::Profile.code()))
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i32,)> = sqlx::query_as(
+            "SELECT 1 FROM messages WHERE room = $1 AND author = $2 AND kind IN ($3, $4, $5, $6) LIMIT 1",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(i64::from(Kind::Text.code()))
+        .bind(i64::from(Kind::Profile.code()))
+        .bind(i64::from(Kind::Meetup.code()))
+        .bind(i64::from(Kind::MeetupReply.code()))
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 }
