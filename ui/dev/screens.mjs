@@ -246,6 +246,37 @@ const shots = {
       await p.waitForTimeout(300);
     },
   },
+  "30-meetup-card": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      await p.getByRole("group", { name: /Meet at the big wheel/ }).getByRole("button", { name: "Coming" }).click();
+      await p.getByRole("group", { name: /Meet at the big wheel/ }).getByText("4 coming").waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "31-meetup-form": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      await p.getByRole("button", { name: "New meet-up" }).click();
+      await p.getByRole("textbox", { name: "Where" }).fill("food trucks by the lake");
+      await p.waitForTimeout(200);
+    },
+  },
+  "32-phone-meetup": {
+    scene: "chat",
+    view: phone,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Back to conversations" }).click();
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      await p.getByRole("button", { name: "New meet-up" }).click();
+      await p.getByRole("textbox", { name: "Where" }).fill("the big wheel");
+      await p.waitForTimeout(300);
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",
