@@ -15,6 +15,7 @@ festival_commands! {
     send_dm,
     send_meetup,
     answer_meetup,
+    retry,
     mark_read,
     peers,
     mute,

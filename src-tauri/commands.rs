@@ -81,6 +81,11 @@ pub async fn answer_meetup(app: State<'_, App>, meetup: MessageId, answer: Meetu
 }
 
 #[tauri::command]
+pub async fn retry(app: State<'_, App>, id: MessageId) -> Result<MessageView> {
+    app.retry(id).await
+}
+
+#[tauri::command]
 pub async fn send_dm(app: State<'_, App>, to: String, text: String) -> Result<MessageView> {
     app.send_dm(&to, &text).await
 }

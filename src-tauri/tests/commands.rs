@@ -112,8 +112,14 @@ fn first_start_picks_a_name_then_posts_and_pages_history() {
 
     // Alone on the network: saved, and the UI can say why it waits.
     let m = s.ok("send", json!({"room": "main-stage", "text": "doors at 18:00"}));
-    assert_eq!(m["state"], "saved");
-    assert_eq!(m["waiting"], "no_one_nearby");
+    assert_eq!(m["delivery"]["state"], "saved");
+    assert_eq!(m["delivery"]["waiting"], "no_one_nearby");
+    // A room message has no "not delivered yet" clock (receipts come only
+    // from small rooms); a DM does.
+    assert_eq!(
+        (m["delivery"]["overdue_at"].clone(), m["delivery"]["not_delivered"].clone()),
+        (Value::Null, Value::Null)
+    );
     assert_eq!(m["mine"], true);
     assert_eq!(m["body"], json!({"type": "text", "text": "doors at 18:00"}));
     assert_eq!(s.code("send", json!({"room": "main-stage", "text": " \n "})), "empty_message");
@@ -272,7 +278,14 @@ fn codes_verify_people_and_bad_input_is_a_typed_error() {
     assert_eq!(s.code("send_dm", json!({"to": "nobody", "text": "hi"})), "invalid_peer");
     let dm = s.ok("send_dm", json!({"to": p["peer"], "text": "meet at the bar?"}));
     assert_eq!(dm["body"]["type"], "direct");
-    assert_eq!(dm["state"], "saved");
+    assert_eq!(dm["delivery"]["state"], "saved");
+    assert_eq!(dm["delivery"]["overdue_at"], dm["created_at"].as_u64().unwrap() + 120_000);
+    // Retry: one of mine is pushed again (alone, nothing goes out) and its
+    // clock restarts; someone else's id, or none stored, is a typed error.
+    let again = s.ok("retry", json!({"id": dm["id"]}));
+    assert_eq!(again["delivery"]["state"], "saved");
+    assert!(again["delivery"]["overdue_at"].as_u64().unwrap() >= dm["delivery"]["overdue_at"].as_u64().unwrap());
+    assert_eq!(s.code("retry", json!({"id": "ab".repeat(32)})), "not_your_message");
     let convo = s.ok("dm_history", json!({"peer": p["peer"], "before": null, "limit": 20}));
     assert_eq!(convo["messages"][0]["id"], dm["id"]);
 }

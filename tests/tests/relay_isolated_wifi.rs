@@ -2,7 +2,7 @@
 //! cannot reach each other at all (no multicast, no unicast between them:
 //! nftables in each host lets only the relay host through) but both reach
 //! a festival-relay. They chat both ways through the relay, and each says
-//! its messages left by the relay.
+//! its messages left by the relay and wait stored at the relay.
 
 use std::time::Instant;
 
@@ -37,6 +37,16 @@ fn isolated_clients_chat_both_ways_through_the_relay() {
     let pa = a.wait_until("ana's message sent", deadline(10), |l| l.sent_path(&to_b[0]));
     let pb = b.wait_until("ben's message sent", deadline(10), |l| l.sent_path(&to_a[0]));
     assert_eq!((pa.as_str(), pb.as_str()), ("relay", "relay"));
+    // The relay committed it (its `Stored` came back): shown as waiting at
+    // the relay, a state of its own, kept once delivered too.
+    let at_relay = |id: &str| {
+        let id = id.to_owned();
+        move |l: &festival_lab::Log| {
+            l.events("delivery").find(|e| e["id"] == id.as_str() && e["delivery"]["at_relay"] == true).map(|_| ())
+        }
+    };
+    a.wait_until("ana's message stored at the relay", deadline(10), at_relay(&to_b[0]));
+    b.wait_until("ben's message stored at the relay", deadline(10), at_relay(&to_a[0]));
     // They never had a direct link: isolation held.
     assert!(!a.log().ever_linked().contains(&b.peer), "{}", a.diagnostics());
     assert!(!b.log().ever_linked().contains(&a.peer), "{}", b.diagnostics());

@@ -3,7 +3,7 @@
 // Scenes are picked with ?scene=...; everything stays in this page.
 
 import { ApiError, type Api } from "../src/api";
-import type { Author, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
+import type { Author, Delivery, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
 import { bodyText } from "../src/logic/meetup";
 
 const hex = (seed: number) => Array.from({ length: 64 }, (_, i) => ((seed * 7919 + i * 104729) % 16).toString(16)).join("");
@@ -43,6 +43,10 @@ function senderOf(author: string): Author {
   return { name: p.name, short_fingerprint: p.fingerprint.slice(0, 4), verified: p.verified, name_clash: p.name_clash, equivocated: p.equivocated };
 }
 
+function dl(over: Partial<Delivery>): Delivery {
+  return { state: "saved", path: null, at_relay: false, delivered_to: 0, read_by: 0, waiting: null, not_delivered: null, overdue_at: null, as_of: Date.now(), ...over };
+}
+
 let seqs: Record<string, number> = {};
 let counter = 0;
 function mk(room: string, author: string, text: string, at: number, extra: Partial<MessageView> = {}): MessageView {
@@ -60,11 +64,7 @@ function mk(room: string, author: string, text: string, at: number, extra: Parti
     body: room === "dm" ? { type: "direct", to: ME, text } : { type: "text", text },
     hops: mine ? 0 : 1,
     mine,
-    state: mine ? "read" : null,
-    path: mine ? "lan" : null,
-    waiting: null,
-    delivered_to: mine ? 1 : 0,
-    read_by: mine ? 1 : 0,
+    delivery: mine ? dl({ state: "read", path: "lan", delivered_to: 1, read_by: 1 }) : null,
     ...extra,
   } as MessageView;
 }
@@ -93,13 +93,13 @@ function festivalHistory(): MessageView[] {
   const t = now - 30 * min;
   out.push(mk("festival", ANA, "Is everyone coming to the Main Stage tonight? 🎶", t));
   out.push(mk("festival", BO, "Yes! Meeting at the big yellow flag, left of the sound desk.", t + 2 * min, { hops: 3 }));
-  out.push(mk("festival", ME, "On my way, 10 minutes", t + 4 * min, { state: "read", delivered_to: 4, read_by: 3 }));
-  out.push(mk("festival", ME, "Grabbing water first", t + 4.5 * min, { state: "delivered", delivered_to: 2, read_by: 0 }));
+  out.push(mk("festival", ME, "On my way, 10 minutes", t + 4 * min, { delivery: dl({ state: "read", delivered_to: 4, read_by: 3 }) }));
+  out.push(mk("festival", ME, "Grabbing water first", t + 4.5 * min, { delivery: dl({ state: "delivered", delivered_to: 2, read_by: 0 }) }));
   out.push(mk("festival", CY, "Bring sunscreen, it's brutal out here ☀️", t + 9 * min));
   out.push(mk("festival", DEE, "Signal is gone completely near the stage. Good thing this works over the Wi-Fi.", t + 12 * min));
   out.push(mk("festival", FAKE_ANA, "Ana here, new phone 🙈 my old one died. Send me your codes again?", t + 15 * min));
-  out.push(mk("festival", ME, "Does anyone have a spare phone charger? Mine is at 18%", t + 20 * min, { state: "sent", delivered_to: 0, read_by: 0 }));
-  out.push(mk("festival", ME, "Found one, thanks Ana!", t + 27 * min, { state: "saved", path: null, waiting: "no_one_nearby", delivered_to: 0, read_by: 0 }));
+  out.push(mk("festival", ME, "Does anyone have a spare phone charger? Mine is at 18%", t + 20 * min, { delivery: dl({ state: "sent", delivered_to: 0, read_by: 0 }) }));
+  out.push(mk("festival", ME, "Found one, thanks Ana!", t + 27 * min, { delivery: dl({ state: "saved", path: null, waiting: "no_one_nearby", delivered_to: 0, read_by: 0 }) }));
   return out;
 }
 
@@ -108,11 +108,11 @@ function dmHistory(): MessageView[] {
   const to = (peer: string, text: string) => ({ body: { type: "direct" as const, to: peer, text } });
   return [
     mk("dm", ANA, "Hey! Are you near the food trucks?", t),
-    mk("dm", ME, "Yes, by the taco stand", t + min, { ...to(ANA, "Yes, by the taco stand"), state: "read" }),
+    mk("dm", ME, "Yes, by the taco stand", t + min, { ...to(ANA, "Yes, by the taco stand"), delivery: dl({ state: "read" }) }),
     mk("dm", ANA, "Coming over 🌮", t + 3 * min),
-    mk("dm", ME, "See you in 5", t + 4 * min, { ...to(ANA, "See you in 5"), state: "delivered", read_by: 0 }),
+    mk("dm", ME, "See you in 5", t + 4 * min, { ...to(ANA, "See you in 5"), delivery: dl({ state: "delivered", read_by: 0 }) }),
     mk("dm", BO, "Did you see the schedule change?", t + 20 * min),
-    mk("dm", ME, "Headliner at 22:30, right?", t + 22 * min, { ...to(BO, "Headliner at 22:30, right?"), state: "sent", path: "relay", delivered_to: 0, read_by: 0 }),
+    mk("dm", ME, "Headliner at 22:30, right?", t + 22 * min, { ...to(BO, "Headliner at 22:30, right?"), delivery: dl({ state: "at_relay", path: "relay", at_relay: true, not_delivered: "at_relay" }) }),
     mk("dm", FAKE_ANA, "It's Ana! Lost my wallet, can you bring cash to the east gate? 🙏", t + 40 * min),
   ];
 }
@@ -271,7 +271,7 @@ export function fakeApi(scene: string): Api {
     },
     async send(room, text) {
       if (scene === "send-fails") throw new ApiError("storage", "the message store is busy; try again");
-      const m = mk(room, ME, text, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 });
+      const m = mk(room, ME, text, Date.now(), { delivery: dl({ state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 }) });
       setTimeout(() => emit({ event: "sent", id: m.id, path: "lan" }), 900);
       setTimeout(() => emit({ event: "receipt", from: ANA, status: "delivered", ids: [m.id] }), 1800);
       return m;
@@ -279,7 +279,7 @@ export function fakeApi(scene: string): Api {
     async sendMeetup(room, place, at) {
       if (!place.trim()) throw new ApiError("invalid_place", "a meet-up needs a place");
       const card = { type: "meetup" as const, place, at, until: at + 30 * min, coming: 0, cant: 0, mine: null, people: [] };
-      const m = mk(room, ME, place, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0, body: card });
+      const m = mk(room, ME, place, Date.now(), { delivery: dl({ state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 }), body: card });
       (byRoom[room] ??= []).push(m);
       return m;
     },
@@ -298,8 +298,19 @@ export function fakeApi(scene: string): Api {
       }
       return next;
     },
+    async retry(id) {
+      const all = Object.values(byRoom).flat();
+      const m = all.find((x) => x.id === id && x.mine);
+      if (!m) throw new ApiError("not_your_message", "that is not one of your messages stored here");
+      const next = { ...m, delivery: dl({ state: "sent", path: "lan", overdue_at: Date.now() + 120_000 }) };
+      for (const list of Object.values(byRoom)) {
+        const i = list.findIndex((x) => x.id === id);
+        if (i >= 0) list[i] = next;
+      }
+      return next;
+    },
     async sendDm(to, text) {
-      const m = mk("dm", ME, text, Date.now(), { state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0, body: { type: "direct", to, text } });
+      const m = mk("dm", ME, text, Date.now(), { delivery: dl({ state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 }), body: { type: "direct", to, text } });
       return m;
     },
     async markRead() {},

@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiProvider } from "./ApiContext";
 import { App } from "./App";
-import { ANA, ME, message, peer, room, settings, stubApi } from "./test/stubApi";
+import { ANA, dl, ME, message, peer, room, settings, stubApi } from "./test/stubApi";
 
 function renderApp(api = stubApi()) {
   render(
@@ -38,7 +38,7 @@ describe("first start", () => {
 describe("chat", () => {
   it("shows history and a live message once, with author and state of own messages", async () => {
     const old = message({ body: { type: "text", text: "hello from history" } });
-    const mine = message({ author: ME, mine: true, body: { type: "text", text: "my note" }, state: "saved", waiting: "no_one_nearby" });
+    const mine = message({ author: ME, mine: true, body: { type: "text", text: "my note" }, delivery: dl({ state: "saved", waiting: "no_one_nearby" }) });
     const api = stubApi({ history: async (room) => ({ messages: room === "festival" ? [old, mine] : [], next: null }) });
     renderApp(api);
     expect(await screen.findByText("hello from history")).toBeInTheDocument();
@@ -49,10 +49,12 @@ describe("chat", () => {
     expect(await screen.findByText("live one")).toBeInTheDocument();
     expect(screen.getAllByText("hello from history")).toHaveLength(1);
 
-    act(() => api.emit({ event: "sent", id: mine.id, path: "relay" }));
+    act(() => api.emit({ event: "delivery", id: mine.id, delivery: dl({ state: "sent", path: "relay" }) }));
     expect(await screen.findByText("Sent via relay")).toBeInTheDocument();
     expect(screen.queryByText(/Waiting: no one in reach yet/)).not.toBeInTheDocument();
-    act(() => api.emit({ event: "receipt", from: ANA, status: "read", ids: [mine.id] }));
+    act(() => api.emit({ event: "delivery", id: mine.id, delivery: dl({ state: "at_relay", path: "relay", at_relay: true, as_of: Date.now() + 1 }) }));
+    expect(await screen.findByText("Stored at the relay")).toBeInTheDocument();
+    act(() => api.emit({ event: "delivery", id: mine.id, delivery: dl({ state: "read", delivered_to: 1, read_by: 1, as_of: Date.now() + 2 }) }));
     expect(await screen.findByText("Read")).toBeInTheDocument();
   });
 
@@ -190,7 +192,7 @@ describe("reads", () => {
 
   it("sends read receipts for a DM conversation once, also across restarts", async () => {
     const fromAna = message({ room: "dm", body: { type: "direct", to: ME, text: "psst" } });
-    const mine = message({ room: "dm", author: ME, mine: true, body: { type: "direct", to: ANA, text: "yes?" }, state: "delivered" });
+    const mine = message({ room: "dm", author: ME, mine: true, body: { type: "direct", to: ANA, text: "yes?" }, delivery: dl({ state: "delivered" }) });
     const make = () =>
       stubApi({
         history: async (r) => ({ messages: r === "dm" ? [fromAna, mine] : [], next: null }),

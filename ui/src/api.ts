@@ -37,6 +37,8 @@ export interface Api {
   sendMeetup(room: string, place: string, at: number): Promise<MessageView>;
   /** Answer a meet-up ("coming" / "cant"); resolves to its card with the answer counted. */
   answerMeetup(meetup: string, answer: MeetupAnswer): Promise<MessageView>;
+  /** Send one of my messages again ("not delivered yet"); resolves to it with its delivery as it stands. */
+  retry(id: string): Promise<MessageView>;
   markRead(room: string, ids: readonly string[]): Promise<void>;
   peers(): Promise<PeerView[]>;
   /** Mute a conversation (a room id, or "dm:<peer>": the person) or undo it: no notifications from it. */
@@ -93,6 +95,7 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   invalid_meetup_time: true,
   meetup_over: true,
   no_such_meetup: true,
+  not_your_message: true,
   node_stopped: true,
   internal: true,
 };
@@ -143,6 +146,7 @@ export const tauriApi: Api = {
   sendDm: (to, text) => call("send_dm", { to, text }),
   sendMeetup: (room, place, at) => call("send_meetup", { room, place, at }),
   answerMeetup: (meetup, answer) => call("answer_meetup", { meetup, answer }),
+  retry: (id) => call("retry", { id }),
   markRead: (room, ids) => call("mark_read", { room, ids }),
   peers: () => call("peers"),
   mute: (conversation, muted) => call("mute", { conversation, muted }),

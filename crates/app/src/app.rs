@@ -395,6 +395,12 @@ impl App {
         Self::saved(&node, meetup).await
     }
 
+    /// Send one of your messages again ("not delivered yet": retry);
+    /// returns it with its delivery as it stands.
+    pub async fn retry(&self, id: MessageId) -> Result<MessageView, AppError> {
+        Ok(self.node().await?.retry(id).await?)
+    }
+
     pub async fn mark_read(&self, room: &str, ids: Vec<MessageId>) -> Result<(), AppError> {
         let room = parse_room_id(room)?;
         Ok(self.node().await?.mark_read(room, ids).await?)

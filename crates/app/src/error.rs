@@ -59,6 +59,8 @@ pub enum ErrorCode {
     MeetupOver,
     /// Answering a meet-up this device does not hold.
     NoSuchMeetup,
+    /// Retrying a message that is not one of yours stored here.
+    NotYourMessage,
     /// The node is not running (stopped, restarting, or failed to start).
     NodeStopped,
     Internal,
@@ -123,6 +125,7 @@ impl From<NodeError> for AppError {
             NodeError::Room(_) => ErrorCode::InvalidRoom,
             NodeError::OwnCode => ErrorCode::OwnCode,
             NodeError::NoSuchMeetup => ErrorCode::NoSuchMeetup,
+            NodeError::NotOurs => ErrorCode::NotYourMessage,
             NodeError::Stopped => ErrorCode::NodeStopped,
         };
         let message = match code {

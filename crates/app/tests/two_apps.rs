@@ -75,7 +75,8 @@ async fn a_message_goes_saved_sent_delivered_and_a_dm_is_read() {
 
     // A room message: Bob gets it, Ana sees it leave and arrive.
     let sent = ana.app.send("festival", "anyone at the main stage?").await.unwrap();
-    assert!(matches!(sent.state, Some(DeliveryState::Saved | DeliveryState::Sent)), "{:?}", sent.state);
+    let state = sent.delivery.as_ref().map(|d| d.state);
+    assert!(matches!(state, Some(DeliveryState::Saved | DeliveryState::Sent)), "{state:?}");
     let id = sent.id;
     let got = bob
         .expect("Ana's message", |e| match e {
@@ -85,7 +86,7 @@ async fn a_message_goes_saved_sent_delivered_and_a_dm_is_read() {
         .await;
     assert_eq!(got.sender.name.as_deref(), Some("Ana"));
     assert_eq!(got.body, MessageBody::Text { text: "anyone at the main stage?".into() });
-    assert!(!got.mine && got.state.is_none());
+    assert!(!got.mine && got.delivery.is_none());
     ana.expect("delivery receipt", |e| match e {
         NodeEvent::Receipt { from, status: ReceiptStatus::Delivered, ids } if *from == b && ids.contains(&id) => {
             Some(())
@@ -94,9 +95,9 @@ async fn a_message_goes_saved_sent_delivered_and_a_dm_is_read() {
     })
     .await;
     let seen = ana.state_of("festival", id).await;
-    assert_eq!(seen.state, Some(DeliveryState::Delivered));
-    assert_eq!(seen.path, Some(LinkPath::Lan));
-    assert_eq!((seen.delivered_to, seen.waiting), (1, None));
+    let d = seen.delivery.clone().expect("ours");
+    assert_eq!((d.state, d.path), (DeliveryState::Delivered, Some(LinkPath::Lan)));
+    assert_eq!((d.delivered_to, d.waiting), (1, None));
 
     // Bob in Ana's list: named, linked directly.
     let bob_seen = ana.app.peers().await.unwrap().into_iter().find(|p| p.peer == b).expect("Bob is listed");
@@ -119,7 +120,8 @@ async fn a_message_goes_saved_sent_delivered_and_a_dm_is_read() {
     .await;
     let convo = bob.app.dm_history(&a.to_hex(), None, 20).await.unwrap();
     let mine = convo.messages.iter().find(|m| m.id == dm.id).expect("DM in the conversation");
-    assert_eq!((mine.state, mine.read_by), (Some(DeliveryState::Read), 1));
+    let d = mine.delivery.clone().expect("ours");
+    assert_eq!((d.state, d.read_by), (DeliveryState::Read, 1));
 
     // A new peer limit restarts Ana's node (new ports, same identity); the
     // subscription made before the restart still reports what it does.

@@ -196,6 +196,17 @@ impl<S: MessageStore> Engine<S> {
         Ok((id, effects))
     }
 
+    /// Push one of our own stored messages again to every live link of its
+    /// room (the person's "retry"). `false` when it is not ours or not
+    /// stored (then nothing is sent).
+    pub async fn resend(&mut self, id: &MessageId) -> Result<(bool, Vec<Effect>), EngineError> {
+        let Some(m) = self.io.store.get(id).await? else { return Ok((false, Vec::new())) };
+        if m.envelope.author() != self.node.identity().peer_id() {
+            return Ok((false, Vec::new()));
+        }
+        Ok((true, self.handle(Input::Resend { envelope: m.envelope }).await))
+    }
+
     /// The user has seen these messages of `room`: read receipts go to
     /// their authors (for DMs, sealed to each).
     pub async fn mark_read(&mut self, room: RoomId, ids: &[MessageId]) -> Vec<Effect> {

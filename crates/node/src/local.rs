@@ -98,7 +98,10 @@ impl LocalNode {
         let names = crate::names::Names::load(&self.store, me.identity.peer_id(), &me.name).await?;
         let mut out = Vec::new();
         for m in self.store.history(&room, None, limit).await? {
-            if let Some(v) = crate::view::view(&self.store, &me.identity, &names, &m, now_ms()).await? {
+            if let Some(v) =
+                crate::view::view(&self.store, &me.identity, &names, &m, now_ms(), crate::runtime::DELIVERY_TIMEOUT_MS)
+                    .await?
+            {
                 out.push(v);
             }
         }

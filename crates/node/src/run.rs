@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
     "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
-     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
+     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /retry ID (send one of yours again), /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
      any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
@@ -101,6 +101,12 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
                 let answer = if cmd == "/coming" { MeetupAnswer::Coming } else { MeetupAnswer::Cant };
                 let id = node.answer_meetup(id, answer).await?;
                 report_saved(id, json);
+            }
+            ("/retry", id) => {
+                let id: festival_core::MessageId =
+                    id.trim().parse().map_err(|_| anyhow::anyhow!("usage: /retry MESSAGE-ID (the id in full)"))?;
+                let m = node.retry(id).await?;
+                println!("{}", serde_json::to_string(&m.delivery)?);
             }
             ("/announcements", _) => {
                 for a in node.announcements().await? {
@@ -269,6 +275,11 @@ fn print_event(ev: &NodeEvent, json: bool) {
         }
         NodeEvent::Equivocation { peer } => {
             println!("! {} signed two different messages for one place in its history", peer.fingerprint())
+        }
+        NodeEvent::Delivery { id, delivery } => {
+            if let Some(why) = delivery.not_delivered {
+                println!("! {} not delivered yet ({why:?}): /retry {id}", id.short())
+            }
         }
         NodeEvent::Receipt { .. } | NodeEvent::Sent { .. } | NodeEvent::Discovered { .. } | NodeEvent::Lost { .. } => {}
         NodeEvent::Power { mode } => match mode.battery {

@@ -4,16 +4,14 @@
 //! alike.
 
 use festival_core::body::{open_dm, Body, MeetupBody};
-use festival_core::Identity;
+use festival_core::{Identity, SignedEnvelope};
 use std::collections::BTreeSet;
 
 use festival_core::ReceiptStatus;
-use festival_store::{OutboxState, Store, StoreError, StoredMessage};
+use festival_store::{Store, StoreError, StoredMessage};
 
 use crate::names::Names;
-use crate::runtime::events::{
-    DeliveryState, LinkPath, MeetupPerson, MeetupView, MessageBody, MessageView, MAX_MEETUP_PEOPLE,
-};
+use crate::runtime::events::{Delivery, MeetupPerson, MeetupView, MessageBody, MessageView, MAX_MEETUP_PEOPLE};
 
 /// A stored message as a person sees it; `None` for what is not shown
 /// (receipts, profiles, answers to meet-ups, meet-ups whose card has gone by
@@ -28,6 +26,7 @@ pub async fn view(
     names: &Names,
     m: &StoredMessage,
     now: u64,
+    delivery_timeout_ms: u64,
 ) -> Result<Option<MessageView>, StoreError> {
     let env = &m.envelope;
     let mine = env.author() == me.peer_id();
@@ -45,31 +44,7 @@ pub async fn view(
             return Ok(None)
         }
     };
-    let (mut state, mut path, mut delivered_to, mut read_by) = (None, None, 0, 0);
-    if mine {
-        let sent = match store.outbox_state(&env.id()).await? {
-            Some(OutboxState::Sent { path: p, .. }) => {
-                path = LinkPath::from_label(&p);
-                true
-            }
-            Some(OutboxState::Queued { .. }) => false,
-            // Ours but not in the outbox: written before the outbox existed
-            // or by an older version; it is stored, so at least saved.
-            None => false,
-        };
-        let (mut got, mut read) = (BTreeSet::new(), BTreeSet::new());
-        for (peer, status, _) in store.receipts_for(&env.id()).await? {
-            // Reading implies having it.
-            got.insert(peer);
-            if status == ReceiptStatus::Read {
-                read.insert(peer);
-            }
-        }
-        delivered_to = u32::try_from(got.len()).unwrap_or(u32::MAX);
-        read_by = u32::try_from(read.len()).unwrap_or(u32::MAX);
-        // A receipt proves it left, even if the outbox mark was lost.
-        state = Some(DeliveryState::from_parts(sent, delivered_to, read_by));
-    }
+    let delivery = if mine { Some(delivery(store, env, now, delivery_timeout_ms).await?) } else { None };
     Ok(Some(MessageView {
         id: env.id(),
         room: env.room().clone(),
@@ -81,12 +56,38 @@ pub async fn view(
         body,
         hops: m.hops,
         mine,
-        state,
-        path,
-        waiting: None,
-        delivered_to,
-        read_by,
+        delivery,
     }))
+}
+
+/// Where one of our messages stands (see [`Delivery::compute`]); `waiting`
+/// is left for the caller, who knows whether anyone is in reach.
+pub async fn delivery(
+    store: &Store,
+    env: &SignedEnvelope,
+    now: u64,
+    delivery_timeout_ms: u64,
+) -> Result<Delivery, StoreError> {
+    let marks = store.outbox_marks(&env.id()).await?;
+    let (mut got, mut read) = (BTreeSet::new(), BTreeSet::new());
+    for (peer, status, _) in store.receipts_for(&env.id()).await? {
+        // Reading implies having it.
+        got.insert(peer);
+        if status == ReceiptStatus::Read {
+            read.insert(peer);
+        }
+    }
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    // A receipt proves it left, even if the outbox mark was lost.
+    Ok(Delivery::compute(
+        marks.as_ref(),
+        count(got.len()),
+        count(read.len()),
+        env.room().is_direct(),
+        env.created_at(),
+        now,
+        delivery_timeout_ms,
+    ))
 }
 
 /// A meet-up's card: its answers as the store tallies them (complete

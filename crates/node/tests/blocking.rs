@@ -53,7 +53,7 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
             assert!(!(from == a && ids.contains(&dm)), "no receipt goes to a blocked person");
         }
     }
-    assert_eq!(ben.message(&dm).await.unwrap().map(|m| m.delivered_to), Some(0));
+    assert_eq!(ben.message(&dm).await.unwrap().and_then(|m| m.delivery).map(|d| d.delivered_to), Some(0));
 
     // Ana's node restarts: the block holds (her core starts from the
     // store's choices), and a second DM is dropped as well.
@@ -74,7 +74,10 @@ async fn a_blocked_persons_dms_are_not_kept_their_posts_not_shown_and_no_receipt
         ana.store().get(&dm).await.unwrap().is_some() && ana.store().get(&dm2).await.unwrap().is_some()
     })
     .await;
-    until("the DM delivered", async || ben.message(&dm).await.unwrap().is_some_and(|m| m.delivered_to >= 1)).await;
+    until("the DM delivered", async || {
+        ben.message(&dm).await.unwrap().and_then(|m| m.delivery).is_some_and(|d| d.delivered_to >= 1)
+    })
+    .await;
     assert!(ana.history(&RoomId::festival(), None, 50).await.unwrap().messages.iter().any(|m| m.id == post));
     ana.shutdown().await;
     ben.shutdown().await;

@@ -106,7 +106,7 @@ pub use ids::{MERGE_SLICES, MERGE_STEP};
 pub use ingest::Inserted;
 pub use meetups::MeetupTally;
 pub use open::{OpenError, Store, FESTIVAL_APPLICATION_ID};
-pub use outbox::{OutboxRow, OutboxState};
+pub use outbox::{OutboxMarks, OutboxRow, OutboxState};
 pub use peers::PeerRecord;
 pub use read::{HistoryCursor, StoredMessage, GAP_WAIT_MS};
 pub use rooms::RoomRecord;

@@ -33,6 +33,19 @@ pub enum OutboxState {
     },
 }
 
+/// Everything the outbox knows of one of our messages, for its delivery
+/// state (see `festival_node::view`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxMarks {
+    pub queued_at: u64,
+    /// When and how it first left the device.
+    pub sent: Option<(u64, String)>,
+    /// When the relay first acknowledged it committed (`Stored`).
+    pub relay_stored_at: Option<u64>,
+    /// When the person last asked to send it again.
+    pub retried_at: Option<u64>,
+}
+
 impl Store {
     /// Every unsent message, oldest first (the order they should go out).
     pub async fn unsent(&self) -> Result<Vec<OutboxRow>> {
@@ -90,5 +103,84 @@ impl Store {
             // unset; treat a half-marked row as still queued.
             _ => OutboxState::Queued { queued_at },
         }))
+    }
+
+    /// Everything the outbox knows of one of our messages; `None` if it is
+    /// not ours (or from before the outbox).
+    pub async fn outbox_marks(&self, id: &MessageId) -> Result<Option<OutboxMarks>> {
+        type Row = (i64, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT queued_at, sent_at, path, relay_stored_at, retried_at FROM outbox WHERE message_id = ?",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some((queued_at, sent_at, path, relay_stored_at, retried_at)) = row else { return Ok(None) };
+        let sent = match (opt_from_sql("outbox", sent_at)?, path) {
+            (Some(at), Some(path)) => Some((at, path)),
+            _ => None,
+        };
+        Ok(Some(OutboxMarks {
+            queued_at: from_sql("outbox", queued_at)?,
+            sent,
+            relay_stored_at: opt_from_sql("outbox", relay_stored_at)?,
+            retried_at: opt_from_sql("outbox", retried_at)?,
+        }))
+    }
+
+    /// The relay acknowledged it committed these envelopes (`Stored`): mark
+    /// those of them that are ours, the first time. Returns the ids newly
+    /// marked (a relay's ids that are not ours, or marked already, are left
+    /// alone: a relay cannot mark what we did not write).
+    pub async fn mark_relay_stored(&self, ids: &[MessageId], at: u64) -> Result<Vec<MessageId>> {
+        let at = to_sql("relay_stored_at", at)?;
+        let mut marked = Vec::new();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for id in ids {
+            let done =
+                sqlx::query("UPDATE outbox SET relay_stored_at = ? WHERE message_id = ? AND relay_stored_at IS NULL")
+                    .bind(at)
+                    .bind(&id.as_bytes()[..])
+                    .execute(&mut *tx)
+                    .await?;
+            if done.rows_affected() == 1 {
+                marked.push(*id);
+            }
+        }
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    /// The person asked to send one of our messages again, at `at`.
+    pub async fn mark_retried(&self, id: &MessageId, at: u64) -> Result<()> {
+        let done = sqlx::query("UPDATE outbox SET retried_at = ? WHERE message_id = ?")
+            .bind(to_sql("retried_at", at)?)
+            .bind(&id.as_bytes()[..])
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotInOutbox(*id))
+        }
+    }
+
+    /// Our DMs written (or retried) since `since`, not yet acknowledged by
+    /// their recipient, newest first, at most `limit`: those whose "not
+    /// delivered yet" moment may still come.
+    pub async fn recent_undelivered_dms(&self, since: u64, limit: u32) -> Result<Vec<(MessageId, u64)>> {
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT o.message_id, max(o.queued_at, coalesce(o.retried_at, 0)) AS start FROM outbox o
+             WHERE o.room = 'dm' AND max(o.queued_at, coalesce(o.retried_at, 0)) >= ?
+               AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.message_id = o.message_id)
+             ORDER BY start DESC LIMIT ?",
+        )
+        .bind(to_sql("since", since)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(id, start)| Ok((message_id_from_sql("outbox", &id)?, from_sql("outbox", start)?)))
+            .collect()
     }
 }

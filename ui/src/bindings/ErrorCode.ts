@@ -3,4 +3,4 @@
 /**
  * What went wrong, as the UI branches on it. Serialized in snake_case.
  */
-export type ErrorCode = "not_onboarded" | "already_onboarded" | "invalid_name" | "invalid_room" | "not_joined" | "empty_message" | "message_too_long" | "invalid_code" | "own_code" | "invalid_peer" | "invalid_festival" | "invalid_relay_url" | "invalid_relay_id" | "invalid_organiser" | "invalid_peer_limit" | "invalid_interface" | "invalid_storage" | "network" | "storage" | "too_many_choices" | "invalid_search" | "invalid_place" | "invalid_meetup_time" | "meetup_over" | "no_such_meetup" | "node_stopped" | "internal";
+export type ErrorCode = "not_onboarded" | "already_onboarded" | "invalid_name" | "invalid_room" | "not_joined" | "empty_message" | "message_too_long" | "invalid_code" | "own_code" | "invalid_peer" | "invalid_festival" | "invalid_relay_url" | "invalid_relay_id" | "invalid_organiser" | "invalid_peer_limit" | "invalid_interface" | "invalid_storage" | "network" | "storage" | "too_many_choices" | "invalid_search" | "invalid_place" | "invalid_meetup_time" | "meetup_over" | "no_such_meetup" | "not_your_message" | "node_stopped" | "internal";

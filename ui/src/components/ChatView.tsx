@@ -24,7 +24,7 @@ export interface ChatViewProps {
   authorOf: (m: MessageView) => Author | undefined;
   /** Who a peer is (the other side of a DM). */
   personOf: (peer: string) => Author | undefined;
-  deliveryOf: (m: MessageView) => Delivery;
+  deliveryOf: (m: MessageView) => Delivery | null;
   draft: string;
   onDraft: (text: string) => void;
   onSend: (text: string) => Promise<unknown>;
@@ -47,6 +47,8 @@ export interface ChatViewProps {
   onMeetup?: ((place: string, at: number) => Promise<unknown>) | undefined;
   /** Answer a meet-up card ("coming" / "cant"). */
   onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
+  /** Send one of ours again ("not delivered yet"). */
+  onRetry?: ((id: string) => Promise<unknown>) | undefined;
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -183,6 +185,7 @@ export function ChatView(p: ChatViewProps) {
         onAuthor={other === undefined ? p.onAuthor : undefined}
         focusId={p.focusId}
         onAnswer={p.onAnswer}
+        onRetry={p.onRetry}
       />
       {meetupOpen && p.onMeetup && (
         <MeetupForm

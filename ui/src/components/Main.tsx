@@ -162,6 +162,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
         onMeetup={peer === undefined && key !== DM_ROOM ? (place, at) => actions.sendMeetup(key, place, at) : undefined}
         onAnswer={actions.answerMeetup}
+        onRetry={actions.retry}
       />
       {peopleOpen && (
         <PeoplePanel

@@ -1,27 +1,61 @@
-import { memo, useContext } from "react";
+import { memo, useContext, useState } from "react";
+import { toApiError } from "../api";
 import type { Author, MeetupAnswer, MessageView } from "../model";
 import { bodyText, meetupOf } from "../logic/meetup";
 import { MeetupCard } from "./MeetupCard";
-import { describeDelivery, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
+import { describeDelivery, notDeliveredText, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
 import { clockTime, toMs } from "../logic/format";
 import { plainName, sameAuthor } from "../logic/person";
 import { mentions } from "../logic/mentions";
 import { MentionContext, MentionText } from "./Mentions";
 import { Avatar } from "./Avatar";
-import { CheckCheckIcon, CheckIcon, ClockIcon } from "./Icons";
+import { AlertIcon, CheckCheckIcon, CheckIcon, ClockIcon, CloudIcon } from "./Icons";
 import { PersonName } from "./PersonName";
 
 function StateIcon({ d }: { d: Delivery }) {
   const props = { width: 15, height: 15 };
-  switch (d.stage) {
+  if (d.not_delivered) return <AlertIcon {...props} />;
+  switch (d.state) {
     case "saved":
       return <ClockIcon {...props} />;
     case "sent":
       return <CheckIcon {...props} />;
+    case "at_relay":
+      return <CloudIcon {...props} />;
     case "delivered":
     case "read":
       return <CheckCheckIcon {...props} />;
   }
+}
+
+/** "Not delivered yet", why, and a way to send it again. */
+function NotDeliveredNote({ d, id, onRetry }: { d: Delivery; id: string; onRetry?: ((id: string) => Promise<unknown>) | undefined }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const retry = async () => {
+    if (!onRetry || busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await onRetry(id);
+    } catch (e) {
+      setError(toApiError(e).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="not-delivered" role="status">
+      <AlertIcon width={13} height={13} />
+      <span>Not delivered yet: {notDeliveredText(d)}.</span>
+      {onRetry && (
+        <button type="button" className="link-btn" aria-disabled={busy} onClick={() => void retry()}>
+          {busy ? "Sending again…" : "Try again"}
+        </button>
+      )}
+      {error && <span className="form-error">{error}</span>}
+    </div>
+  );
 }
 
 export interface MessageItemProps {
@@ -36,6 +70,8 @@ export interface MessageItemProps {
   onAuthor?: ((peer: string) => void) | undefined;
   /** Answer a meet-up card. */
   onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
+  /** Send one of ours again ("not delivered yet"). */
+  onRetry?: ((id: string) => Promise<unknown>) | undefined;
   /** The time the list was drawn at (a card's "in 10 min"). */
   now?: number | undefined;
 }
@@ -43,7 +79,7 @@ export interface MessageItemProps {
 function sameDelivery(a: Delivery | null, b: Delivery | null): boolean {
   if (a === b) return true;
   if (!a || !b) return false;
-  return a.stage === b.stage && a.waiting === b.waiting && describeDelivery(a) === describeDelivery(b);
+  return a.state === b.state && a.waiting === b.waiting && a.not_delivered === b.not_delivered && describeDelivery(a) === describeDelivery(b);
 }
 
 // Delivery objects are rebuilt on every change of the chat state; compare
@@ -52,7 +88,7 @@ function sameWho(a: Author | undefined, b: Author | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && sameAuthor(a, b));
 }
 
-export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor, onAnswer, now }: MessageItemProps) {
+export const MessageItem = memo(function MessageItem({ m, author, head, delivery, direct, onAuthor, onAnswer, onRetry, now }: MessageItemProps) {
   const time = clockTime(m.created_at);
   const full = new Date(Number(m.created_at)).toLocaleString();
   const hops = !m.mine && m.hops > 1 ? `${m.hops} hops` : null;
@@ -86,14 +122,15 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
             {hops && <span className="hops" title="Links it crossed to reach you">{hops} · </span>}
             <time dateTime={new Date(Number(m.created_at)).toISOString()}>{time}</time>
             {delivery && (
-              <span className={`state state-${delivery.stage}`} title={describeDelivery(delivery, { direct })}>
+              <span className={`state state-${delivery.not_delivered ? "not-delivered" : delivery.state}`} title={describeDelivery(delivery, { direct })}>
                 <StateIcon d={delivery} />
                 <span className="state-label">{shortDelivery(delivery, { direct })}</span>
               </span>
             )}
           </span>
         </div>
-        {delivery?.stage === "saved" && (
+        {delivery?.not_delivered && <NotDeliveredNote d={delivery} id={m.id} onRetry={onRetry} />}
+        {delivery?.state === "saved" && !delivery.not_delivered && (
           <div className="waiting" role="status">
             <ClockIcon width={13} height={13} />
             Waiting: {waitingText(delivery.waiting)}. It leaves on its own.
@@ -110,6 +147,7 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   a.direct === b.direct &&
   a.onAuthor === b.onAuthor &&
   a.onAnswer === b.onAnswer &&
+  a.onRetry === b.onRetry &&
   // A card's "in 10 min" moves with the clock; a text does not.
   (a.m.body.type !== "meetup" || a.now === b.now) &&
   sameDelivery(a.delivery, b.delivery));

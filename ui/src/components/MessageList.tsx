@@ -20,7 +20,7 @@ export interface MessageListProps {
   startLabel: ReactNode;
   /** Who wrote a message, as its name is shown. */
   authorOf: (m: MessageView) => Author | undefined;
-  deliveryOf: (m: MessageView) => Delivery;
+  deliveryOf: (m: MessageView) => Delivery | null;
   direct: boolean;
   onLoadOlder: () => void;
   onAuthor?: ((peer: string) => void) | undefined;
@@ -28,6 +28,8 @@ export interface MessageListProps {
   focusId?: string | undefined;
   /** Answer a meet-up card. */
   onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
+  /** Send one of ours again ("not delivered yet"). */
+  onRetry?: ((id: string) => Promise<unknown>) | undefined;
   now?: () => number;
 }
 
@@ -134,7 +136,7 @@ export function MessageList(p: MessageListProps) {
                   <span>{dayLabel(m.created_at)}</span>
                 </li>
               )}
-              <MessageItem m={m} author={m.mine ? undefined : p.authorOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} onAnswer={p.onAnswer} now={t} />
+              <MessageItem m={m} author={m.mine ? undefined : p.authorOf(m)} head={head} delivery={m.mine ? p.deliveryOf(m) : null} direct={p.direct} onAuthor={p.onAuthor} onAnswer={p.onAnswer} onRetry={p.onRetry} now={t} />
             </Fragment>
           );
         })}

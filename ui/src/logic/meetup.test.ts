@@ -18,11 +18,7 @@ function card(at: number, extra: Partial<MessageView> = {}): MessageView {
     body: { type: "meetup", place: "the big wheel", at, until: at + 30 * MIN, coming: 2, cant: 0, mine: null, people: [] },
     hops: 1,
     mine: false,
-    state: null,
-    path: null,
-    waiting: null,
-    delivered_to: 0,
-    read_by: 0,
+    delivery: null,
     ...extra,
   };
 }

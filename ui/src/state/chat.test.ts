@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Author, MessageView, NodeEvent, PeerView, RoomView } from "../model";
-import { status } from "../test/stubApi";
+import { dl, status } from "../test/stubApi";
 import { authorOf, chatReducer, conversationMessages, deliveryOf, dmConversations, initialChat, sortedRooms, unreadIds, type ChatAction } from "./chat";
 
 const BOB: Author = { name: "Bob", short_fingerprint: "B0B1", verified: false, name_clash: false, equivocated: false };
@@ -21,11 +21,7 @@ function msg(over: Partial<MessageView> = {}): MessageView {
     body: { type: "text", text: `hello ${seq}` },
     hops: 1,
     mine: false,
-    state: null,
-    path: null,
-    waiting: null,
-    delivered_to: 0,
-    read_by: 0,
+    delivery: null,
     ...over,
   };
 }
@@ -74,20 +70,24 @@ describe("chat state", () => {
     expect(s.unread.counts).toEqual({ camp: 2 });
   });
 
-  it("moves an own message from saved to read through events", () => {
-    const mine = msg({ author: "me", mine: true, state: "saved", waiting: "no_one_nearby" });
+  it("moves an own message from saved to read through the node's delivery events", () => {
+    const mine = msg({ author: "me", mine: true, delivery: dl({ state: "saved", waiting: "no_one_nearby", as_of: 1 }) });
     let s = run({ type: "own_message", message: mine });
-    expect(deliveryOf(s, mine)).toMatchObject({ stage: "saved", waiting: "no_one_nearby" });
-    s = chatReducer(s, ev({ event: "sent", id: mine.id, path: "relay" }));
-    expect(deliveryOf(s, mine)).toMatchObject({ stage: "sent", paths: ["relay"], waiting: undefined });
-    s = chatReducer(s, ev({ event: "receipt", from: "bob", status: "read", ids: [mine.id] }));
-    expect(deliveryOf(s, mine).stage).toBe("read");
+    expect(deliveryOf(s, mine)).toMatchObject({ state: "saved", waiting: "no_one_nearby" });
+    s = chatReducer(s, ev({ event: "delivery", id: mine.id, delivery: dl({ state: "sent", path: "relay", as_of: 2 }) }));
+    expect(deliveryOf(s, mine)).toMatchObject({ state: "sent", path: "relay", waiting: null });
+    s = chatReducer(s, ev({ event: "delivery", id: mine.id, delivery: dl({ state: "read", read_by: 1, delivered_to: 1, as_of: 3 }) }));
+    expect(deliveryOf(s, mine)?.state).toBe("read");
   });
 
-  it("a send reply that is older than the events does not undo them", () => {
-    const mine = msg({ mine: true, state: "saved" });
-    const s = run(ev({ event: "sent", id: mine.id, path: "lan" }), { type: "own_message", message: mine });
-    expect(deliveryOf(s, mine).stage).toBe("sent");
+  it("a view older than what was heard since does not undo it (the later as_of wins)", () => {
+    const mine = msg({ mine: true, delivery: dl({ state: "saved", as_of: 1 }) });
+    const s = run(ev({ event: "delivery", id: mine.id, delivery: dl({ state: "sent", as_of: 5 }) }), { type: "own_message", message: mine });
+    expect(deliveryOf(s, mine)?.state).toBe("sent");
+    // A page read later knows more, and wins over the event.
+    const later = { ...mine, delivery: dl({ state: "at_relay", at_relay: true, as_of: 9 }) };
+    const s2 = chatReducer(s, { type: "page", key: "festival", messages: [later], next: null });
+    expect(deliveryOf(s2, later)?.state).toBe("at_relay");
   });
 
   it("splits the DM mailbox into one conversation per person", () => {
@@ -240,46 +240,40 @@ describe("refusals", () => {
   });
 });
 
-describe("DM receipts", () => {
-  const toAna = () => msg({ room: "dm", author: "me", mine: true, state: "sent", path: "lan", body: { type: "direct", to: "ana", text: "psst" } });
+describe("delivery is the node's", () => {
+  const toAna = () => msg({ room: "dm", author: "me", mine: true, delivery: dl({ state: "sent", path: "lan", as_of: 1 }), body: { type: "direct", to: "ana", text: "psst" } });
 
-  it("a receipt from someone who is not the DM's recipient does not make it read", () => {
+  it("a receipt event moves nothing: the node judges receipts and sends the state", () => {
     const m = toAna();
     const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "read", ids: [m.id] }));
-    expect(deliveryOf(s, m)).toMatchObject({ stage: "sent", readBy: [], deliveredTo: [] });
+    expect(deliveryOf(s, m)).toMatchObject({ state: "sent", read_by: 0, delivered_to: 0 });
   });
 
-  it("nor one that arrives before the DM is loaded", () => {
+  it("a delivery event that arrives before the DM is loaded shows once it is", () => {
     const m = toAna();
-    const s = run(ev({ event: "receipt", from: "mallory", status: "read", ids: [m.id] }), { type: "page", key: "dm", messages: [m], next: null });
-    expect(deliveryOf(s, m).stage).toBe("sent");
+    const s = run(ev({ event: "delivery", id: m.id, delivery: dl({ state: "delivered", delivered_to: 1, as_of: 4 }) }), { type: "page", key: "dm", messages: [m], next: null });
+    expect(deliveryOf(s, m)?.state).toBe("delivered");
   });
 
-  it("the recipient's own receipts move it to delivered and read", () => {
+  it("\"not delivered yet\" comes and goes as the node says", () => {
     const m = toAna();
-    let s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "read", ids: [m.id] }));
-    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "delivered", ids: [m.id] }));
-    expect(deliveryOf(s, m).stage).toBe("delivered");
-    s = chatReducer(s, ev({ event: "receipt", from: "ana", status: "read", ids: [m.id] }));
-    expect(deliveryOf(s, m)).toMatchObject({ stage: "read", readBy: ["ana"] });
+    let s = run({ type: "own_message", message: m });
+    s = chatReducer(s, ev({ event: "delivery", id: m.id, delivery: dl({ state: "sent", not_delivered: "handed_on", as_of: 2 }) }));
+    expect(deliveryOf(s, m)?.not_delivered).toBe("handed_on");
+    s = chatReducer(s, ev({ event: "delivery", id: m.id, delivery: dl({ state: "sent", overdue_at: 99, as_of: 3 }) }));
+    expect(deliveryOf(s, m)?.not_delivered).toBeNull();
   });
 
-  it("what the node reported for the DM still counts", () => {
-    const m = { ...toAna(), state: "read" as const, read_by: 1, delivered_to: 1 };
-    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "mallory", status: "delivered", ids: [m.id] }));
-    expect(deliveryOf(s, m).stage).toBe("read");
-  });
-
-  it("room messages count receipts from anyone the node passes on", () => {
-    const m = msg({ author: "me", mine: true, state: "sent" });
-    const s = run({ type: "own_message", message: m }, ev({ event: "receipt", from: "cy", status: "read", ids: [m.id] }));
-    expect(deliveryOf(s, m).stage).toBe("read");
+  it("ignores a malformed delivery event", () => {
+    const m = toAna();
+    const s = run({ type: "own_message", message: m });
+    expect(chatReducer(s, ev({ event: "delivery", id: m.id, delivery: { state: "read" } } as unknown as NodeEvent))).toBe(s);
   });
 
   it("blocking takes a person's messages out of every timeline; unblocking reads them all again", () => {
     const theirs = msg({ author: "bob" });
     const other = msg({ author: "cy" });
-    const mine = msg({ author: "me", mine: true, state: "sent" });
+    const mine = msg({ author: "me", mine: true, delivery: dl({ state: "sent" }) });
     let s = run({ type: "peers", peers: [peerView({ peer: "bob", name: "Bob" })] }, { type: "page", key: "festival", messages: [theirs, other, mine], next: null });
     s = chatReducer(s, { type: "blocked", peer: "bob", blocked: true });
     expect(conversationMessages(s, "festival").map((m) => m.id)).toEqual([other.id, mine.id]);

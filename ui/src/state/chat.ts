@@ -4,13 +4,12 @@
 import type { AnnouncementView, Author, HistoryCursor, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status } from "../model";
 import { addAnnouncement } from "../logic/announcements";
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
-import { applyDeliveryEvent, forRecipient, mergeDelivery, recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
+import { recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
 import { addLatest, addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
 import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, takeToMark, type UnreadState } from "../logic/unread";
 import { toMs } from "../logic/format";
 import { compareMessages } from "../logic/order";
 import { authorFromPeer, mergeAuthor } from "../logic/person";
-import { deliveryFromView } from "./viewState";
 
 type Tl = Timeline<MessageView, HistoryCursor>;
 
@@ -130,7 +129,13 @@ function openKey(s: ChatState): ConversationKey | null {
 }
 
 function recordOwn(book: DeliveryBook, m: MessageView): DeliveryBook {
-  return m.mine ? recordDelivery(book, m.id, deliveryFromView(m)) : book;
+  return m.mine && m.delivery ? recordDelivery(book, m.id, m.delivery) : book;
+}
+
+function isDelivery(d: unknown): d is Delivery {
+  if (typeof d !== "object" || d === null) return false;
+  const o = d as Record<string, unknown>;
+  return typeof o["state"] === "string" && typeof o["as_of"] === "number";
 }
 
 function touchRoom(rooms: readonly RoomView[], m: MessageView): readonly RoomView[] {
@@ -223,9 +228,13 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       if (!isShowable(m) || m.body.type !== "meetup") return s;
       return addToTimelines(s, m, "update");
     }
+    case "delivery":
+      // The node's whole view of one of our messages: the later one wins.
+      return typeof e.id === "string" && isDelivery(e.delivery) ? { ...s, deliveries: recordDelivery(s.deliveries, e.id, e.delivery) } : s;
     case "sent":
     case "receipt":
-      return { ...s, deliveries: applyDeliveryEvent(s.deliveries, e) };
+      // What they change comes as `delivery` events (the node counts receipts).
+      return s;
     case "peer_name":
       return typeof e.name === "string" ? renamed(s, e.peer, e.name) : s;
     case "discovered":
@@ -400,17 +409,11 @@ export function authorOf(s: ChatState, peer: string, fallback?: Author | null): 
   return marked === base.equivocated ? base : { ...base, equivocated: marked };
 }
 
-/**
- * The delivery state to show for one of our messages. A DM counts receipts
- * from its recipient (`body.to`) only, whatever the events said: receipts
- * are kept by sender, so one that came before the message was loaded is
- * judged once it is.
- */
-export function deliveryOf(s: ChatState, m: MessageView): Delivery {
-  const fromView = deliveryFromView(m);
+/** The delivery state to show for one of our messages: the latest the node told. */
+export function deliveryOf(s: ChatState, m: MessageView): Delivery | null {
   const known = s.deliveries[m.id];
-  if (!known) return fromView;
-  return mergeDelivery(fromView, m.body.type === "direct" ? forRecipient(known, m.body.to) : known);
+  if (!m.delivery) return known ?? null;
+  return known ? (known.as_of >= m.delivery.as_of ? known : m.delivery) : m.delivery;
 }
 
 /** Ids to report read when a conversation with `count` unread is opened. */

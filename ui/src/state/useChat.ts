@@ -37,6 +37,8 @@ export interface ChatActions {
   sendMeetup(room: string, place: string, at: number): Promise<MessageView>;
   /** Answer a meet-up card; the card with the answer counted replaces the one shown. */
   answerMeetup(id: string, answer: MeetupAnswer): Promise<MessageView>;
+  /** Send one of ours again ("not delivered yet"); its delivery as it then stands is shown. */
+  retry(id: string): Promise<MessageView>;
   joinRoom(name: string): Promise<RoomView>;
   verify(code: string): Promise<PeerView>;
   startDm(peer: string): void;
@@ -253,6 +255,15 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         try {
           const m = await api.answerMeetup(id, answer);
           dispatch({ type: "event", event: { event: "meetup_changed", ...m } });
+          return m;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async retry(id) {
+        try {
+          const m = await api.retry(id);
+          if (m.delivery) dispatch({ type: "event", event: { event: "delivery", id, delivery: m.delivery } });
           return m;
         } catch (e) {
           throw toApiError(e);

@@ -2,7 +2,7 @@
 // unless a test overrides it. Events are pushed with `emit`.
 import { vi } from "vitest";
 import type { Api } from "../api";
-import type { Author, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
+import type { Author, Delivery, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
 import { ApiError } from "../api";
 
 export const ME = "a".repeat(64);
@@ -94,11 +94,23 @@ export function message(over: Partial<MessageView> = {}): MessageView {
     body: { type: "text", text: `message ${n}` },
     hops: 1,
     mine: false,
-    state: null,
+    delivery: null,
+    ...over,
+  };
+}
+
+/** One of our messages' delivery as the node reports it (`as_of`: now, unless given). */
+export function dl(over: Partial<Delivery> = {}): Delivery {
+  return {
+    state: "saved",
     path: null,
-    waiting: null,
+    at_relay: false,
     delivered_to: 0,
     read_by: 0,
+    waiting: null,
+    not_delivered: null,
+    overdue_at: null,
+    as_of: Date.now(),
     ...over,
   };
 }
@@ -113,10 +125,13 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     joinRoom: vi.fn(async (name: string) => room(name.toLowerCase(), { name })),
     history: vi.fn(async () => ({ messages: [], next: null })),
     dmHistory: vi.fn(async () => ({ messages: [], next: null })),
-    send: vi.fn(async (room: string, text: string) => message({ room, author: ME, mine: true, body: { type: "text", text }, state: "saved" })),
-    sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, state: "saved" })),
+    send: vi.fn(async (room: string, text: string) => message({ room, author: ME, mine: true, body: { type: "text", text }, delivery: dl() })),
+    sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, delivery: dl() })),
+    retry: vi.fn(async () => {
+      throw new ApiError("not_your_message", "that is not one of your messages stored here");
+    }),
     sendMeetup: vi.fn(async (room: string, place: string, at: number) =>
-      message({ room, author: ME, mine: true, body: { type: "meetup", place, at, until: at + 1_800_000, coming: 0, cant: 0, mine: null, people: [] }, state: "saved" }),
+      message({ room, author: ME, mine: true, body: { type: "meetup", place, at, until: at + 1_800_000, coming: 0, cant: 0, mine: null, people: [] }, delivery: dl() }),
     ),
     answerMeetup: vi.fn(async () => {
       throw new ApiError("no_such_meetup", "no meet-up with that id is stored here");

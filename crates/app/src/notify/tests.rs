@@ -30,11 +30,7 @@ fn msg(from: u8, room: &str, body: MessageBody) -> NodeEvent {
         body,
         hops: 1,
         mine: false,
-        state: None,
-        path: None,
-        waiting: None,
-        delivered_to: 0,
-        read_by: 0,
+        delivery: None,
     })
 }
 

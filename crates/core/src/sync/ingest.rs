@@ -332,6 +332,27 @@ impl Node {
         }
     }
 
+    /// Push one of our own messages again to every live link that shares
+    /// its room (see `Input::Resend`): direct links first.
+    pub(super) fn resend(&mut self, env: &SignedEnvelope, out: &mut Vec<Output>) {
+        if env.author() != self.my_id {
+            return;
+        }
+        let Some(room) = self.rooms.get(env.room()) else { return };
+        let kind = env.kind();
+        let mut links: Vec<LinkId> =
+            room.eager.iter().chain(room.lazy.iter()).copied().filter(|l| self.link_takes(*l, kind)).collect();
+        links.sort_by_key(|l| (self.links.get(l).map(|x| x.kind == LinkKind::Relay), *l));
+        links.dedup();
+        let push = Frame::Push(Item { hops: 1, envelope: env.bytes().to_vec() }).encode();
+        for link in links {
+            out.push(Output::Send { link, bytes: push.clone() });
+            if let Some(kind) = self.links.get(&link).map(|l| l.kind) {
+                self.note_sent(env.id(), link, kind, out);
+            }
+        }
+    }
+
     fn is_lan(&self, link: LinkId) -> bool {
         self.links.get(&link).is_some_and(|l| l.kind == LinkKind::Lan)
     }

@@ -365,6 +365,13 @@ pub enum Input {
         peer: PeerId,
         blocked: bool,
     },
+    /// The person asked to send one of our own stored messages again
+    /// ("not delivered yet", retry): pushed at once to every live link
+    /// that shares its room, tree or not. Anything not ours, or of a room
+    /// not carried, is ignored.
+    Resend {
+        envelope: SignedEnvelope,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -724,6 +731,7 @@ impl Node {
                 }
             }
             Input::Block { peer, blocked } => self.on_block(peer, blocked, now, &mut out),
+            Input::Resend { envelope } => self.resend(&envelope, &mut out),
             Input::MarkRead { room, messages } => {
                 let small = self.rooms.get(&room).is_some_and(|r| self.is_small(r));
                 let me = self.my_id;

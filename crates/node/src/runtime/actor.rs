@@ -57,6 +57,7 @@ pub enum Command {
     Join { room: RoomId, name: String, reply: oneshot::Sender<Result<RoomId, NodeError>> },
     MarkRead { room: RoomId, ids: Vec<MessageId>, reply: oneshot::Sender<Result<(), NodeError>> },
     Block { peer: PeerId, blocked: bool, reply: oneshot::Sender<Result<(), NodeError>> },
+    Retry { id: MessageId, reply: oneshot::Sender<Result<(), NodeError>> },
     Rename { name: String, reply: oneshot::Sender<Result<(), NodeError>> },
     Peers { reply: oneshot::Sender<Vec<PeerView>> },
     Status { reply: oneshot::Sender<Status> },
@@ -163,7 +164,17 @@ pub struct Actor {
     _retention: RetentionTask,
     /// Names for the messages we show, and when they were loaded.
     names: Option<(Instant, Names)>,
+    /// Our DMs not acknowledged yet, by when they turn "not delivered yet"
+    /// (wall ms): a `delivery` event goes out then. At most
+    /// [`MAX_OVERDUE_WATCH`], the soonest kept.
+    overdue: BTreeSet<(u64, MessageId)>,
+    /// See [`NodeConfig::delivery_timeout_ms`].
+    delivery_timeout_ms: u64,
 }
+
+/// Most of our DMs watched for their "not delivered yet" moment (ours only,
+/// so a peer cannot grow it; the cap bounds a person who writes in bulk).
+const MAX_OVERDUE_WATCH: usize = 4_096;
 
 impl Actor {
     pub async fn build(
@@ -277,8 +288,68 @@ impl Actor {
             buf: vec![0; webrtc::driver::DATAGRAM_BUF],
             _retention: retention,
             names: None,
+            overdue: BTreeSet::new(),
+            delivery_timeout_ms: cfg.delivery_timeout_ms,
         };
+        let mut actor = actor;
+        // Our DMs whose "not delivered yet" moment lies ahead (written or
+        // retried within the timeout): watched again after a restart.
+        let timeout = actor.delivery_timeout_ms;
+        let since = actor.engine.clock().wall().saturating_sub(timeout);
+        let recent = store.recent_undelivered_dms(since, MAX_OVERDUE_WATCH as u32).await.map_err(LocalError::from)?;
+        for (id, start) in recent {
+            actor.watch_overdue(id, start.saturating_add(timeout));
+        }
         Ok((actor, store, me))
+    }
+
+    /// Watch one of our DMs for its "not delivered yet" moment.
+    fn watch_overdue(&mut self, id: MessageId, due: u64) {
+        self.overdue.retain(|(_, x)| *x != id);
+        self.overdue.insert((due, id));
+        while self.overdue.len() > MAX_OVERDUE_WATCH {
+            self.overdue.pop_last();
+        }
+    }
+
+    /// Tell the UI where one of our messages stands now.
+    async fn emit_delivery(&mut self, id: MessageId) {
+        let Ok(Some(m)) = self.store.get(&id).await else { return };
+        if m.envelope.author() != self.me {
+            return;
+        }
+        let now = self.engine.clock().wall();
+        match crate::view::delivery(&self.store, &m.envelope, now, self.delivery_timeout_ms).await {
+            Ok(mut delivery) => {
+                if delivery.state == DeliveryState::Saved {
+                    delivery.waiting = Some(self.waiting());
+                }
+                if let Some(due) = delivery.overdue_at {
+                    self.watch_overdue(id, due);
+                }
+                self.emit(NodeEvent::Delivery { id, delivery });
+            }
+            Err(e) => tracing::warn!(%e, "reading a message's delivery failed"),
+        }
+    }
+
+    /// Why our saved messages wait, from who is in reach now.
+    fn waiting(&self) -> Waiting {
+        let relay = usize::from(self.relay_link().is_some());
+        let open = self.conns.values().filter(|c| c.open).count() + relay;
+        Waiting::from_reach(open, self.discovered())
+    }
+
+    /// DMs whose "not delivered yet" moment has come: their state, once.
+    async fn overdue_due(&mut self) {
+        let now = self.engine.clock().wall();
+        while let Some(&(due, id)) = self.overdue.first() {
+            if due > now {
+                break;
+            }
+            self.overdue.pop_first();
+            self.emit_delivery(id).await;
+        }
     }
 
     fn identity(&self) -> &Identity {
@@ -418,6 +489,7 @@ impl Actor {
             self.mesh_input(mesh::Input::Tick);
         }
         self.stun_due().await;
+        self.overdue_due().await;
         self.relay_due();
         self.pump_endpoint().await;
     }
@@ -540,6 +612,16 @@ impl Actor {
                 tracing::debug!(n = ids.len(), "the relay stored our envelopes");
                 for rtt in self.paths.stored(&ids, Instant::now()) {
                     self.mesh_input(mesh::Input::RelayRoundTrip { ms: rtt.as_millis() as u64 });
+                }
+                // Ours among them now wait at the relay (a relay's ids that
+                // are not ours mark nothing).
+                match self.store.mark_relay_stored(&ids, self.engine.clock().wall()).await {
+                    Ok(marked) => {
+                        for id in marked {
+                            self.emit_delivery(id).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(%e, "marking what the relay stored failed"),
                 }
             }
             RelayEvent::Rtt { session, rtt } => {
@@ -1038,6 +1120,7 @@ impl Actor {
                         LinkKind::Relay => LinkPath::Relay,
                     };
                     self.emit(NodeEvent::Sent { id, path });
+                    self.emit_delivery(id).await;
                 }
                 Effect::Refused { peer, report, .. } => {
                     for (code, n) in &report.counts {
@@ -1051,7 +1134,12 @@ impl Actor {
                     self.names = None;
                     self.emit(NodeEvent::Equivocation { peer: author });
                 }
-                Effect::Receipt { from, status, ids } => self.emit(NodeEvent::Receipt { from, status, ids }),
+                Effect::Receipt { from, status, ids } => {
+                    self.emit(NodeEvent::Receipt { from, status, ids: ids.clone() });
+                    for id in ids {
+                        self.emit_delivery(id).await;
+                    }
+                }
                 Effect::Limits(l) => {
                     self.limits = l;
                     self.mesh_input(mesh::Input::SetLimit(self.peer_limit()));
@@ -1083,7 +1171,10 @@ impl Actor {
         self.refresh_names().await;
         let Some((_, names)) = &self.names else { return };
         let now = self.engine.clock().wall();
-        if let Ok(Some(v)) = crate::view::view(&self.store, self.engine.node().identity(), names, &m, now).await {
+        if let Ok(Some(v)) =
+            crate::view::view(&self.store, self.engine.node().identity(), names, &m, now, self.delivery_timeout_ms)
+                .await
+        {
             self.emit(NodeEvent::MeetupChanged(v));
         }
     }
@@ -1146,12 +1237,24 @@ impl Actor {
                 self.refresh_names().await;
                 let Some((_, names)) = &self.names else { return None };
                 let now = self.engine.clock().wall();
-                let view = crate::view::view(&self.store, self.engine.node().identity(), names, &m, now).await;
+                let view = crate::view::view(
+                    &self.store,
+                    self.engine.node().identity(),
+                    names,
+                    &m,
+                    now,
+                    self.delivery_timeout_ms,
+                )
+                .await;
                 if let Ok(Some(mut v)) = view {
-                    if v.state == Some(DeliveryState::Saved) {
-                        let relay = usize::from(self.relay_link().is_some());
-                        let open = self.conns.values().filter(|c| c.open).count() + relay;
-                        v.waiting = Some(Waiting::from_reach(open, self.discovered()));
+                    let waiting = self.waiting();
+                    if let Some(d) = v.delivery.as_mut() {
+                        if d.state == DeliveryState::Saved {
+                            d.waiting = Some(waiting);
+                        }
+                        if let Some(due) = d.overdue_at {
+                            self.watch_overdue(v.id, due);
+                        }
                     }
                     self.emit(NodeEvent::Message(v));
                 }
@@ -1196,6 +1299,27 @@ impl Actor {
                     self.apply(eff).await;
                 }
                 let _ = reply.send(r.map_err(NodeError::from));
+            }
+            Command::Retry { id, reply } => {
+                let r: Result<(), NodeError> = async {
+                    let now = self.engine.clock().wall();
+                    let marks = self.store.outbox_marks(&id).await?.ok_or(NodeError::NotOurs)?;
+                    // A second press within the gap sends nothing again.
+                    let last = marks.retried_at.unwrap_or(0);
+                    if now.saturating_sub(last) < crate::runtime::handle::RETRY_MIN_GAP_MS {
+                        return Ok(());
+                    }
+                    self.store.mark_retried(&id, now).await?;
+                    let (ours, eff) = self.engine.resend(&id).await?;
+                    if !ours {
+                        return Err(NodeError::NotOurs);
+                    }
+                    self.apply(eff).await;
+                    self.emit_delivery(id).await;
+                    Ok(())
+                }
+                .await;
+                let _ = reply.send(r);
             }
             Command::Rename { name, reply } => {
                 let r: Result<(), NodeError> = async {

@@ -61,6 +61,10 @@ pub struct NodeConfig {
     /// The core's clocks (see [`crate::clock`]): the system's, or a test's
     /// whose wall clock jumps.
     pub clock: crate::clock::Clock,
+    /// How long a DM of ours may go unacknowledged by its recipient before
+    /// it shows "not delivered yet" ([`super::DELIVERY_TIMEOUT_MS`]; tests
+    /// set a shorter one).
+    pub delivery_timeout_ms: u64,
 }
 
 impl NodeConfig {
@@ -82,6 +86,7 @@ impl NodeConfig {
             organiser: None,
             retention: crate::retention::Retention::default(),
             clock: crate::clock::Clock::system(),
+            delivery_timeout_ms: super::DELIVERY_TIMEOUT_MS,
         }
     }
 }

@@ -47,16 +47,104 @@ pub struct MessageView {
     /// Links it crossed to reach us (0: ours).
     pub hops: u8,
     pub mine: bool,
-    /// Our own messages only: saved -> sent -> delivered -> read.
-    pub state: Option<DeliveryState>,
-    /// Our own messages, once sent: the path it first left by.
+    /// Our own messages only: where it stands (`None` for others').
+    pub delivery: Option<Delivery>,
+}
+
+/// Where one of our messages stands: the whole state machine, computed by
+/// the node from what its store knows (the outbox, the relay's
+/// acknowledgement, the receipts that count) at `as_of`. The UI shows it as
+/// it is; of two views of one message it keeps the later `as_of` (the
+/// store only learns more, so a later view never knows less).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Delivery {
+    /// saved -> sent -> at_relay -> delivered -> read; never backwards.
+    pub state: DeliveryState,
+    /// Once sent: the path it first left by.
     pub path: Option<LinkPath>,
-    /// Our own messages that are only saved: why they wait.
-    pub waiting: Option<Waiting>,
-    /// Our own messages: peers that confirmed they have it (or read it).
+    /// The relay acknowledged it committed it (it waits there for the
+    /// recipient and survives the relay's crash); kept once delivered too.
+    pub at_relay: bool,
+    /// Peers whose receipts count (for a DM, only its recipient): have it,
+    /// and have read it.
     pub delivered_to: u32,
-    /// Our own messages: peers that confirmed they read it.
     pub read_by: u32,
+    /// While saved: why it has not left yet.
+    pub waiting: Option<Waiting>,
+    /// A DM its recipient has not acknowledged within the delivery timeout
+    /// ([`DELIVERY_TIMEOUT_MS`]) of being written (or of the last retry):
+    /// why, as far as this device can tell. The UI offers to retry.
+    pub not_delivered: Option<NotDelivered>,
+    /// A DM not delivered yet whose timeout has not come: when it does (the
+    /// node sends a `delivery` event then).
+    pub overdue_at: Option<u64>,
+    /// The node's clock (ms since the Unix epoch) when this was computed.
+    pub as_of: u64,
+}
+
+/// How long a DM may go unacknowledged by its recipient before it shows
+/// "not delivered yet": two minutes.
+pub const DELIVERY_TIMEOUT_MS: u64 = 2 * 60_000;
+
+/// Why a DM is not delivered yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum NotDelivered {
+    /// It has not left this device (`waiting` says why).
+    NotSent,
+    /// Handed to devices nearby, which carry it on; its recipient has not
+    /// confirmed it (they may be out of reach of everyone who has it).
+    HandedOn,
+    /// The relay keeps it for the recipient, who has not fetched it yet.
+    AtRelay,
+}
+
+impl Delivery {
+    /// From what the store knows: the outbox marks (`None`: not in the
+    /// outbox, from before it; stored, so at least saved), the receipts
+    /// that count, whether it is a DM, when it was written, now, and the
+    /// delivery timeout.
+    pub fn compute(
+        marks: Option<&festival_store::OutboxMarks>,
+        delivered_to: u32,
+        read_by: u32,
+        direct: bool,
+        created_at: u64,
+        now: u64,
+        timeout_ms: u64,
+    ) -> Delivery {
+        let path = marks.and_then(|m| m.sent.as_ref()).and_then(|(_, p)| LinkPath::from_label(p));
+        let sent = marks.is_some_and(|m| m.sent.is_some());
+        let at_relay = marks.is_some_and(|m| m.relay_stored_at.is_some());
+        let state = if read_by > 0 {
+            DeliveryState::Read
+        } else if delivered_to > 0 {
+            DeliveryState::Delivered
+        } else if at_relay {
+            DeliveryState::AtRelay
+        } else if sent {
+            DeliveryState::Sent
+        } else {
+            DeliveryState::Saved
+        };
+        let (mut not_delivered, mut overdue_at) = (None, None);
+        if direct && state < DeliveryState::Delivered {
+            let start = marks.and_then(|m| m.retried_at).unwrap_or(0).max(created_at);
+            let due = start.saturating_add(timeout_ms);
+            if now >= due {
+                not_delivered = Some(match state {
+                    DeliveryState::Saved => NotDelivered::NotSent,
+                    DeliveryState::AtRelay => NotDelivered::AtRelay,
+                    _ => NotDelivered::HandedOn,
+                });
+            } else {
+                overdue_at = Some(due);
+            }
+        }
+        Delivery { state, path, at_relay, delivered_to, read_by, waiting: None, not_delivered, overdue_at, as_of: now }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -111,34 +199,22 @@ pub struct MeetupPerson {
 /// counted, not listed).
 pub const MAX_MEETUP_PEOPLE: usize = 64;
 
-/// Where one of our messages stands, as the UI shows it.
+/// The stages of one of our messages, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Committed on this device; leaves when a path opens.
     Saved,
-    /// Left this device (see `path`).
+    /// Left this device (see `path`): handed to a device nearby or to the
+    /// relay. Never "delivered": a carrier is not the recipient.
     Sent,
-    /// At least one peer confirmed it has it.
+    /// The relay committed it (its `Stored`): it waits there.
+    AtRelay,
+    /// At least one peer whose receipt counts has it (a DM: its recipient).
     Delivered,
-    /// At least one peer confirmed it read it.
+    /// At least one such peer read it.
     Read,
-}
-
-impl DeliveryState {
-    /// From what the store knows: the outbox (sent or not) and the receipts.
-    pub fn from_parts(sent: bool, delivered_to: u32, read_by: u32) -> Self {
-        if read_by > 0 {
-            DeliveryState::Read
-        } else if delivered_to > 0 {
-            DeliveryState::Delivered
-        } else if sent {
-            DeliveryState::Sent
-        } else {
-            DeliveryState::Saved
-        }
-    }
 }
 
 /// Why a saved message has not left yet.
@@ -208,6 +284,13 @@ pub enum NodeEvent {
     Sent {
         id: MessageId,
         path: LinkPath,
+    },
+    /// One of our messages stands somewhere new (it left, the relay
+    /// stored it, a receipt counted, it became "not delivered yet", it
+    /// was retried): its whole state, which replaces what was shown.
+    Delivery {
+        id: MessageId,
+        delivery: Delivery,
     },
     Receipt {
         from: PeerId,
@@ -467,4 +550,62 @@ pub struct SearchResults {
 pub struct HistoryPage {
     pub messages: Vec<MessageView>,
     pub next: Option<HistoryCursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use festival_store::OutboxMarks;
+
+    const T: u64 = 1_750_000_000_000;
+    const TIMEOUT: u64 = DELIVERY_TIMEOUT_MS;
+
+    fn marks(sent: bool, relay: bool, retried: Option<u64>) -> OutboxMarks {
+        OutboxMarks {
+            queued_at: T,
+            sent: sent.then(|| (T + 10, "lan".to_owned())),
+            relay_stored_at: relay.then_some(T + 20),
+            retried_at: retried,
+        }
+    }
+
+    #[test]
+    fn the_stages_follow_what_the_store_knows_and_never_count_a_carrier_as_delivery() {
+        let state = |m: Option<OutboxMarks>, got: u32, read: u32| {
+            Delivery::compute(m.as_ref(), got, read, false, T, T + 1, TIMEOUT).state
+        };
+        assert_eq!(state(Some(marks(false, false, None)), 0, 0), DeliveryState::Saved);
+        assert_eq!(state(None, 0, 0), DeliveryState::Saved, "stored before the outbox: at least saved");
+        // Handed to a device nearby is sent, not delivered: only a receipt
+        // that counts (for a DM, its recipient's) is.
+        assert_eq!(state(Some(marks(true, false, None)), 0, 0), DeliveryState::Sent);
+        assert_eq!(state(Some(marks(true, true, None)), 0, 0), DeliveryState::AtRelay);
+        assert_eq!(state(Some(marks(true, true, None)), 1, 0), DeliveryState::Delivered);
+        assert_eq!(state(Some(marks(true, false, None)), 1, 1), DeliveryState::Read);
+        // A receipt proves it left, even with the outbox's mark lost.
+        assert_eq!(state(Some(marks(false, false, None)), 1, 0), DeliveryState::Delivered);
+        let d = Delivery::compute(Some(&marks(true, true, None)), 1, 0, false, T, T + 1, TIMEOUT);
+        assert_eq!((d.path, d.at_relay, d.as_of), (Some(LinkPath::Lan), true, T + 1), "the relay's mark stays");
+    }
+
+    #[test]
+    fn a_dm_not_acknowledged_in_time_is_not_delivered_yet_with_the_reason() {
+        let dm = |m: OutboxMarks, got: u32, now: u64| Delivery::compute(Some(&m), got, 0, true, T, now, TIMEOUT);
+        let early = dm(marks(true, false, None), 0, T + TIMEOUT - 1);
+        assert_eq!((early.not_delivered, early.overdue_at), (None, Some(T + TIMEOUT)));
+        let due = T + TIMEOUT;
+        assert_eq!(dm(marks(false, false, None), 0, due).not_delivered, Some(NotDelivered::NotSent));
+        assert_eq!(dm(marks(true, false, None), 0, due).not_delivered, Some(NotDelivered::HandedOn));
+        assert_eq!(dm(marks(true, true, None), 0, due).not_delivered, Some(NotDelivered::AtRelay));
+        assert_eq!(dm(marks(true, true, None), 0, due).overdue_at, None);
+        // Delivered: no clock at all.
+        let done = dm(marks(true, false, None), 1, due + 1);
+        assert_eq!((done.not_delivered, done.overdue_at), (None, None));
+        // A retry starts the clock again.
+        let retried = dm(marks(true, false, Some(due + 5)), 0, due + 10);
+        assert_eq!((retried.not_delivered, retried.overdue_at), (None, Some(due + 5 + TIMEOUT)));
+        // A room message has no such clock (receipts come only from small rooms).
+        let room = Delivery::compute(Some(&marks(true, false, None)), 0, 0, false, T, due * 2, TIMEOUT);
+        assert_eq!((room.not_delivered, room.overdue_at), (None, None));
+    }
 }

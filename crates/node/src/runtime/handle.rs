@@ -53,6 +53,8 @@ pub enum NodeError {
     OwnCode,
     #[error("no meet-up with that id is stored here")]
     NoSuchMeetup,
+    #[error("that is not one of your messages stored here")]
+    NotOurs,
     #[error("the node has stopped")]
     Stopped,
 }
@@ -65,8 +67,14 @@ struct Inner {
     /// The festival's organiser key, whose announcements are shown.
     organiser: Option<PeerId>,
     clock: crate::clock::Clock,
+    /// See [`NodeConfig::delivery_timeout_ms`].
+    delivery_timeout_ms: u64,
     task: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// Retries of one message closer than this send nothing again (a button
+/// pressed twice).
+pub const RETRY_MIN_GAP_MS: u64 = 10_000;
 
 /// Cheap to clone; every clone talks to the same node.
 #[derive(Clone)]
@@ -86,11 +94,13 @@ impl NodeHandle {
     pub async fn start_subscribed(cfg: NodeConfig) -> Result<(NodeHandle, broadcast::Receiver<NodeEvent>), StartError> {
         let (tx, rx) = mpsc::channel(INBOX);
         let (events, first) = broadcast::channel(EVENTS);
-        let (organiser, clock) = (cfg.organiser, cfg.clock.clone());
+        let (organiser, clock, delivery_timeout_ms) = (cfg.organiser, cfg.clock.clone(), cfg.delivery_timeout_ms);
         let (actor, store, peer) = actor::Actor::build(cfg, rx, events.clone()).await?;
         let task = tokio::spawn(actor.run());
         let task = Mutex::new(Some(task));
-        let node = NodeHandle { inner: Arc::new(Inner { tx, events, store, peer, organiser, clock, task }) };
+        let node = NodeHandle {
+            inner: Arc::new(Inner { tx, events, store, peer, organiser, clock, delivery_timeout_ms, task }),
+        };
         Ok((node, first))
     }
 
@@ -225,8 +235,15 @@ impl NodeHandle {
             let exhausted = stored.len() < chunk as usize;
             for m in stored.iter().rev() {
                 cursor = Some(m.cursor());
-                if let Some(v) =
-                    crate::view::view(&self.inner.store, &me.identity, &names, m, self.inner.clock.wall()).await?
+                if let Some(v) = crate::view::view(
+                    &self.inner.store,
+                    &me.identity,
+                    &names,
+                    m,
+                    self.inner.clock.wall(),
+                    self.inner.delivery_timeout_ms,
+                )
+                .await?
                 {
                     found.push(v);
                     if found.len() == limit as usize {
@@ -261,7 +278,16 @@ impl NodeHandle {
         let names = crate::names::Names::load(store, me.identity.peer_id(), &me.name).await?;
         let mut messages = Vec::with_capacity(found.len());
         for m in &found {
-            if let Some(v) = crate::view::view(store, &me.identity, &names, m, self.inner.clock.wall()).await? {
+            if let Some(v) = crate::view::view(
+                store,
+                &me.identity,
+                &names,
+                m,
+                self.inner.clock.wall(),
+                self.inner.delivery_timeout_ms,
+            )
+            .await?
+            {
                 messages.push(v);
             }
         }
@@ -275,7 +301,15 @@ impl NodeHandle {
         let me = self.inner.store.identity().await?.ok_or(EngineError::NoIdentity)?;
         let Some(m) = self.inner.store.get(id).await? else { return Ok(None) };
         let names = crate::names::Names::load(&self.inner.store, me.identity.peer_id(), &me.name).await?;
-        let Some(v) = crate::view::view(&self.inner.store, &me.identity, &names, &m, self.inner.clock.wall()).await?
+        let Some(v) = crate::view::view(
+            &self.inner.store,
+            &me.identity,
+            &names,
+            &m,
+            self.inner.clock.wall(),
+            self.inner.delivery_timeout_ms,
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -287,16 +321,29 @@ impl NodeHandle {
 
     /// Say why our saved messages wait, from who is in reach now.
     async fn explain_waiting(&self, messages: &mut [MessageView]) {
-        if !messages.iter().any(|m| m.state == Some(DeliveryState::Saved)) {
+        let saved = |m: &MessageView| m.delivery.as_ref().is_some_and(|d| d.state == DeliveryState::Saved);
+        if !messages.iter().any(saved) {
             return;
         }
         let why = match self.status().await {
             Ok(s) => Waiting::from_reach(s.links as usize, s.discovered as usize),
             Err(_) => Waiting::NoOneNearby,
         };
-        for m in messages.iter_mut().filter(|m| m.state == Some(DeliveryState::Saved)) {
-            m.waiting = Some(why);
+        for m in messages.iter_mut() {
+            if let Some(d) = m.delivery.as_mut().filter(|d| d.state == DeliveryState::Saved) {
+                d.waiting = Some(why);
+            }
         }
+    }
+
+    /// Send one of our messages again ("not delivered yet": retry): it is
+    /// pushed at once to every device in reach that shares its room (the
+    /// relay included), and its "not delivered yet" clock starts again.
+    /// Returns its delivery as it stands then. A retry within
+    /// [`RETRY_MIN_GAP_MS`] of the last one only restarts nothing.
+    pub async fn retry(&self, id: MessageId) -> Result<MessageView, NodeError> {
+        self.ask(|reply| Command::Retry { id, reply }).await??;
+        self.message(&id).await?.ok_or(NodeError::NotOurs)
     }
 
     /// Joined rooms in the order they were joined, with unread counts.

@@ -23,8 +23,8 @@ mod status;
 
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
-    AnnouncementView, DeliveryState, HistoryPage, LinkPath, MeetupPerson, MeetupView, MessageBody, MessageView,
-    NodeEvent, PathStats, PeerPath, PeerView, PersonChoiceView, PowerMode, RelayState, RoomView, Saving, SearchResults,
-    Status, Waiting,
+    AnnouncementView, Delivery, DeliveryState, HistoryPage, LinkPath, MeetupPerson, MeetupView, MessageBody,
+    MessageView, NodeEvent, NotDelivered, PathStats, PeerPath, PeerView, PersonChoiceView, PowerMode, RelayState,
+    RoomView, Saving, SearchResults, Status, Waiting, DELIVERY_TIMEOUT_MS,
 };
-pub use handle::{NodeError, NodeHandle, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE, SEARCH_INDEX_BUDGET};
+pub use handle::{NodeError, NodeHandle, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE, RETRY_MIN_GAP_MS, SEARCH_INDEX_BUDGET};

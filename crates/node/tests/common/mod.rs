@@ -1,4 +1,5 @@
 //! What the node tests of several real nodes on one mDNS hub share.
+#![allow(dead_code)] // each test binary uses a part of it
 
 use std::time::Duration;
 
@@ -13,14 +14,23 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// A node on mains power in `dir`, on `hub`, named `name`, given the
 /// festival's organiser key (or none).
 pub async fn start(hub: &MdnsHub, dir: &std::path::Path, name: &str, organiser: Option<PeerId>) -> NodeHandle {
+    start_with(hub, dir, name, |cfg| NodeConfig { organiser, ..cfg }).await
+}
+
+/// [`start`], with the config changed by `change`.
+pub async fn start_with(
+    hub: &MdnsHub,
+    dir: &std::path::Path,
+    name: &str,
+    change: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> NodeHandle {
     let cfg = NodeConfig {
         name: Some(name.to_owned()),
         mdns: Some(hub.clone()),
         power: PowerConfig::Fixed(PowerState::Mains),
-        organiser,
         ..NodeConfig::new(dir.to_owned())
     };
-    NodeHandle::start(cfg).await.expect("node starts")
+    NodeHandle::start(change(cfg)).await.expect("node starts")
 }
 
 /// Waits until `cond` holds, checking every 20 ms; fails after [`DEADLINE`].
