@@ -1232,7 +1232,7 @@ impl Actor {
             }
             // An answer changes its meet-up's card (the store has tallied
             // it): shown once per batch of effects (see `apply`).
-            Body::MeetupReply(r) => return Some((r.meetup, env.room().clone())),
+            Body::MeetupReply(r) => Some((r.meetup, env.room().clone())),
             Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) => {
                 self.refresh_names().await;
                 let Some((_, names)) = &self.names else { return None };
