@@ -280,12 +280,15 @@ fn codes_verify_people_and_bad_input_is_a_typed_error() {
     assert_eq!(dm["body"]["type"], "direct");
     assert_eq!(dm["delivery"]["state"], "saved");
     assert_eq!(dm["delivery"]["overdue_at"], dm["created_at"].as_u64().unwrap() + 120_000);
-    // Retry: one of mine is pushed again (alone, nothing goes out) and its
-    // clock restarts; someone else's id, or none stored, is a typed error.
-    let again = s.ok("retry", json!({"id": dm["id"]}));
-    assert_eq!(again["delivery"]["state"], "saved");
-    assert!(again["delivery"]["overdue_at"].as_u64().unwrap() >= dm["delivery"]["overdue_at"].as_u64().unwrap());
+    // Retry: alone, there is nobody to send it to (a typed error, nothing
+    // changes); not a DM of mine, or nothing stored, is another.
+    assert_eq!(s.code("retry", json!({"id": dm["id"]})), "no_one_in_reach");
+    let still = s.ok("history", json!({"room": "dm", "before": null, "limit": 10}));
+    let kept = still["messages"].as_array().unwrap().iter().find(|m| m["id"] == dm["id"]).unwrap().clone();
+    assert_eq!(kept["delivery"]["overdue_at"], dm["delivery"]["overdue_at"], "the clock goes on");
     assert_eq!(s.code("retry", json!({"id": "ab".repeat(32)})), "not_your_message");
+    let post = s.ok("send", json!({"room": "festival", "text": "a room message"}));
+    assert_eq!(s.code("retry", json!({"id": post["id"]})), "not_your_message");
     let convo = s.ok("dm_history", json!({"peer": p["peer"], "before": null, "limit": 20}));
     assert_eq!(convo["messages"][0]["id"], dm["id"]);
 }

@@ -96,6 +96,8 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   meetup_over: true,
   no_such_meetup: true,
   not_your_message: true,
+  retry_too_soon: true,
+  no_one_in_reach: true,
   node_stopped: true,
   internal: true,
 };

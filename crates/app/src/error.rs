@@ -59,8 +59,12 @@ pub enum ErrorCode {
     MeetupOver,
     /// Answering a meet-up this device does not hold.
     NoSuchMeetup,
-    /// Retrying a message that is not one of yours stored here.
+    /// Retrying a message that is not one of your DMs stored here.
     NotYourMessage,
+    /// Retrying again within 10 s, or past 10 retries a minute.
+    RetryTooSoon,
+    /// Retrying with no link up: nothing could be sent.
+    NoOneInReach,
     /// The node is not running (stopped, restarting, or failed to start).
     NodeStopped,
     Internal,
@@ -126,6 +130,8 @@ impl From<NodeError> for AppError {
             NodeError::OwnCode => ErrorCode::OwnCode,
             NodeError::NoSuchMeetup => ErrorCode::NoSuchMeetup,
             NodeError::NotOurs => ErrorCode::NotYourMessage,
+            NodeError::RetryTooSoon => ErrorCode::RetryTooSoon,
+            NodeError::NoOneInReach => ErrorCode::NoOneInReach,
             NodeError::Stopped => ErrorCode::NodeStopped,
         };
         let message = match code {

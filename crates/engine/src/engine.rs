@@ -196,15 +196,18 @@ impl<S: MessageStore> Engine<S> {
         Ok((id, effects))
     }
 
-    /// Push one of our own stored messages again to every live link of its
-    /// room (the person's "retry"). `false` when it is not ours or not
-    /// stored (then nothing is sent).
-    pub async fn resend(&mut self, id: &MessageId) -> Result<(bool, Vec<Effect>), EngineError> {
-        let Some(m) = self.io.store.get(id).await? else { return Ok((false, Vec::new())) };
+    /// Send one of our own stored messages again to the links of its room
+    /// (the person's "retry", see `Input::Resend`). Returns how many links
+    /// were told (0: not ours, not stored, or nobody in reach).
+    pub async fn resend(&mut self, id: &MessageId) -> Result<(usize, Vec<Effect>), EngineError> {
+        let Some(m) = self.io.store.get(id).await? else { return Ok((0, Vec::new())) };
         if m.envelope.author() != self.node.identity().peer_id() {
-            return Ok((false, Vec::new()));
+            return Ok((0, Vec::new()));
         }
-        Ok((true, self.handle(Input::Resend { envelope: m.envelope }).await))
+        let before = self.node.stats().resent_to;
+        let effects = self.handle(Input::Resend { envelope: m.envelope }).await;
+        let told = self.node.stats().resent_to.saturating_sub(before);
+        Ok((usize::try_from(told).unwrap_or(usize::MAX), effects))
     }
 
     /// The user has seen these messages of `room`: read receipts go to

@@ -79,7 +79,7 @@ pub async fn delivery(
     }
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     // A receipt proves it left, even if the outbox mark was lost.
-    Ok(Delivery::compute(
+    let mut d = Delivery::compute(
         marks.as_ref(),
         count(got.len()),
         count(read.len()),
@@ -87,7 +87,9 @@ pub async fn delivery(
         env.created_at(),
         now,
         delivery_timeout_ms,
-    ))
+    );
+    d.as_of = crate::runtime::events::next_as_of(now);
+    Ok(d)
 }
 
 /// A meet-up's card: its answers as the store tallies them (complete

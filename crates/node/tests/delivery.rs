@@ -1,11 +1,13 @@
 //! Honest delivery states between real nodes (mDNS, signed signaling,
 //! WebRTC data channels, inside a private network namespace), with a short
 //! delivery timeout: a DM handed to a device nearby that is not its
-//! recipient is "sent", never "delivered", and turns "not delivered yet"
-//! (handed on) when the timeout passes, by an event; a retry pushes it
-//! again and starts the clock again, and a second retry at once sends
-//! nothing more; a DM to a person in reach is delivered and read, with no
-//! "not delivered" at all. Run with scripts/test.
+//! recipient stays "sent" and turns "not delivered yet" (handed on) when
+//! the timeout passes, by an event; a retry sends it again and starts the
+//! clock again, and a second one at once is refused; only DMs of ours can
+//! be retried; a DM to a person in reach is delivered and read, with no
+//! "not delivered" clock at all. (That a receipt from someone else than
+//! the recipient never counts is checked in tests/runtime.rs.) Run with
+//! scripts/test.
 
 mod common;
 
@@ -58,19 +60,24 @@ async fn a_dm_handed_on_turns_not_delivered_yet_and_a_retry_starts_again() {
     assert_eq!((late.state, late.not_delivered), (DeliveryState::Sent, Some(NotDelivered::HandedOn)));
     assert!(late.as_of >= sent.as_of);
 
-    // Retry: pushed again, the clock starts again, then runs out again.
+    // Retry: sent again (to Ben, the one link), the clock starts again,
+    // then runs out again.
     let again = ana.retry(dm).await.unwrap().delivery.expect("ours");
     assert!(again.not_delivered.is_none(), "{again:?}");
     let due = again.overdue_at.expect("a new moment");
-    assert!(due > late.as_of, "{again:?} after {late:?}");
-    // At once again: nothing more is sent, the clock is not moved.
-    let twice = ana.retry(dm).await.unwrap().delivery.expect("ours");
-    assert_eq!(twice.overdue_at, Some(due));
+    assert!(due > sent.overdue_at.unwrap(), "a later moment: {again:?} after {sent:?}");
+    assert!(again.as_of > late.as_of, "a later view has a later stamp");
+    // At once again: refused, nothing more is sent, the clock is not moved.
+    assert!(matches!(ana.retry(dm).await, Err(NodeError::RetryTooSoon)));
+    let same = ana.message(&dm).await.unwrap().and_then(|m| m.delivery).expect("ours");
+    assert_eq!(same.overdue_at, Some(due));
     let late = delivery_event(&mut events, dm, |d| d.not_delivered.is_some()).await;
     assert_eq!(late.not_delivered, Some(NotDelivered::HandedOn));
-    // Not ours, or not stored: a typed error.
+    // Not a DM of ours, or not stored: a typed error.
     assert!(matches!(ben.retry(dm).await, Err(NodeError::NotOurs)));
     assert!(matches!(ana.retry(MessageId::from_bytes([7; 32])).await, Err(NodeError::NotOurs)));
+    let post = ana.send(RoomId::festival(), "a room message".into()).await.unwrap();
+    assert!(matches!(ana.retry(post).await, Err(NodeError::NotOurs)), "a room message has no retry");
 
     // To Ben, who is in reach: delivered, then read, never "not delivered".
     let to_ben = ana.send_dm(ben.peer_id(), "see you at the bar".into()).await.unwrap();

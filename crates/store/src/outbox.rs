@@ -129,20 +129,23 @@ impl Store {
     }
 
     /// The relay acknowledged it committed these envelopes (`Stored`): mark
-    /// those of them that are ours, the first time. Returns the ids newly
-    /// marked (a relay's ids that are not ours, or marked already, are left
-    /// alone: a relay cannot mark what we did not write).
+    /// those of them that are ours and have left this device, the first
+    /// time. Returns the ids newly marked (a relay's ids that are not ours,
+    /// not sent yet, or marked already are left alone: a relay cannot mark
+    /// what we did not write, nor make an unsent message look stored).
     pub async fn mark_relay_stored(&self, ids: &[MessageId], at: u64) -> Result<Vec<MessageId>> {
         let at = to_sql("relay_stored_at", at)?;
         let mut marked = Vec::new();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for id in ids {
-            let done =
-                sqlx::query("UPDATE outbox SET relay_stored_at = ? WHERE message_id = ? AND relay_stored_at IS NULL")
-                    .bind(at)
-                    .bind(&id.as_bytes()[..])
-                    .execute(&mut *tx)
-                    .await?;
+            let done = sqlx::query(
+                "UPDATE outbox SET relay_stored_at = ?
+                 WHERE message_id = ? AND relay_stored_at IS NULL AND sent_at IS NOT NULL",
+            )
+            .bind(at)
+            .bind(&id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await?;
             if done.rows_affected() == 1 {
                 marked.push(*id);
             }
@@ -165,15 +168,19 @@ impl Store {
         }
     }
 
-    /// Our DMs written (or retried) since `since`, not yet acknowledged by
-    /// their recipient, newest first, at most `limit`: those whose "not
-    /// delivered yet" moment may still come.
+    /// Our DMs (kind `SealedDm`: not the receipts we send, which travel in
+    /// the DM room too) written or retried since `since` (ms, our clock),
+    /// not yet acknowledged by anyone, newest first, at most `limit`, with
+    /// when their "not delivered yet" clock started (written or last
+    /// retried): those whose moment may still come. Reads the outbox, which
+    /// holds only what this device wrote.
     pub async fn recent_undelivered_dms(&self, since: u64, limit: u32) -> Result<Vec<(MessageId, u64)>> {
         let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT o.message_id, max(o.queued_at, coalesce(o.retried_at, 0)) AS start FROM outbox o
-             WHERE o.room = 'dm' AND max(o.queued_at, coalesce(o.retried_at, 0)) >= ?
+            "SELECT o.message_id, max(m.created_at, coalesce(o.retried_at, 0)) AS start
+             FROM outbox o JOIN messages m ON m.chain = o.chain AND m.seq = o.seq
+             WHERE o.room = 'dm' AND m.kind = 2 AND (m.created_at >= ?1 OR o.retried_at >= ?1)
                AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.message_id = o.message_id)
-             ORDER BY start DESC LIMIT ?",
+             ORDER BY start DESC LIMIT ?2",
         )
         .bind(to_sql("since", since)?)
         .bind(i64::from(limit))

@@ -46,6 +46,10 @@ not_delivered: NotDelivered | null,
  */
 overdue_at: number | null, 
 /**
- * The node's clock (ms since the Unix epoch) when this was computed.
+ * When this was computed: the node's wall clock (ms since the Unix
+ * epoch), made strictly increasing within the process
+ * ([`next_as_of`]), so of two views the later is always the one
+ * computed later, also across a clock set back or a node restarted
+ * with new settings.
  */
 as_of: number, };

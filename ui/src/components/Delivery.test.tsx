@@ -40,6 +40,8 @@ describe("honest delivery states", () => {
     expect(api.retry).toHaveBeenCalledWith(m.id);
     await waitFor(() => expect(screen.queryByText(/Not delivered yet: /)).not.toBeInTheDocument());
     expect(screen.getByText("Sent via LAN")).toBeInTheDocument();
+    // The note went with its button: the focus is on the message, not lost.
+    expect(document.activeElement?.getAttribute("data-id")).toBe(m.id);
   });
 
   it("a retry that fails says why in place; the node's later event still wins", async () => {
@@ -57,7 +59,6 @@ describe("honest delivery states", () => {
     expect(await screen.findByText(/not running right now/)).toBeInTheDocument();
     act(() => api.emit({ event: "delivery", id: m.id, delivery: dl({ state: "delivered", delivered_to: 1, at_relay: true, as_of: 5 }) }));
     await waitFor(() => expect(screen.queryByText(/Not delivered yet: /)).not.toBeInTheDocument());
-    // Carried by others is never called delivered: only the node's count of the recipient's receipt is.
     expect(screen.getByText("Delivered")).toBeInTheDocument();
   });
 });

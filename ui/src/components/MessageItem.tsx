@@ -1,4 +1,4 @@
-import { memo, useContext, useState } from "react";
+import { memo, useContext, useId, useRef, useState } from "react";
 import { toApiError } from "../api";
 import type { Author, MeetupAnswer, MessageView } from "../model";
 import { bodyText, meetupOf } from "../logic/meetup";
@@ -28,16 +28,28 @@ function StateIcon({ d }: { d: Delivery }) {
   }
 }
 
-/** "Not delivered yet", why, and a way to send it again. */
+/**
+ * "Not delivered yet", why, and a way to send it again. Not a live region
+ * (a history of them would be read out at once); the label beside the time
+ * says it, and the button's error is tied to it.
+ */
 function NotDeliveredNote({ d, id, onRetry }: { d: Delivery; id: string; onRetry?: ((id: string) => Promise<unknown>) | undefined }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const errorId = useId();
+  const ref = useRef<HTMLDivElement>(null);
   const retry = async () => {
     if (!onRetry || busy) return;
     setBusy(true);
     setError(null);
+    // The note goes once it is sent again: the focus moves to its message.
+    const li = ref.current?.closest("li");
     try {
       await onRetry(id);
+      if (li instanceof HTMLElement) {
+        li.tabIndex = -1;
+        li.focus({ preventScroll: true });
+      }
     } catch (e) {
       setError(toApiError(e).message);
     } finally {
@@ -45,15 +57,19 @@ function NotDeliveredNote({ d, id, onRetry }: { d: Delivery; id: string; onRetry
     }
   };
   return (
-    <div className="not-delivered" role="status">
+    <div className="not-delivered" ref={ref}>
       <AlertIcon width={13} height={13} />
       <span>Not delivered yet: {notDeliveredText(d)}.</span>
       {onRetry && (
-        <button type="button" className="link-btn" aria-disabled={busy} onClick={() => void retry()}>
+        <button type="button" className="link-btn" aria-disabled={busy} aria-describedby={error ? errorId : undefined} onClick={() => void retry()}>
           {busy ? "Sending again…" : "Try again"}
         </button>
       )}
-      {error && <span className="form-error">{error}</span>}
+      {error && (
+        <span className="form-error" id={errorId} role="alert">
+          {error}
+        </span>
+      )}
     </div>
   );
 }

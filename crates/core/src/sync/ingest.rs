@@ -332,25 +332,43 @@ impl Node {
         }
     }
 
-    /// Push one of our own messages again to every live link that shares
-    /// its room (see `Input::Resend`): direct links first.
-    pub(super) fn resend(&mut self, env: &SignedEnvelope, out: &mut Vec<Output>) {
+    /// One of our own messages again (see `Input::Resend`): pushed to the
+    /// room's tree links and relay sessions, announced (`IHave`) to its
+    /// other links, as a first push would be but whatever the crowd, so
+    /// the push tree is not pruned for a copy its peers may hold already.
+    /// Returns how many links were told.
+    pub(super) fn resend(&mut self, env: &SignedEnvelope, out: &mut Vec<Output>) -> usize {
         if env.author() != self.my_id {
-            return;
+            return 0;
         }
-        let Some(room) = self.rooms.get(env.room()) else { return };
+        let Some(room) = self.rooms.get(env.room()) else { return 0 };
         let kind = env.kind();
-        let mut links: Vec<LinkId> =
-            room.eager.iter().chain(room.lazy.iter()).copied().filter(|l| self.link_takes(*l, kind)).collect();
-        links.sort_by_key(|l| (self.links.get(l).map(|x| x.kind == LinkKind::Relay), *l));
-        links.dedup();
-        let push = Frame::Push(Item { hops: 1, envelope: env.bytes().to_vec() }).encode();
-        for link in links {
-            out.push(Output::Send { link, bytes: push.clone() });
+        let is_relay = |l: &LinkId| self.links.get(l).is_some_and(|x| x.kind == LinkKind::Relay);
+        let (mut push, mut tell): (Vec<LinkId>, Vec<LinkId>) = (Vec::new(), Vec::new());
+        for l in room.eager.iter().chain(room.lazy.iter()).copied().filter(|l| self.link_takes(*l, kind)) {
+            if room.eager.contains(&l) || is_relay(&l) {
+                push.push(l);
+            } else {
+                tell.push(l);
+            }
+        }
+        push.sort_by_key(|l| (is_relay(l), *l));
+        push.dedup();
+        tell.sort();
+        tell.dedup();
+        let told = push.len() + tell.len();
+        let bytes = Frame::Push(Item { hops: 1, envelope: env.bytes().to_vec() }).encode();
+        for link in push {
+            out.push(Output::Send { link, bytes: bytes.clone() });
             if let Some(kind) = self.links.get(&link).map(|l| l.kind) {
                 self.note_sent(env.id(), link, kind, out);
             }
         }
+        if !tell.is_empty() {
+            let r = MsgRef { room: env.room().clone(), author: env.author(), seq: env.seq(), id: env.id() };
+            self.announce_now(tell, r, out);
+        }
+        told
     }
 
     fn is_lan(&self, link: LinkId) -> bool {

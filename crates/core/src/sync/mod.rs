@@ -366,9 +366,10 @@ pub enum Input {
         blocked: bool,
     },
     /// The person asked to send one of our own stored messages again
-    /// ("not delivered yet", retry): pushed at once to every live link
-    /// that shares its room, tree or not. Anything not ours, or of a room
-    /// not carried, is ignored.
+    /// ("not delivered yet", retry): pushed at once to the room's tree
+    /// links and relay sessions, announced to its other links (counted in
+    /// [`Stats::resent_to`]). Anything not ours, or of a room not carried,
+    /// is ignored.
     Resend {
         envelope: SignedEnvelope,
     },
@@ -731,7 +732,10 @@ impl Node {
                 }
             }
             Input::Block { peer, blocked } => self.on_block(peer, blocked, now, &mut out),
-            Input::Resend { envelope } => self.resend(&envelope, &mut out),
+            Input::Resend { envelope } => {
+                let told = self.resend(&envelope, &mut out);
+                self.stats.resent_to += told as u64;
+            }
             Input::MarkRead { room, messages } => {
                 let small = self.rooms.get(&room).is_some_and(|r| self.is_small(r));
                 let me = self.my_id;

@@ -125,6 +125,9 @@ pub struct Stats {
     pub equivocations: u64,
     /// Seqs given up on because no peer could serve them any more.
     pub skipped: u64,
+    /// Links our own messages were sent to again on the person's retry
+    /// (`Input::Resend`).
+    pub resent_to: u64,
     /// Messages of others announced only, not pushed: their author was
     /// over its push budget (`crowd`).
     pub held_back: u64,

@@ -23,7 +23,7 @@ use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{
     AnnouncementView, DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting,
 };
-use super::handle::NodeError;
+use super::handle::{NodeError, RETRY_MIN_GAP_MS};
 use super::paths::{median, Paths, RelayPath};
 use super::relay_route::{RelayRoute, RouteAction, RELAY_BREAKER};
 use super::sendq::{Admit, SendQueue};
@@ -170,7 +170,14 @@ pub struct Actor {
     overdue: BTreeSet<(u64, MessageId)>,
     /// See [`NodeConfig::delivery_timeout_ms`].
     delivery_timeout_ms: u64,
+    /// When the last retries were made (wall ms), at most
+    /// [`MAX_RETRIES_PER_MINUTE`] within a minute.
+    retries: std::collections::VecDeque<u64>,
 }
+
+/// Retries of any of our DMs within a minute (each pushes to every link in
+/// reach).
+const MAX_RETRIES_PER_MINUTE: usize = 10;
 
 /// Most of our DMs watched for their "not delivered yet" moment (ours only,
 /// so a peer cannot grow it; the cap bounds a person who writes in bulk).
@@ -290,6 +297,7 @@ impl Actor {
             names: None,
             overdue: BTreeSet::new(),
             delivery_timeout_ms: cfg.delivery_timeout_ms,
+            retries: std::collections::VecDeque::new(),
         };
         let mut actor = actor;
         // Our DMs whose "not delivered yet" moment lies ahead (written or
@@ -312,10 +320,54 @@ impl Actor {
         }
     }
 
+    /// The person asked to send one of our DMs again (see
+    /// [`NodeHandle::retry`](super::NodeHandle::retry)).
+    async fn retry(&mut self, id: MessageId) -> Result<(), NodeError> {
+        let now = self.engine.clock().wall();
+        let Some(m) = self.store.get(&id).await? else { return Err(NodeError::NotOurs) };
+        let dm = m.envelope.kind() == festival_core::Kind::SealedDm;
+        let marks = self.store.outbox_marks(&id).await?;
+        let Some(marks) = marks.filter(|_| dm && m.envelope.author() == self.me) else {
+            return Err(NodeError::NotOurs);
+        };
+        let d = crate::view::delivery(&self.store, &m.envelope, now, self.delivery_timeout_ms).await?;
+        if d.state >= DeliveryState::Delivered {
+            // It arrived: nothing to send again.
+            return Ok(());
+        }
+        // A second press soon after (the clock set back counts as not soon).
+        let last = marks.retried_at.unwrap_or(0);
+        if now >= last && now - last < RETRY_MIN_GAP_MS {
+            return Err(NodeError::RetryTooSoon);
+        }
+        // And a cap on all of them: each pushes to every link in reach.
+        while self.retries.front().is_some_and(|t| now.saturating_sub(*t) >= 60_000 || *t > now) {
+            self.retries.pop_front();
+        }
+        if self.retries.len() >= MAX_RETRIES_PER_MINUTE {
+            return Err(NodeError::RetryTooSoon);
+        }
+        let (pushed, eff) = self.engine.resend(&id).await?;
+        self.apply(eff).await;
+        if pushed == 0 {
+            // Nobody to send it to: the clock goes on, the reason stays.
+            return Err(NodeError::NoOneInReach);
+        }
+        self.retries.push_back(now);
+        self.store.mark_retried(&id, now).await?;
+        self.emit_delivery(id).await;
+        Ok(())
+    }
+
     /// Tell the UI where one of our messages stands now.
     async fn emit_delivery(&mut self, id: MessageId) {
         let Ok(Some(m)) = self.store.get(&id).await else { return };
-        if m.envelope.author() != self.me {
+        // Only what is shown: not the receipts and profiles we write.
+        let shown = matches!(
+            m.envelope.kind(),
+            festival_core::Kind::Text | festival_core::Kind::SealedDm | festival_core::Kind::Meetup
+        );
+        if m.envelope.author() != self.me || !shown {
             return;
         }
         let now = self.engine.clock().wall();
@@ -1094,6 +1146,9 @@ impl Actor {
         // answers the batch held (a catch-up of a crowd's answers is one
         // event per card, not one per answer).
         let mut cards = std::collections::BTreeSet::new();
+        // Our messages whose delivery moved: one event each per batch (a
+        // receipt names up to 64; a batch may hold many receipts).
+        let mut moved = BTreeSet::new();
         for e in effects {
             match e {
                 Effect::Send { link, bytes } => match self.transports.get(&link).copied() {
@@ -1120,7 +1175,7 @@ impl Actor {
                         LinkKind::Relay => LinkPath::Relay,
                     };
                     self.emit(NodeEvent::Sent { id, path });
-                    self.emit_delivery(id).await;
+                    moved.insert(id);
                 }
                 Effect::Refused { peer, report, .. } => {
                     for (code, n) in &report.counts {
@@ -1135,10 +1190,8 @@ impl Actor {
                     self.emit(NodeEvent::Equivocation { peer: author });
                 }
                 Effect::Receipt { from, status, ids } => {
-                    self.emit(NodeEvent::Receipt { from, status, ids: ids.clone() });
-                    for id in ids {
-                        self.emit_delivery(id).await;
-                    }
+                    moved.extend(ids.iter().copied());
+                    self.emit(NodeEvent::Receipt { from, status, ids });
                 }
                 Effect::Limits(l) => {
                     self.limits = l;
@@ -1153,6 +1206,9 @@ impl Actor {
         }
         for (meetup, room) in cards {
             self.meetup_changed(meetup, room).await;
+        }
+        for id in moved {
+            self.emit_delivery(id).await;
         }
     }
 
@@ -1301,24 +1357,7 @@ impl Actor {
                 let _ = reply.send(r.map_err(NodeError::from));
             }
             Command::Retry { id, reply } => {
-                let r: Result<(), NodeError> = async {
-                    let now = self.engine.clock().wall();
-                    let marks = self.store.outbox_marks(&id).await?.ok_or(NodeError::NotOurs)?;
-                    // A second press within the gap sends nothing again.
-                    let last = marks.retried_at.unwrap_or(0);
-                    if now.saturating_sub(last) < crate::runtime::handle::RETRY_MIN_GAP_MS {
-                        return Ok(());
-                    }
-                    self.store.mark_retried(&id, now).await?;
-                    let (ours, eff) = self.engine.resend(&id).await?;
-                    if !ours {
-                        return Err(NodeError::NotOurs);
-                    }
-                    self.apply(eff).await;
-                    self.emit_delivery(id).await;
-                    Ok(())
-                }
-                .await;
+                let r = self.retry(id).await;
                 let _ = reply.send(r);
             }
             Command::Rename { name, reply } => {

@@ -79,8 +79,28 @@ pub struct Delivery {
     /// A DM not delivered yet whose timeout has not come: when it does (the
     /// node sends a `delivery` event then).
     pub overdue_at: Option<u64>,
-    /// The node's clock (ms since the Unix epoch) when this was computed.
+    /// When this was computed: the node's wall clock (ms since the Unix
+    /// epoch), made strictly increasing within the process
+    /// ([`next_as_of`]), so of two views the later is always the one
+    /// computed later, also across a clock set back or a node restarted
+    /// with new settings.
     pub as_of: u64,
+}
+
+/// A stamp for a view computed now: the wall clock, or one more than the
+/// last stamp given in this process if that is not earlier (the clock set
+/// back, or two views in one millisecond).
+pub fn next_as_of(wall: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = wall.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// How long a DM may go unacknowledged by its recipient before it shows
@@ -122,7 +142,7 @@ impl Delivery {
             DeliveryState::Read
         } else if delivered_to > 0 {
             DeliveryState::Delivered
-        } else if at_relay {
+        } else if at_relay && sent {
             DeliveryState::AtRelay
         } else if sent {
             DeliveryState::Sent
@@ -131,7 +151,9 @@ impl Delivery {
         };
         let (mut not_delivered, mut overdue_at) = (None, None);
         if direct && state < DeliveryState::Delivered {
-            let start = marks.and_then(|m| m.retried_at).unwrap_or(0).max(created_at);
+            // A retry stamped while the clock ran ahead counts from now.
+            let retried = marks.and_then(|m| m.retried_at).map_or(0, |r| r.min(now));
+            let start = retried.max(created_at);
             let due = start.saturating_add(timeout_ms);
             if now >= due {
                 not_delivered = Some(match state {
@@ -570,7 +592,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stages_follow_what_the_store_knows_and_never_count_a_carrier_as_delivery() {
+    fn the_stages_follow_what_the_store_knows() {
         let state = |m: Option<OutboxMarks>, got: u32, read: u32| {
             Delivery::compute(m.as_ref(), got, read, false, T, T + 1, TIMEOUT).state
         };
@@ -584,6 +606,8 @@ mod tests {
         assert_eq!(state(Some(marks(true, false, None)), 1, 1), DeliveryState::Read);
         // A receipt proves it left, even with the outbox's mark lost.
         assert_eq!(state(Some(marks(false, false, None)), 1, 0), DeliveryState::Delivered);
+        // A relay's word alone does not make an unsent message stored.
+        assert_eq!(state(Some(marks(false, true, None)), 0, 0), DeliveryState::Saved);
         let d = Delivery::compute(Some(&marks(true, true, None)), 1, 0, false, T, T + 1, TIMEOUT);
         assert_eq!((d.path, d.at_relay, d.as_of), (Some(LinkPath::Lan), true, T + 1), "the relay's mark stays");
     }
@@ -604,8 +628,19 @@ mod tests {
         // A retry starts the clock again.
         let retried = dm(marks(true, false, Some(due + 5)), 0, due + 10);
         assert_eq!((retried.not_delivered, retried.overdue_at), (None, Some(due + 5 + TIMEOUT)));
+        // A retry stamped while the clock ran ahead starts the clock from now.
+        let ahead = dm(marks(true, false, Some(due + 3_600_000)), 0, due + 10);
+        assert_eq!(ahead.overdue_at, Some(due + 10 + TIMEOUT));
         // A room message has no such clock (receipts come only from small rooms).
         let room = Delivery::compute(Some(&marks(true, false, None)), 0, 0, false, T, due * 2, TIMEOUT);
         assert_eq!((room.not_delivered, room.overdue_at), (None, None));
+    }
+
+    #[test]
+    fn stamps_only_go_up_even_when_the_clock_goes_back() {
+        let a = next_as_of(T + 1_000);
+        let b = next_as_of(T);
+        let c = next_as_of(T);
+        assert!(a < b && b < c, "{a} {b} {c}");
     }
 }

@@ -53,8 +53,12 @@ pub enum NodeError {
     OwnCode,
     #[error("no meet-up with that id is stored here")]
     NoSuchMeetup,
-    #[error("that is not one of your messages stored here")]
+    #[error("that is not one of your direct messages stored here")]
     NotOurs,
+    #[error("sent again a moment ago: give it a little time")]
+    RetryTooSoon,
+    #[error("no one is in reach to send it to: it goes out on its own when someone is")]
+    NoOneInReach,
     #[error("the node has stopped")]
     Stopped,
 }
@@ -336,11 +340,14 @@ impl NodeHandle {
         }
     }
 
-    /// Send one of our messages again ("not delivered yet": retry): it is
-    /// pushed at once to every device in reach that shares its room (the
-    /// relay included), and its "not delivered yet" clock starts again.
-    /// Returns its delivery as it stands then. A retry within
-    /// [`RETRY_MIN_GAP_MS`] of the last one only restarts nothing.
+    /// Send one of our DMs again ("not delivered yet": retry): it is pushed
+    /// at once to the relay and the DM room's tree links in reach, and
+    /// announced to the others; its "not delivered yet" clock starts again.
+    /// Returns it with its delivery as it then stands (a DM delivered
+    /// already is left as it is). `NotOurs` for anything but one of our
+    /// DMs; `RetryTooSoon` within [`RETRY_MIN_GAP_MS`] of its last retry,
+    /// or past 10 retries a minute in all; `NoOneInReach` when no link is
+    /// up (nothing was sent, the clock goes on).
     pub async fn retry(&self, id: MessageId) -> Result<MessageView, NodeError> {
         self.ask(|reply| Command::Retry { id, reply }).await??;
         self.message(&id).await?.ok_or(NodeError::NotOurs)
