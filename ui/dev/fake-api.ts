@@ -272,8 +272,8 @@ export function fakeApi(scene: string): Api {
     async send(room, text) {
       if (scene === "send-fails") throw new ApiError("storage", "the message store is busy; try again");
       const m = mk(room, ME, text, Date.now(), { delivery: dl({ state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 }) });
-      setTimeout(() => emit({ event: "sent", id: m.id, path: "lan" }), 900);
-      setTimeout(() => emit({ event: "receipt", from: ANA, status: "delivered", ids: [m.id] }), 1800);
+      setTimeout(() => emit({ event: "delivery", id: m.id, delivery: dl({ state: "sent", path: "lan" }) }), 900);
+      setTimeout(() => emit({ event: "delivery", id: m.id, delivery: dl({ state: "delivered", path: "lan", delivered_to: 1 }) }), 1800);
       return m;
     },
     async sendMeetup(room, place, at) {

@@ -277,6 +277,25 @@ const shots = {
       await p.waitForTimeout(300);
     },
   },
+  "33-dm-not-delivered": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /^Bo / }).first().click();
+      await p.getByText(/Not delivered yet: /).waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "34-phone-not-delivered": {
+    scene: "mobile",
+    view: phone,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Back to conversations" }).click();
+      await p.getByRole("button", { name: /^Bo / }).first().click();
+      await p.getByText(/Not delivered yet: /).waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

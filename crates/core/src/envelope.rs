@@ -50,7 +50,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn code(self) -> u8 {
+    pub const fn code(self) -> u8 {
         match self {
             Kind::Text => 0,
             Kind::Receipt => 1,

@@ -30,6 +30,16 @@ pub(crate) fn target_from_row((id, room, author, kind, recipient): TargetRow) ->
 /// Ids looked up per statement (four values bound each).
 const IDS_PER_STATEMENT: usize = 256;
 
+/// The kinds whose author is a member of the room they are in (whose room
+/// receipts count): texts, meet-ups and answers to them, and (the festival
+/// room's) profiles. Both stores' membership queries bind these.
+pub(crate) const MEMBER_KINDS: [i64; 4] = [
+    Kind::Text.code() as i64,
+    Kind::Profile.code() as i64,
+    Kind::Meetup.code() as i64,
+    Kind::MeetupReply.code() as i64,
+];
+
 impl Store {
     /// The id of the message at each chain's `max_seq`, for the chains
     /// that still hold it: one pass over `heads` joined with the position index.
@@ -87,10 +97,10 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(&author.as_bytes()[..])
-        .bind(i64::from(Kind::Text.code()))
-        .bind(i64::from(Kind::Profile.code()))
-        .bind(i64::from(Kind::Meetup.code()))
-        .bind(i64::from(Kind::MeetupReply.code()))
+        .bind(MEMBER_KINDS[0])
+        .bind(MEMBER_KINDS[1])
+        .bind(MEMBER_KINDS[2])
+        .bind(MEMBER_KINDS[3])
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.is_some())

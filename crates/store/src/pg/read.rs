@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use festival_core::receipt::Target;
-use festival_core::{Kind, MessageId, PeerId, RoomId, SignedEnvelope};
+use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 
 use super::PgStore;
 use crate::error::{clamp_to_sql, hops_from_sql, message_id_from_sql, Result};
@@ -135,10 +135,10 @@ impl PgStore {
         )
         .bind(room.as_str())
         .bind(&author.as_bytes()[..])
-        .bind(i64::from(Kind::Text.code()))
-        .bind(i64::from(Kind::Profile.code()))
-        .bind(i64::from(Kind::Meetup.code()))
-        .bind(i64::from(Kind::MeetupReply.code()))
+        .bind(crate::lookup::MEMBER_KINDS[0])
+        .bind(crate::lookup::MEMBER_KINDS[1])
+        .bind(crate::lookup::MEMBER_KINDS[2])
+        .bind(crate::lookup::MEMBER_KINDS[3])
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some())
