@@ -112,13 +112,15 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   const card = meetupOf(m);
   const mentioned = !m.mine && card === null && mentions(bodyText(m.body), me);
   return (
-    <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}${mentioned ? " mentioned" : ""}`} data-id={m.id}>
+    <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}${mentioned ? " mentioned" : ""}`} data-id={m.id} data-author={m.mine ? undefined : m.author}>
       {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author?.name ?? "?"} size="sm" />}</div>}
       <div className="msg-col">
         {head &&
           !m.mine &&
           (onAuthor ? (
-            <button type="button" className="msg-author" onClick={() => onAuthor(m.author)} title={`Message ${plainName(author, m.author)} directly`}>
+            // Out of the Tab order (a long room would be dozens of stops): with
+            // the keyboard, Enter on the message does it (see MessageList).
+            <button type="button" className="msg-author" tabIndex={-1} onClick={() => onAuthor(m.author)} title={`Message ${plainName(author, m.author)} directly`}>
               <PersonName author={author} peer={m.author} />
             </button>
           ) : (

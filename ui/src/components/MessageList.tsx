@@ -110,8 +110,63 @@ export function MessageList(p: MessageListProps) {
     if (el.scrollTop < LOAD_MARGIN_PX && hasOlder && !loading && !error) onLoadOlder();
   };
 
+  // The keyboard: the list is one Tab stop; the arrows move between its
+  // messages (Home, End: the first, the last), Enter on someone's message in
+  // a room opens a DM with them, Escape goes back to the list.
+  const onKeyDown = (e: React.KeyboardEvent<HTMLDivElement>) => {
+    const el = ref.current;
+    if (!el) return;
+    const items = [...el.querySelectorAll<HTMLLIElement>("li.msg")];
+    if (items.length === 0) return;
+    const active = document.activeElement;
+    const at = items.findIndex((li) => li === active);
+    const go = (i: number) => {
+      const li = items[Math.max(0, Math.min(items.length - 1, i))];
+      if (!li) return;
+      e.preventDefault();
+      li.tabIndex = -1;
+      li.focus();
+      li.scrollIntoView?.({ block: "nearest" });
+    };
+    if (e.target !== el && at < 0) return; // a control inside a message keeps its keys
+    switch (e.key) {
+      case "ArrowUp":
+        return go(at < 0 ? items.length - 1 : at - 1);
+      case "ArrowDown":
+        return at < 0 ? go(items.length - 1) : go(at + 1);
+      case "Home":
+        return go(0);
+      case "End":
+        return go(items.length - 1);
+      case "Escape":
+        if (at >= 0) {
+          e.preventDefault();
+          el.focus();
+        }
+        return;
+      case "Enter": {
+        const author = at >= 0 ? items[at]?.dataset["author"] : undefined;
+        if (author && p.onAuthor) {
+          e.preventDefault();
+          p.onAuthor(author);
+        }
+        return;
+      }
+    }
+  };
+
   return (
-    <div className="messages" ref={ref} onScroll={onScroll} role="log" aria-live="polite" aria-busy={loading}>
+    <div
+      className="messages"
+      ref={ref}
+      onScroll={onScroll}
+      onKeyDown={onKeyDown}
+      role="log"
+      aria-live="polite"
+      aria-busy={loading}
+      aria-label={p.onAuthor ? "Messages: arrows move between them, Enter on one messages its author" : "Messages: arrows move between them"}
+      tabIndex={0}
+    >
       <div className="history-edge">
         {loading && <span className="spinner" aria-label="Loading older messages" />}
         {!loading && error && (
