@@ -6,7 +6,8 @@ use festival_app::{App, AppError, AppState, MyCode, Settings};
 use festival_core::body::MeetupAnswer;
 use festival_core::MessageId;
 use festival_node::runtime::{
-    AnnouncementView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, SearchResults, Status,
+    AnnouncementView, GroupView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView,
+    SearchResults, Status,
 };
 use festival_store::HistoryCursor;
 use tauri::ipc::Channel;
@@ -78,6 +79,41 @@ pub async fn send_meetup(app: State<'_, App>, room: String, place: String, at: u
 #[tauri::command]
 pub async fn answer_meetup(app: State<'_, App>, meetup: MessageId, answer: MeetupAnswer) -> Result<MessageView> {
     app.answer_meetup(meetup, answer).await
+}
+
+#[tauri::command]
+pub async fn create_group(app: State<'_, App>, name: String, members: Vec<String>) -> Result<GroupView> {
+    app.create_group(&name, &members).await
+}
+
+#[tauri::command]
+pub async fn groups(app: State<'_, App>) -> Result<Vec<GroupView>> {
+    app.groups().await
+}
+
+#[tauri::command]
+pub async fn send_group(app: State<'_, App>, group: String, text: String) -> Result<MessageView> {
+    app.send_group(&group, &text).await
+}
+
+#[tauri::command]
+pub async fn invite_to_group(app: State<'_, App>, group: String, members: Vec<String>) -> Result<GroupView> {
+    app.invite_to_group(&group, &members).await
+}
+
+#[tauri::command]
+pub async fn leave_group(app: State<'_, App>, group: String) -> Result<GroupView> {
+    app.leave_group(&group).await
+}
+
+#[tauri::command]
+pub async fn group_history(
+    app: State<'_, App>,
+    group: String,
+    before: Option<HistoryCursor>,
+    limit: u32,
+) -> Result<HistoryPage> {
+    app.group_history(&group, before, limit).await
 }
 
 #[tauri::command]

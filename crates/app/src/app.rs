@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use festival_core::body::{MeetupAnswer, MAX_TEXT_BYTES};
+use festival_core::group::GroupId;
 use festival_core::{MessageId, PeerId, RoomId};
 use festival_node::discovery::MdnsHub;
 use festival_node::local::{parse_joinable_room, LocalNode};
 use festival_node::runtime::{
-    AnnouncementView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView, PersonChoiceView,
-    PowerConfig, RoomView, SearchResults, Status,
+    AnnouncementView, GroupView, HistoryPage, MessageView, NodeConfig, NodeEvent, NodeHandle, PeerView,
+    PersonChoiceView, PowerConfig, RoomView, SearchResults, Status,
 };
 use festival_store::HistoryCursor;
 use serde::Serialize;
@@ -141,6 +142,14 @@ fn parse_conversation(key: &str) -> Result<Conversation, AppError> {
         Some(peer) => Ok(Conversation::Direct(parse_peer(peer)?)),
         None => Ok(Conversation::Room(parse_room_id(key)?)),
     }
+}
+
+fn parse_group(id: &str) -> Result<GroupId, AppError> {
+    GroupId::from_hex(id).ok_or_else(|| AppError::new(ErrorCode::NotInGroup, format!("{id:?} is not a group id.")))
+}
+
+fn parse_people(people: &[String]) -> Result<Vec<PeerId>, AppError> {
+    people.iter().map(|p| parse_peer(p)).collect()
 }
 
 fn not_yourself(me: PeerId, peer: PeerId) -> Result<(), AppError> {
@@ -438,6 +447,65 @@ impl App {
         Ok(node.block(peer, blocked).await?)
     }
 
+    /// Make a private group of me and `members` (peer ids or contact
+    /// codes); returns it.
+    pub async fn create_group(&self, name: &str, members: &[String]) -> Result<GroupView, AppError> {
+        let node = self.node().await?;
+        let people = parse_people(members)?;
+        if people.iter().all(|p| *p == node.peer_id()) {
+            return Err(AppError::new(ErrorCode::InvalidGroupMembers, "Add at least one person besides you."));
+        }
+        let id = node.create_group(name, people).await?;
+        Self::group_of(&node, &id).await
+    }
+
+    async fn group_of(node: &NodeHandle, id: &GroupId) -> Result<GroupView, AppError> {
+        node.group(id)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorCode::Storage, "the group was saved but cannot be read back"))
+    }
+
+    /// The private groups I am (or was) in, the latest active first.
+    pub async fn groups(&self) -> Result<Vec<GroupView>, AppError> {
+        Ok(self.node().await?.groups().await?)
+    }
+
+    /// Post to a private group; returns the message as saved.
+    pub async fn send_group(&self, group: &str, text: &str) -> Result<MessageView, AppError> {
+        check_text(text)?;
+        let group = parse_group(group)?;
+        let node = self.node().await?;
+        let id = node.send_group(group, text.to_owned()).await?;
+        Self::saved(&node, id).await
+    }
+
+    /// Add people (peer ids or contact codes) to a private group I am in.
+    pub async fn invite_to_group(&self, group: &str, members: &[String]) -> Result<GroupView, AppError> {
+        let group = parse_group(group)?;
+        let node = self.node().await?;
+        node.invite_to_group(group, parse_people(members)?).await?;
+        Self::group_of(&node, &group).await
+    }
+
+    /// Leave a private group; it stays, read-only.
+    pub async fn leave_group(&self, group: &str) -> Result<GroupView, AppError> {
+        let group = parse_group(group)?;
+        let node = self.node().await?;
+        node.leave_group(group).await?;
+        Self::group_of(&node, &group).await
+    }
+
+    /// A page of a private group's history, as `history`.
+    pub async fn group_history(
+        &self,
+        group: &str,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoryPage, AppError> {
+        let group = parse_group(group)?;
+        Ok(self.node().await?.group_history(&group, before, limit).await?)
+    }
+
     /// Search what I can read here (rooms, my DMs), newest first.
     pub async fn search(&self, query: &str, limit: u32) -> Result<SearchResults, AppError> {
         Ok(self.node().await?.search(query, limit).await?)
@@ -452,7 +520,12 @@ impl App {
     /// notification while the window has the focus.
     pub fn viewing(&self, conversation: Option<&str>) -> Result<(), AppError> {
         if let Some(c) = conversation {
-            parse_conversation(c)?;
+            // A private group's conversation (`group:<id>`), or one `mute` takes.
+            if let Some(g) = c.strip_prefix("group:") {
+                parse_group(g)?;
+            } else {
+                parse_conversation(c)?;
+            }
         }
         self.notifier().set_viewing(conversation.map(str::to_owned));
         Ok(())

@@ -61,6 +61,12 @@ pub enum ErrorCode {
     NoSuchMeetup,
     /// Retrying a message that is not one of your DMs stored here.
     NotYourMessage,
+    /// A group of no one else, or of more than 32 in all.
+    InvalidGroupMembers,
+    /// A group name that is empty, longer than 64 bytes, or more than one line.
+    InvalidGroupName,
+    /// Posting to, inviting to or leaving a group you are not in.
+    NotInGroup,
     /// Retrying again within 10 s, or past 10 retries a minute.
     RetryTooSoon,
     /// Retrying with no link up: nothing could be sent.
@@ -95,6 +101,17 @@ fn body(e: &BodyError) -> ErrorCode {
     }
 }
 
+fn group(e: &festival_core::group::GroupError) -> ErrorCode {
+    use festival_core::group::GroupError;
+    match e {
+        GroupError::BadMembers => ErrorCode::InvalidGroupMembers,
+        GroupError::BadMember => ErrorCode::InvalidPeer,
+        GroupError::BadName => ErrorCode::InvalidGroupName,
+        GroupError::Body(b) => body(b),
+        GroupError::NotForMe | GroupError::OpenFailed | GroupError::Misbound => ErrorCode::Internal,
+    }
+}
+
 fn send(e: &SendError) -> ErrorCode {
     match e {
         SendError::NotInRoom(_) => ErrorCode::NotJoined,
@@ -105,6 +122,7 @@ fn send(e: &SendError) -> ErrorCode {
         | SendError::AnnouncementEnd
         | SendError::AnnouncementsLimited => ErrorCode::Internal,
         SendError::MeetupTime => ErrorCode::InvalidMeetupTime,
+        SendError::Group(g) => group(g),
         SendError::MeetupOver => ErrorCode::MeetupOver,
     }
 }
@@ -130,6 +148,7 @@ impl From<NodeError> for AppError {
             NodeError::OwnCode => ErrorCode::OwnCode,
             NodeError::NoSuchMeetup => ErrorCode::NoSuchMeetup,
             NodeError::NotOurs => ErrorCode::NotYourMessage,
+            NodeError::NotInGroup => ErrorCode::NotInGroup,
             NodeError::RetryTooSoon => ErrorCode::RetryTooSoon,
             NodeError::NoOneInReach => ErrorCode::NoOneInReach,
             NodeError::Stopped => ErrorCode::NodeStopped,

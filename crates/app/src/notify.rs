@@ -51,6 +51,8 @@ pub const MAX_BODY_CHARS: usize = 140;
 #[serde(rename_all = "snake_case")]
 pub enum NotifyKind {
     Direct,
+    /// A private group's message, or being added to a group.
+    Group,
     Mention,
     Announcement,
     Digest,
@@ -76,6 +78,11 @@ pub fn conversation_of(m: &MessageView) -> String {
     match &m.body {
         MessageBody::Direct { to, .. } => format!("dm:{}", if m.mine { *to } else { m.author }),
         MessageBody::Text { .. } | MessageBody::Meetup(_) => m.room.as_str().to_owned(),
+        MessageBody::Group { group, .. }
+        | MessageBody::GroupMembers { group, .. }
+        | MessageBody::GroupLeft { group } => {
+            format!("group:{group}")
+        }
     }
 }
 
@@ -258,8 +265,15 @@ impl Notifier {
             MessageBody::Text { text } if mentions(text, &self.name) && !self.muted_rooms.contains(&m.room) => {
                 (NotifyKind::Mention, format!("{} in {}", m.sender.label(), m.room.as_str()), text)
             }
-            // A meet-up is room traffic: on its card, counted in the digest.
-            MessageBody::Text { .. } | MessageBody::Meetup(_) => {
+            MessageBody::Group { name, text, .. } => {
+                (NotifyKind::Group, format!("{} in {name}", m.sender.label()), text)
+            }
+            MessageBody::GroupMembers { name, .. } => {
+                (NotifyKind::Group, format!("{} added you to {name}", m.sender.label()), &"a private group".to_owned())
+            }
+            // A meet-up is room traffic: on its card, counted in the digest;
+            // someone leaving a group is said in the group.
+            MessageBody::Text { .. } | MessageBody::Meetup(_) | MessageBody::GroupLeft { .. } => {
                 self.count_quiet(now);
                 return None;
             }

@@ -168,6 +168,7 @@ pub enum Body {
     Announcement(AnnouncementBody),
     Meetup(MeetupBody),
     MeetupReply(MeetupReplyBody),
+    SealedGroup(crate::group::SealedGroupBody),
 }
 
 /// A meet-up's place: one line of text, not empty, at most
@@ -250,6 +251,11 @@ impl Body {
                 Ok(Body::Meetup(m))
             }
             Kind::MeetupReply => Ok(Body::MeetupReply(strict(kind, bytes)?)),
+            Kind::GroupMessage => {
+                let g: crate::group::SealedGroupBody = strict(kind, bytes)?;
+                crate::group::check_body(&g).map_err(|_| BodyError::Malformed(kind))?;
+                Ok(Body::SealedGroup(g))
+            }
         }
     }
 
@@ -276,6 +282,7 @@ impl Body {
             Body::Announcement(_) => Kind::Announcement,
             Body::Meetup(_) => Kind::Meetup,
             Body::MeetupReply(_) => Kind::MeetupReply,
+            Body::SealedGroup(_) => Kind::GroupMessage,
         }
     }
 
@@ -296,6 +303,7 @@ impl Body {
             Body::Announcement(a) => postcard::to_stdvec(a).expect("in-memory encode"),
             Body::Meetup(m) => postcard::to_stdvec(m).expect("in-memory encode"),
             Body::MeetupReply(r) => postcard::to_stdvec(r).expect("in-memory encode"),
+            Body::SealedGroup(g) => postcard::to_stdvec(g).expect("in-memory encode"),
         }
     }
 }

@@ -47,6 +47,9 @@ pub enum Kind {
     /// An answer to a meet-up ("coming" / "can't"), in the meet-up's room;
     /// a person's latest answer counts.
     MeetupReply,
+    /// A private group's message, sealed to each member (see
+    /// [`crate::group`]), in the DM mailbox.
+    GroupMessage,
 }
 
 impl Kind {
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Announcement => 5,
             Kind::Meetup => 6,
             Kind::MeetupReply => 7,
+            Kind::GroupMessage => 8,
         }
     }
     pub fn from_code(c: u8) -> Option<Kind> {
@@ -72,6 +76,7 @@ impl Kind {
             5 => Kind::Announcement,
             6 => Kind::Meetup,
             7 => Kind::MeetupReply,
+            8 => Kind::GroupMessage,
             _ => return None,
         })
     }
@@ -202,7 +207,7 @@ fn check_fields(seq: u64, created_at: u64, body_len: usize) -> Result<(), Envelo
 /// festival room.
 fn check_room(kind: Kind, room: &RoomId) -> Result<(), EnvelopeError> {
     let ok = match kind {
-        Kind::SealedDm | Kind::SealedReceipt => room.is_direct(),
+        Kind::SealedDm | Kind::SealedReceipt | Kind::GroupMessage => room.is_direct(),
         Kind::Receipt => !room.is_direct() && !room.is_announcements(),
         Kind::Text | Kind::Meetup | Kind::MeetupReply => !room.is_direct() && !room.is_announcements(),
         Kind::Profile => room.as_str() == RoomId::FESTIVAL,

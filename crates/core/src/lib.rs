@@ -20,6 +20,7 @@
 pub mod body;
 pub mod envelope;
 pub mod frame;
+pub mod group;
 pub mod identity;
 pub mod ids;
 pub mod mesh;

@@ -3,7 +3,8 @@
 //!
 //! - A DM's receipt counts only from the DM's recipient, and only sealed
 //!   (kind `SealedReceipt`, opened by us, its author): nobody else can mark
-//!   a DM read, and no carrier learns who read what.
+//!   a DM read, and no carrier learns who read what. A private group's
+//!   message: the same, from any of its members.
 //! - A room receipt (kind `Receipt`, in clear) counts only for messages of
 //!   that same room, and only from a member: an author who has posted a
 //!   text, a meet-up or an answer to one in the room (or, in the festival
@@ -23,6 +24,8 @@ pub struct Target {
     pub author: PeerId,
     /// For a sealed DM: whom it was sealed to.
     pub recipient: Option<PeerId>,
+    /// For a private group's message: its members (the author included).
+    pub members: Vec<PeerId>,
 }
 
 /// The ids `env` may mark with its status, given what each id refers to
@@ -54,7 +57,12 @@ pub fn counted(
                 let ids = r
                     .ids
                     .into_iter()
-                    .filter(|id| target(id).is_some_and(|t| t.author == my_id && t.recipient == Some(from)))
+                    .filter(|id| {
+                        target(id).is_some_and(|t| {
+                            t.author == my_id
+                                && (t.recipient == Some(from) || (from != my_id && t.members.contains(&from)))
+                        })
+                    })
                     .collect();
                 Some((r.status, ids))
             }
@@ -89,6 +97,7 @@ mod tests {
                 room: RoomId::direct(),
                 author: alice.peer_id(),
                 recipient: Some(bob.peer_id()),
+                members: Vec::new(),
             })
         };
         let read = |ids: Vec<MessageId>| ReceiptBody { status: ReceiptStatus::Read, ids };
@@ -111,7 +120,12 @@ mod tests {
         let camp: RoomId = "camp".parse().unwrap();
         let msg = MessageId::from_bytes([3; 32]);
         let target = |id: &MessageId| {
-            (*id == msg).then(|| Target { room: "camp".parse().unwrap(), author: alice.peer_id(), recipient: None })
+            (*id == msg).then(|| Target {
+                room: "camp".parse().unwrap(),
+                author: alice.peer_id(),
+                recipient: None,
+                members: Vec::new(),
+            })
         };
         let r = Body::Receipt(ReceiptBody { status: ReceiptStatus::Read, ids: vec![msg] });
         let env = sign(&bob, camp.clone(), r.clone());
@@ -119,5 +133,28 @@ mod tests {
         assert_eq!(counted(&alice, &env, target, |_, _| false), None, "not a member");
         let elsewhere = sign(&bob, RoomId::festival(), r);
         assert_eq!(counted(&alice, &elsewhere, target, |_, _| true), Some((ReceiptStatus::Read, vec![])));
+    }
+
+    #[test]
+    fn a_group_messages_receipt_counts_from_its_members_only() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let [alice, bob, cy, mallory] = [0; 4].map(|_| Identity::generate(&mut rng));
+        let msg = MessageId::from_bytes([4; 32]);
+        let members = vec![alice.peer_id(), bob.peer_id(), cy.peer_id()];
+        let target = |id: &MessageId| {
+            (*id == msg).then(|| Target {
+                room: RoomId::direct(),
+                author: alice.peer_id(),
+                recipient: None,
+                members: members.clone(),
+            })
+        };
+        let read = ReceiptBody { status: ReceiptStatus::Read, ids: vec![msg] };
+        for (who, counts) in [(&bob, true), (&cy, true), (&mallory, false)] {
+            let sealed = seal_receipt(who, &alice.peer_id(), read.clone(), &mut rng).unwrap();
+            let env = sign(who, RoomId::direct(), Body::SealedReceipt(sealed));
+            let want = if counts { vec![msg] } else { vec![] };
+            assert_eq!(counted(&alice, &env, target, |_, _| true), Some((ReceiptStatus::Read, want)));
+        }
     }
 }

@@ -227,6 +227,11 @@ async fn main() -> anyhow::Result<()> {
                 let text = match &m.body {
                     festival_node::runtime::MessageBody::Text { text }
                     | festival_node::runtime::MessageBody::Direct { text, .. } => text.clone(),
+                    festival_node::runtime::MessageBody::Group { text, .. } => format!("[group] {text}"),
+                    festival_node::runtime::MessageBody::GroupMembers { name, members, .. } => {
+                        format!("[group] made \"{name}\" ({} members)", members.len())
+                    }
+                    festival_node::runtime::MessageBody::GroupLeft { .. } => "[group] left".to_owned(),
                     festival_node::runtime::MessageBody::Meetup(c) => format!(
                         "meet at {} at {} UTC ({} coming, {} can't) [meet-up {}]",
                         c.place,

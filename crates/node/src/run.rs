@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use festival_core::body::MeetupAnswer;
+use festival_core::group::GroupId;
 use festival_core::{PeerId, RoomId};
 use festival_node::runtime::{MessageBody, NodeConfig, NodeEvent, NodeHandle};
 use festival_store::Budget;
@@ -12,7 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
     "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
-     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /retry ID (send one of yours again), /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
+     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /retry ID (send one of yours again), /newgroup NAME PEER..., /group ID TEXT, /leavegroup ID, /groups, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
      any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
@@ -107,6 +108,31 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
                     id.trim().parse().map_err(|_| anyhow::anyhow!("usage: /retry MESSAGE-ID (the id in full)"))?;
                 let m = node.retry(id).await?;
                 println!("{}", serde_json::to_string(&m.delivery)?);
+            }
+            ("/newgroup", rest) => {
+                let (name, people) = rest.split_once(' ').context("usage: /newgroup NAME PEER [PEER ...]")?;
+                let mut members = Vec::new();
+                for p in people.split_whitespace() {
+                    members.push(find_peer(node, p).await?);
+                }
+                let group = node.create_group(name, members).await?;
+                println!("group {}", group.to_hex());
+            }
+            ("/group", rest) => {
+                let (id, text) = rest.split_once(' ').context("usage: /group GROUP-ID TEXT")?;
+                let group = GroupId::from_hex(id).context("a group id is 32 hex digits")?;
+                let id = node.send_group(group, text.to_owned()).await?;
+                report_saved(id, json);
+            }
+            ("/leavegroup", id) => {
+                let group = GroupId::from_hex(id).context("usage: /leavegroup GROUP-ID")?;
+                let id = node.leave_group(group).await?;
+                report_saved(id, json);
+            }
+            ("/groups", _) => {
+                for g in node.groups().await? {
+                    println!("{}", serde_json::to_string(&g)?);
+                }
             }
             ("/announcements", _) => {
                 for a in node.announcements().await? {
@@ -252,6 +278,15 @@ fn print_event(ev: &NodeEvent, json: bool) {
             match &m.body {
                 MessageBody::Text { text } => println!("#{} {who}: {text}{via}", m.room),
                 MessageBody::Direct { to, text } => println!("(dm to {}) {who}: {text}{via}", to.fingerprint()),
+                MessageBody::Group { group, name, text } => println!("[{name} {}] {who}: {text}{via}", &group[..8]),
+                MessageBody::GroupMembers { group, name, members } => {
+                    println!(
+                        "[group {}] {who} made \"{name}\" ({} members): /group {group} TEXT",
+                        &group[..8],
+                        members.len()
+                    )
+                }
+                MessageBody::GroupLeft { group } => println!("[group {}] {who} left", &group[..8]),
                 MessageBody::Meetup(c) => {
                     let at = &crate::format_time(c.at)[..5];
                     println!("#{} {who}: meet at {} at {at} UTC [meet-up {}]{via}", m.room, c.place, m.id)

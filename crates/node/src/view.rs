@@ -4,6 +4,7 @@
 //! alike.
 
 use festival_core::body::{open_dm, Body, MeetupBody};
+use festival_core::group::GroupContent;
 use festival_core::{Identity, SignedEnvelope};
 use std::collections::BTreeSet;
 
@@ -34,6 +35,20 @@ pub async fn view(
         Body::Text(text) => MessageBody::Text { text },
         Body::SealedDm(s) => match open_dm(me, env) {
             Ok(text) => MessageBody::Direct { to: s.recipient, text },
+            Err(_) => return Ok(None),
+        },
+        Body::SealedGroup(_) => match festival_core::group::open(me, env) {
+            Ok(plain) => {
+                let group = plain.group.to_hex();
+                match plain.content {
+                    GroupContent::Text(text) => MessageBody::Group { group, name: plain.name, text },
+                    GroupContent::Members => {
+                        MessageBody::GroupMembers { group, name: plain.name, members: plain.members }
+                    }
+                    GroupContent::Left => MessageBody::GroupLeft { group },
+                }
+            }
+            // Others' group mail, carried for them.
             Err(_) => return Ok(None),
         },
         Body::Meetup(meetup) if meetup.end() <= now => return Ok(None),
@@ -123,4 +138,17 @@ async fn meetup_view(
         mine: tally.mine,
         people,
     })
+}
+
+/// A group as the UI shows it: its members named, us first.
+pub fn group_view(
+    r: festival_store::GroupRecord,
+    me: &festival_core::PeerId,
+    names: &Names,
+) -> crate::runtime::events::GroupView {
+    use crate::runtime::events::{GroupMember, GroupView};
+    let mut members: Vec<GroupMember> =
+        r.members.iter().map(|p| GroupMember { peer: *p, me: p == me, who: names.author(p) }).collect();
+    members.sort_by(|a, b| (!a.me, &a.who.name, a.peer).cmp(&(!b.me, &b.who.name, b.peer)));
+    GroupView { id: r.id.to_hex(), name: r.name, members, left: r.left, last_activity: r.last_activity }
 }

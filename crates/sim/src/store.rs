@@ -143,11 +143,12 @@ impl MemStore {
     /// What a receipt may refer to.
     pub fn target(&self, id: &MessageId) -> Option<Target> {
         let env = self.get(id)?;
-        let recipient = match env.parsed_body() {
-            Body::SealedDm(s) => Some(s.recipient),
-            _ => None,
+        let (recipient, members) = match env.parsed_body() {
+            Body::SealedDm(s) => (Some(s.recipient), Vec::new()),
+            Body::SealedGroup(g) => (None, g.members),
+            _ => (None, Vec::new()),
         };
-        Some(Target { room: env.room().clone(), author: env.author(), recipient })
+        Some(Target { room: env.room().clone(), author: env.author(), recipient, members })
     }
 
     /// Whether `author` posted a text (or a profile) in `room`.

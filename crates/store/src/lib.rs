@@ -43,6 +43,8 @@
 //! - [`equivocation`]: proofs that an author signed two messages for one
 //!   position, capped.
 //! - [`read`]: get by id or position, history pages, ranges for sync.
+//! - [`groups`]: private groups this device is in, opened from a queue
+//!   ingest fills; each group's messages and latest state.
 //! - [`meetups`]: each person's latest answer to each meet-up, kept by
 //!   ingest in the insert's transaction.
 //! - [`receipts`], [`outbox`], [`peers`] (and per-peer sync times),
@@ -73,6 +75,7 @@ pub mod error;
 pub mod evict;
 pub mod expire;
 pub mod files;
+pub mod groups;
 pub mod heads;
 pub mod identity;
 pub mod ids;
@@ -100,6 +103,7 @@ pub use equivocation::{MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 pub use error::{Result, StoreError};
 pub use evict::{Budget, Evicted, WAL_RESERVE_BYTES};
 pub use files::DiskUsage;
+pub use groups::{GroupRecord, MAX_GROUPS};
 pub use heads::HeadRow;
 pub use identity::LocalIdentity;
 pub use ids::{MERGE_SLICES, MERGE_STEP};

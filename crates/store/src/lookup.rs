@@ -4,26 +4,47 @@
 
 use std::collections::HashMap;
 
+use festival_core::body::Body;
 use festival_core::receipt::Target;
-use festival_core::{Kind, MessageId, PeerId, RoomId};
+use festival_core::{Kind, MessageId, PeerId, RoomId, SignedEnvelope};
 use sqlx::AssertSqlSafe;
 
-use crate::error::{message_id_from_sql, peer_from_sql, room_from_sql, Result};
+use crate::error::{corrupt, message_id_from_sql, peer_from_sql, room_from_sql, Result};
 use crate::ids::{pks_of, recent_pks};
 use crate::ingest::{id_prefix, placeholders};
 use crate::open::Store;
 
-/// A row of `id, room, author, kind, recipient`.
-pub(crate) type TargetRow = (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>);
+/// A row of `id, room, author, kind, recipient, raw` (`raw` only for a
+/// private group's message: see [`TARGET_COLUMNS`]).
+pub(crate) type TargetRow = (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The columns of a [`TargetRow`], of `messages` aliased `m`: the envelope's
+/// bytes only for a group message (kind 8), whose members are in its body.
+pub(crate) const TARGET_COLUMNS: &str =
+    "m.id, m.room, m.author, m.kind, m.recipient, CASE WHEN m.kind = 8 THEN m.raw END";
 
 /// What a receipt for the message of this row refers to.
-pub(crate) fn target_from_row((id, room, author, kind, recipient): TargetRow) -> Result<(MessageId, Target)> {
+pub(crate) fn target_from_row((id, room, author, kind, recipient, raw): TargetRow) -> Result<(MessageId, Target)> {
     let recipient = match recipient {
         Some(r) if kind == i64::from(Kind::SealedDm.code()) => Some(peer_from_sql("messages", &r)?),
         _ => None,
     };
-    let target =
-        Target { room: room_from_sql("messages", room)?, author: peer_from_sql("messages", &author)?, recipient };
+    let members = match raw {
+        Some(raw) if kind == i64::from(Kind::GroupMessage.code()) => {
+            let env = SignedEnvelope::from_stored(&raw).map_err(|e| corrupt("messages", e.to_string()))?;
+            match Body::parse(Kind::GroupMessage, env.body()) {
+                Ok(Body::SealedGroup(g)) => g.members,
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    let target = Target {
+        room: room_from_sql("messages", room)?,
+        author: peer_from_sql("messages", &author)?,
+        recipient,
+        members,
+    };
     Ok((message_id_from_sql("messages", &id)?, target))
 }
 
@@ -61,19 +82,19 @@ impl Store {
     }
 
     /// What each of `ids` that is stored refers to: its room, author and,
-    /// for a sealed DM, its recipient.
+    /// for a sealed DM, its recipient; for a group message, its members.
     pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             // Through both parts of the id index (see crate::ids): memory's
             // rowids for each id, then one probe of the main part per id.
             let sql = format!(
-                "SELECT m.id, m.room, m.author, m.kind, m.recipient FROM (VALUES {}) AS v
+                "SELECT {TARGET_COLUMNS} FROM (VALUES {}) AS v
                  JOIN messages m ON m.pk IN ({}) AND m.id = v.column2",
                 placeholders(4, chunk.len()),
                 pks_of("v.column1", "v.column3", "v.column4")
             );
-            let mut q = sqlx::query_as::<_, (Vec<u8>, String, Vec<u8>, i64, Option<Vec<u8>>)>(AssertSqlSafe(sql));
+            let mut q = sqlx::query_as::<_, TargetRow>(AssertSqlSafe(sql));
             for id in chunk {
                 let prefix = id_prefix(id);
                 let (recent, known) = recent_pks(&self.ids, prefix);

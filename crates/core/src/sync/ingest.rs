@@ -396,6 +396,13 @@ impl Node {
             {
                 self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
             }
+            Body::SealedGroup(g)
+                if self.cfg.dm_receipts
+                    && g.members.binary_search(&self.my_id).is_ok()
+                    && crate::group::open(&self.me, env).is_ok() =>
+            {
+                self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
+            }
             Body::Text(_) | Body::Meetup(_) if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) => {
                 self.queue_receipt(room, ReceiptStatus::Delivered, None, env.id(), now);
             }
@@ -516,7 +523,7 @@ pub(super) fn body_end(env: &SignedEnvelope) -> Option<u64> {
 pub(super) fn kind_travels_to(kind: Kind, version: u8) -> bool {
     match kind {
         Kind::Announcement => version >= super::ANNOUNCEMENTS_VERSION,
-        Kind::Meetup | Kind::MeetupReply => version >= super::MEETUPS_VERSION,
+        Kind::Meetup | Kind::MeetupReply | Kind::GroupMessage => version >= super::MEETUPS_VERSION,
         Kind::Text | Kind::Receipt | Kind::SealedDm | Kind::Profile | Kind::SealedReceipt => true,
     }
 }

@@ -92,11 +92,12 @@ pub const PROTOCOL_VERSION: u8 = 6;
 /// The first version that carries the announcements room: an older peer
 /// would refuse its envelopes' kind, so it gets none of it.
 pub const ANNOUNCEMENTS_VERSION: u8 = 5;
-/// The first version that takes meet-ups and their answers. They travel in
-/// ordinary rooms, among an author's texts, so an older peer is not kept
-/// out of the room: it is not pushed them, and when it asks for one it
-/// hears the message is gone (`Gone`) and goes past it, as past an
-/// expired message.
+/// The first version that takes meet-ups and their answers, and private
+/// groups' messages. They travel in rooms an older peer carries too (a
+/// room, the DM mailbox), among an author's other messages, so the older
+/// peer is not kept out of the room: it is not told of them, and when it
+/// asks for one it hears the message is gone (`Gone`) and goes past it, as
+/// past an expired message.
 pub const MEETUPS_VERSION: u8 = 6;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
@@ -432,6 +433,15 @@ pub enum Content {
         place: String,
         at: u64,
     },
+    /// A private group's message (see [`crate::group`]): sealed to
+    /// `members` (sorted, us included: [`crate::group::member_list`]),
+    /// in the DM mailbox.
+    Group {
+        group: crate::group::GroupId,
+        name: String,
+        members: Vec<PeerId>,
+        content: crate::group::GroupContent,
+    },
     /// Our answer to the meet-up `meetup` of the room, which ends at `until`
     /// (its time plus [`body::MEETUP_GRACE_MS`]): the caller has the
     /// meet-up and copies its end.
@@ -463,6 +473,8 @@ pub enum SendError {
     MeetupTime,
     #[error("that meet-up is over")]
     MeetupOver,
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
 }
 
 struct Pending {
@@ -829,6 +841,10 @@ impl Node {
                     return Err(SendError::MeetupTime);
                 }
                 (room, Body::Meetup(MeetupBody { place, at }))
+            }
+            Content::Group { group, name, members, content } => {
+                let sealed = crate::group::seal(&self.me, group, &name, members, content, &mut self.rng)?;
+                (RoomId::direct(), Body::SealedGroup(sealed))
             }
             Content::MeetupReply { meetup, answer, until } => {
                 if until <= self.wall {

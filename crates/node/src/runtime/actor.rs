@@ -175,6 +175,10 @@ pub struct Actor {
     retries: std::collections::VecDeque<u64>,
 }
 
+/// Group messages opened per delivered one (the queue is drained in order,
+/// so a catch-up of many is spread over the deliveries).
+const GROUP_INDEX_STEP: u32 = 64;
+
 /// Retries of any of our DMs within a minute (each pushes to every link in
 /// reach).
 const MAX_RETRIES_PER_MINUTE: usize = 10;
@@ -1281,7 +1285,7 @@ impl Actor {
                 None
             }
             // Someone blocked here: kept for others, not shown.
-            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::MeetupReply(_)
+            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::MeetupReply(_) | Body::SealedGroup(_)
                 if self.engine.node().is_blocked(&env.author()) =>
             {
                 None
@@ -1289,7 +1293,14 @@ impl Actor {
             // An answer changes its meet-up's card (the store has tallied
             // it): shown once per batch of effects (see `apply`).
             Body::MeetupReply(r) => Some((r.meetup, env.room().clone())),
-            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) => {
+            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::SealedGroup(_) => {
+                if env.kind() == festival_core::Kind::GroupMessage {
+                    // Its group's history and state (the store opens what
+                    // ingest queued; others' group mail is only carried).
+                    if let Err(e) = self.store.index_groups(self.engine.node().identity(), GROUP_INDEX_STEP).await {
+                        tracing::warn!(%e, "opening group messages failed");
+                    }
+                }
                 self.refresh_names().await;
                 let Some((_, names)) = &self.names else { return None };
                 let now = self.engine.clock().wall();

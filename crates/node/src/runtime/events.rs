@@ -184,6 +184,47 @@ pub enum MessageBody {
     /// "Meet at `place` at `at`": shown as a card, with who answered,
     /// until `until` (its time plus `festival_core::body::MEETUP_GRACE_MS`).
     Meetup(MeetupView),
+    /// A private group's message we can read (`group`: its id, 32 hex
+    /// digits).
+    Group {
+        group: String,
+        name: String,
+        text: String,
+    },
+    /// A private group made, or people added: who is in it now.
+    GroupMembers {
+        group: String,
+        name: String,
+        members: Vec<PeerId>,
+    },
+    /// The author left the private group.
+    GroupLeft {
+        group: String,
+    },
+}
+
+/// A private group we are (or were) in, as its latest message says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct GroupView {
+    /// 32 hex digits.
+    pub id: String,
+    pub name: String,
+    /// Us first, then by name.
+    pub members: Vec<GroupMember>,
+    /// We left it: it is read-only.
+    pub left: bool,
+    /// When its latest message reached us.
+    pub last_activity: u64,
+}
+
+/// One member of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct GroupMember {
+    pub peer: PeerId,
+    pub me: bool,
+    pub who: crate::names::Author,
 }
 
 /// A meet-up card.

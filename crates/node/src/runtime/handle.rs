@@ -12,11 +12,12 @@ use tokio::task::JoinHandle;
 use super::actor::{self, Command};
 use super::config::{NodeConfig, StartError};
 use super::events::{
-    AnnouncementView, DeliveryState, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView,
-    SearchResults, Status, Waiting,
+    AnnouncementView, DeliveryState, GroupView, HistoryPage, MessageView, NodeEvent, PeerView, PersonChoiceView,
+    RoomView, SearchResults, Status, Waiting,
 };
 use crate::engine::EngineError;
 use festival_core::body::{Body, MeetupAnswer};
+use festival_core::group::{GroupContent, GroupId};
 
 /// Commands waiting for the actor. Small: callers wait for their answer.
 const INBOX: usize = 64;
@@ -55,6 +56,8 @@ pub enum NodeError {
     NoSuchMeetup,
     #[error("that is not one of your direct messages stored here")]
     NotOurs,
+    #[error("you are not in that group (or you left it)")]
+    NotInGroup,
     #[error("sent again a moment ago: give it a little time")]
     RetryTooSoon,
     #[error("no one is in reach to send it to: it goes out on its own when someone is")]
@@ -75,6 +78,10 @@ struct Inner {
     delivery_timeout_ms: u64,
     task: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// Group messages opened before a group is read (what arrived since; the
+/// actor opens them as they come, so this is a catch-up's worth).
+pub const GROUP_INDEX_BUDGET: u32 = 20_000;
 
 /// Retries of one message closer than this send nothing again (a button
 /// pressed twice).
@@ -167,6 +174,83 @@ impl NodeHandle {
         let room = m.envelope.room().clone();
         let content = Content::MeetupReply { meetup, answer, until: body.end() };
         self.ask(|reply| Command::Send { room, content, reply }).await?
+    }
+
+    /// Make a private group named `name` of us and `members` (up to 31
+    /// others: [`festival_core::group::MAX_GROUP_MEMBERS`] in all): its
+    /// first message, sealed to each, tells them. Returns the group's id.
+    pub async fn create_group(&self, name: &str, members: Vec<PeerId>) -> Result<GroupId, NodeError> {
+        let group = GroupId::generate(&mut rand_core::OsRng);
+        let members = festival_core::group::member_list(&self.inner.peer, &members).map_err(SendError::from)?;
+        let content = Content::Group { group, name: name.trim().to_owned(), members, content: GroupContent::Members };
+        self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await??;
+        Ok(group)
+    }
+
+    /// A group we are in, as its latest message says (`NotInGroup` if we
+    /// are not, or left it).
+    async fn my_group(&self, group: &GroupId) -> Result<festival_store::GroupRecord, NodeError> {
+        let store = &self.inner.store;
+        let me = store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        store.index_groups(&me.identity, GROUP_INDEX_BUDGET).await?;
+        match store.group(group).await? {
+            Some(g) if !g.left && g.members.contains(&self.inner.peer) => Ok(g),
+            _ => Err(NodeError::NotInGroup),
+        }
+    }
+
+    /// Post to a private group we are in: sealed to each of its members.
+    pub async fn send_group(&self, group: GroupId, text: String) -> Result<MessageId, NodeError> {
+        let g = self.my_group(&group).await?;
+        let content = Content::Group { group, name: g.name, members: g.members, content: GroupContent::Text(text) };
+        self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await?
+    }
+
+    /// Add people to a private group we are in: a message with the new
+    /// member list, sealed to all of them (the new ones learn the group
+    /// from it).
+    pub async fn invite_to_group(&self, group: GroupId, people: Vec<PeerId>) -> Result<MessageId, NodeError> {
+        let g = self.my_group(&group).await?;
+        let all: Vec<PeerId> = g.members.iter().chain(people.iter()).copied().collect();
+        let members = festival_core::group::member_list(&self.inner.peer, &all).map_err(SendError::from)?;
+        let content = Content::Group { group, name: g.name, members, content: GroupContent::Members };
+        self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await?
+    }
+
+    /// Leave a private group: a last message tells its members, and the
+    /// group stays here, read-only.
+    pub async fn leave_group(&self, group: GroupId) -> Result<MessageId, NodeError> {
+        let g = self.my_group(&group).await?;
+        let content = Content::Group { group, name: g.name, members: g.members, content: GroupContent::Left };
+        self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await?
+    }
+
+    /// The private groups we are (or were) in, the latest active first.
+    pub async fn groups(&self) -> Result<Vec<GroupView>, NodeError> {
+        let store = &self.inner.store;
+        let me = store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        store.index_groups(&me.identity, GROUP_INDEX_BUDGET).await?;
+        let names = crate::names::Names::load(store, me.identity.peer_id(), &me.name).await?;
+        let my_id = me.identity.peer_id();
+        Ok(store.groups().await?.into_iter().map(|g| crate::view::group_view(g, &my_id, &names)).collect())
+    }
+
+    /// One private group we are (or were) in.
+    pub async fn group(&self, group: &GroupId) -> Result<Option<GroupView>, NodeError> {
+        Ok(self.groups().await?.into_iter().find(|g| g.id == group.to_hex()))
+    }
+
+    /// A page of a private group's history, oldest first, as [`Self::history`].
+    pub async fn group_history(
+        &self,
+        group: &GroupId,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoryPage, NodeError> {
+        let store = &self.inner.store;
+        let me = store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        store.index_groups(&me.identity, GROUP_INDEX_BUDGET).await?;
+        self.page(before, limit, |cursor, n| store.group_history(group, cursor, n)).await
     }
 
     /// The organiser's announcements still running, newest first (at most

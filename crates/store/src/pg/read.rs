@@ -119,11 +119,9 @@ impl PgStore {
     /// What each stored id of `ids` refers to.
     pub async fn receipt_targets(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Target>> {
         let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let sql = format!("SELECT {} FROM messages m WHERE m.id = ANY($1)", crate::lookup::TARGET_COLUMNS);
         let rows: Vec<crate::lookup::TargetRow> =
-            sqlx::query_as("SELECT id, room, author, kind, recipient FROM messages WHERE id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?;
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&self.pool).await?;
         rows.into_iter().map(crate::lookup::target_from_row).collect()
     }
 
