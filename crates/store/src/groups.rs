@@ -36,7 +36,7 @@ fn members_to_sql(members: &[PeerId]) -> Vec<u8> {
 }
 
 fn members_from_sql(bytes: &[u8]) -> Result<Vec<PeerId>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(corrupt("groups", "members not a multiple of 32 bytes"));
     }
     bytes.chunks(32).map(|c| peer_from_sql("groups", c)).collect()
