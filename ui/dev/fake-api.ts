@@ -3,7 +3,7 @@
 // Scenes are picked with ?scene=...; everything stays in this page.
 
 import { ApiError, type Api } from "../src/api";
-import type { Author, Delivery, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
+import type { Author, Delivery, GroupView, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../src/model";
 import { bodyText } from "../src/logic/meetup";
 
 const hex = (seed: number) => Array.from({ length: 64 }, (_, i) => ((seed * 7919 + i * 104729) % 16).toString(16)).join("");
@@ -41,6 +41,11 @@ function senderOf(author: string): Author {
   const p = peerList.find((x) => x.peer === author);
   if (!p) return { name: null, short_fingerprint: author.slice(0, 4).toUpperCase(), verified: false, name_clash: false, equivocated: false };
   return { name: p.name, short_fingerprint: p.fingerprint.slice(0, 4), verified: p.verified, name_clash: p.name_clash, equivocated: p.equivocated };
+}
+
+function mkGroup(id: string, name: string, peers: readonly string[]): GroupView {
+  const uniq = [...new Set(peers)];
+  return { id, name, left: false, last_activity: Date.now(), members: uniq.map((p) => ({ peer: p, me: p === ME, who: senderOf(p) })) };
 }
 
 function dl(over: Partial<Delivery>): Delivery {
@@ -171,6 +176,17 @@ export function fakeApi(scene: string): Api {
   const byRoom: Record<string, MessageView[]> = { festival, dm: dms, "main-stage": stage, "camp-b12": [mk("camp-b12", BO, "Kettle is on at camp 🫖", now - 90 * min)] };
   const muted = new Set<string>();
   const blocked = new Set<string>();
+  const crew = mkGroup("c0ffee".padEnd(32, "0"), "Camp crew", [ME, ANA, BO, CY]);
+  const groups: GroupView[] = [crew];
+  byRoom[`group:${crew.id}`] = [
+    mk("dm", ANA, "", now - 80 * min, { body: { type: "group_members", group: crew.id, name: "Camp crew", members: [ME, ANA, BO, CY] } }),
+    mk("dm", ANA, "Tent is up, bring the lamp 🔦", now - 60 * min, { body: { type: "group", group: crew.id, name: "Camp crew", text: "Tent is up, bring the lamp 🔦" } }),
+    mk("dm", BO, "On it. Anyone need water?", now - 55 * min, { body: { type: "group", group: crew.id, name: "Camp crew", text: "On it. Anyone need water?" } }),
+    mk("dm", ME, "Me! Two bottles please", now - 50 * min, {
+      body: { type: "group", group: crew.id, name: "Camp crew", text: "Me! Two bottles please" },
+      delivery: dl({ state: "read", path: "lan", delivered_to: 3, read_by: 2 }),
+    }),
+  ];
   let rooms: RoomView[] = [
     { id: "festival", name: "festival", unread: 0, last_activity: now - 3 * min, joined_at: now - 30 * 3_600_000, muted: false },
     { id: "main-stage", name: "Main Stage", unread: 3, last_activity: now - 12 * min, joined_at: now - 5 * 3_600_000, muted: false },
@@ -297,6 +313,40 @@ export function fakeApi(scene: string): Api {
         if (i >= 0) list[i] = next;
       }
       return next;
+    },
+    async createGroup(name, members) {
+      if (!name.trim()) throw new ApiError("invalid_group_name", "a group name is 1 to 64 bytes, one line");
+      const g = mkGroup(hex(900 + groups.length).slice(0, 32), name, [ME, ...members]);
+      groups.unshift(g);
+      byRoom[`group:${g.id}`] = [mk("dm", ME, "", Date.now(), { body: { type: "group_members", group: g.id, name, members: [ME, ...members] } })];
+      return g;
+    },
+    async groups() {
+      return groups;
+    },
+    async sendGroup(group, text) {
+      const g = groups.find((x) => x.id === group);
+      if (!g || g.left) throw new ApiError("not_in_group", "you are not in that group (or you left it)");
+      const m = mk("dm", ME, text, Date.now(), { body: { type: "group", group, name: g.name, text }, delivery: dl({ state: "sent", path: "lan" }) });
+      (byRoom[`group:${group}`] ??= []).push(m);
+      return m;
+    },
+    async inviteToGroup(group, members) {
+      const i = groups.findIndex((x) => x.id === group);
+      if (i < 0) throw new ApiError("not_in_group", "you are not in that group (or you left it)");
+      const g = mkGroup(group, groups[i]!.name, [...groups[i]!.members.map((m) => m.peer), ...members]);
+      groups[i] = g;
+      return g;
+    },
+    async leaveGroup(group) {
+      const i = groups.findIndex((x) => x.id === group);
+      if (i < 0) throw new ApiError("not_in_group", "you are not in that group (or you left it)");
+      groups[i] = { ...groups[i]!, left: true };
+      return groups[i]!;
+    },
+    async groupHistory(group, before, limit) {
+      await sleep(80);
+      return pageOf(byRoom[`group:${group}`] ?? [], before, limit);
     },
     async retry(id) {
       const all = Object.values(byRoom).flat();

@@ -7,6 +7,7 @@ import type {
   AnnouncementView,
   AppState,
   ErrorCode,
+  GroupView,
   HistoryCursor,
   MeetupAnswer,
   HistoryPage,
@@ -39,6 +40,15 @@ export interface Api {
   answerMeetup(meetup: string, answer: MeetupAnswer): Promise<MessageView>;
   /** Send one of my messages again ("not delivered yet"); resolves to it with its delivery as it stands. */
   retry(id: string): Promise<MessageView>;
+  /** Make a private group of me and `members` (peer ids or contact codes). */
+  createGroup(name: string, members: readonly string[]): Promise<GroupView>;
+  /** The private groups I am (or was) in, the latest active first. */
+  groups(): Promise<GroupView[]>;
+  sendGroup(group: string, text: string): Promise<MessageView>;
+  inviteToGroup(group: string, members: readonly string[]): Promise<GroupView>;
+  leaveGroup(group: string): Promise<GroupView>;
+  /** A group's history, paged like history. */
+  groupHistory(group: string, before: HistoryCursor | null, limit: number): Promise<HistoryPage>;
   markRead(room: string, ids: readonly string[]): Promise<void>;
   peers(): Promise<PeerView[]>;
   /** Mute a conversation (a room id, or "dm:<peer>": the person) or undo it: no notifications from it. */
@@ -96,6 +106,9 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   meetup_over: true,
   no_such_meetup: true,
   not_your_message: true,
+  invalid_group_members: true,
+  invalid_group_name: true,
+  not_in_group: true,
   retry_too_soon: true,
   no_one_in_reach: true,
   node_stopped: true,
@@ -149,6 +162,12 @@ export const tauriApi: Api = {
   sendMeetup: (room, place, at) => call("send_meetup", { room, place, at }),
   answerMeetup: (meetup, answer) => call("answer_meetup", { meetup, answer }),
   retry: (id) => call("retry", { id }),
+  createGroup: (name, members) => call("create_group", { name, members }),
+  groups: () => call("groups"),
+  sendGroup: (group, text) => call("send_group", { group, text }),
+  inviteToGroup: (group, members) => call("invite_to_group", { group, members }),
+  leaveGroup: (group) => call("leave_group", { group }),
+  groupHistory: (group, before, limit) => call("group_history", { group, before, limit }),
   markRead: (room, ids) => call("mark_read", { room, ids }),
   peers: () => call("peers"),
   mute: (conversation, muted) => call("mute", { conversation, muted }),

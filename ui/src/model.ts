@@ -10,6 +10,8 @@ export type {
   Delivery,
   DeliveryState,
   ErrorCode,
+  GroupMember,
+  GroupView,
   HistoryCursor,
   HistoryPage,
   Limits,

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use festival_core::MessageId;
-use festival_node::runtime::{HistoryPage, NodeEvent, PeerView, PersonChoiceView, RoomView, SearchResults, Status};
+use festival_node::runtime::{
+    GroupView, HistoryPage, NodeEvent, PeerView, PersonChoiceView, RoomView, SearchResults, Status,
+};
 use ts_rs::{Config, ExportError, TS};
 
 use crate::{AppError, AppState, MyCode, Notification, Settings};
@@ -30,6 +32,7 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     PeerView::export_all(&cfg)?;
     PersonChoiceView::export_all(&cfg)?;
     SearchResults::export_all(&cfg)?;
+    GroupView::export_all(&cfg)?;
     Notification::export_all(&cfg)?;
     NodeEvent::export_all(&cfg)?;
     MessageId::export_all(&cfg)?;

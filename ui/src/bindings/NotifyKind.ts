@@ -3,4 +3,4 @@
 /**
  * Why a notification was raised.
  */
-export type NotifyKind = "direct" | "mention" | "announcement" | "digest";
+export type NotifyKind = "direct" | "group" | "mention" | "announcement" | "digest";

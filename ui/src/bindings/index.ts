@@ -6,6 +6,8 @@ export type { Author } from "./Author";
 export type { Delivery } from "./Delivery";
 export type { DeliveryState } from "./DeliveryState";
 export type { ErrorCode } from "./ErrorCode";
+export type { GroupMember } from "./GroupMember";
+export type { GroupView } from "./GroupView";
 export type { HistoryCursor } from "./HistoryCursor";
 export type { HistoryPage } from "./HistoryPage";
 export type { Limits } from "./Limits";

@@ -1,6 +1,6 @@
 import { useCallback, useState } from "react";
 import { toApiError } from "../api";
-import type { AnnouncementView, Author, HistoryCursor, MeetupAnswer, MessageView, PeerView, RoomView } from "../model";
+import type { AnnouncementView, Author, GroupView, HistoryCursor, MeetupAnswer, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
 import { plainName } from "../logic/person";
@@ -8,7 +8,7 @@ import { hasOlder, type Timeline } from "../logic/timeline";
 import { AnnouncementBanner } from "./AnnouncementBanner";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
-import { BackIcon, BanIcon, BellIcon, BellOffIcon, HashIcon, LockIcon, UsersIcon } from "./Icons";
+import { BackIcon, BanIcon, BellIcon, BellOffIcon, HashIcon, LockIcon, PlusIcon, UsersIcon } from "./Icons";
 import { MessageList } from "./MessageList";
 import { MeetupForm } from "./MeetupForm";
 import { PathChip, pathOf } from "./PeoplePanel";
@@ -49,17 +49,25 @@ export interface ChatViewProps {
   onAnswer?: ((id: string, answer: MeetupAnswer) => Promise<unknown>) | undefined;
   /** Send one of ours again ("not delivered yet"). */
   onRetry?: ((id: string) => Promise<unknown>) | undefined;
+  /** A private group's conversation: the group as it stands. */
+  group?: GroupView | undefined;
+  /** Add people to the group (opens the picker). */
+  onInvite?: (() => void) | undefined;
+  onLeave?: (() => Promise<unknown>) | undefined;
 }
 
 export function ChatView(p: ChatViewProps) {
   const other = dmPeer(p.convKey);
   const person = other !== undefined ? p.personOf(other) : undefined;
-  const title = other !== undefined ? plainName(person, other) : p.convKey === FESTIVAL_ROOM ? "Festival" : (p.room?.name ?? p.convKey);
+  const title =
+    other !== undefined ? plainName(person, other) : p.group ? p.group.name : p.convKey === FESTIVAL_ROOM ? "Festival" : (p.room?.name ?? p.convKey);
   const { onLoadOlder } = p;
   const loadOlder = useCallback(() => onLoadOlder(), [onLoadOlder]);
   const [actionError, setActionError] = useState<string | null>(null);
   const [confirmBlock, setConfirmBlock] = useState(false);
   const [meetupOpen, setMeetupOpen] = useState(false);
+  const [confirmLeave, setConfirmLeave] = useState(false);
+  const g = p.group;
   const act = (f: (() => Promise<void>) | undefined) => {
     if (!f) return;
     setActionError(null);
@@ -76,6 +84,10 @@ export function ChatView(p: ChatViewProps) {
         </button>
         {other !== undefined ? (
           <Avatar id={other} name={person?.name ?? "?"} />
+        ) : g ? (
+          <span className="room-icon big group-icon">
+            <UsersIcon />
+          </span>
         ) : (
           <span className={`room-icon big${p.convKey === FESTIVAL_ROOM ? " festival" : ""}`}>{p.convKey === FESTIVAL_ROOM ? "✦" : <HashIcon />}</span>
         )}
@@ -91,11 +103,31 @@ export function ChatView(p: ChatViewProps) {
                 </>
               )}
             </span>
+          ) : g ? (
+            <span className="chat-sub" title={g.members.map((m) => (m.me ? "You" : plainName(m.who, m.peer))).join(", ")}>
+              <LockIcon width={12} height={12} /> Sealed to its {g.members.length} members:{" "}
+              {g.members.map((m, i) => (
+                <span key={m.peer}>
+                  {i > 0 && ", "}
+                  {m.me ? <PersonName me /> : <PersonName author={m.who} peer={m.peer} compact />}
+                </span>
+              ))}
+            </span>
           ) : (
             <span className="chat-sub">{p.convKey === FESTIVAL_ROOM ? "Everyone at the festival" : `#${p.convKey}`}</span>
           )}
         </div>
         <div className="chat-actions">
+          {g && !g.left && p.onInvite && (
+            <button type="button" className="icon-btn" aria-label={`Add people to ${g.name}`} title="Add people" onClick={p.onInvite}>
+              <PlusIcon width={18} height={18} />
+            </button>
+          )}
+          {g && !g.left && p.onLeave && (
+            <button type="button" className="icon-btn" aria-label={`Leave ${g.name}`} title="Leave the group" onClick={() => setConfirmLeave(true)}>
+              <BackIcon width={18} height={18} />
+            </button>
+          )}
           {p.onMute && (
             <button
               type="button"
@@ -130,6 +162,32 @@ export function ChatView(p: ChatViewProps) {
         <p className="form-error composer-error" role="alert">
           {actionError}
         </p>
+      )}
+      {g && confirmLeave && !g.left && (
+        <div className="blocked-note" role="alertdialog" aria-label={`Leave ${g.name}?`}>
+          <span>Leave {g.name}? Its members are told; you keep what was said, and read nothing new.</span>
+          <button
+            type="button"
+            className="btn btn-sm"
+            autoFocus
+            onClick={() => {
+              setConfirmLeave(false);
+              act(async () => {
+                await p.onLeave!();
+              });
+            }}
+          >
+            Leave
+          </button>
+          <button type="button" className="btn btn-sm btn-ghost" onClick={() => setConfirmLeave(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
+      {g?.left && (
+        <div className="blocked-note" role="status">
+          <span>You left this group: you read what was said until then.</span>
+        </div>
       )}
       {other !== undefined && confirmBlock && !p.blocked && (
         <div className="blocked-note" role="alertdialog" aria-label={`Block ${who}?`}>
@@ -197,9 +255,9 @@ export function ChatView(p: ChatViewProps) {
           }}
         />
       )}
-      <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined ? "Write a sealed message" : `Message ${title}`}
+      {!g?.left && <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined || g ? "Write a sealed message" : `Message ${title}`}
         onMeetup={p.onMeetup && !meetupOpen ? () => setMeetupOpen(true) : undefined}
-      />
+      />}
     </section>
   );
 }

@@ -1,13 +1,14 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { useApi } from "../ApiContext";
 import type { Author, MessageView, Settings } from "../model";
-import { DM_ROOM, dmKey, dmPeer, type ConversationKey } from "../logic/conversation";
+import { DM_ROOM, dmKey, dmPeer, groupKey, groupOf, type ConversationKey } from "../logic/conversation";
 import { loadDrafts, saveDrafts, setDraft, type Drafts } from "../logic/drafts";
 import { totalUnread } from "../logic/unread";
 import { authorOf, conversationMessages, deliveryOf, dmConversations, sortedRooms } from "../state/chat";
 import { useChat } from "../state/useChat";
 import { ChatView } from "./ChatView";
 import { Dialog } from "./Dialog";
+import { GroupForm } from "./GroupForm";
 import { MentionContext, type MentionNames } from "./Mentions";
 import { MyCodeCard } from "./MyCodeCard";
 import { PeopleChoices } from "./PeopleChoices";
@@ -31,7 +32,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   const { state, actions, streamError } = useChat(api);
   const [drafts, setDrafts] = useState<Drafts>(() => loadDrafts(storage));
   const [peopleOpen, setPeopleOpen] = useState(false);
-  const [dialog, setDialog] = useState<"settings" | "code" | null>(null);
+  const [dialog, setDialog] = useState<"settings" | "code" | "group" | "invite" | null>(null);
   // Narrow screens show either the list or the chat.
   const [showList, setShowList] = useState(false);
 
@@ -110,6 +111,21 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
 
   const peer = dmPeer(key);
   const peerView = peer !== undefined ? state.peers[peer] : undefined;
+  const groupId = groupOf(key);
+  const groupView = groupId !== undefined ? state.groups.find((g) => g.id === groupId) : undefined;
+  // People to put in a group: those nearby, then those I have DMs with.
+  const pickable = useMemo(() => {
+    const seen = new Set<string>();
+    const out: { peer: string; who: Author | undefined }[] = [];
+    const add = (peer: string) => {
+      if (seen.has(peer)) return;
+      seen.add(peer);
+      out.push({ peer, who: authorOf(state, peer) });
+    };
+    for (const p of peers) if (!p.blocked) add(p.peer);
+    for (const d of dms) add(d.peer);
+    return out;
+  }, [peers, dms, state]);
   return (
     <MentionContext.Provider value={mentionNames}>
     <div className={`app${peopleOpen ? " with-people" : ""}${showList ? " show-list" : ""}`}>
@@ -130,6 +146,8 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         onSettings={() => setDialog("settings")}
         onMyCode={() => setDialog("code")}
         muted={muted}
+        groups={state.groups}
+        onNewGroup={() => setDialog("group")}
         onJump={(k, id) => {
           actions.reveal(k, id);
           setShowList(false);
@@ -157,10 +175,13 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         announcements={state.announcements}
         focusId={state.focus?.key === key ? state.focus.id : undefined}
         muted={muted.has(key)}
-        onMute={key !== DM_ROOM ? (on) => actions.mute(key, on) : undefined}
+        onMute={key !== DM_ROOM && groupId === undefined ? (on) => actions.mute(key, on) : undefined}
         blocked={peerView?.blocked ?? (peer !== undefined && (state.choices[peer]?.blocked ?? false))}
         onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
-        onMeetup={peer === undefined && key !== DM_ROOM ? (place, at) => actions.sendMeetup(key, place, at) : undefined}
+        onMeetup={peer === undefined && groupId === undefined && key !== DM_ROOM ? (place, at) => actions.sendMeetup(key, place, at) : undefined}
+        group={groupView}
+        onInvite={groupView ? () => setDialog("invite") : undefined}
+        onLeave={groupView ? () => actions.leaveGroup(groupView.id) : undefined}
         onAnswer={actions.answerMeetup}
         onRetry={actions.retry}
       />
@@ -192,6 +213,35 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         <Dialog title="Settings" onClose={() => setDialog(null)}>
           <SettingsForm settings={settings} onSave={save} />
           <PeopleChoices onMute={actions.mute} onBlock={actions.block} />
+        </Dialog>
+      )}
+      {dialog === "group" && (
+        <Dialog title="New private group" onClose={() => setDialog(null)}>
+          <GroupForm
+            people={pickable}
+            withName
+            max={31}
+            submitLabel="Make the group"
+            onSubmit={async (name, members) => {
+              const g = await actions.createGroup(name, members);
+              setDialog(null);
+              open(groupKey(g.id));
+            }}
+          />
+        </Dialog>
+      )}
+      {dialog === "invite" && groupView && (
+        <Dialog title={`Add people to ${groupView.name}`} onClose={() => setDialog(null)}>
+          <GroupForm
+            people={pickable.filter((x) => !groupView.members.some((m) => m.peer === x.peer))}
+            withName={false}
+            max={32 - groupView.members.length}
+            submitLabel="Add them"
+            onSubmit={async (_, members) => {
+              await actions.inviteToGroup(groupView.id, members);
+              setDialog(null);
+            }}
+          />
         </Dialog>
       )}
       {dialog === "code" && (

@@ -111,6 +111,19 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   const { me } = useContext(MentionContext);
   const card = meetupOf(m);
   const mentioned = !m.mine && card === null && mentions(bodyText(m.body), me);
+  if (m.body.type === "group_members" || m.body.type === "group_left") {
+    // A group's changes, said in the group as a line of its own.
+    const who = m.mine ? "You" : plainName(author, m.author);
+    const what =
+      m.body.type === "group_left"
+        ? `${who} left the group`
+        : `${who} set who is in “${m.body.name}”: ${m.body.members.length} ${m.body.members.length === 1 ? "person" : "people"}`;
+    return (
+      <li className="msg-sys" data-id={m.id}>
+        <span>{what}</span> <time dateTime={new Date(Number(m.created_at)).toISOString()}>{time}</time>
+      </li>
+    );
+  }
   return (
     <li className={`msg ${m.mine ? "mine" : "theirs"}${head ? " head" : ""}${mentioned ? " mentioned" : ""}`} data-id={m.id} data-author={m.mine ? undefined : m.author}>
       {!m.mine && <div className="msg-avatar">{head && <Avatar id={m.author} name={author?.name ?? "?"} size="sm" />}</div>}

@@ -1,7 +1,7 @@
 import { toApiError } from "../api";
 import { useState, type FormEvent } from "react";
-import type { Author, RoomView } from "../model";
-import { dmKey, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
+import type { Author, GroupView, RoomView } from "../model";
+import { dmKey, FESTIVAL_ROOM, groupKey, type ConversationKey } from "../logic/conversation";
 import { messageTime } from "../logic/format";
 import { SHORT_FINGERPRINT_LEN } from "../logic/person";
 import { checkRoomName, roomIdPreview } from "../logic/validate";
@@ -31,6 +31,9 @@ export interface SidebarProps {
   muted?: ReadonlySet<string>;
   /** Open a search result's conversation at the message. */
   onJump?: (key: ConversationKey, id: string) => void;
+  /** Private groups I am (or was) in. */
+  groups?: readonly GroupView[];
+  onNewGroup?: () => void;
 }
 
 function Muted() {
@@ -165,6 +168,37 @@ export function Sidebar(p: SidebarProps) {
               </button>
             </li>
           ))}
+        </ul>
+
+        <div className="section-head">
+          <span>Groups</span>
+          {p.onNewGroup && (
+            <button type="button" className="icon-btn icon-btn-sm" onClick={p.onNewGroup} title="New private group" aria-label="New private group">
+              <PlusIcon width={16} height={16} />
+            </button>
+          )}
+        </div>
+        <ul className="conv-list">
+          {(p.groups ?? []).length === 0 && <li className="muted small empty-hint">A private group: only its members can read it.</li>}
+          {(p.groups ?? []).map((g) => {
+            const key = groupKey(g.id);
+            return (
+              <li key={key}>
+                <button type="button" className={`conv${p.open === key ? " active" : ""}`} onClick={() => p.onOpen(key)} aria-current={p.open === key ? "page" : undefined}>
+                  <span className="room-icon group-icon">
+                    <UsersIcon width={16} height={16} />
+                  </span>
+                  <span className="conv-name">
+                    {g.name}
+                    <span className="conv-sub">{g.left ? "You left" : `${g.members.length} members`}</span>
+                  </span>
+                  <span className="conv-meta">
+                    <Badge n={p.unread[key] ?? 0} />
+                  </span>
+                </button>
+              </li>
+            );
+          })}
         </ul>
 
         <div className="section-head">

@@ -12,7 +12,16 @@ export interface Routed {
   room: string;
   author: string;
   mine: boolean;
-  body: { type: string; to?: string };
+  body: { type: string; to?: string; group?: string };
+}
+
+export function groupKey(group: string): ConversationKey {
+  return `group:${group}`;
+}
+
+/** The group a group key is, or undefined. */
+export function groupOf(key: ConversationKey): string | undefined {
+  return key.startsWith("group:") ? key.slice(6) : undefined;
 }
 
 export function dmKey(peer: string): ConversationKey {
@@ -26,6 +35,7 @@ export function dmPeer(key: ConversationKey): string | undefined {
 
 export function conversationOf(m: Routed): ConversationKey {
   if (m.room !== DM_ROOM) return m.room;
+  if (m.body.group !== undefined) return groupKey(m.body.group);
   const other = m.mine ? m.body.to : m.author;
   return dmKey(other ?? m.author);
 }

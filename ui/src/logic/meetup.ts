@@ -38,6 +38,12 @@ export function bodyText(body: MessageBody): string {
       return body.text;
     case "meetup":
       return `Meet-up: ${body.place}, ${clockTime(body.at)}`;
+    case "group":
+      return body.text;
+    case "group_members":
+      return `Members of “${body.name}”: ${body.members.length}`;
+    case "group_left":
+      return "Left the group";
   }
 }
 

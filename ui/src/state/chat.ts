@@ -1,7 +1,7 @@
 // The whole chat as the screen shows it, and how node replies and events
 // change it. A pure reducer: the controller (useChat) does the calls.
 
-import type { AnnouncementView, Author, HistoryCursor, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status } from "../model";
+import type { AnnouncementView, Author, GroupView, HistoryCursor, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status } from "../model";
 import { addAnnouncement } from "../logic/announcements";
 import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import { recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
@@ -43,6 +43,8 @@ export interface ChatState {
   choices: Readonly<Record<string, { muted: boolean; blocked: boolean }>>;
   /** A message to bring into view (a search result): its conversation pages back until it is loaded. */
   focus: { key: ConversationKey; id: string } | null;
+  /** Private groups I am (or was) in, the latest active first (`groups`). */
+  groups: readonly GroupView[];
 }
 
 export const initialChat: ChatState = {
@@ -60,6 +62,7 @@ export const initialChat: ChatState = {
   announcements: [],
   choices: {},
   focus: null,
+  groups: [],
 };
 
 export type ChatAction =
@@ -77,6 +80,8 @@ export type ChatAction =
   | { type: "peers"; peers: readonly PeerView[] }
   | { type: "announcements"; announcements: readonly AnnouncementView[] }
   | { type: "peer"; peer: PeerView }
+  | { type: "groups"; groups: readonly GroupView[] }
+  | { type: "group"; group: GroupView }
   | { type: "status"; status: Status }
   | { type: "start_dm"; peer: string }
   /**
@@ -202,6 +207,8 @@ export function isShowable(m: unknown): m is MessageView {
     typeof body === "object" &&
     body !== null &&
     (typeof body["text"] === "string" ||
+      (body["type"] === "group_members" && typeof body["group"] === "string" && Array.isArray(body["members"])) ||
+      (body["type"] === "group_left" && typeof body["group"] === "string") ||
       (body["type"] === "meetup" && typeof body["place"] === "string" && typeof body["at"] === "number" && typeof body["until"] === "number" && Array.isArray(body["people"])))
   );
 }
@@ -322,6 +329,10 @@ export function chatReducer(s: ChatState, a: ChatAction): ChatState {
     }
     case "peer":
       return { ...s, peers: { ...s.peers, [a.peer.peer]: a.peer } };
+    case "groups":
+      return { ...s, groups: a.groups };
+    case "group":
+      return { ...s, groups: [a.group, ...s.groups.filter((g) => g.id !== a.group.id)] };
     case "status":
       return { ...s, status: a.status };
     case "start_dm":

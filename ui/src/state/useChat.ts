@@ -5,8 +5,8 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "react";
 import type { Api } from "../api";
 import { toApiError } from "../api";
-import type { HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, MeetupAnswer } from "../model";
-import { DM_ROOM, dmPeer, type ConversationKey } from "../logic/conversation";
+import type { GroupView, HistoryCursor, HistoryPage, MessageView, NodeEvent, PeerView, RoomView, MeetupAnswer } from "../model";
+import { DM_ROOM, dmPeer, groupOf, type ConversationKey } from "../logic/conversation";
 import { hasOlder } from "../logic/timeline";
 import { batches, loadReadLog, record, saveReadLog, unreported, type ReadLog } from "../logic/readLog";
 import { chatReducer, conversationMessages, initialChat, unreadIds, type ChatState } from "./chat";
@@ -39,6 +39,10 @@ export interface ChatActions {
   answerMeetup(id: string, answer: MeetupAnswer): Promise<MessageView>;
   /** Send one of ours again ("not delivered yet"); its delivery as it then stands is shown. */
   retry(id: string): Promise<MessageView>;
+  /** Make a private group of me and `members` (peer ids or contact codes). */
+  createGroup(name: string, members: readonly string[]): Promise<GroupView>;
+  inviteToGroup(group: string, members: readonly string[]): Promise<GroupView>;
+  leaveGroup(group: string): Promise<GroupView>;
   joinRoom(name: string): Promise<RoomView>;
   verify(code: string): Promise<PeerView>;
   startDm(peer: string): void;
@@ -51,10 +55,13 @@ export interface ChatActions {
   refresh(): void;
 }
 
-/** One page of a conversation: a room's history, or one DM conversation. */
+/** One page of a conversation: a room's history, one DM conversation, or a group's. */
 function page(api: Api, key: ConversationKey, before: HistoryCursor | null): Promise<HistoryPage> {
   const peer = dmPeer(key);
-  return peer !== undefined ? api.dmHistory(peer, before, PAGE_SIZE) : api.history(key, before, PAGE_SIZE);
+  if (peer !== undefined) return api.dmHistory(peer, before, PAGE_SIZE);
+  const group = groupOf(key);
+  if (group !== undefined) return api.groupHistory(group, before, PAGE_SIZE);
+  return api.history(key, before, PAGE_SIZE);
 }
 
 export function useChat(api: Api): { state: ChatState; actions: ChatActions; streamError: string | null } {
@@ -72,6 +79,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     api.status().then((status) => dispatch({ type: "status", status }), () => {});
     api.announcements().then((announcements) => dispatch({ type: "announcements", announcements }), () => {});
     api.peopleChoices().then((choices) => dispatch({ type: "choices", choices }), () => {});
+    api.groups().then((groups) => dispatch({ type: "groups", groups }), () => {});
   }, [api]);
 
   const refreshRooms = useCallback(() => {
@@ -132,6 +140,10 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         refresh();
         reloadLatest();
         return;
+      }
+      // A group made, joined or left: the list of groups again.
+      if (event.event === "message" && (event.body?.type === "group_members" || event.body?.type === "group_left")) {
+        api.groups().then((groups) => dispatch({ type: "groups", groups }), () => {});
       }
       if (REACH_EVENTS.has(event.event) && refreshTimer.current === null) {
         refreshTimer.current = setTimeout(() => {
@@ -234,8 +246,10 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
       loadOlder,
       async send(key, text) {
         const peer = dmPeer(key);
+        const group = groupOf(key);
         try {
-          const m = peer !== undefined ? await api.sendDm(peer, text) : await api.send(key, text);
+          const m =
+            peer !== undefined ? await api.sendDm(peer, text) : group !== undefined ? await api.sendGroup(group, text) : await api.send(key, text);
           dispatch({ type: "own_message", message: m });
           return m;
         } catch (e) {
@@ -256,6 +270,35 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
           const m = await api.answerMeetup(id, answer);
           dispatch({ type: "event", event: { event: "meetup_changed", ...m } });
           return m;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async createGroup(name, members) {
+        try {
+          const g = await api.createGroup(name, members);
+          dispatch({ type: "group", group: g });
+          return g;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async inviteToGroup(group, members) {
+        try {
+          const g = await api.inviteToGroup(group, members);
+          dispatch({ type: "group", group: g });
+          reloadLatest();
+          return g;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async leaveGroup(group) {
+        try {
+          const g = await api.leaveGroup(group);
+          dispatch({ type: "group", group: g });
+          reloadLatest();
+          return g;
         } catch (e) {
           throw toApiError(e);
         }
@@ -322,7 +365,7 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
       },
       refresh,
     };
-  }, [api, fetchPage, loadOlder, refresh, refreshRooms]);
+  }, [api, fetchPage, loadOlder, refresh, refreshRooms, reloadLatest]);
 
   return { state, actions, streamError };
 }

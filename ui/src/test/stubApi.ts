@@ -2,7 +2,7 @@
 // unless a test overrides it. Events are pushed with `emit`.
 import { vi } from "vitest";
 import type { Api } from "../api";
-import type { Author, Delivery, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
+import type { Author, Delivery, GroupView, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
 import { ApiError } from "../api";
 
 export const ME = "a".repeat(64);
@@ -99,6 +99,21 @@ export function message(over: Partial<MessageView> = {}): MessageView {
   };
 }
 
+export const GROUP = "ab".repeat(16);
+
+/** A private group as the node reports it; `members`: peer ids (ME is "You"). */
+export function group(over: Partial<Omit<GroupView, "members">> & { members?: readonly string[] } = {}): GroupView {
+  const ids = over.members ?? [ME, ANA];
+  return {
+    id: GROUP,
+    name: "Camp crew",
+    left: false,
+    last_activity: Date.now(),
+    ...over,
+    members: ids.map((peer) => ({ peer, me: peer === ME, who: peer === ME ? ME_AUTHOR : ANA_AUTHOR })),
+  };
+}
+
 /** One of our messages' delivery as the node reports it (`as_of`: now, unless given). */
 export function dl(over: Partial<Delivery> = {}): Delivery {
   return {
@@ -127,6 +142,14 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     dmHistory: vi.fn(async () => ({ messages: [], next: null })),
     send: vi.fn(async (room: string, text: string) => message({ room, author: ME, mine: true, body: { type: "text", text }, delivery: dl() })),
     sendDm: vi.fn(async (to: string, text: string) => message({ room: "dm", author: ME, mine: true, body: { type: "direct", to, text }, delivery: dl() })),
+    createGroup: vi.fn(async (name: string, members: readonly string[]) => group({ name, members: [ME, ...members] })),
+    groups: vi.fn(async () => []),
+    sendGroup: vi.fn(async (g: string, text: string) =>
+      message({ room: "dm", author: ME, mine: true, body: { type: "group", group: g, name: "Camp crew", text }, delivery: dl() }),
+    ),
+    inviteToGroup: vi.fn(async (g: string, members: readonly string[]) => group({ id: g, members: [ME, ANA, ...members] })),
+    leaveGroup: vi.fn(async (g: string) => group({ id: g, left: true })),
+    groupHistory: vi.fn(async () => ({ messages: [], next: null })),
     retry: vi.fn(async () => {
       throw new ApiError("not_your_message", "that is not one of your messages stored here");
     }),
