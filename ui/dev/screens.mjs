@@ -296,6 +296,35 @@ const shots = {
       await p.waitForTimeout(300);
     },
   },
+  "35-group": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Camp crew/ }).first().click();
+      await p.getByText("Tent is up, bring the lamp").waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "36-new-group": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: "New private group" }).click();
+      await p.getByLabel("Group name").fill("Lake swim");
+      await p.getByRole("dialog").getByRole("checkbox").first().check();
+      await p.waitForTimeout(200);
+    },
+  },
+  "37-phone-group": {
+    scene: "mobile",
+    view: phone,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Back to conversations" }).click();
+      await p.getByRole("button", { name: /Camp crew/ }).first().click();
+      await p.getByText("Tent is up, bring the lamp").waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
   "13-phone": { scene: "mobile", view: phone, run: async (p) => p.waitForTimeout(600) },
   "14-phone-list": {
     scene: "mobile",

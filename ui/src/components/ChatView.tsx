@@ -8,7 +8,7 @@ import { hasOlder, type Timeline } from "../logic/timeline";
 import { AnnouncementBanner } from "./AnnouncementBanner";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
-import { BackIcon, BanIcon, BellIcon, BellOffIcon, HashIcon, LockIcon, PlusIcon, UsersIcon } from "./Icons";
+import { BackIcon, BanIcon, BellIcon, BellOffIcon, HashIcon, LeaveIcon, LockIcon, PlusIcon, UsersIcon } from "./Icons";
 import { MessageList } from "./MessageList";
 import { MeetupForm } from "./MeetupForm";
 import { PathChip, pathOf } from "./PeoplePanel";
@@ -125,7 +125,7 @@ export function ChatView(p: ChatViewProps) {
           )}
           {g && !g.left && p.onLeave && (
             <button type="button" className="icon-btn" aria-label={`Leave ${g.name}`} title="Leave the group" onClick={() => setConfirmLeave(true)}>
-              <BackIcon width={18} height={18} />
+              <LeaveIcon width={18} height={18} />
             </button>
           )}
           {p.onMute && (

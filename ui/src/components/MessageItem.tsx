@@ -113,7 +113,7 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   const mentioned = !m.mine && card === null && mentions(bodyText(m.body), me);
   if (m.body.type === "group_members" || m.body.type === "group_left") {
     // A group's changes, said in the group as a line of its own.
-    const who = m.mine ? "You" : plainName(author, m.author);
+    const who = m.mine ? "You" : (author?.name ?? m.sender.name ?? "Someone");
     const what =
       m.body.type === "group_left"
         ? `${who} left the group`
