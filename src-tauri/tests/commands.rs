@@ -250,6 +250,37 @@ fn meetups_are_posted_and_answered_and_bad_ones_are_typed_errors() {
 }
 
 #[test]
+fn private_groups_are_made_posted_to_and_left_and_bad_ones_are_typed_errors() {
+    let s = shell();
+    s.ok("onboard", json!({"name": "Gia"}));
+    let friend = FRIEND.to_owned();
+    assert_eq!(s.code("create_group", json!({"name": "  ", "members": [friend]})), "invalid_group_name");
+    assert_eq!(s.code("create_group", json!({"name": "Crew", "members": []})), "invalid_group_members");
+    assert_eq!(s.code("create_group", json!({"name": "Crew", "members": ["nobody"]})), "invalid_peer");
+    let g = s.ok("create_group", json!({"name": "Crew", "members": [friend]}));
+    assert_eq!((g["name"].as_str(), g["left"].as_bool()), (Some("Crew"), Some(false)));
+    assert_eq!(g["members"].as_array().unwrap().len(), 2);
+    assert_eq!(g["members"][0]["me"], true, "me first");
+    let id = g["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.ok("groups", json!({}))[0]["id"], id.as_str());
+    let m = s.ok("send_group", json!({"group": id, "text": "tent is up"}));
+    assert_eq!(m["body"], json!({"type": "group", "group": id, "name": "Crew", "text": "tent is up"}));
+    assert_eq!(m["delivery"]["state"], "saved");
+    let page = s.ok("group_history", json!({"group": id, "before": null, "limit": 10}));
+    let kinds: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["body"]["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["group_members", "group"]);
+    assert_eq!(s.code("send_group", json!({"group": id, "text": " "})), "empty_message");
+    assert_eq!(s.code("send_group", json!({"group": "ab".repeat(16), "text": "hi"})), "not_in_group");
+    assert_eq!(s.code("send_group", json!({"group": "not hex", "text": "hi"})), "not_in_group");
+    s.ok("viewing", json!({"conversation": format!("group:{id}")}));
+    let left = s.ok("leave_group", json!({"group": id}));
+    assert_eq!(left["left"], true);
+    assert_eq!(s.code("send_group", json!({"group": id, "text": "still here?"})), "not_in_group");
+    assert_eq!(s.code("invite_to_group", json!({"group": id, "members": [FRIEND]})), "not_in_group");
+}
+
+#[test]
 fn codes_verify_people_and_bad_input_is_a_typed_error() {
     let s = shell();
     s.ok("onboard", json!({"name": "Ben"}));

@@ -22,7 +22,10 @@
 //! 7. a meet-up: the stage box posts "meet at the big wheel" in the room
 //!    (`/meetup`), the app shows its card, one tap answers "Coming", and
 //!    the node's card counts the app's person as coming;
-//! 8. the same conversation at phone size (390 x 844, the app's least).
+//! 8. a private group of the app and the stage box, made in the app: the
+//!    node learns it from the sealed message, posts to it, and the app's
+//!    answer reaches the node;
+//! 9. the conversation at phone size (390 x 844, the app's least).
 //!
 //! Screenshots of each step go to `artifacts/e2e-*.png`; each is checked
 //! not to be a blank window.
@@ -218,7 +221,36 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     shot(c, "6-meetup").await?;
     phase(start, "a meet-up answered");
 
-    // 8. Phone size.
+    // 8. A private group with the stage box, made in the app.
+    click(c, "[aria-label='New private group']", "New private group").await?;
+    let name = wait_css(c, ".group-form input:not([type=checkbox])", "the group name").await?;
+    name.send_keys("Stage crew").await.map_err(err("type the group's name"))?;
+    click(c, ".group-people input[type=checkbox]", "the stage box in the picker").await?;
+    click(c, ".group-form button[type=submit]", "Make the group").await?;
+    let by = deadline(UI_WAIT.as_secs());
+    let group = node
+        .try_wait_until(by, |l| {
+            l.events("message")
+                .find(|m| m["body"]["type"] == "group_members" && m["body"]["name"] == "Stage crew")
+                .and_then(|m| m["body"]["group"].as_str().map(str::to_owned))
+        })
+        .map_err(|_| "the node never learnt the group".to_string())?;
+    let welcome = "Welcome to the crew";
+    node.send_line(&format!("/group {group} {welcome}"));
+    wait_text(c, "li.msg.theirs .msg-text", welcome).await?;
+    let composer = wait_css(c, "[aria-label='Message']", "the group's composer").await?;
+    let thanks = "Thanks, see you backstage";
+    composer.send_keys(thanks).await.map_err(err("type in the group"))?;
+    click(c, ".send-btn", "Send").await?;
+    let by = deadline(UI_WAIT.as_secs());
+    node.try_wait_until(by, |l| {
+        l.events("message").find(|m| m["body"]["type"] == "group" && m["body"]["text"] == thanks).cloned()
+    })
+    .map_err(|_| "the node never read the app's group message".to_string())?;
+    shot(c, "8-group").await?;
+    phase(start, "a private group with the stage box");
+
+    // 9. Phone size.
     c.set_window_size(390, 844).await.map_err(err("resize the window to 390 x 844"))?;
     // The phone layout: one column, with a way back to the list.
     let back = wait_css(c, ".chat .back-btn", "the back button").await?;
@@ -229,7 +261,7 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    shot(c, "7-phone-meetup").await?;
+    shot(c, "9-phone").await?;
     Ok(())
 }
 
