@@ -72,6 +72,9 @@ pub struct Notification {
     pub count: u32,
 }
 
+/// The text of the notification of being added to a group.
+const ADDED_TEXT: &str = "A private group: only its members can read it.";
+
 /// The conversation a message belongs to, as the UI keys it
 /// (ui/src/logic/conversation.ts): a room id, or `dm:<peer>` per person.
 pub fn conversation_of(m: &MessageView) -> String {
@@ -80,9 +83,8 @@ pub fn conversation_of(m: &MessageView) -> String {
         MessageBody::Text { .. } | MessageBody::Meetup(_) => m.room.as_str().to_owned(),
         MessageBody::Group { group, .. }
         | MessageBody::GroupMembers { group, .. }
-        | MessageBody::GroupLeft { group } => {
-            format!("group:{group}")
-        }
+        | MessageBody::GroupAdded { group, .. }
+        | MessageBody::GroupLeft { group } => format!("group:{group}"),
     }
 }
 
@@ -268,12 +270,19 @@ impl Notifier {
             MessageBody::Group { name, text, .. } => {
                 (NotifyKind::Group, format!("{} in {name}", m.sender.label()), text)
             }
+            // Made with us in it, or us added: once, to say so.
             MessageBody::GroupMembers { name, .. } => {
-                (NotifyKind::Group, format!("{} added you to {name}", m.sender.label()), &"a private group".to_owned())
+                (NotifyKind::Group, format!("{} added you to {name}", m.sender.label()), &ADDED_TEXT.to_owned())
+            }
+            MessageBody::GroupAdded { name, added, .. } if self.me.is_some_and(|me| added.contains(&me)) => {
+                (NotifyKind::Group, format!("{} added you to {name}", m.sender.label()), &ADDED_TEXT.to_owned())
             }
             // A meet-up is room traffic: on its card, counted in the digest;
-            // someone leaving a group is said in the group.
-            MessageBody::Text { .. } | MessageBody::Meetup(_) | MessageBody::GroupLeft { .. } => {
+            // others joining or leaving a group is said in the group.
+            MessageBody::Text { .. }
+            | MessageBody::Meetup(_)
+            | MessageBody::GroupAdded { .. }
+            | MessageBody::GroupLeft { .. } => {
                 self.count_quiet(now);
                 return None;
             }

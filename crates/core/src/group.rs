@@ -10,10 +10,11 @@
 //! group, never what they say or what the group is called. The plaintext
 //! names its sender, the group (a random 16-byte id), its name and its
 //! member list; the opener checks the sender is the envelope's author and
-//! the list is the body's. Each message carries the whole membership, so
-//! a group is what its latest message says: create, invite (a message with
-//! the new list) and leave (a message to the others, without the leaver)
-//! are messages like any other.
+//! one of the members, the list is the body's, and the key is the one the
+//! body commits to. Membership changes only by messages that say so: one
+//! makes the group (`Members`), one adds people (`Added`, by a member), one
+//! leaves (`Left`, the author only); a text changes nothing (see
+//! `festival_store::groups` for how a member applies them).
 
 use crypto_box::aead::{Aead, AeadCore};
 use crypto_box::ChaChaBox;
@@ -72,16 +73,23 @@ pub struct SealedGroupBody {
     pub keys: Vec<u8>,
     pub nonce: [u8; NONCE],
     pub ciphertext: Vec<u8>,
+    /// A commitment to the message key (BLAKE3 keyed by it): every member
+    /// who opens it checks the key it unwrapped is the one committed to, so
+    /// an author cannot wrap different keys to different members and show
+    /// them different messages under one id.
+    pub key_commitment: [u8; 32],
 }
 
 /// What a group message says.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum GroupContent {
     Text(String),
-    /// The group as it now is (made, or people added): no text.
+    /// The group is made, of `members`.
     Members,
-    /// The author leaves; `members` are those it leaves behind.
+    /// The author leaves; `members` are those it leaves behind, and itself.
     Left,
+    /// The author adds these people (each in `members`).
+    Added(Vec<PeerId>),
 }
 
 /// The plaintext of a group message.
@@ -114,6 +122,10 @@ pub enum GroupError {
     Misbound,
 }
 
+fn commit(key: &[u8; 32]) -> [u8; 32] {
+    *blake3::keyed_hash(key, b"festival group message key").as_bytes()
+}
+
 /// Checks of a body's structure every node applies (no key needed).
 pub fn check_body(b: &SealedGroupBody) -> Result<(), GroupError> {
     let n = b.members.len();
@@ -123,10 +135,11 @@ pub fn check_body(b: &SealedGroupBody) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// A group name: one line, 1 to [`MAX_GROUP_NAME_BYTES`] bytes.
+/// A group name: one line, 1 to [`MAX_GROUP_NAME_BYTES`] bytes, by the
+/// rules of a meet-up's place (no controls, line separators or direction
+/// marks: a name that reads backwards could pass for another group's).
 pub fn check_group_name(name: &str) -> Result<(), GroupError> {
-    let t = name.trim();
-    if t.is_empty() || name.len() > MAX_GROUP_NAME_BYTES || name.chars().any(|c| c.is_control()) {
+    if name.len() > MAX_GROUP_NAME_BYTES || crate::body::check_place(name).is_err() {
         return Err(GroupError::BadName);
     }
     Ok(())
@@ -157,9 +170,7 @@ pub fn seal(
     rng: &mut impl CryptoRngCore,
 ) -> Result<SealedGroupBody, GroupError> {
     check_group_name(name)?;
-    if let GroupContent::Text(t) = &content {
-        check_text(t)?;
-    }
+    check_content(&content, &members)?;
     if members.is_empty()
         || members.len() > MAX_GROUP_MEMBERS
         || !members.windows(2).all(|w| w[0] < w[1])
@@ -188,8 +199,23 @@ pub fn seal(
         }
         keys.extend_from_slice(&wrapped);
     }
+    let key_commitment = commit(&key);
     zeroize::Zeroize::zeroize(&mut key);
-    Ok(SealedGroupBody { members, wrap_nonce: wrap_nonce.into(), keys, nonce, ciphertext })
+    Ok(SealedGroupBody { members, wrap_nonce: wrap_nonce.into(), keys, nonce, ciphertext, key_commitment })
+}
+
+/// A text is a text's; the people added are among the members.
+fn check_content(content: &GroupContent, members: &[PeerId]) -> Result<(), GroupError> {
+    match content {
+        GroupContent::Text(t) => check_text(t)?,
+        GroupContent::Added(added) => {
+            if added.is_empty() || added.iter().any(|p| members.binary_search(p).is_err()) {
+                return Err(GroupError::BadMembers);
+            }
+        }
+        GroupContent::Members | GroupContent::Left => {}
+    }
+    Ok(())
 }
 
 /// Open a group message `me` is a member of (the author included).
@@ -210,6 +236,10 @@ pub fn open(me: &Identity, env: &SignedEnvelope) -> Result<GroupPlain, GroupErro
         .map_err(|_| GroupError::OpenFailed)?
         .try_into()
         .map_err(|_| GroupError::OpenFailed)?;
+    if commit(&key) != body.key_commitment {
+        zeroize::Zeroize::zeroize(&mut key);
+        return Err(GroupError::OpenFailed);
+    }
     let cipher = XChaCha20Poly1305::new(&key.into());
     zeroize::Zeroize::zeroize(&mut key);
     let bytes =
@@ -218,13 +248,12 @@ pub fn open(me: &Identity, env: &SignedEnvelope) -> Result<GroupPlain, GroupErro
         Ok((p, [])) => p,
         _ => return Err(GroupError::OpenFailed),
     };
-    if plain.from != env.author() || plain.members != body.members {
+    // The author is one of the members it sealed to.
+    if plain.from != env.author() || plain.members != body.members || body.members.binary_search(&plain.from).is_err() {
         return Err(GroupError::Misbound);
     }
     check_group_name(&plain.name)?;
-    if let GroupContent::Text(t) = &plain.content {
-        check_text(t)?;
-    }
+    check_content(&plain.content, &plain.members)?;
     Ok(plain)
 }
 
@@ -285,6 +314,10 @@ mod tests {
         assert_eq!(open(&cy, &env(&ana, 1, &tampered)), Err(GroupError::OpenFailed));
         // The clear member list must be the sealed one: dropping Cy from it
         // (to hide that Cy reads it) is caught by whoever still opens it.
+        // A key commitment that is not the key's: nobody opens it.
+        let mut other_key = sealed.clone();
+        other_key.key_commitment[0] ^= 1;
+        assert_eq!(open(&cy, &env(&ana, 1, &other_key)), Err(GroupError::OpenFailed));
         let mut fewer = sealed.clone();
         let at = fewer.members.binary_search(&cy.peer_id()).unwrap();
         fewer.members.remove(at);

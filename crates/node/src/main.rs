@@ -231,6 +231,9 @@ async fn main() -> anyhow::Result<()> {
                     festival_node::runtime::MessageBody::GroupMembers { name, members, .. } => {
                         format!("[group] made \"{name}\" ({} members)", members.len())
                     }
+                    festival_node::runtime::MessageBody::GroupAdded { name, added, .. } => {
+                        format!("[group] added {} people to \"{name}\"", added.len())
+                    }
                     festival_node::runtime::MessageBody::GroupLeft { .. } => "[group] left".to_owned(),
                     festival_node::runtime::MessageBody::Meetup(c) => format!(
                         "meet at {} at {} UTC ({} coming, {} can't) [meet-up {}]",

@@ -286,6 +286,9 @@ fn print_event(ev: &NodeEvent, json: bool) {
                         members.len()
                     )
                 }
+                MessageBody::GroupAdded { group, name, added } => {
+                    println!("[{name} {}] {who} added {} people", &group[..8], added.len())
+                }
                 MessageBody::GroupLeft { group } => println!("[group {}] {who} left", &group[..8]),
                 MessageBody::Meetup(c) => {
                     let at = &crate::format_time(c.at)[..5];

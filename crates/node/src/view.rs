@@ -37,20 +37,24 @@ pub async fn view(
             Ok(text) => MessageBody::Direct { to: s.recipient, text },
             Err(_) => return Ok(None),
         },
-        Body::SealedGroup(_) => match festival_core::group::open(me, env) {
-            Ok(plain) => {
-                let group = plain.group.to_hex();
-                match plain.content {
-                    GroupContent::Text(text) => MessageBody::Group { group, name: plain.name, text },
-                    GroupContent::Members => {
-                        MessageBody::GroupMembers { group, name: plain.name, members: plain.members }
-                    }
-                    GroupContent::Left => MessageBody::GroupLeft { group },
-                }
+        Body::SealedGroup(_) => {
+            // Others' group mail is carried, not shown; so is a message
+            // whose author was not a member when it came.
+            let Ok(plain) = festival_core::group::open(me, env) else { return Ok(None) };
+            if store.group_of_message(&env.id()).await?.is_none() {
+                return Ok(None);
             }
-            // Others' group mail, carried for them.
-            Err(_) => return Ok(None),
-        },
+            // The group's name as this device keeps it (set when it was
+            // made), not what each message claims.
+            let name = store.group(&plain.group).await?.map_or(plain.name, |g| g.name);
+            let group = plain.group.to_hex();
+            match plain.content {
+                GroupContent::Text(text) => MessageBody::Group { group, name, text },
+                GroupContent::Members => MessageBody::GroupMembers { group, name, members: plain.members },
+                GroupContent::Added(added) => MessageBody::GroupAdded { group, name, added },
+                GroupContent::Left => MessageBody::GroupLeft { group },
+            }
+        }
         Body::Meetup(meetup) if meetup.end() <= now => return Ok(None),
         Body::Meetup(meetup) => MessageBody::Meetup(meetup_view(store, me, names, env, meetup).await?),
         // Announcements are shown pinned, apart from any room's history;

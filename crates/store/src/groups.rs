@@ -11,7 +11,9 @@ use crate::read::{after_or_end, stored, HistoryCursor, MessageRow, StoredMessage
 
 /// Most groups this device keeps: anyone can seal a message to us naming
 /// a new group, so a thousand fresh keys could otherwise grow the list
-/// without end. A message of a group past the cap is carried, not shown.
+/// without end. Past it, the group longest quiet that we never wrote in is
+/// forgotten for the new one; when we wrote in all of them, the new one is
+/// carried, not shown.
 pub const MAX_GROUPS: u64 = 1_000;
 /// Group messages opened per transaction.
 const OPEN_BATCH: u32 = 256;
@@ -59,12 +61,38 @@ fn record((id, name, members, updated_at, left, last): GroupRow) -> Result<Group
     })
 }
 
+/// Room for one more group: under [`MAX_GROUPS`], or by forgetting the
+/// group longest quiet that we never wrote in (groups anyone can seal to us
+/// cannot crowd out those we take part in; its messages stay stored, and
+/// come back if it speaks again). `false`: every group is one we wrote in.
+async fn make_room(tx: &mut sqlx::SqliteConnection) -> Result<bool> {
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM groups").fetch_one(&mut *tx).await?;
+    if from_sql("groups", count)? < MAX_GROUPS {
+        return Ok(true);
+    }
+    let quiet: Option<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT g.group_id FROM groups g
+         WHERE NOT EXISTS (SELECT 1 FROM group_messages gm JOIN messages m ON m.pk = gm.pk
+                           WHERE gm.group_id = g.group_id AND m.author = (SELECT peer_id FROM identity))
+         ORDER BY g.last_activity LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id,)) = quiet else { return Ok(false) };
+    sqlx::query("DELETE FROM group_messages WHERE group_id = ?").bind(&id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM groups WHERE group_id = ?").bind(&id).execute(&mut *tx).await?;
+    Ok(true)
+}
+
 impl Store {
     /// Open the group messages stored since the last call (up to `max`):
-    /// those for `me` join their group's history, and their group becomes
-    /// what the latest of its messages says. Returns how many were looked
-    /// at. Cheap for the others' group mail that every node carries: one
-    /// look at the member list.
+    /// those for `me` join their group's history and change the group as
+    /// they say: the first one heard makes it; later ones are heard only
+    /// from a current member; `Added` adds people, `Left` takes its author
+    /// out (us too: then it is read-only until someone adds us again); a
+    /// text changes no one's place. Returns how many were looked at. Cheap
+    /// for the others' group mail that every node carries: one look at the
+    /// member list.
     pub async fn index_groups(&self, me: &Identity, max: u32) -> Result<u64> {
         let my_id = me.peer_id();
         let mut left = max;
@@ -99,39 +127,60 @@ impl Store {
                     continue;
                 }
                 let gid = &plain.group.0[..];
-                let known: Option<(i64,)> = sqlx::query_as("SELECT updated_at FROM groups WHERE group_id = ?")
-                    .bind(gid)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if known.is_none() {
-                    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM groups").fetch_one(&mut *tx).await?;
-                    if from_sql("groups", count)? >= MAX_GROUPS {
-                        continue;
+                let known: Option<GroupRow> = sqlx::query_as(
+                    "SELECT group_id, name, members, updated_at, left_group, last_activity FROM groups WHERE group_id = ?",
+                )
+                .bind(gid)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let created = to_sql("created_at", *created_at)?;
+                let (name, mut members, mut left, mut last) = match known.map(record).transpose()? {
+                    // Only a current member speaks in a group (or changes
+                    // it): one who left, or was never in it, is not heard.
+                    Some(g) if !g.members.contains(author) => continue,
+                    Some(g) => (g.name, g.members, g.left, g.last_activity),
+                    None => {
+                        if !make_room(&mut tx).await? {
+                            continue;
+                        }
+                        (plain.name.clone(), plain.members.clone(), false, 0)
+                    }
+                };
+                match &plain.content {
+                    // A text changes no one's place in the group.
+                    GroupContent::Text(_) | GroupContent::Members => {}
+                    GroupContent::Added(added) => {
+                        for p in added {
+                            if let Err(at) = members.binary_search(p) {
+                                members.insert(at, *p);
+                            }
+                            if *p == my_id {
+                                left = false;
+                            }
+                        }
+                        members.truncate(group::MAX_GROUP_MEMBERS);
+                    }
+                    GroupContent::Left => {
+                        members.retain(|p| p != author);
+                        if *author == my_id {
+                            left = true;
+                        }
                     }
                 }
-                // After a "left" message its author is out; we are out if
-                // we wrote it.
-                let leaving = plain.content == GroupContent::Left;
-                let members: Vec<PeerId> =
-                    plain.members.iter().copied().filter(|p| !(leaving && p == author)).collect();
-                let we_left = leaving && *author == my_id;
-                let (created, received) = (to_sql("created_at", *created_at)?, *received_at);
+                last = last.max(u64::try_from(*received_at).unwrap_or(0));
                 sqlx::query(
                     "INSERT INTO groups (group_id, name, members, updated_at, left_group, last_activity)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (group_id) DO UPDATE SET
-                        name = CASE WHEN excluded.updated_at > groups.updated_at THEN excluded.name ELSE groups.name END,
-                        members = CASE WHEN excluded.updated_at > groups.updated_at THEN excluded.members ELSE groups.members END,
-                        left_group = CASE WHEN excluded.updated_at > groups.updated_at THEN excluded.left_group ELSE groups.left_group END,
+                     ON CONFLICT (group_id) DO UPDATE SET members = excluded.members,
                         updated_at = max(groups.updated_at, excluded.updated_at),
-                        last_activity = max(groups.last_activity, excluded.last_activity)",
+                        left_group = excluded.left_group, last_activity = excluded.last_activity",
                 )
                 .bind(gid)
-                .bind(&plain.name)
+                .bind(&name)
                 .bind(members_to_sql(&members))
                 .bind(created)
-                .bind(i64::from(we_left))
-                .bind(received)
+                .bind(i64::from(left))
+                .bind(to_sql("last_activity", last)?)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("INSERT OR IGNORE INTO group_messages (group_id, created_at, pk) VALUES (?, ?, ?)")
@@ -148,6 +197,29 @@ impl Store {
             left -= u32::try_from(n).unwrap_or(batch);
         }
         Ok(u64::from(max - left))
+    }
+
+    /// The group a stored message was heard in: `None` for others' group
+    /// mail, for one whose author was not a member when it came, or not
+    /// opened yet (see [`Store::index_groups`]).
+    pub async fn group_of_message(&self, id: &festival_core::MessageId) -> Result<Option<GroupId>> {
+        let prefix = crate::ingest::id_prefix(id);
+        let (recent, known) = crate::ids::recent_pks(&self.ids, prefix);
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT g.group_id FROM group_messages g INDEXED BY group_messages_pk
+             WHERE g.pk IN (SELECT pk FROM messages
+                            WHERE pk IN (SELECT pk FROM message_ids WHERE id_prefix = ?1
+                                         UNION ALL SELECT value FROM json_each(?3)
+                                         UNION ALL SELECT pk FROM messages WHERE pk > ?4 AND id_prefix = ?1)
+                              AND id = ?2)",
+        )
+        .bind(prefix)
+        .bind(&id.as_bytes()[..])
+        .bind(recent)
+        .bind(known)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(g,)| group_from_sql(&g)).transpose()
     }
 
     /// The groups we are (or were) in, the latest active first.

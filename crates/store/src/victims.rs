@@ -35,10 +35,12 @@ const PAGE_ROWS: i64 = 256;
 
 /// Rows that may be deleted by eviction or expiry, as an SQL condition on
 /// `messages AS m`: not written by this device's identity, not a sealed DM
-/// addressed to it, and not waiting in the outbox. Before an identity exists
+/// addressed to it, not a message of a private group it is in (kept as its
+/// DMs are), and not waiting in the outbox. Before an identity exists
 /// nothing is "mine", and the first test is true.
 pub(crate) const EVICTABLE: &str = "NOT EXISTS (SELECT 1 FROM identity i
          WHERE i.peer_id = m.author OR i.peer_id = m.recipient)
+     AND NOT EXISTS (SELECT 1 FROM group_messages g INDEXED BY group_messages_pk WHERE g.pk = m.pk)
      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.chain = m.chain AND o.seq = m.seq AND o.sent_at IS NULL)";
 
 /// A message that may be deleted, as read by a [`Source`].

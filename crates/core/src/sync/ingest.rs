@@ -523,7 +523,8 @@ pub(super) fn body_end(env: &SignedEnvelope) -> Option<u64> {
 pub(super) fn kind_travels_to(kind: Kind, version: u8) -> bool {
     match kind {
         Kind::Announcement => version >= super::ANNOUNCEMENTS_VERSION,
-        Kind::Meetup | Kind::MeetupReply | Kind::GroupMessage => version >= super::MEETUPS_VERSION,
+        Kind::Meetup | Kind::MeetupReply => version >= super::MEETUPS_VERSION,
+        Kind::GroupMessage => version >= super::GROUPS_VERSION,
         Kind::Text | Kind::Receipt | Kind::SealedDm | Kind::Profile | Kind::SealedReceipt => true,
     }
 }

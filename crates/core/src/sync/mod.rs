@@ -87,18 +87,21 @@ use state::{BoundedMap, LinkState, RoomState, TokenBucket};
 /// (a shallow broadcast tree per room, see `tree`). 4: `Recon` frames
 /// (range-based reconciliation of heads, see `recon`) instead of full
 /// summaries and digests. 5: the announcements room. 6: meet-ups and
-/// their answers (`Kind::Meetup`, `Kind::MeetupReply`).
-pub const PROTOCOL_VERSION: u8 = 6;
+/// their answers (`Kind::Meetup`, `Kind::MeetupReply`). 7: private groups'
+/// messages (`Kind::GroupMessage`).
+pub const PROTOCOL_VERSION: u8 = 7;
 /// The first version that carries the announcements room: an older peer
 /// would refuse its envelopes' kind, so it gets none of it.
 pub const ANNOUNCEMENTS_VERSION: u8 = 5;
-/// The first version that takes meet-ups and their answers, and private
-/// groups' messages. They travel in rooms an older peer carries too (a
-/// room, the DM mailbox), among an author's other messages, so the older
-/// peer is not kept out of the room: it is not told of them, and when it
-/// asks for one it hears the message is gone (`Gone`) and goes past it, as
-/// past an expired message.
+/// The first version that takes meet-ups and their answers. They travel
+/// in rooms an older peer carries too, among an author's other messages,
+/// so the older peer is not kept out of the room: it is not told of them,
+/// and when it asks for one it hears the message is gone (`Gone`) and goes
+/// past it, as past an expired message.
 pub const MEETUPS_VERSION: u8 = 6;
+/// The first version that takes private groups' messages (in the DM
+/// mailbox), kept from older peers as meet-ups are.
+pub const GROUPS_VERSION: u8 = 7;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;

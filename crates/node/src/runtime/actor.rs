@@ -1294,7 +1294,9 @@ impl Actor {
             // it): shown once per batch of effects (see `apply`).
             Body::MeetupReply(r) => Some((r.meetup, env.room().clone())),
             Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::SealedGroup(_) => {
-                if env.kind() == festival_core::Kind::GroupMessage {
+                let for_me =
+                    matches!(env.parsed_body(), Body::SealedGroup(g) if g.members.binary_search(&self.me).is_ok());
+                if for_me {
                     // Its group's history and state (the store opens what
                     // ingest queued; others' group mail is only carried).
                     if let Err(e) = self.store.index_groups(self.engine.node().identity(), GROUP_INDEX_STEP).await {

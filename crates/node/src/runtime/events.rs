@@ -191,11 +191,17 @@ pub enum MessageBody {
         name: String,
         text: String,
     },
-    /// A private group made, or people added: who is in it now.
+    /// A private group made: who is in it.
     GroupMembers {
         group: String,
         name: String,
         members: Vec<PeerId>,
+    },
+    /// The author added people to the private group.
+    GroupAdded {
+        group: String,
+        name: String,
+        added: Vec<PeerId>,
     },
     /// The author left the private group.
     GroupLeft {

@@ -206,14 +206,20 @@ impl NodeHandle {
         self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await?
     }
 
-    /// Add people to a private group we are in: a message with the new
-    /// member list, sealed to all of them (the new ones learn the group
-    /// from it).
+    /// Add people to a private group we are in: a message naming them,
+    /// sealed to all the members (the new ones learn the group from it).
+    /// `BadMembers` when all are in it already, or past 32.
     pub async fn invite_to_group(&self, group: GroupId, people: Vec<PeerId>) -> Result<MessageId, NodeError> {
         let g = self.my_group(&group).await?;
-        let all: Vec<PeerId> = g.members.iter().chain(people.iter()).copied().collect();
+        let mut added: Vec<PeerId> = people.into_iter().filter(|p| !g.members.contains(p)).collect();
+        added.sort();
+        added.dedup();
+        if added.is_empty() {
+            return Err(NodeError::Send(SendError::Group(festival_core::group::GroupError::BadMembers)));
+        }
+        let all: Vec<PeerId> = g.members.iter().chain(added.iter()).copied().collect();
         let members = festival_core::group::member_list(&self.inner.peer, &all).map_err(SendError::from)?;
-        let content = Content::Group { group, name: g.name, members, content: GroupContent::Members };
+        let content = Content::Group { group, name: g.name, members, content: GroupContent::Added(added) };
         self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await?
     }
 
