@@ -2,4 +2,4 @@
 import type { MeetupView } from "./MeetupView";
 import type { PeerId } from "./PeerId";
 
-export type MessageBody = { "type": "text", text: string, } | { "type": "direct", to: PeerId, text: string, } | { "type": "meetup" } & MeetupView | { "type": "group", group: string, name: string, text: string, } | { "type": "group_members", group: string, name: string, members: Array<PeerId>, } | { "type": "group_left", group: string, };
+export type MessageBody = { "type": "text", text: string, } | { "type": "direct", to: PeerId, text: string, } | { "type": "meetup" } & MeetupView | { "type": "group", group: string, name: string, text: string, } | { "type": "group_members", group: string, name: string, members: Array<PeerId>, } | { "type": "group_added", group: string, name: string, added: Array<PeerId>, } | { "type": "group_left", group: string, };

@@ -169,7 +169,6 @@ export function ChatView(p: ChatViewProps) {
           <button
             type="button"
             className="btn btn-sm"
-            autoFocus
             onClick={() => {
               setConfirmLeave(false);
               act(async () => {
@@ -179,7 +178,7 @@ export function ChatView(p: ChatViewProps) {
           >
             Leave
           </button>
-          <button type="button" className="btn btn-sm btn-ghost" onClick={() => setConfirmLeave(false)}>
+          <button type="button" className="btn btn-sm btn-ghost" autoFocus onClick={() => setConfirmLeave(false)}>
             Cancel
           </button>
         </div>

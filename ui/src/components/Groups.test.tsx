@@ -42,9 +42,10 @@ describe("private groups", () => {
 
   it("show their messages and changes, and a node's refusal in place", async () => {
     const made = message({ room: "dm", author: ANA, body: { type: "group_members", group: GROUP, name: "Camp crew", members: [ME, ANA] } });
+    const lamp = said("bring the lamp");
     const api = stubApi({
       groups: async () => [group()],
-      groupHistory: async () => ({ messages: [made, said("bring the lamp")], next: null }),
+      groupHistory: async () => ({ messages: [made, lamp], next: null }),
       createGroup: vi.fn(async () => {
         throw new ApiError("invalid_group_members", "a group has 1 to 32 members, no one twice");
       }),
@@ -53,7 +54,9 @@ describe("private groups", () => {
     const user = userEvent.setup();
     await user.click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Camp crew/ }));
     expect(await screen.findByText("bring the lamp")).toBeInTheDocument();
-    expect(screen.getByText(/set who is in “Camp crew”: 2 people/)).toBeInTheDocument();
+    expect(screen.getByText(/made “Camp crew” with 2 people/)).toBeInTheDocument();
+    // Read: the receipts go sealed to each author, from the mailbox.
+    await waitFor(() => expect(api.markRead).toHaveBeenCalledWith("dm", [made.id, lamp.id]));
     // A live message of the group lands in it.
     act(() => api.emit({ event: "message", ...said("on my way") }));
     expect(await screen.findByText("on my way")).toBeInTheDocument();
@@ -66,6 +69,14 @@ describe("private groups", () => {
     expect(await within(dialog).findByRole("alert")).toHaveTextContent("a group has 1 to 32 members");
   });
 
+  it("say who was added, and only what the node showed", async () => {
+    const added = message({ room: "dm", author: ANA, body: { type: "group_added", group: GROUP, name: "Camp crew", added: [ME] } });
+    const api = stubApi({ groups: async () => [group()], groupHistory: async () => ({ messages: [added], next: null }) });
+    renderApp(api);
+    await userEvent.setup().click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Camp crew/ }));
+    expect(await screen.findByText(/added 1 person/)).toBeInTheDocument();
+  });
+
   it("can be left, after a confirmation; then they are read-only", async () => {
     const api = stubApi({ groups: async () => [group()], groupHistory: async () => ({ messages: [said("hi all")], next: null }) });
     renderApp(api);
@@ -73,7 +84,10 @@ describe("private groups", () => {
     await user.click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Camp crew/ }));
     await screen.findByText("hi all");
     await user.click(screen.getByRole("button", { name: "Leave Camp crew" }));
-    await user.click(within(screen.getByRole("alertdialog", { name: "Leave Camp crew?" })).getByRole("button", { name: "Leave" }));
+    const confirm = screen.getByRole("alertdialog", { name: "Leave Camp crew?" });
+    // The safe answer has the focus.
+    expect(within(confirm).getByRole("button", { name: "Cancel" })).toHaveFocus();
+    await user.click(within(confirm).getByRole("button", { name: "Leave" }));
     expect(api.leaveGroup).toHaveBeenCalledWith(GROUP);
     expect(await screen.findByText(/You left this group/)).toBeInTheDocument();
     expect(screen.queryByRole("textbox", { name: "Message" })).not.toBeInTheDocument();

@@ -117,8 +117,9 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
   const pickable = useMemo(() => {
     const seen = new Set<string>();
     const out: { peer: string; who: Author | undefined }[] = [];
+    const me = state.status?.peer;
     const add = (peer: string) => {
-      if (seen.has(peer)) return;
+      if (seen.has(peer) || peer === me || state.peers[peer]?.blocked || state.choices[peer]?.blocked) return;
       seen.add(peer);
       out.push({ peer, who: authorOf(state, peer) });
     };

@@ -111,13 +111,16 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   const { me } = useContext(MentionContext);
   const card = meetupOf(m);
   const mentioned = !m.mine && card === null && mentions(bodyText(m.body), me);
-  if (m.body.type === "group_members" || m.body.type === "group_left") {
+  if (m.body.type === "group_members" || m.body.type === "group_added" || m.body.type === "group_left") {
     // A group's changes, said in the group as a line of its own.
     const who = m.mine ? "You" : (author?.name ?? m.sender.name ?? "Someone");
+    const people = (n: number) => `${n} ${n === 1 ? "person" : "people"}`;
     const what =
       m.body.type === "group_left"
         ? `${who} left the group`
-        : `${who} set who is in “${m.body.name}”: ${m.body.members.length} ${m.body.members.length === 1 ? "person" : "people"}`;
+        : m.body.type === "group_added"
+          ? `${who} added ${people(m.body.added.length)}`
+          : `${who} made “${m.body.name}” with ${people(m.body.members.length)}`;
     return (
       <li className="msg-sys" data-id={m.id}>
         <span>{what}</span> <time dateTime={new Date(Number(m.created_at)).toISOString()}>{time}</time>

@@ -42,6 +42,8 @@ export function bodyText(body: MessageBody): string {
       return body.text;
     case "group_members":
       return `Members of “${body.name}”: ${body.members.length}`;
+    case "group_added":
+      return `Added ${body.added.length} ${body.added.length === 1 ? "person" : "people"} to “${body.name}”`;
     case "group_left":
       return "Left the group";
   }

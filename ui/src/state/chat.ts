@@ -3,7 +3,7 @@
 
 import type { AnnouncementView, Author, GroupView, HistoryCursor, MessageView, NodeEvent, PeerView, PersonChoiceView, RoomView, Status } from "../model";
 import { addAnnouncement } from "../logic/announcements";
-import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
+import { conversationOf, dmKey, dmPeer, DM_ROOM, FESTIVAL_ROOM, groupOf, type ConversationKey } from "../logic/conversation";
 import { recordDelivery, type Delivery, type DeliveryBook } from "../logic/delivery";
 import { addLatest, addLive, addPage, emptyTimeline, pageFailed, replaceMessage, startLoading, type Timeline } from "../logic/timeline";
 import { EMPTY_UNREAD, fromRoomCounts, markSeen, onMessage, onOpen, takeToMark, type UnreadState } from "../logic/unread";
@@ -96,9 +96,9 @@ export type ChatAction =
   /** The ids queued for a conversation were reported read. */
   | { type: "marked"; key: ConversationKey };
 
-/** The room a conversation's messages live in (for mark_read): DMs are in the mailbox. */
+/** The room a conversation's messages live in (for mark_read): DMs and groups are in the mailbox. */
 export function roomOf(key: ConversationKey): string {
-  return dmPeer(key) !== undefined ? DM_ROOM : key;
+  return dmPeer(key) !== undefined || groupOf(key) !== undefined ? DM_ROOM : key;
 }
 
 function timeline(s: ChatState, room: string): Tl {
@@ -208,6 +208,7 @@ export function isShowable(m: unknown): m is MessageView {
     body !== null &&
     (typeof body["text"] === "string" ||
       (body["type"] === "group_members" && typeof body["group"] === "string" && Array.isArray(body["members"])) ||
+      (body["type"] === "group_added" && typeof body["group"] === "string" && Array.isArray(body["added"])) ||
       (body["type"] === "group_left" && typeof body["group"] === "string") ||
       (body["type"] === "meetup" && typeof body["place"] === "string" && typeof body["at"] === "number" && typeof body["until"] === "number" && Array.isArray(body["people"])))
   );

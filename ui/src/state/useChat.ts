@@ -142,7 +142,14 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
         return;
       }
       // A group made, joined or left: the list of groups again.
-      if (event.event === "message" && (event.body?.type === "group_members" || event.body?.type === "group_left")) {
+      const known = (g: string) => stateRef.current.groups.some((x) => x.id === g);
+      if (
+        event.event === "message" &&
+        (event.body?.type === "group_members" ||
+          event.body?.type === "group_added" ||
+          event.body?.type === "group_left" ||
+          (event.body?.type === "group" && !known(event.body.group)))
+      ) {
         api.groups().then((groups) => dispatch({ type: "groups", groups }), () => {});
       }
       if (REACH_EVENTS.has(event.event) && refreshTimer.current === null) {
@@ -212,7 +219,9 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
     const live = state.unread.toMark[key];
     if (live && live.length && state.visible) dispatch({ type: "marked", key });
 
-    if (dmPeer(key) !== undefined) {
+    // DMs and groups: their read state is the receipts, sealed to each
+    // message's author, in the mailbox.
+    if (dmPeer(key) !== undefined || groupOf(key) !== undefined) {
       if (!state.visible || !state.timelines[key]?.loaded) return;
       const theirs = conversationMessages(state, key).filter((m) => !m.mine).map((m) => m.id);
       readLog.current ??= loadReadLog(storage);
