@@ -1,18 +1,9 @@
-import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { act, cleanup, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { ApiProvider } from "./ApiContext";
-import { App } from "./App";
 import { ANA, dl, ME, message, peer, room, settings, stubApi } from "./test/stubApi";
+import { renderApp } from "./test/renderApp";
 
-function renderApp(api = stubApi()) {
-  render(
-    <ApiProvider api={api}>
-      <App />
-    </ApiProvider>,
-  );
-  return api;
-}
 
 beforeEach(() => localStorage.clear());
 

@@ -1,21 +1,12 @@
-import { act, render, screen, waitFor, within } from "@testing-library/react";
+import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { ApiProvider } from "../ApiContext";
-import { App } from "../App";
 import { ApiError } from "../api";
 import { ANA, GROUP, ME, group, message, peer, stubApi } from "../test/stubApi";
+import { renderApp } from "../test/renderApp";
 
 beforeEach(() => localStorage.clear());
 
-function renderApp(api: ReturnType<typeof stubApi>) {
-  render(
-    <ApiProvider api={api}>
-      <App />
-    </ApiProvider>,
-  );
-  return api;
-}
 
 const said = (text: string, over = {}) => message({ room: "dm", body: { type: "group", group: GROUP, name: "Camp crew", text }, ...over });
 

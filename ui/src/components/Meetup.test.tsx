@@ -1,11 +1,10 @@
-import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { act, cleanup, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ApiProvider } from "../ApiContext";
-import { App } from "../App";
 import { ApiError } from "../api";
 import type { MessageView } from "../model";
 import { ANA, ANA_AUTHOR, ME, ME_AUTHOR, message, stubApi } from "../test/stubApi";
+import { renderApp } from "../test/renderApp";
 
 const MIN = 60_000;
 
@@ -15,14 +14,6 @@ function cardAt(at: number, over: Partial<Extract<MessageView["body"], { type: "
   });
 }
 
-function renderApp(api: ReturnType<typeof stubApi>) {
-  render(
-    <ApiProvider api={api}>
-      <App />
-    </ApiProvider>,
-  );
-  return api;
-}
 
 beforeEach(() => localStorage.clear());
 afterEach(() => {
