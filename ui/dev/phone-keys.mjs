@@ -4,7 +4,10 @@
 // and acts with Enter, Space, Escape or typing: no click. After each step
 // the page must not scroll sideways (nothing wider than the screen) and the
 // focused control must be on screen. Fails on the first step that cannot be
-// done, on a page error, or on a control out of reach; screenshots of each
+// done, on a page error, or on a control out of reach. The walk: onboarding,
+// a message, a meet-up posted and answered, a DM from the message list, a DM
+// not delivered yet sent again, search, settings, a private group made and
+// written in, people nearby. Screenshots of each
 // step go to artifacts/ui/keys-*.png. Runs in a private network namespace
 // (ui/scripts/check), on 127.0.0.1 only.
 //
@@ -161,10 +164,33 @@ try {
     await done("10-settings");
     await p.keyboard.press("Escape");
     await p.getByRole("dialog", { name: "Settings" }).waitFor({ state: "detached" });
+    // A private group: made from the list (the search emptied first), a
+    // message in it.
+    await tabTo(p, p.getByRole("searchbox", { name: "Search messages" }), "the search box", { back: true });
+    await p.keyboard.press("Control+A");
+    await p.keyboard.press("Backspace");
+    await tabTo(p, p.getByRole("button", { name: "New private group" }), "New private group");
+    await p.keyboard.press("Enter");
+    const dialog = p.getByRole("dialog", { name: "New private group" });
+    await tabTo(p, dialog.getByLabel("Group name"), "the group name");
+    await p.keyboard.type("Lake swim");
+    await tabTo(p, dialog.getByRole("checkbox").first(), "the first person");
+    await p.keyboard.press("Space");
+    await done("11-new-group");
+    await tabTo(p, dialog.getByRole("button", { name: "Make the group" }), "Make the group");
+    await p.keyboard.press("Enter");
+    await p.getByRole("heading", { name: "Lake swim" }).waitFor();
+    await tabTo(p, p.getByRole("textbox", { name: "Message" }), "the group's message box");
+    await p.keyboard.type("Meet at the jetty");
+    await p.keyboard.press("Enter");
+    await p.locator("li.msg.mine", { hasText: "Meet at the jetty" }).waitFor();
+    await done("12-group");
+    await tabTo(p, p.getByRole("button", { name: "Back to conversations" }), "Back to conversations", { back: true });
+    await p.keyboard.press("Enter");
     // People nearby, opened and closed.
     await tabTo(p, p.getByRole("button", { name: "People nearby" }), "People nearby");
     await p.keyboard.press("Enter");
-    await done("11-people");
+    await done("13-people");
   });
 } catch (e) {
   failed = true;
