@@ -274,6 +274,12 @@ fn private_groups_are_made_posted_to_and_left_and_bad_ones_are_typed_errors() {
     assert_eq!(s.code("send_group", json!({"group": "ab".repeat(16), "text": "hi"})), "not_in_group");
     assert_eq!(s.code("send_group", json!({"group": "not hex", "text": "hi"})), "not_in_group");
     s.ok("viewing", json!({"conversation": format!("group:{id}")}));
+    s.ok("mute", json!({"conversation": format!("group:{id}"), "muted": true}));
+    assert_eq!(s.ok("groups", json!({}))[0]["muted"], true);
+    assert_eq!(
+        s.code("mute", json!({"conversation": format!("group:{}", "cd".repeat(16)), "muted": true})),
+        "not_in_group"
+    );
     let left = s.ok("leave_group", json!({"group": id}));
     assert_eq!(left["left"], true);
     assert_eq!(s.code("send_group", json!({"group": id, "text": "still here?"})), "not_in_group");

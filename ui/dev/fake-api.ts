@@ -45,7 +45,7 @@ function senderOf(author: string): Author {
 
 function mkGroup(id: string, name: string, peers: readonly string[]): GroupView {
   const uniq = [...new Set(peers)];
-  return { id, name, left: false, last_activity: Date.now(), members: uniq.map((p) => ({ peer: p, me: p === ME, who: senderOf(p) })) };
+  return { id, name, left: false, muted: false, last_activity: Date.now(), members: uniq.map((p) => ({ peer: p, me: p === ME, who: senderOf(p) })) };
 }
 
 function dl(over: Partial<Delivery>): Delivery {
@@ -373,6 +373,7 @@ export function fakeApi(scene: string): Api {
     async mute(conversation, on) {
       if (on) muted.add(conversation);
       else muted.delete(conversation);
+      for (let i = 0; i < groups.length; i++) if (`group:${groups[i]!.id}` === conversation) groups[i] = { ...groups[i]!, muted: on };
       rooms = rooms.map((r) => (r.id === conversation ? { ...r, muted: on } : r));
     },
     async block(peer, on) {

@@ -428,6 +428,10 @@ impl App {
     /// undo it: no notifications from it; its messages still show.
     pub async fn mute(&self, conversation: &str, muted: bool) -> Result<(), AppError> {
         let node = self.node().await?;
+        if let Some(g) = conversation.strip_prefix("group:") {
+            node.mute_group(&parse_group(g)?, muted).await?;
+            return self.refresh_notifier(&node).await;
+        }
         match parse_conversation(conversation)? {
             Conversation::Direct(peer) => {
                 not_yourself(node.peer_id(), peer)?;
@@ -551,9 +555,11 @@ impl App {
         let muted_rooms: Vec<RoomId> = node.rooms().await?.into_iter().filter(|r| r.muted).map(|r| r.id).collect();
         // The store's list: the names `NodeHandle::people_choices` adds are not needed here.
         let choices = node.store().people_choices().await.map_err(festival_node::runtime::NodeError::from)?;
+        let groups = node.store().groups().await.map_err(festival_node::runtime::NodeError::from)?;
         let mut n = self.notifier();
         n.set_me(node.peer_id(), &name);
         n.set_muted(muted_rooms, choices.into_iter().filter(|c| c.muted).map(|c| c.peer));
+        n.set_muted_groups(groups.into_iter().filter(|g| g.muted).map(|g| g.id.to_hex()));
         Ok(())
     }
 

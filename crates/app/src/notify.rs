@@ -137,6 +137,8 @@ pub struct Notifier {
     name: String,
     muted_rooms: BTreeSet<RoomId>,
     muted_people: BTreeSet<PeerId>,
+    /// Private groups muted, by id (hex).
+    muted_groups: BTreeSet<String>,
     focused: bool,
     viewing: Option<String>,
     slots: BTreeMap<String, Slot>,
@@ -159,6 +161,7 @@ impl Notifier {
             name: String::new(),
             muted_rooms: BTreeSet::new(),
             muted_people: BTreeSet::new(),
+            muted_groups: BTreeSet::new(),
             focused: true,
             viewing: None,
             slots: BTreeMap::new(),
@@ -177,6 +180,11 @@ impl Notifier {
     pub fn set_muted(&mut self, rooms: impl IntoIterator<Item = RoomId>, people: impl IntoIterator<Item = PeerId>) {
         self.muted_rooms = rooms.into_iter().collect();
         self.muted_people = people.into_iter().collect();
+    }
+
+    /// Private groups muted (their ids, hex).
+    pub fn set_muted_groups(&mut self, groups: impl IntoIterator<Item = String>) {
+        self.muted_groups = groups.into_iter().collect();
     }
 
     /// The window gained or lost the focus. Gaining it clears the digest
@@ -266,6 +274,14 @@ impl Notifier {
             MessageBody::Direct { text, .. } => (NotifyKind::Direct, m.sender.label(), text),
             MessageBody::Text { text } if mentions(text, &self.name) && !self.muted_rooms.contains(&m.room) => {
                 (NotifyKind::Mention, format!("{} in {}", m.sender.label(), m.room.as_str()), text)
+            }
+            MessageBody::Group { group, .. }
+            | MessageBody::GroupMembers { group, .. }
+            | MessageBody::GroupAdded { group, .. }
+                if self.muted_groups.contains(group) =>
+            {
+                self.count_quiet(now);
+                return None;
             }
             MessageBody::Group { name, text, .. } => {
                 (NotifyKind::Group, format!("{} in {name}", m.sender.label()), text)

@@ -154,5 +154,5 @@ pub fn group_view(
     let mut members: Vec<GroupMember> =
         r.members.iter().map(|p| GroupMember { peer: *p, me: p == me, who: names.author(p) }).collect();
     members.sort_by(|a, b| (!a.me, &a.who.name, a.peer).cmp(&(!b.me, &b.who.name, b.peer)));
-    GroupView { id: r.id.to_hex(), name: r.name, members, left: r.left, last_activity: r.last_activity }
+    GroupView { id: r.id.to_hex(), name: r.name, members, left: r.left, muted: r.muted, last_activity: r.last_activity }
 }

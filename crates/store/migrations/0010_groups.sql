@@ -29,7 +29,9 @@ CREATE TABLE groups (
     -- We left it (our own "left" message is the latest).
     left_group INTEGER NOT NULL DEFAULT 0 CHECK (left_group IN (0, 1)),
     -- The latest message's received_at: the list's order.
-    last_activity INTEGER NOT NULL
+    last_activity INTEGER NOT NULL,
+    -- No notifications from it (the person's choice).
+    muted      INTEGER NOT NULL DEFAULT 0 CHECK (muted IN (0, 1))
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE group_messages (

@@ -5,6 +5,8 @@
 use festival_core::group::{self, GroupContent, GroupId};
 use festival_core::{Identity, PeerId, SignedEnvelope};
 
+use sqlx::AssertSqlSafe;
+
 use crate::error::{corrupt, from_sql, peer_from_sql, to_sql, Result};
 use crate::open::Store;
 use crate::read::{after_or_end, stored, HistoryCursor, MessageRow, StoredMessage};
@@ -31,6 +33,8 @@ pub struct GroupRecord {
     pub left: bool,
     /// When its latest message reached us.
     pub last_activity: u64,
+    /// No notifications from it.
+    pub muted: bool,
 }
 
 fn members_to_sql(members: &[PeerId]) -> Vec<u8> {
@@ -48,9 +52,12 @@ fn group_from_sql(bytes: &[u8]) -> Result<GroupId> {
     Ok(GroupId(bytes.try_into().map_err(|_| corrupt("groups", "group id of 16 bytes"))?))
 }
 
-type GroupRow = (Vec<u8>, String, Vec<u8>, i64, i64, i64);
+type GroupRow = (Vec<u8>, String, Vec<u8>, i64, i64, i64, i64);
 
-fn record((id, name, members, updated_at, left, last): GroupRow) -> Result<GroupRecord> {
+/// The columns of a [`GroupRow`].
+const GROUP_COLUMNS: &str = "group_id, name, members, updated_at, left_group, last_activity, muted";
+
+fn record((id, name, members, updated_at, left, last, muted): GroupRow) -> Result<GroupRecord> {
     Ok(GroupRecord {
         id: group_from_sql(&id)?,
         name,
@@ -58,6 +65,7 @@ fn record((id, name, members, updated_at, left, last): GroupRow) -> Result<Group
         updated_at: from_sql("groups", updated_at)?,
         left: crate::error::flag_from_sql("groups", "left_group", left)?,
         last_activity: from_sql("groups", last)?,
+        muted: crate::error::flag_from_sql("groups", "muted", muted)?,
     })
 }
 
@@ -127,12 +135,11 @@ impl Store {
                     continue;
                 }
                 let gid = &plain.group.0[..];
-                let known: Option<GroupRow> = sqlx::query_as(
-                    "SELECT group_id, name, members, updated_at, left_group, last_activity FROM groups WHERE group_id = ?",
-                )
-                .bind(gid)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let known: Option<GroupRow> =
+                    sqlx::query_as(AssertSqlSafe(format!("SELECT {GROUP_COLUMNS} FROM groups WHERE group_id = ?")))
+                        .bind(gid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 let created = to_sql("created_at", *created_at)?;
                 let (name, mut members, mut left, mut last) = match known.map(record).transpose()? {
                     // Only a current member speaks in a group (or changes
@@ -224,10 +231,9 @@ impl Store {
 
     /// The groups we are (or were) in, the latest active first.
     pub async fn groups(&self) -> Result<Vec<GroupRecord>> {
-        let rows: Vec<GroupRow> = sqlx::query_as(
-            "SELECT group_id, name, members, updated_at, left_group, last_activity FROM groups
-             ORDER BY last_activity DESC, group_id",
-        )
+        let rows: Vec<GroupRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {GROUP_COLUMNS} FROM groups ORDER BY last_activity DESC, group_id"
+        )))
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(record).collect()
@@ -235,13 +241,23 @@ impl Store {
 
     /// One group, if we are (or were) in it.
     pub async fn group(&self, id: &GroupId) -> Result<Option<GroupRecord>> {
-        let row: Option<GroupRow> = sqlx::query_as(
-            "SELECT group_id, name, members, updated_at, left_group, last_activity FROM groups WHERE group_id = ?",
-        )
-        .bind(&id.0[..])
-        .fetch_optional(&self.reader)
-        .await?;
+        let row: Option<GroupRow> =
+            sqlx::query_as(AssertSqlSafe(format!("SELECT {GROUP_COLUMNS} FROM groups WHERE group_id = ?")))
+                .bind(&id.0[..])
+                .fetch_optional(&self.reader)
+                .await?;
         row.map(record).transpose()
+    }
+
+    /// Mute a group (no notifications from it) or undo it; `false` if no
+    /// such group is kept here.
+    pub async fn set_group_muted(&self, id: &GroupId, muted: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE groups SET muted = ? WHERE group_id = ?")
+            .bind(i64::from(muted))
+            .bind(&id.0[..])
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// A page of a group's messages, the latest `limit` before `before`,

@@ -86,9 +86,18 @@ async fn only_members_are_heard_and_only_joins_and_leaves_change_the_group() {
     store.insert(&message(&ana, 4, T + 7, id, &[d, m], GroupContent::Added(vec![m])), 1, T + 7, false).await.unwrap();
     store.index_groups(&me, 100).await.unwrap();
     assert!(!store.group(&id).await.unwrap().unwrap().left);
+    // Muted, and back: the choice stays through later messages.
+    assert!(store.set_group_muted(&id, true).await.unwrap());
+    assert!(!store.set_group_muted(&GroupId([9; 16]), true).await.unwrap(), "no such group");
+    store
+        .insert(&message(&ana, 5, T + 8, id, &[m, d], GroupContent::Text("still muted?".into())), 1, T + 8, false)
+        .await
+        .unwrap();
+    store.index_groups(&me, 100).await.unwrap();
+    assert!(store.group(&id).await.unwrap().unwrap().muted);
     // The history: what was heard, oldest first.
     let page = store.group_history(&id, None, 50).await.unwrap();
-    assert_eq!(page.len(), 6, "made, Ben left, Dee added, Ana's text, ours, we added");
+    assert_eq!(page.len(), 7, "made, Ben left, Dee added, Ana's text, ours, we added, a text");
 
     // Kept like our DMs: expiry does not take what we can read.
     store.expire(T + 100, 1_000).await.unwrap();

@@ -18,6 +18,10 @@ members: Array<GroupMember>,
  */
 left: boolean, 
 /**
+ * No notifications from it.
+ */
+muted: boolean, 
+/**
  * When its latest message reached us.
  */
 last_activity: number, };

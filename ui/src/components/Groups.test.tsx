@@ -68,6 +68,18 @@ describe("private groups", () => {
     expect(await screen.findByText(/added 1 person/)).toBeInTheDocument();
   });
 
+  it("can be muted from their conversation", async () => {
+    const api = stubApi({ groups: vi.fn(async () => [group()]), groupHistory: async () => ({ messages: [said("hi")], next: null }) });
+    renderApp(api);
+    const user = userEvent.setup();
+    await user.click(await within(await screen.findByRole("navigation")).findByRole("button", { name: /Camp crew/ }));
+    await screen.findByText("hi");
+    vi.mocked(api.groups).mockResolvedValue([group({ muted: true })]);
+    await user.click(screen.getByRole("button", { name: /^Mute / }));
+    expect(api.mute).toHaveBeenCalledWith(`group:${GROUP}`, true);
+    expect(await within(screen.getByRole("navigation")).findByRole("img", { name: "muted" })).toBeInTheDocument();
+  });
+
   it("can be left, after a confirmation; then they are read-only", async () => {
     const api = stubApi({ groups: async () => [group()], groupHistory: async () => ({ messages: [said("hi all")], next: null }) });
     renderApp(api);

@@ -75,8 +75,9 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
     for (const r of state.rooms) if (r.muted) set.add(r.id);
     for (const p of peers) if (p.muted) set.add(dmKey(p.peer));
     for (const [peer, c] of Object.entries(state.choices)) if (c.muted) set.add(dmKey(peer));
+    for (const g of state.groups) if (g.muted) set.add(groupKey(g.id));
     return set;
-  }, [state.rooms, peers, state.choices]);
+  }, [state.rooms, peers, state.choices, state.groups]);
 
   const open = useCallback(
     (k: ConversationKey) => {
@@ -176,7 +177,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         announcements={state.announcements}
         focusId={state.focus?.key === key ? state.focus.id : undefined}
         muted={muted.has(key)}
-        onMute={key !== DM_ROOM && groupId === undefined ? (on) => actions.mute(key, on) : undefined}
+        onMute={key !== DM_ROOM ? (on) => actions.mute(key, on) : undefined}
         blocked={peerView?.blocked ?? (peer !== undefined && (state.choices[peer]?.blocked ?? false))}
         onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
         onMeetup={peer === undefined && groupId === undefined && key !== DM_ROOM ? (place, at) => actions.sendMeetup(key, place, at) : undefined}

@@ -193,6 +193,7 @@ export function Sidebar(p: SidebarProps) {
                     <span className="conv-sub">{g.left ? "You left" : `${g.members.length} members`}</span>
                   </span>
                   <span className="conv-meta">
+                    {p.muted?.has(key) && <Muted />}
                     <Badge n={p.unread[key] ?? 0} />
                   </span>
                 </button>

@@ -108,6 +108,7 @@ export function group(over: Partial<Omit<GroupView, "members">> & { members?: re
     id: GROUP,
     name: "Camp crew",
     left: false,
+    muted: false,
     last_activity: Date.now(),
     ...over,
     members: ids.map((peer) => ({ peer, me: peer === ME, who: peer === ME ? ME_AUTHOR : ANA_AUTHOR })),

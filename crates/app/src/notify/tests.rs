@@ -248,3 +248,27 @@ fn announcements_always_go_out_but_a_burst_of_them_is_one_then_a_summary() {
     let summary = due.iter().find(|x| x.kind == NotifyKind::Announcement).expect("the rest, summed up");
     assert_eq!((summary.count, summary.body.as_str()), (7, "7 new announcements"));
 }
+
+fn group_msg(from: u8, body: MessageBody) -> NodeEvent {
+    msg(from, "dm", body)
+}
+
+#[test]
+fn group_messages_and_being_added_notify_unless_the_group_is_muted() {
+    let mut n = away();
+    let g = "ab".repeat(16);
+    let said = |t: &str| MessageBody::Group { group: g.clone(), name: "Camp crew".into(), text: t.into() };
+    let got = n.on_event(&group_msg(1, said("tent is up")), 1_000).expect("a group message notifies");
+    assert_eq!((got.kind, got.conversation.as_str()), (NotifyKind::Group, format!("group:{g}").as_str()));
+    assert_eq!(got.title, "P1 (3F2A) in Camp crew");
+    // Others added: said in the group, no notification; us added: one.
+    let others = MessageBody::GroupAdded { group: g.clone(), name: "Camp crew".into(), added: vec![peer(7)] };
+    assert_eq!(n.on_event(&group_msg(2, others), 100_000), None);
+    let us = MessageBody::GroupAdded { group: g.clone(), name: "Camp crew".into(), added: vec![peer(0)] };
+    let added = n.on_event(&group_msg(2, us), 200_000).expect("being added notifies");
+    assert_eq!(added.title, "P2 (3F2A) added you to Camp crew");
+    // Muted: quiet, counted in the digest.
+    n.set_muted_groups([g.clone()]);
+    assert_eq!(n.on_event(&group_msg(3, said("spam")), 400_000), None);
+    assert_eq!(n.on_event(&group_msg(3, said("more spam")), 500_000), None);
+}

@@ -220,6 +220,8 @@ pub struct GroupView {
     pub members: Vec<GroupMember>,
     /// We left it: it is read-only.
     pub left: bool,
+    /// No notifications from it.
+    pub muted: bool,
     /// When its latest message reached us.
     pub last_activity: u64,
 }

@@ -231,6 +231,16 @@ impl NodeHandle {
         self.ask(|reply| Command::Send { room: RoomId::direct(), content, reply }).await?
     }
 
+    /// Mute a private group we are (or were) in, or undo it: no
+    /// notifications from it.
+    pub async fn mute_group(&self, group: &GroupId, muted: bool) -> Result<(), NodeError> {
+        if self.inner.store.set_group_muted(group, muted).await? {
+            Ok(())
+        } else {
+            Err(NodeError::NotInGroup)
+        }
+    }
+
     /// The private groups we are (or were) in, the latest active first.
     pub async fn groups(&self) -> Result<Vec<GroupView>, NodeError> {
         let store = &self.inner.store;
