@@ -212,20 +212,19 @@ impl Store {
     pub async fn group_of_message(&self, id: &festival_core::MessageId) -> Result<Option<GroupId>> {
         let prefix = crate::ingest::id_prefix(id);
         let (recent, known) = crate::ids::recent_pks(&self.ids, prefix);
-        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+        // Through both parts of the id index (see crate::ids), as `get`.
+        let sql = format!(
             "SELECT g.group_id FROM group_messages g INDEXED BY group_messages_pk
-             WHERE g.pk IN (SELECT pk FROM messages
-                            WHERE pk IN (SELECT pk FROM message_ids WHERE id_prefix = ?1
-                                         UNION ALL SELECT value FROM json_each(?3)
-                                         UNION ALL SELECT pk FROM messages WHERE pk > ?4 AND id_prefix = ?1)
-                              AND id = ?2)",
-        )
-        .bind(prefix)
-        .bind(&id.as_bytes()[..])
-        .bind(recent)
-        .bind(known)
-        .fetch_optional(&self.reader)
-        .await?;
+             WHERE g.pk IN (SELECT pk FROM messages WHERE pk IN ({}) AND id = ?2)",
+            crate::ids::pks_of("?1", "?3", "?4")
+        );
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(prefix)
+            .bind(&id.as_bytes()[..])
+            .bind(recent)
+            .bind(known)
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(|(g,)| group_from_sql(&g)).transpose()
     }
 
@@ -247,6 +246,14 @@ impl Store {
                 .fetch_optional(&self.reader)
                 .await?;
         row.map(record).transpose()
+    }
+
+    /// Group messages stored but not opened yet (everyone's group mail is
+    /// queued; a row goes with its message, so the queue holds at most what
+    /// the store does).
+    pub async fn group_pending(&self) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM group_pending").fetch_one(&self.reader).await?;
+        from_sql("group_pending", n)
     }
 
     /// Mute a group (no notifications from it) or undo it; `false` if no

@@ -99,8 +99,14 @@ async fn only_members_are_heard_and_only_joins_and_leaves_change_the_group() {
     let page = store.group_history(&id, None, 50).await.unwrap();
     assert_eq!(page.len(), 7, "made, Ben left, Dee added, Ana's text, ours, we added, a text");
 
-    // Kept like our DMs: expiry does not take what we can read.
+    // Kept like our DMs: expiry does not take what we can read. Others'
+    // group mail waits in the queue until opened, and leaves it with its
+    // message.
+    let others = message(&mallory, 2, T + 9, GroupId([8; 16]), &[a], GroupContent::Text("not for you".into()));
+    store.insert(&others, 1, T + 9, false).await.unwrap();
+    assert_eq!(store.group_pending().await.unwrap(), 1);
     store.expire(T + 100, 1_000).await.unwrap();
+    assert_eq!(store.group_pending().await.unwrap(), 0, "no queue row outlives its message");
     assert!(store.get(&made.id()).await.unwrap().is_some(), "a group message to us stays");
     assert!(store.get(&forged.id()).await.unwrap().is_none(), "others' group mail expires");
 }

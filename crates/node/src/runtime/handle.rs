@@ -253,7 +253,12 @@ impl NodeHandle {
 
     /// One private group we are (or were) in.
     pub async fn group(&self, group: &GroupId) -> Result<Option<GroupView>, NodeError> {
-        Ok(self.groups().await?.into_iter().find(|g| g.id == group.to_hex()))
+        let store = &self.inner.store;
+        let me = store.identity().await?.ok_or(EngineError::NoIdentity)?;
+        store.index_groups(&me.identity, GROUP_INDEX_BUDGET).await?;
+        let Some(record) = store.group(group).await? else { return Ok(None) };
+        let names = crate::names::Names::load(store, me.identity.peer_id(), &me.name).await?;
+        Ok(Some(crate::view::group_view(record, &me.identity.peer_id(), &names)))
     }
 
     /// A page of a private group's history, oldest first, as [`Self::history`].
