@@ -7,6 +7,7 @@ use festival_core::sync::SendError;
 use festival_node::engine::EngineError;
 use festival_node::local::LocalError;
 use festival_node::runtime::{NodeError, StartError};
+use festival_node::photo::PhotoError;
 use festival_store::StoreError;
 use serde::Serialize;
 
@@ -71,6 +72,17 @@ pub enum ErrorCode {
     RetryTooSoon,
     /// Retrying with no link up: nothing could be sent.
     NoOneInReach,
+    /// A file that is not a picture, or of a kind not taken (JPEG, PNG,
+    /// WebP and GIF are), or damaged.
+    NotAPhoto,
+    /// A picture file over 40 MB, or of more pixels than are opened.
+    PhotoTooLarge,
+    /// Opening a photo this device does not hold.
+    NoSuchPhoto,
+    /// Opening a photo some of whose pieces are still on their way.
+    PhotoIncomplete,
+    /// Opening a photo whose pieces do not fit together.
+    PhotoDamaged,
     /// The node is not running (stopped, restarting, or failed to start).
     NodeStopped,
     Internal,
@@ -124,6 +136,8 @@ fn send(e: &SendError) -> ErrorCode {
         SendError::MeetupTime => ErrorCode::InvalidMeetupTime,
         SendError::Group(g) => group(g),
         SendError::MeetupOver => ErrorCode::MeetupOver,
+        SendError::Photo(festival_core::photo::PhotoError::Header(b)) => body(b),
+        SendError::Photo(_) => ErrorCode::NotAPhoto,
     }
 }
 
@@ -152,6 +166,11 @@ impl From<NodeError> for AppError {
             NodeError::RetryTooSoon => ErrorCode::RetryTooSoon,
             NodeError::NoOneInReach => ErrorCode::NoOneInReach,
             NodeError::Stopped => ErrorCode::NodeStopped,
+            NodeError::Photo(PhotoError::TooLarge { .. } | PhotoError::TooManyPixels(_)) => ErrorCode::PhotoTooLarge,
+            NodeError::Photo(_) => ErrorCode::NotAPhoto,
+            NodeError::NoSuchPhoto => ErrorCode::NoSuchPhoto,
+            NodeError::PhotoIncomplete => ErrorCode::PhotoIncomplete,
+            NodeError::PhotoDamaged => ErrorCode::PhotoDamaged,
         };
         let message = match code {
             ErrorCode::NotJoined => "Join the room before posting to it.".to_owned(),
@@ -160,6 +179,9 @@ impl From<NodeError> for AppError {
             ErrorCode::InvalidMeetupTime => "Pick a time ahead, within the festival.".to_owned(),
             ErrorCode::MeetupOver => "That meet-up is over.".to_owned(),
             ErrorCode::NodeStopped => "Festival Chat is not running right now; try again in a moment.".to_owned(),
+            ErrorCode::NotAPhoto => format!("That file cannot be sent as a photo: {e}."),
+            ErrorCode::PhotoTooLarge => format!("That picture is too big to send: {e}."),
+            ErrorCode::PhotoIncomplete => "The photo is still on its way.".to_owned(),
             _ => e.to_string(),
         };
         AppError::new(code, message)

@@ -80,7 +80,7 @@ const ADDED_TEXT: &str = "A private group: only its members can read it.";
 pub fn conversation_of(m: &MessageView) -> String {
     match &m.body {
         MessageBody::Direct { to, .. } => format!("dm:{}", if m.mine { *to } else { m.author }),
-        MessageBody::Text { .. } | MessageBody::Meetup(_) => m.room.as_str().to_owned(),
+        MessageBody::Text { .. } | MessageBody::Meetup(_) | MessageBody::Photo(_) => m.room.as_str().to_owned(),
         MessageBody::Group { group, .. }
         | MessageBody::GroupMembers { group, .. }
         | MessageBody::GroupAdded { group, .. }
@@ -275,6 +275,10 @@ impl Notifier {
             MessageBody::Text { text } if mentions(text, &self.name) && !self.muted_rooms.contains(&m.room) => {
                 (NotifyKind::Mention, format!("{} in {}", m.sender.label(), m.room.as_str()), text)
             }
+            MessageBody::Photo(p) if mentions(&p.caption, &self.name) && !self.muted_rooms.contains(&m.room) => {
+                let title = format!("{} in {}", m.sender.label(), m.room.as_str());
+                (NotifyKind::Mention, title, &format!("Photo: {}", p.caption))
+            }
             MessageBody::Group { group, .. }
             | MessageBody::GroupMembers { group, .. }
             | MessageBody::GroupAdded { group, .. }
@@ -297,6 +301,7 @@ impl Notifier {
             // others joining or leaving a group is said in the group.
             MessageBody::Text { .. }
             | MessageBody::Meetup(_)
+            | MessageBody::Photo(_)
             | MessageBody::GroupAdded { .. }
             | MessageBody::GroupLeft { .. } => {
                 self.count_quiet(now);

@@ -169,6 +169,8 @@ pub enum Body {
     Meetup(MeetupBody),
     MeetupReply(MeetupReplyBody),
     SealedGroup(crate::group::SealedGroupBody),
+    Photo(crate::photo::PhotoBody),
+    PhotoChunk(crate::photo::PhotoChunkBody),
 }
 
 /// A meet-up's place: one line of text, not empty, at most
@@ -256,6 +258,16 @@ impl Body {
                 crate::group::check_body(&g).map_err(|_| BodyError::Malformed(kind))?;
                 Ok(Body::SealedGroup(g))
             }
+            Kind::Photo => {
+                let p: crate::photo::PhotoBody = strict(kind, bytes)?;
+                crate::photo::check_header(&p)?;
+                Ok(Body::Photo(p))
+            }
+            Kind::PhotoChunk => {
+                let c: crate::photo::PhotoChunkBody = strict(kind, bytes)?;
+                crate::photo::check_chunk(&c)?;
+                Ok(Body::PhotoChunk(c))
+            }
         }
     }
 
@@ -283,6 +295,8 @@ impl Body {
             Body::Meetup(_) => Kind::Meetup,
             Body::MeetupReply(_) => Kind::MeetupReply,
             Body::SealedGroup(_) => Kind::GroupMessage,
+            Body::Photo(_) => Kind::Photo,
+            Body::PhotoChunk(_) => Kind::PhotoChunk,
         }
     }
 
@@ -304,6 +318,8 @@ impl Body {
             Body::Meetup(m) => postcard::to_stdvec(m).expect("in-memory encode"),
             Body::MeetupReply(r) => postcard::to_stdvec(r).expect("in-memory encode"),
             Body::SealedGroup(g) => postcard::to_stdvec(g).expect("in-memory encode"),
+            Body::Photo(p) => postcard::to_stdvec(p).expect("in-memory encode"),
+            Body::PhotoChunk(c) => postcard::to_stdvec(c).expect("in-memory encode"),
         }
     }
 }

@@ -50,6 +50,12 @@ pub enum Kind {
     /// A private group's message, sealed to each member (see
     /// [`crate::group`]), in the DM mailbox.
     GroupMessage,
+    /// A photo's header (see [`crate::photo`]): size, hash, thumbnail and
+    /// caption, in a room; its chunks follow it in the author's chain.
+    Photo,
+    /// A piece of a photo's JPEG, right after its header or the piece
+    /// before it in the author's chain.
+    PhotoChunk,
 }
 
 impl Kind {
@@ -64,6 +70,8 @@ impl Kind {
             Kind::Meetup => 6,
             Kind::MeetupReply => 7,
             Kind::GroupMessage => 8,
+            Kind::Photo => 9,
+            Kind::PhotoChunk => 10,
         }
     }
     pub fn from_code(c: u8) -> Option<Kind> {
@@ -77,6 +85,8 @@ impl Kind {
             6 => Kind::Meetup,
             7 => Kind::MeetupReply,
             8 => Kind::GroupMessage,
+            9 => Kind::Photo,
+            10 => Kind::PhotoChunk,
             _ => return None,
         })
     }
@@ -209,7 +219,9 @@ fn check_room(kind: Kind, room: &RoomId) -> Result<(), EnvelopeError> {
     let ok = match kind {
         Kind::SealedDm | Kind::SealedReceipt | Kind::GroupMessage => room.is_direct(),
         Kind::Receipt => !room.is_direct() && !room.is_announcements(),
-        Kind::Text | Kind::Meetup | Kind::MeetupReply => !room.is_direct() && !room.is_announcements(),
+        Kind::Text | Kind::Meetup | Kind::MeetupReply | Kind::Photo | Kind::PhotoChunk => {
+            !room.is_direct() && !room.is_announcements()
+        }
         Kind::Profile => room.as_str() == RoomId::FESTIVAL,
         Kind::Announcement => room.is_announcements(),
     };

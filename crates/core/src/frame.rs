@@ -214,7 +214,7 @@ impl Frame {
     /// organiser's, the announcements room) and the rest of the control
     /// traffic first; then a sender's own new messages (a push whose `hops`
     /// is one) and DMs; then the room traffic it passes on, with summaries,
-    /// digests and reconciliation; sync batches last.
+    /// digests and reconciliation; sync batches and photos' chunks last.
     /// Reads the tag and, for a push, its hops and the envelope's room (its
     /// fields before the room: version, 32-byte author, seq varint). What
     /// does not parse is room traffic.
@@ -226,8 +226,13 @@ impl Frame {
             // after a delta) keep their order: one class.
             Some(tag::SUMMARY | tag::DIGEST | tag::RECON | tag::PROOF) => Priority::Room,
             Some(tag::PUSH) => match push_room(bytes) {
-                Some(crate::ids::RoomId::ANNOUNCEMENTS) => Priority::Control,
-                room if bytes.get(2) == Some(&1) || room == Some(crate::ids::RoomId::DIRECT) => Priority::Direct,
+                Some((crate::ids::RoomId::ANNOUNCEMENTS, _)) => Priority::Control,
+                // A photo's chunks (even one's own) go behind all text, as
+                // sync does: a photo does not hold up a busy room.
+                Some((_, kind)) if kind == u32::from(crate::envelope::Kind::PhotoChunk.code()) => Priority::Bulk,
+                room if bytes.get(2) == Some(&1) || room.is_some_and(|(r, _)| r == crate::ids::RoomId::DIRECT) => {
+                    Priority::Direct
+                }
                 _ => Priority::Room,
             },
             _ => Priority::Control,
@@ -391,13 +396,16 @@ impl Priority {
     pub const ALL: [Priority; 4] = [Priority::Control, Priority::Direct, Priority::Room, Priority::Bulk];
 }
 
-/// The room name of an encoded `Push` frame's envelope: after the version
-/// byte, tag and hops, the envelope's bytes (length-prefixed), whose room
-/// follows its version byte, 32-byte author and seq.
-fn push_room(bytes: &[u8]) -> Option<&str> {
+/// The room name and kind (its code) of an encoded `Push` frame's
+/// envelope: after the version byte, tag and hops, the envelope's bytes
+/// (length-prefixed), whose room follows its version byte, 32-byte author
+/// and seq, and whose kind follows its room.
+fn push_room(bytes: &[u8]) -> Option<(&str, u32)> {
     let (envelope, _) = postcard::take_from_bytes::<&[u8]>(bytes.get(3..)?).ok()?;
     let (_seq, rest) = postcard::take_from_bytes::<u64>(envelope.get(33..)?).ok()?;
-    postcard::take_from_bytes::<&str>(rest).ok().map(|(room, _)| room)
+    let (room, rest) = postcard::take_from_bytes::<&str>(rest).ok()?;
+    let (kind, _) = postcard::take_from_bytes::<u32>(rest).ok()?;
+    Some((room, kind))
 }
 
 fn check_hops(item: &Item) -> Result<(), FrameError> {

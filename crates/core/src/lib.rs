@@ -10,6 +10,7 @@
 //! - [`identity`]: the Ed25519 identity; domain-separated signing and verifying.
 //! - [`envelope`]: the signed, versioned envelope and its strict codec.
 //! - [`body`]: typed bodies per kind; sealing and opening DMs and their receipts.
+//! - [`photo`]: photos as a header and signed chunks; putting them together.
 //! - [`name`]: the rules a display name keeps, and lookalike skeletons.
 //! - [`receipt`]: which receipts may mark which messages.
 //! - [`frame`]: link frames (hello, summaries, wants, batches, push/announce).
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod ids;
 pub mod mesh;
 pub mod name;
+pub mod photo;
 pub mod policy;
 pub mod receipt;
 pub mod sync;

@@ -423,9 +423,13 @@ impl<S: MessageStore> Io<S> {
         let r = match env.parsed_body() {
             Body::Profile(p) => self.store.set_peer_name(&env.author(), &p.name).await,
             Body::Receipt(_) | Body::SealedReceipt(_) => self.count_receipt(node, env, now).await,
-            Body::Text(_) | Body::SealedDm(_) | Body::Announcement(_) | Body::Meetup(_) | Body::SealedGroup(_) => {
-                Ok(())
-            }
+            Body::Text(_)
+            | Body::SealedDm(_)
+            | Body::Announcement(_)
+            | Body::Meetup(_)
+            | Body::SealedGroup(_)
+            | Body::Photo(_)
+            | Body::PhotoChunk(_) => Ok(()),
             // Tallied by the store in the insert's transaction (see `festival_store::meetups`).
             Body::MeetupReply(_) => Ok(()),
         };

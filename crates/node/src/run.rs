@@ -290,12 +290,22 @@ fn print_event(ev: &NodeEvent, json: bool) {
                     println!("[{name} {}] {who} added {} people", &group[..8], added.len())
                 }
                 MessageBody::GroupLeft { group } => println!("[group {}] {who} left", &group[..8]),
+                MessageBody::Photo(p) => println!(
+                    "#{} {who}: [photo {}x{}, {} KiB{}] {}{via}",
+                    m.room,
+                    p.width,
+                    p.height,
+                    p.bytes.div_ceil(1024),
+                    if p.complete { "" } else { ", on its way" },
+                    p.caption
+                ),
                 MessageBody::Meetup(c) => {
                     let at = &crate::format_time(c.at)[..5];
                     println!("#{} {who}: meet at {} at {at} UTC [meet-up {}]{via}", m.room, c.place, m.id)
                 }
             }
         }
+        NodeEvent::PhotoReady(m) => println!("* the photo {} has come: /savephoto {} FILE", m.id.short(), m.id),
         NodeEvent::MeetupChanged(m) => {
             if let MessageBody::Meetup(c) = &m.body {
                 println!("* meet-up at {}: {} coming, {} can't", c.place, c.coming, c.cant)

@@ -12,7 +12,9 @@ use festival_core::ReceiptStatus;
 use festival_store::{Store, StoreError, StoredMessage};
 
 use crate::names::Names;
-use crate::runtime::events::{Delivery, MeetupPerson, MeetupView, MessageBody, MessageView, MAX_MEETUP_PEOPLE};
+use crate::runtime::events::{
+    Delivery, MeetupPerson, MeetupView, MessageBody, MessageView, PhotoView, MAX_MEETUP_PEOPLE,
+};
 
 /// A stored message as a person sees it; `None` for what is not shown
 /// (receipts, profiles, answers to meet-ups, meet-ups whose card has gone by
@@ -55,13 +57,18 @@ pub async fn view(
                 GroupContent::Left => MessageBody::GroupLeft { group },
             }
         }
+        Body::Photo(p) => MessageBody::Photo(photo_view(store, env, p).await?),
         Body::Meetup(meetup) if meetup.end() <= now => return Ok(None),
         Body::Meetup(meetup) => MessageBody::Meetup(meetup_view(store, me, names, env, meetup).await?),
         // Announcements are shown pinned, apart from any room's history;
         // answers to meet-ups on their cards.
-        Body::Receipt(_) | Body::Profile(_) | Body::SealedReceipt(_) | Body::Announcement(_) | Body::MeetupReply(_) => {
-            return Ok(None)
-        }
+        // A photo's chunks are shown with their header.
+        Body::Receipt(_)
+        | Body::Profile(_)
+        | Body::SealedReceipt(_)
+        | Body::Announcement(_)
+        | Body::MeetupReply(_)
+        | Body::PhotoChunk(_) => return Ok(None),
     };
     let delivery = if mine { Some(delivery(store, env, now, delivery_timeout_ms).await?) } else { None };
     Ok(Some(MessageView {
@@ -109,6 +116,27 @@ pub async fn delivery(
     );
     d.as_of = crate::runtime::events::next_as_of(now);
     Ok(d)
+}
+
+/// A photo's message: its thumbnail, and whether its chunks are all here
+/// (counted, not checked: [`crate::runtime::NodeHandle::photo`] checks
+/// them against the header's hash when the photo is opened).
+async fn photo_view(
+    store: &Store,
+    env: &SignedEnvelope,
+    p: festival_core::photo::PhotoBody,
+) -> Result<PhotoView, StoreError> {
+    use base64::Engine as _;
+    let n = p.chunks() as u64;
+    let held = store.count_range(env.room(), &env.author(), env.seq() + 1, env.seq() + n).await?;
+    Ok(PhotoView {
+        caption: p.caption,
+        width: p.width,
+        height: p.height,
+        bytes: p.size,
+        thumb: format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(&p.thumb)),
+        complete: held == n,
+    })
 }
 
 /// A meet-up's card: its answers as the store tallies them (complete

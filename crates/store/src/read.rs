@@ -223,6 +223,22 @@ impl Store {
         Ok(page)
     }
 
+    /// How many of one chain's messages with `from <= seq <= to` are
+    /// stored (a photo's chunks: see `festival_core::photo`).
+    pub async fn count_range(&self, room: &RoomId, author: &PeerId, from: u64, to: u64) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM messages
+             WHERE chain = (SELECT chain FROM heads WHERE room = ? AND author = ?) AND seq >= ? AND seq <= ?",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(clamp_to_sql(from))
+        .bind(clamp_to_sql(to))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     /// The stored messages of one chain with `from <= seq <= to`, lowest
     /// first, with their hop counts: the reply to a peer's want. Stops before
     /// the raw bytes would exceed `max_bytes`, but always returns at least one

@@ -525,6 +525,7 @@ pub(super) fn kind_travels_to(kind: Kind, version: u8) -> bool {
         Kind::Announcement => version >= super::ANNOUNCEMENTS_VERSION,
         Kind::Meetup | Kind::MeetupReply => version >= super::MEETUPS_VERSION,
         Kind::GroupMessage => version >= super::GROUPS_VERSION,
+        Kind::Photo | Kind::PhotoChunk => version >= super::PHOTOS_VERSION,
         Kind::Text | Kind::Receipt | Kind::SealedDm | Kind::Profile | Kind::SealedReceipt => true,
     }
 }

@@ -88,8 +88,9 @@ use state::{BoundedMap, LinkState, RoomState, TokenBucket};
 /// (range-based reconciliation of heads, see `recon`) instead of full
 /// summaries and digests. 5: the announcements room. 6: meet-ups and
 /// their answers (`Kind::Meetup`, `Kind::MeetupReply`). 7: private groups'
-/// messages (`Kind::GroupMessage`).
-pub const PROTOCOL_VERSION: u8 = 7;
+/// messages (`Kind::GroupMessage`). 8: photos (`Kind::Photo`,
+/// `Kind::PhotoChunk`).
+pub const PROTOCOL_VERSION: u8 = 8;
 /// The first version that carries the announcements room: an older peer
 /// would refuse its envelopes' kind, so it gets none of it.
 pub const ANNOUNCEMENTS_VERSION: u8 = 5;
@@ -102,6 +103,9 @@ pub const MEETUPS_VERSION: u8 = 6;
 /// The first version that takes private groups' messages (in the DM
 /// mailbox), kept from older peers as meet-ups are.
 pub const GROUPS_VERSION: u8 = 7;
+/// The first version that takes photos (their headers and chunks), kept
+/// from older peers as meet-ups are.
+pub const PHOTOS_VERSION: u8 = 8;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;
@@ -445,6 +449,17 @@ pub enum Content {
         members: Vec<PeerId>,
         content: crate::group::GroupContent,
     },
+    /// A photo in the room: `jpeg` (at most
+    /// [`crate::photo::MAX_PHOTO_BYTES`], `width` x `height` pixels), a
+    /// caption ("" for none) and a thumbnail. Its header is the message;
+    /// its chunks follow it in our chain (see [`crate::photo`]).
+    Photo {
+        jpeg: Vec<u8>,
+        width: u16,
+        height: u16,
+        caption: String,
+        thumb: Vec<u8>,
+    },
     /// Our answer to the meet-up `meetup` of the room, which ends at `until`
     /// (its time plus [`body::MEETUP_GRACE_MS`]): the caller has the
     /// meet-up and copies its end.
@@ -478,6 +493,8 @@ pub enum SendError {
     MeetupOver,
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),
+    #[error(transparent)]
+    Photo(#[from] crate::photo::PhotoError),
 }
 
 struct Pending {
@@ -855,6 +872,20 @@ impl Node {
                 }
                 let until = until.min(self.wall.saturating_add(self.cfg.message_lifetime_ms));
                 (room, Body::MeetupReply(MeetupReplyBody { meetup, answer, until }))
+            }
+            Content::Photo { jpeg, width, height, caption, thumb } => {
+                let cut = crate::photo::cut(&jpeg, width, height, caption, thumb)?;
+                let header = self.author(room.clone(), Body::Photo(cut.header))?;
+                let id = header.id();
+                let mut out = vec![Output::Persist { envelope: header, hops: 0, local: true }];
+                for (i, data) in cut.chunks.into_iter().enumerate() {
+                    // At most MAX_CHUNKS (18): fits in u16.
+                    let chunk = crate::photo::PhotoChunkBody { photo: id, index: i as u16, data };
+                    let env = self.author(room.clone(), Body::PhotoChunk(chunk))?;
+                    out.push(Output::Persist { envelope: env, hops: 0, local: true });
+                }
+                self.push_wake(&mut out);
+                return Ok((id, out));
             }
         };
         let env = self.author(room, body)?;

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{
+    MessageBody,
     AnnouncementView, DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting,
 };
 use super::handle::{NodeError, RETRY_MIN_GAP_MS};
@@ -1150,6 +1151,10 @@ impl Actor {
         // answers the batch held (a catch-up of a crowd's answers is one
         // event per card, not one per answer).
         let mut cards = std::collections::BTreeSet::new();
+        // Photos some of whose chunks came: looked at once each per batch;
+        // `shown`: messages shown in this batch (a photo shown whole needs
+        // no second event).
+        let (mut photos, mut shown) = (BTreeSet::new(), BTreeSet::new());
         // Our messages whose delivery moved: one event each per batch (a
         // receipt names up to 64; a batch may hold many receipts).
         let mut moved = BTreeSet::new();
@@ -1167,11 +1172,18 @@ impl Actor {
                     // The link is gone (the core hears of it next).
                     None => {}
                 },
-                Effect::Delivered { id, .. } => {
-                    if let Some(card) = self.delivered(id).await {
-                        cards.insert(card);
+                Effect::Delivered { id, .. } => match self.delivered(id).await {
+                    Some(Changed::Card(meetup, room)) => {
+                        cards.insert((meetup, room));
                     }
-                }
+                    Some(Changed::Photo(photo, room)) => {
+                        photos.insert((photo, room));
+                    }
+                    Some(Changed::Shown) => {
+                        shown.insert(id);
+                    }
+                    None => {}
+                },
                 Effect::Sent { id, kind, .. } => {
                     self.paths.sent_message(id, kind == LinkKind::Relay, Instant::now());
                     let path = match kind {
@@ -1211,6 +1223,11 @@ impl Actor {
         for (meetup, room) in cards {
             self.meetup_changed(meetup, room).await;
         }
+        for (photo, room) in photos {
+            if !shown.contains(&photo) {
+                self.photo_changed(photo, room).await;
+            }
+        }
         for id in moved {
             self.emit_delivery(id).await;
         }
@@ -1236,6 +1253,31 @@ impl Actor {
                 .await
         {
             self.emit(NodeEvent::MeetupChanged(v));
+        }
+    }
+
+    /// A photo some of whose chunks came: its message, once they are all
+    /// here (a chunk names any id it likes: only a photo of the chunk's
+    /// room by someone not blocked here counts).
+    async fn photo_changed(&mut self, id: MessageId, room: RoomId) {
+        let Ok(Some(m)) = self.store.get(&id).await else { return };
+        let env = &m.envelope;
+        if env.room() != &room
+            || env.kind() != festival_core::Kind::Photo
+            || self.engine.node().is_blocked(&env.author())
+        {
+            return;
+        }
+        self.refresh_names().await;
+        let Some((_, names)) = &self.names else { return };
+        let now = self.engine.clock().wall();
+        if let Ok(Some(v)) =
+            crate::view::view(&self.store, self.engine.node().identity(), names, &m, now, self.delivery_timeout_ms)
+                .await
+        {
+            if matches!(&v.body, MessageBody::Photo(p) if p.complete) {
+                self.emit(NodeEvent::PhotoReady(v));
+            }
         }
     }
 
@@ -1265,8 +1307,9 @@ impl Actor {
     }
 
     /// Show a newly stored message; an answer to a meet-up returns the
-    /// meet-up's (id, room) instead, for `apply` to show the card once.
-    async fn delivered(&mut self, id: MessageId) -> Option<(MessageId, RoomId)> {
+    /// meet-up's (id, room) instead, for `apply` to show the card once, and
+    /// a photo's chunk the photo's.
+    async fn delivered(&mut self, id: MessageId) -> Option<Changed> {
         let Ok(Some(m)) = self.store.get(&id).await else { return None };
         let env = &m.envelope;
         match env.parsed_body() {
@@ -1285,15 +1328,22 @@ impl Actor {
                 None
             }
             // Someone blocked here: kept for others, not shown.
-            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::MeetupReply(_) | Body::SealedGroup(_)
+            Body::Text(_)
+            | Body::SealedDm(_)
+            | Body::Meetup(_)
+            | Body::MeetupReply(_)
+            | Body::SealedGroup(_)
+            | Body::Photo(_)
+            | Body::PhotoChunk(_)
                 if self.engine.node().is_blocked(&env.author()) =>
             {
                 None
             }
             // An answer changes its meet-up's card (the store has tallied
             // it): shown once per batch of effects (see `apply`).
-            Body::MeetupReply(r) => Some((r.meetup, env.room().clone())),
-            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::SealedGroup(_) => {
+            Body::MeetupReply(r) => Some(Changed::Card(r.meetup, env.room().clone())),
+            Body::PhotoChunk(c) => Some(Changed::Photo(c.photo, env.room().clone())),
+            Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::SealedGroup(_) | Body::Photo(_) => {
                 let for_me =
                     matches!(env.parsed_body(), Body::SealedGroup(g) if g.members.binary_search(&self.me).is_ok());
                 if for_me {
@@ -1325,7 +1375,11 @@ impl Actor {
                             self.watch_overdue(v.id, due);
                         }
                     }
+                    let complete = matches!(&v.body, MessageBody::Photo(p) if p.complete);
                     self.emit(NodeEvent::Message(v));
+                    if complete {
+                        return Some(Changed::Shown);
+                    }
                 }
                 None
             }
@@ -1500,4 +1554,14 @@ mod tests {
         let code = first.trim_start_matches("relay_refused_").to_owned();
         assert_eq!(relay_refusal_label(&code, &counted), first);
     }
+}
+
+/// What a stored message changed besides itself (see `Actor::apply`).
+enum Changed {
+    /// A meet-up's card (id, room): an answer to it came.
+    Card(MessageId, RoomId),
+    /// A photo (its header's id, the chunk's room): one of its chunks came.
+    Photo(MessageId, RoomId),
+    /// The message was shown whole (a photo with all its chunks).
+    Shown,
 }

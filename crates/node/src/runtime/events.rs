@@ -207,6 +207,26 @@ pub enum MessageBody {
     GroupLeft {
         group: String,
     },
+    /// A photo: its thumbnail at once, the photo itself (`photo` command)
+    /// once all its chunks are here.
+    Photo(PhotoView),
+}
+
+/// A photo as a message shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PhotoView {
+    /// What the author wrote with it ("" for nothing).
+    pub caption: String,
+    /// The photo's size in pixels (at most 1600 on the longer side) and
+    /// bytes.
+    pub width: u16,
+    pub height: u16,
+    pub bytes: u32,
+    /// The thumbnail, a `data:image/jpeg;base64,...` URL.
+    pub thumb: String,
+    /// All its chunks are here: the photo can be shown.
+    pub complete: bool,
 }
 
 /// A private group we are (or were) in, as its latest message says.
@@ -348,6 +368,9 @@ pub enum NodeEvent {
     /// A meet-up's answers changed: the card as it stands now (replaces
     /// the message of the same id).
     MeetupChanged(MessageView),
+    /// All of a photo's chunks came: the message as it stands now, the
+    /// photo complete (replaces the message of the same id).
+    PhotoReady(MessageView),
     /// The organiser's announcement arrived (or was sent by this node, the
     /// organiser's): show it pinned until its end.
     Announcement(AnnouncementView),

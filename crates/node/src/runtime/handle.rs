@@ -64,6 +64,15 @@ pub enum NodeError {
     NoOneInReach,
     #[error("the node has stopped")]
     Stopped,
+    /// The picked file cannot be sent as a photo.
+    #[error(transparent)]
+    Photo(#[from] crate::photo::PhotoError),
+    #[error("no photo with that id is stored here")]
+    NoSuchPhoto,
+    #[error("the photo has not all come yet")]
+    PhotoIncomplete,
+    #[error("the photo's pieces do not fit together")]
+    PhotoDamaged,
 }
 
 struct Inner {
@@ -160,6 +169,43 @@ impl NodeHandle {
     /// lifetime). Shown as a card until half an hour after `at`.
     pub async fn send_meetup(&self, room: RoomId, place: String, at: u64) -> Result<MessageId, NodeError> {
         self.ask(|reply| Command::Send { room, content: Content::Meetup { place, at }, reply }).await?
+    }
+
+    /// Send a photo to a room: `bytes` as picked (JPEG, PNG, WebP or GIF),
+    /// made to fit by [`crate::photo::prepare`] on a blocking thread, with
+    /// `caption` ("" for none). Returns its id; the photo's chunks follow it.
+    pub async fn send_photo(&self, room: RoomId, bytes: Vec<u8>, caption: &str) -> Result<MessageId, NodeError> {
+        let caption = caption.trim().to_owned();
+        // Checked before the picture is worked on.
+        if !caption.is_empty() {
+            festival_core::body::check_text(&caption).map_err(SendError::from)?;
+            if caption.len() > festival_core::photo::MAX_CAPTION_BYTES {
+                let max = festival_core::photo::MAX_CAPTION_BYTES;
+                return Err(SendError::Body(festival_core::BodyError::TextTooLong { len: caption.len(), max }).into());
+            }
+        }
+        let p = tokio::task::spawn_blocking(move || crate::photo::prepare(&bytes))
+            .await
+            .map_err(|_| NodeError::Photo(crate::photo::PhotoError::Damaged("the decoder failed".into())))??;
+        let content = Content::Photo { jpeg: p.jpeg, width: p.width, height: p.height, caption, thumb: p.thumb };
+        self.ask(|reply| Command::Send { room, content, reply }).await?
+    }
+
+    /// A photo stored here, as a JPEG: its chunks put together and checked
+    /// against its header (`PhotoIncomplete` while some are on their way).
+    pub async fn photo(&self, id: &MessageId) -> Result<Vec<u8>, NodeError> {
+        let store = &self.inner.store;
+        let Some(m) = store.get(id).await? else { return Err(NodeError::NoSuchPhoto) };
+        let env = m.envelope;
+        let Body::Photo(p) = env.parsed_body() else { return Err(NodeError::NoSuchPhoto) };
+        let n = p.chunks() as u64;
+        let items = store.load_range(env.room(), &env.author(), env.seq() + 1, env.seq() + n, usize::MAX, 0).await?;
+        // Sorted by seq within the range: all there when there are `n`.
+        if (items.len() as u64) < n {
+            return Err(NodeError::PhotoIncomplete);
+        }
+        let chunks: Vec<_> = items.into_iter().map(|(e, _)| e).collect();
+        festival_core::photo::assemble(&env, &chunks).map_err(|_| NodeError::PhotoDamaged)
     }
 
     /// Answer a meet-up stored here ("coming" / "can't"), in its room; a

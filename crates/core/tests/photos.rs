@@ -1,0 +1,228 @@
+//! Photos: a header (with the thumbnail) then chunks, each a signed
+//! envelope of the author's chain. They travel header first, chunks behind
+//! all text in a link's queue; a node on low battery carries none of them;
+//! a peer of an older protocol is told nothing of them; malformed ones are
+//! refused and counted, and the link keeps serving.
+
+mod common;
+
+use common::{identity, push, text, Harness, NOW};
+use festival_core::body::{Body, BodyError};
+use festival_core::frame::{Frame, Item, Priority, Want};
+use festival_core::photo::{self, PhotoBody, PhotoChunkBody, CHUNK_BYTES, MAX_CAPTION_BYTES, MAX_PHOTO_BYTES};
+use festival_core::policy::PowerState;
+use festival_core::sync::{Content, Input, LinkKind, SendError, PHOTOS_VERSION};
+use festival_core::{Draft, EnvelopeError, Identity, Kind, MessageId, RoomId, SignedEnvelope};
+
+fn room() -> RoomId {
+    "camp-b12".parse().unwrap()
+}
+
+fn harness() -> Harness {
+    Harness::new(1, vec![RoomId::festival(), room()])
+}
+
+/// Bytes that pass for a JPEG where only the protocol looks at them.
+fn jpeg(len: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+    v[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+    v
+}
+
+fn signed(author: &Identity, seq: u64, body: &Body) -> SignedEnvelope {
+    let draft = Draft { seq, room: room(), kind: body.kind(), created_at: NOW, body: body.encode() };
+    SignedEnvelope::sign(author, draft).expect("valid draft")
+}
+
+/// `author`'s photo of `len` bytes from `seq`: the header, then the chunks.
+fn photo_of(author: &Identity, seq: u64, len: usize) -> Vec<SignedEnvelope> {
+    let cut = photo::cut(&jpeg(len), 1600, 1200, "sunset".into(), jpeg(2000)).unwrap();
+    let header = signed(author, seq, &Body::Photo(cut.header));
+    let mut all = vec![header.clone()];
+    for (i, data) in cut.chunks.into_iter().enumerate() {
+        let chunk = PhotoChunkBody { photo: header.id(), index: i as u16, data };
+        all.push(signed(author, seq + 1 + i as u64, &Body::PhotoChunk(chunk)));
+    }
+    all
+}
+
+fn pushes_to(h: &Harness, link: u64) -> Vec<Vec<u8>> {
+    h.io.sent
+        .iter()
+        .filter(|(l, _)| l.0 == link)
+        .filter_map(|(_, f)| match f {
+            Frame::Push(i) => Some(i.envelope.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_photo_is_sent_header_first_and_its_chunks_queue_behind_text() {
+    let mut h = harness();
+    h.link(1, &identity(2));
+    let content = Content::Photo {
+        jpeg: jpeg(MAX_PHOTO_BYTES),
+        width: 1600,
+        height: 1067,
+        caption: "the main stage".into(),
+        thumb: jpeg(3000),
+    };
+    let (id, out) = h.node.send(room(), content, NOW).expect("a photo");
+    h.apply(out);
+    let n = MAX_PHOTO_BYTES.div_ceil(CHUNK_BYTES);
+    let pushed = pushes_to(&h, 1);
+    assert_eq!(pushed.len(), 1 + n, "the header and every chunk");
+    let envs: Vec<SignedEnvelope> = pushed.iter().map(|b| SignedEnvelope::decode(b).unwrap()).collect();
+    assert_eq!(envs[0].id(), id);
+    assert_eq!(envs[0].kind(), Kind::Photo);
+    assert!(envs[1..].iter().all(|e| e.kind() == Kind::PhotoChunk));
+    assert_eq!(photo::assemble(&envs[0], &envs[1..]).unwrap(), jpeg(MAX_PHOTO_BYTES));
+    // In a link's send queue the header is one's own new message; the
+    // chunks are bulk, behind every text, even a text passed on for others.
+    let frame = |e: &SignedEnvelope, hops: u8| Frame::Push(Item { hops, envelope: e.bytes().to_vec() }).encode();
+    assert_eq!(Frame::priority(&frame(&envs[0], 1)), Priority::Direct);
+    assert!(envs[1..].iter().all(|e| Frame::priority(&frame(e, 1)) == Priority::Bulk));
+    let theirs = photo_of(&identity(5), 1, 40_000);
+    assert_eq!(Frame::priority(&frame(&theirs[0], 3)), Priority::Room);
+    assert_eq!(Frame::priority(&frame(&theirs[1], 3)), Priority::Bulk);
+    assert!(Frame::priority(&frame(&text(&identity(5), "camp-b12", 9, "hi"), 3)) < Priority::Bulk);
+}
+
+#[test]
+fn a_received_photo_is_delivered_header_first_and_passed_on() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    h.link(2, &identity(3));
+    let photo = photo_of(&ana, 1, 100_000);
+    for env in &photo {
+        h.frame(1, push(env));
+    }
+    let delivered: Vec<MessageId> = h.io.delivered.iter().map(|d| d.0).collect();
+    assert_eq!(delivered, photo.iter().map(SignedEnvelope::id).collect::<Vec<_>>());
+    assert_eq!(pushes_to(&h, 2).len(), photo.len(), "passed on whole");
+}
+
+#[test]
+fn a_node_on_low_battery_passes_on_and_serves_no_photo_but_sends_its_own() {
+    let (ana, carrier, asker) = (identity(5), identity(2), identity(3));
+    let mut h = harness();
+    h.feed(Input::Power(PowerState::Battery { percent: 12 }));
+    h.link(1, &carrier);
+    h.link(2, &asker);
+    let photo = photo_of(&ana, 1, 60_000);
+    for env in &photo {
+        h.frame(1, push(env));
+    }
+    assert_eq!(h.io.delivered.len(), photo.len(), "kept for its own person");
+    assert!(pushes_to(&h, 2).is_empty(), "nothing passed on: {:?}", h.io.sent);
+    h.io.sent.clear();
+    let want = Want { room: room(), author: ana.peer_id(), from: 1, to: photo.len() as u64 };
+    h.frame(2, Frame::Want(want).encode());
+    h.feed(Input::Tick);
+    assert!(!h.io.sent.iter().any(|(_, f)| matches!(f, Frame::Batch { .. })), "not served: {:?}", h.io.sent);
+    // Its own photo still goes.
+    let content =
+        Content::Photo { jpeg: jpeg(20_000), width: 10, height: 10, caption: String::new(), thumb: jpeg(100) };
+    let (_, out) = h.node.send(room(), content, h.now).unwrap();
+    h.apply(out);
+    assert_eq!(pushes_to(&h, 2).len(), 1 + 2);
+}
+
+#[test]
+fn a_peer_of_an_older_protocol_is_told_nothing_of_a_photo() {
+    let (ana, old, new) = (identity(5), identity(2), identity(3));
+    let mut h = harness();
+    h.link_speaking(1, &old, LinkKind::Lan, PHOTOS_VERSION - 1);
+    h.link(2, &new);
+    h.link(3, &identity(4));
+    let before = text(&ana, "camp-b12", 1, "look at this");
+    let photo = photo_of(&ana, 2, 20_000);
+    for env in std::iter::once(&before).chain(&photo) {
+        h.frame(2, push(env));
+    }
+    assert_eq!(pushes_to(&h, 3).len(), 1 + photo.len());
+    assert_eq!(pushes_to(&h, 1), vec![before.bytes().to_vec()], "the text only");
+    let announced = h.io.sent.iter().any(|(l, f)| {
+        l.0 == 1 && matches!(f, Frame::IHave { refs } if refs.iter().any(|r| photo.iter().any(|p| p.id() == r.id)))
+    });
+    assert!(!announced);
+}
+
+#[test]
+fn malformed_photos_and_chunks_are_refused_and_counted() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    let good = photo_of(&ana, 1, 20_000);
+    let header = match good[0].parsed_body() {
+        Body::Photo(p) => p,
+        _ => unreachable!(),
+    };
+    let forge = |kind: Kind, body: Vec<u8>, seq: u64| {
+        let forged = festival_core::envelope::Envelope { kind, body, seq, ..good[0].envelope().clone() };
+        let mut bytes = postcard::to_stdvec(&forged).unwrap();
+        let n = bytes.len() - 64;
+        let sig = ana.sign(festival_core::envelope::ENVELOPE_DOMAIN, &bytes[..n]);
+        bytes[n..].copy_from_slice(&sig);
+        Frame::Push(Item { hops: 1, envelope: bytes }).encode()
+    };
+    let with = |f: &dyn Fn(&mut PhotoBody)| {
+        let mut p = header.clone();
+        f(&mut p);
+        Body::Photo(p).encode()
+    };
+    let bad = [
+        (Kind::Photo, with(&|p| p.size = MAX_PHOTO_BYTES as u32 + 1)),
+        (Kind::Photo, with(&|p| p.width = 4000)),
+        (Kind::Photo, with(&|p| p.thumb = b"<svg onload=alert(1)>".to_vec())),
+        (Kind::Photo, with(&|p| p.caption = "x".repeat(MAX_CAPTION_BYTES + 1))),
+        (Kind::Photo, b"not postcard".to_vec()),
+        (Kind::PhotoChunk, Body::PhotoChunk(chunk(good[0].id(), 99, 10)).encode()),
+        (Kind::PhotoChunk, Body::PhotoChunk(chunk(good[0].id(), 0, CHUNK_BYTES + 1)).encode()),
+    ];
+    for (i, (kind, body)) in bad.iter().enumerate() {
+        h.frame(1, forge(*kind, body.clone(), 100 + i as u64));
+    }
+    assert!(h.io.delivered.is_empty());
+    assert_eq!(h.rejected_by(&carrier, "envelope_bad_body"), bad.len() as u64);
+    // A photo in the DM mailbox is in the wrong room.
+    let in_dm = Draft { seq: 1, room: RoomId::direct(), kind: Kind::Photo, created_at: NOW, body: good[0].body().to_vec() };
+    assert!(matches!(SignedEnvelope::sign(&ana, in_dm), Err(EnvelopeError::WrongRoom { .. })));
+    // The link still serves: the real photo goes through.
+    for env in &good {
+        h.frame(1, push(env));
+    }
+    assert_eq!(h.io.delivered.len(), good.len());
+}
+
+fn chunk(photo: MessageId, index: u16, len: usize) -> PhotoChunkBody {
+    PhotoChunkBody { photo, index, data: vec![7; len] }
+}
+
+#[test]
+fn sending_checks_the_room_the_size_and_the_caption() {
+    let mut h = harness();
+    let content = |len: usize, caption: &str| Content::Photo {
+        jpeg: jpeg(len),
+        width: 100,
+        height: 100,
+        caption: caption.into(),
+        thumb: jpeg(100),
+    };
+    let too_big = h.node.send(room(), content(MAX_PHOTO_BYTES + 1, ""), NOW).unwrap_err();
+    assert_eq!(too_big, SendError::Photo(photo::PhotoError::Size));
+    let long = "x".repeat(MAX_CAPTION_BYTES + 1);
+    assert!(matches!(
+        h.node.send(room(), content(100, &long), NOW).unwrap_err(),
+        SendError::Photo(photo::PhotoError::Header(BodyError::TextTooLong { .. }))
+    ));
+    let not_joined = h.node.send("elsewhere".parse().unwrap(), content(100, ""), NOW).unwrap_err();
+    assert!(matches!(not_joined, SendError::NotInRoom(_)));
+    // Nothing was written for the failed ones: the next photo starts at 1.
+    let (_, out) = h.node.send(room(), content(CHUNK_BYTES + 1, ""), NOW).unwrap();
+    h.apply(out);
+    let mine: Vec<u64> = h.io.stored.keys().filter(|(r, _, _)| *r == room()).map(|(_, _, s)| *s).collect();
+    assert_eq!(mine, vec![1, 2, 3]);
+}
