@@ -20,7 +20,7 @@
 pub mod discovery;
 pub mod local;
 pub mod names;
-pub mod photo;
+pub use festival_photo as photo;
 pub mod netns;
 pub mod power;
 pub mod relay;

@@ -1,4 +1,4 @@
-//! Making a photo fit to send: whatever a person picks (JPEG, PNG, WebP or
+//! festival-photo: making a photo fit to send: whatever a person picks (JPEG, PNG, WebP or
 //! GIF, up to [`MAX_INPUT_BYTES`]) is decoded within limits (a
 //! decompression bomb is refused before it is decoded), turned upright by
 //! its EXIF orientation, downscaled to at most
@@ -61,6 +61,7 @@ pub fn prepare(bytes: &[u8]) -> Result<Prepared, PhotoError> {
     let mut side = w.max(h).min(MAX_SIDE);
     loop {
         let scaled = fit(&img, side);
+        let mut smallest = usize::MAX;
         for q in QUALITIES {
             let jpeg = encode(&scaled, q)?;
             if jpeg.len() <= MAX_PHOTO_BYTES {
@@ -69,9 +70,13 @@ pub fn prepare(bytes: &[u8]) -> Result<Prepared, PhotoError> {
                 // Both at most MAX_SIDE, which fits in u16.
                 return Ok(Prepared { jpeg, width: width as u16, height: height as u16, thumb });
             }
+            smallest = smallest.min(jpeg.len());
         }
-        // Still too big at the lowest quality (a picture of noise): smaller.
-        side = side * 4 / 5;
+        // Still too big at the lowest quality (a picture of noise): fewer
+        // pixels, by the share of bytes over (a JPEG's size goes about
+        // with its area), and a little more.
+        let shrink = (MAX_PHOTO_BYTES as f64 / smallest as f64).sqrt().min(0.8) * 0.95;
+        side = (f64::from(side) * shrink) as u32;
         if side < 16 {
             return Err(PhotoError::Damaged("it does not compress".into()));
         }
@@ -229,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_big_photo_is_downscaled_reencoded_and_fits() {
-        let big = DynamicImage::ImageRgb8(picture(2400, 1800));
+        let big = DynamicImage::ImageRgb8(picture(2000, 1500));
         for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP] {
             let p = prepare(&encoded(&big, format)).unwrap();
             assert_eq!((p.width, p.height), (1600, 1200), "{format:?}");
@@ -242,7 +247,7 @@ mod tests {
         }
         // Noise does not fit at 1600 pixels even at the lowest quality:
         // it is made smaller until it does.
-        let p = prepare(&encoded(&DynamicImage::ImageRgb8(noise(2400, 1800)), ImageFormat::Png)).unwrap();
+        let p = prepare(&encoded(&DynamicImage::ImageRgb8(noise(2000, 1500)), ImageFormat::Png)).unwrap();
         assert!(p.width < 1600 && p.jpeg.len() <= MAX_PHOTO_BYTES, "{} x {}", p.width, p.height);
         let (w, h) = (i64::from(p.width), i64::from(p.height));
         assert!((w * 3 - h * 4).abs() <= 4, "the same shape, but for rounding: {w} x {h}");
