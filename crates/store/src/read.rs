@@ -151,7 +151,8 @@ impl Store {
     /// [`GAP_WAIT_MS`] after it arrived (by this device's clock): a gap
     /// nobody around can fill does not hide the rest of a chain for the
     /// whole festival. Messages of people blocked here are left out (they
-    /// stay stored: the room's other members may want them from us).
+    /// stay stored: the room's other members may want them from us), and so
+    /// are photos' chunks (kind 10, shown with their photo).
     pub async fn history(
         &self,
         room: &RoomId,
@@ -167,6 +168,7 @@ impl Store {
             "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
              JOIN heads h ON h.chain = m.chain
              WHERE m.room = ?1 AND (m.created_at, m.author, m.seq) < (?2, ?3, ?4)
+               AND m.kind <> 10
                AND (m.seq <= h.contiguous OR m.received_at <= ?5)
                AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
              ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT ?6",

@@ -28,17 +28,17 @@ pub struct RoomRecord {
 /// index `messages_unread`, whose WHERE clause this query repeats verbatim
 /// (SQLite only uses a partial index when it can see the query implies it).
 /// The kinds are literals for that reason: 0 is `Kind::Text`, 2 is
-/// `Kind::SealedDm`, 6 is `Kind::Meetup` (checked by a test below). The last activity walks the
+/// `Kind::SealedDm`, 6 is `Kind::Meetup`, 9 is `Kind::Photo` (checked by a test below). The last activity walks the
 /// same index backwards and stops at the first row: O(log n) per room.
 const ROOMS: &str = "
     SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
         (SELECT count(*) FROM messages m
-         WHERE m.room = r.room_id AND m.kind IN (0, 2, 6) AND m.received_at > r.last_read_at
+         WHERE m.room = r.room_id AND m.kind IN (0, 2, 6, 9) AND m.received_at > r.last_read_at
            AND m.author IS NOT (SELECT peer_id FROM identity)
            AND (m.kind <> 2 OR m.recipient = (SELECT peer_id FROM identity))
            AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)),
         (SELECT m.received_at FROM messages m
-         WHERE m.room = r.room_id AND m.kind IN (0, 2, 6)
+         WHERE m.room = r.room_id AND m.kind IN (0, 2, 6, 9)
            AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
          ORDER BY m.received_at DESC LIMIT 1),
         r.muted
@@ -120,5 +120,6 @@ mod tests {
         assert_eq!(Kind::Text.code(), 0);
         assert_eq!(Kind::SealedDm.code(), 2);
         assert_eq!(Kind::Meetup.code(), 6);
+        assert_eq!(Kind::Photo.code(), 9);
     }
 }

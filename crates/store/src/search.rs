@@ -1,5 +1,6 @@
-//! Full-text search over what a person can read here: room texts, and DMs
-//! to or from us (SQLite FTS5, `migrations/0007_search.sql`).
+//! Full-text search over what a person can read here: room texts, meet-ups'
+//! places, photos' captions, and DMs to or from us (SQLite FTS5,
+//! `migrations/0007_search.sql`, `0011_photos.sql`).
 //!
 //! Ingest only queues a message (a trigger writes its pk to
 //! `search_pending`); [`Store::index_pending`] opens DMs and indexes the
@@ -66,6 +67,8 @@ fn readable_text(me: &Identity, env: &SignedEnvelope) -> Option<String> {
     match env.parsed_body() {
         Body::Text(t) => Some(t),
         Body::SealedDm(_) => open_dm(me, env).ok(),
+        Body::Meetup(m) => Some(m.place),
+        Body::Photo(p) if !p.caption.is_empty() => Some(p.caption),
         _ => None,
     }
 }
@@ -170,6 +173,10 @@ mod tests {
     fn the_triggers_kind_literals_match_the_core() {
         assert_eq!(Kind::Text.code(), 0);
         assert_eq!(Kind::SealedDm.code(), 2);
+        assert_eq!(Kind::Meetup.code(), 6);
+        assert_eq!(Kind::Photo.code(), 9);
+        // The history query leaves photos' chunks out by their code.
+        assert_eq!(Kind::PhotoChunk.code(), 10);
     }
 
     #[test]

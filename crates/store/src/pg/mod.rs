@@ -201,10 +201,10 @@ impl PgStore {
         let rows: Vec<crate::rooms::RoomRow> = sqlx::query_as(
             "SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
                  (SELECT count(*) FROM messages m
-                  WHERE m.room = r.room_id AND m.kind IN (0, 2, 6) AND m.received_at > r.last_read_at
+                  WHERE m.room = r.room_id AND m.kind IN (0, 2, 6, 9) AND m.received_at > r.last_read_at
                     AND m.author IS DISTINCT FROM (SELECT peer_id FROM identity)
                     AND (m.kind <> 2 OR m.recipient = (SELECT peer_id FROM identity))),
-                 (SELECT max(m.received_at) FROM messages m WHERE m.room = r.room_id AND m.kind IN (0, 2, 6)),
+                 (SELECT max(m.received_at) FROM messages m WHERE m.room = r.room_id AND m.kind IN (0, 2, 6, 9)),
                  0::bigint
              FROM rooms r ORDER BY r.joined_at, r.room_id",
         )
