@@ -6,8 +6,8 @@ use festival_core::body::BodyError;
 use festival_core::sync::SendError;
 use festival_node::engine::EngineError;
 use festival_node::local::LocalError;
-use festival_node::runtime::{NodeError, StartError};
 use festival_node::photo::PhotoError;
+use festival_node::runtime::{NodeError, StartError};
 use festival_store::StoreError;
 use serde::Serialize;
 

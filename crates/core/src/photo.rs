@@ -117,14 +117,8 @@ pub fn cut(jpeg: &[u8], width: u16, height: u16, caption: String, thumb: Vec<u8>
     if !jpeg.starts_with(&JPEG_MAGIC) {
         return Err(PhotoError::NotJpeg);
     }
-    let header = PhotoBody {
-        size: jpeg.len() as u32,
-        hash: *blake3::hash(jpeg).as_bytes(),
-        width,
-        height,
-        caption,
-        thumb,
-    };
+    let header =
+        PhotoBody { size: jpeg.len() as u32, hash: *blake3::hash(jpeg).as_bytes(), width, height, caption, thumb };
     check_header(&header).map_err(PhotoError::Header)?;
     Ok(Cut { header, chunks: jpeg.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect() })
 }

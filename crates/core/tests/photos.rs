@@ -188,7 +188,8 @@ fn malformed_photos_and_chunks_are_refused_and_counted() {
     assert!(h.io.delivered.is_empty());
     assert_eq!(h.rejected_by(&carrier, "envelope_bad_body"), bad.len() as u64);
     // A photo in the DM mailbox is in the wrong room.
-    let in_dm = Draft { seq: 1, room: RoomId::direct(), kind: Kind::Photo, created_at: NOW, body: good[0].body().to_vec() };
+    let in_dm =
+        Draft { seq: 1, room: RoomId::direct(), kind: Kind::Photo, created_at: NOW, body: good[0].body().to_vec() };
     assert!(matches!(SignedEnvelope::sign(&ana, in_dm), Err(EnvelopeError::WrongRoom { .. })));
     // The link still serves: the real photo goes through.
     for env in &good {

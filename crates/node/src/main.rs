@@ -235,7 +235,9 @@ async fn main() -> anyhow::Result<()> {
                         format!("[group] added {} people to \"{name}\"", added.len())
                     }
                     festival_node::runtime::MessageBody::GroupLeft { .. } => "[group] left".to_owned(),
-                    festival_node::runtime::MessageBody::Photo(p) => format!("[photo {}x{}] {}", p.width, p.height, p.caption),
+                    festival_node::runtime::MessageBody::Photo(p) => {
+                        format!("[photo {}x{}] {}", p.width, p.height, p.caption)
+                    }
                     festival_node::runtime::MessageBody::Meetup(c) => format!(
                         "meet at {} at {} UTC ({} coming, {} can't) [meet-up {}]",
                         c.place,

@@ -46,7 +46,10 @@ async fn history_shows_the_photo_not_its_chunks_and_it_counts_once_as_unread() {
     let before = text(&ana, &camp, 1, T, "look");
     let pic = photo(&ana, &camp, 2, T + 1, MAX_PHOTO_BYTES, "the stage at night");
     let after = text(&ana, &camp, pic.len() as u64 + 2, T + 2, "wow");
-    store.insert_batch(&batch(&[vec![before.clone()], pic.clone(), vec![after.clone()]].concat()), T, false).await.unwrap();
+    store
+        .insert_batch(&batch(&[vec![before.clone()], pic.clone(), vec![after.clone()]].concat()), T, false)
+        .await
+        .unwrap();
     let page = store.history(&camp, None, 3).await.unwrap();
     let ids: Vec<_> = page.iter().map(|m| m.envelope.id()).collect();
     assert_eq!(ids, vec![before.id(), pic[0].id(), after.id()], "a page of three holds the three messages");
@@ -55,8 +58,13 @@ async fn history_shows_the_photo_not_its_chunks_and_it_counts_once_as_unread() {
     // Its chunks, counted and read back in order, put it together.
     let n = pic.len() as u64 - 1;
     assert_eq!(store.count_range(&camp, &ana.peer_id(), 3, 2 + n).await.unwrap(), n);
-    let chunks: Vec<_> =
-        store.load_range(&camp, &ana.peer_id(), 3, 2 + n, usize::MAX, 0).await.unwrap().into_iter().map(|x| x.0).collect();
+    let chunks: Vec<_> = store
+        .load_range(&camp, &ana.peer_id(), 3, 2 + n, usize::MAX, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
     assert_eq!(photo::assemble(&pic[0], &chunks).unwrap(), jpeg(MAX_PHOTO_BYTES, 2));
 }
 

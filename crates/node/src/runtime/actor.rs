@@ -21,8 +21,7 @@ use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{
-    MessageBody,
-    AnnouncementView, DeliveryState, LinkPath, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting,
+    AnnouncementView, DeliveryState, LinkPath, MessageBody, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting,
 };
 use super::handle::{NodeError, RETRY_MIN_GAP_MS};
 use super::paths::{median, Paths, RelayPath};

@@ -24,8 +24,8 @@ mod status;
 pub use config::{NodeConfig, PowerConfig, StartError};
 pub use events::{
     AnnouncementView, Delivery, DeliveryState, GroupMember, GroupView, HistoryPage, LinkPath, MeetupPerson, MeetupView,
-    MessageBody, MessageView, NodeEvent, NotDelivered, PathStats, PeerPath, PeerView, PersonChoiceView, PowerMode,
-    RelayState, RoomView, Saving, SearchResults, Status, Waiting, DELIVERY_TIMEOUT_MS,
+    MessageBody, MessageView, NodeEvent, NotDelivered, PathStats, PeerPath, PeerView, PersonChoiceView, PhotoView,
+    PowerMode, RelayState, RoomView, Saving, SearchResults, Status, Waiting, DELIVERY_TIMEOUT_MS,
 };
 pub use handle::{
     NodeError, NodeHandle, GROUP_INDEX_BUDGET, MAX_ANNOUNCEMENTS, MAX_HISTORY_PAGE, RETRY_MIN_GAP_MS,
