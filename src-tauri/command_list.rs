@@ -15,6 +15,8 @@ festival_commands! {
     send_dm,
     send_meetup,
     answer_meetup,
+    send_photo,
+    photo,
     retry,
     create_group,
     groups,

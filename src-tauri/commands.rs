@@ -76,6 +76,48 @@ pub async fn send_meetup(app: State<'_, App>, room: String, place: String, at: u
     app.send_meetup(&room, &place, at).await
 }
 
+/// `send_photo`'s body is raw bytes (a picture of megabytes as a JSON
+/// array of numbers would be ten times its size): a 4-byte little-endian
+/// length, that many bytes of JSON `{ "room": ..., "caption": ... }`, then
+/// the picture's bytes (ui/src/api.ts writes it).
+#[derive(serde::Deserialize)]
+struct PhotoHeader {
+    room: String,
+    #[serde(default)]
+    caption: String,
+}
+
+/// Most bytes of `send_photo`'s JSON header (a room id and a caption of
+/// at most 1,000 bytes, escaped).
+const MAX_PHOTO_HEADER: usize = 16 * 1024;
+
+fn photo_request(body: &[u8]) -> Result<(PhotoHeader, &[u8])> {
+    let bad = || AppError::new(festival_app::ErrorCode::NotAPhoto, "The photo did not reach the app whole.");
+    let len = body.get(..4).ok_or_else(bad)?;
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
+    if len > MAX_PHOTO_HEADER {
+        return Err(bad());
+    }
+    let header = body.get(4..4 + len).ok_or_else(bad)?;
+    let header: PhotoHeader = serde_json::from_slice(header).map_err(|_| bad())?;
+    Ok((header, &body[4 + len..]))
+}
+
+#[tauri::command]
+pub async fn send_photo(app: State<'_, App>, request: tauri::ipc::Request<'_>) -> Result<MessageView> {
+    let tauri::ipc::InvokeBody::Raw(body) = request.body() else {
+        return Err(AppError::new(festival_app::ErrorCode::NotAPhoto, "Send a photo's bytes, not JSON."));
+    };
+    let (header, picture) = photo_request(body)?;
+    app.send_photo(&header.room, picture.to_vec(), &header.caption).await
+}
+
+/// The photo's JPEG as raw bytes (an `ArrayBuffer` in the UI).
+#[tauri::command]
+pub async fn photo(app: State<'_, App>, id: MessageId) -> Result<tauri::ipc::Response> {
+    Ok(tauri::ipc::Response::new(app.photo(id).await?))
+}
+
 #[tauri::command]
 pub async fn answer_meetup(app: State<'_, App>, meetup: MessageId, answer: MeetupAnswer) -> Result<MessageView> {
     app.answer_meetup(meetup, answer).await

@@ -7,7 +7,7 @@ use festival_app::AppOptions;
 use festival_core::policy::PowerState;
 use festival_node::runtime::PowerConfig;
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindow;
@@ -52,6 +52,12 @@ impl Shell {
     }
 
     fn call_from(&self, url: tauri::Url, cmd: &str, args: Value) -> Result<Value, Value> {
+        self.call_body(url, cmd, InvokeBody::Json(args)).map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    /// Invoke with any body (raw bytes, as `send_photo` takes); the
+    /// response as it comes (raw bytes, as `photo` gives).
+    fn call_body(&self, url: tauri::Url, cmd: &str, body: InvokeBody) -> Result<InvokeResponseBody, Value> {
         get_ipc_response(
             &self.window,
             InvokeRequest {
@@ -59,12 +65,11 @@ impl Shell {
                 callback: CallbackFn(0),
                 error: CallbackFn(1),
                 url,
-                body: InvokeBody::Json(args),
+                body,
                 headers: Default::default(),
                 invoke_key: INVOKE_KEY.to_owned(),
             },
         )
-        .map(|b| b.deserialize::<Value>().unwrap())
     }
 
     fn ok(&self, cmd: &str, args: Value) -> Value {
@@ -247,6 +252,62 @@ fn meetups_are_posted_and_answered_and_bad_ones_are_typed_errors() {
     let shown =
         page["messages"].as_array().unwrap().iter().find(|m| m["id"] == card["id"]).expect("in history").clone();
     assert_eq!(shown["body"]["cant"], 1);
+}
+
+/// `send_photo`'s raw body, as ui/src/api.ts writes it.
+fn photo_body(room: &str, caption: &str, picture: &[u8]) -> InvokeBody {
+    let header = serde_json::to_vec(&json!({"room": room, "caption": caption})).unwrap();
+    let mut body = (header.len() as u32).to_le_bytes().to_vec();
+    body.extend_from_slice(&header);
+    body.extend_from_slice(picture);
+    InvokeBody::Raw(body)
+}
+
+#[test]
+fn photos_are_sent_as_raw_bytes_read_back_whole_and_bad_ones_are_typed_errors() {
+    let s = shell();
+    s.ok("onboard", json!({"name": "Cleo"}));
+    let url = s.window.url().unwrap();
+    let img = image::RgbImage::from_fn(1800, 900, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let sent = s.call_body(url.clone(), "send_photo", photo_body("festival", "the gate 🎪", png.get_ref())).unwrap();
+    let sent: Value = sent.deserialize().unwrap();
+    assert_eq!(sent["body"]["type"], "photo");
+    assert_eq!((sent["body"]["width"].as_u64(), sent["body"]["height"].as_u64()), (Some(1600), Some(800)));
+    assert_eq!(
+        (sent["body"]["caption"].as_str(), sent["body"]["complete"].as_bool()),
+        (Some("the gate 🎪"), Some(true))
+    );
+    assert!(sent["body"]["thumb"].as_str().unwrap().starts_with("data:image/jpeg;base64,/9j/"));
+    // The photo comes back as raw JPEG bytes.
+    match s.call_body(url.clone(), "photo", InvokeBody::Json(json!({"id": sent["id"]}))).unwrap() {
+        InvokeResponseBody::Raw(jpeg) => {
+            assert_eq!(jpeg.len() as u64, sent["body"]["bytes"].as_u64().unwrap());
+            assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]));
+        }
+        other => panic!("raw bytes expected, got {other:?}"),
+    }
+    let code = |cmd: &str, body: InvokeBody| {
+        let e = s.call_body(url.clone(), cmd, body).expect_err("should fail");
+        e["code"].as_str().unwrap().to_owned()
+    };
+    // A GIF cut short after its signature; one claiming 25,120 pixels a side.
+    assert_eq!(code("send_photo", photo_body("festival", "", b"GIF87a\x01")), "not_a_photo");
+    assert_eq!(code("send_photo", photo_body("festival", "", b"GIF87a but not really")), "photo_too_large");
+    assert_eq!(code("send_photo", photo_body("festival", "", b"plain text")), "not_a_photo");
+    assert_eq!(code("send_photo", photo_body("camp-b12", "", png.get_ref())), "not_joined");
+    assert_eq!(code("send_photo", photo_body("festival", &"x".repeat(1001), png.get_ref())), "message_too_long");
+    assert_eq!(code("send_photo", InvokeBody::Raw(vec![200, 0, 0, 0, b'{'])), "not_a_photo");
+    assert_eq!(code("send_photo", InvokeBody::Json(json!({"room": "festival"}))), "not_a_photo");
+    assert_eq!(code("photo", InvokeBody::Json(json!({"id": "ab".repeat(32)}))), "no_such_photo");
+    let text = s.ok("send", json!({"room": "festival", "text": "not a photo"}));
+    assert_eq!(code("photo", InvokeBody::Json(json!({"id": text["id"]}))), "no_such_photo");
+    // In history as one message.
+    let page = s.ok("history", json!({"room": "festival", "before": null, "limit": 10}));
+    let kinds: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["body"]["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["photo", "text"]);
 }
 
 #[test]

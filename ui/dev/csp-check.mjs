@@ -13,11 +13,11 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { build } from "vite";
 
-export const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; " +
-  "connect-src 'self' ipc: http://ipc.localhost; media-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** The app's own CSP, read from tauri.conf.json (so the two cannot drift), and no framing. */
+const conf = JSON.parse(readFileSync(resolve(here, "../../tauri.conf.json"), "utf8"));
+export const CSP = [...Object.entries(conf.app.security.csp).map(([k, v]) => `${k} ${v}`), "frame-ancestors 'none'"].join("; ");
 const uiDir = resolve(here, "..");
 const outDir = mkdtempSync(join(tmpdir(), "festival-ui-csp-"));
 
@@ -67,6 +67,18 @@ try {
       await page.getByRole("button", { name: "People nearby" }).click();
       await page.getByRole("button", { name: "My code" }).click();
       await page.getByRole("img", { name: /QR code/ }).waitFor();
+      await page.keyboard.press("Escape");
+      // A photo: its thumbnail (a data: URL), then the photo (a blob: URL), full size.
+      await page.getByRole("button", { name: /Main Stage/ }).first().click();
+      const photo = page.getByRole("button", { name: /^Photo: Sunset/ });
+      await photo.click();
+      const full = page.locator("img.photo-full");
+      await full.waitFor();
+      await page.waitForFunction(() => {
+        const img = document.querySelector("img.photo-full");
+        return img instanceof HTMLImageElement && img.complete && img.naturalWidth > 0 && img.src.startsWith("blob:");
+      });
+      await page.keyboard.press("Escape");
     }
     await page.waitForTimeout(300);
     await page.close();

@@ -146,6 +146,40 @@ function pageOf(all: MessageView[], before: HistoryCursor | null, limit: number)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A photo drawn on a canvas (a sunset over a stage): its JPEG bytes and a
+ * small thumbnail's data URL, as the node would make them. Browser only.
+ */
+function drawPhoto(w: number, h: number): { jpeg: Promise<ArrayBuffer>; thumb: string } {
+  const paint = (cw: number, ch: number) => {
+    const c = document.createElement("canvas");
+    c.width = cw;
+    c.height = ch;
+    const g = c.getContext("2d")!;
+    const sky = g.createLinearGradient(0, 0, 0, ch);
+    sky.addColorStop(0, "#2b1055");
+    sky.addColorStop(0.55, "#d53369");
+    sky.addColorStop(1, "#ffb347");
+    g.fillStyle = sky;
+    g.fillRect(0, 0, cw, ch);
+    g.fillStyle = "#ffe29a";
+    g.beginPath();
+    g.arc(cw * 0.68, ch * 0.62, ch * 0.13, 0, Math.PI * 2);
+    g.fill();
+    g.fillStyle = "#14082a";
+    g.fillRect(0, ch * 0.72, cw, ch * 0.28);
+    g.fillRect(cw * 0.18, ch * 0.5, cw * 0.34, ch * 0.24);
+    for (let i = 0; i < 40; i++) {
+      g.beginPath();
+      g.arc((i * 97) % cw, ch * 0.8 + ((i * 37) % (ch * 0.2)), ch * 0.03, 0, Math.PI * 2);
+      g.fill();
+    }
+    return c;
+  };
+  const jpeg = new Promise<ArrayBuffer>((done) => paint(w, h).toBlob((b) => void b!.arrayBuffer().then(done), "image/jpeg", 0.85));
+  return { jpeg, thumb: paint(Math.round((200 * w) / Math.max(w, h)), Math.round((200 * h) / Math.max(w, h))).toDataURL("image/jpeg", 0.6) };
+}
+
 export function fakeApi(scene: string): Api {
   seqs = {};
   counter = 0;
@@ -173,6 +207,15 @@ export function fakeApi(scene: string): Api {
       },
     }),
   ];
+  const photos = new Map<string, Promise<ArrayBuffer>>();
+  if (typeof document !== "undefined") {
+    const shot = drawPhoto(1600, 1067);
+    const m = mk("main-stage", DEE, "", now - 5 * min, {
+      body: { type: "photo", caption: "Sunset from the hill, the stage lights are on 🌅", width: 1600, height: 1067, bytes: 162_000, thumb: shot.thumb, complete: scene !== "photo-coming" },
+    });
+    photos.set(m.id, shot.jpeg);
+    stage.push(m);
+  }
   const byRoom: Record<string, MessageView[]> = { festival, dm: dms, "main-stage": stage, "camp-b12": [mk("camp-b12", BO, "Kettle is on at camp 🫖", now - 90 * min)] };
   const muted = new Set<string>();
   const blocked = new Set<string>();
@@ -298,6 +341,29 @@ export function fakeApi(scene: string): Api {
       const m = mk(room, ME, place, Date.now(), { delivery: dl({ state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 }), body: card });
       (byRoom[room] ??= []).push(m);
       return m;
+    },
+    async sendPhoto(room, picture, caption) {
+      if (picture.length < 4) throw new ApiError("not_a_photo", "That file cannot be sent as a photo: the file is not a picture.");
+      const url = URL.createObjectURL(new Blob([picture as BlobPart]));
+      const size = await new Promise<{ w: number; h: number }>((done) => {
+        const img = new Image();
+        img.onload = () => done({ w: img.naturalWidth, h: img.naturalHeight });
+        img.onerror = () => done({ w: 0, h: 0 });
+        img.src = url;
+      });
+      if (size.w === 0) throw new ApiError("not_a_photo", "That file cannot be sent as a photo: the file is not a picture.");
+      const scale = Math.min(1, 1600 / Math.max(size.w, size.h));
+      const shot = drawPhoto(Math.round(size.w * scale), Math.round(size.h * scale));
+      const body = { type: "photo" as const, caption: caption.trim(), width: Math.round(size.w * scale), height: Math.round(size.h * scale), bytes: picture.length, thumb: shot.thumb, complete: true };
+      const m = mk(room, ME, "", Date.now(), { delivery: dl({ state: "saved", path: null, waiting: "connecting", delivered_to: 0, read_by: 0 }), body });
+      photos.set(m.id, Promise.resolve(picture.slice().buffer as ArrayBuffer));
+      (byRoom[room] ??= []).push(m);
+      return m;
+    },
+    async photo(id) {
+      const p = photos.get(id);
+      if (!p) throw new ApiError("no_such_photo", "no photo with that id is stored here");
+      return p;
     },
     async answerMeetup(meetup, answer) {
       const all = Object.values(byRoom).flat();

@@ -2,7 +2,7 @@
 // Channel. The rest of the UI gets an `Api` from context (see ApiContext), so
 // tests hand it a stub and never touch Tauri.
 
-import { Channel, invoke } from "@tauri-apps/api/core";
+import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import type {
   AnnouncementView,
   AppState,
@@ -36,6 +36,13 @@ export interface Api {
   sendDm(to: string, text: string): Promise<MessageView>;
   /** Post "meet at `place` at `at`" (ms since the epoch) to a room: a card until half an hour after `at`. */
   sendMeetup(room: string, place: string, at: number): Promise<MessageView>;
+  /**
+   * Send a photo to a room: the picked file's bytes (JPEG, PNG, WebP or GIF), made to fit by the
+   * node (at most 1600 px, a JPEG of at most 256 KiB, no EXIF); `caption` may be "".
+   */
+  sendPhoto(room: string, picture: Uint8Array, caption: string): Promise<MessageView>;
+  /** A photo's JPEG bytes (`photo_incomplete` while some of its pieces are on their way). */
+  photo(id: string): Promise<ArrayBuffer>;
   /** Answer a meet-up ("coming" / "cant"); resolves to its card with the answer counted. */
   answerMeetup(meetup: string, answer: MeetupAnswer): Promise<MessageView>;
   /** Send one of my messages again ("not delivered yet"); resolves to it with its delivery as it stands. */
@@ -80,6 +87,11 @@ export type ApiErrorCode = ErrorCode | "error";
 // Every code, once: a Record over the generated type, so the compiler
 // fails when the node gains a code this list lacks (or loses one it has).
 const ERROR_CODES: Record<ErrorCode, true> = {
+  not_a_photo: true,
+  photo_too_large: true,
+  no_such_photo: true,
+  photo_incomplete: true,
+  photo_damaged: true,
   not_onboarded: true,
   already_onboarded: true,
   invalid_name: true,
@@ -141,7 +153,22 @@ export function toApiError(e: unknown): ApiError {
   return new ApiError("error", "Something went wrong talking to the node.");
 }
 
-async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+/**
+ * `send_photo`'s raw body (src-tauri/commands.rs reads it): a 4-byte
+ * little-endian length, that many bytes of JSON `{ room, caption }`, then
+ * the picture. Raw, since a picture of megabytes as a JSON array of numbers
+ * would be ten times its size.
+ */
+export function photoBody(room: string, caption: string, picture: Uint8Array): Uint8Array {
+  const header = new TextEncoder().encode(JSON.stringify({ room, caption }));
+  const body = new Uint8Array(4 + header.length + picture.length);
+  new DataView(body.buffer).setUint32(0, header.length, true);
+  body.set(header, 4);
+  body.set(picture, 4 + header.length);
+  return body;
+}
+
+async function call<T>(cmd: string, args?: InvokeArgs): Promise<T> {
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {
@@ -161,6 +188,8 @@ export const tauriApi: Api = {
   sendDm: (to, text) => call("send_dm", { to, text }),
   sendMeetup: (room, place, at) => call("send_meetup", { room, place, at }),
   answerMeetup: (meetup, answer) => call("answer_meetup", { meetup, answer }),
+  sendPhoto: (room, picture, caption) => call("send_photo", photoBody(room, caption, picture)),
+  photo: (id) => call("photo", { id }),
   retry: (id) => call("retry", { id }),
   createGroup: (name, members) => call("create_group", { name, members }),
   groups: () => call("groups"),

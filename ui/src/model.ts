@@ -30,6 +30,7 @@ export type {
   PeerPath,
   PeerView,
   PersonChoiceView,
+  PhotoView,
   PowerMode,
   ReceiptStatus,
   RelayState,

@@ -396,6 +396,22 @@ impl App {
         Self::saved(&node, id).await
     }
 
+    /// Send a photo to a room: `bytes` as picked (JPEG, PNG, WebP or GIF,
+    /// made to fit by `festival_node::photo::prepare`), with `caption`
+    /// ("" for none). Returns the message as saved, the photo complete.
+    pub async fn send_photo(&self, room: &str, bytes: Vec<u8>, caption: &str) -> Result<MessageView, AppError> {
+        let room = parse_room_id(room)?;
+        let node = self.node().await?;
+        let id = node.send_photo(room, bytes, caption).await?;
+        Self::saved(&node, id).await
+    }
+
+    /// A photo stored here, as JPEG bytes (its pieces checked against its
+    /// hash); `photo_incomplete` while some are on their way.
+    pub async fn photo(&self, id: MessageId) -> Result<Vec<u8>, AppError> {
+        Ok(self.node().await?.photo(&id).await?)
+    }
+
     /// Answer a meet-up ("coming" / "can't"); returns its card with the
     /// answer counted.
     pub async fn answer_meetup(&self, meetup: MessageId, answer: MeetupAnswer) -> Result<MessageView, AppError> {

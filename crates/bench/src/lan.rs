@@ -5,6 +5,9 @@
 //! - data channel (two str0m endpoints on loopback, in one process): setup
 //!   time (offer to open on both sides), one-hop latency (half the round trip
 //!   of 200-byte messages), throughput for 200-byte and 64 KiB messages;
+//!   an announcement's latency through a channel busy with room traffic; a
+//!   256 KiB photo's one-hop transfer and the latency of texts sent while
+//!   photos are in flight;
 //! - `festival-node run` processes: start of a process to its first message
 //!   delivered on a 2-host LAN (ip netns hosts on a bridge); CPU and RSS of
 //!   idle nodes with 5 peers each.
@@ -16,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
+use festival_node::runtime::sendq::{Admit, SendQueue};
 use festival_node::webrtc::driver::{receive_ready, send_transmits, DATAGRAM_BUF};
 use festival_node::webrtc::{ConnId, Endpoint, EndpointConfig, EndpointEvent};
 use serde_json::{json, Value};
@@ -40,6 +44,15 @@ pub struct Args {
     busy_rate: u32,
     #[arg(long, default_value_t = 5)]
     busy_secs: u64,
+    /// Photos of `--photo-bytes` sent one after another, each as soon as
+    /// the last came whole, while texts go every `--photo-text-every-ms`
+    /// (`photo_ms`, `text_p99_ms_during_photo`).
+    #[arg(long, default_value_t = 30)]
+    photos: usize,
+    #[arg(long, default_value_t = festival_core::photo::MAX_PHOTO_BYTES)]
+    photo_bytes: usize,
+    #[arg(long, default_value_t = 1)]
+    photo_text_every_ms: u64,
     #[arg(long, default_value_t = 5)]
     start_runs: usize,
     #[arg(long, default_value_t = 5)]
@@ -161,6 +174,7 @@ async fn transport(a: &Args) -> anyhow::Result<Value> {
     let (msgs_per_s, x, y) = throughput(x, y, conn, 200, a.small_messages).await?;
     let (large_per_s, x, y) = throughput(x, y, conn, 64 * 1024, a.large_messages).await?;
     let busy = announce_under_load(x, y, conn, a.busy_rate, a.busy_secs).await?;
+    let photos = photos_and_texts(a).await?;
     let mut out = json!({
         "bench": "lan",
         "setup_ms": percentile(&mut setups, 0.5),
@@ -172,7 +186,7 @@ async fn transport(a: &Args) -> anyhow::Result<Value> {
         "msgs_per_s": msgs_per_s.round(),
         "mb_per_s": (large_per_s * 65_536.0 / 1e6 * 10.0).round() / 10.0,
     });
-    for (k, v) in busy.as_object().into_iter().flatten() {
+    for (k, v) in busy.as_object().into_iter().chain(photos.as_object()).flatten() {
         out[k] = v.clone();
     }
     Ok(out)
@@ -196,7 +210,6 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
     use festival_core::envelope::{Draft, Kind, SignedEnvelope};
     use festival_core::frame::{Frame, Item, Priority};
     use festival_core::{Identity, RoomId};
-    use festival_node::runtime::sendq::{Admit, SendQueue};
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
@@ -306,6 +319,253 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
         "busy_room_msgs_offered": offered_room,
         "busy_room_msgs_dropped": dropped.load(std::sync::atomic::Ordering::Relaxed),
     }))
+}
+
+/// Bytes of the stand-in thumbnail a photo's header carries (a real one,
+/// 200 px on its longest side, is a few KiB; at most 12).
+const THUMB_BYTES: usize = 8 * 1024;
+
+/// A photo's transfer and the latency of text beside it, one hop between two
+/// nodes on loopback: a fresh data channel, the sender one node's direct
+/// link (its send queue, `runtime::sendq`, in front of the endpoint, as in
+/// [`announce_under_load`]). The sender sends `--photos` photos of
+/// `--photo-bytes` one after another, each as soon as the receiver holds the
+/// last whole, while it sends a text of its own every
+/// `--photo-text-every-ms`; then, on another fresh channel, as many texts
+/// without photos (the baseline).
+async fn photos_and_texts(a: &Args) -> anyhow::Result<Value> {
+    let every = Duration::from_millis(a.photo_text_every_ms.max(1));
+    let mut with = photo_run(a.photos.max(1), a.photo_bytes, every, None).await?;
+    let mut without = photo_run(0, a.photo_bytes, every, Some(with.texts)).await?;
+    without.during.append(&mut without.outside);
+    Ok(json!({
+        "photos": with.photo_ms.len(),
+        "photo_bytes": a.photo_bytes,
+        "photo_ms": percentile(&mut with.photo_ms, 0.5),
+        "photo_max_ms": percentile(&mut with.photo_ms, 1.0),
+        "texts_during_photo": with.during.len(),
+        "text_p50_ms_during_photo": percentile(&mut with.during, 0.5),
+        "text_p99_ms_during_photo": percentile(&mut with.during, 0.99),
+        "texts_no_photo": without.during.len(),
+        "text_p50_ms_no_photo": percentile(&mut without.during, 0.5),
+        "text_p99_ms_no_photo": percentile(&mut without.during, 0.99),
+    }))
+}
+
+/// What one run of [`photo_run`] measured, in ms.
+struct PhotoRun {
+    /// Per photo: from the send (signing its header and chunks included) to
+    /// the receiver holding the whole JPEG (verified, put together, hash
+    /// checked).
+    photo_ms: Vec<f64>,
+    /// One-hop latencies of the texts offered while a photo was in flight
+    /// (sent, not yet whole at the receiver), and of the others.
+    during: Vec<f64>,
+    outside: Vec<f64>,
+    /// Texts sent.
+    texts: usize,
+}
+
+/// A text offered: when, and whether a photo was in flight then.
+struct Offered {
+    at: Instant,
+    during_photo: bool,
+}
+
+/// `photos` photos one after another beside a text every `every`, until the
+/// last photo is whole (or, with no photos, `texts` texts). The receiver
+/// decodes and verifies every envelope, as a node does before it stores one,
+/// and puts each photo together with [`festival_core::photo::assemble`].
+async fn photo_run(
+    photos: usize,
+    photo_bytes: usize,
+    every: Duration,
+    texts: Option<usize>,
+) -> anyhow::Result<PhotoRun> {
+    use festival_core::body::Body;
+    use festival_core::envelope::{Draft, Kind, SignedEnvelope};
+    use festival_core::frame::{Frame, Item, Priority};
+    use festival_core::photo::{self, PhotoChunkBody, MAX_PHOTO_BYTES};
+    use festival_core::{Identity, RoomId};
+    use rand::RngCore;
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+
+    ensure!((3..=MAX_PHOTO_BYTES).contains(&photo_bytes), "--photo-bytes: 3 to {MAX_PHOTO_BYTES}");
+    let (mut x, mut y) = (side().await?, side().await?);
+    let conn = ConnId(1);
+    open_channel(&mut x, &mut y, conn).await?;
+
+    // Stand-in JPEGs: the magic, then noise (a camera's JPEG is as
+    // incompressible); the core checks no more, and picture preparation
+    // (festival-photo) is not what is measured here.
+    let fake_jpeg = |len: usize| {
+        let mut v = vec![0u8; len];
+        rand::rngs::OsRng.fill_bytes(&mut v);
+        v[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+        v
+    };
+    let (jpeg, thumb) = (fake_jpeg(photo_bytes), fake_jpeg(THUMB_BYTES));
+    let me = Identity::generate(&mut rand::rngs::OsRng);
+    let room: RoomId = "main-stage".parse()?;
+    let sign = move |seq: u64, body: Body| -> anyhow::Result<SignedEnvelope> {
+        let created_at = festival_node::clock::now_ms();
+        Ok(SignedEnvelope::sign(&me, Draft { seq, room: room.clone(), kind: body.kind(), created_at, body: body.encode() })?)
+    };
+    // Our own message's push: hops 1.
+    let push = |env: &SignedEnvelope| Frame::Push(Item { hops: 1, envelope: env.bytes().to_vec() }).encode();
+
+    let offered: Arc<Mutex<HashMap<u64, Offered>>> = Arc::default();
+    let started: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let (completed, texts_offered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // `done`: the last text is offered; `over`: the receiver has stopped.
+    let (done, over) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+
+    let receiver = {
+        let (offered, started, completed, texts_offered, done, over) =
+            (offered.clone(), started.clone(), completed.clone(), texts_offered.clone(), done.clone(), over.clone());
+        tokio::spawn(async move {
+            let mut run = PhotoRun { photo_ms: Vec::new(), during: Vec::new(), outside: Vec::new(), texts: 0 };
+            let (mut headers, mut chunks) = (Vec::<SignedEnvelope>::new(), BTreeMap::<u64, SignedEnvelope>::new());
+            let mut failure = None;
+            let mut take = |d: &[u8], run: &mut PhotoRun| -> anyhow::Result<()> {
+                let Frame::Push(item) = Frame::decode(d)? else { bail!("not a push") };
+                let env = SignedEnvelope::decode(&item.envelope)?;
+                match env.kind() {
+                    Kind::Text => {
+                        let o = offered.lock().expect("offers").remove(&env.seq()).context("a text not offered")?;
+                        let ms = o.at.elapsed().as_secs_f64() * 1000.0;
+                        if o.during_photo { run.during.push(ms) } else { run.outside.push(ms) }
+                        run.texts += 1;
+                        return Ok(());
+                    }
+                    Kind::Photo => headers.push(env),
+                    Kind::PhotoChunk => {
+                        chunks.insert(env.seq(), env);
+                    }
+                    k => bail!("unexpected {k:?}"),
+                }
+                // A photo is whole once the chunks at the seqs after its
+                // header are all here.
+                let mut i = 0;
+                while i < headers.len() {
+                    let h = &headers[i];
+                    let Body::Photo(p) = h.parsed_body() else { bail!("a header") };
+                    let range = h.seq() + 1..=h.seq() + p.chunks() as u64;
+                    if !range.clone().all(|s| chunks.contains_key(&s)) {
+                        i += 1;
+                        continue;
+                    }
+                    let following: Vec<SignedEnvelope> = range.map(|s| chunks.remove(&s).expect("a chunk")).collect();
+                    let whole = photo::assemble(h, &following)?;
+                    ensure!(whole.len() == p.size as usize);
+                    let at = started.lock().expect("starts").remove(&h.seq()).context("a photo not sent")?;
+                    run.photo_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                    completed.fetch_add(1, SeqCst);
+                    headers.swap_remove(i);
+                }
+                Ok(())
+            };
+            let y = drive(y, |_, e| {
+                if let EndpointEvent::Data(_, d) = e {
+                    if let Err(e) = take(&d, &mut run) {
+                        failure = Some(e);
+                        return true;
+                    }
+                }
+                // `done` is set before the last text is offered: its
+                // arrival (or a later one) ends the run.
+                done.load(SeqCst) && run.texts == texts_offered.load(SeqCst) && completed.load(SeqCst) >= photos
+            })
+            .await;
+            over.store(true, SeqCst);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            anyhow::Ok((y?, run))
+        })
+    };
+    let sender = tokio::spawn(async move {
+        let mut x = x;
+        let mut q = SendQueue::default();
+        let (mut seq, mut sent, mut photos_sent) = (0u64, 0usize, 0usize);
+        let t0 = Instant::now();
+        while !over.load(SeqCst) {
+            if !done.load(SeqCst) {
+                let due = (t0.elapsed().as_nanos() / every.as_nanos()) as usize + 1;
+                while sent < due {
+                    let last = match texts {
+                        Some(n) => sent + 1 >= n,
+                        None => completed.load(SeqCst) >= photos,
+                    };
+                    if last {
+                        done.store(true, SeqCst);
+                    }
+                    seq += 1;
+                    let frame = push(&sign(seq, Body::Text(format!("text {sent}: {}", "x".repeat(180))))?);
+                    ensure!(Frame::priority(&frame) == Priority::Direct);
+                    let during_photo = photos_sent > completed.load(SeqCst);
+                    offered.lock().expect("offers").insert(seq, Offered { at: Instant::now(), during_photo });
+                    texts_offered.fetch_add(1, SeqCst);
+                    ensure!(offer(&mut x, &mut q, conn, frame)?, "a text was dropped");
+                    sent += 1;
+                    if last {
+                        break;
+                    }
+                }
+                // The next photo once the last is whole.
+                if !done.load(SeqCst) && photos_sent < photos && photos_sent == completed.load(SeqCst) {
+                    let t = Instant::now();
+                    let cut = photo::cut(&jpeg, 1600, 1200, "the main stage at dusk".into(), thumb.clone())?;
+                    let header_seq = seq + 1;
+                    let header = sign(header_seq, Body::Photo(cut.header))?;
+                    let mut frames = vec![push(&header)];
+                    for (i, data) in cut.chunks.into_iter().enumerate() {
+                        let chunk = PhotoChunkBody { photo: header.id(), index: i as u16, data };
+                        frames.push(push(&sign(header_seq + 1 + i as u64, Body::PhotoChunk(chunk))?));
+                    }
+                    ensure!(frames[1..].iter().all(|f| Frame::priority(f) == Priority::Bulk));
+                    seq += frames.len() as u64;
+                    started.lock().expect("starts").insert(header_seq, t);
+                    for f in frames {
+                        ensure!(offer(&mut x, &mut q, conn, f)?, "a photo's frame was dropped");
+                    }
+                    photos_sent += 1;
+                }
+            }
+            while q.front().is_some_and(|f| x.ep.can_send(conn, f.len())) {
+                let f = q.pop_front().expect("a front");
+                x.ep.send(conn, &f)?;
+            }
+            let _ = send_transmits(&x.sock, x.ep.poll(Instant::now())).await;
+            wait_and_receive(&mut x, Duration::from_millis(1)).await?;
+        }
+        anyhow::Ok(())
+    });
+    let joined = async { tokio::try_join!(joined(receiver), joined(sender)) };
+    let ((_y, run), ()) = tokio::time::timeout(Duration::from_secs(120), joined).await.context("photos stalled")??;
+    Ok(run)
+}
+
+/// A task's outcome, its panic or cancellation an error.
+async fn joined<T>(task: tokio::task::JoinHandle<anyhow::Result<T>>) -> anyhow::Result<T> {
+    task.await?
+}
+
+/// Offer `bytes` to a direct link as a node does (`runtime::sendq`): at once
+/// when nothing as urgent waits and the channel has room, else queued by
+/// priority. False when its class is full and it was dropped.
+fn offer(x: &mut Side, q: &mut SendQueue, conn: ConnId, bytes: Vec<u8>) -> anyhow::Result<bool> {
+    Ok(match q.admit(&bytes) {
+        Admit::SendNow if x.ep.can_send(conn, bytes.len()) => {
+            x.ep.send(conn, &bytes)?;
+            true
+        }
+        Admit::SendNow => q.enqueue(bytes) != Admit::Dropped,
+        Admit::Queued => true,
+        Admit::Dropped => false,
+    })
 }
 
 /// Drive one side on its own until `done` says stop: what two nodes do,

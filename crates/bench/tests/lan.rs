@@ -32,6 +32,8 @@ fn the_lan_bench_delivers_a_newcomers_first_message_in_every_run() {
         "2000",
         "--busy-secs",
         "1",
+        "--photos",
+        "3",
     ]);
     let f = |k: &str| common::number(&l, k);
     assert_eq!(l["bench"], "lan");
@@ -43,4 +45,12 @@ fn the_lan_bench_delivers_a_newcomers_first_message_in_every_run() {
     // dropped), one each 20 ms of the busy second.
     assert_eq!(f("announcements_under_load"), 50.0, "{l}");
     assert!(f("announce_p99_ms_under_load") >= f("announce_p50_ms_under_load"), "{l}");
+    // Every photo came whole (verified, put together, hash checked: the
+    // bench fails otherwise), one after another, texts crossing beside them.
+    assert_eq!(f("photos"), 3.0, "{l}");
+    assert_eq!(f("photo_bytes"), 262_144.0, "{l}");
+    assert!(f("photo_max_ms") >= f("photo_ms") && f("photo_ms") > 0.0, "{l}");
+    assert!(f("texts_during_photo") >= 1.0 && f("texts_no_photo") >= f("texts_during_photo"), "{l}");
+    assert!(f("text_p99_ms_during_photo") >= f("text_p50_ms_during_photo"), "{l}");
+    assert!(f("text_p99_ms_no_photo") >= f("text_p50_ms_no_photo"), "{l}");
 }

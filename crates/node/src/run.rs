@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
     "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
-     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /retry ID (send one of yours again), /newgroup NAME PEER..., /group ID TEXT, /leavegroup ID, /groups, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
+     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /photo FILE [CAPTION], /savephoto ID FILE, /retry ID (send one of yours again), /newgroup NAME PEER..., /group ID TEXT, /leavegroup ID, /groups, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
      any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
@@ -62,6 +62,17 @@ pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A picture file to send, refused before it is read when it is larger
+/// than any picture taken.
+async fn read_picture(path: &str) -> anyhow::Result<Vec<u8>> {
+    let len = tokio::fs::metadata(path).await.with_context(|| format!("reading {path}"))?.len();
+    let max = festival_node::photo::MAX_INPUT_BYTES;
+    if len > max as u64 {
+        anyhow::bail!("{path} is {len} bytes; photos of up to {max} bytes are taken");
+    }
+    Ok(tokio::fs::read(path).await.with_context(|| format!("reading {path}"))?)
+}
+
 /// Handle one input line; false means quit.
 async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &str, json: bool) -> bool {
     let result: anyhow::Result<()> = async {
@@ -95,6 +106,21 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
                 let at = parse_until(at, festival_node::clock::now_ms())?;
                 let id = node.send_meetup(room.clone(), place.trim().to_owned(), at).await?;
                 report_saved(id, json);
+            }
+            ("/photo", rest) => {
+                let (path, caption) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+                anyhow::ensure!(!path.is_empty(), "usage: /photo FILE [CAPTION]");
+                let bytes = read_picture(path).await?;
+                let id = node.send_photo(room.clone(), bytes, caption).await?;
+                report_saved(id, json);
+            }
+            ("/savephoto", rest) => {
+                let (id, path) = rest.trim().split_once(' ').context("usage: /savephoto PHOTO-ID FILE")?;
+                let id: festival_core::MessageId =
+                    id.parse().map_err(|_| anyhow::anyhow!("usage: /savephoto PHOTO-ID (the id in full) FILE"))?;
+                let jpeg = node.photo(&id).await?;
+                tokio::fs::write(path.trim(), &jpeg).await.with_context(|| format!("writing {path}"))?;
+                println!("saved {} bytes of JPEG to {}", jpeg.len(), path.trim());
             }
             (cmd @ ("/coming" | "/cant"), id) => {
                 let id: festival_core::MessageId =

@@ -28,6 +28,7 @@ export type { PeerId } from "./PeerId";
 export type { PeerPath } from "./PeerPath";
 export type { PeerView } from "./PeerView";
 export type { PersonChoiceView } from "./PersonChoiceView";
+export type { PhotoView } from "./PhotoView";
 export type { PowerMode } from "./PowerMode";
 export type { ReceiptStatus } from "./ReceiptStatus";
 export type { RelayState } from "./RelayState";

@@ -1,4 +1,4 @@
-import { useCallback, useState } from "react";
+import { useCallback, useState, type DragEvent } from "react";
 import { toApiError } from "../api";
 import type { AnnouncementView, Author, GroupView, HistoryCursor, MeetupAnswer, MessageView, PeerView, RoomView } from "../model";
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
@@ -43,6 +43,8 @@ export interface ChatViewProps {
   onBlock?: (blocked: boolean) => Promise<void>;
   /** A message to bring into view (a search result). */
   focusId?: string | undefined;
+  /** Rooms: send a photo (a picked, dropped or pasted picture's bytes) with a caption. */
+  onPhoto?: ((picture: Uint8Array, caption: string) => Promise<unknown>) | undefined;
   /** Rooms: post a meet-up card. */
   onMeetup?: ((place: string, at: number) => Promise<unknown>) | undefined;
   /** Answer a meet-up card ("coming" / "cant"). */
@@ -67,6 +69,30 @@ export function ChatView(p: ChatViewProps) {
   const [confirmBlock, setConfirmBlock] = useState(false);
   const [meetupOpen, setMeetupOpen] = useState(false);
   const [confirmLeave, setConfirmLeave] = useState(false);
+  // A picture picked or dropped for this conversation, until sent or removed.
+  const [picked, setPicked] = useState<{ key: ConversationKey; file: File } | null>(null);
+  const picture = picked?.key === p.convKey ? picked.file : null;
+  const setPicture = useCallback((file: File | null) => setPicked(file ? { key: p.convKey, file } : null), [p.convKey]);
+  const [dragging, setDragging] = useState(false);
+  const carriesFiles = (e: DragEvent) => p.onPhoto !== undefined && [...e.dataTransfer.types].includes("Files");
+  const drop = {
+    onDragOver: (e: DragEvent) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+      setDragging(true);
+    },
+    onDragLeave: (e: DragEvent) => {
+      if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDragging(false);
+    },
+    onDrop: (e: DragEvent) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      setDragging(false);
+      const file = e.dataTransfer.files[0];
+      if (file) setPicture(file);
+    },
+  };
   const g = p.group;
   const act = (f: (() => Promise<void>) | undefined) => {
     if (!f) return;
@@ -77,7 +103,7 @@ export function ChatView(p: ChatViewProps) {
   const shortWho = person?.name ?? "this person";
 
   return (
-    <section className="chat" aria-label={title}>
+    <section className={`chat${dragging ? " dropping" : ""}`} aria-label={title} {...drop}>
       <header className="chat-head">
         <button type="button" className="icon-btn back-btn" onClick={p.onBack} aria-label="Back to conversations">
           <BackIcon />
@@ -250,12 +276,15 @@ export function ChatView(p: ChatViewProps) {
           onClose={() => {
             setMeetupOpen(false);
             // Back to the button that opened it (it returns with the form gone).
-            requestAnimationFrame(() => document.querySelector<HTMLButtonElement>(".composer-tool")?.focus());
+            requestAnimationFrame(() => document.querySelector<HTMLButtonElement>(".meetup-tool")?.focus());
           }}
         />
       )}
       {!g?.left && <Composer value={p.draft} onChange={p.onDraft} onSend={p.onSend} placeholder={other !== undefined || g ? "Write a sealed message" : `Message ${title}`}
         onMeetup={p.onMeetup && !meetupOpen ? () => setMeetupOpen(true) : undefined}
+        onPhoto={p.onPhoto}
+        picture={picture}
+        onPicture={setPicture}
       />}
     </section>
   );

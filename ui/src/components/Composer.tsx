@@ -1,9 +1,10 @@
 import { toApiError } from "../api";
-import { useContext, useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useContext, useEffect, useId, useLayoutEffect, useMemo, useRef, useState, type ClipboardEvent, type FormEvent, type KeyboardEvent } from "react";
 import { completeMention, mentionQuery, suggestions } from "../logic/mentions";
 import { MentionContext } from "./Mentions";
 import { checkMessage, MAX_TEXT_BYTES, utf8Bytes } from "../logic/validate";
-import { PinIcon, SendIcon } from "./Icons";
+import { CloseIcon, ImageIcon, PinIcon, SendIcon } from "./Icons";
+import { checkPicture, MAX_CAPTION_BYTES, PICTURE_TYPES } from "../logic/photo";
 
 /** Show the byte counter from here on. */
 const COUNTER_FROM = MAX_TEXT_BYTES - 500;
@@ -27,10 +28,34 @@ export interface ComposerProps {
   placeholder: string;
   /** Rooms: open the meet-up form. */
   onMeetup?: (() => void) | undefined;
+  /**
+   * Rooms: send a photo (the picked file's bytes) with the text as its
+   * caption; resolves when the node has it (the caller clears the draft).
+   */
+  onPhoto?: ((picture: Uint8Array, caption: string) => Promise<unknown>) | undefined;
+  /** The picture picked (or dropped on the conversation), shown above the box until sent or removed. */
+  picture?: File | null | undefined;
+  onPicture?: ((file: File | null) => void) | undefined;
 }
 
-export function Composer({ value, onChange, onSend, placeholder, onMeetup }: ComposerProps) {
+export function Composer({ value, onChange, onSend, placeholder, onMeetup, onPhoto, picture, onPicture }: ComposerProps) {
   const ref = useRef<HTMLTextAreaElement>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const photo = onPhoto ? (picture ?? null) : null;
+  // The picked picture's preview, let go when it changes.
+  const preview = useMemo(() => (photo ? URL.createObjectURL(photo) : null), [photo]);
+  useEffect(() => () => void (preview && URL.revokeObjectURL(preview)), [preview]);
+  const choose = (file: File | null | undefined) => {
+    if (!file || !onPicture) return;
+    const problem = checkPicture(file);
+    if (problem) {
+      setError(problem);
+      return;
+    }
+    setError(null);
+    onPicture(file);
+    ref.current?.focus();
+  };
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   // "@" completion: where the caret is, the suggestion picked, dismissed by Escape.
@@ -72,6 +97,7 @@ export function Composer({ value, onChange, onSend, placeholder, onMeetup }: Com
   const submit = async (e?: FormEvent) => {
     e?.preventDefault();
     if (busy) return;
+    if (photo && onPhoto) return sendPhoto(photo, onPhoto);
     const c = checkMessage(value);
     if (!c.ok) {
       setError(c.error);
@@ -87,6 +113,34 @@ export function Composer({ value, onChange, onSend, placeholder, onMeetup }: Com
     } finally {
       setBusy(false);
       ref.current?.focus();
+    }
+  };
+
+  const sendPhoto = async (file: File, send: (picture: Uint8Array, caption: string) => Promise<unknown>) => {
+    if (utf8Bytes(value.trim()) > MAX_CAPTION_BYTES) {
+      setError(`A caption is at most ${MAX_CAPTION_BYTES.toLocaleString()} bytes: make it shorter, or send the text on its own.`);
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      await send(new Uint8Array(await file.arrayBuffer()), value);
+      onPicture?.(null);
+    } catch (err) {
+      // Keep the picture and the caption: try again, or remove it.
+      setError(`Photo not sent: ${toApiError(err).message}`);
+    } finally {
+      setBusy(false);
+      ref.current?.focus();
+    }
+  };
+
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    if (!onPhoto) return;
+    const file = [...e.clipboardData.files].find((f) => f.type.startsWith("image/"));
+    if (file) {
+      e.preventDefault();
+      choose(file);
     }
   };
 
@@ -144,9 +198,41 @@ export function Composer({ value, onChange, onSend, placeholder, onMeetup }: Com
           ))}
         </ul>
       )}
-      <div className={`composer-box${over ? " over" : ""}`}>
+      {photo && preview && (
+        <div className="photo-tray">
+          <img src={preview} alt="" />
+          <span className="photo-tray-name">
+            Photo: {photo.name || "picture"}
+            <span className="muted small">{busy ? " · making it fit and sending…" : " · sent smaller, without its location. What you type is its caption."}</span>
+          </span>
+          <button type="button" className="icon-btn" aria-label="Remove the photo" title="Remove the photo" disabled={busy} onClick={() => { onPicture?.(null); ref.current?.focus(); }}>
+            <CloseIcon width={16} height={16} />
+          </button>
+        </div>
+      )}
+      <div className={`composer-box${over && !photo ? " over" : ""}`}>
+        {onPhoto && (
+          <>
+            <input
+              ref={fileRef}
+              type="file"
+              accept={PICTURE_TYPES.join(",")}
+              className="sr-only"
+              tabIndex={-1}
+              aria-hidden="true"
+              data-testid="photo-input"
+              onChange={(e) => {
+                choose(e.target.files?.[0]);
+                e.target.value = "";
+              }}
+            />
+            <button type="button" className="icon-btn composer-tool" onClick={() => fileRef.current?.click()} aria-label="Add a photo" title="Photo: pick one, or drop or paste it here">
+              <ImageIcon width={18} height={18} />
+            </button>
+          </>
+        )}
         {onMeetup && (
-          <button type="button" className="icon-btn composer-tool" onClick={onMeetup} aria-label="New meet-up" title="Meet-up: a place and a time, answered with one tap">
+          <button type="button" className="icon-btn composer-tool meetup-tool" onClick={onMeetup} aria-label="New meet-up" title="Meet-up: a place and a time, answered with one tap">
             <PinIcon width={18} height={18} />
           </button>
         )}
@@ -168,13 +254,14 @@ export function Composer({ value, onChange, onSend, placeholder, onMeetup }: Com
           }}
           onSelect={(e) => setCaret(e.currentTarget.selectionStart ?? 0)}
           onKeyDown={onKeyDown}
+          onPaste={onPaste}
         />
         {bytes >= COUNTER_FROM && (
           <span className={`counter${over ? " over" : ""}`} aria-live="polite">
             {bytes}/{MAX_TEXT_BYTES}
           </span>
         )}
-        <button type="submit" className="send-btn" disabled={busy || value.trim() === ""} aria-label="Send" title="Send (Enter)">
+        <button type="submit" className="send-btn" disabled={busy || (value.trim() === "" && !photo)} aria-label={photo ? "Send the photo" : "Send"} title="Send (Enter)">
           <SendIcon />
         </button>
       </div>

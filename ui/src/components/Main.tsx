@@ -103,6 +103,15 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
     [actions, key],
   );
 
+  const sendPhoto = useCallback(
+    async (picture: Uint8Array, caption: string) => {
+      await actions.sendPhoto(key, picture, caption);
+      // The caption was the draft: drop it, unless more was typed.
+      setDrafts((d) => (d[key] === caption ? setDraft(d, key, "") : d));
+    },
+    [actions, key],
+  );
+
   const save = async (s: Settings) => {
     const next = await api.saveSettings(s);
     onSettings(next);
@@ -181,6 +190,7 @@ export function Main({ settings, nodeError, onSettings }: MainProps) {
         blocked={peerView?.blocked ?? (peer !== undefined && (state.choices[peer]?.blocked ?? false))}
         onBlock={peer !== undefined ? (on) => actions.block(peer, on) : undefined}
         onMeetup={peer === undefined && groupId === undefined && key !== DM_ROOM ? (place, at) => actions.sendMeetup(key, place, at) : undefined}
+        onPhoto={peer === undefined && groupId === undefined && key !== DM_ROOM ? sendPhoto : undefined}
         group={groupView}
         onInvite={groupView ? () => setDialog("invite") : undefined}
         onLeave={groupView ? () => actions.leaveGroup(groupView.id) : undefined}

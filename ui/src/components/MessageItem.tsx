@@ -3,6 +3,7 @@ import { toApiError } from "../api";
 import type { Author, MeetupAnswer, MessageView } from "../model";
 import { bodyText, meetupOf } from "../logic/meetup";
 import { MeetupCard } from "./MeetupCard";
+import { PhotoMessage } from "./PhotoMessage";
 import { describeDelivery, notDeliveredText, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
 import { clockTime, toMs } from "../logic/format";
 import { plainName, sameAuthor } from "../logic/person";
@@ -147,6 +148,8 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
         <div className="bubble">
           {card ? (
             <MeetupCard id={m.id} card={card} onAnswer={onAnswer} now={now ?? toMs(m.created_at)} />
+          ) : m.body.type === "photo" ? (
+            <PhotoMessage id={m.id} photo={m.body} />
           ) : (
             <p className="msg-text">
               <MentionText text={bodyText(m.body)} />

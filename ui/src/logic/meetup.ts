@@ -46,6 +46,8 @@ export function bodyText(body: MessageBody): string {
       return `Added ${body.added.length} ${body.added.length === 1 ? "person" : "people"} to “${body.name}”`;
     case "group_left":
       return "Left the group";
+    case "photo":
+      return body.caption ? `Photo: ${body.caption}` : "Photo";
   }
 }
 

@@ -210,6 +210,7 @@ export function isShowable(m: unknown): m is MessageView {
       (body["type"] === "group_members" && typeof body["group"] === "string" && Array.isArray(body["members"])) ||
       (body["type"] === "group_added" && typeof body["group"] === "string" && Array.isArray(body["added"])) ||
       (body["type"] === "group_left" && typeof body["group"] === "string") ||
+      (body["type"] === "photo" && typeof body["caption"] === "string" && typeof body["thumb"] === "string" && typeof body["complete"] === "boolean") ||
       (body["type"] === "meetup" && typeof body["place"] === "string" && typeof body["at"] === "number" && typeof body["until"] === "number" && Array.isArray(body["people"])))
   );
 }
@@ -234,6 +235,13 @@ function onEvent(s: ChatState, e: NodeEvent): ChatState {
       // shown (and shows nothing that is not: no card comes in this way).
       const { event: _tag, ...m } = e;
       if (!isShowable(m) || m.body.type !== "meetup") return s;
+      return addToTimelines(s, m, "update");
+    }
+    case "photo_ready": {
+      // All of a photo's pieces came: the photo replaces its thumbnail
+      // (only where the message is shown; none comes in this way).
+      const { event: _tag, ...m } = e;
+      if (!isShowable(m) || m.body.type !== "photo") return s;
       return addToTimelines(s, m, "update");
     }
     case "delivery":

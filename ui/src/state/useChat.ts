@@ -35,6 +35,7 @@ export interface ChatActions {
   send(key: ConversationKey, text: string): Promise<MessageView>;
   /** Post a meet-up card to a room. */
   sendMeetup(room: string, place: string, at: number): Promise<MessageView>;
+  sendPhoto(room: string, picture: Uint8Array, caption: string): Promise<MessageView>;
   /** Answer a meet-up card; the card with the answer counted replaces the one shown. */
   answerMeetup(id: string, answer: MeetupAnswer): Promise<MessageView>;
   /** Send one of ours again ("not delivered yet"); its delivery as it then stands is shown. */
@@ -268,6 +269,15 @@ export function useChat(api: Api): { state: ChatState; actions: ChatActions; str
       async sendMeetup(room, place, at) {
         try {
           const m = await api.sendMeetup(room, place, at);
+          dispatch({ type: "own_message", message: m });
+          return m;
+        } catch (e) {
+          throw toApiError(e);
+        }
+      },
+      async sendPhoto(room, picture, caption) {
+        try {
+          const m = await api.sendPhoto(room, picture, caption);
           dispatch({ type: "own_message", message: m });
           return m;
         } catch (e) {

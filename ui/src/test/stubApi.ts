@@ -2,7 +2,7 @@
 // unless a test overrides it. Events are pushed with `emit`.
 import { vi } from "vitest";
 import type { Api } from "../api";
-import type { Author, Delivery, GroupView, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
+import type { Author, Delivery, GroupView, MessageBody, MessageView, NodeEvent, PeerView, RoomView, Settings, Status } from "../model";
 import { ApiError } from "../api";
 
 export const ME = "a".repeat(64);
@@ -115,6 +115,14 @@ export function group(over: Partial<Omit<GroupView, "members">> & { members?: re
   };
 }
 
+/** A 1x1 JPEG's data URL: a photo's thumbnail. */
+export const THUMB = "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==";
+
+/** A photo's body as the node reports it (complete unless told). */
+export function photoBody(over: Partial<Omit<MessageBody & { type: "photo" }, "type">> = {}): MessageBody {
+  return { type: "photo", caption: "", width: 1600, height: 1200, bytes: 180_000, thumb: THUMB, complete: true, ...over };
+}
+
 /** One of our messages' delivery as the node reports it (`as_of`: now, unless given). */
 export function dl(over: Partial<Delivery> = {}): Delivery {
   return {
@@ -157,6 +165,10 @@ export function stubApi(over: Partial<Api> = {}): Api & { emit: (e: NodeEvent) =
     sendMeetup: vi.fn(async (room: string, place: string, at: number) =>
       message({ room, author: ME, mine: true, body: { type: "meetup", place, at, until: at + 1_800_000, coming: 0, cant: 0, mine: null, people: [] }, delivery: dl() }),
     ),
+    sendPhoto: vi.fn(async (room: string, picture: Uint8Array, caption: string) =>
+      message({ room, author: ME, mine: true, body: photoBody({ caption, bytes: picture.length }), delivery: dl() }),
+    ),
+    photo: vi.fn(async () => new Uint8Array([0xff, 0xd8, 0xff, 0xe0]).buffer),
     answerMeetup: vi.fn(async () => {
       throw new ApiError("no_such_meetup", "no meet-up with that id is stored here");
     }),
