@@ -5,7 +5,7 @@
 //
 //   node ui/dev/screens.mjs [scene-name ...]
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -322,6 +322,49 @@ const shots = {
       await p.getByRole("button", { name: "Back to conversations" }).click();
       await p.getByRole("button", { name: /Camp crew/ }).first().click();
       await p.getByText("Tent is up, bring the lamp").waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "38-photo": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      await p.getByRole("button", { name: /^Photo: Sunset.*full size/ }).waitFor();
+      await p.waitForFunction(() => [...document.querySelectorAll(".photo-open img")].some((i) => i.src.startsWith("blob:") && i.complete));
+      await p.waitForTimeout(300);
+    },
+  },
+  "39-photo-full": {
+    scene: "chat",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      await p.getByRole("button", { name: /^Photo: Sunset.*full size/ }).click();
+      await p.waitForFunction(() => document.querySelector("img.photo-full")?.complete === true);
+      await p.waitForTimeout(300);
+    },
+  },
+  "40-photo-coming": {
+    scene: "photo-coming",
+    view: desktop,
+    run: async (p) => {
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      await p.getByRole("button", { name: /^Photo: Sunset.*Still coming/ }).waitFor();
+      await p.waitForTimeout(300);
+    },
+  },
+  "41-phone-photo-tray": {
+    scene: "mobile",
+    view: phone,
+    run: async (p) => {
+      await p.getByRole("button", { name: "Back to conversations" }).click();
+      await p.getByRole("button", { name: /Main Stage/ }).first().click();
+      // The app's own icon: a real PNG, as a person would pick one.
+      const png = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), "../../icons/128x128@2x.png"));
+      await p.getByTestId("photo-input").setInputFiles({ name: "crowd.png", mimeType: "image/png", buffer: png });
+      await p.getByRole("textbox", { name: "Message" }).fill("we are by the sound desk");
+      await p.getByText(/Photo: crowd\.png/).waitFor();
       await p.waitForTimeout(300);
     },
   },
