@@ -25,7 +25,10 @@
 //! 8. a private group of the app and the stage box, made in the app: the
 //!    node learns it from the sealed message, posts to it, and the app's
 //!    answer reaches the node;
-//! 9. the conversation at phone size (390 x 844, the app's least).
+//! 9. photos: the stage box posts one (`/photo FILE CAPTION`) and the app
+//!    shows it inline, the whole JPEG loaded; the app sends one (the file
+//!    picker's input, a caption typed) and the node receives it whole;
+//! 10. the conversation at phone size (390 x 844, the app's least).
 //!
 //! Screenshots of each step go to `artifacts/e2e-*.png`; each is checked
 //! not to be a blank window.
@@ -250,7 +253,38 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     shot(c, "8-group").await?;
     phase(start, "a private group with the stage box");
 
-    // 9. Phone size.
+    // 9. Photos, both ways, in the festival room.
+    click(c, ".conv-lists > ul.conv-list:first-of-type > li:first-child > button.conv", "the festival room").await?;
+    let icons = concat!(env!("CARGO_MANIFEST_DIR"), "/../icons");
+    node.send_line(&format!("/photo {icons}/icon.png the stage from the hill"));
+    let shown = "li.msg.theirs .photo-open img[src^='blob:']";
+    wait_until_css(c, shown, "the node's photo, whole, inline").await?;
+    let width = c
+        .execute(&format!("const i = document.querySelector(\"{shown}\"); return i.complete ? i.naturalWidth : 0;"), vec![])
+        .await
+        .map_err(err("read the photo's width"))?;
+    if width.as_u64().unwrap_or(0) == 0 {
+        return Err(format!("the node's photo did not load in the WebView (naturalWidth {width})"));
+    }
+    wait_text(c, "li.msg.theirs .photo figcaption", "the stage from the hill").await?;
+    let input = wait_css(c, "input[data-testid='photo-input']", "the photo picker").await?;
+    input.send_keys(&format!("{icons}/128x128@2x.png")).await.map_err(err("pick a photo"))?;
+    wait_until_css(c, ".photo-tray img", "the picked photo above the box").await?;
+    let composer = wait_css(c, "[aria-label='Message']", "the composer").await?;
+    let caption = "we are by the sound desk";
+    composer.send_keys(caption).await.map_err(err("type the caption"))?;
+    click(c, ".send-btn", "Send the photo").await?;
+    let by = deadline(UI_WAIT.as_secs());
+    node.try_wait_until(by, |l| {
+        let whole = |m: &&serde_json::Value| m["body"]["caption"] == caption && m["body"]["complete"] == true;
+        l.events("message").find(whole).or_else(|| l.events("photo_ready").find(whole)).cloned()
+    })
+    .map_err(|_| "the node never received the app's photo whole".to_string())?;
+    wait_until_css(c, "li.msg.mine .photo-open img[src^='blob:']", "the app's own photo inline").await?;
+    shot(c, "9-photo").await?;
+    phase(start, "photos both ways");
+
+    // 10. Phone size.
     c.set_window_size(390, 844).await.map_err(err("resize the window to 390 x 844"))?;
     // The phone layout: one column, with a way back to the list.
     let back = wait_css(c, ".chat .back-btn", "the back button").await?;
@@ -261,7 +295,7 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    shot(c, "9-phone").await?;
+    shot(c, "10-phone").await?;
     Ok(())
 }
 
