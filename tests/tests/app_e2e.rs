@@ -22,9 +22,11 @@
 //! 7. a meet-up: the stage box posts "meet at the big wheel" in the room
 //!    (`/meetup`), the app shows its card, one tap answers "Coming", and
 //!    the node's card counts the app's person as coming;
-//! 8. a private group of the app and the stage box, made in the app: the
-//!    node learns it from the sealed message, posts to it, and the app's
-//!    answer reaches the node;
+//! 8. a private group of three (the app, the stage box and a second node),
+//!    made in the app: the nodes learn it from the sealed message, the
+//!    stage box posts to it, and the app's answer reaches both; a fourth
+//!    node carries that answer (`/held`) but cannot read it (no `message`
+//!    event);
 //! 9. photos: the stage box posts one (`/photo FILE CAPTION`) and the app
 //!    shows it inline, the whole JPEG loaded; the app sends one (the file
 //!    picker's input, a caption typed) and the node receives it whole;
@@ -224,20 +226,33 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     shot(c, "6-meetup").await?;
     phase(start, "a meet-up answered");
 
-    // 8. A private group with the stage box, made in the app.
+    // 8. A private group of three, made in the app; a fourth node carries
+    // its messages and cannot read them.
+    let crew = NodeProc::spawn_here("crew-two", &["--power", "mains"]);
+    let mut carrier = NodeProc::spawn_here("carrier", &["--power", "mains"]);
     click(c, "[aria-label='New private group']", "New private group").await?;
     let name = wait_css(c, ".group-form input:not([type=checkbox])", "the group name").await?;
     name.send_keys("Stage crew").await.map_err(err("type the group's name"))?;
-    click(c, ".group-people input[type=checkbox]", "the stage box in the picker").await?;
+    for who in ["stage-box", "crew-two"] {
+        let xpath = format!("//ul[@class='group-people']//label[contains(., '{who}')]/input");
+        let pick = c
+            .wait()
+            .at_most(UI_WAIT)
+            .every(Duration::from_millis(100))
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .map_err(|e| format!("{who} in the group picker: {e}"))?;
+        pick.click().await.map_err(err("pick a member"))?;
+    }
     click(c, ".group-form button[type=submit]", "Make the group").await?;
     let by = deadline(UI_WAIT.as_secs());
-    let group = node
-        .try_wait_until(by, |l| {
-            l.events("message")
-                .find(|m| m["body"]["type"] == "group_members" && m["body"]["name"] == "Stage crew")
-                .and_then(|m| m["body"]["group"].as_str().map(str::to_owned))
-        })
-        .map_err(|_| "the node never learnt the group".to_string())?;
+    let made = |l: &festival_lab::Log| {
+        l.events("message")
+            .find(|m| m["body"]["type"] == "group_members" && m["body"]["name"] == "Stage crew")
+            .and_then(|m| m["body"]["group"].as_str().map(str::to_owned))
+    };
+    let group = node.try_wait_until(by, made).map_err(|_| "the stage box never learnt the group".to_string())?;
+    crew.try_wait_until(by, made).map_err(|_| "the second node never learnt the group".to_string())?;
     let welcome = "Welcome to the crew";
     node.send_line(&format!("/group {group} {welcome}"));
     wait_text(c, "li.msg.theirs .msg-text", welcome).await?;
@@ -246,10 +261,33 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     composer.send_keys(thanks).await.map_err(err("type in the group"))?;
     click(c, ".send-btn", "Send").await?;
     let by = deadline(UI_WAIT.as_secs());
-    node.try_wait_until(by, |l| {
+    let read = |l: &festival_lab::Log| {
         l.events("message").find(|m| m["body"]["type"] == "group" && m["body"]["text"] == thanks).cloned()
-    })
-    .map_err(|_| "the node never read the app's group message".to_string())?;
+    };
+    let answer =
+        node.try_wait_until(by, read).map_err(|_| "the stage box never read the app's group message".to_string())?;
+    crew.try_wait_until(by, read).map_err(|_| "the second member never read the app's group message".to_string())?;
+    let id = answer["id"].as_str().ok_or("the group message has no id")?.to_owned();
+    let by = deadline(UI_WAIT.as_secs());
+    loop {
+        let from = carrier.log().lines.len();
+        carrier.send_line(&format!("/held {id}"));
+        let held = carrier
+            .try_wait_until(by, |l| {
+                l.lines[from..].iter().filter_map(|x| x.json.as_ref()).find(|j| j["id"] == id.as_str()).cloned()
+            })
+            .map_err(|_| "the carrier never answered /held".to_string())?;
+        if held["held"] == true {
+            break;
+        }
+        if Instant::now() > by {
+            return Err("the fourth node never carried the group's message".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if carrier.log().has_message(&id) || carrier.log().events("message").any(|m| m["body"]["type"] == "group") {
+        return Err("the fourth node, not a member, showed the group's message".into());
+    }
     shot(c, "8-group").await?;
     phase(start, "a private group with the stage box");
 
@@ -260,7 +298,10 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     let shown = "li.msg.theirs .photo-open img[src^='blob:']";
     wait_until_css(c, shown, "the node's photo, whole, inline").await?;
     let width = c
-        .execute(&format!("const i = document.querySelector(\"{shown}\"); return i.complete ? i.naturalWidth : 0;"), vec![])
+        .execute(
+            &format!("const i = document.querySelector(\"{shown}\"); return i.complete ? i.naturalWidth : 0;"),
+            vec![],
+        )
         .await
         .map_err(err("read the photo's width"))?;
     if width.as_u64().unwrap_or(0) == 0 {

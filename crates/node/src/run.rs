@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 const HELP: &str =
     "commands: /room NAME (switch, joining if needed), /dm PEER TEXT, /announce UNTIL TEXT (the organiser's node), \
-     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /photo FILE [CAPTION], /savephoto ID FILE, /retry ID (send one of yours again), /newgroup NAME PEER..., /group ID TEXT, /leavegroup ID, /groups, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
+     /announcements, /meetup TIME PLACE (TIME: HH:MM UTC or a span such as 45m), /coming ID, /cant ID, /photo FILE [CAPTION], /savephoto ID FILE, /retry ID (send one of yours again), /held ID (is it stored here), /newgroup NAME PEER..., /group ID TEXT, /leavegroup ID, /groups, /block PEER, /unblock PEER, /blocked, /peers, /status, /storage, /quit; \
      any other line is a message to the current room";
 
 pub async fn run(cfg: NodeConfig, json: bool) -> anyhow::Result<()> {
@@ -128,6 +128,15 @@ async fn command(node: &NodeHandle, budget: &Budget, room: &mut RoomId, line: &s
                 let answer = if cmd == "/coming" { MeetupAnswer::Coming } else { MeetupAnswer::Cant };
                 let id = node.answer_meetup(id, answer).await?;
                 report_saved(id, json);
+            }
+            ("/held", id) => {
+                // Whether a message is stored here, readable or not (a box
+                // that carries others' sealed mail holds what it cannot open).
+                let id: festival_core::MessageId =
+                    id.trim().parse().map_err(|_| anyhow::anyhow!("usage: /held MESSAGE-ID (the id in full)"))?;
+                let held = node.store().get(&id).await?;
+                let kind = held.as_ref().map(|m| format!("{:?}", m.envelope.kind()));
+                println!("{}", serde_json::json!({ "held": held.is_some(), "id": id, "kind": kind }));
             }
             ("/retry", id) => {
                 let id: festival_core::MessageId =
