@@ -227,3 +227,77 @@ fn sending_checks_the_room_the_size_and_the_caption() {
     let mine: Vec<u64> = h.io.stored.keys().filter(|(r, _, _)| *r == room()).map(|(_, _, s)| *s).collect();
     assert_eq!(mine, vec![1, 2, 3]);
 }
+
+#[test]
+fn a_text_after_a_photo_is_shown_before_the_photos_pieces_come_and_nothing_twice() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    let photo = photo_of(&ana, 1, 100_000);
+    let n = photo.len() as u64 - 1;
+    let after = text(&ana, "camp-b12", n + 2, "look at that!");
+    // The header and the text come; the pieces are still queued behind.
+    h.frame(1, push(&photo[0]));
+    h.frame(1, push(&after));
+    let delivered = |h: &Harness| h.io.delivered.iter().map(|d| d.0).collect::<Vec<_>>();
+    assert_eq!(delivered(&h), vec![photo[0].id(), after.id()], "the text is shown at once");
+    // The pieces come later, out of order: each is delivered as it comes, once.
+    for env in photo[1..].iter().rev() {
+        h.frame(1, push(env));
+    }
+    let all = delivered(&h);
+    assert_eq!(all.len(), photo.len() + 1, "each once: {all:?}");
+    for env in &photo {
+        assert_eq!(all.iter().filter(|id| **id == env.id()).count(), 1);
+    }
+    assert_eq!(h.node.head(&room(), &ana.peer_id()), (n + 2, n + 2), "the chain is whole");
+    // What comes next is delivered as usual.
+    let next = text(&ana, "camp-b12", n + 3, "and now?");
+    h.frame(1, push(&next));
+    assert_eq!(h.io.delivered.last().map(|d| d.0), Some(next.id()));
+    assert_eq!(h.io.delivered.len(), photo.len() + 2);
+}
+
+#[test]
+fn a_gap_that_is_not_a_photos_pieces_still_holds_what_follows() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    let photo = photo_of(&ana, 1, 20_000);
+    // Seq 4 (after the header and its 2 pieces) is missing: a text, not a piece.
+    let later = text(&ana, "camp-b12", 5, "held until 4 comes");
+    h.frame(1, push(&photo[0]));
+    h.frame(1, push(&later));
+    assert_eq!(h.io.delivered.iter().map(|d| d.0).collect::<Vec<_>>(), vec![photo[0].id()]);
+    let missing = text(&ana, "camp-b12", 4, "the one in between");
+    h.frame(1, push(&missing));
+    let order: Vec<MessageId> = h.io.delivered.iter().map(|d| d.0).collect();
+    assert_eq!(order, vec![photo[0].id(), missing.id(), later.id()]);
+}
+
+#[test]
+fn a_photos_pieces_do_not_spend_their_authors_push_budget_but_forged_ones_do() {
+    let (ana, mallory, carrier) = (identity(5), identity(9), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    h.link(2, &identity(3));
+    // Ana's photo (19 envelopes, the budget's burst is 10), then her text.
+    let photo = photo_of(&ana, 1, 256 * 1024);
+    let after = text(&ana, "camp-b12", photo.len() as u64 + 1, "that was the stage");
+    for env in photo.iter().chain([&after]) {
+        h.frame(1, push(env));
+    }
+    let pushed = pushes_to(&h, 2);
+    assert_eq!(pushed.len(), photo.len() + 1, "all pushed, the text too");
+    assert_eq!(h.node.stats().held_back, 0);
+    // Mallory's "pieces" name Ana's photo: not its pieces (another author,
+    // or not at their places), so they spend Mallory's budget and are held
+    // back past it.
+    h.io.sent.clear();
+    for seq in 1..=15u64 {
+        let c = PhotoChunkBody { photo: photo[0].id(), index: (seq % 18) as u16, data: vec![1; 100] };
+        h.frame(1, push(&signed(&mallory, seq, &Body::PhotoChunk(c))));
+    }
+    assert_eq!(pushes_to(&h, 2).len(), 10, "the burst, then held back");
+    assert_eq!(h.node.stats().held_back, 5);
+}

@@ -19,7 +19,11 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbIma
 pub const MAX_INPUT_BYTES: usize = 40 * 1024 * 1024;
 /// Largest side of a picture that is decoded at all.
 pub const MAX_INPUT_SIDE: u32 = 16_384;
-/// Most memory the decoder may take (a 48-megapixel RGBA picture is 192 MB).
+/// Most memory the decoded picture may take (a 48-megapixel RGB photo is
+/// 144 MB; a 16-bit RGBA picture takes 8 bytes a pixel). One picture is
+/// prepared at a time (`festival_node`'s `send_photo`), so this bounds the
+/// memory photos take, with the brought-down copy made from it (at most
+/// 3200 pixels a side).
 pub const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 /// Longest side of a thumbnail, in pixels.
 pub const THUMB_SIDE: u32 = 200;
@@ -56,9 +60,14 @@ pub fn prepare(bytes: &[u8]) -> Result<Prepared, PhotoError> {
         return Err(PhotoError::TooLarge { len: bytes.len(), max: MAX_INPUT_BYTES });
     }
     let img = decode(bytes)?;
-    let img = flatten(img);
+    // A big picture is first brought near the size it will have with a
+    // fast sampler (the fine filter below then works on at most twice
+    // the final size, not on 48 megapixels), then flattened.
+    let img =
+        if img.width().max(img.height()) > 2 * MAX_SIDE { img.thumbnail(2 * MAX_SIDE, 2 * MAX_SIDE) } else { img };
+    let img = fit(&flatten(img), MAX_SIDE);
     let (w, h) = img.dimensions();
-    let mut side = w.max(h).min(MAX_SIDE);
+    let mut side = w.max(h);
     loop {
         let scaled = fit(&img, side);
         let mut smallest = usize::MAX;
@@ -98,10 +107,11 @@ fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(image_error)?;
     let (w, h) = decoder.dimensions();
-    // Width times height times the bytes of a pixel, checked before any
-    // pixel is decoded (not every decoder counts its allocations).
-    if u64::from(w) * u64::from(h) * 4 > MAX_DECODE_ALLOC {
-        return Err(PhotoError::TooManyPixels(format!("{w} x {h}")));
+    // What the decoded pixels take (a 16-bit RGBA pixel is 8 bytes), checked
+    // from the header before any pixel is decoded: `into_decoder` does not
+    // hold the decoder to `max_alloc` for its output.
+    if decoder.total_bytes() > MAX_DECODE_ALLOC {
+        return Err(PhotoError::TooManyPixels(format!("{w} x {h}, {} bytes decoded", decoder.total_bytes())));
     }
     if w == 0 || h == 0 {
         return Err(PhotoError::Damaged("it has no pixels".into()));
@@ -311,11 +321,21 @@ mod tests {
 
     #[test]
     fn a_decompression_bomb_is_refused_before_it_is_decoded() {
-        for (w, h) in [(100_000, 100_000), (16_000, 16_000), (MAX_INPUT_SIDE + 1, 10)] {
+        for (w, h) in [(100_000, 100_000), (16_000, 17_000), (MAX_INPUT_SIDE + 1, 10)] {
             // Refused from the header: the pixels are never inflated.
             let err = prepare(&bomb_png(w, h)).unwrap_err();
             assert!(matches!(err, PhotoError::TooManyPixels(_)), "{w} x {h}: {err:?}");
         }
+        // 6000 x 6000 is fine at 8 bits a channel of grey, and 288 MB
+        // decoded at 16 bits of RGBA: refused.
+        let mut deep = bomb_png(6_000, 6_000);
+        deep[24] = 16; // bit depth
+        deep[25] = 6; // RGBA
+        let crc = crc32(&deep[12..29]);
+        deep[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = prepare(&deep).unwrap_err();
+        assert!(matches!(err, PhotoError::TooManyPixels(_)), "{err:?}");
+        assert!(!matches!(prepare(&bomb_png(6_000, 6_000)), Err(PhotoError::TooManyPixels(_))), "a grey one is opened");
         // The same trick on a JPEG's frame header (no checksum there).
         let mut jpeg = encoded(&DynamicImage::ImageRgb8(picture(16, 16)), ImageFormat::Jpeg);
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();

@@ -52,10 +52,11 @@ pub(crate) fn target_from_row((id, room, author, kind, recipient, raw): TargetRo
 const IDS_PER_STATEMENT: usize = 256;
 
 /// The kinds whose author is a member of the room they are in (whose room
-/// receipts count): texts, meet-ups and answers to them, and (the festival
+/// receipts count): texts, photos, meet-ups and answers to them, and (the festival
 /// room's) profiles. Both stores' membership queries bind these.
-pub(crate) const MEMBER_KINDS: [i64; 4] = [
+pub(crate) const MEMBER_KINDS: [i64; 5] = [
     Kind::Text.code() as i64,
+    Kind::Photo.code() as i64,
     Kind::Profile.code() as i64,
     Kind::Meetup.code() as i64,
     Kind::MeetupReply.code() as i64,
@@ -108,13 +109,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `author` has written a text or posted or answered a meet-up
-    /// in `room`, or (the festival room) announced a name there: a member,
+    /// Whether `author` has written a text, posted a photo, or posted or
+    /// answered a meet-up in `room`, or (the festival room) announced a name there: a member,
     /// whose room receipts count.
     pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT 1 FROM heads h JOIN messages m ON m.chain = h.chain
-                 WHERE h.room = ? AND h.author = ? AND m.kind IN (?, ?, ?, ?) LIMIT 1",
+                 WHERE h.room = ? AND h.author = ? AND m.kind IN (?, ?, ?, ?, ?) LIMIT 1",
         )
         .bind(room.as_str())
         .bind(&author.as_bytes()[..])
@@ -122,6 +123,7 @@ impl Store {
         .bind(MEMBER_KINDS[1])
         .bind(MEMBER_KINDS[2])
         .bind(MEMBER_KINDS[3])
+        .bind(MEMBER_KINDS[4])
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.is_some())

@@ -73,6 +73,11 @@ pub const RECON_READS_BURST: u32 = 1_000_000;
 /// new authors ([`NEW_AUTHORS_BURST`]), so one burst of fresh keys cannot
 /// reset everyone's budget.
 pub const MAX_PUSH_BUDGETS: usize = 16_384;
+/// Photos whose header was pushed, remembered so their pieces are pushed
+/// without spending their author's push budget (a piece comes within a
+/// second of its header; a thousand photos is minutes of a busy festival
+/// room): ~100 bytes each.
+pub const MAX_PUSHED_PHOTOS: usize = 1_024;
 
 /// Message references served for one Graft: a graft asks for what a push
 /// missed, a handful of messages; 512 (the frame's limit) would be 512 reads.

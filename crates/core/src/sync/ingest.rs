@@ -243,7 +243,19 @@ impl Node {
         if seq >= a.max() {
             a.tip = Some(id);
         }
+        // A photo's header: what follows its pieces is shown without
+        // waiting for them. A piece that comes after what followed it was
+        // shown is delivered now.
+        if env.kind() == Kind::Photo {
+            if let Body::Photo(photo) = env.parsed_body() {
+                a.note_pieces(seq, photo.chunks() as u64);
+            }
+        }
+        let late = seq > a.contiguous && seq <= a.shown;
         a.above.insert(seq, id);
+        if late {
+            out.push(Output::Deliver { id, room: room_id.clone(), author, seq });
+        }
         for (seq, next) in a.advance() {
             out.push(Output::Deliver { id: next, room: room_id.clone(), author, seq });
             if author != self.my_id {
@@ -255,7 +267,9 @@ impl Node {
         if local {
             self.unsent.insert(id);
         }
-        if p.live {
+        // A photo counts once, as its header: its pieces neither make the
+        // node busy nor spend their author's push budget (see `forward`).
+        if p.live && env.kind() != Kind::PhotoChunk {
             self.crowd_count(now);
         }
         if p.live && (local || self.limits.relay_for_others) {
@@ -306,11 +320,17 @@ impl Node {
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
             lazy.append(&mut eager);
-        } else if eager.iter().any(|l| self.is_lan(*l)) && !self.push_budget(env.author(), now) {
+        } else if eager.iter().any(|l| self.is_lan(*l))
+            && !self.piece_of_pushed_photo(env)
+            && !self.push_budget(env.author(), now)
+        {
             // Its author is over its push budget: announced, not pushed, on
             // direct links (they graft it, paced by their asking).
             (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
             self.stats.held_back += 1;
+        }
+        if kind == Kind::Photo && told.is_empty() {
+            self.remember_pushed_photo(env);
         }
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
@@ -403,7 +423,9 @@ impl Node {
             {
                 self.queue_receipt(room, ReceiptStatus::Delivered, Some(env.author()), env.id(), now);
             }
-            Body::Text(_) | Body::Meetup(_) if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) => {
+            Body::Text(_) | Body::Meetup(_) | Body::Photo(_)
+                if self.rooms.get(&room).is_some_and(|r| self.is_small(r)) =>
+            {
                 self.queue_receipt(room, ReceiptStatus::Delivered, None, env.id(), now);
             }
             _ => {}
@@ -531,6 +553,33 @@ pub(super) fn kind_travels_to(kind: Kind, version: u8) -> bool {
 }
 
 impl Node {
+    /// Whether `env` is one of the pieces of a photo whose header was
+    /// pushed (within its author's budget): at its own place after that
+    /// header, by its author, in its room. Such a piece is pushed without
+    /// spending the budget again: a photo costs its author one message of
+    /// it, and the author's texts after it are still pushed.
+    pub(super) fn piece_of_pushed_photo(&self, env: &SignedEnvelope) -> bool {
+        if env.kind() != Kind::PhotoChunk {
+            return false;
+        }
+        let Body::PhotoChunk(c) = env.parsed_body() else { return false };
+        self.pushed_photos.get(&c.photo).is_some_and(|(room, author, first, last)| {
+            room == env.room()
+                && *author == env.author()
+                && env.seq() == first + u64::from(c.index)
+                && env.seq() <= *last
+        })
+    }
+
+    /// A photo's header pushed within its author's budget: its pieces will
+    /// be too (the latest [`super::caps::MAX_PUSHED_PHOTOS`] remembered).
+    fn remember_pushed_photo(&mut self, env: &SignedEnvelope) {
+        if let Body::Photo(p) = env.parsed_body() {
+            let (first, last) = (env.seq() + 1, env.seq() + p.chunks() as u64);
+            self.pushed_photos.insert(env.id(), (env.room().clone(), env.author(), first, last));
+        }
+    }
+
     /// Whether `link`'s peer takes envelopes of `kind` (a link whose hello
     /// has not come yet is given the benefit of the doubt: nothing but a
     /// hello reaches a peer before its own hello anyway).

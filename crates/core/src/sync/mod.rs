@@ -576,6 +576,9 @@ pub struct Node {
     /// Receipts to send; for DMs, keyed by the author they go (sealed) to.
     receipts: BTreeMap<ReceiptKey, Vec<MessageId>>,
     equivocators: BTreeSet<PeerId>,
+    /// Photos whose header was pushed: (room, author, first and last seq
+    /// of its pieces), see `piece_of_pushed_photo`.
+    pushed_photos: BoundedMap<MessageId, (RoomId, PeerId, u64, u64)>,
     /// People blocked here ([`Input::Block`]).
     blocked: BTreeSet<PeerId>,
     /// The earliest deadline of a want or an announced message, or earlier:
@@ -640,6 +643,7 @@ impl Node {
             unsent: snapshot.unsent.into_iter().collect(),
             receipts: BTreeMap::new(),
             equivocators: snapshot.equivocators.into_iter().take(caps::MAX_EQUIVOCATORS).collect(),
+            pushed_photos: BoundedMap::new(caps::MAX_PUSHED_PHOTOS),
             blocked: snapshot.blocked.into_iter().take(caps::MAX_BLOCKED).collect(),
             timers_due: None,
             receipts_due: None,

@@ -10,6 +10,11 @@ use super::recon::{HeadSet, Node};
 use super::refusals::RefusalWindow;
 use super::{LinkKind, Load};
 
+/// Photos per author chain whose missing pieces delivery goes past at
+/// once (an author sends a few at a time; beyond, the oldest run waits
+/// for its pieces as any gap does).
+pub(crate) const MAX_PIECE_RUNS: usize = 4;
+
 /// The all-zero id: "the sender no longer holds the message at its max".
 pub(crate) const NO_TIP: MessageId = MessageId::from_bytes([0; 32]);
 
@@ -25,6 +30,16 @@ pub(crate) struct AuthorState {
     pub pending: BTreeSet<u64>,
     /// The id of the message at `max()`, when we know it.
     pub tip: Option<MessageId>,
+    /// Delivered up to here (never below `contiguous`): past `contiguous`
+    /// over seqs that a held photo's header says are its pieces, which
+    /// travel behind text and may come later (see `pieces`). A piece that
+    /// comes at or below it is delivered as it comes.
+    pub shown: u64,
+    /// Runs of seqs `(first, last)` that held photo headers say are their
+    /// pieces, above `contiguous` (at most [`MAX_PIECE_RUNS`], the latest):
+    /// delivery goes past them, so an author's text after a photo is shown
+    /// without waiting for the photo's pieces.
+    pub pieces: Vec<(u64, u64)>,
     /// This head as the room's fingerprint counts it.
     counted: Option<HeadPos>,
     /// The room's change number when this head last changed: a delta
@@ -90,10 +105,41 @@ impl AuthorState {
         let mut out = Vec::new();
         while let Some(next) = self.above.remove(&(self.contiguous + 1)) {
             self.contiguous += 1;
-            out.push((self.contiguous, next));
+            // What was shown past a photo's pieces is not shown again.
+            if self.contiguous > self.shown {
+                out.push((self.contiguous, next));
+            }
         }
+        self.shown = self.shown.max(self.contiguous);
+        // Past the pieces of held photos that are still on their way.
+        loop {
+            let next = self.shown + 1;
+            if let Some(id) = self.above.get(&next) {
+                out.push((next, *id));
+                self.shown = next;
+            } else if let Some(&(_, last)) = self.pieces.iter().find(|(first, last)| *first <= next && next <= *last) {
+                self.shown = last;
+            } else {
+                break;
+            }
+        }
+        let contiguous = self.contiguous;
+        self.pieces.retain(|(_, last)| *last > contiguous);
         self.shrink();
         out
+    }
+
+    /// A photo's header held at `seq` says its pieces are the next `n`
+    /// seqs: delivery may go past them (see `shown`).
+    pub fn note_pieces(&mut self, seq: u64, n: u64) {
+        if n == 0 || seq.saturating_add(n) <= self.contiguous {
+            return;
+        }
+        self.pieces.push((seq + 1, seq.saturating_add(n)));
+        if self.pieces.len() > MAX_PIECE_RUNS {
+            self.pieces.sort_unstable();
+            self.pieces.remove(0);
+        }
     }
 
     /// Frees the node an emptied map keeps (a `BTreeMap` keeps its root leaf
@@ -106,6 +152,9 @@ impl AuthorState {
         if self.pending.is_empty() {
             self.pending = BTreeSet::new();
         }
+        if self.pieces.is_empty() && self.pieces.capacity() > 0 {
+            self.pieces = Vec::new();
+        }
     }
 
     /// Treat `1..=through` as gone: nobody can serve it any more.
@@ -114,11 +163,13 @@ impl AuthorState {
         if through <= self.contiguous {
             return out;
         }
-        // Held messages inside the skipped run are still shown.
+        // Held messages inside the skipped run are still shown (once).
         let below: Vec<u64> = self.above.range(..=through).map(|(s, _)| *s).collect();
         for s in below {
             if let Some(id) = self.above.remove(&s) {
-                out.push((s, id));
+                if s > self.shown {
+                    out.push((s, id));
+                }
             }
         }
         self.contiguous = through;

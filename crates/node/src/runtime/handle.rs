@@ -184,6 +184,10 @@ impl NodeHandle {
                 return Err(SendError::Body(festival_core::BodyError::TextTooLong { len: caption.len(), max }).into());
             }
         }
+        // One at a time: each may take a few hundred MB while it works
+        // (see `festival_photo::MAX_DECODE_ALLOC`).
+        static PREPARING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _turn = PREPARING.acquire().await.map_err(|_| NodeError::Stopped)?;
         let p = tokio::task::spawn_blocking(move || crate::photo::prepare(&bytes))
             .await
             .map_err(|_| NodeError::Photo(crate::photo::PhotoError::Damaged("the decoder failed".into())))??;

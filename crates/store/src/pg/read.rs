@@ -49,6 +49,7 @@ impl PgStore {
             "SELECT m.id, m.raw, m.hops, m.received_at FROM messages m
              JOIN heads h ON h.room = m.room AND h.author = m.author
              WHERE m.room = $1 AND (m.created_at, m.author, m.seq) < ($2, $3, $4)
+               AND m.kind <> 10
                AND (m.seq <= h.contiguous OR m.received_at <= $5)
              ORDER BY m.created_at DESC, m.author DESC, m.seq DESC LIMIT $6",
         )
@@ -129,7 +130,7 @@ impl PgStore {
     /// `room`, or announced a name.
     pub async fn is_member(&self, author: &PeerId, room: &RoomId) -> Result<bool> {
         let row: Option<(i32,)> = sqlx::query_as(
-            "SELECT 1 FROM messages WHERE room = $1 AND author = $2 AND kind IN ($3, $4, $5, $6) LIMIT 1",
+            "SELECT 1 FROM messages WHERE room = $1 AND author = $2 AND kind IN ($3, $4, $5, $6, $7) LIMIT 1",
         )
         .bind(room.as_str())
         .bind(&author.as_bytes()[..])
@@ -137,6 +138,7 @@ impl PgStore {
         .bind(crate::lookup::MEMBER_KINDS[1])
         .bind(crate::lookup::MEMBER_KINDS[2])
         .bind(crate::lookup::MEMBER_KINDS[3])
+        .bind(crate::lookup::MEMBER_KINDS[4])
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some())
