@@ -36,8 +36,64 @@ pub const MAX_SIDE: u32 = 1600;
 pub const MAX_THUMB_BYTES: usize = 12 * 1024;
 /// Longest caption, in bytes of UTF-8 (a caption is optional).
 pub const MAX_CAPTION_BYTES: usize = 1000;
+/// Longest side of a thumbnail, in pixels (the reference makes 200).
+pub const MAX_THUMB_SIDE: u16 = 320;
 /// A JPEG's first bytes: start of image, then a marker.
 const JPEG_MAGIC: [u8; 3] = [0xFF, 0xD8, 0xFF];
+
+/// The pixel size (width, height) a JPEG's frame header says, read from
+/// its markers without decoding anything; `None` when the bytes are not a
+/// JPEG with a frame header before its scan. So a receiver knows what it
+/// would ask the picture decoder to allocate before it does.
+pub fn jpeg_size(bytes: &[u8]) -> Option<(u16, u16)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            // A fill byte, or a marker without a length.
+            0xFF => i += 1,
+            0x01 | 0xD0..=0xD8 => i += 2,
+            // The end, or the scan, before any frame header.
+            0xD9 | 0xDA => return None,
+            _ => {
+                let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+                if len < 2 {
+                    return None;
+                }
+                // SOF0..SOF15, but for DHT (C4), JPG (C8) and DAC (CC).
+                if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+                    let seg = bytes.get(i + 4..i + 2 + len)?;
+                    let (h, w) = (
+                        u16::from_be_bytes([*seg.get(1)?, *seg.get(2)?]),
+                        u16::from_be_bytes([*seg.get(3)?, *seg.get(4)?]),
+                    );
+                    return Some((w, h));
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    None
+}
+
+/// Bytes that pass every check of the protocol for a JPEG of `width` x
+/// `height` and `len` bytes (a frame header, then filler), for tests and
+/// benchmarks of what carries photos: no decoder can show them.
+pub fn frame_only_jpeg(len: usize, width: u16, height: u16) -> Vec<u8> {
+    let mut v = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08];
+    v.extend_from_slice(&height.to_be_bytes());
+    v.extend_from_slice(&width.to_be_bytes());
+    v.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    v.extend((v.len()..len.max(v.len())).map(|i| (i * 13 % 251) as u8));
+    v.truncate(len.max(21));
+    v
+}
 
 /// The header of a photo. The JPEG's chunks follow it in the author's chain.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -82,7 +138,13 @@ pub fn check_header(p: &PhotoBody) -> Result<(), BodyError> {
     if !side(p.width) || !side(p.height) {
         return bad(());
     }
-    if p.thumb.len() > MAX_THUMB_BYTES || !p.thumb.starts_with(&JPEG_MAGIC) {
+    // A JPEG, small in bytes and in pixels: a thumbnail is shown as it
+    // comes, and a few bytes could otherwise claim 65,535 pixels a side.
+    let thumb_ok = |(w, h): (u16, u16)| w >= 1 && h >= 1 && w <= MAX_THUMB_SIDE && h <= MAX_THUMB_SIDE;
+    if p.thumb.len() > MAX_THUMB_BYTES
+        || !p.thumb.starts_with(&JPEG_MAGIC)
+        || !jpeg_size(&p.thumb).is_some_and(thumb_ok)
+    {
         return bad(());
     }
     if !p.caption.is_empty() {
@@ -114,7 +176,7 @@ pub fn cut(jpeg: &[u8], width: u16, height: u16, caption: String, thumb: Vec<u8>
     if jpeg.is_empty() || jpeg.len() > MAX_PHOTO_BYTES {
         return Err(PhotoError::Size);
     }
-    if !jpeg.starts_with(&JPEG_MAGIC) {
+    if !jpeg.starts_with(&JPEG_MAGIC) || jpeg_size(jpeg) != Some((width, height)) {
         return Err(PhotoError::NotJpeg);
     }
     let header =
@@ -128,7 +190,7 @@ pub fn cut(jpeg: &[u8], width: u16, height: u16, caption: String, thumb: Vec<u8>
 pub enum PhotoError {
     #[error("a photo is 1 to {MAX_PHOTO_BYTES} bytes of JPEG")]
     Size,
-    #[error("a photo travels as a JPEG")]
+    #[error("a photo travels as a JPEG whose frame says the photo's size")]
     NotJpeg,
     #[error("bad photo header: {0}")]
     Header(BodyError),
@@ -143,8 +205,8 @@ pub enum PhotoError {
 /// Put a photo together from its header envelope and the author's
 /// messages after it (`following[i]` should be chunk `i`, at seq
 /// `header seq + 1 + i`). Every chunk must name the header, sit at its
-/// place, be full but for the last, and the whole must hash to the
-/// header's hash.
+/// place, be full but for the last, the whole must hash to the header's
+/// hash, and its frame header must say the header's pixel size.
 pub fn assemble(header: &SignedEnvelope, following: &[SignedEnvelope]) -> Result<Vec<u8>, PhotoError> {
     let crate::body::Body::Photo(p) = header.parsed_body() else {
         return Err(PhotoError::Header(BodyError::Malformed(header.kind())));
@@ -170,6 +232,10 @@ pub fn assemble(header: &SignedEnvelope, following: &[SignedEnvelope]) -> Result
     if blake3::hash(&jpeg).as_bytes() != &p.hash {
         return Err(PhotoError::Hash);
     }
+    // What the author hashed must also be the picture the header says.
+    if jpeg_size(&jpeg) != Some((p.width, p.height)) {
+        return Err(PhotoError::NotJpeg);
+    }
     Ok(jpeg)
 }
 
@@ -182,9 +248,11 @@ mod tests {
     use crate::ids::RoomId;
 
     fn jpeg(len: usize) -> Vec<u8> {
-        let mut v: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-        v[..3].copy_from_slice(&JPEG_MAGIC);
-        v
+        frame_only_jpeg(len, 800, 600)
+    }
+
+    fn thumb() -> Vec<u8> {
+        frame_only_jpeg(500, 200, 150)
     }
 
     fn sign(me: &Identity, seq: u64, body: Body) -> SignedEnvelope {
@@ -193,7 +261,7 @@ mod tests {
     }
 
     fn photo(me: &Identity, seq: u64, bytes: &[u8]) -> (SignedEnvelope, Vec<SignedEnvelope>) {
-        let cut = cut(bytes, 800, 600, "the stage".into(), jpeg(500)).unwrap();
+        let cut = cut(bytes, 800, 600, "the stage".into(), thumb()).unwrap();
         let header = sign(me, seq, Body::Photo(cut.header));
         let chunks = cut
             .chunks
@@ -240,8 +308,22 @@ mod tests {
     }
 
     #[test]
+    fn a_jpegs_size_is_read_from_its_frame_header() {
+        assert_eq!(jpeg_size(&frame_only_jpeg(100, 1600, 1067)), Some((1600, 1067)));
+        // After an APP0 segment, a DHT table and fill bytes.
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 6, b'J', b'F', b'I', b'F', 0xFF, 0xC4, 0, 3, 0, 0xFF, 0xFF];
+        j.extend_from_slice(&[0xC2, 0, 11, 8, 0, 30, 0, 40, 1, 1, 0x11, 0]);
+        assert_eq!(jpeg_size(&j), Some((40, 30)), "progressive (SOF2)");
+        // No frame before the scan, cut short, or not a JPEG.
+        assert_eq!(jpeg_size(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
+        assert_eq!(jpeg_size(&frame_only_jpeg(100, 5, 5)[..9]), None);
+        assert_eq!(jpeg_size(b"GIF89a........"), None);
+        assert_eq!(jpeg_size(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]), None, "a length below 2");
+    }
+
+    #[test]
     fn headers_and_chunks_are_checked_on_their_own() {
-        let ok = cut(&jpeg(3000), 1600, 1, String::new(), jpeg(100)).unwrap().header;
+        let ok = cut(&frame_only_jpeg(3000, 1600, 1), 1600, 1, String::new(), thumb()).unwrap().header;
         assert!(check_header(&ok).is_ok());
         let bad = |f: &dyn Fn(&mut PhotoBody)| {
             let mut p = ok.clone();
@@ -253,12 +335,17 @@ mod tests {
         assert!(bad(&|p| p.width = 1601));
         assert!(bad(&|p| p.height = 0));
         assert!(bad(&|p| p.thumb = b"GIF89a".to_vec()));
-        assert!(bad(&|p| p.thumb = jpeg(MAX_THUMB_BYTES + 1)));
+        assert!(bad(&|p| p.thumb = frame_only_jpeg(MAX_THUMB_BYTES + 1, 100, 100)));
+        // A thumbnail of a few bytes that claims 4000 x 3000 pixels, or no frame.
+        assert!(bad(&|p| p.thumb = frame_only_jpeg(300, 4000, 3000)));
+        assert!(bad(&|p| p.thumb = [0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0].to_vec()));
         assert!(bad(&|p| p.caption = "  ".into()));
         assert!(bad(&|p| p.caption = "x".repeat(MAX_CAPTION_BYTES + 1)));
         assert!(!bad(&|p| p.caption = "🎡 at night".into()));
-        assert_eq!(cut(&jpeg(MAX_PHOTO_BYTES + 1), 1, 1, String::new(), jpeg(9)).err(), Some(PhotoError::Size));
-        assert_eq!(cut(b"\x89PNG....", 1, 1, String::new(), jpeg(9)).err(), Some(PhotoError::NotJpeg));
+        assert_eq!(cut(&jpeg(MAX_PHOTO_BYTES + 1), 800, 600, String::new(), thumb()).err(), Some(PhotoError::Size));
+        // A JPEG whose frame says another size than the header would.
+        assert_eq!(cut(&jpeg(5000), 640, 480, String::new(), thumb()).err(), Some(PhotoError::NotJpeg));
+        assert_eq!(cut(b"\x89PNG....", 1, 1, String::new(), thumb()).err(), Some(PhotoError::NotJpeg));
         let chunk = |index: u16, len: usize| {
             let c = PhotoChunkBody { photo: MessageId::from_bytes([1; 32]), index, data: vec![1; len] };
             Body::parse(Kind::PhotoChunk, &Body::PhotoChunk(c).encode())

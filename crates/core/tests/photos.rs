@@ -22,11 +22,9 @@ fn harness() -> Harness {
     Harness::new(1, vec![RoomId::festival(), room()])
 }
 
-/// Bytes that pass for a JPEG where only the protocol looks at them.
+/// Bytes that pass for a 100 x 100 JPEG where only the protocol looks at them.
 fn jpeg(len: usize) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
-    v[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
-    v
+    photo::frame_only_jpeg(len, 100, 100)
 }
 
 fn signed(author: &Identity, seq: u64, body: &Body) -> SignedEnvelope {
@@ -36,7 +34,7 @@ fn signed(author: &Identity, seq: u64, body: &Body) -> SignedEnvelope {
 
 /// `author`'s photo of `len` bytes from `seq`: the header, then the chunks.
 fn photo_of(author: &Identity, seq: u64, len: usize) -> Vec<SignedEnvelope> {
-    let cut = photo::cut(&jpeg(len), 1600, 1200, "sunset".into(), jpeg(2000)).unwrap();
+    let cut = photo::cut(&jpeg(len), 100, 100, "sunset".into(), jpeg(2000)).unwrap();
     let header = signed(author, seq, &Body::Photo(cut.header));
     let mut all = vec![header.clone()];
     for (i, data) in cut.chunks.into_iter().enumerate() {
@@ -63,8 +61,8 @@ fn a_photo_is_sent_header_first_and_its_chunks_queue_behind_text() {
     h.link(1, &identity(2));
     let content = Content::Photo {
         jpeg: jpeg(MAX_PHOTO_BYTES),
-        width: 1600,
-        height: 1067,
+        width: 100,
+        height: 100,
         caption: "the main stage".into(),
         thumb: jpeg(3000),
     };
@@ -124,7 +122,7 @@ fn a_node_on_low_battery_passes_on_and_serves_no_photo_but_sends_its_own() {
     assert!(!h.io.sent.iter().any(|(_, f)| matches!(f, Frame::Batch { .. })), "not served: {:?}", h.io.sent);
     // Its own photo still goes.
     let content =
-        Content::Photo { jpeg: jpeg(20_000), width: 10, height: 10, caption: String::new(), thumb: jpeg(100) };
+        Content::Photo { jpeg: jpeg(20_000), width: 100, height: 100, caption: String::new(), thumb: jpeg(100) };
     let (_, out) = h.node.send(room(), content, h.now).unwrap();
     h.apply(out);
     assert_eq!(pushes_to(&h, 2).len(), 1 + 2);

@@ -14,15 +14,19 @@ use festival_store::{Budget, ROW_OVERHEAD_BYTES};
 
 const T: u64 = 1_750_000_000_000;
 
+/// An 800 x 600 JPEG as far as the protocol looks, its filler salted.
 fn jpeg(len: usize, salt: usize) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..len).map(|i| ((i + salt) * 13 % 251) as u8).collect();
-    v[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+    let mut v = photo::frame_only_jpeg(len, 800, 600);
+    for (i, b) in v.iter_mut().enumerate().skip(32) {
+        *b = ((i + salt) * 13 % 251) as u8;
+    }
     v
 }
 
 /// A photo from `seq`: its header, then its chunks.
 fn photo(author: &Identity, room: &RoomId, seq: u64, at: u64, len: usize, caption: &str) -> Vec<SignedEnvelope> {
-    let cut = photo::cut(&jpeg(len, seq as usize), 800, 600, caption.into(), jpeg(900, 1)).unwrap();
+    let cut =
+        photo::cut(&jpeg(len, seq as usize), 800, 600, caption.into(), photo::frame_only_jpeg(900, 200, 150)).unwrap();
     let header = sign(author, room, seq, Kind::Photo, at, Body::Photo(cut.header).encode());
     let mut all = vec![header.clone()];
     for (i, data) in cut.chunks.into_iter().enumerate() {

@@ -1175,8 +1175,8 @@ impl Actor {
                     Some(Changed::Card(meetup, room)) => {
                         cards.insert((meetup, room));
                     }
-                    Some(Changed::Photo(photo, room)) => {
-                        photos.insert((photo, room));
+                    Some(Changed::Photo(photo, room, author, seq)) => {
+                        photos.insert((photo, room, author, seq));
                     }
                     Some(Changed::Shown) => {
                         shown.insert(id);
@@ -1222,9 +1222,9 @@ impl Actor {
         for (meetup, room) in cards {
             self.meetup_changed(meetup, room).await;
         }
-        for (photo, room) in photos {
+        for (photo, room, author, seq) in photos {
             if !shown.contains(&photo) {
-                self.photo_changed(photo, room).await;
+                self.photo_changed(photo, &room, author, seq).await;
             }
         }
         for id in moved {
@@ -1255,13 +1255,16 @@ impl Actor {
         }
     }
 
-    /// A photo some of whose chunks came: its message, once they are all
-    /// here (a chunk names any id it likes: only a photo of the chunk's
-    /// room by someone not blocked here counts).
-    async fn photo_changed(&mut self, id: MessageId, room: RoomId) {
+    /// A photo some of whose pieces came: its message, once they are all
+    /// here. A piece names any id it likes: only a photo it is a piece of
+    /// counts (by the same author, in the same room, the header at the seq
+    /// the piece's place implies), by someone not blocked here.
+    async fn photo_changed(&mut self, id: MessageId, room: &RoomId, author: PeerId, seq: u64) {
         let Ok(Some(m)) = self.store.get(&id).await else { return };
         let env = &m.envelope;
-        if env.room() != &room
+        if env.room() != room
+            || env.author() != author
+            || env.seq() != seq
             || env.kind() != festival_core::Kind::Photo
             || self.engine.node().is_blocked(&env.author())
         {
@@ -1341,7 +1344,12 @@ impl Actor {
             // An answer changes its meet-up's card (the store has tallied
             // it): shown once per batch of effects (see `apply`).
             Body::MeetupReply(r) => Some(Changed::Card(r.meetup, env.room().clone())),
-            Body::PhotoChunk(c) => Some(Changed::Photo(c.photo, env.room().clone())),
+            Body::PhotoChunk(c) => Some(Changed::Photo(
+                c.photo,
+                env.room().clone(),
+                env.author(),
+                env.seq().saturating_sub(1 + u64::from(c.index)),
+            )),
             Body::Text(_) | Body::SealedDm(_) | Body::Meetup(_) | Body::SealedGroup(_) | Body::Photo(_) => {
                 let for_me =
                     matches!(env.parsed_body(), Body::SealedGroup(g) if g.members.binary_search(&self.me).is_ok());
@@ -1559,8 +1567,9 @@ mod tests {
 enum Changed {
     /// A meet-up's card (id, room): an answer to it came.
     Card(MessageId, RoomId),
-    /// A photo (its header's id, the chunk's room): one of its chunks came.
-    Photo(MessageId, RoomId),
+    /// A photo (its header's id), and the room, author and header seq its
+    /// piece implies: one of its pieces came.
+    Photo(MessageId, RoomId, PeerId, u64),
     /// The message was shown whole (a photo with all its chunks).
     Shown,
 }
