@@ -93,6 +93,12 @@ const MAX_PHOTO_HEADER: usize = 16 * 1024;
 
 fn photo_request(body: &[u8]) -> Result<(PhotoHeader, &[u8])> {
     let bad = || AppError::new(festival_app::ErrorCode::NotAPhoto, "The photo did not reach the app whole.");
+    // Refused before anything is copied: no picture taken is this big.
+    let max = festival_node::photo::MAX_INPUT_BYTES + 4 + MAX_PHOTO_HEADER;
+    if body.len() > max {
+        let why = format!("That picture is too big to send: {} bytes; photos of up to 40 MB are taken.", body.len());
+        return Err(AppError::new(festival_app::ErrorCode::PhotoTooLarge, why));
+    }
     let len = body.get(..4).ok_or_else(bad)?;
     let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
     if len > MAX_PHOTO_HEADER {

@@ -299,6 +299,8 @@ fn photos_are_sent_as_raw_bytes_read_back_whole_and_bad_ones_are_typed_errors() 
     assert_eq!(code("send_photo", photo_body("camp-b12", "", png.get_ref())), "not_joined");
     assert_eq!(code("send_photo", photo_body("festival", &"x".repeat(1001), png.get_ref())), "message_too_long");
     assert_eq!(code("send_photo", InvokeBody::Raw(vec![200, 0, 0, 0, b'{'])), "not_a_photo");
+    let huge = photo_body("festival", "", &vec![0; festival_node::photo::MAX_INPUT_BYTES + 64 * 1024]);
+    assert_eq!(code("send_photo", huge), "photo_too_large");
     assert_eq!(code("send_photo", InvokeBody::Json(json!({"room": "festival"}))), "not_a_photo");
     assert_eq!(code("photo", InvokeBody::Json(json!({"id": "ab".repeat(32)}))), "no_such_photo");
     let text = s.ok("send", json!({"room": "festival", "text": "not a photo"}));

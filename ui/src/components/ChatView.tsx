@@ -4,6 +4,7 @@ import type { AnnouncementView, Author, GroupView, HistoryCursor, MeetupAnswer, 
 import { dmPeer, FESTIVAL_ROOM, type ConversationKey } from "../logic/conversation";
 import type { Delivery } from "../logic/delivery";
 import { plainName } from "../logic/person";
+import { checkPicture } from "../logic/photo";
 import { hasOlder, type Timeline } from "../logic/timeline";
 import { AnnouncementBanner } from "./AnnouncementBanner";
 import { Avatar } from "./Avatar";
@@ -72,7 +73,13 @@ export function ChatView(p: ChatViewProps) {
   // A picture picked or dropped for this conversation, until sent or removed.
   const [picked, setPicked] = useState<{ key: ConversationKey; file: File } | null>(null);
   const picture = picked?.key === p.convKey ? picked.file : null;
-  const setPicture = useCallback((file: File | null) => setPicked(file ? { key: p.convKey, file } : null), [p.convKey]);
+  // Cleared only for its own conversation (a photo sent from one after
+  // switching to another leaves the other's picture alone).
+  const convKey = p.convKey;
+  const setPicture = useCallback(
+    (file: File | null) => setPicked((cur) => (file ? { key: convKey, file } : cur?.key === convKey ? null : cur)),
+    [convKey],
+  );
   const [dragging, setDragging] = useState(false);
   const carriesFiles = (e: DragEvent) => p.onPhoto !== undefined && [...e.dataTransfer.types].includes("Files");
   const drop = {
@@ -90,7 +97,11 @@ export function ChatView(p: ChatViewProps) {
       e.preventDefault();
       setDragging(false);
       const file = e.dataTransfer.files[0];
-      if (file) setPicture(file);
+      if (!file) return;
+      // Checked as a picked one is, before a byte of it is read.
+      const problem = checkPicture(file);
+      setActionError(problem);
+      if (!problem) setPicture(file);
     },
   };
   const g = p.group;

@@ -84,6 +84,26 @@ describe("photos in a conversation", () => {
     expect(screen.getByRole("button", { name: /Photo: sunset/ }).querySelector("img")!.getAttribute("src")).toBe(THUMB);
   });
 
+  it("a photo shown again (back to its room) is not fetched again", async () => {
+    const shot = photo();
+    const api = stubApi({
+      rooms: async () => [
+        { id: "festival", name: "festival", unread: 0, last_activity: Date.now(), joined_at: 1, muted: false },
+        { id: "camp-b12", name: "Camp B12", unread: 0, last_activity: Date.now(), joined_at: 2, muted: false },
+      ],
+      history: async (room: string) => ({ messages: room === "festival" ? [shot] : [], next: null }),
+    });
+    renderApp(api);
+    const user = userEvent.setup();
+    await waitFor(() => expect(screen.getByRole("button", { name: /Open it full size/ }).querySelector("img")!.getAttribute("src")).toMatch(/^blob:/));
+    await user.click(screen.getByRole("button", { name: /Camp B12/ }));
+    await waitFor(() => expect(screen.queryByRole("button", { name: /Open it full size/ })).not.toBeInTheDocument());
+    await user.click(screen.getByRole("button", { name: /Festival/ }));
+    await waitFor(() => expect(screen.getByRole("button", { name: /Open it full size/ }).querySelector("img")!.getAttribute("src")).toMatch(/^blob:/));
+    expect(api.photo).toHaveBeenCalledTimes(1);
+    expect(URL.revokeObjectURL).not.toHaveBeenCalled();
+  });
+
   it("an update names only photos shown, and only photos", async () => {
     const api = stubApi({ history: async () => ({ messages: [photo()], next: null }) });
     renderApp(api);
@@ -143,8 +163,13 @@ describe("sending a photo", () => {
     const dropped = (file: File) => ({ dataTransfer: { types: ["Files"], files: [file], dropEffect: "none" } });
     fireEvent.dragOver(chat, dropped(png("dropped.png")));
     expect(chat).toHaveClass("dropping");
+    // What is not a picture, dropped, is refused before it is read.
+    fireEvent.drop(chat, dropped(new File(["%PDF"], "ticket.pdf", { type: "application/pdf" })));
+    expect(await screen.findByRole("alert")).toHaveTextContent("That file is not a picture");
+    expect(screen.queryByText(/Photo: ticket\.pdf/)).not.toBeInTheDocument();
     fireEvent.drop(chat, dropped(png("dropped.png")));
     expect(await screen.findByText(/Photo: dropped\.png/)).toBeInTheDocument();
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
     const user = userEvent.setup({ applyAccept: false });
     await user.upload(screen.getByTestId("photo-input"), new File(["%PDF"], "ticket.pdf", { type: "application/pdf" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("That file is not a picture");

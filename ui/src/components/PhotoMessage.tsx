@@ -6,54 +6,104 @@ import { Dialog } from "./Dialog";
 import { MentionText } from "./Mentions";
 
 /**
- * Photos' JPEGs as object URLs, the latest opened kept (a room scrolled
- * back and forth does not fetch them again); the oldest is let go past
- * this many (its URL revoked: a few MB of memory each at most).
+ * Photos' JPEGs as object URLs, shared by every place that shows one (a
+ * conversation, search results) and fetched once however many ask at a
+ * time. A URL in use is never let go; of those not in use, the latest
+ * [`MAX_IDLE_PHOTO_URLS`] stay (scrolling back does not fetch them again)
+ * and older ones are revoked.
  */
-export const MAX_PHOTO_URLS = 48;
-const urls = new Map<string, string>();
+export const MAX_IDLE_PHOTO_URLS = 48;
+interface Entry {
+  url: Promise<string>;
+  users: number;
+  /** Resolved, for showing it without a wait. */
+  ready: string | null;
+}
+const photoUrls = new Map<string, Entry>();
 
-function remember(id: string, url: string) {
-  urls.delete(id);
-  urls.set(id, url);
-  while (urls.size > MAX_PHOTO_URLS) {
-    const [oldest, old] = urls.entries().next().value as [string, string];
-    urls.delete(oldest);
-    URL.revokeObjectURL(old);
+function trimIdle() {
+  const idle = [...photoUrls.entries()].filter(([, e]) => e.users === 0 && e.ready);
+  for (const [id, e] of idle.slice(0, Math.max(0, idle.length - MAX_IDLE_PHOTO_URLS))) {
+    photoUrls.delete(id);
+    URL.revokeObjectURL(e.ready!);
   }
+}
+
+/** Take a photo's URL (fetching it if no one has); give it back with the returned function. */
+function takePhotoUrl(id: string, fetch: () => Promise<ArrayBuffer>): { url: Promise<string>; release: () => void } {
+  let e = photoUrls.get(id);
+  if (!e) {
+    const entry: Entry = { users: 0, ready: null, url: Promise.resolve("") };
+    entry.url = fetch().then(
+      (bytes) => (entry.ready = URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }))),
+      (err) => {
+        // Not kept: the next one to show it asks again.
+        if (photoUrls.get(id) === entry) photoUrls.delete(id);
+        throw err;
+      },
+    );
+    e = entry;
+  } else {
+    // Most recently used last.
+    photoUrls.delete(id);
+  }
+  photoUrls.set(id, e);
+  e.users += 1;
+  const taken = e;
+  let released = false;
+  return {
+    url: taken.url,
+    release: () => {
+      if (released) return;
+      released = true;
+      taken.users -= 1;
+      trimIdle();
+    },
+  };
 }
 
 /** For tests: forget every photo fetched. */
 export function forgetPhotos() {
-  for (const url of urls.values()) URL.revokeObjectURL(url);
-  urls.clear();
+  for (const e of photoUrls.values()) if (e.ready) URL.revokeObjectURL(e.ready);
+  photoUrls.clear();
 }
 
-/** The photo's JPEG as an object URL once it is whole here; the thumbnail until then. */
-function usePhotoUrl(id: string, photo: PhotoView): { url: string | null; error: string | null } {
+/**
+ * The photo's JPEG as an object URL once it is whole here and the photo is
+ * near the screen (a long history does not fetch every photo it holds);
+ * the thumbnail until then.
+ */
+function usePhotoUrl(id: string, photo: PhotoView, visible: boolean): { url: string | null; error: string | null } {
   const api = useApi();
-  // What was fetched for which photo (a list re-uses the component).
-  const [fetched, setFetched] = useState<{ id: string; error: string | null } | null>(null);
-  const cached = urls.get(id);
+  const [got, setGot] = useState<{ id: string; url: string | null; error: string | null } | null>(null);
   useEffect(() => {
-    if (!photo.complete || urls.has(id)) return;
+    if (!photo.complete || !visible) return;
     let live = true;
-    api
-      .photo(id)
-      .then((bytes) => {
-        const made = URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }));
-        remember(id, made);
-        if (live) setFetched({ id, error: null });
-      })
-      .catch((e) => live && setFetched({ id, error: toApiError(e).message }));
+    const taken = takePhotoUrl(id, () => api.photo(id));
+    taken.url.then(
+      (url) => live && setGot({ id, url, error: null }),
+      (e) => live && setGot({ id, url: null, error: toApiError(e).message }),
+    );
     return () => {
       live = false;
+      taken.release();
     };
-  }, [api, id, photo.complete]);
-  const mine = fetched?.id === id ? fetched : null;
-  // From the cache only: a URL let go (the oldest of many) shows the
-  // thumbnail again rather than nothing.
-  return { url: cached ?? null, error: cached ? null : (mine?.error ?? null) };
+  }, [api, id, photo.complete, visible]);
+  const mine = got?.id === id ? got : null;
+  return { url: mine?.url ?? null, error: mine?.error ?? null };
+}
+
+/** Whether `el` is near the screen (always, where the browser cannot tell). */
+function useNearScreen(el: React.RefObject<HTMLElement | null>): boolean {
+  const [near, setNear] = useState(() => typeof IntersectionObserver === "undefined");
+  useEffect(() => {
+    const node = el.current;
+    if (!node || typeof IntersectionObserver === "undefined") return;
+    const seen = new IntersectionObserver((entries) => entries.some((x) => x.isIntersecting) && setNear(true), { rootMargin: "600px 0px" });
+    seen.observe(node);
+    return () => seen.disconnect();
+  }, [el]);
+  return near;
 }
 
 function sizeLabel(bytes: number): string {
@@ -66,9 +116,10 @@ function sizeLabel(bytes: number): string {
  * Escape closes it). The caption below, with mentions marked.
  */
 export function PhotoMessage({ id, photo }: { id: string; photo: PhotoView }) {
-  const { url, error } = usePhotoUrl(id, photo);
   const [open, setOpen] = useState(false);
   const button = useRef<HTMLButtonElement>(null);
+  const near = useNearScreen(button);
+  const { url, error } = usePhotoUrl(id, photo, near || open);
   const full = useRef<HTMLDivElement>(null);
   // Opened: the focus goes into the dialog; closed: back to the photo.
   useEffect(() => {
