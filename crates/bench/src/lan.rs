@@ -267,7 +267,7 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
             let elapsed = t0.elapsed();
             let mut offer = |x: &mut Side, bytes: Vec<u8>| -> anyhow::Result<bool> {
                 Ok(match q.admit(&bytes) {
-                    Admit::SendNow if x.ep.can_send(conn, bytes.len()) => {
+                    Admit::SendNow if room_for(&mut x.ep, conn, &bytes) => {
                         x.ep.send(conn, &bytes)?;
                         true
                     }
@@ -291,7 +291,7 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
                 ensure!(offer(&mut x, announcements[next].clone())?, "an announcement was dropped");
                 next += 1;
             }
-            while q.front().is_some_and(|f| x.ep.can_send(conn, f.len())) {
+            while q.front().is_some_and(|f| room_for(&mut x.ep, conn, f)) {
                 let f = q.pop_front().expect("a front");
                 x.ep.send(conn, &f)?;
             }
@@ -536,7 +536,7 @@ async fn photo_run(
                     }
                 }
             }
-            while q.front().is_some_and(|f| x.ep.can_send(conn, f.len())) {
+            while q.front().is_some_and(|f| room_for(&mut x.ep, conn, f)) {
                 let f = q.pop_front().expect("a front");
                 x.ep.send(conn, &f)?;
             }
@@ -572,12 +572,23 @@ fn stand_in_jpeg(len: usize, width: u16, height: u16) -> Vec<u8> {
     v
 }
 
+/// Whether the channel takes frame `f` now, as a node's does: bulk (sync
+/// batches, photos' pieces) only under the lower soft limit
+/// (`webrtc::BULK_BUFFER_BYTES`).
+fn room_for(ep: &mut Endpoint, conn: ConnId, f: &[u8]) -> bool {
+    if festival_core::Frame::priority(f) == festival_core::frame::Priority::Bulk {
+        ep.can_send_bulk(conn, f.len())
+    } else {
+        ep.can_send(conn, f.len())
+    }
+}
+
 /// Offer `bytes` to a direct link as a node does (`runtime::sendq`): at once
 /// when nothing as urgent waits and the channel has room, else queued by
 /// priority. False when its class is full and it was dropped.
 fn offer(x: &mut Side, q: &mut SendQueue, conn: ConnId, bytes: Vec<u8>) -> anyhow::Result<bool> {
     Ok(match q.admit(&bytes) {
-        Admit::SendNow if x.ep.can_send(conn, bytes.len()) => {
+        Admit::SendNow if room_for(&mut x.ep, conn, &bytes) => {
             x.ep.send(conn, &bytes)?;
             true
         }

@@ -66,6 +66,16 @@ pub const MAX_MESSAGE_BYTES: usize = festival_core::frame::MAX_FRAME_BYTES;
 /// frame (up to [`MAX_MESSAGE_BYTES`]) is still taken into an empty buffer.
 pub const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
+/// Unacknowledged bytes under which bulk traffic (sync batches, photos'
+/// pieces: `Priority::Bulk`) still enters the channel
+/// ([`Endpoint::send_bulk`]). The channel delivers in order, so a text or
+/// DM sent meanwhile waits behind what is in it, not behind what waits in
+/// the node's send queue: with 128 KiB of a photo in flight, a text beside
+/// it took 7-13 ms at p99 on loopback, with 32 KiB under 2 ms, the photo no
+/// slower (docs/benchmarks.md, "A photo beside texts"). On a link with a
+/// round trip of 5 ms this still carries 6 MB/s of bulk.
+pub const BULK_BUFFER_BYTES: usize = 32 * 1024;
+
 /// How long a new connection may take to open its channel. On a LAN the
 /// host pairs answer in milliseconds; ten seconds leaves room for three DTLS
 /// flight retransmissions (1 s, 2 s, 4 s) on a lossy Wi-Fi before we give

@@ -1114,7 +1114,7 @@ impl Actor {
     fn send_conn(&mut self, conn: ConnId, bytes: Vec<u8>) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         let admitted = match c.queue.admit(&bytes) {
-            Admit::SendNow => match self.endpoint.send(conn, &bytes) {
+            Admit::SendNow => match send_frame(&mut self.endpoint, conn, &bytes) {
                 Ok(()) => return,
                 Err(webrtc::SendError::Full { .. }) => c.queue.enqueue(bytes),
                 Err(e) => {
@@ -1133,7 +1133,7 @@ impl Actor {
     fn flush(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         while let Some(bytes) = c.queue.front() {
-            match self.endpoint.send(conn, bytes) {
+            match send_frame(&mut self.endpoint, conn, bytes) {
                 Ok(()) => {
                     c.queue.pop_front();
                 }
@@ -1572,4 +1572,15 @@ enum Changed {
     Photo(MessageId, RoomId, PeerId, u64),
     /// The message was shown whole (a photo with all its chunks).
     Shown,
+}
+
+/// Hand a frame to a direct link's channel: bulk (sync batches, photos'
+/// pieces) under the lower soft limit, so what is more urgent waits behind
+/// little of it (see [`webrtc::BULK_BUFFER_BYTES`]).
+fn send_frame(endpoint: &mut webrtc::Endpoint, conn: ConnId, bytes: &[u8]) -> Result<(), webrtc::SendError> {
+    if festival_core::Frame::priority(bytes) == festival_core::frame::Priority::Bulk {
+        endpoint.send_bulk(conn, bytes)
+    } else {
+        endpoint.send(conn, bytes)
+    }
 }

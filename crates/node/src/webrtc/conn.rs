@@ -52,8 +52,10 @@ pub(super) struct PeerConn {
     /// str0m's `accepts` refuses it then; without this the handshake stalls
     /// for DTLS's one-second retransmission.
     pub(super) remote_candidates: Vec<SocketAddr>,
-    /// Size of the message last refused as `Full`; `Writable` once it fits.
-    pub(super) blocked: Option<usize>,
+    /// Size of the message last refused as `Full`, and the unacknowledged
+    /// bytes it must fit under (the soft limit of its kind of send);
+    /// `Writable` once it fits.
+    pub(super) blocked: Option<(usize, usize)>,
     /// Messages sent since the last flush, packed as one bundle (see the
     /// `bundle` module); written to the channel at the next poll, or as soon
     /// as the next message would not fit.
@@ -119,13 +121,12 @@ pub(super) fn settle(
     peer: &mut PeerConn,
     queue: &mut Vec<EndpointEvent>,
     stats: &mut EndpointStats,
-    send_buffer: usize,
 ) -> Option<CloseReason> {
     if let Some(reason) = drain(conn, peer, queue, stats) {
         return Some(reason);
     }
-    let wanted = peer.blocked?;
-    let fits = peer.buffered().is_some_and(|buffered| admits(buffered, wanted, send_buffer));
+    let (wanted, limit) = peer.blocked?;
+    let fits = peer.buffered().is_some_and(|buffered| admits(buffered, wanted, limit));
     // Reading the buffered amount goes through str0m's mutable channel handle.
     if let Some(reason) = drain(conn, peer, queue, stats) {
         return Some(reason);

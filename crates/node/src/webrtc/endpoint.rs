@@ -295,12 +295,11 @@ impl Endpoint {
     /// comes up.
     pub fn poll(&mut self, now: Instant) -> Vec<EndpointEvent> {
         self.touch(now);
-        let send_buffer = self.config.send_buffer_bytes;
         let mut ended = Vec::new();
         for (&conn, peer) in self.peers.iter_mut() {
             if !peer.outgoing.is_empty() {
                 let flushed =
-                    peer.flush().err().or_else(|| settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer));
+                    peer.flush().err().or_else(|| settle(conn, peer, &mut self.queue, &mut self.stats));
                 if let Some(reason) = flushed {
                     ended.push((conn, reason));
                     continue;
@@ -314,7 +313,7 @@ impl Endpoint {
                 continue;
             }
             let reason = match tick(peer, now, &mut self.stats) {
-                Ok(()) => settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer),
+                Ok(()) => settle(conn, peer, &mut self.queue, &mut self.stats),
                 Err(reason) => Some(reason),
             };
             if let Some(reason) = reason {
@@ -348,7 +347,22 @@ impl Endpoint {
     /// returns [`SendError::Full`] and keeps nothing; a later
     /// [`EndpointEvent::Writable`] says the message now fits.
     pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), SendError> {
-        let high_water = self.config.send_buffer_bytes;
+        self.send_under(conn, bytes, self.config.send_buffer_bytes)
+    }
+
+    /// [`Self::send`] for bulk traffic (sync batches, photos' pieces): taken
+    /// only while at most [`super::BULK_BUFFER_BYTES`] are unacknowledged
+    /// (or the buffer is empty), so a message sent after it waits behind
+    /// that much at most, not behind the whole send buffer.
+    pub fn send_bulk(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), SendError> {
+        self.send_under(conn, bytes, self.bulk_limit())
+    }
+
+    fn bulk_limit(&self) -> usize {
+        super::BULK_BUFFER_BYTES.min(self.config.send_buffer_bytes)
+    }
+
+    fn send_under(&mut self, conn: ConnId, bytes: &[u8], high_water: usize) -> Result<(), SendError> {
         let max = self.message_limit(conn);
         let peer = self.peers.get_mut(&conn).ok_or(SendError::UnknownConn(conn))?;
         let buffered = peer.buffered().ok_or(SendError::NotOpen(conn))?;
@@ -359,7 +373,7 @@ impl Endpoint {
             return Err(SendError::Empty);
         }
         if !admits(buffered, bytes.len() + HEADER_BYTES, high_water) {
-            peer.blocked = Some(bytes.len() + HEADER_BYTES);
+            peer.blocked = Some((bytes.len() + HEADER_BYTES, high_water));
             self.settle(conn);
             return Err(SendError::Full(conn));
         }
@@ -394,7 +408,15 @@ impl Endpoint {
     /// Whether a message of `len` bytes would be accepted by [`Self::send`]
     /// now.
     pub fn can_send(&mut self, conn: ConnId, len: usize) -> bool {
-        let high_water = self.config.send_buffer_bytes;
+        self.can_send_under(conn, len, self.config.send_buffer_bytes)
+    }
+
+    /// Whether [`Self::send_bulk`] would take a message of `len` bytes now.
+    pub fn can_send_bulk(&mut self, conn: ConnId, len: usize) -> bool {
+        self.can_send_under(conn, len, self.bulk_limit())
+    }
+
+    fn can_send_under(&mut self, conn: ConnId, len: usize, high_water: usize) -> bool {
         (1..=self.message_limit(conn)).contains(&len)
             && self.buffered_amount(conn).is_some_and(|buffered| admits(buffered, len + HEADER_BYTES, high_water))
     }
@@ -484,9 +506,8 @@ impl Endpoint {
     }
 
     fn settle(&mut self, conn: ConnId) {
-        let send_buffer = self.config.send_buffer_bytes;
         let Some(peer) = self.peers.get_mut(&conn) else { return };
-        if let Some(reason) = settle(conn, peer, &mut self.queue, &mut self.stats, send_buffer) {
+        if let Some(reason) = settle(conn, peer, &mut self.queue, &mut self.stats) {
             self.end(conn, reason);
         }
     }
