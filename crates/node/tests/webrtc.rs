@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use festival_node::webrtc::bundle::HEADER_BYTES;
 use festival_node::webrtc::{
     host_candidates, sdp_fingerprints, CloseReason, ConnId, Endpoint, EndpointConfig, EndpointEvent, InterfaceFilter,
-    RtcError, SendError, MAX_MESSAGE_BYTES, SEND_BUFFER_BYTES,
+    RtcError, SendError, BULK_BUFFER_BYTES, MAX_MESSAGE_BYTES, SEND_BUFFER_BYTES,
 };
 use tokio::net::UdpSocket;
 use webrtc_lab::{loopback_node, node_on, Lab};
@@ -265,6 +265,28 @@ async fn a_full_send_buffer_refuses_then_reports_writable() {
     lab.send_all(0, 1, LINK, std::slice::from_ref(&message), WAIT).await;
     lab.until("all arrive", WAIT, |l| l.nodes[1].inbox.len() == accepted + 1).await;
     assert!(lab.nodes[1].received_from(LINK).iter().all(|m| *m == message.as_slice()));
+}
+
+#[tokio::test]
+async fn bulk_enters_only_under_its_lower_limit_and_the_rest_still_goes() {
+    let mut lab = Lab::new(2).await;
+    lab.open(0, 1, LINK).await;
+    // 15 KiB on the wire with its record header: a photo's piece.
+    let piece = pattern(15 * 1024 - HEADER_BYTES, 5);
+    lab.until("nothing in flight", WAIT, |l| l.nodes[0].ep.buffered_amount(LINK) == Some(0)).await;
+    let ep = &mut lab.nodes[0].ep;
+    let mut bulk = 0;
+    while ep.send_bulk(LINK, &piece).is_ok() {
+        bulk += 1;
+    }
+    assert_eq!(bulk, BULK_BUFFER_BYTES / (piece.len() + HEADER_BYTES), "two pieces under 32 KiB");
+    assert!(!ep.can_send_bulk(LINK, piece.len()));
+    // A text still goes: it has the whole send buffer.
+    assert!(ep.can_send(LINK, 200));
+    ep.send(LINK, &pattern(200, 6)).unwrap();
+    lab.until("bulk writable again", WAIT, |l| l.nodes[0].writable.contains(&LINK)).await;
+    assert!(lab.nodes[0].ep.can_send_bulk(LINK, piece.len()));
+    lab.until("all arrive", WAIT, |l| l.nodes[1].inbox.len() == bulk + 1).await;
 }
 
 #[tokio::test]
