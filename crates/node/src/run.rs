@@ -70,7 +70,7 @@ async fn read_picture(path: &str) -> anyhow::Result<Vec<u8>> {
     if len > max as u64 {
         anyhow::bail!("{path} is {len} bytes; photos of up to {max} bytes are taken");
     }
-    Ok(tokio::fs::read(path).await.with_context(|| format!("reading {path}"))?)
+    tokio::fs::read(path).await.with_context(|| format!("reading {path}"))
 }
 
 /// Handle one input line; false means quit.

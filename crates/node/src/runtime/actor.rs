@@ -1538,6 +1538,28 @@ async fn relay_recv(rx: Option<&mut mpsc::Receiver<RelayEvent>>) -> Option<Relay
     }
 }
 
+/// What a stored message changed besides itself (see `Actor::apply`).
+enum Changed {
+    /// A meet-up's card (id, room): an answer to it came.
+    Card(MessageId, RoomId),
+    /// A photo (its header's id), and the room, author and header seq its
+    /// piece implies: one of its pieces came.
+    Photo(MessageId, RoomId, PeerId, u64),
+    /// The message was shown whole (a photo with all its chunks).
+    Shown,
+}
+
+/// Hand a frame to a direct link's channel: bulk (sync batches, photos'
+/// pieces) under the lower soft limit, so what is more urgent waits behind
+/// little of it (see [`webrtc::BULK_BUFFER_BYTES`]).
+fn send_frame(endpoint: &mut webrtc::Endpoint, conn: ConnId, bytes: &[u8]) -> Result<(), webrtc::SendError> {
+    if festival_core::Frame::priority(bytes) == festival_core::frame::Priority::Bulk {
+        endpoint.send_bulk(conn, bytes)
+    } else {
+        endpoint.send(conn, bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1560,27 +1582,5 @@ mod tests {
         let first = counted.keys().find(|k| *k != "relay_refused_other").unwrap().clone();
         let code = first.trim_start_matches("relay_refused_").to_owned();
         assert_eq!(relay_refusal_label(&code, &counted), first);
-    }
-}
-
-/// What a stored message changed besides itself (see `Actor::apply`).
-enum Changed {
-    /// A meet-up's card (id, room): an answer to it came.
-    Card(MessageId, RoomId),
-    /// A photo (its header's id), and the room, author and header seq its
-    /// piece implies: one of its pieces came.
-    Photo(MessageId, RoomId, PeerId, u64),
-    /// The message was shown whole (a photo with all its chunks).
-    Shown,
-}
-
-/// Hand a frame to a direct link's channel: bulk (sync batches, photos'
-/// pieces) under the lower soft limit, so what is more urgent waits behind
-/// little of it (see [`webrtc::BULK_BUFFER_BYTES`]).
-fn send_frame(endpoint: &mut webrtc::Endpoint, conn: ConnId, bytes: &[u8]) -> Result<(), webrtc::SendError> {
-    if festival_core::Frame::priority(bytes) == festival_core::frame::Priority::Bulk {
-        endpoint.send_bulk(conn, bytes)
-    } else {
-        endpoint.send(conn, bytes)
     }
 }

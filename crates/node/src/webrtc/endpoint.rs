@@ -298,8 +298,7 @@ impl Endpoint {
         let mut ended = Vec::new();
         for (&conn, peer) in self.peers.iter_mut() {
             if !peer.outgoing.is_empty() {
-                let flushed =
-                    peer.flush().err().or_else(|| settle(conn, peer, &mut self.queue, &mut self.stats));
+                let flushed = peer.flush().err().or_else(|| settle(conn, peer, &mut self.queue, &mut self.stats));
                 if let Some(reason) = flushed {
                     ended.push((conn, reason));
                     continue;
