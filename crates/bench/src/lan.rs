@@ -265,22 +265,11 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
         let busy = Duration::from_secs(secs);
         loop {
             let elapsed = t0.elapsed();
-            let mut offer = |x: &mut Side, bytes: Vec<u8>| -> anyhow::Result<bool> {
-                Ok(match q.admit(&bytes) {
-                    Admit::SendNow if room_for(&mut x.ep, conn, &bytes) => {
-                        x.ep.send(conn, &bytes)?;
-                        true
-                    }
-                    Admit::SendNow => q.enqueue(bytes) != Admit::Dropped,
-                    Admit::Queued => true,
-                    Admit::Dropped => false,
-                })
-            };
             if elapsed < busy {
                 let due = (elapsed.as_secs_f64() * f64::from(rate)) as u64;
                 while room_offered < due {
                     room_offered += 1;
-                    if !offer(&mut x, room_frame.clone())? {
+                    if !offer(&mut x, &mut q, conn, room_frame.clone())? {
                         drops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
@@ -288,7 +277,7 @@ async fn announce_under_load(x: Side, y: Side, conn: ConnId, rate: u32, secs: u6
             let due = ((elapsed.as_millis() / ANNOUNCE_EVERY.as_millis()) as usize + 1).min(total);
             while next < due {
                 offered.lock().expect("offers").insert(announcements[next].clone(), Instant::now());
-                ensure!(offer(&mut x, announcements[next].clone())?, "an announcement was dropped");
+                ensure!(offer(&mut x, &mut q, conn, announcements[next].clone())?, "an announcement was dropped");
                 next += 1;
             }
             while q.front().is_some_and(|f| room_for(&mut x.ep, conn, f)) {

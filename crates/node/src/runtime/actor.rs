@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 
 use super::config::{check_festival, NodeConfig, PowerConfig, StartError};
 use super::events::{
-    AnnouncementView, DeliveryState, LinkPath, MessageBody, NodeEvent, PeerView, PowerMode, RelayState, Status, Waiting,
+    AnnouncementView, DeliveryState, LinkPath, MessageBody, MessageView, NodeEvent, PeerView, PowerMode, RelayState,
+    Status, Waiting,
 };
 use super::handle::{NodeError, RETRY_MIN_GAP_MS};
 use super::paths::{median, Paths, RelayPath};
@@ -1244,15 +1245,20 @@ impl Actor {
         {
             return;
         }
-        self.refresh_names().await;
-        let Some((_, names)) = &self.names else { return };
-        let now = self.engine.clock().wall();
-        if let Ok(Some(v)) =
-            crate::view::view(&self.store, self.engine.node().identity(), names, &m, now, self.delivery_timeout_ms)
-                .await
-        {
+        if let Some(v) = self.view_now(&m).await {
             self.emit(NodeEvent::MeetupChanged(v));
         }
+    }
+
+    /// A stored message as it is shown now (names fresh), if it is shown.
+    async fn view_now(&mut self, m: &festival_store::StoredMessage) -> Option<MessageView> {
+        self.refresh_names().await;
+        let (_, names) = self.names.as_ref()?;
+        let now = self.engine.clock().wall();
+        crate::view::view(&self.store, self.engine.node().identity(), names, m, now, self.delivery_timeout_ms)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// A photo some of whose pieces came: its message, once they are all
@@ -1270,13 +1276,7 @@ impl Actor {
         {
             return;
         }
-        self.refresh_names().await;
-        let Some((_, names)) = &self.names else { return };
-        let now = self.engine.clock().wall();
-        if let Ok(Some(v)) =
-            crate::view::view(&self.store, self.engine.node().identity(), names, &m, now, self.delivery_timeout_ms)
-                .await
-        {
+        if let Some(v) = self.view_now(&m).await {
             if matches!(&v.body, MessageBody::Photo(p) if p.complete) {
                 self.emit(NodeEvent::PhotoReady(v));
             }
@@ -1360,19 +1360,7 @@ impl Actor {
                         tracing::warn!(%e, "opening group messages failed");
                     }
                 }
-                self.refresh_names().await;
-                let Some((_, names)) = &self.names else { return None };
-                let now = self.engine.clock().wall();
-                let view = crate::view::view(
-                    &self.store,
-                    self.engine.node().identity(),
-                    names,
-                    &m,
-                    now,
-                    self.delivery_timeout_ms,
-                )
-                .await;
-                if let Ok(Some(mut v)) = view {
+                if let Some(mut v) = self.view_now(&m).await {
                     let waiting = self.waiting();
                     if let Some(d) = v.delivery.as_mut() {
                         if d.state == DeliveryState::Saved {
