@@ -299,3 +299,89 @@ fn a_photos_pieces_do_not_spend_their_authors_push_budget_but_forged_ones_do() {
     assert_eq!(pushes_to(&h, 2).len(), 10, "the burst, then held back");
     assert_eq!(h.node.stats().held_back, 5);
 }
+
+#[test]
+fn pieces_that_come_before_their_header_are_each_delivered_once() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    // A header at 1 with 3 pieces (2..=4), then a text at 5.
+    let photo = photo_of(&ana, 1, 2 * CHUNK_BYTES + 10);
+    assert_eq!(photo.len(), 4);
+    let after = text(&ana, "camp-b12", 5, "after the photo");
+    // Piece 3 and the text first, then the header, then the other pieces.
+    for env in [&photo[2], &after, &photo[0], &photo[1], &photo[3]] {
+        h.frame(1, push(env));
+    }
+    let delivered: Vec<MessageId> = h.io.delivered.iter().map(|d| d.0).collect();
+    for env in photo.iter().chain([&after]) {
+        assert_eq!(delivered.iter().filter(|id| **id == env.id()).count(), 1, "{delivered:?}");
+    }
+    assert_eq!(delivered.len(), 5);
+    // The text was shown once the header came, before the last pieces.
+    let at = |id: MessageId| delivered.iter().position(|d| *d == id).unwrap();
+    assert!(at(after.id()) < at(photo[3].id()));
+}
+
+#[test]
+fn after_a_restart_what_was_shown_past_a_photos_pieces_is_not_shown_again() {
+    use festival_core::sync::{Config, Node, Snapshot, SnapshotHead};
+    let (ana, carrier) = (identity(5), identity(2));
+    let photo = photo_of(&ana, 1, 2 * CHUNK_BYTES + 10);
+    let n = photo.len() as u64 - 1;
+    let after = text(&ana, "camp-b12", n + 2, "shown before the restart");
+    // The store held the header and the text after it; the pieces were on
+    // their way when the device restarted.
+    let snapshot = Snapshot {
+        heads: vec![SnapshotHead {
+            room: room(),
+            author: ana.peer_id(),
+            contiguous: 1,
+            max: n + 2,
+            tip: Some(after.id()),
+        }],
+        held_above: vec![(room(), ana.peer_id(), n + 2, after.id())],
+        photos: vec![(room(), ana.peer_id(), 1, n)],
+        ..Snapshot::default()
+    };
+    let mut h = harness();
+    let cfg = Config { rooms: vec![RoomId::festival(), room()], ..Config::default() };
+    h.node = Node::new(identity(1), cfg, snapshot, PowerState::Mains, NOW);
+    h.link(1, &carrier);
+    for env in &photo[1..] {
+        h.frame(1, push(env));
+    }
+    let delivered: Vec<MessageId> = h.io.delivered.iter().map(|d| d.0).collect();
+    assert_eq!(delivered, photo[1..].iter().map(SignedEnvelope::id).collect::<Vec<_>>(), "the pieces only");
+    assert_eq!(h.node.head(&room(), &ana.peer_id()), (n + 2, n + 2));
+}
+
+#[test]
+fn a_header_that_was_not_pushed_frees_none_of_its_pieces_and_a_header_costs_more_than_a_text() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    h.link(2, &identity(3));
+    // A header at the hop limit is announced, not pushed (and not charged):
+    // its pieces that follow at hops 1 are charged as any message.
+    let photo = photo_of(&ana, 1, 256 * 1024);
+    h.frame(1, Frame::Push(Item { hops: 32, envelope: photo[0].bytes().to_vec() }).encode());
+    for env in &photo[1..] {
+        h.frame(1, push(env));
+    }
+    assert_eq!(pushes_to(&h, 2).len(), 10, "the pieces spent the budget's burst, then were held back");
+    assert_eq!(h.node.stats().held_back, 8);
+    // A header costs one and one per four pieces (18: five): with the
+    // burst of 10, two photos' headers go and the third waits.
+    let mut h = harness();
+    h.link(1, &carrier);
+    h.link(2, &identity(3));
+    let mut seq = 1;
+    for _ in 0..3 {
+        let p = photo_of(&identity(6), seq, 256 * 1024);
+        seq += p.len() as u64;
+        h.frame(1, push(&p[0]));
+    }
+    assert_eq!(pushes_to(&h, 2).len(), 2);
+    assert_eq!(h.node.stats().held_back, 1);
+}

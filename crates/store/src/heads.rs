@@ -5,7 +5,7 @@
 //! transaction, instead of being recomputed from `messages` on every summary.
 
 use festival_core::sync::{Snapshot, SnapshotHead};
-use festival_core::{MessageId, PeerId, RoomId};
+use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::chains::KnownChains;
@@ -336,6 +336,9 @@ impl Store {
                 for (seq, id) in self.held_above(&h.room, &h.author, h.contiguous).await? {
                     snapshot.held_above.push((h.room.clone(), h.author, seq, id));
                 }
+                for (seq, pieces) in self.photos_near_gap(&h.room, &h.author, h.contiguous, h.max).await? {
+                    snapshot.photos.push((h.room.clone(), h.author, seq, pieces));
+                }
             }
             let tip = tips.get(&(h.room.clone(), h.author)).copied();
             snapshot.heads.push(SnapshotHead {
@@ -350,6 +353,38 @@ impl Store {
         snapshot.equivocators = self.equivocators().await?;
         snapshot.blocked = self.people_choices().await?.into_iter().filter(|c| c.blocked).map(|c| c.peer).collect();
         Ok(snapshot)
+    }
+
+    /// The photo headers (seq, pieces) of one chain whose pieces may reach
+    /// above `contiguous`: from `MAX_CHUNKS` below it up to `max` (what the
+    /// core needs to go past missing pieces after a restart as before).
+    async fn photos_near_gap(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        contiguous: u64,
+        max: u64,
+    ) -> Result<Vec<(u64, u64)>> {
+        let from = contiguous.saturating_sub(festival_core::photo::MAX_CHUNKS as u64);
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT raw FROM messages
+             WHERE chain = (SELECT chain FROM heads WHERE room = ? AND author = ?)
+               AND kind = 9 AND seq > ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(room.as_str())
+        .bind(&author.as_bytes()[..])
+        .bind(crate::error::clamp_to_sql(from))
+        .bind(crate::error::clamp_to_sql(max))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(raw,)| SignedEnvelope::from_stored(&raw).ok())
+            .filter_map(|e| match e.parsed_body() {
+                festival_core::Body::Photo(p) => Some((e.seq(), p.chunks() as u64)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The head of every chain in every room.

@@ -90,12 +90,14 @@ impl Node {
     }
 
     /// Whether `author`'s next message may be pushed (takes from its budget).
-    pub(super) fn push_budget(&mut self, author: PeerId, now: Millis) -> bool {
+    /// Whether `author` may have a message that costs `n` pushed now (1,
+    /// or more for a photo's header), taking it from its budget if so.
+    pub(super) fn push_budget_n(&mut self, author: PeerId, n: u64, now: Millis) -> bool {
         if author == self.my_id {
             return true;
         }
         let (rate, burst) = self.cfg.author_push_rate;
-        self.crowd.budgets.get_or_insert_with(author, || TokenBucket::new(rate, burst, now)).take(now)
+        self.crowd.budgets.get_or_insert_with(author, || TokenBucket::new(rate, burst, now)).take_n(n, now)
     }
 
     /// Whether `author`'s budget is spent (takes nothing).
@@ -160,15 +162,15 @@ mod tests {
             PeerId::from_bytes(b)
         };
         for i in 0..caps::MAX_PUSH_BUDGETS as u32 + 500 {
-            assert!(node.push_budget(author(i), 0), "a fresh author has its burst");
+            assert!(node.push_budget_n(author(i), 1, 0), "a fresh author has its burst");
         }
         assert_eq!(node.crowd.budgets.len(), caps::MAX_PUSH_BUDGETS);
         // The newest are kept: the last one's budget is spent as it spends it.
         let last = author(caps::MAX_PUSH_BUDGETS as u32 + 499);
         let burst = Config::default().author_push_rate.1;
         for _ in 1..burst {
-            assert!(node.push_budget(last, 0));
+            assert!(node.push_budget_n(last, 1, 0));
         }
-        assert!(!node.push_budget(last, 0) && node.over_push_budget(&last, 0));
+        assert!(!node.push_budget_n(last, 1, 0) && node.over_push_budget(&last, 0));
     }
 }

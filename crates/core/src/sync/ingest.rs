@@ -255,6 +255,9 @@ impl Node {
         a.above.insert(seq, id);
         if late {
             out.push(Output::Deliver { id, room: room_id.clone(), author, seq });
+            if author != self.my_id {
+                self.stats.delivered += 1;
+            }
         }
         for (seq, next) in a.advance() {
             out.push(Output::Deliver { id: next, room: room_id.clone(), author, seq });
@@ -267,9 +270,11 @@ impl Node {
         if local {
             self.unsent.insert(id);
         }
-        // A photo counts once, as its header: its pieces neither make the
-        // node busy nor spend their author's push budget (see `forward`).
-        if p.live && env.kind() != Kind::PhotoChunk {
+        // A photo counts once, as its header: its pieces (at their places
+        // after a header pushed) neither make the node busy nor spend their
+        // author's push budget (see `forward`); anything else of the kind
+        // counts as any message.
+        if p.live && !self.piece_of_pushed_photo(&env) {
             self.crowd_count(now);
         }
         if p.live && (local || self.limits.relay_for_others) {
@@ -320,17 +325,22 @@ impl Node {
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
             lazy.append(&mut eager);
-        } else if eager.iter().any(|l| self.is_lan(*l))
-            && !self.piece_of_pushed_photo(env)
-            && !self.push_budget(env.author(), now)
-        {
-            // Its author is over its push budget: announced, not pushed, on
-            // direct links (they graft it, paced by their asking).
-            (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
-            self.stats.held_back += 1;
-        }
-        if kind == Kind::Photo && told.is_empty() {
-            self.remember_pushed_photo(env);
+        } else if eager.iter().any(|l| self.is_lan(*l)) && !self.piece_of_pushed_photo(env) {
+            // A photo's header is charged for its pieces too: one message
+            // of the budget, and one more per four pieces.
+            let cost = 1 + photo_pieces(env) / 4;
+            if self.push_budget_n(env.author(), cost, now) {
+                // Its pieces go without a charge of their own (only now: a
+                // header announced, not pushed, frees none).
+                if kind == Kind::Photo {
+                    self.remember_pushed_photo(env);
+                }
+            } else {
+                // Its author is over its push budget: announced, not pushed,
+                // on direct links (they graft it, paced by their asking).
+                (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
+                self.stats.held_back += 1;
+            }
         }
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
@@ -529,6 +539,17 @@ impl Node {
     }
 }
 
+/// How many pieces a photo's header says follow it; 0 for anything else.
+fn photo_pieces(env: &SignedEnvelope) -> u64 {
+    match env.kind() {
+        Kind::Photo => match env.parsed_body() {
+            Body::Photo(p) => p.chunks() as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
 /// When an announcement, a meet-up or an answer to one ends (see
 /// [`Body::end`]); `None` for every other kind (whose body is not parsed
 /// for it).
@@ -575,7 +596,7 @@ impl Node {
     /// be too (the latest [`super::caps::MAX_PUSHED_PHOTOS`] remembered).
     fn remember_pushed_photo(&mut self, env: &SignedEnvelope) {
         if let Body::Photo(p) = env.parsed_body() {
-            let (first, last) = (env.seq() + 1, env.seq() + p.chunks() as u64);
+            let (first, last) = (env.seq().saturating_add(1), env.seq().saturating_add(p.chunks() as u64));
             self.pushed_photos.insert(env.id(), (env.room().clone(), env.author(), first, last));
         }
     }

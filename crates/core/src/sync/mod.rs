@@ -285,6 +285,9 @@ pub struct Snapshot {
     pub equivocators: Vec<PeerId>,
     /// People the person using this device blocked (see [`Input::Block`]).
     pub blocked: Vec<PeerId>,
+    /// Photo headers held near a gap (room, author, seq, pieces): what
+    /// follows their pieces was shown before, and is not held again.
+    pub photos: Vec<(RoomId, PeerId, u64, u64)>,
 }
 
 /// A read of `from..=to` of an author's chain for a link: at most
@@ -621,6 +624,18 @@ impl Node {
         }
         for (room, author, seq, id) in snapshot.held_above {
             rooms.entry(room).or_default().author(author).above.insert(seq, id);
+        }
+        // Delivery goes past photos' pieces as it did before (what it
+        // passed was shown then: nothing is delivered again).
+        for r in rooms.values_mut() {
+            for a in r.authors.values_mut() {
+                a.shown = a.contiguous;
+            }
+        }
+        for (room, author, seq, n) in snapshot.photos {
+            let a = rooms.entry(room).or_default().author(author);
+            a.note_pieces(seq, n);
+            let _shown_before = a.advance();
         }
         let limits = limits(power);
         let rng = ChaCha20Rng::from_seed(cfg.rng_seed);

@@ -117,14 +117,16 @@ impl AuthorState {
             if let Some(id) = self.above.get(&next) {
                 out.push((next, *id));
                 self.shown = next;
-            } else if let Some(&(_, last)) = self.pieces.iter().find(|(first, last)| *first <= next && next <= *last) {
-                self.shown = last;
+            } else if self.pieces.iter().any(|(first, last)| *first <= next && next <= *last) {
+                // A piece still on its way: one seq at a time, so what is
+                // held further in the run is delivered as it is passed.
+                self.shown = next;
             } else {
                 break;
             }
         }
-        let contiguous = self.contiguous;
-        self.pieces.retain(|(_, last)| *last > contiguous);
+        let shown = self.shown;
+        self.pieces.retain(|(_, last)| *last > shown);
         self.shrink();
         out
     }
@@ -132,13 +134,19 @@ impl AuthorState {
     /// A photo's header held at `seq` says its pieces are the next `n`
     /// seqs: delivery may go past them (see `shown`).
     pub fn note_pieces(&mut self, seq: u64, n: u64) {
-        if n == 0 || seq.saturating_add(n) <= self.contiguous {
+        let run = (seq.saturating_add(1), seq.saturating_add(n));
+        if n == 0 || run.1 <= self.shown || self.pieces.contains(&run) {
             return;
         }
-        self.pieces.push((seq + 1, seq.saturating_add(n)));
+        // Runs delivery has passed are of no more use; past the cap, the
+        // furthest run is the one that waits (delivery reaches the nearer
+        // ones first).
+        let shown = self.shown;
+        self.pieces.retain(|(_, last)| *last > shown);
+        self.pieces.push(run);
         if self.pieces.len() > MAX_PIECE_RUNS {
             self.pieces.sort_unstable();
-            self.pieces.remove(0);
+            self.pieces.pop();
         }
     }
 
