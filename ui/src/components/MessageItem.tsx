@@ -4,6 +4,7 @@ import type { Author, MeetupAnswer, MessageView } from "../model";
 import { bodyText, meetupOf } from "../logic/meetup";
 import { MeetupCard } from "./MeetupCard";
 import { PhotoMessage } from "./PhotoMessage";
+import { photoStalled } from "../logic/photo";
 import { describeDelivery, notDeliveredText, shortDelivery, waitingText, type Delivery } from "../logic/delivery";
 import { clockTime, toMs } from "../logic/format";
 import { plainName, sameAuthor } from "../logic/person";
@@ -149,7 +150,7 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
           {card ? (
             <MeetupCard id={m.id} card={card} onAnswer={onAnswer} now={now ?? toMs(m.created_at)} />
           ) : m.body.type === "photo" ? (
-            <PhotoMessage id={m.id} photo={m.body} />
+            <PhotoMessage id={m.id} photo={m.body} stalled={photoStalled(m, now ?? toMs(m.created_at))} />
           ) : (
             <p className="msg-text">
               <MentionText text={bodyText(m.body)} />
@@ -185,6 +186,7 @@ export const MessageItem = memo(function MessageItem({ m, author, head, delivery
   a.onAuthor === b.onAuthor &&
   a.onAnswer === b.onAnswer &&
   a.onRetry === b.onRetry &&
-  // A card's "in 10 min" moves with the clock; a text does not.
-  (a.m.body.type !== "meetup" || a.now === b.now) &&
+  // A card's "in 10 min" moves with the clock, and so does whether a
+  // photo's pieces are still coming; a text does not.
+  ((a.m.body.type !== "meetup" && !(a.m.body.type === "photo" && !a.m.body.complete)) || a.now === b.now) &&
   sameDelivery(a.delivery, b.delivery));

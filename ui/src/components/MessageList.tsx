@@ -1,6 +1,7 @@
 import { Fragment, useEffect, useLayoutEffect, useRef, useState, type ReactNode } from "react";
 import type { Author, MeetupAnswer, MessageView } from "../model";
 import { cardUp, nextCardEnd } from "../logic/meetup";
+import { nextPhotoStall } from "../logic/photo";
 import type { Delivery } from "../logic/delivery";
 import { dayLabel, sameDay, toMs } from "../logic/format";
 import { MessageItem } from "./MessageItem";
@@ -41,9 +42,12 @@ export function MessageList(p: MessageListProps) {
   const [, setTick] = useState(0);
   const t = now();
   const end = nextCardEnd(p.messages, t);
+  // And when a photo's pieces stop coming: it says so then.
+  const stall = nextPhotoStall(p.messages, t);
+  const wake = end === null ? stall : stall === null ? end : Math.min(end, stall);
   useEffect(() => {
-    if (end === null) return;
-    const id = setTimeout(() => setTick((n) => n + 1), Math.min(60_000, Math.max(0, end - now()) + 50));
+    if (wake === null) return;
+    const id = setTimeout(() => setTick((n) => n + 1), Math.min(60_000, Math.max(0, wake - now()) + 50));
     return () => clearTimeout(id);
   });
   const messages = end === null && !p.messages.some((m) => m.body.type === "meetup") ? p.messages : p.messages.filter((m) => cardUp(m, t));

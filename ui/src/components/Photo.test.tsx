@@ -2,7 +2,7 @@ import { act, cleanup, fireEvent, screen, waitFor, within } from "@testing-libra
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiError, photoBody as wireBody } from "../api";
-import { checkPicture, MAX_PICTURE_BYTES } from "../logic/photo";
+import { checkPicture, MAX_PICTURE_BYTES, nextPhotoStall, PHOTO_STALL_MS } from "../logic/photo";
 import { bodyText } from "../logic/meetup";
 import type { MessageView } from "../model";
 import { message, photoBody, stubApi, THUMB } from "../test/stubApi";
@@ -55,6 +55,19 @@ describe("photos in a conversation", () => {
     const whole = await screen.findByRole("button", { name: /Open it full size/ });
     await waitFor(() => expect(whole.querySelector("img")!.getAttribute("src")).toMatch(/^blob:photo-/));
     expect(screen.getByText("sunset from the hill")).toBeInTheDocument();
+  });
+
+  it("a photo whose pieces stopped coming says so, one still coming does not", async () => {
+    const now = Date.now();
+    const stuck = { ...photo({ complete: false, caption: "lost on the way" }), received_at: now - 11 * 60_000, created_at: now - 11 * 60_000 };
+    const fresh = { ...photo({ complete: false, caption: "on its way" }), received_at: now - 60_000, created_at: now - 60_000 };
+    const api = stubApi({ history: async () => ({ messages: [stuck, fresh], next: null }) });
+    renderApp(api);
+    const lost = await screen.findByRole("button", { name: /Photo: lost on the way\. Not all of it came/ });
+    expect(within(lost).getByRole("status")).toHaveTextContent("Not all of it came");
+    const coming = screen.getByRole("button", { name: /Photo: on its way\. Still coming/ });
+    expect(within(coming).getByRole("status")).toHaveTextContent("Coming…");
+    expect(api.photo).not.toHaveBeenCalled();
   });
 
   it("opens full size in a dialog, closed by Escape with the focus back on the photo", async () => {
@@ -190,6 +203,15 @@ describe("the wire and the words", () => {
     const header = JSON.parse(new TextDecoder().decode(body.slice(4, 4 + len)));
     expect(header).toEqual({ room: "camp-b12", caption: "🎪 gate" });
     expect([...body.slice(4 + len)]).toEqual([0xff, 0xd8, 0xff]);
+  });
+
+  it("the list is re-drawn when the next photo's pieces stop coming", () => {
+    const at = 1_000_000;
+    const coming = { ...photo({ complete: false }), received_at: at };
+    const later = { ...photo({ complete: false }), received_at: at + 5_000 };
+    expect(nextPhotoStall([photo(), later, coming], at + 1)).toBe(at + PHOTO_STALL_MS);
+    expect(nextPhotoStall([coming], at + PHOTO_STALL_MS + 1)).toBeNull();
+    expect(nextPhotoStall([photo()], at)).toBeNull();
   });
 
   it("a photo's preview text is its caption", () => {

@@ -115,7 +115,7 @@ function sizeLabel(bytes: number): string {
  * all its pieces are here, opened full size in a dialog (Enter or a click;
  * Escape closes it). The caption below, with mentions marked.
  */
-export function PhotoMessage({ id, photo }: { id: string; photo: PhotoView }) {
+export function PhotoMessage({ id, photo, stalled = false }: { id: string; photo: PhotoView; stalled?: boolean }) {
   const [open, setOpen] = useState(false);
   const button = useRef<HTMLButtonElement>(null);
   const near = useNearScreen(button);
@@ -138,13 +138,13 @@ export function PhotoMessage({ id, photo }: { id: string; photo: PhotoView }) {
         ref={button}
         className="photo-open"
         onClick={() => setOpen(true)}
-        aria-label={`${what}. ${coming ? "Still coming: the preview for now." : "Open it full size."}`}
+        aria-label={`${what}. ${stalled ? "Not all of it came: the preview is all there is for now." : coming ? "Still coming: the preview for now." : "Open it full size."}`}
         style={{ aspectRatio: `${photo.width} / ${photo.height}` }}
       >
         <img src={url ?? photo.thumb} alt="" width={photo.width} height={photo.height} draggable={false} />
         {coming && (
           <span className="photo-coming" role="status">
-            Coming…
+            {stalled ? "Not all of it came" : "Coming…"}
           </span>
         )}
       </button>
@@ -165,7 +165,7 @@ export function PhotoMessage({ id, photo }: { id: string; photo: PhotoView }) {
           </div>
           <p className="photo-facts">
             {photo.width} × {photo.height} · {sizeLabel(photo.bytes)}
-            {coming && " · still coming: this is the preview"}
+            {coming && (stalled ? " · not all of it came: this is the preview" : " · still coming: this is the preview")}
           </p>
         </Dialog>
       )}
