@@ -20,6 +20,20 @@ fn corpus(authors: usize, per_author: u64) -> Vec<SignedEnvelope> {
     out
 }
 
+/// A node with two links, fed `msgs` in `order` then `dups` again, each as
+/// a push or (per `as_batch`) a batch of one, the links taking turns.
+fn fed(msgs: &[SignedEnvelope], order: &[usize], dups: &[usize], as_batch: &[bool]) -> Harness {
+    let peers = [common::identity(1), common::identity(2)];
+    let mut h = Harness::new(9, vec![]);
+    h.link(1, &peers[0]);
+    h.link(2, &peers[1]);
+    for (k, &i) in order.iter().chain(dups).enumerate() {
+        let bytes = if as_batch[k % as_batch.len()] { common::batch(&msgs[i..=i]) } else { common::push(&msgs[i]) };
+        h.frame(1 + (k % 2) as u64, bytes);
+    }
+    h
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
@@ -29,15 +43,7 @@ proptest! {
         as_batch in prop::collection::vec(any::<bool>(), 34),
     ) {
         let msgs = corpus(3, 8);
-        let peers = [common::identity(1), common::identity(2)];
-        let mut h = Harness::new(9, vec![]);
-        h.link(1, &peers[0]);
-        h.link(2, &peers[1]);
-        let sequence: Vec<usize> = order.iter().chain(dups.iter()).copied().collect();
-        for (k, &i) in sequence.iter().enumerate() {
-            let bytes = if as_batch[k % as_batch.len()] { common::batch(&msgs[i..=i]) } else { common::push(&msgs[i]) };
-            h.frame(1 + (k % 2) as u64, bytes);
-        }
+        let h = fed(&msgs, &order, &dups, &as_batch);
         // Each message exactly once, in per-author order, none missing.
         prop_assert_eq!(h.delivered.len(), msgs.len());
         let mut last: BTreeMap<PeerId, u64> = BTreeMap::new();
@@ -111,15 +117,7 @@ proptest! {
         use festival_core::Kind;
         let msgs = corpus_with_photos(2);
         prop_assert_eq!(msgs.len(), 20);
-        let peers = [common::identity(1), common::identity(2)];
-        let mut h = Harness::new(9, vec![]);
-        h.link(1, &peers[0]);
-        h.link(2, &peers[1]);
-        let sequence: Vec<usize> = order.iter().chain(dups.iter()).copied().collect();
-        for (k, &i) in sequence.iter().enumerate() {
-            let bytes = if as_batch[k % as_batch.len()] { common::batch(&msgs[i..=i]) } else { common::push(&msgs[i]) };
-            h.frame(1 + (k % 2) as u64, bytes);
-        }
+        let h = fed(&msgs, &order, &dups, &as_batch);
         prop_assert_eq!(h.delivered.len(), msgs.len());
         let kind: BTreeMap<_, _> = msgs.iter().map(|m| (m.id(), m.kind())).collect();
         let header_of: BTreeMap<_, _> = msgs

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{start, until};
+use common::{three_linked, until};
 use festival_core::body::{MeetupAnswer, MEETUP_GRACE_MS};
 use festival_core::sync::SendError;
 use festival_core::{MessageId, RoomId};
@@ -34,12 +34,7 @@ async fn answers_reach_the_card_each_persons_latest_counting() {
     festival_node::netns::require_private_netns();
     let hub = MdnsHub::new(&[]).expect("mDNS hub");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ana = start(&hub, dirs[0].path(), "Ana", None).await;
-    let ben = start(&hub, dirs[1].path(), "Ben", None).await;
-    let cy = start(&hub, dirs[2].path(), "Cy", None).await;
-    for n in [&ana, &ben, &cy] {
-        until("linked", async || n.status().await.unwrap().links >= 1).await;
-    }
+    let (ana, ben, cy) = three_linked(&hub, &dirs).await;
     let room = RoomId::festival();
     let now = festival_node::clock::now_ms();
     let at = now + 3_600_000;

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::Cursor;
 
-use common::{start, until};
+use common::{three_linked, until};
 use festival_core::sync::SendError;
 use festival_core::{MessageId, RoomId};
 use festival_node::discovery::MdnsHub;
@@ -39,12 +39,7 @@ async fn a_photo_reaches_everyone_whole_and_bad_pictures_are_typed_errors() {
     festival_node::netns::require_private_netns();
     let hub = MdnsHub::new(&[]).expect("mDNS hub");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ana = start(&hub, dirs[0].path(), "Ana", None).await;
-    let ben = start(&hub, dirs[1].path(), "Ben", None).await;
-    let cy = start(&hub, dirs[2].path(), "Cy", None).await;
-    for n in [&ana, &ben, &cy] {
-        until("linked", async || n.status().await.unwrap().links >= 1).await;
-    }
+    let (ana, ben, cy) = three_linked(&hub, &dirs).await;
     let room = RoomId::festival();
 
     // Bad input: a typed error, nothing sent, the node goes on.

@@ -43,3 +43,15 @@ pub async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     .await;
     assert!(ok.is_ok(), "{what} within {DEADLINE:?}");
 }
+
+/// Ana, Ben and Cy on `hub`, in `dirs` (three, kept by the caller), once
+/// each has a link.
+pub async fn three_linked(hub: &MdnsHub, dirs: &[tempfile::TempDir]) -> (NodeHandle, NodeHandle, NodeHandle) {
+    let ana = start(hub, dirs[0].path(), "Ana", None).await;
+    let ben = start(hub, dirs[1].path(), "Ben", None).await;
+    let cy = start(hub, dirs[2].path(), "Cy", None).await;
+    for n in [&ana, &ben, &cy] {
+        until("linked", async || n.status().await.unwrap().links >= 1).await;
+    }
+    (ana, ben, cy)
+}
