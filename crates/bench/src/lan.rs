@@ -551,13 +551,9 @@ async fn joined<T>(task: tokio::task::JoinHandle<anyhow::Result<T>>) -> anyhow::
 /// (festival-photo) is not what the lan bench measures.
 fn stand_in_jpeg(len: usize, width: u16, height: u16) -> Vec<u8> {
     use rand::RngCore;
-    let mut v = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08];
-    v.extend_from_slice(&height.to_be_bytes());
-    v.extend_from_slice(&width.to_be_bytes());
-    v.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
-    let mut noise = vec![0u8; len.saturating_sub(v.len())];
-    rand::rngs::OsRng.fill_bytes(&mut noise);
-    v.extend(noise);
+    let mut v = festival_core::photo::frame_only_jpeg(len, width, height);
+    // Its frame header is the first 21 bytes; the filler becomes noise.
+    rand::rngs::OsRng.fill_bytes(&mut v[21..]);
     v
 }
 

@@ -83,7 +83,8 @@ pub fn jpeg_size(bytes: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// Bytes that pass every check of the protocol for a JPEG of `width` x
-/// `height` and `len` bytes (a frame header, then filler), for tests and
+/// `height` and `len` bytes (a 21-byte frame header, then filler; never
+/// shorter than the header), for tests and
 /// benchmarks of what carries photos: no decoder can show them.
 pub fn frame_only_jpeg(len: usize, width: u16, height: u16) -> Vec<u8> {
     let mut v = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08];

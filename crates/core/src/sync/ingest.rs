@@ -246,11 +246,8 @@ impl Node {
         // A photo's header: what follows its pieces is shown without
         // waiting for them. A piece that comes after what followed it was
         // shown is delivered now.
-        if env.kind() == Kind::Photo {
-            if let Body::Photo(photo) = env.parsed_body() {
-                a.note_pieces(seq, photo.chunks() as u64);
-            }
-        }
+        let pieces = photo_pieces(&env);
+        a.note_pieces(seq, pieces);
         let late = seq > a.contiguous && seq <= a.shown;
         a.above.insert(seq, id);
         if late {
@@ -274,11 +271,12 @@ impl Node {
         // after a header pushed) neither make the node busy nor spend their
         // author's push budget (see `forward`); anything else of the kind
         // counts as any message.
-        if p.live && !self.piece_of_pushed_photo(&env) {
+        let free_piece = self.piece_of_pushed_photo(&env);
+        if p.live && !free_piece {
             self.crowd_count(now);
         }
         if p.live && (local || self.limits.relay_for_others) {
-            self.forward(&env, p.hops, p.from, now, out);
+            self.forward(&env, p.hops, p.from, PhotoPart { pieces, free_piece }, now, out);
         } else if !p.live {
             self.announce.insert(room_id.clone());
             self.announce_due.get_or_insert(now + self.cfg.graft_timeout_ms);
@@ -295,7 +293,15 @@ impl Node {
 
     /// Push along the room's tree, announce to the rest (see `crowd` for
     /// what a busy crowd and an author over its budget change).
-    fn forward(&mut self, env: &SignedEnvelope, hops: u8, from: Option<LinkId>, now: Millis, out: &mut Vec<Output>) {
+    fn forward(
+        &mut self,
+        env: &SignedEnvelope,
+        hops: u8,
+        from: Option<LinkId>,
+        photo: PhotoPart,
+        now: Millis,
+        out: &mut Vec<Output>,
+    ) {
         let room_id = env.room().clone();
         let Some(room) = self.rooms.get(&room_id) else { return };
         // Another's message that came with hops 0 (no honest sender writes
@@ -325,15 +331,14 @@ impl Node {
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
             lazy.append(&mut eager);
-        } else if eager.iter().any(|l| self.is_lan(*l)) && !self.piece_of_pushed_photo(env) {
+        } else if eager.iter().any(|l| self.is_lan(*l)) && !photo.free_piece {
             // A photo's header is charged for its pieces too: one message
             // of the budget, and one more per four pieces.
-            let cost = 1 + photo_pieces(env) / 4;
-            if self.push_budget_n(env.author(), cost, now) {
+            if self.push_budget_n(env.author(), 1 + photo.pieces / 4, now) {
                 // Its pieces go without a charge of their own (only now: a
                 // header announced, not pushed, frees none).
-                if kind == Kind::Photo {
-                    self.remember_pushed_photo(env);
+                if photo.pieces > 0 {
+                    self.remember_pushed_photo(env, photo.pieces);
                 }
             } else {
                 // Its author is over its push budget: announced, not pushed,
@@ -539,6 +544,15 @@ impl Node {
     }
 }
 
+/// What `forward` needs to know of a photo: how many pieces a header says
+/// follow it (0 for anything else), and whether a piece is one of a pushed
+/// header's (`piece_of_pushed_photo`), each worked out once per envelope.
+#[derive(Clone, Copy)]
+struct PhotoPart {
+    pieces: u64,
+    free_piece: bool,
+}
+
 /// How many pieces a photo's header says follow it; 0 for anything else.
 fn photo_pieces(env: &SignedEnvelope) -> u64 {
     match env.kind() {
@@ -577,8 +591,8 @@ impl Node {
     /// Whether `env` is one of the pieces of a photo whose header was
     /// pushed (within its author's budget): at its own place after that
     /// header, by its author, in its room. Such a piece is pushed without
-    /// spending the budget again: a photo costs its author one message of
-    /// it, and the author's texts after it are still pushed.
+    /// spending the budget again: its header paid for it (see `forward`),
+    /// and the author's texts after the photo are still pushed.
     pub(super) fn piece_of_pushed_photo(&self, env: &SignedEnvelope) -> bool {
         if env.kind() != Kind::PhotoChunk {
             return false;
@@ -594,11 +608,9 @@ impl Node {
 
     /// A photo's header pushed within its author's budget: its pieces will
     /// be too (the latest [`super::caps::MAX_PUSHED_PHOTOS`] remembered).
-    fn remember_pushed_photo(&mut self, env: &SignedEnvelope) {
-        if let Body::Photo(p) = env.parsed_body() {
-            let (first, last) = (env.seq().saturating_add(1), env.seq().saturating_add(p.chunks() as u64));
-            self.pushed_photos.insert(env.id(), (env.room().clone(), env.author(), first, last));
-        }
+    fn remember_pushed_photo(&mut self, env: &SignedEnvelope, pieces: u64) {
+        let (first, last) = (env.seq().saturating_add(1), env.seq().saturating_add(pieces));
+        self.pushed_photos.insert(env.id(), (env.room().clone(), env.author(), first, last));
     }
 
     /// Whether `link`'s peer takes envelopes of `kind` (a link whose hello

@@ -620,6 +620,8 @@ impl Node {
         for h in snapshot.heads {
             let a = rooms.entry(h.room).or_default().author(h.author);
             a.contiguous = h.contiguous;
+            // What it held was shown before (see below for past pieces).
+            a.shown = h.contiguous;
             a.tip = h.tip;
         }
         for (room, author, seq, id) in snapshot.held_above {
@@ -627,11 +629,6 @@ impl Node {
         }
         // Delivery goes past photos' pieces as it did before (what it
         // passed was shown then: nothing is delivered again).
-        for r in rooms.values_mut() {
-            for a in r.authors.values_mut() {
-                a.shown = a.contiguous;
-            }
-        }
         for (room, author, seq, n) in snapshot.photos {
             let a = rooms.entry(room).or_default().author(author);
             a.note_pieces(seq, n);

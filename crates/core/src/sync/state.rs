@@ -11,7 +11,7 @@ use super::refusals::RefusalWindow;
 use super::{LinkKind, Load};
 
 /// Photos per author chain whose missing pieces delivery goes past at
-/// once (an author sends a few at a time; beyond, the oldest run waits
+/// once (an author sends a few at a time; beyond, the furthest run waits
 /// for its pieces as any gap does).
 pub(crate) const MAX_PIECE_RUNS: usize = 4;
 
