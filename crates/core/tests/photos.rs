@@ -385,3 +385,30 @@ fn a_header_that_was_not_pushed_frees_none_of_its_pieces_and_a_header_costs_more
     assert_eq!(pushes_to(&h, 2).len(), 2);
     assert_eq!(h.node.stats().held_back, 1);
 }
+
+#[test]
+fn past_the_cap_of_photos_a_chain_goes_past_the_furthest_waits_for_its_pieces() {
+    let (ana, carrier) = (identity(5), identity(2));
+    let mut h = harness();
+    h.link(1, &carrier);
+    // A text at 1 still on its way, then five photos of two pieces each
+    // (headers at 2, 5, 8, 11, 14), then a text at 17: five runs of pieces
+    // ahead of delivery, one more than a chain keeps.
+    let first = text(&ana, "camp-b12", 1, "first");
+    let photos: Vec<Vec<SignedEnvelope>> = (0..5).map(|i| photo_of(&ana, 2 + 3 * i, CHUNK_BYTES + 10)).collect();
+    let last = text(&ana, "camp-b12", 17, "after five photos");
+    for p in &photos {
+        h.frame(1, push(&p[0]));
+    }
+    h.frame(1, push(&last));
+    assert!(h.io.delivered.is_empty(), "all wait for the text at 1");
+    h.frame(1, push(&first));
+    let shown: Vec<u64> = h.io.delivered.iter().map(|d| d.2).collect();
+    assert_eq!(shown, vec![1, 2, 5, 8, 11, 14], "past four photos' pieces; the fifth's hold the text after it");
+    // Its pieces come: they and the text are shown.
+    for env in &photos[4][1..] {
+        h.frame(1, push(env));
+    }
+    let shown: Vec<u64> = h.io.delivered.iter().map(|d| d.2).collect();
+    assert_eq!(&shown[6..], &[15, 16, 17]);
+}

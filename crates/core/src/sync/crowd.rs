@@ -173,4 +173,35 @@ mod tests {
         }
         assert!(!node.push_budget_n(last, 1, 0) && node.over_push_budget(&last, 0));
     }
+
+    #[test]
+    fn the_photos_whose_pieces_go_free_are_remembered_no_further_than_the_cap() {
+        use crate::body::Body;
+        use crate::envelope::{Draft, SignedEnvelope};
+        use crate::photo::{cut, frame_only_jpeg, PhotoChunkBody};
+        let me = Identity::from_secret_bytes(&[1; 32]);
+        let mut node = Node::new(me, Config::default(), Snapshot::default(), PowerState::Mains, 0);
+        let ana = Identity::from_secret_bytes(&[2; 32]);
+        let room = crate::ids::RoomId::festival();
+        let sign = |seq: u64, body: Body| {
+            let draft = Draft { seq, room: room.clone(), kind: body.kind(), created_at: 1, body: body.encode() };
+            SignedEnvelope::sign(&ana, draft).unwrap()
+        };
+        let c = cut(&frame_only_jpeg(100, 8, 8), 8, 8, String::new(), frame_only_jpeg(50, 4, 4)).unwrap();
+        // One more photo than the cap, each a header and its one piece.
+        let photos: Vec<(SignedEnvelope, SignedEnvelope)> = (0..caps::MAX_PUSHED_PHOTOS as u64 + 1)
+            .map(|i| {
+                let header = sign(2 * i + 1, Body::Photo(c.header.clone()));
+                let piece = PhotoChunkBody { photo: header.id(), index: 0, data: c.chunks[0].clone() };
+                (header.clone(), sign(2 * i + 2, Body::PhotoChunk(piece)))
+            })
+            .collect();
+        for (header, _) in &photos {
+            node.remember_pushed_photo(header, 1);
+        }
+        assert_eq!(node.pushed_photos.len(), caps::MAX_PUSHED_PHOTOS);
+        // The oldest is forgotten (its piece is charged as any message), the newest kept.
+        assert!(!node.piece_of_pushed_photo(&photos[0].1));
+        assert!(node.piece_of_pushed_photo(&photos[caps::MAX_PUSHED_PHOTOS].1));
+    }
 }

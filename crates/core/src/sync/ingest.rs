@@ -608,7 +608,7 @@ impl Node {
 
     /// A photo's header pushed within its author's budget: its pieces will
     /// be too (the latest [`super::caps::MAX_PUSHED_PHOTOS`] remembered).
-    fn remember_pushed_photo(&mut self, env: &SignedEnvelope, pieces: u64) {
+    pub(super) fn remember_pushed_photo(&mut self, env: &SignedEnvelope, pieces: u64) {
         let (first, last) = (env.seq().saturating_add(1), env.seq().saturating_add(pieces));
         self.pushed_photos.insert(env.id(), (env.room().clone(), env.author(), first, last));
     }
