@@ -278,6 +278,7 @@ impl Store {
                 outbox_script(&mut script, &fresh, received_at);
             }
             crate::meetups::replies_script(&mut script, &fresh);
+            queues_script(&mut script, &fresh, before, self.search_queue.load(std::sync::atomic::Ordering::Relaxed));
             let mut marks = heads_script(&mut script, &chains);
             marks.extend(unchanged);
             room_usage_script(&mut script, &chains);
@@ -367,5 +368,31 @@ fn outbox_script(script: &mut Script, rows: &[&Row<'_>], queued_at: i64) {
                 .bind(row.seq)
                 .bind(queued_at);
         }
+    }
+}
+
+/// Queue the new rows of this transaction (every rowid above `before`) for
+/// what the node does with them later, outside ingest: texts, meet-ups,
+/// photos and the sealed DMs to or from this device for search
+/// (`crate::search`, when `search`), group mail to open (`crate::groups`).
+/// Triggers did this before migration 0012, at the price of a temporary
+/// copy of each batch and one trigger program per row (see there). One
+/// statement per queue, and none for a queue the batch gives nothing: the
+/// kinds are known here. The DM condition stays in SQL, next to the
+/// identity it compares with, as the trigger had it.
+fn queues_script(script: &mut Script, fresh: &[&Row<'_>], before: i64, search: bool) {
+    let any = |kinds: &[Kind]| fresh.iter().any(|row| kinds.contains(&row.env.kind()));
+    if search && any(&[Kind::Text, Kind::SealedDm, Kind::Meetup, Kind::Photo]) {
+        script
+            .sql(
+                "INSERT INTO search_pending (pk) SELECT pk FROM messages
+                 WHERE pk > ? AND (kind IN (0, 6, 9)
+                     OR (kind = 2 AND (recipient = (SELECT peer_id FROM identity)
+                                       OR author = (SELECT peer_id FROM identity))));",
+            )
+            .bind(before);
+    }
+    if any(&[Kind::GroupMessage]) {
+        script.sql("INSERT INTO group_pending (pk) SELECT pk FROM messages WHERE pk > ? AND kind = 8;").bind(before);
     }
 }

@@ -121,9 +121,8 @@ impl Store {
     /// texts for search, to measure what the queueing costs. Never used by
     /// a node (search would miss what arrives afterwards).
     #[doc(hidden)]
-    pub async fn drop_search_trigger_for_bench(&self) -> Result<()> {
-        sqlx::query("DROP TRIGGER IF EXISTS messages_search_pending").execute(&self.writer).await?;
-        Ok(())
+    pub fn stop_search_queue_for_bench(&self) {
+        self.search_queue.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Merge the index's segments into one, dropping what deleted messages

@@ -88,3 +88,35 @@ async fn indexing_goes_in_batches_and_stops_at_the_limit() {
     assert_eq!(store.search("set", 100).await.unwrap().len(), 100, "clamped to MAX_SEARCH_RESULTS");
     assert_eq!(store.search("1200", 5).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_batch_queues_what_one_by_one_queues_and_copies_queue_nothing_again() {
+    let (_dir, store) = temp_store().await;
+    let (me, ana, ben) = (identity(1), identity(2), identity(3));
+    store.create_identity(&me, "Me", 1).await.unwrap();
+    let stage = room("main-stage");
+    // Something stored before, so the batch's rows are not the first rowids.
+    store.insert(&text(&ben, &stage, 1, 500, "earlier"), 1, 10_000, false).await.unwrap();
+    store.index_pending(&me, 10).await.unwrap();
+    let batch: Vec<_> = [
+        text(&ana, &stage, 1, 1_000, "batch text one"),
+        sealed(&ana, &me.peer_id(), 1, 2_000, "batch dm to me"),
+        profile(&ana, &RoomId::festival(), 2, 3_000, "batch name"),
+        sealed(&ana, &ben.peer_id(), 3, 4_000, "batch dm for ben"),
+        sealed(&me, &ana.peer_id(), 1, 5_000, "batch dm from me"),
+        text(&ana, &stage, 2, 6_000, "batch text two"),
+    ]
+    .into_iter()
+    .map(|e| (e, 1u8))
+    .collect();
+    store.insert_batch(&batch, 10_000, false).await.unwrap();
+    // The two texts and my two DMs; not Ben's mail, not a profile.
+    assert_eq!(store.search_pending().await.unwrap(), 4);
+    // The same batch again, with one new text: only the new one is queued.
+    let mut again = batch.clone();
+    again.push((text(&ana, &stage, 3, 7_000, "batch text three"), 1));
+    store.insert_batch(&again, 10_000, false).await.unwrap();
+    assert_eq!(store.search_pending().await.unwrap(), 5);
+    assert_eq!(store.index_pending(&me, 100).await.unwrap(), 5);
+    assert_eq!(store.search("batch", 10).await.unwrap().len(), 5);
+}
