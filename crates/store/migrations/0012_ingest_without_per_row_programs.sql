@@ -16,3 +16,13 @@
 -- eviction and expiry delete in their own statements.
 DROP TRIGGER messages_search_pending;
 DROP TRIGGER messages_group_pending;
+
+-- The unread index's condition, `kind IN (0, 2, 6, 9)`, cost ingest more
+-- than the index itself: SQLite evaluates a partial index's WHERE for every
+-- row inserted, and an IN list there measured ~3 times the cost of the same
+-- index without a condition. The same set as a bit mask (bits 0, 2, 6 and
+-- 9: 1 + 4 + 64 + 512 = 581) is two integer operations. Queries repeat it
+-- verbatim (src/rooms.rs), as SQLite only uses a partial index whose
+-- condition it sees the query implies.
+DROP INDEX messages_unread;
+CREATE INDEX messages_unread ON messages (room, received_at) WHERE (581 >> kind) & 1;
