@@ -281,11 +281,13 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
         // The index takes room in the budget: the node's next pass evicts
         // for it, as for anything else.
         let db_indexed = store.disk_usage().await?.total();
+        let t = Instant::now();
         let after_index = if a.no_evict || a.searches == 0 {
             Default::default()
         } else {
             store.evict(&budget, T0 + a.messages as u64).await?
         };
+        let evict_index_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         if a.optimize {
             store.optimize_search_index().await?;
@@ -344,6 +346,8 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
             // eviction pass that makes room for the index.
             "search_db_mb": mb(db_indexed),
             "search_evicted": after_index.messages,
+            // How long that pass took (FTS5 deletes and merges included).
+            "search_evict_s": (evict_index_s * 100.0).round() / 100.0,
             "search_optimize": a.optimize,
             "search_optimize_s": (optimize_s * 100.0).round() / 100.0,
             "search_index_msgs_per_s": if index_s > 0.0 { (indexed as f64 / index_s).round() } else { 0.0 },

@@ -2,14 +2,15 @@
 //! places, photos' captions, and DMs to or from us (SQLite FTS5,
 //! `migrations/0007_search.sql`, `0011_photos.sql`).
 //!
-//! Ingest only queues a message (a trigger writes its pk to
-//! `search_pending`); [`Store::index_pending`] opens DMs and indexes the
+//! Ingest only queues a message (it writes its pk to `search_pending`
+//! in the same transaction, `ingest::queues_script`); [`Store::index_pending`] opens DMs and indexes the
 //! queue in batches, outside the ingest transaction. A message deleted by
 //! expiry or eviction leaves the index and the queue with it (a trigger).
 //! Blocked people's messages stay indexed and are left out of results.
 
 use festival_core::body::{open_dm, Body};
 use festival_core::{Identity, SignedEnvelope};
+use sqlx::AssertSqlSafe;
 
 use crate::error::{Result, StoreError};
 use crate::open::Store;
@@ -28,6 +29,19 @@ pub const MAX_QUERY_TERMS: usize = 8;
 /// eviction (~1,000 rows): segments holding many deleted rows are rewritten
 /// without them, a little at a time.
 pub const SEARCH_MERGE_PAGES: u32 = 500;
+
+/// A message's rowid in the search index is its pk times this (see
+/// migrations/0013_search_rowids_spread.sql, whose delete trigger repeats
+/// the number): eviction deletes consecutive pks, and FTS5's tombstone hash
+/// probes linearly, so consecutive rowids made long runs every lookup
+/// walked. Keeps the order: newest first is still by rowid.
+pub(crate) const SEARCH_ROWID_STRIDE: i64 = 997;
+
+/// The search index's rowid of a message's pk; `None` past 63 bits (a pk
+/// above 9 * 10^15, which no store reaches).
+fn search_rowid(pk: i64) -> Option<i64> {
+    pk.checked_mul(SEARCH_ROWID_STRIDE)
+}
 
 /// A bounded FTS5 merge (see [`SEARCH_MERGE_PAGES`]), in a transaction of
 /// its own after a delete.
@@ -98,13 +112,14 @@ impl Store {
             for (pk, text) in &texts {
                 // Still queued: its message was not deleted meanwhile (its
                 // pk could then be another message's).
-                if let Some(text) = text {
+                if let (Some(text), Some(rowid)) = (text, search_rowid(*pk)) {
                     sqlx::query(
                         "INSERT INTO message_search (rowid, text)
-                         SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM search_pending WHERE pk = ?1)",
+                         SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM search_pending WHERE pk = ?3)",
                     )
-                    .bind(pk)
+                    .bind(rowid)
                     .bind(text)
+                    .bind(pk)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -149,16 +164,18 @@ impl Store {
             return Err(StoreError::BadQuery(format!("at most {MAX_QUERY_CHARS} characters")));
         }
         let query = fts_query(typed).ok_or_else(|| StoreError::BadQuery("type a word to search for".into()))?;
-        let rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT m.id, m.raw, m.hops, m.received_at FROM message_search s JOIN messages m ON m.pk = s.rowid
+        let sql = format!(
+            "SELECT m.id, m.raw, m.hops, m.received_at FROM message_search s
+             JOIN messages m ON m.pk = s.rowid / {SEARCH_ROWID_STRIDE}
              WHERE message_search MATCH ?1
                AND m.author NOT IN (SELECT peer_id FROM people_choices WHERE blocked = 1)
-             ORDER BY s.rowid DESC LIMIT ?2",
-        )
-        .bind(query)
-        .bind(i64::from(limit.clamp(1, MAX_SEARCH_RESULTS)))
-        .fetch_all(&self.reader)
-        .await?;
+             ORDER BY s.rowid DESC LIMIT ?2"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(query)
+            .bind(i64::from(limit.clamp(1, MAX_SEARCH_RESULTS)))
+            .fetch_all(&self.reader)
+            .await?;
         rows.into_iter().map(stored).collect()
     }
 }
@@ -169,13 +186,32 @@ mod tests {
     use festival_core::Kind;
 
     #[test]
-    fn the_triggers_kind_literals_match_the_core() {
+    fn the_queues_kind_literals_match_the_core() {
+        // The search queue's statement in ingest::queues_script and the
+        // delete trigger (migration 0011) name kinds by their codes.
         assert_eq!(Kind::Text.code(), 0);
         assert_eq!(Kind::SealedDm.code(), 2);
         assert_eq!(Kind::Meetup.code(), 6);
         assert_eq!(Kind::Photo.code(), 9);
         // The history query leaves photos' chunks out by their code.
         assert_eq!(Kind::PhotoChunk.code(), 10);
+    }
+
+    /// The delete trigger (migration 0013) names the index's rowid as
+    /// ingest writes it.
+    #[tokio::test]
+    async fn the_delete_trigger_spreads_rowids_as_indexing_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&dir.path().join("s.db")).await.unwrap();
+        let (sql,): (String,) =
+            sqlx::query_as("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = 'messages_search_gone'")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert!(sql.contains(&format!("rowid = old.pk * {}", super::SEARCH_ROWID_STRIDE)), "{sql}");
+        assert_eq!(super::search_rowid(3), Some(3 * 997));
+        assert_eq!(super::search_rowid(i64::MAX / 2), None);
+        store.close().await;
     }
 
     #[test]

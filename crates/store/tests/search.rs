@@ -120,3 +120,28 @@ async fn a_batch_queues_what_one_by_one_queues_and_copies_queue_nothing_again() 
     assert_eq!(store.index_pending(&me, 100).await.unwrap(), 5);
     assert_eq!(store.search("batch", 10).await.unwrap().len(), 5);
 }
+
+/// The index forgets a deleted message's words (the delete trigger and the
+/// index agree on its rowid): otherwise a later message given the same pk
+/// (SQLite hands out max + 1 again once the newest row is gone) would be
+/// found by words it does not hold.
+#[tokio::test]
+async fn a_deleted_message_leaves_no_word_behind_even_when_its_pk_is_reused() {
+    let (_dir, store) = temp_store().await;
+    let (me, ana, ben) = (identity(1), identity(2), identity(3));
+    store.create_identity(&me, "Me", 1).await.unwrap();
+    let stage = room("main-stage");
+    let gone = text(&ana, &stage, 1, 1_000, "zebra crossing at gate two");
+    store.insert(&gone, 1, 10_000, false).await.unwrap();
+    assert_eq!(store.index_pending(&me, 10).await.unwrap(), 1);
+    assert_eq!(store.search("zebra", 10).await.unwrap().len(), 1);
+    assert_eq!(store.expire(2_000, 100).await.unwrap(), 1);
+    // The only message is gone: the next one takes its pk.
+    let next = text(&ben, &stage, 1, 9_000, "nothing about animals");
+    store.insert(&next, 1, 10_000, false).await.unwrap();
+    assert!(store.search("zebra", 10).await.unwrap().is_empty());
+    assert_eq!(store.index_pending(&me, 10).await.unwrap(), 1);
+    let found = store.search("animals", 10).await.unwrap();
+    assert_eq!(found.iter().map(|m| m.envelope.id()).collect::<Vec<_>>(), [next.id()]);
+    assert!(store.search("zebra", 10).await.unwrap().is_empty());
+}
