@@ -25,11 +25,6 @@ pub const MAX_SEARCH_RESULTS: u32 = 100;
 pub const MAX_QUERY_CHARS: usize = 200;
 /// Words of a query at most.
 pub const MAX_QUERY_TERMS: usize = 8;
-/// Index pages an FTS5 `merge` may write after a step of expiry or
-/// eviction (~1,000 rows): segments holding many deleted rows are rewritten
-/// without them, a little at a time.
-pub const SEARCH_MERGE_PAGES: u32 = 500;
-
 /// A message's rowid in the search index is its pk times this (see
 /// migrations/0013_search_rowids_spread.sql, whose delete trigger repeats
 /// the number): eviction deletes consecutive pks, and FTS5's tombstone hash
@@ -41,18 +36,6 @@ pub(crate) const SEARCH_ROWID_STRIDE: i64 = 997;
 /// above 9 * 10^15, which no store reaches).
 fn search_rowid(pk: i64) -> Option<i64> {
     pk.checked_mul(SEARCH_ROWID_STRIDE)
-}
-
-/// A bounded FTS5 merge (see [`SEARCH_MERGE_PAGES`]), in a transaction of
-/// its own after a delete.
-pub(crate) async fn merge_after_deletes(store: &Store) -> Result<()> {
-    sqlx::query("INSERT INTO message_search (message_search, rank) VALUES ('merge', ?)")
-        // Negative: an incremental `optimize` (every segment may be
-        // merged, one level), bounded by the page count.
-        .bind(-i64::from(SEARCH_MERGE_PAGES))
-        .execute(&store.writer)
-        .await?;
-    Ok(())
 }
 
 /// The FTS5 query for what a person typed: every word must appear (in any
