@@ -10,8 +10,8 @@
 //! Then search: the queued messages indexed (`search_index_msgs_per_s`),
 //! and the latency of searches for words of the texts, the last typed word
 //! as a prefix (`search_p50_ms`, `search_p99_ms`). `--no-search-index`
-//! drops the ingest trigger that queues texts for search, to see what it
-//! costs ingest.
+//! stops ingest queueing texts for search, to see what the queue costs
+//! ingest.
 //!
 //! `--shape live` (the default) makes every message of a batch another
 //! chain: a thousand people talking at once, the hardest case for the
@@ -84,7 +84,7 @@ pub struct Args {
     /// Optimize the search index after the eviction that follows indexing.
     #[arg(long)]
     optimize: bool,
-    /// Ingest without queueing texts for search (the trigger dropped): its cost.
+    /// Ingest without queueing texts for search: what the queue costs.
     #[arg(long)]
     no_search_index: bool,
     /// Directory for the database (default: a temporary one, removed after).

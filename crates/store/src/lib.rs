@@ -109,7 +109,7 @@ pub use identity::LocalIdentity;
 pub use ids::{MERGE_SLICES, MERGE_STEP};
 pub use ingest::Inserted;
 pub use meetups::MeetupTally;
-pub use open::{OpenError, Store, FESTIVAL_APPLICATION_ID};
+pub use open::{configure_sqlite, OpenError, Store, FESTIVAL_APPLICATION_ID};
 pub use outbox::{OutboxMarks, OutboxRow, OutboxState};
 pub use peers::PeerRecord;
 pub use read::{HistoryCursor, StoredMessage, GAP_WAIT_MS};

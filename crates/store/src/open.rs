@@ -116,15 +116,20 @@ fn base_options(path: &Path) -> SqliteConnectOptions {
 /// library initialises, which its first connection does: every
 /// [`Store::open`] calls this before connecting. Returns whether the
 /// statistics are off.
-pub(crate) fn configure_sqlite() -> bool {
+///
+/// Anything else in the process that opens a SQLite connection of its own
+/// (the store's tests do, to look at a file) must call this first.
+pub fn configure_sqlite() -> bool {
     static ONCE: Once = Once::new();
     static OFF: AtomicBool = AtomicBool::new(false);
     ONCE.call_once(|| {
-        // SAFETY: sqlite3_config must not run while another thread calls
-        // SQLite. Every connection in this process is opened by a Store,
-        // after this Once has completed; before initialisation no SQLite
-        // call is running. After initialisation it only returns
-        // SQLITE_MISUSE and changes nothing.
+        // SAFETY: sqlite3_config must not run while another thread is in
+        // SQLite. In the node, the relay and the app every connection is
+        // opened by a Store, and every Store::open (and every test that
+        // opens a connection of its own) calls this first, so the Once
+        // makes them all wait for it: no SQLite call can be running
+        // before it returns. Once SQLite has started, the call only
+        // returns SQLITE_MISUSE and changes nothing.
         let rc = unsafe {
             libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, std::ffi::c_int::from(0u8))
         };

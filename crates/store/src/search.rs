@@ -1,6 +1,6 @@
 //! Full-text search over what a person can read here: room texts, meet-ups'
 //! places, photos' captions, and DMs to or from us (SQLite FTS5,
-//! `migrations/0007_search.sql`, `0011_photos.sql`).
+//! `migrations/0007_search.sql`, `0011_photos.sql`, `0013_search_rowids_spread.sql`).
 //!
 //! Ingest only queues a message (it writes its pk to `search_pending`
 //! in the same transaction, `ingest::queues_script`); [`Store::index_pending`] opens DMs and indexes the
@@ -170,8 +170,9 @@ mod tests {
 
     #[test]
     fn the_queues_kind_literals_match_the_core() {
-        // The search queue's statement in ingest::queues_script and the
-        // delete trigger (migration 0011) name kinds by their codes.
+        // The search queue's statement in ingest::queues_script names kinds
+        // by their codes; the delete trigger (migration 0013) by the mask
+        // checked in the_delete_trigger_spreads_rowids_as_indexing_does.
         assert_eq!(Kind::Text.code(), 0);
         assert_eq!(Kind::SealedDm.code(), 2);
         assert_eq!(Kind::Meetup.code(), 6);
@@ -192,6 +193,9 @@ mod tests {
                 .await
                 .unwrap();
         assert!(sql.contains(&format!("rowid = old.pk * {}", super::SEARCH_ROWID_STRIDE)), "{sql}");
+        // Its kinds: texts, sealed DMs, meet-ups and photos, as a bit mask.
+        let mask: u32 = [Kind::Text, Kind::SealedDm, Kind::Meetup, Kind::Photo].iter().map(|k| 1 << k.code()).sum();
+        assert!(sql.contains(&format!("WHEN ({mask} >> old.kind) & 1")), "{sql}");
         assert_eq!(super::search_rowid(3), Some(3 * 997));
         assert_eq!(super::search_rowid(i64::MAX / 2), None);
         store.close().await;

@@ -245,6 +245,7 @@ async fn check_after_crash(path: &Path, committed: &[(MessageId, bool)], round: 
 
     // Heads must be exactly what a scan of the messages says.
     let mut scanned: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
     let rows: Vec<(String, Vec<u8>, i64)> =
@@ -394,6 +395,7 @@ async fn check_after_eviction_crash(path: &Path, seen: &mut Seen, round: u64) {
     assert_eq!(store.unsent().await.unwrap().len() as u64, 5 * (round + 1), "round {round}: my outbox");
 
     // What is stored, per chain: seqs and bytes, straight from the file.
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
     let rows: Vec<(String, Vec<u8>, i64, i64)> =

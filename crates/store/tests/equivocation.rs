@@ -61,6 +61,7 @@ async fn two_envelopes_that_are_not_an_equivocation_are_refused() {
 /// take the test a minute), as proofs recorded at times 1..=cap by keys
 /// that are not real.
 async fn fill(path: &Path, rows: i64, raw_len: usize) {
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     let mut tx = conn.begin().await.unwrap();
@@ -119,6 +120,7 @@ async fn the_proof_table_keeps_at_most_its_byte_cap_dropping_the_oldest() {
     assert!(store.record_equivocation(&a, &b, i64::MAX as u64).await.unwrap());
     assert_eq!(count(&store).await, rows, "one old proof made room for the new one");
     assert_eq!(store.equivocators().await.unwrap().last(), Some(&ben.peer_id()));
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("festival.db"));
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     let (bytes,): (i64,) = sqlx::query_as("SELECT sum(length(first) + length(second)) FROM equivocations")

@@ -134,6 +134,7 @@ fn disk_only(disk_bytes: u64) -> Budget {
 
 /// Usage as a scan of every message computes it, straight from the file.
 async fn scanned(dir: &Path) -> Usage {
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("festival.db"));
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
     let (messages, raw): (i64, i64) = sqlx::query_as("SELECT count(*), coalesce(sum(length(raw)), 0) FROM messages")

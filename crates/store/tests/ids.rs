@@ -38,6 +38,7 @@ async fn assert_all_found(store: &Store, all: &[SignedEnvelope], step: usize, wh
 /// (messages whose entry is not in the main part yet, entries in the main
 /// part) of the id index, read straight from the file.
 async fn entries(path: &Path) -> (u64, u64) {
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
     let (recent, main): (i64, i64) = sqlx::query_as(

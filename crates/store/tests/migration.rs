@@ -17,6 +17,7 @@ async fn a_store_from_before_retention_gains_accounting_and_can_shrink() {
     std::fs::create_dir(&old_migrations).unwrap();
     let init = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_init.sql");
     std::fs::copy(init, old_migrations.join("0001_init.sql")).unwrap();
+    festival_store::configure_sqlite();
     let options =
         SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
@@ -77,6 +78,7 @@ async fn a_store_from_before_retention_gains_accounting_and_can_shrink() {
     assert_eq!(store.get(&envs[2].id()).await.unwrap().unwrap().envelope, envs[2]);
     store.close().await;
 
+    festival_store::configure_sqlite();
     let pool = SqlitePoolOptions::new().connect_with(SqliteConnectOptions::new().filename(&path)).await.unwrap();
     let (auto_vacuum,): (i64,) = sqlx::query_as("PRAGMA auto_vacuum").fetch_one(&pool).await.unwrap();
     assert_eq!(auto_vacuum, 2, "converted to incremental once");

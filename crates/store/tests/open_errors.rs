@@ -34,6 +34,7 @@ async fn a_file_that_is_not_a_database_is_refused_untouched() {
 async fn another_applications_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other.db");
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     sqlx::query("CREATE TABLE recipes (name TEXT)").execute(&mut conn).await.unwrap();
@@ -49,6 +50,7 @@ async fn a_database_from_a_newer_version_is_refused() {
     let path = dir.path().join("festival.db");
     Store::open(&path).await.unwrap().close().await;
     // Pretend a future build applied a migration this one does not know.
+    festival_store::configure_sqlite();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     sqlx::query(
