@@ -78,8 +78,9 @@ impl Store {
         let mut left = max;
         while left > 0 {
             let batch = INDEX_BATCH.min(left);
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT p.pk, m.raw FROM search_pending p JOIN messages m ON m.pk = p.pk ORDER BY p.pk LIMIT ?",
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT p.pk, m.id, m.raw FROM search_pending p JOIN messages m ON m.pk = p.pk
+                 ORDER BY p.pk LIMIT ?",
             )
             .bind(i64::from(batch))
             .fetch_all(&self.reader)
@@ -87,26 +88,41 @@ impl Store {
             if rows.is_empty() {
                 break;
             }
-            let texts: Vec<(i64, Option<String>)> = rows
+            let texts: Vec<(i64, Vec<u8>, Option<String>)> = rows
                 .into_iter()
-                .map(|(pk, raw)| (pk, SignedEnvelope::from_stored(&raw).ok().and_then(|e| readable_text(me, &e))))
+                .map(|(pk, id, raw)| {
+                    (pk, id, SignedEnvelope::from_stored(&raw).ok().and_then(|e| readable_text(me, &e)))
+                })
                 .collect();
+            // Read on a reader, written here: between the two the message
+            // may have been deleted and its pk given to a newer message
+            // (SQLite reuses the highest pk once its row is gone), queued
+            // in its turn. Only the message read, still at its pk and still
+            // queued, is indexed; a queue row is taken out unless it is now
+            // another message's.
             let mut tx = self.writer.begin().await?;
-            for (pk, text) in &texts {
-                // Still queued: its message was not deleted meanwhile (its
-                // pk could then be another message's).
+            for (pk, id, text) in &texts {
                 if let (Some(text), Some(rowid)) = (text, search_rowid(*pk)) {
                     sqlx::query(
                         "INSERT INTO message_search (rowid, text)
-                         SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM search_pending WHERE pk = ?3)",
+                         SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM search_pending WHERE pk = ?3)
+                                         AND EXISTS (SELECT 1 FROM messages WHERE pk = ?3 AND id = ?4)",
                     )
                     .bind(rowid)
                     .bind(text)
                     .bind(pk)
+                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("DELETE FROM search_pending WHERE pk = ?").bind(pk).execute(&mut *tx).await?;
+                sqlx::query(
+                    "DELETE FROM search_pending
+                     WHERE pk = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE pk = ?1 AND id IS NOT ?2)",
+                )
+                .bind(pk)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             // At most `batch` rows came back.

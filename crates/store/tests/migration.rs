@@ -89,3 +89,60 @@ async fn a_store_from_before_retention_gains_accounting_and_can_shrink() {
     assert_eq!(store.evict(&per_author, 100).await.unwrap().messages, 1, "Ben's oldest");
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
+
+/// Migration 0013 rebuilds the search index with spread rowids: what a
+/// store indexed before it is queued again and found after indexing.
+#[tokio::test]
+async fn the_search_index_is_rebuilt_from_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("festival.db");
+    let old_migrations = dir.path().join("migrations");
+    std::fs::create_dir(&old_migrations).unwrap();
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    for entry in std::fs::read_dir(all).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_str().unwrap() < "0013" {
+            std::fs::copy(std::path::Path::new(all).join(&name), old_migrations.join(&name)).unwrap();
+        }
+    }
+    festival_store::configure_sqlite();
+    let options =
+        SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(old_migrations.as_path()).await.unwrap().run(&pool).await.unwrap();
+    // A text stored and indexed as schema 0012 did it: rowid = pk.
+    let ben = identity(2);
+    let env = text(&ben, &room("festival"), 1, 10, "lanterns by the river");
+    let id = env.id();
+    let prefix = i64::from_be_bytes(id.as_bytes()[..8].try_into().unwrap());
+    sqlx::query("INSERT INTO heads (room, author, chain, contiguous, max_seq) VALUES ('festival', ?, 1, 1, 1)")
+        .bind(&ben.peer_id().as_bytes()[..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (pk, id, id_prefix, room, author, chain, seq, kind, created_at, received_at, hops, raw)
+         VALUES (1, ?, ?, 'festival', ?, 1, 1, 0, 10, 1, 1, ?)",
+    )
+    .bind(&id.as_bytes()[..])
+    .bind(prefix)
+    .bind(&ben.peer_id().as_bytes()[..])
+    .bind(env.bytes())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO message_search (rowid, text) VALUES (1, 'lanterns by the river')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(store.search_pending().await.unwrap(), 1, "queued again by the migration");
+    assert!(store.search("lanterns", 10).await.unwrap().is_empty(), "the old index is gone");
+    let me = identity(1);
+    assert_eq!(store.index_pending(&me, 10).await.unwrap(), 1);
+    let found = store.search("lanterns", 10).await.unwrap();
+    assert_eq!(found.iter().map(|m| m.envelope.id()).collect::<Vec<_>>(), [id]);
+    store.close().await;
+}
