@@ -382,13 +382,15 @@ fn outbox_script(script: &mut Script, rows: &[&Row<'_>], queued_at: i64) {
 /// identity it compares with, as the trigger had it.
 fn queues_script(script: &mut Script, fresh: &[&Row<'_>], before: i64, search: bool) {
     let any = |kinds: &[Kind]| fresh.iter().any(|row| kinds.contains(&row.env.kind()));
-    if search && any(&[Kind::Text, Kind::SealedDm, Kind::Meetup, Kind::Photo]) {
+    if search && any(&crate::rooms::READ_KINDS) {
+        // The read kinds' mask (see `rooms::READ_KINDS`); a sealed DM only
+        // to or from us.
         script
             .sql(
                 "INSERT INTO search_pending (pk) SELECT pk FROM messages
-                 WHERE pk > ? AND (kind IN (0, 6, 9)
-                     OR (kind = 2 AND (recipient = (SELECT peer_id FROM identity)
-                                       OR author = (SELECT peer_id FROM identity))));",
+                 WHERE pk > ? AND (581 >> kind) & 1
+                   AND (kind <> 2 OR recipient = (SELECT peer_id FROM identity)
+                                  OR author = (SELECT peer_id FROM identity));",
             )
             .bind(before);
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -120,26 +120,23 @@ fn base_options(path: &Path) -> SqliteConnectOptions {
 /// Anything else in the process that opens a SQLite connection of its own
 /// (the store's tests do, to look at a file) must call this first.
 pub fn configure_sqlite() -> bool {
-    static ONCE: Once = Once::new();
-    static OFF: AtomicBool = AtomicBool::new(false);
-    ONCE.call_once(|| {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| {
         // SAFETY: sqlite3_config must not run while another thread is in
         // SQLite. In the node, the relay and the app every connection is
         // opened by a Store, and every Store::open (and every test that
-        // opens a connection of its own) calls this first, so the Once
+        // opens a connection of its own) calls this first, so the OnceLock
         // makes them all wait for it: no SQLite call can be running
         // before it returns. Once SQLite has started, the call only
         // returns SQLITE_MISUSE and changes nothing.
         let rc = unsafe {
             libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, std::ffi::c_int::from(0u8))
         };
-        if rc == libsqlite3_sys::SQLITE_OK {
-            OFF.store(true, std::sync::atomic::Ordering::Relaxed);
-        } else {
+        if rc != libsqlite3_sys::SQLITE_OK {
             tracing::warn!(rc, "SQLite was started before the store: its memory statistics stay on");
         }
-    });
-    OFF.load(std::sync::atomic::Ordering::Relaxed)
+        rc == libsqlite3_sys::SQLITE_OK
+    })
 }
 
 impl Store {

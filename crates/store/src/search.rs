@@ -210,7 +210,7 @@ mod tests {
                 .unwrap();
         assert!(sql.contains(&format!("rowid = old.pk * {}", super::SEARCH_ROWID_STRIDE)), "{sql}");
         // Its kinds: texts, sealed DMs, meet-ups and photos, as a bit mask.
-        let mask: u32 = [Kind::Text, Kind::SealedDm, Kind::Meetup, Kind::Photo].iter().map(|k| 1 << k.code()).sum();
+        let mask: u32 = crate::rooms::READ_KINDS.iter().map(|k| 1 << k.code()).sum();
         assert!(sql.contains(&format!("WHEN ({mask} >> old.kind) & 1")), "{sql}");
         assert_eq!(super::search_rowid(3), Some(3 * 997));
         assert_eq!(super::search_rowid(i64::MAX / 2), None);
