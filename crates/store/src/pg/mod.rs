@@ -381,4 +381,48 @@ mod tests {
         drop(held);
         store.close().await;
     }
+
+    /// Ingest's transactions reuse generic plans (`ingest::GENERIC_PLANS`),
+    /// and only they: the setting ends with the transaction, so a lookup on
+    /// the same pooled connection afterwards is planned for its arguments
+    /// again. Checked after real batches (new rows, a duplicate, a gap).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ingest_reuses_plans_within_its_transaction_only() {
+        use festival_core::{Draft, Kind};
+        let server = server::TempServer::start(false).await.expect("start PostgreSQL");
+        let store = PgStore::connect(&server.create_database("generic").await.unwrap()).await.unwrap();
+        {
+            let mut tx = store.pool.begin_with(ingest::GENERIC_PLANS).await.unwrap();
+            let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut *tx).await.unwrap();
+            assert_eq!(mode, "force_generic_plan");
+            tx.commit().await.unwrap();
+        }
+        let me = Identity::generate(&mut rand::rngs::OsRng);
+        let room = RoomId::festival();
+        let env = |seq| {
+            let draft =
+                Draft { seq, room: room.clone(), kind: Kind::Text, created_at: 1_000 + seq, body: b"hi".to_vec() };
+            SignedEnvelope::sign(&me, draft).unwrap()
+        };
+        // New rows; then a duplicate (the skipped-row path) and a gap
+        // (seq 5 above 1..=3: the probe path).
+        let first: Vec<_> = (1..=3).map(|s| (env(s), 0u8)).collect();
+        let outcomes = store.insert_batch(&first, 1, false).await.unwrap();
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(crate::Inserted::New))), "{outcomes:?}");
+        let again = vec![(env(3), 0u8), (env(5), 0u8)];
+        let outcomes = store.insert_batch(&again, 2, false).await.unwrap();
+        assert!(matches!(outcomes[..], [Ok(crate::Inserted::Duplicate), Ok(crate::Inserted::New)]), "{outcomes:?}");
+        let heads = store.heads().await.unwrap();
+        assert_eq!((heads[0].contiguous, heads[0].max), (3, 5));
+        let mut held = Vec::new();
+        for _ in 0..CONNECTIONS {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut **conn).await.unwrap();
+            assert_eq!(mode, "force_custom_plan");
+        }
+        drop(held);
+        store.close().await;
+    }
 }
