@@ -10,10 +10,12 @@
 //!   stream through a consumer group of its own name: the group remembers
 //!   where it is in Redis, so an instance that restarts goes on from there
 //!   and first re-reads what it had been handed but had not acknowledged.
-//!   Redis is not trusted: an entry is believed only if the shared store
-//!   holds an envelope of its id (BLAKE3 of its bytes), which an instance
-//!   verified before storing; then it is handed to the engine as
-//!   `Input::Committed`.
+//!   Redis is not trusted: every entry is sealed with a key derived from
+//!   the relay's secret key ([`BusKey`]), which instances read from the
+//!   shared store and Redis never holds. An entry that opens was written
+//!   by an instance after its commit, so its envelope is one an instance
+//!   verified before storing; it is handed to the engine as
+//!   `Input::Committed`. One that does not open is refused and counted.
 //! - **The store's tail**, always running: every instance also reads what
 //!   was committed since it started, in the committed order of the shared
 //!   database ([`festival_store::pg::CommitCursor`]), every [`TAIL_EVERY`],
@@ -25,8 +27,9 @@
 //!   in Redis (`festival:at:<peer>`, refreshed, expiring after
 //!   [`PRESENCE_TTL`]). An offer or answer for a peer connected elsewhere is
 //!   added to [`SIGNAL_STREAM`] naming that instance, which every instance
-//!   reads; one for a peer connected nowhere is answered `Unreachable`.
-//!   Without Redis, signaling stays within an instance.
+//!   reads (sealed as the accepted entries are); one for a peer connected
+//!   nowhere is answered `Unreachable`. Without Redis, signaling stays
+//!   within an instance.
 //!
 //! Nothing here acknowledges anything: `Stored` still means committed in
 //! PostgreSQL by the instance that sends it.
@@ -36,10 +39,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use festival_core::{LinkId, PeerId, SignedEnvelope};
+use festival_core::{Identity, LinkId, PeerId, SignedEnvelope};
 use festival_store::pg::{CommitCursor, PgStore};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamReadReply;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -82,6 +86,66 @@ const OUT_QUEUE: usize = 4_096;
 const PRESENCE_QUEUE: usize = 65_536;
 /// How often the stream's lag for this instance is read for `/metrics`.
 const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// The BLAKE3 `derive_key` context of [`BusKey`].
+const BUS_KEY_CONTEXT: &str = "festival-relay 2026-12-06 cluster stream entries v1";
+
+/// The key instances seal their stream entries with: derived from the
+/// relay's secret key, which every instance of the cluster reads from the
+/// shared store (they are one relay, with one identity). Redis holds the
+/// entries, never the key, so an entry that opens was written by an
+/// instance, and an accepted entry only after its commit: it is believed
+/// without asking the store (a round trip to PostgreSQL per batch of
+/// entries on every instance, and planning that lookup was most of its
+/// cost) and without checking the envelope's signature again. Someone who
+/// can write to Redis can replay entries (an envelope a second time is a
+/// duplicate the engine drops; an old signal names a session that has
+/// ended) but not make one.
+#[derive(Clone)]
+pub struct BusKey([u8; 32]);
+
+/// What a stream entry's `m` field holds: a postcard body and its MAC.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    body: Vec<u8>,
+    mac: [u8; 32],
+}
+
+impl BusKey {
+    pub fn of(relay: &Identity) -> BusKey {
+        BusKey(blake3::derive_key(BUS_KEY_CONTEXT, &relay.secret_bytes()[..]))
+    }
+
+    /// Keyed BLAKE3 of the stream's name and the body: an entry of one
+    /// stream does not open as one of the other.
+    fn mac(&self, stream: &str, body: &[u8]) -> blake3::Hash {
+        let mut h = blake3::Hasher::new_keyed(&self.0);
+        h.update(stream.as_bytes()).update(&[0]).update(body);
+        h.finalize()
+    }
+
+    fn seal<T: Serialize>(&self, stream: &str, value: &T) -> Vec<u8> {
+        let body = postcard::to_allocvec(value).expect("an entry encodes");
+        let mac = *self.mac(stream, &body).as_bytes();
+        postcard::to_allocvec(&Sealed { body, mac }).expect("an entry encodes")
+    }
+
+    /// The value sealed in `bytes`, or why not (a refusal reason for
+    /// `/metrics`). `blake3::Hash` compares in constant time.
+    fn open<T: DeserializeOwned>(&self, stream: &str, bytes: &[u8]) -> Result<T, &'static str> {
+        let sealed: Sealed = postcard::from_bytes(bytes).map_err(|_| "bus_malformed")?;
+        if self.mac(stream, &sealed.body) != blake3::Hash::from(sealed.mac) {
+            return Err("bus_forged");
+        }
+        postcard::from_bytes(&sealed.body).map_err(|_| "bus_malformed")
+    }
+}
+
+/// The bytes an instance adds to [`ACCEPTED_STREAM`] for an envelope it
+/// committed (`instance`: its name; `hops`: as it came).
+pub fn accepted_entry(key: &BusKey, instance: &str, hops: u8, envelope: Vec<u8>) -> Vec<u8> {
+    key.seal(ACCEPTED_STREAM, &Accepted { instance: instance.to_owned(), hops, envelope })
+}
 
 /// One envelope an instance accepted, as it travels in the stream.
 #[derive(Serialize, Deserialize)]
@@ -149,25 +213,25 @@ async fn to_hub(hub: &Hub, msg: HubIn) -> bool {
 impl Cluster {
     /// Start tailing `store` from `horizon` (taken before the engine read
     /// its state), and, with a Redis URL, the bus and signaling as
-    /// `instance`.
+    /// `instance`, sealing and opening entries with `key`.
     pub fn start(
         store: PgStore,
         horizon: CommitCursor,
-        bus: Option<String>,
+        bus: Option<(String, BusKey)>,
         instance: String,
         hub: &mpsc::Sender<HubIn>,
         metrics: Arc<Metrics>,
     ) -> Result<Cluster, redis::RedisError> {
         // It answered the horizon's query a moment ago.
         metrics.store_up.store(true, Relaxed);
-        let mut tasks = vec![tokio::spawn(tail(store.clone(), horizon, hub.downgrade(), metrics.clone()))];
+        let mut tasks = vec![tokio::spawn(tail(store, horizon, hub.downgrade(), metrics.clone()))];
         let (mut out, mut presence) = (None, None);
-        if let Some(url) = bus {
+        if let Some((url, key)) = bus {
             let client = redis::Client::open(url.as_str())?;
             let (tx, rx) = mpsc::channel(OUT_QUEUE);
             let (ptx, prx) = mpsc::channel(PRESENCE_QUEUE);
             (out, presence) = (Some(tx), Some(ptx));
-            let ctx = Ctx { client, instance, hub: hub.downgrade(), metrics: metrics.clone(), store };
+            let ctx = Ctx { client, instance, hub: hub.downgrade(), metrics: metrics.clone(), key };
             tasks.push(tokio::spawn(publish(ctx.clone(), rx, prx)));
             tasks.push(tokio::spawn(read_accepted(ctx.clone())));
             tasks.push(tokio::spawn(read_signals(ctx)));
@@ -258,9 +322,7 @@ struct Ctx {
     instance: String,
     hub: Hub,
     metrics: Arc<Metrics>,
-    /// The shared store: what the bus says was committed is looked up
-    /// there before it is believed.
-    store: PgStore,
+    key: BusKey,
 }
 
 impl Ctx {
@@ -370,8 +432,7 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>, mut presence: mpsc::Rece
             Out::Accepted(items) => {
                 let mut pipe = redis::pipe();
                 for (envelope, hops) in &items {
-                    let entry = Accepted { instance: ctx.instance.clone(), hops: *hops, envelope: envelope.clone() };
-                    let bytes = postcard::to_allocvec(&entry).expect("an entry encodes");
+                    let bytes = accepted_entry(&ctx.key, &ctx.instance, *hops, envelope.clone());
                     pipe.cmd("XADD")
                         .arg(ACCEPTED_STREAM)
                         .arg("MAXLEN")
@@ -459,7 +520,7 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>, mut presence: mpsc::Rece
 
 /// Add a word for another instance to the signal stream; whether it went.
 async fn tell(ctx: &Ctx, conn: &mut ConnectionManager, word: &ToInstance) -> bool {
-    let bytes = postcard::to_allocvec(word).expect("a word encodes");
+    let bytes = ctx.key.seal(SIGNAL_STREAM, word);
     let added: redis::RedisResult<String> = redis::cmd("XADD")
         .arg(SIGNAL_STREAM)
         .arg("MAXLEN")
@@ -550,43 +611,29 @@ async fn read_accepted(ctx: Ctx) {
             if got.is_empty() && from == "0" {
                 from = ">".to_owned();
             }
-            let mut entries = Vec::new();
+            let mut items = Vec::new();
             let mut ids = Vec::with_capacity(got.len());
             for (id, bytes) in got {
                 ids.push(id);
-                let Ok(entry) = postcard::from_bytes::<Accepted>(&bytes) else {
-                    ctx.metrics.reject("bus_malformed");
-                    continue;
+                // Sealed by an instance after its commit (see `BusKey`):
+                // its bytes are those an instance verified before storing
+                // them, so they are not verified again, which would cost
+                // every instance a signature check for every message of
+                // the cluster. One that does not open is no proof of
+                // anything (the store's tail brings what was committed).
+                let entry: Accepted = match ctx.key.open(ACCEPTED_STREAM, &bytes) {
+                    Ok(entry) => entry,
+                    Err(reason) => {
+                        ctx.metrics.reject(reason);
+                        continue;
+                    }
                 };
                 if entry.instance == ctx.instance {
                     continue;
                 }
-                entries.push((SignedEnvelope::id_of(&entry.envelope), entry));
-            }
-            // Believed only once the shared store has it: an entry in Redis
-            // is no proof of a commit (the store's tail brings the rest).
-            // Then its bytes are the very bytes an instance verified before
-            // storing them (the id is their hash): they are not verified
-            // again, which would cost every instance a signature check for
-            // every message of the cluster.
-            let mut items = Vec::new();
-            if !entries.is_empty() {
-                let asked: Vec<_> = entries.iter().map(|(id, _)| *id).collect();
-                match ctx.store.held(&asked).await {
-                    Ok(held) => {
-                        let before = entries.len();
-                        entries.retain(|(id, _)| held.contains(id));
-                        if entries.len() < before {
-                            ctx.metrics.reject_n("bus_not_committed", (before - entries.len()) as u64);
-                        }
-                    }
-                    Err(_) => entries.clear(),
-                }
-                for (_, entry) in entries {
-                    match SignedEnvelope::from_stored(&entry.envelope) {
-                        Ok(env) => items.push((env, entry.hops)),
-                        Err(_) => ctx.metrics.reject("bus_invalid_envelope"),
-                    }
+                match SignedEnvelope::from_stored(&entry.envelope) {
+                    Ok(env) => items.push((env, entry.hops)),
+                    Err(_) => ctx.metrics.reject("bus_invalid_envelope"),
                 }
             }
             ctx.metrics.cluster_bus_received.fetch_add(items.len() as u64, Relaxed);
@@ -660,7 +707,13 @@ async fn read_signals(ctx: Ctx) {
         wait = BACKOFF_MIN;
         for (id, bytes) in got {
             from = id;
-            let Ok(word) = postcard::from_bytes::<ToInstance>(&bytes) else { continue };
+            let word: ToInstance = match ctx.key.open(SIGNAL_STREAM, &bytes) {
+                Ok(word) => word,
+                Err(reason) => {
+                    ctx.metrics.reject(reason);
+                    continue;
+                }
+            };
             if word.instance != ctx.instance {
                 continue;
             }
@@ -675,5 +728,50 @@ async fn read_signals(ctx: Ctx) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> BusKey {
+        BusKey::of(&Identity::generate(&mut rand_core::OsRng))
+    }
+
+    fn entry(instance: &str) -> Accepted {
+        Accepted { instance: instance.to_owned(), hops: 3, envelope: vec![7; 40] }
+    }
+
+    #[test]
+    fn an_entry_opens_with_the_key_it_was_sealed_with_and_no_other() {
+        let (k, other) = (key(), key());
+        let bytes = k.seal(ACCEPTED_STREAM, &entry("one"));
+        let opened: Accepted = k.open(ACCEPTED_STREAM, &bytes).expect("opens");
+        assert_eq!((opened.instance.as_str(), opened.hops, opened.envelope), ("one", 3, vec![7; 40]));
+        assert_eq!(other.open::<Accepted>(ACCEPTED_STREAM, &bytes).err(), Some("bus_forged"));
+        // Not as an entry of the other stream either.
+        assert_eq!(k.open::<Accepted>(SIGNAL_STREAM, &bytes).err(), Some("bus_forged"));
+        // The same relay's key on another instance: the same key.
+        let relay = Identity::generate(&mut rand_core::OsRng);
+        let again = Identity::from_secret_bytes(&relay.secret_bytes());
+        let sealed = accepted_entry(&BusKey::of(&relay), "two", 0, vec![1, 2, 3]);
+        assert!(BusKey::of(&again).open::<Accepted>(ACCEPTED_STREAM, &sealed).is_ok());
+    }
+
+    #[test]
+    fn a_changed_byte_anywhere_is_refused() {
+        let k = key();
+        let bytes = k.seal(ACCEPTED_STREAM, &entry("one"));
+        for i in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[i] ^= 0x01;
+            let refused = k.open::<Accepted>(ACCEPTED_STREAM, &changed).err();
+            assert!(matches!(refused, Some("bus_forged" | "bus_malformed")), "byte {i}: {refused:?}");
+        }
+        // An entry written without a seal (the format before it).
+        let plain = postcard::to_allocvec(&entry("one")).unwrap();
+        assert!(k.open::<Accepted>(ACCEPTED_STREAM, &plain).is_err());
+        assert_eq!(k.open::<Accepted>(ACCEPTED_STREAM, b"").err(), Some("bus_malformed"));
     }
 }

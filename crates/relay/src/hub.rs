@@ -37,7 +37,7 @@ use festival_store::{AnyStore, MessageStore, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::cluster::Cluster;
+use crate::cluster::{BusKey, Cluster};
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
 use crate::RelayError;
@@ -252,17 +252,18 @@ impl Hub {
             .await
             .map_err(|e| RelayError::Store(e.to_string()))?;
         let retention_task = engine.start_retention(retention);
+        let identity = Identity::from_secret_bytes(&engine.node().identity().secret_bytes());
         let cluster = match (&store, horizon) {
             (AnyStore::Postgres(pg), Some(horizon)) => {
                 metrics.clustered.store(true, Relaxed);
                 tracing::info!(%instance, bus = cfg.bus.is_some(), "relay cluster instance");
-                let c = Cluster::start(pg.clone(), horizon, cfg.bus.clone(), instance, hub, metrics.clone())
+                let bus = cfg.bus.clone().map(|url| (url, BusKey::of(&identity)));
+                let c = Cluster::start(pg.clone(), horizon, bus, instance, hub, metrics.clone())
                     .map_err(|e| RelayError::Store(format!("bus: {e}")))?;
                 Some(c)
             }
             _ => None,
         };
-        let identity = Identity::from_secret_bytes(&engine.node().identity().secret_bytes());
         tracing::info!(relay = %engine.peer_id(), "relay node ready");
         let hub = Hub {
             engine,

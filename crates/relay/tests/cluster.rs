@@ -366,3 +366,59 @@ async fn the_storage_quota_and_the_one_session_rule_hold_across_instances() {
     one.stop().await;
     two.stop().await;
 }
+
+/// A text by a fresh author in the festival room, signed and valid: what
+/// someone who can write to Redis could make without the relay's key.
+fn stranger_text(text: &str) -> festival_core::SignedEnvelope {
+    let draft = festival_core::Draft {
+        seq: 1,
+        room: festival_core::RoomId::festival(),
+        kind: festival_core::Kind::Text,
+        created_at: festival_node::clock::now_ms(),
+        body: festival_core::body::Body::Text(text.into()).encode(),
+    };
+    festival_core::SignedEnvelope::sign(&identity(), draft).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
+    use festival_relay::cluster::{accepted_entry, BusKey, ACCEPTED_STREAM};
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let db = tempfile::tempdir().unwrap();
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    eventually("Ben is connected", || async { b.relay_id.lock().unwrap().is_some() }).await;
+    let mut redis = redis::Client::open(s.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let xadd = |bytes: Vec<u8>| {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(ACCEPTED_STREAM).arg("*").arg("m").arg(bytes);
+        cmd
+    };
+
+    // Sealed with a key that is not the relay's: refused by both instances.
+    let forged = stranger_text("free drinks at the north gate");
+    let wrong = BusKey::of(&identity());
+    let entry = xadd(accepted_entry(&wrong, "one", 0, forged.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    eventually("instance two refused the forged entry", || async { two.rejections("bus_forged").await >= 1 }).await;
+    eventually("instance one too", || async { one.rejections("bus_forged").await >= 1 }).await;
+
+    // The control: the same kind of entry sealed with the relay's key (the
+    // instances read it from the shared store) is believed and pushed, so
+    // what kept the first one out was its seal.
+    let relay = festival_store::pg::PgStore::connect(&s.store).await.unwrap();
+    let key = BusKey::of(&relay.identity().await.unwrap().expect("the relay's identity").identity);
+    relay.close().await;
+    let sealed = stranger_text("sealed by an instance");
+    let entry = xadd(accepted_entry(&key, "one", 0, sealed.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    let sealed_id = sealed.id();
+    eventually("Ben has the sealed entry's message", || b.has(&sealed_id)).await;
+    // The stream is read in order: the forged entry was read before it.
+    assert!(!b.has(&forged.id()).await, "a forged entry reached a node");
+    assert_eq!(two.rejections("bus_forged").await, 1);
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
