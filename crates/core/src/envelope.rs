@@ -326,8 +326,10 @@ impl SignedEnvelope {
     /// Rebuild an envelope from bytes this node stored after verifying them.
     /// Checks structure and body but skips the signature (about 50 us each),
     /// so reading a page of history stays far below a millisecond. Never use
-    /// it on bytes from the network, unless a store that verified what it
-    /// holds holds an envelope of their very id (a relay cluster's bus).
+    /// it on bytes from the network, unless they come sealed by a party
+    /// that verified them before storing them (a relay cluster's bus: an
+    /// instance seals an entry after its commit, under a key Redis never
+    /// holds).
     pub fn from_stored(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let env: Envelope = match postcard::take_from_bytes(bytes) {
             Ok((env, [])) => env,

@@ -10,12 +10,13 @@
 //!   stream through a consumer group of its own name: the group remembers
 //!   where it is in Redis, so an instance that restarts goes on from there
 //!   and first re-reads what it had been handed but had not acknowledged.
-//!   Redis is not trusted: every entry is sealed with a key derived from
-//!   the relay's secret key ([`BusKey`]), which instances read from the
-//!   shared store and Redis never holds. An entry that opens was written
-//!   by an instance after its commit, so its envelope is one an instance
+//!   Redis is not trusted: every entry is sealed, with the time it was
+//!   sealed, under a key derived from the relay's secret key ([`BusKey`]),
+//!   which instances read from the shared store and Redis never holds. An
+//!   entry that opens and is fresh ([`ACCEPTED_MAX_AGE_MS`]) was written by
+//!   an instance after its commit, so its envelope is one an instance
 //!   verified before storing; it is handed to the engine as
-//!   `Input::Committed`. One that does not open is refused and counted.
+//!   `Input::Committed`. One that does not is refused and counted.
 //! - **The store's tail**, always running: every instance also reads what
 //!   was committed since it started, in the committed order of the shared
 //!   database ([`festival_store::pg::CommitCursor`]), every [`TAIL_EVERY`],
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use festival_core::{Identity, LinkId, PeerId, SignedEnvelope};
+use festival_engine::clock::now_ms;
 use festival_store::pg::{CommitCursor, PgStore};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamReadReply;
@@ -87,6 +89,19 @@ const PRESENCE_QUEUE: usize = 65_536;
 /// How often the stream's lag for this instance is read for `/metrics`.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
+/// How old an accepted entry may be (by the clock of the instance that
+/// sealed it) and still be believed: an instance reads the stream within
+/// milliseconds, or after a restart within minutes, and whatever it drops
+/// as stale the store's tail brings (it reads everything committed since
+/// the instance started; what was committed before is in the state it
+/// booted from). Without it, an entry once sealed could be replayed
+/// forever: an envelope long evicted or expired, handed to the engine
+/// again as committed. Also the clock skew allowed between instances.
+pub const ACCEPTED_MAX_AGE_MS: u64 = 60_000;
+/// How old a signal word may be: an offer is stale within seconds anyway,
+/// and a `Replaced` word replayed later must not close a newer session.
+pub const SIGNAL_MAX_AGE_MS: u64 = 10_000;
+
 /// The BLAKE3 `derive_key` context of [`BusKey`].
 const BUS_KEY_CONTEXT: &str = "festival-relay 2026-12-06 cluster stream entries v1";
 
@@ -98,16 +113,20 @@ const BUS_KEY_CONTEXT: &str = "festival-relay 2026-12-06 cluster stream entries 
 /// without asking the store (a round trip to PostgreSQL per batch of
 /// entries on every instance, and planning that lookup was most of its
 /// cost) and without checking the envelope's signature again. Someone who
-/// can write to Redis can replay entries (an envelope a second time is a
-/// duplicate the engine drops; an old signal names a session that has
-/// ended) but not make one.
+/// can write to Redis can replay an entry while it is fresh (an envelope
+/// again within a minute of its commit; a signal word within seconds), not
+/// make one; someone who can also read the relay's secret key from the
+/// database can (see docs/relay-cluster.md).
 #[derive(Clone)]
 pub struct BusKey([u8; 32]);
 
-/// What a stream entry's `m` field holds: a postcard body and its MAC.
+/// What a stream entry's `m` field holds: a postcard body, when it was
+/// sealed (wall time, ms, by the sealing instance's clock) and the MAC of
+/// both.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     body: Vec<u8>,
+    at: u64,
     mac: [u8; 32],
 }
 
@@ -116,35 +135,52 @@ impl BusKey {
         BusKey(blake3::derive_key(BUS_KEY_CONTEXT, &relay.secret_bytes()[..]))
     }
 
-    /// Keyed BLAKE3 of the stream's name and the body: an entry of one
-    /// stream does not open as one of the other.
-    fn mac(&self, stream: &str, body: &[u8]) -> blake3::Hash {
+    /// Keyed BLAKE3 of the stream's name, the sealing time and the body:
+    /// an entry of one stream does not open as one of the other.
+    fn mac(&self, stream: &str, at: u64, body: &[u8]) -> blake3::Hash {
         let mut h = blake3::Hasher::new_keyed(&self.0);
-        h.update(stream.as_bytes()).update(&[0]).update(body);
+        h.update(stream.as_bytes()).update(&[0]).update(&at.to_be_bytes()).update(body);
         h.finalize()
     }
 
-    fn seal<T: Serialize>(&self, stream: &str, value: &T) -> Vec<u8> {
+    fn seal<T: Serialize>(&self, stream: &str, at: u64, value: &T) -> Vec<u8> {
         let body = postcard::to_allocvec(value).expect("an entry encodes");
-        let mac = *self.mac(stream, &body).as_bytes();
-        postcard::to_allocvec(&Sealed { body, mac }).expect("an entry encodes")
+        let mac = *self.mac(stream, at, &body).as_bytes();
+        postcard::to_allocvec(&Sealed { body, at, mac }).expect("an entry encodes")
     }
 
-    /// The value sealed in `bytes`, or why not (a refusal reason for
-    /// `/metrics`). `blake3::Hash` compares in constant time.
-    fn open<T: DeserializeOwned>(&self, stream: &str, bytes: &[u8]) -> Result<T, &'static str> {
-        let sealed: Sealed = postcard::from_bytes(bytes).map_err(|_| "bus_malformed")?;
-        if self.mac(stream, &sealed.body) != blake3::Hash::from(sealed.mac) {
+    /// The value sealed in `bytes` if it was sealed at most `max_age_ms`
+    /// from `now` (either way: the sealing instance's clock may be ahead),
+    /// or why not (a refusal reason for `/metrics`). `blake3::Hash`
+    /// compares in constant time.
+    fn open<T: DeserializeOwned>(
+        &self,
+        stream: &str,
+        bytes: &[u8],
+        now: u64,
+        max_age_ms: u64,
+    ) -> Result<T, &'static str> {
+        let (sealed, rest): (Sealed, _) = postcard::take_from_bytes(bytes).map_err(|_| "bus_malformed")?;
+        if !rest.is_empty() {
+            return Err("bus_malformed");
+        }
+        if self.mac(stream, sealed.at, &sealed.body) != blake3::Hash::from(sealed.mac) {
             return Err("bus_forged");
         }
-        postcard::from_bytes(&sealed.body).map_err(|_| "bus_malformed")
+        if now.abs_diff(sealed.at) > max_age_ms {
+            return Err("bus_stale");
+        }
+        // Sealed by an instance, yet not of this version's shape: another
+        // version of festival-relay in the cluster.
+        postcard::from_bytes(&sealed.body).map_err(|_| "bus_unreadable")
     }
 }
 
-/// The bytes an instance adds to [`ACCEPTED_STREAM`] for an envelope it
-/// committed (`instance`: its name; `hops`: as it came).
-pub fn accepted_entry(key: &BusKey, instance: &str, hops: u8, envelope: Vec<u8>) -> Vec<u8> {
-    key.seal(ACCEPTED_STREAM, &Accepted { instance: instance.to_owned(), hops, envelope })
+/// The bytes an instance adds to [`ACCEPTED_STREAM`] at `now` (wall time,
+/// ms) for an envelope it committed (`instance`: its name; `hops`: as it
+/// came).
+pub fn accepted_entry(key: &BusKey, now: u64, instance: &str, hops: u8, envelope: Vec<u8>) -> Vec<u8> {
+    key.seal(ACCEPTED_STREAM, now, &Accepted { instance: instance.to_owned(), hops, envelope })
 }
 
 /// One envelope an instance accepted, as it travels in the stream.
@@ -431,8 +467,9 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>, mut presence: mpsc::Rece
         match msg {
             Out::Accepted(items) => {
                 let mut pipe = redis::pipe();
+                let now = now_ms();
                 for (envelope, hops) in &items {
-                    let bytes = accepted_entry(&ctx.key, &ctx.instance, *hops, envelope.clone());
+                    let bytes = accepted_entry(&ctx.key, now, &ctx.instance, *hops, envelope.clone());
                     pipe.cmd("XADD")
                         .arg(ACCEPTED_STREAM)
                         .arg("MAXLEN")
@@ -520,7 +557,7 @@ async fn publish(ctx: Ctx, mut rx: mpsc::Receiver<Out>, mut presence: mpsc::Rece
 
 /// Add a word for another instance to the signal stream; whether it went.
 async fn tell(ctx: &Ctx, conn: &mut ConnectionManager, word: &ToInstance) -> bool {
-    let bytes = ctx.key.seal(SIGNAL_STREAM, word);
+    let bytes = ctx.key.seal(SIGNAL_STREAM, now_ms(), word);
     let added: redis::RedisResult<String> = redis::cmd("XADD")
         .arg(SIGNAL_STREAM)
         .arg("MAXLEN")
@@ -621,7 +658,7 @@ async fn read_accepted(ctx: Ctx) {
                 // every instance a signature check for every message of
                 // the cluster. One that does not open is no proof of
                 // anything (the store's tail brings what was committed).
-                let entry: Accepted = match ctx.key.open(ACCEPTED_STREAM, &bytes) {
+                let entry: Accepted = match ctx.key.open(ACCEPTED_STREAM, &bytes, now_ms(), ACCEPTED_MAX_AGE_MS) {
                     Ok(entry) => entry,
                     Err(reason) => {
                         ctx.metrics.reject(reason);
@@ -707,7 +744,7 @@ async fn read_signals(ctx: Ctx) {
         wait = BACKOFF_MIN;
         for (id, bytes) in got {
             from = id;
-            let word: ToInstance = match ctx.key.open(SIGNAL_STREAM, &bytes) {
+            let word: ToInstance = match ctx.key.open(SIGNAL_STREAM, &bytes, now_ms(), SIGNAL_MAX_AGE_MS) {
                 Ok(word) => word,
                 Err(reason) => {
                     ctx.metrics.reject(reason);
@@ -743,35 +780,68 @@ mod tests {
         Accepted { instance: instance.to_owned(), hops: 3, envelope: vec![7; 40] }
     }
 
+    const NOW: u64 = 1_790_000_000_000;
+
+    fn open(k: &BusKey, stream: &str, bytes: &[u8]) -> Result<Accepted, &'static str> {
+        k.open(stream, bytes, NOW, ACCEPTED_MAX_AGE_MS)
+    }
+
     #[test]
     fn an_entry_opens_with_the_key_it_was_sealed_with_and_no_other() {
         let (k, other) = (key(), key());
-        let bytes = k.seal(ACCEPTED_STREAM, &entry("one"));
-        let opened: Accepted = k.open(ACCEPTED_STREAM, &bytes).expect("opens");
+        let bytes = k.seal(ACCEPTED_STREAM, NOW, &entry("one"));
+        let opened = open(&k, ACCEPTED_STREAM, &bytes).expect("opens");
         assert_eq!((opened.instance.as_str(), opened.hops, opened.envelope), ("one", 3, vec![7; 40]));
-        assert_eq!(other.open::<Accepted>(ACCEPTED_STREAM, &bytes).err(), Some("bus_forged"));
+        assert_eq!(open(&other, ACCEPTED_STREAM, &bytes).err(), Some("bus_forged"));
         // Not as an entry of the other stream either.
-        assert_eq!(k.open::<Accepted>(SIGNAL_STREAM, &bytes).err(), Some("bus_forged"));
+        assert_eq!(open(&k, SIGNAL_STREAM, &bytes).err(), Some("bus_forged"));
         // The same relay's key on another instance: the same key.
         let relay = Identity::generate(&mut rand_core::OsRng);
         let again = Identity::from_secret_bytes(&relay.secret_bytes());
-        let sealed = accepted_entry(&BusKey::of(&relay), "two", 0, vec![1, 2, 3]);
-        assert!(BusKey::of(&again).open::<Accepted>(ACCEPTED_STREAM, &sealed).is_ok());
+        let sealed = accepted_entry(&BusKey::of(&relay), NOW, "two", 0, vec![1, 2, 3]);
+        assert!(open(&BusKey::of(&again), ACCEPTED_STREAM, &sealed).is_ok());
     }
 
     #[test]
     fn a_changed_byte_anywhere_is_refused() {
         let k = key();
-        let bytes = k.seal(ACCEPTED_STREAM, &entry("one"));
+        let bytes = k.seal(ACCEPTED_STREAM, NOW, &entry("one"));
         for i in 0..bytes.len() {
             let mut changed = bytes.clone();
             changed[i] ^= 0x01;
-            let refused = k.open::<Accepted>(ACCEPTED_STREAM, &changed).err();
+            let refused = open(&k, ACCEPTED_STREAM, &changed).err();
             assert!(matches!(refused, Some("bus_forged" | "bus_malformed")), "byte {i}: {refused:?}");
         }
+        // A byte added at the end.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(open(&k, ACCEPTED_STREAM, &longer).err(), Some("bus_malformed"));
         // An entry written without a seal (the format before it).
         let plain = postcard::to_allocvec(&entry("one")).unwrap();
-        assert!(k.open::<Accepted>(ACCEPTED_STREAM, &plain).is_err());
-        assert_eq!(k.open::<Accepted>(ACCEPTED_STREAM, b"").err(), Some("bus_malformed"));
+        assert!(open(&k, ACCEPTED_STREAM, &plain).is_err());
+        assert_eq!(open(&k, ACCEPTED_STREAM, b"").err(), Some("bus_malformed"));
+        // Sealed by an instance but not an entry of this shape.
+        let other_shape = k.seal(ACCEPTED_STREAM, NOW, &(1u8,));
+        assert_eq!(open(&k, ACCEPTED_STREAM, &other_shape).err(), Some("bus_unreadable"));
+    }
+
+    /// A replay is refused once the entry is older than its stream allows,
+    /// by either clock; a fresh one is not.
+    #[test]
+    fn an_entry_is_believed_only_while_it_is_fresh() {
+        let k = key();
+        let at = |t| k.seal(ACCEPTED_STREAM, t, &entry("one"));
+        assert!(open(&k, ACCEPTED_STREAM, &at(NOW - ACCEPTED_MAX_AGE_MS)).is_ok());
+        assert_eq!(open(&k, ACCEPTED_STREAM, &at(NOW - ACCEPTED_MAX_AGE_MS - 1)).err(), Some("bus_stale"));
+        assert_eq!(open(&k, ACCEPTED_STREAM, &at(NOW + ACCEPTED_MAX_AGE_MS + 1)).err(), Some("bus_stale"));
+        let word =
+            ToInstance { instance: "two".into(), what: Word::Replaced { peer: PeerId::from_bytes([1; 32]), link: 9 } };
+        let sealed = k.seal(SIGNAL_STREAM, NOW - SIGNAL_MAX_AGE_MS - 1, &word);
+        assert_eq!(k.open::<ToInstance>(SIGNAL_STREAM, &sealed, NOW, SIGNAL_MAX_AGE_MS).err(), Some("bus_stale"));
+        // The time is under the seal: changing it is a forgery.
+        let mut moved: Sealed = postcard::from_bytes(&sealed).unwrap();
+        moved.at = NOW;
+        let moved = postcard::to_allocvec(&moved).unwrap();
+        assert_eq!(k.open::<ToInstance>(SIGNAL_STREAM, &moved, NOW, SIGNAL_MAX_AGE_MS).err(), Some("bus_forged"));
     }
 }

@@ -272,7 +272,10 @@ impl Hub {
             metrics,
             conns: HashMap::new(),
             by_peer: HashMap::new(),
-            next_link: 1,
+            // From a random place, not 1: a link number names a session in
+            // the cluster's presence notes and `Replaced` words, and one
+            // from before a restart must not name a session after it.
+            next_link: rand_core::RngCore::next_u64(&mut rand_core::OsRng) >> 2,
             room_used: rooms.iter().map(|r| (r.clone(), Instant::now())).collect(),
             rooms,
             creators: HashMap::new(),

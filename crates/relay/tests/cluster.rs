@@ -399,7 +399,8 @@ async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
     // Sealed with a key that is not the relay's: refused by both instances.
     let forged = stranger_text("free drinks at the north gate");
     let wrong = BusKey::of(&identity());
-    let entry = xadd(accepted_entry(&wrong, "one", 0, forged.bytes().to_vec()));
+    let now = festival_node::clock::now_ms();
+    let entry = xadd(accepted_entry(&wrong, now, "one", 0, forged.bytes().to_vec()));
     let _: String = entry.query_async(&mut redis).await.unwrap();
     eventually("instance two refused the forged entry", || async { two.rejections("bus_forged").await >= 1 }).await;
     eventually("instance one too", || async { one.rejections("bus_forged").await >= 1 }).await;
@@ -411,13 +412,35 @@ async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
     let key = BusKey::of(&relay.identity().await.unwrap().expect("the relay's identity").identity);
     relay.close().await;
     let sealed = stranger_text("sealed by an instance");
-    let entry = xadd(accepted_entry(&key, "one", 0, sealed.bytes().to_vec()));
+    let entry = xadd(accepted_entry(&key, festival_node::clock::now_ms(), "one", 0, sealed.bytes().to_vec()));
     let _: String = entry.query_async(&mut redis).await.unwrap();
     let sealed_id = sealed.id();
     eventually("Ben has the sealed entry's message", || b.has(&sealed_id)).await;
     // The stream is read in order: the forged entry was read before it.
     assert!(!b.has(&forged.id()).await, "a forged entry reached a node");
     assert_eq!(two.rejections("bus_forged").await, 1);
+
+    // An entry sealed with the relay's key two minutes ago (a replay) is
+    // refused as stale: what was committed then, the store's tail brings.
+    let old = stranger_text("an entry replayed from two minutes ago");
+    let then = festival_node::clock::now_ms() - 120_000;
+    let entry = xadd(accepted_entry(&key, then, "one", 0, old.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    eventually("instance two refused the replay", || async { two.rejections("bus_stale").await >= 1 }).await;
+    let after = stranger_text("sealed after the replay");
+    let entry = xadd(accepted_entry(&key, festival_node::clock::now_ms(), "one", 0, after.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    let after_id = after.id();
+    eventually("Ben has the message sealed after the replay", || b.has(&after_id)).await;
+    assert!(!b.has(&old.id()).await, "a replayed entry reached a node");
+
+    // The signal stream is sealed too: a word not sealed with the relay's
+    // key is refused by every instance that reads it.
+    let mut forged_word = redis::cmd("XADD");
+    forged_word.arg(festival_relay::cluster::SIGNAL_STREAM).arg("*").arg("m");
+    forged_word.arg(accepted_entry(&wrong, festival_node::clock::now_ms(), "two", 0, vec![0; 8]));
+    let _: String = forged_word.query_async(&mut redis).await.unwrap();
+    eventually("instance two refused the forged signal", || async { two.rejections("bus_forged").await == 2 }).await;
     b.stop().await;
     one.stop().await;
     two.stop().await;

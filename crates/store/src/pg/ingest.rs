@@ -50,16 +50,18 @@ fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
     })
 }
 
-/// How an ingest transaction begins. The store's connections plan every
-/// statement for its arguments (`plan_cache_mode`, see `PgStore::connect_with`:
-/// a generic plan for a lookup by a list of ids scanned the table). The
-/// three statements every batch runs (lock the heads, insert the rows,
-/// write the heads) have no join and no choice of index, one plan whatever
-/// the arguments, and planning them again each time was ~45 % of their
-/// cost in PostgreSQL (`pg_stat_statements` under `festival-bench
-/// relay-cluster`): within the transaction they reuse a generic plan.
-/// Sent with `BEGIN`, in the same round trip.
-pub(crate) const GENERIC_PLANS: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+/// The first statement of an ingest transaction. The store's connections
+/// plan every statement for its arguments (`plan_cache_mode`, see
+/// `PgStore::connect_with`: a generic plan for a lookup by a list of ids
+/// scanned the table). The statements every batch runs (lock the heads,
+/// insert the rows, write the heads; the outbox for our own) have no join
+/// and no choice of index, one plan whatever the arguments, and planning
+/// them again each time was ~45 % of their cost in PostgreSQL
+/// (`pg_stat_statements` under `festival-bench relay-cluster`): within the
+/// transaction they reuse a generic plan. A statement of its own inside
+/// the transaction, not part of `BEGIN`: if it failed with the `BEGIN`,
+/// the connection would go back to the pool inside an aborted transaction.
+pub(crate) const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// Back to a plan per execution for the rest of the transaction, once.
 async fn custom_plans(conn: &mut PgConnection, done: &mut bool) -> Result<()> {
@@ -185,7 +187,8 @@ impl PgStore {
 
     /// One try of the batch's transaction: each row's outcome by its index.
     async fn ingest(&self, rows: &[Row<'_>], received_at: i64, local: bool) -> Result<Vec<(usize, Result<Inserted>)>> {
-        let mut tx = self.pool.begin_with(GENERIC_PLANS).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(GENERIC_PLANS).execute(&mut *tx).await?;
         // Statements off the common path (a skipped row, a gap) join or
         // range over messages: planned for their arguments again.
         let mut custom = false;

@@ -101,6 +101,19 @@ where
     }
 }
 
+/// The hour an identity's room allowance counts in, ms.
+const ROOM_ALLOWANCE_WINDOW_MS: i64 = 3_600_000;
+
+/// What [`PgStore::take_room_allowance`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomAllowance {
+    Allowed,
+    /// The identity's hourly allowance is spent.
+    IdentitySpent,
+    /// The relay's budget is spent for now; it refills.
+    RelaySpent,
+}
+
 impl PgStore {
     /// Connect to the database at `url` (`postgres://user@host/db`, or a
     /// socket directory as `?host=/path`) and bring its schema up to date.
@@ -128,6 +141,79 @@ impl PgStore {
             .await?;
         sqlx::migrate!("./migrations-pg").run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(PgStore { pool })
+    }
+
+    /// Take one room creation from the relay's budget (a token bucket of
+    /// `per_minute`, refilled at that rate) and from `peer`'s allowance of
+    /// `per_hour` in its current hour: both or neither, for every instance
+    /// of a cluster at once (migrations-pg/0003_room_allowances.sql). `now`
+    /// is wall time in ms, the instances' common clock; a clock behind the
+    /// others' neither refills the bucket nor opens a new hour.
+    pub async fn take_room_allowance(
+        &self,
+        peer: &PeerId,
+        now: u64,
+        per_hour: u32,
+        per_minute: u32,
+    ) -> Result<RoomAllowance> {
+        let now = to_sql("now", now)?;
+        let cap = f64::from(per_minute);
+        with_retries(|| async {
+            let mut tx = self.pool.begin().await?;
+            // Refill the bucket and lock it: one creation at a time in the
+            // cluster (creations are few: the bucket is small).
+            let (tokens,): (f64,) = sqlx::query_as(
+                "INSERT INTO room_budget AS b (singleton, tokens, at) VALUES (1, $1, $2)
+                 ON CONFLICT (singleton) DO UPDATE SET
+                     tokens = least($1, b.tokens + greatest(0, $2 - b.at) * $1 / 60000.0),
+                     at = greatest(b.at, $2)
+                 RETURNING tokens",
+            )
+            .bind(cap)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if tokens < 1.0 {
+                tx.commit().await?;
+                return Ok(RoomAllowance::RelaySpent);
+            }
+            // The identity's hour; a new one begins once it has ended.
+            let (created,): (i32,) = sqlx::query_as(
+                "INSERT INTO room_allowances AS a (peer_id, window_start, created) VALUES ($1, $2, 0)
+                 ON CONFLICT (peer_id) DO UPDATE SET
+                     window_start = CASE WHEN $2 - a.window_start >= $3 THEN $2 ELSE a.window_start END,
+                     created = CASE WHEN $2 - a.window_start >= $3 THEN 0 ELSE a.created END
+                 RETURNING created",
+            )
+            .bind(peer.as_bytes().as_slice())
+            .bind(now)
+            .bind(ROOM_ALLOWANCE_WINDOW_MS)
+            .fetch_one(&mut *tx)
+            .await?;
+            if i64::from(created) >= i64::from(per_hour) {
+                tx.commit().await?;
+                return Ok(RoomAllowance::IdentitySpent);
+            }
+            sqlx::query("UPDATE room_allowances SET created = created + 1 WHERE peer_id = $1")
+                .bind(peer.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE room_budget SET tokens = tokens - 1").execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(RoomAllowance::Allowed)
+        })
+        .await
+    }
+
+    /// Forget the allowances of identities whose hour ended before `now`
+    /// (ms): they would start a new one anyway. Returns how many.
+    pub async fn prune_room_allowances(&self, now: u64) -> Result<u64> {
+        let before = to_sql("now", now)?.saturating_sub(ROOM_ALLOWANCE_WINDOW_MS);
+        let done = sqlx::query("DELETE FROM room_allowances WHERE window_start <= $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Whether the database answers now (for a health check).
@@ -392,10 +478,18 @@ mod tests {
         let server = server::TempServer::start(false).await.expect("start PostgreSQL");
         let store = PgStore::connect(&server.create_database("generic").await.unwrap()).await.unwrap();
         {
-            let mut tx = store.pool.begin_with(ingest::GENERIC_PLANS).await.unwrap();
+            let mut tx = store.pool.begin().await.unwrap();
+            sqlx::raw_sql(ingest::GENERIC_PLANS).execute(&mut *tx).await.unwrap();
             let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut *tx).await.unwrap();
             assert_eq!(mode, "force_generic_plan");
             tx.commit().await.unwrap();
+        }
+        // A transaction that fails after it is set is rolled back, setting
+        // and all.
+        {
+            let mut tx = store.pool.begin().await.unwrap();
+            sqlx::raw_sql(ingest::GENERIC_PLANS).execute(&mut *tx).await.unwrap();
+            assert!(sqlx::query("SELECT 1 / 0").execute(&mut *tx).await.is_err());
         }
         let me = Identity::generate(&mut rand::rngs::OsRng);
         let room = RoomId::festival();
