@@ -104,7 +104,9 @@ pub struct RelayConfig {
     /// each get `rooms_per_identity_per_hour`, so without this a stream of
     /// them would make the relay join (a store write each) until
     /// `max_rooms`, and every node's traffic would wait behind the joins.
-    /// A festival's people make a few rooms a minute at most.
+    /// A festival's people make a few rooms a minute at most. In a
+    /// cluster both allowances are the cluster's, counted in the shared
+    /// store, not each instance's.
     pub rooms_created_per_minute: u32,
     /// Hours after which a room no connected node names and nobody wrote in
     /// is left (its messages go first when the store is over budget).

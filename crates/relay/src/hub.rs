@@ -32,7 +32,7 @@ use festival_engine::clock::now_ms;
 use festival_engine::engine::{Effect, Engine};
 use festival_engine::wire::relay::{close, RelayMsg, MAX_SIGNAL_BYTES};
 use festival_engine::wire::signaling::SignalMsg;
-use festival_store::pg::PgStore;
+use festival_store::pg::{PgStore, RoomAllowance};
 use festival_store::{AnyStore, MessageStore, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -71,6 +71,7 @@ const ROOM_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600
 /// that ended are forgotten (they hold no allowance worth keeping).
 const MAX_ROOM_CREATORS: usize = 50_000;
 /// Whether a new room may be joined now.
+#[derive(Clone, Copy)]
 enum Creation {
     Allowed,
     /// The identity made us join its hourly allowance already.
@@ -636,6 +637,10 @@ impl Hub {
         let Some(peer) = self.conns.get(&link).map(|c| c.peer) else { return };
         let now = Instant::now();
         let named: BTreeSet<RoomId> = rooms.iter().cloned().collect();
+        // Once this hello has spent an allowance, the rest of its new
+        // rooms get the same answer without asking again (in a cluster,
+        // each asking is a transaction on the shared store).
+        let mut spent = None;
         for room in rooms {
             if room.is_everyones() {
                 continue;
@@ -648,7 +653,14 @@ impl Hub {
                 self.refuse(link, "room_limit");
                 continue;
             }
-            match self.may_create_room(peer, now) {
+            let creation = match spent {
+                Some(c) => c,
+                None => self.may_create_room(peer, now).await,
+            };
+            if !matches!(creation, Creation::Allowed) {
+                spent = Some(creation);
+            }
+            match creation {
                 Creation::Allowed => self.join_room(room, now).await,
                 Creation::IdentitySpent => self.refuse(link, "room_creation_limit"),
                 Creation::RelaySpent => {
@@ -693,7 +705,7 @@ impl Hub {
             if self.rooms.len() >= self.cfg.max_rooms {
                 return;
             }
-            match self.may_create_room(peer, now) {
+            match self.may_create_room(peer, now).await {
                 Creation::Allowed => {
                     self.waiting.pop_front();
                     self.join_room(room, now).await;
@@ -708,8 +720,24 @@ impl Hub {
 
     /// Count one room creation against the relay's budget (a token bucket
     /// of `rooms_created_per_minute`, refilled at that rate) and `peer`'s
-    /// hourly allowance.
-    fn may_create_room(&mut self, peer: PeerId, now: Instant) -> Creation {
+    /// hourly allowance. An instance of a cluster counts in the shared
+    /// store, for all instances at once: an identity that moves between
+    /// them, or fresh keys spread over them, get one allowance, not one
+    /// per instance. While the store does not answer, nothing is created
+    /// (the rooms wait, as for a spent budget).
+    async fn may_create_room(&mut self, peer: PeerId, now: Instant) -> Creation {
+        if let (AnyStore::Postgres(pg), Some(_)) = (&self.store, &self.cluster) {
+            let (per_hour, per_minute) = (self.cfg.rooms_per_identity_per_hour, self.cfg.rooms_created_per_minute);
+            return match pg.take_room_allowance(&peer, now_ms(), per_hour, per_minute).await {
+                Ok(RoomAllowance::Allowed) => Creation::Allowed,
+                Ok(RoomAllowance::IdentitySpent) => Creation::IdentitySpent,
+                Ok(RoomAllowance::RelaySpent) => Creation::RelaySpent,
+                Err(e) => {
+                    tracing::warn!(%e, "the shared room allowances did not answer");
+                    Creation::RelaySpent
+                }
+            };
+        }
         const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
         let per_minute = f64::from(self.cfg.rooms_created_per_minute);
         let (tokens, at) = self.created;
@@ -739,6 +767,12 @@ impl Hub {
     /// good. Their messages become others' mail in a room we left, the
     /// first to go when the store is over its budget.
     async fn leave_idle_rooms(&mut self) {
+        if let (AnyStore::Postgres(pg), Some(_)) = (&self.store, &self.cluster) {
+            // Allowances whose hour is over: any instance's sweep does.
+            if let Err(e) = pg.prune_room_allowances(now_ms()).await {
+                tracing::warn!(%e, "pruning the shared room allowances failed");
+            }
+        }
         let idle = std::time::Duration::from_secs(self.cfg.room_idle_hours.saturating_mul(3600));
         let named: HashSet<&RoomId> = self.conns.values().flat_map(|c| c.rooms.iter()).collect();
         let now = Instant::now();

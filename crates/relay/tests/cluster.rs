@@ -445,3 +445,50 @@ async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
     one.stop().await;
     two.stop().await;
 }
+
+fn hello(rooms: &[&str]) -> festival_node::relay::wire::RelayMsg {
+    use festival_core::frame::{Frame, Hello};
+    let rooms = rooms.iter().map(|r| r.parse().unwrap()).collect();
+    let hello =
+        Hello { version: festival_core::sync::PROTOCOL_VERSION, ack: false, rooms, relays: true, powered: true };
+    festival_node::relay::wire::RelayMsg::Frame(Frame::Hello(hello).encode())
+}
+
+/// Room creation allowances are the cluster's: an identity that moves to
+/// another instance finds its hour spent there too, and fresh keys spread
+/// over the instances share one relay-wide budget per minute. (Each
+/// instance counted its own before: N instances, N allowances.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_creation_allowances_hold_across_instances() {
+    let s = Servers::start().await;
+    // 3 rooms per identity an hour; 4 in all a minute (one more every 15
+    // s, longer than this test's steps take).
+    let limits = |c: RelayConfig| RelayConfig {
+        rooms_per_identity_per_hour: 3,
+        rooms_created_per_minute: 4,
+        idle_timeout_secs: 60,
+        ..c
+    };
+    let (_d1, one) = s.relay("one", limits).await;
+    let (_d2, two) = s.relay("two", limits).await;
+    const LIMIT: &str = "room_creation_limit";
+
+    // Mallory names four new rooms at instance one: three are joined.
+    let mallory = identity();
+    let mut m = authed(one.addr, &mallory).await;
+    send(&mut m, &hello(&["m-1", "m-2", "m-3", "m-4"])).await;
+    eventually("one refuses her fourth room", || async { one.rejections(LIMIT).await == 1 }).await;
+    // At instance two her hour is spent as well.
+    let mut m2 = authed(two.addr, &mallory).await;
+    send(&mut m2, &hello(&["m-5"])).await;
+    eventually("two refuses her next room", || async { two.rejections(LIMIT).await == 1 }).await;
+
+    // The relay's budget: three of its four went to Mallory; a fresh key
+    // at instance two gets the fourth, and its second waits.
+    let mut k = authed(two.addr, &identity()).await;
+    send(&mut k, &hello(&["k-1", "k-2"])).await;
+    eventually("two refuses the room past the cluster's budget", || async { two.rejections(LIMIT).await == 2 }).await;
+    drop((m, m2, k));
+    one.stop().await;
+    two.stop().await;
+}

@@ -468,6 +468,53 @@ mod tests {
         store.close().await;
     }
 
+    /// Room allowances taken at once from several connections (as several
+    /// instances would) never give more than the identity's hourly
+    /// allowance nor more than the relay's budget; a new hour gives a new
+    /// allowance, and pruning forgets only hours that are over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn room_allowances_hold_under_concurrent_instances() {
+        let server = server::TempServer::start(false).await.expect("start PostgreSQL");
+        let store = PgStore::connect(&server.create_database("allowances").await.unwrap()).await.unwrap();
+        let t0 = 1_790_000_000_000u64;
+        let take = |peer: PeerId, now: u64, per_hour: u32, per_minute: u32| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_room_allowance(&peer, now, per_hour, per_minute).await.unwrap() })
+        };
+        let count = |got: &[RoomAllowance], what: RoomAllowance| got.iter().filter(|g| **g == what).count();
+        // One identity, ten at once: three of them.
+        let mallory = PeerId::from_bytes([7; 32]);
+        let tasks: Vec<_> = (0..10).map(|_| take(mallory, t0, 3, 100)).collect();
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap());
+        }
+        assert_eq!(count(&got, RoomAllowance::Allowed), 3, "{got:?}");
+        assert_eq!(count(&got, RoomAllowance::IdentitySpent), 7);
+        // Ten fresh identities, with the relay's budget now 4 a minute (the
+        // bucket is capped at that): four of them.
+        let tasks: Vec<_> = (0..10u8).map(|i| take(PeerId::from_bytes([i + 20; 32]), t0, 3, 4)).collect();
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap());
+        }
+        assert_eq!(count(&got, RoomAllowance::Allowed), 4, "{got:?}");
+        assert_eq!(count(&got, RoomAllowance::RelaySpent), 6);
+        // 15 s later one more token (4 a minute).
+        let later = take(PeerId::from_bytes([50; 32]), t0 + 15_000, 3, 4).await.unwrap();
+        assert_eq!(later, RoomAllowance::Allowed);
+        // Mallory's hour is over an hour later: a new allowance.
+        assert_eq!(take(mallory, t0 + 3_600_000, 3, 100).await.unwrap(), RoomAllowance::Allowed);
+        // Pruning at t0 + 1 h forgets the hours begun at t0 (the four fresh
+        // identities that got a room; those refused for the budget never
+        // had one), not Mallory's new hour nor the one begun 15 s later.
+        assert_eq!(store.prune_room_allowances(t0 + 3_600_000).await.unwrap(), 4);
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM room_allowances").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(left, 2);
+        store.close().await;
+    }
+
     /// Ingest's transactions reuse generic plans (`ingest::GENERIC_PLANS`),
     /// and only they: the setting ends with the transaction, so a lookup on
     /// the same pooled connection afterwards is planned for its arguments
