@@ -456,16 +456,21 @@ mod tests {
     async fn every_connection_plans_each_execution() {
         let server = server::TempServer::start(false).await.expect("start PostgreSQL");
         let store = PgStore::connect(&server.create_database("plans").await.unwrap()).await.unwrap();
+        all_connections_plan_each_execution(&store).await;
+        store.close().await;
+    }
+
+    /// Every connection the pool holds (all of them at once, so each is
+    /// looked at) plans each statement for its arguments.
+    async fn all_connections_plan_each_execution(store: &PgStore) {
         let mut held = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..CONNECTIONS {
             held.push(store.pool.acquire().await.unwrap());
         }
         for conn in &mut held {
             let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut **conn).await.unwrap();
             assert_eq!(mode, "force_custom_plan");
         }
-        drop(held);
-        store.close().await;
     }
 
     /// Room allowances taken at once from several connections (as several
@@ -555,15 +560,7 @@ mod tests {
         assert!(matches!(outcomes[..], [Ok(crate::Inserted::Duplicate), Ok(crate::Inserted::New)]), "{outcomes:?}");
         let heads = store.heads().await.unwrap();
         assert_eq!((heads[0].contiguous, heads[0].max), (3, 5));
-        let mut held = Vec::new();
-        for _ in 0..CONNECTIONS {
-            held.push(store.pool.acquire().await.unwrap());
-        }
-        for conn in &mut held {
-            let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut **conn).await.unwrap();
-            assert_eq!(mode, "force_custom_plan");
-        }
-        drop(held);
+        all_connections_plan_each_execution(&store).await;
         store.close().await;
     }
 }
