@@ -64,20 +64,7 @@ fn best(sim: &Sim, alive: &BTreeSet<usize>, powered: &BTreeSet<usize>) -> usize 
 /// but for the `powered` ones (everyone on mains when it is empty); run
 /// for two beacons. The simulator and its links.
 fn crowd(seed: u64, n: usize, powered: &BTreeSet<usize>) -> (Sim, Vec<(usize, usize)>) {
-    crowd_on(seed, n, powered, LinkSpec::lan(), true)
-}
-
-/// [`crowd`] on links of `spec`, authors pushing their own messages to
-/// every link or only to the tree's (`own_pushes_to_all_links`).
-fn crowd_on(
-    seed: u64,
-    n: usize,
-    powered: &BTreeSet<usize>,
-    spec: LinkSpec,
-    own_pushes_to_all_links: bool,
-) -> (Sim, Vec<(usize, usize)>) {
     let mut sim = Sim::new(seed);
-    sim.config.own_pushes_to_all_links = own_pushes_to_all_links;
     for _ in 0..n {
         sim.add_node(vec![]);
     }
@@ -88,7 +75,7 @@ fn crowd_on(
     }
     let edges = random_graph(n, 3, 5, &mut sim.rng);
     for &(a, b) in &edges {
-        sim.connect(a, b, spec);
+        sim.connect(a, b, LinkSpec::lan());
     }
     sim.run_for(2 * TREE_BEACON_MS);
     (sim, edges)
@@ -99,9 +86,7 @@ fn the_tree_is_breadth_first_from_the_best_node_and_carries_one_copy_per_message
     let n = 60;
     // Phones, but for three venue boxes: a box ranks first as root.
     let powered: BTreeSet<usize> = [5, 17, 40].into();
-    // The tree alone: an author's pushes to its other links are copies
-    // beside the tree's (see the next test).
-    let (mut sim, edges) = crowd_on(21, n, &powered, LinkSpec::lan(), false);
+    let (mut sim, edges) = crowd(21, n, &powered);
     let alive: BTreeSet<usize> = (0..n).collect();
     let root = best(&sim, &alive, &powered);
     assert!(powered.contains(&root));
@@ -130,40 +115,6 @@ fn the_tree_is_breadth_first_from_the_best_node_and_carries_one_copy_per_message
             assert!((d.hops as usize) <= bound, "{} hops from {author} to {i}: more than via the root", d.hops);
         }
     }
-}
-
-/// An author pushes its own new messages to every link, not only to the
-/// tree's: with 5 % of frames lost, a lost first push no longer sends the
-/// author's side of the tree grafting the long way round. Same crowd,
-/// same seed, same messages, with and without: the paths' tail is
-/// shorter, with no more copies per message.
-#[test]
-fn an_authors_pushes_to_every_link_shorten_paths_under_loss() {
-    let n = 200;
-    let run = |own_pushes_to_all_links: bool| {
-        let (mut sim, _) = crowd_on(5, n, &BTreeSet::new(), LinkSpec::lossy(0.05), own_pushes_to_all_links);
-        let mut sent = Vec::new();
-        for k in 0..120 {
-            let author = (k * 37) % n;
-            sent.push((sim.send_text(author, "festival", &format!("m{k}")), author, sim.now));
-            sim.run_for(100);
-        }
-        let all: Vec<usize> = (0..n).collect();
-        assert!(sim.run_until_cond(30_000, 50, |s| Report::measure(s, &sent, &all).delivery_ratio >= 1.0));
-        Report::measure(&sim, &sent, &all)
-    };
-    let (with, without) = (run(true), run(false));
-    eprintln!("with: {with:?}\nwithout: {without:?}");
-    assert!(
-        with.hops_p99 < without.hops_p99 && with.hops_p50 <= without.hops_p50,
-        "hops p50/p99 {}/{} with, {}/{} without",
-        with.hops_p50,
-        with.hops_p99,
-        without.hops_p50,
-        without.hops_p99
-    );
-    assert!(with.latency_p99_ms < without.latency_p99_ms, "{with:?} against {without:?}");
-    assert!(with.redundancy <= without.redundancy + 0.02, "{with:?} against {without:?}");
 }
 
 #[test]

@@ -101,10 +101,8 @@ impl Node {
                 if !self.equivocators.contains(&author) {
                     out.push(Output::RecordProof { held: None, other: env });
                 }
-            } else if via == Via::Push && peer != author {
-                // A tree link pushes whatever duplicates arrive. So does an
-                // author its own messages, on every link (see `forward`):
-                // no prune, and no sign of a tree seen differently.
+            } else if via == Via::Push {
+                // A tree link pushes whatever duplicates arrive.
                 let pinned = self.rooms.get(&room_id).is_some_and(|r| r.tree.pinned.contains(&link));
                 if !pinned {
                     let was_eager = self.rooms.get_mut(&room_id).is_some_and(|r| r.make_lazy(link));
@@ -323,13 +321,10 @@ impl Node {
         // Links told of it at once whatever the crowd: held-back pushes.
         let mut told = Vec::new();
         let limit = if self.crowd.busy { self.cfg.busy_max_hops.min(MAX_HOPS) } else { MAX_HOPS };
-        let own = from.is_none() && env.author() == self.my_id && self.cfg.own_pushes_to_all_links;
-        if room_id.is_announcements() || own {
+        if room_id.is_announcements() {
             // The organiser's (a few an hour, `Config::announcements_per_hour`):
             // pushed to every link of the room, tree or not, so none waits
-            // for an announcement and a graft. Also our own new messages
-            // (`Config::own_pushes_to_all_links`): their first hop is where
-            // a lost push costs the most.
+            // for an announcement and a graft.
             eager.append(&mut lazy);
         } else if next_hops > limit {
             // No push goes further: announce it to every link instead, and

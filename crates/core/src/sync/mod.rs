@@ -225,13 +225,6 @@ pub struct Config {
     /// The organiser's announcements taken per hour, and the burst: a key
     /// that leaked cannot flood the festival.
     pub announcements_per_hour: (u32, u32),
-    /// Push our own new messages to every link of the room, tree or not
-    /// (`sync::ingest::forward`). With the tree alone, a lost first push
-    /// leaves the author's whole side of the tree to graft the message,
-    /// each node from a neighbour whose copy came the long way round; a
-    /// handful more pushes at the source avoid it (`festival-bench sim`,
-    /// docs/benchmarks.md). Off only to measure what it changes.
-    pub own_pushes_to_all_links: bool,
 }
 
 impl Default for Config {
@@ -265,7 +258,6 @@ impl Default for Config {
             author_push_rate: (2, 10),
             organiser: None,
             announcements_per_hour: (30, 10),
-            own_pushes_to_all_links: true,
         }
     }
 }
