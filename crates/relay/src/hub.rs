@@ -178,6 +178,13 @@ pub struct Hub {
     /// The relay-wide budget of new rooms: tokens (up to
     /// `rooms_created_per_minute`, refilled at that rate) and when counted.
     created: (f64, Instant),
+    /// In a cluster, what the shared store last said was spent, so that
+    /// hellos naming new rooms do not each cost it a transaction: each
+    /// identity whose hourly allowance is spent, until its hour ends (at
+    /// most [`MAX_ROOM_CREATORS`]), and when the relay's budget has its
+    /// next creation.
+    spent_until: HashMap<PeerId, Instant>,
+    budget_until: Option<Instant>,
     /// Rooms refused only for the relay-wide budget, oldest first, with the
     /// identity that named them: joined as the budget refills while that
     /// node is connected and still names them (a node names its rooms in a hello
@@ -280,6 +287,8 @@ impl Hub {
             room_used: rooms.iter().map(|r| (r.clone(), Instant::now())).collect(),
             rooms,
             creators: HashMap::new(),
+            spent_until: HashMap::new(),
+            budget_until: None,
             created: (f64::from(cfg.rooms_created_per_minute), Instant::now()),
             waiting: VecDeque::new(),
             _retention: retention_task,
@@ -299,6 +308,8 @@ impl Hub {
         self.apply(fx);
         let mut sweep = tokio::time::interval(ROOM_SWEEP_EVERY);
         let mut retry = tokio::time::interval(ROOM_RETRY_EVERY);
+        // A retry that waited on the store is not made up for in a burst.
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // The core's timers run on the engine's monotonic clock.
             let mono = self.engine.clock().mono();
@@ -655,7 +666,7 @@ impl Hub {
             }
             let creation = match spent {
                 Some(c) => c,
-                None => self.may_create_room(peer, now).await,
+                None => self.may_create_room(peer, &room, now).await,
             };
             if !matches!(creation, Creation::Allowed) {
                 spent = Some(creation);
@@ -705,7 +716,7 @@ impl Hub {
             if self.rooms.len() >= self.cfg.max_rooms {
                 return;
             }
-            match self.may_create_room(peer, now).await {
+            match self.may_create_room(peer, &room, now).await {
                 Creation::Allowed => {
                     self.waiting.pop_front();
                     self.join_room(room, now).await;
@@ -723,15 +734,38 @@ impl Hub {
     /// hourly allowance. An instance of a cluster counts in the shared
     /// store, for all instances at once: an identity that moves between
     /// them, or fresh keys spread over them, get one allowance, not one
-    /// per instance. While the store does not answer, nothing is created
-    /// (the rooms wait, as for a spent budget).
-    async fn may_create_room(&mut self, peer: PeerId, now: Instant) -> Creation {
+    /// per instance, and a room the cluster carries already (another
+    /// instance joined it) costs none. What the store said was spent is
+    /// remembered until it refills (`spent_until`, `budget_until`), so a
+    /// stream of hellos costs it no transaction each; an identity whose
+    /// hour is spent is then refused even a room the cluster carries, until
+    /// its hour ends. While the store does not answer, nothing is created
+    /// and it is not asked (the rooms wait, as for a spent budget).
+    async fn may_create_room(&mut self, peer: PeerId, room: &RoomId, now: Instant) -> Creation {
         if let (AnyStore::Postgres(pg), Some(_)) = (&self.store, &self.cluster) {
+            if !self.metrics.store_up.load(Relaxed) || self.budget_until.is_some_and(|t| now < t) {
+                return Creation::RelaySpent;
+            }
+            if self.spent_until.get(&peer).is_some_and(|t| now < *t) {
+                return Creation::IdentitySpent;
+            }
             let (per_hour, per_minute) = (self.cfg.rooms_per_identity_per_hour, self.cfg.rooms_created_per_minute);
-            return match pg.take_room_allowance(&peer, now_ms(), per_hour, per_minute).await {
-                Ok(RoomAllowance::Allowed) => Creation::Allowed,
-                Ok(RoomAllowance::IdentitySpent) => Creation::IdentitySpent,
-                Ok(RoomAllowance::RelaySpent) => Creation::RelaySpent,
+            let ms = std::time::Duration::from_millis;
+            return match pg.take_room_allowance(&peer, room, per_hour, per_minute, None).await {
+                Ok(RoomAllowance::Known | RoomAllowance::Allowed) => Creation::Allowed,
+                Ok(RoomAllowance::IdentitySpent { for_ms }) => {
+                    if self.spent_until.len() >= MAX_ROOM_CREATORS {
+                        self.spent_until.retain(|_, until| now < *until);
+                    }
+                    if self.spent_until.len() < MAX_ROOM_CREATORS {
+                        self.spent_until.insert(peer, now + ms(for_ms));
+                    }
+                    Creation::IdentitySpent
+                }
+                Ok(RoomAllowance::RelaySpent { for_ms }) => {
+                    self.budget_until = Some(now + ms(for_ms));
+                    Creation::RelaySpent
+                }
                 Err(e) => {
                     tracing::warn!(%e, "the shared room allowances did not answer");
                     Creation::RelaySpent
@@ -767,9 +801,11 @@ impl Hub {
     /// good. Their messages become others' mail in a room we left, the
     /// first to go when the store is over its budget.
     async fn leave_idle_rooms(&mut self) {
-        if let (AnyStore::Postgres(pg), Some(_)) = (&self.store, &self.cluster) {
+        if let (AnyStore::Postgres(pg), Some(_), true) =
+            (&self.store, &self.cluster, self.metrics.store_up.load(Relaxed))
+        {
             // Allowances whose hour is over: any instance's sweep does.
-            if let Err(e) = pg.prune_room_allowances(now_ms()).await {
+            if let Err(e) = pg.prune_room_allowances(None).await {
                 tracing::warn!(%e, "pruning the shared room allowances failed");
             }
         }

@@ -478,16 +478,19 @@ async fn room_creation_allowances_hold_across_instances() {
     let mut m = authed(one.addr, &mallory).await;
     send(&mut m, &hello(&["m-1", "m-2", "m-3", "m-4"])).await;
     eventually("one refuses her fourth room", || async { one.rejections(LIMIT).await == 1 }).await;
-    // At instance two her hour is spent as well.
+    // At instance two her hour is spent as well; a room the cluster
+    // carries already (m-1, joined by one) costs nothing and is joined.
     let mut m2 = authed(two.addr, &mallory).await;
-    send(&mut m2, &hello(&["m-5"])).await;
-    eventually("two refuses her next room", || async { two.rejections(LIMIT).await == 1 }).await;
+    send(&mut m2, &hello(&["m-1", "m-5"])).await;
+    eventually("two refuses her new room, not the carried one", || async { two.rejections(LIMIT).await == 1 }).await;
 
     // The relay's budget: three of its four went to Mallory; a fresh key
-    // at instance two gets the fourth, and its second waits.
+    // at instance two naming three rooms gets the fourth (and a fifth only
+    // if the test ran past the next token, 15 s on): at least one waits.
+    // Each instance counting its own budget would give it all three.
     let mut k = authed(two.addr, &identity()).await;
-    send(&mut k, &hello(&["k-1", "k-2"])).await;
-    eventually("two refuses the room past the cluster's budget", || async { two.rejections(LIMIT).await == 2 }).await;
+    send(&mut k, &hello(&["k-1", "k-2", "k-3"])).await;
+    eventually("two refuses a room past the cluster's budget", || async { two.rejections(LIMIT).await >= 2 }).await;
     drop((m, m2, k));
     one.stop().await;
     two.stop().await;

@@ -104,14 +104,25 @@ where
 /// The hour an identity's room allowance counts in, ms.
 const ROOM_ALLOWANCE_WINDOW_MS: i64 = 3_600_000;
 
+/// How long a room creation waits for another instance's lock on the
+/// allowances before it gives up (an error: the room waits and is tried
+/// again): the hub waits for it.
+const ROOM_ALLOWANCE_LOCK_TIMEOUT: &str = "500ms";
+
 /// What [`PgStore::take_room_allowance`] gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomAllowance {
+    /// The cluster carries the room already: joining it costs nothing.
+    Known,
     Allowed,
-    /// The identity's hourly allowance is spent.
-    IdentitySpent,
-    /// The relay's budget is spent for now; it refills.
-    RelaySpent,
+    /// The identity's hourly allowance is spent, for this many ms more.
+    IdentitySpent {
+        for_ms: u64,
+    },
+    /// The relay's budget is spent; its next creation is due in this many ms.
+    RelaySpent {
+        for_ms: u64,
+    },
 }
 
 impl PgStore {
@@ -143,47 +154,53 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    /// Take one room creation from the relay's budget (a token bucket of
-    /// `per_minute`, refilled at that rate) and from `peer`'s allowance of
-    /// `per_hour` in its current hour: both or neither, for every instance
-    /// of a cluster at once (migrations-pg/0003_room_allowances.sql). `now`
-    /// is wall time in ms, the instances' common clock; a clock behind the
-    /// others' neither refills the bucket nor opens a new hour.
+    /// Take one room creation, for every instance of a cluster at once
+    /// (migrations-pg/0003_room_allowances.sql): nothing if the cluster
+    /// carries `room` already ([`RoomAllowance::Known`]); else one from
+    /// `peer`'s allowance of `per_hour` in its current hour and one from
+    /// the relay's budget (a token bucket of `per_minute`, refilled at that
+    /// rate), both or neither. Times are PostgreSQL's clock, the one clock
+    /// every instance shares (`at` overrides it, for tests); a time stored
+    /// ahead of it (a clock set back since) is not waited for. The
+    /// identity's row is locked before the budget's in every path; a
+    /// refusal for the budget writes nothing; waiting for a lock ends
+    /// after [`ROOM_ALLOWANCE_LOCK_TIMEOUT`] with an error.
     pub async fn take_room_allowance(
         &self,
         peer: &PeerId,
-        now: u64,
+        room: &RoomId,
         per_hour: u32,
         per_minute: u32,
+        at: Option<u64>,
     ) -> Result<RoomAllowance> {
-        let now = to_sql("now", now)?;
+        let at = at.map(|t| to_sql("at", t)).transpose()?;
         let cap = f64::from(per_minute);
         with_retries(|| async {
             let mut tx = self.pool.begin().await?;
-            // Refill the bucket and lock it: one creation at a time in the
-            // cluster (creations are few: the bucket is small).
-            let (tokens,): (f64,) = sqlx::query_as(
-                "INSERT INTO room_budget AS b (singleton, tokens, at) VALUES (1, $1, $2)
-                 ON CONFLICT (singleton) DO UPDATE SET
-                     tokens = least($1, b.tokens + greatest(0, $2 - b.at) * $1 / 60000.0),
-                     at = greatest(b.at, $2)
-                 RETURNING tokens",
+            let (_, known, db_now): (String, bool, i64) = sqlx::query_as(
+                "SELECT set_config('lock_timeout', $2, true),
+                        EXISTS (SELECT 1 FROM rooms WHERE room_id = $1),
+                        (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
             )
-            .bind(cap)
-            .bind(now)
+            .bind(room.as_str())
+            .bind(ROOM_ALLOWANCE_LOCK_TIMEOUT)
             .fetch_one(&mut *tx)
             .await?;
-            if tokens < 1.0 {
+            if known {
                 tx.commit().await?;
-                return Ok(RoomAllowance::RelaySpent);
+                return Ok(RoomAllowance::Known);
             }
-            // The identity's hour; a new one begins once it has ended.
-            let (created,): (i32,) = sqlx::query_as(
+            let now = at.unwrap_or(db_now);
+            // The identity's hour, locked: a new one once it has ended, or
+            // if it would begin after now.
+            let (created, window_start): (i32, i64) = sqlx::query_as(
                 "INSERT INTO room_allowances AS a (peer_id, window_start, created) VALUES ($1, $2, 0)
                  ON CONFLICT (peer_id) DO UPDATE SET
-                     window_start = CASE WHEN $2 - a.window_start >= $3 THEN $2 ELSE a.window_start END,
-                     created = CASE WHEN $2 - a.window_start >= $3 THEN 0 ELSE a.created END
-                 RETURNING created",
+                     window_start = CASE WHEN $2 - a.window_start >= $3 OR a.window_start > $2
+                                         THEN $2 ELSE a.window_start END,
+                     created = CASE WHEN $2 - a.window_start >= $3 OR a.window_start > $2
+                                    THEN 0 ELSE a.created END
+                 RETURNING created, window_start",
             )
             .bind(peer.as_bytes().as_slice())
             .bind(now)
@@ -192,27 +209,54 @@ impl PgStore {
             .await?;
             if i64::from(created) >= i64::from(per_hour) {
                 tx.commit().await?;
-                return Ok(RoomAllowance::IdentitySpent);
+                let left = (window_start + ROOM_ALLOWANCE_WINDOW_MS - now).max(0);
+                return Ok(RoomAllowance::IdentitySpent { for_ms: left.unsigned_abs() });
             }
-            sqlx::query("UPDATE room_allowances SET created = created + 1 WHERE peer_id = $1")
-                .bind(peer.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE room_budget SET tokens = tokens - 1").execute(&mut *tx).await?;
+            // The relay's bucket, locked and refilled to now; a time stored
+            // more than a minute ahead of now is taken as now.
+            let (tokens,): (f64,) = sqlx::query_as(
+                "INSERT INTO room_budget AS b (singleton, tokens, at) VALUES (1, $1, $2)
+                 ON CONFLICT (singleton) DO UPDATE SET
+                     tokens = least($1, b.tokens + greatest(0, $2 - b.at) * $1 / 60000.0),
+                     at = CASE WHEN b.at > $2 + 60000 THEN $2 ELSE greatest(b.at, $2) END
+                 RETURNING tokens",
+            )
+            .bind(cap)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if tokens < 1.0 {
+                tx.rollback().await?;
+                // When the next token is due at this rate.
+                let for_ms = if cap > 0.0 { ((1.0 - tokens) * 60_000.0 / cap).ceil() as u64 } else { 60_000 };
+                return Ok(RoomAllowance::RelaySpent { for_ms });
+            }
+            sqlx::query(
+                "WITH taken AS (UPDATE room_budget SET tokens = tokens - 1 WHERE singleton = 1)
+                 UPDATE room_allowances SET created = created + 1 WHERE peer_id = $1",
+            )
+            .bind(peer.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(RoomAllowance::Allowed)
         })
         .await
     }
 
-    /// Forget the allowances of identities whose hour ended before `now`
-    /// (ms): they would start a new one anyway. Returns how many.
-    pub async fn prune_room_allowances(&self, now: u64) -> Result<u64> {
-        let before = to_sql("now", now)?.saturating_sub(ROOM_ALLOWANCE_WINDOW_MS);
-        let done = sqlx::query("DELETE FROM room_allowances WHERE window_start <= $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
+    /// Forget the allowances of identities whose hour has ended by
+    /// PostgreSQL's clock (or `at`, for tests): they would start a new one
+    /// anyway. Returns how many.
+    pub async fn prune_room_allowances(&self, at: Option<u64>) -> Result<u64> {
+        let at = at.map(|t| to_sql("at", t)).transpose()?;
+        let done = sqlx::query(
+            "DELETE FROM room_allowances
+             WHERE window_start <= coalesce($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) - $2",
+        )
+        .bind(at)
+        .bind(ROOM_ALLOWANCE_WINDOW_MS)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -484,9 +528,12 @@ mod tests {
         let t0 = 1_790_000_000_000u64;
         let take = |peer: PeerId, now: u64, per_hour: u32, per_minute: u32| {
             let store = store.clone();
-            tokio::spawn(async move { store.take_room_allowance(&peer, now, per_hour, per_minute).await.unwrap() })
+            let room: RoomId = "new-room".parse().unwrap();
+            tokio::spawn(async move {
+                store.take_room_allowance(&peer, &room, per_hour, per_minute, Some(now)).await.unwrap()
+            })
         };
-        let count = |got: &[RoomAllowance], what: RoomAllowance| got.iter().filter(|g| **g == what).count();
+        let count = |got: &[RoomAllowance], what: fn(&RoomAllowance) -> bool| got.iter().filter(|g| what(g)).count();
         // One identity, ten at once: three of them.
         let mallory = PeerId::from_bytes([7; 32]);
         let tasks: Vec<_> = (0..10).map(|_| take(mallory, t0, 3, 100)).collect();
@@ -494,8 +541,9 @@ mod tests {
         for t in tasks {
             got.push(t.await.unwrap());
         }
-        assert_eq!(count(&got, RoomAllowance::Allowed), 3, "{got:?}");
-        assert_eq!(count(&got, RoomAllowance::IdentitySpent), 7);
+        assert_eq!(count(&got, |g| *g == RoomAllowance::Allowed), 3, "{got:?}");
+        // Spent for the rest of the hour.
+        assert_eq!(count(&got, |g| *g == RoomAllowance::IdentitySpent { for_ms: 3_600_000 }), 7, "{got:?}");
         // Ten fresh identities, with the relay's budget now 4 a minute (the
         // bucket is capped at that): four of them.
         let tasks: Vec<_> = (0..10u8).map(|i| take(PeerId::from_bytes([i + 20; 32]), t0, 3, 4)).collect();
@@ -503,8 +551,9 @@ mod tests {
         for t in tasks {
             got.push(t.await.unwrap());
         }
-        assert_eq!(count(&got, RoomAllowance::Allowed), 4, "{got:?}");
-        assert_eq!(count(&got, RoomAllowance::RelaySpent), 6);
+        assert_eq!(count(&got, |g| *g == RoomAllowance::Allowed), 4, "{got:?}");
+        // The next token in 15 s (4 a minute).
+        assert_eq!(count(&got, |g| *g == RoomAllowance::RelaySpent { for_ms: 15_000 }), 6, "{got:?}");
         // 15 s later one more token (4 a minute).
         let later = take(PeerId::from_bytes([50; 32]), t0 + 15_000, 3, 4).await.unwrap();
         assert_eq!(later, RoomAllowance::Allowed);
@@ -513,10 +562,32 @@ mod tests {
         // Pruning at t0 + 1 h forgets the hours begun at t0 (the four fresh
         // identities that got a room; those refused for the budget never
         // had one), not Mallory's new hour nor the one begun 15 s later.
-        assert_eq!(store.prune_room_allowances(t0 + 3_600_000).await.unwrap(), 4);
+        assert_eq!(store.prune_room_allowances(Some(t0 + 3_600_000)).await.unwrap(), 4);
         let (left,): (i64,) =
             sqlx::query_as("SELECT count(*) FROM room_allowances").fetch_one(&store.pool).await.unwrap();
         assert_eq!(left, 2);
+
+        // A room the cluster carries costs nothing, even to a spent identity.
+        let known: RoomId = "carried".parse().unwrap();
+        store.join_room(&known, "carried", t0).await.unwrap();
+        for _ in 0..5 {
+            let got = store.take_room_allowance(&mallory, &known, 0, 0, Some(t0 + 3_600_001)).await.unwrap();
+            assert_eq!(got, RoomAllowance::Known);
+        }
+
+        // Times stored ahead of the clock (an instance whose clock was ahead,
+        // or a clock set back since) are not waited for: the bucket and a
+        // new identity's hour work at once.
+        let years = 10 * 365 * 24 * 3_600_000;
+        let ahead = take(PeerId::from_bytes([60; 32]), t0 + years, 3, 100).await.unwrap();
+        assert_eq!(ahead, RoomAllowance::Allowed);
+        assert_eq!(take(PeerId::from_bytes([60; 32]), t0 + 20_000, 3, 100).await.unwrap(), RoomAllowance::Allowed);
+        assert_eq!(take(PeerId::from_bytes([61; 32]), t0 + 20_000, 3, 100).await.unwrap(), RoomAllowance::Allowed);
+
+        // By PostgreSQL's own clock (no override).
+        let room: RoomId = "by-the-database".parse().unwrap();
+        let got = store.take_room_allowance(&PeerId::from_bytes([70; 32]), &room, 3, 100, None).await.unwrap();
+        assert_eq!(got, RoomAllowance::Allowed);
         store.close().await;
     }
 
