@@ -362,6 +362,12 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The value sealed in a stream entry, if it opens and is at most
+    /// `max_age_ms` old; a refusal is counted under its reason.
+    fn open<T: DeserializeOwned>(&self, stream: &str, bytes: &[u8], max_age_ms: u64) -> Option<T> {
+        self.key.open(stream, bytes, now_ms(), max_age_ms).inspect_err(|reason| self.metrics.reject(reason)).ok()
+    }
+
     /// A connection that reconnects by itself; `blocking` ones wait on
     /// `BLOCK` reads, so they have no response timeout.
     async fn connect(&self, blocking: bool) -> ConnectionManager {
@@ -658,13 +664,7 @@ async fn read_accepted(ctx: Ctx) {
                 // every instance a signature check for every message of
                 // the cluster. One that does not open is no proof of
                 // anything (the store's tail brings what was committed).
-                let entry: Accepted = match ctx.key.open(ACCEPTED_STREAM, &bytes, now_ms(), ACCEPTED_MAX_AGE_MS) {
-                    Ok(entry) => entry,
-                    Err(reason) => {
-                        ctx.metrics.reject(reason);
-                        continue;
-                    }
-                };
+                let Some(entry) = ctx.open::<Accepted>(ACCEPTED_STREAM, &bytes, ACCEPTED_MAX_AGE_MS) else { continue };
                 if entry.instance == ctx.instance {
                     continue;
                 }
@@ -744,13 +744,7 @@ async fn read_signals(ctx: Ctx) {
         wait = BACKOFF_MIN;
         for (id, bytes) in got {
             from = id;
-            let word: ToInstance = match ctx.key.open(SIGNAL_STREAM, &bytes, now_ms(), SIGNAL_MAX_AGE_MS) {
-                Ok(word) => word,
-                Err(reason) => {
-                    ctx.metrics.reject(reason);
-                    continue;
-                }
-            };
+            let Some(word) = ctx.open::<ToInstance>(SIGNAL_STREAM, &bytes, SIGNAL_MAX_AGE_MS) else { continue };
             if word.instance != ctx.instance {
                 continue;
             }

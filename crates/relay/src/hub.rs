@@ -743,7 +743,7 @@ impl Hub {
     /// and it is not asked (the rooms wait, as for a spent budget).
     async fn may_create_room(&mut self, peer: PeerId, room: &RoomId, now: Instant) -> Creation {
         if let (AnyStore::Postgres(pg), Some(_)) = (&self.store, &self.cluster) {
-            if !self.metrics.store_up.load(Relaxed) || self.budget_until.is_some_and(|t| now < t) {
+            if !self.store_answers() || self.budget_until.is_some_and(|t| now < t) {
                 return Creation::RelaySpent;
             }
             if self.spent_until.get(&peer).is_some_and(|t| now < *t) {
@@ -801,9 +801,7 @@ impl Hub {
     /// good. Their messages become others' mail in a room we left, the
     /// first to go when the store is over its budget.
     async fn leave_idle_rooms(&mut self) {
-        if let (AnyStore::Postgres(pg), Some(_), true) =
-            (&self.store, &self.cluster, self.metrics.store_up.load(Relaxed))
-        {
+        if let (AnyStore::Postgres(pg), Some(_), true) = (&self.store, &self.cluster, self.store_answers()) {
             // Allowances whose hour is over: any instance's sweep does.
             if let Err(e) = pg.prune_room_allowances(None).await {
                 tracing::warn!(%e, "pruning the shared room allowances failed");

@@ -390,11 +390,12 @@ async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
     let b = TestNode::start(db.path(), "Ben", &two.url()).await;
     eventually("Ben is connected", || async { b.relay_id.lock().unwrap().is_some() }).await;
     let mut redis = redis::Client::open(s.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let xadd = |bytes: Vec<u8>| {
+    let xadd_to = |stream: &str, bytes: Vec<u8>| {
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(ACCEPTED_STREAM).arg("*").arg("m").arg(bytes);
+        cmd.arg(stream).arg("*").arg("m").arg(bytes);
         cmd
     };
+    let xadd = |bytes: Vec<u8>| xadd_to(ACCEPTED_STREAM, bytes);
 
     // Sealed with a key that is not the relay's: refused by both instances.
     let forged = stranger_text("free drinks at the north gate");
@@ -436,10 +437,9 @@ async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
 
     // The signal stream is sealed too: a word not sealed with the relay's
     // key is refused by every instance that reads it.
-    let mut forged_word = redis::cmd("XADD");
-    forged_word.arg(festival_relay::cluster::SIGNAL_STREAM).arg("*").arg("m");
-    forged_word.arg(accepted_entry(&wrong, festival_node::clock::now_ms(), "two", 0, vec![0; 8]));
-    let _: String = forged_word.query_async(&mut redis).await.unwrap();
+    let forged_word = accepted_entry(&wrong, festival_node::clock::now_ms(), "two", 0, vec![0; 8]);
+    let entry = xadd_to(festival_relay::cluster::SIGNAL_STREAM, forged_word);
+    let _: String = entry.query_async(&mut redis).await.unwrap();
     eventually("instance two refused the forged signal", || async { two.rejections("bus_forged").await == 2 }).await;
     b.stop().await;
     one.stop().await;

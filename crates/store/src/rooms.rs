@@ -22,6 +22,12 @@ pub struct RoomRecord {
     pub last_activity: Option<u64>,
 }
 
+/// The kinds a person reads (counted unread, searched): texts, sealed DMs,
+/// meet-ups and photos. SQL names them by a literal bit mask, bit `k` for
+/// kind code `k`: `(581 >> kind) & 1` (a partial index needs the query to
+/// repeat its condition verbatim; tests check the mask against this list).
+pub(crate) const READ_KINDS: [Kind; 4] = [Kind::Text, Kind::SealedDm, Kind::Meetup, Kind::Photo];
+
 /// Unread: kinds a person reads, not by us, received after the read mark.
 /// A sealed DM counts only if it is addressed to us: the DM room carries
 /// everyone's mail, and other people's is not ours to read. Uses the partial
@@ -32,12 +38,6 @@ pub struct RoomRecord {
 /// (`Kind::Text`), 2 (`Kind::SealedDm`), 6 (`Kind::Meetup`) and 9
 /// (`Kind::Photo`), checked by a test below. The last activity walks the
 /// same index backwards and stops at the first row: O(log n) per room.
-/// The kinds a person reads (counted unread, searched): texts, sealed DMs,
-/// meet-ups and photos. SQL names them by a literal bit mask, bit `k` for
-/// kind code `k`: `(581 >> kind) & 1` (a partial index needs the query to
-/// repeat its condition verbatim; tests check the mask against this list).
-pub(crate) const READ_KINDS: [Kind; 4] = [Kind::Text, Kind::SealedDm, Kind::Meetup, Kind::Photo];
-
 const ROOMS: &str = "
     SELECT r.room_id, r.name, r.joined_at, r.last_read_at,
         (SELECT count(*) FROM messages m
@@ -121,7 +121,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-
     #[test]
     fn unread_query_kind_mask_matches_the_core() {
         let mask: u32 = super::READ_KINDS.iter().map(|k| 1 << k.code()).sum();
