@@ -70,6 +70,11 @@ pub struct Args {
     /// With `--authors`: the share of those messages each node lacks.
     #[arg(long, default_value_t = 0.01)]
     lacking: f64,
+    /// Others' messages are pushed along the room's tree whatever the
+    /// crowd (`Config::live_pull` off), as before live fetching: for
+    /// comparison.
+    #[arg(long)]
+    tree_push: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -97,6 +102,7 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
 fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
     let started = Instant::now();
     let mut sim = Sim::new(a.seed);
+    sim.config.live_pull = !a.tree_push;
     let history = history(&mut sim, a.authors);
     let mut held = |sim: &mut Sim| -> Vec<SignedEnvelope> {
         history.iter().filter(|_| !sim.rng.gen_bool(a.lacking)).cloned().collect()
@@ -185,11 +191,27 @@ fn one(a: &Args, nodes: usize) -> (serde_json::Value, String) {
         "stretch_p99": stretch.1,
         "latency_p50_ms": r.latency_p50_ms,
         "latency_p99_ms": r.latency_p99_ms,
+        "live_pull": !a.tree_push,
         "frames_sent": sim.frames_sent,
+        "frames_by_kind": frames_by_kind(&sim),
         "virtual_s": (sim.now - start_virtual) as f64 / 1000.0,
         "wall_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
     (out, sim.trace_hash())
+}
+
+/// Frames sent, by kind (`Frame::name`).
+fn frames_by_kind(sim: &Sim) -> serde_json::Value {
+    let names = [
+        "hello", "summary", "digest", "want", "batch", "push", "ihave", "graft", "prune", "gone", "proof", "tree",
+        "recon",
+    ];
+    let by: serde_json::Map<String, serde_json::Value> = sim
+        .frames_by_kind
+        .iter()
+        .map(|(k, n)| (names.get(*k as usize).map_or_else(|| format!("tag{k}"), |s| s.to_string()), json!(n)))
+        .collect();
+    serde_json::Value::Object(by)
 }
 
 /// How far the pushes went out of their way: per delivery, its hops less

@@ -1,13 +1,21 @@
 //! A crowd that floods: one author's messages beyond its push budget are
 //! announced, not pushed, while everyone else's (and our own) still are;
 //! a busy node announces each message to few links, batched.
+//!
+//! Pushes of others' messages are what a busy crowd does (and a node with
+//! `Config::live_pull` off); a quiet node fetches them live instead
+//! (tests/live_pull.rs), so these run with `live_pull` off.
 
 mod common;
 
 use common::Harness;
 use festival_core::frame::Frame;
-use festival_core::sync::Input;
+use festival_core::sync::{Config, Input};
 use festival_core::LinkId;
+
+fn pushing() -> Harness {
+    Harness::with_config(9, Config { live_pull: false, ..Config::default() })
+}
 
 fn pushes_and_refs(h: &Harness, link: u64, from: usize) -> (usize, usize) {
     let mut pushes = 0;
@@ -26,7 +34,7 @@ fn pushes_and_refs(h: &Harness, link: u64, from: usize) -> (usize, usize) {
 fn an_author_over_its_push_budget_is_announced_not_pushed() {
     let (source, listener) = (common::identity(1), common::identity(2));
     let (flooder, other) = (common::identity(10), common::identity(11));
-    let mut h = Harness::new(9, vec![]);
+    let mut h = pushing();
     h.link(1, &source);
     h.link(2, &listener);
     // One message first: the listener is pushed to (else this proves nothing).
@@ -67,7 +75,7 @@ fn an_author_over_its_push_budget_is_announced_not_pushed() {
 #[test]
 fn a_push_that_came_with_hops_0_goes_on_as_room_traffic_not_as_our_own() {
     let (source, listener, author) = (common::identity(1), common::identity(2), common::identity(10));
-    let mut h = Harness::new(9, vec![]);
+    let mut h = pushing();
     h.link(1, &source);
     h.link(2, &listener);
     let env = common::text(&author, "festival", 1, "hops zero");

@@ -34,8 +34,17 @@ fn reply(author: &Identity, seq: u64, meetup: MessageId, until: u64) -> SignedEn
     signed(author, seq, &Body::MeetupReply(MeetupReplyBody { meetup, answer: MeetupAnswer::Coming, until }))
 }
 
-fn pushed_to(h: &Harness, link: u64, env: &SignedEnvelope) -> bool {
-    h.io.sent.iter().any(|(l, f)| l.0 == link && matches!(f, Frame::Push(i) if i.envelope == env.bytes()))
+/// Passed on to `link`: pushed, or (fetching live, `Config::live_pull`)
+/// announced.
+fn passed_to(h: &Harness, link: u64, env: &SignedEnvelope) -> bool {
+    h.io.sent.iter().any(|(l, f)| {
+        l.0 == link
+            && match f {
+                Frame::Push(i) => i.envelope == env.bytes(),
+                Frame::IHave { refs } => refs.iter().any(|r| r.id == env.id()),
+                _ => false,
+            }
+    })
 }
 
 #[test]
@@ -50,7 +59,7 @@ fn a_meetup_and_its_answers_travel_like_room_messages() {
     h.frame(1, push(&answer));
     let delivered: Vec<MessageId> = h.io.delivered.iter().map(|d| d.0).collect();
     assert_eq!(delivered, vec![card.id(), answer.id()]);
-    assert!(pushed_to(&h, 2, &card) && pushed_to(&h, 2, &answer), "passed on: {:?}", h.io.sent);
+    assert!(passed_to(&h, 2, &card) && passed_to(&h, 2, &answer), "passed on: {:?}", h.io.sent);
 }
 
 #[test]
@@ -66,7 +75,7 @@ fn a_meetup_past_its_card_is_neither_taken_nor_passed_on_and_nor_are_its_answers
     h.frame(1, push(&late_answer));
     assert!(h.io.delivered.is_empty());
     assert_eq!(h.rejected_by(&carrier, "expired"), 2);
-    assert!(!pushed_to(&h, 2, &over) && !pushed_to(&h, 2, &late_answer));
+    assert!(!passed_to(&h, 2, &over) && !passed_to(&h, 2, &late_answer));
     // Still within its grace, the card is taken.
     let late = meetup(&identity(7), 1, NOW - MEETUP_GRACE_MS + 60_000);
     h.frame(1, push(&late));
@@ -165,8 +174,8 @@ fn a_peer_of_an_older_protocol_is_told_nothing_of_them_and_goes_past_them() {
     for env in [&before, &card, &after] {
         h.frame(2, push(env));
     }
-    assert!(pushed_to(&h, 3, &card), "a peer of this protocol gets it");
-    assert!(pushed_to(&h, 1, &before) && pushed_to(&h, 1, &after), "the older one gets the texts");
+    assert!(passed_to(&h, 3, &card), "a peer of this protocol gets it");
+    assert!(passed_to(&h, 1, &before) && passed_to(&h, 1, &after), "the older one gets the texts");
     let told_old = h.io.sent.iter().any(|(l, f)| {
         l.0 == 1
             && match f {

@@ -11,15 +11,18 @@ use festival_core::body::{Body, BodyError};
 use festival_core::frame::{Frame, Item, Priority, Want};
 use festival_core::photo::{self, PhotoBody, PhotoChunkBody, CHUNK_BYTES, MAX_CAPTION_BYTES, MAX_PHOTO_BYTES};
 use festival_core::policy::PowerState;
-use festival_core::sync::{Content, Input, LinkKind, SendError, PHOTOS_VERSION};
+use festival_core::sync::{Config, Content, Input, LinkKind, SendError, PHOTOS_VERSION};
 use festival_core::{Draft, EnvelopeError, Identity, Kind, MessageId, RoomId, SignedEnvelope};
 
 fn room() -> RoomId {
     "camp-b12".parse().unwrap()
 }
 
+/// Pushes of others' messages (and so push budgets and pieces that go free)
+/// are what a busy crowd does, or a node with `live_pull` off; a quiet node
+/// fetches them live (tests/live_pull.rs).
 fn harness() -> Harness {
-    Harness::new(1, vec![RoomId::festival(), room()])
+    Harness::with_config(1, Config { rooms: vec![RoomId::festival(), room()], live_pull: false, ..Config::default() })
 }
 
 /// Bytes that pass for a 100 x 100 JPEG where only the protocol looks at them.
@@ -325,7 +328,7 @@ fn pieces_that_come_before_their_header_are_each_delivered_once() {
 
 #[test]
 fn after_a_restart_what_was_shown_past_a_photos_pieces_is_not_shown_again() {
-    use festival_core::sync::{Config, Node, Snapshot, SnapshotHead};
+    use festival_core::sync::{Node, Snapshot, SnapshotHead};
     let (ana, carrier) = (identity(5), identity(2));
     let photo = photo_of(&ana, 1, 2 * CHUNK_BYTES + 10);
     let n = photo.len() as u64 - 1;
@@ -345,7 +348,7 @@ fn after_a_restart_what_was_shown_past_a_photos_pieces_is_not_shown_again() {
         ..Snapshot::default()
     };
     let mut h = harness();
-    let cfg = Config { rooms: vec![RoomId::festival(), room()], ..Config::default() };
+    let cfg = Config { rooms: vec![RoomId::festival(), room()], live_pull: false, ..Config::default() };
     h.node = Node::new(identity(1), cfg, snapshot, PowerState::Mains, NOW);
     h.link(1, &carrier);
     for env in &photo[1..] {

@@ -65,6 +65,9 @@ fn best(sim: &Sim, alive: &BTreeSet<usize>, powered: &BTreeSet<usize>) -> usize 
 /// for two beacons. The simulator and its links.
 fn crowd(seed: u64, n: usize, powered: &BTreeSet<usize>) -> (Sim, Vec<(usize, usize)>) {
     let mut sim = Sim::new(seed);
+    // The tree's pushes, as a busy crowd has them (a quiet one fetches
+    // others' messages live and pushes nothing along the tree).
+    sim.config.live_pull = false;
     for _ in 0..n {
         sim.add_node(vec![]);
     }

@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 
 use crate::frame::{Frame, MsgRef, MAX_REFS};
-use crate::ids::{LinkId, PeerId};
+use crate::ids::{LinkId, PeerId, RoomId};
 
 use super::caps;
 use super::state::{BoundedMap, TokenBucket};
@@ -103,6 +103,17 @@ impl Node {
     /// Whether `author`'s budget is spent (takes nothing).
     pub(super) fn over_push_budget(&mut self, author: &PeerId, now: Millis) -> bool {
         self.crowd.budgets.get_mut(author).is_some_and(|b| !b.has(1, now))
+    }
+
+    /// Whether others' messages of `room` reach direct links by announcement
+    /// and fetch ([`Config::live_pull`]) rather than by pushes along the
+    /// room's tree: not in a busy crowd (a busy node announces to few
+    /// links, so only the tree reaches everyone), nor in the announcements
+    /// room (pushed to every link).
+    ///
+    /// [`Config::live_pull`]: super::Config::live_pull
+    pub(super) fn pulls_live(&self, room: &RoomId) -> bool {
+        self.cfg.live_pull && !self.crowd.busy && !room.is_announcements()
     }
 
     /// Announce `r` to each of `links` now, one frame for all.

@@ -3,7 +3,7 @@
 
 use crate::body::{self, Body, ReceiptBody, ReceiptStatus, MAX_RECEIPT_IDS};
 use crate::envelope::{Kind, SignedEnvelope};
-use crate::frame::{Frame, Item, MsgRef, MAX_HOPS};
+use crate::frame::{Frame, Item, MsgRef, MAX_HOPS, MAX_REFS};
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
 use super::caps::{MAX_ANNOUNCERS, MAX_AUTHORS_PER_ROOM, MAX_EQUIVOCATORS, MAX_MISSING, MAX_MISSING_PER_LINK};
@@ -110,9 +110,10 @@ impl Node {
                     if was_eager || capable {
                         self.send_frame(link, &Frame::Prune { room: room_id.clone() }, out);
                     }
-                    if capable {
+                    if capable && !self.pulls_live(&room_id) {
                         // The peer pushes to us as part of a tree we do not
-                        // see it in: one of us missed an advert.
+                        // see it in: one of us missed an advert. (Fetching
+                        // live, a duplicate is the answer to a second ask.)
                         self.tree_mismatch(link, &room_id, now, out);
                     }
                 }
@@ -147,7 +148,9 @@ impl Node {
         out.push(Output::Persist { envelope: env.clone(), hops: item.hops, local: false });
         let fresh = wall.saturating_sub(env.created_at()) < self.cfg.live_window_ms;
         let live = via == Via::Push || fresh;
-        if live {
+        // Whether the tree's parent pushed is only asked while pushes are
+        // expected: fetching live, nobody pushes others' messages.
+        if live && !self.pulls_live(&room_id) {
             self.tree_first_copy(&room_id, author, link, via == Via::Push, now, out);
         }
         self.pending
@@ -326,6 +329,24 @@ impl Node {
             // pushed to every link of the room, tree or not, so none waits
             // for an announcement and a graft.
             eager.append(&mut lazy);
+        } else if self.pulls_live(&room_id) {
+            if from.is_none() {
+                // Our own goes to every link at once: the first hop needs
+                // no asking, and the author's links are the shortest paths.
+                eager.append(&mut lazy);
+            } else {
+                // Others' are announced to every direct link, tree or not,
+                // and fetched by whoever lacks them (see `on_ihave`); relay
+                // sessions keep their pushes.
+                let (relay, direct): (Vec<LinkId>, Vec<LinkId>) = eager.into_iter().partition(|l| !self.is_lan(*l));
+                eager = relay;
+                lazy.extend(direct);
+            }
+            // No push budget is spent (nothing is pushed but our own), and a
+            // photo's pieces count once, as its header, towards the crowd.
+            if photo.pieces > 0 {
+                self.remember_pushed_photo(env, photo.pieces);
+            }
         } else if next_hops > limit {
             // No push goes further: announce it to every link instead, and
             // whoever lacks it grafts it (a chain of phones at a low peer
@@ -468,7 +489,13 @@ impl Node {
         }
     }
 
-    pub(super) fn on_ihave(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis) {
+    /// Announcements: what we lack is remembered with its announcers and
+    /// asked for when no push brought it in time; fetching live (on a
+    /// direct link, [`super::Config::live_pull`]) the first announcer is
+    /// asked at once, since its announcement came by the quickest path.
+    pub(super) fn on_ihave(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
+        let direct = self.is_lan(link);
+        let mut ask = Vec::new();
         for r in refs {
             if !self.takes_author(&r.room, &r.author) {
                 continue;
@@ -490,9 +517,17 @@ impl Node {
                 continue;
             }
             l.missing += 1;
+            let at_once = direct && self.pulls_live(&pos.0);
+            if at_once {
+                ask.push(MsgRef { room: pos.0.clone(), author: pos.1, seq: pos.2, id: r.id });
+            }
             let deadline = now + self.cfg.graft_timeout_ms;
-            self.missing.insert(pos, Missing { id: r.id, first: link, announcers: vec![link], deadline, tried: 0 });
+            let tried = usize::from(at_once);
+            self.missing.insert(pos, Missing { id: r.id, first: link, announcers: vec![link], deadline, tried });
             self.timer_at(deadline);
+        }
+        for refs in ask.chunks(MAX_REFS) {
+            self.send_frame(link, &Frame::Graft { refs: refs.to_vec() }, out);
         }
     }
 

@@ -180,7 +180,7 @@ impl Node {
             Frame::Push(item) => {
                 self.incoming(link, item, super::ingest::Via::Push, now, out);
             }
-            Frame::IHave { refs } => self.on_ihave(link, refs, now),
+            Frame::IHave { refs } => self.on_ihave(link, refs, now, out),
             Frame::Graft { refs } => self.on_graft(link, refs, now, out),
             Frame::Prune { room } => {
                 let pinned = self.rooms.get(&room).is_some_and(|r| r.tree.pinned.contains(&link));

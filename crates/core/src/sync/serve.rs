@@ -7,9 +7,12 @@
 //! A graft repairs the live path (an announced message did not come), so it
 //! is latency, not catch-up: it goes ahead of the wants the link has queued,
 //! pushing the oldest out if the queue is full (the asker asks again after
-//! its timeout). Its answer is still a batch: as pushes, a copy that a
-//! second announcer also sent would prune that link, and in the lab the
-//! eager trees then thrashed (three times the grafts, slower delivery).
+//! its timeout). Its answer is a batch when pushes follow the room's tree:
+//! as pushes, a copy that a second announcer also sent would prune that
+//! link, and in the lab the eager trees then thrashed (three times the
+//! grafts, slower delivery). While we fetch live on a direct link
+//! ([`super::Config::live_pull`]) the answer *is* the live path, and goes
+//! as pushes: room traffic in the link's queue, not bulk behind catch-up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,8 +42,13 @@ impl Node {
                 continue;
             }
             // A graft of a message we held back (its author over its push
-            // budget) asks for that message, not for pushes from now on.
-            let tree = self.follows_tree(link, &r.room) || self.over_push_budget(&r.author, now);
+            // budget) asks for that message, not for pushes from now on; so
+            // does one on a direct link while we fetch live (we push nobody
+            // else's messages then).
+            let direct = self.links.get(&link).is_some_and(|l| l.kind == super::LinkKind::Lan);
+            let tree = self.follows_tree(link, &r.room)
+                || self.over_push_budget(&r.author, now)
+                || (direct && self.pulls_live(&r.room));
             let Some(room) = self.rooms.get_mut(&r.room) else { continue };
             if !tree {
                 room.make_eager(link);
@@ -164,6 +172,9 @@ impl Node {
         // older protocol: the asker hears they are gone.
         let link = load.link;
         let version = self.links.get(&link).map_or(0, |l| l.peer_version);
+        let as_pushes = load.live
+            && self.links.get(&link).is_some_and(|l| l.kind == super::LinkKind::Lan)
+            && self.pulls_live(&load.room);
         items.retain(|(e, _)| {
             super::ingest::kind_travels_to(e.kind(), version)
                 && !(super::ingest::body_end(e).is_some() && self.expired(e))
@@ -195,7 +206,11 @@ impl Node {
             self.note_sent(env.id(), link, kind, out);
             batch.push(Item { hops: hops.saturating_add(1).min(MAX_HOPS), envelope: env.bytes().to_vec() });
         }
-        if !batch.is_empty() {
+        if as_pushes {
+            for item in batch {
+                self.send_frame(link, &Frame::Push(item), out);
+            }
+        } else if !batch.is_empty() {
             self.send_frame(link, &Frame::Batch { items: batch }, out);
         }
         self.pump_serve(link, now, out);

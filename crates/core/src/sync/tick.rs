@@ -8,7 +8,7 @@ use crate::frame::{Frame, MsgRef, MAX_REFS};
 use crate::ids::{LinkId, RoomId};
 
 use super::link::SummaryKind;
-use super::{Millis, Node, Output};
+use super::{LinkKind, Millis, Node, Output};
 
 impl Node {
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Vec<Output>) {
@@ -70,8 +70,10 @@ impl Node {
         }
     }
 
-    /// Announced messages that did not arrive by push: ask an announcer for
-    /// them, and make that link part of the room's tree again.
+    /// Announced messages that did not arrive by push (or, fetching live,
+    /// from the announcer asked): ask the next announcer for them, and make
+    /// that link part of the room's tree again (not when fetching live:
+    /// nobody pushes others' messages then).
     fn graft_missing(&mut self, now: Millis, out: &mut Vec<Output>) {
         let due: Vec<_> = self.missing.iter().filter(|(_, m)| m.deadline <= now).map(|(k, _)| k.clone()).collect();
         let mut grafts: BTreeMap<LinkId, Vec<MsgRef>> = BTreeMap::new();
@@ -86,9 +88,11 @@ impl Node {
             }
             let link = m.announcers[m.tried];
             m.tried += 1;
-            m.deadline = now + self.cfg.want_timeout_ms;
+            let pulls = self.pulls_live(&room) && self.links.get(&link).is_some_and(|l| l.kind == LinkKind::Lan);
+            let Some(m) = self.missing.get_mut(&pos) else { continue };
+            m.deadline = now + if pulls { self.cfg.graft_timeout_ms } else { self.cfg.want_timeout_ms };
             grafts.entry(link).or_default().push(MsgRef { room: room.clone(), author, seq, id: m.id });
-            let tree = self.follows_tree(link, &room);
+            let tree = pulls || self.follows_tree(link, &room);
             if let Some(r) = self.rooms.get_mut(&room).filter(|_| !tree) {
                 r.make_eager(link);
             }

@@ -1,0 +1,200 @@
+//! Fetching live (`Config::live_pull`, while the crowd is not busy):
+//! others' messages are announced to every direct link, tree or not, and
+//! fetched from the first announcer at once, from the next one after the
+//! graft timeout; a graft's answer on a direct link is pushes (room
+//! traffic), not a batch; our own messages go to every link; relay sessions
+//! keep their pushes; a busy node pushes along the tree again. Each test
+//! also runs the same steps with `live_pull` off, so it fails if the
+//! setting stops deciding.
+
+mod common;
+
+use common::Harness;
+use festival_core::frame::{Frame, MsgRef};
+use festival_core::sync::{Config, Content, Input, LinkKind};
+use festival_core::{LinkId, RoomId, SignedEnvelope};
+
+fn festival() -> RoomId {
+    "festival".parse().unwrap()
+}
+
+fn pulling() -> Harness {
+    Harness::with_config(9, Config::default())
+}
+
+fn pushing() -> Harness {
+    Harness::with_config(9, Config { live_pull: false, ..Config::default() })
+}
+
+/// The frames sent on `link` since `from`.
+fn to(h: &Harness, link: u64, from: usize) -> Vec<Frame> {
+    h.sent[from..].iter().filter(|(l, _)| *l == LinkId(link)).map(|(_, f)| f.clone()).collect()
+}
+
+fn pushes(frames: &[Frame]) -> usize {
+    frames.iter().filter(|f| matches!(f, Frame::Push(_))).count()
+}
+
+fn announced(frames: &[Frame]) -> usize {
+    frames.iter().map(|f| if let Frame::IHave { refs } = f { refs.len() } else { 0 }).sum()
+}
+
+fn grafted(frames: &[Frame]) -> Vec<MsgRef> {
+    frames.iter().flat_map(|f| if let Frame::Graft { refs } = f { refs.clone() } else { vec![] }).collect()
+}
+
+fn msg_ref(env: &SignedEnvelope) -> MsgRef {
+    MsgRef { room: env.room().clone(), author: env.author(), seq: env.seq(), id: env.id() }
+}
+
+/// Three direct links (the harness makes each peer a child in our tree,
+/// so all three are tree links) and a relay session.
+fn linked(h: &mut Harness) {
+    h.link(1, &common::identity(1));
+    h.link(2, &common::identity(2));
+    h.link(3, &common::identity(3));
+    h.link_of_kind(4, &common::identity(4), LinkKind::Relay);
+}
+
+#[test]
+fn others_messages_are_announced_to_every_direct_link_and_our_own_pushed_to_all() {
+    let author = common::identity(10);
+    let env = common::text(&author, "festival", 1, "anyone at the main stage?");
+
+    let mut h = pulling();
+    linked(&mut h);
+    let from = h.sent.len();
+    h.frame(1, common::push(&env));
+    assert_eq!(h.delivered.len(), 1);
+    for link in [2, 3] {
+        let f = to(&h, link, from);
+        assert_eq!((pushes(&f), announced(&f)), (0, 1), "tree link {link} is told, not pushed");
+    }
+    assert_eq!(pushes(&to(&h, 4, from)), 1, "the relay session is pushed");
+    let back = to(&h, 1, from);
+    assert_eq!((pushes(&back), announced(&back)), (0, 0), "nothing goes back to the sender");
+
+    let from = h.sent.len();
+    let (_, out) = h.node.send(festival(), Content::Text("at the bar".into()), h.now).unwrap();
+    h.apply(out);
+    for link in [1, 2, 3, 4] {
+        assert_eq!(pushes(&to(&h, link, from)), 1, "our own goes to link {link} at once");
+    }
+
+    // The same with live fetching off: the tree's links are pushed.
+    let mut h = pushing();
+    linked(&mut h);
+    let from = h.sent.len();
+    h.frame(1, common::push(&env));
+    for link in [2, 3] {
+        assert_eq!(pushes(&to(&h, link, from)), 1, "with live_pull off, tree link {link} is pushed");
+    }
+}
+
+#[test]
+fn the_first_announcer_is_asked_at_once_and_the_next_one_after_the_graft_timeout() {
+    let author = common::identity(10);
+    let env = common::text(&author, "festival", 1, "hello");
+    let r = msg_ref(&env);
+    let timeout = Config::default().graft_timeout_ms;
+
+    let mut h = pulling();
+    linked(&mut h);
+    let from = h.sent.len();
+    h.frame(1, Frame::IHave { refs: vec![r.clone()] }.encode());
+    assert_eq!(grafted(&to(&h, 1, from)), vec![r.clone()], "asked at once");
+    h.frame(2, Frame::IHave { refs: vec![r.clone()] }.encode());
+    h.frame(3, Frame::IHave { refs: vec![r.clone()] }.encode());
+    assert!(grafted(&to(&h, 2, from)).is_empty() && grafted(&to(&h, 3, from)).is_empty(), "one ask at a time");
+
+    h.now += timeout - 1;
+    h.feed(Input::Tick);
+    assert!(grafted(&to(&h, 2, from)).is_empty(), "not before the timeout");
+    h.now += 1;
+    h.feed(Input::Tick);
+    assert_eq!(grafted(&to(&h, 2, from)), vec![r.clone()], "the next announcer after the timeout");
+
+    // Its answer comes; nobody else is asked.
+    h.frame(2, common::push(&env));
+    assert_eq!(h.delivered.len(), 1);
+    h.now += 10 * timeout;
+    h.feed(Input::Tick);
+    assert!(grafted(&to(&h, 3, from)).is_empty(), "held: the third announcer is not asked");
+
+    // With live fetching off, the first announcer is asked only after the
+    // timeout (a push along the tree is waited for first).
+    let mut h = pushing();
+    linked(&mut h);
+    let from = h.sent.len();
+    h.frame(1, Frame::IHave { refs: vec![r.clone()] }.encode());
+    assert!(grafted(&to(&h, 1, from)).is_empty(), "with live_pull off, a push is waited for");
+    h.now += timeout;
+    h.feed(Input::Tick);
+    assert_eq!(grafted(&to(&h, 1, from)), vec![r]);
+}
+
+#[test]
+fn an_announcement_on_a_relay_session_waits_for_a_push_as_before() {
+    let env = common::text(&common::identity(10), "festival", 1, "hello");
+    let mut h = pulling();
+    linked(&mut h);
+    let from = h.sent.len();
+    h.frame(4, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
+    assert!(grafted(&to(&h, 4, from)).is_empty(), "a relay session pushes: no ask at once");
+    h.now += Config::default().graft_timeout_ms;
+    h.feed(Input::Tick);
+    assert_eq!(grafted(&to(&h, 4, from)).len(), 1, "asked after the timeout");
+}
+
+#[test]
+fn a_graft_on_a_direct_link_is_answered_with_pushes() {
+    let author = common::identity(10);
+    let envs: Vec<SignedEnvelope> = (1..=2).map(|s| common::text(&author, "festival", s, "hi")).collect();
+
+    for (mut h, live) in [(pulling(), true), (pushing(), false)] {
+        linked(&mut h);
+        for e in &envs {
+            h.frame(1, common::push(e));
+        }
+        let from = h.sent.len();
+        h.frame(2, Frame::Graft { refs: envs.iter().map(msg_ref).collect() }.encode());
+        let answer = to(&h, 2, from);
+        let batches = answer.iter().filter(|f| matches!(f, Frame::Batch { .. })).count();
+        if live {
+            assert_eq!((pushes(&answer), batches), (2, 0), "the live path: pushes, room traffic");
+            for (f, e) in answer.iter().zip(&envs) {
+                let Frame::Push(item) = f else { panic!("a push") };
+                assert_eq!(item.envelope, e.bytes(), "oldest first");
+            }
+        } else {
+            assert_eq!((pushes(&answer), batches), (0, 1), "with live_pull off, one batch");
+        }
+    }
+}
+
+#[test]
+fn a_busy_node_pushes_along_the_tree_again() {
+    let author = common::identity(10);
+    let mut h = pulling();
+    linked(&mut h);
+    // A full window with more live messages than the busy threshold...
+    let busy = Config::default().busy_messages_per_sec;
+    for seq in 1..=busy + 1 {
+        h.frame(1, common::push(&common::text(&author, "festival", seq, "rush")));
+    }
+    // ...then the next window: busy.
+    h.now += 1_000;
+    let from = h.sent.len();
+    let other = common::identity(11);
+    h.frame(1, common::push(&common::text(&other, "festival", 1, "still here")));
+    assert_eq!(pushes(&to(&h, 2, from)), 1, "busy: the tree pushes");
+
+    // Quiet again after a window with few: fetching live.
+    h.now += 1_000;
+    h.frame(1, common::push(&common::text(&other, "festival", 2, "calm")));
+    h.now += 1_000;
+    let from = h.sent.len();
+    h.frame(1, common::push(&common::text(&other, "festival", 3, "calm")));
+    let f = to(&h, 2, from);
+    assert_eq!((pushes(&f), announced(&f)), (0, 1), "quiet: told, and it asks");
+}
