@@ -157,3 +157,67 @@ fn blocks_past_the_cap_are_ignored() {
     h.feed(Input::Block { peer: peer(max), blocked: true });
     assert!(h.node.is_blocked(&peer(max)));
 }
+
+/// Open receipts (not sealed) that our node sent in the festival room.
+fn room_receipts(h: &Harness) -> usize {
+    h.sent
+        .iter()
+        .filter(|(_, f)| match f {
+            Frame::Push(item) => SignedEnvelope::decode(&item.envelope).unwrap().kind() == Kind::Receipt,
+            _ => false,
+        })
+        .count()
+}
+
+fn text_at(author: &festival_core::Identity, seq: u64, hops: u8) -> Vec<u8> {
+    let env = common::text(author, "festival", seq, "anyone at the main stage?");
+    Frame::Push(festival_core::frame::Item { hops, envelope: env.bytes().to_vec() }).encode()
+}
+
+/// A room's open receipt waits a random time within
+/// `Config::room_receipt_delay_ms` (never less, never more), and is dropped
+/// if a message from further than `room_receipts_max_hops` came meanwhile:
+/// the room turned out to be a crowd.
+#[test]
+fn a_rooms_receipt_waits_its_delay_and_is_dropped_if_the_room_turned_out_a_crowd() {
+    use festival_core::sync::Config;
+    let cfg = Config::default();
+    let (least, most) = cfg.room_receipt_delay_ms;
+    assert!(least < most);
+    let far = cfg.room_receipts_max_hops + 1;
+    let (ana, ben) = (identity(5), identity(6));
+
+    // A small room: the receipt goes, not before the least delay, by the most.
+    let mut sent_after = Vec::new();
+    for seed in 1..=8 {
+        // Each device's own random draws (the engine seeds each at random).
+        let mut h = Harness::with_config(seed, Config { rng_seed: [seed as u8; 32], ..Config::default() });
+        h.link(1, &identity(2));
+        h.link(2, &identity(3));
+        h.frame(1, text_at(&ana, 1, 1));
+        h.now += least - 1;
+        h.feed(Input::Tick);
+        assert_eq!(room_receipts(&h), 0, "not before {least} ms");
+        let start = h.now - (least - 1);
+        while room_receipts(&h) == 0 && h.now < start + most {
+            h.now += 50;
+            h.feed(Input::Tick);
+        }
+        assert!(room_receipts(&h) > 0, "sent by {most} ms");
+        assert_eq!(h.node.stats().room_receipts_dropped, 0);
+        sent_after.push(h.now - start);
+    }
+    sent_after.sort();
+    sent_after.dedup();
+    assert!(sent_after.len() > 1, "the wait is drawn, not fixed: {sent_after:?}");
+
+    // A message from far off while it waits: dropped, and counted.
+    let mut h = Harness::new(1, vec![]);
+    h.link(1, &identity(2));
+    h.frame(1, text_at(&ana, 1, 1));
+    h.frame(1, text_at(&ben, 1, far));
+    h.now += most;
+    h.feed(Input::Tick);
+    assert_eq!(room_receipts(&h), 0, "the room is a crowd: no receipt");
+    assert_eq!(h.node.stats().room_receipts_dropped, 1);
+}

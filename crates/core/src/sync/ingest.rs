@@ -1,6 +1,8 @@
 //! Envelopes coming in: checked, handed to the store, delivered and
 //! forwarded once it confirmed them; receipts; announcements; equivocation.
 
+use std::collections::BTreeMap;
+
 use crate::body::{self, Body, ReceiptBody, ReceiptStatus, MAX_RECEIPT_IDS};
 use crate::envelope::{Kind, SignedEnvelope};
 use crate::frame::{Frame, Item, MsgRef, MAX_HOPS, MAX_REFS};
@@ -470,9 +472,17 @@ impl Node {
 
     /// Send the queued receipts: in a room as they are, for DMs sealed to
     /// each DM's author.
-    pub(super) fn flush_receipts(&mut self, out: &mut Vec<Output>) {
-        self.receipts_due = None;
-        for ((room, status, to), ids) in std::mem::take(&mut self.receipts) {
+    /// `open`: the rooms' open receipts (dropped for a room that is no
+    /// longer small, see `Config::room_receipt_delay_ms`); else the sealed.
+    pub(super) fn flush_receipts(&mut self, open: bool, out: &mut Vec<Output>) {
+        let (due, keep): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.receipts).into_iter().partition(|((_, _, to), _)| to.is_none() == open);
+        self.receipts = keep;
+        for ((room, status, to), ids) in due {
+            if to.is_none() && !self.rooms.get(&room).is_some_and(|r| self.is_small(r)) {
+                self.stats.room_receipts_dropped += ids.len() as u64;
+                continue;
+            }
             for chunk in ids.chunks(MAX_RECEIPT_IDS) {
                 let receipt = ReceiptBody { status, ids: chunk.to_vec() };
                 let body = match to {

@@ -189,6 +189,14 @@ pub struct Config {
     pub hello_retry_ms: u64,
     /// Collect receipts this long, then send them as one envelope.
     pub receipt_delay_ms: u64,
+    /// A room's open receipts (not sealed to one author) wait a time drawn
+    /// from this range instead, and are dropped if meanwhile the room
+    /// stopped being small (see [`Config::room_receipts_max_hops`]): in a
+    /// crowd, every device near an author answered the room's first
+    /// message at once, each answer flooding the crowd (about 130 of them
+    /// at 10,000 devices); waiting, most hear another's answer from
+    /// further off first and send none.
+    pub room_receipt_delay_ms: (u64, u64),
     /// Send delivery receipts for sealed DMs addressed to this node. A
     /// relay does not: nobody reads its DMs, and the instances of a relay
     /// cluster share one key but not their seq counters, so two of them
@@ -259,6 +267,7 @@ impl Default for Config {
             live_window_ms: 60_000,
             hello_retry_ms: 1_000,
             receipt_delay_ms: 300,
+            room_receipt_delay_ms: (300, 3_000),
             dm_receipts: true,
             room_receipts_max_members: 32,
             room_receipts_max_hops: 3,
@@ -612,6 +621,8 @@ pub struct Node {
     /// thousands).
     timers_due: Option<Millis>,
     receipts_due: Option<Millis>,
+    /// When the queued open room receipts go (`Config::room_receipt_delay_ms`).
+    room_receipts_due: Option<Millis>,
     /// Rooms whose holdings changed through sync: tell the neighbours.
     announce: BTreeSet<RoomId>,
     announce_due: Option<Millis>,
@@ -681,6 +692,7 @@ impl Node {
             blocked: snapshot.blocked.into_iter().take(caps::MAX_BLOCKED).collect(),
             timers_due: None,
             receipts_due: None,
+            room_receipts_due: None,
             announce: BTreeSet::new(),
             announce_due: None,
             crowd: crowd::Crowd::new(now),
@@ -983,7 +995,14 @@ impl Node {
             return;
         }
         self.receipts.entry((room, status, to)).or_default().push(id);
-        self.receipts_due.get_or_insert(now + self.cfg.receipt_delay_ms);
+        if to.is_none() {
+            let (least, most) = self.cfg.room_receipt_delay_ms;
+            let spread = most.saturating_sub(least);
+            let wait = least + if spread > 0 { rand_core::RngCore::next_u64(&mut self.rng) % (spread + 1) } else { 0 };
+            self.room_receipts_due.get_or_insert(now + wait);
+        } else {
+            self.receipts_due.get_or_insert(now + self.cfg.receipt_delay_ms);
+        }
     }
 
     /// A want or announced message now waits until `t`.
@@ -1016,7 +1035,8 @@ impl Node {
                 t = t.min(l.serve.ready_at(next.max_bytes as u64));
             }
         }
-        for d in [self.receipts_due, self.announce_due, self.timers_due, self.crowd.due].into_iter().flatten() {
+        let dues = [self.receipts_due, self.room_receipts_due, self.announce_due, self.timers_due, self.crowd.due];
+        for d in dues.into_iter().flatten() {
             t = t.min(d);
         }
         Some(t)

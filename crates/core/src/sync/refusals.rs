@@ -131,6 +131,9 @@ pub struct Stats {
     /// Messages of others announced only, not pushed: their author was
     /// over its push budget (`crowd`).
     pub held_back: u64,
+    /// Open room receipts not sent: the room stopped being small while
+    /// they waited (`Config::room_receipt_delay_ms`).
+    pub room_receipts_dropped: u64,
     /// DMs of people blocked here, dropped unstored (not the carrier's
     /// fault, so not a refusal).
     pub blocked_dropped: u64,

@@ -23,7 +23,12 @@ impl Node {
         self.tree_tick(now, out);
         self.pump_all(now, out);
         if self.receipts_due.is_some_and(|t| t <= now) {
-            self.flush_receipts(out);
+            self.receipts_due = None;
+            self.flush_receipts(false, out);
+        }
+        if self.room_receipts_due.is_some_and(|t| t <= now) {
+            self.room_receipts_due = None;
+            self.flush_receipts(true, out);
         }
         if self.crowd.due.is_some_and(|t| t <= now) {
             self.flush_announcements(out);
