@@ -1,5 +1,11 @@
 //! A shallow broadcast tree per room (protocol 3).
 //!
+//! Its pushes carry others' messages while the crowd is busy (and with
+//! `Config::live_pull` off); a quiet node fetches them live instead (the
+//! first announcer is asked, see `sync`), which gives shorter paths than
+//! any one tree can. The tree is kept up either way, so a crowd that turns
+//! busy has it at once.
+//!
 //! Plumtree alone builds one tree per room from the order in which pushes
 //! arrive: a duplicate prunes its link, a graft after a loss adds one. With
 //! many authors that tree drifts towards a random spanning tree, whose paths
