@@ -6,7 +6,7 @@ mod common;
 
 use common::Harness;
 use festival_core::frame::Frame;
-use festival_core::sync::Input;
+use festival_core::sync::{Input, LinkKind};
 use festival_core::LinkId;
 
 fn pushes_to(h: &Harness, link: u64, from: usize) -> Vec<u8> {
@@ -23,7 +23,8 @@ fn pushes_to(h: &Harness, link: u64, from: usize) -> Vec<u8> {
 fn what_a_sibling_committed_is_delivered_and_pushed_once_without_a_second_commit() {
     let (listener, author) = (common::identity(2), common::identity(10));
     let mut h = Harness::new(9, vec![]);
-    h.link(1, &listener);
+    // A relay instance's links are relay sessions.
+    h.link_of_kind(1, &listener, LinkKind::Relay);
     let first = common::text(&author, "festival", 1, "hello from instance one");
     let second = common::text(&author, "festival", 2, "and again");
 

@@ -198,3 +198,167 @@ fn a_busy_node_pushes_along_the_tree_again() {
     let f = to(&h, 2, from);
     assert_eq!((pushes(&f), announced(&f)), (0, 1), "quiet: told, and it asks");
 }
+
+#[test]
+fn a_push_at_the_hop_limit_is_announced_on_every_link_even_to_a_relay_session() {
+    let author = common::identity(10);
+    let env = common::text(&author, "festival", 1, "far travelled");
+    let mut h = pulling();
+    linked(&mut h);
+    let from = h.sent.len();
+    h.frame(1, Frame::Push(festival_core::frame::Item { hops: 32, envelope: env.bytes().to_vec() }).encode());
+    assert_eq!(h.delivered.len(), 1);
+    for link in [2, 3, 4] {
+        let f = to(&h, link, from);
+        assert_eq!((pushes(&f), announced(&f)), (0, 1), "link {link}: no push beyond 32 hops, an announcement");
+    }
+}
+
+#[test]
+fn an_announcer_that_leaves_its_asks_unanswered_is_no_longer_asked_first() {
+    use festival_core::sync::caps::ANNOUNCER_STRIKES;
+    let liar_author = common::identity(10);
+    let timeout = Config::default().graft_timeout_ms;
+    let mut h = pulling();
+    linked(&mut h);
+    // Link 1 announces and never answers; link 2 announces each too, later.
+    let mut seq = 0;
+    let mut round = |h: &mut Harness| -> (Vec<MsgRef>, Vec<MsgRef>) {
+        seq += 1;
+        let env = common::text(&liar_author, "festival", seq, "real");
+        let r = msg_ref(&env);
+        let from = h.sent.len();
+        h.frame(1, Frame::IHave { refs: vec![r.clone()] }.encode());
+        h.frame(2, Frame::IHave { refs: vec![r.clone()] }.encode());
+        let first = grafted(&to(h, 1, from));
+        h.now += timeout;
+        h.feed(Input::Tick);
+        let second = grafted(&to(h, 2, from));
+        h.frame(2, common::push(&env));
+        (first, second)
+    };
+    for k in 0..ANNOUNCER_STRIKES {
+        let (first, second) = round(&mut h);
+        assert_eq!((first.len(), second.len()), (1, 1), "ask {k}: the first announcer first, then the next");
+    }
+    let (first, second) = round(&mut h);
+    assert!(first.is_empty(), "after {ANNOUNCER_STRIKES} unanswered asks it is not asked at once");
+    assert_eq!(second.len(), 1, "the other announcer is asked first");
+    // It brings something new: asked first again.
+    h.frame(1, common::push(&common::text(&common::identity(11), "festival", 1, "hi")));
+    let (first, _) = round(&mut h);
+    assert_eq!(first.len(), 1, "cleared by what it brought");
+}
+
+#[test]
+fn announcements_made_up_to_fill_the_awaited_map_do_not_stop_the_live_path() {
+    use festival_core::sync::caps::{MAX_MISSING, MAX_MISSING_PER_LINK};
+    let mut h = pulling();
+    linked(&mut h);
+    // Four more links fill what the node awaits with made-up positions.
+    let per = MAX_MISSING_PER_LINK as u64;
+    for k in 0..(MAX_MISSING as u64 / per) {
+        let link = 10 + k;
+        h.link(link, &common::identity(100 + k));
+        let fake = common::identity(200 + k);
+        let refs: Vec<MsgRef> = (1..=per).map(|s| msg_ref(&common::text(&fake, "festival", s, "never sent"))).collect();
+        for chunk in refs.chunks(512) {
+            h.frame(link, Frame::IHave { refs: chunk.to_vec() }.encode());
+        }
+    }
+    let env = common::text(&common::identity(10), "festival", 1, "real");
+    let from = h.sent.len();
+    h.frame(2, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
+    assert_eq!(grafted(&to(&h, 2, from)), vec![msg_ref(&env)], "asked at once all the same");
+    h.frame(2, common::push(&env));
+    assert!(h.delivered.iter().any(|d| d.0 == env.id()));
+}
+
+#[test]
+fn a_ref_far_beyond_what_we_hold_is_not_asked_for() {
+    let max_ahead = Config::default().max_seq_ahead;
+    let author = common::identity(10);
+    let mut h = pulling();
+    linked(&mut h);
+    let from = h.sent.len();
+    let far = msg_ref(&common::text(&author, "festival", max_ahead + 1, "made up"));
+    let near = msg_ref(&common::text(&author, "festival", max_ahead, "maybe"));
+    h.frame(1, Frame::IHave { refs: vec![far, near.clone()] }.encode());
+    assert_eq!(grafted(&to(&h, 1, from)), vec![near]);
+}
+
+#[test]
+fn a_peer_of_an_older_protocol_keeps_its_pushes_and_is_not_asked_at_once() {
+    use festival_core::sync::LIVE_FETCH_VERSION;
+    let author = common::identity(10);
+    let env = common::text(&author, "festival", 1, "hello");
+    let mut h = pulling();
+    h.link(1, &common::identity(1));
+    h.link_speaking(2, &common::identity(2), LinkKind::Lan, LIVE_FETCH_VERSION - 1);
+    h.link(3, &common::identity(3));
+    let from = h.sent.len();
+    h.frame(1, common::push(&env));
+    assert_eq!(pushes(&to(&h, 2, from)), 1, "the older peer (a tree child) is pushed");
+    let f = to(&h, 3, from);
+    assert_eq!((pushes(&f), announced(&f)), (0, 1), "the newer one is told");
+    // Its announcement waits for a push, as it expects.
+    let other = common::text(&author, "festival", 2, "again");
+    let from = h.sent.len();
+    h.frame(2, Frame::IHave { refs: vec![msg_ref(&other)] }.encode());
+    assert!(grafted(&to(&h, 2, from)).is_empty());
+}
+
+#[test]
+fn a_graft_for_a_flooding_authors_message_is_served_as_a_batch() {
+    let flooder = common::identity(10);
+    let mut h = pulling();
+    linked(&mut h);
+    let (_, burst) = Config::default().author_push_rate;
+    let envs: Vec<SignedEnvelope> =
+        (1..=u64::from(burst) + 1).map(|s| common::text(&flooder, "festival", s, "spam")).collect();
+    for e in &envs {
+        h.frame(1, common::push(e));
+    }
+    assert_eq!(h.node.stats().held_back, 1, "the burst, then over its budget");
+    let from = h.sent.len();
+    h.frame(2, Frame::Graft { refs: vec![msg_ref(envs.last().unwrap())] }.encode());
+    let answer = to(&h, 2, from);
+    assert!(
+        matches!(answer.as_slice(), [Frame::Batch { items }] if items.len() == 1),
+        "over budget: a batch behind catch-up, not a push: {answer:?}"
+    );
+}
+
+#[test]
+fn when_the_asked_announcer_goes_away_the_next_is_asked_at_once() {
+    let env = common::text(&common::identity(10), "festival", 1, "hello");
+    let r = msg_ref(&env);
+    let mut h = pulling();
+    linked(&mut h);
+    h.frame(1, Frame::IHave { refs: vec![r.clone()] }.encode());
+    h.frame(2, Frame::IHave { refs: vec![r.clone()] }.encode());
+    let from = h.sent.len();
+    h.feed(Input::LinkDown { link: LinkId(1) });
+    h.feed(Input::Tick);
+    assert_eq!(grafted(&to(&h, 2, from)), vec![r], "no graft timeout to wait out");
+}
+
+#[test]
+fn after_a_busy_spell_and_silence_the_node_fetches_live_again() {
+    let author = common::identity(10);
+    let mut h = pulling();
+    linked(&mut h);
+    let busy = Config::default().busy_messages_per_sec;
+    for seq in 1..=busy + 1 {
+        h.frame(1, common::push(&common::text(&author, "festival", seq, "rush")));
+    }
+    h.now += 1_000;
+    h.frame(1, common::push(&common::text(&common::identity(11), "festival", 1, "busy")));
+    // Silence, then an announcement: asked at once (not judged busy by a
+    // window long gone).
+    h.now += 5_000;
+    let env = common::text(&common::identity(12), "festival", 1, "after the rush");
+    let from = h.sent.len();
+    h.frame(2, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
+    assert_eq!(grafted(&to(&h, 2, from)).len(), 1);
+}

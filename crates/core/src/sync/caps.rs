@@ -41,6 +41,12 @@ pub const MAX_MISSING_PER_LINK: usize = 1_024;
 
 /// Links remembered per announced message: enough to try a few in turn.
 pub const MAX_ANNOUNCERS: usize = 4;
+/// Asks in a row a link left unanswered (the message came from elsewhere
+/// or not at all, past the graft timeout) after which it is no longer
+/// asked first when it announces: one that announces fast and serves
+/// nothing would cost every message a graft timeout at each of its
+/// neighbours. Anything new it brings clears the count.
+pub const ANNOUNCER_STRIKES: u32 = 3;
 
 /// Loads (store reads) in flight for one link. Reads run beside the event
 /// loop; four keep a link busy without letting it starve the others.

@@ -112,8 +112,33 @@ impl Node {
     /// room (pushed to every link).
     ///
     /// [`Config::live_pull`]: super::Config::live_pull
-    pub(super) fn pulls_live(&self, room: &RoomId) -> bool {
-        self.cfg.live_pull && !self.crowd.busy && !room.is_announcements()
+    pub(super) fn pulls_live(&self, room: &RoomId, now: Millis) -> bool {
+        self.cfg.live_pull && !self.busy_at(now) && !room.is_announcements()
+    }
+
+    /// Whether others' messages of `room` are announced to `link` and asked
+    /// of it at once: we fetch live, and it is a direct link to a peer that
+    /// does too ([`super::LIVE_FETCH_VERSION`]); an older peer keeps its
+    /// pushes (it waits for them before it asks).
+    pub(super) fn fetches_live(&self, link: LinkId, room: &RoomId, now: Millis) -> bool {
+        self.pulls_live(room, now)
+            && self.links.get(&link).is_some_and(|l| {
+                l.kind == super::LinkKind::Lan && l.hello_received && l.peer_version >= super::LIVE_FETCH_VERSION
+            })
+    }
+
+    /// Busy as of `now`: the flag is rolled only when a message is taken,
+    /// so after a busy spell and silence it would stay set; a window that
+    /// ended is judged by its own count, and an empty one after it is quiet.
+    pub(super) fn busy_at(&self, now: Millis) -> bool {
+        let c = &self.crowd;
+        if now < c.window_start + WINDOW_MS {
+            c.busy
+        } else if now < c.window_start + 2 * WINDOW_MS {
+            c.count >= self.cfg.busy_messages_per_sec
+        } else {
+            false
+        }
     }
 
     /// Announce `r` to each of `links` now, one frame for all.

@@ -8,7 +8,9 @@ use crate::envelope::{Kind, SignedEnvelope};
 use crate::frame::{Frame, Item, MsgRef, MAX_HOPS, MAX_REFS};
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
-use super::caps::{MAX_ANNOUNCERS, MAX_AUTHORS_PER_ROOM, MAX_EQUIVOCATORS, MAX_MISSING, MAX_MISSING_PER_LINK};
+use super::caps::{
+    ANNOUNCER_STRIKES, MAX_ANNOUNCERS, MAX_AUTHORS_PER_ROOM, MAX_EQUIVOCATORS, MAX_MISSING, MAX_MISSING_PER_LINK,
+};
 use super::{LinkKind, Millis, Missing, Node, Output, Pending, PersistError, Reject};
 
 /// How a new envelope reached us.
@@ -109,10 +111,12 @@ impl Node {
                 if !pinned {
                     let was_eager = self.rooms.get_mut(&room_id).is_some_and(|r| r.make_lazy(link));
                     let capable = self.tree_capable(link);
-                    if was_eager || capable {
+                    // Fetching live, any peer that pushes us what we hold is
+                    // told so (an older one pushes along its own tree).
+                    if was_eager || capable || self.pulls_live(&room_id, now) {
                         self.send_frame(link, &Frame::Prune { room: room_id.clone() }, out);
                     }
-                    if capable && !self.pulls_live(&room_id) {
+                    if capable && !self.pulls_live(&room_id, now) {
                         // The peer pushes to us as part of a tree we do not
                         // see it in: one of us missed an advert. (Fetching
                         // live, a duplicate is the answer to a second ask.)
@@ -147,12 +151,16 @@ impl Node {
         let room = self.rooms.get_mut(&room_id).expect("checked above");
         room.author(author).pending.insert(seq);
         self.forget_missing(&(room_id.clone(), author, seq));
+        if let Some(l) = self.links.get_mut(&link) {
+            // It brought something new: asked first again (`on_ihave`).
+            l.unanswered = 0;
+        }
         out.push(Output::Persist { envelope: env.clone(), hops: item.hops, local: false });
         let fresh = wall.saturating_sub(env.created_at()) < self.cfg.live_window_ms;
         let live = via == Via::Push || fresh;
         // Whether the tree's parent pushed is only asked while pushes are
         // expected: fetching live, nobody pushes others' messages.
-        if live && !self.pulls_live(&room_id) {
+        if live && !self.pulls_live(&room_id, now) {
             self.tree_first_copy(&room_id, author, link, via == Via::Push, now, out);
         }
         self.pending
@@ -331,29 +339,43 @@ impl Node {
             // pushed to every link of the room, tree or not, so none waits
             // for an announcement and a graft.
             eager.append(&mut lazy);
-        } else if self.pulls_live(&room_id) {
-            if from.is_none() {
-                // Our own goes to every link at once: the first hop needs
-                // no asking, and the author's links are the shortest paths.
-                eager.append(&mut lazy);
-            } else {
-                // Others' are announced to every direct link, tree or not,
-                // and fetched by whoever lacks them (see `on_ihave`); relay
-                // sessions keep their pushes.
-                let (relay, direct): (Vec<LinkId>, Vec<LinkId>) = eager.into_iter().partition(|l| !self.is_lan(*l));
-                eager = relay;
-                lazy.extend(direct);
-            }
-            // No push budget is spent (nothing is pushed but our own), and a
-            // photo's pieces count once, as its header, towards the crowd.
-            if photo.pieces > 0 {
-                self.remember_pushed_photo(env, photo.pieces);
-            }
         } else if next_hops > limit {
             // No push goes further: announce it to every link instead, and
             // whoever lacks it grafts it (a chain of phones at a low peer
             // limit can be longer than that).
             lazy.append(&mut eager);
+        } else if self.pulls_live(&room_id, now) {
+            let live = |l: &LinkId| self.fetches_live(*l, &room_id, now);
+            if env.author() == self.my_id {
+                // Our own goes at once to every link that fetches live too
+                // (and the eager ones): the first hop needs no asking.
+                let (mut fetching, rest): (Vec<LinkId>, Vec<LinkId>) = lazy.into_iter().partition(live);
+                eager.append(&mut fetching);
+                lazy = rest;
+            } else {
+                // Others' are announced to every link that fetches live,
+                // tree or not, and asked for by whoever lacks them (see
+                // `on_ihave`); relay sessions and older peers keep their
+                // pushes.
+                let (mut fetching, rest): (Vec<LinkId>, Vec<LinkId>) = eager.into_iter().partition(live);
+                eager = rest;
+                lazy.append(&mut fetching);
+                if !photo.free_piece {
+                    // The author's push budget is spent as if pushed: over
+                    // it, a graft for the message is served behind the
+                    // link's catch-up (`on_graft`), so a flood is slowed
+                    // while the crowd is quiet too, and a photo's pieces go
+                    // free only when its header was within the budget.
+                    if self.push_budget_n(env.author(), 1 + photo.pieces / 4, now) {
+                        if photo.pieces > 0 {
+                            self.remember_pushed_photo(env, photo.pieces);
+                        }
+                    } else {
+                        (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
+                        self.stats.held_back += 1;
+                    }
+                }
+            }
         } else if eager.iter().any(|l| self.is_lan(*l)) && !photo.free_piece {
             // A photo's header is charged for its pieces too: one message
             // of the budget, and one more per four pieces.
@@ -504,7 +526,8 @@ impl Node {
     /// direct link, [`super::Config::live_pull`]) the first announcer is
     /// asked at once, since its announcement came by the quickest path.
     pub(super) fn on_ihave(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
-        let direct = self.is_lan(link);
+        // A link whose last asks went unanswered is not asked first.
+        let trusted = self.links.get(&link).is_some_and(|l| l.unanswered < ANNOUNCER_STRIKES);
         let mut ask = Vec::new();
         for r in refs {
             if !self.takes_author(&r.room, &r.author) {
@@ -514,22 +537,45 @@ impl Node {
             if room.authors.get(&r.author).is_some_and(|a| a.has(r.seq)) {
                 continue;
             }
+            // Far beyond what we hold: nothing we would take (a made-up
+            // position costs the announcer nothing, an entry costs us).
+            let contiguous = room.authors.get(&r.author).map_or(0, |a| a.contiguous);
+            if r.seq > contiguous.saturating_add(self.cfg.max_seq_ahead) {
+                continue;
+            }
+            let at_once = trusted && self.fetches_live(link, &r.room, now);
             let pos = (r.room, r.author, r.seq);
             if let Some(m) = self.missing.get_mut(&pos) {
-                if !m.announcers.contains(&link) && m.announcers.len() < MAX_ANNOUNCERS {
-                    m.announcers.push(link);
+                if !m.announcers.contains(&link) {
+                    if m.announcers.len() >= MAX_ANNOUNCERS && m.tried > 0 {
+                        // Full of announcers already asked: the oldest of
+                        // them makes room (a few that never answer must
+                        // not keep the others out).
+                        m.announcers.remove(0);
+                        m.tried -= 1;
+                    }
+                    if m.announcers.len() < MAX_ANNOUNCERS {
+                        m.announcers.push(link);
+                    }
                 }
                 continue;
             }
+            let r = MsgRef { room: pos.0.clone(), author: pos.1, seq: pos.2, id: r.id };
             let Some(l) = self.links.get_mut(&link) else { return };
             if self.missing.len() >= MAX_MISSING || l.missing >= MAX_MISSING_PER_LINK {
-                // Sync brings whatever this announced, if it exists.
+                // Too much awaited already: sync brings whatever this
+                // announced, if it exists; fetching live, it is asked for
+                // all the same, only not remembered (no second announcer),
+                // so announcements made up to fill the map do not stop
+                // the live path.
+                if at_once {
+                    ask.push(r);
+                }
                 continue;
             }
             l.missing += 1;
-            let at_once = direct && self.pulls_live(&pos.0);
             if at_once {
-                ask.push(MsgRef { room: pos.0.clone(), author: pos.1, seq: pos.2, id: r.id });
+                ask.push(r.clone());
             }
             let deadline = now + self.cfg.graft_timeout_ms;
             let tried = usize::from(at_once);

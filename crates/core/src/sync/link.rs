@@ -124,7 +124,17 @@ impl Node {
             self.timers_due = Some(now);
         }
         for m in self.missing.values_mut() {
-            m.announcers.retain(|l| *l != link);
+            if let Some(i) = m.announcers.iter().position(|l| *l == link) {
+                m.announcers.remove(i);
+                if i < m.tried {
+                    m.tried -= 1;
+                    if i == m.tried {
+                        // The one asked went away: ask the next now.
+                        m.deadline = now;
+                        self.timers_due = Some(now);
+                    }
+                }
+            }
         }
         self.crowd.waiting.remove(&link);
     }

@@ -15,10 +15,10 @@
 //!   about the shortest path from its author and each node fetches one copy
 //!   (bitcoin's inv/getdata, gossipsub's IHAVE/IWANT). Measured against the
 //!   tree below (`festival-bench sim --lan --hear 60 --nodes 10000`): hops
-//!   p99 10 instead of 24, copies per delivery 1.03 instead of 1.28, for
-//!   two more one-way delays per hop.
-//! - Live in a busy crowd (and on relay links, and with peers of protocol
-//!   2): a new message is pushed at once along a per-room broadcast tree
+//!   p99 9 instead of 23, copies per delivery 1.04 instead of 1.28, for
+//!   two more one-way delays per hop (docs/benchmarks.md "Live fetch").
+//! - Live in a busy crowd (and on relay links, and towards peers older
+//!   than [`LIVE_FETCH_VERSION`]): a new message is pushed at once along a per-room broadcast tree
 //!   (the "eager" links) and announced by id to the other ("lazy") links, in
 //!   the manner of Plumtree. A duplicate push prunes that link to lazy; an
 //!   announcement of a message that does not arrive in time grafts the link
@@ -103,8 +103,10 @@ use state::{BoundedMap, LinkState, RoomState, TokenBucket};
 /// summaries and digests. 5: the announcements room. 6: meet-ups and
 /// their answers (`Kind::Meetup`, `Kind::MeetupReply`). 7: private groups'
 /// messages (`Kind::GroupMessage`). 8: photos (`Kind::Photo`,
-/// `Kind::PhotoChunk`).
-pub const PROTOCOL_VERSION: u8 = 8;
+/// `Kind::PhotoChunk`). 9: live fetch (no new frames: a quiet node
+/// announces others' messages to peers of this version instead of pushing
+/// them, and asks the first announcer at once; see `LIVE_FETCH_VERSION`).
+pub const PROTOCOL_VERSION: u8 = 9;
 /// The first version that carries the announcements room: an older peer
 /// would refuse its envelopes' kind, so it gets none of it.
 pub const ANNOUNCEMENTS_VERSION: u8 = 5;
@@ -120,6 +122,10 @@ pub const GROUPS_VERSION: u8 = 7;
 /// The first version that takes photos (their headers and chunks), kept
 /// from older peers as meet-ups are.
 pub const PHOTOS_VERSION: u8 = 8;
+/// The first version that fetches live (see the module docs): announced
+/// to instead of pushed while the crowd is quiet, and asking the first
+/// announcer at once. An older peer keeps the pushes it waits for.
+pub const LIVE_FETCH_VERSION: u8 = 9;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;

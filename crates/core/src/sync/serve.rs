@@ -21,6 +21,10 @@ use crate::frame::{Frame, Item, MsgRef, Want, MAX_BATCH_ITEMS, MAX_HOPS};
 use crate::ids::{LinkId, PeerId, RoomId};
 
 use super::caps::{MAX_GRAFT_REFS_SERVED, MAX_LOADS_PER_LINK, MAX_SERVE_QUEUE};
+
+/// A live graft's answer of at most this many messages goes as pushes;
+/// more (a run asked at once) as a batch.
+const MAX_PUSHED_ANSWER: usize = 4;
 use super::{Load, Millis, Node, Output, Reject};
 
 impl Node {
@@ -36,7 +40,7 @@ impl Node {
     /// refs, deduplicated and joined into runs per chain, are served (at
     /// most [`MAX_GRAFT_REFS_SERVED`] of them).
     pub(super) fn on_graft(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
-        let mut wanted: BTreeMap<(RoomId, PeerId), BTreeSet<u64>> = BTreeMap::new();
+        let mut wanted: BTreeMap<(RoomId, PeerId, bool), BTreeSet<u64>> = BTreeMap::new();
         for r in refs {
             if !self.shares_announcements(link, &r.room) {
                 continue;
@@ -45,18 +49,20 @@ impl Node {
             // budget) asks for that message, not for pushes from now on; so
             // does one on a direct link while we fetch live (we push nobody
             // else's messages then).
-            let direct = self.links.get(&link).is_some_and(|l| l.kind == super::LinkKind::Lan);
-            let tree = self.follows_tree(link, &r.room)
-                || self.over_push_budget(&r.author, now)
-                || (direct && self.pulls_live(&r.room));
+            let over_budget = self.over_push_budget(&r.author, now);
+            let fetching = self.fetches_live(link, &r.room, now);
+            let tree = self.follows_tree(link, &r.room) || over_budget || fetching;
             let Some(room) = self.rooms.get_mut(&r.room) else { continue };
             if !tree {
                 room.make_eager(link);
             }
-            wanted.entry((r.room, r.author)).or_default().insert(r.seq);
+            // Fetching live, a graft is the live path, but not for an
+            // author over its push budget: served behind the catch-up.
+            let live = !(fetching && over_budget);
+            wanted.entry((r.room, r.author, live)).or_default().insert(r.seq);
         }
         let mut served = 0;
-        for ((room, author), seqs) in wanted {
+        for ((room, author, live), seqs) in wanted {
             let mut runs: Vec<(u64, u64)> = Vec::new();
             for s in seqs.into_iter().take(MAX_GRAFT_REFS_SERVED - served) {
                 served += 1;
@@ -66,7 +72,7 @@ impl Node {
                 }
             }
             for (from, to) in runs {
-                self.queue_serve(link, room.clone(), author, from, to, true, now, out);
+                self.queue_serve(link, room.clone(), author, from, to, live, now, out);
             }
             if served >= MAX_GRAFT_REFS_SERVED {
                 break;
@@ -113,8 +119,9 @@ impl Node {
             if !live || l.serve_queue[i].live {
                 return;
             }
-            // A graft for what a want already queued: serve it as the graft.
-            l.serve_queue.remove(i);
+            // A graft for what a want already queued: the graft goes ahead,
+            // the want stays (its batch tells the asker what else it
+            // lacks; a graft's answer may be pushes, which do not).
         }
         let mut refused = false;
         if l.serve_queue.len() >= MAX_SERVE_QUEUE {
@@ -172,9 +179,8 @@ impl Node {
         // older protocol: the asker hears they are gone.
         let link = load.link;
         let version = self.links.get(&link).map_or(0, |l| l.peer_version);
-        let as_pushes = load.live
-            && self.links.get(&link).is_some_and(|l| l.kind == super::LinkKind::Lan)
-            && self.pulls_live(&load.room);
+        // A few at most: a push each, in a class whose queue is bounded.
+        let as_pushes = load.live && items.len() <= MAX_PUSHED_ANSWER && self.fetches_live(link, &load.room, now);
         items.retain(|(e, _)| {
             super::ingest::kind_travels_to(e.kind(), version)
                 && !(super::ingest::body_end(e).is_some() && self.expired(e))
@@ -204,6 +210,9 @@ impl Node {
         let mut batch = Vec::with_capacity(items.len());
         for (env, hops) in items {
             self.note_sent(env.id(), link, kind, out);
+            // Another's message never goes on with hops 1, which means
+            // "the author's own" (one stored with 0 came so from a peer).
+            let hops = if env.author() == self.my_id { hops } else { hops.max(1) };
             batch.push(Item { hops: hops.saturating_add(1).min(MAX_HOPS), envelope: env.bytes().to_vec() });
         }
         if as_pushes {

@@ -493,6 +493,8 @@ pub(crate) struct LinkState {
     pub loads: Vec<Load>,
     /// Missing-message entries it created (capped: [`caps::MAX_MISSING_PER_LINK`]).
     pub missing: usize,
+    /// Asks of it in a row that went unanswered ([`caps::ANNOUNCER_STRIKES`]).
+    pub unanswered: u32,
     pub refusals: RefusalWindow,
     /// Reported as misbehaving: the runtime is closing it.
     pub dropped: bool,
@@ -535,6 +537,7 @@ impl LinkState {
             serve_queue: VecDeque::new(),
             loads: Vec::new(),
             missing: 0,
+            unanswered: 0,
             refusals: RefusalWindow::new(now),
             dropped: false,
         }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use crate::frame::{Frame, MsgRef, MAX_REFS};
 use crate::ids::{LinkId, RoomId};
 
+use super::caps::ANNOUNCER_STRIKES;
 use super::link::SummaryKind;
-use super::{LinkKind, Millis, Node, Output};
+use super::{Millis, Node, Output};
 
 impl Node {
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Vec<Output>) {
@@ -91,9 +92,22 @@ impl Node {
                 self.forget_missing(&pos);
                 continue;
             }
+            // The one asked last did not answer in time: a strike.
+            if let Some(asked) = m.tried.checked_sub(1).map(|i| m.announcers[i]) {
+                if let Some(l) = self.links.get_mut(&asked) {
+                    l.unanswered = l.unanswered.saturating_add(1);
+                }
+            }
+            let Some(m) = self.missing.get_mut(&pos) else { continue };
+            // The next announcer, one without strikes first.
+            let links = &self.links;
+            let trusted = |l: &LinkId| links.get(l).is_some_and(|x| x.unanswered < ANNOUNCER_STRIKES);
+            if let Some(j) = (m.tried..m.announcers.len()).find(|&j| trusted(&m.announcers[j])) {
+                m.announcers.swap(m.tried, j);
+            }
             let link = m.announcers[m.tried];
             m.tried += 1;
-            let pulls = self.pulls_live(&room) && self.links.get(&link).is_some_and(|l| l.kind == LinkKind::Lan);
+            let pulls = self.fetches_live(link, &room, now);
             let Some(m) = self.missing.get_mut(&pos) else { continue };
             m.deadline = now + if pulls { self.cfg.graft_timeout_ms } else { self.cfg.want_timeout_ms };
             grafts.entry(link).or_default().push(MsgRef { room: room.clone(), author, seq, id: m.id });

@@ -4,7 +4,8 @@
 //! `Config::live_pull` off); a quiet node fetches them live instead (the
 //! first announcer is asked, see `sync`), which gives shorter paths than
 //! any one tree can. The tree is kept up either way, so a crowd that turns
-//! busy has it at once.
+//! busy has it at once; a made-up root (below) is noticed only while busy,
+//! when the tree carries something.
 //!
 //! Plumtree alone builds one tree per room from the order in which pushes
 //! arrive: a duplicate prunes its link, a graft after a loss adds one. With
