@@ -73,12 +73,9 @@ fn every_attack_leaves_honest_delivery_complete_latency_within_twice_and_the_vic
         assert_eq!(l["bench"], "attack");
         assert_eq!(f("baseline_delivery_ratio"), 1.0, "{l}");
         assert_eq!(f("honest_delivery_ratio"), 1.0, "honest messages lost under attack: {l}");
-        // The tree hijack's latency target is not met yet (its neighbours
-        // pass the black hole over only after 32 new messages:
-        // docs/benchmarks.md has the ratio); delivery and budgets are.
-        if l["attack"] != "tree_hijack" {
-            assert!(f("honest_p99_ms") <= 2.0 * f("baseline_p99_ms"), "p99 under attack more than twice: {l}");
-        }
+        // The tree hijack too, since live fetch (a quiet crowd's messages do
+        // not follow the tree; it was 3-5 times when they did).
+        assert!(f("honest_p99_ms") <= 2.0 * f("baseline_p99_ms"), "p99 under attack more than twice: {l}");
         assert!(f("victim_disk_mb") <= f("disk_budget_mb"), "{l}");
         assert!(f("honest_peak_disk_mb") <= f("disk_budget_mb"), "{l}");
         assert!(f("victim_peak_rss_mb") <= f("victim_memory_budget_mb"), "{l}");

@@ -3,9 +3,10 @@
 //! fetched from the first announcer at once, from the next one after the
 //! graft timeout; a graft's answer on a direct link is pushes (room
 //! traffic), not a batch; our own messages go to every link; relay sessions
-//! keep their pushes; a busy node pushes along the tree again. Each test
-//! also runs the same steps with `live_pull` off, so it fails if the
-//! setting stops deciding.
+//! keep their pushes; a busy node pushes along the tree again. The first
+//! tests also run the same steps with `live_pull` off, so they fail if the
+//! setting stops deciding; the later ones are about hostile announcers,
+//! budgets and the edges of the live path.
 
 mod common;
 
@@ -216,38 +217,89 @@ fn a_push_at_the_hop_limit_is_announced_on_every_link_even_to_a_relay_session() 
 
 #[test]
 fn an_announcer_that_leaves_its_asks_unanswered_is_no_longer_asked_first() {
-    use festival_core::sync::caps::ANNOUNCER_STRIKES;
-    let liar_author = common::identity(10);
+    use festival_core::sync::caps::{ANNOUNCER_STRIKES, STRIKE_MEMORY_MS};
+    let author = common::identity(10);
     let timeout = Config::default().graft_timeout_ms;
     let mut h = pulling();
     linked(&mut h);
-    // Link 1 announces and never answers; link 2 announces each too, later.
+    // Link 1 announces first and never answers; link 2 announces each too.
+    // Returns the grafts to link 1 at once, to link 2 at once, and to link
+    // 2 after the timeout.
     let mut seq = 0;
-    let mut round = |h: &mut Harness| -> (Vec<MsgRef>, Vec<MsgRef>) {
+    let mut round = |h: &mut Harness| -> (usize, usize, usize) {
         seq += 1;
-        let env = common::text(&liar_author, "festival", seq, "real");
+        let env = common::text(&author, "festival", seq, "real");
         let r = msg_ref(&env);
         let from = h.sent.len();
         h.frame(1, Frame::IHave { refs: vec![r.clone()] }.encode());
         h.frame(2, Frame::IHave { refs: vec![r.clone()] }.encode());
-        let first = grafted(&to(h, 1, from));
+        let (first, second_at_once) = (grafted(&to(h, 1, from)).len(), grafted(&to(h, 2, from)).len());
+        if second_at_once > 0 {
+            h.frame(2, common::push(&env));
+        }
         h.now += timeout;
         h.feed(Input::Tick);
-        let second = grafted(&to(h, 2, from));
-        h.frame(2, common::push(&env));
-        (first, second)
+        let second_later = grafted(&to(h, 2, from)).len() - second_at_once;
+        if second_at_once == 0 {
+            h.frame(2, common::push(&env));
+        }
+        (first, second_at_once, second_later)
     };
     for k in 0..ANNOUNCER_STRIKES {
-        let (first, second) = round(&mut h);
-        assert_eq!((first.len(), second.len()), (1, 1), "ask {k}: the first announcer first, then the next");
+        assert_eq!(round(&mut h), (1, 0, 1), "ask {k}: the first announcer at once, the next after the timeout");
     }
-    let (first, second) = round(&mut h);
-    assert!(first.is_empty(), "after {ANNOUNCER_STRIKES} unanswered asks it is not asked at once");
-    assert_eq!(second.len(), 1, "the other announcer is asked first");
-    // It brings something new: asked first again.
+    assert_eq!(round(&mut h), (0, 1, 0), "struck out: not asked, and the next announcer is asked at once");
+    // Something it pushes unasked does not clear its strikes...
     h.frame(1, common::push(&common::text(&common::identity(11), "festival", 1, "hi")));
-    let (first, _) = round(&mut h);
-    assert_eq!(first.len(), 1, "cleared by what it brought");
+    assert_eq!(round(&mut h).0, 0, "an unasked push clears nothing");
+    // ...a minute without strikes does.
+    h.now += STRIKE_MEMORY_MS;
+    assert_eq!(round(&mut h).0, 1, "strikes fade");
+}
+
+#[test]
+fn an_announcer_that_answers_anything_after_the_ask_gets_no_strike_and_one_that_leaves_gets_none_twice() {
+    use festival_core::sync::caps::ANNOUNCER_STRIKES;
+    let author = common::identity(10);
+    let timeout = Config::default().graft_timeout_ms;
+    let mut h = pulling();
+    linked(&mut h);
+    // Link 1 is asked and answers slowly (a push of something else comes
+    // from it before the timeout): never a strike, however often.
+    for seq in 1..=u64::from(ANNOUNCER_STRIKES) + 1 {
+        let env = common::text(&author, "festival", seq, "slow");
+        let r = msg_ref(&env);
+        let from = h.sent.len();
+        h.frame(1, Frame::IHave { refs: vec![r.clone()] }.encode());
+        h.frame(2, Frame::IHave { refs: vec![r.clone()] }.encode());
+        assert_eq!(grafted(&to(&h, 1, from)).len(), 1, "round {seq}: still asked first");
+        h.frame(1, common::push(&common::text(&common::identity(20 + seq), "festival", 1, "busy here")));
+        h.now += timeout;
+        h.feed(Input::Tick);
+        h.frame(2, common::push(&env));
+    }
+    // Link 3 announces and is asked; the second announcer (link 2) is asked
+    // after the timeout and goes away: link 3 is not struck a second time.
+    let mut h = pulling();
+    linked(&mut h);
+    for seq in 1..u64::from(ANNOUNCER_STRIKES) {
+        let env = common::text(&author, "festival", seq, "x");
+        let r = msg_ref(&env);
+        h.frame(3, Frame::IHave { refs: vec![r.clone()] }.encode());
+        h.frame(2, Frame::IHave { refs: vec![r.clone()] }.encode());
+        h.now += timeout;
+        h.feed(Input::Tick);
+        if seq + 1 == u64::from(ANNOUNCER_STRIKES) {
+            h.feed(Input::LinkDown { link: LinkId(2) });
+            h.feed(Input::Tick);
+        } else {
+            h.frame(2, common::push(&env));
+        }
+    }
+    let env = common::text(&author, "festival", 50, "next");
+    let from = h.sent.len();
+    h.frame(3, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
+    assert_eq!(grafted(&to(&h, 3, from)).len(), 1, "one strike per unanswered ask: still trusted");
 }
 
 #[test]
@@ -266,10 +318,13 @@ fn announcements_made_up_to_fill_the_awaited_map_do_not_stop_the_live_path() {
             h.frame(link, Frame::IHave { refs: chunk.to_vec() }.encode());
         }
     }
+    assert_eq!(h.node.state_sizes().missing, MAX_MISSING, "the awaited map is full");
     let env = common::text(&common::identity(10), "festival", 1, "real");
     let from = h.sent.len();
     h.frame(2, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
     assert_eq!(grafted(&to(&h, 2, from)), vec![msg_ref(&env)], "asked at once all the same");
+    h.frame(3, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
+    assert!(grafted(&to(&h, 3, from)).is_empty(), "not asked of a second announcer as well");
     h.frame(2, common::push(&env));
     assert!(h.delivered.iter().any(|d| d.0 == env.id()));
 }
@@ -320,12 +375,16 @@ fn a_graft_for_a_flooding_authors_message_is_served_as_a_batch() {
         h.frame(1, common::push(e));
     }
     assert_eq!(h.node.stats().held_back, 1, "the burst, then over its budget");
+    // The one that took the budget's last token went on as any: live.
+    let from = h.sent.len();
+    h.frame(2, Frame::Graft { refs: vec![msg_ref(&envs[envs.len() - 2])] }.encode());
+    assert_eq!(pushes(&to(&h, 2, from)), 1, "within the budget when it went on: a push");
     let from = h.sent.len();
     h.frame(2, Frame::Graft { refs: vec![msg_ref(envs.last().unwrap())] }.encode());
     let answer = to(&h, 2, from);
     assert!(
         matches!(answer.as_slice(), [Frame::Batch { items }] if items.len() == 1),
-        "over budget: a batch behind catch-up, not a push: {answer:?}"
+        "held back: a batch behind catch-up, not a push: {answer:?}"
     );
 }
 
@@ -361,4 +420,32 @@ fn after_a_busy_spell_and_silence_the_node_fetches_live_again() {
     let from = h.sent.len();
     h.frame(2, Frame::IHave { refs: vec![msg_ref(&env)] }.encode());
     assert_eq!(grafted(&to(&h, 2, from)).len(), 1);
+}
+
+#[test]
+fn a_graft_for_a_longer_run_is_answered_with_a_batch_and_anothers_message_never_goes_on_with_hops_1() {
+    let author = common::identity(10);
+    let mut h = pulling();
+    linked(&mut h);
+    let envs: Vec<SignedEnvelope> = (1..=5).map(|s| common::text(&author, "festival", s, "run")).collect();
+    for e in &envs {
+        h.frame(1, common::push(e));
+    }
+    let from = h.sent.len();
+    h.frame(2, Frame::Graft { refs: envs.iter().map(msg_ref).collect() }.encode());
+    let answer = to(&h, 2, from);
+    assert!(
+        matches!(answer.as_slice(), [Frame::Batch { items }] if items.len() == 5),
+        "a run of five: one batch: {answer:?}"
+    );
+    // A message the store holds with hops 0 (a peer sent it so) goes on
+    // with 2, not 1 ("the author's own").
+    h.held_loads = Some(Vec::new());
+    let from = h.sent.len();
+    h.frame(3, Frame::Graft { refs: vec![msg_ref(&envs[0])] }.encode());
+    let load = h.held_loads.take().unwrap().remove(0);
+    h.feed(Input::Loaded { load, items: vec![(envs[0].clone(), 0)] });
+    let hops: Vec<u8> =
+        to(&h, 3, from).iter().filter_map(|f| if let Frame::Push(i) = f { Some(i.hops) } else { None }).collect();
+    assert_eq!(hops, vec![2]);
 }

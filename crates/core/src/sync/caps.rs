@@ -41,12 +41,21 @@ pub const MAX_MISSING_PER_LINK: usize = 1_024;
 
 /// Links remembered per announced message: enough to try a few in turn.
 pub const MAX_ANNOUNCERS: usize = 4;
-/// Asks in a row a link left unanswered (the message came from elsewhere
-/// or not at all, past the graft timeout) after which it is no longer
-/// asked first when it announces: one that announces fast and serves
-/// nothing would cost every message a graft timeout at each of its
-/// neighbours. Anything new it brings clears the count.
+/// Asks a link left unanswered (nothing at all came from it between the ask
+/// and the graft timeout; at most one strike a tick) after which it is no
+/// longer asked first when it announces, for [`STRIKE_MEMORY_MS`] after
+/// its last strike: one that announces fast and serves nothing would cost
+/// every message a graft timeout at each of its neighbours. An answer to
+/// an ask clears the count.
 pub const ANNOUNCER_STRIKES: u32 = 3;
+/// How long strikes are remembered after the last one.
+pub const STRIKE_MEMORY_MS: u64 = 60_000;
+/// Positions asked for at once while the awaited map was full, remembered
+/// (for a graft timeout) so a second announcer is not asked as well.
+pub const MAX_ASKED_UNREMEMBERED: usize = 1_024;
+/// Messages of authors over their push budget announced lately, by id: a
+/// graft for one is served behind the link's catch-up.
+pub const MAX_HELD_BACK_IDS: usize = 4_096;
 
 /// Loads (store reads) in flight for one link. Reads run beside the event
 /// loop; four keep a link busy without letting it starve the others.

@@ -150,7 +150,7 @@ impl Node {
     /// Announce `r` to `lazy`: at once to each, or (busy) to a few of them,
     /// batched.
     pub(super) fn announce_to(&mut self, mut lazy: Vec<LinkId>, r: MsgRef, now: Millis, out: &mut Vec<Output>) {
-        if !self.crowd.busy {
+        if !self.busy_at(now) {
             return self.announce_now(lazy, r, out);
         }
         // A partial Fisher-Yates draw of `busy_lazy_fanout` links.

@@ -8,9 +8,7 @@ use crate::envelope::{Kind, SignedEnvelope};
 use crate::frame::{Frame, Item, MsgRef, MAX_HOPS, MAX_REFS};
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 
-use super::caps::{
-    ANNOUNCER_STRIKES, MAX_ANNOUNCERS, MAX_AUTHORS_PER_ROOM, MAX_EQUIVOCATORS, MAX_MISSING, MAX_MISSING_PER_LINK,
-};
+use super::caps::{MAX_ANNOUNCERS, MAX_AUTHORS_PER_ROOM, MAX_EQUIVOCATORS, MAX_MISSING, MAX_MISSING_PER_LINK};
 use super::{LinkKind, Millis, Missing, Node, Output, Pending, PersistError, Reject};
 
 /// How a new envelope reached us.
@@ -150,17 +148,27 @@ impl Node {
         }
         let room = self.rooms.get_mut(&room_id).expect("checked above");
         room.author(author).pending.insert(seq);
-        self.forget_missing(&(room_id.clone(), author, seq));
-        if let Some(l) = self.links.get_mut(&link) {
-            // It brought something new: asked first again (`on_ihave`).
-            l.unanswered = 0;
+        let pos = (room_id.clone(), author, seq);
+        let answered = self.missing.get(&pos).is_some_and(|m| m.asked.is_some_and(|(l, _)| l == link));
+        self.forget_missing(&pos);
+        if answered {
+            // It answered what we asked of it: trusted again (`on_ihave`).
+            if let Some(l) = self.links.get_mut(&link) {
+                l.unanswered = 0;
+            }
         }
         out.push(Output::Persist { envelope: env.clone(), hops: item.hops, local: false });
         let fresh = wall.saturating_sub(env.created_at()) < self.cfg.live_window_ms;
         let live = via == Via::Push || fresh;
         // Whether the tree's parent pushed is only asked while pushes are
-        // expected: fetching live, nobody pushes others' messages.
-        if live && !self.pulls_live(&room_id, now) {
+        // expected: not from a parent that fetches live while we do.
+        let parent_fetches = self.pulls_live(&room_id, now)
+            && self
+                .rooms
+                .get(&room_id)
+                .and_then(|r| r.tree.parent)
+                .is_some_and(|p| self.fetches_live(p, &room_id, now));
+        if live && !parent_fetches {
             self.tree_first_copy(&room_id, author, link, via == Via::Push, now, out);
         }
         self.pending
@@ -333,7 +341,7 @@ impl Node {
         lazy.retain(speaks);
         // Links told of it at once whatever the crowd: held-back pushes.
         let mut told = Vec::new();
-        let limit = if self.crowd.busy { self.cfg.busy_max_hops.min(MAX_HOPS) } else { MAX_HOPS };
+        let limit = if self.busy_at(now) { self.cfg.busy_max_hops.min(MAX_HOPS) } else { MAX_HOPS };
         if room_id.is_announcements() {
             // The organiser's (a few an hour, `Config::announcements_per_hour`):
             // pushed to every link of the room, tree or not, so none waits
@@ -373,6 +381,7 @@ impl Node {
                     } else {
                         (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
                         self.stats.held_back += 1;
+                        self.held_back_ids.insert(env.id(), ());
                     }
                 }
             }
@@ -527,7 +536,7 @@ impl Node {
     /// asked at once, since its announcement came by the quickest path.
     pub(super) fn on_ihave(&mut self, link: LinkId, refs: Vec<MsgRef>, now: Millis, out: &mut Vec<Output>) {
         // A link whose last asks went unanswered is not asked first.
-        let trusted = self.links.get(&link).is_some_and(|l| l.unanswered < ANNOUNCER_STRIKES);
+        let trusted = self.links.get(&link).is_some_and(|l| l.trusted(now));
         let mut ask = Vec::new();
         for r in refs {
             if !self.takes_author(&r.room, &r.author) {
@@ -546,17 +555,39 @@ impl Node {
             let at_once = trusted && self.fetches_live(link, &r.room, now);
             let pos = (r.room, r.author, r.seq);
             if let Some(m) = self.missing.get_mut(&pos) {
-                if !m.announcers.contains(&link) {
-                    if m.announcers.len() >= MAX_ANNOUNCERS && m.tried > 0 {
-                        // Full of announcers already asked: the oldest of
-                        // them makes room (a few that never answer must
-                        // not keep the others out).
+                if m.announcers.contains(&link) {
+                    continue;
+                }
+                let links = &self.links;
+                let trusts = |l: &LinkId| links.get(l).is_some_and(|x| x.trusted(now));
+                if m.announcers.len() >= MAX_ANNOUNCERS {
+                    // Full: an announcer asked before the one awaited makes
+                    // room, else one not yet asked that is not trusted (a
+                    // few that never answer must not keep the others out).
+                    if m.tried >= 2 {
                         m.announcers.remove(0);
                         m.tried -= 1;
+                    } else if let Some(j) = (m.tried..m.announcers.len()).find(|&j| !trusts(&m.announcers[j])) {
+                        m.announcers.remove(j);
                     }
-                    if m.announcers.len() < MAX_ANNOUNCERS {
-                        m.announcers.push(link);
-                    }
+                }
+                if m.announcers.len() >= MAX_ANNOUNCERS {
+                    continue;
+                }
+                // Nobody is being asked, or one that is not trusted: this
+                // one is asked now (a liar's announcement first must not
+                // make the honest ones wait out a graft timeout).
+                let idle = m.asked.is_none_or(|(l, _)| !trusts(&l));
+                if at_once && idle {
+                    m.announcers.insert(m.tried, link);
+                    m.tried += 1;
+                    m.asked = Some((link, now));
+                    m.deadline = now + self.cfg.graft_timeout_ms;
+                    ask.push(MsgRef { room: pos.0.clone(), author: pos.1, seq: pos.2, id: r.id });
+                    let deadline = m.deadline;
+                    self.timer_at(deadline);
+                } else {
+                    m.announcers.push(link);
                 }
                 continue;
             }
@@ -567,8 +598,10 @@ impl Node {
                 // announced, if it exists; fetching live, it is asked for
                 // all the same, only not remembered (no second announcer),
                 // so announcements made up to fill the map do not stop
-                // the live path.
-                if at_once {
+                // the live path (once per position a graft timeout).
+                let recent = self.asked_unremembered.get(&pos).is_some_and(|t| now < t + self.cfg.graft_timeout_ms);
+                if at_once && !recent {
+                    self.asked_unremembered.insert(pos, now);
                     ask.push(r);
                 }
                 continue;
@@ -579,7 +612,8 @@ impl Node {
             }
             let deadline = now + self.cfg.graft_timeout_ms;
             let tried = usize::from(at_once);
-            self.missing.insert(pos, Missing { id: r.id, first: link, announcers: vec![link], deadline, tried });
+            let asked = at_once.then_some((link, now));
+            self.missing.insert(pos, Missing { id: r.id, first: link, announcers: vec![link], deadline, tried, asked });
             self.timer_at(deadline);
         }
         for refs in ask.chunks(MAX_REFS) {

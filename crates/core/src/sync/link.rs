@@ -128,12 +128,13 @@ impl Node {
                 m.announcers.remove(i);
                 if i < m.tried {
                     m.tried -= 1;
-                    if i == m.tried {
-                        // The one asked went away: ask the next now.
-                        m.deadline = now;
-                        self.timers_due = Some(now);
-                    }
                 }
+            }
+            if m.asked.is_some_and(|(l, _)| l == link) {
+                // The one asked went away: ask the next now.
+                m.asked = None;
+                m.deadline = now;
+                self.timers_due = Some(now);
             }
         }
         self.crowd.waiting.remove(&link);
@@ -170,6 +171,11 @@ impl Node {
             Err(e) => return self.reject(link, e.into(), now, out),
         };
         let hello_received = self.links.get(&link).is_some_and(|l| l.hello_received);
+        if matches!(frame, Frame::Push(_) | Frame::Batch { .. } | Frame::Gone { .. }) {
+            if let Some(l) = self.links.get_mut(&link) {
+                l.heard_at = now;
+            }
+        }
         match frame {
             Frame::Hello(h) => self.on_hello(link, h, now, out),
             // Before the hello (lost on a lossy link) we cannot know the peer's

@@ -561,7 +561,10 @@ struct Missing {
     first: LinkId,
     announcers: Vec<LinkId>,
     deadline: Millis,
+    /// How many of `announcers` (the first ones) were asked.
     tried: usize,
+    /// The announcer asked last, and when, while its answer is awaited.
+    asked: Option<(LinkId, Millis)>,
 }
 
 /// The size of the node's per-peer maps (see [`caps`]).
@@ -627,6 +630,10 @@ pub struct Node {
     /// thousands).
     timers_due: Option<Millis>,
     receipts_due: Option<Millis>,
+    /// Positions asked for while the awaited map was full, and when.
+    asked_unremembered: BoundedMap<(RoomId, PeerId, u64), Millis>,
+    /// Messages announced, not pushed, for their author's push budget.
+    held_back_ids: BoundedMap<MessageId, ()>,
     /// When the queued open room receipts go (`Config::room_receipt_delay_ms`).
     room_receipts_due: Option<Millis>,
     /// Rooms whose holdings changed through sync: tell the neighbours.
@@ -698,6 +705,8 @@ impl Node {
             blocked: snapshot.blocked.into_iter().take(caps::MAX_BLOCKED).collect(),
             timers_due: None,
             receipts_due: None,
+            asked_unremembered: BoundedMap::new(caps::MAX_ASKED_UNREMEMBERED),
+            held_back_ids: BoundedMap::new(caps::MAX_HELD_BACK_IDS),
             room_receipts_due: None,
             announce: BTreeSet::new(),
             announce_due: None,

@@ -56,9 +56,10 @@ impl Node {
             if !tree {
                 room.make_eager(link);
             }
-            // Fetching live, a graft is the live path, but not for an
-            // author over its push budget: served behind the catch-up.
-            let live = !(fetching && over_budget);
+            // Fetching live, a graft is the live path, but not for a
+            // message held back for its author's push budget (decided when
+            // it went on, `forward`): served behind the catch-up.
+            let live = !(fetching && self.held_back_ids.get(&r.id).is_some());
             wanted.entry((r.room, r.author, live)).or_default().insert(r.seq);
         }
         let mut served = 0;

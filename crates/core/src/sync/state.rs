@@ -493,8 +493,13 @@ pub(crate) struct LinkState {
     pub loads: Vec<Load>,
     /// Missing-message entries it created (capped: [`caps::MAX_MISSING_PER_LINK`]).
     pub missing: usize,
-    /// Asks of it in a row that went unanswered ([`caps::ANNOUNCER_STRIKES`]).
+    /// Asks of it that went unanswered ([`caps::ANNOUNCER_STRIKES`]), and
+    /// until when they count ([`caps::STRIKE_MEMORY_MS`]).
     pub unanswered: u32,
+    pub struck_until: u64,
+    /// When it last sent us envelopes or said it has none (`Push`, `Batch`,
+    /// `Gone`): an ask it answered in any way gets no strike.
+    pub heard_at: u64,
     pub refusals: RefusalWindow,
     /// Reported as misbehaving: the runtime is closing it.
     pub dropped: bool,
@@ -538,6 +543,8 @@ impl LinkState {
             loads: Vec::new(),
             missing: 0,
             unanswered: 0,
+            struck_until: 0,
+            heard_at: 0,
             refusals: RefusalWindow::new(now),
             dropped: false,
         }
@@ -557,6 +564,24 @@ impl LinkState {
     }
 
     /// Asked last: it let our requests time out.
+    /// Asked first when it announces: fewer than
+    /// [`caps::ANNOUNCER_STRIKES`] strikes, or none lately.
+    pub fn trusted(&self, now: u64) -> bool {
+        self.unanswered < caps::ANNOUNCER_STRIKES || now >= self.struck_until
+    }
+
+    /// An ask made at `asked_at` that nothing from it answered: a strike.
+    pub fn strike(&mut self, asked_at: u64, now: u64) {
+        if self.heard_at >= asked_at {
+            return;
+        }
+        if now >= self.struck_until {
+            self.unanswered = 0;
+        }
+        self.unanswered = self.unanswered.saturating_add(1);
+        self.struck_until = now + caps::STRIKE_MEMORY_MS;
+    }
+
     pub fn demoted(&self) -> bool {
         self.strikes >= caps::STRIKES_TO_DEMOTE
     }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use crate::frame::{Frame, MsgRef, MAX_REFS};
 use crate::ids::{LinkId, RoomId};
 
-use super::caps::ANNOUNCER_STRIKES;
 use super::link::SummaryKind;
 use super::{Millis, Node, Output};
 
@@ -83,30 +82,37 @@ impl Node {
     fn graft_missing(&mut self, now: Millis, out: &mut Vec<Output>) {
         let due: Vec<_> = self.missing.iter().filter(|(_, m)| m.deadline <= now).map(|(k, _)| k.clone()).collect();
         let mut grafts: BTreeMap<LinkId, Vec<MsgRef>> = BTreeMap::new();
+        // At most one strike per link a tick: one slow answer to a graft of
+        // many refs is one unanswered ask, not many.
+        let mut struck = std::collections::BTreeSet::new();
         for pos in due {
             let (room, author, seq) = pos.clone();
             let held = self.rooms.get(&room).and_then(|r| r.authors.get(&author)).is_some_and(|a| a.has(seq));
+            let Some(m) = self.missing.get_mut(&pos) else { continue };
+            // The one asked did not answer in time (nothing at all came
+            // from it since): a strike.
+            if let Some((asked, at)) = m.asked.take().filter(|_| !held) {
+                if struck.insert(asked) {
+                    if let Some(l) = self.links.get_mut(&asked) {
+                        l.strike(at, now);
+                    }
+                }
+            }
             let Some(m) = self.missing.get_mut(&pos) else { continue };
             if held || m.tried >= m.announcers.len() {
                 // Held now, or nobody left to ask: anti-entropy takes over.
                 self.forget_missing(&pos);
                 continue;
             }
-            // The one asked last did not answer in time: a strike.
-            if let Some(asked) = m.tried.checked_sub(1).map(|i| m.announcers[i]) {
-                if let Some(l) = self.links.get_mut(&asked) {
-                    l.unanswered = l.unanswered.saturating_add(1);
-                }
-            }
-            let Some(m) = self.missing.get_mut(&pos) else { continue };
-            // The next announcer, one without strikes first.
+            // The next announcer, a trusted one first.
             let links = &self.links;
-            let trusted = |l: &LinkId| links.get(l).is_some_and(|x| x.unanswered < ANNOUNCER_STRIKES);
+            let trusted = |l: &LinkId| links.get(l).is_some_and(|x| x.trusted(now));
             if let Some(j) = (m.tried..m.announcers.len()).find(|&j| trusted(&m.announcers[j])) {
                 m.announcers.swap(m.tried, j);
             }
             let link = m.announcers[m.tried];
             m.tried += 1;
+            m.asked = Some((link, now));
             let pulls = self.fetches_live(link, &room, now);
             let Some(m) = self.missing.get_mut(&pos) else { continue };
             m.deadline = now + if pulls { self.cfg.graft_timeout_ms } else { self.cfg.want_timeout_ms };
