@@ -233,16 +233,23 @@ async fn steps(c: &Client, node: &mut NodeProc, notifications: &Notifications, s
     click(c, "[aria-label='New private group']", "New private group").await?;
     let name = wait_css(c, ".group-form input:not([type=checkbox])", "the group name").await?;
     name.send_keys("Stage crew").await.map_err(err("type the group's name"))?;
-    for who in ["stage-box", "crew-two"] {
-        let xpath = format!("//ul[@class='group-people']//label[contains(., '{who}')]/input");
-        let pick = c
-            .wait()
+    let picker = |who: &str| format!("//ul[@class='group-people']//label[contains(., '{who}')]/input");
+    // Everyone nearby listed first: a person found while picking moves the
+    // list under the pointer (the two new nodes are still being found).
+    for who in ["stage-box", "crew-two", "carrier"] {
+        c.wait()
             .at_most(UI_WAIT)
             .every(Duration::from_millis(100))
-            .for_element(Locator::XPath(&xpath))
+            .for_element(Locator::XPath(&picker(who)))
             .await
             .map_err(|e| format!("{who} in the group picker: {e}"))?;
+    }
+    for who in ["stage-box", "crew-two"] {
+        let pick = c.find(Locator::XPath(&picker(who))).await.map_err(err("find a member"))?;
         pick.click().await.map_err(err("pick a member"))?;
+        if !pick.is_selected().await.map_err(err("read a pick"))? {
+            return Err(format!("{who} is not picked after a click"));
+        }
     }
     click(c, ".group-form button[type=submit]", "Make the group").await?;
     let by = deadline(UI_WAIT.as_secs());

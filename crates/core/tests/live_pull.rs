@@ -173,18 +173,22 @@ fn a_graft_on_a_direct_link_is_answered_with_pushes() {
     }
 }
 
+/// A full window with more live messages than the busy threshold, from
+/// `author` on link 1; then the next window begins (busy).
+fn rush(h: &mut Harness, author: &festival_core::Identity) {
+    let busy = Config::default().busy_messages_per_sec;
+    for seq in 1..=busy + 1 {
+        h.frame(1, common::push(&common::text(author, "festival", seq, "rush")));
+    }
+    h.now += 1_000;
+}
+
 #[test]
 fn a_busy_node_pushes_along_the_tree_again() {
     let author = common::identity(10);
     let mut h = pulling();
     linked(&mut h);
-    // A full window with more live messages than the busy threshold...
-    let busy = Config::default().busy_messages_per_sec;
-    for seq in 1..=busy + 1 {
-        h.frame(1, common::push(&common::text(&author, "festival", seq, "rush")));
-    }
-    // ...then the next window: busy.
-    h.now += 1_000;
+    rush(&mut h, &author);
     let from = h.sent.len();
     let other = common::identity(11);
     h.frame(1, common::push(&common::text(&other, "festival", 1, "still here")));
@@ -407,11 +411,7 @@ fn after_a_busy_spell_and_silence_the_node_fetches_live_again() {
     let author = common::identity(10);
     let mut h = pulling();
     linked(&mut h);
-    let busy = Config::default().busy_messages_per_sec;
-    for seq in 1..=busy + 1 {
-        h.frame(1, common::push(&common::text(&author, "festival", seq, "rush")));
-    }
-    h.now += 1_000;
+    rush(&mut h, &author);
     h.frame(1, common::push(&common::text(&common::identity(11), "festival", 1, "busy")));
     // Silence, then an announcement: asked at once (not judged busy by a
     // window long gone).

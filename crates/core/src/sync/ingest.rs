@@ -368,38 +368,21 @@ impl Node {
                 let (mut fetching, rest): (Vec<LinkId>, Vec<LinkId>) = eager.into_iter().partition(live);
                 eager = rest;
                 lazy.append(&mut fetching);
-                if !photo.free_piece {
-                    // The author's push budget is spent as if pushed: over
-                    // it, a graft for the message is served behind the
-                    // link's catch-up (`on_graft`), so a flood is slowed
-                    // while the crowd is quiet too, and a photo's pieces go
-                    // free only when its header was within the budget.
-                    if self.push_budget_n(env.author(), 1 + photo.pieces / 4, now) {
-                        if photo.pieces > 0 {
-                            self.remember_pushed_photo(env, photo.pieces);
-                        }
-                    } else {
-                        (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
-                        self.stats.held_back += 1;
-                        self.held_back_ids.insert(env.id(), ());
-                    }
+                // The author's push budget is spent as if pushed: over it,
+                // a graft for the message is served behind the link's
+                // catch-up (`on_graft`), so a flood is slowed while the
+                // crowd is quiet too.
+                if !photo.free_piece && !self.within_push_budget(env, &photo, now) {
+                    (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
                 }
             }
-        } else if eager.iter().any(|l| self.is_lan(*l)) && !photo.free_piece {
-            // A photo's header is charged for its pieces too: one message
-            // of the budget, and one more per four pieces.
-            if self.push_budget_n(env.author(), 1 + photo.pieces / 4, now) {
-                // Its pieces go without a charge of their own (only now: a
-                // header announced, not pushed, frees none).
-                if photo.pieces > 0 {
-                    self.remember_pushed_photo(env, photo.pieces);
-                }
-            } else {
-                // Its author is over its push budget: announced, not pushed,
-                // on direct links (they graft it, paced by their asking).
-                (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
-                self.stats.held_back += 1;
-            }
+        } else if eager.iter().any(|l| self.is_lan(*l))
+            && !photo.free_piece
+            && !self.within_push_budget(env, &photo, now)
+        {
+            // Its author is over its push budget: announced, not pushed,
+            // on direct links (they graft it, paced by their asking).
+            (told, eager) = eager.into_iter().partition(|l| self.is_lan(*l));
         }
         // Direct links first: a message leaves by a data channel when there
         // is one, and by the relay otherwise (its path is the first link).
@@ -419,6 +402,23 @@ impl Node {
         if !lazy.is_empty() {
             self.announce_to(lazy, r, now, out);
         }
+    }
+
+    /// Spend `env`'s author's push budget on it: one message, and for a
+    /// photo's header one more per four pieces, whose pieces then go
+    /// without a charge of their own (only then: a header held back frees
+    /// none). Over the budget: held back (counted, and remembered for
+    /// `on_graft`).
+    fn within_push_budget(&mut self, env: &SignedEnvelope, photo: &PhotoPart, now: Millis) -> bool {
+        if self.push_budget_n(env.author(), 1 + photo.pieces / 4, now) {
+            if photo.pieces > 0 {
+                self.remember_pushed_photo(env, photo.pieces);
+            }
+            return true;
+        }
+        self.stats.held_back += 1;
+        self.held_back_ids.insert(env.id(), ());
+        false
     }
 
     /// One of our own messages again (see `Input::Resend`): pushed to the
