@@ -21,11 +21,11 @@ use crate::frame::{Frame, Item, MsgRef, Want, MAX_BATCH_ITEMS, MAX_HOPS};
 use crate::ids::{LinkId, PeerId, RoomId};
 
 use super::caps::{MAX_GRAFT_REFS_SERVED, MAX_LOADS_PER_LINK, MAX_SERVE_QUEUE};
+use super::{Load, Millis, Node, Output, Reject};
 
 /// A live graft's answer of at most this many messages goes as pushes;
 /// more (a run asked at once) as a batch.
 const MAX_PUSHED_ANSWER: usize = 4;
-use super::{Load, Millis, Node, Output, Reject};
 
 impl Node {
     pub(super) fn on_want(&mut self, link: LinkId, w: Want, now: Millis, out: &mut Vec<Output>) {

@@ -747,3 +747,24 @@ mod tests {
         assert_eq!(heads.iter().find(|h| h.author == a).map(|h| h.tip), Some(NO_TIP));
     }
 }
+
+#[cfg(test)]
+mod bounded_map_tests {
+    use super::BoundedMap;
+
+    /// The caps built on it (push budgets, held-back ids, positions asked
+    /// unremembered) hold because it never keeps more than its capacity,
+    /// forgetting the oldest first.
+    #[test]
+    fn it_keeps_at_most_its_capacity_and_forgets_the_oldest() {
+        let mut m = BoundedMap::new(3);
+        for k in 0..10u32 {
+            m.insert(k, k * 10);
+            assert!(m.len() <= 3);
+        }
+        assert_eq!((m.get(&6), m.get(&7), m.get(&9)), (None, Some(&70), Some(&90)));
+        // A key inserted again takes the new value and adds nothing.
+        m.insert(9, 1);
+        assert_eq!((m.len(), m.get(&9)), (3, Some(&1)));
+    }
+}

@@ -98,7 +98,6 @@ impl Node {
                     }
                 }
             }
-            let Some(m) = self.missing.get_mut(&pos) else { continue };
             if held || m.tried >= m.announcers.len() {
                 // Held now, or nobody left to ask: anti-entropy takes over.
                 self.forget_missing(&pos);
