@@ -61,3 +61,35 @@ async fn a_tail_misses_nothing_that_commits_out_of_order() {
     let (rest, _) = store.committed_after(&after, 100).await.unwrap();
     assert_eq!(rest.len(), 6);
 }
+
+/// Batches are stored on a connection of their own, kept between them: a
+/// restart of PostgreSQL kills it, and the next batch is stored on a new
+/// one (not failed), while a batch with PostgreSQL away fails at once and
+/// stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_stored_across_a_restart_of_postgres() {
+    let mut server = TempServer::start(false).await.expect("start PostgreSQL");
+    let store = PgStore::connect(&server.create_database("restart").await.unwrap()).await.unwrap();
+    let (alice, camp) = (identity(1), room("camp"));
+    let first = text(&alice, &camp, 1, T0, "before");
+    store.insert_batch(&[(first.clone(), 1)], T0, false).await.unwrap();
+
+    server.stop();
+    let away = text(&alice, &camp, 2, T0, "while away");
+    assert!(store.insert_batch(&[(away.clone(), 1)], T0, false).await.is_err());
+    server.resume().await.unwrap();
+    let after = text(&alice, &camp, 3, T0, "after");
+    let out = store.insert_batch(&[(after.clone(), 1)], T0, false).await.unwrap();
+    assert!(matches!(out[..], [Ok(festival_store::Inserted::New)]), "{out:?}");
+
+    // Restarted again while the writer holds a connection that worked.
+    let again = text(&alice, &camp, 4, T0, "again");
+    server.resume().await.unwrap();
+    let out = store.insert_batch(&[(again.clone(), 1)], T0, false).await.unwrap();
+    assert!(matches!(out[..], [Ok(festival_store::Inserted::New)]), "{out:?}");
+    assert!(store.get(&away.id()).await.unwrap().is_none());
+    for stored in [&first, &after, &again] {
+        assert!(store.get(&stored.id()).await.unwrap().is_some());
+    }
+    store.close().await;
+}

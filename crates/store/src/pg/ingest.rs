@@ -1,26 +1,30 @@
 //! Writing on PostgreSQL: batches, and the heads they move.
 //!
-//! A batch is one transaction of a few statements, each over arrays
-//! (`unnest`), whatever its size:
+//! A batch is one transaction on the store's writer connection
+//! ([`Writer`]), of two statements over arrays (`unnest`) whatever its size,
+//! and more only off the common path:
 //! 1. lock (and create) the head rows of its chains, in the order of
-//!    (room, author) bytes that every instance uses, and read their marks;
-//! 2. insert the rows, `ON CONFLICT DO NOTHING`, returning the ids stored;
-//! 3. only if some were skipped, look up who holds their positions: the
+//!    (room, author) bytes that every instance uses, read their marks, and
+//!    then insert the rows, `ON CONFLICT DO NOTHING`, returning the ids
+//!    stored (one statement: the insert waits for the locks);
+//! 2. only if some were skipped, look up who holds their positions: the
 //!    same id (duplicate) or another (conflict);
-//! 4. outbox entries of our own new messages, then the heads' new marks
+//! 3. outbox entries of our own new messages, then the heads' new marks
 //!    and accounting.
 //!
 //! Holding the head rows from step 1 to the commit is what makes this safe
 //! with many writers: nobody else stores into those chains meanwhile, so the
-//! marks computed in step 4 follow from rows nobody else is changing.
+//! marks computed in step 3 follow from rows nobody else is changing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use festival_core::sync::{Snapshot, SnapshotHead};
 use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
-use sqlx::PgConnection;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 
-use super::{with_retries, PgStore};
+use super::{with_retries, PgStore, ACQUIRE_TIMEOUT};
 use crate::error::{corrupt, from_sql, message_id_from_sql, peer_from_sql, room_from_sql, to_sql, Result, StoreError};
 use crate::heads::fast_marks;
 use crate::{HeadRow, Inserted};
@@ -50,18 +54,52 @@ fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
     })
 }
 
-/// The first statement of an ingest transaction. The store's connections
-/// plan every statement for its arguments (`plan_cache_mode`, see
-/// `PgStore::connect_with`: a generic plan for a lookup by a list of ids
-/// scanned the table). The statements every batch runs (lock the heads,
-/// insert the rows, write the heads; the outbox for our own) have no join
-/// and no choice of index, one plan whatever the arguments, and planning
-/// them again each time was ~45 % of their cost in PostgreSQL
-/// (`pg_stat_statements` under `festival-bench relay-cluster`): within the
-/// transaction they reuse a generic plan. A statement of its own inside
-/// the transaction, not part of `BEGIN`: if it failed with the `BEGIN`,
-/// the connection would go back to the pool inside an aborted transaction.
-pub(crate) const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
+/// The connection batches are stored on, beside the pool. sqlx's pool
+/// sends a connection a round trip of its own when it lends it and again
+/// when it comes back; around a batch of one statement that tripled the
+/// round trips, each a wake-up of a PostgreSQL backend. This connection is
+/// used one batch at a time (a relay stores one batch at a time anyway),
+/// kept while it works and dropped when it fails: the next batch opens a
+/// new one. A batch whose kept connection turns out dead (PostgreSQL was
+/// restarted since) is tried once more on a new one.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    options: PgConnectOptions,
+    pub(super) conn: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(options: PgConnectOptions) -> Writer {
+        Writer { options, conn: Arc::new(tokio::sync::Mutex::new(None)) }
+    }
+
+    async fn connect(&self) -> Result<PgConnection> {
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&self.options)).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(StoreError::Db(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Whether an error left the connection it came from unusable: the socket
+/// or the protocol failed. A database error (a deadlock, a constraint) or
+/// one of ours comes after PostgreSQL answered; the transaction is rolled
+/// back on the connection's next use.
+fn broke_connection(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(e) if !matches!(e, sqlx::Error::Database(_)))
+}
 
 /// Back to a plan per execution for the rest of the transaction, once.
 async fn custom_plans(conn: &mut PgConnection, done: &mut bool) -> Result<()> {
@@ -100,6 +138,92 @@ async fn lock_heads(conn: &mut PgConnection, keys: &[Key]) -> Result<Vec<(i64, i
         .collect()
 }
 
+/// Lock the head rows of `keys` (in lock order, as [`lock_heads`]), then
+/// insert `rows`: the marks of the chains in the order of `keys`, and the
+/// ids stored. One statement: its insert reads the count of the locked
+/// rows first, so it begins once every lock is held, and its result lists
+/// the locked rows first (an `Append` runs its branches in order).
+async fn lock_and_insert(
+    conn: &mut PgConnection,
+    keys: &[Key],
+    rows: &[Row<'_>],
+    received_at: i64,
+) -> Result<(Vec<(i64, i64)>, HashSet<MessageId>)> {
+    let chain_rooms: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
+    let chain_authors: Vec<Vec<u8>> = keys.iter().map(|(_, a)| a.as_bytes().to_vec()).collect();
+    let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
+    let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
+    let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let kinds: Vec<i64> = rows.iter().map(|r| i64::from(r.env.kind().code())).collect();
+    let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
+    let hops: Vec<i64> = rows.iter().map(|r| r.hops).collect();
+    let recipients: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.recipient.clone()).collect();
+    let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
+    // The no-op update locks an existing head row (and waits for a writer
+    // that holds it); RETURNING then gives its committed marks. Rows go in
+    // input order, so of two rows for one position the first is stored and
+    // the second skipped, as if inserted one by one.
+    type Out = (Option<String>, Option<Vec<u8>>, Option<i64>, Option<i64>, Option<Vec<u8>>);
+    let out: Vec<Out> = sqlx::query_as(
+        "WITH locked AS (
+             INSERT INTO heads (room, author)
+             SELECT room, author FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(room, author, n) ORDER BY n
+             ON CONFLICT (room, author) DO UPDATE SET contiguous = heads.contiguous
+             RETURNING room, author, contiguous, max_seq
+         ), stored AS (
+             INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
+             SELECT id, room, author, seq, kind, created_at, $12, hops, recipient, raw
+             FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[],
+                         $9::bigint[], $10::bytea[], $11::bytea[]) WITH ORDINALITY
+                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
+             WHERE (SELECT count(*) FROM locked) > 0
+             ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING id
+         )
+         SELECT room, author, contiguous, max_seq, NULL::bytea FROM locked
+         UNION ALL
+         SELECT NULL, NULL, NULL, NULL, id FROM stored",
+    )
+    .bind(&chain_rooms)
+    .bind(&chain_authors)
+    .bind(&ids)
+    .bind(&rooms)
+    .bind(&authors)
+    .bind(&seqs)
+    .bind(&kinds)
+    .bind(&created)
+    .bind(&hops)
+    .bind(&recipients)
+    .bind(&raws)
+    .bind(received_at)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut marks: HashMap<(String, Vec<u8>), (i64, i64)> = HashMap::with_capacity(keys.len());
+    let mut fresh = HashSet::with_capacity(rows.len());
+    for row in out {
+        match row {
+            (Some(room), Some(author), Some(c), Some(m), None) => {
+                marks.insert((room, author), (c, m));
+            }
+            (None, None, None, None, Some(id)) => {
+                fresh.insert(message_id_from_sql("messages", &id)?);
+            }
+            _ => return Err(corrupt("heads", "a batch's statement returned a row of neither kind")),
+        }
+    }
+    let before = keys
+        .iter()
+        .map(|(room, author)| {
+            marks
+                .remove(&(room.as_str().to_owned(), author.as_bytes().to_vec()))
+                .ok_or_else(|| corrupt("heads", "a locked chain came back without its row"))
+        })
+        .collect::<Result<_>>()?;
+    Ok((before, fresh))
+}
+
 /// Climb a chain's contiguous mark over the seqs stored above it, from the
 /// rows; the max is the highest seq stored, never below `max_seq`.
 async fn probe_marks(conn: &mut PgConnection, key: &Key, (contiguous, max_seq): (i64, i64)) -> Result<(i64, i64)> {
@@ -133,8 +257,8 @@ async fn write_heads(conn: &mut PgConnection, heads: &[(&Key, (i64, i64), i64, i
     let bytes: Vec<i64> = heads.iter().map(|h| h.2).collect();
     let messages: Vec<i64> = heads.iter().map(|h| h.3).collect();
     // An upsert on the table's key rather than an `UPDATE .. FROM unnest`:
-    // the rows exist (locked by `lock_heads`), and a statement without a
-    // join has one plan, so ingest can reuse it (see `GENERIC_PLANS`).
+    // the rows exist (locked), and a statement without a join has one plan,
+    // so ingest's connection can reuse it (see `Writer`).
     sqlx::query(
         "INSERT INTO heads AS h (room, author, contiguous, max_seq, raw_bytes, messages)
          SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
@@ -185,123 +309,118 @@ impl PgStore {
         Ok(outcomes.into_iter().map(|o| o.expect("every item is either checked out or inserted")).collect())
     }
 
-    /// One try of the batch's transaction: each row's outcome by its index.
+    /// One try of the batch's transaction on the writer's connection: each
+    /// row's outcome by its index. A connection that served an earlier
+    /// batch and turns out dead (PostgreSQL restarted since) is replaced
+    /// and the batch tried once more; one a batch broke or left mid-way (a
+    /// cancelled call) is not kept.
     async fn ingest(&self, rows: &[Row<'_>], received_at: i64, local: bool) -> Result<Vec<(usize, Result<Inserted>)>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::raw_sql(GENERIC_PLANS).execute(&mut *tx).await?;
-        // Statements off the common path (a skipped row, a gap) join or
-        // range over messages: planned for their arguments again.
-        let mut custom = false;
-        let keys: Vec<Key> = {
-            let set: BTreeMap<(&[u8], [u8; 32]), Key> = rows
-                .iter()
-                .map(|r| {
-                    let (room, author) = (r.env.room(), r.env.author());
-                    ((room.as_str().as_bytes(), *author.as_bytes()), (room.clone(), author))
-                })
-                .collect();
-            set.into_values().collect()
-        };
-        let before = lock_heads(&mut tx, &keys).await?;
+        let mut slot = self.writer.conn.lock().await;
+        let mut retried = false;
+        loop {
+            let (mut conn, kept) = match slot.take() {
+                Some(conn) => (conn, true),
+                None => (self.writer.connect().await?, false),
+            };
+            match ingest_on(&mut conn, rows, received_at, local).await {
+                Err(e) if broke_connection(&e) && kept && !retried => {
+                    tracing::debug!(%e, "the writer's connection failed; storing on a new one");
+                    retried = true;
+                }
+                Err(e) if broke_connection(&e) => return Err(e),
+                done => {
+                    *slot = Some(conn);
+                    return done;
+                }
+            }
+        }
+    }
+}
 
-        let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
-        let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
-        let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        let kinds: Vec<i64> = rows.iter().map(|r| i64::from(r.env.kind().code())).collect();
-        let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
-        let hops: Vec<i64> = rows.iter().map(|r| r.hops).collect();
-        let recipients: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.recipient.clone()).collect();
-        let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
-        // Rows go in input order, so of two rows for one position the first
-        // is stored and the second skipped, as if inserted one by one.
-        let inserted: Vec<(Vec<u8>,)> = sqlx::query_as(
-            "INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
-             SELECT id, room, author, seq, kind, created_at, $10, hops, recipient, raw
-             FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::bigint[], $8::bytea[], $9::bytea[]) WITH ORDINALITY
-                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
-             ORDER BY n
-             ON CONFLICT DO NOTHING
-             RETURNING id",
-        )
-        .bind(&ids)
-        .bind(&rooms)
-        .bind(&authors)
-        .bind(&seqs)
-        .bind(&kinds)
-        .bind(&created)
-        .bind(&hops)
-        .bind(&recipients)
-        .bind(&raws)
-        .bind(received_at)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut fresh_ids: HashSet<MessageId> =
-            inserted.into_iter().map(|(id,)| message_id_from_sql("messages", &id)).collect::<Result<_>>()?;
+/// A batch's transaction on `conn`, whose statements reuse generic plans.
+async fn ingest_on(
+    conn: &mut PgConnection,
+    rows: &[Row<'_>],
+    received_at: i64,
+    local: bool,
+) -> Result<Vec<(usize, Result<Inserted>)>> {
+    let mut tx = conn.begin().await?;
+    // Statements off the common path (a skipped row, a gap) join or
+    // range over messages: planned for their arguments again.
+    let mut custom = false;
+    let keys: Vec<Key> = {
+        let set: BTreeMap<(&[u8], [u8; 32]), Key> = rows
+            .iter()
+            .map(|r| {
+                let (room, author) = (r.env.room(), r.env.author());
+                ((room.as_str().as_bytes(), *author.as_bytes()), (room.clone(), author))
+            })
+            .collect();
+        set.into_values().collect()
+    };
+    let (before, mut fresh_ids) = lock_and_insert(&mut tx, &keys, rows, received_at).await?;
 
-        let held = if fresh_ids.len() < rows.len() {
-            custom_plans(&mut tx, &mut custom).await?;
-            holders(&mut tx, rows).await?
+    let held = if fresh_ids.len() < rows.len() {
+        custom_plans(&mut tx, &mut custom).await?;
+        holders(&mut tx, rows).await?
+    } else {
+        HashMap::new()
+    };
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut fresh: Vec<&Row> = Vec::with_capacity(fresh_ids.len());
+    for row in rows {
+        let id = row.env.id();
+        let outcome = if fresh_ids.remove(&id) {
+            fresh.push(row);
+            Ok(Inserted::New)
         } else {
-            HashMap::new()
+            match held.get(&(row.env.room().clone(), row.env.author(), row.seq)) {
+                Some(holder) if *holder == id => Ok(Inserted::Duplicate),
+                Some(_) => Err(StoreError::Conflict {
+                    room: row.env.room().clone(),
+                    author: row.env.author(),
+                    seq: row.env.seq(),
+                }),
+                None => return Err(corrupt("messages", format!("{id:?} was skipped but nothing holds its position"))),
+            }
         };
-        let mut outcomes = Vec::with_capacity(rows.len());
-        let mut fresh: Vec<&Row> = Vec::with_capacity(fresh_ids.len());
-        for row in rows {
-            let id = row.env.id();
-            let outcome = if fresh_ids.remove(&id) {
-                fresh.push(row);
-                Ok(Inserted::New)
-            } else {
-                match held.get(&(row.env.room().clone(), row.env.author(), row.seq)) {
-                    Some(holder) if *holder == id => Ok(Inserted::Duplicate),
-                    Some(_) => Err(StoreError::Conflict {
-                        room: row.env.room().clone(),
-                        author: row.env.author(),
-                        seq: row.env.seq(),
-                    }),
-                    None => {
-                        return Err(corrupt("messages", format!("{id:?} was skipped but nothing holds its position")))
-                    }
-                }
-            };
-            outcomes.push((row.index, outcome));
-        }
-
-        if local && !fresh.is_empty() {
-            outbox(&mut tx, &fresh, received_at).await?;
-        }
-        // Per chain: the fresh seqs (ascending) and what they added.
-        let mut gained: BTreeMap<&Key, (Vec<i64>, i64, i64)> = BTreeMap::new();
-        let index: HashMap<(&RoomId, PeerId), &Key> = keys.iter().map(|k| ((&k.0, k.1), k)).collect();
-        for row in &fresh {
-            let key = index[&(row.env.room(), row.env.author())];
-            let entry = gained.entry(key).or_default();
-            entry.0.push(row.seq);
-            entry.1 += i64::try_from(row.env.bytes().len()).unwrap_or(i64::MAX);
-            entry.2 += 1;
-        }
-        let marks_before: HashMap<&Key, (i64, i64)> = keys.iter().zip(before).collect();
-        let mut heads = Vec::with_capacity(gained.len());
-        for (key, (mut seqs, bytes, messages)) in gained {
-            seqs.sort_unstable();
-            let old = marks_before[key];
-            let marks = match fast_marks(old, &seqs) {
-                Some(marks) => marks,
-                None => {
-                    custom_plans(&mut tx, &mut custom).await?;
-                    probe_marks(&mut tx, key, old).await?
-                }
-            };
-            heads.push((key, marks, bytes, messages));
-        }
-        write_heads(&mut tx, &heads).await?;
-        tx.commit().await?;
-        tracing::debug!(items = rows.len(), new = fresh.len(), chains = keys.len(), "batch stored");
-        Ok(outcomes)
+        outcomes.push((row.index, outcome));
     }
 
+    if local && !fresh.is_empty() {
+        outbox(&mut tx, &fresh, received_at).await?;
+    }
+    // Per chain: the fresh seqs (ascending) and what they added.
+    let mut gained: BTreeMap<&Key, (Vec<i64>, i64, i64)> = BTreeMap::new();
+    let index: HashMap<(&RoomId, PeerId), &Key> = keys.iter().map(|k| ((&k.0, k.1), k)).collect();
+    for row in &fresh {
+        let key = index[&(row.env.room(), row.env.author())];
+        let entry = gained.entry(key).or_default();
+        entry.0.push(row.seq);
+        entry.1 += i64::try_from(row.env.bytes().len()).unwrap_or(i64::MAX);
+        entry.2 += 1;
+    }
+    let marks_before: HashMap<&Key, (i64, i64)> = keys.iter().zip(before).collect();
+    let mut heads = Vec::with_capacity(gained.len());
+    for (key, (mut seqs, bytes, messages)) in gained {
+        seqs.sort_unstable();
+        let old = marks_before[key];
+        let marks = match fast_marks(old, &seqs) {
+            Some(marks) => marks,
+            None => {
+                custom_plans(&mut tx, &mut custom).await?;
+                probe_marks(&mut tx, key, old).await?
+            }
+        };
+        heads.push((key, marks, bytes, messages));
+    }
+    write_heads(&mut tx, &heads).await?;
+    tx.commit().await?;
+    tracing::debug!(items = rows.len(), new = fresh.len(), chains = keys.len(), "batch stored");
+    Ok(outcomes)
+}
+
+impl PgStore {
     /// Count a chain's seqs up to `through` as seen, as
     /// [`crate::Store::advance_contiguous`] does.
     pub async fn advance_contiguous(&self, room: &RoomId, author: &PeerId, through: u64) -> Result<()> {
