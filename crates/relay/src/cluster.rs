@@ -8,8 +8,10 @@
 //!   adds each envelope it newly stored to the stream [`ACCEPTED_STREAM`]
 //!   (`XADD`, capped at [`STREAM_MAXLEN`] entries). Every instance reads the
 //!   stream through a consumer group of its own name: the group remembers
-//!   where it is in Redis, so an instance that restarts goes on from there
-//!   and first re-reads what it had been handed but had not acknowledged.
+//!   where it is in Redis, so an instance that restarts goes on from there.
+//!   Entries are not acknowledged one by one (`NOACK`: no pending list to
+//!   keep in Redis, no `XACK` per read): one handed over and lost in a
+//!   crash of the instance is in the state it boots from, in the store.
 //!   Redis is not trusted: every entry is sealed, with the time it was
 //!   sealed, under a key derived from the relay's secret key ([`BusKey`]),
 //!   which instances read from the shared store and Redis never holds. An
@@ -577,8 +579,8 @@ async fn tell(ctx: &Ctx, conn: &mut ConnectionManager, word: &ToInstance) -> boo
     added.inspect_err(|e| ctx.down(e)).is_ok()
 }
 
-/// `XREAD` (or, with a group and consumer, `XREADGROUP`) of one stream
-/// from `from`, blocking up to [`BLOCK_MS`].
+/// `XREAD` (or, with a group and consumer, `XREADGROUP .. NOACK`) of one
+/// stream from `from`, blocking up to [`BLOCK_MS`].
 fn read_cmd(group: Option<(&str, &str)>, stream: &str, from: &str) -> redis::Cmd {
     let mut cmd = match group {
         Some((group, consumer)) => {
@@ -588,7 +590,11 @@ fn read_cmd(group: Option<(&str, &str)>, stream: &str, from: &str) -> redis::Cmd
         }
         None => redis::cmd("XREAD"),
     };
-    cmd.arg("COUNT").arg(READ_COUNT).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS").arg(stream).arg(from);
+    cmd.arg("COUNT").arg(READ_COUNT).arg("BLOCK").arg(BLOCK_MS);
+    if group.is_some() {
+        cmd.arg("NOACK");
+    }
+    cmd.arg("STREAMS").arg(stream).arg(from);
     cmd
 }
 
@@ -634,12 +640,9 @@ async fn read_accepted(ctx: Ctx) {
         }
         ctx.up();
         wait = BACKOFF_MIN;
-        // First what we were handed before and did not acknowledge (a
-        // restart), then new entries.
-        let mut from = "0".to_owned();
         let mut lag_at = tokio::time::Instant::now();
         loop {
-            let read = read_cmd(Some((&group, &ctx.instance)), ACCEPTED_STREAM, &from).query_async(&mut conn).await;
+            let read = read_cmd(Some((&group, &ctx.instance)), ACCEPTED_STREAM, ">").query_async(&mut conn).await;
             let got = match read {
                 Ok(reply) => entries(reply),
                 Err(e) => {
@@ -651,13 +654,8 @@ async fn read_accepted(ctx: Ctx) {
                 }
             };
             ctx.up();
-            if got.is_empty() && from == "0" {
-                from = ">".to_owned();
-            }
             let mut items = Vec::new();
-            let mut ids = Vec::with_capacity(got.len());
-            for (id, bytes) in got {
-                ids.push(id);
+            for (_, bytes) in got {
                 // Sealed by an instance after its commit (see `BusKey`):
                 // its bytes are those an instance verified before storing
                 // them, so they are not verified again, which would cost
@@ -676,13 +674,6 @@ async fn read_accepted(ctx: Ctx) {
             ctx.metrics.cluster_bus_received.fetch_add(items.len() as u64, Relaxed);
             if !items.is_empty() && !to_hub(&ctx.hub, HubIn::Committed { items }).await {
                 return;
-            }
-            if !ids.is_empty() {
-                let acked: redis::RedisResult<()> =
-                    redis::cmd("XACK").arg(ACCEPTED_STREAM).arg(&group).arg(&ids).query_async(&mut conn).await;
-                if let Err(e) = acked {
-                    ctx.down(&e);
-                }
             }
             if lag_at.elapsed() >= LAG_EVERY {
                 lag_at = tokio::time::Instant::now();
