@@ -13,15 +13,19 @@
 //! member's receipt of the push (one process, one clock), all of them and
 //! those that crossed instances; deliveries against the expected; each
 //! instance's CPU and RSS, PostgreSQL's CPU (all its processes) and
-//! Redis's over the load; CPU per 1,000 messages/s for the whole tier.
+//! Redis's over the load; CPU per 1,000 messages/s for the whole tier
+//! (`cpu_pct_per_1k_msgs`) and for the instances alone
+//! (`relay_cpu_pct_per_1k_msgs`). Each instance runs `--threads` workers.
 //! Then the same load on one instance with SQLite (`festival-bench relay`'s
 //! fan-out), and on the seed design's stack: as many Socket.IO servers with
 //! the Redis Streams adapter (Node.js; `bench/socketio`, installed from the
 //! npm registry with `npm ci` before the namespace is entered) on a Redis of
 //! their own, the same clients in the same rooms: its fan-out and the CPU of
-//! its servers and Redis. Socket.IO passes messages unsigned and keeps
-//! nothing; festival-relay verifies every signature and commits every
-//! message to PostgreSQL before it passes it on. Last, what one more idle
+//! its servers and Redis (`socketio_cpu_pct_per_1k_msgs`; the servers
+//! alone: `socketio_servers_cpu_pct_per_1k_msgs`). Socket.IO passes
+//! messages unsigned and keeps nothing; festival-relay verifies every
+//! signature and commits every message to PostgreSQL before it passes it
+//! on. Last, what one more idle
 //! connection costs an instance in RSS (`rss_per_idle_conn_kb`: a relay
 //! holding 10 nodes, then `--nodes` more, the growth over `--nodes`).
 
@@ -50,6 +54,11 @@ pub struct Args {
     rate: u32,
     #[arg(long, default_value_t = 20)]
     secs: u64,
+    /// Worker threads of each instance (`festival-relay --threads`; 0:
+    /// one per core). One: the instances, PostgreSQL, Redis and the load
+    /// share this machine's cores, and each Socket.IO server is one thread.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Leave out the same load on one instance with SQLite.
     #[arg(long)]
     no_single: bool,
@@ -106,6 +115,8 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
             out[format!("socketio_{key}")] = sio[key].clone();
         }
         out["socketio_servers_cpu_pct"] = sio["servers_cpu_pct"].clone();
+        let servers = sio["servers_cpu_pct"].as_f64().unwrap_or(0.0);
+        out["socketio_servers_cpu_pct_per_1k_msgs"] = json!(round1(servers / (f64::from(a.rate) / 1000.0)));
         out["socketio_redis_cpu_pct"] = sio["redis_cpu_pct"].clone();
     }
     Ok(out)
@@ -209,7 +220,8 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     for i in 0..a.instances {
         let name = format!("relay-{i}");
         let bus = redis.url();
-        let args = ["--config", config, "--store", &store, "--bus", &bus, "--instance", &name];
+        let threads = a.threads.to_string();
+        let args = ["--config", config, "--store", &store, "--bus", &bus, "--instance", &name, "--threads", &threads];
         let mut extra: Vec<&str> = args.to_vec();
         extra.extend(["--frames-per-sec", "100000", "--frames-burst", "100000"]);
         relays.push(RelayProc::start_with(bin, &extra)?);
@@ -300,6 +312,8 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         "postgres_cpu_pct": pg_cpu,
         "redis_cpu_pct": redis_cpu,
         "tier_cpu_pct": round1(tier_cpu),
+        "relay_threads": a.threads,
+        "relay_cpu_pct_per_1k_msgs": round1(relay_cpu.iter().sum::<f64>() / (f64::from(a.rate) / 1000.0)),
         "cpu_pct_per_1k_msgs": round1(tier_cpu / (f64::from(a.rate) / 1000.0)),
     }))
 }

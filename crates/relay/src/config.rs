@@ -7,6 +7,9 @@ use std::time::Duration;
 use festival_core::frame::MAX_FRAME_BYTES;
 use serde::{Deserialize, Serialize};
 
+/// Most worker threads a relay's runtime may be given.
+const MAX_THREADS: usize = 1_024;
+
 /// Everything the relay can be told. Every field has a default, so a file
 /// names only what it changes. `listen` and `stun` are for the binary; the
 /// library takes already bound sockets.
@@ -42,6 +45,11 @@ pub struct RelayConfig {
     /// and stay the same across restarts. Default: the host name and the
     /// port listened on.
     pub instance: Option<String>,
+    /// Worker threads of the relay's runtime; 0: one per core. Instances
+    /// that share a machine's cores with others (several instances, the
+    /// database) take fewer: each idle worker that is woken costs a
+    /// context switch.
+    pub threads: usize,
     /// Serve only nodes of this festival; `None`: any festival.
     pub festival: Option<String>,
     /// The festival's organiser key (a PeerId, 64 hex digits): the only
@@ -134,6 +142,7 @@ impl Default for RelayConfig {
             store: None,
             bus: None,
             instance: None,
+            threads: 0,
             festival: None,
             organiser: None,
             max_connections: 20_000,
@@ -209,6 +218,9 @@ impl RelayConfig {
         if self.disk_budget_mb < 64 || self.per_author_mb == 0 || self.per_room_mb == 0 {
             return bad("disk_budget_mb must be at least 64, per_author_mb and per_room_mb at least 1");
         }
+        if self.threads > MAX_THREADS {
+            return bad("threads must be at most 1024 (0: one per core)");
+        }
         if self.message_lifetime_hours == 0 {
             return bad("message_lifetime_hours must be at least 1");
         }
@@ -275,6 +287,10 @@ mod tests {
         std::fs::write(&path, "tls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n").unwrap();
         assert_eq!(RelayConfig::from_file(&path).unwrap().tls_key, Some(PathBuf::from("relay.key")));
         assert!(RelayConfig::default().check().is_ok());
+        std::fs::write(&path, "threads = 1025\n").unwrap();
+        assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
+        std::fs::write(&path, "threads = 1\n").unwrap();
+        assert_eq!(RelayConfig::from_file(&path).unwrap().threads, 1);
     }
 
     #[test]

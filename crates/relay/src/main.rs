@@ -44,6 +44,9 @@ struct Args {
     /// This instance's name in its cluster (default: host name and port).
     #[arg(long, env = "FESTIVAL_RELAY_INSTANCE")]
     instance: Option<String>,
+    /// Worker threads (default 0: one per core).
+    #[arg(long, env = "FESTIVAL_RELAY_THREADS")]
+    threads: Option<usize>,
     /// Serve only nodes of this festival.
     #[arg(long)]
     festival: Option<String>,
@@ -82,7 +85,7 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
         ($($field:ident),*) => { $( if let Some(v) = args.$field.clone() { cfg.$field = v; } )* };
     }
     set!(listen, data_dir, max_connections, max_connections_per_ip, frames_per_sec, frames_burst);
-    set!(max_messages_per_author, idle_timeout_secs, max_unauthenticated, max_unauthenticated_per_prefix);
+    set!(max_messages_per_author, idle_timeout_secs, max_unauthenticated, max_unauthenticated_per_prefix, threads);
     if let Some(url) = &args.store {
         cfg.store = Some(url.clone());
     }
@@ -114,12 +117,19 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
     Ok(cfg)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cfg = config(&args)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if cfg.threads > 0 {
+        runtime.worker_threads(cfg.threads);
+    }
+    runtime.enable_all().build().context("starting the runtime")?.block_on(serve(cfg))
+}
+
+async fn serve(cfg: RelayConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let stun = match cfg.stun {
