@@ -11,7 +11,9 @@
 //!   where it is in Redis, so an instance that restarts goes on from there.
 //!   Entries are not acknowledged one by one (`NOACK`: no pending list to
 //!   keep in Redis, no `XACK` per read): one handed over and lost in a
-//!   crash of the instance is in the state it boots from, in the store.
+//!   crash of the instance is in the state it boots from, in the store,
+//!   and one whose reply was lost (a read timed out, a connection broke)
+//!   comes with the store's tail.
 //!   Redis is not trusted: every entry is sealed, with the time it was
 //!   sealed, under a key derived from the relay's secret key ([`BusKey`]),
 //!   which instances read from the shared store and Redis never holds. An

@@ -63,9 +63,9 @@ async fn a_tail_misses_nothing_that_commits_out_of_order() {
 }
 
 /// Batches are stored on a connection of their own, kept between them: a
-/// restart of PostgreSQL kills it, and the next batch is stored on a new
-/// one (not failed), while a batch with PostgreSQL away fails at once and
-/// stores nothing.
+/// restart of PostgreSQL kills it, or the server ends its session, and the
+/// next batch is stored on a new one (not failed), while a batch with
+/// PostgreSQL away fails at once and stores nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_stored_across_a_restart_of_postgres() {
     let mut server = TempServer::start(false).await.expect("start PostgreSQL");
@@ -87,9 +87,27 @@ async fn batches_are_stored_across_a_restart_of_postgres() {
     server.resume().await.unwrap();
     let out = store.insert_batch(&[(again.clone(), 1)], T0, false).await.unwrap();
     assert!(matches!(out[..], [Ok(festival_store::Inserted::New)]), "{out:?}");
+    // The server ends the writer's session (an administrator, or
+    // `idle_session_timeout`): it says so (a FATAL error) and closes.
+    let ended = text(&alice, &camp, 5, T0, "after its session ended");
+    let mut admin = sqlx::PgConnection::connect(&server.url("restart")).await.unwrap();
+    let (terminated,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t",
+    )
+    .bind(festival_store::pg::WRITER_NAME)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated, 1, "the writer holds one connection between batches");
+    let out = store.insert_batch(&[(ended.clone(), 1)], T0, false).await.unwrap();
+    assert!(matches!(out[..], [Ok(festival_store::Inserted::New)]), "{out:?}");
+
     assert!(store.get(&away.id()).await.unwrap().is_none());
-    for stored in [&first, &after, &again] {
+    for stored in [&first, &after, &again, &ended] {
         assert!(store.get(&stored.id()).await.unwrap().is_some());
     }
+    let heads = store.heads().await.unwrap();
+    assert_eq!((heads[0].contiguous, heads[0].max, heads.len()), (1, 5, 1));
+    assert_eq!(store.author_usage(&alice.peer_id()).await.unwrap().messages, 4);
     store.close().await;
 }

@@ -64,7 +64,7 @@ fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
 /// restarted since) is tried once more on a new one.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    options: PgConnectOptions,
+    options: Arc<PgConnectOptions>,
     pub(super) conn: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
 }
 
@@ -76,7 +76,7 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn new(options: PgConnectOptions) -> Writer {
-        Writer { options, conn: Arc::new(tokio::sync::Mutex::new(None)) }
+        Writer { options: Arc::new(options), conn: Arc::new(tokio::sync::Mutex::new(None)) }
     }
 
     async fn connect(&self) -> Result<PgConnection> {
@@ -93,13 +93,31 @@ impl Writer {
     }
 }
 
-/// Whether an error left the connection it came from unusable: the socket
-/// or the protocol failed. A database error (a deadlock, a constraint) or
-/// one of ours comes after PostgreSQL answered; the transaction is rolled
-/// back on the connection's next use.
-fn broke_connection(e: &StoreError) -> bool {
-    matches!(e, StoreError::Db(e) if !matches!(e, sqlx::Error::Database(_)))
+/// Whether the connection an error came from may serve the next batch:
+/// only after an error known to end just the transaction (rolled back on
+/// the connection's next use), which comes with PostgreSQL's answer: a
+/// deadlock or serialisation failure (40P01, 40001), a constraint (class
+/// 23), a statement timeout (57014), or one of ours about what came back.
+/// Anything else (the socket, the protocol, a server shutting down or
+/// ending the session, which sends a FATAL error before it closes:
+/// 57P01..57P05, class 08) drops it.
+fn keeps_connection(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sqlx::Error::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            matches!(code.as_ref(), "40P01" | "40001" | "57014") || code.starts_with("23")
+        }
+        StoreError::Db(_) => false,
+        _ => true,
+    }
 }
+
+/// Longest a batch may take, round trips and all, before its connection is
+/// given up (a path to PostgreSQL that went silent: no reset, so the
+/// socket would wait for TCP's own timeout, minutes, while the relay's
+/// event loop waits on the batch): the server's statement timeout and a
+/// margin.
+const BATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// Back to a plan per execution for the rest of the transaction, once.
 async fn custom_plans(conn: &mut PgConnection, done: &mut bool) -> Result<()> {
@@ -141,8 +159,9 @@ async fn lock_heads(conn: &mut PgConnection, keys: &[Key]) -> Result<Vec<(i64, i
 /// Lock the head rows of `keys` (in lock order, as [`lock_heads`]), then
 /// insert `rows`: the marks of the chains in the order of `keys`, and the
 /// ids stored. One statement: its insert reads the count of the locked
-/// rows first, so it begins once every lock is held, and its result lists
-/// the locked rows first (an `Append` runs its branches in order).
+/// rows first, so it begins once every lock is held (a count reads them
+/// all; an `EXISTS` would stop at the first), and its result lists the
+/// locked rows first (an `Append` runs its branches in order).
 async fn lock_and_insert(
     conn: &mut PgConnection,
     keys: &[Key],
@@ -310,41 +329,63 @@ impl PgStore {
     }
 
     /// One try of the batch's transaction on the writer's connection: each
-    /// row's outcome by its index. A connection that served an earlier
-    /// batch and turns out dead (PostgreSQL restarted since) is replaced
-    /// and the batch tried once more; one a batch broke or left mid-way (a
-    /// cancelled call) is not kept.
+    /// row's outcome by its index. A kept connection that turns out dead at
+    /// the transaction's first round trip (PostgreSQL restarted since, or
+    /// ended the session) is replaced and the batch begun again; past that
+    /// nothing is tried again (a commit whose answer was lost may have
+    /// happened: the node sends again what was not acknowledged). A
+    /// connection that a batch broke, or that a batch left mid-way (a
+    /// cancelled call, the deadline), is not kept.
     async fn ingest(&self, rows: &[Row<'_>], received_at: i64, local: bool) -> Result<Vec<(usize, Result<Inserted>)>> {
         let mut slot = self.writer.conn.lock().await;
-        let mut retried = false;
-        loop {
+        let batch = async {
             let (mut conn, kept) = match slot.take() {
                 Some(conn) => (conn, true),
                 None => (self.writer.connect().await?, false),
             };
-            match ingest_on(&mut conn, rows, received_at, local).await {
-                Err(e) if broke_connection(&e) && kept && !retried => {
-                    tracing::debug!(%e, "the writer's connection failed; storing on a new one");
-                    retried = true;
+            match sqlx::raw_sql("BEGIN").execute(&mut conn).await.map_err(StoreError::from) {
+                Err(e) if kept && !keeps_connection(&e) => {
+                    tracing::debug!(%e, "the writer's connection was gone; storing on a new one");
+                    conn = self.writer.connect().await?;
+                    sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
                 }
-                Err(e) if broke_connection(&e) => return Err(e),
-                done => {
-                    *slot = Some(conn);
-                    return done;
-                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
             }
+            match ingest_in(&mut conn, rows, received_at, local).await {
+                Ok(done) => Ok((Ok(done), conn)),
+                Err(e) if keeps_connection(&e) => {
+                    // Ended with the transaction still open (an error of
+                    // ours, or a statement's): rolled back here, before
+                    // the connection serves the next batch.
+                    sqlx::raw_sql("ROLLBACK").execute(&mut conn).await?;
+                    Ok((Err(e), conn))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match tokio::time::timeout(BATCH_DEADLINE, batch).await {
+            Ok(Ok((done, conn))) => {
+                *slot = Some(conn);
+                done
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "PostgreSQL did not answer a batch in time",
+            )))),
         }
     }
 }
 
-/// A batch's transaction on `conn`, whose statements reuse generic plans.
-async fn ingest_on(
-    conn: &mut PgConnection,
+/// A batch's transaction, begun on the writer's connection `tx`, whose
+/// statements reuse generic plans, up to its commit.
+async fn ingest_in(
+    tx: &mut PgConnection,
     rows: &[Row<'_>],
     received_at: i64,
     local: bool,
 ) -> Result<Vec<(usize, Result<Inserted>)>> {
-    let mut tx = conn.begin().await?;
     // Statements off the common path (a skipped row, a gap) join or
     // range over messages: planned for their arguments again.
     let mut custom = false;
@@ -358,11 +399,11 @@ async fn ingest_on(
             .collect();
         set.into_values().collect()
     };
-    let (before, mut fresh_ids) = lock_and_insert(&mut tx, &keys, rows, received_at).await?;
+    let (before, mut fresh_ids) = lock_and_insert(tx, &keys, rows, received_at).await?;
 
     let held = if fresh_ids.len() < rows.len() {
-        custom_plans(&mut tx, &mut custom).await?;
-        holders(&mut tx, rows).await?
+        custom_plans(tx, &mut custom).await?;
+        holders(tx, rows).await?
     } else {
         HashMap::new()
     };
@@ -388,7 +429,7 @@ async fn ingest_on(
     }
 
     if local && !fresh.is_empty() {
-        outbox(&mut tx, &fresh, received_at).await?;
+        outbox(tx, &fresh, received_at).await?;
     }
     // Per chain: the fresh seqs (ascending) and what they added.
     let mut gained: BTreeMap<&Key, (Vec<i64>, i64, i64)> = BTreeMap::new();
@@ -408,14 +449,14 @@ async fn ingest_on(
         let marks = match fast_marks(old, &seqs) {
             Some(marks) => marks,
             None => {
-                custom_plans(&mut tx, &mut custom).await?;
-                probe_marks(&mut tx, key, old).await?
+                custom_plans(tx, &mut custom).await?;
+                probe_marks(tx, key, old).await?
             }
         };
         heads.push((key, marks, bytes, messages));
     }
-    write_heads(&mut tx, &heads).await?;
-    tx.commit().await?;
+    write_heads(tx, &heads).await?;
+    sqlx::raw_sql("COMMIT").execute(&mut *tx).await?;
     tracing::debug!(items = rows.len(), new = fresh.len(), chains = keys.len(), "batch stored");
     Ok(outcomes)
 }

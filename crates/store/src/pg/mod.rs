@@ -63,6 +63,10 @@ const CONNECTIONS: u32 = 8;
 /// acknowledged.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The `application_name` of the connection batches are stored on (in
+/// `pg_stat_activity`).
+pub const WRITER_NAME: &str = "festival-store writer";
+
 /// Longest a statement may run on the server before it is cancelled.
 const STATEMENT_TIMEOUT: &str = "10s";
 
@@ -157,7 +161,9 @@ impl PgStore {
         // planning them each time was ~45 % of their cost in PostgreSQL
         // (`pg_stat_statements` under `festival-bench relay-cluster`): its
         // connection reuses generic plans (see `ingest.rs`).
-        let writer = ingest::Writer::new(options.options([("plan_cache_mode", "force_generic_plan")]));
+        let writer = ingest::Writer::new(
+            options.application_name(WRITER_NAME).options([("plan_cache_mode", "force_generic_plan")]),
+        );
         Ok(PgStore { pool, writer })
     }
 
