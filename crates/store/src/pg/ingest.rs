@@ -15,8 +15,18 @@
 //! Holding the head rows from step 1 to the commit is what makes this safe
 //! with many writers: nobody else stores into those chains meanwhile, so the
 //! marks computed in step 3 follow from rows nobody else is changing.
+//!
+//! Most batches take a **fast path** first: one statement in its own
+//! transaction, one round trip ([`fast_path`]). It serves a batch of
+//! others' envelopes whose seqs run without a hole in each chain, into
+//! chains without a gap: the heads' new marks then follow from the locked
+//! rows and the batch alone, and are written by the statement that locks
+//! them. Anything else it meets (a chain with a gap, an envelope skipped as
+//! a duplicate or a conflict) rolls it back, and the batch takes the
+//! transaction above.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use festival_core::sync::{Snapshot, SnapshotHead};
@@ -66,6 +76,8 @@ fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
 pub(crate) struct Writer {
     options: Arc<PgConnectOptions>,
     pub(super) conn: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+    /// Batches stored by the fast path, and refused by it.
+    paths: Arc<[AtomicU64; 2]>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -76,7 +88,7 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn new(options: PgConnectOptions) -> Writer {
-        Writer { options: Arc::new(options), conn: Arc::new(tokio::sync::Mutex::new(None)) }
+        Writer { options: Arc::new(options), conn: Arc::new(tokio::sync::Mutex::new(None)), paths: Arc::default() }
     }
 
     async fn connect(&self) -> Result<PgConnection> {
@@ -105,11 +117,141 @@ fn keeps_connection(e: &StoreError) -> bool {
     match e {
         StoreError::Db(sqlx::Error::Database(db)) => {
             let code = db.code().unwrap_or_default();
-            matches!(code.as_ref(), "40P01" | "40001" | "57014") || code.starts_with("23")
+            matches!(code.as_ref(), "40P01" | "40001" | "57014" | FAST_PATH_REFUSED) || code.starts_with("23")
         }
         StoreError::Db(_) => false,
         _ => true,
     }
+}
+
+/// The SQLSTATE of `festival_fast_path_refused`
+/// (migrations-pg/0004_ingest_fast_path.sql).
+const FAST_PATH_REFUSED: &str = "FC001";
+
+fn refused(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(sqlx::Error::Database(db)) if db.code().as_deref() == Some(FAST_PATH_REFUSED))
+}
+
+/// One chain of a batch the fast path may take: its key, the lowest and
+/// highest seq of the batch in it (every seq between is there once), and
+/// the bytes and rows it adds.
+struct Run<'a> {
+    room: &'a str,
+    author: [u8; 32],
+    first: i64,
+    last: i64,
+    bytes: i64,
+    rows: i64,
+}
+
+/// The batch's chains in lock order, if the fast path may take it: not our
+/// own envelopes (those also go to the outbox), and in each chain seqs
+/// that run without a hole or a repeat.
+fn runs<'a>(rows: &'a [Row<'a>], local: bool) -> Option<Vec<Run<'a>>> {
+    if local {
+        return None;
+    }
+    let mut chains: BTreeMap<(&[u8], [u8; 32]), (Vec<i64>, i64)> = BTreeMap::new();
+    for r in rows {
+        let chain = chains.entry((r.env.room().as_str().as_bytes(), *r.env.author().as_bytes())).or_default();
+        chain.0.push(r.seq);
+        chain.1 += i64::try_from(r.env.bytes().len()).ok()?;
+    }
+    chains
+        .into_iter()
+        .map(|((room, author), (mut seqs, bytes))| {
+            seqs.sort_unstable();
+            let (first, last) = (*seqs.first()?, *seqs.last()?);
+            let rows = i64::try_from(seqs.len()).ok()?;
+            (last - first + 1 == rows && seqs.windows(2).all(|w| w[1] == w[0] + 1)).then_some(Run {
+                room: std::str::from_utf8(room).ok()?,
+                author,
+                first,
+                last,
+                bytes,
+                rows,
+            })
+        })
+        .collect()
+}
+
+/// Store a batch in one statement, in its own transaction: lock (or
+/// create) each chain's head, in lock order, writing its new marks and
+/// accounting at once, then insert the rows. A head with a gap (max_seq
+/// above contiguous) or a row skipped (a duplicate, a conflict) refuses it
+/// ([`FAST_PATH_REFUSED`]): the statement is rolled back whole. Otherwise
+/// every row is new, and the marks are those [`crate::heads::fast_marks`]
+/// gives: the run [first, last] continues the chain if it starts at most one
+/// above the contiguous mark.
+async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], received_at: i64) -> Result<()> {
+    let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
+    let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
+    let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let kinds: Vec<i64> = rows.iter().map(|r| i64::from(r.env.kind().code())).collect();
+    let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
+    let hops: Vec<i64> = rows.iter().map(|r| r.hops).collect();
+    let recipients: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.recipient.clone()).collect();
+    let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    // The proposed head row is a new chain's (marks from 0: contiguous is
+    // `last` if the run starts at 1); for an existing one the update reads
+    // the run's first seq from `batch`. The insert waits for every lock (a
+    // count reads all of `locked`); the last line refuses the batch if a
+    // row was skipped, so nothing of it stays.
+    sqlx::query(
+        "WITH batch AS (
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+                 WITH ORDINALITY AS c(room, author, first, last, bytes, n, k)
+         ), locked AS (
+             INSERT INTO heads AS h (room, author, contiguous, max_seq, raw_bytes, messages)
+             SELECT room, author, CASE WHEN first = 1 THEN last ELSE 0 END, last, bytes, n FROM batch ORDER BY k
+             ON CONFLICT (room, author) DO UPDATE SET
+                 contiguous = CASE
+                     WHEN h.max_seq > h.contiguous THEN festival_fast_path_refused('a chain with a gap')
+                     WHEN (SELECT b.first FROM batch b WHERE b.room = h.room AND b.author = h.author)
+                          <= h.contiguous + 1 THEN greatest(h.contiguous, excluded.max_seq)
+                     ELSE h.contiguous END,
+                 max_seq = greatest(h.max_seq, excluded.max_seq),
+                 raw_bytes = h.raw_bytes + excluded.raw_bytes,
+                 messages = h.messages + excluded.messages
+             RETURNING 1
+         ), stored AS (
+             INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
+             SELECT id, room, author, seq, kind, created_at, $16, hops, recipient, raw
+             FROM unnest($7::bytea[], $8::text[], $9::bytea[], $10::bigint[], $11::bigint[], $12::bigint[],
+                         $13::bigint[], $14::bytea[], $15::bytea[]) WITH ORDINALITY
+                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
+             WHERE (SELECT count(*) FROM locked) > 0
+             ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING 1
+         )
+         SELECT CASE WHEN (SELECT count(*) FROM stored) = $17 THEN 0
+                     ELSE festival_fast_path_refused('an envelope skipped') END",
+    )
+    .bind(runs.iter().map(|r| r.room).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.author.to_vec()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.first).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.last).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.bytes).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.rows).collect::<Vec<_>>())
+    .bind(&ids)
+    .bind(&rooms)
+    .bind(&authors)
+    .bind(&seqs)
+    .bind(&kinds)
+    .bind(&created)
+    .bind(&hops)
+    .bind(&recipients)
+    .bind(&raws)
+    .bind(received_at)
+    .bind(count)
+    // All of it: the statement's transaction commits before PostgreSQL
+    // says it is ready, and an error at the commit comes before that.
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Longest a batch may take, round trips and all, before its connection is
@@ -328,6 +470,13 @@ impl PgStore {
         Ok(outcomes.into_iter().map(|o| o.expect("every item is either checked out or inserted")).collect())
     }
 
+    /// Batches stored by the fast path (one statement), and batches it
+    /// refused (stored by the transaction of several), since this store was
+    /// opened.
+    pub fn fast_path_counts(&self) -> (u64, u64) {
+        (self.writer.paths[0].load(Relaxed), self.writer.paths[1].load(Relaxed))
+    }
+
     /// One try of the batch's transaction on the writer's connection: each
     /// row's outcome by its index. A kept connection that turns out dead at
     /// the transaction's first round trip (PostgreSQL restarted since, or
@@ -338,11 +487,37 @@ impl PgStore {
     /// cancelled call, the deadline), is not kept.
     async fn ingest(&self, rows: &[Row<'_>], received_at: i64, local: bool) -> Result<Vec<(usize, Result<Inserted>)>> {
         let mut slot = self.writer.conn.lock().await;
+        let fast = runs(rows, local);
         let batch = async {
-            let (mut conn, kept) = match slot.take() {
+            let (mut conn, mut kept) = match slot.take() {
                 Some(conn) => (conn, true),
                 None => (self.writer.connect().await?, false),
             };
+            if let Some(runs) = &fast {
+                let mut tried = fast_path(&mut conn, runs, rows, received_at).await;
+                if kept && tried.as_ref().is_err_and(|e| !keeps_connection(e)) {
+                    // Gone before the statement reached it, most likely; if
+                    // it was lost after the commit, the second try finds
+                    // every row there and the transaction below answers
+                    // duplicates.
+                    tracing::debug!("the writer's connection was gone; storing on a new one");
+                    conn = self.writer.connect().await?;
+                    tried = fast_path(&mut conn, runs, rows, received_at).await;
+                }
+                match tried {
+                    Ok(()) => {
+                        self.writer.paths[0].fetch_add(1, Relaxed);
+                        return Ok((Ok(rows.iter().map(|r| (r.index, Ok(Inserted::New))).collect()), conn));
+                    }
+                    Err(e) if refused(&e) => {
+                        self.writer.paths[1].fetch_add(1, Relaxed);
+                        // It answered just now.
+                        kept = false;
+                    }
+                    Err(e) if keeps_connection(&e) => return Ok((Err(e), conn)),
+                    Err(e) => return Err(e),
+                }
+            }
             match sqlx::raw_sql("BEGIN").execute(&mut conn).await.map_err(StoreError::from) {
                 Err(e) if kept && !keeps_connection(&e) => {
                     tracing::debug!(%e, "the writer's connection was gone; storing on a new one");

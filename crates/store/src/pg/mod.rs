@@ -605,6 +605,70 @@ mod tests {
         store.close().await;
     }
 
+    /// Fresh runs into chains without a gap are stored in one statement;
+    /// a duplicate, a conflict or a chain with a gap is refused by it and
+    /// stored by the transaction, which the store's own envelopes always
+    /// take. The marks and accounting come out the same either way.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fast_path_stores_fresh_runs_and_refuses_the_rest() {
+        use crate::Inserted::{Duplicate, New};
+        use festival_core::{Draft, Kind};
+        let server = server::TempServer::start(false).await.expect("start PostgreSQL");
+        let store = PgStore::connect(&server.create_database("fast").await.unwrap()).await.unwrap();
+        let (alice, bob) = (Identity::generate(&mut rand::rngs::OsRng), Identity::generate(&mut rand::rngs::OsRng));
+        let room = RoomId::festival();
+        let env = |who: &Identity, seq: u64, body: &str| {
+            let draft = Draft { seq, room: room.clone(), kind: Kind::Text, created_at: 1_000 + seq, body: body.into() };
+            (SignedEnvelope::sign(who, draft).unwrap(), 0u8)
+        };
+        let outcomes = |out: Vec<crate::Result<crate::Inserted>>| -> Vec<String> {
+            out.into_iter().map(|o| format!("{o:?}")).collect()
+        };
+        let marks = |store: PgStore, who: PeerId| async move {
+            let heads = store.heads().await.unwrap();
+            let h = heads.iter().find(|h| h.author == who).unwrap();
+            let usage = store.author_usage(&who).await.unwrap();
+            (h.contiguous, h.max, usage.messages)
+        };
+        // Two new chains, runs from 1 (out of order in the batch): fast.
+        let batch = vec![env(&alice, 2, "a2"), env(&bob, 1, "b1"), env(&alice, 1, "a1")];
+        assert_eq!(outcomes(store.insert_batch(&batch, 1, false).await.unwrap()), ["Ok(New)"; 3]);
+        assert_eq!(store.fast_path_counts(), (1, 0));
+        assert_eq!(marks(store.clone(), alice.peer_id()).await, (2, 2, 2));
+        // A run continuing the chain: fast.
+        store.insert_batch(&[env(&alice, 3, "a3"), env(&alice, 4, "a4")], 2, false).await.unwrap();
+        assert_eq!(store.fast_path_counts(), (2, 0));
+        assert_eq!(marks(store.clone(), alice.peer_id()).await, (4, 4, 4));
+        // A run above a hole: fast, and it leaves a gap (contiguous 1, max 5).
+        store.insert_batch(&[env(&bob, 4, "b4"), env(&bob, 5, "b5")], 3, false).await.unwrap();
+        assert_eq!(store.fast_path_counts(), (3, 0));
+        assert_eq!(marks(store.clone(), bob.peer_id()).await, (1, 5, 3));
+        // Into that gap: refused (the chain has a gap), stored by the
+        // transaction, which climbs over what is held above.
+        let out = store.insert_batch(&[env(&bob, 2, "b2"), env(&bob, 3, "b3")], 4, false).await.unwrap();
+        assert!(matches!(out[..], [Ok(New), Ok(New)]), "{out:?}");
+        assert_eq!(store.fast_path_counts(), (3, 1));
+        assert_eq!(marks(store.clone(), bob.peer_id()).await, (5, 5, 5));
+        // A duplicate with a new one: refused, nothing of the statement
+        // stays, and the transaction answers each.
+        let out = store.insert_batch(&[env(&alice, 4, "a4"), env(&alice, 5, "a5")], 5, false).await.unwrap();
+        assert!(matches!(out[..], [Ok(Duplicate), Ok(New)]), "{out:?}");
+        assert_eq!(store.fast_path_counts(), (3, 2));
+        assert_eq!(marks(store.clone(), alice.peer_id()).await, (5, 5, 5));
+        // A conflict (another envelope at a held seq): refused likewise.
+        let out = store.insert_batch(&[env(&alice, 6, "a6"), env(&alice, 5, "another a5")], 6, false).await.unwrap();
+        assert!(matches!(out[..], [Ok(New), Err(crate::StoreError::Conflict { seq: 5, .. })]), "{out:?}");
+        assert_eq!(store.fast_path_counts(), (3, 3));
+        assert_eq!(marks(store.clone(), alice.peer_id()).await, (6, 6, 6));
+        // Not a run (a hole inside the batch's seqs), and our own: the
+        // transaction at once.
+        store.insert_batch(&[env(&alice, 7, "a7"), env(&alice, 9, "a9")], 7, false).await.unwrap();
+        store.insert_batch(&[env(&alice, 8, "a8")], 8, true).await.unwrap();
+        assert_eq!(store.fast_path_counts(), (3, 3));
+        assert_eq!(marks(store.clone(), alice.peer_id()).await, (9, 9, 9));
+        store.close().await;
+    }
+
     /// Ingest's statements reuse generic plans, and only they: its
     /// connection plans generically, the pool's for each execution; the
     /// rare statements of a batch (a skipped row's holder, a gap's probe)
