@@ -124,6 +124,20 @@ fn keeps_connection(e: &StoreError) -> bool {
     }
 }
 
+/// Whether an error says the connection itself is gone (the socket, or
+/// the server ending the session: class 08, 57P01..57P05), so that a batch
+/// may be begun again on a new one.
+fn connection_gone(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sqlx::Error::Io(_)) => true,
+        StoreError::Db(sqlx::Error::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        _ => false,
+    }
+}
+
 /// The SQLSTATE of `festival_fast_path_refused`
 /// (migrations-pg/0004_ingest_fast_path.sql).
 const FAST_PATH_REFUSED: &str = "FC001";
@@ -178,11 +192,14 @@ fn runs<'a>(rows: &'a [Row<'a>], local: bool) -> Option<Vec<Run<'a>>> {
 /// Store a batch in one statement, in its own transaction: lock (or
 /// create) each chain's head, in lock order, writing its new marks and
 /// accounting at once, then insert the rows. A head with a gap (max_seq
-/// above contiguous) or a row skipped (a duplicate, a conflict) refuses it
-/// ([`FAST_PATH_REFUSED`]): the statement is rolled back whole. Otherwise
-/// every row is new, and the marks are those [`crate::heads::fast_marks`]
-/// gives: the run [first, last] continues the chain if it starts at most one
-/// above the contiguous mark.
+/// above contiguous) or a run that starts at or below max_seq (seqs that
+/// may be stored: a resend, a sibling's copy; nothing is stored above
+/// max_seq, and the head is locked) refuses it ([`FAST_PATH_REFUSED`])
+/// before a row is written; a row skipped all the same refuses it after.
+/// Either way the statement is rolled back whole. Otherwise every row is
+/// new, and the marks are those [`crate::heads::fast_marks`] gives: the run
+/// [first, last] (first = last - rows + 1, above max_seq = contiguous)
+/// continues the chain if it starts right above the contiguous mark.
 async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], received_at: i64) -> Result<()> {
     let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
     let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
@@ -195,10 +212,11 @@ async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], 
     let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
     let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     // The proposed head row is a new chain's (marks from 0: contiguous is
-    // `last` if the run starts at 1); for an existing one the update reads
-    // the run's first seq from `batch`. The insert waits for every lock (a
-    // count reads all of `locked`); the last line refuses the batch if a
-    // row was skipped, so nothing of it stays.
+    // `last` if the run starts at 1; raw_bytes and messages what the run
+    // adds); for an existing one the update finds the run's first seq in
+    // it (max_seq - messages + 1). The insert waits for every lock (a count
+    // reads all of `locked`); the last line refuses the batch if a row was
+    // skipped, so nothing of it stays.
     sqlx::query(
         "WITH batch AS (
              SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
@@ -209,8 +227,9 @@ async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], 
              ON CONFLICT (room, author) DO UPDATE SET
                  contiguous = CASE
                      WHEN h.max_seq > h.contiguous THEN festival_fast_path_refused('a chain with a gap')
-                     WHEN (SELECT b.first FROM batch b WHERE b.room = h.room AND b.author = h.author)
-                          <= h.contiguous + 1 THEN greatest(h.contiguous, excluded.max_seq)
+                     WHEN excluded.max_seq - excluded.messages < h.max_seq
+                         THEN festival_fast_path_refused('seqs seen before')
+                     WHEN excluded.max_seq - excluded.messages = h.contiguous THEN excluded.max_seq
                      ELSE h.contiguous END,
                  max_seq = greatest(h.max_seq, excluded.max_seq),
                  raw_bytes = h.raw_bytes + excluded.raw_bytes,
@@ -470,56 +489,59 @@ impl PgStore {
         Ok(outcomes.into_iter().map(|o| o.expect("every item is either checked out or inserted")).collect())
     }
 
-    /// Batches stored by the fast path (one statement), and batches it
-    /// refused (stored by the transaction of several), since this store was
-    /// opened.
+    /// Batches stored by the fast path (one statement), and tries it
+    /// refused (the batch then stored by the transaction of several; a
+    /// batch tried again after a deadlock counts again), since this store
+    /// was opened.
     pub fn fast_path_counts(&self) -> (u64, u64) {
         (self.writer.paths[0].load(Relaxed), self.writer.paths[1].load(Relaxed))
     }
 
-    /// One try of the batch's transaction on the writer's connection: each
-    /// row's outcome by its index. A kept connection that turns out dead at
-    /// the transaction's first round trip (PostgreSQL restarted since, or
-    /// ended the session) is replaced and the batch begun again; past that
-    /// nothing is tried again (a commit whose answer was lost may have
-    /// happened: the node sends again what was not acknowledged). A
-    /// connection that a batch broke, or that a batch left mid-way (a
-    /// cancelled call, the deadline), is not kept.
+    /// One try of a batch on the writer's connection: each row's outcome by
+    /// its index. The fast path first where it may serve, else (or when it
+    /// refuses) the transaction. A kept connection found gone at the
+    /// batch's first round trip (PostgreSQL restarted since, or ended the
+    /// session) is replaced and that round trip made again; past it nothing
+    /// is tried again. The first round trip may be the fast path's whole
+    /// statement: if it committed and only its answer was lost, the second
+    /// try finds the rows there and the batch's outcome is duplicates, as a
+    /// node's resend would be. A connection that a batch broke, or left
+    /// mid-way (a cancelled call, a deadline), is not kept. Each path has
+    /// [`BATCH_DEADLINE`].
     async fn ingest(&self, rows: &[Row<'_>], received_at: i64, local: bool) -> Result<Vec<(usize, Result<Inserted>)>> {
         let mut slot = self.writer.conn.lock().await;
-        let fast = runs(rows, local);
-        let batch = async {
-            let (mut conn, mut kept) = match slot.take() {
-                Some(conn) => (conn, true),
-                None => (self.writer.connect().await?, false),
-            };
-            if let Some(runs) = &fast {
-                let mut tried = fast_path(&mut conn, runs, rows, received_at).await;
-                if kept && tried.as_ref().is_err_and(|e| !keeps_connection(e)) {
-                    // Gone before the statement reached it, most likely; if
-                    // it was lost after the commit, the second try finds
-                    // every row there and the transaction below answers
-                    // duplicates.
-                    tracing::debug!("the writer's connection was gone; storing on a new one");
-                    conn = self.writer.connect().await?;
-                    tried = fast_path(&mut conn, runs, rows, received_at).await;
-                }
-                match tried {
-                    Ok(()) => {
-                        self.writer.paths[0].fetch_add(1, Relaxed);
-                        return Ok((Ok(rows.iter().map(|r| (r.index, Ok(Inserted::New))).collect()), conn));
-                    }
-                    Err(e) if refused(&e) => {
-                        self.writer.paths[1].fetch_add(1, Relaxed);
-                        // It answered just now.
-                        kept = false;
-                    }
-                    Err(e) if keeps_connection(&e) => return Ok((Err(e), conn)),
-                    Err(e) => return Err(e),
-                }
+        let (mut conn, mut kept) = match slot.take() {
+            Some(conn) => (conn, true),
+            None => self.writer.connect().await.map(|c| (c, false))?,
+        };
+        if let Some(runs) = runs(rows, local) {
+            let mut tried = within(fast_path(&mut conn, &runs, rows, received_at)).await;
+            if kept && tried.as_ref().is_err_and(connection_gone) {
+                tracing::debug!("the writer's connection was gone; storing on a new one");
+                conn = self.writer.connect().await?;
+                tried = within(fast_path(&mut conn, &runs, rows, received_at)).await;
             }
+            match tried {
+                Ok(()) => {
+                    self.writer.paths[0].fetch_add(1, Relaxed);
+                    *slot = Some(conn);
+                    return Ok(rows.iter().map(|r| (r.index, Ok(Inserted::New))).collect());
+                }
+                Err(e) if refused(&e) => {
+                    self.writer.paths[1].fetch_add(1, Relaxed);
+                    // It answered just now.
+                    kept = false;
+                }
+                Err(e) if keeps_connection(&e) => {
+                    *slot = Some(conn);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let transaction = async {
             match sqlx::raw_sql("BEGIN").execute(&mut conn).await.map_err(StoreError::from) {
-                Err(e) if kept && !keeps_connection(&e) => {
+                Err(e) if kept && connection_gone(&e) => {
                     tracing::debug!(%e, "the writer's connection was gone; storing on a new one");
                     conn = self.writer.connect().await?;
                     sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
@@ -528,29 +550,32 @@ impl PgStore {
                 Ok(_) => {}
             }
             match ingest_in(&mut conn, rows, received_at, local).await {
-                Ok(done) => Ok((Ok(done), conn)),
+                Ok(done) => Ok(Ok(done)),
                 Err(e) if keeps_connection(&e) => {
                     // Ended with the transaction still open (an error of
                     // ours, or a statement's): rolled back here, before
                     // the connection serves the next batch.
                     sqlx::raw_sql("ROLLBACK").execute(&mut conn).await?;
-                    Ok((Err(e), conn))
+                    Ok(Err(e))
                 }
                 Err(e) => Err(e),
             }
         };
-        match tokio::time::timeout(BATCH_DEADLINE, batch).await {
-            Ok(Ok((done, conn))) => {
-                *slot = Some(conn);
-                done
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(StoreError::Db(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "PostgreSQL did not answer a batch in time",
-            )))),
-        }
+        let done = within(transaction).await?;
+        *slot = Some(conn);
+        done
     }
+}
+
+/// `f`, or an error once [`BATCH_DEADLINE`] has passed (the connection it
+/// used is then not to be kept: it may be mid-statement).
+async fn within<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(BATCH_DEADLINE, f).await.unwrap_or_else(|_| {
+        Err(StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "PostgreSQL did not answer a batch in time",
+        ))))
+    })
 }
 
 /// A batch's transaction, begun on the writer's connection `tx`, whose

@@ -666,6 +666,27 @@ mod tests {
         store.insert_batch(&[env(&alice, 8, "a8")], 8, true).await.unwrap();
         assert_eq!(store.fast_path_counts(), (3, 3));
         assert_eq!(marks(store.clone(), alice.peer_id()).await, (9, 9, 9));
+        // A new chain whose run starts above 1: fast, nothing contiguous.
+        let carol = Identity::generate(&mut rand::rngs::OsRng);
+        let (c3, c4) = (env(&carol, 3, "c3"), env(&carol, 4, "carol's fourth"));
+        store.insert_batch(&[c4.clone(), c3.clone()], 9, false).await.unwrap();
+        assert_eq!(store.fast_path_counts(), (4, 3));
+        assert_eq!(marks(store.clone(), carol.peer_id()).await, (0, 4, 2));
+        let bytes = (c3.0.bytes().len() + c4.0.bytes().len()) as u64 + 2 * crate::usage::ROW_OVERHEAD_BYTES;
+        assert_eq!(store.author_usage(&carol.peer_id()).await.unwrap().bytes, bytes);
+        // Given up on 1..=2, the chain climbs over 3 and 4; 5 then follows
+        // on the fast path, and 2 arriving late (seen: at or below max_seq)
+        // is refused by it and stored by the transaction, marks unchanged.
+        store.advance_contiguous(&room, &carol.peer_id(), 2).await.unwrap();
+        assert_eq!(marks(store.clone(), carol.peer_id()).await, (4, 4, 2));
+        let c5 = env(&carol, 5, "c5");
+        store.insert_batch(&[c5.clone()], 10, false).await.unwrap();
+        assert_eq!(store.fast_path_counts(), (5, 3));
+        assert_eq!(marks(store.clone(), carol.peer_id()).await, (5, 5, 3));
+        let out = store.insert_batch(&[env(&carol, 2, "c2")], 11, false).await.unwrap();
+        assert!(matches!(out[..], [Ok(New)]), "{out:?}");
+        assert_eq!(store.fast_path_counts(), (5, 4));
+        assert_eq!(marks(store.clone(), carol.peer_id()).await, (5, 5, 4));
         store.close().await;
     }
 
