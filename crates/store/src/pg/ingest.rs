@@ -165,7 +165,9 @@ fn runs<'a>(rows: &'a [Row<'a>], local: bool) -> Option<Vec<Run<'a>>> {
     if local {
         return None;
     }
-    let mut chains: BTreeMap<(&[u8], [u8; 32]), (Vec<i64>, i64)> = BTreeMap::new();
+    // Per chain in lock order (room bytes, author bytes): its seqs, bytes.
+    type Seqs = (Vec<i64>, i64);
+    let mut chains: BTreeMap<(&[u8], [u8; 32]), Seqs> = BTreeMap::new();
     for r in rows {
         let chain = chains.entry((r.env.room().as_str().as_bytes(), *r.env.author().as_bytes())).or_default();
         chain.0.push(r.seq);
