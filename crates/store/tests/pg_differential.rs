@@ -9,7 +9,7 @@ mod common;
 use common::{identity, room, text};
 use festival_core::SignedEnvelope;
 use festival_store::pg::{PgStore, TempServer};
-use festival_store::{Inserted, MessageStore, Store};
+use festival_store::{Inserted, Store};
 use rand::{Rng, SeedableRng};
 
 const T0: u64 = 1_750_000_000_000;
