@@ -679,8 +679,7 @@ mod tests {
         // is refused by it and stored by the transaction, marks unchanged.
         store.advance_contiguous(&room, &carol.peer_id(), 2).await.unwrap();
         assert_eq!(marks(store.clone(), carol.peer_id()).await, (4, 4, 2));
-        let c5 = env(&carol, 5, "c5");
-        store.insert_batch(&[c5.clone()], 10, false).await.unwrap();
+        store.insert_batch(&[env(&carol, 5, "c5")], 10, false).await.unwrap();
         assert_eq!(store.fast_path_counts(), (5, 3));
         assert_eq!(marks(store.clone(), carol.peer_id()).await, (5, 5, 3));
         let out = store.insert_batch(&[env(&carol, 2, "c2")], 11, false).await.unwrap();
