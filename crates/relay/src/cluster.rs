@@ -26,8 +26,11 @@
 //!   database ([`festival_store::pg::CommitCursor`]), every [`TAIL_EVERY`],
 //!   or every [`TAIL_EVERY_WITHOUT_BUS`] while the bus is away or absent.
 //!   It catches what the bus missed: Redis down, an `XADD` that failed, an
-//!   instance killed between its commit and its `XADD`. The engine drops
-//!   what it already has, so reading an envelope twice costs a lookup.
+//!   instance killed between its commit and its `XADD`. While the bus runs
+//!   it reads where each envelope is, not its bytes, asks the engine which
+//!   it does not hold (nearly none: the bus brought them) and fetches
+//!   those; otherwise it reads the envelopes, and the engine drops what it
+//!   already has.
 //! - **Signaling**: an instance keeps "peer P is connected to instance I"
 //!   in Redis (`festival:at:<peer>`, refreshed, expiring after
 //!   [`PRESENCE_TTL`]). An offer or answer for a peer connected elsewhere is
@@ -317,27 +320,61 @@ impl Cluster {
     }
 }
 
+/// One page of the store's tail after `cursor`: the engine is handed what
+/// it may not have. The number of rows the page covered, and the cursor
+/// after them; `None`: the hub is gone. While the bus runs, only the
+/// envelopes the engine does not hold are read (see the module's doc).
+async fn tail_page(
+    store: &PgStore,
+    cursor: &CommitCursor,
+    bus_up: bool,
+    hub: &Hub,
+    metrics: &Metrics,
+) -> festival_store::Result<Option<(usize, CommitCursor)>> {
+    let (items, rows, next) = if bus_up {
+        let (refs, next) = store.committed_refs_after(cursor, TAIL_PAGE).await?;
+        let rows = refs.len();
+        let mut items = Vec::new();
+        if rows > 0 {
+            let (reply, missing) = tokio::sync::oneshot::channel();
+            if !to_hub(hub, HubIn::Missing { refs, reply }).await {
+                return Ok(None);
+            }
+            let Ok(missing) = missing.await else { return Ok(None) };
+            if !missing.is_empty() {
+                items = store.committed_by_id(&missing).await?;
+            }
+        }
+        (items, rows, next)
+    } else {
+        let (items, next) = store.committed_after(cursor, TAIL_PAGE).await?;
+        let rows = items.len();
+        (items, rows, next)
+    };
+    if !items.is_empty() {
+        metrics.cluster_tail_read.fetch_add(items.len() as u64, Relaxed);
+        if !to_hub(hub, HubIn::Committed { items }).await {
+            return Ok(None);
+        }
+    }
+    Ok(Some((rows, next)))
+}
+
 /// Read the shared store's committed order and hand the engine what it
 /// may not have.
 async fn tail(store: PgStore, mut cursor: CommitCursor, hub: Hub, metrics: Arc<Metrics>) {
     loop {
-        let every = if metrics.bus_up.load(Relaxed) { TAIL_EVERY } else { TAIL_EVERY_WITHOUT_BUS };
-        tokio::time::sleep(every).await;
+        let bus_up = metrics.bus_up.load(Relaxed);
+        tokio::time::sleep(if bus_up { TAIL_EVERY } else { TAIL_EVERY_WITHOUT_BUS }).await;
         loop {
-            match store.committed_after(&cursor, TAIL_PAGE).await {
-                Ok((items, next)) => {
+            match tail_page(&store, &cursor, metrics.bus_up.load(Relaxed), &hub, &metrics).await {
+                Ok(None) => return,
+                Ok(Some((rows, next))) => {
                     if !metrics.store_up.swap(true, Relaxed) {
                         tracing::info!("the shared store answers again");
                     }
-                    let n = items.len();
-                    if n > 0 {
-                        metrics.cluster_tail_read.fetch_add(n as u64, Relaxed);
-                        if !to_hub(&hub, HubIn::Committed { items }).await {
-                            return;
-                        }
-                    }
                     cursor = next;
-                    if n < TAIL_PAGE as usize {
+                    if rows < TAIL_PAGE as usize {
                         break;
                     }
                 }

@@ -130,6 +130,12 @@ pub enum HubIn {
     Committed {
         items: Vec<(festival_core::SignedEnvelope, u8)>,
     },
+    /// Where envelopes committed in the cluster are (the store's tail while
+    /// the bus runs): which of them this instance does not hold.
+    Missing {
+        refs: Vec<festival_store::pg::CommittedRef>,
+        reply: oneshot::Sender<Vec<MessageId>>,
+    },
     /// An offer or answer from a node of another instance.
     RemoteSignal {
         from: PeerId,
@@ -397,6 +403,11 @@ impl Hub {
             HubIn::Frame { link, bytes } => self.on_frames(vec![(link, bytes)]).await,
             HubIn::Signal { link, to, msg } => self.on_signal(link, to, msg),
             HubIn::Committed { items } => self.on_committed(items).await,
+            HubIn::Missing { refs, reply } => {
+                let node = self.engine.node();
+                let missing = refs.into_iter().filter(|r| !node.holds(&r.room, &r.author, r.seq)).map(|r| r.id);
+                let _ = reply.send(missing.collect());
+            }
             HubIn::RemoteSignal { from, to, msg } => {
                 if let Some(dest) = self.by_peer.get(&to).copied() {
                     self.metrics.signals_forwarded.fetch_add(1, Relaxed);

@@ -47,11 +47,25 @@ async fn a_tail_misses_nothing_that_commits_out_of_order() {
     let (got, same) = store.committed_after(&cursor, 100).await.unwrap();
     assert!(got.is_empty(), "nothing is read past a transaction still open");
     assert_eq!(same, cursor);
+    let (refs, same) = store.committed_refs_after(&cursor, 100).await.unwrap();
+    assert!(refs.is_empty(), "where they are neither");
+    assert_eq!(same, cursor);
     slow.execute("COMMIT").await.unwrap();
     let (got, next) = store.committed_after(&cursor, 100).await.unwrap();
     let ids: Vec<_> = got.iter().map(|(e, _)| e.id()).collect();
     assert_eq!(ids, vec![slow_msg.id(), fast.id()], "both, in the order their transactions began");
     assert_eq!(got[0].1, 4);
+    // The same read without the envelopes: where each is, in the same
+    // order, to the same cursor; and the envelopes fetched by id.
+    let (refs, next_too) = store.committed_refs_after(&cursor, 100).await.unwrap();
+    assert_eq!(next_too, next);
+    let at: Vec<_> = refs.iter().map(|r| (r.id, r.room.clone(), r.author, r.seq)).collect();
+    assert_eq!(
+        at,
+        vec![(slow_msg.id(), camp.clone(), bob.peer_id(), 1), (fast.id(), camp.clone(), alice.peer_id(), 2)]
+    );
+    let fetched = store.committed_by_id(&[fast.id(), text(&bob, &camp, 9, T0, "never stored").id()]).await.unwrap();
+    assert_eq!(fetched.iter().map(|(e, h)| (e.id(), *h)).collect::<Vec<_>>(), vec![(fast.id(), 1)]);
     // Read once: the cursor is past them, and pages by `limit`.
     assert!(store.committed_after(&next, 100).await.unwrap().0.is_empty());
     let batch: Vec<_> = (3..=12).map(|seq| (text(&alice, &camp, seq, T0, "more"), 1)).collect();

@@ -46,7 +46,7 @@ use crate::rooms::room_record;
 use crate::{LocalIdentity, RoomRecord, Usage, MAX_EQUIVOCATION_BYTES, MAX_EQUIVOCATION_PROOFS};
 
 pub use server::TempServer;
-pub use tail::CommitCursor;
+pub use tail::{CommitCursor, CommittedRef};
 
 /// Times a transaction that PostgreSQL rolled back for a deadlock or a
 /// serialisation failure is tried again before the error is returned.

@@ -3,11 +3,21 @@
 //! migrations-pg/0002_committed_order.sql for why transaction ids and not a
 //! sequence).
 
-use festival_core::SignedEnvelope;
+use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 
 use super::PgStore;
-use crate::error::{hops_from_sql, Result};
+use crate::error::{from_sql, hops_from_sql, message_id_from_sql, peer_from_sql, room_from_sql, Result};
 use crate::read::rebuild;
+
+/// Where a committed envelope is, without its bytes
+/// ([`PgStore::committed_refs_after`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedRef {
+    pub id: MessageId,
+    pub room: RoomId,
+    pub author: PeerId,
+    pub seq: u64,
+}
 
 /// A place in the committed order: after every row of transactions below
 /// `tx`, and of `tx` itself up to `id`.
@@ -55,5 +65,50 @@ impl PgStore {
             next = CommitCursor { tx, id };
         }
         Ok((out, next))
+    }
+
+    /// As [`PgStore::committed_after`], where each envelope is and not its
+    /// bytes: for a reader that holds most of what commits already (a relay
+    /// instance while the cluster's bus runs) and fetches the rest by id
+    /// ([`PgStore::committed_by_id`]).
+    pub async fn committed_refs_after(
+        &self,
+        cursor: &CommitCursor,
+        limit: u32,
+    ) -> Result<(Vec<CommittedRef>, CommitCursor)> {
+        let rows: Vec<(i64, Vec<u8>, String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT tx, id, room, author, seq FROM messages
+             WHERE (tx, id) > ($1, $2) AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             ORDER BY tx, id LIMIT $3",
+        )
+        .bind(cursor.tx)
+        .bind(&cursor.id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut next = cursor.clone();
+        let mut out = Vec::with_capacity(rows.len());
+        for (tx, id, room, author, seq) in rows {
+            out.push(CommittedRef {
+                id: message_id_from_sql("messages", &id)?,
+                room: room_from_sql("messages", room)?,
+                author: peer_from_sql("messages", &author)?,
+                seq: from_sql("messages", seq)?,
+            });
+            next = CommitCursor { tx, id };
+        }
+        Ok((out, next))
+    }
+
+    /// The envelopes (with their hops) of those of `ids` still stored, in
+    /// no particular order.
+    pub async fn committed_by_id(&self, ids: &[MessageId]) -> Result<Vec<(SignedEnvelope, u8)>> {
+        let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> =
+            sqlx::query_as("SELECT id, raw, hops FROM messages WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(id, raw, hops)| Ok((rebuild(&id, &raw)?, hops_from_sql("messages", hops)?))).collect()
     }
 }
