@@ -76,7 +76,9 @@ impl PgStore {
         cursor: &CommitCursor,
         limit: u32,
     ) -> Result<(Vec<CommittedRef>, CommitCursor)> {
-        let rows: Vec<(i64, Vec<u8>, String, Vec<u8>, i64)> = sqlx::query_as(
+        // tx, id, room, author, seq.
+        type RefRow = (i64, Vec<u8>, String, Vec<u8>, i64);
+        let rows: Vec<RefRow> = sqlx::query_as(
             "SELECT tx, id, room, author, seq FROM messages
              WHERE (tx, id) > ($1, $2) AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
              ORDER BY tx, id LIMIT $3",
