@@ -49,8 +49,10 @@ pub struct Metrics {
     /// Envelopes other instances accepted, read from the bus.
     pub cluster_bus_received: AtomicU64,
     /// Envelopes read from the shared store's committed order (the
-    /// fallback: while the bus runs, only those it missed; while it does
-    /// not, everything, also what the engine holds).
+    /// fallback: while the bus runs, those the engine did not hold when the
+    /// tail asked: what the bus missed or had not handed over yet, and
+    /// envelopes of rooms this instance does not carry; while it does not,
+    /// everything, also what the engine holds).
     pub cluster_tail_read: AtomicU64,
     /// Signals sent to, and received from, other instances.
     pub cluster_signals_out: AtomicU64,

@@ -398,13 +398,12 @@ async fn while_the_bus_runs_the_tail_fetches_only_what_the_bus_missed() {
     let first = a.send("festival", "before").await;
     eventually("Ben has Ana's first", || b.has(&first)).await;
     let before = two.metric(FALLBACK).await;
-    let mut by_bus = Vec::new();
+    // One at a time, each in a commit of its own: the tail may look at a
+    // commit in the moment before the bus has handed it over (and fetch
+    // it), but not at most of twenty such moments.
     for i in 0..20 {
-        by_bus.push(a.send("festival", &format!("by the bus {i}")).await);
-    }
-    for id in &by_bus {
-        let id = *id;
-        eventually("Ben has each by the bus", || b.has(&id)).await;
+        let id = a.send("festival", &format!("by the bus {i}")).await;
+        eventually("Ben has it, by the bus", || b.has(&id)).await;
     }
     // Committed, never added to the stream.
     let missed = stranger_text("committed by an instance that died before its XADD");
@@ -414,10 +413,11 @@ async fn while_the_bus_runs_the_tail_fetches_only_what_the_bus_missed() {
     let missed_id = missed.id();
     eventually("Ben has the missed one, from the store's tail", || b.has(&missed_id)).await;
     // The tail reads in commit order: it went past the twenty before the
-    // missed one, and fetched that one (and at most a few the bus had not
-    // handed over yet when the tail asked), not all of them.
+    // missed one, and fetched that one (and any the bus had not handed
+    // over yet when the tail asked), not all of them (the full re-read it
+    // replaced counted at least 21).
     let fetched = two.metric(FALLBACK).await - before;
-    assert!((1..=5).contains(&fetched), "{fetched} envelopes fetched by the tail");
+    assert!((1..=10).contains(&fetched), "{fetched} envelopes fetched by the tail");
     a.stop().await;
     b.stop().await;
     one.stop().await;

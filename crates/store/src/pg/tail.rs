@@ -103,11 +103,11 @@ impl PgStore {
     }
 
     /// The envelopes (with their hops) of those of `ids` still stored, in
-    /// no particular order.
+    /// the committed order.
     pub async fn committed_by_id(&self, ids: &[MessageId]) -> Result<Vec<(SignedEnvelope, u8)>> {
         let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
         let rows: Vec<(Vec<u8>, Vec<u8>, i64)> =
-            sqlx::query_as("SELECT id, raw, hops FROM messages WHERE id = ANY($1)")
+            sqlx::query_as("SELECT id, raw, hops FROM messages WHERE id = ANY($1) ORDER BY tx, id")
                 .bind(&ids)
                 .fetch_all(&self.pool)
                 .await?;
