@@ -191,35 +191,81 @@ fn runs<'a>(rows: &'a [Row<'a>], local: bool) -> Option<Vec<Run<'a>>> {
         .collect()
 }
 
-/// Store a batch in one statement, in its own transaction: lock (or
-/// create) each chain's head, in lock order, writing its new marks and
-/// accounting at once, then insert the rows. A head with a gap (max_seq
-/// above contiguous) or a run that starts at or below max_seq (seqs that
-/// may be stored: a resend, a sibling's copy; nothing is stored above
-/// max_seq, and the head is locked) refuses it ([`FAST_PATH_REFUSED`])
-/// before a row is written; a row skipped all the same refuses it after.
-/// Either way the statement is rolled back whole. Otherwise every row is
-/// new, and the marks are those [`crate::heads::fast_marks`] gives: the run
-/// [first, last] (first = last - rows + 1, above max_seq = contiguous)
-/// continues the chain if it starts right above the contiguous mark.
-async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], received_at: i64) -> Result<()> {
-    let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
-    let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
-    let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
-    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let kinds: Vec<i64> = rows.iter().map(|r| i64::from(r.env.kind().code())).collect();
-    let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
-    let hops: Vec<i64> = rows.iter().map(|r| r.hops).collect();
-    let recipients: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.recipient.clone()).collect();
-    let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
-    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    // The proposed head row is a new chain's (marks from 0: contiguous is
-    // `last` if the run starts at 1; raw_bytes and messages what the run
-    // adds); for an existing one the update finds the run's first seq in
-    // it (max_seq - messages + 1). The insert waits for every lock (a count
-    // reads all of `locked`); the last line refuses the batch if a row was
-    // skipped, so nothing of it stays.
-    sqlx::query(
+/// A batch's rows as the columns its insert takes (`unnest` of arrays),
+/// in input order.
+struct Columns<'a> {
+    ids: Vec<Vec<u8>>,
+    rooms: Vec<&'a str>,
+    authors: Vec<Vec<u8>>,
+    seqs: Vec<i64>,
+    kinds: Vec<i64>,
+    created: Vec<i64>,
+    hops: Vec<i64>,
+    recipients: Vec<Option<Vec<u8>>>,
+    raws: Vec<&'a [u8]>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [Row<'a>]) -> Columns<'a> {
+        Columns {
+            ids: rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect(),
+            rooms: rows.iter().map(|r| r.env.room().as_str()).collect(),
+            authors: rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect(),
+            seqs: rows.iter().map(|r| r.seq).collect(),
+            kinds: rows.iter().map(|r| i64::from(r.env.kind().code())).collect(),
+            created: rows.iter().map(|r| r.created_at).collect(),
+            hops: rows.iter().map(|r| r.hops).collect(),
+            recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
+            raws: rows.iter().map(|r| r.env.bytes()).collect(),
+        }
+    }
+
+    /// The nine arrays, bound in that order as the query's next parameters.
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.rooms)
+            .bind(&self.authors)
+            .bind(&self.seqs)
+            .bind(&self.kinds)
+            .bind(&self.created)
+            .bind(&self.hops)
+            .bind(&self.recipients)
+            .bind(&self.raws)
+    }
+}
+
+/// The insert of a batch's rows ([`Columns`], bound from parameter
+/// `$first` on, the time received after them) as a CTE `stored`, once every
+/// head lock is held (it reads the count of the CTE `locked` first: a count
+/// reads all of it, an `EXISTS` would stop at the first), returning
+/// `returning`. Rows go in input order, so of two rows for one position the
+/// first is stored and the second skipped, as if inserted one by one.
+fn insert_rows(first: usize, returning: &str) -> String {
+    let p: Vec<String> = (first..first + 10).map(|n| format!("${n}")).collect();
+    format!(
+        "stored AS (
+             INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
+             SELECT id, room, author, seq, kind, created_at, {}, hops, recipient, raw
+             FROM unnest({}::bytea[], {}::text[], {}::bytea[], {}::bigint[], {}::bigint[], {}::bigint[],
+                         {}::bigint[], {}::bytea[], {}::bytea[]) WITH ORDINALITY
+                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
+             WHERE (SELECT count(*) FROM locked) > 0
+             ORDER BY n
+             ON CONFLICT DO NOTHING
+             RETURNING {returning}
+         )",
+        p[9], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+    )
+}
+
+/// [`fast_path`]'s statement: the runs ($1..$6), the rows ($7..$15), the
+/// time received ($16) and the number of rows ($17).
+static FAST_PATH_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "WITH batch AS (
              SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
                  WITH ORDINALITY AS c(room, author, first, last, bytes, n, k)
@@ -237,41 +283,65 @@ async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], 
                  raw_bytes = h.raw_bytes + excluded.raw_bytes,
                  messages = h.messages + excluded.messages
              RETURNING 1
-         ), stored AS (
-             INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
-             SELECT id, room, author, seq, kind, created_at, $16, hops, recipient, raw
-             FROM unnest($7::bytea[], $8::text[], $9::bytea[], $10::bigint[], $11::bigint[], $12::bigint[],
-                         $13::bigint[], $14::bytea[], $15::bytea[]) WITH ORDINALITY
-                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
-             WHERE (SELECT count(*) FROM locked) > 0
-             ORDER BY n
-             ON CONFLICT DO NOTHING
-             RETURNING 1
-         )
+         ), {stored}
          SELECT CASE WHEN (SELECT count(*) FROM stored) = $17 THEN 0
                      ELSE festival_fast_path_refused('an envelope skipped') END",
+        stored = insert_rows(7, "1")
     )
-    .bind(runs.iter().map(|r| r.room).collect::<Vec<_>>())
-    .bind(runs.iter().map(|r| r.author.to_vec()).collect::<Vec<_>>())
-    .bind(runs.iter().map(|r| r.first).collect::<Vec<_>>())
-    .bind(runs.iter().map(|r| r.last).collect::<Vec<_>>())
-    .bind(runs.iter().map(|r| r.bytes).collect::<Vec<_>>())
-    .bind(runs.iter().map(|r| r.rows).collect::<Vec<_>>())
-    .bind(&ids)
-    .bind(&rooms)
-    .bind(&authors)
-    .bind(&seqs)
-    .bind(&kinds)
-    .bind(&created)
-    .bind(&hops)
-    .bind(&recipients)
-    .bind(&raws)
-    .bind(received_at)
-    .bind(count)
-    // All of it: the statement's transaction commits before PostgreSQL
-    // says it is ready, and an error at the commit comes before that.
-    .fetch_all(&mut *conn)
-    .await?;
+});
+
+/// [`lock_and_insert`]'s statement: the chains ($1, $2), the rows ($3..$11)
+/// and the time received ($12).
+static LOCK_AND_INSERT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH locked AS (
+             INSERT INTO heads (room, author)
+             SELECT room, author FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(room, author, n) ORDER BY n
+             ON CONFLICT (room, author) DO UPDATE SET contiguous = heads.contiguous
+             RETURNING room, author, contiguous, max_seq
+         ), {stored}
+         SELECT room, author, contiguous, max_seq, NULL::bytea FROM locked
+         UNION ALL
+         SELECT NULL, NULL, NULL, NULL, id FROM stored",
+        stored = insert_rows(3, "id")
+    )
+});
+
+/// Store a batch in one statement, in its own transaction: lock (or
+/// create) each chain's head, in lock order, writing its new marks and
+/// accounting at once, then insert the rows. A head with a gap (max_seq
+/// above contiguous) or a run that starts at or below max_seq (seqs that
+/// may be stored: a resend, a sibling's copy; nothing is stored above
+/// max_seq, and the head is locked) refuses it ([`FAST_PATH_REFUSED`])
+/// before a row is written; a row skipped all the same refuses it after.
+/// Either way the statement is rolled back whole. Otherwise every row is
+/// new, and the marks are those [`crate::heads::fast_marks`] gives: the run
+/// [first, last] (first = last - rows + 1, above max_seq = contiguous)
+/// continues the chain if it starts right above the contiguous mark.
+async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], received_at: i64) -> Result<()> {
+    let columns = Columns::of(rows);
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    // The proposed head row is a new chain's (marks from 0: contiguous is
+    // `last` if the run starts at 1; raw_bytes and messages what the run
+    // adds); for an existing one the update finds the run's first seq in
+    // it (max_seq - messages + 1). The insert waits for every lock (a count
+    // reads all of `locked`); the last line refuses the batch if a row was
+    // skipped, so nothing of it stays.
+    let query = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(FAST_PATH_SQL.as_str()))
+        .bind(runs.iter().map(|r| r.room).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.author.to_vec()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.first).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.last).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.bytes).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.rows).collect::<Vec<_>>());
+    columns
+        .bind(query)
+        .bind(received_at)
+        .bind(count)
+        // All of it: the statement's transaction commits before PostgreSQL
+        // says it is ready, and an error at the commit comes before that.
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -333,55 +403,15 @@ async fn lock_and_insert(
 ) -> Result<(Vec<(i64, i64)>, HashSet<MessageId>)> {
     let chain_rooms: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
     let chain_authors: Vec<Vec<u8>> = keys.iter().map(|(_, a)| a.as_bytes().to_vec()).collect();
-    let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.env.id().as_bytes().to_vec()).collect();
-    let rooms: Vec<&str> = rows.iter().map(|r| r.env.room().as_str()).collect();
-    let authors: Vec<Vec<u8>> = rows.iter().map(|r| r.env.author().as_bytes().to_vec()).collect();
-    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let kinds: Vec<i64> = rows.iter().map(|r| i64::from(r.env.kind().code())).collect();
-    let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
-    let hops: Vec<i64> = rows.iter().map(|r| r.hops).collect();
-    let recipients: Vec<Option<Vec<u8>>> = rows.iter().map(|r| r.recipient.clone()).collect();
-    let raws: Vec<&[u8]> = rows.iter().map(|r| r.env.bytes()).collect();
+    let columns = Columns::of(rows);
     // The no-op update locks an existing head row (and waits for a writer
     // that holds it); RETURNING then gives its committed marks. Rows go in
     // input order, so of two rows for one position the first is stored and
     // the second skipped, as if inserted one by one.
     type Out = (Option<String>, Option<Vec<u8>>, Option<i64>, Option<i64>, Option<Vec<u8>>);
-    let out: Vec<Out> = sqlx::query_as(
-        "WITH locked AS (
-             INSERT INTO heads (room, author)
-             SELECT room, author FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(room, author, n) ORDER BY n
-             ON CONFLICT (room, author) DO UPDATE SET contiguous = heads.contiguous
-             RETURNING room, author, contiguous, max_seq
-         ), stored AS (
-             INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, recipient, raw)
-             SELECT id, room, author, seq, kind, created_at, $12, hops, recipient, raw
-             FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[],
-                         $9::bigint[], $10::bytea[], $11::bytea[]) WITH ORDINALITY
-                  AS u(id, room, author, seq, kind, created_at, hops, recipient, raw, n)
-             WHERE (SELECT count(*) FROM locked) > 0
-             ORDER BY n
-             ON CONFLICT DO NOTHING
-             RETURNING id
-         )
-         SELECT room, author, contiguous, max_seq, NULL::bytea FROM locked
-         UNION ALL
-         SELECT NULL, NULL, NULL, NULL, id FROM stored",
-    )
-    .bind(&chain_rooms)
-    .bind(&chain_authors)
-    .bind(&ids)
-    .bind(&rooms)
-    .bind(&authors)
-    .bind(&seqs)
-    .bind(&kinds)
-    .bind(&created)
-    .bind(&hops)
-    .bind(&recipients)
-    .bind(&raws)
-    .bind(received_at)
-    .fetch_all(&mut *conn)
-    .await?;
+    let query =
+        sqlx::query_as(sqlx::AssertSqlSafe(LOCK_AND_INSERT_SQL.as_str())).bind(&chain_rooms).bind(&chain_authors);
+    let out: Vec<Out> = columns.bind(query).bind(received_at).fetch_all(&mut *conn).await?;
     let mut marks: HashMap<(String, Vec<u8>), (i64, i64)> = HashMap::with_capacity(keys.len());
     let mut fresh = HashSet::with_capacity(rows.len());
     for row in out {

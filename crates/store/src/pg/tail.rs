@@ -48,16 +48,7 @@ impl PgStore {
         cursor: &CommitCursor,
         limit: u32,
     ) -> Result<(Vec<(SignedEnvelope, u8)>, CommitCursor)> {
-        let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT tx, id, raw, hops FROM messages
-             WHERE (tx, id) > ($1, $2) AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx, id LIMIT $3",
-        )
-        .bind(cursor.tx)
-        .bind(&cursor.id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = self.committed_rows("raw, hops", cursor, limit).await?;
         let mut next = cursor.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (tx, id, raw, hops) in rows {
@@ -78,16 +69,7 @@ impl PgStore {
     ) -> Result<(Vec<CommittedRef>, CommitCursor)> {
         // tx, id, room, author, seq.
         type RefRow = (i64, Vec<u8>, String, Vec<u8>, i64);
-        let rows: Vec<RefRow> = sqlx::query_as(
-            "SELECT tx, id, room, author, seq FROM messages
-             WHERE (tx, id) > ($1, $2) AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             ORDER BY tx, id LIMIT $3",
-        )
-        .bind(cursor.tx)
-        .bind(&cursor.id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<RefRow> = self.committed_rows("room, author, seq", cursor, limit).await?;
         let mut next = cursor.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (tx, id, room, author, seq) in rows {
@@ -100,6 +82,26 @@ impl PgStore {
             next = CommitCursor { tx, id };
         }
         Ok((out, next))
+    }
+
+    /// Up to `limit` rows committed after `cursor` by transactions that
+    /// have all ended (below the snapshot's xmin), in the committed order:
+    /// `tx, id` and then `columns`.
+    async fn committed_rows<R>(&self, columns: &'static str, cursor: &CommitCursor, limit: u32) -> Result<Vec<R>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let sql = format!(
+            "SELECT tx, id, {columns} FROM messages
+             WHERE (tx, id) > ($1, $2) AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             ORDER BY tx, id LIMIT $3"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(cursor.tx)
+            .bind(&cursor.id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// The envelopes (with their hops) of those of `ids` still stored, in
