@@ -21,9 +21,9 @@
 //! others' envelopes whose seqs run without a hole in each chain, into
 //! chains without a gap: the heads' new marks then follow from the locked
 //! rows and the batch alone, and are written by the statement that locks
-//! them. Anything else it meets (a chain with a gap, an envelope skipped as
-//! a duplicate or a conflict) rolls it back, and the batch takes the
-//! transaction above.
+//! them. Anything else it meets (seqs the chain has seen, a chain with a
+//! gap, an envelope skipped as a duplicate or a conflict) rolls it back,
+//! and the batch takes the transaction above.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -70,8 +70,9 @@ fn check(index: usize, env: &SignedEnvelope, hops: u8) -> Result<Row<'_>> {
 /// round trips, each a wake-up of a PostgreSQL backend. This connection is
 /// used one batch at a time (a relay stores one batch at a time anyway),
 /// kept while it works and dropped when it fails: the next batch opens a
-/// new one. A batch whose kept connection turns out dead (PostgreSQL was
-/// restarted since) is tried once more on a new one.
+/// new one. A batch whose kept connection turns out gone at its first
+/// round trip (PostgreSQL was restarted since) is tried once more on a new
+/// one (see [`PgStore::ingest`]).
 #[derive(Clone)]
 pub(crate) struct Writer {
     options: Arc<PgConnectOptions>,
