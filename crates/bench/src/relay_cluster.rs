@@ -106,7 +106,7 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
             out[format!("single_sqlite_{key}")] = single[key].clone();
         }
         let cpu = single["relay_cpu_pct"].as_f64().unwrap_or(0.0);
-        out["single_sqlite_cpu_pct_per_1k_msgs"] = json!(round1(cpu / (f64::from(a.rate) / 1000.0)));
+        out["single_sqlite_cpu_pct_per_1k_msgs"] = json!(per_1k_msgs(cpu, a.rate));
     }
     out["rss_per_idle_conn_kb"] = json!(rt.block_on(crate::relay::rss_per_idle_conn_kb(&relay_bin, a.nodes))?);
     if !a.no_socketio {
@@ -116,7 +116,7 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
         }
         out["socketio_servers_cpu_pct"] = sio["servers_cpu_pct"].clone();
         let servers = sio["servers_cpu_pct"].as_f64().unwrap_or(0.0);
-        out["socketio_servers_cpu_pct_per_1k_msgs"] = json!(round1(servers / (f64::from(a.rate) / 1000.0)));
+        out["socketio_servers_cpu_pct_per_1k_msgs"] = json!(per_1k_msgs(servers, a.rate));
         out["socketio_redis_cpu_pct"] = sio["redis_cpu_pct"].clone();
     }
     Ok(out)
@@ -178,7 +178,7 @@ async fn socketio(a: &Args) -> anyhow::Result<Value> {
     let redis_cpu = pct(cpu_ticks(redis_pid)?.saturating_sub(redis_before));
     out["servers_cpu_pct"] = json!(round1(servers_cpu));
     out["redis_cpu_pct"] = json!(round1(redis_cpu));
-    out["cpu_pct_per_1k_msgs"] = json!(round1((servers_cpu + redis_cpu) / (f64::from(a.rate) / 1000.0)));
+    out["cpu_pct_per_1k_msgs"] = json!(per_1k_msgs(servers_cpu + redis_cpu, a.rate));
     Ok(out)
 }
 
@@ -190,6 +190,11 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// CPU (% of a core) per 1,000 messages/s at `rate` messages/s, rounded.
+fn per_1k_msgs(cpu_pct: f64, rate: u32) -> f64 {
+    round1(cpu_pct / (f64::from(rate) / 1000.0))
 }
 
 fn round1(x: f64) -> f64 {
@@ -313,7 +318,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         "redis_cpu_pct": redis_cpu,
         "tier_cpu_pct": round1(tier_cpu),
         "relay_threads": a.threads,
-        "relay_cpu_pct_per_1k_msgs": round1(relay_cpu.iter().sum::<f64>() / (f64::from(a.rate) / 1000.0)),
-        "cpu_pct_per_1k_msgs": round1(tier_cpu / (f64::from(a.rate) / 1000.0)),
+        "relay_cpu_pct_per_1k_msgs": per_1k_msgs(relay_cpu.iter().sum::<f64>(), a.rate),
+        "cpu_pct_per_1k_msgs": per_1k_msgs(tier_cpu, a.rate),
     }))
 }

@@ -319,9 +319,8 @@ static LOCK_AND_INSERT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::n
 /// new, and the marks are those [`crate::heads::fast_marks`] gives: the run
 /// [first, last] (first = last - rows + 1, above max_seq = contiguous)
 /// continues the chain if it starts right above the contiguous mark.
-async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], rows: &[Row<'_>], received_at: i64) -> Result<()> {
-    let columns = Columns::of(rows);
-    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+async fn fast_path(conn: &mut PgConnection, runs: &[Run<'_>], columns: &Columns<'_>, received_at: i64) -> Result<()> {
+    let count = i64::try_from(columns.ids.len()).unwrap_or(i64::MAX);
     // The proposed head row is a new chain's (marks from 0: contiguous is
     // `last` if the run starts at 1; raw_bytes and messages what the run
     // adds); for an existing one the update finds the run's first seq in
@@ -399,12 +398,11 @@ async fn lock_heads(conn: &mut PgConnection, keys: &[Key]) -> Result<Vec<(i64, i
 async fn lock_and_insert(
     conn: &mut PgConnection,
     keys: &[Key],
-    rows: &[Row<'_>],
+    columns: &Columns<'_>,
     received_at: i64,
 ) -> Result<(Vec<(i64, i64)>, HashSet<MessageId>)> {
     let chain_rooms: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
     let chain_authors: Vec<Vec<u8>> = keys.iter().map(|(_, a)| a.as_bytes().to_vec()).collect();
-    let columns = Columns::of(rows);
     // The no-op update locks an existing head row (and waits for a writer
     // that holds it); RETURNING then gives its committed marks. Rows go in
     // input order, so of two rows for one position the first is stored and
@@ -414,7 +412,7 @@ async fn lock_and_insert(
         sqlx::query_as(sqlx::AssertSqlSafe(LOCK_AND_INSERT_SQL.as_str())).bind(&chain_rooms).bind(&chain_authors);
     let out: Vec<Out> = columns.bind(query).bind(received_at).fetch_all(&mut *conn).await?;
     let mut marks: HashMap<(String, Vec<u8>), (i64, i64)> = HashMap::with_capacity(keys.len());
-    let mut fresh = HashSet::with_capacity(rows.len());
+    let mut fresh = HashSet::with_capacity(columns.ids.len());
     for row in out {
         match row {
             (Some(room), Some(author), Some(c), Some(m), None) => {
@@ -547,12 +545,14 @@ impl PgStore {
             Some(conn) => (conn, true),
             None => self.writer.connect().await.map(|c| (c, false))?,
         };
+        // The rows' columns, for whichever statement stores them.
+        let columns = Columns::of(rows);
         if let Some(runs) = runs(rows, local) {
-            let mut tried = within(fast_path(&mut conn, &runs, rows, received_at)).await;
+            let mut tried = within(fast_path(&mut conn, &runs, &columns, received_at)).await;
             if kept && tried.as_ref().is_err_and(connection_gone) {
                 tracing::debug!("the writer's connection was gone; storing on a new one");
                 conn = self.writer.connect().await?;
-                tried = within(fast_path(&mut conn, &runs, rows, received_at)).await;
+                tried = within(fast_path(&mut conn, &runs, &columns, received_at)).await;
             }
             match tried {
                 Ok(()) => {
@@ -582,7 +582,7 @@ impl PgStore {
                 Err(e) => return Err(e),
                 Ok(_) => {}
             }
-            match ingest_in(&mut conn, rows, received_at, local).await {
+            match ingest_in(&mut conn, rows, &columns, received_at, local).await {
                 Ok(done) => Ok(Ok(done)),
                 Err(e) if keeps_connection(&e) => {
                     // Ended with the transaction still open (an error of
@@ -616,6 +616,7 @@ async fn within<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T>
 async fn ingest_in(
     tx: &mut PgConnection,
     rows: &[Row<'_>],
+    columns: &Columns<'_>,
     received_at: i64,
     local: bool,
 ) -> Result<Vec<(usize, Result<Inserted>)>> {
@@ -632,7 +633,7 @@ async fn ingest_in(
             .collect();
         set.into_values().collect()
     };
-    let (before, mut fresh_ids) = lock_and_insert(tx, &keys, rows, received_at).await?;
+    let (before, mut fresh_ids) = lock_and_insert(tx, &keys, columns, received_at).await?;
 
     let held = if fresh_ids.len() < rows.len() {
         custom_plans(tx, &mut custom).await?;
