@@ -7,6 +7,7 @@ mod common;
 use common::{identity, room, text};
 use festival_store::pg::{PgStore, TempServer};
 use sqlx::{Connection, Executor};
+use std::time::Duration;
 
 const T0: u64 = 1_750_000_000_000;
 
@@ -127,5 +128,45 @@ async fn batches_are_stored_across_a_restart_of_postgres() {
     let heads = store.heads().await.unwrap();
     assert_eq!((heads[0].contiguous, heads[0].max, heads.len()), (1, 5, 1));
     assert_eq!(store.author_usage(&alice.peer_id()).await.unwrap().messages, 4);
+    store.close().await;
+}
+
+/// A batch whose connection stops answering (a path gone silent: here its
+/// backend is stopped) gives that connection up once the batch's deadline
+/// has passed, instead of waiting for TCP's own timeout: its first round
+/// trip found the kept connection gone, so it is stored on a new one, and
+/// so is the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_gets_no_answer_gives_up_at_its_deadline() {
+    /// Lets the stopped backend go on, whatever the test's outcome.
+    struct Stopped(i32);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").arg("-CONT").arg(self.0.to_string()).status();
+        }
+    }
+    let server = TempServer::start(false).await.expect("start PostgreSQL");
+    let url = server.create_database("silent").await.unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let (alice, camp) = (identity(1), room("camp"));
+    store.insert_batch(&[(text(&alice, &camp, 1, T0, "answered"), 1)], T0, false).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (pid,): (i32,) = sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+        .bind(festival_store::pg::WRITER_NAME)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    let stopped = Stopped(pid);
+    assert!(std::process::Command::new("kill").arg("-STOP").arg(pid.to_string()).status().unwrap().success());
+    // Well within 40 s (the deadline is 12), the batch is stored, not hung.
+    let silent = text(&alice, &camp, 2, T0, "no answer");
+    let batch = [(silent, 1)];
+    let stored = tokio::time::timeout(Duration::from_secs(40), store.insert_batch(&batch, T0, false)).await;
+    let stored = stored.expect("the batch did not wait on the silent connection").unwrap();
+    assert!(matches!(stored[..], [Ok(festival_store::Inserted::New)]), "{stored:?}");
+    drop(stopped);
+    let next = text(&alice, &camp, 3, T0, "on a new connection");
+    let out = store.insert_batch(&[(next.clone(), 1)], T0, false).await.unwrap();
+    assert!(matches!(out[..], [Ok(festival_store::Inserted::New)]), "{out:?}");
     store.close().await;
 }
