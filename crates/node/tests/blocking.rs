@@ -5,7 +5,7 @@
 //! restart of her node; unblocking takes his DMs again, those sent while he
 //! was blocked included. (Whether his node pushes a DM or only announces it
 //! depends on the room's tree; the drop of a pushed one, and its count, are
-//! checked in the core's tests/receipts.rs.) Run with scripts/test.
+//! checked in the core's tests/it/receipts.rs.) Run with scripts/test.
 
 mod common;
 

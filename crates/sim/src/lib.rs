@@ -6,7 +6,7 @@
 //! really encoded, decoded and verified; only the sockets and the disk are
 //! simulated. The same seed gives the same run, byte for byte: every frame
 //! put on a link, with its time and ends, goes into [`Sim::trace_hash`],
-//! and `tests/deterministic.rs` runs one seed twice and compares the hashes.
+//! and `tests/it/deterministic.rs` runs one seed twice and compares the hashes.
 //! Nothing that decides an output may iterate a `HashMap` (its order differs
 //! per process): clippy's `disallowed-types` refuses them here and in the
 //! core (`clippy.toml` of each crate).

@@ -4,7 +4,7 @@
 //! cluster share one PostgreSQL database ([`crate::pg::PgStore`], with the
 //! `postgres` feature). The engine that drives the sync core, its retention
 //! task and the relay are written against this trait, and one conformance
-//! suite (`tests/conformance.rs`) holds both implementations to the same
+//! suite (`tests/it/conformance.rs`) holds both implementations to the same
 //! behaviour: what ingest answers, how heads move, ranges, history pages,
 //! receipts, budgets and expiry.
 //!

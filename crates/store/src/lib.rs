@@ -56,7 +56,7 @@
 //! [`MessageStore`] (in [`backend`]) is what the engine, its retention task
 //! and the relay call; [`Store`] (SQLite, a device's file) and
 //! [`pg::PgStore`] (PostgreSQL, a relay cluster's shared mailbox) implement
-//! it, and `tests/conformance.rs` runs one suite against both. A relay picks
+//! it, and `tests/it/conformance.rs` runs one suite against both. A relay picks
 //! its backend at start-up ([`AnyStore`]). The SQLite store keeps its wider
 //! API (DM history, peers, unread counts) for the app.
 //!

@@ -26,7 +26,7 @@ use crate::script::Script;
 /// beyond the raw bytes. Deletes leave pages part-empty, so after eviction a
 /// row can cost more; the disk budget is why eviction measures the file.
 /// Reproduce with
-/// `cargo test -p festival-store --release --test perf -- --ignored row_overhead --nocapture`.
+/// `cargo test -p festival-store --release --test it -- --ignored perf::row_overhead --nocapture`.
 pub const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// How much is stored: messages, and bytes as the budgets count them (raw

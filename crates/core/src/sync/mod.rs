@@ -43,7 +43,7 @@
 //! - Time comes with every input on two clocks ([`Now`]): timers on a
 //!   monotonic one, dates (`created_at`, clock skew, lifetime) on the wall
 //!   clock, so a clock set back or forward neither stalls nor rushes the
-//!   node (tests/clock.rs).
+//!   node (tests/it/clock.rs).
 //! - Everything a peer can make us remember is capped ([`caps`]); refusals
 //!   are reported once a second per link, and a link that keeps sending what
 //!   no honest peer sends is reported for dropping.

@@ -1,0 +1,541 @@
+//! Several relay instances as one relay: they share a PostgreSQL store and
+//! pass what they accept over a Redis stream (see crate::cluster). Nodes on
+//! different instances chat both ways, DMs and receipts included; a message
+//! posted through one instance while its addressee is away reaches it
+//! through another; an instance killed during a burst loses nothing it
+//! acknowledged; without Redis the store's tail carries the fan-out; and
+//! signaling crosses instances.
+
+use crate::common;
+
+use common::*;
+use festival_core::{Identity, ReceiptStatus};
+use festival_node::relay::{RelayClient, RelayClientConfig, RelayEvent};
+use festival_node::signaling::SignalMsg;
+use festival_relay::testing::TempRedis;
+use festival_relay::RelayConfig;
+use festival_store::pg::TempServer;
+
+fn instance(dir: &std::path::Path, name: &str, store: &str, bus: Option<&str>) -> RelayConfig {
+    RelayConfig {
+        store: Some(store.to_owned()),
+        bus: bus.map(str::to_owned),
+        instance: Some(name.to_owned()),
+        ..test_config(dir)
+    }
+}
+
+/// A cluster's servers, private to one test: PostgreSQL with a database
+/// for it, and Redis.
+struct Servers {
+    pg: TempServer,
+    redis: TempRedis,
+    store: String,
+}
+
+impl Servers {
+    async fn start() -> Servers {
+        let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+        let store = pg.create_database("cluster").await.unwrap();
+        let redis = TempRedis::start().await.expect("Redis starts");
+        Servers { pg, redis, store }
+    }
+
+    /// An instance on them, with `tweak` applied to its settings.
+    async fn relay(&self, name: &str, tweak: impl Fn(RelayConfig) -> RelayConfig) -> (tempfile::TempDir, TestRelay) {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(tweak(instance(dir.path(), name, &self.store, Some(&self.redis.url())))).await;
+        (dir, relay)
+    }
+}
+
+async fn healthz(relay: &TestRelay) -> (u16, String) {
+    http_get(&relay.http("/healthz")).await.expect("the relay answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let (h1, h2) = (healthz(&one).await, healthz(&two).await);
+    assert_eq!(h1, (200, "ok\nstore: reachable\nbus: reachable\n".to_owned()));
+    assert_eq!(h2.0, 200);
+
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    // One relay to both: the same identity.
+    let relay_of = |n: &TestNode| *n.relay_id.lock().unwrap();
+    eventually("both nodes are connected", || async { relay_of(&a).is_some() && relay_of(&b).is_some() }).await;
+    assert_eq!(relay_of(&a), relay_of(&b));
+
+    let hi = a.send("festival", "hi Ben, from instance one").await;
+    eventually("Ben (on instance two) has Ana's message", || b.has(&hi)).await;
+    let back = b.send("festival", "hi Ana, from instance two").await;
+    eventually("Ana has Ben's message", || a.has(&back)).await;
+    let dm = a.dm(b.id, "meet at the gate").await;
+    eventually("Ben has Ana's DM", || b.has(&dm)).await;
+    let dm_back = b.dm(a.id, "on my way").await;
+    eventually("Ana has Ben's DM", || a.has(&dm_back)).await;
+    // Ben's device tells Ana it got her DM: a sealed receipt, across.
+    let delivered = || async {
+        a.store.receipts_for(&dm).await.unwrap().iter().any(|(p, s, _)| *p == b.id && *s == ReceiptStatus::Delivered)
+    };
+    eventually("Ana sees her DM delivered to Ben", delivered).await;
+    // By the bus, not only by the store's tail.
+    assert!(two.metric("festival_relay_cluster_bus_received_total").await >= 2);
+    assert!(one.metric("festival_relay_cluster_published_total").await >= 2);
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_posted_through_one_instance_reaches_a_node_that_connects_to_another_later() {
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Ben exists, but is offline.
+    let ben = festival_node::local::LocalNode::open(db.path()).await.unwrap().init("Ben").await.unwrap();
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(a.send("festival", &format!("note {i} for later")).await);
+    }
+    ids.push(a.dm(ben, "for when you are back").await);
+    eventually("instance one acknowledged all of it", || async { ids.iter().all(|id| a.acked(id)) }).await;
+    a.stop().await;
+
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    for id in &ids {
+        let id = *id;
+        eventually("Ben got it through instance two", || b.has(&id)).await;
+    }
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_shared_store_carries_the_fan_out() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let mut redis = TempRedis::start().await.expect("Redis starts");
+    let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Two with a bus that goes away, one that never had one.
+    let one = TestRelay::start(instance(d1.path(), "one", &store, Some(&redis.url()))).await;
+    let two = TestRelay::start(instance(d2.path(), "two", &store, Some(&redis.url()))).await;
+    let three = TestRelay::start(instance(d3.path(), "three", &store, None)).await;
+    assert_eq!(healthz(&three).await, (200, "ok\nstore: reachable\nbus: none\n".to_owned()));
+    let (da, db, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    let c = TestNode::start(dc.path(), "Cem", &three.url()).await;
+
+    let first = a.send("festival", "with the bus").await;
+    eventually("Ben has it", || b.has(&first)).await;
+    eventually("Cem (no bus) has it, from the store", || c.has(&first)).await;
+
+    redis.kill();
+    let tail_before = two.metric("festival_relay_cluster_fallback_reads_total").await;
+    eventually("instance one says the bus is away", || async {
+        healthz(&one).await == (200, "ok\nstore: reachable\nbus: unreachable\n".to_owned())
+    })
+    .await;
+    let second = a.send("festival", "without the bus").await;
+    let third = c.send("festival", "from the instance that never had one").await;
+    eventually("Ben has Ana's second message", || b.has(&second)).await;
+    eventually("Ana and Ben have Cem's", || async { a.has(&third).await && b.has(&third).await }).await;
+    // Instance two read them from the store's committed order.
+    assert!(two.metric("festival_relay_cluster_fallback_reads_total").await >= tail_before + 2);
+
+    redis.restart().await.expect("Redis starts again");
+    eventually("the bus is back", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;
+    let fourth = b.send("festival", "the bus is back").await;
+    eventually("Ana has it", || a.has(&fourth)).await;
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+    for r in [one, two, three] {
+        r.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_during_a_burst_loses_nothing_it_acknowledged() {
+    let pg = TempServer::start(false).await.expect("PostgreSQL starts");
+    let store = pg.create_database("cluster").await.unwrap();
+    let redis = TempRedis::start().await.expect("Redis starts");
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flags = |name: &str| -> Vec<std::ffi::OsString> {
+        ["--store", &store, "--bus", &redis.url(), "--instance", name].iter().map(Into::into).collect()
+    };
+    let f1 = flags("one");
+    let f1: Vec<&std::ffi::OsStr> = f1.iter().map(|s| s.as_os_str()).collect();
+    let f2 = flags("two");
+    let f2: Vec<&std::ffi::OsStr> = f2.iter().map(|s| s.as_os_str()).collect();
+    let one = RelayProcess::start_with(d1.path(), &f1, None).await;
+    let two = RelayProcess::start_with(d2.path(), &f2, None).await;
+
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Ana knows both instances: the first, and the second to fail over to.
+    let mut ana = RelayClientConfig::several(&format!("{} {}", one.url(), two.url()), FESTIVAL);
+    ana.backoff_min = std::time::Duration::from_millis(50);
+    ana.backoff_max = std::time::Duration::from_millis(500);
+    ana.keepalive = std::time::Duration::from_millis(500);
+    let a = TestNode::start_with(da.path(), "Ana", ana).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    eventually("Ana is connected", || async { a.relay_id.lock().unwrap().is_some() }).await;
+
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(a.send("festival", &format!("burst {i}")).await);
+    }
+    // Mid-burst, before all of it is acknowledged by instance one.
+    one.kill9().await;
+    for i in 30..60 {
+        ids.push(a.send("festival", &format!("burst {i}")).await);
+    }
+    // Every message reaches Ben through instance two, those acknowledged
+    // before the kill included. (Not every one is acknowledged: one that
+    // instance one committed but died before acknowledging is held by the
+    // store, so Ana's node never pushes it again and no instance says
+    // `Stored` for it; Ana sees it delivered through sync instead.)
+    for id in &ids {
+        let id = *id;
+        eventually("Ben has every message", || b.has(&id)).await;
+    }
+    // Once each: the shared store holds one row per message.
+    let held = festival_store::pg::PgStore::connect(&store).await.unwrap();
+    let mine = held.author_usage(&a.id).await.unwrap();
+    assert_eq!(mine.messages, 61, "Ana's profile and her 60 messages, each once");
+    held.close().await;
+    a.stop().await;
+    b.stop().await;
+    two.kill9().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_reaches_a_node_on_another_instance_and_nobody_is_unreachable() {
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let (a, b) = (identity(), identity());
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    let a_twin = Identity::from_secret_bytes(&a.secret_bytes());
+    let (ha, mut ea) = RelayClient::spawn(client_config(&one.url()), a);
+    let (_hb, mut eb) = RelayClient::spawn(client_config(&two.url()), b);
+    connected(&mut ea).await;
+    connected(&mut eb).await;
+
+    // B's presence is written as it connects: wait for it, then offer.
+    let bus = redis::Client::open(s.redis.url()).unwrap();
+    let key = format!("festival:at:{}", b_id.to_hex());
+    eventually("instance two has said where B is", || async {
+        let mut c = bus.get_multiplexed_async_connection().await.unwrap();
+        // "<instance> <link>": the instance and B's session there.
+        let at = redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut c).await.unwrap();
+        at.is_some_and(|v| v.starts_with("two "))
+    })
+    .await;
+    ha.send_signal(b_id, &offer(&a_twin, b_id)).unwrap();
+    match next_signal(&mut eb).await {
+        RelayEvent::Signal { from, msg: SignalMsg::Offer { offer, .. } } => assert_eq!((from, offer.to), (a_id, b_id)),
+        other => panic!("expected A's offer, got {other:?}"),
+    }
+    assert_eq!(two.metric("festival_relay_cluster_signals_in_total").await, 1);
+
+    let nobody = identity().peer_id();
+    ha.send_signal(nobody, &offer(&a_twin, nobody)).unwrap();
+    match next_signal(&mut ea).await {
+        RelayEvent::Unreachable { peer } => assert_eq!(peer, nobody),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_after() {
+    let mut s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    let first = a.send("festival", "before").await;
+    eventually("Ben has the first", || b.has(&first)).await;
+
+    s.pg.stop();
+    eventually("instance one says the store is away", || async { healthz(&one).await.0 == 503 }).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(a.send("festival", &format!("while the store is away {i}")).await);
+    }
+    eventually("instance one failed to store them", || async { one.rejections("store_failed").await >= 5 }).await;
+    assert!(ids.iter().all(|id| !a.acked(id)), "nothing is acknowledged that is not committed");
+
+    s.pg.resume().await.expect("PostgreSQL starts again");
+    eventually("instance one is healthy again", || async { healthz(&one).await.0 == 200 }).await;
+    eventually("all of it is acknowledged", || async { ids.iter().all(|id| a.acked(id)) }).await;
+    for id in &ids {
+        let id = *id;
+        eventually("Ben has it", || b.has(&id)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_resumes() {
+    let mut s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    let mut ids = Vec::new();
+    for i in 0..45 {
+        if i == 15 {
+            s.redis.kill();
+        }
+        if i == 30 {
+            s.redis.restart().await.expect("Redis starts again");
+        }
+        ids.push(a.send("festival", &format!("burst {i}")).await);
+    }
+    for id in &ids {
+        let id = *id;
+        eventually("Ben has every message of the burst", || b.has(&id)).await;
+    }
+    // The stream carries again: a message after the burst comes by it.
+    eventually("the bus is back", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;
+    let before = two.metric("festival_relay_cluster_bus_received_total").await;
+    let after = a.send("festival", "after the burst").await;
+    eventually("Ben has it", || b.has(&after)).await;
+    eventually("it came by the stream", || async {
+        two.metric("festival_relay_cluster_bus_received_total").await > before
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storage_quota_and_the_one_session_rule_hold_across_instances() {
+    let s = Servers::start().await;
+    let quota = |cfg: RelayConfig| RelayConfig { max_messages_per_author: 5, ..cfg };
+    let (_d1, one) = s.relay("one", quota).await;
+    let (_d2, two) = s.relay("two", quota).await;
+
+    // Ana stores her profile and two notes through one, then moves to two.
+    let da = tempfile::tempdir().unwrap();
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let early = [a.send("festival", "one").await, a.send("festival", "two").await];
+    eventually("instance one acknowledged them", || async { early.iter().all(|id| a.acked(id)) }).await;
+    a.stop().await;
+    let a = TestNode::start(da.path(), "Ana", &two.url()).await;
+    for i in 0..6 {
+        a.send("festival", &format!("more {i}")).await;
+    }
+    eventually("instance two refuses what is over the relay's quota", || async {
+        two.rejections("storage_quota").await >= 1
+    })
+    .await;
+    let held = festival_store::pg::PgStore::connect(&s.store).await.unwrap();
+    eventually("no more than the quota is stored, whichever instance took it", || async {
+        held.author_usage(&a.id).await.unwrap().messages == 5
+    })
+    .await;
+    held.close().await;
+    a.stop().await;
+
+    // One session per identity in the cluster: a second one at another
+    // instance closes the first.
+    let me = identity();
+    let mut first = authed(one.addr, &me).await;
+    let _second = authed(two.addr, &me).await;
+    assert_eq!(close_code(&mut first).await, festival_node::relay::wire::close::REPLACED);
+    one.stop().await;
+    two.stop().await;
+}
+
+/// A text by a fresh author in the festival room, signed and valid: what
+/// someone who can write to Redis could make without the relay's key.
+fn stranger_text(text: &str) -> festival_core::SignedEnvelope {
+    let draft = festival_core::Draft {
+        seq: 1,
+        room: festival_core::RoomId::festival(),
+        kind: festival_core::Kind::Text,
+        created_at: festival_node::clock::now_ms(),
+        body: festival_core::body::Body::Text(text.into()).encode(),
+    };
+    festival_core::SignedEnvelope::sign(&identity(), draft).unwrap()
+}
+
+/// While the bus runs, the store's tail reads where each committed envelope
+/// is and fetches only what the instance does not hold: what the bus missed
+/// (an instance that committed and died before its `XADD`: here, a row
+/// written straight to the store) arrives, and what the bus brought is not
+/// read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_bus_runs_the_tail_fetches_only_what_the_bus_missed() {
+    const FALLBACK: &str = "festival_relay_cluster_fallback_reads_total";
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::start(da.path(), "Ana", &one.url()).await;
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    eventually("the bus is up", || async { healthz(&two).await.1.ends_with("bus: reachable\n") }).await;
+    let first = a.send("festival", "before").await;
+    eventually("Ben has Ana's first", || b.has(&first)).await;
+    let before = two.metric(FALLBACK).await;
+    // One at a time, each in a commit of its own: the tail may look at a
+    // commit in the moment before the bus has handed it over (and fetch
+    // it), but not at most of twenty such moments.
+    for i in 0..20 {
+        let id = a.send("festival", &format!("by the bus {i}")).await;
+        eventually("Ben has it, by the bus", || b.has(&id)).await;
+    }
+    // Committed, never added to the stream.
+    let missed = stranger_text("committed by an instance that died before its XADD");
+    let store = festival_store::pg::PgStore::connect(&s.store).await.unwrap();
+    store.insert_batch(&[(missed.clone(), 0)], festival_node::clock::now_ms(), false).await.unwrap();
+    store.close().await;
+    let missed_id = missed.id();
+    eventually("Ben has the missed one, from the store's tail", || b.has(&missed_id)).await;
+    // The tail reads in commit order: it went past the twenty before the
+    // missed one, and fetched that one (and any the bus had not handed
+    // over yet when the tail asked), not all of them (the full re-read it
+    // replaced counted at least 21).
+    let fetched = two.metric(FALLBACK).await - before;
+    assert!((1..=10).contains(&fetched), "{fetched} envelopes fetched by the tail");
+    a.stop().await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_entry_not_sealed_with_the_relays_key_is_refused() {
+    use festival_relay::cluster::{accepted_entry, BusKey, ACCEPTED_STREAM};
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let db = tempfile::tempdir().unwrap();
+    let b = TestNode::start(db.path(), "Ben", &two.url()).await;
+    eventually("Ben is connected", || async { b.relay_id.lock().unwrap().is_some() }).await;
+    let mut redis = redis::Client::open(s.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let xadd_to = |stream: &str, bytes: Vec<u8>| {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(stream).arg("*").arg("m").arg(bytes);
+        cmd
+    };
+    let xadd = |bytes: Vec<u8>| xadd_to(ACCEPTED_STREAM, bytes);
+
+    // Sealed with a key that is not the relay's: refused by both instances.
+    let forged = stranger_text("free drinks at the north gate");
+    let wrong = BusKey::of(&identity());
+    let now = festival_node::clock::now_ms();
+    let entry = xadd(accepted_entry(&wrong, now, "one", 0, forged.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    eventually("instance two refused the forged entry", || async { two.rejections("bus_forged").await >= 1 }).await;
+    eventually("instance one too", || async { one.rejections("bus_forged").await >= 1 }).await;
+
+    // The control: the same kind of entry sealed with the relay's key (the
+    // instances read it from the shared store) is believed and pushed, so
+    // what kept the first one out was its seal.
+    let relay = festival_store::pg::PgStore::connect(&s.store).await.unwrap();
+    let key = BusKey::of(&relay.identity().await.unwrap().expect("the relay's identity").identity);
+    relay.close().await;
+    let sealed = stranger_text("sealed by an instance");
+    let entry = xadd(accepted_entry(&key, festival_node::clock::now_ms(), "one", 0, sealed.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    let sealed_id = sealed.id();
+    eventually("Ben has the sealed entry's message", || b.has(&sealed_id)).await;
+    // The stream is read in order: the forged entry was read before it.
+    assert!(!b.has(&forged.id()).await, "a forged entry reached a node");
+    assert_eq!(two.rejections("bus_forged").await, 1);
+
+    // An entry sealed with the relay's key two minutes ago (a replay) is
+    // refused as stale: what was committed then, the store's tail brings.
+    let old = stranger_text("an entry replayed from two minutes ago");
+    let then = festival_node::clock::now_ms() - 120_000;
+    let entry = xadd(accepted_entry(&key, then, "one", 0, old.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    eventually("instance two refused the replay", || async { two.rejections("bus_stale").await >= 1 }).await;
+    let after = stranger_text("sealed after the replay");
+    let entry = xadd(accepted_entry(&key, festival_node::clock::now_ms(), "one", 0, after.bytes().to_vec()));
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    let after_id = after.id();
+    eventually("Ben has the message sealed after the replay", || b.has(&after_id)).await;
+    assert!(!b.has(&old.id()).await, "a replayed entry reached a node");
+
+    // The signal stream is sealed too: a word not sealed with the relay's
+    // key is refused by every instance that reads it.
+    let forged_word = accepted_entry(&wrong, festival_node::clock::now_ms(), "two", 0, vec![0; 8]);
+    let entry = xadd_to(festival_relay::cluster::SIGNAL_STREAM, forged_word);
+    let _: String = entry.query_async(&mut redis).await.unwrap();
+    eventually("instance two refused the forged signal", || async { two.rejections("bus_forged").await == 2 }).await;
+    b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+fn hello(rooms: &[&str]) -> festival_node::relay::wire::RelayMsg {
+    use festival_core::frame::{Frame, Hello};
+    let rooms = rooms.iter().map(|r| r.parse().unwrap()).collect();
+    let hello =
+        Hello { version: festival_core::sync::PROTOCOL_VERSION, ack: false, rooms, relays: true, powered: true };
+    festival_node::relay::wire::RelayMsg::Frame(Frame::Hello(hello).encode())
+}
+
+/// Room creation allowances are the cluster's: an identity that moves to
+/// another instance finds its hour spent there too, and fresh keys spread
+/// over the instances share one relay-wide budget per minute. (Each
+/// instance counted its own before: N instances, N allowances.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_creation_allowances_hold_across_instances() {
+    let s = Servers::start().await;
+    // 3 rooms per identity an hour; 4 in all a minute (one more every 15
+    // s, longer than this test's steps take).
+    let limits = |c: RelayConfig| RelayConfig {
+        rooms_per_identity_per_hour: 3,
+        rooms_created_per_minute: 4,
+        idle_timeout_secs: 60,
+        ..c
+    };
+    let (_d1, one) = s.relay("one", limits).await;
+    let (_d2, two) = s.relay("two", limits).await;
+    const LIMIT: &str = "room_creation_limit";
+
+    // Mallory names four new rooms at instance one: three are joined.
+    let mallory = identity();
+    let mut m = authed(one.addr, &mallory).await;
+    send(&mut m, &hello(&["m-1", "m-2", "m-3", "m-4"])).await;
+    eventually("one refuses her fourth room", || async { one.rejections(LIMIT).await == 1 }).await;
+    // At instance two her hour is spent as well; a room the cluster
+    // carries already (m-1, joined by one) costs nothing and is joined.
+    let mut m2 = authed(two.addr, &mallory).await;
+    send(&mut m2, &hello(&["m-1", "m-5"])).await;
+    eventually("two refuses her new room, not the carried one", || async { two.rejections(LIMIT).await == 1 }).await;
+
+    // The relay's budget: three of its four went to Mallory; a fresh key
+    // at instance two naming three rooms gets the fourth (and a fifth only
+    // if the test ran past the next token, 15 s on): at least one waits.
+    // Each instance counting its own budget would give it all three.
+    let mut k = authed(two.addr, &identity()).await;
+    send(&mut k, &hello(&["k-1", "k-2", "k-3"])).await;
+    eventually("two refuses a room past the cluster's budget", || async { two.rejections(LIMIT).await >= 2 }).await;
+    drop((m, m2, k));
+    one.stop().await;
+    two.stop().await;
+}
