@@ -267,6 +267,7 @@ impl Cluster {
     ) -> Result<Cluster, redis::RedisError> {
         // It answered the horizon's query a moment ago.
         metrics.store_up.store(true, Relaxed);
+        let _ = metrics.store.set(store.clone());
         let mut tasks = vec![tokio::spawn(tail(store, horizon, hub.downgrade(), metrics.clone()))];
         let (mut out, mut presence) = (None, None);
         if let Some((url, key)) = bus {

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+use festival_store::pg::PgStore;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -61,6 +63,9 @@ pub struct Metrics {
     pub cluster_out_dropped: AtomicU64,
     /// Entries of the bus this instance has not read yet.
     pub cluster_stream_lag: AtomicI64,
+    /// The shared store (set when the cluster starts), for its counts of
+    /// how batches were stored.
+    pub store: OnceLock<PgStore>,
     rejections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -195,6 +200,23 @@ impl Metrics {
             "Work for the bus dropped on a full queue.",
             &self.cluster_out_dropped,
         );
+        if let Some(store) = self.store.get() {
+            let (fast, refused) = store.fast_path_counts();
+            for (name, help, v) in [
+                (
+                    "festival_relay_store_fast_path_total",
+                    "Batches of envelopes stored by the one-statement fast path.",
+                    fast,
+                ),
+                (
+                    "festival_relay_store_fast_path_refused_total",
+                    "Batches the fast path refused (seqs seen before, a gap, a conflict), stored by the transaction.",
+                    refused,
+                ),
+            ] {
+                let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            }
+        }
     }
 }
 

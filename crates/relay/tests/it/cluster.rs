@@ -86,6 +86,9 @@ async fn nodes_on_two_instances_chat_both_ways_with_dms_and_receipts() {
     // By the bus, not only by the store's tail.
     assert!(two.metric("festival_relay_cluster_bus_received_total").await >= 2);
     assert!(one.metric("festival_relay_cluster_published_total").await >= 2);
+    // Fresh messages are stored by the store's one-statement path.
+    assert!(one.metric("festival_relay_store_fast_path_total").await >= 1);
+    assert!(two.metric("festival_relay_store_fast_path_total").await >= 1);
     a.stop().await;
     b.stop().await;
     one.stop().await;
