@@ -588,16 +588,23 @@ impl LinkState {
 }
 
 /// A map that forgets its oldest entries beyond a capacity.
+///
+/// On a hash map: a relay's engine looks up and inserts here for every
+/// envelope it commits (the `recent` ids, keyed by room, author and seq),
+/// and a B-tree of ~100,000 such keys spent ~2.5 % of a relay instance's
+/// CPU comparing room names. The hash map's per-process order never shows:
+/// this type has no iteration, and what it forgets goes by `order`.
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
-    map: BTreeMap<K, V>,
+    #[allow(clippy::disallowed_types)] // never iterated; see above
+    map: std::collections::HashMap<K, V>,
     order: VecDeque<K>,
     cap: usize,
 }
 
-impl<K: Ord + Clone, V> BoundedMap<K, V> {
+impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(cap: usize) -> Self {
-        Self { map: BTreeMap::new(), order: VecDeque::new(), cap }
+        Self { map: Default::default(), order: VecDeque::new(), cap }
     }
     pub fn insert(&mut self, k: K, v: V) {
         if self.map.insert(k.clone(), v).is_none() {
