@@ -30,14 +30,17 @@ pub const MSG_OVERHEAD: usize = 16;
 pub const MAX_MESSAGE_BYTES: usize = MAX_FRAME_BYTES + MSG_OVERHEAD;
 /// Largest signaling payload carried (the same bound as LAN signaling).
 pub const MAX_SIGNAL_BYTES: usize = super::signaling::MAX_SIGNAL_BYTES;
-/// The WebSocket read buffer of either side, and the most one read asks
-/// the socket for. tungstenite's default (128 KiB) is held by every
+/// The relay's WebSocket read buffer per connection, and the most one read
+/// asks the socket for. tungstenite's default (128 KiB) is held by every
 /// connection and zero-filled before every read, also one that finds
 /// nothing: a relay with thousands of sockets spent a sixth of its CPU in
 /// `memset` and ~128 KiB of RSS per idle connection, and at 8 KiB still
 /// ~3 % at 1,500 msgs/s. Frames are mostly a few hundred bytes; a larger
 /// one grows the buffer to its length and is read 2 KiB per call.
 pub const WS_READ_BUFFER: usize = 2 * 1024;
+/// A node's read buffer for its one relay connection: what a catch-up
+/// brings (batches up to [`MAX_MESSAGE_BYTES`]) in fewer reads.
+pub const WS_CLIENT_READ_BUFFER: usize = 8 * 1024;
 /// Message ids in one `Stored` acknowledgement: one per item of a maximal batch.
 pub const MAX_STORED_IDS: usize = festival_core::frame::MAX_BATCH_ITEMS;
 

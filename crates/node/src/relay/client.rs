@@ -450,7 +450,7 @@ async fn open(cfg: &RelayClientConfig, at: &Candidate) -> Result<Ws, RelayError>
     let ws_cfg = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
-        .read_buffer_size(festival_engine::wire::relay::WS_READ_BUFFER);
+        .read_buffer_size(festival_engine::wire::relay::WS_CLIENT_READ_BUFFER);
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_cfg)).await.map_err(ws_error)?;
     Ok(ws)
 }
