@@ -593,7 +593,9 @@ impl LinkState {
 /// envelope it commits (the `recent` ids, keyed by room, author and seq),
 /// and a B-tree of ~100,000 such keys spent ~2.5 % of a relay instance's
 /// CPU comparing room names. The hash map's per-process order never shows:
-/// this type has no iteration, and what it forgets goes by `order`.
+/// this type has no iteration, and what it forgets goes by `order`. It
+/// costs more memory when full: 65,536 such ids with their order, 22 MB
+/// against the B-tree's 19 (counted by an allocator, after 3x churn).
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
     #[allow(clippy::disallowed_types)] // never iterated; see above
