@@ -162,60 +162,56 @@ impl Metrics {
             "Entries of the bus this instance has not read yet.",
             self.cluster_stream_lag.load(Relaxed),
         );
-        let mut counter = |name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
         counter(
             "festival_relay_cluster_published_total",
             "Envelopes this instance added to the bus (fan-out).",
-            &self.cluster_published,
+            self.cluster_published.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_publish_failed_total",
             "Envelopes whose XADD failed (the store's tail carries them).",
-            &self.cluster_publish_failed,
+            self.cluster_publish_failed.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_bus_received_total",
             "Envelopes other instances accepted, read from the bus (fan-in).",
-            &self.cluster_bus_received,
+            self.cluster_bus_received.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_fallback_reads_total",
             "Envelopes read from the shared store's committed order.",
-            &self.cluster_tail_read,
+            self.cluster_tail_read.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_signals_out_total",
             "Signals sent to other instances.",
-            &self.cluster_signals_out,
+            self.cluster_signals_out.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_signals_in_total",
             "Signals received from other instances.",
-            &self.cluster_signals_in,
+            self.cluster_signals_in.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_dropped_total",
             "Work for the bus dropped on a full queue.",
-            &self.cluster_out_dropped,
+            self.cluster_out_dropped.load(Relaxed),
         );
         if let Some(store) = self.store.get() {
             let (fast, refused) = store.fast_path_counts();
-            for (name, help, v) in [
-                (
-                    "festival_relay_store_fast_path_total",
-                    "Batches of envelopes stored by the one-statement fast path.",
-                    fast,
-                ),
-                (
-                    "festival_relay_store_fast_path_refused_total",
-                    "Batches the fast path refused (seqs seen before, a gap, a conflict), stored by the transaction.",
-                    refused,
-                ),
-            ] {
-                let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-            }
+            counter(
+                "festival_relay_store_fast_path_total",
+                "Batches of envelopes stored by the one-statement fast path.",
+                fast,
+            );
+            counter(
+                "festival_relay_store_fast_path_refused_total",
+                "Batches the fast path refused (seqs seen before, a gap, a conflict), stored by the transaction.",
+                refused,
+            );
         }
     }
 }

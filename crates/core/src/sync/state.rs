@@ -591,7 +591,7 @@ impl LinkState {
 ///
 /// On a hash map: a relay's engine looks up and inserts here for every
 /// envelope it commits (the `recent` ids, keyed by room, author and seq),
-/// and a B-tree of ~100,000 such keys spent ~2.5 % of a relay instance's
+/// and a B-tree of up to 65,536 such keys spent ~2.5 % of a relay instance's
 /// CPU comparing room names. The hash map's per-process order never shows:
 /// this type has no iteration, and what it forgets goes by `order`. It
 /// costs more memory when full: 65,536 such ids with their order, 22 MB
