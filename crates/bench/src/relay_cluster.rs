@@ -13,7 +13,8 @@
 //! member's receipt of the push (one process, one clock), all of them and
 //! those that crossed instances; deliveries against the expected; each
 //! instance's CPU and RSS, PostgreSQL's CPU (all its processes) and
-//! Redis's over the load; CPU per 1,000 messages/s for the whole tier
+//! write transactions a second (`postgres_write_xacts_per_sec`), and
+//! Redis's CPU over the load; CPU per 1,000 messages/s for the whole tier
 //! (`cpu_pct_per_1k_msgs`) and for the instances alone
 //! (`relay_cpu_pct_per_1k_msgs`). Each instance runs `--threads` workers.
 //! Then the same load on one instance with SQLite (`festival-bench relay`'s
@@ -258,6 +259,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let relay_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p).unwrap_or(0)).collect();
     let postmaster = pg.pid().context("PostgreSQL runs")?;
     let pg_before = postgres_ticks(postmaster);
+    let xid_before = pg.next_xid("relay").await?;
     let redis_pid = redis.pid().context("Redis runs")?;
     let redis_before = cpu_ticks(redis_pid)?;
     let started = Instant::now();
@@ -287,6 +289,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         pids.iter().zip(&relay_before).map(|(p, b)| round1(pct(cpu_ticks(*p).unwrap_or(0) - b))).collect();
     let relay_rss: Vec<f64> = pids.iter().map(|p| round1(rss_mb(*p).unwrap_or(0.0))).collect();
     let pg_cpu = round1(pct(postgres_ticks(postmaster).saturating_sub(pg_before)));
+    let pg_writes = pg.next_xid("relay").await?.saturating_sub(xid_before);
     let redis_cpu = round1(pct(cpu_ticks(redis_pid)? - redis_before));
     let mut cross_lat = std::mem::take(&mut cross.lock().expect("record").latencies);
     let mut all = std::mem::take(&mut same.lock().expect("record").latencies);
@@ -315,6 +318,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         "relay_cpu_pct": relay_cpu,
         "relay_rss_mb": relay_rss,
         "postgres_cpu_pct": pg_cpu,
+        "postgres_write_xacts_per_sec": round1(pg_writes as f64 / elapsed),
         "redis_cpu_pct": redis_cpu,
         "tier_cpu_pct": round1(tier_cpu),
         "relay_threads": a.threads,

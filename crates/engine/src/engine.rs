@@ -11,8 +11,8 @@
 use festival_core::body::Body;
 use festival_core::policy::PowerState;
 use festival_core::sync::{
-    drain, Config, Content, Host, Input, LinkKind, Load, Node, Now, Output, PersistError, RefusalReport, SendError,
-    ToPersist,
+    drain, drain_deferring, Config, Content, Host, Input, LinkKind, Load, Node, Now, Output, PersistError,
+    RefusalReport, SendError, ToPersist,
 };
 use festival_core::{LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_store::{Inserted, MessageStore, Store, StoreError};
@@ -236,10 +236,135 @@ impl<S: MessageStore> Engine<S> {
         self.apply(out).await
     }
 
+    /// [`Engine::handle_many`] that leaves the commit to the caller:
+    /// everything else is carried out now, and the envelopes to commit come
+    /// back as a [`Commit`] (`None`: nothing to commit). The caller runs it
+    /// where it likes ([`Commit::run`] holds its own handle on the store)
+    /// while it goes on feeding the engine other inputs, and hands its
+    /// outcome to [`Engine::committed`], which carries out what follows,
+    /// as `handle_many` would have. Until then the envelopes are pending
+    /// in the core: a copy arriving meanwhile is not taken again. Commit
+    /// them one [`Commit`] at a time, in the order they came.
+    pub async fn handle_many_deferred(
+        &mut self,
+        inputs: impl IntoIterator<Item = Input>,
+    ) -> (Vec<Effect>, Option<Commit<S>>) {
+        let now = self.io.clock.now();
+        let mut out = Vec::new();
+        for input in inputs {
+            out.extend(self.node.handle(input, now));
+        }
+        let persists = drain_deferring(&mut self.node, out, &mut self.io).await;
+        let effects = std::mem::take(&mut self.io.effects);
+        let commit =
+            (!persists.is_empty()).then(|| Commit { store: self.io.store.clone(), persists, at: self.io.clock.wall() });
+        (effects, commit)
+    }
+
+    /// What follows a [`Commit`] the caller ran: `Stored` (or
+    /// `StoreFailed`) for each envelope, then everything the core does
+    /// with them (deliveries, forwards).
+    pub async fn committed(&mut self, done: CommitDone) -> Vec<Effect> {
+        let results = self.io.settle(&self.node, &done.persists, done.outcomes, done.at).await;
+        self.answer(done.persists.iter().map(|p| p.envelope.id()).zip(results).collect()).await
+    }
+
+    /// A [`Commit`] that never gave an outcome (its task died), by its
+    /// [`Commit::ids`]: each envelope is answered as not stored, so the
+    /// core stops waiting for it and takes it again when it comes again.
+    pub async fn commit_lost(&mut self, ids: &[MessageId], why: &str) -> Vec<Effect> {
+        for id in ids {
+            tracing::error!(error = why, ?id, "store failed");
+            self.io.effects.push(Effect::StoreFailed { id: *id, error: why.to_owned() });
+        }
+        let results = ids.iter().map(|id| (*id, Err(PersistError::Failed(why.to_owned()))));
+        self.answer(results.collect()).await
+    }
+
+    async fn answer(&mut self, results: Vec<(MessageId, Result<(), PersistError>)>) -> Vec<Effect> {
+        let now = self.io.clock.now();
+        let mut out = Vec::new();
+        for (id, result) in results {
+            out.extend(self.node.handle(Input::Persisted { id, result }, now));
+        }
+        self.apply(out).await
+    }
+
     async fn apply(&mut self, out: Vec<Output>) -> Vec<Effect> {
         drain(&mut self.node, out, &mut self.io).await;
         std::mem::take(&mut self.io.effects)
     }
+}
+
+/// Envelopes to commit that [`Engine::handle_many_deferred`] handed out.
+#[must_use = "its envelopes stay pending in the core until its outcome is fed to `Engine::committed`"]
+pub struct Commit<S: MessageStore> {
+    store: S,
+    persists: Vec<ToPersist>,
+    /// Received at: a date.
+    at: u64,
+}
+
+impl<S: MessageStore> Commit<S> {
+    /// Commit them (ours and others' a transaction each); the engine is
+    /// not needed for it.
+    pub async fn run(self) -> CommitDone {
+        let outcomes = store_batches(&self.store, &self.persists, self.at).await;
+        CommitDone { persists: self.persists, outcomes, at: self.at }
+    }
+
+    /// The envelopes it commits, for [`Engine::commit_lost`].
+    pub fn ids(&self) -> Vec<MessageId> {
+        self.persists.iter().map(|p| p.envelope.id()).collect()
+    }
+}
+
+/// A [`Commit`] carried out, for [`Engine::committed`].
+pub struct CommitDone {
+    persists: Vec<ToPersist>,
+    /// Per envelope: stored by this commit (`true`) or there already.
+    outcomes: Vec<Result<bool, PersistError>>,
+    at: u64,
+}
+
+/// Commit envelopes, ours (which also join the outbox) and others' in a
+/// transaction each; one outcome per envelope in the order given: whether
+/// this commit stored it (`Ok(false)`: it was there already).
+async fn store_batches<S: MessageStore>(
+    store: &S,
+    persists: &[ToPersist],
+    now: u64,
+) -> Vec<Result<bool, PersistError>> {
+    let mut answers: Vec<Option<Result<bool, PersistError>>> = vec![None; persists.len()];
+    for local in [true, false] {
+        let (places, batch): (Vec<usize>, Vec<(SignedEnvelope, u8)>) = persists
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.local == local)
+            .map(|(i, p)| (i, (p.envelope.clone(), p.hops)))
+            .unzip();
+        if batch.is_empty() {
+            continue;
+        }
+        // The outer error fails the whole transaction: nothing was stored.
+        let mut outcomes: Vec<Result<bool, PersistError>> = match store.insert_batch(&batch, now, local).await {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|o| match o {
+                    Ok(inserted) => Ok(matches!(inserted, Inserted::New)),
+                    Err(StoreError::Conflict { .. }) => Err(PersistError::Conflict),
+                    Err(e) => Err(PersistError::Failed(e.to_string())),
+                })
+                .collect(),
+            Err(e) => batch.iter().map(|_| Err(PersistError::Failed(e.to_string()))).collect(),
+        };
+        // A store that answered short did not commit the rest.
+        outcomes.resize(batch.len(), Err(PersistError::Failed("the store gave no answer for it".into())));
+        for (place, outcome) in places.into_iter().zip(outcomes) {
+            answers[place] = Some(outcome);
+        }
+    }
+    answers.into_iter().map(|a| a.expect("each envelope is ours or another's")).collect()
 }
 
 impl<S: MessageStore> Host for Io<S> {
@@ -252,53 +377,8 @@ impl<S: MessageStore> Host for Io<S> {
     async fn persist(&mut self, node: &Node, persists: Vec<ToPersist>) -> Vec<Result<(), PersistError>> {
         // Received at: a date.
         let now = self.clock.wall();
-        let mut answers: Vec<Option<Result<(), PersistError>>> = vec![None; persists.len()];
-        // Ours (which also join the outbox) and others', a transaction each;
-        // answered in the order asked.
-        let (mut ours, mut others) = (Vec::new(), Vec::new());
-        for (i, p) in persists.into_iter().enumerate() {
-            if p.local { &mut ours } else { &mut others }.push((i, (p.envelope, p.hops)));
-        }
-        for (local, batch) in [(true, ours), (false, others)] {
-            if batch.is_empty() {
-                continue;
-            }
-            let (places, batch): (Vec<usize>, Vec<(SignedEnvelope, u8)>) = batch.into_iter().unzip();
-            // The outer error fails the whole transaction: nothing was stored.
-            let mut outcomes: Vec<Result<(), PersistError>> = match self.store.insert_batch(&batch, now, local).await {
-                Ok(outcomes) => outcomes
-                    .into_iter()
-                    .zip(&batch)
-                    .map(|(o, (envelope, _))| match o {
-                        Ok(inserted @ (Inserted::New | Inserted::Duplicate)) => {
-                            let new = matches!(inserted, Inserted::New);
-                            self.effects.push(Effect::Stored { id: envelope.id(), new });
-                            Ok(())
-                        }
-                        Err(StoreError::Conflict { .. }) => Err(PersistError::Conflict),
-                        Err(e) => Err(PersistError::Failed(e.to_string())),
-                    })
-                    .collect(),
-                Err(e) => batch.iter().map(|_| Err(PersistError::Failed(e.to_string()))).collect(),
-            };
-            // A store that answered short did not commit the rest.
-            outcomes.resize(batch.len(), Err(PersistError::Failed("the store gave no answer for it".into())));
-            if let Some(t) = &self.retention {
-                t.committed(batch.iter().map(|(e, _)| e.bytes().len() as u64).sum());
-            }
-            for (((envelope, _), result), place) in batch.iter().zip(outcomes).zip(places) {
-                let id = envelope.id();
-                if let Err(PersistError::Failed(error)) = &result {
-                    tracing::error!(%error, ?id, "store failed");
-                    self.effects.push(Effect::StoreFailed { id, error: error.clone() });
-                }
-                if result.is_ok() {
-                    self.after_commit(node, envelope, now).await;
-                }
-                answers[place] = Some(result);
-            }
-        }
-        answers.into_iter().map(|a| a.expect("each envelope is in one of the two batches")).collect()
+        let outcomes = store_batches(&self.store, &persists, now).await;
+        self.settle(node, &persists, outcomes, now).await
     }
 
     /// One output other than `Persist`; returns the input it leads to.
@@ -372,6 +452,38 @@ impl<S: MessageStore> Host for Io<S> {
 }
 
 impl<S: MessageStore> Io<S> {
+    /// What follows a commit in the engine: `Stored` or `StoreFailed` for
+    /// each envelope, the retention task told, side tables written; the
+    /// answers for the core.
+    async fn settle(
+        &mut self,
+        node: &Node,
+        persists: &[ToPersist],
+        outcomes: Vec<Result<bool, PersistError>>,
+        now: u64,
+    ) -> Vec<Result<(), PersistError>> {
+        if let Some(t) = &self.retention {
+            t.committed(persists.iter().map(|p| p.envelope.bytes().len() as u64).sum());
+        }
+        let mut answers = Vec::with_capacity(persists.len());
+        for (p, outcome) in persists.iter().zip(outcomes) {
+            let id = p.envelope.id();
+            match &outcome {
+                Ok(new) => self.effects.push(Effect::Stored { id, new: *new }),
+                Err(PersistError::Failed(error)) => {
+                    tracing::error!(%error, ?id, "store failed");
+                    self.effects.push(Effect::StoreFailed { id, error: error.clone() });
+                }
+                Err(PersistError::Conflict) => {}
+            }
+            if outcome.is_ok() {
+                self.after_commit(node, &p.envelope, now).await;
+            }
+            answers.push(outcome.map(|_| ()));
+        }
+        answers
+    }
+
     /// Read for a peer beside the event loop; the answer comes back
     /// through [`Engine::loaded`].
     fn spawn_load(&self, load: Load) {

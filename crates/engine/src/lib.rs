@@ -21,4 +21,4 @@ pub mod engine;
 pub mod retention;
 pub mod wire;
 
-pub use engine::{Effect, Engine, EngineError};
+pub use engine::{Commit, CommitDone, Effect, Engine, EngineError};

@@ -66,3 +66,55 @@ async fn a_commit_says_what_it_stored_and_what_another_writer_had_stored() {
     let effects = engine.handle(Input::Frame { link, bytes: Frame::Batch { items }.encode() }).await;
     assert!(stored(&effects).is_empty(), "{effects:?}");
 }
+
+/// A commit left to the caller (`handle_many_deferred`): nothing is stored
+/// or said to be until the caller runs it and hands its outcome back; the
+/// engine serves other inputs meanwhile, and a copy of a pending envelope
+/// arriving then is not committed again. A commit whose outcome is lost is
+/// answered as failed, and the envelope is taken again when it comes again.
+#[tokio::test]
+async fn a_deferred_commit_is_stored_when_its_outcome_comes_back_and_a_lost_one_is_taken_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("festival.db")).await.unwrap();
+    let me = Identity::generate(&mut rand_core::OsRng);
+    store.create_identity(&me, "me", now_ms()).await.unwrap();
+    let mut engine = Engine::boot(store.clone(), Config::default(), PowerState::Mains).await.unwrap();
+    let peer = Identity::generate(&mut rand_core::OsRng);
+    let link = LinkId(1);
+    engine.handle(Input::LinkUp { link, peer: peer.peer_id(), kind: LinkKind::Relay }).await;
+    let hello =
+        Hello { version: PROTOCOL_VERSION, ack: true, rooms: vec![RoomId::festival()], relays: true, powered: true };
+    engine.handle(Input::Frame { link, bytes: Frame::Hello(hello).encode() }).await;
+    let push = |e: &SignedEnvelope| Input::Frame {
+        link,
+        bytes: Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode(),
+    };
+
+    let first = text(&peer, 1);
+    let (effects, commit) = engine.handle_many_deferred([push(&first)]).await;
+    assert!(stored(&effects).is_empty(), "{effects:?}");
+    let commit = commit.expect("the envelope is to be committed");
+    assert_eq!(commit.ids(), vec![first.id()]);
+    assert!(store.get(&first.id()).await.unwrap().is_none(), "not committed by the engine");
+    // Meanwhile the same envelope again: pending, not committed twice.
+    let (_, again) = engine.handle_many_deferred([push(&first)]).await;
+    assert!(again.is_none(), "a pending envelope is not taken again");
+    let effects = engine.committed(commit.run().await).await;
+    assert_eq!(stored(&effects), vec![(first.id(), true)], "{effects:?}");
+    assert!(store.get(&first.id()).await.unwrap().is_some());
+    assert_eq!(engine.node().head(&RoomId::festival(), &peer.peer_id()), (1, 1));
+
+    // A commit that never gives an outcome: answered as failed, nothing
+    // held, and the next copy is committed.
+    let second = text(&peer, 2);
+    let (_, lost) = engine.handle_many_deferred([push(&second)]).await;
+    let lost = lost.expect("to be committed");
+    let effects = engine.commit_lost(&lost.ids(), "the task died").await;
+    drop(lost);
+    assert!(effects.iter().any(|e| matches!(e, Effect::StoreFailed { id, .. } if *id == second.id())), "{effects:?}");
+    assert_eq!(engine.node().head(&RoomId::festival(), &peer.peer_id()), (1, 1), "not held");
+    let (_, retry) = engine.handle_many_deferred([push(&second)]).await;
+    let effects = engine.committed(retry.expect("taken again").run().await).await;
+    assert_eq!(stored(&effects), vec![(second.id(), true)], "{effects:?}");
+    assert_eq!(engine.node().head(&RoomId::festival(), &peer.peer_id()), (2, 2));
+}

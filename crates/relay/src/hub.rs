@@ -19,6 +19,11 @@
 //!   `Persisted`), acknowledges each envelope of the frame that is in the
 //!   store with `Stored`: nothing is acknowledged that a crash could lose;
 //! - forwards signaling between connected nodes.
+//!
+//! A commit of frames' envelopes runs in a task of its own
+//! (`Engine::handle_many_deferred`): while it waits on the store the hub
+//! goes on with what other instances committed and with signaling; frames
+//! and connections opening or closing wait for it, in order.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,7 +34,7 @@ use festival_core::frame::{Frame, Item};
 use festival_core::sync::{Config, Input, LinkKind};
 use festival_core::{Identity, LinkId, MessageId, PeerId, RoomId, SignedEnvelope};
 use festival_engine::clock::now_ms;
-use festival_engine::engine::{Effect, Engine};
+use festival_engine::engine::{CommitDone, Effect, Engine};
 use festival_engine::wire::relay::{close, RelayMsg, MAX_SIGNAL_BYTES};
 use festival_engine::wire::signaling::SignalMsg;
 use festival_store::pg::{PgStore, RoomAllowance};
@@ -100,6 +105,37 @@ async fn quota_counts<S: MessageStore>(store: &S) -> festival_store::Result<Hash
         *per_author.entry(h.author).or_default() += h.max;
     }
     Ok(per_author)
+}
+
+/// A commit of frames' envelopes running beside the hub: its task, its
+/// envelopes, and what to acknowledge to whom once it is over.
+struct Flight {
+    task: tokio::task::JoinHandle<CommitDone>,
+    ids: Vec<MessageId>,
+    incoming: Vec<(LinkId, Vec<Incoming>)>,
+}
+
+/// The outcome of the commit in flight; pending while there is none.
+async fn join(flight: &mut Option<Flight>) -> Result<CommitDone, tokio::task::JoinError> {
+    match flight {
+        Some(f) => (&mut f.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the hub serves while a commit of frames is in flight: what other
+/// instances committed, and signaling. Frames wait (one commit of them at
+/// a time, in order), and so do connections opening and closing, which
+/// stay in order with their frames.
+fn beside_commit(m: &HubIn) -> bool {
+    match m {
+        HubIn::Committed { .. }
+        | HubIn::Missing { .. }
+        | HubIn::RemoteSignal { .. }
+        | HubIn::Unreachable { .. }
+        | HubIn::Signal { .. } => true,
+        HubIn::Open { .. } | HubIn::Frame { .. } | HubIn::Closed { .. } | HubIn::Replaced { .. } => false,
+    }
 }
 
 /// How often waiting rooms are looked at.
@@ -208,6 +244,12 @@ pub struct Hub {
     cluster: Option<Cluster>,
     /// When each author's count was last read from the shared store.
     author_checked: HashMap<PeerId, Instant>,
+    /// The commit of frames in flight, if any.
+    flight: Option<Flight>,
+    /// Inputs waiting for it to end, in arrival order (see `beside_commit`):
+    /// up to about two turns' worth, [`MAX_INPUTS_PER_TURN`] each, since
+    /// the inbox is not read while a turn's worth waits.
+    held: VecDeque<HubIn>,
 }
 
 impl Hub {
@@ -303,6 +345,8 @@ impl Hub {
             down: Vec::new(),
             cluster,
             author_checked: HashMap::new(),
+            flight: None,
+            held: VecDeque::new(),
         };
         Ok((hub, identity))
     }
@@ -326,9 +370,14 @@ impl Hub {
                     let fx = self.engine.handle(input).await;
                     self.apply(fx);
                 }
-                _ = sweep.tick() => self.leave_idle_rooms().await,
-                _ = retry.tick(), if !self.waiting.is_empty() => self.join_waiting_rooms().await,
-                msg = rx.recv() => match msg {
+                _ = sweep.tick(), if self.flight.is_none() => self.leave_idle_rooms().await,
+                _ = retry.tick(), if self.flight.is_none() && !self.waiting.is_empty() => self.join_waiting_rooms().await,
+                done = join(&mut self.flight), if self.flight.is_some() => {
+                    let flight = self.flight.take().expect("a commit was in flight");
+                    self.finish_frames(flight, done).await;
+                    self.pump().await;
+                }
+                msg = rx.recv(), if self.held.len() < MAX_INPUTS_PER_TURN => match msg {
                     Some(m) => {
                         // Whatever else is already waiting is taken too, so
                         // the frames among it share one commit.
@@ -339,7 +388,14 @@ impl Hub {
                                 Err(_) => break,
                             }
                         }
-                        self.on_batch(batch).await;
+                        for m in batch {
+                            if self.flight.is_some() && beside_commit(&m) {
+                                self.on(m).await;
+                            } else {
+                                self.held.push_back(m);
+                            }
+                        }
+                        self.pump().await;
                     }
                     None => break,
                 },
@@ -354,25 +410,36 @@ impl Hub {
                 self.apply(fx);
             }
         }
+        // What is in flight and what waited for it are still settled.
+        loop {
+            self.pump().await;
+            let Some(mut flight) = self.flight.take() else { break };
+            let done = (&mut flight.task).await;
+            self.finish_frames(flight, done).await;
+        }
         self.metrics.hub_up.store(false, Relaxed);
         self.store.close().await;
         tracing::info!("relay store closed");
     }
 
-    /// Messages in arrival order; each run of frames is handed to the
-    /// engine at once.
-    async fn on_batch(&mut self, batch: Vec<HubIn>) {
-        let mut frames = Vec::new();
-        for msg in batch {
-            match msg {
-                HubIn::Frame { link, bytes } => frames.push((link, bytes)),
-                other => {
-                    self.on_frames(std::mem::take(&mut frames)).await;
-                    self.on(other).await;
+    /// Serve what waited, in arrival order, until all of it is served or
+    /// a commit of frames is in flight; each run of frames is handed to the
+    /// engine at once, and shares one commit.
+    async fn pump(&mut self) {
+        while self.flight.is_none() {
+            let Some(first) = self.held.pop_front() else { return };
+            let HubIn::Frame { link, bytes } = first else {
+                self.on(first).await;
+                continue;
+            };
+            let mut frames = vec![(link, bytes)];
+            while matches!(self.held.front(), Some(HubIn::Frame { .. })) {
+                if let Some(HubIn::Frame { link, bytes }) = self.held.pop_front() {
+                    frames.push((link, bytes));
                 }
             }
+            self.on_frames(frames).await;
         }
-        self.on_frames(frames).await;
     }
 
     async fn on(&mut self, msg: HubIn) {
@@ -448,6 +515,12 @@ impl Hub {
         if frames.is_empty() {
             return;
         }
+        // One commit of frames at a time, in order (`pump` never starts a
+        // second; this keeps it so for any caller).
+        if let Some(mut flight) = self.flight.take() {
+            let done = (&mut flight.task).await;
+            self.finish_frames(flight, done).await;
+        }
         // New envelopes count against their author at once, across all of
         // these frames: a batch of 256 must not slip past a quota of 5.
         let mut admitted: HashMap<PeerId, u64> = HashMap::new();
@@ -481,7 +554,35 @@ impl Hub {
                 incoming.push((link, notes));
             }
         }
-        let fx = self.engine.handle_many(inputs).await;
+        let (fx, commit) = self.engine.handle_many_deferred(inputs).await;
+        self.apply(fx);
+        match commit {
+            // Committed beside the hub, which meanwhile goes on delivering
+            // what other instances committed (see `Hub::run`).
+            Some(commit) => {
+                let ids = commit.ids();
+                self.flight = Some(Flight { task: tokio::spawn(commit.run()), ids, incoming });
+            }
+            None => self.acknowledge(incoming, Vec::new()).await,
+        }
+    }
+
+    /// The commit of frames' envelopes is over: what follows it in the
+    /// engine, then the acknowledgements.
+    async fn finish_frames(&mut self, flight: Flight, done: Result<CommitDone, tokio::task::JoinError>) {
+        let fx = match done {
+            Ok(done) => self.engine.committed(done).await,
+            Err(e) => {
+                let why = format!("the commit's task ended without an outcome: {e}");
+                self.engine.commit_lost(&flight.ids, &why).await
+            }
+        };
+        self.acknowledge(flight.incoming, fx).await;
+    }
+
+    /// Acknowledge what frames brought that is in the store now, given the
+    /// effects of their commit, and carry out the effects.
+    async fn acknowledge(&mut self, incoming: Vec<(LinkId, Vec<Incoming>)>, fx: Vec<Effect>) {
         // The engine has run Persist -> Persisted: whatever is in the store
         // now is committed (synchronous=FULL) and may be acknowledged. The
         // engine says what its commit stored (`new`) or found there already

@@ -42,6 +42,23 @@ pub trait Host {
 
 /// Carry out `outputs` and everything that follows from them.
 pub async fn drain<H: Host>(node: &mut Node, outputs: Vec<Output>, host: &mut H) {
+    let deferred = run(node, outputs, host, false).await;
+    debug_assert!(deferred.is_empty());
+}
+
+/// [`drain`] that commits nothing: everything but the commits is carried
+/// out (and what it leads to), and the envelopes to commit are returned.
+/// They stay pending in the core, which goes on taking other inputs
+/// meanwhile (a copy of one of them arriving is not taken twice), until
+/// the host feeds it `Input::Persisted` for each. A relay commits to a
+/// shared database this way while it goes on delivering what its siblings
+/// committed.
+pub async fn drain_deferring<H: Host>(node: &mut Node, outputs: Vec<Output>, host: &mut H) -> Vec<ToPersist> {
+    run(node, outputs, host, true).await
+}
+
+async fn run<H: Host>(node: &mut Node, outputs: Vec<Output>, host: &mut H, defer: bool) -> Vec<ToPersist> {
+    let mut deferred = Vec::new();
     let mut work: VecDeque<Output> = outputs.into();
     while !work.is_empty() {
         let mut batch = Vec::new();
@@ -53,7 +70,9 @@ pub async fn drain<H: Host>(node: &mut Node, outputs: Vec<Output>, host: &mut H)
             }
         }
         let mut follow = Vec::new();
-        if !batch.is_empty() {
+        if defer {
+            deferred.append(&mut batch);
+        } else if !batch.is_empty() {
             let ids: Vec<_> = batch.iter().map(|p| p.envelope.id()).collect();
             let mut results = host.persist(node, batch).await.into_iter();
             for id in ids {
@@ -72,6 +91,7 @@ pub async fn drain<H: Host>(node: &mut Node, outputs: Vec<Output>, host: &mut H)
             work.extend(node.handle(input, now));
         }
     }
+    deferred
 }
 
 /// [`drain`] for a host that never waits (an in-memory store): runs it to
@@ -135,6 +155,39 @@ mod tests {
         assert_eq!(n.state_sizes().pending, 0, "each answered");
         let me = n.peer_id();
         assert_eq!(n.head(&RoomId::festival(), &me), (3, 3), "all three held");
+    }
+
+    #[test]
+    fn deferred_commits_stay_pending_and_a_copy_meanwhile_is_not_taken_twice() {
+        let mut author = node();
+        let now = Recorder::default().now();
+        let (_, out) = author.send(RoomId::festival(), Content::Text("later".into()), now).expect("send");
+        let mut host = Recorder::default();
+        let deferred = {
+            let mut run = pin!(drain_deferring(&mut author, out, &mut host));
+            let Poll::Ready(deferred) = run.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+                panic!("the host does not wait")
+            };
+            deferred
+        };
+        assert_eq!(deferred.len(), 1, "the commit is handed back");
+        assert!(host.batches.is_empty(), "and not run");
+        assert_eq!(author.state_sizes().pending, 1, "pending until answered");
+        let me = author.peer_id();
+        let envelope = deferred[0].envelope.clone();
+        // The same envelope from a sibling meanwhile: held already.
+        let out = committed(&mut author, envelope.clone());
+        drain_now(&mut author, out, &mut host);
+        assert_eq!(author.state_sizes().pending, 1, "still the one pending");
+        let answered = author.handle(Input::Persisted { id: envelope.id(), result: Ok(()) }, now);
+        drain_now(&mut author, answered, &mut host);
+        assert_eq!(author.state_sizes().pending, 0);
+        assert_eq!(author.head(&RoomId::festival(), &me), (1, 1), "held once answered");
+        assert!(host.batches.is_empty(), "the host never committed it itself");
+    }
+
+    fn committed(n: &mut Node, envelope: SignedEnvelope) -> Vec<Output> {
+        n.handle(Input::Committed { envelope, hops: 1 }, Recorder::default().now())
     }
 
     #[test]

@@ -90,7 +90,7 @@ use crate::identity::Identity;
 use crate::ids::{LinkId, MessageId, PeerId, RoomId};
 use crate::policy::{limits, Limits, PowerState};
 
-pub use drain::{drain, drain_now, Host, ToPersist};
+pub use drain::{drain, drain_deferring, drain_now, Host, ToPersist};
 pub use refusals::{PeerCounters, RefusalReport, Reject, Stats};
 pub use state::digest_of;
 use state::{BoundedMap, LinkState, RoomState, TokenBucket};

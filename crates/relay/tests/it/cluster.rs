@@ -3,7 +3,8 @@
 //! different instances chat both ways, DMs and receipts included; a message
 //! posted through one instance while its addressee is away reaches it
 //! through another; an instance killed during a burst loses nothing it
-//! acknowledged; without Redis the store's tail carries the fan-out; and
+//! acknowledged; without Redis the store's tail carries the fan-out; an
+//! instance whose commit waits still delivers what others committed; and
 //! signaling crosses instances.
 
 use crate::common;
@@ -290,6 +291,71 @@ async fn while_postgres_is_away_nothing_is_acknowledged_and_all_of_it_arrives_af
     }
     a.stop().await;
     b.stop().await;
+    one.stop().await;
+    two.stop().await;
+}
+
+/// An instance whose commit waits on PostgreSQL (here: for a row lock the
+/// test holds on one author's chain) goes on pushing to its nodes what the
+/// other instances committed meanwhile; the waiting message is not
+/// acknowledged until it is committed, and then arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
+    use sqlx::Connection;
+    let s = Servers::start().await;
+    let (_d1, one) = s.relay("one", |c| c).await;
+    let (_d2, two) = s.relay("two", |c| c).await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = TestNode::start(dirs[0].path(), "Ana", &one.url()).await;
+    let c = TestNode::start(dirs[1].path(), "Cleo", &one.url()).await;
+    let b = TestNode::start(dirs[2].path(), "Ben", &two.url()).await;
+    eventually("the bus is up", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;
+    let first = c.send("festival", "first").await;
+    eventually("Ben has Cleo's first", || b.has(&first)).await;
+
+    // Cleo's chain's head, locked: instance one's next commit of hers waits.
+    let mut lock = sqlx::PgConnection::connect(&s.store).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
+    let held = sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
+        .bind(&c.id.as_bytes()[..])
+        .fetch_all(&mut lock)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "Cleo's one chain");
+    let mut watch = sqlx::PgConnection::connect(&s.store).await.unwrap();
+    let waiting = async |watch: &mut sqlx::PgConnection| -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(watch)
+        .await
+        .unwrap()
+    };
+    let stuck = c.send("festival", "waits for the lock").await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while waiting(&mut watch).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "instance one's commit never waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let across = b.send("festival", "from instance two, meanwhile").await;
+    eventually("Ana (on instance one) has Ben's message", || a.has(&across)).await;
+    // Before the commit gave up (a batch's deadline is 12 s): it still
+    // waits, and has not failed once (a hub that waited for it would have
+    // delivered nothing until it failed, and the node's resend then waits
+    // again).
+    assert_eq!(one.rejections("store_failed").await, 0, "instance one's commit never failed");
+    assert_eq!(waiting(&mut watch).await, 1, "instance one's commit still waits");
+    assert!(!c.acked(&stuck), "nothing is acknowledged before it is committed");
+    assert!(!a.has(&stuck).await);
+
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    eventually("Cleo's message is acknowledged", || async { c.acked(&stuck) }).await;
+    eventually("Ana has it", || a.has(&stuck)).await;
+    eventually("Ben has it", || b.has(&stuck)).await;
+    for n in [a, b, c] {
+        n.stop().await;
+    }
     one.stop().await;
     two.stop().await;
 }

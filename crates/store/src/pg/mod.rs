@@ -686,6 +686,15 @@ mod tests {
         assert!(matches!(out[..], [Ok(New)]), "{out:?}");
         assert_eq!(store.fast_path_counts(), (5, 4));
         assert_eq!(marks(store.clone(), carol.peer_id()).await, (5, 5, 4));
+        // A batch on the fast path is one write transaction (what the
+        // benchmark's `postgres_write_xacts_per_sec` counts); reading the
+        // counter, and reading the store, take none.
+        let before = server.next_xid("fast").await.unwrap();
+        store.heads().await.unwrap();
+        assert_eq!(server.next_xid("fast").await.unwrap(), before);
+        store.insert_batch(&[env(&carol, 6, "c6"), env(&carol, 7, "c7")], 12, false).await.unwrap();
+        assert_eq!(store.fast_path_counts(), (6, 4));
+        assert_eq!(server.next_xid("fast").await.unwrap(), before + 1);
         store.close().await;
     }
 

@@ -258,6 +258,17 @@ impl TempServer {
         Ok(self.url(name))
     }
 
+    /// The id the server's next write transaction will get: the difference
+    /// between two readings is how many transactions wrote in between (a
+    /// read-only one takes no id, and this reading takes none either).
+    pub async fn next_xid(&self, database: &str) -> Result<u64, ServerError> {
+        let mut conn = self.options(database).connect().await?;
+        let (xid,): (i64,) =
+            sqlx::query_as("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetch_one(&mut conn).await?;
+        conn.close().await?;
+        Ok(xid as u64)
+    }
+
     /// The directory holding the data, the socket and the log.
     pub fn dir(&self) -> &Path {
         &self.dir
