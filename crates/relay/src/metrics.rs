@@ -212,6 +212,11 @@ impl Metrics {
                 "Batches the fast path refused (seqs seen before, a gap, a conflict), stored by the transaction.",
                 refused,
             );
+            counter(
+                "festival_relay_store_unreadable_rows_total",
+                "Rows of the shared store's messages the tail could not read and went past.",
+                store.unreadable_rows(),
+            );
         }
     }
 }

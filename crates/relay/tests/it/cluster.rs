@@ -149,12 +149,34 @@ async fn without_redis_the_shared_store_carries_the_fan_out() {
         healthz(&one).await == (200, "ok\nstore: reachable\nbus: unreachable\n".to_owned())
     })
     .await;
+    // A row no instance wrote as it is (its bytes are no envelope), in the
+    // committed order before what follows: the tails go past it.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&store).await.unwrap();
+        sqlx::query(
+            "INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, raw)
+             VALUES ($1, 'festival', $2, 1, 0, $3, $3, 1, $4)",
+        )
+        .bind(&[7u8; 32][..])
+        .bind(&[8u8; 32][..])
+        .bind(festival_node::clock::now_ms() as i64)
+        .bind(&b"not an envelope"[..])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
     let second = a.send("festival", "without the bus").await;
     let third = c.send("festival", "from the instance that never had one").await;
     eventually("Ben has Ana's second message", || b.has(&second)).await;
     eventually("Ana and Ben have Cem's", || async { a.has(&third).await && b.has(&third).await }).await;
-    // Instance two read them from the store's committed order.
+    eventually("Cem has Ana's second", || c.has(&second)).await;
+    // Instance two read them from the store's committed order, past the
+    // unreadable row, which it counted.
     assert!(two.metric("festival_relay_cluster_fallback_reads_total").await >= tail_before + 2);
+    assert!(two.metric("festival_relay_store_unreadable_rows_total").await >= 1);
+    assert!(three.metric("festival_relay_store_unreadable_rows_total").await >= 1);
 
     redis.restart().await.expect("Redis starts again");
     eventually("the bus is back", || async { healthz(&one).await.1.ends_with("bus: reachable\n") }).await;

@@ -33,6 +33,7 @@ mod read;
 pub mod server;
 mod tail;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use festival_core::body::check_name;
@@ -77,6 +78,9 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Where batches are stored (see `ingest.rs`).
     writer: ingest::Writer,
+    /// Rows of `messages` the committed order's readers went past because
+    /// they could not be read (see `tail.rs`).
+    unreadable: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Whether PostgreSQL rolled the transaction back for something a retry can
@@ -164,7 +168,7 @@ impl PgStore {
         let writer = ingest::Writer::new(
             options.application_name(WRITER_NAME).options([("plan_cache_mode", "force_generic_plan")]),
         );
-        Ok(PgStore { pool, writer })
+        Ok(PgStore { pool, writer, unreadable: Arc::default() })
     }
 
     /// Take one room creation, for every instance of a cluster at once

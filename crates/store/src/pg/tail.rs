@@ -3,6 +3,8 @@
 //! migrations-pg/0002_committed_order.sql for why transaction ids and not a
 //! sequence).
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use festival_core::{MessageId, PeerId, RoomId, SignedEnvelope};
 
 use super::PgStore;
@@ -42,7 +44,9 @@ impl PgStore {
 
     /// Up to `limit` envelopes (with their hops) committed after `cursor`
     /// by transactions that have all ended, in the committed order, and the
-    /// cursor after them. Fewer than `limit`: nothing more has committed yet.
+    /// cursor after them. Fewer than `limit`: nothing more has committed yet,
+    /// or rows among them could not be read (skipped and counted:
+    /// [`PgStore::unreadable_rows`]).
     pub async fn committed_after(
         &self,
         cursor: &CommitCursor,
@@ -52,7 +56,10 @@ impl PgStore {
         let mut next = cursor.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (tx, id, raw, hops) in rows {
-            out.push((rebuild(&id, &raw)?, hops_from_sql("messages", hops)?));
+            match rebuild(&id, &raw).and_then(|e| Ok((e, hops_from_sql("messages", hops)?))) {
+                Ok(item) => out.push(item),
+                Err(e) => self.unreadable_row(&id, &e),
+            }
             next = CommitCursor { tx, id };
         }
         Ok((out, next))
@@ -73,12 +80,18 @@ impl PgStore {
         let mut next = cursor.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (tx, id, room, author, seq) in rows {
-            out.push(CommittedRef {
-                id: message_id_from_sql("messages", &id)?,
-                room: room_from_sql("messages", room)?,
-                author: peer_from_sql("messages", &author)?,
-                seq: from_sql("messages", seq)?,
-            });
+            let read = || -> Result<CommittedRef> {
+                Ok(CommittedRef {
+                    id: message_id_from_sql("messages", &id)?,
+                    room: room_from_sql("messages", room)?,
+                    author: peer_from_sql("messages", &author)?,
+                    seq: from_sql("messages", seq)?,
+                })
+            };
+            match read() {
+                Ok(r) => out.push(r),
+                Err(e) => self.unreadable_row(&id, &e),
+            }
             next = CommitCursor { tx, id };
         }
         Ok((out, next))
@@ -113,6 +126,29 @@ impl PgStore {
                 .bind(&ids)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.into_iter().map(|(id, raw, hops)| Ok((rebuild(&id, &raw)?, hops_from_sql("messages", hops)?))).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, raw, hops) in rows {
+            match rebuild(&id, &raw).and_then(|e| Ok((e, hops_from_sql("messages", hops)?))) {
+                Ok(item) => out.push(item),
+                Err(e) => self.unreadable_row(&id, &e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows of `messages` that the committed order's readers could not read
+    /// and went past, since this store was opened.
+    pub fn unreadable_rows(&self) -> u64 {
+        self.unreadable.load(Relaxed)
+    }
+
+    /// A row this store did not write as it is (its bytes are not the
+    /// envelope its id names, or a column is out of range: a hand's edit, a
+    /// damaged page, another program): the readers go past it, so one row
+    /// does not stop an instance's fan-out; counted and logged.
+    fn unreadable_row(&self, id: &[u8], e: &crate::StoreError) {
+        self.unreadable.fetch_add(1, Relaxed);
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        tracing::warn!(%id, %e, "an unreadable row of messages is skipped");
     }
 }

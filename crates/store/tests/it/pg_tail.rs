@@ -81,6 +81,51 @@ async fn a_tail_misses_nothing_that_commits_out_of_order() {
     assert_eq!(rest.len(), 6);
 }
 
+/// A row whose bytes are not the envelope its id names, or whose room is
+/// no room (nothing this store writes; a hand's edit, a damaged page) does
+/// not stop a tail: it is skipped, counted, and what follows is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_goes_past_a_row_it_cannot_read() {
+    let server = TempServer::start(false).await.expect("start PostgreSQL");
+    let url = server.create_database("unreadable").await.unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let (alice, camp) = (identity(1), room("camp"));
+    let cursor = store.commit_horizon().await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for (id, room, raw) in [([7u8; 32], "camp", &b"not an envelope"[..]), ([9u8; 32], "Not A Room!", &b"x"[..])] {
+        sqlx::query(
+            "INSERT INTO messages (id, room, author, seq, kind, created_at, received_at, hops, raw)
+             VALUES ($1, $2, $3, 1, 0, $4, $4, 1, $5)",
+        )
+        .bind(&id[..])
+        .bind(room)
+        .bind(&id[..])
+        .bind(T0 as i64)
+        .bind(raw)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let good = text(&alice, &camp, 1, T0, "after them");
+    store.insert_batch(&[(good.clone(), 1)], T0, false).await.unwrap();
+
+    let (got, next) = store.committed_after(&cursor, 100).await.unwrap();
+    assert_eq!(got.iter().map(|(e, _)| e.id()).collect::<Vec<_>>(), vec![good.id()]);
+    assert_eq!(store.unreadable_rows(), 2, "both bodies unreadable");
+    assert!(store.committed_after(&next, 100).await.unwrap().0.is_empty(), "past all three");
+    // Where they are: the one whose room is no room is skipped; the other
+    // reads (its bytes are not read here), and fetching it skips it.
+    let (refs, next_too) = store.committed_refs_after(&cursor, 100).await.unwrap();
+    assert_eq!(next_too, next);
+    assert_eq!(refs.len(), 2);
+    assert_eq!(store.unreadable_rows(), 3);
+    let ids: Vec<_> = refs.iter().map(|r| r.id).collect();
+    let fetched = store.committed_by_id(&ids).await.unwrap();
+    assert_eq!(fetched.iter().map(|(e, _)| e.id()).collect::<Vec<_>>(), vec![good.id()]);
+    assert_eq!(store.unreadable_rows(), 4);
+    store.close().await;
+}
+
 /// Batches are stored on a connection of their own, kept between them: a
 /// restart of PostgreSQL kills it, or the server ends its session, and the
 /// next batch is stored on a new one (not failed), while a batch with
