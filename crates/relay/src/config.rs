@@ -209,6 +209,11 @@ impl RelayConfig {
         if self.frames_per_sec == 0 || self.frames_burst == 0 || self.bytes_per_sec == 0 {
             return bad("rates must be at least 1");
         }
+        if self.rooms_per_identity_per_hour == 0 || self.rooms_created_per_minute == 0 {
+            // 0 would refuse every room but the festival's own, each with a
+            // refusal that blames the node.
+            return bad("rooms_per_identity_per_hour and rooms_created_per_minute must be at least 1");
+        }
         if (self.bytes_burst as usize) < self.max_frame_bytes {
             return bad("bytes_burst must hold at least one maximal frame");
         }
@@ -289,6 +294,10 @@ mod tests {
         assert!(RelayConfig::default().check().is_ok());
         std::fs::write(&path, "threads = 1025\n").unwrap();
         assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
+        for zero in ["rooms_per_identity_per_hour = 0\n", "rooms_created_per_minute = 0\n"] {
+            std::fs::write(&path, zero).unwrap();
+            assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))), "{zero}");
+        }
         std::fs::write(&path, "threads = 1\n").unwrap();
         assert_eq!(RelayConfig::from_file(&path).unwrap().threads, 1);
     }
