@@ -60,6 +60,10 @@ pub struct Args {
     /// share this machine's cores, and each Socket.IO server is one thread.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// `festival-relay --commits-per-sec` for every instance and the
+    /// single one (default: the relay's).
+    #[arg(long)]
+    commits_per_sec: Option<u32>,
     /// Leave out the same load on one instance with SQLite.
     #[arg(long)]
     no_single: bool,
@@ -98,7 +102,11 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     let config = config.path().to_str().context("a temporary path")?.to_owned();
     let mut out = rt.block_on(cluster(&relay_bin, &a, &config))?;
     if !a.no_single {
-        let extra = ["--config", &config, "--frames-per-sec", "100000", "--frames-burst", "100000"];
+        let mut extra = vec!["--config", &config, "--frames-per-sec", "100000", "--frames-burst", "100000"];
+        let commits = a.commits_per_sec.map(|c| c.to_string());
+        if let Some(c) = &commits {
+            extra.extend(["--commits-per-sec", c]);
+        }
         let single = rt.block_on(crate::relay::fanout_on(
             RelayProc::start_with(&relay_bin, &extra)?,
             &crate::relay::Load { nodes: a.nodes, room_size: a.room_size, rate: a.rate, secs: a.secs },
@@ -230,6 +238,10 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         let args = ["--config", config, "--store", &store, "--bus", &bus, "--instance", &name, "--threads", &threads];
         let mut extra: Vec<&str> = args.to_vec();
         extra.extend(["--frames-per-sec", "100000", "--frames-burst", "100000"]);
+        let commits = a.commits_per_sec.map(|c| c.to_string());
+        if let Some(c) = &commits {
+            extra.extend(["--commits-per-sec", c]);
+        }
         relays.push(RelayProc::start_with(bin, &extra)?);
     }
     // Deliveries to members on the author's instance, and on another.
@@ -322,6 +334,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         "redis_cpu_pct": redis_cpu,
         "tier_cpu_pct": round1(tier_cpu),
         "relay_threads": a.threads,
+        "relay_commits_per_sec": a.commits_per_sec.unwrap_or(festival_relay::RelayConfig::default().commits_per_sec),
         "relay_cpu_pct_per_1k_msgs": per_1k_msgs(relay_cpu.iter().sum::<f64>(), a.rate),
         "cpu_pct_per_1k_msgs": per_1k_msgs(tier_cpu, a.rate),
     }))

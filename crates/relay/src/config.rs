@@ -104,6 +104,15 @@ pub struct RelayConfig {
     /// Messages queued towards one node; a node that does not read them is
     /// closed (`4009`) and syncs again when it reconnects.
     pub outbound_queue: usize,
+    /// Commits per second of what nodes send, at most: below it every
+    /// commit starts as soon as the one before has ended; above it, what
+    /// arrives waits for the next commit (at most 1/this s) and shares it.
+    /// Each commit costs the database about what a few more messages in it
+    /// would, so under load this bounds its transactions per second (per
+    /// instance, in a cluster) whatever the rate of messages. 100: a tenth
+    /// of PostgreSQL's CPU at 1,500 msgs/s over three instances, for up to
+    /// 10 ms of waiting under that load (docs/benchmarks.md).
+    pub commits_per_sec: u32,
     /// New rooms one identity may make the relay join per hour: a person
     /// joins a handful over a festival; a client naming hundreds gets this
     /// many and a `room_creation_limit` refusal for the rest.
@@ -160,6 +169,7 @@ impl Default for RelayConfig {
             idle_timeout_secs: 60,
             auth_timeout_secs: 3,
             outbound_queue: 1_024,
+            commits_per_sec: 100,
             rooms_per_identity_per_hour: 16,
             rooms_created_per_minute: 60,
             room_idle_hours: 24,
@@ -208,6 +218,9 @@ impl RelayConfig {
         }
         if self.frames_per_sec == 0 || self.frames_burst == 0 || self.bytes_per_sec == 0 {
             return bad("rates must be at least 1");
+        }
+        if self.commits_per_sec == 0 {
+            return bad("commits_per_sec must be at least 1");
         }
         if self.rooms_per_identity_per_hour == 0 || self.rooms_created_per_minute == 0 {
             // 0 would refuse every room but the festival's own, each with a
@@ -294,7 +307,7 @@ mod tests {
         assert!(RelayConfig::default().check().is_ok());
         std::fs::write(&path, "threads = 1025\n").unwrap();
         assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))));
-        for zero in ["rooms_per_identity_per_hour = 0\n", "rooms_created_per_minute = 0\n"] {
+        for zero in ["rooms_per_identity_per_hour = 0\n", "rooms_created_per_minute = 0\n", "commits_per_sec = 0\n"] {
             std::fs::write(&path, zero).unwrap();
             assert!(matches!(RelayConfig::from_file(&path), Err(ConfigError::Invalid(_))), "{zero}");
         }

@@ -250,6 +250,51 @@ pub struct Hub {
     /// up to about two turns' worth, [`MAX_INPUTS_PER_TURN`] each, since
     /// the inbox is not read while a turn's worth waits.
     held: VecDeque<HubIn>,
+    /// Commits of frames allowed per second (`commits_per_sec`).
+    commit_budget: CommitBudget,
+    /// When the budget has a commit again for the frames that wait.
+    gather_until: Option<Instant>,
+    /// Shutting down: what waits is committed without the budget.
+    closing: bool,
+}
+
+/// A token bucket of commits: up to `commits_per_sec`, with a tenth of a
+/// second's worth (at least one) to spend at once. Below the rate every
+/// frame's commit starts as soon as the one before it ends, as without a
+/// budget; above it, frames wait for the next commit and share it, so that
+/// an instance's transactions per second stay bounded whatever the rate of
+/// messages (each costs the database about as much as a few messages in
+/// it: see docs/benchmarks.md, "Commits shared under load").
+struct CommitBudget {
+    per_sec: f64,
+    cap: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl CommitBudget {
+    fn new(per_sec: u32, now: Instant) -> CommitBudget {
+        let per_sec = f64::from(per_sec.max(1));
+        let cap = (per_sec / 10.0).max(1.0);
+        CommitBudget { per_sec, cap, tokens: cap, at: now }
+    }
+
+    /// A commit taken and not made.
+    fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.cap);
+    }
+
+    /// Take a commit: `None` if there was one, or how long until there is.
+    fn take(&mut self, now: Instant) -> Option<std::time::Duration> {
+        self.tokens = (self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * self.per_sec).min(self.cap);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(std::time::Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+        }
+    }
 }
 
 impl Hub {
@@ -347,6 +392,9 @@ impl Hub {
             author_checked: HashMap::new(),
             flight: None,
             held: VecDeque::new(),
+            commit_budget: CommitBudget::new(cfg.commits_per_sec, Instant::now()),
+            gather_until: None,
+            closing: false,
         };
         Ok((hub, identity))
     }
@@ -372,6 +420,9 @@ impl Hub {
                 }
                 _ = sweep.tick(), if self.flight.is_none() => self.leave_idle_rooms().await,
                 _ = retry.tick(), if self.flight.is_none() && !self.waiting.is_empty() => self.join_waiting_rooms().await,
+                _ = tokio::time::sleep_until(self.gather_until.unwrap_or_else(Instant::now)), if self.gather_until.is_some() && self.flight.is_none() => {
+                    self.pump().await;
+                }
                 done = join(&mut self.flight), if self.flight.is_some() => {
                     let flight = self.flight.take().expect("a commit was in flight");
                     self.finish_frames(flight, done).await;
@@ -389,7 +440,7 @@ impl Hub {
                             }
                         }
                         for m in batch {
-                            if self.flight.is_some() && beside_commit(&m) {
+                            if (self.flight.is_some() || self.gather_until.is_some()) && beside_commit(&m) {
                                 self.on(m).await;
                             } else {
                                 self.held.push_back(m);
@@ -410,7 +461,9 @@ impl Hub {
                 self.apply(fx);
             }
         }
-        // What is in flight and what waited for it are still settled.
+        // What is in flight and what waited for it are still settled, at
+        // once.
+        self.closing = true;
         loop {
             self.pump().await;
             let Some(mut flight) = self.flight.take() else { break };
@@ -427,6 +480,18 @@ impl Hub {
     /// engine at once, and shares one commit.
     async fn pump(&mut self) {
         while self.flight.is_none() {
+            if matches!(self.held.front(), Some(HubIn::Frame { .. })) {
+                self.gather_until = None;
+                // Within the commit budget, or with a turn's worth waiting
+                // (the inbox is not read past it), commit now; else gather
+                // until the budget has a commit again.
+                if let Some(wait) = self.commit_budget.take(Instant::now()) {
+                    if self.held.len() < MAX_INPUTS_PER_TURN && !self.closing {
+                        self.gather_until = Some(Instant::now() + wait);
+                        return;
+                    }
+                }
+            }
             let Some(first) = self.held.pop_front() else { return };
             let HubIn::Frame { link, bytes } = first else {
                 self.on(first).await;
@@ -439,6 +504,10 @@ impl Hub {
                 }
             }
             self.on_frames(frames).await;
+            if self.flight.is_none() {
+                // Nothing to commit after all (hellos, copies held already).
+                self.commit_budget.refund();
+            }
         }
     }
 
@@ -561,6 +630,7 @@ impl Hub {
             // what other instances committed (see `Hub::run`).
             Some(commit) => {
                 let ids = commit.ids();
+                self.metrics.commits.fetch_add(1, Relaxed);
                 self.flight = Some(Flight { task: tokio::spawn(commit.run()), ids, incoming });
             }
             None => self.acknowledge(incoming, Vec::new()).await,
@@ -1043,5 +1113,35 @@ impl Hub {
                 Effect::Sent { .. } | Effect::Limits(_) | Effect::Receipt { .. } | Effect::Stored { .. } => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_commit_budget_spends_a_tenth_of_a_second_at_once_then_refills_at_its_rate() {
+        let t0 = Instant::now();
+        let mut b = CommitBudget::new(100, t0);
+        for _ in 0..10 {
+            assert_eq!(b.take(t0), None);
+        }
+        let wait = b.take(t0).expect("spent");
+        assert!((wait.as_secs_f64() - 0.010).abs() < 1e-9, "{wait:?}");
+        // Half-way: still waiting, for the other half.
+        let wait = b.take(t0 + Duration::from_millis(5)).expect("not yet");
+        assert!((wait.as_secs_f64() - 0.005).abs() < 1e-9, "{wait:?}");
+        assert_eq!(b.take(t0 + Duration::from_millis(10)), None);
+        // A refund gives back what was taken; never past the cap.
+        b.refund();
+        assert_eq!(b.take(t0 + Duration::from_millis(10)), None);
+        assert_eq!(b.take(t0 + Duration::from_secs(60)), None);
+        assert_eq!(b.tokens, 9.0, "refilled to its cap of 10, one taken");
+        // A budget below ten a second still spends one at once.
+        let mut slow = CommitBudget::new(2, t0);
+        assert_eq!(slow.take(t0), None);
+        assert_eq!(slow.take(t0), Some(Duration::from_millis(500)));
     }
 }

@@ -69,6 +69,10 @@ struct Args {
     frames_per_sec: Option<u32>,
     #[arg(long)]
     frames_burst: Option<u32>,
+    /// Commits per second of what nodes send, at most; above it messages
+    /// share commits.
+    #[arg(long)]
+    commits_per_sec: Option<u32>,
     /// Storage quota: messages kept per author.
     #[arg(long)]
     max_messages_per_author: Option<u64>,
@@ -86,6 +90,7 @@ fn config(args: &Args) -> anyhow::Result<RelayConfig> {
     }
     set!(listen, data_dir, max_connections, max_connections_per_ip, frames_per_sec, frames_burst);
     set!(max_messages_per_author, idle_timeout_secs, max_unauthenticated, max_unauthenticated_per_prefix, threads);
+    set!(commits_per_sec);
     if let Some(url) = &args.store {
         cfg.store = Some(url.clone());
     }

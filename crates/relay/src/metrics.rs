@@ -28,6 +28,8 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Envelopes the relay acknowledged as committed (`Stored`).
     pub stored_acks: AtomicU64,
+    /// Commits of what nodes' frames brought (see `commits_per_sec`).
+    pub commits: AtomicU64,
     pub signals_forwarded: AtomicU64,
     pub stun_requests: AtomicU64,
     /// Messages in the mailbox (the relay's store).
@@ -111,6 +113,11 @@ impl Metrics {
             "festival_relay_stored_acks_total",
             "Envelopes acknowledged as committed.",
             self.stored_acks.load(Relaxed),
+        );
+        counter(
+            "festival_relay_commits_total",
+            "Commits of envelopes nodes sent (a transaction for others' and one for the relay's own).",
+            self.commits.load(Relaxed),
         );
         counter("festival_relay_signals_total", "Signaling messages forwarded.", self.signals_forwarded.load(Relaxed));
         counter(

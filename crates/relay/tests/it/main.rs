@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod client;
 mod cluster;
+mod commits;
 mod common;
 mod flood;
 mod limits;
