@@ -244,7 +244,9 @@ impl<S: MessageStore> Engine<S> {
     /// outcome to [`Engine::committed`], which carries out what follows,
     /// as `handle_many` would have. Until then the envelopes are pending
     /// in the core: a copy arriving meanwhile is not taken again. Commit
-    /// them one [`Commit`] at a time, in the order they came.
+    /// them one [`Commit`] at a time, in the order they came. Other calls
+    /// meanwhile ([`Engine::handle`]) commit what they bring themselves,
+    /// inline, beside the deferred one (a shared store serialises them).
     pub async fn handle_many_deferred(
         &mut self,
         inputs: impl IntoIterator<Item = Input>,

@@ -106,12 +106,14 @@ pub struct RelayConfig {
     pub outbound_queue: usize,
     /// Commits per second of what nodes send, at most: below it every
     /// commit starts as soon as the one before has ended; above it, what
-    /// arrives waits for the next commit (at most 1/this s) and shares it.
+    /// arrives waits for the next commit (at most 1/this s, or until a
+    /// turn's worth of 256 frames waits) and shares it.
     /// Each commit costs the database about what a few more messages in it
     /// would, so under load this bounds its transactions per second (per
-    /// instance, in a cluster) whatever the rate of messages. 100: a tenth
-    /// of PostgreSQL's CPU at 1,500 msgs/s over three instances, for up to
-    /// 10 ms of waiting under that load (docs/benchmarks.md).
+    /// instance, in a cluster) whatever the rate of messages. 100: at
+    /// 1,500 msgs/s over three instances, PostgreSQL's CPU 42 % lower and
+    /// the tier's 18 %, for up to 10 ms of waiting under that load
+    /// (docs/benchmarks.md, "Commits shared under load").
     pub commits_per_sec: u32,
     /// New rooms one identity may make the relay join per hour: a person
     /// joins a handful over a festival; a client naming hundreds gets this

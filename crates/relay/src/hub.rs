@@ -22,8 +22,9 @@
 //!
 //! A commit of frames' envelopes runs in a task of its own
 //! (`Engine::handle_many_deferred`): while it waits on the store the hub
-//! goes on with what other instances committed and with signaling; frames
-//! and connections opening or closing wait for it, in order.
+//! goes on with what other instances committed (on a queue of their own),
+//! signaling and new connections; frames, and connections closing after
+//! them, wait for it, at most `commits_per_sec` commits a second.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -123,20 +124,34 @@ async fn join(flight: &mut Option<Flight>) -> Result<CommitDone, tokio::task::Jo
     }
 }
 
-/// What the hub serves while a commit of frames is in flight: what other
-/// instances committed, and signaling. Frames wait (one commit of them at
-/// a time, in order), and so do connections opening and closing, which
-/// stay in order with their frames.
+/// What the hub serves as it comes, also while a commit of frames is in
+/// flight or gathers: what other instances committed, signaling, and
+/// connections opening (a link that is opening has no frames waiting).
+/// A session replaced at another instance goes too: what its frames here
+/// brought is not acknowledged, and comes again there. Frames wait (one
+/// commit of them at a time, in order), and so do connections closing,
+/// which go after the frames they sent.
 fn beside_commit(m: &HubIn) -> bool {
     match m {
         HubIn::Committed { .. }
         | HubIn::Missing { .. }
         | HubIn::RemoteSignal { .. }
         | HubIn::Unreachable { .. }
-        | HubIn::Signal { .. } => true,
-        HubIn::Open { .. } | HubIn::Frame { .. } | HubIn::Closed { .. } | HubIn::Replaced { .. } => false,
+        | HubIn::Signal { .. }
+        | HubIn::Open { .. }
+        | HubIn::Replaced { .. } => true,
+        HubIn::Frame { .. } | HubIn::Closed { .. } => false,
     }
 }
+
+/// The cluster's queue into the hub (its reader tasks wait when it is full).
+const BUS_QUEUE: usize = 4_096;
+
+/// Envelopes other instances committed at positions pending in this
+/// instance's commit, kept until it ends (see `Hub::on_committed`): a
+/// commit holds at most a turn's worth of frames, and a sibling sends each
+/// position about once (twice with the tail).
+const MAX_AFTER_FLIGHT: usize = 4_096;
 
 /// How often waiting rooms are looked at.
 const ROOM_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -256,6 +271,15 @@ pub struct Hub {
     gather_until: Option<Instant>,
     /// Shutting down: what waits is committed without the budget.
     closing: bool,
+    /// What other instances committed at positions pending in the commit
+    /// in flight (at most [`MAX_AFTER_FLIGHT`]).
+    after_flight: Vec<(SignedEnvelope, u8)>,
+    /// The cluster's inputs (`Committed`, `Missing`, signals from other
+    /// instances), on a queue of their own: read even while a turn's worth
+    /// of frames waits for a commit. Its sender is kept here, the cluster
+    /// holds it weakly.
+    bus_rx: mpsc::Receiver<HubIn>,
+    _bus_tx: mpsc::Sender<HubIn>,
 }
 
 /// A token bucket of commits: up to `commits_per_sec`, with a tenth of a
@@ -303,7 +327,6 @@ impl Hub {
     pub async fn open(
         cfg: &RelayConfig,
         metrics: Arc<Metrics>,
-        hub: &mpsc::Sender<HubIn>,
         instance: String,
     ) -> Result<(Hub, Identity), RelayError> {
         let store_err = |e: StoreError| RelayError::Store(e.to_string());
@@ -354,12 +377,13 @@ impl Hub {
             .map_err(|e| RelayError::Store(e.to_string()))?;
         let retention_task = engine.start_retention(retention);
         let identity = Identity::from_secret_bytes(&engine.node().identity().secret_bytes());
+        let (bus_tx, bus_rx) = mpsc::channel(BUS_QUEUE);
         let cluster = match (&store, horizon) {
             (AnyStore::Postgres(pg), Some(horizon)) => {
                 metrics.clustered.store(true, Relaxed);
                 tracing::info!(%instance, bus = cfg.bus.is_some(), "relay cluster instance");
                 let bus = cfg.bus.clone().map(|url| (url, BusKey::of(&identity)));
-                let c = Cluster::start(pg.clone(), horizon, bus, instance, hub, metrics.clone())
+                let c = Cluster::start(pg.clone(), horizon, bus, instance, &bus_tx, metrics.clone())
                     .map_err(|e| RelayError::Store(format!("bus: {e}")))?;
                 Some(c)
             }
@@ -395,6 +419,9 @@ impl Hub {
             commit_budget: CommitBudget::new(cfg.commits_per_sec, Instant::now()),
             gather_until: None,
             closing: false,
+            after_flight: Vec::new(),
+            bus_rx,
+            _bus_tx: bus_tx,
         };
         Ok((hub, identity))
     }
@@ -418,8 +445,11 @@ impl Hub {
                     let fx = self.engine.handle(input).await;
                     self.apply(fx);
                 }
-                _ = sweep.tick(), if self.flight.is_none() => self.leave_idle_rooms().await,
-                _ = retry.tick(), if self.flight.is_none() && !self.waiting.is_empty() => self.join_waiting_rooms().await,
+                _ = sweep.tick() => self.leave_idle_rooms().await,
+                _ = retry.tick(), if !self.waiting.is_empty() => self.join_waiting_rooms().await,
+                // The cluster's queue is never full of frames: what other
+                // instances committed is delivered whatever waits here.
+                Some(m) = self.bus_rx.recv() => self.on(m).await,
                 _ = tokio::time::sleep_until(self.gather_until.unwrap_or_else(Instant::now)), if self.gather_until.is_some() && self.flight.is_none() => {
                     self.pump().await;
                 }
@@ -440,7 +470,7 @@ impl Hub {
                             }
                         }
                         for m in batch {
-                            if (self.flight.is_some() || self.gather_until.is_some()) && beside_commit(&m) {
+                            if beside_commit(&m) {
                                 self.on(m).await;
                             } else {
                                 self.held.push_back(m);
@@ -475,38 +505,54 @@ impl Hub {
         tracing::info!("relay store closed");
     }
 
-    /// Serve what waited, in arrival order, until all of it is served or
-    /// a commit of frames is in flight; each run of frames is handed to the
-    /// engine at once, and shares one commit.
+    /// Serve what waited: every frame waiting (up to a turn's worth), in
+    /// arrival order, in one engine call and one commit when the budget has
+    /// one (else gather until it has), then the links that closed
+    /// meanwhile, after their frames; until nothing waits or a commit is in
+    /// flight.
     async fn pump(&mut self) {
-        while self.flight.is_none() {
-            if matches!(self.held.front(), Some(HubIn::Frame { .. })) {
+        while self.flight.is_none() && !self.held.is_empty() {
+            let mut debited = false;
+            if self.held.iter().any(|m| matches!(m, HubIn::Frame { .. })) {
                 self.gather_until = None;
-                // Within the commit budget, or with a turn's worth waiting
-                // (the inbox is not read past it), commit now; else gather
-                // until the budget has a commit again.
-                if let Some(wait) = self.commit_budget.take(Instant::now()) {
-                    if self.held.len() < MAX_INPUTS_PER_TURN && !self.closing {
+                match self.commit_budget.take(Instant::now()) {
+                    None => debited = true,
+                    // A turn's worth waiting (the inbox is not read past
+                    // it), or shutting down: now.
+                    Some(wait) if self.held.len() < MAX_INPUTS_PER_TURN && !self.closing => {
                         self.gather_until = Some(Instant::now() + wait);
                         return;
                     }
+                    Some(_) => {}
                 }
             }
-            let Some(first) = self.held.pop_front() else { return };
-            let HubIn::Frame { link, bytes } = first else {
-                self.on(first).await;
-                continue;
-            };
-            let mut frames = vec![(link, bytes)];
-            while matches!(self.held.front(), Some(HubIn::Frame { .. })) {
-                if let Some(HubIn::Frame { link, bytes }) = self.held.pop_front() {
-                    frames.push((link, bytes));
+            // Up to the turn's last frame; a closing among them waits for
+            // the frames before it.
+            let mut cut = self.held.len();
+            let mut taken = 0;
+            for (i, m) in self.held.iter().enumerate() {
+                if matches!(m, HubIn::Frame { .. }) {
+                    taken += 1;
+                    if taken == MAX_INPUTS_PER_TURN {
+                        cut = i + 1;
+                        break;
+                    }
+                }
+            }
+            let (mut frames, mut rest) = (Vec::new(), Vec::new());
+            for m in self.held.drain(..cut) {
+                match m {
+                    HubIn::Frame { link, bytes } => frames.push((link, bytes)),
+                    other => rest.push(other),
                 }
             }
             self.on_frames(frames).await;
-            if self.flight.is_none() {
+            if debited && self.flight.is_none() {
                 // Nothing to commit after all (hellos, copies held already).
                 self.commit_budget.refund();
+            }
+            for m in rest {
+                self.on(m).await;
             }
         }
     }
@@ -540,8 +586,14 @@ impl Hub {
             HubIn::Signal { link, to, msg } => self.on_signal(link, to, msg),
             HubIn::Committed { items } => self.on_committed(items).await,
             HubIn::Missing { refs, reply } => {
+                // A position pending in this instance's own commit is not
+                // held yet: if that commit fails, the sibling's copy is
+                // what this instance must take (see `on_committed`).
                 let node = self.engine.node();
-                let missing = refs.into_iter().filter(|r| !node.holds(&r.room, &r.author, r.seq)).map(|r| r.id);
+                let held = |r: &festival_store::pg::CommittedRef| {
+                    node.holds(&r.room, &r.author, r.seq) && !node.pending_at(&r.room, &r.author, r.seq)
+                };
+                let missing = refs.into_iter().filter(|r| !held(r)).map(|r| r.id);
                 let _ = reply.send(missing.collect());
             }
             HubIn::RemoteSignal { from, to, msg } => {
@@ -648,6 +700,10 @@ impl Hub {
             }
         };
         self.acknowledge(flight.incoming, fx).await;
+        let siblings = std::mem::take(&mut self.after_flight);
+        if !siblings.is_empty() {
+            self.on_committed(siblings).await;
+        }
     }
 
     /// Acknowledge what frames brought that is in the store now, given the
@@ -707,6 +763,19 @@ impl Hub {
     async fn on_committed(&mut self, items: Vec<(festival_core::SignedEnvelope, u8)>) {
         let mut inputs = Vec::with_capacity(items.len());
         for (envelope, hops) in items {
+            // Its position is pending in this instance's own commit: the
+            // core would take it as held. Kept until that commit ends, and
+            // taken then if it failed (or was another envelope for the
+            // position). At most what one commit holds, bounded.
+            if self.flight.is_some()
+                && self.engine.node().pending_at(envelope.room(), &envelope.author(), envelope.seq())
+            {
+                if self.after_flight.len() < MAX_AFTER_FLIGHT {
+                    self.metrics.cluster_kept.fetch_add(1, Relaxed);
+                    self.after_flight.push((envelope, hops));
+                }
+                continue;
+            }
             let room = envelope.room().clone();
             let carried = room.is_everyones() || self.rooms.contains(&room);
             if !carried {

@@ -112,7 +112,7 @@ where
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
     let port = listener.local_addr()?.port();
     let instance = cfg.instance.clone().unwrap_or_else(|| default_instance(port));
-    let (hub, identity) = Hub::open(&cfg, metrics.clone(), &hub_tx, instance).await?;
+    let (hub, identity) = Hub::open(&cfg, metrics.clone(), instance).await?;
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stun_port = stun.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port());

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub stored_acks: AtomicU64,
     /// Commits of what nodes' frames brought (see `commits_per_sec`).
     pub commits: AtomicU64,
+    /// Envelopes other instances committed at a position this instance's
+    /// own commit held pending: kept aside until that commit ended.
+    pub cluster_kept: AtomicU64,
     pub signals_forwarded: AtomicU64,
     pub stun_requests: AtomicU64,
     /// Messages in the mailbox (the relay's store).
@@ -116,7 +119,7 @@ impl Metrics {
         );
         counter(
             "festival_relay_commits_total",
-            "Commits of envelopes nodes sent (a transaction for others' and one for the relay's own).",
+            "Commits of what nodes' frames brought, each a store transaction (see commits_per_sec).",
             self.commits.load(Relaxed),
         );
         counter("festival_relay_signals_total", "Signaling messages forwarded.", self.signals_forwarded.load(Relaxed));
@@ -201,6 +204,11 @@ impl Metrics {
             "festival_relay_cluster_signals_in_total",
             "Signals received from other instances.",
             self.cluster_signals_in.load(Relaxed),
+        );
+        counter(
+            "festival_relay_cluster_kept_total",
+            "Envelopes from other instances kept aside while this instance's own commit of their position was pending.",
+            self.cluster_kept.load(Relaxed),
         );
         counter(
             "festival_relay_cluster_dropped_total",

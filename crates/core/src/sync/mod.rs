@@ -759,6 +759,11 @@ impl Node {
     pub fn head(&self, room: &RoomId, author: &PeerId) -> (u64, u64) {
         self.rooms.get(room).and_then(|r| r.authors.get(author)).map_or((0, 0), |a| (a.contiguous, a.max()))
     }
+    /// Whether the position is on its way into the store (a `Persist`
+    /// not answered yet): held if that commit succeeds, free again if not.
+    pub fn pending_at(&self, room: &RoomId, author: &PeerId, seq: u64) -> bool {
+        self.rooms.get(room).and_then(|r| r.authors.get(author)).is_some_and(|a| a.pending.contains(&seq))
+    }
     /// Whether the position is held, or on its way into the store.
     pub fn holds(&self, room: &RoomId, author: &PeerId, seq: u64) -> bool {
         self.rooms.get(room).and_then(|r| r.authors.get(author)).is_some_and(|a| a.has(seq))

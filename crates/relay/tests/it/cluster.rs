@@ -347,7 +347,8 @@ async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
     let mut watch = sqlx::PgConnection::connect(&s.store).await.unwrap();
     let waiting = async |watch: &mut sqlx::PgConnection| -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+             AND application_name = 'festival-store writer'",
         )
         .fetch_one(watch)
         .await
@@ -378,6 +379,122 @@ async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
     for n in [a, b, c] {
         n.stop().await;
     }
+    one.stop().await;
+    two.stop().await;
+}
+
+/// A text of `author` in the festival room at `seq`.
+fn text_at(author: &festival_core::Identity, seq: u64, text: &str) -> festival_core::SignedEnvelope {
+    let draft = festival_core::Draft {
+        seq,
+        room: festival_core::RoomId::festival(),
+        kind: festival_core::Kind::Text,
+        created_at: festival_node::clock::now_ms(),
+        body: festival_core::body::Body::Text(text.into()).encode(),
+    };
+    festival_core::SignedEnvelope::sign(author, draft).unwrap()
+}
+
+/// Read `ws` until the relay acknowledges `id` (`Stored`) or pushes it.
+async fn until_seen(ws: &mut Ws, id: festival_core::MessageId, what: &str) {
+    use festival_core::frame::Frame;
+    use festival_node::relay::wire::RelayMsg;
+    let seen = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match next_msg(ws).await {
+                Some(RelayMsg::Stored { ids }) if ids.contains(&id) => return,
+                Some(RelayMsg::Frame(bytes)) => {
+                    let items = match Frame::decode(&bytes) {
+                        Ok(Frame::Push(item)) => vec![item],
+                        Ok(Frame::Batch { items }) => items,
+                        _ => continue,
+                    };
+                    if items.iter().any(|i| festival_core::SignedEnvelope::id_of(&i.envelope) == id) {
+                        return;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the relay closed the socket ({what})"),
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "timed out waiting until {what}");
+}
+
+/// An envelope another instance committed at a position this instance's
+/// own commit holds pending reaches this instance's nodes when that commit
+/// fails: the bus's copy is kept aside until the commit ends and taken
+/// then (the core would take the position as held while it is pending),
+/// and the store's tail, which cannot read past the open transaction,
+/// asks for it after and finds it missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_failed() {
+    use festival_core::frame::{Frame, Item};
+    use festival_node::relay::wire::RelayMsg;
+    use sqlx::Connection;
+    let s = Servers::start().await;
+    // The raw sockets below say nothing while they wait: no idle closing.
+    let patient = |c: RelayConfig| RelayConfig { idle_timeout_secs: 120, ..c };
+    let (_d1, one) = s.relay("one", patient).await;
+    let (_d2, two) = s.relay("two", patient).await;
+    for r in [&one, &two] {
+        eventually("the bus is up", || async { healthz(r).await.1.ends_with("bus: reachable\n") }).await;
+    }
+    let mut listener = authed(one.addr, &identity()).await;
+    send(&mut listener, &hello(&["festival"])).await;
+    let (mut p, mut q) = (authed(one.addr, &identity()).await, authed(two.addr, &identity()).await);
+    send(&mut p, &hello(&["festival"])).await;
+    send(&mut q, &hello(&["festival"])).await;
+    let push = |e: &festival_core::SignedEnvelope| {
+        RelayMsg::Frame(Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode())
+    };
+    let (ana, ben) = (identity(), identity());
+    let b1 = text_at(&ben, 1, "Ben's first");
+    send(&mut p, &push(&b1)).await;
+    until_seen(&mut p, b1.id(), "instance one stored Ben's first").await;
+
+    // Ben's chain locked: instance one's commit of Ana's first with Ben's
+    // second waits.
+    let mut lock = sqlx::PgConnection::connect(&s.store).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
+        .bind(&ben.peer_id().as_bytes()[..])
+        .fetch_all(&mut lock)
+        .await
+        .unwrap();
+    let a1 = text_at(&ana, 1, "Ana's first, through both");
+    let b2 = text_at(&ben, 2, "Ben's second");
+    let batch = Frame::Batch { items: [&a1, &b2].map(|e| Item { hops: 0, envelope: e.bytes().to_vec() }).to_vec() };
+    send(&mut p, &RelayMsg::Frame(batch.encode())).await;
+    let mut watch = sqlx::PgConnection::connect(&s.store).await.unwrap();
+    let writer_waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+         AND wait_event_type = 'Lock' AND application_name = 'festival-store writer'";
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let pid: i32 = loop {
+        if let Some(pid) = sqlx::query_scalar(writer_waiting).fetch_optional(&mut watch).await.unwrap() {
+            break pid;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "instance one's commit never waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
+    // Instance two commits Ana's first meanwhile; instance one hears of it
+    // on the bus while its own commit of it still waits.
+    let heard = one.metric("festival_relay_cluster_bus_received_total").await;
+    send(&mut q, &push(&a1)).await;
+    until_seen(&mut q, a1.id(), "instance two stored Ana's first").await;
+    eventually("instance one heard of it on the bus", || async {
+        one.metric("festival_relay_cluster_bus_received_total").await > heard
+    })
+    .await;
+    assert!(sqlx::query_scalar::<_, i32>(writer_waiting).fetch_optional(&mut watch).await.unwrap().is_some());
+    // Instance one's commit fails (cancelled), the lock goes.
+    sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&mut watch).await.unwrap();
+    eventually("instance one's commit failed", || async { one.rejections("store_failed").await >= 2 }).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    until_seen(&mut listener, a1.id(), "instance one's node got Ana's first, as instance two committed it").await;
+    assert!(one.metric("festival_relay_cluster_kept_total").await >= 1, "the bus's copy was kept aside");
     one.stop().await;
     two.stop().await;
 }
