@@ -34,20 +34,26 @@ fn stored(effects: &[Effect]) -> Vec<(MessageId, bool)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_commit_says_what_it_stored_and_what_another_writer_had_stored() {
+/// An engine on a fresh store, with a peer linked (`LinkId(1)`) that said
+/// hello for the festival room.
+async fn linked() -> (tempfile::TempDir, Store, Engine, Identity, LinkId) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("festival.db")).await.unwrap();
     let me = Identity::generate(&mut rand_core::OsRng);
     store.create_identity(&me, "me", now_ms()).await.unwrap();
     let mut engine = Engine::boot(store.clone(), Config::default(), PowerState::Mains).await.unwrap();
-
     let peer = Identity::generate(&mut rand_core::OsRng);
     let link = LinkId(1);
     engine.handle(Input::LinkUp { link, peer: peer.peer_id(), kind: LinkKind::Relay }).await;
     let hello =
         Hello { version: PROTOCOL_VERSION, ack: true, rooms: vec![RoomId::festival()], relays: true, powered: true };
     engine.handle(Input::Frame { link, bytes: Frame::Hello(hello).encode() }).await;
+    (dir, store, engine, peer, link)
+}
+
+#[tokio::test]
+async fn a_commit_says_what_it_stored_and_what_another_writer_had_stored() {
+    let (_dir, store, mut engine, peer, link) = linked().await;
 
     let (first, second, third) = (text(&peer, 1), text(&peer, 2), text(&peer, 3));
     // Another writer of the store puts the second in, behind the engine's back.
@@ -74,17 +80,7 @@ async fn a_commit_says_what_it_stored_and_what_another_writer_had_stored() {
 /// answered as failed, and the envelope is taken again when it comes again.
 #[tokio::test]
 async fn a_deferred_commit_is_stored_when_its_outcome_comes_back_and_a_lost_one_is_taken_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("festival.db")).await.unwrap();
-    let me = Identity::generate(&mut rand_core::OsRng);
-    store.create_identity(&me, "me", now_ms()).await.unwrap();
-    let mut engine = Engine::boot(store.clone(), Config::default(), PowerState::Mains).await.unwrap();
-    let peer = Identity::generate(&mut rand_core::OsRng);
-    let link = LinkId(1);
-    engine.handle(Input::LinkUp { link, peer: peer.peer_id(), kind: LinkKind::Relay }).await;
-    let hello =
-        Hello { version: PROTOCOL_VERSION, ack: true, rooms: vec![RoomId::festival()], relays: true, powered: true };
-    engine.handle(Input::Frame { link, bytes: Frame::Hello(hello).encode() }).await;
+    let (_dir, store, mut engine, peer, link) = linked().await;
     let push = |e: &SignedEnvelope| Input::Frame {
         link,
         bytes: Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode(),

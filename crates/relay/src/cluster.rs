@@ -242,8 +242,9 @@ impl Drop for Cluster {
     }
 }
 
-/// The hub's queue, held weakly: the hub stops when its nodes and server
-/// are gone, whatever the cluster's tasks are doing.
+/// The hub's queue for the cluster, held weakly (the hub holds it
+/// strongly, and stops when its nodes and server are gone, whatever the
+/// cluster's tasks are doing; they are aborted with it).
 type Hub = mpsc::WeakSender<HubIn>;
 
 async fn to_hub(hub: &Hub, msg: HubIn) -> bool {

@@ -126,7 +126,9 @@ async fn join(flight: &mut Option<Flight>) -> Result<CommitDone, tokio::task::Jo
 
 /// What the hub serves as it comes, also while a commit of frames is in
 /// flight or gathers: what other instances committed, signaling, and
-/// connections opening (a link that is opening has no frames waiting).
+/// connections opening (a link that is opening has no frames waiting; one
+/// that replaces a session whose frames wait goes after them, see
+/// `Hub::replaces_waiting_link`).
 /// A session replaced at another instance goes too: what its frames here
 /// brought is not acknowledged, and comes again there. Frames wait (one
 /// commit of them at a time, in order), and so do connections closing,
@@ -144,13 +146,14 @@ fn beside_commit(m: &HubIn) -> bool {
     }
 }
 
-/// The cluster's queue into the hub (its reader tasks wait when it is full).
-const BUS_QUEUE: usize = 4_096;
+/// The cluster's queue into the hub, in messages of up to a few hundred
+/// envelopes each (its reader tasks wait when it is full).
+const BUS_QUEUE: usize = 256;
 
 /// Envelopes other instances committed at positions pending in this
-/// instance's commit, kept until it ends (see `Hub::on_committed`): a
-/// commit holds at most a turn's worth of frames, and a sibling sends each
-/// position about once (twice with the tail).
+/// instance's commit, kept until it ends (see `Hub::on_committed`). Beyond
+/// it they are counted (`cluster_kept_full`) and left to the store's tail,
+/// which cannot read past the open commit and asks for each after it.
 const MAX_AFTER_FLIGHT: usize = 4_096;
 
 /// How often waiting rooms are looked at.
@@ -470,7 +473,7 @@ impl Hub {
                             }
                         }
                         for m in batch {
-                            if beside_commit(&m) {
+                            if beside_commit(&m) && !self.replaces_waiting_link(&m) {
                                 self.on(m).await;
                             } else {
                                 self.held.push_back(m);
@@ -555,6 +558,15 @@ impl Hub {
                 self.on(m).await;
             }
         }
+    }
+
+    /// A node opening a new session while frames of its current one wait:
+    /// the opening waits after them (it closes that session, and its
+    /// frames would be dropped unacknowledged).
+    fn replaces_waiting_link(&self, m: &HubIn) -> bool {
+        let HubIn::Open { peer, .. } = m else { return false };
+        let Some(old) = self.by_peer.get(peer) else { return false };
+        self.held.iter().any(|h| matches!(h, HubIn::Frame { link, .. } if link == old))
     }
 
     async fn on(&mut self, msg: HubIn) {
@@ -773,6 +785,10 @@ impl Hub {
                 if self.after_flight.len() < MAX_AFTER_FLIGHT {
                     self.metrics.cluster_kept.fetch_add(1, Relaxed);
                     self.after_flight.push((envelope, hops));
+                } else {
+                    // The store's tail, which cannot read past this
+                    // instance's open transaction, asks for it after.
+                    self.metrics.reject("cluster_kept_full");
                 }
                 continue;
             }

@@ -449,7 +449,15 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
     let push = |e: &festival_core::SignedEnvelope| {
         RelayMsg::Frame(Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode())
     };
-    let (ana, ben) = (identity(), identity());
+    // Ben's key sorts first: instance one's commit locks chains' heads in
+    // that order, so it waits on Ben's before it writes Ana's (which would
+    // hold instance two's commit of Ana's first behind it).
+    let (ana, ben) = loop {
+        let (a, b) = (identity(), identity());
+        if b.peer_id().as_bytes() < a.peer_id().as_bytes() {
+            break (a, b);
+        }
+    };
     let b1 = text_at(&ben, 1, "Ben's first");
     send(&mut p, &push(&b1)).await;
     until_seen(&mut p, b1.id(), "instance one stored Ben's first").await;
@@ -492,9 +500,11 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
     // Instance one's commit fails (cancelled), the lock goes.
     sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&mut watch).await.unwrap();
     eventually("instance one's commit failed", || async { one.rejections("store_failed").await >= 2 }).await;
-    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    // Before the lock goes: the store's tail cannot read past the test's
+    // open transaction, so only the kept copy can bring it now.
     until_seen(&mut listener, a1.id(), "instance one's node got Ana's first, as instance two committed it").await;
     assert!(one.metric("festival_relay_cluster_kept_total").await >= 1, "the bus's copy was kept aside");
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
     one.stop().await;
     two.stop().await;
 }
