@@ -128,11 +128,10 @@ async fn join(flight: &mut Option<Flight>) -> Result<CommitDone, tokio::task::Jo
 /// flight or gathers: what other instances committed, signaling, and
 /// connections opening (a link that is opening has no frames waiting; one
 /// that replaces a session whose frames wait goes after them, see
-/// `Hub::replaces_waiting_link`).
-/// A session replaced at another instance goes too: what its frames here
-/// brought is not acknowledged, and comes again there. Frames wait (one
-/// commit of them at a time, in order), and so do connections closing,
-/// which go after the frames they sent.
+/// `Hub::replaces_waiting_link`), and a session replaced at another
+/// instance (what its frames here brought is not acknowledged, and comes
+/// again there). Frames wait (one commit of them at a time, in order), and
+/// so do connections closing, which go after the frames they sent.
 fn beside_commit(m: &HubIn) -> bool {
     match m {
         HubIn::Committed { .. }
