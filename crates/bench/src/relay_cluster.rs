@@ -102,11 +102,9 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
     let config = config.path().to_str().context("a temporary path")?.to_owned();
     let mut out = rt.block_on(cluster(&relay_bin, &a, &config))?;
     if !a.no_single {
-        let mut extra = vec!["--config", &config, "--frames-per-sec", "100000", "--frames-burst", "100000"];
-        let commits = a.commits_per_sec.map(|c| c.to_string());
-        if let Some(c) = &commits {
-            extra.extend(["--commits-per-sec", c]);
-        }
+        let mut extra = vec!["--config", &config];
+        let load = load_args(&a);
+        extra.extend(load.iter().map(String::as_str));
         let single = rt.block_on(crate::relay::fanout_on(
             RelayProc::start_with(&relay_bin, &extra)?,
             &crate::relay::Load { nodes: a.nodes, room_size: a.room_size, rate: a.rate, secs: a.secs },
@@ -129,6 +127,17 @@ pub fn run(a: Args) -> anyhow::Result<Value> {
         out["socketio_redis_cpu_pct"] = sio["redis_cpu_pct"].clone();
     }
     Ok(out)
+}
+
+/// What every relay of the benchmark is started with besides its store:
+/// frame limits past the load's (the defaults are for phones), and the
+/// commit budget asked for.
+fn load_args(a: &Args) -> Vec<String> {
+    let mut args: Vec<String> = ["--frames-per-sec", "100000", "--frames-burst", "100000"].map(String::from).to_vec();
+    if let Some(c) = a.commits_per_sec {
+        args.extend(["--commits-per-sec".to_owned(), c.to_string()]);
+    }
+    args
 }
 
 /// The same load on Socket.IO servers with the Redis Streams adapter.
@@ -237,11 +246,8 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         let threads = a.threads.to_string();
         let args = ["--config", config, "--store", &store, "--bus", &bus, "--instance", &name, "--threads", &threads];
         let mut extra: Vec<&str> = args.to_vec();
-        extra.extend(["--frames-per-sec", "100000", "--frames-burst", "100000"]);
-        let commits = a.commits_per_sec.map(|c| c.to_string());
-        if let Some(c) = &commits {
-            extra.extend(["--commits-per-sec", c]);
-        }
+        let load = load_args(a);
+        extra.extend(load.iter().map(String::as_str));
         relays.push(RelayProc::start_with(bin, &extra)?);
     }
     // Deliveries to members on the author's instance, and on another.

@@ -593,7 +593,8 @@ impl Hub {
                 self.apply(fx);
             }
             HubIn::Closed { link } => self.drop_conn(link, None),
-            HubIn::Frame { link, bytes } => self.on_frames(vec![(link, bytes)]).await,
+            // Frames wait their turn (`pump`).
+            frame @ HubIn::Frame { .. } => self.held.push_back(frame),
             HubIn::Signal { link, to, msg } => self.on_signal(link, to, msg),
             HubIn::Committed { items } => self.on_committed(items).await,
             HubIn::Missing { refs, reply } => {
@@ -647,12 +648,9 @@ impl Hub {
         if frames.is_empty() {
             return;
         }
-        // One commit of frames at a time, in order (`pump` never starts a
-        // second; this keeps it so for any caller).
-        if let Some(mut flight) = self.flight.take() {
-            let done = (&mut flight.task).await;
-            self.finish_frames(flight, done).await;
-        }
+        // One commit of frames at a time: only `pump` calls this, and only
+        // with none in flight.
+        debug_assert!(self.flight.is_none());
         // New envelopes count against their author at once, across all of
         // these frames: a batch of 256 must not slip past a quota of 5.
         let mut admitted: HashMap<PeerId, u64> = HashMap::new();

@@ -29,6 +29,11 @@ pub struct CommitCursor {
     id: Vec<u8>,
 }
 
+/// A row's envelope (its bytes checked against its id) and hops.
+fn envelope_row(id: &[u8], raw: &[u8], hops: i64) -> Result<(SignedEnvelope, u8)> {
+    Ok((rebuild(id, raw)?, hops_from_sql("messages", hops)?))
+}
+
 impl PgStore {
     /// A cursor before everything that may still commit: every transaction
     /// below the current snapshot's xmin has ended. Take it before reading
@@ -56,7 +61,7 @@ impl PgStore {
         let mut next = cursor.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (tx, id, raw, hops) in rows {
-            match rebuild(&id, &raw).and_then(|e| Ok((e, hops_from_sql("messages", hops)?))) {
+            match envelope_row(&id, &raw, hops) {
                 Ok(item) => out.push(item),
                 Err(e) => self.unreadable_row(&id, &e),
             }
@@ -128,7 +133,7 @@ impl PgStore {
                 .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, raw, hops) in rows {
-            match rebuild(&id, &raw).and_then(|e| Ok((e, hops_from_sql("messages", hops)?))) {
+            match envelope_row(&id, &raw, hops) {
                 Ok(item) => out.push(item),
                 Err(e) => self.unreadable_row(&id, &e),
             }
