@@ -164,6 +164,20 @@ pub(crate) struct Record {
     pub(crate) latencies: Vec<f64>,
 }
 
+impl Record {
+    /// A record with room for the whole load from the start: growing a
+    /// map of thousands of envelopes (every key hashed again) or a vector
+    /// of hundreds of thousands of latencies happens under the lock that
+    /// every node's receipts take, and stalled the load generator for
+    /// milliseconds at a time, counted as the relay's latency.
+    pub(crate) fn sized(messages: usize, deliveries: usize) -> Arc<Mutex<Record>> {
+        Arc::new(Mutex::new(Record {
+            sent: HashMap::with_capacity(messages),
+            latencies: Vec::with_capacity(deliveries),
+        }))
+    }
+}
+
 /// Connect one synthetic node in `rooms`; it answers hellos and records
 /// pushes until `out` closes. Returns its sender for encoded relay messages.
 pub(crate) async fn node(
@@ -192,9 +206,11 @@ pub(crate) async fn node(
                     Ok(Some(RelayMsg::Frame(bytes))) => match Frame::decode(&bytes) {
                         Ok(Frame::Hello(h)) if !h.ack && conn.send_raw(ack.clone()).await.is_err() => return,
                         Ok(Frame::Push(item)) => {
+                            // When the push arrived, not when the lock was had.
+                            let now = Instant::now();
                             let mut r = record.lock().expect("record");
                             if let Some(t) = r.sent.get(&item.envelope[..]).copied() {
-                                r.latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                                r.latencies.push(now.duration_since(t).as_secs_f64() * 1000.0);
                             }
                         }
                         _ => {}
@@ -219,7 +235,9 @@ pub(crate) struct Load {
 
 /// The fan-out figures of `relay` under `a`.
 pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Value> {
-    let record = Arc::new(Mutex::new(Record::default()));
+    let total = (a.rate as u64 * a.secs) as usize;
+    let expected = total * (a.room_size - 1);
+    let record = Record::sized(total, expected);
     let rooms: Vec<RoomId> =
         (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();
     let mut authors = Vec::new();
@@ -238,7 +256,6 @@ pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Valu
 
     let before = cpu_ticks(relay.child.id())?;
     let started = Instant::now();
-    let total = (a.rate as u64 * a.secs) as usize;
     let mut seqs = vec![0u64; rooms.len()];
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate as f64));
     for n in 0..total {
@@ -251,7 +268,6 @@ pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Valu
         record.lock().expect("record").sent.insert(env, Instant::now());
         let _ = tx.try_send(msg);
     }
-    let expected = total * (a.room_size - 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     while record.lock().expect("record").latencies.len() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -31,7 +31,6 @@
 //! holding 10 nodes, then `--nodes` more, the growth over `--nodes`).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
@@ -251,7 +250,9 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         relays.push(RelayProc::start_with(bin, &extra)?);
     }
     // Deliveries to members on the author's instance, and on another.
-    let (same, cross) = (Arc::new(Mutex::new(Record::default())), Arc::new(Mutex::new(Record::default())));
+    let total = (u64::from(a.rate) * a.secs) as usize;
+    let expected = total * (a.room_size - 1);
+    let (same, cross) = (Record::sized(total, expected), Record::sized(total, expected));
     let rooms: Vec<RoomId> =
         (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();
     let mut authors = Vec::new();
@@ -280,8 +281,8 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let xid_before = pg.next_xid("relay").await?;
     let redis_pid = redis.pid().context("Redis runs")?;
     let redis_before = cpu_ticks(redis_pid)?;
+    let load_before = cpu_ticks(std::process::id())?;
     let started = Instant::now();
-    let total = (u64::from(a.rate) * a.secs) as usize;
     let mut seqs = vec![0u64; rooms.len()];
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(a.rate)));
     for n in 0..total {
@@ -295,7 +296,6 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         cross.lock().expect("record").sent.insert(env, now);
         let _ = tx.try_send(msg);
     }
-    let expected = total * (a.room_size - 1);
     let delivered = || same.lock().expect("record").latencies.len() + cross.lock().expect("record").latencies.len();
     let deadline = Instant::now() + Duration::from_secs(20);
     while delivered() < expected && Instant::now() < deadline {
@@ -309,6 +309,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let pg_cpu = round1(pct(postgres_ticks(postmaster).saturating_sub(pg_before)));
     let pg_writes = pg.next_xid("relay").await?.saturating_sub(xid_before);
     let redis_cpu = round1(pct(cpu_ticks(redis_pid)? - redis_before));
+    let load_cpu = round1(pct(cpu_ticks(std::process::id())? - load_before));
     let mut cross_lat = std::mem::take(&mut cross.lock().expect("record").latencies);
     let mut all = std::mem::take(&mut same.lock().expect("record").latencies);
     all.extend_from_slice(&cross_lat);
@@ -339,6 +340,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         "postgres_write_xacts_per_sec": round1(pg_writes as f64 / elapsed),
         "redis_cpu_pct": redis_cpu,
         "tier_cpu_pct": round1(tier_cpu),
+        "load_cpu_pct": load_cpu,
         "relay_threads": a.threads,
         "relay_commits_per_sec": a.commits_per_sec.unwrap_or(festival_relay::RelayConfig::default().commits_per_sec),
         "relay_cpu_pct_per_1k_msgs": per_1k_msgs(relay_cpu.iter().sum::<f64>(), a.rate),
