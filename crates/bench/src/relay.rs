@@ -162,6 +162,8 @@ pub(crate) struct Record {
     /// By the envelope's bytes (what a push carries unchanged).
     pub(crate) sent: HashMap<Vec<u8>, Instant>,
     pub(crate) latencies: Vec<f64>,
+    /// With `--latency-log`: each delivery's send time and latency.
+    pub(crate) log: Option<Vec<(Instant, f64)>>,
 }
 
 impl Record {
@@ -170,10 +172,11 @@ impl Record {
     /// of hundreds of thousands of latencies happens under the lock that
     /// every node's receipts take, and stalled the load generator for
     /// milliseconds at a time, counted as the relay's latency.
-    pub(crate) fn sized(messages: usize, deliveries: usize) -> Arc<Mutex<Record>> {
+    pub(crate) fn sized(messages: usize, deliveries: usize, log: bool) -> Arc<Mutex<Record>> {
         Arc::new(Mutex::new(Record {
             sent: HashMap::with_capacity(messages),
             latencies: Vec::with_capacity(deliveries),
+            log: log.then(|| Vec::with_capacity(deliveries)),
         }))
     }
 }
@@ -210,7 +213,11 @@ pub(crate) async fn node(
                             let now = Instant::now();
                             let mut r = record.lock().expect("record");
                             if let Some(t) = r.sent.get(&item.envelope[..]).copied() {
-                                r.latencies.push(now.duration_since(t).as_secs_f64() * 1000.0);
+                                let ms = now.duration_since(t).as_secs_f64() * 1000.0;
+                                r.latencies.push(ms);
+                                if let Some(log) = &mut r.log {
+                                    log.push((t, ms));
+                                }
                             }
                         }
                         _ => {}
@@ -237,7 +244,7 @@ pub(crate) struct Load {
 pub(crate) async fn fanout_on(relay: RelayProc, a: &Load) -> anyhow::Result<Value> {
     let total = (a.rate as u64 * a.secs) as usize;
     let expected = total * (a.room_size - 1);
-    let record = Record::sized(total, expected);
+    let record = Record::sized(total, expected, false);
     let rooms: Vec<RoomId> =
         (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();
     let mut authors = Vec::new();

@@ -69,6 +69,11 @@ pub struct Args {
     /// Leave out the same load on Socket.IO.
     #[arg(long)]
     no_socketio: bool,
+    /// Write every delivery of the cluster's load to this file, a line
+    /// each: `same` or `cross`, when it was sent (ms from the load's
+    /// start) and its latency (ms); for finding where a tail comes from.
+    #[arg(long)]
+    latency_log: Option<std::path::PathBuf>,
 }
 
 /// Where the Socket.IO side lives (its package.json, servers and load).
@@ -252,7 +257,8 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     // Deliveries to members on the author's instance, and on another.
     let total = (u64::from(a.rate) * a.secs) as usize;
     let expected = total * (a.room_size - 1);
-    let (same, cross) = (Record::sized(total, expected), Record::sized(total, expected));
+    let log = a.latency_log.is_some();
+    let (same, cross) = (Record::sized(total, expected, log), Record::sized(total, expected, log));
     let rooms: Vec<RoomId> =
         (0..a.nodes / a.room_size).map(|i| format!("room-{i}").parse().expect("room id")).collect();
     let mut authors = Vec::new();
@@ -310,6 +316,15 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let pg_writes = pg.next_xid("relay").await?.saturating_sub(xid_before);
     let redis_cpu = round1(pct(cpu_ticks(redis_pid)? - redis_before));
     let load_cpu = round1(pct(cpu_ticks(std::process::id())? - load_before));
+    if let Some(path) = &a.latency_log {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for (which, record) in [("same", &same), ("cross", &cross)] {
+            for (t, ms) in record.lock().expect("record").log.iter().flatten() {
+                writeln!(f, "{which} {:.3} {ms:.3}", t.duration_since(started).as_secs_f64() * 1000.0)?;
+            }
+        }
+    }
     let mut cross_lat = std::mem::take(&mut cross.lock().expect("record").latencies);
     let mut all = std::mem::take(&mut same.lock().expect("record").latencies);
     all.extend_from_slice(&cross_lat);

@@ -129,6 +129,7 @@ pub const LIVE_FETCH_VERSION: u8 = 9;
 /// The oldest version still spoken: a peer that says hello with it gets
 /// our hellos in its version, and no frames it does not know.
 pub const MIN_PROTOCOL_VERSION: u8 = 2;
+pub use tick::SYNC_SLICE_LINKS;
 pub use tree::{TreeView, TREE_BEACON_MS, TREE_STALE_MS};
 
 /// A week: a long festival weekend with its build-up and departures. A
@@ -644,7 +645,10 @@ pub struct Node {
     /// The organiser's announcements still to be taken this hour
     /// ([`Config::announcements_per_hour`]).
     announcements: TokenBucket,
+    /// When the next slice of the periodic sync round is due (`tick`).
     next_sync: Millis,
+    /// The last link the round in progress synced; `None` between rounds.
+    sync_cursor: Option<LinkId>,
     /// The next tree beacon (`tree`).
     tree_due: Millis,
     last_created_at: Millis,
@@ -713,6 +717,7 @@ impl Node {
             crowd: crowd::Crowd::new(now),
             announcements: TokenBucket::per_hour(cfg.announcements_per_hour, now),
             next_sync: now + limits.sync_interval_ms,
+            sync_cursor: None,
             tree_due: now + TREE_BEACON_MS,
             last_created_at: 0,
             wall,

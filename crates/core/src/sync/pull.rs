@@ -271,9 +271,11 @@ impl Node {
     /// Forget which peers came back empty-handed and ask again for whatever
     /// some peer is known to hold beyond us (its summaries only repeat a head
     /// when it changes, so a failed request must be retried from our side).
-    pub(super) fn retry_lacking(&mut self, now: Millis, out: &mut Vec<Output>) {
+    /// Done for the links of `links` (a slice of the periodic round).
+    pub(super) fn retry_lacking(&mut self, links: &[LinkId], now: Millis, out: &mut Vec<Output>) {
         let mut lacking = BTreeSet::new();
-        for l in self.links.values_mut() {
+        for id in links {
+            let Some(l) = self.links.get_mut(id) else { continue };
             l.exhausted.clear();
             l.gone.clear();
             for (room, view) in &l.peer_heads {

@@ -10,6 +10,11 @@ use crate::ids::{LinkId, RoomId};
 use super::link::SummaryKind;
 use super::{Millis, Node, Output};
 
+/// Links a slice of the periodic sync round syncs at most (see
+/// `Node::on_tick`): a node with up to this many live links syncs them
+/// all in one turn, once per `sync_interval_ms`.
+pub const SYNC_SLICE_LINKS: usize = 64;
+
 impl Node {
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Vec<Output>) {
         self.retry_hellos(now, out);
@@ -39,16 +44,49 @@ impl Node {
             self.sync_links(&rooms, false, out);
         }
         if now >= self.next_sync {
+            // A round syncs every live link once per interval, in slices of
+            // at most SYNC_SLICE_LINKS links spread evenly over it: a node
+            // with a few links syncs them all at once (one wake-up), a
+            // relay with thousands does a slice at a time instead of
+            // holding everything else up while it builds thousands of
+            // summaries in one turn.
+            let live = self.links.values().filter(|l| l.hello_received).count();
+            let slices = live.div_ceil(SYNC_SLICE_LINKS).max(1) as u64;
             if self.foreground || self.limits.background_sync {
-                let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
-                self.sync_links(&rooms, true, out);
-                self.retry_lacking(now, out);
+                self.sync_slice(now, out);
             }
             // 10 % jitter so neighbours don't all sync in the same instant.
-            let interval = self.limits.sync_interval_ms;
-            let jitter = rand_core::RngCore::next_u64(&mut self.rng) % (interval / 10).max(1);
-            self.next_sync = now + interval - interval / 20 + jitter;
+            let gap = (self.limits.sync_interval_ms / slices).max(1);
+            let jitter = rand_core::RngCore::next_u64(&mut self.rng) % (gap / 10).max(1);
+            self.next_sync = now + gap - gap / 20 + jitter;
         }
+    }
+
+    /// The next slice of the periodic round: up to [`SYNC_SLICE_LINKS`]
+    /// live links after the last one synced, by id; each is told what
+    /// changed and reconciles (or gets a digest) in every room both keep,
+    /// and what its peer holds beyond us is asked for again. The round
+    /// ends (and the next one starts from the lowest id) when a slice
+    /// reaches the last link.
+    fn sync_slice(&mut self, now: Millis, out: &mut Vec<Output>) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = self.sync_cursor.map_or(Unbounded, Excluded);
+        let mut slice: Vec<LinkId> = Vec::with_capacity(SYNC_SLICE_LINKS);
+        let mut more = false;
+        for (id, _) in self.links.range((from, Unbounded)).filter(|(_, l)| l.hello_received) {
+            if slice.len() == SYNC_SLICE_LINKS {
+                more = true;
+                break;
+            }
+            slice.push(*id);
+        }
+        self.sync_cursor = if more { slice.last().copied() } else { None };
+        for &link in &slice {
+            let Some(l) = self.links.get(&link) else { continue };
+            let shared: Vec<RoomId> = l.peer_rooms.iter().filter(|r| self.rooms.contains_key(*r)).cloned().collect();
+            self.sync_link(link, &shared, true, out);
+        }
+        self.retry_lacking(&slice, now, out);
     }
 
     fn retry_hellos(&mut self, now: Millis, out: &mut Vec<Output>) {
@@ -141,15 +179,22 @@ impl Node {
             .map(|(id, l)| (*id, rooms.iter().filter(|r| l.peer_rooms.contains(*r)).cloned().collect()))
             .collect();
         for (link, shared) in links {
-            for room in shared {
-                self.send_summary(link, &room, SummaryKind::Delta, out);
-                if digest && self.reconciles(link) {
-                    self.start_recon(link, &room, out);
-                } else if digest {
-                    let Some(r) = self.rooms.get_mut(&room) else { continue };
-                    let digest = r.digest(&self.equivocators);
-                    self.send_frame(link, &Frame::Digest { room, digest }, out);
-                }
+            self.sync_link(link, &shared, digest, out);
+        }
+    }
+
+    /// Tell `link` what changed in our holdings of `rooms` (rooms it
+    /// keeps); with `digest`, follow each with the fingerprint of all we
+    /// hold (see [`Self::sync_links`]).
+    fn sync_link(&mut self, link: LinkId, rooms: &[RoomId], digest: bool, out: &mut Vec<Output>) {
+        for room in rooms {
+            self.send_summary(link, room, SummaryKind::Delta, out);
+            if digest && self.reconciles(link) {
+                self.start_recon(link, room, out);
+            } else if digest {
+                let Some(r) = self.rooms.get_mut(room) else { continue };
+                let digest = r.digest(&self.equivocators);
+                self.send_frame(link, &Frame::Digest { room: room.clone(), digest }, out);
             }
         }
     }

@@ -18,6 +18,7 @@ mod photos;
 mod receipts;
 mod recon;
 mod resend;
+mod rounds;
 mod routes;
 mod serve;
 mod summaries;
