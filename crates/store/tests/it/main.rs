@@ -26,6 +26,7 @@ mod perf;
 mod permissions;
 mod pg_concurrency;
 mod pg_differential;
+mod pg_server;
 mod pg_tail;
 mod photos;
 mod receipts;
