@@ -370,6 +370,7 @@ impl Hub {
             // `Config::dm_receipts`: cluster instances share its key).
             dm_receipts: false,
             hello_shared_only: true,
+            recent_ids_allocated: true,
             message_lifetime_ms: retention.lifetime_ms,
             organiser: cfg.organiser_key(),
             ..Config::default()

@@ -232,6 +232,12 @@ pub struct Config {
     pub want_chunk: u64,
     /// Positions whose ids are remembered to detect equivocation.
     pub recent_ids: usize,
+    /// Allocate room for all `recent_ids` at the start instead of growing
+    /// into it: for a relay, which fills it within minutes and whose every
+    /// delivery would wait while it grows (each doubling hashes every
+    /// remembered position again); a phone's stays small while it holds
+    /// few.
+    pub recent_ids_allocated: bool,
     /// Messages created longer ago than this are expired: not taken, not
     /// served, deleted by the runtime (the festival's setting).
     pub message_lifetime_ms: u64,
@@ -285,6 +291,7 @@ impl Default for Config {
             batch_bytes: 192 * 1024,
             want_chunk: 256,
             recent_ids: 65_536,
+            recent_ids_allocated: false,
             message_lifetime_ms: DEFAULT_MESSAGE_LIFETIME_MS,
             hello_shared_only: false,
             busy_messages_per_sec: 20,
@@ -701,7 +708,11 @@ impl Node {
             backlog: VecDeque::new(),
             backlogged: BTreeSet::new(),
             missing: BTreeMap::new(),
-            recent: BoundedMap::new(cfg.recent_ids),
+            recent: if cfg.recent_ids_allocated {
+                BoundedMap::allocated(cfg.recent_ids)
+            } else {
+                BoundedMap::new(cfg.recent_ids)
+            },
             unsent: snapshot.unsent.into_iter().collect(),
             receipts: BTreeMap::new(),
             equivocators: snapshot.equivocators.into_iter().take(caps::MAX_EQUIVOCATORS).collect(),

@@ -608,6 +608,26 @@ impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(cap: usize) -> Self {
         Self { map: Default::default(), order: VecDeque::new(), cap }
     }
+    /// Room for all `cap` entries from the start: it never grows, so never
+    /// pauses to move every entry to a larger table (which hashes every key
+    /// again). For a map that fills soon (a relay's recent ids); a sparse
+    /// one spreads its few entries over all its pages. Room for twice
+    /// `cap`: the hash map clears the marks its forgotten entries leave by
+    /// rehashing in place while it is at most half full, and by moving to a
+    /// table twice the size past that (what one made with `new` comes to
+    /// after churn anyway).
+    #[allow(clippy::disallowed_types)] // see the type's doc
+    pub fn allocated(cap: usize) -> Self {
+        Self {
+            map: std::collections::HashMap::with_capacity(2 * cap + 1),
+            order: VecDeque::with_capacity(cap + 1),
+            cap,
+        }
+    }
+    #[cfg(test)]
+    pub fn room(&self) -> (usize, usize) {
+        (self.map.capacity(), self.order.capacity())
+    }
     pub fn insert(&mut self, k: K, v: V) {
         if self.map.insert(k.clone(), v).is_none() {
             self.order.push_back(k);
@@ -775,5 +795,30 @@ mod bounded_map_tests {
         // A key inserted again takes the new value and adds nothing.
         m.insert(9, 1);
         assert_eq!((m.len(), m.get(&9)), (3, Some(&1)));
+    }
+
+    /// `allocated` is a promise of no growth: it fills to its capacity in
+    /// the room it started with, and never has more (forgetting past it).
+    #[test]
+    fn an_allocated_map_never_grows() {
+        let mut m = BoundedMap::allocated(10_000);
+        let room = m.room();
+        assert!(room.0 > 10_000 && room.1 > 10_000, "{room:?}");
+        for k in 0..10_000u32 {
+            m.insert(k, k);
+        }
+        assert_eq!(m.room(), room, "filled without growing");
+        for k in 10_000..40_000u32 {
+            m.insert(k, k);
+            assert!(m.room().0 <= room.0 && m.room().1 == room.1, "{:?} after {k}", m.room());
+        }
+        assert_eq!(m.len(), 10_000);
+        // One made with `new` grows as it fills.
+        let mut grown = BoundedMap::new(10_000);
+        let small = grown.room();
+        for k in 0..10_000u32 {
+            grown.insert(k, k);
+        }
+        assert!(grown.room().0 > small.0);
     }
 }
