@@ -103,7 +103,7 @@ async fn attack(bin: &Path, name: &str, p: &Params) -> anyhow::Result<Value> {
     // lifted so the honest nodes are not refused for sharing it. The rate
     // limits per socket and per identity stay the relay's defaults.
     let relay = RelayProc::start_with(bin, &["--config", &config_path])?;
-    let record = Arc::new(Mutex::new(Record::default()));
+    let record = Record::sized(p.messages, p.messages * (ROOM_SIZE - 1), false);
     let rooms: Vec<RoomId> = (0..ROOMS).map(|i| format!("stage-{i}").parse().expect("room id")).collect();
     let mut authors = Vec::new();
     let mut members = Vec::new();

@@ -241,11 +241,6 @@ fn postgres_ticks(postmaster: u32) -> u64 {
 
 async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let pg = festival_store::pg::TempServer::start(true).await.context("starting PostgreSQL")?;
-    // As a deployment's server is after its first checkpoint: segments
-    // ahead to write into. A fresh one creates (zero-fills and syncs) a
-    // 16 MB segment every ~8 s of this load, and every instance's commits
-    // waited ~12 ms for it.
-    let wal_ahead = pg.recycle_wal().await.context("recycling PostgreSQL's WAL")?;
     let store = pg.create_database("relay").await?;
     let redis = festival_relay::testing::TempRedis::start().await.context("starting Redis")?;
     let mut relays = Vec::with_capacity(a.instances);
@@ -289,6 +284,12 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let relay_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p).unwrap_or(0)).collect();
     let postmaster = pg.pid().context("PostgreSQL runs")?;
     let pg_before = postgres_ticks(postmaster);
+    // As a deployment's server is after its first checkpoint: segments
+    // ahead to write into (compare postgres_wal_mb, what the load wrote).
+    // A fresh one creates (zero-fills and syncs) a 16 MB segment every ~8 s
+    // of this load, and every instance's commits waited ~12 ms for it.
+    let wal_ahead = pg.recycle_wal().await.context("recycling PostgreSQL's WAL")?;
+    let wal_before = pg.wal_bytes().await?;
     let xid_before = pg.next_xid("relay").await?;
     let redis_pid = redis.pid().context("Redis runs")?;
     let redis_before = cpu_ticks(redis_pid)?;
@@ -319,6 +320,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
     let relay_rss: Vec<f64> = pids.iter().map(|p| round1(rss_mb(*p).unwrap_or(0.0))).collect();
     let pg_cpu = round1(pct(postgres_ticks(postmaster).saturating_sub(pg_before)));
     let pg_writes = pg.next_xid("relay").await?.saturating_sub(xid_before);
+    let wal_mb = pg.wal_bytes().await?.saturating_sub(wal_before) as f64 / 1e6;
     let redis_cpu = round1(pct(cpu_ticks(redis_pid)? - redis_before));
     let load_cpu = round1(pct(cpu_ticks(std::process::id())? - load_before));
     if let Some(path) = &a.latency_log {
@@ -359,6 +361,7 @@ async fn cluster(bin: &Path, a: &Args, config: &str) -> anyhow::Result<Value> {
         "postgres_cpu_pct": pg_cpu,
         "postgres_write_xacts_per_sec": round1(pg_writes as f64 / elapsed),
         "postgres_wal_segments_ahead": wal_ahead,
+        "postgres_wal_mb": round1(wal_mb),
         "redis_cpu_pct": redis_cpu,
         "tier_cpu_pct": round1(tier_cpu),
         "load_cpu_pct": load_cpu,

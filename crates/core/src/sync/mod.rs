@@ -235,8 +235,8 @@ pub struct Config {
     /// Allocate room for all `recent_ids` at the start instead of growing
     /// into it: for a relay, which fills it within minutes and whose every
     /// delivery would wait while it grows (each doubling hashes every
-    /// remembered position again); a phone's stays small while it holds
-    /// few.
+    /// remembered position again), at ~9 MB more than the grown map (see
+    /// `BoundedMap::allocated`); a phone's stays small while it holds few.
     pub recent_ids_allocated: bool,
     /// Messages created longer ago than this are expired: not taken, not
     /// served, deleted by the runtime (the festival's setting).
@@ -656,6 +656,9 @@ pub struct Node {
     next_sync: Millis,
     /// The last link the round in progress synced; `None` between rounds.
     sync_cursor: Option<LinkId>,
+    /// When the round in progress began, and the links each of its slices
+    /// takes (`tick`).
+    sync_round: (Millis, usize),
     /// The next tree beacon (`tree`).
     tree_due: Millis,
     last_created_at: Millis,
@@ -729,6 +732,7 @@ impl Node {
             announcements: TokenBucket::per_hour(cfg.announcements_per_hour, now),
             next_sync: now + limits.sync_interval_ms,
             sync_cursor: None,
+            sync_round: (now, tick::SYNC_SLICE_LINKS),
             tree_due: now + TREE_BEACON_MS,
             last_created_at: 0,
             wall,

@@ -614,8 +614,9 @@ impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// one spreads its few entries over all its pages. Room for twice
     /// `cap`: the hash map clears the marks its forgotten entries leave by
     /// rehashing in place while it is at most half full, and by moving to a
-    /// table twice the size past that (what one made with `new` comes to
-    /// after churn anyway).
+    /// table twice the size past that. It costs more memory than one made
+    /// with `new` and grown: the relay's 65,536 recent ids take ~31 MB
+    /// (262,144 slots of 96 bytes and the order) against ~22 MB.
     #[allow(clippy::disallowed_types)] // see the type's doc
     pub fn allocated(cap: usize) -> Self {
         Self {

@@ -11,8 +11,8 @@ use super::link::SummaryKind;
 use super::{Millis, Node, Output};
 
 /// Links a slice of the periodic sync round syncs at most (see
-/// `Node::on_tick`): a node with up to this many live links syncs them
-/// all in one turn, once per `sync_interval_ms`.
+/// `Node::periodic_sync`): a node with up to this many live links syncs
+/// them all in one turn, once per `sync_interval_ms`.
 pub const SYNC_SLICE_LINKS: usize = 64;
 
 impl Node {
@@ -44,37 +44,63 @@ impl Node {
             self.sync_links(&rooms, false, out);
         }
         if now >= self.next_sync {
-            // A round syncs every live link once per interval, in slices of
-            // at most SYNC_SLICE_LINKS links spread evenly over it: a node
-            // with a few links syncs them all at once (one wake-up), a
-            // relay with thousands does a slice at a time instead of
-            // holding everything else up while it builds thousands of
-            // summaries in one turn.
-            let live = self.links.values().filter(|l| l.hello_received).count();
-            let slices = live.div_ceil(SYNC_SLICE_LINKS).max(1) as u64;
-            if self.foreground || self.limits.background_sync {
-                self.sync_slice(now, out);
-            }
-            // 10 % jitter so neighbours don't all sync in the same instant.
-            let gap = (self.limits.sync_interval_ms / slices).max(1);
-            let jitter = rand_core::RngCore::next_u64(&mut self.rng) % (gap / 10).max(1);
-            self.next_sync = now + gap - gap / 20 + jitter;
+            self.periodic_sync(now, out);
         }
     }
 
-    /// The next slice of the periodic round: up to [`SYNC_SLICE_LINKS`]
-    /// live links after the last one synced, by id; each is told what
-    /// changed and reconciles (or gets a digest) in every room both keep,
-    /// and what its peer holds beyond us is asked for again. The round
-    /// ends (and the next one starts from the lowest id) when a slice
-    /// reaches the last link.
+    /// The periodic round: every live link once per `sync_interval_ms`,
+    /// in slices of equal size, at most [`SYNC_SLICE_LINKS`] links each,
+    /// spread evenly over the interval. A node with a few links syncs them
+    /// all at once (one wake-up an interval, as before slices); a relay
+    /// with thousands does a slice a turn instead of holding everything
+    /// else up while it builds thousands of summaries. Each round begins an
+    /// interval after the one before began (with 10 % jitter, so
+    /// neighbours don't all sync in the same instant), whatever links came
+    /// and went during it; what is left of a round is spread over what is
+    /// left of its interval.
+    fn periodic_sync(&mut self, now: Millis, out: &mut Vec<Output>) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let interval = self.limits.sync_interval_ms;
+        if self.sync_cursor.is_none() {
+            let live = self.links.values().filter(|l| l.hello_received).count();
+            let slices = live.div_ceil(SYNC_SLICE_LINKS).max(1);
+            self.sync_round = (now, live.div_ceil(slices).max(1));
+        }
+        if self.foreground || self.limits.background_sync {
+            self.sync_slice(now, out);
+        } else {
+            self.sync_cursor = None;
+        }
+        let (began, per_slice) = self.sync_round;
+        let round_end = began + interval;
+        self.next_sync = match self.sync_cursor {
+            None => {
+                let jitter = rand_core::RngCore::next_u64(&mut self.rng) % (interval / 10).max(1);
+                (round_end - interval / 20 + jitter).max(now + 1)
+            }
+            Some(last) => {
+                let left = self.links.range((Excluded(last), Unbounded)).filter(|(_, l)| l.hello_received).count();
+                let slices_left = left.div_ceil(per_slice) as u64;
+                // The next round's first slice takes the last share.
+                now + (round_end.saturating_sub(now) / (slices_left + 1)).max(1)
+            }
+        };
+    }
+
+    /// The next slice of the round: up to the round's slice of live links
+    /// after the last one synced, by id; each is told what changed and
+    /// reconciles (or gets a digest) in every room both keep, and what its
+    /// peer holds beyond us is asked for again. The round ends (and the
+    /// next one starts from the lowest id) when a slice reaches the last
+    /// live link.
     fn sync_slice(&mut self, now: Millis, out: &mut Vec<Output>) {
         use std::ops::Bound::{Excluded, Unbounded};
+        let per_slice = self.sync_round.1;
         let from = self.sync_cursor.map_or(Unbounded, Excluded);
-        let mut slice: Vec<LinkId> = Vec::with_capacity(SYNC_SLICE_LINKS);
+        let mut slice: Vec<LinkId> = Vec::with_capacity(per_slice);
         let mut more = false;
         for (id, _) in self.links.range((from, Unbounded)).filter(|(_, l)| l.hello_received) {
-            if slice.len() == SYNC_SLICE_LINKS {
+            if slice.len() == per_slice {
                 more = true;
                 break;
             }

@@ -270,12 +270,15 @@ impl TempServer {
     }
 
     /// Bring the WAL to the state of a server that has run through a
-    /// checkpoint: WAL segments recycled ahead of where it writes (up to
-    /// `min_wal_size`, 80 MB by default: five 16 MB segments), so writes
-    /// reuse them. A fresh cluster has none: every 16 MB of WAL it creates
-    /// a segment (zero-filled and, when durable, synced), and every
-    /// commit waits for that meanwhile. For benchmarks of a running
-    /// deployment's commits. Returns the segments now ahead.
+    /// checkpoint: WAL segments recycled ahead of where it writes, so
+    /// writes reuse them. A fresh cluster has none: every 16 MB of WAL it
+    /// creates a segment (zero-filled and, when durable, synced), and
+    /// every commit waits for that meanwhile. It fills six segments and
+    /// checkpoints; how many the checkpoint keeps ahead depends on
+    /// `min_wal_size` (80 MB) and its estimate of the WAL written between
+    /// checkpoints. For benchmarks of a running deployment's commits:
+    /// compare what is ahead with [`TempServer::wal_bytes`] over the run.
+    /// Returns the segments now ahead.
     pub async fn recycle_wal(&self) -> Result<usize, ServerError> {
         let mut conn = self.options("postgres").connect().await?;
         for _ in 0..6 {
@@ -295,6 +298,18 @@ impl TempServer {
             .filter(|name| name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit()) && *name > current)
             .count();
         Ok(ahead)
+    }
+
+    /// Bytes of WAL the server has written since it was created (its
+    /// insert position): the difference between two readings is the WAL
+    /// written in between.
+    pub async fn wal_bytes(&self) -> Result<u64, ServerError> {
+        let mut conn = self.options("postgres").connect().await?;
+        let (bytes,): (i64,) = sqlx::query_as("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(bytes as u64)
     }
 
     /// The directory holding the data, the socket and the log.

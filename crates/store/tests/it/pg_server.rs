@@ -20,6 +20,7 @@ async fn recycled_wal_segments_are_written_into_not_created() {
     let ahead = server.recycle_wal().await.expect("recycle the WAL");
     assert!(ahead >= 4, "{ahead} segments ahead (a fresh cluster has {fresh} in all)");
     let files = segments(&server);
+    let before = server.wal_bytes().await.unwrap();
     // Three segments' worth of WAL: written into those ahead, no new file.
     let mut conn = sqlx::PgConnection::connect_with(&server.options("postgres")).await.unwrap();
     for _ in 0..3 {
@@ -28,4 +29,9 @@ async fn recycled_wal_segments_are_written_into_not_created() {
     }
     conn.close().await.unwrap();
     assert_eq!(segments(&server), files, "the writes took recycled segments");
+    // What `wal_bytes` says was written: the three segments, from within
+    // the one it started in.
+    let written = server.wal_bytes().await.unwrap() - before;
+    let segment = 16 << 20;
+    assert!(written > 2 * segment && written <= 3 * segment, "{written} bytes of WAL");
 }
