@@ -139,12 +139,12 @@ fn links_coming_and_going_mid_round_leave_none_waiting_past_its_interval() {
                 h.feed(Input::LinkDown { link: LinkId(i) });
             }
         }
-        if t % 700 == 0 {
+        if t.is_multiple_of(700) {
             up(h, next);
             up_silent(h, next + 1);
             next += 2;
         }
-        if t % 1_300 == 0 && next > 210 {
+        if t.is_multiple_of(1_300) && next > 210 {
             h.feed(Input::LinkDown { link: LinkId(next - 10) });
         }
     });
