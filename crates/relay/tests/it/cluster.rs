@@ -509,6 +509,76 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
     two.stop().await;
 }
 
+/// A node that comes back on a new socket while frames of its old one
+/// wait for a commit in flight: the old session's frames are committed
+/// before the new one replaces it, not dropped with the old link. (Their
+/// acknowledgement goes to the old socket, closed as replaced, and may not
+/// reach it: the node sends what its outbox holds again on the new one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_session_waits_after_the_frames_its_old_one_left_waiting() {
+    use festival_core::frame::{Frame, Item};
+    use festival_node::relay::wire::RelayMsg;
+    use sqlx::Connection;
+    let s = Servers::start().await;
+    let patient = |c: RelayConfig| RelayConfig { idle_timeout_secs: 120, ..c };
+    let (_d1, one) = s.relay("one", patient).await;
+    let push = |e: &festival_core::SignedEnvelope| {
+        RelayMsg::Frame(Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode())
+    };
+    let (ben, ana) = (identity(), identity());
+    let mut p = authed(one.addr, &ben).await;
+    send(&mut p, &hello(&["festival"])).await;
+    let b1 = text_at(&ben, 1, "Ben's first");
+    send(&mut p, &push(&b1)).await;
+    until_seen(&mut p, b1.id(), "Ben's first stored").await;
+
+    // Ben's chain locked: the commit of his second waits, in flight.
+    let mut lock = sqlx::PgConnection::connect(&s.store).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
+        .bind(&ben.peer_id().as_bytes()[..])
+        .fetch_all(&mut lock)
+        .await
+        .unwrap();
+    send(&mut p, &push(&text_at(&ben, 2, "Ben's second"))).await;
+    let mut watch = sqlx::PgConnection::connect(&s.store).await.unwrap();
+    let writer_waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+         AND wait_event_type = 'Lock' AND application_name = 'festival-store writer'";
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while sqlx::query_scalar::<_, i64>(writer_waiting).fetch_one(&mut watch).await.unwrap() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the commit never waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Ana's first, on her old socket, waits behind that commit (the hub
+    // has it once it counts the frame).
+    let mut old = authed(one.addr, &ana).await;
+    send(&mut old, &hello(&["festival"])).await;
+    let a1 = text_at(&ana, 1, "Ana's first, on her old socket");
+    let frames = one.metric("festival_relay_frames_total{dir=\"in\"}").await;
+    send(&mut old, &push(&a1)).await;
+    eventually("the hub has Ana's first", || async {
+        one.metric("festival_relay_frames_total{dir=\"in\"}").await > frames
+    })
+    .await;
+    // She comes back on a new socket meanwhile (its opening reaches the hub
+    // after her frame, and waits after it).
+    let _new = authed(one.addr, &ana).await;
+    assert_eq!(sqlx::query_scalar::<_, i64>(writer_waiting).fetch_one(&mut watch).await.unwrap(), 1);
+
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    // Committed (a hub that let the new session in first dropped the frame
+    // with the old link, uncommitted and unanswered).
+    let stored = "SELECT count(*) FROM messages WHERE id = $1";
+    let id = a1.id().as_bytes().to_vec();
+    eventually("Ana's first, from her old socket, is committed", || async {
+        let mut c = sqlx::PgConnection::connect(&s.store).await.unwrap();
+        sqlx::query_scalar::<_, i64>(stored).bind(&id[..]).fetch_one(&mut c).await.unwrap() == 1
+    })
+    .await;
+    one.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_during_a_burst_loses_nothing_and_the_stream_resumes() {
     let mut s = Servers::start().await;
