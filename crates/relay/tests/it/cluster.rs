@@ -336,30 +336,11 @@ async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
     eventually("Ben has Cleo's first", || b.has(&first)).await;
 
     // Cleo's chain's head, locked: instance one's next commit of hers waits.
-    let mut lock = sqlx::PgConnection::connect(&s.store).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
-    let held = sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
-        .bind(&c.id.as_bytes()[..])
-        .fetch_all(&mut lock)
-        .await
-        .unwrap();
-    assert_eq!(held.len(), 1, "Cleo's one chain");
+    let (mut lock, held) = lock_chain(&s.store, &c.id).await;
+    assert_eq!(held, 1, "Cleo's one chain");
     let mut watch = sqlx::PgConnection::connect(&s.store).await.unwrap();
-    let waiting = async |watch: &mut sqlx::PgConnection| -> i64 {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-             AND application_name = 'festival-store writer'",
-        )
-        .fetch_one(watch)
-        .await
-        .unwrap()
-    };
     let stuck = c.send("festival", "waits for the lock").await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while waiting(&mut watch).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "instance one's commit never waited");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until_a_writer_waits(&mut watch).await;
 
     let across = b.send("festival", "from instance two, meanwhile").await;
     eventually("Ana (on instance one) has Ben's message", || a.has(&across)).await;
@@ -368,7 +349,7 @@ async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
     // delivered nothing until it failed, and the node's resend then waits
     // again).
     assert_eq!(one.rejections("store_failed").await, 0, "instance one's commit never failed");
-    assert_eq!(waiting(&mut watch).await, 1, "instance one's commit still waits");
+    assert_eq!(writers_waiting(&mut watch).await, 1, "instance one's commit still waits");
     assert!(!c.acked(&stuck), "nothing is acknowledged before it is committed");
     assert!(!a.has(&stuck).await);
 
@@ -381,6 +362,47 @@ async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
     }
     one.stop().await;
     two.stop().await;
+}
+
+/// A transaction of the test's that holds the head row of `author`'s
+/// chain locked: an instance's next commit of that chain waits for it
+/// (until the test rolls it back). Returns it, and the rows it locked.
+async fn lock_chain(store: &str, author: &festival_core::PeerId) -> (sqlx::PgConnection, usize) {
+    use sqlx::Connection;
+    let mut lock = sqlx::PgConnection::connect(store).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
+    let held = sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
+        .bind(&author.as_bytes()[..])
+        .fetch_all(&mut lock)
+        .await
+        .unwrap();
+    (lock, held.len())
+}
+
+/// The store writers (instances' commits) waiting on a lock now.
+async fn writers_waiting(watch: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+         AND application_name = 'festival-store writer'",
+    )
+    .fetch_one(watch)
+    .await
+    .unwrap()
+}
+
+/// Wait until a commit waits on a lock.
+async fn until_a_writer_waits(watch: &mut sqlx::PgConnection) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while writers_waiting(watch).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no commit waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `e` pushed by a node, as it goes on its socket.
+fn push(e: &festival_core::SignedEnvelope) -> festival_node::relay::wire::RelayMsg {
+    use festival_core::frame::{Frame, Item};
+    festival_node::relay::wire::RelayMsg::Frame(Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode())
 }
 
 /// A text of `author` in the festival room at `seq`.
@@ -446,9 +468,6 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
     let (mut p, mut q) = (authed(one.addr, &identity()).await, authed(two.addr, &identity()).await);
     send(&mut p, &hello(&["festival"])).await;
     send(&mut q, &hello(&["festival"])).await;
-    let push = |e: &festival_core::SignedEnvelope| {
-        RelayMsg::Frame(Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode())
-    };
     // Ben's key sorts first: instance one's commit locks chains' heads in
     // that order, so it waits on Ben's before it writes Ana's (which would
     // hold instance two's commit of Ana's first behind it).
@@ -464,13 +483,7 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
 
     // Ben's chain locked: instance one's commit of Ana's first with Ben's
     // second waits.
-    let mut lock = sqlx::PgConnection::connect(&s.store).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
-    sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
-        .bind(&ben.peer_id().as_bytes()[..])
-        .fetch_all(&mut lock)
-        .await
-        .unwrap();
+    let (mut lock, _) = lock_chain(&s.store, &ben.peer_id()).await;
     let a1 = text_at(&ana, 1, "Ana's first, through both");
     let b2 = text_at(&ben, 2, "Ben's second");
     let batch = Frame::Batch { items: [&a1, &b2].map(|e| Item { hops: 0, envelope: e.bytes().to_vec() }).to_vec() };
@@ -516,15 +529,10 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
 /// reach it: the node sends what its outbox holds again on the new one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_session_waits_after_the_frames_its_old_one_left_waiting() {
-    use festival_core::frame::{Frame, Item};
-    use festival_node::relay::wire::RelayMsg;
     use sqlx::Connection;
     let s = Servers::start().await;
     let patient = |c: RelayConfig| RelayConfig { idle_timeout_secs: 120, ..c };
     let (_d1, one) = s.relay("one", patient).await;
-    let push = |e: &festival_core::SignedEnvelope| {
-        RelayMsg::Frame(Frame::Push(Item { hops: 0, envelope: e.bytes().to_vec() }).encode())
-    };
     let (ben, ana) = (identity(), identity());
     let mut p = authed(one.addr, &ben).await;
     send(&mut p, &hello(&["festival"])).await;
@@ -533,22 +541,10 @@ async fn a_new_session_waits_after_the_frames_its_old_one_left_waiting() {
     until_seen(&mut p, b1.id(), "Ben's first stored").await;
 
     // Ben's chain locked: the commit of his second waits, in flight.
-    let mut lock = sqlx::PgConnection::connect(&s.store).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut lock).await.unwrap();
-    sqlx::query("SELECT 1 FROM heads WHERE author = $1 FOR UPDATE")
-        .bind(&ben.peer_id().as_bytes()[..])
-        .fetch_all(&mut lock)
-        .await
-        .unwrap();
+    let (mut lock, _) = lock_chain(&s.store, &ben.peer_id()).await;
     send(&mut p, &push(&text_at(&ben, 2, "Ben's second"))).await;
     let mut watch = sqlx::PgConnection::connect(&s.store).await.unwrap();
-    let writer_waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-         AND wait_event_type = 'Lock' AND application_name = 'festival-store writer'";
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while sqlx::query_scalar::<_, i64>(writer_waiting).fetch_one(&mut watch).await.unwrap() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the commit never waited");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until_a_writer_waits(&mut watch).await;
 
     // Ana's first, on her old socket, waits behind that commit (the hub
     // has it once it counts the frame).
@@ -564,7 +560,7 @@ async fn a_new_session_waits_after_the_frames_its_old_one_left_waiting() {
     // She comes back on a new socket meanwhile (its opening reaches the hub
     // after her frame, and waits after it).
     let _new = authed(one.addr, &ana).await;
-    assert_eq!(sqlx::query_scalar::<_, i64>(writer_waiting).fetch_one(&mut watch).await.unwrap(), 1);
+    assert_eq!(writers_waiting(&mut watch).await, 1, "the commit still waits");
 
     sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
     // Committed (a hub that let the new session in first dropped the frame
