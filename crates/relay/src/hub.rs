@@ -155,6 +155,27 @@ const BUS_QUEUE: usize = 256;
 /// which cannot read past the open commit and asks for each after it.
 const MAX_AFTER_FLIGHT: usize = 4_096;
 
+/// Envelopes other instances committed at positions pending in this
+/// instance's commit in flight, kept until it ends (see
+/// `Hub::on_committed`): at most [`MAX_AFTER_FLIGHT`].
+#[derive(Default)]
+struct KeptAside(Vec<(SignedEnvelope, u8)>);
+
+impl KeptAside {
+    /// Keep one; `false`, keeping nothing, when full.
+    fn keep(&mut self, item: (SignedEnvelope, u8)) -> bool {
+        if self.0.len() >= MAX_AFTER_FLIGHT {
+            return false;
+        }
+        self.0.push(item);
+        true
+    }
+
+    fn take(&mut self) -> Vec<(SignedEnvelope, u8)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 /// How often waiting rooms are looked at.
 const ROOM_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -274,8 +295,8 @@ pub struct Hub {
     /// Shutting down: what waits is committed without the budget.
     closing: bool,
     /// What other instances committed at positions pending in the commit
-    /// in flight (at most [`MAX_AFTER_FLIGHT`]).
-    after_flight: Vec<(SignedEnvelope, u8)>,
+    /// in flight.
+    after_flight: KeptAside,
     /// The cluster's inputs (`Committed`, `Missing`, signals from other
     /// instances), on a queue of their own: read even while a turn's worth
     /// of frames waits for a commit. Its sender is kept here, the cluster
@@ -422,7 +443,7 @@ impl Hub {
             commit_budget: CommitBudget::new(cfg.commits_per_sec, Instant::now()),
             gather_until: None,
             closing: false,
-            after_flight: Vec::new(),
+            after_flight: KeptAside::default(),
             bus_rx,
             _bus_tx: bus_tx,
         };
@@ -710,7 +731,7 @@ impl Hub {
             }
         };
         self.acknowledge(flight.incoming, fx).await;
-        let siblings = std::mem::take(&mut self.after_flight);
+        let siblings = self.after_flight.take();
         if !siblings.is_empty() {
             self.on_committed(siblings).await;
         }
@@ -780,9 +801,8 @@ impl Hub {
             if self.flight.is_some()
                 && self.engine.node().pending_at(envelope.room(), &envelope.author(), envelope.seq())
             {
-                if self.after_flight.len() < MAX_AFTER_FLIGHT {
+                if self.after_flight.keep((envelope, hops)) {
                     self.metrics.cluster_kept.fetch_add(1, Relaxed);
-                    self.after_flight.push((envelope, hops));
                 } else {
                     // The store's tail, which cannot read past this
                     // instance's open transaction, asks for it after.
@@ -1203,6 +1223,28 @@ impl Hub {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Copies kept aside while a commit is pending stop at the cap, and
+    /// taking them empties it for the next commit.
+    #[test]
+    fn what_is_kept_aside_is_bounded() {
+        let author = Identity::generate(&mut rand_core::OsRng);
+        let draft = festival_core::Draft {
+            seq: 1,
+            room: festival_core::RoomId::festival(),
+            kind: festival_core::Kind::Text,
+            created_at: 1_750_000_000_000,
+            body: festival_core::body::Body::Text("kept".into()).encode(),
+        };
+        let env = SignedEnvelope::sign(&author, draft).unwrap();
+        let mut kept = KeptAside::default();
+        for _ in 0..MAX_AFTER_FLIGHT {
+            assert!(kept.keep((env.clone(), 1)));
+        }
+        assert!(!kept.keep((env.clone(), 1)), "one past the cap is refused");
+        assert_eq!(kept.take().len(), MAX_AFTER_FLIGHT);
+        assert!(kept.keep((env, 1)), "room again after the commit ended");
+    }
 
     #[test]
     fn the_commit_budget_spends_a_tenth_of_a_second_at_once_then_refills_at_its_rate() {

@@ -364,6 +364,11 @@ async fn while_a_commit_waits_the_instance_delivers_what_others_committed() {
     two.stop().await;
 }
 
+/// For raw sockets that say nothing while they wait: no idle closing.
+fn patient(c: RelayConfig) -> RelayConfig {
+    RelayConfig { idle_timeout_secs: 120, ..c }
+}
+
 /// A transaction of the test's that holds the head row of `author`'s
 /// chain locked: an instance's next commit of that chain waits for it
 /// (until the test rolls it back). Returns it, and the rows it locked.
@@ -456,8 +461,6 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
     use festival_node::relay::wire::RelayMsg;
     use sqlx::Connection;
     let s = Servers::start().await;
-    // The raw sockets below say nothing while they wait: no idle closing.
-    let patient = |c: RelayConfig| RelayConfig { idle_timeout_secs: 120, ..c };
     let (_d1, one) = s.relay("one", patient).await;
     let (_d2, two) = s.relay("two", patient).await;
     for r in [&one, &two] {
@@ -531,7 +534,6 @@ async fn a_siblings_copy_reaches_this_instances_nodes_when_the_commit_here_faile
 async fn a_new_session_waits_after_the_frames_its_old_one_left_waiting() {
     use sqlx::Connection;
     let s = Servers::start().await;
-    let patient = |c: RelayConfig| RelayConfig { idle_timeout_secs: 120, ..c };
     let (_d1, one) = s.relay("one", patient).await;
     let (ben, ana) = (identity(), identity());
     let mut p = authed(one.addr, &ben).await;
